@@ -1,0 +1,102 @@
+//! The command line: one binary, many applets (DESIGN.md "Command-line
+//! contract").
+//!
+//! An applet is reached either through a link named after it (matched on
+//! the exact file name of argv[0], so `mkfs.ext4` is not `mkfs`) or as
+//! `ebsim APPLET ARGS...`. Both paths call the same `run` with the same
+//! argument vector, whose first element is the applet's name. Each applet
+//! owns its parsing (several real tools parse in ways clap cannot copy, and
+//! their messages must match to the character), its wording and its exit
+//! codes; the library below returns typed errors only.
+
+mod growpart;
+mod output;
+
+use std::ffi::OsString;
+use std::process::ExitCode;
+
+/// One applet of the multi-call binary.
+pub struct Applet {
+    /// The name it is called by (link name and subcommand).
+    pub name: &'static str,
+    /// One line for `ebsim --list`.
+    pub about: &'static str,
+    /// Runs it; `args[0]` is the name it was called by. Returns the exit code.
+    pub run: fn(Vec<OsString>) -> i32,
+}
+
+/// Every applet, in `--list` order.
+pub const APPLETS: &[Applet] = &[Applet {
+    name: "growpart",
+    about: "grow a partition into the free space after it (cloud-utils growpart 0.33)",
+    run: growpart::run,
+}];
+
+fn find(name: &str) -> Option<&'static Applet> {
+    APPLETS.iter().find(|a| a.name == name)
+}
+
+const EBSIM_USAGE: &str = "Usage: ebsim APPLET [ARGS...]
+       APPLET [ARGS...]   (through a link named after the applet)
+
+Grow an AWS EBS volume end to end on sparse image files.
+
+Options:
+  --list      list the applets
+  -h, --help  print this help
+  -V, --version  print the version
+";
+
+/// Entry point of the binary.
+pub fn main() -> ExitCode {
+    let args: Vec<OsString> = std::env::args_os().collect();
+    let code = dispatch(args);
+    ExitCode::from(u8::try_from(code).unwrap_or(1))
+}
+
+fn dispatch(mut args: Vec<OsString>) -> i32 {
+    let invoked = args
+        .first()
+        .map(std::path::Path::new)
+        .and_then(|p| p.file_name())
+        .and_then(|n| n.to_str())
+        .unwrap_or("ebsim")
+        .to_string();
+    if let Some(applet) = find(&invoked) {
+        return (applet.run)(args);
+    }
+    // Subcommand mode: `ebsim APPLET ARGS...`.
+    if args.len() < 2 {
+        output::err(EBSIM_USAGE);
+        return 2;
+    }
+    let sub = args[1].to_string_lossy().to_string();
+    match sub.as_str() {
+        "-h" | "--help" | "help" => {
+            output::out(EBSIM_USAGE);
+            0
+        }
+        "-V" | "--version" => {
+            output::out(&format!("ebsim {}\n", env!("CARGO_PKG_VERSION")));
+            0
+        }
+        "--list" => {
+            let mut s = String::new();
+            for a in APPLETS {
+                s.push_str(&format!("{:<12} {}\n", a.name, a.about));
+            }
+            output::out(&s);
+            0
+        }
+        name => match find(name) {
+            Some(applet) => {
+                args.remove(0);
+                (applet.run)(args)
+            }
+            None => {
+                output::err(&format!("ebsim: unknown applet '{name}' (try 'ebsim --list')\n"));
+                2
+            }
+        },
+    }
+}

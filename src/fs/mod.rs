@@ -1,0 +1,1 @@
+//! Filesystems: ext4 and XFS, each with mkfs, open, grow and statfs.

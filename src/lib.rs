@@ -1,0 +1,15 @@
+//! ebsim: grow an AWS EBS volume end to end on plain files.
+//!
+//! The library holds every layer but the command line (see ARCHITECTURE.md):
+//!
+//! - [`blockdev`]: sparse image files, partition slices, the one write path.
+//! - [`partition`]: GPT and MBR tables as sfdisk reads and writes them, and
+//!   growpart's planner.
+//!
+//! The library never prints and never exits; it returns typed errors.
+#![forbid(unsafe_code)]
+
+pub mod blockdev;
+pub mod bytes;
+pub mod fs;
+pub mod partition;
