@@ -1,0 +1,473 @@
+//! growpart: differential tests against the real cloud-utils growpart 0.33
+//! (Debian's cloud-guest-utils), bad input, sparse discipline.
+//!
+//! Each differential case builds a disk image with the real sfdisk/sgdisk,
+//! copies it, runs the real `growpart` on one copy and `ebsim growpart` on
+//! the other (same file name, each in its own directory), and requires the
+//! same stdout, the same exit code, the same stderr where the real tool's is
+//! deterministic, the same `sfdisk --dump`, a clean `sgdisk -v` for GPT, and
+//! byte-identical images.
+
+mod common;
+
+use common::*;
+use ebsim::blockdev::image::Access;
+use ebsim::blockdev::{BlockDevice, ImageFile};
+use std::path::Path;
+use std::process::Command;
+
+const G: u64 = 1 << 30;
+const M: u64 = 1 << 20;
+
+#[derive(Clone)]
+struct Case {
+    name: String,
+    /// Shell commands run in the scratch directory; must create `disk.img`
+    /// (or whatever `args` name).
+    setup: String,
+    args: Vec<String>,
+    env: Vec<(String, String)>,
+    /// Compare stderr too (false where the real tool prints sfdisk's
+    /// transcript, temp paths or dd timings).
+    stderr: bool,
+}
+
+fn case(name: &str, setup: &str, args: &str) -> Case {
+    Case {
+        name: name.to_string(),
+        setup: setup.to_string(),
+        args: args.split_whitespace().map(str::to_string).collect(),
+        env: Vec::new(),
+        stderr: true,
+    }
+}
+
+impl Case {
+    fn env(mut self, k: &str, v: &str) -> Case {
+        self.env.push((k.into(), v.into()));
+        self
+    }
+    fn no_stderr(mut self) -> Case {
+        self.stderr = false;
+        self
+    }
+}
+
+/// A GPT made by sgdisk on a `before`-byte file, then grown to `after`.
+fn gpt(before: u64, sgdisk_args: &str, after: u64) -> String {
+    format!(
+        "truncate -s {before} disk.img && sgdisk {sgdisk_args} disk.img >/dev/null && truncate -s {after} disk.img"
+    )
+}
+
+/// A table written by an sfdisk script on a `before`-byte file, then grown.
+fn sfd(before: u64, script: &str, after: u64) -> String {
+    format!(
+        "truncate -s {before} disk.img && printf '{script}' | sfdisk -q disk.img >/dev/null && truncate -s {after} disk.img"
+    )
+}
+
+fn gpt_cases() -> Vec<Case> {
+    let one = "-n 1:2048:+500M";
+    let three = "-n 1:2048:+100M -n 2:309248:+100M -n 3:514048:+100M";
+    let mut v = vec![
+        case("gpt-1g-2g", &gpt(G, one, 2 * G), "disk.img 1"),
+        case("gpt-1g-2g-dry", &gpt(G, one, 2 * G), "-N disk.img 1"),
+        case("gpt-1g-2g-dry-long", &gpt(G, one, 2 * G), "--dry-run disk.img 1"),
+        case("gpt-grown-0", &gpt(G, "-n 1:2048:0", G), "disk.img 1"),
+        case("gpt-grown-0-unfilled", &gpt(G, one, G), "disk.img 1"),
+        case("gpt-grown-512k", &gpt(G, "-n 1:2048:0", G + 512 * 1024), "disk.img 1"),
+        case("gpt-grown-512k-fudge0", &gpt(G, "-n 1:2048:0", G + 512 * 1024), "--fudge 0 -N disk.img 1"),
+        case("gpt-grown-1m", &gpt(G, "-n 1:2048:0", G + M), "disk.img 1"),
+        case("gpt-grown-1m-plus-512", &gpt(G, "-n 1:2048:0", G + M + 512), "-N disk.img 1"),
+        case("gpt-grown-1m-minus-512", &gpt(G, "-n 1:2048:0", G + M - 512), "disk.img 1"),
+        case("gpt-1g-100g", &gpt(G, one, 100 * G), "disk.img 1"),
+        case("gpt-1g-3t", &gpt(G, one, 3 << 40), "disk.img 1"),
+        case("gpt-free-percent-10", &gpt(G, one, 2 * G), "--free-percent 10 disk.img 1"),
+        case("gpt-free-percent-eq-90", &gpt(G, one, 2 * G), "--free-percent=90 disk.img 1"),
+        case("gpt-verbose", &gpt(G, one, 2 * G), "-v disk.img 1"),
+        case("gpt-verbose-dry", &gpt(G, one, 2 * G), "-v -N disk.img 1"),
+        case("gpt-three-grow-1-gap", &gpt(G, three, 2 * G), "disk.img 1"),
+        case("gpt-three-grow-2-full", &gpt(G, "-n 1:2048:+100M -n 2:206848:+100M -n 3:411648:+100M", 2 * G), "disk.img 2"),
+        case("gpt-three-grow-3-last", &gpt(G, three, 2 * G), "disk.img 3"),
+        case("gpt-p2-before-p1", &gpt(G, "-n 1:1026048:+100M -n 2:2048:+100M", 2 * G), "disk.img 2"),
+        case(
+            "gpt-cloud-utils-middle",
+            &sfd(2 * G, "label: gpt\\nfirst-lba: 34\\nstart=34, size=2014, type=21686148-6449-6E6F-744E-656564454649\\nstart=2048, size=204800\\nstart=206848, size=524288\\nstart=731136, size=819200\\nstart=4061184, size=133087\\n", 2 * G),
+            "disk.img 3",
+        ),
+        case(
+            "gpt-al2023-like",
+            &gpt(8 * G, "-n 127:2048:+1M -t 127:ef02 -n 128:4096:+10M -t 128:ef00 -n 1:24576:0", 20 * G),
+            "disk.img 1",
+        ),
+        case("gpt-four-grow-4", &gpt(G, "-n 1:2048:+50M -n 2:0:+50M -n 3:0:+50M -n 4:0:+50M", 4 * G), "disk.img 4"),
+        case(
+            "gpt-names-attrs",
+            &gpt(G, "-n 1:2048:+100M -c 1:'root fs' -A 1:set:2 -A 1:set:60 -n 2:0:+10M -t 2:ef02 -c 2:bios", 3 * G),
+            "disk.img 1",
+        ),
+        case("gpt-256-entries", &gpt(G, "--resize-table=256 -n 1:2048:+500M", 2 * G), "disk.img 1").no_stderr(),
+        case("gpt-256-entries-dry", &gpt(G, "--resize-table=256 -n 1:2048:+500M", 2 * G), "-N disk.img 1"),
+        case("gpt-32-entries", &gpt(G, "--resize-table=32 -n 1:2048:+500M", 2 * G), "disk.img 1"),
+        case(
+            "gpt-start-matches-size",
+            &sfd(G, "label: gpt\\nfirst-lba: 2048\\nstart=2048, size=1024000\\nstart=1026048, size=1026048\\n", 2 * G),
+            "disk.img 2",
+        ),
+        case("gpt-missing-partition", &gpt(G, one, 2 * G), "disk.img 7"),
+        case("gpt-partition-0", &gpt(G, one, 2 * G), "disk.img 0"),
+        case("gpt-p1-not-number", &gpt(G, one, 2 * G), "disk.img p1"),
+                                case("gpt-file-ends-in-digit", &gpt(G, one, 2 * G).replace("disk.img", "img2"), "img2 1"),
+        case(
+            "gpt-corrupt-primary-crc-not-grown",
+            &format!("{} && printf '\\336\\255' | dd of=disk.img bs=1 seek=528 conv=notrunc 2>/dev/null", gpt(G, one, G)),
+            "disk.img 1",
+        ),
+        case(
+            "gpt-corrupt-primary-crc-grown",
+            &format!("{} && printf '\\336\\255' | dd of=disk.img bs=1 seek=528 conv=notrunc 2>/dev/null", gpt(G, one, 2 * G)),
+            "disk.img 1",
+        ),
+        case(
+            "gpt-corrupt-entries-grown",
+            &format!("{} && printf '\\336\\255' | dd of=disk.img bs=1 seek=1084 conv=notrunc 2>/dev/null", gpt(G, one, 2 * G)),
+            "disk.img 1",
+        ),
+        case(
+            "gpt-corrupt-entries-not-grown",
+            &format!("{} && printf '\\336\\255' | dd of=disk.img bs=1 seek=1084 conv=notrunc 2>/dev/null", gpt(G, one, G)),
+            "disk.img 1",
+        ),
+        case("gpt-truncated", &format!("{} && truncate -s 1M disk.img", gpt(G, one, G)), "disk.img 1"),
+        case("gpt-sgdisk-resizer", &gpt(G, one, 2 * G), "disk.img 1").env("GROWPART_RESIZER", "sgdisk"),
+        case("gpt-sgdisk-resizer-dry", &gpt(G, one, 2 * G), "-N disk.img 1").env("GROWPART_RESIZER", "sgdisk"),
+        case("gpt-sgdisk-nochange", &gpt(2 * G, "-n 1:2048:4194269", 2 * G), "disk.img 1").env("GROWPART_RESIZER", "sgdisk"),
+        case("gpt-sgdisk-fudge", &gpt(2 * G, "-n 1:2048:4194268", 2 * G), "disk.img 1").env("GROWPART_RESIZER", "sgdisk"),
+        case(
+            "gpt-sgdisk-middle",
+            &sfd(2 * G, "label: gpt\\nfirst-lba: 34\\nstart=34, size=2014, type=21686148-6449-6E6F-744E-656564454649\\nstart=2048, size=204800\\nstart=206848, size=524288\\nstart=731136, size=819200\\nstart=4061184, size=133087\\n", 2 * G),
+            "disk.img 3",
+        )
+        .env("GROWPART_RESIZER", "sgdisk"),
+        case("gpt-resizer-bogus", &gpt(G, one, 2 * G), "disk.img 1").env("GROWPART_RESIZER", "bogus"),
+        case("gpt-update-off", &gpt(G, one, 2 * G), "-u off disk.img 1"),
+        case("gpt-update-eq-force", &gpt(G, one, 2 * G), "--update=force disk.img 1"),
+        case("gpt-args-mixed-order", &gpt(G, one, 2 * G), "disk.img -N 1 -v"),
+        case("gpt-symlink", &format!("{} && ln -s disk.img link.img", gpt(G, one, 2 * G)), "-N link.img 1").no_stderr(),
+    ];
+    // -v -v adds sfdisk invocations; compare them too.
+    v.push(case(
+        "gpt-verbose-2",
+        &gpt(G, one, 2 * G),
+        "-v -v disk.img 1",
+    ));
+    v
+}
+
+fn mbr_cases() -> Vec<Case> {
+    let m1 = sfd(
+        G,
+        "label: dos\\nlabel-id: 0x1234abcd\\nstart=2048, size=1024000, type=83, bootable\\n",
+        2 * G,
+    );
+    let logical = "label: dos\\nlabel-id: 0x0badcafe\\nstart=2048, size=204800, type=83\\nstart=206848, size=409600, type=5\\nstart=208896, size=100000, type=83\\nstart=311296, size=100000, type=82\\n";
+    let four = "label: dos\\nstart=2048, size=204800\\nstart=206848, size=204800\\nstart=616448, size=204800\\nstart=821248, size=204800\\n";
+    vec![
+        case("mbr-1g-2g", &m1, "disk.img 1"),
+        case("mbr-1g-2g-dry", &m1, "-N disk.img 1"),
+        case(
+            "mbr-nochange-33",
+            &sfd(G, "label: dos\\nstart=2048\\n", G),
+            "disk.img 1",
+        ),
+        case(
+            "mbr-grown-0",
+            &sfd(G, "label: dos\\nstart=2048, size=1024000\\n", G),
+            "disk.img 1",
+        ),
+        case(
+            "mbr-grown-under-1m",
+            &sfd(
+                G,
+                "label: dos\\nstart=2048, size=2095071\\n",
+                G + 512 * 1024,
+            ),
+            "disk.img 1",
+        ),
+        case("mbr-free-percent", &m1, "--free-percent 10 disk.img 1"),
+        case("mbr-extended-grow-2", &sfd(G, logical, 2 * G), "disk.img 2"),
+        case(
+            "mbr-logical-6-before-2",
+            &sfd(G, logical, 2 * G),
+            "disk.img 6",
+        )
+        .no_stderr(),
+        case(
+            "mbr-logical-6-before-2-dry",
+            &sfd(G, logical, 2 * G),
+            "-N disk.img 6",
+        ),
+        case(
+            "mbr-logical-5-into-ebr",
+            &sfd(G, logical, 2 * G),
+            "disk.img 5",
+        )
+        .no_stderr(),
+        case(
+            "mbr-logical-6-after-2",
+            &format!(
+                "{} && growpart disk.img 2 >/dev/null",
+                sfd(G, logical, 2 * G)
+            ),
+            "disk.img 6",
+        ),
+        case("mbr-four-grow-3", &sfd(G, four, 2 * G), "disk.img 3"),
+        case("mbr-four-grow-4", &sfd(G, four, 2 * G), "disk.img 4"),
+        case(
+            "mbr-extended-empty",
+            &sfd(
+                G,
+                "label: dos\\nstart=2048, size=204800\\nstart=206848, size=204800, type=5\\n",
+                2 * G,
+            ),
+            "disk.img 2",
+        ),
+        case(
+            "mbr-3t-dry",
+            &sfd(G, "label: dos\\nstart=2048, size=1024000\\n", 3 << 40),
+            "-N disk.img 1",
+        ),
+        case(
+            "mbr-3t",
+            &sfd(G, "label: dos\\nstart=2048, size=1024000\\n", 3 << 40),
+            "disk.img 1",
+        )
+        .no_stderr(),
+        case(
+            "mbr-3t-already-max",
+            &format!(
+                "truncate -s {} disk.img && printf 'label: dos\\nstart=2048, size=4294965248\\n' | sfdisk -q --force disk.img >/dev/null 2>&1",
+                3u64 << 40
+            ),
+            "disk.img 1",
+        ),
+        case(
+            "mbr-3t-free-percent",
+            &sfd(G, "label: dos\\nstart=2048, size=1024000\\n", 3 << 40),
+            "-N --free-percent 20 disk.img 1",
+        ),
+        case("mbr-sgdisk", &m1, "disk.img 1").env("GROWPART_RESIZER", "sgdisk"),
+        case(
+            "mbr-1g-100g-verbose",
+            &sfd(G, "label: dos\\nstart=2048, size=1024000\\n", 100 * G),
+            "-v disk.img 1",
+        ),
+    ]
+}
+
+fn usage_cases() -> Vec<Case> {
+    let img = gpt(G, "-n 1:2048:+500M", 2 * G);
+    vec![
+        case("usage-none", "true", ""),
+        case("usage-disk-only", &img, "disk.img"),
+        case("usage-help", "true", "-h"),
+        case("usage-help-long", "true", "--help disk.img 1"),
+        case("usage-help-fudge", "true", "--fudge 4096 -h"),
+        case("usage-third-arg", &img, "disk.img 1 2"),
+        case("usage-bogus", &img, "--bogus disk.img 1"),
+        case("usage-vv", &img, "-vv disk.img 1"),
+        case("usage-version", &img, "--version"),
+        case("usage-free-percent-0", &img, "--free-percent 0 disk.img 1"),
+        case(
+            "usage-free-percent-100",
+            &img,
+            "--free-percent=100 disk.img 1",
+        ),
+        case(
+            "usage-free-percent-abc",
+            &img,
+            "--free-percent abc disk.img 1",
+        ),
+        case("usage-update-bad", &img, "-u bad disk.img 1"),
+        case("usage-double-dash", &img, "-- disk.img 1"),
+        case("usage-missing-file", "true", "nope.img 1"),
+        case("bad-no-table", "truncate -s 1G disk.img", "disk.img 1"),
+        case("bad-zero-image", "truncate -s 0 disk.img", "disk.img 1"),
+        case("bad-text-file", "echo hello > disk.img", "disk.img 1"),
+        case("bad-directory", "mkdir disk.img", "disk.img 1"),
+        case("bad-tmpdir", &img, "disk.img 1")
+            .env("TMPDIR", "/nonexistent")
+            .no_stderr(),
+    ]
+}
+
+struct RunResult {
+    stdout: String,
+    stderr: String,
+    code: i32,
+}
+
+fn run_in(dir: &Path, program: &mut Command, c: &Case) -> RunResult {
+    program
+        .current_dir(dir)
+        .args(&c.args)
+        .env_remove("DEBUG_LOG");
+    for (k, v) in &c.env {
+        program.env(k, v);
+    }
+    let o = run(program);
+    RunResult {
+        stdout: stdout(&o),
+        stderr: stderr(&o),
+        code: o.status.code().unwrap_or(-1),
+    }
+}
+
+/// Compares two sparse images by their data: same size, same bytes wherever
+/// either holds data.
+fn same_images(a: &Path, b: &Path) -> Result<(), String> {
+    let (Ok(ia), Ok(ib)) = (
+        ImageFile::open(a, Access::ReadOnly),
+        ImageFile::open(b, Access::ReadOnly),
+    ) else {
+        return Ok(());
+    };
+    if ia.size() != ib.size() {
+        return Err(format!("sizes differ: {} vs {}", ia.size(), ib.size()));
+    }
+    let mut ranges = ia.data_ranges(0..ia.size()).unwrap();
+    ranges.extend(ib.data_ranges(0..ib.size()).unwrap());
+    for r in ranges {
+        let mut off = r.start;
+        while off < r.end {
+            let n = (r.end - off).min(1 << 20) as usize;
+            let x = ia.read_vec(off, n).unwrap();
+            let y = ib.read_vec(off, n).unwrap();
+            if x != y {
+                let i = x.iter().zip(&y).position(|(p, q)| p != q).unwrap_or(0);
+                return Err(format!("bytes differ at offset {}", off + i as u64));
+            }
+            off += n as u64;
+        }
+    }
+    Ok(())
+}
+
+fn sfdisk_dump(dir: &Path, file: &str) -> String {
+    let o = run(Command::new("sfdisk")
+        .arg("--dump")
+        .arg(file)
+        .current_dir(dir));
+    format!("rc={:?}\n{}", o.status.code(), stdout(&o))
+}
+
+/// Runs one case; returns a description of every difference.
+fn check(c: &Case) -> Vec<String> {
+    let real_dir = tempfile::tempdir().unwrap();
+    let ours_dir = tempfile::tempdir().unwrap();
+    let setup = run(Command::new("sh")
+        .arg("-c")
+        .arg(&c.setup)
+        .current_dir(real_dir.path()));
+    assert!(
+        setup.status.success(),
+        "{}: setup failed: {}",
+        c.name,
+        stderr(&setup)
+    );
+    let copy = run(Command::new("sh").arg("-c").arg(format!(
+        "cp -a --sparse=always {}/. {}/",
+        real_dir.path().display(),
+        ours_dir.path().display()
+    )));
+    assert!(copy.status.success(), "{}: copy failed", c.name);
+    let real = run_in(real_dir.path(), &mut Command::new("growpart"), c);
+    let mut ebsim = Command::new(ebsim_bin());
+    ebsim.arg("growpart");
+    let ours = run_in(ours_dir.path(), &mut ebsim, c);
+    let mut diffs = Vec::new();
+    if real.stdout != ours.stdout {
+        diffs.push(format!(
+            "stdout:\n  real: {:?}\n  ours: {:?}",
+            real.stdout, ours.stdout
+        ));
+    }
+    if real.code != ours.code {
+        diffs.push(format!("exit code: real {} ours {}", real.code, ours.code));
+    }
+    if c.stderr && real.stderr != ours.stderr {
+        diffs.push(format!(
+            "stderr:\n  real: {:?}\n  ours: {:?}",
+            real.stderr, ours.stderr
+        ));
+    }
+    let file = c
+        .args
+        .iter()
+        .find(|a| !a.starts_with('-') && (a.contains("img") || a.contains('.')))
+        .cloned();
+    if let Some(file) = file {
+        let (rp, op) = (real_dir.path().join(&file), ours_dir.path().join(&file));
+        if rp.is_file() && op.is_file() {
+            let (rd, od) = (
+                sfdisk_dump(real_dir.path(), &file),
+                sfdisk_dump(ours_dir.path(), &file),
+            );
+            if rd != od {
+                diffs.push(format!("sfdisk --dump:\n  real: {rd:?}\n  ours: {od:?}"));
+            }
+            if let Err(e) = same_images(&rp, &op) {
+                diffs.push(format!("images: {e}"));
+            }
+            if rd.contains("label: gpt") && real.stdout.starts_with("CHANGED:") {
+                let v = run(Command::new("sgdisk")
+                    .arg("-v")
+                    .arg(&file)
+                    .current_dir(ours_dir.path()));
+                if !stdout(&v).contains("No problems found") {
+                    diffs.push(format!("sgdisk -v on ours: {}", stdout(&v)));
+                }
+            }
+        }
+    }
+    diffs
+        .into_iter()
+        .map(|d| format!("[{}] {d}", c.name))
+        .collect()
+}
+
+fn check_all(cases: Vec<Case>) {
+    if !require_tools(&["growpart", "sfdisk", "sgdisk"]) {
+        return;
+    }
+    let n = cases.len();
+    let failures: Vec<String> = cases.iter().flat_map(check).collect();
+    assert!(
+        failures.is_empty(),
+        "{} of {n} cases differ:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+#[test]
+fn differential_gpt() {
+    check_all(gpt_cases());
+}
+
+#[test]
+fn differential_mbr() {
+    check_all(mbr_cases());
+}
+
+#[test]
+fn differential_usage_and_bad_input() {
+    check_all(usage_cases());
+}
+
+#[test]
+fn at_least_forty_differential_cases() {
+    let n = gpt_cases().len() + mbr_cases().len() + usage_cases().len();
+    assert!(n >= 40, "only {n} cases");
+}
