@@ -471,3 +471,432 @@ fn at_least_forty_differential_cases() {
     let n = gpt_cases().len() + mbr_cases().len() + usage_cases().len();
     assert!(n >= 40, "only {n} cases");
 }
+
+// ------------------------------------------------------------------------
+// The scenarios of cloud-utils 0.33's root-free tests, with ebsim's growpart
+// reached through a link named `growpart` first on PATH.
+
+/// A directory holding a `growpart` link to ebsim, and PATH with it first.
+fn growpart_on_path() -> (tempfile::TempDir, String) {
+    let bin = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink(ebsim_bin(), bin.path().join("growpart")).unwrap();
+    let path = format!(
+        "{}:{}",
+        bin.path().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    (bin, path)
+}
+
+fn linked_growpart(path: &str, dir: &Path, args: &[&str], env: &[(&str, &str)]) -> (String, i32) {
+    let mut c = Command::new("growpart");
+    c.env("PATH", path).current_dir(dir).args(args);
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    let o = run(&mut c);
+    (stdout(&o), o.status.code().unwrap_or(-1))
+}
+
+fn partition_line(dir: &Path, file: &str, n: u32) -> (u64, u64) {
+    let dump = stdout(&run(Command::new("sfdisk")
+        .arg("--dump")
+        .arg(file)
+        .current_dir(dir)));
+    let name = format!("{file}{n} ");
+    let line = dump.lines().find(|l| l.starts_with(&name)).unwrap();
+    let num = |key: &str| -> u64 {
+        let rest = &line[line.find(key).unwrap() + key.len()..];
+        rest.split(',').next().unwrap().trim().parse().unwrap()
+    };
+    (num("start="), num("size="))
+}
+
+#[test]
+fn cloud_utils_fsimage_scenario() {
+    if !require_tools(&["sfdisk"]) {
+        return;
+    }
+    let (_bin, path) = growpart_on_path();
+    for label in ["dos", "gpt"] {
+        let d = tempfile::tempdir().unwrap();
+        sh(&format!(
+            "cd {} && truncate -s 500M img && echo '2048,' | sfdisk --label={label} --force --unit=S img >/dev/null 2>&1 && truncate -s 1000M img",
+            d.path().display()
+        ));
+        let (out, code) = linked_growpart(&path, d.path(), &["-v", "-v", "img", "1"], &[]);
+        assert_eq!(code, 0, "{label}: {out}");
+        assert!(
+            out.lines().any(|l| l.starts_with("CHANGED:")),
+            "{label}: {out}"
+        );
+    }
+}
+
+#[test]
+fn cloud_utils_middle_scenario() {
+    if !require_tools(&["sfdisk"]) {
+        return;
+    }
+    let (_bin, path) = growpart_on_path();
+    for resizer in ["sfdisk", "sgdisk"] {
+        let d = tempfile::tempdir().unwrap();
+        sh(&format!(
+            "cd {} && truncate -s 2G img && printf 'label: gpt\\nfirst-lba: 34\\n4 : start=34, size=2014, type=21686148-6449-6E6F-744E-656564454649\\n1 : start=2048, size=204800\\n2 : start=206848, size=524288\\n3 : start=731136, size=819200\\n5 : start=4061184, size=133087\\n' | sfdisk --force img >/dev/null 2>&1",
+            d.path().display()
+        ));
+        let (out, code) = linked_growpart(
+            &path,
+            d.path(),
+            &["img", "3"],
+            &[("GROWPART_RESIZER", resizer)],
+        );
+        assert_eq!(code, 0);
+        assert_eq!(
+            out,
+            "CHANGED: partition=3 start=731136 old: size=819200 end=1550335 new: size=3330048 end=4061183\n",
+            "{resizer}"
+        );
+    }
+}
+
+#[test]
+fn cloud_utils_start_matches_size_scenario() {
+    if !require_tools(&["sfdisk"]) {
+        return;
+    }
+    let (_bin, path) = growpart_on_path();
+    // 0.33 results: sfdisk ends at N-34, sgdisk one sector before pt_max-1.
+    for (resizer, want) in [("sfdisk", 3_168_223u64), ("sgdisk", 3_166_207)] {
+        let d = tempfile::tempdir().unwrap();
+        sh(&format!(
+            "cd {} && truncate -s 2G disk.img && printf 'label: gpt\\nfirst-lba: 2048\\nstart=2048, size=1024000\\nstart=1026048, size=1026048\\n' | sfdisk --force disk.img >/dev/null 2>&1",
+            d.path().display()
+        ));
+        let (out, code) = linked_growpart(
+            &path,
+            d.path(),
+            &["disk.img", "2"],
+            &[("GROWPART_RESIZER", resizer)],
+        );
+        assert_eq!(code, 0, "{out}");
+        assert_eq!(
+            partition_line(d.path(), "disk.img", 2),
+            (1_026_048, want),
+            "{resizer}"
+        );
+    }
+}
+
+#[test]
+fn cloud_utils_overprovision_scenario() {
+    if !require_tools(&["sfdisk"]) {
+        return;
+    }
+    let (_bin, path) = growpart_on_path();
+    for label in ["dos", "gpt"] {
+        let d = tempfile::tempdir().unwrap();
+        sh(&format!(
+            "cd {} && truncate -s 50M img && echo '2048,' | sfdisk --label={label} --force --unit=S img >/dev/null 2>&1 && truncate -s 100M img",
+            d.path().display()
+        ));
+        let (out, code) = linked_growpart(
+            &path,
+            d.path(),
+            &["-v", "-v", "--free-percent", "10", "img", "1"],
+            &[],
+        );
+        assert_eq!(code, 0, "{out}");
+        assert!(out.starts_with("CHANGED:"));
+        let n: u64 = 100 * 1024 * 1024 / 512;
+        let (start, size) = partition_line(d.path(), "img", 1);
+        assert_eq!(start + size - 1, n - (n / 100 * 10) - 34, "{label}");
+    }
+}
+
+// ------------------------------------------------------------------------
+// GROWPART_COMPAT=0.34: the installed growpart is 0.33, so these compare
+// with what upstream 0.34 printed on the same inputs (spec growpart.md §6).
+
+#[test]
+fn compat_0_34_aligns_sizes_to_1mib() {
+    let d = tempfile::tempdir().unwrap();
+    let img = d.path().join("g1.img");
+    write_gpt_image(&img, 1 << 30, 2048, 1_024_000);
+    ImageFile::open(&img, Access::ReadWrite)
+        .unwrap()
+        .set_len(2 << 30)
+        .unwrap();
+    let run34 = |args: &[&str]| {
+        let o = run(ebsim("growpart")
+            .args(args)
+            .current_dir(d.path())
+            .env("GROWPART_COMPAT", "0.34"));
+        (stdout(&o), o.status.code().unwrap())
+    };
+    assert_eq!(
+        run34(&["g1.img", "1"]),
+        (
+            "CHANGED: partition=1 start=2048 old: size=1024000 end=1026047 new: size=4190208 end=4192255\n".into(),
+            0
+        )
+    );
+    assert_eq!(
+        run34(&["g1.img", "1"]),
+        (
+            "NOCHANGE: partition 1 size is 2145386496 bytes (4190208 sectors of 512). it cannot be grown\n".into(),
+            1
+        )
+    );
+}
+
+#[test]
+fn compat_0_34_free_percent_and_mbr_2tib() {
+    let d = tempfile::tempdir().unwrap();
+    let img = d.path().join("g.img");
+    write_gpt_image(&img, 1 << 30, 2048, 1_024_000);
+    ImageFile::open(&img, Access::ReadWrite)
+        .unwrap()
+        .set_len(2 << 30)
+        .unwrap();
+    let o = run(ebsim("growpart")
+        .args(["-N", "--free-percent", "10", "g.img", "1"])
+        .current_dir(d.path())
+        .env("GROWPART_COMPAT", "0.34"));
+    assert_eq!(
+        stdout(&o),
+        "CHANGE: partition=1 start=2048 old: size=1024000 end=1026047 new: size=3770368 end=3772415\n"
+    );
+    if !require_tools(&["sfdisk"]) {
+        return;
+    }
+    sh(&format!(
+        "cd {} && truncate -s 1G m3.img && printf 'label: dos\\nstart=2048, size=1024000\\n' | sfdisk -q m3.img && truncate -s 3T m3.img",
+        d.path().display()
+    ));
+    let o = run(ebsim("growpart")
+        .args(["m3.img", "1"])
+        .current_dir(d.path())
+        .env("GROWPART_COMPAT", "0.34"));
+    assert_eq!(
+        stdout(&o),
+        "CHANGED: partition=1 start=2048 old: size=1024000 end=1026047 new: size=4294965248 end=4294967295\n"
+    );
+    assert_eq!(partition_line(d.path(), "m3.img", 1), (2048, 4_294_965_248));
+    let raw = std::fs::read(d.path().join("m3.img")).map(|_| ()).err();
+    assert!(raw.is_none() || raw.is_some());
+    let sector0 = ImageFile::open(d.path().join("m3.img"), Access::ReadOnly)
+        .unwrap()
+        .read_vec(0, 512)
+        .unwrap();
+    assert_eq!(&sector0[446 + 5..446 + 8], &[0xfe, 0xff, 0xff], "end CHS");
+}
+
+/// Writes a one-partition GPT with ebsim's own sfdisk emulation (no tools
+/// needed), on a new sparse image of `size` bytes.
+fn write_gpt_image(path: &Path, size: u64, start: u64, sectors: u64) {
+    use ebsim::partition::{script, sfdisk};
+    let mut img = ImageFile::create(path, size).unwrap();
+    let s = script::parse(&format!(
+        "label: gpt\nlabel-id: 296C2A53-2C4A-4B8E-9C1F-0D5E8C3A7B11\nfirst-lba: 34\n\nx1 : start={start}, size={sectors}, type=0FC63DAF-8483-4772-8E79-3D69D8477DE4, uuid=ADFE2CE3-7C6F-4A5B-9A44-2D3B6F0E9C21\n"
+    ))
+    .unwrap();
+    let batch = sfdisk::apply(&img, &s).unwrap();
+    img.commit(&batch).unwrap();
+}
+
+// ------------------------------------------------------------------------
+// Bad input: the real tool's message and code, and the file untouched.
+
+#[test]
+fn bad_input_leaves_the_file_unchanged() {
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path();
+    let grown = |name: &str| {
+        let p = dir.join(name);
+        write_gpt_image(&p, 1 << 30, 2048, 1_024_000);
+        ImageFile::open(&p, Access::ReadWrite)
+            .unwrap()
+            .set_len(2 << 30)
+            .unwrap();
+        p
+    };
+    let poke = |p: &Path, off: u64, bytes: &[u8]| {
+        use std::os::unix::fs::FileExt;
+        let f = std::fs::OpenOptions::new().write(true).open(p).unwrap();
+        f.write_all_at(bytes, off).unwrap();
+    };
+    let none = dir.join("none.img");
+    ImageFile::create(&none, 1 << 30).unwrap();
+    let hdr = grown("hdr.img");
+    poke(&hdr, 512 + 16, &[0xde, 0xad]);
+    let ents = grown("ents.img");
+    poke(&ents, 1024 + 60, &[0xde, 0xad]);
+    let trunc = grown("trunc.img");
+    ImageFile::open(&trunc, Access::ReadWrite)
+        .unwrap()
+        .set_len(1 << 20)
+        .unwrap();
+    let good = grown("good.img");
+    std::fs::create_dir(dir.join("dir.img")).unwrap();
+
+    let cases: Vec<(&str, Vec<&str>, &str, i32)> = vec![
+        (
+            "none.img",
+            vec!["none.img", "1"],
+            "FAILED: failed to dump sfdisk info for none.img\n",
+            2,
+        ),
+        (
+            "hdr.img",
+            vec!["hdr.img", "1"],
+            "NOCHANGE: partition 1 could only be grown by -33 [fudge=2048]\n",
+            1,
+        ),
+        (
+            "ents.img",
+            vec!["ents.img", "1"],
+            "NOCHANGE: partition 1 could only be grown by -33 [fudge=2048]\n",
+            1,
+        ),
+        (
+            "trunc.img",
+            vec!["trunc.img", "1"],
+            "NOCHANGE: partition 1 could only be grown by -33 [fudge=2048]\n",
+            1,
+        ),
+        (
+            "good.img",
+            vec!["good.img", "7"],
+            "FAILED: failed to get start and end for good.img7 in good.img\n",
+            2,
+        ),
+        (
+            "good.img",
+            vec!["good.img", "p1"],
+            "FAILED: partition-number must be a number\n",
+            2,
+        ),
+        (
+            "dir.img",
+            vec!["dir.img", "1"],
+            "FAILED: failed: sfdisk --list dir.img\n",
+            2,
+        ),
+    ];
+    for (file, args, want, code) in cases {
+        let path = dir.join(file);
+        let before = if path.is_file() {
+            file_hash(&path)
+        } else {
+            String::new()
+        };
+        let o = run(ebsim("growpart").args(&args).current_dir(dir));
+        assert_eq!(stdout(&o), want, "{args:?}");
+        assert_eq!(o.status.code(), Some(code), "{args:?}");
+        if path.is_file() {
+            assert_eq!(file_hash(&path), before, "{file} changed");
+        }
+        assert!(!stderr(&o).contains("panicked"), "{}", stderr(&o));
+    }
+    // A device name needs the instance model.
+    let o = run(ebsim("growpart").args(["/dev/xvda", "1"]));
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stdout(&o).contains("none is running"), "{}", stdout(&o));
+}
+
+#[test]
+fn read_only_image_is_refused_and_unchanged() {
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path().join("ro.img");
+    write_gpt_image(&p, 1 << 30, 2048, 1_024_000);
+    ImageFile::open(&p, Access::ReadWrite)
+        .unwrap()
+        .set_len(2 << 30)
+        .unwrap();
+    let before = file_hash(&p);
+    // Root ignores permission bits; the immutable flag stops it too.
+    let made_ro = if nix::unistd::geteuid().is_root() {
+        run(Command::new("chattr").arg("+i").arg(&p))
+            .status
+            .success()
+    } else {
+        let mut perm = std::fs::metadata(&p).unwrap().permissions();
+        std::os::unix::fs::PermissionsExt::set_mode(&mut perm, 0o444);
+        std::fs::set_permissions(&p, perm).is_ok()
+    };
+    if !made_ro {
+        assert!(
+            !in_ci(),
+            "cannot make a read-only file here (chattr +i failed)"
+        );
+        return;
+    }
+    let o = run(ebsim("growpart")
+        .args(["ro.img", "1"])
+        .current_dir(d.path()));
+    let dry = run(ebsim("growpart")
+        .args(["-N", "ro.img", "1"])
+        .current_dir(d.path()));
+    if nix::unistd::geteuid().is_root() {
+        run(Command::new("chattr").arg("-i").arg(&p));
+    }
+    assert_eq!(stdout(&o), "FAILED: failed to resize\n");
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("ro.img"), "{}", stderr(&o));
+    assert_eq!(dry.status.code(), Some(0), "a dry run only reads");
+    assert_eq!(file_hash(&p), before);
+}
+
+// ------------------------------------------------------------------------
+
+#[test]
+fn sparse_grow_to_64_tib_stays_small() {
+    let d = big_tempdir();
+    let p = d.path().join("big.img");
+    write_gpt_image(&p, 1 << 30, 2048, 1_024_000);
+    let target: u64 = 64 << 40;
+    let mut img = ImageFile::open(&p, Access::ReadWrite).unwrap();
+    let target = if img.set_len(target).is_ok() {
+        target
+    } else {
+        assert!(!in_ci(), "no filesystem here can hold a 64 TiB sparse file");
+        (16 << 40) - 4096
+    };
+    drop(img);
+    let o = run(ebsim("growpart")
+        .args(["big.img", "1"])
+        .current_dir(d.path()));
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    let sectors = target / 512;
+    assert_eq!(
+        stdout(&o),
+        format!(
+            "CHANGED: partition=1 start=2048 old: size=1024000 end=1026047 new: size={} end={}\n",
+            sectors - 34 - 2048 + 1,
+            sectors - 34
+        )
+    );
+    let used = allocated(&p);
+    assert!(used < 1 << 20, "allocated {used} bytes");
+}
+
+#[test]
+fn grown_tables_read_back_with_the_gpt_crate() {
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path().join("x.img");
+    write_gpt_image(&p, 1 << 30, 2048, 1_024_000);
+    ImageFile::open(&p, Access::ReadWrite)
+        .unwrap()
+        .set_len(3 << 30)
+        .unwrap();
+    let o = run(ebsim("growpart").args(["x.img", "1"]).current_dir(d.path()));
+    assert_eq!(o.status.code(), Some(0));
+    let disk = gpt::GptConfig::new().writable(false).open(&p).unwrap();
+    let parts = disk.partitions();
+    let p1 = parts.get(&1).unwrap();
+    assert_eq!(p1.first_lba, 2048);
+    assert_eq!(p1.last_lba, 3 * 2 * 1024 * 1024 - 34);
+    assert_eq!(disk.header().backup_lba, 3 * 2 * 1024 * 1024 - 1);
+    assert_eq!(disk.header().last_usable, 3 * 2 * 1024 * 1024 - 34);
+}
