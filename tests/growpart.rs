@@ -683,8 +683,6 @@ fn compat_0_34_free_percent_and_mbr_2tib() {
         "CHANGED: partition=1 start=2048 old: size=1024000 end=1026047 new: size=4294965248 end=4294967295\n"
     );
     assert_eq!(partition_line(d.path(), "m3.img", 1), (2048, 4_294_965_248));
-    let raw = std::fs::read(d.path().join("m3.img")).map(|_| ()).err();
-    assert!(raw.is_none() || raw.is_some());
     let sector0 = ImageFile::open(d.path().join("m3.img"), Access::ReadOnly)
         .unwrap()
         .read_vec(0, 512)
@@ -737,7 +735,7 @@ fn bad_input_leaves_the_file_unchanged() {
         .unwrap()
         .set_len(1 << 20)
         .unwrap();
-    let good = grown("good.img");
+    grown("good.img");
     std::fs::create_dir(dir.join("dir.img")).unwrap();
 
     let cases: Vec<(&str, Vec<&str>, &str, i32)> = vec![

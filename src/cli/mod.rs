@@ -9,6 +9,7 @@
 //! their messages must match to the character), its wording and its exit
 //! codes; the library below returns typed errors only.
 
+mod demo;
 mod growpart;
 mod output;
 
@@ -26,11 +27,18 @@ pub struct Applet {
 }
 
 /// Every applet, in `--list` order.
-pub const APPLETS: &[Applet] = &[Applet {
-    name: "growpart",
-    about: "grow a partition into the free space after it (cloud-utils growpart 0.33)",
-    run: growpart::run,
-}];
+pub const APPLETS: &[Applet] = &[
+    Applet {
+        name: "demo",
+        about: "walk the EBS volume-expansion runbook on an embedded default",
+        run: demo::run,
+    },
+    Applet {
+        name: "growpart",
+        about: "grow a partition into the free space after it (cloud-utils growpart 0.33)",
+        run: growpart::run,
+    },
+];
 
 fn find(name: &str) -> Option<&'static Applet> {
     APPLETS.iter().find(|a| a.name == name)

@@ -80,13 +80,13 @@ impl MbrEntry {
     /// An entry built from absolute sectors, CHS as libfdisk computes it.
     /// `base` is the LBA the stored start is relative to.
     pub fn new(base: u64, start: u64, size: u64, sys: u8, boot: bool) -> MbrEntry {
-        let end = start + size.saturating_sub(1);
+        let end = start.saturating_add(size.saturating_sub(1));
         MbrEntry {
             boot_ind: if boot { 0x80 } else { 0 },
             start_chs: super::chs::encode(start),
             sys_ind: sys,
             end_chs: super::chs::encode(end),
-            start_lba: (start - base) as u32,
+            start_lba: start.saturating_sub(base) as u32,
             nr_sects: size as u32,
         }
     }
@@ -123,7 +123,7 @@ pub struct DosPartition {
 impl DosPartition {
     /// Last sector, as libfdisk computes it.
     pub fn end(&self) -> u64 {
-        self.start + self.size - u64::from(self.size != 0)
+        self.start.saturating_add(self.size) - u64::from(self.size != 0)
     }
 }
 

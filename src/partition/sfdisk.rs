@@ -443,7 +443,7 @@ impl Pte {
         self.size != 0 || self.sys != 0 || self.start != 0
     }
     fn end(&self) -> u64 {
-        self.start + self.size - u64::from(self.size != 0)
+        self.start.saturating_add(self.size) - u64::from(self.size != 0)
     }
 }
 
@@ -521,7 +521,11 @@ impl DosState {
                     continue;
                 }
                 if first <= p.end() {
-                    first = p.end() + 1 + if logical { self.first_lba } else { 0 };
+                    first = p.end().saturating_add(1).saturating_add(if logical {
+                        self.first_lba
+                    } else {
+                        0
+                    });
                     moved = true;
                     if first > end {
                         return None;
@@ -626,7 +630,7 @@ impl DosState {
         if n == 4 {
             offset = self.ext.map_or(0, |(_, o)| o);
         } else if n > 4 {
-            offset = start - self.first_lba;
+            offset = start.saturating_sub(self.first_lba);
             if Some(offset) == self.ext.map(|(_, o)| o) {
                 offset += 1;
                 if self.first_lba == 1 {
@@ -639,10 +643,14 @@ impl DosState {
         let mut end = if start == limit {
             limit
         } else {
-            start + want_size - 1
+            start.saturating_add(want_size - 1)
         };
         if end > limit {
             end = limit;
+        }
+        if end < start {
+            // libfdisk would store a wrapped size here; refuse instead.
+            return Err(no_space());
         }
         let pte = Pte {
             offset,
