@@ -898,3 +898,65 @@ fn grown_tables_read_back_with_the_gpt_crate() {
     assert_eq!(disk.header().backup_lba, 3 * 2 * 1024 * 1024 - 1);
     assert_eq!(disk.header().last_usable, 3 * 2 * 1024 * 1024 - 34);
 }
+
+/// Crash safety: stop growpart's commit after every possible number of
+/// writes; the next open rolls the image back to exactly what it was, and a
+/// clean run then succeeds.
+#[test]
+fn interrupted_growpart_rolls_back_at_every_write() {
+    for mbr in [false, true] {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("c.img");
+        if mbr {
+            use ebsim::partition::{script, sfdisk};
+            let mut img = ImageFile::create(&p, 1 << 30).unwrap();
+            let s = script::parse(
+                "label: dos\nlabel-id: 0x01020304\n\nx1 : start=2048, size=204800, type=83\nx2 : start=206848, size=409600, type=5\nx5 : start=208896, size=100000, type=83\nx6 : start=311296, size=100000, type=83\n",
+            )
+            .unwrap();
+            let batch = sfdisk::apply(&img, &s).unwrap();
+            img.commit(&batch).unwrap();
+        } else {
+            write_gpt_image(&p, 1 << 30, 2048, 1_024_000);
+        }
+        ImageFile::open(&p, Access::ReadWrite)
+            .unwrap()
+            .set_len(2 << 30)
+            .unwrap();
+        let part = if mbr { "2" } else { "1" };
+        let before = file_hash(&p);
+        let mut writes = 0;
+        loop {
+            let o = run(ebsim("growpart")
+                .args(["c.img", part])
+                .current_dir(d.path())
+                .env("EBSIM_FAULT_AFTER_WRITES", writes.to_string()));
+            if o.status.code() == Some(0) {
+                break;
+            }
+            assert_eq!(
+                stdout(&o),
+                "FAILED: failed to resize\n",
+                "after {writes} writes"
+            );
+            // Opening rolls the interrupted change back.
+            drop(ImageFile::open(&p, Access::ReadOnly).unwrap());
+            assert_eq!(
+                file_hash(&p),
+                before,
+                "mbr={mbr}: not rolled back after {writes} writes"
+            );
+            writes += 1;
+            assert!(writes < 50, "the fault hook never let the commit finish");
+        }
+        assert!(writes >= 3, "expected several writes, saw {writes}");
+        let o = run(ebsim("growpart")
+            .args(["c.img", part])
+            .current_dir(d.path()));
+        assert_eq!(o.status.code(), Some(1), "already grown: {}", stdout(&o));
+        if have_tool("sgdisk") && !mbr {
+            let v = run(Command::new("sgdisk").arg("-v").arg(&p));
+            assert!(stdout(&v).contains("No problems found"), "{}", stdout(&v));
+        }
+    }
+}
