@@ -294,33 +294,18 @@ fn plan_sfdisk(
             }));
         }
     }
-    let pt_size_bytes = pt_size * sector_size;
-    let mut info = format!(
+    let info = format!(
         "max_end={max_end} tot={sector_num} pt_end={pt_end} pt_start={pt_start} pt_size={pt_size}"
     );
-    if opts.compat == Compat::V0_34 {
-        info.push_str(&format!(" pt_size_bytes={pt_size_bytes}"));
-    }
-    debug(&mut dbg, 1, info);
-    if pt_end == max_end {
-        let message = match opts.compat {
-            Compat::V0_33 => format!("partition {part} is size {pt_size}. it cannot be grown"),
-            Compat::V0_34 => format!(
-                "partition {part} size is {pt_size_bytes} bytes ({pt_size} sectors of {sector_size}). it cannot be grown"
-            ),
-        };
+    let limits = Limits {
+        pt_end,
+        pt_size,
+        max_end,
+        sector_size,
+    };
+    if let Some(message) = nochange(&limits, opts, info, &Wording::Sfdisk(part), &mut dbg) {
         return Ok(Outcome::NoChange(NoChange {
             message,
-            debug: dbg,
-        }));
-    }
-    let fudge = i128::from(opts.fudge_bytes) / sector_size.max(1);
-    if pt_end + fudge > max_end {
-        return Ok(Outcome::NoChange(NoChange {
-            message: format!(
-                "partition {part} could only be grown by {} [fudge={fudge}]",
-                max_end - pt_end
-            ),
             debug: dbg,
         }));
     }
@@ -360,6 +345,67 @@ fn plan_sfdisk(
         debug: dbg,
         resizer: Resizer::Sfdisk,
     }))
+}
+
+/// Where the partition ends now and could end.
+struct Limits {
+    pt_end: i128,
+    pt_size: i128,
+    max_end: i128,
+    sector_size: i128,
+}
+
+/// The two resizers word the same verdicts differently.
+enum Wording<'a> {
+    /// `partition N ...`
+    Sfdisk(&'a str),
+    /// `disk=D partition=N: ...`
+    Sgdisk(&'a str),
+}
+
+/// growpart's last two checks, shared by both resizers: already at the end,
+/// or growth under the fudge. Logs the limits line first (0.34 adds the size
+/// in bytes to it).
+fn nochange(
+    l: &Limits,
+    opts: &GrowOptions,
+    mut info: String,
+    wording: &Wording<'_>,
+    dbg: &mut Vec<Debug>,
+) -> Option<String> {
+    let pt_size_bytes = l.pt_size * l.sector_size;
+    if opts.compat == Compat::V0_34 {
+        info.push_str(&format!(" pt_size_bytes={pt_size_bytes}"));
+    }
+    debug(dbg, 1, info);
+    let (pt_size, ss) = (l.pt_size, l.sector_size);
+    if l.pt_end == l.max_end {
+        return Some(match (wording, opts.compat) {
+            (Wording::Sfdisk(p), Compat::V0_33) => {
+                format!("partition {p} is size {pt_size}. it cannot be grown")
+            }
+            (Wording::Sfdisk(p), Compat::V0_34) => format!(
+                "partition {p} size is {pt_size_bytes} bytes ({pt_size} sectors of {ss}). it cannot be grown"
+            ),
+            (Wording::Sgdisk(d), Compat::V0_33) => {
+                format!("{d}: size={pt_size}, it cannot be grown")
+            }
+            (Wording::Sgdisk(d), Compat::V0_34) => format!(
+                "{d}: size={pt_size_bytes} bytes ({pt_size} sectors of {ss}), it cannot be grown"
+            ),
+        });
+    }
+    let fudge = i128::from(opts.fudge_bytes) / ss.max(1);
+    if l.pt_end + fudge > l.max_end {
+        let by = l.max_end - l.pt_end;
+        return Some(match wording {
+            Wording::Sfdisk(p) => {
+                format!("partition {p} could only be grown by {by} [fudge={fudge}]")
+            }
+            Wording::Sgdisk(d) => format!("{d}: could only be grown by {by} [fudge={fudge}]"),
+        });
+    }
+    None
 }
 
 fn sfdisk_writes(disk: &DiskView<'_>, s: &Script) -> Result<WriteBatch, Rejection> {
@@ -423,37 +469,22 @@ fn plan_sgdisk(
         .filter(|&s| s >= pt_end)
         .fold(last, i128::min)
         - 1;
-    let pt_size_bytes = pt_size * sector_size;
     if opts.compat == Compat::V0_34 {
         let spa = (1024 * 1024) / sector_size;
         pt_max = ((pt_max + 1 - pt_start) / spa) * spa + pt_start - 1;
     }
-    let mut info = format!(
+    let info = format!(
         "{dev}: pt_start={pt_start} pt_end={pt_end} pt_size={pt_size} pt_max={pt_max} last={last}"
     );
-    if opts.compat == Compat::V0_34 {
-        info.push_str(&format!(" pt_size_bytes={pt_size_bytes}"));
-    }
-    debug(&mut dbg, 1, info);
-    if pt_end == pt_max {
-        let message = match opts.compat {
-            Compat::V0_33 => format!("{dev}: size={pt_size}, it cannot be grown"),
-            Compat::V0_34 => format!(
-                "{dev}: size={pt_size_bytes} bytes ({pt_size} sectors of {sector_size}), it cannot be grown"
-            ),
-        };
+    let limits = Limits {
+        pt_end,
+        pt_size,
+        max_end: pt_max,
+        sector_size,
+    };
+    if let Some(message) = nochange(&limits, opts, info, &Wording::Sgdisk(&dev), &mut dbg) {
         return Ok(Outcome::NoChange(NoChange {
             message,
-            debug: dbg,
-        }));
-    }
-    let fudge = i128::from(opts.fudge_bytes) / sector_size;
-    if pt_end + fudge > pt_max {
-        return Ok(Outcome::NoChange(NoChange {
-            message: format!(
-                "{dev}: could only be grown by {} [fudge={fudge}]",
-                pt_max - pt_end
-            ),
             debug: dbg,
         }));
     }
