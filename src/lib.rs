@@ -12,4 +12,5 @@
 pub mod blockdev;
 pub mod bytes;
 pub mod fs;
+pub mod guest;
 pub mod partition;
