@@ -9,8 +9,12 @@
 //! their messages must match to the character), its wording and its exit
 //! codes; the library below returns typed errors only.
 
+mod e2fs_util;
 mod growpart;
+mod mkfs;
+mod mkfs_ext4;
 mod output;
+mod resize2fs;
 
 use std::ffi::OsString;
 use std::process::ExitCode;
@@ -26,11 +30,33 @@ pub struct Applet {
 }
 
 /// Every applet, in `--list` order.
-pub const APPLETS: &[Applet] = &[Applet {
-    name: "growpart",
-    about: "grow a partition into the free space after it (cloud-utils growpart 0.33)",
-    run: growpart::run,
-}];
+pub const APPLETS: &[Applet] = &[
+    Applet {
+        name: "growpart",
+        about: "grow a partition into the free space after it (cloud-utils growpart 0.33)",
+        run: growpart::run,
+    },
+    Applet {
+        name: "mkfs.ext4",
+        about: "make an ext4 filesystem (e2fsprogs 1.47.0 mke2fs)",
+        run: mkfs_ext4::run,
+    },
+    Applet {
+        name: "mke2fs",
+        about: "make an ext4 filesystem with -t ext4 (e2fsprogs 1.47.0)",
+        run: mkfs_ext4::run,
+    },
+    Applet {
+        name: "mkfs",
+        about: "make a filesystem: mkfs -t TYPE dispatches to mkfs.TYPE (util-linux 2.38)",
+        run: mkfs::run,
+    },
+    Applet {
+        name: "resize2fs",
+        about: "grow an ext4 filesystem offline (e2fsprogs 1.47.0)",
+        run: resize2fs::run,
+    },
+];
 
 fn find(name: &str) -> Option<&'static Applet> {
     APPLETS.iter().find(|a| a.name == name)
@@ -94,7 +120,9 @@ fn dispatch(mut args: Vec<OsString>) -> i32 {
                 (applet.run)(args)
             }
             None => {
-                output::err(&format!("ebsim: unknown applet '{name}' (try 'ebsim --list')\n"));
+                output::err(&format!(
+                    "ebsim: unknown applet '{name}' (try 'ebsim --list')\n"
+                ));
                 2
             }
         },
