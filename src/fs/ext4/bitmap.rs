@@ -193,6 +193,28 @@ pub fn test_bit(bm: &[u8], i: u64) -> bool {
         .is_some_and(|b| b & (1 << (i % 8)) != 0)
 }
 
+/// Number of set bits among the first `nbits`, and the 1-based index of
+/// the last set one (0 when none).
+pub fn count_and_last(bm: &[u8], nbits: u64) -> (u64, u64) {
+    let mut count = 0;
+    let mut last = 0;
+    let nbits = nbits.min(bm.len() as u64 * 8);
+    let full = (nbits / 8) as usize;
+    for (i, &b) in bm[..full].iter().enumerate() {
+        if b != 0 {
+            count += u64::from(b.count_ones());
+            last = i as u64 * 8 + 8 - u64::from(b.leading_zeros());
+        }
+    }
+    for i in full as u64 * 8..nbits {
+        if test_bit(bm, i) {
+            count += 1;
+            last = i + 1;
+        }
+    }
+    (count, last)
+}
+
 /// A bitmap checksum: `crc32c_raw(seed, bitmap[..nbytes])`, stored split
 /// into the descriptor's lo/hi 16-bit halves.
 pub fn bitmap_csum(seed: u32, bitmap: &[u8], nbytes: usize) -> u32 {

@@ -201,6 +201,18 @@ pub enum GrowError {
     /// More group descriptors than fit in one group (resize2fs's limit).
     #[error("New size results in too many block group descriptors.")]
     TooManyDescriptors,
+    /// The device is smaller than the requested size (resize2fs without -f).
+    #[error(
+        "The containing partition (or device) is only {device_blocks} ({block_kib}k) blocks.\nYou requested a new size of {requested} blocks."
+    )]
+    DeviceTooSmall {
+        /// Device size in filesystem blocks.
+        device_blocks: u64,
+        /// Block size in KiB.
+        block_kib: u64,
+        /// Requested blocks.
+        requested: u64,
+    },
     /// Inode count would overflow 32 bits.
     #[error("inodes ({inodes}) must be less than {max}")]
     TooManyInodes {

@@ -443,6 +443,9 @@ pub fn plan(dev_size: u64, opts: &MkfsOptions) -> Result<MkfsPlan, Error> {
     for (grp, d) in descs.iter_mut().enumerate() {
         d.set_checksum(&sb, grp as u32);
     }
+    // Lifetime writes: 1 (mke2fs's start value) + what mkfs writes, in KiB.
+    let copies = (0..g.groups).filter(|&x| g.has_super(x)).count() as u64;
+    sb.s_kbytes_written = 1 + ((batch.data_bytes() + copies * (g.desc_blocks * bs + 1024)) >> 10);
     tables::write_super_and_gdt(&mut batch, &sb, &descs);
     let backup_blocks = (1..g.groups)
         .filter(|&x| g.has_super(x))
