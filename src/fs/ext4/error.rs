@@ -172,7 +172,7 @@ pub enum GrowError {
     NeedsCheck(&'static str),
     /// A smaller size than the current one.
     #[error(
-        "shrinking ({current} to {requested} blocks) is not supported by ebsim; only growing is"
+        "Shrinking is not supported by ebsim (the filesystem has {current} blocks, {requested} requested); only growing is"
     )]
     Shrink {
         /// Current blocks.

@@ -266,11 +266,31 @@ impl Superblock {
             );
         }
         let bs = self.block_size();
-        if self.s_blocks_per_group == 0 || u64::from(self.s_blocks_per_group) > u64::from(bs) * 8 {
+        if self.s_log_cluster_size < self.s_log_block_size
+            || self.s_log_cluster_size > self.s_log_block_size + 16
+        {
+            return bad(
+                "s_log_cluster_size",
+                self.s_log_cluster_size.into(),
+                "cluster smaller than a block or too large",
+            );
+        }
+        // With bigalloc a group holds 8 × block size clusters.
+        let ratio = 1u64 << (self.s_log_cluster_size - self.s_log_block_size);
+        if self.s_clusters_per_group == 0
+            || u64::from(self.s_clusters_per_group) > u64::from(bs) * 8
+        {
+            return bad(
+                "s_clusters_per_group",
+                self.s_clusters_per_group.into(),
+                "must be 1 ..= 8 × block size",
+            );
+        }
+        if u64::from(self.s_blocks_per_group) != u64::from(self.s_clusters_per_group) * ratio {
             return bad(
                 "s_blocks_per_group",
                 self.s_blocks_per_group.into(),
-                "must be 1 ..= 8 × block size",
+                "not clusters per group × cluster ratio",
             );
         }
         if self.s_inodes_per_group == 0 || u64::from(self.s_inodes_per_group) > u64::from(bs) * 8 {
