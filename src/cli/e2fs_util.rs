@@ -268,6 +268,7 @@ pub fn random_uuid() -> [u8; 16] {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -298,13 +298,11 @@ pub fn run(args: Vec<OsString>) -> i32 {
     // The device.
     let path = Path::new(&device);
     let existed = path.exists();
-    if !existed {
-        if explicit_blocks.is_none() {
-            err(&format!(
-                "The file {device} does not exist and no size was specified.\n"
-            ));
-            return 1;
-        }
+    if !existed && explicit_blocks.is_none() {
+        err(&format!(
+            "The file {device} does not exist and no size was specified.\n"
+        ));
+        return 1;
     }
     let dev_size_before = if existed {
         match std::fs::metadata(path) {
@@ -556,6 +554,7 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -220,7 +220,7 @@ pub fn run_grow<D: BlockDevice>(
             ));
             return 0;
         }
-        GrowOutcome::Grow(p) => p,
+        GrowOutcome::Grow(p) => *p,
     };
     let kib = stub.block_size / 1024;
     match mounted_on {
@@ -234,7 +234,7 @@ pub fn run_grow<D: BlockDevice>(
         )),
     }
     let plan = match grow::plan(&fs, req) {
-        Ok(GrowOutcome::Grow(p)) => p,
+        Ok(GrowOutcome::Grow(p)) => *p,
         Ok(GrowOutcome::NothingToDo { .. }) => return 0,
         Err(e) => {
             err(&format!(

@@ -222,6 +222,7 @@ pub fn bitmap_csum(seed: u32, bitmap: &[u8], nbytes: usize) -> u32 {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -42,6 +42,7 @@ pub fn crc16(mut crc: u16, data: &[u8]) -> u16 {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

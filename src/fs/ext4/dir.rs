@@ -74,6 +74,7 @@ pub fn empty_block(bs: usize, inode_seed: Option<u32>) -> Vec<u8> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use crate::bytes::read_u16le;

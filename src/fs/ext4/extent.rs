@@ -108,6 +108,7 @@ pub fn build_tree(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

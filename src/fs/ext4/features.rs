@@ -189,6 +189,7 @@ pub fn names(word: Word, bits: u32) -> Vec<String> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

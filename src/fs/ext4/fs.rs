@@ -145,7 +145,15 @@ impl<D: BlockDevice> Ext4<D> {
         })?;
         let isz = u64::from(self.sb.inode_size());
         let bs = u64::from(self.sb.block_size());
-        let off = d.bg_inode_table * bs + idx * isz;
+        // Checked: the table location comes from disk.
+        let off = d
+            .bg_inode_table
+            .checked_mul(bs)
+            .and_then(|o| o.checked_add(idx * isz))
+            .ok_or(Error::BadInode {
+                ino,
+                why: "inode table offset overflows".into(),
+            })?;
         Ok(self.dev.read_vec(off, isz as usize)?)
     }
 

@@ -378,6 +378,7 @@ pub fn plan(req: &GeometryRequest) -> Result<Geometry, Error> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

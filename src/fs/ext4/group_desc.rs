@@ -218,6 +218,7 @@ pub fn parse_table(sb: &Superblock, bytes: &[u8]) -> Result<Vec<GroupDesc>, Erro
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

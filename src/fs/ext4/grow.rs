@@ -61,7 +61,7 @@ pub enum GrowOutcome {
         batch: WriteBatch,
     },
     /// A grow.
-    Grow(GrowPlan),
+    Grow(Box<GrowPlan>),
 }
 
 /// A planned grow.
@@ -126,17 +126,17 @@ fn check_features(sb: &Superblock) -> Result<(), Error> {
         | ro_compat::REPLICA
         | ro_compat::SHARED_BLOCKS;
     let word = super::features::Word::RoCompat;
-    for b in (0..32)
+    if let Some(b) = (0..32)
         .map(|i| 1u32 << i)
-        .filter(|b| sb.s_feature_ro_compat & b & bad_ro != 0)
+        .find(|b| sb.s_feature_ro_compat & b & bad_ro != 0)
     {
         return refuse("has the", &super::features::name(word, b));
     }
     let bad_compat = compat::SPARSE_SUPER2 | compat::EXCLUDE_BITMAP | compat::LAZY_BG;
     let word = super::features::Word::Compat;
-    for b in (0..32)
+    if let Some(b) = (0..32)
         .map(|i| 1u32 << i)
-        .filter(|b| sb.s_feature_compat & b & bad_compat != 0)
+        .find(|b| sb.s_feature_compat & b & bad_compat != 0)
     {
         return refuse("has the", &super::features::name(word, b));
     }
@@ -442,7 +442,7 @@ fn decide<D: BlockDevice>(fs: &Ext4<D>, req: &GrowRequest) -> Result<GrowOutcome
         superblock: sb0.clone(),
         batch,
     };
-    Ok(GrowOutcome::Grow(stub))
+    Ok(GrowOutcome::Grow(Box::new(stub)))
 }
 
 /// Builds the grow to `new_blocks` (already decided), appending to `batch`.
@@ -679,7 +679,7 @@ fn build<D: BlockDevice>(
     batch.ops.extend(meta.ops);
     tables::write_super_and_gdt(&mut batch, &sb, &descs);
 
-    Ok(GrowOutcome::Grow(GrowPlan {
+    Ok(GrowOutcome::Grow(Box::new(GrowPlan {
         old_blocks: blocks0,
         new_blocks,
         block_size: sb.block_size(),
@@ -689,7 +689,7 @@ fn build<D: BlockDevice>(
         new_groups: ng,
         superblock: sb,
         batch,
-    }))
+    })))
 }
 
 /// Writes a planned grow (one commit).

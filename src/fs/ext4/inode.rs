@@ -165,6 +165,7 @@ pub fn inode_seed(seed: u32, ino: u32, generation: u32) -> u32 {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -37,6 +37,10 @@ pub struct GroupTables {
     pub inode_table: u64,
 }
 
+/// A file's allocation: extents (start, length) and the extent tree's
+/// index block, if any.
+pub type FileExtents = (Vec<(u64, u64)>, Option<u64>);
+
 /// No room for a group's metadata.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct NoSpace {
@@ -190,11 +194,7 @@ impl Allocator {
     /// the first free block at or after `goal`; when the fifth extent is
     /// added the in-inode tree splits and an index block is taken with goal
     /// "just before the first extent". Returns (extents, index block).
-    pub fn allocate_extents(
-        &mut self,
-        goal: u64,
-        count: u64,
-    ) -> Option<(Vec<(u64, u64)>, Option<u64>)> {
+    pub fn allocate_extents(&mut self, goal: u64, count: u64) -> Option<FileExtents> {
         let mut extents: Vec<(u64, u64)> = Vec::new();
         let mut etb = None;
         let mut goal = goal;
@@ -226,6 +226,7 @@ impl Allocator {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -101,6 +101,7 @@ pub fn dind_of(ino: &Inode) -> u64 {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use crate::bytes::read_u32le;

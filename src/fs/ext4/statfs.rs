@@ -6,7 +6,6 @@
 use super::error::Error;
 use super::features::{incompat, ro_compat};
 use super::fs::Ext4;
-use super::inode::JOURNAL_INO;
 use crate::blockdev::BlockDevice;
 
 /// The statfs fields `df` and `stat -f` show.
@@ -50,16 +49,12 @@ pub fn statfs<D: BlockDevice>(fs: &Ext4<D>) -> Result<StatFs, Error> {
     let rsv = u64::from(sb.s_reserved_gdt_blocks);
     let itb = sb.inode_table_blocks();
     let backups = (0..groups).filter(|&g| sb.group_has_super(g)).count() as u64;
-    let mut overhead =
-        u64::from(sb.s_first_data_block) + backups * (1 + desc + rsv) + groups * (itb + 2);
+    let mut overhead = u64::from(sb.s_first_data_block)
+        .saturating_add(backups.saturating_mul(1 + desc + rsv))
+        .saturating_add(groups.saturating_mul(itb + 2));
     if sb.has_journal() && sb.s_journal_inum != 0 && !sb.has_incompat(incompat::JOURNAL_DEV) {
-        let ino = if sb.s_journal_inum == 0 {
-            JOURNAL_INO
-        } else {
-            sb.s_journal_inum
-        };
-        let j = fs.read_inode(ino)?;
-        overhead += j.i_size / u64::from(sb.block_size());
+        let j = fs.read_inode(sb.s_journal_inum)?;
+        overhead = overhead.saturating_add(j.i_size / u64::from(sb.block_size()));
     }
     let bfree: u64 = fs
         .descriptors()

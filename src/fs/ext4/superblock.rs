@@ -545,6 +545,7 @@ pub fn has_super_sparse(g: u64) -> bool {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
