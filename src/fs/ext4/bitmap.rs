@@ -109,6 +109,27 @@ impl BlockSet {
         self.runs_in(range).map(|r| r.end - r.start).sum()
     }
 
+    /// Used blocks of each of `groups` groups of `bpg` blocks starting at
+    /// `first`, in one pass over the runs (instead of one range query per
+    /// group: 131072 groups at 16 TiB).
+    pub fn count_per_group(&self, first: u64, bpg: u64, groups: u64) -> Vec<u64> {
+        let mut out = vec![0u64; usize::try_from(groups).unwrap_or(0)];
+        let end = first.saturating_add(bpg.saturating_mul(groups));
+        for r in self.runs_in(first..end) {
+            let mut s = r.start;
+            while s < r.end {
+                let g = (s - first) / bpg;
+                let g_end = first + (g + 1) * bpg;
+                let e = r.end.min(g_end);
+                if let Some(c) = out.get_mut(g as usize) {
+                    *c += e - s;
+                }
+                s = e;
+            }
+        }
+        out
+    }
+
     /// The used runs clipped to `range`, in order.
     pub fn runs_in(&self, range: Range<u64>) -> impl Iterator<Item = Range<u64>> + '_ {
         let first = self

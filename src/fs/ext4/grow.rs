@@ -573,10 +573,11 @@ fn build<D: BlockDevice>(
     // Recount, then resize2fs's ext2fs_set_gdt_csum flag rules.
     let mut free_blocks = 0u64;
     let mut free_inodes = 0u64;
+    let used_per_group = used.count_per_group(fdb, bpg, ng);
     for (g, d) in descs.iter_mut().enumerate() {
         let first = fdb + g as u64 * bpg;
         let end = (first + bpg).min(new_blocks);
-        let free = (end - first) - used.count_in(first..end);
+        let free = (end - first) - used_per_group[g];
         d.bg_free_blocks_count = free as u32;
         free_blocks += free;
         let (fi, last_used) = match inode_groups.get(g) {

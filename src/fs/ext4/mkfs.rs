@@ -265,9 +265,12 @@ pub fn plan(dev_size: u64, opts: &MkfsOptions) -> Result<MkfsPlan, Error> {
     let mut descs = Vec::with_capacity(p.tables.len());
     let mut bitmaps: Vec<(u64, Vec<u8>)> = Vec::new();
     let mut free_total = 0u64;
+    let used_per_group = p
+        .used
+        .count_per_group(g.first_data_block, g.blocks_per_group, g.groups);
     for grp in 0..g.groups {
         let t = p.tables[grp as usize];
-        let used_here = p.used.count_in(g.group_first(grp)..g.group_last(grp) + 1);
+        let used_here = used_per_group[grp as usize];
         let free = g.group_blocks(grp) - used_here;
         free_total += free;
         let mut flags = 0u16;
