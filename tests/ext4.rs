@@ -52,6 +52,9 @@ macro_rules! mkfs_size {
     };
 }
 
+mkfs_size!(mkfs_2m_floppy_1k_blocks, 2 << 20, true);
+mkfs_size!(mkfs_100m_small_1k_blocks, 100 << 20, true);
+mkfs_size!(mkfs_511m_small_1k_blocks, 511 << 20, true);
 mkfs_size!(mkfs_512m, 512 << 20, true);
 mkfs_size!(mkfs_513m_drops_partial_group, 513 << 20, true);
 mkfs_size!(mkfs_1g, GIB, true);
@@ -204,26 +207,44 @@ fn mkfs_output_and_entry_points() {
     assert_eq!((o.status.code(), stderr(&o)), (r.status.code(), stderr(&r)));
 }
 
+/// Explicit block sizes: 1 KiB on a large filesystem, 2 KiB, and 4 KiB
+/// below 512 MiB (where the default would be 1 KiB).
 #[test]
-fn mkfs_below_512m_needs_4k_blocks() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let img = dir.path().join("small.img");
-    sparse_file(&img, 256 << 20);
-    let before = image_digest(&img);
-    let o = run(common::ebsim("mkfs.ext4").args(["-q", "-F"]).arg(&img));
-    assert_eq!(o.status.code(), Some(1));
-    assert!(stderr(&o).contains("1024-byte blocks"), "{}", stderr(&o));
-    assert_eq!(image_digest(&img), before);
-    // With -b 4096 the 4 KiB path makes it, like mke2fs.
-    if require_tools(TOOLS) {
-        let real = dir.path().join("real.img");
-        sparse_file(&real, 256 << 20);
-        real_mkfs(&real, &["-b", "4096"]);
-        ebsim_mkfs(&img, &["-b", "4096"]);
-        compare_dumpe2fs(&real, &img, false, "256M -b 4096");
-        assert_metadata_equal(&real, &img, "256M -b 4096");
-        assert_fsck_clean(&img);
+fn mkfs_explicit_block_sizes() {
+    if !require_tools(TOOLS) {
+        return;
     }
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (i, (size, bs)) in [
+        (GIB, "1024"),
+        (3 * GIB, "2048"),
+        (700 << 20, "2048"),
+        (256 << 20, "4096"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let real = dir.path().join(format!("real{i}.img"));
+        let ours = dir.path().join(format!("ebsim{i}.img"));
+        sparse_file(&real, size);
+        sparse_file(&ours, size);
+        real_mkfs(&real, &["-b", bs]);
+        ebsim_mkfs(&ours, &["-b", bs]);
+        let what = format!("mkfs {size} -b {bs}");
+        compare_dumpe2fs(&real, &ours, false, &what);
+        assert_metadata_equal(&real, &ours, &what);
+        assert_fsck_clean(&ours);
+    }
+    // Block sizes ebsim does not make are refused, nothing written.
+    let img = dir.path().join("big-blocks.img");
+    sparse_file(&img, GIB);
+    let before = image_digest(&img);
+    let o = run(common::ebsim("mkfs.ext4")
+        .args(["-q", "-F", "-b", "8192"])
+        .arg(&img));
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("asked for 8192"), "{}", stderr(&o));
+    assert_eq!(image_digest(&img), before);
 }
 
 // ------------------------------------------------------------------------
@@ -344,6 +365,16 @@ fn grow_real_8g_to_8t_sparse() {
 #[test]
 fn grow_ebsim_1g_to_1t_populated() {
     grow_differential(Maker::Ebsim, GIB, TIB, true);
+}
+
+#[test]
+fn grow_real_100m_1k_blocks_to_1g() {
+    grow_differential(Maker::Real, 100 << 20, GIB, true);
+}
+
+#[test]
+fn grow_ebsim_64m_1k_blocks_to_2g() {
+    grow_differential(Maker::Ebsim, 64 << 20, 2 * GIB, false);
 }
 
 #[test]
@@ -481,6 +512,8 @@ fn statfs_matches_kernel() {
     make_tree(&tree);
     let mut images = Vec::new();
     for (name, size, grow_to, populated) in [
+        ("fresh-100m-1k-blocks", 100 << 20, None, false),
+        ("grown-64m-2g-1k-blocks", 64 << 20, Some(2 * GIB), false),
         ("fresh-1g", GIB, None, false),
         ("fresh-8g-600", 8 * GIB + 600 * BS, None, false),
         ("fresh-1t", TIB, None, false),

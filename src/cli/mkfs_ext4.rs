@@ -326,7 +326,6 @@ pub fn run(args: Vec<OsString>) -> i32 {
     } else {
         0
     };
-    let block_size = a.block_size.unwrap_or(4096);
     // Blocks in the units mke2fs counts in before it knows the block size
     // (1 KiB without -b), page rounded when taken from the device.
     let unit: u64 = a.block_size.unwrap_or(1024);
@@ -351,13 +350,9 @@ pub fn run(args: Vec<OsString>) -> i32 {
         }
     };
     let size_type = SizeType::for_bytes(count_units.saturating_mul(unit));
-    if a.block_size.is_none() && size_type.block_size() != 4096 {
-        let e = ext4::MkfsError::SmallBlocks {
-            bytes: count_units * unit,
-        };
-        return refuse(&prog, &e.to_string());
-    }
-    if block_size != 4096 {
+    // mke2fs.conf: 1 KiB blocks for "small" and "floppy" sizes.
+    let block_size = a.block_size.unwrap_or(u64::from(size_type.block_size()));
+    if !matches!(block_size, 1024 | 2048 | 4096) {
         return refuse(&prog, &ext4::MkfsError::BlockSize(block_size).to_string());
     }
     let blocks = count_units * unit / block_size;

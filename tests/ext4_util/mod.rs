@@ -210,15 +210,20 @@ fn data_blocks(img: &ImageFile) -> BTreeSet<u64> {
     set
 }
 
-/// Whether 4 KiB block `b` holds a superblock copy, and where.
-fn sb_offset(b: u64) -> Option<usize> {
-    if b == 0 {
-        return Some(1024);
+/// Byte offsets of every superblock copy of the filesystem in `img`
+/// (primary at 1024, backups at their groups' first blocks).
+fn sb_copies(img: &ImageFile) -> BTreeSet<u64> {
+    let sb = ebsim::fs::ext4::read_superblock(img).expect("superblock");
+    let bs = u64::from(sb.block_size());
+    let fdb = u64::from(sb.s_first_data_block);
+    let bpg = u64::from(sb.s_blocks_per_group);
+    let mut set = BTreeSet::from([1024u64]);
+    for g in 1..sb.group_count() {
+        if sb.group_has_super(g) {
+            set.insert((fdb + g * bpg) * bs);
+        }
     }
-    if b % 32768 == 0 && ebsim::fs::ext4::superblock::has_super_sparse(b / 32768) {
-        return Some(0);
-    }
-    None
+    set
 }
 
 /// Compares every non-hole block of two images byte for byte, except the
@@ -229,6 +234,7 @@ pub fn metadata_diff(real: &Path, ours: &Path) -> (usize, Vec<String>) {
     let b = ImageFile::open(ours, Access::ReadOnly).expect("open ebsim");
     let mut blocks = data_blocks(&a);
     blocks.extend(data_blocks(&b));
+    let copies = sb_copies(&a);
     let mut bad = Vec::new();
     let mut x = vec![0u8; BS as usize];
     let mut y = vec![0u8; BS as usize];
@@ -242,7 +248,12 @@ pub fn metadata_diff(real: &Path, ours: &Path) -> (usize, Vec<String>) {
         if x[..len] == y[..len] {
             continue;
         }
-        let sb = sb_offset(blk);
+        // A superblock copy starting in this chunk (at most one: copies
+        // are a group apart).
+        let sb = copies
+            .range(off..off + BS)
+            .next()
+            .map(|&c| (c - off) as usize);
         let diffs: Vec<usize> = (0..len)
             .filter(|&i| x[i] != y[i])
             .filter(|&i| match sb {

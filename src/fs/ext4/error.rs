@@ -134,7 +134,7 @@ pub enum MkfsError {
         bytes: u64,
     },
     /// A block size other than 4096.
-    #[error("ebsim makes ext4 with 4096-byte blocks only (asked for {0})")]
+    #[error("ebsim makes ext4 with 1024, 2048 or 4096-byte blocks only (asked for {0})")]
     BlockSize(u64),
     /// Inode count cannot fit.
     #[error("too many inodes ({0}), specify < 2^32 inodes")]

@@ -220,22 +220,24 @@ fn percent_of(ratio: f64, blocks: u64) -> u64 {
     r
 }
 
-/// Plans the geometry of a new 4 KiB-block ext4 (Debian defaults).
+/// Plans the geometry of a new ext4 with 1, 2 or 4 KiB blocks (Debian
+/// defaults).
 pub fn plan(req: &GeometryRequest) -> Result<Geometry, Error> {
     let bs = u64::from(req.block_size);
-    if req.block_size != 4096 {
+    if !matches!(req.block_size, 1024 | 2048 | 4096) {
         return Err(Error::Mkfs(MkfsError::BlockSize(bs)));
     }
-    let log_block_size = 2;
+    let log_block_size = (req.block_size / 1024).trailing_zeros();
     let param_blocks = req.blocks;
     // mke2fs: more than 2^(log2(bs)+3+32) - 1 blocks cannot be made.
-    if param_blocks > (1u64 << (12 + 3 + 32)) - 1 {
+    if param_blocks > (1u64 << (10 + log_block_size + 3 + 32)) - 1 {
         return Err(Error::Mkfs(MkfsError::TooBig {
             blocks: param_blocks,
             block_size: req.block_size,
         }));
     }
-    let fdb = 0u64;
+    // With 1 KiB blocks block 0 is the boot block, outside the filesystem.
+    let fdb = u64::from(req.block_size == 1024);
     let mut feature_compat =
         compat::HAS_JOURNAL | compat::EXT_ATTR | compat::RESIZE_INODE | compat::DIR_INDEX;
     let feature_incompat =

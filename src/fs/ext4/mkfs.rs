@@ -104,9 +104,17 @@ fn place(g: &Geometry) -> Result<Placement, Error> {
     let overhead_tables = a.used.count_in(g.first_data_block..g.blocks);
     // Root directory: goal = first block of the inode's flex group (0).
     let root = a.new_block(0).ok_or_else(|| no_space(g))?;
-    // lost+found: mkdir (goal 0), then three expand_dir (goal prev + 1).
+    // lost+found: mkdir (goal: the group's first block), then expand_dir
+    // (goal prev + 1) until it is 16 KiB and at least 2 blocks, at most 12
+    // blocks (mke2fs create_lost_and_found).
     let mut lpf = vec![a.new_block(0).ok_or_else(|| no_space(g))?];
-    for _ in 0..3 {
+    let bs = u64::from(g.block_size);
+    let mut lpf_size = 0u64;
+    for _ in 1..12 {
+        lpf_size += bs;
+        if lpf_size >= 16 * 1024 && lpf_size >= 2 * bs {
+            break;
+        }
         let prev = *lpf.last().unwrap_or(&0);
         lpf.push(a.new_block(prev + 1).ok_or_else(|| no_space(g))?);
     }
@@ -313,7 +321,8 @@ pub fn plan(dev_size: u64, opts: &MkfsOptions) -> Result<MkfsPlan, Error> {
 
     // Inodes 1..=11 in the first inode table block of group 0.
     let isize = g.inode_size as usize;
-    let mut itable = vec![0u8; bsz];
+    // Inodes 1..=11 (with 1 KiB blocks they span three blocks).
+    let mut itable = vec![0u8; (FIRST_INO as usize * isize).div_ceil(bsz) * bsz];
     let mut put = |ino: u32, i: &Inode| {
         let off = (ino as usize - 1) * isize;
         itable[off..off + isize].copy_from_slice(&i.to_bytes(ino, Some(seed)));
@@ -335,14 +344,15 @@ pub fn plan(dev_size: u64, opts: &MkfsOptions) -> Result<MkfsPlan, Error> {
     );
     // 11: lost+found.
     let (lpf_tree, _) = extent::build_tree(&extents_of(&p.lpf), None, bsz, 0);
+    let lpf_bytes = p.lpf.len() as u64 * bs;
     put(
         inode::LPF_INO,
         &extent_inode(
             isize,
             S_IFDIR | 0o700,
             2,
-            4 * bs,
-            4 * bs / 512,
+            lpf_bytes,
+            lpf_bytes / 512,
             lpf_tree,
             now32,
         ),
