@@ -3,9 +3,9 @@
 //! getopt, with its own messages; see `e2fs_util`).
 //!
 //! Supported: -q -F -n -V -j -L -U -E (hash_seed, discard, nodiscard,
-//! lazy_itable_init, lazy_journal_init) -b 4096 -m -N -i -I 256 -t ext4
-//! -e, and a size operand. Sizes below 512 MiB need 1 KiB blocks unless
-//! `-b 4096` is given; ebsim refuses them with a message saying so.
+//! lazy_itable_init, lazy_journal_init) -b 1024/2048/4096 -m -N -i -I 256
+//! -t ext4 -e continue, and a size operand; block size by mke2fs.conf's
+//! size classes (1 KiB below 512 MiB). Other options are refused by name.
 
 use super::e2fs_util::{
     E2FSPROGS_DATE, E2FSPROGS_VERSION, Progress, format_uuid, getopt, int_log10, parse_num_blocks2,

@@ -125,15 +125,7 @@ pub enum MkfsError {
         /// Requested blocks.
         blocks: u64,
     },
-    /// Below 512 MiB ebsim would need 1 KiB blocks, which it does not make yet.
-    #[error(
-        "ebsim makes ext4 with 4096-byte blocks only; {bytes} bytes is below 512 MiB, where mke2fs uses 1024-byte blocks"
-    )]
-    SmallBlocks {
-        /// Filesystem size in bytes.
-        bytes: u64,
-    },
-    /// A block size other than 4096.
+    /// A block size other than 1024, 2048 or 4096.
     #[error("ebsim makes ext4 with 1024, 2048 or 4096-byte blocks only (asked for {0})")]
     BlockSize(u64),
     /// Inode count cannot fit.

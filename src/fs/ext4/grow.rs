@@ -698,3 +698,102 @@ pub fn apply<D: BlockDevice + ?Sized>(dev: &mut D, batch: &WriteBatch) -> Result
     dev.commit(batch)?;
     Ok(())
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::blockdev::MemDevice;
+    use crate::fs::ext4::geometry::{GeometryRequest, SizeType};
+    use crate::fs::ext4::mkfs;
+
+    /// A fresh 16 MiB filesystem (1 KiB blocks) in memory.
+    fn fresh(bytes: u64) -> MemDevice {
+        let opts = mkfs::MkfsOptions {
+            geometry: GeometryRequest {
+                block_size: 1024,
+                blocks: bytes / 1024,
+                size_type: SizeType::Small,
+                inodes: None,
+                inode_ratio: None,
+                reserved_ratio: 5.0,
+            },
+            uuid: [3; 16],
+            hash_seed: [4; 16],
+            label: [0; 16],
+            now: 1_700_000_000,
+            discard: true,
+        };
+        let mut dev = MemDevice::new(bytes as usize);
+        let plan = mkfs::plan(bytes, &opts).unwrap();
+        mkfs::apply(&mut dev, &plan).unwrap();
+        dev
+    }
+
+    fn req(size: Option<u64>) -> GrowRequest {
+        GrowRequest {
+            size,
+            force: false,
+            online: false,
+            image_file: false,
+            now: 1_700_000_100,
+        }
+    }
+
+    #[test]
+    fn grows_in_memory_and_reopens() {
+        let mut dev = fresh(16 << 20);
+        let mut batch = WriteBatch::new();
+        batch.new_len = Some(64 << 20);
+        dev.commit(&batch).unwrap();
+        let fs = Ext4::open(dev).unwrap();
+        let before = crate::fs::ext4::statfs(&fs).unwrap();
+        let GrowOutcome::Grow(plan) = plan(&fs, &req(None)).unwrap() else {
+            panic!("nothing to do")
+        };
+        assert_eq!((plan.old_blocks, plan.new_blocks), (16384, 65536));
+        assert_eq!((plan.old_groups, plan.new_groups), (2, 8));
+        let mut dev = fs.into_device();
+        apply(&mut dev, &plan.batch).unwrap();
+        let fs = Ext4::open(dev).unwrap();
+        let after = crate::fs::ext4::statfs(&fs).unwrap();
+        assert!(after.blocks > before.blocks * 3);
+        assert_eq!(after.files, 4 * before.files);
+        // Growing again to the same size: nothing to do.
+        assert!(matches!(
+            plan_again(&fs),
+            GrowOutcome::NothingToDo { blocks: 65536, .. }
+        ));
+    }
+
+    fn plan_again(fs: &Ext4<MemDevice>) -> GrowOutcome {
+        plan(fs, &req(None)).unwrap()
+    }
+
+    #[test]
+    fn refuses_shrink_and_unclean() {
+        let dev = fresh(16 << 20);
+        let mut fs = Ext4::open(dev).unwrap();
+        assert!(matches!(
+            plan(&fs, &req(Some(8192))),
+            Err(Error::Grow(GrowError::Shrink { .. }))
+        ));
+        // Mounted since the last check.
+        let mut sb = fs.superblock().clone();
+        sb.s_mtime = sb.s_lastcheck + 1;
+        let mut b = WriteBatch::new();
+        b.write(1024, sb.to_bytes().to_vec());
+        b.new_len = Some(32 << 20);
+        fs.device_mut().commit(&b).unwrap();
+        let fs = Ext4::open(fs.into_device()).unwrap();
+        assert!(matches!(
+            plan(&fs, &req(None)),
+            Err(Error::Grow(GrowError::NeedsCheck(_)))
+        ));
+        let forced = GrowRequest {
+            force: true,
+            ..req(None)
+        };
+        assert!(matches!(plan(&fs, &forced), Ok(GrowOutcome::Grow(_))));
+    }
+}

@@ -24,3 +24,20 @@ pub fn superblock(bs: u32, maxlen: u32, uuid: &[u8; 16]) -> Vec<u8> {
     write_u32be(&mut b, 0x40, 1); // s_nr_users
     b
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bytes::read_u32be;
+
+    #[test]
+    fn clean_v2_superblock() {
+        let b = superblock(4096, 8192, &[0x11; 16]);
+        assert_eq!(read_u32be(&b, 0), JBD2_MAGIC);
+        assert_eq!(read_u32be(&b, 4), 4);
+        assert_eq!(read_u32be(&b, 0x10), 8192);
+        assert_eq!(read_u32be(&b, 0x1C), 0);
+        assert_eq!(&b[0x30..0x40], &[0x11; 16]);
+        assert_eq!(read_u32be(&b, 0x40), 1);
+    }
+}
