@@ -661,8 +661,8 @@ fn build<D: BlockDevice>(
             ino
         };
         meta.write(dind * bs, rb.dind);
-        for (b, list) in rb.reserved {
-            meta.write(b * bs, list);
+        if !rb.reserved.1.is_empty() {
+            meta.write(rb.reserved.0 * bs, rb.reserved.1);
         }
         let d0 = &descs[0];
         let isz = u64::from(sb.inode_size());
@@ -679,6 +679,7 @@ fn build<D: BlockDevice>(
     sb.s_kbytes_written = sb.s_kbytes_written.saturating_add(written >> 10);
     batch.ops.extend(meta.ops);
     tables::write_super_and_gdt(&mut batch, &sb, &descs);
+    let batch = tables::coalesce(batch);
 
     Ok(GrowOutcome::Grow(Box::new(GrowPlan {
         old_blocks: blocks0,

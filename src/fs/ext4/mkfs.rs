@@ -390,7 +390,7 @@ pub fn plan(dev_size: u64, opts: &MkfsOptions) -> Result<MkfsPlan, Error> {
     sb.s_jnl_blocks[15] = ((g.journal_blocks * bs) >> 32) as u32;
     sb.s_jnl_blocks[16] = ((g.journal_blocks * bs) & 0xFFFF_FFFF) as u32;
     // 7: resize inode.
-    let resize = p.dind.map(|dind| {
+    let mut resize = p.dind.map(|dind| {
         let rb = resize_inode::build(&ResizeGeometry {
             block_size: bs,
             first_data_block: g.first_data_block,
@@ -438,10 +438,10 @@ pub fn plan(dev_size: u64, opts: &MkfsOptions) -> Result<MkfsPlan, Error> {
         };
         batch.write(b * bs, blk);
     }
-    if let Some((dind, rb, _)) = &resize {
-        batch.write(dind * bs, rb.dind.clone());
-        for (b, list) in &rb.reserved {
-            batch.write(b * bs, list.clone());
+    if let Some((dind, rb, _)) = resize.as_mut() {
+        batch.write(*dind * bs, std::mem::take(&mut rb.dind));
+        if !rb.reserved.1.is_empty() {
+            batch.write(rb.reserved.0 * bs, std::mem::take(&mut rb.reserved.1));
         }
     }
     if let (Some(etb), Some(blk)) = (p.journal_etb, jetb_block) {
@@ -470,7 +470,7 @@ pub fn plan(dev_size: u64, opts: &MkfsOptions) -> Result<MkfsPlan, Error> {
         descriptors: descs,
         backup_blocks,
         journal_extents: p.journal,
-        batch,
+        batch: tables::coalesce(batch),
     })
 }
 

@@ -35,8 +35,9 @@ pub struct ResizeGeometry {
 pub struct ResizeBlocks {
     /// The dind block's contents.
     pub dind: Vec<u8>,
-    /// (block, contents) of every primary reserved GDT block.
-    pub reserved: Vec<(u64, Vec<u8>)>,
+    /// The primary reserved GDT blocks, which are contiguous: (first
+    /// block, contents of all of them).
+    pub reserved: (u64, Vec<u8>),
     /// Blocks the inode maps (its `i_blocks` in fs blocks).
     pub mapped_blocks: u64,
 }
@@ -48,25 +49,25 @@ pub fn build(g: &ResizeGeometry) -> ResizeBlocks {
     let apb = g.block_size / 4;
     let mut dind = vec![0u8; bs];
     let backups: Vec<u64> = (1..g.groups).filter(|&grp| has_super_sparse(grp)).collect();
-    let mut reserved = Vec::new();
+    let first = g.first_data_block + 1 + g.desc_blocks;
+    let mut reserved = vec![0u8; bs * g.reserved_gdt_blocks as usize];
     let mut mapped = 1u64;
     for k in 0..g.reserved_gdt_blocks {
-        let gdt_blk = g.first_data_block + 1 + g.desc_blocks + k;
+        let gdt_blk = first + k;
         let off = ((g.desc_blocks + k) % apb) as usize;
         // Block numbers of a resize_inode filesystem fit in 32 bits.
         write_u32le(&mut dind, off * 4, (gdt_blk & 0xFFFF_FFFF) as u32);
         mapped += 1;
-        let mut list = vec![0u8; bs];
+        let list = &mut reserved[k as usize * bs..(k as usize + 1) * bs];
         for (i, grp) in backups.iter().take(bs / 4).enumerate() {
             let expect = gdt_blk + grp * g.blocks_per_group;
-            write_u32le(&mut list, i * 4, (expect & 0xFFFF_FFFF) as u32);
+            write_u32le(list, i * 4, (expect & 0xFFFF_FFFF) as u32);
             mapped += 1;
         }
-        reserved.push((gdt_blk, list));
     }
     ResizeBlocks {
         dind,
-        reserved,
+        reserved: (first, reserved),
         mapped_blocks: mapped,
     }
 }
@@ -120,8 +121,9 @@ mod tests {
         let r = build(&g);
         assert_eq!(r.mapped_blocks * 8, 5088);
         assert_eq!(read_u32le(&r.dind, 4), 2);
-        assert_eq!(r.reserved[0].0, 2);
-        assert_eq!(read_u32le(&r.reserved[0].1, 0), 32770);
-        assert_eq!(read_u32le(&r.reserved[0].1, 12), 229378);
+        assert_eq!(r.reserved.0, 2);
+        assert_eq!(read_u32le(&r.reserved.1, 0), 32770);
+        assert_eq!(read_u32le(&r.reserved.1, 12), 229378);
+        assert_eq!(read_u32le(&r.reserved.1, 4096 + 12), 229379);
     }
 }

@@ -6,7 +6,7 @@ use super::bitmap::{BlockSet, bitmap_csum, render};
 use super::features::incompat;
 use super::group_desc::GroupDesc;
 use super::superblock::{STATE_VALID, SUPERBLOCK_OFFSET, Superblock};
-use crate::blockdev::WriteBatch;
+use crate::blockdev::{WriteBatch, WriteOp};
 
 /// The descriptor table: `desc_blocks` blocks, descriptors packed.
 pub fn gdt_bytes(sb: &Superblock, descs: &[GroupDesc]) -> Vec<u8> {
@@ -82,4 +82,117 @@ pub fn inode_bitmap(sb: &Superblock, used: u64) -> Vec<u8> {
         u64::from(sb.s_inodes_per_group),
         sb.block_size() as usize,
     )
+}
+
+/// Sorts the data writes of `batch` by offset and merges touching ones
+/// (a flex group's 16 bitmaps, the reserved GDT blocks, ... become one
+/// write each), keeping discards first and the last write (the primary
+/// superblock) last. Within one commit the blockdev layer's undo log makes
+/// the order irrelevant for crash safety; the superblock stays last anyway
+/// so a filesystem never points at metadata not yet written. When two
+/// writes overlap, the batch is returned unchanged (order would matter).
+pub fn coalesce(batch: WriteBatch) -> WriteBatch {
+    // Plan on references first: leading discards, then data writes only.
+    let lead = batch
+        .ops
+        .iter()
+        .take_while(|op| matches!(op, WriteOp::Discard { .. }))
+        .count();
+    let mut spans: Vec<(u64, u64, usize)> = Vec::new();
+    for (i, op) in batch.ops.iter().enumerate().skip(lead) {
+        match op {
+            WriteOp::Data { offset, bytes } => spans.push((*offset, bytes.len() as u64, i)),
+            WriteOp::Discard { .. } => return batch,
+        }
+    }
+    let Some(last) = spans.pop() else {
+        return batch;
+    };
+    spans.sort_unstable_by_key(|&(o, _, _)| o);
+    // Runs of touching writes; any overlap (also with the last write)
+    // keeps the batch as it is.
+    let mut runs: Vec<(u64, u64, Vec<usize>)> = Vec::new();
+    for &(off, len, idx) in &spans {
+        if off < last.0 + last.1 && last.0 < off + len {
+            return batch;
+        }
+        match runs.last_mut() {
+            Some((o, l, v)) if *o + *l == off => {
+                *l += len;
+                v.push(idx);
+            }
+            Some((o, l, _)) if *o + *l > off => return batch,
+            _ => runs.push((off, len, vec![idx])),
+        }
+    }
+    // Move the bytes: a run of one write keeps its buffer, longer runs get
+    // one buffer allocated at its final size.
+    let mut ops: Vec<WriteOp> = batch.ops;
+    let mut take = |i: usize| match std::mem::replace(&mut ops[i], WriteOp::Discard { range: 0..0 })
+    {
+        WriteOp::Data { bytes, .. } => bytes,
+        WriteOp::Discard { .. } => Vec::new(),
+    };
+    let mut out_ops: Vec<WriteOp> = Vec::with_capacity(runs.len() + lead + 1);
+    let mut merged = Vec::with_capacity(runs.len());
+    for (off, len, idxs) in runs {
+        let bytes = if idxs.len() == 1 {
+            take(idxs[0])
+        } else {
+            let mut b = Vec::with_capacity(len as usize);
+            for i in idxs {
+                b.extend_from_slice(&take(i));
+            }
+            b
+        };
+        merged.push(WriteOp::Data { offset: off, bytes });
+    }
+    let last_bytes = take(last.2);
+    out_ops.extend(ops.drain(..lead));
+    out_ops.extend(merged);
+    out_ops.push(WriteOp::Data {
+        offset: last.0,
+        bytes: last_bytes,
+    });
+    WriteBatch {
+        new_len: batch.new_len,
+        ops: out_ops,
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn coalesce_merges_and_keeps_last() {
+        let mut b = WriteBatch::new();
+        b.discard(0..100);
+        b.write(20, vec![2; 10]);
+        b.write(10, vec![1; 10]);
+        b.write(40, vec![4; 5]);
+        b.write(1024, vec![9; 4]);
+        let c = coalesce(b.clone());
+        assert_eq!(c.ops.len(), 4);
+        assert_eq!(
+            c.ops[1],
+            WriteOp::Data {
+                offset: 10,
+                bytes: [vec![1; 10], vec![2; 10]].concat()
+            }
+        );
+        assert_eq!(
+            c.ops[3],
+            WriteOp::Data {
+                offset: 1024,
+                bytes: vec![9; 4]
+            }
+        );
+        let mut o = WriteBatch::new();
+        o.write(0, vec![1; 10]);
+        o.write(5, vec![2; 10]);
+        o.write(100, vec![3; 1]);
+        assert_eq!(coalesce(o.clone()), o);
+    }
 }
