@@ -792,3 +792,52 @@ mod fuzz {
 // image is allocated no more than real e2fsprogs' (st_blocks); the two
 // named cases of the issue are `mkfs_16t_minus_4k_sparse` and
 // `grow_real_8g_to_8t_sparse`.
+
+// ------------------------------------------------------------------------
+// crash safety: a grow or mkfs stopped after any number of writes is rolled
+// back by the next open (blockdev's undo log), leaving a clean filesystem.
+
+#[test]
+fn interrupted_grow_and_mkfs_roll_back() {
+    if !require_tools(TOOLS) {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let img = dir.path().join("img");
+    sparse_file(&img, GIB);
+    ebsim_mkfs(&img, &[]);
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&img)
+        .expect("open")
+        .set_len(8 * GIB)
+        .expect("grow");
+    let pristine = content_digest(&img);
+    for n in [0u32, 1, 2, 5, 9, 20] {
+        let o = run(common::ebsim("resize2fs")
+            .env(ebsim::blockdev::image::FAULT_ENV, n.to_string())
+            .env("E2FSPROGS_FAKE_TIME", GROW_TIME)
+            .arg(&img));
+        if o.status.success() {
+            break; // fewer writes than n: the grow completed
+        }
+        assert_eq!(o.status.code(), Some(1), "{n}: {}", stderr(&o));
+        // Opening rolls the half-done grow back.
+        drop(ImageFile::open(&img, Access::ReadOnly).expect("reopen"));
+        assert_eq!(content_digest(&img), pristine, "after a fault at write {n}");
+        assert_fsck_clean(&img);
+    }
+    let o = resize2fs(true, &img, &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_fsck_clean(&img);
+    // mkfs over it, stopped at its second write: the grown filesystem is back.
+    let grown = content_digest(&img);
+    let o = run(common::ebsim("mkfs.ext4")
+        .env(ebsim::blockdev::image::FAULT_ENV, "1")
+        .args(["-q", "-F"])
+        .arg(&img));
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    drop(ImageFile::open(&img, Access::ReadOnly).expect("reopen"));
+    assert_eq!(content_digest(&img), grown);
+    assert_fsck_clean(&img);
+}
