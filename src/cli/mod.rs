@@ -120,9 +120,7 @@ fn dispatch(mut args: Vec<OsString>) -> i32 {
                 (applet.run)(args)
             }
             None => {
-                output::err(&format!(
-                    "ebsim: unknown applet '{name}' (try 'ebsim --list')\n"
-                ));
+                output::err(&format!("ebsim: unknown applet '{name}' (try 'ebsim --list')\n"));
                 2
             }
         },

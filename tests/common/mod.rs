@@ -53,10 +53,7 @@ pub fn require_mount() -> bool {
     if ok {
         return true;
     }
-    assert!(
-        !in_ci(),
-        "CI is set but loop devices/mount are not usable here"
-    );
+    assert!(!in_ci(), "CI is set but loop devices/mount are not usable here");
     eprintln!("skipping: loop devices and mount need root");
     false
 }
