@@ -4,3 +4,16 @@
 pub mod df;
 pub mod human;
 pub mod lsblk;
+
+/// Everything lsblk and df need to know about an instance at one moment:
+/// its block devices (disks with their partitions), its mounts in mount
+/// order, and the util-linux version of its image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Snapshot {
+    /// Disks, each with its partitions as children.
+    pub devices: Vec<lsblk::Device>,
+    /// Mounted filesystems, in mount order (oldest first).
+    pub mounts: Vec<df::Mount>,
+    /// The util-linux of the instance's image.
+    pub util_linux: lsblk::UtilLinux,
+}
