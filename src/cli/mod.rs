@@ -10,7 +10,11 @@
 //! codes; the library below returns typed errors only.
 
 mod growpart;
+mod mkfs_xfs;
 mod output;
+mod xfs_getopt;
+mod xfs_growfs;
+mod xfs_info;
 
 use std::ffi::OsString;
 use std::process::ExitCode;
@@ -26,11 +30,28 @@ pub struct Applet {
 }
 
 /// Every applet, in `--list` order.
-pub const APPLETS: &[Applet] = &[Applet {
-    name: "growpart",
-    about: "grow a partition into the free space after it (cloud-utils growpart 0.33)",
-    run: growpart::run,
-}];
+pub const APPLETS: &[Applet] = &[
+    Applet {
+        name: "growpart",
+        about: "grow a partition into the free space after it (cloud-utils growpart 0.33)",
+        run: growpart::run,
+    },
+    Applet {
+        name: "mkfs.xfs",
+        about: "make an XFS filesystem (xfsprogs 6.1 defaults)",
+        run: mkfs_xfs::run,
+    },
+    Applet {
+        name: "xfs_growfs",
+        about: "grow an XFS filesystem (xfsprogs 6.1; offline on an image file)",
+        run: xfs_growfs::run,
+    },
+    Applet {
+        name: "xfs_info",
+        about: "show the geometry of an XFS filesystem (xfsprogs 6.1)",
+        run: xfs_info::run,
+    },
+];
 
 fn find(name: &str) -> Option<&'static Applet> {
     APPLETS.iter().find(|a| a.name == name)
@@ -94,7 +115,9 @@ fn dispatch(mut args: Vec<OsString>) -> i32 {
                 (applet.run)(args)
             }
             None => {
-                output::err(&format!("ebsim: unknown applet '{name}' (try 'ebsim --list')\n"));
+                output::err(&format!(
+                    "ebsim: unknown applet '{name}' (try 'ebsim --list')\n"
+                ));
                 2
             }
         },

@@ -1,1 +1,3 @@
 //! Filesystems: ext4 and XFS, each with mkfs, open, grow and statfs.
+
+pub mod xfs;
