@@ -80,7 +80,12 @@ pub fn run(args: Vec<OsString>) -> i32 {
         .and_then(|p| p.file_name())
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "mkfs.xfs".into());
-    match mkfs_main(&prog, args.get(1..).unwrap_or(&[])) {
+    // glibc's getopt messages name argv[0] as given, mkfs.xfs its basename.
+    let argv0 = args
+        .first()
+        .map(|a| a.to_string_lossy().into_owned())
+        .unwrap_or_else(|| prog.clone());
+    match mkfs_main(&prog, &argv0, args.get(1..).unwrap_or(&[])) {
         Ok(code) => code,
         Err(f) => {
             if f.usage {
@@ -103,7 +108,7 @@ struct Cli {
     dsize: Option<String>,
 }
 
-fn mkfs_main(prog: &str, args: &[OsString]) -> Result<i32, Fail> {
+fn mkfs_main(prog: &str, argv0: &str, args: &[OsString]) -> Result<i32, Fail> {
     let parsed = getopt(args, "b:c:d:i:l:L:m:n:KNp:qr:s:CfV");
     let mut cli = Cli::default();
     for o in &parsed.opts {
@@ -139,13 +144,13 @@ fn mkfs_main(prog: &str, args: &[OsString]) -> Result<i32, Fail> {
                 // glibc's line, then mkfs.xfs's own reaction.
                 return Err(fail(format!(
                     "{}unknown option -{c} \n",
-                    glibc_message(prog, o)
+                    glibc_message(argv0, o)
                 )));
             }
             Opt::Long(_) => {
                 return Err(fail(format!(
                     "{}unknown option -? \n",
-                    glibc_message(prog, o)
+                    glibc_message(argv0, o)
                 )));
             }
             Opt::Flag(c) => return Err(fail(format!("unknown option -{c} \n"))),

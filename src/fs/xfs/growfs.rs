@@ -54,10 +54,10 @@ pub struct GrowPlan {
 }
 
 impl GrowPlan {
-    /// True when the plan changes nothing (a tail under 64 blocks is
+    /// True when the size stays the same (a tail under 64 blocks is
     /// dropped silently, as the kernel does).
-    pub fn is_noop(&self) -> bool {
-        self.batch.is_empty()
+    pub fn keeps_size(&self) -> bool {
+        self.new.dblocks == self.old.dblocks
     }
 }
 
@@ -114,7 +114,16 @@ pub fn plan<D: BlockDevice>(xfs: &Xfs<D>, req: &GrowRequest) -> Result<GrowPlan>
         extension: None,
         batch: WriteBatch::new(),
     };
+    if req.newblocks == old.dblocks && new.imax_pct == old.imax_pct {
+        return Ok(plan);
+    }
     if nb <= old.dblocks && new.imax_pct == old.imax_pct {
+        // A tail under 64 blocks: the kernel changes nothing but still
+        // refreshes every secondary superblock from the primary.
+        let sector = old.to_bytes();
+        for agno in 1..old.agcount {
+            plan.batch.write(old.ag_byte(agno, 0), sector.clone());
+        }
         return Ok(plan);
     }
     let nb = nb.max(old.dblocks);

@@ -95,6 +95,25 @@ impl<D: BlockDevice + ?Sized> LogReader<'_, D> {
         let b = self.bb(i)?;
         Ok(cycle_of(&b))
     }
+
+    /// The cycle numbers of BBs `range` (inside the log), read at once.
+    fn cycles(&self, range: std::ops::Range<u64>) -> Result<Vec<u32>> {
+        let len = range.end.saturating_sub(range.start);
+        let off = self.start + range.start * BBSIZE;
+        let bytes = len * BBSIZE;
+        if off + bytes > self.dev.size() {
+            return Err(Error::Truncated {
+                structure: Structure::Log,
+                agno: 0,
+                offset: off,
+                size: self.dev.size(),
+            });
+        }
+        let buf = self
+            .dev
+            .read_vec(off, usize::try_from(bytes).unwrap_or(0))?;
+        Ok(buf.chunks_exact(512).map(cycle_of).collect())
+    }
 }
 
 fn cycle_of(b: &[u8]) -> u32 {
@@ -138,17 +157,20 @@ pub fn check_clean<D: BlockDevice + ?Sized>(dev: &D, sb: &Superblock) -> Result<
     // clean pattern in a window on both sides.
     let older = c0 - 1;
     let before = if head == 0 { n } else { head };
-    for i in before.saturating_sub(WINDOW_BBS)..before {
-        if log.cycle(i)? != c0 {
-            return Err(Error::DirtyLog(format!("log block {i} out of sequence")));
-        }
+    let from = before.saturating_sub(WINDOW_BBS);
+    if let Some(k) = log.cycles(from..before)?.iter().position(|&c| c != c0) {
+        return Err(Error::DirtyLog(format!(
+            "log block {} out of sequence",
+            from + k as u64
+        )));
     }
     if head != 0 {
-        for i in head..(head + WINDOW_BBS).min(n) {
-            let c = log.cycle(i)?;
-            if c != older && c != 0 {
-                return Err(Error::DirtyLog(format!("log block {i} out of sequence")));
-            }
+        let cycles = log.cycles(head..(head + WINDOW_BBS).min(n))?;
+        if let Some(k) = cycles.iter().position(|&c| c != older && c != 0) {
+            return Err(Error::DirtyLog(format!(
+                "log block {} out of sequence",
+                head + k as u64
+            )));
         }
     }
     // The last record header before the head.

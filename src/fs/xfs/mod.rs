@@ -25,7 +25,7 @@ pub mod statfs;
 pub mod superblock;
 
 pub use error::{Error, Result, Structure};
-pub use statfs::StatFs;
+pub use statfs::{MountMode, StatFs};
 pub use superblock::Superblock;
 
 use crate::blockdev::BlockDevice;
@@ -187,8 +187,8 @@ impl<D: BlockDevice> Xfs<D> {
         }
     }
 
-    /// What statfs would report once this filesystem is mounted.
-    pub fn statfs(&self) -> Result<StatFs> {
+    /// What statfs would report once this filesystem is mounted `mode`.
+    pub fn statfs(&self, mode: MountMode) -> Result<StatFs> {
         self.check_size()?;
         let log_ag = self.sb.log_ag();
         let mut ags = Vec::with_capacity(self.sb.agcount as usize);
@@ -210,7 +210,7 @@ impl<D: BlockDevice> Xfs<D> {
                 holds_log: agno == log_ag,
             });
         }
-        Ok(statfs::compute(&self.sb, &ags))
+        Ok(statfs::compute(&self.sb, &ags, mode))
     }
 }
 
@@ -239,6 +239,10 @@ pub fn read_primary<D: BlockDevice + ?Sized>(dev: &D) -> Result<Superblock> {
     } else {
         head
     };
+    // A v4 superblock has no CRC: say what it is rather than "bad CRC".
+    if !sb.is_v5() {
+        sb.validate(0)?;
+    }
     Superblock::verify_crc(&sector, 0)?;
     sb.validate(0)?;
     Ok(sb)
