@@ -1080,3 +1080,29 @@ mod fuzz {
         }
     }
 }
+
+#[test]
+fn growfs_refuses_an_image_in_use_by_a_loop_device() {
+    if !require_tools(&["losetup", "mount"]) || !require_mount() {
+        return;
+    }
+    let _lock = mount_lock();
+    let tmp = tempfile::tempdir().expect("tmp");
+    let img = fresh(tmp.path(), "fs.img");
+    let m = LoopMount::mount(&img, false);
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&img)
+        .expect("open")
+        .set_len(2 * G)
+        .expect("len");
+    let before = sparse_hash(&img);
+    let o = run(ebsim("xfs_growfs").arg(&img));
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains(&format!("is attached to {}", m.dev)),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(sparse_hash(&img), before);
+}

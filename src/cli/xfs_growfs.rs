@@ -157,7 +157,33 @@ pub fn run(args: Vec<OsString>) -> i32 {
         ));
         return 1;
     }
+    if let Some(loopdev) = attached_loop_device(&real) {
+        // The kernel may have it mounted: writing under it would corrupt it.
+        err(&format!(
+            "{prog}: {target} is attached to {loopdev}; grow it through its mount point, or \
+             unmount it and detach {loopdev} first\n"
+        ));
+        return 1;
+    }
     offline(&prog, &target, &f)
+}
+
+/// The loop device (if any) whose backing file is `path` (canonical).
+fn attached_loop_device(path: &std::path::Path) -> Option<String> {
+    let entries = std::fs::read_dir("/sys/block").ok()?;
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if !name.starts_with("loop") {
+            continue;
+        }
+        let Ok(backing) = std::fs::read_to_string(e.path().join("loop/backing_file")) else {
+            continue;
+        };
+        if std::path::Path::new(backing.trim_end_matches('\n')) == path {
+            return Some(format!("/dev/{name}"));
+        }
+    }
+    None
 }
 
 /// The grow of an image file, following xfs_growfs's main() step by step.
