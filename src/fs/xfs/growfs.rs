@@ -5,9 +5,16 @@
 //! superblock is rewritten, the primary last.
 //!
 //! Planning reads and checks everything it depends on (superblock, the
-//! clean log, every AG header) and builds one write batch; applying commits
-//! it. Shrinking is refused, as are free-space btrees deeper than one level
-//! in the AG that must be extended (that needs btree insertion).
+//! clean log, every AG header) and decides every write; applying commits
+//! them. The new AGs' headers go first, in commits of at most
+//! [`NEW_AG_CHUNK`] AGs (a grow to many TiB adds thousands): they lie past
+//! the old end of the filesystem, so nothing refers to them until the last
+//! commit, which extends the old last AG and rewrites the superblocks, the
+//! primary last. An interruption between commits leaves only unreferenced
+//! blocks, and each commit is itself rolled back by the device's undo log.
+//!
+//! Shrinking is refused, as are free-space btrees deeper than one level in
+//! the AG that must be extended (that needs btree insertion).
 
 use super::Xfs;
 use super::ag::{self, AgContent, AgLayout};
@@ -20,6 +27,8 @@ use crate::blockdev::{BlockDevice, WriteBatch};
 
 /// `XFS_MIN_AG_BLOCKS`: the smallest last AG the kernel will add.
 pub const XFS_MIN_AG_BLOCKS: u64 = 64;
+/// New AGs written per commit (about 24 KiB each with default features).
+pub const NEW_AG_CHUNK: usize = 2048;
 
 /// What to change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,7 +58,9 @@ pub struct GrowPlan {
     pub new_ags: Vec<(u32, u32)>,
     /// The old last AG's extension, if any.
     pub extension: Option<AgExtension>,
-    /// The writes.
+    /// The last commit: the extension, every old secondary superblock,
+    /// the primary. (The new AGs' headers come first, from
+    /// [`GrowPlan::new_ag_batches`].)
     pub batch: WriteBatch,
 }
 
@@ -58,6 +69,30 @@ impl GrowPlan {
     /// dropped silently, as the kernel does).
     pub fn keeps_size(&self) -> bool {
         self.new.dblocks == self.old.dblocks
+    }
+
+    /// The commits that write the new AGs' headers, highest AG first, at
+    /// most [`NEW_AG_CHUNK`] AGs each.
+    pub fn new_ag_batches(&self) -> impl Iterator<Item = WriteBatch> + '_ {
+        let layout = AgLayout::new(&self.new);
+        let sb_sector = self.new.to_bytes();
+        let ags: Vec<(u32, u32)> = self.new_ags.iter().rev().copied().collect();
+        let chunks: Vec<Vec<(u32, u32)>> = ags.chunks(NEW_AG_CHUNK).map(<[_]>::to_vec).collect();
+        chunks.into_iter().map(move |chunk| {
+            let mut batch = WriteBatch::new();
+            for (agno, len) in chunk {
+                let mut content = AgContent::default();
+                if len > layout.prealloc {
+                    content.free.push(AllocRec {
+                        startblock: layout.prealloc,
+                        blockcount: len - layout.prealloc,
+                    });
+                }
+                let built = ag::build(&self.new, agno, len, &sb_sector, &content);
+                batch.write(self.new.ag_byte(agno, 0), built.bytes);
+            }
+            batch
+        })
     }
 }
 
@@ -174,17 +209,6 @@ pub fn plan<D: BlockDevice>(xfs: &Xfs<D>, req: &GrowRequest) -> Result<GrowPlan>
     new.ifree = ifree;
     new.inprogress = 0;
     let sb_sector = new.to_bytes();
-    for &(agno, len) in plan.new_ags.iter().rev() {
-        let mut content = AgContent::default();
-        if len > layout.prealloc {
-            content.free.push(AllocRec {
-                startblock: layout.prealloc,
-                blockcount: len - layout.prealloc,
-            });
-        }
-        let built = ag::build(&new, agno, len, &sb_sector, &content);
-        batch.write(new.ag_byte(agno, 0), built.bytes);
-    }
     for (off, bytes) in ext_writes {
         batch.write(off, bytes);
     }
@@ -199,8 +223,11 @@ pub fn plan<D: BlockDevice>(xfs: &Xfs<D>, req: &GrowRequest) -> Result<GrowPlan>
     Ok(plan)
 }
 
-/// Commits a planned grow.
+/// Commits a planned grow: the new AGs, then the rest.
 pub fn apply<D: BlockDevice>(dev: &mut D, plan: &GrowPlan) -> Result<()> {
+    for batch in plan.new_ag_batches() {
+        dev.commit(&batch)?;
+    }
     dev.commit(&plan.batch)?;
     Ok(())
 }

@@ -412,6 +412,13 @@ impl Superblock {
                 self.dblocks, self.agcount, self.agblocks
             ));
         }
+        // Byte offsets of every AG must fit in 64 bits.
+        if full.checked_mul(u64::from(self.blocksize)).is_none() {
+            return bad(format!(
+                "{} AGs of {} blocks do not fit 64-bit byte offsets",
+                self.agcount, self.agblocks
+            ));
+        }
         if self.logstart == 0 {
             return Err(Error::Unsupported("external log".into()));
         }
