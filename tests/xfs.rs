@@ -320,7 +320,7 @@ fn populate(root: &Path) {
             std::fs::remove_file(dir.join(format!("f{i}"))).expect("rm");
         }
     }
-    std::fs::write(root.join("big"), pattern(7, 48 * M as usize)).expect("write big");
+    std::fs::write(root.join("big"), pattern(7, 16 * M as usize)).expect("write big");
 }
 
 /// The xfs_db prints of every AG's headers and free-space roots, with the
@@ -370,6 +370,9 @@ struct GrowCase {
     base: u64,
     new: u64,
     used: bool,
+    /// Extra mkfs.xfs options for the base image (other geometries and
+    /// features the offline grow must handle like the kernel).
+    mkopts: &'static [&'static str],
 }
 
 /// Grows copies of one image with the kernel (loop mount + real
@@ -384,7 +387,10 @@ fn grow_differential(case: GrowCase) {
     let base = d.join("base.img");
     sparse_file(&base, case.base);
     let uuid = format!("uuid={UUID}");
-    let o = frozen(d, "mkfs.xfs", &["-q", "-m", &uuid, "base.img"]);
+    let mut args = vec!["-q", "-m", uuid.as_str()];
+    args.extend_from_slice(case.mkopts);
+    args.push("base.img");
+    let o = frozen(d, "mkfs.xfs", &args);
     assert!(o.status.success(), "mkfs: {}", stderr(&o));
     let mut files = Vec::new();
     if case.used {
@@ -408,7 +414,7 @@ fn grow_differential(case: GrowCase) {
         (out, m.dev.clone())
     };
     let o = run(ebsim("xfs_growfs").arg("-d").arg(&oimg));
-    let label = format!("{} -> {}", case.base, case.new);
+    let label = format!("{} -> {} {:?}", case.base, case.new, case.mkopts);
     assert_eq!(
         o.status.code(),
         k.status.code(),
@@ -508,6 +514,7 @@ fn grow_differential_1g_to_2g() {
         base: G,
         new: 2 * G,
         used: false,
+        mkopts: &[],
     });
 }
 
@@ -517,6 +524,7 @@ fn grow_differential_1g_to_1g_plus_100m() {
         base: G,
         new: G + 100 * M,
         used: false,
+        mkopts: &[],
     });
 }
 
@@ -526,6 +534,7 @@ fn grow_differential_1g_plus_4k_to_2g_extends_last_ag() {
         base: G + 4 * K,
         new: 2 * G,
         used: false,
+        mkopts: &[],
     });
 }
 
@@ -535,6 +544,7 @@ fn grow_differential_63_block_tail_is_dropped() {
         base: G,
         new: G + 63 * 4 * K,
         used: false,
+        mkopts: &[],
     });
 }
 
@@ -544,6 +554,7 @@ fn grow_differential_64_block_last_ag() {
         base: G,
         new: G + 64 * 4 * K,
         used: false,
+        mkopts: &[],
     });
 }
 
@@ -553,6 +564,7 @@ fn grow_differential_used_1g_plus_4k_to_3g() {
         base: G + 4 * K,
         new: 3 * G,
         used: true,
+        mkopts: &[],
     });
 }
 
@@ -562,6 +574,37 @@ fn grow_differential_1t_to_16t_minus_4k() {
         base: T,
         new: 16 * T - 4 * K,
         used: false,
+        mkopts: &[],
+    });
+}
+
+#[test]
+fn grow_differential_used_rmapbt() {
+    grow_differential(GrowCase {
+        base: G + 4 * K,
+        new: 3 * G,
+        used: true,
+        mkopts: &["-m", "rmapbt=1"],
+    });
+}
+
+#[test]
+fn grow_differential_used_1k_blocks() {
+    grow_differential(GrowCase {
+        base: G + 4 * K,
+        new: 3 * G,
+        used: true,
+        mkopts: &["-b", "size=1024"],
+    });
+}
+
+#[test]
+fn grow_differential_used_4k_sectors_no_reflink_finobt() {
+    grow_differential(GrowCase {
+        base: G + 4 * K,
+        new: 3 * G,
+        used: true,
+        mkopts: &["-s", "size=4096", "-m", "reflink=0,finobt=0"],
     });
 }
 
@@ -571,6 +614,7 @@ fn grow_differential_used_300m_to_10g() {
         base: 300 * M,
         new: 10 * G,
         used: true,
+        mkopts: &[],
     });
 }
 

@@ -434,6 +434,13 @@ impl Superblock {
                 self.logstart, self.logblocks
             ));
         }
+        // Secondaries keep mkfs's "in progress" flag; a primary with it
+        // set is a mkfs that never finished.
+        if agno == 0 && self.inprogress != 0 {
+            return Err(Error::Unsupported(
+                "mkfs did not finish on this filesystem (sb_inprogress is set)".into(),
+            ));
+        }
         if self.rblocks != 0 {
             return Err(Error::Unsupported("realtime subvolume".into()));
         }
@@ -594,5 +601,9 @@ pub(crate) mod tests {
         let mut sb = sample();
         sb.agblocks = 0;
         assert!(sb.validate(0).is_err());
+        let mut sb = sample();
+        sb.inprogress = 1;
+        assert!(matches!(sb.validate(0), Err(Error::Unsupported(_))));
+        sb.validate(1).unwrap();
     }
 }
