@@ -25,7 +25,7 @@ done
 for size in 1T 17592186040320; do
     hyperfine -N --warmup 2 --runs "$runs" \
         --prepare "sh -c 'rm -f fs.img; truncate -s $size fs.img'" \
-        --export-markdown "mkfs-$size.md" \
+        --export-markdown "mkfs-$size.md" --export-json "mkfs-$size.json" \
         -n "real mkfs.xfs $size" "mkfs.xfs -q fs.img" \
         -n "ebsim mkfs.xfs $size" "$ebsim mkfs.xfs -q fs.img"
 done
@@ -48,7 +48,7 @@ EOS
     chmod +x kernel-grow.sh
     prep="sh -c 'rm -f grow.img; cp --sparse=always base.img grow.img; truncate -s 8T grow.img'"
     hyperfine -N --warmup 1 --runs "$runs" --prepare "$prep" \
-        --export-markdown grow-8g-8t.md \
+        --export-markdown grow-8g-8t.md --export-json grow-8g-8t.json \
         -n "kernel grow 8G->8T (loop mount)" "$dir/kernel-grow.sh" \
         -n "ebsim offline grow 8G->8T" "$ebsim xfs_growfs -d grow.img"
     rm -f grow.img base.img
@@ -56,3 +56,11 @@ else
     echo "skipping the grow benchmark: it needs root and loop devices" >&2
 fi
 cat ./*.md
+# Medians resist the noise of a shared machine better than means.
+if command -v jq >/dev/null; then
+    echo
+    echo "median seconds (min):"
+    for j in ./*.json; do
+        jq -r '.results[] | "  \(.command): \(.median) (\(.min))"' "$j"
+    done
+fi
