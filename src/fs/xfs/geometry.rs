@@ -1,7 +1,7 @@
 //! The mkfs.xfs 6.1 geometry planner (spec §1.2): from a device size (or
 //! `-d size=`) to AG count and size, log size and place, inode limit.
 
-use super::superblock::ceil_log2;
+use super::superblock::{SegmentedFsb, ceil_log2};
 
 /// Block size mkfs uses by default.
 pub const BLOCKSIZE: u32 = 4096;
@@ -116,8 +116,8 @@ impl Geometry {
     }
 
     /// The log's start as a segmented FSB number.
-    pub fn logstart(&self) -> u64 {
-        (u64::from(self.logagno) << self.agblklog) | u64::from(self.logagbno)
+    pub fn logstart(&self) -> SegmentedFsb {
+        SegmentedFsb((u64::from(self.logagno) << self.agblklog) | u64::from(self.logagbno))
     }
 
     /// The length of AG `agno`.
@@ -207,9 +207,9 @@ mod tests {
                 "size {size}"
             );
         }
-        assert_eq!(g(gb).logstart(), 131078);
-        assert_eq!(g(200 * gb).logstart(), 33554438);
-        assert_eq!(g(16 * t).logstart(), 2147483654);
+        assert_eq!(g(gb).logstart(), SegmentedFsb(131078));
+        assert_eq!(g(200 * gb).logstart(), SegmentedFsb(33554438));
+        assert_eq!(g(16 * t).logstart(), SegmentedFsb(2147483654));
         assert_eq!(g(gb + 4 * k).ag_length(3), 65534);
     }
 

@@ -224,7 +224,7 @@ mod tests {
         sb.agblklog = 8;
         sb.agcount = 1;
         sb.dblocks = 256;
-        sb.logstart = 6;
+        sb.logstart = crate::fs::xfs::superblock::SegmentedFsb(6);
         sb.logblocks = 64;
         sb
     }

@@ -36,7 +36,7 @@ pub fn render(sb: &Superblock, name: &str) -> String {
     let dirblocksize = u64::from(sb.blocksize) << sb.dirblklog.min(16);
     let cimode = flag(sb.versionnum & VERSION_BORG != 0);
     let ftype = flag(sb.has_incompat(incompat::FTYPE) || sb.features2 & features2::FTYPE != 0);
-    let logname = if sb.logstart > 0 {
+    let logname = if sb.logstart.0 > 0 {
         "internal log"
     } else {
         "external"

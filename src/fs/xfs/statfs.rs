@@ -104,7 +104,7 @@ fn hidden_resv(sb: &Superblock, ag: &AgUsage) -> u64 {
 /// are what a clean mount starts from) and these AGs, mounted `mode`.
 pub fn compute(sb: &Superblock, ags: &[AgUsage], mode: MountMode) -> StatFs {
     let bs = u64::from(sb.blocksize);
-    let log = if sb.logstart != 0 {
+    let log = if sb.logstart.0 != 0 {
         u64::from(sb.logblocks)
     } else {
         0

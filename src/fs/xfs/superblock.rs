@@ -81,6 +81,18 @@ pub mod incompat {
     pub const ALL: u32 = FTYPE | SPINODES | META_UUID | BIGTIME | NEEDSREPAIR | NREXT64;
 }
 
+/// A filesystem block number in XFS's segmented form,
+/// `(agno << agblklog) | agbno` (spec §0.2): not a linear block index unless
+/// the AG size is a power of two. Convert with [`Superblock::fsb_to_ag`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct SegmentedFsb(pub u64);
+
+impl std::fmt::Display for SegmentedFsb {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
 /// A superblock, field for field. Names follow `struct xfs_dsb` without the
 /// `sb_` prefix.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -90,8 +102,8 @@ pub struct Superblock {
     pub rblocks: u64,
     pub rextents: u64,
     pub uuid: [u8; 16],
-    /// A segmented FSB number (spec §0.2).
-    pub logstart: u64,
+    /// Where the internal log starts (0: external log).
+    pub logstart: SegmentedFsb,
     pub rootino: u64,
     pub rbmino: u64,
     pub rsumino: u64,
@@ -171,7 +183,7 @@ impl Superblock {
             rblocks: read_u64be(b, 0x10),
             rextents: read_u64be(b, 0x18),
             uuid: uuid_at(b, 0x20),
-            logstart: read_u64be(b, 0x30),
+            logstart: SegmentedFsb(read_u64be(b, 0x30)),
             rootino: read_u64be(b, 0x38),
             rbmino: read_u64be(b, 0x40),
             rsumino: read_u64be(b, 0x48),
@@ -247,7 +259,7 @@ impl Superblock {
         write_u64be(&mut b, 0x10, self.rblocks);
         write_u64be(&mut b, 0x18, self.rextents);
         b[0x20..0x30].copy_from_slice(&self.uuid);
-        write_u64be(&mut b, 0x30, self.logstart);
+        write_u64be(&mut b, 0x30, self.logstart.0);
         write_u64be(&mut b, 0x38, self.rootino);
         write_u64be(&mut b, 0x40, self.rbmino);
         write_u64be(&mut b, 0x48, self.rsumino);
@@ -419,7 +431,7 @@ impl Superblock {
                 self.agcount, self.agblocks
             ));
         }
-        if self.logstart == 0 {
+        if self.logstart.0 == 0 {
             return Err(Error::Unsupported("external log".into()));
         }
         if self.logblocks == 0 {
@@ -448,7 +460,8 @@ impl Superblock {
     }
 
     /// Splits a segmented FSB number into (AG, AG block).
-    pub fn fsb_to_ag(&self, fsb: u64) -> (u32, u32) {
+    pub fn fsb_to_ag(&self, fsb: SegmentedFsb) -> (u32, u32) {
+        let fsb = fsb.0;
         let shift = u32::from(self.agblklog).min(63);
         let agno = u32::try_from(fsb >> shift).unwrap_or(u32::MAX);
         let agbno = u32::try_from(fsb & ((1u64 << shift) - 1)).unwrap_or(u32::MAX);
@@ -456,8 +469,8 @@ impl Superblock {
     }
 
     /// The segmented FSB number of (AG, AG block).
-    pub fn ag_to_fsb(&self, agno: u32, agbno: u32) -> u64 {
-        (u64::from(agno) << self.agblklog) | u64::from(agbno)
+    pub fn ag_to_fsb(&self, agno: u32, agbno: u32) -> SegmentedFsb {
+        SegmentedFsb((u64::from(agno) << self.agblklog.min(63)) | u64::from(agbno))
     }
 
     /// The length in blocks of AG `agno` (the last one may be short).
@@ -505,7 +518,7 @@ pub(crate) mod tests {
             rblocks: 0,
             rextents: 0,
             uuid: [0x11; 16],
-            logstart: 131078,
+            logstart: SegmentedFsb(131078),
             rootino: 128,
             rbmino: 129,
             rsumino: 130,
@@ -582,8 +595,8 @@ pub(crate) mod tests {
         let mut sb = sample();
         sb.agblocks = 13107200;
         sb.agblklog = 24;
-        assert_eq!(sb.ag_to_fsb(2, 6), 33554438);
-        assert_eq!(sb.fsb_to_ag(33554438), (2, 6));
+        assert_eq!(sb.ag_to_fsb(2, 6), SegmentedFsb(33554438));
+        assert_eq!(sb.fsb_to_ag(SegmentedFsb(33554438)), (2, 6));
         assert_eq!(ceil_log2(65536), 16);
         assert_eq!(ceil_log2(65537), 17);
         assert_eq!(ceil_log2(19200), 15);
