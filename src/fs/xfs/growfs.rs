@@ -299,6 +299,24 @@ fn extend_last_ag<D: BlockDevice>(
             "AG {agno}'s free list would change, which needs rmapbt updates"
         )));
     }
+    // Every block on the free list must be inside the AG and not also
+    // free space: merging would otherwise write overlapping records.
+    let mut slot = agf.flfirst;
+    for _ in 0..agf.flcount {
+        let b = agfl.bno[slot as usize];
+        let in_free = free.iter().any(|r| {
+            u64::from(b) >= u64::from(r.startblock)
+                && u64::from(b) < u64::from(r.startblock) + u64::from(r.blockcount)
+        });
+        if b >= old_len || b < layout.prealloc || in_free {
+            return Err(Error::corrupt(
+                Structure::Agfl,
+                agno,
+                format!("free-list block {b} is outside the AG or also free space"),
+            ));
+        }
+        slot = next_slot(slot, ring);
+    }
     let mut freed = Vec::new();
     while agf.flcount > need {
         let b = agfl.bno[agf.flfirst as usize];
@@ -461,7 +479,7 @@ fn merge_free(a: &[AllocRec], b: &[AllocRec]) -> Vec<AllocRec> {
                 if u64::from(last.startblock) + u64::from(last.blockcount)
                     == u64::from(r.startblock) =>
             {
-                last.blockcount += r.blockcount;
+                last.blockcount = last.blockcount.saturating_add(r.blockcount);
             }
             _ => out.push(r),
         }
