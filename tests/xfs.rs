@@ -1150,3 +1150,78 @@ fn growfs_refuses_an_image_in_use_by_a_loop_device() {
     );
     assert_eq!(sparse_hash(&img), before);
 }
+
+// ---------------------------------------------------------------- crash safety
+
+/// Interrupts an offline grow after every possible number of writes (the
+/// blockdev fault hook) and checks that the next open rolls the unfinished
+/// commit back: the filesystem is the old one, xfs_repair finds nothing, and
+/// the grow then completes.
+#[test]
+fn interrupted_grow_rolls_back() {
+    let repair_ok = require_tools(&["xfs_repair"]);
+    let tmp = tempfile::tempdir().expect("tmp");
+    let img = fresh(tmp.path(), "fs.img");
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&img)
+        .expect("open")
+        .set_len(G + 300 * M)
+        .expect("len");
+    let old = sparse_hash(&img);
+    let mut completed = false;
+    for n in 0..64 {
+        let o = run(ebsim("xfs_growfs")
+            .arg(&img)
+            .env("EBSIM_FAULT_AFTER_WRITES", n.to_string()));
+        if o.status.success() {
+            completed = true;
+            break;
+        }
+        assert!(stderr(&o).contains("injected fault"), "{}", stderr(&o));
+        // Reopening recovers; the filesystem must be the old size.
+        let fs = Xfs::open(ImageFile::open(&img, Access::ReadWrite).expect("open")).expect("xfs");
+        assert_eq!(fs.sb().dblocks, 262144, "after a fault at write {n}");
+        drop(fs);
+        if repair_ok {
+            let (rc, out) = repair(&img);
+            assert_eq!(rc, 0, "xfs_repair -n after a fault at write {n}:\n{out}");
+        }
+        if n == 0 {
+            assert_eq!(
+                sparse_hash(&img),
+                old,
+                "a fault before any write changed the image"
+            );
+        }
+    }
+    assert!(completed, "the grow never completed");
+    let fs = Xfs::open(ImageFile::open(&img, Access::ReadOnly).expect("open")).expect("xfs");
+    assert_eq!(fs.sb().dblocks, (G + 300 * M) / 4096);
+    if repair_ok {
+        assert_eq!(repair(&img).0, 0);
+    }
+}
+
+/// The same for mkfs: an interrupted mkfs leaves the file as it was.
+#[test]
+fn interrupted_mkfs_rolls_back() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let img = tmp.path().join("fs.img");
+    sparse_file(&img, G);
+    for n in 0..32 {
+        let o = run(ebsim("mkfs.xfs")
+            .arg("-q")
+            .arg(&img)
+            .env("EBSIM_FAULT_AFTER_WRITES", n.to_string()));
+        if o.status.success() {
+            return;
+        }
+        drop(ImageFile::open(&img, Access::ReadWrite).expect("recover"));
+        assert!(
+            data_ranges(&img).is_empty(),
+            "a fault at write {n} left data behind"
+        );
+    }
+    panic!("mkfs never completed");
+}

@@ -215,7 +215,12 @@ pub fn plan<D: BlockDevice + ?Sized>(dev: &D, opts: &MkfsOptions) -> Result<Mkfs
     let built0 = ag::build(&sb, 0, len0, &sb.to_bytes(), &content0);
 
     let (logag, logbno) = sb.fsb_to_ag(sb.logstart);
-    batch.write(sb.ag_byte(logag, logbno), log::clean_log(&sb.uuid).to_vec());
+    // The whole first log block, so that a rollback can punch it out
+    // again (a partial block would stay allocated).
+    let mut log_block = vec![0u8; sb.blocksize as usize];
+    let clean = log::clean_log(&sb.uuid);
+    log_block[..clean.len()].copy_from_slice(&clean);
+    batch.write(sb.ag_byte(logag, logbno), log_block);
     if let Some(rec) = content0.inodes {
         let chunk_bno = rec.startino >> sb.inopblog;
         let chunk = inode::mkfs_chunk(
