@@ -28,7 +28,7 @@ use crate::blockdev::{BlockDevice, WriteBatch};
 /// `XFS_MIN_AG_BLOCKS`: the smallest last AG the kernel will add.
 pub const XFS_MIN_AG_BLOCKS: u64 = 64;
 /// New AGs written per commit (about 24 KiB each with default features).
-pub const NEW_AG_CHUNK: usize = 2048;
+pub const NEW_AG_CHUNK: usize = 4096;
 
 /// What to change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
