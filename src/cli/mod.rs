@@ -14,8 +14,12 @@ mod e2fs_util;
 mod growpart;
 mod mkfs;
 mod mkfs_ext4;
+mod mkfs_xfs;
 mod output;
 mod resize2fs;
+mod xfs_getopt;
+mod xfs_growfs;
+mod xfs_info;
 
 use std::ffi::OsString;
 use std::process::ExitCode;
@@ -61,6 +65,21 @@ pub const APPLETS: &[Applet] = &[
         name: "resize2fs",
         about: "grow an ext4 filesystem offline (e2fsprogs 1.47.0)",
         run: resize2fs::run,
+    },
+    Applet {
+        name: "mkfs.xfs",
+        about: "make an XFS filesystem (xfsprogs 6.1 defaults)",
+        run: mkfs_xfs::run,
+    },
+    Applet {
+        name: "xfs_growfs",
+        about: "grow an XFS filesystem (xfsprogs 6.1; offline on an image file)",
+        run: xfs_growfs::run,
+    },
+    Applet {
+        name: "xfs_info",
+        about: "show the geometry of an XFS filesystem (xfsprogs 6.1)",
+        run: xfs_info::run,
     },
 ];
 

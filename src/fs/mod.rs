@@ -1,2 +1,4 @@
 //! Filesystems: ext4 and XFS, each with mkfs, open, grow and statfs.
+
 pub mod ext4;
+pub mod xfs;
