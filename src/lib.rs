@@ -11,5 +11,6 @@
 
 pub mod blockdev;
 pub mod bytes;
+pub mod ec2;
 pub mod fs;
 pub mod partition;

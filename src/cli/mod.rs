@@ -9,6 +9,7 @@
 //! their messages must match to the character), its wording and its exit
 //! codes; the library below returns typed errors only.
 
+mod ec2;
 mod growpart;
 mod output;
 
@@ -26,11 +27,28 @@ pub struct Applet {
 }
 
 /// Every applet, in `--list` order.
-pub const APPLETS: &[Applet] = &[Applet {
-    name: "growpart",
-    about: "grow a partition into the free space after it (cloud-utils growpart 0.33)",
-    run: growpart::run,
-}];
+pub const APPLETS: &[Applet] = &[
+    Applet {
+        name: "growpart",
+        about: "grow a partition into the free space after it (cloud-utils growpart 0.33)",
+        run: growpart::run,
+    },
+    Applet {
+        name: "ec2",
+        about: "the emulated EC2 API: `ebsim ec2 OPERATION` with the AWS CLI's flags and JSON",
+        run: ec2::run,
+    },
+    Applet {
+        name: "aws",
+        about: "the `aws ec2 ...` command line over the emulated EC2 (AWS CLI v2 output)",
+        run: ec2::run_aws,
+    },
+    Applet {
+        name: "clock",
+        about: "show the virtual clock, or `clock advance DURATION` to move it",
+        run: ec2::run_clock,
+    },
+];
 
 fn find(name: &str) -> Option<&'static Applet> {
     APPLETS.iter().find(|a| a.name == name)
