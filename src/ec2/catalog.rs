@@ -529,6 +529,7 @@ pub fn default_builder() -> Box<dyn ImageBuilder> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -102,6 +102,7 @@ pub fn tag_values(name: &str, tags: &[super::model::Tag]) -> Option<Vec<String>>
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -19,6 +19,7 @@ pub fn well_formed(id: &str, prefix: &str) -> bool {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

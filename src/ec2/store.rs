@@ -127,7 +127,13 @@ impl Locked {
         let real_ms = real_now_ms();
         let state = match read_state(home)? {
             Some(s) => s,
-            None => State::new(real_ms),
+            None => {
+                // A new home: write the empty document now, so that from
+                // here on a missing state.json always means a lost one.
+                let s = State::new(real_ms);
+                write_state(home, &s)?;
+                s
+            }
         };
         let now = state.clock.now(mode, real_ms);
         Ok(Locked {

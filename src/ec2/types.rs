@@ -338,6 +338,7 @@ pub fn modify_perf(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -197,7 +197,12 @@ impl Txn<'_> {
         let path = self.home().path(&vol.image);
         match snapshot {
             None => {
-                ImageFile::create(&path, vol.size_bytes())?;
+                if let Err(e) = ImageFile::create(&path, vol.size_bytes()) {
+                    // `create` may have made the file before failing to
+                    // size it (a host filesystem's file size limit).
+                    let _ = std::fs::remove_file(&path);
+                    return Err(e.into());
+                }
             }
             Some(sid) => {
                 if let Err(e) = super::snapshots::restore(self.home(), sid, &path, vol.size_bytes())

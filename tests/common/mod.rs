@@ -53,7 +53,10 @@ pub fn require_mount() -> bool {
     if ok {
         return true;
     }
-    assert!(!in_ci(), "CI is set but loop devices/mount are not usable here");
+    assert!(
+        !in_ci(),
+        "CI is set but loop devices/mount are not usable here"
+    );
     eprintln!("skipping: loop devices and mount need root");
     false
 }
@@ -105,9 +108,17 @@ pub fn stderr(o: &Output) -> String {
 /// SHA-256 of a file, hex, for "left untouched" checks.
 pub fn file_hash(path: &Path) -> String {
     use sha2::{Digest, Sha256};
+    use std::io::Read;
     let mut h = Sha256::new();
     let mut f = std::fs::File::open(path).expect("open for hashing");
-    std::io::copy(&mut f, &mut h).expect("hash");
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf).expect("read for hashing");
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
     h.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 

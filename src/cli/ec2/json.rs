@@ -375,6 +375,7 @@ fn text_dict(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -131,6 +131,7 @@ fn reorder(j: J, orders: &[Vec<String>]) -> J {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use crate::cli::ec2::json::Obj;

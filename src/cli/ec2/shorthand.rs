@@ -319,6 +319,7 @@ pub fn parse(input: &str) -> Result<Value, ShorthandError> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use serde_json::json;
