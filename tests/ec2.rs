@@ -1243,3 +1243,176 @@ fn golden_image_shapes() {
     golden(&c, &["describe-images", "--owners", "self"], "describe-images-own.json");
 }
 
+
+// ---------------------------------------------------------------------
+// Snapshots: the chunk store (issue 5 check)
+
+/// The bytes of one 1 MiB piece of test data starting at `p`: a
+/// pseudo-random pattern of the seed, each 4 KiB block stamped with its
+/// offset and the seed, so no two 512 KiB chunks are alike.
+fn piece(seed: u64, p: u64, n: usize) -> Vec<u8> {
+    thread_local! {
+        static PATTERNS: std::cell::RefCell<std::collections::HashMap<u64, std::rc::Rc<Vec<u8>>>> =
+            std::cell::RefCell::new(std::collections::HashMap::new());
+    }
+    let pattern = PATTERNS.with(|m| {
+        m.borrow_mut()
+            .entry(seed)
+            .or_insert_with(|| {
+                let mut buf = vec![0u8; 1 << 20];
+                let mut x = 0x9E37_79B9_7F4A_7C15u64 ^ seed;
+                for b in buf.chunks_mut(8) {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    b.copy_from_slice(&x.to_le_bytes());
+                }
+                std::rc::Rc::new(buf)
+            })
+            .clone()
+    });
+    let mut buf = pattern[..n].to_vec();
+    for (k, blk) in buf.chunks_mut(4096).enumerate() {
+        if blk.len() >= 16 {
+            blk[..8].copy_from_slice(&(p + (k as u64) * 4096).to_le_bytes());
+            blk[8..16].copy_from_slice(&seed.to_le_bytes());
+        }
+    }
+    buf
+}
+
+/// A write of test data: offset, length, seed.
+type Write = (u64, u64, u64);
+
+/// Writes test data through the one write path, 32 MiB per commit.
+fn write_data(img: &std::path::Path, w: Write) {
+    use ebsim::blockdev::image::{Access, ImageFile};
+    use ebsim::blockdev::{BlockDevice, WriteBatch};
+    let (offset, len, seed) = w;
+    let mut f = ImageFile::open(img, Access::ReadWrite).unwrap();
+    let mut pos = offset;
+    let end = offset + len;
+    while pos < end {
+        let mut batch = WriteBatch::new();
+        for _ in 0..32 {
+            if pos >= end {
+                break;
+            }
+            let n = (end - pos).min(1 << 20) as usize;
+            batch.write(pos, piece(seed, pos, n));
+            pos += n as u64;
+        }
+        f.commit(&batch).unwrap();
+    }
+    assert!(f.size() >= end);
+}
+
+/// What `history` left at `x..x+n` (later writes over earlier ones).
+fn expected(history: &[Write], x: u64, n: usize) -> Vec<u8> {
+    let mut out = vec![0u8; n];
+    let end = x + n as u64;
+    for &(o, len, seed) in history {
+        if o + len <= x || o >= end {
+            continue;
+        }
+        let mut p = o + (x.max(o) - o) / (1 << 20) * (1 << 20);
+        while p < (o + len).min(end) {
+            let pn = (o + len - p).min(1 << 20) as usize;
+            let data = piece(seed, p, pn);
+            let from = x.max(p);
+            let to = end.min(p + pn as u64);
+            if from < to {
+                out[(from - x) as usize..(to - x) as usize]
+                    .copy_from_slice(&data[(from - p) as usize..(to - p) as usize]);
+            }
+            p += pn as u64;
+        }
+    }
+    out
+}
+
+/// Checks an image holds exactly what `history` wrote: the bytes of every
+/// written range, and no data anywhere else.
+fn check_content(img: &std::path::Path, history: &[Write]) {
+    use ebsim::blockdev::image::{Access, ImageFile};
+    use ebsim::blockdev::BlockDevice;
+    let f = ImageFile::open(img, Access::ReadOnly).unwrap();
+    for r in f.data_ranges(0..f.size()).unwrap() {
+        let covered = history.iter().any(|&(o, len, _)| o <= r.start && r.end <= o + len)
+            || history.iter().filter(|&&(o, len, _)| o < r.end && r.start < o + len).map(|&(o, len, _)| o.max(r.start)..(o + len).min(r.end)).fold(0, |acc, q| acc + (q.end - q.start)) >= r.end - r.start;
+        assert!(covered, "{}: data at {:?} nothing wrote", img.display(), r);
+    }
+    let mut ranges: Vec<(u64, u64)> = history.iter().map(|&(o, l, _)| (o, o + l)).collect();
+    ranges.sort();
+    for (start, end) in ranges {
+        let mut pos = start;
+        while pos < end {
+            let n = (end - pos).min(8 << 20) as usize;
+            assert!(f.read_vec(pos, n).unwrap() == expected(history, pos, n), "{}: bytes differ at {pos}", img.display());
+            pos += n as u64;
+        }
+    }
+}
+
+#[test]
+fn snapshots_are_incremental_shared_and_restore_exactly() {
+    use ebsim::ec2::snapshots::{read_manifest, store_usage};
+    use ebsim::ec2::Home;
+    const GIB: u64 = 1 << 30;
+    const MIB: u64 = 1 << 20;
+    // tmpfs: no disk writes for the GiBs this moves.
+    let c = Cloud::on_tmpfs();
+    let home = Home::at(c.path());
+    let v = c.volume(&["--size", "200"]);
+    let img = c.image_of(&v);
+    // 1 GiB of data: 64 runs of 16 MiB spread over the 200 GiB.
+    let mut history: Vec<Write> = (0..64u64).map(|k| (k * 3 * GIB + 7 * MIB, 16 * MIB, k)).collect();
+    for w in &history {
+        write_data(&img, *w);
+    }
+    assert!(common::allocated(&img) >= GIB && common::allocated(&img) < GIB + 64 * MIB);
+
+    let s1 = c.ok(&["create-snapshot", "--volume-id", &v, "--description", "first"]);
+    let s1 = s1["SnapshotId"].as_str().unwrap().to_string();
+    let (n1, bytes1) = store_usage(&home);
+    assert_eq!(bytes1, GIB, "first snapshot stores exactly the data");
+    assert_eq!(n1, 2048);
+    let at_first = history.clone();
+
+    // 10 MiB, unaligned, half over the last run's data, half past it.
+    let w: Write = (63 * 3 * GIB + 7 * MIB + 16 * MIB - 5 * MIB + 4096 * 3, 10 * MIB, 1000);
+    write_data(&img, w);
+    history.push(w);
+    let s2 = c.ok(&["create-snapshot", "--volume-id", &v, "--description", "second"]);
+    let s2 = s2["SnapshotId"].as_str().unwrap().to_string();
+    let (_, bytes2) = store_usage(&home);
+    let added = bytes2 - bytes1;
+    assert!(added <= 10 * MIB + MIB / 2, "second snapshot added {added} bytes");
+    assert!(added >= 10 * MIB, "second snapshot added only {added} bytes");
+    check_content(&img, &history);
+
+    c.ok(&["wait", "snapshot-completed", "--snapshot-ids", &s1, &s2]);
+    let r1 = c.ok(&["create-volume", "--availability-zone", "us-east-1a", "--snapshot-id", &s1]);
+    let r1 = r1["VolumeId"].as_str().unwrap().to_string();
+    check_content(&c.image_of(&r1), &at_first);
+    // Restores write only the data.
+    assert!(common::allocated(&c.image_of(&r1)) <= GIB + MIB);
+    c.ok(&["wait", "volume-available", "--volume-ids", &r1]);
+    c.ok(&["delete-volume", "--volume-id", &r1]);
+
+    // Deleting the first frees only what the second does not use.
+    let m2 = read_manifest(&home, &s2).unwrap();
+    c.ok(&["delete-snapshot", "--snapshot-id", &s1]);
+    let (_, bytes3) = store_usage(&home);
+    assert!(bytes3 < bytes2, "the overwritten chunks went");
+    let unique: std::collections::HashSet<&String> = m2.chunks.values().collect();
+    assert_eq!(bytes3, unique.len() as u64 * 512 * 1024);
+    assert!(!c.path().join(format!("snapshots/{s1}.manifest")).exists());
+    // A bigger volume from the second snapshot reads back as the source.
+    let r2 = c.ok(&["create-volume", "--availability-zone", "us-east-1a", "--snapshot-id", &s2, "--size", "250"]);
+    let r2 = r2["VolumeId"].as_str().unwrap().to_string();
+    assert_eq!(std::fs::metadata(c.image_of(&r2)).unwrap().len(), 250 * GIB);
+    check_content(&c.image_of(&r2), &history);
+    c.ok(&["delete-snapshot", "--snapshot-id", &s2]);
+    assert_eq!(store_usage(&home), (0, 0));
+}
