@@ -195,18 +195,25 @@ impl Ec2 {
             locked,
             dirty: false,
             after: Vec::new(),
+            created: Vec::new(),
         };
         txn.tick()?;
         match f(&mut txn) {
-            Ok(v) => {
-                txn.commit()?;
-                Ok(v)
-            }
+            Ok(v) => match txn.commit() {
+                Ok(()) => Ok(v),
+                Err(e) => {
+                    // The state was not written: the files made for it
+                    // are nobody's.
+                    txn.discard_created();
+                    Err(e)
+                }
+            },
             Err(e) => {
                 // Drop whatever `f` changed before failing: read the
                 // document again (the lock is still held) and apply the
                 // clock's transitions alone, which are idempotent (an image
                 // already grown is grown to the same size again).
+                txn.discard_created();
                 txn.after.clear();
                 txn.locked.reload()?;
                 txn.dirty = false;
@@ -224,6 +231,7 @@ pub struct Txn<'a> {
     locked: Locked,
     dirty: bool,
     after: Vec<After>,
+    created: Vec<PathBuf>,
 }
 
 /// Work done once the state is written, still under the lock.
@@ -292,6 +300,19 @@ impl<'a> Txn<'a> {
     /// references).
     pub fn remove_after_commit(&mut self, path: PathBuf) {
         self.after.push(After::Remove(path));
+    }
+
+    /// Records a file made for this transaction (a new volume's image, a
+    /// snapshot's manifest): removed again if the transaction fails.
+    pub(crate) fn created(&mut self, path: PathBuf) {
+        self.created.push(path);
+    }
+
+    fn discard_created(&mut self) {
+        for p in self.created.drain(..) {
+            let _ = std::fs::remove_file(crate::blockdev::image::undo_log_path(&p));
+            let _ = std::fs::remove_file(&p);
+        }
     }
 
     /// Frees a deleted snapshot's unshared chunks once the state is written.

@@ -429,6 +429,7 @@ impl Txn<'_> {
             return Err(ApiError::dry_run_ok().into());
         }
         let id = self.new_id("snap");
+        self.created(manifest_path(self.home(), &id));
         let taken = match take(self.home(), &id, &self.home().path(&v.image)) {
             Ok(t) => t,
             Err(e) => {

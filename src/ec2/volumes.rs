@@ -195,6 +195,7 @@ impl Txn<'_> {
         snapshot: Option<&str>,
     ) -> Result<()> {
         let path = self.home().path(&vol.image);
+        self.created(path.clone());
         match snapshot {
             None => {
                 if let Err(e) = ImageFile::create(&path, vol.size_bytes()) {

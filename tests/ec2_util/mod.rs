@@ -76,14 +76,19 @@ impl Cloud {
     /// Runs and returns stdout as text; panics unless it succeeded.
     pub fn text(&self, args: &[&str]) -> String {
         let o = self.run(args);
-        assert!(o.status.success(), "ebsim ec2 {args:?} failed:\n{}", stderr(&o));
+        assert!(
+            o.status.success(),
+            "ebsim ec2 {args:?} failed:\n{}",
+            stderr(&o)
+        );
         stdout(&o)
     }
 
     /// Asserts the command fails with exactly AWS's error line, exit 254.
     pub fn api_err(&self, args: &[&str], op: &str, code: &str, message: &str) {
         let o = self.run(args);
-        let want = format!("\nAn error occurred ({code}) when calling the {op} operation: {message}\n");
+        let want =
+            format!("\nAn error occurred ({code}) when calling the {op} operation: {message}\n");
         assert_eq!(stderr(&o), want, "stderr of {args:?}");
         assert_eq!(o.status.code(), Some(254), "exit of {args:?}");
         assert_eq!(stdout(&o), "", "stdout of {args:?}");
@@ -91,7 +96,11 @@ impl Cloud {
 
     /// `ebsim clock advance D`.
     pub fn advance(&self, d: &str) {
-        let o = self.cmd("clock").args(["advance", d]).output().expect("run clock");
+        let o = self
+            .cmd("clock")
+            .args(["advance", d])
+            .output()
+            .expect("run clock");
         assert!(o.status.success(), "clock advance: {}", stderr(&o));
     }
 
@@ -107,8 +116,17 @@ impl Cloud {
 
     /// A running instance from an AMI.
     pub fn instance(&self, image: &str, itype: &str) -> String {
-        let r = self.ok(&["run-instances", "--image-id", image, "--instance-type", itype]);
-        let id = r["Instances"][0]["InstanceId"].as_str().expect("InstanceId").to_string();
+        let r = self.ok(&[
+            "run-instances",
+            "--image-id",
+            image,
+            "--instance-type",
+            itype,
+        ]);
+        let id = r["Instances"][0]["InstanceId"]
+            .as_str()
+            .expect("InstanceId")
+            .to_string();
         self.ok(&["wait", "instance-running", "--instance-ids", &id]);
         id
     }
