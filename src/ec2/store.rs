@@ -199,19 +199,25 @@ pub fn read_state(home: &Home) -> Result<Option<State>> {
         }
         Err(e) => return Err(Error::io(&path, "read", e)),
     };
-    let value: serde_json::Value =
-        serde_json::from_slice(&raw).map_err(|e| Error::StateDamaged {
-            path: path.clone(),
-            reason: format!("not valid JSON: {e}"),
-        })?;
-    let format = value.get("format").and_then(|v| v.as_str());
-    if format != Some(STATE_FORMAT) {
+    // The header first (format and version; serde skips the rest without
+    // building it), so an unknown or newer document is named as such
+    // rather than reported as a field error.
+    #[derive(serde::Deserialize)]
+    struct Header {
+        format: Option<String>,
+        version: Option<u64>,
+    }
+    let header: Header = serde_json::from_slice(&raw).map_err(|e| Error::StateDamaged {
+        path: path.clone(),
+        reason: format!("not valid JSON: {e}"),
+    })?;
+    if header.format.as_deref() != Some(STATE_FORMAT) {
         return Err(Error::StateDamaged {
             path,
             reason: format!("no \"format\": \"{STATE_FORMAT}\" field"),
         });
     }
-    let version = value.get("version").and_then(|v| v.as_u64()).unwrap_or(0);
+    let version = header.version.unwrap_or(0);
     if version > STATE_VERSION {
         return Err(Error::StateVersion {
             path,
@@ -219,7 +225,7 @@ pub fn read_state(home: &Home) -> Result<Option<State>> {
             supported: STATE_VERSION,
         });
     }
-    let state: State = serde_json::from_value(value).map_err(|e| Error::StateDamaged {
+    let state: State = serde_json::from_slice(&raw).map_err(|e| Error::StateDamaged {
         path: path.clone(),
         reason: e.to_string(),
     })?;

@@ -103,22 +103,6 @@ impl From<Obj> for J {
 }
 
 impl J {
-    /// Converts to serde_json (key order is lost there).
-    pub fn to_serde(&self) -> serde_json::Value {
-        use serde_json::Value as V;
-        match self {
-            J::Null => V::Null,
-            J::Bool(b) => V::Bool(*b),
-            J::Int(n) => V::from(*n),
-            J::Float(f) => serde_json::Number::from_f64(*f)
-                .map(V::Number)
-                .unwrap_or(V::Null),
-            J::Str(s) => V::String(s.clone()),
-            J::Arr(a) => V::Array(a.iter().map(J::to_serde).collect()),
-            J::Obj(kv) => V::Object(kv.iter().map(|(k, v)| (k.clone(), v.to_serde())).collect()),
-        }
-    }
-
     /// Converts from serde_json (keys in serde_json's order).
     pub fn from_serde(v: &serde_json::Value) -> J {
         use serde_json::Value as V;
@@ -247,21 +231,29 @@ fn py_float(f: f64) -> String {
 
 fn write_str(out: &mut String, s: &str) {
     out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\u{8}' => out.push_str("\\b"),
-            '\u{c}' => out.push_str("\\f"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
+    // Copy runs of plain characters at once; escape the rest.
+    let mut plain = 0;
+    for (i, c) in s.char_indices() {
+        let esc = match c {
+            '"' => "\\\"",
+            '\\' => "\\\\",
+            '\n' => "\\n",
+            '\r' => "\\r",
+            '\t' => "\\t",
+            '\u{8}' => "\\b",
+            '\u{c}' => "\\f",
+            c if (c as u32) < 0x20 => "",
+            _ => continue,
+        };
+        out.push_str(&s[plain..i]);
+        if esc.is_empty() {
+            let _ = write!(out, "\\u{:04x}", c as u32);
+        } else {
+            out.push_str(esc);
         }
+        plain = i + c.len_utf8();
     }
+    out.push_str(&s[plain..]);
     out.push('"');
 }
 
@@ -439,6 +431,10 @@ mod tests {
         assert_eq!(q.to_text(), "us-east-1a\t80\nT\ta\tb\n");
         assert_eq!(J::Arr(vec![]).to_pretty(), "[]");
         assert_eq!(J::Str("x\"y".into()).to_pretty(), r#""x\"y""#);
+        assert_eq!(
+            J::Str("a\u{1}b\tc\\é".into()).to_pretty(),
+            r#""a\u0001b\tc\\é""#
+        );
         assert_eq!(J::Null.to_text(), "None\n");
     }
 }
