@@ -85,6 +85,7 @@ S=$($E create-snapshot --volume-id "$V" --query SnapshotId --output text)
 $E wait snapshot-completed --snapshot-ids "$S"
 hyperfine --runs 10 --export-markdown "$WORK/restore.md" \
     -n 'cp --sparse=always (200 GiB image, 1 GiB data)' --prepare "rm -f $WORK/copy.img; sync" "cp --sparse=always $IMG $WORK/copy.img" \
+    -n 'cp --sparse=always + sync (durable, as ebsim)' --prepare "rm -f $WORK/copy.img; sync" "cp --sparse=always $IMG $WORK/copy.img && sync" \
     -n 'ebsim create-volume --snapshot-id (restore)' --prepare "$WORK/clear-restores.sh; sync" "$E create-volume --availability-zone us-east-1a --snapshot-id $S"
 echo "chunk store: $(du -sh "$SNAPS" | cut -f1)"
 rm -f "$WORK/copy.img"

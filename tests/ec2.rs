@@ -2346,3 +2346,27 @@ fn sigkill_at_random_moments_never_breaks_the_state() {
     // Some kills came before the rename and some after: both sides seen.
     assert!(landed > 0 && landed < 40, "{landed}/40");
 }
+
+#[test]
+fn a_modification_that_cannot_grow_the_image_fails_alone() {
+    let c = Cloud::new();
+    let v = c.volume(&["--size", "8"]);
+    let w = c.volume(&["--size", "8"]);
+    c.ok(&["modify-volume", "--volume-id", &v, "--size", "16"]);
+    c.ok(&["modify-volume", "--volume-id", &w, "--size", "16"]);
+    std::fs::remove_file(c.image_of(&v)).unwrap();
+    c.advance("30s");
+    let d = c.ok(&["describe-volumes-modifications", "--volume-ids", &v]);
+    let m = &d["VolumesModifications"][0];
+    assert_eq!(m["ModificationState"], "failed");
+    assert!(
+        m["StatusMessage"]
+            .as_str()
+            .unwrap()
+            .starts_with("ebsim could not grow the volume's image")
+    );
+    assert_eq!(c.describe_volume(&v)["Size"], 8);
+    // The other volume went on.
+    assert_eq!(c.describe_volume(&w)["Size"], 16);
+    assert_eq!(std::fs::metadata(c.image_of(&w)).unwrap().len(), 16 << 30);
+}

@@ -358,6 +358,9 @@ pub struct Modification {
     /// Set once completed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub end_time: Option<Millis>,
+    /// Why it failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_message: Option<String>,
 }
 
 impl Modification {

@@ -144,7 +144,7 @@ impl Txn<'_> {
                 }
             }
             Event::DetachDone(vid, iid) => self.finish_detach(&vid, &iid),
-            Event::ModOptimizing(i) => self.mod_optimizing(i)?,
+            Event::ModOptimizing(i) => self.mod_optimizing(i, at)?,
             Event::ModCompleted(i) => {
                 if let Some(m) = self.state_mut().modifications.get_mut(i) {
                     m.state = ModState::Completed;
@@ -190,26 +190,50 @@ impl Txn<'_> {
     }
 
     /// The new size, type and performance take effect; the image grows.
-    fn mod_optimizing(&mut self, i: usize) -> Result<()> {
+    /// If the image cannot grow (the host filesystem's file size limit, a
+    /// missing file), the modification ends `failed` with a status message
+    /// and the volume keeps its configuration, as a failed modification
+    /// does on AWS; the other transitions go on.
+    fn mod_optimizing(&mut self, i: usize, at: Millis) -> Result<()> {
         let Some(m) = self.state().modifications.get(i).cloned() else {
             return Ok(());
         };
-        let home = self.home().clone();
-        let st = self.state_mut();
-        if let Some(m2) = st.modifications.get_mut(i) {
-            m2.state = ModState::Optimizing;
-        }
-        if let Some(v) = st.volumes.get_mut(&m.volume_id) {
-            v.size = m.target_size;
-            v.volume_type = m.target_type;
-            v.iops = m.target_iops;
-            v.throughput = m.target_throughput;
-            v.multi_attach = m.target_multi_attach;
-            let path = home.path(&v.image);
-            let want = v.size_bytes();
-            let mut img = ImageFile::open(&path, Access::ReadWrite)?;
+        let Some(v) = self.state().volumes.get(&m.volume_id).cloned() else {
+            if let Some(m2) = self.state_mut().modifications.get_mut(i) {
+                m2.state = ModState::Failed;
+                m2.end_time = Some(at);
+            }
+            return Ok(());
+        };
+        let path = self.home().path(&v.image);
+        let want = m.target_size.saturating_mul(1 << 30);
+        let grown = ImageFile::open(&path, Access::ReadWrite).and_then(|mut img| {
             if crate::blockdev::BlockDevice::size(&img) < want {
                 img.set_len(want)?;
+            }
+            Ok(())
+        });
+        let st = self.state_mut();
+        match grown {
+            Ok(()) => {
+                if let Some(m2) = st.modifications.get_mut(i) {
+                    m2.state = ModState::Optimizing;
+                }
+                if let Some(v) = st.volumes.get_mut(&m.volume_id) {
+                    v.size = m.target_size;
+                    v.volume_type = m.target_type;
+                    v.iops = m.target_iops;
+                    v.throughput = m.target_throughput;
+                    v.multi_attach = m.target_multi_attach;
+                }
+            }
+            Err(e) => {
+                if let Some(m2) = st.modifications.get_mut(i) {
+                    m2.state = ModState::Failed;
+                    m2.end_time = Some(at);
+                    m2.status_message =
+                        Some(format!("ebsim could not grow the volume's image: {e}"));
+                }
             }
         }
         Ok(())

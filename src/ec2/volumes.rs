@@ -683,6 +683,7 @@ impl Txn<'_> {
             optimizing_at,
             completed_at,
             end_time: None,
+            status_message: None,
         };
         self.state_mut().modifications.push(m.clone());
         Ok(m)

@@ -77,6 +77,7 @@ pub fn modification(m: &Modification, now: Millis) -> J {
     Obj::new()
         .put("VolumeId", &m.volume_id)
         .put("ModificationState", m.state.as_str())
+        .opt("StatusMessage", m.status_message.clone())
         .put("TargetSize", m.target_size)
         .opt("TargetIops", m.shown_target_iops())
         .put("TargetVolumeType", m.target_type.as_str())
