@@ -246,6 +246,43 @@ impl Txn<'_> {
         disks(self.state(), self.home(), instance_id)
     }
 
+    /// Records a mount inside an instance (the guest layer's `mount`).
+    pub fn add_mount(&mut self, instance_id: &str, m: super::model::Mount) -> Result<()> {
+        self.instance(instance_id)?;
+        if let Some(i) = self.state_mut().instances.get_mut(instance_id) {
+            i.mounts.push(m);
+        }
+        Ok(())
+    }
+
+    /// Removes the mount at `target` (the guest layer's `umount`); returns
+    /// it, or None when nothing is mounted there.
+    pub fn remove_mount(
+        &mut self,
+        instance_id: &str,
+        target: &str,
+    ) -> Result<Option<super::model::Mount>> {
+        self.instance(instance_id)?;
+        let Some(i) = self.state_mut().instances.get_mut(instance_id) else {
+            return Ok(None);
+        };
+        // The last mount on a target is the visible one.
+        Ok(i.mounts
+            .iter()
+            .rposition(|m| m.target == target)
+            .map(|p| i.mounts.remove(p)))
+    }
+
+    /// The 259:N minor of a partition the guest sees (taken on first use,
+    /// as the kernel hands them out when it scans a disk).
+    pub fn partition_minor(&mut self, instance_id: &str, name: &str) -> Result<u32> {
+        self.instance(instance_id)?;
+        match self.state_mut().instances.get_mut(instance_id) {
+            Some(i) => Ok(i.alloc_blkext_minor(name)),
+            None => Err(ApiError::instance_not_found(instance_id).into()),
+        }
+    }
+
     /// The instance a guest command acts on: `explicit`, else
     /// `EBSIM_INSTANCE`, else the only running instance.
     pub fn resolve_instance(&self, explicit: Option<&str>) -> Result<String> {
