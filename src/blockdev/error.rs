@@ -48,7 +48,11 @@ pub enum Error {
 }
 
 impl Error {
-    pub(crate) fn io(path: &std::path::Path, op: impl Into<String>, source: std::io::Error) -> Self {
+    pub(crate) fn io(
+        path: &std::path::Path,
+        op: impl Into<String>,
+        source: std::io::Error,
+    ) -> Self {
         Error::Io {
             path: path.to_path_buf(),
             op: op.into(),

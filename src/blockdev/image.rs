@@ -180,10 +180,8 @@ impl ImageFile {
         if range.start >= end {
             return Ok(());
         }
-        let (Ok(off), Ok(len)) = (
-            i64::try_from(range.start),
-            i64::try_from(end - range.start),
-        ) else {
+        let (Ok(off), Ok(len)) = (i64::try_from(range.start), i64::try_from(end - range.start))
+        else {
             return Err(Error::OutOfRange {
                 offset: range.start,
                 len: end - range.start,
@@ -531,7 +529,11 @@ mod tests {
         let p = d.path().join("a.img");
         let mut img = ImageFile::create(&p, 1 << 30).unwrap();
         assert_eq!(img.size(), 1 << 30);
-        let big = if img.set_len(64 << 40).is_ok() { 64 << 40 } else { (16 << 40) - 4096 };
+        let big = if img.set_len(64 << 40).is_ok() {
+            64 << 40
+        } else {
+            (16 << 40) - 4096
+        };
         img.set_len(big).unwrap();
         assert_eq!(img.size(), big);
         assert!(img.allocated_bytes().unwrap() < 1 << 20);

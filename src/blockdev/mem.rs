@@ -73,7 +73,10 @@ impl BlockDevice for MemDevice {
         let mut block = range.start / MEM_BLOCK * MEM_BLOCK;
         while block < end {
             let b_end = (block + MEM_BLOCK).min(self.size());
-            if self.bytes[block as usize..b_end as usize].iter().any(|&x| x != 0) {
+            if self.bytes[block as usize..b_end as usize]
+                .iter()
+                .any(|&x| x != 0)
+            {
                 let r = block.max(range.start)..b_end.min(end);
                 match out.last_mut() {
                     Some(last) if last.end == r.start => last.end = r.end,

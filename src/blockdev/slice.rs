@@ -81,7 +81,12 @@ impl<D: BlockDevice> BlockDevice for Slice<D> {
     }
 
     fn name(&self) -> String {
-        format!("{}[{}..{}]", self.inner.name(), self.offset, self.offset + self.len)
+        format!(
+            "{}[{}..{}]",
+            self.inner.name(),
+            self.offset,
+            self.offset + self.len
+        )
     }
 }
 

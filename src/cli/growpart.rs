@@ -1,7 +1,507 @@
-//! `growpart`: see spec growpart.md.
-use std::ffi::OsString;
+//! `growpart`: cloud-utils growpart 0.33 (or 0.34 with
+//! `GROWPART_COMPAT=0.34`) on image files. Spec: growpart.md.
+//!
+//! The argument loop is hand-written because growpart's own is a shell
+//! `case` with behaviour clap cannot reproduce: options and operands mix in
+//! any order, `--` stops parsing and drops what follows, `-vv` is an unknown
+//! option, and every error has its own wording on stdout.
 
-pub fn run(_args: Vec<OsString>) -> i32 {
-    super::output::out("FAILED: not yet built\n");
-    2
+use super::output::{err, out};
+use ebsim::blockdev::image::Access;
+use ebsim::blockdev::{BlockDevice, ImageFile};
+use ebsim::partition::grow::{self, Compat, GrowOptions, Outcome, Resizer};
+use ebsim::partition::{self, Label};
+use std::ffi::OsString;
+use std::io::Write;
+use std::path::Path;
+
+const FAILED: i32 = 2;
+const NOCHANGE: i32 = 1;
+
+fn usage(fudge: &str) -> String {
+    format!(
+        "growpart disk partition
+   rewrite partition table so that partition takes up all the space it can
+   options:
+    -h | --help            print Usage and exit
+         --free-percent F  resize so that specified percentage F of the disk is
+                           not used in total (not just by this partition). This
+                           is useful for consumer SSD or SD cards where a small
+                           percentage unallocated can improve device lifetime.
+         --fudge F         if part could be resized, but change would be less
+                           than 'F' bytes, do not resize (default: {fudge})
+    -N | --dry-run         only report what would be done, show new 'sfdisk -d'
+    -v | --verbose         increase verbosity / debug
+    -u | --update  R       update the the kernel partition table info after
+                           growing this requires kernel support and
+                           'partx --update'
+                           R is one of:
+                            - 'auto'  : [default] update partition if possible
+                            - 'force' : try despite sanity checks (fail on
+                                        failure)
+                            - 'off'   : do not attempt
+                            - 'on'    : fail if sanity checks indicate no
+                                        support
+
+   Example:
+    - growpart /dev/sda 1
+      Resize partition 1 on /dev/sda
+
+    - growpart --free-percent=10 /dev/sda 1
+      Resize partition 1 on /dev/sda so that 10% of the disk is unallocated
+"
+    )
+}
+
+/// Where debug lines go: stderr, or the file named by `DEBUG_LOG`.
+struct Debug {
+    verbosity: u8,
+    log: Option<std::fs::File>,
+}
+
+impl Debug {
+    fn line(&mut self, level: u8, text: &str) {
+        if level > self.verbosity {
+            return;
+        }
+        let mut s = text.to_string();
+        s.push('\n');
+        match &mut self.log {
+            Some(f) => {
+                let _ = f.write_all(s.as_bytes());
+            }
+            None => err(&s),
+        }
+    }
+
+    fn lines(&mut self, lines: &[grow::Debug]) {
+        for l in lines {
+            self.line(l.level, &l.text);
+        }
+    }
+}
+
+fn fail(msg: &str) -> i32 {
+    out(&format!("FAILED: {msg}\n"));
+    FAILED
+}
+
+/// Shell arithmetic on a possibly non-numeric string: a name or nothing
+/// counts as 0.
+fn shell_int(s: &str) -> i64 {
+    s.trim().parse().unwrap_or(0)
+}
+
+struct Args {
+    disk: Option<String>,
+    part: Option<String>,
+    dry_run: bool,
+    verbosity: u8,
+    fudge: String,
+    free_percent: Option<(String, u32)>,
+}
+
+enum Parsed {
+    Run(Args),
+    Exit(i32),
+}
+
+fn parse(args: &[String], default_fudge: &str) -> Parsed {
+    let mut a = Args {
+        disk: None,
+        part: None,
+        dry_run: false,
+        verbosity: 0,
+        fudge: default_fudge.to_string(),
+        free_percent: None,
+    };
+    let mut i = 0;
+    while i < args.len() {
+        let cur = args[i].as_str();
+        let next = args.get(i + 1).map(String::as_str).unwrap_or("");
+        match cur {
+            "-h" | "--help" => {
+                out(&usage(&a.fudge));
+                return Parsed::Exit(0);
+            }
+            _ if cur == "--free-percent" || cur.starts_with("--free-percent=") => {
+                let v = match cur.strip_prefix("--free-percent=") {
+                    Some(v) => v,
+                    None => {
+                        i += 1;
+                        next
+                    }
+                };
+                match v.trim().parse::<i64>() {
+                    Ok(n) if n > 0 && n < 100 => a.free_percent = Some((v.to_string(), n as u32)),
+                    _ => {
+                        return Parsed::Exit(fail(&format!(
+                            "unknown/invalid --free-percent option: {v}"
+                        )));
+                    }
+                }
+            }
+            "--fudge" => {
+                a.fudge = next.to_string();
+                i += 1;
+            }
+            "-N" | "--dry-run" => a.dry_run = true,
+            _ if cur == "-u" || cur == "--update" || cur.starts_with("--update=") => {
+                let v = match cur.strip_prefix("--update=") {
+                    Some(v) => v,
+                    None => {
+                        i += 1;
+                        next
+                    }
+                };
+                if !matches!(v, "off" | "auto" | "force" | "on") {
+                    return Parsed::Exit(fail(&format!("unknown --update option: {v}")));
+                }
+            }
+            "-v" | "--verbose" => a.verbosity = a.verbosity.saturating_add(1),
+            "--" => break,
+            _ if cur.starts_with('-') => {
+                return Parsed::Exit(fail(&format!("unknown option {cur}")));
+            }
+            _ => {
+                if a.disk.is_none() {
+                    a.disk = Some(cur.to_string());
+                } else {
+                    if a.part.is_some() {
+                        return Parsed::Exit(fail(&format!("confused by arg {cur}")));
+                    }
+                    a.part = Some(cur.to_string());
+                }
+            }
+        }
+        i += 1;
+    }
+    Parsed::Run(a)
+}
+
+fn bad_usage(fudge: &str, msg: &str) -> i32 {
+    err(&usage(fudge));
+    err(&format!("{msg}\n"));
+    FAILED
+}
+
+/// Runs growpart.
+pub fn run(args: Vec<OsString>) -> i32 {
+    let args: Vec<String> = args
+        .iter()
+        .skip(1)
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let default_fudge = std::env::var("GROWPART_FUDGE").unwrap_or_else(|_| "1048576".into());
+    let a = match parse(&args, &default_fudge) {
+        Parsed::Run(a) => a,
+        Parsed::Exit(code) => return code,
+    };
+    let Some(disk_arg) = a.disk.clone() else {
+        return bad_usage(&a.fudge, "must supply disk and partition-number");
+    };
+    let Some(part) = a.part.clone() else {
+        return bad_usage(&a.fudge, "must supply partition-number");
+    };
+    let log = std::env::var_os("DEBUG_LOG")
+        .filter(|v| !v.is_empty())
+        .and_then(|p| {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(p)
+                .ok()
+        });
+    let mut dbg = Debug {
+        verbosity: a.verbosity,
+        log,
+    };
+    if disk_arg.starts_with("/dev/") {
+        return fail(&format!(
+            "{disk_arg}: a device name needs a running ebsim instance, and none is running (pass an image file instead)"
+        ));
+    }
+    let disk_path = Path::new(&disk_arg);
+    if std::fs::symlink_metadata(disk_path).is_err() || !disk_path.exists() {
+        return fail(&format!("{disk_arg}: does not exist"));
+    }
+    let mut disk = disk_arg.clone();
+    if disk_path.is_symlink() {
+        match std::fs::canonicalize(disk_path) {
+            Ok(real) => {
+                let real = real.to_string_lossy().into_owned();
+                dbg.line(1, &format!("{disk} resolved to {real}"));
+                disk = real;
+            }
+            Err(_) => return fail(&format!("unable to resolve {disk}")),
+        }
+    }
+    if part.is_empty() || !part.bytes().all(|b| b.is_ascii_digit()) {
+        return fail("partition-number must be a number");
+    }
+    dbg.line(1, "update-partition set to true");
+    if let Err(code) = check_tmpdir() {
+        return code;
+    }
+    let opts = GrowOptions {
+        fudge_bytes: shell_int(&a.fudge),
+        free_percent: a.free_percent.as_ref().map(|(_, n)| *n),
+        compat: match std::env::var("GROWPART_COMPAT").as_deref() {
+            Ok("0.34") => Compat::V0_34,
+            _ => Compat::V0_33,
+        },
+        resizer: Resizer::Sfdisk,
+    };
+    grow_image(&disk, &part, a.dry_run, opts, &mut dbg)
+}
+
+/// growpart makes a temporary directory first; an unusable TMPDIR fails.
+fn check_tmpdir() -> Result<(), i32> {
+    let base = std::env::var("TMPDIR").unwrap_or_else(|_| "/tmp".into());
+    let dir = Path::new(&base).join(format!("growpart.{}", std::process::id()));
+    match std::fs::create_dir(&dir) {
+        Ok(()) => {
+            let _ = std::fs::remove_dir(&dir);
+            Ok(())
+        }
+        Err(e) => {
+            err(&format!(
+                "mkdir: cannot create directory '{}': {}\n",
+                dir.display(),
+                os_message(&e)
+            ));
+            Err(fail("failed to make temp dir"))
+        }
+    }
+}
+
+/// The C library's text for an I/O error, without Rust's " (os error N)".
+fn os_message(e: &std::io::Error) -> String {
+    let s = e.to_string();
+    match s.find(" (os error") {
+        Some(i) => s[..i].to_string(),
+        None => s,
+    }
+}
+
+fn sfdisk_cannot_open(disk: &str, e: &ebsim::blockdev::Error) -> String {
+    let why = match e {
+        ebsim::blockdev::Error::IsADirectory(_) => "Is a directory".to_string(),
+        ebsim::blockdev::Error::Io { source, .. } => os_message(source),
+        other => other.to_string(),
+    };
+    format!("sfdisk: cannot open {disk}: {why}\n")
+}
+
+fn grow_image(
+    disk: &str,
+    part: &str,
+    dry_run: bool,
+    mut opts: GrowOptions,
+    dbg: &mut Debug,
+) -> i32 {
+    // sfdisk cannot open a directory or a file smaller than one sector.
+    let opened = ImageFile::open(disk, Access::ReadOnly).and_then(|img| {
+        if img.size() < partition::SECTOR {
+            Err(ebsim::blockdev::Error::Io {
+                path: disk.into(),
+                op: "open".into(),
+                source: std::io::Error::from_raw_os_error(22),
+            })
+        } else {
+            Ok(img)
+        }
+    });
+    let img = match opened {
+        Ok(img) => img,
+        Err(e) => {
+            let msg = sfdisk_cannot_open(disk, &e);
+            err(&msg);
+            dbg.line(
+                1,
+                &format!("resizing {part} on {disk} using resize_sfdisk_dos"),
+            );
+            dbg.line(
+                2,
+                &format!("running[sfd_list][erronly] sfdisk --list --unit=S {disk}"),
+            );
+            err(&format!(
+                "failed [sfd_list:1] sfdisk --list --unit=S {disk}\n"
+            ));
+            err(&msg);
+            return fail(&format!("failed: sfdisk --list {disk}"));
+        }
+    };
+    let probe = match partition::probe(&img) {
+        Ok(p) => p,
+        Err(e) => return fail(&format!("{disk}: {e}")),
+    };
+    // get_table_format: blkid first, else sfdisk --list's "Disklabel type".
+    let format = match probe.blkid_pttype {
+        Some(t @ ("gpt" | "dos")) => t,
+        _ => {
+            for w in &probe.gpt_probe_warnings {
+                err(&format!("{w}\n"));
+            }
+            match &probe.label {
+                Some(l) => l.kind(),
+                None => {
+                    err("WARN: unknown label \n");
+                    "dos"
+                }
+            }
+        }
+    };
+    let resizer_env = std::env::var("GROWPART_RESIZER").unwrap_or_else(|_| "auto".into());
+    opts.resizer = match resizer_env.as_str() {
+        "sgdisk" => Resizer::Sgdisk,
+        "sfdisk" | "auto" | "" => Resizer::Sfdisk,
+        other => {
+            err(&format!(
+                "unexpected value '{other}' for growpart resizer\n"
+            ));
+            return fail(&format!("failed to get a resizer for format '{format}'"));
+        }
+    };
+    let resizer_name = match opts.resizer {
+        Resizer::Sfdisk => format!("resize_sfdisk_{format}"),
+        Resizer::Sgdisk => format!("resize_sgdisk_{format}"),
+    };
+    dbg.line(
+        1,
+        &format!("resizing {part} on {disk} using {resizer_name}"),
+    );
+    let label: Label = match (&probe.label, opts.resizer) {
+        (_, Resizer::Sgdisk) if format == "dos" => {
+            return fail("unable to resize dos label with sgdisk");
+        }
+        (Some(l), _) => l.clone(),
+        (None, _) => {
+            dbg.line(
+                2,
+                &format!("running[sfd_list][erronly] sfdisk --list --unit=S {disk}"),
+            );
+            dbg.line(
+                1,
+                &format!(
+                    "{} sectors of 512. total size={} bytes",
+                    img.size() / 512,
+                    img.size()
+                ),
+            );
+            dbg.line(
+                2,
+                &format!("running[sfd_dump][erronly] sfdisk --unit=S --dump {disk}"),
+            );
+            err(&format!(
+                "failed [sfd_dump:1] sfdisk --unit=S --dump {disk}\n"
+            ));
+            err(&format!(
+                "sfdisk: {disk}: does not contain a recognized partition table\n"
+            ));
+            return fail(&format!("failed to dump sfdisk info for {disk}"));
+        }
+    };
+    if opts.resizer == Resizer::Sfdisk {
+        dbg.line(
+            2,
+            &format!("running[sfd_list][erronly] sfdisk --list --unit=S {disk}"),
+        );
+    }
+    let sector0 = match img.read_vec(0, partition::SECTOR as usize) {
+        Ok(s) => s,
+        Err(e) => return fail(&format!("{disk}: {e}")),
+    };
+    let view = grow::DiskView {
+        name: disk,
+        size_bytes: img.size(),
+        sector0: &sector0,
+        label: &label,
+    };
+    let outcome = grow::plan_grow(&view, part, &opts);
+    let plan = match outcome {
+        Err(f) => {
+            print_plan_debug(dbg, &f.debug, opts.resizer, disk);
+            return fail(&f.message);
+        }
+        Ok(Outcome::NoChange(n)) => {
+            print_plan_debug(dbg, &n.debug, opts.resizer, disk);
+            out(&format!("NOCHANGE: {}\n", n.message));
+            return NOCHANGE;
+        }
+        Ok(Outcome::Grow(p)) => p,
+    };
+    print_plan_debug(dbg, &plan.debug, opts.resizer, disk);
+    if dry_run {
+        out(&format!("CHANGE: {}\n", plan.change_info()));
+        match &plan.dumps {
+            Some((old, new)) => {
+                err(&format!(
+                    "# === old sfdisk -d ===\n{old}# === new sfdisk -d ===\n{new}"
+                ));
+                return 0;
+            }
+            None => {
+                lvm_note(dbg, disk, part);
+                return 0;
+            }
+        }
+    }
+    drop(img);
+    let batch = match &plan.writes {
+        Ok(b) => b.clone(),
+        Err(rejection) => {
+            err(&format!(
+                "attempt to resize {disk} failed. sfdisk output below:\n"
+            ));
+            for m in &rejection.messages {
+                err(&format!("| {m}\n"));
+            }
+            err("***** WARNING: Resize failed, attempting to revert ******\n");
+            err("***** Restore appears to have gone OK ****\n");
+            return fail("failed to resize");
+        }
+    };
+    let written =
+        ImageFile::open(disk, Access::ReadWrite).and_then(|mut img| grow::apply(&mut img, &batch));
+    if let Err(e) = written {
+        err(&format!(
+            "attempt to resize {disk} failed. sfdisk output below:\n"
+        ));
+        err(&format!("| {}", sfdisk_cannot_open(disk, &e)));
+        err("***** WARNING: Resize failed, attempting to revert ******\n");
+        err("***** Restore appears to have gone OK ****\n");
+        return fail("failed to resize");
+    }
+    if opts.resizer == Resizer::Sfdisk {
+        dbg.line(1, &format!("resize of {disk} returned 0."));
+    }
+    dbg.line(2, &format!("running[pt_update][] pt_update {disk} {part}"));
+    out(&format!("CHANGED: {}\n", plan.change_info()));
+    lvm_note(dbg, disk, part);
+    0
+}
+
+fn print_plan_debug(dbg: &mut Debug, lines: &[grow::Debug], resizer: Resizer, disk: &str) {
+    if resizer == Resizer::Sfdisk {
+        // The dump listing comes after sfdisk --dump is run.
+        for l in lines {
+            if l.text.starts_with("## sfdisk --unit=S --dump") {
+                dbg.line(
+                    2,
+                    &format!("running[sfd_dump][erronly] sfdisk --unit=S --dump {disk}"),
+                );
+            }
+            dbg.line(l.level, &l.text);
+        }
+    } else {
+        dbg.lines(lines);
+    }
+}
+
+fn lvm_note(dbg: &mut Debug, disk: &str, part: &str) {
+    dbg.line(
+        2,
+        &format!("No lvm command, cannot attempt lvm resize of disk '{disk}' part '{part}'"),
+    );
 }

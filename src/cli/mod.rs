@@ -9,6 +9,7 @@
 //! their messages must match to the character), its wording and its exit
 //! codes; the library below returns typed errors only.
 
+mod demo;
 mod ec2;
 mod growpart;
 mod output;
@@ -28,6 +29,11 @@ pub struct Applet {
 
 /// Every applet, in `--list` order.
 pub const APPLETS: &[Applet] = &[
+    Applet {
+        name: "demo",
+        about: "walk the EBS volume-expansion runbook on an embedded default",
+        run: demo::run,
+    },
     Applet {
         name: "growpart",
         about: "grow a partition into the free space after it (cloud-utils growpart 0.33)",
@@ -112,7 +118,9 @@ fn dispatch(mut args: Vec<OsString>) -> i32 {
                 (applet.run)(args)
             }
             None => {
-                output::err(&format!("ebsim: unknown applet '{name}' (try 'ebsim --list')\n"));
+                output::err(&format!(
+                    "ebsim: unknown applet '{name}' (try 'ebsim --list')\n"
+                ));
                 2
             }
         },
