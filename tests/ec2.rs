@@ -2370,3 +2370,70 @@ fn a_modification_that_cannot_grow_the_image_fails_alone() {
     assert_eq!(c.describe_volume(&w)["Size"], 16);
     assert_eq!(std::fs::metadata(c.image_of(&w)).unwrap().len(), 16 << 30);
 }
+
+/// The catalog's root volumes carry the image's partition table, written by
+/// ebsim's partition layer: byte-identical to the real sfdisk given the same
+/// script, and clean for the real sgdisk.
+#[test]
+fn catalog_root_volumes_have_the_image_tables() {
+    if !common::require_tools(&["sfdisk", "sgdisk"]) {
+        return;
+    }
+    let c = Cloud::new();
+    for (ami, itype) in [
+        (AL2023, "t3.micro"),
+        (UBUNTU, "t2.micro"),
+        (AL2, "t2.micro"),
+        ("ami-002070d43b0a4f171", "t2.micro"),
+    ] {
+        let i = c.instance(ami, itype);
+        let d = c.ok(&["describe-instances", "--instance-ids", &i]);
+        let v = d["Reservations"][0]["Instances"][0]["BlockDeviceMappings"][0]["Ebs"]["VolumeId"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let img = c.image_of(&v);
+        let dump = common::run(std::process::Command::new("sfdisk").arg("--dump").arg(&img));
+        assert!(dump.status.success(), "{}", stderr(&dump));
+        let script = stdout(&dump).replace(&img.display().to_string(), "disk");
+        let reference = c.path().join("reference.img");
+        let _ = std::fs::remove_file(&reference);
+        std::fs::File::create(&reference)
+            .unwrap()
+            .set_len(std::fs::metadata(&img).unwrap().len())
+            .unwrap();
+        let mut sf = std::process::Command::new("sfdisk")
+            .arg("-q")
+            .arg(&reference)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        sf.stdin
+            .take()
+            .unwrap()
+            .write_all(script.as_bytes())
+            .unwrap();
+        let o = sf.wait_with_output().unwrap();
+        assert!(o.status.success(), "{}", stderr(&o));
+        assert!(
+            ec2_util::same_bytes(&img, &reference),
+            "{ami}: table differs from sfdisk's"
+        );
+        if script.contains("label: gpt") {
+            let v = common::run(std::process::Command::new("sgdisk").arg("-v").arg(&img));
+            assert!(
+                stdout(&v).contains("No problems found."),
+                "{ami}: {}",
+                stdout(&v)
+            );
+        } else {
+            assert!(
+                script.contains("start=        2048, size=    20969472, type=83, bootable"),
+                "{script}"
+            );
+        }
+    }
+}

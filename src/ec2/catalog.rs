@@ -507,9 +507,7 @@ pub trait ImageBuilder {
 
 /// TEMPORARY stand-in until the partition layer (GPT/MBR writers) and the
 /// mkfs.ext4 / mkfs.xfs layers are merged: creates the sparse file of the
-/// right size and nothing in it. The real builder writes `image.layout`:
-/// the table, then each partition's filesystem with its label. Replace
-/// [`default_builder`] at merge.
+/// right size and nothing in it. Kept for tests that want an empty disk.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct BlankImageBuilder;
 
@@ -522,10 +520,113 @@ impl ImageBuilder for BlankImageBuilder {
     }
 }
 
-/// The builder ebsim uses. TEMPORARY: the blank builder, until the
-/// partition and mkfs layers are wired in.
+/// Writes the image's partition table with ebsim's own partition layer
+/// (the sfdisk-compatible writer), GUIDs fixed per AMI so every build of an
+/// image is the same disk.
+///
+/// TEMPORARY in one respect: the filesystems are not made yet. The mkfs
+/// layers (fs::ext4::mkfs, fs::xfs::mkfs) are on their own branches; at
+/// merge, `build` runs them on each partition whose layout names an
+/// [`FsSpec`] (`Slice` of the image at the partition's range, the label of
+/// the spec), vfat excepted (ebsim has no mkfs.vfat: the EFI partitions stay
+/// unformatted).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TableImageBuilder;
+
+/// GPT type GUIDs and MBR type bytes, as sfdisk scripts spell them.
+fn type_code(kind: PartKind) -> &'static str {
+    match kind {
+        PartKind::LinuxFs => "0FC63DAF-8483-4772-8E79-3D69D8477DE4",
+        PartKind::BiosBoot => "21686148-6449-6E6F-744E-656564454649",
+        PartKind::EfiSystem => "C12A7328-F81F-11D2-BA4B-00A0C93EC93B",
+        PartKind::MbrLinux => "83",
+    }
+}
+
+/// A GUID derived from `seed` (a version 4 layout), uppercase as sfdisk
+/// prints it.
+fn fixed_guid(seed: &str) -> String {
+    use sha2::Digest;
+    let h = sha2::Sha256::digest(seed.as_bytes());
+    let mut b = [0u8; 16];
+    b.copy_from_slice(&h[..16]);
+    b[6] = (b[6] & 0x0F) | 0x40;
+    b[8] = (b[8] & 0x3F) | 0x80;
+    let hex: String = b.iter().map(|x| format!("{x:02X}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..]
+    )
+}
+
+/// The sfdisk script of a catalog image's table on a disk of `sectors`.
+pub fn table_script(image: &CatalogImage, sectors: u64) -> crate::partition::script::Script {
+    use crate::partition::script::{Script, ScriptPartition};
+    let gpt = image.layout.table == TableKind::Gpt;
+    let last = if gpt {
+        sectors.saturating_sub(34)
+    } else {
+        sectors.saturating_sub(1)
+    };
+    let mut headers = vec![(
+        "label".to_string(),
+        if gpt { "gpt" } else { "dos" }.to_string(),
+    )];
+    if gpt {
+        headers.push(("label-id".into(), fixed_guid(image.image_id)));
+        headers.push(("first-lba".into(), "34".into()));
+    } else {
+        let sig = &fixed_guid(image.image_id)[..8];
+        headers.push(("label-id".into(), format!("0x{}", sig.to_lowercase())));
+    }
+    let partitions = image
+        .layout
+        .partitions
+        .iter()
+        .map(|p| {
+            let end = p.end_lba.unwrap_or(last);
+            ScriptPartition {
+                device: format!("disk{}", p.number),
+                partno: usize::try_from(p.number)
+                    .ok()
+                    .and_then(|n| n.checked_sub(1)),
+                start: Some(p.start_lba),
+                size: Some(end.saturating_sub(p.start_lba).saturating_add(1)),
+                ptype: Some(type_code(p.kind).to_string()),
+                uuid: gpt.then(|| fixed_guid(&format!("{}#{}", image.image_id, p.number))),
+                name: (gpt && !p.name.is_empty()).then(|| p.name.to_string()),
+                attrs: None,
+                bootable: p.bootable,
+            }
+        })
+        .collect();
+    Script {
+        headers,
+        partitions,
+    }
+}
+
+impl ImageBuilder for TableImageBuilder {
+    fn build(&self, image: &CatalogImage, path: &Path) -> std::result::Result<(), String> {
+        use crate::blockdev::BlockDevice;
+        let len = image.root_size.saturating_mul(1 << 30);
+        let mut img = crate::blockdev::ImageFile::create(path, len).map_err(|e| e.to_string())?;
+        let script = table_script(image, len / crate::partition::SECTOR);
+        let batch =
+            crate::partition::sfdisk::apply(&img, &script).map_err(|r| r.messages.join("; "))?;
+        img.commit(&batch).map_err(|e| e.to_string())
+    }
+}
+
+/// The builder ebsim uses: the partition table by ebsim's partition layer;
+/// TEMPORARY until the mkfs layers are wired in (see
+/// [`TableImageBuilder`]).
 pub fn default_builder() -> Box<dyn ImageBuilder> {
-    Box::new(BlankImageBuilder)
+    Box::new(TableImageBuilder)
 }
 
 #[cfg(test)]
@@ -565,5 +666,53 @@ mod tests {
         }
         assert_eq!(by_key("al2023").map(|c| c.util_linux), Some("2.37.4"));
         assert_eq!(util_linux_of(Some("amzn2")), "2.30.2");
+    }
+
+    #[test]
+    fn tables_are_written_by_the_partition_layer() {
+        let dir = tempfile::tempdir().unwrap();
+        for c in CATALOG {
+            let sectors = c.root_size * (1 << 30) / 512;
+            let path = dir.path().join(format!("{}.img", c.key));
+            TableImageBuilder.build(c, &path).unwrap();
+            let dev =
+                crate::blockdev::ImageFile::open(&path, crate::blockdev::image::Access::ReadOnly)
+                    .unwrap();
+            let probe = crate::partition::probe(&dev).unwrap();
+            let label = probe.label.unwrap();
+            let want = if c.layout.table == TableKind::Gpt {
+                "gpt"
+            } else {
+                "dos"
+            };
+            assert_eq!(label.kind(), want, "{}", c.key);
+            let mut got = label.partitions();
+            got.sort();
+            let last = if want == "gpt" {
+                sectors - 34
+            } else {
+                sectors - 1
+            };
+            let mut expect: Vec<(u32, u64, u64)> = c
+                .layout
+                .partitions
+                .iter()
+                .map(|p| {
+                    (
+                        p.number,
+                        p.start_lba,
+                        p.end_lba.unwrap_or(last) - p.start_lba + 1,
+                    )
+                })
+                .collect();
+            expect.sort();
+            assert_eq!(got, expect, "{}", c.key);
+            assert!(
+                label.warnings().is_empty(),
+                "{}: {:?}",
+                c.key,
+                label.warnings()
+            );
+        }
     }
 }

@@ -16,7 +16,8 @@
 //! that the next deletion sweeps, never a manifest pointing at nothing.
 //!
 //! Restoring creates a new sparse image and writes only the stored chunks
-//! into it, through `ImageFile::commit`.
+//! into it (and of those only their non-zero 4 KiB blocks), through
+//! `ImageFile::commit`.
 
 use super::Txn;
 use super::error::{ApiError, Error, Result};
@@ -134,6 +135,23 @@ pub fn take(home: &Home, snap_id: &str, image: &Path) -> Result<Taken> {
     }
     write_manifest(home, snap_id, &manifest)?;
     Ok(taken)
+}
+
+/// The runs of `block`-sized pieces of `data` holding a non-zero byte.
+fn nonzero_runs(data: &[u8], block: usize) -> Vec<std::ops::Range<usize>> {
+    let mut out: Vec<std::ops::Range<usize>> = Vec::new();
+    for (i, b) in data.chunks(block).enumerate() {
+        if is_zero(b) {
+            continue;
+        }
+        let start = i * block;
+        let end = start + b.len();
+        match out.last_mut() {
+            Some(last) if last.end == start => last.end = end,
+            _ => out.push(start..end),
+        }
+    }
+    out
 }
 
 /// Whether a buffer is all zeros (a slice comparison: memcmp, fast even in
@@ -254,7 +272,11 @@ pub fn restore(home: &Home, snap_id: &str, path: &Path, len: u64) -> Result<()> 
                 reason: format!("chunk is {} bytes, expected {expect}", data.len()),
             });
         }
-        batch.write(idx * CHUNK, data);
+        // Only the non-zero 4 KiB blocks of the chunk: the restored image
+        // stays as sparse as the source was.
+        for run in nonzero_runs(&data, 4096) {
+            batch.write(idx * CHUNK + run.start as u64, data[run].to_vec());
+        }
         n += 1;
         if n == RESTORE_BATCH {
             img.commit(&batch)?;

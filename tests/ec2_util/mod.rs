@@ -189,3 +189,33 @@ pub fn normalise(s: &str) -> String {
     }
     out
 }
+
+/// Whether two images hold the same bytes, reading only where either holds
+/// data (holes read as zeros).
+pub fn same_bytes(a: &Path, b: &Path) -> bool {
+    use ebsim::blockdev::BlockDevice;
+    use ebsim::blockdev::image::{Access, ImageFile};
+    let (Ok(fa), Ok(fb)) = (
+        ImageFile::open(a, Access::ReadOnly),
+        ImageFile::open(b, Access::ReadOnly),
+    ) else {
+        return false;
+    };
+    if fa.size() != fb.size() {
+        return false;
+    }
+    let mut ranges = fa.data_ranges(0..fa.size()).unwrap_or_default();
+    ranges.extend(fb.data_ranges(0..fb.size()).unwrap_or_default());
+    for r in ranges {
+        let mut pos = r.start;
+        while pos < r.end {
+            let n = (r.end - pos).min(8 << 20) as usize;
+            match (fa.read_vec(pos, n), fb.read_vec(pos, n)) {
+                (Ok(x), Ok(y)) if x == y => {}
+                _ => return false,
+            }
+            pos += n as u64;
+        }
+    }
+    true
+}
