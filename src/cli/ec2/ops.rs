@@ -60,6 +60,10 @@ pub struct Op {
 
 const DRY: P = p("dry-run", Ty::Bool);
 const FILTERS: P = p("filters", Ty::StructList);
+// Paging: the CLI pages through every result itself; ebsim answers in one
+// page, so these are accepted and have no effect.
+const MAX_RESULTS: P = p("max-results", Ty::Int);
+const NEXT_TOKEN: P = p("next-token", Ty::Str);
 
 /// Every operation, in the order `aws ec2 help` lists them.
 pub const OPS: &[Op] = &[
@@ -162,6 +166,8 @@ pub const OPS: &[Op] = &[
             p("executable-users", Ty::StrList),
             FILTERS,
             p("include-deprecated", Ty::Bool),
+            MAX_RESULTS,
+            NEXT_TOKEN,
             DRY,
         ],
         run: describe_images,
@@ -169,13 +175,25 @@ pub const OPS: &[Op] = &[
     Op {
         name: "describe-instance-types",
         api: "DescribeInstanceTypes",
-        params: &[p("instance-types", Ty::StrList), FILTERS, DRY],
+        params: &[
+            p("instance-types", Ty::StrList),
+            FILTERS,
+            MAX_RESULTS,
+            NEXT_TOKEN,
+            DRY,
+        ],
         run: describe_instance_types,
     },
     Op {
         name: "describe-instances",
         api: "DescribeInstances",
-        params: &[p("instance-ids", Ty::StrList), FILTERS, DRY],
+        params: &[
+            p("instance-ids", Ty::StrList),
+            FILTERS,
+            MAX_RESULTS,
+            NEXT_TOKEN,
+            DRY,
+        ],
         run: describe_instances,
     },
     Op {
@@ -186,6 +204,8 @@ pub const OPS: &[Op] = &[
             p("owner-ids", Ty::StrList),
             p("restorable-by-user-ids", Ty::StrList),
             FILTERS,
+            MAX_RESULTS,
+            NEXT_TOKEN,
             DRY,
         ],
         run: describe_snapshots,
@@ -193,13 +213,25 @@ pub const OPS: &[Op] = &[
     Op {
         name: "describe-volumes",
         api: "DescribeVolumes",
-        params: &[p("volume-ids", Ty::StrList), FILTERS, DRY],
+        params: &[
+            p("volume-ids", Ty::StrList),
+            FILTERS,
+            MAX_RESULTS,
+            NEXT_TOKEN,
+            DRY,
+        ],
         run: describe_volumes,
     },
     Op {
         name: "describe-volumes-modifications",
         api: "DescribeVolumesModifications",
-        params: &[p("volume-ids", Ty::StrList), FILTERS, DRY],
+        params: &[
+            p("volume-ids", Ty::StrList),
+            FILTERS,
+            MAX_RESULTS,
+            NEXT_TOKEN,
+            DRY,
+        ],
         run: describe_volumes_modifications,
     },
     Op {
