@@ -13,4 +13,5 @@ pub mod blockdev;
 pub mod bytes;
 pub mod ec2;
 pub mod fs;
+pub mod guest;
 pub mod partition;

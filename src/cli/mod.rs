@@ -10,9 +10,13 @@
 //! codes; the library below returns typed errors only.
 
 mod demo;
+mod e2fs_util;
 mod ec2;
 mod growpart;
+mod mkfs;
+mod mkfs_ext4;
 mod output;
+mod resize2fs;
 
 use std::ffi::OsString;
 use std::process::ExitCode;
@@ -38,6 +42,26 @@ pub const APPLETS: &[Applet] = &[
         name: "growpart",
         about: "grow a partition into the free space after it (cloud-utils growpart 0.33)",
         run: growpart::run,
+    },
+    Applet {
+        name: "mkfs.ext4",
+        about: "make an ext4 filesystem (e2fsprogs 1.47.0 mke2fs)",
+        run: mkfs_ext4::run,
+    },
+    Applet {
+        name: "mke2fs",
+        about: "make an ext4 filesystem with -t ext4 (e2fsprogs 1.47.0)",
+        run: mkfs_ext4::run,
+    },
+    Applet {
+        name: "mkfs",
+        about: "make a filesystem: mkfs -t TYPE dispatches to mkfs.TYPE (util-linux 2.38)",
+        run: mkfs::run,
+    },
+    Applet {
+        name: "resize2fs",
+        about: "grow an ext4 filesystem offline (e2fsprogs 1.47.0)",
+        run: resize2fs::run,
     },
     Applet {
         name: "ec2",

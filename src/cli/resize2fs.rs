@@ -1,0 +1,288 @@
+//! `resize2fs` (e2fsprogs 1.47.0) on image files: offline grow within the
+//! reserved GDT blocks (spec ext4.md §3). Messages, channels and exit codes
+//! follow resize/main.c; ebsim's own refusals (shrinking, growth beyond the
+//! reserved descriptor blocks, unsupported features) are worded in the same
+//! `resize2fs: ...` form and change nothing. Options are parsed by hand:
+//! resize2fs uses getopt with glibc's permutation and its own messages.
+
+use super::e2fs_util::{E2FSPROGS_DATE, E2FSPROGS_VERSION, getopt, parse_num_blocks2, strings};
+use super::output::{err, out};
+use ebsim::blockdev::image::Access;
+use ebsim::blockdev::{BlockDevice, ImageFile};
+use ebsim::fs::ext4::grow::{self, GrowOutcome, GrowPlan, GrowRequest};
+use ebsim::fs::ext4::{self, Error, Ext4, GrowError};
+use std::ffi::OsString;
+
+const OPTSTRING: &str = "d:fFhMPpS:bsz:";
+
+fn usage(prog: &str) -> i32 {
+    err(&format!(
+        "Usage: {prog} [-d debug_flags] [-f] [-F] [-M] [-P] [-p] device [-b|-s|new_size] [-S RAID-stride] [-z undo_file]\n\n"
+    ));
+    1
+}
+
+/// libext2fs's wording for the errors `ext2fs_open2` would report.
+fn open_error_text(e: &Error) -> String {
+    match e {
+        Error::BadMagic { .. } => "Bad magic number in super-block".into(),
+        Error::SuperblockChecksum { .. } => "Superblock checksum does not match superblock".into(),
+        Error::DescriptorChecksum {
+            group,
+            stored,
+            computed,
+        } => format!(
+            "Block group descriptor {group} checksum is invalid (stored {stored:#06x}, computed {computed:#06x})"
+        ),
+        Error::BadDescriptor {
+            group, what, block, ..
+        } => {
+            format!("Corrupt group descriptor: bad block for {what} (group {group}, block {block})")
+        }
+        Error::BadSuperblock { field, value, why } => {
+            format!("The ext2 superblock is corrupt ({field} = {value}: {why})")
+        }
+        Error::DeviceTooSmall { .. } => {
+            "Attempt to read block from filesystem resulted in short read".into()
+        }
+        other => other.to_string(),
+    }
+}
+
+/// How resize2fs reports a failure inside `resize_fs` (after the
+/// "Resizing ..." line).
+fn resize_error_text(e: &Error) -> String {
+    match e {
+        Error::BitmapChecksum {
+            what: "block bitmap",
+            group,
+            ..
+        } => {
+            format!("Block bitmap checksum does not match bitmap (group {group})")
+        }
+        Error::BitmapChecksum { group, .. } => {
+            format!("Inode bitmap checksum does not match bitmap (group {group})")
+        }
+        Error::InodeChecksum { ino } => {
+            format!("Inode checksum does not match inode (inode {ino})")
+        }
+        Error::BadInode { ino: 7, why } => format!("Resize inode is corrupt ({why})"),
+        other => other.to_string(),
+    }
+}
+
+pub fn run(args: Vec<OsString>) -> i32 {
+    let args = strings(&args);
+    err(&format!(
+        "resize2fs {E2FSPROGS_VERSION} ({E2FSPROGS_DATE})\n"
+    ));
+    let prog = args.first().cloned().unwrap_or_else(|| "resize2fs".into());
+    let (opts, operands) = match getopt(&args[1..], OPTSTRING) {
+        Ok(v) => v,
+        Err(e) => {
+            err(&format!("{}\n", e.message(&prog)));
+            return usage(&prog);
+        }
+    };
+    let mut force = false;
+    for o in &opts {
+        match o.flag {
+            'h' => return usage(&prog),
+            'f' => force = true,
+            // -F flushes buffers, -p prints progress of passes a grow within
+            // the reserve never runs, -d sets debug flags: nothing to do.
+            'F' | 'p' | 'd' => {}
+            'M' => {
+                return refuse(
+                    &prog,
+                    "shrinking to the minimum size (-M) is not supported by ebsim",
+                );
+            }
+            'P' => {
+                return refuse(
+                    &prog,
+                    "printing the minimum size (-P) is not supported by ebsim",
+                );
+            }
+            'b' | 's' => {
+                return refuse(
+                    &prog,
+                    "converting between 32 and 64 bit (-b, -s) is not supported by ebsim",
+                );
+            }
+            'S' => {
+                return refuse(
+                    &prog,
+                    "setting the RAID stride (-S) is not supported by ebsim",
+                );
+            }
+            'z' => return refuse(&prog, "undo files (-z) are not supported by ebsim"),
+            _ => return usage(&prog),
+        }
+    }
+    if operands.is_empty() || operands.len() > 2 {
+        return usage(&prog);
+    }
+    let device = operands[0].clone();
+    let size_str = operands.get(1).cloned();
+
+    let path = std::path::Path::new(&device);
+    let is_file = std::fs::metadata(path)
+        .map(|m| m.is_file())
+        .unwrap_or(false);
+    let img = match ImageFile::open(path, Access::ReadWrite) {
+        Ok(i) => i,
+        Err(e) => {
+            let reason = match e.raw_os_error() {
+                Some(code) => std::io::Error::from_raw_os_error(code).to_string(),
+                None => match &e {
+                    ebsim::blockdev::Error::NotFound(_) => "No such file or directory".to_string(),
+                    ebsim::blockdev::Error::IsADirectory(_) => "Is a directory".to_string(),
+                    other => other.to_string(),
+                },
+            };
+            // strerror text without Rust's " (os error N)" suffix.
+            let reason = reason
+                .split(" (os error")
+                .next()
+                .unwrap_or(&reason)
+                .to_string();
+            err(&format!("open: {reason} while opening {device}\n"));
+            return 1;
+        }
+    };
+    let fs = match Ext4::open(img) {
+        Ok(f) => f,
+        Err(e) => {
+            err(&format!(
+                "{prog}: {} while trying to open {device}\n",
+                open_error_text(&e)
+            ));
+            out("Couldn't find valid filesystem superblock.\n");
+            return 1;
+        }
+    };
+    let log_block_size = fs.superblock().s_log_block_size as i32;
+    let size = match &size_str {
+        Some(s) => {
+            let n = parse_num_blocks2(s, log_block_size);
+            if n == 0 {
+                err(&format!("{prog}: Invalid new size: {s}\n\n"));
+                return 1;
+            }
+            Some(n)
+        }
+        None => None,
+    };
+    let req = GrowRequest {
+        size,
+        force,
+        online: false,
+        image_file: is_file,
+        now: ext4::e2fsprogs_now(),
+    };
+    run_grow(&prog, &device, fs, &req, None)
+}
+
+/// ebsim's refusal of an option it does not implement.
+fn refuse(prog: &str, msg: &str) -> i32 {
+    err(&format!("{prog}: {msg}\n"));
+    1
+}
+
+/// Plans and applies a grow, printing what resize2fs prints. `mounted_on`
+/// renders the online resize lines instead of the offline ones (the
+/// instance model passes the mount point).
+pub fn run_grow<D: BlockDevice>(
+    prog: &str,
+    device: &str,
+    mut fs: Ext4<D>,
+    req: &GrowRequest,
+    mounted_on: Option<&str>,
+) -> i32 {
+    let decided = match grow::target(&fs, req) {
+        Ok(o) => o,
+        Err(e) => return report_refusal(prog, device, &e),
+    };
+    let stub: GrowPlan = match decided {
+        GrowOutcome::NothingToDo {
+            blocks,
+            block_size,
+            batch,
+        } => {
+            if let Err(e) = grow::apply(fs.device_mut(), &batch) {
+                err(&format!("{prog}: {e}\n"));
+                return 1;
+            }
+            err(&format!(
+                "The filesystem is already {blocks} ({}k) blocks long.  Nothing to do!\n\n",
+                block_size / 1024
+            ));
+            return 0;
+        }
+        GrowOutcome::Grow(p) => *p,
+    };
+    let kib = stub.block_size / 1024;
+    match mounted_on {
+        None => out(&format!(
+            "Resizing the filesystem on {device} to {} ({kib}k) blocks.\n",
+            stub.new_blocks
+        )),
+        Some(mp) => out(&format!(
+            "Filesystem at {device} is mounted on {mp}; on-line resizing required\nold_desc_blocks = {}, new_desc_blocks = {}\n",
+            stub.old_desc_blocks, stub.new_desc_blocks
+        )),
+    }
+    let plan = match grow::plan(&fs, req) {
+        Ok(GrowOutcome::Grow(p)) => *p,
+        Ok(GrowOutcome::NothingToDo { .. }) => return 0,
+        Err(e) => {
+            err(&format!(
+                "{prog}: {} while trying to resize {device}\n",
+                resize_error_text(&e)
+            ));
+            err(&format!(
+                "Please run 'e2fsck -fy {device}' to fix the filesystem\nafter the aborted resize operation.\n"
+            ));
+            return 1;
+        }
+    };
+    if let Err(e) = grow::apply(fs.device_mut(), &plan.batch) {
+        err(&format!("{prog}: {e} while trying to resize {device}\n"));
+        err(&format!(
+            "Please run 'e2fsck -fy {device}' to fix the filesystem\nafter the aborted resize operation.\n"
+        ));
+        return 1;
+    }
+    out(&format!(
+        "The filesystem on {device} is now {} ({kib}k) blocks long.\n\n",
+        plan.new_blocks
+    ));
+    0
+}
+
+/// Refusals before any write, in resize2fs's words where it has them.
+fn report_refusal(prog: &str, device: &str, e: &Error) -> i32 {
+    match e {
+        Error::Grow(GrowError::NeedsCheck(_)) => {
+            err(&format!("Please run 'e2fsck -f {device}' first.\n\n"));
+        }
+        Error::Grow(GrowError::TooManyDescriptors) => {
+            err(&format!(
+                "{prog}: New size results in too many block group descriptors.\n\n"
+            ));
+        }
+        Error::Grow(g @ GrowError::DeviceTooSmall { .. }) => {
+            err(&format!("{g}\n\n"));
+        }
+        Error::UnsupportedFeature { .. } => {
+            err(&format!(
+                "{prog}: Filesystem has unsupported feature(s) ({device}): {e}\n"
+            ));
+        }
+        other => {
+            err(&format!("{prog}: {other}\n"));
+        }
+    }
+    1
+}

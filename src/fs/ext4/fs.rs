@@ -1,0 +1,193 @@
+//! An existing filesystem opened on a device: superblock and descriptor
+//! table read and validated, inodes and blocks read on demand.
+
+use super::error::Error;
+use super::group_desc::{self, GroupDesc};
+use super::inode::Inode;
+use super::superblock::{
+    EXT4_MAGIC, STATE_ERROR, STATE_VALID, SUPERBLOCK_OFFSET, SUPERBLOCK_SIZE, Superblock,
+};
+use crate::blockdev::BlockDevice;
+use crate::bytes::read_u16le;
+
+/// Whether `dev` holds an ext2/3/4 superblock magic (nothing else is
+/// checked; use [`Ext4::open`] to validate).
+pub fn probe<D: BlockDevice + ?Sized>(dev: &D) -> Result<bool, Error> {
+    if dev.size() < SUPERBLOCK_OFFSET + SUPERBLOCK_SIZE as u64 {
+        return Ok(false);
+    }
+    let mut m = [0u8; 2];
+    dev.read_at(SUPERBLOCK_OFFSET + 0x38, &mut m)?;
+    Ok(read_u16le(&m, 0) == EXT4_MAGIC)
+}
+
+/// Reads and validates the primary superblock.
+pub fn read_superblock<D: BlockDevice + ?Sized>(dev: &D) -> Result<Superblock, Error> {
+    if dev.size() < SUPERBLOCK_OFFSET + SUPERBLOCK_SIZE as u64 {
+        return Err(Error::DeviceTooSmall { size: dev.size() });
+    }
+    let b = dev.read_vec(SUPERBLOCK_OFFSET, SUPERBLOCK_SIZE)?;
+    Superblock::from_bytes(&b)
+}
+
+/// What later layers (df, lsblk, the shell) want to know about an ext4.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ext4Info {
+    /// `s_uuid`.
+    pub uuid: [u8; 16],
+    /// The volume label.
+    pub label: String,
+    /// Block size in bytes.
+    pub block_size: u32,
+    /// `s_blocks_count`.
+    pub blocks: u64,
+    /// `s_free_blocks_count` (the superblock's summary).
+    pub free_blocks: u64,
+    /// `s_r_blocks_count`.
+    pub reserved_blocks: u64,
+    /// `s_inodes_count`.
+    pub inodes: u64,
+    /// `s_free_inodes_count`.
+    pub free_inodes: u64,
+    /// Group count.
+    pub groups: u64,
+    /// Cleanly unmounted and no errors recorded.
+    pub clean: bool,
+}
+
+/// An opened ext4 filesystem.
+#[derive(Debug)]
+pub struct Ext4<D> {
+    dev: D,
+    sb: Superblock,
+    descs: Vec<GroupDesc>,
+}
+
+impl<D: BlockDevice> Ext4<D> {
+    /// Opens and validates: superblock (magic, checksum, geometry) and
+    /// every group descriptor (checksum, locations).
+    pub fn open(dev: D) -> Result<Self, Error> {
+        let sb = read_superblock(&dev)?;
+        let bs = u64::from(sb.block_size());
+        let start = (u64::from(sb.s_first_data_block) + 1) * bs;
+        let len = sb.desc_blocks().checked_mul(bs);
+        let end = len.and_then(|l| l.checked_add(start));
+        // Refuse before allocating: a corrupt count must not make us read
+        // (or allocate) more than the device holds.
+        let len = match (len, end) {
+            (Some(l), Some(e)) if e <= dev.size() => l,
+            _ => {
+                return Err(Error::BadSuperblock {
+                    field: "s_blocks_count",
+                    value: sb.s_blocks_count,
+                    why: "group descriptor table extends past the end of the device",
+                });
+            }
+        };
+        let table = dev.read_vec(
+            start,
+            usize::try_from(len).map_err(|_| Error::DeviceTooSmall { size: dev.size() })?,
+        )?;
+        let descs = group_desc::parse_table(&sb, &table)?;
+        Ok(Ext4 { dev, sb, descs })
+    }
+
+    /// The superblock.
+    pub fn superblock(&self) -> &Superblock {
+        &self.sb
+    }
+
+    /// The group descriptors.
+    pub fn descriptors(&self) -> &[GroupDesc] {
+        &self.descs
+    }
+
+    /// The device.
+    pub fn device(&self) -> &D {
+        &self.dev
+    }
+
+    /// The device, mutably (for committing a planned change).
+    pub fn device_mut(&mut self) -> &mut D {
+        &mut self.dev
+    }
+
+    /// Gives the device back.
+    pub fn into_device(self) -> D {
+        self.dev
+    }
+
+    /// Reads filesystem block `b`.
+    pub fn read_block(&self, b: u64) -> Result<Vec<u8>, Error> {
+        let bs = u64::from(self.sb.block_size());
+        let off = b.checked_mul(bs).ok_or(Error::BadSuperblock {
+            field: "block",
+            value: b,
+            why: "block number overflows",
+        })?;
+        Ok(self.dev.read_vec(off, bs as usize)?)
+    }
+
+    /// The raw bytes of inode `ino` (1-based).
+    pub fn read_inode_bytes(&self, ino: u32) -> Result<Vec<u8>, Error> {
+        let ipg = self.sb.s_inodes_per_group;
+        if ino == 0 || ino > self.sb.s_inodes_count {
+            return Err(Error::BadInode {
+                ino,
+                why: "no such inode".into(),
+            });
+        }
+        let g = ((ino - 1) / ipg) as usize;
+        let idx = u64::from((ino - 1) % ipg);
+        let d = self.descs.get(g).ok_or(Error::BadInode {
+            ino,
+            why: "group out of range".into(),
+        })?;
+        let isz = u64::from(self.sb.inode_size());
+        let bs = u64::from(self.sb.block_size());
+        // Checked: the table location comes from disk.
+        let off = d
+            .bg_inode_table
+            .checked_mul(bs)
+            .and_then(|o| o.checked_add(idx * isz))
+            .ok_or(Error::BadInode {
+                ino,
+                why: "inode table offset overflows".into(),
+            })?;
+        Ok(self.dev.read_vec(off, isz as usize)?)
+    }
+
+    /// Inode `ino`, checksum verified with metadata_csum.
+    pub fn read_inode(&self, ino: u32) -> Result<Inode, Error> {
+        let b = self.read_inode_bytes(ino)?;
+        if self.sb.has_metadata_csum()
+            && !crate::bytes::is_zero(&b)
+            && !Inode::verify(&b, ino, self.sb.csum_seed())
+        {
+            return Err(Error::InodeChecksum { ino });
+        }
+        Ok(Inode::from_bytes(&b))
+    }
+
+    /// Summary information.
+    pub fn info(&self) -> Ext4Info {
+        let sb = &self.sb;
+        Ext4Info {
+            uuid: sb.s_uuid,
+            label: sb.label(),
+            block_size: sb.block_size(),
+            blocks: sb.s_blocks_count,
+            free_blocks: sb.s_free_blocks_count,
+            reserved_blocks: sb.s_r_blocks_count,
+            inodes: u64::from(sb.s_inodes_count),
+            free_inodes: u64::from(sb.s_free_inodes_count),
+            groups: sb.group_count(),
+            clean: sb.s_state & STATE_VALID != 0 && sb.s_state & STATE_ERROR == 0,
+        }
+    }
+}
+
+/// Opens a device and returns its summary.
+pub fn info<D: BlockDevice>(dev: D) -> Result<Ext4Info, Error> {
+    Ok(Ext4::open(dev)?.info())
+}

@@ -1,0 +1,427 @@
+//! The mke2fs geometry planner: from a size and options to block count,
+//! group count, inodes per group, reserved GDT blocks, journal size and
+//! reserved blocks, exactly as mke2fs 1.47.0 with Debian's mke2fs.conf
+//! (spec ext4.md §2.1; e2fsprogs misc/mke2fs.c PRS, lib/ext2fs/initialize.c).
+
+use super::error::{Error, MkfsError};
+use super::features::{compat, incompat, ro_compat};
+use super::superblock::has_super_sparse;
+
+/// The `fs_types` size class mke2fs picks from the filesystem size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SizeType {
+    /// < 3 MiB
+    Floppy,
+    /// < 512 MiB
+    Small,
+    /// < 4 TiB
+    Default,
+    /// < 16 TiB
+    Big,
+    /// ≥ 16 TiB
+    Huge,
+}
+
+impl SizeType {
+    /// By size in bytes.
+    pub fn for_bytes(bytes: u64) -> Self {
+        const MIB: u64 = 1 << 20;
+        if bytes < 3 * MIB {
+            SizeType::Floppy
+        } else if bytes < 512 * MIB {
+            SizeType::Small
+        } else if bytes < 4 << 40 {
+            SizeType::Default
+        } else if bytes < 16 << 40 {
+            SizeType::Big
+        } else {
+            SizeType::Huge
+        }
+    }
+
+    /// The profile's `inode_ratio`.
+    pub fn inode_ratio(self) -> u64 {
+        match self {
+            SizeType::Floppy => 8192,
+            SizeType::Small => 4096,
+            SizeType::Default => 16384,
+            SizeType::Big => 32768,
+            SizeType::Huge => 65536,
+        }
+    }
+
+    /// The profile's `blocksize`.
+    pub fn block_size(self) -> u32 {
+        match self {
+            SizeType::Floppy | SizeType::Small => 1024,
+            _ => 4096,
+        }
+    }
+
+    /// Its name in mke2fs.conf.
+    pub fn name(self) -> &'static str {
+        match self {
+            SizeType::Floppy => "floppy",
+            SizeType::Small => "small",
+            SizeType::Default => "default",
+            SizeType::Big => "big",
+            SizeType::Huge => "huge",
+        }
+    }
+}
+
+/// What the user asked for, resolved to blocks.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GeometryRequest {
+    /// Block size in bytes (4096 only, for now).
+    pub block_size: u32,
+    /// Requested filesystem size in blocks (before mke2fs trims a too
+    /// small last group).
+    pub blocks: u64,
+    /// The size class (from the size in the units mke2fs saw).
+    pub size_type: SizeType,
+    /// `-N`: inode count, or None for the ratio.
+    pub inodes: Option<u64>,
+    /// `-i`: bytes per inode, or None for the size class's ratio.
+    pub inode_ratio: Option<u64>,
+    /// `-m`: reserved percentage (default 5).
+    pub reserved_ratio: f64,
+}
+
+/// The resolved geometry of a new filesystem.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Geometry {
+    /// Block size in bytes.
+    pub block_size: u32,
+    /// `s_log_block_size`.
+    pub log_block_size: u32,
+    /// Final block count.
+    pub blocks: u64,
+    /// `s_first_data_block`.
+    pub first_data_block: u64,
+    /// `s_blocks_per_group`.
+    pub blocks_per_group: u64,
+    /// Group count.
+    pub groups: u64,
+    /// Group descriptor table blocks.
+    pub desc_blocks: u64,
+    /// `s_inodes_per_group`.
+    pub inodes_per_group: u32,
+    /// Inode table blocks per group.
+    pub inode_table_blocks: u64,
+    /// `s_inodes_count`.
+    pub inodes_count: u32,
+    /// `s_reserved_gdt_blocks`.
+    pub reserved_gdt_blocks: u64,
+    /// `s_r_blocks_count`.
+    pub r_blocks: u64,
+    /// Journal blocks.
+    pub journal_blocks: u64,
+    /// Inode size.
+    pub inode_size: u32,
+    /// `s_log_groups_per_flex`.
+    pub log_groups_per_flex: u8,
+    /// Feature words.
+    pub feature_compat: u32,
+    /// Feature words.
+    pub feature_incompat: u32,
+    /// Feature words.
+    pub feature_ro_compat: u32,
+}
+
+/// Descriptor size with `64bit`.
+pub const DESC_SIZE: u64 = 64;
+/// Inode size from the profile.
+pub const INODE_SIZE: u32 = 256;
+/// First non-reserved inode.
+pub const FIRST_INO: u32 = 11;
+
+impl Geometry {
+    /// Whether group `g` has a superblock backup (sparse_super).
+    pub fn has_super(&self, g: u64) -> bool {
+        has_super_sparse(g)
+    }
+
+    /// First block of group `g`.
+    pub fn group_first(&self, g: u64) -> u64 {
+        self.first_data_block + g * self.blocks_per_group
+    }
+
+    /// Last block of group `g` (inclusive).
+    pub fn group_last(&self, g: u64) -> u64 {
+        if g + 1 >= self.groups {
+            self.blocks - 1
+        } else {
+            self.group_first(g) + self.blocks_per_group - 1
+        }
+    }
+
+    /// Blocks in group `g`.
+    pub fn group_blocks(&self, g: u64) -> u64 {
+        self.group_last(g) + 1 - self.group_first(g)
+    }
+
+    /// Blocks at the head of group `g` taken by its superblock backup,
+    /// descriptors and reserved GDT blocks (0 without a backup).
+    pub fn super_overhead(&self, g: u64) -> u64 {
+        if self.has_super(g) {
+            (1 + self.desc_blocks + self.reserved_gdt_blocks).min(self.group_blocks(g))
+        } else {
+            0
+        }
+    }
+
+    /// Whether the filesystem has a resize inode.
+    pub fn has_resize_inode(&self) -> bool {
+        self.feature_compat & compat::RESIZE_INODE != 0
+    }
+
+    /// Flex group size.
+    pub fn flex_size(&self) -> u64 {
+        1u64 << self.log_groups_per_flex
+    }
+}
+
+/// mke2fs's `ext2fs_default_journal_size` by final block count.
+pub fn default_journal_blocks(blocks: u64) -> Option<u64> {
+    Some(match blocks {
+        b if b < 2048 => return None,
+        b if b < 32768 => 1024,
+        b if b < 256 * 1024 => 4096,
+        b if b < 512 * 1024 => 8192,
+        b if b < 4096 * 1024 => 16384,
+        b if b < 8192 * 1024 => 32768,
+        b if b < 16384 * 1024 => 65536,
+        b if b < 32768 * 1024 => 131072,
+        _ => 262144,
+    })
+}
+
+/// `calc_reserved_gdt_blocks`: room for 1024× growth (capped at 2^32
+/// blocks and at one block of pointers).
+fn reserved_gdt(blocks: u64, fdb: u64, bpg: u64, desc_blocks: u64, bs: u64) -> u64 {
+    let gdpb = bs / DESC_SIZE;
+    let max_blocks: u64 = if blocks < 0xFFFF_FFFF / 1024 {
+        blocks * 1024
+    } else {
+        0xFFFF_FFFF
+    };
+    let rsv_groups = (max_blocks - fdb).div_ceil(bpg);
+    let rsv = rsv_groups.div_ceil(gdpb).saturating_sub(desc_blocks);
+    rsv.min(bs / 4)
+}
+
+/// `(u64)(ratio * blocks / 100.0)` in C double arithmetic.
+fn percent_of(ratio: f64, blocks: u64) -> u64 {
+    // The C code converts a double to blk64_t: truncation toward zero,
+    // which `as` does too (values are far below 2^53 relative error).
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    let r = (ratio * blocks as f64 / 100.0) as u64;
+    r
+}
+
+/// Plans the geometry of a new ext4 with 1, 2 or 4 KiB blocks (Debian
+/// defaults).
+pub fn plan(req: &GeometryRequest) -> Result<Geometry, Error> {
+    let bs = u64::from(req.block_size);
+    if !matches!(req.block_size, 1024 | 2048 | 4096) {
+        return Err(Error::Mkfs(MkfsError::BlockSize(bs)));
+    }
+    let log_block_size = (req.block_size / 1024).trailing_zeros();
+    let param_blocks = req.blocks;
+    // mke2fs: more than 2^(log2(bs)+3+32) - 1 blocks cannot be made.
+    if param_blocks > (1u64 << (10 + log_block_size + 3 + 32)) - 1 {
+        return Err(Error::Mkfs(MkfsError::TooBig {
+            blocks: param_blocks,
+            block_size: req.block_size,
+        }));
+    }
+    // With 1 KiB blocks block 0 is the boot block, outside the filesystem.
+    let fdb = u64::from(req.block_size == 1024);
+    let mut feature_compat =
+        compat::HAS_JOURNAL | compat::EXT_ATTR | compat::RESIZE_INODE | compat::DIR_INDEX;
+    let feature_incompat =
+        incompat::FILETYPE | incompat::EXTENTS | incompat::BIT64 | incompat::FLEX_BG;
+    let feature_ro_compat = ro_compat::SPARSE_SUPER
+        | ro_compat::LARGE_FILE
+        | ro_compat::HUGE_FILE
+        | ro_compat::DIR_NLINK
+        | ro_compat::EXTRA_ISIZE
+        | ro_compat::METADATA_CSUM;
+    // More than 2^32 blocks with 64bit: no resize inode (mke2fs PRS).
+    if param_blocks > 0xFFFF_FFFF {
+        feature_compat &= !compat::RESIZE_INODE;
+    }
+    let resize_inode = feature_compat & compat::RESIZE_INODE != 0;
+
+    // Inode count from the requested size (mke2fs PRS).
+    let inode_ratio = req
+        .inode_ratio
+        .unwrap_or_else(|| req.size_type.inode_ratio())
+        .max(bs);
+    let inodes_param: u64 = match req.inodes {
+        Some(n) => {
+            if n > 0xFFFF_FFFF {
+                return Err(Error::Mkfs(MkfsError::TooManyInodes(n)));
+            }
+            n
+        }
+        None => {
+            let n = param_blocks.saturating_mul(bs) / inode_ratio;
+            n.min(0xFFFF_FFFF)
+        }
+    };
+    if inodes_param.saturating_mul(u64::from(INODE_SIZE)) >= param_blocks.saturating_mul(bs) {
+        return Err(Error::Mkfs(MkfsError::InodesTooBig {
+            inode_size: INODE_SIZE,
+            inodes: inodes_param,
+            blocks: param_blocks,
+        }));
+    }
+    let param_r = percent_of(req.reserved_ratio, param_blocks);
+
+    let mut bpg: u64 = bs * 8;
+    let mut blocks = param_blocks;
+    let mut r_blocks = param_r;
+    if r_blocks >= param_blocks {
+        return Err(Error::Mkfs(MkfsError::TooSmall {
+            blocks: param_blocks,
+        }));
+    }
+    // initialize.c `retry:`
+    loop {
+        let groups = (blocks.saturating_sub(fdb)).div_ceil(bpg);
+        if groups == 0 {
+            return Err(Error::Mkfs(MkfsError::TooSmall { blocks }));
+        }
+        let desc_blocks = groups.div_ceil(bs / DESC_SIZE);
+        // With a request of 0 (never: mke2fs always passes one), the
+        // library default would apply; keep the minimum of 12 inodes.
+        let inodes_count = inodes_param.max(u64::from(FIRST_INO) + 1);
+        let mut ipg = inodes_count.div_ceil(groups);
+        if ipg > bs * 8 {
+            if bpg >= 256 {
+                bpg -= 8;
+                blocks = param_blocks;
+                continue;
+            }
+            return Err(Error::Mkfs(MkfsError::TooManyInodes(inodes_count)));
+        }
+        let max_ipg = (1u64 << 16) - bs / u64::from(INODE_SIZE);
+        ipg = ipg.min(max_ipg);
+        let (ipg, itb) = loop {
+            let itb = (ipg * u64::from(INODE_SIZE)).div_ceil(bs);
+            let mut real = itb * bs / u64::from(INODE_SIZE);
+            real = real.max(8) & !7;
+            let itb = (real * u64::from(INODE_SIZE)).div_ceil(bs);
+            if real * groups > 0xFFFF_FFFF {
+                ipg -= 1;
+                continue;
+            }
+            break (real, itb);
+        };
+        let rsv = if resize_inode {
+            reserved_gdt(blocks, fdb, bpg, desc_blocks, bs)
+        } else {
+            0
+        };
+        if rsv + desc_blocks > bpg * 3 / 4 {
+            return Err(Error::Unsupported(format!(
+                "{rsv} reserved GDT + {desc_blocks} descriptor blocks exceed 3/4 of a group: mke2fs would switch to meta_bg, which ebsim does not make"
+            )));
+        }
+        let overhead = 3 + itb + rsv + desc_blocks;
+        if overhead > bpg {
+            return Err(Error::Mkfs(MkfsError::TooManyInodes(inodes_count)));
+        }
+        // Drop a last group too small for its own metadata (+50 blocks).
+        let mut last_ovh = 2 + itb;
+        if has_super_sparse(groups - 1) {
+            last_ovh += 1 + desc_blocks + rsv;
+        }
+        let rem = (blocks - fdb) % bpg;
+        if groups == 1 && rem != 0 && rem < last_ovh {
+            return Err(Error::Mkfs(MkfsError::TooSmall { blocks }));
+        }
+        if rem != 0 && rem < last_ovh + 50 {
+            blocks -= rem;
+            // Same percentage of the new count (initialize.c).
+            #[allow(clippy::cast_precision_loss)]
+            let ratio = 100.0 * param_r as f64 / param_blocks as f64;
+            r_blocks = percent_of(ratio, blocks);
+            continue;
+        }
+        let ipg32 = u32::try_from(ipg).map_err(|_| Error::Mkfs(MkfsError::TooManyInodes(ipg)))?;
+        let inodes_total = u32::try_from(ipg * groups)
+            .map_err(|_| Error::Mkfs(MkfsError::TooManyInodes(ipg * groups)))?;
+        let journal_blocks =
+            default_journal_blocks(blocks).ok_or(Error::Mkfs(MkfsError::TooSmall { blocks }))?;
+        return Ok(Geometry {
+            block_size: req.block_size,
+            log_block_size,
+            blocks,
+            first_data_block: fdb,
+            blocks_per_group: bpg,
+            groups,
+            desc_blocks,
+            inodes_per_group: ipg32,
+            inode_table_blocks: itb,
+            inodes_count: inodes_total,
+            reserved_gdt_blocks: rsv,
+            r_blocks,
+            journal_blocks,
+            inode_size: INODE_SIZE,
+            log_groups_per_flex: 4,
+            feature_compat,
+            feature_incompat,
+            feature_ro_compat,
+        });
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn req(bytes: u64) -> GeometryRequest {
+        GeometryRequest {
+            block_size: 4096,
+            blocks: bytes / 4096,
+            size_type: SizeType::for_bytes(bytes),
+            inodes: None,
+            inode_ratio: None,
+            reserved_ratio: 5.0,
+        }
+    }
+
+    #[test]
+    fn golden_geometries() {
+        // Spec ext4.md §2.6 and §2.1 examples.
+        let g = plan(&req(1 << 30)).unwrap();
+        assert_eq!(
+            (g.blocks, g.inodes_count, g.r_blocks, g.reserved_gdt_blocks),
+            (262144, 65536, 13107, 127)
+        );
+        assert_eq!(g.journal_blocks, 8192);
+        let g = plan(&req(8 << 30)).unwrap();
+        assert_eq!(
+            (g.blocks, g.inodes_count, g.r_blocks, g.reserved_gdt_blocks),
+            (2097152, 524288, 104857, 1023)
+        );
+        let g = plan(&req(16 << 40)).unwrap();
+        assert_eq!(
+            (g.blocks, g.inodes_count, g.r_blocks),
+            (4294967296, 268435456, 214748364)
+        );
+        assert!(!g.has_resize_inode());
+        assert_eq!(g.inodes_per_group, 2048);
+        let g = plan(&req(4 << 40)).unwrap();
+        assert_eq!(g.inodes_per_group, 4096);
+        let g = plan(&req(10 << 40)).unwrap();
+        assert_eq!(g.reserved_gdt_blocks, 768);
+        // 513M: the partial last group is dropped, inodes redistributed.
+        let g = plan(&req(513 << 20)).unwrap();
+        assert_eq!((g.groups, g.inodes_per_group), (4, 8208));
+    }
+}

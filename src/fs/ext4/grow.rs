@@ -1,0 +1,800 @@
+//! resize2fs (offline grow within the reserved GDT blocks): plan, then
+//! apply. Spec ext4.md §3 (resize2fs 1.47.0 `resize_fs`, `adjust_fs_info`,
+//! `fix_resize_inode`, `ext2fs_set_gdt_csum`).
+//!
+//! The planner reads the filesystem (superblock, descriptors, bitmaps,
+//! resize inode), computes the new geometry exactly as resize2fs does
+//! (last-group trimming, reserved-GDT consumption, compounding reserved
+//! percentage), places the new groups' bitmaps and inode tables with the
+//! same allocator as mkfs on the live block map, recounts every group and
+//! sets the flags resize2fs sets, rebuilds the resize inode, and collects
+//! every write in one batch. Growth that needs more descriptor blocks than
+//! are reserved (which would move data), and shrinking, are refused.
+//!
+//! A mounted filesystem (the instance model) grows with the same plan;
+//! [`GrowRequest::online`] only skips the offline-only precondition checks
+//! and file-size quirks, and the CLI renders the online lines from
+//! [`GrowPlan::old_desc_blocks`] / [`GrowPlan::new_desc_blocks`].
+
+use super::bitmap::{self, BlockSet};
+use super::error::{Error, GrowError};
+use super::features::{compat, incompat, ro_compat};
+use super::fs::Ext4;
+use super::group_desc::{BG_BLOCK_UNINIT, BG_INODE_UNINIT, GroupDesc};
+use super::inode::{Inode, RESIZE_INO};
+use super::layout::{Allocator, GroupTables};
+use super::resize_inode::{self, ResizeGeometry};
+use super::superblock::{STATE_ERROR, STATE_VALID, Superblock};
+use super::tables;
+use crate::blockdev::{BlockDevice, WriteBatch};
+
+/// What to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GrowRequest {
+    /// New size in filesystem blocks; None = the device's size (rounded
+    /// down to a page).
+    pub size: Option<u64>,
+    /// `-f`: skip the "run e2fsck first" checks and the device-size check.
+    pub force: bool,
+    /// The filesystem is mounted (online resize): no fsck checks, no file
+    /// size quirks.
+    pub online: bool,
+    /// The device is a plain image file: copy resize2fs's handling of the
+    /// file size (extend a too short file by writing one '0' byte at the
+    /// new end; truncate a longer one to the requested size afterwards).
+    pub image_file: bool,
+    /// Time for `s_wtime` and the resize inode (E2FSPROGS_FAKE_TIME or now).
+    pub now: u64,
+}
+
+/// The outcome of planning.
+#[derive(Debug, Clone)]
+pub enum GrowOutcome {
+    /// Already that size ("Nothing to do!"). The batch may still extend the
+    /// image file, as resize2fs does before it finds out.
+    NothingToDo {
+        /// Current (= adjusted requested) block count.
+        blocks: u64,
+        /// Block size in bytes.
+        block_size: u32,
+        /// Writes (possibly empty).
+        batch: WriteBatch,
+    },
+    /// A grow.
+    Grow(Box<GrowPlan>),
+}
+
+/// A planned grow.
+#[derive(Debug, Clone)]
+pub struct GrowPlan {
+    /// Blocks before.
+    pub old_blocks: u64,
+    /// Blocks after.
+    pub new_blocks: u64,
+    /// Block size in bytes.
+    pub block_size: u32,
+    /// Group descriptor blocks before (resize2fs online: `old_desc_blocks`).
+    pub old_desc_blocks: u64,
+    /// Group descriptor blocks after (`new_desc_blocks`).
+    pub new_desc_blocks: u64,
+    /// Groups before.
+    pub old_groups: u64,
+    /// Groups after.
+    pub new_groups: u64,
+    /// The new superblock (primary).
+    pub superblock: Superblock,
+    /// Every write, ordered so the superblocks come last.
+    pub batch: WriteBatch,
+}
+
+/// Features the grow planner handles; anything else is refused by name.
+fn check_features(sb: &Superblock) -> Result<(), Error> {
+    let refuse = |state: &'static str, feature: &str| {
+        Err(Error::UnsupportedFeature {
+            state,
+            feature: feature.to_string(),
+            operation: "resize2fs",
+        })
+    };
+    let bad_incompat = incompat::META_BG
+        | incompat::JOURNAL_DEV
+        | incompat::MMP
+        | incompat::COMPRESSION
+        | incompat::DIRDATA;
+    let known_incompat = incompat::FILETYPE
+        | incompat::RECOVER
+        | incompat::EXTENTS
+        | incompat::BIT64
+        | incompat::FLEX_BG
+        | incompat::EA_INODE
+        | incompat::CSUM_SEED
+        | incompat::LARGEDIR
+        | incompat::INLINE_DATA
+        | incompat::ENCRYPT
+        | incompat::CASEFOLD;
+    let word = super::features::Word::Incompat;
+    for b in (0..32)
+        .map(|i| 1u32 << i)
+        .filter(|b| sb.s_feature_incompat & b != 0)
+    {
+        if b & bad_incompat != 0 || b & known_incompat == 0 {
+            return refuse("has the", &super::features::name(word, b));
+        }
+    }
+    let bad_ro = ro_compat::BIGALLOC
+        | ro_compat::HAS_SNAPSHOT
+        | ro_compat::REPLICA
+        | ro_compat::SHARED_BLOCKS;
+    let word = super::features::Word::RoCompat;
+    if let Some(b) = (0..32)
+        .map(|i| 1u32 << i)
+        .find(|b| sb.s_feature_ro_compat & b & bad_ro != 0)
+    {
+        return refuse("has the", &super::features::name(word, b));
+    }
+    let bad_compat = compat::SPARSE_SUPER2 | compat::EXCLUDE_BITMAP | compat::LAZY_BG;
+    let word = super::features::Word::Compat;
+    if let Some(b) = (0..32)
+        .map(|i| 1u32 << i)
+        .find(|b| sb.s_feature_compat & b & bad_compat != 0)
+    {
+        return refuse("has the", &super::features::name(word, b));
+    }
+    if !sb.has_incompat(incompat::BIT64) {
+        return refuse("lacks the", "64bit");
+    }
+    if !sb.has_incompat(incompat::FLEX_BG)
+        || sb.s_log_groups_per_flex == 0
+        || sb.s_log_groups_per_flex > 31
+    {
+        return refuse("lacks the", "flex_bg");
+    }
+    if !sb.has_metadata_csum() {
+        return refuse("lacks the", "metadata_csum");
+    }
+    if !sb.sparse_super() {
+        return refuse("lacks the", "sparse_super");
+    }
+    if sb.s_log_cluster_size != sb.s_log_block_size {
+        return refuse("has the", "bigalloc");
+    }
+    if sb.s_rev_level < 1 || sb.s_desc_size != 64 {
+        return Err(Error::Unsupported(format!(
+            "group descriptor size {} is not supported by ebsim's resize2fs (only 64)",
+            sb.s_desc_size
+        )));
+    }
+    Ok(())
+}
+
+/// resize2fs's refusal to touch a filesystem that needs checking.
+fn check_clean(sb: &Superblock) -> Result<(), Error> {
+    let needs = |why| Err(Error::Grow(GrowError::NeedsCheck(why)));
+    if sb.s_state & STATE_ERROR != 0 {
+        return needs("errors recorded");
+    }
+    if sb.s_state & STATE_VALID == 0 {
+        return needs("not cleanly unmounted");
+    }
+    if sb.s_lastcheck < sb.s_mtime {
+        return needs("mounted since the last check");
+    }
+    if sb.s_free_blocks_count > sb.s_blocks_count || sb.s_free_inodes_count > sb.s_inodes_count {
+        return needs("free counts exceed totals");
+    }
+    if sb.s_last_orphan != 0 || sb.has_incompat(incompat::RECOVER) {
+        return needs("orphans or journal recovery pending");
+    }
+    Ok(())
+}
+
+/// `adjust_new_size`: drop a last group too small for its metadata (+50
+/// blocks), and a group that would overflow the inode count.
+fn adjust_size(sb: &Superblock, mut size: u64) -> Result<u64, Error> {
+    let fdb = u64::from(sb.s_first_data_block);
+    let bpg = u64::from(sb.s_blocks_per_group);
+    let ipg = u64::from(sb.s_inodes_per_group);
+    let itb = sb.inode_table_blocks();
+    let rsv = u64::from(sb.s_reserved_gdt_blocks);
+    loop {
+        let groups = size.saturating_sub(fdb).div_ceil(bpg);
+        if groups == 0 {
+            return Ok(size);
+        }
+        let desc = groups.div_ceil(sb.descs_per_block());
+        let mut overhead = 2 + itb;
+        if sb.group_has_super(groups - 1) {
+            overhead += 1 + desc + rsv;
+        }
+        let rem = (size - fdb) % bpg;
+        if groups == 1 && rem != 0 && rem < overhead {
+            return Ok(size);
+        }
+        if groups > 1 && rem != 0 && rem < overhead + 50 {
+            size -= rem;
+            continue;
+        }
+        if ipg * groups > 0xFFFF_FFFF {
+            if ipg * (groups - 1) > 0xFFFF_FFFF {
+                return Err(Error::Grow(GrowError::TooManyInodes {
+                    inodes: ipg * groups,
+                    max: 0xFFFF_FFFF,
+                }));
+            }
+            size = bpg * (groups - 1) + fdb;
+            continue;
+        }
+        return Ok(size);
+    }
+}
+
+/// The used-block map of the filesystem: initialized groups from their
+/// bitmaps (checksums verified), `BLOCK_UNINIT` groups synthesized from
+/// their own metadata (resize2fs `fix_uninit_block_bitmaps`).
+fn load_block_map<D: BlockDevice>(fs: &Ext4<D>) -> Result<BlockSet, Error> {
+    let sb = fs.superblock();
+    let fdb = u64::from(sb.s_first_data_block);
+    let bpg = u64::from(sb.s_blocks_per_group);
+    let itb = sb.inode_table_blocks();
+    let overhead = 1 + sb.desc_blocks() + u64::from(sb.s_reserved_gdt_blocks);
+    let mut used = BlockSet::new();
+    let descs = fs.descriptors();
+    let mut uninit = Vec::new();
+    for (g, d) in descs.iter().enumerate() {
+        let g = g as u64;
+        let first = fdb + g * bpg;
+        let nbits = sb.s_blocks_count.saturating_sub(first).min(bpg);
+        if d.has_flag(BG_BLOCK_UNINIT) {
+            uninit.push(g);
+            continue;
+        }
+        let bm = fs.read_block(d.bg_block_bitmap)?;
+        if sb.has_metadata_csum() {
+            let c = tables::block_bitmap_csum(sb, &bm);
+            if c != d.bg_block_bitmap_csum {
+                return Err(Error::BitmapChecksum {
+                    what: "block bitmap",
+                    group: g as u32,
+                    block: d.bg_block_bitmap,
+                });
+            }
+        }
+        used.insert_bitmap(first, &bm, nbits);
+    }
+    for g in uninit {
+        let d = &descs[g as usize];
+        let first = fdb + g * bpg;
+        if sb.group_has_super(g) {
+            let end = (first + overhead).min(sb.s_blocks_count);
+            used.insert(first..end);
+        }
+        used.insert_block(d.bg_block_bitmap);
+        used.insert_block(d.bg_inode_bitmap);
+        used.insert(d.bg_inode_table..d.bg_inode_table + itb);
+    }
+    Ok(used)
+}
+
+/// Per group: (free inodes, 1-based index of the last used inode, bitmap)
+/// from the inode bitmaps of initialized groups (checksums verified).
+struct InodeGroup {
+    free: u64,
+    last_used: u64,
+    bitmap: Option<Vec<u8>>,
+}
+
+fn load_inode_groups<D: BlockDevice>(fs: &Ext4<D>) -> Result<Vec<InodeGroup>, Error> {
+    let sb = fs.superblock();
+    let ipg = u64::from(sb.s_inodes_per_group);
+    let mut out = Vec::with_capacity(fs.descriptors().len());
+    for (g, d) in fs.descriptors().iter().enumerate() {
+        if d.has_flag(BG_INODE_UNINIT) {
+            out.push(InodeGroup {
+                free: ipg,
+                last_used: 0,
+                bitmap: None,
+            });
+            continue;
+        }
+        let bm = fs.read_block(d.bg_inode_bitmap)?;
+        if sb.has_metadata_csum() {
+            let c = tables::inode_bitmap_csum(sb, &bm);
+            let stored = d.bg_inode_bitmap_csum;
+            if c != stored {
+                return Err(Error::BitmapChecksum {
+                    what: "inode bitmap",
+                    group: g as u32,
+                    block: d.bg_inode_bitmap,
+                });
+            }
+        }
+        let (used, last) = bitmap::count_and_last(&bm, ipg);
+        out.push(InodeGroup {
+            free: ipg - used,
+            last_used: last,
+            bitmap: Some(bm),
+        });
+    }
+    Ok(out)
+}
+
+/// The size decision alone (resize2fs main.c, before `resize_fs`): the
+/// adjusted new block count, or nothing to do, or a refusal. The CLI
+/// prints "Resizing the filesystem on ..." between this and [`plan`],
+/// like resize2fs, so errors found while reading bitmaps come after it.
+pub fn target<D: BlockDevice>(fs: &Ext4<D>, req: &GrowRequest) -> Result<GrowOutcome, Error> {
+    decide(fs, req)
+}
+
+/// Plans a grow of the opened filesystem.
+pub fn plan<D: BlockDevice>(fs: &Ext4<D>, req: &GrowRequest) -> Result<GrowOutcome, Error> {
+    match decide(fs, req)? {
+        o @ GrowOutcome::NothingToDo { .. } => Ok(o),
+        GrowOutcome::Grow(p) => build(fs, req, p.new_blocks, p.batch),
+    }
+}
+
+/// Size checks in resize2fs's order; on a grow, returns a stub plan with
+/// the new size and the file-size writes.
+fn decide<D: BlockDevice>(fs: &Ext4<D>, req: &GrowRequest) -> Result<GrowOutcome, Error> {
+    let sb0 = fs.superblock();
+    if !req.force && !req.online {
+        check_clean(sb0)?;
+    }
+    check_features(sb0)?;
+    let bs = u64::from(sb0.block_size());
+    let blocks0 = sb0.s_blocks_count;
+    let dev_size = fs.device().size();
+    let mut max_size = dev_size / bs;
+    let requested = match req.size {
+        Some(n) => n,
+        None => {
+            // Rounded down to a whole page (4 KiB).
+            if bs < 4096 {
+                max_size & !((4096 / bs) - 1)
+            } else {
+                max_size
+            }
+        }
+    };
+    let fdb = u64::from(sb0.s_first_data_block);
+    let bpg = u64::from(sb0.s_blocks_per_group);
+    let groups_req = requested.saturating_sub(fdb).div_ceil(bpg);
+    if groups_req.div_ceil(sb0.descs_per_block()) + fdb > bpg {
+        return Err(Error::Grow(GrowError::TooManyDescriptors));
+    }
+    if requested < blocks0 {
+        return Err(Error::Grow(GrowError::Shrink {
+            current: blocks0,
+            requested,
+        }));
+    }
+    let mut batch = WriteBatch::new();
+    let new_file_size = requested.saturating_mul(bs);
+    if req.image_file && !req.online && new_file_size > dev_size {
+        // resize2fs extends a short image file by writing "0" at its new
+        // last byte (main.c), then trusts it to be that large.
+        batch.new_len = Some(new_file_size);
+        batch.write(new_file_size - 1, b"0".to_vec());
+        max_size = requested;
+    }
+    if !req.force && requested > max_size {
+        return Err(Error::Grow(GrowError::DeviceTooSmall {
+            device_blocks: max_size,
+            block_kib: bs / 1024,
+            requested,
+        }));
+    }
+    let new_blocks = adjust_size(sb0, requested)?;
+    if new_blocks == blocks0 {
+        if !req.online {
+            // resize2fs still closes the filesystem dirty: the primary
+            // superblock is rewritten with a new write time (measured).
+            let mut sb = sb0.clone();
+            sb.s_wtime = req.now;
+            batch.write(super::superblock::SUPERBLOCK_OFFSET, sb.to_bytes().to_vec());
+        }
+        return Ok(GrowOutcome::NothingToDo {
+            blocks: blocks0,
+            block_size: sb0.block_size(),
+            batch,
+        });
+    }
+    if new_blocks < blocks0 {
+        return Err(Error::Grow(GrowError::Shrink {
+            current: blocks0,
+            requested: new_blocks,
+        }));
+    }
+    if req.image_file && !req.online && dev_size > new_file_size && batch.new_len.is_none() {
+        // resize2fs truncates a longer image file to the requested size.
+        batch.new_len = Some(new_file_size);
+    }
+    let ng0 = sb0.group_count();
+    let desc0 = sb0.desc_blocks();
+    let rsv0 = u64::from(sb0.s_reserved_gdt_blocks);
+    let ng = new_blocks.saturating_sub(fdb).div_ceil(bpg);
+    let desc = ng.div_ceil(sb0.descs_per_block());
+    let reserve = if sb0.has_compat(compat::RESIZE_INODE) {
+        rsv0
+    } else {
+        0
+    };
+    if desc > desc0 + reserve {
+        let max_groups = (desc0 + reserve) * sb0.descs_per_block();
+        return Err(Error::Grow(GrowError::BeyondReserve {
+            requested: new_blocks,
+            needed: desc,
+            available: desc0 + reserve,
+            desc: desc0,
+            reserved: reserve,
+            max_blocks: adjust_size(sb0, max_groups * bpg + fdb)?,
+        }));
+    }
+    let stub = GrowPlan {
+        old_blocks: blocks0,
+        new_blocks,
+        block_size: sb0.block_size(),
+        old_desc_blocks: desc0,
+        new_desc_blocks: desc,
+        old_groups: ng0,
+        new_groups: ng,
+        superblock: sb0.clone(),
+        batch,
+    };
+    Ok(GrowOutcome::Grow(Box::new(stub)))
+}
+
+/// Builds the grow to `new_blocks` (already decided), appending to `batch`.
+fn build<D: BlockDevice>(
+    fs: &Ext4<D>,
+    req: &GrowRequest,
+    new_blocks: u64,
+    mut batch: WriteBatch,
+) -> Result<GrowOutcome, Error> {
+    let sb0 = fs.superblock();
+    let bs = u64::from(sb0.block_size());
+    let blocks0 = sb0.s_blocks_count;
+    let fdb = u64::from(sb0.s_first_data_block);
+    let bpg = u64::from(sb0.s_blocks_per_group);
+
+    // New geometry.
+    let ng0 = sb0.group_count();
+    let desc0 = sb0.desc_blocks();
+    let rsv0 = u64::from(sb0.s_reserved_gdt_blocks);
+    let ng = new_blocks.saturating_sub(fdb).div_ceil(bpg);
+    let desc = ng.div_ceil(sb0.descs_per_block());
+    let resize_inode = sb0.has_compat(compat::RESIZE_INODE);
+    let rsv = if resize_inode {
+        (rsv0 + desc0 - desc).min(bs / 4)
+    } else {
+        rsv0
+    };
+    let ipg = u64::from(sb0.s_inodes_per_group);
+    let itb = sb0.inode_table_blocks();
+
+    // Current state.
+    let mut used = load_block_map(fs)?;
+    let inode_groups = load_inode_groups(fs)?;
+
+    let mut sb = sb0.clone();
+    sb.s_blocks_count = new_blocks;
+    sb.s_overhead_clusters = 0;
+    sb.s_inodes_count = u32::try_from(ipg * ng).map_err(|_| {
+        Error::Grow(GrowError::TooManyInodes {
+            inodes: ipg * ng,
+            max: 0xFFFF_FFFF,
+        })
+    })?;
+    #[allow(
+        clippy::cast_precision_loss,
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss
+    )]
+    {
+        let percent = sb0.s_r_blocks_count as f64 * 100.0 / blocks0 as f64;
+        sb.s_r_blocks_count = (percent * new_blocks as f64 / 100.0) as u64;
+    }
+    sb.s_reserved_gdt_blocks = rsv as u16;
+    sb.s_state &= !STATE_ERROR;
+    sb.s_wtime = req.now;
+
+    // Old groups' superblock areas with the new descriptor count (the
+    // same blocks: descriptors grow into reserved GDT blocks).
+    let head = 1 + desc + rsv;
+    for g in 0..ng0 {
+        if sb.group_has_super(g) {
+            let first = fdb + g * bpg;
+            used.insert(first..(first + head).min(new_blocks));
+        }
+    }
+
+    let mut descs: Vec<GroupDesc> = fs.descriptors().to_vec();
+    let mut tabs: Vec<GroupTables> = descs
+        .iter()
+        .map(|d| GroupTables {
+            block_bitmap: d.bg_block_bitmap,
+            inode_bitmap: d.bg_inode_bitmap,
+            inode_table: d.bg_inode_table,
+        })
+        .collect();
+    let mut alloc = Allocator {
+        used,
+        blocks: new_blocks,
+        fdb,
+        bpg,
+        groups: ng,
+        flex: 1u64 << sb0.s_log_groups_per_flex,
+        itb,
+    };
+    let group_of = |b: u64| ((b - fdb) / bpg) as usize;
+    for i in ng0..ng {
+        let mut d = GroupDesc {
+            bg_flags: BG_INODE_UNINIT,
+            bg_itable_unused: ipg as u32,
+            ..GroupDesc::default()
+        };
+        if i != ng - 1 {
+            d.bg_flags |= BG_BLOCK_UNINIT;
+        }
+        let first = fdb + i * bpg;
+        if sb.group_has_super(i) {
+            alloc.used.insert(first..(first + head).min(new_blocks));
+            d.bg_flags &= !BG_BLOCK_UNINIT;
+        }
+        descs.push(d);
+        let t = alloc
+            .allocate_group_table(i, tabs.last().copied())
+            .map_err(|e| {
+                Error::Unsupported(format!(
+                    "no room for the bitmaps and inode table of new group {}",
+                    e.group
+                ))
+            })?;
+        tabs.push(t);
+        let d = &mut descs[i as usize];
+        d.bg_block_bitmap = t.block_bitmap;
+        d.bg_inode_bitmap = t.inode_bitmap;
+        d.bg_inode_table = t.inode_table;
+        // Groups receiving metadata blocks are no longer computable.
+        for b in [
+            t.block_bitmap,
+            t.inode_bitmap,
+            t.inode_table,
+            t.inode_table + itb - 1,
+        ] {
+            descs[group_of(b)].bg_flags &= !BG_BLOCK_UNINIT;
+        }
+    }
+    let last = (ng - 1) as usize;
+    descs[last].bg_flags &= !BG_BLOCK_UNINIT;
+    let used = alloc.used;
+
+    // Recount, then resize2fs's ext2fs_set_gdt_csum flag rules.
+    let mut free_blocks = 0u64;
+    let mut free_inodes = 0u64;
+    let used_per_group = used.count_per_group(fdb, bpg, ng);
+    for (g, d) in descs.iter_mut().enumerate() {
+        let first = fdb + g as u64 * bpg;
+        let end = (first + bpg).min(new_blocks);
+        let free = (end - first) - used_per_group[g];
+        d.bg_free_blocks_count = free as u32;
+        free_blocks += free;
+        let (fi, last_used) = match inode_groups.get(g) {
+            Some(ig) => (ig.free, ig.last_used),
+            None => (ipg, 0),
+        };
+        d.bg_free_inodes_count = fi as u32;
+        free_inodes += fi;
+        if free == bpg && g != last {
+            d.bg_flags |= BG_BLOCK_UNINIT;
+        }
+        if fi == ipg {
+            d.bg_flags |= BG_INODE_UNINIT;
+            d.bg_itable_unused = ipg as u32;
+        } else {
+            d.bg_flags &= !BG_INODE_UNINIT;
+            d.bg_itable_unused = (ipg - last_used) as u32;
+        }
+    }
+    sb.s_free_blocks_count = free_blocks;
+    sb.s_free_inodes_count = free_inodes as u32;
+
+    // Bitmaps of initialized groups (checksums into their descriptors;
+    // BLOCK_UNINIT groups keep whatever checksum field they had).
+    let mut meta = WriteBatch::new();
+    for (g, d) in descs.iter_mut().enumerate() {
+        if !d.has_flag(BG_BLOCK_UNINIT) {
+            let bm = tables::block_bitmap(&used, &sb, g as u64);
+            d.bg_block_bitmap_csum = tables::block_bitmap_csum(&sb, &bm);
+            meta.write(d.bg_block_bitmap * bs, bm);
+        }
+        if !d.has_flag(BG_INODE_UNINIT) {
+            let bm = match inode_groups.get(g).and_then(|ig| ig.bitmap.clone()) {
+                Some(b) => b,
+                None => tables::inode_bitmap(&sb, 0),
+            };
+            d.bg_inode_bitmap_csum = tables::inode_bitmap_csum(&sb, &bm);
+            meta.write(d.bg_inode_bitmap * bs, bm);
+        }
+    }
+
+    // The resize inode, rebuilt for the new group count.
+    if resize_inode {
+        let old = fs.read_inode(RESIZE_INO)?;
+        let dind = resize_inode::dind_of(&old);
+        if dind == 0 || dind >= new_blocks {
+            return Err(Error::BadInode {
+                ino: RESIZE_INO,
+                why: format!("double indirect block {dind} is invalid"),
+            });
+        }
+        let rb = resize_inode::build(&ResizeGeometry {
+            block_size: bs,
+            first_data_block: fdb,
+            desc_blocks: desc,
+            reserved_gdt_blocks: rsv,
+            groups: ng,
+            blocks_per_group: bpg,
+        });
+        let now32 = (req.now & 0xFFFF_FFFF) as u32;
+        let raw = fs.read_inode_bytes(RESIZE_INO)?;
+        let ino = if rsv == 0 {
+            // No reserved blocks left: resize2fs only sets i_blocks to the
+            // dind block (ext2fs_write_inode keeps the rest as it was).
+            let mut ino = Inode::from_bytes(&raw);
+            ino.i_blocks = bs / 512;
+            ino
+        } else {
+            // resize2fs reads the 128-byte inode and writes it back as a
+            // new large inode: the extra fields are rebuilt from zero.
+            let mut fresh = vec![0u8; raw.len()];
+            fresh[..128.min(raw.len())].copy_from_slice(&raw[..128.min(raw.len())]);
+            let mut ino = Inode::from_bytes(&fresh);
+            ino.i_blocks = rb.mapped_blocks * (bs / 512);
+            ino.i_atime = now32;
+            ino.i_mtime = now32;
+            if raw.len() > 128 {
+                ino.i_extra_isize = 32;
+                ino.i_crtime = now32;
+            }
+            ino
+        };
+        meta.write(dind * bs, rb.dind);
+        if !rb.reserved.1.is_empty() {
+            meta.write(rb.reserved.0 * bs, rb.reserved.1);
+        }
+        let d0 = &descs[0];
+        let isz = u64::from(sb.inode_size());
+        let off = d0.bg_inode_table * bs + u64::from(RESIZE_INO - 1) * isz;
+        meta.write(off, ino.to_bytes(RESIZE_INO, Some(sb.csum_seed())));
+    }
+
+    for (g, d) in descs.iter_mut().enumerate() {
+        d.set_checksum(&sb, g as u32);
+    }
+    // Lifetime writes: what this grow writes, in KiB.
+    let copies = (0..ng).filter(|&g| sb.group_has_super(g)).count() as u64;
+    let written = batch.data_bytes() + meta.data_bytes() + copies * (desc * bs + 1024);
+    sb.s_kbytes_written = sb.s_kbytes_written.saturating_add(written >> 10);
+    batch.ops.extend(meta.ops);
+    tables::write_super_and_gdt(&mut batch, &sb, &descs);
+    let batch = tables::coalesce(batch);
+
+    Ok(GrowOutcome::Grow(Box::new(GrowPlan {
+        old_blocks: blocks0,
+        new_blocks,
+        block_size: sb.block_size(),
+        old_desc_blocks: desc0,
+        new_desc_blocks: desc,
+        old_groups: ng0,
+        new_groups: ng,
+        superblock: sb,
+        batch,
+    })))
+}
+
+/// Writes a planned grow (one commit).
+pub fn apply<D: BlockDevice + ?Sized>(dev: &mut D, batch: &WriteBatch) -> Result<(), Error> {
+    dev.commit(batch)?;
+    Ok(())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::blockdev::MemDevice;
+    use crate::fs::ext4::geometry::{GeometryRequest, SizeType};
+    use crate::fs::ext4::mkfs;
+
+    /// A fresh 16 MiB filesystem (1 KiB blocks) in memory.
+    fn fresh(bytes: u64) -> MemDevice {
+        let opts = mkfs::MkfsOptions {
+            geometry: GeometryRequest {
+                block_size: 1024,
+                blocks: bytes / 1024,
+                size_type: SizeType::Small,
+                inodes: None,
+                inode_ratio: None,
+                reserved_ratio: 5.0,
+            },
+            uuid: [3; 16],
+            hash_seed: [4; 16],
+            label: [0; 16],
+            now: 1_700_000_000,
+            discard: true,
+        };
+        let mut dev = MemDevice::new(bytes as usize);
+        let plan = mkfs::plan(bytes, &opts).unwrap();
+        mkfs::apply(&mut dev, &plan).unwrap();
+        dev
+    }
+
+    fn req(size: Option<u64>) -> GrowRequest {
+        GrowRequest {
+            size,
+            force: false,
+            online: false,
+            image_file: false,
+            now: 1_700_000_100,
+        }
+    }
+
+    #[test]
+    fn grows_in_memory_and_reopens() {
+        let mut dev = fresh(16 << 20);
+        let mut batch = WriteBatch::new();
+        batch.new_len = Some(64 << 20);
+        dev.commit(&batch).unwrap();
+        let fs = Ext4::open(dev).unwrap();
+        let before = crate::fs::ext4::statfs(&fs).unwrap();
+        let GrowOutcome::Grow(plan) = plan(&fs, &req(None)).unwrap() else {
+            panic!("nothing to do")
+        };
+        assert_eq!((plan.old_blocks, plan.new_blocks), (16384, 65536));
+        assert_eq!((plan.old_groups, plan.new_groups), (2, 8));
+        let mut dev = fs.into_device();
+        apply(&mut dev, &plan.batch).unwrap();
+        let fs = Ext4::open(dev).unwrap();
+        let after = crate::fs::ext4::statfs(&fs).unwrap();
+        assert!(after.blocks > before.blocks * 3);
+        assert_eq!(after.files, 4 * before.files);
+        // Growing again to the same size: nothing to do.
+        assert!(matches!(
+            plan_again(&fs),
+            GrowOutcome::NothingToDo { blocks: 65536, .. }
+        ));
+    }
+
+    fn plan_again(fs: &Ext4<MemDevice>) -> GrowOutcome {
+        plan(fs, &req(None)).unwrap()
+    }
+
+    #[test]
+    fn refuses_shrink_and_unclean() {
+        let dev = fresh(16 << 20);
+        let mut fs = Ext4::open(dev).unwrap();
+        assert!(matches!(
+            plan(&fs, &req(Some(8192))),
+            Err(Error::Grow(GrowError::Shrink { .. }))
+        ));
+        // Mounted since the last check.
+        let mut sb = fs.superblock().clone();
+        sb.s_mtime = sb.s_lastcheck + 1;
+        let mut b = WriteBatch::new();
+        b.write(1024, sb.to_bytes().to_vec());
+        b.new_len = Some(32 << 20);
+        fs.device_mut().commit(&b).unwrap();
+        let fs = Ext4::open(fs.into_device()).unwrap();
+        assert!(matches!(
+            plan(&fs, &req(None)),
+            Err(Error::Grow(GrowError::NeedsCheck(_)))
+        ));
+        let forced = GrowRequest {
+            force: true,
+            ..req(None)
+        };
+        assert!(matches!(plan(&fs, &forced), Ok(GrowOutcome::Grow(_))));
+    }
+}

@@ -1,0 +1,289 @@
+//! Block allocation as libext2fs does it: `ext2fs_get_free_blocks2`,
+//! `flexbg_offset` and `ext2fs_allocate_group_table` (flex_bg placement of
+//! bitmaps and inode tables), `ext2fs_new_block2`, and the journal's extent
+//! allocation. mkfs and the resize2fs grow planner both place new group
+//! metadata with [`Allocator::allocate_group_table`], on a [`BlockSet`] of
+//! used blocks. Spec ext4.md §2.2 and §3.2 step 4.
+
+use super::bitmap::BlockSet;
+
+/// The allocator's view of a filesystem: geometry and the used-block set.
+#[derive(Debug, Clone)]
+pub struct Allocator {
+    /// Used blocks.
+    pub used: BlockSet,
+    /// Total blocks.
+    pub blocks: u64,
+    /// `s_first_data_block`.
+    pub fdb: u64,
+    /// Blocks per group.
+    pub bpg: u64,
+    /// Number of groups.
+    pub groups: u64,
+    /// Groups per flex group (1 << s_log_groups_per_flex).
+    pub flex: u64,
+    /// Inode table blocks per group.
+    pub itb: u64,
+}
+
+/// Where one group's bitmaps and inode table went.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct GroupTables {
+    /// Block bitmap.
+    pub block_bitmap: u64,
+    /// Inode bitmap.
+    pub inode_bitmap: u64,
+    /// First inode table block.
+    pub inode_table: u64,
+}
+
+/// A file's allocation: extents (start, length) and the extent tree's
+/// index block, if any.
+pub type FileExtents = (Vec<(u64, u64)>, Option<u64>);
+
+/// No room for a group's metadata.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NoSpace {
+    /// The group whose tables did not fit.
+    pub group: u64,
+}
+
+impl Allocator {
+    /// First block of group `g`.
+    pub fn group_first(&self, g: u64) -> u64 {
+        self.fdb + g * self.bpg
+    }
+
+    /// Last block of group `g`.
+    pub fn group_last(&self, g: u64) -> u64 {
+        if g + 1 >= self.groups {
+            self.blocks - 1
+        } else {
+            self.group_first(g) + self.bpg - 1
+        }
+    }
+
+    /// The group holding block `b`.
+    pub fn group_of(&self, b: u64) -> u64 {
+        (b - self.fdb) / self.bpg
+    }
+
+    /// `ext2fs_get_free_blocks2`: the first `b` (in the library's scan
+    /// order) such that `b..b+num` is free. With `finish > start` the scan
+    /// covers `start..finish` and fails at the end of the filesystem;
+    /// otherwise it wraps to the first data block and stops at `finish`.
+    pub fn get_free(&self, start: u64, finish: u64, num: u64) -> Option<u64> {
+        let num = num.max(1);
+        let b0 = if start == 0 { self.fdb } else { start };
+        let finish = if finish == 0 { start } else { finish };
+        // Last b with b + num - 1 < blocks.
+        let end = (self.blocks + 1).checked_sub(num)?;
+        if finish > start {
+            return self.used.find_fit(b0, finish.min(end), num);
+        }
+        if let Some(b) = self.used.find_fit(b0, end, num) {
+            return Some(b);
+        }
+        // Wrapped: from the first data block up to `finish` (the library
+        // would loop forever if `finish` were never reached again; a full
+        // pass is the same answer).
+        let stop = if finish > self.fdb {
+            finish.min(end)
+        } else {
+            end
+        };
+        self.used.find_fit(self.fdb, stop, num)
+    }
+
+    /// `flexbg_offset`: where to start looking for `elem` blocks of group
+    /// `g`'s metadata (0 when nothing fits).
+    fn flexbg_offset(&self, g: u64, start_blk: u64, rem_grp: u64, elem: u64) -> u64 {
+        let flexbg = g / self.flex;
+        let size = (rem_grp * elem).min(self.bpg / 4);
+        if start_blk != 0 && start_blk < self.blocks {
+            if let Some(b) = self.get_free(start_blk, start_blk + size, elem) {
+                return b;
+            }
+        }
+        let start = self.group_first(self.flex * flexbg);
+        let last_grp = (g | (self.flex - 1)).min(self.groups - 1);
+        let last_blk = self.group_last(last_grp);
+        self.get_free(start, last_blk, size)
+            .or_else(|| self.get_free(start, last_blk, elem))
+            .or_else(|| self.get_free(0, last_blk, elem))
+            .unwrap_or(0)
+    }
+
+    /// `ext2fs_allocate_group_table` with flex_bg: places group `g`'s block
+    /// bitmap, inode bitmap and inode table, marking them used. `prev` is
+    /// group `g-1`'s placement (used when `g` is not the first of its flex
+    /// group).
+    pub fn allocate_group_table(
+        &mut self,
+        g: u64,
+        prev: Option<GroupTables>,
+    ) -> Result<GroupTables, NoSpace> {
+        let fail = NoSpace { group: g };
+        let group_blk = self.group_first(g);
+        let last_grp = (g | (self.flex - 1)).min(self.groups - 1);
+        let rem_grps = last_grp - g + 1;
+        let in_flex = g % self.flex != 0;
+        let prev = if in_flex { prev } else { None };
+        let mut table_offset = self.flex;
+        if !in_flex && last_grp == self.groups - 1 {
+            // The last flex group keeps its tables contiguous.
+            let t = last_grp & (self.flex - 1);
+            table_offset = if t == 0 { self.flex } else { t + 1 };
+        }
+        let last_blk = self.group_last(last_grp);
+
+        // Block bitmap.
+        let prev_block = prev.map_or(0, |p| p.block_bitmap + 1);
+        let start = self.flexbg_offset(g, prev_block, rem_grps, 1);
+        let bb = self
+            .get_free(start, last_blk, 1)
+            .or_else(|| self.get_free(group_blk, last_blk, 1))
+            .ok_or(fail)?;
+        self.used.insert_block(bb);
+
+        // Inode bitmap.
+        let prev_block = match prev {
+            Some(p) => p.inode_bitmap + 1,
+            None => bb + table_offset,
+        };
+        let start = self.flexbg_offset(g, prev_block, rem_grps, 1);
+        let ib = self
+            .get_free(start, last_blk, 1)
+            .or_else(|| self.get_free(group_blk, last_blk, 1))
+            .ok_or(fail)?;
+        self.used.insert_block(ib);
+
+        // Inode table.
+        let prev_block = match prev {
+            Some(p) => p.inode_table + self.itb,
+            None => ib + table_offset,
+        };
+        let start = self.flexbg_offset(g, prev_block, rem_grps, self.itb);
+        let it = self.get_free(start, last_blk, self.itb).ok_or(fail)?;
+        self.used.insert(it..it + self.itb);
+        Ok(GroupTables {
+            block_bitmap: bb,
+            inode_bitmap: ib,
+            inode_table: it,
+        })
+    }
+
+    /// `ext2fs_new_block2`: the first free block at or after `goal`,
+    /// wrapping to the first data block. Marks it used.
+    pub fn new_block(&mut self, goal: u64) -> Option<u64> {
+        let goal = if goal < self.fdb || goal >= self.blocks {
+            self.fdb
+        } else {
+            goal
+        };
+        let b = self
+            .used
+            .first_free(goal, self.blocks)
+            .or_else(|| self.used.first_free(self.fdb, goal))?;
+        self.used.insert_block(b);
+        Some(b)
+    }
+
+    /// Allocates `count` blocks for a file as libext2fs's fallocate does
+    /// for the journal: maximal free runs (at most 32768 blocks each) from
+    /// the first free block at or after `goal`; when the fifth extent is
+    /// added the in-inode tree splits and an index block is taken with goal
+    /// "just before the first extent". Returns (extents, index block).
+    pub fn allocate_extents(&mut self, goal: u64, count: u64) -> Option<FileExtents> {
+        let mut extents: Vec<(u64, u64)> = Vec::new();
+        let mut etb = None;
+        let mut goal = goal;
+        let mut left = count;
+        while left > 0 {
+            let g = if goal < self.fdb || goal >= self.blocks {
+                self.fdb
+            } else {
+                goal
+            };
+            let s = self
+                .used
+                .first_free(g, self.blocks)
+                .or_else(|| self.used.first_free(self.fdb, g))?;
+            let len = self
+                .used
+                .free_run_len(s, left.min(super::extent::MAX_INIT_LEN), self.blocks);
+            self.used.insert(s..s + len);
+            extents.push((s, len));
+            left -= len;
+            goal = s + len;
+            if extents.len() == 5 && etb.is_none() {
+                let first = extents[0].0;
+                etb = Some(self.new_block(first.saturating_sub(1))?);
+            }
+        }
+        Some((extents, etb))
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn alloc_1g() -> Allocator {
+        let mut used = BlockSet::new();
+        // Backup groups 0, 1, 3, 5, 7: sb + 1 GDT + 127 reserved.
+        for g in [0u64, 1, 3, 5, 7] {
+            used.insert(g * 32768..g * 32768 + 129);
+        }
+        Allocator {
+            used,
+            blocks: 262144,
+            fdb: 0,
+            bpg: 32768,
+            groups: 8,
+            flex: 16,
+            itb: 512,
+        }
+    }
+
+    #[test]
+    fn one_gib_tables_match_mke2fs() {
+        // Spec §2.2: 1G: bb 129–136, ib 137–144, it 145–4240.
+        let mut a = alloc_1g();
+        let mut prev = None;
+        let mut all = Vec::new();
+        for g in 0..8 {
+            let t = a.allocate_group_table(g, prev).unwrap();
+            prev = Some(t);
+            all.push(t);
+        }
+        assert_eq!(
+            all[0],
+            GroupTables {
+                block_bitmap: 129,
+                inode_bitmap: 137,
+                inode_table: 145
+            }
+        );
+        assert_eq!(
+            all[7],
+            GroupTables {
+                block_bitmap: 136,
+                inode_bitmap: 144,
+                inode_table: 145 + 7 * 512
+            }
+        );
+        assert_eq!(a.new_block(0), Some(4241));
+    }
+
+    #[test]
+    fn get_free_wraps_only_when_finish_not_after_start() {
+        let mut a = alloc_1g();
+        a.used.insert(200..262144);
+        assert_eq!(a.get_free(150, 160, 1), Some(150));
+        assert_eq!(a.get_free(300, 400, 1), None);
+        assert_eq!(a.get_free(300, 100, 1), None);
+        assert_eq!(a.get_free(300, 150, 1), Some(129));
+    }
+}

@@ -1,0 +1,481 @@
+//! mkfs.ext4: plan a new filesystem (pure), then write it in one commit.
+//!
+//! The planner reproduces mke2fs 1.47.0 on a regular file (spec ext4.md
+//! §2): geometry ([`super::geometry`]), flex_bg table placement, root and
+//! lost+found, the resize inode, the journal near the middle, per-group
+//! flags and counts, and only the blocks mke2fs writes (everything else a
+//! hole, after discarding the filesystem's range as mke2fs does).
+
+use super::bitmap::BlockSet;
+use super::dir;
+use super::error::{Error, MkfsError};
+use super::extent::{self, Extent};
+use super::geometry::{FIRST_INO, Geometry, GeometryRequest, plan as plan_geometry};
+use super::group_desc::{BG_BLOCK_UNINIT, BG_INODE_UNINIT, BG_INODE_ZEROED, GroupDesc};
+use super::inode::{self, EXT4_EXTENTS_FL, Inode, S_IFDIR, S_IFREG};
+use super::journal;
+use super::layout::{Allocator, GroupTables};
+use super::resize_inode::{self, ResizeGeometry};
+use super::superblock::{FLAGS_SIGNED_HASH, STATE_VALID, Superblock};
+use super::tables;
+use crate::blockdev::{BlockDevice, WriteBatch};
+
+/// What to make.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MkfsOptions {
+    /// Geometry request (size, block size, inode options, reserved %).
+    pub geometry: GeometryRequest,
+    /// `s_uuid`.
+    pub uuid: [u8; 16],
+    /// `s_hash_seed`.
+    pub hash_seed: [u8; 16],
+    /// `s_volume_name` (NUL padded).
+    pub label: [u8; 16],
+    /// Creation time (E2FSPROGS_FAKE_TIME or now), seconds.
+    pub now: u64,
+    /// Whether the device had a size before mkfs: mke2fs then discards the
+    /// filesystem's range and, since a discarded file reads as zeros, marks
+    /// every inode table zeroed (`ITABLE_ZEROED`). A file mke2fs creates
+    /// itself is not discarded and gets no such flag.
+    pub discard: bool,
+}
+
+/// The result of planning: the geometry, where things went, and the
+/// writes.
+#[derive(Debug, Clone)]
+pub struct MkfsPlan {
+    /// Resolved geometry.
+    pub geometry: Geometry,
+    /// The superblock as written (primary).
+    pub superblock: Superblock,
+    /// Every group's descriptor.
+    pub descriptors: Vec<GroupDesc>,
+    /// Block numbers of the backup superblocks (for mke2fs's message).
+    pub backup_blocks: Vec<u64>,
+    /// Journal extents (start, length).
+    pub journal_extents: Vec<(u64, u64)>,
+    /// The writes, in order (first the discard).
+    pub batch: WriteBatch,
+}
+
+/// Where the fixed objects of a fresh filesystem went.
+#[derive(Debug, Clone)]
+struct Placement {
+    tables: Vec<GroupTables>,
+    used: BlockSet,
+    overhead_tables: u64,
+    root: u64,
+    lpf: Vec<u64>,
+    dind: Option<u64>,
+    journal: Vec<(u64, u64)>,
+    journal_etb: Option<u64>,
+}
+
+fn no_space(g: &Geometry) -> Error {
+    Error::Mkfs(MkfsError::TooSmall { blocks: g.blocks })
+}
+
+/// Runs mke2fs's allocation order on the geometry.
+fn place(g: &Geometry) -> Result<Placement, Error> {
+    let mut used = BlockSet::new();
+    for grp in 0..g.groups {
+        let n = g.super_overhead(grp);
+        if n > 0 {
+            let first = g.group_first(grp);
+            used.insert(first..first + n);
+        }
+    }
+    let mut a = Allocator {
+        used,
+        blocks: g.blocks,
+        fdb: g.first_data_block,
+        bpg: g.blocks_per_group,
+        groups: g.groups,
+        flex: g.flex_size(),
+        itb: g.inode_table_blocks,
+    };
+    let mut tables: Vec<GroupTables> = Vec::with_capacity(usize::try_from(g.groups).unwrap_or(0));
+    for grp in 0..g.groups {
+        let t = a
+            .allocate_group_table(grp, tables.last().copied())
+            .map_err(|_| no_space(g))?;
+        tables.push(t);
+    }
+    let overhead_tables = a.used.count_in(g.first_data_block..g.blocks);
+    // Root directory: goal = first block of the inode's flex group (0).
+    let root = a.new_block(0).ok_or_else(|| no_space(g))?;
+    // lost+found: mkdir (goal: the group's first block), then expand_dir
+    // (goal prev + 1) until it is 16 KiB and at least 2 blocks, at most 12
+    // blocks (mke2fs create_lost_and_found).
+    let mut lpf = vec![a.new_block(0).ok_or_else(|| no_space(g))?];
+    let bs = u64::from(g.block_size);
+    let mut lpf_size = 0u64;
+    for _ in 1..12 {
+        lpf_size += bs;
+        if lpf_size >= 16 * 1024 && lpf_size >= 2 * bs {
+            break;
+        }
+        let prev = *lpf.last().unwrap_or(&0);
+        lpf.push(a.new_block(prev + 1).ok_or_else(|| no_space(g))?);
+    }
+    let dind = if g.has_resize_inode() {
+        let goal =
+            g.first_data_block + g.desc_blocks + g.reserved_gdt_blocks + 2 + g.inode_table_blocks;
+        Some(a.new_block(goal).ok_or_else(|| no_space(g))?)
+    } else {
+        None
+    };
+    let goal = journal_goal(g, &a);
+    let (journal, journal_etb) = a
+        .allocate_extents(goal, g.journal_blocks)
+        .ok_or_else(|| no_space(g))?;
+    Ok(Placement {
+        tables,
+        used: a.used,
+        overhead_tables,
+        root,
+        lpf,
+        dind,
+        journal,
+        journal_etb,
+    })
+}
+
+/// `get_midpoint_journal_block`: the first block of the group with the
+/// most free blocks around the middle of the filesystem.
+fn journal_goal(g: &Geometry, a: &Allocator) -> u64 {
+    let free =
+        |grp: u64| g.group_blocks(grp) - a.used.count_in(g.group_first(grp)..g.group_last(grp) + 1);
+    let mid = (g.blocks - g.first_data_block) / 2;
+    let mut group = mid.saturating_sub(g.first_data_block) / g.blocks_per_group;
+    let flex = g.flex_size();
+    let start;
+    if g.log_groups_per_flex > 0 && group > flex {
+        group &= !(flex - 1);
+        while group < g.groups && free(group) == 0 {
+            group += 1;
+        }
+        if group == g.groups {
+            group = 0;
+        }
+        start = group;
+    } else {
+        start = group.saturating_sub(1);
+    }
+    let end = if group + 1 < g.groups {
+        group + 1
+    } else {
+        group
+    };
+    let mut best = start;
+    for i in start + 1..=end {
+        if free(i) > free(best) {
+            best = i;
+        }
+    }
+    g.group_first(best)
+}
+
+/// Extents of a list of blocks (contiguous runs).
+fn extents_of(blocks: &[u64]) -> Vec<Extent> {
+    let mut out: Vec<Extent> = Vec::new();
+    for (i, &b) in blocks.iter().enumerate() {
+        match out.last_mut() {
+            Some(e) if e.start + u64::from(e.ee_len) == b => e.ee_len += 1,
+            _ => out.push(Extent {
+                ee_block: i as u32,
+                ee_len: 1,
+                start: b,
+            }),
+        }
+    }
+    out
+}
+
+/// A directory or file inode with an in-inode extent tree.
+fn extent_inode(
+    isize: usize,
+    mode: u16,
+    links: u16,
+    size: u64,
+    blocks_512: u64,
+    root: [u8; 60],
+    now: u32,
+) -> Inode {
+    let mut i = Inode::zeroed(isize);
+    i.i_mode = mode;
+    i.i_links_count = links;
+    i.i_size = size;
+    i.i_blocks = blocks_512;
+    i.i_flags = EXT4_EXTENTS_FL;
+    i.i_block = root;
+    i.i_atime = now;
+    i.i_ctime = now;
+    i.i_mtime = now;
+    i.i_extra_isize = 32;
+    i.i_crtime = now;
+    i
+}
+
+/// Plans a filesystem on a device of `dev_size` bytes (the device grows
+/// to the filesystem's size when it is smaller and can).
+pub fn plan(dev_size: u64, opts: &MkfsOptions) -> Result<MkfsPlan, Error> {
+    let g = plan_geometry(&opts.geometry)?;
+    let p = place(&g)?;
+    let bs = u64::from(g.block_size);
+    let bsz = g.block_size as usize;
+    let now32 = (opts.now & 0xFFFF_FFFF) as u32;
+    let ipg = u64::from(g.inodes_per_group);
+
+    // Superblock.
+    let mut sb = Superblock::zeroed();
+    sb.s_inodes_count = g.inodes_count;
+    sb.s_blocks_count = g.blocks;
+    sb.s_r_blocks_count = g.r_blocks;
+    sb.s_first_data_block = g.first_data_block as u32;
+    sb.s_log_block_size = g.log_block_size;
+    sb.s_log_cluster_size = g.log_block_size;
+    sb.s_blocks_per_group = g.blocks_per_group as u32;
+    sb.s_clusters_per_group = g.blocks_per_group as u32;
+    sb.s_inodes_per_group = g.inodes_per_group;
+    sb.s_wtime = opts.now;
+    sb.s_max_mnt_count = 0xFFFF;
+    sb.s_state = STATE_VALID;
+    sb.s_errors = 1;
+    sb.s_lastcheck = opts.now;
+    sb.s_rev_level = 1;
+    sb.s_first_ino = FIRST_INO;
+    sb.s_inode_size = g.inode_size as u16;
+    sb.s_feature_compat = g.feature_compat;
+    sb.s_feature_incompat = g.feature_incompat;
+    sb.s_feature_ro_compat = g.feature_ro_compat;
+    sb.s_uuid = opts.uuid;
+    sb.s_volume_name = opts.label;
+    sb.s_reserved_gdt_blocks = g.reserved_gdt_blocks as u16;
+    sb.s_journal_inum = inode::JOURNAL_INO;
+    sb.s_hash_seed = opts.hash_seed;
+    sb.s_def_hash_version = 1; // half_md4
+    sb.s_jnl_backup_type = 1; // EXT3_JNL_BACKUP_BLOCKS
+    sb.s_desc_size = super::geometry::DESC_SIZE as u16;
+    sb.s_default_mount_opts = 0x0C; // user_xattr, acl
+    sb.s_mkfs_time = opts.now;
+    sb.s_min_extra_isize = 32;
+    sb.s_want_extra_isize = 32;
+    sb.s_flags = FLAGS_SIGNED_HASH;
+    sb.s_log_groups_per_flex = g.log_groups_per_flex;
+    sb.s_checksum_type = 1; // crc32c
+    sb.s_kbytes_written = 1;
+    sb.s_overhead_clusters = (p.overhead_tables + g.journal_blocks + g.first_data_block) as u32;
+    let seed = sb.csum_seed();
+
+    // Descriptors.
+    let last = g.groups - 1;
+    let mut descs = Vec::with_capacity(p.tables.len());
+    let mut bitmaps: Vec<(u64, Vec<u8>)> = Vec::new();
+    let mut free_total = 0u64;
+    let used_per_group = p
+        .used
+        .count_per_group(g.first_data_block, g.blocks_per_group, g.groups);
+    for grp in 0..g.groups {
+        let t = p.tables[grp as usize];
+        let used_here = used_per_group[grp as usize];
+        let free = g.group_blocks(grp) - used_here;
+        free_total += free;
+        let mut flags = 0u16;
+        if opts.discard {
+            flags |= BG_INODE_ZEROED;
+        }
+        if grp != 0 {
+            flags |= BG_INODE_UNINIT;
+        }
+        // Only its own superblock copy in it: the bitmap can be computed.
+        if grp != last && used_here == g.super_overhead(grp) {
+            flags |= BG_BLOCK_UNINIT;
+        }
+        let reserved = if grp == 0 { u64::from(FIRST_INO) } else { 0 };
+        let mut d = GroupDesc {
+            bg_block_bitmap: t.block_bitmap,
+            bg_inode_bitmap: t.inode_bitmap,
+            bg_inode_table: t.inode_table,
+            bg_free_blocks_count: free as u32,
+            bg_free_inodes_count: (ipg - reserved) as u32,
+            bg_used_dirs_count: if grp == 0 { 2 } else { 0 },
+            bg_flags: flags,
+            bg_itable_unused: (ipg - reserved) as u32,
+            ..GroupDesc::default()
+        };
+        if flags & BG_BLOCK_UNINIT == 0 {
+            let bm = tables::block_bitmap(&p.used, &sb, grp);
+            d.bg_block_bitmap_csum = tables::block_bitmap_csum(&sb, &bm);
+            bitmaps.push((t.block_bitmap, bm));
+        }
+        if grp == 0 {
+            let ibm = tables::inode_bitmap(&sb, u64::from(FIRST_INO));
+            d.bg_inode_bitmap_csum = tables::inode_bitmap_csum(&sb, &ibm);
+            bitmaps.push((t.inode_bitmap, ibm));
+        }
+        descs.push(d);
+    }
+    sb.s_free_blocks_count = free_total;
+    sb.s_free_inodes_count = g.inodes_count - FIRST_INO;
+
+    // Inodes 1..=11 in the first inode table block of group 0.
+    let isize = g.inode_size as usize;
+    // Inodes 1..=11 (with 1 KiB blocks they span three blocks).
+    let mut itable = vec![0u8; (FIRST_INO as usize * isize).div_ceil(bsz) * bsz];
+    let mut put = |ino: u32, i: &Inode| {
+        let off = (ino as usize - 1) * isize;
+        itable[off..off + isize].copy_from_slice(&i.to_bytes(ino, Some(seed)));
+    };
+    // 1: bad blocks inode, times only.
+    let mut bad = Inode::zeroed(isize);
+    bad.i_atime = now32;
+    bad.i_ctime = now32;
+    bad.i_mtime = now32;
+    put(inode::BAD_INO, &bad);
+    for ino in [3u32, 4, 5, 6, 9, 10] {
+        put(ino, &Inode::zeroed(isize));
+    }
+    // 2: root.
+    let (root_tree, _) = extent::build_tree(&extents_of(&[p.root]), None, bsz, 0);
+    put(
+        inode::ROOT_INO,
+        &extent_inode(isize, S_IFDIR | 0o755, 3, bs, bs / 512, root_tree, now32),
+    );
+    // 11: lost+found.
+    let (lpf_tree, _) = extent::build_tree(&extents_of(&p.lpf), None, bsz, 0);
+    let lpf_bytes = p.lpf.len() as u64 * bs;
+    put(
+        inode::LPF_INO,
+        &extent_inode(
+            isize,
+            S_IFDIR | 0o700,
+            2,
+            lpf_bytes,
+            lpf_bytes / 512,
+            lpf_tree,
+            now32,
+        ),
+    );
+    // 8: journal.
+    let jext: Vec<Extent> = {
+        let mut v = Vec::new();
+        let mut logical = 0u64;
+        for &(s, l) in &p.journal {
+            v.push(Extent {
+                ee_block: logical as u32,
+                ee_len: l as u16,
+                start: s,
+            });
+            logical += l;
+        }
+        v
+    };
+    let jseed = inode::inode_seed(seed, inode::JOURNAL_INO, 0);
+    let (jroot, jetb_block) = extent::build_tree(&jext, p.journal_etb, bsz, jseed);
+    let jblocks_512 = (g.journal_blocks + u64::from(p.journal_etb.is_some())) * (bs / 512);
+    let jino = extent_inode(
+        isize,
+        S_IFREG | 0o600,
+        1,
+        g.journal_blocks * bs,
+        jblocks_512,
+        jroot,
+        now32,
+    );
+    put(inode::JOURNAL_INO, &jino);
+    for (i, w) in sb.s_jnl_blocks.iter_mut().take(15).enumerate() {
+        *w = crate::bytes::read_u32le(&jroot, i * 4);
+    }
+    sb.s_jnl_blocks[15] = ((g.journal_blocks * bs) >> 32) as u32;
+    sb.s_jnl_blocks[16] = ((g.journal_blocks * bs) & 0xFFFF_FFFF) as u32;
+    // 7: resize inode.
+    let mut resize = p.dind.map(|dind| {
+        let rb = resize_inode::build(&ResizeGeometry {
+            block_size: bs,
+            first_data_block: g.first_data_block,
+            desc_blocks: g.desc_blocks,
+            reserved_gdt_blocks: g.reserved_gdt_blocks,
+            groups: g.groups,
+            blocks_per_group: g.blocks_per_group,
+        });
+        let ino = resize_inode::new_inode(isize, bs, dind, rb.mapped_blocks, now32);
+        (dind, rb, ino)
+    });
+    match &resize {
+        Some((_, _, ino)) => put(inode::RESIZE_INO, ino),
+        // Without the feature inode 7 is just reserved (zero, checksummed).
+        None => put(inode::RESIZE_INO, &Inode::zeroed(isize)),
+    }
+
+    // The writes.
+    let fs_bytes = g.blocks * bs;
+    let mut batch = WriteBatch::new();
+    if fs_bytes > dev_size {
+        batch.new_len = Some(fs_bytes);
+    }
+    if opts.discard {
+        batch.discard(0..fs_bytes.min(dev_size));
+    }
+    // Data blocks first, then bitmaps, then descriptors and superblocks.
+    let root_seed = inode::inode_seed(seed, inode::ROOT_INO, 0);
+    batch.write(
+        p.root * bs,
+        dir::first_block(
+            bsz,
+            inode::ROOT_INO,
+            inode::ROOT_INO,
+            &[(b"lost+found", inode::LPF_INO)],
+            Some(root_seed),
+        ),
+    );
+    let lpf_seed = inode::inode_seed(seed, inode::LPF_INO, 0);
+    for (i, &b) in p.lpf.iter().enumerate() {
+        let blk = if i == 0 {
+            dir::first_block(bsz, inode::LPF_INO, inode::ROOT_INO, &[], Some(lpf_seed))
+        } else {
+            dir::empty_block(bsz, Some(lpf_seed))
+        };
+        batch.write(b * bs, blk);
+    }
+    if let Some((dind, rb, _)) = resize.as_mut() {
+        batch.write(*dind * bs, std::mem::take(&mut rb.dind));
+        if !rb.reserved.1.is_empty() {
+            batch.write(rb.reserved.0 * bs, std::mem::take(&mut rb.reserved.1));
+        }
+    }
+    if let (Some(etb), Some(blk)) = (p.journal_etb, jetb_block) {
+        batch.write(etb * bs, blk);
+    }
+    let jsb = journal::superblock(g.block_size, g.journal_blocks as u32, &opts.uuid);
+    batch.write(p.journal[0].0 * bs, jsb);
+    batch.write(p.tables[0].inode_table * bs, itable);
+    for (b, bm) in bitmaps {
+        batch.write(b * bs, bm);
+    }
+    for (grp, d) in descs.iter_mut().enumerate() {
+        d.set_checksum(&sb, grp as u32);
+    }
+    // Lifetime writes: 1 (mke2fs's start value) + what mkfs writes, in KiB.
+    let copies = (0..g.groups).filter(|&x| g.has_super(x)).count() as u64;
+    sb.s_kbytes_written = 1 + ((batch.data_bytes() + copies * (g.desc_blocks * bs + 1024)) >> 10);
+    tables::write_super_and_gdt(&mut batch, &sb, &descs);
+    let backup_blocks = (1..g.groups)
+        .filter(|&x| g.has_super(x))
+        .map(|x| g.group_first(x))
+        .collect();
+    Ok(MkfsPlan {
+        geometry: g,
+        superblock: sb,
+        descriptors: descs,
+        backup_blocks,
+        journal_extents: p.journal,
+        batch: tables::coalesce(batch),
+    })
+}
+
+/// Writes a planned filesystem.
+pub fn apply<D: BlockDevice + ?Sized>(dev: &mut D, plan: &MkfsPlan) -> Result<(), Error> {
+    dev.commit(&plan.batch)?;
+    Ok(())
+}
