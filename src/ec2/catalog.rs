@@ -520,18 +520,19 @@ impl ImageBuilder for BlankImageBuilder {
     }
 }
 
-/// Writes the image's partition table with ebsim's own partition layer
-/// (the sfdisk-compatible writer), GUIDs fixed per AMI so every build of an
-/// image is the same disk.
+/// Builds a catalog image with ebsim's own layers: the partition table by
+/// the partition layer (the sfdisk-compatible writer), then each
+/// partition's filesystem by its mkfs, with the image's label. GUIDs and
+/// filesystem UUIDs are fixed per AMI, so every build of an image is the
+/// same disk (as every volume made from one real AMI is).
 ///
-/// TEMPORARY in one respect: the filesystems are not made yet. The mkfs
-/// layers (fs::ext4::mkfs, fs::xfs::mkfs) are on their own branches; at
-/// merge, `build` runs them on each partition whose layout names an
-/// [`FsSpec`] (`Slice` of the image at the partition's range, the label of
-/// the spec), vfat excepted (ebsim has no mkfs.vfat: the EFI partitions stay
-/// unformatted).
+/// TEMPORARY in one respect: XFS partitions (the roots of Amazon Linux 2
+/// and 2023 and CentOS 7) stay unformatted until the XFS layer
+/// (fs::xfs::mkfs, on its own branch) is merged; then [`make_fs`] runs its
+/// planner and applier on the partition's `Slice` as it does for ext4. The
+/// vfat EFI partitions stay unformatted: ebsim has no mkfs.vfat.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct TableImageBuilder;
+pub struct NativeImageBuilder;
 
 /// GPT type GUIDs and MBR type bytes, as sfdisk scripts spell them.
 fn type_code(kind: PartKind) -> &'static str {
@@ -543,16 +544,23 @@ fn type_code(kind: PartKind) -> &'static str {
     }
 }
 
-/// A GUID derived from `seed` (a version 4 layout), uppercase as sfdisk
-/// prints it.
-fn fixed_guid(seed: &str) -> String {
+/// 16 bytes derived from `seed`, shaped as a version 4 UUID.
+fn guid_bytes(seed: &str) -> [u8; 16] {
     use sha2::Digest;
     let h = sha2::Sha256::digest(seed.as_bytes());
     let mut b = [0u8; 16];
     b.copy_from_slice(&h[..16]);
     b[6] = (b[6] & 0x0F) | 0x40;
     b[8] = (b[8] & 0x3F) | 0x80;
-    let hex: String = b.iter().map(|x| format!("{x:02X}")).collect();
+    b
+}
+
+/// A GUID derived from `seed`, uppercase as sfdisk prints it.
+fn fixed_guid(seed: &str) -> String {
+    let hex: String = guid_bytes(seed)
+        .iter()
+        .map(|x| format!("{x:02X}"))
+        .collect();
     format!(
         "{}-{}-{}-{}-{}",
         &hex[..8],
@@ -563,15 +571,19 @@ fn fixed_guid(seed: &str) -> String {
     )
 }
 
+/// The last sector a partition may use on a disk of `sectors`.
+fn last_usable(table: TableKind, sectors: u64) -> u64 {
+    match table {
+        TableKind::Gpt => sectors.saturating_sub(34),
+        TableKind::Mbr => sectors.saturating_sub(1),
+    }
+}
+
 /// The sfdisk script of a catalog image's table on a disk of `sectors`.
 pub fn table_script(image: &CatalogImage, sectors: u64) -> crate::partition::script::Script {
     use crate::partition::script::{Script, ScriptPartition};
     let gpt = image.layout.table == TableKind::Gpt;
-    let last = if gpt {
-        sectors.saturating_sub(34)
-    } else {
-        sectors.saturating_sub(1)
-    };
+    let last = last_usable(image.layout.table, sectors);
     let mut headers = vec![(
         "label".to_string(),
         if gpt { "gpt" } else { "dos" }.to_string(),
@@ -610,23 +622,81 @@ pub fn table_script(image: &CatalogImage, sectors: u64) -> crate::partition::scr
     }
 }
 
-impl ImageBuilder for TableImageBuilder {
+impl ImageBuilder for NativeImageBuilder {
     fn build(&self, image: &CatalogImage, path: &Path) -> std::result::Result<(), String> {
         use crate::blockdev::BlockDevice;
+        use crate::partition::SECTOR;
         let len = image.root_size.saturating_mul(1 << 30);
         let mut img = crate::blockdev::ImageFile::create(path, len).map_err(|e| e.to_string())?;
-        let script = table_script(image, len / crate::partition::SECTOR);
+        let sectors = len / SECTOR;
+        let script = table_script(image, sectors);
         let batch =
             crate::partition::sfdisk::apply(&img, &script).map_err(|r| r.messages.join("; "))?;
-        img.commit(&batch).map_err(|e| e.to_string())
+        img.commit(&batch).map_err(|e| e.to_string())?;
+        for p in image.layout.partitions {
+            let Some(fs) = p.fs else { continue };
+            let end = p
+                .end_lba
+                .unwrap_or(last_usable(image.layout.table, sectors));
+            let offset = p.start_lba.saturating_mul(SECTOR);
+            let size = end
+                .saturating_sub(p.start_lba)
+                .saturating_add(1)
+                .saturating_mul(SECTOR);
+            make_fs(image, p, fs, &mut img, offset, size)?;
+        }
+        Ok(())
     }
 }
 
-/// The builder ebsim uses: the partition table by ebsim's partition layer;
-/// TEMPORARY until the mkfs layers are wired in (see
-/// [`TableImageBuilder`]).
+/// Makes one partition's filesystem, through the partition's `Slice`.
+pub fn make_fs(
+    image: &CatalogImage,
+    p: &PartitionSpec,
+    fs: FsSpec,
+    img: &mut crate::blockdev::ImageFile,
+    offset: u64,
+    size: u64,
+) -> std::result::Result<(), String> {
+    use crate::fs::ext4::geometry::{GeometryRequest, SizeType};
+    use crate::fs::ext4::mkfs;
+    match fs.kind {
+        FsKind::Ext4 => {
+            let mut slice =
+                crate::blockdev::Slice::new(&mut *img, offset, size).map_err(|e| e.to_string())?;
+            let mut label = [0u8; 16];
+            let l = fs.label.unwrap_or("").as_bytes();
+            let n = l.len().min(16);
+            label[..n].copy_from_slice(&l[..n]);
+            let seed = format!("{}#{}", image.image_id, p.number);
+            let created = super::time::Millis::parse(image.creation_date).map_or(0, |t| t.0 / 1000);
+            let opts = mkfs::MkfsOptions {
+                geometry: GeometryRequest {
+                    block_size: 4096,
+                    blocks: size / 4096,
+                    size_type: SizeType::for_bytes(size),
+                    inodes: None,
+                    inode_ratio: None,
+                    reserved_ratio: 5.0,
+                },
+                uuid: guid_bytes(&format!("{seed}#fs")),
+                hash_seed: guid_bytes(&format!("{seed}#hash")),
+                label,
+                now: u64::try_from(created).unwrap_or(0),
+                discard: true,
+            };
+            let plan = mkfs::plan(size, &opts).map_err(|e| e.to_string())?;
+            mkfs::apply(&mut slice, &plan).map_err(|e| e.to_string())
+        }
+        // Not yet: see NativeImageBuilder.
+        FsKind::Xfs | FsKind::Vfat => Ok(()),
+    }
+}
+
+/// The builder ebsim uses (see [`NativeImageBuilder`] for what is still
+/// to wire).
 pub fn default_builder() -> Box<dyn ImageBuilder> {
-    Box::new(TableImageBuilder)
+    Box::new(NativeImageBuilder)
 }
 
 #[cfg(test)]
@@ -674,7 +744,7 @@ mod tests {
         for c in CATALOG {
             let sectors = c.root_size * (1 << 30) / 512;
             let path = dir.path().join(format!("{}.img", c.key));
-            TableImageBuilder.build(c, &path).unwrap();
+            NativeImageBuilder.build(c, &path).unwrap();
             let dev =
                 crate::blockdev::ImageFile::open(&path, crate::blockdev::image::Access::ReadOnly)
                     .unwrap();
