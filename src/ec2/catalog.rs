@@ -497,6 +497,11 @@ pub fn util_linux_of(flavour: Option<&str>) -> &'static str {
         .unwrap_or("2.38.1")
 }
 
+/// The version of what [`default_builder`] makes. Bump it when the builder
+/// changes (the XFS roots once the XFS layer is wired): catalog snapshots
+/// made by an older version are rebuilt at their next use.
+pub const BUILD_VERSION: u32 = 2;
+
 /// Builds a catalog image's disk: partition table and filesystems, into a
 /// new sparse file at `path` of `image.root_size` GiB. Implementations
 /// write only through the blockdev layer's commit.

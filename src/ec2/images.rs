@@ -78,7 +78,15 @@ impl Txn<'_> {
         let Some(c) = catalog::by_snapshot_id(snap_id) else {
             return Ok(());
         };
-        if self.state().snapshots.contains_key(snap_id) {
+        // Built already, by this version of the builder: done. A snapshot
+        // from an older builder is rebuilt (volumes made from it keep their
+        // data; its chunks no longer named are swept with the next delete).
+        if self
+            .state()
+            .snapshots
+            .get(snap_id)
+            .is_some_and(|s| s.catalog_build == Some(catalog::BUILD_VERSION))
+        {
             return Ok(());
         }
         let dir = self.home().build_dir();
@@ -115,6 +123,7 @@ impl Txn<'_> {
             data_bytes: taken.data_bytes,
             new_bytes: taken.new_bytes,
             flavour: Some(c.key.to_string()),
+            catalog_build: Some(catalog::BUILD_VERSION),
         };
         self.state_mut().snapshots.insert(snap_id.to_string(), snap);
         Ok(())

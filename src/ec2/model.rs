@@ -452,6 +452,9 @@ pub struct Snapshot {
     /// The disk layout of the source, when known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub flavour: Option<String>,
+    /// For a catalog image's snapshot: the builder version that made it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub catalog_build: Option<u32>,
 }
 
 /// Instance states (spec §4.1).

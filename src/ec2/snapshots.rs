@@ -479,6 +479,7 @@ impl Txn<'_> {
             data_bytes: taken.data_bytes,
             new_bytes: taken.new_bytes,
             flavour: v.flavour.clone(),
+            catalog_build: None,
         };
         self.state_mut().snapshots.insert(id, snap.clone());
         Ok(snap)
