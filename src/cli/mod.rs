@@ -11,6 +11,7 @@
 
 mod demo;
 mod e2fs_util;
+mod ec2;
 mod growpart;
 mod mkfs;
 mod mkfs_ext4;
@@ -80,6 +81,21 @@ pub const APPLETS: &[Applet] = &[
         name: "xfs_info",
         about: "show the geometry of an XFS filesystem (xfsprogs 6.1)",
         run: xfs_info::run,
+    },
+    Applet {
+        name: "ec2",
+        about: "the emulated EC2 API: `ebsim ec2 OPERATION` with the AWS CLI's flags and JSON",
+        run: ec2::run,
+    },
+    Applet {
+        name: "aws",
+        about: "the `aws ec2 ...` command line over the emulated EC2 (AWS CLI v2 output)",
+        run: ec2::run_aws,
+    },
+    Applet {
+        name: "clock",
+        about: "show the virtual clock, or `clock advance DURATION` to move it",
+        run: ec2::run_clock,
     },
 ];
 
