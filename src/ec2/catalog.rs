@@ -500,7 +500,7 @@ pub fn util_linux_of(flavour: Option<&str>) -> &'static str {
 /// The version of what [`default_builder`] makes. Bump it when the builder
 /// changes (the XFS roots once the XFS layer is wired): catalog snapshots
 /// made by an older version are rebuilt at their next use.
-pub const BUILD_VERSION: u32 = 2;
+pub const BUILD_VERSION: u32 = 3;
 
 /// Builds a catalog image's disk: partition table and filesystems, into a
 /// new sparse file at `path` of `image.root_size` GiB. Implementations
@@ -510,9 +510,8 @@ pub trait ImageBuilder {
     fn build(&self, image: &CatalogImage, path: &Path) -> std::result::Result<(), String>;
 }
 
-/// TEMPORARY stand-in until the partition layer (GPT/MBR writers) and the
-/// mkfs.ext4 / mkfs.xfs layers are merged: creates the sparse file of the
-/// right size and nothing in it. Kept for tests that want an empty disk.
+/// Creates the sparse file of the right size and nothing in it, for tests
+/// that want an empty disk quickly.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct BlankImageBuilder;
 
@@ -530,12 +529,7 @@ impl ImageBuilder for BlankImageBuilder {
 /// partition's filesystem by its mkfs, with the image's label. GUIDs and
 /// filesystem UUIDs are fixed per AMI, so every build of an image is the
 /// same disk (as every volume made from one real AMI is).
-///
-/// TEMPORARY in one respect: XFS partitions (the roots of Amazon Linux 2
-/// and 2023 and CentOS 7) stay unformatted until the XFS layer
-/// (fs::xfs::mkfs, on its own branch) is merged; then [`make_fs`] runs its
-/// planner and applier on the partition's `Slice` as it does for ext4. The
-/// vfat EFI partitions stay unformatted: ebsim has no mkfs.vfat.
+/// The vfat EFI partitions stay unformatted: ebsim has no mkfs.vfat.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct NativeImageBuilder;
 
@@ -693,8 +687,31 @@ pub fn make_fs(
             let plan = mkfs::plan(size, &opts).map_err(|e| e.to_string())?;
             mkfs::apply(&mut slice, &plan).map_err(|e| e.to_string())
         }
-        // Not yet: see NativeImageBuilder.
-        FsKind::Xfs | FsKind::Vfat => Ok(()),
+        FsKind::Xfs => {
+            use crate::fs::xfs::inode::{MkfsTimes, Timestamp};
+            let mut slice =
+                crate::blockdev::Slice::new(&mut *img, offset, size).map_err(|e| e.to_string())?;
+            let seed = format!("{}#{}", image.image_id, p.number);
+            let created = super::time::Millis::parse(image.creation_date).map_or(0, |t| t.0 / 1000);
+            let t = Timestamp {
+                sec: created,
+                nsec: 0,
+            };
+            let opts = crate::fs::xfs::mkfs::MkfsOptions {
+                uuid: guid_bytes(&format!("{seed}#fs")),
+                label: fs.label.unwrap_or("").as_bytes().to_vec(),
+                dblocks: None,
+                times: MkfsTimes {
+                    root: t,
+                    rbm: t,
+                    rsum: t,
+                },
+            };
+            let plan = crate::fs::xfs::mkfs::plan(&slice, &opts).map_err(|e| e.to_string())?;
+            crate::fs::xfs::mkfs::apply(&mut slice, &plan).map_err(|e| e.to_string())
+        }
+        // ebsim has no FAT writer: EFI system partitions stay unformatted.
+        FsKind::Vfat => Ok(()),
     }
 }
 
@@ -788,6 +805,22 @@ mod tests {
                 c.key,
                 label.warnings()
             );
+            // Each filesystem partition holds the filesystem the AMI maps.
+            for p in c.layout.partitions {
+                let Some(fs) = p.fs else { continue };
+                let (start, size) = label
+                    .partitions()
+                    .into_iter()
+                    .find(|(n, _, _)| *n == p.number)
+                    .map(|(_, s, n)| (s * 512, n * 512))
+                    .unwrap();
+                let part = crate::blockdev::Slice::new(&dev, start, size).unwrap();
+                match fs.kind {
+                    FsKind::Ext4 => assert!(crate::fs::ext4::probe(&part).unwrap(), "{}", c.key),
+                    FsKind::Xfs => assert!(crate::fs::xfs::probe(&part).unwrap(), "{}", c.key),
+                    FsKind::Vfat => {}
+                }
+            }
         }
     }
 }
