@@ -13,6 +13,7 @@ mod demo;
 mod e2fs_util;
 mod ec2;
 mod growpart;
+mod guest;
 mod mkfs;
 mod mkfs_ext4;
 mod mkfs_xfs;
