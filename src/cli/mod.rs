@@ -19,6 +19,7 @@ mod mkfs_ext4;
 mod mkfs_xfs;
 mod output;
 mod resize2fs;
+mod shell;
 mod xfs_getopt;
 mod xfs_growfs;
 mod xfs_info;
@@ -82,6 +83,21 @@ pub const APPLETS: &[Applet] = &[
         name: "xfs_info",
         about: "show the geometry of an XFS filesystem (xfsprogs 6.1)",
         run: xfs_info::run,
+    },
+    Applet {
+        name: "shell",
+        about: "open your shell inside an instance (guest commands first on PATH)",
+        run: shell::run_shell,
+    },
+    Applet {
+        name: "exec",
+        about: "run one command inside an instance: exec INSTANCE -- COMMAND...",
+        run: shell::run_exec,
+    },
+    Applet {
+        name: "sudo",
+        about: "run a command (inside an instance everything runs as root)",
+        run: shell::run_sudo,
     },
     Applet {
         name: "ec2",
