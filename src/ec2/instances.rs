@@ -421,10 +421,18 @@ impl Txn<'_> {
         mounted.sort_by_key(|p| p.fs.and_then(|f| f.mount_point).map(str::len));
         for p in mounted {
             let Some(fs) = p.fs else { continue };
+            // Ubuntu's initramfs mounts the root from the kernel command
+            // line, so /proc/mounts (and df) name it /dev/root.
+            let root = fs.mount_point == Some("/");
+            let source = if root && c.key.starts_with("ubuntu") {
+                "/dev/root".to_string()
+            } else {
+                format!("/dev/{}", guest::partition_name(disk, p.number))
+            };
             inst.mounts.push(Mount {
                 volume_id: volume_id.to_string(),
                 partition: Some(p.number),
-                source: format!("/dev/{}", guest::partition_name(disk, p.number)),
+                source,
                 target: fs.mount_point.unwrap_or("/").to_string(),
                 fstype: fs.kind.name().to_string(),
                 options: fs.options.to_string(),
