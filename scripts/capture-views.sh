@@ -357,7 +357,7 @@ mkfs disk 2 xfs -L var -m uuid=6d7e8f9a-0b1c-4d2e-9f3a-4b5c6d7e8f9a
 mkfs disk 3 ext4 -L boot -U 7e8f9a0b-1c2d-4e3f-8a4b-5c6d7e8f9a0b -E hash_seed=$HASH
 attach
 mount disk 1 /mnt/a
-mount disk 2 /mnt/a/var
+mount disk 2 /mnt/var
 mount disk 3 /mnt/boot
 mount disk 3 /mnt/boot2
 EOF
