@@ -164,7 +164,10 @@ fn on_partition(dir: &Path, img: &Path, part: u32, fresh: bool, f: impl FnOnce(&
     f(&tmp);
     if !fresh {
         // Old data the tool zeroed must not survive: clear the range first.
-        let d = std::fs::OpenOptions::new().write(true).open(img).expect("open image");
+        let d = std::fs::OpenOptions::new()
+            .write(true)
+            .open(img)
+            .expect("open image");
         let zeros = vec![0u8; 1 << 20];
         let src = ImageFile::open(img, Access::ReadOnly).expect("open image");
         use std::os::unix::fs::FileExt;
@@ -232,7 +235,10 @@ fn read_observed(dir: &Path) -> Observed {
                 );
             }
             "mount" => {
-                let n: Vec<u64> = w[5..11].iter().map(|x| x.parse().expect("statfs")).collect();
+                let n: Vec<u64> = w[5..11]
+                    .iter()
+                    .map(|x| x.parse().expect("statfs"))
+                    .collect();
                 o.mounts.push(ObservedMount {
                     disk: w[1].to_string(),
                     part: w[2].parse().expect("part"),
@@ -362,7 +368,13 @@ fn uuid_string(u: &[u8; 16]) -> String {
 /// Filesystem facts of one device: (fstype, fsver, uuid, label, statfs).
 /// The statfs is `None` for XFS until `ebsim::fs::xfs` is on main (the
 /// kernel's numbers stand in; see PENDING_XFS).
-type FsFacts = (String, Option<String>, String, Option<String>, Option<StatFs>);
+type FsFacts = (
+    String,
+    Option<String>,
+    String,
+    Option<String>,
+    Option<StatFs>,
+);
 
 /// Probes the filesystem at `range` of `img` with ebsim's fs layers.
 fn probe_fs(img: &Path, (off, len): (u64, u64)) -> Option<FsFacts> {
@@ -420,7 +432,10 @@ fn snapshot(dir: &Path, obs: &Observed) -> (Snapshot, Vec<String>) {
         let path = dir.join(format!("{disk}.img"));
         let dev = ImageFile::open(&path, Access::ReadOnly).expect("open image");
         if dev.size() != *size {
-            problems.push(format!("{disk}: image is {} bytes, kernel saw {size}", dev.size()));
+            problems.push(format!(
+                "{disk}: image is {} bytes, kernel saw {size}",
+                dev.size()
+            ));
         }
         let mut d = Device {
             name: kname.clone(),
@@ -461,7 +476,11 @@ fn snapshot(dir: &Path, obs: &Observed) -> (Snapshot, Vec<String>) {
                     // The kernel (and partx) shows an extended partition as
                     // at most 2 sectors.
                     let extended = l.extended == Some(p.number);
-                    let bytes = if extended { p.size.min(2) * 512 } else { p.size * 512 };
+                    let bytes = if extended {
+                        p.size.min(2) * 512
+                    } else {
+                        p.size * 512
+                    };
                     d.children.push(Device {
                         name: format!("{kname}p{}", p.number),
                         kind: "part".into(),
@@ -522,11 +541,17 @@ fn snapshot(dir: &Path, obs: &Observed) -> (Snapshot, Vec<String>) {
     let mut mounts = Vec::new();
     for m in &obs.mounts {
         let Some(f) = facts.get(&(m.disk.clone(), m.part)) else {
-            problems.push(format!("{} {}: mounted, but ebsim finds no filesystem", m.disk, m.part));
+            problems.push(format!(
+                "{} {}: mounted, but ebsim finds no filesystem",
+                m.disk, m.part
+            ));
             continue;
         };
         if f.0 != m.fstype {
-            problems.push(format!("{}: ebsim says {}, the kernel {}", m.target, f.0, m.fstype));
+            problems.push(format!(
+                "{}: ebsim says {}, the kernel {}",
+                m.target, f.0, m.fstype
+            ));
         }
         let stat = match f.4 {
             Some(st) => {
@@ -542,7 +567,11 @@ fn snapshot(dir: &Path, obs: &Observed) -> (Snapshot, Vec<String>) {
         };
         let disk = devices
             .iter_mut()
-            .find(|d| obs.disks.iter().any(|(n, k, ..)| n == &m.disk && k == &d.name))
+            .find(|d| {
+                obs.disks
+                    .iter()
+                    .any(|(n, k, ..)| n == &m.disk && k == &d.name)
+            })
             .expect("mounted disk");
         let dev: &mut Device = if m.part == 0 {
             disk
@@ -655,7 +684,11 @@ fn golden_cases() {
         return;
     }
     let cases = cases();
-    assert!(cases.len() >= 12, "fixtures/views has {} cases", cases.len());
+    assert!(
+        cases.len() >= 12,
+        "fixtures/views has {} cases",
+        cases.len()
+    );
     let mut ran = 0;
     let mut failed = Vec::new();
     for c in &cases {
@@ -703,7 +736,14 @@ fn every_captured_json_parses() {
 fn recipe_words() {
     assert_eq!(
         words(r#"sgdisk root -c 128:"EFI System Partition" -n 1:0:0"#),
-        ["sgdisk", "root", "-c", "128:EFI System Partition", "-n", "1:0:0"]
+        [
+            "sgdisk",
+            "root",
+            "-c",
+            "128:EFI System Partition",
+            "-n",
+            "1:0:0"
+        ]
     );
     assert_eq!(words(r#"sfdisk d "a\nb""#), ["sfdisk", "d", r"a\nb"]);
 }

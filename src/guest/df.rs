@@ -294,7 +294,7 @@ pub fn parse_block_size(spec: &str) -> Result<(u32, u64), BlockSizeError> {
         } else {
             let mut base: u64 = 1024;
             let mut n = 1;
-            let next = rest[1..].as_bytes();
+            let next = &rest.as_bytes()[1..];
             if matches!(
                 c,
                 'E' | 'G' | 'g' | 'k' | 'K' | 'M' | 'm' | 'P' | 'T' | 't' | 'Y' | 'Z'

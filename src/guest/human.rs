@@ -313,7 +313,7 @@ pub mod x87 {
             return v.to_string();
         }
         let k = (-x.e) as u32;
-        let (int, frac, half_cmp) = if k >= 64 + 1 {
+        let (int, frac, half_cmp) = if k > 64 {
             (0u64, x.m != 0, std::cmp::Ordering::Less)
         } else {
             let int = if k == 64 { 0 } else { x.m >> k };

@@ -765,8 +765,8 @@ fn render_table(lines: &[Line], order: &[(usize, usize)], o: &Options, is_tree: 
         let nlines = cells.iter().map(Vec::len).max().unwrap_or(1).max(1);
         for ln in 0..nlines {
             let mut s = String::new();
-            for ci in 0..ncol {
-                let chunk = cells[ci].get(ln);
+            for (ci, cell) in cells.iter().enumerate() {
+                let chunk = cell.get(ln);
                 if ln == 0 {
                     let v = chunk.map(String::as_str).unwrap_or("");
                     if Some(ci) == tree_idx {
