@@ -42,6 +42,9 @@ pub enum Error {
     /// A write failed on purpose (the `EBSIM_FAULT_AFTER_WRITES` test hook).
     #[error("injected fault after {0} writes")]
     InjectedFault(u64),
+    /// A write through a read-only view.
+    #[error("{0}: opened read-only")]
+    ReadOnlyView(String),
     /// The device cannot change size.
     #[error("{0}: the device cannot change size")]
     FixedSize(String),

@@ -108,6 +108,26 @@ impl<D: BlockDevice + ?Sized> BlockDevice for &mut D {
     }
 }
 
+/// A shared reference reads through and refuses commits, so read-only
+/// views (a partition `Slice` over `&ImageFile`) need no `&mut`.
+impl<D: BlockDevice + ?Sized> BlockDevice for &D {
+    fn size(&self) -> u64 {
+        (**self).size()
+    }
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<(), Error> {
+        (**self).read_at(offset, buf)
+    }
+    fn commit(&mut self, _batch: &WriteBatch) -> Result<(), Error> {
+        Err(Error::ReadOnlyView(self.name()))
+    }
+    fn data_ranges(&self, range: Range<u64>) -> Result<Vec<Range<u64>>, Error> {
+        (**self).data_ranges(range)
+    }
+    fn name(&self) -> String {
+        (**self).name()
+    }
+}
+
 impl<D: BlockDevice + ?Sized> BlockDevice for Box<D> {
     fn size(&self) -> u64 {
         (**self).size()

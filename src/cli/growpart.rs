@@ -217,9 +217,7 @@ pub fn run(args: Vec<OsString>) -> i32 {
         log,
     };
     if disk_arg.starts_with("/dev/") {
-        return fail(&format!(
-            "{disk_arg}: a device name needs a running ebsim instance, and none is running (pass an image file instead)"
-        ));
+        return grow_guest_device(&disk_arg, &part, &a, &mut dbg);
     }
     let disk_path = Path::new(&disk_arg);
     if std::fs::symlink_metadata(disk_path).is_err() || !disk_path.exists() {
@@ -243,7 +241,12 @@ pub fn run(args: Vec<OsString>) -> i32 {
     if let Err(code) = check_tmpdir() {
         return code;
     }
-    let opts = GrowOptions {
+    let opts = options(&a);
+    grow_image(&disk, &Disk::File, &part, a.dry_run, opts, &mut dbg)
+}
+
+fn options(a: &Args) -> GrowOptions {
+    GrowOptions {
         fudge_bytes: shell_int(&a.fudge),
         free_percent: a.free_percent.as_ref().map(|(_, n)| *n),
         compat: match std::env::var("GROWPART_COMPAT").as_deref() {
@@ -251,8 +254,37 @@ pub fn run(args: Vec<OsString>) -> i32 {
             _ => Compat::V0_33,
         },
         resizer: Resizer::Sfdisk,
+    }
+}
+
+/// growpart on a block device of the instance (`/dev/xvda`,
+/// `/dev/nvme0n1`, or the API name, a link the guest resolves).
+fn grow_guest_device(disk_arg: &str, part: &str, a: &Args, dbg: &mut Debug) -> i32 {
+    let resolved = match super::guest::resolve(disk_arg) {
+        Ok(Some(r)) => r,
+        Ok(None) => return fail(&format!("{disk_arg}: does not exist")),
+        Err(super::guest::NoGuest(why)) => return fail(&format!("{disk_arg}: {why}")),
     };
-    grow_image(&disk, &part, a.dry_run, opts, &mut dbg)
+    // The API name and /dev/disk/by-* are links to the kernel's node.
+    let disk = resolved.dev_path();
+    if disk != disk_arg {
+        dbg.line(1, &format!("{disk_arg} resolved to {disk}"));
+    }
+    if part.is_empty() || !part.bytes().all(|b| b.is_ascii_digit()) {
+        return fail("partition-number must be a number");
+    }
+    dbg.line(1, "update-partition set to true");
+    if let Err(code) = check_tmpdir() {
+        return code;
+    }
+    grow_image(
+        &disk,
+        &Disk::Guest(resolved),
+        part,
+        a.dry_run,
+        options(a),
+        dbg,
+    )
 }
 
 /// growpart makes a temporary directory first; an unusable TMPDIR fails.
@@ -293,15 +325,37 @@ fn sfdisk_cannot_open(disk: &str, e: &ebsim::blockdev::Error) -> String {
     format!("sfdisk: cannot open {disk}: {why}\n")
 }
 
+/// Where the disk's bytes are: an image file named on the command line, or
+/// a guest block device (a volume's image, or a range of it).
+enum Disk {
+    File,
+    Guest(super::guest::Resolved),
+}
+
+impl Disk {
+    fn open(
+        &self,
+        path: &str,
+        access: Access,
+    ) -> Result<Box<dyn BlockDevice>, ebsim::blockdev::Error> {
+        match self {
+            Disk::File => Ok(Box::new(ImageFile::open(path, access)?)),
+            Disk::Guest(r) => Ok(Box::new(super::guest::open(r, access)?)),
+        }
+    }
+}
+
 fn grow_image(
     disk: &str,
+    source: &Disk,
     part: &str,
     dry_run: bool,
     mut opts: GrowOptions,
     dbg: &mut Debug,
 ) -> i32 {
+    let block = matches!(source, Disk::Guest(_));
     // sfdisk cannot open a directory or a file smaller than one sector.
-    let opened = ImageFile::open(disk, Access::ReadOnly).and_then(|img| {
+    let opened = source.open(disk, Access::ReadOnly).and_then(|img| {
         if img.size() < partition::SECTOR {
             Err(ebsim::blockdev::Error::Io {
                 path: disk.into(),
@@ -367,6 +421,14 @@ fn grow_image(
         Resizer::Sfdisk => format!("resize_sfdisk_{format}"),
         Resizer::Sgdisk => format!("resize_sgdisk_{format}"),
     };
+    if block && !dry_run {
+        dbg.line(
+            1,
+            "FLOCK: try exec open fd 9, on failure exec exits this program",
+        );
+        dbg.line(2, "running[flock][] flock -x 9");
+        dbg.line(1, &format!("FLOCK: {disk}: obtained exclusive lock"));
+    }
     dbg.line(
         1,
         &format!("resizing {part} on {disk} using {resizer_name}"),
@@ -462,8 +524,9 @@ fn grow_image(
             return fail("failed to resize");
         }
     };
-    let written =
-        ImageFile::open(disk, Access::ReadWrite).and_then(|mut img| grow::apply(&mut img, &batch));
+    let written = source
+        .open(disk, Access::ReadWrite)
+        .and_then(|mut img| grow::apply(&mut img, &batch));
     if let Err(e) = written {
         err(&format!(
             "attempt to resize {disk} failed. sfdisk output below:\n"
@@ -477,6 +540,9 @@ fn grow_image(
         dbg.line(1, &format!("resize of {disk} returned 0."));
     }
     dbg.line(2, &format!("running[pt_update][] pt_update {disk} {part}"));
+    if block {
+        dbg.line(1, &format!("FLOCK: {disk}: releasing exclusive lock"));
+    }
     out(&format!("CHANGED: {}\n", plan.change_info()));
     lvm_note(dbg, disk, part);
     0

@@ -1,9 +1,9 @@
 //! The instance the guest applets (lsblk, df) look at, and what a pure
 //! applet run returns.
 //!
-//! `guest_snapshot` is a stub until the instance model lands: the main
-//! engineer replaces its body with "the instance named by EBSIM_INSTANCE,
-//! or the only running one". It keeps one hidden test hook:
+//! `guest_snapshot` is the instance model's view (`cli::guest::snapshot`:
+//! the instance named by EBSIM_INSTANCE, or the only running one), with one
+//! hidden test hook in front:
 //!
 //! **EBSIM_GUEST_SNAPSHOT=path.json** (test hook, not a user feature): the
 //! snapshot is read from that JSON file (`ebsim::guest::Snapshot` with
@@ -58,7 +58,7 @@ pub fn guest_snapshot() -> Result<Snapshot, String> {
         return serde_json::from_str(&text)
             .map_err(|e| format!("{}: {e}", std::path::Path::new(&path).display()));
     }
-    Err("no ebsim instance is running (set EBSIM_INSTANCE or launch one)".into())
+    super::guest::snapshot().map_err(|e| e.0)
 }
 
 /// Whether the locale's character set is UTF-8 (glibc: the first set of

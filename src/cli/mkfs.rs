@@ -1,6 +1,6 @@
 //! `mkfs` (util-linux 2.38): `mkfs [-V] [-t TYPE] [fs-options] device
 //! [size]` runs `mkfs.TYPE` with the remaining arguments. Only the types
-//! ebsim implements are dispatched (a small match: add XFS there).
+//! ebsim implements (ext4, xfs) are dispatched.
 
 use super::output::{err, out};
 use std::ffi::OsString;
@@ -70,6 +70,7 @@ pub fn run(args: Vec<OsString>) -> i32 {
     }
     match fstype.as_str() {
         "ext4" => super::mkfs_ext4::run(rest),
+        "xfs" => super::mkfs_xfs::run_mkfs_xfs(rest),
         _ => {
             err(&format!(
                 "mkfs: failed to execute {prog}: No such file or directory\n"

@@ -12,14 +12,21 @@
 mod demo;
 mod df;
 mod e2fs_util;
+mod ec2;
 mod getopt_long;
 mod growpart;
+mod guest;
 mod guest_env;
 mod lsblk;
 mod mkfs;
 mod mkfs_ext4;
+mod mkfs_xfs;
 mod output;
 mod resize2fs;
+mod shell;
+mod xfs_getopt;
+mod xfs_growfs;
+mod xfs_info;
 
 use std::ffi::OsString;
 use std::process::ExitCode;
@@ -77,6 +84,51 @@ pub const APPLETS: &[Applet] = &[
         name: "resize2fs",
         about: "grow an ext4 filesystem offline (e2fsprogs 1.47.0)",
         run: resize2fs::run,
+    },
+    Applet {
+        name: "mkfs.xfs",
+        about: "make an XFS filesystem (xfsprogs 6.1 defaults)",
+        run: mkfs_xfs::run,
+    },
+    Applet {
+        name: "xfs_growfs",
+        about: "grow an XFS filesystem (xfsprogs 6.1; offline on an image file)",
+        run: xfs_growfs::run,
+    },
+    Applet {
+        name: "xfs_info",
+        about: "show the geometry of an XFS filesystem (xfsprogs 6.1)",
+        run: xfs_info::run,
+    },
+    Applet {
+        name: "shell",
+        about: "open your shell inside an instance (guest commands first on PATH)",
+        run: shell::run_shell,
+    },
+    Applet {
+        name: "exec",
+        about: "run one command inside an instance: exec INSTANCE -- COMMAND...",
+        run: shell::run_exec,
+    },
+    Applet {
+        name: "sudo",
+        about: "run a command (inside an instance everything runs as root)",
+        run: shell::run_sudo,
+    },
+    Applet {
+        name: "ec2",
+        about: "the emulated EC2 API: `ebsim ec2 OPERATION` with the AWS CLI's flags and JSON",
+        run: ec2::run,
+    },
+    Applet {
+        name: "aws",
+        about: "the `aws ec2 ...` command line over the emulated EC2 (AWS CLI v2 output)",
+        run: ec2::run_aws,
+    },
+    Applet {
+        name: "clock",
+        about: "show the virtual clock, or `clock advance DURATION` to move it",
+        run: ec2::run_clock,
     },
 ];
 

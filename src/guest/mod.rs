@@ -3,6 +3,7 @@
 
 pub mod df;
 pub mod human;
+pub mod instance;
 pub mod lsblk;
 
 /// Everything lsblk and df need to know about an instance at one moment:

@@ -1,0 +1,459 @@
+//! The AWS CLI's argument syntax for one operation: `--kebab-name VALUE`,
+//! `--flag` / `--no-flag` for booleans, lists as several words,
+//! structures as shorthand or JSON, `file://` for any value, and the
+//! global options (`--query`, `--output`, `--region`, ...) anywhere.
+//!
+//! Hand-parsed rather than with clap: the CLI's list arguments take words
+//! up to the next `--option`, `--no-X` pairs, shorthand and paramfiles, and
+//! its error texts cannot be produced by clap.
+
+use super::shorthand;
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+/// The type of a parameter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ty {
+    /// One string.
+    Str,
+    /// One integer.
+    Int,
+    /// `--x` / `--no-x`.
+    Bool,
+    /// Several strings.
+    StrList,
+    /// One structure (shorthand or JSON).
+    Struct,
+    /// Several structures (shorthand each, or one JSON list).
+    StructList,
+}
+
+/// One parameter of an operation.
+#[derive(Debug, Clone, Copy)]
+pub struct P {
+    /// The flag without `--`.
+    pub name: &'static str,
+    /// Type.
+    pub ty: Ty,
+    /// Required.
+    pub required: bool,
+}
+
+/// A parameter.
+pub const fn p(name: &'static str, ty: Ty) -> P {
+    P {
+        name,
+        ty,
+        required: false,
+    }
+}
+
+/// A required parameter.
+pub const fn req(name: &'static str, ty: Ty) -> P {
+    P {
+        name,
+        ty,
+        required: true,
+    }
+}
+
+/// `--output`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Output {
+    /// JSON (default).
+    Json,
+    /// Tab-separated text.
+    Text,
+}
+
+/// The global options.
+#[derive(Debug, Clone)]
+pub struct Globals {
+    /// `--query`.
+    pub query: Option<String>,
+    /// `--output`.
+    pub output: Output,
+    /// `--region`.
+    pub region: Option<String>,
+}
+
+/// A parse failure, as the CLI reports it (exit 252).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ArgError {
+    /// `the following arguments are required: --a, --b`.
+    Required(Vec<String>),
+    /// `Unknown options: --foo, 1`.
+    Unknown(Vec<String>),
+    /// A value that cannot be read; the text is complete.
+    Bad(String),
+}
+
+/// Parsed arguments.
+#[derive(Debug, Clone)]
+pub struct Args {
+    /// Values by parameter name.
+    pub vals: BTreeMap<&'static str, Value>,
+    /// Global options.
+    pub globals: Globals,
+}
+
+const GLOBAL_VALUE: &[&str] = &[
+    "query",
+    "output",
+    "region",
+    "profile",
+    "endpoint-url",
+    "color",
+    "cli-read-timeout",
+    "cli-connect-timeout",
+    "cli-binary-format",
+    "ca-bundle",
+    "page-size",
+    "max-items",
+    "starting-token",
+];
+const GLOBAL_FLAGS: &[&str] = &[
+    "no-cli-pager",
+    "cli-auto-prompt",
+    "no-cli-auto-prompt",
+    "debug",
+    "no-verify-ssl",
+    "no-paginate",
+    "no-sign-request",
+];
+
+/// Reads a `file://` / `fileb://` value.
+fn paramfile(flag: &str, v: &str) -> Result<String, ArgError> {
+    for prefix in ["file://", "fileb://"] {
+        if let Some(path) = v.strip_prefix(prefix) {
+            return std::fs::read_to_string(path).map_err(|e| {
+                ArgError::Bad(format!(
+                    "Error parsing parameter '--{flag}': Unable to load paramfile {v}: [Errno {}] {}: '{path}'",
+                    e.raw_os_error().unwrap_or(0),
+                    match e.kind() {
+                        std::io::ErrorKind::NotFound => "No such file or directory".to_string(),
+                        _ => e.to_string(),
+                    }
+                ))
+            });
+        }
+    }
+    Ok(v.to_string())
+}
+
+fn structure(flag: &str, raw: &str) -> Result<Value, ArgError> {
+    let t = raw.trim_start();
+    if t.starts_with('{') || t.starts_with('[') {
+        serde_json::from_str(t).map_err(|e| {
+            ArgError::Bad(format!(
+                "Error parsing parameter '--{flag}': Invalid JSON: {e}\nJSON received: {raw}"
+            ))
+        })
+    } else {
+        shorthand::parse(raw)
+            .map_err(|e| ArgError::Bad(format!("Error parsing parameter '--{flag}': {e}")))
+    }
+}
+
+fn convert(p: &P, words: &[String]) -> Result<Value, ArgError> {
+    let flag = p.name;
+    let first = || -> Result<String, ArgError> {
+        let w = words.first().cloned().unwrap_or_default();
+        paramfile(flag, &w)
+    };
+    match p.ty {
+        Ty::Bool => Ok(Value::Bool(true)),
+        Ty::Str => Ok(Value::String(first()?)),
+        Ty::Int => {
+            let w = first()?;
+            w.trim().parse::<i64>().map(Value::from).map_err(|_| {
+                ArgError::Bad(format!("invalid literal for int() with base 10: '{w}'"))
+            })
+        }
+        Ty::StrList => {
+            let mut out = Vec::new();
+            for w in words {
+                let w = paramfile(flag, w)?;
+                if w.trim_start().starts_with('[') {
+                    match serde_json::from_str::<Value>(&w) {
+                        Ok(Value::Array(a)) => out.extend(a),
+                        _ => out.push(Value::String(w)),
+                    }
+                } else {
+                    out.push(Value::String(w));
+                }
+            }
+            Ok(Value::Array(out))
+        }
+        Ty::Struct => structure(flag, &first()?),
+        Ty::StructList => {
+            let mut out = Vec::new();
+            for w in words {
+                let w = paramfile(flag, w)?;
+                match structure(flag, &w)? {
+                    Value::Array(a) => out.extend(a),
+                    v => out.push(v),
+                }
+            }
+            Ok(Value::Array(out))
+        }
+    }
+}
+
+/// Parses the words after the operation name.
+pub fn parse(params: &[P], words: &[String]) -> Result<Args, ArgError> {
+    let mut vals: BTreeMap<&'static str, Value> = BTreeMap::new();
+    let mut globals = Globals {
+        query: None,
+        output: Output::Json,
+        region: None,
+    };
+    let mut unknown: Vec<String> = Vec::new();
+    let mut i = 0;
+    while i < words.len() {
+        let w = &words[i];
+        i += 1;
+        let Some(opt) = w.strip_prefix("--") else {
+            unknown.push(w.clone());
+            continue;
+        };
+        let (name, inline) = match opt.split_once('=') {
+            Some((n, v)) => (n, Some(v.to_string())),
+            None => (opt, None),
+        };
+        // The words of a value: the inline one, or the next word(s).
+        let mut take = |many: bool| -> Vec<String> {
+            if let Some(v) = &inline {
+                return vec![v.clone()];
+            }
+            let mut out = Vec::new();
+            while i < words.len() && !words[i].starts_with("--") {
+                out.push(words[i].clone());
+                i += 1;
+                if !many {
+                    break;
+                }
+            }
+            out
+        };
+        if GLOBAL_VALUE.contains(&name) {
+            let v = take(false);
+            let Some(v) = v.into_iter().next() else {
+                return Err(ArgError::Bad(format!(
+                    "aws: error: argument --{name}: expected one argument"
+                )));
+            };
+            match name {
+                "query" => globals.query = Some(v),
+                "region" => globals.region = Some(v),
+                "output" => {
+                    globals.output = match v.as_str() {
+                        "json" => Output::Json,
+                        "text" => Output::Text,
+                        other => {
+                            return Err(ArgError::Bad(format!(
+                                "aws: error: argument --output: Invalid choice, valid choices are:\n\njson | text\n\n(ebsim does not print '{other}')"
+                            )));
+                        }
+                    }
+                }
+                _ => {}
+            }
+            continue;
+        }
+        if GLOBAL_FLAGS.contains(&name) {
+            continue;
+        }
+        if let Some(p) = params.iter().find(|p| p.name == name) {
+            let many = matches!(p.ty, Ty::StrList | Ty::StructList);
+            if p.ty == Ty::Bool {
+                vals.insert(p.name, Value::Bool(true));
+                continue;
+            }
+            let ws = take(many);
+            if ws.is_empty() {
+                return Err(ArgError::Bad(format!(
+                    "aws: error: argument --{name}: expected one argument"
+                )));
+            }
+            vals.insert(p.name, convert(p, &ws)?);
+            continue;
+        }
+        // `--no-x` for a boolean `x`, and `--x` for a boolean `no-x`.
+        let negated = name
+            .strip_prefix("no-")
+            .and_then(|base| params.iter().find(|p| p.name == base && p.ty == Ty::Bool))
+            .or_else(|| {
+                params
+                    .iter()
+                    .find(|p| p.ty == Ty::Bool && p.name.strip_prefix("no-") == Some(name))
+            });
+        if let Some(p) = negated {
+            vals.insert(p.name, Value::Bool(false));
+            continue;
+        }
+        unknown.push(w.clone());
+        while i < words.len() && !words[i].starts_with("--") {
+            unknown.push(words[i].clone());
+            i += 1;
+        }
+    }
+    let missing: Vec<String> = params
+        .iter()
+        .filter(|p| p.required && !vals.contains_key(p.name))
+        .map(|p| format!("--{}", p.name))
+        .collect();
+    if !missing.is_empty() {
+        return Err(ArgError::Required(missing));
+    }
+    if !unknown.is_empty() {
+        return Err(ArgError::Unknown(unknown));
+    }
+    Ok(Args { vals, globals })
+}
+
+/// A value that must be read as some type; the message names the
+/// parameter as botocore's validator does.
+fn invalid(name: &str, v: &Value, want: &str) -> ArgError {
+    ArgError::Bad(format!(
+        "Parameter validation failed:\nInvalid type for parameter {name}, value: {v}, type: {}, valid types: {want}",
+        match v {
+            Value::String(_) => "<class 'str'>",
+            Value::Number(_) => "<class 'int'>",
+            Value::Bool(_) => "<class 'bool'>",
+            Value::Array(_) => "<class 'list'>",
+            Value::Object(_) => "<class 'dict'>",
+            Value::Null => "<class 'NoneType'>",
+        }
+    ))
+}
+
+/// Reads a string.
+pub fn as_str(name: &str, v: &Value) -> Result<String, ArgError> {
+    match v {
+        Value::String(s) => Ok(s.clone()),
+        Value::Number(n) => Ok(n.to_string()),
+        other => Err(invalid(name, other, "<class 'str'>")),
+    }
+}
+
+/// Reads an integer (strings from shorthand too).
+pub fn as_u64(name: &str, v: &Value) -> Result<u64, ArgError> {
+    match v {
+        Value::Number(n) => n.as_u64().ok_or_else(|| invalid(name, v, "<class 'int'>")),
+        Value::String(s) => s
+            .trim()
+            .parse()
+            .map_err(|_| ArgError::Bad(format!("invalid literal for int() with base 10: '{s}'"))),
+        other => Err(invalid(name, other, "<class 'int'>")),
+    }
+}
+
+/// Reads a boolean (`true`/`false` strings from shorthand too).
+pub fn as_bool(name: &str, v: &Value) -> Result<bool, ArgError> {
+    match v {
+        Value::Bool(b) => Ok(*b),
+        Value::String(s) if s.eq_ignore_ascii_case("true") => Ok(true),
+        Value::String(s) if s.eq_ignore_ascii_case("false") => Ok(false),
+        other => Err(invalid(name, other, "<class 'bool'>")),
+    }
+}
+
+/// Reads a list of strings (a lone string is a list of one, as the CLI
+/// makes it).
+pub fn as_str_list(name: &str, v: &Value) -> Result<Vec<String>, ArgError> {
+    match v {
+        Value::Array(a) => a.iter().map(|x| as_str(name, x)).collect(),
+        other => Ok(vec![as_str(name, other)?]),
+    }
+}
+
+impl Args {
+    /// A string parameter.
+    pub fn str(&self, name: &str) -> Result<Option<String>, ArgError> {
+        self.vals.get(name).map(|v| as_str(name, v)).transpose()
+    }
+
+    /// An integer parameter.
+    pub fn u64(&self, name: &str) -> Result<Option<u64>, ArgError> {
+        self.vals.get(name).map(|v| as_u64(name, v)).transpose()
+    }
+
+    /// A boolean parameter (None when not given).
+    pub fn bool(&self, name: &str) -> Option<bool> {
+        self.vals.get(name).and_then(Value::as_bool)
+    }
+
+    /// A flag (false when not given).
+    pub fn flag(&self, name: &str) -> bool {
+        self.bool(name).unwrap_or(false)
+    }
+
+    /// A list of strings (empty when not given).
+    pub fn list(&self, name: &str) -> Result<Vec<String>, ArgError> {
+        match self.vals.get(name) {
+            Some(v) => as_str_list(name, v),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    /// A list of structures (empty when not given).
+    pub fn structs(&self, name: &str) -> Vec<Value> {
+        match self.vals.get(name) {
+            Some(Value::Array(a)) => a.clone(),
+            Some(v) => vec![v.clone()],
+            None => Vec::new(),
+        }
+    }
+
+    /// A structure.
+    pub fn structure(&self, name: &str) -> Option<&Value> {
+        self.vals.get(name)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn w(s: &str) -> Vec<String> {
+        s.split_whitespace().map(str::to_string).collect()
+    }
+
+    const PS: &[P] = &[
+        req("volume-id", Ty::Str),
+        p("size", Ty::Int),
+        p("encrypted", Ty::Bool),
+        p("no-reboot", Ty::Bool),
+        p("volume-ids", Ty::StrList),
+        p("filters", Ty::StructList),
+    ];
+
+    #[test]
+    fn parses_the_cli_forms() {
+        let a = parse(PS, &w("--volume-id v --size 8 --no-encrypted --reboot --volume-ids a b --filters Name=x,Values=y Name=z,Values=1,2 --query Size --output text")).unwrap();
+        assert_eq!(a.str("volume-id").unwrap().as_deref(), Some("v"));
+        assert_eq!(a.u64("size").unwrap(), Some(8));
+        assert_eq!(a.bool("encrypted"), Some(false));
+        assert_eq!(a.bool("no-reboot"), Some(false));
+        assert_eq!(a.list("volume-ids").unwrap(), vec!["a", "b"]);
+        assert_eq!(a.structs("filters").len(), 2);
+        assert_eq!(a.globals.query.as_deref(), Some("Size"));
+        assert_eq!(a.globals.output, Output::Text);
+        assert_eq!(
+            parse(PS, &w("--size 8")).unwrap_err(),
+            ArgError::Required(vec!["--volume-id".into()])
+        );
+        assert_eq!(
+            parse(PS, &w("--volume-id v --foo 1")).unwrap_err(),
+            ArgError::Unknown(vec!["--foo".into(), "1".into()])
+        );
+        assert!(matches!(
+            parse(PS, &w("--volume-id v --size abc")),
+            Err(ArgError::Bad(_))
+        ));
+        let a = parse(PS, &w("--volume-id=v --size=9")).unwrap();
+        assert_eq!(a.u64("size").unwrap(), Some(9));
+    }
+}

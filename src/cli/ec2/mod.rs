@@ -1,0 +1,431 @@
+//! `ebsim ec2 OPERATION ...`, the `aws` link (`aws ec2 OPERATION ...`) and
+//! `ebsim clock`: the AWS CLI's operation names, flags and JSON output over
+//! ebsim's cloud model (spec ebs.md).
+//!
+//! Exit codes as AWS CLI v2: 0 success, 252 bad command line, 254 an error
+//! from the service, 255 anything else (a waiter that failed, a damaged
+//! state).
+
+mod args;
+mod json;
+mod ops;
+mod query;
+mod render;
+mod shorthand;
+mod wait;
+
+use super::output::{err, out};
+use args::{ArgError, Output};
+use ebsim::ec2::clock::ClockMode;
+use ebsim::ec2::{DEFAULT_REGION, Ec2};
+use json::J;
+use ops::Fail;
+use std::ffi::OsString;
+
+const EXIT_USAGE: i32 = 252;
+const EXIT_SERVICE: i32 = 254;
+const EXIT_OTHER: i32 = 255;
+
+const USAGE: &str = "usage: aws [options] <command> <subcommand> [<subcommand> ...] [parameters]
+To see help text, you can run:
+
+  aws help
+  aws <command> help
+  aws <command> <subcommand> help
+";
+
+const CLOCK_HELP: &str =
+    "The clock: timed states (volume creating, attaching, detaching; a modification's
+modifying -> optimizing -> completed; snapshot pending; instance pending, stopping,
+shutting-down) run on ebsim's virtual clock, kept in the state. EBSIM_CLOCK sets how it
+moves for a process:
+  fast      (default) 10 virtual seconds per real second: a resize stays `modifying`
+            3 seconds and `optimizing` at least 6, so each state can be seen
+  realtime  1:1, durations as on AWS (modifying 30 s, optimizing 1 min or 21 s per GiB
+            of data on the volume, about 6 h per used TiB)
+  Nx        N virtual seconds per real second (e.g. 600x)
+  manual    frozen; only `ebsim clock advance DURATION` and `aws ec2 wait` move it
+`ebsim clock` shows the virtual time and what is due next.
+EBSIM_MODIFY_RATE: 4-per-24h (default, AWS's current rule: the previous modification
+completed and at most 4 per volume in 24 h) or cooldown-6h (the older 6-hour rule).
+EBSIM_HOME: where the state, volume images and snapshot chunks live
+(default ~/.local/share/ebsim).
+";
+
+fn usage_error(msg: &str) -> i32 {
+    err(&format!("{USAGE}\n{msg}\n"));
+    EXIT_USAGE
+}
+
+fn arg_error(e: &ArgError) -> i32 {
+    match e {
+        ArgError::Required(names) => usage_error(&format!(
+            "aws: error: the following arguments are required: {}",
+            names.join(", ")
+        )),
+        ArgError::Unknown(words) => usage_error(&format!("Unknown options: {}", words.join(", "))),
+        ArgError::Bad(msg) => {
+            err(&format!("\n{msg}\n"));
+            EXIT_USAGE
+        }
+    }
+}
+
+fn region(a: &args::Args) -> String {
+    a.globals
+        .region
+        .clone()
+        .or_else(|| std::env::var("AWS_REGION").ok().filter(|v| !v.is_empty()))
+        .or_else(|| {
+            std::env::var("AWS_DEFAULT_REGION")
+                .ok()
+                .filter(|v| !v.is_empty())
+        })
+        .unwrap_or_else(|| DEFAULT_REGION.to_string())
+}
+
+fn print_response(resp: &J, a: &args::Args) -> i32 {
+    let resp = match &a.globals.query {
+        Some(q) => match query::Query::compile(q).and_then(|q| q.search(resp)) {
+            Ok(r) => r,
+            Err(e) => {
+                err(&format!("\n{e}\n"));
+                return EXIT_USAGE;
+            }
+        },
+        None => resp.clone(),
+    };
+    match a.globals.output {
+        Output::Json => out(&format!("{}\n", resp.to_pretty())),
+        Output::Text => out(&resp.to_text()),
+    }
+    0
+}
+
+fn strings(args: &[OsString]) -> Vec<String> {
+    args.iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect()
+}
+
+fn op_list() -> String {
+    let mut names: Vec<&str> = ops::OPS.iter().map(|o| o.name).collect();
+    names.push("wait");
+    names.push("help");
+    names.join(" | ")
+}
+
+fn help() -> String {
+    let mut s = String::from(
+        "ebsim ec2 OPERATION [PARAMETERS] (also: aws ec2 OPERATION ...)\n\n\
+         Emulates these EC2 operations with the AWS CLI's flags and output:\n",
+    );
+    for o in ops::OPS {
+        s.push_str(&format!("  {}\n", o.name));
+    }
+    s.push_str("  wait WAITER   (");
+    s.push_str(
+        &wait::WAITERS
+            .iter()
+            .map(|w| w.name)
+            .collect::<Vec<_>>()
+            .join(", "),
+    );
+    s.push_str(")\n\nGlobal options: --query JMESPATH, --output json|text, --region REGION\n\n");
+    s.push_str(CLOCK_HELP);
+    s
+}
+
+fn op_help(o: &ops::Op) -> String {
+    let mut s = format!("aws ec2 {}\n\nParameters:\n", o.name);
+    for p in o.params {
+        let ty = match p.ty {
+            args::Ty::Str => "<value>",
+            args::Ty::Int => "<integer>",
+            args::Ty::Bool => "",
+            args::Ty::StrList => "<value> [<value>...]",
+            args::Ty::Struct => "<shorthand or JSON>",
+            args::Ty::StructList => "<shorthand or JSON> [...]",
+        };
+        let flag = if p.ty == args::Ty::Bool {
+            match p.name.strip_prefix("no-") {
+                Some(base) => format!("--{} | --{base}", p.name),
+                None => format!("--{} | --no-{}", p.name, p.name),
+            }
+        } else {
+            format!("--{} {ty}", p.name)
+        };
+        s.push_str(&format!(
+            "  {flag}{}\n",
+            if p.required { "   (required)" } else { "" }
+        ));
+    }
+    s
+}
+
+/// Runs `ec2 OPERATION WORDS...` (the words after `ec2`).
+fn run_ec2_words(words: Vec<String>) -> i32 {
+    let Some(opname) = words.first().cloned() else {
+        return usage_error("aws: error: the following arguments are required: operation");
+    };
+    let rest: Vec<String> = words[1..].to_vec();
+    if opname == "help" || opname == "--help" || opname == "-h" {
+        out(&help());
+        return 0;
+    }
+    if opname == "wait" {
+        return run_wait(rest);
+    }
+    let Some(op) = ops::find(&opname) else {
+        return usage_error(&format!(
+            "aws: error: argument operation: Invalid choice, valid choices are:\n\n{}\n\n(ebsim emulates the EC2 operations above)",
+            op_list()
+        ));
+    };
+    if rest.first().map(String::as_str) == Some("help") || rest.iter().any(|w| w == "--help") {
+        out(&op_help(op));
+        return 0;
+    }
+    let a = match args::parse(op.params, &rest) {
+        Ok(a) => a,
+        Err(e) => return arg_error(&e),
+    };
+    let ec2 = match Ec2::from_env(&region(&a)) {
+        Ok(e) => e,
+        Err(e) => {
+            err(&format!("\n{e}\n"));
+            return EXIT_OTHER;
+        }
+    };
+    match (op.run)(&ec2, &a) {
+        Ok(Some(resp)) => print_response(&resp, &a),
+        Ok(None) => 0,
+        Err(f) => fail(op.api, f),
+    }
+}
+
+fn fail(api: &str, f: Fail) -> i32 {
+    match f {
+        Fail::Api(e) => {
+            err(&format!(
+                "\nAn error occurred ({}) when calling the {api} operation: {}\n",
+                e.code, e.message
+            ));
+            EXIT_SERVICE
+        }
+        Fail::Arg(e) => arg_error(&e),
+        Fail::Other(msg) => {
+            err(&format!("\n{msg}\n"));
+            EXIT_OTHER
+        }
+    }
+}
+
+fn run_wait(words: Vec<String>) -> i32 {
+    let Some(name) = words.first().cloned() else {
+        return usage_error("aws: error: the following arguments are required: waiter_name");
+    };
+    let Some(w) = wait::find(&name) else {
+        let names: Vec<&str> = wait::WAITERS.iter().map(|w| w.name).collect();
+        return usage_error(&format!(
+            "aws: error: argument waiter_name: Invalid choice, valid choices are:\n\n{}",
+            names.join(" | ")
+        ));
+    };
+    let a = match wait::parse(w, &words[1..]) {
+        Ok(a) => a,
+        Err(e) => return arg_error(&e),
+    };
+    let ec2 = match Ec2::from_env(&region(&a)) {
+        Ok(e) => e,
+        Err(e) => {
+            err(&format!("\n{e}\n"));
+            return EXIT_OTHER;
+        }
+    };
+    match wait::run(&ec2, w, &a) {
+        Ok(()) => 0,
+        Err(Fail::Other(msg)) => {
+            err(&format!("\n{msg}\n"));
+            EXIT_OTHER
+        }
+        Err(f) => fail("Describe", f),
+    }
+}
+
+/// `ebsim ec2 ...`: args[0] is `ec2`.
+pub fn run(args: Vec<OsString>) -> i32 {
+    run_ec2_words(strings(&args[1.min(args.len())..]))
+}
+
+/// The `aws` link: `aws [GLOBAL OPTIONS] ec2 OPERATION ...`.
+pub fn run_aws(args: Vec<OsString>) -> i32 {
+    let words = strings(&args[1.min(args.len())..]);
+    let mut globals = Vec::new();
+    let mut i = 0;
+    while i < words.len() && words[i].starts_with("--") {
+        let w = &words[i];
+        if w == "--version" {
+            out(&format!(
+                "aws-cli/2.15.30 Python/3.11.8 Linux/x86_64 exe/x86_64 prompt/off (ebsim {})\n",
+                env!("CARGO_PKG_VERSION")
+            ));
+            return 0;
+        }
+        globals.push(w.clone());
+        let takes_value = [
+            "--query",
+            "--output",
+            "--region",
+            "--profile",
+            "--endpoint-url",
+            "--color",
+        ]
+        .contains(&w.as_str());
+        if takes_value && i + 1 < words.len() {
+            globals.push(words[i + 1].clone());
+            i += 1;
+        }
+        i += 1;
+    }
+    match words.get(i).map(String::as_str) {
+        Some("ec2") => {
+            let mut rest: Vec<String> = words[i + 1..].to_vec();
+            rest.extend(globals);
+            run_ec2_words(rest)
+        }
+        Some("help") | None => {
+            out(&help());
+            if words.get(i).is_none() {
+                return usage_error("aws: error: the following arguments are required: command");
+            }
+            0
+        }
+        Some(other) => usage_error(&format!(
+            "aws: error: argument command: Invalid choice: '{other}' (ebsim emulates only 'ec2')"
+        )),
+    }
+}
+
+/// `ebsim clock` and `ebsim clock advance DURATION`.
+pub fn run_clock(args: Vec<OsString>) -> i32 {
+    let words = strings(&args[1.min(args.len())..]);
+    let usage = "usage: ebsim clock [advance DURATION]\n  DURATION: 90s, 5m, 6h, 1d, 1h30m (a bare number is seconds)\n";
+    let ec2 = match ClockMode::from_env()
+        .map_err(|e| e.to_string())
+        .and_then(|_| Ec2::from_env(DEFAULT_REGION).map_err(|e| e.to_string()))
+    {
+        Ok(e) => e,
+        Err(e) => {
+            err(&format!("ebsim clock: {e}\n"));
+            return 1;
+        }
+    };
+    let advance = match words.as_slice() {
+        [] => None,
+        [h] if h == "-h" || h == "--help" || h == "help" => {
+            out(&format!("{usage}\n{CLOCK_HELP}"));
+            return 0;
+        }
+        [a, d] if a == "advance" => match ebsim::ec2::time::parse_duration(d) {
+            Some(ms) => Some(ms),
+            None => {
+                err(&format!("ebsim clock: invalid duration '{d}'\n{usage}"));
+                return 2;
+            }
+        },
+        _ => {
+            err(usage);
+            return 2;
+        }
+    };
+    let res = ec2.transact(|t| {
+        if let Some(ms) = advance {
+            t.advance(ms)?;
+        }
+        Ok((t.now(), upcoming(t)))
+    });
+    match res {
+        Ok((now, next)) => {
+            let mut s = format!("{}\nmode: {}\n", now.to_wire(), ec2.mode().describe());
+            if !next.is_empty() {
+                s.push_str("next:\n");
+                for (at, what) in next {
+                    s.push_str(&format!(
+                        "  in {:>8}  {what}\n",
+                        ebsim::ec2::time::format_duration(at.since(now))
+                    ));
+                }
+            }
+            out(&s);
+            0
+        }
+        Err(e) => {
+            err(&format!("ebsim clock: {e}\n"));
+            1
+        }
+    }
+}
+
+/// The timed transitions still to come, soonest first.
+fn upcoming(t: &ebsim::ec2::Txn<'_>) -> Vec<(ebsim::ec2::time::Millis, String)> {
+    use ebsim::ec2::model::{AttachState, InstanceState, ModState, SnapState, VolumeState};
+    let s = t.state();
+    let mut v = Vec::new();
+    for vol in s.volumes.values() {
+        if vol.state == VolumeState::Creating {
+            v.push((vol.ready_at, format!("{} creating -> available", vol.id)));
+        }
+        for a in &vol.attachments {
+            match a.state {
+                AttachState::Attaching => v.push((
+                    a.until,
+                    format!("{} attaching -> attached ({})", vol.id, a.instance_id),
+                )),
+                AttachState::Detaching => v.push((
+                    a.until,
+                    format!("{} detaching -> detached ({})", vol.id, a.instance_id),
+                )),
+                AttachState::Busy => v.push((
+                    a.until,
+                    format!("{} busy: still mounted in {}", vol.id, a.instance_id),
+                )),
+                AttachState::Attached => {}
+            }
+        }
+    }
+    for m in &s.modifications {
+        match m.state {
+            ModState::Modifying => v.push((
+                m.optimizing_at,
+                format!(
+                    "{} modifying -> optimizing ({} GiB visible)",
+                    m.volume_id, m.target_size
+                ),
+            )),
+            ModState::Optimizing => v.push((
+                m.completed_at,
+                format!("{} optimizing -> completed", m.volume_id),
+            )),
+            _ => {}
+        }
+    }
+    for sn in s.snapshots.values() {
+        if sn.state == SnapState::Pending {
+            v.push((sn.complete_at, format!("{} pending -> completed", sn.id)));
+        }
+    }
+    for i in s.instances.values() {
+        let next = match i.state {
+            InstanceState::Pending => Some("pending -> running"),
+            InstanceState::Stopping => Some("stopping -> stopped"),
+            InstanceState::ShuttingDown => Some("shutting-down -> terminated"),
+            _ => None,
+        };
+        if let Some(n) = next {
+            v.push((i.until, format!("{} {n}", i.id)));
+        }
+    }
+    v.sort_by_key(|(at, _)| *at);
+    v
+}

@@ -1,0 +1,331 @@
+//! The model as the AWS CLI prints it: keys and nesting of the EC2 API,
+//! in the member order of botocore's service model (which is the order the
+//! real CLI prints; checked against aws-cli 1.45 / botocore 1.43 fed the
+//! same responses from a local endpoint). Timestamps as CLI v2 prints them.
+
+use super::json::{J, Obj};
+use ebsim::ec2::guest;
+use ebsim::ec2::model::{
+    Attachment, Image, Instance, InstanceState, Modification, OWNER_ID, Snapshot, State, Tag,
+    Volume,
+};
+use ebsim::ec2::time::Millis;
+use ebsim::ec2::types::VolumeType;
+
+/// `[{"Key": .., "Value": ..}]`.
+pub fn tags(t: &[Tag]) -> J {
+    J::Arr(
+        t.iter()
+            .map(|t| Obj::new().put("Key", &t.key).put("Value", &t.value).done())
+            .collect(),
+    )
+}
+
+fn opt_tags(t: &[Tag]) -> Option<J> {
+    (!t.is_empty()).then(|| tags(t))
+}
+
+/// A volume; `with_attachments` for DescribeVolumes (CreateVolume's
+/// response has no attachment set).
+pub fn volume(v: &Volume, with_attachments: bool) -> J {
+    Obj::new()
+        .opt("Iops", v.shown_iops())
+        .opt("Tags", opt_tags(&v.tags))
+        .put("VolumeType", v.volume_type.as_str())
+        .put("MultiAttachEnabled", v.multi_attach)
+        .opt("Throughput", v.throughput)
+        .put("VolumeId", &v.id)
+        .put("Size", v.size)
+        .put("SnapshotId", v.snapshot_id.clone().unwrap_or_default())
+        .put("AvailabilityZone", &v.az)
+        .put("State", v.state.as_str())
+        .put("CreateTime", v.create_time.to_cli())
+        .opt(
+            "Attachments",
+            with_attachments.then(|| {
+                J::Arr(
+                    v.attachments
+                        .iter()
+                        .map(|a| attachment(&v.id, a, true))
+                        .collect(),
+                )
+            }),
+        )
+        .put("Encrypted", v.encrypted)
+        .opt("KmsKeyId", v.kms_key_id.clone())
+        .done()
+}
+
+/// An attachment (`with_dot`: DescribeVolumes shows DeleteOnTermination,
+/// the Attach/DetachVolume responses do not).
+pub fn attachment(volume_id: &str, a: &Attachment, with_dot: bool) -> J {
+    Obj::new()
+        .opt(
+            "DeleteOnTermination",
+            with_dot.then_some(a.delete_on_termination),
+        )
+        .put("VolumeId", volume_id)
+        .put("InstanceId", &a.instance_id)
+        .put("Device", &a.device)
+        .put("State", a.state.as_str())
+        .put("AttachTime", a.attach_time.whole_seconds().to_cli())
+        .done()
+}
+
+/// A volume modification at `now`.
+pub fn modification(m: &Modification, now: Millis) -> J {
+    Obj::new()
+        .put("VolumeId", &m.volume_id)
+        .put("ModificationState", m.state.as_str())
+        .opt("StatusMessage", m.status_message.clone())
+        .put("TargetSize", m.target_size)
+        .opt("TargetIops", m.shown_target_iops())
+        .put("TargetVolumeType", m.target_type.as_str())
+        .opt("TargetThroughput", m.target_throughput)
+        .put("TargetMultiAttachEnabled", m.target_multi_attach)
+        .put("OriginalSize", m.original_size)
+        .opt("OriginalIops", m.original_iops)
+        .put("OriginalVolumeType", m.original_type.as_str())
+        .opt("OriginalThroughput", m.original_throughput)
+        .put("OriginalMultiAttachEnabled", m.original_multi_attach)
+        .put("Progress", m.progress(now))
+        .put("StartTime", m.start_time.whole_seconds().to_cli())
+        .opt("EndTime", m.end_time.map(|t| t.whole_seconds().to_cli()))
+        .done()
+}
+
+/// CreateSnapshot's response: `Progress` is empty, `Tags` always there.
+pub fn snapshot_created(s: &Snapshot) -> J {
+    Obj::new()
+        .put("Tags", tags(&s.tags))
+        .put("SnapshotId", &s.id)
+        .put("VolumeId", &s.volume_id)
+        .put("State", s.state.as_str())
+        .put("StartTime", s.start_time.whole_seconds().to_cli())
+        .put("Progress", "")
+        .put("OwnerId", &s.owner_id)
+        .put("Description", &s.description)
+        .put("VolumeSize", s.volume_size)
+        .put("Encrypted", s.encrypted)
+        .done()
+}
+
+/// A snapshot in DescribeSnapshots.
+pub fn snapshot(s: &Snapshot, progress: String) -> J {
+    Obj::new()
+        .opt("OwnerAlias", s.owner_alias.clone())
+        .opt("Tags", opt_tags(&s.tags))
+        .put("StorageTier", "standard")
+        .put("SnapshotId", &s.id)
+        .put("VolumeId", &s.volume_id)
+        .put("State", s.state.as_str())
+        .put("StartTime", s.start_time.whole_seconds().to_cli())
+        .put("Progress", progress)
+        .put("OwnerId", &s.owner_id)
+        .put("Description", &s.description)
+        .put("VolumeSize", s.volume_size)
+        .put("Encrypted", s.encrypted)
+        .done()
+}
+
+fn state_obj(s: InstanceState) -> J {
+    Obj::new()
+        .put("Code", s.code())
+        .put("Name", s.as_str())
+        .done()
+}
+
+/// A state change of Start/Stop/TerminateInstances.
+pub fn state_change(id: &str, current: InstanceState, previous: InstanceState) -> J {
+    Obj::new()
+        .put("InstanceId", id)
+        .put("CurrentState", state_obj(current))
+        .put("PreviousState", state_obj(previous))
+        .done()
+}
+
+fn dns_name(i: &Instance) -> String {
+    let ip = i.private_ip.replace('.', "-");
+    let region = ebsim::ec2::model::region_of(&i.az);
+    if region == "us-east-1" {
+        format!("ip-{ip}.ec2.internal")
+    } else {
+        format!("ip-{ip}.{region}.compute.internal")
+    }
+}
+
+/// An instance. `launching`: RunInstances' response, where the volumes are
+/// not attached yet (an empty mapping, as AWS answers).
+pub fn instance(st: &State, i: &Instance, launching: bool) -> J {
+    let bdm: Vec<J> = if launching {
+        Vec::new()
+    } else {
+        st.attached_to(&i.id)
+            .iter()
+            .map(|(v, a)| {
+                Obj::new()
+                    .put("DeviceName", &a.device)
+                    .put(
+                        "Ebs",
+                        Obj::new()
+                            .put("AttachTime", a.attach_time.whole_seconds().to_cli())
+                            .put("DeleteOnTermination", a.delete_on_termination)
+                            .put("Status", a.state.as_str())
+                            .put("VolumeId", &v.id)
+                            .done(),
+                    )
+                    .done()
+            })
+            .collect()
+    };
+    let stopped = matches!(
+        i.state,
+        InstanceState::Stopping
+            | InstanceState::Stopped
+            | InstanceState::ShuttingDown
+            | InstanceState::Terminated
+    );
+    let reason = if stopped {
+        let (y, mo, d, h, mi, s, _) = i.state_changed.civil();
+        format!("User initiated ({y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02} GMT)")
+    } else {
+        String::new()
+    };
+    let running = matches!(i.state, InstanceState::Pending | InstanceState::Running);
+    Obj::new()
+        .put("Architecture", &i.architecture)
+        .put("BlockDeviceMappings", J::Arr(bdm))
+        .put("ClientToken", "")
+        .put(
+            "EbsOptimized",
+            guest::hypervisor(&i.instance_type) == guest::Hypervisor::Nitro,
+        )
+        .put("EnaSupport", true)
+        .put("Hypervisor", "xen")
+        .put("NetworkInterfaces", J::Arr(Vec::new()))
+        .put("RootDeviceName", &i.root_device_name)
+        .put("RootDeviceType", "ebs")
+        .put("SecurityGroups", J::Arr(Vec::new()))
+        .put("SourceDestCheck", true)
+        .opt(
+            "StateReason",
+            stopped.then(|| {
+                Obj::new()
+                    .put("Code", "Client.UserInitiatedShutdown")
+                    .put(
+                        "Message",
+                        "Client.UserInitiatedShutdown: User initiated shutdown",
+                    )
+                    .done()
+            }),
+        )
+        .opt("Tags", opt_tags(&i.tags))
+        .put("VirtualizationType", "hvm")
+        .put("PlatformDetails", "Linux/UNIX")
+        .put("UsageOperation", "RunInstances")
+        .put(
+            "UsageOperationUpdateTime",
+            i.launch_time.whole_seconds().to_cli(),
+        )
+        .put("InstanceId", &i.id)
+        .put("ImageId", &i.image_id)
+        .put("State", state_obj(i.state))
+        .put(
+            "PrivateDnsName",
+            if i.state == InstanceState::Terminated {
+                String::new()
+            } else {
+                dns_name(i)
+            },
+        )
+        .put("PublicDnsName", "")
+        .put("StateTransitionReason", reason)
+        .opt("KeyName", i.key_name.clone())
+        .put("AmiLaunchIndex", i.launch_index)
+        .put("ProductCodes", J::Arr(Vec::new()))
+        .put("InstanceType", &i.instance_type)
+        .put("LaunchTime", i.launch_time.whole_seconds().to_cli())
+        .put(
+            "Placement",
+            Obj::new()
+                .put("GroupName", "")
+                .put("Tenancy", "default")
+                .put("AvailabilityZone", &i.az)
+                .done(),
+        )
+        .put("Monitoring", Obj::new().put("State", "disabled").done())
+        .opt(
+            "PrivateIpAddress",
+            (running || i.state == InstanceState::Stopped || i.state == InstanceState::Stopping)
+                .then(|| i.private_ip.clone()),
+        )
+        .done()
+}
+
+/// A reservation holding `instances`.
+pub fn reservation(reservation_id: &str, instances: Vec<J>) -> J {
+    Obj::new()
+        .put("ReservationId", reservation_id)
+        .put("OwnerId", OWNER_ID)
+        .put("Groups", J::Arr(Vec::new()))
+        .put("Instances", J::Arr(instances))
+        .done()
+}
+
+/// An AMI. `CreationDate` is a string in the API, so it keeps the wire
+/// format even in CLI v2.
+pub fn image(img: &Image) -> J {
+    let bdm: Vec<J> = img
+        .bdm
+        .iter()
+        .map(|b| {
+            let gp3 = b.volume_type == VolumeType::Gp3;
+            Obj::new()
+                .put(
+                    "Ebs",
+                    Obj::new()
+                        .put("DeleteOnTermination", b.delete_on_termination)
+                        .opt(
+                            "Iops",
+                            b.iops.filter(|_| gp3 || b.volume_type.reports_iops()),
+                        )
+                        .put("SnapshotId", &b.snapshot_id)
+                        .put("VolumeSize", b.volume_size)
+                        .put("VolumeType", b.volume_type.as_str())
+                        .opt("Throughput", b.throughput)
+                        .put("Encrypted", b.encrypted)
+                        .done(),
+                )
+                .put("DeviceName", &b.device)
+                .done()
+        })
+        .collect();
+    let location = match &img.owner_alias {
+        Some(a) => format!("{a}/{}", img.name),
+        None => format!("{}/{}", img.owner_id, img.name),
+    };
+    Obj::new()
+        .put("PlatformDetails", "Linux/UNIX")
+        .put("UsageOperation", "RunInstances")
+        .put("BlockDeviceMappings", J::Arr(bdm))
+        .opt("Description", img.description.clone())
+        .put("EnaSupport", true)
+        .put("Hypervisor", "xen")
+        .opt("ImageOwnerAlias", img.owner_alias.clone())
+        .put("Name", &img.name)
+        .put("RootDeviceName", &img.root_device_name)
+        .put("RootDeviceType", "ebs")
+        .put("SriovNetSupport", "simple")
+        .opt("Tags", opt_tags(&img.tags))
+        .put("VirtualizationType", "hvm")
+        .opt("SourceInstanceId", img.source_instance_id.clone())
+        .put("ImageId", &img.id)
+        .put("ImageLocation", location)
+        .put("State", &img.state)
+        .put("OwnerId", &img.owner_id)
+        .put("CreationDate", img.creation_date.to_wire())
+        .put("Public", img.public)
+        .put("Architecture", &img.architecture)
+        .put("ImageType", "machine")
+        .done()
+}

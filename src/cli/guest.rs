@@ -1,0 +1,152 @@
+//! The command line's side of the instance model: which instance a guest
+//! command runs in, and device names resolved to a volume's image (or a
+//! partition's byte range of it).
+//!
+//! Lock order: a transaction on the state is finished before any image is
+//! opened read-write (the clock may grow an image inside a transaction).
+
+use ebsim::blockdev::image::Access;
+use ebsim::blockdev::{ImageFile, Slice};
+use ebsim::ec2::model::Mount;
+use ebsim::ec2::{DEFAULT_REGION, Ec2};
+use ebsim::guest::Snapshot;
+pub use ebsim::guest::instance::Resolved;
+use ebsim::guest::instance::{self, GuestDisk};
+
+/// The instance environment variable (also set by `ebsim shell`).
+pub const INSTANCE_ENV: &str = ebsim::ec2::guest::INSTANCE_ENV;
+
+/// Why a guest command cannot run.
+#[derive(Debug)]
+pub struct NoGuest(pub String);
+
+fn cloud() -> Result<Ec2, NoGuest> {
+    Ec2::from_env(DEFAULT_REGION).map_err(|e| NoGuest(e.to_string()))
+}
+
+/// True when a guest context exists: `EBSIM_INSTANCE` is set (inside
+/// `ebsim shell`/`exec`). Applets use it to pick the guest's tool versions.
+pub fn in_instance() -> bool {
+    std::env::var_os(INSTANCE_ENV).is_some_and(|v| !v.is_empty())
+}
+
+/// True when `arg` names a guest device rather than a host file.
+pub fn is_device_name(arg: &str) -> bool {
+    arg.starts_with("/dev/") || arg.starts_with("UUID=") || arg.starts_with("LABEL=")
+}
+
+/// What the current instance's guest sees now.
+pub fn snapshot() -> Result<Snapshot, NoGuest> {
+    let ec2 = cloud()?;
+    ec2.transact(|txn| {
+        let id = txn.resolve_instance(None)?;
+        instance::snapshot(txn, &id).map_err(|e| match e {
+            instance::GuestError::Ec2(e) => e,
+            other => ebsim::ec2::ApiError::new("GuestError", &other.to_string()).into(),
+        })
+    })
+    .map_err(|e| NoGuest(plain(&e.to_string())))
+}
+
+/// The instance's disks and mounts (one transaction).
+pub fn disks_and_mounts() -> Result<(String, Vec<GuestDisk>, Vec<Mount>), NoGuest> {
+    let ec2 = cloud()?;
+    ec2.transact(|txn| {
+        let id = txn.resolve_instance(None)?;
+        let disks = instance::disks(txn, &id).map_err(|e| match e {
+            instance::GuestError::Ec2(e) => e,
+            other => ebsim::ec2::ApiError::new("GuestError", &other.to_string()).into(),
+        })?;
+        let mounts = txn.instance(&id)?.mounts.clone();
+        Ok((id, disks, mounts))
+    })
+    .map_err(|e| NoGuest(plain(&e.to_string())))
+}
+
+/// Resolves a device name, mount point or `UUID=`/`LABEL=` in the current
+/// instance. `Ok(None)`: no such device there.
+pub fn resolve(spec: &str) -> Result<Option<Resolved>, NoGuest> {
+    let (_, disks, mounts) = disks_and_mounts()?;
+    Ok(instance::resolve(&disks, &mounts, spec))
+}
+
+/// Records a mount in the current instance.
+pub fn add_mount(m: Mount) -> Result<(), NoGuest> {
+    let ec2 = cloud()?;
+    ec2.transact(|txn| {
+        let id = txn.resolve_instance(None)?;
+        txn.add_mount(&id, m)
+    })
+    .map_err(|e| NoGuest(plain(&e.to_string())))
+}
+
+/// Removes the mount at `target`; returns it (None: nothing there).
+pub fn remove_mount(target: &str) -> Result<Option<Mount>, NoGuest> {
+    let ec2 = cloud()?;
+    ec2.transact(|txn| {
+        let id = txn.resolve_instance(None)?;
+        txn.remove_mount(&id, target)
+    })
+    .map_err(|e| NoGuest(plain(&e.to_string())))
+}
+
+/// Opens a resolved device: the volume's image, windowed to the partition.
+pub fn open(r: &Resolved, access: Access) -> Result<Slice<ImageFile>, ebsim::blockdev::Error> {
+    let img = ImageFile::open(r.image(), access)?;
+    let (off, len) = r.range();
+    Slice::new(img, off, len)
+}
+
+/// The model's error text without the AWS CLI framing.
+fn plain(s: &str) -> String {
+    s.trim().to_string()
+}
+
+/// The tool versions of the instance's image, for banners that follow the
+/// guest (e2fsprogs' `resize2fs 1.46.5 (30-Dec-2021)`, ...).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GuestTools {
+    /// e2fsprogs version and date.
+    pub e2fsprogs: (&'static str, &'static str),
+    /// xfsprogs version.
+    pub xfsprogs: &'static str,
+}
+
+/// The guest's tool versions, by the instance's util-linux (which names
+/// the distribution: 2.23 CentOS 7, 2.30 AL2, 2.37.2 Ubuntu 22.04, 2.37.4
+/// AL2023); the host's (Debian 12) when no instance is set.
+pub fn guest_tools() -> GuestTools {
+    let host = GuestTools {
+        e2fsprogs: ("1.47.0", "5-Feb-2023"),
+        xfsprogs: "6.1.0",
+    };
+    if !in_instance() {
+        return host;
+    }
+    let Ok(ec2) = cloud() else { return host };
+    let ul = ec2
+        .transact(|txn| {
+            let id = txn.resolve_instance(None)?;
+            Ok(txn.instance(&id)?.util_linux.clone())
+        })
+        .unwrap_or_default();
+    match ul.as_str() {
+        "2.23.2" => GuestTools {
+            e2fsprogs: ("1.42.9", "28-Dec-2013"),
+            xfsprogs: "4.5.0",
+        },
+        "2.30.2" => GuestTools {
+            e2fsprogs: ("1.42.9", "28-Dec-2013"),
+            xfsprogs: "4.5.0",
+        },
+        "2.37.2" => GuestTools {
+            e2fsprogs: ("1.46.5", "30-Dec-2021"),
+            xfsprogs: "5.13.0",
+        },
+        "2.37.4" => GuestTools {
+            e2fsprogs: ("1.46.5", "30-Dec-2021"),
+            xfsprogs: "5.18.0",
+        },
+        _ => host,
+    }
+}

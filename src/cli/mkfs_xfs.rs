@@ -1,0 +1,457 @@
+//! `mkfs.xfs` (xfsprogs 6.1) on an image file: the default geometry and
+//! features, with `-f`, `-q`, `-N`, `-K`, `-L label`, `-m uuid=...` and
+//! `-d size=...`. Messages, channels and exit codes are mkfs.xfs's.
+//!
+//! Hand-parsed: mkfs.xfs uses getopt with comma-separated sub-options
+//! (`-d size=1g,agcount=4`) and its own wording for every mistake.
+
+use super::output::{err, out};
+use super::xfs_getopt::{Opt, getopt, glibc_message};
+use super::xfs_info::strerror;
+use ebsim::blockdev::{BlockDevice, ImageFile, image::Access};
+use ebsim::fs::xfs::{
+    self,
+    geometry::{self, Geometry, GeometryError},
+    inode::{MkfsTimes, Timestamp},
+    mkfs::{self, MkfsOptions},
+};
+use std::ffi::OsString;
+
+const USAGE: &str = "\
+/* blocksize */\t\t[-b size=num]
+/* config file */\t[-c options=xxx]
+/* metadata */\t\t[-m crc=0|1,finobt=0|1,uuid=xxx,rmapbt=0|1,reflink=0|1,
+\t\t\t    inobtcount=0|1,bigtime=0|1]
+/* data subvol */\t[-d agcount=n,agsize=n,file,name=xxx,size=num,
+\t\t\t    (sunit=value,swidth=value|su=num,sw=num|noalign),
+\t\t\t    sectsize=num
+/* force overwrite */\t[-f]
+/* inode size */\t[-i perblock=n|size=num,maxpct=n,attr=0|1|2,
+\t\t\t    projid32bit=0|1,sparse=0|1,nrext64=0|1]
+/* no discard */\t[-K]
+/* log subvol */\t[-l agnum=n,internal,size=num,logdev=xxx,version=n
+\t\t\t    sunit=value|su=num,sectsize=num,lazy-count=0|1]
+/* label */\t\t[-L label (maximum 12 characters)]
+/* naming */\t\t[-n size=num,version=2|ci,ftype=0|1]
+/* no-op info only */\t[-N]
+/* prototype file */\t[-p fname]
+/* quiet */\t\t[-q]
+/* realtime subvol */\t[-r extsize=num,size=num,rtdev=xxx]
+/* sectorsize */\t[-s size=num]
+/* version */\t\t[-V]
+\t\t\tdevicename
+<devicename> is required unless -d name=xxx is given.
+<num> is xxx (bytes), xxxs (sectors), xxxb (fs blocks), xxxk (xxx KiB),
+      xxxm (xxx MiB), xxxg (xxx GiB), xxxt (xxx TiB) or xxxp (xxx PiB).
+<value> is xxx (512 byte blocks).
+";
+
+/// An exit with a message (and maybe the usage text) on stderr.
+struct Fail {
+    msg: String,
+    usage: bool,
+}
+
+fn fail(msg: impl Into<String>) -> Fail {
+    Fail {
+        msg: msg.into(),
+        usage: true,
+    }
+}
+
+fn fail_plain(msg: impl Into<String>) -> Fail {
+    Fail {
+        msg: msg.into(),
+        usage: false,
+    }
+}
+
+/// Entry point for `mkfs -t xfs` too: `args[0]` is the program name used in
+/// messages (pass `mkfs.xfs`, as util-linux mkfs execs that name).
+#[allow(dead_code)] // called by the `mkfs -t xfs` dispatch once it is merged
+pub fn run_mkfs_xfs(args: Vec<OsString>) -> i32 {
+    run(args)
+}
+
+pub fn run(args: Vec<OsString>) -> i32 {
+    let prog = args
+        .first()
+        .map(std::path::Path::new)
+        .and_then(|p| p.file_name())
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "mkfs.xfs".into());
+    // glibc's getopt messages name argv[0] as given, mkfs.xfs its basename.
+    let argv0 = args
+        .first()
+        .map(|a| a.to_string_lossy().into_owned())
+        .unwrap_or_else(|| prog.clone());
+    match mkfs_main(&prog, &argv0, args.get(1..).unwrap_or(&[])) {
+        Ok(code) => code,
+        Err(f) => {
+            if f.usage {
+                err(&format!("{}Usage: {prog}\n{USAGE}", f.msg));
+            } else {
+                err(&f.msg);
+            }
+            1
+        }
+    }
+}
+
+#[derive(Default)]
+struct Cli {
+    force: bool,
+    quiet: bool,
+    dry_run: bool,
+    label: Option<String>,
+    uuid: Option<[u8; 16]>,
+    dsize: Option<String>,
+}
+
+fn mkfs_main(prog: &str, argv0: &str, args: &[OsString]) -> Result<i32, Fail> {
+    let parsed = getopt(args, "b:c:d:i:l:L:m:n:KNp:qr:s:CfV");
+    let mut cli = Cli::default();
+    for o in &parsed.opts {
+        match o {
+            Opt::Flag('C' | 'f') => cli.force = true,
+            Opt::Flag('N') => cli.dry_run = true,
+            Opt::Flag('K') => {}
+            Opt::Flag('q') => cli.quiet = true,
+            Opt::Flag('V') => {
+                out(&format!("{prog} version 6.1.0\n"));
+                return Ok(0);
+            }
+            Opt::Arg('L', v) => {
+                if v.len() > 12 {
+                    return Err(fail(format!("Invalid value {v} for -L option\n")));
+                }
+                cli.label = Some(v.clone());
+            }
+            Opt::Arg('d', v) => parse_d(v, &mut cli)?,
+            Opt::Arg('m', v) => parse_m(v, &mut cli)?,
+            Opt::Arg(c, _) => {
+                return Err(fail_plain(format!(
+                    "{prog}: option -{c} is not supported by ebsim (it makes the default \
+                     geometry; supported: -f -q -N -K -L -m uuid= -d size= -V)\n"
+                )));
+            }
+            Opt::Long(l) if l == "unsupported" => {
+                return Err(fail_plain(format!(
+                    "{prog}: --unsupported is not supported by ebsim\n"
+                )));
+            }
+            Opt::Invalid(c) | Opt::Missing(c) => {
+                // glibc's line, then mkfs.xfs's own reaction.
+                return Err(fail(format!(
+                    "{}unknown option -{c} \n",
+                    glibc_message(argv0, o)
+                )));
+            }
+            Opt::Long(_) => {
+                return Err(fail(format!(
+                    "{}unknown option -? \n",
+                    glibc_message(argv0, o)
+                )));
+            }
+            Opt::Flag(c) => return Err(fail(format!("unknown option -{c} \n"))),
+        }
+    }
+    if parsed.operands.len() > 1 {
+        return Err(fail("extra arguments\n"));
+    }
+    let Some(dfile) = parsed.operands.first() else {
+        return Err(fail("No device name specified\n"));
+    };
+    let dfile = dfile.to_string_lossy().into_owned();
+
+    // -d size= is converted before the device is opened.
+    let dblocks = match &cli.dsize {
+        Some(s) => Some(size_to_blocks(s)?),
+        None => None,
+    };
+
+    let meta = std::fs::metadata(&dfile).map_err(|e| {
+        fail(format!(
+            "Error accessing specified device {dfile}: {}\n",
+            strerror(&e)
+        ))
+    })?;
+    use std::os::unix::fs::FileTypeExt;
+    if !meta.is_file() && !meta.file_type().is_block_device() {
+        return Err(fail(format!(
+            "specified device {dfile} not a file or block device\n"
+        )));
+    }
+    let dev = ImageFile::open(&dfile, Access::ReadOnly)
+        .map_err(|e| fail_plain(format!("{prog}: cannot open {dfile}: {e}\n")))?;
+    if !cli.force {
+        if let Some(what) = existing_signature(&dev) {
+            return Err(fail_plain(format!(
+                "{prog}: {dfile} appears to contain {what}.\n\
+                 {prog}: Use the -f option to force overwrite.\n"
+            )));
+        }
+    }
+    let dev_blocks = dev.size() / u64::from(geometry::BLOCKSIZE);
+    let want = match dblocks {
+        Some(d) if d > dev_blocks => {
+            return Err(fail(format!(
+                "size {} specified for data subvolume is too large, maximum is {dev_blocks} blocks\n",
+                cli.dsize.as_deref().unwrap_or("")
+            )));
+        }
+        Some(d) => d,
+        None => dev_blocks,
+    };
+    let geo = Geometry::plan(want).map_err(|e| match e {
+        GeometryError::DataTooSmall { .. } | GeometryError::Under300Mb => fail(format!("{e}\n")),
+    })?;
+    let opts = MkfsOptions {
+        uuid: cli.uuid.unwrap_or_else(|| *uuid::Uuid::new_v4().as_bytes()),
+        label: cli.label.clone().unwrap_or_default().into_bytes(),
+        dblocks: Some(geo.dblocks.min(want)),
+        times: mkfs_times(),
+    };
+    let sb = mkfs::superblock(&geo, &opts);
+    if !cli.quiet || cli.dry_run {
+        out(&xfs::report::render(&sb, &dfile));
+        if cli.dry_run {
+            return Ok(0);
+        }
+    }
+    drop(dev);
+    let mut dev = ImageFile::open(&dfile, Access::ReadWrite)
+        .map_err(|e| fail_plain(format!("{prog}: cannot open {dfile}: {e}\n")))?;
+    let plan = mkfs::plan(&dev, &opts).map_err(|e| fail_plain(format!("{prog}: {e}\n")))?;
+    mkfs::apply(&mut dev, &plan).map_err(|e| fail_plain(format!("{prog}: {e}\n")))?;
+    Ok(0)
+}
+
+/// `-d` sub-options: only `size` (the data section's size) is supported.
+fn parse_d(arg: &str, cli: &mut Cli) -> Result<(), Fail> {
+    for tok in arg.split(',').filter(|t| !t.is_empty()) {
+        let (name, value) = match tok.split_once('=') {
+            Some((n, v)) => (n, Some(v)),
+            None => (tok, None),
+        };
+        match name {
+            "size" => {
+                let v = value.filter(|v| !v.is_empty());
+                let Some(v) = v else {
+                    return Err(fail("-d size option requires a value\n"));
+                };
+                if cli.dsize.is_some() {
+                    return Err(fail("-d size option respecified\n"));
+                }
+                cli.dsize = Some(v.to_string());
+            }
+            "agcount" | "agsize" | "file" | "name" | "sunit" | "swidth" | "su" | "sw"
+            | "sectsize" | "noalign" | "rtinherit" | "projinherit" | "extszinherit"
+            | "cowextsize" | "daxinherit" => {
+                return Err(fail_plain(format!(
+                    "mkfs.xfs: -d {name} is not supported by ebsim (only -d size=)\n"
+                )));
+            }
+            _ => return Err(fail(format!("unknown option -d {tok}\n"))),
+        }
+    }
+    Ok(())
+}
+
+/// `-m` sub-options: `uuid`, and the feature switches at their defaults.
+fn parse_m(arg: &str, cli: &mut Cli) -> Result<(), Fail> {
+    for tok in arg.split(',').filter(|t| !t.is_empty()) {
+        let (name, value) = match tok.split_once('=') {
+            Some((n, v)) => (n, v),
+            None => (tok, ""),
+        };
+        let default = match name {
+            "uuid" => {
+                if value.is_empty() {
+                    return Err(fail("-m uuid option requires a value\n"));
+                }
+                let Some(u) = parse_uuid(value) else {
+                    return Err(fail(format!("Invalid value {value} for -m uuid option\n")));
+                };
+                cli.uuid = Some(u);
+                continue;
+            }
+            "crc" | "finobt" | "reflink" | "inobtcount" | "bigtime" => "1",
+            "rmapbt" => "0",
+            _ => return Err(fail(format!("unknown option -m {tok}\n"))),
+        };
+        // An empty value means the option's default, 1.
+        let v = if value.is_empty() { "1" } else { value };
+        if v != default {
+            return Err(fail_plain(format!(
+                "mkfs.xfs: -m {name}={v} is not supported by ebsim (it makes the default \
+                 features: crc=1,finobt=1,rmapbt=0,reflink=1,inobtcount=1,bigtime=1)\n"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// libuuid's `uuid_parse`: exactly 8-4-4-4-12 hex digits.
+fn parse_uuid(s: &str) -> Option<[u8; 16]> {
+    let b = s.as_bytes();
+    if b.len() != 36 {
+        return None;
+    }
+    let mut out = [0u8; 16];
+    let mut hex = Vec::with_capacity(32);
+    for (i, &c) in b.iter().enumerate() {
+        if matches!(i, 8 | 13 | 18 | 23) {
+            if c != b'-' {
+                return None;
+            }
+        } else {
+            hex.push((c as char).to_digit(16)?);
+        }
+    }
+    for (i, o) in out.iter_mut().enumerate() {
+        *o = u8::try_from(hex[2 * i] * 16 + hex[2 * i + 1]).ok()?;
+    }
+    Some(out)
+}
+
+/// xfsprogs `cvtnum` + `getnum` bounds + `calc_dev_size` for `-d size=`.
+fn size_to_blocks(s: &str) -> Result<u64, Fail> {
+    let illegal = |reason: &str| fail(format!("Invalid value {s} for -d size option. {reason}\n"));
+    let t = s.trim_start();
+    let digits_end = t
+        .char_indices()
+        .find(|&(i, c)| !(c.is_ascii_digit() || (i == 0 && (c == '-' || c == '+'))))
+        .map_or(t.len(), |(i, _)| i);
+    let (num, suffix) = t.split_at(digits_end);
+    // strtoll base 0 would also take hex and octal; plain decimal covers
+    // what people type.
+    let n: i128 = num
+        .parse()
+        .map_err(|_| illegal("Not a valid value or illegal suffix"))?;
+    let mult: i128 = match suffix.to_ascii_lowercase().as_str() {
+        "" => 1,
+        "b" => i128::from(geometry::BLOCKSIZE),
+        "s" => 512,
+        "k" => 1 << 10,
+        "m" => 1 << 20,
+        "g" => 1 << 30,
+        "t" => 1 << 40,
+        "p" => 1 << 50,
+        "e" => 1 << 60,
+        _ => return Err(illegal("Not a valid value or illegal suffix")),
+    };
+    let bytes = n.saturating_mul(mult);
+    if bytes < i128::from(geometry::AG_MIN_BYTES) {
+        return Err(illegal("Value is too small."));
+    }
+    if bytes > i128::from(i64::MAX) {
+        return Err(illegal("Value is too large."));
+    }
+    if bytes % 512 != 0 {
+        return Err(fail(format!(
+            "illegal data length {bytes}, not a multiple of 512\n"
+        )));
+    }
+    let bs = i128::from(geometry::BLOCKSIZE);
+    if bytes % bs != 0 {
+        err(&format!(
+            "warning: data length {bytes} not a multiple of {bs}, truncated to {}\n",
+            bytes / bs * bs
+        ));
+    }
+    Ok(u64::try_from(bytes / bs).unwrap_or(0))
+}
+
+/// "now" for the three inodes mkfs creates: `SOURCE_DATE_EPOCH` when set
+/// (reproducible builds), else the clock, read once per inode as mkfs does.
+fn mkfs_times() -> MkfsTimes {
+    let now = || {
+        if let Some(sec) = std::env::var("SOURCE_DATE_EPOCH")
+            .ok()
+            .and_then(|v| v.trim().parse::<i64>().ok())
+        {
+            return Timestamp { sec, nsec: 0 };
+        }
+        match std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
+            Ok(d) => Timestamp {
+                sec: i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+                nsec: d.subsec_nanos(),
+            },
+            Err(e) => {
+                let d = e.duration();
+                Timestamp {
+                    sec: -i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+                    nsec: 0,
+                }
+            }
+        }
+    };
+    MkfsTimes {
+        root: now(),
+        rbm: now(),
+        rsum: now(),
+    }
+}
+
+/// What blkid would report as already on the device, in mkfs.xfs's words
+/// ("an existing filesystem (xfs)", "a partition table (gpt)").
+fn existing_signature<D: BlockDevice>(dev: &D) -> Option<String> {
+    let size = dev.size();
+    if size == 0 {
+        return None;
+    }
+    let head = dev
+        .read_vec(0, usize::try_from(size.min(2048)).ok()?)
+        .ok()?;
+    if head.len() >= 4 && head[..4] == *b"XFSB" {
+        return Some("an existing filesystem (xfs)".into());
+    }
+    if head.len() >= 0x460 && head[0x438..0x43a] == [0x53, 0xef] {
+        let compat = u32::from_le_bytes(head[0x45c..0x460].try_into().ok()?);
+        let incompat = u32::from_le_bytes(head[0x460..0x464].try_into().ok()?);
+        // extents, 64bit, flex_bg (and friends) make it ext4; a journal
+        // alone makes ext3.
+        let kind = if incompat & 0x02c0 != 0 {
+            "ext4"
+        } else if compat & 0x4 != 0 {
+            "ext3"
+        } else {
+            "ext2"
+        };
+        return Some(format!("an existing filesystem ({kind})"));
+    }
+    if head.len() >= 520 && head[512..520] == *b"EFI PART" {
+        return Some("a partition table (gpt)".into());
+    }
+    if head.len() >= 512 && head[510..512] == [0x55, 0xaa] {
+        let has_part = (0..4).any(|i| head[446 + 16 * i + 4] != 0);
+        if has_part {
+            return Some("a partition table (dos)".into());
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // a failing test may panic
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uuid_parsing() {
+        let u = parse_uuid("11111111-2222-4333-8444-555555555555").unwrap();
+        assert_eq!(u[0], 0x11);
+        assert_eq!(u[15], 0x55);
+        assert!(parse_uuid("bogus").is_none());
+        assert!(parse_uuid("111111112222-4333-8444-5555555555555").is_none());
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(size_to_blocks("1g").ok(), Some(262144));
+        assert_eq!(size_to_blocks("262144b").ok(), Some(262144));
+        assert!(size_to_blocks("1m").is_err());
+        assert!(size_to_blocks("1x").is_err());
+    }
+}

@@ -1,0 +1,255 @@
+//! `ebsim shell [INSTANCE]`, `ebsim exec INSTANCE -- COMMAND...` and the
+//! `sudo` applet: running a runbook's commands "inside" an instance, typed
+//! exactly as on EC2.
+//!
+//! Both start the command with PATH beginning with a folder of links to
+//! ebsim (one per guest applet, plus `sudo` and `ebsim`) and
+//! `EBSIM_INSTANCE` set, so `sudo growpart /dev/xvda 1` reaches ebsim's
+//! growpart for that instance.
+
+use super::output::err;
+use ebsim::ec2::{DEFAULT_REGION, Ec2};
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The names linked into the shell's bin folder.
+pub const GUEST_COMMANDS: &[&str] = &[
+    "growpart",
+    "resize2fs",
+    "xfs_growfs",
+    "xfs_info",
+    "mkfs",
+    "mkfs.ext4",
+    "mke2fs",
+    "mkfs.xfs",
+    "mount",
+    "umount",
+    "lsblk",
+    "df",
+    "aws",
+    "sudo",
+    "ebsim",
+];
+
+const SHELL_HELP: &str = "Usage: ebsim shell [INSTANCE]
+
+Opens your shell ($SHELL, or bash) \"inside\" an emulated instance: PATH starts
+with a folder of links to ebsim (growpart, resize2fs, xfs_growfs, xfs_info,
+mkfs, mkfs.ext4, mkfs.xfs, mount, umount, lsblk, df, aws, sudo), EBSIM_INSTANCE
+names the instance, and the prompt shows it. Type a runbook's commands as on
+EC2 (`sudo growpart /dev/xvda 1`, `df -hT`); `exit` leaves.
+
+INSTANCE defaults to $EBSIM_INSTANCE, else the only running instance.
+";
+
+const EXEC_HELP: &str = "Usage: ebsim exec INSTANCE -- COMMAND [ARGS...]
+
+Runs one command inside an emulated instance, as `ebsim shell` would (the
+guest commands first on PATH, EBSIM_INSTANCE set), and exits with its status.
+";
+
+/// The instance a shell is for: its id and the name of its image's user.
+fn pick_instance(explicit: Option<&str>) -> Result<(String, String), String> {
+    let ec2 = Ec2::from_env(DEFAULT_REGION).map_err(|e| e.to_string())?;
+    ec2.transact(|txn| {
+        let id = txn.resolve_instance(explicit)?;
+        let user = match txn.instance(&id)?.flavour.as_deref() {
+            Some(f) if f.starts_with("ubuntu") => "ubuntu",
+            Some(f) if f.starts_with("centos") => "centos",
+            _ => "ec2-user",
+        };
+        Ok((id, user.to_string()))
+    })
+    .map_err(|e| e.to_string().trim().to_string())
+}
+
+/// The folder of links, made (or refreshed) under the state directory.
+fn bin_dir() -> Result<PathBuf, String> {
+    let home = ebsim::ec2::Home::from_env().map_err(|e| e.to_string())?;
+    let dir = home.root().join("bin");
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let exe = std::env::current_exe().map_err(|e| format!("cannot find ebsim itself: {e}"))?;
+    for name in GUEST_COMMANDS {
+        let link = dir.join(name);
+        if std::fs::read_link(&link).ok().as_deref() == Some(exe.as_path()) {
+            continue;
+        }
+        let _ = std::fs::remove_file(&link);
+        std::os::unix::fs::symlink(&exe, &link).map_err(|e| format!("{}: {e}", link.display()))?;
+    }
+    Ok(dir)
+}
+
+fn guest_path(bin: &Path) -> OsString {
+    let mut p = OsString::from(bin);
+    if let Some(rest) = std::env::var_os("PATH") {
+        p.push(":");
+        p.push(rest);
+    }
+    p
+}
+
+fn status_code(s: std::process::ExitStatus) -> i32 {
+    use std::os::unix::process::ExitStatusExt;
+    s.code().unwrap_or_else(|| 128 + s.signal().unwrap_or(0))
+}
+
+/// `ebsim shell [INSTANCE]`.
+pub fn run_shell(args: Vec<OsString>) -> i32 {
+    let rest: Vec<String> = args
+        .iter()
+        .skip(1)
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    if rest.iter().any(|a| a == "-h" || a == "--help") {
+        super::output::out(SHELL_HELP);
+        return 0;
+    }
+    if rest.len() > 1 {
+        err(SHELL_HELP);
+        return 2;
+    }
+    let (id, user) = match pick_instance(rest.first().map(String::as_str)) {
+        Ok(v) => v,
+        Err(e) => {
+            err(&format!("ebsim shell: {e}\n"));
+            return 1;
+        }
+    };
+    let bin = match bin_dir() {
+        Ok(b) => b,
+        Err(e) => {
+            err(&format!("ebsim shell: {e}\n"));
+            return 1;
+        }
+    };
+    let shell = std::env::var("SHELL")
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "bash".into());
+    let prompt = format!("[{user}@{id} \\W]$ ");
+    let mut cmd = Command::new(&shell);
+    cmd.env("PATH", guest_path(&bin))
+        .env(ebsim::ec2::guest::INSTANCE_ENV, &id)
+        .env("PS1", &prompt);
+    // bash reads ~/.bashrc, which usually sets PS1: give it an rc file that
+    // reads the user's and then names the instance.
+    let rc = bin.join(format!("bashrc-{id}"));
+    if Path::new(&shell).file_name().is_some_and(|n| n == "bash") {
+        let text = format!(
+            "[ -f ~/.bashrc ] && . ~/.bashrc\nPATH='{}'\nPS1='{}'\n",
+            guest_path(&bin).to_string_lossy(),
+            prompt
+        );
+        if std::fs::write(&rc, text).is_ok() {
+            cmd.arg("--rcfile").arg(&rc).arg("-i");
+        }
+    }
+    match cmd.status() {
+        Ok(s) => status_code(s),
+        Err(e) => {
+            err(&format!("ebsim shell: cannot start {shell}: {e}\n"));
+            127
+        }
+    }
+}
+
+/// `ebsim exec INSTANCE -- COMMAND [ARGS...]`.
+pub fn run_exec(args: Vec<OsString>) -> i32 {
+    let rest: Vec<OsString> = args.into_iter().skip(1).collect();
+    let first = rest.first().map(|a| a.to_string_lossy().into_owned());
+    if matches!(first.as_deref(), None | Some("-h") | Some("--help")) {
+        if first.is_none() {
+            err(EXEC_HELP);
+            return 2;
+        }
+        super::output::out(EXEC_HELP);
+        return 0;
+    }
+    let instance = first.unwrap_or_default();
+    let mut i = 1;
+    if rest.get(i).is_some_and(|a| a == "--") {
+        i += 1;
+    }
+    let Some(program) = rest.get(i) else {
+        err(EXEC_HELP);
+        return 2;
+    };
+    let (id, _) = match pick_instance(Some(&instance)) {
+        Ok(v) => v,
+        Err(e) => {
+            err(&format!("ebsim exec: {e}\n"));
+            return 1;
+        }
+    };
+    let bin = match bin_dir() {
+        Ok(b) => b,
+        Err(e) => {
+            err(&format!("ebsim exec: {e}\n"));
+            return 1;
+        }
+    };
+    let path = guest_path(&bin);
+    let resolved = which(program, &path).unwrap_or_else(|| PathBuf::from(program));
+    match Command::new(resolved)
+        .args(&rest[i + 1..])
+        .env("PATH", &path)
+        .env(ebsim::ec2::guest::INSTANCE_ENV, &id)
+        .status()
+    {
+        Ok(s) => status_code(s),
+        Err(e) => {
+            err(&format!("ebsim exec: {}: {e}\n", program.to_string_lossy()));
+            127
+        }
+    }
+}
+
+/// Finds `program` on `path` (names with a slash are taken as they are).
+fn which(program: &OsString, path: &OsString) -> Option<PathBuf> {
+    if program.to_string_lossy().contains('/') {
+        return Some(PathBuf::from(program));
+    }
+    std::env::split_paths(path)
+        .map(|d| d.join(program))
+        .find(|p| p.is_file())
+}
+
+/// `sudo [OPTIONS] COMMAND [ARGS...]`: inside an instance everything already
+/// runs as root, so sudo runs the command (options such as `-E`, `-u root`
+/// are accepted and ignored).
+pub fn run_sudo(args: Vec<OsString>) -> i32 {
+    let rest: Vec<OsString> = args.into_iter().skip(1).collect();
+    let mut i = 0;
+    while let Some(a) = rest.get(i).map(|a| a.to_string_lossy().into_owned()) {
+        match a.as_str() {
+            "--" => {
+                i += 1;
+                break;
+            }
+            "-u" | "-g" | "-C" | "-h" | "-p" | "-U" => i += 2,
+            _ if a.starts_with('-') => i += 1,
+            _ => break,
+        }
+    }
+    let Some(program) = rest.get(i) else {
+        err("usage: sudo [-E] [-u user] command [args...]\n");
+        return 1;
+    };
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let Some(resolved) = which(program, &path) else {
+        err(&format!(
+            "sudo: {}: command not found\n",
+            program.to_string_lossy()
+        ));
+        return 1;
+    };
+    match Command::new(resolved).args(&rest[i + 1..]).status() {
+        Ok(s) => status_code(s),
+        Err(e) => {
+            err(&format!("sudo: {}: {e}\n", program.to_string_lossy()));
+            1
+        }
+    }
+}

@@ -1,0 +1,332 @@
+//! `xfs_growfs` (xfsprogs 6.1). The real tool needs a mounted filesystem;
+//! ebsim also takes an image file holding an XFS and grows it offline, the
+//! way the kernel would (an ebsim extension, see `--help`). Mount points
+//! and devices of the instance model come with the guest layer; any other
+//! path gets the real tool's "is not a mounted XFS filesystem".
+//!
+//! Hand-parsed: the real tool uses getopt and `strtoll` (`-D 1G` means one
+//! block), which clap cannot copy.
+
+use super::output::{err, out};
+use super::xfs_getopt::{Opt, getopt, glibc_message, strtoll};
+use super::xfs_info::strerror;
+use ebsim::blockdev::{BlockDevice, ImageFile, image::Access};
+use ebsim::fs::xfs::{self, Xfs, growfs};
+use std::ffi::OsString;
+
+fn usage_text(prog: &str) -> String {
+    format!(
+        "Usage: {prog} [options] mountpoint\n\n\
+Options:\n\
+\t-d          grow data/metadata section\n\
+\t-l          grow log section\n\
+\t-r          grow realtime section\n\
+\t-n          don't change anything, just show geometry\n\
+\t-i          convert log from external to internal format\n\
+\t-t          alternate location for mount table (/etc/mtab)\n\
+\t-x          convert log from internal to external format\n\
+\t-D size     grow data/metadata section to size blks\n\
+\t-L size     grow/shrink log section to size blks\n\
+\t-R size     grow realtime section to size blks\n\
+\t-e size     set realtime extent size to size blks\n\
+\t-m imaxpct  set inode max percent to imaxpct\n\
+\t-V          print version information\n"
+    )
+}
+
+const EXTENSION_HELP: &str = "
+ebsim extension: the mountpoint may also be an image file holding an XFS
+filesystem (not mounted). It is then grown offline, as the kernel would grow
+it when mounted: new allocation groups are added (a last group shorter than
+64 blocks is dropped), a short last group is extended, and every superblock
+is rewritten. The image must have been cleanly unmounted (clean log). Grow
+the file first (e.g. truncate -s), then run xfs_growfs on it. Shrinking is
+not supported.
+";
+
+struct Flags {
+    dflag: bool,
+    lflag: bool,
+    rflag: bool,
+    mflag: bool,
+    nflag: bool,
+    iflag: bool,
+    xflag: bool,
+    dsize: i64,
+    lsize: i64,
+    maxpct: i64,
+}
+
+pub fn run(args: Vec<OsString>) -> i32 {
+    let mut prog = args
+        .first()
+        .map(std::path::Path::new)
+        .and_then(|p| p.file_name())
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "xfs_growfs".into());
+    // glibc's getopt messages name argv[0] as given, the tool basename.
+    let argv0 = args
+        .first()
+        .map(|a| a.to_string_lossy().into_owned())
+        .unwrap_or_else(|| prog.clone());
+    let rest = args.get(1..).unwrap_or(&[]);
+    if rest.iter().any(|a| a == "--help") {
+        out(&format!("{}{EXTENSION_HELP}", usage_text(&prog)));
+        return 0;
+    }
+    let parsed = getopt(rest, "dD:e:ilL:m:np:rR:t:xV");
+    let mut f = Flags {
+        dflag: false,
+        lflag: false,
+        rflag: false,
+        mflag: false,
+        nflag: false,
+        iflag: false,
+        xflag: false,
+        dsize: 0,
+        lsize: 0,
+        maxpct: 0,
+    };
+    for o in &parsed.opts {
+        match o {
+            Opt::Arg('D', v) => {
+                f.dsize = strtoll(v);
+                f.dflag = true;
+            }
+            Opt::Flag('d') => f.dflag = true,
+            Opt::Arg('e', _) => f.rflag = true,
+            Opt::Flag('i') => {
+                f.lflag = true;
+                f.iflag = true;
+            }
+            Opt::Arg('L', v) => {
+                f.lsize = strtoll(v);
+                f.lflag = true;
+            }
+            Opt::Flag('l') => f.lflag = true,
+            Opt::Arg('m', v) => {
+                f.mflag = true;
+                f.maxpct = strtoll(v);
+            }
+            Opt::Flag('n') => f.nflag = true,
+            Opt::Arg('p', v) => prog = v.clone(),
+            Opt::Arg('R', _) => f.rflag = true,
+            Opt::Flag('r') => f.rflag = true,
+            Opt::Arg('t', _) => {}
+            Opt::Flag('x') => {
+                f.lflag = true;
+                f.xflag = true;
+            }
+            Opt::Flag('V') => {
+                out(&format!("{prog} version 6.1.0\n"));
+                return 0;
+            }
+            other => {
+                err(&format!(
+                    "{}{}",
+                    glibc_message(&argv0, other),
+                    usage_text(&prog)
+                ));
+                return 2;
+            }
+        }
+    }
+    if parsed.operands.len() != 1 || (f.iflag && f.xflag) {
+        err(&usage_text(&prog));
+        return 2;
+    }
+    let target = parsed.operands[0].to_string_lossy().into_owned();
+    let real = match std::fs::canonicalize(&target) {
+        Ok(p) => p,
+        Err(e) => {
+            err(&format!(
+                "{prog}: path resolution failed for {target}: {}\n",
+                strerror(&e)
+            ));
+            return 1;
+        }
+    };
+    let holds_xfs = std::fs::metadata(&real).is_ok_and(|m| m.is_file())
+        && ImageFile::open(&real, Access::ReadOnly)
+            .ok()
+            .and_then(|d| xfs::probe(&d).ok())
+            .unwrap_or(false);
+    if !holds_xfs {
+        err(&format!(
+            "{prog}: {target} is not a mounted XFS filesystem\n"
+        ));
+        return 1;
+    }
+    if let Some(loopdev) = attached_loop_device(&real) {
+        // The kernel may have it mounted: writing under it would corrupt it.
+        err(&format!(
+            "{prog}: {target} is attached to {loopdev}; grow it through its mount point, or \
+             unmount it and detach {loopdev} first\n"
+        ));
+        return 1;
+    }
+    offline(&prog, &target, &f)
+}
+
+/// The loop device (if any) whose backing file is `path` (canonical).
+fn attached_loop_device(path: &std::path::Path) -> Option<String> {
+    let entries = std::fs::read_dir("/sys/block").ok()?;
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if !name.starts_with("loop") {
+            continue;
+        }
+        let Ok(backing) = std::fs::read_to_string(e.path().join("loop/backing_file")) else {
+            continue;
+        };
+        if std::path::Path::new(backing.trim_end_matches('\n')) == path {
+            return Some(format!("/dev/{name}"));
+        }
+    }
+    None
+}
+
+/// The grow of an image file, following xfs_growfs's main() step by step.
+fn offline(prog: &str, target: &str, f: &Flags) -> i32 {
+    let access = if f.nflag {
+        Access::ReadOnly
+    } else {
+        Access::ReadWrite
+    };
+    let dev = match ImageFile::open(target, access) {
+        Ok(d) => d,
+        Err(e) => {
+            err(&format!("{prog}: cannot open {target}: {e}\n"));
+            return 1;
+        }
+    };
+    let fs = match Xfs::open(dev) {
+        Ok(x) => x,
+        Err(e) => {
+            err(&format!("{prog}: {target}: {e}\n"));
+            return 1;
+        }
+    };
+    if f.rflag {
+        // An image has no realtime device.
+        err(&format!(
+            "{prog}: failed to access realtime device for {target}\n"
+        ));
+        return 1;
+    }
+    if let Err(e) = fs.check_size() {
+        err(&format!("{prog}: {target}: {e}\n"));
+        return 1;
+    }
+    let geo = fs.sb().clone();
+    out(&xfs::report::render(&geo, target));
+    let bbs_per_block = i64::from(geo.blocksize / 512);
+    let ddsize = i64::try_from(fs.dev().size() / 512).unwrap_or(i64::MAX);
+    let ddsize = ddsize - ddsize % 2;
+    let aflag = !(f.dflag || f.lflag || f.rflag || f.mflag);
+    let datablocks = i64::try_from(geo.dblocks).unwrap_or(i64::MAX);
+    let mut error = false;
+    let mut new_geo = geo.clone();
+    let mut fs = Some(fs);
+
+    if f.dflag || f.mflag || aflag {
+        let maxpct = if f.mflag {
+            f.maxpct
+        } else {
+            i64::from(geo.imax_pct)
+        };
+        let mut dsize = f.dsize;
+        if !f.dflag && !aflag {
+            dsize = datablocks;
+        } else if dsize == 0 {
+            dsize = ddsize / bbs_per_block;
+        } else if dsize > ddsize / bbs_per_block {
+            err(&format!(
+                "data size {dsize} too large, maximum is {}\n",
+                ddsize / bbs_per_block
+            ));
+            error = true;
+        }
+        if !error && dsize < datablocks {
+            err(&format!(
+                "{prog}: shrinking is not supported by ebsim: data size {dsize} is smaller \
+                 than the current size {datablocks}\n"
+            ));
+            error = true;
+        }
+        if !error && dsize == datablocks && maxpct == i64::from(geo.imax_pct) {
+            if f.dflag {
+                err("data size unchanged, skipping\n");
+            }
+            if f.mflag {
+                err("inode max pct unchanged, skipping\n");
+            }
+        } else if !error && !f.nflag {
+            let imaxpct = u8::try_from(maxpct).ok().filter(|p| *p <= 100);
+            let Some(imaxpct) = imaxpct else {
+                err(&format!(
+                    "{prog}: XFS_IOC_FSGROWFSDATA xfsctl failed: Invalid argument\n"
+                ));
+                return 1;
+            };
+            match grow(fs.take(), u64::try_from(dsize).unwrap_or(0), imaxpct) {
+                Ok(sb) => new_geo = sb,
+                Err(e) => {
+                    err(&format!("{prog}: cannot grow {target}: {e}\n"));
+                    error = true;
+                }
+            }
+        }
+    }
+
+    // No realtime section (-r and friends were refused above): with no
+    // flag the real tool finds its size unchanged and says nothing.
+
+    if !error && (f.lflag || aflag) {
+        let lsize = if f.lsize == 0 {
+            i64::from(geo.logblocks)
+        } else {
+            f.lsize
+        };
+        let isint_wanted = !f.xflag;
+        if lsize == i64::from(geo.logblocks) && isint_wanted {
+            if f.lflag {
+                err("log size unchanged, skipping\n");
+            }
+        } else if !f.nflag {
+            // The kernel does not resize or move an internal log (ENOSYS).
+            err(&format!("{prog}: log growth not supported yet\n"));
+            error = true;
+        }
+    }
+
+    if geo.dblocks != new_geo.dblocks {
+        out(&format!(
+            "data blocks changed from {} to {}\n",
+            geo.dblocks, new_geo.dblocks
+        ));
+    }
+    if geo.imax_pct != new_geo.imax_pct {
+        out(&format!(
+            "inode max percent changed from {} to {}\n",
+            geo.imax_pct, new_geo.imax_pct
+        ));
+    }
+    i32::from(error)
+}
+
+fn grow(fs: Option<Xfs<ImageFile>>, newblocks: u64, imaxpct: u8) -> xfs::Result<xfs::Superblock> {
+    let Some(fs) = fs else {
+        return Err(xfs::Error::Invalid("the image was already used".into()));
+    };
+    let plan = growfs::plan(
+        &fs,
+        &growfs::GrowRequest {
+            newblocks,
+            imaxpct: Some(imaxpct),
+        },
+    )?;
+    let mut dev = fs.into_inner();
+    growfs::apply(&mut dev, &plan)?;
+    Ok(plan.new)
+}

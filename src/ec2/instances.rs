@@ -1,0 +1,810 @@
+//! Instances (spec ebs.md §4): launch from an AMI with its block device
+//! mappings, the state machine (pending → running → stopping → stopped,
+//! shutting-down → terminated), DeleteOnTermination, type changes, and the
+//! guest's view set up at launch (disk names, mounts from the image's
+//! fstab).
+
+use super::Txn;
+use super::catalog;
+use super::error::{ApiError, Result};
+use super::filter::{self, Filter};
+use super::guest::{self, Hypervisor};
+use super::model::{
+    AttachState, Instance, InstanceState, Mount, Tag, Volume, VolumeState, region_of,
+};
+use super::time::Millis;
+use super::types::{self, VolumeType};
+
+/// The `Ebs` part of a launch block device mapping.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EbsSpec {
+    /// Size in GiB.
+    pub volume_size: Option<u64>,
+    /// Type name.
+    pub volume_type: Option<String>,
+    /// IOPS.
+    pub iops: Option<u64>,
+    /// Throughput.
+    pub throughput: Option<u64>,
+    /// DeleteOnTermination.
+    pub delete_on_termination: Option<bool>,
+    /// Source snapshot.
+    pub snapshot_id: Option<String>,
+    /// Encrypted.
+    pub encrypted: Option<bool>,
+}
+
+/// One launch block device mapping.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BdmSpec {
+    /// API device name.
+    pub device: String,
+    /// EBS settings.
+    pub ebs: Option<EbsSpec>,
+    /// Suppress the AMI's mapping of this device.
+    pub no_device: bool,
+}
+
+/// A RunInstances request.
+#[derive(Debug, Clone, Default)]
+pub struct RunInstances {
+    /// AMI.
+    pub image_id: String,
+    /// Type (default m1.small, as the API).
+    pub instance_type: Option<String>,
+    /// How many.
+    pub count: u32,
+    /// Placement AZ.
+    pub availability_zone: Option<String>,
+    /// Block device mappings.
+    pub bdm: Vec<BdmSpec>,
+    /// Key pair.
+    pub key_name: Option<String>,
+    /// Instance tags.
+    pub instance_tags: Vec<Tag>,
+    /// Volume tags.
+    pub volume_tags: Vec<Tag>,
+    /// Check only.
+    pub dry_run: bool,
+}
+
+/// One change of ModifyInstanceAttribute's block device mapping.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BdmChange {
+    /// API device name.
+    pub device: String,
+    /// New DeleteOnTermination.
+    pub delete_on_termination: Option<bool>,
+    /// The volume, when given (must match).
+    pub volume_id: Option<String>,
+}
+
+/// Filters of DescribeInstances.
+pub const INSTANCE_FILTERS: &[&str] = &[
+    "instance-state-name",
+    "instance-state-code",
+    "instance-id",
+    "instance-type",
+    "availability-zone",
+    "image-id",
+    "reservation-id",
+    "architecture",
+    "root-device-name",
+    "root-device-type",
+    "block-device-mapping.volume-id",
+    "block-device-mapping.device-name",
+    "block-device-mapping.status",
+    "block-device-mapping.delete-on-termination",
+    "key-name",
+    "private-ip-address",
+];
+
+/// A volume to create at launch.
+struct PlannedVolume {
+    device: String,
+    size: u64,
+    perf: types::Perf,
+    snapshot_id: Option<String>,
+    dot: bool,
+    encrypted: bool,
+    root: bool,
+}
+
+fn bdm_error(msg: impl Into<String>) -> ApiError {
+    ApiError::new("InvalidBlockDeviceMapping", msg)
+}
+
+impl Txn<'_> {
+    /// An instance of this region, or `InvalidInstanceID.NotFound`.
+    pub fn instance(&self, id: &str) -> Result<&Instance> {
+        super::volumes::check_id(id, "i", "InvalidInstanceID.Malformed")?;
+        match self.state().instances.get(id) {
+            Some(i) if region_of(&i.az) == self.region() => Ok(i),
+            _ => Err(ApiError::instance_not_found(id).into()),
+        }
+    }
+
+    /// RunInstances. Returns the reservation id and the new instances' ids.
+    pub fn run_instances(&mut self, req: &RunInstances) -> Result<(String, Vec<String>)> {
+        let image = self.image(&req.image_id)?;
+        let itype = req
+            .instance_type
+            .clone()
+            .unwrap_or_else(|| "m1.small".to_string());
+        guest::check_instance_type(&itype)?;
+        let arch = guest::architecture(&itype);
+        if arch != image.architecture {
+            return Err(ApiError::invalid_value(format!(
+                "The architecture '{arch}' of the specified instance type does not match the architecture '{}' of the specified AMI. Specify an instance type and an AMI that have matching architectures, and try again. You can use 'describe-instance-types' or 'describe-images' to discover the architecture of the instance type or AMI.",
+                image.architecture
+            ))
+            .into());
+        }
+        let az = match &req.availability_zone {
+            Some(az) => {
+                if super::volumes::check_zone(self.region(), az).is_err() {
+                    return Err(ApiError::invalid_value(format!(
+                        "Invalid availability zone: [{az}]"
+                    ))
+                    .into());
+                }
+                az.clone()
+            }
+            None => format!("{}a", self.region()),
+        };
+        if image.state != "available" {
+            return Err(ApiError::new(
+                "InvalidAMIID.Unavailable",
+                format!(
+                    "Image {} is not available. Current state: {}",
+                    image.id, image.state
+                ),
+            )
+            .into());
+        }
+        let planned = self.plan_volumes(&image, &req.bdm)?;
+        if req.count == 0 {
+            return Err(ApiError::invalid_value(
+                "The minimum number of instances to launch must be at least 1.",
+            )
+            .into());
+        }
+        if req.dry_run {
+            return Err(ApiError::dry_run_ok().into());
+        }
+        for p in &planned {
+            if let Some(s) = &p.snapshot_id {
+                self.ensure_catalog_snapshot(s)?;
+            }
+        }
+        let reservation = self.new_id("r");
+        let mut ids = Vec::new();
+        for n in 0..req.count {
+            let id = self.launch_one(req, &image, &itype, &az, &reservation, n, &planned)?;
+            ids.push(id);
+        }
+        Ok((reservation, ids))
+    }
+
+    /// Merges the AMI's mappings with the request's and checks each.
+    fn plan_volumes(
+        &self,
+        image: &super::model::Image,
+        req: &[BdmSpec],
+    ) -> Result<Vec<PlannedVolume>> {
+        let mut out: Vec<PlannedVolume> = image
+            .bdm
+            .iter()
+            .map(|b| PlannedVolume {
+                device: b.device.clone(),
+                size: b.volume_size,
+                perf: types::Perf {
+                    size: b.volume_size,
+                    volume_type: b.volume_type,
+                    iops: b.iops,
+                    throughput: b.throughput,
+                },
+                snapshot_id: Some(b.snapshot_id.clone()),
+                dot: b.delete_on_termination,
+                encrypted: b.encrypted,
+                root: b.device == image.root_device_name,
+            })
+            .collect();
+        for spec in req {
+            if !guest::valid_device_name(&spec.device) {
+                return Err(bdm_error(format!("Invalid device name {}", spec.device)).into());
+            }
+            let existing = out.iter().position(|p| p.device == spec.device);
+            if spec.no_device {
+                match existing {
+                    Some(i) if out[i].root => {
+                        return Err(bdm_error(format!(
+                            "The device '{}' is the root device and cannot be suppressed.",
+                            spec.device
+                        ))
+                        .into());
+                    }
+                    Some(i) => {
+                        out.remove(i);
+                    }
+                    None => {}
+                }
+                continue;
+            }
+            let Some(ebs) = &spec.ebs else { continue };
+            let root = spec.device == image.root_device_name;
+            let base = existing.map(|i| &out[i]);
+            let snapshot_id = ebs
+                .snapshot_id
+                .clone()
+                .or_else(|| base.and_then(|b| b.snapshot_id.clone()));
+            let snap_size = match &snapshot_id {
+                Some(sid) => Some(self.snapshot_size(sid)?),
+                None => None,
+            };
+            let size = match (ebs.volume_size, snap_size, base) {
+                (Some(s), Some(ss), _) if s < ss => {
+                    return Err(bdm_error(format!(
+                        "Volume of size {s}GB is smaller than snapshot '{}', expect size >= {ss}GB",
+                        snapshot_id.clone().unwrap_or_default()
+                    ))
+                    .into());
+                }
+                (Some(s), _, _) => s,
+                (None, Some(ss), _) => ss,
+                (None, None, Some(b)) => b.size,
+                (None, None, None) => {
+                    return Err(bdm_error(format!(
+                        "Either snapshot ID or volume size must be provided for: {}",
+                        spec.device
+                    ))
+                    .into());
+                }
+            };
+            let vtype = match &ebs.volume_type {
+                Some(t) => types::parse_type(t)?,
+                None => base.map(|b| b.perf.volume_type).unwrap_or(VolumeType::Gp2),
+            };
+            if root && !vtype.limits().bootable {
+                return Err(
+                    bdm_error("This volume type is not compatible with root volumes.").into(),
+                );
+            }
+            let keep_perf = base.filter(|b| b.perf.volume_type == vtype);
+            let iops = ebs.iops.or_else(|| keep_perf.and_then(|b| b.perf.iops));
+            let throughput = ebs
+                .throughput
+                .or_else(|| keep_perf.and_then(|b| b.perf.throughput));
+            let perf = types::create_perf(size, vtype, iops, throughput)?;
+            let planned = PlannedVolume {
+                device: spec.device.clone(),
+                size,
+                perf,
+                snapshot_id,
+                dot: ebs
+                    .delete_on_termination
+                    .unwrap_or_else(|| base.map(|b| b.dot).unwrap_or(false)),
+                encrypted: ebs.encrypted.unwrap_or(false) || base.is_some_and(|b| b.encrypted),
+                root,
+            };
+            match existing {
+                Some(i) => out[i] = planned,
+                None => out.push(planned),
+            }
+        }
+        // The root first, then the rest in mapping order.
+        out.sort_by_key(|p| !p.root);
+        Ok(out)
+    }
+
+    fn snapshot_size(&self, sid: &str) -> Result<u64> {
+        if let Some(c) = catalog::by_snapshot_id(sid) {
+            return Ok(c.root_size);
+        }
+        Ok(self.snapshot(sid)?.volume_size)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn launch_one(
+        &mut self,
+        req: &RunInstances,
+        image: &super::model::Image,
+        itype: &str,
+        az: &str,
+        reservation: &str,
+        index: u32,
+        planned: &[PlannedVolume],
+    ) -> Result<String> {
+        let id = self.new_id("i");
+        let now = self.now();
+        let pending = self.timing().instance_pending;
+        let r = uuid::Uuid::new_v4();
+        let b = r.as_bytes();
+        let inst = Instance {
+            id: id.clone(),
+            reservation_id: reservation.to_string(),
+            image_id: image.id.clone(),
+            instance_type: itype.to_string(),
+            az: az.to_string(),
+            state: InstanceState::Pending,
+            until: now.plus(pending),
+            ever_running: false,
+            launch_time: now,
+            state_changed: now,
+            root_device_name: image.root_device_name.clone(),
+            architecture: image.architecture.clone(),
+            launch_index: index,
+            key_name: req.key_name.clone(),
+            private_ip: format!("172.31.{}.{}", b[0] % 64, 1 + b[1] % 254),
+            tags: req.instance_tags.clone(),
+            flavour: image.flavour.clone(),
+            util_linux: catalog::util_linux_of(image.flavour.as_deref()).to_string(),
+            mounts: Vec::new(),
+            blkext_minors: Default::default(),
+        };
+        self.state_mut().instances.insert(id.clone(), inst);
+        for p in planned {
+            let vid = self.new_id("vol");
+            let flavour = p
+                .snapshot_id
+                .as_ref()
+                .and_then(|s| self.state().snapshots.get(s))
+                .and_then(|s| s.flavour.clone());
+            let vol = Volume {
+                id: vid.clone(),
+                size: p.perf.size,
+                volume_type: p.perf.volume_type,
+                iops: p.perf.iops,
+                throughput: p.perf.throughput,
+                az: az.to_string(),
+                encrypted: p.encrypted,
+                kms_key_id: None,
+                snapshot_id: p.snapshot_id.clone(),
+                state: VolumeState::InUse,
+                ready_at: now,
+                create_time: now,
+                tags: req.volume_tags.clone(),
+                multi_attach: false,
+                attachments: Vec::new(),
+                boot: p.root,
+                image: format!("volumes/{vid}.img"),
+                flavour: flavour.clone(),
+            };
+            let _ = p.size;
+            self.materialise_volume(&vol, p.snapshot_id.as_deref())?;
+            self.state_mut().volumes.insert(vid.clone(), vol);
+            let att =
+                self.attach_now(&vid, &id, &p.device, p.dot, now, now, AttachState::Attached)?;
+            if p.root {
+                self.setup_root_guest(&id, &vid, &att.guest.name, flavour.as_deref());
+            }
+        }
+        Ok(id)
+    }
+
+    /// Registers the root disk's partitions in the order the kernel would
+    /// (for their 259:N minors) and mounts what the image's fstab mounts.
+    fn setup_root_guest(
+        &mut self,
+        instance_id: &str,
+        volume_id: &str,
+        disk: &str,
+        flavour: Option<&str>,
+    ) {
+        let Some(c) = flavour.and_then(catalog::by_key) else {
+            return;
+        };
+        let nitro = self
+            .state()
+            .instances
+            .get(instance_id)
+            .is_some_and(|i| guest::hypervisor(&i.instance_type) == Hypervisor::Nitro);
+        let mut parts: Vec<&catalog::PartitionSpec> = c.layout.partitions.iter().collect();
+        parts.sort_by_key(|p| p.number);
+        let Some(inst) = self.state_mut().instances.get_mut(instance_id) else {
+            return;
+        };
+        for p in &parts {
+            let name = guest::partition_name(disk, p.number);
+            if nitro || p.number > 15 {
+                inst.alloc_blkext_minor(&name);
+            }
+        }
+        // `/` first, then the rest, as systemd mounts them. EFI system
+        // partitions are left unformatted (ebsim has no FAT writer), so
+        // they are not mounted either.
+        let mut mounted: Vec<&&catalog::PartitionSpec> = parts
+            .iter()
+            .filter(|p| p.fs.and_then(|f| f.mount_point).is_some())
+            .filter(|p| p.fs.is_some_and(|f| f.kind != catalog::FsKind::Vfat))
+            .collect();
+        mounted.sort_by_key(|p| p.fs.and_then(|f| f.mount_point).map(str::len));
+        for p in mounted {
+            let Some(fs) = p.fs else { continue };
+            inst.mounts.push(Mount {
+                volume_id: volume_id.to_string(),
+                partition: Some(p.number),
+                source: format!("/dev/{}", guest::partition_name(disk, p.number)),
+                target: fs.mount_point.unwrap_or("/").to_string(),
+                fstype: fs.kind.name().to_string(),
+                options: fs.options.to_string(),
+                fstab: true,
+            });
+        }
+    }
+
+    /// DescribeInstances: instances grouped by reservation, in launch order.
+    pub fn describe_instances(&self, ids: &[String], filters: &[Filter]) -> Result<Vec<Instance>> {
+        filter::check_names(filters, INSTANCE_FILTERS)?;
+        let mut picked: Vec<&Instance> = Vec::new();
+        if ids.is_empty() {
+            picked.extend(
+                self.state()
+                    .instances
+                    .values()
+                    .filter(|i| region_of(&i.az) == self.region()),
+            );
+        } else {
+            for id in ids {
+                picked.push(self.instance(id)?);
+            }
+        }
+        let mut out = Vec::new();
+        for i in picked {
+            let att = self.state().attached_to(&i.id);
+            let ok = filter::matches(filters, |name| {
+                let one = |v: String| Some(vec![v]);
+                let bdm = |f: &dyn Fn(&Volume, &super::model::Attachment) -> String| {
+                    Some(att.iter().map(|(v, a)| f(v, a)).collect::<Vec<_>>())
+                };
+                match name {
+                    "instance-state-name" => one(i.state.as_str().to_string()),
+                    "instance-state-code" => one(i.state.code().to_string()),
+                    "instance-id" => one(i.id.clone()),
+                    "instance-type" => one(i.instance_type.clone()),
+                    "availability-zone" => one(i.az.clone()),
+                    "image-id" => one(i.image_id.clone()),
+                    "reservation-id" => one(i.reservation_id.clone()),
+                    "architecture" => one(i.architecture.clone()),
+                    "root-device-name" => one(i.root_device_name.clone()),
+                    "root-device-type" => one("ebs".to_string()),
+                    "key-name" => Some(i.key_name.clone().into_iter().collect()),
+                    "private-ip-address" => one(i.private_ip.clone()),
+                    "block-device-mapping.volume-id" => bdm(&|v, _| v.id.clone()),
+                    "block-device-mapping.device-name" => bdm(&|_, a| a.device.clone()),
+                    "block-device-mapping.status" => bdm(&|_, a| a.state.as_str().to_string()),
+                    "block-device-mapping.delete-on-termination" => {
+                        bdm(&|_, a| a.delete_on_termination.to_string())
+                    }
+                    n => filter::tag_values(n, &i.tags),
+                }
+            })?;
+            if ok {
+                out.push(i.clone());
+            }
+        }
+        out.sort_by(|a, b| {
+            (a.launch_time, &a.reservation_id, a.launch_index).cmp(&(
+                b.launch_time,
+                &b.reservation_id,
+                b.launch_index,
+            ))
+        });
+        Ok(out)
+    }
+
+    fn instances_for(&self, ids: &[String]) -> Result<Vec<Instance>> {
+        if ids.is_empty() {
+            return Err(ApiError::new(
+                "MissingParameter",
+                "The request must contain the parameter InstanceId",
+            )
+            .into());
+        }
+        ids.iter().map(|id| self.instance(id).cloned()).collect()
+    }
+
+    /// StartInstances.
+    pub fn start_instances(
+        &mut self,
+        ids: &[String],
+        dry_run: bool,
+    ) -> Result<Vec<(String, InstanceState, InstanceState)>> {
+        let insts = self.instances_for(ids)?;
+        for i in &insts {
+            if matches!(
+                i.state,
+                InstanceState::Stopping | InstanceState::ShuttingDown | InstanceState::Terminated
+            ) {
+                return Err(ApiError::new(
+                    "IncorrectInstanceState",
+                    format!(
+                        "The instance '{}' is not in a state from which it can be started.",
+                        i.id
+                    ),
+                )
+                .into());
+            }
+        }
+        if dry_run {
+            return Err(ApiError::dry_run_ok().into());
+        }
+        let now = self.now();
+        let pending = self.timing().instance_pending;
+        let mut out = Vec::new();
+        for i in insts {
+            let prev = i.state;
+            if prev == InstanceState::Stopped {
+                if let Some(m) = self.state_mut().instances.get_mut(&i.id) {
+                    m.state = InstanceState::Pending;
+                    m.until = now.plus(pending);
+                    m.launch_time = now;
+                    m.state_changed = now;
+                }
+            }
+            let cur = self
+                .state()
+                .instances
+                .get(&i.id)
+                .map(|m| m.state)
+                .unwrap_or(prev);
+            out.push((i.id, cur, prev));
+        }
+        Ok(out)
+    }
+
+    /// StopInstances.
+    pub fn stop_instances(
+        &mut self,
+        ids: &[String],
+        dry_run: bool,
+    ) -> Result<Vec<(String, InstanceState, InstanceState)>> {
+        let insts = self.instances_for(ids)?;
+        for i in &insts {
+            match i.state {
+                InstanceState::Pending if !i.ever_running => {
+                    return Err(ApiError::new(
+                        "IncorrectInstanceState",
+                        format!("Instance '{}' cannot be stopped as it has never reached the 'running' state.", i.id),
+                    )
+                    .into());
+                }
+                InstanceState::Pending
+                | InstanceState::ShuttingDown
+                | InstanceState::Terminated => {
+                    return Err(ApiError::new(
+                        "IncorrectInstanceState",
+                        format!(
+                            "This instance '{}' is not in a state from which it can be stopped.",
+                            i.id
+                        ),
+                    )
+                    .into());
+                }
+                _ => {}
+            }
+        }
+        if dry_run {
+            return Err(ApiError::dry_run_ok().into());
+        }
+        let now = self.now();
+        let t = self.timing().instance_stopping;
+        let mut out = Vec::new();
+        for i in insts {
+            let prev = i.state;
+            if prev == InstanceState::Running {
+                if let Some(m) = self.state_mut().instances.get_mut(&i.id) {
+                    m.state = InstanceState::Stopping;
+                    m.until = now.plus(t);
+                    m.state_changed = now;
+                }
+            }
+            let cur = self
+                .state()
+                .instances
+                .get(&i.id)
+                .map(|m| m.state)
+                .unwrap_or(prev);
+            out.push((i.id, cur, prev));
+        }
+        Ok(out)
+    }
+
+    /// TerminateInstances: shutting-down now; at terminated the volumes
+    /// are detached and those marked DeleteOnTermination deleted.
+    pub fn terminate_instances(
+        &mut self,
+        ids: &[String],
+        dry_run: bool,
+    ) -> Result<Vec<(String, InstanceState, InstanceState)>> {
+        let insts = self.instances_for(ids)?;
+        if dry_run {
+            return Err(ApiError::dry_run_ok().into());
+        }
+        let now = self.now();
+        let t = self.timing().instance_shutting_down;
+        let mut out = Vec::new();
+        for i in insts {
+            let prev = i.state;
+            if !matches!(
+                prev,
+                InstanceState::ShuttingDown | InstanceState::Terminated
+            ) {
+                if let Some(m) = self.state_mut().instances.get_mut(&i.id) {
+                    m.state = InstanceState::ShuttingDown;
+                    m.until = now.plus(t);
+                    m.state_changed = now;
+                }
+            }
+            let cur = self
+                .state()
+                .instances
+                .get(&i.id)
+                .map(|m| m.state)
+                .unwrap_or(prev);
+            out.push((i.id, cur, prev));
+        }
+        Ok(out)
+    }
+
+    /// RebootInstances: the guest loses the mounts not in its fstab.
+    pub fn reboot_instances(&mut self, ids: &[String], dry_run: bool) -> Result<()> {
+        let insts = self.instances_for(ids)?;
+        for i in &insts {
+            if !matches!(i.state, InstanceState::Running | InstanceState::Pending) {
+                return Err(ApiError::new(
+                    "IncorrectInstanceState",
+                    format!(
+                        "The instance '{}' is not in a state from which it can be rebooted.",
+                        i.id
+                    ),
+                )
+                .into());
+            }
+        }
+        if dry_run {
+            return Err(ApiError::dry_run_ok().into());
+        }
+        for i in insts {
+            if let Some(m) = self.state_mut().instances.get_mut(&i.id) {
+                m.mounts.retain(|m| m.fstab);
+            }
+        }
+        Ok(())
+    }
+
+    /// ModifyInstanceAttribute --instance-type: only when stopped.
+    pub fn modify_instance_type(&mut self, id: &str, new_type: &str, dry_run: bool) -> Result<()> {
+        let inst = self.instance(id)?.clone();
+        guest::check_instance_type(new_type)?;
+        if inst.state != InstanceState::Stopped {
+            return Err(ApiError::new(
+                "IncorrectInstanceState",
+                format!("The instance '{id}' is not in the 'stopped' state."),
+            )
+            .into());
+        }
+        if guest::architecture(new_type) != inst.architecture {
+            return Err(ApiError::new(
+                "InvalidInstanceAttributeValue",
+                format!(
+                    "Modifying the instance type from {} to {new_type} is not allowed.",
+                    inst.instance_type
+                ),
+            )
+            .into());
+        }
+        if dry_run {
+            return Err(ApiError::dry_run_ok().into());
+        }
+        let old_hv = guest::hypervisor(&inst.instance_type);
+        let new_hv = guest::hypervisor(new_type);
+        if let Some(m) = self.state_mut().instances.get_mut(id) {
+            m.instance_type = new_type.to_string();
+        }
+        if old_hv != new_hv {
+            self.rename_guest_disks(id);
+        }
+        Ok(())
+    }
+
+    /// After a Xen ↔ Nitro type change the disks come back under their
+    /// new kind of name at the next start (root first, then attach order).
+    fn rename_guest_disks(&mut self, id: &str) {
+        let order: Vec<(String, String, u64)> = self
+            .state()
+            .attached_to(id)
+            .iter()
+            .map(|(v, a)| (v.id.clone(), a.device.clone(), a.seq))
+            .collect();
+        let root = self
+            .state()
+            .instances
+            .get(id)
+            .map(|i| i.root_device_name.clone())
+            .unwrap_or_default();
+        let mut order = order;
+        order.sort_by_key(|(_, d, seq)| (d != &root, *seq));
+        let flavour = order
+            .iter()
+            .find(|(_, d, _)| d == &root)
+            .and_then(|(v, _, _)| self.state().volumes.get(v))
+            .and_then(|v| v.flavour.clone());
+        if let Some(i) = self.state_mut().instances.get_mut(id) {
+            i.blkext_minors.clear();
+            i.mounts.clear();
+        }
+        for (vid, device, _) in &order {
+            let (detached_dot, seq) = {
+                let Some(v) = self.state_mut().volumes.get_mut(vid) else {
+                    continue;
+                };
+                let Some(pos) = v.attachments.iter().position(|a| a.instance_id == id) else {
+                    continue;
+                };
+                let a = v.attachments.remove(pos);
+                (a.delete_on_termination, a.seq)
+            };
+            let at = self.now();
+            if let Ok(att) =
+                self.attach_now(vid, id, device, detached_dot, at, at, AttachState::Attached)
+            {
+                let _ = seq;
+                if device == &root {
+                    self.setup_root_guest(id, vid, &att.guest.name, flavour.as_deref());
+                }
+            }
+        }
+    }
+
+    /// ModifyInstanceAttribute --block-device-mappings: changes
+    /// DeleteOnTermination of attached volumes (no stop needed).
+    pub fn modify_instance_bdm(
+        &mut self,
+        id: &str,
+        changes: &[BdmChange],
+        dry_run: bool,
+    ) -> Result<()> {
+        self.instance(id)?;
+        let att = self.state().attached_to(id);
+        let mut plan: Vec<(String, bool)> = Vec::new();
+        for c in changes {
+            let Some((v, _)) = att.iter().find(|(_, a)| a.device == c.device) else {
+                return Err(ApiError::new(
+                    "InvalidInstanceAttributeValue",
+                    format!("No device is currently mapped at {}", c.device),
+                )
+                .into());
+            };
+            if let Some(want) = &c.volume_id {
+                if want != &v.id {
+                    return Err(ApiError::new(
+                        "InvalidInstanceAttributeValue",
+                        format!("The volume '{want}' is not mapped at {}", c.device),
+                    )
+                    .into());
+                }
+            }
+            if let Some(d) = c.delete_on_termination {
+                plan.push((v.id.clone(), d));
+            }
+        }
+        if dry_run {
+            return Err(ApiError::dry_run_ok().into());
+        }
+        for (vid, dot) in plan {
+            if let Some(v) = self.state_mut().volumes.get_mut(&vid) {
+                for a in v.attachments.iter_mut().filter(|a| a.instance_id == id) {
+                    a.delete_on_termination = dot;
+                }
+            }
+        }
+        self.mark_dirty();
+        Ok(())
+    }
+
+    /// When the instance entered its current state.
+    pub fn state_since(&self, id: &str) -> Option<Millis> {
+        self.state().instances.get(id).map(|i| i.state_changed)
+    }
+}

@@ -1,0 +1,581 @@
+//! Snapshots (spec ebs.md §5): a content-addressed store of 512 KiB chunks
+//! beside the state, one manifest per snapshot.
+//!
+//! ```text
+//! snapshots/chunks/ab/ab12...ef     one chunk, named by its SHA-256
+//! snapshots/snap-0123....manifest   which chunk holds each chunk index
+//! ```
+//!
+//! Taking a snapshot reads only the image's data ranges (holes are never
+//! read), skips chunks that are all zeros, and stores a chunk only when no
+//! snapshot has stored the same bytes before: so a snapshot taken after a
+//! small change adds only the changed chunks, as EBS's incremental
+//! snapshots do. A chunk's reference count is the number of live manifests
+//! naming it, counted when a snapshot is deleted (mark and sweep under the
+//! state lock): a crash at any point leaves at worst an unreferenced chunk
+//! that the next deletion sweeps, never a manifest pointing at nothing.
+//!
+//! Restoring creates a new sparse image and writes only the stored chunks
+//! into it (and of those only their non-zero 4 KiB blocks), through
+//! `ImageFile::commit`.
+
+use super::Txn;
+use super::error::{ApiError, Error, Result};
+use super::filter::{self, Filter};
+use super::model::{OWNER_ID, SnapState, Snapshot, Tag, region_of};
+use super::store::{Home, sync_dir};
+use super::types::VolumeType;
+use crate::blockdev::image::{Access, ImageFile};
+use crate::blockdev::{BlockDevice, WriteBatch};
+use sha2::{Digest, Sha256};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// Bytes per chunk (EBS snapshots track 512 KiB blocks).
+pub const CHUNK: u64 = 512 * 1024;
+/// Chunks written per commit when restoring (64 MiB: fewer fsync barriers,
+/// bounded memory).
+const RESTORE_BATCH: usize = 128;
+const MANIFEST_MAGIC: &str = "ebsim-snapshot-manifest 1";
+
+/// A snapshot's content: image size and, per chunk index, the chunk hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Manifest {
+    /// Size of the source image in bytes.
+    pub size: u64,
+    /// Chunk index → SHA-256 (hex) of its bytes.
+    pub chunks: BTreeMap<u64, String>,
+}
+
+/// What taking a snapshot stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Taken {
+    /// Bytes of non-zero chunks in the snapshot.
+    pub data_bytes: u64,
+    /// Bytes of chunks that were new to the store.
+    pub new_bytes: u64,
+}
+
+/// The manifest file of a snapshot.
+pub fn manifest_path(home: &Home, snap_id: &str) -> PathBuf {
+    home.snapshots_dir().join(format!("{snap_id}.manifest"))
+}
+
+/// The directory of chunks.
+pub fn chunks_dir(home: &Home) -> PathBuf {
+    home.snapshots_dir().join("chunks")
+}
+
+fn chunk_path(home: &Home, hash: &str) -> PathBuf {
+    let sub = hash.get(..2).unwrap_or("00");
+    chunks_dir(home).join(sub).join(hash)
+}
+
+fn hex(bytes: &[u8]) -> String {
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        s.push_str(&format!("{b:02x}"));
+    }
+    s
+}
+
+/// Copies the image at `image` into the chunk store and writes the
+/// manifest of `snap_id`.
+pub fn take(home: &Home, snap_id: &str, image: &Path) -> Result<Taken> {
+    // The exclusive open waits for a guest write in progress and rolls back
+    // one a crash left half done: the copy is of a consistent image.
+    let img = ImageFile::open(image, Access::ReadWrite)?;
+    let size = img.size();
+    let mut indexes: BTreeSet<u64> = BTreeSet::new();
+    for r in img.data_ranges(0..size)? {
+        if r.start >= r.end {
+            continue;
+        }
+        let first = r.start / CHUNK;
+        let last = (r.end - 1) / CHUNK;
+        indexes.extend(first..=last);
+    }
+    let mut manifest = Manifest {
+        size,
+        chunks: BTreeMap::new(),
+    };
+    let mut taken = Taken {
+        data_bytes: 0,
+        new_bytes: 0,
+    };
+    let mut touched_dirs: HashSet<PathBuf> = HashSet::new();
+    let mut buf = vec![0u8; usize::try_from(CHUNK).unwrap_or(1 << 19)];
+    for idx in indexes {
+        let off = idx * CHUNK;
+        let len = usize::try_from(CHUNK.min(size - off)).unwrap_or(0);
+        let data = &mut buf[..len];
+        img.read_at(off, data)?;
+        if is_zero(data) {
+            continue;
+        }
+        let hash = hex(&Sha256::digest(&*data));
+        taken.data_bytes += len as u64;
+        let path = chunk_path(home, &hash);
+        if !path.exists() {
+            let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+            std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, "create directory", e))?;
+            write_unsynced(&path, data)?;
+            touched_dirs.insert(dir);
+            taken.new_bytes += len as u64;
+        }
+        manifest.chunks.insert(idx, hash);
+    }
+    if !touched_dirs.is_empty() {
+        // One syncfs makes every new chunk and its directory entry durable
+        // (thousands of fsyncs would dominate the copy), before the
+        // manifest that names them is written.
+        let dir = chunks_dir(home);
+        let f = std::fs::File::open(&dir).map_err(|e| Error::io(&dir, "open", e))?;
+        nix::unistd::syncfs(&f).map_err(|e| Error::io(&dir, "syncfs", e.into()))?;
+    }
+    write_manifest(home, snap_id, &manifest)?;
+    Ok(taken)
+}
+
+/// The runs of `block`-sized pieces of `data` holding a non-zero byte.
+fn nonzero_runs(data: &[u8], block: usize) -> Vec<std::ops::Range<usize>> {
+    let mut out: Vec<std::ops::Range<usize>> = Vec::new();
+    for (i, b) in data.chunks(block).enumerate() {
+        if is_zero(b) {
+            continue;
+        }
+        let start = i * block;
+        let end = start + b.len();
+        match out.last_mut() {
+            Some(last) if last.end == start => last.end = end,
+            _ => out.push(start..end),
+        }
+    }
+    out
+}
+
+/// Whether a buffer is all zeros (a slice comparison: memcmp, fast even in
+/// debug builds).
+fn is_zero(data: &[u8]) -> bool {
+    static ZEROS: [u8; 64 * 1024] = [0; 64 * 1024];
+    data.chunks(ZEROS.len()).all(|c| c == &ZEROS[..c.len()])
+}
+
+/// Writes a chunk through a temporary file and a rename, without fsync (the
+/// caller syncs the filesystem once for all chunks).
+fn write_unsynced(path: &Path, data: &[u8]) -> Result<()> {
+    let mut tmp = path.as_os_str().to_os_string();
+    tmp.push(format!(".tmp.{}", std::process::id()));
+    let tmp = PathBuf::from(tmp);
+    std::fs::write(&tmp, data).map_err(|e| Error::io(&tmp, "write", e))?;
+    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, "rename", e))
+}
+
+/// Writes `data` to `path` through a temporary file and a rename.
+fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
+    let mut tmp = path.as_os_str().to_os_string();
+    tmp.push(format!(".tmp.{}", std::process::id()));
+    let tmp = PathBuf::from(tmp);
+    {
+        let mut f = std::fs::File::create(&tmp).map_err(|e| Error::io(&tmp, "create", e))?;
+        f.write_all(data).map_err(|e| Error::io(&tmp, "write", e))?;
+        f.sync_all().map_err(|e| Error::io(&tmp, "fsync", e))?;
+    }
+    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, "rename", e))?;
+    match path.parent() {
+        Some(d) => sync_dir(d),
+        None => Ok(()),
+    }
+}
+
+fn write_manifest(home: &Home, snap_id: &str, m: &Manifest) -> Result<()> {
+    let mut body = format!("{MANIFEST_MAGIC}\nsize {}\nchunk {CHUNK}\n", m.size);
+    for (idx, hash) in &m.chunks {
+        body.push_str(&format!("{idx} {hash}\n"));
+    }
+    let crc = crc32fast::hash(body.as_bytes());
+    body.push_str(&format!("end {} {crc:08x}\n", m.chunks.len()));
+    write_atomic(&manifest_path(home, snap_id), body.as_bytes())
+}
+
+/// Reads and checks a snapshot's manifest.
+pub fn read_manifest(home: &Home, snap_id: &str) -> Result<Manifest> {
+    let path = manifest_path(home, snap_id);
+    let raw = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, "read", e))?;
+    let bad = |reason: &str| Error::ChunkStore {
+        path: path.clone(),
+        reason: reason.to_string(),
+    };
+    let end = raw.rfind("end ").ok_or_else(|| bad("no end line"))?;
+    let (body, tail) = raw.split_at(end);
+    let mut t = tail.split_whitespace().skip(1);
+    let count: usize = t
+        .next()
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| bad("bad end line"))?;
+    let crc = t
+        .next()
+        .and_then(|v| u32::from_str_radix(v, 16).ok())
+        .ok_or_else(|| bad("bad end line"))?;
+    if crc32fast::hash(body.as_bytes()) != crc {
+        return Err(bad("checksum mismatch"));
+    }
+    let mut lines = body.lines();
+    if lines.next() != Some(MANIFEST_MAGIC) {
+        return Err(bad("not a manifest"));
+    }
+    let size: u64 = lines
+        .next()
+        .and_then(|l| l.strip_prefix("size "))
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| bad("no size"))?;
+    let chunk: u64 = lines
+        .next()
+        .and_then(|l| l.strip_prefix("chunk "))
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| bad("no chunk size"))?;
+    if chunk != CHUNK {
+        return Err(bad("unsupported chunk size"));
+    }
+    let mut chunks = BTreeMap::new();
+    for l in lines {
+        let (i, h) = l.split_once(' ').ok_or_else(|| bad("bad chunk line"))?;
+        let i: u64 = i.parse().map_err(|_| bad("bad chunk index"))?;
+        if h.len() != 64 || !h.chars().all(|c| c.is_ascii_hexdigit()) {
+            return Err(bad("bad chunk hash"));
+        }
+        if i.checked_mul(CHUNK).is_none_or(|o| o >= size) {
+            return Err(bad("chunk index past the end"));
+        }
+        chunks.insert(i, h.to_string());
+    }
+    if chunks.len() != count {
+        return Err(bad("chunk count mismatch"));
+    }
+    Ok(Manifest { size, chunks })
+}
+
+/// Creates a sparse image of `len` bytes at `path` holding the snapshot's
+/// data: only stored (non-zero) chunks are written.
+pub fn restore(home: &Home, snap_id: &str, path: &Path, len: u64) -> Result<()> {
+    let m = read_manifest(home, snap_id)?;
+    let mut img = ImageFile::create(path, len.max(m.size))?;
+    let mut batch = WriteBatch::new();
+    let mut n = 0usize;
+    for (idx, hash) in &m.chunks {
+        let cp = chunk_path(home, hash);
+        let data = std::fs::read(&cp).map_err(|e| Error::io(&cp, "read chunk", e))?;
+        let expect = CHUNK.min(m.size - idx * CHUNK);
+        if data.len() as u64 != expect {
+            return Err(Error::ChunkStore {
+                path: cp,
+                reason: format!("chunk is {} bytes, expected {expect}", data.len()),
+            });
+        }
+        // Only the non-zero 4 KiB blocks of the chunk: the restored image
+        // stays as sparse as the source was.
+        for run in nonzero_runs(&data, 4096) {
+            batch.write(idx * CHUNK + run.start as u64, data[run].to_vec());
+        }
+        n += 1;
+        if n == RESTORE_BATCH {
+            img.commit(&batch)?;
+            batch = WriteBatch::new();
+            n = 0;
+        }
+    }
+    img.commit(&batch)?;
+    Ok(())
+}
+
+/// Removes a deleted snapshot's manifest and every chunk no remaining
+/// snapshot uses. `remaining` lists the snapshots still in the state.
+pub fn sweep(home: &Home, deleted: &str, remaining: &[String]) -> Result<u64> {
+    let gone = match read_manifest(home, deleted) {
+        Ok(m) => m,
+        Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(0);
+        }
+        Err(e) => return Err(e),
+    };
+    let mut live: HashSet<String> = HashSet::new();
+    for id in remaining {
+        match read_manifest(home, id) {
+            Ok(m) => live.extend(m.chunks.into_values()),
+            // A snapshot whose manifest never got written holds nothing.
+            Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+    }
+    let mut freed = 0u64;
+    let unique: HashSet<&String> = gone.chunks.values().collect();
+    for hash in unique {
+        if live.contains(hash) {
+            continue;
+        }
+        let p = chunk_path(home, hash);
+        if let Ok(meta) = std::fs::metadata(&p) {
+            freed += meta.len();
+            std::fs::remove_file(&p).map_err(|e| Error::io(&p, "remove chunk", e))?;
+        }
+    }
+    let mp = manifest_path(home, deleted);
+    std::fs::remove_file(&mp).map_err(|e| Error::io(&mp, "remove", e))?;
+    sync_dir(&home.snapshots_dir())?;
+    Ok(freed)
+}
+
+/// Reference counts of every chunk named by the given snapshots.
+pub fn refcounts(home: &Home, snaps: &[String]) -> Result<BTreeMap<String, u64>> {
+    let mut out = BTreeMap::new();
+    for id in snaps {
+        let m = read_manifest(home, id)?;
+        let unique: HashSet<String> = m.chunks.into_values().collect();
+        for h in unique {
+            *out.entry(h).or_insert(0) += 1;
+        }
+    }
+    Ok(out)
+}
+
+/// Number and total bytes of the chunks in the store.
+pub fn store_usage(home: &Home) -> (u64, u64) {
+    let mut n = 0;
+    let mut bytes = 0;
+    if let Ok(rd) = std::fs::read_dir(chunks_dir(home)) {
+        for sub in rd.flatten() {
+            if let Ok(rd2) = std::fs::read_dir(sub.path()) {
+                for c in rd2.flatten() {
+                    if let Ok(m) = c.metadata() {
+                        n += 1;
+                        bytes += m.len();
+                    }
+                }
+            }
+        }
+    }
+    (n, bytes)
+}
+
+/// Filters of DescribeSnapshots.
+pub const SNAPSHOT_FILTERS: &[&str] = &[
+    "status",
+    "volume-id",
+    "snapshot-id",
+    "owner-id",
+    "owner-alias",
+    "description",
+    "volume-size",
+    "encrypted",
+    "progress",
+    "start-time",
+    "storage-tier",
+];
+
+impl Txn<'_> {
+    /// A snapshot of this region, or `InvalidSnapshot.NotFound`.
+    pub fn snapshot(&self, id: &str) -> Result<&Snapshot> {
+        super::volumes::check_id(id, "snap", "InvalidSnapshotID.Malformed")?;
+        match self.state().snapshots.get(id) {
+            Some(s) if region_of(&s.az) == self.region() => Ok(s),
+            _ => Err(ApiError::snapshot_not_found(id).into()),
+        }
+    }
+
+    /// A snapshot volumes can be made from (completed) [U for the
+    /// pending message].
+    pub(crate) fn usable_snapshot(&mut self, id: &str) -> Result<Snapshot> {
+        self.ensure_catalog_snapshot(id)?;
+        let s = self.snapshot(id)?.clone();
+        if s.state != SnapState::Completed {
+            return Err(ApiError::new(
+                "IncorrectState",
+                format!("Snapshot is in invalid state - {}", s.state.as_str()),
+            )
+            .into());
+        }
+        Ok(s)
+    }
+
+    /// The progress text at `now` ("" is only the create response's).
+    pub fn snapshot_progress(&self, s: &Snapshot) -> String {
+        match s.state {
+            SnapState::Completed => "100%".to_string(),
+            SnapState::Error => "0%".to_string(),
+            SnapState::Pending => {
+                let total = s.complete_at.since(s.start_time).max(1);
+                let done = self.now().since(s.start_time).clamp(0, total);
+                format!("{}%", (done * 100 / total).min(99))
+            }
+        }
+    }
+
+    /// CreateSnapshot: copies the volume now (point in time), then stays
+    /// `pending` on the clock for a time that grows with the new data.
+    pub fn create_snapshot(
+        &mut self,
+        volume_id: &str,
+        description: Option<&str>,
+        tags: Vec<Tag>,
+        dry_run: bool,
+    ) -> Result<Snapshot> {
+        let v = self.volume(volume_id)?.clone();
+        let pending = self
+            .state()
+            .snapshots
+            .values()
+            .filter(|s| s.volume_id == volume_id && s.state == SnapState::Pending)
+            .count();
+        let limit = if matches!(v.volume_type, VolumeType::St1 | VolumeType::Sc1) {
+            1
+        } else {
+            5
+        };
+        if pending >= limit {
+            return Err(ApiError::new(
+                "ConcurrentSnapshotLimitExceeded",
+                format!(
+                    "Maximum number of active snapshots in progress has been reached for volume '{volume_id}'."
+                ),
+            )
+            .into());
+        }
+        if v.state == super::model::VolumeState::Creating {
+            return Err(ApiError::new(
+                "IncorrectState",
+                format!("Volume '{volume_id}'is in the 'creating' state."),
+            )
+            .into());
+        }
+        if dry_run {
+            return Err(ApiError::dry_run_ok().into());
+        }
+        let id = self.new_id("snap");
+        self.created(manifest_path(self.home(), &id));
+        let taken = match take(self.home(), &id, &self.home().path(&v.image)) {
+            Ok(t) => t,
+            Err(e) => {
+                let _ = std::fs::remove_file(manifest_path(self.home(), &id));
+                return Err(e);
+            }
+        };
+        let now = self.now();
+        let t = *self.timing();
+        let gib = i64::try_from(taken.new_bytes.div_ceil(1 << 30)).unwrap_or(i64::MAX);
+        let snap = Snapshot {
+            id: id.clone(),
+            volume_id: volume_id.to_string(),
+            volume_size: v.size,
+            description: description.unwrap_or("").to_string(),
+            state: SnapState::Pending,
+            start_time: now,
+            complete_at: now.plus(t.snapshot_min.max(gib.saturating_mul(t.snapshot_per_gib))),
+            owner_id: OWNER_ID.to_string(),
+            owner_alias: None,
+            encrypted: v.encrypted,
+            tags,
+            az: v.az.clone(),
+            data_bytes: taken.data_bytes,
+            new_bytes: taken.new_bytes,
+            flavour: v.flavour.clone(),
+            catalog_build: None,
+        };
+        self.state_mut().snapshots.insert(id, snap.clone());
+        Ok(snap)
+    }
+
+    /// DescribeSnapshots. Without ids or owners it lists the account's own
+    /// snapshots; Amazon's catalog snapshots appear when named or with
+    /// `--owner-ids amazon`.
+    pub fn describe_snapshots(
+        &mut self,
+        ids: &[String],
+        owners: &[String],
+        filters: &[Filter],
+    ) -> Result<Vec<Snapshot>> {
+        filter::check_names(filters, SNAPSHOT_FILTERS)?;
+        let mut picked = Vec::new();
+        if ids.is_empty() {
+            for s in self.state().snapshots.values() {
+                if region_of(&s.az) != self.region() {
+                    continue;
+                }
+                let owner_ok = if owners.is_empty() {
+                    s.owner_id == OWNER_ID
+                } else {
+                    owners.iter().any(|o| {
+                        o == &s.owner_id
+                            || (o == "self" && s.owner_id == OWNER_ID)
+                            || s.owner_alias.as_deref() == Some(o.as_str())
+                    })
+                };
+                if owner_ok {
+                    picked.push(s.clone());
+                }
+            }
+        } else {
+            for id in ids {
+                self.ensure_catalog_snapshot(id)?;
+                picked.push(self.snapshot(id)?.clone());
+            }
+        }
+        let mut out = Vec::new();
+        for s in picked {
+            let progress = self.snapshot_progress(&s);
+            let ok = filter::matches(filters, |name| {
+                let one = |v: String| Some(vec![v]);
+                match name {
+                    "status" => one(s.state.as_str().to_string()),
+                    "volume-id" => one(s.volume_id.clone()),
+                    "snapshot-id" => one(s.id.clone()),
+                    "owner-id" => one(s.owner_id.clone()),
+                    "owner-alias" => Some(s.owner_alias.clone().into_iter().collect()),
+                    "description" => one(s.description.clone()),
+                    "volume-size" => one(s.volume_size.to_string()),
+                    "encrypted" => one(s.encrypted.to_string()),
+                    "progress" => one(progress.clone()),
+                    "start-time" => one(s.start_time.to_wire()),
+                    "storage-tier" => one("standard".to_string()),
+                    n => filter::tag_values(n, &s.tags),
+                }
+            })?;
+            if ok {
+                out.push(s);
+            }
+        }
+        Ok(out)
+    }
+
+    /// DeleteSnapshot: the snapshot goes now; its chunks that no other
+    /// snapshot uses are freed once the state is written.
+    pub fn delete_snapshot(&mut self, id: &str, dry_run: bool) -> Result<()> {
+        let s = self.snapshot(id)?.clone();
+        if let Some(img) = self
+            .state()
+            .images
+            .values()
+            .find(|i| i.bdm.iter().any(|b| b.snapshot_id == id))
+        {
+            return Err(ApiError::new(
+                "InvalidSnapshot.InUse",
+                format!("The snapshot {id} is currently in use by {}", img.id),
+            )
+            .into());
+        }
+        if s.owner_id != OWNER_ID {
+            return Err(ApiError::new(
+                "UnauthorizedOperation",
+                "You are not authorized to perform this operation.",
+            )
+            .into());
+        }
+        if dry_run {
+            return Err(ApiError::dry_run_ok().into());
+        }
+        self.state_mut().snapshots.remove(id);
+        let remaining: Vec<String> = self.state().snapshots.keys().cloned().collect();
+        self.sweep_after_commit(id.to_string(), remaining);
+        Ok(())
+    }
+}

@@ -1,0 +1,535 @@
+//! Offline growth of the data section, as the kernel's
+//! `xfs_growfs_data_private` does it on a mounted filesystem (spec §3.2 to
+//! §3.4): new AGs get fresh headers and one free extent, a short last AG is
+//! extended (its new blocks merged into the free-space btrees), and every
+//! superblock is rewritten, the primary last.
+//!
+//! Planning reads and checks everything it depends on (superblock, the
+//! clean log, every AG header) and decides every write; applying commits
+//! them. The new AGs' headers go first, in commits of at most
+//! [`NEW_AG_CHUNK`] AGs (a grow to many TiB adds thousands): they lie past
+//! the old end of the filesystem, so nothing refers to them until the last
+//! commit, which extends the old last AG and rewrites the superblocks, the
+//! primary last. An interruption between commits leaves only unreferenced
+//! blocks, and each commit is itself rolled back by the device's undo log.
+//!
+//! Shrinking is refused, as are free-space btrees deeper than one level in
+//! the AG that must be extended (that needs btree insertion).
+
+use super::Xfs;
+use super::ag::{self, AgContent, AgLayout};
+use super::agf::Agf;
+use super::agfl::{Agfl, NULLAGBLOCK};
+use super::btree::{self, AllocRec};
+use super::error::{Error, Result, Structure};
+use super::superblock::{Superblock, ro_compat};
+use crate::blockdev::{BlockDevice, WriteBatch};
+
+/// `XFS_MIN_AG_BLOCKS`: the smallest last AG the kernel will add.
+pub const XFS_MIN_AG_BLOCKS: u64 = 64;
+/// New AGs written per commit (about 24 KiB each with default features).
+pub const NEW_AG_CHUNK: usize = 4096;
+
+/// What to change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GrowRequest {
+    /// The new size in blocks (before the 64-block rule).
+    pub newblocks: u64,
+    /// A new `imaxpct`, if any (`xfs_growfs -m`).
+    pub imaxpct: Option<u8>,
+}
+
+/// The extension of the old last AG.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AgExtension {
+    pub agno: u32,
+    pub old_length: u32,
+    pub new_length: u32,
+}
+
+/// A planned grow.
+#[derive(Debug, Clone)]
+pub struct GrowPlan {
+    /// The primary superblock before.
+    pub old: Superblock,
+    /// The primary superblock after.
+    pub new: Superblock,
+    /// New AGs as (agno, length).
+    pub new_ags: Vec<(u32, u32)>,
+    /// The old last AG's extension, if any.
+    pub extension: Option<AgExtension>,
+    /// The last commit: the extension, every old secondary superblock,
+    /// the primary. (The new AGs' headers come first, from
+    /// [`GrowPlan::new_ag_batches`].)
+    pub batch: WriteBatch,
+}
+
+impl GrowPlan {
+    /// True when the size stays the same (a tail under 64 blocks is
+    /// dropped silently, as the kernel does).
+    pub fn keeps_size(&self) -> bool {
+        self.new.dblocks == self.old.dblocks
+    }
+
+    /// The commits that write the new AGs' headers, highest AG first, at
+    /// most [`NEW_AG_CHUNK`] AGs each.
+    pub fn new_ag_batches(&self) -> impl Iterator<Item = WriteBatch> + '_ {
+        let layout = AgLayout::new(&self.new);
+        let sb_sector = self.new.to_bytes();
+        let ags: Vec<(u32, u32)> = self.new_ags.iter().rev().copied().collect();
+        let chunks: Vec<Vec<(u32, u32)>> = ags.chunks(NEW_AG_CHUNK).map(<[_]>::to_vec).collect();
+        chunks.into_iter().map(move |chunk| {
+            let mut batch = WriteBatch::new();
+            for (agno, len) in chunk {
+                let mut content = AgContent::default();
+                if len > layout.prealloc {
+                    content.free.push(AllocRec {
+                        startblock: layout.prealloc,
+                        blockcount: len - layout.prealloc,
+                    });
+                }
+                let built = ag::build(&self.new, agno, len, &sb_sector, &content);
+                batch.write(self.new.ag_byte(agno, 0), built.bytes);
+            }
+            batch
+        })
+    }
+}
+
+/// The size the kernel actually grows to for a request of `nb` blocks:
+/// a last AG shorter than 64 blocks is dropped. Returns (blocks, agcount).
+pub fn effective_size(agblocks: u32, nb: u64) -> (u64, u64) {
+    let ag = u64::from(agblocks.max(1));
+    let (q, r) = (nb / ag, nb % ag);
+    if r >= XFS_MIN_AG_BLOCKS {
+        (nb, q + 1)
+    } else {
+        (q * ag, q)
+    }
+}
+
+/// Plans growing `xfs` to `req.newblocks` blocks.
+pub fn plan<D: BlockDevice>(xfs: &Xfs<D>, req: &GrowRequest) -> Result<GrowPlan> {
+    let old = xfs.sb().clone();
+    xfs.check_size()?;
+    let bs = u64::from(old.blocksize);
+    let dev_blocks = xfs.dev().size() / bs;
+    if req.newblocks > dev_blocks {
+        return Err(Error::Invalid(format!(
+            "data size {} too large, maximum is {dev_blocks}",
+            req.newblocks
+        )));
+    }
+    if req.newblocks < old.dblocks {
+        return Err(Error::Invalid(format!(
+            "shrinking is not supported (data size {} is smaller than the current {})",
+            req.newblocks, old.dblocks
+        )));
+    }
+    if let Some(p) = req.imaxpct {
+        if p > 100 {
+            return Err(Error::Invalid(format!("inode max percent {p} is over 100")));
+        }
+    }
+    // The log must be clean: the kernel would replay it at mount, on top
+    // of what we write.
+    xfs.check_log_clean()?;
+
+    let (nb, nagcount) = effective_size(old.agblocks, req.newblocks);
+    let nagcount = u32::try_from(nagcount)
+        .map_err(|_| Error::Invalid(format!("{nagcount} AGs are more than XFS allows")))?;
+    let mut new = old.clone();
+    if let Some(p) = req.imaxpct {
+        new.imax_pct = p;
+    }
+    let mut plan = GrowPlan {
+        old: old.clone(),
+        new: new.clone(),
+        new_ags: Vec::new(),
+        extension: None,
+        batch: WriteBatch::new(),
+    };
+    if req.newblocks == old.dblocks && new.imax_pct == old.imax_pct {
+        return Ok(plan);
+    }
+    if nb <= old.dblocks && new.imax_pct == old.imax_pct {
+        // A tail under 64 blocks: the kernel changes nothing but still
+        // refreshes every secondary superblock from the primary.
+        let sector = old.to_bytes();
+        for agno in 1..old.agcount {
+            plan.batch.write(old.ag_byte(agno, 0), sector.clone());
+        }
+        return Ok(plan);
+    }
+    let nb = nb.max(old.dblocks);
+    new.dblocks = nb;
+    new.agcount = nagcount.max(old.agcount);
+
+    // Every existing AG's headers, checked, for the new counters.
+    let layout = AgLayout::new(&old);
+    let mut fdblocks = 0u64;
+    let mut icount = 0u64;
+    let mut ifree = 0u64;
+    for agno in 0..old.agcount {
+        let agf = xfs.read_agf(agno)?;
+        let agi = xfs.read_agi(agno)?;
+        fdblocks += u64::from(agf.freeblks) + u64::from(agf.flcount) + u64::from(agf.btreeblks);
+        icount += u64::from(agi.count);
+        ifree += u64::from(agi.freecount);
+    }
+
+    let mut batch = WriteBatch::new();
+    // The old last AG grows first in the kernel's accounting, but its
+    // writes go after the new AGs: nothing points at those yet.
+    let last = old.agcount - 1;
+    let last_len = old.ag_length(last);
+    let full_last = u64::from(last) * u64::from(old.agblocks) + u64::from(old.agblocks);
+    let mut ext_writes = Vec::new();
+    if u64::from(last_len) < u64::from(old.agblocks) && nb > old.dblocks {
+        let new_len = u32::try_from(nb.min(full_last) - u64::from(last) * u64::from(old.agblocks))
+            .unwrap_or(old.agblocks);
+        let (writes, delta_free) = extend_last_ag(xfs, &layout, last, last_len, new_len)?;
+        fdblocks = (fdblocks + delta_free.0).saturating_sub(delta_free.1);
+        ext_writes = writes;
+        plan.extension = Some(AgExtension {
+            agno: last,
+            old_length: last_len,
+            new_length: new_len,
+        });
+    }
+
+    // New AGs: one free extent after the fixed metadata, no free list.
+    for agno in old.agcount..new.agcount {
+        let len = new.ag_length(agno);
+        plan.new_ags.push((agno, len));
+        fdblocks += u64::from(len.saturating_sub(layout.prealloc));
+    }
+    new.fdblocks = fdblocks;
+    new.icount = icount;
+    new.ifree = ifree;
+    new.inprogress = 0;
+    let sb_sector = new.to_bytes();
+    for (off, bytes) in ext_writes {
+        batch.write(off, bytes);
+    }
+    // Every old secondary becomes a copy of the new primary, then the
+    // primary itself.
+    for agno in 1..old.agcount {
+        batch.write(new.ag_byte(agno, 0), sb_sector.clone());
+    }
+    batch.write(0, sb_sector);
+    plan.new = new;
+    plan.batch = batch;
+    Ok(plan)
+}
+
+/// Commits a planned grow: the new AGs, then the rest.
+pub fn apply<D: BlockDevice>(dev: &mut D, plan: &GrowPlan) -> Result<()> {
+    for batch in plan.new_ag_batches() {
+        dev.commit(&batch)?;
+    }
+    dev.commit(&plan.batch)?;
+    Ok(())
+}
+
+/// Writes (offset, bytes) and the free-block change (added, removed).
+type Extension = (Vec<(u64, Vec<u8>)>, (u64, u64));
+
+/// Extends AG `agno` from `old_len` to `new_len` blocks: the AGF and AGI
+/// lengths, the new range freed into single-leaf bno/cnt trees, and the
+/// free list brought to its minimum first (`xfs_alloc_fix_freelist`, which
+/// `xfs_free_extent` runs).
+fn extend_last_ag<D: BlockDevice>(
+    xfs: &Xfs<D>,
+    layout: &AgLayout,
+    agno: u32,
+    old_len: u32,
+    new_len: u32,
+) -> Result<Extension> {
+    let sb = xfs.sb();
+    let mut agf = xfs.read_agf(agno)?;
+    let mut agi = xfs.read_agi(agno)?;
+    let mut agfl = xfs.read_agfl(agno)?;
+    if agf.levels[0] != 1 || agf.levels[1] != 1 {
+        return Err(Error::Unsupported(format!(
+            "the free-space btrees of AG {agno} have {} and {} levels; growing this AG \
+             needs btree insertion, which ebsim does not do yet",
+            agf.levels[0], agf.levels[1]
+        )));
+    }
+    let bs = sb.blocksize as usize;
+    let bno_daddr = sb.ag_byte(agno, agf.roots[0]) / 512;
+    let cnt_daddr = sb.ag_byte(agno, agf.roots[1]) / 512;
+    check_root(agno, agf.roots[0], old_len, Structure::Bnobt)?;
+    check_root(agno, agf.roots[1], old_len, Structure::Cntbt)?;
+    let bno_raw = xfs.read_blocks(agno, agf.roots[0], bs, Structure::Bnobt)?;
+    let cnt_raw = xfs.read_blocks(agno, agf.roots[1], bs, Structure::Cntbt)?;
+    let (_, mut free) = btree::parse_alloc_leaf(
+        &bno_raw,
+        Structure::Bnobt,
+        agno,
+        btree::XFS_ABTB_CRC_MAGIC,
+        bno_daddr,
+    )?;
+    let (_, cnt) = btree::parse_alloc_leaf(
+        &cnt_raw,
+        Structure::Cntbt,
+        agno,
+        btree::XFS_ABTC_CRC_MAGIC,
+        cnt_daddr,
+    )?;
+    check_free_space(agno, &agf, &free, &cnt, old_len)?;
+
+    let old_free: u64 = free.iter().map(|r| u64::from(r.blockcount)).sum();
+    let old_fl = u64::from(agf.flcount);
+
+    // Fix the free list to exactly what the kernel wants for these trees.
+    let need = layout.min_freelist(&agf.levels);
+    let ring = agfl.bno.len();
+    if agf.flfirst as usize >= ring || agf.fllast as usize >= ring || agf.flcount as usize > ring {
+        return Err(Error::corrupt(
+            Structure::Agf,
+            agno,
+            "free list pointers out of range",
+        ));
+    }
+    let agfl_changes = agf.flcount != need;
+    if agfl_changes && sb.has_ro_compat(ro_compat::RMAPBT) {
+        return Err(Error::Unsupported(format!(
+            "AG {agno}'s free list would change, which needs rmapbt updates"
+        )));
+    }
+    // Every block on the free list must be inside the AG and not also
+    // free space: merging would otherwise write overlapping records.
+    let mut slot = agf.flfirst;
+    for _ in 0..agf.flcount {
+        let b = agfl.bno[slot as usize];
+        let in_free = free.iter().any(|r| {
+            u64::from(b) >= u64::from(r.startblock)
+                && u64::from(b) < u64::from(r.startblock) + u64::from(r.blockcount)
+        });
+        if b >= old_len || b < layout.prealloc || in_free {
+            return Err(Error::corrupt(
+                Structure::Agfl,
+                agno,
+                format!("free-list block {b} is outside the AG or also free space"),
+            ));
+        }
+        slot = next_slot(slot, ring);
+    }
+    let mut freed = Vec::new();
+    while agf.flcount > need {
+        let b = agfl.bno[agf.flfirst as usize];
+        if b >= old_len {
+            return Err(Error::corrupt(
+                Structure::Agfl,
+                agno,
+                format!("block {b} out of the AG"),
+            ));
+        }
+        agfl.bno[agf.flfirst as usize] = NULLAGBLOCK;
+        agf.flfirst = next_slot(agf.flfirst, ring);
+        agf.flcount -= 1;
+        freed.push(AllocRec {
+            startblock: b,
+            blockcount: 1,
+        });
+    }
+    while agf.flcount < need {
+        let want = need - agf.flcount;
+        let (start, len) = take_for_agfl(&mut free, want).ok_or_else(|| {
+            Error::Unsupported(format!(
+                "AG {agno} has no free space to refill its free list"
+            ))
+        })?;
+        for b in start..start + len {
+            agf.fllast = next_slot(agf.fllast, ring);
+            agfl.bno[agf.fllast as usize] = b;
+            agf.flcount += 1;
+        }
+    }
+    freed.push(AllocRec {
+        startblock: old_len,
+        blockcount: new_len - old_len,
+    });
+    let free = merge_free(&free, &freed);
+    if free.len() > btree::leaf_capacity(bs, 8) {
+        return Err(Error::Unsupported(format!(
+            "AG {agno}'s free space would need {} records, more than one btree leaf holds",
+            free.len()
+        )));
+    }
+    agf.length = new_len;
+    agi.length = new_len;
+    agf.freeblks = free.iter().map(|r| r.blockcount).sum();
+    agf.longest = free.iter().map(|r| r.blockcount).max().unwrap_or(0);
+    let new_free = u64::from(agf.freeblks) + u64::from(agf.flcount);
+
+    let ss = usize::from(sb.sectsize);
+    let hdr = sb.ag_byte(agno, 0);
+    let mut writes = vec![
+        (hdr + ss as u64, agf.to_bytes(ss)),
+        (hdr + 2 * ss as u64, agi.to_bytes(ss)),
+    ];
+    if agfl_changes {
+        writes.push((hdr + 3 * ss as u64, agfl_bytes(&agfl, ss)));
+    }
+    writes.push((sb.ag_byte(agno, agf.roots[0]), relabel(&bno_raw, &free)));
+    writes.push((
+        sb.ag_byte(agno, agf.roots[1]),
+        relabel(&cnt_raw, &btree::cnt_order(&free)),
+    ));
+    let before = old_free + old_fl;
+    Ok((
+        writes,
+        (
+            new_free.saturating_sub(before),
+            before.saturating_sub(new_free),
+        ),
+    ))
+}
+
+fn agfl_bytes(agfl: &Agfl, ss: usize) -> Vec<u8> {
+    agfl.to_bytes(ss)
+}
+
+fn next_slot(i: u32, ring: usize) -> u32 {
+    let n = i as usize + 1;
+    if n >= ring { 0 } else { n as u32 }
+}
+
+fn check_root(agno: u32, root: u32, len: u32, s: Structure) -> Result<()> {
+    if root == 0 || root >= len {
+        return Err(Error::corrupt(
+            s,
+            agno,
+            format!("root block {root} outside the AG"),
+        ));
+    }
+    Ok(())
+}
+
+/// The bno and cnt leaves must describe the same extents, inside the AG,
+/// sorted, not overlapping, and agree with the AGF.
+fn check_free_space(
+    agno: u32,
+    agf: &Agf,
+    bno: &[AllocRec],
+    cnt: &[AllocRec],
+    len: u32,
+) -> Result<()> {
+    let bad = |s: Structure, d: String| Err(Error::corrupt(s, agno, d));
+    let mut end = 0u64;
+    let mut total = 0u64;
+    for r in bno {
+        let s = u64::from(r.startblock);
+        let e = s + u64::from(r.blockcount);
+        if r.blockcount == 0 || s < end || e > u64::from(len) {
+            return bad(
+                Structure::Bnobt,
+                format!("bad record [{}, {}]", r.startblock, r.blockcount),
+            );
+        }
+        end = e;
+        total += u64::from(r.blockcount);
+    }
+    if btree::cnt_order(bno) != cnt {
+        return bad(Structure::Cntbt, "records differ from the bnobt".into());
+    }
+    if total != u64::from(agf.freeblks) {
+        return bad(
+            Structure::Agf,
+            format!("{} free blocks where the bnobt holds {total}", agf.freeblks),
+        );
+    }
+    Ok(())
+}
+
+/// Takes up to `want` blocks for the free list as `xfs_alloc_ag_vextent_size`
+/// would: from the start of the smallest extent that holds them all, else
+/// of the largest.
+fn take_for_agfl(free: &mut Vec<AllocRec>, want: u32) -> Option<(u32, u32)> {
+    let by_size = btree::cnt_order(free);
+    let pick = by_size
+        .iter()
+        .find(|r| r.blockcount >= want)
+        .or_else(|| by_size.last())
+        .copied()?;
+    let idx = free.iter().position(|r| *r == pick)?;
+    let len = want.min(pick.blockcount);
+    if len == pick.blockcount {
+        free.remove(idx);
+    } else {
+        free[idx] = AllocRec {
+            startblock: pick.startblock + len,
+            blockcount: pick.blockcount - len,
+        };
+    }
+    Some((pick.startblock, len))
+}
+
+/// The union of two sets of free extents, merged where they touch.
+fn merge_free(a: &[AllocRec], b: &[AllocRec]) -> Vec<AllocRec> {
+    let mut all: Vec<AllocRec> = a.iter().chain(b.iter()).copied().collect();
+    all.sort();
+    let mut out: Vec<AllocRec> = Vec::with_capacity(all.len());
+    for r in all {
+        match out.last_mut() {
+            Some(last)
+                if u64::from(last.startblock) + u64::from(last.blockcount)
+                    == u64::from(r.startblock) =>
+            {
+                last.blockcount = last.blockcount.saturating_add(r.blockcount);
+            }
+            _ => out.push(r),
+        }
+    }
+    out
+}
+
+/// A copy of a leaf block with new records (header kept, CRC redone).
+fn relabel(raw: &[u8], recs: &[AllocRec]) -> Vec<u8> {
+    let mut b = raw.to_vec();
+    let hdr = btree::XFS_BTREE_SBLOCK_CRC_LEN;
+    b[hdr..].fill(0);
+    crate::bytes::write_u16be(&mut b, 0x06, u16::try_from(recs.len()).unwrap_or(u16::MAX));
+    for (i, r) in recs.iter().enumerate() {
+        crate::bytes::write_u32be(&mut b, hdr + 8 * i, r.startblock);
+        crate::bytes::write_u32be(&mut b, hdr + 8 * i + 4, r.blockcount);
+    }
+    super::crc::update(&mut b, btree::BTREE_CRC_OFF);
+    b
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // a failing test may panic
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sixty_four_block_rule() {
+        assert_eq!(effective_size(65536, 262144 + 63), (262144, 4));
+        assert_eq!(effective_size(65536, 262144 + 64), (262208, 5));
+        assert_eq!(effective_size(65536, 524288), (524288, 8));
+        assert_eq!(effective_size(65537, 524288), (524288, 8));
+    }
+
+    #[test]
+    fn merging() {
+        let r = |s, c| AllocRec {
+            startblock: s,
+            blockcount: c,
+        };
+        assert_eq!(
+            merge_free(&[r(10, 6), r(24, 100)], &[r(124, 3)]),
+            vec![r(10, 6), r(24, 103)]
+        );
+        assert_eq!(
+            merge_free(&[r(10, 6)], &[r(16, 1), r(30, 2)]),
+            vec![r(10, 7), r(30, 2)]
+        );
+        let mut f = vec![r(10, 6), r(24, 100)];
+        assert_eq!(take_for_agfl(&mut f, 4), Some((10, 4)));
+        assert_eq!(f, vec![r(14, 2), r(24, 100)]);
+    }
+}

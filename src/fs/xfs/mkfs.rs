@@ -1,0 +1,293 @@
+//! mkfs.xfs 6.1 with default options (spec §1, §2, §4): plan the whole new
+//! filesystem as one write batch, then commit it. Only metadata is written;
+//! everything else stays a hole.
+
+use super::ag::{self, AgContent};
+use super::btree::{AllocRec, InobtRec};
+use super::error::{Error, Result};
+use super::geometry::{Geometry, GeometryError};
+use super::inode::{self, MkfsTimes, XFS_INODES_PER_CHUNK};
+use super::log;
+use super::superblock::{self, NULLFSINO, Superblock, features2, incompat, ro_compat, version};
+use crate::blockdev::{BlockDevice, WriteBatch};
+use std::ops::Range;
+
+/// "Whack" zone mkfs clears at both ends of the device (old signatures).
+const WHACK: u64 = 128 * 1024;
+/// Blocks on each AG's free list after mkfs (bno + cnt, one level each).
+const AGFL_FILL: u32 = 4;
+/// Inode chunks are aligned to this many blocks (`sb_inoalignmt`).
+const INOALIGN: u32 = 8;
+
+/// What the user chose.
+#[derive(Debug, Clone)]
+pub struct MkfsOptions {
+    /// `-m uuid=` or a random one.
+    pub uuid: [u8; 16],
+    /// `-L`, at most 12 bytes.
+    pub label: Vec<u8>,
+    /// `-d size=` in blocks; `None` = the whole device.
+    pub dblocks: Option<u64>,
+    /// Creation times of the root, rbm and rsum inodes.
+    pub times: MkfsTimes,
+}
+
+/// A planned mkfs: the superblock to be, its geometry, and the writes.
+#[derive(Debug, Clone)]
+pub struct MkfsPlan {
+    pub sb: Superblock,
+    pub geometry: Geometry,
+    pub batch: WriteBatch,
+}
+
+impl From<GeometryError> for Error {
+    fn from(e: GeometryError) -> Self {
+        Error::Invalid(e.to_string())
+    }
+}
+
+/// The superblock of a fresh default filesystem with `geo` (the primary,
+/// with the counters of a finished mkfs).
+pub fn superblock(geo: &Geometry, opts: &MkfsOptions) -> Superblock {
+    let mut fname = [0u8; 12];
+    let n = opts.label.len().min(12);
+    fname[..n].copy_from_slice(&opts.label[..n]);
+    let f2 = features2::LAZYSBCOUNT | features2::ATTR2 | features2::PROJID32 | features2::CRC;
+    let icount = XFS_INODES_PER_CHUNK;
+    Superblock {
+        blocksize: geo.blocksize,
+        dblocks: geo.dblocks,
+        rblocks: 0,
+        rextents: 0,
+        uuid: opts.uuid,
+        logstart: geo.logstart(),
+        rootino: 128,
+        rbmino: 129,
+        rsumino: 130,
+        rextsize: 1,
+        agblocks: geo.agblocks,
+        agcount: geo.agcount,
+        rbmblocks: 0,
+        logblocks: geo.logblocks,
+        versionnum: version::V5
+            | version::NLINK
+            | version::ALIGN
+            | version::LOGV2
+            | version::EXTFLG
+            | version::DIRV2
+            | version::MOREBITS,
+        sectsize: 512,
+        inodesize: 512,
+        inopblock: 8,
+        fname,
+        blocklog: 12,
+        sectlog: 9,
+        inodelog: 9,
+        inopblog: 3,
+        agblklog: geo.agblklog,
+        rextslog: 0,
+        inprogress: 0,
+        imax_pct: geo.imaxpct,
+        icount,
+        ifree: icount - 3,
+        fdblocks: 0, // filled in by plan() from the AGs
+        frextents: 0,
+        uquotino: 0,
+        gquotino: 0,
+        qflags: 0,
+        flags: 0,
+        shared_vn: 0,
+        inoalignmt: INOALIGN,
+        unit: 0,
+        width: 0,
+        dirblklog: 0,
+        logsectlog: 0,
+        logsectsize: 0,
+        logsunit: 1,
+        features2: f2,
+        bad_features2: f2,
+        features_compat: 0,
+        features_ro_compat: ro_compat::FINOBT | ro_compat::REFLINK | ro_compat::INOBTCNT,
+        features_incompat: incompat::FTYPE | incompat::SPINODES | incompat::BIGTIME,
+        features_log_incompat: 0,
+        // The inode cluster (8 KiB scaled by inodesize / 256) in blocks.
+        spino_align: 4,
+        pquotino: 0,
+        lsn: 0,
+        meta_uuid: [0; 16],
+    }
+}
+
+/// Plans mkfs on `dev`: checks the size, lays out every AG, and returns the
+/// batch that writes it (nothing is written).
+pub fn plan<D: BlockDevice + ?Sized>(dev: &D, opts: &MkfsOptions) -> Result<MkfsPlan> {
+    let dev_blocks = dev.size() / u64::from(geometry_blocksize());
+    let want = opts.dblocks.unwrap_or(dev_blocks);
+    if want > dev_blocks {
+        return Err(Error::Invalid(format!(
+            "size {want} blocks is larger than the device ({dev_blocks} blocks)"
+        )));
+    }
+    let geo = Geometry::plan(want)?;
+    let mut sb = superblock(&geo, opts);
+    let layout = ag::AgLayout::new(&sb);
+    let p = layout.prealloc;
+    let log_end = geo.logagbno + geo.logblocks;
+
+    // Secondary superblocks as mkfs leaves them: geometry with
+    // inprogress set, no counters, no inodes (except the copies the root
+    // inode is written back to).
+    let f0 = geo.dblocks - u64::from(geo.agcount) * u64::from(p) - u64::from(geo.logblocks);
+    let secondary = |agno: u32| {
+        let mut s = sb.clone();
+        s.inprogress = 1;
+        s.icount = 0;
+        s.ifree = 0;
+        s.fdblocks = f0;
+        s.rbmino = NULLFSINO;
+        s.rsumino = NULLFSINO;
+        let last = geo.agcount - 1;
+        let keeps_root = agno == last || (geo.agcount > 2 && agno == last / 2);
+        s.rootino = if keeps_root { 128 } else { NULLFSINO };
+        s.to_bytes()
+    };
+
+    let mut batch = WriteBatch::new();
+    for r in stale_ranges(dev, &geo)? {
+        batch.discard(r);
+    }
+    let mut ag0 = None;
+    let mut fdblocks = 0u64;
+    for agno in (0..geo.agcount).rev() {
+        let len = geo.ag_length(agno);
+        let mut content = AgContent::default();
+        let first_free = if agno == geo.logagno {
+            content.log = Some((geo.logagbno, geo.logblocks));
+            log_end
+        } else {
+            p
+        };
+        content.agfl = (first_free..first_free + AGFL_FILL).collect();
+        let after_agfl = first_free + AGFL_FILL;
+        if agno == 0 {
+            let chunk = after_agfl.div_ceil(INOALIGN) * INOALIGN;
+            let chunk_end = chunk + INOALIGN;
+            if chunk > after_agfl {
+                content.free.push(AllocRec {
+                    startblock: after_agfl,
+                    blockcount: chunk - after_agfl,
+                });
+            }
+            content.free.push(AllocRec {
+                startblock: chunk_end,
+                blockcount: len.saturating_sub(chunk_end),
+            });
+            content.inodes = Some(InobtRec {
+                startino: chunk << sb.inopblog,
+                holemask: 0,
+                count: 64,
+                freecount: 61,
+                free: !0b111u64,
+            });
+        } else {
+            content.free.push(AllocRec {
+                startblock: after_agfl,
+                blockcount: len.saturating_sub(after_agfl),
+            });
+        }
+        if agno == 0 {
+            ag0 = Some((len, content));
+            continue;
+        }
+        let built = ag::build(&sb, agno, len, &secondary(agno), &content);
+        fdblocks += u64::from(built.agf.freeblks) + u64::from(built.agf.flcount);
+        batch.write(sb.ag_byte(agno, 0), built.bytes);
+    }
+    // OK to unwrap-free: the loop always visits AG 0.
+    let Some((len0, content0)) = ag0 else {
+        return Err(Error::Invalid("no AG 0".into()));
+    };
+    // AG 0's free space decides the primary's counter, so build it with a
+    // provisional superblock, then again with the final one.
+    let provisional = ag::build(&sb, 0, len0, &sb.to_bytes(), &content0);
+    fdblocks += u64::from(provisional.agf.freeblks) + u64::from(provisional.agf.flcount);
+    sb.fdblocks = fdblocks;
+    let built0 = ag::build(&sb, 0, len0, &sb.to_bytes(), &content0);
+
+    let (logag, logbno) = sb.fsb_to_ag(sb.logstart);
+    // The whole first log block, so that a rollback can punch it out
+    // again (a partial block would stay allocated).
+    let mut log_block = vec![0u8; sb.blocksize as usize];
+    let clean = log::clean_log(&sb.uuid);
+    log_block[..clean.len()].copy_from_slice(&clean);
+    batch.write(sb.ag_byte(logag, logbno), log_block);
+    if let Some(rec) = content0.inodes {
+        let chunk_bno = rec.startino >> sb.inopblog;
+        let chunk = inode::mkfs_chunk(
+            u64::from(rec.startino),
+            usize::from(sb.inodesize),
+            &sb.metadata_uuid(),
+            &opts.times,
+        );
+        batch.write(sb.ag_byte(0, chunk_bno), chunk);
+    }
+    // The primary superblock last: until it is written the device does
+    // not look like a finished XFS.
+    batch.write(0, built0.bytes);
+    Ok(MkfsPlan {
+        sb,
+        geometry: geo,
+        batch,
+    })
+}
+
+fn geometry_blocksize() -> u32 {
+    super::geometry::BLOCKSIZE
+}
+
+/// Ranges holding old data that a new filesystem must not show: the
+/// first and last 128 KiB (old signatures), the log, and an old XFS's AG
+/// headers. Only ranges that hold data are returned, so a fresh sparse
+/// file needs no discard at all.
+fn stale_ranges<D: BlockDevice + ?Sized>(dev: &D, geo: &Geometry) -> Result<Vec<Range<u64>>> {
+    let size = dev.size();
+    if dev.data_ranges(0..size)?.is_empty() {
+        return Ok(Vec::new());
+    }
+    let bs = u64::from(geo.blocksize);
+    let mut want = vec![0..WHACK.min(size), size.saturating_sub(WHACK)..size];
+    let log_start =
+        (u64::from(geo.logagno) * u64::from(geo.agblocks) + u64::from(geo.logagbno)) * bs;
+    want.push(log_start..log_start + u64::from(geo.logblocks) * bs);
+    // An old XFS: its secondary superblocks and AG headers would confuse
+    // xfs_repair and blkid later.
+    if let Ok(old) = read_old_sb(dev) {
+        let hdr = u64::from(ag::AgLayout::new(&old).prealloc) << old.blocklog;
+        for agno in 0..old.agcount {
+            let at = old.ag_byte(agno, 0);
+            if at >= size {
+                break;
+            }
+            want.push(at..(at + hdr).min(size));
+        }
+    }
+    let mut out = Vec::new();
+    for r in want {
+        out.extend(dev.data_ranges(r)?);
+    }
+    Ok(out)
+}
+
+fn read_old_sb<D: BlockDevice + ?Sized>(dev: &D) -> Result<Superblock> {
+    let b = dev.read_vec(0, 512)?;
+    let sb = Superblock::from_bytes(&b, 0)?;
+    superblock::Superblock::verify_crc(&b, 0)?;
+    sb.validate(0)?;
+    Ok(sb)
+}
+
+/// Commits a planned mkfs.
+pub fn apply<D: BlockDevice + ?Sized>(dev: &mut D, plan: &MkfsPlan) -> Result<()> {
+    dev.commit(&plan.batch)?;
+    Ok(())
+}

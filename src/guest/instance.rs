@@ -1,0 +1,406 @@
+//! An instance's block devices as its kernel sees them: each attached
+//! volume's disk (name and MAJ:MIN from the EC2 model), the partitions its
+//! table holds (read from the image, named as the kernel names them), the
+//! filesystems on them, and what is mounted where. Device names given on a
+//! command line resolve here.
+
+use super::Snapshot;
+use super::df::{Mount as DfMount, StatFs as DfStatFs};
+use super::lsblk::{Device, FsUsage, UtilLinux};
+use crate::blockdev::image::Access;
+use crate::blockdev::{ImageFile, Slice};
+use crate::ec2::Txn;
+use crate::ec2::guest::{DiskView, Hypervisor};
+use crate::ec2::model::Mount;
+use crate::fs::{self, FsInfo};
+use crate::partition::{self, Label, SECTOR};
+use std::path::Path;
+
+/// Errors of the guest layer.
+#[derive(Debug, thiserror::Error)]
+pub enum GuestError {
+    /// The EC2 model refused (no instance, ...).
+    #[error("{0}")]
+    Ec2(#[from] crate::ec2::Error),
+    /// An image could not be read.
+    #[error("{0}")]
+    Device(#[from] crate::blockdev::Error),
+}
+
+/// One partition the guest sees.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GuestPart {
+    /// Partition number.
+    pub number: u32,
+    /// Kernel name (`xvda1`, `nvme0n1p1`).
+    pub name: String,
+    /// Major number.
+    pub major: u32,
+    /// Minor number.
+    pub minor: u32,
+    /// First byte on the disk.
+    pub start: u64,
+    /// Length in bytes.
+    pub len: u64,
+    /// PARTUUID.
+    pub partuuid: String,
+    /// PARTLABEL (GPT name).
+    pub partlabel: Option<String>,
+    /// PARTTYPE.
+    pub parttype: String,
+}
+
+/// One disk the guest sees, with its partitions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GuestDisk {
+    /// The disk as the EC2 model has it.
+    pub view: DiskView,
+    /// Size the guest sees (the image's size).
+    pub size: u64,
+    /// `gpt` / `dos`.
+    pub pttype: Option<String>,
+    /// PTUUID.
+    pub ptuuid: Option<String>,
+    /// Partitions in number order.
+    pub parts: Vec<GuestPart>,
+}
+
+fn lower(s: impl std::fmt::Display) -> String {
+    s.to_string().to_ascii_lowercase()
+}
+
+/// The disks of `instance_id`, reading each image's partition table. New
+/// partitions take their 259:N minors here, in number order, as the kernel
+/// does when it scans a disk.
+pub fn disks(txn: &mut Txn<'_>, instance_id: &str) -> Result<Vec<GuestDisk>, GuestError> {
+    let inst = txn.instance(instance_id)?.clone();
+    let nitro = crate::ec2::guest::hypervisor(&inst.instance_type) == Hypervisor::Nitro;
+    let mut out = Vec::new();
+    for view in txn.instance_disks(instance_id) {
+        let img = ImageFile::open(&view.image, Access::ReadOnly)?;
+        let size = crate::blockdev::BlockDevice::size(&img);
+        let label = partition::probe(&img).ok().and_then(|p| p.label);
+        let mut parts = Vec::new();
+        let (pttype, ptuuid) = match &label {
+            Some(Label::Gpt(g)) => (Some("gpt".to_string()), Some(lower(g.primary.disk_guid))),
+            Some(Label::Dos(d)) => (Some("dos".to_string()), Some(format!("{:08x}", d.disk_id))),
+            None => (None, None),
+        };
+        let mut table: Vec<(u32, u64, u64, String, Option<String>, String)> = Vec::new();
+        match &label {
+            Some(Label::Gpt(g)) => {
+                for (n, e) in g.partitions() {
+                    let name = e.name_string();
+                    table.push((
+                        n,
+                        e.first_lba,
+                        e.size(),
+                        lower(e.unique_guid),
+                        (!name.is_empty()).then_some(name),
+                        lower(e.type_guid),
+                    ));
+                }
+            }
+            Some(Label::Dos(d)) => {
+                for p in &d.partitions {
+                    table.push((
+                        p.number,
+                        p.start,
+                        p.size,
+                        format!("{:08x}-{:02x}", d.disk_id, p.number),
+                        None,
+                        format!("0x{:x}", p.sys),
+                    ));
+                }
+            }
+            None => {}
+        }
+        table.sort_by_key(|t| t.0);
+        for (number, start, sectors, partuuid, partlabel, parttype) in table {
+            let name = crate::ec2::guest::partition_name(&view.name, number);
+            let (major, minor) = match (
+                nitro,
+                crate::ec2::guest::xen_partition_dev(view.minor / 16, number),
+            ) {
+                (false, Some(dev)) => dev,
+                _ => (259, txn.partition_minor(instance_id, &name)?),
+            };
+            // The kernel ignores a partition that does not fit the disk.
+            let (Some(start), Some(len)) = (start.checked_mul(SECTOR), sectors.checked_mul(SECTOR))
+            else {
+                continue;
+            };
+            if start.saturating_add(len) > size {
+                continue;
+            }
+            parts.push(GuestPart {
+                number,
+                name,
+                major,
+                minor,
+                start,
+                len,
+                partuuid,
+                partlabel,
+                parttype,
+            });
+        }
+        out.push(GuestDisk {
+            view,
+            size,
+            pttype,
+            ptuuid,
+            parts,
+        });
+    }
+    Ok(out)
+}
+
+/// A device named on a guest command line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resolved {
+    /// The disk.
+    pub disk: GuestDisk,
+    /// The partition, when the name is one.
+    pub part: Option<GuestPart>,
+    /// What is mounted from it (the most recent mount), if anything.
+    pub mount: Option<Mount>,
+}
+
+impl Resolved {
+    /// `/dev/NAME` of the disk or partition.
+    pub fn dev_path(&self) -> String {
+        format!("/dev/{}", self.kernel_name())
+    }
+
+    /// The kernel name.
+    pub fn kernel_name(&self) -> &str {
+        self.part.as_ref().map_or(&self.disk.view.name, |p| &p.name)
+    }
+
+    /// The volume's image file.
+    pub fn image(&self) -> &Path {
+        &self.disk.view.image
+    }
+
+    /// Byte range on the image.
+    pub fn range(&self) -> (u64, u64) {
+        match &self.part {
+            Some(p) => (p.start, p.len),
+            None => (0, self.disk.size),
+        }
+    }
+}
+
+/// Mounts of `volume_id` (and partition), most recent first.
+fn mounts_of<'a>(mounts: &'a [Mount], volume: &str, part: Option<u32>) -> Vec<&'a Mount> {
+    mounts
+        .iter()
+        .rev()
+        .filter(|m| m.volume_id == volume && m.partition == part)
+        .collect()
+}
+
+/// Resolves `spec`: `/dev/xvda`, `/dev/xvda1`, `/dev/nvme0n1p1`, the API
+/// name (`/dev/sdf`, `/dev/sdf1`, as the link the kernel's udev rules
+/// give), a mount point, `UUID=`/`LABEL=`, or `/dev/disk/by-uuid|by-label/`.
+pub fn resolve(disks: &[GuestDisk], mounts: &[Mount], spec: &str) -> Option<Resolved> {
+    let make = |d: &GuestDisk, p: Option<&GuestPart>| {
+        let volume = &d.view.volume_id;
+        Resolved {
+            disk: d.clone(),
+            part: p.cloned(),
+            mount: mounts_of(mounts, volume, p.map(|p| p.number))
+                .first()
+                .map(|m| (*m).clone()),
+        }
+    };
+    let by_fs = |pred: &dyn Fn(&FsInfo) -> bool| -> Option<Resolved> {
+        for d in disks {
+            let img = ImageFile::open(&d.view.image, Access::ReadOnly).ok()?;
+            let whole = std::iter::once(None).chain(d.parts.iter().map(Some));
+            for p in whole {
+                let (off, len) = p.map_or((0, d.size), |p| (p.start, p.len));
+                let Ok(slice) = Slice::new(&img, off, len) else {
+                    continue;
+                };
+                if let Ok(Some(info)) = fs::probe(slice) {
+                    if pred(&info) {
+                        return Some(make(d, p));
+                    }
+                }
+            }
+        }
+        None
+    };
+    if let Some(u) = spec
+        .strip_prefix("UUID=")
+        .or_else(|| spec.strip_prefix("/dev/disk/by-uuid/"))
+    {
+        let u = u.trim_matches('"').to_ascii_lowercase();
+        return by_fs(&|i| i.uuid == u);
+    }
+    if let Some(l) = spec
+        .strip_prefix("LABEL=")
+        .or_else(|| spec.strip_prefix("/dev/disk/by-label/"))
+    {
+        let l = l.trim_matches('"').to_string();
+        return by_fs(&|i| i.label == l);
+    }
+    if let Some(name) = spec.strip_prefix("/dev/") {
+        for d in disks {
+            if d.view.name == name {
+                return Some(make(d, None));
+            }
+            if let Some(p) = d.parts.iter().find(|p| p.name == name) {
+                return Some(make(d, Some(p)));
+            }
+            // The API name is a link to the disk; `/dev/sdf1` to its first
+            // partition (when the API name does not end in a digit).
+            if d.view.device == spec {
+                return Some(make(d, None));
+            }
+            if let Some(rest) = spec.strip_prefix(d.view.device.as_str()) {
+                if !d.view.device.ends_with(|c: char| c.is_ascii_digit()) {
+                    if let Ok(n) = rest.parse::<u32>() {
+                        if let Some(p) = d.parts.iter().find(|p| p.number == n) {
+                            return Some(make(d, Some(p)));
+                        }
+                    }
+                }
+            }
+        }
+        return None;
+    }
+    // A mount point (the most recent mount on it).
+    let target = normalize(spec);
+    let m = mounts.iter().rev().find(|m| m.target == target)?;
+    let d = disks.iter().find(|d| d.view.volume_id == m.volume_id)?;
+    let p = m
+        .partition
+        .and_then(|n| d.parts.iter().find(|p| p.number == n));
+    Some(Resolved {
+        disk: d.clone(),
+        part: p.cloned(),
+        mount: Some(m.clone()),
+    })
+}
+
+/// `/var/lib/` → `/var/lib`.
+fn normalize(path: &str) -> String {
+    let t = path.trim_end_matches('/');
+    if t.is_empty() {
+        "/".into()
+    } else {
+        t.to_string()
+    }
+}
+
+fn fs_of(img: &ImageFile, off: u64, len: u64) -> Option<FsInfo> {
+    let slice = Slice::new(img, off, len).ok()?;
+    fs::probe(slice).ok().flatten()
+}
+
+fn usage(img: &ImageFile, off: u64, len: u64, info: &FsInfo, m: &Mount) -> Option<fs::StatFs> {
+    let slice = Slice::new(img, off, len).ok()?;
+    let ro = m.options.split(',').any(|o| o == "ro");
+    fs::statfs(slice, info.kind, ro).ok()
+}
+
+/// What lsblk and df show for `instance_id`, now.
+pub fn snapshot(txn: &mut Txn<'_>, instance_id: &str) -> Result<Snapshot, GuestError> {
+    let disks = disks(txn, instance_id)?;
+    let inst = txn.instance(instance_id)?.clone();
+    let mut devices = Vec::new();
+    let mut df_mounts = Vec::new();
+    for d in &disks {
+        let img = ImageFile::open(&d.view.image, Access::ReadOnly)?;
+        let mut dev = device_for(&img, d, None, &inst.mounts, &mut df_mounts);
+        for p in &d.parts {
+            dev.children
+                .push(device_for(&img, d, Some(p), &inst.mounts, &mut df_mounts));
+        }
+        devices.push(dev);
+    }
+    // df lists mounts in mount order.
+    let order = |m: &DfMount| {
+        inst.mounts
+            .iter()
+            .position(|x| x.target == m.target && x.source == m.source)
+            .unwrap_or(usize::MAX)
+    };
+    df_mounts.sort_by_key(order);
+    Ok(Snapshot {
+        devices,
+        mounts: df_mounts,
+        util_linux: UtilLinux::from_version(&inst.util_linux),
+    })
+}
+
+fn device_for(
+    img: &ImageFile,
+    d: &GuestDisk,
+    p: Option<&GuestPart>,
+    mounts: &[Mount],
+    df_mounts: &mut Vec<DfMount>,
+) -> Device {
+    let (off, len) = p.map_or((0, d.size), |p| (p.start, p.len));
+    let info = fs_of(img, off, len);
+    let mine = mounts_of(mounts, &d.view.volume_id, p.map(|p| p.number));
+    let stat = match (mine.first(), &info) {
+        (Some(m), Some(i)) => usage(img, off, len, i, m),
+        _ => None,
+    };
+    if let (Some(i), Some(s)) = (&info, stat) {
+        for m in &mine {
+            df_mounts.push(DfMount {
+                source: m.source.clone(),
+                fstype: i.kind.name().to_string(),
+                target: m.target.clone(),
+                stat: DfStatFs {
+                    frsize: s.frsize,
+                    blocks: s.blocks,
+                    bfree: s.bfree,
+                    bavail: s.bavail,
+                    files: s.files,
+                    ffree: s.ffree,
+                },
+            });
+        }
+    }
+    Device {
+        name: p.map_or(d.view.name.clone(), |p| p.name.clone()),
+        major: p.map_or(d.view.major, |p| p.major),
+        minor: p.map_or(d.view.minor, |p| p.minor),
+        removable: false,
+        read_only: false,
+        size: len,
+        kind: if p.is_some() { "part" } else { "disk" }.into(),
+        mountpoints: mine.iter().map(|m| m.target.clone()).collect(),
+        fstype: info.as_ref().map(|i| i.kind.name().to_string()),
+        fsver: info.as_ref().and_then(|i| i.version.clone()),
+        label: info
+            .as_ref()
+            .map(|i| i.label.clone())
+            .filter(|l| !l.is_empty()),
+        uuid: info.as_ref().map(|i| i.uuid.clone()),
+        partuuid: p.map(|p| p.partuuid.clone()),
+        partlabel: p.and_then(|p| p.partlabel.clone()),
+        parttype: p.map(|p| p.parttype.clone()),
+        ptuuid: d.ptuuid.clone(),
+        pttype: d.pttype.clone(),
+        serial: if p.is_none() {
+            d.view.serial.clone()
+        } else {
+            None
+        },
+        model: None,
+        fs: stat.map(|s| FsUsage {
+            frsize: s.frsize,
+            blocks: s.blocks,
+            bfree: s.bfree,
+            bavail: s.bavail,
+        }),
+        children: Vec::new(),
+    }
+}
