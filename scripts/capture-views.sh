@@ -264,6 +264,14 @@ capture_commands() {
         run lsblk-Pf lsblk -P -o NAME,FSTYPE,LABEL,UUID,PARTLABEL,MOUNTPOINTS $disks
         run lsblk-rf lsblk -r -o NAME,FSTYPE,LABEL,PARTLABEL,MOUNTPOINTS $disks
         run lsblk-lnpo lsblk -lnpo NAME,SIZE $disks
+        run lsblk-long lsblk --bytes --nodeps --noheadings --output NAME,SIZE $disks
+        run lsblk-wrapfirst lsblk -o MOUNTPOINTS,NAME,SIZE $disks
+        run lsblk-noname lsblk -o SIZE,TYPE,MAJ:MIN $disks
+        run lsblk-iwrap lsblk -i -o NAME,MOUNTPOINTS $disks
+        run lsblk-Jp lsblk -Jp -o NAME,PKNAME,MOUNTPOINT $disks
+        run lsblk-Pb lsblk -Pb $disks
+        run lsblk-serial lsblk -o NAME,SERIAL,MODEL $disks
+        run lsblk-dnsize lsblk -dn -o SIZE $disks
         run lsblk-missing lsblk /dev/nonexistent
         run lsblk-somemissing lsblk $first_disk /dev/nonexistent
         run lsblk-badcol lsblk -o NAME,FOO $disks
@@ -290,6 +298,15 @@ capture_commands() {
         run df-total df --total
         run df-htotal df -h --total
         run df-files df -h $mounts
+        run df-dot df -h $(echo "$mounts" | awk '{ print $1 "/." }')
+        run df-file-field df --output=file,target,pcent $mounts
+        run df-l df -l
+        run df-Ph df -Ph
+        run df-BKiB df -B KiB
+        run df-BM df -BM
+        run df-x-tmpfs df -x tmpfs
+        run df-total-t df -h --total -t ext4
+        run df-both df -t ext4 -x ext4
         run df-t-ext4 df -t ext4
         run df-x-ext4 df -x ext4
         run df-t-none df -t nosuchfs

@@ -641,7 +641,6 @@ fn tools() -> bool {
         "mkfs.xfs",
         "faketime",
         "growpart",
-        "dd",
     ])
 }
 
