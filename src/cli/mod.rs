@@ -10,10 +10,14 @@
 //! codes; the library below returns typed errors only.
 
 mod demo;
+mod df;
 mod e2fs_util;
 mod ec2;
+mod getopt_long;
 mod growpart;
 mod guest;
+mod guest_env;
+mod lsblk;
 mod mkfs;
 mod mkfs_ext4;
 mod mkfs_xfs;
@@ -26,6 +30,8 @@ mod xfs_info;
 
 use std::ffi::OsString;
 use std::process::ExitCode;
+
+pub use guest_env::guest_snapshot;
 
 /// One applet of the multi-call binary.
 pub struct Applet {
@@ -63,6 +69,16 @@ pub const APPLETS: &[Applet] = &[
         name: "mkfs",
         about: "make a filesystem: mkfs -t TYPE dispatches to mkfs.TYPE (util-linux 2.38)",
         run: mkfs::run,
+    },
+    Applet {
+        name: "lsblk",
+        about: "list the instance's block devices (util-linux 2.38 lsblk)",
+        run: lsblk::run,
+    },
+    Applet {
+        name: "df",
+        about: "show the instance's mounted filesystems (coreutils 9.1 df)",
+        run: df::run,
     },
     Applet {
         name: "resize2fs",

@@ -1,20 +1,29 @@
 //! lsblk's output, to the byte (spec views.md §1): columns, widths as
-//! libsmartcols computes them when stdout is not a terminal, tree art,
-//! list/raw/pairs/JSON modes, sizes as util-linux rounds them, and the
-//! differences between util-linux versions (MOUNTPOINT vs MOUNTPOINTS,
-//! size rounding before 2.36, JSON layouts).
+//! libsmartcols computes them when stdout is not a terminal, tree art and
+//! its continuation lines, list/raw/pairs/JSON formats, row order, sizes as
+//! util-linux rounds them, and the differences between util-linux versions
+//! (MOUNTPOINT vs MOUNTPOINTS, `-f` columns, size rounding before 2.36,
+//! JSON layouts, which columns exist).
+//!
+//! The model follows lsblk 2.38: devices become *lines* (a line per device
+//! per place it is shown, so a partition named on the command line next to
+//! its disk shows twice), lines are sorted by device number (`makedev`, as
+//! lsblk's default sort), then printed as a tree, a flat list or in tree
+//! order without art (`-P`, `-r`).
+
+use serde::{Deserialize, Serialize};
 
 use super::human;
 
 /// Which util-linux the instance's image ships (it decides headers, size
-/// rounding and the JSON layout).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+/// rounding, the JSON layout and which columns exist).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum UtilLinux {
     /// 2.23 (CentOS 7).
     V2_23,
     /// 2.30 (Amazon Linux 2).
     V2_30,
-    /// 2.34 (Ubuntu 20.04).
+    /// 2.33–2.36 (Ubuntu 20.04 ships 2.34).
     V2_34,
     /// 2.37 (Ubuntu 22.04, Amazon Linux 2023) and later.
     V2_37,
@@ -32,10 +41,20 @@ impl UtilLinux {
             _ => UtilLinux::V2_37,
         }
     }
+
+    /// The version string `lsblk --version` prints.
+    pub fn release(self) -> &'static str {
+        match self {
+            UtilLinux::V2_23 => "2.23.2",
+            UtilLinux::V2_30 => "2.30.2",
+            UtilLinux::V2_34 => "2.34",
+            UtilLinux::V2_37 => "2.38.1",
+        }
+    }
 }
 
 /// Filesystem usage of a mounted device, from statfs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FsUsage {
     /// f_frsize
     pub frsize: u64,
@@ -48,7 +67,8 @@ pub struct FsUsage {
 }
 
 /// One block device as lsblk sees it.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Device {
     /// Kernel name (`xvda1`, `nvme0n1p1`).
     pub name: String,
@@ -80,13 +100,13 @@ pub struct Device {
     pub partlabel: Option<String>,
     /// PARTTYPE
     pub parttype: Option<String>,
-    /// PTUUID
+    /// PTUUID (udev gives partitions their disk's, as EC2 shows)
     pub ptuuid: Option<String>,
-    /// PTTYPE
+    /// PTTYPE (likewise inherited by partitions)
     pub pttype: Option<String>,
-    /// SERIAL
+    /// SERIAL (lsblk shows it for whole disks only)
     pub serial: Option<String>,
-    /// MODEL
+    /// MODEL (whole disks only)
     pub model: Option<String>,
     /// Usage when mounted.
     pub fs: Option<FsUsage>,
@@ -94,12 +114,27 @@ pub struct Device {
     pub children: Vec<Device>,
 }
 
+impl Device {
+    /// glibc `makedev(major, minor)`: lsblk's sort key for MAJ:MIN. For
+    /// minors above 255 it does not order like (major, minor).
+    pub fn devno(&self) -> u64 {
+        let (ma, mi) = (u64::from(self.major), u64::from(self.minor));
+        ((ma & 0xffff_f000) << 32) | ((ma & 0xfff) << 8) | ((mi & 0xffff_ff00) << 12) | (mi & 0xff)
+    }
+
+    fn is_partition(&self) -> bool {
+        self.kind == "part"
+    }
+}
+
 /// A column lsblk can show.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[allow(missing_docs)]
 pub enum Column {
     Name,
     Kname,
     Path,
+    Pkname,
     MajMin,
     Rm,
     Size,
@@ -122,7 +157,6 @@ pub enum Column {
     Fsuse,
     Serial,
     Model,
-    Pkname,
 }
 
 /// How a column's cells are typed in JSON.
@@ -144,39 +178,60 @@ struct Info {
     json: JsonType,
 }
 
+const ALL_COLUMNS: &[Column] = &[
+    Column::Name,
+    Column::Kname,
+    Column::Path,
+    Column::Pkname,
+    Column::MajMin,
+    Column::Rm,
+    Column::Size,
+    Column::Ro,
+    Column::Type,
+    Column::Mountpoint,
+    Column::Mountpoints,
+    Column::Fstype,
+    Column::Fsver,
+    Column::Label,
+    Column::Uuid,
+    Column::Partuuid,
+    Column::Partlabel,
+    Column::Parttype,
+    Column::Ptuuid,
+    Column::Pttype,
+    Column::Fssize,
+    Column::Fsused,
+    Column::Fsavail,
+    Column::Fsuse,
+    Column::Serial,
+    Column::Model,
+];
+
 impl Column {
-    /// Parses a column name as `-o` takes it (case-insensitive).
-    pub fn parse(s: &str) -> Option<Column> {
+    /// Parses a column name as `-o` takes it (case-insensitive), among the
+    /// columns util-linux `v` has.
+    pub fn parse(s: &str, v: UtilLinux) -> Option<Column> {
+        ALL_COLUMNS
+            .iter()
+            .copied()
+            .find(|c| c.info().header.eq_ignore_ascii_case(s) && c.exists_in(v))
+    }
+
+    /// The header, which is also the name `-o` takes.
+    pub fn header(self) -> &'static str {
+        self.info().header
+    }
+
+    /// Whether util-linux `v`'s lsblk knows this column.
+    pub fn exists_in(self, v: UtilLinux) -> bool {
         use Column::*;
-        Some(match s.to_ascii_uppercase().as_str() {
-            "NAME" => Name,
-            "KNAME" => Kname,
-            "PATH" => Path,
-            "MAJ:MIN" => MajMin,
-            "RM" => Rm,
-            "SIZE" => Size,
-            "RO" => Ro,
-            "TYPE" => Type,
-            "MOUNTPOINT" => Mountpoint,
-            "MOUNTPOINTS" => Mountpoints,
-            "FSTYPE" => Fstype,
-            "FSVER" => Fsver,
-            "LABEL" => Label,
-            "UUID" => Uuid,
-            "PARTUUID" => Partuuid,
-            "PARTLABEL" => Partlabel,
-            "PARTTYPE" => Parttype,
-            "PTUUID" => Ptuuid,
-            "PTTYPE" => Pttype,
-            "FSSIZE" => Fssize,
-            "FSUSED" => Fsused,
-            "FSAVAIL" => Fsavail,
-            "FSUSE%" => Fsuse,
-            "SERIAL" => Serial,
-            "MODEL" => Model,
-            "PKNAME" => Pkname,
-            _ => return None,
-        })
+        let since = match self {
+            Parttype | Serial => UtilLinux::V2_30,
+            Path | Fssize | Fsused | Fsavail | Fsuse | Ptuuid | Pttype => UtilLinux::V2_34,
+            Fsver | Mountpoints => UtilLinux::V2_37,
+            _ => UtilLinux::V2_23,
+        };
+        v >= since
     }
 
     fn info(self) -> Info {
@@ -232,8 +287,8 @@ pub fn default_columns(v: UtilLinux) -> Vec<Column> {
 /// The `-f` columns for a util-linux version.
 pub fn fs_columns(v: UtilLinux) -> Vec<Column> {
     use Column::*;
-    if v >= UtilLinux::V2_37 {
-        vec![
+    match v {
+        UtilLinux::V2_37 => vec![
             Name,
             Fstype,
             Fsver,
@@ -242,20 +297,18 @@ pub fn fs_columns(v: UtilLinux) -> Vec<Column> {
             Fsavail,
             Fsuse,
             Mountpoints,
-        ]
-    } else {
-        vec![Name, Fstype, Label, Uuid, Mountpoint]
+        ],
+        UtilLinux::V2_34 => vec![Name, Fstype, Label, Uuid, Fsavail, Fsuse, Mountpoint],
+        _ => vec![Name, Fstype, Label, Uuid, Mountpoint],
     }
 }
 
-/// Output mode.
+/// Output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Mode {
-    /// Aligned table with tree art.
+pub enum Format {
+    /// Aligned columns (with tree art unless `tree` is off).
     #[default]
-    Tree,
-    /// `-l`: aligned flat list.
-    List,
+    Table,
     /// `-r`: raw.
     Raw,
     /// `-P`: KEY="value" pairs.
@@ -269,8 +322,11 @@ pub enum Mode {
 pub struct Options {
     /// Columns in order.
     pub columns: Vec<Column>,
-    /// Output mode.
-    pub mode: Mode,
+    /// Output format.
+    pub format: Format,
+    /// lsblk's tree flag: on by default, off with `-l`, `-r`, `-P`. A
+    /// JSON tree nests `children`; without it JSON is a flat list.
+    pub tree: bool,
     /// `-b`: sizes in bytes.
     pub bytes: bool,
     /// `-n`: no header line.
@@ -279,7 +335,7 @@ pub struct Options {
     pub nodeps: bool,
     /// `-i`: ASCII tree art (also without a UTF-8 locale).
     pub ascii: bool,
-    /// `-p`: full paths in NAME.
+    /// `-p`: full paths in NAME, KNAME and PKNAME.
     pub paths: bool,
     /// The util-linux version to copy.
     pub version: UtilLinux,
@@ -290,7 +346,8 @@ impl Options {
     pub fn new(v: UtilLinux) -> Options {
         Options {
             columns: default_columns(v),
-            mode: Mode::Tree,
+            format: Format::Table,
+            tree: true,
             bytes: false,
             noheadings: false,
             nodeps: false,
@@ -299,20 +356,23 @@ impl Options {
             version: v,
         }
     }
-}
 
-/// One output row: its cells (a cell may hold several lines) and tree info.
-struct Row {
-    cells: Vec<Vec<String>>,
-    /// Tree prefix for NAME (already drawn).
-    prefix: String,
+    /// `-P` and `-r` print in tree order without art.
+    fn tree_order(&self) -> bool {
+        !self.tree && matches!(self.format, Format::Raw | Format::Pairs)
+    }
 }
 
 fn size_string(bytes: u64, o: &Options) -> String {
     if o.bytes {
         bytes.to_string()
-    } else if o.version >= UtilLinux::V2_37 {
-        human::lsblk_size(bytes)
+    } else if o.version >= UtilLinux::V2_34 {
+        // 2.36 changed the rounding; 2.34 (Ubuntu 20.04) still has the old.
+        if o.version >= UtilLinux::V2_37 {
+            human::lsblk_size(bytes)
+        } else {
+            human::lsblk_size_old(bytes)
+        }
     } else {
         human::lsblk_size_old(bytes)
     }
@@ -320,37 +380,43 @@ fn size_string(bytes: u64, o: &Options) -> String {
 
 /// FS* sizes print `0` (not `0B`) when zero.
 fn fs_size_string(bytes: u64, o: &Options) -> String {
-    if !o.bytes && bytes == 0 {
+    if bytes == 0 {
         "0".into()
     } else {
         size_string(bytes, o)
     }
 }
 
-fn cell(d: &Device, parent: Option<&Device>, c: Column, o: &Options) -> Vec<String> {
+/// The text of one cell; multi-valued cells (MOUNTPOINTS) are joined by a
+/// newline as lsblk builds them.
+fn cell(d: &Device, parent: Option<&Device>, c: Column, o: &Options) -> String {
     use Column::*;
-    let opt = |v: &Option<String>| v.clone().into_iter().collect::<Vec<_>>();
-    let path = format!("/dev/{}", d.name);
-    let bool_cell = |b: bool| vec![if b { "1" } else { "0" }.to_string()];
+    let opt = |v: &Option<String>| v.clone().unwrap_or_default();
+    let mk_name = |n: &str| {
+        if o.paths {
+            format!("/dev/{n}")
+        } else {
+            n.to_string()
+        }
+    };
+    let bool_cell = |b: bool| if b { "1" } else { "0" }.to_string();
     match c {
-        Name => vec![if o.paths { path } else { d.name.clone() }],
-        Kname => vec![d.name.clone()],
-        Path => vec![path],
-        Pkname => parent.map(|p| p.name.clone()).into_iter().collect(),
+        Name | Kname => mk_name(&d.name),
+        Path => format!("/dev/{}", d.name),
+        Pkname => parent.map(|p| mk_name(&p.name)).unwrap_or_default(),
         MajMin => {
-            let tabular = matches!(o.mode, Mode::Tree | Mode::List);
-            vec![if tabular {
+            if o.format == Format::Table {
                 format!("{:>3}:{:<3}", d.major, d.minor)
             } else {
                 format!("{}:{}", d.major, d.minor)
-            }]
+            }
         }
         Rm => bool_cell(d.removable),
         Ro => bool_cell(d.read_only),
-        Size => vec![size_string(d.size, o)],
-        Type => vec![d.kind.clone()],
-        Mountpoint => d.mountpoints.first().cloned().into_iter().collect(),
-        Mountpoints => d.mountpoints.clone(),
+        Size => size_string(d.size, o),
+        Type => d.kind.clone(),
+        Mountpoint => d.mountpoints.first().cloned().unwrap_or_default(),
+        Mountpoints => d.mountpoints.join("\n"),
         Fstype => opt(&d.fstype),
         Fsver => opt(&d.fsver),
         Label => opt(&d.label),
@@ -360,23 +426,24 @@ fn cell(d: &Device, parent: Option<&Device>, c: Column, o: &Options) -> Vec<Stri
         Parttype => opt(&d.parttype),
         Ptuuid => opt(&d.ptuuid),
         Pttype => opt(&d.pttype),
-        Serial => opt(&d.serial),
-        Model => opt(&d.model),
+        Serial if !d.is_partition() => opt(&d.serial),
+        Model if !d.is_partition() => opt(&d.model),
+        Serial | Model => String::new(),
         Fssize | Fsused | Fsavail | Fsuse => match d.fs {
-            None => Vec::new(),
-            Some(f) => vec![match c {
-                Fssize => fs_size_string(f.frsize * f.blocks, o),
-                Fsavail => fs_size_string(f.frsize * f.bavail, o),
-                Fsused => fs_size_string(f.frsize * (f.blocks - f.bfree.min(f.blocks)), o),
-                _ => {
-                    if f.blocks == 0 {
-                        "-".into()
-                    } else {
-                        let used = (f.blocks - f.bfree.min(f.blocks)) as f64;
-                        format!("{}%", round_half_even(used / f.blocks as f64 * 100.0))
-                    }
+            None => String::new(),
+            Some(f) => {
+                let used_blocks = f.blocks.saturating_sub(f.bfree);
+                match c {
+                    Fssize => fs_size_string(f.frsize.saturating_mul(f.blocks), o),
+                    Fsavail => fs_size_string(f.frsize.saturating_mul(f.bavail), o),
+                    Fsused => fs_size_string(f.frsize.saturating_mul(used_blocks), o),
+                    _ if f.blocks == 0 => "-".into(),
+                    _ => format!(
+                        "{}%",
+                        round_half_even(used_blocks as f64 / f.blocks as f64 * 100.0)
+                    ),
                 }
-            }],
+            }
         },
     }
 }
@@ -391,42 +458,211 @@ fn round_half_even(x: f64) -> i64 {
     }
 }
 
-fn sorted(devs: &[Device]) -> Vec<&Device> {
-    let mut v: Vec<&Device> = devs.iter().collect();
-    v.sort_by_key(|d| (d.major, d.minor));
-    v
+/// One output line (libsmartcols' `libscols_line`).
+struct Line<'a> {
+    dev: &'a Device,
+    /// The device whose data PKNAME shows (the disk of a partition, also
+    /// when the partition is shown on its own).
+    parent_dev: Option<&'a Device>,
+    /// Index of the parent line, in tree output.
+    parent: Option<usize>,
+    children: Vec<usize>,
 }
 
-fn collect_rows(
-    devs: &[Device],
-    o: &Options,
-    rows: &mut Vec<Row>,
-    parent: Option<&Device>,
-    depth: usize,
-    ancestors_last: &mut Vec<bool>,
-) {
-    let list = sorted(devs);
-    let n = list.len();
-    for (i, d) in list.into_iter().enumerate() {
-        let last = i + 1 == n;
-        let mut prefix = String::new();
-        if o.mode == Mode::Tree && depth > 0 {
-            let (vert, mid, end) = if o.ascii {
-                ("| ", "|-", "`-")
-            } else {
-                ("\u{2502} ", "\u{251c}\u{2500}", "\u{2514}\u{2500}")
-            };
-            for &al in ancestors_last.iter().skip(1) {
-                prefix.push_str(if al { "  " } else { vert });
-            }
-            prefix.push_str(if last { end } else { mid });
+/// A device shown at the top level: a disk with its partitions, or a
+/// partition on its own (named on the command line), with its disk.
+#[derive(Debug, Clone, Copy)]
+pub struct Root<'a> {
+    /// The device.
+    pub dev: &'a Device,
+    /// The disk a partition belongs to.
+    pub disk: Option<&'a Device>,
+}
+
+/// Renders lsblk's output for every disk of `devs` (top-level disks with
+/// their partitions as children), as `lsblk` without device arguments.
+/// RAM disks (major 1) are left out, as lsblk does by default.
+pub fn render(devs: &[Device], o: &Options) -> String {
+    let roots: Vec<Root> = devs
+        .iter()
+        .filter(|d| d.major != 1)
+        .map(|d| Root { dev: d, disk: None })
+        .collect();
+    render_roots(&roots, o)
+}
+
+/// Renders lsblk's output for the given top-level devices (lsblk's device
+/// arguments, in argument order; a device named twice shows once).
+pub fn render_roots(roots: &[Root], o: &Options) -> String {
+    let mut lines: Vec<Line> = Vec::new();
+    let mut top: Vec<usize> = Vec::new();
+    let mut printed: Vec<u64> = Vec::new();
+    let mut seen_roots: Vec<u64> = Vec::new();
+    for r in roots {
+        if seen_roots.contains(&r.dev.devno()) {
+            continue;
         }
-        let cells = o.columns.iter().map(|&c| cell(d, parent, c, o)).collect();
-        rows.push(Row { cells, prefix });
-        if !o.nodeps && !d.children.is_empty() {
-            ancestors_last.push(last);
-            collect_rows(&d.children, o, rows, Some(d), depth + 1, ancestors_last);
-            ancestors_last.pop();
+        seen_roots.push(r.dev.devno());
+        if let Some(i) = add_line(&mut lines, &mut printed, r.dev, r.disk, None, o) {
+            top.push(i);
+        }
+    }
+    if lines.is_empty() {
+        // libsmartcols prints nothing for an empty table, except JSON.
+        return if o.format == Format::Json {
+            "{\n   \"blockdevices\": [\n\n   ]\n}\n".into()
+        } else {
+            String::new()
+        };
+    }
+    let has_tree_col = o.columns.contains(&Column::Name);
+    let is_tree = o.tree && has_tree_col;
+    // The print order: lsblk sorts all lines by MAJ:MIN (a stable merge
+    // sort), then a tree prints from its roots with each level's children
+    // sorted; -P and -r re-sort into tree order; else the flat order stays.
+    let key = |i: &usize| lines[*i].dev.devno();
+    let order: Vec<(usize, usize)> = if is_tree || o.tree_order() {
+        let mut out = Vec::new();
+        let mut roots_sorted: Vec<usize> = if is_tree {
+            top.clone()
+        } else {
+            (0..lines.len())
+                .filter(|&i| lines[i].parent.is_none())
+                .collect()
+        };
+        roots_sorted.sort_by_key(key);
+        for r in roots_sorted {
+            walk(&lines, r, 0, &mut out);
+        }
+        out
+    } else {
+        let mut all: Vec<usize> = (0..lines.len()).collect();
+        all.sort_by_key(key);
+        all.into_iter().map(|i| (i, 0)).collect()
+    };
+    match o.format {
+        Format::Table => render_table(&lines, &order, o, is_tree),
+        Format::Raw => render_raw(&lines, &order, o),
+        Format::Pairs => render_pairs(&lines, &order, o),
+        Format::Json => {
+            if is_tree {
+                let mut tops: Vec<usize> = top.clone();
+                tops.sort_by_key(key);
+                render_json(&lines, &tops, o, true)
+            } else {
+                let flat: Vec<usize> = order.iter().map(|&(i, _)| i).collect();
+                render_json(&lines, &flat, o, false)
+            }
+        }
+    }
+}
+
+/// Adds `dev`'s line and, unless `-d`, its partitions' lines. In a flat
+/// list (`-l`), a device already shown is not shown again.
+fn add_line<'a>(
+    lines: &mut Vec<Line<'a>>,
+    printed: &mut Vec<u64>,
+    dev: &'a Device,
+    parent_dev: Option<&'a Device>,
+    parent: Option<usize>,
+    o: &Options,
+) -> Option<usize> {
+    if !o.tree && !o.tree_order() && printed.contains(&dev.devno()) {
+        return None;
+    }
+    printed.push(dev.devno());
+    let idx = lines.len();
+    lines.push(Line {
+        dev,
+        parent_dev,
+        parent,
+        children: Vec::new(),
+    });
+    if let Some(p) = parent {
+        lines[p].children.push(idx);
+    }
+    if !o.nodeps {
+        for c in &dev.children {
+            add_line(lines, printed, c, Some(dev), Some(idx), o);
+        }
+    }
+    Some(idx)
+}
+
+/// Pre-order walk with each line's children sorted by MAJ:MIN.
+fn walk(lines: &[Line], i: usize, depth: usize, out: &mut Vec<(usize, usize)>) {
+    out.push((i, depth));
+    let mut kids = lines[i].children.clone();
+    kids.sort_by_key(|k| lines[*k].dev.devno());
+    for k in kids {
+        walk(lines, k, depth + 1, out);
+    }
+}
+
+fn sorted_children(lines: &[Line], i: usize) -> Vec<usize> {
+    let mut kids = lines[i].children.clone();
+    kids.sort_by_key(|k| lines[*k].dev.devno());
+    kids
+}
+
+fn is_last_child(lines: &[Line], i: usize) -> bool {
+    match lines[i].parent {
+        None => false,
+        Some(p) => sorted_children(lines, p).last() == Some(&i),
+    }
+}
+
+struct Art {
+    vert: &'static str,
+    branch: &'static str,
+    right: &'static str,
+}
+
+fn art(o: &Options) -> Art {
+    if o.ascii {
+        Art {
+            vert: "| ",
+            branch: "|-",
+            right: "`-",
+        }
+    } else {
+        Art {
+            vert: "\u{2502} ",
+            branch: "\u{251c}\u{2500}",
+            right: "\u{2514}\u{2500}",
+        }
+    }
+}
+
+/// libsmartcols' `tree_ascii_art_to_buffer(ln)`: for each ancestor-or-self
+/// below the root, two blanks if it is a last child, else the vertical.
+fn ancestors_art(lines: &[Line], i: usize, a: &Art) -> String {
+    match lines[i].parent {
+        None => String::new(),
+        Some(p) => {
+            let mut s = ancestors_art(lines, p, a);
+            s.push_str(if is_last_child(lines, i) {
+                "  "
+            } else {
+                a.vert
+            });
+            s
+        }
+    }
+}
+
+/// The tree prefix of a line's NAME cell.
+fn name_prefix(lines: &[Line], i: usize, a: &Art) -> String {
+    match lines[i].parent {
+        None => String::new(),
+        Some(p) => {
+            let mut s = ancestors_art(lines, p, a);
+            s.push_str(if is_last_child(lines, i) {
+                a.right
+            } else {
+                a.branch
+            });
+            s
         }
     }
 }
@@ -436,73 +672,57 @@ fn width(s: &str) -> usize {
     s.chars().count()
 }
 
-/// Renders lsblk's output for `devs` (top-level disks with their
-/// partitions as children).
-pub fn render(devs: &[Device], o: &Options) -> String {
-    let mut rows = Vec::new();
-    if o.mode == Mode::List {
-        // A flat list sorted by MAJ:MIN only.
-        let mut flat: Vec<(Device, Option<Device>)> = Vec::new();
-        for d in devs {
-            let mut top = d.clone();
-            top.children.clear();
-            flat.push((top, None));
-            if !o.nodeps {
-                for c in &d.children {
-                    flat.push((c.clone(), Some(d.clone())));
-                }
-            }
-        }
-        flat.sort_by_key(|(d, _)| (d.major, d.minor));
-        for (d, p) in &flat {
-            rows.push(Row {
-                cells: o
-                    .columns
-                    .iter()
-                    .map(|&c| cell(d, p.as_ref(), c, o))
-                    .collect(),
-                prefix: String::new(),
-            });
-        }
-    } else {
-        collect_rows(devs, o, &mut rows, None, 0, &mut Vec::new());
-    }
-    match o.mode {
-        Mode::Tree | Mode::List => render_table(&rows, o),
-        Mode::Raw => render_raw(&rows, o),
-        Mode::Pairs => render_pairs(&rows, o),
-        Mode::Json => render_json(devs, o),
-    }
-}
-
-fn name_col(o: &Options) -> Option<usize> {
-    o.columns.iter().position(|&c| c == Column::Name)
-}
-
-fn render_table(rows: &[Row], o: &Options) -> String {
+fn render_table(lines: &[Line], order: &[(usize, usize)], o: &Options, is_tree: bool) -> String {
     let ncol = o.columns.len();
-    let name_idx = name_col(o);
+    let tree_idx = if is_tree {
+        o.columns.iter().position(|&c| c == Column::Name)
+    } else {
+        None
+    };
+    let a = art(o);
+    // Cells of every row: (chunks per column, tree prefix).
+    let rows: Vec<(Vec<Vec<String>>, String)> = order
+        .iter()
+        .map(|&(i, _)| {
+            let l = &lines[i];
+            let cells = o
+                .columns
+                .iter()
+                .map(|&c| {
+                    let s = cell(l.dev, l.parent_dev, c, o);
+                    if c == Column::Mountpoints {
+                        s.split('\n').map(str::to_string).collect()
+                    } else {
+                        vec![s]
+                    }
+                })
+                .collect();
+            let prefix = if tree_idx.is_some() {
+                name_prefix(lines, i, &a)
+            } else {
+                String::new()
+            };
+            (cells, prefix)
+        })
+        .collect();
     let mut widths = vec![0usize; ncol];
-    for (i, &c) in o.columns.iter().enumerate() {
+    for (ci, &c) in o.columns.iter().enumerate() {
         let info = c.info();
         let hdr = width(info.header);
         let data = rows
             .iter()
-            .map(|r| {
-                let extra = if Some(i) == name_idx {
-                    width(&r.prefix)
+            .map(|(cells, prefix)| {
+                let extra = if Some(ci) == tree_idx {
+                    width(prefix)
                 } else {
                     0
                 };
-                r.cells[i]
-                    .iter()
-                    .map(|s| width(s) + extra)
-                    .max()
-                    .unwrap_or(extra)
+                cells[ci].iter().map(|s| width(s)).max().unwrap_or(0) + extra
             })
             .max()
             .unwrap_or(0);
-        widths[i] = if data < hdr {
+        // libsmartcols count_column_width() when not on a terminal.
+        widths[ci] = if data < hdr {
             hdr
         } else if info.hint >= 1.0 && (data as f64) < info.hint && (hdr as f64) < info.hint {
             info.hint as usize
@@ -511,105 +731,117 @@ fn render_table(rows: &[Row], o: &Options) -> String {
         };
     }
     let mut out = String::new();
-    let line = |cells: &[String], out: &mut String, header: bool| {
-        let mut s = String::new();
-        for (i, &c) in o.columns.iter().enumerate() {
-            let right = c.info().right;
-            let text = &cells[i];
-            let w = widths[i];
-            let pad = w.saturating_sub(width(text));
-            let last = i + 1 == ncol;
-            if i > 0 {
-                s.push(' ');
-            }
-            if right {
+    let push_cell = |s: &mut String, ci: usize, text: &str| {
+        let c = o.columns[ci];
+        let w = widths[ci];
+        let pad = w.saturating_sub(width(text));
+        let last = ci + 1 == ncol;
+        if c.info().right {
+            if !text.is_empty() {
                 s.push_str(&" ".repeat(pad));
                 s.push_str(text);
-            } else {
-                s.push_str(text);
-                if !last {
-                    s.push_str(&" ".repeat(pad));
-                }
+            } else if !last {
+                s.push_str(&" ".repeat(w));
+            }
+        } else {
+            s.push_str(text);
+            if !last {
+                s.push_str(&" ".repeat(pad));
             }
         }
-        if header {
-            while s.ends_with(' ') {
-                s.pop();
-            }
+        if !last {
+            s.push(' ');
+        }
+    };
+    if !o.noheadings {
+        let mut s = String::new();
+        for (ci, c) in o.columns.iter().enumerate() {
+            push_cell(&mut s, ci, c.info().header);
         }
         out.push_str(&s);
         out.push('\n');
-    };
-    if !o.noheadings {
-        let hdrs: Vec<String> = o
-            .columns
-            .iter()
-            .map(|c| c.info().header.to_string())
-            .collect();
-        line(&hdrs, &mut out, true);
     }
-    for r in rows {
-        let lines = r.cells.iter().map(Vec::len).max().unwrap_or(1).max(1);
-        for l in 0..lines {
-            let cells: Vec<String> = r
-                .cells
-                .iter()
-                .enumerate()
-                .map(|(i, c)| {
-                    let v = c.get(l).cloned().unwrap_or_default();
-                    if Some(i) == name_idx && l == 0 {
-                        format!("{}{}", r.prefix, v)
+    for (ri, (cells, prefix)) in rows.iter().enumerate() {
+        let nlines = cells.iter().map(Vec::len).max().unwrap_or(1).max(1);
+        for ln in 0..nlines {
+            let mut s = String::new();
+            for (ci, cell) in cells.iter().enumerate() {
+                let chunk = cell.get(ln);
+                if ln == 0 {
+                    let v = chunk.map(String::as_str).unwrap_or("");
+                    if Some(ci) == tree_idx {
+                        push_cell(&mut s, ci, &format!("{prefix}{v}"));
                     } else {
-                        v
+                        push_cell(&mut s, ci, v);
                     }
-                })
-                .collect();
-            line(&cells, &mut out, false);
+                } else if let Some(v) = chunk {
+                    push_cell(&mut s, ci, v);
+                } else if Some(ci) == tree_idx {
+                    // print_empty_cell(): the line's own tree art, and a
+                    // vertical when it has children below.
+                    let i = order[ri].0;
+                    let mut t = ancestors_art(lines, i, &a);
+                    if !lines[i].children.is_empty() {
+                        t.push_str(a.vert);
+                    }
+                    push_cell(&mut s, ci, &t);
+                } else {
+                    push_cell(&mut s, ci, "");
+                }
+            }
+            out.push_str(&s);
+            out.push('\n');
         }
     }
     out
 }
 
-fn joined(cell: &[String]) -> String {
-    cell.join("\\x0a")
-}
-
-fn render_raw(rows: &[Row], o: &Options) -> String {
-    let mut out = String::new();
-    if !o.noheadings {
-        let h: Vec<&str> = o.columns.iter().map(|c| c.info().header).collect();
-        out.push_str(&h.join(" "));
-        out.push('\n');
-    }
-    for r in rows {
-        let v: Vec<String> = r.cells.iter().map(|c| raw_escape(&joined(c))).collect();
-        out.push_str(&v.join(" "));
-        out.push('\n');
-    }
-    out
-}
-
-/// Raw mode escapes blanks and unsafe characters as `\xNN`.
+/// `-r` escapes blanks, backslashes and unprintable bytes as `\xNN`
+/// (`fputs_nonblank`); bytes above 0x7f count as unprintable.
 fn raw_escape(s: &str) -> String {
     let mut o = String::new();
-    for ch in s.chars() {
-        if ch == ' ' || ch == '"' || ch.is_control() {
-            o.push_str(&format!("\\x{:02x}", ch as u32));
+    for &b in s.as_bytes() {
+        if b == b' ' || b == b'\t' || b == b'\\' || !(0x20..0x7f).contains(&b) {
+            o.push_str(&format!("\\x{b:02x}"));
         } else {
-            o.push(ch);
+            o.push(b as char);
         }
     }
     o
 }
 
-fn render_pairs(rows: &[Row], o: &Options) -> String {
+/// `-P` quotes values and escapes `"`, `\`, `` ` ``, `$` and unprintable
+/// bytes as `\xNN` (`fputs_quoted`).
+fn pairs_quote(s: &str) -> String {
+    let mut o = String::from("\"");
+    for &b in s.as_bytes() {
+        if matches!(b, b'"' | b'\\' | b'`' | b'$') || !(0x20..0x7f).contains(&b) {
+            o.push_str(&format!("\\x{b:02x}"));
+        } else {
+            o.push(b as char);
+        }
+    }
+    o.push('"');
+    o
+}
+
+fn render_raw(lines: &[Line], order: &[(usize, usize)], o: &Options) -> String {
     let mut out = String::new();
-    for r in rows {
+    if !o.noheadings {
+        let h: Vec<String> = o
+            .columns
+            .iter()
+            .map(|c| raw_escape(c.info().header))
+            .collect();
+        out.push_str(&h.join(" "));
+        out.push('\n');
+    }
+    for &(i, _) in order {
+        let l = &lines[i];
         let v: Vec<String> = o
             .columns
             .iter()
-            .zip(&r.cells)
-            .map(|(c, cell)| format!("{}=\"{}\"", pair_key(c.info().header), joined(cell)))
+            .map(|&c| raw_escape(&cell(l.dev, l.parent_dev, c, o)))
             .collect();
         out.push_str(&v.join(" "));
         out.push('\n');
@@ -617,17 +849,39 @@ fn render_pairs(rows: &[Row], o: &Options) -> String {
     out
 }
 
-/// `-P` keys are the headers (2.38 keeps `MAJ:MIN` and `FSUSE%`).
-fn pair_key(h: &str) -> String {
-    h.to_string()
+fn render_pairs(lines: &[Line], order: &[(usize, usize)], o: &Options) -> String {
+    let mut out = String::new();
+    for &(i, _) in order {
+        let l = &lines[i];
+        let v: Vec<String> = o
+            .columns
+            .iter()
+            .map(|&c| {
+                format!(
+                    "{}={}",
+                    c.info().header,
+                    pairs_quote(&cell(l.dev, l.parent_dev, c, o))
+                )
+            })
+            .collect();
+        out.push_str(&v.join(" "));
+        out.push('\n');
+    }
+    out
 }
 
+/// JSON string escaping of util-linux's jsonwrt (`"`, `\`, and controls).
 fn json_escape(s: &str) -> String {
     let mut o = String::new();
     for ch in s.chars() {
         match ch {
             '"' => o.push_str("\\\""),
             '\\' => o.push_str("\\\\"),
+            '\u{8}' => o.push_str("\\b"),
+            '\t' => o.push_str("\\t"),
+            '\n' => o.push_str("\\n"),
+            '\u{c}' => o.push_str("\\f"),
+            '\r' => o.push_str("\\r"),
             c if (c as u32) < 0x20 => o.push_str(&format!("\\u{:04x}", c as u32)),
             c => o.push(c),
         }
@@ -635,85 +889,77 @@ fn json_escape(s: &str) -> String {
     o
 }
 
-fn render_json(devs: &[Device], o: &Options) -> String {
-    let mut out = String::new();
-    match o.version {
-        UtilLinux::V2_37 => {
-            out.push_str("{\n   \"blockdevices\": [\n");
-            json_new(&sorted(devs), None, o, 2, &mut out);
-            out.push_str("   ]\n}\n");
-        }
-        v => {
-            out.push_str("{\n   \"blockdevices\": [\n");
-            json_old(&sorted(devs), None, o, 2, v, &mut out);
-            out.push_str("   ]\n}\n");
-        }
+fn json_string(s: &str) -> String {
+    if s.is_empty() {
+        "null".into()
+    } else {
+        format!("\"{}\"", json_escape(s))
     }
-    out
 }
 
-fn json_value(
-    d: &Device,
-    parent: Option<&Device>,
-    c: Column,
-    o: &Options,
-    indent: usize,
-) -> String {
-    let cells = cell(d, parent, c, o);
-    let info = c.info();
-    match info.json {
-        JsonType::Bool => (cells.first().map(String::as_str) == Some("1")).to_string(),
-        JsonType::Size if o.bytes => cells.first().cloned().unwrap_or_else(|| "null".into()),
+/// The value of one JSON key (2.37+ layout); `indent` is the key's.
+fn json_value(l: &Line, c: Column, o: &Options, indent: usize) -> String {
+    let text = cell(l.dev, l.parent_dev, c, o);
+    match c.info().json {
+        JsonType::Bool => (!(text.is_empty() || text.starts_with('0'))).to_string(),
+        JsonType::Size if o.bytes => {
+            if text.is_empty() {
+                "null".into()
+            } else {
+                text
+            }
+        }
         JsonType::Array => {
             let pad = " ".repeat(indent + 4);
-            let inner = if cells.is_empty() {
+            let inner = if text.is_empty() {
                 "null".to_string()
             } else {
-                cells
-                    .iter()
-                    .map(|s| format!("\"{}\"", json_escape(s)))
+                text.split('\n')
+                    .map(json_string)
                     .collect::<Vec<_>>()
                     .join(", ")
             };
             format!("[\n{pad}{inner}\n{}]", " ".repeat(indent))
         }
-        _ => match cells.first() {
-            Some(s) if !s.is_empty() => {
-                let s = if c == Column::MajMin {
-                    format!("{}:{}", d.major, d.minor)
-                } else {
-                    s.clone()
-                };
-                format!("\"{}\"", json_escape(&s))
-            }
-            _ => "null".into(),
-        },
+        _ => json_string(&text),
     }
 }
 
+fn render_json(lines: &[Line], tops: &[usize], o: &Options, is_tree: bool) -> String {
+    let mut out = String::from("{\n   \"blockdevices\": [\n");
+    if o.version >= UtilLinux::V2_37 {
+        json_new(lines, tops, o, 2, is_tree, &mut out);
+    } else {
+        json_old(lines, tops, o, 2, is_tree, &mut out);
+    }
+    out.push_str("   ]\n}\n");
+    out
+}
+
 fn json_new(
-    devs: &[&Device],
-    parent: Option<&Device>,
+    lines: &[Line],
+    ids: &[usize],
     o: &Options,
     level: usize,
+    is_tree: bool,
     out: &mut String,
 ) {
     let ind = |n: usize| " ".repeat(3 * n);
-    for (i, d) in devs.iter().enumerate() {
-        if i == 0 {
+    for (n, &i) in ids.iter().enumerate() {
+        if n == 0 {
             out.push_str(&ind(level));
             out.push_str("{\n");
         }
-        let kids: Vec<&Device> = if o.nodeps {
-            Vec::new()
+        let kids: Vec<usize> = if is_tree {
+            sorted_children(lines, i)
         } else {
-            sorted(&d.children)
+            Vec::new()
         };
-        let n = o.columns.len();
+        let ncol = o.columns.len();
         for (k, &c) in o.columns.iter().enumerate() {
             let key = c.info().header.to_ascii_lowercase();
-            let val = json_value(d, parent, c, o, 3 * (level + 1));
-            let comma = if k + 1 < n || !kids.is_empty() {
+            let val = json_value(&lines[i], c, o, 3 * (level + 1));
+            let comma = if k + 1 < ncol || !kids.is_empty() {
                 ","
             } else {
                 ""
@@ -728,11 +974,11 @@ fn json_new(
         }
         if !kids.is_empty() {
             out.push_str(&format!("{}\"children\": [\n", ind(level + 1)));
-            json_new(&kids, Some(d), o, level + 2, out);
+            json_new(lines, &kids, o, level + 2, is_tree, out);
             out.push_str(&format!("{}]\n", ind(level + 1)));
         }
         out.push_str(&ind(level));
-        if i + 1 < devs.len() {
+        if n + 1 < ids.len() {
             out.push_str("},{\n");
         } else {
             out.push_str("}\n");
@@ -741,35 +987,39 @@ fn json_new(
 }
 
 /// util-linux 2.30–2.36: one object per line (2.33+: typed values without a
-/// space after the colon; before: every value a string).
+/// space after the colon; before: every value a string). [S, not run]
 fn json_old(
-    devs: &[&Device],
-    parent: Option<&Device>,
+    lines: &[Line],
+    ids: &[usize],
     o: &Options,
     level: usize,
-    v: UtilLinux,
+    is_tree: bool,
     out: &mut String,
 ) {
+    let v = o.version;
     let ind = " ".repeat(3 * level);
-    for (i, d) in devs.iter().enumerate() {
-        let kids: Vec<&Device> = if o.nodeps {
-            Vec::new()
+    for (n, &i) in ids.iter().enumerate() {
+        let l = &lines[i];
+        let kids: Vec<usize> = if is_tree {
+            sorted_children(lines, i)
         } else {
-            sorted(&d.children)
+            Vec::new()
         };
         let mut parts = Vec::new();
         for &c in &o.columns {
             let key = c.info().header.to_ascii_lowercase();
-            let cells = cell(d, parent, c, o);
             let raw = match c {
-                Column::MajMin => Some(format!("{}:{}", d.major, d.minor)),
-                _ => cells.first().cloned().filter(|s| !s.is_empty()),
+                Column::MajMin => format!("{}:{}", l.dev.major, l.dev.minor),
+                _ => cell(l.dev, l.parent_dev, c, o),
             };
-            let val = match (v, c.info().json, raw) {
-                (UtilLinux::V2_34, JsonType::Bool, Some(s)) => (s == "1").to_string(),
-                (UtilLinux::V2_34, JsonType::Size, Some(s)) if o.bytes => s,
-                (_, _, Some(s)) => format!("\"{}\"", json_escape(&s)),
-                (_, _, None) => "null".into(),
+            let val = if raw.is_empty() {
+                "null".to_string()
+            } else {
+                match (v, c.info().json) {
+                    (UtilLinux::V2_34, JsonType::Bool) => (raw != "0").to_string(),
+                    (UtilLinux::V2_34, JsonType::Size) if o.bytes => raw,
+                    _ => format!("\"{}\"", json_escape(&raw)),
+                }
             };
             parts.push(if v == UtilLinux::V2_34 {
                 format!("\"{key}\":{val}")
@@ -777,19 +1027,18 @@ fn json_old(
                 format!("\"{key}\": {val}")
             });
         }
-        let sep = ", ";
         out.push_str(&ind);
         out.push('{');
-        out.push_str(&parts.join(sep));
+        out.push_str(&parts.join(", "));
         if kids.is_empty() {
             out.push('}');
         } else {
             out.push_str(",\n");
             out.push_str(&format!("{ind}   \"children\": [\n"));
-            json_old(&kids, Some(d), o, level + 2, v, out);
+            json_old(lines, &kids, o, level + 2, is_tree, out);
             out.push_str(&format!("{ind}   ]\n{ind}}}"));
         }
-        out.push_str(if i + 1 < devs.len() { ",\n" } else { "\n" });
+        out.push_str(if n + 1 < ids.len() { ",\n" } else { "\n" });
     }
 }
 
@@ -853,7 +1102,8 @@ mod tests {
             "{s}"
         );
         let mut o = Options::new(UtilLinux::V2_37);
-        o.mode = Mode::Pairs;
+        o.format = Format::Pairs;
+        o.tree = false;
         let s = render(&loopdisk(), &o);
         assert!(s.starts_with(
             "NAME=\"loop7\" MAJ:MIN=\"7:7\" RM=\"0\" SIZE=\"8G\" RO=\"0\" TYPE=\"loop\" MOUNTPOINTS=\"\"\n\
@@ -864,7 +1114,7 @@ mod tests {
     #[test]
     fn json_layout() {
         let mut o = Options::new(UtilLinux::V2_37);
-        o.mode = Mode::Json;
+        o.format = Format::Json;
         let s = render(&loopdisk(), &o);
         assert!(s.starts_with("{\n   \"blockdevices\": [\n      {\n         \"name\": \"loop7\",\n         \"maj:min\": \"7:7\",\n         \"rm\": false,\n         \"size\": \"8G\",\n"), "{s}");
         assert!(s.contains("         \"mountpoints\": [\n             null\n         ],\n         \"children\": [\n            {\n"), "{s}");
@@ -888,5 +1138,58 @@ mod tests {
             "{s}"
         );
         assert!(s.contains("`-loop7p128 259:2    0  10M  0 part \n"), "{s}");
+    }
+
+    #[test]
+    fn multi_mountpoints_continue_under_the_tree() {
+        let mut disks = loopdisk();
+        disks[0].children[0].mountpoints = vec!["/mnt/b".into(), "/mnt/a".into()];
+        let o = Options::new(UtilLinux::V2_37);
+        let s = render(&disks, &o);
+        assert!(
+            s.contains(
+                "\u{251c}\u{2500}loop7p1   259:0    0   8G  0 part /mnt/b\n\
+                 \u{2502}                                   /mnt/a\n"
+            ),
+            "{s}"
+        );
+    }
+
+    #[test]
+    fn list_sorts_by_devno_and_shows_once() {
+        let disks = loopdisk();
+        let mut o = Options::new(UtilLinux::V2_37);
+        o.tree = false;
+        o.columns = vec![Column::Name];
+        let roots = [
+            Root {
+                dev: &disks[0].children[0],
+                disk: Some(&disks[0]),
+            },
+            Root {
+                dev: &disks[0],
+                disk: None,
+            },
+        ];
+        assert_eq!(
+            render_roots(&roots, &o),
+            "NAME\nloop7\nloop7p1\nloop7p127\nloop7p128\n"
+        );
+        o.tree = true;
+        assert_eq!(
+            render_roots(&roots, &o),
+            "NAME\nloop7\n\u{251c}\u{2500}loop7p1\n\u{251c}\u{2500}loop7p127\n\u{2514}\u{2500}loop7p128\nloop7p1\n"
+        );
+    }
+
+    #[test]
+    fn devno_orders_like_makedev() {
+        let d = |major, minor| Device {
+            major,
+            minor,
+            ..Default::default()
+        };
+        assert!(d(7, 255).devno() < d(259, 0).devno());
+        assert!(d(7, 256).devno() > d(259, 0).devno());
     }
 }

@@ -9,7 +9,7 @@ pub mod lsblk;
 /// Everything lsblk and df need to know about an instance at one moment:
 /// its block devices (disks with their partitions), its mounts in mount
 /// order, and the util-linux version of its image.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Snapshot {
     /// Disks, each with its partitions as children.
     pub devices: Vec<lsblk::Device>,
