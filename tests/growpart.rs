@@ -800,7 +800,7 @@ fn bad_input_leaves_the_file_unchanged() {
     // A device name needs the instance model.
     let o = run(ebsim("growpart").args(["/dev/xvda", "1"]));
     assert_eq!(o.status.code(), Some(2));
-    assert!(stdout(&o).contains("none is running"), "{}", stdout(&o));
+    assert!(stdout(&o).contains("no running instance"), "{}", stdout(&o));
 }
 
 #[test]
