@@ -1234,10 +1234,7 @@ fn guest_device_names_xen_and_nitro() {
             .iter()
             .map(|m| (m.source.as_str(), m.target.as_str(), m.fstype.as_str()))
             .collect();
-        assert_eq!(
-            m,
-            vec![("/dev/nvme0n1p1", "/", "xfs")]
-        );
+        assert_eq!(m, vec![("/dev/nvme0n1p1", "/", "xfs")]);
         assert_eq!(inst.util_linux, "2.37.4");
         assert_eq!(t.state().instances[&xen].util_linux, "2.37.2");
         Ok(())

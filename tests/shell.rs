@@ -1,0 +1,184 @@
+//! `ebsim shell` driven through a pseudo-terminal: a scripted session types
+//! the guest half of the runbook at the prompt, as a user would, and reads
+//! the screen.
+
+mod common;
+
+use common::*;
+use std::io::{Read, Write};
+use std::os::fd::OwnedFd;
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const UBUNTU: &str = "ami-080e1f13689e07408";
+
+/// A terminal session: what has appeared on the screen so far.
+struct Session {
+    screen: Arc<Mutex<Vec<u8>>>,
+    master: std::fs::File,
+    child: std::process::Child,
+}
+
+impl Session {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.screen.lock().unwrap()).replace('\r', "")
+    }
+
+    /// Waits until the screen shows `needle` `count` times.
+    fn wait_for(&self, needle: &str, count: usize) {
+        let t0 = Instant::now();
+        while self.text().matches(needle).count() < count {
+            assert!(
+                t0.elapsed() < Duration::from_secs(60),
+                "timed out waiting for {needle:?} x{count}; screen:\n{}",
+                self.text()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn type_line(&mut self, line: &str) {
+        self.master.write_all(line.as_bytes()).unwrap();
+        self.master.write_all(b"\n").unwrap();
+        self.master.flush().unwrap();
+    }
+}
+
+fn ebsim_cli(home: &std::path::Path, args: &[&str]) -> String {
+    let o = run(Command::new(ebsim_bin())
+        .args(args)
+        .env("EBSIM_HOME", home)
+        .env("EBSIM_CLOCK", "manual"));
+    assert!(o.status.success(), "{args:?}: {}", stderr(&o));
+    stdout(&o).trim().to_string()
+}
+
+#[test]
+fn a_typed_runbook_session_in_a_pty() {
+    let home = tempfile::tempdir().unwrap();
+    let h = home.path();
+    let id = ebsim_cli(
+        h,
+        &[
+            "aws",
+            "ec2",
+            "run-instances",
+            "--image-id",
+            UBUNTU,
+            "--instance-type",
+            "t2.micro",
+            "--query",
+            "Instances[0].InstanceId",
+            "--output",
+            "text",
+        ],
+    );
+    ebsim_cli(
+        h,
+        &[
+            "aws",
+            "ec2",
+            "wait",
+            "instance-running",
+            "--instance-ids",
+            &id,
+        ],
+    );
+    let root = ebsim_cli(
+        h,
+        &[
+            "aws",
+            "ec2",
+            "describe-volumes",
+            "--query",
+            "Volumes[0].VolumeId",
+            "--output",
+            "text",
+        ],
+    );
+    ebsim_cli(
+        h,
+        &[
+            "aws",
+            "ec2",
+            "modify-volume",
+            "--volume-id",
+            &root,
+            "--size",
+            "16",
+        ],
+    );
+    ebsim_cli(h, &["clock", "advance", "30s"]);
+
+    let pty = nix::pty::openpty(None, None).unwrap();
+    let slave: OwnedFd = pty.slave;
+    let user_home = tempfile::tempdir().unwrap();
+    let child = Command::new(ebsim_bin())
+        .arg("shell")
+        .env("EBSIM_HOME", h)
+        .env("EBSIM_CLOCK", "manual")
+        .env("SHELL", "/bin/bash")
+        .env("HOME", user_home.path())
+        .env("TERM", "dumb")
+        .env("LANG", "C.UTF-8")
+        .current_dir(user_home.path())
+        .stdin(Stdio::from(slave.try_clone().unwrap()))
+        .stdout(Stdio::from(slave.try_clone().unwrap()))
+        .stderr(Stdio::from(slave))
+        .spawn()
+        .unwrap();
+    let master = std::fs::File::from(pty.master);
+    let screen = Arc::new(Mutex::new(Vec::new()));
+    {
+        let screen = Arc::clone(&screen);
+        let mut reader = master.try_clone().unwrap();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = reader.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                screen.lock().unwrap().extend_from_slice(&buf[..n]);
+            }
+        });
+    }
+    let mut s = Session {
+        screen,
+        master,
+        child,
+    };
+    let prompt = format!("[ubuntu@{id} ");
+    s.wait_for(&prompt, 1);
+    let commands = [
+        "lsblk",
+        "df -hT",
+        "sudo growpart /dev/xvda 1",
+        "lsblk /dev/xvda1",
+        "echo $EBSIM_INSTANCE",
+    ];
+    for (i, c) in commands.iter().enumerate() {
+        s.type_line(c);
+        s.wait_for(&prompt, i + 2);
+    }
+    s.type_line("exit");
+    let status = s.child.wait().unwrap();
+    assert!(status.success());
+    let screen = s.text();
+    for want in [
+        "xvda     202:0    0   16G  0 disk \n",
+        "\u{251c}\u{2500}xvda1  202:1    0  7.9G  0 part /\n",
+        "/dev/root      ext4  7.7G   24K  7.3G   1% /\n",
+        "CHANGED: partition=1 start=227328 old: size=16549855 end=16777182 new: size=33327071 end=33554398\n",
+        "xvda1 202:1    0 15.9G  0 part /\n",
+    ] {
+        assert!(
+            screen.contains(want),
+            "missing {want:?} in the session:\n{screen}"
+        );
+    }
+    assert!(
+        screen.contains(&format!("\n{id}\n")),
+        "EBSIM_INSTANCE: {screen}"
+    );
+}
