@@ -220,19 +220,37 @@ impl ImageFile {
         log.extend_from_slice(UNDO_MAGIC);
         log.extend_from_slice(&self.size.to_le_bytes());
         let mut records: u64 = 0;
-        for op in &batch.ops {
-            let range = match op {
+        let op_range = |op: &WriteOp| {
+            let r = match op {
                 WriteOp::Data { offset, bytes } => *offset..offset + bytes.len() as u64,
                 WriteOp::Discard { range } => range.clone(),
             };
             // Past the old end there is nothing to save: restoring the
             // length removes it.
-            let range = range.start.min(self.size)..range.end.min(self.size);
+            r.start.min(self.size)..r.end.min(self.size)
+        };
+        // One walk over the allocated extents of the whole span, rather
+        // than a SEEK_DATA/SEEK_HOLE pair per op (a mkfs makes thousands).
+        let span_start = batch
+            .ops
+            .iter()
+            .map(|o| op_range(o).start)
+            .min()
+            .unwrap_or(0);
+        let span_end = batch.ops.iter().map(|o| op_range(o).end).max().unwrap_or(0);
+        let extents = self.data_ranges(span_start..span_end)?;
+        for op in &batch.ops {
+            let range = op_range(op);
             if range.is_empty() {
                 continue;
             }
+            let first = extents.partition_point(|e| e.end <= range.start);
+            let within = extents[first..]
+                .iter()
+                .take_while(|e| e.start < range.end)
+                .map(|e| e.start.max(range.start)..e.end.min(range.end));
             let mut pos = range.start;
-            for data in self.data_ranges(range.clone())? {
+            for data in within {
                 if data.start > pos {
                     push_record(&mut log, KIND_HOLE, pos, data.start - pos, &[]);
                     records += 1;
