@@ -17,8 +17,10 @@ mod guest;
 mod mkfs;
 mod mkfs_ext4;
 mod mkfs_xfs;
+mod mount;
 mod output;
 mod resize2fs;
+mod umount;
 mod xfs_getopt;
 mod xfs_growfs;
 mod xfs_info;
@@ -82,6 +84,16 @@ pub const APPLETS: &[Applet] = &[
         name: "xfs_info",
         about: "show the geometry of an XFS filesystem (xfsprogs 6.1)",
         run: xfs_info::run,
+    },
+    Applet {
+        name: "mount",
+        about: "mount a device inside the emulated instance, or list the mounts (util-linux)",
+        run: mount::run,
+    },
+    Applet {
+        name: "umount",
+        about: "unmount a filesystem inside the emulated instance (util-linux)",
+        run: umount::run,
     },
     Applet {
         name: "ec2",
