@@ -289,3 +289,14 @@ pub fn normalize_path(path: &str) -> String {
     }
     format!("/{}", parts.join("/"))
 }
+
+/// The instance's context when there is a cloud state to read, for paths
+/// that may or may not be the instance's (a mount point there, or a file
+/// here): None without a state (nothing is created then) or an instance.
+pub fn maybe_context() -> Option<Context> {
+    let home = ebsim::ec2::store::Home::from_env().ok()?;
+    if !home.state_path().exists() {
+        return None;
+    }
+    context().ok()
+}

@@ -51,6 +51,15 @@ impl Ul {
     }
 }
 
+/// The minor number of a util-linux version (`2.37.2` → 37); unknown: 38.
+pub fn minor_of(version: &str) -> u32 {
+    version
+        .split('.')
+        .nth(1)
+        .and_then(|m| m.parse::<u32>().ok())
+        .unwrap_or(38)
+}
+
 /// `mount --version` of a util-linux version. The library feature list
 /// is the one Debian 12's 2.38.1 prints; other builds list theirs.
 pub fn version_line(prog: &str, version: &str) -> String {
@@ -614,7 +623,7 @@ pub fn run(args: Vec<OsString>) -> i32 {
     } else {
         req.target
     };
-    match mount_one(&ctx, &req, ul, c.fake) {
+    match mount_one(&ctx, &req, ul, minor_of(&ctx.util_linux), c.fake) {
         Ok(m) => {
             if c.verbose {
                 out(&format!("mount: {} mounted on {}.\n", m.source, m.target));
@@ -639,7 +648,13 @@ struct Request {
 }
 
 /// Checks and records one mount. Err: the spec to name and why.
-fn mount_one(ctx: &Context, req: &Request, ul: Ul, fake: bool) -> Result<Mount, (String, Failure)> {
+fn mount_one(
+    ctx: &Context,
+    req: &Request,
+    ul: Ul,
+    minor: u32,
+    fake: bool,
+) -> Result<Mount, (String, Failure)> {
     let tgt = req.target.clone();
     let fail = |f: Failure| Err((tgt.clone(), f));
     let Some(r) = ctx.resolve(&req.source) else {
@@ -691,9 +706,28 @@ fn mount_one(ctx: &Context, req: &Request, ul: Ul, fake: bool) -> Result<Mount, 
     let Some(info) = info.filter(|i| i.clean && type_ok(i)) else {
         return fail(Failure::WrongFs { dev });
     };
-    let Ok(options) = kernel_options(info.kind, &req.options, ul) else {
+    let Ok(mut options) = kernel_options(info.kind, &req.options, ul) else {
         return fail(Failure::WrongFs { dev });
     };
+    // A second mount shares the superblock, whose read-only state it may
+    // not change (EBUSY). Since 2.36 libmount then tries read-only, which
+    // works when the superblock is read-only.
+    let is_ro = |o: &str| o.split(',').next() == Some("ro");
+    let mut warn_ro = false;
+    if let Some(first) = mine.first() {
+        if is_ro(&first.options) != is_ro(&options) {
+            if !is_ro(&first.options) || minor < 36 {
+                return fail(Failure::Busy { src: dev, on });
+            }
+            let mut o = req.options.clone();
+            o.push("ro".into());
+            let Ok(ro) = kernel_options(info.kind, &o, ul) else {
+                return fail(Failure::WrongFs { dev });
+            };
+            options = ro;
+            warn_ro = true;
+        }
+    }
     let m = Mount {
         volume_id: r.disk.view.volume_id.clone(),
         partition: r.part.as_ref().map(|p| p.number),
@@ -708,6 +742,12 @@ fn mount_one(ctx: &Context, req: &Request, ul: Ul, fake: bool) -> Result<Mount, 
             err(&format!("mount: {why}\n"));
             return fail(Failure::WrongFs { dev: m.source });
         }
+    }
+    if warn_ro {
+        err(&format!(
+            "mount: {}: WARNING: source write-protected, mounted read-only.\n",
+            m.target
+        ));
     }
     Ok(m)
 }
@@ -759,7 +799,7 @@ fn mount_fstab(ctx: &Context, c: &Cli, ul: Ul, spec: &str) -> i32 {
         return report(ul, spec, &Failure::NotInFstab);
     };
     let req = fstab_request(e, c);
-    match mount_one(ctx, &req, ul, c.fake) {
+    match mount_one(ctx, &req, ul, minor_of(&ctx.util_linux), c.fake) {
         Ok(m) => {
             if c.verbose {
                 out(&format!("mount: {} mounted on {}.\n", m.source, m.target));
@@ -801,7 +841,13 @@ fn mount_all(ctx: &Context, c: &Cli, ul: Ul) -> i32 {
             }
             continue;
         }
-        match mount_one(&ctx, &fstab_request(&e, c), ul, c.fake) {
+        match mount_one(
+            &ctx,
+            &fstab_request(&e, c),
+            ul,
+            minor_of(&ctx.util_linux),
+            c.fake,
+        ) {
             Ok(m) => {
                 ok += 1;
                 if c.verbose {

@@ -77,8 +77,15 @@ pub fn run(args: Vec<OsString>) -> i32 {
     // guest's e2fsprogs (also inside `ebsim shell`).
     let wants_guest =
         super::guest::in_instance() || args.iter().skip(1).any(|a| super::guest::is_device_name(a));
+    // An absolute path that is no file here may be a mount point there.
+    let maybe_guest = args
+        .iter()
+        .skip(1)
+        .any(|a| a.starts_with('/') && !std::fs::metadata(a).is_ok_and(|m| m.is_file()));
     let ctx = if wants_guest {
         Some(super::guest::context())
+    } else if maybe_guest {
+        super::guest::maybe_context().map(Ok)
     } else {
         None
     };
@@ -150,11 +157,10 @@ pub fn run(args: Vec<OsString>) -> i32 {
     let path = std::path::Path::new(&device);
     // A mount point of the instance is a directory there, as the real
     // resize2fs finds it.
-    if device.starts_with('/') && !path.exists() {
+    if device.starts_with('/') && !path.is_file() {
         let is_mount = match &ctx {
             Some(Ok(c)) => Some(c.clone()),
-            Some(Err(_)) => None,
-            None => super::guest::context().ok(),
+            _ => None,
         }
         .is_some_and(|c| {
             let t = super::guest::normalize_path(&device);

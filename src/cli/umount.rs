@@ -226,6 +226,21 @@ fn below(parent: &str, child: &str) -> bool {
 }
 
 fn umount_spec(ctx: &mut Context, c: &Cli, ul: Ul, spec: &str) -> i32 {
+    // -R looks the argument up among mount points only, and words its
+    // failure itself (`access(2)` decides between the two).
+    if c.recursive {
+        let t = if spec.starts_with('/') {
+            guest::normalize_path(spec)
+        } else {
+            spec.to_string()
+        };
+        if !ctx.mounts.iter().any(|m| m.target == t) {
+            let exists = !spec.starts_with("/dev/") || ctx.resolve(spec).is_some();
+            let why = if exists { "not mounted" } else { "not found" };
+            err(&format!("umount: {spec}: {why}\n"));
+            return EX_USAGE;
+        }
+    }
     let idx = match find(ctx, spec) {
         Ok(i) => i,
         Err(Failure::NotMounted) if c.quiet => return EX_FAIL,
