@@ -138,8 +138,6 @@ pub fn guest_tools() -> GuestTools {
 /// util-linux version and the fstab of its image.
 #[derive(Debug, Clone)]
 pub struct Context {
-    /// The instance.
-    pub instance_id: String,
     /// Its disks with their partitions.
     pub disks: Vec<GuestDisk>,
     /// Its mounts, oldest first.
@@ -188,12 +186,11 @@ pub fn context() -> Result<Context, NoGuest> {
         let id = txn.resolve_instance(None)?;
         let disks = instance::disks(txn, &id).map_err(|e| match e {
             instance::GuestError::Ec2(e) => e,
-            other => ebsim::ec2::ApiError::new("GuestError", &other.to_string()).into(),
+            other => ebsim::ec2::ApiError::new("GuestError", other.to_string()).into(),
         })?;
         let inst = txn.instance(&id)?;
         let fstab = fstab_of(inst.flavour.as_deref(), &disks);
         Ok(Context {
-            instance_id: id.clone(),
             mounts: inst.mounts.clone(),
             util_linux: inst.util_linux.clone(),
             disks,

@@ -256,7 +256,7 @@ fn umount_spec(ctx: &mut Context, c: &Cli, ul: Ul, spec: &str) -> i32 {
         .filter(|x| below(&m.target, &x.target) || x.target == m.target)
         .cloned()
         .collect();
-    if !children.is_empty() && !(c.lazy || c.recursive) {
+    if !children.is_empty() && !c.lazy && !c.recursive {
         return report(ul, &m.target, &Failure::Busy);
     }
     // Children first (deepest last-mounted first), then the mount itself.
