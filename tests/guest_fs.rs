@@ -135,6 +135,16 @@ impl Guest {
         panic!("{vol} stayed modifying");
     }
 
+    fn complete(&self, vol: &str) {
+        for _ in 0..1000 {
+            if self.state(vol) == "completed" {
+                return;
+            }
+            self.c.advance("1m");
+        }
+        panic!("{vol} never completed");
+    }
+
     fn image(&self, vol: &str) -> std::path::PathBuf {
         self.c.image_of(vol)
     }
@@ -792,4 +802,212 @@ fn mount_messages_match_real_util_linux() {
         let ours = g.run("mount", args);
         assert_eq!((e, code), (ours.err, ours.code), "mount {args:?}");
     }
+}
+
+/// ext4 on a whole (unpartitioned) volume: mkfs.ext4 as the real mke2fs
+/// prints it, mounted, grown online after ModifyVolume; sparse throughout.
+#[test]
+fn ext4_whole_volume_grows_online() {
+    if !common::require_tools(&["e2fsck", "mkfs.ext4"]) {
+        return;
+    }
+    let g = Guest::launch(UBUNTU, "t2.micro");
+    let v = g.attach(2, "/dev/sdg");
+    let img = g.image(&v);
+    let o = g.run("mkfs.ext4", &["/dev/xvdg"]);
+    assert_eq!(
+        (o.err.as_str(), o.code),
+        ("mke2fs 1.46.5 (30-Dec-2021)\n", 0),
+        "{o:?}"
+    );
+    // The real mke2fs 1.47.0 on a 2 GiB file prints the same body (its
+    // random UUID aside).
+    let d = tempfile::tempdir().unwrap();
+    let f = d.path().join("xvdg");
+    std::fs::File::create(&f).unwrap().set_len(2 << 30).unwrap();
+    let real = common::run(Command::new("mkfs.ext4").arg("xvdg").current_dir(d.path()));
+    assert!(real.status.success(), "{}", stderr(&real));
+    let no_uuid = |s: &str| {
+        s.lines()
+            .filter(|l| !l.starts_with("Filesystem UUID: "))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    assert_eq!(no_uuid(&o.out), no_uuid(&stdout(&real)));
+    assert_clean(&img, 0, 2 << 30, false, "after mkfs.ext4 /dev/xvdg");
+    assert!(
+        common::allocated(&img) < 8 << 20,
+        "mkfs wrote {} bytes",
+        common::allocated(&img)
+    );
+    // Never mounted yet: an offline grow (a real one after a mount would
+    // want an e2fsck first: the kernel stamps s_mtime, ebsim does not).
+    g.modify(&v, 3);
+    g.optimize(&v);
+    g.expect(
+        "resize2fs",
+        &["/dev/sdg"],
+        "Resizing the filesystem on /dev/sdg to 786432 (4k) blocks.\n\
+         The filesystem on /dev/sdg is now 786432 (4k) blocks long.\n\n",
+        "resize2fs 1.46.5 (30-Dec-2021)\n",
+        0,
+    );
+    assert_clean(&img, 0, 3 << 30, false, "after offline resize2fs /dev/sdg");
+    g.expect("mount", &["/dev/xvdg", "/srv"], "", "", 0);
+    g.expect(
+        "mount",
+        &["-t", "ext4"],
+        "/dev/xvda1 on / type ext4 (rw,relatime,discard,errors=remount-ro)\n\
+         /dev/xvdg on /srv type ext4 (rw,relatime)\n",
+        "",
+        0,
+    );
+    let before = common::allocated(&img);
+    g.complete(&v);
+    g.modify(&v, 4);
+    g.optimize(&v);
+    // 4 GiB = 1048576 blocks = 32 groups: still one descriptor block.
+    g.expect(
+        "resize2fs",
+        &["/dev/xvdg"],
+        "Filesystem at /dev/xvdg is mounted on /srv; on-line resizing required\n\
+         old_desc_blocks = 1, new_desc_blocks = 1\n\
+         The filesystem on /dev/xvdg is now 1048576 (4k) blocks long.\n\n",
+        "resize2fs 1.46.5 (30-Dec-2021)\n",
+        0,
+    );
+    assert_clean(&img, 0, 4 << 30, false, "after resize2fs /dev/xvdg");
+    assert!(
+        common::allocated(&img) < before + (4 << 20),
+        "the grow wrote too much"
+    );
+    // By UUID, resize2fs names the device blkid finds.
+    let uuid = blkid_uuid(&img);
+    g.expect(
+        "resize2fs",
+        &[&format!("UUID={uuid}")],
+        "",
+        "resize2fs 1.46.5 (30-Dec-2021)\nThe filesystem is already 1048576 (4k) blocks long.  Nothing to do!\n\n",
+        0,
+    );
+    g.expect("umount", &["/srv"], "", "", 0);
+}
+
+/// Amazon Linux 2 (util-linux 2.30.2, e2fsprogs 1.42.9) and CentOS 7
+/// (2.23.2): their mount and umount wording, from those releases'
+/// sources, and their e2fsprogs banners.
+#[test]
+fn older_guests_speak_their_versions() {
+    const AL2: &str = "ami-0a3c3a20c09d6f377";
+    const CENTOS7: &str = "ami-002070d43b0a4f171";
+    let g = Guest::launch(AL2, "t2.micro");
+    g.expect(
+        "mount",
+        &[],
+        "/dev/xvda1 on / type xfs (rw,noatime,attr2,inode64,logbufs=8,logbsize=32k,noquota)\n",
+        "",
+        0,
+    );
+    g.attach(1, "/dev/sdf");
+    g.expect(
+        "mount",
+        &["/dev/xvdf", "/mnt"],
+        "",
+        &wrong_fs("/mnt", "/dev/xvdf"),
+        32,
+    );
+    g.expect(
+        "resize2fs",
+        &["/dev/xvdf"],
+        "Couldn't find valid filesystem superblock.\n",
+        "resize2fs 1.42.9 (28-Dec-2013)\nresize2fs: Bad magic number in super-block while trying to open /dev/xvdf\n",
+        1,
+    );
+    g.ok("mkfs.xfs", &["-q", "/dev/xvdf"]);
+    g.expect("mount", &["-r", "/dev/xvdf", "/mnt"], "", "", 0);
+    // Before 2.36 libmount does not retry read-only: EBUSY.
+    g.expect(
+        "mount",
+        &["/dev/xvdf", "/srv"],
+        "",
+        "mount: /srv: /dev/xvdf already mounted on /mnt.\n",
+        32,
+    );
+
+    let g = Guest::launch(CENTOS7, "t2.micro");
+    g.expect(
+        "mount",
+        &[],
+        "/dev/xvda1 on / type xfs (rw,relatime,attr2,inode64,noquota)\n",
+        "",
+        0,
+    );
+    g.attach(1, "/dev/sdf");
+    g.expect(
+        "mount",
+        &["/dev/xvdf", "/mnt"],
+        "",
+        "mount: wrong fs type, bad option, bad superblock on /dev/xvdf,\n       \
+         missing codepage or helper program, or other error\n\n       \
+         In some cases useful info is found in syslog - try\n       \
+         dmesg | tail or so.\n",
+        32,
+    );
+    g.expect(
+        "mount",
+        &["/dev/xvdz", "/mnt"],
+        "",
+        "mount: special device /dev/xvdz does not exist\n",
+        32,
+    );
+    g.expect(
+        "umount",
+        &["/"],
+        "",
+        "umount: /: target is busy.\n        (In some cases useful info about processes that use\n         the device is found by lsof(8) or fuser(1))\n",
+        32,
+    );
+    g.expect("umount", &["/mnt"], "", "umount: /mnt: not mounted\n", 32);
+    g.expect(
+        "umount",
+        &["/dev/xvdz"],
+        "",
+        "umount: /dev/xvdz: mountpoint not found\n",
+        32,
+    );
+    g.expect(
+        "mount",
+        &["/data"],
+        "",
+        "mount: can't find /data in /etc/fstab\n",
+        1,
+    );
+    let o = g.run("mkfs.ext4", &["-q", "/dev/xvdf"]);
+    assert_eq!(
+        (o.out.as_str(), o.err.as_str(), o.code),
+        ("", "", 0),
+        "{o:?}"
+    );
+    g.expect("mount", &["/dev/xvdf", "/mnt"], "", "", 0);
+    g.expect(
+        "mount",
+        &["-t", "ext4"],
+        "/dev/xvdf on /mnt type ext4 (rw,relatime,data=ordered)\n",
+        "",
+        0,
+    );
+    g.expect(
+        "mount",
+        &["/dev/xvdf", "/mnt"],
+        "",
+        "mount: /dev/xvdf is already mounted or /mnt busy\n       /dev/xvdf is already mounted on /mnt\n",
+        32,
+    );
+    g.expect(
+        "resize2fs",
+        &["/dev/xvdf"],
+        "",
+        "resize2fs 1.42.9 (28-Dec-2013)\nThe filesystem is already 262144 (4k) blocks long.  Nothing to do!\n\n",
+        0,
+    );
 }
