@@ -329,6 +329,9 @@ fn xen_ubuntu_runbook() {
         assert_eq!(made, real);
     }
     assert_clean(&data_img, 0, 200 << 30, true, "after mkfs.xfs /dev/xvdf");
+    // Metadata only (the real mkfs also preallocates the 100 MiB log).
+    let a = common::allocated(&data_img);
+    assert!(a < 1 << 20, "mkfs.xfs allocated {a} bytes");
     g.expect(
         "mkfs.xfs",
         &["/dev/xvdf"],
@@ -514,6 +517,8 @@ fn xen_ubuntu_runbook() {
         true,
         "after xfs_growfs -d /var/lib",
     );
+    let a = common::allocated(&data_img);
+    assert!(a < 2 << 20, "grown image allocates {a} bytes");
     let info = g.ok("xfs_info", &["/var/lib"]);
     assert!(
         info.starts_with(
