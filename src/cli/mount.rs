@@ -601,6 +601,8 @@ pub fn run(args: Vec<OsString>) -> i32 {
     }
     // Sources and targets from operands and --source/--target/-L/-U.
     let (source, target) = match (c.source.clone(), c.target.clone(), c.operands.as_slice()) {
+        // Options without anything to mount: util-linux refuses.
+        (None, None, []) if !c.options.is_empty() => return usage_error("bad usage"),
         (None, None, []) => return list(&ctx, &c),
         (None, None, [one]) => return mount_fstab(&ctx, &c, ul, one),
         (Some(s), None, []) => return mount_fstab(&ctx, &c, ul, &s),
