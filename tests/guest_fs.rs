@@ -208,7 +208,7 @@ const XFS_MOUNT_OPTS: &str = "rw,relatime,attr2,inode64,logbufs=8,logbsize=32k,n
 
 #[test]
 fn xen_ubuntu_runbook() {
-    if !common::require_tools(&["xfs_repair", "e2fsck", "sfdisk", "resize2fs"]) {
+    if !common::require_tools(&["xfs_repair", "e2fsck", "sfdisk", "resize2fs", "blkid"]) {
         return;
     }
     let g = Guest::launch(UBUNTU, "t2.micro");
@@ -739,7 +739,7 @@ fn real_kernel_growfs(img: &std::path::Path, off: u64, len: u64, name: &str) -> 
 /// the same line (2.37 is 2.38 without the `dmesg(1)` hint line).
 #[test]
 fn mount_messages_match_real_util_linux() {
-    if !common::require_mount() || !common::require_tools(&["mkfs.ext4"]) {
+    if !common::require_mount() || !common::require_tools(&["mount", "umount", "losetup"]) {
         return;
     }
     let hint = "       dmesg(1) may have more information after failed mount system call.\n";
@@ -813,7 +813,7 @@ fn mount_messages_match_real_util_linux() {
 /// prints it, mounted, grown online after ModifyVolume; sparse throughout.
 #[test]
 fn ext4_whole_volume_grows_online() {
-    if !common::require_tools(&["e2fsck", "mkfs.ext4"]) {
+    if !common::require_tools(&["e2fsck", "mkfs.ext4", "blkid"]) {
         return;
     }
     let g = Guest::launch(UBUNTU, "t2.micro");
