@@ -118,7 +118,10 @@ fn mkfs_main(prog: &str, argv0: &str, args: &[OsString]) -> Result<i32, Fail> {
             Opt::Flag('K') => {}
             Opt::Flag('q') => cli.quiet = true,
             Opt::Flag('V') => {
-                out(&format!("{prog} version 6.1.0\n"));
+                out(&format!(
+                    "{prog} version {}\n",
+                    super::guest::guest_tools().xfsprogs
+                ));
                 return Ok(0);
             }
             Opt::Arg('L', v) => {

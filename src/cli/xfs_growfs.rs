@@ -120,7 +120,10 @@ pub fn run(args: Vec<OsString>) -> i32 {
                 f.xflag = true;
             }
             Opt::Flag('V') => {
-                out(&format!("{prog} version 6.1.0\n"));
+                out(&format!(
+                    "{prog} version {}\n",
+                    super::guest::guest_tools().xfsprogs
+                ));
                 return 0;
             }
             other => {

@@ -17,7 +17,10 @@ pub fn run(args: Vec<OsString>) -> i32 {
     for o in &parsed.opts {
         match o {
             Opt::Flag('V') => {
-                out("xfs_info version 6.1.0\n");
+                out(&format!(
+                    "xfs_info version {}\n",
+                    super::guest::guest_tools().xfsprogs
+                ));
                 return 0;
             }
             Opt::Arg('t', _) => {}
