@@ -130,12 +130,129 @@ pub fn guest_tools() -> GuestTools {
             Ok(txn.instance(&id)?.util_linux.clone())
         })
         .unwrap_or_default();
-    match ul.as_str() {
-        "2.23.2" => GuestTools {
-            e2fsprogs: ("1.42.9", "28-Dec-2013"),
-            xfsprogs: "4.5.0",
-        },
-        "2.30.2" => GuestTools {
+    tools_of(&ul)
+}
+
+/// Everything a filesystem applet needs to know about the instance, read
+/// in one transaction: its disks, its mounts (in mount order), its
+/// util-linux version and the fstab of its image.
+#[derive(Debug, Clone)]
+pub struct Context {
+    /// Its disks with their partitions.
+    pub disks: Vec<GuestDisk>,
+    /// Its mounts, oldest first.
+    pub mounts: Vec<Mount>,
+    /// The util-linux version of its image (`2.37.2`, ...).
+    pub util_linux: String,
+    /// The image's fstab entries that ebsim can mount (root volume only).
+    pub fstab: Vec<Mount>,
+}
+
+impl Context {
+    /// Resolves a device name, mount point or `UUID=`/`LABEL=` here.
+    pub fn resolve(&self, spec: &str) -> Option<Resolved> {
+        instance::resolve(&self.disks, &self.mounts, spec)
+    }
+
+    /// The guest's tool versions.
+    pub fn tools(&self) -> GuestTools {
+        tools_of(&self.util_linux)
+    }
+
+    /// The mounts of a device (volume and partition), oldest first.
+    pub fn mounts_of(&self, r: &Resolved) -> Vec<&Mount> {
+        let part = r.part.as_ref().map(|p| p.number);
+        self.mounts
+            .iter()
+            .filter(|m| m.volume_id == r.disk.view.volume_id && m.partition == part)
+            .collect()
+    }
+
+    /// True when a partition of the disk `r` names (a whole disk) is
+    /// mounted: the kernel then refuses an exclusive open of the disk.
+    pub fn disk_busy(&self, r: &Resolved) -> bool {
+        r.part.is_none()
+            && self
+                .mounts
+                .iter()
+                .any(|m| m.volume_id == r.disk.view.volume_id && m.partition.is_some())
+    }
+}
+
+/// The instance's context (one transaction).
+pub fn context() -> Result<Context, NoGuest> {
+    let ec2 = cloud()?;
+    ec2.transact(|txn| {
+        let id = txn.resolve_instance(None)?;
+        let disks = instance::disks(txn, &id).map_err(|e| match e {
+            instance::GuestError::Ec2(e) => e,
+            other => ebsim::ec2::ApiError::new("GuestError", other.to_string()).into(),
+        })?;
+        let inst = txn.instance(&id)?;
+        let fstab = fstab_of(inst.flavour.as_deref(), &disks);
+        Ok(Context {
+            mounts: inst.mounts.clone(),
+            util_linux: inst.util_linux.clone(),
+            disks,
+            fstab,
+        })
+    })
+    .map_err(|e| NoGuest(plain(&e.to_string())))
+}
+
+/// The fstab of a catalog image, as mounts of the root disk's partitions.
+/// EFI system partitions are left out: ebsim leaves them unformatted.
+fn fstab_of(flavour: Option<&str>, disks: &[GuestDisk]) -> Vec<Mount> {
+    use ebsim::ec2::catalog;
+    let (Some(c), Some(root)) = (
+        flavour.and_then(catalog::by_key),
+        disks.iter().find(|d| d.view.root),
+    ) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for p in c.layout.partitions {
+        let Some(fs) = p.fs else { continue };
+        let Some(target) = fs.mount_point else {
+            continue;
+        };
+        if fs.kind == catalog::FsKind::Vfat {
+            continue;
+        }
+        out.push(Mount {
+            volume_id: root.view.volume_id.clone(),
+            partition: Some(p.number),
+            source: format!(
+                "/dev/{}",
+                ebsim::ec2::guest::partition_name(&root.view.name, p.number)
+            ),
+            target: target.to_string(),
+            fstype: fs.kind.name().to_string(),
+            options: fs.options.to_string(),
+            fstab: true,
+        });
+    }
+    out
+}
+
+/// Records mounts in the current instance (one transaction).
+pub fn add_mounts(ms: Vec<Mount>) -> Result<(), NoGuest> {
+    let ec2 = cloud()?;
+    ec2.transact(|txn| {
+        let id = txn.resolve_instance(None)?;
+        for m in ms {
+            txn.add_mount(&id, m)?;
+        }
+        Ok(())
+    })
+    .map_err(|e| NoGuest(plain(&e.to_string())))
+}
+
+/// The tool versions that go with a util-linux version (see
+/// [`guest_tools`]), for a guest whose instance is known.
+pub fn tools_of(util_linux: &str) -> GuestTools {
+    match util_linux {
+        "2.23.2" | "2.30.2" => GuestTools {
             e2fsprogs: ("1.42.9", "28-Dec-2013"),
             xfsprogs: "4.5.0",
         },
@@ -147,6 +264,36 @@ pub fn guest_tools() -> GuestTools {
             e2fsprogs: ("1.46.5", "30-Dec-2021"),
             xfsprogs: "5.18.0",
         },
-        _ => host,
+        _ => GuestTools {
+            e2fsprogs: ("1.47.0", "5-Feb-2023"),
+            xfsprogs: "6.1.0",
+        },
     }
+}
+
+/// `/var//lib/./x/` → `/var/lib/x` (what realpath gives for a path with
+/// no links; mount points of the model are not host directories).
+pub fn normalize_path(path: &str) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    for c in path.split('/') {
+        match c {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            other => parts.push(other),
+        }
+    }
+    format!("/{}", parts.join("/"))
+}
+
+/// The instance's context when there is a cloud state to read, for paths
+/// that may or may not be the instance's (a mount point there, or a file
+/// here): None without a state (nothing is created then) or an instance.
+pub fn maybe_context() -> Option<Context> {
+    let home = ebsim::ec2::store::Home::from_env().ok()?;
+    if !home.state_path().exists() {
+        return None;
+    }
+    context().ok()
 }

@@ -62,6 +62,7 @@ Valid extended options are:\n\
 struct Args {
     quiet: bool,
     force: bool,
+    force_count: u32,
     noaction: bool,
     block_size: Option<u64>,
     label: Option<String>,
@@ -102,7 +103,10 @@ pub fn run(args: Vec<OsString>) -> i32 {
         let arg = o.arg.clone().unwrap_or_default();
         match o.flag {
             'q' => a.quiet = true,
-            'F' => a.force = true,
+            'F' => {
+                a.force = true;
+                a.force_count += 1;
+            }
             'n' => a.noaction = true,
             'V' => a.show_version = true,
             'j' => {}
@@ -188,13 +192,21 @@ pub fn run(args: Vec<OsString>) -> i32 {
     if operands.is_empty() && !a.show_version {
         return usage(&prog);
     }
+    // A device name is a disk or partition of the emulated instance, whose
+    // e2fsprogs the banner shows.
+    let guest_ctx = match operands.first() {
+        Some(d) if d.starts_with("/dev/") => Some(super::guest::context()),
+        _ => None,
+    };
+    let (version, date) = match &guest_ctx {
+        Some(Ok(ctx)) => ctx.tools().e2fsprogs,
+        _ => (E2FSPROGS_VERSION, E2FSPROGS_DATE),
+    };
     if !a.quiet || a.show_version {
-        err(&format!("mke2fs {E2FSPROGS_VERSION} ({E2FSPROGS_DATE})\n"));
+        err(&format!("mke2fs {version} ({date})\n"));
     }
     if a.show_version {
-        err(&format!(
-            "\tUsing EXT2FS Library version {E2FSPROGS_VERSION}\n"
-        ));
+        err(&format!("\tUsing EXT2FS Library version {version}\n"));
         return 0;
     }
     let device = operands[0].clone();
@@ -296,15 +308,31 @@ pub fn run(args: Vec<OsString>) -> i32 {
     }
 
     // The device.
+    let guest = match guest_ctx {
+        None => None,
+        Some(Err(super::guest::NoGuest(why))) => return refuse(&prog, &why),
+        Some(Ok(ctx)) => match guest_device(&ctx, &device, a.force_count) {
+            Ok(r) => r,
+            Err(code) => return code,
+        },
+    };
     let path = Path::new(&device);
-    let existed = path.exists();
+    let existed = guest.is_some() || path.exists();
     if !existed && explicit_blocks.is_none() {
         err(&format!(
             "The file {device} does not exist and no size was specified.\n"
         ));
         return 1;
     }
-    let dev_size_before = if existed {
+    let open_dev = |access: Access| -> Result<Box<dyn BlockDevice>, ebsim::blockdev::Error> {
+        match &guest {
+            Some(r) => Ok(Box::new(super::guest::open(r, access)?)),
+            None => Ok(Box::new(ImageFile::open(path, access)?)),
+        }
+    };
+    let dev_size_before = if let Some(r) = &guest {
+        r.range().1
+    } else if existed {
         match std::fs::metadata(path) {
             Ok(m) if m.is_file() => m.len(),
             Ok(_) => match ImageFile::open(path, Access::ReadOnly) {
@@ -397,7 +425,7 @@ pub fn run(args: Vec<OsString>) -> i32 {
 
     // An existing filesystem: mke2fs asks only on a terminal.
     if existed && !a.force && std::io::stdin().is_terminal() && std::io::stdout().is_terminal() {
-        if let Ok(img) = ImageFile::open(path, Access::ReadOnly) {
+        if let Ok(img) = open_dev(Access::ReadOnly) {
             if let Ok(sb) = ext4::read_superblock(&img) {
                 let lbl = sb.label();
                 if lbl.is_empty() {
@@ -419,8 +447,8 @@ pub fn run(args: Vec<OsString>) -> i32 {
         }
     }
 
-    let mut img = if existed {
-        match ImageFile::open(path, Access::ReadWrite) {
+    let mut img: Box<dyn BlockDevice> = if existed {
+        match open_dev(Access::ReadWrite) {
             Ok(i) => i,
             Err(e) => {
                 err(&format!("Could not open {device}: {e}\n"));
@@ -431,7 +459,7 @@ pub fn run(args: Vec<OsString>) -> i32 {
         match ImageFile::create(path, 0) {
             Ok(i) => {
                 out(&format!("Creating regular file {device}\n"));
-                i
+                Box::new(i)
             }
             Err(e) => {
                 err(&format!("Could not open {device}: {e}\n"));
@@ -510,6 +538,48 @@ pub fn run(args: Vec<OsString>) -> i32 {
         out("done\n\n");
     }
     0
+}
+
+/// A device of the instance, checked as mke2fs checks a block device
+/// (`check_plausibility`, then `check_mount`). Ok(None) never happens for
+/// a device name; Err: the exit code, the message printed.
+fn guest_device(
+    ctx: &super::guest::Context,
+    device: &str,
+    force: u32,
+) -> Result<Option<super::guest::Resolved>, i32> {
+    let Some(r) = ctx.resolve(device) else {
+        err(&format!(
+            "The file {device} does not exist and no size was specified.\n"
+        ));
+        return Err(1);
+    };
+    let mounted = !ctx.mounts_of(&r).is_empty();
+    let busy = ctx.disk_busy(&r);
+    if mounted || busy {
+        let what = if mounted {
+            "is mounted"
+        } else {
+            "is apparently in use by the system"
+        };
+        if force < 2 {
+            err(&format!(
+                "{device} {what}; will not make a filesystem here!\n"
+            ));
+            return Err(1);
+        }
+        // Forced, mke2fs goes on, and the kernel's exclusive open fails.
+        err(&format!(
+            "{device} {what}; mke2fs forced anyway.{}\n{device}: Device or resource busy while setting up superblock\n",
+            if mounted {
+                "  Hope /etc/mtab is incorrect."
+            } else {
+                ""
+            }
+        ));
+        return Err(1);
+    }
+    Ok(Some(r))
 }
 
 /// `ctime(3)` in UTC: "Tue Nov 14 22:13:20 2023\n".

@@ -118,7 +118,10 @@ fn mkfs_main(prog: &str, argv0: &str, args: &[OsString]) -> Result<i32, Fail> {
             Opt::Flag('K') => {}
             Opt::Flag('q') => cli.quiet = true,
             Opt::Flag('V') => {
-                out(&format!("{prog} version 6.1.0\n"));
+                out(&format!(
+                    "{prog} version {}\n",
+                    super::guest::guest_tools().xfsprogs
+                ));
                 return Ok(0);
             }
             Opt::Arg('L', v) => {
@@ -170,20 +173,32 @@ fn mkfs_main(prog: &str, argv0: &str, args: &[OsString]) -> Result<i32, Fail> {
         None => None,
     };
 
-    let meta = std::fs::metadata(&dfile).map_err(|e| {
-        fail(format!(
-            "Error accessing specified device {dfile}: {}\n",
-            strerror(&e)
-        ))
-    })?;
-    use std::os::unix::fs::FileTypeExt;
-    if !meta.is_file() && !meta.file_type().is_block_device() {
-        return Err(fail(format!(
-            "specified device {dfile} not a file or block device\n"
-        )));
-    }
-    let dev = ImageFile::open(&dfile, Access::ReadOnly)
-        .map_err(|e| fail_plain(format!("{prog}: cannot open {dfile}: {e}\n")))?;
+    // A device of the emulated instance, or a file of this machine.
+    let guest = if dfile.starts_with("/dev/") {
+        Some(guest_device(prog, &dfile)?)
+    } else {
+        let meta = std::fs::metadata(&dfile).map_err(|e| {
+            fail(format!(
+                "Error accessing specified device {dfile}: {}\n",
+                strerror(&e)
+            ))
+        })?;
+        use std::os::unix::fs::FileTypeExt;
+        if !meta.is_file() && !meta.file_type().is_block_device() {
+            return Err(fail(format!(
+                "specified device {dfile} not a file or block device\n"
+            )));
+        }
+        None
+    };
+    let open = |access: Access| -> Result<Box<dyn BlockDevice>, Fail> {
+        let opened: Result<Box<dyn BlockDevice>, ebsim::blockdev::Error> = match &guest {
+            Some(r) => super::guest::open(r, access).map(|d| Box::new(d) as Box<dyn BlockDevice>),
+            None => ImageFile::open(&dfile, access).map(|d| Box::new(d) as Box<dyn BlockDevice>),
+        };
+        opened.map_err(|e| fail_plain(format!("{prog}: cannot open {dfile}: {e}\n")))
+    };
+    let dev = open(Access::ReadOnly)?;
     if !cli.force {
         if let Some(what) = existing_signature(&dev) {
             return Err(fail_plain(format!(
@@ -220,11 +235,34 @@ fn mkfs_main(prog: &str, argv0: &str, args: &[OsString]) -> Result<i32, Fail> {
         }
     }
     drop(dev);
-    let mut dev = ImageFile::open(&dfile, Access::ReadWrite)
-        .map_err(|e| fail_plain(format!("{prog}: cannot open {dfile}: {e}\n")))?;
+    let mut dev = open(Access::ReadWrite)?;
     let plan = mkfs::plan(&dev, &opts).map_err(|e| fail_plain(format!("{prog}: {e}\n")))?;
     mkfs::apply(&mut dev, &plan).map_err(|e| fail_plain(format!("{prog}: {e}\n")))?;
     Ok(0)
+}
+
+/// A device of the instance, checked as mkfs.xfs checks a block device:
+/// it must exist, hold no mounted filesystem, and not be a disk whose
+/// partition is mounted (the kernel refuses the exclusive open).
+fn guest_device(prog: &str, dfile: &str) -> Result<super::guest::Resolved, Fail> {
+    let ctx = super::guest::context()
+        .map_err(|super::guest::NoGuest(why)| fail_plain(format!("{prog}: {why}\n")))?;
+    let Some(r) = ctx.resolve(dfile) else {
+        return Err(fail(format!(
+            "Error accessing specified device {dfile}: No such file or directory\n"
+        )));
+    };
+    if !ctx.mounts_of(&r).is_empty() {
+        return Err(fail(format!(
+            "{prog}: {dfile} contains a mounted filesystem\n"
+        )));
+    }
+    if ctx.disk_busy(&r) {
+        return Err(fail_plain(format!(
+            "{prog}: cannot open {dfile}: Device or resource busy\n"
+        )));
+    }
+    Ok(r)
 }
 
 /// `-d` sub-options: only `size` (the data section's size) is supported.

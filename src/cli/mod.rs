@@ -21,9 +21,11 @@ mod lsblk;
 mod mkfs;
 mod mkfs_ext4;
 mod mkfs_xfs;
+mod mount;
 mod output;
 mod resize2fs;
 mod shell;
+mod umount;
 mod xfs_getopt;
 mod xfs_growfs;
 mod xfs_info;
@@ -114,6 +116,16 @@ pub const APPLETS: &[Applet] = &[
         name: "sudo",
         about: "run a command (inside an instance everything runs as root)",
         run: shell::run_sudo,
+    },
+    Applet {
+        name: "mount",
+        about: "mount a device inside the emulated instance, or list the mounts (util-linux)",
+        run: mount::run,
+    },
+    Applet {
+        name: "umount",
+        about: "unmount a filesystem inside the emulated instance (util-linux)",
+        run: umount::run,
     },
     Applet {
         name: "ec2",

@@ -73,9 +73,27 @@ fn resize_error_text(e: &Error) -> String {
 
 pub fn run(args: Vec<OsString>) -> i32 {
     let args = strings(&args);
-    err(&format!(
-        "resize2fs {E2FSPROGS_VERSION} ({E2FSPROGS_DATE})\n"
-    ));
+    // Device names are the emulated instance's; the banner then shows the
+    // guest's e2fsprogs (also inside `ebsim shell`).
+    let wants_guest =
+        super::guest::in_instance() || args.iter().skip(1).any(|a| super::guest::is_device_name(a));
+    // An absolute path that is no file here may be a mount point there.
+    let maybe_guest = args
+        .iter()
+        .skip(1)
+        .any(|a| a.starts_with('/') && !std::fs::metadata(a).is_ok_and(|m| m.is_file()));
+    let ctx = if wants_guest {
+        Some(super::guest::context())
+    } else if maybe_guest {
+        super::guest::maybe_context().map(Ok)
+    } else {
+        None
+    };
+    let (version, date) = match &ctx {
+        Some(Ok(c)) => c.tools().e2fsprogs,
+        _ => (E2FSPROGS_VERSION, E2FSPROGS_DATE),
+    };
+    err(&format!("resize2fs {version} ({date})\n"));
     let prog = args.first().cloned().unwrap_or_else(|| "resize2fs".into());
     let (opts, operands) = match getopt(&args[1..], OPTSTRING) {
         Ok(v) => v,
@@ -126,7 +144,33 @@ pub fn run(args: Vec<OsString>) -> i32 {
     let device = operands[0].clone();
     let size_str = operands.get(1).cloned();
 
+    if super::guest::is_device_name(&device) {
+        return match ctx {
+            Some(Ok(c)) => resize_guest(&prog, &device, size_str.as_deref(), force, &c),
+            Some(Err(super::guest::NoGuest(why))) => refuse(&prog, &why),
+            None => match super::guest::context() {
+                Ok(c) => resize_guest(&prog, &device, size_str.as_deref(), force, &c),
+                Err(super::guest::NoGuest(why)) => refuse(&prog, &why),
+            },
+        };
+    }
     let path = std::path::Path::new(&device);
+    // A mount point of the instance is a directory there, as the real
+    // resize2fs finds it.
+    if device.starts_with('/') && !path.is_file() {
+        let is_mount = match &ctx {
+            Some(Ok(c)) => Some(c.clone()),
+            _ => None,
+        }
+        .is_some_and(|c| {
+            let t = super::guest::normalize_path(&device);
+            c.mounts.iter().any(|m| m.target == t)
+        });
+        if is_mount {
+            err(&format!("open: Is a directory while opening {device}\n"));
+            return 1;
+        }
+    }
     let is_file = std::fs::metadata(path)
         .map(|m| m.is_file())
         .unwrap_or(false);
@@ -182,6 +226,78 @@ pub fn run(args: Vec<OsString>) -> i32 {
         now: ext4::e2fsprogs_now(),
     };
     run_grow(&prog, &device, fs, &req, None)
+}
+
+/// resize2fs on a disk or partition of the instance: online when it is
+/// mounted there, offline otherwise. Names print as given, except
+/// `UUID=`/`LABEL=`, which resize2fs resolves (blkid) to the device.
+fn resize_guest(
+    prog: &str,
+    spec: &str,
+    size_str: Option<&str>,
+    force: bool,
+    ctx: &super::guest::Context,
+) -> i32 {
+    let Some(r) = ctx.resolve(spec) else {
+        err(&format!(
+            "open: No such file or directory while opening {spec}\n"
+        ));
+        return 1;
+    };
+    let device = if spec.starts_with("/dev/") {
+        spec.to_string()
+    } else {
+        r.dev_path()
+    };
+    // ext2fs_check_mount_point reports the first mount of the device.
+    let mount_point = ctx.mounts_of(&r).first().map(|m| m.target.clone());
+    if mount_point.is_none() && ctx.disk_busy(&r) {
+        // Unmounted, resize2fs opens the device exclusively: a disk whose
+        // partition is mounted is busy.
+        err(&format!(
+            "{prog}: Device or resource busy while trying to open {device}\n"
+        ));
+        out("Couldn't find valid filesystem superblock.\n");
+        return 1;
+    }
+    let dev = match super::guest::open(&r, Access::ReadWrite) {
+        Ok(d) => d,
+        Err(e) => {
+            err(&format!("open: {e} while opening {device}\n"));
+            return 1;
+        }
+    };
+    let fs = match Ext4::open(dev) {
+        Ok(f) => f,
+        Err(e) => {
+            err(&format!(
+                "{prog}: {} while trying to open {device}\n",
+                open_error_text(&e)
+            ));
+            out("Couldn't find valid filesystem superblock.\n");
+            return 1;
+        }
+    };
+    let log_block_size = fs.superblock().s_log_block_size as i32;
+    let size = match size_str {
+        Some(s) => {
+            let n = parse_num_blocks2(s, log_block_size);
+            if n == 0 {
+                err(&format!("{prog}: Invalid new size: {s}\n\n"));
+                return 1;
+            }
+            Some(n)
+        }
+        None => None,
+    };
+    let req = GrowRequest {
+        size,
+        force,
+        online: mount_point.is_some(),
+        image_file: false,
+        now: ext4::e2fsprogs_now(),
+    };
+    run_grow(prog, &device, fs, &req, mount_point.as_deref())
 }
 
 /// ebsim's refusal of an option it does not implement.

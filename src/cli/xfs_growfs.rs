@@ -1,8 +1,10 @@
 //! `xfs_growfs` (xfsprogs 6.1). The real tool needs a mounted filesystem;
 //! ebsim also takes an image file holding an XFS and grows it offline, the
-//! way the kernel would (an ebsim extension, see `--help`). Mount points
-//! and devices of the instance model come with the guest layer; any other
-//! path gets the real tool's "is not a mounted XFS filesystem".
+//! way the kernel would (an ebsim extension, see `--help`). Inside the
+//! emulated instance it takes a mount point or the device of a mounted XFS,
+//! as the real one does, and grows it through the volume's image (the
+//! partition's byte range); any other path gets the real tool's "is not a
+//! mounted XFS filesystem".
 //!
 //! Hand-parsed: the real tool uses getopt and `strtoll` (`-D 1G` means one
 //! block), which clap cannot copy.
@@ -118,7 +120,10 @@ pub fn run(args: Vec<OsString>) -> i32 {
                 f.xflag = true;
             }
             Opt::Flag('V') => {
-                out(&format!("{prog} version 6.1.0\n"));
+                out(&format!(
+                    "{prog} version {}\n",
+                    super::guest::guest_tools().xfsprogs
+                ));
                 return 0;
             }
             other => {
@@ -136,6 +141,9 @@ pub fn run(args: Vec<OsString>) -> i32 {
         return 2;
     }
     let target = parsed.operands[0].to_string_lossy().into_owned();
+    if let Some(code) = guest_growfs(&prog, &target, &f) {
+        return code;
+    }
     let real = match std::fs::canonicalize(&target) {
         Ok(p) => p,
         Err(e) => {
@@ -186,6 +194,74 @@ fn attached_loop_device(path: &std::path::Path) -> Option<String> {
     None
 }
 
+/// xfs_growfs on the emulated instance: a device name, or a path that is
+/// a mount point there (a file of this machine is never one). None: not
+/// the instance's business, go on with the host path.
+fn guest_growfs(prog: &str, target: &str, f: &Flags) -> Option<i32> {
+    let is_dev = target.starts_with("/dev/");
+    if !is_dev && (!target.starts_with('/') || std::fs::metadata(target).is_ok_and(|m| m.is_file()))
+    {
+        return None;
+    }
+    let ctx = match super::guest::context() {
+        Ok(c) => c,
+        Err(super::guest::NoGuest(why)) => {
+            if !is_dev {
+                return None;
+            }
+            err(&format!("{prog}: {why}\n"));
+            return Some(1);
+        }
+    };
+    let not_mounted = || {
+        err(&format!(
+            "{prog}: {target} is not a mounted XFS filesystem\n"
+        ));
+        Some(1)
+    };
+    // The fs table holds the XFS mounts; a directory matches a mount point,
+    // a device the source of a mount (after realpath, so /dev/sdf is
+    // /dev/xvdf), the first in mount order.
+    let m = if is_dev {
+        let Some(r) = ctx.resolve(target) else {
+            err(&format!(
+                "{prog}: path resolution failed for {target}: No such file or directory\n"
+            ));
+            return Some(1);
+        };
+        ctx.mounts_of(&r)
+            .into_iter()
+            .find(|m| m.fstype == "xfs")
+            .cloned()
+    } else {
+        let t = super::guest::normalize_path(target);
+        if !ctx.mounts.iter().any(|m| m.target == t) {
+            return None;
+        }
+        ctx.mounts
+            .iter()
+            .find(|m| m.target == t && m.fstype == "xfs")
+            .cloned()
+    };
+    let Some(m) = m else { return not_mounted() };
+    let Some(r) = ctx.resolve(&m.source) else {
+        return not_mounted();
+    };
+    let access = if f.nflag {
+        Access::ReadOnly
+    } else {
+        Access::ReadWrite
+    };
+    let dev = match super::guest::open(&r, access) {
+        Ok(d) => d,
+        Err(e) => {
+            err(&format!("{prog}: cannot open {}: {e}\n", m.source));
+            return Some(1);
+        }
+    };
+    Some(grow_device(prog, &m.source, dev, f))
+}
+
 /// The grow of an image file, following xfs_growfs's main() step by step.
 fn offline(prog: &str, target: &str, f: &Flags) -> i32 {
     let access = if f.nflag {
@@ -200,6 +276,12 @@ fn offline(prog: &str, target: &str, f: &Flags) -> i32 {
             return 1;
         }
     };
+    grow_device(prog, target, dev, f)
+}
+
+/// The grow of the XFS on `dev`, shown as `target` (the image file, or the
+/// device of a mount), following xfs_growfs's main() step by step.
+fn grow_device<D: BlockDevice>(prog: &str, target: &str, dev: D, f: &Flags) -> i32 {
     let fs = match Xfs::open(dev) {
         Ok(x) => x,
         Err(e) => {
@@ -315,7 +397,11 @@ fn offline(prog: &str, target: &str, f: &Flags) -> i32 {
     i32::from(error)
 }
 
-fn grow(fs: Option<Xfs<ImageFile>>, newblocks: u64, imaxpct: u8) -> xfs::Result<xfs::Superblock> {
+fn grow<D: BlockDevice>(
+    fs: Option<Xfs<D>>,
+    newblocks: u64,
+    imaxpct: u8,
+) -> xfs::Result<xfs::Superblock> {
     let Some(fs) = fs else {
         return Err(xfs::Error::Invalid("the image was already used".into()));
     };

@@ -1,7 +1,7 @@
 //! `xfs_info` (xfsprogs 6.1): the geometry printout of an XFS image file
 //! (spec §6). On a file the real script runs `xfs_db -c info`, whose
-//! messages are copied here. Mount points of the instance model come with
-//! the guest layer.
+//! messages are copied here. Inside the emulated instance it also takes a
+//! mount point or a device name (see `info_guest`).
 
 use super::output::{err, out};
 use super::xfs_getopt::{Opt, getopt};
@@ -17,7 +17,10 @@ pub fn run(args: Vec<OsString>) -> i32 {
     for o in &parsed.opts {
         match o {
             Opt::Flag('V') => {
-                out("xfs_info version 6.1.0\n");
+                out(&format!(
+                    "xfs_info version {}\n",
+                    super::guest::guest_tools().xfsprogs
+                ));
                 return 0;
             }
             Opt::Arg('t', _) => {}
@@ -40,7 +43,90 @@ pub fn run(args: Vec<OsString>) -> i32 {
         return 2;
     }
     let target = parsed.operands[0].to_string_lossy().into_owned();
+    if let Some(code) = info_guest(&target) {
+        return code;
+    }
     info_file(&target)
+}
+
+/// xfs_info on the emulated instance: a device name, or a path that is a
+/// mount point there. As the real script: an XFS mounted from (or on) the
+/// argument is shown live (`xfs_spaceman`, named by its device); anything
+/// else is read by `xfs_db`, which refuses a device with a mounted
+/// filesystem. None: a file of this machine.
+fn info_guest(target: &str) -> Option<i32> {
+    let is_dev = target.starts_with("/dev/");
+    if !is_dev && (!target.starts_with('/') || std::fs::metadata(target).is_ok_and(|m| m.is_file()))
+    {
+        return None;
+    }
+    let ctx = match super::guest::context() {
+        Ok(c) => c,
+        Err(super::guest::NoGuest(why)) => {
+            if !is_dev {
+                return None;
+            }
+            err(&format!("xfs_info: {why}\n"));
+            return Some(1);
+        }
+    };
+    let t = super::guest::normalize_path(target);
+    let r = if is_dev {
+        match ctx.resolve(target) {
+            Some(r) => r,
+            None => {
+                err(&format!(
+                    "{target}: No such file or directory\n\nfatal error -- couldn't initialize XFS library\n"
+                ));
+                return Some(1);
+            }
+        }
+    } else {
+        if !ctx.mounts.iter().any(|m| m.target == t) {
+            return None;
+        }
+        match ctx
+            .mounts
+            .iter()
+            .find(|m| m.target == t && m.fstype == "xfs")
+        {
+            Some(m) => match ctx.resolve(&m.source) {
+                Some(r) => r,
+                None => return Some(cannot_open_dir(target)),
+            },
+            // A mount point that is no XFS is a directory to xfs_db.
+            None => return Some(cannot_open_dir(target)),
+        }
+    };
+    let mounts = ctx.mounts_of(&r);
+    let live = if is_dev {
+        mounts.iter().find(|m| m.fstype == "xfs")
+    } else {
+        mounts.iter().find(|m| m.fstype == "xfs" && m.target == t)
+    };
+    let name = match (live, mounts.is_empty()) {
+        (Some(m), _) => m.source.clone(),
+        (None, false) => {
+            err(&format!(
+                "xfs_info: {target} contains a mounted filesystem\n\nfatal error -- couldn't initialize XFS library\n"
+            ));
+            return Some(1);
+        }
+        (None, true) => target.to_string(),
+    };
+    let dev = match super::guest::open(&r, Access::ReadOnly) {
+        Ok(d) => d,
+        Err(e) => {
+            err(&format!("xfs_info: cannot open {target}: {e}\n"));
+            return Some(1);
+        }
+    };
+    Some(info_dev(&name, &dev))
+}
+
+fn cannot_open_dir(target: &str) -> i32 {
+    err(&format!("xfs_info: cannot open {target}: Is a directory\n"));
+    1
 }
 
 fn info_file(path: &str) -> i32 {
@@ -65,6 +151,12 @@ fn info_file(path: &str) -> i32 {
             return 1;
         }
     };
+    info_dev(path, &dev)
+}
+
+/// The geometry of the XFS on `dev`, named `path`, as `xfs_db -c info`
+/// prints it (also the live printout's, the fields being the same).
+fn info_dev<D: BlockDevice>(path: &str, dev: &D) -> i32 {
     let size = dev.size();
     if size < 512 {
         err(&format!(
