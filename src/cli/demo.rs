@@ -1,148 +1,325 @@
-//! `ebsim demo`: the README's first command. Walks the EBS expansion runbook
-//! on an embedded default: a sparse 8 GiB GPT disk with one partition, the
-//! volume grown to 16 GiB, growpart run dry and for real, and the result.
-//! (Later: the full runbook with instances, filesystems, lsblk and df.)
+//! `ebsim demo`: the README's first command. Walks the EBS volume-expansion
+//! runbook on an embedded default — an Ubuntu 22.04 instance on a Xen type
+//! (t2.micro) with an 8 GiB ext4 root, plus a 200 GiB XFS data volume at
+//! /var/lib — typing each command as on EC2 and printing what it prints.
+//! `--nitro` runs the same runbook on t3.micro (nvme0n1, nvme1n1).
+//!
+//! The demo uses its own state directory (a temporary one, removed at the
+//! end unless `--keep`; `--home DIR` uses and keeps DIR) and the manual
+//! clock, so every run prints the same transcript apart from the generated
+//! ids. `--transcript` prints only the commands and their outputs (the
+//! runbook test compares it).
 
-use super::output::out;
-use ebsim::blockdev::image::Access;
-use ebsim::blockdev::{BlockDevice, ImageFile};
-use ebsim::partition::grow::{self, DiskView, GrowOptions, Outcome};
-use ebsim::partition::{self, script, sfdisk};
+use super::output::{err, out};
 use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::Command;
 
-const GIB: u64 = 1 << 30;
-
-/// The embedded default disk: an 8 GiB GPT like an EC2 root volume, with a
-/// BIOS boot partition and the root partition filling the rest.
-const DEFAULT_TABLE: &str = "label: gpt
-label-id: 6F6D6B2E-1E2B-4C55-9B4A-7C3D2A1B0E0F
-first-lba: 2048
-
-disk1 : start=4096, size=16773087, type=0FC63DAF-8483-4772-8E79-3D69D8477DE4, uuid=2C8D1E8A-5B3F-4E1D-8F2A-9C7B6A5D4E3F, name=\"root\"
-disk14 : start=2048, size=2048, type=21686148-6449-6E6F-744E-656564454649, uuid=A1B2C3D4-E5F6-4711-8899-AABBCCDDEEFF, name=\"bios\"
-";
-
-fn step(n: u32, text: &str) {
-    out(&format!("\n== Step {n}: {text}\n"));
+/// One step of the runbook.
+enum Step {
+    /// Narration.
+    Say(&'static str),
+    /// A command typed at the instance's shell; its trimmed stdout may be
+    /// kept in a variable for later steps (`${NAME}`).
+    Run(&'static str, Option<&'static str>),
+    /// A command whose output is not shown (the virtual clock's report
+    /// carries wall-clock times).
+    Quiet(&'static str),
 }
 
+use Step::{Quiet, Run, Say};
+
+const UBUNTU: &str = "ami-080e1f13689e07408";
+
+const RUNBOOK: &[Step] = &[
+    Say(
+        "Launch an instance from the Ubuntu 22.04 image: an 8 GiB root volume with ext4 on partition 1.",
+    ),
+    Run(
+        "aws ec2 run-instances --image-id ${AMI} --instance-type ${TYPE} --query Instances[0].InstanceId --output text",
+        Some("INSTANCE"),
+    ),
+    Run(
+        "aws ec2 wait instance-running --instance-ids ${INSTANCE}",
+        None,
+    ),
+    Run(
+        "aws ec2 describe-instances --instance-ids ${INSTANCE} --query Reservations[0].Instances[0].Placement.AvailabilityZone --output text",
+        Some("AZ"),
+    ),
+    Run(
+        "aws ec2 describe-volumes --filters Name=attachment.instance-id,Values=${INSTANCE} --query Volumes[0].VolumeId --output text",
+        Some("ROOT"),
+    ),
+    Run("lsblk", None),
+    Run("df -hT", None),
+    Say("Add a 200 GiB data volume, make XFS on it and mount it at /var/lib."),
+    Run(
+        "aws ec2 create-volume --size 200 --volume-type gp3 --availability-zone ${AZ} --query VolumeId --output text",
+        Some("DATA"),
+    ),
+    Run("aws ec2 wait volume-available --volume-ids ${DATA}", None),
+    Run(
+        "aws ec2 attach-volume --volume-id ${DATA} --instance-id ${INSTANCE} --device /dev/sdf --query State --output text",
+        None,
+    ),
+    Run("aws ec2 wait volume-in-use --volume-ids ${DATA}", None),
+    Say("(the attachment completes a few seconds later: the guest sees the new disk)"),
+    Quiet("ebsim clock advance 5s"),
+    Run("sudo mkfs -t xfs -q ${DATADEV}", None),
+    Run("sudo mount ${DATADEV} /var/lib", None),
+    Run("lsblk", None),
+    Say("Snapshot the root volume before changing it."),
+    Run(
+        "aws ec2 create-snapshot --volume-id ${ROOT} --description before-resize --query SnapshotId --output text",
+        Some("SNAP"),
+    ),
+    Run(
+        "aws ec2 wait snapshot-completed --snapshot-ids ${SNAP}",
+        None,
+    ),
+    Say("Modify the root volume to 16 GiB. While it is `modifying` the instance still sees 8 GiB."),
+    Run(
+        "aws ec2 modify-volume --volume-id ${ROOT} --size 16 --query VolumeModification.ModificationState --output text",
+        None,
+    ),
+    Run("lsblk ${ROOTDEV}", None),
+    Say("(the virtual clock moves on: the modification enters `optimizing`)"),
+    Quiet("ebsim clock advance 30s"),
+    Run(
+        "aws ec2 describe-volumes-modifications --volume-ids ${ROOT} --query VolumesModifications[0].ModificationState --output text",
+        None,
+    ),
+    Say("The disk is 16 GiB now; the partition and the filesystem are not."),
+    Run("lsblk", None),
+    Run("df -h", None),
+    Run("df -hT /", None),
+    Say("Grow the partition, then the filesystem (online: it is mounted)."),
+    Run("sudo growpart ${ROOTDEV} 1", None),
+    Run("lsblk", None),
+    Run("sudo resize2fs ${ROOTPART}", None),
+    Run("df -h", None),
+    Say("Grow the data volume to 400 GiB, then its XFS filesystem."),
+    Run(
+        "aws ec2 modify-volume --volume-id ${DATA} --size 400 --query VolumeModification.ModificationState --output text",
+        None,
+    ),
+    Quiet("ebsim clock advance 30s"),
+    Run("sudo xfs_growfs -d /var/lib", None),
+    Run("df -h", None),
+    Say("Keep the root volume when the instance is terminated."),
+    Run(
+        "aws ec2 modify-instance-attribute --instance-id ${INSTANCE} --block-device-mappings file://example.json",
+        None,
+    ),
+    Run(
+        "aws ec2 terminate-instances --instance-ids ${INSTANCE} --query TerminatingInstances[0].CurrentState.Name --output text",
+        None,
+    ),
+    Run(
+        "aws ec2 wait instance-terminated --instance-ids ${INSTANCE}",
+        None,
+    ),
+    Run(
+        "aws ec2 describe-volumes --volume-ids ${ROOT} ${DATA} --query Volumes[].[VolumeId,State,Size] --output text",
+        None,
+    ),
+];
+
+/// The seed's block-device-mapping file.
+const EXAMPLE_JSON: &str =
+    r#"[{"DeviceName": "/dev/sda1", "Ebs": {"DeleteOnTermination": false}}]"#;
+
 fn fail(msg: String) -> i32 {
-    super::output::err(&format!("ebsim demo: {msg}\n"));
+    err(&format!("ebsim demo: {msg}\n"));
     1
+}
+
+/// Splits a command line on blanks (the runbook needs no quoting).
+fn words(line: &str) -> Vec<String> {
+    line.split_whitespace().map(str::to_string).collect()
+}
+
+fn substitute(s: &str, vars: &[(String, String)]) -> String {
+    let mut out = s.to_string();
+    for (k, v) in vars {
+        out = out.replace(&format!("${{{k}}}"), v);
+    }
+    out
+}
+
+struct Demo {
+    home: PathBuf,
+    bin: PathBuf,
+    exe: PathBuf,
+    transcript_only: bool,
+}
+
+impl Demo {
+    fn run(&self, line: &str, instance: Option<&str>) -> Result<(String, String, i32), String> {
+        let w = words(line);
+        let Some((prog, args)) = w.split_first() else {
+            return Err("empty command".into());
+        };
+        let mut cmd = if prog == "ebsim" {
+            Command::new(&self.exe)
+        } else {
+            Command::new(self.bin.join(prog))
+        };
+        let path = format!(
+            "{}:{}",
+            self.bin.display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        if let Some(id) = instance {
+            cmd.env(ebsim::ec2::guest::INSTANCE_ENV, id);
+        }
+        // One pipe for both streams, so the transcript shows them in the
+        // order a terminal would (resize2fs's banner before its report).
+        let (r, w) = nix::unistd::pipe().map_err(|e| e.to_string())?;
+        let mut reader = std::fs::File::from(r);
+        let writer = std::fs::File::from(w);
+        let writer2 = writer.try_clone().map_err(|e| e.to_string())?;
+        let mut child = cmd
+            .args(args)
+            .current_dir(&self.home)
+            .env("EBSIM_HOME", &self.home)
+            .env("EBSIM_CLOCK", "manual")
+            .env("PATH", path)
+            .stdout(writer)
+            .stderr(writer2)
+            .spawn()
+            .map_err(|e| format!("{prog}: {e}"))?;
+        drop(cmd);
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut reader, &mut text).map_err(|e| e.to_string())?;
+        let status = child.wait().map_err(|e| e.to_string())?;
+        Ok((text, String::new(), status.code().unwrap_or(-1)))
+    }
 }
 
 /// Runs the demo.
 pub fn run(args: Vec<OsString>) -> i32 {
-    let keep = args.iter().skip(1).any(|a| a == "--keep");
-    let dir = std::env::temp_dir().join(format!("ebsim-demo-{}", std::process::id()));
-    if let Err(e) = std::fs::create_dir_all(&dir) {
-        return fail(format!("{}: {e}", dir.display()));
+    let flags: Vec<String> = args
+        .iter()
+        .skip(1)
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let mut keep = flags.iter().any(|a| a == "--keep");
+    let nitro = flags.iter().any(|a| a == "--nitro");
+    let transcript_only = flags.iter().any(|a| a == "--transcript");
+    let mut home = std::env::temp_dir().join(format!("ebsim-demo-{}", std::process::id()));
+    let mut it = flags.iter();
+    while let Some(f) = it.next() {
+        match f.as_str() {
+            "--keep" | "--nitro" | "--transcript" => {}
+            "--home" => match it.next() {
+                Some(dir) => {
+                    home = PathBuf::from(dir);
+                    keep = true;
+                }
+                None => return fail("--home needs a directory".into()),
+            },
+            bad => {
+                return fail(format!(
+                    "unknown option {bad} (options: --nitro, --keep, --home DIR, --transcript)"
+                ));
+            }
+        }
     }
-    let code = match demo(&dir) {
+    if let Err(e) = std::fs::create_dir_all(&home) {
+        return fail(format!("{}: {e}", home.display()));
+    }
+    let code = match demo(&home, nitro, transcript_only) {
         Ok(()) => 0,
         Err(e) => fail(e),
     };
     if keep {
-        out(&format!("\n(the image is kept in {})\n", dir.display()));
+        if !transcript_only {
+            out(&format!(
+                "\n(the state and volumes are kept in {})\n",
+                home.display()
+            ));
+        }
     } else {
-        let _ = std::fs::remove_dir_all(&dir);
+        let _ = std::fs::remove_dir_all(&home);
     }
     code
 }
 
-fn show_table(img: &ImageFile, name: &str) -> Result<(), String> {
-    let probe = partition::probe(img).map_err(|e| e.to_string())?;
-    let label = probe.label.ok_or("no partition table")?;
-    out(&format!("$ sfdisk --dump {name}\n"));
-    out(&script::render(&script::dump(&label, name)));
-    Ok(())
+fn links(home: &Path, exe: &Path) -> Result<PathBuf, String> {
+    let bin = home.join("bin");
+    std::fs::create_dir_all(&bin).map_err(|e| e.to_string())?;
+    for name in super::shell::GUEST_COMMANDS {
+        let link = bin.join(name);
+        if !link.exists() {
+            std::os::unix::fs::symlink(exe, &link).map_err(|e| e.to_string())?;
+        }
+    }
+    Ok(bin)
 }
 
-fn demo(dir: &std::path::Path) -> Result<(), String> {
-    let path = dir.join("vol.img");
-    let name = "vol.img";
-    out("ebsim demo: growing an EBS root volume end to end on a sparse image file.\n");
-    out(&format!("(working in {})\n", dir.display()));
-
-    step(
-        1,
-        "the volume: an 8 GiB sparse image with a GPT (BIOS boot + root)",
-    );
-    let mut img = ImageFile::create(&path, 8 * GIB).map_err(|e| e.to_string())?;
-    let table = script::parse(DEFAULT_TABLE).map_err(|e| e.what)?;
-    let batch = sfdisk::apply(&img, &table).map_err(|r| r.messages.join("; "))?;
-    img.commit(&batch).map_err(|e| e.to_string())?;
-    show_table(&img, name)?;
-    out(&format!(
-        "allocated on the host: {} KiB of {} GiB\n",
-        img.allocated_bytes().map_err(|e| e.to_string())? / 1024,
-        img.size() / GIB
-    ));
-
-    step(
-        2,
-        "ModifyVolume 8 -> 16 GiB: the disk grows, the partition does not",
-    );
-    img.set_len(16 * GIB).map_err(|e| e.to_string())?;
-    out(&format!(
-        "the disk is now {} GiB; partition 1 still ends where it did\n",
-        img.size() / GIB
-    ));
-
-    step(3, "growpart -N (dry run): what would change");
-    let sector0 = img.read_vec(0, 512).map_err(|e| e.to_string())?;
-    let probe = partition::probe(&img).map_err(|e| e.to_string())?;
-    let label = probe.label.ok_or("no partition table")?;
-    let view = DiskView {
-        name,
-        size_bytes: img.size(),
-        sector0: &sector0,
-        label: &label,
+fn demo(home: &Path, nitro: bool, transcript_only: bool) -> Result<(), String> {
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let bin = links(home, &exe)?;
+    std::fs::write(home.join("example.json"), EXAMPLE_JSON).map_err(|e| e.to_string())?;
+    let d = Demo {
+        home: home.to_path_buf(),
+        bin,
+        exe,
+        transcript_only,
     };
-    let plan = match grow::plan_grow(&view, "1", &GrowOptions::default()) {
-        Ok(Outcome::Grow(p)) => p,
-        Ok(Outcome::NoChange(n)) => return Err(format!("NOCHANGE: {}", n.message)),
-        Err(f) => return Err(format!("FAILED: {}", f.message)),
+    let (ty, rootdev, rootpart, datadev) = if nitro {
+        ("t3.micro", "/dev/nvme0n1", "/dev/nvme0n1p1", "/dev/nvme1n1")
+    } else {
+        ("t2.micro", "/dev/xvda", "/dev/xvda1", "/dev/xvdf")
     };
-    out(&format!(
-        "$ growpart -N {name} 1\nCHANGE: {}\n",
-        plan.change_info()
-    ));
-
-    step(
-        4,
-        "growpart: rewrite the table (backup GPT moved to the new end)",
-    );
-    let writes = plan.writes.clone().map_err(|r| r.messages.join("; "))?;
-    drop(img);
-    let mut img = ImageFile::open(&path, Access::ReadWrite).map_err(|e| e.to_string())?;
-    grow::apply(&mut img, &writes).map_err(|e| e.to_string())?;
-    out(&format!(
-        "$ growpart {name} 1\nCHANGED: {}\n",
-        plan.change_info()
-    ));
-    show_table(&img, name)?;
-
-    step(5, "growpart again: nothing left to grow");
-    let sector0 = img.read_vec(0, 512).map_err(|e| e.to_string())?;
-    let label = partition::probe(&img)
-        .map_err(|e| e.to_string())?
-        .label
-        .ok_or("no partition table")?;
-    let view = DiskView {
-        name,
-        size_bytes: img.size(),
-        sector0: &sector0,
-        label: &label,
-    };
-    match grow::plan_grow(&view, "1", &GrowOptions::default()) {
-        Ok(Outcome::NoChange(n)) => out(&format!("$ growpart {name} 1\nNOCHANGE: {}\n", n.message)),
-        _ => return Err("expected NOCHANGE on the second run".into()),
+    let mut vars: Vec<(String, String)> = vec![
+        ("AMI".into(), UBUNTU.into()),
+        ("TYPE".into(), ty.into()),
+        ("ROOTDEV".into(), rootdev.into()),
+        ("ROOTPART".into(), rootpart.into()),
+        ("DATADEV".into(), datadev.into()),
+    ];
+    if !d.transcript_only {
+        out("ebsim demo: the EBS volume-expansion runbook, end to end, on sparse image files.\n");
     }
-    out(&format!(
-        "\nThe partition now spans the grown disk; the filesystem inside it is grown\n\
-         separately (resize2fs / xfs_growfs). Allocated on the host: {} KiB.\n",
-        img.allocated_bytes().map_err(|e| e.to_string())? / 1024
-    ));
+    for step in RUNBOOK {
+        match step {
+            Say(text) => {
+                if !d.transcript_only {
+                    out(&format!("\n# {text}\n"));
+                }
+            }
+            Quiet(line) => {
+                let line = substitute(line, &vars);
+                out(&format!("$ {line}\n"));
+                let (text, _, code) = d.run(&line, None)?;
+                if code != 0 {
+                    return Err(format!("`{line}` exited with {code}: {text}"));
+                }
+            }
+            Run(line, capture) => {
+                let line = substitute(line, &vars);
+                out(&format!("$ {line}\n"));
+                let instance = vars
+                    .iter()
+                    .find(|(k, _)| k == "INSTANCE")
+                    .map(|(_, v)| v.clone());
+                let (stdout, stderr, code) = d.run(&line, instance.as_deref())?;
+                out(&stdout);
+                if !stderr.is_empty() {
+                    out(&stderr);
+                }
+                if code != 0 {
+                    return Err(format!("`{line}` exited with {code}"));
+                }
+                if let Some(name) = capture {
+                    // Later commands run inside the instance (EBSIM_INSTANCE).
+                    vars.push(((*name).to_string(), stdout.trim().to_string()));
+                }
+            }
+        }
+    }
     Ok(())
 }

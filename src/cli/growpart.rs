@@ -279,7 +279,7 @@ fn grow_guest_device(disk_arg: &str, part: &str, a: &Args, dbg: &mut Debug) -> i
     }
     grow_image(
         &disk,
-        &Disk::Guest(resolved),
+        &Disk::Guest(Box::new(resolved)),
         part,
         a.dry_run,
         options(a),
@@ -329,7 +329,7 @@ fn sfdisk_cannot_open(disk: &str, e: &ebsim::blockdev::Error) -> String {
 /// a guest block device (a volume's image, or a range of it).
 enum Disk {
     File,
-    Guest(super::guest::Resolved),
+    Guest(Box<super::guest::Resolved>),
 }
 
 impl Disk {

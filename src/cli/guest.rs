@@ -42,7 +42,7 @@ pub fn snapshot() -> Result<Snapshot, NoGuest> {
         let id = txn.resolve_instance(None)?;
         instance::snapshot(txn, &id).map_err(|e| match e {
             instance::GuestError::Ec2(e) => e,
-            other => ebsim::ec2::ApiError::new("GuestError", &other.to_string()).into(),
+            other => ebsim::ec2::ApiError::new("GuestError", other.to_string()).into(),
         })
     })
     .map_err(|e| NoGuest(plain(&e.to_string())))
@@ -55,7 +55,7 @@ pub fn disks_and_mounts() -> Result<(String, Vec<GuestDisk>, Vec<Mount>), NoGues
         let id = txn.resolve_instance(None)?;
         let disks = instance::disks(txn, &id).map_err(|e| match e {
             instance::GuestError::Ec2(e) => e,
-            other => ebsim::ec2::ApiError::new("GuestError", &other.to_string()).into(),
+            other => ebsim::ec2::ApiError::new("GuestError", other.to_string()).into(),
         })?;
         let mounts = txn.instance(&id)?.mounts.clone();
         Ok((id, disks, mounts))
@@ -68,16 +68,6 @@ pub fn disks_and_mounts() -> Result<(String, Vec<GuestDisk>, Vec<Mount>), NoGues
 pub fn resolve(spec: &str) -> Result<Option<Resolved>, NoGuest> {
     let (_, disks, mounts) = disks_and_mounts()?;
     Ok(instance::resolve(&disks, &mounts, spec))
-}
-
-/// Records a mount in the current instance.
-pub fn add_mount(m: Mount) -> Result<(), NoGuest> {
-    let ec2 = cloud()?;
-    ec2.transact(|txn| {
-        let id = txn.resolve_instance(None)?;
-        txn.add_mount(&id, m)
-    })
-    .map_err(|e| NoGuest(plain(&e.to_string())))
 }
 
 /// Removes the mount at `target`; returns it (None: nothing there).
