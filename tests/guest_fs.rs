@@ -217,14 +217,14 @@ fn xen_ubuntu_runbook() {
     g.expect(
         "mount",
         &[],
-        "/dev/xvda1 on / type ext4 (rw,relatime,discard,errors=remount-ro)\n",
+        "/dev/root on / type ext4 (rw,relatime,discard,errors=remount-ro)\n",
         "",
         0,
     );
     g.expect(
         "mount",
         &["-l", "-t", "ext4"],
-        "/dev/xvda1 on / type ext4 (rw,relatime,discard,errors=remount-ro) [cloudimg-rootfs]\n",
+        "/dev/root on / type ext4 (rw,relatime,discard,errors=remount-ro) [cloudimg-rootfs]\n",
         "",
         0,
     );
@@ -556,7 +556,7 @@ fn xen_ubuntu_runbook() {
         "mount",
         &[],
         &format!(
-            "/dev/xvda1 on / type ext4 (rw,relatime,discard,errors=remount-ro)\n\
+            "/dev/root on / type ext4 (rw,relatime,discard,errors=remount-ro)\n\
              /dev/xvdf on /data type xfs ({XFS_MOUNT_OPTS})\n"
         ),
         "",
@@ -862,7 +862,7 @@ fn ext4_whole_volume_grows_online() {
     g.expect(
         "mount",
         &["-t", "ext4"],
-        "/dev/xvda1 on / type ext4 (rw,relatime,discard,errors=remount-ro)\n\
+        "/dev/root on / type ext4 (rw,relatime,discard,errors=remount-ro)\n\
          /dev/xvdg on /srv type ext4 (rw,relatime)\n",
         "",
         0,

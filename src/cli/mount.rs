@@ -769,8 +769,10 @@ fn list(ctx: &Context, c: &Cli) -> i32 {
             m.source, m.target, m.fstype, m.options
         ));
         if c.labels {
+            // By mount point: a source such as Ubuntu's /dev/root is not a
+            // device node.
             if let Some(label) = ctx
-                .resolve(&m.source)
+                .resolve(&m.target)
                 .and_then(|r| probe(&r))
                 .map(|i| i.label)
                 .filter(|l| !l.is_empty())
