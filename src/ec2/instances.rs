@@ -537,17 +537,39 @@ impl Txn<'_> {
         if dry_run {
             return Err(ApiError::dry_run_ok().into());
         }
-        let now = self.now();
         let pending = self.timing().instance_pending;
+        Ok(self.transition(
+            insts,
+            InstanceState::Stopped,
+            InstanceState::Pending,
+            pending,
+            true,
+        ))
+    }
+
+    /// Moves each of `insts` that is in `from` to `to` for `duration` (a
+    /// start also resets the launch time); returns (id, current, previous)
+    /// for every instance, as Start/StopInstances report them.
+    fn transition(
+        &mut self,
+        insts: Vec<Instance>,
+        from: InstanceState,
+        to: InstanceState,
+        duration: i64,
+        relaunch: bool,
+    ) -> Vec<(String, InstanceState, InstanceState)> {
+        let now = self.now();
         let mut out = Vec::new();
         for i in insts {
             let prev = i.state;
-            if prev == InstanceState::Stopped {
+            if prev == from {
                 if let Some(m) = self.state_mut().instances.get_mut(&i.id) {
-                    m.state = InstanceState::Pending;
-                    m.until = now.plus(pending);
-                    m.launch_time = now;
+                    m.state = to;
+                    m.until = now.plus(duration);
                     m.state_changed = now;
+                    if relaunch {
+                        m.launch_time = now;
+                    }
                 }
             }
             let cur = self
@@ -558,7 +580,7 @@ impl Txn<'_> {
                 .unwrap_or(prev);
             out.push((i.id, cur, prev));
         }
-        Ok(out)
+        out
     }
 
     /// StopInstances.
@@ -595,27 +617,14 @@ impl Txn<'_> {
         if dry_run {
             return Err(ApiError::dry_run_ok().into());
         }
-        let now = self.now();
         let t = self.timing().instance_stopping;
-        let mut out = Vec::new();
-        for i in insts {
-            let prev = i.state;
-            if prev == InstanceState::Running {
-                if let Some(m) = self.state_mut().instances.get_mut(&i.id) {
-                    m.state = InstanceState::Stopping;
-                    m.until = now.plus(t);
-                    m.state_changed = now;
-                }
-            }
-            let cur = self
-                .state()
-                .instances
-                .get(&i.id)
-                .map(|m| m.state)
-                .unwrap_or(prev);
-            out.push((i.id, cur, prev));
-        }
-        Ok(out)
+        Ok(self.transition(
+            insts,
+            InstanceState::Running,
+            InstanceState::Stopping,
+            t,
+            false,
+        ))
     }
 
     /// TerminateInstances: shutting-down now; at terminated the volumes
