@@ -5,6 +5,7 @@
 //! Messages follow the instance's util-linux generation as mount's do
 //! (see `mount.rs`). Parsed by hand for the same reasons as mount.
 
+use super::getopt_long::{self, HasArg, LongOpt};
 use super::guest::{self, Context, NoGuest};
 use super::mount::{EX_FAIL, EX_USAGE, Ul, version_line};
 use super::output::{err, out};
@@ -53,91 +54,127 @@ fn usage_error(msg: &str) -> i32 {
     EX_USAGE
 }
 
+/// util-linux umount's options, for glibc's getopt_long.
+const OPTSTRING: &str = "acdfhilnqRrO:t:vVN:";
+const LONGOPTS: &[LongOpt] = &[
+    LongOpt {
+        name: "all",
+        has_arg: HasArg::No,
+        val: 'a',
+    },
+    LongOpt {
+        name: "detach-loop",
+        has_arg: HasArg::No,
+        val: 'd',
+    },
+    LongOpt {
+        name: "force",
+        has_arg: HasArg::No,
+        val: 'f',
+    },
+    LongOpt {
+        name: "help",
+        has_arg: HasArg::No,
+        val: 'h',
+    },
+    LongOpt {
+        name: "internal-only",
+        has_arg: HasArg::No,
+        val: 'i',
+    },
+    LongOpt {
+        name: "lazy",
+        has_arg: HasArg::No,
+        val: 'l',
+    },
+    LongOpt {
+        name: "namespace",
+        has_arg: HasArg::Required,
+        val: 'N',
+    },
+    LongOpt {
+        name: "no-canonicalize",
+        has_arg: HasArg::No,
+        val: 'c',
+    },
+    LongOpt {
+        name: "no-mtab",
+        has_arg: HasArg::No,
+        val: 'n',
+    },
+    LongOpt {
+        name: "quiet",
+        has_arg: HasArg::No,
+        val: 'q',
+    },
+    LongOpt {
+        name: "read-only",
+        has_arg: HasArg::No,
+        val: 'r',
+    },
+    LongOpt {
+        name: "recursive",
+        has_arg: HasArg::No,
+        val: 'R',
+    },
+    LongOpt {
+        name: "test-opts",
+        has_arg: HasArg::Required,
+        val: 'O',
+    },
+    LongOpt {
+        name: "types",
+        has_arg: HasArg::Required,
+        val: 't',
+    },
+    LongOpt {
+        name: "verbose",
+        has_arg: HasArg::No,
+        val: 'v',
+    },
+    LongOpt {
+        name: "version",
+        has_arg: HasArg::No,
+        val: 'V',
+    },
+];
+
 pub fn run(args: Vec<OsString>) -> i32 {
     let args: Vec<String> = args
         .iter()
         .skip(1)
         .map(|a| a.to_string_lossy().into_owned())
         .collect();
-    let mut c = Cli::default();
-    let mut i = 0;
-    while i < args.len() {
-        let a = &args[i];
-        i += 1;
-        if a == "--" {
-            c.operands.extend(args[i..].iter().cloned());
-            break;
+    let (opts, operands) = match getopt_long::parse(&args, OPTSTRING, LONGOPTS) {
+        Ok(v) => v,
+        Err(e) => {
+            err(&e.message("umount"));
+            err("Try 'umount --help' for more information.\n");
+            return EX_USAGE;
         }
-        if let Some(long) = a.strip_prefix("--") {
-            match long {
-                "all" => c.all = true,
-                "force" | "no-mtab" | "no-canonicalize" | "internal-only" | "detach-loop"
-                | "read-only" => {}
-                "lazy" => c.lazy = true,
-                "recursive" => c.recursive = true,
-                "quiet" => c.quiet = true,
-                "verbose" => c.verbose = true,
-                "help" => {
-                    out(HELP);
-                    return 0;
-                }
-                "version" => {
-                    out(&version_line("umount", &util_linux_or_default()));
-                    return 0;
-                }
-                "types" => match args.get(i) {
-                    Some(t) => {
-                        c.types = Some(t.clone());
-                        i += 1;
-                    }
-                    None => return usage_error("option '--types' requires an argument"),
-                },
-                _ if long.starts_with("types=") => c.types = Some(long[6..].to_string()),
-                _ => return usage_error(&format!("unrecognized option '{a}'")),
+    };
+    let mut c = Cli {
+        operands,
+        ..Cli::default()
+    };
+    for o in opts {
+        match o.val {
+            'a' => c.all = true,
+            'l' => c.lazy = true,
+            'R' => c.recursive = true,
+            'q' => c.quiet = true,
+            'v' => c.verbose = true,
+            't' => c.types = o.arg,
+            'h' => {
+                out(HELP);
+                return 0;
             }
-            continue;
-        }
-        if a.len() < 2 || !a.starts_with('-') {
-            c.operands.push(a.clone());
-            continue;
-        }
-        let chars: Vec<char> = a.chars().skip(1).collect();
-        let mut j = 0;
-        while j < chars.len() {
-            let ch = chars[j];
-            j += 1;
-            match ch {
-                'a' => c.all = true,
-                'c' | 'd' | 'f' | 'i' | 'n' | 'r' => {}
-                'l' => c.lazy = true,
-                'R' => c.recursive = true,
-                'q' => c.quiet = true,
-                'v' => c.verbose = true,
-                'h' => {
-                    out(HELP);
-                    return 0;
-                }
-                'V' => {
-                    out(&version_line("umount", &util_linux_or_default()));
-                    return 0;
-                }
-                't' | 'O' | 'N' => {
-                    let rest: String = chars[j..].iter().collect();
-                    let v = if !rest.is_empty() {
-                        j = chars.len();
-                        rest
-                    } else if i < args.len() {
-                        i += 1;
-                        args[i - 1].clone()
-                    } else {
-                        return usage_error(&format!("option requires an argument -- '{ch}'"));
-                    };
-                    if ch == 't' {
-                        c.types = Some(v);
-                    }
-                }
-                other => return usage_error(&format!("invalid option -- '{other}'")),
+            'V' => {
+                out(&version_line("umount", &util_linux_or_default()));
+                return 0;
             }
+            // -c -d -f -i -n -r -O -N change nothing in the emulation.
+            _ => {}
         }
     }
     if !c.all && c.operands.is_empty() {
