@@ -11,6 +11,7 @@
 //! (CentOS 7: its own wording). Parsed by hand: mount's getopt_long with
 //! permutation and its own "bad usage" rules do not map onto clap.
 
+use super::getopt_long::{self, HasArg, LongOpt};
 use super::guest::{self, Context, NoGuest, Resolved};
 use super::output::{err, out};
 use ebsim::blockdev::image::Access;
@@ -470,122 +471,263 @@ fn usage_error(msg: &str) -> i32 {
     EX_USAGE
 }
 
+/// util-linux 2.38 mount's options, for glibc's getopt_long. The codes
+/// of long-only options are private letters.
+const OPTSTRING: &str = "aBcfFhilL:m::Mno:O:rRsU:vVwt:T:N:";
+const LONGOPTS: &[LongOpt] = &[
+    LongOpt {
+        name: "all",
+        has_arg: HasArg::No,
+        val: 'a',
+    },
+    LongOpt {
+        name: "fake",
+        has_arg: HasArg::No,
+        val: 'f',
+    },
+    LongOpt {
+        name: "fstab",
+        has_arg: HasArg::Required,
+        val: 'T',
+    },
+    LongOpt {
+        name: "fork",
+        has_arg: HasArg::No,
+        val: 'F',
+    },
+    LongOpt {
+        name: "help",
+        has_arg: HasArg::No,
+        val: 'h',
+    },
+    LongOpt {
+        name: "no-mtab",
+        has_arg: HasArg::No,
+        val: 'n',
+    },
+    LongOpt {
+        name: "read-only",
+        has_arg: HasArg::No,
+        val: 'r',
+    },
+    LongOpt {
+        name: "ro",
+        has_arg: HasArg::No,
+        val: 'r',
+    },
+    LongOpt {
+        name: "verbose",
+        has_arg: HasArg::No,
+        val: 'v',
+    },
+    LongOpt {
+        name: "version",
+        has_arg: HasArg::No,
+        val: 'V',
+    },
+    LongOpt {
+        name: "read-write",
+        has_arg: HasArg::No,
+        val: 'w',
+    },
+    LongOpt {
+        name: "rw",
+        has_arg: HasArg::No,
+        val: 'w',
+    },
+    LongOpt {
+        name: "options",
+        has_arg: HasArg::Required,
+        val: 'o',
+    },
+    LongOpt {
+        name: "test-opts",
+        has_arg: HasArg::Required,
+        val: 'O',
+    },
+    LongOpt {
+        name: "types",
+        has_arg: HasArg::Required,
+        val: 't',
+    },
+    LongOpt {
+        name: "uuid",
+        has_arg: HasArg::Required,
+        val: 'U',
+    },
+    LongOpt {
+        name: "label",
+        has_arg: HasArg::Required,
+        val: 'L',
+    },
+    LongOpt {
+        name: "bind",
+        has_arg: HasArg::No,
+        val: 'B',
+    },
+    LongOpt {
+        name: "move",
+        has_arg: HasArg::No,
+        val: 'M',
+    },
+    LongOpt {
+        name: "rbind",
+        has_arg: HasArg::No,
+        val: 'R',
+    },
+    LongOpt {
+        name: "make-shared",
+        has_arg: HasArg::No,
+        val: '\u{1}',
+    },
+    LongOpt {
+        name: "make-slave",
+        has_arg: HasArg::No,
+        val: '\u{1}',
+    },
+    LongOpt {
+        name: "make-private",
+        has_arg: HasArg::No,
+        val: '\u{1}',
+    },
+    LongOpt {
+        name: "make-unbindable",
+        has_arg: HasArg::No,
+        val: '\u{1}',
+    },
+    LongOpt {
+        name: "make-rshared",
+        has_arg: HasArg::No,
+        val: '\u{1}',
+    },
+    LongOpt {
+        name: "make-rslave",
+        has_arg: HasArg::No,
+        val: '\u{1}',
+    },
+    LongOpt {
+        name: "make-rprivate",
+        has_arg: HasArg::No,
+        val: '\u{1}',
+    },
+    LongOpt {
+        name: "make-runbindable",
+        has_arg: HasArg::No,
+        val: '\u{1}',
+    },
+    LongOpt {
+        name: "mkdir",
+        has_arg: HasArg::Optional,
+        val: 'm',
+    },
+    LongOpt {
+        name: "no-canonicalize",
+        has_arg: HasArg::No,
+        val: 'c',
+    },
+    LongOpt {
+        name: "internal-only",
+        has_arg: HasArg::No,
+        val: 'i',
+    },
+    LongOpt {
+        name: "show-labels",
+        has_arg: HasArg::No,
+        val: 'l',
+    },
+    LongOpt {
+        name: "target",
+        has_arg: HasArg::Required,
+        val: '\u{2}',
+    },
+    LongOpt {
+        name: "target-prefix",
+        has_arg: HasArg::Required,
+        val: '\u{3}',
+    },
+    LongOpt {
+        name: "source",
+        has_arg: HasArg::Required,
+        val: '\u{4}',
+    },
+    LongOpt {
+        name: "options-mode",
+        has_arg: HasArg::Required,
+        val: '\u{3}',
+    },
+    LongOpt {
+        name: "options-source",
+        has_arg: HasArg::Required,
+        val: '\u{3}',
+    },
+    LongOpt {
+        name: "options-source-force",
+        has_arg: HasArg::No,
+        val: '\u{5}',
+    },
+    LongOpt {
+        name: "namespace",
+        has_arg: HasArg::Required,
+        val: 'N',
+    },
+];
+
 pub fn run(args: Vec<OsString>) -> i32 {
     let args: Vec<String> = args
         .iter()
         .skip(1)
         .map(|a| a.to_string_lossy().into_owned())
         .collect();
-    let mut c = Cli::default();
-    // getopt_long("aBcfFhilL:Mno:O:rRsU:vVwt:N:", ...) with permutation.
-    let mut i = 0;
-    while i < args.len() {
-        let a = &args[i];
-        i += 1;
-        if a == "--" {
-            c.operands.extend(args[i..].iter().cloned());
-            break;
+    let (opts, operands) = match getopt_long::parse(&args, OPTSTRING, LONGOPTS) {
+        Ok(v) => v,
+        Err(e) => {
+            err(&e.message("mount"));
+            err("Try 'mount --help' for more information.\n");
+            return EX_USAGE;
         }
-        if let Some(long) = a.strip_prefix("--") {
-            let (name, inline) = long
-                .split_once('=')
-                .map_or((long, None), |(n, v)| (n, Some(v.to_string())));
-            let value = |i: &mut usize| -> Option<String> {
-                if inline.is_some() {
-                    return inline.clone();
-                }
-                let v = args.get(*i).cloned();
-                *i += 1;
-                v
-            };
-            match name {
-                "all" => c.all = true,
-                "fake" => c.fake = true,
-                "show-labels" => c.labels = true,
-                "no-mtab" => {}
-                "verbose" => c.verbose = true,
-                "read-only" => c.options.push("ro".into()),
-                "rw" | "read-write" => c.options.push("rw".into()),
-                "help" => {
-                    out(HELP);
-                    return 0;
-                }
-                "version" => {
-                    out(&version_line("mount", &util_linux_or_default()));
-                    return 0;
-                }
-                "types" | "options" | "label" | "uuid" | "source" | "target" => {
-                    let Some(v) = value(&mut i) else {
-                        return usage_error(&format!("option '--{name}' requires an argument"));
-                    };
-                    match name {
-                        "types" => c.types = Some(v),
-                        "options" => c.options.push(v),
-                        "label" => c.source = Some(format!("LABEL=\"{v}\"")),
-                        "uuid" => c.source = Some(format!("UUID={v}")),
-                        "source" => c.source = Some(v),
-                        _ => c.target = Some(v),
-                    }
-                }
-                "bind" | "rbind" | "move" | "make-shared" | "make-slave" | "make-private"
-                | "make-unbindable" | "make-rshared" | "make-rslave" | "make-rprivate"
-                | "make-runbindable" => {
-                    err(&format!("mount: --{name} is not supported by ebsim\n"));
-                    return EX_USAGE;
-                }
-                _ => return usage_error(&format!("unrecognized option '{a}'")),
+    };
+    let mut c = Cli {
+        operands,
+        ..Cli::default()
+    };
+    for o in opts {
+        let v = o.arg.clone().unwrap_or_default();
+        match o.val {
+            'a' => c.all = true,
+            'f' => c.fake = true,
+            'l' => c.labels = true,
+            'v' => c.verbose = true,
+            'r' => c.options.push("ro".into()),
+            'w' => c.options.push("rw".into()),
+            't' => c.types = Some(v),
+            'o' => c.options.push(v),
+            'L' => c.source = Some(format!("LABEL=\"{v}\"")),
+            'U' => c.source = Some(format!("UUID={v}")),
+            '\u{4}' => c.source = Some(v),
+            '\u{2}' => c.target = Some(v),
+            'h' => {
+                out(HELP);
+                return 0;
             }
-            continue;
-        }
-        if a.len() < 2 || !a.starts_with('-') {
-            c.operands.push(a.clone());
-            continue;
-        }
-        let chars: Vec<char> = a.chars().skip(1).collect();
-        let mut j = 0;
-        while j < chars.len() {
-            let ch = chars[j];
-            j += 1;
-            match ch {
-                'a' => c.all = true,
-                'f' => c.fake = true,
-                'l' => c.labels = true,
-                'n' | 'i' | 's' | 'c' => {}
-                'v' => c.verbose = true,
-                'r' => c.options.push("ro".into()),
-                'w' => c.options.push("rw".into()),
-                'h' => {
-                    out(HELP);
-                    return 0;
-                }
-                'V' => {
-                    out(&version_line("mount", &util_linux_or_default()));
-                    return 0;
-                }
-                't' | 'o' | 'L' | 'U' => {
-                    let rest: String = chars[j..].iter().collect();
-                    let v = if !rest.is_empty() {
-                        j = chars.len();
-                        rest
-                    } else if i < args.len() {
-                        i += 1;
-                        args[i - 1].clone()
-                    } else {
-                        return usage_error(&format!("option requires an argument -- '{ch}'"));
-                    };
-                    match ch {
-                        't' => c.types = Some(v),
-                        'o' => c.options.push(v),
-                        'L' => c.source = Some(format!("LABEL=\"{v}\"")),
-                        _ => c.source = Some(format!("UUID={v}")),
-                    }
-                }
-                'B' | 'R' | 'M' => {
-                    err("mount: bind and move mounts are not supported by ebsim\n");
-                    return EX_USAGE;
-                }
-                other => return usage_error(&format!("invalid option -- '{other}'")),
+            'V' => {
+                out(&version_line("mount", &util_linux_or_default()));
+                return 0;
             }
+            'B' | 'R' | 'M' | '\u{1}' => {
+                err("mount: bind, move and propagation changes are not supported by ebsim\n");
+                return EX_USAGE;
+            }
+            '\u{3}' | 'T' | 'm' => {
+                let name = if o.long {
+                    format!("--{}", o.name)
+                } else {
+                    format!("-{}", o.val)
+                };
+                err(&format!("mount: {name} is not supported by ebsim\n"));
+                return EX_USAGE;
+            }
+            // -c -F -i -n -s -O -N change nothing in the emulation.
+            _ => {}
         }
     }
     let ctx = match guest::context() {
