@@ -805,7 +805,8 @@ fn bad_input_leaves_the_file_unchanged() {
 
 #[test]
 fn read_only_image_is_refused_and_unchanged() {
-    let d = tempfile::tempdir().unwrap();
+    // Beside the build (not /tmp, which may be a tmpfs without chattr).
+    let d = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
     let p = d.path().join("ro.img");
     write_gpt_image(&p, 1 << 30, 2048, 1_024_000);
     ImageFile::open(&p, Access::ReadWrite)
