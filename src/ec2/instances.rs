@@ -540,20 +540,21 @@ impl Txn<'_> {
         let pending = self.timing().instance_pending;
         Ok(self.transition(
             insts,
-            InstanceState::Stopped,
+            |st| st == InstanceState::Stopped,
             InstanceState::Pending,
             pending,
             true,
         ))
     }
 
-    /// Moves each of `insts` that is in `from` to `to` for `duration` (a
-    /// start also resets the launch time); returns (id, current, previous)
-    /// for every instance, as Start/StopInstances report them.
+    /// Moves each of `insts` whose state `from` accepts to `to` for
+    /// `duration` (a start also resets the launch time); returns (id,
+    /// current, previous) for every instance, as Start/Stop/Terminate
+    /// report them.
     fn transition(
         &mut self,
         insts: Vec<Instance>,
-        from: InstanceState,
+        from: impl Fn(InstanceState) -> bool,
         to: InstanceState,
         duration: i64,
         relaunch: bool,
@@ -562,7 +563,7 @@ impl Txn<'_> {
         let mut out = Vec::new();
         for i in insts {
             let prev = i.state;
-            if prev == from {
+            if from(prev) {
                 if let Some(m) = self.state_mut().instances.get_mut(&i.id) {
                     m.state = to;
                     m.until = now.plus(duration);
@@ -620,7 +621,7 @@ impl Txn<'_> {
         let t = self.timing().instance_stopping;
         Ok(self.transition(
             insts,
-            InstanceState::Running,
+            |st| st == InstanceState::Running,
             InstanceState::Stopping,
             t,
             false,
@@ -638,30 +639,9 @@ impl Txn<'_> {
         if dry_run {
             return Err(ApiError::dry_run_ok().into());
         }
-        let now = self.now();
         let t = self.timing().instance_shutting_down;
-        let mut out = Vec::new();
-        for i in insts {
-            let prev = i.state;
-            if !matches!(
-                prev,
-                InstanceState::ShuttingDown | InstanceState::Terminated
-            ) {
-                if let Some(m) = self.state_mut().instances.get_mut(&i.id) {
-                    m.state = InstanceState::ShuttingDown;
-                    m.until = now.plus(t);
-                    m.state_changed = now;
-                }
-            }
-            let cur = self
-                .state()
-                .instances
-                .get(&i.id)
-                .map(|m| m.state)
-                .unwrap_or(prev);
-            out.push((i.id, cur, prev));
-        }
-        Ok(out)
+        let live = |st| !matches!(st, InstanceState::ShuttingDown | InstanceState::Terminated);
+        Ok(self.transition(insts, live, InstanceState::ShuttingDown, t, false))
     }
 
     /// RebootInstances: the guest loses the mounts not in its fstab.
