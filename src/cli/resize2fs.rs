@@ -195,7 +195,29 @@ pub fn run(args: Vec<OsString>) -> i32 {
             return 1;
         }
     };
-    let fs = match Ext4::open(img) {
+    open_and_grow(
+        &prog,
+        &device,
+        img,
+        size_str.as_deref(),
+        force,
+        is_file,
+        None,
+    )
+}
+
+/// Opens the ext4 on `dev`, reads the size argument in its block size, and
+/// grows it: the common tail of the image-file and instance paths.
+fn open_and_grow<D: BlockDevice>(
+    prog: &str,
+    device: &str,
+    dev: D,
+    size_str: Option<&str>,
+    force: bool,
+    image_file: bool,
+    mount_point: Option<&str>,
+) -> i32 {
+    let fs = match Ext4::open(dev) {
         Ok(f) => f,
         Err(e) => {
             err(&format!(
@@ -207,7 +229,7 @@ pub fn run(args: Vec<OsString>) -> i32 {
         }
     };
     let log_block_size = fs.superblock().s_log_block_size as i32;
-    let size = match &size_str {
+    let size = match size_str {
         Some(s) => {
             let n = parse_num_blocks2(s, log_block_size);
             if n == 0 {
@@ -221,11 +243,11 @@ pub fn run(args: Vec<OsString>) -> i32 {
     let req = GrowRequest {
         size,
         force,
-        online: false,
-        image_file: is_file,
+        online: mount_point.is_some(),
+        image_file,
         now: ext4::e2fsprogs_now(),
     };
-    run_grow(&prog, &device, fs, &req, None)
+    run_grow(prog, device, fs, &req, mount_point)
 }
 
 /// resize2fs on a disk or partition of the instance: online when it is
@@ -267,37 +289,15 @@ fn resize_guest(
             return 1;
         }
     };
-    let fs = match Ext4::open(dev) {
-        Ok(f) => f,
-        Err(e) => {
-            err(&format!(
-                "{prog}: {} while trying to open {device}\n",
-                open_error_text(&e)
-            ));
-            out("Couldn't find valid filesystem superblock.\n");
-            return 1;
-        }
-    };
-    let log_block_size = fs.superblock().s_log_block_size as i32;
-    let size = match size_str {
-        Some(s) => {
-            let n = parse_num_blocks2(s, log_block_size);
-            if n == 0 {
-                err(&format!("{prog}: Invalid new size: {s}\n\n"));
-                return 1;
-            }
-            Some(n)
-        }
-        None => None,
-    };
-    let req = GrowRequest {
-        size,
+    open_and_grow(
+        prog,
+        &device,
+        dev,
+        size_str,
         force,
-        online: mount_point.is_some(),
-        image_file: false,
-        now: ext4::e2fsprogs_now(),
-    };
-    run_grow(prog, &device, fs, &req, mount_point.as_deref())
+        false,
+        mount_point.as_deref(),
+    )
 }
 
 /// ebsim's refusal of an option it does not implement.
