@@ -61,20 +61,24 @@ pub enum Error {
 impl Error {
     /// glibc's message, prefixed by the program name, with its newline.
     pub fn message(&self, prog: &str) -> String {
+        format!("{prog}: {}\n", self.text())
+    }
+
+    /// glibc's message alone (no program name, no newline).
+    pub fn text(&self) -> String {
         match self {
-            Error::Invalid(c) => format!("{prog}: invalid option -- '{c}'\n"),
-            Error::ShortMissing(c) => format!("{prog}: option requires an argument -- '{c}'\n"),
-            Error::Unrecognized(s) => format!("{prog}: unrecognized option '{s}'\n"),
+            Error::Invalid(c) => format!("invalid option -- '{c}'"),
+            Error::ShortMissing(c) => format!("option requires an argument -- '{c}'"),
+            Error::Unrecognized(s) => format!("unrecognized option '{s}'"),
             Error::Ambiguous(s, names) => {
-                let mut m = format!("{prog}: option '{s}' is ambiguous; possibilities:");
+                let mut m = format!("option '{s}' is ambiguous; possibilities:");
                 for n in names {
                     m.push_str(&format!(" '--{n}'"));
                 }
-                m.push('\n');
                 m
             }
-            Error::LongMissing(n) => format!("{prog}: option '--{n}' requires an argument\n"),
-            Error::LongNoArg(n) => format!("{prog}: option '--{n}' doesn't allow an argument\n"),
+            Error::LongMissing(n) => format!("option '--{n}' requires an argument"),
+            Error::LongNoArg(n) => format!("option '--{n}' doesn't allow an argument"),
         }
     }
 }

@@ -680,11 +680,7 @@ pub fn run(args: Vec<OsString>) -> i32 {
         .collect();
     let (opts, operands) = match getopt_long::parse(&args, OPTSTRING, LONGOPTS) {
         Ok(v) => v,
-        Err(e) => {
-            err(&e.message("mount"));
-            err("Try 'mount --help' for more information.\n");
-            return EX_USAGE;
-        }
+        Err(e) => return usage_error(&e.text()),
     };
     let mut c = Cli {
         operands,
