@@ -300,26 +300,17 @@ fn check_tmpdir() -> Result<(), i32> {
             err(&format!(
                 "mkdir: cannot create directory '{}': {}\n",
                 dir.display(),
-                os_message(&e)
+                super::output::strerror(&e)
             ));
             Err(fail("failed to make temp dir"))
         }
     }
 }
 
-/// The C library's text for an I/O error, without Rust's " (os error N)".
-fn os_message(e: &std::io::Error) -> String {
-    let s = e.to_string();
-    match s.find(" (os error") {
-        Some(i) => s[..i].to_string(),
-        None => s,
-    }
-}
-
 fn sfdisk_cannot_open(disk: &str, e: &ebsim::blockdev::Error) -> String {
     let why = match e {
         ebsim::blockdev::Error::IsADirectory(_) => "Is a directory".to_string(),
-        ebsim::blockdev::Error::Io { source, .. } => os_message(source),
+        ebsim::blockdev::Error::Io { source, .. } => super::output::strerror(source),
         other => other.to_string(),
     };
     format!("sfdisk: cannot open {disk}: {why}\n")

@@ -5,9 +5,9 @@
 //! Hand-parsed: mkfs.xfs uses getopt with comma-separated sub-options
 //! (`-d size=1g,agcount=4`) and its own wording for every mistake.
 
+use super::output::strerror;
 use super::output::{err, out};
 use super::xfs_getopt::{Opt, getopt, glibc_message};
-use super::xfs_info::strerror;
 use ebsim::blockdev::{BlockDevice, ImageFile, image::Access};
 use ebsim::fs::xfs::{
     self,

@@ -16,3 +16,12 @@ pub fn err(s: &str) {
     let _ = e.write_all(s.as_bytes());
     let _ = e.flush();
 }
+
+/// The C library's wording of an I/O error (`strerror`), without Rust's
+/// " (os error N)" suffix.
+pub fn strerror(e: &std::io::Error) -> String {
+    match e.raw_os_error() {
+        Some(n) => nix::errno::Errno::from_raw(n).desc().to_string(),
+        None => e.to_string(),
+    }
+}

@@ -177,20 +177,12 @@ pub fn run(args: Vec<OsString>) -> i32 {
     let img = match ImageFile::open(path, Access::ReadWrite) {
         Ok(i) => i,
         Err(e) => {
-            let reason = match e.raw_os_error() {
-                Some(code) => std::io::Error::from_raw_os_error(code).to_string(),
-                None => match &e {
-                    ebsim::blockdev::Error::NotFound(_) => "No such file or directory".to_string(),
-                    ebsim::blockdev::Error::IsADirectory(_) => "Is a directory".to_string(),
-                    other => other.to_string(),
-                },
+            let reason = match &e {
+                ebsim::blockdev::Error::Io { source, .. } => super::output::strerror(source),
+                ebsim::blockdev::Error::NotFound(_) => "No such file or directory".to_string(),
+                ebsim::blockdev::Error::IsADirectory(_) => "Is a directory".to_string(),
+                other => other.to_string(),
             };
-            // strerror text without Rust's " (os error N)" suffix.
-            let reason = reason
-                .split(" (os error")
-                .next()
-                .unwrap_or(&reason)
-                .to_string();
             err(&format!("open: {reason} while opening {device}\n"));
             return 1;
         }

@@ -9,9 +9,9 @@
 //! Hand-parsed: the real tool uses getopt and `strtoll` (`-D 1G` means one
 //! block), which clap cannot copy.
 
+use super::output::strerror;
 use super::output::{err, out};
 use super::xfs_getopt::{Opt, getopt, glibc_message, strtoll};
-use super::xfs_info::strerror;
 use ebsim::blockdev::{BlockDevice, ImageFile, image::Access};
 use ebsim::fs::xfs::{self, Xfs, growfs};
 use std::ffi::OsString;

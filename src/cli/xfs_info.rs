@@ -135,7 +135,7 @@ fn info_file(path: &str) -> i32 {
         Err(e) => {
             err(&format!(
                 "{path}: {}\n\nfatal error -- couldn't initialize XFS library\n",
-                strerror(&e)
+                super::output::strerror(&e)
             ));
             return 1;
         }
@@ -194,13 +194,4 @@ fn info_dev<D: BlockDevice>(path: &str, dev: &D) -> i32 {
     }
     out(&xfs::report::render(&sb, path));
     0
-}
-
-/// The C library's wording of an I/O error (`strerror`), without Rust's
-/// " (os error N)" suffix.
-pub fn strerror(e: &std::io::Error) -> String {
-    match e.raw_os_error() {
-        Some(n) => nix::errno::Errno::from_raw(n).desc().to_string(),
-        None => e.to_string(),
-    }
 }
