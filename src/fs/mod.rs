@@ -42,7 +42,7 @@ pub struct FsInfo {
 }
 
 /// statfs(2) numbers, in units of `frsize`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub struct StatFs {
     /// f_frsize (= f_bsize for ext4 and XFS).
     pub frsize: u64,

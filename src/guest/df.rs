@@ -7,22 +7,8 @@ use serde::{Deserialize, Serialize};
 
 use super::human::{self, opts};
 
-/// statfs numbers of one mounted filesystem.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-pub struct StatFs {
-    /// f_frsize (the unit of the block counts).
-    pub frsize: u64,
-    /// f_blocks
-    pub blocks: u64,
-    /// f_bfree
-    pub bfree: u64,
-    /// f_bavail
-    pub bavail: u64,
-    /// f_files
-    pub files: u64,
-    /// f_ffree
-    pub ffree: u64,
-}
+/// statfs numbers of one mounted filesystem (the filesystem layer's).
+pub use crate::fs::StatFs;
 
 /// One mounted filesystem.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -5,7 +5,7 @@
 //! command line resolve here.
 
 use super::Snapshot;
-use super::df::{Mount as DfMount, StatFs as DfStatFs};
+use super::df::Mount as DfMount;
 use super::lsblk::{Device, FsUsage, UtilLinux};
 use crate::blockdev::image::Access;
 use crate::blockdev::{ImageFile, Slice};
@@ -357,14 +357,7 @@ fn device_for(
                 source: m.source.clone(),
                 fstype: i.kind.name().to_string(),
                 target: m.target.clone(),
-                stat: DfStatFs {
-                    frsize: s.frsize,
-                    blocks: s.blocks,
-                    bfree: s.bfree,
-                    bavail: s.bavail,
-                    files: s.files,
-                    ffree: s.ffree,
-                },
+                stat: s,
             });
         }
     }
