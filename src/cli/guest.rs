@@ -40,25 +40,7 @@ pub fn snapshot() -> Result<Snapshot, NoGuest> {
     let ec2 = cloud()?;
     ec2.transact(|txn| {
         let id = txn.resolve_instance(None)?;
-        instance::snapshot(txn, &id).map_err(|e| match e {
-            instance::GuestError::Ec2(e) => e,
-            other => ebsim::ec2::ApiError::new("GuestError", other.to_string()).into(),
-        })
-    })
-    .map_err(|e| NoGuest(plain(&e.to_string())))
-}
-
-/// The instance's disks and mounts (one transaction).
-pub fn disks_and_mounts() -> Result<(String, Vec<GuestDisk>, Vec<Mount>), NoGuest> {
-    let ec2 = cloud()?;
-    ec2.transact(|txn| {
-        let id = txn.resolve_instance(None)?;
-        let disks = instance::disks(txn, &id).map_err(|e| match e {
-            instance::GuestError::Ec2(e) => e,
-            other => ebsim::ec2::ApiError::new("GuestError", other.to_string()).into(),
-        })?;
-        let mounts = txn.instance(&id)?.mounts.clone();
-        Ok((id, disks, mounts))
+        Ok(instance::snapshot(txn, &id)?)
     })
     .map_err(|e| NoGuest(plain(&e.to_string())))
 }
@@ -66,8 +48,7 @@ pub fn disks_and_mounts() -> Result<(String, Vec<GuestDisk>, Vec<Mount>), NoGues
 /// Resolves a device name, mount point or `UUID=`/`LABEL=` in the current
 /// instance. `Ok(None)`: no such device there.
 pub fn resolve(spec: &str) -> Result<Option<Resolved>, NoGuest> {
-    let (_, disks, mounts) = disks_and_mounts()?;
-    Ok(instance::resolve(&disks, &mounts, spec))
+    Ok(context()?.resolve(spec))
 }
 
 /// Removes the mount at `target`; returns it (None: nothing there).
@@ -174,10 +155,7 @@ pub fn context() -> Result<Context, NoGuest> {
     let ec2 = cloud()?;
     ec2.transact(|txn| {
         let id = txn.resolve_instance(None)?;
-        let disks = instance::disks(txn, &id).map_err(|e| match e {
-            instance::GuestError::Ec2(e) => e,
-            other => ebsim::ec2::ApiError::new("GuestError", other.to_string()).into(),
-        })?;
+        let disks = instance::disks(txn, &id)?;
         let inst = txn.instance(&id)?;
         let fstab = fstab_of(inst.flavour.as_deref(), &disks);
         Ok(Context {

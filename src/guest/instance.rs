@@ -27,6 +27,18 @@ pub enum GuestError {
     Device(#[from] crate::blockdev::Error),
 }
 
+impl From<GuestError> for crate::ec2::Error {
+    /// Inside a transaction, a guest failure is the transaction's error: the
+    /// model's own errors pass through, an unreadable image is reported as
+    /// `GuestError`.
+    fn from(e: GuestError) -> Self {
+        match e {
+            GuestError::Ec2(e) => e,
+            other => crate::ec2::ApiError::new("GuestError", other.to_string()).into(),
+        }
+    }
+}
+
 /// One partition the guest sees.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GuestPart {
