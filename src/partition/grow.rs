@@ -283,7 +283,8 @@ fn plan_sfdisk(
             max_end -= free_percent_sectors;
         }
         if opts.compat == Compat::V0_34 {
-            max_end = floor_div(max_end, sectors_per_align) * sectors_per_align - 1;
+            // Shell arithmetic truncates toward zero, as `/` does.
+            max_end = max_end / sectors_per_align * sectors_per_align - 1;
         }
         if max_end < pt_end {
             return Ok(Outcome::NoChange(NoChange {
@@ -424,11 +425,6 @@ fn sed_replace_last(line: &str, old: &str, new: &str) -> String {
         Some(i) => format!("{}{}{}", &line[..i], new, &line[i + old.len()..]),
         None => line.to_string(),
     }
-}
-
-fn floor_div(a: i128, b: i128) -> i128 {
-    // Shell arithmetic truncates toward zero; so does this.
-    a / b
 }
 
 // ----------------------------------------------------------- sgdisk ----
