@@ -502,30 +502,15 @@ fn grow_image(
     }
     drop(img);
     let batch = match &plan.writes {
-        Ok(b) => b.clone(),
-        Err(rejection) => {
-            err(&format!(
-                "attempt to resize {disk} failed. sfdisk output below:\n"
-            ));
-            for m in &rejection.messages {
-                err(&format!("| {m}\n"));
-            }
-            err("***** WARNING: Resize failed, attempting to revert ******\n");
-            err("***** Restore appears to have gone OK ****\n");
-            return fail("failed to resize");
-        }
+        Ok(b) => b,
+        Err(rejection) => return resize_failed(disk, &rejection.messages),
     };
     let written = source
         .open(disk, Access::ReadWrite)
-        .and_then(|mut img| grow::apply(&mut img, &batch));
+        .and_then(|mut img| grow::apply(&mut img, batch));
     if let Err(e) = written {
-        err(&format!(
-            "attempt to resize {disk} failed. sfdisk output below:\n"
-        ));
-        err(&format!("| {}", sfdisk_cannot_open(disk, &e)));
-        err("***** WARNING: Resize failed, attempting to revert ******\n");
-        err("***** Restore appears to have gone OK ****\n");
-        return fail("failed to resize");
+        let line = sfdisk_cannot_open(disk, &e);
+        return resize_failed(disk, &[line.trim_end().to_string()]);
     }
     if opts.resizer == Resizer::Sfdisk {
         dbg.line(1, &format!("resize of {disk} returned 0."));
@@ -537,6 +522,20 @@ fn grow_image(
     out(&format!("CHANGED: {}\n", plan.change_info()));
     lvm_note(dbg, disk, part);
     0
+}
+
+/// growpart's report when sfdisk refused or failed to write: sfdisk's
+/// output, the (successful) restore of the saved sectors, then FAILED.
+fn resize_failed(disk: &str, sfdisk_output: &[String]) -> i32 {
+    err(&format!(
+        "attempt to resize {disk} failed. sfdisk output below:\n"
+    ));
+    for m in sfdisk_output {
+        err(&format!("| {m}\n"));
+    }
+    err("***** WARNING: Resize failed, attempting to revert ******\n");
+    err("***** Restore appears to have gone OK ****\n");
+    fail("failed to resize")
 }
 
 fn print_plan_debug(dbg: &mut Debug, lines: &[grow::Debug], resizer: Resizer, disk: &str) {
