@@ -45,6 +45,28 @@ pub fn snapshot() -> Result<Snapshot, NoGuest> {
     .map_err(|e| NoGuest(plain(&e.to_string())))
 }
 
+/// For tools that take a device or a mount point (xfs_growfs, xfs_info):
+/// `None` when `target` is the host's business (a relative path or a file
+/// of this machine, or a path while no instance runs); otherwise the
+/// instance's context, or the exit code after printing why a device name
+/// cannot be used (`{prog}: no running instance...`).
+pub fn target_context(prog: &str, target: &str) -> Option<Result<Context, i32>> {
+    let is_dev = target.starts_with("/dev/");
+    let host_file =
+        !target.starts_with('/') || std::fs::metadata(target).is_ok_and(|m| m.is_file());
+    if !is_dev && host_file {
+        return None;
+    }
+    match context() {
+        Ok(c) => Some(Ok(c)),
+        Err(_) if !is_dev => None,
+        Err(NoGuest(why)) => {
+            super::output::err(&format!("{prog}: {why}\n"));
+            Some(Err(1))
+        }
+    }
+}
+
 /// Resolves a device name, mount point or `UUID=`/`LABEL=` in the current
 /// instance. `Ok(None)`: no such device there.
 pub fn resolve(spec: &str) -> Result<Option<Resolved>, NoGuest> {

@@ -199,19 +199,9 @@ fn attached_loop_device(path: &std::path::Path) -> Option<String> {
 /// the instance's business, go on with the host path.
 fn guest_growfs(prog: &str, target: &str, f: &Flags) -> Option<i32> {
     let is_dev = target.starts_with("/dev/");
-    if !is_dev && (!target.starts_with('/') || std::fs::metadata(target).is_ok_and(|m| m.is_file()))
-    {
-        return None;
-    }
-    let ctx = match super::guest::context() {
+    let ctx = match super::guest::target_context(prog, target)? {
         Ok(c) => c,
-        Err(super::guest::NoGuest(why)) => {
-            if !is_dev {
-                return None;
-            }
-            err(&format!("{prog}: {why}\n"));
-            return Some(1);
-        }
+        Err(code) => return Some(code),
     };
     let not_mounted = || {
         err(&format!(

@@ -56,19 +56,9 @@ pub fn run(args: Vec<OsString>) -> i32 {
 /// filesystem. None: a file of this machine.
 fn info_guest(target: &str) -> Option<i32> {
     let is_dev = target.starts_with("/dev/");
-    if !is_dev && (!target.starts_with('/') || std::fs::metadata(target).is_ok_and(|m| m.is_file()))
-    {
-        return None;
-    }
-    let ctx = match super::guest::context() {
+    let ctx = match super::guest::target_context("xfs_info", target)? {
         Ok(c) => c,
-        Err(super::guest::NoGuest(why)) => {
-            if !is_dev {
-                return None;
-            }
-            err(&format!("xfs_info: {why}\n"));
-            return Some(1);
-        }
+        Err(code) => return Some(code),
     };
     let t = super::guest::normalize_path(target);
     let r = if is_dev {
