@@ -20,6 +20,10 @@ pub enum Structure {
     Cntbt,
     /// The internal log.
     Log,
+    /// The inode btree.
+    Inobt,
+    /// The free inode btree.
+    Finobt,
 }
 
 impl fmt::Display for Structure {
@@ -32,6 +36,8 @@ impl fmt::Display for Structure {
             Structure::Bnobt => "bnobt block",
             Structure::Cntbt => "cntbt block",
             Structure::Log => "log",
+            Structure::Inobt => "inobt block",
+            Structure::Finobt => "finobt block",
         })
     }
 }

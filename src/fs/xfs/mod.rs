@@ -12,19 +12,26 @@ pub mod ag;
 pub mod agf;
 pub mod agfl;
 pub mod agi;
+pub mod bmap;
 pub mod btree;
 mod crc;
+pub mod dinode;
+pub mod dir2;
 pub mod error;
+pub mod files;
 pub mod geometry;
 pub mod growfs;
 pub mod inode;
 pub mod log;
 pub mod mkfs;
 pub mod report;
+pub mod sbtree;
 pub mod statfs;
 pub mod superblock;
+pub mod symlink;
 
 pub use error::{Error, Result, Structure};
+pub use files::XfsFiles;
 pub use statfs::{MountMode, StatFs};
 pub use superblock::Superblock;
 
