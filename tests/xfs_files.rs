@@ -8,8 +8,8 @@
 mod common;
 mod xfs_util;
 
-use common::{require_tools, run, stderr, stdout};
-use ebsim::blockdev::{BlockDevice, ImageFile, image::Access};
+use common::{require_tools, run, stdout};
+use ebsim::blockdev::{ImageFile, image::Access};
 use ebsim::fs::node::{
     Cred, Ctx, ErrorKind, FallocateMode, FileSystem, FileType, Ino, RenameFlags, SetAttr, Timespec,
 };
@@ -112,4 +112,508 @@ fn smoke_tree_is_repair_clean() {
     let d = fs.lookup(root, b"dir").expect("lookup").ino;
     let f = fs.lookup(d, b"file").expect("lookup").ino;
     assert_eq!(read_all(&fs, f), pattern(1, 100_000));
+}
+
+// ---------------------------------------------------------------- manifests
+
+/// What the kernel and ebsim must agree on for one path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Node {
+    kind: FileType,
+    perm: u32,
+    uid: u32,
+    gid: u32,
+    nlink: u32,
+    size: u64,
+    /// SHA-256 of the non-zero 4 KiB blocks and their offsets.
+    hash: String,
+    target: Vec<u8>,
+    rdev: u64,
+    mtime: (i64, u32),
+}
+
+type Manifest = std::collections::BTreeMap<String, Node>;
+
+/// Hashes a file's content from candidate data ranges: only non-zero
+/// 4 KiB blocks count (with their offsets), so two readers that see holes,
+/// unwritten extents and zero blocks differently agree on equal content.
+fn content_hash(size: u64, ranges: &[(u64, u64)], mut read: impl FnMut(u64, &mut [u8])) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(size.to_le_bytes());
+    let mut buf = vec![0u8; 1 << 20];
+    let mut last_end = 0u64;
+    for &(s, e) in ranges {
+        let mut pos = (s / 4096 * 4096).max(last_end);
+        let e = e.min(size);
+        while pos < e {
+            let n = (e - pos).min(buf.len() as u64) as usize;
+            read(pos, &mut buf[..n]);
+            for (i, blk) in buf[..n].chunks(4096).enumerate() {
+                if blk.iter().any(|&b| b != 0) {
+                    h.update((pos + 4096 * i as u64).to_le_bytes());
+                    h.update(blk);
+                }
+            }
+            pos += n as u64;
+        }
+        last_end = last_end.max(e);
+    }
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn ebsim_manifest(fs: &XfsFiles<ImageFile>) -> Manifest {
+    let mut out = Manifest::new();
+    let mut stack = vec![(String::new(), fs.root())];
+    while let Some((path, dir)) = stack.pop() {
+        for e in fs.readdir(dir).expect("readdir") {
+            let p = format!("{path}/{}", String::from_utf8_lossy(&e.name));
+            let a = fs.getattr(e.ino).expect("getattr");
+            assert_eq!(a.kind, e.kind, "{p}: entry type vs inode");
+            let mut n = Node {
+                kind: a.kind,
+                perm: u32::from(a.perm),
+                uid: a.uid,
+                gid: a.gid,
+                nlink: a.nlink,
+                size: a.size,
+                hash: String::new(),
+                target: Vec::new(),
+                rdev: u64::from(a.rdev),
+                mtime: (a.mtime.sec, a.mtime.nsec),
+            };
+            match a.kind {
+                FileType::Directory => {
+                    n.size = 0;
+                    stack.push((p.clone(), e.ino));
+                }
+                FileType::Regular => {
+                    let ranges = fs.data_extents(e.ino).expect("extents");
+                    n.hash = content_hash(a.size, &ranges, |off, buf| {
+                        let got = fs.read(e.ino, off, buf).expect("read");
+                        assert_eq!(got, buf.len(), "{p}: short read at {off}");
+                    });
+                }
+                FileType::Symlink => n.target = fs.readlink(e.ino).expect("readlink"),
+                _ => {}
+            }
+            out.insert(p, n);
+        }
+    }
+    out
+}
+
+fn kernel_manifest(root: &Path) -> Manifest {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let mut out = Manifest::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).expect("read_dir") {
+            let e = e.expect("entry");
+            let p = e.path();
+            let rel = format!("/{}", p.strip_prefix(root).expect("under root").display());
+            let m = std::fs::symlink_metadata(&p).expect("lstat");
+            let ft = m.file_type();
+            let kind = if ft.is_dir() {
+                FileType::Directory
+            } else if ft.is_symlink() {
+                FileType::Symlink
+            } else if ft.is_file() {
+                FileType::Regular
+            } else if ft.is_fifo() {
+                FileType::Fifo
+            } else if ft.is_socket() {
+                FileType::Socket
+            } else if ft.is_char_device() {
+                FileType::CharDevice
+            } else {
+                FileType::BlockDevice
+            };
+            let mut n = Node {
+                kind,
+                perm: m.mode() & 0o7777,
+                uid: m.uid(),
+                gid: m.gid(),
+                nlink: m.nlink() as u32,
+                size: m.size(),
+                hash: String::new(),
+                target: Vec::new(),
+                rdev: m.rdev(),
+                mtime: (m.mtime(), m.mtime_nsec() as u32),
+            };
+            match kind {
+                FileType::Directory => {
+                    n.size = 0;
+                    stack.push(p.clone());
+                }
+                FileType::Regular => {
+                    use std::os::unix::fs::FileExt;
+                    let f = std::fs::File::open(&p).expect("open");
+                    let ranges = data_ranges(&p);
+                    n.hash = content_hash(m.size(), &ranges, |off, buf| {
+                        f.read_exact_at(buf, off).expect("read");
+                    });
+                }
+                FileType::Symlink => {
+                    use std::os::unix::ffi::OsStrExt;
+                    n.target = std::fs::read_link(&p).expect("readlink").as_os_str().as_bytes().to_vec();
+                }
+                _ => {}
+            }
+            out.insert(rel, n);
+        }
+    }
+    out
+}
+
+/// Compares two manifests, field by field, naming the first differences.
+fn assert_same(a: &Manifest, b: &Manifest, what: &str, with_mtime: bool) {
+    let mut diffs = Vec::new();
+    for (p, n) in a {
+        match b.get(p) {
+            None => diffs.push(format!("{p}: only in the first")),
+            Some(m) => {
+                let mut m = m.clone();
+                if !with_mtime {
+                    m.mtime = n.mtime;
+                }
+                if &m != n {
+                    diffs.push(format!("{p}: {n:?} vs {m:?}"));
+                }
+            }
+        }
+    }
+    for p in b.keys().filter(|p| !a.contains_key(*p)) {
+        diffs.push(format!("{p}: only in the second"));
+    }
+    assert!(
+        diffs.is_empty(),
+        "{what}: {} differences, first: {:#?}",
+        diffs.len(),
+        &diffs[..diffs.len().min(10)]
+    );
+}
+
+// ---------------------------------------------------------------- the tree
+
+fn user() -> Ctx {
+    Ctx {
+        cred: Cred {
+            uid: 1000,
+            gid: 1000,
+        },
+        now: Timespec {
+            sec: 1_700_000_100,
+            nsec: 7,
+        },
+    }
+}
+
+fn lookup_path<F: FileSystem>(fs: &F, path: &str) -> Ino {
+    let mut ino = fs.root();
+    for part in path.split('/').filter(|p| !p.is_empty()) {
+        ino = fs
+            .lookup(ino, part.as_bytes())
+            .unwrap_or_else(|e| panic!("lookup {path}: {e}"))
+            .ino;
+    }
+    ino
+}
+
+fn create<F: FileSystem>(fs: &mut F, c: Ctx, dir: Ino, name: &str, data: &[u8]) -> Ino {
+    let ino = fs
+        .mknod(c, dir, name.as_bytes(), FileType::Regular, 0o644, 0)
+        .unwrap_or_else(|e| panic!("create {name}: {e}"))
+        .ino;
+    if !data.is_empty() {
+        assert_eq!(fs.write(c, ino, 0, data).expect("write"), data.len());
+    }
+    ino
+}
+
+/// Writes the test tree with ebsim: every kind of file, directories of
+/// every format, links, renames, removals, attribute changes.
+/// `prealloc` is the size of the big preallocated file.
+fn write_tree(fs: &mut XfsFiles<ImageFile>, prealloc: u64) {
+    let c = ctx();
+    let root = fs.root();
+    let a = fs.mkdir(c, root, b"a", 0o755).expect("mkdir a").ino;
+    let b = fs.mkdir(c, a, b"b", 0o755).expect("mkdir b").ino;
+    let cc = fs.mkdir(c, b, b"c", 0o750).expect("mkdir c").ino;
+    let d = fs.mkdir(c, cc, b"d", 0o700).expect("mkdir d").ino;
+    create(fs, c, d, "empty", b"");
+    create(fs, c, d, "one", b"1");
+    let page = create(fs, c, d, "page", &pattern(2, 4096));
+    let mib = create(fs, c, d, "mib", &pattern(3, M as usize));
+    // Sparse: data, a hole, data; then extended with a hole.
+    let sp = create(fs, c, a, "sparse", &pattern(4, 4096));
+    fs.write(c, sp, 100 * M + 123, &pattern(5, 8192)).expect("write far");
+    fs.setattr(c, sp, SetAttr { size: Some(300 * M), ..Default::default() })
+        .expect("extend");
+    // Zeros over a hole stay a hole.
+    let z = create(fs, c, a, "zeros", &vec![0u8; M as usize]);
+    assert_eq!(fs.getattr(z).expect("getattr").blocks, 0);
+    // 40 extents: a bmap btree.
+    let frag = create(fs, c, a, "frag", b"");
+    for i in 0..40u64 {
+        fs.write(c, frag, i * 8192, &pattern(100 + i, 4096)).expect("frag write");
+    }
+    // Directories of every format.
+    let sfd = fs.mkdir(c, root, b"sfdir", 0o755).expect("mkdir").ino;
+    for i in 0..5 {
+        create(fs, c, sfd, &format!("s{i}"), b"");
+    }
+    let bd = fs.mkdir(c, root, b"blockdir", 0o755).expect("mkdir").ino;
+    for i in 0..40 {
+        create(fs, c, bd, &format!("entry-{i:04}"), b"");
+    }
+    let ld = fs.mkdir(c, root, b"leafdir", 0o755).expect("mkdir").ino;
+    for i in 0..200 {
+        create(fs, c, ld, &format!("leaf-entry-{i:05}"), &pattern(i, (i % 3) as usize * 10));
+    }
+    let big = fs.mkdir(c, root, b"big", 0o755).expect("mkdir").ino;
+    for i in 0..3100u64 {
+        let data = if i % 97 == 0 { pattern(i, 100) } else { Vec::new() };
+        create(fs, c, big, &format!("file-{i:05}"), &data);
+    }
+    for i in (10..3100).step_by(50) {
+        fs.unlink(c, big, format!("file-{i:05}").as_bytes()).expect("unlink");
+    }
+    // Symlinks, local and remote.
+    fs.symlink(c, a, b"link_local", b"b/c/d/mib").expect("symlink");
+    let long: Vec<u8> = b"x/".repeat(250).into_iter().chain(*b"end").collect();
+    fs.symlink(c, a, b"link_remote", &long).expect("symlink");
+    // Hard links.
+    fs.link(c, mib, a, b"hl1").expect("link");
+    fs.link(c, mib, big, b"hl2").expect("link");
+    // Renames: a file across directories, a directory across directories,
+    // over an existing file, NOREPLACE, EXCHANGE.
+    fs.rename(c, d, b"one", a, b"one_moved", RenameFlags::default()).expect("rename");
+    fs.rename(c, b, b"c", sfd, b"c_moved", RenameFlags::default()).expect("rename dir");
+    create(fs, c, a, "victim", b"victim");
+    create(fs, c, b, "x", b"replacement");
+    fs.rename(c, b, b"x", a, b"victim", RenameFlags::default()).expect("rename over");
+    let e = fs
+        .rename(c, a, b"one_moved", a, b"victim", RenameFlags { noreplace: true, exchange: false })
+        .expect_err("noreplace");
+    assert_eq!(e.kind(), ErrorKind::Exists);
+    fs.rename(c, a, b"one_moved", a, b"b", RenameFlags { noreplace: false, exchange: true })
+        .expect("exchange");
+    // Removals.
+    let gone = fs.mkdir(c, root, b"gone", 0o755).expect("mkdir").ino;
+    create(fs, c, gone, "f", &pattern(9, 10_000));
+    let e = fs.rmdir(c, root, b"gone").expect_err("not empty");
+    assert_eq!(e.kind(), ErrorKind::DirectoryNotEmpty);
+    fs.unlink(c, gone, b"f").expect("unlink");
+    fs.rmdir(c, root, b"gone").expect("rmdir");
+    // Attributes.
+    fs.setattr(
+        c,
+        page,
+        SetAttr {
+            perm: Some(0o600),
+            uid: Some(1000),
+            gid: Some(1000),
+            mtime: Some(Timespec { sec: 1_000_000_000, nsec: 5 }),
+            atime: Some(Timespec { sec: 1_000_000_001, nsec: 6 }),
+            ..Default::default()
+        },
+    )
+    .expect("setattr");
+    // Special files and a file of another user.
+    fs.mknod(c, a, b"fifo", FileType::Fifo, 0o644, 0).expect("fifo");
+    fs.mknod(c, a, b"null", FileType::CharDevice, 0o666, (1 << 8) | 3).expect("chardev");
+    let u = user();
+    let home = fs.mkdir(c, root, b"home", 0o755).expect("mkdir").ino;
+    fs.setattr(c, home, SetAttr { uid: Some(1000), gid: Some(1000), ..Default::default() })
+        .expect("chown");
+    create(fs, u, home, "mine", &pattern(11, 5000));
+    // Preallocation: KEEP_SIZE, the big one, and a write into it.
+    let keep = create(fs, c, root, "keep", b"");
+    fs.fallocate(c, keep, 0, 64 * M, FallocateMode::Allocate { keep_size: true })
+        .expect("keep size");
+    let pre = create(fs, c, root, "prealloc", b"");
+    fs.fallocate(c, pre, 0, prealloc, FallocateMode::Allocate { keep_size: false })
+        .expect("fallocate");
+    fs.write(c, pre, prealloc / 2 + 100, &pattern(12, 3 * 4096)).expect("write into unwritten");
+    // Truncation and punching.
+    let t = create(fs, c, a, "trunc", &pattern(13, 100_000));
+    fs.setattr(c, t, SetAttr { size: Some(5000), ..Default::default() }).expect("truncate");
+    fs.setattr(c, t, SetAttr { size: Some(20000), ..Default::default() }).expect("extend");
+    let p = create(fs, c, a, "punch", &pattern(14, M as usize));
+    fs.fallocate(c, p, 300 * 1024 + 17, 100 * 1024, FallocateMode::PunchHole).expect("punch");
+}
+
+/// A line in the kernel log, so that the lines after it can be told apart.
+fn kmsg_marker() -> String {
+    let m = format!("ebsim-xfs-files-{}", uuid::Uuid::new_v4());
+    std::fs::write("/dev/kmsg", format!("{m}\n")).expect("write /dev/kmsg");
+    m
+}
+
+/// Kernel log lines after `marker` that mention `dev`.
+fn kmsg_since(marker: &str, dev: &str) -> Vec<String> {
+    let o = run(&mut std::process::Command::new("dmesg"));
+    let text = stdout(&o);
+    let after = text.rsplit_once(marker).map_or("", |(_, a)| a);
+    let name = dev.trim_start_matches("/dev/");
+    after
+        .lines()
+        .filter(|l| l.contains(name))
+        .map(str::to_string)
+        .collect()
+}
+
+fn ebsim_statfs(fs: &XfsFiles<ImageFile>) -> [u64; 5] {
+    let s = fs.statfs().expect("statfs");
+    [s.blocks, s.bfree, s.bavail, s.files, s.ffree]
+}
+
+/// The kernel's additions: files, a directory, appends, a write into the
+/// unwritten file, enough entries to convert two directories, removals.
+fn kernel_writes(root: &Path, prealloc: u64) {
+    use std::io::Write;
+    use std::os::unix::fs::FileExt;
+    let k = root.join("kdir");
+    std::fs::create_dir(&k).expect("mkdir");
+    for i in 0..50u64 {
+        std::fs::write(k.join(format!("k{i}")), pattern(500 + i, (i * 1000) as usize)).expect("write");
+    }
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(root.join("sfdir/c_moved/d/mib"))
+        .expect("open");
+    f.write_all(&pattern(600, 70_000)).expect("append");
+    f.sync_all().expect("fsync");
+    let pre = std::fs::OpenOptions::new().write(true).open(root.join("prealloc")).expect("open");
+    pre.write_all_at(&pattern(601, M as usize), prealloc / 3).expect("write");
+    for i in 0..700 {
+        std::fs::write(root.join(format!("leafdir/kernel-{i:05}")), b"").expect("create");
+    }
+    for i in 0..30 {
+        std::fs::write(root.join(format!("sfdir/kernel-{i}")), b"k").expect("create");
+    }
+    std::fs::remove_file(root.join("big/file-00020")).expect("rm");
+    std::fs::rename(root.join("a/trunc"), root.join("kdir/trunc")).expect("rename");
+    std::fs::create_dir_all(root.join("kdir/x/y/z")).expect("mkdir -p");
+    std::os::unix::fs::symlink("../a", root.join("kdir/up")).expect("symlink");
+}
+
+/// ebsim's second round on what the kernel left.
+fn ebsim_again(fs: &mut XfsFiles<ImageFile>) {
+    let c = ctx();
+    let k = lookup_path(fs, "/kdir");
+    for i in 0..10 {
+        fs.unlink(c, k, format!("k{i}").as_bytes()).expect("unlink kernel file");
+    }
+    let f = lookup_path(fs, "/kdir/k20");
+    fs.write(c, f, 5, &pattern(700, 30_000)).expect("write kernel file");
+    let ld = lookup_path(fs, "/leafdir");
+    for i in 0..300 {
+        fs.unlink(c, ld, format!("kernel-{i:05}").as_bytes()).expect("unlink");
+    }
+    fs.rename(c, k, b"x", ld, b"x_from_kernel", RenameFlags::default()).expect("rename");
+    fs.mkdir(c, k, b"ebsim-again", 0o755).expect("mkdir");
+    let sfd = lookup_path(fs, "/sfdir");
+    create(fs, c, sfd, "after-kernel", &pattern(701, 12345));
+}
+
+/// `core.format` and the bmap of a path, as xfs_db prints them.
+fn db_format(img: &Path, path: &str) -> (String, String) {
+    let out = xfs_db(img, &[&format!("path {path}"), "p core.format", "bmap"]);
+    let fmt = out
+        .lines()
+        .find_map(|l| l.strip_prefix("core.format = "))
+        .unwrap_or("?")
+        .to_string();
+    (fmt, out)
+}
+
+/// Checks that the tree exercises every directory format and a bmap
+/// btree, as xfs_db sees them.
+fn assert_formats(img: &Path) {
+    let (f, _) = db_format(img, "/sfdir");
+    assert_eq!(f, "1 (local)", "/sfdir");
+    let (f, out) = db_format(img, "/blockdir");
+    assert_eq!(f, "2 (extents)", "/blockdir");
+    assert!(!out.contains("offset 8388608"), "/blockdir is one block: {out}");
+    let (_, out) = db_format(img, "/leafdir");
+    assert!(out.contains("offset 8388608") && !out.contains("offset 16777216"), "/leafdir is a leaf directory: {out}");
+    let (_, out) = db_format(img, "/big");
+    assert!(out.contains("offset 16777216"), "/big is a node directory: {out}");
+    let (f, _) = db_format(img, "/a/frag");
+    assert_eq!(f, "3 (btree)", "/a/frag");
+}
+
+/// The whole round trip on one image. `prealloc`: the big fallocate.
+fn round_trip(img: &Path, prealloc: u64) {
+    {
+        let mut fs = open(img);
+        write_tree(&mut fs, prealloc);
+        fs.sync().expect("sync");
+    }
+    assert_repair_clean(img);
+    assert_formats(img);
+    let (m1, s1) = {
+        let fs = open(img);
+        (ebsim_manifest(&fs), ebsim_statfs(&fs))
+    };
+    let k2 = {
+        let _lock = common::mount_lock();
+        let marker = kmsg_marker();
+        let lm = LoopMount::mount(img, false);
+        let log = kmsg_since(&marker, &lm.dev);
+        assert!(
+            !log.iter().any(|l| l.contains("ENOSPC") || l.contains("orrupt") || l.contains("rror")),
+            "kernel log at mount: {log:#?}"
+        );
+        assert_same(&m1, &kernel_manifest(lm.path()), "ebsim's tree as the kernel reads it", true);
+        assert_eq!(lm.statfs(), s1, "statvfs of the mount vs ebsim's statfs");
+        kernel_writes(lm.path(), prealloc);
+        let k2 = kernel_manifest(lm.path());
+        drop(lm);
+        k2
+    };
+    assert_repair_clean(img);
+    let s2 = {
+        let _lock = common::mount_lock();
+        let lm = LoopMount::mount(img, true);
+        lm.statfs()
+    };
+    {
+        let mut fs = XfsFiles::open(ImageFile::open(img, Access::ReadWrite).expect("open"))
+            .expect("open after the kernel");
+        assert_same(&k2, &ebsim_manifest(&fs), "the kernel's tree as ebsim reads it", true);
+        let ro = XfsFiles::open_read_only(ImageFile::open(img, Access::ReadOnly).expect("open"))
+            .expect("open ro");
+        assert_eq!(ebsim_statfs(&ro), s2, "read-only statfs after the kernel");
+        drop(ro);
+        ebsim_again(&mut fs);
+        fs.sync().expect("sync");
+    }
+    assert_repair_clean(img);
+    let (m3, s3) = {
+        let fs = open(img);
+        (ebsim_manifest(&fs), ebsim_statfs(&fs))
+    };
+    assert!(m3.len() > 3000, "the tree has {} paths", m3.len());
+    let _lock = common::mount_lock();
+    let lm = LoopMount::mount(img, false);
+    assert_same(&m3, &kernel_manifest(lm.path()), "ebsim's second round as the kernel reads it", true);
+    assert_eq!(lm.statfs(), s3, "statvfs after ebsim's second round");
+}
+
+fn round_trip_tools() -> bool {
+    require_tools(&["xfs_repair", "mkfs.xfs", "losetup"]) && common::require_mount()
+}
+
+#[test]
+fn round_trip_1g() {
+    if !round_trip_tools() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let img = dir.path().join("fs.img");
+    ebsim_mkfs(&img, G);
+    round_trip(&img, 300 * M);
 }

@@ -115,6 +115,25 @@ impl<D: BlockDevice> XfsFiles<D> {
         Ok(n)
     }
 
+    /// The byte ranges of a file that hold written data (unwritten extents
+    /// and holes read as zeros and are left out), merged.
+    pub fn data_extents(&self, ino: u64) -> NodeResult<Vec<(u64, u64)>> {
+        let st = self.inode_ro(ino)?;
+        let bs = self.geo.bs;
+        let mut out: Vec<(u64, u64)> = Vec::new();
+        for e in st.exts().iter().filter(|e| !e.unwritten) {
+            let (s, t) = (e.off * bs, (e.end() * bs).min(st.di.size.max(e.off * bs)));
+            if s >= t {
+                continue;
+            }
+            match out.last_mut() {
+                Some(last) if last.1 == s => last.1 = t,
+                _ => out.push((s, t)),
+            }
+        }
+        Ok(out)
+    }
+
     /// The current contents of written block `phys` (segmented).
     fn block_bytes(&self, phys: u64) -> NodeResult<Vec<u8>> {
         self.read_fsb(phys)
