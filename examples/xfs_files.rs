@@ -49,7 +49,10 @@ fn walk<F: FileSystem>(fs: &F, path: &str) -> Result<(Ino, Ino, Vec<u8>), String
     };
     let mut dir = fs.root();
     for p in dirs {
-        dir = fs.lookup(dir, p.as_bytes()).map_err(|e| format!("{p}: {e}"))?.ino;
+        dir = fs
+            .lookup(dir, p.as_bytes())
+            .map_err(|e| format!("{p}: {e}"))?
+            .ino;
     }
     let ino = fs.lookup(dir, last.as_bytes()).map(|a| a.ino).unwrap_or(0);
     Ok((dir, ino, last.as_bytes().to_vec()))
@@ -60,8 +63,15 @@ fn run(args: &[String]) -> Result<(), String> {
         return Err("usage: xfs_files IMAGE COMMAND ARGS...".into());
     };
     let ro = matches!(cmd.as_str(), "statfs" | "ls" | "cat");
-    let dev = ImageFile::open(img, if ro { Access::ReadOnly } else { Access::ReadWrite })
-        .map_err(|e| e.to_string())?;
+    let dev = ImageFile::open(
+        img,
+        if ro {
+            Access::ReadOnly
+        } else {
+            Access::ReadWrite
+        },
+    )
+    .map_err(|e| e.to_string())?;
     let mut fs = if ro {
         XfsFiles::open_read_only(dev)
     } else {
@@ -92,7 +102,11 @@ fn run(args: &[String]) -> Result<(), String> {
             return Ok(());
         }
         "ls" => {
-            let ino = if path == "/" { fs.root() } else { walk(&fs, path)?.1 };
+            let ino = if path == "/" {
+                fs.root()
+            } else {
+                walk(&fs, path)?.1
+            };
             for e in fs.readdir(ino).map_err(|e| e.to_string())? {
                 let a = fs.getattr(e.ino).map_err(|e| e.to_string())?;
                 println!(
@@ -121,7 +135,8 @@ fn run(args: &[String]) -> Result<(), String> {
         }
         "mkdir" => {
             let (dir, _, name) = walk(&fs, path)?;
-            fs.mkdir(ctx, dir, &name, 0o755).map_err(|e| e.to_string())?;
+            fs.mkdir(ctx, dir, &name, 0o755)
+                .map_err(|e| e.to_string())?;
         }
         "rm" => {
             let (dir, _, name) = walk(&fs, path)?;

@@ -256,7 +256,11 @@ fn kernel_manifest(root: &Path) -> Manifest {
                 }
                 FileType::Symlink => {
                     use std::os::unix::ffi::OsStrExt;
-                    n.target = std::fs::read_link(&p).expect("readlink").as_os_str().as_bytes().to_vec();
+                    n.target = std::fs::read_link(&p)
+                        .expect("readlink")
+                        .as_os_str()
+                        .as_bytes()
+                        .to_vec();
                 }
                 _ => {}
             }
@@ -347,16 +351,25 @@ fn write_tree(fs: &mut XfsFiles<ImageFile>, prealloc: u64) {
     let mib = create(fs, c, d, "mib", &pattern(3, M as usize));
     // Sparse: data, a hole, data; then extended with a hole.
     let sp = create(fs, c, a, "sparse", &pattern(4, 4096));
-    fs.write(c, sp, 100 * M + 123, &pattern(5, 8192)).expect("write far");
-    fs.setattr(c, sp, SetAttr { size: Some(300 * M), ..Default::default() })
-        .expect("extend");
+    fs.write(c, sp, 100 * M + 123, &pattern(5, 8192))
+        .expect("write far");
+    fs.setattr(
+        c,
+        sp,
+        SetAttr {
+            size: Some(300 * M),
+            ..Default::default()
+        },
+    )
+    .expect("extend");
     // Zeros over a hole stay a hole.
     let z = create(fs, c, a, "zeros", &vec![0u8; M as usize]);
     assert_eq!(fs.getattr(z).expect("getattr").blocks, 0);
     // 40 extents: a bmap btree.
     let frag = create(fs, c, a, "frag", b"");
     for i in 0..40u64 {
-        fs.write(c, frag, i * 8192, &pattern(100 + i, 4096)).expect("frag write");
+        fs.write(c, frag, i * 8192, &pattern(100 + i, 4096))
+            .expect("frag write");
     }
     // Directories of every format.
     let sfd = fs.mkdir(c, root, b"sfdir", 0o755).expect("mkdir").ino;
@@ -369,18 +382,30 @@ fn write_tree(fs: &mut XfsFiles<ImageFile>, prealloc: u64) {
     }
     let ld = fs.mkdir(c, root, b"leafdir", 0o755).expect("mkdir").ino;
     for i in 0..200 {
-        create(fs, c, ld, &format!("leaf-entry-{i:05}"), &pattern(i, (i % 3) as usize * 10));
+        create(
+            fs,
+            c,
+            ld,
+            &format!("leaf-entry-{i:05}"),
+            &pattern(i, (i % 3) as usize * 10),
+        );
     }
     let big = fs.mkdir(c, root, b"big", 0o755).expect("mkdir").ino;
     for i in 0..3100u64 {
-        let data = if i % 97 == 0 { pattern(i, 100) } else { Vec::new() };
+        let data = if i % 97 == 0 {
+            pattern(i, 100)
+        } else {
+            Vec::new()
+        };
         create(fs, c, big, &format!("file-{i:05}"), &data);
     }
     for i in (10..3100).step_by(50) {
-        fs.unlink(c, big, format!("file-{i:05}").as_bytes()).expect("unlink");
+        fs.unlink(c, big, format!("file-{i:05}").as_bytes())
+            .expect("unlink");
     }
     // Symlinks, local and remote.
-    fs.symlink(c, a, b"link_local", b"b/c/d/mib").expect("symlink");
+    fs.symlink(c, a, b"link_local", b"b/c/d/mib")
+        .expect("symlink");
     let long: Vec<u8> = b"x/".repeat(250).into_iter().chain(*b"end").collect();
     fs.symlink(c, a, b"link_remote", &long).expect("symlink");
     // Hard links.
@@ -388,17 +413,40 @@ fn write_tree(fs: &mut XfsFiles<ImageFile>, prealloc: u64) {
     fs.link(c, mib, big, b"hl2").expect("link");
     // Renames: a file across directories, a directory across directories,
     // over an existing file, NOREPLACE, EXCHANGE.
-    fs.rename(c, d, b"one", a, b"one_moved", RenameFlags::default()).expect("rename");
-    fs.rename(c, b, b"c", sfd, b"c_moved", RenameFlags::default()).expect("rename dir");
+    fs.rename(c, d, b"one", a, b"one_moved", RenameFlags::default())
+        .expect("rename");
+    fs.rename(c, b, b"c", sfd, b"c_moved", RenameFlags::default())
+        .expect("rename dir");
     create(fs, c, a, "victim", b"victim");
     create(fs, c, b, "x", b"replacement");
-    fs.rename(c, b, b"x", a, b"victim", RenameFlags::default()).expect("rename over");
+    fs.rename(c, b, b"x", a, b"victim", RenameFlags::default())
+        .expect("rename over");
     let e = fs
-        .rename(c, a, b"one_moved", a, b"victim", RenameFlags { noreplace: true, exchange: false })
+        .rename(
+            c,
+            a,
+            b"one_moved",
+            a,
+            b"victim",
+            RenameFlags {
+                noreplace: true,
+                exchange: false,
+            },
+        )
         .expect_err("noreplace");
     assert_eq!(e.kind(), ErrorKind::Exists);
-    fs.rename(c, a, b"one_moved", a, b"b", RenameFlags { noreplace: false, exchange: true })
-        .expect("exchange");
+    fs.rename(
+        c,
+        a,
+        b"one_moved",
+        a,
+        b"b",
+        RenameFlags {
+            noreplace: false,
+            exchange: true,
+        },
+    )
+    .expect("exchange");
     // Removals.
     let gone = fs.mkdir(c, root, b"gone", 0o755).expect("mkdir").ino;
     create(fs, c, gone, "f", &pattern(9, 10_000));
@@ -414,34 +462,80 @@ fn write_tree(fs: &mut XfsFiles<ImageFile>, prealloc: u64) {
             perm: Some(0o600),
             uid: Some(1000),
             gid: Some(1000),
-            mtime: Some(Timespec { sec: 1_000_000_000, nsec: 5 }),
-            atime: Some(Timespec { sec: 1_000_000_001, nsec: 6 }),
+            mtime: Some(Timespec {
+                sec: 1_000_000_000,
+                nsec: 5,
+            }),
+            atime: Some(Timespec {
+                sec: 1_000_000_001,
+                nsec: 6,
+            }),
             ..Default::default()
         },
     )
     .expect("setattr");
     // Special files and a file of another user.
-    fs.mknod(c, a, b"fifo", FileType::Fifo, 0o644, 0).expect("fifo");
-    fs.mknod(c, a, b"null", FileType::CharDevice, 0o666, (1 << 8) | 3).expect("chardev");
+    fs.mknod(c, a, b"fifo", FileType::Fifo, 0o644, 0)
+        .expect("fifo");
+    fs.mknod(c, a, b"null", FileType::CharDevice, 0o666, (1 << 8) | 3)
+        .expect("chardev");
     let u = user();
     let home = fs.mkdir(c, root, b"home", 0o755).expect("mkdir").ino;
-    fs.setattr(c, home, SetAttr { uid: Some(1000), gid: Some(1000), ..Default::default() })
-        .expect("chown");
+    fs.setattr(
+        c,
+        home,
+        SetAttr {
+            uid: Some(1000),
+            gid: Some(1000),
+            ..Default::default()
+        },
+    )
+    .expect("chown");
     create(fs, u, home, "mine", &pattern(11, 5000));
     // Preallocation: KEEP_SIZE, the big one, and a write into it.
     let keep = create(fs, c, root, "keep", b"");
-    fs.fallocate(c, keep, 0, 64 * M, FallocateMode::Allocate { keep_size: true })
-        .expect("keep size");
+    fs.fallocate(
+        c,
+        keep,
+        0,
+        64 * M,
+        FallocateMode::Allocate { keep_size: true },
+    )
+    .expect("keep size");
     let pre = create(fs, c, root, "prealloc", b"");
-    fs.fallocate(c, pre, 0, prealloc, FallocateMode::Allocate { keep_size: false })
-        .expect("fallocate");
-    fs.write(c, pre, prealloc / 2 + 100, &pattern(12, 3 * 4096)).expect("write into unwritten");
+    fs.fallocate(
+        c,
+        pre,
+        0,
+        prealloc,
+        FallocateMode::Allocate { keep_size: false },
+    )
+    .expect("fallocate");
+    fs.write(c, pre, prealloc / 2 + 100, &pattern(12, 3 * 4096))
+        .expect("write into unwritten");
     // Truncation and punching.
     let t = create(fs, c, a, "trunc", &pattern(13, 100_000));
-    fs.setattr(c, t, SetAttr { size: Some(5000), ..Default::default() }).expect("truncate");
-    fs.setattr(c, t, SetAttr { size: Some(20000), ..Default::default() }).expect("extend");
+    fs.setattr(
+        c,
+        t,
+        SetAttr {
+            size: Some(5000),
+            ..Default::default()
+        },
+    )
+    .expect("truncate");
+    fs.setattr(
+        c,
+        t,
+        SetAttr {
+            size: Some(20000),
+            ..Default::default()
+        },
+    )
+    .expect("extend");
     let p = create(fs, c, a, "punch", &pattern(14, M as usize));
-    fs.fallocate(c, p, 300 * 1024 + 17, 100 * 1024, FallocateMode::PunchHole).expect("punch");
+    fs.fallocate(c, p, 300 * 1024 + 17, 100 * 1024, FallocateMode::PunchHole)
+        .expect("punch");
 }
 
 /// A line in the kernel log, so that the lines after it can be told apart.
@@ -477,7 +571,11 @@ fn kernel_writes(root: &Path, prealloc: u64) {
     let k = root.join("kdir");
     std::fs::create_dir(&k).expect("mkdir");
     for i in 0..50u64 {
-        std::fs::write(k.join(format!("k{i}")), pattern(500 + i, (i * 1000) as usize)).expect("write");
+        std::fs::write(
+            k.join(format!("k{i}")),
+            pattern(500 + i, (i * 1000) as usize),
+        )
+        .expect("write");
     }
     let mut f = std::fs::OpenOptions::new()
         .append(true)
@@ -485,8 +583,12 @@ fn kernel_writes(root: &Path, prealloc: u64) {
         .expect("open");
     f.write_all(&pattern(600, 70_000)).expect("append");
     f.sync_all().expect("fsync");
-    let pre = std::fs::OpenOptions::new().write(true).open(root.join("prealloc")).expect("open");
-    pre.write_all_at(&pattern(601, M as usize), prealloc / 3).expect("write");
+    let pre = std::fs::OpenOptions::new()
+        .write(true)
+        .open(root.join("prealloc"))
+        .expect("open");
+    pre.write_all_at(&pattern(601, M as usize), prealloc / 3)
+        .expect("write");
     for i in 0..700 {
         std::fs::write(root.join(format!("leafdir/kernel-{i:05}")), b"").expect("create");
     }
@@ -504,15 +606,19 @@ fn ebsim_again(fs: &mut XfsFiles<ImageFile>) {
     let c = ctx();
     let k = lookup_path(fs, "/kdir");
     for i in 0..10 {
-        fs.unlink(c, k, format!("k{i}").as_bytes()).expect("unlink kernel file");
+        fs.unlink(c, k, format!("k{i}").as_bytes())
+            .expect("unlink kernel file");
     }
     let f = lookup_path(fs, "/kdir/k20");
-    fs.write(c, f, 5, &pattern(700, 30_000)).expect("write kernel file");
+    fs.write(c, f, 5, &pattern(700, 30_000))
+        .expect("write kernel file");
     let ld = lookup_path(fs, "/leafdir");
     for i in 0..300 {
-        fs.unlink(c, ld, format!("kernel-{i:05}").as_bytes()).expect("unlink");
+        fs.unlink(c, ld, format!("kernel-{i:05}").as_bytes())
+            .expect("unlink");
     }
-    fs.rename(c, k, b"x", ld, b"x_from_kernel", RenameFlags::default()).expect("rename");
+    fs.rename(c, k, b"x", ld, b"x_from_kernel", RenameFlags::default())
+        .expect("rename");
     fs.mkdir(c, k, b"ebsim-again", 0o755).expect("mkdir");
     let sfd = lookup_path(fs, "/sfdir");
     create(fs, c, sfd, "after-kernel", &pattern(701, 12345));
@@ -536,11 +642,20 @@ fn assert_formats(img: &Path) {
     assert_eq!(f, "1 (local)", "/sfdir");
     let (f, out) = db_format(img, "/blockdir");
     assert_eq!(f, "2 (extents)", "/blockdir");
-    assert!(!out.contains("offset 8388608"), "/blockdir is one block: {out}");
+    assert!(
+        !out.contains("offset 8388608"),
+        "/blockdir is one block: {out}"
+    );
     let (_, out) = db_format(img, "/leafdir");
-    assert!(out.contains("offset 8388608") && !out.contains("offset 16777216"), "/leafdir is a leaf directory: {out}");
+    assert!(
+        out.contains("offset 8388608") && !out.contains("offset 16777216"),
+        "/leafdir is a leaf directory: {out}"
+    );
     let (_, out) = db_format(img, "/big");
-    assert!(out.contains("offset 16777216"), "/big is a node directory: {out}");
+    assert!(
+        out.contains("offset 16777216"),
+        "/big is a node directory: {out}"
+    );
     let (f, _) = db_format(img, "/a/frag");
     assert_eq!(f, "3 (btree)", "/a/frag");
 }
@@ -564,10 +679,16 @@ fn round_trip(img: &Path, prealloc: u64) {
         let lm = LoopMount::mount(img, false);
         let log = kmsg_since(&marker, &lm.dev);
         assert!(
-            !log.iter().any(|l| l.contains("ENOSPC") || l.contains("orrupt") || l.contains("rror")),
+            !log.iter()
+                .any(|l| l.contains("ENOSPC") || l.contains("orrupt") || l.contains("rror")),
             "kernel log at mount: {log:#?}"
         );
-        assert_same(&m1, &kernel_manifest(lm.path()), "ebsim's tree as the kernel reads it", true);
+        assert_same(
+            &m1,
+            &kernel_manifest(lm.path()),
+            "ebsim's tree as the kernel reads it",
+            true,
+        );
         assert_eq!(lm.statfs(), s1, "statvfs of the mount vs ebsim's statfs");
         kernel_writes(lm.path(), prealloc);
         let k2 = kernel_manifest(lm.path());
@@ -583,7 +704,12 @@ fn round_trip(img: &Path, prealloc: u64) {
     {
         let mut fs = XfsFiles::open(ImageFile::open(img, Access::ReadWrite).expect("open"))
             .expect("open after the kernel");
-        assert_same(&k2, &ebsim_manifest(&fs), "the kernel's tree as ebsim reads it", true);
+        assert_same(
+            &k2,
+            &ebsim_manifest(&fs),
+            "the kernel's tree as ebsim reads it",
+            true,
+        );
         let ro = XfsFiles::open_read_only(ImageFile::open(img, Access::ReadOnly).expect("open"))
             .expect("open ro");
         assert_eq!(ebsim_statfs(&ro), s2, "read-only statfs after the kernel");
@@ -599,7 +725,12 @@ fn round_trip(img: &Path, prealloc: u64) {
     assert!(m3.len() > 3000, "the tree has {} paths", m3.len());
     let _lock = common::mount_lock();
     let lm = LoopMount::mount(img, false);
-    assert_same(&m3, &kernel_manifest(lm.path()), "ebsim's second round as the kernel reads it", true);
+    assert_same(
+        &m3,
+        &kernel_manifest(lm.path()),
+        "ebsim's second round as the kernel reads it",
+        true,
+    );
     assert_eq!(lm.statfs(), s3, "statvfs after ebsim's second round");
 }
 
@@ -682,13 +813,22 @@ fn prealloc_150g_keeps_the_image_sparse() {
         let mut fs = open(&img);
         let root = fs.root();
         let f = create(&mut fs, ctx(), root, "data", b"");
-        fs.fallocate(ctx(), f, 0, 150 * G, FallocateMode::Allocate { keep_size: false })
-            .expect("fallocate");
+        fs.fallocate(
+            ctx(),
+            f,
+            0,
+            150 * G,
+            FallocateMode::Allocate { keep_size: false },
+        )
+        .expect("fallocate");
         assert_eq!(fs.getattr(f).expect("getattr").size, 150 * G);
         fs.sync().expect("sync");
     }
     let grew = common::allocated(&img) - before;
-    assert!(grew < M, "a 150 GiB fallocate grew the image by {grew} bytes");
+    assert!(
+        grew < M,
+        "a 150 GiB fallocate grew the image by {grew} bytes"
+    );
 }
 
 // ---------------------------------------------------------------- full disks
@@ -748,8 +888,16 @@ fn ebsim_fallocate_ok(img: &Path, len: u64, uid: Option<u32>) -> bool {
         None => (root, ctx()),
         Some(u) => {
             let d = fs.mkdir(ctx(), root, b"u", 0o755).expect("mkdir").ino;
-            fs.setattr(ctx(), d, SetAttr { uid: Some(u), gid: Some(u), ..Default::default() })
-                .expect("chown");
+            fs.setattr(
+                ctx(),
+                d,
+                SetAttr {
+                    uid: Some(u),
+                    gid: Some(u),
+                    ..Default::default()
+                },
+            )
+            .expect("chown");
             let mut c = ctx();
             c.cred = Cred { uid: u, gid: u };
             (d, c)
@@ -761,7 +909,11 @@ fn ebsim_fallocate_ok(img: &Path, len: u64, uid: Option<u32>) -> bool {
         Ok(()) => true,
         Err(e) => {
             assert_eq!(e.kind(), ErrorKind::NoSpace, "fallocate {len}: {e}");
-            assert_eq!(fs.statfs().expect("statfs"), before, "a failed fallocate changed statfs");
+            assert_eq!(
+                fs.statfs().expect("statfs"),
+                before,
+                "a failed fallocate changed statfs"
+            );
             assert_eq!(fs.getattr(f).expect("getattr").blocks, 0);
             false
         }
@@ -795,8 +947,14 @@ fn fallocate_limits_match(base: &Path, dir: &Path) {
             let mut fs = open(&work);
             let root = fs.root();
             let f = create(&mut fs, ctx(), root, "f", b"");
-            fs.fallocate(ctx(), f, 0, ours * 4096, FallocateMode::Allocate { keep_size: false })
-                .expect("largest fallocate");
+            fs.fallocate(
+                ctx(),
+                f,
+                0,
+                ours * 4096,
+                FallocateMode::Allocate { keep_size: false },
+            )
+            .expect("largest fallocate");
             fs.sync().expect("sync");
         }
         assert_repair_clean(&work);
@@ -804,7 +962,10 @@ fn fallocate_limits_match(base: &Path, dir: &Path) {
         let marker = kmsg_marker();
         let lm = LoopMount::mount(&work, false);
         let log = kmsg_since(&marker, &lm.dev);
-        assert!(!log.iter().any(|l| l.contains("ENOSPC")), "mount of a full fs: {log:#?}");
+        assert!(
+            !log.iter().any(|l| l.contains("ENOSPC")),
+            "mount of a full fs: {log:#?}"
+        );
     }
 }
 
@@ -888,7 +1049,10 @@ fn full_disk_fresh_1g_matches_kernel() {
     let work = dir.path().join("fill.img");
     let (k, e) = (kernel_fill_best(&base, &work), ebsim_fill(&base, &work));
     eprintln!("write fill: kernel {k} bytes, ebsim {e}");
-    assert!(k.abs_diff(e) <= M, "write fill: kernel {k} bytes, ebsim {e}");
+    assert!(
+        k.abs_diff(e) <= M,
+        "write fill: kernel {k} bytes, ebsim {e}"
+    );
 }
 
 #[test]
@@ -908,5 +1072,129 @@ fn full_disk_used_300m_matches_kernel() {
     let work = dir.path().join("fill.img");
     let (k, e) = (kernel_fill_best(&base, &work), ebsim_fill(&base, &work));
     eprintln!("write fill: kernel {k} bytes, ebsim {e}");
-    assert!(k.abs_diff(e) <= M, "write fill: kernel {k} bytes, ebsim {e}");
+    assert!(
+        k.abs_diff(e) <= M,
+        "write fill: kernel {k} bytes, ebsim {e}"
+    );
+}
+
+// ---------------------------------------------------------------- crashes
+
+/// The changes the crash sweep syncs: new files with data, a directory
+/// converted to block format, a preallocation, removals that free blocks,
+/// a rename.
+fn crash_script(fs: &mut XfsFiles<ImageFile>) {
+    let c = ctx();
+    let root = fs.root();
+    let d = fs.mkdir(c, root, b"new", 0o755).expect("mkdir").ino;
+    for i in 0..40u64 {
+        create(
+            fs,
+            c,
+            d,
+            &format!("file-{i:03}"),
+            &pattern(900 + i, (i as usize) * 3000),
+        );
+    }
+    let p = create(fs, c, root, "pre", b"");
+    fs.fallocate(
+        c,
+        p,
+        0,
+        50 * M,
+        FallocateMode::Allocate { keep_size: false },
+    )
+    .expect("fallocate");
+    let old = lookup_path(fs, "/old");
+    for i in 0..20 {
+        fs.unlink(c, old, format!("o{i}").as_bytes())
+            .expect("unlink");
+    }
+    fs.rename(c, old, b"o30", d, b"moved", RenameFlags::default())
+        .expect("rename");
+    let keep = lookup_path(fs, "/old/o31");
+    fs.write(c, keep, 1000, &pattern(999, 20_000))
+        .expect("overwrite");
+}
+
+/// The child side of the crash sweep: runs the script and syncs (the
+/// sync stops at the injected fault).
+#[test]
+fn crash_child() {
+    let Ok(img) = std::env::var("EBSIM_XFS_CRASH_CHILD") else {
+        return;
+    };
+    let mut fs = open(Path::new(&img));
+    crash_script(&mut fs);
+    match fs.sync() {
+        Ok(()) => std::process::exit(0),
+        Err(e) => {
+            eprintln!("sync: {e}");
+            std::process::exit(3);
+        }
+    }
+}
+
+fn run_crash_child(img: &Path, fault: Option<u64>) -> std::process::Output {
+    let mut c = std::process::Command::new(std::env::current_exe().expect("test binary"));
+    c.args(["--exact", "crash_child", "--nocapture", "--test-threads=1"])
+        .env("EBSIM_XFS_CRASH_CHILD", img);
+    match fault {
+        Some(n) => c.env("EBSIM_FAULT_AFTER_WRITES", n.to_string()),
+        None => c.env_remove("EBSIM_FAULT_AFTER_WRITES"),
+    };
+    run(&mut c)
+}
+
+/// A sync interrupted at every write leaves the image exactly as before
+/// (the undo log rolls it back on the next open) or, once every write is
+/// made, exactly as an uninterrupted sync leaves it; repair-clean either
+/// way.
+#[test]
+fn crash_sweep_over_a_sync() {
+    let repair_ok = require_tools(&["xfs_repair"]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let base = dir.path().join("base.img");
+    ebsim_mkfs(&base, G);
+    {
+        let mut fs = open(&base);
+        let root = fs.root();
+        let old = fs.mkdir(ctx(), root, b"old", 0o755).expect("mkdir").ino;
+        for i in 0..40u64 {
+            create(&mut fs, ctx(), old, &format!("o{i}"), &pattern(i, 50_000));
+        }
+        fs.sync().expect("sync");
+    }
+    let before = sparse_hash(&base);
+    let clean = dir.path().join("clean.img");
+    common::sparse_copy(&base, &clean);
+    let o = run_crash_child(&clean, None);
+    assert!(o.status.success(), "clean run: {}", common::stderr(&o));
+    let after = sparse_hash(&clean);
+    assert_ne!(before, after);
+    if repair_ok {
+        assert_repair_clean(&clean);
+    }
+    let work = dir.path().join("work.img");
+    let mut completed = false;
+    for n in 0..10_000u64 {
+        let _ = std::fs::remove_file(&work);
+        common::sparse_copy(&base, &work);
+        let o = run_crash_child(&work, Some(n));
+        // Reopening rolls an interrupted change back.
+        drop(ImageFile::open(&work, Access::ReadWrite).expect("recover"));
+        let got = sparse_hash(&work);
+        if o.status.success() {
+            assert_eq!(got, after, "a complete sync differs from the clean run");
+            eprintln!("the sync completed with the fault after {n} writes");
+            completed = true;
+            break;
+        }
+        assert_eq!(o.status.code(), Some(3), "child: {}", common::stderr(&o));
+        assert_eq!(got, before, "after a crash at write {n}");
+        if repair_ok && n % 16 == 0 {
+            assert_repair_clean(&work);
+        }
+    }
+    assert!(completed, "the sync never completed");
 }

@@ -341,12 +341,13 @@ impl<D: BlockDevice> XfsFiles<D> {
                 }
             }
         }
-        let rng = u64::from_le_bytes(
-            *uuid::Uuid::new_v4()
-                .as_bytes()
-                .first_chunk::<8>()
-                .unwrap_or(&[1; 8]),
-        ) | 1;
+        // Generation numbers only need to differ between the lives of an
+        // inode number; deriving them from the filesystem's state keeps
+        // runs reproducible.
+        let counters = [sb.icount, sb.ifree, sb.fdblocks]
+            .map(u64::to_le_bytes)
+            .concat();
+        let rng = u64::from(crc32c::crc32c_append(crc32c::crc32c(&sb.uuid), &counters)) | 1 << 40;
         Ok(XfsFiles {
             dev,
             sb,
