@@ -1198,3 +1198,144 @@ fn crash_sweep_over_a_sync() {
     }
     assert!(completed, "the sync never completed");
 }
+
+// ---------------------------------------------------------------- btrees
+
+fn db_field(img: &Path, cmds: &[&str], field: &str) -> u64 {
+    let out = xfs_db(img, cmds);
+    out.lines()
+        .find_map(|l| l.strip_prefix(&format!("{field} = ")))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{field} in {out}"))
+}
+
+/// Free-space and inode btrees of more than one level: written by ebsim
+/// (leaf splits, blocks from the AGFL, agf_btreeblks, agi_iblocks and
+/// agi_fblocks), read back by the kernel and repair, grown further by the
+/// kernel and read by ebsim, and shrunk again by ebsim.
+#[test]
+fn multi_level_ag_btrees() {
+    if !round_trip_tools() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let img = dir.path().join("fs.img");
+    ebsim_mkfs(&img, G);
+    let c = ctx();
+    {
+        let mut fs = open(&img);
+        let root = fs.root();
+        // 17000 inodes in one AG: more chunk records than one inobt leaf
+        // holds (252); one freed inode per chunk: a two-level finobt too.
+        let many = fs.mkdir(c, root, b"many", 0o755).expect("mkdir").ino;
+        for i in 0..17000u64 {
+            create(&mut fs, c, many, &format!("inode-{i:05}"), b"");
+        }
+        for i in (0..17000u64).step_by(64) {
+            fs.unlink(c, many, format!("inode-{i:05}").as_bytes())
+                .expect("unlink");
+        }
+        // 3000 one-block files, every other one removed: about 1500 free
+        // extents in one AG, three bnobt/cntbt leaves.
+        let frag = fs.mkdir(c, root, b"frag", 0o755).expect("mkdir").ino;
+        for i in 0..3000u64 {
+            create(&mut fs, c, frag, &format!("f{i:04}"), &pattern(i, 4096));
+        }
+        for i in (0..3000u64).step_by(2) {
+            fs.unlink(c, frag, format!("f{i:04}").as_bytes())
+                .expect("unlink");
+        }
+        fs.sync().expect("sync");
+    }
+    assert_repair_clean(&img);
+    let ino_ag = |name: &str| {
+        let fs = open(&img);
+        let ino = lookup_path(&fs, name);
+        // AG of the directory's inodes: agno = ino >> (agblklog + inopblog).
+        ino >> (16 + 3)
+    };
+    let many_ag = ino_ag("/many");
+    let frag_ag = ino_ag("/frag");
+    let agi = format!("agi {many_ag}");
+    assert!(
+        db_field(&img, &[&agi, "p level"], "level") >= 2,
+        "inobt height"
+    );
+    assert!(
+        db_field(&img, &[&agi, "p free_level"], "free_level") >= 2,
+        "finobt height"
+    );
+    let agf = format!("agf {frag_ag}");
+    assert!(
+        db_field(&img, &[&agf, "p bnolevel"], "bnolevel") >= 2,
+        "bnobt height"
+    );
+    assert!(
+        db_field(&img, &[&agf, "p cntlevel"], "cntlevel") >= 2,
+        "cntbt height"
+    );
+    assert!(
+        db_field(&img, &[&agf, "p btreeblks"], "btreeblks") >= 4,
+        "agf_btreeblks"
+    );
+
+    let (m1, s1) = {
+        let fs = open(&img);
+        (ebsim_manifest(&fs), ebsim_statfs(&fs))
+    };
+    let k2 = {
+        let _lock = common::mount_lock();
+        let lm = LoopMount::mount(&img, false);
+        assert_same(
+            &m1,
+            &kernel_manifest(lm.path()),
+            "multi-level trees as the kernel reads them",
+            true,
+        );
+        assert_eq!(lm.statfs(), s1, "statvfs with multi-level trees");
+        // The kernel splits and joins further.
+        for i in (1..3000u64).step_by(4) {
+            std::fs::remove_file(lm.path().join(format!("frag/f{i:04}"))).expect("rm");
+        }
+        for i in 0..2000u64 {
+            std::fs::write(lm.path().join(format!("many/kernel-{i:04}")), b"").expect("create");
+        }
+        let k2 = kernel_manifest(lm.path());
+        drop(lm);
+        k2
+    };
+    assert_repair_clean(&img);
+    {
+        let mut fs = open(&img);
+        assert_same(
+            &k2,
+            &ebsim_manifest(&fs),
+            "the kernel's multi-level trees as ebsim reads them",
+            true,
+        );
+        let root = fs.root();
+        for d in ["many", "frag"] {
+            let dino = lookup_path(&fs, d);
+            for e in fs.readdir(dino).expect("readdir") {
+                fs.unlink(c, dino, &e.name).expect("unlink");
+            }
+            fs.rmdir(c, root, d.as_bytes()).expect("rmdir");
+        }
+        fs.sync().expect("sync");
+    }
+    assert_repair_clean(&img);
+    assert_eq!(
+        db_field(&img, &[&agi, "p level"], "level"),
+        1,
+        "inobt shrank back"
+    );
+    assert_eq!(
+        db_field(&img, &[&agf, "p bnolevel"], "bnolevel"),
+        1,
+        "bnobt shrank back"
+    );
+    let s3 = ebsim_statfs(&open(&img));
+    let _lock = common::mount_lock();
+    let lm = LoopMount::mount(&img, false);
+    assert_eq!(lm.statfs(), s3, "statvfs after ebsim shrank the trees");
+}
