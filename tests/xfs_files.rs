@@ -1339,3 +1339,80 @@ fn multi_level_ag_btrees() {
     let lm = LoopMount::mount(&img, false);
     assert_eq!(lm.statfs(), s3, "statvfs after ebsim shrank the trees");
 }
+
+/// With `n` blocks left free, whether the kernel can create a file and a
+/// directory (each reserves a new inode chunk, inode btree splits and a
+/// directory insertion: 47 blocks on a 1 GiB filesystem).
+fn kernel_creates_with_free(base: &Path, work: &Path, bfree: u64, n: u64) -> (bool, bool) {
+    let _ = std::fs::remove_file(work);
+    common::sparse_copy(base, work);
+    let lm = LoopMount::mount(work, false);
+    let o = run(std::process::Command::new("fallocate")
+        .arg("-l")
+        .arg(((bfree - n) * 4096).to_string())
+        .arg(lm.path().join("f")));
+    assert!(o.status.success(), "fallocate");
+    assert_eq!(lm.statfs()[1], n);
+    let file = std::fs::File::create(lm.path().join("g")).is_ok();
+    let dir = std::fs::create_dir(lm.path().join("d")).is_ok();
+    (file, dir)
+}
+
+/// On a nearly full filesystem a create fails exactly where the kernel's
+/// does, and a failed operation changes nothing.
+#[test]
+fn enospc_thresholds_and_nothing_changed() {
+    if !full_disk_tools() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let base = dir.path().join("base.img");
+    ebsim_mkfs(&base, G);
+    let bfree = open(&base).statfs().expect("statfs").bfree;
+    let work = dir.path().join("work.img");
+    let c = ctx();
+    for n in [46u64, 47] {
+        let kernel = {
+            let _lock = common::mount_lock();
+            kernel_creates_with_free(&base, &work, bfree, n)
+        };
+        let mut fs = open(&base);
+        let root = fs.root();
+        let f = create(&mut fs, c, root, "f", b"");
+        fs.fallocate(c, f, 0, (bfree - n) * 4096, FallocateMode::Allocate { keep_size: false })
+            .expect("fallocate");
+        assert_eq!(fs.statfs().expect("statfs").bfree, n);
+        let ours = (
+            fs.mknod(c, root, b"g", FileType::Regular, 0o644, 0).is_ok(),
+            fs.mkdir(c, root, b"d", 0o755).is_ok(),
+        );
+        assert_eq!(ours, kernel, "creates with {n} blocks free: (file, dir)");
+    }
+    // Fill completely; every operation that needs space fails and
+    // changes nothing.
+    let mut fs = open(&base);
+    let root = fs.root();
+    let keep = create(&mut fs, c, root, "keep", &pattern(1, 10_000));
+    let f = create(&mut fs, c, root, "f", b"");
+    let left = fs.statfs().expect("statfs").bfree;
+    fs.fallocate(c, f, 0, (left - 4) * 4096, FallocateMode::Allocate { keep_size: false })
+        .expect("fill");
+    let before = (fs.statfs().expect("statfs"), fs.readdir(root).expect("readdir"));
+    let nospc = |r: Result<(), ebsim::fs::node::NodeError>| {
+        assert_eq!(r.expect_err("no space").kind(), ErrorKind::NoSpace);
+    };
+    nospc(fs.mkdir(c, root, b"d", 0o755).map(|_| ()));
+    nospc(fs.symlink(c, root, b"s", b"target").map(|_| ()));
+    nospc(fs.mknod(c, root, b"n", FileType::Regular, 0o644, 0).map(|_| ()));
+    nospc(fs.link(c, keep, root, b"l").map(|_| ()));
+    nospc(fs.write(c, keep, 1 << 30, b"far away").map(|_| ()));
+    nospc(fs.fallocate(c, keep, 0, 1 << 30, FallocateMode::Allocate { keep_size: true }));
+    assert_eq!((fs.statfs().expect("statfs"), fs.readdir(root).expect("readdir")), before);
+    assert_eq!(read_all(&fs, keep), pattern(1, 10_000));
+    // Removing still works and gives the space back.
+    fs.unlink(c, root, b"f").expect("unlink");
+    assert!(fs.statfs().expect("statfs").bfree > left - 10);
+    fs.sync().expect("sync");
+    drop(fs);
+    assert_repair_clean(&base);
+}
