@@ -10,6 +10,7 @@
 //! xfs_files IMAGE write PATH LEN [SEED]         LEN pseudo-random bytes, 1 MiB at a time
 //! xfs_files IMAGE fill PATH                     write 1 MiB chunks until ENOSPC
 //! xfs_files IMAGE cat PATH                      the file's bytes to stdout
+//! xfs_files IMAGE copyin SRC PATH               a host file's bytes into PATH
 //! ```
 //! Every command but `statfs`, `ls` and `cat` ends with one sync.
 
@@ -78,6 +79,12 @@ fn run(args: &[String]) -> Result<(), String> {
         XfsFiles::open(dev)
     }
     .map_err(|e| e.to_string())?;
+    if let Some(n) = std::env::var("XFS_FILES_AUTO_SYNC")
+        .ok()
+        .and_then(|v| size(&v).ok())
+    {
+        fs.set_auto_sync(n);
+    }
     let ctx = Ctx {
         cred: Cred::ROOT,
         now: now(),
@@ -148,6 +155,31 @@ fn run(args: &[String]) -> Result<(), String> {
             let ino = get_file(&mut fs)?;
             fs.fallocate(ctx, ino, 0, len, FallocateMode::Allocate { keep_size })
                 .map_err(|e| e.to_string())?;
+        }
+        "copyin" => {
+            use std::io::Read;
+            let src = rest.first().ok_or("SRC missing")?;
+            let dst = rest.get(1).ok_or("PATH missing")?;
+            let mut f = std::fs::File::open(src).map_err(|e| format!("{src}: {e}"))?;
+            let (dir, ino, name) = walk(&fs, dst)?;
+            let ino = if ino != 0 {
+                ino
+            } else {
+                fs.mknod(ctx, dir, &name, FileType::Regular, 0o644, 0)
+                    .map_err(|e| e.to_string())?
+                    .ino
+            };
+            let mut buf = vec![0u8; 1 << 20];
+            let mut off = 0u64;
+            loop {
+                let n = f.read(&mut buf).map_err(|e| e.to_string())?;
+                if n == 0 {
+                    break;
+                }
+                fs.write(ctx, ino, off, &buf[..n])
+                    .map_err(|e| e.to_string())?;
+                off += n as u64;
+            }
         }
         "write" | "fill" => {
             let len = if cmd == "fill" {

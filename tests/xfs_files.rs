@@ -979,15 +979,10 @@ fn kernel_fill(base: &Path, work: &Path) -> u64 {
     let chunk = pattern(77, M as usize);
     let mut f = std::fs::File::create(lm.path().join("fill")).expect("create");
     let mut n = 0u64;
-    loop {
-        match f.write(&chunk) {
-            Ok(w) => {
-                n += w as u64;
-                if w < chunk.len() {
-                    break;
-                }
-            }
-            Err(_) => break,
+    while let Ok(w) = f.write(&chunk) {
+        n += w as u64;
+        if w < chunk.len() {
+            break;
         }
     }
     let _ = f.sync_all();
@@ -1379,8 +1374,14 @@ fn enospc_thresholds_and_nothing_changed() {
         let mut fs = open(&base);
         let root = fs.root();
         let f = create(&mut fs, c, root, "f", b"");
-        fs.fallocate(c, f, 0, (bfree - n) * 4096, FallocateMode::Allocate { keep_size: false })
-            .expect("fallocate");
+        fs.fallocate(
+            c,
+            f,
+            0,
+            (bfree - n) * 4096,
+            FallocateMode::Allocate { keep_size: false },
+        )
+        .expect("fallocate");
         assert_eq!(fs.statfs().expect("statfs").bfree, n);
         let ours = (
             fs.mknod(c, root, b"g", FileType::Regular, 0o644, 0).is_ok(),
@@ -1395,19 +1396,43 @@ fn enospc_thresholds_and_nothing_changed() {
     let keep = create(&mut fs, c, root, "keep", &pattern(1, 10_000));
     let f = create(&mut fs, c, root, "f", b"");
     let left = fs.statfs().expect("statfs").bfree;
-    fs.fallocate(c, f, 0, (left - 4) * 4096, FallocateMode::Allocate { keep_size: false })
-        .expect("fill");
-    let before = (fs.statfs().expect("statfs"), fs.readdir(root).expect("readdir"));
+    fs.fallocate(
+        c,
+        f,
+        0,
+        (left - 4) * 4096,
+        FallocateMode::Allocate { keep_size: false },
+    )
+    .expect("fill");
+    let before = (
+        fs.statfs().expect("statfs"),
+        fs.readdir(root).expect("readdir"),
+    );
     let nospc = |r: Result<(), ebsim::fs::node::NodeError>| {
         assert_eq!(r.expect_err("no space").kind(), ErrorKind::NoSpace);
     };
     nospc(fs.mkdir(c, root, b"d", 0o755).map(|_| ()));
     nospc(fs.symlink(c, root, b"s", b"target").map(|_| ()));
-    nospc(fs.mknod(c, root, b"n", FileType::Regular, 0o644, 0).map(|_| ()));
+    nospc(
+        fs.mknod(c, root, b"n", FileType::Regular, 0o644, 0)
+            .map(|_| ()),
+    );
     nospc(fs.link(c, keep, root, b"l").map(|_| ()));
     nospc(fs.write(c, keep, 1 << 30, b"far away").map(|_| ()));
-    nospc(fs.fallocate(c, keep, 0, 1 << 30, FallocateMode::Allocate { keep_size: true }));
-    assert_eq!((fs.statfs().expect("statfs"), fs.readdir(root).expect("readdir")), before);
+    nospc(fs.fallocate(
+        c,
+        keep,
+        0,
+        1 << 30,
+        FallocateMode::Allocate { keep_size: true },
+    ));
+    assert_eq!(
+        (
+            fs.statfs().expect("statfs"),
+            fs.readdir(root).expect("readdir")
+        ),
+        before
+    );
     assert_eq!(read_all(&fs, keep), pattern(1, 10_000));
     // Removing still works and gives the space back.
     fs.unlink(c, root, b"f").expect("unlink");

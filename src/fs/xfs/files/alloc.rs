@@ -733,10 +733,8 @@ impl<D: BlockDevice> XfsFiles<D> {
             ));
         }
         let lin = self.geo.fsb_to_lin(fsb);
-        let staged: Vec<u64> = self.staged.range(lin..lin + len).map(|(&k, _)| k).collect();
-        for k in staged {
-            let old = self.staged.remove(&k);
-            self.log(Undo::Staged(k, old));
+        for (k, old) in self.staged.remove(lin, len) {
+            self.log(Undo::Unstaged(k, old));
         }
         self.free_insert(agno, agbno, len as u32)
     }

@@ -58,16 +58,32 @@ fn insert(exts: &mut Vec<Extent>, e: Extent) {
     exts.insert(i, e);
 }
 
+/// A block's new contents: a whole block of the caller's data (by its
+/// offset there), or a block assembled from old contents and new data.
+enum Bytes {
+    Data(usize),
+    Own(Vec<u8>),
+}
+
+impl Bytes {
+    fn get<'a>(&'a self, data: &'a [u8], bs: usize) -> &'a [u8] {
+        match self {
+            Bytes::Data(at) => &data[*at..*at + bs],
+            Bytes::Own(v) => v,
+        }
+    }
+}
+
 /// What a write does to one block.
 enum Action {
     /// Nothing (zeros over a hole or an unwritten extent).
     Skip,
     /// Allocate a block and write it.
-    Alloc(Box<[u8]>),
+    Alloc(Bytes),
     /// Convert an unwritten block and write it.
-    Convert(u64, Box<[u8]>),
+    Convert(u64, Bytes),
     /// Overwrite a written block.
-    Overwrite(u64, Box<[u8]>),
+    Overwrite(u64, Bytes),
 }
 
 impl<D: BlockDevice> XfsFiles<D> {
@@ -178,7 +194,7 @@ impl<D: BlockDevice> XfsFiles<D> {
         let bs = self.geo.bs;
         let first = offset / bs;
         let last = (end - 1) / bs;
-        let mut actions = Vec::with_capacity((last - first + 1) as usize);
+        let mut actions: Vec<Action> = Vec::with_capacity((last - first + 1) as usize);
         for b in first..=last {
             let bstart = b * bs;
             let from = bstart.max(offset);
@@ -186,19 +202,20 @@ impl<D: BlockDevice> XfsFiles<D> {
             let piece = &data[(from - offset) as usize..(to - offset) as usize];
             let m = lookup(st.exts(), b).copied();
             let full = to - from == bs;
-            let mut block = if full {
-                piece.to_vec()
+            let (block, zero) = if full {
+                (
+                    Bytes::Data((from - offset) as usize),
+                    crate::bytes::is_zero(piece),
+                )
             } else {
                 let mut v = match m {
                     Some(e) if !e.unwritten => self.block_bytes(e.start + (b - e.off))?,
                     _ => vec![0u8; bs as usize],
                 };
                 v[(from - bstart) as usize..(to - bstart) as usize].copy_from_slice(piece);
-                v
+                let zero = crate::bytes::is_zero(&v);
+                (Bytes::Own(v), zero)
             };
-            let zero = crate::bytes::is_zero(&block);
-            block.shrink_to_fit();
-            let block = block.into_boxed_slice();
             actions.push(match m {
                 None if zero => Action::Skip,
                 None => Action::Alloc(block),
@@ -235,7 +252,7 @@ impl<D: BlockDevice> XfsFiles<D> {
                 return Err(nospc());
             }
             let sp = self.savepoint();
-            match self.apply_write(ino, first, &mut actions[..keep]) {
+            match self.apply_write(ino, first, &actions[..keep], data) {
                 Ok(()) => break,
                 Err(e) if e.kind() == ErrorKind::NoSpace => {
                     self.rollback_to(sp);
@@ -261,23 +278,30 @@ impl<D: BlockDevice> XfsFiles<D> {
     }
 
     /// Carries out the block actions of a write starting at file block
-    /// `first`.
-    fn apply_write(&mut self, ino: u64, first: u64, actions: &mut [Action]) -> NodeResult<()> {
+    /// `first`, with the caller's `data`.
+    fn apply_write(
+        &mut self,
+        ino: u64,
+        first: u64,
+        actions: &[Action],
+        data: &[u8],
+    ) -> NodeResult<()> {
+        let bs = self.geo.bs as usize;
         let mut exts = self.inode_get(ino)?.exts().to_vec();
         let (agno, agino) = self.geo.ino_to_ag(ino);
         let mut i = 0;
         while i < actions.len() {
             let b = first + i as u64;
-            match &mut actions[i] {
+            match &actions[i] {
                 Action::Skip => i += 1,
                 Action::Overwrite(phys, block) => {
                     let lin = self.geo.fsb_to_lin(*phys);
-                    self.stage(lin, std::mem::take(block));
+                    self.stage(lin, block.get(data, bs));
                     i += 1;
                 }
                 Action::Convert(phys, block) => {
                     let lin = self.geo.fsb_to_lin(*phys);
-                    self.stage(lin, std::mem::take(block));
+                    self.stage(lin, block.get(data, bs));
                     let r = carve(&mut exts, b, b + 1);
                     for e in &mut exts[r] {
                         e.unwritten = false;
@@ -292,22 +316,24 @@ impl<D: BlockDevice> XfsFiles<D> {
                     let mut lblk = b;
                     let mut k = i;
                     while k < j {
-                        let (gag, goal) = match b.checked_sub(1).and_then(|p| lookup(&exts, p)) {
-                            Some(e) if lblk == b => {
-                                let (a, g) = self.geo.fsb_to_ag(e.start + (b - 1 - e.off) + 1);
+                        // Right after the block before, else near the inode.
+                        let (gag, goal) = match lblk.checked_sub(1).and_then(|p| lookup(&exts, p)) {
+                            Some(e) => {
+                                let (a, g) = self.geo.fsb_to_ag(e.start + (lblk - e.off));
                                 (a, Some(g))
                             }
-                            _ => (agno, Some(agino >> self.geo.inopblog)),
+                            None => (agno, Some(agino >> self.geo.inopblog)),
                         };
                         let want = (j - k) as u64;
                         let (a, s, n) = self.alloc_data(gag, goal, want, &exts)?;
                         let fsb = self.geo.ag_to_fsb(a, s);
-                        for t in 0..u64::from(n) {
-                            if let Action::Alloc(block) = &mut actions[k + t as usize] {
-                                let lin = self.geo.fsb_to_lin(fsb + t);
-                                self.stage(lin, std::mem::take(block));
+                        let mut run = Vec::with_capacity(n as usize * bs);
+                        for act in &actions[k..k + n as usize] {
+                            if let Action::Alloc(block) = act {
+                                run.extend_from_slice(block.get(data, bs));
                             }
                         }
+                        self.stage_run(self.geo.fsb_to_lin(fsb), run);
                         insert(
                             &mut exts,
                             Extent {
@@ -452,7 +478,7 @@ impl<D: BlockDevice> XfsFiles<D> {
                             if !crate::bytes::is_zero(&v[from as usize..to as usize]) {
                                 v[from as usize..to as usize].fill(0);
                                 let lin = self.geo.fsb_to_lin(phys);
-                                self.stage(lin, v.into_boxed_slice());
+                                self.stage(lin, &v);
                             }
                         }
                     }
@@ -488,7 +514,7 @@ impl<D: BlockDevice> XfsFiles<D> {
                     if !crate::bytes::is_zero(&v[from..]) {
                         v[from..].fill(0);
                         let lin = fs.geo.fsb_to_lin(phys);
-                        fs.stage(lin, v.into_boxed_slice());
+                        fs.stage(lin, &v);
                     }
                 }
             }

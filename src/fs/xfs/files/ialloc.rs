@@ -156,18 +156,15 @@ impl<D: BlockDevice> XfsFiles<D> {
         let isize = self.geo.inodesize;
         let bs = self.geo.bs as usize;
         let per_block = bs / isize;
-        for b in 0..blks {
-            let mut block = vec![0u8; bs];
-            for k in 0..per_block {
-                let agino = startino + b * per_block as u32 + k as u32;
-                let ino = self.geo.ag_to_ino(agno, agino);
-                let generation = self.next_gen();
-                let di = Dinode::free(ino, self.geo.uuid, generation, isize);
-                block[k * isize..(k + 1) * isize].copy_from_slice(&di.to_bytes());
-            }
-            let lin = self.geo.ag_to_lin(agno, agbno + b);
-            self.stage(lin, block.into_boxed_slice());
+        let mut chunk = vec![0u8; bs * blks as usize];
+        for k in 0..per_block * blks as usize {
+            let ino = self.geo.ag_to_ino(agno, startino + k as u32);
+            let generation = self.next_gen();
+            let di = Dinode::free(ino, self.geo.uuid, generation, isize);
+            chunk[k * isize..(k + 1) * isize].copy_from_slice(&di.to_bytes());
         }
+        let lin = self.geo.ag_to_lin(agno, agbno);
+        self.stage_run(lin, chunk);
         self.set_ino_rec(
             agno,
             startino,

@@ -93,18 +93,7 @@ impl<D: BlockDevice> XfsFiles<D> {
             .dev
             .read_vec(off, len)
             .map_err(|e| NodeError::with(ErrorKind::Io, e))?;
-        let bs = self.geo.bs;
-        let first = off / bs;
-        let last = (off + len as u64).div_ceil(bs);
-        for (&lin, blk) in self.staged.range(first..last) {
-            let bstart = lin * bs;
-            let from = bstart.max(off);
-            let to = (bstart + bs).min(off + len as u64);
-            if from < to {
-                v[(from - off) as usize..(to - off) as usize]
-                    .copy_from_slice(&blk[(from - bstart) as usize..(to - bstart) as usize]);
-            }
-        }
+        self.staged.overlay(off, &mut v);
         Ok(v)
     }
 
@@ -126,9 +115,23 @@ impl<D: BlockDevice> XfsFiles<D> {
     }
 
     /// Stages a whole block for the next sync.
-    pub(super) fn stage(&mut self, lin: u64, block: Box<[u8]>) {
-        let old = self.staged.insert(lin, block);
+    pub(super) fn stage(&mut self, lin: u64, block: &[u8]) {
+        let old = self.staged.put(lin, block);
         self.log(Undo::Staged(lin, old));
+    }
+
+    /// Stages a run of whole blocks starting at `lin`.
+    pub(super) fn stage_run(&mut self, lin: u64, data: Vec<u8>) {
+        let bs = self.geo.bs as usize;
+        let n = (data.len() / bs) as u64;
+        if self.staged.any_in(lin, n) {
+            for (i, b) in data.chunks_exact(bs).enumerate() {
+                self.stage(lin + i as u64, b);
+            }
+            return;
+        }
+        self.staged.put_run(lin, data);
+        self.log(Undo::StagedRun(lin, n));
     }
 
     /// Whether segmented range `[fsb, fsb+len)` lies inside one AG of

@@ -36,6 +36,7 @@ mod dir;
 mod ialloc;
 mod inode;
 mod namei;
+mod staged;
 mod sync;
 
 use super::bmap::BmbtGeometry;
@@ -47,7 +48,7 @@ use crate::fs::node::{
     Attr, Ctx, DirEntry, ErrorKind, FallocateMode, FileSystem, FileType, Ino, NodeError,
     NodeResult, RenameFlags, SetAttr,
 };
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 
 pub use alloc::Ag;
 
@@ -220,7 +221,7 @@ pub struct XfsFiles<D: BlockDevice> {
     dirs: HashMap<u64, dir::DirState>,
     /// File data (and new inode chunks, remote symlink blocks) waiting for
     /// `sync`, by linear block.
-    staged: BTreeMap<u64, Box<[u8]>>,
+    staged: staged::Staged,
     undo: Option<Txn>,
     read_only: bool,
     /// The AG the next directory goes to (the kernel spreads them).
@@ -260,8 +261,12 @@ enum Undo {
     Inode(u64, Option<Box<inode::InodeState>>),
     /// A directory change.
     Dir(dir::DirUndo),
-    /// A staged block before it was replaced.
-    Staged(u64, Option<Box<[u8]>>),
+    /// A staged block before it was replaced (`None`: not staged).
+    Staged(u64, Option<Vec<u8>>),
+    /// A run of blocks newly staged.
+    StagedRun(u64, u64),
+    /// A staged block dropped (its blocks were freed).
+    Unstaged(u64, Vec<u8>),
     /// The directory rotor.
     Rotor(u32),
 }
@@ -348,6 +353,7 @@ impl<D: BlockDevice> XfsFiles<D> {
             .map(u64::to_le_bytes)
             .concat();
         let rng = u64::from(crc32c::crc32c_append(crc32c::crc32c(&sb.uuid), &counters)) | 1 << 40;
+        let staged = staged::Staged::new(sb.blocksize as usize);
         Ok(XfsFiles {
             dev,
             sb,
@@ -355,7 +361,7 @@ impl<D: BlockDevice> XfsFiles<D> {
             ags,
             inodes: HashMap::new(),
             dirs: HashMap::new(),
-            staged: BTreeMap::new(),
+            staged,
             undo: None,
             read_only,
             rotor: 0,
@@ -391,7 +397,7 @@ impl<D: BlockDevice> XfsFiles<D> {
 
     /// Bytes of file data staged for the next sync.
     pub fn staged_bytes(&self) -> u64 {
-        self.staged.len() as u64 * self.geo.bs
+        self.staged.blocks() * self.geo.bs
     }
 
     /// `icount`, `ifree` and `fdblocks` as the superblock will carry them.
@@ -494,12 +500,18 @@ impl<D: BlockDevice> XfsFiles<D> {
             Undo::Dir(d) => self.undo_dir(d),
             Undo::Staged(lin, old) => match old {
                 Some(b) => {
-                    self.staged.insert(lin, b);
+                    self.staged.put(lin, &b);
                 }
                 None => {
-                    self.staged.remove(&lin);
+                    self.staged.remove(lin, 1);
                 }
             },
+            Undo::StagedRun(lin, n) => {
+                self.staged.remove(lin, n);
+            }
+            Undo::Unstaged(lin, b) => {
+                self.staged.put(lin, &b);
+            }
             Undo::Rotor(r) => self.rotor = r,
         }
     }

@@ -227,7 +227,7 @@ impl<D: BlockDevice> XfsFiles<D> {
         let blocks = symlink::build(target, bs, &daddrs, &self.geo.uuid, ino);
         for (fsb, b) in fsbs.iter().zip(blocks) {
             let lin = self.geo.fsb_to_lin(*fsb);
-            self.stage(lin, b.into_boxed_slice());
+            self.stage(lin, &b);
         }
         self.set_extents(ino, exts)
     }

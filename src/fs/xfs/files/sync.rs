@@ -15,7 +15,7 @@ use super::super::sbtree::{self, BNO, CNT, FINO, INO};
 use super::alloc::ino_rec_bytes;
 use super::inode::{Fork, InodeState};
 use super::{Geo, XfsFiles, corrupt_inode};
-use crate::blockdev::{BlockDevice, WriteBatch};
+use crate::blockdev::{BlockDevice, WriteBatch, WriteOp};
 use crate::bytes::write_u32be;
 use crate::fs::node::{ErrorKind, NodeError, NodeResult};
 
@@ -131,31 +131,36 @@ impl<D: BlockDevice> XfsFiles<D> {
         let blocklog = self.geo.blocklog;
         let mut batch = WriteBatch::new();
 
-        // 1. Data blocks, coalesced; zeros become discards.
-        let mut run: Option<(u64, Vec<u8>)> = None;
-        let flush = |batch: &mut WriteBatch, run: &mut Option<(u64, Vec<u8>)>| {
-            if let Some((start, bytes)) = run.take() {
-                batch.write(start << blocklog, bytes);
-            }
-        };
-        for (&lin, blk) in &self.staged {
-            if crate::bytes::is_zero(blk) {
-                flush(&mut batch, &mut run);
-                batch.discard(lin << blocklog..(lin + 1) << blocklog);
+        // 1. Data blocks, a run per write; zero blocks become discards.
+        // Runs move into the batch (no copy); on failure they move back.
+        let runs = self.staged.take();
+        let mut kept = std::collections::BTreeMap::new();
+        let mut moved = Vec::new();
+        let bsz = bs as usize;
+        for (lin, run) in runs {
+            let nblk = run.len() / bsz;
+            let zero: Vec<bool> = run.chunks_exact(bsz).map(crate::bytes::is_zero).collect();
+            if !zero.iter().any(|&z| z) {
+                moved.push((batch.ops.len(), lin));
+                batch.write(lin << blocklog, run);
                 continue;
             }
-            match run.as_mut() {
-                Some((start, bytes)) if *start + bytes.len() as u64 / bs == lin => {
-                    bytes.extend_from_slice(blk);
+            let mut i = 0;
+            while i < nblk {
+                let mut j = i + 1;
+                while j < nblk && zero[j] == zero[i] {
+                    j += 1;
                 }
-                _ => {
-                    flush(&mut batch, &mut run);
-                    run = Some((lin, blk.to_vec()));
+                let (a, b) = ((lin + i as u64) << blocklog, (lin + j as u64) << blocklog);
+                if zero[i] {
+                    batch.discard(a..b);
+                } else {
+                    batch.write(a, run[i * bsz..j * bsz].to_vec());
                 }
+                i = j;
             }
+            kept.insert(lin, run);
         }
-        flush(&mut batch, &mut run);
-
         // 2. Inode images and their bmap btree blocks; directory blocks.
         let mut inode_writes = Vec::new();
         let mut dir_writes = Vec::new();
@@ -215,13 +220,19 @@ impl<D: BlockDevice> XfsFiles<D> {
         if batch.is_empty() {
             return Ok(());
         }
-        self.dev
-            .commit(&batch)
-            .map_err(|e| NodeError::with(ErrorKind::Io, e))?;
+        if let Err(e) = self.dev.commit(&batch) {
+            for (i, lin) in moved {
+                let op = std::mem::replace(&mut batch.ops[i], WriteOp::Discard { range: 0..0 });
+                if let WriteOp::Data { bytes, .. } = op {
+                    kept.insert(lin, bytes);
+                }
+            }
+            self.staged.restore(kept);
+            return Err(NodeError::with(ErrorKind::Io, e));
+        }
 
         // Committed: everything is clean.
         self.sb = sb;
-        self.staged.clear();
         self.inodes.retain(|_, s| !s.freed);
         for s in self.inodes.values_mut() {
             s.dirty = false;
