@@ -1441,3 +1441,198 @@ fn enospc_thresholds_and_nothing_changed() {
     drop(fs);
     assert_repair_clean(&base);
 }
+
+// ---------------------------------------------------------------- sparse chunks
+
+fn sparse_records(fs: &XfsFiles<ImageFile>) -> usize {
+    (0..4u32)
+        .flat_map(|ag| fs.inode_chunks(ag))
+        .filter(|r| r.holemask != 0)
+        .count()
+}
+
+/// Fills a filesystem with 7-block files and removes every other one,
+/// then preallocates every free extent of 8 blocks or more: free space is
+/// 7-block holes, each holding a 4-aligned 4-block run (a sparse chunk's
+/// part) but no aligned 8-block chunk. Then creates `more` empty files:
+/// once the freed inodes are used up, only sparse chunks can be had.
+fn fragment_and_create(fs: &mut XfsFiles<ImageFile>, more: u64) {
+    let c = ctx();
+    let root = fs.root();
+    let fill = fs.mkdir(c, root, b"fill", 0o755).expect("mkdir").ino;
+    let mut n = 0u64;
+    loop {
+        let name = format!("f{n:06}");
+        let Ok(a) = fs.mknod(c, fill, name.as_bytes(), FileType::Regular, 0o644, 0) else {
+            break;
+        };
+        if fs
+            .write(c, a.ino, 0, &pattern(n, 7 * 4096))
+            .map(|w| w < 7 * 4096)
+            .unwrap_or(true)
+        {
+            break;
+        }
+        n += 1;
+    }
+    for i in (0..n).step_by(2) {
+        fs.unlink(c, fill, format!("f{i:06}").as_bytes())
+            .expect("unlink");
+    }
+    // A directory in every AG, to preallocate each AG's large extents.
+    let mut dirs = std::collections::BTreeMap::new();
+    for i in 0..16 {
+        let d = fs
+            .mkdir(c, root, format!("pad{i}").as_bytes(), 0o755)
+            .expect("mkdir")
+            .ino;
+        dirs.entry(fs.ino_ag(d)).or_insert(d);
+    }
+    for (&agno, &d) in &dirs {
+        for k in 0..500 {
+            let Some(longest) = fs.free_extents(agno).iter().map(|e| e.1).max() else {
+                break;
+            };
+            if longest < 8 {
+                break;
+            }
+            let Ok(a) = fs.mknod(
+                c,
+                d,
+                format!("p{k}").as_bytes(),
+                FileType::Regular,
+                0o644,
+                0,
+            ) else {
+                break;
+            };
+            if fs
+                .fallocate(
+                    c,
+                    a.ino,
+                    0,
+                    u64::from(longest) * 4096,
+                    FallocateMode::Allocate { keep_size: false },
+                )
+                .is_err()
+            {
+                break;
+            }
+        }
+    }
+    let new = fs.mkdir(c, root, b"new", 0o755).expect("mkdir").ino;
+    for i in 0..more {
+        if fs
+            .mknod(
+                c,
+                new,
+                format!("n{i:06}").as_bytes(),
+                FileType::Regular,
+                0o644,
+                0,
+            )
+            .is_err()
+        {
+            break;
+        }
+    }
+}
+
+/// Sparse inode chunks: made by ebsim when no aligned chunk fits (and read
+/// by the kernel and repair), made by the kernel (and read, used and freed
+/// by ebsim).
+#[test]
+fn sparse_inode_chunks() {
+    if !round_trip_tools() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    // ebsim makes them.
+    let img = dir.path().join("ebsim.img");
+    ebsim_mkfs(&img, 300 * M);
+    {
+        let mut fs = open(&img);
+        fragment_and_create(&mut fs, 12_000);
+        assert!(sparse_records(&fs) > 0, "ebsim made no sparse chunk");
+        fs.sync().expect("sync");
+    }
+    assert_repair_clean(&img);
+    let (m, s) = {
+        let fs = open(&img);
+        (ebsim_manifest(&fs), ebsim_statfs(&fs))
+    };
+    {
+        let _lock = common::mount_lock();
+        let lm = LoopMount::mount(&img, false);
+        assert_same(
+            &m,
+            &kernel_manifest(lm.path()),
+            "ebsim's sparse chunks as the kernel reads them",
+            true,
+        );
+        assert_eq!(lm.statfs(), s);
+    }
+    // The kernel makes them, on free space ebsim fragmented the same way.
+    let img = dir.path().join("kernel.img");
+    ebsim_mkfs(&img, 300 * M);
+    {
+        let mut fs = open(&img);
+        fragment_and_create(&mut fs, 0);
+        fs.sync().expect("sync");
+    }
+    let k = {
+        let _lock = common::mount_lock();
+        let lm = LoopMount::mount(&img, false);
+        let root = lm.path();
+        for i in 0..12_000 {
+            if std::fs::write(root.join(format!("new/n{i:06}")), b"").is_err() {
+                break;
+            }
+        }
+        kernel_manifest(root)
+    };
+    assert_repair_clean(&img);
+    {
+        let mut fs = open(&img);
+        assert!(sparse_records(&fs) > 0, "the kernel made no sparse chunk");
+        assert_same(
+            &k,
+            &ebsim_manifest(&fs),
+            "the kernel's sparse chunks as ebsim reads them",
+            true,
+        );
+        // Free every inode of the new files (whole sparse chunks go back to
+        // free space) and make new ones.
+        let c = ctx();
+        let new = lookup_path(&fs, "/new");
+        for e in fs.readdir(new).expect("readdir") {
+            fs.unlink(c, new, &e.name).expect("unlink");
+        }
+        for i in 0..3000u64 {
+            fs.mknod(
+                c,
+                new,
+                format!("again{i:05}").as_bytes(),
+                FileType::Regular,
+                0o644,
+                0,
+            )
+            .expect("create");
+        }
+        fs.sync().expect("sync");
+    }
+    assert_repair_clean(&img);
+    let (m, s) = {
+        let fs = open(&img);
+        (ebsim_manifest(&fs), ebsim_statfs(&fs))
+    };
+    let _lock = common::mount_lock();
+    let lm = LoopMount::mount(&img, false);
+    assert_same(
+        &m,
+        &kernel_manifest(lm.path()),
+        "ebsim's changes to sparse chunks as the kernel reads them",
+        true,
+    );
+    assert_eq!(lm.statfs(), s);
+}

@@ -748,6 +748,16 @@ impl<D: BlockDevice> XfsFiles<D> {
         Ok(())
     }
 
+    /// The kernel's in-core free block counter: free blocks less the
+    /// reserve pool and the per-AG reservations (statfs's `f_bfree` before
+    /// the set-aside and the free-space btree blocks are taken off).
+    pub(super) fn free_incore(&self) -> u64 {
+        let s = self.statfs_now();
+        let set_aside = u64::from(self.geo.agcount) * 8;
+        let allocbt: u64 = self.ags.iter().map(Ag::btreeblks).sum();
+        s.f_bfree + set_aside + allocbt
+    }
+
     /// Free blocks for ordinary use: statfs's `f_bfree`.
     pub(super) fn free_for_users(&self) -> u64 {
         self.statfs_now().f_bfree

@@ -13,10 +13,11 @@
 
 use super::super::btree::InobtRec;
 use super::super::dinode::Dinode;
+use super::super::superblock::incompat;
 use super::alloc::{AllocReq, alloc_mask};
 use super::{Undo, XfsFiles, corrupt_inode, nospc};
 use crate::blockdev::BlockDevice;
-use crate::fs::node::NodeResult;
+use crate::fs::node::{ErrorKind, NodeResult};
 
 impl<D: BlockDevice> XfsFiles<D> {
     /// Replaces (or removes, with `None`) the chunk record at `startino`.
@@ -86,14 +87,43 @@ impl<D: BlockDevice> XfsFiles<D> {
         };
         let (icount, _, _) = self.counters();
         let ok_alloc = icount + 64 <= self.maxicount();
-        for i in 0..agcount {
-            let agno = (start + i) % agcount;
-            if self.ags[agno as usize].small.ifree > 0 {
-                let near = if agno == pag { pagino } else { 0 };
-                return self.take_free_inode(agno, near);
-            }
-            if ok_alloc && self.new_chunk(agno)? {
-                return self.take_free_inode(agno, 0);
+        // Near ENOSPC (free blocks under 1 % of the filesystem), the first
+        // pass only takes free inodes.
+        let low_space = self.free_incore() < self.sb.dblocks / 100;
+        // Blocks a chunk needs at least: a sparse part when the filesystem
+        // has them; the first pass adds the alignment slack.
+        let sparse = self.sb.has_incompat(incompat::SPINODES) && self.sb.spino_align > 0;
+        let min_blks = if sparse {
+            u64::from(self.sb.spino_align)
+        } else {
+            u64::from(self.geo.ialloc_blks)
+        };
+        for first_pass in [true, false] {
+            let may_alloc = ok_alloc && !(first_pass && low_space);
+            let ineed = if first_pass && min_blks > 1 {
+                min_blks + u64::from(self.geo.inoalign)
+            } else {
+                min_blks
+            };
+            for i in 0..agcount {
+                let agno = (start + i) % agcount;
+                let ag = &self.ags[agno as usize];
+                if ag.small.ifree > 0 {
+                    let near = if agno == pag { pagino } else { 0 };
+                    return self.take_free_inode(agno, near);
+                }
+                // xfs_dialloc_good_ag: room for the file's first block and
+                // a chunk.
+                let longest = match u64::from(ag.free.longest()) {
+                    0 => u64::from(!ag.small.agfl.is_empty()),
+                    l => l,
+                };
+                if !may_alloc || ag.free.total() < 1 + ineed || longest < ineed {
+                    continue;
+                }
+                if self.new_chunk(agno)? {
+                    return self.take_free_inode(agno, 0);
+                }
             }
         }
         Err(nospc())
@@ -126,8 +156,10 @@ impl<D: BlockDevice> XfsFiles<D> {
         Ok(self.geo.ag_to_ino(agno, startino + slot))
     }
 
-    /// Allocates and stages a new chunk of 64 free inodes in AG `agno`.
-    /// Returns false when the AG has no room for one.
+    /// Allocates and stages a new chunk of 64 free inodes in AG `agno`;
+    /// when no aligned full chunk fits and the filesystem has sparse inode
+    /// chunks, a sparse part of one (`sb_spino_align` blocks), as the
+    /// kernel does. Returns false when the AG has no room for either.
     fn new_chunk(&mut self, agno: u32) -> NodeResult<bool> {
         let blks = self.geo.ialloc_blks;
         let newino = self.ags[agno as usize].small.newino;
@@ -136,7 +168,7 @@ impl<D: BlockDevice> XfsFiles<D> {
         } else {
             Some((newino >> self.geo.inopblog) + blks)
         };
-        let req = AllocReq {
+        let mut req = AllocReq {
             agno,
             goal,
             minlen: blks,
@@ -146,41 +178,100 @@ impl<D: BlockDevice> XfsFiles<D> {
             minleft: self.geo.inobt_maxlevels,
             this_ag: true,
         };
-        let (_, agbno, _) = match self.alloc(req) {
-            Ok(v) => v,
-            Err(e) if e.kind() == crate::fs::node::ErrorKind::NoSpace => return Ok(false),
+        match self.alloc(req) {
+            Ok((_, agbno, _)) => {
+                let startino = agbno << self.geo.inopblog;
+                self.stage_free_inodes(agno, agbno, blks);
+                self.set_ino_rec(
+                    agno,
+                    startino,
+                    Some(InobtRec {
+                        startino,
+                        holemask: 0,
+                        count: 64,
+                        freecount: 64,
+                        free: u64::MAX,
+                    }),
+                );
+                self.chunk_added(agno, startino, 64);
+                return Ok(true);
+            }
+            Err(e) if e.kind() == ErrorKind::NoSpace => {}
+            Err(e) => return Err(e),
+        }
+        let sp = self.sb.spino_align;
+        if !self.sb.has_incompat(incompat::SPINODES) || sp == 0 || sp >= blks || blks % sp != 0 {
+            return Ok(false);
+        }
+        req.minlen = sp;
+        req.maxlen = u64::from(sp);
+        req.align = sp;
+        let agbno = match self.alloc(req) {
+            Ok((_, agbno, _)) => agbno,
+            Err(e) if e.kind() == ErrorKind::NoSpace => return Ok(false),
             Err(e) => return Err(e),
         };
-        let startino = agbno << self.geo.inopblog;
-        // The chunk's inodes, all free.
+        let chunk_start = agbno / self.geo.inoalign * self.geo.inoalign;
+        if chunk_start + blks > self.ags[agno as usize].agf.length {
+            // The whole chunk's inode numbers must lie in the AG.
+            self.free_insert(agno, agbno, sp)?;
+            return Ok(false);
+        }
+        self.stage_free_inodes(agno, agbno, sp);
+        let startino = chunk_start << self.geo.inopblog;
+        let first = (agbno - chunk_start) << self.geo.inopblog;
+        let n = sp << self.geo.inopblog;
+        // Holemask bits cover 4 inodes each.
+        let bits: u16 = (first / 4..(first + n) / 4).fold(0, |m, b| m | (1 << b));
+        let rec = match self.ags[agno as usize].inos.get(&startino).copied() {
+            Some(mut r) => {
+                if r.holemask & bits != bits {
+                    return Err(corrupt_inode(
+                        self.geo.ag_to_ino(agno, startino),
+                        "a sparse chunk's new part is not a hole",
+                    ));
+                }
+                r.holemask &= !bits;
+                r.count += n as u8;
+                r.freecount += n as u8;
+                r
+            }
+            None => InobtRec {
+                startino,
+                holemask: !bits,
+                count: n as u8,
+                freecount: n as u8,
+                free: u64::MAX,
+            },
+        };
+        self.set_ino_rec(agno, startino, Some(rec));
+        self.chunk_added(agno, startino, n);
+        Ok(true)
+    }
+
+    /// Stages `nblocks` blocks of free inodes at `agbno`.
+    fn stage_free_inodes(&mut self, agno: u32, agbno: u32, nblocks: u32) {
         let isize = self.geo.inodesize;
         let bs = self.geo.bs as usize;
         let per_block = bs / isize;
-        let mut chunk = vec![0u8; bs * blks as usize];
-        for k in 0..per_block * blks as usize {
-            let ino = self.geo.ag_to_ino(agno, startino + k as u32);
+        let first = agbno << self.geo.inopblog;
+        let mut chunk = vec![0u8; bs * nblocks as usize];
+        for k in 0..per_block * nblocks as usize {
+            let ino = self.geo.ag_to_ino(agno, first + k as u32);
             let generation = self.next_gen();
             let di = Dinode::free(ino, self.geo.uuid, generation, isize);
             chunk[k * isize..(k + 1) * isize].copy_from_slice(&di.to_bytes());
         }
         let lin = self.geo.ag_to_lin(agno, agbno);
         self.stage_run(lin, chunk);
-        self.set_ino_rec(
-            agno,
-            startino,
-            Some(InobtRec {
-                startino,
-                holemask: 0,
-                count: 64,
-                freecount: 64,
-                free: u64::MAX,
-            }),
-        );
+    }
+
+    /// Counts `n` new free inodes of the chunk at `startino`.
+    fn chunk_added(&mut self, agno: u32, startino: u32, n: u32) {
         let s = &mut self.ags[agno as usize].small;
         s.newino = startino;
-        s.icount += 64;
-        s.ifree += 64;
-        Ok(true)
+        s.icount += n;
+        s.ifree += n;
     }
 
     /// Marks inode `ino` free; gives its chunk back to free space when the

@@ -395,6 +395,28 @@ impl<D: BlockDevice> XfsFiles<D> {
         self.auto_sync = bytes;
     }
 
+    /// The inode chunk records of AG `agno` (the inobt), for diagnostics.
+    pub fn inode_chunks(&self, agno: u32) -> Vec<super::btree::InobtRec> {
+        self.ags
+            .get(agno as usize)
+            .map(|ag| ag.inos.values().copied().collect())
+            .unwrap_or_default()
+    }
+
+    /// The free extents of AG `agno` as (AG block, length), for
+    /// diagnostics.
+    pub fn free_extents(&self, agno: u32) -> Vec<(u32, u32)> {
+        self.ags
+            .get(agno as usize)
+            .map(|ag| ag.free.iter().collect())
+            .unwrap_or_default()
+    }
+
+    /// The AG an inode number lies in.
+    pub fn ino_ag(&self, ino: u64) -> u32 {
+        self.geo.ino_to_ag(ino).0
+    }
+
     /// Bytes of file data staged for the next sync.
     pub fn staged_bytes(&self) -> u64 {
         self.staged.blocks() * self.geo.bs
