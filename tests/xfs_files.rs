@@ -1240,9 +1240,26 @@ fn multi_level_ag_btrees() {
             fs.unlink(c, frag, format!("f{i:04}").as_bytes())
                 .expect("unlink");
         }
+        // A directory in the fragmented AG gets its blocks one hole at a
+        // time: a bmap btree directory.
+        let fag = fs.ino_ag(frag);
+        let mut fragdir = None;
+        for i in 0..8 {
+            let d = fs.mkdir(c, root, format!("fd{i}").as_bytes(), 0o755).expect("mkdir").ino;
+            if fs.ino_ag(d) == fag && fragdir.is_none() {
+                fragdir = Some((i, d));
+            }
+        }
+        let (i, fd) = fragdir.expect("a directory in the fragmented AG");
+        for k in 0..2000u64 {
+            create(&mut fs, c, fd, &format!("entry-in-a-fragmented-dir-{k:05}"), b"");
+        }
+        fs.rename(c, root, format!("fd{i}").as_bytes(), root, b"fragdir", RenameFlags::default())
+            .expect("rename");
         fs.sync().expect("sync");
     }
     assert_repair_clean(&img);
+    assert_eq!(db_format(&img, "/fragdir").0, "3 (btree)", "/fragdir");
     let ino_ag = |name: &str| {
         let fs = open(&img);
         let ino = lookup_path(&fs, name);
@@ -1309,7 +1326,7 @@ fn multi_level_ag_btrees() {
             true,
         );
         let root = fs.root();
-        for d in ["many", "frag"] {
+        for d in ["many", "frag", "fragdir"] {
             let dino = lookup_path(&fs, d);
             for e in fs.readdir(dino).expect("readdir") {
                 fs.unlink(c, dino, &e.name).expect("unlink");
