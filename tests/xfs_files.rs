@@ -1245,17 +1245,33 @@ fn multi_level_ag_btrees() {
         let fag = fs.ino_ag(frag);
         let mut fragdir = None;
         for i in 0..8 {
-            let d = fs.mkdir(c, root, format!("fd{i}").as_bytes(), 0o755).expect("mkdir").ino;
+            let d = fs
+                .mkdir(c, root, format!("fd{i}").as_bytes(), 0o755)
+                .expect("mkdir")
+                .ino;
             if fs.ino_ag(d) == fag && fragdir.is_none() {
                 fragdir = Some((i, d));
             }
         }
         let (i, fd) = fragdir.expect("a directory in the fragmented AG");
         for k in 0..2000u64 {
-            create(&mut fs, c, fd, &format!("entry-in-a-fragmented-dir-{k:05}"), b"");
+            create(
+                &mut fs,
+                c,
+                fd,
+                &format!("entry-in-a-fragmented-dir-{k:05}"),
+                b"",
+            );
         }
-        fs.rename(c, root, format!("fd{i}").as_bytes(), root, b"fragdir", RenameFlags::default())
-            .expect("rename");
+        fs.rename(
+            c,
+            root,
+            format!("fd{i}").as_bytes(),
+            root,
+            b"fragdir",
+            RenameFlags::default(),
+        )
+        .expect("rename");
         fs.sync().expect("sync");
     }
     assert_repair_clean(&img);

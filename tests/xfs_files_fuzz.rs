@@ -264,7 +264,7 @@ fn exercise(dev: SparseMem) {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 160, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
 
     /// Damage to any block of a filesystem holding every format.
     #[test]

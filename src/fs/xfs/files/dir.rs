@@ -17,6 +17,7 @@ use super::{Undo, XfsFiles, corrupt_inode, kind_of};
 use crate::blockdev::BlockDevice;
 use crate::fs::node::{DirEntry, ErrorKind, FileType, NodeError, NodeResult};
 use std::collections::HashMap;
+use std::sync::Arc;
 
 /// A directory's entries.
 #[derive(Debug, Clone)]
@@ -99,8 +100,8 @@ impl DirState {
 pub enum DirView<'a> {
     /// Loaded (and maybe changed).
     Live(&'a DirState),
-    /// Read from the device just now.
-    Read(Box<DirState>),
+    /// Read from the device (and kept in the read cache).
+    Read(Arc<DirState>),
 }
 
 impl std::ops::Deref for DirView<'_> {
@@ -112,6 +113,9 @@ impl std::ops::Deref for DirView<'_> {
         }
     }
 }
+
+/// Clean directories kept for lookups made through `&self`.
+pub(super) const DIR_CACHE: usize = 64;
 
 fn dir_err(ino: u64, e: DirError) -> NodeError {
     corrupt_inode(ino, e)
@@ -181,18 +185,33 @@ impl<D: BlockDevice> XfsFiles<D> {
         Ok(out)
     }
 
-    /// Directory `ino` for reading.
+    /// Directory `ino` for reading: live, or from the read cache (clean
+    /// directories read by lookups), or read now.
     pub(super) fn dir_ro(&self, ino: u64) -> NodeResult<DirView<'_>> {
-        match self.dirs.get(&ino) {
-            Some(d) => Ok(DirView::Live(d)),
-            None => Ok(DirView::Read(Box::new(self.load_dir(ino)?))),
+        if let Some(d) = self.dirs.get(&ino) {
+            return Ok(DirView::Live(d));
         }
+        if let Some(d) = self.dir_cache.borrow().get(&ino) {
+            return Ok(DirView::Read(Arc::clone(d)));
+        }
+        let d = Arc::new(self.load_dir(ino)?);
+        let mut cache = self.dir_cache.borrow_mut();
+        if cache.len() >= DIR_CACHE {
+            cache.clear();
+        }
+        cache.insert(ino, Arc::clone(&d));
+        Ok(DirView::Read(d))
     }
 
-    /// Loads directory `ino` into the live set.
+    /// Loads directory `ino` into the live set (taking it from the read
+    /// cache, which never holds a directory that is live).
     pub(super) fn dir_get(&mut self, ino: u64) -> NodeResult<&DirState> {
+        let cached = self.dir_cache.get_mut().remove(&ino);
         if !self.dirs.contains_key(&ino) {
-            let d = self.load_dir(ino)?;
+            let d = match cached {
+                Some(d) => Arc::try_unwrap(d).unwrap_or_else(|a| (*a).clone()),
+                None => self.load_dir(ino)?,
+            };
             self.dirs.insert(ino, d);
         }
         self.dirs

@@ -219,6 +219,8 @@ pub struct XfsFiles<D: BlockDevice> {
     ags: Vec<Ag>,
     inodes: HashMap<u64, inode::InodeState>,
     dirs: HashMap<u64, dir::DirState>,
+    /// Clean directories read through `&self` (lookups, readdir).
+    dir_cache: std::cell::RefCell<HashMap<u64, std::sync::Arc<dir::DirState>>>,
     /// File data (and new inode chunks, remote symlink blocks) waiting for
     /// `sync`, by linear block.
     staged: staged::Staged,
@@ -361,6 +363,7 @@ impl<D: BlockDevice> XfsFiles<D> {
             ags,
             inodes: HashMap::new(),
             dirs: HashMap::new(),
+            dir_cache: std::cell::RefCell::new(HashMap::new()),
             staged,
             undo: None,
             read_only,
