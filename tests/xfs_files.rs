@@ -1669,3 +1669,76 @@ fn sparse_inode_chunks() {
     );
     assert_eq!(lm.statfs(), s);
 }
+
+/// The write path on a partition (a `Slice` of a GPT disk image): the
+/// kernel reads the partition through a loop device with an offset.
+#[test]
+fn on_a_partition() {
+    if !(round_trip_tools() && require_tools(&["sgdisk"])) {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let img = dir.path().join("disk.img");
+    sparse_file(&img, 2 * G);
+    let o = run(real("sgdisk")
+        .args(["-n", "1:2048:0", "-t", "1:8300"])
+        .arg(&img));
+    assert!(o.status.success(), "sgdisk: {}", common::stderr(&o));
+    let (off, len) = (2048 * 512, 2 * G - 2048 * 512 - 34 * 512);
+    let len = len / 4096 * 4096;
+    {
+        let dev = ImageFile::open(&img, Access::ReadWrite).expect("open");
+        let mut part = ebsim::blockdev::Slice::new(dev, off, len).expect("slice");
+        let opts = xfs::mkfs::MkfsOptions {
+            uuid: [0x5a; 16],
+            label: Vec::new(),
+            dblocks: None,
+            times: xfs::inode::MkfsTimes {
+                root: xfs::inode::Timestamp::EPOCH,
+                rbm: xfs::inode::Timestamp::EPOCH,
+                rsum: xfs::inode::Timestamp::EPOCH,
+            },
+        };
+        let plan = xfs::mkfs::plan(&part, &opts).expect("plan");
+        xfs::mkfs::apply(&mut part, &plan).expect("mkfs");
+        let mut fs = XfsFiles::open(part).expect("open xfs");
+        let root = fs.root();
+        let d = fs.mkdir(ctx(), root, b"data", 0o755).expect("mkdir").ino;
+        create(&mut fs, ctx(), d, "file", &pattern(42, 300_000));
+        fs.sync().expect("sync");
+    }
+    let _lock = common::mount_lock();
+    let o = run(std::process::Command::new("losetup")
+        .args([
+            "-f",
+            "--show",
+            "-o",
+            &off.to_string(),
+            "--sizelimit",
+            &len.to_string(),
+        ])
+        .arg(&img));
+    assert!(o.status.success(), "losetup: {}", common::stderr(&o));
+    let dev = stdout(&o).trim().to_string();
+    let (rc, out) = {
+        let o = run(real("xfs_repair").arg("-n").arg(&dev));
+        (
+            o.status.code(),
+            format!("{}{}", stdout(&o), common::stderr(&o)),
+        )
+    };
+    let mnt = tempfile::tempdir().expect("mnt");
+    let mounted = run(std::process::Command::new("mount")
+        .arg(&dev)
+        .arg(mnt.path()));
+    let content = std::fs::read(mnt.path().join("data/file"));
+    let _ = run(std::process::Command::new("umount").arg(mnt.path()));
+    let _ = run(std::process::Command::new("losetup").arg("-d").arg(&dev));
+    assert_eq!(rc, Some(0), "xfs_repair -n on the partition: {out}");
+    assert!(
+        mounted.status.success(),
+        "mount: {}",
+        common::stderr(&mounted)
+    );
+    assert_eq!(content.expect("read"), pattern(42, 300_000));
+}
