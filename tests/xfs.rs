@@ -1084,7 +1084,7 @@ mod fuzz {
             let _ = xfs::agf::Agf::from_bytes(&bytes, 0);
             let _ = xfs::agi::Agi::from_bytes(&bytes, 0);
             let _ = xfs::agfl::Agfl::from_bytes(&bytes, 0);
-            let _ = xfs::btree::parse_alloc_leaf(&bytes, xfs::Structure::Bnobt, 0, xfs::btree::XFS_ABTB_CRC_MAGIC, 8);
+            let _ = xfs::btree::parse_alloc_leaf(&bytes, xfs::Structure::Bnobt, 0, xfs::btree::XFS_ABTB_CRC_MAGIC, &[0; 16], 8);
         }
 
         #[test]
