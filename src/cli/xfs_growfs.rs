@@ -305,8 +305,9 @@ fn refuse_unmountable(prog: &str, target: &str, sb: &xfs::Superblock, e: &xfs::E
                  kernel log: \"Failed to read root inode {rootino:#x}, error 117\")"
             ),
             MountEffect::FirstUseFails => format!(
-                "the kernel would mount it, but fail the first allocation in AG {} \
-                 (\"Structure needs cleaning\")",
+                "the kernel would mount it, but fail its first allocation in AG {} on this \
+                 block (kernel log at unmount: \"Uncorrected metadata errors detected; please \
+                 run xfs_repair.\")",
                 c.agno
             ),
             MountEffect::VerifiersPass => {

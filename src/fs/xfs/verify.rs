@@ -150,8 +150,11 @@ pub enum MountEffect {
     /// logs "Failed to read root inode 0xN, error 117" (the AGI and inode
     /// btree root of the root directory's AG).
     RootInodeUnreadable { rootino: u64 },
-    /// The kernel mounts it; the first allocation that reads the block
-    /// fails with EUCLEAN ("Structure needs cleaning").
+    /// The kernel mounts it; the first allocation in the AG that reads the
+    /// block logs the verifier's report and fails (a data allocation with
+    /// EUCLEAN, "Structure needs cleaning"; an inode allocation moves on to
+    /// another AG), and the unmount logs "Uncorrected metadata errors
+    /// detected; please run xfs_repair.".
     FirstUseFails,
     /// The kernel's verifiers pass it; xfs_repair and ebsim do not.
     VerifiersPass,
