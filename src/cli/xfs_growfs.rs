@@ -41,9 +41,12 @@ ebsim extension: the mountpoint may also be an image file holding an XFS
 filesystem (not mounted). It is then grown offline, as the kernel would grow
 it when mounted: new allocation groups are added (a last group shorter than
 64 blocks is dropped), a short last group is extended, and every superblock
-is rewritten. The image must have been cleanly unmounted (clean log). Grow
-the file first (e.g. truncate -s), then run xfs_growfs on it. Shrinking is
-not supported.
+is rewritten. The image must have been cleanly unmounted (clean log), and
+its allocation group headers (AGF, AGI, AGFL) must pass the checks the
+kernel makes when it reads them: an image the kernel would refuse to mount
+or use is refused, with the kernel's report, and left untouched. Grow the
+file first (e.g. truncate -s), then run xfs_growfs on it. Shrinking is not
+supported.
 ";
 
 struct Flags {
