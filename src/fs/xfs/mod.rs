@@ -242,7 +242,7 @@ impl<D: BlockDevice> Xfs<D> {
             _ => btree::XFS_IBT_CRC_MAGIC,
         };
         let h = btree::parse_header(&b, structure, agno, magic, &self.sb.metadata_uuid(), daddr)?;
-        verify::check_inobt_block(&self.limits, &h, root, length, None).map_err(bad)
+        verify::check_inobt_block(&self.limits, &h, root, length).map_err(bad)
     }
 
     /// Reads `len` bytes at (AG, AG block).

@@ -748,22 +748,14 @@ pub fn check_agfl(
 /// The checks of `xfs_inobt_verify` / `xfs_btree_agblock_verify` past the
 /// header ones [`super::btree::parse_header`] makes: the level, the record
 /// count and the siblings of an inode btree block at `agbno` of an AG
-/// `length` blocks long.
+/// `length` blocks long. (The LSN is checked with the CRC, before the
+/// header: see [`super::Xfs::verify_ags`].)
 pub fn check_inobt_block(
     limits: &Limits,
     h: &BlockHeader,
     agbno: u32,
     length: u32,
-    head: Option<&super::log::LogHead>,
 ) -> Result<(), Problem> {
-    if let Some(hd) = head {
-        if !hd.allows(h.lsn) {
-            return Err(Problem::LsnAhead {
-                lsn: h.lsn,
-                head: hd.lsn(),
-            });
-        }
-    }
     if u32::from(h.level) >= limits.inobt_maxlevels {
         return Err(Problem::BlockLevel {
             level: h.level,
@@ -824,6 +816,66 @@ mod tests {
         assert_eq!(space_to_height([10, 10], 0), 0);
         assert_eq!(space_to_height([10, 10], 3), 1);
         assert_eq!(space_to_height([10, 10], 4), 2);
+    }
+
+    #[test]
+    fn inobt_block_checks() {
+        let l = Limits::new(&sample());
+        let h = BlockHeader {
+            magic: crate::fs::xfs::btree::XFS_IBT_CRC_MAGIC,
+            level: 0,
+            numrecs: 1,
+            leftsib: NULLAGBLOCK,
+            rightsib: NULLAGBLOCK,
+            blkno: 24,
+            lsn: 0,
+            uuid: [0x11; 16],
+            owner: 0,
+        };
+        let check = |h: &BlockHeader| check_inobt_block(&l, h, 3, 65536);
+        assert_eq!(check(&h), Ok(()));
+        let node = BlockHeader {
+            level: 1,
+            numrecs: 505,
+            ..h.clone()
+        };
+        assert_eq!(check(&node), Ok(()));
+        assert_eq!(
+            check(&BlockHeader {
+                level: 2,
+                ..h.clone()
+            }),
+            Err(Problem::BlockLevel { level: 2, max: 2 })
+        );
+        assert_eq!(
+            check(&BlockHeader {
+                numrecs: 253,
+                ..h.clone()
+            }),
+            Err(Problem::Records {
+                numrecs: 253,
+                max: 252
+            })
+        );
+        for (left, right) in [(3, NULLAGBLOCK), (0, NULLAGBLOCK), (NULLAGBLOCK, 65536)] {
+            let bad = BlockHeader {
+                leftsib: left,
+                rightsib: right,
+                ..h.clone()
+            };
+            assert!(
+                matches!(check(&bad), Err(Problem::Sibling { .. })),
+                "{left} {right}"
+            );
+        }
+        assert_eq!(
+            check(&BlockHeader {
+                leftsib: 1,
+                rightsib: 65535,
+                ..h
+            }),
+            Ok(())
+        );
     }
 
     #[test]
