@@ -90,12 +90,14 @@ impl TreeKind {
 /// the records (raw, `recsize` bytes each, in key order) and every block
 /// of the tree. `daddr(agbno)` gives a block's sector address and
 /// `read(agbno)` its bytes.
+#[allow(clippy::too_many_arguments)]
 pub fn read(
     kind: &TreeKind,
     agno: u32,
     root: u32,
     levels: u32,
     blocksize: usize,
+    uuid: &[u8; 16],
     daddr: impl Fn(u32) -> u64,
     mut read: impl FnMut(u32) -> Result<Vec<u8>>,
 ) -> Result<(Vec<Vec<u8>>, Vec<u32>)> {
@@ -114,7 +116,7 @@ pub fn read(
                 return Err(corrupt(format!("block {agbno} is null or appears twice")));
             }
             let b = read(agbno)?;
-            let h = parse_header(&b, kind.structure, agno, kind.magic, daddr(agbno))?;
+            let h = parse_header(&b, kind.structure, agno, kind.magic, uuid, daddr(agbno))?;
             if u32::from(h.level) != level {
                 return Err(corrupt(format!(
                     "block {agbno} has level {} where {level} was expected",
@@ -273,6 +275,7 @@ mod tests {
                 100,
                 levels,
                 1024,
+                &[3; 16],
                 |b| u64::from(b) * 2,
                 |b| Ok(map[&b].clone()),
             )

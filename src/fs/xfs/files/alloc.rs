@@ -268,10 +268,26 @@ impl Ag {
             xfs.read_blocks(agno, agbno, bs, Structure::Bnobt)
         };
         let daddr = |agbno: u32| geo.ag_to_lin(agno, agbno) << (geo.blocklog - 9);
-        let (bno_recs, bno_blocks) =
-            sbtree::read(&BNO, agno, agf.roots[0], agf.levels[0], bs, daddr, read)?;
-        let (cnt_recs, cnt_blocks) =
-            sbtree::read(&CNT, agno, agf.roots[1], agf.levels[1], bs, daddr, read)?;
+        let (bno_recs, bno_blocks) = sbtree::read(
+            &BNO,
+            agno,
+            agf.roots[0],
+            agf.levels[0],
+            bs,
+            &geo.uuid,
+            daddr,
+            read,
+        )?;
+        let (cnt_recs, cnt_blocks) = sbtree::read(
+            &CNT,
+            agno,
+            agf.roots[1],
+            agf.levels[1],
+            bs,
+            &geo.uuid,
+            daddr,
+            read,
+        )?;
         let mut free = FreeSpace::default();
         let mut prev_end = 0u64;
         for r in bno_recs.iter().map(|r| alloc_rec(r)) {
@@ -372,7 +388,7 @@ impl Ag {
         }
         // Inode btrees.
         let (ino_recs, ino_blocks) =
-            sbtree::read(&INO, agno, agi.root, agi.level, bs, daddr, read)?;
+            sbtree::read(&INO, agno, agi.root, agi.level, bs, &geo.uuid, daddr, read)?;
         let mut inos = BTreeMap::new();
         let (mut icount, mut ifree) = (0u32, 0u32);
         let max_agino = u64::from(agf.length) << geo.inopblog;
@@ -404,8 +420,16 @@ impl Ag {
             ));
         }
         let fino_blocks = if geo.finobt {
-            let (frecs, fblocks) =
-                sbtree::read(&FINO, agno, agi.free_root, agi.free_level, bs, daddr, read)?;
+            let (frecs, fblocks) = sbtree::read(
+                &FINO,
+                agno,
+                agi.free_root,
+                agi.free_level,
+                bs,
+                &geo.uuid,
+                daddr,
+                read,
+            )?;
             let got: Vec<InobtRec> = frecs.iter().map(|r| ino_rec(r)).collect();
             let want: Vec<InobtRec> = inos.values().filter(|r| r.freecount > 0).copied().collect();
             if got != want {
