@@ -227,6 +227,13 @@ pub fn read_btree(
             }
             let bad = |detail: String| BmapError::Block { fsb, detail };
             let b = read_block(fsb).map_err(bad)?;
+            if b.len() != geo.blocksize {
+                return Err(bad(format!(
+                    "{} bytes, not a {}-byte block",
+                    b.len(),
+                    geo.blocksize
+                )));
+            }
             check_block(&b, owner, level).map_err(bad)?;
             blocks.push(fsb);
             let numrecs = usize::from(read_u16be(&b, 6));
