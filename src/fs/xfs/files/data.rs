@@ -325,7 +325,7 @@ impl<D: BlockDevice> XfsFiles<D> {
                             None => (agno, Some(agino >> self.geo.inopblog)),
                         };
                         let want = (j - k) as u64;
-                        let (a, s, n) = self.alloc_data(gag, goal, want, &exts)?;
+                        let (a, s, n) = self.alloc_data(ino, gag, goal, want, &exts)?;
                         let fsb = self.geo.ag_to_fsb(a, s);
                         let mut run = Vec::with_capacity(n as usize * bs);
                         for act in &actions[k..k + n as usize] {
@@ -358,12 +358,13 @@ impl<D: BlockDevice> XfsFiles<D> {
     /// without it when space is short (the kernel's low-space retry).
     fn alloc_data(
         &mut self,
+        ino: u64,
         agno: u32,
         goal: Option<u32>,
         want: u64,
         exts: &[Extent],
     ) -> NodeResult<(u32, u32, u32)> {
-        let fork_size = self.geo.lit();
+        let fork_size = self.inode_get(ino)?.di.data_fork_size();
         let shape = self.geo.bmbt.shape(exts.len(), fork_size);
         let minleft = if shape.is_empty() {
             1
@@ -426,7 +427,7 @@ impl<D: BlockDevice> XfsFiles<D> {
                         }
                         None => (agno, Some(agino >> self.geo.inopblog)),
                     };
-                    let (a, s, n) = self.alloc_data(gag, goal, next - cur, &exts)?;
+                    let (a, s, n) = self.alloc_data(ino, gag, goal, next - cur, &exts)?;
                     insert(
                         &mut exts,
                         Extent {

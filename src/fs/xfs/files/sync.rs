@@ -19,6 +19,9 @@ use crate::blockdev::{BlockDevice, WriteBatch, WriteOp};
 use crate::bytes::write_u32be;
 use crate::fs::node::{ErrorKind, NodeError, NodeResult};
 
+/// Clean directories kept in memory after a sync.
+const MAX_CLEAN_DIRS: usize = 1024;
+
 /// Blocks to write: (address, bytes).
 type Blocks<A> = Vec<(A, Vec<u8>)>;
 
@@ -231,11 +234,12 @@ impl<D: BlockDevice> XfsFiles<D> {
             return Err(NodeError::with(ErrorKind::Io, e));
         }
 
-        // Committed: everything is clean.
+        // Committed: everything is clean. Inodes are cheap to read again;
+        // directories are kept (parsing a large one costs) up to a bound.
         self.sb = sb;
-        self.inodes.retain(|_, s| !s.freed);
-        for s in self.inodes.values_mut() {
-            s.dirty = false;
+        self.inodes.clear();
+        if self.dirs.len() > MAX_CLEAN_DIRS {
+            self.dirs.clear();
         }
         for d in self.dirs.values_mut() {
             d.dirty = false;
