@@ -599,6 +599,20 @@ fn kernel_writes(root: &Path, prealloc: u64) {
     std::fs::rename(root.join("a/trunc"), root.join("kdir/trunc")).expect("rename");
     std::fs::create_dir_all(root.join("kdir/x/y/z")).expect("mkdir -p");
     std::os::unix::fs::symlink("../a", root.join("kdir/up")).expect("symlink");
+    let long = "k/".repeat(400);
+    std::os::unix::fs::symlink(&long, root.join("kdir/long-link")).expect("symlink");
+    nix::unistd::mkfifo(
+        &root.join("kdir/fifo"),
+        nix::sys::stat::Mode::from_bits_truncate(0o640),
+    )
+    .expect("mkfifo");
+    // 40 separate extents: the kernel's own bmap btree.
+    let frag = std::fs::File::create(root.join("kdir/frag")).expect("create");
+    for i in 0..40u64 {
+        frag.write_all_at(&pattern(800 + i, 4096), i * 8192)
+            .expect("write");
+        frag.sync_data().expect("fdatasync");
+    }
 }
 
 /// ebsim's second round on what the kernel left.
@@ -710,6 +724,8 @@ fn round_trip(img: &Path, prealloc: u64) {
             "the kernel's tree as ebsim reads it",
             true,
         );
+        let kfrag = lookup_path(&fs, "/kdir/frag");
+        assert_eq!(fs.data_extents(kfrag).expect("extents").len(), 40);
         let ro = XfsFiles::open_read_only(ImageFile::open(img, Access::ReadOnly).expect("open"))
             .expect("open ro");
         assert_eq!(ebsim_statfs(&ro), s2, "read-only statfs after the kernel");
