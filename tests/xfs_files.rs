@@ -615,6 +615,44 @@ fn kernel_writes(root: &Path, prealloc: u64) {
     }
 }
 
+/// A tree made by the kernel alone: nested directories, a directory of
+/// 600 entries, files of several sizes, a 40-extent file, a
+/// preallocation written into, symlinks, a FIFO, a hard link.
+fn kernel_populate(root: &Path) {
+    use std::os::unix::fs::FileExt;
+    std::fs::create_dir_all(root.join("a/b/c")).expect("mkdir");
+    for (i, size) in [0usize, 1, 4096, 100_000, 1 << 20].iter().enumerate() {
+        std::fs::write(root.join(format!("a/b/c/f{i}")), pattern(i as u64, *size)).expect("write");
+    }
+    std::fs::create_dir(root.join("many")).expect("mkdir");
+    for i in 0..600 {
+        std::fs::write(root.join(format!("many/entry-{i:04}")), b"x").expect("create");
+    }
+    let frag = std::fs::File::create(root.join("frag")).expect("create");
+    for i in 0..40u64 {
+        frag.write_all_at(&pattern(800 + i, 4096), i * 8192)
+            .expect("write");
+        frag.sync_data().expect("fdatasync");
+    }
+    let o = run(std::process::Command::new("fallocate")
+        .args(["-l", "50M"])
+        .arg(root.join("pre")));
+    assert!(o.status.success(), "fallocate");
+    let pre = std::fs::OpenOptions::new()
+        .write(true)
+        .open(root.join("pre"))
+        .expect("open");
+    pre.write_all_at(&pattern(9, 12345), 20 * M).expect("write");
+    std::os::unix::fs::symlink("a/b/c/f4", root.join("short")).expect("symlink");
+    std::os::unix::fs::symlink("z/".repeat(400), root.join("long")).expect("symlink");
+    nix::unistd::mkfifo(
+        &root.join("fifo"),
+        nix::sys::stat::Mode::from_bits_truncate(0o600),
+    )
+    .expect("mkfifo");
+    std::fs::hard_link(root.join("a/b/c/f3"), root.join("hard")).expect("link");
+}
+
 /// ebsim's second round on what the kernel left.
 fn ebsim_again(fs: &mut XfsFiles<ImageFile>) {
     let c = ctx();
@@ -682,7 +720,14 @@ fn round_trip(img: &Path, prealloc: u64) {
         fs.sync().expect("sync");
     }
     assert_repair_clean(img);
-    assert_formats(img);
+    let isize = xfs::Xfs::open(ImageFile::open(img, Access::ReadOnly).expect("open"))
+        .expect("xfs")
+        .sb()
+        .inodesize;
+    if isize == 512 {
+        // The thresholds below are those of 512-byte inodes.
+        assert_formats(img);
+    }
     let (m1, s1) = {
         let fs = open(img);
         (ebsim_manifest(&fs), ebsim_statfs(&fs))
@@ -1757,4 +1802,109 @@ fn on_a_partition() {
         common::stderr(&mounted)
     );
     assert_eq!(content.expect("read"), pattern(42, 300_000));
+}
+
+// ---------------------------------------------------------------- variants
+
+/// Makes a 1 GiB XFS with the real mkfs.xfs and `opts`.
+fn real_mkfs(img: &Path, opts: &[&str]) {
+    sparse_file(img, G);
+    let o = run(real("mkfs.xfs").arg("-q").args(opts).arg(img));
+    assert!(
+        o.status.success(),
+        "mkfs.xfs {opts:?}: {}",
+        common::stderr(&o)
+    );
+}
+
+/// Round trips on filesystems made with other options that ebsim writes:
+/// 4 KiB sectors, no reflink/finobt/inobtcount, 64-bit extent counters,
+/// old timestamps, 1 KiB inodes.
+#[test]
+fn round_trip_mkfs_variants() {
+    if !round_trip_tools() {
+        return;
+    }
+    for opts in [
+        &["-s", "size=4096"][..],
+        &["-m", "reflink=0,finobt=0,inobtcount=0"],
+        &["-i", "nrext64=1"],
+        &["-m", "bigtime=0"],
+        &["-i", "size=1024"],
+    ] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let img = dir.path().join("fs.img");
+        real_mkfs(&img, opts);
+        eprintln!("round trip with mkfs.xfs {opts:?}");
+        round_trip(&img, 300 * M);
+    }
+}
+
+/// What ebsim does not write is refused by name; it is still read, and
+/// read right (compared with the kernel's view).
+#[test]
+fn refuses_features_it_does_not_write_but_reads_them() {
+    if !round_trip_tools() {
+        return;
+    }
+    for (opts, feature) in [
+        (&["-m", "rmapbt=1"][..], "rmapbt"),
+        (&["-n", "version=ci"], "ascii-ci"),
+        (&["-n", "size=8192"], "directory blocks of 8192 bytes"),
+    ] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let img = dir.path().join("fs.img");
+        real_mkfs(&img, opts);
+        // This kernel no longer mounts ascii-ci filesystems.
+        let k = if feature == "ascii-ci" {
+            Manifest::new()
+        } else {
+            let _lock = common::mount_lock();
+            let lm = LoopMount::mount(&img, false);
+            kernel_populate(lm.path());
+            kernel_manifest(lm.path())
+        };
+        let err = XfsFiles::open(ImageFile::open(&img, Access::ReadWrite).expect("open"))
+            .err()
+            .unwrap_or_else(|| panic!("{opts:?} opened read-write"));
+        assert_eq!(err.kind(), ErrorKind::Unsupported, "{opts:?}: {err}");
+        assert!(err.to_string().contains(feature), "{opts:?}: {err}");
+        let ro = XfsFiles::open_read_only(ImageFile::open(&img, Access::ReadOnly).expect("open"))
+            .unwrap_or_else(|e| panic!("{opts:?} read-only: {e}"));
+        assert_same(
+            &k,
+            &ebsim_manifest(&ro),
+            &format!("{opts:?} read by ebsim"),
+            true,
+        );
+    }
+}
+
+/// A log the kernel left dirty (a shutdown without unmount) is refused,
+/// read-write and read-only.
+#[test]
+fn refuses_a_dirty_log() {
+    if !round_trip_tools() || !require_tools(&["xfs_io"]) {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let img = dir.path().join("fs.img");
+    ebsim_mkfs(&img, G);
+    {
+        let _lock = common::mount_lock();
+        let lm = LoopMount::mount(&img, false);
+        std::fs::write(lm.path().join("f"), b"data").expect("write");
+        let o = run(real("xfs_io")
+            .args(["-x", "-c", "shutdown -f"])
+            .arg(lm.path()));
+        assert!(o.status.success(), "shutdown: {}", common::stderr(&o));
+    }
+    let err = XfsFiles::open(ImageFile::open(&img, Access::ReadWrite).expect("open"))
+        .err()
+        .expect("a dirty log opened");
+    assert_eq!(err.kind(), ErrorKind::Unsupported, "{err}");
+    assert!(err.to_string().contains("log is dirty"), "{err}");
+    assert!(
+        XfsFiles::open_read_only(ImageFile::open(&img, Access::ReadOnly).expect("open")).is_err()
+    );
 }
