@@ -290,7 +290,8 @@ impl Ag {
         )?;
         let mut free = FreeSpace::default();
         let mut prev_end = 0u64;
-        for r in bno_recs.iter().map(|r| alloc_rec(r)) {
+        let bno: Vec<AllocRec> = bno_recs.iter().map(|r| alloc_rec(r)).collect();
+        for r in &bno {
             let end = u64::from(r.startblock) + u64::from(r.blockcount);
             if r.blockcount == 0
                 || u64::from(r.startblock) < prev_end
@@ -304,28 +305,14 @@ impl Ag {
                     ),
                 ));
             }
-            if u64::from(r.startblock) == prev_end && prev_end != 0 {
-                // Adjacent free extents are never left unmerged.
-                return Err(corrupt(
-                    Structure::Bnobt,
-                    format!(
-                        "record [{}, {}] continues the previous one",
-                        r.startblock, r.blockcount
-                    ),
-                ));
-            }
             prev_end = end;
+            // Adjacent records (the kernel always merges them) merge here.
             free.insert(r.startblock, r.blockcount)
                 .map_err(|d| corrupt(Structure::Bnobt, d))?;
         }
         let mut cnt: Vec<AllocRec> = cnt_recs.iter().map(|r| alloc_rec(r)).collect();
-        let want: Vec<AllocRec> = free
-            .iter_cnt()
-            .map(|(s, l)| AllocRec {
-                startblock: s,
-                blockcount: l,
-            })
-            .collect();
+        let mut want = bno.clone();
+        want.sort_by_key(|r| (r.blockcount, r.startblock));
         cnt.sort_by_key(|r| (r.blockcount, r.startblock));
         if cnt != want {
             return Err(corrupt(
@@ -339,10 +326,11 @@ impl Ag {
                 format!("agf_freeblks {}, counted {}", agf.freeblks, free.total()),
             ));
         }
-        if agf.longest != free.longest() {
+        let longest = bno.iter().map(|r| r.blockcount).max().unwrap_or(0);
+        if agf.longest != longest {
             return Err(corrupt(
                 Structure::Agf,
-                format!("agf_longest {}, counted {}", agf.longest, free.longest()),
+                format!("agf_longest {}, counted {longest}", agf.longest),
             ));
         }
         let btreeblks = bno_blocks.len() + cnt_blocks.len() - 2;
