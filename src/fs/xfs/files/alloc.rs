@@ -197,6 +197,8 @@ pub struct Ag {
     pub free: FreeSpace,
     /// Inode chunk records by `startino`.
     pub inos: BTreeMap<u32, InobtRec>,
+    /// The chunks with a free inode (the finobt's keys).
+    pub with_free: BTreeSet<u32>,
     /// AGFL, tree blocks, counters.
     pub small: AgSmall,
     /// Blocks of the AGFL ring.
@@ -475,12 +477,29 @@ impl Ag {
             agf,
             agi,
             free,
+            with_free: inos
+                .values()
+                .filter(|r| r.freecount > 0)
+                .map(|r| r.startino)
+                .collect(),
             inos,
             small,
             agfl_slots: slots,
             usable,
             resv_ask,
         })
+    }
+
+    /// Brings [`Ag::with_free`] up to date for the record at `startino`.
+    pub fn note_rec(&mut self, startino: u32) {
+        match self.inos.get(&startino) {
+            Some(r) if r.freecount > 0 => {
+                self.with_free.insert(startino);
+            }
+            _ => {
+                self.with_free.remove(&startino);
+            }
+        }
     }
 
     /// `agf_btreeblks`: free-space tree blocks but the roots.
@@ -825,7 +844,7 @@ impl<D: BlockDevice> XfsFiles<D> {
         // Inode trees: blocks from and back to free space.
         let (nino, nfino) = {
             let ag = &self.ags[agno as usize];
-            let nfree = ag.inos.values().filter(|r| r.freecount > 0).count();
+            let nfree = ag.with_free.len();
             (INO.blocks(ag.inos.len(), bs), FINO.blocks(nfree, bs))
         };
         self.resize_ino_tree(agno, false, nino)?;

@@ -23,11 +23,12 @@ impl<D: BlockDevice> XfsFiles<D> {
     /// Replaces (or removes, with `None`) the chunk record at `startino`.
     fn set_ino_rec(&mut self, agno: u32, startino: u32, rec: Option<InobtRec>) {
         self.touch_ag(agno);
-        let recs = &mut self.ags[agno as usize].inos;
+        let ag = &mut self.ags[agno as usize];
         let old = match rec {
-            Some(r) => recs.insert(startino, r),
-            None => recs.remove(&startino),
+            Some(r) => ag.inos.insert(startino, r),
+            None => ag.inos.remove(&startino),
         };
+        ag.note_rec(startino);
         self.log(Undo::InoRec {
             agno,
             startino,
@@ -134,11 +135,14 @@ impl<D: BlockDevice> XfsFiles<D> {
     fn take_free_inode(&mut self, agno: u32, near: u32) -> NodeResult<u64> {
         let rec = {
             let ag = &self.ags[agno as usize];
-            ag.inos
-                .values()
-                .filter(|r| r.free & alloc_mask(r.holemask) != 0)
-                .min_by_key(|r| r.startino.abs_diff(near & !63))
-                .copied()
+            let key = near & !63;
+            let below = ag.with_free.range(..=key).next_back();
+            let above = ag.with_free.range(key..).next();
+            let pick = match (below, above) {
+                (Some(&b), Some(&a)) => Some(if key - b <= a - key { b } else { a }),
+                (b, a) => b.or(a).copied(),
+            };
+            pick.and_then(|s| ag.inos.get(&s)).copied()
         };
         let Some(mut rec) = rec else {
             return Err(corrupt_inode(

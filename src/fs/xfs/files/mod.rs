@@ -507,15 +507,16 @@ impl<D: BlockDevice> XfsFiles<D> {
                 startino,
                 old,
             } => {
-                let recs = &mut self.ags[agno as usize].inos;
+                let ag = &mut self.ags[agno as usize];
                 match old {
                     Some(r) => {
-                        recs.insert(startino, r);
+                        ag.inos.insert(startino, r);
                     }
                     None => {
-                        recs.remove(&startino);
+                        ag.inos.remove(&startino);
                     }
                 }
+                ag.note_rec(startino);
             }
             Undo::Inode(ino, old) => match old {
                 Some(s) => {
