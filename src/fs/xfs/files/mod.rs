@@ -725,3 +725,42 @@ impl<D: BlockDevice> FileSystem for XfsFiles<D> {
         self.sync_now()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn files_can_move_between_threads() {
+        fn send<T: Send>() {}
+        send::<XfsFiles<crate::blockdev::MemDevice>>();
+    }
+
+    #[test]
+    fn names() {
+        assert!(check_name(b"ok").is_ok());
+        for bad in [&b""[..], b".", b"..", b"a/b", b"a\0b"] {
+            assert_eq!(
+                check_name(bad).map_err(|e| e.kind()),
+                Err(ErrorKind::InvalidArgument)
+            );
+        }
+        assert_eq!(
+            check_name(&[b'x'; 256]).map_err(|e| e.kind()),
+            Err(ErrorKind::NameTooLong)
+        );
+    }
+
+    #[test]
+    fn kernel_limits_of_a_1g_filesystem() {
+        let sb = crate::fs::xfs::superblock::tests::sample();
+        let g = Geo::new(&sb);
+        assert_eq!(g.bm_maxlevels, 5);
+        assert_eq!(g.inobt_maxlevels, 2);
+        assert_eq!(g.alloc_maxlevels, 2);
+        assert_eq!(g.ialloc_blks, 8);
+        assert_eq!(g.lit(), 336);
+        assert_eq!(g.ino_byte(131), (16 << 12) + 3 * 512);
+        assert_eq!(g.fsb_to_daddr(g.ag_to_fsb(2, 6)), (2 * 65536 + 6) * 8);
+    }
+}
