@@ -1908,3 +1908,124 @@ fn refuses_a_dirty_log() {
         XfsFiles::open_read_only(ImageFile::open(&img, Access::ReadOnly).expect("open")).is_err()
     );
 }
+
+/// The checks the kernel makes, as error kinds; none of them changes
+/// anything.
+#[test]
+fn errors_as_the_kernel_gives_them() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let img = dir.path().join("fs.img");
+    ebsim_mkfs(&img, 300 * M);
+    let mut fs = open(&img);
+    let c = ctx();
+    let root = fs.root();
+    let d = fs.mkdir(c, root, b"d", 0o755).expect("mkdir").ino;
+    let sub = fs.mkdir(c, d, b"sub", 0o755).expect("mkdir").ino;
+    let f = create(&mut fs, c, d, "f", b"hello");
+    let before = (fs.statfs().expect("statfs"), ebsim_manifest(&fs));
+    let kind = |r: Result<(), ebsim::fs::node::NodeError>| r.expect_err("must fail").kind();
+    let unit = |r: Result<ebsim::fs::node::Attr, ebsim::fs::node::NodeError>| r.map(|_| ());
+    assert_eq!(
+        kind(unit(fs.link(c, d, root, b"dirlink"))),
+        ErrorKind::NotPermitted
+    );
+    assert_eq!(kind(unit(fs.mkdir(c, d, b"f", 0o755))), ErrorKind::Exists);
+    assert_eq!(kind(unit(fs.lookup(d, b"missing"))), ErrorKind::NotFound);
+    assert_eq!(
+        kind(unit(fs.mkdir(c, f, b"x", 0o755))),
+        ErrorKind::NotADirectory
+    );
+    assert_eq!(kind(fs.unlink(c, root, b"d")), ErrorKind::IsADirectory);
+    assert_eq!(kind(fs.rmdir(c, d, b"f")), ErrorKind::NotADirectory);
+    assert_eq!(kind(fs.rmdir(c, root, b"d")), ErrorKind::DirectoryNotEmpty);
+    assert_eq!(
+        kind(unit(fs.mkdir(c, d, &[b'n'; 256], 0o755))),
+        ErrorKind::NameTooLong
+    );
+    assert_eq!(
+        kind(unit(fs.mkdir(c, d, b"a/b", 0o755))),
+        ErrorKind::InvalidArgument
+    );
+    assert_eq!(
+        kind(unit(fs.mknod(c, d, b"dd", FileType::Directory, 0o755, 0))),
+        ErrorKind::InvalidArgument
+    );
+    assert_eq!(
+        kind(fs.write(c, d, 0, b"x").map(|_| ())),
+        ErrorKind::IsADirectory
+    );
+    assert_eq!(
+        kind(fs.read(d, 0, &mut [0; 4]).map(|_| ())),
+        ErrorKind::IsADirectory
+    );
+    assert_eq!(
+        kind(unit(fs.setattr(
+            c,
+            d,
+            SetAttr {
+                size: Some(0),
+                ..Default::default()
+            }
+        ))),
+        ErrorKind::IsADirectory
+    );
+    assert_eq!(kind(fs.readlink(f).map(|_| ())), ErrorKind::InvalidArgument);
+    assert_eq!(
+        kind(unit(fs.symlink(c, d, b"toolong", &[b'x'; 1025]))),
+        ErrorKind::NameTooLong
+    );
+    // A directory into itself or below itself.
+    assert_eq!(
+        kind(fs.rename(c, root, b"d", sub, b"d", RenameFlags::default())),
+        ErrorKind::InvalidArgument
+    );
+    assert_eq!(
+        kind(fs.rename(c, root, b"d", d, b"f", RenameFlags::default())),
+        ErrorKind::InvalidArgument
+    );
+    // Types must match when replacing.
+    create(&mut fs, c, root, "file", b"");
+    assert_eq!(
+        kind(fs.rename(c, root, b"file", d, b"sub", RenameFlags::default())),
+        ErrorKind::IsADirectory
+    );
+    assert_eq!(
+        kind(fs.rename(c, d, b"sub", root, b"file", RenameFlags::default())),
+        ErrorKind::NotADirectory
+    );
+    assert_eq!(
+        kind(fs.rename(
+            c,
+            root,
+            b"missing",
+            root,
+            b"x",
+            RenameFlags {
+                noreplace: false,
+                exchange: true
+            }
+        )),
+        ErrorKind::NotFound
+    );
+    assert_eq!(
+        kind(fs.fallocate(c, f, 0, 0, FallocateMode::Allocate { keep_size: false })),
+        ErrorKind::InvalidArgument
+    );
+    fs.unlink(c, root, b"file").expect("unlink");
+    assert_eq!((fs.statfs().expect("statfs"), ebsim_manifest(&fs)), before);
+    assert_eq!(fs.read(f, 100, &mut [0; 4]).expect("read past EOF"), 0);
+    // A rename onto a hard link of itself changes nothing.
+    fs.link(c, f, d, b"f2").expect("link");
+    fs.rename(c, d, b"f", d, b"f2", RenameFlags::default())
+        .expect("same inode");
+    assert_eq!(fs.getattr(f).expect("getattr").nlink, 2);
+    // Read-only: every change is refused.
+    drop(fs);
+    let mut ro = XfsFiles::open_read_only(ImageFile::open(&img, Access::ReadOnly).expect("open"))
+        .expect("open ro");
+    let root = ro.root();
+    assert_eq!(
+        kind(unit(ro.mkdir(c, root, b"x", 0o755))),
+        ErrorKind::ReadOnly
+    );
+}

@@ -281,8 +281,7 @@ impl<D: BlockDevice> XfsFiles<D> {
             (st.kind()?, st.di.nlink)
         };
         if kind == FileType::Directory {
-            // link(2) on a directory is EPERM; the nearest kind here.
-            return Err(err(ErrorKind::IsADirectory));
+            return Err(err(ErrorKind::NotPermitted));
         }
         if nlink >= MAXLINK {
             return Err(err(ErrorKind::TooManyLinks));
