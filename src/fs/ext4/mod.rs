@@ -23,6 +23,7 @@ pub mod dir;
 pub mod error;
 pub mod extent;
 pub mod features;
+pub mod files;
 pub mod fs;
 pub mod geometry;
 pub mod group_desc;
