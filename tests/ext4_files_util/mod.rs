@@ -24,6 +24,8 @@ pub struct Item {
     pub uid: u32,
     pub gid: u32,
     pub nlink: u64,
+    /// st_blocks.
+    pub blocks: u64,
     /// SHA-256 of a file's contents, a symlink's target, or "".
     pub content: String,
     /// Modification time (seconds).
@@ -48,6 +50,10 @@ pub fn hex(d: impl AsRef<[u8]>) -> String {
     d.as_ref().iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// Files up to this size are hashed whole; larger ones by their
+/// non-zero 4 KiB chunks within their data ranges (see [`sparse_digest`]).
+pub const WHOLE_HASH_LIMIT: u64 = 64 << 20;
+
 /// SHA-256 of a file read through `fs` (1 MiB at a time).
 pub fn fs_hash(fs: &dyn FileSystem, ino: Ino, size: u64) -> String {
     let mut h = Sha256::new();
@@ -62,10 +68,55 @@ pub fn fs_hash(fs: &dyn FileSystem, ino: Ino, size: u64) -> String {
     hex(h.finalize())
 }
 
+/// A digest of a large file that costs only its data: its size, and each
+/// non-zero 4 KiB-aligned chunk inside `ranges` with its offset. Equal
+/// for equal contents whatever the ranges' boundaries.
+pub fn sparse_digest(
+    size: u64,
+    ranges: &[std::ops::Range<u64>],
+    read: &mut dyn FnMut(u64, &mut [u8]),
+) -> String {
+    let mut h = Sha256::new();
+    h.update(size.to_le_bytes());
+    let mut buf = vec![0u8; 4096];
+    for r in ranges {
+        let mut off = r.start / 4096 * 4096;
+        while off < r.end.min(size) {
+            let n = (size - off).min(4096) as usize;
+            read(off, &mut buf[..n]);
+            if buf[..n].iter().any(|&b| b != 0) {
+                h.update(off.to_le_bytes());
+                h.update(&buf[..n]);
+            }
+            off += 4096;
+        }
+    }
+    format!("sparse:{}", hex(h.finalize()))
+}
+
+/// The content digest of a file through ebsim.
+pub fn fs_content(
+    fs: &dyn FileSystem,
+    ranges: &dyn Fn(Ino) -> Vec<std::ops::Range<u64>>,
+    ino: Ino,
+    size: u64,
+) -> String {
+    if size <= WHOLE_HASH_LIMIT {
+        return fs_hash(fs, ino, size);
+    }
+    let r = ranges(ino);
+    sparse_digest(size, &r, &mut |off, buf| {
+        let n = fs.read(ino, off, buf).expect("read");
+        assert_eq!(n, buf.len());
+    })
+}
+
 /// The manifest of everything under the root, through ebsim (skipping
-/// `lost+found`). Files larger than `hash_limit` are hashed too, but
-/// sparse regions cost reading zeros: keep it large only when needed.
-pub fn fs_manifest(fs: &dyn FileSystem) -> Manifest {
+/// `lost+found`); `ranges` gives a file's data ranges (for large files).
+pub fn fs_manifest(
+    fs: &dyn FileSystem,
+    ranges: &dyn Fn(Ino) -> Vec<std::ops::Range<u64>>,
+) -> Manifest {
     let mut out = Manifest::new();
     let mut stack = vec![(String::new(), fs.root())];
     while let Some((path, dir)) = stack.pop() {
@@ -78,7 +129,7 @@ pub fn fs_manifest(fs: &dyn FileSystem) -> Manifest {
             let a: Attr = fs.getattr(e.ino).expect("getattr");
             assert_eq!(a.kind, e.kind, "{p}: entry type and inode type differ");
             let content = match a.kind {
-                FileType::Regular => fs_hash(fs, e.ino, a.size),
+                FileType::Regular => fs_content(fs, ranges, e.ino, a.size),
                 FileType::Symlink => {
                     String::from_utf8(fs.readlink(e.ino).expect("readlink")).expect("utf8 target")
                 }
@@ -100,6 +151,7 @@ pub fn fs_manifest(fs: &dyn FileSystem) -> Manifest {
                     uid: a.uid,
                     gid: a.gid,
                     nlink: u64::from(a.nlink),
+                    blocks: a.blocks,
                     content,
                     mtime: a.mtime.sec,
                 },
@@ -130,18 +182,7 @@ pub fn host_manifest(root: &Path) -> Manifest {
                 stack.push(r.clone());
                 ("dir", String::new())
             } else if ft.is_file() {
-                use std::io::Read;
-                let mut h = Sha256::new();
-                let mut f = std::fs::File::open(e.path()).expect("open");
-                let mut buf = vec![0u8; 1 << 20];
-                loop {
-                    let n = f.read(&mut buf).expect("read");
-                    if n == 0 {
-                        break;
-                    }
-                    h.update(&buf[..n]);
-                }
-                ("file", hex(h.finalize()))
+                ("file", host_content(&e.path(), m.len()))
             } else if ft.is_fifo() {
                 ("fifo", String::new())
             } else if ft.is_char_device() {
@@ -164,6 +205,7 @@ pub fn host_manifest(root: &Path) -> Manifest {
                     uid: m.uid(),
                     gid: m.gid(),
                     nlink: m.nlink(),
+                    blocks: m.blocks(),
                     content,
                     mtime: m.mtime(),
                 },
@@ -171,6 +213,40 @@ pub fn host_manifest(root: &Path) -> Manifest {
         }
     }
     out
+}
+
+/// The content digest of a host file (as [`fs_content`]).
+pub fn host_content(path: &Path, size: u64) -> String {
+    use std::io::Read;
+    use std::os::unix::fs::FileExt;
+    let mut f = std::fs::File::open(path).expect("open");
+    if size <= WHOLE_HASH_LIMIT {
+        let mut h = Sha256::new();
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            let n = f.read(&mut buf).expect("read");
+            if n == 0 {
+                break;
+            }
+            h.update(&buf[..n]);
+        }
+        return hex(h.finalize());
+    }
+    use nix::unistd::{Whence, lseek};
+    let mut ranges = Vec::new();
+    let mut pos: i64 = 0;
+    let end = size as i64;
+    while pos < end {
+        let Ok(d) = lseek(&f, pos, Whence::SeekData) else {
+            break;
+        };
+        let h = lseek(&f, d, Whence::SeekHole).unwrap_or(end);
+        ranges.push(d as u64..h as u64);
+        pos = h;
+    }
+    sparse_digest(size, &ranges, &mut |off, buf| {
+        f.read_exact_at(buf, off).expect("read");
+    })
 }
 
 /// Asserts two manifests are equal, listing the differences.
@@ -332,4 +408,239 @@ pub fn resolve(fs: &dyn FileSystem, path: &str) -> Ino {
             .ino;
     }
     ino
+}
+
+/// What [`write_tree`] makes, beyond its fixed parts.
+#[derive(Debug, Clone, Copy)]
+pub struct TreeSpec {
+    /// Bytes of the preallocated file `/prealloc` (`fallocate -l`).
+    pub prealloc: u64,
+    /// Entries in `/many`.
+    pub many: usize,
+}
+
+pub fn mkfile(fs: &mut dyn FileSystem, dir: Ino, name: &str, data: &[u8]) -> Ino {
+    let ctx = root_ctx();
+    let a = fs
+        .mknod(ctx, dir, name.as_bytes(), FileType::Regular, 0o644, 0)
+        .unwrap_or_else(|e| panic!("create {name}: {e}"));
+    let mut off = 0;
+    while off < data.len() {
+        let n = fs
+            .write(ctx, a.ino, off as u64, &data[off..])
+            .unwrap_or_else(|e| panic!("write {name}: {e}"));
+        assert!(n > 0);
+        off += n;
+    }
+    a.ino
+}
+
+/// Writes the test tree through the trait: nested directories, a
+/// directory of `spec.many` entries, files of 0 B, 1 B, 4 KiB, 1 MiB and
+/// odd sizes, a sparse file (with an all-zero write that must stay a
+/// hole), a preallocation, a KEEP_SIZE preallocation, a punched file, a
+/// truncated file, fast, slow and dangling symlinks, hard links, renames
+/// (plain, over a file, a directory across parents, NOREPLACE refused,
+/// EXCHANGE), removals, chmod/chown/utimes, a FIFO and a device node.
+pub fn write_tree(fs: &mut dyn FileSystem, spec: TreeSpec) {
+    use ebsim::fs::node::{ErrorKind, FallocateMode, RenameFlags, SetAttr};
+    let ctx = root_ctx();
+    let r = fs.root();
+    let d1 = fs.mkdir(ctx, r, b"d1", 0o755).expect("mkdir d1").ino;
+    let d2 = fs.mkdir(ctx, d1, b"d2", 0o750).expect("mkdir d2").ino;
+    let d3 = fs.mkdir(ctx, d2, b"d3", 0o700).expect("mkdir d3").ino;
+    mkfile(fs, r, "empty", b"");
+    mkfile(fs, r, "one", b"1");
+    mkfile(fs, d1, "page", &bytes(1, 4096));
+    let mib = mkfile(fs, r, "mib", &bytes(2, 1 << 20));
+    mkfile(fs, d3, "odd", &bytes(3, 123_457));
+    // A sparse file: data at 0 and past 10 MiB, zeros written over a
+    // hole (must stay a hole), size 100 MiB.
+    let sp = mkfile(fs, r, "sparse", &bytes(4, 4096));
+    fs.write(ctx, sp, (10 << 20) + 123, &bytes(5, 65536))
+        .expect("write");
+    let before = fs.getattr(sp).expect("stat").blocks;
+    fs.write(ctx, sp, 50 << 20, &vec![0u8; 8192])
+        .expect("write zeros");
+    assert_eq!(
+        fs.getattr(sp).expect("stat").blocks,
+        before,
+        "zeros over a hole allocated blocks"
+    );
+    fs.setattr(
+        ctx,
+        sp,
+        SetAttr {
+            size: Some(100 << 20),
+            ..SetAttr::default()
+        },
+    )
+    .expect("extend");
+    // Many entries in one directory, some removed again.
+    let many = fs.mkdir(ctx, r, b"many", 0o755).expect("mkdir many").ino;
+    for i in 0..spec.many {
+        let data = if i % 3 == 0 {
+            Vec::new()
+        } else {
+            bytes(i as u64, i % 5000)
+        };
+        mkfile(fs, many, &format!("entry-{i:05}-with-a-longer-name"), &data);
+    }
+    for i in (0..spec.many).step_by(7) {
+        fs.unlink(
+            ctx,
+            many,
+            format!("entry-{i:05}-with-a-longer-name").as_bytes(),
+        )
+        .expect("unlink");
+    }
+    // Symlinks.
+    fs.symlink(ctx, r, b"fast", b"d1/d2").expect("symlink");
+    let long = format!("d1/{}/../../mib", "x".repeat(200));
+    fs.symlink(ctx, d1, b"slow", long.as_bytes())
+        .expect("symlink");
+    fs.symlink(ctx, r, b"dangling", b"/nonexistent/target")
+        .expect("symlink");
+    // Hard links.
+    fs.link(ctx, mib, d1, b"mib-link").expect("link");
+    fs.link(ctx, mib, d2, b"mib-link2").expect("link");
+    fs.unlink(ctx, d2, b"mib-link2").expect("unlink link");
+    // Renames.
+    mkfile(fs, r, "tmp1", b"renamed file\n");
+    fs.rename(ctx, r, b"tmp1", d2, b"renamed", RenameFlags::default())
+        .expect("rename");
+    mkfile(fs, r, "victim", b"victim\n");
+    mkfile(fs, r, "over", b"over\n");
+    fs.rename(ctx, r, b"over", r, b"victim", RenameFlags::default())
+        .expect("rename over");
+    let e = fs
+        .rename(
+            ctx,
+            r,
+            b"one",
+            r,
+            b"victim",
+            RenameFlags {
+                noreplace: true,
+                exchange: false,
+            },
+        )
+        .expect_err("noreplace");
+    assert_eq!(e.kind(), ErrorKind::Exists);
+    fs.rename(ctx, d2, b"d3", r, b"d3moved", RenameFlags::default())
+        .expect("rename dir across parents");
+    mkfile(fs, r, "swap-a", b"a\n");
+    mkfile(fs, d1, "swap-b", b"bb\n");
+    fs.rename(
+        ctx,
+        r,
+        b"swap-a",
+        d1,
+        b"swap-b",
+        RenameFlags {
+            noreplace: false,
+            exchange: true,
+        },
+    )
+    .expect("exchange");
+    let sub = fs
+        .mkdir(ctx, d1, b"subdir-to-swap", 0o755)
+        .expect("mkdir")
+        .ino;
+    mkfile(fs, sub, "inside", b"inside\n");
+    mkfile(fs, d2, "file-to-swap", b"file\n");
+    fs.rename(
+        ctx,
+        d1,
+        b"subdir-to-swap",
+        d2,
+        b"file-to-swap",
+        RenameFlags {
+            noreplace: false,
+            exchange: true,
+        },
+    )
+    .expect("exchange dir and file across parents");
+    // Removals.
+    let gone = fs.mkdir(ctx, r, b"gone", 0o755).expect("mkdir").ino;
+    mkfile(fs, gone, "f", b"x");
+    assert_eq!(
+        fs.rmdir(ctx, r, b"gone").expect_err("not empty").kind(),
+        ErrorKind::DirectoryNotEmpty
+    );
+    fs.unlink(ctx, gone, b"f").expect("unlink");
+    fs.rmdir(ctx, r, b"gone").expect("rmdir");
+    // chmod, chown, utimes.
+    let page = fs.lookup(d1, b"page").expect("lookup").ino;
+    fs.setattr(
+        ctx,
+        page,
+        SetAttr {
+            perm: Some(0o4751),
+            uid: Some(1000),
+            gid: Some(100),
+            atime: Some(Timespec {
+                sec: 1_000_000_000,
+                nsec: 0,
+            }),
+            mtime: Some(Timespec {
+                sec: 1_234_567_890,
+                nsec: 987_654_321,
+            }),
+            size: None,
+        },
+    )
+    .expect("setattr");
+    // Preallocations, a punched file, a truncated file.
+    let pre = mkfile(fs, r, "prealloc", b"");
+    fs.fallocate(
+        ctx,
+        pre,
+        0,
+        spec.prealloc,
+        FallocateMode::Allocate { keep_size: false },
+    )
+    .expect("fallocate");
+    let keep = mkfile(fs, r, "keep", b"");
+    fs.fallocate(
+        ctx,
+        keep,
+        0,
+        1 << 20,
+        FallocateMode::Allocate { keep_size: true },
+    )
+    .expect("fallocate keep");
+    let pun = mkfile(fs, r, "punched", &bytes(6, 1 << 20));
+    fs.fallocate(
+        ctx,
+        pun,
+        200 * 1024 + 5,
+        100 * 1024,
+        FallocateMode::PunchHole,
+    )
+    .expect("punch");
+    let tr = mkfile(fs, r, "trunc", &bytes(7, 300 * 1024));
+    fs.setattr(
+        ctx,
+        tr,
+        SetAttr {
+            size: Some(100 * 1024 + 5),
+            ..SetAttr::default()
+        },
+    )
+    .expect("truncate");
+    // Special files.
+    fs.mknod(ctx, r, b"fifo", FileType::Fifo, 0o644, 0)
+        .expect("mkfifo");
+    fs.mknod(ctx, r, b"null", FileType::CharDevice, 0o666, (1 << 8) | 3)
+        .expect("mknod");
+    // Files owned by a user.
+    let u = user_ctx(1000);
+    let home = fs.mkdir(ctx, r, b"home", 0o755).expect("mkdir").ino;
+    let a = fs.mkdir(u, home, b"user", 0o700).expect("mkdir as user");
+    let f = fs
+        .mknod(u, a.ino, b"notes.txt", FileType::Regular, 0o600, 0)
+        .expect("create as user");
+    fs.write(u, f.ino, 0, b"user data\n")
+        .expect("write as user");
 }

@@ -315,6 +315,33 @@ impl<D: BlockDevice> Ext4Files<D> {
             || self.dirs.borrow().values().any(|d| d.is_dirty())
     }
 
+    /// The byte ranges of a file that hold data, as `SEEK_DATA` /
+    /// `SEEK_HOLE` on ext4 see them (unwritten extents count as holes),
+    /// clipped to the file's size, in order and merged.
+    pub fn data_ranges(&self, ino: Ino) -> NodeResult<Vec<std::ops::Range<u64>>> {
+        let i =
+            u32::try_from(ino).map_err(|_| NodeError::new(crate::fs::node::ErrorKind::NotFound))?;
+        let n = self.node(i, true)?;
+        let size = n.inode.size();
+        let bs = self.geo.bs;
+        let mut out: Vec<std::ops::Range<u64>> = Vec::new();
+        for r in n.map.iter().flat_map(|m| m.runs()) {
+            if r.unwritten {
+                continue;
+            }
+            let s = (r.lblk * bs).min(size);
+            let e = (r.end() * bs).min(size);
+            if s >= e {
+                continue;
+            }
+            match out.last_mut() {
+                Some(l) if l.end == s => l.end = e,
+                _ => out.push(s..e),
+            }
+        }
+        Ok(out)
+    }
+
     /// The journal must be clean: its superblock's `s_start` is 0.
     fn check_journal(&self) -> Result<(), FileError> {
         let sb = &self.sb;

@@ -1077,10 +1077,7 @@ impl<D: BlockDevice> Ext4Files<D> {
                 .set_links(l.clamp(2, i32::from(u16::MAX)) as u16);
         };
         let mut released = Ok(());
-        if flags.exchange {
-            let Some(d) = dst.clone() else {
-                return Err(internal(nd, "exchange without a target"));
-            };
+        if let (true, Some(d)) = (flags.exchange, dst.clone()) {
             edits[oi].dir.repoint(oldname, d.ino, d.ft);
             edits[ni].dir.repoint(newname, src.ino, src.ft);
             if od != nd {
@@ -1098,7 +1095,7 @@ impl<D: BlockDevice> Ext4Files<D> {
                 }
             }
             for i in [src.ino, d.ino] {
-                self.touch_ctime(i, now)?;
+                self.touch_ctime(&mut edits, i, now)?;
             }
         } else {
             edits[oi].dir.remove(oldname);
@@ -1126,7 +1123,7 @@ impl<D: BlockDevice> Ext4Files<D> {
                 link_delta(&mut edits[ni], 1);
             }
             if released.is_ok() {
-                released = self.touch_ctime(src.ino, now);
+                released = self.touch_ctime(&mut edits, src.ino, now);
             }
         }
         if let Err(x) = released {
@@ -1153,7 +1150,13 @@ impl<D: BlockDevice> Ext4Files<D> {
         Ok(())
     }
 
-    fn touch_ctime(&mut self, ino: u32, now: Timespec) -> NodeResult<()> {
+    /// Stamps ctime on `ino` (taken out in `edits`, or in the cache).
+    fn touch_ctime(&mut self, edits: &mut [DirEdit], ino: u32, now: Timespec) -> NodeResult<()> {
+        if let Some(e) = edits.iter_mut().find(|e| e.ino == ino) {
+            e.node.inode.set_time(Stamp::Ctime, now);
+            e.node.dirty = true;
+            return Ok(());
+        }
         if let Some(n) = self.nodes.get_mut().get_mut(&ino) {
             let n = std::sync::Arc::make_mut(n);
             n.inode.set_time(Stamp::Ctime, now);
