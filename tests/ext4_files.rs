@@ -222,3 +222,84 @@ fn round_trip_64m_ebsim_mkfs() {
         },
     );
 }
+
+const GIB: u64 = 1 << 30;
+
+#[test]
+fn round_trip_1g_ebsim_mkfs() {
+    if !require_tools(&["e2fsck", "mkfs.ext4"]) || !common::require_mount() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let img = dir.path().join("r.img");
+    ext4_util::sparse_file(&img, GIB);
+    ext4_util::ebsim_mkfs(&img, &[]);
+    round_trip(
+        &img,
+        TreeSpec {
+            prealloc: 300 << 20,
+            many: 3000,
+        },
+    );
+}
+
+#[test]
+fn round_trip_1g_real_mke2fs() {
+    if !require_tools(&["e2fsck", "mkfs.ext4"]) || !common::require_mount() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let img = dir.path().join("r.img");
+    ext4_util::sparse_file(&img, GIB);
+    ext4_util::real_mkfs(&img, &[]);
+    round_trip(
+        &img,
+        TreeSpec {
+            prealloc: 300 << 20,
+            many: 3000,
+        },
+    );
+}
+
+/// 1 GiB grown to 8 GiB by ebsim's resize2fs: new groups with
+/// BLOCK_UNINIT/INODE_UNINIT and no zeroed inode tables; the
+/// preallocation runs through them.
+#[test]
+fn round_trip_grown_1g_to_8g() {
+    if !require_tools(&["e2fsck", "mkfs.ext4"]) || !common::require_mount() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let img = dir.path().join("r.img");
+    ext4_util::sparse_file(&img, GIB);
+    ext4_util::ebsim_mkfs(&img, &[]);
+    let o = ext4_util::resize2fs_to(true, &img, "8G");
+    assert!(o.status.success(), "resize2fs: {}", common::stderr(&o));
+    round_trip(
+        &img,
+        TreeSpec {
+            prealloc: 6 * GIB,
+            many: 3000,
+        },
+    );
+}
+
+/// 200 GiB with a 150 GiB preallocation (a depth-1 tree of about 1300
+/// unwritten extents).
+#[test]
+fn round_trip_200g_with_150g_fallocate() {
+    if !require_tools(&["e2fsck", "mkfs.ext4"]) || !common::require_mount() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let img = dir.path().join("r.img");
+    ext4_util::sparse_file(&img, 200 * GIB);
+    ext4_util::ebsim_mkfs(&img, &[]);
+    round_trip(
+        &img,
+        TreeSpec {
+            prealloc: 150 * GIB,
+            many: 3000,
+        },
+    );
+}

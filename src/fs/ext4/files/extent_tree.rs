@@ -13,8 +13,14 @@
 //! allows depth 5 at most.
 //!
 //! Trees are never edited in place: the writer rebuilds a changed file's
-//! tree from its complete extent list, leaves packed full (as the kernel
-//! packs them when appending), reusing the file's tree blocks.
+//! tree from its complete extent list, reusing the file's tree blocks.
+//! Each level has as few nodes as its entries need, with the entries
+//! spread evenly over them. (Packing every node full, as the kernel does
+//! when it appends, would make the kernel split a full leaf at its first
+//! write into a preallocated range; with a full root that adds a level
+//! whose leaves e2fsck then reports as "could be narrower". Even nodes
+//! keep some room in each, and e2fsck's narrowness test, unused slots of
+//! a level fewer than one node's worth, holds either way.)
 
 use super::error::FileError;
 use super::map::{FileMap, Run};
@@ -270,6 +276,22 @@ pub fn read_tree(
     })
 }
 
+/// `v` cut into as few pieces of at most `per` as possible, their sizes
+/// differing by at most one.
+fn even_chunks<T>(v: &[T], per: usize) -> Vec<&[T]> {
+    let per = per.max(1);
+    let k = v.len().div_ceil(per).max(1);
+    let (base, extra) = (v.len() / k, v.len() % k);
+    let mut out = Vec::with_capacity(k);
+    let mut at = 0;
+    for i in 0..k {
+        let n = base + usize::from(i < extra);
+        out.push(&v[at..at + n]);
+        at += n;
+    }
+    out
+}
+
 /// A built tree: the inode's new `i_block` and every tree block's bytes.
 #[derive(Debug, Clone)]
 pub struct Built {
@@ -314,7 +336,7 @@ pub fn build(extents: &[Extent], tree_blocks: &[u64], bs: u64, seed: Option<u32>
     };
     // Leaves.
     let mut index: Vec<(u32, u64)> = Vec::new();
-    for chunk in extents.chunks(per) {
+    for chunk in even_chunks(extents, per) {
         let at = free.next()?;
         let mut b = vec![0u8; bs as usize];
         write_header(&mut b, chunk.len() as u16, per as u16, 0);
@@ -328,7 +350,7 @@ pub fn build(extents: &[Extent], tree_blocks: &[u64], bs: u64, seed: Option<u32>
     let mut depth: u16 = 1;
     while index.len() > ROOT_ENTRIES {
         let mut up = Vec::new();
-        for chunk in index.chunks(per) {
+        for chunk in even_chunks(&index, per) {
             let at = free.next()?;
             let mut b = vec![0u8; bs as usize];
             write_header(&mut b, chunk.len() as u16, per as u16, depth);
@@ -399,6 +421,12 @@ mod tests {
             round_trip(n, 1024);
         }
         assert_eq!(tree_blocks_for(1296, 4096), 4);
+        let v: Vec<u32> = (0..1233).collect();
+        let c = even_chunks(&v, 340);
+        assert_eq!(
+            c.iter().map(|c| c.len()).collect::<Vec<_>>(),
+            vec![309, 308, 308, 308]
+        );
         assert_eq!(tree_blocks_for(1361, 4096), 5 + 1);
     }
 
