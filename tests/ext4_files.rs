@@ -303,3 +303,204 @@ fn round_trip_200g_with_150g_fallocate() {
         },
     );
 }
+
+// ------------------------------------------------------------------------
+// Full disks
+
+/// Largest `lo..hi` value for which `ok` holds (ok(lo) true, ok(hi) false).
+fn bsearch(mut lo: u64, mut hi: u64, mut ok: impl FnMut(u64) -> bool) -> u64 {
+    while hi - lo > 1 {
+        let mid = lo + (hi - lo) / 2;
+        if ok(mid) {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    lo
+}
+
+/// A shell command as root or (`uid` ≠ 0) as that user via setpriv;
+/// returns whether it succeeded and its stderr.
+fn as_user(uid: u32, script: &str) -> (bool, String) {
+    let mut c = std::process::Command::new("setpriv");
+    if uid != 0 {
+        c.args([
+            format!("--reuid={uid}"),
+            format!("--regid={uid}"),
+            "--clear-groups".into(),
+        ]);
+    }
+    let o = common::run(c.args(["sh", "-c", script]));
+    (o.status.success(), common::stderr(&o))
+}
+
+/// The largest `fallocate -l` (in blocks) that succeeds, by the kernel on
+/// a mount of `img` and by ebsim on `img` itself, for `uid`.
+fn largest_fallocate(img: &Path, uid: u32) -> (u64, u64) {
+    let bs = 4096u64;
+    let total = {
+        let fs = open(img);
+        fs.statfs().expect("statfs").bfree
+    };
+    let kernel = {
+        let m = RwMount::new(img);
+        let d = m.path().join("u");
+        std::fs::create_dir(&d).expect("mkdir");
+        common::sh(&format!("chown {uid}:{uid} {}", d.display()));
+        let f = d.join("f");
+        let n = bsearch(0, total + 1, |n| {
+            let (ok, _) = as_user(uid, &format!("fallocate -l {} {}", n * bs, f.display()));
+            common::sh(&format!("rm -f {} && sync", f.display()));
+            ok
+        });
+        std::fs::remove_dir(&d).expect("rmdir");
+        m.umount();
+        n
+    };
+    let ours = bsearch(0, total + 1, |n| {
+        let mut fs = open(img);
+        let ctx = if uid == 0 { root_ctx() } else { user_ctx(uid) };
+        // The same directory as on the kernel's side (it takes a block).
+        let r = fs.root();
+        let u = fs.mkdir(root_ctx(), r, b"u", 0o755).expect("mkdir").ino;
+        let a = fs
+            .mknod(ctx, u, b"f", FileType::Regular, 0o644, 0)
+            .expect("create");
+        let before = fs.statfs().expect("statfs");
+        match fs.fallocate(
+            ctx,
+            a.ino,
+            0,
+            n * bs,
+            FallocateMode::Allocate { keep_size: false },
+        ) {
+            Ok(()) => true,
+            Err(e) => {
+                assert_eq!(e.kind(), ebsim::fs::node::ErrorKind::NoSpace, "{e}");
+                assert_eq!(
+                    fs.statfs().expect("statfs"),
+                    before,
+                    "a failed fallocate changed statfs"
+                );
+                false
+            }
+        }
+    });
+    (kernel, ours)
+}
+
+/// Bytes written by writes of random data until "No space left on
+/// device": by the kernel with 1 MiB writes (dd), by the kernel going on
+/// with 4 KiB writes, and by ebsim with 1 MiB writes (short at the end,
+/// as a write(2) that can place only part of its data), for `uid`.
+fn write_fill(img: &Path, uid: u32) -> (u64, u64, u64) {
+    let kernel = {
+        let m = RwMount::new(img);
+        let d = m.path().join("u");
+        std::fs::create_dir(&d).expect("mkdir");
+        common::sh(&format!("chown {uid}:{uid} {}", d.display()));
+        let f = d.join("fill");
+        let (ok, err) = as_user(
+            uid,
+            &format!(
+                "dd if=/dev/urandom of={} bs=1M iflag=fullblock status=none; rc=$?; sync; exit $rc",
+                f.display()
+            ),
+        );
+        assert!(!ok && err.contains("No space left on device"), "dd: {err}");
+        let n1 = std::fs::metadata(&f).expect("stat").len();
+        // The kernel refuses a whole 1 MiB write near the end (no short
+        // write): what is left, 4 KiB writes still fill.
+        let (ok, err) = as_user(
+            uid,
+            &format!(
+                "dd if=/dev/urandom of={} bs=4k oflag=append conv=notrunc status=none; rc=$?; sync; exit $rc",
+                f.display()
+            ),
+        );
+        assert!(!ok && err.contains("No space left on device"), "dd: {err}");
+        let n = std::fs::metadata(&f).expect("stat").len();
+        eprintln!(
+            "uid {uid}: the kernel's 1 MiB writes stopped at {n1} bytes, 4 KiB writes went on to {n}"
+        );
+        std::fs::remove_file(&f).expect("rm");
+        std::fs::remove_dir(&d).expect("rmdir");
+        m.umount();
+        (n1, n)
+    };
+    let mut fs = open(img);
+    let ctx = if uid == 0 { root_ctx() } else { user_ctx(uid) };
+    let r = fs.root();
+    let u = fs.mkdir(root_ctx(), r, b"u", 0o755).expect("mkdir").ino;
+    let a = fs
+        .mknod(ctx, u, b"fill", FileType::Regular, 0o644, 0)
+        .expect("create");
+    let chunk = bytes(77, 1 << 20);
+    let mut off = 0u64;
+    loop {
+        match fs.write(ctx, a.ino, off, &chunk) {
+            Ok(n) => off += n as u64,
+            Err(e) => {
+                assert_eq!(e.kind(), ebsim::fs::node::ErrorKind::NoSpace, "{e}");
+                break;
+            }
+        }
+    }
+    fs.sync().expect("sync");
+    drop(fs);
+    assert_e2fsck_silent(img);
+    (kernel.0, kernel.1, off)
+}
+
+/// Fills a 1 GiB filesystem as root and as uid 1000, with fallocate and
+/// with writes, and compares with the kernel on the same image.
+#[test]
+fn full_disk_like_the_kernel() {
+    if !require_tools(&["e2fsck", "mkfs.ext4", "setpriv", "fallocate", "dd"])
+        || !common::require_mount()
+    {
+        return;
+    }
+    let _lock = common::mount_lock();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let base = dir.path().join("base.img");
+    ext4_util::sparse_file(&base, GIB);
+    ext4_util::ebsim_mkfs(&base, &[]);
+    // Some files first, so that the free space is not one run.
+    {
+        let mut fs = open(&base);
+        let r = fs.root();
+        for i in 0..40 {
+            mkfile(
+                &mut fs,
+                r,
+                &format!("f{i}"),
+                &bytes(i, (i as usize + 1) * 300_000),
+            );
+        }
+        for i in (0..40).step_by(3) {
+            fs.unlink(root_ctx(), r, format!("f{i}").as_bytes())
+                .expect("unlink");
+        }
+        fs.sync().expect("sync");
+    }
+    for uid in [0u32, 1000] {
+        let img = dir.path().join(format!("fa-{uid}.img"));
+        common::sparse_copy(&base, &img);
+        let (k, o) = largest_fallocate(&img, uid);
+        eprintln!("largest fallocate as uid {uid}: kernel {k} blocks, ebsim {o} blocks");
+        assert!(k.abs_diff(o) <= 1, "uid {uid}: kernel {k}, ebsim {o}");
+        let img = dir.path().join(format!("wr-{uid}.img"));
+        common::sparse_copy(&base, &img);
+        let (k1, k, o) = write_fill(&img, uid);
+        eprintln!(
+            "write fill as uid {uid}: kernel {k1} bytes with 1 MiB writes, {k} going on with 4 KiB ones; ebsim {o} bytes"
+        );
+        assert!(
+            k1.abs_diff(o) <= 1 << 20,
+            "uid {uid}: kernel {k1}, ebsim {o}"
+        );
+        assert!(k.abs_diff(o) <= 4096, "uid {uid}: kernel {k}, ebsim {o}");
+    }
+}
