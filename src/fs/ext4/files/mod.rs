@@ -580,10 +580,13 @@ impl<D: BlockDevice> Ext4Files<D> {
         let Some(map) = node.map.as_ref() else {
             return Err(bad(0, "directory has no block map".into()));
         };
-        if map.end() > nblocks {
+        if map.end() != nblocks {
             return Err(bad(
-                map.end() - 1,
-                format!("block mapped past the directory's size ({size} bytes)"),
+                map.end().min(nblocks),
+                format!(
+                    "the directory's size ({size} bytes) and its mapped blocks ({}) disagree",
+                    map.end()
+                ),
             ));
         }
         let mut blocks = Vec::with_capacity(nblocks as usize);
