@@ -252,6 +252,12 @@ pub fn run(args: Vec<OsString>) -> i32 {
             return 1;
         }
     };
+    if let Some(mib) = std::env::var("EBSIM_DEBUG_FS_SYNC_MIB")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        fs.set_sync_threshold(mib << 20);
+    }
     let now = ebsim::fs::ext4::e2fsprogs_now();
     let ctx = Ctx {
         cred: Cred { uid, gid: uid },

@@ -55,6 +55,7 @@ pub mod extent_tree;
 pub mod inode;
 pub mod map;
 mod ops;
+pub mod staged;
 
 pub use error::FileError;
 
@@ -216,11 +217,11 @@ pub struct Ext4Files<D: BlockDevice> {
     groups: Groups,
     nodes: RefCell<HashMap<u32, Arc<Node>>>,
     dirs: RefCell<HashMap<u32, Arc<Dir>>>,
-    /// Staged file data, whole blocks by physical block number.
-    data: BTreeMap<u64, Vec<u8>>,
+    /// Staged file data.
+    data: staged::Staged,
     /// Staged metadata blocks (extended attribute blocks).
     meta: BTreeMap<u64, Vec<u8>>,
-    /// Bytes staged (data and an estimate for metadata).
+    /// An estimate of the metadata bytes staged (file data: `data`).
     staged: u64,
     sync_threshold: u64,
     /// statfs's `f_blocks` (blocks minus overhead: fixed).
@@ -253,6 +254,7 @@ impl<D: BlockDevice> Ext4Files<D> {
         let dev = fs.into_device();
         let geo = Geo::new(&sb);
         let raw = sb.to_bytes();
+        let bs = geo.bs as usize;
         let resv = if sb.has_incompat(incompat::EXTENTS) {
             (sb.s_blocks_count / 50).min(4096)
         } else {
@@ -264,7 +266,7 @@ impl<D: BlockDevice> Ext4Files<D> {
             groups: Groups::new(descs),
             nodes: RefCell::new(HashMap::new()),
             dirs: RefCell::new(HashMap::new()),
-            data: BTreeMap::new(),
+            data: staged::Staged::new(bs),
             meta: BTreeMap::new(),
             staged: 0,
             sync_threshold: DEFAULT_SYNC_THRESHOLD,
@@ -650,8 +652,10 @@ impl<D: BlockDevice> Ext4Files<D> {
     fn commit_staged(&mut self) -> Result<(), FileError> {
         let bs = self.geo.bs;
         let mut batch = WriteBatch::new();
-        // 1. File data, contiguous blocks in one write.
-        push_blocks(&mut batch, bs, std::mem::take(&mut self.data));
+        // 1. File data, each staged run in one write.
+        for (b, bytes) in self.data.take() {
+            batch.write(b * bs, bytes);
+        }
         // 2. Extent tree blocks of changed files.
         let mut trees = BTreeMap::new();
         let seed = self.geo.seed;
@@ -745,6 +749,11 @@ impl<D: BlockDevice> Ext4Files<D> {
         self.dev
             .commit(&batch)
             .map_err(|e| FileError::io("sync", e))?;
+        for op in batch.ops {
+            if let WriteOp::Data { bytes, .. } = op {
+                self.data.recycle(bytes, self.sync_threshold);
+            }
+        }
         self.groups.clean();
         self.nodes.get_mut().clear();
         self.dirs.get_mut().clear();
@@ -754,7 +763,7 @@ impl<D: BlockDevice> Ext4Files<D> {
 
     /// Syncs when the staged data passed the threshold.
     fn maybe_sync(&mut self) -> NodeResult<()> {
-        if self.staged >= self.sync_threshold {
+        if self.staged + self.data.bytes() >= self.sync_threshold {
             self.sync_now()?;
         }
         Ok(())

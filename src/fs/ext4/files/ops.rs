@@ -247,14 +247,7 @@ impl<D: BlockDevice> Ext4Files<D> {
     fn free_runs(&mut self, runs: &[(u64, u64)]) -> NodeResult<()> {
         for &(start, len) in runs {
             self.groups.free(&self.dev, &self.geo, start, len)?;
-            let keys: Vec<u64> = self
-                .data
-                .range(start..start + len)
-                .map(|(&k, _)| k)
-                .collect();
-            for k in keys {
-                self.data.remove(&k);
-            }
+            self.data.remove(start, start + len);
             let keys: Vec<u64> = self
                 .meta
                 .range(start..start + len)
@@ -379,7 +372,7 @@ impl<D: BlockDevice> Ext4Files<D> {
                 .read_at(phys, dst)
                 .map_err(|x| FileError::io(format!("inode {i} data"), x))?;
             // Staged blocks over it.
-            for (&pb, data) in self.data.range(r.pblk..r.pblk + r.len) {
+            for (pb, data) in self.data.blocks_in(r.pblk, r.pblk + r.len) {
                 let lb = r.lblk + (pb - r.pblk);
                 let bs_ = (lb * bs).max(s);
                 let be = ((lb + 1) * bs).min(e);
@@ -426,8 +419,8 @@ impl<D: BlockDevice> Ext4Files<D> {
                 ino: i,
                 why: "slow symlink without a block".into(),
             })?;
-        let b = match self.data.get(&r.pblk) {
-            Some(b) => b.clone(),
+        let b = match self.data.get(r.pblk) {
+            Some(b) => b.to_vec(),
             None => self.read_block(r.pblk)?,
         };
         Ok(b[..size as usize].to_vec())
@@ -649,8 +642,7 @@ impl<D: BlockDevice> Ext4Files<D> {
         if let (Some(t), Some(pb)) = (target, first_block) {
             let mut b = vec![0u8; bs as usize];
             b[..t.len()].copy_from_slice(t);
-            self.data.insert(pb, b);
-            self.staged += bs;
+            self.data.put(pb, &b);
         }
         self.dir_add(
             &mut pe,
@@ -1173,8 +1165,8 @@ impl<D: BlockDevice> Ext4Files<D> {
     /// The current contents of a mapped, written block (staged or on
     /// disk).
     fn block_contents(&self, pblk: u64) -> NodeResult<Vec<u8>> {
-        match self.data.get(&pblk) {
-            Some(b) => Ok(b.clone()),
+        match self.data.get(pblk) {
+            Some(b) => Ok(b.to_vec()),
             None => Ok(self.read_block(pblk)?),
         }
     }
@@ -1317,10 +1309,7 @@ impl<D: BlockDevice> Ext4Files<D> {
                 continue;
             }
             let pblk = r.pblk + (lblk - r.lblk);
-            let b = block_of(lblk).to_vec();
-            if self.data.insert(pblk, b).is_none() {
-                self.staged += bs;
-            }
+            self.data.put(pblk, block_of(lblk));
         }
         let changed = newmap != map || tree != node.tree;
         node.map = Some(newmap);
@@ -1491,9 +1480,7 @@ impl<D: BlockDevice> Ext4Files<D> {
         self.groups.commit();
         let mut node = node;
         for (pblk, b) in zeroed {
-            if self.data.insert(pblk, b).is_none() {
-                self.staged += bs;
-            }
+            self.data.put(pblk, &b);
         }
         if !freed.is_empty() || tree != node.tree {
             node.tree_dirty = true;
@@ -1598,9 +1585,7 @@ impl<D: BlockDevice> Ext4Files<D> {
         self.groups.commit();
         let mut node = node;
         if let Some((pblk, b)) = zeroed {
-            if self.data.insert(pblk, b).is_none() {
-                self.staged += bs;
-            }
+            self.data.put(pblk, &b);
         }
         if !freed.is_empty() || tree != node.tree {
             node.tree_dirty = true;
