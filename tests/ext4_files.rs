@@ -170,6 +170,21 @@ fn kernel_writes(root: &Path, spec: TreeSpec) {
     std::os::unix::fs::symlink("../mib", root.join("kernel/link")).expect("symlink");
     std::fs::rename(root.join("d1/page"), root.join("kernel/page")).expect("rename");
     std::fs::remove_file(root.join("d3moved/odd")).expect("rm");
+    // Extended attributes too big for the inode: an xattr block, shared by
+    // the three files (the kernel shares identical blocks).
+    let x = root.join("xattr");
+    std::fs::create_dir(&x).expect("mkdir");
+    for n in ["a", "b", "c"] {
+        std::fs::write(x.join(n), n).expect("write");
+    }
+    common::sh(&format!(
+        "/usr/bin/python3 -c \"import os\nfor n in 'abc': os.setxattr('{}/' + n, 'user.big', b'v' * 300)\"",
+        x.display()
+    ));
+    common::sh(&format!(
+        "mknod {} c 300 70000",
+        root.join("kernel/dev").display()
+    ));
 }
 
 /// ebsim again: into the kernel's htree directory (un-indexed), removals
@@ -203,11 +218,15 @@ fn ebsim_writes_again(fs: &mut Ext4Files<ImageFile>) {
         .expect("write into unwritten");
     let r = fs.root();
     mkfile(fs, r, "after-kernel", &bytes(12, 77_777));
+    // Drop two of the three references to the shared xattr block.
+    let x = resolve(fs, "/xattr");
+    fs.unlink(ctx, x, b"a").expect("unlink");
+    fs.unlink(ctx, x, b"b").expect("unlink");
 }
 
 #[test]
 fn round_trip_64m_ebsim_mkfs() {
-    if !require_tools(&["e2fsck", "mkfs.ext4"]) || !common::require_mount() {
+    if !require_tools(&["e2fsck", "mkfs.ext4", "python3", "mknod"]) || !common::require_mount() {
         return;
     }
     let dir = tempfile::tempdir().expect("tempdir");
@@ -227,7 +246,7 @@ const GIB: u64 = 1 << 30;
 
 #[test]
 fn round_trip_1g_ebsim_mkfs() {
-    if !require_tools(&["e2fsck", "mkfs.ext4"]) || !common::require_mount() {
+    if !require_tools(&["e2fsck", "mkfs.ext4", "python3", "mknod"]) || !common::require_mount() {
         return;
     }
     let dir = tempfile::tempdir().expect("tempdir");
@@ -245,7 +264,7 @@ fn round_trip_1g_ebsim_mkfs() {
 
 #[test]
 fn round_trip_1g_real_mke2fs() {
-    if !require_tools(&["e2fsck", "mkfs.ext4"]) || !common::require_mount() {
+    if !require_tools(&["e2fsck", "mkfs.ext4", "python3", "mknod"]) || !common::require_mount() {
         return;
     }
     let dir = tempfile::tempdir().expect("tempdir");
@@ -266,7 +285,7 @@ fn round_trip_1g_real_mke2fs() {
 /// preallocation runs through them.
 #[test]
 fn round_trip_grown_1g_to_8g() {
-    if !require_tools(&["e2fsck", "mkfs.ext4"]) || !common::require_mount() {
+    if !require_tools(&["e2fsck", "mkfs.ext4", "python3", "mknod"]) || !common::require_mount() {
         return;
     }
     let dir = tempfile::tempdir().expect("tempdir");
@@ -288,7 +307,7 @@ fn round_trip_grown_1g_to_8g() {
 /// unwritten extents).
 #[test]
 fn round_trip_200g_with_150g_fallocate() {
-    if !require_tools(&["e2fsck", "mkfs.ext4"]) || !common::require_mount() {
+    if !require_tools(&["e2fsck", "mkfs.ext4", "python3", "mknod"]) || !common::require_mount() {
         return;
     }
     let dir = tempfile::tempdir().expect("tempdir");

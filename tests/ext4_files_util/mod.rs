@@ -26,6 +26,8 @@ pub struct Item {
     pub nlink: u64,
     /// st_blocks.
     pub blocks: u64,
+    /// st_rdev (device files).
+    pub rdev: u64,
     /// SHA-256 of a file's contents, a symlink's target, or "".
     pub content: String,
     /// Modification time (seconds).
@@ -152,6 +154,7 @@ pub fn fs_manifest(
                     gid: a.gid,
                     nlink: u64::from(a.nlink),
                     blocks: a.blocks,
+                    rdev: u64::from(a.rdev),
                     content,
                     mtime: a.mtime.sec,
                 },
@@ -206,6 +209,7 @@ pub fn host_manifest(root: &Path) -> Manifest {
                     gid: m.gid(),
                     nlink: m.nlink(),
                     blocks: m.blocks(),
+                    rdev: m.rdev(),
                     content,
                     mtime: m.mtime(),
                 },
@@ -633,6 +637,10 @@ pub fn write_tree(fs: &mut dyn FileSystem, spec: TreeSpec) {
     fs.mknod(ctx, r, b"fifo", FileType::Fifo, 0o644, 0)
         .expect("mkfifo");
     fs.mknod(ctx, r, b"null", FileType::CharDevice, 0o666, (1 << 8) | 3)
+        .expect("mknod");
+    // Major 300, minor 70000: the kernel's "new" encoding.
+    let big = (300 << 8) | (70000 & 0xFF) | ((70000 & 0xF_FF00) << 12);
+    fs.mknod(ctx, r, b"bigdev", FileType::BlockDevice, 0o600, big)
         .expect("mknod");
     // Files owned by a user.
     let u = user_ctx(1000);
