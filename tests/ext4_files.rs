@@ -687,3 +687,273 @@ fn fallocate_150g_keeps_the_image_sparse() {
     assert!(grown <= kernel, "ebsim {grown}, kernel {kernel}");
     assert_e2fsck_silent(&img);
 }
+
+// ------------------------------------------------------------------------
+// Error semantics
+
+/// One operation, by path, for both sides of the errno differential.
+#[derive(Debug, Clone)]
+enum Op {
+    Mkdir(&'static str),
+    Create(&'static str),
+    Rmdir(&'static str),
+    Unlink(&'static str),
+    Rename(&'static str, &'static str, RenameFlags),
+    Link(&'static str, &'static str),
+    Symlink(String, &'static str),
+    Truncate(&'static str, u64),
+    WriteAt(&'static str, u64),
+    Fallocate(&'static str, u64, u64),
+}
+
+/// The errno the kernel gives for `op` under `root` (0 for success).
+fn kernel_op(root: &Path, op: &Op) -> i32 {
+    use nix::fcntl::{FallocateFlags, RenameFlags as KFlags, fallocate, renameat2};
+    use std::os::unix::fs::FileExt;
+    let p = |s: &str| root.join(s.trim_start_matches('/'));
+    let errno = |r: std::io::Result<()>| r.err().and_then(|e| e.raw_os_error()).unwrap_or(0);
+    match op {
+        Op::Mkdir(a) => errno(std::fs::create_dir(p(a))),
+        Op::Create(a) => errno(
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(p(a))
+                .map(drop),
+        ),
+        Op::Rmdir(a) => errno(std::fs::remove_dir(p(a))),
+        Op::Unlink(a) => errno(std::fs::remove_file(p(a))),
+        Op::Rename(a, b, f) => {
+            let mut k = KFlags::empty();
+            if f.noreplace {
+                k |= KFlags::RENAME_NOREPLACE;
+            }
+            if f.exchange {
+                k |= KFlags::RENAME_EXCHANGE;
+            }
+            match renameat2(nix::fcntl::AT_FDCWD, &p(a), nix::fcntl::AT_FDCWD, &p(b), k) {
+                Ok(()) => 0,
+                Err(e) => e as i32,
+            }
+        }
+        Op::Link(a, b) => errno(std::fs::hard_link(p(a), p(b))),
+        Op::Symlink(t, b) => errno(std::os::unix::fs::symlink(t, p(b))),
+        Op::Truncate(a, n) => errno(
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open(p(a))
+                .and_then(|f| f.set_len(*n)),
+        ),
+        Op::WriteAt(a, off) => errno(
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open(p(a))
+                .and_then(|f| f.write_at(b"x", *off).map(drop)),
+        ),
+        Op::Fallocate(a, off, len) => match std::fs::OpenOptions::new().write(true).open(p(a)) {
+            Err(e) => e.raw_os_error().unwrap_or(0),
+            Ok(f) => match fallocate(&f, FallocateFlags::empty(), *off as i64, *len as i64) {
+                Ok(()) => 0,
+                Err(e) => e as i32,
+            },
+        },
+    }
+}
+
+fn split(path: &str) -> (&str, &str) {
+    match path.rfind('/') {
+        Some(i) => (&path[..i], &path[i + 1..]),
+        None => ("", path),
+    }
+}
+
+/// Walks to `path` (ENOENT/ENOTDIR as the kernel's path walk gives them).
+fn walk_to(fs: &Ext4Files<ImageFile>, path: &str) -> Result<u64, i32> {
+    let mut ino = fs.root();
+    for part in path.split('/').filter(|p| !p.is_empty()) {
+        let a = fs.getattr(ino).map_err(|e| e.errno())?;
+        if a.kind != FileType::Directory {
+            return Err(nix::errno::Errno::ENOTDIR as i32);
+        }
+        ino = fs.lookup(ino, part.as_bytes()).map_err(|e| e.errno())?.ino;
+    }
+    Ok(ino)
+}
+
+/// The errno ebsim gives for `op` (0 for success).
+fn ebsim_op(fs: &mut Ext4Files<ImageFile>, op: &Op) -> i32 {
+    let ctx = root_ctx();
+    let r = (|| -> Result<(), i32> {
+        let e = |x: ebsim::fs::node::NodeError| x.errno();
+        match op {
+            Op::Mkdir(a) => {
+                let (d, n) = split(a);
+                let d = walk_to(fs, d)?;
+                fs.mkdir(ctx, d, n.as_bytes(), 0o755).map_err(e)?;
+            }
+            Op::Create(a) => {
+                let (d, n) = split(a);
+                let d = walk_to(fs, d)?;
+                fs.mknod(ctx, d, n.as_bytes(), FileType::Regular, 0o644, 0)
+                    .map_err(e)?;
+            }
+            Op::Rmdir(a) => {
+                let (d, n) = split(a);
+                let d = walk_to(fs, d)?;
+                fs.rmdir(ctx, d, n.as_bytes()).map_err(e)?;
+            }
+            Op::Unlink(a) => {
+                let (d, n) = split(a);
+                let d = walk_to(fs, d)?;
+                fs.unlink(ctx, d, n.as_bytes()).map_err(e)?;
+            }
+            Op::Rename(a, b, f) => {
+                let (da, na) = split(a);
+                let (db, nb) = split(b);
+                let da = walk_to(fs, da)?;
+                let db = walk_to(fs, db)?;
+                fs.rename(ctx, da, na.as_bytes(), db, nb.as_bytes(), *f)
+                    .map_err(e)?;
+            }
+            Op::Link(a, b) => {
+                let i = walk_to(fs, a)?;
+                let (db, nb) = split(b);
+                let db = walk_to(fs, db)?;
+                fs.link(ctx, i, db, nb.as_bytes()).map_err(e)?;
+            }
+            Op::Symlink(t, b) => {
+                let (db, nb) = split(b);
+                let db = walk_to(fs, db)?;
+                fs.symlink(ctx, db, nb.as_bytes(), t.as_bytes())
+                    .map_err(e)?;
+            }
+            Op::Truncate(a, n) => {
+                let i = walk_to(fs, a)?;
+                fs.setattr(
+                    ctx,
+                    i,
+                    SetAttr {
+                        size: Some(*n),
+                        ..SetAttr::default()
+                    },
+                )
+                .map_err(e)?;
+            }
+            Op::WriteAt(a, off) => {
+                let i = walk_to(fs, a)?;
+                fs.write(ctx, i, *off, b"x").map_err(e)?;
+            }
+            Op::Fallocate(a, off, len) => {
+                let i = walk_to(fs, a)?;
+                fs.fallocate(
+                    ctx,
+                    i,
+                    *off,
+                    *len,
+                    FallocateMode::Allocate { keep_size: false },
+                )
+                .map_err(e)?;
+            }
+        }
+        Ok(())
+    })();
+    r.err().unwrap_or(0)
+}
+
+/// The same operations on a kernel mount and through ebsim, from the same
+/// image: the same errno for each (and e2fsck silent after ebsim's).
+#[test]
+fn errors_like_the_kernel() {
+    if !require_tools(&["e2fsck", "mkfs.ext4"]) || !common::require_mount() {
+        return;
+    }
+    let _lock = common::mount_lock();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let img = dir.path().join("e.img");
+    ext4_util::sparse_file(&img, 256 << 20);
+    ext4_util::ebsim_mkfs(&img, &[]);
+    let kimg = dir.path().join("k.img");
+    common::sparse_copy(&img, &kimg);
+    let noreplace = RenameFlags {
+        noreplace: true,
+        exchange: false,
+    };
+    let exchange = RenameFlags {
+        noreplace: false,
+        exchange: true,
+    };
+    let plain = RenameFlags::default();
+    let long_name: &'static str = Box::leak("n".repeat(256).into_boxed_str());
+    let long_path: &'static str = Box::leak(format!("/{long_name}").into_boxed_str());
+    let ops = vec![
+        Op::Mkdir("/a"),
+        Op::Mkdir("/a"),
+        Op::Create("/a/f"),
+        Op::Create("/a/f"),
+        Op::Mkdir("/a/f/x"),
+        Op::Create("/nodir/x"),
+        Op::Rmdir("/a"),
+        Op::Unlink("/a"),
+        Op::Rmdir("/a/f"),
+        Op::Unlink("/a/missing"),
+        Op::Mkdir("/a/sub"),
+        Op::Rename("/a", "/a/sub/inside", plain),
+        Op::Rename("/a/f", "/nodir/f", plain),
+        Op::Mkdir("/c"),
+        Op::Create("/c/x"),
+        Op::Rename("/a", "/c", plain),
+        Op::Rename("/a/f", "/c", plain),
+        Op::Rename("/c", "/a/f", plain),
+        Op::Rename("/a/f", "/c/x", noreplace),
+        Op::Rename("/a/f", "/nothere", exchange),
+        Op::Rename("/a/f", "/c/x", exchange),
+        Op::Rename("/a/sub", "/c/x", exchange),
+        Op::Rename("/a/f", "/a/f", plain),
+        Op::Link("/a", "/a2"),
+        Op::Link("/a/f", "/c/x"),
+        Op::Link("/a/f", "/a/f2"),
+        Op::Symlink("t".repeat(4096), "/toolong"),
+        Op::Symlink("t".repeat(4095), "/longest"),
+        Op::Symlink(String::new(), "/empty"),
+        Op::Create(long_path),
+        Op::Truncate("/a", 0),
+        Op::WriteAt("/a", 0),
+        Op::Fallocate("/a/f", 0, 0),
+        Op::WriteAt("/a/f", 16 << 40),
+        Op::Fallocate("/a/f", 16 << 40, 4096),
+        Op::Truncate("/a/f", 17 << 40),
+        Op::Truncate("/a/f", 12345),
+        Op::Fallocate("/a/f", 0, 1 << 40),
+        Op::Rmdir("/c"),
+        Op::Unlink("/c/x"),
+        Op::Rmdir("/c"),
+        Op::Rmdir("/a/sub"),
+    ];
+    let kernel: Vec<i32> = {
+        let m = RwMount::new(&kimg);
+        let v = ops.iter().map(|o| kernel_op(m.path(), o)).collect();
+        m.umount();
+        v
+    };
+    let mut fs = open(&img);
+    let ours: Vec<i32> = ops.iter().map(|o| ebsim_op(&mut fs, o)).collect();
+    fs.sync().expect("sync");
+    drop(fs);
+    let name = |e: i32| {
+        if e == 0 {
+            "ok".to_string()
+        } else {
+            format!("{:?}", nix::errno::Errno::from_raw(e))
+        }
+    };
+    let bad: Vec<String> = ops
+        .iter()
+        .zip(kernel.iter().zip(&ours))
+        .filter(|(_, (k, o))| k != o)
+        .map(|(op, (k, o))| format!("{op:?}: kernel {}, ebsim {}", name(*k), name(*o)))
+        .collect();
+    assert!(bad.is_empty(), "errno differences:\n{}", bad.join("\n"));
+    assert!(ours.iter().filter(|&&e| e != 0).count() > 20);
+    assert_e2fsck_silent(&img);
+    assert_e2fsck_silent(&kimg);
+}

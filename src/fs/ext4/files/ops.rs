@@ -747,8 +747,7 @@ impl<D: BlockDevice> Ext4Files<D> {
         let dino = ino32(newdir)?;
         let n = self.node(i, false)?;
         match n.inode.kind() {
-            // link(2) on a directory is EPERM; the closest kind here.
-            Some(FileType::Directory) => return Err(err(ErrorKind::IsADirectory)),
+            Some(FileType::Directory) => return Err(err(ErrorKind::NotPermitted)),
             None => return Err(err(ErrorKind::InvalidArgument)),
             _ => {}
         }
