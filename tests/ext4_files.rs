@@ -957,3 +957,86 @@ fn errors_like_the_kernel() {
     assert_e2fsck_silent(&img);
     assert_e2fsck_silent(&kimg);
 }
+
+// ------------------------------------------------------------------------
+// Refusals
+
+/// What ebsim refuses to open for writing, with the feature or state named
+/// in the error, and the image left as it was.
+#[test]
+fn refuses_what_it_cannot_write_safely() {
+    if !require_tools(&["mkfs.ext4", "debugfs"]) || !common::require_mount() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let check = |img: &Path, want: &str| {
+        let before = common::file_hash(img);
+        let dev = ImageFile::open(img, Access::ReadWrite).expect("open image");
+        let e = Ext4Files::open(dev).expect_err("must refuse");
+        assert_eq!(e.kind(), ebsim::fs::node::ErrorKind::Unsupported, "{e}");
+        assert!(e.to_string().contains(want), "{e} (expected it to name {want})");
+        assert_eq!(common::file_hash(img), before, "refusing changed the image");
+    };
+    // Features.
+    for (feature, name) in [
+        ("inline_data", "inline_data"),
+        ("quota", "quota"),
+        ("orphan_file", "orphan_file"),
+        ("project", "project"),
+        ("encrypt", "encrypt"),
+    ] {
+        let img = dir.path().join(format!("{feature}.img"));
+        ext4_util::sparse_file(&img, 64 << 20);
+        ext4_util::real_mkfs(&img, &["-O", feature]);
+        check(&img, name);
+    }
+    // States set with debugfs.
+    for (cmd, want) in [
+        ("feature needs_recovery", "needs journal recovery"),
+        ("ssv state 0", "not cleanly unmounted"),
+        ("ssv state 3", "errors recorded"),
+        ("ssv last_orphan 12", "orphan inodes"),
+    ] {
+        let img = dir.path().join("state.img");
+        std::fs::remove_file(&img).ok();
+        ext4_util::sparse_file(&img, 64 << 20);
+        ext4_util::ebsim_mkfs(&img, &[]);
+        common::sh(&format!("debugfs -w -R '{cmd}' {} 2>/dev/null", img.display()));
+        check(&img, want);
+    }
+    // A journal with transactions in it (s_start ≠ 0 in its superblock).
+    let img = dir.path().join("journal.img");
+    ext4_util::sparse_file(&img, 64 << 20);
+    ext4_util::ebsim_mkfs(&img, &[]);
+    let o = common::sh(&format!("debugfs -R 'bmap <8> 0' {} 2>/dev/null", img.display()));
+    let jblock: u64 = common::stdout(&o).trim().parse().expect("journal block");
+    {
+        let mut dev = ImageFile::open(&img, Access::ReadWrite).expect("open");
+        let mut b = ebsim::blockdev::WriteBatch::new();
+        // 1 KiB blocks at 64 MiB; s_start is big-endian at 0x1C.
+        b.write(jblock * 1024 + 0x1C, 1u32.to_be_bytes().to_vec());
+        ebsim::blockdev::BlockDevice::commit(&mut dev, &b).expect("poke");
+    }
+    check(&img, "journal is not empty");
+    // The copy of a filesystem still mounted: needs recovery.
+    let img = dir.path().join("mounted.img");
+    ext4_util::sparse_file(&img, 64 << 20);
+    ext4_util::ebsim_mkfs(&img, &[]);
+    let copy = dir.path().join("copy.img");
+    {
+        let _lock = common::mount_lock();
+        let m = RwMount::new(&img);
+        std::fs::write(m.path().join("f"), b"data").expect("write");
+        common::sh("sync");
+        common::sparse_copy(&img, &copy);
+        m.umount();
+    }
+    check(&copy, "needs journal recovery");
+    // The cleanly unmounted original opens.
+    let dev = ImageFile::open(&img, Access::ReadWrite).expect("open");
+    let fs = Ext4Files::open(dev).expect("clean after umount");
+    assert_eq!(
+        fs.read(resolve(&fs, "/f"), 0, &mut [0u8; 16]).expect("read"),
+        4
+    );
+}
