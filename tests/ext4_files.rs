@@ -974,7 +974,10 @@ fn refuses_what_it_cannot_write_safely() {
         let dev = ImageFile::open(img, Access::ReadWrite).expect("open image");
         let e = Ext4Files::open(dev).expect_err("must refuse");
         assert_eq!(e.kind(), ebsim::fs::node::ErrorKind::Unsupported, "{e}");
-        assert!(e.to_string().contains(want), "{e} (expected it to name {want})");
+        assert!(
+            e.to_string().contains(want),
+            "{e} (expected it to name {want})"
+        );
         assert_eq!(common::file_hash(img), before, "refusing changed the image");
     };
     // Features.
@@ -1001,14 +1004,20 @@ fn refuses_what_it_cannot_write_safely() {
         std::fs::remove_file(&img).ok();
         ext4_util::sparse_file(&img, 64 << 20);
         ext4_util::ebsim_mkfs(&img, &[]);
-        common::sh(&format!("debugfs -w -R '{cmd}' {} 2>/dev/null", img.display()));
+        common::sh(&format!(
+            "debugfs -w -R '{cmd}' {} 2>/dev/null",
+            img.display()
+        ));
         check(&img, want);
     }
     // A journal with transactions in it (s_start ≠ 0 in its superblock).
     let img = dir.path().join("journal.img");
     ext4_util::sparse_file(&img, 64 << 20);
     ext4_util::ebsim_mkfs(&img, &[]);
-    let o = common::sh(&format!("debugfs -R 'bmap <8> 0' {} 2>/dev/null", img.display()));
+    let o = common::sh(&format!(
+        "debugfs -R 'bmap <8> 0' {} 2>/dev/null",
+        img.display()
+    ));
     let jblock: u64 = common::stdout(&o).trim().parse().expect("journal block");
     {
         let mut dev = ImageFile::open(&img, Access::ReadWrite).expect("open");
@@ -1036,7 +1045,63 @@ fn refuses_what_it_cannot_write_safely() {
     let dev = ImageFile::open(&img, Access::ReadWrite).expect("open");
     let fs = Ext4Files::open(dev).expect("clean after umount");
     assert_eq!(
-        fs.read(resolve(&fs, "/f"), 0, &mut [0u8; 16]).expect("read"),
+        fs.read(resolve(&fs, "/f"), 0, &mut [0u8; 16])
+            .expect("read"),
         4
     );
+}
+
+/// Creating files until the inodes run out: the same count as the kernel,
+/// then ENOSPC; a directory needing a block when none is left: ENOSPC.
+#[test]
+fn inodes_run_out_like_the_kernel() {
+    if !require_tools(&["e2fsck", "mkfs.ext4"]) || !common::require_mount() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let img = dir.path().join("i.img");
+    ext4_util::sparse_file(&img, 64 << 20);
+    ext4_util::ebsim_mkfs(&img, &["-N", "200"]);
+    let kimg = dir.path().join("k.img");
+    common::sparse_copy(&img, &kimg);
+    let kernel = {
+        let _lock = common::mount_lock();
+        let m = RwMount::new(&kimg);
+        let mut n = 0;
+        loop {
+            match std::fs::File::create(m.path().join(format!("f{n}"))) {
+                Ok(_) => n += 1,
+                Err(e) => {
+                    assert_eq!(e.raw_os_error(), Some(nix::errno::Errno::ENOSPC as i32));
+                    break;
+                }
+            }
+        }
+        m.umount();
+        n
+    };
+    let mut fs = open(&img);
+    let r = fs.root();
+    let mut n = 0;
+    loop {
+        match fs.mknod(
+            root_ctx(),
+            r,
+            format!("f{n}").as_bytes(),
+            FileType::Regular,
+            0o644,
+            0,
+        ) {
+            Ok(_) => n += 1,
+            Err(e) => {
+                assert_eq!(e.kind(), ebsim::fs::node::ErrorKind::NoSpace, "{e}");
+                break;
+            }
+        }
+    }
+    assert_eq!(n, kernel, "files created before ENOSPC");
+    assert_eq!(fs.statfs().expect("statfs").ffree, 0);
+    fs.sync().expect("sync");
+    drop(fs);
+    assert_e2fsck_silent(&img);
 }

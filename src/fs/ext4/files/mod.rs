@@ -56,6 +56,8 @@ pub mod inode;
 pub mod map;
 mod ops;
 pub mod staged;
+#[cfg(test)]
+mod tests;
 
 pub use error::FileError;
 
