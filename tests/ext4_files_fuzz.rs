@@ -46,7 +46,7 @@ fn dir_block(bs: usize, seed: Option<u32>) -> Vec<u8> {
             name: format!("name-{i}").into_bytes(),
         });
     }
-    dirent::write_block(&es, bs, seed)
+    dirent::write_block(&es, bs, seed).expect("fits")
 }
 
 /// A valid depth-2 tree (1 KiB blocks) to mutate: root and blocks.

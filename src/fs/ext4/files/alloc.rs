@@ -400,22 +400,20 @@ impl Groups {
     /// Marks `len` blocks from bit `i` of group `g` used (they are free).
     fn take(&mut self, geo: &Geo, g: u32, i: u64, len: u64) {
         self.touch(g);
-        let bs = geo.bs as usize;
         let nbits = geo.group_blocks(g);
         if let Some(bits) = self.bb.get_mut(&g) {
             if let Bits::Map(bm) = bits {
                 set_bits(bm, i, i + len);
             }
             if let Some(d) = self.descs.get_mut(g as usize) {
-                d.bg_free_blocks_count -= len as u32;
+                d.bg_free_blocks_count = d.bg_free_blocks_count.saturating_sub(len as u32);
                 d.bg_flags &= !BG_BLOCK_UNINIT;
                 if d.bg_free_blocks_count == 0 || nbits == 0 {
                     *bits = Bits::Full;
                 }
             }
-            let _ = bs;
         }
-        self.free_blocks -= len;
+        self.free_blocks = self.free_blocks.saturating_sub(len);
         self.dirty_bb.insert(g);
         self.dirty_desc.insert(g);
     }
@@ -521,10 +519,8 @@ impl Groups {
                 break;
             };
             if let Bits::Full = bits {
-                let mut bm = vec![0xFFu8; bs];
                 // Bits past the group's blocks stay set.
-                let _ = &mut bm;
-                *bits = Bits::Map(bm);
+                *bits = Bits::Map(vec![0xFFu8; bs]);
             }
             if let Bits::Map(bm) = bits {
                 if let Some(j) = (i..i + n).find(|&j| !test(bm, j)) {
@@ -585,13 +581,14 @@ impl Groups {
             }
             // A group whose inodes are used has its block bitmap
             // initialized too (as the kernel's ext4_new_inode does).
-            let block_uninit = self.descs[g as usize].has_flag(BG_BLOCK_UNINIT);
-            if geo.group_csum && block_uninit {
+            if geo.group_csum && self.desc(geo, g)?.has_flag(BG_BLOCK_UNINIT) {
                 self.load_bb(dev, geo, g)?;
                 self.dirty_bb.insert(g);
             }
-            let d = &mut self.descs[g as usize];
-            d.bg_free_inodes_count -= 1;
+            let Some(d) = self.descs.get_mut(g as usize) else {
+                continue;
+            };
+            d.bg_free_inodes_count = d.bg_free_inodes_count.saturating_sub(1);
             if dir {
                 d.bg_used_dirs_count += 1;
             }
@@ -600,7 +597,7 @@ impl Groups {
             if i + 1 > ipg.saturating_sub(unused) {
                 d.bg_itable_unused = (ipg - (i + 1)) as u32;
             }
-            self.free_inodes -= 1;
+            self.free_inodes = self.free_inodes.saturating_sub(1);
             self.dirty_ib.insert(g);
             self.dirty_desc.insert(g);
             return Ok(Some((base + i + 1) as u32));
@@ -616,8 +613,8 @@ impl Groups {
         ino: u32,
         dir: bool,
     ) -> Result<(), FileError> {
-        let g = (ino - 1) / geo.ipg;
-        let i = u64::from((ino - 1) % geo.ipg);
+        let g = ino.saturating_sub(1) / geo.ipg;
+        let i = u64::from(ino.saturating_sub(1) % geo.ipg);
         self.load_ib(dev, geo, g)?;
         self.touch(g);
         let Some(bm) = self.ib.get_mut(&g) else {
@@ -630,7 +627,9 @@ impl Groups {
             });
         }
         clear_bits(bm, i, i + 1);
-        let d = &mut self.descs[g as usize];
+        let Some(d) = self.descs.get_mut(g as usize) else {
+            return Ok(());
+        };
         d.bg_free_inodes_count += 1;
         if dir {
             d.bg_used_dirs_count = d.bg_used_dirs_count.saturating_sub(1);
@@ -648,8 +647,8 @@ impl Groups {
         geo: &Geo,
         ino: u32,
     ) -> Result<bool, FileError> {
-        let g = (ino - 1) / geo.ipg;
-        let i = u64::from((ino - 1) % geo.ipg);
+        let g = ino.saturating_sub(1) / geo.ipg;
+        let i = u64::from(ino.saturating_sub(1) % geo.ipg);
         self.load_ib(dev, geo, g)?;
         Ok(self.ib.get(&g).is_some_and(|bm| test(bm, i)))
     }
@@ -662,13 +661,13 @@ impl Groups {
             let Some(bits) = self.bb.get(&g) else {
                 continue;
             };
-            let nbits = geo.group_blocks(g);
             let bm = match bits {
                 Bits::Map(bm) => bm.clone(),
                 Bits::Full => vec![0xFFu8; bs],
             };
-            let _ = nbits;
-            let d = &mut self.descs[g as usize];
+            let Some(d) = self.descs.get_mut(g as usize) else {
+                continue;
+            };
             if let Some(seed) = geo.seed {
                 d.bg_block_bitmap_csum = crc32c_raw(seed, &bm[..(geo.bpg / 8) as usize]);
             }
@@ -676,7 +675,9 @@ impl Groups {
         }
         for &g in &self.dirty_ib {
             let Some(bm) = self.ib.get(&g) else { continue };
-            let d = &mut self.descs[g as usize];
+            let Some(d) = self.descs.get_mut(g as usize) else {
+                continue;
+            };
             if let Some(seed) = geo.seed {
                 d.bg_inode_bitmap_csum = crc32c_raw(seed, &bm[..(geo.ipg / 8) as usize]);
             }

@@ -179,11 +179,15 @@ pub fn parse_block(
 
 /// Serializes `entries` as one linear block: packed in order, the last
 /// taking the rest of the space, and the checksum tail when `seed` is
-/// given. An empty list gives one unused entry spanning the block. The
-/// caller keeps the entries within [`capacity`].
-pub fn write_block(entries: &[Entry], bs: usize, seed: Option<u32>) -> Vec<u8> {
-    let mut b = vec![0u8; bs];
+/// given. An empty list gives one unused entry spanning the block.
+/// `None` when the entries do not fit in [`capacity`] (or a name is
+/// longer than 255 bytes).
+pub fn write_block(entries: &[Entry], bs: usize, seed: Option<u32>) -> Option<Vec<u8>> {
     let end = capacity(bs, seed.is_some());
+    if used(entries) > end || entries.iter().any(|e| e.name.len() > 255) {
+        return None;
+    }
+    let mut b = vec![0u8; bs];
     if entries.is_empty() {
         write_u16le(&mut b, 4, rec_len_to_disk(end, bs));
     }
@@ -210,7 +214,7 @@ pub fn write_block(entries: &[Entry], bs: usize, seed: Option<u32>) -> Vec<u8> {
         let c = crc32c_raw(seed, &b[..t]);
         write_u32le(&mut b, t + 8, c);
     }
-    b
+    Some(b)
 }
 
 /// Bytes `entries` take in a block.
@@ -240,9 +244,9 @@ mod tests {
             e(13, 7, "l"),
         ];
         for (bs, seed) in [(4096, Some(9)), (1024, None), (1024, Some(3))] {
-            let b = write_block(&es, bs, seed);
+            let b = write_block(&es, bs, seed).unwrap();
             assert_eq!(parse_block(&b, BlockKind::Leaf, seed, 100).unwrap(), es);
-            let empty = write_block(&[], bs, seed);
+            let empty = write_block(&[], bs, seed).unwrap();
             assert!(
                 parse_block(&empty, BlockKind::Leaf, seed, 100)
                     .unwrap()
@@ -258,14 +262,16 @@ mod tests {
     #[test]
     fn damage_is_named() {
         let es = vec![e(2, 2, "."), e(2, 2, "..")];
-        let mut b = write_block(&es, 1024, Some(1));
+        let mut b = write_block(&es, 1024, Some(1)).unwrap();
         b[100] = 1;
         let err = parse_block(&b, BlockKind::Leaf, Some(1), 100).unwrap_err();
         assert!(err.contains("checksum"), "{err}");
-        let mut b = write_block(&es, 1024, None);
+        let mut b = write_block(&es, 1024, None).unwrap();
         write_u16le(&mut b, 4, 6);
         assert!(parse_block(&b, BlockKind::Leaf, None, 100).is_err());
-        let b = write_block(&[e(500, 1, "x")], 1024, None);
+        let b = write_block(&[e(500, 1, "x")], 1024, None).unwrap();
+        let many: Vec<Entry> = (0..100).map(|i| e(i + 1, 1, "a-longer-name")).collect();
+        assert!(write_block(&many, 1024, None).is_none());
         assert!(
             parse_block(&b, BlockKind::Leaf, None, 100)
                 .unwrap_err()

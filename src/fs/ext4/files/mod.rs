@@ -719,7 +719,14 @@ impl<D: BlockDevice> Ext4Files<D> {
                     });
                 };
                 let pblk = r.pblk + (lblk as u64 - r.lblk);
-                dir_blocks.insert(pblk, dirent::write_block(&b.entries, bs as usize, dseed));
+                let Some(bytes) = dirent::write_block(&b.entries, bs as usize, dseed) else {
+                    return Err(FileError::DirBlock {
+                        dir: ino,
+                        lblk: lblk as u64,
+                        why: "internal inconsistency: the entries do not fit the block".into(),
+                    });
+                };
+                dir_blocks.insert(pblk, bytes);
             }
         }
         push_blocks(&mut batch, bs, dir_blocks);

@@ -926,7 +926,9 @@ impl<D: BlockDevice> Ext4Files<D> {
     /// True when directory `a` is `d` or one of its ancestors.
     fn is_ancestor(&self, a: u32, d: u32) -> NodeResult<bool> {
         let mut cur = d;
-        for _ in 0..=self.geo.inodes {
+        // Deeper than any path the kernel resolves (PATH_MAX / 2 levels):
+        // a loop in damaged metadata.
+        for _ in 0..=4096 {
             if cur == a {
                 return Ok(true);
             }
