@@ -185,6 +185,12 @@ fn kernel_writes(root: &Path, spec: TreeSpec) {
         "mknod {} c 300 70000",
         root.join("kernel/dev").display()
     ));
+    // A file of 3000 one-block extents (every other block written): the
+    // kernel's own depth-2 extent tree.
+    let f = std::fs::File::create(root.join("kernel/frag")).expect("create");
+    for i in 0..3000u64 {
+        std::os::unix::fs::FileExt::write_at(&f, &[(i % 251) as u8 + 1], i * 8192).expect("write");
+    }
 }
 
 /// ebsim again: into the kernel's htree directory (un-indexed), removals
@@ -218,6 +224,20 @@ fn ebsim_writes_again(fs: &mut Ext4Files<ImageFile>) {
         .expect("write into unwritten");
     let r = fs.root();
     mkfile(fs, r, "after-kernel", &bytes(12, 77_777));
+    // Into the kernel's depth-2 tree: fill holes, punch, truncate.
+    let frag = resolve(fs, "/kernel/frag");
+    fs.write(ctx, frag, 4096 * 1001, &bytes(13, 4096 * 500)).expect("write into holes");
+    fs.fallocate(ctx, frag, 8192 * 2000 + 100, 8192 * 50, FallocateMode::PunchHole)
+        .expect("punch");
+    fs.setattr(
+        ctx,
+        frag,
+        SetAttr {
+            size: Some(8192 * 2800 + 77),
+            ..SetAttr::default()
+        },
+    )
+    .expect("truncate");
     // Drop two of the three references to the shared xattr block.
     let x = resolve(fs, "/xattr");
     fs.unlink(ctx, x, b"a").expect("unlink");
@@ -237,7 +257,7 @@ fn round_trip_64m_ebsim_mkfs() {
         &img,
         TreeSpec {
             prealloc: 16 << 20,
-            many: 3100,
+            many: 3600,
         },
     );
 }
@@ -257,7 +277,7 @@ fn round_trip_1g_ebsim_mkfs() {
         &img,
         TreeSpec {
             prealloc: 300 << 20,
-            many: 3000,
+            many: 3600,
         },
     );
 }
@@ -275,7 +295,7 @@ fn round_trip_1g_real_mke2fs() {
         &img,
         TreeSpec {
             prealloc: 300 << 20,
-            many: 3000,
+            many: 3600,
         },
     );
 }
@@ -298,7 +318,7 @@ fn round_trip_grown_1g_to_8g() {
         &img,
         TreeSpec {
             prealloc: 6 * GIB,
-            many: 3000,
+            many: 3600,
         },
     );
 }
@@ -318,7 +338,7 @@ fn round_trip_200g_with_150g_fallocate() {
         &img,
         TreeSpec {
             prealloc: 150 * GIB,
-            many: 3000,
+            many: 3600,
         },
     );
 }
