@@ -226,9 +226,16 @@ fn ebsim_writes_again(fs: &mut Ext4Files<ImageFile>) {
     mkfile(fs, r, "after-kernel", &bytes(12, 77_777));
     // Into the kernel's depth-2 tree: fill holes, punch, truncate.
     let frag = resolve(fs, "/kernel/frag");
-    fs.write(ctx, frag, 4096 * 1001, &bytes(13, 4096 * 500)).expect("write into holes");
-    fs.fallocate(ctx, frag, 8192 * 2000 + 100, 8192 * 50, FallocateMode::PunchHole)
-        .expect("punch");
+    fs.write(ctx, frag, 4096 * 1001, &bytes(13, 4096 * 500))
+        .expect("write into holes");
+    fs.fallocate(
+        ctx,
+        frag,
+        8192 * 2000 + 100,
+        8192 * 50,
+        FallocateMode::PunchHole,
+    )
+    .expect("punch");
     fs.setattr(
         ctx,
         frag,

@@ -138,6 +138,18 @@ fn rdev_to(rdev: u32) -> [u8; 60] {
     b
 }
 
+/// Adds `d` to a directory's link count. A count of 1 means "too many
+/// subdirectories to count" (`dir_nlink`) and stays 1; otherwise a
+/// directory has at least 2 (`.` and its entry).
+fn dir_links_add(inode: &mut DiskInode, d: i32) {
+    let l = inode.links();
+    if l == 1 {
+        return;
+    }
+    let n = (i32::from(l) + d).clamp(2, i32::from(LINK_MAX));
+    inode.set_links(n as u16);
+}
+
 fn empty_extent_root() -> [u8; 60] {
     let mut b = [0u8; 60];
     write_header(&mut b, 0, 4, 0);
@@ -637,7 +649,7 @@ impl<D: BlockDevice> Ext4Files<D> {
             let cap = super::dirent::capacity(bs as usize, self.geo.seed.is_some());
             let d = Dir::new(vec![Some(b0)], cap, false).map_err(|_| internal(ino, "new dir"))?;
             self.put_dir(ino, d);
-            pe.node.inode.set_links(pe.node.inode.links() + 1);
+            dir_links_add(&mut pe.node.inode, 1);
         }
         if let (Some(t), Some(pb)) = (target, first_block) {
             let mut b = vec![0u8; bs as usize];
@@ -907,9 +919,7 @@ impl<D: BlockDevice> Ext4Files<D> {
         self.groups.begin();
         pe.dir.remove(name);
         if is_dir {
-            pe.node
-                .inode
-                .set_links(pe.node.inode.links().saturating_sub(1).max(2));
+            dir_links_add(&mut pe.node.inode, -1);
         }
         match self.drop_link(e.ino, ctx.now) {
             Ok(()) => self.groups.commit(),
@@ -1063,12 +1073,7 @@ impl<D: BlockDevice> Ext4Files<D> {
         let now = ctx.now;
         let oi = Self::edit_index(&edits, od);
         let ni = Self::edit_index(&edits, nd);
-        let link_delta = |e: &mut DirEdit, d: i32| {
-            let l = i32::from(e.node.inode.links()) + d;
-            e.node
-                .inode
-                .set_links(l.clamp(2, i32::from(u16::MAX)) as u16);
-        };
+        let link_delta = |e: &mut DirEdit, d: i32| dir_links_add(&mut e.node.inode, d);
         let mut released = Ok(());
         if let (true, Some(d)) = (flags.exchange, dst.clone()) {
             edits[oi].dir.repoint(oldname, d.ino, d.ft);
