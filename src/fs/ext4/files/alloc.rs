@@ -265,6 +265,8 @@ impl Groups {
         if self.bb.contains_key(&g) {
             return Ok(());
         }
+        // Saved as "not loaded" (a rollback drops it), not as a copy.
+        self.touch(g);
         let d = *self.desc(geo, g)?;
         let first = geo.group_first(g);
         let nbits = geo.group_blocks(g);
@@ -338,6 +340,7 @@ impl Groups {
         if self.ib.contains_key(&g) {
             return Ok(());
         }
+        self.touch(g);
         let d = *self.desc(geo, g)?;
         let ipg = u64::from(geo.ipg);
         let bm = if geo.group_csum && d.has_flag(BG_INODE_UNINIT) {

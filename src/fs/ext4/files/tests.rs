@@ -245,3 +245,63 @@ fn names_and_links() {
     let dd = fs.dir(sub.ino as u32).unwrap();
     assert_eq!(dd.parent(), Some(2));
 }
+
+#[test]
+fn a_tree_block_that_does_not_fit_rolls_the_data_back() {
+    let mut fs = Ext4Files::open(fresh(16 << 20)).unwrap();
+    let r = fs.root();
+    // Fragment the free space: 40 files of 8 blocks, every other removed.
+    for i in 0..40u32 {
+        let f = fs
+            .mknod(
+                ctx(),
+                r,
+                format!("f{i}").as_bytes(),
+                FileType::Regular,
+                0o644,
+                0,
+            )
+            .unwrap();
+        fs.write(ctx(), f.ino, 0, &[1u8; 8192]).unwrap();
+    }
+    for i in (0..40u32).step_by(2) {
+        fs.unlink(ctx(), r, format!("f{i}").as_bytes()).unwrap();
+    }
+    let g = fs
+        .mknod(ctx(), r, b"g", FileType::Regular, 0o644, 0)
+        .unwrap();
+    fs.sync().unwrap();
+    let image = fs.device().bytes().to_vec();
+    let before = fs.statfs().unwrap();
+    // Exactly the blocks root may take: the data fits, in more than four
+    // extents, so the tree needs a leaf block there is no room for.
+    let n = before.bfree - fs.resv;
+    let e = fs
+        .fallocate(
+            ctx(),
+            g.ino,
+            0,
+            n * 1024,
+            FallocateMode::Allocate { keep_size: false },
+        )
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::NoSpace);
+    assert_eq!(fs.statfs().unwrap(), before);
+    assert!(!fs.is_dirty());
+    fs.sync().unwrap();
+    assert_eq!(
+        fs.device().bytes(),
+        &image[..],
+        "the rolled-back fallocate wrote something"
+    );
+    // One block less leaves room for the leaf.
+    fs.fallocate(
+        ctx(),
+        g.ino,
+        0,
+        (n - 1) * 1024,
+        FallocateMode::Allocate { keep_size: false },
+    )
+    .unwrap();
+    assert_eq!(fs.statfs().unwrap().bfree, fs.resv);
+}
