@@ -1132,3 +1132,74 @@ fn inodes_run_out_like_the_kernel() {
     drop(fs);
     assert_e2fsck_silent(&img);
 }
+
+/// The file layer on a partition: a `Slice` of a bigger image, checked
+/// through a loop device with that offset.
+#[test]
+fn partition_slice_round_trip() {
+    if !require_tools(&["e2fsck", "mkfs.ext4", "losetup"]) || !common::require_mount() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let part = dir.path().join("part.img");
+    ext4_util::sparse_file(&part, 256 << 20);
+    ext4_util::ebsim_mkfs(&part, &[]);
+    let disk = dir.path().join("disk.img");
+    let off = 1u64 << 20;
+    ext4_util::sparse_file(&disk, (256 << 20) + 2 * off);
+    common::sh(&format!(
+        "dd if={} of={} bs=1M seek=1 conv=sparse,notrunc status=none",
+        part.display(),
+        disk.display()
+    ));
+    let ours = {
+        let img = ImageFile::open(&disk, Access::ReadWrite).expect("open");
+        let slice = ebsim::blockdev::Slice::new(img, off, 256 << 20).expect("slice");
+        let mut fs = Ext4Files::open(slice).expect("open ext4 on the slice");
+        write_tree(
+            &mut fs,
+            TreeSpec {
+                prealloc: 32 << 20,
+                many: 300,
+            },
+        );
+        fs.sync().expect("sync");
+        fs_manifest(&fs, &|i| fs.data_ranges(i).expect("ranges"))
+    };
+    let _lock = common::mount_lock();
+    let o = common::sh(&format!(
+        "losetup -f --show -r -o {off} --sizelimit {} {}",
+        256 << 20,
+        disk.display()
+    ));
+    let dev = common::stdout(&o).trim().to_string();
+    let fsck = common::run(std::process::Command::new("e2fsck").args(["-fn", &dev]));
+    let m = tempfile::tempdir().expect("mount dir");
+    let mounted = common::run(
+        std::process::Command::new("mount")
+            .args(["-t", "ext4", "-o", "ro", &dev])
+            .arg(m.path()),
+    );
+    let kernel = mounted.status.success().then(|| host_manifest(m.path()));
+    if mounted.status.success() {
+        common::sh(&format!("umount {}", m.path().display()));
+    }
+    common::sh(&format!("losetup -d {dev}"));
+    assert!(
+        fsck.status.success(),
+        "e2fsck: {}{}",
+        common::stdout(&fsck),
+        common::stderr(&fsck)
+    );
+    let kernel = kernel.unwrap_or_else(|| panic!("mount: {}", common::stderr(&mounted)));
+    assert_manifests_equal(&ours, &kernel, "the tree on a partition");
+    // Nothing outside the partition was written.
+    let img = ImageFile::open(&disk, Access::ReadOnly).expect("open");
+    use ebsim::blockdev::BlockDevice;
+    for r in img.data_ranges(0..img.size()).expect("ranges") {
+        assert!(
+            r.start >= off && r.end <= off + (256 << 20),
+            "data at {r:?}"
+        );
+    }
+}
