@@ -210,6 +210,9 @@ impl Ec2 {
         if txn.read_only() {
             // Shown, not saved: the next writable transaction applies them.
             txn.dirty = false;
+        } else if txn.locked.state.upgraded {
+            // Written once in this version (its sweep is done).
+            txn.dirty = true;
         }
         match f(&mut txn) {
             Ok(v) => match txn.commit() {
@@ -404,10 +407,12 @@ impl<'a> Txn<'a> {
             self.dirty = false;
         }
         // Committed: from here on nothing fails the command.
+        self.locked.state.upgraded = false;
         let home = self.home().clone();
         if let Some(t) = self.stage.take() {
             if let Ok(superseded) = sweep::publish(&home, &t) {
                 self.locked.state.publish = None;
+                let _ = std::fs::remove_dir(home.staging_dir());
                 if superseded {
                     let _ = sweep::recover(&home, &mut self.locked.state);
                 }

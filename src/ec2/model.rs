@@ -57,6 +57,11 @@ pub struct State {
     /// for the next transaction to move (see `sweep.rs`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub publish: Option<String>,
+    /// Read from an older version (not kept): the first writable
+    /// transaction sweeps every chunk no manifest names (older versions
+    /// could leak them) and writes the document in this version.
+    #[serde(skip)]
+    pub upgraded: bool,
 }
 
 impl State {
@@ -74,6 +79,7 @@ impl State {
             instances: BTreeMap::new(),
             images: BTreeMap::new(),
             publish: None,
+            upgraded: false,
         }
     }
 

@@ -438,7 +438,9 @@ pub fn parse_state(path: &Path, raw: &[u8]) -> Result<State> {
                 serde_json::Value::from(STATE_VERSION),
             );
         }
-        serde_json::from_value(v).map_err(unknown)?
+        let mut s: State = serde_json::from_value(v).map_err(unknown)?;
+        s.upgraded = true;
+        s
     };
     check_ids(&state).map_err(damaged)?;
     Ok(state)

@@ -93,7 +93,7 @@ pub(crate) fn recover(home: &Home, state: &mut State) -> Result<()> {
             }
         }
     }
-    if !extra.is_empty() && sweep_chunks(home, state) {
+    if (!extra.is_empty() || state.upgraded) && sweep_chunks(home, state) {
         for e in &extra {
             let _ = std::fs::remove_file(e.path());
         }
