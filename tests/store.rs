@@ -494,6 +494,31 @@ fn a_damaged_chunk_fails_the_restore_and_leaves_no_volume() {
     assert_eq!(got, want);
 }
 
+#[test]
+fn an_undo_log_beside_a_volume_image_is_kept_for_its_roll_back() {
+    let c = Cloud::new();
+    let v = c.volume(&["--size", "1"]);
+    let img = c.image_of(&v);
+    let log = ebsim::blockdev::image::undo_log_path(&img);
+    let before = common::file_hash(&img);
+    // A guest write that dies halfway leaves its undo log.
+    let o = common::ebsim("mkfs.ext4")
+        .env("EBSIM_FAULT_AFTER_WRITES", "1")
+        .args(["-q", "-F"])
+        .arg(&img)
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(log.exists(), "no undo log at {}", log.display());
+    // Transactions leave it alone; the image layer rolls it back.
+    c.ok(&["describe-volumes"]);
+    c.ok(&["create-tags", "--resources", &v, "--tags", "Key=a,Value=b"]);
+    assert!(log.exists(), "the sweep removed a live undo log");
+    assert_eq!(common::file_hash(&img), before);
+    assert!(!log.exists());
+    next_transaction_leaves_exactly_the_referenced_files(&c, "after the roll back");
+}
+
 // ---------------------------------------------------------------------
 // Item 4: errors come before changes
 

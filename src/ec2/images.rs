@@ -106,7 +106,6 @@ impl Txn<'_> {
             })?;
         let taken = super::snapshots::take(self.home(), &stage, snap_id, &path);
         let _ = std::fs::remove_file(&path);
-        let _ = std::fs::remove_file(crate::blockdev::image::undo_log_path(&path));
         let taken = taken?;
         let created = Millis::parse(c.creation_date).unwrap_or_default();
         let az = format!("{}a", self.region());

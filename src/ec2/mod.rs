@@ -421,9 +421,15 @@ impl<'a> Txn<'a> {
         for a in std::mem::take(&mut self.after) {
             match a {
                 After::RemoveImage(id) => {
+                    // The log's name is found while the image is there,
+                    // and only a log inside volumes/ is removed (the image
+                    // layer keeps a link's log beside its target).
                     let p = home.volume_image(&id);
+                    let log = crate::blockdev::image::undo_log_path(&p);
                     let _ = std::fs::remove_file(&p);
-                    let _ = std::fs::remove_file(crate::blockdev::image::undo_log_path(&p));
+                    if log.parent() == Some(home.volumes_dir().as_path()) {
+                        let _ = std::fs::remove_file(log);
+                    }
                 }
                 After::Free {
                     snapshot,

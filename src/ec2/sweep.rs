@@ -36,6 +36,7 @@ use super::error::{Error, Result};
 use super::model::State;
 use super::snapshots::{chunk_path, chunks_dir, manifest_path, read_manifest};
 use super::store::{Home, sync_dir};
+use crate::blockdev::image::undo_log_path;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
@@ -62,14 +63,33 @@ pub(crate) fn recover(home: &Home, state: &mut State) -> Result<()> {
             }
         }
     }
-    // Images no volume owns.
+    // Images no volume owns, and anything else but the undo logs of the
+    // images that are owned (named by the image layer: asked, not assumed).
     if let Ok(rd) = std::fs::read_dir(home.volumes_dir()) {
+        let mut logs: Option<Vec<String>> = None;
         for e in rd.flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
-            let owner = name
+            if name
                 .strip_suffix(".img")
-                .or_else(|| name.strip_suffix(".img.ebsim-undo"));
-            if owner.is_some_and(|id| state.volumes.contains_key(id)) {
+                .is_some_and(|id| state.volumes.contains_key(id))
+            {
+                continue;
+            }
+            let logs = logs.get_or_insert_with(|| {
+                state
+                    .volumes
+                    .keys()
+                    .filter_map(|id| {
+                        let log = undo_log_path(&home.volume_image(id));
+                        let in_dir = log.parent() == Some(home.volumes_dir().as_path());
+                        in_dir
+                            .then(|| log.file_name().map(|n| n.to_string_lossy().into_owned()))
+                            .flatten()
+                    })
+                    .collect()
+            });
+            // A log, or a file the image layer writes beside it.
+            if logs.iter().any(|l| name.starts_with(l.as_str())) {
                 continue;
             }
             remove_unless_dir(&e);
