@@ -837,7 +837,10 @@ fn a_read_only_home_describes_and_refuses_changes() {
     let v = c.volume(&["--size", "1"]);
     fill(&c.image_of(&v), 0, MIB, 3);
     let s = snapshot(&c, &v);
+    // An instance shutting down, whose root volume goes with it.
+    let i = c.instance("ami-080e1f13689e07408", "t2.micro");
     c.ok(&["modify-volume", "--volume-id", &v, "--size", "2"]);
+    c.ok(&["terminate-instances", "--instance-ids", &i]);
     common::sh(&format!("mount -o remount,ro {}", c.path().display()));
     let raw = std::fs::read(c.path().join("state.json")).unwrap();
     for args in [
@@ -853,16 +856,31 @@ fn a_read_only_home_describes_and_refuses_changes() {
     let o = c.cmd("clock").output().unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
     // Due transitions are shown, not saved (a fast clock makes the
-    // modification due: optimizing, the new size visible).
+    // modification due: optimizing, the new size visible; and the instance
+    // terminated, its root volume deleted).
+    std::thread::sleep(Duration::from_millis(500));
     let o = c
         .cmd("ec2")
-        .env("EBSIM_CLOCK", "100000x")
+        .env("EBSIM_CLOCK", "200x")
         .args(["describe-volumes", "--volume-ids", &v])
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
     let d: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
     assert_eq!(d["Volumes"][0]["Size"], 2, "{d}");
+    let o = c
+        .cmd("ec2")
+        .env("EBSIM_CLOCK", "200x")
+        .args(["describe-instances", "--instance-ids", &i])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let d: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(
+        d["Reservations"][0]["Instances"][0]["State"]["Name"], "terminated",
+        "{d}"
+    );
+    assert_eq!(keys(&state(c.path()), "volumes").len(), 2, "nothing saved");
     // Changes are refused, clearly.
     for args in [
         vec![

@@ -208,8 +208,10 @@ impl Ec2 {
         };
         txn.tick()?;
         if txn.read_only() {
-            // Shown, not saved: the next writable transaction applies them.
+            // Shown, not saved (nor the files they would remove): the next
+            // writable transaction applies them.
             txn.dirty = false;
+            txn.after.clear();
         } else if txn.locked.state.upgraded {
             // Written once in this version (its sweep is done).
             txn.dirty = true;
