@@ -739,3 +739,64 @@ pub struct Image {
 pub fn region_of(az: &str) -> &str {
     az.trim_end_matches(|c: char| c.is_ascii_lowercase())
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    /// Every timestamp of every resource moves with the clock reset: each
+    /// is given a distinct value from T on, and none is left there.
+    #[test]
+    fn shift_times_moves_every_timestamp() {
+        const T: i64 = 1_600_000_000_000;
+        let doc = serde_json::json!({
+            "format": "ebsim-state", "version": 2,
+            "clock": {"virtual_ms": 0, "real_ms": 0},
+            "volumes": {"vol-0123456789abcdef0": {
+                "id": "vol-0123456789abcdef0", "size": 1, "volume_type": "gp2",
+                "az": "us-east-1a", "state": "in-use", "ready_at": T, "create_time": T + 1,
+                "attachments": [{"instance_id": "i-0123456789abcdef0", "device": "/dev/sdf",
+                    "state": "attached", "until": T + 2, "attach_time": T + 3,
+                    "delete_on_termination": false, "seq": 0,
+                    "guest": {"name": "xvdf", "major": 202, "minor": 80}}]}},
+            "modifications": [{"volume_id": "vol-0123456789abcdef0", "state": "completed",
+                "original_size": 1, "original_type": "gp2", "target_size": 2,
+                "target_type": "gp2", "start_time": T + 4, "optimizing_at": T + 5,
+                "completed_at": T + 6, "end_time": T + 7}],
+            "snapshots": {"snap-0123456789abcdef0": {"id": "snap-0123456789abcdef0",
+                "volume_id": "vol-0123456789abcdef0", "volume_size": 1, "state": "completed",
+                "start_time": T + 8, "complete_at": T + 9, "owner_id": OWNER_ID,
+                "az": "us-east-1a", "data_bytes": 0, "new_bytes": 0}},
+            "instances": {"i-0123456789abcdef0": {"id": "i-0123456789abcdef0",
+                "reservation_id": "r-0123456789abcdef0", "image_id": "ami-0123456789abcdef0",
+                "instance_type": "t2.micro", "az": "us-east-1a", "state": "running",
+                "until": T + 10, "launch_time": T + 11, "state_changed": T + 12,
+                "root_device_name": "/dev/xvda", "architecture": "x86_64",
+                "private_ip": "172.31.0.1", "util_linux": "2.37.2"}},
+            "images": {"ami-0123456789abcdef0": {"id": "ami-0123456789abcdef0", "name": "x",
+                "owner_id": OWNER_ID, "architecture": "x86_64", "root_device_name": "/dev/xvda",
+                "bdm": [], "state": "available", "available_at": T + 13,
+                "creation_date": T + 14, "region": "us-east-1"}}
+        });
+        let mut s: State = serde_json::from_value(doc).unwrap();
+        s.shift_times(-1_000_000);
+        let out = serde_json::to_value(&s).unwrap();
+        fn numbers(v: &serde_json::Value, out: &mut Vec<i64>) {
+            match v {
+                serde_json::Value::Number(n) => out.extend(n.as_i64()),
+                serde_json::Value::Array(a) => a.iter().for_each(|x| numbers(x, out)),
+                serde_json::Value::Object(o) => o.values().for_each(|x| numbers(x, out)),
+                _ => {}
+            }
+        }
+        let mut ns = Vec::new();
+        numbers(&out, &mut ns);
+        let moved = ns
+            .iter()
+            .filter(|&&n| (T - 1_000_000..T - 999_000).contains(&n))
+            .count();
+        assert!(!ns.iter().any(|n| (T..T + 1000).contains(n)), "{out}");
+        assert_eq!(moved, 15);
+    }
+}
