@@ -247,7 +247,12 @@ fn sigkill_during_create_snapshot_restore_and_delete_leaves_nothing_unaccounted(
     // 48 MiB of data: 96 chunks per full snapshot.
     fill(&img, 0, 32 * MIB, 1);
     fill(&img, 3 << 30, 16 * MIB, 2);
-    let mut rng = Xorshift(0x5EED_1234_ABCD_0001);
+    // EBSIM_KILL_SEED=N picks other delays (the default is fixed).
+    let seed0 = std::env::var("EBSIM_KILL_SEED")
+        .ok()
+        .and_then(|s| s.parse::<u64>().ok())
+        .unwrap_or(0x5EED_1234_ABCD_0001);
+    let mut rng = Xorshift(seed0 | 1);
     let mut seed = 10u64;
     // How long an uninterrupted run takes: kills are spread over it.
     let timed = |args: &[&str]| {
@@ -398,6 +403,177 @@ fn sigkill_during_create_snapshot_restore_and_delete_leaves_nothing_unaccounted(
     assert!(ec2_util::same_bytes(&copy, &reference), "restore differs");
     std::fs::remove_file(&reference).unwrap();
     next_transaction_leaves_exactly_the_referenced_files(&c, "the end");
+}
+
+/// Runs `ebsim ec2 ARGS` stopping the publish after `n` renames: exit 255
+/// with the hook's message, or success when there were no more than `n`.
+fn with_publish_fault(c: &Cloud, n: usize, args: &[&str]) -> Option<serde_json::Value> {
+    let o = c
+        .cmd("ec2")
+        .env("EBSIM_PUBLISH_FAULT", n.to_string())
+        .args(args)
+        .output()
+        .unwrap();
+    if o.status.success() {
+        return serde_json::from_str(&stdout(&o)).ok();
+    }
+    assert_eq!(o.status.code(), Some(255), "{args:?}: {}", stderr(&o));
+    assert!(
+        stderr(&o).contains(&format!(
+            "injected fault while publishing staged files after {n} renames"
+        )),
+        "{args:?}: {}",
+        stderr(&o)
+    );
+    None
+}
+
+/// A crash after the commit and before (or while) the staged files are
+/// renamed into place: the next transaction finishes the publish, at every
+/// point of it.
+#[test]
+fn a_crash_between_the_commit_and_the_publish_is_finished_next_time() {
+    let c = Cloud::on_tmpfs();
+    let v = c.volume(&["--size", "1"]);
+    let img = c.image_of(&v);
+    // create-snapshot: 8 new chunks, then the manifest.
+    let mut n = 0;
+    loop {
+        c.advance("1h");
+        fill(&img, 0, 4 * MIB, 100 + n as u64);
+        let before = keys(&state(c.path()), "snapshots").len();
+        let done = with_publish_fault(&c, n, &["create-snapshot", "--volume-id", &v]);
+        assert_eq!(keys(&state(c.path()), "snapshots").len(), before + 1);
+        next_transaction_leaves_exactly_the_referenced_files(
+            &c,
+            &format!("create-snapshot stopped after {n} renames"),
+        );
+        if done.is_some() {
+            break;
+        }
+        n += 1;
+    }
+    assert_eq!(n, 9, "8 chunks and a manifest");
+    chunks_verify(c.path());
+    // Restore and create-volume: one rename each.
+    c.advance("1h");
+    let s = snapshot(&c, &v);
+    for args in [
+        vec![
+            "create-volume",
+            "--availability-zone",
+            "us-east-1a",
+            "--snapshot-id",
+            s.as_str(),
+        ],
+        vec![
+            "create-volume",
+            "--availability-zone",
+            "us-east-1a",
+            "--size",
+            "2",
+        ],
+    ] {
+        let before: BTreeSet<String> = keys(&state(c.path()), "volumes").into_iter().collect();
+        assert!(with_publish_fault(&c, 0, &args).is_none());
+        next_transaction_leaves_exactly_the_referenced_files(&c, &format!("{args:?}"));
+        let after: BTreeSet<String> = keys(&state(c.path()), "volumes").into_iter().collect();
+        let new: Vec<&String> = after.difference(&before).collect();
+        assert_eq!(new.len(), 1);
+        if args.contains(&"--snapshot-id") {
+            assert!(ec2_util::same_bytes(&c.image_of(new[0]), &img));
+        } else {
+            assert_eq!(
+                std::fs::metadata(c.image_of(new[0])).unwrap().len(),
+                2 << 30
+            );
+        }
+    }
+
+    // A catalog image rebuilt replaces its snapshot's manifest: the old
+    // one goes aside and the chunks only it named are swept, whatever
+    // point the publish stopped at. The old manifest here is made to name
+    // chunks of its own (another snapshot's, deleted since).
+    let i = c.instance("ami-080e1f13689e07408", "t2.micro");
+    c.ok(&["terminate-instances", "--instance-ids", &i]);
+    let catalog = {
+        let st = state(c.path());
+        keys(&st, "snapshots")
+            .into_iter()
+            .find(|s| st["snapshots"][s]["catalog_build"].is_number())
+            .unwrap()
+    };
+    let mut n = 0;
+    loop {
+        fill(&img, 0, 2 * MIB, 500 + n as u64);
+        let own = snapshot(&c, &v);
+        std::fs::copy(
+            c.path().join(format!("snapshots/{own}.manifest")),
+            c.path().join(format!("snapshots/{catalog}.manifest")),
+        )
+        .unwrap();
+        let mut st = state(c.path());
+        st["snapshots"][&catalog]["catalog_build"] = 0.into();
+        std::fs::write(
+            c.path().join("state.json"),
+            serde_json::to_vec(&st).unwrap(),
+        )
+        .unwrap();
+        c.ok(&["delete-snapshot", "--snapshot-id", &own]);
+        // The chunks only the catalog's (old) manifest names now.
+        let h = Home::at(c.path());
+        let mut only: BTreeSet<String> = ebsim::ec2::snapshots::read_manifest(&h, &catalog)
+            .unwrap()
+            .chunks
+            .into_values()
+            .collect();
+        for s in keys(&state(c.path()), "snapshots") {
+            if s != catalog {
+                for hash in ebsim::ec2::snapshots::read_manifest(&h, &s)
+                    .unwrap()
+                    .chunks
+                    .values()
+                {
+                    only.remove(hash);
+                }
+            }
+        }
+        assert!(!only.is_empty());
+        let done = with_publish_fault(
+            &c,
+            n,
+            &[
+                "run-instances",
+                "--image-id",
+                "ami-080e1f13689e07408",
+                "--instance-type",
+                "t2.micro",
+            ],
+        );
+        next_transaction_leaves_exactly_the_referenced_files(
+            &c,
+            &format!("catalog rebuild stopped after {n} renames"),
+        );
+        for hash in &only {
+            assert!(
+                !ebsim::ec2::snapshots::chunk_path(&h, hash).exists(),
+                "a chunk only the superseded manifest named is left"
+            );
+        }
+        assert_ne!(state(c.path())["snapshots"][&catalog]["catalog_build"], 0);
+        if let Some(r) = done {
+            let id = r["Instances"][0]["InstanceId"]
+                .as_str()
+                .unwrap()
+                .to_string();
+            c.ok(&["terminate-instances", "--instance-ids", &id]);
+            break;
+        }
+        n += 1;
+        c.advance("2h");
+    }
+    assert_eq!(n, 3, "the old manifest aside, the new one, the root image");
+    chunks_verify(c.path());
 }
 
 #[test]

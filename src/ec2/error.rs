@@ -174,6 +174,12 @@ pub enum Error {
     /// hook), as if the process had died at that point.
     #[error("injected fault while writing the state after {0} bytes")]
     InjectedFault(usize),
+    /// Publishing a transaction's staged files stopped on purpose (the
+    /// `EBSIM_PUBLISH_FAULT` test hook) after this many renames, as if the
+    /// process had died there: the state is committed, the rest is left for
+    /// the next transaction.
+    #[error("injected fault while publishing staged files after {0} renames")]
+    InjectedPublishFault(usize),
     /// An image file could not be created, read or changed.
     #[error(transparent)]
     Blockdev(#[from] crate::blockdev::Error),

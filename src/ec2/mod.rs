@@ -412,12 +412,16 @@ impl<'a> Txn<'a> {
         self.locked.state.upgraded = false;
         let home = self.home().clone();
         if let Some(t) = self.stage.take() {
-            if let Ok(superseded) = sweep::publish(&home, &t) {
-                self.locked.state.publish = None;
-                let _ = std::fs::remove_dir(home.staging_dir());
-                if superseded {
-                    let _ = sweep::recover(&home, &mut self.locked.state);
+            match sweep::publish(&home, &t, store::publish_fault()) {
+                Ok(superseded) => {
+                    self.locked.state.publish = None;
+                    let _ = std::fs::remove_dir(home.staging_dir());
+                    if superseded {
+                        let _ = sweep::recover(&home, &mut self.locked.state);
+                    }
                 }
+                Err(e @ Error::InjectedPublishFault(_)) => return Err(e),
+                Err(_) => {}
             }
         }
         for a in std::mem::take(&mut self.after) {

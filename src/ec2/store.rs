@@ -39,8 +39,10 @@
 //! A missing document is created only when the directory holds no ebsim
 //! data yet; a damaged one is reported and never overwritten.
 //!
-//! Test hook: `EBSIM_STATE_FAULT=N` makes the next state write stop after N
-//! bytes of the temporary file, as if the process died there.
+//! Test hooks: `EBSIM_STATE_FAULT=N` makes the next state write stop after N
+//! bytes of the temporary file, and `EBSIM_PUBLISH_FAULT=N` the publish of
+//! staged files after a commit stop after N renames, as if the process died
+//! there.
 
 use super::clock::{ClockMode, real_now_ms};
 use super::error::{Error, Result};
@@ -58,6 +60,16 @@ use std::path::{Path, PathBuf};
 pub const HOME_ENV: &str = "EBSIM_HOME";
 /// The fault-injection hook of the state writer.
 pub const STATE_FAULT_ENV: &str = "EBSIM_STATE_FAULT";
+/// The fault-injection hook of the publish after a commit.
+pub const PUBLISH_FAULT_ENV: &str = "EBSIM_PUBLISH_FAULT";
+
+/// `EBSIM_PUBLISH_FAULT=N`: the publish after the next commit stops after N
+/// renames, as if the process died there.
+pub(crate) fn publish_fault() -> Option<usize> {
+    std::env::var(PUBLISH_FAULT_ENV)
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+}
 
 /// The state directory and the files in it.
 #[derive(Debug, Clone)]

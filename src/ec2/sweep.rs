@@ -46,7 +46,7 @@ use std::path::{Path, PathBuf};
 /// chunks when something says there may be some.
 pub(crate) fn recover(home: &Home, state: &mut State) -> Result<()> {
     if let Some(t) = state.publish.take() {
-        publish(home, &t)?;
+        publish(home, &t, None)?;
     }
     remove_tree_contents(&home.staging_dir());
     let _ = std::fs::remove_dir(home.staging_dir());
@@ -162,13 +162,22 @@ pub(crate) fn sweep_chunks(home: &Home, state: &State) -> bool {
 /// the old one aside as `<id>.manifest.superseded`, which makes the next
 /// [`recover`] sweep the chunks only it used. Returns whether any was
 /// superseded. Idempotent: a crash halfway is finished by running it again.
-pub(crate) fn publish(home: &Home, txid: &str) -> Result<bool> {
+/// `fault`: stop after this many renames (the test hook).
+pub(crate) fn publish(home: &Home, txid: &str, fault: Option<usize>) -> Result<bool> {
     let dir = home.staging_dir().join(super::store::safe_name(txid));
     if !dir.is_dir() {
         return Ok(false);
     }
     let mut superseded = false;
     let mut any_chunk = false;
+    let mut renames = 0usize;
+    let mut rename = |from: &Path, to: &Path| -> Result<()> {
+        if fault == Some(renames) {
+            return Err(Error::InjectedPublishFault(renames));
+        }
+        renames += 1;
+        std::fs::rename(from, to).map_err(|e| Error::io(to, "rename into place", e))
+    };
     let mut touched: Vec<PathBuf> = Vec::new();
     for e in entries(&dir.join("chunks")) {
         let name = e.file_name().to_string_lossy().into_owned();
@@ -232,10 +241,6 @@ pub(crate) fn sync_stage(home: &Home, txid: &str) -> Result<()> {
     }
     sync_dir(&dir)?;
     sync_dir(&home.staging_dir())
-}
-
-fn rename(from: &Path, to: &Path) -> Result<()> {
-    std::fs::rename(from, to).map_err(|e| Error::io(to, "rename into place", e))
 }
 
 fn entries(dir: &Path) -> Vec<std::fs::DirEntry> {
