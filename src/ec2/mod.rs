@@ -8,9 +8,12 @@
 //! chunks and restores, through the blockdev layer's one write path.
 //!
 //! Every operation runs inside a transaction ([`Ec2::transact`]): the
-//! state is locked and read, the clock is read, every timed transition
-//! that is due is applied ([`Txn::tick`]), the operation runs, and the
-//! state is written back if anything changed.
+//! state is locked and read, whatever a crashed transaction left behind is
+//! finished or removed (`sweep.rs`), the clock is read, every timed
+//! transition that is due is applied ([`Txn::tick`]), the operation runs
+//! (checking everything that can fail before it changes anything, and
+//! making new files in a staging directory), and the state is written back
+//! if anything changed, the staged files published right after.
 
 pub mod catalog;
 pub mod clock;

@@ -33,7 +33,9 @@
 //!
 //! The document carries `"format": "ebsim-state"` and a version. Version 2
 //! is written; version 1 (which also kept each volume's image path) is read
-//! by dropping that path. Any other version, and any field this build does
+//! by dropping that path, and its first writable transaction sweeps every
+//! chunk no manifest names (older versions could leak them) before writing
+//! it as version 2. Any other version, and any field this build does
 //! not know, is refused with the version or the field named, and the
 //! document is left untouched: nothing is silently dropped or rewritten.
 //! A missing document is created only when the directory holds no ebsim
