@@ -305,3 +305,11 @@ fn a_tree_block_that_does_not_fit_rolls_the_data_back() {
     .unwrap();
     assert_eq!(fs.statfs().unwrap().bfree, fs.resv);
 }
+
+#[test]
+fn can_move_to_another_thread() {
+    // The FUSE layer serves requests from its own thread.
+    fn assert_send<T: Send>() {}
+    assert_send::<Ext4Files<MemDevice>>();
+    assert_send::<Ext4Files<crate::blockdev::ImageFile>>();
+}
