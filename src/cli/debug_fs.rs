@@ -11,7 +11,9 @@
 //!           truncate LEN PATH | cat PATH | ls PATH | statfs
 //! ```
 //! LEN takes K, M, G, T suffixes (powers of 1024). Times come from
-//! `E2FSPROGS_FAKE_TIME` when set (for reproducible images).
+//! `E2FSPROGS_FAKE_TIME` when set (for reproducible images);
+//! `EBSIM_DEBUG_FS_SYNC_MIB` changes how much staged data syncs on its own
+//! (for measuring).
 
 use super::output;
 use ebsim::blockdev::image::Access;
