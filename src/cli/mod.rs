@@ -193,7 +193,7 @@ fn dispatch(mut args: Vec<OsString>) -> i32 {
             output::out(&format!("ebsim {}\n", env!("CARGO_PKG_VERSION")));
             0
         }
-        // Hidden: a driver of the ext4 file layer for benchmarks and
+        // Hidden: a driver of the ext4 and XFS file layers for benchmarks and
         // crash tests (not listed, no link).
         "debug-fs" => {
             args.remove(0);

@@ -397,7 +397,7 @@ impl<D: BlockDevice> XfsFiles<D> {
     }
 
     /// Sets how much staged data makes an operation sync on its own.
-    pub fn set_auto_sync(&mut self, bytes: u64) {
+    pub fn set_sync_threshold(&mut self, bytes: u64) {
         self.auto_sync = bytes;
     }
 
