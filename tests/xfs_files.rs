@@ -1031,12 +1031,32 @@ fn fallocate_limits_match(base: &Path, dir: &Path) {
 }
 
 /// Bytes written in 1 MiB chunks of random data until ENOSPC.
-fn kernel_fill(base: &Path, work: &Path) -> u64 {
+fn kernel_fill(base: &Path, work: &Path, uid: Option<u32>) -> u64 {
     use std::io::Write;
     let _ = std::fs::remove_file(work);
     common::sparse_copy(base, work);
     let _lock = common::mount_lock();
     let lm = LoopMount::mount(work, false);
+    if let Some(u) = uid {
+        // dd as the user, 1 MiB at a time, until ENOSPC.
+        let d = lm.path().join("u");
+        std::fs::create_dir(&d).expect("mkdir");
+        std::os::unix::fs::chown(&d, Some(u), Some(u)).expect("chown");
+        let _ = run(std::process::Command::new("setpriv")
+            .arg(format!("--reuid={u}"))
+            .arg(format!("--regid={u}"))
+            .arg("--clear-groups")
+            .args([
+                "dd",
+                "if=/dev/urandom",
+                "bs=1M",
+                "iflag=fullblock",
+                "conv=fsync",
+                "status=none",
+            ])
+            .arg(format!("of={}", d.join("fill").display())));
+        return std::fs::metadata(d.join("fill")).expect("stat").len();
+    }
     let chunk = pattern(77, M as usize);
     let mut f = std::fs::File::create(lm.path().join("fill")).expect("create");
     let mut n = 0u64;
@@ -1057,20 +1077,42 @@ fn kernel_fill(base: &Path, work: &Path) -> u64 {
 /// on writeback timing, so a fill leaves 7 blocks unused in most runs and
 /// about 250 in some. ebsim allocates exactly what it writes and stops at
 /// the transaction reserve. Compare with the kernel's best of three runs.
-fn kernel_fill_best(base: &Path, work: &Path) -> u64 {
-    (0..3).map(|_| kernel_fill(base, work)).max().unwrap_or(0)
+fn kernel_fill_best(base: &Path, work: &Path, uid: Option<u32>) -> u64 {
+    (0..3)
+        .map(|_| kernel_fill(base, work, uid))
+        .max()
+        .unwrap_or(0)
 }
 
-fn ebsim_fill(base: &Path, work: &Path) -> u64 {
+fn ebsim_fill(base: &Path, work: &Path, uid: Option<u32>) -> u64 {
     let _ = std::fs::remove_file(work);
     common::sparse_copy(base, work);
     let mut fs = open(work);
     let root = fs.root();
-    let f = create(&mut fs, ctx(), root, "fill", b"");
+    let (dir, c) = match uid {
+        None => (root, ctx()),
+        Some(u) => {
+            let d = fs.mkdir(ctx(), root, b"u", 0o755).expect("mkdir").ino;
+            fs.setattr(
+                ctx(),
+                d,
+                SetAttr {
+                    uid: Some(u),
+                    gid: Some(u),
+                    ..Default::default()
+                },
+            )
+            .expect("chown");
+            let mut c = ctx();
+            c.cred = Cred { uid: u, gid: u };
+            (d, c)
+        }
+    };
+    let f = create(&mut fs, c, dir, "fill", b"");
     let chunk = pattern(77, M as usize);
     let mut n = 0u64;
     loop {
-        match fs.write(ctx(), f, n, &chunk) {
+        match fs.write(c, f, n, &chunk) {
             Ok(w) => {
                 n += w as u64;
                 if w < chunk.len() {
@@ -1103,12 +1145,21 @@ fn full_disk_fresh_1g_matches_kernel() {
     ebsim_mkfs(&base, G);
     fallocate_limits_match(&base, dir.path());
     let work = dir.path().join("fill.img");
-    let (k, e) = (kernel_fill_best(&base, &work), ebsim_fill(&base, &work));
-    eprintln!("write fill: kernel {k} bytes, ebsim {e}");
-    assert!(
-        k.abs_diff(e) <= M,
-        "write fill: kernel {k} bytes, ebsim {e}"
-    );
+    let mut ours = Vec::new();
+    for uid in [None, Some(1000)] {
+        let (k, e) = (
+            kernel_fill_best(&base, &work, uid),
+            ebsim_fill(&base, &work, uid),
+        );
+        eprintln!("write fill as {uid:?}: kernel {k} bytes, ebsim {e}");
+        assert!(
+            k.abs_diff(e) <= M,
+            "write fill as {uid:?}: kernel {k} bytes, ebsim {e}"
+        );
+        ours.push(e);
+    }
+    // No root reserve on XFS.
+    assert_eq!(ours[0], ours[1]);
 }
 
 #[test]
@@ -1126,12 +1177,21 @@ fn full_disk_used_300m_matches_kernel() {
     }
     fallocate_limits_match(&base, dir.path());
     let work = dir.path().join("fill.img");
-    let (k, e) = (kernel_fill_best(&base, &work), ebsim_fill(&base, &work));
-    eprintln!("write fill: kernel {k} bytes, ebsim {e}");
-    assert!(
-        k.abs_diff(e) <= M,
-        "write fill: kernel {k} bytes, ebsim {e}"
-    );
+    let mut ours = Vec::new();
+    for uid in [None, Some(1000)] {
+        let (k, e) = (
+            kernel_fill_best(&base, &work, uid),
+            ebsim_fill(&base, &work, uid),
+        );
+        eprintln!("write fill as {uid:?}: kernel {k} bytes, ebsim {e}");
+        assert!(
+            k.abs_diff(e) <= M,
+            "write fill as {uid:?}: kernel {k} bytes, ebsim {e}"
+        );
+        ours.push(e);
+    }
+    // No root reserve on XFS.
+    assert_eq!(ours[0], ours[1]);
 }
 
 // ---------------------------------------------------------------- crashes
