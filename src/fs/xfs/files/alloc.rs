@@ -688,6 +688,15 @@ impl<D: BlockDevice> XfsFiles<D> {
     /// Allocates one extent for `req`: (AG, AG block, length). Tries the
     /// request's AG first, then the others in order.
     pub(super) fn alloc(&mut self, req: AllocReq) -> NodeResult<(u32, u32, u32)> {
+        if self.undo.as_ref().is_some_and(|t| t.no_alloc) {
+            return Err(nospc());
+        }
+        self.alloc_any(req)
+    }
+
+    /// [`Self::alloc`] for the AG's own trees, which the kernel never
+    /// denies for want of a transaction reservation.
+    fn alloc_any(&mut self, req: AllocReq) -> NodeResult<(u32, u32, u32)> {
         let agcount = self.geo.agcount;
         let start = req.agno.min(agcount - 1);
         let tries = if req.this_ag { 1 } else { agcount };
@@ -787,6 +796,18 @@ impl<D: BlockDevice> XfsFiles<D> {
         let set_aside = u64::from(self.geo.agcount) * 8;
         let allocbt: u64 = self.ags.iter().map(Ag::btreeblks).sum();
         s.f_bfree + set_aside + allocbt
+    }
+
+    /// The reservation of link and rename: when it cannot be had, the
+    /// kernel goes on without one, as long as nothing needs a new block
+    /// (`xfs_dir_canenter`); from then on in this operation every
+    /// allocation fails with ENOSPC.
+    pub(super) fn reserve_or_no_alloc(&mut self, blocks: u64) {
+        if self.reserve(blocks).is_err() {
+            if let Some(t) = self.undo.as_mut() {
+                t.no_alloc = true;
+            }
+        }
     }
 
     /// Free blocks for ordinary use: statfs's `f_bfree`.
@@ -896,7 +917,7 @@ impl<D: BlockDevice> XfsFiles<D> {
                 let mut req = AllocReq::near(agno, goal, 1);
                 req.this_ag = true;
                 req.resv = if fino { Resv::Metadata } else { Resv::None };
-                let (_, bno, _) = self.alloc(req)?;
+                let (_, bno, _) = self.alloc_any(req)?;
                 let s = &mut self.ags[agno as usize].small;
                 if fino {
                     s.fino.push(bno)
@@ -938,7 +959,7 @@ impl<D: BlockDevice> XfsFiles<D> {
                         let mut req = AllocReq::near(agno, None, 1);
                         req.this_ag = true;
                         req.resv = Resv::Metadata;
-                        self.alloc(req)?.1
+                        self.alloc_any(req)?.1
                     }
                 };
                 let s = &mut self.ags[agno as usize].small;

@@ -240,6 +240,9 @@ struct Txn {
     log: Vec<Undo>,
     ags: HashSet<u32>,
     inodes: HashSet<u64>,
+    /// The operation runs without a block reservation: it may not
+    /// allocate.
+    no_alloc: bool,
 }
 
 /// One change to roll back.

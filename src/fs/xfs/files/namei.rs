@@ -289,7 +289,7 @@ impl<D: BlockDevice> XfsFiles<D> {
         if self.dir_lookup(newdir, name)?.is_some() {
             return Err(err(ErrorKind::Exists));
         }
-        self.reserve(self.direnter_res())?;
+        self.reserve_or_no_alloc(self.direnter_res());
         self.dir_add(
             newdir,
             Entry {
@@ -449,7 +449,7 @@ impl<D: BlockDevice> XfsFiles<D> {
             if t_dir && moving && self.is_ancestor(tino, olddir)? {
                 return Err(err(ErrorKind::InvalidArgument));
             }
-            self.reserve(2 * self.direnter_res())?;
+            self.reserve_or_no_alloc(2 * self.direnter_res());
             self.dir_set(olddir, oldname, tino, tft)?;
             self.dir_set(newdir, newname, sino, sft)?;
             if moving {
@@ -495,7 +495,7 @@ impl<D: BlockDevice> XfsFiles<D> {
             if t_dir && !self.dir_is_empty(tino)? {
                 return Err(err(ErrorKind::DirectoryNotEmpty));
             }
-            self.reserve(self.direnter_res())?;
+            self.reserve_or_no_alloc(self.direnter_res());
             self.dir_set(newdir, newname, sino, sft)?;
             if t_dir {
                 // The replaced directory's `..` link to newdir goes.
@@ -504,7 +504,7 @@ impl<D: BlockDevice> XfsFiles<D> {
             }
             self.drop_link(tino, now)?;
         } else {
-            self.reserve(self.direnter_res())?;
+            self.reserve_or_no_alloc(self.direnter_res());
             self.dir_add(
                 newdir,
                 Entry {
