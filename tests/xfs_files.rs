@@ -129,6 +129,8 @@ struct Node {
     hash: String,
     target: Vec<u8>,
     rdev: u64,
+    /// `st_blocks`.
+    blocks: u64,
     mtime: (i64, u32),
 }
 
@@ -180,6 +182,7 @@ fn ebsim_manifest(fs: &XfsFiles<ImageFile>) -> Manifest {
                 hash: String::new(),
                 target: Vec::new(),
                 rdev: u64::from(a.rdev),
+                blocks: a.blocks,
                 mtime: (a.mtime.sec, a.mtime.nsec),
             };
             match a.kind {
@@ -239,6 +242,7 @@ fn kernel_manifest(root: &Path) -> Manifest {
                 hash: String::new(),
                 target: Vec::new(),
                 rdev: m.rdev(),
+                blocks: m.blocks(),
                 mtime: (m.mtime(), m.mtime_nsec() as u32),
             };
             match kind {
