@@ -2099,3 +2099,71 @@ fn errors_as_the_kernel_gives_them() {
         ErrorKind::ReadOnly
     );
 }
+
+/// Files the kernel made immutable or append-only (chattr +i, +a) are
+/// refused as the VFS refuses them: EPERM.
+#[test]
+fn immutable_and_append_only_files() {
+    if !(round_trip_tools() && require_tools(&["chattr"])) {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let img = dir.path().join("fs.img");
+    ebsim_mkfs(&img, 300 * M);
+    {
+        let _lock = common::mount_lock();
+        let lm = LoopMount::mount(&img, false);
+        for (name, flag) in [("imm", "+i"), ("app", "+a")] {
+            std::fs::write(lm.path().join(name), b"0123456789").expect("write");
+            let o = run(real("chattr").arg(flag).arg(lm.path().join(name)));
+            assert!(o.status.success(), "chattr: {}", common::stderr(&o));
+        }
+    }
+    let mut fs = open(&img);
+    let c = ctx();
+    let root = fs.root();
+    let imm = lookup_path(&fs, "/imm");
+    let app = lookup_path(&fs, "/app");
+    let eperm = |r: Result<(), ebsim::fs::node::NodeError>| {
+        assert_eq!(r.expect_err("must fail").kind(), ErrorKind::NotPermitted);
+    };
+    eperm(fs.write(c, imm, 0, b"x").map(|_| ()));
+    eperm(fs.write(c, imm, 10, b"x").map(|_| ()));
+    eperm(fs.unlink(c, root, b"imm"));
+    eperm(fs.link(c, imm, root, b"l").map(|_| ()));
+    eperm(
+        fs.setattr(
+            c,
+            imm,
+            SetAttr {
+                perm: Some(0o600),
+                ..Default::default()
+            },
+        )
+        .map(|_| ()),
+    );
+    eperm(fs.write(c, app, 0, b"x").map(|_| ()));
+    eperm(fs.unlink(c, root, b"app"));
+    eperm(fs.rename(c, root, b"app", root, b"moved", RenameFlags::default()));
+    eperm(
+        fs.setattr(
+            c,
+            app,
+            SetAttr {
+                size: Some(0),
+                ..Default::default()
+            },
+        )
+        .map(|_| ()),
+    );
+    eperm(fs.fallocate(c, app, 0, 4096, FallocateMode::PunchHole));
+    assert_eq!(fs.write(c, app, 10, b"appended").expect("append"), 8);
+    fs.sync().expect("sync");
+    drop(fs);
+    assert_repair_clean(&img);
+    let fs = open(&img);
+    assert_eq!(
+        read_all(&fs, lookup_path(&fs, "/app")),
+        b"0123456789appended"
+    );
+}

@@ -33,6 +33,10 @@ pub mod format {
 pub mod flags {
     /// Preallocated space (fallocate) may lie past EOF.
     pub const PREALLOC: u16 = 0x0002;
+    /// `chattr +i`: no change at all.
+    pub const IMMUTABLE: u16 = 0x0008;
+    /// `chattr +a`: writes only at the end, never removed.
+    pub const APPEND: u16 = 0x0010;
 }
 
 /// `di_flags2` bits.

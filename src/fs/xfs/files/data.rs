@@ -189,6 +189,8 @@ impl<D: BlockDevice> XfsFiles<D> {
             .checked_add(data.len() as u64)
             .filter(|&e| e <= i64::MAX as u64)
             .ok_or_else(|| NodeError::new(ErrorKind::FileTooBig))?;
+        let size = self.inode_get(ino)?.di.size;
+        self.check_mutable(ino, offset == size)?;
         let st = self.inode_get(ino)?.clone();
         self.check_unshared(&st)?;
         let bs = self.geo.bs;
@@ -400,6 +402,7 @@ impl<D: BlockDevice> XfsFiles<D> {
             .checked_add(len)
             .filter(|&e| e <= i64::MAX as u64)
             .ok_or_else(|| NodeError::new(ErrorKind::FileTooBig))?;
+        self.check_mutable(ino, matches!(mode, FallocateMode::Allocate { .. }))?;
         let st = self.inode_get(ino)?.clone();
         let bs = self.geo.bs;
         match mode {

@@ -5,7 +5,7 @@
 //! count needs.
 
 use super::super::bmap::{self, BmapError, Extent};
-use super::super::dinode::{Dinode, flags2, format};
+use super::super::dinode::{Dinode, flags, flags2, format};
 use super::alloc::AllocReq;
 use super::{Undo, XfsFiles, corrupt_inode, kind_of, unsupported};
 use crate::blockdev::BlockDevice;
@@ -350,6 +350,16 @@ impl<D: BlockDevice> XfsFiles<D> {
             st.di.ctime = st.di.encode_time(t);
         }
         st.di.changecount = st.di.changecount.wrapping_add(1);
+    }
+
+    /// EPERM for an immutable inode, or an append-only one unless
+    /// `append_ok` (the VFS's `IS_IMMUTABLE`/`IS_APPEND` checks).
+    pub(super) fn check_mutable(&mut self, ino: u64, append_ok: bool) -> NodeResult<()> {
+        let f = self.inode_get(ino)?.di.flags;
+        if f & flags::IMMUTABLE != 0 || (f & flags::APPEND != 0 && !append_ok) {
+            return Err(NodeError::new(ErrorKind::NotPermitted));
+        }
+        Ok(())
     }
 
     /// Refuses changes to the blocks of a file that may share them with

@@ -81,6 +81,7 @@ impl<D: BlockDevice> XfsFiles<D> {
         if self.dir_lookup(dir, name)?.is_some() {
             return Err(err(ErrorKind::Exists));
         }
+        self.check_mutable(dir, true)?;
         let is_dir = kind == FileType::Directory;
         let (pmode, pgid, pnlink) = {
             let p = &self.inode_get(dir)?.di;
@@ -286,6 +287,8 @@ impl<D: BlockDevice> XfsFiles<D> {
         if nlink >= MAXLINK {
             return Err(err(ErrorKind::TooManyLinks));
         }
+        self.check_mutable(ino, false)?;
+        self.check_mutable(newdir, true)?;
         if self.dir_lookup(newdir, name)?.is_some() {
             return Err(err(ErrorKind::Exists));
         }
@@ -366,6 +369,8 @@ impl<D: BlockDevice> XfsFiles<D> {
         if is_dir && !self.dir_is_empty(ino)? {
             return Err(err(ErrorKind::DirectoryNotEmpty));
         }
+        self.check_mutable(dir, false)?;
+        self.check_mutable(ino, false)?;
         // Removal never fails for want of space: the kernel retries
         // without a reservation.
         self.dir_remove(dir, name)?;
@@ -433,6 +438,12 @@ impl<D: BlockDevice> XfsFiles<D> {
             if tino == sino {
                 return Ok(());
             }
+        }
+        self.check_mutable(olddir, false)?;
+        self.check_mutable(newdir, target.is_none())?;
+        self.check_mutable(sino, false)?;
+        if let Some((tino, _)) = target {
+            self.check_mutable(tino, false)?;
         }
         let s_dir = sft == ftype::DIR;
         let moving = olddir != newdir;
@@ -535,6 +546,7 @@ impl<D: BlockDevice> XfsFiles<D> {
     /// chmod, chown, utimes, truncate.
     pub(super) fn setattr_node(&mut self, ctx: Ctx, ino: u64, a: SetAttr) -> NodeResult<Attr> {
         let kind = self.inode_get(ino)?.kind()?;
+        self.check_mutable(ino, a.size.is_none())?;
         if let Some(size) = a.size {
             match kind {
                 FileType::Directory => return Err(err(ErrorKind::IsADirectory)),
