@@ -13,5 +13,6 @@ pub mod blockdev;
 pub mod bytes;
 pub mod ec2;
 pub mod fs;
+pub mod fuse;
 pub mod guest;
 pub mod partition;

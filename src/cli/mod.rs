@@ -14,6 +14,7 @@ mod demo;
 mod df;
 mod e2fs_util;
 mod ec2;
+mod fuse_mount;
 mod getopt_long;
 mod growpart;
 mod guest;

@@ -140,6 +140,10 @@ const LONGOPTS: &[LongOpt] = &[
 ];
 
 pub fn run(args: Vec<OsString>) -> i32 {
+    // A directory where ebsim serves a host image over FUSE.
+    if let Some(code) = super::fuse_mount::umount_host(&args) {
+        return code;
+    }
     let args: Vec<String> = args
         .iter()
         .skip(1)
