@@ -11,6 +11,7 @@
 
 pub mod blockdev;
 pub mod bytes;
+pub mod compat;
 pub mod ec2;
 pub mod fs;
 pub mod guest;

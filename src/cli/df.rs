@@ -11,7 +11,7 @@ use ebsim::guest::df::{
 };
 use ebsim::guest::human::opts;
 
-use super::getopt_long::{self, HasArg, LongOpt};
+use super::getopt::{LongOpt, getopt_long};
 use super::guest_env::{self, Output};
 use super::lsblk::resolve_device;
 
@@ -25,86 +25,22 @@ const HELP_OPTION: char = '\u{84}';
 const VERSION_OPTION: char = '\u{85}';
 
 const LONGOPTS: &[LongOpt] = &[
-    LongOpt {
-        name: "all",
-        has_arg: HasArg::No,
-        val: 'a',
-    },
-    LongOpt {
-        name: "block-size",
-        has_arg: HasArg::Required,
-        val: 'B',
-    },
-    LongOpt {
-        name: "inodes",
-        has_arg: HasArg::No,
-        val: 'i',
-    },
-    LongOpt {
-        name: "human-readable",
-        has_arg: HasArg::No,
-        val: 'h',
-    },
-    LongOpt {
-        name: "si",
-        has_arg: HasArg::No,
-        val: 'H',
-    },
-    LongOpt {
-        name: "local",
-        has_arg: HasArg::No,
-        val: 'l',
-    },
-    LongOpt {
-        name: "output",
-        has_arg: HasArg::Optional,
-        val: OUTPUT_OPTION,
-    },
-    LongOpt {
-        name: "portability",
-        has_arg: HasArg::No,
-        val: 'P',
-    },
-    LongOpt {
-        name: "print-type",
-        has_arg: HasArg::No,
-        val: 'T',
-    },
-    LongOpt {
-        name: "sync",
-        has_arg: HasArg::No,
-        val: SYNC_OPTION,
-    },
-    LongOpt {
-        name: "no-sync",
-        has_arg: HasArg::No,
-        val: NO_SYNC_OPTION,
-    },
-    LongOpt {
-        name: "total",
-        has_arg: HasArg::No,
-        val: TOTAL_OPTION,
-    },
-    LongOpt {
-        name: "type",
-        has_arg: HasArg::Required,
-        val: 't',
-    },
-    LongOpt {
-        name: "exclude-type",
-        has_arg: HasArg::Required,
-        val: 'x',
-    },
-    LongOpt {
-        name: "help",
-        has_arg: HasArg::No,
-        val: HELP_OPTION,
-    },
-    LongOpt {
-        name: "version",
-        has_arg: HasArg::No,
-        val: VERSION_OPTION,
-    },
+    LongOpt::flag("all", 'a'),
+    LongOpt::arg("block-size", 'B'),
+    LongOpt::flag("inodes", 'i'),
+    LongOpt::flag("human-readable", 'h'),
+    LongOpt::flag("si", 'H'),
+    LongOpt::flag("local", 'l'),
+    LongOpt::optional("output", OUTPUT_OPTION),
+    LongOpt::flag("portability", 'P'),
+    LongOpt::flag("print-type", 'T'),
+    LongOpt::flag("sync", SYNC_OPTION),
+    LongOpt::flag("no-sync", NO_SYNC_OPTION),
+    LongOpt::flag("total", TOTAL_OPTION),
+    LongOpt::arg("type", 't'),
+    LongOpt::arg("exclude-type", 'x'),
+    LongOpt::flag("help", HELP_OPTION),
+    LongOpt::flag("version", VERSION_OPTION),
 ];
 
 const TRY_HELP: &str = "Try 'df --help' for more information.\n";
@@ -177,7 +113,8 @@ fn usage_error(msg: String) -> Output {
 }
 
 fn parse(args: &[String], utf8: bool) -> Result<Parsed, Output> {
-    let (list, files) = getopt_long::parse(args.get(1..).unwrap_or(&[]), OPTSTRING, LONGOPTS)
+    let (list, files) = getopt_long(args.get(1..).unwrap_or(&[]), OPTSTRING, LONGOPTS)
+        .strict()
         .map_err(|e| usage_error(e.message("df")))?;
     let mut sel = Selection::default();
     let mut human: Option<(u32, u64)> = None;
@@ -196,7 +133,7 @@ fn parse(args: &[String], utf8: bool) -> Result<Parsed, Output> {
                 match render::parse_block_size(&arg) {
                     Ok(v) => human = Some(v),
                     Err(e) => {
-                        let opt = if p.long { "--block-size" } else { "-B" };
+                        let opt = p.spelling();
                         let msg = match e {
                             BlockSizeError::Invalid => {
                                 format!("df: invalid {opt} argument '{arg}'\n")

@@ -10,7 +10,7 @@ use std::ffi::OsString;
 use ebsim::guest::Snapshot;
 use ebsim::guest::lsblk::{self as render, Column, Device, Format, Options, Root, UtilLinux};
 
-use super::getopt_long::{self, HasArg, LongOpt};
+use super::getopt::{LongOpt, getopt_long};
 use super::guest_env::{self, Output};
 
 /// lsblk's exit code when no device argument was found.
@@ -21,161 +21,37 @@ const EXIT_SOMEOK: i32 = 64;
 const OPTSTRING: &str = "AabdDzE:e:fhJlnMmo:OpPiI:rstVST::w:x:y";
 
 const LONGOPTS: &[LongOpt] = &[
-    LongOpt {
-        name: "all",
-        has_arg: HasArg::No,
-        val: 'a',
-    },
-    LongOpt {
-        name: "bytes",
-        has_arg: HasArg::No,
-        val: 'b',
-    },
-    LongOpt {
-        name: "nodeps",
-        has_arg: HasArg::No,
-        val: 'd',
-    },
-    LongOpt {
-        name: "noempty",
-        has_arg: HasArg::No,
-        val: 'A',
-    },
-    LongOpt {
-        name: "discard",
-        has_arg: HasArg::No,
-        val: 'D',
-    },
-    LongOpt {
-        name: "dedup",
-        has_arg: HasArg::Required,
-        val: 'E',
-    },
-    LongOpt {
-        name: "zoned",
-        has_arg: HasArg::No,
-        val: 'z',
-    },
-    LongOpt {
-        name: "help",
-        has_arg: HasArg::No,
-        val: 'h',
-    },
-    LongOpt {
-        name: "json",
-        has_arg: HasArg::No,
-        val: 'J',
-    },
-    LongOpt {
-        name: "output",
-        has_arg: HasArg::Required,
-        val: 'o',
-    },
-    LongOpt {
-        name: "output-all",
-        has_arg: HasArg::No,
-        val: 'O',
-    },
-    LongOpt {
-        name: "merge",
-        has_arg: HasArg::No,
-        val: 'M',
-    },
-    LongOpt {
-        name: "perms",
-        has_arg: HasArg::No,
-        val: 'm',
-    },
-    LongOpt {
-        name: "noheadings",
-        has_arg: HasArg::No,
-        val: 'n',
-    },
-    LongOpt {
-        name: "list",
-        has_arg: HasArg::No,
-        val: 'l',
-    },
-    LongOpt {
-        name: "ascii",
-        has_arg: HasArg::No,
-        val: 'i',
-    },
-    LongOpt {
-        name: "raw",
-        has_arg: HasArg::No,
-        val: 'r',
-    },
-    LongOpt {
-        name: "inverse",
-        has_arg: HasArg::No,
-        val: 's',
-    },
-    LongOpt {
-        name: "fs",
-        has_arg: HasArg::No,
-        val: 'f',
-    },
-    LongOpt {
-        name: "exclude",
-        has_arg: HasArg::Required,
-        val: 'e',
-    },
-    LongOpt {
-        name: "include",
-        has_arg: HasArg::Required,
-        val: 'I',
-    },
-    LongOpt {
-        name: "topology",
-        has_arg: HasArg::No,
-        val: 't',
-    },
-    LongOpt {
-        name: "paths",
-        has_arg: HasArg::No,
-        val: 'p',
-    },
-    LongOpt {
-        name: "pairs",
-        has_arg: HasArg::No,
-        val: 'P',
-    },
-    LongOpt {
-        name: "scsi",
-        has_arg: HasArg::No,
-        val: 'S',
-    },
-    LongOpt {
-        name: "sort",
-        has_arg: HasArg::Required,
-        val: 'x',
-    },
-    LongOpt {
-        name: "sysroot",
-        has_arg: HasArg::Required,
-        val: '\u{80}',
-    },
-    LongOpt {
-        name: "shell",
-        has_arg: HasArg::No,
-        val: 'y',
-    },
-    LongOpt {
-        name: "tree",
-        has_arg: HasArg::Optional,
-        val: 'T',
-    },
-    LongOpt {
-        name: "version",
-        has_arg: HasArg::No,
-        val: 'V',
-    },
-    LongOpt {
-        name: "width",
-        has_arg: HasArg::Required,
-        val: 'w',
-    },
+    LongOpt::flag("all", 'a'),
+    LongOpt::flag("bytes", 'b'),
+    LongOpt::flag("nodeps", 'd'),
+    LongOpt::flag("noempty", 'A'),
+    LongOpt::flag("discard", 'D'),
+    LongOpt::arg("dedup", 'E'),
+    LongOpt::flag("zoned", 'z'),
+    LongOpt::flag("help", 'h'),
+    LongOpt::flag("json", 'J'),
+    LongOpt::arg("output", 'o'),
+    LongOpt::flag("output-all", 'O'),
+    LongOpt::flag("merge", 'M'),
+    LongOpt::flag("perms", 'm'),
+    LongOpt::flag("noheadings", 'n'),
+    LongOpt::flag("list", 'l'),
+    LongOpt::flag("ascii", 'i'),
+    LongOpt::flag("raw", 'r'),
+    LongOpt::flag("inverse", 's'),
+    LongOpt::flag("fs", 'f'),
+    LongOpt::arg("exclude", 'e'),
+    LongOpt::arg("include", 'I'),
+    LongOpt::flag("topology", 't'),
+    LongOpt::flag("paths", 'p'),
+    LongOpt::flag("pairs", 'P'),
+    LongOpt::flag("scsi", 'S'),
+    LongOpt::arg("sort", 'x'),
+    LongOpt::arg("sysroot", '\u{80}'),
+    LongOpt::flag("shell", 'y'),
+    LongOpt::optional("tree", 'T'),
+    LongOpt::flag("version", 'V'),
+    LongOpt::arg("width", 'w'),
 ];
 
 /// lsblk's groups of mutually exclusive options that ebsim can meet
@@ -269,7 +145,8 @@ fn parse_column_list(list: &str, v: UtilLinux, err: &mut String) -> Option<Vec<C
 
 fn parse(args: &[String], v: UtilLinux) -> Result<Request, Output> {
     let try_help = "Try 'lsblk --help' for more information.\n";
-    let (opts, operands) = getopt_long::parse(args.get(1..).unwrap_or(&[]), OPTSTRING, LONGOPTS)
+    let (opts, operands) = getopt_long(args.get(1..).unwrap_or(&[]), OPTSTRING, LONGOPTS)
+        .strict()
         .map_err(|e| Output::error(format!("{}{try_help}", e.message("lsblk")), 1))?;
     let mut o = Options::new(v);
     let mut columns: Vec<Column> = Vec::new();
@@ -328,14 +205,12 @@ fn parse(args: &[String], v: UtilLinux) -> Result<Request, Output> {
             }
             'h' => return Ok(Request::Help),
             'V' => return Ok(Request::Version),
-            c => {
-                let name = if p.long {
-                    format!("--{}", p.name)
-                } else {
-                    format!("-{c}")
-                };
+            _ => {
                 return Err(Output::error(
-                    format!("lsblk: option {name} is not supported by ebsim\n{try_help}"),
+                    format!(
+                        "lsblk: option {} is not supported by ebsim\n{try_help}",
+                        p.spelling()
+                    ),
                     1,
                 ));
             }

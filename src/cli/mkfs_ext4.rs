@@ -7,13 +7,14 @@
 //! -t ext4 -e continue, and a size operand; block size by mke2fs.conf's
 //! size classes (1 KiB below 512 MiB). Other options are refused by name.
 
-use super::e2fs_util::{
-    E2FSPROGS_DATE, E2FSPROGS_VERSION, Progress, format_uuid, getopt, int_log10, parse_num_blocks2,
-    parse_uuid, random_uuid, strings, strtoul_all,
-};
+use super::e2fs_util::{E2FSPROGS_DATE, E2FSPROGS_VERSION, Progress};
+use super::getopt::{getopt, strings};
 use super::output::{err, out};
 use ebsim::blockdev::image::Access;
 use ebsim::blockdev::{BlockDevice, ImageFile};
+use ebsim::compat::{
+    ctime, int_log10, parse_num_blocks2, strtoull_all, uuid_parse, uuid_random, uuid_unparse,
+};
 use ebsim::fs::ext4::geometry::{GeometryRequest, SizeType};
 use ebsim::fs::ext4::{self, mkfs};
 use std::ffi::OsString;
@@ -91,17 +92,17 @@ pub fn run(args: Vec<OsString>) -> i32 {
     let args = strings(&args);
     let argv0 = args.first().cloned().unwrap_or_else(|| "mkfs.ext4".into());
     let prog = basename(&argv0);
-    let (opts, operands) = match getopt(&args[1..], OPTSTRING) {
+    let (opts, operands) = match getopt(args.get(1..).unwrap_or(&[]), OPTSTRING).strict() {
         Ok(v) => v,
         Err(e) => {
-            err(&format!("{}\n", e.message(&argv0)));
+            err(&e.message(&argv0));
             return usage(&prog);
         }
     };
     let mut a = Args::default();
     for o in opts {
         let arg = o.arg.clone().unwrap_or_default();
-        match o.flag {
+        match o.val {
             'q' => a.quiet = true,
             'F' => {
                 a.force = true;
@@ -127,7 +128,7 @@ pub fn run(args: Vec<OsString>) -> i32 {
             }
             'U' => a.uuid = Some(arg),
             'E' | 'R' => {
-                if o.flag == 'R' {
+                if o.val == 'R' {
                     err(&format!("{prog}: '-R' is deprecated, use '-E' instead\n"));
                 }
                 a.extended = arg.split(',').map(str::to_string).collect();
@@ -148,7 +149,7 @@ pub fn run(args: Vec<OsString>) -> i32 {
                 Ok(r) if (0.0..=50.0).contains(&r) => a.reserved_ratio = Some(r),
                 _ => return refuse(&prog, &format!("invalid reserved blocks percent - {arg}")),
             },
-            'N' => match strtoul_all(&arg) {
+            'N' => match strtoull_all(&arg, 0) {
                 Some(n) => a.inodes = Some(n),
                 None => return refuse(&prog, &format!("bad num inodes - {arg}")),
             },
@@ -163,7 +164,7 @@ pub fn run(args: Vec<OsString>) -> i32 {
                 a.inode_ratio = Some(r);
             }
             'I' => {
-                if strtoul_all(&arg) != Some(256) {
+                if strtoull_all(&arg, 0) != Some(256) {
                     return refuse(
                         &prog,
                         &format!("ebsim makes 256-byte inodes only (-I {arg})"),
@@ -257,7 +258,7 @@ pub fn run(args: Vec<OsString>) -> i32 {
             None => (tok.as_str(), None),
         };
         match (k, v) {
-            ("hash_seed", Some(v)) => match parse_uuid(v) {
+            ("hash_seed", Some(v)) => match uuid_parse(v) {
                 Some(u) => hash_seed = Some(u),
                 None => {
                     err(&format!("Invalid hash seed: {v}\n"));
@@ -390,12 +391,12 @@ pub fn run(args: Vec<OsString>) -> i32 {
         label[..l.len()].copy_from_slice(l.as_bytes());
     }
     let uuid = match a.uuid.as_deref() {
-        None => random_uuid(),
+        None => uuid_random(),
         Some(u) if u.eq_ignore_ascii_case("null") || u.eq_ignore_ascii_case("clear") => [0u8; 16],
         Some(u) if u.eq_ignore_ascii_case("random") || u.eq_ignore_ascii_case("time") => {
-            random_uuid()
+            uuid_random()
         }
-        Some(u) => match parse_uuid(u) {
+        Some(u) => match uuid_parse(u) {
             Some(v) => v,
             None => {
                 err(&format!("{device}: could not parse UUID: {u}\n\n"));
@@ -413,9 +414,9 @@ pub fn run(args: Vec<OsString>) -> i32 {
             reserved_ratio: a.reserved_ratio.unwrap_or(5.0),
         },
         uuid,
-        hash_seed: hash_seed.unwrap_or_else(random_uuid),
+        hash_seed: hash_seed.unwrap_or_else(uuid_random),
         label,
-        now: ext4::e2fsprogs_now(),
+        now: super::e2fs_util::e2fsprogs_now(),
         discard: discard && dev_size_before > 0,
     };
     let plan = match mkfs::plan(dev_size_before, &opts) {
@@ -435,7 +436,10 @@ pub fn run(args: Vec<OsString>) -> i32 {
                         "{device} contains a ext4 file system labelled '{lbl}'\n"
                     ));
                 }
-                out(&format!("\tcreated on {}", ctime(sb.s_mkfs_time)));
+                out(&format!(
+                    "\tcreated on {}",
+                    ctime(i64::try_from(sb.s_mkfs_time).unwrap_or(i64::MAX))
+                ));
                 out("Proceed anyway? (y,N) ");
                 let mut line = String::new();
                 let _ = std::io::stdin().read_line(&mut line);
@@ -486,7 +490,7 @@ pub fn run(args: Vec<OsString>) -> i32 {
             text.push('\n');
         } else {
             if uuid != [0u8; 16] {
-                text.push_str(&format!("Filesystem UUID: {}\n", format_uuid(&uuid)));
+                text.push_str(&format!("Filesystem UUID: {}\n", uuid_unparse(&uuid)));
             }
             text.push_str("Superblock backups stored on blocks: ");
             let mut col_left: usize = 0;
@@ -580,51 +584,4 @@ fn guest_device(
         return Err(1);
     }
     Ok(Some(r))
-}
-
-/// `ctime(3)` in UTC: "Tue Nov 14 22:13:20 2023\n".
-fn ctime(t: u64) -> String {
-    let days = t / 86400;
-    let secs = t % 86400;
-    let (y, m, d) = civil_from_days(days as i64);
-    let wday = ((days + 4) % 7) as usize; // 1970-01-01 was a Thursday
-    const WD: [&str; 7] = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
-    const MO: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    format!(
-        "{} {} {:>2} {:02}:{:02}:{:02} {}\n",
-        WD[wday],
-        MO[(m - 1) as usize],
-        d,
-        secs / 3600,
-        secs % 3600 / 60,
-        secs % 60,
-        y
-    )
-}
-
-/// Days since 1970-01-01 to (year, month, day) (Howard Hinnant's algorithm).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
-}
-
-#[cfg(test)]
-#[allow(clippy::unwrap_used)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ctime_format() {
-        assert_eq!(ctime(1_700_000_000), "Tue Nov 14 22:13:20 2023\n");
-    }
 }

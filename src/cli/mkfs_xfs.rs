@@ -5,10 +5,11 @@
 //! Hand-parsed: mkfs.xfs uses getopt with comma-separated sub-options
 //! (`-d size=1g,agcount=4`) and its own wording for every mistake.
 
+use super::getopt::{LongOpt, getopt_long, strings};
 use super::output::strerror;
 use super::output::{err, out};
-use super::xfs_getopt::{Opt, getopt, glibc_message};
 use ebsim::blockdev::{BlockDevice, ImageFile, image::Access};
+use ebsim::compat::{cvtnum, uuid_parse};
 use ebsim::fs::xfs::{
     self,
     geometry::{self, Geometry, GeometryError},
@@ -109,54 +110,56 @@ struct Cli {
 }
 
 fn mkfs_main(prog: &str, argv0: &str, args: &[OsString]) -> Result<i32, Fail> {
-    let parsed = getopt(args, "b:c:d:i:l:L:m:n:KNp:qr:s:CfV");
+    let parsed = getopt_long(
+        &strings(args),
+        "b:c:d:i:l:L:m:n:KNp:qr:s:CfV",
+        &[LongOpt::flag("unsupported", 'U')],
+    );
     let mut cli = Cli::default();
-    for o in &parsed.opts {
-        match o {
-            Opt::Flag('C' | 'f') => cli.force = true,
-            Opt::Flag('N') => cli.dry_run = true,
-            Opt::Flag('K') => {}
-            Opt::Flag('q') => cli.quiet = true,
-            Opt::Flag('V') => {
+    for item in &parsed.items {
+        let o = match item {
+            Ok(o) => o,
+            // glibc's line, then mkfs.xfs's own `unknown(optopt, "")`.
+            Err(e) => {
+                return Err(fail(format!(
+                    "{}unknown option -{} \n",
+                    e.message(argv0),
+                    e.optopt()
+                )));
+            }
+        };
+        let v = o.arg_or_empty();
+        match o.val {
+            'C' | 'f' => cli.force = true,
+            'N' => cli.dry_run = true,
+            'K' => {}
+            'q' => cli.quiet = true,
+            'V' => {
                 out(&format!(
                     "{prog} version {}\n",
                     super::guest::guest_tools().xfsprogs
                 ));
                 return Ok(0);
             }
-            Opt::Arg('L', v) => {
+            'L' => {
                 if v.len() > 12 {
                     return Err(fail(format!("Invalid value {v} for -L option\n")));
                 }
-                cli.label = Some(v.clone());
+                cli.label = Some(v);
             }
-            Opt::Arg('d', v) => parse_d(v, &mut cli)?,
-            Opt::Arg('m', v) => parse_m(v, &mut cli)?,
-            Opt::Arg(c, _) => {
+            'd' => parse_d(&v, &mut cli)?,
+            'm' => parse_m(&v, &mut cli)?,
+            'U' => {
+                return Err(fail_plain(format!(
+                    "{prog}: --unsupported is not supported by ebsim\n"
+                )));
+            }
+            c => {
                 return Err(fail_plain(format!(
                     "{prog}: option -{c} is not supported by ebsim (it makes the default \
                      geometry; supported: -f -q -N -K -L -m uuid= -d size= -V)\n"
                 )));
             }
-            Opt::Long(l) if l == "unsupported" => {
-                return Err(fail_plain(format!(
-                    "{prog}: --unsupported is not supported by ebsim\n"
-                )));
-            }
-            Opt::Invalid(c) | Opt::Missing(c) => {
-                // glibc's line, then mkfs.xfs's own reaction.
-                return Err(fail(format!(
-                    "{}unknown option -{c} \n",
-                    glibc_message(argv0, o)
-                )));
-            }
-            Opt::Long(_) => {
-                return Err(fail(format!(
-                    "{}unknown option -? \n",
-                    glibc_message(argv0, o)
-                )));
-            }
-            Opt::Flag(c) => return Err(fail(format!("unknown option -{c} \n"))),
         }
     }
     if parsed.operands.len() > 1 {
@@ -165,7 +168,7 @@ fn mkfs_main(prog: &str, argv0: &str, args: &[OsString]) -> Result<i32, Fail> {
     let Some(dfile) = parsed.operands.first() else {
         return Err(fail("No device name specified\n"));
     };
-    let dfile = dfile.to_string_lossy().into_owned();
+    let dfile = dfile.clone();
 
     // -d size= is converted before the device is opened.
     let dblocks = match &cli.dsize {
@@ -308,7 +311,7 @@ fn parse_m(arg: &str, cli: &mut Cli) -> Result<(), Fail> {
                 if value.is_empty() {
                     return Err(fail("-m uuid option requires a value\n"));
                 }
-                let Some(u) = parse_uuid(value) else {
+                let Some(u) = uuid_parse(value) else {
                     return Err(fail(format!("Invalid value {value} for -m uuid option\n")));
                 };
                 cli.uuid = Some(u);
@@ -330,68 +333,21 @@ fn parse_m(arg: &str, cli: &mut Cli) -> Result<(), Fail> {
     Ok(())
 }
 
-/// libuuid's `uuid_parse`: exactly 8-4-4-4-12 hex digits.
-fn parse_uuid(s: &str) -> Option<[u8; 16]> {
-    let b = s.as_bytes();
-    if b.len() != 36 {
-        return None;
-    }
-    let mut out = [0u8; 16];
-    let mut hex = Vec::with_capacity(32);
-    for (i, &c) in b.iter().enumerate() {
-        if matches!(i, 8 | 13 | 18 | 23) {
-            if c != b'-' {
-                return None;
-            }
-        } else {
-            hex.push((c as char).to_digit(16)?);
-        }
-    }
-    for (i, o) in out.iter_mut().enumerate() {
-        *o = u8::try_from(hex[2 * i] * 16 + hex[2 * i + 1]).ok()?;
-    }
-    Some(out)
-}
-
 /// xfsprogs `cvtnum` + `getnum` bounds + `calc_dev_size` for `-d size=`.
 fn size_to_blocks(s: &str) -> Result<u64, Fail> {
     let illegal = |reason: &str| fail(format!("Invalid value {s} for -d size option. {reason}\n"));
-    let t = s.trim_start();
-    let digits_end = t
-        .char_indices()
-        .find(|&(i, c)| !(c.is_ascii_digit() || (i == 0 && (c == '-' || c == '+'))))
-        .map_or(t.len(), |(i, _)| i);
-    let (num, suffix) = t.split_at(digits_end);
-    // strtoll base 0 would also take hex and octal; plain decimal covers
-    // what people type.
-    let n: i128 = num
-        .parse()
-        .map_err(|_| illegal("Not a valid value or illegal suffix"))?;
-    let mult: i128 = match suffix.to_ascii_lowercase().as_str() {
-        "" => 1,
-        "b" => i128::from(geometry::BLOCKSIZE),
-        "s" => 512,
-        "k" => 1 << 10,
-        "m" => 1 << 20,
-        "g" => 1 << 30,
-        "t" => 1 << 40,
-        "p" => 1 << 50,
-        "e" => 1 << 60,
-        _ => return Err(illegal("Not a valid value or illegal suffix")),
-    };
-    let bytes = n.saturating_mul(mult);
-    if bytes < i128::from(geometry::AG_MIN_BYTES) {
+    let bs = i64::from(geometry::BLOCKSIZE);
+    let bytes = cvtnum(u64::from(geometry::BLOCKSIZE), 512, s)
+        .ok_or_else(|| illegal("Not a valid value or illegal suffix"))?;
+    // The range is XFS_AG_MIN_BYTES..=LLONG_MAX.
+    if bytes < i64::try_from(geometry::AG_MIN_BYTES).unwrap_or(i64::MAX) {
         return Err(illegal("Value is too small."));
-    }
-    if bytes > i128::from(i64::MAX) {
-        return Err(illegal("Value is too large."));
     }
     if bytes % 512 != 0 {
         return Err(fail(format!(
             "illegal data length {bytes}, not a multiple of 512\n"
         )));
     }
-    let bs = i128::from(geometry::BLOCKSIZE);
     if bytes % bs != 0 {
         err(&format!(
             "warning: data length {bytes} not a multiple of {bs}, truncated to {}\n",
@@ -400,7 +356,6 @@ fn size_to_blocks(s: &str) -> Result<u64, Fail> {
     }
     Ok(u64::try_from(bytes / bs).unwrap_or(0))
 }
-
 /// "now" for the three inodes mkfs creates: `SOURCE_DATE_EPOCH` when set
 /// (reproducible builds), else the clock, read once per inode as mkfs does.
 fn mkfs_times() -> MkfsTimes {
@@ -477,19 +432,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn uuid_parsing() {
-        let u = parse_uuid("11111111-2222-4333-8444-555555555555").unwrap();
-        assert_eq!(u[0], 0x11);
-        assert_eq!(u[15], 0x55);
-        assert!(parse_uuid("bogus").is_none());
-        assert!(parse_uuid("111111112222-4333-8444-5555555555555").is_none());
-    }
-
-    #[test]
     fn sizes() {
         assert_eq!(size_to_blocks("1g").ok(), Some(262144));
         assert_eq!(size_to_blocks("262144b").ok(), Some(262144));
         assert!(size_to_blocks("1m").is_err());
         assert!(size_to_blocks("1x").is_err());
+        assert_eq!(size_to_blocks("262144B").ok(), Some(262144));
+        assert_eq!(size_to_blocks("0x40000000").ok(), Some(262144));
     }
 }

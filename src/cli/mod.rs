@@ -13,7 +13,7 @@ mod demo;
 mod df;
 mod e2fs_util;
 mod ec2;
-mod getopt_long;
+mod getopt;
 mod growpart;
 mod guest;
 mod guest_env;
@@ -26,7 +26,6 @@ mod output;
 mod resize2fs;
 mod shell;
 mod umount;
-mod xfs_getopt;
 mod xfs_growfs;
 mod xfs_info;
 

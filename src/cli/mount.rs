@@ -11,7 +11,7 @@
 //! (CentOS 7: its own wording). Parsed by hand: mount's getopt_long with
 //! permutation and its own "bad usage" rules do not map onto clap.
 
-use super::getopt_long::{self, HasArg, LongOpt};
+use super::getopt::{LongOpt, getopt_long};
 use super::guest::{self, Context, NoGuest, Resolved};
 use super::output::{err, out};
 use ebsim::blockdev::image::Access;
@@ -475,201 +475,45 @@ fn usage_error(msg: &str) -> i32 {
 /// of long-only options are private letters.
 const OPTSTRING: &str = "aBcfFhilL:m::Mno:O:rRsU:vVwt:T:N:";
 const LONGOPTS: &[LongOpt] = &[
-    LongOpt {
-        name: "all",
-        has_arg: HasArg::No,
-        val: 'a',
-    },
-    LongOpt {
-        name: "fake",
-        has_arg: HasArg::No,
-        val: 'f',
-    },
-    LongOpt {
-        name: "fstab",
-        has_arg: HasArg::Required,
-        val: 'T',
-    },
-    LongOpt {
-        name: "fork",
-        has_arg: HasArg::No,
-        val: 'F',
-    },
-    LongOpt {
-        name: "help",
-        has_arg: HasArg::No,
-        val: 'h',
-    },
-    LongOpt {
-        name: "no-mtab",
-        has_arg: HasArg::No,
-        val: 'n',
-    },
-    LongOpt {
-        name: "read-only",
-        has_arg: HasArg::No,
-        val: 'r',
-    },
-    LongOpt {
-        name: "ro",
-        has_arg: HasArg::No,
-        val: 'r',
-    },
-    LongOpt {
-        name: "verbose",
-        has_arg: HasArg::No,
-        val: 'v',
-    },
-    LongOpt {
-        name: "version",
-        has_arg: HasArg::No,
-        val: 'V',
-    },
-    LongOpt {
-        name: "read-write",
-        has_arg: HasArg::No,
-        val: 'w',
-    },
-    LongOpt {
-        name: "rw",
-        has_arg: HasArg::No,
-        val: 'w',
-    },
-    LongOpt {
-        name: "options",
-        has_arg: HasArg::Required,
-        val: 'o',
-    },
-    LongOpt {
-        name: "test-opts",
-        has_arg: HasArg::Required,
-        val: 'O',
-    },
-    LongOpt {
-        name: "types",
-        has_arg: HasArg::Required,
-        val: 't',
-    },
-    LongOpt {
-        name: "uuid",
-        has_arg: HasArg::Required,
-        val: 'U',
-    },
-    LongOpt {
-        name: "label",
-        has_arg: HasArg::Required,
-        val: 'L',
-    },
-    LongOpt {
-        name: "bind",
-        has_arg: HasArg::No,
-        val: 'B',
-    },
-    LongOpt {
-        name: "move",
-        has_arg: HasArg::No,
-        val: 'M',
-    },
-    LongOpt {
-        name: "rbind",
-        has_arg: HasArg::No,
-        val: 'R',
-    },
-    LongOpt {
-        name: "make-shared",
-        has_arg: HasArg::No,
-        val: '\u{1}',
-    },
-    LongOpt {
-        name: "make-slave",
-        has_arg: HasArg::No,
-        val: '\u{1}',
-    },
-    LongOpt {
-        name: "make-private",
-        has_arg: HasArg::No,
-        val: '\u{1}',
-    },
-    LongOpt {
-        name: "make-unbindable",
-        has_arg: HasArg::No,
-        val: '\u{1}',
-    },
-    LongOpt {
-        name: "make-rshared",
-        has_arg: HasArg::No,
-        val: '\u{1}',
-    },
-    LongOpt {
-        name: "make-rslave",
-        has_arg: HasArg::No,
-        val: '\u{1}',
-    },
-    LongOpt {
-        name: "make-rprivate",
-        has_arg: HasArg::No,
-        val: '\u{1}',
-    },
-    LongOpt {
-        name: "make-runbindable",
-        has_arg: HasArg::No,
-        val: '\u{1}',
-    },
-    LongOpt {
-        name: "mkdir",
-        has_arg: HasArg::Optional,
-        val: 'm',
-    },
-    LongOpt {
-        name: "no-canonicalize",
-        has_arg: HasArg::No,
-        val: 'c',
-    },
-    LongOpt {
-        name: "internal-only",
-        has_arg: HasArg::No,
-        val: 'i',
-    },
-    LongOpt {
-        name: "show-labels",
-        has_arg: HasArg::No,
-        val: 'l',
-    },
-    LongOpt {
-        name: "target",
-        has_arg: HasArg::Required,
-        val: '\u{2}',
-    },
-    LongOpt {
-        name: "target-prefix",
-        has_arg: HasArg::Required,
-        val: '\u{3}',
-    },
-    LongOpt {
-        name: "source",
-        has_arg: HasArg::Required,
-        val: '\u{4}',
-    },
-    LongOpt {
-        name: "options-mode",
-        has_arg: HasArg::Required,
-        val: '\u{3}',
-    },
-    LongOpt {
-        name: "options-source",
-        has_arg: HasArg::Required,
-        val: '\u{3}',
-    },
-    LongOpt {
-        name: "options-source-force",
-        has_arg: HasArg::No,
-        val: '\u{5}',
-    },
-    LongOpt {
-        name: "namespace",
-        has_arg: HasArg::Required,
-        val: 'N',
-    },
+    LongOpt::flag("all", 'a'),
+    LongOpt::flag("fake", 'f'),
+    LongOpt::arg("fstab", 'T'),
+    LongOpt::flag("fork", 'F'),
+    LongOpt::flag("help", 'h'),
+    LongOpt::flag("no-mtab", 'n'),
+    LongOpt::flag("read-only", 'r'),
+    LongOpt::flag("ro", 'r'),
+    LongOpt::flag("verbose", 'v'),
+    LongOpt::flag("version", 'V'),
+    LongOpt::flag("read-write", 'w'),
+    LongOpt::flag("rw", 'w'),
+    LongOpt::arg("options", 'o'),
+    LongOpt::arg("test-opts", 'O'),
+    LongOpt::arg("types", 't'),
+    LongOpt::arg("uuid", 'U'),
+    LongOpt::arg("label", 'L'),
+    LongOpt::flag("bind", 'B'),
+    LongOpt::flag("move", 'M'),
+    LongOpt::flag("rbind", 'R'),
+    LongOpt::flag("make-shared", '\u{1}'),
+    LongOpt::flag("make-slave", '\u{1}'),
+    LongOpt::flag("make-private", '\u{1}'),
+    LongOpt::flag("make-unbindable", '\u{1}'),
+    LongOpt::flag("make-rshared", '\u{1}'),
+    LongOpt::flag("make-rslave", '\u{1}'),
+    LongOpt::flag("make-rprivate", '\u{1}'),
+    LongOpt::flag("make-runbindable", '\u{1}'),
+    LongOpt::optional("mkdir", 'm'),
+    LongOpt::flag("no-canonicalize", 'c'),
+    LongOpt::flag("internal-only", 'i'),
+    LongOpt::flag("show-labels", 'l'),
+    LongOpt::arg("target", '\u{2}'),
+    LongOpt::arg("target-prefix", '\u{3}'),
+    LongOpt::arg("source", '\u{4}'),
+    LongOpt::arg("options-mode", '\u{3}'),
+    LongOpt::arg("options-source", '\u{3}'),
+    LongOpt::flag("options-source-force", '\u{5}'),
+    LongOpt::arg("namespace", 'N'),
 ];
 
 pub fn run(args: Vec<OsString>) -> i32 {
@@ -678,7 +522,7 @@ pub fn run(args: Vec<OsString>) -> i32 {
         .skip(1)
         .map(|a| a.to_string_lossy().into_owned())
         .collect();
-    let (opts, operands) = match getopt_long::parse(&args, OPTSTRING, LONGOPTS) {
+    let (opts, operands) = match getopt_long(&args, OPTSTRING, LONGOPTS).strict() {
         Ok(v) => v,
         Err(e) => return usage_error(&e.text()),
     };
@@ -714,12 +558,10 @@ pub fn run(args: Vec<OsString>) -> i32 {
                 return EX_USAGE;
             }
             '\u{3}' | 'T' | 'm' => {
-                let name = if o.long {
-                    format!("--{}", o.name)
-                } else {
-                    format!("-{}", o.val)
-                };
-                err(&format!("mount: {name} is not supported by ebsim\n"));
+                err(&format!(
+                    "mount: {} is not supported by ebsim\n",
+                    o.spelling()
+                ));
                 return EX_USAGE;
             }
             // -c -F -i -n -s -O -N change nothing in the emulation.

@@ -5,12 +5,14 @@
 //! `resize2fs: ...` form and change nothing. Options are parsed by hand:
 //! resize2fs uses getopt with glibc's permutation and its own messages.
 
-use super::e2fs_util::{E2FSPROGS_DATE, E2FSPROGS_VERSION, getopt, parse_num_blocks2, strings};
+use super::e2fs_util::{E2FSPROGS_DATE, E2FSPROGS_VERSION};
+use super::getopt::{getopt, strings};
 use super::output::{err, out};
 use ebsim::blockdev::image::Access;
 use ebsim::blockdev::{BlockDevice, ImageFile};
+use ebsim::compat::parse_num_blocks2;
 use ebsim::fs::ext4::grow::{self, GrowOutcome, GrowPlan, GrowRequest};
-use ebsim::fs::ext4::{self, Error, Ext4, GrowError};
+use ebsim::fs::ext4::{Error, Ext4, GrowError};
 use std::ffi::OsString;
 
 const OPTSTRING: &str = "d:fFhMPpS:bsz:";
@@ -95,16 +97,16 @@ pub fn run(args: Vec<OsString>) -> i32 {
     };
     err(&format!("resize2fs {version} ({date})\n"));
     let prog = args.first().cloned().unwrap_or_else(|| "resize2fs".into());
-    let (opts, operands) = match getopt(&args[1..], OPTSTRING) {
+    let (opts, operands) = match getopt(args.get(1..).unwrap_or(&[]), OPTSTRING).strict() {
         Ok(v) => v,
         Err(e) => {
-            err(&format!("{}\n", e.message(&prog)));
+            err(&e.message(&prog));
             return usage(&prog);
         }
     };
     let mut force = false;
     for o in &opts {
-        match o.flag {
+        match o.val {
             'h' => return usage(&prog),
             'f' => force = true,
             // -F flushes buffers, -p prints progress of passes a grow within
@@ -237,7 +239,7 @@ fn open_and_grow<D: BlockDevice>(
         force,
         online: mount_point.is_some(),
         image_file,
-        now: ext4::e2fsprogs_now(),
+        now: super::e2fs_util::e2fsprogs_now(),
     };
     run_grow(prog, device, fs, &req, mount_point)
 }

@@ -5,7 +5,7 @@
 //! Messages follow the instance's util-linux generation as mount's do
 //! (see `mount.rs`). Parsed by hand for the same reasons as mount.
 
-use super::getopt_long::{self, HasArg, LongOpt};
+use super::getopt::{LongOpt, getopt_long};
 use super::guest::{self, Context, NoGuest};
 use super::mount::{EX_FAIL, EX_USAGE, Ul, version_line};
 use super::output::{err, out};
@@ -57,86 +57,22 @@ fn usage_error(msg: &str) -> i32 {
 /// util-linux umount's options, for glibc's getopt_long.
 const OPTSTRING: &str = "acdfhilnqRrO:t:vVN:";
 const LONGOPTS: &[LongOpt] = &[
-    LongOpt {
-        name: "all",
-        has_arg: HasArg::No,
-        val: 'a',
-    },
-    LongOpt {
-        name: "detach-loop",
-        has_arg: HasArg::No,
-        val: 'd',
-    },
-    LongOpt {
-        name: "force",
-        has_arg: HasArg::No,
-        val: 'f',
-    },
-    LongOpt {
-        name: "help",
-        has_arg: HasArg::No,
-        val: 'h',
-    },
-    LongOpt {
-        name: "internal-only",
-        has_arg: HasArg::No,
-        val: 'i',
-    },
-    LongOpt {
-        name: "lazy",
-        has_arg: HasArg::No,
-        val: 'l',
-    },
-    LongOpt {
-        name: "namespace",
-        has_arg: HasArg::Required,
-        val: 'N',
-    },
-    LongOpt {
-        name: "no-canonicalize",
-        has_arg: HasArg::No,
-        val: 'c',
-    },
-    LongOpt {
-        name: "no-mtab",
-        has_arg: HasArg::No,
-        val: 'n',
-    },
-    LongOpt {
-        name: "quiet",
-        has_arg: HasArg::No,
-        val: 'q',
-    },
-    LongOpt {
-        name: "read-only",
-        has_arg: HasArg::No,
-        val: 'r',
-    },
-    LongOpt {
-        name: "recursive",
-        has_arg: HasArg::No,
-        val: 'R',
-    },
-    LongOpt {
-        name: "test-opts",
-        has_arg: HasArg::Required,
-        val: 'O',
-    },
-    LongOpt {
-        name: "types",
-        has_arg: HasArg::Required,
-        val: 't',
-    },
-    LongOpt {
-        name: "verbose",
-        has_arg: HasArg::No,
-        val: 'v',
-    },
-    LongOpt {
-        name: "version",
-        has_arg: HasArg::No,
-        val: 'V',
-    },
+    LongOpt::flag("all", 'a'),
+    LongOpt::flag("detach-loop", 'd'),
+    LongOpt::flag("force", 'f'),
+    LongOpt::flag("help", 'h'),
+    LongOpt::flag("internal-only", 'i'),
+    LongOpt::flag("lazy", 'l'),
+    LongOpt::arg("namespace", 'N'),
+    LongOpt::flag("no-canonicalize", 'c'),
+    LongOpt::flag("no-mtab", 'n'),
+    LongOpt::flag("quiet", 'q'),
+    LongOpt::flag("read-only", 'r'),
+    LongOpt::flag("recursive", 'R'),
+    LongOpt::arg("test-opts", 'O'),
+    LongOpt::arg("types", 't'),
+    LongOpt::flag("verbose", 'v'),
+    LongOpt::flag("version", 'V'),
 ];
 
 pub fn run(args: Vec<OsString>) -> i32 {
@@ -145,7 +81,7 @@ pub fn run(args: Vec<OsString>) -> i32 {
         .skip(1)
         .map(|a| a.to_string_lossy().into_owned())
         .collect();
-    let (opts, operands) = match getopt_long::parse(&args, OPTSTRING, LONGOPTS) {
+    let (opts, operands) = match getopt_long(&args, OPTSTRING, LONGOPTS).strict() {
         Ok(v) => v,
         Err(e) => return usage_error(&e.text()),
     };

@@ -9,10 +9,11 @@
 //! Hand-parsed: the real tool uses getopt and `strtoll` (`-D 1G` means one
 //! block), which clap cannot copy.
 
+use super::getopt::{getopt, strings};
 use super::output::strerror;
 use super::output::{err, out};
-use super::xfs_getopt::{Opt, getopt, glibc_message, strtoll};
 use ebsim::blockdev::{BlockDevice, ImageFile, image::Access};
+use ebsim::compat::strtoll;
 use ebsim::fs::xfs::{self, Xfs, growfs};
 use std::ffi::OsString;
 
@@ -76,7 +77,7 @@ pub fn run(args: Vec<OsString>) -> i32 {
         out(&format!("{}{EXTENSION_HELP}", usage_text(&prog)));
         return 0;
     }
-    let parsed = getopt(rest, "dD:e:ilL:m:np:rR:t:xV");
+    let parsed = getopt(&strings(rest), "dD:e:ilL:m:np:rR:t:xV");
     let mut f = Flags {
         dflag: false,
         lflag: false,
@@ -89,58 +90,57 @@ pub fn run(args: Vec<OsString>) -> i32 {
         lsize: 0,
         maxpct: 0,
     };
-    for o in &parsed.opts {
-        match o {
-            Opt::Arg('D', v) => {
-                f.dsize = strtoll(v);
+    for item in &parsed.items {
+        let o = match item {
+            Ok(o) => o,
+            Err(e) => {
+                err(&format!("{}{}", e.message(&argv0), usage_text(&prog)));
+                return 2;
+            }
+        };
+        let v = o.arg_or_empty();
+        match o.val {
+            'D' => {
+                f.dsize = strtoll(&v, 10).value;
                 f.dflag = true;
             }
-            Opt::Flag('d') => f.dflag = true,
-            Opt::Arg('e', _) => f.rflag = true,
-            Opt::Flag('i') => {
+            'd' => f.dflag = true,
+            'e' | 'R' | 'r' => f.rflag = true,
+            'i' => {
                 f.lflag = true;
                 f.iflag = true;
             }
-            Opt::Arg('L', v) => {
-                f.lsize = strtoll(v);
+            'L' => {
+                f.lsize = strtoll(&v, 10).value;
                 f.lflag = true;
             }
-            Opt::Flag('l') => f.lflag = true,
-            Opt::Arg('m', v) => {
+            'l' => f.lflag = true,
+            'm' => {
                 f.mflag = true;
-                f.maxpct = strtoll(v);
+                f.maxpct = strtoll(&v, 10).value;
             }
-            Opt::Flag('n') => f.nflag = true,
-            Opt::Arg('p', v) => prog = v.clone(),
-            Opt::Arg('R', _) => f.rflag = true,
-            Opt::Flag('r') => f.rflag = true,
-            Opt::Arg('t', _) => {}
-            Opt::Flag('x') => {
+            'n' => f.nflag = true,
+            'p' => prog = v,
+            'x' => {
                 f.lflag = true;
                 f.xflag = true;
             }
-            Opt::Flag('V') => {
+            'V' => {
                 out(&format!(
                     "{prog} version {}\n",
                     super::guest::guest_tools().xfsprogs
                 ));
                 return 0;
             }
-            other => {
-                err(&format!(
-                    "{}{}",
-                    glibc_message(&argv0, other),
-                    usage_text(&prog)
-                ));
-                return 2;
-            }
+            // -t names an mtab: nothing to read in the emulation.
+            _ => {}
         }
     }
     if parsed.operands.len() != 1 || (f.iflag && f.xflag) {
         err(&usage_text(&prog));
         return 2;
     }
-    let target = parsed.operands[0].to_string_lossy().into_owned();
+    let target = parsed.operands[0].clone();
     if let Some(code) = guest_growfs(&prog, &target, &f) {
         return code;
     }

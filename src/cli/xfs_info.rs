@@ -3,8 +3,8 @@
 //! messages are copied here. Inside the emulated instance it also takes a
 //! mount point or a device name (see `info_guest`).
 
+use super::getopt::{Error, getopt, strings};
 use super::output::{err, out};
-use super::xfs_getopt::{Opt, getopt};
 use ebsim::blockdev::{BlockDevice, ImageFile, image::Access};
 use ebsim::fs::xfs::{self, superblock::Superblock};
 use std::ffi::OsString;
@@ -12,28 +12,25 @@ use std::ffi::OsString;
 const USAGE: &str = "Usage: xfs_info [-V] [-t mtab] [mountpoint|device|file]\n";
 
 pub fn run(args: Vec<OsString>) -> i32 {
-    // The real xfs_info is a shell script parsing with `getopts "t:V"`.
-    let parsed = getopt(args.get(1..).unwrap_or(&[]), "t:V");
-    for o in &parsed.opts {
+    // The real xfs_info is a shell script parsing with `getopts "t:V"`,
+    // which stops at the first operand.
+    let parsed = getopt(&strings(args.get(1..).unwrap_or(&[])), "+t:V");
+    for o in &parsed.items {
         match o {
-            Opt::Flag('V') => {
+            Ok(o) if o.val == 'V' => {
                 out(&format!(
                     "xfs_info version {}\n",
                     super::guest::guest_tools().xfsprogs
                 ));
                 return 0;
             }
-            Opt::Arg('t', _) => {}
-            Opt::Missing(c) => {
+            Ok(_) => {}
+            Err(Error::ShortMissing(c)) => {
                 err(&format!("No arg for -{c} option\n{USAGE}"));
                 return 2;
             }
-            Opt::Invalid(c) => {
-                err(&format!("Illegal option -{c}\n{USAGE}"));
-                return 2;
-            }
-            _ => {
-                err(USAGE);
+            Err(e) => {
+                err(&format!("Illegal option -{}\n{USAGE}", e.optopt()));
                 return 2;
             }
         }
@@ -42,7 +39,7 @@ pub fn run(args: Vec<OsString>) -> i32 {
         err(USAGE);
         return 2;
     }
-    let target = parsed.operands[0].to_string_lossy().into_owned();
+    let target = parsed.operands[0].clone();
     if let Some(code) = info_guest(&target) {
         return code;
     }

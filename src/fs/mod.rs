@@ -63,18 +63,6 @@ pub struct StatFs {
 #[error("{0}")]
 pub struct FsError(pub String);
 
-fn uuid_string(u: &[u8; 16]) -> String {
-    let h: Vec<String> = u.iter().map(|b| format!("{b:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        h[0..4].concat(),
-        h[4..6].concat(),
-        h[6..8].concat(),
-        h[8..10].concat(),
-        h[10..16].concat()
-    )
-}
-
 /// Which filesystem `dev` holds, if any ebsim knows.
 pub fn probe<D: BlockDevice>(dev: D) -> Result<Option<FsInfo>, FsError> {
     let err = |e: &dyn std::fmt::Display| FsError(e.to_string());
@@ -82,7 +70,7 @@ pub fn probe<D: BlockDevice>(dev: D) -> Result<Option<FsInfo>, FsError> {
         let i = ext4::info(dev).map_err(|e| err(&e))?;
         return Ok(Some(FsInfo {
             kind: FsKind::Ext4,
-            uuid: uuid_string(&i.uuid),
+            uuid: crate::compat::uuid_unparse(&i.uuid),
             label: i.label,
             version: Some("1.0".into()),
             clean: i.clean,
@@ -93,7 +81,7 @@ pub fn probe<D: BlockDevice>(dev: D) -> Result<Option<FsInfo>, FsError> {
         let i = fs.info();
         return Ok(Some(FsInfo {
             kind: FsKind::Xfs,
-            uuid: uuid_string(&i.uuid),
+            uuid: crate::compat::uuid_unparse(&i.uuid),
             label: i.label,
             version: None,
             clean: fs.check_log_clean().is_ok(),
@@ -136,20 +124,5 @@ pub fn statfs<D: BlockDevice>(dev: D, kind: FsKind, read_only: bool) -> Result<S
                 ffree: s.f_ffree,
             })
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn uuid_format() {
-        let u = [
-            0x05, 0x40, 0x13, 0x20, 0xe9, 0x9f, 0x4f, 0xea, 0xbd, 0x36, 0xd9, 0x33, 0x65, 0x35,
-            0xb0, 0x8d,
-        ];
-        assert_eq!(
-            super::uuid_string(&u),
-            "05401320-e99f-4fea-bd36-d9336535b08d"
-        );
     }
 }

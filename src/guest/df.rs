@@ -181,55 +181,6 @@ pub enum BlockSizeError {
     Overflow,
 }
 
-/// `strtoumax(s, &end, 0)` on the unsigned path of gnulib's xstrtol:
-/// (value, bytes consumed, overflowed). A leading `-` is refused earlier.
-fn strtoumax(s: &str) -> (u64, usize, bool) {
-    let b = s.as_bytes();
-    let mut i = 0;
-    while i < b.len() && (b[i] == b' ' || (b'\t'..=b'\r').contains(&b[i])) {
-        i += 1;
-    }
-    if i < b.len() && b[i] == b'+' {
-        i += 1;
-    }
-    let (radix, start) = if b.len() > i + 1 && b[i] == b'0' && (b[i + 1] | 0x20) == b'x' {
-        if b.len() > i + 2 && (b[i + 2] as char).is_ascii_hexdigit() {
-            (16, i + 2)
-        } else {
-            // "0x" without digits parses as "0".
-            return (0, i + 1, false);
-        }
-    } else if i < b.len() && b[i] == b'0' {
-        (8, i)
-    } else {
-        (10, i)
-    };
-    let mut v: u64 = 0;
-    let mut over = false;
-    let mut j = start;
-    while j < b.len() {
-        let d = match (b[j] as char).to_digit(radix) {
-            Some(d) => u64::from(d),
-            None => break,
-        };
-        match v
-            .checked_mul(u64::from(radix))
-            .and_then(|x| x.checked_add(d))
-        {
-            Some(x) => v = x,
-            None => {
-                over = true;
-                v = u64::MAX;
-            }
-        }
-        j += 1;
-    }
-    if j == start {
-        return (0, 0, false);
-    }
-    (v, j, over)
-}
-
 /// Parses a `-B`/`--block-size` argument as gnulib `human_options` does:
 /// returns the `human_readable` options and the block size.
 pub fn parse_block_size(spec: &str) -> Result<(u32, u64), BlockSizeError> {
@@ -264,7 +215,10 @@ pub fn parse_block_size(spec: &str) -> Result<(u32, u64), BlockSizeError> {
         return Err(BlockSizeError::Invalid);
     }
     const VALID: &str = "eEgGkKmMpPtTyYzZ0";
-    let (mut val, used, mut overflow) = strtoumax(spec);
+    // strtoumax(s, &end, 0) on the unsigned path of gnulib's xstrtol (a
+    // leading '-' was refused before).
+    let r = crate::compat::strtoull(spec, 0);
+    let (mut val, used, mut overflow) = (r.value, r.end, r.overflow);
     let rest = &spec[used..];
     if used == 0 {
         match rest.chars().next() {
