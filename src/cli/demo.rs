@@ -172,7 +172,7 @@ impl Demo {
             std::env::var("PATH").unwrap_or_default()
         );
         if let Some(id) = instance {
-            cmd.env(ebsim::ec2::guest::INSTANCE_ENV, id);
+            cmd.env(super::env::INSTANCE_ENV, id);
         }
         // One pipe for both streams, so the transcript shows them in the
         // order a terminal would (resize2fs's banner before its report).

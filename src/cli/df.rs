@@ -11,9 +11,9 @@ use ebsim::guest::df::{
 };
 use ebsim::guest::human::opts;
 
+use super::env;
 use super::getopt::{LongOpt, getopt_long};
-use super::guest_env::{self, Output};
-use super::lsblk::resolve_device;
+use super::output::Output;
 
 const OPTSTRING: &str = "aB:iF:hHklmPTt:vx:";
 
@@ -285,7 +285,7 @@ fn run_locale(args: &[String], snap: &Snapshot, utf8: bool) -> Output {
         // looks each remaining one up.
         let mut found = Vec::new();
         for f in &req.files {
-            let is_dev = resolve_device(snap, f).is_some();
+            let is_dev = snap.device(f).is_some();
             match render::select_file(&snap.mounts, f, is_dev, &req.sel) {
                 FileResult::NotFound => {
                     stderr.push_str(&format!("df: {}: No such file or directory\n", quotef(f)));
@@ -332,22 +332,18 @@ pub fn run(args: Vec<OsString>) -> i32 {
         .iter()
         .map(|a| a.to_string_lossy().into_owned())
         .collect();
-    let utf8 = guest_env::utf8_locale();
+    let utf8 = env::utf8_locale();
     // Options are checked before the instance is looked up, as df checks
     // them before reading the mount table.
     match parse(&args, utf8) {
         Err(out) => return out.emit(),
         Ok(Parsed::Help) | Ok(Parsed::Version) => {
-            let snap = Snapshot {
-                devices: Vec::new(),
-                mounts: Vec::new(),
-                util_linux: ebsim::guest::lsblk::UtilLinux::V2_37,
-            };
+            let snap = Snapshot::empty(ebsim::guest::lsblk::UtilLinux::V2_37);
             return run_with(&args, &snap).emit();
         }
         Ok(Parsed::Run(_)) => {}
     }
-    match super::guest_snapshot() {
+    match env::snapshot() {
         Ok(snap) => run_locale(&args, &snap, utf8).emit(),
         Err(msg) => Output::error(format!("df: {msg}\n"), 1).emit(),
     }

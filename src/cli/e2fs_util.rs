@@ -1,12 +1,7 @@
 //! Pieces shared by the e2fsprogs look-alike applets (mkfs.ext4/mke2fs and
-//! resize2fs): the progress meter and version banners.
+//! resize2fs): the clock they read and the progress meter.
 
 use ebsim::compat::int_log10;
-
-/// e2fsprogs version string of the tools ebsim copies.
-pub const E2FSPROGS_VERSION: &str = "1.47.0";
-/// Its release date as the banners print it.
-pub const E2FSPROGS_DATE: &str = "5-Feb-2023";
 
 /// The time e2fsprogs uses: `E2FSPROGS_FAKE_TIME` read as C's
 /// `strtoul(s, NULL, 0)` when set and nonzero; else the clock.

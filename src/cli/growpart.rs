@@ -9,6 +9,7 @@
 use super::output::{err, out};
 use ebsim::blockdev::image::Access;
 use ebsim::blockdev::{BlockDevice, ImageFile};
+use ebsim::guest::Target;
 use ebsim::partition::grow::{self, Compat, GrowOptions, Outcome, Resizer};
 use ebsim::partition::{self, Label};
 use std::ffi::OsString;
@@ -216,7 +217,7 @@ pub fn run(args: Vec<OsString>) -> i32 {
         verbosity: a.verbosity,
         log,
     };
-    if disk_arg.starts_with("/dev/") {
+    if Target::of(&disk_arg, false) == Target::Device {
         return grow_guest_device(&disk_arg, &part, &a, &mut dbg);
     }
     let disk_path = Path::new(&disk_arg);
@@ -260,10 +261,10 @@ fn options(a: &Args) -> GrowOptions {
 /// growpart on a block device of the instance (`/dev/xvda`,
 /// `/dev/nvme0n1`, or the API name, a link the guest resolves).
 fn grow_guest_device(disk_arg: &str, part: &str, a: &Args, dbg: &mut Debug) -> i32 {
-    let resolved = match super::guest::resolve(disk_arg) {
+    let resolved = match super::env::context().map(|c| c.resolve(disk_arg)) {
         Ok(Some(r)) => r,
         Ok(None) => return fail(&format!("{disk_arg}: does not exist")),
-        Err(super::guest::NoGuest(why)) => return fail(&format!("{disk_arg}: {why}")),
+        Err(why) => return fail(&format!("{disk_arg}: {why}")),
     };
     // The API name and /dev/disk/by-* are links to the kernel's node.
     let disk = resolved.dev_path();
@@ -320,7 +321,7 @@ fn sfdisk_cannot_open(disk: &str, e: &ebsim::blockdev::Error) -> String {
 /// a guest block device (a volume's image, or a range of it).
 enum Disk {
     File,
-    Guest(Box<super::guest::Resolved>),
+    Guest(Box<ebsim::guest::Resolved>),
 }
 
 impl Disk {
@@ -331,7 +332,7 @@ impl Disk {
     ) -> Result<Box<dyn BlockDevice>, ebsim::blockdev::Error> {
         match self {
             Disk::File => Ok(Box::new(ImageFile::open(path, access)?)),
-            Disk::Guest(r) => Ok(Box::new(super::guest::open(r, access)?)),
+            Disk::Guest(r) => Ok(Box::new(r.open(access)?)),
         }
     }
 }

@@ -8,10 +8,11 @@
 use std::ffi::OsString;
 
 use ebsim::guest::Snapshot;
-use ebsim::guest::lsblk::{self as render, Column, Device, Format, Options, Root, UtilLinux};
+use ebsim::guest::lsblk::{self as render, Column, Format, Options, Root, UtilLinux};
 
+use super::env;
 use super::getopt::{LongOpt, getopt_long};
-use super::guest_env::{self, Output};
+use super::output::Output;
 
 /// lsblk's exit code when no device argument was found.
 const EXIT_ALLFAILED: i32 = 32;
@@ -242,41 +243,6 @@ fn parse(args: &[String], v: UtilLinux) -> Result<Request, Output> {
     Ok(Request::List(o, operands))
 }
 
-/// The device a path names, as `stat()` would find it: `/dev/NAME` or a
-/// udev link under /dev/disk/by-{uuid,label,partuuid,partlabel}. Returns
-/// the device and, for a partition, its disk.
-pub fn resolve_device<'a>(
-    snap: &'a Snapshot,
-    path: &str,
-) -> Option<(&'a Device, Option<&'a Device>)> {
-    let path = ebsim::guest::df::normalize(path);
-    let rest = path.strip_prefix("/dev/")?;
-    let all = snap.devices.iter().map(|d| (d, None)).chain(
-        snap.devices
-            .iter()
-            .flat_map(|d| d.children.iter().map(move |c| (c, Some(d)))),
-    );
-    let found: Vec<(&Device, Option<&Device>)> = match rest.split_once('/') {
-        None => all.filter(|(d, _)| d.name == rest).collect(),
-        Some(("disk", link)) => {
-            let (kind, value) = link.split_once('/')?;
-            all.filter(|(d, _)| {
-                let field = match kind {
-                    "by-uuid" => &d.uuid,
-                    "by-label" => &d.label,
-                    "by-partuuid" => &d.partuuid,
-                    "by-partlabel" => &d.partlabel,
-                    _ => return false,
-                };
-                field.as_deref() == Some(value)
-            })
-            .collect()
-        }
-        Some(_) => Vec::new(),
-    };
-    found.into_iter().next()
-}
-
 /// Runs lsblk on `snap`; `args[0]` is the program name. Tree art is
 /// UTF-8 (the locale of the spec's captures).
 pub fn run_with(args: &[String], snap: &Snapshot) -> Output {
@@ -312,7 +278,7 @@ fn list(o: &Options, devs: &[String], snap: &Snapshot) -> Output {
     let mut roots = Vec::new();
     let mut failed = 0;
     for d in devs {
-        match resolve_device(snap, d) {
+        match snap.device(d) {
             Some((dev, disk)) => roots.push(Root { dev, disk }),
             None => {
                 stderr.push_str(&format!("lsblk: {d}: not a block device\n"));
@@ -346,27 +312,19 @@ pub fn run(args: Vec<OsString>) -> i32 {
     // checks them before reading /sys.
     match parse(&args, UtilLinux::V2_37) {
         Err(out) => return out.emit(),
-        Ok(Request::Help) => return run_with(&args, &empty()).emit(),
+        Ok(Request::Help) => return run_with(&args, &Snapshot::empty(UtilLinux::V2_37)).emit(),
         _ => {}
     }
-    match super::guest_snapshot() {
-        Ok(snap) => run_locale(&args, &snap, guest_env::utf8_locale()).emit(),
+    match env::snapshot() {
+        Ok(snap) => run_locale(&args, &snap, env::utf8_locale()).emit(),
         Err(msg) => Output::error(format!("lsblk: {msg}\n"), 1).emit(),
-    }
-}
-
-fn empty() -> Snapshot {
-    Snapshot {
-        devices: Vec::new(),
-        mounts: Vec::new(),
-        util_linux: UtilLinux::V2_37,
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ebsim::guest::lsblk::FsUsage;
+    use ebsim::guest::lsblk::{Device, FsUsage};
 
     fn snap() -> Snapshot {
         let part = |name: &str, minor, size, mp: &[&str]| Device {

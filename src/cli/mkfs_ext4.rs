@@ -7,7 +7,7 @@
 //! -t ext4 -e continue, and a size operand; block size by mke2fs.conf's
 //! size classes (1 KiB below 512 MiB). Other options are refused by name.
 
-use super::e2fs_util::{E2FSPROGS_DATE, E2FSPROGS_VERSION, Progress};
+use super::e2fs_util::Progress;
 use super::getopt::{getopt, strings};
 use super::output::{err, out};
 use ebsim::blockdev::image::Access;
@@ -15,8 +15,10 @@ use ebsim::blockdev::{BlockDevice, ImageFile};
 use ebsim::compat::{
     ctime, int_log10, parse_num_blocks2, strtoull_all, uuid_parse, uuid_random, uuid_unparse,
 };
+use ebsim::ec2::release::DEBIAN_12;
 use ebsim::fs::ext4::geometry::{GeometryRequest, SizeType};
 use ebsim::fs::ext4::{self, mkfs};
+use ebsim::guest::{Context, Resolved, Target};
 use std::ffi::OsString;
 use std::io::IsTerminal;
 use std::path::Path;
@@ -196,13 +198,14 @@ pub fn run(args: Vec<OsString>) -> i32 {
     // A device name is a disk or partition of the emulated instance, whose
     // e2fsprogs the banner shows.
     let guest_ctx = match operands.first() {
-        Some(d) if d.starts_with("/dev/") => Some(super::guest::context()),
+        Some(d) if Target::of(d, false) == Target::Device => Some(super::env::context()),
         _ => None,
     };
-    let (version, date) = match &guest_ctx {
-        Some(Ok(ctx)) => ctx.tools().e2fsprogs,
-        _ => (E2FSPROGS_VERSION, E2FSPROGS_DATE),
+    let e2fsprogs = match &guest_ctx {
+        Some(Ok(ctx)) => ctx.release.e2fsprogs,
+        _ => DEBIAN_12.e2fsprogs,
     };
+    let (version, date) = (e2fsprogs.version, e2fsprogs.date);
     if !a.quiet || a.show_version {
         err(&format!("mke2fs {version} ({date})\n"));
     }
@@ -311,7 +314,7 @@ pub fn run(args: Vec<OsString>) -> i32 {
     // The device.
     let guest = match guest_ctx {
         None => None,
-        Some(Err(super::guest::NoGuest(why))) => return refuse(&prog, &why),
+        Some(Err(why)) => return refuse(&prog, &why),
         Some(Ok(ctx)) => match guest_device(&ctx, &device, a.force_count) {
             Ok(r) => r,
             Err(code) => return code,
@@ -327,7 +330,7 @@ pub fn run(args: Vec<OsString>) -> i32 {
     }
     let open_dev = |access: Access| -> Result<Box<dyn BlockDevice>, ebsim::blockdev::Error> {
         match &guest {
-            Some(r) => Ok(Box::new(super::guest::open(r, access)?)),
+            Some(r) => Ok(Box::new(r.open(access)?)),
             None => Ok(Box::new(ImageFile::open(path, access)?)),
         }
     };
@@ -547,11 +550,7 @@ pub fn run(args: Vec<OsString>) -> i32 {
 /// A device of the instance, checked as mke2fs checks a block device
 /// (`check_plausibility`, then `check_mount`). Ok(None) never happens for
 /// a device name; Err: the exit code, the message printed.
-fn guest_device(
-    ctx: &super::guest::Context,
-    device: &str,
-    force: u32,
-) -> Result<Option<super::guest::Resolved>, i32> {
+fn guest_device(ctx: &Context, device: &str, force: u32) -> Result<Option<Resolved>, i32> {
     let Some(r) = ctx.resolve(device) else {
         err(&format!(
             "The file {device} does not exist and no size was specified.\n"

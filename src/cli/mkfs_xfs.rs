@@ -16,6 +16,7 @@ use ebsim::fs::xfs::{
     inode::{MkfsTimes, Timestamp},
     mkfs::{self, MkfsOptions},
 };
+use ebsim::guest::Target;
 use std::ffi::OsString;
 
 const USAGE: &str = "\
@@ -137,7 +138,7 @@ fn mkfs_main(prog: &str, argv0: &str, args: &[OsString]) -> Result<i32, Fail> {
             'V' => {
                 out(&format!(
                     "{prog} version {}\n",
-                    super::guest::guest_tools().xfsprogs
+                    super::env::release().xfsprogs
                 ));
                 return Ok(0);
             }
@@ -177,7 +178,7 @@ fn mkfs_main(prog: &str, argv0: &str, args: &[OsString]) -> Result<i32, Fail> {
     };
 
     // A device of the emulated instance, or a file of this machine.
-    let guest = if dfile.starts_with("/dev/") {
+    let guest = if Target::of(&dfile, false) == Target::Device {
         Some(guest_device(prog, &dfile)?)
     } else {
         let meta = std::fs::metadata(&dfile).map_err(|e| {
@@ -196,7 +197,7 @@ fn mkfs_main(prog: &str, argv0: &str, args: &[OsString]) -> Result<i32, Fail> {
     };
     let open = |access: Access| -> Result<Box<dyn BlockDevice>, Fail> {
         let opened: Result<Box<dyn BlockDevice>, ebsim::blockdev::Error> = match &guest {
-            Some(r) => super::guest::open(r, access).map(|d| Box::new(d) as Box<dyn BlockDevice>),
+            Some(r) => r.open(access).map(|d| Box::new(d) as Box<dyn BlockDevice>),
             None => ImageFile::open(&dfile, access).map(|d| Box::new(d) as Box<dyn BlockDevice>),
         };
         opened.map_err(|e| fail_plain(format!("{prog}: cannot open {dfile}: {e}\n")))
@@ -247,9 +248,8 @@ fn mkfs_main(prog: &str, argv0: &str, args: &[OsString]) -> Result<i32, Fail> {
 /// A device of the instance, checked as mkfs.xfs checks a block device:
 /// it must exist, hold no mounted filesystem, and not be a disk whose
 /// partition is mounted (the kernel refuses the exclusive open).
-fn guest_device(prog: &str, dfile: &str) -> Result<super::guest::Resolved, Fail> {
-    let ctx = super::guest::context()
-        .map_err(|super::guest::NoGuest(why)| fail_plain(format!("{prog}: {why}\n")))?;
+fn guest_device(prog: &str, dfile: &str) -> Result<ebsim::guest::Resolved, Fail> {
+    let ctx = super::env::context().map_err(|why| fail_plain(format!("{prog}: {why}\n")))?;
     let Some(r) = ctx.resolve(dfile) else {
         return Err(fail(format!(
             "Error accessing specified device {dfile}: No such file or directory\n"

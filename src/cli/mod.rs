@@ -13,10 +13,9 @@ mod demo;
 mod df;
 mod e2fs_util;
 mod ec2;
+mod env;
 mod getopt;
 mod growpart;
-mod guest;
-mod guest_env;
 mod lsblk;
 mod mkfs;
 mod mkfs_ext4;
@@ -31,8 +30,6 @@ mod xfs_info;
 
 use std::ffi::OsString;
 use std::process::ExitCode;
-
-pub use guest_env::guest_snapshot;
 
 /// One applet of the multi-call binary.
 pub struct Applet {

@@ -81,3 +81,37 @@ pub fn strerror(e: &std::io::Error) -> String {
         None => e.to_string(),
     }
 }
+
+/// What an applet run produced, before it is printed: its two streams and
+/// its exit code (lsblk and df build one, so tests can read it).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Output {
+    /// Text for stdout.
+    pub stdout: String,
+    /// Text for stderr.
+    pub stderr: String,
+    /// Exit code.
+    pub code: i32,
+}
+
+impl Output {
+    /// Prints both streams and returns the exit code.
+    pub fn emit(&self) -> i32 {
+        if !self.stderr.is_empty() {
+            err(&self.stderr);
+        }
+        if !self.stdout.is_empty() {
+            out(&self.stdout);
+        }
+        self.code
+    }
+
+    /// Only a message on stderr, with `code`.
+    pub fn error(stderr: String, code: i32) -> Output {
+        Output {
+            stdout: String::new(),
+            stderr,
+            code,
+        }
+    }
+}

@@ -5,14 +5,16 @@
 //! `resize2fs: ...` form and change nothing. Options are parsed by hand:
 //! resize2fs uses getopt with glibc's permutation and its own messages.
 
-use super::e2fs_util::{E2FSPROGS_DATE, E2FSPROGS_VERSION};
+use super::env;
 use super::getopt::{getopt, strings};
 use super::output::{err, out};
 use ebsim::blockdev::image::Access;
 use ebsim::blockdev::{BlockDevice, ImageFile};
 use ebsim::compat::parse_num_blocks2;
+use ebsim::ec2::release::DEBIAN_12;
 use ebsim::fs::ext4::grow::{self, GrowOutcome, GrowPlan, GrowRequest};
 use ebsim::fs::ext4::{Error, Ext4, GrowError};
+use ebsim::guest::{Context, Target};
 use std::ffi::OsString;
 
 const OPTSTRING: &str = "d:fFhMPpS:bsz:";
@@ -77,25 +79,24 @@ pub fn run(args: Vec<OsString>) -> i32 {
     let args = strings(&args);
     // Device names are the emulated instance's; the banner then shows the
     // guest's e2fsprogs (also inside `ebsim shell`).
-    let wants_guest =
-        super::guest::in_instance() || args.iter().skip(1).any(|a| super::guest::is_device_name(a));
-    // An absolute path that is no file here may be a mount point there.
-    let maybe_guest = args
-        .iter()
-        .skip(1)
-        .any(|a| a.starts_with('/') && !std::fs::metadata(a).is_ok_and(|m| m.is_file()));
-    let ctx = if wants_guest {
-        Some(super::guest::context())
-    } else if maybe_guest {
-        super::guest::maybe_context().map(Ok)
+    // resize2fs resolves UUID= and LABEL= itself (blkid). An absolute path
+    // that is no file here may be a mount point there.
+    let targets: Vec<Target> = args.iter().skip(1).map(|a| Target::of(a, true)).collect();
+    let ctx = if env::in_instance() || targets.contains(&Target::Device) {
+        Some(env::context())
+    } else if targets.contains(&Target::Path) {
+        env::maybe_context().map(Ok)
     } else {
         None
     };
-    let (version, date) = match &ctx {
-        Some(Ok(c)) => c.tools().e2fsprogs,
-        _ => (E2FSPROGS_VERSION, E2FSPROGS_DATE),
+    let e2fsprogs = match &ctx {
+        Some(Ok(c)) => c.release.e2fsprogs,
+        _ => DEBIAN_12.e2fsprogs,
     };
-    err(&format!("resize2fs {version} ({date})\n"));
+    err(&format!(
+        "resize2fs {} ({})\n",
+        e2fsprogs.version, e2fsprogs.date
+    ));
     let prog = args.first().cloned().unwrap_or_else(|| "resize2fs".into());
     let (opts, operands) = match getopt(args.get(1..).unwrap_or(&[]), OPTSTRING).strict() {
         Ok(v) => v,
@@ -146,33 +147,24 @@ pub fn run(args: Vec<OsString>) -> i32 {
     let device = operands[0].clone();
     let size_str = operands.get(1).cloned();
 
-    if super::guest::is_device_name(&device) {
-        return match ctx {
-            Some(Ok(c)) => resize_guest(&prog, &device, size_str.as_deref(), force, &c),
-            Some(Err(super::guest::NoGuest(why))) => refuse(&prog, &why),
-            None => match super::guest::context() {
+    match Target::of(&device, true) {
+        Target::Device => {
+            return match ctx.unwrap_or_else(env::context) {
                 Ok(c) => resize_guest(&prog, &device, size_str.as_deref(), force, &c),
-                Err(super::guest::NoGuest(why)) => refuse(&prog, &why),
-            },
-        };
+                Err(why) => refuse(&prog, &why),
+            };
+        }
+        // A mount point of the instance is a directory there, as the real
+        // resize2fs finds it.
+        Target::Path => {
+            if matches!(&ctx, Some(Ok(c)) if c.is_mount_point(&device)) {
+                err(&format!("open: Is a directory while opening {device}\n"));
+                return 1;
+            }
+        }
+        Target::Host => {}
     }
     let path = std::path::Path::new(&device);
-    // A mount point of the instance is a directory there, as the real
-    // resize2fs finds it.
-    if device.starts_with('/') && !path.is_file() {
-        let is_mount = match &ctx {
-            Some(Ok(c)) => Some(c.clone()),
-            _ => None,
-        }
-        .is_some_and(|c| {
-            let t = super::guest::normalize_path(&device);
-            c.mounts.iter().any(|m| m.target == t)
-        });
-        if is_mount {
-            err(&format!("open: Is a directory while opening {device}\n"));
-            return 1;
-        }
-    }
     let is_file = std::fs::metadata(path)
         .map(|m| m.is_file())
         .unwrap_or(false);
@@ -247,13 +239,7 @@ fn open_and_grow<D: BlockDevice>(
 /// resize2fs on a disk or partition of the instance: online when it is
 /// mounted there, offline otherwise. Names print as given, except
 /// `UUID=`/`LABEL=`, which resize2fs resolves (blkid) to the device.
-fn resize_guest(
-    prog: &str,
-    spec: &str,
-    size_str: Option<&str>,
-    force: bool,
-    ctx: &super::guest::Context,
-) -> i32 {
+fn resize_guest(prog: &str, spec: &str, size_str: Option<&str>, force: bool, ctx: &Context) -> i32 {
     let Some(r) = ctx.resolve(spec) else {
         err(&format!(
             "open: No such file or directory while opening {spec}\n"
@@ -276,7 +262,7 @@ fn resize_guest(
         out("Couldn't find valid filesystem superblock.\n");
         return 1;
     }
-    let dev = match super::guest::open(&r, Access::ReadWrite) {
+    let dev = match r.open(Access::ReadWrite) {
         Ok(d) => d,
         Err(e) => {
             err(&format!("open: {e} while opening {device}\n"));

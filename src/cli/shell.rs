@@ -8,7 +8,7 @@
 //! growpart for that instance.
 
 use super::output::err;
-use ebsim::ec2::{DEFAULT_REGION, Ec2};
+use ebsim::ec2::DEFAULT_REGION;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -51,9 +51,10 @@ guest commands first on PATH, EBSIM_INSTANCE set), and exits with its status.
 
 /// The instance a shell is for: its id and the name of its image's user.
 fn pick_instance(explicit: Option<&str>) -> Result<(String, String), String> {
-    let ec2 = Ec2::from_env(DEFAULT_REGION).map_err(|e| e.to_string())?;
+    let ec2 = super::env::ec2(DEFAULT_REGION).map_err(|e| e.to_string())?;
+    let wanted = explicit.map(str::to_string).or_else(super::env::instance);
     ec2.transact(|txn| {
-        let id = txn.resolve_instance(explicit)?;
+        let id = txn.resolve_instance(wanted.as_deref())?;
         let user = match txn.instance(&id)?.flavour.as_deref() {
             Some(f) if f.starts_with("ubuntu") => "ubuntu",
             Some(f) if f.starts_with("centos") => "centos",
@@ -131,7 +132,7 @@ pub fn run_shell(args: Vec<OsString>) -> i32 {
     let prompt = format!("[{user}@{id} \\W]$ ");
     let mut cmd = Command::new(&shell);
     cmd.env("PATH", guest_path(&bin))
-        .env(ebsim::ec2::guest::INSTANCE_ENV, &id)
+        .env(super::env::INSTANCE_ENV, &id)
         .env("PS1", &prompt);
     // bash reads ~/.bashrc, which usually sets PS1: give it an rc file that
     // reads the user's and then names the instance.
@@ -195,7 +196,7 @@ pub fn run_exec(args: Vec<OsString>) -> i32 {
     match Command::new(resolved)
         .args(&rest[i + 1..])
         .env("PATH", &path)
-        .env(ebsim::ec2::guest::INSTANCE_ENV, &id)
+        .env(super::env::INSTANCE_ENV, &id)
         .status()
     {
         Ok(s) => status_code(s),

@@ -15,6 +15,7 @@ use super::output::{err, out};
 use ebsim::blockdev::{BlockDevice, ImageFile, image::Access};
 use ebsim::compat::strtoll;
 use ebsim::fs::xfs::{self, Xfs, growfs};
+use ebsim::guest::Target;
 use std::ffi::OsString;
 
 fn usage_text(prog: &str) -> String {
@@ -128,7 +129,7 @@ pub fn run(args: Vec<OsString>) -> i32 {
             'V' => {
                 out(&format!(
                     "{prog} version {}\n",
-                    super::guest::guest_tools().xfsprogs
+                    super::env::release().xfsprogs
                 ));
                 return 0;
             }
@@ -198,8 +199,8 @@ fn attached_loop_device(path: &std::path::Path) -> Option<String> {
 /// a mount point there (a file of this machine is never one). None: not
 /// the instance's business, go on with the host path.
 fn guest_growfs(prog: &str, target: &str, f: &Flags) -> Option<i32> {
-    let is_dev = target.starts_with("/dev/");
-    let ctx = match super::guest::target_context(prog, target)? {
+    let is_dev = Target::of(target, false) == Target::Device;
+    let ctx = match super::env::target_context(prog, target, false)? {
         Ok(c) => c,
         Err(code) => return Some(code),
     };
@@ -219,19 +220,12 @@ fn guest_growfs(prog: &str, target: &str, f: &Flags) -> Option<i32> {
             ));
             return Some(1);
         };
-        ctx.mounts_of(&r)
-            .into_iter()
-            .find(|m| m.fstype == "xfs")
-            .cloned()
+        ctx.device_mount(&r, "xfs").cloned()
     } else {
-        let t = super::guest::normalize_path(target);
-        if !ctx.mounts.iter().any(|m| m.target == t) {
+        if !ctx.is_mount_point(target) {
             return None;
         }
-        ctx.mounts
-            .iter()
-            .find(|m| m.target == t && m.fstype == "xfs")
-            .cloned()
+        ctx.mount_on(target, "xfs").cloned()
     };
     let Some(m) = m else { return not_mounted() };
     let Some(r) = ctx.resolve(&m.source) else {
@@ -242,7 +236,7 @@ fn guest_growfs(prog: &str, target: &str, f: &Flags) -> Option<i32> {
     } else {
         Access::ReadWrite
     };
-    let dev = match super::guest::open(&r, access) {
+    let dev = match r.open(access) {
         Ok(d) => d,
         Err(e) => {
             err(&format!("{prog}: cannot open {}: {e}\n", m.source));

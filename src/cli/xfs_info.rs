@@ -7,6 +7,7 @@ use super::getopt::{Error, getopt, strings};
 use super::output::{err, out};
 use ebsim::blockdev::{BlockDevice, ImageFile, image::Access};
 use ebsim::fs::xfs::{self, superblock::Superblock};
+use ebsim::guest::{Target, normalize_path};
 use std::ffi::OsString;
 
 const USAGE: &str = "Usage: xfs_info [-V] [-t mtab] [mountpoint|device|file]\n";
@@ -20,7 +21,7 @@ pub fn run(args: Vec<OsString>) -> i32 {
             Ok(o) if o.val == 'V' => {
                 out(&format!(
                     "xfs_info version {}\n",
-                    super::guest::guest_tools().xfsprogs
+                    super::env::release().xfsprogs
                 ));
                 return 0;
             }
@@ -52,12 +53,12 @@ pub fn run(args: Vec<OsString>) -> i32 {
 /// else is read by `xfs_db`, which refuses a device with a mounted
 /// filesystem. None: a file of this machine.
 fn info_guest(target: &str) -> Option<i32> {
-    let is_dev = target.starts_with("/dev/");
-    let ctx = match super::guest::target_context("xfs_info", target)? {
+    let is_dev = Target::of(target, false) == Target::Device;
+    let ctx = match super::env::target_context("xfs_info", target, false)? {
         Ok(c) => c,
         Err(code) => return Some(code),
     };
-    let t = super::guest::normalize_path(target);
+    let t = normalize_path(target);
     let r = if is_dev {
         match ctx.resolve(target) {
             Some(r) => r,
@@ -69,14 +70,10 @@ fn info_guest(target: &str) -> Option<i32> {
             }
         }
     } else {
-        if !ctx.mounts.iter().any(|m| m.target == t) {
+        if !ctx.is_mount_point(target) {
             return None;
         }
-        match ctx
-            .mounts
-            .iter()
-            .find(|m| m.target == t && m.fstype == "xfs")
-        {
+        match ctx.mount_on(target, "xfs") {
             Some(m) => match ctx.resolve(&m.source) {
                 Some(r) => r,
                 None => return Some(cannot_open_dir(target)),
@@ -101,7 +98,7 @@ fn info_guest(target: &str) -> Option<i32> {
         }
         (None, true) => target.to_string(),
     };
-    let dev = match super::guest::open(&r, Access::ReadOnly) {
+    let dev = match r.open(Access::ReadOnly) {
         Ok(d) => d,
         Err(e) => {
             err(&format!("xfs_info: cannot open {target}: {e}\n"));

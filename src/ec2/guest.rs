@@ -237,9 +237,6 @@ pub fn disks(state: &State, home: &super::Home, instance_id: &str) -> Vec<DiskVi
         .collect()
 }
 
-/// The environment variable naming the instance guest commands act on.
-pub const INSTANCE_ENV: &str = "EBSIM_INSTANCE";
-
 impl Txn<'_> {
     /// The disks of an instance.
     pub fn instance_disks(&self, instance_id: &str) -> Vec<DiskView> {
@@ -283,13 +280,10 @@ impl Txn<'_> {
         }
     }
 
-    /// The instance a guest command acts on: `explicit`, else
-    /// `EBSIM_INSTANCE`, else the only running instance.
+    /// The instance a guest command acts on: `explicit`, else the only
+    /// running instance.
     pub fn resolve_instance(&self, explicit: Option<&str>) -> Result<String> {
-        let wanted = explicit
-            .map(str::to_string)
-            .or_else(|| std::env::var(INSTANCE_ENV).ok().filter(|v| !v.is_empty()));
-        if let Some(id) = wanted {
+        if let Some(id) = explicit.map(str::to_string) {
             return match self.state().instances.get(&id) {
                 Some(_) => Ok(id),
                 None => Err(ApiError::instance_not_found(&id).into()),

@@ -338,7 +338,9 @@ impl Txn<'_> {
             private_ip: format!("172.31.{}.{}", b[0] % 64, 1 + b[1] % 254),
             tags: req.instance_tags.clone(),
             flavour: image.flavour.clone(),
-            util_linux: catalog::util_linux_of(image.flavour.as_deref()).to_string(),
+            util_linux: catalog::release_of(image.flavour.as_deref())
+                .util_linux
+                .to_string(),
             mounts: Vec::new(),
             blkext_minors: Default::default(),
         };

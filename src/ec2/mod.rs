@@ -21,6 +21,7 @@ mod ids;
 pub mod images;
 pub mod instances;
 pub mod model;
+pub mod release;
 pub mod snapshots;
 pub mod store;
 mod tick;

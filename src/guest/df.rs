@@ -3,6 +3,7 @@
 //! (rounding up), Use% as a ceiling, `--total`, and which mounts df shows
 //! (pseudo filesystems, duplicates of one device, FILE arguments).
 
+use super::normalize_path;
 use serde::{Deserialize, Serialize};
 
 use super::human::{self, opts};
@@ -680,28 +681,11 @@ pub fn select_all(mounts: &[Mount], sel: &Selection) -> Vec<Row> {
         .collect()
 }
 
-/// Lexically normalizes an absolute path (`.`, `..`, repeated slashes);
-/// a relative path is taken from `/` (ebsim has no guest working
-/// directory).
-pub fn normalize(path: &str) -> String {
-    let mut parts: Vec<&str> = Vec::new();
-    for p in path.split('/') {
-        match p {
-            "" | "." => {}
-            ".." => {
-                parts.pop();
-            }
-            p => parts.push(p),
-        }
-    }
-    format!("/{}", parts.join("/"))
-}
-
 /// df.c get_point: the mount holding `path` (the longest mount point that
 /// is a prefix of it; among equal ones the last mounted; a pseudo
 /// filesystem does not replace a real one).
 pub fn mount_of_path<'a>(mounts: &'a [Mount], path: &str) -> Option<&'a Mount> {
-    let resolved = normalize(path);
+    let resolved = normalize_path(path);
     let mut best: Option<&Mount> = None;
     let mut best_len = 0;
     for m in mounts {
@@ -711,7 +695,7 @@ pub fn mount_of_path<'a>(mounts: &'a [Mount], path: &str) -> Option<&'a Mount> {
         if best.is_some_and(|b| !is_dummy(&b.fstype)) && is_dummy(&m.fstype) {
             continue;
         }
-        let t = normalize(&m.target);
+        let t = normalize_path(&m.target);
         let len = if t == "/" { 1 } else { t.len() };
         let matches = t == "/"
             || (resolved.starts_with(&t)
@@ -727,13 +711,14 @@ pub fn mount_of_path<'a>(mounts: &'a [Mount], path: &str) -> Option<&'a Mount> {
 /// df.c get_device: the mount of block device `dev` (its mount nearest
 /// the root that is not hidden by a later mount on the same point).
 pub fn mount_of_device<'a>(mounts: &'a [Mount], dev: &str) -> Option<&'a Mount> {
-    let dev = normalize(dev);
+    let dev = normalize_path(dev);
     let mut best: Option<&Mount> = None;
     for m in mounts {
-        if normalize(&m.source) != dev {
+        if normalize_path(&m.source) != dev {
             continue;
         }
-        let eclipsed = visible_key(mounts, &m.target).is_some_and(|(_, s)| normalize(&s) != dev);
+        let eclipsed =
+            visible_key(mounts, &m.target).is_some_and(|(_, s)| normalize_path(&s) != dev);
         if eclipsed {
             continue;
         }
@@ -766,8 +751,8 @@ pub fn select_file(mounts: &[Mount], arg: &str, is_device: bool, sel: &Selection
         match mount_of_device(mounts, arg) {
             Some(m) => Some(m),
             None => {
-                let n = normalize(arg);
-                let hidden = mounts.iter().any(|m| normalize(&m.source) == n);
+                let n = normalize_path(arg);
+                let hidden = mounts.iter().any(|m| normalize_path(&m.source) == n);
                 if hidden {
                     return FileResult::OverMounted;
                 }

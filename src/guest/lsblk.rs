@@ -14,6 +14,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::human;
+use crate::ec2::release::Version;
 
 /// Which util-linux the instance's image ships (it decides headers, size
 /// rounding, the JSON layout and which columns exist).
@@ -30,11 +31,15 @@ pub enum UtilLinux {
 }
 
 impl UtilLinux {
-    /// The version for a `major.minor` string, rounded down to a known one.
+    /// The generation of a util-linux version string (`2.37.2`); an
+    /// unreadable one is the newest.
     pub fn from_version(v: &str) -> UtilLinux {
-        let mut it = v.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
-        let (maj, min) = (it.next().unwrap_or(2), it.next().unwrap_or(38));
-        match (maj, min) {
+        UtilLinux::of(Version::parse(v).unwrap_or(crate::ec2::release::DEBIAN_12.util_linux))
+    }
+
+    /// The generation of a util-linux version, rounded down to a known one.
+    pub fn of(v: Version) -> UtilLinux {
+        match (v.major, v.minor) {
             (2, m) if m < 30 => UtilLinux::V2_23,
             (2, m) if m < 33 => UtilLinux::V2_30,
             (2, m) if m < 37 => UtilLinux::V2_34,
