@@ -343,7 +343,7 @@ pub fn run_clock(args: Vec<OsString>) -> i32 {
         if let Some(ms) = advance {
             t.advance(ms)?;
         }
-        Ok((t.now(), upcoming(t)))
+        Ok((t.now(), t.upcoming()))
     });
     match res {
         Ok((now, next)) => {
@@ -365,67 +365,4 @@ pub fn run_clock(args: Vec<OsString>) -> i32 {
             1
         }
     }
-}
-
-/// The timed transitions still to come, soonest first.
-fn upcoming(t: &ebsim::ec2::Txn<'_>) -> Vec<(ebsim::ec2::time::Millis, String)> {
-    use ebsim::ec2::model::{AttachState, InstanceState, ModState, SnapState, VolumeState};
-    let s = t.state();
-    let mut v = Vec::new();
-    for vol in s.volumes.values() {
-        if vol.state == VolumeState::Creating {
-            v.push((vol.ready_at, format!("{} creating -> available", vol.id)));
-        }
-        for a in &vol.attachments {
-            match a.state {
-                AttachState::Attaching => v.push((
-                    a.until,
-                    format!("{} attaching -> attached ({})", vol.id, a.instance_id),
-                )),
-                AttachState::Detaching => v.push((
-                    a.until,
-                    format!("{} detaching -> detached ({})", vol.id, a.instance_id),
-                )),
-                AttachState::Busy => v.push((
-                    a.until,
-                    format!("{} busy: still mounted in {}", vol.id, a.instance_id),
-                )),
-                AttachState::Attached => {}
-            }
-        }
-    }
-    for m in &s.modifications {
-        match m.state {
-            ModState::Modifying => v.push((
-                m.optimizing_at,
-                format!(
-                    "{} modifying -> optimizing ({} GiB visible)",
-                    m.volume_id, m.target_size
-                ),
-            )),
-            ModState::Optimizing => v.push((
-                m.completed_at,
-                format!("{} optimizing -> completed", m.volume_id),
-            )),
-            _ => {}
-        }
-    }
-    for sn in s.snapshots.values() {
-        if sn.state == SnapState::Pending {
-            v.push((sn.complete_at, format!("{} pending -> completed", sn.id)));
-        }
-    }
-    for i in s.instances.values() {
-        let next = match i.state {
-            InstanceState::Pending => Some("pending -> running"),
-            InstanceState::Stopping => Some("stopping -> stopped"),
-            InstanceState::ShuttingDown => Some("shutting-down -> terminated"),
-            _ => None,
-        };
-        if let Some(n) = next {
-            v.push((i.until, format!("{} {n}", i.id)));
-        }
-    }
-    v.sort_by_key(|(at, _)| *at);
-    v
 }
