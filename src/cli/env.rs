@@ -3,6 +3,7 @@
 //! (`EBSIM_INSTANCE`, set by `ebsim shell`), the cloud's settings, the
 //! locale, and the test hook for lsblk/df.
 
+use super::error::AppletError;
 use ebsim::ec2::release::{DEBIAN_12, OsRelease};
 use ebsim::ec2::{DEFAULT_REGION, Ec2};
 use ebsim::guest::{self, Context, Snapshot, Target};
@@ -59,19 +60,16 @@ pub fn maybe_context() -> Option<Context> {
 /// The instance's context for a tool's device argument, by the one rule
 /// of [`Target`]: None when it is the host's business (a file here, or a
 /// path while no instance has a mount there); the context; or, for a
-/// device name without an instance, the exit code after printing
-/// `PROG: WHY`.
-pub fn target_context(prog: &str, target: &str, tags: bool) -> Option<Result<Context, i32>> {
+/// device name without an instance, why not (`PROG: WHY`).
+pub fn target_context(
+    prog: &str,
+    target: &str,
+    tags: bool,
+) -> Option<Result<Context, AppletError>> {
     match Target::of(target, tags) {
         Target::Host => None,
         Target::Path => maybe_context().map(Ok),
-        Target::Device => match context() {
-            Ok(c) => Some(Ok(c)),
-            Err(why) => {
-                super::output::err(&format!("{prog}: {why}\n"));
-                Some(Err(1))
-            }
-        },
+        Target::Device => Some(context().map_err(|why| AppletError::prog(prog, &why))),
     }
 }
 

@@ -8,6 +8,7 @@
 //! size classes (1 KiB below 512 MiB). Other options are refused by name.
 
 use super::e2fs_util::Progress;
+use super::error::{AppletError, finish};
 use super::getopt::{getopt, strings};
 use super::output::{err, out};
 use ebsim::blockdev::image::Access;
@@ -25,8 +26,8 @@ use std::path::Path;
 
 const OPTSTRING: &str = "b:cd:e:g:i:jl:m:no:qr:s:t:vC:DE:FG:I:J:KL:M:N:O:R:ST:U:Vz:";
 
-fn usage(prog: &str) -> i32 {
-    err(&format!(
+fn usage(prog: &str) -> String {
+    format!(
         "Usage: {prog} [-c|-l filename] [-b block-size] [-C cluster-size]\n\
          \t[-i bytes-per-inode] [-I inode-size] [-J journal-options]\n\
          \t[-G flex-group-size] [-N number-of-inodes] [-d root-directory]\n\
@@ -35,8 +36,7 @@ fn usage(prog: &str) -> i32 {
          \t[-O feature[,...]] [-r fs-revision] [-E extended-option[,...]]\n\
          \t[-t fs-type] [-T usage-type ] [-U UUID] [-e errors_behavior][-z undo_file]\n\
          \t[-jnqvDFSV] device [blocks-count]\n"
-    ));
-    1
+    )
 }
 
 const EXTENDED_HELP: &str = "Extended options are separated by commas, and may take an argument which\n\
@@ -78,12 +78,6 @@ struct Args {
     show_version: bool,
 }
 
-/// ebsim's own refusal, worded like mke2fs's com_err lines.
-fn refuse(prog: &str, msg: &str) -> i32 {
-    err(&format!("{prog}: {msg}\n"));
-    1
-}
-
 fn basename(s: &str) -> String {
     Path::new(s)
         .file_name()
@@ -94,12 +88,13 @@ pub fn run(args: Vec<OsString>) -> i32 {
     let args = strings(&args);
     let argv0 = args.first().cloned().unwrap_or_else(|| "mkfs.ext4".into());
     let prog = basename(&argv0);
+    finish(main(&args, &argv0, &prog), || usage(&prog))
+}
+
+fn main(args: &[String], argv0: &str, prog: &str) -> Result<i32, AppletError> {
     let (opts, operands) = match getopt(args.get(1..).unwrap_or(&[]), OPTSTRING).strict() {
         Ok(v) => v,
-        Err(e) => {
-            err(&e.message(&argv0));
-            return usage(&prog);
-        }
+        Err(e) => return Err(AppletError::new(1, e.message(argv0)).with_usage()),
     };
     let mut a = Args::default();
     for o in opts {
@@ -138,7 +133,10 @@ pub fn run(args: Vec<OsString>) -> i32 {
             'b' => {
                 let b = parse_num_blocks2(&arg, -1);
                 if !(1024..=65536).contains(&b) {
-                    return refuse(&prog, &format!("invalid block size - {arg}"));
+                    return Err(AppletError::prog(
+                        prog,
+                        &format!("invalid block size - {arg}"),
+                    ));
                 }
                 if b > 4096 {
                     err(&format!(
@@ -149,51 +147,64 @@ pub fn run(args: Vec<OsString>) -> i32 {
             }
             'm' => match arg.parse::<f64>() {
                 Ok(r) if (0.0..=50.0).contains(&r) => a.reserved_ratio = Some(r),
-                _ => return refuse(&prog, &format!("invalid reserved blocks percent - {arg}")),
+                _ => {
+                    return Err(AppletError::prog(
+                        prog,
+                        &format!("invalid reserved blocks percent - {arg}"),
+                    ));
+                }
             },
             'N' => match strtoull_all(&arg, 0) {
                 Some(n) => a.inodes = Some(n),
-                None => return refuse(&prog, &format!("bad num inodes - {arg}")),
+                None => return Err(AppletError::prog(prog, &format!("bad num inodes - {arg}"))),
             },
             'i' => {
                 let r = parse_num_blocks2(&arg, -1);
                 if !(1024..=65536 * 1024).contains(&r) {
-                    return refuse(
-                        &prog,
+                    return Err(AppletError::prog(
+                        prog,
                         &format!("invalid inode ratio {arg} (min 1024/max 67108864)"),
-                    );
+                    ));
                 }
                 a.inode_ratio = Some(r);
             }
             'I' => {
                 if strtoull_all(&arg, 0) != Some(256) {
-                    return refuse(
-                        &prog,
+                    return Err(AppletError::prog(
+                        prog,
                         &format!("ebsim makes 256-byte inodes only (-I {arg})"),
-                    );
+                    ));
                 }
             }
             'e' => {
                 if arg != "continue" {
-                    return refuse(
-                        &prog,
+                    return Err(AppletError::prog(
+                        prog,
                         &format!(
                             "ebsim supports only the default error behavior (continue), not {arg}"
                         ),
-                    );
+                    ));
                 }
             }
             't' => {
                 if a.fs_type.is_some() {
-                    return refuse(&prog, "The -t option may only be used once");
+                    return Err(AppletError::prog(
+                        prog,
+                        "The -t option may only be used once",
+                    ));
                 }
                 a.fs_type = Some(arg);
             }
-            c => return refuse(&prog, &format!("option -{c} is not supported by ebsim")),
+            c => {
+                return Err(AppletError::prog(
+                    prog,
+                    &format!("option -{c} is not supported by ebsim"),
+                ));
+            }
         }
     }
     if operands.is_empty() && !a.show_version {
-        return usage(&prog);
+        return Err(AppletError::usage_only(1));
     }
     // A device name is a disk or partition of the emulated instance, whose
     // e2fsprogs the banner shows.
@@ -210,13 +221,15 @@ pub fn run(args: Vec<OsString>) -> i32 {
         err(&format!("mke2fs {version} ({date})\n"));
     }
     if a.show_version {
-        err(&format!("\tUsing EXT2FS Library version {version}\n"));
-        return 0;
+        return Err(AppletError::new(
+            0,
+            format!("\tUsing EXT2FS Library version {version}\n"),
+        ));
     }
     let device = operands[0].clone();
     let size_arg = operands.get(1).cloned();
     if operands.len() > 2 {
-        return usage(&prog);
+        return Err(AppletError::usage_only(1));
     }
     let log_block_size: i32 = match a.block_size {
         Some(b) => (b / 1024).trailing_zeros() as i32,
@@ -226,7 +239,10 @@ pub fn run(args: Vec<OsString>) -> i32 {
         Some(s) => {
             let n = parse_num_blocks2(s, log_block_size);
             if n == 0 {
-                return refuse(&prog, &format!("invalid blocks '{s}' on device '{device}'"));
+                return Err(AppletError::prog(
+                    prog,
+                    &format!("invalid blocks '{s}' on device '{device}'"),
+                ));
             }
             Some(n)
         }
@@ -242,12 +258,12 @@ pub fn run(args: Vec<OsString>) -> i32 {
             _ => "ext2".to_string(),
         });
     if fs_type != "ext4" {
-        return refuse(
-            &prog,
+        return Err(AppletError::prog(
+            prog,
             &format!(
                 "ebsim makes ext4 only (asked for {fs_type}); use mkfs.ext4 or mke2fs -t ext4"
             ),
-        );
+        ));
     }
 
     // Extended options.
@@ -292,10 +308,10 @@ pub fn run(args: Vec<OsString>) -> i32 {
                 | "desc-size",
                 _,
             ) => {
-                return refuse(
-                    &prog,
+                return Err(AppletError::prog(
+                    prog,
                     &format!("extended option {k} is not supported by ebsim"),
-                );
+                ));
             }
             _ => {
                 r_usage = true;
@@ -304,29 +320,28 @@ pub fn run(args: Vec<OsString>) -> i32 {
         }
     }
     if r_usage {
-        err(&format!(
-            "\nBad option(s) specified: {}\n\n{EXTENDED_HELP}",
-            bad.unwrap_or_default()
+        return Err(AppletError::new(
+            1,
+            format!(
+                "\nBad option(s) specified: {}\n\n{EXTENDED_HELP}",
+                bad.unwrap_or_default()
+            ),
         ));
-        return 1;
     }
 
     // The device.
     let guest = match guest_ctx {
         None => None,
-        Some(Err(why)) => return refuse(&prog, &why),
-        Some(Ok(ctx)) => match guest_device(&ctx, &device, a.force_count) {
-            Ok(r) => r,
-            Err(code) => return code,
-        },
+        Some(Err(why)) => return Err(AppletError::prog(prog, &why)),
+        Some(Ok(ctx)) => guest_device(&ctx, &device, a.force_count)?,
     };
     let path = Path::new(&device);
     let existed = guest.is_some() || path.exists();
     if !existed && explicit_blocks.is_none() {
-        err(&format!(
-            "The file {device} does not exist and no size was specified.\n"
+        return Err(AppletError::new(
+            1,
+            format!("The file {device} does not exist and no size was specified.\n"),
         ));
-        return 1;
     }
     let open_dev = |access: Access| -> Result<Box<dyn BlockDevice>, ebsim::blockdev::Error> {
         match &guest {
@@ -342,17 +357,17 @@ pub fn run(args: Vec<OsString>) -> i32 {
             Ok(_) => match ImageFile::open(path, Access::ReadOnly) {
                 Ok(i) => i.size(),
                 Err(e) => {
-                    return refuse(
-                        &prog,
+                    return Err(AppletError::prog(
+                        prog,
                         &format!("{e} while trying to determine filesystem size"),
-                    );
+                    ));
                 }
             },
             Err(e) => {
-                return refuse(
-                    &prog,
+                return Err(AppletError::prog(
+                    prog,
                     &format!("{e} while trying to determine filesystem size"),
-                );
+                ));
             }
         }
     } else {
@@ -365,13 +380,15 @@ pub fn run(args: Vec<OsString>) -> i32 {
         Some(n) => n,
         None => {
             if dev_size_before == 0 {
-                err(&format!(
-                    "{prog}: Device size reported to be zero.  Invalid partition specified, or\n\t\
+                return Err(AppletError::new(
+                    1,
+                    format!(
+                        "{prog}: Device size reported to be zero.  Invalid partition specified, or\n\t\
                      partition table wasn't reread after running fdisk, due to\n\t\
                      a modified partition being busy and in use.  You may need to reboot\n\t\
                      to re-read your partition table.\n\n"
+                    ),
                 ));
-                return 1;
             }
             let n = dev_size_before / unit;
             if 4096 > unit {
@@ -385,7 +402,10 @@ pub fn run(args: Vec<OsString>) -> i32 {
     // mke2fs.conf: 1 KiB blocks for "small" and "floppy" sizes.
     let block_size = a.block_size.unwrap_or(u64::from(size_type.block_size()));
     if !matches!(block_size, 1024 | 2048 | 4096) {
-        return refuse(&prog, &ext4::MkfsError::BlockSize(block_size).to_string());
+        return Err(AppletError::prog(
+            prog,
+            &ext4::MkfsError::BlockSize(block_size).to_string(),
+        ));
     }
     let blocks = count_units * unit / block_size;
 
@@ -402,8 +422,10 @@ pub fn run(args: Vec<OsString>) -> i32 {
         Some(u) => match uuid_parse(u) {
             Some(v) => v,
             None => {
-                err(&format!("{device}: could not parse UUID: {u}\n\n"));
-                return 1;
+                return Err(AppletError::new(
+                    1,
+                    format!("{device}: could not parse UUID: {u}\n\n"),
+                ));
             }
         },
     };
@@ -424,7 +446,7 @@ pub fn run(args: Vec<OsString>) -> i32 {
     };
     let plan = match mkfs::plan(dev_size_before, &opts) {
         Ok(p) => p,
-        Err(e) => return refuse(&prog, &e.to_string()),
+        Err(e) => return Err(AppletError::prog(prog, &e.to_string())),
     };
 
     // An existing filesystem: mke2fs asks only on a terminal.
@@ -448,7 +470,7 @@ pub fn run(args: Vec<OsString>) -> i32 {
                 let _ = std::io::stdin().read_line(&mut line);
                 if !line.starts_with(['y', 'Y']) {
                     out("\n");
-                    return 1;
+                    return Ok(1);
                 }
             }
         }
@@ -458,8 +480,10 @@ pub fn run(args: Vec<OsString>) -> i32 {
         match open_dev(Access::ReadWrite) {
             Ok(i) => i,
             Err(e) => {
-                err(&format!("Could not open {device}: {e}\n"));
-                return 1;
+                return Err(AppletError::new(
+                    1,
+                    format!("Could not open {device}: {e}\n"),
+                ));
             }
         }
     } else {
@@ -469,8 +493,10 @@ pub fn run(args: Vec<OsString>) -> i32 {
                 Box::new(i)
             }
             Err(e) => {
-                err(&format!("Could not open {device}: {e}\n"));
-                return 1;
+                return Err(AppletError::new(
+                    1,
+                    format!("Could not open {device}: {e}\n"),
+                ));
             }
         }
     };
@@ -514,7 +540,7 @@ pub fn run(args: Vec<OsString>) -> i32 {
     }
     if a.noaction {
         out(&text);
-        return 0;
+        return Ok(0);
     }
     if !a.quiet {
         text.push_str("Allocating group tables: ");
@@ -536,26 +562,26 @@ pub fn run(args: Vec<OsString>) -> i32 {
         out(&text);
     }
     if let Err(e) = mkfs::apply(&mut img, &plan) {
-        err(&format!(
-            "{prog}: {e} while writing out and closing file system\n"
+        return Err(AppletError::new(
+            1,
+            format!("{prog}: {e} while writing out and closing file system\n"),
         ));
-        return 1;
     }
     if !a.quiet {
         out("done\n\n");
     }
-    0
+    Ok(0)
 }
 
 /// A device of the instance, checked as mke2fs checks a block device
 /// (`check_plausibility`, then `check_mount`). Ok(None) never happens for
-/// a device name; Err: the exit code, the message printed.
-fn guest_device(ctx: &Context, device: &str, force: u32) -> Result<Option<Resolved>, i32> {
+/// a device name.
+fn guest_device(ctx: &Context, device: &str, force: u32) -> Result<Option<Resolved>, AppletError> {
     let Some(r) = ctx.resolve(device) else {
-        err(&format!(
-            "The file {device} does not exist and no size was specified.\n"
+        return Err(AppletError::new(
+            1,
+            format!("The file {device} does not exist and no size was specified.\n"),
         ));
-        return Err(1);
     };
     let mounted = !ctx.mounts_of(&r).is_empty();
     let busy = ctx.disk_busy(&r);
@@ -566,21 +592,23 @@ fn guest_device(ctx: &Context, device: &str, force: u32) -> Result<Option<Resolv
             "is apparently in use by the system"
         };
         if force < 2 {
-            err(&format!(
-                "{device} {what}; will not make a filesystem here!\n"
+            return Err(AppletError::new(
+                1,
+                format!("{device} {what}; will not make a filesystem here!\n"),
             ));
-            return Err(1);
         }
         // Forced, mke2fs goes on, and the kernel's exclusive open fails.
-        err(&format!(
-            "{device} {what}; mke2fs forced anyway.{}\n{device}: Device or resource busy while setting up superblock\n",
-            if mounted {
-                "  Hope /etc/mtab is incorrect."
-            } else {
-                ""
-            }
+        return Err(AppletError::new(
+            1,
+            format!(
+                "{device} {what}; mke2fs forced anyway.{}\n{device}: Device or resource busy while setting up superblock\n",
+                if mounted {
+                    "  Hope /etc/mtab is incorrect."
+                } else {
+                    ""
+                }
+            ),
         ));
-        return Err(1);
     }
     Ok(Some(r))
 }

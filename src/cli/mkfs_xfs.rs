@@ -5,6 +5,7 @@
 //! Hand-parsed: mkfs.xfs uses getopt with comma-separated sub-options
 //! (`-d size=1g,agcount=4`) and its own wording for every mistake.
 
+use super::error::{AppletError, finish};
 use super::getopt::{LongOpt, getopt_long, strings};
 use super::output::strerror;
 use super::output::{err, out};
@@ -48,33 +49,18 @@ const USAGE: &str = "\
 <value> is xxx (512 byte blocks).
 ";
 
-/// An exit with a message (and maybe the usage text) on stderr.
-struct Fail {
-    msg: String,
-    usage: bool,
+/// A failure followed by mkfs.xfs's usage text (its `usage()`).
+fn fail(msg: impl Into<String>) -> AppletError {
+    AppletError::new(1, msg).with_usage()
 }
 
-fn fail(msg: impl Into<String>) -> Fail {
-    Fail {
-        msg: msg.into(),
-        usage: true,
-    }
+/// A failure without the usage text.
+fn fail_plain(msg: impl Into<String>) -> AppletError {
+    AppletError::new(1, msg)
 }
 
-fn fail_plain(msg: impl Into<String>) -> Fail {
-    Fail {
-        msg: msg.into(),
-        usage: false,
-    }
-}
-
-/// Entry point for `mkfs -t xfs` too: `args[0]` is the program name used in
-/// messages (pass `mkfs.xfs`, as util-linux mkfs execs that name).
-#[allow(dead_code)] // called by the `mkfs -t xfs` dispatch once it is merged
-pub fn run_mkfs_xfs(args: Vec<OsString>) -> i32 {
-    run(args)
-}
-
+/// `mkfs.xfs`, also reached by `mkfs -t xfs`: `args[0]` is the program
+/// name used in messages (util-linux mkfs execs `mkfs.xfs`).
 pub fn run(args: Vec<OsString>) -> i32 {
     let prog = args
         .first()
@@ -87,17 +73,10 @@ pub fn run(args: Vec<OsString>) -> i32 {
         .first()
         .map(|a| a.to_string_lossy().into_owned())
         .unwrap_or_else(|| prog.clone());
-    match mkfs_main(&prog, &argv0, args.get(1..).unwrap_or(&[])) {
-        Ok(code) => code,
-        Err(f) => {
-            if f.usage {
-                err(&format!("{}Usage: {prog}\n{USAGE}", f.msg));
-            } else {
-                err(&f.msg);
-            }
-            1
-        }
-    }
+    finish(
+        mkfs_main(&prog, &argv0, args.get(1..).unwrap_or(&[])),
+        || format!("Usage: {prog}\n{USAGE}"),
+    )
 }
 
 #[derive(Default)]
@@ -110,7 +89,7 @@ struct Cli {
     dsize: Option<String>,
 }
 
-fn mkfs_main(prog: &str, argv0: &str, args: &[OsString]) -> Result<i32, Fail> {
+fn mkfs_main(prog: &str, argv0: &str, args: &[OsString]) -> Result<i32, AppletError> {
     let parsed = getopt_long(
         &strings(args),
         "b:c:d:i:l:L:m:n:KNp:qr:s:CfV",
@@ -195,7 +174,7 @@ fn mkfs_main(prog: &str, argv0: &str, args: &[OsString]) -> Result<i32, Fail> {
         }
         None
     };
-    let open = |access: Access| -> Result<Box<dyn BlockDevice>, Fail> {
+    let open = |access: Access| -> Result<Box<dyn BlockDevice>, AppletError> {
         let opened: Result<Box<dyn BlockDevice>, ebsim::blockdev::Error> = match &guest {
             Some(r) => r.open(access).map(|d| Box::new(d) as Box<dyn BlockDevice>),
             None => ImageFile::open(&dfile, access).map(|d| Box::new(d) as Box<dyn BlockDevice>),
@@ -248,7 +227,7 @@ fn mkfs_main(prog: &str, argv0: &str, args: &[OsString]) -> Result<i32, Fail> {
 /// A device of the instance, checked as mkfs.xfs checks a block device:
 /// it must exist, hold no mounted filesystem, and not be a disk whose
 /// partition is mounted (the kernel refuses the exclusive open).
-fn guest_device(prog: &str, dfile: &str) -> Result<ebsim::guest::Resolved, Fail> {
+fn guest_device(prog: &str, dfile: &str) -> Result<ebsim::guest::Resolved, AppletError> {
     let ctx = super::env::context().map_err(|why| fail_plain(format!("{prog}: {why}\n")))?;
     let Some(r) = ctx.resolve(dfile) else {
         return Err(fail(format!(
@@ -269,7 +248,7 @@ fn guest_device(prog: &str, dfile: &str) -> Result<ebsim::guest::Resolved, Fail>
 }
 
 /// `-d` sub-options: only `size` (the data section's size) is supported.
-fn parse_d(arg: &str, cli: &mut Cli) -> Result<(), Fail> {
+fn parse_d(arg: &str, cli: &mut Cli) -> Result<(), AppletError> {
     for tok in arg.split(',').filter(|t| !t.is_empty()) {
         let (name, value) = match tok.split_once('=') {
             Some((n, v)) => (n, Some(v)),
@@ -300,7 +279,7 @@ fn parse_d(arg: &str, cli: &mut Cli) -> Result<(), Fail> {
 }
 
 /// `-m` sub-options: `uuid`, and the feature switches at their defaults.
-fn parse_m(arg: &str, cli: &mut Cli) -> Result<(), Fail> {
+fn parse_m(arg: &str, cli: &mut Cli) -> Result<(), AppletError> {
     for tok in arg.split(',').filter(|t| !t.is_empty()) {
         let (name, value) = match tok.split_once('=') {
             Some((n, v)) => (n, v),
@@ -334,7 +313,7 @@ fn parse_m(arg: &str, cli: &mut Cli) -> Result<(), Fail> {
 }
 
 /// xfsprogs `cvtnum` + `getnum` bounds + `calc_dev_size` for `-d size=`.
-fn size_to_blocks(s: &str) -> Result<u64, Fail> {
+fn size_to_blocks(s: &str) -> Result<u64, AppletError> {
     let illegal = |reason: &str| fail(format!("Invalid value {s} for -d size option. {reason}\n"));
     let bs = i64::from(geometry::BLOCKSIZE);
     let bytes = cvtnum(u64::from(geometry::BLOCKSIZE), 512, s)

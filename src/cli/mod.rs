@@ -14,6 +14,7 @@ mod df;
 mod e2fs_util;
 mod ec2;
 mod env;
+mod error;
 mod getopt;
 mod growpart;
 mod lsblk;

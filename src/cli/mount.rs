@@ -12,6 +12,7 @@
 //! table), then mount's own "bad usage" rules.
 
 use super::env;
+use super::error::{self, AppletError};
 use super::getopt::{LongOpt, getopt_long};
 use super::output::{err, out};
 use ebsim::ec2::DEFAULT_REGION;
@@ -151,11 +152,12 @@ filesystem type the device is probed (ext4 and XFS). `mount DIR` and
 `mount -a` use the fstab of the instance's image.
 ";
 
-fn usage_error(msg: &str) -> i32 {
-    err(&format!(
-        "mount: {msg}\nTry 'mount --help' for more information.\n"
-    ));
-    EX_USAGE
+/// A usage error: the message and the pointer to `--help`.
+fn usage_error(msg: &str) -> AppletError {
+    AppletError::new(
+        EX_USAGE,
+        format!("mount: {msg}\nTry 'mount --help' for more information.\n"),
+    )
 }
 
 /// util-linux 2.38 mount's options, for glibc's getopt_long. The codes
@@ -204,6 +206,10 @@ const LONGOPTS: &[LongOpt] = &[
 ];
 
 pub fn run(args: Vec<OsString>) -> i32 {
+    error::finish(main(&args), String::new)
+}
+
+fn main(args: &[OsString]) -> Result<i32, AppletError> {
     let args: Vec<String> = args
         .iter()
         .skip(1)
@@ -211,7 +217,7 @@ pub fn run(args: Vec<OsString>) -> i32 {
         .collect();
     let (opts, operands) = match getopt_long(&args, OPTSTRING, LONGOPTS).strict() {
         Ok(v) => v,
-        Err(e) => return usage_error(&e.text()),
+        Err(e) => return Err(usage_error(&e.text())),
     };
     let mut c = Cli {
         operands,
@@ -234,22 +240,23 @@ pub fn run(args: Vec<OsString>) -> i32 {
             '\u{2}' => c.target = Some(v),
             'h' => {
                 out(HELP);
-                return 0;
+                return Ok(0);
             }
             'V' => {
                 out(&version_line("mount"));
-                return 0;
+                return Ok(0);
             }
             'B' | 'R' | 'M' | '\u{1}' => {
-                err("mount: bind, move and propagation changes are not supported by ebsim\n");
-                return EX_USAGE;
+                return Err(AppletError::prog(
+                    "mount",
+                    "bind, move and propagation changes are not supported by ebsim",
+                ));
             }
             '\u{3}' | 'T' | 'm' => {
-                err(&format!(
-                    "mount: {} is not supported by ebsim\n",
-                    o.spelling()
+                return Err(AppletError::prog(
+                    "mount",
+                    &format!("{} is not supported by ebsim", o.spelling()),
                 ));
-                return EX_USAGE;
             }
             // -c -F -i -n -s -O -N change nothing in the emulation.
             _ => {}
@@ -257,30 +264,27 @@ pub fn run(args: Vec<OsString>) -> i32 {
     }
     let ctx = match env::context() {
         Ok(c) => c,
-        Err(why) => {
-            err(&format!("mount: {why}\n"));
-            return EX_FAIL;
-        }
+        Err(why) => return Err(AppletError::new(EX_FAIL, format!("mount: {why}\n"))),
     };
     if c.all {
-        return mount_all(&ctx, &c);
+        return Ok(mount_all(&ctx, &c));
     }
     // Sources and targets from operands and --source/--target/-L/-U.
     let (source, target) = match (c.source.clone(), c.target.clone(), c.operands.as_slice()) {
         // Options without anything to mount: util-linux refuses.
-        (None, None, []) if !c.options.is_empty() => return usage_error("bad usage"),
-        (None, None, []) => return list(&ctx, &c),
-        (None, None, [one]) => return mount_fstab(&ctx, &c, one),
-        (Some(s), None, []) => return mount_fstab(&ctx, &c, &s),
-        (None, Some(t), []) => return mount_fstab(&ctx, &c, &t),
+        (None, None, []) if !c.options.is_empty() => return Err(usage_error("bad usage")),
+        (None, None, []) => return Ok(list(&ctx, &c)),
+        (None, None, [one]) => return Ok(mount_fstab(&ctx, &c, one)),
+        (Some(s), None, []) => return Ok(mount_fstab(&ctx, &c, &s)),
+        (None, Some(t), []) => return Ok(mount_fstab(&ctx, &c, &t)),
         (None, None, [s, t]) => (s.clone(), t.clone()),
         (Some(s), None, [t]) => (s, t.clone()),
         (None, Some(t), [s]) => (s.clone(), t),
         (Some(s), Some(t), []) => (s, t),
-        _ => return usage_error("bad usage"),
+        _ => return Err(usage_error("bad usage")),
     };
     let req = Request::new(source, target, c.types.clone(), c.options.clone());
-    finish(&ctx, &c, rules::plan(&ctx, &req))
+    Ok(finish(&ctx, &c, rules::plan(&ctx, &req)))
 }
 
 /// Records a planned mount (unless `-f`) and reports it.

@@ -4,6 +4,7 @@
 //! messages follow the instance's util-linux generation as mount's do.
 
 use super::env;
+use super::error::{self, AppletError};
 use super::getopt::{LongOpt, getopt_long};
 use super::mount::{EX_FAIL, EX_USAGE, version_line};
 use super::output::{err, out};
@@ -48,11 +49,12 @@ struct Cli {
     operands: Vec<String>,
 }
 
-fn usage_error(msg: &str) -> i32 {
-    err(&format!(
-        "umount: {msg}\nTry 'umount --help' for more information.\n"
-    ));
-    EX_USAGE
+/// A usage error: the message and the pointer to `--help`.
+fn usage_error(msg: &str) -> AppletError {
+    AppletError::new(
+        EX_USAGE,
+        format!("umount: {msg}\nTry 'umount --help' for more information.\n"),
+    )
 }
 
 /// util-linux umount's options, for glibc's getopt_long.
@@ -77,6 +79,10 @@ const LONGOPTS: &[LongOpt] = &[
 ];
 
 pub fn run(args: Vec<OsString>) -> i32 {
+    error::finish(main(&args), String::new)
+}
+
+fn main(args: &[OsString]) -> Result<i32, AppletError> {
     let args: Vec<String> = args
         .iter()
         .skip(1)
@@ -84,7 +90,7 @@ pub fn run(args: Vec<OsString>) -> i32 {
         .collect();
     let (opts, operands) = match getopt_long(&args, OPTSTRING, LONGOPTS).strict() {
         Ok(v) => v,
-        Err(e) => return usage_error(&e.text()),
+        Err(e) => return Err(usage_error(&e.text())),
     };
     let mut c = Cli {
         operands,
@@ -100,35 +106,32 @@ pub fn run(args: Vec<OsString>) -> i32 {
             't' => c.types = o.arg,
             'h' => {
                 out(HELP);
-                return 0;
+                return Ok(0);
             }
             'V' => {
                 out(&version_line("umount"));
-                return 0;
+                return Ok(0);
             }
             // -c -d -f -i -n -r -O -N change nothing in the emulation.
             _ => {}
         }
     }
     if !c.all && c.operands.is_empty() {
-        return usage_error("bad usage");
+        return Err(usage_error("bad usage"));
     }
     let mut ctx = match env::context() {
         Ok(c) => c,
-        Err(why) => {
-            err(&format!("umount: {why}\n"));
-            return EX_FAIL;
-        }
+        Err(why) => return Err(AppletError::new(EX_FAIL, format!("umount: {why}\n"))),
     };
     let generation = Generation::of(&ctx.release);
     if c.all {
-        return umount_all(&ctx, &c, generation);
+        return Ok(umount_all(&ctx, &c, generation));
     }
     let mut rc = 0;
     for spec in c.operands.clone() {
         rc |= umount_spec(&mut ctx, &c, generation, &spec);
     }
-    rc
+    Ok(rc)
 }
 
 fn report(generation: Generation, spec: &str, f: &UmountError) -> i32 {

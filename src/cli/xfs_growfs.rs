@@ -9,6 +9,7 @@
 //! Hand-parsed: the real tool uses getopt and `strtoll` (`-D 1G` means one
 //! block), which clap cannot copy.
 
+use super::error::{AppletError, finish};
 use super::getopt::{getopt, strings};
 use super::output::strerror;
 use super::output::{err, out};
@@ -62,6 +63,12 @@ struct Flags {
 }
 
 pub fn run(args: Vec<OsString>) -> i32 {
+    // The usage text names the program as -p may have changed it: each
+    // error carries its own.
+    finish(main(&args), String::new)
+}
+
+fn main(args: &[OsString]) -> Result<i32, AppletError> {
     let mut prog = args
         .first()
         .map(std::path::Path::new)
@@ -76,7 +83,7 @@ pub fn run(args: Vec<OsString>) -> i32 {
     let rest = args.get(1..).unwrap_or(&[]);
     if rest.iter().any(|a| a == "--help") {
         out(&format!("{}{EXTENSION_HELP}", usage_text(&prog)));
-        return 0;
+        return Ok(0);
     }
     let parsed = getopt(&strings(rest), "dD:e:ilL:m:np:rR:t:xV");
     let mut f = Flags {
@@ -95,8 +102,10 @@ pub fn run(args: Vec<OsString>) -> i32 {
         let o = match item {
             Ok(o) => o,
             Err(e) => {
-                err(&format!("{}{}", e.message(&argv0), usage_text(&prog)));
-                return 2;
+                return Err(AppletError::new(
+                    2,
+                    format!("{}{}", e.message(&argv0), usage_text(&prog)),
+                ));
             }
         };
         let v = o.arg_or_empty();
@@ -131,28 +140,29 @@ pub fn run(args: Vec<OsString>) -> i32 {
                     "{prog} version {}\n",
                     super::env::release().xfsprogs
                 ));
-                return 0;
+                return Ok(0);
             }
             // -t names an mtab: nothing to read in the emulation.
             _ => {}
         }
     }
     if parsed.operands.len() != 1 || (f.iflag && f.xflag) {
-        err(&usage_text(&prog));
-        return 2;
+        return Err(AppletError::new(2, usage_text(&prog)));
     }
     let target = parsed.operands[0].clone();
-    if let Some(code) = guest_growfs(&prog, &target, &f) {
-        return code;
+    if let Some(done) = guest_growfs(&prog, &target, &f) {
+        return done;
     }
     let real = match std::fs::canonicalize(&target) {
         Ok(p) => p,
         Err(e) => {
-            err(&format!(
-                "{prog}: path resolution failed for {target}: {}\n",
-                strerror(&e)
+            return Err(AppletError::new(
+                1,
+                format!(
+                    "{prog}: path resolution failed for {target}: {}\n",
+                    strerror(&e)
+                ),
             ));
-            return 1;
         }
     };
     let holds_xfs = std::fs::metadata(&real).is_ok_and(|m| m.is_file())
@@ -161,18 +171,20 @@ pub fn run(args: Vec<OsString>) -> i32 {
             .and_then(|d| xfs::probe(&d).ok())
             .unwrap_or(false);
     if !holds_xfs {
-        err(&format!(
-            "{prog}: {target} is not a mounted XFS filesystem\n"
+        return Err(AppletError::new(
+            1,
+            format!("{prog}: {target} is not a mounted XFS filesystem\n"),
         ));
-        return 1;
     }
     if let Some(loopdev) = attached_loop_device(&real) {
         // The kernel may have it mounted: writing under it would corrupt it.
-        err(&format!(
-            "{prog}: {target} is attached to {loopdev}; grow it through its mount point, or \
+        return Err(AppletError::new(
+            1,
+            format!(
+                "{prog}: {target} is attached to {loopdev}; grow it through its mount point, or \
              unmount it and detach {loopdev} first\n"
+            ),
         ));
-        return 1;
     }
     offline(&prog, &target, &f)
 }
@@ -198,27 +210,27 @@ fn attached_loop_device(path: &std::path::Path) -> Option<String> {
 /// xfs_growfs on the emulated instance: a device name, or a path that is
 /// a mount point there (a file of this machine is never one). None: not
 /// the instance's business, go on with the host path.
-fn guest_growfs(prog: &str, target: &str, f: &Flags) -> Option<i32> {
+fn guest_growfs(prog: &str, target: &str, f: &Flags) -> Option<Result<i32, AppletError>> {
     let is_dev = Target::of(target, false) == Target::Device;
     let ctx = match super::env::target_context(prog, target, false)? {
         Ok(c) => c,
-        Err(code) => return Some(code),
+        Err(e) => return Some(Err(e)),
     };
     let not_mounted = || {
-        err(&format!(
-            "{prog}: {target} is not a mounted XFS filesystem\n"
-        ));
-        Some(1)
+        Some(Err(AppletError::prog(
+            prog,
+            &format!("{target} is not a mounted XFS filesystem"),
+        )))
     };
     // The fs table holds the XFS mounts; a directory matches a mount point,
     // a device the source of a mount (after realpath, so /dev/sdf is
     // /dev/xvdf), the first in mount order.
     let m = if is_dev {
         let Some(r) = ctx.resolve(target) else {
-            err(&format!(
-                "{prog}: path resolution failed for {target}: No such file or directory\n"
-            ));
-            return Some(1);
+            return Some(Err(AppletError::new(
+                1,
+                format!("{prog}: path resolution failed for {target}: No such file or directory\n"),
+            )));
         };
         ctx.device_mount(&r, "xfs").cloned()
     } else {
@@ -239,15 +251,17 @@ fn guest_growfs(prog: &str, target: &str, f: &Flags) -> Option<i32> {
     let dev = match r.open(access) {
         Ok(d) => d,
         Err(e) => {
-            err(&format!("{prog}: cannot open {}: {e}\n", m.source));
-            return Some(1);
+            return Some(Err(AppletError::new(
+                1,
+                format!("{prog}: cannot open {}: {e}\n", m.source),
+            )));
         }
     };
     Some(grow_device(prog, &m.source, dev, f))
 }
 
 /// The grow of an image file, following xfs_growfs's main() step by step.
-fn offline(prog: &str, target: &str, f: &Flags) -> i32 {
+fn offline(prog: &str, target: &str, f: &Flags) -> Result<i32, AppletError> {
     let access = if f.nflag {
         Access::ReadOnly
     } else {
@@ -256,8 +270,10 @@ fn offline(prog: &str, target: &str, f: &Flags) -> i32 {
     let dev = match ImageFile::open(target, access) {
         Ok(d) => d,
         Err(e) => {
-            err(&format!("{prog}: cannot open {target}: {e}\n"));
-            return 1;
+            return Err(AppletError::new(
+                1,
+                format!("{prog}: cannot open {target}: {e}\n"),
+            ));
         }
     };
     grow_device(prog, target, dev, f)
@@ -265,24 +281,27 @@ fn offline(prog: &str, target: &str, f: &Flags) -> i32 {
 
 /// The grow of the XFS on `dev`, shown as `target` (the image file, or the
 /// device of a mount), following xfs_growfs's main() step by step.
-fn grow_device<D: BlockDevice>(prog: &str, target: &str, dev: D, f: &Flags) -> i32 {
+fn grow_device<D: BlockDevice>(
+    prog: &str,
+    target: &str,
+    dev: D,
+    f: &Flags,
+) -> Result<i32, AppletError> {
     let fs = match Xfs::open(dev) {
         Ok(x) => x,
         Err(e) => {
-            err(&format!("{prog}: {target}: {e}\n"));
-            return 1;
+            return Err(AppletError::new(1, format!("{prog}: {target}: {e}\n")));
         }
     };
     if f.rflag {
         // An image has no realtime device.
-        err(&format!(
-            "{prog}: failed to access realtime device for {target}\n"
+        return Err(AppletError::new(
+            1,
+            format!("{prog}: failed to access realtime device for {target}\n"),
         ));
-        return 1;
     }
     if let Err(e) = fs.check_size() {
-        err(&format!("{prog}: {target}: {e}\n"));
-        return 1;
+        return Err(AppletError::new(1, format!("{prog}: {target}: {e}\n")));
     }
     let geo = fs.sb().clone();
     out(&xfs::report::render(&geo, target));
@@ -330,10 +349,10 @@ fn grow_device<D: BlockDevice>(prog: &str, target: &str, dev: D, f: &Flags) -> i
         } else if !error && !f.nflag {
             let imaxpct = u8::try_from(maxpct).ok().filter(|p| *p <= 100);
             let Some(imaxpct) = imaxpct else {
-                err(&format!(
-                    "{prog}: XFS_IOC_FSGROWFSDATA xfsctl failed: Invalid argument\n"
+                return Err(AppletError::new(
+                    1,
+                    format!("{prog}: XFS_IOC_FSGROWFSDATA xfsctl failed: Invalid argument\n"),
                 ));
-                return 1;
             };
             match grow(fs.take(), u64::try_from(dsize).unwrap_or(0), imaxpct) {
                 Ok(sb) => new_geo = sb,
@@ -378,7 +397,7 @@ fn grow_device<D: BlockDevice>(prog: &str, target: &str, dev: D, f: &Flags) -> i
             geo.imax_pct, new_geo.imax_pct
         ));
     }
-    i32::from(error)
+    Ok(i32::from(error))
 }
 
 fn grow<D: BlockDevice>(

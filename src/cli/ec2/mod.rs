@@ -59,11 +59,7 @@ fn usage_error(msg: &str) -> i32 {
 
 fn arg_error(e: &ArgError) -> i32 {
     match e {
-        ArgError::Required(names) => usage_error(&format!(
-            "aws: error: the following arguments are required: {}",
-            names.join(", ")
-        )),
-        ArgError::Unknown(words) => usage_error(&format!("Unknown options: {}", words.join(", "))),
+        ArgError::Required(_) | ArgError::Unknown(_) => usage_error(&e.to_string()),
         ArgError::Bad(msg) => {
             err(&format!("\n{msg}\n"));
             EXIT_USAGE
@@ -214,8 +210,8 @@ fn fail(api: &str, f: Fail) -> i32 {
             EXIT_SERVICE
         }
         Fail::Arg(e) => arg_error(&e),
-        Fail::Other(msg) => {
-            err(&format!("\n{msg}\n"));
+        other @ (Fail::Local(_) | Fail::Waiter { .. } | Fail::Query(_)) => {
+            err(&format!("\n{other}\n"));
             EXIT_OTHER
         }
     }
@@ -245,10 +241,6 @@ fn run_wait(words: Vec<String>) -> i32 {
     };
     match wait::run(&ec2, w, &a) {
         Ok(()) => 0,
-        Err(Fail::Other(msg)) => {
-            err(&format!("\n{msg}\n"));
-            EXIT_OTHER
-        }
         Err(f) => fail("Describe", f),
     }
 }

@@ -18,8 +18,31 @@ pub enum Fail {
     Api(ApiError),
     /// The arguments (exit 252).
     Arg(ArgError),
-    /// Anything else (exit 255).
-    Other(String),
+    /// The model failed on this machine: the state, an image (exit 255).
+    Local(ebsim::ec2::Error),
+    /// A waiter gave up, or met a failure state (exit 255).
+    Waiter {
+        /// The API operation it polled (`DescribeVolumes`).
+        api: &'static str,
+        /// Why.
+        reason: String,
+    },
+    /// A JMESPath expression that does not compile or apply (exit 255).
+    Query(String),
+}
+
+impl std::fmt::Display for Fail {
+    /// The text the AWS CLI prints between blank lines (API and argument
+    /// errors have their own framing, see `cli::ec2`).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Fail::Api(e) => write!(f, "{e}"),
+            Fail::Arg(e) => write!(f, "{e}"),
+            Fail::Local(e) => write!(f, "{e}"),
+            Fail::Waiter { api, reason } => write!(f, "Waiter {api} failed: {reason}"),
+            Fail::Query(q) => f.write_str(q),
+        }
+    }
 }
 
 impl From<ArgError> for Fail {
@@ -38,7 +61,7 @@ impl From<ebsim::ec2::Error> for Fail {
     fn from(e: ebsim::ec2::Error) -> Fail {
         match e {
             ebsim::ec2::Error::Api(a) => Fail::Api(a),
-            other => Fail::Other(other.to_string()),
+            other => Fail::Local(other),
         }
     }
 }
