@@ -158,7 +158,7 @@ fn main(args: &[String], prog: &str) -> Result<i32, AppletError> {
     match Target::of(&device, true) {
         Target::Device => {
             return match ctx.unwrap_or_else(env::context) {
-                Ok(c) => resize_guest(&prog, &device, size_str.as_deref(), force, &c),
+                Ok(c) => resize_guest(prog, &device, size_str.as_deref(), force, &c),
                 Err(why) => Err(AppletError::prog(prog, &why)),
             };
         }
@@ -194,7 +194,7 @@ fn main(args: &[String], prog: &str) -> Result<i32, AppletError> {
         }
     };
     open_and_grow(
-        &prog,
+        prog,
         &device,
         img,
         size_str.as_deref(),
