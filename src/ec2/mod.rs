@@ -19,6 +19,7 @@ pub mod filter;
 pub mod guest;
 mod ids;
 pub mod images;
+pub mod instance_types;
 pub mod instances;
 pub mod model;
 pub mod release;
@@ -28,6 +29,8 @@ mod tick;
 pub mod time;
 pub mod types;
 pub mod volumes;
+pub mod wire;
+pub mod zones;
 
 pub use catalog::{BlankImageBuilder, ImageBuilder};
 pub use clock::ClockMode;

@@ -7,18 +7,17 @@
 //! state).
 
 mod args;
-mod json;
 mod ops;
 mod query;
-mod render;
 mod shorthand;
+mod text;
 mod wait;
 
 use super::output::{err, out};
 use args::{ArgError, Output};
 use ebsim::ec2::clock::ClockMode;
+use ebsim::ec2::wire::json::J;
 use ebsim::ec2::{DEFAULT_REGION, Ec2};
-use json::J;
 use ops::Fail;
 use std::ffi::OsString;
 
@@ -93,7 +92,7 @@ fn print_response(resp: &J, a: &args::Args) -> i32 {
     };
     match a.globals.output {
         Output::Json => out(&format!("{}\n", resp.to_pretty())),
-        Output::Text => out(&resp.to_text()),
+        Output::Text => out(&text::to_text(&resp)),
     }
     0
 }

@@ -2,12 +2,12 @@
 //! it in one transaction, and renders the response.
 
 use super::args::{ArgError, Args, P, Ty, as_bool, as_str, as_str_list, as_u64, p, req};
-use super::json::{J, Obj};
-use super::render;
 use ebsim::ec2::filter::Filter;
 use ebsim::ec2::instances::{BdmChange, BdmSpec, EbsSpec, RunInstances};
 use ebsim::ec2::model::{InstanceState, Tag};
 use ebsim::ec2::volumes::{CreateVolume, ModifyVolume};
+use ebsim::ec2::wire as render;
+use ebsim::ec2::wire::json::{J, Obj};
 use ebsim::ec2::{ApiError, Ec2};
 use serde_json::Value;
 
@@ -861,101 +861,26 @@ fn create_image(ec2: &Ec2, a: &Args) -> Out {
 }
 
 fn describe_instance_types(_ec2: &Ec2, a: &Args) -> Out {
-    use ebsim::ec2::guest;
-    let mut out = Vec::new();
-    for t in a.list("instance-types")? {
-        guest::check_instance_type(&t).map_err(|_| {
-            ApiError::new(
-                "InvalidInstanceType",
-                format!("The following supplied instance types do not exist: [{t}]"),
+    let types = ebsim::ec2::instance_types::describe_instance_types(&a.list("instance-types")?)?;
+    Ok(Some(
+        Obj::new()
+            .put(
+                "InstanceTypes",
+                J::Arr(types.iter().map(render::instance_type).collect()),
             )
-        })?;
-        let hv = match guest::hypervisor(&t) {
-            guest::Hypervisor::Xen => "xen",
-            guest::Hypervisor::Nitro => "nitro",
-        };
-        out.push(
-            Obj::new()
-                .put("InstanceType", t.as_str())
-                .put("CurrentGeneration", true)
-                .put("Hypervisor", hv)
-                .put(
-                    "ProcessorInfo",
-                    Obj::new()
-                        .put(
-                            "SupportedArchitectures",
-                            J::Arr(vec![J::from(guest::architecture(&t))]),
-                        )
-                        .done(),
-                )
-                .put(
-                    "EbsInfo",
-                    Obj::new()
-                        .put(
-                            "EbsOptimizedSupport",
-                            if hv == "nitro" {
-                                "default"
-                            } else {
-                                "supported"
-                            },
-                        )
-                        .put("EncryptionSupport", "supported")
-                        .put(
-                            "NvmeSupport",
-                            if hv == "nitro" {
-                                "required"
-                            } else {
-                                "unsupported"
-                            },
-                        )
-                        .done(),
-                )
-                .done(),
-        );
-    }
-    Ok(Some(Obj::new().put("InstanceTypes", J::Arr(out)).done()))
+            .done(),
+    ))
 }
 
 fn describe_azs(ec2: &Ec2, a: &Args) -> Out {
-    let region = ec2.region().to_string();
-    let want = a.list("zone-names")?;
-    let short: String = region
-        .split('-')
-        .enumerate()
-        .map(|(i, p)| {
-            if i == 1 {
-                p.chars().next().map(String::from).unwrap_or_default()
-            } else {
-                p.to_string()
-            }
-        })
-        .collect();
-    let mut out = Vec::new();
-    for (n, l) in ['a', 'b', 'c', 'd', 'e', 'f'].iter().enumerate() {
-        let name = format!("{region}{l}");
-        if !want.is_empty() && !want.contains(&name) {
-            continue;
-        }
-        out.push(
-            Obj::new()
-                .put("OptInStatus", "opt-in-not-required")
-                .put("Messages", J::Arr(Vec::new()))
-                .put("RegionName", region.as_str())
-                .put("ZoneName", name)
-                .put("ZoneId", format!("{short}-az{}", n + 1))
-                .put("GroupName", region.as_str())
-                .put("NetworkBorderGroup", region.as_str())
-                .put("ZoneType", "availability-zone")
-                .put("State", "available")
-                .done(),
-        );
-    }
-    for w in &want {
-        if ebsim::ec2::volumes::check_zone(&region, w).is_err() {
-            return Err(ApiError::invalid_value(format!("The zone '{w}' does not exist.")).into());
-        }
-    }
+    let zones =
+        ebsim::ec2::zones::describe_availability_zones(ec2.region(), &a.list("zone-names")?)?;
     Ok(Some(
-        Obj::new().put("AvailabilityZones", J::Arr(out)).done(),
+        Obj::new()
+            .put(
+                "AvailabilityZones",
+                J::Arr(zones.iter().map(render::availability_zone).collect()),
+            )
+            .done(),
     ))
 }

@@ -4,9 +4,9 @@
 //! clock itself, otherwise it sleeps 15 s divided by the clock's speed.
 
 use super::args::{self, Args, P};
-use super::json::J;
 use super::ops::{self, Fail};
 use super::query::Query;
+use ebsim::ec2::wire::json::J;
 use ebsim::ec2::{ClockMode, Ec2};
 
 /// How an acceptor matches.
