@@ -1,6 +1,7 @@
 //! The command line's own behaviour: write errors reported as coreutils and
 //! util-linux report them (and a closed pipe kept quiet), ebsim's own
-//! commands' help, completions and man page.
+//! commands (clap) with their completions and man page, and the applets
+//! passed through untouched.
 
 mod common;
 
@@ -80,4 +81,59 @@ fn a_closed_pipe_is_not_an_error() {
             "{args:?}"
         );
     }
+}
+
+#[test]
+fn own_commands_completions_and_man_page() {
+    let o = run(Command::new(ebsim_bin()).arg("--help"));
+    assert_eq!(o.status.code(), Some(0));
+    for cmd in ["demo", "clock", "shell", "exec", "--list"] {
+        assert!(stdout(&o).contains(cmd), "{cmd}: {}", stdout(&o));
+    }
+    // Without arguments: the help on stderr, status 2.
+    let o = run(&mut Command::new(ebsim_bin()));
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("Usage: ebsim APPLET"), "{}", stderr(&o));
+    let o = run(ebsim("nosuchapplet").arg("-x"));
+    assert_eq!(
+        (stderr(&o).as_str(), o.status.code()),
+        (
+            "ebsim: unknown applet 'nosuchapplet' (try 'ebsim --list')\n",
+            Some(2)
+        )
+    );
+    let o = run(ebsim("exec").arg("--help"));
+    assert!(
+        stdout(&o).contains("exec <INSTANCE> <COMMAND>..."),
+        "{}",
+        stdout(&o)
+    );
+    // Completions know the subcommands and their options; bash accepts them.
+    let o = run(ebsim("completions").arg("bash"));
+    let script = stdout(&o);
+    assert_eq!(o.status.code(), Some(0));
+    for word in ["demo", "clock", "--nitro", "--transcript", "advance"] {
+        assert!(script.contains(word), "{word}");
+    }
+    if require_tools(&["bash"]) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let f = dir.path().join("ebsim.bash");
+        std::fs::write(&f, &script).expect("write");
+        let o = run(Command::new("bash").arg("-n").arg(&f));
+        assert!(o.status.success(), "{}", stderr(&o));
+    }
+    let o = run(ebsim("completions").arg("zsh"));
+    assert!(stdout(&o).starts_with("#compdef ebsim"), "{}", stdout(&o));
+    // The man page is roff with the commands in it; man(1) renders it.
+    let o = run(&mut ebsim("manpage"));
+    let page = stdout(&o);
+    assert!(page.contains(".TH ebsim 1"), "{page}");
+    assert!(page.contains("demo") && page.contains("clock"), "{page}");
+    // An applet's own --help is the applet's, not clap's.
+    let o = run(ebsim("growpart").arg("--help"));
+    assert!(
+        stdout(&o).starts_with("growpart disk partition\n"),
+        "{}",
+        stdout(&o)
+    );
 }

@@ -1,5 +1,4 @@
-//! The command line: one binary, many applets (DESIGN.md "Command-line
-//! contract").
+//! The command line: one binary, many applets.
 //!
 //! An applet is reached either through a link named after it (matched on
 //! the exact file name of argv[0], so `mkfs.ext4` is not `mkfs`) or as
@@ -9,6 +8,7 @@
 //! their messages must match to the character), its wording and its exit
 //! codes; the library below returns typed errors only.
 
+mod commands;
 mod demo;
 mod df;
 mod e2fs_util;
@@ -29,6 +29,7 @@ mod umount;
 mod xfs_growfs;
 mod xfs_info;
 
+use commands::{Command, Ebsim};
 use std::ffi::OsString;
 use std::process::ExitCode;
 
@@ -176,17 +177,6 @@ fn find(name: &str) -> Option<&'static Applet> {
     APPLETS.iter().find(|a| a.name == name)
 }
 
-const EBSIM_USAGE: &str = "Usage: ebsim APPLET [ARGS...]
-       APPLET [ARGS...]   (through a link named after the applet)
-
-Grow an AWS EBS volume end to end on sparse image files.
-
-Options:
-  --list      list the applets
-  -h, --help  print this help
-  -V, --version  print the version
-";
-
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
     let args: Vec<OsString> = std::env::args_os().collect();
@@ -203,7 +193,7 @@ fn run_applet(applet: &Applet, args: Vec<OsString>) -> i32 {
     }
 }
 
-fn dispatch(mut args: Vec<OsString>) -> i32 {
+fn dispatch(args: Vec<OsString>) -> i32 {
     let invoked = args
         .first()
         .map(std::path::Path::new)
@@ -214,40 +204,43 @@ fn dispatch(mut args: Vec<OsString>) -> i32 {
     if let Some(applet) = find(&invoked) {
         return run_applet(applet, args);
     }
-    // Subcommand mode: `ebsim APPLET ARGS...`.
-    if args.len() < 2 {
-        output::err(EBSIM_USAGE);
-        return 2;
+    // `ebsim [--list] COMMAND ...`: ebsim's own commands on clap, the
+    // applets passed on.
+    let cli = match commands::parse::<Ebsim>(&args) {
+        Ok(c) => c,
+        Err(code) => return output::close_stdout("ebsim", code),
+    };
+    if cli.list {
+        let mut s = String::new();
+        for a in APPLETS {
+            s.push_str(&format!("{:<12} {}\n", a.name, a.about));
+        }
+        output::out(&s);
+        return output::close_stdout("ebsim", 0);
     }
-    let sub = args[1].to_string_lossy().to_string();
-    match sub.as_str() {
-        "-h" | "--help" | "help" => {
-            output::out(EBSIM_USAGE);
-            output::close_stdout("ebsim", 0)
+    let code = match cli.command {
+        None => 0,
+        Some(Command::Applet(args)) => {
+            let name = args
+                .first()
+                .map(|a| a.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            return match find(&name) {
+                Some(applet) => run_applet(applet, args),
+                None => {
+                    output::err(&format!(
+                        "ebsim: unknown applet '{name}' (try 'ebsim --list')\n"
+                    ));
+                    2
+                }
+            };
         }
-        "-V" | "--version" => {
-            output::out(&format!("ebsim {}\n", env!("CARGO_PKG_VERSION")));
-            output::close_stdout("ebsim", 0)
-        }
-        "--list" => {
-            let mut s = String::new();
-            for a in APPLETS {
-                s.push_str(&format!("{:<12} {}\n", a.name, a.about));
-            }
-            output::out(&s);
-            output::close_stdout("ebsim", 0)
-        }
-        name => match find(name) {
-            Some(applet) => {
-                args.remove(0);
-                run_applet(applet, args)
-            }
-            None => {
-                output::err(&format!(
-                    "ebsim: unknown applet '{name}' (try 'ebsim --list')\n"
-                ));
-                2
-            }
-        },
-    }
+        Some(Command::Demo(d)) => demo::exec(&d),
+        Some(Command::Clock(c)) => ec2::clock(&c),
+        Some(Command::Shell(s)) => shell::shell(&s),
+        Some(Command::Exec(x)) => shell::exec(&x),
+        Some(Command::Completions { shell }) => commands::completions(shell),
+        Some(Command::Manpage) => commands::manpage(),
+    };
+    output::close_stdout("ebsim", code)
 }

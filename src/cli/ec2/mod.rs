@@ -13,11 +13,11 @@ mod shorthand;
 mod text;
 mod wait;
 
+use super::commands::{CLOCK_HELP, Clock, ClockAction};
 use super::output::{err, out};
 use args::{ArgError, Output};
-use ebsim::ec2::clock::ClockMode;
+use ebsim::ec2::DEFAULT_REGION;
 use ebsim::ec2::wire::json::J;
-use ebsim::ec2::{DEFAULT_REGION, Ec2};
 use ops::Fail;
 use std::ffi::OsString;
 
@@ -31,24 +31,6 @@ To see help text, you can run:
   aws help
   aws <command> help
   aws <command> <subcommand> help
-";
-
-const CLOCK_HELP: &str =
-    "The clock: timed states (volume creating, attaching, detaching; a modification's
-modifying -> optimizing -> completed; snapshot pending; instance pending, stopping,
-shutting-down) run on ebsim's virtual clock, kept in the state. EBSIM_CLOCK sets how it
-moves for a process:
-  fast      (default) 10 virtual seconds per real second: a resize stays `modifying`
-            3 seconds and `optimizing` at least 6, so each state can be seen
-  realtime  1:1, durations as on AWS (modifying 30 s, optimizing 1 min or 21 s per GiB
-            of data on the volume, about 6 h per used TiB)
-  Nx        N virtual seconds per real second (e.g. 600x)
-  manual    frozen; only `ebsim clock advance DURATION` and `aws ec2 wait` move it
-`ebsim clock` shows the virtual time and what is due next.
-EBSIM_MODIFY_RATE: 4-per-24h (default, AWS's current rule: the previous modification
-completed and at most 4 per volume in 24 h) or cooldown-6h (the older 6-hour rule).
-EBSIM_HOME: where the state, volume images and snapshot chunks live
-(default ~/.local/share/ebsim).
 ";
 
 fn usage_error(msg: &str) -> i32 {
@@ -185,7 +167,7 @@ fn run_ec2_words(words: Vec<String>) -> i32 {
         Ok(a) => a,
         Err(e) => return arg_error(&e),
     };
-    let ec2 = match Ec2::from_env(&region(&a)) {
+    let ec2 = match super::env::ec2(&region(&a)) {
         Ok(e) => e,
         Err(e) => {
             err(&format!("\n{e}\n"));
@@ -231,7 +213,7 @@ fn run_wait(words: Vec<String>) -> i32 {
         Ok(a) => a,
         Err(e) => return arg_error(&e),
     };
-    let ec2 = match Ec2::from_env(&region(&a)) {
+    let ec2 = match super::env::ec2(&region(&a)) {
         Ok(e) => e,
         Err(e) => {
             err(&format!("\n{e}\n"));
@@ -300,36 +282,26 @@ pub fn run_aws(args: Vec<OsString>) -> i32 {
 
 /// `ebsim clock` and `ebsim clock advance DURATION`.
 pub fn run_clock(args: Vec<OsString>) -> i32 {
-    let words = strings(&args[1.min(args.len())..]);
-    let usage = "usage: ebsim clock [advance DURATION]\n  DURATION: 90s, 5m, 6h, 1d, 1h30m (a bare number is seconds)\n";
-    let ec2 = match ClockMode::from_env()
-        .map_err(|e| e.to_string())
-        .and_then(|_| Ec2::from_env(DEFAULT_REGION).map_err(|e| e.to_string()))
-    {
+    match super::commands::parse::<Clock>(&args) {
+        Ok(c) => clock(&c),
+        Err(code) => code,
+    }
+}
+
+/// `ebsim clock`: the virtual time, its mode and what is due next, after
+/// moving it when asked.
+pub fn clock(c: &Clock) -> i32 {
+    let ec2 = match super::env::ec2(DEFAULT_REGION) {
         Ok(e) => e,
         Err(e) => {
             err(&format!("ebsim clock: {e}\n"));
             return 1;
         }
     };
-    let advance = match words.as_slice() {
-        [] => None,
-        [h] if h == "-h" || h == "--help" || h == "help" => {
-            out(&format!("{usage}\n{CLOCK_HELP}"));
-            return 0;
-        }
-        [a, d] if a == "advance" => match ebsim::ec2::time::parse_duration(d) {
-            Some(ms) => Some(ms),
-            None => {
-                err(&format!("ebsim clock: invalid duration '{d}'\n{usage}"));
-                return 2;
-            }
-        },
-        _ => {
-            err(usage);
-            return 2;
-        }
-    };
+    let advance = c
+        .action
+        .as_ref()
+        .map(|ClockAction::Advance { duration }| *duration);
     let res = ec2.transact(|t| {
         if let Some(ms) = advance {
             t.advance(ms)?;

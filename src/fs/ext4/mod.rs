@@ -15,7 +15,6 @@
 //! - [`mkfs::plan`] / [`mkfs::apply`];
 //! - [`grow::plan`] / [`grow::apply`], whose [`grow::GrowPlan`] carries
 //!   what resize2fs prints offline and online (`old_desc_blocks`, ...);
-//! - [`view::open`]: files and directories through the `ext4-view` crate.
 
 pub mod bitmap;
 pub mod checksum;
@@ -35,7 +34,6 @@ pub mod resize_inode;
 pub mod statfs;
 pub mod superblock;
 pub mod tables;
-pub mod view;
 
 pub use error::{Error, GrowError, MkfsError};
 pub use fs::{Ext4, Ext4Info, info, probe, read_superblock};

@@ -1,8 +1,8 @@
 //! Reading files through the `ext4-view` crate over any [`BlockDevice`]
-//! (an image, or a partition [`Slice`](crate::blockdev::Slice) of one: the
+//! (an image, or a partition `Slice` of one: the
 //! crate itself has no offset option, the slice provides it).
 
-use crate::blockdev::BlockDevice;
+use ebsim::blockdev::BlockDevice;
 use ext4_view::{Ext4, Ext4Error, Ext4Read};
 
 /// [`Ext4Read`] over a device.
