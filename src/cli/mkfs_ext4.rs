@@ -13,11 +13,10 @@ use super::getopt::{getopt, strings};
 use super::output::{err, out};
 use ebsim::blockdev::image::Access;
 use ebsim::blockdev::{BlockDevice, ImageFile};
-use ebsim::compat::{
-    ctime, int_log10, parse_num_blocks2, strtoull_all, uuid_parse, uuid_random, uuid_unparse,
-};
+use ebsim::compat::{ctime, int_log10, parse_num_blocks2, strtoull_all, uuid_random, uuid_unparse};
 use ebsim::ec2::release::DEBIAN_12;
-use ebsim::fs::ext4::geometry::{GeometryRequest, SizeType};
+use ebsim::fs::ext4::geometry::GeometryRequest;
+use ebsim::fs::ext4::mke2fs::{self, ExtendedError};
 use ebsim::fs::ext4::{self, mkfs};
 use ebsim::guest::{Context, Resolved, Target};
 use std::ffi::OsString;
@@ -221,10 +220,8 @@ fn main(args: &[String], argv0: &str, prog: &str) -> Result<i32, AppletError> {
         err(&format!("mke2fs {version} ({date})\n"));
     }
     if a.show_version {
-        return Err(AppletError::new(
-            0,
-            format!("\tUsing EXT2FS Library version {version}\n"),
-        ));
+        err(&format!("\tUsing EXT2FS Library version {version}\n"));
+        return Ok(0);
     }
     let device = operands[0].clone();
     let size_arg = operands.get(1).cloned();
@@ -266,68 +263,22 @@ fn main(args: &[String], argv0: &str, prog: &str) -> Result<i32, AppletError> {
         ));
     }
 
-    // Extended options.
-    let mut hash_seed: Option<[u8; 16]> = None;
-    let mut discard = true;
-    let mut bad: Option<String> = None;
-    let mut r_usage = false;
-    for tok in a.extended.iter().filter(|t| !t.is_empty()) {
-        let (k, v) = match tok.split_once('=') {
-            Some((k, v)) => (k, Some(v)),
-            None => (tok.as_str(), None),
-        };
-        match (k, v) {
-            ("hash_seed", Some(v)) => match uuid_parse(v) {
-                Some(u) => hash_seed = Some(u),
-                None => {
-                    err(&format!("Invalid hash seed: {v}\n"));
-                    r_usage = true;
-                }
-            },
-            ("discard", _) => discard = true,
-            ("nodiscard", _) => discard = false,
-            // With the discard the inode tables and journal read as zeros
-            // either way; without it ebsim zeroes what mke2fs zeroes.
-            ("lazy_itable_init" | "lazy_journal_init", _) => {}
-            (
-                "mmp_update_interval"
-                | "num_backup_sb"
-                | "stride"
-                | "stripe-width"
-                | "stripe_width"
-                | "offset"
-                | "resize"
-                | "packed_meta_blocks"
-                | "root_owner"
-                | "test_fs"
-                | "encoding"
-                | "encoding_flags"
-                | "quotatype"
-                | "assume_storage_prezeroed"
-                | "desc_size"
-                | "desc-size",
-                _,
-            ) => {
-                return Err(AppletError::prog(
-                    prog,
-                    &format!("extended option {k} is not supported by ebsim"),
-                ));
-            }
-            _ => {
-                r_usage = true;
-                bad = Some(k.to_string());
-            }
+    let ext = mke2fs::extended(&a.extended).map_err(|e| match e {
+        ExtendedError::Unsupported { name, bad_seeds } => {
+            let mut text = invalid_seeds(&bad_seeds);
+            text.push_str(&format!(
+                "{prog}: extended option {name} is not supported by ebsim\n"
+            ));
+            AppletError::new(1, text)
         }
-    }
-    if r_usage {
-        return Err(AppletError::new(
-            1,
-            format!(
-                "\nBad option(s) specified: {}\n\n{EXTENDED_HELP}",
-                bad.unwrap_or_default()
-            ),
-        ));
-    }
+        ExtendedError::Bad { name, bad_seeds } => {
+            let mut text = invalid_seeds(&bad_seeds);
+            text.push_str(&format!(
+                "\nBad option(s) specified: {name}\n\n{EXTENDED_HELP}"
+            ));
+            AppletError::new(1, text)
+        }
+    })?;
 
     // The device.
     let guest = match guest_ctx {
@@ -373,61 +324,25 @@ fn main(args: &[String], argv0: &str, prog: &str) -> Result<i32, AppletError> {
     } else {
         0
     };
-    // Blocks in the units mke2fs counts in before it knows the block size
-    // (1 KiB without -b), page rounded when taken from the device.
-    let unit: u64 = a.block_size.unwrap_or(1024);
-    let count_units = match explicit_blocks {
-        Some(n) => n,
-        None => {
-            if dev_size_before == 0 {
-                return Err(AppletError::new(
-                    1,
-                    format!(
-                        "{prog}: Device size reported to be zero.  Invalid partition specified, or\n\t\
-                     partition table wasn't reread after running fdisk, due to\n\t\
-                     a modified partition being busy and in use.  You may need to reboot\n\t\
-                     to re-read your partition table.\n\n"
-                    ),
-                ));
-            }
-            let n = dev_size_before / unit;
-            if 4096 > unit {
-                n & !((4096 / unit) - 1)
-            } else {
-                n
-            }
-        }
-    };
-    let size_type = SizeType::for_bytes(count_units.saturating_mul(unit));
-    // mke2fs.conf: 1 KiB blocks for "small" and "floppy" sizes.
-    let block_size = a.block_size.unwrap_or(u64::from(size_type.block_size()));
-    if !matches!(block_size, 1024 | 2048 | 4096) {
-        return Err(AppletError::prog(
-            prog,
-            &ext4::MkfsError::BlockSize(block_size).to_string(),
-        ));
-    }
-    let blocks = count_units * unit / block_size;
+    let size =
+        mke2fs::size(dev_size_before, explicit_blocks, a.block_size).map_err(|e| match e {
+            mke2fs::SizeError::ZeroDevice => AppletError::new(1, format!("{prog}: {e}\n")),
+            other => AppletError::prog(prog, &other.to_string()),
+        })?;
+    let (block_size, blocks, size_type) = (size.block_size, size.blocks, size.size_type);
 
     let mut label = [0u8; 16];
     if let Some(l) = &a.label {
         label[..l.len()].copy_from_slice(l.as_bytes());
     }
-    let uuid = match a.uuid.as_deref() {
-        None => uuid_random(),
-        Some(u) if u.eq_ignore_ascii_case("null") || u.eq_ignore_ascii_case("clear") => [0u8; 16],
-        Some(u) if u.eq_ignore_ascii_case("random") || u.eq_ignore_ascii_case("time") => {
-            uuid_random()
-        }
-        Some(u) => match uuid_parse(u) {
-            Some(v) => v,
-            None => {
-                return Err(AppletError::new(
-                    1,
-                    format!("{device}: could not parse UUID: {u}\n\n"),
-                ));
-            }
-        },
+    let Some(uuid) = mke2fs::uuid_arg(a.uuid.as_deref()) else {
+        return Err(AppletError::new(
+            1,
+            format!(
+                "{device}: could not parse UUID: {}\n\n",
+                a.uuid.as_deref().unwrap_or_default()
+            ),
+        ));
     };
     let opts = mkfs::MkfsOptions {
         geometry: GeometryRequest {
@@ -439,10 +354,10 @@ fn main(args: &[String], argv0: &str, prog: &str) -> Result<i32, AppletError> {
             reserved_ratio: a.reserved_ratio.unwrap_or(5.0),
         },
         uuid,
-        hash_seed: hash_seed.unwrap_or_else(uuid_random),
+        hash_seed: ext.hash_seed.unwrap_or_else(uuid_random),
         label,
         now: super::e2fs_util::e2fsprogs_now(),
-        discard: discard && dev_size_before > 0,
+        discard: ext.discard && dev_size_before > 0,
     };
     let plan = match mkfs::plan(dev_size_before, &opts) {
         Ok(p) => p,
@@ -611,4 +526,12 @@ fn guest_device(ctx: &Context, device: &str, force: u32) -> Result<Option<Resolv
         ));
     }
     Ok(Some(r))
+}
+
+/// mke2fs's line for each `hash_seed` that is no UUID.
+fn invalid_seeds(seeds: &[String]) -> String {
+    seeds
+        .iter()
+        .map(|v| format!("Invalid hash seed: {v}\n"))
+        .collect()
 }

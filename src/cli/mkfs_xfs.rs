@@ -183,7 +183,7 @@ fn mkfs_main(prog: &str, argv0: &str, args: &[OsString]) -> Result<i32, AppletEr
     };
     let dev = open(Access::ReadOnly)?;
     if !cli.force {
-        if let Some(what) = existing_signature(&dev) {
+        if let Some(what) = ebsim::fs::signature::probe(&dev) {
             return Err(fail_plain(format!(
                 "{prog}: {dfile} appears to contain {what}.\n\
                  {prog}: Use the -f option to force overwrite.\n"
@@ -364,45 +364,6 @@ fn mkfs_times() -> MkfsTimes {
         rbm: now(),
         rsum: now(),
     }
-}
-
-/// What blkid would report as already on the device, in mkfs.xfs's words
-/// ("an existing filesystem (xfs)", "a partition table (gpt)").
-fn existing_signature<D: BlockDevice>(dev: &D) -> Option<String> {
-    let size = dev.size();
-    if size == 0 {
-        return None;
-    }
-    let head = dev
-        .read_vec(0, usize::try_from(size.min(2048)).ok()?)
-        .ok()?;
-    if head.len() >= 4 && head[..4] == *b"XFSB" {
-        return Some("an existing filesystem (xfs)".into());
-    }
-    if head.len() >= 0x460 && head[0x438..0x43a] == [0x53, 0xef] {
-        let compat = u32::from_le_bytes(head[0x45c..0x460].try_into().ok()?);
-        let incompat = u32::from_le_bytes(head[0x460..0x464].try_into().ok()?);
-        // extents, 64bit, flex_bg (and friends) make it ext4; a journal
-        // alone makes ext3.
-        let kind = if incompat & 0x02c0 != 0 {
-            "ext4"
-        } else if compat & 0x4 != 0 {
-            "ext3"
-        } else {
-            "ext2"
-        };
-        return Some(format!("an existing filesystem ({kind})"));
-    }
-    if head.len() >= 520 && head[512..520] == *b"EFI PART" {
-        return Some("a partition table (gpt)".into());
-    }
-    if head.len() >= 512 && head[510..512] == [0x55, 0xaa] {
-        let has_part = (0..4).any(|i| head[446 + 16 * i + 4] != 0);
-        if has_part {
-            return Some("a partition table (dos)".into());
-        }
-    }
-    None
 }
 
 #[cfg(test)]

@@ -29,6 +29,7 @@ pub mod grow;
 pub mod inode;
 pub mod journal;
 pub mod layout;
+pub mod mke2fs;
 pub mod mkfs;
 pub mod resize_inode;
 pub mod statfs;
