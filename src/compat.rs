@@ -1,6 +1,7 @@
 //! What the C tools ebsim copies compute from text, in one place: the C
 //! library's `strtoull`/`strtoll`, e2fsprogs' and xfsprogs' size arguments
-//! built on them, libuuid's UUID text, and `ctime(3)` dates. Each tool used
+//! built on them, libuuid's UUID text, `ctime(3)` dates and gnulib's
+//! quoting of names in messages. Each tool used
 //! to carry its own port and they drifted (`"-5"` read as 0 in one, while C
 //! reads 2⁶⁴−5); these follow C exactly, in the C locale.
 
@@ -290,6 +291,28 @@ pub fn ctime(t: i64) -> String {
     )
 }
 
+/// coreutils `quote()`: curly quotes in a UTF-8 locale, else apostrophes.
+pub fn quote(s: &str, utf8: bool) -> String {
+    if utf8 {
+        format!("\u{2018}{s}\u{2019}")
+    } else {
+        format!("'{s}'")
+    }
+}
+
+/// coreutils `quotef()`: a file name as is, or shell-quoted when it holds
+/// characters a shell would treat specially.
+pub fn quotef(s: &str) -> String {
+    let plain = !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_./-+,:@%^=".contains(c) || !c.is_ascii());
+    if plain {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -369,5 +392,9 @@ mod tests {
         assert_eq!(civil_from_days(-1), (1969, 12, 31));
         assert_eq!(int_log10(0), 0);
         assert_eq!(int_log10(1000), 4);
+        assert_eq!(quote("a", true), "\u{2018}a\u{2019}");
+        assert_eq!(quote("a", false), "'a'");
+        assert_eq!(quotef("/var/lib"), "/var/lib");
+        assert_eq!(quotef("it's"), "'it'\\''s'");
     }
 }

@@ -236,21 +236,9 @@ pub fn exec(d: &Demo) -> i32 {
     code
 }
 
-fn links(home: &Path, exe: &Path) -> Result<PathBuf, String> {
-    let bin = home.join("bin");
-    std::fs::create_dir_all(&bin).map_err(|e| e.to_string())?;
-    for name in super::shell::GUEST_COMMANDS {
-        let link = bin.join(name);
-        if !link.exists() {
-            std::os::unix::fs::symlink(exe, &link).map_err(|e| e.to_string())?;
-        }
-    }
-    Ok(bin)
-}
-
 fn demo(home: &Path, nitro: bool, transcript_only: bool) -> Result<(), String> {
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-    let bin = links(home, &exe)?;
+    let bin = super::shell::links(home, &exe)?;
     std::fs::write(home.join("example.json"), EXAMPLE_JSON).map_err(|e| e.to_string())?;
     let d = Runner {
         home: home.to_path_buf(),

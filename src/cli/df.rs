@@ -14,6 +14,7 @@ use ebsim::guest::human::opts;
 use super::env;
 use super::getopt::{LongOpt, getopt_long};
 use super::output::Output;
+use ebsim::compat::{quote, quotef};
 
 const OPTSTRING: &str = "aB:iF:hHklmPTt:vx:";
 
@@ -71,28 +72,6 @@ FIELD_LIST is a comma-separated list of columns to be included.  Valid
 field names are: 'source', 'fstype', 'itotal', 'iused', 'iavail', 'ipcent',
 'size', 'used', 'avail', 'pcent', 'file' and 'target' (see info page).
 ";
-
-/// coreutils `quote()`: curly quotes in a UTF-8 locale, else apostrophes.
-fn quote(s: &str, utf8: bool) -> String {
-    if utf8 {
-        format!("\u{2018}{s}\u{2019}")
-    } else {
-        format!("'{s}'")
-    }
-}
-
-/// coreutils `quotef()`: a file name as is, or shell-quoted when it holds
-/// characters a shell would treat specially.
-fn quotef(s: &str) -> String {
-    let plain = !s.is_empty()
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || "_./-+,:@%^=".contains(c) || !c.is_ascii());
-    if plain {
-        s.to_string()
-    } else {
-        format!("'{}'", s.replace('\'', "'\\''"))
-    }
-}
 
 /// Everything the command line asks for.
 #[derive(Debug)]

@@ -12,7 +12,7 @@ use ebsim::blockdev::image::Access;
 use ebsim::blockdev::{BlockDevice, ImageFile};
 use ebsim::guest::Target;
 use ebsim::partition::grow::{self, Compat, GrowOptions, Outcome, Resizer};
-use ebsim::partition::{self, Label};
+use ebsim::partition::{self, Label, TableFormat};
 use std::ffi::OsString;
 use std::io::Write;
 use std::path::Path;
@@ -380,22 +380,17 @@ fn grow_image(
         Ok(p) => p,
         Err(e) => return Err(fail(&format!("{disk}: {e}"))),
     };
-    // get_table_format: blkid first, else sfdisk --list's "Disklabel type".
-    let format = match probe.blkid_pttype {
-        Some(t @ ("gpt" | "dos")) => t,
-        _ => {
-            for w in &probe.gpt_probe_warnings {
-                err(&format!("{w}\n"));
-            }
-            match &probe.label {
-                Some(l) => l.kind(),
-                None => {
-                    err("WARN: unknown label \n");
-                    "dos"
-                }
-            }
+    // Without blkid's answer, sfdisk --list runs and prints its warnings.
+    let table = probe.table_format();
+    if !matches!(table, TableFormat::Blkid(_)) {
+        for w in &probe.gpt_probe_warnings {
+            err(&format!("{w}\n"));
         }
-    };
+    }
+    if table == TableFormat::Unknown {
+        err("WARN: unknown label \n");
+    }
+    let format = table.name();
     let resizer_env = std::env::var("GROWPART_RESIZER").unwrap_or_else(|_| "auto".into());
     opts.resizer = match resizer_env.as_str() {
         "sgdisk" => Resizer::Sgdisk,

@@ -8,7 +8,9 @@
 use std::ffi::OsString;
 
 use ebsim::guest::Snapshot;
-use ebsim::guest::lsblk::{self as render, Column, Format, Options, Root, UtilLinux};
+use ebsim::guest::lsblk::{
+    self as render, Column, ColumnListError, Format, Options, Root, UtilLinux,
+};
 
 use super::env;
 use super::getopt::{LongOpt, getopt_long};
@@ -102,48 +104,6 @@ Available output columns:
  FSSIZE FSUSED FSAVAIL FSUSE% SERIAL MODEL
 ";
 
-/// util-linux lib/strutils.c `string_to_idarray` with lsblk's
-/// `column_name_to_id`: a trailing comma sticks to the last name, an empty
-/// name fails silently, an unknown one prints the rest of the list.
-fn parse_column_list(list: &str, v: UtilLinux, err: &mut String) -> Option<Vec<Column>> {
-    let b = list.as_bytes();
-    if b.is_empty() {
-        return None;
-    }
-    let mut out = Vec::new();
-    let mut begin: Option<usize> = None;
-    for p in 0..b.len() {
-        if begin.is_none() {
-            begin = Some(p);
-        }
-        let mut end = None;
-        if b[p] == b',' {
-            end = Some(p);
-        }
-        if p + 1 == b.len() {
-            end = Some(p + 1);
-        }
-        let (Some(s), Some(e)) = (begin, end) else {
-            continue;
-        };
-        if e <= s {
-            return None;
-        }
-        match Column::parse(&list[s..e], v) {
-            Some(c) => out.push(c),
-            None => {
-                err.push_str(&format!("lsblk: unknown column: {}\n", &list[s..]));
-                return None;
-            }
-        }
-        begin = None;
-        if e == b.len() {
-            break;
-        }
-    }
-    Some(out)
-}
-
 fn parse(args: &[String], v: UtilLinux) -> Result<Request, Output> {
     let try_help = "Try 'lsblk --help' for more information.\n";
     let (opts, operands) = getopt_long(args.get(1..).unwrap_or(&[]), OPTSTRING, LONGOPTS)
@@ -224,19 +184,21 @@ fn parse(args: &[String], v: UtilLinux) -> Result<Request, Output> {
         columns = render::default_columns(v);
     }
     if let Some(list) = outarg {
-        let mut err = String::new();
         let (add, body) = match list.strip_prefix('+') {
             Some(rest) => (true, rest),
             None => (false, list.as_str()),
         };
-        match parse_column_list(body, v, &mut err) {
-            Some(cols) => {
+        match Column::parse_list(body, v) {
+            Ok(cols) => {
                 if !add {
                     columns.clear();
                 }
                 columns.extend(cols);
             }
-            None => return Err(Output::error(err, 1)),
+            Err(ColumnListError::Empty) => return Err(Output::error(String::new(), 1)),
+            Err(ColumnListError::Unknown(rest)) => {
+                return Err(Output::error(format!("lsblk: unknown column: {rest}\n"), 1));
+            }
         }
     }
     o.columns = columns;

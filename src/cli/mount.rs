@@ -337,27 +337,13 @@ fn record(ctx: &Context, c: &Cli, p: &Planned) -> Result<(), MountFailure> {
 /// labels), as util-linux prints it.
 fn list(ctx: &Context, c: &Cli) -> i32 {
     let mut text = String::new();
-    for m in &ctx.mounts {
-        if let Some(t) = &c.types {
-            if !rules::type_matches(t, &m.fstype) {
-                continue;
-            }
-        }
+    for (m, label) in rules::table(ctx, c.types.as_deref(), c.labels) {
         text.push_str(&format!(
             "{} on {} type {} ({})",
             m.source, m.target, m.fstype, m.options
         ));
-        if c.labels {
-            // By mount point: a source such as Ubuntu's /dev/root is not a
-            // device node.
-            if let Some(label) = ctx
-                .resolve(&m.target)
-                .and_then(|r| r.probe())
-                .map(|i| i.label)
-                .filter(|l| !l.is_empty())
-            {
-                text.push_str(&format!(" [{label}]"));
-            }
+        if let Some(label) = label {
+            text.push_str(&format!(" [{label}]"));
         }
         text.push('\n');
     }

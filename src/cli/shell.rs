@@ -39,11 +39,7 @@ fn pick_instance(explicit: Option<&str>) -> Result<(String, String), String> {
     let wanted = explicit.map(str::to_string).or_else(super::env::instance);
     ec2.transact(|txn| {
         let id = txn.resolve_instance(wanted.as_deref())?;
-        let user = match txn.instance(&id)?.flavour.as_deref() {
-            Some(f) if f.starts_with("ubuntu") => "ubuntu",
-            Some(f) if f.starts_with("centos") => "centos",
-            _ => "ec2-user",
-        };
+        let user = ebsim::ec2::catalog::login_user(txn.instance(&id)?.flavour.as_deref());
         Ok((id, user.to_string()))
     })
     .map_err(|e| e.to_string().trim().to_string())
@@ -52,16 +48,22 @@ fn pick_instance(explicit: Option<&str>) -> Result<(String, String), String> {
 /// The folder of links, made (or refreshed) under the state directory.
 fn bin_dir() -> Result<PathBuf, String> {
     let home = ebsim::ec2::Home::from_env().map_err(|e| e.to_string())?;
-    let dir = home.root().join("bin");
-    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let exe = std::env::current_exe().map_err(|e| format!("cannot find ebsim itself: {e}"))?;
+    links(home.root(), &exe)
+}
+
+/// `DIR/bin` with a link to `exe` for each guest command (links to
+/// something else are replaced).
+pub fn links(home: &Path, exe: &Path) -> Result<PathBuf, String> {
+    let dir = home.join("bin");
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     for name in GUEST_COMMANDS {
         let link = dir.join(name);
-        if std::fs::read_link(&link).ok().as_deref() == Some(exe.as_path()) {
+        if std::fs::read_link(&link).ok().as_deref() == Some(exe) {
             continue;
         }
         let _ = std::fs::remove_file(&link);
-        std::os::unix::fs::symlink(&exe, &link).map_err(|e| format!("{}: {e}", link.display()))?;
+        std::os::unix::fs::symlink(exe, &link).map_err(|e| format!("{}: {e}", link.display()))?;
     }
     Ok(dir)
 }

@@ -176,7 +176,7 @@ fn main(args: &[OsString]) -> Result<i32, AppletError> {
             format!("{prog}: {target} is not a mounted XFS filesystem\n"),
         ));
     }
-    if let Some(loopdev) = attached_loop_device(&real) {
+    if let Some(loopdev) = ebsim::blockdev::host::loop_device_of(&real) {
         // The kernel may have it mounted: writing under it would corrupt it.
         return Err(AppletError::new(
             1,
@@ -187,24 +187,6 @@ fn main(args: &[OsString]) -> Result<i32, AppletError> {
         ));
     }
     offline(&prog, &target, &f)
-}
-
-/// The loop device (if any) whose backing file is `path` (canonical).
-fn attached_loop_device(path: &std::path::Path) -> Option<String> {
-    let entries = std::fs::read_dir("/sys/block").ok()?;
-    for e in entries.flatten() {
-        let name = e.file_name().to_string_lossy().into_owned();
-        if !name.starts_with("loop") {
-            continue;
-        }
-        let Ok(backing) = std::fs::read_to_string(e.path().join("loop/backing_file")) else {
-            continue;
-        };
-        if std::path::Path::new(backing.trim_end_matches('\n')) == path {
-            return Some(format!("/dev/{name}"));
-        }
-    }
-    None
 }
 
 /// xfs_growfs on the emulated instance: a device name, or a path that is

@@ -491,6 +491,16 @@ pub fn by_key(key: &str) -> Option<&'static CatalogImage> {
     CATALOG.iter().find(|c| c.key == key)
 }
 
+/// The user an image's cloud-init makes (the shell prompt's name):
+/// `ubuntu`, `centos`, else `ec2-user`.
+pub fn login_user(flavour: Option<&str>) -> &'static str {
+    match flavour {
+        Some(f) if f.starts_with("ubuntu") => "ubuntu",
+        Some(f) if f.starts_with("centos") => "centos",
+        _ => "ec2-user",
+    }
+}
+
 /// The OS release of a flavour (Debian 12's tools for an unknown one).
 pub fn release_of(flavour: Option<&str>) -> OsRelease {
     flavour

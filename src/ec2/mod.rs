@@ -25,6 +25,7 @@ pub mod model;
 pub mod release;
 pub mod snapshots;
 pub mod store;
+pub mod tags;
 mod tick;
 pub mod time;
 pub mod types;

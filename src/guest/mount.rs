@@ -503,6 +503,29 @@ pub fn plan(ctx: &Context, req: &Request) -> Result<Planned, MountFailure> {
     })
 }
 
+/// The mount table `mount` lists: the mounts of the `-t` types in mount
+/// order, each with its filesystem's label when `labels` (`-l`) and it has
+/// one. The label is found by mount point: a source such as Ubuntu's
+/// `/dev/root` is not a device node.
+pub fn table<'a>(
+    ctx: &'a Context,
+    types: Option<&str>,
+    labels: bool,
+) -> Vec<(&'a Mount, Option<String>)> {
+    ctx.mounts
+        .iter()
+        .filter(|m| types.is_none_or(|t| type_matches(t, &m.fstype)))
+        .map(|m| {
+            let label = labels
+                .then(|| ctx.resolve(&m.target).and_then(|r| r.probe()))
+                .flatten()
+                .map(|i| i.label)
+                .filter(|l| !l.is_empty());
+            (m, label)
+        })
+        .collect()
+}
+
 /// The fstab entry `spec` names: its mount point, or its device.
 pub fn fstab_entry<'a>(ctx: &'a Context, spec: &str) -> Option<&'a Mount> {
     if spec.starts_with('/') && !spec.starts_with("/dev/") {

@@ -3,7 +3,7 @@
 
 use super::args::{ArgError, Args, P, Ty, as_bool, as_str, as_str_list, as_u64, p, req};
 use ebsim::ec2::filter::Filter;
-use ebsim::ec2::instances::{BdmChange, BdmSpec, EbsSpec, RunInstances};
+use ebsim::ec2::instances::{BdmChange, BdmSpec, EbsSpec, ModifyInstanceAttribute, RunInstances};
 use ebsim::ec2::model::{InstanceState, Tag};
 use ebsim::ec2::volumes::{CreateVolume, ModifyVolume};
 use ebsim::ec2::wire as render;
@@ -564,50 +564,7 @@ fn create_tags(ec2: &Ec2, a: &Args) -> Out {
         tags.extend(tag_list(&t)?);
     }
     let dry = a.flag("dry-run");
-    ec2.transact(|t| {
-        for r in &resources {
-            let ok = if r.starts_with("vol-") {
-                t.volume(r).is_ok()
-            } else if r.starts_with("snap-") {
-                t.snapshot(r).is_ok()
-            } else if r.starts_with("i-") {
-                t.instance(r).is_ok()
-            } else if r.starts_with("ami-") {
-                t.state().images.contains_key(r)
-            } else {
-                false
-            };
-            if !ok {
-                return Err(
-                    ApiError::new("InvalidID", format!("The ID '{r}' is not valid")).into(),
-                );
-            }
-        }
-        if dry {
-            return Err(ApiError::dry_run_ok().into());
-        }
-        let st = t.state_mut();
-        for r in &resources {
-            let list = if let Some(v) = st.volumes.get_mut(r) {
-                &mut v.tags
-            } else if let Some(s) = st.snapshots.get_mut(r) {
-                &mut s.tags
-            } else if let Some(i) = st.instances.get_mut(r) {
-                &mut i.tags
-            } else if let Some(i) = st.images.get_mut(r) {
-                &mut i.tags
-            } else {
-                continue;
-            };
-            for tag in &tags {
-                match list.iter_mut().find(|x| x.key == tag.key) {
-                    Some(x) => x.value = tag.value.clone(),
-                    None => list.push(tag.clone()),
-                }
-            }
-        }
-        Ok(())
-    })?;
+    ec2.transact(|t| t.create_tags(&resources, &tags, dry))?;
     Ok(None)
 }
 
@@ -770,61 +727,35 @@ fn reboot_instances(ec2: &Ec2, a: &Args) -> Out {
 }
 
 fn modify_instance_attribute(ec2: &Ec2, a: &Args) -> Out {
-    let id = a.str("instance-id")?.unwrap_or_default();
-    let dry = a.flag("dry-run");
-    let mut new_type: Option<String> = None;
-    if let Some(v) = a.structure("instance-type") {
-        new_type = Some(match field(v, "Value") {
+    let instance_type = match a.structure("instance-type") {
+        Some(v) => Some(match field(v, "Value") {
             Some(x) => as_str("InstanceType.Value", x)?,
             None => as_str("InstanceType", v)?,
-        });
-    }
-    match a.str("attribute")?.as_deref() {
-        None => {}
-        Some("instanceType") => new_type = a.str("value")?,
-        Some(other) => {
-            return Err(ApiError::new(
-                "InvalidParameterValue",
-                format!("Value ({other}) for parameter attribute is invalid. ebsim supports instanceType and blockDeviceMapping."),
-            )
-            .into());
-        }
-    }
-    let mut changes = Vec::new();
+        }),
+        None => None,
+    };
+    let mut block_device_mappings = Vec::new();
     for m in a.structs("block-device-mappings") {
-        let device = field(&m, "DeviceName")
-            .map(|d| as_str("DeviceName", d))
-            .transpose()?
-            .unwrap_or_default();
         let ebs = field(&m, "Ebs");
-        let dot = ebs
-            .and_then(|e| field(e, "DeleteOnTermination"))
-            .map(|v| as_bool("DeleteOnTermination", v))
-            .transpose()?;
-        let volume_id = ebs
-            .and_then(|e| field(e, "VolumeId"))
-            .map(|v| as_str("VolumeId", v))
-            .transpose()?;
-        changes.push(BdmChange {
-            device,
-            delete_on_termination: dot,
-            volume_id,
+        let opt_str = |v: Option<&Value>, name: &str| v.map(|x| as_str(name, x)).transpose();
+        block_device_mappings.push(BdmChange {
+            device: opt_str(field(&m, "DeviceName"), "DeviceName")?.unwrap_or_default(),
+            delete_on_termination: ebs
+                .and_then(|e| field(e, "DeleteOnTermination"))
+                .map(|v| as_bool("DeleteOnTermination", v))
+                .transpose()?,
+            volume_id: opt_str(ebs.and_then(|e| field(e, "VolumeId")), "VolumeId")?,
         });
     }
-    if new_type.is_none() && changes.is_empty() {
-        return Err(
-            ApiError::new("InvalidParameterCombination", "No attributes specified.").into(),
-        );
-    }
-    ec2.transact(|t| {
-        if let Some(ty) = &new_type {
-            t.modify_instance_type(&id, ty, dry)?;
-        }
-        if !changes.is_empty() {
-            t.modify_instance_bdm(&id, &changes, dry)?;
-        }
-        Ok(())
-    })?;
+    let r = ModifyInstanceAttribute {
+        instance_id: a.str("instance-id")?.unwrap_or_default(),
+        instance_type,
+        attribute: a.str("attribute")?,
+        value: a.str("value")?,
+        block_device_mappings,
+        dry_run: a.flag("dry-run"),
+    };
+    ec2.transact(|t| t.modify_instance_attribute(&r))?;
     Ok(None)
 }
 
