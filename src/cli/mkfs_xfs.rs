@@ -10,7 +10,8 @@ use super::getopt::{LongOpt, getopt_long, strings};
 use super::output::strerror;
 use super::output::{err, out};
 use ebsim::blockdev::{BlockDevice, ImageFile, image::Access};
-use ebsim::compat::{cvtnum, uuid_parse};
+use ebsim::compat::uuid_parse;
+use ebsim::fs::xfs::size_arg::{SizeArgError, data_size};
 use ebsim::fs::xfs::{
     self,
     geometry::{self, Geometry, GeometryError},
@@ -312,29 +313,28 @@ fn parse_m(arg: &str, cli: &mut Cli) -> Result<(), AppletError> {
     Ok(())
 }
 
-/// xfsprogs `cvtnum` + `getnum` bounds + `calc_dev_size` for `-d size=`.
+/// `-d size=` in blocks (`fs::xfs::size_arg`), with mkfs.xfs's messages.
 fn size_to_blocks(s: &str) -> Result<u64, AppletError> {
-    let illegal = |reason: &str| fail(format!("Invalid value {s} for -d size option. {reason}\n"));
-    let bs = i64::from(geometry::BLOCKSIZE);
-    let bytes = cvtnum(u64::from(geometry::BLOCKSIZE), 512, s)
-        .ok_or_else(|| illegal("Not a valid value or illegal suffix"))?;
-    // The range is XFS_AG_MIN_BYTES..=LLONG_MAX.
-    if bytes < i64::try_from(geometry::AG_MIN_BYTES).unwrap_or(i64::MAX) {
-        return Err(illegal("Value is too small."));
-    }
-    if bytes % 512 != 0 {
-        return Err(fail(format!(
+    let bs = geometry::BLOCKSIZE;
+    match data_size(s) {
+        Ok((blocks, truncated)) => {
+            if let Some(bytes) = truncated {
+                err(&format!(
+                    "warning: data length {bytes} not a multiple of {bs}, truncated to {}\n",
+                    blocks * u64::from(bs)
+                ));
+            }
+            Ok(blocks)
+        }
+        Err(SizeArgError::Illegal(reason)) => Err(fail(format!(
+            "Invalid value {s} for -d size option. {reason}\n"
+        ))),
+        Err(SizeArgError::NotSectors(bytes)) => Err(fail(format!(
             "illegal data length {bytes}, not a multiple of 512\n"
-        )));
+        ))),
     }
-    if bytes % bs != 0 {
-        err(&format!(
-            "warning: data length {bytes} not a multiple of {bs}, truncated to {}\n",
-            bytes / bs * bs
-        ));
-    }
-    Ok(u64::try_from(bytes / bs).unwrap_or(0))
 }
+
 /// "now" for the three inodes mkfs creates: `SOURCE_DATE_EPOCH` when set
 /// (reproducible builds), else the clock, read once per inode as mkfs does.
 fn mkfs_times() -> MkfsTimes {

@@ -21,6 +21,7 @@ pub mod inode;
 pub mod log;
 pub mod mkfs;
 pub mod report;
+pub mod size_arg;
 pub mod statfs;
 pub mod superblock;
 
