@@ -3,15 +3,17 @@
 //! Everything here sees only a [`BlockDevice`](crate::blockdev::BlockDevice)
 //! (a whole image or a partition slice), plans first (pure functions
 //! returning a plan with its [`WriteBatch`](crate::blockdev::WriteBatch))
-//! and applies second, in one commit. The facts (mke2fs 1.47.0 defaults,
-//! on-disk formats, checksum seeds, resize2fs's grow algorithm, the
-//! kernel's statfs) are in `spec/ext4.md`; module docs cite its sections.
+//! and applies second, in one commit. Each module's documentation states
+//! the facts it follows (mke2fs 1.47.0's defaults, the on-disk formats,
+//! checksum seeds, resize2fs's grow algorithm, the kernel's statfs), as
+//! measured against the real tools; the differential tests keep them true.
 //!
 //! Library API for later layers:
 //! - [`probe`]: is there an ext2/3/4 magic here;
 //! - [`Ext4::open`] / [`info`]: validated superblock and descriptors,
 //!   [`Ext4Info`] (uuid, label, sizes, free counts, clean state);
 //! - [`statfs`]: what a mounted filesystem would report to `df`;
+//! - [`mke2fs`]: what mke2fs makes of its size, `-E` and `-U` arguments;
 //! - [`mkfs::plan`] / [`mkfs::apply`];
 //! - [`grow::plan`] / [`grow::apply`], whose [`grow::GrowPlan`] carries
 //!   what resize2fs prints offline and online (`old_desc_blocks`, ...);
