@@ -53,6 +53,7 @@ pub enum Command {
     /// Print ebsim's man page (roff)
     #[command(hide = true)]
     Manpage,
+
     /// An applet: `ebsim APPLET ARGS...`
     #[command(external_subcommand)]
     Applet(Vec<OsString>),
@@ -93,7 +94,10 @@ moves for a process:
             of data on the volume, about 6 h per used TiB)
   Nx        N virtual seconds per real second (e.g. 600x)
   manual    frozen; only `ebsim clock advance DURATION` and `aws ec2 wait` move it
-`ebsim clock` shows the virtual time and what is due next.
+`ebsim clock` shows the virtual time and what is due next. The clock stops at
+9999-12-31T23:59:59.999Z (the last time AWS tools can print): `ebsim clock advance`
+past it is refused. `ebsim clock reset` brings it back to the real time, moving every
+timestamp in the state by the same amount (what is pending keeps the time it has left).
 EBSIM_MODIFY_RATE: 4-per-24h (default, AWS's current rule: the previous modification
 completed and at most 4 per volume in 24 h) or cooldown-6h (the older 6-hour rule).
 EBSIM_HOME: where the state, volume images and snapshot chunks live
@@ -122,6 +126,9 @@ pub enum ClockAction {
         #[arg(value_parser = duration)]
         duration: i64,
     },
+    /// Bring the clock back to the real time, moving every timestamp in the
+    /// state by the same amount
+    Reset,
 }
 
 fn duration(s: &str) -> Result<i64, String> {

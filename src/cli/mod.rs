@@ -9,6 +9,7 @@
 //! codes; the library below returns typed errors only.
 
 mod commands;
+mod debug_fs;
 mod demo;
 mod df;
 mod e2fs_util;
@@ -227,6 +228,9 @@ fn dispatch(args: Vec<OsString>) -> i32 {
                 .unwrap_or_default();
             return match find(&name) {
                 Some(applet) => run_applet(applet, args),
+                // Hidden: a driver of the ext4 file layer for benchmarks
+                // and crash tests (not listed, no link).
+                None if name == "debug-fs" => debug_fs::run(args),
                 None => {
                     output::err(&format!(
                         "ebsim: unknown applet '{name}' (try 'ebsim --list')\n"

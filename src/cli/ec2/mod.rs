@@ -298,13 +298,14 @@ pub fn clock(c: &Clock) -> i32 {
             return 1;
         }
     };
-    let advance = c
-        .action
-        .as_ref()
-        .map(|ClockAction::Advance { duration }| *duration);
+    let change = c.action.as_ref();
     let res = ec2.transact(|t| {
-        if let Some(ms) = advance {
-            t.advance(ms)?;
+        match change {
+            Some(ClockAction::Advance { duration }) => t.advance(*duration)?,
+            Some(ClockAction::Reset) => {
+                t.reset_clock()?;
+            }
+            None => {}
         }
         Ok((t.now(), t.upcoming()))
     });
@@ -322,6 +323,10 @@ pub fn clock(c: &Clock) -> i32 {
             }
             out(&s);
             0
+        }
+        Err(e @ ebsim::ec2::Error::ClockLimit { .. }) => {
+            err(&format!("ebsim clock: {e}\n"));
+            2
         }
         Err(e) => {
             err(&format!("ebsim clock: {e}\n"));

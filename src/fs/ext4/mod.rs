@@ -17,6 +17,8 @@
 //! - [`mkfs::plan`] / [`mkfs::apply`];
 //! - [`grow::plan`] / [`grow::apply`], whose [`grow::GrowPlan`] carries
 //!   what resize2fs prints offline and online (`old_desc_blocks`, ...);
+//! - [`files::Ext4Files`]: files and directories, read and written
+//!   natively (the [`FileSystem`](crate::fs::node::FileSystem) trait).
 
 pub mod bitmap;
 pub mod checksum;
@@ -24,6 +26,7 @@ pub mod dir;
 pub mod error;
 pub mod extent;
 pub mod features;
+pub mod files;
 pub mod fs;
 pub mod geometry;
 pub mod group_desc;
