@@ -5,7 +5,7 @@
 
 use super::error::AppletError;
 use ebsim::ec2::release::{DEBIAN_12, OsRelease};
-use ebsim::ec2::{DEFAULT_REGION, Ec2};
+use ebsim::ec2::{ClockMode, DEFAULT_REGION, Ec2, Home, RatePolicy};
 use ebsim::guest::{self, Context, Snapshot, Target};
 
 /// The instance environment variable (set by `ebsim shell` and `exec`).
@@ -29,9 +29,23 @@ pub fn in_instance() -> bool {
     instance().is_some()
 }
 
-/// The cloud as the environment sets it up, acting in `region`.
+/// The state directory: `EBSIM_HOME`, else `$XDG_DATA_HOME/ebsim`, else
+/// `~/.local/share/ebsim`.
+pub fn home() -> Result<Home, ebsim::ec2::Error> {
+    Home::from_settings(
+        std::env::var_os(ebsim::ec2::store::HOME_ENV),
+        std::env::var_os("XDG_DATA_HOME"),
+        std::env::var_os("HOME"),
+    )
+}
+
+/// The cloud as the environment sets it up (`EBSIM_HOME`, `EBSIM_CLOCK`,
+/// `EBSIM_MODIFY_RATE`), acting in `region`.
 pub fn ec2(region: &str) -> Result<Ec2, ebsim::ec2::Error> {
-    Ec2::from_env(region)
+    let setting = |var: &str| std::env::var(var).ok();
+    let mode = ClockMode::from_setting(setting(ebsim::ec2::clock::CLOCK_ENV).as_deref())?;
+    let rate = RatePolicy::from_setting(setting(ebsim::ec2::RATE_ENV).as_deref())?;
+    Ok(Ec2::new(home()?, mode, region).with_policy(rate))
 }
 
 /// A library error as the guest's tools print it after `PROG: `.
@@ -50,7 +64,7 @@ pub fn context() -> Result<Context, String> {
 /// that may or may not be the instance's (a mount point there, or a file
 /// here): None without a state (none is created then) or an instance.
 pub fn maybe_context() -> Option<Context> {
-    let home = ebsim::ec2::store::Home::from_env().ok()?;
+    let home = home().ok()?;
     if !home.state_path().exists() {
         return None;
     }

@@ -47,7 +47,7 @@ fn pick_instance(explicit: Option<&str>) -> Result<(String, String), String> {
 
 /// The folder of links, made (or refreshed) under the state directory.
 fn bin_dir() -> Result<PathBuf, String> {
-    let home = ebsim::ec2::Home::from_env().map_err(|e| e.to_string())?;
+    let home = super::env::home().map_err(|e| e.to_string())?;
     let exe = std::env::current_exe().map_err(|e| format!("cannot find ebsim itself: {e}"))?;
     links(home.root(), &exe)
 }
