@@ -60,16 +60,21 @@ pub struct StatFs {
     pub ffree: u64,
 }
 
-/// Errors of the facade: the filesystem's own error, as text.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct FsError(pub String);
+/// Errors of the facade: the filesystem's own, typed.
+#[derive(Debug, thiserror::Error)]
+pub enum FsError {
+    /// The ext4 layer's.
+    #[error("{0}")]
+    Ext4(#[from] ext4::Error),
+    /// The XFS layer's.
+    #[error("{0}")]
+    Xfs(#[from] xfs::Error),
+}
 
 /// Which filesystem `dev` holds, if any ebsim knows.
 pub fn probe<D: BlockDevice>(dev: D) -> Result<Option<FsInfo>, FsError> {
-    let err = |e: &dyn std::fmt::Display| FsError(e.to_string());
-    if ext4::probe(&dev).map_err(|e| err(&e))? {
-        let i = ext4::info(dev).map_err(|e| err(&e))?;
+    if ext4::probe(&dev)? {
+        let i = ext4::info(dev)?;
         return Ok(Some(FsInfo {
             kind: FsKind::Ext4,
             uuid: crate::compat::uuid_unparse(&i.uuid),
@@ -78,8 +83,8 @@ pub fn probe<D: BlockDevice>(dev: D) -> Result<Option<FsInfo>, FsError> {
             clean: i.clean,
         }));
     }
-    if xfs::probe(&dev).map_err(|e| err(&e))? {
-        let fs = xfs::Xfs::open(dev).map_err(|e| err(&e))?;
+    if xfs::probe(&dev)? {
+        let fs = xfs::Xfs::open(dev)?;
         let i = fs.info();
         return Ok(Some(FsInfo {
             kind: FsKind::Xfs,
@@ -95,11 +100,10 @@ pub fn probe<D: BlockDevice>(dev: D) -> Result<Option<FsInfo>, FsError> {
 /// What statfs returns for the filesystem on `dev` while mounted
 /// (read-only mounts of XFS reserve nothing).
 pub fn statfs<D: BlockDevice>(dev: D, kind: FsKind, read_only: bool) -> Result<StatFs, FsError> {
-    let err = |e: &dyn std::fmt::Display| FsError(e.to_string());
     match kind {
         FsKind::Ext4 => {
-            let fs = ext4::fs::Ext4::open(dev).map_err(|e| err(&e))?;
-            let s = ext4::statfs(&fs).map_err(|e| err(&e))?;
+            let fs = ext4::fs::Ext4::open(dev)?;
+            let s = ext4::statfs(&fs)?;
             Ok(StatFs {
                 frsize: u64::from(s.block_size),
                 blocks: s.blocks,
@@ -110,13 +114,13 @@ pub fn statfs<D: BlockDevice>(dev: D, kind: FsKind, read_only: bool) -> Result<S
             })
         }
         FsKind::Xfs => {
-            let fs = xfs::Xfs::open(dev).map_err(|e| err(&e))?;
+            let fs = xfs::Xfs::open(dev)?;
             let mode = if read_only {
                 xfs::MountMode::ReadOnly
             } else {
                 xfs::MountMode::ReadWrite
             };
-            let s = fs.statfs(mode).map_err(|e| err(&e))?;
+            let s = fs.statfs(mode)?;
             Ok(StatFs {
                 frsize: s.f_bsize,
                 blocks: s.f_blocks,
