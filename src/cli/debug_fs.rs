@@ -276,7 +276,7 @@ pub fn run(args: Vec<OsString>) -> i32 {
             return 1;
         }
     };
-    let now = ebsim::fs::ext4::e2fsprogs_now();
+    let now = super::e2fs_util::e2fsprogs_now();
     let ctx = Ctx {
         cred: Cred { uid, gid: uid },
         now: Timespec {

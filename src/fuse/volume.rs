@@ -150,6 +150,11 @@ pub struct GrowArgs {
     pub force: bool,
     /// XFS: new `imax_pct`.
     pub imaxpct: Option<u8>,
+    /// ext4: the time written into `s_wtime` and the resize inode, in
+    /// seconds (the client's clock, or `E2FSPROGS_FAKE_TIME`, as the tool
+    /// sees it); 0: the server's clock.
+    #[serde(default)]
+    pub now: u64,
 }
 
 fn refused(what: &str) -> impl FnOnce(NodeError) -> VolumeError + '_ {
@@ -370,7 +375,13 @@ fn grow_ext4(dev: &mut Dev, args: GrowArgs) -> NodeResult<GrowReport> {
         force: args.force,
         online: true,
         image_file: false,
-        now: ext4::e2fsprogs_now(),
+        now: if args.now != 0 {
+            args.now
+        } else {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs())
+        },
     };
     let inval = |e: ext4::Error| node_err(ErrorKind::InvalidArgument)(e.to_string());
     match grow::plan(&fs, &req).map_err(inval)? {

@@ -27,6 +27,7 @@ pub mod log;
 pub mod mkfs;
 pub mod report;
 pub mod sbtree;
+pub mod size_arg;
 pub mod statfs;
 pub mod superblock;
 pub mod symlink;
