@@ -455,3 +455,21 @@ fn wait_exit(pid: u32) {
         }
     }
 }
+
+/// The server of a host image or mount point, when `ebsim mount` serves it:
+/// `target` is an image file (its control socket answers) or the directory
+/// of a `fuse.ebsim` mount (its source is the image). Another process than
+/// the server must never write a served image: the tools reach the server
+/// instead, as the real ones reach the kernel through ioctls.
+pub fn served(target: &str) -> Option<(PathBuf, fuse::control::Info)> {
+    let p = Path::new(target);
+    let image = if p.is_dir() {
+        PathBuf::from(kernel::ebsim_mount_at(p)?.source)
+    } else if p.is_file() {
+        std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
+    } else {
+        return None;
+    };
+    let info = fuse::control::info(&image).ok().flatten()?;
+    Some((image, info))
+}

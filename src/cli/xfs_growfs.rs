@@ -156,6 +156,9 @@ fn main(args: &[OsString]) -> Result<i32, AppletError> {
     if let Some(done) = guest_growfs(&prog, &target, &f) {
         return done;
     }
+    if let Some((image, info)) = super::fuse_mount::served(&target) {
+        return grow_served(&prog, &image, &info, &f);
+    }
     let real = match std::fs::canonicalize(&target) {
         Ok(p) => p,
         Err(e) => {
@@ -347,15 +350,95 @@ fn grow_fs<D: BlockDevice>(
         return Err(AppletError::new(1, format!("{prog}: {target}: {e}\n")));
     }
     let geo = fs.sb().clone();
+    let dev_bytes = fs.dev().size();
+    let mut fs = Some(fs);
+    grow_steps(prog, target, f, &geo, dev_bytes, |dsize, imaxpct| {
+        match grow(fs.take(), dsize, imaxpct) {
+            Ok(sb) => Ok(sb),
+            // The mounted filesystem's grow ioctl meets the bad block: the
+            // kernel logs its report, the ioctl fails with EFSCORRUPTED
+            // (EUCLEAN).
+            Err(e @ xfs::Error::Metadata(_)) if mounted => Err(format!(
+                "{prog}: {target}: {e}\n{prog}: XFS_IOC_FSGROWFSDATA xfsctl failed: \
+                 Structure needs cleaning\n"
+            )),
+            Err(e) => Err(format!("{prog}: cannot grow {target}: {e}\n")),
+        }
+    })
+}
+
+/// A filesystem `ebsim mount` serves: the server grows it (the role of the
+/// kernel's XFS_IOC_FSGROWFSDATA), from the geometry it reports.
+fn grow_served(
+    prog: &str,
+    image: &std::path::Path,
+    info: &ebsim::fuse::control::Info,
+    f: &Flags,
+) -> Result<i32, AppletError> {
+    let target = image.display().to_string();
+    let sb = match xfs::Superblock::from_bytes(&info.superblock, 0) {
+        Ok(sb) if info.fs_type == "xfs" => sb,
+        _ => {
+            return Err(AppletError::new(
+                1,
+                format!("{prog}: {target} is not a mounted XFS filesystem\n"),
+            ));
+        }
+    };
+    if f.rflag {
+        return Err(AppletError::new(
+            1,
+            format!("{prog}: failed to access realtime device for {target}\n"),
+        ));
+    }
+    grow_steps(prog, &target, f, &sb, info.device_size, |dsize, imaxpct| {
+        let args = ebsim::fuse::GrowArgs {
+            blocks: Some(dsize),
+            force: false,
+            imaxpct: Some(imaxpct),
+            now: 0,
+        };
+        match ebsim::fuse::control::grow(image, args) {
+            Ok(ebsim::fuse::GrowReport::Xfs { .. }) => {
+                let now = ebsim::fuse::control::info(image)
+                    .ok()
+                    .flatten()
+                    .and_then(|i| xfs::Superblock::from_bytes(&i.superblock, 0).ok());
+                now.ok_or_else(|| format!("{prog}: {target}: the server went away\n"))
+            }
+            Ok(_) => Err(format!(
+                "{prog}: {target} is not a mounted XFS filesystem\n"
+            )),
+            Err(ebsim::fuse::control::ControlError::Failed { errno, message }) => Err(format!(
+                "{prog}: {target}: {message}\n{prog}: XFS_IOC_FSGROWFSDATA xfsctl failed: {}\n",
+                strerror(&std::io::Error::from_raw_os_error(errno))
+            )),
+            Err(e) => Err(format!("{prog}: {e}\n")),
+        }
+    })
+}
+
+/// xfs_growfs's main() after the filesystem is open: the geometry report,
+/// the data section's grow (through `grow_data(blocks, imaxpct)`, which
+/// returns the new superblock or the lines to print), the log, and what
+/// changed.
+fn grow_steps(
+    prog: &str,
+    target: &str,
+    f: &Flags,
+    geo: &xfs::Superblock,
+    dev_bytes: u64,
+    mut grow_data: impl FnMut(u64, u8) -> Result<xfs::Superblock, String>,
+) -> Result<i32, AppletError> {
+    let geo = geo.clone();
     out(&xfs::report::render(&geo, target));
     let bbs_per_block = i64::from(geo.blocksize / 512);
-    let ddsize = i64::try_from(fs.dev().size() / 512).unwrap_or(i64::MAX);
+    let ddsize = i64::try_from(dev_bytes / 512).unwrap_or(i64::MAX);
     let ddsize = ddsize - ddsize % 2;
     let aflag = !(f.dflag || f.lflag || f.rflag || f.mflag);
     let datablocks = i64::try_from(geo.dblocks).unwrap_or(i64::MAX);
     let mut error = false;
     let mut new_geo = geo.clone();
-    let mut fs = Some(fs);
 
     if f.dflag || f.mflag || aflag {
         let maxpct = if f.mflag {
@@ -397,20 +480,10 @@ fn grow_fs<D: BlockDevice>(
                     format!("{prog}: XFS_IOC_FSGROWFSDATA xfsctl failed: Invalid argument\n"),
                 ));
             };
-            match grow(fs.take(), u64::try_from(dsize).unwrap_or(0), imaxpct) {
+            match grow_data(u64::try_from(dsize).unwrap_or(0), imaxpct) {
                 Ok(sb) => new_geo = sb,
-                Err(e @ xfs::Error::Metadata(_)) if mounted => {
-                    // The mounted filesystem's grow ioctl meets the bad
-                    // block: the kernel logs its report, the ioctl fails
-                    // with EFSCORRUPTED (EUCLEAN).
-                    err(&format!(
-                        "{prog}: {target}: {e}\n{prog}: XFS_IOC_FSGROWFSDATA xfsctl failed: \
-                         Structure needs cleaning\n"
-                    ));
-                    error = true;
-                }
-                Err(e) => {
-                    err(&format!("{prog}: cannot grow {target}: {e}\n"));
+                Err(lines) => {
+                    err(&lines);
                     error = true;
                 }
             }

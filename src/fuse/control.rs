@@ -77,8 +77,8 @@ pub struct Info {
     /// The primary superblock's bytes (ext4: the 1024 bytes at 1024; XFS:
     /// sector 0), as committed just now.
     pub superblock: Vec<u8>,
-    /// Bytes of the device (the partition or the image) at mount or at
-    /// the last grow.
+    /// Bytes of the device (the partition or the image) as they are now:
+    /// what a grow to the device's end would fill.
     pub device_size: u64,
 }
 

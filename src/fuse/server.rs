@@ -67,7 +67,7 @@ pub trait Backing: Send {
     fn fs_type(&self) -> &'static str {
         "unknown"
     }
-    /// Bytes of the device (0: none).
+    /// Bytes the device holds now, as a grow would see it (0: none).
     fn device_size(&self) -> u64 {
         0
     }
@@ -90,7 +90,7 @@ impl Backing for Volume {
         self.kind().name()
     }
     fn device_size(&self) -> u64 {
-        self.range().1
+        self.current_size()
     }
 }
 

@@ -237,6 +237,27 @@ impl Volume {
         }
     }
 
+    /// Bytes the filesystem could grow to now: the image file's current
+    /// length, or the partition's current extent in the table (either may
+    /// have grown since the mount); the served range when neither can be
+    /// read.
+    pub fn current_size(&self) -> u64 {
+        let (off, len) = self.range();
+        let img = match &self.files {
+            Files::Ext4(f) => f.device().inner(),
+            Files::Xfs(f) => f.dev().inner(),
+            Files::Gone(_) => return len,
+        };
+        let file_len = std::fs::metadata(&self.spec.image).map_or(0, |m| m.len());
+        match self.spec.part {
+            None => file_len.max(len),
+            Some(n) => match partition_range(img, n) {
+                Ok((o, l)) if o == off && o.saturating_add(l) <= file_len => l.max(len),
+                _ => len,
+            },
+        }
+    }
+
     /// The primary superblock as it is on the device now (after a sync it
     /// is the filesystem's state): 1024 bytes at 1024 for ext4, the first
     /// sector for XFS.
