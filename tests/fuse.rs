@@ -1,0 +1,374 @@
+//! The FUSE server (`ebsim mount`) against the kernel's own filesystems:
+//! random file operations applied through the mount and to a reference
+//! directory on the host compare equal after every step (content, sizes,
+//! modes, link counts, entries, errnos); a port of pjdfstest's errno cases;
+//! real tools writing into the mount leave an fsck-clean image the kernel
+//! reads the same; a server killed mid-write leaves a consistent image; an
+//! online grow through the control channel keeps the data.
+
+mod common;
+mod fuse_util;
+
+use common::{ebsim, mount_lock, require_mount, require_tools, run, stderr, stdout};
+use fuse_util::*;
+use std::collections::BTreeMap;
+use std::fs::OpenOptions;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::Path;
+use std::process::Command;
+
+const M: u64 = 1 << 20;
+
+fn ready() -> bool {
+    require_mount()
+        && require_tools(&["mkfs.ext4", "mkfs.xfs", "e2fsck", "xfs_repair", "setpriv"])
+        && Path::new("/dev/fuse").exists()
+}
+
+/// The outcome of one operation: Ok, or the errno.
+type Outcome = Result<(), i32>;
+
+fn errno_of(e: std::io::Error) -> i32 {
+    e.raw_os_error().unwrap_or(-1)
+}
+
+fn io<T>(r: std::io::Result<T>) -> Outcome {
+    r.map(|_| ()).map_err(errno_of)
+}
+
+fn nx<T>(r: nix::Result<T>) -> Outcome {
+    r.map(|_| ()).map_err(|e| e as i32)
+}
+
+/// A small deterministic generator (xorshift64*).
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+    fn pick<'a>(&mut self, v: &[&'a str]) -> &'a str {
+        v[self.below(v.len() as u64) as usize]
+    }
+}
+
+/// The names random operations use: a few files and directories, two
+/// levels deep, so that renames, links and removals collide often.
+const PATHS: &[&str] = &[
+    "f0", "f1", "f2", "f3", "d0", "d1", "d0/f0", "d0/f1", "d0/d2", "d0/d2/f0", "d1/f0", "d1/f1",
+    "l0", "d0/l1",
+];
+
+#[derive(Debug, Clone)]
+enum Op {
+    Create(String, u32),
+    Write(String, u64, usize, u64),
+    Truncate(String, u64),
+    Fallocate(String, i32, u64, u64),
+    Rename(String, String, u32),
+    Link(String, String),
+    Unlink(String),
+    Mkdir(String, u32),
+    Rmdir(String),
+    Symlink(String, String),
+    Chmod(String, u32),
+    Fsync(String),
+}
+
+/// A random operation; `tree` (the reference's manifest) lets it pick
+/// existing files and directories most of the time, so most operations
+/// succeed and the rest fail in every way.
+fn random_op(r: &mut Rng, tree: &BTreeMap<String, String>) -> Op {
+    let p = |r: &mut Rng| r.pick(PATHS).to_string();
+    let of = |r: &mut Rng, t: char| {
+        let v: Vec<&String> = tree
+            .iter()
+            .filter(|(k, v)| v.starts_with(t) && PATHS.contains(&k.as_str()))
+            .map(|(k, _)| k)
+            .collect();
+        if v.is_empty() || r.below(5) == 0 {
+            r.pick(PATHS).to_string()
+        } else {
+            v[r.below(v.len() as u64) as usize].clone()
+        }
+    };
+    let f = |r: &mut Rng| of(r, 'f');
+    // A name not taken, in a directory that exists.
+    let free = |r: &mut Rng| {
+        let v: Vec<&str> = PATHS
+            .iter()
+            .copied()
+            .filter(|k| {
+                !tree.contains_key(*k)
+                    && k.rsplit_once('/')
+                        .is_none_or(|(d, _)| tree.get(d).is_some_and(|v| v.starts_with('d')))
+            })
+            .collect();
+        if v.is_empty() || r.below(4) == 0 {
+            r.pick(PATHS).to_string()
+        } else {
+            r.pick(&v).to_string()
+        }
+    };
+    let off = |r: &mut Rng| match r.below(10) {
+        0 => r.below(2 * M),
+        1..=3 => r.below(4096) * 4096,
+        _ => r.below(256 * 1024),
+    };
+    let modes = [0o644, 0o600, 0o755, 0o700, 0o4755, 0o1777, 0o444];
+    match r.below(25) {
+        0..=2 => Op::Create(free(r), modes[r.below(4) as usize]),
+        3..=7 => {
+            let len = if r.below(8) == 0 {
+                300 * 1024
+            } else {
+                r.below(64 * 1024) as usize + 1
+            };
+            Op::Write(f(r), off(r), len, r.next())
+        }
+        8 | 9 => Op::Truncate(f(r), off(r)),
+        10 | 11 => {
+            let mode = match r.below(3) {
+                0 => 0,
+                1 => libc_flags::KEEP_SIZE,
+                _ => libc_flags::KEEP_SIZE | libc_flags::PUNCH_HOLE,
+            };
+            Op::Fallocate(f(r), mode, off(r), r.below(200 * 1024) + 1)
+        }
+        12 | 13 => {
+            let flags = match r.below(6) {
+                0 => 1, // RENAME_NOREPLACE
+                1 => 2, // RENAME_EXCHANGE
+                _ => 0,
+            };
+            let from = if r.below(2) == 0 { f(r) } else { of(r, 'd') };
+            Op::Rename(from, p(r), flags)
+        }
+        14 => Op::Link(f(r), free(r)),
+        15 => Op::Unlink(f(r)),
+        16 => Op::Unlink(of(r, 'l')),
+        17 | 18 => {
+            let dirs = ["d0", "d1", "d0/d2", "d0", "d1"];
+            let at = if r.below(4) == 0 {
+                p(r)
+            } else {
+                r.pick(&dirs).to_string()
+            };
+            Op::Mkdir(at, modes[r.below(4) as usize] | 0o700)
+        }
+        19 => {
+            // An empty directory most of the time.
+            let empty: Vec<&String> = tree
+                .iter()
+                .filter(|(k, v)| {
+                    v.starts_with('d') && !tree.keys().any(|o| o.starts_with(&format!("{k}/")))
+                })
+                .map(|(k, _)| k)
+                .collect();
+            if empty.is_empty() || r.below(3) == 0 {
+                Op::Rmdir(of(r, 'd'))
+            } else {
+                Op::Rmdir(empty[r.below(empty.len() as u64) as usize].clone())
+            }
+        }
+        20 => {
+            let targets = ["f0", "../f1", "d0/f0", "nowhere", "d0"];
+            Op::Symlink(r.pick(&targets).to_string(), p(r))
+        }
+        21 | 22 => Op::Chmod(p(r), modes[r.below(modes.len() as u64) as usize]),
+        _ => Op::Fsync(p(r)),
+    }
+}
+
+fn op_name(op: &Op) -> &'static str {
+    match op {
+        Op::Create(..) => "create",
+        Op::Write(..) => "write",
+        Op::Truncate(..) => "truncate",
+        Op::Fallocate(..) => "fallocate",
+        Op::Rename(..) => "rename",
+        Op::Link(..) => "link",
+        Op::Unlink(..) => "unlink",
+        Op::Mkdir(..) => "mkdir",
+        Op::Rmdir(..) => "rmdir",
+        Op::Symlink(..) => "symlink",
+        Op::Chmod(..) => "chmod",
+        Op::Fsync(..) => "fsync",
+    }
+}
+
+mod libc_flags {
+    pub const KEEP_SIZE: i32 = 0x01;
+    pub const PUNCH_HOLE: i32 = 0x02;
+}
+
+fn pattern(seed: u64, len: usize) -> Vec<u8> {
+    let mut r = Rng(seed | 1);
+    (0..len).map(|_| r.next() as u8).collect()
+}
+
+/// Applies `op` under `root`.
+fn apply(root: &Path, op: &Op) -> Outcome {
+    use nix::fcntl::{FallocateFlags, RenameFlags, fallocate, renameat2};
+    let at = |p: &str| root.join(p);
+    match op {
+        Op::Create(p, mode) => io(OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(*mode)
+            .open(at(p))),
+        Op::Write(p, off, len, seed) => {
+            use std::os::unix::fs::FileExt;
+            let f = OpenOptions::new()
+                .write(true)
+                .open(at(p))
+                .map_err(errno_of)?;
+            io(f.write_all_at(&pattern(*seed, *len), *off))
+        }
+        Op::Truncate(p, size) => nx(nix::unistd::truncate(
+            &at(p),
+            i64::try_from(*size).unwrap_or(0),
+        )),
+        Op::Fallocate(p, mode, off, len) => {
+            let f = OpenOptions::new()
+                .write(true)
+                .open(at(p))
+                .map_err(errno_of)?;
+            nx(fallocate(
+                &f,
+                FallocateFlags::from_bits_truncate(*mode),
+                i64::try_from(*off).unwrap_or(0),
+                i64::try_from(*len).unwrap_or(0),
+            ))
+        }
+        Op::Rename(a, b, flags) => nx(renameat2(
+            nix::fcntl::AT_FDCWD,
+            &at(a),
+            nix::fcntl::AT_FDCWD,
+            &at(b),
+            RenameFlags::from_bits_truncate(*flags),
+        )),
+        Op::Link(a, b) => io(std::fs::hard_link(at(a), at(b))),
+        Op::Unlink(p) => io(std::fs::remove_file(at(p))),
+        Op::Mkdir(p, mode) => io(std::fs::DirBuilder::new().mode(*mode).create(at(p))),
+        Op::Rmdir(p) => io(std::fs::remove_dir(at(p))),
+        Op::Symlink(t, p) => io(std::os::unix::fs::symlink(t, at(p))),
+        Op::Chmod(p, mode) => io(std::fs::set_permissions(
+            at(p),
+            std::fs::Permissions::from_mode(*mode),
+        )),
+        Op::Fsync(p) => {
+            let f = std::fs::File::open(at(p)).map_err(errno_of)?;
+            io(f.sync_all())
+        }
+    }
+}
+
+/// `steps` random operations through the mount of a fresh `kind` image
+/// and on a host directory, compared after each; then the image is
+/// fsck-clean and the kernel reads the same tree.
+fn fsx(kind: Kind, seed: u64, steps: usize) {
+    if !ready() {
+        return;
+    }
+    let _lock = mount_lock();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let img = tmp.path().join("fs.img");
+    let mnt = tmp.path().join("mnt");
+    let reference = tmp.path().join("ref");
+    std::fs::create_dir(&mnt).expect("mkdir mnt");
+    std::fs::create_dir(&reference).expect("mkdir ref");
+    make_image(&img, kind, 512 * M);
+    let served = Served::mount(img.to_str().expect("utf-8 path"), &mnt, &[]);
+    let mut r = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
+    let mut log = Vec::new();
+    // Successes per kind of operation: the run must exercise each.
+    let mut done: BTreeMap<&'static str, usize> = BTreeMap::new();
+    for step in 0..steps {
+        let op = random_op(&mut r, &manifest(&reference, false));
+        let a = apply(&mnt, &op);
+        let b = apply(&reference, &op);
+        if a.is_ok() {
+            *done.entry(op_name(&op)).or_default() += 1;
+        }
+        log.push(format!("{step}: {op:?} -> {a:?}"));
+        let tail = log[log.len().saturating_sub(12)..].join("\n");
+        assert_eq!(
+            a, b,
+            "{kind:?} seed {seed} step {step}: {op:?}: the mount says {a:?}, the host {b:?}\n{tail}"
+        );
+        let (ma, mb) = (manifest(&mnt, false), manifest(&reference, false));
+        assert!(
+            ma == mb,
+            "{kind:?} seed {seed} step {step}: trees differ after {op:?} (mount, then host):\n{}\n{tail}",
+            diff(&ma, &mb)
+        );
+    }
+    eprintln!("{kind:?} seed {seed}: successful operations {done:?}");
+    for name in [
+        "create",
+        "write",
+        "truncate",
+        "fallocate",
+        "rename",
+        "link",
+        "unlink",
+        "mkdir",
+        "rmdir",
+        "symlink",
+        "chmod",
+    ] {
+        assert!(
+            done.get(name).copied().unwrap_or(0) > 0,
+            "{kind:?} seed {seed}: no {name} succeeded in {steps} steps: {done:?}"
+        );
+    }
+    let before = manifest(&mnt, true);
+    served.unmount();
+    assert_fsck_clean(&img, kind);
+    let kdir = tmp.path().join("kernel");
+    std::fs::create_dir(&kdir).expect("mkdir kernel");
+    let lm = LoopMount::new(&img, &kdir);
+    let k = manifest(&lm.dir, true);
+    assert!(
+        k == before,
+        "the kernel reads another tree than the mount showed:\n{}",
+        diff(&before, &k)
+    );
+}
+
+#[test]
+fn fsx_ext4_seed1() {
+    fsx(Kind::Ext4, 1, 250);
+}
+
+#[test]
+fn fsx_ext4_seed2() {
+    fsx(Kind::Ext4, 2, 250);
+}
+
+#[test]
+fn fsx_ext4_seed3() {
+    fsx(Kind::Ext4, 3, 250);
+}
+
+#[test]
+fn fsx_xfs_seed1() {
+    fsx(Kind::Xfs, 1, 250);
+}
+
+#[test]
+fn fsx_xfs_seed2() {
+    fsx(Kind::Xfs, 2, 250);
+}
+
+#[test]
+fn fsx_xfs_seed3() {
+    fsx(Kind::Xfs, 3, 250);
+}
