@@ -372,3 +372,282 @@ fn fsx_xfs_seed2() {
 fn fsx_xfs_seed3() {
     fsx(Kind::Xfs, 3, 250);
 }
+
+/// One errno case of pjdfstest's kind: an operation, the errno POSIX and
+/// Linux give.
+fn errno_case(root: &Path, what: &str, op: &dyn Fn(&Path) -> Outcome, want: Outcome) {
+    let got = op(root);
+    assert_eq!(
+        got,
+        want,
+        "{what} in {}: got {got:?}, want {want:?}",
+        root.display()
+    );
+}
+
+/// The setup pjdfstest's cases start from.
+fn pjd_setup(root: &Path) {
+    sh_in(
+        root,
+        "mkdir dir full sticky && chmod 1777 sticky && touch file full/x sticky/rootfile \
+         && chmod 0644 file && ln -s file link && echo data > rofile && chmod 0444 rofile",
+    );
+}
+
+/// A port of pjdfstest's errno cases (open, create, unlink, rename, link,
+/// mkdir, rmdir, chmod, chown, truncate, symlink), as root and as an
+/// unprivileged user, on the mount and on the host, which must agree.
+fn pjd(kind: Kind) {
+    use nix::errno::Errno::*;
+    use nix::fcntl::{RenameFlags, renameat2};
+    if !ready() {
+        return;
+    }
+    let _lock = mount_lock();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let img = tmp.path().join("fs.img");
+    let mnt = tmp.path().join("mnt");
+    let reference = tmp.path().join("ref");
+    std::fs::create_dir(&mnt).expect("mkdir mnt");
+    std::fs::create_dir(&reference).expect("mkdir ref");
+    make_image(&img, kind, 512 * M);
+    let served = Served::mount(img.to_str().expect("utf-8 path"), &mnt, &[]);
+    let long = "x".repeat(256);
+    let e = |x: nix::errno::Errno| Err(x as i32);
+    for root in [&mnt, &reference] {
+        pjd_setup(root);
+        let open = |p: &str, o: &mut OpenOptions| {
+            let p = p.to_string();
+            let o = o.clone();
+            move |r: &Path| io(o.open(r.join(&p)))
+        };
+        let rn = |a: &'static str, b: &'static str, f: RenameFlags| {
+            move |r: &Path| {
+                nx(renameat2(
+                    nix::fcntl::AT_FDCWD,
+                    &r.join(a),
+                    nix::fcntl::AT_FDCWD,
+                    &r.join(b),
+                    f,
+                ))
+            }
+        };
+        let none = RenameFlags::empty();
+        let cases: Vec<(&str, Box<dyn Fn(&Path) -> Outcome>, Outcome)> = vec![
+            (
+                "open O_CREAT|O_EXCL of an existing file",
+                Box::new(open("file", OpenOptions::new().write(true).create_new(true))),
+                e(EEXIST),
+            ),
+            (
+                "open of a missing file",
+                Box::new(open("missing", OpenOptions::new().read(true))),
+                e(ENOENT),
+            ),
+            (
+                "open of a directory for writing",
+                Box::new(open("dir", OpenOptions::new().write(true))),
+                e(EISDIR),
+            ),
+            (
+                "open through a file as a directory",
+                Box::new(open("file/x", OpenOptions::new().read(true))),
+                e(ENOTDIR),
+            ),
+            (
+                "create of a 256-byte name",
+                Box::new(open(&long, OpenOptions::new().write(true).create(true))),
+                e(ENAMETOOLONG),
+            ),
+            (
+                "unlink of a directory",
+                Box::new(|r: &Path| io(std::fs::remove_file(r.join("dir")))),
+                e(EISDIR),
+            ),
+            (
+                "unlink of a missing name",
+                Box::new(|r: &Path| io(std::fs::remove_file(r.join("missing")))),
+                e(ENOENT),
+            ),
+            (
+                "rmdir of a non-empty directory",
+                Box::new(|r: &Path| io(std::fs::remove_dir(r.join("full")))),
+                e(ENOTEMPTY),
+            ),
+            (
+                "rmdir of a file",
+                Box::new(|r: &Path| io(std::fs::remove_dir(r.join("file")))),
+                e(ENOTDIR),
+            ),
+            (
+                "rmdir of dir/.",
+                Box::new(|r: &Path| nx(nix::unistd::unlinkat(
+                    nix::fcntl::AT_FDCWD,
+                    &r.join("dir/."),
+                    nix::unistd::UnlinkatFlags::RemoveDir,
+                ))),
+                e(EINVAL),
+            ),
+            (
+                "mkdir of an existing name",
+                Box::new(|r: &Path| io(std::fs::create_dir(r.join("file")))),
+                e(EEXIST),
+            ),
+            (
+                "mkdir of a 256-byte name",
+                Box::new({
+                    let l = long.clone();
+                    move |r: &Path| io(std::fs::create_dir(r.join(&l)))
+                }),
+                e(ENAMETOOLONG),
+            ),
+            (
+                "rename of a directory over a non-empty one",
+                Box::new(rn("dir", "full", none)),
+                e(ENOTEMPTY),
+            ),
+            (
+                "rename of a file over a directory",
+                Box::new(rn("file", "dir", none)),
+                e(EISDIR),
+            ),
+            (
+                "rename of a directory over a file",
+                Box::new(rn("dir", "file", none)),
+                e(ENOTDIR),
+            ),
+            (
+                "rename of a directory into itself",
+                Box::new(rn("full", "full/sub", none)),
+                e(EINVAL),
+            ),
+            (
+                "rename RENAME_NOREPLACE over an existing name",
+                Box::new(rn("file", "rofile", RenameFlags::RENAME_NOREPLACE)),
+                e(EEXIST),
+            ),
+            (
+                "rename RENAME_EXCHANGE with a missing name",
+                Box::new(rn("file", "missing", RenameFlags::RENAME_EXCHANGE)),
+                e(ENOENT),
+            ),
+            (
+                "rename of a missing name",
+                Box::new(rn("missing", "other", none)),
+                e(ENOENT),
+            ),
+            (
+                "link of a directory",
+                Box::new(|r: &Path| io(std::fs::hard_link(r.join("dir"), r.join("dirlink")))),
+                e(EPERM),
+            ),
+            (
+                "link onto an existing name",
+                Box::new(|r: &Path| io(std::fs::hard_link(r.join("file"), r.join("rofile")))),
+                e(EEXIST),
+            ),
+            (
+                "symlink onto an existing name",
+                Box::new(|r: &Path| io(std::os::unix::fs::symlink("x", r.join("file")))),
+                e(EEXIST),
+            ),
+            (
+                "truncate of a directory",
+                Box::new(|r: &Path| nx(nix::unistd::truncate(&r.join("dir"), 0))),
+                e(EISDIR),
+            ),
+            (
+                "truncate to a negative size",
+                Box::new(|r: &Path| nx(nix::unistd::truncate(&r.join("file"), -1))),
+                e(EINVAL),
+            ),
+            (
+                "readlink of a file",
+                Box::new(|r: &Path| io(std::fs::read_link(r.join("file")))),
+                e(EINVAL),
+            ),
+            (
+                "rename of a file over a file",
+                Box::new(rn("rofile", "file", none)),
+                Ok(()),
+            ),
+            (
+                "rename RENAME_EXCHANGE of a file and a directory",
+                Box::new(rn("file", "dir", RenameFlags::RENAME_EXCHANGE)),
+                Ok(()),
+            ),
+        ];
+        for (what, op, want) in &cases {
+            errno_case(root, what, op.as_ref(), *want);
+        }
+    }
+    // As an unprivileged user: the kernel's permission checks
+    // (default_permissions) and the owner checks.
+    let script = "t() { \"$@\" 2>&1 | sed 's/^[^:]*: //'; }
+        t touch dir/new
+        t chmod 777 link
+        t chown 65534 rofile
+        t truncate -s 0 rofile
+        t rm -f sticky/rootfile
+        t mkdir file/x
+        t ln -s x dir/sym
+        t mv rofile dir/
+        echo done";
+    let mut outs = Vec::new();
+    for root in [&mnt, &reference] {
+        let o = run(Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups", "sh", "-c"])
+            .arg(script)
+            .current_dir(root));
+        outs.push(format!("{}{}", stdout(&o), stderr(&o)));
+    }
+    assert_eq!(outs[0], outs[1], "unprivileged: the mount, then the host");
+    for want in ["Permission denied", "Operation not permitted", "Not a directory"] {
+        assert!(
+            outs[0].contains(want),
+            "unprivileged run without {want}: {}",
+            outs[0]
+        );
+    }
+    assert!(outs[0].ends_with("done\n"), "{}", outs[0]);
+    let (a, b) = (manifest(&mnt, false), manifest(&reference, false));
+    assert!(a == b, "trees differ:\n{}", diff(&a, &b));
+    served.unmount();
+    assert_fsck_clean(&img, kind);
+}
+
+#[test]
+fn pjd_errno_cases_ext4() {
+    pjd(Kind::Ext4);
+}
+
+#[test]
+fn pjd_errno_cases_xfs() {
+    pjd(Kind::Xfs);
+}
+
+/// A read-only mount refuses every change with EROFS and changes nothing.
+#[test]
+fn read_only_mount_refuses_writes() {
+    if !ready() {
+        return;
+    }
+    let _lock = mount_lock();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let img = tmp.path().join("fs.img");
+    let mnt = tmp.path().join("mnt");
+    std::fs::create_dir(&mnt).expect("mkdir mnt");
+    make_image(&img, Kind::Ext4, 256 * M);
+    let served = Served::mount(img.to_str().expect("utf-8"), &mnt, &[]);
+    sh_in(&mnt, "echo hello > f && mkdir d");
+    served.unmount();
+    let before = common::file_hash(&img);
+    let served = Served::mount(img.to_str().expect("utf-8"), &mnt, &["ro"]);
+    assert_eq!(std::fs::read_to_string(mnt.join("f")).expect("read"), "hello\n");
+    let erofs = Err(nix::errno::Errno::EROFS as i32);
+    assert_eq!(io(OpenOptions::new().append(true).open(mnt.join("f"))), erofs);
+    assert_eq!(io(std::fs::create_dir(mnt.join("e"))), erofs);
+    assert_eq!(io(std::fs::remove_file(mnt.join("f"))), erofs);
+    served.unmount();
+    assert_eq!(common::file_hash(&img), before, "a read-only mount wrote");
+}
