@@ -651,3 +651,82 @@ fn read_only_mount_refuses_writes() {
     served.unmount();
     assert_eq!(common::file_hash(&img), before, "a read-only mount wrote");
 }
+
+/// What real tools do in the real-tools test: copy a documentation tree,
+/// unpack headers with tar, write with dd, allocate and punch with
+/// fallocate, move and remove trees, link.
+const TOOLS_SCRIPT: &str = "set -e
+cp -a /usr/share/doc doc
+tar -C /usr -cf - include | tar -xf -
+dd if=\"$SRC\" of=big bs=1M conv=fsync status=none
+dd if=\"$SRC\" of=big bs=4k seek=100 count=50 conv=notrunc status=none
+fallocate -l 20M falloc
+fallocate -p -o 4096 -l 1M big
+touch kept && fallocate -n -l 8M -o 0 kept
+mv doc documentation
+mv include/linux linux-headers
+rm -r include/asm-generic documentation/bash
+ln big big.link
+ln -s documentation docs
+mkdir -p a/b/c && echo deep > a/b/c/file && chmod 0600 a/b/c/file
+sync
+";
+
+/// Real tools write into an `ebsim mount`; after the unmount the image is
+/// fsck-clean and the kernel reads exactly what the mount showed, which is
+/// what the same commands made in a host directory.
+fn real_tools(kind: Kind) {
+    if !ready() || !require_tools(&["tar", "fallocate", "dd"]) {
+        return;
+    }
+    let _lock = mount_lock();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let img = tmp.path().join("fs.img");
+    let mnt = tmp.path().join("mnt");
+    let reference = tmp.path().join("ref");
+    let src = tmp.path().join("src.bin");
+    std::fs::write(&src, pattern(7, 24 * M as usize)).expect("write source");
+    std::fs::create_dir(&mnt).expect("mkdir mnt");
+    std::fs::create_dir(&reference).expect("mkdir ref");
+    make_image(&img, kind, 1024 * M);
+    let served = Served::mount(img.to_str().expect("utf-8"), &mnt, &[]);
+    for root in [&mnt, &reference] {
+        let o = run(Command::new("sh")
+            .arg("-c")
+            .arg(TOOLS_SCRIPT)
+            .env("SRC", &src)
+            .current_dir(root));
+        assert!(
+            o.status.success(),
+            "tools in {}: {}{}",
+            root.display(),
+            stdout(&o),
+            stderr(&o)
+        );
+    }
+    let (a, b) = (manifest(&mnt, false), manifest(&reference, false));
+    assert!(a.len() > 1000, "only {} entries", a.len());
+    assert!(a == b, "mount and host differ:\n{}", diff(&a, &b));
+    let shown = manifest(&mnt, true);
+    served.unmount();
+    assert_fsck_clean(&img, kind);
+    let kdir = tmp.path().join("kernel");
+    std::fs::create_dir(&kdir).expect("mkdir kernel");
+    let lm = LoopMount::new(&img, &kdir);
+    let k = manifest(&lm.dir, true);
+    assert!(
+        k == shown,
+        "the kernel reads another tree than the mount showed:\n{}",
+        diff(&shown, &k)
+    );
+}
+
+#[test]
+fn real_tools_ext4() {
+    real_tools(Kind::Ext4);
+}
+
+#[test]
+fn real_tools_xfs() {
+    real_tools(Kind::Xfs);
+}
