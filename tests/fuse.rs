@@ -436,7 +436,10 @@ fn pjd(kind: Kind) {
         let cases: Vec<(&str, Box<dyn Fn(&Path) -> Outcome>, Outcome)> = vec![
             (
                 "open O_CREAT|O_EXCL of an existing file",
-                Box::new(open("file", OpenOptions::new().write(true).create_new(true))),
+                Box::new(open(
+                    "file",
+                    OpenOptions::new().write(true).create_new(true),
+                )),
                 e(EEXIST),
             ),
             (
@@ -481,11 +484,13 @@ fn pjd(kind: Kind) {
             ),
             (
                 "rmdir of dir/.",
-                Box::new(|r: &Path| nx(nix::unistd::unlinkat(
-                    nix::fcntl::AT_FDCWD,
-                    &r.join("dir/."),
-                    nix::unistd::UnlinkatFlags::RemoveDir,
-                ))),
+                Box::new(|r: &Path| {
+                    nx(nix::unistd::unlinkat(
+                        nix::fcntl::AT_FDCWD,
+                        &r.join("dir/."),
+                        nix::unistd::UnlinkatFlags::RemoveDir,
+                    ))
+                }),
                 e(EINVAL),
             ),
             (
@@ -596,13 +601,23 @@ fn pjd(kind: Kind) {
     let mut outs = Vec::new();
     for root in [&mnt, &reference] {
         let o = run(Command::new("setpriv")
-            .args(["--reuid=65534", "--regid=65534", "--clear-groups", "sh", "-c"])
+            .args([
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                "sh",
+                "-c",
+            ])
             .arg(script)
             .current_dir(root));
         outs.push(format!("{}{}", stdout(&o), stderr(&o)));
     }
     assert_eq!(outs[0], outs[1], "unprivileged: the mount, then the host");
-    for want in ["Permission denied", "Operation not permitted", "Not a directory"] {
+    for want in [
+        "Permission denied",
+        "Operation not permitted",
+        "Not a directory",
+    ] {
         assert!(
             outs[0].contains(want),
             "unprivileged run without {want}: {}",
@@ -643,9 +658,15 @@ fn read_only_mount_refuses_writes() {
     served.unmount();
     let before = common::file_hash(&img);
     let served = Served::mount(img.to_str().expect("utf-8"), &mnt, &["ro"]);
-    assert_eq!(std::fs::read_to_string(mnt.join("f")).expect("read"), "hello\n");
+    assert_eq!(
+        std::fs::read_to_string(mnt.join("f")).expect("read"),
+        "hello\n"
+    );
     let erofs = Err(nix::errno::Errno::EROFS as i32);
-    assert_eq!(io(OpenOptions::new().append(true).open(mnt.join("f"))), erofs);
+    assert_eq!(
+        io(OpenOptions::new().append(true).open(mnt.join("f"))),
+        erofs
+    );
     assert_eq!(io(std::fs::create_dir(mnt.join("e"))), erofs);
     assert_eq!(io(std::fs::remove_file(mnt.join("f"))), erofs);
     served.unmount();
@@ -729,4 +750,125 @@ fn real_tools_ext4() {
 #[test]
 fn real_tools_xfs() {
     real_tools(Kind::Xfs);
+}
+
+/// The server killed with SIGKILL while tools write: the next open of the
+/// image rolls back a half-made commit (or finds it complete), the image is
+/// fsck-clean, and what was fsynced before the kill is there.
+fn kill9(kind: Kind) {
+    if !ready() {
+        return;
+    }
+    let _lock = mount_lock();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let img = tmp.path().join("fs.img");
+    let mnt = tmp.path().join("mnt");
+    std::fs::create_dir(&mnt).expect("mkdir mnt");
+    make_image(&img, kind, 1024 * M);
+    let data = pattern(11, 3 * M as usize);
+    let served = Served::mount(img.to_str().expect("utf-8"), &mnt, &[]);
+    {
+        let mut f = std::fs::File::create(mnt.join("durable")).expect("create");
+        std::io::Write::write_all(&mut f, &data).expect("write");
+        f.sync_all().expect("fsync");
+    }
+    let mut writer = Command::new("sh")
+        .arg("-c")
+        .arg("cp -a /usr/share/doc doc; tar -C /usr -cf - include | tar -xf -")
+        .current_dir(&mnt)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start writers");
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    served.kill9();
+    let _ = writer.wait();
+    // The next open (a mount) recovers; then unmount cleanly.
+    let served = Served::mount(img.to_str().expect("utf-8"), &mnt, &[]);
+    assert_eq!(
+        std::fs::read(mnt.join("durable")).expect("read durable"),
+        data,
+        "fsynced data lost"
+    );
+    served.unmount();
+    assert_fsck_clean(&img, kind);
+}
+
+#[test]
+fn kill9_mid_write_ext4() {
+    kill9(Kind::Ext4);
+}
+
+#[test]
+fn kill9_mid_write_xfs() {
+    kill9(Kind::Xfs);
+}
+
+/// resize2fs / xfs_growfs of a served image grow it online through the
+/// server: files written before and after are intact, statfs shows the
+/// new size, the image is fsck-clean and the kernel reads it.
+fn online_grow(kind: Kind) {
+    if !ready() {
+        return;
+    }
+    let _lock = mount_lock();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let img = tmp.path().join("fs.img");
+    let mnt = tmp.path().join("mnt");
+    std::fs::create_dir(&mnt).expect("mkdir mnt");
+    make_image(&img, kind, 512 * M);
+    let served = Served::mount(img.to_str().expect("utf-8"), &mnt, &[]);
+    let before = pattern(21, 5 * M as usize);
+    std::fs::write(mnt.join("before"), &before).expect("write before");
+    let size0 = nix::sys::statvfs::statvfs(&mnt).expect("statvfs");
+    std::fs::File::options()
+        .write(true)
+        .open(&img)
+        .expect("open image")
+        .set_len(2048 * M)
+        .expect("grow image");
+    let o = match kind {
+        Kind::Ext4 => run(ebsim("resize2fs").arg(&img)),
+        Kind::Xfs => run(ebsim("xfs_growfs").arg(&mnt)),
+    };
+    assert!(o.status.success(), "grow: {}{}", stdout(&o), stderr(&o));
+    let text = stdout(&o);
+    match kind {
+        Kind::Ext4 => assert!(
+            text.contains("on-line resizing required") && text.contains("is now 524288 (4k)"),
+            "{text}"
+        ),
+        Kind::Xfs => assert!(
+            text.contains("data blocks changed from 131072 to 524288"),
+            "{text}"
+        ),
+    }
+    let size1 = nix::sys::statvfs::statvfs(&mnt).expect("statvfs");
+    assert!(
+        size1.blocks() * size1.fragment_size() > 3 * size0.blocks() * size0.fragment_size(),
+        "statfs after the grow: {} blocks of {}",
+        size1.blocks(),
+        size1.fragment_size()
+    );
+    // Fill past the old size.
+    let after = pattern(22, 700 * M as usize);
+    std::fs::write(mnt.join("after"), &after).expect("write past the old size");
+    assert_eq!(std::fs::read(mnt.join("before")).expect("read"), before);
+    served.unmount();
+    assert_fsck_clean(&img, kind);
+    let kdir = tmp.path().join("kernel");
+    std::fs::create_dir(&kdir).expect("mkdir kernel");
+    let lm = LoopMount::new(&img, &kdir);
+    assert_eq!(std::fs::read(lm.dir.join("before")).expect("read"), before);
+    assert!(std::fs::read(lm.dir.join("after")).expect("read") == after);
+}
+
+#[test]
+fn online_grow_ext4() {
+    online_grow(Kind::Ext4);
+}
+
+#[test]
+fn online_grow_xfs() {
+    online_grow(Kind::Xfs);
 }
