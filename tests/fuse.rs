@@ -373,6 +373,9 @@ fn fsx_xfs_seed3() {
     fsx(Kind::Xfs, 3, 250);
 }
 
+/// An operation of an errno case, on a root.
+type Case = Box<dyn Fn(&Path) -> Outcome>;
+
 /// One errno case of pjdfstest's kind: an operation, the errno POSIX and
 /// Linux give.
 fn errno_case(root: &Path, what: &str, op: &dyn Fn(&Path) -> Outcome, want: Outcome) {
@@ -433,7 +436,7 @@ fn pjd(kind: Kind) {
             }
         };
         let none = RenameFlags::empty();
-        let cases: Vec<(&str, Box<dyn Fn(&Path) -> Outcome>, Outcome)> = vec![
+        let cases: Vec<(&str, Case, Outcome)> = vec![
             (
                 "open O_CREAT|O_EXCL of an existing file",
                 Box::new(open(
