@@ -875,3 +875,102 @@ fn online_grow_ext4() {
 fn online_grow_xfs() {
     online_grow(Kind::Xfs);
 }
+
+/// fuse2fs's exit codes: 2 when the image holds no filesystem ebsim
+/// serves, 1 for usage errors; nothing is mounted either way.
+#[test]
+fn mount_errors_exit_as_fuse2fs() {
+    if !ready() {
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let img = tmp.path().join("zeros.img");
+    let mnt = tmp.path().join("mnt");
+    std::fs::create_dir(&mnt).expect("mkdir");
+    std::fs::File::create(&img)
+        .expect("create")
+        .set_len(64 * M)
+        .expect("size");
+    let o = run(ebsim("mount").arg(&img).arg(&mnt));
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("no ext4 or XFS filesystem found"),
+        "{}",
+        stderr(&o)
+    );
+    let o = run(ebsim("mount").arg("-o").arg("bogus").arg(&img).arg(&mnt));
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("unknown mount option 'bogus'"));
+    assert!(!is_ebsim_mount(&mnt));
+}
+
+/// The kernel's own `umount DIR` (not ebsim's) ends the server, which
+/// makes the final commit before it exits; the daemonizing form returns
+/// once the mount is live.
+#[test]
+fn plain_umount_commits() {
+    if !ready() {
+        return;
+    }
+    let _lock = mount_lock();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let img = tmp.path().join("fs.img");
+    let mnt = tmp.path().join("mnt");
+    std::fs::create_dir(&mnt).expect("mkdir");
+    make_image(&img, Kind::Xfs, 512 * M);
+    // Daemonized (no -f): live when the command returns.
+    let o = run(ebsim("mount")
+        .arg(&img)
+        .arg(&mnt)
+        .arg("-o")
+        .arg("commit=60"));
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(is_ebsim_mount(&mnt));
+    let guard = DetachOnDrop(mnt.clone());
+    sh_in(
+        &mnt,
+        "echo kept > f && mkdir -p d/e && cp /etc/os-release d/e/",
+    );
+    let info = ebsim::fuse::control::info(&img)
+        .expect("control channel")
+        .expect("served");
+    assert_eq!(info.fs_type, "xfs");
+    let o = run(Command::new("umount").arg(&mnt));
+    assert!(o.status.success(), "umount: {}", stderr(&o));
+    // The server exits after its final commit.
+    let proc = format!("/proc/{}", info.pid);
+    let start = std::time::Instant::now();
+    while Path::new(&proc).exists()
+        && !std::fs::read_to_string(format!("{proc}/stat")).is_ok_and(|s| s.contains(") Z "))
+    {
+        assert!(start.elapsed().as_secs() < 30, "the server did not exit");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    drop(guard);
+    assert_fsck_clean(&img, Kind::Xfs);
+    let kdir = tmp.path().join("kernel");
+    std::fs::create_dir(&kdir).expect("mkdir kernel");
+    let lm = LoopMount::new(&img, &kdir);
+    assert_eq!(
+        std::fs::read_to_string(lm.dir.join("f")).expect("read"),
+        "kept\n"
+    );
+    assert_eq!(
+        std::fs::read(lm.dir.join("d/e/os-release")).expect("read"),
+        std::fs::read("/etc/os-release").expect("read")
+    );
+}
+
+/// Detaches a mount left behind by a failed test.
+struct DetachOnDrop(std::path::PathBuf);
+
+impl Drop for DetachOnDrop {
+    fn drop(&mut self) {
+        if is_ebsim_mount(&self.0) {
+            let _ = run(ebsim("umount").arg(&self.0));
+        }
+        if is_ebsim_mount(&self.0) {
+            let _ = nix::mount::umount2(&self.0, nix::mount::MntFlags::MNT_DETACH);
+        }
+    }
+}
