@@ -974,3 +974,113 @@ impl Drop for DetachOnDrop {
         }
     }
 }
+
+/// Partition 1 of a GPT image served as `IMAGE@1`: growpart of the
+/// served disk is refused (the server owns it) and changes nothing; grown
+/// unmounted, the partition's filesystem is then grown online through the
+/// control channel (the partition's new extent read from the table), with
+/// files written before and after intact, fsck-clean and read by the
+/// kernel.
+#[test]
+fn partition_served_and_grown() {
+    if !ready() || !require_tools(&["sfdisk", "growpart"]) {
+        return;
+    }
+    let _lock = mount_lock();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let img = tmp.path().join("disk.img");
+    let mnt = tmp.path().join("mnt");
+    std::fs::create_dir(&mnt).expect("mkdir");
+    let imgs = img.to_str().expect("utf-8").to_string();
+    common::sh(&format!(
+        "truncate -s 1G {imgs} && printf 'label: gpt\\nstart=2048, size=400M\\n' | sfdisk -q {imgs} \
+         && mkfs.ext4 -q -b 4096 -E offset=1048576 {imgs} 400M"
+    ));
+    let spec = format!("{imgs}@1");
+    let served = Served::mount(&spec, &mnt, &[]);
+    let a = pattern(31, 3 * M as usize);
+    std::fs::write(mnt.join("a"), &a).expect("write a");
+    common::sh(&format!("truncate -s 2G {imgs}"));
+    let dump = || stdout(&run(Command::new("sfdisk").arg("--dump").arg(&img)));
+    let before = dump();
+    let o = run(ebsim("growpart").arg(&img).arg("1"));
+    assert_eq!(o.status.code(), Some(2), "{}{}", stdout(&o), stderr(&o));
+    assert!(
+        stderr(&o).contains("served by ebsim mount"),
+        "{}",
+        stderr(&o)
+    );
+    served.unmount();
+    assert_eq!(dump(), before, "growpart wrote a served disk's table");
+    let o = run(ebsim("growpart").arg(&img).arg("1"));
+    assert!(o.status.success(), "growpart: {}{}", stdout(&o), stderr(&o));
+    let served = Served::mount(&spec, &mnt, &[]);
+    let grown = ebsim::fuse::control::grow(
+        &img,
+        ebsim::fuse::GrowArgs {
+            blocks: None,
+            force: false,
+            imaxpct: None,
+            now: 0,
+        },
+    )
+    .expect("grow through the control channel");
+    match grown {
+        ebsim::fuse::GrowReport::Ext4 {
+            old_blocks,
+            new_blocks,
+            ..
+        } => {
+            assert_eq!(old_blocks, 102_400);
+            assert!(new_blocks > 500_000, "{new_blocks}");
+        }
+        other => panic!("not ext4: {other:?}"),
+    }
+    let b = pattern(32, 600 * M as usize);
+    std::fs::write(mnt.join("b"), &b).expect("write past the old end");
+    assert_eq!(std::fs::read(mnt.join("a")).expect("read a"), a);
+    served.unmount();
+    let o = run(Command::new("e2fsck")
+        .arg("-fn")
+        .arg(format!("{imgs}?offset=1048576")));
+    assert!(o.status.success(), "e2fsck: {}{}", stdout(&o), stderr(&o));
+    let kdir = tmp.path().join("kernel");
+    std::fs::create_dir(&kdir).expect("mkdir kernel");
+    let o = run(Command::new("mount")
+        .args(["-o", "loop,ro,offset=1048576"])
+        .arg(&img)
+        .arg(&kdir));
+    assert!(o.status.success(), "mount: {}", stderr(&o));
+    let lm = LoopMount { dir: kdir };
+    assert_eq!(std::fs::read(lm.dir.join("a")).expect("read a"), a);
+    assert!(std::fs::read(lm.dir.join("b")).expect("read b") == b);
+}
+
+/// SIGTERM to the server commits and unmounts, and it exits 0.
+#[test]
+fn sigterm_commits_and_unmounts() {
+    if !ready() {
+        return;
+    }
+    let _lock = mount_lock();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let img = tmp.path().join("fs.img");
+    let mnt = tmp.path().join("mnt");
+    std::fs::create_dir(&mnt).expect("mkdir");
+    make_image(&img, Kind::Ext4, 256 * M);
+    let served = Served::mount(img.to_str().expect("utf-8"), &mnt, &["commit=60"]);
+    std::fs::write(mnt.join("f"), b"staged\n").expect("write");
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(served.pid()).expect("pid"));
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("kill");
+    let status = served.wait_exit();
+    assert!(status.success(), "the server exited with {status}");
+    assert!(!is_ebsim_mount(&mnt));
+    assert_fsck_clean(&img, Kind::Ext4);
+    let kdir = tmp.path().join("kernel");
+    std::fs::create_dir(&kdir).expect("mkdir kernel");
+    let lm = LoopMount::new(&img, &kdir);
+    assert_eq!(
+        std::fs::read_to_string(lm.dir.join("f")).expect("read"),
+        "staged\n"
+    );
+}

@@ -105,6 +105,22 @@ impl Served {
         let _ = nix::mount::umount2(&self.dir, nix::mount::MntFlags::MNT_DETACH);
     }
 
+    /// Waits for the server to exit on its own (after a signal).
+    pub fn wait_exit(mut self) -> std::process::ExitStatus {
+        let mut c = self.child.take().expect("a server");
+        let start = Instant::now();
+        loop {
+            if let Ok(Some(st)) = c.try_wait() {
+                return st;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "the server did not exit"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Unmounts with `ebsim umount` (the final commit is made when it
     /// returns) and checks the server exited 0.
     pub fn unmount(mut self) {
