@@ -331,3 +331,63 @@ fn reply(mut conn: &UnixStream, r: &Response) {
         let _ = conn.write_all(s.as_bytes());
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_and_answers_on_the_wire() {
+        assert_eq!(
+            serde_json::to_string(&Request::Sync).ok().as_deref(),
+            Some(r#"{"op":"sync"}"#)
+        );
+        let g: Request = serde_json::from_str(
+            r#"{"op":"grow","args":{"blocks":100,"force":true,"imaxpct":null}}"#,
+        )
+        .unwrap_or(Request::Info);
+        assert_eq!(
+            g,
+            Request::Grow {
+                args: super::super::GrowArgs {
+                    blocks: Some(100),
+                    force: true,
+                    imaxpct: None,
+                    now: 0,
+                }
+            }
+        );
+        assert_eq!(
+            serde_json::to_string(&Response::Done).ok().as_deref(),
+            Some(r#""done""#)
+        );
+        let e: Response = serde_json::from_str(r#"{"error":{"errno":28,"message":"full"}}"#)
+            .unwrap_or(Response::Done);
+        assert_eq!(
+            e,
+            Response::Error {
+                errno: 28,
+                message: "full".into()
+            }
+        );
+    }
+
+    #[test]
+    fn socket_beside_the_image() {
+        assert_eq!(
+            socket_path(Path::new("/x/disk.img")),
+            PathBuf::from("/x/disk.img.ebsim-fuse")
+        );
+    }
+
+    #[test]
+    fn nothing_served_is_not_an_error() {
+        let dir = std::env::temp_dir().join(format!("ebsim-ctl-{}", std::process::id()));
+        let image = dir.join("none.img");
+        assert!(matches!(info(&image), Ok(None)));
+        assert!(matches!(
+            grow(&image, super::super::GrowArgs::default()),
+            Err(ControlError::NotServed(_))
+        ));
+    }
+}

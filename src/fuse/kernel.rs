@@ -230,3 +230,22 @@ pub fn ebsim_mount_at(dir: &Path) -> Option<MountEntry> {
         .find(|m| m.target == dir)
         .filter(|m| m.fs_type == FS_TYPE)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mountinfo_lines_with_escapes() {
+        let text = "45 27 0:40 / /tmp/my\\040dir rw,nosuid,nodev,relatime - fuse.ebsim /tmp/a\\134b.img rw,user_id=0\n\
+                    22 1 8:1 / / rw,relatime shared:1 - ext4 /dev/vda rw\n\
+                    garbage line\n";
+        let v = parse_mountinfo(text);
+        assert_eq!(v.len(), 2);
+        assert_eq!(v[0].target, PathBuf::from("/tmp/my dir"));
+        assert_eq!(v[0].fs_type, FS_TYPE);
+        assert_eq!(v[0].source, "/tmp/a\\b.img");
+        assert_eq!(v[1].target, PathBuf::from("/"));
+        assert_eq!(v[1].fs_type, "ext4");
+    }
+}
