@@ -1,13 +1,19 @@
 //! Storage: the devices every other layer reads and writes.
 //!
 //! A [`BlockDevice`] is a byte-addressed store with a fixed size. Reads go
-//! straight to it; writes never do. Every change is collected into a
-//! [`WriteBatch`] (the "plan" side of plan-then-apply) and handed to
-//! [`BlockDevice::commit`], the single write path. For image files the
-//! commit is crash safe: the old contents of every range it overwrites are
-//! saved in an undo log beside the image and fsynced first; a later open of
-//! an image with a leftover log rolls the interrupted change back (see
-//! [`image`]).
+//! straight to it; writes never do. Every change is described by a
+//! [`WritePlan`] (the "plan" side of plan-then-apply) and handed to
+//! [`BlockDevice::commit`], the single write path. A plan is walked, not
+//! owned: the device asks it for its writes (offset and bytes) as many times
+//! as it needs, so a plan can generate a terabyte filesystem's metadata
+//! block by block from compact state instead of holding it. [`WriteBatch`]
+//! is the plan for small writers that have their bytes already.
+//!
+//! For image files the commit is crash safe: the old contents of every range
+//! it overwrites are saved in an undo log beside the image and fsynced first;
+//! a later open of an image with a leftover log rolls the interrupted change
+//! back, after checking the image is exactly in a state the log predicts
+//! (see [`image`] and `undo.rs`).
 //!
 //! Devices:
 //! - [`ImageFile`]: a sparse raw image file (grows by `set_len`, reports
@@ -21,33 +27,73 @@ mod error;
 pub mod image;
 mod mem;
 mod slice;
+mod undo;
 
-pub use error::Error;
+pub use error::{CommitOutcome, Error};
 pub use image::ImageFile;
 pub use mem::MemDevice;
 pub use slice::Slice;
 
 use std::ops::Range;
 
+/// Where a plan's writes go: called with each write's offset and bytes, in
+/// order. An error stops the walk and is returned by
+/// [`WritePlan::for_each_write`].
+pub type Sink<'a> = dyn FnMut(u64, &[u8]) -> Result<(), Error> + 'a;
+
+/// A planned change of a device: an optional new length, then data writes,
+/// then discards.
+///
+/// The device walks the writes with [`WritePlan::for_each_write`], possibly
+/// more than once (an image file walks them once to save what they
+/// overwrite, once to apply them), so every walk must produce exactly the
+/// same writes. Writes must not overlap each other (the image file refuses a
+/// plan whose writes do, before changing anything): the undo log checks each
+/// block against one "new" content.
+pub trait WritePlan {
+    /// Grow (or shrink) the device to this size first, when the device can.
+    fn new_len(&self) -> Option<u64> {
+        None
+    }
+
+    /// Calls `sink` with every write, in order, and returns the first error
+    /// it returns.
+    fn for_each_write(&self, sink: &mut Sink<'_>) -> Result<(), Error>;
+
+    /// Ranges to make read as zeros (as holes where the device can) once
+    /// every write is durable, except the bytes a write covers. This is the
+    /// "discard the device" of the mkfs tools: it happens after the commit
+    /// point, so the old contents it destroys never need saving.
+    fn discards(&self) -> Vec<Range<u64>> {
+        Vec::new()
+    }
+
+    /// True when the plan changes nothing (the device may then skip the
+    /// commit altogether).
+    fn is_empty(&self) -> bool {
+        false
+    }
+}
+
 /// One change of a [`WriteBatch`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WriteOp {
     /// Write these bytes at this offset.
     Data { offset: u64, bytes: Vec<u8> },
-    /// Make this range read as zeros, as a hole where the device can
-    /// (the real mkfs tools "discard" a file by punching holes).
+    /// Make this range read as zeros, as a hole where the device can (the
+    /// real mkfs tools "discard" a file by punching holes). Wherever it
+    /// appears in the batch, a discard happens after every data write and
+    /// spares the bytes they cover (see [`WritePlan::discards`]).
     Discard { range: Range<u64> },
 }
 
-/// An ordered set of changes to a device, applied by
-/// [`BlockDevice::commit`] in order. Build it completely before anything is
-/// written: ordering inside the batch is how writers keep new structures
-/// complete before anything points at them.
+/// A [`WritePlan`] that owns its bytes: for writers of a few blocks
+/// (partition tables, a superblock, snapshot chunks).
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct WriteBatch {
     /// Grow (or shrink) the device to this size first, when the device can.
     pub new_len: Option<u64>,
-    /// The changes, in the order they are made.
+    /// The changes; data writes are made in this order.
     pub ops: Vec<WriteOp>,
 }
 
@@ -87,31 +133,34 @@ impl WriteBatch {
     pub fn is_empty(&self) -> bool {
         self.new_len.is_none() && self.ops.is_empty()
     }
+}
 
-    /// The end offset of the furthest op, for bounds checks.
-    fn max_end(&self) -> u64 {
-        self.ops
-            .iter()
-            .map(|op| match op {
-                WriteOp::Data { offset, bytes } => offset.saturating_add(bytes.len() as u64),
-                WriteOp::Discard { range } => range.end,
-            })
-            .max()
-            .unwrap_or(0)
+impl WritePlan for WriteBatch {
+    fn new_len(&self) -> Option<u64> {
+        self.new_len
     }
 
-    /// Checks every op lies inside a device of `size` bytes (after `new_len`).
-    pub fn check_bounds(&self, size: u64) -> Result<(), Error> {
-        let size = self.new_len.unwrap_or(size);
-        let end = self.max_end();
-        if end > size {
-            return Err(Error::OutOfRange {
-                offset: end,
-                len: 0,
-                size,
-            });
+    fn for_each_write(&self, sink: &mut Sink<'_>) -> Result<(), Error> {
+        for op in &self.ops {
+            if let WriteOp::Data { offset, bytes } = op {
+                sink(*offset, bytes)?;
+            }
         }
         Ok(())
+    }
+
+    fn discards(&self) -> Vec<Range<u64>> {
+        self.ops
+            .iter()
+            .filter_map(|op| match op {
+                WriteOp::Discard { range } => Some(range.clone()),
+                WriteOp::Data { .. } => None,
+            })
+            .collect()
+    }
+
+    fn is_empty(&self) -> bool {
+        WriteBatch::is_empty(self)
     }
 }
 
@@ -123,9 +172,9 @@ pub trait BlockDevice {
     /// Fills `buf` from `offset`. Reading past the end is an error.
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<(), Error>;
 
-    /// Applies every change of `batch`, in order, then makes it durable.
-    /// This is the only way bytes reach a device.
-    fn commit(&mut self, batch: &WriteBatch) -> Result<(), Error>;
+    /// Applies `plan` (new length, writes, then discards), then makes it
+    /// durable. This is the only way bytes reach a device.
+    fn commit(&mut self, plan: &dyn WritePlan) -> Result<(), Error>;
 
     /// The byte ranges that hold data (everything else reads as zeros
     /// and costs no storage), clipped to `range`.
@@ -147,5 +196,154 @@ pub(crate) fn check_range(offset: u64, len: u64, size: u64) -> Result<(), Error>
     match offset.checked_add(len) {
         Some(end) if end <= size => Ok(()),
         _ => Err(Error::OutOfRange { offset, len, size }),
+    }
+}
+
+/// The most bytes [`Coalescer`] gathers into one write.
+pub const COALESCE_MAX: usize = 1 << 20;
+
+/// Merges writes that follow each other on the device (each starting where
+/// the previous one ended) into writes of up to [`COALESCE_MAX`] bytes, so
+/// a plan that produces one 4 KiB block at a time costs one system call per
+/// megabyte. Writes larger than the limit pass through as they are. The
+/// merged stream is a function of the input stream only, so two walks of
+/// one plan coalesce identically.
+pub struct Coalescer<'s, 'a> {
+    sink: &'s mut Sink<'a>,
+    offset: u64,
+    buf: Vec<u8>,
+}
+
+impl<'s, 'a> Coalescer<'s, 'a> {
+    /// A coalescer in front of `sink`.
+    pub fn new(sink: &'s mut Sink<'a>) -> Self {
+        Coalescer {
+            sink,
+            offset: 0,
+            buf: Vec::new(),
+        }
+    }
+
+    /// Takes one write.
+    pub fn write(&mut self, offset: u64, bytes: &[u8]) -> Result<(), Error> {
+        if !self.buf.is_empty()
+            && self.offset.checked_add(self.buf.len() as u64) == Some(offset)
+            && self.buf.len() + bytes.len() <= COALESCE_MAX
+        {
+            self.buf.extend_from_slice(bytes);
+            return Ok(());
+        }
+        self.flush()?;
+        if bytes.len() >= COALESCE_MAX {
+            return (self.sink)(offset, bytes);
+        }
+        self.offset = offset;
+        self.buf.extend_from_slice(bytes);
+        Ok(())
+    }
+
+    /// Passes on what is gathered.
+    pub fn flush(&mut self) -> Result<(), Error> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let r = (self.sink)(self.offset, &self.buf);
+        self.buf.clear();
+        r
+    }
+}
+
+/// Walks `plan` through a [`Coalescer`] into `sink`.
+pub fn for_each_coalesced(plan: &dyn WritePlan, sink: &mut Sink<'_>) -> Result<(), Error> {
+    let mut c = Coalescer::new(sink);
+    plan.for_each_write(&mut |off, bytes| c.write(off, bytes))?;
+    c.flush()
+}
+
+/// Sorts and merges touching ranges; fails on the first two that overlap
+/// (a plan's writes must not).
+pub(crate) fn merge_disjoint(mut v: Vec<Range<u64>>) -> Result<Vec<Range<u64>>, Error> {
+    v.sort_unstable_by_key(|r| r.start);
+    let mut out: Vec<Range<u64>> = Vec::with_capacity(v.len());
+    for r in v {
+        if r.is_empty() {
+            continue;
+        }
+        match out.last_mut() {
+            Some(last) if last.end > r.start => {
+                return Err(Error::OverlappingWrites {
+                    first: last.clone(),
+                    second: r,
+                });
+            }
+            Some(last) if last.end == r.start => last.end = r.end,
+            _ => out.push(r),
+        }
+    }
+    Ok(out)
+}
+
+/// `ranges` minus the sorted, disjoint `holes_in`: what is left of each.
+pub(crate) fn subtract(ranges: &[Range<u64>], sorted: &[Range<u64>]) -> Vec<Range<u64>> {
+    let mut out = Vec::new();
+    for r in ranges {
+        let mut pos = r.start;
+        let first = sorted.partition_point(|w| w.end <= r.start);
+        for w in sorted[first..].iter().take_while(|w| w.start < r.end) {
+            if w.start > pos {
+                out.push(pos..w.start);
+            }
+            pos = pos.max(w.end);
+        }
+        if pos < r.end {
+            out.push(pos..r.end);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn coalescer_merges_neighbours_only() {
+        let mut got: Vec<(u64, usize)> = Vec::new();
+        let mut sink = |o: u64, b: &[u8]| {
+            got.push((o, b.len()));
+            Ok(())
+        };
+        let mut c = Coalescer::new(&mut sink);
+        c.write(0, &[1; 512]).unwrap();
+        c.write(512, &[2; 512]).unwrap();
+        c.write(4096, &[3; 10]).unwrap();
+        c.write(0, &[4; COALESCE_MAX]).unwrap();
+        c.write(COALESCE_MAX as u64, &[5; 7]).unwrap();
+        c.flush().unwrap();
+        assert_eq!(
+            got,
+            vec![
+                (0, 1024),
+                (4096, 10),
+                (0, COALESCE_MAX),
+                (COALESCE_MAX as u64, 7)
+            ]
+        );
+    }
+
+    #[test]
+    fn merge_and_subtract() {
+        assert_eq!(
+            merge_disjoint(vec![8..10, 0..4, 4..6]).unwrap(),
+            vec![0..6, 8..10]
+        );
+        assert!(matches!(
+            merge_disjoint(vec![0..4, 3..6]),
+            Err(Error::OverlappingWrites { .. })
+        ));
+        assert_eq!(
+            subtract(&[0..100, 200..300], &[10..20, 90..210, 250..260]),
+            vec![0..10, 20..90, 210..250, 260..300]
+        );
     }
 }

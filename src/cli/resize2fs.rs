@@ -357,9 +357,13 @@ pub fn run_grow<D: BlockDevice>(
     };
     if let Err(e) = grow::apply(fs.device_mut(), &plan.batch) {
         err(&format!("{prog}: {e} while trying to resize {device}\n"));
-        err(&format!(
-            "Please run 'e2fsck -fy {device}' to fix the filesystem\nafter the aborted resize operation.\n"
-        ));
+        // An image file's undo log undoes a failed grow; only a device
+        // without one can be left half grown.
+        if e.may_leave_partial_change() {
+            err(&format!(
+                "Please run 'e2fsck -fy {device}' to fix the filesystem\nafter the aborted resize operation.\n"
+            ));
+        }
         return 1;
     }
     out(&format!(
