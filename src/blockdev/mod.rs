@@ -260,30 +260,36 @@ pub fn for_each_coalesced(plan: &dyn WritePlan, sink: &mut Sink<'_>) -> Result<(
     c.flush()
 }
 
-/// Sorts and merges touching ranges; fails on the first two that overlap
-/// (a plan's writes must not).
+/// Sorts and merges touching ranges in place; fails on the first two that
+/// overlap (a plan's writes must not).
 pub(crate) fn merge_disjoint(mut v: Vec<Range<u64>>) -> Result<Vec<Range<u64>>, Error> {
+    v.retain(|r| !r.is_empty());
     v.sort_unstable_by_key(|r| r.start);
-    let mut out: Vec<Range<u64>> = Vec::with_capacity(v.len());
-    for r in v {
-        if r.is_empty() {
-            continue;
-        }
-        match out.last_mut() {
-            Some(last) if last.end > r.start => {
+    let mut kept = 0usize;
+    for i in 0..v.len() {
+        let r = v[i].clone();
+        if kept > 0 {
+            let last = &mut v[kept - 1];
+            if last.end > r.start {
                 return Err(Error::OverlappingWrites {
                     first: last.clone(),
                     second: r,
                 });
             }
-            Some(last) if last.end == r.start => last.end = r.end,
-            _ => out.push(r),
+            if last.end == r.start {
+                last.end = r.end;
+                continue;
+            }
         }
+        v[kept] = r;
+        kept += 1;
     }
-    Ok(out)
+    v.truncate(kept);
+    v.shrink_to_fit();
+    Ok(v)
 }
 
-/// `ranges` minus the sorted, disjoint `holes_in`: what is left of each.
+/// `ranges` minus the sorted, disjoint `sorted`: what is left of each.
 pub(crate) fn subtract(ranges: &[Range<u64>], sorted: &[Range<u64>]) -> Vec<Range<u64>> {
     let mut out = Vec::new();
     for r in ranges {
