@@ -262,7 +262,7 @@ pub fn plan<D: BlockDevice + ?Sized>(dev: &D, opts: &MkfsOptions) -> Result<Mkfs
     let mut writes = MkfsWrites {
         sb,
         geo: geo.clone(),
-        times: opts.times.clone(),
+        times: opts.times,
         stale,
     };
     // The primary's free count is the sum of every AG's; AG 0's own
