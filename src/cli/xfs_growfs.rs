@@ -13,7 +13,7 @@ use super::output::strerror;
 use super::output::{err, out};
 use super::xfs_getopt::{Opt, getopt, glibc_message, strtoll};
 use ebsim::blockdev::{BlockDevice, ImageFile, image::Access};
-use ebsim::fs::xfs::{self, Xfs, growfs};
+use ebsim::fs::xfs::{self, MountEffect, Xfs, growfs};
 use std::ffi::OsString;
 
 fn usage_text(prog: &str) -> String {
@@ -41,9 +41,12 @@ ebsim extension: the mountpoint may also be an image file holding an XFS
 filesystem (not mounted). It is then grown offline, as the kernel would grow
 it when mounted: new allocation groups are added (a last group shorter than
 64 blocks is dropped), a short last group is extended, and every superblock
-is rewritten. The image must have been cleanly unmounted (clean log). Grow
-the file first (e.g. truncate -s), then run xfs_growfs on it. Shrinking is
-not supported.
+is rewritten. The image must have been cleanly unmounted (clean log), and
+its allocation group headers (AGF, AGI, AGFL) must pass the checks the
+kernel makes when it reads them: an image the kernel would refuse to mount
+or use is refused, with the kernel's report, and left untouched. Grow the
+file first (e.g. truncate -s), then run xfs_growfs on it. Shrinking is not
+supported.
 ";
 
 struct Flags {
@@ -253,6 +256,10 @@ fn guest_growfs(prog: &str, target: &str, f: &Flags) -> Option<i32> {
 }
 
 /// The grow of an image file, following xfs_growfs's main() step by step.
+/// The real tool needs the filesystem mounted, so the kernel's mount checks
+/// come first: an image whose AG headers fail the kernel's verifiers is
+/// refused before anything is printed, as a failed mount would stop the
+/// real sequence (see [`refuse_unmountable`]).
 fn offline(prog: &str, target: &str, f: &Flags) -> i32 {
     let access = if f.nflag {
         Access::ReadOnly
@@ -266,11 +273,59 @@ fn offline(prog: &str, target: &str, f: &Flags) -> i32 {
             return 1;
         }
     };
-    grow_device(prog, target, dev, f)
+    let fs = match Xfs::open(dev) {
+        Ok(x) => x,
+        Err(e) => {
+            err(&format!("{prog}: {target}: {e}\n"));
+            return 1;
+        }
+    };
+    // A dirty log is replayed by a mount before it reads anything else;
+    // the grow refuses it later, in its own words.
+    if let (Ok(()), Ok(head)) = (fs.check_size(), fs.log_head()) {
+        if let Err(e) = fs.verify_ags(&head) {
+            return refuse_unmountable(prog, target, fs.sb(), &e);
+        }
+    }
+    grow_fs(prog, target, fs, f, false)
 }
 
-/// The grow of the XFS on `dev`, shown as `target` (the image file, or the
-/// device of a mount), following xfs_growfs's main() step by step.
+/// An image the kernel would not mount (or would fail on first use): the
+/// kernel's own report of the bad block (its "Metadata CRC error detected
+/// at xfs_agf_read_verify, xfs_agf block 0x1", with what is wrong, the AG
+/// and the structure), then what mount(8) and the kernel log would say, on
+/// stderr; exit 1, the real xfs_growfs's status for every failure.
+fn refuse_unmountable(prog: &str, target: &str, sb: &xfs::Superblock, e: &xfs::Error) -> i32 {
+    err(&format!("{prog}: {target}: {e}\n"));
+    if let xfs::Error::Metadata(c) = e {
+        let what = match c.mount_effect(sb) {
+            MountEffect::ReservationFails => "the kernel would refuse to mount it (mount: \
+                 \"can't read superblock\"; kernel log: \"Error -117 reserving per-AG \
+                 metadata reserve pool.\")"
+                .to_string(),
+            MountEffect::RootInodeUnreadable { rootino } => format!(
+                "the kernel would refuse to mount it (mount: \"Structure needs cleaning\"; \
+                 kernel log: \"Failed to read root inode {rootino:#x}, error 117\")"
+            ),
+            MountEffect::FirstUseFails => format!(
+                "the kernel would mount it, but fail its first allocation in AG {} on this \
+                 block (kernel log at unmount: \"Uncorrected metadata errors detected; please \
+                 run xfs_repair.\")",
+                c.agno
+            ),
+            MountEffect::VerifiersPass => {
+                "the kernel would mount it, but xfs_repair reports it".to_string()
+            }
+        };
+        err(&format!(
+            "{prog}: {target}: {what}; nothing was written, run xfs_repair\n"
+        ));
+    }
+    1
+}
+
+/// The grow of the XFS on `dev`, the device of a mount on the instance,
+/// following xfs_growfs's main() step by step.
 fn grow_device<D: BlockDevice>(prog: &str, target: &str, dev: D, f: &Flags) -> i32 {
     let fs = match Xfs::open(dev) {
         Ok(x) => x,
@@ -279,6 +334,12 @@ fn grow_device<D: BlockDevice>(prog: &str, target: &str, dev: D, f: &Flags) -> i
             return 1;
         }
     };
+    grow_fs(prog, target, fs, f, true)
+}
+
+/// The grow of `fs`, shown as `target` (the image file, or the device of a
+/// mount when `mounted`).
+fn grow_fs<D: BlockDevice>(prog: &str, target: &str, fs: Xfs<D>, f: &Flags, mounted: bool) -> i32 {
     if f.rflag {
         // An image has no realtime device.
         err(&format!(
@@ -343,6 +404,16 @@ fn grow_device<D: BlockDevice>(prog: &str, target: &str, dev: D, f: &Flags) -> i
             };
             match grow(fs.take(), u64::try_from(dsize).unwrap_or(0), imaxpct) {
                 Ok(sb) => new_geo = sb,
+                Err(e @ xfs::Error::Metadata(_)) if mounted => {
+                    // The mounted filesystem's grow ioctl meets the bad
+                    // block: the kernel logs its report, the ioctl fails
+                    // with EFSCORRUPTED (EUCLEAN).
+                    err(&format!(
+                        "{prog}: {target}: {e}\n{prog}: XFS_IOC_FSGROWFSDATA xfsctl failed: \
+                         Structure needs cleaning\n"
+                    ));
+                    error = true;
+                }
                 Err(e) => {
                     err(&format!("{prog}: cannot grow {target}: {e}\n"));
                     error = true;

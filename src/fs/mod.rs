@@ -3,6 +3,7 @@
 //! (by magic, as blkid would say it) and what statfs reports for it.
 
 pub mod ext4;
+pub mod node;
 pub mod xfs;
 
 use crate::blockdev::BlockDevice;

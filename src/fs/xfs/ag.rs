@@ -301,6 +301,7 @@ mod tests {
             super::super::error::Structure::Bnobt,
             5,
             btree::XFS_ABTB_CRC_MAGIC,
+            &sb.metadata_uuid(),
             sb.ag_byte(5, 1) / 512,
         )
         .unwrap();

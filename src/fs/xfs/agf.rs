@@ -3,6 +3,7 @@
 
 use super::crc;
 use super::error::{Error, Result, Structure};
+use super::verify::Problem;
 use crate::bytes::{read_u32be, read_u64be, write_u32be, write_u64be};
 
 /// `XFS_AGF_MAGIC`, "XAGF".
@@ -38,33 +39,35 @@ pub struct Agf {
 }
 
 impl Agf {
-    /// Parses and checks (magic, version, seqno, CRC) the AGF sector of AG
-    /// `agno`.
+    /// Parses the AGF sector of AG `agno` and makes the context-free
+    /// checks of the kernel's read verifier, in its order: CRC, magic,
+    /// version, sequence number. The checks that need the superblock are
+    /// [`super::verify::check_agf`].
     pub fn from_bytes(b: &[u8], agno: u32) -> Result<Self> {
-        let corrupt = |d: String| Error::corrupt(Structure::Agf, agno, d);
+        let bad = |p: Problem| Error::metadata(Structure::Agf, agno, p);
         if b.len() < AGF_STRUCT_SIZE {
-            return Err(corrupt(format!("only {} bytes", b.len())));
-        }
-        let agf_magicnum = read_u32be(b, 0x00);
-        if agf_magicnum != XFS_AGF_MAGIC {
-            return Err(corrupt(format!("bad magic {agf_magicnum:#010x}")));
+            return Err(bad(Problem::TooShort { len: b.len() }));
         }
         let (stored, computed) = crc::check(b, AGF_CRC_OFF);
         if stored != computed {
-            return Err(Error::BadCrc {
-                structure: Structure::Agf,
-                agno,
-                stored,
-                computed,
-            });
+            return Err(bad(Problem::BadCrc { stored, computed }));
+        }
+        let agf_magicnum = read_u32be(b, 0x00);
+        if agf_magicnum != XFS_AGF_MAGIC {
+            return Err(bad(Problem::BadMagic {
+                found: agf_magicnum,
+                expected: XFS_AGF_MAGIC,
+            }));
         }
         let agf_versionnum = read_u32be(b, 0x04);
         if agf_versionnum != XFS_AGF_VERSION {
-            return Err(corrupt(format!("bad version {agf_versionnum}")));
+            return Err(bad(Problem::BadVersion {
+                found: agf_versionnum,
+            }));
         }
         let agf_seqno = read_u32be(b, 0x08);
         if agf_seqno != agno {
-            return Err(corrupt(format!("sequence number {agf_seqno}")));
+            return Err(bad(Problem::BadSeqno { found: agf_seqno }));
         }
         let mut uuid = [0u8; 16];
         uuid.copy_from_slice(&b[0x40..0x50]);
@@ -157,7 +160,7 @@ mod tests {
         bad[0x34] ^= 0x80;
         assert!(matches!(
             Agf::from_bytes(&bad, 2),
-            Err(Error::BadCrc { .. })
+            Err(Error::Metadata(c)) if matches!(c.problem, Problem::BadCrc { .. })
         ));
         assert!(Agf::from_bytes(&b[..100], 2).is_err());
     }

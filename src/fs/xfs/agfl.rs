@@ -3,6 +3,7 @@
 
 use super::crc;
 use super::error::{Error, Result, Structure};
+use super::verify::Problem;
 use crate::bytes::{read_u32be, read_u64be, write_u32be, write_u64be};
 
 /// `XFS_AGFL_MAGIC`, "XAFL".
@@ -40,28 +41,29 @@ impl Agfl {
         }
     }
 
-    /// Parses and checks (magic, seqno, CRC) the AGFL sector of AG `agno`.
+    /// Parses the AGFL sector of AG `agno` and makes the context-free
+    /// checks of the kernel's read verifier, in its order: CRC, magic,
+    /// sequence number. The checks that need the superblock are
+    /// [`super::verify::check_agfl`].
     pub fn from_bytes(b: &[u8], agno: u32) -> Result<Self> {
-        let corrupt = |d: String| Error::corrupt(Structure::Agfl, agno, d);
+        let bad = |p: Problem| Error::metadata(Structure::Agfl, agno, p);
         if b.len() < AGFL_BNO_OFF {
-            return Err(corrupt(format!("only {} bytes", b.len())));
-        }
-        let agfl_magicnum = read_u32be(b, 0x00);
-        if agfl_magicnum != XFS_AGFL_MAGIC {
-            return Err(corrupt(format!("bad magic {agfl_magicnum:#010x}")));
+            return Err(bad(Problem::TooShort { len: b.len() }));
         }
         let (stored, computed) = crc::check(b, AGFL_CRC_OFF);
         if stored != computed {
-            return Err(Error::BadCrc {
-                structure: Structure::Agfl,
-                agno,
-                stored,
-                computed,
-            });
+            return Err(bad(Problem::BadCrc { stored, computed }));
+        }
+        let agfl_magicnum = read_u32be(b, 0x00);
+        if agfl_magicnum != XFS_AGFL_MAGIC {
+            return Err(bad(Problem::BadMagic {
+                found: agfl_magicnum,
+                expected: XFS_AGFL_MAGIC,
+            }));
         }
         let agfl_seqno = read_u32be(b, 0x04);
         if agfl_seqno != agno {
-            return Err(corrupt(format!("sequence number {agfl_seqno}")));
+            return Err(bad(Problem::BadSeqno { found: agfl_seqno }));
         }
         let mut uuid = [0u8; 16];
         uuid.copy_from_slice(&b[0x08..0x18]);
@@ -107,7 +109,7 @@ mod tests {
         bad[0x30] ^= 0x40;
         assert!(matches!(
             Agfl::from_bytes(&bad, 3),
-            Err(Error::BadCrc { .. })
+            Err(Error::Metadata(c)) if matches!(c.problem, Problem::BadCrc { .. })
         ));
     }
 }

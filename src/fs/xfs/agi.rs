@@ -3,6 +3,7 @@
 
 use super::crc;
 use super::error::{Error, Result, Structure};
+use super::verify::Problem;
 use crate::bytes::{read_u32be, read_u64be, write_u32be, write_u64be};
 
 /// `XFS_AGI_MAGIC`, "XAGI".
@@ -39,33 +40,35 @@ pub struct Agi {
 }
 
 impl Agi {
-    /// Parses and checks (magic, version, seqno, CRC) the AGI sector of AG
-    /// `agno`.
+    /// Parses the AGI sector of AG `agno` and makes the context-free
+    /// checks of the kernel's read verifier, in its order: CRC, magic,
+    /// version, sequence number. The checks that need the superblock are
+    /// [`super::verify::check_agi`].
     pub fn from_bytes(b: &[u8], agno: u32) -> Result<Self> {
-        let corrupt = |d: String| Error::corrupt(Structure::Agi, agno, d);
+        let bad = |p: Problem| Error::metadata(Structure::Agi, agno, p);
         if b.len() < AGI_STRUCT_SIZE {
-            return Err(corrupt(format!("only {} bytes", b.len())));
-        }
-        let agi_magicnum = read_u32be(b, 0x00);
-        if agi_magicnum != XFS_AGI_MAGIC {
-            return Err(corrupt(format!("bad magic {agi_magicnum:#010x}")));
+            return Err(bad(Problem::TooShort { len: b.len() }));
         }
         let (stored, computed) = crc::check(b, AGI_CRC_OFF);
         if stored != computed {
-            return Err(Error::BadCrc {
-                structure: Structure::Agi,
-                agno,
-                stored,
-                computed,
-            });
+            return Err(bad(Problem::BadCrc { stored, computed }));
+        }
+        let agi_magicnum = read_u32be(b, 0x00);
+        if agi_magicnum != XFS_AGI_MAGIC {
+            return Err(bad(Problem::BadMagic {
+                found: agi_magicnum,
+                expected: XFS_AGI_MAGIC,
+            }));
         }
         let agi_versionnum = read_u32be(b, 0x04);
         if agi_versionnum != XFS_AGI_VERSION {
-            return Err(corrupt(format!("bad version {agi_versionnum}")));
+            return Err(bad(Problem::BadVersion {
+                found: agi_versionnum,
+            }));
         }
         let agi_seqno = read_u32be(b, 0x08);
         if agi_seqno != agno {
-            return Err(corrupt(format!("sequence number {agi_seqno}")));
+            return Err(bad(Problem::BadSeqno { found: agi_seqno }));
         }
         let mut unlinked = [0u32; XFS_AGI_UNLINKED_BUCKETS];
         for (i, u) in unlinked.iter_mut().enumerate() {
@@ -149,7 +152,7 @@ mod tests {
         bad[0x1c] = 9;
         assert!(matches!(
             Agi::from_bytes(&bad, 0),
-            Err(Error::BadCrc { .. })
+            Err(Error::Metadata(c)) if matches!(c.problem, Problem::BadCrc { .. })
         ));
         assert!(Agi::from_bytes(&b[..0x100], 0).is_err());
     }

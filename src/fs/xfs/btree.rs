@@ -5,6 +5,7 @@
 
 use super::crc;
 use super::error::{Error, Result, Structure};
+use super::verify::Problem;
 use crate::bytes::{read_u16be, read_u32be, read_u64be, write_u16be, write_u32be, write_u64be};
 
 /// `XFS_ABTB_CRC_MAGIC`, "AB3B": free space by block number.
@@ -187,34 +188,36 @@ pub fn empty_leaf(blocksize: usize, magic: u32, daddr: u64, uuid: &[u8; 16], agn
     leaf(blocksize, magic, daddr, uuid, agno, 0, |_| {})
 }
 
-/// Parses and checks the header of a short-form btree block of AG `agno`
-/// that should carry `magic` and sit at sector `daddr`.
+/// Parses the header of a short-form btree block of AG `agno` that should
+/// carry `magic`, belong to the filesystem with metadata uuid `uuid` and sit
+/// at sector `daddr`, with the kernel's checks in its order: CRC, magic,
+/// uuid, address, owner. The LSN, level, record count and sibling checks
+/// need more context (see [`super::verify::check_inobt_block`]).
 pub fn parse_header(
     b: &[u8],
     structure: Structure,
     agno: u32,
     magic: u32,
+    uuid: &[u8; 16],
     daddr: u64,
 ) -> Result<BlockHeader> {
-    let corrupt = |d: String| Error::corrupt(structure, agno, d);
+    let bad = |p: Problem| Error::metadata(structure, agno, p).at(daddr);
     if b.len() < XFS_BTREE_SBLOCK_CRC_LEN {
-        return Err(corrupt(format!("only {} bytes", b.len())));
-    }
-    let bb_magic = read_u32be(b, 0x00);
-    if bb_magic != magic {
-        return Err(corrupt(format!("bad magic {bb_magic:#010x}")));
+        return Err(bad(Problem::TooShort { len: b.len() }));
     }
     let (stored, computed) = crc::check(b, BTREE_CRC_OFF);
     if stored != computed {
-        return Err(Error::BadCrc {
-            structure,
-            agno,
-            stored,
-            computed,
-        });
+        return Err(bad(Problem::BadCrc { stored, computed }));
     }
-    let mut uuid = [0u8; 16];
-    uuid.copy_from_slice(&b[0x20..0x30]);
+    let bb_magic = read_u32be(b, 0x00);
+    if bb_magic != magic {
+        return Err(bad(Problem::BadMagic {
+            found: bb_magic,
+            expected: magic,
+        }));
+    }
+    let mut bb_uuid = [0u8; 16];
+    bb_uuid.copy_from_slice(&b[0x20..0x30]);
     let h = BlockHeader {
         magic: bb_magic,
         level: read_u16be(b, 0x04),
@@ -223,17 +226,17 @@ pub fn parse_header(
         rightsib: read_u32be(b, 0x0c),
         blkno: read_u64be(b, 0x10),
         lsn: read_u64be(b, 0x18),
-        uuid,
+        uuid: bb_uuid,
         owner: read_u32be(b, 0x30),
     };
+    if h.uuid != *uuid {
+        return Err(bad(Problem::ForeignUuid { found: h.uuid }));
+    }
     if h.blkno != daddr {
-        return Err(corrupt(format!(
-            "block claims address {} not {daddr}",
-            h.blkno
-        )));
+        return Err(bad(Problem::BlockAddress { found: h.blkno }));
     }
     if h.owner != agno {
-        return Err(corrupt(format!("block claims AG {}", h.owner)));
+        return Err(bad(Problem::BlockOwner { found: h.owner }));
     }
     Ok(h)
 }
@@ -245,9 +248,10 @@ pub fn parse_alloc_leaf(
     structure: Structure,
     agno: u32,
     magic: u32,
+    uuid: &[u8; 16],
     daddr: u64,
 ) -> Result<(BlockHeader, Vec<AllocRec>)> {
-    let h = parse_header(b, structure, agno, magic, daddr)?;
+    let h = parse_header(b, structure, agno, magic, uuid, daddr)?;
     if h.level != 0 {
         return Err(Error::corrupt(
             structure,
@@ -297,16 +301,34 @@ mod tests {
             },
         ];
         let b = alloc_leaf(4096, XFS_ABTB_CRC_MAGIC, 8, &[1; 16], 0, &recs);
-        let (h, got) = parse_alloc_leaf(&b, Structure::Bnobt, 0, XFS_ABTB_CRC_MAGIC, 8).unwrap();
+        let u = [1; 16];
+        let parse = |b: &[u8], magic, uuid: &[u8; 16], daddr| {
+            parse_alloc_leaf(b, Structure::Bnobt, 0, magic, uuid, daddr)
+        };
+        let problem = |r: Result<(BlockHeader, Vec<AllocRec>)>| match r {
+            Err(Error::Metadata(c)) => Some(c.problem),
+            _ => None,
+        };
+        let (h, got) = parse(&b, XFS_ABTB_CRC_MAGIC, &u, 8).unwrap();
         assert_eq!(h.numrecs, 2);
         assert_eq!(got, recs);
-        assert!(parse_alloc_leaf(&b, Structure::Bnobt, 0, XFS_ABTC_CRC_MAGIC, 8).is_err());
-        assert!(parse_alloc_leaf(&b, Structure::Bnobt, 0, XFS_ABTB_CRC_MAGIC, 16).is_err());
+        assert!(matches!(
+            problem(parse(&b, XFS_ABTC_CRC_MAGIC, &u, 8)),
+            Some(Problem::BadMagic { .. })
+        ));
+        assert_eq!(
+            problem(parse(&b, XFS_ABTB_CRC_MAGIC, &u, 16)),
+            Some(Problem::BlockAddress { found: 8 })
+        );
+        assert!(matches!(
+            problem(parse(&b, XFS_ABTB_CRC_MAGIC, &[2; 16], 8)),
+            Some(Problem::ForeignUuid { .. })
+        ));
         let mut bad = b.clone();
         bad[0x40] ^= 1;
         assert!(matches!(
-            parse_alloc_leaf(&bad, Structure::Bnobt, 0, XFS_ABTB_CRC_MAGIC, 8),
-            Err(Error::BadCrc { .. })
+            problem(parse(&bad, XFS_ABTB_CRC_MAGIC, &u, 8)),
+            Some(Problem::BadCrc { .. })
         ));
         assert_eq!(leaf_capacity(4096, 8), 505);
         assert_eq!(cnt_order(&[recs[1], recs[0]]), recs.to_vec());

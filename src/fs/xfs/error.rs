@@ -1,6 +1,7 @@
 //! Errors of the XFS layer. Each names the structure and, where it has one,
 //! the allocation group, so a user can see what is wrong and where.
 
+use super::verify::{Corruption, Problem};
 use std::fmt;
 
 /// An on-disk structure, for messages.
@@ -18,6 +19,10 @@ pub enum Structure {
     Bnobt,
     /// The free-space btree by size.
     Cntbt,
+    /// The inode btree.
+    Inobt,
+    /// The free inode btree.
+    Finobt,
     /// The internal log.
     Log,
 }
@@ -31,6 +36,8 @@ impl fmt::Display for Structure {
             Structure::Agfl => "AGFL",
             Structure::Bnobt => "bnobt block",
             Structure::Cntbt => "cntbt block",
+            Structure::Inobt => "inobt block",
+            Structure::Finobt => "finobt block",
             Structure::Log => "log",
         })
     }
@@ -77,6 +84,10 @@ pub enum Error {
         /// The CRC of the contents.
         computed: u32,
     },
+    /// A metadata block the kernel's read verifier rejects (see
+    /// [`super::verify`]): where it is and what is wrong.
+    #[error("{0}")]
+    Metadata(Box<Corruption>),
     /// A structure holds values that cannot be right.
     #[error("corrupt {structure} in AG {agno}: {detail}")]
     Corrupt {
@@ -102,6 +113,20 @@ pub enum Error {
 }
 
 impl Error {
+    /// A [`Error::Metadata`] for `problem` in `structure` of AG `agno`.
+    pub(crate) fn metadata(structure: Structure, agno: u32, problem: Problem) -> Self {
+        Error::Metadata(Box::new(Corruption::new(structure, agno, problem)))
+    }
+
+    /// The same error, located at sector `daddr` when it is a
+    /// [`Error::Metadata`] without an address.
+    pub(crate) fn at(self, daddr: u64) -> Self {
+        match self {
+            Error::Metadata(c) if c.daddr.is_none() => Error::Metadata(Box::new(c.at(daddr))),
+            e => e,
+        }
+    }
+
     pub(crate) fn corrupt(structure: Structure, agno: u32, detail: impl Into<String>) -> Self {
         Error::Corrupt {
             structure,

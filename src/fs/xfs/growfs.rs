@@ -5,12 +5,13 @@
 //! superblock is rewritten, the primary last.
 //!
 //! Planning reads and checks everything it depends on (superblock, the
-//! clean log, every AG header) and decides every write; applying commits
-//! them in one commit, so an interrupted grow is rolled back whole by the
-//! device's undo log. The new AGs' headers (a grow to many TiB adds
-//! thousands of AGs) are built again when the device walks the writes, not
-//! held; they go first, then the extension of the old last AG, every old
-//! secondary superblock and the primary last.
+//! clean log, every AG header as the kernel's verifiers check it) and
+//! decides every write; applying commits them in one commit, so an
+//! interrupted grow is rolled back whole by the device's undo log. The new
+//! AGs' headers (a grow to many TiB adds thousands of AGs) are built again
+//! when the device walks the writes, not held; they go first, then the
+//! extension of the old last AG, every old secondary superblock and the
+//! primary last.
 //!
 //! Shrinking is refused, as are free-space btrees deeper than one level in
 //! the AG that must be extended (that needs btree insertion).
@@ -142,10 +143,16 @@ pub fn effective_size(agblocks: u32, nb: u64) -> (u64, u64) {
     }
 }
 
-/// Plans growing `xfs` to `req.newblocks` blocks.
+/// Plans growing `xfs` to `req.newblocks` blocks. Before anything else the
+/// log must be clean (the kernel would replay it at mount, on top of what
+/// we write) and every AG's headers must pass the kernel's read verifiers
+/// ([`Xfs::verify_ags`]): ebsim grows nothing the kernel would refuse to
+/// mount or use.
 pub fn plan<D: BlockDevice>(xfs: &Xfs<D>, req: &GrowRequest) -> Result<GrowPlan> {
     let old = xfs.sb().clone();
     xfs.check_size()?;
+    let head = xfs.log_head()?;
+    xfs.verify_ags(&head)?;
     let bs = u64::from(old.blocksize);
     let dev_blocks = xfs.dev().size() / bs;
     if req.newblocks > dev_blocks {
@@ -165,10 +172,6 @@ pub fn plan<D: BlockDevice>(xfs: &Xfs<D>, req: &GrowRequest) -> Result<GrowPlan>
             return Err(Error::Invalid(format!("inode max percent {p} is over 100")));
         }
     }
-    // The log must be clean: the kernel would replay it at mount, on top
-    // of what we write.
-    xfs.check_log_clean()?;
-
     let (nb, nagcount) = effective_size(old.agblocks, req.newblocks);
     let nagcount = u32::try_from(nagcount)
         .map_err(|_| Error::Invalid(format!("{nagcount} AGs are more than XFS allows")))?;
@@ -295,11 +298,13 @@ fn extend_last_ag<D: BlockDevice>(
     check_root(agno, agf.roots[1], old_len, Structure::Cntbt)?;
     let bno_raw = xfs.read_blocks(agno, agf.roots[0], bs, Structure::Bnobt)?;
     let cnt_raw = xfs.read_blocks(agno, agf.roots[1], bs, Structure::Cntbt)?;
+    let uuid = sb.metadata_uuid();
     let (_, mut free) = btree::parse_alloc_leaf(
         &bno_raw,
         Structure::Bnobt,
         agno,
         btree::XFS_ABTB_CRC_MAGIC,
+        &uuid,
         bno_daddr,
     )?;
     let (_, cnt) = btree::parse_alloc_leaf(
@@ -307,6 +312,7 @@ fn extend_last_ag<D: BlockDevice>(
         Structure::Cntbt,
         agno,
         btree::XFS_ABTC_CRC_MAGIC,
+        &uuid,
         cnt_daddr,
     )?;
     check_free_space(agno, &agf, &free, &cnt, old_len)?;

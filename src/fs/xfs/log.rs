@@ -124,10 +124,46 @@ fn cycle_of(b: &[u8]) -> u32 {
     }
 }
 
+/// Where the next log write goes, as the kernel finds it at mount
+/// (`xlog_find_tail`): the head BB and the cycle of the pass writing it.
+/// Metadata stamped with a log sequence number (LSN, `cycle << 32 | BB`)
+/// beyond it was written by a log that no longer exists, and the kernel's
+/// verifiers refuse it (`xfs_log_check_lsn`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogHead {
+    /// The current cycle: the last record's `h_cycle`, plus one when that
+    /// record lies behind the head across the end of the log.
+    pub cycle: u32,
+    /// The head, in BBs from the start of the log.
+    pub block: u64,
+}
+
+/// `NULLCOMMITLSN`: an LSN that is never checked.
+pub const NULLCOMMITLSN: u64 = u64::MAX;
+
+impl LogHead {
+    /// The LSN of the head, `cycle:block`.
+    pub fn lsn(&self) -> u64 {
+        (u64::from(self.cycle) << 32) | (self.block & 0xffff_ffff)
+    }
+
+    /// True when `lsn` is not ahead of the head (`xlog_valid_lsn`): an
+    /// older cycle, or this cycle at or before the head block. The null
+    /// LSN always passes.
+    pub fn allows(&self, lsn: u64) -> bool {
+        lsn == NULLCOMMITLSN || lsn <= self.lsn()
+    }
+}
+
+/// `cycle:block` as the kernel prints an LSN.
+pub fn lsn_string(lsn: u64) -> String {
+    format!("{}:{}", lsn >> 32, lsn & 0xffff_ffff)
+}
+
 /// Checks that the log was cleanly unmounted: the last record before the
-/// head is a lone unmount record. Returns the head BB; a dirty or
-/// unreadable log is [`Error::DirtyLog`].
-pub fn check_clean<D: BlockDevice + ?Sized>(dev: &D, sb: &Superblock) -> Result<u64> {
+/// head is a lone unmount record. Returns the head; a dirty or unreadable
+/// log is [`Error::DirtyLog`].
+pub fn check_clean<D: BlockDevice + ?Sized>(dev: &D, sb: &Superblock) -> Result<LogHead> {
     let (start, n) = log_extent(sb);
     if n < 2 {
         return Err(Error::DirtyLog("the log is too small".into()));
@@ -186,6 +222,7 @@ pub fn check_clean<D: BlockDevice + ?Sized>(dev: &D, sb: &Superblock) -> Result<
         return Err(Error::DirtyLog("no log record before the head".into()));
     };
     let hdr = log.bb(r)?;
+    let h_cycle = read_u32be(&hdr, 0x004);
     let h_version = read_u32be(&hdr, 0x008);
     let h_len = u64::from(read_u32be(&hdr, 0x00c));
     let h_num_logops = read_u32be(&hdr, 0x028);
@@ -207,7 +244,13 @@ pub fn check_clean<D: BlockDevice + ?Sized>(dev: &D, sb: &Superblock) -> Result<
             "the last log record (block {r}) is not an unmount record"
         )));
     }
-    Ok(head)
+    // The record was found behind the end of the log: the head is in the
+    // next pass.
+    let wrapped = r >= head;
+    Ok(LogHead {
+        cycle: h_cycle.wrapping_add(u32::from(wrapped)),
+        block: head,
+    })
 }
 
 #[cfg(test)]
@@ -236,7 +279,12 @@ mod tests {
         let mut b = WriteBatch::new();
         b.write(6 * 4096, clean_log(&sb.uuid).to_vec());
         dev.commit(&b).unwrap();
-        assert_eq!(check_clean(&dev, &sb).unwrap(), 2);
+        let head = check_clean(&dev, &sb).unwrap();
+        assert_eq!(head, LogHead { cycle: 1, block: 2 });
+        assert_eq!(head.lsn(), 0x1_0000_0002);
+        assert!(head.allows(0) && head.allows(0x1_0000_0002) && head.allows(NULLCOMMITLSN));
+        assert!(!head.allows(0x1_0000_0003) && !head.allows(0x2_0000_0000));
+        assert_eq!(lsn_string(0x5_0000_0000), "5:0");
     }
 
     #[test]

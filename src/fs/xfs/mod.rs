@@ -3,8 +3,9 @@
 //! the kernel do (spec xfs.md).
 //!
 //! One module per on-disk structure (`superblock`, `agf`, `agi`, `agfl`,
-//! `btree`, `inode`, `log`), the AG layout shared by mkfs and growfs (`ag`),
-//! the planners (`geometry` for mkfs, `growfs`), `statfs` and the geometry
+//! `btree`, `inode`, `log`), the kernel's read verifiers for the per-AG
+//! metadata (`verify`), the AG layout shared by mkfs and growfs (`ag`), the
+//! planners (`geometry` for mkfs, `growfs`), `statfs` and the geometry
 //! printout (`report`). Every change is planned as a
 //! [`WriteBatch`](crate::blockdev::WriteBatch) first and committed second.
 
@@ -23,10 +24,13 @@ pub mod mkfs;
 pub mod report;
 pub mod statfs;
 pub mod superblock;
+pub mod verify;
 
 pub use error::{Error, Result, Structure};
+pub use log::LogHead;
 pub use statfs::{MountMode, StatFs};
 pub use superblock::Superblock;
+pub use verify::{Corruption, MountEffect, Problem};
 
 use crate::blockdev::BlockDevice;
 use agf::Agf;
@@ -65,13 +69,15 @@ pub struct XfsInfo {
 pub struct Xfs<D> {
     dev: D,
     sb: Superblock,
+    limits: verify::Limits,
 }
 
 impl<D: BlockDevice> Xfs<D> {
     /// Reads and checks the primary superblock.
     pub fn open(dev: D) -> Result<Self> {
         let sb = read_primary(&dev)?;
-        Ok(Xfs { dev, sb })
+        let limits = verify::Limits::new(&sb);
+        Ok(Xfs { dev, sb, limits })
     }
 
     /// The primary superblock.
@@ -105,6 +111,12 @@ impl<D: BlockDevice> Xfs<D> {
         Ok(())
     }
 
+    /// The sector address of header sector `index` (1 AGF, 2 AGI, 3 AGFL)
+    /// of AG `agno`.
+    fn header_daddr(&self, agno: u32, index: u64) -> u64 {
+        (self.sb.ag_byte(agno, 0) + index * u64::from(self.sb.sectsize)) / 512
+    }
+
     fn sector(&self, agno: u32, index: u64, structure: Structure) -> Result<Vec<u8>> {
         let ss = u64::from(self.sb.sectsize);
         let off = self.sb.ag_byte(agno, 0) + index * ss;
@@ -119,37 +131,118 @@ impl<D: BlockDevice> Xfs<D> {
         Ok(self.dev.read_vec(off, usize::from(self.sb.sectsize))?)
     }
 
-    /// Reads and checks the AGF of `agno`.
-    pub fn read_agf(&self, agno: u32) -> Result<Agf> {
-        let agf = Agf::from_bytes(&self.sector(agno, 1, Structure::Agf)?, agno)?;
-        let len = self.sb.ag_length(agno);
-        if agf.length != len {
-            return Err(Error::corrupt(
-                Structure::Agf,
-                agno,
-                format!("length {} where the superblock says {len}", agf.length),
-            ));
-        }
+    fn agf_with(&self, agno: u32, head: Option<&LogHead>) -> Result<Agf> {
+        let daddr = self.header_daddr(agno, 1);
+        let agf = Agf::from_bytes(&self.sector(agno, 1, Structure::Agf)?, agno)
+            .map_err(|e| e.at(daddr))?;
+        verify::check_agf(&self.sb, &self.limits, agno, &agf, head)
+            .map_err(|p| Error::metadata(Structure::Agf, agno, p).at(daddr))?;
         Ok(agf)
     }
 
-    /// Reads and checks the AGI of `agno`.
-    pub fn read_agi(&self, agno: u32) -> Result<Agi> {
-        let agi = Agi::from_bytes(&self.sector(agno, 2, Structure::Agi)?, agno)?;
-        let len = self.sb.ag_length(agno);
-        if agi.length != len {
-            return Err(Error::corrupt(
-                Structure::Agi,
-                agno,
-                format!("length {} where the superblock says {len}", agi.length),
-            ));
-        }
+    fn agi_with(&self, agno: u32, head: Option<&LogHead>) -> Result<Agi> {
+        let daddr = self.header_daddr(agno, 2);
+        let agi = Agi::from_bytes(&self.sector(agno, 2, Structure::Agi)?, agno)
+            .map_err(|e| e.at(daddr))?;
+        verify::check_agi(&self.sb, &self.limits, agno, &agi, head)
+            .map_err(|p| Error::metadata(Structure::Agi, agno, p).at(daddr))?;
         Ok(agi)
     }
 
-    /// Reads and checks the AGFL of `agno`.
+    fn agfl_with(&self, agno: u32, head: Option<&LogHead>) -> Result<Agfl> {
+        let daddr = self.header_daddr(agno, 3);
+        let agfl = Agfl::from_bytes(&self.sector(agno, 3, Structure::Agfl)?, agno)
+            .map_err(|e| e.at(daddr))?;
+        verify::check_agfl(&self.sb, &self.limits, &agfl, head)
+            .map_err(|p| Error::metadata(Structure::Agfl, agno, p).at(daddr))?;
+        Ok(agfl)
+    }
+
+    /// Reads the AGF of `agno` with the kernel's read-verifier checks
+    /// (all but the LSN's, which need the log: see [`Xfs::verify_ags`])
+    /// and ebsim's exact-length check.
+    pub fn read_agf(&self, agno: u32) -> Result<Agf> {
+        self.agf_with(agno, None)
+    }
+
+    /// Reads the AGI of `agno`, checked as [`Xfs::read_agf`] is.
+    pub fn read_agi(&self, agno: u32) -> Result<Agi> {
+        self.agi_with(agno, None)
+    }
+
+    /// Reads the AGFL of `agno`, checked as [`Xfs::read_agf`] is.
     pub fn read_agfl(&self, agno: u32) -> Result<Agfl> {
-        Agfl::from_bytes(&self.sector(agno, 3, Structure::Agfl)?, agno)
+        self.agfl_with(agno, None)
+    }
+
+    /// Where the log's next write goes; [`Error::DirtyLog`] unless the
+    /// log was cleanly unmounted.
+    pub fn log_head(&self) -> Result<LogHead> {
+        log::check_clean(&self.dev, &self.sb)
+    }
+
+    /// Checks every AG's AGF, AGI and AGFL as the kernel's read verifiers
+    /// do (LSNs against `head`, from [`Xfs::log_head`]), and the inode
+    /// btree roots a mount reads: the root directory's AG's inobt root,
+    /// and every finobt root when finobt is on without inobtcount (the
+    /// kernel then walks the finobt to size its reservation). Stops at the
+    /// first failure, an [`Error::Metadata`] that names the AG, the
+    /// structure and what is wrong. A grow must pass this first.
+    pub fn verify_ags(&self, head: &LogHead) -> Result<()> {
+        self.check_size()?;
+        let sb = &self.sb;
+        let shift = u32::from(sb.agblklog) + u32::from(sb.inopblog);
+        let root_ag = sb.rootino.checked_shr(shift).unwrap_or(u64::MAX);
+        let walk_finobt = sb.has_ro_compat(superblock::ro_compat::FINOBT)
+            && !sb.has_ro_compat(superblock::ro_compat::INOBTCNT);
+        for agno in 0..sb.agcount {
+            self.agf_with(agno, Some(head))?;
+            let agi = self.agi_with(agno, Some(head))?;
+            self.agfl_with(agno, Some(head))?;
+            if u64::from(agno) == root_ag {
+                self.verify_inobt_root(agno, agi.root, Structure::Inobt, head)?;
+            }
+            if walk_finobt {
+                self.verify_inobt_root(agno, agi.free_root, Structure::Finobt, head)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The read verifier of the inode btree block at `root` of AG `agno`.
+    fn verify_inobt_root(
+        &self,
+        agno: u32,
+        root: u32,
+        structure: Structure,
+        head: &LogHead,
+    ) -> Result<()> {
+        let length = self.sb.ag_length(agno);
+        if root < self.limits.min_agbno || root >= length {
+            return Err(Error::metadata(
+                structure,
+                agno,
+                verify::Problem::RootOutside { root, length },
+            ));
+        }
+        let daddr = self.sb.ag_byte(agno, root) / 512;
+        let bad = |p| Error::metadata(structure, agno, p).at(daddr);
+        let b = self.read_blocks(agno, root, self.sb.blocksize as usize, structure)?;
+        // The read verifier checks the LSN with the CRC, before the rest.
+        let (stored, computed) = crc::check(&b, btree::BTREE_CRC_OFF);
+        let lsn = crate::bytes::read_u64be(&b, 0x18);
+        if stored == computed && !head.allows(lsn) {
+            return Err(bad(verify::Problem::LsnAhead {
+                lsn,
+                head: head.lsn(),
+            }));
+        }
+        let magic = match structure {
+            Structure::Finobt => btree::XFS_FIBT_CRC_MAGIC,
+            _ => btree::XFS_IBT_CRC_MAGIC,
+        };
+        let h = btree::parse_header(&b, structure, agno, magic, &self.sb.metadata_uuid(), daddr)?;
+        verify::check_inobt_block(&self.limits, &h, root, length).map_err(bad)
     }
 
     /// Reads `len` bytes at (AG, AG block).
