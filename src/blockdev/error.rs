@@ -42,10 +42,7 @@ pub enum Error {
     },
     /// The undo log beside an image does not describe the image as it is
     /// now, so replaying it would destroy newer data. Nothing was changed.
-    #[error(
-        "{log} does not match {image}: {detail}; the image changed after the interrupted \
-         write. Remove the log to keep the image as it is."
-    )]
+    #[error("{log} does not match {image}: {detail}. Remove the log to keep the image as it is.")]
     UndoLogMismatch {
         /// The image.
         image: PathBuf,

@@ -744,7 +744,11 @@ impl ImageFile {
                     // HOLE_NEW, PAST_END_NEW (old: zeros) and WRITTEN (new
                     // only).
                     if rec.kind == PAST_END_NEW {
-                        past_end.push(range.clone());
+                        // Whole blocks: a write allocates the block it
+                        // touches.
+                        let s = (range.start / PIECE * PIECE).max(h.old_len);
+                        let e = range.end.div_ceil(PIECE).saturating_mul(PIECE);
+                        past_end.push(s..e);
                     }
                     if !present {
                         if rec.kind == PAST_END_NEW {
@@ -797,10 +801,14 @@ impl ImageFile {
             });
         }
         if h.kind == LOG_UNDO && cur > h.old_len {
-            let covered = merge_disjoint(past_end).map_err(|_| Error::UndoLogCorrupt {
-                path: self.log.clone(),
-                reason: "overlapping records".into(),
-            })?;
+            past_end.sort_unstable_by_key(|r| r.start);
+            let mut covered: Vec<Range<u64>> = Vec::with_capacity(past_end.len());
+            for r in past_end {
+                match covered.last_mut() {
+                    Some(last) if last.end >= r.start => last.end = last.end.max(r.end),
+                    _ => covered.push(r),
+                }
+            }
             let data = self.data_ranges(h.old_len..cur)?;
             if let Some(extra) = subtract(&data, &covered).first() {
                 return Err(self.mismatch(format!(
