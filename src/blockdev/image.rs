@@ -329,10 +329,11 @@ impl ImageFile {
         plan: &dyn WritePlan,
         old_len: u64,
         new_len: u64,
+        mut cursor: DataCursor<'_>,
     ) -> Result<Vec<Range<u64>>, Error> {
         let header = self.header(LOG_UNDO, old_len, new_len)?;
         let mut w = LogWriter::create(&self.log, &header)?;
-        match self.undo_records(&mut w, plan, old_len, new_len) {
+        match self.undo_records(&mut w, plan, old_len, new_len, &mut cursor) {
             Ok(written) => {
                 w.finish()?;
                 sync_dir(&self.log)?;
@@ -352,8 +353,8 @@ impl ImageFile {
         plan: &dyn WritePlan,
         old_len: u64,
         new_len: u64,
+        cursor: &mut DataCursor<'_>,
     ) -> Result<Vec<Range<u64>>, Error> {
-        let mut cursor = DataCursor::new(&self.file, &self.path);
         let mut written: Vec<Range<u64>> = Vec::new();
         let mut buf: Vec<u8> = Vec::new();
         for_each_coalesced(plan, &mut |off, bytes| {
@@ -500,11 +501,25 @@ impl ImageFile {
     fn commit_staged(&mut self, plan: &dyn WritePlan) -> Result<(), (Error, Stage)> {
         let old_len = self.size;
         let new_len = plan.new_len().unwrap_or(old_len);
+        let discards = plan.discards();
+        let limit = old_len.min(new_len);
         let stale = self
-            .stale_data(&plan.discards(), old_len.min(new_len))
+            .stale_data(&discards, limit)
             .map_err(|e| (e, Stage::Before))?;
+        // What the discards' walk found is known to the first pass too.
+        let mut cursor = DataCursor::new(&self.file, &self.path);
+        for d in &discards {
+            let within = d.start.min(limit)..d.end.min(limit);
+            let first = stale.partition_point(|s| s.end <= within.start);
+            let inside: Vec<Range<u64>> = stale[first..]
+                .iter()
+                .take_while(|s| s.start < within.end)
+                .map(|s| s.start.max(within.start)..s.end.min(within.end))
+                .collect();
+            cursor.seed(within, &inside);
+        }
         let written = self
-            .write_undo_log(plan, old_len, new_len)
+            .write_undo_log(plan, old_len, new_len, cursor)
             .map_err(|e| (e, Stage::Before))?;
         let applying = |e| (e, Stage::Applying);
         self.apply(plan).map_err(applying)?;
@@ -872,16 +887,17 @@ impl ImageFile {
     }
 }
 
-/// Walks the allocated extents of a file forward with `SEEK_DATA` and
-/// `SEEK_HOLE`, remembering the last answer: a plan's writes mostly come in
-/// ascending order, so most queries cost no system call.
+/// Answers "where is the next data extent" for a file with `SEEK_DATA` and
+/// `SEEK_HOLE`, remembering every answer: a seek on tmpfs costs time in
+/// proportion to the extent it crosses, and a plan's writes revisit the
+/// same regions (a descriptor table chunk goes to every copy in turn).
+/// Memory: two entries per seek made.
 struct DataCursor<'a> {
     file: &'a File,
     path: &'a Path,
-    /// No data in `from..next.start` (or from `from` on, if `next` is None).
-    from: u64,
-    next: Option<Range<u64>>,
-    valid: bool,
+    /// Known regions, sorted and disjoint: (range, holds data). A data
+    /// region is a whole extent unless it was clipped when seeded.
+    known: Vec<(Range<u64>, bool)>,
     /// The filesystem cannot tell: everything is data.
     all_data: bool,
 }
@@ -891,40 +907,107 @@ impl<'a> DataCursor<'a> {
         DataCursor {
             file,
             path,
-            from: 0,
-            next: None,
-            valid: false,
+            known: Vec::new(),
             all_data: false,
         }
     }
 
-    /// The data extent at or after `pos`.
-    fn next_data(&mut self, pos: u64) -> Result<Option<Range<u64>>, Error> {
-        if self.all_data {
-            return Ok(Some(pos..u64::MAX));
+    /// Records that `within` holds exactly the data extents `data` (sorted,
+    /// inside it) and holes elsewhere.
+    fn seed(&mut self, within: Range<u64>, data: &[Range<u64>]) {
+        let mut pos = within.start;
+        for d in data {
+            if d.start > pos {
+                self.learn(pos..d.start, false);
+            }
+            self.learn(d.clone(), true);
+            pos = d.end;
         }
-        if self.valid && pos >= self.from && self.next.as_ref().is_none_or(|d| pos < d.end) {
-            return Ok(self.next.clone());
+        if pos < within.end {
+            self.learn(pos..within.end, false);
         }
-        // Seek from the start of pos's 4 KiB block, so a hole found here
-        // is known to cover that whole block.
-        let mut at = pos / PIECE * PIECE;
-        loop {
-            self.from = at;
-            self.valid = true;
-            self.next = match seek_extent(self.file, self.path, at)? {
-                Seek::Data(d) => Some(d),
-                Seek::NoMore => None,
-                Seek::Unsupported => {
-                    self.all_data = true;
-                    return Ok(Some(pos..u64::MAX));
+    }
+
+    /// Adds a known region, merging it with overlapping or touching ones of
+    /// its kind; where a region of the other kind overlaps it, the new
+    /// knowledge wins.
+    fn learn(&mut self, r: Range<u64>, data: bool) {
+        if r.is_empty() {
+            return;
+        }
+        let i = self.known.partition_point(|(k, _)| k.end < r.start);
+        let j = i + self.known[i..].partition_point(|(k, _)| k.start <= r.end);
+        let (mut start, mut end) = (r.start, r.end);
+        let mut left = None;
+        let mut right = None;
+        for (k, kd) in &self.known[i..j] {
+            if *kd == data {
+                start = start.min(k.start);
+                end = end.max(k.end);
+            } else {
+                if k.start < r.start {
+                    left = Some((k.start..r.start.min(k.end), *kd));
                 }
-            };
-            match &self.next {
-                Some(d) if d.end <= pos => at = d.end,
-                _ => return Ok(self.next.clone()),
+                if k.end > r.end {
+                    right = Some((r.end.max(k.start)..k.end, *kd));
+                }
             }
         }
+        let repl: Vec<(Range<u64>, bool)> = left
+            .into_iter()
+            .chain([(start..end, data)])
+            .chain(right)
+            .collect();
+        self.known.splice(i..j, repl);
+    }
+
+    fn region_at(&self, pos: u64) -> Option<(Range<u64>, bool)> {
+        let i = self.known.partition_point(|(k, _)| k.end <= pos);
+        self.known.get(i).filter(|(k, _)| k.start <= pos).cloned()
+    }
+
+    /// The data extent at or after `pos`, and the start of the hole region
+    /// known to reach `pos` (when `pos` is in a hole).
+    fn next_data(&mut self, pos: u64) -> Result<(Option<Range<u64>>, u64), Error> {
+        // Each round learns something new; four always suffice.
+        for round in 0..4 {
+            if self.all_data {
+                return Ok((Some(pos..u64::MAX), pos));
+            }
+            match self.region_at(pos) {
+                Some((r, true)) => return Ok((Some(r), pos)),
+                Some((r, false)) => {
+                    if r.end == u64::MAX {
+                        return Ok((None, r.start));
+                    }
+                    if let Some((d, true)) = self.region_at(r.end) {
+                        return Ok((Some(d), r.start));
+                    }
+                    self.seek_from(r.end)?;
+                }
+                // From the start of pos's 4 KiB block first, so a hole
+                // found there is known to cover that whole block.
+                None if round == 0 => self.seek_from(pos / PIECE * PIECE)?,
+                None => self.seek_from(pos)?,
+            }
+        }
+        Err(Error::io(
+            self.path,
+            format!("seek data at {pos}"),
+            std::io::Error::other("SEEK_DATA and SEEK_HOLE disagree"),
+        ))
+    }
+
+    fn seek_from(&mut self, at: u64) -> Result<(), Error> {
+        match seek_extent(self.file, self.path, at)? {
+            Seek::Data(d) => {
+                self.learn(at..d.start, false);
+                self.learn(d, true);
+            }
+            Seek::NoMore => self.learn(at..u64::MAX, false),
+            Seek::Unsupported => self.all_data = true,
+        }
+        Ok(())
     }
 
     /// Splits `r` into data and hole segments: `f(segment, None)` for data,
@@ -938,15 +1021,15 @@ impl<'a> DataCursor<'a> {
         let mut pos = r.start;
         while pos < r.end {
             match self.next_data(pos)? {
-                Some(d) if d.start <= pos => {
+                (Some(d), _) if d.start <= pos => {
                     let e = d.end.min(r.end);
                     f(pos..e, None)?;
                     pos = e;
                 }
-                other => {
+                (other, hole_start) => {
                     let hole_end = other.map_or(u64::MAX, |d| d.start);
                     let e = hole_end.min(r.end);
-                    f(pos..e, Some(self.from..hole_end))?;
+                    f(pos..e, Some(hole_start..hole_end))?;
                     pos = e;
                 }
             }
@@ -1311,8 +1394,10 @@ mod tests {
         // create refused because it opened read-write and the log is
         // another file's: the new file exists, log untouched.
         assert_eq!(std::fs::read(undo_log_path(&p)).unwrap(), log);
+        // Refused by identity, or (when the filesystem reused the inode
+        // number) by the length.
         let e = ImageFile::open(&p, Access::ReadWrite).unwrap_err();
-        assert!(e.to_string().contains("the image was replaced"), "{e}");
+        assert!(matches!(e, Error::UndoLogMismatch { .. }), "{e}");
         assert_eq!(std::fs::metadata(&p).unwrap().len(), 2 << 20);
     }
 
@@ -1391,6 +1476,64 @@ mod tests {
         img.writes_made = 0;
         img.commit(&b).unwrap();
         assert_eq!(img.writes_made, 2);
+    }
+
+    #[test]
+    fn the_data_cursor_agrees_with_seek_data_in_any_order() {
+        let d = tmp();
+        let p = d.path().join("a.img");
+        let mut img = ImageFile::create(&p, 64 << 20).unwrap();
+        let mut b = WriteBatch::new();
+        for (off, len) in [
+            (0u64, 4096u64),
+            (1 << 20, 3 << 20),
+            (9 << 20, 8192),
+            (40 << 20, 1 << 20),
+        ] {
+            b.write(off, vec![1u8; len as usize]);
+        }
+        img.commit(&b).unwrap();
+        let truth = img.data_ranges(0..img.size()).unwrap();
+        let is_data = |x: u64| truth.iter().any(|r| r.contains(&x));
+        let mut x = 12345u64;
+        for seeded in [false, true] {
+            let mut c = DataCursor::new(&img.file, &img.path);
+            if seeded {
+                let within = 2 << 20..41 << 20;
+                let inside: Vec<Range<u64>> = truth
+                    .iter()
+                    .filter(|r| r.end > within.start && r.start < within.end)
+                    .map(|r| r.start.max(within.start)..r.end.min(within.end))
+                    .collect();
+                c.seed(within, &inside);
+            }
+            for _ in 0..300 {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                let a = x % (64 << 20);
+                let len = (x >> 32) % (3 << 20) + 1;
+                let r = a..(a + len).min(64 << 20);
+                let mut pos = r.start;
+                c.split(r.clone(), &mut |seg, hole| {
+                    assert_eq!(seg.start, pos);
+                    pos = seg.end;
+                    assert_eq!(is_data(seg.start), hole.is_none(), "{seg:?}");
+                    assert_eq!(is_data(seg.end - 1), hole.is_none(), "{seg:?}");
+                    if let Some(h) = hole {
+                        assert!(h.start <= seg.start && h.end >= seg.end);
+                        assert!(
+                            !truth
+                                .iter()
+                                .any(|t| t.start < h.end.min(64 << 20) && t.end > h.start)
+                        );
+                    }
+                    Ok(())
+                })
+                .unwrap();
+                assert_eq!(pos, r.end);
+            }
+        }
     }
 
     #[test]

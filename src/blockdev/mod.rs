@@ -200,12 +200,12 @@ pub(crate) fn check_range(offset: u64, len: u64, size: u64) -> Result<(), Error>
 }
 
 /// The most bytes [`Coalescer`] gathers into one write.
-pub const COALESCE_MAX: usize = 1 << 20;
+pub const COALESCE_MAX: usize = 256 * 1024;
 
 /// Merges writes that follow each other on the device (each starting where
 /// the previous one ended) into writes of up to [`COALESCE_MAX`] bytes, so
 /// a plan that produces one 4 KiB block at a time costs one system call per
-/// megabyte. Writes larger than the limit pass through as they are. The
+/// 256 KiB. Writes as large as the limit pass through as they are. The
 /// merged stream is a function of the input stream only, so two walks of
 /// one plan coalesce identically.
 pub struct Coalescer<'s, 'a> {

@@ -1,0 +1,151 @@
+#!/bin/sh
+# Peak memory and wall time of ebsim's writers against the real tools, in
+# the same run, on sparse images in tmpfs (the host's ext4 caps a file at
+# 16 TiB - 4 KiB; tmpfs does not):
+#
+#   scripts/bench-memory.sh [WORKDIR]
+#
+# Cases: mkfs.ext4 16T-4K; resize2fs 8G->8T and 8G->64T; mkfs.xfs 16T-4K
+# and 64T; mkfs.ext4 -F over an image holding 2 GB of data (with the peak
+# size of ebsim's undo log: sampled while it runs, and exactly, from a run
+# stopped before its first write, which leaves the complete log).
+#
+# Each case runs RUNS times (default 5) per tool on a freshly prepared
+# image; the table shows the median wall time and the largest peak RSS
+# (/usr/bin/time %M). A benchmark, not a test: it asserts nothing.
+#
+# Needs e2fsprogs, xfsprogs, python3, /usr/bin/time, a release build (built
+# here) and about 2.5 GB of free memory for WORKDIR (default: a directory
+# in /dev/shm).
+set -eu
+
+here=$(cd "$(dirname "$0")/.." && pwd)
+target=${CARGO_TARGET_DIR:-$here/target}
+cargo build --release --manifest-path "$here/Cargo.toml" >/dev/null
+ebsim="$target/release/ebsim"
+work=${1:-$(mktemp -d /dev/shm/ebsim-bench-memory.XXXXXX)}
+mkdir -p "$work"
+cd "$work"
+PATH=/usr/sbin:/sbin:$PATH
+export E2FSPROGS_FAKE_TIME=1700000000
+runs=${RUNS:-5}
+table="$work/memory.md"
+
+avail_kb=$(awk '/MemAvailable/ {print $2}' /proc/meminfo)
+if [ "$avail_kb" -lt 3000000 ]; then
+    echo "only $((avail_kb / 1024)) MiB of memory available; need about 3 GiB" >&2
+    exit 1
+fi
+
+T16=$((16 * 1024 * 1024 * 1024 * 1024 - 4096))
+
+# measure NAME TOOL PREP CMD...: runs PREP (a shell line) then CMD, RUNS
+# times; prints "median-wall max-rss-kb status" of CMD.
+measure() {
+    prep=$1
+    shift
+    : >times.txt
+    i=0
+    while [ "$i" -lt "$runs" ]; do
+        sh -c "$prep"
+        /usr/bin/time -o time.txt -f "%e %M %x" "$@" >/dev/null 2>&1 || true
+        # A failing command gets a "Command exited ..." line first.
+        tail -n 1 time.txt >>times.txt
+        i=$((i + 1))
+    done
+    sort -n times.txt | awk -v n="$runs" '
+        { wall[NR] = $1; if ($2 > rss) rss = $2; st = $3 }
+        END { printf "%s %d %s\n", wall[int((n + 1) / 2)], rss, st }'
+}
+
+row() {
+    # row CASE REAL-RESULT EBSIM-RESULT
+    set -- "$1" $2 $3
+    name=$1 rw=$2 rr=$3 rs=$4 ew=$5 er=$6 es=$7
+    awk -v n="$name" -v rw="$rw" -v rr="$rr" -v rs="$rs" -v ew="$ew" -v er="$er" -v es="$es" 'BEGIN {
+        note = (es == 0) ? "" : " (exit " es ")"
+        rnote = (rs == 0) ? "" : " (exit " rs ")"
+        printf "| %s | %.2f s%s | %.1f MiB | %.2f s%s | %.1f MiB | %.2fx | %.2fx |\n",
+            n, rw, rnote, rr / 1024, ew, note, er / 1024, (rw > 0 ? ew / rw : 0), er / rr
+    }' >>"$table"
+}
+
+{
+    echo "| case | real: wall (median) | real: peak RSS | ebsim: wall (median) | ebsim: peak RSS | wall ebsim/real | RSS ebsim/real |"
+    echo "|---|---|---|---|---|---|---|"
+} >"$table"
+
+fresh() { echo "rm -f img && truncate -s $1 img"; }
+
+echo "mkfs.ext4 16T-4K" >&2
+r=$(measure "$(fresh $T16)" mkfs.ext4 -q -F img)
+e=$(measure "$(fresh $T16)" "$ebsim" mkfs.ext4 -q -F img)
+row "mkfs.ext4 16T-4K" "$r" "$e"
+
+echo "mkfs.xfs 16T-4K, 64T" >&2
+for size in $T16 64T; do
+    r=$(measure "$(fresh $size)" mkfs.xfs -q -f img)
+    e=$(measure "$(fresh $size)" "$ebsim" mkfs.xfs -q -f img)
+    label=$size
+    [ "$size" = "$T16" ] && label="16T-4K"
+    row "mkfs.xfs $label" "$r" "$e"
+done
+
+echo "resize2fs 8G->8T, 8G->64T" >&2
+rm -f src8g.img
+truncate -s 8G src8g.img
+mkfs.ext4 -q -F src8g.img
+for size in 8T 64T; do
+    prep="rm -f img && cp --sparse=always src8g.img img && truncate -s $size img"
+    r=$(measure "$prep" resize2fs img)
+    e=$(measure "$prep" "$ebsim" resize2fs img)
+    row "resize2fs 8G->$size" "$r" "$e"
+done
+rm -f src8g.img
+
+echo "mkfs.ext4 -F over 2 GB of data" >&2
+rm -f data.img
+truncate -s 4G data.img
+head -c 2000000000 /dev/urandom | dd of=data.img bs=1M seek=64 conv=notrunc status=none
+prep="rm -f img && cp --sparse=always data.img img"
+r=$(measure "$prep" mkfs.ext4 -q -F img)
+e=$(measure "$prep" "$ebsim" mkfs.ext4 -q -F img)
+row "mkfs.ext4 -F over 2 GB of data" "$r" "$e"
+
+# The undo log: sampled during a run (undo log plus roll-forward log),
+# and the complete undo log of a run stopped before its first write.
+sh -c "$prep"
+cat >poll.py <<'EOF'
+import glob, os, sys, time
+peak = 0
+stop = sys.argv[1]
+while not os.path.exists(stop):
+    total = 0
+    for f in glob.glob(".*.ebsim-undo*"):
+        try:
+            total += os.stat(f).st_size
+        except OSError:
+            pass
+    peak = max(peak, total)
+print(peak)
+EOF
+rm -f stop
+python3 poll.py stop >peak.txt &
+poller=$!
+sleep 0.2
+"$ebsim" mkfs.ext4 -q -F img
+touch stop
+wait "$poller"
+sampled=$(cat peak.txt)
+sh -c "$prep"
+EBSIM_FAULT_AFTER_WRITES=0 "$ebsim" mkfs.ext4 -q -F img >/dev/null 2>&1 || true
+complete=$(stat -c %s .*.ebsim-undo)
+"$ebsim" xfs_info img >/dev/null 2>&1 || true
+rm -f img data.img poll.py peak.txt stop times.txt time.txt
+
+{
+    echo
+    echo "mkfs.ext4 -F over 2,000,000,000 bytes of data: ebsim's undo log peaked at $sampled bytes while sampled during a run; the complete undo log (run stopped before its first write) is $complete bytes, $(awk -v c="$complete" 'BEGIN { printf "%.4f", c * 100 / 2000000000 }')% of the data."
+} >>"$table"
+cat "$table"
+echo "(table in $table)" >&2
