@@ -1463,6 +1463,31 @@ mod tests {
     }
 
     #[test]
+    fn only_a_device_without_an_undo_log_may_leave_a_partial_change() {
+        let d = tmp();
+        let p = d.path().join("a.img");
+        let mut img = ImageFile::create(&p, 1 << 20).unwrap();
+        img.fault_after = Some(0);
+        let mut b = WriteBatch::new();
+        b.write(0, vec![1u8; 4096]);
+        let e = img.commit(&b).unwrap_err();
+        // The log undoes it: no advice to check the filesystem.
+        assert!(!e.may_leave_partial_change(), "{e}");
+        assert!(
+            e.to_string().contains("injected fault after 0 writes"),
+            "{e}"
+        );
+        assert!(
+            e.to_string()
+                .contains("the next open of the image undoes it"),
+            "{e}"
+        );
+        // The same fault from a device that keeps no log would.
+        assert!(Error::InjectedFault(0).may_leave_partial_change());
+        assert!(!Error::ReadOnlyView("x".into()).may_leave_partial_change());
+    }
+
+    #[test]
     fn the_fault_counter_sees_every_step() {
         let d = tmp();
         let p = d.path().join("a.img");
