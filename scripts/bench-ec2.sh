@@ -32,13 +32,14 @@ st = json.load(open(path))
 (vid, v), = st["volumes"].items()
 rnd = random.Random(1)
 vols = {}
+image = lambda i: os.path.join(home, "volumes", i + ".img")
 for n in range(10000):
     nid = "vol-0%016x" % rnd.getrandbits(64)
-    nv = dict(v, id=nid, image="volumes/%s.img" % nid, state="available")
+    nv = dict(v, id=nid, state="available")
     vols[nid] = nv
-    with open(os.path.join(home, nv["image"]), "wb") as f:
+    with open(image(nid), "wb") as f:
         f.truncate(v["size"] << 30)
-os.remove(os.path.join(home, v["image"]))
+os.remove(image(vid))
 st["volumes"] = vols
 tmp = path + ".bench"
 json.dump(st, open(tmp, "w"))

@@ -261,7 +261,8 @@ enum Maker {
 /// `populate`), grows copies to `to` bytes with real resize2fs and ebsim,
 /// and checks: same output and exit code, dumpe2fs and metadata equal but
 /// for the exceptions, e2fsck clean, ebsim no more allocated than real,
-/// and every file read back through ext4-view equal to the original.
+/// and every file read back through ebsim's own reader equal to the
+/// original.
 fn grow_differential(maker: Maker, from: u64, to: u64, populate: bool) {
     if !require_tools(TOOLS) {
         return;

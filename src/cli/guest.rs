@@ -85,7 +85,7 @@ pub fn remove_mount(target: &str) -> Result<Option<Mount>, NoGuest> {
 
 /// Opens a resolved device: the volume's image, windowed to the partition.
 pub fn open(r: &Resolved, access: Access) -> Result<Slice<ImageFile>, ebsim::blockdev::Error> {
-    let img = ImageFile::open(r.image(), access)?;
+    let img = ebsim::ec2::store::open_volume_image(r.image(), access)?;
     let (off, len) = r.range();
     Slice::new(img, off, len)
 }

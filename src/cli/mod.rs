@@ -9,6 +9,7 @@
 //! their messages must match to the character), its wording and its exit
 //! codes; the library below returns typed errors only.
 
+mod debug_fs;
 mod demo;
 mod df;
 mod e2fs_util;
@@ -191,6 +192,12 @@ fn dispatch(mut args: Vec<OsString>) -> i32 {
         "-V" | "--version" => {
             output::out(&format!("ebsim {}\n", env!("CARGO_PKG_VERSION")));
             0
+        }
+        // Hidden: a driver of the ext4 file layer for benchmarks and
+        // crash tests (not listed, no link).
+        "debug-fs" => {
+            args.remove(0);
+            debug_fs::run(args)
         }
         "--list" => {
             let mut s = String::new();

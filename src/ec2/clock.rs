@@ -83,6 +83,7 @@ impl ClockMode {
 
 /// The clock's anchor, kept in the state document.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ClockState {
     /// Virtual time at the anchor.
     pub virtual_ms: Millis,
@@ -100,16 +101,19 @@ impl ClockState {
     }
 
     /// The virtual now for a process in `mode` at real time `real_ms`.
-    /// Never earlier than the anchor.
+    /// Never earlier than the anchor, never later than
+    /// [`super::time::LATEST`] (a document an older ebsim advanced past it
+    /// reads as that instant, and `ebsim clock reset` brings it back).
     pub fn now(&self, mode: ClockMode, real_ms: i64) -> Millis {
-        match mode {
+        let t = match mode {
             ClockMode::Manual => self.virtual_ms,
             ClockMode::Running { speed } => {
                 let elapsed = real_ms.saturating_sub(self.real_ms).max(0);
                 self.virtual_ms
                     .plus(elapsed.saturating_mul(i64::from(speed)))
             }
-        }
+        };
+        t.min(super::time::LATEST)
     }
 }
 

@@ -125,7 +125,9 @@ pub enum Error {
         home: PathBuf,
     },
     /// The state was written by a newer ebsim.
-    #[error("{path}: state version {found} is newer than this ebsim understands ({supported})")]
+    #[error(
+        "{path}: state version {found} is newer than this ebsim understands ({supported}); it was left untouched"
+    )]
     StateVersion {
         /// The state file.
         path: PathBuf,
@@ -134,10 +136,50 @@ pub enum Error {
         /// The newest version this build reads.
         supported: u64,
     },
+    /// The state claims a version no ebsim wrote.
+    #[error(
+        "{path}: state version {found} was never written by ebsim (this ebsim reads versions {oldest} to {supported}); it was left untouched"
+    )]
+    StateVersionUnknown {
+        /// The state file.
+        path: PathBuf,
+        /// The version found.
+        found: u64,
+        /// The oldest version this build reads.
+        oldest: u64,
+        /// The newest version this build reads.
+        supported: u64,
+    },
+    /// EBSIM_HOME cannot be written (a read-only mount, no permission) and
+    /// the command would change the state or its files.
+    #[error(
+        "{home}: EBSIM_HOME is read-only ({reason}); this command would change the state. describe-* commands and `ebsim clock` still work"
+    )]
+    ReadOnlyHome {
+        /// The EBSIM_HOME directory.
+        home: PathBuf,
+        /// Why it cannot be written.
+        reason: String,
+    },
+    /// Something other than a regular file sits where ebsim keeps a volume
+    /// image, and the operation would have to remove or replace it.
+    #[error("{path}: {reason}")]
+    NotAnImage {
+        /// The volume image path.
+        path: PathBuf,
+        /// What is there and what ebsim does about it.
+        reason: String,
+    },
     /// A write of the state failed on purpose (the `EBSIM_STATE_FAULT` test
     /// hook), as if the process had died at that point.
     #[error("injected fault while writing the state after {0} bytes")]
     InjectedFault(usize),
+    /// Publishing a transaction's staged files stopped on purpose (the
+    /// `EBSIM_PUBLISH_FAULT` test hook) after this many renames, as if the
+    /// process had died there: the state is committed, the rest is left for
+    /// the next transaction.
+    #[error("injected fault while publishing staged files after {0} renames")]
+    InjectedPublishFault(usize),
     /// An image file could not be created, read or changed.
     #[error(transparent)]
     Blockdev(#[from] crate::blockdev::Error),
@@ -156,6 +198,21 @@ pub enum Error {
         image: String,
         /// Why.
         reason: String,
+    },
+    /// A clock advance that would pass [`super::time::LATEST`].
+    #[error(
+        "cannot advance the clock by {}: the virtual clock stops at 9999-12-31T23:59:59.999Z (the last time AWS tools can print); it is {}, at most {} from there (`ebsim clock reset` brings it back to the real time)",
+        super::time::format_duration(*by),
+        now.to_wire(),
+        super::time::format_duration(*left)
+    )]
+    ClockLimit {
+        /// The advance asked for, in milliseconds.
+        by: i64,
+        /// The virtual now.
+        now: super::time::Millis,
+        /// The most the clock can still advance, in milliseconds.
+        left: i64,
     },
     /// Neither EBSIM_HOME nor a home directory is known.
     #[error("cannot find where to keep the ebsim state: set EBSIM_HOME (or HOME)")]

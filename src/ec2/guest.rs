@@ -229,7 +229,7 @@ pub fn disks(state: &State, home: &super::Home, instance_id: &str) -> Vec<DiskVi
             major: a.guest.major,
             minor: a.guest.minor,
             serial: a.guest.serial.clone(),
-            image: home.path(&v.image),
+            image: home.volume_image(&v.id),
             size_bytes: v.size_bytes(),
             root: a.device == root,
             flavour: v.flavour.clone(),

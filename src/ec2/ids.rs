@@ -8,6 +8,15 @@ pub fn random_id(prefix: &str) -> String {
     format!("{prefix}-0{}", &hex[..16])
 }
 
+/// 16 random hex digits (a staging directory's name).
+pub fn random_hex() -> String {
+    let r = uuid::Uuid::new_v4();
+    r.as_bytes()[..8]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 /// Whether `id` looks like an id with this prefix.
 pub fn well_formed(id: &str, prefix: &str) -> bool {
     match id.strip_prefix(prefix).and_then(|r| r.strip_prefix('-')) {

@@ -89,12 +89,14 @@ impl Txn<'_> {
         {
             return Ok(());
         }
-        let dir = self.home().build_dir();
-        std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, "create directory", e))?;
-        let path = dir.join(format!("{}.img", c.image_id));
-        // A leftover from a build that died: start again.
-        let _ = std::fs::remove_file(&path);
-        let _ = std::fs::remove_file(crate::blockdev::image::undo_log_path(&path));
+        // Built in the staging directory (a crash leaves nothing behind),
+        // snapshotted into it, and removed; the snapshot's files are
+        // published with the state.
+        let stage = self.stage()?;
+        let path = stage.scratch(&format!("{}.img", c.image_id));
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, "create directory", e))?;
+        }
         self.ec2()
             .builder
             .build(c, &path)
@@ -102,7 +104,7 @@ impl Txn<'_> {
                 image: c.image_id.to_string(),
                 reason,
             })?;
-        let taken = super::snapshots::take(self.home(), snap_id, &path);
+        let taken = super::snapshots::take(self.home(), &stage, snap_id, &path);
         let _ = std::fs::remove_file(&path);
         let taken = taken?;
         let created = Millis::parse(c.creation_date).unwrap_or_default();
@@ -209,6 +211,7 @@ impl Txn<'_> {
         tags: Vec<Tag>,
         dry_run: bool,
     ) -> Result<String> {
+        super::tags::check_new(&tags)?;
         let inst = self.instance(instance_id)?.clone();
         if matches!(
             inst.state,

@@ -126,6 +126,8 @@ impl Txn<'_> {
 
     /// RunInstances. Returns the reservation id and the new instances' ids.
     pub fn run_instances(&mut self, req: &RunInstances) -> Result<(String, Vec<String>)> {
+        super::tags::check_new(&req.instance_tags)?;
+        super::tags::check_new(&req.volume_tags)?;
         let image = self.image(&req.image_id)?;
         let itype = req
             .instance_type
@@ -367,7 +369,6 @@ impl Txn<'_> {
                 multi_attach: false,
                 attachments: Vec::new(),
                 boot: p.root,
-                image: format!("volumes/{vid}.img"),
                 flavour: flavour.clone(),
             };
             let _ = p.size;

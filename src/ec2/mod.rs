@@ -8,9 +8,12 @@
 //! chunks and restores, through the blockdev layer's one write path.
 //!
 //! Every operation runs inside a transaction ([`Ec2::transact`]): the
-//! state is locked and read, the clock is read, every timed transition
-//! that is due is applied ([`Txn::tick`]), the operation runs, and the
-//! state is written back if anything changed.
+//! state is locked and read, whatever a crashed transaction left behind is
+//! finished or removed (`sweep.rs`), the clock is read, every timed
+//! transition that is due is applied ([`Txn::tick`]), the operation runs
+//! (checking everything that can fail before it changes anything, and
+//! making new files in a staging directory), and the state is written back
+//! if anything changed, the staged files published right after.
 
 pub mod catalog;
 pub mod clock;
@@ -23,6 +26,8 @@ pub mod instances;
 pub mod model;
 pub mod snapshots;
 pub mod store;
+mod sweep;
+pub mod tags;
 mod tick;
 pub mod time;
 pub mod types;
@@ -34,7 +39,6 @@ pub use error::{ApiError, Error, Result};
 pub use store::Home;
 
 use model::State;
-use std::path::PathBuf;
 use store::Locked;
 use time::{HOUR, MINUTE, Millis, SECOND};
 
@@ -188,37 +192,61 @@ impl Ec2 {
 
     /// Runs `f` as one transaction. The changes `f` makes are written when
     /// it returns `Ok`; the clock's due transitions are written either way.
+    /// Before anything else, whatever a crashed transaction left is
+    /// finished or removed (`sweep.rs`). On a read-only home the state is
+    /// read under a shared lock, the due transitions are applied in memory
+    /// only (describe shows them, nothing is saved), and `f` fails with
+    /// [`Error::ReadOnlyHome`] if it changes anything.
     pub fn transact<T>(&self, f: impl FnOnce(&mut Txn<'_>) -> Result<T>) -> Result<T> {
-        let locked = Locked::acquire(&self.home, self.mode)?;
+        let mut locked = Locked::acquire(&self.home, self.mode)?;
+        if locked.read_only().is_none() {
+            sweep::recover(&self.home, &mut locked.state)?;
+        }
         let mut txn = Txn {
             ec2: self,
             locked,
             dirty: false,
             after: Vec::new(),
-            created: Vec::new(),
+            stage: None,
         };
         txn.tick()?;
+        if txn.read_only() {
+            // Shown, not saved (nor the files they would remove): the next
+            // writable transaction applies them.
+            txn.dirty = false;
+            txn.after.clear();
+        } else if txn.locked.state.upgraded {
+            // Written once in this version (its sweep is done).
+            txn.dirty = true;
+        }
         match f(&mut txn) {
             Ok(v) => match txn.commit() {
                 Ok(()) => Ok(v),
                 Err(e) => {
                     // The state was not written: the files made for it
                     // are nobody's.
-                    txn.discard_created();
+                    txn.discard_stage();
                     Err(e)
                 }
             },
             Err(e) => {
-                // Drop whatever `f` changed before failing: read the
-                // document again (the lock is still held) and apply the
-                // clock's transitions alone, which are idempotent (an image
-                // already grown is grown to the same size again).
-                txn.discard_created();
+                // Drop whatever `f` changed before failing: its staged
+                // files, and its changes to the document (read again; the
+                // lock is still held). The clock's transitions alone are
+                // applied again and saved (they are idempotent: an image
+                // already grown is grown to the same size again); if that
+                // fails too, the first error is the one to report.
+                txn.discard_stage();
                 txn.after.clear();
-                txn.locked.reload()?;
-                txn.dirty = false;
-                txn.tick()?;
-                txn.commit()?;
+                if txn.read_only() {
+                    return Err(e);
+                }
+                if txn.locked.reload().is_ok() {
+                    txn.dirty = false;
+                    if txn.tick().is_ok() {
+                        let _ = txn.commit();
+                    }
+                }
                 Err(e)
             }
         }
@@ -231,18 +259,21 @@ pub struct Txn<'a> {
     locked: Locked,
     dirty: bool,
     after: Vec<After>,
-    created: Vec<PathBuf>,
+    stage: Option<String>,
 }
 
-/// Work done once the state is written, still under the lock.
+/// Work done once the state is written, still under the lock. It cannot
+/// undo the commit, so it never fails the command: whatever it cannot do
+/// is left for the next transaction's recovery.
 enum After {
-    /// A file the state no longer references.
-    Remove(PathBuf),
-    /// A deleted snapshot: its manifest and the chunks no remaining
-    /// snapshot uses.
-    Sweep {
+    /// A deleted volume's image and its undo log.
+    RemoveImage(String),
+    /// A deleted snapshot: the chunks no remaining snapshot uses (None:
+    /// unknown, its manifest was damaged; a full sweep finds them), then
+    /// its manifest.
+    Free {
         snapshot: String,
-        remaining: Vec<String>,
+        chunks: Option<Vec<String>>,
     },
 }
 
@@ -274,6 +305,11 @@ impl<'a> Txn<'a> {
         self.locked.home()
     }
 
+    /// Whether EBSIM_HOME cannot be written (this transaction only reads).
+    pub fn read_only(&self) -> bool {
+        self.locked.read_only().is_some()
+    }
+
     /// The cloud's settings.
     pub fn ec2(&self) -> &Ec2 {
         self.ec2
@@ -289,61 +325,127 @@ impl<'a> Txn<'a> {
         &self.ec2.timing
     }
 
-    /// Moves the virtual clock forward and applies what became due.
+    /// Moves the virtual clock forward and applies what became due. The
+    /// clock stops at [`time::LATEST`] (the last instant AWS tools can
+    /// print): an advance past it is refused and changes nothing.
     pub fn advance(&mut self, ms: i64) -> Result<()> {
+        let ms = ms.max(0);
+        let left = time::LATEST.since(self.now()).max(0);
+        if ms > left {
+            return Err(Error::ClockLimit {
+                by: ms,
+                now: self.now(),
+                left,
+            });
+        }
         self.locked.advance(ms);
         self.dirty = true;
         self.tick()
     }
 
-    /// Deletes `path` once the state is written (files the state no longer
-    /// references).
-    pub fn remove_after_commit(&mut self, path: PathBuf) {
-        self.after.push(After::Remove(path));
+    /// Brings the virtual clock back to the real time, moving every
+    /// timestamp of the state by the same amount (pending transitions keep
+    /// the time they have left). Returns the shift in milliseconds.
+    pub fn reset_clock(&mut self) -> Result<i64> {
+        let target = Millis(self.locked.real_ms()).min(time::LATEST);
+        let shift = target.since(self.now());
+        self.state_mut().shift_times(shift);
+        self.locked.set_now(target);
+        Ok(shift)
     }
 
-    /// Records a file made for this transaction (a new volume's image, a
-    /// snapshot's manifest): removed again if the transaction fails.
-    pub(crate) fn created(&mut self, path: PathBuf) {
-        self.created.push(path);
+    /// Removes a volume's image once the state no longer names it.
+    pub(crate) fn remove_image_after_commit(&mut self, volume_id: String) {
+        self.after.push(After::RemoveImage(volume_id));
     }
 
-    fn discard_created(&mut self) {
-        for p in self.created.drain(..) {
-            let _ = std::fs::remove_file(crate::blockdev::image::undo_log_path(&p));
-            let _ = std::fs::remove_file(&p);
+    /// Frees a deleted snapshot's unshared chunks (as planned before the
+    /// change) and its manifest once the state is written.
+    pub(crate) fn free_after_commit(&mut self, snapshot: String, chunks: Option<Vec<String>>) {
+        self.after.push(After::Free { snapshot, chunks });
+    }
+
+    /// This transaction's staging directory, made on first use: every new
+    /// file goes there and is published when the state commits.
+    pub(crate) fn stage(&mut self) -> Result<snapshots::Stage> {
+        if let Some(e) = self.locked.read_only_error() {
+            return Err(e);
+        }
+        let id = match &self.stage {
+            Some(t) => t.clone(),
+            None => {
+                let t = ids::random_hex();
+                let dir = self.home().staging_dir().join(&t);
+                std::fs::create_dir_all(&dir)
+                    .map_err(|e| Error::io(&dir, "create directory", e))?;
+                self.stage = Some(t.clone());
+                t
+            }
+        };
+        Ok(snapshots::Stage::at(self.home().staging_dir().join(id)))
+    }
+
+    fn discard_stage(&mut self) {
+        if let Some(t) = self.stage.take() {
+            let dir = self.home().staging_dir().join(t);
+            sweep::remove_tree_contents(&dir);
+            let _ = std::fs::remove_dir(&dir);
+            let _ = std::fs::remove_dir(self.home().staging_dir());
         }
     }
 
-    /// Frees a deleted snapshot's unshared chunks once the state is written.
-    pub(crate) fn sweep_after_commit(&mut self, snapshot: String, remaining: Vec<String>) {
-        self.after.push(After::Sweep {
-            snapshot,
-            remaining,
-        });
-    }
-
     fn commit(&mut self) -> Result<()> {
+        if let Some(e) = self.locked.read_only_error() {
+            if self.dirty || self.stage.is_some() || !self.after.is_empty() {
+                return Err(e);
+            }
+            return Ok(());
+        }
+        if let Some(t) = &self.stage {
+            // Staged files durable before the document that names them.
+            sweep::sync_stage(self.home(), t)?;
+            self.locked.state.publish = Some(t.clone());
+            self.dirty = true;
+        }
         if self.dirty {
             self.locked.save()?;
             self.dirty = false;
         }
-        for a in std::mem::take(&mut self.after) {
-            match a {
-                After::Remove(p) => {
-                    for f in [crate::blockdev::image::undo_log_path(&p), p] {
-                        match std::fs::remove_file(&f) {
-                            Ok(()) => {}
-                            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                            Err(e) => return Err(Error::io(&f, "remove", e)),
-                        }
+        // Committed: from here on nothing fails the command.
+        self.locked.state.upgraded = false;
+        let home = self.home().clone();
+        if let Some(t) = self.stage.take() {
+            match sweep::publish(&home, &t, store::publish_fault()) {
+                Ok(superseded) => {
+                    self.locked.state.publish = None;
+                    let _ = std::fs::remove_dir(home.staging_dir());
+                    if superseded {
+                        let _ = sweep::recover(&home, &mut self.locked.state);
                     }
                 }
-                After::Sweep {
+                Err(e @ Error::InjectedPublishFault(_)) => return Err(e),
+                Err(_) => {}
+            }
+        }
+        for a in std::mem::take(&mut self.after) {
+            match a {
+                After::RemoveImage(id) => {
+                    // The log's name is found while the image is there,
+                    // and only a log inside volumes/ is removed (the image
+                    // layer keeps a link's log beside its target).
+                    let p = home.volume_image(&id);
+                    let log = crate::blockdev::image::undo_log_path(&p);
+                    let _ = std::fs::remove_file(&p);
+                    if log.parent() == Some(home.volumes_dir().as_path()) {
+                        let _ = std::fs::remove_file(log);
+                    }
+                }
+                After::Free {
                     snapshot,
-                    remaining,
-                } => {
-                    snapshots::sweep(self.home(), &snapshot, &remaining)?;
+                    chunks: Some(chunks),
+                } => snapshots::free(&home, &snapshot, &chunks),
+                After::Free { chunks: None, .. } => {
+                    let _ = sweep::recover(&home, &mut self.locked.state);
                 }
             }
         }

@@ -8,8 +8,12 @@ use super::types::{Perf, VolumeType};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-/// The version of the state document this build writes.
-pub const STATE_VERSION: u64 = 1;
+/// The version of the state document this build writes. Version 1 kept
+/// each volume's image path (`image`); version 2 derives it from the
+/// volume id, and a version 1 document is read by dropping that field.
+pub const STATE_VERSION: u64 = 2;
+/// The oldest version this build reads.
+pub const STATE_VERSION_OLDEST: u64 = 1;
 /// The `format` field of the state document.
 pub const STATE_FORMAT: &str = "ebsim-state";
 /// The account that owns everything ebsim creates.
@@ -17,6 +21,7 @@ pub const OWNER_ID: &str = "123456789012";
 
 /// The whole state.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct State {
     /// Always [`STATE_FORMAT`].
     pub format: String,
@@ -46,6 +51,17 @@ pub struct State {
     /// Registered images (create-image, and catalog images once built).
     #[serde(default)]
     pub images: BTreeMap<String, Image>,
+    /// The staging directory (`staging/<id>`) whose files this state
+    /// references: written by the transaction that committed this document
+    /// and moved into place right after it; a crash in between leaves it
+    /// for the next transaction to move (see `sweep.rs`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub publish: Option<String>,
+    /// Read from an older version (not kept): the first writable
+    /// transaction sweeps every chunk no manifest names (older versions
+    /// could leak them) and writes the document in this version.
+    #[serde(skip)]
+    pub upgraded: bool,
 }
 
 impl State {
@@ -62,6 +78,47 @@ impl State {
             snapshots: BTreeMap::new(),
             instances: BTreeMap::new(),
             images: BTreeMap::new(),
+            publish: None,
+            upgraded: false,
+        }
+    }
+
+    /// Moves every timestamp of the account's resources by `ms` (the clock
+    /// reset): pending transitions keep the time they have left, and the
+    /// history its order and spacing. Amazon's catalog snapshots keep the
+    /// dates AWS gives them. The clock's anchor is the caller's to move.
+    pub fn shift_times(&mut self, ms: i64) {
+        let sh = |t: &mut Millis| *t = t.plus(ms);
+        for v in self.volumes.values_mut() {
+            sh(&mut v.ready_at);
+            sh(&mut v.create_time);
+            for a in &mut v.attachments {
+                sh(&mut a.until);
+                sh(&mut a.attach_time);
+            }
+        }
+        for m in &mut self.modifications {
+            sh(&mut m.start_time);
+            sh(&mut m.optimizing_at);
+            sh(&mut m.completed_at);
+            if let Some(t) = &mut m.end_time {
+                sh(t);
+            }
+        }
+        for s in self.snapshots.values_mut() {
+            if s.catalog_build.is_none() {
+                sh(&mut s.start_time);
+                sh(&mut s.complete_at);
+            }
+        }
+        for i in self.instances.values_mut() {
+            sh(&mut i.until);
+            sh(&mut i.launch_time);
+            sh(&mut i.state_changed);
+        }
+        for i in self.images.values_mut() {
+            sh(&mut i.available_at);
+            sh(&mut i.creation_date);
         }
     }
 
@@ -122,6 +179,7 @@ impl VolumeState {
 
 /// A key/value tag.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Tag {
     /// The key.
     pub key: String,
@@ -131,6 +189,7 @@ pub struct Tag {
 
 /// An EBS volume, backed by a sparse image file.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Volume {
     /// `vol-` + 17 hex digits.
     pub id: String,
@@ -173,8 +232,6 @@ pub struct Volume {
     /// Has been an instance's root volume: it can never become st1/sc1.
     #[serde(default)]
     pub boot: bool,
-    /// The image file, relative to EBSIM_HOME.
-    pub image: String,
     /// The disk layout the volume was created with, when known (a catalog
     /// image or a snapshot of one): the guest view uses it to register
     /// partitions in the order the kernel would.
@@ -244,6 +301,7 @@ impl AttachState {
 
 /// How the guest sees an attached volume (spec §4.3, views.md §1.11).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct GuestDisk {
     /// Kernel name: `xvda`, `xvdf`, `nvme0n1`, `nvme1n1`, ...
     pub name: String,
@@ -261,6 +319,7 @@ pub struct GuestDisk {
 
 /// A volume's attachment to an instance.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Attachment {
     /// The instance.
     pub instance_id: String,
@@ -318,6 +377,7 @@ impl ModState {
 
 /// One ModifyVolume request and its progress.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Modification {
     /// The volume.
     pub volume_id: String,
@@ -416,6 +476,7 @@ impl SnapState {
 
 /// A point-in-time copy of a volume, as a manifest of chunks.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Snapshot {
     /// `snap-` + 17 hex digits.
     pub id: String,
@@ -503,6 +564,7 @@ impl InstanceState {
 
 /// A filesystem mounted inside an instance.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Mount {
     /// The volume holding it.
     pub volume_id: String,
@@ -527,6 +589,7 @@ pub struct Mount {
 
 /// An EC2 instance.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Instance {
     /// `i-` + 17 hex digits.
     pub id: String,
@@ -605,6 +668,7 @@ impl Instance {
 
 /// One entry of an image's block device mapping.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ImageBdm {
     /// The API device name.
     pub device: String,
@@ -629,6 +693,7 @@ pub struct ImageBdm {
 
 /// An AMI.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Image {
     /// `ami-` + 17 hex digits.
     pub id: String,
@@ -673,4 +738,65 @@ pub struct Image {
 /// The region of an availability zone (`us-east-1a` → `us-east-1`).
 pub fn region_of(az: &str) -> &str {
     az.trim_end_matches(|c: char| c.is_ascii_lowercase())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    /// Every timestamp of every resource moves with the clock reset: each
+    /// is given a distinct value from T on, and none is left there.
+    #[test]
+    fn shift_times_moves_every_timestamp() {
+        const T: i64 = 1_600_000_000_000;
+        let doc = serde_json::json!({
+            "format": "ebsim-state", "version": 2,
+            "clock": {"virtual_ms": 0, "real_ms": 0},
+            "volumes": {"vol-0123456789abcdef0": {
+                "id": "vol-0123456789abcdef0", "size": 1, "volume_type": "gp2",
+                "az": "us-east-1a", "state": "in-use", "ready_at": T, "create_time": T + 1,
+                "attachments": [{"instance_id": "i-0123456789abcdef0", "device": "/dev/sdf",
+                    "state": "attached", "until": T + 2, "attach_time": T + 3,
+                    "delete_on_termination": false, "seq": 0,
+                    "guest": {"name": "xvdf", "major": 202, "minor": 80}}]}},
+            "modifications": [{"volume_id": "vol-0123456789abcdef0", "state": "completed",
+                "original_size": 1, "original_type": "gp2", "target_size": 2,
+                "target_type": "gp2", "start_time": T + 4, "optimizing_at": T + 5,
+                "completed_at": T + 6, "end_time": T + 7}],
+            "snapshots": {"snap-0123456789abcdef0": {"id": "snap-0123456789abcdef0",
+                "volume_id": "vol-0123456789abcdef0", "volume_size": 1, "state": "completed",
+                "start_time": T + 8, "complete_at": T + 9, "owner_id": OWNER_ID,
+                "az": "us-east-1a", "data_bytes": 0, "new_bytes": 0}},
+            "instances": {"i-0123456789abcdef0": {"id": "i-0123456789abcdef0",
+                "reservation_id": "r-0123456789abcdef0", "image_id": "ami-0123456789abcdef0",
+                "instance_type": "t2.micro", "az": "us-east-1a", "state": "running",
+                "until": T + 10, "launch_time": T + 11, "state_changed": T + 12,
+                "root_device_name": "/dev/xvda", "architecture": "x86_64",
+                "private_ip": "172.31.0.1", "util_linux": "2.37.2"}},
+            "images": {"ami-0123456789abcdef0": {"id": "ami-0123456789abcdef0", "name": "x",
+                "owner_id": OWNER_ID, "architecture": "x86_64", "root_device_name": "/dev/xvda",
+                "bdm": [], "state": "available", "available_at": T + 13,
+                "creation_date": T + 14, "region": "us-east-1"}}
+        });
+        let mut s: State = serde_json::from_value(doc).unwrap();
+        s.shift_times(-1_000_000);
+        let out = serde_json::to_value(&s).unwrap();
+        fn numbers(v: &serde_json::Value, out: &mut Vec<i64>) {
+            match v {
+                serde_json::Value::Number(n) => out.extend(n.as_i64()),
+                serde_json::Value::Array(a) => a.iter().for_each(|x| numbers(x, out)),
+                serde_json::Value::Object(o) => o.values().for_each(|x| numbers(x, out)),
+                _ => {}
+            }
+        }
+        let mut ns = Vec::new();
+        numbers(&out, &mut ns);
+        let moved = ns
+            .iter()
+            .filter(|&&n| (T - 1_000_000..T - 999_000).contains(&n))
+            .count();
+        assert!(!ns.iter().any(|n| (T..T + 1000).contains(n)), "{out}");
+        assert_eq!(moved, 15);
+    }
 }

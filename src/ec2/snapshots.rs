@@ -10,20 +10,27 @@
 //! read), skips chunks that are all zeros, and stores a chunk only when no
 //! snapshot has stored the same bytes before: so a snapshot taken after a
 //! small change adds only the changed chunks, as EBS's incremental
-//! snapshots do. A chunk's reference count is the number of live manifests
-//! naming it, counted when a snapshot is deleted (mark and sweep under the
-//! state lock): a crash at any point leaves at worst an unreferenced chunk
-//! that the next deletion sweeps, never a manifest pointing at nothing.
+//! snapshots do. New chunks and the manifest are written under the
+//! transaction's staging directory and published when the state commits
+//! (`sweep.rs`); a chunk's reference count is the number of committed
+//! manifests naming it, counted when a snapshot is deleted, before the
+//! state changes, so that a damaged manifest stops the deletion instead of
+//! being found after it.
 //!
-//! Restoring creates a new sparse image and writes only the stored chunks
-//! into it (and of those only their non-zero 4 KiB blocks), through
-//! `ImageFile::commit`.
+//! Every chunk read back is checked against its name (the SHA-256 of its
+//! bytes) and its length: a damaged chunk fails the restore with the chunk,
+//! the snapshot and the offset named, and the half-made volume goes with
+//! the transaction.
+//!
+//! Restoring creates a new sparse image (under the staging directory) and
+//! writes only the stored chunks into it (and of those only their non-zero
+//! 4 KiB blocks), through `ImageFile::commit`.
 
 use super::Txn;
 use super::error::{ApiError, Error, Result};
 use super::filter::{self, Filter};
-use super::model::{OWNER_ID, SnapState, Snapshot, Tag, region_of};
-use super::store::{Home, sync_dir};
+use super::model::{OWNER_ID, SnapState, Snapshot, State, Tag, region_of};
+use super::store::{Home, open_volume_image, safe_name, sync_dir};
 use super::types::VolumeType;
 use crate::blockdev::image::{Access, ImageFile};
 use crate::blockdev::{BlockDevice, WriteBatch};
@@ -57,9 +64,48 @@ pub struct Taken {
     pub new_bytes: u64,
 }
 
+/// A transaction's staging directory (`staging/<txid>`), laid out as the
+/// files will be published.
+#[derive(Debug, Clone)]
+pub(crate) struct Stage {
+    dir: PathBuf,
+}
+
+impl Stage {
+    /// The stage at `dir`.
+    pub(crate) fn at(dir: PathBuf) -> Stage {
+        Stage { dir }
+    }
+
+    /// Where a new volume's image is made.
+    pub(crate) fn volume_image(&self, id: &str) -> PathBuf {
+        self.dir
+            .join("volumes")
+            .join(format!("{}.img", safe_name(id)))
+    }
+
+    /// Where a new manifest is written.
+    pub(crate) fn manifest(&self, id: &str) -> PathBuf {
+        self.dir
+            .join("snapshots")
+            .join(format!("{}.manifest", safe_name(id)))
+    }
+
+    /// Where a new chunk is written.
+    pub(crate) fn chunk(&self, hash: &str) -> PathBuf {
+        self.dir.join("chunks").join(safe_name(hash))
+    }
+
+    /// Scratch space (catalog builds), removed with the stage.
+    pub(crate) fn scratch(&self, name: &str) -> PathBuf {
+        self.dir.join("scratch").join(safe_name(name))
+    }
+}
+
 /// The manifest file of a snapshot.
 pub fn manifest_path(home: &Home, snap_id: &str) -> PathBuf {
-    home.snapshots_dir().join(format!("{snap_id}.manifest"))
+    home.snapshots_dir()
+        .join(format!("{}.manifest", safe_name(snap_id)))
 }
 
 /// The directory of chunks.
@@ -67,9 +113,10 @@ pub fn chunks_dir(home: &Home) -> PathBuf {
     home.snapshots_dir().join("chunks")
 }
 
-fn chunk_path(home: &Home, hash: &str) -> PathBuf {
+/// Where the chunk with this hash lives.
+pub fn chunk_path(home: &Home, hash: &str) -> PathBuf {
     let sub = hash.get(..2).unwrap_or("00");
-    chunks_dir(home).join(sub).join(hash)
+    chunks_dir(home).join(safe_name(sub)).join(safe_name(hash))
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -80,12 +127,21 @@ fn hex(bytes: &[u8]) -> String {
     s
 }
 
-/// Copies the image at `image` into the chunk store and writes the
-/// manifest of `snap_id`.
-pub fn take(home: &Home, snap_id: &str, image: &Path) -> Result<Taken> {
+fn create_parent(path: &Path) -> Result<()> {
+    match path.parent() {
+        Some(dir) => {
+            std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, "create directory", e))
+        }
+        None => Ok(()),
+    }
+}
+
+/// Copies the image at `image` into the chunk store, new chunks and the
+/// manifest of `snap_id` into `stage`.
+pub(crate) fn take(home: &Home, stage: &Stage, snap_id: &str, image: &Path) -> Result<Taken> {
     // The exclusive open waits for a guest write in progress and rolls back
     // one a crash left half done: the copy is of a consistent image.
-    let img = ImageFile::open(image, Access::ReadWrite)?;
+    let img = open_volume_image(image, Access::ReadWrite)?;
     let size = img.size();
     let mut indexes: BTreeSet<u64> = BTreeSet::new();
     for r in img.data_ranges(0..size)? {
@@ -104,7 +160,7 @@ pub fn take(home: &Home, snap_id: &str, image: &Path) -> Result<Taken> {
         data_bytes: 0,
         new_bytes: 0,
     };
-    let mut touched_dirs: HashSet<PathBuf> = HashSet::new();
+    let mut wrote = false;
     let mut buf = vec![0u8; usize::try_from(CHUNK).unwrap_or(1 << 19)];
     for idx in indexes {
         let off = idx * CHUNK;
@@ -116,25 +172,30 @@ pub fn take(home: &Home, snap_id: &str, image: &Path) -> Result<Taken> {
         }
         let hash = hex(&Sha256::digest(&*data));
         taken.data_bytes += len as u64;
-        let path = chunk_path(home, &hash);
-        if !path.exists() {
-            let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
-            std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, "create directory", e))?;
-            write_unsynced(&path, data)?;
-            touched_dirs.insert(dir);
+        let staged = stage.chunk(&hash);
+        if !chunk_path(home, &hash).exists() && !staged.exists() {
+            if !wrote {
+                create_parent(&staged)?;
+            }
+            // Unsynced: one syncfs below covers every chunk.
+            std::fs::write(&staged, &*data).map_err(|e| Error::io(&staged, "write chunk", e))?;
+            wrote = true;
             taken.new_bytes += len as u64;
         }
         manifest.chunks.insert(idx, hash);
     }
-    if !touched_dirs.is_empty() {
+    if wrote {
         // One syncfs makes every new chunk and its directory entry durable
         // (thousands of fsyncs would dominate the copy), before the
         // manifest that names them is written.
-        let dir = chunks_dir(home);
-        let f = std::fs::File::open(&dir).map_err(|e| Error::io(&dir, "open", e))?;
-        nix::unistd::syncfs(&f).map_err(|e| Error::io(&dir, "syncfs", e.into()))?;
+        let dir = stage.chunk("x");
+        let dir = dir.parent().unwrap_or(&stage.dir);
+        let f = std::fs::File::open(dir).map_err(|e| Error::io(dir, "open", e))?;
+        nix::unistd::syncfs(&f).map_err(|e| Error::io(dir, "syncfs", e.into()))?;
     }
-    write_manifest(home, snap_id, &manifest)?;
+    let path = stage.manifest(snap_id);
+    create_parent(&path)?;
+    write_manifest(&path, &manifest)?;
     Ok(taken)
 }
 
@@ -162,49 +223,46 @@ fn is_zero(data: &[u8]) -> bool {
     data.chunks(ZEROS.len()).all(|c| c == &ZEROS[..c.len()])
 }
 
-/// Writes a chunk through a temporary file and a rename, without fsync (the
-/// caller syncs the filesystem once for all chunks).
-fn write_unsynced(path: &Path, data: &[u8]) -> Result<()> {
-    let mut tmp = path.as_os_str().to_os_string();
-    tmp.push(format!(".tmp.{}", std::process::id()));
-    let tmp = PathBuf::from(tmp);
-    std::fs::write(&tmp, data).map_err(|e| Error::io(&tmp, "write", e))?;
-    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, "rename", e))
-}
-
-/// Writes `data` to `path` through a temporary file and a rename.
-fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
-    let mut tmp = path.as_os_str().to_os_string();
-    tmp.push(format!(".tmp.{}", std::process::id()));
-    let tmp = PathBuf::from(tmp);
-    {
-        let mut f = std::fs::File::create(&tmp).map_err(|e| Error::io(&tmp, "create", e))?;
-        f.write_all(data).map_err(|e| Error::io(&tmp, "write", e))?;
-        f.sync_all().map_err(|e| Error::io(&tmp, "fsync", e))?;
-    }
-    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, "rename", e))?;
-    match path.parent() {
-        Some(d) => sync_dir(d),
-        None => Ok(()),
-    }
-}
-
-fn write_manifest(home: &Home, snap_id: &str, m: &Manifest) -> Result<()> {
+/// Writes a manifest, fsynced with its directory.
+fn write_manifest(path: &Path, m: &Manifest) -> Result<()> {
     let mut body = format!("{MANIFEST_MAGIC}\nsize {}\nchunk {CHUNK}\n", m.size);
     for (idx, hash) in &m.chunks {
         body.push_str(&format!("{idx} {hash}\n"));
     }
     let crc = crc32fast::hash(body.as_bytes());
     body.push_str(&format!("end {} {crc:08x}\n", m.chunks.len()));
-    write_atomic(&manifest_path(home, snap_id), body.as_bytes())
+    {
+        let mut f = std::fs::File::create(path).map_err(|e| Error::io(path, "create", e))?;
+        f.write_all(body.as_bytes())
+            .map_err(|e| Error::io(path, "write", e))?;
+        f.sync_all().map_err(|e| Error::io(path, "fsync", e))?;
+    }
+    match path.parent() {
+        Some(d) => sync_dir(d),
+        None => Ok(()),
+    }
 }
 
-/// Reads and checks a snapshot's manifest.
+/// Reads and checks a committed snapshot's manifest.
 pub fn read_manifest(home: &Home, snap_id: &str) -> Result<Manifest> {
-    let path = manifest_path(home, snap_id);
-    let raw = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, "read", e))?;
+    read_manifest_at(&manifest_path(home, snap_id))
+}
+
+/// The manifest of `snap_id` as this transaction sees it: staged by it
+/// (a catalog image built just now), else committed.
+fn current_manifest(home: &Home, stage: &Stage, snap_id: &str) -> Result<Manifest> {
+    let staged = stage.manifest(snap_id);
+    if staged.exists() {
+        read_manifest_at(&staged)
+    } else {
+        read_manifest(home, snap_id)
+    }
+}
+
+fn read_manifest_at(path: &Path) -> Result<Manifest> {
+    let raw = std::fs::read_to_string(path).map_err(|e| Error::io(path, "read", e))?;
     let bad = |reason: &str| Error::ChunkStore {
-        path: path.clone(),
+        path: path.to_path_buf(),
         reason: reason.to_string(),
     };
     let end = raw.rfind("end ").ok_or_else(|| bad("no end line"))?;
@@ -242,7 +300,7 @@ pub fn read_manifest(home: &Home, snap_id: &str) -> Result<Manifest> {
     for l in lines {
         let (i, h) = l.split_once(' ').ok_or_else(|| bad("bad chunk line"))?;
         let i: u64 = i.parse().map_err(|_| bad("bad chunk index"))?;
-        if h.len() != 64 || !h.chars().all(|c| c.is_ascii_hexdigit()) {
+        if !super::sweep::is_hash(h) {
             return Err(bad("bad chunk hash"));
         }
         if i.checked_mul(CHUNK).is_none_or(|o| o >= size) {
@@ -256,23 +314,68 @@ pub fn read_manifest(home: &Home, snap_id: &str) -> Result<Manifest> {
     Ok(Manifest { size, chunks })
 }
 
+/// Reads a chunk and checks it is what its name says.
+fn read_chunk(
+    home: &Home,
+    stage: &Stage,
+    snap_id: &str,
+    idx: u64,
+    hash: &str,
+    len: u64,
+) -> Result<Vec<u8>> {
+    let committed = chunk_path(home, hash);
+    let path = if committed.exists() {
+        committed
+    } else {
+        stage.chunk(hash)
+    };
+    let damaged = |path: &Path, what: String| Error::ChunkStore {
+        path: path.to_path_buf(),
+        reason: format!(
+            "{what}: the chunk at offset {} of {snap_id} is damaged, so {snap_id} cannot be restored",
+            idx * CHUNK
+        ),
+    };
+    let data = match std::fs::read(&path) {
+        Ok(d) => d,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(damaged(&chunk_path(home, hash), "missing".to_string()));
+        }
+        Err(e) => return Err(Error::io(&path, "read chunk", e)),
+    };
+    if data.len() as u64 != len {
+        return Err(damaged(
+            &path,
+            format!("{} bytes where {len} were stored", data.len()),
+        ));
+    }
+    if hex(&Sha256::digest(&data)) != hash {
+        return Err(damaged(
+            &path,
+            "its bytes do not match its SHA-256 (the chunk's name)".to_string(),
+        ));
+    }
+    Ok(data)
+}
+
 /// Creates a sparse image of `len` bytes at `path` holding the snapshot's
-/// data: only stored (non-zero) chunks are written.
-pub fn restore(home: &Home, snap_id: &str, path: &Path, len: u64) -> Result<()> {
-    let m = read_manifest(home, snap_id)?;
+/// data: only stored (non-zero) chunks are written, each checked against
+/// its hash first.
+pub(crate) fn restore(
+    home: &Home,
+    stage: &Stage,
+    snap_id: &str,
+    path: &Path,
+    len: u64,
+) -> Result<()> {
+    let m = current_manifest(home, stage, snap_id)?;
+    create_parent(path)?;
     let mut img = ImageFile::create(path, len.max(m.size))?;
     let mut batch = WriteBatch::new();
     let mut n = 0usize;
     for (idx, hash) in &m.chunks {
-        let cp = chunk_path(home, hash);
-        let data = std::fs::read(&cp).map_err(|e| Error::io(&cp, "read chunk", e))?;
         let expect = CHUNK.min(m.size - idx * CHUNK);
-        if data.len() as u64 != expect {
-            return Err(Error::ChunkStore {
-                path: cp,
-                reason: format!("chunk is {} bytes, expected {expect}", data.len()),
-            });
-        }
+        let data = read_chunk(home, stage, snap_id, *idx, hash, expect)?;
         // Only the non-zero 4 KiB blocks of the chunk: the restored image
         // stays as sparse as the source was.
         for run in nonzero_runs(&data, 4096) {
@@ -289,54 +392,44 @@ pub fn restore(home: &Home, snap_id: &str, path: &Path, len: u64) -> Result<()> 
     Ok(())
 }
 
-/// Removes a deleted snapshot's manifest and every chunk no remaining
-/// snapshot uses. `remaining` lists the snapshots still in the state.
-pub fn sweep(home: &Home, deleted: &str, remaining: &[String]) -> Result<u64> {
-    let gone = match read_manifest(home, deleted) {
-        Ok(m) => m,
-        Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
-            return Ok(0);
-        }
-        Err(e) => return Err(e),
-    };
+/// The chunks only `deleted` uses, found before the state changes: every
+/// other committed manifest must be readable (a damaged one would make a
+/// shared chunk look unused), so a damaged one is an error here, naming it.
+/// `Ok(None)`: the deleted snapshot's own manifest is missing or damaged,
+/// and the chunks it named are found by a full sweep instead.
+pub(crate) fn plan_free(home: &Home, state: &State, deleted: &str) -> Result<Option<Vec<String>>> {
     let mut live: HashSet<String> = HashSet::new();
-    for id in remaining {
+    for id in state.snapshots.keys().filter(|id| id.as_str() != deleted) {
         match read_manifest(home, id) {
             Ok(m) => live.extend(m.chunks.into_values()),
-            // A snapshot whose manifest never got written holds nothing.
-            Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e),
+            Err(e) => {
+                return Err(Error::ChunkStore {
+                    path: manifest_path(home, id),
+                    reason: format!(
+                        "cannot tell which chunks of {deleted} other snapshots still use, because the manifest of {id} cannot be read ({e}); nothing was deleted. Delete {id} first (it cannot be restored), or put its manifest back"
+                    ),
+                });
+            }
         }
     }
-    let mut freed = 0u64;
-    let unique: HashSet<&String> = gone.chunks.values().collect();
-    for hash in unique {
-        if live.contains(hash) {
-            continue;
-        }
-        let p = chunk_path(home, hash);
-        if let Ok(meta) = std::fs::metadata(&p) {
-            freed += meta.len();
-            std::fs::remove_file(&p).map_err(|e| Error::io(&p, "remove chunk", e))?;
-        }
-    }
-    let mp = manifest_path(home, deleted);
-    std::fs::remove_file(&mp).map_err(|e| Error::io(&mp, "remove", e))?;
-    sync_dir(&home.snapshots_dir())?;
-    Ok(freed)
+    let Ok(gone) = read_manifest(home, deleted) else {
+        return Ok(None);
+    };
+    let unique: BTreeSet<String> = gone.chunks.into_values().collect();
+    Ok(Some(
+        unique.into_iter().filter(|h| !live.contains(h)).collect(),
+    ))
 }
 
-/// Reference counts of every chunk named by the given snapshots.
-pub fn refcounts(home: &Home, snaps: &[String]) -> Result<BTreeMap<String, u64>> {
-    let mut out = BTreeMap::new();
-    for id in snaps {
-        let m = read_manifest(home, id)?;
-        let unique: HashSet<String> = m.chunks.into_values().collect();
-        for h in unique {
-            *out.entry(h).or_insert(0) += 1;
-        }
+/// Removes a deleted snapshot's unshared chunks, then its manifest (last:
+/// while it is there, the next transaction knows a removal was
+/// interrupted). Best effort: what is left is swept later.
+pub(crate) fn free(home: &Home, deleted: &str, chunks: &[String]) {
+    for h in chunks {
+        let _ = std::fs::remove_file(chunk_path(home, h));
     }
-    Ok(out)
+    let _ = std::fs::remove_file(manifest_path(home, deleted));
+    let _ = sync_dir(&home.snapshots_dir());
 }
 
 /// Number and total bytes of the chunks in the store.
@@ -420,6 +513,7 @@ impl Txn<'_> {
         tags: Vec<Tag>,
         dry_run: bool,
     ) -> Result<Snapshot> {
+        super::tags::check_new(&tags)?;
         let v = self.volume(volume_id)?.clone();
         let pending = self
             .state()
@@ -452,14 +546,9 @@ impl Txn<'_> {
             return Err(ApiError::dry_run_ok().into());
         }
         let id = self.new_id("snap");
-        self.created(manifest_path(self.home(), &id));
-        let taken = match take(self.home(), &id, &self.home().path(&v.image)) {
-            Ok(t) => t,
-            Err(e) => {
-                let _ = std::fs::remove_file(manifest_path(self.home(), &id));
-                return Err(e);
-            }
-        };
+        let stage = self.stage()?;
+        let image = self.home().volume_image(&v.id);
+        let taken = take(self.home(), &stage, &id, &image)?;
         let now = self.now();
         let t = *self.timing();
         let gib = i64::try_from(taken.new_bytes.div_ceil(1 << 30)).unwrap_or(i64::MAX);
@@ -573,9 +662,11 @@ impl Txn<'_> {
         if dry_run {
             return Err(ApiError::dry_run_ok().into());
         }
+        // Every file is read before the state changes: an error here
+        // leaves everything as it was.
+        let chunks = plan_free(self.home(), self.state(), id)?;
         self.state_mut().snapshots.remove(id);
-        let remaining: Vec<String> = self.state().snapshots.keys().cloned().collect();
-        self.sweep_after_commit(id.to_string(), remaining);
+        self.free_after_commit(id.to_string(), chunks);
         Ok(())
     }
 }

@@ -1,32 +1,77 @@
-//! The state store: `EBSIM_HOME/state.json`, one versioned JSON document.
+//! The state store: `EBSIM_HOME/state.json`, one versioned JSON document,
+//! and the layout of the files beside it.
 //!
-//! Every command runs as one transaction: take the exclusive lock
-//! (`flock` on `state.lock`, a file that is never replaced), read the
-//! document, change it in memory, and, if anything changed, write it to a
-//! temporary file, fsync it, rename it over `state.json` and fsync the
-//! directory, all before letting go of the lock. A process killed at any
-//! point therefore leaves either the old or the new document, and two
-//! processes never interleave (none loses another's update).
+//! ```text
+//! state.json                         the document
+//! state.lock                         the lock (never replaced)
+//! volumes/<vol-id>.img               a volume's image (+ .ebsim-undo while a write is in flight)
+//! snapshots/<snap-id>.manifest       a snapshot's chunk list
+//! snapshots/chunks/<ab>/<ab...>      a chunk, named by the SHA-256 of its bytes
+//! staging/<txid>/...                 files a transaction is making (see sweep.rs)
+//! ```
 //!
+//! Every path is derived from a resource id, and ids are checked against
+//! their pattern (`vol-` and 8 or 17 hex digits, ...) when the document is
+//! read: nothing in the document names a file, so no field can point
+//! outside EBSIM_HOME. A volume image is opened without following a
+//! symbolic link and only when it is a regular file (a FIFO is refused, not
+//! waited on).
+//!
+//! Every command runs as one transaction: take the exclusive lock (`flock`
+//! on `state.lock`), read the document, change it in memory, and, if
+//! anything changed, write it to a temporary file, fsync it, rename it over
+//! `state.json` and fsync the directory, all before letting go of the lock.
+//! A process killed at any point therefore leaves either the old or the new
+//! document, and two processes never interleave (none loses another's
+//! update).
+//!
+//! A read-only EBSIM_HOME (a read-only mount, or no write permission) is
+//! read under a shared lock instead: the clock's due transitions are
+//! applied in memory only (what describe shows is what the next writable
+//! transaction will save), and any change is refused with
+//! [`Error::ReadOnlyHome`].
+//!
+//! The document carries `"format": "ebsim-state"` and a version. Version 2
+//! is written; version 1 (which also kept each volume's image path) is read
+//! by dropping that path, and its first writable transaction sweeps every
+//! chunk no manifest names (older versions could leak them) before writing
+//! it as version 2. Any other version, and any field this build does
+//! not know, is refused with the version or the field named, and the
+//! document is left untouched: nothing is silently dropped or rewritten.
 //! A missing document is created only when the directory holds no ebsim
 //! data yet; a damaged one is reported and never overwritten.
 //!
-//! Test hook: `EBSIM_STATE_FAULT=N` makes the next state write stop after N
-//! bytes of the temporary file, as if the process died there.
+//! Test hooks: `EBSIM_STATE_FAULT=N` makes the next state write stop after N
+//! bytes of the temporary file, and `EBSIM_PUBLISH_FAULT=N` the publish of
+//! staged files after a commit stop after N renames, as if the process died
+//! there.
 
 use super::clock::{ClockMode, real_now_ms};
 use super::error::{Error, Result};
-use super::model::{STATE_FORMAT, STATE_VERSION, State};
+use super::ids;
+use super::model::{STATE_FORMAT, STATE_VERSION, STATE_VERSION_OLDEST, State};
 use super::time::Millis;
+use crate::blockdev::image::{Access, ImageFile};
 use nix::fcntl::{Flock, FlockArg};
 use std::fs::{File, OpenOptions};
 use std::io::Write;
+use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 /// The environment variable naming the state directory.
 pub const HOME_ENV: &str = "EBSIM_HOME";
 /// The fault-injection hook of the state writer.
 pub const STATE_FAULT_ENV: &str = "EBSIM_STATE_FAULT";
+/// The fault-injection hook of the publish after a commit.
+pub const PUBLISH_FAULT_ENV: &str = "EBSIM_PUBLISH_FAULT";
+
+/// `EBSIM_PUBLISH_FAULT=N`: the publish after the next commit stops after N
+/// renames, as if the process died there.
+pub(crate) fn publish_fault() -> Option<usize> {
+    std::env::var(PUBLISH_FAULT_ENV)
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+}
 
 /// The state directory and the files in it.
 #[derive(Debug, Clone)]
@@ -80,53 +125,163 @@ impl Home {
         self.root.join("snapshots")
     }
 
-    /// Scratch space for building catalog images.
-    pub fn build_dir(&self) -> PathBuf {
-        self.root.join("build")
+    /// Where transactions make their files before the state names them.
+    pub fn staging_dir(&self) -> PathBuf {
+        self.root.join("staging")
     }
 
-    /// A path relative to the home (as kept in the state) made absolute.
-    pub fn path(&self, rel: &str) -> PathBuf {
-        self.root.join(rel)
+    /// The image of volume `id`: `volumes/<id>.img`. The id must be well
+    /// formed (every id in a state document that was read is).
+    pub fn volume_image(&self, id: &str) -> PathBuf {
+        self.volumes_dir().join(format!("{}.img", safe_name(id)))
     }
 
-    fn ensure_dirs(&self) -> Result<()> {
+    fn ensure_dirs(&self) -> std::io::Result<()> {
         for d in [self.root.clone(), self.volumes_dir(), self.snapshots_dir()] {
-            std::fs::create_dir_all(&d).map_err(|e| Error::io(&d, "create directory", e))?;
+            std::fs::create_dir_all(&d)?;
         }
         Ok(())
     }
 }
 
-/// An exclusive hold on the state, released when dropped.
+/// An id as a file name: ids are checked when the state is read, so this
+/// only guards against a caller passing something else (a path separator
+/// or a dot-dot could otherwise leave the directory).
+pub(crate) fn safe_name(id: &str) -> String {
+    id.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// Opens a volume image the safe way: never through a symbolic link, only
+/// a regular file, and without blocking on a FIFO (the check opens with
+/// `O_NOFOLLOW | O_NONBLOCK` and looks at the file type before the image
+/// layer opens it).
+pub fn open_volume_image(
+    path: &Path,
+    access: Access,
+) -> std::result::Result<ImageFile, crate::blockdev::Error> {
+    check_volume_image(path)?;
+    ImageFile::open(path, access)
+}
+
+/// Fails unless `path` is a regular file reached without a symbolic link.
+pub fn check_volume_image(path: &Path) -> std::result::Result<(), crate::blockdev::Error> {
+    let refuse = |what: String| {
+        crate::blockdev::Error::io(
+            path,
+            "open",
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!(
+                    "{what}: ebsim opens a volume image only as a regular file, never through a link"
+                ),
+            ),
+        )
+    };
+    let f = match OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK)
+        .open(path)
+    {
+        Ok(f) => f,
+        Err(e) if e.raw_os_error() == Some(nix::libc::ELOOP) => {
+            return Err(refuse("is a symbolic link".to_string()));
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(crate::blockdev::Error::NotFound(path.to_path_buf()));
+        }
+        Err(e) => return Err(crate::blockdev::Error::io(path, "open", e)),
+    };
+    let meta = f
+        .metadata()
+        .map_err(|e| crate::blockdev::Error::io(path, "stat", e))?;
+    let ft = meta.file_type();
+    if ft.is_file() {
+        return Ok(());
+    }
+    let what = if ft.is_dir() {
+        "is a directory"
+    } else if ft.is_fifo() {
+        "is a FIFO"
+    } else if ft.is_socket() {
+        "is a socket"
+    } else if ft.is_block_device() {
+        "is a block device"
+    } else if ft.is_char_device() {
+        "is a character device"
+    } else {
+        "is not a regular file"
+    };
+    Err(refuse(what.to_string()))
+}
+
+/// A hold on the state, released when dropped: exclusive, or shared on a
+/// read-only home.
 pub struct Locked {
     home: Home,
-    _lock: Flock<File>,
+    _lock: Option<Flock<File>>,
     /// The document as read.
     pub state: State,
     /// The virtual now of this transaction.
     pub now: Millis,
     mode: ClockMode,
     real_ms: i64,
+    read_only: Option<String>,
+}
+
+/// Whether an error means "this file system or directory cannot be
+/// written".
+fn is_read_only(e: &std::io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(nix::libc::EROFS) | Some(nix::libc::EACCES) | Some(nix::libc::EPERM)
+    )
 }
 
 impl Locked {
     /// Takes the lock and reads the document (creating an empty one in a
-    /// new home).
+    /// new home). A home that cannot be written is read under a shared
+    /// lock (see the module documentation).
     pub fn acquire(home: &Home, mode: ClockMode) -> Result<Locked> {
-        home.ensure_dirs()?;
         let lock_path = home.lock_path();
-        let f = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .map_err(|e| Error::io(&lock_path, "open", e))?;
-        let lock = Flock::lock(f, FlockArg::LockExclusive)
-            .map_err(|(_, errno)| Error::io(&lock_path, "flock", errno.into()))?;
+        let writable = home.ensure_dirs().and_then(|()| {
+            OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(&lock_path)
+        });
+        let (lock, read_only) = match writable {
+            Ok(f) => {
+                let l = Flock::lock(f, FlockArg::LockExclusive)
+                    .map_err(|(_, errno)| Error::io(&lock_path, "flock", errno.into()))?;
+                (Some(l), None)
+            }
+            Err(e) if is_read_only(&e) => {
+                // Readers still wait for a writer that works through
+                // another mount of the same directory.
+                let l = match File::open(&lock_path) {
+                    Ok(f) => Some(
+                        Flock::lock(f, FlockArg::LockShared)
+                            .map_err(|(_, errno)| Error::io(&lock_path, "flock", errno.into()))?,
+                    ),
+                    Err(_) => None,
+                };
+                (l, Some(e.to_string()))
+            }
+            Err(e) => return Err(Error::io(home.root(), "prepare", e)),
+        };
         let real_ms = real_now_ms();
         let state = match read_state(home)? {
             Some(s) => s,
+            None if read_only.is_some() => State::new(real_ms),
             None => {
                 // A new home: write the empty document now, so that from
                 // here on a missing state.json always means a lost one.
@@ -143,6 +298,7 @@ impl Locked {
             now,
             mode,
             real_ms,
+            read_only,
         })
     }
 
@@ -156,9 +312,32 @@ impl Locked {
         self.mode
     }
 
+    /// Why the home cannot be written, when it cannot.
+    pub fn read_only(&self) -> Option<&str> {
+        self.read_only.as_deref()
+    }
+
+    /// The error for a change on a read-only home.
+    pub fn read_only_error(&self) -> Option<Error> {
+        self.read_only.as_ref().map(|r| Error::ReadOnlyHome {
+            home: self.home.root().to_path_buf(),
+            reason: r.clone(),
+        })
+    }
+
     /// Moves the virtual clock forward by `ms` (manual advance, waiters).
     pub fn advance(&mut self, ms: i64) {
         self.now = self.now.plus(ms.max(0));
+    }
+
+    /// Sets the virtual now (the clock reset).
+    pub fn set_now(&mut self, now: Millis) {
+        self.now = now;
+    }
+
+    /// The real time this transaction started at.
+    pub fn real_ms(&self) -> i64 {
+        self.real_ms
     }
 
     /// Reads the document again, dropping changes made in memory.
@@ -173,6 +352,9 @@ impl Locked {
     /// Writes the document: re-anchors the clock at this transaction's now,
     /// bumps the generation, then temp file + fsync + rename + fsync dir.
     pub fn save(&mut self) -> Result<()> {
+        if let Some(e) = self.read_only_error() {
+            return Err(e);
+        }
         self.state.clock.virtual_ms = self.now;
         self.state.clock.real_ms = self.real_ms;
         self.state.generation = self.state.generation.wrapping_add(1);
@@ -183,7 +365,8 @@ impl Locked {
 }
 
 /// Reads `state.json`: `Ok(None)` for a fresh home, an error for a missing
-/// document in a home holding data, or for a damaged one.
+/// document in a home holding data, for a damaged one, for a version this
+/// build does not read, and for a field it does not know.
 pub fn read_state(home: &Home) -> Result<Option<State>> {
     let path = home.state_path();
     let raw = match std::fs::read(&path) {
@@ -199,6 +382,15 @@ pub fn read_state(home: &Home) -> Result<Option<State>> {
         }
         Err(e) => return Err(Error::io(&path, "read", e)),
     };
+    parse_state(&path, &raw).map(Some)
+}
+
+/// Parses and checks a state document (see [`read_state`]).
+pub fn parse_state(path: &Path, raw: &[u8]) -> Result<State> {
+    let damaged = |reason: String| Error::StateDamaged {
+        path: path.to_path_buf(),
+        reason,
+    };
     // The header first (format and version; serde skips the rest without
     // building it), so an unknown or newer document is named as such
     // rather than reported as a field error.
@@ -207,29 +399,96 @@ pub fn read_state(home: &Home) -> Result<Option<State>> {
         format: Option<String>,
         version: Option<u64>,
     }
-    let header: Header = serde_json::from_slice(&raw).map_err(|e| Error::StateDamaged {
-        path: path.clone(),
-        reason: format!("not valid JSON: {e}"),
-    })?;
+    let header: Header =
+        serde_json::from_slice(raw).map_err(|e| damaged(format!("not valid JSON: {e}")))?;
     if header.format.as_deref() != Some(STATE_FORMAT) {
-        return Err(Error::StateDamaged {
-            path,
-            reason: format!("no \"format\": \"{STATE_FORMAT}\" field"),
-        });
+        return Err(damaged(format!("no \"format\": \"{STATE_FORMAT}\" field")));
     }
-    let version = header.version.unwrap_or(0);
+    let Some(version) = header.version else {
+        return Err(damaged("no \"version\" field".to_string()));
+    };
     if version > STATE_VERSION {
         return Err(Error::StateVersion {
-            path,
+            path: path.to_path_buf(),
             found: version,
             supported: STATE_VERSION,
         });
     }
-    let state: State = serde_json::from_slice(&raw).map_err(|e| Error::StateDamaged {
-        path: path.clone(),
-        reason: e.to_string(),
-    })?;
-    Ok(Some(state))
+    if version < STATE_VERSION_OLDEST {
+        return Err(Error::StateVersionUnknown {
+            path: path.to_path_buf(),
+            found: version,
+            oldest: STATE_VERSION_OLDEST,
+            supported: STATE_VERSION,
+        });
+    }
+    let unknown = |e: serde_json::Error| {
+        let msg = e.to_string();
+        if msg.starts_with("unknown field") {
+            damaged(format!(
+                "{msg}: a field this ebsim does not know (written by a newer ebsim, or edited by hand); nothing is dropped silently"
+            ))
+        } else {
+            damaged(msg)
+        }
+    };
+    let state: State = if version == STATE_VERSION {
+        serde_json::from_slice(raw).map_err(unknown)?
+    } else {
+        // Version 1: each volume also named its image file. The name is
+        // derived from the id now, so the field is dropped (whatever it
+        // says, it is never used).
+        let mut v: serde_json::Value = serde_json::from_slice(raw).map_err(unknown)?;
+        if let Some(vols) = v.get_mut("volumes").and_then(|x| x.as_object_mut()) {
+            for vol in vols.values_mut() {
+                if let Some(o) = vol.as_object_mut() {
+                    o.remove("image");
+                }
+            }
+        }
+        if let Some(o) = v.as_object_mut() {
+            o.insert(
+                "version".to_string(),
+                serde_json::Value::from(STATE_VERSION),
+            );
+        }
+        let mut s: State = serde_json::from_value(v).map_err(unknown)?;
+        s.upgraded = true;
+        s
+    };
+    check_ids(&state).map_err(damaged)?;
+    Ok(state)
+}
+
+/// Every resource id is well formed and matches its key: paths are made
+/// from them.
+fn check_ids(s: &State) -> std::result::Result<(), String> {
+    fn each<T>(
+        map: &std::collections::BTreeMap<String, T>,
+        prefix: &str,
+        what: &str,
+        id_of: impl Fn(&T) -> &str,
+    ) -> std::result::Result<(), String> {
+        for (k, v) in map {
+            if !ids::well_formed(k, prefix) {
+                return Err(format!("{what} key {k:?} is not a {prefix}- id"));
+            }
+            if id_of(v) != k {
+                return Err(format!("{what} {k} has id {:?}", id_of(v)));
+            }
+        }
+        Ok(())
+    }
+    each(&s.volumes, "vol", "volume", |v| &v.id)?;
+    each(&s.snapshots, "snap", "snapshot", |v| &v.id)?;
+    each(&s.instances, "i", "instance", |v| &v.id)?;
+    each(&s.images, "ami", "image", |v| &v.id)?;
+    if let Some(p) = &s.publish {
+        if p.is_empty() || !p.chars().all(|c| c.is_ascii_hexdigit()) {
+            return Err(format!("publish {p:?} is not a staging id"));
+        }
+    }
+    Ok(())
 }
 
 /// True when the home holds volumes or snapshots.
@@ -248,14 +507,13 @@ fn write_state(home: &Home, state: &State) -> Result<()> {
         path: path.clone(),
         reason: format!("cannot serialise: {e}"),
     })?;
-    remove_stale_temps(home);
     let tmp = home
         .root()
         .join(format!("state.json.tmp.{}", std::process::id()));
     let fault: Option<usize> = std::env::var(STATE_FAULT_ENV)
         .ok()
         .and_then(|v| v.trim().parse().ok());
-    {
+    let written = (|| {
         let mut f = OpenOptions::new()
             .write(true)
             .create(true)
@@ -270,25 +528,21 @@ fn write_state(home: &Home, state: &State) -> Result<()> {
         }
         f.write_all(&bytes)
             .map_err(|e| Error::io(&tmp, "write", e))?;
-        f.sync_all().map_err(|e| Error::io(&tmp, "fsync", e))?;
-    }
-    std::fs::rename(&tmp, &path).map_err(|e| Error::io(&path, "rename", e))?;
-    sync_dir(home.root())
-}
-
-/// Removes temporary files left by writers that died (we hold the lock, so
-/// no live writer owns one).
-fn remove_stale_temps(home: &Home) {
-    if let Ok(rd) = std::fs::read_dir(home.root()) {
-        for e in rd.flatten() {
-            if e.file_name()
-                .to_string_lossy()
-                .starts_with("state.json.tmp.")
-            {
-                let _ = std::fs::remove_file(e.path());
-            }
+        f.sync_all().map_err(|e| Error::io(&tmp, "fsync", e))
+    })();
+    if let Err(e) = written {
+        // A failed write (a full disk) takes its temporary file with it;
+        // the injected fault leaves it, as a dying process would.
+        if !matches!(e, Error::InjectedFault(_)) {
+            let _ = std::fs::remove_file(&tmp);
         }
+        return Err(e);
     }
+    if let Err(e) = std::fs::rename(&tmp, &path) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(Error::io(&path, "rename", e));
+    }
+    sync_dir(home.root())
 }
 
 /// fsyncs a directory so a rename or a new file in it is durable.
@@ -296,4 +550,74 @@ pub fn sync_dir(dir: &Path) -> Result<()> {
     File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(|e| Error::io(dir, "fsync directory", e))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_from_ids_cannot_leave_the_directory() {
+        let h = Home::at("/h");
+        assert_eq!(
+            h.volume_image("vol-0123456789abcdef0"),
+            PathBuf::from("/h/volumes/vol-0123456789abcdef0.img")
+        );
+        assert_eq!(
+            h.volume_image("../../etc/passwd"),
+            PathBuf::from("/h/volumes/______etc_passwd.img")
+        );
+    }
+
+    fn doc(version: &str, volume_extra: &str) -> String {
+        format!(
+            r#"{{"format":"ebsim-state",{version}"clock":{{"virtual_ms":0,"real_ms":0}},
+            "volumes":{{"vol-0123456789abcdef0":{{"id":"vol-0123456789abcdef0","size":1,
+            "volume_type":"gp2","az":"us-east-1a","state":"available","ready_at":0,
+            "create_time":0{volume_extra}}}}}}}"#
+        )
+    }
+
+    #[test]
+    fn versions_and_fields() {
+        let p = Path::new("state.json");
+        // Version 1 with its image field: read, the field ignored.
+        let s = parse_state(
+            p,
+            doc(r#""version":1,"#, r#","image":"../victim.txt""#).as_bytes(),
+        )
+        .unwrap();
+        assert_eq!(s.volumes.len(), 1);
+        // Version 2 with it: an unknown field, named.
+        let e = parse_state(p, doc(r#""version":2,"#, r#","image":"x""#).as_bytes())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("unknown field `image`"), "{e}");
+        let e = parse_state(p, doc(r#""version":2,"#, r#","colour":"red""#).as_bytes())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("unknown field `colour`"), "{e}");
+        assert!(e.contains("left untouched"), "{e}");
+        // Version 0, no version, a future version.
+        let e = parse_state(p, doc(r#""version":0,"#, "").as_bytes())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("state version 0 was never written by ebsim"),
+            "{e}"
+        );
+        let e = parse_state(p, doc("", "").as_bytes())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("no \"version\" field"), "{e}");
+        let e = parse_state(p, doc(r#""version":3,"#, "").as_bytes())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("state version 3 is newer"), "{e}");
+        // A volume id that is not one.
+        let bad = doc(r#""version":2,"#, "").replace("vol-0123456789abcdef0", "vol-../../x");
+        let e = parse_state(p, bad.as_bytes()).unwrap_err().to_string();
+        assert!(e.contains("is not a vol- id"), "{e}");
+    }
 }

@@ -7,8 +7,9 @@
 use super::Txn;
 use super::error::Result;
 use super::model::{AttachState, InstanceState, ModState, SnapState, VolumeState};
+use super::store::open_volume_image;
 use super::time::{DAY, Millis};
-use crate::blockdev::image::{Access, ImageFile};
+use crate::blockdev::image::Access;
 
 /// One due transition.
 #[derive(Debug, Clone)]
@@ -205,14 +206,20 @@ impl Txn<'_> {
             }
             return Ok(());
         };
-        let path = self.home().path(&v.image);
+        let path = self.home().volume_image(&v.id);
         let want = m.target_size.saturating_mul(1 << 30);
-        let grown = ImageFile::open(&path, Access::ReadWrite).and_then(|mut img| {
-            if crate::blockdev::BlockDevice::size(&img) < want {
-                img.set_len(want)?;
-            }
+        // A read-only home shows the transition without growing the image
+        // (nothing is saved; the next writable transaction grows it).
+        let grown = if self.read_only() {
             Ok(())
-        });
+        } else {
+            open_volume_image(&path, Access::ReadWrite).and_then(|mut img| {
+                if crate::blockdev::BlockDevice::size(&img) < want {
+                    img.set_len(want)?;
+                }
+                Ok(())
+            })
+        };
         let st = self.state_mut();
         match grown {
             Ok(()) => {
@@ -279,12 +286,8 @@ impl Txn<'_> {
             .collect();
         for (vid, dot) in attached {
             self.finish_detach(&vid, id);
-            if dot {
-                let removed = self.state_mut().volumes.remove(&vid);
-                if let Some(v) = removed {
-                    let p = self.home().path(&v.image);
-                    self.remove_after_commit(p);
-                }
+            if dot && self.state_mut().volumes.remove(&vid).is_some() {
+                self.remove_image_after_commit(vid.clone());
             }
         }
         if let Some(i) = self.state_mut().instances.get_mut(id) {

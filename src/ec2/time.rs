@@ -18,6 +18,10 @@ pub const MINUTE: i64 = 60 * SECOND;
 pub const HOUR: i64 = 60 * MINUTE;
 /// One day.
 pub const DAY: i64 = 24 * HOUR;
+/// The latest instant the virtual clock reaches: 9999-12-31T23:59:59.999Z,
+/// the last one with a four-digit year (the AWS CLI parses timestamps into
+/// Python datetimes, whose years end at 9999).
+pub const LATEST: Millis = Millis(253_402_300_799_999);
 
 impl Millis {
     /// This instant plus `ms` milliseconds (saturating).
@@ -200,6 +204,12 @@ pub fn format_duration(ms: i64) -> String {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_latest_instant_has_a_four_digit_year() {
+        assert_eq!(Millis::parse("9999-12-31T23:59:59.999Z"), Some(LATEST));
+        assert_eq!(LATEST.to_wire(), "9999-12-31T23:59:59.999Z");
+    }
 
     #[test]
     fn formats_like_the_cli() {

@@ -98,6 +98,7 @@ impl Txn<'_> {
 
     /// CreateVolume.
     pub fn create_volume(&mut self, req: &CreateVolume) -> Result<Volume> {
+        super::tags::check_new(&req.tags)?;
         let Some(az) = req.availability_zone.clone() else {
             return Err(ApiError::new(
                 "MissingParameter",
@@ -152,7 +153,6 @@ impl Txn<'_> {
             self.timing().volume_create
                 + self.timing().volume_create_per_gib * i64::try_from(data_gib).unwrap_or(0),
         );
-        let image = format!("volumes/{id}.img");
         let vol = Volume {
             id: id.clone(),
             size: perf.size,
@@ -180,7 +180,6 @@ impl Txn<'_> {
             multi_attach: req.multi_attach,
             attachments: Vec::new(),
             boot: false,
-            image: image.clone(),
             flavour: snap.as_ref().and_then(|s| s.flavour.clone()),
         };
         self.materialise_volume(&vol, snap.as_ref().map(|s| s.id.as_str()))?;
@@ -188,29 +187,25 @@ impl Txn<'_> {
         Ok(vol)
     }
 
-    /// Creates a volume's image file: empty, or restored from a snapshot.
+    /// Creates a volume's image file, empty or restored from a snapshot,
+    /// in the transaction's staging directory: it is published when the
+    /// state commits, and goes with the transaction if anything fails.
     pub(crate) fn materialise_volume(
         &mut self,
         vol: &Volume,
         snapshot: Option<&str>,
     ) -> Result<()> {
-        let path = self.home().path(&vol.image);
-        self.created(path.clone());
+        let stage = self.stage()?;
+        let path = stage.volume_image(&vol.id);
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, "create directory", e))?;
+        }
         match snapshot {
             None => {
-                if let Err(e) = ImageFile::create(&path, vol.size_bytes()) {
-                    // `create` may have made the file before failing to
-                    // size it (a host filesystem's file size limit).
-                    let _ = std::fs::remove_file(&path);
-                    return Err(e.into());
-                }
+                ImageFile::create(&path, vol.size_bytes())?;
             }
             Some(sid) => {
-                if let Err(e) = super::snapshots::restore(self.home(), sid, &path, vol.size_bytes())
-                {
-                    let _ = std::fs::remove_file(&path);
-                    return Err(e);
-                }
+                super::snapshots::restore(self.home(), &stage, sid, &path, vol.size_bytes())?;
             }
         }
         Ok(())
@@ -277,9 +272,26 @@ impl Txn<'_> {
         if dry_run {
             return Err(ApiError::dry_run_ok().into());
         }
-        let image = self.home().path(&v.image);
+        // What is at the image path is looked at before the state changes:
+        // the image (or a link, a FIFO: the name is removed, nothing is
+        // followed) goes after the commit, but a directory is not ebsim's
+        // to remove, so the deletion is refused while it is there.
+        let image = self.home().volume_image(id);
+        match std::fs::symlink_metadata(&image) {
+            Ok(m) if m.is_dir() => {
+                return Err(Error::NotAnImage {
+                    path: image,
+                    reason: format!(
+                        "is a directory, not volume {id}'s image; ebsim does not remove it, so {id} was not deleted (move the directory away and delete the volume again)"
+                    ),
+                });
+            }
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io(&image, "stat", e)),
+        }
         self.state_mut().volumes.remove(id);
-        self.remove_after_commit(image);
+        self.remove_image_after_commit(id.to_string());
         Ok(())
     }
 
@@ -653,12 +665,19 @@ impl Txn<'_> {
             ))
             .into());
         }
-        let allocated = ImageFile::open(
-            self.home().path(&v.image),
+        // The image must be one ebsim can grow: a link or a FIFO in its
+        // place is refused now, not found (or waited on) when the clock
+        // reaches `optimizing`.
+        let allocated = super::store::open_volume_image(
+            &self.home().volume_image(&id),
             crate::blockdev::image::Access::ReadOnly,
         )
-        .and_then(|f| f.allocated_bytes())
-        .unwrap_or(0);
+        .and_then(|f| f.allocated_bytes());
+        let allocated = match allocated {
+            Ok(a) => a,
+            Err(crate::blockdev::Error::NotFound(_)) => 0,
+            Err(e) => return Err(e.into()),
+        };
         let t = *self.timing();
         let optimizing_at = now.plus(t.modifying);
         let gib = i64::try_from(allocated >> 30).unwrap_or(i64::MAX);

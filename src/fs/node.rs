@@ -213,6 +213,8 @@ pub enum ErrorKind {
     ReadOnly,
     /// `EOPNOTSUPP`: a feature ebsim reads but does not write (yet).
     Unsupported,
+    /// `EPERM`: not allowed whoever asks (a hard link to a directory).
+    NotPermitted,
     /// `EUCLEAN` (the kernel's `EFSCORRUPTED`): the metadata is damaged.
     Corrupt,
     /// `EIO`: the device failed.
@@ -236,6 +238,7 @@ impl ErrorKind {
             ErrorKind::InvalidArgument => Errno::EINVAL,
             ErrorKind::ReadOnly => Errno::EROFS,
             ErrorKind::Unsupported => Errno::EOPNOTSUPP,
+            ErrorKind::NotPermitted => Errno::EPERM,
             ErrorKind::Corrupt => Errno::EUCLEAN,
             ErrorKind::Io => Errno::EIO,
         }) as i32
@@ -256,6 +259,7 @@ impl ErrorKind {
             ErrorKind::InvalidArgument => "Invalid argument",
             ErrorKind::ReadOnly => "Read-only file system",
             ErrorKind::Unsupported => "Operation not supported",
+            ErrorKind::NotPermitted => "Operation not permitted",
             ErrorKind::Corrupt => "Structure needs cleaning",
             ErrorKind::Io => "Input/output error",
         }
@@ -372,7 +376,8 @@ pub trait FileSystem {
     /// Creates a symlink to `target` (1..=4095 bytes) owned by the caller.
     fn symlink(&mut self, ctx: Ctx, dir: Ino, name: &[u8], target: &[u8]) -> NodeResult<Attr>;
 
-    /// Adds a hard link `newdir/newname` to `ino` (not a directory).
+    /// Adds a hard link `newdir/newname` to `ino` (a directory:
+    /// `NotPermitted`, as link(2)).
     fn link(&mut self, ctx: Ctx, ino: Ino, newdir: Ino, newname: &[u8]) -> NodeResult<Attr>;
 
     /// Removes a non-directory entry; the inode is freed with its last link.

@@ -89,7 +89,7 @@ pub fn disks(txn: &mut Txn<'_>, instance_id: &str) -> Result<Vec<GuestDisk>, Gue
     let nitro = crate::ec2::guest::hypervisor(&inst.instance_type) == Hypervisor::Nitro;
     let mut out = Vec::new();
     for view in txn.instance_disks(instance_id) {
-        let img = ImageFile::open(&view.image, Access::ReadOnly)?;
+        let img = crate::ec2::store::open_volume_image(&view.image, Access::ReadOnly)?;
         let size = crate::blockdev::BlockDevice::size(&img);
         let label = partition::probe(&img).ok().and_then(|p| p.label);
         let mut parts = Vec::new();
@@ -229,7 +229,7 @@ pub fn resolve(disks: &[GuestDisk], mounts: &[Mount], spec: &str) -> Option<Reso
     };
     let by_fs = |pred: &dyn Fn(&FsInfo) -> bool| -> Option<Resolved> {
         for d in disks {
-            let img = ImageFile::open(&d.view.image, Access::ReadOnly).ok()?;
+            let img = crate::ec2::store::open_volume_image(&d.view.image, Access::ReadOnly).ok()?;
             let whole = std::iter::once(None).chain(d.parts.iter().map(Some));
             for p in whole {
                 let (off, len) = p.map_or((0, d.size), |p| (p.start, p.len));
@@ -326,7 +326,7 @@ pub fn snapshot(txn: &mut Txn<'_>, instance_id: &str) -> Result<Snapshot, GuestE
     let mut devices = Vec::new();
     let mut df_mounts = Vec::new();
     for d in &disks {
-        let img = ImageFile::open(&d.view.image, Access::ReadOnly)?;
+        let img = crate::ec2::store::open_volume_image(&d.view.image, Access::ReadOnly)?;
         let mut dev = device_for(&img, d, None, &inst.mounts, &mut df_mounts);
         for p in &d.parts {
             dev.children

@@ -1,7 +1,7 @@
 //! Helpers of the ext4 integration tests: running mkfs/resize2fs (real and
 //! ebsim) with pinned UUIDs and time, comparing dumpe2fs output and raw
 //! metadata blocks, populating images and reading them back through
-//! ext4-view, and loop-mounting read-only for the kernel's statfs.
+//! ebsim's own reader, and loop-mounting read-only for the kernel's statfs.
 #![allow(dead_code)]
 
 use crate::common::{self, run, stderr, stdout};
@@ -422,89 +422,94 @@ pub fn sha256(data: &[u8]) -> String {
         .collect()
 }
 
-/// Reads every entry of `root` back from the image through ext4-view and
-/// compares: directory listings, file contents (hash), symlink targets.
-/// Returns the number of entries checked.
+/// Reads every entry of `root` back from the image through ebsim's own
+/// ext4 reader (the file layer, read-only) and compares: directory
+/// listings, file contents (chunk by chunk, and SHA-256 for small files),
+/// symlink targets. Returns the number of entries checked.
 pub fn assert_tree_matches(img: &Path, root: &Path) -> usize {
+    use ebsim::fs::node::{FileSystem, FileType};
     use sha2::{Digest, Sha256};
     let dev = ImageFile::open(img, Access::ReadOnly).expect("open image");
-    let fs = ebsim::fs::ext4::view::open(dev).expect("ext4-view load");
+    let fs = ebsim::fs::ext4::files::Ext4Files::open(dev).expect("open ext4");
     let mut checked = 0;
-    let mut stack = vec![PathBuf::new()];
-    while let Some(rel) = stack.pop() {
+    let mut stack = vec![(PathBuf::new(), fs.root())];
+    while let Some((rel, dir)) = stack.pop() {
         let host = root.join(&rel);
         let inside = format!("/{}", rel.display());
         let mut want: Vec<String> = std::fs::read_dir(&host)
             .expect("read_dir")
             .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
             .collect();
-        let mut got: Vec<String> = fs
-            .read_dir(inside.as_str())
-            .expect("ext4-view read_dir")
-            .map(|e| {
-                e.expect("dir entry")
-                    .file_name()
-                    .as_str()
-                    .expect("utf8 name")
-                    .to_string()
-            })
-            .filter(|n| n != "." && n != ".." && !(rel.as_os_str().is_empty() && n == "lost+found"))
+        let entries = fs.readdir(dir).expect("readdir");
+        let mut got: Vec<String> = entries
+            .iter()
+            .map(|e| String::from_utf8(e.name.clone()).expect("utf8 name"))
+            .filter(|n| !(rel.as_os_str().is_empty() && n == "lost+found"))
             .collect();
         want.sort();
         got.sort();
         assert_eq!(got, want, "directory {inside}");
-        for name in want {
+        for e in entries {
+            let name = String::from_utf8(e.name.clone()).expect("utf8 name");
+            if rel.as_os_str().is_empty() && name == "lost+found" {
+                continue;
+            }
             let r = rel.join(&name);
             let h = root.join(&r);
             let p = format!("/{}", r.display());
             let meta = std::fs::symlink_metadata(&h).expect("lstat");
             checked += 1;
-            if meta.file_type().is_symlink() {
-                let t = fs.read_link(p.as_str()).expect("read_link");
-                assert_eq!(
-                    t.to_str().expect("utf8"),
-                    std::fs::read_link(&h)
-                        .expect("readlink")
-                        .to_str()
-                        .expect("utf8"),
-                    "{p}"
-                );
-            } else if meta.is_dir() {
-                stack.push(r);
-            } else {
-                // Compared chunk by chunk (stronger than a hash, and fast in
-                // a debug build even for the 1 GiB sparse file); small
-                // files are also compared by SHA-256.
-                use std::io::Read;
-                let mut f = fs.open(p.as_str()).expect("open in image");
-                let mut host = std::fs::File::open(&h).expect("open host file");
-                let mut a = vec![0u8; 1 << 20];
-                let mut b = vec![0u8; 1 << 20];
-                let mut total = 0u64;
-                let mut hasher = Sha256::new();
-                loop {
-                    let n = f.read_bytes(&mut a).expect("read_bytes");
-                    if n == 0 {
-                        break;
-                    }
-                    host.read_exact(&mut b[..n]).expect("read host file");
+            match e.kind {
+                FileType::Symlink => {
                     assert!(
-                        a[..n] == b[..n],
-                        "{p}: contents differ in the MiB at {total}"
+                        meta.file_type().is_symlink(),
+                        "{p}: not a symlink on the host"
                     );
-                    if meta.len() < (1 << 20) {
-                        hasher.update(&a[..n]);
-                    }
-                    total += n as u64;
+                    let t = fs.readlink(e.ino).expect("readlink");
+                    assert_eq!(
+                        t,
+                        std::fs::read_link(&h)
+                            .expect("readlink")
+                            .into_os_string()
+                            .into_encoded_bytes(),
+                        "{p}"
+                    );
                 }
-                assert_eq!(total, meta.len(), "{p}: length");
-                if meta.len() < (1 << 20) {
-                    let got: String = hasher
-                        .finalize()
-                        .iter()
-                        .map(|x| format!("{x:02x}"))
-                        .collect();
-                    assert_eq!(got, sha256(&std::fs::read(&h).expect("read")), "{p}: hash");
+                FileType::Directory => {
+                    assert!(meta.is_dir(), "{p}: not a directory on the host");
+                    stack.push((r, e.ino));
+                }
+                _ => {
+                    use std::io::Read;
+                    let mut host = std::fs::File::open(&h).expect("open host file");
+                    let mut a = vec![0u8; 1 << 20];
+                    let mut b = vec![0u8; 1 << 20];
+                    let mut total = 0u64;
+                    let mut hasher = Sha256::new();
+                    loop {
+                        let n = fs.read(e.ino, total, &mut a).expect("read");
+                        if n == 0 {
+                            break;
+                        }
+                        host.read_exact(&mut b[..n]).expect("read host file");
+                        assert!(
+                            a[..n] == b[..n],
+                            "{p}: contents differ in the MiB at {total}"
+                        );
+                        if meta.len() < (1 << 20) {
+                            hasher.update(&a[..n]);
+                        }
+                        total += n as u64;
+                    }
+                    assert_eq!(total, meta.len(), "{p}: length");
+                    if meta.len() < (1 << 20) {
+                        let got: String = hasher
+                            .finalize()
+                            .iter()
+                            .map(|x| format!("{x:02x}"))
+                            .collect();
+                        assert_eq!(got, sha256(&std::fs::read(&h).expect("read")), "{p}: hash");
+                    }
                 }
             }
         }

@@ -122,18 +122,46 @@ const GLOBAL_FLAGS: &[&str] = &[
     "no-sign-request",
 ];
 
-/// Reads a `file://` / `fileb://` value.
+/// The most a `file://` parameter may hold. The AWS CLI reads a paramfile
+/// whole, without a limit (`file:///dev/zero` reads until memory runs out);
+/// ebsim stops past this, far above any EC2 parameter (user data, the
+/// largest, is limited to 16 KiB), and reports it as the CLI reports a file
+/// it cannot read.
+pub const PARAMFILE_MAX: u64 = 4 << 20;
+
+/// Reads a `file://` / `fileb://` value, as the AWS CLI does (its
+/// `paramfile.get_file`): a failed read is "Unable to load paramfile URI:
+/// [Errno N] STRERROR: 'PATH'", text that is not UTF-8 is refused with the
+/// CLI's own advice, and both are usage errors (exit 252).
 fn paramfile(flag: &str, v: &str) -> Result<String, ArgError> {
     for prefix in ["file://", "fileb://"] {
         if let Some(path) = v.strip_prefix(prefix) {
-            return std::fs::read_to_string(path).map_err(|e| {
+            let os_error = |errno: i32| {
+                let text = match errno {
+                    nix::libc::ENOENT => "No such file or directory".to_string(),
+                    n => nix::errno::Errno::from_raw(n).desc().to_string(),
+                };
                 ArgError::Bad(format!(
-                    "Error parsing parameter '--{flag}': Unable to load paramfile {v}: [Errno {}] {}: '{path}'",
-                    e.raw_os_error().unwrap_or(0),
-                    match e.kind() {
-                        std::io::ErrorKind::NotFound => "No such file or directory".to_string(),
-                        _ => e.to_string(),
-                    }
+                    "Error parsing parameter '--{flag}': Unable to load paramfile {v}: [Errno {errno}] {text}: '{path}'"
+                ))
+            };
+            let mut data = Vec::new();
+            let read = std::fs::File::open(path).and_then(|f| {
+                use std::io::Read;
+                f.take(PARAMFILE_MAX + 1).read_to_end(&mut data)
+            });
+            if let Err(e) = read {
+                return Err(os_error(e.raw_os_error().unwrap_or(nix::libc::EIO)));
+            }
+            if data.len() as u64 > PARAMFILE_MAX {
+                return Err(os_error(nix::libc::EFBIG));
+            }
+            if prefix == "fileb://" {
+                return Ok(String::from_utf8_lossy(&data).into_owned());
+            }
+            return String::from_utf8(data).map_err(|_| {
+                ArgError::Bad(format!(
+                    "Error parsing parameter '--{flag}': Unable to load paramfile ({path}), text contents could not be decoded.  If this is a binary file, please use the fileb:// prefix instead of the file:// prefix."
                 ))
             });
         }

@@ -45,7 +45,10 @@ moves for a process:
             of data on the volume, about 6 h per used TiB)
   Nx        N virtual seconds per real second (e.g. 600x)
   manual    frozen; only `ebsim clock advance DURATION` and `aws ec2 wait` move it
-`ebsim clock` shows the virtual time and what is due next.
+`ebsim clock` shows the virtual time and what is due next. The clock stops at
+9999-12-31T23:59:59.999Z (the last time AWS tools can print): `ebsim clock advance`
+past it is refused. `ebsim clock reset` brings it back to the real time, moving every
+timestamp in the state by the same amount (what is pending keeps the time it has left).
 EBSIM_MODIFY_RATE: 4-per-24h (default, AWS's current rule: the previous modification
 completed and at most 4 per volume in 24 h) or cooldown-6h (the older 6-hour rule).
 EBSIM_HOME: where the state, volume images and snapshot chunks live
@@ -310,7 +313,7 @@ pub fn run_aws(args: Vec<OsString>) -> i32 {
 /// `ebsim clock` and `ebsim clock advance DURATION`.
 pub fn run_clock(args: Vec<OsString>) -> i32 {
     let words = strings(&args[1.min(args.len())..]);
-    let usage = "usage: ebsim clock [advance DURATION]\n  DURATION: 90s, 5m, 6h, 1d, 1h30m (a bare number is seconds)\n";
+    let usage = "usage: ebsim clock [advance DURATION | reset]\n  DURATION: 90s, 5m, 6h, 1d, 1h30m (a bare number is seconds)\n";
     let ec2 = match ClockMode::from_env()
         .map_err(|e| e.to_string())
         .and_then(|_| Ec2::from_env(DEFAULT_REGION).map_err(|e| e.to_string()))
@@ -321,14 +324,19 @@ pub fn run_clock(args: Vec<OsString>) -> i32 {
             return 1;
         }
     };
-    let advance = match words.as_slice() {
+    enum Change {
+        Advance(i64),
+        Reset,
+    }
+    let change = match words.as_slice() {
         [] => None,
         [h] if h == "-h" || h == "--help" || h == "help" => {
             out(&format!("{usage}\n{CLOCK_HELP}"));
             return 0;
         }
+        [r] if r == "reset" => Some(Change::Reset),
         [a, d] if a == "advance" => match ebsim::ec2::time::parse_duration(d) {
-            Some(ms) => Some(ms),
+            Some(ms) => Some(Change::Advance(ms)),
             None => {
                 err(&format!("ebsim clock: invalid duration '{d}'\n{usage}"));
                 return 2;
@@ -340,8 +348,12 @@ pub fn run_clock(args: Vec<OsString>) -> i32 {
         }
     };
     let res = ec2.transact(|t| {
-        if let Some(ms) = advance {
-            t.advance(ms)?;
+        match change {
+            Some(Change::Advance(ms)) => t.advance(ms)?,
+            Some(Change::Reset) => {
+                t.reset_clock()?;
+            }
+            None => {}
         }
         Ok((t.now(), upcoming(t)))
     });
@@ -359,6 +371,10 @@ pub fn run_clock(args: Vec<OsString>) -> i32 {
             }
             out(&s);
             0
+        }
+        Err(e @ ebsim::ec2::Error::ClockLimit { .. }) => {
+            err(&format!("ebsim clock: {e}\n"));
+            2
         }
         Err(e) => {
             err(&format!("ebsim clock: {e}\n"));

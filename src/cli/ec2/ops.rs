@@ -541,50 +541,7 @@ fn create_tags(ec2: &Ec2, a: &Args) -> Out {
         tags.extend(tag_list(&t)?);
     }
     let dry = a.flag("dry-run");
-    ec2.transact(|t| {
-        for r in &resources {
-            let ok = if r.starts_with("vol-") {
-                t.volume(r).is_ok()
-            } else if r.starts_with("snap-") {
-                t.snapshot(r).is_ok()
-            } else if r.starts_with("i-") {
-                t.instance(r).is_ok()
-            } else if r.starts_with("ami-") {
-                t.state().images.contains_key(r)
-            } else {
-                false
-            };
-            if !ok {
-                return Err(
-                    ApiError::new("InvalidID", format!("The ID '{r}' is not valid")).into(),
-                );
-            }
-        }
-        if dry {
-            return Err(ApiError::dry_run_ok().into());
-        }
-        let st = t.state_mut();
-        for r in &resources {
-            let list = if let Some(v) = st.volumes.get_mut(r) {
-                &mut v.tags
-            } else if let Some(s) = st.snapshots.get_mut(r) {
-                &mut s.tags
-            } else if let Some(i) = st.instances.get_mut(r) {
-                &mut i.tags
-            } else if let Some(i) = st.images.get_mut(r) {
-                &mut i.tags
-            } else {
-                continue;
-            };
-            for tag in &tags {
-                match list.iter_mut().find(|x| x.key == tag.key) {
-                    Some(x) => x.value = tag.value.clone(),
-                    None => list.push(tag.clone()),
-                }
-            }
-        }
-        Ok(())
-    })?;
+    ec2.transact(|t| t.create_tags(&resources, &tags, dry))?;
     Ok(None)
 }
 

@@ -15,7 +15,8 @@
 //! - [`mkfs::plan`] / [`mkfs::apply`];
 //! - [`grow::plan`] / [`grow::apply`], whose [`grow::GrowPlan`] carries
 //!   what resize2fs prints offline and online (`old_desc_blocks`, ...);
-//! - [`view::open`]: files and directories through the `ext4-view` crate.
+//! - [`files::Ext4Files`]: files and directories, read and written
+//!   natively (the [`FileSystem`](crate::fs::node::FileSystem) trait).
 
 pub mod bitmap;
 pub mod checksum;
@@ -23,6 +24,7 @@ pub mod dir;
 pub mod error;
 pub mod extent;
 pub mod features;
+pub mod files;
 pub mod fs;
 pub mod geometry;
 pub mod group_desc;
@@ -35,7 +37,6 @@ pub mod resize_inode;
 pub mod statfs;
 pub mod superblock;
 pub mod tables;
-pub mod view;
 
 pub use error::{Error, GrowError, MkfsError};
 pub use fs::{Ext4, Ext4Info, info, probe, read_superblock};

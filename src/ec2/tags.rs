@@ -1,0 +1,195 @@
+//! Tags: EC2's rules for keys, values and how many a resource holds, for
+//! CreateTags and for the tags given when a resource is created
+//! (`--tag-specifications`).
+//!
+//! - a key is at most 128 characters, a value at most 256 (Unicode
+//!   characters, not bytes);
+//! - keys starting with `aws:` are AWS's own (case-sensitive: `AWS:x` is an
+//!   ordinary key);
+//! - a resource holds at most 50 tags, counted after the request's tags are
+//!   merged with the ones it has (a key it already has replaces the value
+//!   and adds nothing).
+//!
+//! Every tag is checked before anything is changed. Codes and messages:
+//! `InvalidParameterValue` "Tag key exceeds the maximum length of 128
+//! characters" / "Tag value exceeds the maximum length of 256 characters"
+//! (the value's wording seen from EC2; the key's by the same pattern),
+//! `InvalidParameterValue` "Tag keys starting with 'aws:' are reserved for
+//! internal use" (seen from EC2), and `TagLimitExceeded` "The maximum
+//! number of Tags for a resource has been reached." (the code is EC2's
+//! documented one; the message is unverified).
+
+use super::error::ApiError;
+use super::model::Tag;
+use super::{Result, Txn};
+
+/// Tags one resource can hold.
+pub const MAX_TAGS: usize = 50;
+/// Characters in a key.
+pub const MAX_KEY: usize = 128;
+/// Characters in a value.
+pub const MAX_VALUE: usize = 256;
+/// The prefix reserved for AWS.
+pub const RESERVED_PREFIX: &str = "aws:";
+
+/// Checks each tag's key and value.
+pub fn check(tags: &[Tag]) -> std::result::Result<(), ApiError> {
+    for t in tags {
+        if t.key.chars().count() > MAX_KEY {
+            return Err(ApiError::invalid_value(format!(
+                "Tag key exceeds the maximum length of {MAX_KEY} characters"
+            )));
+        }
+        if t.value.chars().count() > MAX_VALUE {
+            return Err(ApiError::invalid_value(format!(
+                "Tag value exceeds the maximum length of {MAX_VALUE} characters"
+            )));
+        }
+        if t.key.starts_with(RESERVED_PREFIX) {
+            return Err(ApiError::invalid_value(
+                "Tag keys starting with 'aws:' are reserved for internal use",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Checks that `existing` merged with `new` stays within [`MAX_TAGS`].
+pub fn check_count(existing: &[Tag], new: &[Tag]) -> std::result::Result<(), ApiError> {
+    let mut keys: std::collections::BTreeSet<&str> =
+        existing.iter().map(|t| t.key.as_str()).collect();
+    keys.extend(new.iter().map(|t| t.key.as_str()));
+    if keys.len() > MAX_TAGS {
+        return Err(ApiError::new(
+            "TagLimitExceeded",
+            "The maximum number of Tags for a resource has been reached.",
+        ));
+    }
+    Ok(())
+}
+
+/// The tags given when creating a resource: each checked, and no more
+/// than one resource holds.
+pub fn check_new(tags: &[Tag]) -> std::result::Result<(), ApiError> {
+    check(tags)?;
+    check_count(&[], tags)
+}
+
+/// Adds `new` to `list`, replacing the value of a key already there.
+pub fn merge(list: &mut Vec<Tag>, new: &[Tag]) {
+    for tag in new {
+        match list.iter_mut().find(|x| x.key == tag.key) {
+            Some(x) => x.value = tag.value.clone(),
+            None => list.push(tag.clone()),
+        }
+    }
+}
+
+impl Txn<'_> {
+    /// CreateTags: checks every tag, that every resource exists, and that
+    /// none would hold more than [`MAX_TAGS`], before tagging any.
+    pub fn create_tags(&mut self, resources: &[String], tags: &[Tag], dry_run: bool) -> Result<()> {
+        check(tags)?;
+        for r in resources {
+            let ok = if r.starts_with("vol-") {
+                self.volume(r).is_ok()
+            } else if r.starts_with("snap-") {
+                self.snapshot(r).is_ok()
+            } else if r.starts_with("i-") {
+                self.instance(r).is_ok()
+            } else if r.starts_with("ami-") {
+                self.state().images.contains_key(r)
+            } else {
+                false
+            };
+            if !ok {
+                return Err(
+                    ApiError::new("InvalidID", format!("The ID '{r}' is not valid")).into(),
+                );
+            }
+        }
+        if dry_run {
+            return Err(ApiError::dry_run_ok().into());
+        }
+        for r in resources {
+            check_count(self.tags_of(r), tags)?;
+        }
+        let st = self.state_mut();
+        for r in resources {
+            let list = if let Some(v) = st.volumes.get_mut(r) {
+                &mut v.tags
+            } else if let Some(s) = st.snapshots.get_mut(r) {
+                &mut s.tags
+            } else if let Some(i) = st.instances.get_mut(r) {
+                &mut i.tags
+            } else if let Some(i) = st.images.get_mut(r) {
+                &mut i.tags
+            } else {
+                continue;
+            };
+            merge(list, tags);
+        }
+        Ok(())
+    }
+
+    fn tags_of(&self, id: &str) -> &[Tag] {
+        let s = self.state();
+        if let Some(v) = s.volumes.get(id) {
+            &v.tags
+        } else if let Some(v) = s.snapshots.get(id) {
+            &v.tags
+        } else if let Some(v) = s.instances.get(id) {
+            &v.tags
+        } else if let Some(v) = s.images.get(id) {
+            &v.tags
+        } else {
+            &[]
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn tag(k: &str, v: &str) -> Tag {
+        Tag {
+            key: k.to_string(),
+            value: v.to_string(),
+        }
+    }
+
+    #[test]
+    fn limits() {
+        let k128 = "é".repeat(128);
+        let v256 = "é".repeat(256);
+        assert!(check(&[tag(&k128, &v256)]).is_ok(), "characters, not bytes");
+        let e = check(&[tag(&format!("{k128}x"), "")]).unwrap_err();
+        assert_eq!(e.code, "InvalidParameterValue");
+        assert_eq!(
+            e.message,
+            "Tag key exceeds the maximum length of 128 characters"
+        );
+        let e = check(&[tag("k", &format!("{v256}x"))]).unwrap_err();
+        assert_eq!(
+            e.message,
+            "Tag value exceeds the maximum length of 256 characters"
+        );
+        let e = check(&[tag("aws:x", "")]).unwrap_err();
+        assert_eq!(
+            e.message,
+            "Tag keys starting with 'aws:' are reserved for internal use"
+        );
+        assert!(check(&[tag("AWS:x", "")]).is_ok());
+        let fifty: Vec<Tag> = (0..50).map(|i| tag(&format!("k{i}"), "")).collect();
+        assert!(
+            check_count(&fifty, &fifty).is_ok(),
+            "replacing adds nothing"
+        );
+        assert_eq!(
+            check_count(&fifty, &[tag("new", "")]).unwrap_err().code,
+            "TagLimitExceeded"
+        );
+    }
+}
