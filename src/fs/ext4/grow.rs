@@ -22,7 +22,7 @@ use super::features::{compat, incompat, ro_compat};
 use super::fs::Ext4;
 use super::group_desc::{BG_BLOCK_UNINIT, BG_INODE_UNINIT, GroupDesc};
 use super::inode::{Inode, RESIZE_INO};
-use super::layout::{Allocator, GroupTables};
+use super::layout::{Allocator, GroupTables, TableList};
 use super::resize_inode::{self, ResizeGeometry};
 use super::superblock::{STATE_ERROR, STATE_VALID, Superblock};
 use super::tables::{self, Groups};
@@ -169,7 +169,7 @@ struct GrowGroups {
     old: Vec<GroupDesc>,
     /// (free inodes, 1-based index of the last used inode) of old groups.
     inodes: Vec<(u64, u64)>,
-    new_tables: Vec<GroupTables>,
+    new_tables: TableList,
     /// Bit g: group g holds a new group's bitmap or inode table.
     gets_tables: Vec<u64>,
     used: BlockSet,
@@ -196,11 +196,7 @@ impl GrowGroups {
             let mut d = if g < ng0 {
                 self.old[g as usize]
             } else {
-                let t = self
-                    .new_tables
-                    .get((g - ng0) as usize)
-                    .copied()
-                    .unwrap_or_default();
+                let t = self.new_tables.get((g - ng0) as usize).unwrap_or_default();
                 let mut flags = BG_INODE_UNINIT;
                 if g != last && !sb.group_has_super(g) {
                     flags |= BG_BLOCK_UNINIT;
@@ -698,7 +694,7 @@ fn build<D: BlockDevice>(
         flex: 1u64 << sb0.s_log_groups_per_flex,
         itb,
     };
-    let mut new_tables = Vec::with_capacity(usize::try_from(ng - ng0).unwrap_or(0));
+    let mut new_tables = TableList::with_capacity(usize::try_from(ng - ng0).unwrap_or(0));
     let mut gets_tables = vec![0u64; usize::try_from(ng.div_ceil(64)).unwrap_or(0)];
     for i in ng0..ng {
         let first = fdb + i * bpg;

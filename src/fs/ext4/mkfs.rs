@@ -22,7 +22,7 @@ use super::geometry::{FIRST_INO, Geometry, GeometryRequest, plan as plan_geometr
 use super::group_desc::{BG_BLOCK_UNINIT, BG_INODE_UNINIT, BG_INODE_ZEROED, GroupDesc};
 use super::inode::{self, EXT4_EXTENTS_FL, Inode, S_IFDIR, S_IFREG};
 use super::journal;
-use super::layout::{Allocator, GroupTables};
+use super::layout::{Allocator, TableList};
 use super::resize_inode::{self, ResizeGeometry};
 use super::superblock::{FLAGS_SIGNED_HASH, STATE_VALID, Superblock};
 use super::tables::{self, Groups};
@@ -86,11 +86,11 @@ pub struct MkfsWrites {
 struct MkfsGroups {
     g: Geometry,
     sb: Superblock,
-    tables: Vec<GroupTables>,
+    tables: TableList,
     used: BlockSet,
     discard: bool,
-    /// Block bitmap checksums of initialized groups (0 for the others).
-    bb_csums: Vec<u32>,
+    /// Block bitmap checksums of the initialized groups, by group.
+    bb_csums: Vec<(u64, u32)>,
 }
 
 impl MkfsGroups {
@@ -104,7 +104,7 @@ impl MkfsGroups {
             groups.end - groups.start,
         );
         for (grp, used_here) in groups.zip(used) {
-            let t = self.tables.get(grp as usize).copied().unwrap_or_default();
+            let t = self.tables.get(grp as usize).unwrap_or_default();
             let mut flags = 0u16;
             if self.discard {
                 flags |= BG_INODE_ZEROED;
@@ -136,7 +136,7 @@ impl MkfsGroups {
     /// group).
     fn checksum_bitmaps(&mut self) {
         let groups = self.g.groups;
-        let mut csums = vec![0u32; usize::try_from(groups).unwrap_or(0)];
+        let mut csums = Vec::new();
         let mut batch = Vec::new();
         let mut g0 = 0;
         while g0 < groups {
@@ -146,8 +146,10 @@ impl MkfsGroups {
             for (i, d) in batch.iter().enumerate() {
                 let grp = g0 + i as u64;
                 if !d.has_flag(BG_BLOCK_UNINIT) {
-                    csums[grp as usize] =
-                        tables::block_bitmap_csum(&self.sb, &self.block_bitmap(grp));
+                    csums.push((
+                        grp,
+                        tables::block_bitmap_csum(&self.sb, &self.block_bitmap(grp)),
+                    ));
                 }
             }
             g0 = g1;
@@ -168,7 +170,11 @@ impl Groups for MkfsGroups {
         for (i, d) in out[start..].iter_mut().enumerate() {
             let grp = g0 + i as u64;
             if !d.has_flag(BG_BLOCK_UNINIT) {
-                d.bg_block_bitmap_csum = self.bb_csums.get(grp as usize).copied().unwrap_or(0);
+                let i = self.bb_csums.partition_point(|&(g, _)| g < grp);
+                d.bg_block_bitmap_csum = match self.bb_csums.get(i) {
+                    Some(&(g, c)) if g == grp => c,
+                    _ => 0,
+                };
             }
             if !d.has_flag(BG_INODE_UNINIT) {
                 if let Some(bm) = self.inode_bitmap(grp) {
@@ -226,7 +232,7 @@ impl WritePlan for MkfsWrites {
 /// Where the fixed objects of a fresh filesystem went.
 #[derive(Debug, Clone)]
 struct Placement {
-    tables: Vec<GroupTables>,
+    tables: TableList,
     used: BlockSet,
     overhead_tables: u64,
     root: u64,
@@ -259,10 +265,10 @@ fn place(g: &Geometry) -> Result<Placement, Error> {
         flex: g.flex_size(),
         itb: g.inode_table_blocks,
     };
-    let mut tables: Vec<GroupTables> = Vec::with_capacity(usize::try_from(g.groups).unwrap_or(0));
+    let mut tables = TableList::with_capacity(usize::try_from(g.groups).unwrap_or(0));
     for grp in 0..g.groups {
         let t = a
-            .allocate_group_table(grp, tables.last().copied())
+            .allocate_group_table(grp, tables.last())
             .map_err(|_| no_space(g))?;
         tables.push(t);
     }
@@ -564,7 +570,8 @@ pub fn plan(dev_size: u64, opts: &MkfsOptions) -> Result<MkfsPlan, Error> {
     }
     let jsb = journal::superblock(g.block_size, g.journal_blocks as u32, &opts.uuid);
     fixed.push((p.journal[0].0 * bs, jsb));
-    fixed.push((p.tables[0].inode_table * bs, itable));
+    let itable0 = p.tables.get(0).map_or(0, |t| t.inode_table);
+    fixed.push((itable0 * bs, itable));
     let backup_blocks = (1..g.groups)
         .filter(|&x| g.has_super(x))
         .map(|x| g.group_first(x))

@@ -19,7 +19,7 @@ use std::ops::Range;
 /// Bytes of descriptor table rendered at a time.
 const GDT_CHUNK: usize = 256 * 1024;
 /// Groups whose descriptors are computed at a time.
-pub const DESC_BATCH: u64 = 4096;
+pub const DESC_BATCH: u64 = 1024;
 
 /// A filesystem's groups as a plan will write them.
 pub trait Groups {
