@@ -11,8 +11,9 @@
 # stopped before its first write, which leaves the complete log).
 #
 # Each case runs RUNS times (default 5) per tool on a freshly prepared
-# image; the table shows the median wall time and the largest peak RSS
-# (/usr/bin/time %M). A benchmark, not a test: it asserts nothing.
+# image; the table shows the median wall time, the median CPU time (user +
+# system: less disturbed than wall time on a busy machine) and the largest
+# peak RSS (/usr/bin/time %M). A benchmark, not a test: it asserts nothing.
 #
 # Needs e2fsprogs, xfsprogs, python3, /usr/bin/time, a release build (built
 # here) and about 2.5 GB of free memory for WORKDIR (default: a directory
@@ -39,8 +40,8 @@ fi
 
 T16=$((16 * 1024 * 1024 * 1024 * 1024 - 4096))
 
-# measure NAME TOOL PREP CMD...: runs PREP (a shell line) then CMD, RUNS
-# times; prints "median-wall max-rss-kb status" of CMD.
+# measure PREP CMD...: runs PREP (a shell line) then CMD, RUNS times;
+# prints "median-wall median-cpu max-rss-kb status" of CMD.
 measure() {
     prep=$1
     shift
@@ -48,31 +49,34 @@ measure() {
     i=0
     while [ "$i" -lt "$runs" ]; do
         sh -c "$prep"
-        /usr/bin/time -o time.txt -f "%e %M %x" "$@" >/dev/null 2>&1 || true
+        /usr/bin/time -o time.txt -f "%e %U %S %M %x" "$@" >/dev/null 2>&1 || true
         # A failing command gets a "Command exited ..." line first.
         tail -n 1 time.txt >>times.txt
         i=$((i + 1))
     done
-    sort -n times.txt | awk -v n="$runs" '
-        { wall[NR] = $1; if ($2 > rss) rss = $2; st = $3 }
-        END { printf "%s %d %s\n", wall[int((n + 1) / 2)], rss, st }'
+    awk '{ print $2 + $3 }' times.txt | sort -n >cpu.txt
+    cpu=$(awk -v n="$runs" 'NR == int((n + 1) / 2)' cpu.txt)
+    sort -n times.txt | awk -v n="$runs" -v cpu="$cpu" '
+        { wall[NR] = $1; if ($4 > rss) rss = $4; st = $5 }
+        END { printf "%s %s %d %s\n", wall[int((n + 1) / 2)], cpu, rss, st }'
 }
 
 row() {
     # row CASE REAL-RESULT EBSIM-RESULT
     set -- "$1" $2 $3
-    name=$1 rw=$2 rr=$3 rs=$4 ew=$5 er=$6 es=$7
-    awk -v n="$name" -v rw="$rw" -v rr="$rr" -v rs="$rs" -v ew="$ew" -v er="$er" -v es="$es" 'BEGIN {
+    awk -v n="$1" -v rw="$2" -v rc="$3" -v rr="$4" -v rs="$5" \
+        -v ew="$6" -v ec="$7" -v er="$8" -v es="$9" 'BEGIN {
         note = (es == 0) ? "" : " (exit " es ")"
         rnote = (rs == 0) ? "" : " (exit " rs ")"
-        printf "| %s | %.2f s%s | %.1f MiB | %.2f s%s | %.1f MiB | %.2fx | %.2fx |\n",
-            n, rw, rnote, rr / 1024, ew, note, er / 1024, (rw > 0 ? ew / rw : 0), er / rr
+        printf "| %s | %.2f s%s | %.2f s | %.1f MiB | %.2f s%s | %.2f s | %.1f MiB | %.2fx | %.2fx |\n",
+            n, rw, rnote, rc, rr / 1024, ew, note, ec, er / 1024,
+            (rw > 0 ? ew / rw : 0), er / rr
     }' >>"$table"
 }
 
 {
-    echo "| case | real: wall (median) | real: peak RSS | ebsim: wall (median) | ebsim: peak RSS | wall ebsim/real | RSS ebsim/real |"
-    echo "|---|---|---|---|---|---|---|"
+    echo "| case | real: wall | real: CPU | real: peak RSS | ebsim: wall | ebsim: CPU | ebsim: peak RSS | wall ebsim/real | RSS ebsim/real |"
+    echo "|---|---|---|---|---|---|---|---|---|"
 } >"$table"
 
 fresh() { echo "rm -f img && truncate -s $1 img"; }
@@ -141,7 +145,7 @@ sh -c "$prep"
 EBSIM_FAULT_AFTER_WRITES=0 "$ebsim" mkfs.ext4 -q -F img >/dev/null 2>&1 || true
 complete=$(stat -c %s .*.ebsim-undo)
 "$ebsim" xfs_info img >/dev/null 2>&1 || true
-rm -f img data.img poll.py peak.txt stop times.txt time.txt
+rm -f img data.img poll.py peak.txt stop times.txt time.txt cpu.txt
 
 {
     echo

@@ -644,6 +644,29 @@ fn a_symlink_and_its_target_share_the_log() {
             open.display()
         );
     }
+    // Changed after the crash, then opened through the link: refused,
+    // nothing touched.
+    interrupted_resize(&img, "2G", 4);
+    let p = d.path().join("p");
+    std::fs::write(&p, noise(3, M as usize)).expect("write");
+    run(tool("e2fsck").arg("-fy").arg(&img));
+    ok(tool("debugfs")
+        .arg("-w")
+        .arg("-R")
+        .arg(format!("write {} newfile", p.display()))
+        .arg(&img));
+    let (img_before, log_before) = (
+        common::data_digest(&img),
+        common::data_digest(&undo_log(&img)),
+    );
+    let o = run(ebsim("xfs_info").arg(&link));
+    assert!(stderr(&o).contains("does not match"), "{}", stderr(&o));
+    assert_eq!(common::data_digest(&img), img_before);
+    assert_eq!(common::data_digest(&undo_log(&img)), log_before);
+    std::fs::remove_file(undo_log(&img)).expect("rm log");
+    std::fs::remove_file(&img).expect("rm");
+    sparse(&img, G);
+    ok(tool("mkfs.ext4").args(["-q", "-F"]).arg(&img));
     // A later open through the link finds nothing to replay: newer data
     // stays.
     interrupted_resize(&link, "2G", 4);
