@@ -311,14 +311,7 @@ impl ImageFile {
             }
         }
         out.sort_unstable_by_key(|r| r.start);
-        let mut merged: Vec<Range<u64>> = Vec::with_capacity(out.len());
-        for r in out {
-            match merged.last_mut() {
-                Some(last) if last.end >= r.start => last.end = last.end.max(r.end),
-                _ => merged.push(r),
-            }
-        }
-        Ok(merged)
+        Ok(merge_touching(out))
     }
 
     /// Pass 1: the undo log of `plan`. Returns the plan's write ranges,
@@ -653,6 +646,11 @@ impl ImageFile {
         }
         let mut r = LogReader::new(f, &self.log, header_len, body_end)?;
         let mut past_end: Vec<Range<u64>> = Vec::new();
+        // Every record's range, and the bytes a rollback punches beyond a
+        // record's own (the rest of a 4 KiB block that was a hole): those
+        // must be another record's, or still zeros.
+        let mut ranges: Vec<Range<u64>> = Vec::new();
+        let mut margins: Vec<Range<u64>> = Vec::new();
         let mut old = Vec::new();
         let mut now = Vec::new();
         let mut seen = 0u64;
@@ -686,7 +684,16 @@ impl ImageFile {
                 )));
             }
             if rec.kind == HOLE_NEW {
-                r.skip(16)?;
+                let p = r.u64()?..r.u64()?;
+                if p.start < range.start {
+                    margins.push(p.start..range.start);
+                }
+                if p.end > range.end {
+                    margins.push(range.end..p.end);
+                }
+            }
+            if h.kind == LOG_UNDO {
+                ranges.push(range.clone());
             }
             let crcs = if undo::has_crcs(rec.kind) {
                 r.crcs(undo::piece_count(&range))?
@@ -809,6 +816,22 @@ impl ImageFile {
                 }
             }
         }
+        if !margins.is_empty() {
+            ranges.sort_unstable_by_key(|r| r.start);
+            for m in subtract(&margins, &merge_touching(ranges)) {
+                let m = m.start.min(cur)..m.end.min(cur);
+                if m.is_empty() {
+                    continue;
+                }
+                self.read_into(&m, &mut now)?;
+                if now.iter().any(|&b| b != 0) {
+                    return Err(self.mismatch(format!(
+                        "bytes {}..{}, in a block that was a hole, hold data; {changed}",
+                        m.start, m.end
+                    )));
+                }
+            }
+        }
         if seen != count {
             return Err(Error::UndoLogCorrupt {
                 path: self.log.clone(),
@@ -817,13 +840,7 @@ impl ImageFile {
         }
         if h.kind == LOG_UNDO && cur > h.old_len {
             past_end.sort_unstable_by_key(|r| r.start);
-            let mut covered: Vec<Range<u64>> = Vec::with_capacity(past_end.len());
-            for r in past_end {
-                match covered.last_mut() {
-                    Some(last) if last.end >= r.start => last.end = last.end.max(r.end),
-                    _ => covered.push(r),
-                }
-            }
+            let covered = merge_touching(past_end);
             let data = self.data_ranges(h.old_len..cur)?;
             if let Some(extra) = subtract(&data, &covered).first() {
                 return Err(self.mismatch(format!(
@@ -885,6 +902,18 @@ impl ImageFile {
         }
         self.fsync()
     }
+}
+
+/// Merges sorted ranges that overlap or touch.
+fn merge_touching(sorted: Vec<Range<u64>>) -> Vec<Range<u64>> {
+    let mut out: Vec<Range<u64>> = Vec::with_capacity(sorted.len());
+    for r in sorted {
+        match out.last_mut() {
+            Some(last) if last.end >= r.start => last.end = last.end.max(r.end),
+            _ => out.push(r),
+        }
+    }
+    out
 }
 
 /// Answers "where is the next data extent" for a file with `SEEK_DATA` and
@@ -1370,6 +1399,31 @@ mod tests {
         assert!(msg.contains("a.img"), "{msg}");
         assert_eq!(std::fs::read(&p).unwrap(), img_before);
         assert_eq!(std::fs::read(undo_log_path(&p)).unwrap(), log_before);
+    }
+
+    #[test]
+    fn a_sector_written_beside_a_rolled_back_one_is_kept() {
+        let d = tmp();
+        let p = d.path().join("a.img");
+        {
+            let mut img = ImageFile::create(&p, 1 << 20).unwrap();
+            img.fault_after = Some(0);
+            let mut b = WriteBatch::new();
+            b.write(8192 + 512, vec![1u8; 512]);
+            assert!(injected(img.commit(&b)));
+        }
+        // The rollback would punch the whole block 8192..12288; someone
+        // wrote another sector of it after the crash.
+        let f = OpenOptions::new().write(true).open(&p).unwrap();
+        f.write_all_at(&[7u8; 512], 8192 + 2048).unwrap();
+        drop(f);
+        let e = ImageFile::open(&p, Access::ReadWrite).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("bytes 10240..12288, in a block that was a hole, hold data"),
+            "{e}"
+        );
+        assert_eq!(std::fs::read(&p).unwrap()[8192 + 2048], 7);
     }
 
     #[test]
