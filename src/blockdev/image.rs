@@ -1420,7 +1420,7 @@ mod tests {
         let e = ImageFile::open(&p, Access::ReadWrite).unwrap_err();
         assert!(
             e.to_string()
-                .contains("bytes 10240..12288, in a block that was a hole, hold data"),
+                .contains("bytes 9216..12288, in a block that was a hole, hold data"),
             "{e}"
         );
         assert_eq!(std::fs::read(&p).unwrap()[8192 + 2048], 7);
