@@ -196,6 +196,18 @@ fn report(name: &str, r: &SweepReport) {
 // Fault-point sweeps
 
 #[test]
+fn fault_points_cover_every_write_up_to_60_then_spread() {
+    assert_eq!(common::fault_points(25), (0..25).collect::<Vec<_>>());
+    assert_eq!(common::fault_points(60).len(), 60);
+    let p = common::fault_points(1000);
+    assert!(p.len() >= 60 && p.len() <= 64, "{}", p.len());
+    assert_eq!((p[0], p[1], p[2]), (0, 1, 2));
+    assert_eq!(p[p.len() - 1], 999);
+    assert!(p.contains(&997) && p.contains(&998));
+    assert!(p.windows(2).all(|w| w[0] < w[1] && w[1] - w[0] <= 17));
+}
+
+#[test]
 fn sweep_mkfs_ext4_over_nothing() {
     if !require_tools(TOOLS) {
         return;
