@@ -1265,15 +1265,29 @@ mod tests {
         let e = img.commit(&b).unwrap_err();
         assert!(matches!(e.root_cause(), Error::OutOfRange { .. }), "{e}");
         assert!(!e.may_leave_partial_change());
-        let mut b = WriteBatch::new();
-        b.write(0, vec![1u8; 200]);
-        b.write(100, vec![2u8; 200]);
-        let e = img.commit(&b).unwrap_err();
+        // A plan whose writes overlap (a WriteBatch resolves its own).
+        struct Overlapping;
+        impl WritePlan for Overlapping {
+            fn for_each_write(&self, sink: &mut crate::blockdev::Sink<'_>) -> Result<(), Error> {
+                sink(0, &[1u8; 200])?;
+                sink(100, &[2u8; 200])
+            }
+        }
+        let e = img.commit(&Overlapping).unwrap_err();
         assert!(
             matches!(e.root_cause(), Error::OverlappingWrites { .. }),
             "{e}"
         );
         assert!(img.data_ranges(0..8192).unwrap().is_empty());
+        assert!(!undo_log_path(&p).exists());
+        // The same writes in a batch: the later one wins.
+        let mut b = WriteBatch::new();
+        b.write(0, vec![1u8; 200]);
+        b.write(100, vec![2u8; 200]);
+        img.commit(&b).unwrap();
+        let mut want = vec![1u8; 100];
+        want.extend([2u8; 200]);
+        assert_eq!(img.read_vec(0, 300).unwrap(), want);
         assert!(!undo_log_path(&p).exists());
     }
 

@@ -50,7 +50,8 @@ pub type Sink<'a> = dyn FnMut(u64, &[u8]) -> Result<(), Error> + 'a;
 /// overwrite, once to apply them), so every walk must produce exactly the
 /// same writes. Writes must not overlap each other (the image file refuses a
 /// plan whose writes do, before changing anything): the undo log checks each
-/// block against one "new" content.
+/// block against one "new" content. ([`WriteBatch`] resolves overlaps
+/// itself: the later write wins.)
 pub trait WritePlan {
     /// Grow (or shrink) the device to this size first, when the device can.
     fn new_len(&self) -> Option<u64> {
@@ -94,7 +95,8 @@ pub enum WriteOp {
 pub struct WriteBatch {
     /// Grow (or shrink) the device to this size first, when the device can.
     pub new_len: Option<u64>,
-    /// The changes; data writes are made in this order.
+    /// The changes; data writes are made in this order (where two overlap,
+    /// the later one's bytes are what the device ends with).
     pub ops: Vec<WriteOp>,
 }
 
@@ -141,11 +143,38 @@ impl WritePlan for WriteBatch {
         self.new_len
     }
 
+    /// The writes in order; where they overlap, the bytes of the later one
+    /// (as if made one after the other), walked as disjoint pieces in
+    /// offset order.
     fn for_each_write(&self, sink: &mut Sink<'_>) -> Result<(), Error> {
-        for op in &self.ops {
-            if let WriteOp::Data { offset, bytes } = op {
-                sink(*offset, bytes)?;
+        let data = || {
+            self.ops.iter().filter_map(|op| match op {
+                WriteOp::Data { offset, bytes } if !bytes.is_empty() => Some((*offset, bytes)),
+                _ => None,
+            })
+        };
+        let mut spans: Vec<(u64, u64)> = data()
+            .map(|(o, b)| (o, o.saturating_add(b.len() as u64)))
+            .collect();
+        spans.sort_unstable();
+        if spans.windows(2).all(|w| w[0].1 <= w[1].0) {
+            for (offset, bytes) in data() {
+                sink(offset, bytes)?;
             }
+            return Ok(());
+        }
+        let ops: Vec<(u64, &Vec<u8>)> = data().collect();
+        let mut painted = std::collections::BTreeMap::new();
+        for (i, (o, b)) in ops.iter().enumerate() {
+            paint(&mut painted, *o, o.saturating_add(b.len() as u64), i);
+        }
+        for (&start, &(end, i)) in &painted {
+            let (o, b) = ops[i];
+            // Every piece lies inside the write it came from.
+            let piece = b
+                .get((start - o) as usize..(end - o) as usize)
+                .unwrap_or(&[]);
+            sink(start, piece)?;
         }
         Ok(())
     }
@@ -163,6 +192,33 @@ impl WritePlan for WriteBatch {
     fn is_empty(&self) -> bool {
         WriteBatch::is_empty(self)
     }
+}
+
+/// Lays the write `idx` over `start..end` in `map` (piece start -> (end,
+/// index of the write it shows)), cutting back what it covers.
+fn paint(
+    map: &mut std::collections::BTreeMap<u64, (u64, usize)>,
+    start: u64,
+    end: u64,
+    idx: usize,
+) {
+    if let Some((&ps, &(pe, pi))) = map.range(..start).next_back()
+        && pe > start
+    {
+        map.insert(ps, (start, pi));
+        if pe > end {
+            map.insert(end, (pe, pi));
+        }
+    }
+    let inside: Vec<u64> = map.range(start..end).map(|(&k, _)| k).collect();
+    for k in inside {
+        if let Some((ke, ki)) = map.remove(&k)
+            && ke > end
+        {
+            map.insert(end, (ke, ki));
+        }
+    }
+    map.insert(start, (end, idx));
 }
 
 /// A fixed-size, byte-addressed store.
@@ -336,6 +392,48 @@ mod tests {
                 (COALESCE_MAX as u64, 7)
             ]
         );
+    }
+
+    #[test]
+    fn a_batch_walks_overlapping_writes_as_made_in_order() {
+        let mut b = WriteBatch::new();
+        b.write(0, vec![1u8; 8]);
+        b.write(2, vec![2u8; 2]);
+        b.write(6, vec![3u8; 4]);
+        b.write(20, vec![4u8; 2]);
+        b.write(1, vec![5u8; 1]);
+        b.write(19, vec![6u8; 4]);
+        let mut got: Vec<(u64, Vec<u8>)> = Vec::new();
+        b.for_each_write(&mut |o, bytes| {
+            got.push((o, bytes.to_vec()));
+            Ok(())
+        })
+        .unwrap();
+        let mut image = vec![0u8; 24];
+        let mut seen: Vec<Range<u64>> = Vec::new();
+        for (o, bytes) in &got {
+            image[*o as usize..*o as usize + bytes.len()].copy_from_slice(bytes);
+            seen.push(*o..*o + bytes.len() as u64);
+        }
+        merge_disjoint(seen).unwrap();
+        let mut want = vec![0u8; 24];
+        for op in &b.ops {
+            if let WriteOp::Data { offset, bytes } = op {
+                want[*offset as usize..*offset as usize + bytes.len()].copy_from_slice(bytes);
+            }
+        }
+        assert_eq!(image, want);
+        // Disjoint writes pass through as they are, in their order.
+        let mut d = WriteBatch::new();
+        d.write(8, vec![1u8; 2]);
+        d.write(0, vec![2u8; 2]);
+        let mut order = Vec::new();
+        d.for_each_write(&mut |o, _| {
+            order.push(o);
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(order, vec![8, 0]);
     }
 
     #[test]
