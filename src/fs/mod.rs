@@ -140,6 +140,33 @@ pub fn statfs<D: BlockDevice>(dev: D, kind: FsKind, read_only: bool) -> Result<S
     }
 }
 
+/// Opens the filesystem on `dev` for file operations, as the kernel's mount
+/// would pick it: ext4 first, then XFS. The result is addressed through the
+/// filesystem-neutral [`node::FileSystem`] trait. A device holding neither
+/// is `Unsupported` ("no ext4 or XFS filesystem"); each filesystem's own
+/// refusals (features it does not write, a journal or log needing
+/// recovery) pass through with their names.
+pub fn open_files<D: BlockDevice + 'static>(
+    dev: D,
+) -> node::NodeResult<(FsKind, Box<dyn node::FileSystem>)> {
+    use node::{ErrorKind, NodeError};
+    let probe_err = |e: &dyn std::fmt::Display| NodeError::with(ErrorKind::Io, e.to_string());
+    if ext4::probe(&dev).map_err(|e| probe_err(&e))? {
+        let fs = ext4::files::Ext4Files::open(dev)?;
+        return Ok((FsKind::Ext4, Box::new(fs)));
+    }
+    if xfs::probe(&dev).map_err(|e| probe_err(&e))? {
+        return Err(NodeError::with(
+            ErrorKind::Unsupported,
+            "ebsim does not write files into XFS filesystems yet",
+        ));
+    }
+    Err(NodeError::with(
+        ErrorKind::Unsupported,
+        "no ext4 or XFS filesystem",
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

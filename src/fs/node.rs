@@ -219,6 +219,16 @@ pub enum ErrorKind {
     Corrupt,
     /// `EIO`: the device failed.
     Io,
+    /// `EACCES`: the permission bits refuse the caller (path walking and
+    /// permission checks above this layer return it).
+    PermissionDenied,
+    /// `ELOOP`: too many symbolic links followed in one path walk, or a
+    /// link where none may be followed.
+    TooManySymlinks,
+    /// `EXDEV`: a rename or link across two filesystems.
+    CrossDevice,
+    /// `EBUSY`: a mount point (or a root) cannot be removed or renamed.
+    Busy,
 }
 
 impl ErrorKind {
@@ -241,6 +251,10 @@ impl ErrorKind {
             ErrorKind::NotPermitted => Errno::EPERM,
             ErrorKind::Corrupt => Errno::EUCLEAN,
             ErrorKind::Io => Errno::EIO,
+            ErrorKind::PermissionDenied => Errno::EACCES,
+            ErrorKind::TooManySymlinks => Errno::ELOOP,
+            ErrorKind::CrossDevice => Errno::EXDEV,
+            ErrorKind::Busy => Errno::EBUSY,
         }) as i32
     }
 
@@ -262,6 +276,10 @@ impl ErrorKind {
             ErrorKind::NotPermitted => "Operation not permitted",
             ErrorKind::Corrupt => "Structure needs cleaning",
             ErrorKind::Io => "Input/output error",
+            ErrorKind::PermissionDenied => "Permission denied",
+            ErrorKind::TooManySymlinks => "Too many levels of symbolic links",
+            ErrorKind::CrossDevice => "Invalid cross-device link",
+            ErrorKind::Busy => "Device or resource busy",
         }
     }
 }
@@ -418,6 +436,16 @@ pub trait FileSystem {
 
     /// Commits every staged change in one crash-safe batch.
     fn sync(&mut self) -> NodeResult<()>;
+
+    /// The byte ranges of a regular file that hold data, as `SEEK_DATA` /
+    /// `SEEK_HOLE` report them (holes and unwritten extents excluded),
+    /// clipped to its size, in order. Copies use it to stay sparse and to
+    /// skip reading gigabytes of zeros. The default claims the whole file
+    /// is data (correct, only slower).
+    fn data_ranges(&self, ino: Ino) -> NodeResult<Vec<std::ops::Range<u64>>> {
+        let size = self.getattr(ino)?.size;
+        Ok(if size == 0 { Vec::new() } else { vec![0..size] })
+    }
 }
 
 #[cfg(test)]

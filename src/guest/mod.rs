@@ -5,6 +5,7 @@ pub mod df;
 pub mod human;
 pub mod instance;
 pub mod lsblk;
+pub mod vfs;
 
 /// Everything lsblk and df need to know about an instance at one moment:
 /// its block devices (disks with their partitions), its mounts in mount
