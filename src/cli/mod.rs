@@ -14,6 +14,7 @@ mod demo;
 mod df;
 mod e2fs_util;
 mod ec2;
+mod files;
 mod getopt_long;
 mod growpart;
 mod guest;
@@ -137,6 +138,36 @@ pub const APPLETS: &[Applet] = &[
         name: "aws",
         about: "the `aws ec2 ...` command line over the emulated EC2 (AWS CLI v2 output)",
         run: ec2::run_aws,
+    },
+    Applet {
+        name: "cat",
+        about: "print files of the instance (coreutils 9.1 cat)",
+        run: files::cat::run,
+    },
+    Applet {
+        name: "ls",
+        about: "list files of the instance (coreutils 9.1 ls)",
+        run: files::ls::run,
+    },
+    Applet {
+        name: "mkdir",
+        about: "make directories in the instance (coreutils 9.1 mkdir)",
+        run: files::mkdir::run,
+    },
+    Applet {
+        name: "rm",
+        about: "remove files of the instance (coreutils 9.1 rm)",
+        run: files::rm::run,
+    },
+    Applet {
+        name: "tee",
+        about: "copy standard input to files of the instance (coreutils 9.1 tee)",
+        run: files::tee::run,
+    },
+    Applet {
+        name: "touch",
+        about: "make files or set their times in the instance (coreutils 9.1 touch)",
+        run: files::touch::run,
     },
     Applet {
         name: "clock",

@@ -276,7 +276,16 @@ impl Vfs {
 
     /// `read` at `offset` (`pread`).
     pub fn read(&mut self, loc: Loc, offset: u64, buf: &mut [u8]) -> NodeResult<usize> {
-        self.fs(loc.dev)?.read(loc.ino, offset, buf)
+        if loc.dev == VIRTUAL {
+            return Err(err(ErrorKind::IsADirectory));
+        }
+        let fs = self.fs(loc.dev)?;
+        match fs.getattr(loc.ino)?.kind {
+            FileType::Directory => return Err(err(ErrorKind::IsADirectory)),
+            FileType::Regular => {}
+            _ => return Err(err(ErrorKind::InvalidArgument)),
+        }
+        fs.read(loc.ino, offset, buf)
     }
 
     /// The byte ranges of a file holding data (`SEEK_DATA`/`SEEK_HOLE`).
