@@ -150,3 +150,64 @@ fn writing_commands() {
         ],
     );
 }
+
+#[test]
+fn copies_and_moves() {
+    let Some((r, _lock)) = rig() else { return };
+    let m = r.m();
+    let m = m.as_str();
+    let cases: &[(Who, &[&str])] = &[
+        (Who::Root, &["cp", "dir/a.txt", "new"]),
+        (Who::Root, &["cp", "dir/a.txt", "dir/sub"]),
+        (Who::Root, &["cp", "nope", "x"]),
+        (Who::Root, &["cp", "dir", "x"]),
+        (Who::Root, &["cp", "dir/a.txt", "dir/a.txt"]),
+        (Who::Root, &["cp", "dir/a.txt", "hard"]),
+        (Who::Root, &["cp", "dir/a.txt", "nope/x"]),
+        (Who::Root, &["cp", "dir/a.txt", "dir/b.txt", "readonly"]),
+        (Who::Root, &["cp", "dir/a.txt", "dir/b.txt", "nope"]),
+        (Who::Root, &["cp"]),
+        (Who::Root, &["cp", "dir/a.txt"]),
+        (Who::Root, &["cp", "-r", "dir", "copy"]),
+        (Who::Root, &["cp", "-a", "dir", "copy"]),
+        (Who::Root, &["cp", "-rv", "sp ace", "sp2"]),
+        (Who::Root, &["cp", "-p", "dir/a.txt", "p"]),
+        (Who::Root, &["cp", "sparse", "sparse2"]),
+        (Who::Root, &["cp", "big.bin", "b2"]),
+        (Who::Root, &["cp", "link", "l2"]),
+        (Who::Root, &["cp", "-P", "link", "l3"]),
+        (Who::Root, &["cp", "-a", "link", "dangling", "emptydir"]),
+        (Who::Root, &["cp", "-r", "dir/", "emptydir"]),
+        (Who::Root, &["cp", "-a", "dir/a.txt", "hard", "emptydir"]),
+        (Who::Root, &["cp", "-r", "dir", "dir/a.txt"]),
+        (Who::Root, &["cp", "-T", "dir/a.txt", "emptydir"]),
+        (Who::Root, &["cp", "-n", "dir/b.txt", "dir/a.txt"]),
+        (Who::Root, &["cp", "-t", "emptydir", "dir/a.txt", "big.bin"]),
+        (Who::Root, &["cp", "--sparse=bogus", "a", "b"]),
+        (Who::User, &["cp", "dir/a.txt", "home/"]),
+        (Who::User, &["cp", "-p", "dir/a.txt", "home/"]),
+        (Who::User, &["cp", "private/s", "home/"]),
+        (Who::User, &["cp", "dir/a.txt", "readonly"]),
+        (Who::User, &["cp", "-f", "dir/a.txt", "readonly"]),
+        (Who::User, &["cp", "-r", "dir", "home/d"]),
+        (Who::Root, &["mv", "dir/a.txt", "x"]),
+        (Who::Root, &["mv", "-v", "dir/b.txt", "dir/sub"]),
+        (Who::Root, &["mv", "nope", "x"]),
+        (Who::Root, &["mv", "dir", "dir/sub"]),
+        (Who::Root, &["mv", "dir/a.txt", "hard"]),
+        (Who::Root, &["mv", "emptydir", "dir"]),
+        (Who::Root, &["mv", "big.bin", "dir"]),
+        (Who::Root, &["mv", "-T", "dir", "emptydir"]),
+        (Who::Root, &["mv", "-T", "dir", "home"]),
+        (Who::Root, &["mv", "dir", "readonly"]),
+        (Who::Root, &["mv", "readonly", "dir/sub"]),
+        (Who::Root, &["mv", "-n", "readonly", "dir/a.txt"]),
+        (Who::Root, &["mv", "link", "dangling", "sp ace"]),
+        (Who::User, &["mv", "tmp/rootfile", "tmp/x"]),
+        (Who::User, &["mv", "home/m", "home/n"]),
+        (Who::User, &["mv", "home/m", "x"]),
+    ];
+    for (who, argv) in cases {
+        r.same(*who, m, argv, None);
+    }
+}

@@ -145,6 +145,16 @@ pub const APPLETS: &[Applet] = &[
         run: files::cat::run,
     },
     Applet {
+        name: "cp",
+        about: "copy files of the instance (coreutils 9.1 cp)",
+        run: files::cp::run_cp,
+    },
+    Applet {
+        name: "mv",
+        about: "move or rename files of the instance (coreutils 9.1 mv)",
+        run: files::cp::run_mv,
+    },
+    Applet {
         name: "ls",
         about: "list files of the instance (coreutils 9.1 ls)",
         run: files::ls::run,

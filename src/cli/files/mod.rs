@@ -21,7 +21,7 @@
 
 pub mod cat;
 pub mod common;
-// pub mod cp;
+pub mod cp;
 // pub mod dd;
 // pub mod du;
 // pub mod fallocate;

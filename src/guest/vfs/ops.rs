@@ -295,13 +295,68 @@ impl Vfs {
 
     /// `pwrite` on a file opened for writing; a non-root writer clears the
     /// set-user-ID (and executable set-group-ID) bits first.
+    ///
+    /// Every block a write touches is allocated, as the kernel allocates
+    /// it: blocks whose new contents are all zero become unwritten extents
+    /// (allocated, read as zeros, no zero bytes written into the image),
+    /// so `du` and `df` see a `dd if=/dev/zero` fill as the guest would.
+    /// When space runs out the write is short, as write(2) is.
     pub fn write(&mut self, loc: Loc, offset: u64, data: &[u8]) -> NodeResult<usize> {
         if data.is_empty() {
             return Ok(0);
         }
         self.kill_privs(loc)?;
         let ctx = self.ctx();
-        self.fs_mut(loc.dev)?.write(ctx, loc.ino, offset, data)
+        let bs = u64::from(self.fs(loc.dev)?.getattr(loc.ino)?.blksize.max(512));
+        let end = offset
+            .checked_add(data.len() as u64)
+            .ok_or_else(|| err(ErrorKind::FileTooBig))?;
+        // Runs of blocks whose part of `data` is all zero.
+        let mut runs: Vec<(u64, u64)> = Vec::new();
+        let mut b = offset / bs;
+        while b * bs < end {
+            let s = (b * bs).max(offset);
+            let e = ((b + 1) * bs).min(end);
+            let part = &data[(s - offset) as usize..(e - offset) as usize];
+            if part.iter().all(|&x| x == 0) {
+                match runs.last_mut() {
+                    Some(r) if r.1 == b * bs => r.1 = (b + 1) * bs,
+                    _ => runs.push((b * bs, (b + 1) * bs)),
+                }
+            }
+            b += 1;
+        }
+        let mut limit = data.len();
+        'runs: for (s, e) in runs {
+            let mut cur = s;
+            let mut chunk = e - s;
+            while cur < e {
+                let len = chunk.min(e - cur);
+                let fs = self.fs_mut(loc.dev)?;
+                match fs.fallocate(
+                    ctx,
+                    loc.ino,
+                    cur,
+                    len,
+                    FallocateMode::Allocate { keep_size: true },
+                ) {
+                    Ok(()) => cur += len,
+                    Err(x) if x.kind() == ErrorKind::NoSpace && chunk > bs => {
+                        chunk = (chunk / 2).div_ceil(bs) * bs;
+                    }
+                    Err(x) if x.kind() == ErrorKind::NoSpace => {
+                        limit = cur.saturating_sub(offset) as usize;
+                        break 'runs;
+                    }
+                    Err(x) => return Err(x),
+                }
+            }
+        }
+        if limit == 0 {
+            return Err(err(ErrorKind::NoSpace));
+        }
+        self.fs_mut(loc.dev)?
+            .write(ctx, loc.ino, offset, &data[..limit])
     }
 
     fn kill_privs(&mut self, loc: Loc) -> NodeResult<()> {
