@@ -203,7 +203,7 @@ impl Copier<'_> {
             other => other.clone(),
         };
         if let Some(d) = &dst_f {
-            if d.loc == sst.loc && !(sst.attr.kind == FileType::Symlink && !follow) {
+            if (follow || sst.attr.kind != FileType::Symlink) && d.loc == sst.loc {
                 return self.fail(format!(
                     "{} and {} are the same file",
                     q(src, self.utf8),
@@ -606,6 +606,9 @@ impl Copier<'_> {
     }
 }
 
+/// A source and its final destination.
+type Pair = (Vec<u8>, Vec<u8>);
+
 fn create_excl(mode: u16) -> OpenFlags {
     OpenFlags {
         write: true,
@@ -625,7 +628,7 @@ fn targets(
     target_dir: Option<&[u8]>,
     no_target_dir: bool,
     utf8: bool,
-) -> Result<Vec<(Vec<u8>, Vec<u8>)>, i32> {
+) -> Result<Vec<Pair>, i32> {
     if let Some(t) = target_dir {
         match s.vfs.stat(t) {
             Ok(st) if st.attr.kind == FileType::Directory => {}
