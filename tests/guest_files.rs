@@ -80,6 +80,8 @@ fn reading_commands() {
         (Who::Root, &["ls", "-l", m]),
         (Who::Root, &["ls", "--color=bogus"]),
         (Who::Root, &["ls", "-lF", "dir", "link"]),
+        (Who::Root, &["ls", "-U"]),
+        (Who::Root, &["ls", "-AU", "dir", "home"]),
     ];
     for (who, argv) in cases {
         r.same(*who, m, argv, None);
@@ -119,6 +121,7 @@ fn writing_commands() {
         (Who::Root, &["rm", "dir"]),
         (Who::Root, &["rm", "-r", "dir"]),
         (Who::Root, &["rm", "-rv", "sp ace"]),
+        (Who::Root, &["rm", "-rv", "dir"]),
         (Who::Root, &["rm", "-f", "nope"]),
         (Who::Root, &["rm", "nope"]),
         (Who::Root, &["rm", "-d", "emptydir", "dir"]),

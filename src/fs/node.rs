@@ -366,7 +366,9 @@ pub trait FileSystem {
     /// The entry `name` in directory `dir`.
     fn lookup(&self, dir: Ino, name: &[u8]) -> NodeResult<Attr>;
 
-    /// Every entry of directory `dir` except `.` and `..`, in on-disk order.
+    /// Every entry of directory `dir` except `.` and `..`, in the order the
+    /// kernel's readdir returns them (ext4: by name hash for indexed and
+    /// one-block directories, else on-disk order; XFS: on-disk order).
     fn readdir(&self, dir: Ino) -> NodeResult<Vec<DirEntry>>;
 
     /// Reads from `offset` into `buf`; returns the bytes read (short only at
