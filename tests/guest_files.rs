@@ -214,3 +214,216 @@ fn copies_and_moves() {
         r.same(*who, m, argv, None);
     }
 }
+
+/// dd's transfer line with its time and rate replaced (they vary), after
+/// checking their shape: `, 0.00123 s, 4.5 MB/s`.
+fn dd_norm(text: &str) -> String {
+    text.lines()
+        .map(|l| match l.find(" copied, ") {
+            Some(i) => {
+                let rest = &l[i + " copied, ".len()..];
+                let (t, rate) = rest.split_once(" s, ").expect("time");
+                assert!(t.parse::<f64>().is_ok(), "time {t:?} in {l:?}");
+                let r = rate.strip_suffix("/s").expect("rate");
+                let (n, unit) = r.split_once(' ').expect("rate unit");
+                assert!(
+                    n.parse::<f64>().is_ok() || n == "Infinity",
+                    "rate {r:?} in {l:?}"
+                );
+                assert!(
+                    ["B", "kB", "MB", "GB", "TB"].contains(&unit),
+                    "unit {unit:?} in {l:?}"
+                );
+                format!("{} copied, T s, R/s\n", &l[..i])
+            }
+            None => format!("{l}\n"),
+        })
+        .collect()
+}
+
+/// stat's device numbers differ (a loop device there, the guest's disk
+/// here).
+fn stat_norm(text: &str) -> String {
+    text.lines()
+        .map(|l| match l.strip_prefix("Device: ") {
+            Some(rest) => format!("Device: D\t{}\n", rest.split_once('\t').map_or("", |x| x.1)),
+            None => format!("{l}\n"),
+        })
+        .collect()
+}
+
+#[test]
+fn sizes_sums_and_status() {
+    let Some((r, _lock)) = rig() else { return };
+    let m = r.m();
+    let m = m.as_str();
+    let same = |who, argv: &[&str]| {
+        r.same(who, m, argv, None);
+    };
+    // du
+    for argv in [
+        &["du"][..],
+        &["du", "-s", "dir", "big.bin", "sparse"],
+        &["du", "-sh", "."],
+        &["du", "-a", "dir"],
+        &["du", "--apparent-size", "-a", "dir"],
+        &["du", "-b", "sparse", "big.bin"],
+        &["du", "-c", "dir", "home"],
+        &["du", "-d", "1", "."],
+        &["du", "nope", "dir/sub"],
+        &["du", "-sk", "sparse"],
+        &["du", "-sm", "big.bin"],
+    ] {
+        same(Who::Root, argv);
+    }
+    same(Who::User, &["du", "private", "home"]);
+    // sha256sum
+    same(
+        Who::Root,
+        &["sha256sum", "dir/a.txt", "big.bin", "sparse", "nope", "dir"],
+    );
+    r.same(Who::Root, m, &["sha256sum", "-"], Some(b"piped\n"));
+    r.same_seq(
+        Who::Root,
+        m,
+        &[
+            (&["sha256sum", "dir/a.txt", "big.bin"], None),
+            (&["tee", "sums"], Some(b"5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03  dir/a.txt\n0000000000000000000000000000000000000000000000000000000000000000  big.bin\nbad line\n5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03  nope\n")),
+            (&["sha256sum", "-c", "sums"], None),
+            (&["sha256sum", "--quiet", "-c", "sums"], None),
+            (&["sha256sum", "-c", "nope"], None),
+        ],
+    );
+    // stat
+    let stat_steps: &[&[&str]] = &[
+        &["stat", "dir/a.txt", "link", "dir", "emptydir"],
+        &["stat", "-L", "link"],
+        &["stat", "nope"],
+        &[
+            "stat",
+            "-c",
+            "%n %N %a %A %b %B %f %F %g %G %h %i %o %s %u %U %x %y %z %w %X %Y %Z %W",
+            "dir/a.txt",
+            "link",
+            "sparse",
+        ],
+        &["stat", "--printf", "%n\t%s\n", "big.bin"],
+        &["stat", "-c", "%m %-8s| %08s| %.3s|%5a", "dir/b.txt"],
+        &["stat", "-f", "."],
+        &["stat", "-f", "-c", "%b %f %a %c %d %s %S %T %l %i", "dir"],
+    ];
+    for argv in stat_steps {
+        r.same_norm(Who::Root, m, &[(argv, None)], &stat_norm);
+    }
+    // truncate, fallocate and dd: the trees are compared.
+    for argv in [
+        &["truncate", "-s", "10K", "dir/a.txt", "newt"][..],
+        &["truncate", "-s", "+1M", "big.bin"],
+        &["truncate", "-s", "-100", "big.bin"],
+        &["truncate", "-s", "%4096", "dir/b.txt"],
+        &["truncate", "-s", "<1K", "dir/b.txt"],
+        &["truncate", "-c", "-s", "1K", "none"],
+        &["truncate", "-s", "1x", "f"],
+        &["truncate", "f"],
+        &["truncate", "-s", "1K", "nope/x"],
+        &["truncate", "-s", "0", "dir"],
+        &["truncate", "-s", "1E", "newt"],
+        &["truncate", "-r", "big.bin", "newr"],
+        &["fallocate", "-l", "1M", "fa"],
+        &["fallocate", "-l", "1M", "-o", "1K", "fa"],
+        &["fallocate", "-n", "-l", "4M", "big.bin"],
+        &["fallocate", "-p", "-o", "4096", "-l", "8192", "big.bin"],
+        &["fallocate", "-v", "-l", "2M", "fb"],
+        &[
+            "fallocate",
+            "-v",
+            "-p",
+            "-o",
+            "0",
+            "-l",
+            "4096",
+            "dir/b.txt",
+        ],
+        &["fallocate", "-l", "1x", "fc"],
+        &["fallocate", "fc"],
+        &["fallocate", "-l", "0", "fc"],
+        &["fallocate", "-l", "1M", "nope/x"],
+        &["fallocate", "-l", "1M", "dir"],
+        &["fallocate", "-l", "100P", "fd"],
+        &["fallocate", "-l", "1.5M", "fe"],
+        &["fallocate"],
+    ] {
+        same(Who::Root, argv);
+    }
+    same(Who::User, &["fallocate", "-l", "1M", "readonly"]);
+    same(Who::User, &["truncate", "-s", "0", "readonly"]);
+    for argv in [
+        &["dd", "if=big.bin", "of=copy", "bs=4k"][..],
+        &["dd", "if=big.bin", "of=copy", "bs=1M", "count=1", "skip=0"],
+        &["dd", "if=/dev/zero", "of=zeros", "bs=1M", "count=3"],
+        &["dd", "if=/dev/zero", "of=zeros", "bs=100", "count=5"],
+        &[
+            "dd",
+            "if=big.bin",
+            "of=dir/a.txt",
+            "bs=4096",
+            "count=2",
+            "skip=1",
+            "seek=3",
+            "conv=notrunc",
+        ],
+        &[
+            "dd",
+            "if=big.bin",
+            "of=dir/b.txt",
+            "bs=1000",
+            "count=3",
+            "seek=2",
+        ],
+        &["dd", "if=nope", "of=x"],
+        &["dd", "if=big.bin", "of=nope/x"],
+        &["dd", "bogus=1"],
+        &["dd", "bs=x"],
+        &[
+            "dd",
+            "if=big.bin",
+            "of=copy",
+            "bs=3000",
+            "count=2",
+            "status=none",
+        ],
+        &[
+            "dd",
+            "if=big.bin",
+            "of=copy",
+            "ibs=1000",
+            "obs=3000",
+            "count=7",
+        ],
+        &["dd", "if=sparse", "of=sp", "bs=1M", "conv=sparse"],
+        &["dd", "if=dir/a.txt", "of=/dev/null"],
+        &[
+            "dd",
+            "if=big.bin",
+            "of=copy",
+            "bs=4k",
+            "count=2",
+            "status=noxfer",
+        ],
+    ] {
+        r.same_norm(Who::Root, m, &[(argv, None)], &dd_norm);
+    }
+    r.same_norm(
+        Who::Root,
+        m,
+        &[(&["dd", "of=piped"], Some(b"abcdefgh"))],
+        &dd_norm,
+    );
+    r.same_norm(Who::Root, m, &[(&["dd", "if=dir/a.txt"], None)], &dd_norm);
+    r.same_norm(
+        Who::User,
+        m,
+        &[(&["dd", "if=/dev/zero", "of=readonly", "count=1"], None)],
+        &dd_norm,
+    );
+}

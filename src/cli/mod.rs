@@ -155,6 +155,21 @@ pub const APPLETS: &[Applet] = &[
         run: files::cp::run_mv,
     },
     Applet {
+        name: "dd",
+        about: "copy and convert data to and from files of the instance (coreutils 9.1 dd)",
+        run: files::dd::run,
+    },
+    Applet {
+        name: "du",
+        about: "show the space files of the instance use (coreutils 9.1 du)",
+        run: files::du::run,
+    },
+    Applet {
+        name: "fallocate",
+        about: "preallocate or deallocate space in a file of the instance (util-linux 2.38)",
+        run: files::fallocate::run,
+    },
+    Applet {
         name: "ls",
         about: "list files of the instance (coreutils 9.1 ls)",
         run: files::ls::run,
@@ -170,9 +185,24 @@ pub const APPLETS: &[Applet] = &[
         run: files::rm::run,
     },
     Applet {
+        name: "sha256sum",
+        about: "print or check SHA-256 sums of files of the instance (coreutils 9.1)",
+        run: files::sha256sum::run,
+    },
+    Applet {
+        name: "stat",
+        about: "show the status of files of the instance (coreutils 9.1 stat)",
+        run: files::stat::run,
+    },
+    Applet {
         name: "tee",
         about: "copy standard input to files of the instance (coreutils 9.1 tee)",
         run: files::tee::run,
+    },
+    Applet {
+        name: "truncate",
+        about: "set the size of files of the instance (coreutils 9.1 truncate)",
+        run: files::truncate::run,
     },
     Applet {
         name: "touch",

@@ -329,6 +329,37 @@ impl Rig {
         k
     }
 
+    /// A sequence on both sides, the outputs passed through `norm` first
+    /// (for what legitimately differs: times, device numbers).
+    pub fn same_norm(
+        &self,
+        who: Who,
+        cwd: &str,
+        steps: &[Step<'_>],
+        norm: &dyn Fn(&str) -> String,
+    ) -> Vec<Outcome> {
+        let (k, kt) = self.kernel_seq(who, cwd, steps);
+        let (e, et) = self.ebsim_seq(who, cwd, steps);
+        for (i, ((kk, ee), (argv, _))) in k.iter().zip(&e).zip(steps).enumerate() {
+            assert_eq!(
+                norm(&ee.err),
+                norm(&kk.err),
+                "stderr of step {i} {argv:?} as {who:?}"
+            );
+            assert_eq!(
+                norm(&ee.out),
+                norm(&kk.out),
+                "stdout of step {i} {argv:?} as {who:?}"
+            );
+            assert_eq!(
+                ee.code, kk.code,
+                "exit code of step {i} {argv:?} as {who:?}"
+            );
+        }
+        assert_eq!(et, kt, "tree after {steps:?} as {who:?} in {cwd}");
+        e
+    }
+
     /// One command on both sides (see [`Rig::same_seq`]).
     pub fn same(&self, who: Who, cwd: &str, argv: &[&str], stdin: Option<&[u8]>) -> Outcome {
         let mut v = self.same_seq(who, cwd, &[(argv, stdin)]);

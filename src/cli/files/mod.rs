@@ -22,21 +22,21 @@
 pub mod cat;
 pub mod common;
 pub mod cp;
-// pub mod dd;
-// pub mod du;
-// pub mod fallocate;
+pub mod dd;
+pub mod du;
+pub mod fallocate;
 pub mod ls;
 pub mod mkdir;
 pub mod mode;
 pub mod opts;
 pub mod quote;
 pub mod rm;
-// pub mod sha256sum;
-// pub mod stat;
+pub mod sha256sum;
+pub mod stat;
 pub mod tee;
 pub mod time;
 pub mod touch;
-// pub mod truncate;
+pub mod truncate;
 pub mod users;
 
 /// Set by ebsim's `sudo` for the guest command it runs: the guest user

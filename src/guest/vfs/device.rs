@@ -8,7 +8,7 @@
 //! waits for a writer (a file command, or an online grow) to finish its
 //! commit and never sees half of it.
 
-use super::{DeviceSpec, MountSpec, Vfs, perm::Creds};
+use super::{DeviceSpec, MountSpec, OpenedFs, Vfs, perm::Creds};
 use crate::blockdev::image::Access;
 use crate::blockdev::{BlockDevice, Error as DevError, ImageFile, Slice, WriteBatch};
 use crate::ec2::model::Mount;
@@ -149,8 +149,42 @@ fn device_for(
                     }
                 }
             };
+            let probe = Slice::new(img.clone(), off, len).map_err(io)?;
+            let uuid = crate::fs::probe(probe)
+                .ok()
+                .flatten()
+                .map(|i| i.uuid)
+                .unwrap_or_default();
             let slice = Slice::new(img, off, len).map_err(io)?;
-            crate::fs::open_files(slice)
+            let (kind, fs) = crate::fs::open_files(slice)?;
+            let fsid = fsid_of(kind, &uuid, major, minor);
+            Ok(OpenedFs { kind, fs, fsid })
         }),
+    }
+}
+
+/// statfs's `f_fsid` as the kernel computes it: ext4 xors the two
+/// little-endian halves of the UUID; XFS encodes the device number.
+pub fn fsid_of(kind: crate::fs::FsKind, uuid: &str, major: u32, minor: u32) -> u64 {
+    match kind {
+        crate::fs::FsKind::Ext4 => {
+            let hex: String = uuid.chars().filter(char::is_ascii_hexdigit).collect();
+            let bytes: Vec<u8> = (0..hex.len() / 2)
+                .filter_map(|i| u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok())
+                .collect();
+            if bytes.len() != 16 {
+                return 0;
+            }
+            let half = |r: std::ops::Range<usize>| {
+                let mut b = [0u8; 8];
+                b.copy_from_slice(&bytes[r]);
+                u64::from_le_bytes(b)
+            };
+            half(0..8) ^ half(8..16)
+        }
+        crate::fs::FsKind::Xfs => {
+            let (ma, mi) = (u64::from(major), u64::from(minor));
+            (mi & 0xff) | (ma << 8) | ((mi & !0xff) << 12)
+        }
     }
 }

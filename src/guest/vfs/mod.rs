@@ -102,8 +102,19 @@ pub(crate) fn virtual_ino(path: &[u8]) -> u64 {
     (h & 0x7fff_ffff) | 0x4000_0000
 }
 
+/// A filesystem the VFS opened.
+pub struct OpenedFs {
+    /// Its type.
+    pub kind: FsKind,
+    /// Its files.
+    pub fs: Box<dyn FileSystem>,
+    /// statfs's `f_fsid` as the kernel computes it (ext4: the two halves
+    /// of the UUID xor'ed; XFS: the device number).
+    pub fsid: u64,
+}
+
 /// How a filesystem is opened when the VFS first needs it.
-pub type Opener = Box<dyn FnOnce() -> NodeResult<(FsKind, Box<dyn FileSystem>)>>;
+pub type Opener = Box<dyn FnOnce() -> NodeResult<OpenedFs>>;
 
 /// One block device holding a filesystem.
 pub struct DeviceSpec {
@@ -131,6 +142,7 @@ enum DevState {
     Open {
         kind: FsKind,
         fs: Box<dyn FileSystem>,
+        fsid: u64,
     },
     Failed(ErrorKind, String),
     Opening,
@@ -277,7 +289,11 @@ impl Vfs {
                 return Err(NodeError::new(ErrorKind::Io));
             };
             d.state = match open() {
-                Ok((kind, fs)) => DevState::Open { kind, fs },
+                Ok(o) => DevState::Open {
+                    kind: o.kind,
+                    fs: o.fs,
+                    fsid: o.fsid,
+                },
                 Err(e) => DevState::Failed(e.kind(), e.to_string()),
             };
         }
@@ -304,6 +320,24 @@ impl Vfs {
             Some(DevState::Open { kind, .. }) => Ok(*kind),
             _ => Err(NodeError::new(ErrorKind::Io)),
         }
+    }
+
+    /// statfs's `f_fsid` of the filesystem on `dev` (opening it).
+    pub fn fsid(&mut self, dev: usize) -> NodeResult<u64> {
+        self.fs(dev)?;
+        match self.devices.get(dev).map(|d| &d.state) {
+            Some(DevState::Open { fsid, .. }) => Ok(*fsid),
+            _ => Err(NodeError::new(ErrorKind::Io)),
+        }
+    }
+
+    /// The mount point of device `dev` (its most recent mount).
+    pub fn mount_point(&self, dev: usize) -> Option<&str> {
+        self.mounts
+            .iter()
+            .rev()
+            .find(|m| m.device == dev)
+            .map(|m| m.target.as_str())
     }
 
     fn stat_of(&self, loc: Loc, attr: Attr) -> Stat {

@@ -36,7 +36,10 @@ fn spec(dev: MemDevice, minor: u32) -> DeviceSpec {
     DeviceSpec {
         major: 202,
         minor,
-        opener: Box::new(move || crate::fs::open_files(dev)),
+        opener: Box::new(move || {
+            let (kind, fs) = crate::fs::open_files(dev)?;
+            Ok(OpenedFs { kind, fs, fsid: 0 })
+        }),
     }
 }
 
