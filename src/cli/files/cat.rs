@@ -3,7 +3,7 @@
 
 use super::common::{HostDev, Session, Stdout, arg_bytes, start, strerror};
 use super::quote::quotef;
-use crate::cli::files::opts::{self, Flag, FlagExt};
+use crate::cli::files::opts::{self, Flag};
 use crate::cli::output::err;
 use ebsim::fs::node::{ErrorKind, NodeError};
 use ebsim::guest::vfs::{Loc, OpenFlags};
@@ -27,17 +27,15 @@ standard output.
       --version            show the version
 ";
 
-fn long() -> Vec<Flag> {
-    vec![
-        Flag::flag("show-all", 'A'),
-        Flag::flag("number-nonblank", 'b'),
-        Flag::flag("show-ends", 'E'),
-        Flag::flag("number", 'n'),
-        Flag::flag("squeeze-blank", 's'),
-        Flag::flag("show-tabs", 'T'),
-        Flag::flag("show-nonprinting", 'v'),
-    ]
-}
+const LONG: &[Flag] = &[
+    Flag::flag("show-all", 'A'),
+    Flag::flag("number-nonblank", 'b'),
+    Flag::flag("show-ends", 'E'),
+    Flag::flag("number", 'n'),
+    Flag::flag("squeeze-blank", 's'),
+    Flag::flag("show-tabs", 'T'),
+    Flag::flag("show-nonprinting", 'v'),
+];
 
 #[derive(Default)]
 struct Opts {
@@ -125,7 +123,7 @@ impl Render {
 /// `cat`.
 pub fn run(args: Vec<OsString>) -> i32 {
     let prog = "cat";
-    let parsed = match opts::parse(prog, &args, "AbeEnstTuv", &long(), HELP) {
+    let parsed = match opts::parse(prog, &args, "AbeEnstTuv", LONG, HELP) {
         Ok(p) => p,
         Err(code) => return code,
     };

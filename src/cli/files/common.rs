@@ -6,8 +6,8 @@ use super::users::Users;
 use super::{CWD_ENV, USER_ENV};
 use crate::cli::output::err;
 use ebsim::blockdev::image::Access;
+use ebsim::ec2::DEFAULT_REGION;
 use ebsim::ec2::model::InstanceState;
-use ebsim::ec2::{DEFAULT_REGION, Ec2};
 use ebsim::fs::node::{ErrorKind, NodeError, Timespec};
 use ebsim::guest::instance;
 use ebsim::guest::vfs::{Creds, InstanceVfs, Vfs};
@@ -52,11 +52,12 @@ pub fn process_umask() -> u16 {
 /// exclusive locks). Err: the message to print (`PROG: why`).
 pub fn session(prog: &str, write: bool) -> Result<Session, String> {
     let fail = |why: String| format!("{prog}: {why}\n");
-    let ec2 = Ec2::from_env(DEFAULT_REGION).map_err(|e| fail(e.to_string()))?;
+    let ec2 = crate::cli::env::ec2(DEFAULT_REGION).map_err(|e| fail(e.to_string()))?;
+    let wanted = crate::cli::env::instance();
     // The state's transaction ends before any image is opened.
     let (disks, mounts, flavour, now) = ec2
         .transact(|txn| {
-            let id = txn.resolve_instance(None)?;
+            let id = txn.resolve_instance(wanted.as_deref())?;
             let inst = txn.instance(&id)?.clone();
             if inst.state != InstanceState::Running {
                 return Err(ebsim::ec2::ApiError::new(
@@ -193,12 +194,12 @@ impl HostDev {
     }
 }
 
-/// stdout for a command's output, buffered; a failed write is remembered
-/// and reported at the end as coreutils does (`PROG: write error: REASON`,
-/// status 1); a closed pipe ends the output quietly.
+/// stdout for a command's output, buffered here and written through
+/// [`crate::cli::output`], whose `close_stdout` reports a failed write as
+/// coreutils does (`PROG: write error: REASON`, status 1) when the applet
+/// ends; a closed pipe ends the output quietly.
 pub struct Stdout {
-    w: std::io::BufWriter<std::io::Stdout>,
-    failed: Option<std::io::Error>,
+    buf: Vec<u8>,
 }
 
 impl Default for Stdout {
@@ -211,18 +212,18 @@ impl Stdout {
     /// Buffered stdout.
     pub fn new() -> Stdout {
         Stdout {
-            w: std::io::BufWriter::with_capacity(64 << 10, std::io::stdout()),
-            failed: None,
+            buf: Vec::with_capacity(64 << 10),
         }
     }
 
     /// Writes bytes (dropped after a failure).
     pub fn bytes(&mut self, b: &[u8]) {
-        if self.failed.is_some() {
+        if self.failed() {
             return;
         }
-        if let Err(e) = self.w.write_all(b) {
-            self.failed = Some(e);
+        self.buf.extend_from_slice(b);
+        if self.buf.len() >= 64 << 10 {
+            self.flush();
         }
     }
 
@@ -233,30 +234,22 @@ impl Stdout {
 
     /// Flushes now (before a message on stderr that must come after).
     pub fn flush(&mut self) {
-        if self.failed.is_some() {
-            return;
-        }
-        if let Err(e) = self.w.flush() {
-            self.failed = Some(e);
+        if !self.buf.is_empty() {
+            crate::cli::output::out_bytes(&self.buf);
+            self.buf.clear();
         }
     }
 
     /// True once a write failed.
     pub fn failed(&self) -> bool {
-        self.failed.is_some()
+        crate::cli::output::stdout_failed()
     }
 
-    /// Flushes; the exit status after a failed write (`code` otherwise).
-    pub fn finish(mut self, prog: &str, code: i32) -> i32 {
+    /// Flushes; the status to return (the dispatcher reports a failed
+    /// write).
+    pub fn finish(mut self, _prog: &str, code: i32) -> i32 {
         self.flush();
-        match self.failed.take() {
-            None => code,
-            Some(e) if e.kind() == std::io::ErrorKind::BrokenPipe => code.max(1),
-            Some(e) => {
-                err(&format!("{prog}: write error: {}\n", io_strerror(&e)));
-                1
-            }
-        }
+        code
     }
 }
 

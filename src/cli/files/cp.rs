@@ -14,7 +14,7 @@
 //! links), then the removal of the source, as mv does.
 
 use super::common::{Session, start, strerror};
-use super::opts::{self, Flag, FlagExt};
+use super::opts::{self, Flag};
 use super::quote::quoteaf;
 use crate::cli::output::{err, out};
 use ebsim::fs::node::{ErrorKind, FallocateMode, FileType, NodeError, RenameFlags};

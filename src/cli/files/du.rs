@@ -4,7 +4,7 @@
 //! with several links counted once; sizes rounded up.
 
 use super::common::{Session, Stdout, start, strerror};
-use super::opts::{self, Flag, FlagExt};
+use super::opts::{self, Flag};
 use super::quote::{quote, quoteaf};
 use crate::cli::output::err;
 use ebsim::fs::node::FileType;

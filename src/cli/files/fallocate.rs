@@ -7,7 +7,7 @@
 //! staying empty.
 
 use super::common::{start, strerror};
-use super::opts::{self, Flag, FlagExt};
+use super::opts::{self, Flag};
 use crate::cli::output::{err, out};
 use ebsim::fs::node::{ErrorKind, FallocateMode, NodeError};
 use ebsim::guest::vfs::{Loc, OpenFlags};

@@ -15,7 +15,7 @@
 //! cannot be listed, 1 for a problem inside a listing.
 
 use super::common::{Session, Stdout, start, strerror};
-use super::opts::{self, Flag, FlagExt};
+use super::opts::{self, Flag};
 use super::quote::{quote, quoteaf, quotef};
 use super::time;
 use crate::cli::output::err;

@@ -4,7 +4,7 @@
 
 use super::common::{Session, start, strerror};
 use super::mode;
-use super::opts::{self, Flag, FlagExt};
+use super::opts::{self, Flag};
 use super::quote::{quote, quoteaf};
 use crate::cli::output::{err, out};
 use ebsim::fs::node::{ErrorKind, FileType};

@@ -3,7 +3,7 @@
 //! `--version`, and coreutils' "Try 'PROG --help'" line after a usage
 //! error. File names stay bytes (they need not be UTF-8).
 
-use crate::cli::getopt_long::{self, HasArg, LongOpt};
+use crate::cli::getopt::{self, LongOpt};
 use crate::cli::output::{err, out};
 use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::OsStrExt;
@@ -11,45 +11,11 @@ use std::os::unix::ffi::OsStrExt;
 /// A long option.
 pub type Flag = LongOpt;
 
-/// Constructors of long options.
-pub trait FlagExt {
-    /// A long option without an argument.
-    fn flag(name: &'static str, val: char) -> Flag;
-    /// A long option with a required argument.
-    fn arg(name: &'static str, val: char) -> Flag;
-    /// A long option with an optional argument.
-    fn optional(name: &'static str, val: char) -> Flag;
-}
-
-impl FlagExt for Flag {
-    fn flag(name: &'static str, val: char) -> Flag {
-        LongOpt {
-            name,
-            has_arg: HasArg::No,
-            val,
-        }
-    }
-    fn arg(name: &'static str, val: char) -> Flag {
-        LongOpt {
-            name,
-            has_arg: HasArg::Required,
-            val,
-        }
-    }
-    fn optional(name: &'static str, val: char) -> Flag {
-        LongOpt {
-            name,
-            has_arg: HasArg::Optional,
-            val,
-        }
-    }
-}
-
 /// A parsed command line.
 #[derive(Debug)]
 pub struct Parsed {
     /// The options in order.
-    pub opts: Vec<getopt_long::Parsed>,
+    pub opts: Vec<getopt::Opt>,
     /// The operands in order, as given.
     pub operands: Vec<OsString>,
 }
@@ -91,9 +57,9 @@ pub fn parse_with(
         })
         .collect();
     let mut table: Vec<LongOpt> = long.to_vec();
-    table.push(Flag::flag("help", HELP));
-    table.push(Flag::flag("version", VERSION));
-    let (opts, operands) = match getopt_long::parse(&texts, optstring, &table) {
+    table.push(LongOpt::flag("help", HELP));
+    table.push(LongOpt::flag("version", VERSION));
+    let (opts, operands) = match getopt::getopt_long(&texts, optstring, &table).strict() {
         Ok(v) => v,
         Err(e) => {
             err(&format!(

@@ -6,7 +6,7 @@
 //! a terminal (rm asks only then).
 
 use super::common::{Session, start, strerror};
-use super::opts::{self, Flag, FlagExt};
+use super::opts::{self, Flag};
 use super::quote::quoteaf;
 use crate::cli::output::err;
 use ebsim::fs::node::{ErrorKind, FileType, NodeError};

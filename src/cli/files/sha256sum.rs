@@ -5,7 +5,7 @@
 //! --quiet, --status, --strict, -w.
 
 use super::common::{HostDev, Session, Stdout, start, strerror};
-use super::opts::{self, Flag, FlagExt};
+use super::opts::{self, Flag};
 use crate::cli::output::err;
 use ebsim::guest::vfs::OpenFlags;
 use sha2::{Digest, Sha256};

@@ -6,7 +6,7 @@
 //! time.
 
 use super::common::{Session, Stdout, start, strerror};
-use super::opts::{self, Flag, FlagExt};
+use super::opts::{self, Flag};
 use super::quote::{quoteaf, quotef};
 use super::time;
 use crate::cli::output::err;

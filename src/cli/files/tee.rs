@@ -4,7 +4,7 @@
 //! reported (`tee: FILE: REASON`) and dropped; the others go on.
 
 use super::common::{HostDev, start, strerror};
-use super::opts::{self, Flag, FlagExt};
+use super::opts::{self, Flag};
 use super::quote::quotef;
 use crate::cli::output::err;
 use ebsim::guest::vfs::{Loc, OpenFlags};

@@ -5,7 +5,7 @@
 //! `utimensat`.
 
 use super::common::{start, strerror};
-use super::opts::{self, Flag, FlagExt};
+use super::opts::{self, Flag};
 use super::quote::{quote, quoteaf};
 use super::time;
 use crate::cli::output::err;

@@ -5,7 +5,7 @@
 //! blocks, growing leaves a hole.
 
 use super::common::{start, strerror};
-use super::opts::{self, Flag, FlagExt};
+use super::opts::{self, Flag};
 use super::quote::{quote, quoteaf};
 use crate::cli::output::err;
 use ebsim::fs::node::ErrorKind;

@@ -156,7 +156,7 @@ fn device_for(
                 .map(|i| i.uuid)
                 .unwrap_or_default();
             let slice = Slice::new(img, off, len).map_err(io)?;
-            let (kind, fs) = crate::fs::open_files(slice)?;
+            let (kind, fs) = crate::fs::open_files(slice, access == Access::ReadWrite)?;
             let fsid = fsid_of(kind, &uuid, major, minor);
             Ok(OpenedFs { kind, fs, fsid })
         }),

@@ -37,7 +37,7 @@ fn spec(dev: MemDevice, minor: u32) -> DeviceSpec {
         major: 202,
         minor,
         opener: Box::new(move || {
-            let (kind, fs) = crate::fs::open_files(dev)?;
+            let (kind, fs) = crate::fs::open_files(dev, true)?;
             Ok(OpenedFs { kind, fs, fsid: 0 })
         }),
     }
