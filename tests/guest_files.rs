@@ -10,7 +10,7 @@ mod common;
 mod ec2_util;
 mod guest_files_util;
 
-use guest_files_util::{Rig, Who};
+use guest_files_util::{Fs, Rig, Who};
 
 /// The tree every case starts from (run by sh as root in the mount).
 const FIXTURE: &str = r#"set -e
@@ -425,5 +425,82 @@ fn sizes_sums_and_status() {
         m,
         &[(&["dd", "if=/dev/zero", "of=readonly", "count=1"], None)],
         &dd_norm,
+    );
+}
+
+/// The same commands on an XFS volume (the kernel's XFS on one side,
+/// ebsim's XFS file layer on the other; `xfs_repair -n` after each).
+#[test]
+fn on_xfs() {
+    if !common::require_tools(&["xfs_repair", "setpriv", "losetup"]) || !common::require_mount() {
+        return;
+    }
+    let _lock = common::mount_lock();
+    let r = Rig::on(Fs::Xfs, 1, FIXTURE);
+    let m = r.m();
+    let m = m.as_str();
+    let cases: &[(Who, &[&str])] = &[
+        (Who::Root, &["ls", "-l"]),
+        (Who::Root, &["ls", "-la", "dir", "home"]),
+        (Who::Root, &["ls", "-lR", "dir"]),
+        (Who::Root, &["ls", "-U", "dir"]),
+        (Who::Root, &["cat", "dir/a.txt", "nope", "dir"]),
+        (Who::User, &["cat", "private/s"]),
+        (Who::Root, &["du", "-a"]),
+        (Who::Root, &["sha256sum", "big.bin", "sparse"]),
+        (Who::Root, &["mkdir", "-pv", "a/b/c", "dir"]),
+        (Who::User, &["mkdir", "home/x", "x"]),
+        (Who::Root, &["touch", "newf", "nope/x"]),
+        (Who::Root, &["rm", "-rv", "dir"]),
+        (Who::Root, &["rm", "emptydir", "nope"]),
+        (Who::User, &["rm", "tmp/rootfile"]),
+        (Who::Root, &["cp", "-a", "dir", "copy"]),
+        (Who::Root, &["cp", "sparse", "big.bin", "emptydir"]),
+        (Who::User, &["cp", "-r", "dir", "home/d"]),
+        (Who::Root, &["mv", "dir", "emptydir", "home"]),
+        (Who::Root, &["mv", "dir", "dir/sub"]),
+        (Who::Root, &["truncate", "-s", "+1M", "big.bin", "new"]),
+        (Who::Root, &["fallocate", "-l", "10M", "fa"]),
+        (
+            Who::Root,
+            &["fallocate", "-p", "-o", "4096", "-l", "8192", "big.bin"],
+        ),
+        (Who::Root, &["fallocate", "-n", "-l", "4M", "dir/a.txt"]),
+    ];
+    for (who, argv) in cases {
+        r.same(*who, m, argv, None);
+    }
+    r.same(Who::Root, m, &["tee", "-a", "dir/a.txt", "t"], Some(b"x\n"));
+    r.same_norm(
+        Who::Root,
+        m,
+        &[
+            (&["dd", "if=/dev/zero", "of=z", "bs=1M", "count=3"], None),
+            (
+                &[
+                    "dd",
+                    "if=big.bin",
+                    "of=dir/b.txt",
+                    "bs=1000",
+                    "count=3",
+                    "seek=2",
+                    "conv=notrunc",
+                ],
+                None,
+            ),
+            (
+                &[
+                    "stat",
+                    "-c",
+                    "%n %s %b %h %a %U %G %F %i",
+                    "z",
+                    "dir",
+                    "dir/b.txt",
+                ],
+                None,
+            ),
+            (&["stat", "dir/a.txt"], None),
+        ],
+        &|t| stat_norm(&dd_norm(t)),
     );
 }

@@ -117,13 +117,46 @@ pub fn manifest(root: &Path) -> String {
     lines.join("\n")
 }
 
+/// The filesystem of the rig's volume.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fs {
+    Ext4,
+    Xfs,
+}
+
+impl Fs {
+    /// ebsim's mkfs for it.
+    fn mkfs(self) -> (&'static str, &'static [&'static str]) {
+        match self {
+            Fs::Ext4 => ("mkfs.ext4", &["-q"]),
+            Fs::Xfs => ("mkfs.xfs", &["-q"]),
+        }
+    }
+
+    /// Options of a read-only loop mount that replays nothing.
+    fn ro(self) -> &'static str {
+        match self {
+            Fs::Ext4 => "ro,noload",
+            Fs::Xfs => "ro,norecovery",
+        }
+    }
+}
+
 /// `e2fsck -fn` must pass.
 pub fn fsck_clean(img: &Path, what: &str) {
-    let o = run(Command::new("e2fsck").args(["-fn"]).arg(img));
+    fsck_clean_fs(Fs::Ext4, img, what);
+}
+
+/// `e2fsck -fn` / `xfs_repair -n` must pass, silently for XFS.
+pub fn fsck_clean_fs(fs: Fs, img: &Path, what: &str) {
+    let o = match fs {
+        Fs::Ext4 => run(Command::new("e2fsck").args(["-fn"]).arg(img)),
+        Fs::Xfs => run(Command::new("xfs_repair").args(["-n", "-f"]).arg(img)),
+    };
     assert_eq!(
         o.status.code(),
         Some(0),
-        "{what}: e2fsck -fn: {}{}",
+        "{what}: {fs:?} check: {}{}",
         stdout(&o),
         stderr(&o)
     );
@@ -138,6 +171,7 @@ pub struct Rig {
     pub pristine: PathBuf,
     pub kernel_img: PathBuf,
     pub mnt: PathBuf,
+    pub fs: Fs,
     _dir: tempfile::TempDir,
 }
 
@@ -147,6 +181,11 @@ impl Rig {
     /// root in the kernel's mount of it), and the guest's /etc/passwd and
     /// /etc/group copied from the host's (so names match).
     pub fn new(gib: u32, script: &str) -> Rig {
+        Rig::on(Fs::Ext4, gib, script)
+    }
+
+    /// [`Rig::new`] with the volume's filesystem `fs`.
+    pub fn on(fs: Fs, gib: u32, script: &str) -> Rig {
         let cloud = Cloud::on_tmpfs();
         let id = cloud.instance(UBUNTU, "t2.micro");
         let vol = cloud.volume(&["--size", &gib.to_string()]);
@@ -180,9 +219,13 @@ impl Rig {
             vol,
             image,
             mnt,
+            fs,
             _dir: dir,
         };
-        rig.ok(Who::Root, "mkfs.ext4", &["-q", "/dev/xvdf"]);
+        let (mkfs, opts) = fs.mkfs();
+        let mut args = opts.to_vec();
+        args.push("/dev/xvdf");
+        rig.ok(Who::Root, mkfs, &args);
         let m = rig.mnt.to_str().unwrap().to_string();
         rig.ok(Who::Root, "mount", &["/dev/xvdf", &m]);
         rig.ok(Who::Root, "mkdir", &["-p", "/etc"]);
@@ -199,7 +242,7 @@ impl Rig {
                 .current_dir(&rig.mnt));
             assert!(o.status.success(), "fixture: {}{}", stdout(&o), stderr(&o));
         }
-        fsck_clean(&rig.image, "fixture");
+        fsck_clean_fs(fs, &rig.image, "fixture");
         sh(&format!(
             "cp --sparse=always '{}' '{}'",
             rig.image.display(),
@@ -284,7 +327,11 @@ impl Rig {
             }
             (outs, manifest(&self.mnt))
         };
-        fsck_clean(&self.kernel_img, &format!("kernel after {steps:?}"));
+        fsck_clean_fs(
+            self.fs,
+            &self.kernel_img,
+            &format!("kernel after {steps:?}"),
+        );
         (outs, tree)
     }
 
@@ -301,8 +348,8 @@ impl Rig {
             .iter()
             .map(|(argv, stdin)| self.ebsim_in(who, Some(cwd), argv[0], &argv[1..], *stdin))
             .collect();
-        fsck_clean(&self.image, &format!("ebsim after {steps:?}"));
-        let _m = MountAt::new(&self.image, &self.mnt, "ro,noload");
+        fsck_clean_fs(self.fs, &self.image, &format!("ebsim after {steps:?}"));
+        let _m = MountAt::new(&self.image, &self.mnt, self.fs.ro());
         (outs, manifest(&self.mnt))
     }
 
