@@ -271,6 +271,19 @@ pub fn run_sudo(args: Vec<OsString>) -> i32 {
         ));
         return 1;
     };
+    // ebsim's own `shell` and `exec` start host programs.
+    if applet == "ebsim" {
+        if let Some(sub) = rest
+            .get(i + 1)
+            .and_then(|s| s.to_str())
+            .filter(|s| matches!(*s, "shell" | "exec"))
+        {
+            err(&format!(
+                "sudo: ebsim {sub}: runs on the host, not in the instance; ebsim runs only its own applets as root in a guest (see 'ebsim shell --help')\n"
+            ));
+            return 1;
+        }
+    }
     let exe = match std::env::current_exe() {
         Ok(e) => e,
         Err(e) => {

@@ -1,13 +1,20 @@
 //! `cp` and `mv` (coreutils 9.1) inside an instance.
 //!
 //! cp: -a -d -f -i -n -p -P -L -H -r/-R -t -T -u -v, --preserve[=LIST],
-//! --no-preserve=LIST, --sparse=WHEN, --remove-destination. Files are
+//! --no-preserve=LIST, --sparse=WHEN, --reflink=auto|never,
+//! --remove-destination. Files are
 //! copied as 9.1 copies them: a sparse source (fewer blocks than its size
 //! needs) by its data ranges, leaving the holes; any other source whole,
 //! its unwritten or unallocated ranges written as allocated zeros (the
 //! kernel's `copy_file_range` would write zeros there; ebsim allocates
 //! them without writing zero bytes into the image). A copy that fails
 //! half way (no space left) leaves what was written, as cp does.
+//!
+//! Never a clone: 9.1 copies with `--reflink=auto` by default, so on an
+//! XFS with reflink the kernel's copy shares the source's blocks (no
+//! space used, even on a full disk); ebsim's XFS layer does not write the
+//! refcount btree, so its copy always takes new blocks (as on ext4).
+//! `--reflink=always` is refused for that reason.
 //!
 //! mv: -f -i -n -t -T -u -v. A rename within one filesystem; across two
 //! (`EXDEV`) a copy that keeps everything (modes, owners, times, hard
@@ -40,6 +47,7 @@ Copies files of the instance.
       --preserve[=LIST]       keep mode, ownership, timestamps, links, all
       --no-preserve=LIST      do not keep these
   -r, -R, --recursive         copy directories and what they hold
+      --reflink[=WHEN]        auto or never (ebsim never clones blocks)
       --remove-destination    remove each destination first
       --sparse=WHEN           auto, always or never
   -t, --target-directory=DIR  copy into DIR
@@ -739,6 +747,7 @@ pub fn run_cp(args: Vec<OsString>) -> i32 {
         Flag::optional("preserve", '\u{1}'),
         Flag::arg("no-preserve", '\u{2}'),
         Flag::flag("recursive", 'r'),
+        Flag::optional("reflink", '\u{5}'),
         Flag::flag("remove-destination", '\u{3}'),
         Flag::arg("sparse", '\u{4}'),
         Flag::arg("target-directory", 't'),
@@ -830,6 +839,21 @@ pub fn run_cp(args: Vec<OsString>) -> i32 {
                     None => Sparse::Auto,
                 }
             }
+            '\u{5}' => match p.arg.as_deref() {
+                // ebsim copies bytes: the copy never shares the source's
+                // blocks (XFS with reflink would clone them; see the
+                // module's notes).
+                Some("auto") | Some("never") => {}
+                None | Some("always") => {
+                    err(&format!(
+                        "{prog}: --reflink=always: ebsim cannot clone a file's blocks; use --reflink=auto or --reflink=never\n"
+                    ));
+                    return 1;
+                }
+                Some(w) => {
+                    return bad_arg(prog, w, "--reflink", &["auto", "always", "never"], utf8);
+                }
+            },
             '\u{1}' | '\u{2}' => {
                 let on = p.val == '\u{1}';
                 let list = p.arg.as_deref().unwrap_or("mode,ownership,timestamps");
