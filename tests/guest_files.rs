@@ -646,7 +646,9 @@ fn sudo_refuses_host_programs_and_nothing_leaks_to_the_host() {
     let r = Rig::new(1, FIXTURE);
     let sentinel = tempfile::Builder::new()
         .prefix("ebsim-sentinel-")
-        .tempdir_in("/tmp")
+        // Not under /tmp: the guest has /tmp only as the way to the
+        // volume's mount point (no directory of its root filesystem).
+        .tempdir_in("/var/tmp")
         .unwrap();
     let host = sentinel.path().to_str().unwrap().to_string();
     std::fs::write(sentinel.path().join("keep"), b"host data\n").unwrap();
