@@ -738,3 +738,82 @@ fn sudo_refuses_host_programs_and_nothing_leaks_to_the_host() {
     assert_eq!(o.code, 2, "{o:?}");
     assert_eq!(hash(), before, "the host's files changed");
 }
+
+/// The example: on the seed's 200 GiB XFS data volume at
+/// /var/lib, `sudo fallocate -l 150G /var/lib/data` fills it and ebsim's
+/// `df -h` shows what the kernel's df shows for the same image (size,
+/// used, available, use%); the image grows by metadata only.
+#[test]
+fn fallocate_150g_on_the_seeds_data_volume() {
+    if !common::require_tools(&["xfs_repair", "losetup"]) || !common::require_mount() {
+        return;
+    }
+    let cloud = ec2_util::Cloud::on_tmpfs();
+    let id = cloud.instance(guest_files_util::UBUNTU, "t2.micro");
+    let vol = cloud.volume(&["--size", "200"]);
+    cloud.ok(&[
+        "attach-volume",
+        "--volume-id",
+        &vol,
+        "--instance-id",
+        &id,
+        "--device",
+        "/dev/sdf",
+    ]);
+    for _ in 0..100 {
+        if cloud.describe_volume(&vol)["Attachments"][0]["State"] == "attached" {
+            break;
+        }
+        cloud.advance("1s");
+    }
+    let guest = |argv: &[&str]| {
+        let o = cloud
+            .cmd(argv[0])
+            .args(&argv[1..])
+            .env("EBSIM_INSTANCE", &id)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{argv:?}: {}", common::stderr(&o));
+        common::stdout(&o)
+    };
+    guest(&["sudo", "mkfs.xfs", "-q", "/dev/xvdf"]);
+    guest(&["sudo", "mount", "/dev/xvdf", "/var/lib"]);
+    let image = cloud.image_of(&vol);
+    let blocks = || std::os::unix::fs::MetadataExt::blocks(&std::fs::metadata(&image).unwrap());
+    let before = blocks();
+    guest(&["sudo", "fallocate", "-l", "150G", "/var/lib/data"]);
+    let grown = (blocks() - before) * 512;
+    assert!(grown < 1 << 20, "the image grew by {grown} bytes");
+    let df = guest(&["df", "-h"]);
+    let ours = df
+        .lines()
+        .find(|l| l.ends_with(" /var/lib"))
+        .unwrap_or_else(|| panic!("{df}"))
+        .split_whitespace()
+        .skip(1)
+        .take(4)
+        .collect::<Vec<_>>()
+        .join(" ");
+    eprintln!("ebsim df -h: {ours}");
+    guest_files_util::fsck_clean_fs(guest_files_util::Fs::Xfs, &image, "after fallocate 150G");
+    // A read-write mount, as the guest's: a read-only one makes no per-AG
+    // metadata reservation, which statfs counts as used.
+    let _lock = common::mount_lock();
+    let dir = tempfile::tempdir().unwrap();
+    let theirs = {
+        let _m = guest_files_util::MountAt::new(&image, dir.path(), "rw");
+        let o = common::run(
+            std::process::Command::new("df")
+                .args(["-h", "--output=size,used,avail,pcent"])
+                .arg(dir.path()),
+        );
+        common::stdout(&o)
+            .lines()
+            .nth(1)
+            .unwrap()
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    assert_eq!(ours, theirs, "df -h of /var/lib against the kernel's");
+}
