@@ -520,6 +520,7 @@ fn on_xfs() {
 /// the same message and exit code, a size within 1 MiB of the kernel's
 /// and a clean `xfs_repair -n`.
 fn full_disk(fs: Fs) {
+    type WriteCase<'a> = (Who, &'a [&'a str], Option<&'a [u8]>);
     let tools: &[&str] = match fs {
         Fs::Ext4 => &["e2fsck", "setpriv", "losetup"],
         Fs::Xfs => &["xfs_repair", "setpriv", "losetup"],
@@ -551,7 +552,7 @@ fn full_disk(fs: Fs) {
         r.same(*who, m, argv, None);
     }
     let big = vec![b'x'; 2 << 20];
-    let writes: &[(Who, &[&str], Option<&[u8]>)] = &[
+    let writes: &[WriteCase<'_>] = &[
         (
             Who::Root,
             &["cp", "--reflink=never", "big.bin", "copy"],
