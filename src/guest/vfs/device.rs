@@ -10,7 +10,7 @@
 
 use super::{DeviceSpec, MountSpec, OpenedFs, Vfs, perm::Creds};
 use crate::blockdev::image::Access;
-use crate::blockdev::{BlockDevice, Error as DevError, ImageFile, Slice, WriteBatch};
+use crate::blockdev::{BlockDevice, Error as DevError, ImageFile, Slice, WritePlan};
 use crate::ec2::model::Mount;
 use crate::fs::node::{ErrorKind, NodeError, Timespec};
 use crate::guest::instance::GuestDisk;
@@ -57,8 +57,8 @@ impl BlockDevice for SharedImage {
         self.img.borrow().read_at(offset, buf)
     }
 
-    fn commit(&mut self, batch: &WriteBatch) -> Result<(), DevError> {
-        self.img.borrow_mut().commit(batch)
+    fn commit(&mut self, plan: &dyn WritePlan) -> Result<(), DevError> {
+        self.img.borrow_mut().commit(plan)
     }
 
     fn data_ranges(&self, range: Range<u64>) -> Result<Vec<Range<u64>>, DevError> {
