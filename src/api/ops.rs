@@ -173,12 +173,8 @@ fn token_for(key: &str) -> String {
 }
 
 fn key_of_token(token: &str) -> Result<String, ApiError> {
-    let bad = || {
-        ApiError::new(
-            "InvalidNextToken",
-            format!("The token '{token}' is invalid."),
-        )
-    };
+    // EC2 answers a token it did not make with InvalidParameterValue.
+    let bad = || ApiError::invalid_value(format!("The token '{token}' is invalid."));
     let hex = token.strip_prefix("ebsim1.").ok_or_else(bad)?;
     if hex.len() % 2 != 0 || hex.len() > 1024 {
         return Err(bad());
@@ -715,7 +711,7 @@ mod tests {
         let t = token_for("vol-0abc");
         assert_eq!(key_of_token(&t).unwrap(), "vol-0abc");
         for bad in ["", "x", "ebsim1.0", "ebsim1.zz", "ebsim1.ff"] {
-            assert_eq!(key_of_token(bad).unwrap_err().code, "InvalidNextToken");
+            assert_eq!(key_of_token(bad).unwrap_err().code, "InvalidParameterValue");
         }
     }
 

@@ -160,6 +160,8 @@ impl Node {
 fn list_member(action: &str, wire: &str) -> String {
     match (action, wire) {
         ("DescribeSnapshots", "Owner") => "OwnerIds".to_string(),
+        (_, "ResourceId") => "Resources".to_string(),
+        (_, "GroupId") => "Groups".to_string(),
         (_, "RestorableBy") => "RestorableByUserIds".to_string(),
         (_, "ExecutableBy") => "ExecutableUsers".to_string(),
         (_, w) => format!("{w}s"),
@@ -306,6 +308,12 @@ mod tests {
         );
         let p = q("DescribeSnapshots", "Owner.1=self&MaxResults=1000");
         assert_eq!(p.list("OwnerIds").unwrap(), vec!["self"]);
+        let p = q(
+            "CreateTags",
+            "ResourceId.1=vol-1&ResourceId.2=i-1&Tag.1.Key=k&Tag.1.Value=",
+        );
+        assert_eq!(p.list("Resources").unwrap(), vec!["vol-1", "i-1"]);
+        assert_eq!(p.get("Tags").unwrap(), &json!([{"Key": "k", "Value": ""}]));
         let p = q("DescribeImages", "Owner.1=self");
         assert_eq!(p.list("Owners").unwrap(), vec!["self"]);
         let p = q(
