@@ -1,5 +1,5 @@
 //! `growpart`: cloud-utils growpart 0.33 (or 0.34 with
-//! `GROWPART_COMPAT=0.34`) on image files. Spec: growpart.md.
+//! `GROWPART_COMPAT=0.34`) on image files.
 //!
 //! The argument loop is hand-written because growpart's own is a shell
 //! `case` with behaviour clap cannot reproduce: options and operands mix in

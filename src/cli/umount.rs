@@ -128,8 +128,8 @@ fn main(args: &[OsString]) -> Result<i32, AppletError> {
         return Ok(umount_all(&ctx, &c, generation));
     }
     let mut rc = 0;
-    for spec in c.operands.clone() {
-        rc |= umount_spec(&mut ctx, &c, generation, &spec);
+    for operand in c.operands.clone() {
+        rc |= umount_spec(&mut ctx, &c, generation, &operand);
     }
     Ok(rc)
 }

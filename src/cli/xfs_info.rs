@@ -1,5 +1,5 @@
 //! `xfs_info` (xfsprogs 6.1): the geometry printout of an XFS image file
-//! (spec §6). On a file the real script runs `xfs_db -c info`, whose
+//! On a file the real script runs `xfs_db -c info`, whose
 //! messages are copied here. Inside the emulated instance it also takes a
 //! mount point or a device name (see `info_guest`).
 

@@ -1,4 +1,4 @@
-//! df's output (coreutils 9.1), to the byte (spec views.md §2): fields,
+//! df's output (coreutils 9.1), to the byte: fields,
 //! headers per mode, widths, numbers through gnulib's `human_readable`
 //! (rounding up), Use% as a ceiling, `--total`, and which mounts df shows
 //! (pseudo filesystems, duplicates of one device, FILE arguments).

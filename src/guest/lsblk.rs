@@ -1,4 +1,4 @@
-//! lsblk's output, to the byte (spec views.md §1): columns, widths as
+//! lsblk's output, to the byte: columns, widths as
 //! libsmartcols computes them when stdout is not a terminal, tree art and
 //! its continuation lines, list/raw/pairs/JSON formats, row order, sizes as
 //! util-linux rounds them, and the differences between util-linux versions

@@ -1,6 +1,6 @@
 //! `ebsim ec2 OPERATION ...`, the `aws` link (`aws ec2 OPERATION ...`) and
 //! `ebsim clock`: the AWS CLI's operation names, flags and JSON output over
-//! ebsim's cloud model (spec ebs.md).
+//! ebsim's cloud model.
 //!
 //! Exit codes as AWS CLI v2: 0 success, 252 bad command line, 254 an error
 //! from the service, 255 anything else (a waiter that failed, a damaged

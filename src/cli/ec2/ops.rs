@@ -398,8 +398,8 @@ fn tag_list(v: &Value) -> Result<Vec<Tag>, ArgError> {
 /// The tags of `--tag-specifications` for each resource type.
 fn tag_specs(a: &Args, allowed: &[&str]) -> Result<Vec<(String, Vec<Tag>)>, Fail> {
     let mut out = Vec::new();
-    for spec in a.structs("tag-specifications") {
-        let rt = field(&spec, "ResourceType")
+    for ts in a.structs("tag-specifications") {
+        let rt = field(&ts, "ResourceType")
             .map(|v| as_str("ResourceType", v))
             .transpose()?
             .unwrap_or_default();
@@ -409,7 +409,7 @@ fn tag_specs(a: &Args, allowed: &[&str]) -> Result<Vec<(String, Vec<Tag>)>, Fail
             ))
             .into());
         }
-        let tags = match field(&spec, "Tags") {
+        let tags = match field(&ts, "Tags") {
             Some(t) => tag_list(t)?,
             None => Vec::new(),
         };

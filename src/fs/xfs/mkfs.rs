@@ -1,4 +1,4 @@
-//! mkfs.xfs 6.1 with default options (spec §1, §2, §4): plan the whole new
+//! mkfs.xfs 6.1 with default options: plan the whole new
 //! filesystem as one write batch, then commit it. Only metadata is written;
 //! everything else stays a hole.
 

@@ -1,6 +1,6 @@
 //! XFS: make (`mkfs`), inspect (`Xfs::open`, `info`, `statfs`) and grow
 //! (`growfs`) v5 filesystems inside a [`BlockDevice`], as xfsprogs 6.1 and
-//! the kernel do (spec xfs.md).
+//! the kernel do.
 //!
 //! One module per on-disk structure (`superblock`, `agf`, `agi`, `agfl`,
 //! `btree`, `inode`, `log`), the kernel's read verifiers for the per-AG
