@@ -326,6 +326,24 @@ fn dry_run_answers_dry_run_operation() {
         "InvalidVolumeModification.NotFound",
         &format!("Modification for volume '{v}' does not exist."),
     );
+    // DescribeVolumes answers a dry run once its ids are known to exist.
+    c.api_err(
+        &["describe-volumes", "--volume-ids", &v, "--dry-run"],
+        "DescribeVolumes",
+        "DryRunOperation",
+        "Request would have succeeded, but DryRun flag is set.",
+    );
+    c.api_err(
+        &[
+            "describe-volumes",
+            "--volume-ids",
+            "vol-0123456789abcdef0",
+            "--dry-run",
+        ],
+        "DescribeVolumes",
+        "InvalidVolume.NotFound",
+        "The volume 'vol-0123456789abcdef0' does not exist.",
+    );
 }
 
 // ---------------------------------------------------------------------

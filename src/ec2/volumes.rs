@@ -211,8 +211,15 @@ impl Txn<'_> {
         Ok(())
     }
 
-    /// DescribeVolumes.
-    pub fn describe_volumes(&self, ids: &[String], filters: &[Filter]) -> Result<Vec<Volume>> {
+    /// DescribeVolumes. DryRun is answered after the filter names and the
+    /// volume ids are checked, so a dry run naming a missing volume still
+    /// fails with `InvalidVolume.NotFound`.
+    pub fn describe_volumes(
+        &self,
+        ids: &[String],
+        filters: &[Filter],
+        dry_run: bool,
+    ) -> Result<Vec<Volume>> {
         filter::check_names(filters, VOLUME_FILTERS)?;
         let mut out = Vec::new();
         if ids.is_empty() {
@@ -228,6 +235,9 @@ impl Txn<'_> {
                     out.push(v.clone());
                 }
             }
+        }
+        if dry_run {
+            return Err(ApiError::dry_run_ok().into());
         }
         Ok(out)
     }

@@ -449,13 +449,7 @@ fn describe_volumes(ec2: &Ec2, a: &Args) -> Out {
     let ids = a.list("volume-ids")?;
     let fs = filters(a)?;
     let dry = a.flag("dry-run");
-    let vols = ec2.transact(|t| {
-        let v = t.describe_volumes(&ids, &fs)?;
-        if dry {
-            return Err(ApiError::dry_run_ok().into());
-        }
-        Ok(v)
-    })?;
+    let vols = ec2.transact(|t| t.describe_volumes(&ids, &fs, dry))?;
     Ok(Some(
         Obj::new()
             .put(
