@@ -735,14 +735,24 @@ fn real_kernel_growfs(img: &std::path::Path, off: u64, len: u64, name: &str) -> 
     Some(stdout(&o).replacen(&format!("{:<22}", m.dev), &format!("{name:<22}"), 1))
 }
 
+/// The line util-linux 2.38 adds after a failed mount system call.
+const DMESG_HINT: &str =
+    "       dmesg(1) may have more information after failed mount system call.\n";
+
+/// Whether the real mount, umount and losetup can be compared against
+/// (under CI they must).
+fn real_mount_usable() -> bool {
+    common::require_mount() && common::require_tools(&["mount", "umount", "losetup"])
+}
+
 /// mount's messages against the real util-linux 2.38.1 on loop devices:
 /// the same line (2.37 is 2.38 without the `dmesg(1)` hint line).
 #[test]
 fn mount_messages_match_real_util_linux() {
-    if !common::require_mount() || !common::require_tools(&["mount", "umount", "losetup"]) {
+    if !real_mount_usable() {
         return;
     }
-    let hint = "       dmesg(1) may have more information after failed mount system call.\n";
+    let hint = DMESG_HINT;
     let g = Guest::launch(UBUNTU, "t2.micro");
     g.attach(1, "/dev/sdf");
     let _lock = common::mount_lock();
@@ -831,10 +841,10 @@ fn flip_byte(img: &std::path::Path, off: u64) {
 /// (EUCLEAN); a bad AGFL mounts (the kernel fails its first allocation).
 #[test]
 fn mount_refuses_xfs_the_kernel_would_not_mount() {
-    if !common::require_mount() || !common::require_tools(&["mount", "umount", "losetup"]) {
+    if !real_mount_usable() {
         return;
     }
-    let hint = "       dmesg(1) may have more information after failed mount system call.\n";
+    let hint = DMESG_HINT;
     let g = Guest::launch(UBUNTU, "t2.micro");
     let vol = g.attach(1, "/dev/sdf");
     g.ok("mkfs.xfs", &["/dev/xvdf"]);

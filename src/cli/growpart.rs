@@ -185,11 +185,7 @@ pub fn run(args: Vec<OsString>) -> i32 {
 }
 
 fn main(args: &[OsString]) -> Result<i32, AppletError> {
-    let args: Vec<String> = args
-        .iter()
-        .skip(1)
-        .map(|a| a.to_string_lossy().into_owned())
-        .collect();
+    let args = super::getopt::after_argv0(args);
     let default_fudge = std::env::var("GROWPART_FUDGE").unwrap_or_else(|_| "1048576".into());
     let Some(a) = parse(&args, &default_fudge)? else {
         return Ok(0);

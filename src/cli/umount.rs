@@ -83,11 +83,7 @@ pub fn run(args: Vec<OsString>) -> i32 {
 }
 
 fn main(args: &[OsString]) -> Result<i32, AppletError> {
-    let args: Vec<String> = args
-        .iter()
-        .skip(1)
-        .map(|a| a.to_string_lossy().into_owned())
-        .collect();
+    let args = super::getopt::after_argv0(args);
     let (opts, operands) = match getopt_long(&args, OPTSTRING, LONGOPTS).strict() {
         Ok(v) => v,
         Err(e) => return Err(usage_error(&e.text())),

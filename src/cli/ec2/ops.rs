@@ -8,7 +8,7 @@ use ebsim::ec2::model::{InstanceState, Tag};
 use ebsim::ec2::volumes::{CreateVolume, ModifyVolume};
 use ebsim::ec2::wire as render;
 use ebsim::ec2::wire::json::{J, Obj};
-use ebsim::ec2::{ApiError, Ec2};
+use ebsim::ec2::{ApiError, Ec2, Txn};
 use serde_json::Value;
 
 /// Why an operation did not print a response.
@@ -686,31 +686,35 @@ fn state_changes(key: &str, changes: Changes) -> Out {
     ))
 }
 
-fn start_instances(ec2: &Ec2, a: &Args) -> Out {
+/// Start-, Stop- and TerminateInstances: `op` on the instances named,
+/// their state changes listed under `key`.
+fn change_states(
+    ec2: &Ec2,
+    a: &Args,
+    key: &str,
+    op: impl FnOnce(&mut Txn<'_>, &[String], bool) -> ebsim::ec2::Result<Changes>,
+) -> Out {
     let ids = a.list("instance-ids")?;
     let dry = a.flag("dry-run");
-    state_changes(
-        "StartingInstances",
-        ec2.transact(|t| t.start_instances(&ids, dry))?,
-    )
+    state_changes(key, ec2.transact(|t| op(t, &ids, dry))?)
+}
+
+fn start_instances(ec2: &Ec2, a: &Args) -> Out {
+    change_states(ec2, a, "StartingInstances", |t, ids, dry| {
+        t.start_instances(ids, dry)
+    })
 }
 
 fn stop_instances(ec2: &Ec2, a: &Args) -> Out {
-    let ids = a.list("instance-ids")?;
-    let dry = a.flag("dry-run");
-    state_changes(
-        "StoppingInstances",
-        ec2.transact(|t| t.stop_instances(&ids, dry))?,
-    )
+    change_states(ec2, a, "StoppingInstances", |t, ids, dry| {
+        t.stop_instances(ids, dry)
+    })
 }
 
 fn terminate_instances(ec2: &Ec2, a: &Args) -> Out {
-    let ids = a.list("instance-ids")?;
-    let dry = a.flag("dry-run");
-    state_changes(
-        "TerminatingInstances",
-        ec2.transact(|t| t.terminate_instances(&ids, dry))?,
-    )
+    change_states(ec2, a, "TerminatingInstances", |t, ids, dry| {
+        t.terminate_instances(ids, dry)
+    })
 }
 
 fn reboot_instances(ec2: &Ec2, a: &Args) -> Out {
