@@ -50,6 +50,7 @@
 pub mod alloc;
 pub mod directory;
 pub mod dirent;
+pub mod dirhash;
 pub mod error;
 pub mod extent_tree;
 pub mod inode;
@@ -986,6 +987,10 @@ impl<D: BlockDevice> FileSystem for Ext4Files<D> {
     fn setattr(&mut self, ctx: Ctx, ino: Ino, attr: SetAttr) -> NodeResult<Attr> {
         let r = self.setattr_inner(ctx, ino, attr);
         self.after(ctx, r)
+    }
+
+    fn data_ranges(&self, ino: Ino) -> NodeResult<Vec<std::ops::Range<u64>>> {
+        Ext4Files::data_ranges(self, ino)
     }
 
     fn sync(&mut self) -> NodeResult<()> {
