@@ -8,7 +8,7 @@ use ebsim::ec2::model::{InstanceState, Tag};
 use ebsim::ec2::volumes::{CreateVolume, ModifyVolume};
 use ebsim::ec2::wire as render;
 use ebsim::ec2::wire::json::{J, Obj};
-use ebsim::ec2::{ApiError, Ec2};
+use ebsim::ec2::{ApiError, Ec2, Txn};
 use serde_json::Value;
 
 /// Why an operation did not print a response.
@@ -398,8 +398,8 @@ fn tag_list(v: &Value) -> Result<Vec<Tag>, ArgError> {
 /// The tags of `--tag-specifications` for each resource type.
 fn tag_specs(a: &Args, allowed: &[&str]) -> Result<Vec<(String, Vec<Tag>)>, Fail> {
     let mut out = Vec::new();
-    for spec in a.structs("tag-specifications") {
-        let rt = field(&spec, "ResourceType")
+    for ts in a.structs("tag-specifications") {
+        let rt = field(&ts, "ResourceType")
             .map(|v| as_str("ResourceType", v))
             .transpose()?
             .unwrap_or_default();
@@ -409,7 +409,7 @@ fn tag_specs(a: &Args, allowed: &[&str]) -> Result<Vec<(String, Vec<Tag>)>, Fail
             ))
             .into());
         }
-        let tags = match field(&spec, "Tags") {
+        let tags = match field(&ts, "Tags") {
             Some(t) => tag_list(t)?,
             None => Vec::new(),
         };
@@ -449,13 +449,7 @@ fn describe_volumes(ec2: &Ec2, a: &Args) -> Out {
     let ids = a.list("volume-ids")?;
     let fs = filters(a)?;
     let dry = a.flag("dry-run");
-    let vols = ec2.transact(|t| {
-        let v = t.describe_volumes(&ids, &fs)?;
-        if dry {
-            return Err(ApiError::dry_run_ok().into());
-        }
-        Ok(v)
-    })?;
+    let vols = ec2.transact(|t| t.describe_volumes(&ids, &fs, dry))?;
     Ok(Some(
         Obj::new()
             .put(
@@ -692,31 +686,35 @@ fn state_changes(key: &str, changes: Changes) -> Out {
     ))
 }
 
-fn start_instances(ec2: &Ec2, a: &Args) -> Out {
+/// Start-, Stop- and TerminateInstances: `op` on the instances named,
+/// their state changes listed under `key`.
+fn change_states(
+    ec2: &Ec2,
+    a: &Args,
+    key: &str,
+    op: impl FnOnce(&mut Txn<'_>, &[String], bool) -> ebsim::ec2::Result<Changes>,
+) -> Out {
     let ids = a.list("instance-ids")?;
     let dry = a.flag("dry-run");
-    state_changes(
-        "StartingInstances",
-        ec2.transact(|t| t.start_instances(&ids, dry))?,
-    )
+    state_changes(key, ec2.transact(|t| op(t, &ids, dry))?)
+}
+
+fn start_instances(ec2: &Ec2, a: &Args) -> Out {
+    change_states(ec2, a, "StartingInstances", |t, ids, dry| {
+        t.start_instances(ids, dry)
+    })
 }
 
 fn stop_instances(ec2: &Ec2, a: &Args) -> Out {
-    let ids = a.list("instance-ids")?;
-    let dry = a.flag("dry-run");
-    state_changes(
-        "StoppingInstances",
-        ec2.transact(|t| t.stop_instances(&ids, dry))?,
-    )
+    change_states(ec2, a, "StoppingInstances", |t, ids, dry| {
+        t.stop_instances(ids, dry)
+    })
 }
 
 fn terminate_instances(ec2: &Ec2, a: &Args) -> Out {
-    let ids = a.list("instance-ids")?;
-    let dry = a.flag("dry-run");
-    state_changes(
-        "TerminatingInstances",
-        ec2.transact(|t| t.terminate_instances(&ids, dry))?,
-    )
+    change_states(ec2, a, "TerminatingInstances", |t, ids, dry| {
+        t.terminate_instances(ids, dry)
+    })
 }
 
 fn reboot_instances(ec2: &Ec2, a: &Args) -> Out {
