@@ -257,13 +257,7 @@ fn describe_volumes(ec2: &Ec2, p: &Params) -> Reply {
     let ids = p.list("VolumeIds")?;
     let fs = filters(p)?;
     let dry = p.flag("DryRun")?;
-    let vols = ec2.transact(|t| {
-        let v = t.describe_volumes(&ids, &fs)?;
-        if dry {
-            return Err(ApiError::dry_run_ok().into());
-        }
-        Ok(v)
-    })?;
+    let vols = ec2.transact(|t| t.describe_volumes(&ids, &fs, dry))?;
     let pg = page(p, vols, |v| v.id.clone(), !ids.is_empty(), "volumeIds")?;
     Ok(with_token(
         Obj::new().put(
