@@ -169,7 +169,7 @@ fn run_ec2_words(words: Vec<String>) -> i32 {
             return EXIT_OTHER;
         }
     };
-    match (op.run)(&ec2, &a) {
+    match op.run(&ec2, &a) {
         Ok(Some(resp)) => print_response(&resp, &a),
         Ok(None) => 0,
         Err(f) => fail(op.api, f),
