@@ -19,5 +19,6 @@ pub mod bytes;
 pub mod compat;
 pub mod ec2;
 pub mod fs;
+pub mod fuse;
 pub mod guest;
 pub mod partition;

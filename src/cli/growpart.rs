@@ -497,6 +497,19 @@ fn grow_image(
         Ok(b) => b,
         Err(rejection) => return Err(resize_failed(disk, &rejection.messages)),
     };
+    // A disk `ebsim mount` serves belongs to its server: writing the table
+    // here would wait for its lock (and is not yet done through it).
+    if matches!(source, Disk::File) {
+        if let Some((_, info)) = super::fuse_mount::served(disk) {
+            let line = format!(
+                "sfdisk: cannot open {disk}: Device or resource busy (served by ebsim mount \
+                 at {}, pid {}: unmount it, grow the partition, mount it again)",
+                info.mountpoint.display(),
+                info.pid
+            );
+            return Err(resize_failed(disk, &[line]));
+        }
+    }
     let written = source
         .open(disk, Access::ReadWrite)
         .and_then(|mut img| grow::apply(&mut img, batch));

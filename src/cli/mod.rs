@@ -17,6 +17,7 @@ mod ec2;
 mod env;
 mod error;
 mod files;
+mod fuse_mount;
 mod getopt;
 mod growpart;
 mod lsblk;

@@ -215,6 +215,10 @@ const LONGOPTS: &[LongOpt] = &[
 ];
 
 pub fn run(args: Vec<OsString>) -> i32 {
+    // A host image and a directory: the FUSE mount.
+    if super::fuse_mount::is_host_mount(&args) {
+        return super::fuse_mount::run(args);
+    }
     error::finish(main(&args), String::new)
 }
 

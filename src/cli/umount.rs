@@ -79,6 +79,10 @@ const LONGOPTS: &[LongOpt] = &[
 ];
 
 pub fn run(args: Vec<OsString>) -> i32 {
+    // A directory where ebsim serves a host image over FUSE.
+    if let Some(code) = super::fuse_mount::umount_host(&args) {
+        return code;
+    }
     error::finish(main(&args), String::new)
 }
 

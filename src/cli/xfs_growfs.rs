@@ -118,6 +118,9 @@ fn main(args: &[OsString]) -> Result<i32, AppletError> {
     if let Some(done) = guest_growfs(&prog, &target, &f) {
         return done;
     }
+    if let Some((image, info)) = super::fuse_mount::served(&target) {
+        return grow_served(&prog, &image, &info, &f);
+    }
     let real = match std::fs::canonicalize(&target) {
         Ok(p) => p,
         Err(e) => {
@@ -309,8 +312,99 @@ fn grow_fs<D: BlockDevice>(
         return Err(AppletError::new(1, format!("{prog}: {target}: {e}\n")));
     }
     let geo = fs.sb().clone();
+    let dev_bytes = fs.dev().size();
+    let mut fs = Some(fs);
+    grow_steps(prog, target, f, &geo, dev_bytes, |blocks, imaxpct| {
+        let Some(fs) = fs.take() else {
+            return Err(format!("{prog}: cannot grow {target}: grown twice\n"));
+        };
+        match grow(fs, blocks, imaxpct) {
+            Ok(sb) => Ok(sb),
+            // The mounted filesystem's grow ioctl meets the bad block: the
+            // kernel logs its report, the ioctl fails with EFSCORRUPTED
+            // (EUCLEAN).
+            Err(e @ xfs::Error::Metadata(_)) if mounted => Err(format!(
+                "{prog}: {target}: {e}\n{prog}: XFS_IOC_FSGROWFSDATA xfsctl failed: \
+                 Structure needs cleaning\n"
+            )),
+            Err(e) => Err(format!("{prog}: cannot grow {target}: {e}\n")),
+        }
+    })
+}
+
+/// A filesystem `ebsim mount` serves: the server grows it (the role of the
+/// kernel's XFS_IOC_FSGROWFSDATA), from the geometry it reports.
+fn grow_served(
+    prog: &str,
+    image: &std::path::Path,
+    info: &ebsim::fuse::control::Info,
+    f: &GrowOptions,
+) -> Result<i32, AppletError> {
+    let target = image.display().to_string();
+    let sb = match xfs::Superblock::from_bytes(&info.superblock, 0) {
+        Ok(sb) if info.fs_type == "xfs" => sb,
+        _ => {
+            return Err(AppletError::new(
+                1,
+                format!("{prog}: {target} is not a mounted XFS filesystem\n"),
+            ));
+        }
+    };
+    if f.wants_realtime() {
+        return Err(AppletError::new(
+            1,
+            format!("{prog}: failed to access realtime device for {target}\n"),
+        ));
+    }
+    grow_steps(
+        prog,
+        &target,
+        f,
+        &sb,
+        info.device_size,
+        |blocks, imaxpct| {
+            let args = ebsim::fuse::GrowArgs {
+                blocks: Some(blocks),
+                force: false,
+                imaxpct: Some(imaxpct),
+                now: 0,
+            };
+            match ebsim::fuse::control::grow(image, args) {
+                Ok(ebsim::fuse::GrowReport::Xfs { .. }) => {
+                    let now = ebsim::fuse::control::info(image)
+                        .ok()
+                        .flatten()
+                        .and_then(|i| xfs::Superblock::from_bytes(&i.superblock, 0).ok());
+                    now.ok_or_else(|| format!("{prog}: {target}: the server went away\n"))
+                }
+                Ok(_) => Err(format!(
+                    "{prog}: {target} is not a mounted XFS filesystem\n"
+                )),
+                Err(ebsim::fuse::control::ControlError::Failed { errno, message }) => Err(format!(
+                    "{prog}: {target}: {message}\n{prog}: XFS_IOC_FSGROWFSDATA xfsctl failed: {}\n",
+                    strerror(&std::io::Error::from_raw_os_error(errno))
+                )),
+                Err(e) => Err(format!("{prog}: {e}\n")),
+            }
+        },
+    )
+}
+
+/// xfs_growfs's main() after the filesystem is open: the geometry report,
+/// the data section's grow (through `grow_data(blocks, imaxpct)`, which
+/// returns the new superblock or the lines to print), the log, and what
+/// changed.
+fn grow_steps(
+    prog: &str,
+    target: &str,
+    f: &GrowOptions,
+    geo: &xfs::Superblock,
+    dev_bytes: u64,
+    mut grow_data: impl FnMut(u64, u8) -> Result<xfs::Superblock, String>,
+) -> Result<i32, AppletError> {
+    let geo = geo.clone();
     out(&xfs::report::render(&geo, target));
-    let steps = f.steps(&geo, fs.dev().size());
+    let steps = f.steps(&geo, dev_bytes);
     let mut new_geo = geo.clone();
     let mut error = match steps.data {
         DataStep::Nothing => false,
@@ -340,23 +434,13 @@ fn grow_fs<D: BlockDevice>(
                 format!("{prog}: XFS_IOC_FSGROWFSDATA xfsctl failed: Invalid argument\n"),
             ));
         }
-        DataStep::Grow { blocks, imaxpct } => match grow(fs, blocks, imaxpct) {
+        DataStep::Grow { blocks, imaxpct } => match grow_data(blocks, imaxpct) {
             Ok(sb) => {
                 new_geo = sb;
                 false
             }
-            Err(e @ xfs::Error::Metadata(_)) if mounted => {
-                // The mounted filesystem's grow ioctl meets the bad
-                // block: the kernel logs its report, the ioctl fails
-                // with EFSCORRUPTED (EUCLEAN).
-                err(&format!(
-                    "{prog}: {target}: {e}\n{prog}: XFS_IOC_FSGROWFSDATA xfsctl failed: \
-                     Structure needs cleaning\n"
-                ));
-                true
-            }
-            Err(e) => {
-                err(&format!("{prog}: cannot grow {target}: {e}\n"));
+            Err(lines) => {
+                err(&lines);
                 true
             }
         },
