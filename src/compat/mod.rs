@@ -401,6 +401,6 @@ mod tests {
         assert_eq!(quote("a", true), "\u{2018}a\u{2019}");
         assert_eq!(quote("a", false), "'a'");
         assert_eq!(quotef("/var/lib"), "/var/lib");
-        assert_eq!(quotef("it's"), "'it'\\''s'");
+        assert_eq!(quotef("it's"), "\"it's\"");
     }
 }
