@@ -106,20 +106,7 @@ impl Millis {
     }
 }
 
-/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's
-/// algorithm).
-pub fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let m = i64::from(m);
-    let d = i64::from(d);
-    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-pub use crate::compat::civil_from_days;
+pub use crate::compat::{civil_from_days, days_from_civil};
 
 /// Parses a duration: `90`, `90s`, `5m`, `6h`, `1d`, `1h30m`, `250ms`.
 /// A bare number is seconds. Returns milliseconds.

@@ -2,9 +2,9 @@
 //! the host's harmless devices, with -A -b -e -E -n -s -t -T -u -v.
 
 use super::common::{HostDev, Session, Stdout, arg_bytes, start, strerror};
-use super::quote::quotef;
 use crate::cli::files::opts::{self, Flag};
 use crate::cli::output::err;
+use ebsim::compat::quote::quotef;
 use ebsim::fs::node::{ErrorKind, NodeError};
 use ebsim::guest::vfs::{Loc, OpenFlags};
 use std::ffi::OsString;

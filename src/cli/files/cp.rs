@@ -22,8 +22,8 @@
 
 use super::common::{Session, start, strerror};
 use super::opts::{self, Flag};
-use super::quote::quoteaf;
 use crate::cli::output::{err, out};
+use ebsim::compat::quote::quoteaf;
 use ebsim::fs::node::{ErrorKind, FallocateMode, FileType, NodeError, RenameFlags};
 use ebsim::guest::vfs::{Loc, OpenFlags, Stat, TimeSet};
 use std::collections::HashMap;
@@ -945,7 +945,7 @@ fn bad_arg(prog: &str, w: &str, opt: &str, valid: &[&str], utf8: bool) -> i32 {
     };
     let mut m = format!(
         "{prog}: invalid argument {} for {l}{opt}{r}\nValid arguments are:\n",
-        super::quote::quote(w.as_bytes(), utf8)
+        ebsim::compat::quote::quote(w.as_bytes(), utf8)
     );
     for v in valid {
         m.push_str(&format!("  - {l}{v}{r}\n"));

@@ -8,8 +8,8 @@
 //! time (`%g` seconds) and the rate.
 
 use super::common::{HostDev, Session, start, strerror};
-use super::quote::{quote, quoteaf};
 use crate::cli::output::{err, out};
+use ebsim::compat::quote::{quote, quoteaf};
 use ebsim::fs::node::{ErrorKind, NodeError};
 use ebsim::guest::human::{self, opts as hopts};
 use ebsim::guest::vfs::{Loc, OpenFlags};

@@ -5,8 +5,8 @@
 
 use super::common::{Session, Stdout, start, strerror};
 use super::opts::{self, Flag};
-use super::quote::{quote, quoteaf};
 use crate::cli::output::err;
+use ebsim::compat::quote::{quote, quoteaf};
 use ebsim::fs::node::FileType;
 use ebsim::guest::human::{self, opts as hopts};
 use std::collections::HashSet;

@@ -16,9 +16,9 @@
 
 use super::common::{Session, Stdout, start, strerror};
 use super::opts::{self, Flag};
-use super::quote::{quote, quoteaf, quotef};
-use super::time;
 use crate::cli::output::err;
+use ebsim::compat::date;
+use ebsim::compat::quote::{quote, quoteaf, quotef};
 use ebsim::fs::node::{FileType, NodeError};
 use ebsim::guest::human::{self, opts as hopts};
 use ebsim::guest::vfs::Stat;
@@ -803,9 +803,9 @@ impl Ls {
                         a.size.to_string()
                     };
                     let date = if self.o.full_time {
-                        time::stat_time(a.mtime)
+                        date::stat_time(a.mtime)
                     } else {
-                        time::ls_date(a.mtime, now)
+                        date::ls_date(a.mtime, now)
                     };
                     let mut name = self.shown(&e.name);
                     if let Some(c) = self.classify_char(e) {

@@ -3,10 +3,10 @@
 //! octal or symbolic, of the last directory), `-v`.
 
 use super::common::{Session, start, strerror};
-use super::mode;
 use super::opts::{self, Flag};
-use super::quote::{quote, quoteaf};
 use crate::cli::output::{err, out};
+use ebsim::compat::mode;
+use ebsim::compat::quote::{quote, quoteaf};
 use ebsim::fs::node::{ErrorKind, FileType};
 use std::ffi::OsString;
 

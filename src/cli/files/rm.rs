@@ -7,8 +7,8 @@
 
 use super::common::{Session, start, strerror};
 use super::opts::{self, Flag};
-use super::quote::quoteaf;
 use crate::cli::output::err;
+use ebsim::compat::quote::quoteaf;
 use ebsim::fs::node::{ErrorKind, FileType, NodeError};
 use ebsim::guest::vfs::Stat;
 use ebsim::guest::vfs::perm::Want;

@@ -7,9 +7,9 @@
 
 use super::common::{Session, Stdout, start, strerror};
 use super::opts::{self, Flag};
-use super::quote::{quoteaf, quotef};
-use super::time;
 use crate::cli::output::err;
+use ebsim::compat::date;
+use ebsim::compat::quote::{quoteaf, quotef};
 use ebsim::fs::node::{FileType, Timespec};
 use ebsim::fs::{FsKind, StatFs};
 use ebsim::guest::vfs::Stat;
@@ -401,16 +401,16 @@ impl FileCtx<'_> {
                 if a.crtime == Timespec::default() {
                     "-".into()
                 } else {
-                    time::stat_time(a.crtime)
+                    date::stat_time(a.crtime)
                 },
                 false,
             ),
             "W" => num(secs(a.crtime, spec)),
-            "x" => (time::stat_time(a.atime), false),
+            "x" => (date::stat_time(a.atime), false),
             "X" => num(secs(a.atime, spec)),
-            "y" => (time::stat_time(a.mtime), false),
+            "y" => (date::stat_time(a.mtime), false),
             "Y" => num(secs(a.mtime, spec)),
-            "z" => (time::stat_time(a.ctime), false),
+            "z" => (date::stat_time(a.ctime), false),
             "Z" => num(secs(a.ctime, spec)),
             other => (format!("?{other}"), false),
         };

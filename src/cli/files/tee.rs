@@ -5,8 +5,8 @@
 
 use super::common::{HostDev, start, strerror};
 use super::opts::{self, Flag};
-use super::quote::quotef;
 use crate::cli::output::err;
+use ebsim::compat::quote::quotef;
 use ebsim::guest::vfs::{Loc, OpenFlags};
 use std::ffi::OsString;
 use std::io::{Read, Write};

@@ -6,9 +6,9 @@
 
 use super::common::{start, strerror};
 use super::opts::{self, Flag};
-use super::quote::{quote, quoteaf};
-use super::time;
 use crate::cli::output::err;
+use ebsim::compat::date;
+use ebsim::compat::quote::{quote, quoteaf};
 use ebsim::fs::node::{ErrorKind, Timespec};
 use ebsim::guest::vfs::{OpenFlags, TimeSet};
 use std::ffi::OsString;
@@ -111,7 +111,7 @@ pub fn run(args: Vec<OsString>) -> i32 {
     let now = s.vfs.now();
     // The times to set: (atime, mtime); None means now.
     let (at, mt): (Option<Timespec>, Option<Timespec>) = if let Some(d) = &date {
-        match time::parse_date(d, now) {
+        match date::parse_date(d, now) {
             Some(t) => (Some(t), Some(t)),
             None => {
                 err(&format!(
@@ -122,7 +122,7 @@ pub fn run(args: Vec<OsString>) -> i32 {
             }
         }
     } else if let Some(t) = &stamp {
-        match time::parse_stamp(t, now) {
+        match date::parse_stamp(t, now) {
             Some(t) => (Some(t), Some(t)),
             None => {
                 err(&format!(

@@ -6,8 +6,8 @@
 
 use super::common::{start, strerror};
 use super::opts::{self, Flag};
-use super::quote::{quote, quoteaf};
 use crate::cli::output::err;
+use ebsim::compat::quote::{quote, quoteaf};
 use ebsim::fs::node::ErrorKind;
 use ebsim::guest::vfs::OpenFlags;
 use std::ffi::OsString;

@@ -5,6 +5,10 @@
 //! to carry its own port and they drifted (`"-5"` read as 0 in one, while C
 //! reads 2⁶⁴−5); these follow C exactly, in the C locale.
 
+pub mod date;
+pub mod mode;
+pub mod quote;
+
 /// The result of a C `strto*` call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Strto<T> {
@@ -246,6 +250,19 @@ pub fn uuid_random() -> [u8; 16] {
     *uuid::Uuid::new_v4().as_bytes()
 }
 
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's
+/// `days_from_civil`).
+pub fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let m = i64::from(m);
+    let d = i64::from(d);
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
 /// The date of a day count since 1970-01-01: (year, month, day) (Howard
 /// Hinnant's `civil_from_days`).
 pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
@@ -291,26 +308,15 @@ pub fn ctime(t: i64) -> String {
     )
 }
 
-/// coreutils `quote()`: curly quotes in a UTF-8 locale, else apostrophes.
+/// coreutils `quote()` of a name given as text (see [`quote::quote`]).
 pub fn quote(s: &str, utf8: bool) -> String {
-    if utf8 {
-        format!("\u{2018}{s}\u{2019}")
-    } else {
-        format!("'{s}'")
-    }
+    quote::quote(s.as_bytes(), utf8)
 }
 
-/// coreutils `quotef()`: a file name as is, or shell-quoted when it holds
-/// characters a shell would treat specially.
+/// coreutils `quotef()` of a name given as text, in a UTF-8 locale (see
+/// [`quote::quotef`]).
 pub fn quotef(s: &str) -> String {
-    let plain = !s.is_empty()
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || "_./-+,:@%^=".contains(c) || !c.is_ascii());
-    if plain {
-        s.to_string()
-    } else {
-        format!("'{}'", s.replace('\'', "'\\''"))
-    }
+    quote::quotef(s.as_bytes(), true)
 }
 
 #[cfg(test)]
@@ -395,6 +401,6 @@ mod tests {
         assert_eq!(quote("a", true), "\u{2018}a\u{2019}");
         assert_eq!(quote("a", false), "'a'");
         assert_eq!(quotef("/var/lib"), "/var/lib");
-        assert_eq!(quotef("it's"), "'it'\\''s'");
+        assert_eq!(quotef("it's"), "\"it's\"");
     }
 }
