@@ -522,11 +522,17 @@ fn statfs_matches_kernel() {
         ("grown-8g-100g-populated", 8 * GIB, Some(100 * GIB), true),
         ("grown-100g-1t", 100 * GIB, Some(TIB), false),
         ("real-d-2g-grown-33g", 2 * GIB, Some(33 * GIB), true),
+        // meta_bg: one descriptor block in the first, second and last
+        // group of each meta group (64 groups), no reserved GDT blocks.
+        ("real-meta-bg-20g", 20 * GIB, None, false),
+        ("real-meta-bg-1g-grown-300g", GIB, Some(300 * GIB), false),
     ] {
         let img = dir.path().join(name);
         sparse_file(&img, size);
         if name.starts_with("real-d") {
             real_mkfs(&img, &["-d", &tree.to_string_lossy()]);
+        } else if name.starts_with("real-meta-bg") {
+            real_mkfs(&img, &["-O", "meta_bg,^resize_inode"]);
         } else {
             ebsim_mkfs(&img, &[]);
             if populated {
@@ -540,7 +546,8 @@ fn statfs_matches_kernel() {
                 .expect("open")
                 .set_len(to)
                 .expect("grow");
-            let o = resize2fs(true, &img, &[]);
+            // ebsim grows no meta_bg filesystem: the real resize2fs does.
+            let o = resize2fs(!name.starts_with("real-meta-bg"), &img, &[]);
             assert!(o.status.success(), "{name}: {}", stderr(&o));
         }
         images.push(img);
