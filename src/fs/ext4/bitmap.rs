@@ -46,6 +46,28 @@ impl BlockSet {
         self.insert(b..b + 1);
     }
 
+    /// Marks one block free (splitting its run).
+    pub fn remove_block(&mut self, b: u64) {
+        let i = self.runs.partition_point(|r| r.end <= b);
+        let Some(r) = self.runs.get(i).cloned() else {
+            return;
+        };
+        if r.start > b {
+            return;
+        }
+        match (r.start < b, b + 1 < r.end) {
+            (false, false) => {
+                self.runs.remove(i);
+            }
+            (true, false) => self.runs[i] = r.start..b,
+            (false, true) => self.runs[i] = b + 1..r.end,
+            (true, true) => {
+                self.runs[i] = r.start..b;
+                self.runs.insert(i + 1, b + 1..r.end);
+            }
+        }
+    }
+
     /// True when `b` is used.
     pub fn contains(&self, b: u64) -> bool {
         self.run_at_or_after(b).is_some_and(|(s, _)| s <= b)
