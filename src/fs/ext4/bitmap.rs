@@ -258,6 +258,20 @@ mod tests {
     use super::*;
 
     #[test]
+    fn remove_block_splits_runs() {
+        let mut s = BlockSet::new();
+        s.insert(10..20);
+        s.remove_block(15);
+        s.remove_block(10);
+        s.remove_block(19);
+        s.remove_block(25);
+        assert_eq!(s.runs().collect::<Vec<_>>(), vec![11..15, 16..19]);
+        s.insert_block(7);
+        s.remove_block(7);
+        assert_eq!(s.count_in(0..100), 7);
+    }
+
+    #[test]
     fn insert_merges_and_counts() {
         let mut s = BlockSet::new();
         s.insert(10..20);

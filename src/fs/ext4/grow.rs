@@ -8,13 +8,27 @@
 //! percentage), places the new groups' bitmaps and inode tables with the
 //! same allocator as mkfs on the live block map, recounts every group and
 //! sets the flags resize2fs sets, rebuilds the resize inode, and collects
-//! every write in one batch. Growth that needs more descriptor blocks than
-//! are reserved (which would move data), and shrinking, are refused.
+//! every write in one batch. Offline, growth that needs more descriptor
+//! blocks than are reserved is refused (resize2fs 1.47.0 would move
+//! bitmaps, inode tables and data out of the way; ebsim does not), and
+//! shrinking is refused.
 //!
 //! A mounted filesystem (the instance model) grows with the same plan;
-//! [`GrowRequest::online`] only skips the offline-only precondition checks
+//! [`GrowRequest::online`] skips the offline-only precondition checks
 //! and file-size quirks, and the CLI renders the online lines from
-//! [`GrowPlan::old_desc_blocks`] / [`GrowPlan::new_desc_blocks`].
+//! [`GrowPlan::old_desc_blocks`] / [`GrowPlan::new_desc_blocks`]. Online,
+//! growth past the reserve converts the filesystem to `meta_bg` as the
+//! kernel's online resizer does (`ext4_convert_meta_bg`): the classic
+//! descriptor table fills the reserve (`s_first_meta_bg` = its blocks,
+//! `s_reserved_gdt_blocks` = 0), `resize_inode` is cleared and the resize
+//! inode's double indirect block freed (the inode keeps its mode, size and
+//! times, with no blocks), and each later descriptor block lives in the
+//! first, second and last group of its meta group (64 groups), after the
+//! group's superblock backup if it has one. The new groups' bitmaps and
+//! inode tables are placed by ebsim's allocator (resize2fs's), not by the
+//! kernel's `ext4_alloc_group_tables`, which packs them at the start of
+//! each batch of added groups: the result is valid (e2fsck, the kernel's
+//! statfs) but not laid out block for block as the kernel would.
 
 use super::bitmap::{self, BlockSet};
 use super::error::{Error, GrowError};
