@@ -13,10 +13,12 @@
     warn(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
+pub mod api;
 pub mod blockdev;
 pub mod bytes;
 pub mod compat;
 pub mod ec2;
 pub mod fs;
+pub mod fuse;
 pub mod guest;
 pub mod partition;

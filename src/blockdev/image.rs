@@ -211,6 +211,14 @@ impl ImageFile {
         self.commit(&batch)
     }
 
+    /// Reads the file's length again (after someone grew it with
+    /// `truncate` while it was open, as `losetup -c` makes a loop device
+    /// see a grown backing file) and returns it.
+    pub fn reread_size(&mut self) -> Result<u64, Error> {
+        self.size = device_size(&self.file, &self.path)?;
+        Ok(self.size)
+    }
+
     fn note_write(&mut self) -> Result<(), Error> {
         if let Some(limit) = self.fault_after {
             if self.writes_made >= limit {

@@ -1,5 +1,5 @@
 //! `growpart`: cloud-utils growpart 0.33 (or 0.34 with
-//! `GROWPART_COMPAT=0.34`) on image files. Spec: growpart.md.
+//! `GROWPART_COMPAT=0.34`) on image files.
 //!
 //! The argument loop is hand-written because growpart's own is a shell
 //! `case` with behaviour clap cannot reproduce: options and operands mix in
@@ -185,11 +185,7 @@ pub fn run(args: Vec<OsString>) -> i32 {
 }
 
 fn main(args: &[OsString]) -> Result<i32, AppletError> {
-    let args: Vec<String> = args
-        .iter()
-        .skip(1)
-        .map(|a| a.to_string_lossy().into_owned())
-        .collect();
+    let args = super::getopt::after_argv0(args);
     let default_fudge = std::env::var("GROWPART_FUDGE").unwrap_or_else(|_| "1048576".into());
     let Some(a) = parse(&args, &default_fudge)? else {
         return Ok(0);
@@ -501,6 +497,19 @@ fn grow_image(
         Ok(b) => b,
         Err(rejection) => return Err(resize_failed(disk, &rejection.messages)),
     };
+    // A disk `ebsim mount` serves belongs to its server: writing the table
+    // here would wait for its lock (and is not yet done through it).
+    if matches!(source, Disk::File) {
+        if let Some((_, info)) = super::fuse_mount::served(disk) {
+            let line = format!(
+                "sfdisk: cannot open {disk}: Device or resource busy (served by ebsim mount \
+                 at {}, pid {}: unmount it, grow the partition, mount it again)",
+                info.mountpoint.display(),
+                info.pid
+            );
+            return Err(resize_failed(disk, &[line]));
+        }
+    }
     let written = source
         .open(disk, Access::ReadWrite)
         .and_then(|mut img| grow::apply(&mut img, batch));

@@ -17,6 +17,7 @@ mod ec2;
 mod env;
 mod error;
 mod files;
+mod fuse_mount;
 mod getopt;
 mod growpart;
 mod lsblk;
@@ -26,6 +27,7 @@ mod mkfs_xfs;
 mod mount;
 mod output;
 mod resize2fs;
+mod serve;
 mod shell;
 mod umount;
 mod xfs_growfs;
@@ -328,6 +330,7 @@ fn dispatch(args: Vec<OsString>) -> i32 {
         Some(Command::Clock(c)) => ec2::clock(&c),
         Some(Command::Shell(s)) => shell::shell(&s),
         Some(Command::Exec(x)) => shell::exec(&x),
+        Some(Command::Serve(s)) => serve::exec(&s),
         Some(Command::Completions { shell }) => commands::completions(shell),
         Some(Command::Manpage) => commands::manpage(),
     };

@@ -1,5 +1,5 @@
 //! `resize2fs` (e2fsprogs 1.47.0) on image files: offline grow within the
-//! reserved GDT blocks (spec ext4.md §3). Messages, channels and exit codes
+//! reserved GDT blocks. Messages, channels and exit codes
 //! follow resize/main.c; ebsim's own refusals (shrinking, growth beyond the
 //! reserved descriptor blocks, unsupported features) are worded in the same
 //! `resize2fs: ...` form and change nothing. Options are parsed by hand:
@@ -178,6 +178,11 @@ fn main(args: &[String], prog: &str) -> Result<i32, AppletError> {
     let is_file = std::fs::metadata(path)
         .map(|m| m.is_file())
         .unwrap_or(false);
+    if is_file {
+        if let Some((image, info)) = super::fuse_mount::served(&device) {
+            return resize_served(prog, &device, &image, &info, size_str.as_deref(), force);
+        }
+    }
     let img = match ImageFile::open(path, Access::ReadWrite) {
         Ok(i) => i,
         Err(e) => {
@@ -250,6 +255,89 @@ fn open_and_grow<D: BlockDevice>(
         now: super::e2fs_util::e2fsprogs_now(),
     };
     run_grow(prog, device, fs, &req, mount_point)
+}
+
+/// resize2fs of an image `ebsim mount` serves: the online resize, made by
+/// the server (the kernel's EXT4_IOC_RESIZE_FS), never by this process.
+fn resize_served(
+    prog: &str,
+    device: &str,
+    image: &std::path::Path,
+    info: &ebsim::fuse::control::Info,
+    size_str: Option<&str>,
+    force: bool,
+) -> Result<i32, AppletError> {
+    use ebsim::fuse::control::{self, ControlError};
+    let sb = &info.superblock;
+    let log_block_size = match sb.get(24..28) {
+        Some(b) if info.fs_type == "ext4" && info.part.is_none() => {
+            i32::from_le_bytes([b[0], b[1], b[2], b[3]])
+        }
+        // A partition of it is mounted: the whole disk is busy.
+        _ => {
+            return Err(AppletError::new(
+                1,
+                format!("{prog}: Device or resource busy while trying to open {device}\n"),
+            )
+            .with_stdout(SUPERBLOCK));
+        }
+    };
+    let size = match size_str {
+        Some(s) => {
+            let n = parse_num_blocks2(s, log_block_size);
+            if n == 0 {
+                return Err(AppletError::new(
+                    1,
+                    format!("{prog}: Invalid new size: {s}\n\n"),
+                ));
+            }
+            Some(n)
+        }
+        None => None,
+    };
+    let args = ebsim::fuse::GrowArgs {
+        blocks: size,
+        force,
+        imaxpct: None,
+        now: super::e2fs_util::e2fsprogs_now(),
+    };
+    match control::grow(image, args) {
+        Ok(ebsim::fuse::GrowReport::Ext4 {
+            block_size,
+            old_blocks,
+            new_blocks,
+            old_desc_blocks,
+            new_desc_blocks,
+        }) => {
+            let kib = block_size / 1024;
+            if new_blocks == old_blocks {
+                return Err(AppletError::new(
+                    0,
+                    format!(
+                        "The filesystem is already {new_blocks} ({kib}k) blocks long.  Nothing to do!\n\n"
+                    ),
+                ));
+            }
+            out(&format!(
+                "Filesystem at {device} is mounted on {}; on-line resizing required\nold_desc_blocks = {old_desc_blocks}, new_desc_blocks = {new_desc_blocks}\n",
+                info.mountpoint.display()
+            ));
+            out(&format!(
+                "The filesystem on {device} is now {new_blocks} ({kib}k) blocks long.\n\n"
+            ));
+            Ok(0)
+        }
+        Ok(_) => Err(AppletError::new(
+            1,
+            format!("{prog}: Bad magic number in super-block while trying to open {device}\n"),
+        )
+        .with_stdout(SUPERBLOCK)),
+        Err(ControlError::Failed { message, .. }) => Err(AppletError::new(
+            1,
+            format!("{prog}: {message} while trying to resize {device}\n"),
+        )),
+        Err(e) => Err(AppletError::new(1, format!("{prog}: {e}\n"))),
+    }
 }
 
 /// resize2fs on a disk or partition of the instance: online when it is

@@ -1,0 +1,479 @@
+//! What a FUSE server serves: a filesystem's file layer over an image file
+//! or one partition of it, with the image held the way a mounted block
+//! device is held (exclusively while read-write), and the online grow
+//! that only the owner of the mounted filesystem may run.
+
+use crate::blockdev::image::Access;
+use crate::blockdev::{self, BlockDevice, ImageFile, Slice};
+use crate::fs::ext4::files::Ext4Files;
+use crate::fs::node::{ErrorKind, FileSystem, NodeError, NodeResult};
+use crate::fs::xfs::XfsFiles;
+use crate::fs::{FsKind, ext4, xfs};
+use nix::fcntl::{Flock, FlockArg};
+use std::fs::File;
+use std::path::PathBuf;
+
+/// The device a served filesystem lives on: a byte range of an image file
+/// (the whole file, or a partition).
+pub type Dev = Slice<ImageFile>;
+
+/// What to serve.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VolumeSpec {
+    /// The image file.
+    pub image: PathBuf,
+    /// Partition number inside it (GPT or MBR), or the whole image.
+    pub part: Option<u32>,
+    /// Serve read-only (nothing is ever written to the image).
+    pub read_only: bool,
+}
+
+/// Why a volume could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum VolumeError {
+    /// The image could not be opened or read.
+    #[error("{0}")]
+    Device(#[from] blockdev::Error),
+    /// The partition table could not be read, or has no such partition.
+    #[error("{image}: {why}")]
+    Partition {
+        /// The image.
+        image: PathBuf,
+        /// What went wrong.
+        why: String,
+    },
+    /// Neither ext4 nor XFS is there.
+    #[error("{0}: no ext4 or XFS filesystem found")]
+    NoFilesystem(String),
+    /// The filesystem is there but its file layer refuses it (dirty
+    /// journal, a feature ebsim does not write, damage).
+    #[error("{what}: {err}")]
+    Refused {
+        /// The device.
+        what: String,
+        /// The file layer's refusal.
+        err: NodeError,
+    },
+}
+
+/// The byte range of partition `part` of `img`.
+pub fn partition_range(img: &ImageFile, part: u32) -> Result<(u64, u64), VolumeError> {
+    let image = img.path().to_path_buf();
+    let probe = crate::partition::probe(img).map_err(|e| VolumeError::Partition {
+        image: image.clone(),
+        why: e.to_string(),
+    })?;
+    let Some(label) = probe.label else {
+        return Err(VolumeError::Partition {
+            image,
+            why: "no partition table".into(),
+        });
+    };
+    let Some((_, first, sectors)) = label.partitions().into_iter().find(|p| p.0 == part) else {
+        return Err(VolumeError::Partition {
+            image,
+            why: format!("no partition {part}"),
+        });
+    };
+    let sector = crate::partition::SECTOR;
+    match (first.checked_mul(sector), sectors.checked_mul(sector)) {
+        (Some(off), Some(len)) => Ok((off, len)),
+        _ => Err(VolumeError::Partition {
+            image,
+            why: format!("partition {part} lies beyond any device"),
+        }),
+    }
+}
+
+enum Files {
+    Ext4(Box<Ext4Files<Dev>>),
+    Xfs(Box<XfsFiles<Dev>>),
+    /// A grow failed after the device was handed over and the file layer
+    /// could not be opened again.
+    Gone(String),
+}
+
+/// A served filesystem: its file layer and where it lives.
+pub struct Volume {
+    spec: VolumeSpec,
+    kind: FsKind,
+    files: Files,
+    /// Read-only volumes hold a shared lock on the image, so no read-write
+    /// opener (which takes an exclusive one) changes it under them.
+    _shared: Option<Flock<File>>,
+}
+
+impl std::fmt::Debug for Volume {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Volume")
+            .field("spec", &self.spec)
+            .field("kind", &self.kind)
+            .finish()
+    }
+}
+
+/// What an online grow did, for the tools to render.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum GrowReport {
+    /// ext4 (resize2fs's online lines).
+    Ext4 {
+        /// Block size in bytes.
+        block_size: u64,
+        /// Blocks before.
+        old_blocks: u64,
+        /// Blocks after (equal: nothing to do).
+        new_blocks: u64,
+        /// Descriptor blocks before.
+        old_desc_blocks: u64,
+        /// Descriptor blocks after.
+        new_desc_blocks: u64,
+    },
+    /// XFS (xfs_growfs's lines).
+    Xfs {
+        /// Data blocks before.
+        old_dblocks: u64,
+        /// Data blocks after.
+        new_dblocks: u64,
+        /// `imax_pct` before.
+        old_imaxpct: u8,
+        /// `imax_pct` after.
+        new_imaxpct: u8,
+    },
+}
+
+/// What an online grow is asked to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+pub struct GrowArgs {
+    /// New size in filesystem blocks; None: as large as the device.
+    pub blocks: Option<u64>,
+    /// resize2fs `-f`.
+    pub force: bool,
+    /// XFS: new `imax_pct`.
+    pub imaxpct: Option<u8>,
+    /// ext4: the time written into `s_wtime` and the resize inode, in
+    /// seconds (the client's clock, or `E2FSPROGS_FAKE_TIME`, as the tool
+    /// sees it); 0: the server's clock.
+    #[serde(default)]
+    pub now: u64,
+}
+
+fn refused(what: &str) -> impl FnOnce(NodeError) -> VolumeError + '_ {
+    move |err| VolumeError::Refused {
+        what: what.to_string(),
+        err,
+    }
+}
+
+impl Volume {
+    /// Opens the image (waiting for its exclusive lock when read-write,
+    /// rolling back a half-done change), finds the partition and the
+    /// filesystem, and opens its file layer.
+    pub fn open(spec: VolumeSpec) -> Result<Volume, VolumeError> {
+        let access = if spec.read_only {
+            Access::ReadOnly
+        } else {
+            Access::ReadWrite
+        };
+        let img = ImageFile::open(&spec.image, access)?;
+        let shared = if spec.read_only {
+            let f =
+                File::open(&spec.image).map_err(|e| blockdev::Error::io(&spec.image, "open", e))?;
+            Some(
+                Flock::lock(f, FlockArg::LockShared)
+                    .map_err(|(_, e)| blockdev::Error::io(&spec.image, "flock", e.into()))?,
+            )
+        } else {
+            None
+        };
+        let (off, len) = match spec.part {
+            Some(n) => partition_range(&img, n)?,
+            None => (0, img.size()),
+        };
+        let dev = Slice::new(img, off, len)?;
+        let what = describe(&spec);
+        let (kind, files) = open_files(dev, spec.read_only, &what)?;
+        Ok(Volume {
+            spec,
+            kind,
+            files,
+            _shared: shared,
+        })
+    }
+
+    /// What was opened.
+    pub fn spec(&self) -> &VolumeSpec {
+        &self.spec
+    }
+
+    /// The filesystem type.
+    pub fn kind(&self) -> FsKind {
+        self.kind
+    }
+
+    /// The file layer.
+    pub fn fs(&self) -> NodeResult<&dyn FileSystem> {
+        match &self.files {
+            Files::Ext4(f) => Ok(f.as_ref()),
+            Files::Xfs(f) => Ok(f.as_ref()),
+            Files::Gone(why) => Err(NodeError::with(ErrorKind::Io, why.clone())),
+        }
+    }
+
+    /// The file layer, to change it.
+    pub fn fs_mut(&mut self) -> NodeResult<&mut dyn FileSystem> {
+        match &mut self.files {
+            Files::Ext4(f) => Ok(f.as_mut()),
+            Files::Xfs(f) => Ok(f.as_mut()),
+            Files::Gone(why) => Err(NodeError::with(ErrorKind::Io, why.clone())),
+        }
+    }
+
+    /// The device: (offset in the image, length).
+    pub fn range(&self) -> (u64, u64) {
+        match &self.files {
+            Files::Ext4(f) => (f.device().offset(), f.device().size()),
+            Files::Xfs(f) => (f.dev().offset(), f.dev().size()),
+            Files::Gone(_) => (0, 0),
+        }
+    }
+
+    /// Bytes the filesystem could grow to now: the image file's current
+    /// length, or the partition's current extent in the table (either may
+    /// have grown since the mount); the served range when neither can be
+    /// read.
+    pub fn current_size(&self) -> u64 {
+        let (off, len) = self.range();
+        let img = match &self.files {
+            Files::Ext4(f) => f.device().inner(),
+            Files::Xfs(f) => f.dev().inner(),
+            Files::Gone(_) => return len,
+        };
+        let file_len = std::fs::metadata(&self.spec.image).map_or(0, |m| m.len());
+        match self.spec.part {
+            None => file_len.max(len),
+            Some(n) => match partition_range(img, n) {
+                Ok((o, l)) if o == off && o.saturating_add(l) <= file_len => l.max(len),
+                _ => len,
+            },
+        }
+    }
+
+    /// The primary superblock as it is on the device now (after a sync it
+    /// is the filesystem's state): 1024 bytes at 1024 for ext4, the first
+    /// sector for XFS.
+    pub fn superblock_bytes(&self) -> NodeResult<Vec<u8>> {
+        let r = match &self.files {
+            Files::Ext4(f) => f.device().read_vec(1024, 1024),
+            Files::Xfs(f) => f.dev().read_vec(0, 512),
+            Files::Gone(why) => return Err(NodeError::with(ErrorKind::Io, why.clone())),
+        };
+        r.map_err(|e| NodeError::with(ErrorKind::Io, e))
+    }
+
+    /// Grows the filesystem as the kernel's online resize does, to
+    /// `args.blocks` or to the end of the device (the image file's current
+    /// length, or the partition's current extent in the table: a table or
+    /// file grown since the mount is read again first). Staged changes are
+    /// committed first; the file layer is opened again afterwards, so inode
+    /// numbers stay valid. Nothing is written when the grow is refused.
+    pub fn grow(&mut self, args: GrowArgs) -> NodeResult<GrowReport> {
+        if self.spec.read_only {
+            return Err(ErrorKind::ReadOnly.into());
+        }
+        self.fs_mut()?.sync()?;
+        let files = std::mem::replace(&mut self.files, Files::Gone("grow in progress".into()));
+        let (dev, kind) = match files {
+            Files::Ext4(f) => (f.into_device(), FsKind::Ext4),
+            Files::Xfs(f) => (f.into_inner(), FsKind::Xfs),
+            Files::Gone(why) => {
+                self.files = Files::Gone(why.clone());
+                return Err(NodeError::with(ErrorKind::Io, why));
+            }
+        };
+        // The device as it is now: a file grown by truncate, a partition
+        // grown by growpart.
+        let (dev, refreshed) = self.refresh_device(dev);
+        let Some(mut dev) = dev else {
+            self.files = Files::Gone("the image shrank below the filesystem while mounted".into());
+            return Err(NodeError::with(
+                ErrorKind::Io,
+                "the image shrank below the filesystem while mounted",
+            ));
+        };
+        let result = refreshed.and_then(|()| match kind {
+            FsKind::Ext4 => grow_ext4(&mut dev, args),
+            FsKind::Xfs => grow_xfs(&mut dev, args),
+        });
+        let what = describe(&self.spec);
+        self.files = match open_files(dev, false, &what) {
+            Ok((_, f)) => f,
+            Err(e) => Files::Gone(format!("reopening after the grow failed: {e}")),
+        };
+        result
+    }
+
+    /// The device with its current extent (the file's length, the
+    /// partition's entry), or as it was with the reason it was kept.
+    fn refresh_device(&self, dev: Dev) -> (Option<Dev>, NodeResult<()>) {
+        let off = dev.offset();
+        let len = dev.size();
+        let mut img = dev.into_inner();
+        let keep = |img: ImageFile, e: NodeError| (rebuild(img, off, len), Err(e));
+        let size = match img.reread_size() {
+            Ok(s) => s,
+            Err(e) => return keep(img, NodeError::with(ErrorKind::Io, e)),
+        };
+        let (noff, nlen) = match self.spec.part {
+            None => (0, size),
+            Some(n) => match partition_range(&img, n) {
+                Ok((o, l)) if o == off && l >= len && o.saturating_add(l) <= size => (o, l),
+                Ok(_) => {
+                    let e = format!("partition {n} moved or shrank while mounted");
+                    return keep(img, NodeError::with(ErrorKind::InvalidArgument, e));
+                }
+                Err(e) => {
+                    return keep(
+                        img,
+                        NodeError::with(ErrorKind::InvalidArgument, e.to_string()),
+                    );
+                }
+            },
+        };
+        if nlen < len {
+            let e = "the image shrank while mounted";
+            return keep(img, NodeError::with(ErrorKind::InvalidArgument, e));
+        }
+        (rebuild(img, noff, nlen), Ok(()))
+    }
+}
+
+/// The slice `off..off+len` of `img`, clamped to the file (None only if
+/// even the clamped range is refused, which cannot happen).
+fn rebuild(img: ImageFile, off: u64, len: u64) -> Option<Dev> {
+    let size = img.size();
+    let off = off.min(size);
+    let len = len.min(size - off);
+    Slice::new(img, off, len).ok()
+}
+
+fn describe(spec: &VolumeSpec) -> String {
+    match spec.part {
+        Some(n) => format!("{} partition {n}", spec.image.display()),
+        None => spec.image.display().to_string(),
+    }
+}
+
+/// Probes `dev` and opens the file layer of what it holds.
+fn open_files(dev: Dev, read_only: bool, what: &str) -> Result<(FsKind, Files), VolumeError> {
+    if xfs::probe(&dev).unwrap_or(false) {
+        let f = if read_only {
+            XfsFiles::open_read_only(dev)
+        } else {
+            XfsFiles::open(dev)
+        }
+        .map_err(refused(what))?;
+        return Ok((FsKind::Xfs, Files::Xfs(Box::new(f))));
+    }
+    if ext4::probe(&dev).unwrap_or(false) {
+        let f = Ext4Files::open(dev).map_err(refused(what))?;
+        return Ok((FsKind::Ext4, Files::Ext4(Box::new(f))));
+    }
+    Err(VolumeError::NoFilesystem(what.to_string()))
+}
+
+fn node_err(kind: ErrorKind) -> impl FnOnce(String) -> NodeError {
+    move |s| NodeError::with(kind, s)
+}
+
+fn grow_ext4(dev: &mut Dev, args: GrowArgs) -> NodeResult<GrowReport> {
+    use crate::fs::ext4::grow::{self, GrowOutcome, GrowRequest};
+    let fs =
+        ext4::Ext4::open(&mut *dev).map_err(|e| node_err(ErrorKind::Corrupt)(e.to_string()))?;
+    let block_size = u64::from(fs.superblock().block_size());
+    let old_blocks = fs.superblock().s_blocks_count;
+    let req = GrowRequest {
+        size: args.blocks,
+        force: args.force,
+        online: true,
+        image_file: false,
+        now: if args.now != 0 {
+            args.now
+        } else {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs())
+        },
+    };
+    let inval = |e: ext4::Error| node_err(ErrorKind::InvalidArgument)(e.to_string());
+    match grow::plan(&fs, &req).map_err(inval)? {
+        GrowOutcome::NothingToDo { blocks, batch, .. } => {
+            let mut fs = fs;
+            grow::apply(fs.device_mut(), &batch)
+                .map_err(|e| node_err(ErrorKind::Io)(e.to_string()))?;
+            Ok(GrowReport::Ext4 {
+                block_size,
+                old_blocks,
+                new_blocks: blocks,
+                old_desc_blocks: 0,
+                new_desc_blocks: 0,
+            })
+        }
+        GrowOutcome::Grow(plan) => {
+            let mut fs = fs;
+            grow::apply(fs.device_mut(), &plan.batch)
+                .map_err(|e| node_err(ErrorKind::Io)(e.to_string()))?;
+            Ok(GrowReport::Ext4 {
+                block_size,
+                old_blocks: plan.old_blocks,
+                new_blocks: plan.new_blocks,
+                old_desc_blocks: plan.old_desc_blocks,
+                new_desc_blocks: plan.new_desc_blocks,
+            })
+        }
+    }
+}
+
+fn grow_xfs(dev: &mut Dev, args: GrowArgs) -> NodeResult<GrowReport> {
+    use crate::fs::xfs::growfs;
+    let fs = xfs::Xfs::open(&mut *dev).map_err(|e| node_err(ErrorKind::Corrupt)(e.to_string()))?;
+    let sb = fs.sb().clone();
+    let bs = u64::from(sb.blocksize.max(1));
+    let dev_blocks = fs.dev().size() / bs;
+    let newblocks = args.blocks.unwrap_or(dev_blocks);
+    if newblocks > dev_blocks {
+        return Err(NodeError::with(
+            ErrorKind::InvalidArgument,
+            format!("data size {newblocks} too large, maximum is {dev_blocks}"),
+        ));
+    }
+    let imaxpct = args.imaxpct.unwrap_or(sb.imax_pct);
+    if newblocks == sb.dblocks && imaxpct == sb.imax_pct {
+        return Ok(GrowReport::Xfs {
+            old_dblocks: sb.dblocks,
+            new_dblocks: sb.dblocks,
+            old_imaxpct: sb.imax_pct,
+            new_imaxpct: sb.imax_pct,
+        });
+    }
+    let kind_of = |e: &xfs::Error| match e {
+        xfs::Error::Metadata(_) => ErrorKind::Corrupt,
+        xfs::Error::Io(_) => ErrorKind::Io,
+        _ => ErrorKind::InvalidArgument,
+    };
+    let plan = growfs::plan(
+        &fs,
+        &growfs::GrowRequest {
+            newblocks,
+            imaxpct: Some(imaxpct),
+        },
+    )
+    .map_err(|e| NodeError::with(kind_of(&e), e))?;
+    let d = fs.into_inner();
+    growfs::apply(d, &plan).map_err(|e| NodeError::with(kind_of(&e), e))?;
+    Ok(GrowReport::Xfs {
+        old_dblocks: sb.dblocks,
+        new_dblocks: plan.new.dblocks,
+        old_imaxpct: sb.imax_pct,
+        new_imaxpct: plan.new.imax_pct,
+    })
+}
