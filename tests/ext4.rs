@@ -522,11 +522,17 @@ fn statfs_matches_kernel() {
         ("grown-8g-100g-populated", 8 * GIB, Some(100 * GIB), true),
         ("grown-100g-1t", 100 * GIB, Some(TIB), false),
         ("real-d-2g-grown-33g", 2 * GIB, Some(33 * GIB), true),
+        // meta_bg: one descriptor block in the first, second and last
+        // group of each meta group (64 groups), no reserved GDT blocks.
+        ("real-meta-bg-20g", 20 * GIB, None, false),
+        ("real-meta-bg-1g-grown-300g", GIB, Some(300 * GIB), false),
     ] {
         let img = dir.path().join(name);
         sparse_file(&img, size);
         if name.starts_with("real-d") {
             real_mkfs(&img, &["-d", &tree.to_string_lossy()]);
+        } else if name.starts_with("real-meta-bg") {
+            real_mkfs(&img, &["-O", "meta_bg,^resize_inode"]);
         } else {
             ebsim_mkfs(&img, &[]);
             if populated {
@@ -540,7 +546,8 @@ fn statfs_matches_kernel() {
                 .expect("open")
                 .set_len(to)
                 .expect("grow");
-            let o = resize2fs(true, &img, &[]);
+            // ebsim grows no meta_bg filesystem: the real resize2fs does.
+            let o = resize2fs(!name.starts_with("real-meta-bg"), &img, &[]);
             assert!(o.status.success(), "{name}: {}", stderr(&o));
         }
         images.push(img);
@@ -843,4 +850,137 @@ fn interrupted_grow_and_mkfs_roll_back() {
     drop(ImageFile::open(&img, Access::ReadOnly).expect("reopen"));
     assert_eq!(content_digest(&img), grown);
     assert_fsck_clean(&img);
+}
+
+// ------------------------------------------------------------------------
+// online grow past the reserved GDT blocks: the kernel's meta_bg conversion
+
+/// Grows an ebsim filesystem of `from` bytes (populated) online to `to`,
+/// past what its reserved GDT blocks allow, as the kernel's online resizer
+/// does: the classic table fills the reserve, then the filesystem becomes
+/// meta_bg with `s_first_meta_bg` = that table's blocks. e2fsck must be
+/// silent, the files intact and the kernel's statfs equal to ebsim's.
+fn online_grow_past_reserve(from: u64, to: u64) {
+    if !require_tools(TOOLS) || !require_mount() {
+        return;
+    }
+    // Not under /dev/shm: ebsim's tools read /dev/... names as an
+    // instance's devices. The host's ext4 holds files up to 16 TiB − 4 KiB.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let tree = dir.path().join("tree");
+    make_tree(&tree);
+    let img = dir.path().join("fs.img");
+    sparse_file(&img, from);
+    ebsim_mkfs(&img, &[]);
+    populate_with_debugfs(&img, &tree);
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&img)
+        .expect("open")
+        .set_len(to)
+        .expect("grow");
+    let dev = ImageFile::open(&img, Access::ReadWrite).expect("open");
+    let fs = Ext4::open(dev).expect("ext4 open");
+    let (desc0, rsv0) = (
+        fs.superblock().desc_blocks(),
+        u64::from(fs.superblock().s_reserved_gdt_blocks),
+    );
+    let req = ext4::grow::GrowRequest {
+        size: None,
+        force: false,
+        online: true,
+        image_file: false,
+        now: 1_700_000_500,
+    };
+    // Offline, the same grow is refused (resize2fs would move data).
+    assert!(matches!(
+        ext4::grow::plan(
+            &fs,
+            &ext4::grow::GrowRequest {
+                online: false,
+                force: true,
+                ..req
+            }
+        ),
+        Err(Error::Grow(ext4::GrowError::BeyondReserve { .. }))
+    ));
+    let ext4::grow::GrowOutcome::Grow(plan) = ext4::grow::plan(&fs, &req).expect("plan") else {
+        panic!("nothing to do")
+    };
+    assert_eq!(plan.new_blocks, to / BS);
+    assert!(plan.new_desc_blocks > desc0 + rsv0);
+    let mut dev = fs.into_device();
+    ext4::grow::apply(&mut dev, &plan.batch).expect("apply");
+    drop(dev);
+    assert_fsck_clean(&img);
+    let head = dumpe2fs(&img, true);
+    let line = |k: &str| {
+        head.lines()
+            .find(|l| l.starts_with(k))
+            .unwrap_or_else(|| panic!("no {k} in\n{head}"))
+            .to_string()
+    };
+    let features = line("Filesystem features:");
+    assert!(
+        features.contains(" meta_bg") && !features.contains("resize_inode"),
+        "{features}"
+    );
+    assert_eq!(
+        line("Block count:"),
+        format!("Block count:              {}", to / BS)
+    );
+    assert!(!head.contains("Reserved GDT blocks"), "{head}");
+    // The descriptor blocks of the classic table: the old ones plus the
+    // reserve, in group 0 and every backup group.
+    let full = dumpe2fs(&img, false);
+    let classic = desc0 + rsv0;
+    assert!(
+        full.contains(&format!(
+            "Primary superblock at 0, Group descriptors at 1-{classic}\n"
+        )),
+        "group 0"
+    );
+    // Meta group m's descriptor block sits in groups 64m, 64m+1, 64m+63.
+    let m = classic + 3;
+    let g = m * 64;
+    assert!(
+        full.contains(&format!("Group {g}: (Blocks {}-", g * 32768))
+            && full.contains(&format!("Group descriptor at {}\n", g * 32768)),
+        "meta group {m}"
+    );
+    let fs = Ext4::open(ImageFile::open(&img, Access::ReadOnly).expect("open")).expect("ext4 open");
+    let s = ext4::statfs(&fs).expect("statfs");
+    drop(fs);
+    let ours = [
+        u64::from(s.block_size),
+        s.blocks,
+        s.bfree,
+        s.bavail,
+        s.files,
+        s.ffree,
+    ];
+    let _lock = common::mount_lock();
+    let mnt = RoMount::new(&img);
+    assert_eq!(
+        ours,
+        mnt.stat_f(),
+        "[bsize blocks bfree bavail files ffree]"
+    );
+    // The files, read back by the kernel (ebsim's file layer refuses
+    // meta_bg).
+    let o = run(std::process::Command::new("diff")
+        .args(["-r", "--no-dereference", "-x", "lost+found"])
+        .arg(&tree)
+        .arg(mnt.dir.path()));
+    assert!(o.status.success(), "diff: {}{}", stdout(&o), stderr(&o));
+}
+
+#[test]
+fn grow_online_8g_to_9t_converts_to_meta_bg() {
+    online_grow_past_reserve(8 * GIB, 9 * TIB);
+}
+
+#[test]
+fn grow_online_1t_to_16t_minus_4k_converts_to_meta_bg() {
+    online_grow_past_reserve(TIB, 16 * TIB - BS);
 }

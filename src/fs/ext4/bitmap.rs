@@ -46,6 +46,28 @@ impl BlockSet {
         self.insert(b..b + 1);
     }
 
+    /// Marks one block free (splitting its run).
+    pub fn remove_block(&mut self, b: u64) {
+        let i = self.runs.partition_point(|r| r.end <= b);
+        let Some(r) = self.runs.get(i).cloned() else {
+            return;
+        };
+        if r.start > b {
+            return;
+        }
+        match (r.start < b, b + 1 < r.end) {
+            (false, false) => {
+                self.runs.remove(i);
+            }
+            (true, false) => self.runs[i] = r.start..b,
+            (false, true) => self.runs[i] = b + 1..r.end,
+            (true, true) => {
+                self.runs[i] = r.start..b;
+                self.runs.insert(i + 1, b + 1..r.end);
+            }
+        }
+    }
+
     /// True when `b` is used.
     pub fn contains(&self, b: u64) -> bool {
         self.run_at_or_after(b).is_some_and(|(s, _)| s <= b)
@@ -234,6 +256,20 @@ pub fn bitmap_csum(seed: u32, bitmap: &[u8], nbytes: usize) -> u32 {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn remove_block_splits_runs() {
+        let mut s = BlockSet::new();
+        s.insert(10..20);
+        s.remove_block(15);
+        s.remove_block(10);
+        s.remove_block(19);
+        s.remove_block(25);
+        assert_eq!(s.runs().collect::<Vec<_>>(), vec![11..15, 16..19]);
+        s.insert_block(7);
+        s.remove_block(7);
+        assert_eq!(s.count_in(0..100), 7);
+    }
 
     #[test]
     fn insert_merges_and_counts() {

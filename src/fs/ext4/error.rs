@@ -187,7 +187,7 @@ pub enum GrowError {
     },
     /// The new size needs more group descriptor blocks than are reserved.
     #[error(
-        "growing to {requested} blocks needs {needed} group descriptor blocks, but only {available} ({desc} in use + {reserved} reserved) exist; ebsim grows only within the reserved GDT blocks, i.e. up to {max_blocks} blocks"
+        "growing to {requested} blocks needs {needed} group descriptor blocks, but only {available} ({desc} in use + {reserved} reserved) exist; offline, ebsim grows only within the reserved GDT blocks, i.e. up to {max_blocks} blocks (resize2fs would move metadata and data out of the way; growing the filesystem while it is mounted converts it to meta_bg instead)"
     )]
     BeyondReserve {
         /// Requested blocks.

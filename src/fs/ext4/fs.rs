@@ -84,10 +84,34 @@ impl<D: BlockDevice> Ext4<D> {
                 });
             }
         };
-        let table = dev.read_vec(
+        let classic = sb.classic_desc_blocks() * bs;
+        let mut table = dev.read_vec(
             start,
-            usize::try_from(len).map_err(|_| Error::DeviceTooSmall { size: dev.size() })?,
+            usize::try_from(classic).map_err(|_| Error::DeviceTooSmall { size: dev.size() })?,
         )?;
+        // meta_bg: each later descriptor block sits in its meta group's
+        // first group (its location grows with the block number, so the
+        // last one bounds them all).
+        let meta = sb.classic_desc_blocks()..sb.desc_blocks();
+        if let Some(last) = meta.clone().last() {
+            let end = sb.desc_block_location(last).checked_add(1);
+            if end
+                .and_then(|e| e.checked_mul(bs))
+                .is_none_or(|e| e > dev.size())
+            {
+                return Err(Error::BadSuperblock {
+                    field: "s_first_meta_bg",
+                    value: u64::from(sb.s_first_meta_bg),
+                    why: "a meta group's descriptor block lies past the end of the device",
+                });
+            }
+            table.reserve(usize::try_from(len - classic).unwrap_or(0));
+            let mut blk = vec![0u8; bs as usize];
+            for i in meta {
+                dev.read_at(sb.desc_block_location(i) * bs, &mut blk)?;
+                table.extend_from_slice(&blk);
+            }
+        }
         let descs = group_desc::parse_table(&sb, &table)?;
         Ok(Ext4 { dev, sb, descs })
     }

@@ -8,13 +8,27 @@
 //! percentage), places the new groups' bitmaps and inode tables with the
 //! same allocator as mkfs on the live block map, recounts every group and
 //! sets the flags resize2fs sets, rebuilds the resize inode, and collects
-//! every write in one batch. Growth that needs more descriptor blocks than
-//! are reserved (which would move data), and shrinking, are refused.
+//! every write in one batch. Offline, growth that needs more descriptor
+//! blocks than are reserved is refused (resize2fs 1.47.0 would move
+//! bitmaps, inode tables and data out of the way; ebsim does not), and
+//! shrinking is refused.
 //!
 //! A mounted filesystem (the instance model) grows with the same plan;
-//! [`GrowRequest::online`] only skips the offline-only precondition checks
+//! [`GrowRequest::online`] skips the offline-only precondition checks
 //! and file-size quirks, and the CLI renders the online lines from
-//! [`GrowPlan::old_desc_blocks`] / [`GrowPlan::new_desc_blocks`].
+//! [`GrowPlan::old_desc_blocks`] / [`GrowPlan::new_desc_blocks`]. Online,
+//! growth past the reserve converts the filesystem to `meta_bg` as the
+//! kernel's online resizer does (`ext4_convert_meta_bg`): the classic
+//! descriptor table fills the reserve (`s_first_meta_bg` = its blocks,
+//! `s_reserved_gdt_blocks` = 0), `resize_inode` is cleared and the resize
+//! inode's double indirect block freed (the inode keeps its mode, size and
+//! times, with no blocks), and each later descriptor block lives in the
+//! first, second and last group of its meta group (64 groups), after the
+//! group's superblock backup if it has one. The new groups' bitmaps and
+//! inode tables are placed by ebsim's allocator (resize2fs's), not by the
+//! kernel's `ext4_alloc_group_tables`, which packs them at the start of
+//! each batch of added groups: the result is valid (e2fsck, the kernel's
+//! statfs) but not laid out block for block as the kernel would.
 
 use super::bitmap::{self, BlockSet};
 use super::error::{Error, GrowError};
@@ -198,7 +212,7 @@ impl GrowGroups {
             } else {
                 let t = self.new_tables.get((g - ng0) as usize).unwrap_or_default();
                 let mut flags = BG_INODE_UNINIT;
-                if g != last && !sb.group_has_super(g) {
+                if g != last && sb.base_meta_blocks(g) == 0 {
                     flags |= BG_BLOCK_UNINIT;
                 }
                 GroupDesc {
@@ -421,7 +435,6 @@ fn load_block_map<D: BlockDevice>(fs: &Ext4<D>) -> Result<BlockSet, Error> {
     let fdb = u64::from(sb.s_first_data_block);
     let bpg = u64::from(sb.s_blocks_per_group);
     let itb = sb.inode_table_blocks();
-    let overhead = 1 + sb.desc_blocks() + u64::from(sb.s_reserved_gdt_blocks);
     let mut used = BlockSet::new();
     let descs = fs.descriptors();
     // In group order, so the set mostly grows at its end.
@@ -430,10 +443,8 @@ fn load_block_map<D: BlockDevice>(fs: &Ext4<D>) -> Result<BlockSet, Error> {
         let first = fdb + g * bpg;
         let nbits = sb.s_blocks_count.saturating_sub(first).min(bpg);
         if d.has_flag(BG_BLOCK_UNINIT) {
-            if sb.group_has_super(g) {
-                let end = (first + overhead).min(sb.s_blocks_count);
-                used.insert(first..end);
-            }
+            let end = (first + sb.base_meta_blocks(g)).min(sb.s_blocks_count);
+            used.insert(first..end);
             used.insert_block(d.bg_block_bitmap);
             used.insert_block(d.bg_inode_bitmap);
             used.insert(d.bg_inode_table..d.bg_inode_table + itb);
@@ -586,7 +597,10 @@ fn decide<D: BlockDevice>(fs: &Ext4<D>, req: &GrowRequest) -> Result<GrowOutcome
     } else {
         0
     };
-    if desc > desc0 + reserve {
+    // Past the reserve the kernel's online resizer converts the
+    // filesystem to meta_bg; resize2fs offline would move data instead,
+    // which ebsim does not do.
+    if desc > desc0 + reserve && !req.online {
         let max_groups = (desc0 + reserve) * sb0.descs_per_block();
         return Err(Error::Grow(GrowError::BeyondReserve {
             requested: new_blocks,
@@ -635,7 +649,14 @@ fn build<D: BlockDevice>(
     let ng = new_blocks.saturating_sub(fdb).div_ceil(bpg);
     let desc = ng.div_ceil(sb0.descs_per_block());
     let resize_inode = sb0.has_compat(compat::RESIZE_INODE);
-    let rsv = if resize_inode {
+    let reserve = if resize_inode { rsv0 } else { 0 };
+    // Beyond the reserve (online only, see `decide`): meta_bg, with the
+    // descriptor blocks there are once the reserve is used up as the
+    // classic table.
+    let convert = desc > desc0 + reserve;
+    let rsv = if convert {
+        0
+    } else if resize_inode {
         (rsv0 + desc0 - desc).min(bs / 4)
     } else {
         rsv0
@@ -666,17 +687,19 @@ fn build<D: BlockDevice>(
         sb.s_r_blocks_count = (percent * new_blocks as f64 / 100.0) as u64;
     }
     sb.s_reserved_gdt_blocks = rsv as u16;
+    if convert {
+        sb.s_feature_compat &= !compat::RESIZE_INODE;
+        sb.s_feature_incompat |= incompat::META_BG;
+        sb.s_first_meta_bg = u32::try_from(desc0 + reserve).unwrap_or(u32::MAX);
+    }
     sb.s_state &= !STATE_ERROR;
     sb.s_wtime = req.now;
 
     // Old groups' superblock areas with the new descriptor count (the
     // same blocks: descriptors grow into reserved GDT blocks).
-    let head_blocks = 1 + desc + rsv;
     for g in 0..ng0 {
-        if sb.group_has_super(g) {
-            let first = fdb + g * bpg;
-            used.insert(first..(first + head_blocks).min(new_blocks));
-        }
+        let first = fdb + g * bpg;
+        used.insert(first..(first + sb.base_meta_blocks(g)).min(new_blocks));
     }
 
     let old: Vec<GroupDesc> = fs.descriptors().to_vec();
@@ -698,11 +721,9 @@ fn build<D: BlockDevice>(
     let mut gets_tables = vec![0u64; usize::try_from(ng.div_ceil(64)).unwrap_or(0)];
     for i in ng0..ng {
         let first = fdb + i * bpg;
-        if sb.group_has_super(i) {
-            alloc
-                .used
-                .insert(first..(first + head_blocks).min(new_blocks));
-        }
+        alloc
+            .used
+            .insert(first..(first + sb.base_meta_blocks(i)).min(new_blocks));
         let t = alloc.allocate_group_table(i, prev).map_err(|e| {
             Error::Unsupported(format!(
                 "no room for the bitmaps and inode table of new group {}",
@@ -721,6 +742,14 @@ fn build<D: BlockDevice>(
             if let Some(w) = gets_tables.get_mut((g / 64) as usize) {
                 *w |= 1 << (g % 64);
             }
+        }
+    }
+    if convert && resize_inode {
+        // The conversion frees the resize inode's double indirect block
+        // (its reserved blocks were all used by descriptors by then).
+        let dind = resize_inode::dind_of(&fs.read_inode(RESIZE_INO)?);
+        if dind != 0 && dind < blocks0 {
+            alloc.used.remove_block(dind);
         }
     }
     let mut groups = GrowGroups {
@@ -757,7 +786,20 @@ fn build<D: BlockDevice>(
         reserved: None,
         resize_inode: None,
     };
-    if resize_inode {
+    if convert && resize_inode {
+        // ext4_convert_meta_bg: the resize inode keeps its mode, size and
+        // times and loses its blocks.
+        let sb = &body.groups.sb;
+        let raw = fs.read_inode_bytes(RESIZE_INO)?;
+        let mut ino = Inode::from_bytes(&raw);
+        ino.i_block = [0; 60];
+        ino.i_blocks = 0;
+        let mut d0 = Vec::new();
+        body.groups.bare(0..1, &mut d0);
+        let itable0 = d0.first().map_or(0, |d| d.bg_inode_table);
+        let off = itable0 * bs + u64::from(RESIZE_INO - 1) * u64::from(sb.inode_size());
+        body.resize_inode = Some((off, ino.to_bytes(RESIZE_INO, Some(sb.csum_seed()))));
+    } else if resize_inode {
         let sb = &body.groups.sb;
         let old = fs.read_inode(RESIZE_INO)?;
         let dind = resize_inode::dind_of(&old);

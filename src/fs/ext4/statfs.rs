@@ -1,7 +1,8 @@
 //! `statfs(2)` numbers as the kernel computes them for a mounted ext4
 //! (fs/ext4/super.c `ext4_statfs`, `ext4_calculate_overhead`).
 //! The kernel ignores `s_overhead_clusters` on non-bigalloc
-//! filesystems and recomputes the overhead, so this does too.
+//! filesystems and recomputes the overhead, so this does too, with
+//! `meta_bg`'s descriptor placement (`ext4_num_base_meta_blocks`).
 
 use super::error::Error;
 use super::features::{incompat, ro_compat};
@@ -28,15 +29,6 @@ pub struct StatFs {
 /// statfs of an opened filesystem.
 pub fn statfs<D: BlockDevice>(fs: &Ext4<D>) -> Result<StatFs, Error> {
     let sb = fs.superblock();
-    for (bit, name) in [(incompat::META_BG, "meta_bg")] {
-        if sb.has_incompat(bit) {
-            return Err(Error::UnsupportedFeature {
-                state: "has the",
-                feature: name.into(),
-                operation: "statfs",
-            });
-        }
-    }
     if sb.has_ro_compat(ro_compat::BIGALLOC) {
         return Err(Error::UnsupportedFeature {
             state: "has the",
@@ -45,12 +37,13 @@ pub fn statfs<D: BlockDevice>(fs: &Ext4<D>) -> Result<StatFs, Error> {
         });
     }
     let groups = sb.group_count();
-    let desc = sb.desc_blocks();
-    let rsv = u64::from(sb.s_reserved_gdt_blocks);
     let itb = sb.inode_table_blocks();
-    let backups = (0..groups).filter(|&g| sb.group_has_super(g)).count() as u64;
+    // Superblock copies, descriptor blocks (classic table copies, or one
+    // in the first, second and last group of a meta group) and reserved
+    // descriptor blocks, group by group.
+    let base: u64 = (0..groups).map(|g| sb.base_meta_blocks(g)).sum();
     let mut overhead = u64::from(sb.s_first_data_block)
-        .saturating_add(backups.saturating_mul(1 + desc + rsv))
+        .saturating_add(base)
         .saturating_add(groups.saturating_mul(itb + 2));
     if sb.has_journal() && sb.s_journal_inum != 0 && !sb.has_incompat(incompat::JOURNAL_DEV) {
         let j = fs.read_inode(sb.s_journal_inum)?;

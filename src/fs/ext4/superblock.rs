@@ -505,6 +505,67 @@ impl Superblock {
         }
     }
 
+    /// Whether the descriptor table is split into meta groups (`meta_bg`).
+    pub fn meta_bg(&self) -> bool {
+        self.has_incompat(incompat::META_BG)
+    }
+
+    /// Descriptor blocks kept in the classic table (at the start of the
+    /// filesystem and in every backup group): all of them without
+    /// `meta_bg`, the first `s_first_meta_bg` with it.
+    pub fn classic_desc_blocks(&self) -> u64 {
+        if self.meta_bg() {
+            u64::from(self.s_first_meta_bg).min(self.desc_blocks())
+        } else {
+            self.desc_blocks()
+        }
+    }
+
+    /// Where descriptor block `i` (the primary copy) lives: right after
+    /// the primary superblock in the classic table, or, for a meta group
+    /// (`meta_bg`, `i` ≥ `s_first_meta_bg`), in the first group of the
+    /// meta group after its superblock backup if it has one
+    /// (libext2fs `ext2fs_descriptor_block_loc2`).
+    pub fn desc_block_location(&self, i: u64) -> u64 {
+        let fdb = u64::from(self.s_first_data_block);
+        if i < self.classic_desc_blocks() {
+            return fdb + 1 + i;
+        }
+        let g = i * self.descs_per_block();
+        fdb + g * u64::from(self.s_blocks_per_group) + u64::from(self.group_has_super(g))
+    }
+
+    /// Copies of the descriptor block of meta group `m` (`meta_bg`): in
+    /// its first, second and last group, after a superblock backup when
+    /// the group has one. Groups past the end are left out.
+    pub fn meta_group_desc_copies(&self, m: u64) -> impl Iterator<Item = u64> + '_ {
+        let dpb = self.descs_per_block();
+        let first = m * dpb;
+        let groups = self.group_count();
+        let fdb = u64::from(self.s_first_data_block);
+        let bpg = u64::from(self.s_blocks_per_group);
+        [first, first + 1, first + dpb - 1]
+            .into_iter()
+            .filter(move |&g| g < groups)
+            .map(move |g| fdb + g * bpg + u64::from(self.group_has_super(g)))
+    }
+
+    /// Blocks at the start of group `g` that hold a superblock and
+    /// descriptors (and reserved descriptor blocks): the kernel's
+    /// `ext4_num_base_meta_blocks`.
+    pub fn base_meta_blocks(&self, g: u64) -> u64 {
+        let sup = u64::from(self.group_has_super(g));
+        let dpb = self.descs_per_block().max(1);
+        if !self.meta_bg() || g / dpb < u64::from(self.s_first_meta_bg) {
+            if sup == 0 {
+                return 0;
+            }
+            return 1 + self.classic_desc_blocks() + u64::from(self.s_reserved_gdt_blocks);
+        }
+        let r = g % dpb;
+        sup + u64::from(r == 0 || r == 1 || r == dpb - 1)
+    }
+
     /// Whether group `g` holds a superblock backup.
     pub fn group_has_super(&self, g: u64) -> bool {
         if !self.sparse_super() {

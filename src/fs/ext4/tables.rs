@@ -125,6 +125,10 @@ pub fn write_super_and_gdt(src: &dyn Groups, sink: &mut Sink<'_>) -> Result<(), 
     }
     let size = sb.desc_size() as usize;
     let groups = sb.group_count();
+    // The classic table goes to every superblock group; with meta_bg the
+    // later blocks each go to their meta group's first, second and last
+    // group.
+    let classic = sb.classic_desc_blocks();
     let table = sb.desc_blocks() * bs;
     let chunk_len = (GDT_CHUNK as u64 / bs).max(1) * bs;
     let mut chunk = Vec::new();
@@ -147,8 +151,27 @@ pub fn write_super_and_gdt(src: &dyn Groups, sink: &mut Sink<'_>) -> Result<(), 
             }
             g = g1;
         }
-        for &g in &copies {
-            sink((fdb + g * bpg + 1) * bs + off, &chunk)?;
+        // Chunks are whole blocks; split a chunk at the classic table's end.
+        let blocks = (len as u64 / bs).max(1);
+        let b0 = off / bs;
+        for k in 0..blocks {
+            let i = b0 + k;
+            let piece = &chunk[(k * bs) as usize..(((k + 1) * bs) as usize).min(len)];
+            if i < classic {
+                continue;
+            }
+            for at in sb.meta_group_desc_copies(i) {
+                sink(at * bs, piece)?;
+            }
+        }
+        let classic_len = ((classic.saturating_sub(b0)).min(blocks) * bs) as usize;
+        if classic_len > 0 {
+            for &g in &copies {
+                sink(
+                    (fdb + g * bpg + 1) * bs + off,
+                    &chunk[..classic_len.min(len)],
+                )?;
+            }
         }
         off += len as u64;
     }
@@ -160,7 +183,9 @@ pub fn write_super_and_gdt(src: &dyn Groups, sink: &mut Sink<'_>) -> Result<(), 
 /// Bytes [`write_super_and_gdt`] writes.
 pub fn super_and_gdt_bytes(sb: &Superblock) -> u64 {
     let copies = super_groups(sb).len() as u64;
-    copies * (sb.desc_blocks() * u64::from(sb.block_size()) + 1024)
+    let bs = u64::from(sb.block_size());
+    let meta = sb.desc_blocks() - sb.classic_desc_blocks();
+    copies * (sb.classic_desc_blocks() * bs + 1024) + meta * 3 * bs
 }
 
 /// Group `g`'s block bitmap block: its blocks' bits, padding set past the
