@@ -418,6 +418,16 @@ pub trait FileSystem {
 
     /// Commits every staged change in one crash-safe batch.
     fn sync(&mut self) -> NodeResult<()>;
+
+    /// The byte ranges of a regular file that hold data, as `SEEK_DATA` /
+    /// `SEEK_HOLE` report them (holes and unwritten extents excluded),
+    /// clipped to its size, in order. Copies use it to stay sparse and to
+    /// skip reading gigabytes of zeros. The default claims the whole file
+    /// is data (correct, only slower).
+    fn data_ranges(&self, ino: Ino) -> NodeResult<Vec<std::ops::Range<u64>>> {
+        let size = self.getattr(ino)?.size;
+        Ok(if size == 0 { Vec::new() } else { vec![0..size] })
+    }
 }
 
 #[cfg(test)]

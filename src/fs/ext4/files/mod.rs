@@ -988,6 +988,10 @@ impl<D: BlockDevice> FileSystem for Ext4Files<D> {
         self.after(ctx, r)
     }
 
+    fn data_ranges(&self, ino: Ino) -> NodeResult<Vec<std::ops::Range<u64>>> {
+        Ext4Files::data_ranges(self, ino)
+    }
+
     fn sync(&mut self) -> NodeResult<()> {
         Ok(self.sync_now()?)
     }
