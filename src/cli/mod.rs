@@ -18,6 +18,7 @@ mod getopt_long;
 mod growpart;
 mod guest;
 mod guest_env;
+mod image;
 mod lsblk;
 mod mkfs;
 mod mkfs_ext4;
@@ -52,6 +53,11 @@ pub const APPLETS: &[Applet] = &[
         name: "demo",
         about: "walk the EBS volume-expansion runbook on an embedded default",
         run: demo::run,
+    },
+    Applet {
+        name: "image",
+        about: "read and write the files inside image files (IMAGE:/path, IMAGE@N:/path)",
+        run: image::run,
     },
     Applet {
         name: "growpart",

@@ -426,7 +426,11 @@ pub trait FileSystem {
     /// is data (correct, only slower).
     fn data_ranges(&self, ino: Ino) -> NodeResult<Vec<std::ops::Range<u64>>> {
         let size = self.getattr(ino)?.size;
-        Ok(if size == 0 { Vec::new() } else { vec![0..size] })
+        Ok(if size == 0 {
+            Vec::new()
+        } else {
+            std::iter::once(0..size).collect()
+        })
     }
 }
 

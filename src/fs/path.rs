@@ -156,7 +156,7 @@ impl<'a, F: FileSystem + ?Sized> Walk<'a, F> {
 
     /// Walks every component but the last, which it returns (dots of the
     /// last component are applied, giving `None`).
-    fn to_last(&mut self) -> Result<Option<Vec<u8>>, PathError> {
+    fn walk_to_last(&mut self) -> Result<Option<Vec<u8>>, PathError> {
         loop {
             let Some(c) = self.todo.pop_front() else {
                 return Ok(None);
@@ -201,7 +201,7 @@ pub fn lookup<F: FileSystem + ?Sized>(
     let trailing = path.last() == Some(&b'/');
     let mut w = Walk::new(fs, path);
     loop {
-        match w.to_last()? {
+        match w.walk_to_last()? {
             None => return Ok(fs.getattr(w.cwd())?),
             Some(name) => {
                 let a = fs.lookup(w.cwd(), &name)?;
@@ -225,7 +225,7 @@ pub fn lookup<F: FileSystem + ?Sized>(
 pub fn parent<F: FileSystem + ?Sized>(fs: &F, path: &[u8]) -> Result<Parent, PathError> {
     let trailing = path.last() == Some(&b'/');
     let mut w = Walk::new(fs, path);
-    let name = w.to_last()?;
+    let name = w.walk_to_last()?;
     Ok(Parent {
         dir: w.cwd(),
         name,

@@ -337,7 +337,7 @@ fn ts(sec: i64, nsec: i64) -> Timespec {
 fn host_ranges(f: &std::fs::File, size: u64) -> Vec<std::ops::Range<u64>> {
     use nix::unistd::{Whence, lseek};
     let Ok(end) = i64::try_from(size) else {
-        return vec![0..size];
+        return std::iter::once(0..size).collect();
     };
     let mut out = Vec::new();
     let mut pos = 0i64;
@@ -346,7 +346,7 @@ fn host_ranges(f: &std::fs::File, size: u64) -> Vec<std::ops::Range<u64>> {
             Ok(d) => d,
             Err(nix::errno::Errno::ENXIO) => break,
             // No SEEK_DATA here: all of it is data.
-            Err(_) => return vec![0..size],
+            Err(_) => return std::iter::once(0..size).collect(),
         };
         let h = lseek(f, d, Whence::SeekHole).unwrap_or(end).min(end);
         if h > d {
@@ -454,7 +454,12 @@ impl In<'_, '_> {
         }
     }
 
-    fn node(&mut self, src: &Path, meta: &std::fs::Metadata, target: &[u8]) -> Result<(), CopyError> {
+    fn node(
+        &mut self,
+        src: &Path,
+        meta: &std::fs::Metadata,
+        target: &[u8],
+    ) -> Result<(), CopyError> {
         let kind = kind_of(meta.file_type());
         let show = self.img.show(target);
         let existing = self.img.find(target, false)?;
@@ -501,13 +506,10 @@ impl In<'_, '_> {
             return Err(CopyError::OverwriteDirectory(show));
         }
         let ctx = self.img.ctx;
-        let (dir, name) = self
-            .img
-            .place(target)
-            .map_err(|cause| CopyError::Remove {
-                path: show.clone(),
-                cause,
-            })?;
+        let (dir, name) = self.img.place(target).map_err(|cause| CopyError::Remove {
+            path: show.clone(),
+            cause,
+        })?;
         self.img
             .fs
             .unlink(ctx, dir, &name)
@@ -687,12 +689,11 @@ impl In<'_, '_> {
                 let mut off = r.start;
                 while off < r.end {
                     let n = usize::try_from(r.end - off).unwrap_or(CHUNK).min(CHUNK);
-                    let got = read_full(&host, &mut self.buf[..n], off).map_err(|e| {
-                        CopyError::Read {
+                    let got =
+                        read_full(&host, &mut self.buf[..n], off).map_err(|e| CopyError::Read {
                             path: host_show(src),
                             cause: e.into(),
-                        }
-                    })?;
+                        })?;
                     if got == 0 {
                         break;
                     }
@@ -715,11 +716,7 @@ impl In<'_, '_> {
                 }
             }
         }
-        let now = self
-            .img
-            .fs
-            .getattr(ino)
-            .map_err(|e| write_err(e.into()))?;
+        let now = self.img.fs.getattr(ino).map_err(|e| write_err(e.into()))?;
         if now.size != size {
             let set = SetAttr {
                 size: Some(size),
@@ -793,7 +790,8 @@ impl In<'_, '_> {
         let (dir, name) = self.img.place(target).map_err(err)?;
         let ctx = self.img.ctx;
         let perm = self.perm(meta.mode());
-        let rdev = u32::try_from(meta.rdev()).map_err(|_| err(ErrorKind::InvalidArgument.into()))?;
+        let rdev =
+            u32::try_from(meta.rdev()).map_err(|_| err(ErrorKind::InvalidArgument.into()))?;
         self.stats.special += 1;
         Ok(self
             .img
@@ -953,18 +951,16 @@ impl Out<'_> {
             self.linked.insert(a.ino, target.to_path_buf());
         }
         if self.opts.preserve {
-            self.preserve(a, target).map_err(|cause| CopyError::Preserve {
-                path: show,
-                cause,
-            })?;
+            self.preserve(a, target)
+                .map_err(|cause| CopyError::Preserve { path: show, cause })?;
         }
         Ok(())
     }
 
     fn preserve(&self, a: &Attr, target: &Path) -> Result<(), Cause> {
+        use nix::fcntl::{AT_FDCWD, AtFlags};
         use nix::sys::stat::{FchmodatFlags, Mode, UtimensatFlags, fchmodat, utimensat};
         use nix::sys::time::TimeSpec;
-        use nix::fcntl::{AT_FDCWD, AtFlags};
         use nix::unistd::{Gid, Uid, fchownat};
         let link = a.kind == FileType::Symlink;
         match fchownat(
@@ -1107,13 +1103,13 @@ impl Out<'_> {
             let mut off = r.start;
             while off < r.end.min(a.size) {
                 let n = usize::try_from(r.end - off).unwrap_or(CHUNK).min(CHUNK);
-                let got = self
-                    .fs
-                    .read(a.ino, off, &mut self.buf[..n])
-                    .map_err(|e| CopyError::Read {
-                        path: self.show(src),
-                        cause: e.into(),
-                    })?;
+                let got =
+                    self.fs
+                        .read(a.ino, off, &mut self.buf[..n])
+                        .map_err(|e| CopyError::Read {
+                            path: self.show(src),
+                            cause: e.into(),
+                        })?;
                 if got == 0 {
                     break;
                 }
@@ -1192,7 +1188,9 @@ pub fn make_dir(
         cause,
     };
     let (dir, name) = img.place(p).map_err(err)?;
-    img.fs.mkdir(ctx, dir, &name, perm).map_err(|e| err(e.into()))?;
+    img.fs
+        .mkdir(ctx, dir, &name, perm)
+        .map_err(|e| err(e.into()))?;
     stats.dirs += 1;
     Ok(stats)
 }

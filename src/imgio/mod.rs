@@ -85,7 +85,9 @@ pub enum ImgError {
         size: u64,
     },
     /// The whole image holds a partition table, not a filesystem.
-    #[error("{image}: holds a {table} partition table, not a filesystem; name a partition as {image}@N:PATH ({hint})")]
+    #[error(
+        "{image}: holds a {table} partition table, not a filesystem; name a partition as {image}@N:PATH ({hint})"
+    )]
     PartitionNeeded {
         /// The image.
         image: String,
@@ -352,13 +354,15 @@ pub fn open(image: &Path, partition: Option<u32>, write: bool) -> Result<Opened,
         return Err(ImgError::NoFilesystem { device });
     };
     let fs: Box<dyn FileSystem> = match kind {
-        FsKind::Ext4 => Box::new(ext4::files::Ext4Files::open(slice).map_err(|error| {
-            ImgError::Open {
-                device: device.clone(),
-                kind: kind.name(),
-                error,
-            }
-        })?),
+        FsKind::Ext4 => {
+            Box::new(
+                ext4::files::Ext4Files::open(slice).map_err(|error| ImgError::Open {
+                    device: device.clone(),
+                    kind: kind.name(),
+                    error,
+                })?,
+            )
+        }
         FsKind::Xfs => {
             return Err(ImgError::NoFileLayer {
                 device,
