@@ -33,6 +33,7 @@ use ebsim::imgio::{self, ImgError, Location, Opened};
 use std::collections::HashMap;
 use std::ffi::OsString;
 use std::io::Write;
+use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 
 /// Host data above which a copy into an image is tried without its data
@@ -178,7 +179,7 @@ struct Fallocate {
     /// Punch a hole (implies -n)
     #[arg(short = 'p', long = "punch-hole")]
     punch: bool,
-    /// IMAGE[@N]:PATH (created when missing)
+    /// IMAGE[@N]:PATH (created when missing, unless -n or -p)
     path: OsString,
 }
 
@@ -544,7 +545,8 @@ fn fallocate(a: &Fallocate, partition: Option<u32>, ctx: Ctx) -> Result<(), Fail
             return Err(fail(&NodeError::new(ErrorKind::IsADirectory)));
         }
         Ok(a) => a.ino,
-        Err(e) if e.kind() == Some(ErrorKind::NotFound) && !a.punch => {
+        // util-linux creates the file only for a plain allocation.
+        Err(e) if e.kind() == Some(ErrorKind::NotFound) && !a.punch && !a.keep_size => {
             let at = path::parent(o.fs.as_ref(), &l.path).map_err(|e| fail(&e))?;
             let name = at
                 .name
@@ -826,7 +828,7 @@ fn ls(a: &Ls, partition: Option<u32>) -> Result<(), Fail> {
     let mut files = Vec::new();
     let mut dirs = Vec::new();
     let mut status = Ok(());
-    for l in &locs {
+    for (l, arg) in locs.iter().zip(&a.paths) {
         let shown = show(&o, &l.path);
         // ls follows a symlink named on the command line in the short
         // format and when it ends in '/'; -l and -d show the link.
@@ -839,9 +841,9 @@ fn ls(a: &Ls, partition: Option<u32>) -> Result<(), Fail> {
             }
         }) {
             Ok(attr) if attr.kind == FileType::Directory && !a.directory => {
-                dirs.push((l.path.clone(), attr));
+                dirs.push((arg.as_bytes().to_vec(), l.path.clone(), attr));
             }
-            Ok(attr) => files.push(entry(fs, l.path.clone(), attr, long)),
+            Ok(attr) => files.push(entry(fs, arg.as_bytes().to_vec(), attr, long)),
             Err(e) => {
                 output::err(&format!("ebsim image ls: cannot access '{shown}': {e}\n"));
                 status = Err(Fail(String::new()));
@@ -855,12 +857,12 @@ fn ls(a: &Ls, partition: Option<u32>) -> Result<(), Fail> {
         text.push_str(&listing(&files, long, a, names.as_ref(), now, false));
     }
     let headers = files.len() + dirs.len() > 1 || status.is_err();
-    for (i, (p, attr)) in dirs.iter().enumerate() {
+    for (i, (given, p, attr)) in dirs.iter().enumerate() {
         if !text.is_empty() || i > 0 {
             text.push('\n');
         }
         if headers {
-            text.push_str(&format!("{}:\n", String::from_utf8_lossy(p)));
+            text.push_str(&format!("{}:\n", String::from_utf8_lossy(given)));
         }
         let mut entries = Vec::new();
         if a.all {
@@ -1004,7 +1006,7 @@ fn stat(a: &Stat, partition: Option<u32>) -> Result<(), Fail> {
     let names = Names::of(fs);
     let mut text = String::new();
     let mut failed = false;
-    for l in &locs {
+    for (l, arg) in locs.iter().zip(&a.paths) {
         match path::lookup(fs, &l.path, a.follow) {
             Ok(attr) => {
                 let target = if attr.kind == FileType::Symlink {
@@ -1013,7 +1015,7 @@ fn stat(a: &Stat, partition: Option<u32>) -> Result<(), Fail> {
                     None
                 };
                 let f = StatFields {
-                    name: &l.path,
+                    name: arg.as_bytes(),
                     attr: &attr,
                     target: target.as_deref(),
                     names: &names,
