@@ -71,6 +71,10 @@ pub struct FsSpec {
     pub mount_point: Option<&'static str>,
     /// Mount options as /proc/mounts shows them.
     pub options: &'static str,
+    /// ext4: bytes per inode (`mke2fs -i`), or the size class's default.
+    pub inode_ratio: Option<u64>,
+    /// ext4: reserved blocks percentage (`mke2fs -m`).
+    pub reserved_percent: u8,
 }
 
 /// One partition of a layout.
@@ -148,6 +152,8 @@ const XFS_ROOT: FsSpec = FsSpec {
     label: Some("/"),
     mount_point: Some("/"),
     options: "rw,noatime,attr2,inode64,logbufs=8,logbsize=32k,noquota",
+    inode_ratio: None,
+    reserved_percent: 5,
 };
 
 const EFI_AMZN: FsSpec = FsSpec {
@@ -155,6 +161,8 @@ const EFI_AMZN: FsSpec = FsSpec {
     label: None,
     mount_point: Some("/boot/efi"),
     options: "rw,noatime,fmask=0077,dmask=0077,codepage=437,iocharset=ascii,shortname=winnt,errors=remount-ro",
+    inode_ratio: None,
+    reserved_percent: 5,
 };
 
 const AL2_PARTS: &[PartitionSpec] = &[
@@ -255,6 +263,10 @@ const UBUNTU_ROOT: FsSpec = FsSpec {
     label: Some("cloudimg-rootfs"),
     mount_point: Some("/"),
     options: "rw,relatime,discard,errors=remount-ro",
+    // livecd-rootfs makes the cloud image's root with
+    // `mkfs.ext4 -b 4096 -i 8192 -m 0`.
+    inode_ratio: Some(8192),
+    reserved_percent: 0,
 };
 
 const UBUNTU_EFI: FsSpec = FsSpec {
@@ -262,6 +274,8 @@ const UBUNTU_EFI: FsSpec = FsSpec {
     label: Some("UEFI"),
     mount_point: Some("/boot/efi"),
     options: "rw,relatime,fmask=0077,dmask=0077,codepage=437,iocharset=iso8859-1,shortname=mixed,errors=remount-ro",
+    inode_ratio: None,
+    reserved_percent: 5,
 };
 
 const UBUNTU_PARTS: &[PartitionSpec] = &[
@@ -327,6 +341,8 @@ const CENTOS7_PARTS: &[PartitionSpec] = &[PartitionSpec {
         label: None,
         mount_point: Some("/"),
         options: "rw,relatime,attr2,inode64,noquota",
+        inode_ratio: None,
+        reserved_percent: 5,
     }),
 }];
 
@@ -500,7 +516,7 @@ pub fn util_linux_of(flavour: Option<&str>) -> &'static str {
 /// The version of what [`default_builder`] makes. Bump it when the builder
 /// changes (the XFS roots once the XFS layer is wired): catalog snapshots
 /// made by an older version are rebuilt at their next use.
-pub const BUILD_VERSION: u32 = 3;
+pub const BUILD_VERSION: u32 = 4;
 
 /// Builds a catalog image's disk: partition table and filesystems, into a
 /// new sparse file at `path` of `image.root_size` GiB. Implementations
@@ -675,8 +691,8 @@ pub fn make_fs(
                     blocks: size / 4096,
                     size_type: SizeType::for_bytes(size),
                     inodes: None,
-                    inode_ratio: None,
-                    reserved_ratio: 5.0,
+                    inode_ratio: fs.inode_ratio,
+                    reserved_ratio: f64::from(fs.reserved_percent),
                 },
                 uuid: guid_bytes(&format!("{seed}#fs")),
                 hash_seed: guid_bytes(&format!("{seed}#hash")),
@@ -685,7 +701,8 @@ pub fn make_fs(
                 discard: true,
             };
             let plan = mkfs::plan(size, &opts).map_err(|e| e.to_string())?;
-            mkfs::apply(&mut slice, &plan).map_err(|e| e.to_string())
+            mkfs::apply(&mut slice, &plan).map_err(|e| e.to_string())?;
+            populate_root(image, fs, slice, created)
         }
         FsKind::Xfs => {
             use crate::fs::xfs::inode::{MkfsTimes, Timestamp};
@@ -713,6 +730,38 @@ pub fn make_fs(
         // ebsim has no FAT writer: EFI system partitions stay unformatted.
         FsKind::Vfat => Ok(()),
     }
+}
+
+/// Writes the root filesystem's files ([`super::rootfs`]) when `fs` is
+/// the image's root and ebsim has its contents, as root at the image's
+/// creation time.
+fn populate_root<D: crate::blockdev::BlockDevice>(
+    image: &CatalogImage,
+    fs: FsSpec,
+    dev: D,
+    created: i64,
+) -> std::result::Result<(), String> {
+    use crate::fs::node::{Cred, Ctx, Timespec};
+    if fs.mount_point != Some("/") {
+        return Ok(());
+    }
+    let Some(spec) = super::rootfs::spec_for(image) else {
+        return Ok(());
+    };
+    let ctx = Ctx {
+        cred: Cred::ROOT,
+        now: Timespec {
+            sec: created,
+            nsec: 0,
+        },
+    };
+    let mut files: Box<dyn crate::fs::node::FileSystem> = match fs.kind {
+        FsKind::Ext4 => {
+            Box::new(crate::fs::ext4::files::Ext4Files::open(dev).map_err(|e| e.to_string())?)
+        }
+        FsKind::Xfs | FsKind::Vfat => return Ok(()),
+    };
+    super::rootfs::populate(files.as_mut(), ctx, &spec)
 }
 
 /// The builder ebsim uses (see [`NativeImageBuilder`] for what is still

@@ -24,6 +24,7 @@ mod ids;
 pub mod images;
 pub mod instances;
 pub mod model;
+pub mod rootfs;
 pub mod snapshots;
 pub mod store;
 mod sweep;
