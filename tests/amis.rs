@@ -57,7 +57,12 @@ fn catalog_roots_are_real_filesystems() {
         };
         assert_eq!((ours[home].uid, ours[home].gid), (1000, 1000), "{}", c.key);
         assert_eq!(ours["/tmp"].perm, 0o1777);
-        for p in ["/etc/os-release", "/etc/fstab", "/etc/hostname", "/etc/cloud/cloud.cfg"] {
+        for p in [
+            "/etc/os-release",
+            "/etc/fstab",
+            "/etc/hostname",
+            "/etc/cloud/cloud.cfg",
+        ] {
             assert!(ours.contains_key(p), "{}: {p}", c.key);
         }
         // The kernel mounts it and sees the same; df shows the published
