@@ -40,7 +40,7 @@ fn tree(root: &Path) {
     w(
         "data/blob",
         (0..3 << 20)
-            .map(|i: u32| (i * 2_654_435_761 >> 24) as u8)
+            .map(|i: u32| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
             .collect(),
     );
     for i in 0..1500 {
