@@ -570,6 +570,25 @@ fn guid_bytes(seed: &str) -> [u8; 16] {
     b
 }
 
+/// The filesystem UUID the builder gives partition `number` of `image`
+/// (fixed per AMI, as every volume of one real AMI shares its UUIDs).
+pub fn fs_uuid(image: &CatalogImage, number: u32) -> [u8; 16] {
+    guid_bytes(&format!("{}#{number}#fs", image.image_id))
+}
+
+/// A UUID as blkid and fstab write it (lower case, dashed).
+pub fn uuid_text(u: &[u8; 16]) -> String {
+    let h: String = u.iter().map(|x| format!("{x:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..]
+    )
+}
+
 /// A GUID derived from `seed`, uppercase as sfdisk prints it.
 fn fixed_guid(seed: &str) -> String {
     let hex: String = guid_bytes(seed)
@@ -694,7 +713,7 @@ pub fn make_fs(
                     inode_ratio: fs.inode_ratio,
                     reserved_ratio: f64::from(fs.reserved_percent),
                 },
-                uuid: guid_bytes(&format!("{seed}#fs")),
+                uuid: fs_uuid(image, p.number),
                 hash_seed: guid_bytes(&format!("{seed}#hash")),
                 label,
                 now: u64::try_from(created).unwrap_or(0),
@@ -708,14 +727,13 @@ pub fn make_fs(
             use crate::fs::xfs::inode::{MkfsTimes, Timestamp};
             let mut slice =
                 crate::blockdev::Slice::new(&mut *img, offset, size).map_err(|e| e.to_string())?;
-            let seed = format!("{}#{}", image.image_id, p.number);
             let created = super::time::Millis::parse(image.creation_date).map_or(0, |t| t.0 / 1000);
             let t = Timestamp {
                 sec: created,
                 nsec: 0,
             };
             let opts = crate::fs::xfs::mkfs::MkfsOptions {
-                uuid: guid_bytes(&format!("{seed}#fs")),
+                uuid: fs_uuid(image, p.number),
                 label: fs.label.unwrap_or("").as_bytes().to_vec(),
                 dblocks: None,
                 times: MkfsTimes {

@@ -44,7 +44,7 @@ pub enum Node {
     /// A symlink: path, target.
     Link(&'static str, &'static str),
     /// A preallocated file (unwritten extents): path, bytes.
-    Bulk(&'static str, u64),
+    Bulk(String, u64),
     /// A sparse file (a hole of this size): path, mode, owner, group, size.
     Sparse(&'static str, u16, u32, u32, u64),
 }
@@ -194,6 +194,10 @@ pub fn populate(fs: &mut dyn FileSystem, ctx: Ctx, spec: &RootSpec) -> Result<()
         .map_err(|e| fail(spec.balance, e))?;
     }
     fs.sync().map_err(|e| fail("sync", e))
+}
+
+fn bulk(p: impl Into<String>, size: u64) -> Node {
+    Node::Bulk(p.into(), size)
 }
 
 fn text(lines: &[&str]) -> String {
@@ -646,7 +650,7 @@ pub fn ubuntu(image: &CatalogImage) -> RootSpec {
         etc("/etc/default/locale", text(&["LANG=C.UTF-8"])),
     ]);
     n.push(Node::Link("/etc/localtime", "/usr/share/zoneinfo/Etc/UTC"));
-    n.push(Node::Bulk("/usr/share/zoneinfo/Etc/UTC", 114));
+    n.push(bulk("/usr/share/zoneinfo/Etc/UTC", 114));
     let mut acc = Accounts::new();
     for (name, id, gid, gecos, home, shell) in [
         ("root", 0, 0, "root", "/root", "/bin/bash"),
@@ -870,41 +874,572 @@ pub fn ubuntu(image: &CatalogImage) -> RootSpec {
     // one hidden `.ebsim-bulk` file per directory (so du shows where the
     // space is, and ls without -a shows nothing odd).
     n.extend([
-        Node::Bulk("/boot/vmlinuz-6.5.0-1014-aws", 14_209_432),
-        Node::Bulk("/boot/initrd.img-6.5.0-1014-aws", 29_856_311),
-        Node::Bulk("/boot/System.map-6.5.0-1014-aws", 8_453_262),
-        Node::Bulk("/boot/config-6.5.0-1014-aws", 279_611),
+        bulk("/boot/vmlinuz-6.5.0-1014-aws", 14_209_432),
+        bulk("/boot/initrd.img-6.5.0-1014-aws", 29_856_311),
+        bulk("/boot/System.map-6.5.0-1014-aws", 8_453_262),
+        bulk("/boot/config-6.5.0-1014-aws", 279_611),
         Node::Link("/boot/vmlinuz", "vmlinuz-6.5.0-1014-aws"),
         Node::Link("/boot/initrd.img", "initrd.img-6.5.0-1014-aws"),
-        Node::Bulk(
+        bulk(
             "/var/lib/snapd/snaps/amazon-ssm-agent_7628.snap",
             26_107_904,
         ),
-        Node::Bulk("/var/lib/snapd/snaps/core18_2812.snap", 58_404_864),
-        Node::Bulk("/var/lib/snapd/snaps/core20_2182.snap", 67_006_464),
-        Node::Bulk("/var/lib/snapd/snaps/lxd_27037.snap", 91_226_112),
-        Node::Bulk("/var/lib/snapd/snaps/snapd_20671.snap", 42_364_928),
-        Node::Bulk("/usr/lib/modules/6.5.0-1014-aws/.ebsim-bulk", 120 << 20),
-        Node::Bulk(
+        bulk("/var/lib/snapd/snaps/core18_2812.snap", 58_404_864),
+        bulk("/var/lib/snapd/snaps/core20_2182.snap", 67_006_464),
+        bulk("/var/lib/snapd/snaps/lxd_27037.snap", 91_226_112),
+        bulk("/var/lib/snapd/snaps/snapd_20671.snap", 42_364_928),
+        bulk("/usr/lib/modules/6.5.0-1014-aws/.ebsim-bulk", 120 << 20),
+        bulk(
             match triplet {
                 "x86_64-linux-gnu" => "/usr/lib/x86_64-linux-gnu/.ebsim-bulk",
                 _ => "/usr/lib/aarch64-linux-gnu/.ebsim-bulk",
             },
             330 << 20,
         ),
-        Node::Bulk("/usr/lib/python3/dist-packages/.ebsim-bulk", 100 << 20),
-        Node::Bulk("/usr/bin/.ebsim-bulk", 90 << 20),
-        Node::Bulk("/usr/sbin/.ebsim-bulk", 20 << 20),
-        Node::Bulk("/usr/libexec/.ebsim-bulk", 20 << 20),
-        Node::Bulk("/usr/share/.ebsim-bulk", 300 << 20),
-        Node::Bulk("/var/lib/apt/lists/.ebsim-bulk", 90 << 20),
-        Node::Bulk("/var/cache/apt/.ebsim-bulk", 60 << 20),
-        Node::Bulk("/var/lib/dpkg/.ebsim-bulk", 30 << 20),
+        bulk("/usr/lib/python3/dist-packages/.ebsim-bulk", 100 << 20),
+        bulk("/usr/bin/.ebsim-bulk", 90 << 20),
+        bulk("/usr/sbin/.ebsim-bulk", 20 << 20),
+        bulk("/usr/libexec/.ebsim-bulk", 20 << 20),
+        bulk("/usr/share/.ebsim-bulk", 300 << 20),
+        bulk("/var/lib/apt/lists/.ebsim-bulk", 90 << 20),
+        bulk("/var/cache/apt/.ebsim-bulk", 60 << 20),
+        bulk("/var/lib/dpkg/.ebsim-bulk", 30 << 20),
     ]);
     RootSpec {
         nodes: n,
         balance: "/usr/lib/.ebsim-bulk",
         used_bytes: (3 << 30) / 2 - (1 << 20),
+    }
+}
+
+/// cloud-init's settings as Amazon Linux and CentOS ship them (the
+/// `amazon` and `centos` variants): the stages' modules, the default user.
+fn rh_cloud_cfg(variant: &str, user: &str, gecos: &str, version: &str) -> String {
+    let amazon = variant == "amazon";
+    let mut v: Vec<String> = vec![
+        format!("# cloud-init configuration (cloud-init {version})."),
+        "users:".into(),
+        " - default".into(),
+        "disable_root: true".into(),
+        "ssh_pwauth: false".into(),
+    ];
+    if amazon {
+        v.extend(
+            [
+                "mount_default_fields: [~, ~, 'auto', 'defaults,nofail', '0', '2']",
+                "resize_rootfs: noblock",
+                "resize_rootfs_tmp: /dev",
+                "ssh_deletekeys: true",
+                "ssh_genkeytypes: ['rsa', 'ecdsa', 'ed25519']",
+                "syslog_fix_perms: ~",
+                "datasource_list: [ Ec2, None ]",
+                "repo_upgrade: security",
+                "repo_upgrade_exclude:",
+                " - kernel",
+                " - nvidia*",
+                " - cuda*",
+                "network:",
+                "  config: disabled",
+            ]
+            .map(String::from),
+        );
+    } else {
+        v.extend(
+            [
+                "mount_default_fields: [~, ~, 'auto', 'defaults,nofail,x-systemd.requires=cloud-init.service', '0', '2']",
+                "resize_rootfs_tmp: /dev",
+                "ssh_deletekeys: false",
+                "ssh_genkeytypes: ~",
+                "syslog_fix_perms: ~",
+                "disable_vmware_customization: false",
+            ]
+            .map(String::from),
+        );
+    }
+    v.extend(
+        [
+            "preserve_hostname: false",
+            "cloud_init_modules:",
+            " - migrator",
+            " - bootcmd",
+            " - write-files",
+            " - growpart",
+            " - resizefs",
+            " - disk_setup",
+            " - mounts",
+            " - set_hostname",
+            " - update_hostname",
+            " - update_etc_hosts",
+            " - rsyslog",
+            " - users-groups",
+            " - ssh",
+            "cloud_config_modules:",
+            " - locale",
+            " - set-passwords",
+            " - yum-add-repo",
+            " - package-update-upgrade-install",
+            " - timezone",
+            " - disable-ec2-metadata",
+            " - runcmd",
+            "cloud_final_modules:",
+            " - scripts-per-once",
+            " - scripts-per-boot",
+            " - scripts-per-instance",
+            " - scripts-user",
+            " - ssh-authkey-fingerprints",
+            " - keys-to-console",
+            " - phone-home",
+            " - final-message",
+            " - power-state-change",
+            "system_info:",
+        ]
+        .map(String::from),
+    );
+    v.push(format!(
+        "  distro: {}",
+        if amazon { "amazon" } else { "rhel" }
+    ));
+    v.extend([
+        "  default_user:".to_string(),
+        format!("    name: {user}"),
+        "    lock_passwd: true".into(),
+        format!("    gecos: {gecos}"),
+        "    groups: [wheel, adm, systemd-journal]".into(),
+        "    sudo: [\"ALL=(ALL) NOPASSWD:ALL\"]".into(),
+        "    shell: /bin/bash".into(),
+        "  paths:".into(),
+        "    cloud_dir: /var/lib/cloud".into(),
+        "    templates_dir: /etc/cloud/templates".into(),
+        "  ssh_svcname: sshd".into(),
+    ]);
+    text(&as_refs(&v))
+}
+
+/// The accounts of a Red Hat-like system with `user` (uid 1000).
+fn rh_accounts(user: &str, gecos: &str) -> Vec<Node> {
+    let mut acc = Accounts::new();
+    for (name, id, gid, g, home, shell) in [
+        ("root", 0, 0, "root", "/root", "/bin/bash"),
+        ("bin", 1, 1, "bin", "/bin", "/sbin/nologin"),
+        ("daemon", 2, 2, "daemon", "/sbin", "/sbin/nologin"),
+        ("adm", 3, 4, "adm", "/var/adm", "/sbin/nologin"),
+        ("lp", 4, 7, "lp", "/var/spool/lpd", "/sbin/nologin"),
+        ("sync", 5, 0, "sync", "/sbin", "/bin/sync"),
+        ("shutdown", 6, 0, "shutdown", "/sbin", "/sbin/shutdown"),
+        ("halt", 7, 0, "halt", "/sbin", "/sbin/halt"),
+        ("mail", 8, 12, "mail", "/var/spool/mail", "/sbin/nologin"),
+        ("operator", 11, 0, "operator", "/root", "/sbin/nologin"),
+        ("games", 12, 100, "games", "/usr/games", "/sbin/nologin"),
+        ("ftp", 14, 50, "FTP User", "/var/ftp", "/sbin/nologin"),
+        ("nobody", 99, 99, "Nobody", "/", "/sbin/nologin"),
+        (
+            "systemd-network",
+            192,
+            192,
+            "systemd Network Management",
+            "/",
+            "/sbin/nologin",
+        ),
+        ("dbus", 81, 81, "System message bus", "/", "/sbin/nologin"),
+        (
+            "rpc",
+            32,
+            32,
+            "Rpcbind Daemon",
+            "/var/lib/rpcbind",
+            "/sbin/nologin",
+        ),
+        (
+            "libstoragemgmt",
+            999,
+            997,
+            "daemon account for libstoragemgmt",
+            "/var/run/lsm",
+            "/sbin/nologin",
+        ),
+        (
+            "sshd",
+            74,
+            74,
+            "Privilege-separated SSH",
+            "/var/empty/sshd",
+            "/sbin/nologin",
+        ),
+        ("chrony", 998, 996, "", "/var/lib/chrony", "/sbin/nologin"),
+        (
+            "rpcuser",
+            29,
+            29,
+            "RPC Service User",
+            "/var/lib/nfs",
+            "/sbin/nologin",
+        ),
+        (
+            "nfsnobody",
+            65534,
+            65534,
+            "Anonymous NFS User",
+            "/var/lib/nfs",
+            "/sbin/nologin",
+        ),
+        ("tcpdump", 72, 72, "", "/", "/sbin/nologin"),
+    ] {
+        acc.user(name, id, gid, g, home, shell);
+    }
+    acc.user(
+        user,
+        1000,
+        1000,
+        gecos,
+        &format!("/home/{user}"),
+        "/bin/bash",
+    );
+    for (name, id, members) in [
+        ("root", 0, ""),
+        ("bin", 1, ""),
+        ("daemon", 2, ""),
+        ("sys", 3, ""),
+        ("adm", 4, user),
+        ("tty", 5, ""),
+        ("disk", 6, ""),
+        ("lp", 7, ""),
+        ("mem", 8, ""),
+        ("kmem", 9, ""),
+        ("wheel", 10, user),
+        ("cdrom", 11, ""),
+        ("mail", 12, ""),
+        ("man", 15, ""),
+        ("dialout", 18, ""),
+        ("floppy", 19, ""),
+        ("games", 20, ""),
+        ("tape", 33, ""),
+        ("video", 39, ""),
+        ("ftp", 50, ""),
+        ("lock", 54, ""),
+        ("audio", 63, ""),
+        ("nobody", 99, ""),
+        ("users", 100, ""),
+        ("utmp", 22, ""),
+        ("utempter", 35, ""),
+        ("input", 999, ""),
+        ("systemd-journal", 190, user),
+        ("systemd-network", 192, ""),
+        ("dbus", 81, ""),
+        ("rpc", 32, ""),
+        ("sshd", 74, ""),
+        ("tcpdump", 72, ""),
+        ("ec2-user", 1000, ""),
+    ] {
+        let name = if name == "ec2-user" { user } else { name };
+        acc.group(name, id, members);
+    }
+    // Red Hat's shadow files are root-only (0000).
+    acc.files(0)
+        .into_iter()
+        .map(|n| match n {
+            Node::File(p, 0o640, u, g, t) => Node::File(p, 0o000, u, g, t),
+            other => other,
+        })
+        .collect()
+}
+
+/// A Red Hat-like root (Amazon Linux 2, Amazon Linux 2023, CentOS 7):
+/// merged `/usr`, the default user's home 0700.
+#[allow(clippy::too_many_arguments)]
+fn rh_root(
+    user: &'static str,
+    gecos: &str,
+    os_release: String,
+    fstab: String,
+    hostname: &str,
+    cloud_cfg: String,
+    kernel: &'static [(&'static str, u64)],
+    shares: &'static [(&'static str, u64)],
+    arch: &str,
+) -> Vec<Node> {
+    let mut n = common_dirs();
+    n.extend(merged_usr(false));
+    for (p, m) in [
+        ("/boot/grub2", 0o700),
+        ("/etc/sudoers.d", 0o750),
+        ("/etc/sysconfig", 0o755),
+        ("/etc/yum.repos.d", 0o755),
+        ("/usr/lib/modules", 0o755),
+        ("/usr/lib/python3", 0o755),
+        ("/usr/share/doc", 0o755),
+        ("/var/cache/yum", 0o755),
+        ("/var/lib/rpm", 0o755),
+        ("/var/log", 0o755),
+        ("/var/log/journal", 0o2755),
+        ("/var/spool/mail", 0o775),
+        ("/var/empty", 0o755),
+        ("/var/empty/sshd", 0o711),
+    ] {
+        n.push(Node::Dir(p, m, 0, 0));
+    }
+    n.push(Node::Link("/var/mail", "spool/mail"));
+    n.push(Node::Link("/var/run", "../run"));
+    n.push(Node::Link("/var/lock", "../run/lock"));
+    n.push(Node::File(
+        "/etc/os-release".into(),
+        0o644,
+        0,
+        0,
+        os_release,
+    ));
+    n.push(Node::File("/etc/fstab".into(), 0o644, 0, 0, fstab));
+    n.push(Node::File(
+        "/etc/hostname".into(),
+        0o644,
+        0,
+        0,
+        text(&[hostname]),
+    ));
+    n.push(Node::File(
+        "/etc/hosts".into(),
+        0o644,
+        0,
+        0,
+        text(&[
+            "127.0.0.1   localhost localhost.localdomain localhost4 localhost4.localdomain4",
+            "::1         localhost6 localhost6.localdomain6",
+        ]),
+    ));
+    n.push(Node::File(
+        "/etc/cloud/cloud.cfg".into(),
+        0o644,
+        0,
+        0,
+        cloud_cfg,
+    ));
+    n.push(Node::File(
+        "/etc/sudoers.d/90-cloud-init-users".into(),
+        0o440,
+        0,
+        0,
+        text(&[
+            "# Created by cloud-init on first boot",
+            "",
+            &format!("# User rules for {user}"),
+            &format!("{user} ALL=(ALL) NOPASSWD:ALL"),
+        ]),
+    ));
+    n.push(Node::Link("/etc/localtime", "../usr/share/zoneinfo/UTC"));
+    n.push(Node::Dir("/usr/share/zoneinfo", 0o755, 0, 0));
+    n.push(bulk("/usr/share/zoneinfo/UTC", 118));
+    n.extend(rh_accounts(user, gecos));
+    let home: &'static str = match user {
+        "ec2-user" => "/home/ec2-user",
+        _ => "/home/centos",
+    };
+    n.push(Node::Dir(home, 0o700, 1000, 1000));
+    n.extend(home_files(home, 1000, true));
+    n.push(Node::Dir(
+        match user {
+            "ec2-user" => "/home/ec2-user/.ssh",
+            _ => "/home/centos/.ssh",
+        },
+        0o700,
+        1000,
+        1000,
+    ));
+    n.extend(home_files("/root", 0, true));
+    n.extend([
+        Node::Sparse("/var/log/lastlog", 0o644, 0, 0, 292_292),
+        Node::Sparse("/var/log/wtmp", 0o664, 0, 22, 0),
+        Node::Sparse("/var/log/btmp", 0o600, 0, 22, 0),
+        Node::Sparse("/var/log/messages", 0o600, 0, 0, 0),
+        Node::Sparse("/var/log/secure", 0o600, 0, 0, 0),
+        Node::Sparse("/var/log/cloud-init.log", 0o644, 0, 0, 0),
+        Node::Sparse("/var/log/cloud-init-output.log", 0o644, 0, 0, 0),
+    ]);
+    for (p, size) in kernel.iter().chain(shares) {
+        n.push(bulk(p.replace("x86_64", arch), *size));
+    }
+    n
+}
+
+/// The machine name in kernel and library paths.
+fn arch(image: &CatalogImage) -> &'static str {
+    if image.architecture == "arm64" {
+        "aarch64"
+    } else {
+        "x86_64"
+    }
+}
+
+/// Red Hat-like bulk shares (Amazon Linux, CentOS): each directory's
+/// hidden `.ebsim-bulk` file.
+const RH_BULK: &[(&str, u64)] = &[
+    ("/usr/lib64/.ebsim-bulk", 420 << 20),
+    ("/usr/lib/python3/.ebsim-bulk", 120 << 20),
+    ("/usr/bin/.ebsim-bulk", 150 << 20),
+    ("/usr/sbin/.ebsim-bulk", 40 << 20),
+    ("/usr/libexec/.ebsim-bulk", 40 << 20),
+    ("/usr/share/.ebsim-bulk", 330 << 20),
+    ("/var/cache/yum/.ebsim-bulk", 60 << 20),
+    ("/var/lib/rpm/.ebsim-bulk", 80 << 20),
+];
+
+/// Amazon Linux 2 (2.0.20240306.2, kernel 5.10): XFS labelled `/`,
+/// fstab by UUID. Used space: `df -h` on instances of the kernel-5.10 AL2
+/// AMIs shows `/dev/xvda1 8.0G 1.6G 6.5G 20% /` (t2; `nvme0n1p1` on t3);
+/// the `1.2G 15%` of older (kernel 4.14) builds is not this AMI's.
+pub fn amazon_linux_2(image: &CatalogImage, root_uuid: &str) -> RootSpec {
+    const KERNEL: &[(&str, u64)] = &[
+        ("/boot/vmlinuz-5.10.210-201.852.amzn2.x86_64", 10_489_216),
+        (
+            "/boot/initramfs-5.10.210-201.852.amzn2.x86_64.img",
+            12_318_417,
+        ),
+        ("/boot/System.map-5.10.210-201.852.amzn2.x86_64", 4_511_612),
+        ("/boot/config-5.10.210-201.852.amzn2.x86_64", 213_507),
+        ("/usr/lib/modules/.ebsim-bulk", 95 << 20),
+    ];
+    let nodes = rh_root(
+        "ec2-user",
+        "EC2 Default User",
+        text(&[
+            "NAME=\"Amazon Linux\"",
+            "VERSION=\"2\"",
+            "ID=\"amzn\"",
+            "ID_LIKE=\"centos rhel fedora\"",
+            "VERSION_ID=\"2\"",
+            "PRETTY_NAME=\"Amazon Linux 2\"",
+            "ANSI_COLOR=\"0;33\"",
+            "CPE_NAME=\"cpe:2.3:o:amazon:amazon_linux:2\"",
+            "HOME_URL=\"https://amazonlinux.com/\"",
+            "SUPPORT_END=\"2025-06-30\"",
+        ]),
+        text(&[&format!(
+            "UUID={root_uuid}     /           xfs    defaults,noatime  1   1"
+        )]),
+        "localhost.localdomain",
+        rh_cloud_cfg("amazon", "ec2-user", "EC2 Default User", "19.3"),
+        KERNEL,
+        RH_BULK,
+        arch(image),
+    );
+    RootSpec {
+        nodes,
+        balance: "/usr/lib/.ebsim-bulk",
+        used_bytes: 1_550 << 20,
+    }
+}
+
+/// Amazon Linux 2023 (2023.4.20240401.1, kernel 6.1): XFS labelled `/`,
+/// fstab by UUID with the EFI partition. Used space: `df -h` shows
+/// `/dev/xvda1 8.0G 1.6G 6.4G 20% /` on t2 (`1.5G 6.5G 19%` on t3).
+pub fn amazon_linux_2023(image: &CatalogImage, root_uuid: &str, efi_id: &str) -> RootSpec {
+    const KERNEL: &[(&str, u64)] = &[
+        ("/boot/vmlinuz-6.1.82-99.168.amzn2023.x86_64", 12_341_568),
+        (
+            "/boot/initramfs-6.1.82-99.168.amzn2023.x86_64.img",
+            13_771_204,
+        ),
+        ("/boot/System.map-6.1.82-99.168.amzn2023.x86_64", 5_213_880),
+        ("/boot/config-6.1.82-99.168.amzn2023.x86_64", 210_551),
+        ("/usr/lib/modules/.ebsim-bulk", 110 << 20),
+    ];
+    let nodes = rh_root(
+        "ec2-user",
+        "EC2 Default User",
+        text(&[
+            "NAME=\"Amazon Linux\"",
+            "VERSION=\"2023\"",
+            "ID=\"amzn\"",
+            "ID_LIKE=\"fedora\"",
+            "VERSION_ID=\"2023\"",
+            "PLATFORM_ID=\"platform:al2023\"",
+            "PRETTY_NAME=\"Amazon Linux 2023.4.20240401\"",
+            "ANSI_COLOR=\"0;33\"",
+            "CPE_NAME=\"cpe:2.3:o:amazon:amazon_linux:2023\"",
+            "HOME_URL=\"https://aws.amazon.com/linux/amazon-linux-2023/\"",
+            "DOCUMENTATION_URL=\"https://docs.aws.amazon.com/linux/\"",
+            "SUPPORT_URL=\"https://aws.amazon.com/premiumsupport/\"",
+            "BUG_REPORT_URL=\"https://github.com/amazonlinux/amazon-linux-2023\"",
+            "VENDOR_NAME=\"AWS\"",
+            "VENDOR_URL=\"https://aws.amazon.com/\"",
+            "SUPPORT_END=\"2028-03-15\"",
+        ]),
+        text(&[
+            &format!("UUID={root_uuid}     /           xfs    defaults,noatime  1   1"),
+            &format!(
+                "UUID={efi_id}        /boot/efi       vfat    defaults,noatime,uid=0,gid=0,umask=0077,shortname=winnt,x-systemd.automount 0 2"
+            ),
+        ]),
+        "localhost.localdomain",
+        rh_cloud_cfg("amazon", "ec2-user", "EC2 Default User", "22.2.2"),
+        KERNEL,
+        RH_BULK,
+        arch(image),
+    );
+    let mut nodes = nodes;
+    nodes.insert(
+        nodes
+            .iter()
+            .position(|x| matches!(x, Node::Dir("/boot/grub2", ..)))
+            .unwrap_or(0),
+        Node::Dir("/boot/efi", 0o700, 0, 0),
+    );
+    RootSpec {
+        nodes,
+        balance: "/usr/lib/.ebsim-bulk",
+        used_bytes: 1_550 << 20,
+    }
+}
+
+/// CentOS 7 (2111, 10 GiB root): XFS without a label, fstab by UUID as
+/// anaconda writes it. Used space: `df -h` on such instances shows
+/// `/dev/xvda1 10G 1.4G..1.6G 8.5G..8.7G 14..16% /`: 1.5 GiB.
+pub fn centos_7(image: &CatalogImage, root_uuid: &str) -> RootSpec {
+    const KERNEL: &[(&str, u64)] = &[
+        ("/boot/vmlinuz-3.10.0-1160.76.1.el7.x86_64", 7_051_880),
+        (
+            "/boot/initramfs-3.10.0-1160.76.1.el7.x86_64.img",
+            12_067_345,
+        ),
+        ("/boot/System.map-3.10.0-1160.76.1.el7.x86_64", 3_623_956),
+        ("/boot/config-3.10.0-1160.76.1.el7.x86_64", 153_619),
+        ("/usr/lib/modules/.ebsim-bulk", 80 << 20),
+    ];
+    let nodes = rh_root(
+        "centos",
+        "Cloud User",
+        text(&[
+            "NAME=\"CentOS Linux\"",
+            "VERSION=\"7 (Core)\"",
+            "ID=\"centos\"",
+            "ID_LIKE=\"rhel fedora\"",
+            "VERSION_ID=\"7\"",
+            "PRETTY_NAME=\"CentOS Linux 7 (Core)\"",
+            "ANSI_COLOR=\"0;31\"",
+            "CPE_NAME=\"cpe:/o:centos:centos:7\"",
+            "HOME_URL=\"https://www.centos.org/\"",
+            "BUG_REPORT_URL=\"https://bugs.centos.org/\"",
+            "",
+            "CENTOS_MANTISBT_PROJECT=\"CentOS-7\"",
+            "CENTOS_MANTISBT_PROJECT_VERSION=\"7\"",
+            "REDHAT_SUPPORT_PRODUCT=\"centos\"",
+            "REDHAT_SUPPORT_PRODUCT_VERSION=\"7\"",
+            "",
+        ]),
+        text(&[
+            "",
+            "# /etc/fstab (written by the installer)",
+            "#",
+            &format!("UUID={root_uuid} /                       xfs     defaults        0 0"),
+        ]),
+        "localhost.localdomain",
+        rh_cloud_cfg("centos", "centos", "Cloud User", "19.4"),
+        KERNEL,
+        RH_BULK,
+        arch(image),
+    );
+    RootSpec {
+        nodes,
+        balance: "/usr/lib/.ebsim-bulk",
+        used_bytes: 1_536 << 20,
     }
 }
 
@@ -924,17 +1459,30 @@ mod tests {
 
     #[test]
     fn specs_are_ordered_and_unique() {
+        let mut all: Vec<(&str, RootSpec)> = Vec::new();
         for c in super::super::catalog::CATALOG {
-            let Some(s) = spec_for(c) else { continue };
+            if let Some(s) = spec_for(c) {
+                all.push((c.key, s));
+            }
+            let u = "0f5e6a2b-1c3d-4e5f-8a9b-0c1d2e3f4a5b";
+            match c.key {
+                k if k.starts_with("amzn2") => all.push((c.key, amazon_linux_2(c, u))),
+                k if k.starts_with("al2023") => {
+                    all.push((c.key, amazon_linux_2023(c, u, "7B77-95E7")))
+                }
+                "centos7" => all.push((c.key, centos_7(c, u))),
+                _ => {}
+            }
+        }
+        assert!(all.len() >= 7);
+        for (key, s) in &all {
+            let c = super::super::catalog::by_key(key).unwrap();
             let mut seen = std::collections::HashSet::new();
             seen.insert("/".to_string());
             for n in &s.nodes {
                 let p = match n {
-                    Node::Dir(p, ..)
-                    | Node::Link(p, _)
-                    | Node::Bulk(p, _)
-                    | Node::Sparse(p, ..) => p.to_string(),
-                    Node::File(p, ..) => p.clone(),
+                    Node::Dir(p, ..) | Node::Link(p, _) | Node::Sparse(p, ..) => p.to_string(),
+                    Node::File(p, ..) | Node::Bulk(p, _) => p.clone(),
                 };
                 let parent = p.rsplit_once('/').map(|(d, _)| d).unwrap();
                 let parent = if parent.is_empty() { "/" } else { parent };
