@@ -1,7 +1,9 @@
 #!/bin/sh
 # The test command of README.md: installs the real tools the differential
-# tests compare against (when missing and apt-get is available), then runs
-# the whole test suite. CI (.ci/run) calls exactly this.
+# tests compare against (when missing and apt-get is available), checks
+# formatting and lints (rustfmt, and clippy with warnings as errors; the
+# library warns on unwrap/expect/panic), then runs the whole test suite.
+# CI (.ci/run) calls exactly this.
 set -eu
 cd "$(dirname "$0")/.."
 
@@ -35,5 +37,11 @@ if [ -n "$need" ]; then
         echo "warning: missing tools ($need) and no apt-get; differential tests will skip (or fail under CI)" >&2
     fi
 fi
+
+# rustfmt and clippy come with the toolchain; install them when missing.
+cargo fmt --version >/dev/null 2>&1 || rustup component add rustfmt
+cargo clippy --version >/dev/null 2>&1 || rustup component add clippy
+cargo fmt --check
+cargo clippy --all-targets --release -- -D warnings
 
 cargo test --release "$@"

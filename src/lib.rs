@@ -10,9 +10,14 @@
 //!
 //! The library never prints and never exits; it returns typed errors.
 #![forbid(unsafe_code)]
+#![cfg_attr(
+    not(test),
+    warn(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
 
 pub mod blockdev;
 pub mod bytes;
+pub mod compat;
 pub mod ec2;
 pub mod fs;
 pub mod guest;

@@ -18,6 +18,7 @@
 //! - [`MemDevice`]: an in-memory device for unit tests.
 
 mod error;
+pub mod host;
 pub mod image;
 mod mem;
 mod slice;

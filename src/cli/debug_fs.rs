@@ -1,5 +1,5 @@
-//! `ebsim debug-fs`: a hidden, minimal driver of the native ext4 file
-//! layer for benchmarks and crash tests (not a user interface; the file
+//! `ebsim debug-fs`: a hidden, minimal driver of the native ext4 and XFS
+//! file layers for benchmarks and crash tests (not a user interface; the file
 //! commands users see come later). Every command of one invocation is
 //! staged, then synced once at the end.
 //!
@@ -22,6 +22,7 @@ use ebsim::fs::ext4::files::Ext4Files;
 use ebsim::fs::node::{
     Cred, Ctx, FallocateMode, FileSystem, FileType, Ino, NodeError, SetAttr, Timespec,
 };
+use ebsim::fs::xfs::XfsFiles;
 use std::ffi::OsString;
 use std::io::{BufRead, Read};
 
@@ -247,20 +248,35 @@ pub fn run(args: Vec<OsString>) -> i32 {
             return 1;
         }
     };
-    let mut fs = match Ext4Files::open(dev) {
+    let sync_bytes = std::env::var("EBSIM_DEBUG_FS_SYNC_MIB")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .map(|mib| mib << 20);
+    // XFS when the device holds one, else ext4.
+    let opened: Result<Box<dyn FileSystem>, NodeError> =
+        if ebsim::fs::xfs::probe(&dev).unwrap_or(false) {
+            XfsFiles::open(dev).map(|mut f| {
+                if let Some(b) = sync_bytes {
+                    f.set_sync_threshold(b);
+                }
+                Box::new(f) as Box<dyn FileSystem>
+            })
+        } else {
+            Ext4Files::open(dev).map(|mut f| {
+                if let Some(b) = sync_bytes {
+                    f.set_sync_threshold(b);
+                }
+                Box::new(f) as Box<dyn FileSystem>
+            })
+        };
+    let mut fs = match opened {
         Ok(f) => f,
         Err(x) => {
             output::err(&format!("ebsim debug-fs: {image}: {x}\n"));
             return 1;
         }
     };
-    if let Some(mib) = std::env::var("EBSIM_DEBUG_FS_SYNC_MIB")
-        .ok()
-        .and_then(|v| v.parse::<u64>().ok())
-    {
-        fs.set_sync_threshold(mib << 20);
-    }
-    let now = ebsim::fs::ext4::e2fsprogs_now();
+    let now = super::e2fs_util::e2fsprogs_now();
     let ctx = Ctx {
         cred: Cred { uid, gid: uid },
         now: Timespec {
@@ -282,7 +298,7 @@ pub fn run(args: Vec<OsString>) -> i32 {
         if words.is_empty() || words[0].starts_with('#') {
             continue;
         }
-        if let Err(m) = command(&mut fs, ctx, &words) {
+        if let Err(m) = command(fs.as_mut(), ctx, &words) {
             output::err(&format!("ebsim debug-fs: {m}\n"));
             return 1;
         }

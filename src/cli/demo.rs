@@ -10,6 +10,7 @@
 //! ids. `--transcript` prints only the commands and their outputs (the
 //! runbook test compares it).
 
+use super::commands::Demo;
 use super::output::{err, out};
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -148,14 +149,14 @@ fn substitute(s: &str, vars: &[(String, String)]) -> String {
     out
 }
 
-struct Demo {
+struct Runner {
     home: PathBuf,
     bin: PathBuf,
     exe: PathBuf,
     transcript_only: bool,
 }
 
-impl Demo {
+impl Runner {
     fn run(&self, line: &str, instance: Option<&str>) -> Result<(String, String, i32), String> {
         let w = words(line);
         let Some((prog, args)) = w.split_first() else {
@@ -172,7 +173,7 @@ impl Demo {
             std::env::var("PATH").unwrap_or_default()
         );
         if let Some(id) = instance {
-            cmd.env(ebsim::ec2::guest::INSTANCE_ENV, id);
+            cmd.env(super::env::INSTANCE_ENV, id);
         }
         // One pipe for both streams, so the transcript shows them in the
         // order a terminal would (resize2fs's banner before its report).
@@ -198,35 +199,23 @@ impl Demo {
     }
 }
 
-/// Runs the demo.
+/// `ebsim demo` (or a link named `demo`).
 pub fn run(args: Vec<OsString>) -> i32 {
-    let flags: Vec<String> = args
-        .iter()
-        .skip(1)
-        .map(|a| a.to_string_lossy().into_owned())
-        .collect();
-    let mut keep = flags.iter().any(|a| a == "--keep");
-    let nitro = flags.iter().any(|a| a == "--nitro");
-    let transcript_only = flags.iter().any(|a| a == "--transcript");
-    let mut home = std::env::temp_dir().join(format!("ebsim-demo-{}", std::process::id()));
-    let mut it = flags.iter();
-    while let Some(f) = it.next() {
-        match f.as_str() {
-            "--keep" | "--nitro" | "--transcript" => {}
-            "--home" => match it.next() {
-                Some(dir) => {
-                    home = PathBuf::from(dir);
-                    keep = true;
-                }
-                None => return fail("--home needs a directory".into()),
-            },
-            bad => {
-                return fail(format!(
-                    "unknown option {bad} (options: --nitro, --keep, --home DIR, --transcript)"
-                ));
-            }
-        }
+    match super::commands::parse::<Demo>(&args) {
+        Ok(d) => exec(&d),
+        Err(code) => code,
     }
+}
+
+/// Runs the demo.
+pub fn exec(d: &Demo) -> i32 {
+    let transcript_only = d.transcript;
+    let nitro = d.nitro;
+    let keep = d.keep || d.home.is_some();
+    let home = d
+        .home
+        .clone()
+        .unwrap_or_else(|| std::env::temp_dir().join(format!("ebsim-demo-{}", std::process::id())));
     if let Err(e) = std::fs::create_dir_all(&home) {
         return fail(format!("{}: {e}", home.display()));
     }
@@ -247,23 +236,11 @@ pub fn run(args: Vec<OsString>) -> i32 {
     code
 }
 
-fn links(home: &Path, exe: &Path) -> Result<PathBuf, String> {
-    let bin = home.join("bin");
-    std::fs::create_dir_all(&bin).map_err(|e| e.to_string())?;
-    for name in super::shell::GUEST_COMMANDS {
-        let link = bin.join(name);
-        if !link.exists() {
-            std::os::unix::fs::symlink(exe, &link).map_err(|e| e.to_string())?;
-        }
-    }
-    Ok(bin)
-}
-
 fn demo(home: &Path, nitro: bool, transcript_only: bool) -> Result<(), String> {
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-    let bin = links(home, &exe)?;
+    let bin = super::shell::links(home, &exe)?;
     std::fs::write(home.join("example.json"), EXAMPLE_JSON).map_err(|e| e.to_string())?;
-    let d = Demo {
+    let d = Runner {
         home: home.to_path_buf(),
         bin,
         exe,

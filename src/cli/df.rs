@@ -11,9 +11,10 @@ use ebsim::guest::df::{
 };
 use ebsim::guest::human::opts;
 
-use super::getopt_long::{self, HasArg, LongOpt};
-use super::guest_env::{self, Output};
-use super::lsblk::resolve_device;
+use super::env;
+use super::getopt::{LongOpt, getopt_long};
+use super::output::Output;
+use ebsim::compat::{quote, quotef};
 
 const OPTSTRING: &str = "aB:iF:hHklmPTt:vx:";
 
@@ -25,86 +26,22 @@ const HELP_OPTION: char = '\u{84}';
 const VERSION_OPTION: char = '\u{85}';
 
 const LONGOPTS: &[LongOpt] = &[
-    LongOpt {
-        name: "all",
-        has_arg: HasArg::No,
-        val: 'a',
-    },
-    LongOpt {
-        name: "block-size",
-        has_arg: HasArg::Required,
-        val: 'B',
-    },
-    LongOpt {
-        name: "inodes",
-        has_arg: HasArg::No,
-        val: 'i',
-    },
-    LongOpt {
-        name: "human-readable",
-        has_arg: HasArg::No,
-        val: 'h',
-    },
-    LongOpt {
-        name: "si",
-        has_arg: HasArg::No,
-        val: 'H',
-    },
-    LongOpt {
-        name: "local",
-        has_arg: HasArg::No,
-        val: 'l',
-    },
-    LongOpt {
-        name: "output",
-        has_arg: HasArg::Optional,
-        val: OUTPUT_OPTION,
-    },
-    LongOpt {
-        name: "portability",
-        has_arg: HasArg::No,
-        val: 'P',
-    },
-    LongOpt {
-        name: "print-type",
-        has_arg: HasArg::No,
-        val: 'T',
-    },
-    LongOpt {
-        name: "sync",
-        has_arg: HasArg::No,
-        val: SYNC_OPTION,
-    },
-    LongOpt {
-        name: "no-sync",
-        has_arg: HasArg::No,
-        val: NO_SYNC_OPTION,
-    },
-    LongOpt {
-        name: "total",
-        has_arg: HasArg::No,
-        val: TOTAL_OPTION,
-    },
-    LongOpt {
-        name: "type",
-        has_arg: HasArg::Required,
-        val: 't',
-    },
-    LongOpt {
-        name: "exclude-type",
-        has_arg: HasArg::Required,
-        val: 'x',
-    },
-    LongOpt {
-        name: "help",
-        has_arg: HasArg::No,
-        val: HELP_OPTION,
-    },
-    LongOpt {
-        name: "version",
-        has_arg: HasArg::No,
-        val: VERSION_OPTION,
-    },
+    LongOpt::flag("all", 'a'),
+    LongOpt::arg("block-size", 'B'),
+    LongOpt::flag("inodes", 'i'),
+    LongOpt::flag("human-readable", 'h'),
+    LongOpt::flag("si", 'H'),
+    LongOpt::flag("local", 'l'),
+    LongOpt::optional("output", OUTPUT_OPTION),
+    LongOpt::flag("portability", 'P'),
+    LongOpt::flag("print-type", 'T'),
+    LongOpt::flag("sync", SYNC_OPTION),
+    LongOpt::flag("no-sync", NO_SYNC_OPTION),
+    LongOpt::flag("total", TOTAL_OPTION),
+    LongOpt::arg("type", 't'),
+    LongOpt::arg("exclude-type", 'x'),
+    LongOpt::flag("help", HELP_OPTION),
+    LongOpt::flag("version", VERSION_OPTION),
 ];
 
 const TRY_HELP: &str = "Try 'df --help' for more information.\n";
@@ -136,28 +73,6 @@ field names are: 'source', 'fstype', 'itotal', 'iused', 'iavail', 'ipcent',
 'size', 'used', 'avail', 'pcent', 'file' and 'target' (see info page).
 ";
 
-/// coreutils `quote()`: curly quotes in a UTF-8 locale, else apostrophes.
-fn quote(s: &str, utf8: bool) -> String {
-    if utf8 {
-        format!("\u{2018}{s}\u{2019}")
-    } else {
-        format!("'{s}'")
-    }
-}
-
-/// coreutils `quotef()`: a file name as is, or shell-quoted when it holds
-/// characters a shell would treat specially.
-fn quotef(s: &str) -> String {
-    let plain = !s.is_empty()
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || "_./-+,:@%^=".contains(c) || !c.is_ascii());
-    if plain {
-        s.to_string()
-    } else {
-        format!("'{}'", s.replace('\'', "'\\''"))
-    }
-}
-
 /// Everything the command line asks for.
 #[derive(Debug)]
 struct Request {
@@ -177,7 +92,8 @@ fn usage_error(msg: String) -> Output {
 }
 
 fn parse(args: &[String], utf8: bool) -> Result<Parsed, Output> {
-    let (list, files) = getopt_long::parse(args.get(1..).unwrap_or(&[]), OPTSTRING, LONGOPTS)
+    let (list, files) = getopt_long(args.get(1..).unwrap_or(&[]), OPTSTRING, LONGOPTS)
+        .strict()
         .map_err(|e| usage_error(e.message("df")))?;
     let mut sel = Selection::default();
     let mut human: Option<(u32, u64)> = None;
@@ -196,7 +112,7 @@ fn parse(args: &[String], utf8: bool) -> Result<Parsed, Output> {
                 match render::parse_block_size(&arg) {
                     Ok(v) => human = Some(v),
                     Err(e) => {
-                        let opt = if p.long { "--block-size" } else { "-B" };
+                        let opt = p.spelling();
                         let msg = match e {
                             BlockSizeError::Invalid => {
                                 format!("df: invalid {opt} argument '{arg}'\n")
@@ -348,7 +264,7 @@ fn run_locale(args: &[String], snap: &Snapshot, utf8: bool) -> Output {
         // looks each remaining one up.
         let mut found = Vec::new();
         for f in &req.files {
-            let is_dev = resolve_device(snap, f).is_some();
+            let is_dev = snap.device(f).is_some();
             match render::select_file(&snap.mounts, f, is_dev, &req.sel) {
                 FileResult::NotFound => {
                     stderr.push_str(&format!("df: {}: No such file or directory\n", quotef(f)));
@@ -395,22 +311,18 @@ pub fn run(args: Vec<OsString>) -> i32 {
         .iter()
         .map(|a| a.to_string_lossy().into_owned())
         .collect();
-    let utf8 = guest_env::utf8_locale();
+    let utf8 = env::utf8_locale();
     // Options are checked before the instance is looked up, as df checks
     // them before reading the mount table.
     match parse(&args, utf8) {
         Err(out) => return out.emit(),
         Ok(Parsed::Help) | Ok(Parsed::Version) => {
-            let snap = Snapshot {
-                devices: Vec::new(),
-                mounts: Vec::new(),
-                util_linux: ebsim::guest::lsblk::UtilLinux::V2_37,
-            };
+            let snap = Snapshot::empty(ebsim::guest::lsblk::UtilLinux::V2_37);
             return run_with(&args, &snap).emit();
         }
         Ok(Parsed::Run(_)) => {}
     }
-    match super::guest_snapshot() {
+    match env::snapshot() {
         Ok(snap) => run_locale(&args, &snap, utf8).emit(),
         Err(msg) => Output::error(format!("df: {msg}\n"), 1).emit(),
     }

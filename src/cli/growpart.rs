@@ -6,11 +6,13 @@
 //! any order, `--` stops parsing and drops what follows, `-vv` is an unknown
 //! option, and every error has its own wording on stdout.
 
+use super::error::{AppletError, finish};
 use super::output::{err, out};
 use ebsim::blockdev::image::Access;
 use ebsim::blockdev::{BlockDevice, ImageFile};
+use ebsim::guest::Target;
 use ebsim::partition::grow::{self, Compat, GrowOptions, Outcome, Resizer};
-use ebsim::partition::{self, Label};
+use ebsim::partition::{self, Label, TableFormat};
 use std::ffi::OsString;
 use std::io::Write;
 use std::path::Path;
@@ -81,9 +83,9 @@ impl Debug {
     }
 }
 
-fn fail(msg: &str) -> i32 {
-    out(&format!("FAILED: {msg}\n"));
-    FAILED
+/// growpart's `fail`: `FAILED: MESSAGE` on stdout, status 2.
+fn fail(msg: &str) -> AppletError {
+    AppletError::new(FAILED, "").with_stdout(format!("FAILED: {msg}\n"))
 }
 
 /// Shell arithmetic on a possibly non-numeric string: a name or nothing
@@ -101,12 +103,8 @@ struct Args {
     free_percent: Option<(String, u32)>,
 }
 
-enum Parsed {
-    Run(Args),
-    Exit(i32),
-}
-
-fn parse(args: &[String], default_fudge: &str) -> Parsed {
+/// The arguments; None when the help was printed.
+fn parse(args: &[String], default_fudge: &str) -> Result<Option<Args>, AppletError> {
     let mut a = Args {
         disk: None,
         part: None,
@@ -122,7 +120,7 @@ fn parse(args: &[String], default_fudge: &str) -> Parsed {
         match cur {
             "-h" | "--help" => {
                 out(&usage(&a.fudge));
-                return Parsed::Exit(0);
+                return Ok(None);
             }
             _ if cur == "--free-percent" || cur.starts_with("--free-percent=") => {
                 let v = match cur.strip_prefix("--free-percent=") {
@@ -135,9 +133,7 @@ fn parse(args: &[String], default_fudge: &str) -> Parsed {
                 match v.trim().parse::<i64>() {
                     Ok(n) if n > 0 && n < 100 => a.free_percent = Some((v.to_string(), n as u32)),
                     _ => {
-                        return Parsed::Exit(fail(&format!(
-                            "unknown/invalid --free-percent option: {v}"
-                        )));
+                        return Err(fail(&format!("unknown/invalid --free-percent option: {v}")));
                     }
                 }
             }
@@ -155,20 +151,20 @@ fn parse(args: &[String], default_fudge: &str) -> Parsed {
                     }
                 };
                 if !matches!(v, "off" | "auto" | "force" | "on") {
-                    return Parsed::Exit(fail(&format!("unknown --update option: {v}")));
+                    return Err(fail(&format!("unknown --update option: {v}")));
                 }
             }
             "-v" | "--verbose" => a.verbosity = a.verbosity.saturating_add(1),
             "--" => break,
             _ if cur.starts_with('-') => {
-                return Parsed::Exit(fail(&format!("unknown option {cur}")));
+                return Err(fail(&format!("unknown option {cur}")));
             }
             _ => {
                 if a.disk.is_none() {
                     a.disk = Some(cur.to_string());
                 } else {
                     if a.part.is_some() {
-                        return Parsed::Exit(fail(&format!("confused by arg {cur}")));
+                        return Err(fail(&format!("confused by arg {cur}")));
                     }
                     a.part = Some(cur.to_string());
                 }
@@ -176,32 +172,33 @@ fn parse(args: &[String], default_fudge: &str) -> Parsed {
         }
         i += 1;
     }
-    Parsed::Run(a)
+    Ok(Some(a))
 }
 
-fn bad_usage(fudge: &str, msg: &str) -> i32 {
-    err(&usage(fudge));
-    err(&format!("{msg}\n"));
-    FAILED
+fn bad_usage(fudge: &str, msg: &str) -> AppletError {
+    AppletError::new(FAILED, format!("{}{msg}\n", usage(fudge)))
 }
 
 /// Runs growpart.
 pub fn run(args: Vec<OsString>) -> i32 {
+    finish(main(&args), String::new)
+}
+
+fn main(args: &[OsString]) -> Result<i32, AppletError> {
     let args: Vec<String> = args
         .iter()
         .skip(1)
         .map(|a| a.to_string_lossy().into_owned())
         .collect();
     let default_fudge = std::env::var("GROWPART_FUDGE").unwrap_or_else(|_| "1048576".into());
-    let a = match parse(&args, &default_fudge) {
-        Parsed::Run(a) => a,
-        Parsed::Exit(code) => return code,
+    let Some(a) = parse(&args, &default_fudge)? else {
+        return Ok(0);
     };
     let Some(disk_arg) = a.disk.clone() else {
-        return bad_usage(&a.fudge, "must supply disk and partition-number");
+        return Err(bad_usage(&a.fudge, "must supply disk and partition-number"));
     };
     let Some(part) = a.part.clone() else {
-        return bad_usage(&a.fudge, "must supply partition-number");
+        return Err(bad_usage(&a.fudge, "must supply partition-number"));
     };
     let log = std::env::var_os("DEBUG_LOG")
         .filter(|v| !v.is_empty())
@@ -216,12 +213,12 @@ pub fn run(args: Vec<OsString>) -> i32 {
         verbosity: a.verbosity,
         log,
     };
-    if disk_arg.starts_with("/dev/") {
+    if Target::of(&disk_arg, false) == Target::Device {
         return grow_guest_device(&disk_arg, &part, &a, &mut dbg);
     }
     let disk_path = Path::new(&disk_arg);
     if std::fs::symlink_metadata(disk_path).is_err() || !disk_path.exists() {
-        return fail(&format!("{disk_arg}: does not exist"));
+        return Err(fail(&format!("{disk_arg}: does not exist")));
     }
     let mut disk = disk_arg.clone();
     if disk_path.is_symlink() {
@@ -231,16 +228,14 @@ pub fn run(args: Vec<OsString>) -> i32 {
                 dbg.line(1, &format!("{disk} resolved to {real}"));
                 disk = real;
             }
-            Err(_) => return fail(&format!("unable to resolve {disk}")),
+            Err(_) => return Err(fail(&format!("unable to resolve {disk}"))),
         }
     }
     if part.is_empty() || !part.bytes().all(|b| b.is_ascii_digit()) {
-        return fail("partition-number must be a number");
+        return Err(fail("partition-number must be a number"));
     }
     dbg.line(1, "update-partition set to true");
-    if let Err(code) = check_tmpdir() {
-        return code;
-    }
+    check_tmpdir()?;
     let opts = options(&a);
     grow_image(&disk, &Disk::File, &part, a.dry_run, opts, &mut dbg)
 }
@@ -259,11 +254,16 @@ fn options(a: &Args) -> GrowOptions {
 
 /// growpart on a block device of the instance (`/dev/xvda`,
 /// `/dev/nvme0n1`, or the API name, a link the guest resolves).
-fn grow_guest_device(disk_arg: &str, part: &str, a: &Args, dbg: &mut Debug) -> i32 {
-    let resolved = match super::guest::resolve(disk_arg) {
+fn grow_guest_device(
+    disk_arg: &str,
+    part: &str,
+    a: &Args,
+    dbg: &mut Debug,
+) -> Result<i32, AppletError> {
+    let resolved = match super::env::context().map(|c| c.resolve(disk_arg)) {
         Ok(Some(r)) => r,
-        Ok(None) => return fail(&format!("{disk_arg}: does not exist")),
-        Err(super::guest::NoGuest(why)) => return fail(&format!("{disk_arg}: {why}")),
+        Ok(None) => return Err(fail(&format!("{disk_arg}: does not exist"))),
+        Err(why) => return Err(fail(&format!("{disk_arg}: {why}"))),
     };
     // The API name and /dev/disk/by-* are links to the kernel's node.
     let disk = resolved.dev_path();
@@ -271,12 +271,10 @@ fn grow_guest_device(disk_arg: &str, part: &str, a: &Args, dbg: &mut Debug) -> i
         dbg.line(1, &format!("{disk_arg} resolved to {disk}"));
     }
     if part.is_empty() || !part.bytes().all(|b| b.is_ascii_digit()) {
-        return fail("partition-number must be a number");
+        return Err(fail("partition-number must be a number"));
     }
     dbg.line(1, "update-partition set to true");
-    if let Err(code) = check_tmpdir() {
-        return code;
-    }
+    check_tmpdir()?;
     grow_image(
         &disk,
         &Disk::Guest(Box::new(resolved)),
@@ -288,7 +286,7 @@ fn grow_guest_device(disk_arg: &str, part: &str, a: &Args, dbg: &mut Debug) -> i
 }
 
 /// growpart makes a temporary directory first; an unusable TMPDIR fails.
-fn check_tmpdir() -> Result<(), i32> {
+fn check_tmpdir() -> Result<(), AppletError> {
     let base = std::env::var("TMPDIR").unwrap_or_else(|_| "/tmp".into());
     let dir = Path::new(&base).join(format!("growpart.{}", std::process::id()));
     match std::fs::create_dir(&dir) {
@@ -296,13 +294,14 @@ fn check_tmpdir() -> Result<(), i32> {
             let _ = std::fs::remove_dir(&dir);
             Ok(())
         }
-        Err(e) => {
-            err(&format!(
+        Err(e_io) => {
+            let mut e = fail("failed to make temp dir");
+            e.prepend_stderr(&format!(
                 "mkdir: cannot create directory '{}': {}\n",
                 dir.display(),
-                super::output::strerror(&e)
+                super::output::strerror(&e_io)
             ));
-            Err(fail("failed to make temp dir"))
+            Err(e)
         }
     }
 }
@@ -320,7 +319,7 @@ fn sfdisk_cannot_open(disk: &str, e: &ebsim::blockdev::Error) -> String {
 /// a guest block device (a volume's image, or a range of it).
 enum Disk {
     File,
-    Guest(Box<super::guest::Resolved>),
+    Guest(Box<ebsim::guest::Resolved>),
 }
 
 impl Disk {
@@ -331,7 +330,7 @@ impl Disk {
     ) -> Result<Box<dyn BlockDevice>, ebsim::blockdev::Error> {
         match self {
             Disk::File => Ok(Box::new(ImageFile::open(path, access)?)),
-            Disk::Guest(r) => Ok(Box::new(super::guest::open(r, access)?)),
+            Disk::Guest(r) => Ok(Box::new(r.open(access)?)),
         }
     }
 }
@@ -343,7 +342,7 @@ fn grow_image(
     dry_run: bool,
     mut opts: GrowOptions,
     dbg: &mut Debug,
-) -> i32 {
+) -> Result<i32, AppletError> {
     let block = matches!(source, Disk::Guest(_));
     // sfdisk cannot open a directory or a file smaller than one sector.
     let opened = source.open(disk, Access::ReadOnly).and_then(|img| {
@@ -374,29 +373,24 @@ fn grow_image(
                 "failed [sfd_list:1] sfdisk --list --unit=S {disk}\n"
             ));
             err(&msg);
-            return fail(&format!("failed: sfdisk --list {disk}"));
+            return Err(fail(&format!("failed: sfdisk --list {disk}")));
         }
     };
     let probe = match partition::probe(&img) {
         Ok(p) => p,
-        Err(e) => return fail(&format!("{disk}: {e}")),
+        Err(e) => return Err(fail(&format!("{disk}: {e}"))),
     };
-    // get_table_format: blkid first, else sfdisk --list's "Disklabel type".
-    let format = match probe.blkid_pttype {
-        Some(t @ ("gpt" | "dos")) => t,
-        _ => {
-            for w in &probe.gpt_probe_warnings {
-                err(&format!("{w}\n"));
-            }
-            match &probe.label {
-                Some(l) => l.kind(),
-                None => {
-                    err("WARN: unknown label \n");
-                    "dos"
-                }
-            }
+    // Without blkid's answer, sfdisk --list runs and prints its warnings.
+    let table = probe.table_format();
+    if !matches!(table, TableFormat::Blkid(_)) {
+        for w in &probe.gpt_probe_warnings {
+            err(&format!("{w}\n"));
         }
-    };
+    }
+    if table == TableFormat::Unknown {
+        err("WARN: unknown label \n");
+    }
+    let format = table.name();
     let resizer_env = std::env::var("GROWPART_RESIZER").unwrap_or_else(|_| "auto".into());
     opts.resizer = match resizer_env.as_str() {
         "sgdisk" => Resizer::Sgdisk,
@@ -405,7 +399,9 @@ fn grow_image(
             err(&format!(
                 "unexpected value '{other}' for growpart resizer\n"
             ));
-            return fail(&format!("failed to get a resizer for format '{format}'"));
+            return Err(fail(&format!(
+                "failed to get a resizer for format '{format}'"
+            )));
         }
     };
     let resizer_name = match opts.resizer {
@@ -426,7 +422,7 @@ fn grow_image(
     );
     let label: Label = match (&probe.label, opts.resizer) {
         (_, Resizer::Sgdisk) if format == "dos" => {
-            return fail("unable to resize dos label with sgdisk");
+            return Err(fail("unable to resize dos label with sgdisk"));
         }
         (Some(l), _) => l.clone(),
         (None, _) => {
@@ -452,7 +448,7 @@ fn grow_image(
             err(&format!(
                 "sfdisk: {disk}: does not contain a recognized partition table\n"
             ));
-            return fail(&format!("failed to dump sfdisk info for {disk}"));
+            return Err(fail(&format!("failed to dump sfdisk info for {disk}")));
         }
     };
     if opts.resizer == Resizer::Sfdisk {
@@ -463,7 +459,7 @@ fn grow_image(
     }
     let sector0 = match img.read_vec(0, partition::SECTOR as usize) {
         Ok(s) => s,
-        Err(e) => return fail(&format!("{disk}: {e}")),
+        Err(e) => return Err(fail(&format!("{disk}: {e}"))),
     };
     let view = grow::DiskView {
         name: disk,
@@ -475,12 +471,12 @@ fn grow_image(
     let plan = match outcome {
         Err(f) => {
             print_plan_debug(dbg, &f.debug, opts.resizer, disk);
-            return fail(&f.message);
+            return Err(fail(&f.message));
         }
         Ok(Outcome::NoChange(n)) => {
             print_plan_debug(dbg, &n.debug, opts.resizer, disk);
             out(&format!("NOCHANGE: {}\n", n.message));
-            return NOCHANGE;
+            return Ok(NOCHANGE);
         }
         Ok(Outcome::Grow(p)) => p,
     };
@@ -492,25 +488,25 @@ fn grow_image(
                 err(&format!(
                     "# === old sfdisk -d ===\n{old}# === new sfdisk -d ===\n{new}"
                 ));
-                return 0;
+                return Ok(0);
             }
             None => {
                 lvm_note(dbg, disk, part);
-                return 0;
+                return Ok(0);
             }
         }
     }
     drop(img);
     let batch = match &plan.writes {
         Ok(b) => b,
-        Err(rejection) => return resize_failed(disk, &rejection.messages),
+        Err(rejection) => return Err(resize_failed(disk, &rejection.messages)),
     };
     let written = source
         .open(disk, Access::ReadWrite)
         .and_then(|mut img| grow::apply(&mut img, batch));
     if let Err(e) = written {
         let line = sfdisk_cannot_open(disk, &e);
-        return resize_failed(disk, &[line.trim_end().to_string()]);
+        return Err(resize_failed(disk, &[line.trim_end().to_string()]));
     }
     if opts.resizer == Resizer::Sfdisk {
         dbg.line(1, &format!("resize of {disk} returned 0."));
@@ -521,21 +517,21 @@ fn grow_image(
     }
     out(&format!("CHANGED: {}\n", plan.change_info()));
     lvm_note(dbg, disk, part);
-    0
+    Ok(0)
 }
 
 /// growpart's report when sfdisk refused or failed to write: sfdisk's
 /// output, the (successful) restore of the saved sectors, then FAILED.
-fn resize_failed(disk: &str, sfdisk_output: &[String]) -> i32 {
-    err(&format!(
-        "attempt to resize {disk} failed. sfdisk output below:\n"
-    ));
+fn resize_failed(disk: &str, sfdisk_output: &[String]) -> AppletError {
+    let mut text = format!("attempt to resize {disk} failed. sfdisk output below:\n");
     for m in sfdisk_output {
-        err(&format!("| {m}\n"));
+        text.push_str(&format!("| {m}\n"));
     }
-    err("***** WARNING: Resize failed, attempting to revert ******\n");
-    err("***** Restore appears to have gone OK ****\n");
-    fail("failed to resize")
+    text.push_str("***** WARNING: Resize failed, attempting to revert ******\n");
+    text.push_str("***** Restore appears to have gone OK ****\n");
+    let mut e = fail("failed to resize");
+    e.prepend_stderr(&text);
+    e
 }
 
 fn print_plan_debug(dbg: &mut Debug, lines: &[grow::Debug], resizer: Resizer, disk: &str) {

@@ -22,6 +22,7 @@
 //! comes before anything is written. Times are shown in UTC; owners by
 //! the names in the image's own `/etc/passwd` and `/etc/group`.
 
+use super::error::{AppletError, finish};
 use super::output;
 use clap::{Args, Parser, Subcommand};
 use ebsim::fs::node::{
@@ -269,20 +270,17 @@ impl From<String> for Fail {
     }
 }
 
-/// Runs `ebsim image`; `args[0]` is "image".
+/// Runs `ebsim image` reached through its link or the applet table;
+/// `args[0]` is "image".
 pub fn run(args: Vec<OsString>) -> i32 {
-    let cmd = match ImageCmd::try_parse_from(&args) {
-        Ok(c) => c,
-        Err(e) => {
-            let text = e.render().to_string();
-            if e.use_stderr() {
-                output::err(&text);
-            } else {
-                output::out(&text);
-            }
-            return e.exit_code();
-        }
-    };
+    match super::commands::parse::<ImageCmd>(&args) {
+        Ok(c) => exec(&c),
+        Err(code) => code,
+    }
+}
+
+/// Runs a parsed `ebsim image` command.
+pub fn exec(cmd: &ImageCmd) -> i32 {
     let name = match &cmd.cmd {
         Sub::Ls(_) => "ls",
         Sub::Cp(_) => "cp",
@@ -304,13 +302,15 @@ pub fn run(args: Vec<OsString>) -> i32 {
         Sub::Stat(a) => stat(a, cmd.partition),
         Sub::Df(a) => df(a, cmd.partition),
     };
-    match result {
-        Ok(()) => 0,
-        Err(Fail(m)) => {
-            output::err(&format!("ebsim image {name}: {m}\n"));
-            1
+    let result = result.map(|()| 0).map_err(|Fail(m)| {
+        if m.is_empty() {
+            // The messages are out already (ls, stat: one per path).
+            AppletError::new(1, "")
+        } else {
+            AppletError::prog(&format!("ebsim image {name}"), &m)
         }
-    }
+    });
+    finish(result, String::new)
 }
 
 /// Who acts (root unless `--user`) and now (`SOURCE_DATE_EPOCH` when set,
@@ -888,7 +888,7 @@ fn ls(a: &Ls, partition: Option<u32>) -> Result<(), Fail> {
     }
     output::out(&text);
     match status {
-        Err(_) => Err(Fail("some paths could not be listed".into())),
+        Err(_) => Err(Fail(String::new())),
         Ok(()) => Ok(()),
     }
 }
@@ -1040,7 +1040,7 @@ fn stat(a: &Stat, partition: Option<u32>) -> Result<(), Fail> {
     }
     output::out(&text);
     if failed {
-        Err(Fail("some paths could not be read".into()))
+        Err(Fail(String::new()))
     } else {
         Ok(())
     }

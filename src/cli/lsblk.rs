@@ -8,10 +8,13 @@
 use std::ffi::OsString;
 
 use ebsim::guest::Snapshot;
-use ebsim::guest::lsblk::{self as render, Column, Device, Format, Options, Root, UtilLinux};
+use ebsim::guest::lsblk::{
+    self as render, Column, ColumnListError, Format, Options, Root, UtilLinux,
+};
 
-use super::getopt_long::{self, HasArg, LongOpt};
-use super::guest_env::{self, Output};
+use super::env;
+use super::getopt::{LongOpt, getopt_long};
+use super::output::Output;
 
 /// lsblk's exit code when no device argument was found.
 const EXIT_ALLFAILED: i32 = 32;
@@ -21,161 +24,37 @@ const EXIT_SOMEOK: i32 = 64;
 const OPTSTRING: &str = "AabdDzE:e:fhJlnMmo:OpPiI:rstVST::w:x:y";
 
 const LONGOPTS: &[LongOpt] = &[
-    LongOpt {
-        name: "all",
-        has_arg: HasArg::No,
-        val: 'a',
-    },
-    LongOpt {
-        name: "bytes",
-        has_arg: HasArg::No,
-        val: 'b',
-    },
-    LongOpt {
-        name: "nodeps",
-        has_arg: HasArg::No,
-        val: 'd',
-    },
-    LongOpt {
-        name: "noempty",
-        has_arg: HasArg::No,
-        val: 'A',
-    },
-    LongOpt {
-        name: "discard",
-        has_arg: HasArg::No,
-        val: 'D',
-    },
-    LongOpt {
-        name: "dedup",
-        has_arg: HasArg::Required,
-        val: 'E',
-    },
-    LongOpt {
-        name: "zoned",
-        has_arg: HasArg::No,
-        val: 'z',
-    },
-    LongOpt {
-        name: "help",
-        has_arg: HasArg::No,
-        val: 'h',
-    },
-    LongOpt {
-        name: "json",
-        has_arg: HasArg::No,
-        val: 'J',
-    },
-    LongOpt {
-        name: "output",
-        has_arg: HasArg::Required,
-        val: 'o',
-    },
-    LongOpt {
-        name: "output-all",
-        has_arg: HasArg::No,
-        val: 'O',
-    },
-    LongOpt {
-        name: "merge",
-        has_arg: HasArg::No,
-        val: 'M',
-    },
-    LongOpt {
-        name: "perms",
-        has_arg: HasArg::No,
-        val: 'm',
-    },
-    LongOpt {
-        name: "noheadings",
-        has_arg: HasArg::No,
-        val: 'n',
-    },
-    LongOpt {
-        name: "list",
-        has_arg: HasArg::No,
-        val: 'l',
-    },
-    LongOpt {
-        name: "ascii",
-        has_arg: HasArg::No,
-        val: 'i',
-    },
-    LongOpt {
-        name: "raw",
-        has_arg: HasArg::No,
-        val: 'r',
-    },
-    LongOpt {
-        name: "inverse",
-        has_arg: HasArg::No,
-        val: 's',
-    },
-    LongOpt {
-        name: "fs",
-        has_arg: HasArg::No,
-        val: 'f',
-    },
-    LongOpt {
-        name: "exclude",
-        has_arg: HasArg::Required,
-        val: 'e',
-    },
-    LongOpt {
-        name: "include",
-        has_arg: HasArg::Required,
-        val: 'I',
-    },
-    LongOpt {
-        name: "topology",
-        has_arg: HasArg::No,
-        val: 't',
-    },
-    LongOpt {
-        name: "paths",
-        has_arg: HasArg::No,
-        val: 'p',
-    },
-    LongOpt {
-        name: "pairs",
-        has_arg: HasArg::No,
-        val: 'P',
-    },
-    LongOpt {
-        name: "scsi",
-        has_arg: HasArg::No,
-        val: 'S',
-    },
-    LongOpt {
-        name: "sort",
-        has_arg: HasArg::Required,
-        val: 'x',
-    },
-    LongOpt {
-        name: "sysroot",
-        has_arg: HasArg::Required,
-        val: '\u{80}',
-    },
-    LongOpt {
-        name: "shell",
-        has_arg: HasArg::No,
-        val: 'y',
-    },
-    LongOpt {
-        name: "tree",
-        has_arg: HasArg::Optional,
-        val: 'T',
-    },
-    LongOpt {
-        name: "version",
-        has_arg: HasArg::No,
-        val: 'V',
-    },
-    LongOpt {
-        name: "width",
-        has_arg: HasArg::Required,
-        val: 'w',
-    },
+    LongOpt::flag("all", 'a'),
+    LongOpt::flag("bytes", 'b'),
+    LongOpt::flag("nodeps", 'd'),
+    LongOpt::flag("noempty", 'A'),
+    LongOpt::flag("discard", 'D'),
+    LongOpt::arg("dedup", 'E'),
+    LongOpt::flag("zoned", 'z'),
+    LongOpt::flag("help", 'h'),
+    LongOpt::flag("json", 'J'),
+    LongOpt::arg("output", 'o'),
+    LongOpt::flag("output-all", 'O'),
+    LongOpt::flag("merge", 'M'),
+    LongOpt::flag("perms", 'm'),
+    LongOpt::flag("noheadings", 'n'),
+    LongOpt::flag("list", 'l'),
+    LongOpt::flag("ascii", 'i'),
+    LongOpt::flag("raw", 'r'),
+    LongOpt::flag("inverse", 's'),
+    LongOpt::flag("fs", 'f'),
+    LongOpt::arg("exclude", 'e'),
+    LongOpt::arg("include", 'I'),
+    LongOpt::flag("topology", 't'),
+    LongOpt::flag("paths", 'p'),
+    LongOpt::flag("pairs", 'P'),
+    LongOpt::flag("scsi", 'S'),
+    LongOpt::arg("sort", 'x'),
+    LongOpt::arg("sysroot", '\u{80}'),
+    LongOpt::flag("shell", 'y'),
+    LongOpt::optional("tree", 'T'),
+    LongOpt::flag("version", 'V'),
+    LongOpt::arg("width", 'w'),
 ];
 
 /// lsblk's groups of mutually exclusive options that ebsim can meet
@@ -225,51 +104,10 @@ Available output columns:
  FSSIZE FSUSED FSAVAIL FSUSE% SERIAL MODEL
 ";
 
-/// util-linux lib/strutils.c `string_to_idarray` with lsblk's
-/// `column_name_to_id`: a trailing comma sticks to the last name, an empty
-/// name fails silently, an unknown one prints the rest of the list.
-fn parse_column_list(list: &str, v: UtilLinux, err: &mut String) -> Option<Vec<Column>> {
-    let b = list.as_bytes();
-    if b.is_empty() {
-        return None;
-    }
-    let mut out = Vec::new();
-    let mut begin: Option<usize> = None;
-    for p in 0..b.len() {
-        if begin.is_none() {
-            begin = Some(p);
-        }
-        let mut end = None;
-        if b[p] == b',' {
-            end = Some(p);
-        }
-        if p + 1 == b.len() {
-            end = Some(p + 1);
-        }
-        let (Some(s), Some(e)) = (begin, end) else {
-            continue;
-        };
-        if e <= s {
-            return None;
-        }
-        match Column::parse(&list[s..e], v) {
-            Some(c) => out.push(c),
-            None => {
-                err.push_str(&format!("lsblk: unknown column: {}\n", &list[s..]));
-                return None;
-            }
-        }
-        begin = None;
-        if e == b.len() {
-            break;
-        }
-    }
-    Some(out)
-}
-
 fn parse(args: &[String], v: UtilLinux) -> Result<Request, Output> {
     let try_help = "Try 'lsblk --help' for more information.\n";
-    let (opts, operands) = getopt_long::parse(args.get(1..).unwrap_or(&[]), OPTSTRING, LONGOPTS)
+    let (opts, operands) = getopt_long(args.get(1..).unwrap_or(&[]), OPTSTRING, LONGOPTS)
+        .strict()
         .map_err(|e| Output::error(format!("{}{try_help}", e.message("lsblk")), 1))?;
     let mut o = Options::new(v);
     let mut columns: Vec<Column> = Vec::new();
@@ -328,14 +166,12 @@ fn parse(args: &[String], v: UtilLinux) -> Result<Request, Output> {
             }
             'h' => return Ok(Request::Help),
             'V' => return Ok(Request::Version),
-            c => {
-                let name = if p.long {
-                    format!("--{}", p.name)
-                } else {
-                    format!("-{c}")
-                };
+            _ => {
                 return Err(Output::error(
-                    format!("lsblk: option {name} is not supported by ebsim\n{try_help}"),
+                    format!(
+                        "lsblk: option {} is not supported by ebsim\n{try_help}",
+                        p.spelling()
+                    ),
                     1,
                 ));
             }
@@ -348,58 +184,25 @@ fn parse(args: &[String], v: UtilLinux) -> Result<Request, Output> {
         columns = render::default_columns(v);
     }
     if let Some(list) = outarg {
-        let mut err = String::new();
         let (add, body) = match list.strip_prefix('+') {
             Some(rest) => (true, rest),
             None => (false, list.as_str()),
         };
-        match parse_column_list(body, v, &mut err) {
-            Some(cols) => {
+        match Column::parse_list(body, v) {
+            Ok(cols) => {
                 if !add {
                     columns.clear();
                 }
                 columns.extend(cols);
             }
-            None => return Err(Output::error(err, 1)),
+            Err(ColumnListError::Empty) => return Err(Output::error(String::new(), 1)),
+            Err(ColumnListError::Unknown(rest)) => {
+                return Err(Output::error(format!("lsblk: unknown column: {rest}\n"), 1));
+            }
         }
     }
     o.columns = columns;
     Ok(Request::List(o, operands))
-}
-
-/// The device a path names, as `stat()` would find it: `/dev/NAME` or a
-/// udev link under /dev/disk/by-{uuid,label,partuuid,partlabel}. Returns
-/// the device and, for a partition, its disk.
-pub fn resolve_device<'a>(
-    snap: &'a Snapshot,
-    path: &str,
-) -> Option<(&'a Device, Option<&'a Device>)> {
-    let path = ebsim::guest::df::normalize(path);
-    let rest = path.strip_prefix("/dev/")?;
-    let all = snap.devices.iter().map(|d| (d, None)).chain(
-        snap.devices
-            .iter()
-            .flat_map(|d| d.children.iter().map(move |c| (c, Some(d)))),
-    );
-    let found: Vec<(&Device, Option<&Device>)> = match rest.split_once('/') {
-        None => all.filter(|(d, _)| d.name == rest).collect(),
-        Some(("disk", link)) => {
-            let (kind, value) = link.split_once('/')?;
-            all.filter(|(d, _)| {
-                let field = match kind {
-                    "by-uuid" => &d.uuid,
-                    "by-label" => &d.label,
-                    "by-partuuid" => &d.partuuid,
-                    "by-partlabel" => &d.partlabel,
-                    _ => return false,
-                };
-                field.as_deref() == Some(value)
-            })
-            .collect()
-        }
-        Some(_) => Vec::new(),
-    };
-    found.into_iter().next()
 }
 
 /// Runs lsblk on `snap`; `args[0]` is the program name. Tree art is
@@ -437,7 +240,7 @@ fn list(o: &Options, devs: &[String], snap: &Snapshot) -> Output {
     let mut roots = Vec::new();
     let mut failed = 0;
     for d in devs {
-        match resolve_device(snap, d) {
+        match snap.device(d) {
             Some((dev, disk)) => roots.push(Root { dev, disk }),
             None => {
                 stderr.push_str(&format!("lsblk: {d}: not a block device\n"));
@@ -471,27 +274,19 @@ pub fn run(args: Vec<OsString>) -> i32 {
     // checks them before reading /sys.
     match parse(&args, UtilLinux::V2_37) {
         Err(out) => return out.emit(),
-        Ok(Request::Help) => return run_with(&args, &empty()).emit(),
+        Ok(Request::Help) => return run_with(&args, &Snapshot::empty(UtilLinux::V2_37)).emit(),
         _ => {}
     }
-    match super::guest_snapshot() {
-        Ok(snap) => run_locale(&args, &snap, guest_env::utf8_locale()).emit(),
+    match env::snapshot() {
+        Ok(snap) => run_locale(&args, &snap, env::utf8_locale()).emit(),
         Err(msg) => Output::error(format!("lsblk: {msg}\n"), 1).emit(),
-    }
-}
-
-fn empty() -> Snapshot {
-    Snapshot {
-        devices: Vec::new(),
-        mounts: Vec::new(),
-        util_linux: UtilLinux::V2_37,
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ebsim::guest::lsblk::FsUsage;
+    use ebsim::guest::lsblk::{Device, FsUsage};
 
     fn snap() -> Snapshot {
         let part = |name: &str, minor, size, mp: &[&str]| Device {

@@ -2,7 +2,8 @@
 //! [size]` runs `mkfs.TYPE` with the remaining arguments. Only the types
 //! ebsim implements (ext4, xfs) are dispatched.
 
-use super::output::{err, out};
+use super::error::{AppletError, finish};
+use super::output::out;
 use std::ffi::OsString;
 
 pub fn run(args: Vec<OsString>) -> i32 {
@@ -52,8 +53,13 @@ pub fn run(args: Vec<OsString>) -> i32 {
         i += 1;
     }
     if i >= argv.len() {
-        err("mkfs: no device specified\nTry 'mkfs --help' for more information.\n");
-        return 1;
+        return finish(
+            Err(AppletError::new(
+                1,
+                "mkfs: no device specified\nTry 'mkfs --help' for more information.\n",
+            )),
+            String::new,
+        );
     }
     let fstype = fstype.unwrap_or_else(|| "ext2".to_string());
     let prog = format!("mkfs.{fstype}");
@@ -70,13 +76,14 @@ pub fn run(args: Vec<OsString>) -> i32 {
     }
     match fstype.as_str() {
         "ext4" => super::mkfs_ext4::run(rest),
-        "xfs" => super::mkfs_xfs::run_mkfs_xfs(rest),
-        _ => {
-            err(&format!(
-                "mkfs: failed to execute {prog}: No such file or directory\n"
-            ));
-            1
-        }
+        "xfs" => super::mkfs_xfs::run(rest),
+        _ => finish(
+            Err(AppletError::prog(
+                "mkfs",
+                &format!("failed to execute {prog}: No such file or directory"),
+            )),
+            String::new,
+        ),
     }
 }
 

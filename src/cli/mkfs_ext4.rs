@@ -7,23 +7,26 @@
 //! -t ext4 -e continue, and a size operand; block size by mke2fs.conf's
 //! size classes (1 KiB below 512 MiB). Other options are refused by name.
 
-use super::e2fs_util::{
-    E2FSPROGS_DATE, E2FSPROGS_VERSION, Progress, format_uuid, getopt, int_log10, parse_num_blocks2,
-    parse_uuid, random_uuid, strings, strtoul_all,
-};
+use super::e2fs_util::Progress;
+use super::error::{AppletError, finish};
+use super::getopt::{getopt, strings};
 use super::output::{err, out};
 use ebsim::blockdev::image::Access;
 use ebsim::blockdev::{BlockDevice, ImageFile};
-use ebsim::fs::ext4::geometry::{GeometryRequest, SizeType};
+use ebsim::compat::{ctime, int_log10, parse_num_blocks2, strtoull_all, uuid_random, uuid_unparse};
+use ebsim::ec2::release::DEBIAN_12;
+use ebsim::fs::ext4::geometry::GeometryRequest;
+use ebsim::fs::ext4::mke2fs::{self, ExtendedError};
 use ebsim::fs::ext4::{self, mkfs};
+use ebsim::guest::{Context, Resolved, Target};
 use std::ffi::OsString;
 use std::io::IsTerminal;
 use std::path::Path;
 
 const OPTSTRING: &str = "b:cd:e:g:i:jl:m:no:qr:s:t:vC:DE:FG:I:J:KL:M:N:O:R:ST:U:Vz:";
 
-fn usage(prog: &str) -> i32 {
-    err(&format!(
+fn usage(prog: &str) -> String {
+    format!(
         "Usage: {prog} [-c|-l filename] [-b block-size] [-C cluster-size]\n\
          \t[-i bytes-per-inode] [-I inode-size] [-J journal-options]\n\
          \t[-G flex-group-size] [-N number-of-inodes] [-d root-directory]\n\
@@ -32,8 +35,7 @@ fn usage(prog: &str) -> i32 {
          \t[-O feature[,...]] [-r fs-revision] [-E extended-option[,...]]\n\
          \t[-t fs-type] [-T usage-type ] [-U UUID] [-e errors_behavior][-z undo_file]\n\
          \t[-jnqvDFSV] device [blocks-count]\n"
-    ));
-    1
+    )
 }
 
 const EXTENDED_HELP: &str = "Extended options are separated by commas, and may take an argument which\n\
@@ -75,12 +77,6 @@ struct Args {
     show_version: bool,
 }
 
-/// ebsim's own refusal, worded like mke2fs's com_err lines.
-fn refuse(prog: &str, msg: &str) -> i32 {
-    err(&format!("{prog}: {msg}\n"));
-    1
-}
-
 fn basename(s: &str) -> String {
     Path::new(s)
         .file_name()
@@ -91,17 +87,18 @@ pub fn run(args: Vec<OsString>) -> i32 {
     let args = strings(&args);
     let argv0 = args.first().cloned().unwrap_or_else(|| "mkfs.ext4".into());
     let prog = basename(&argv0);
-    let (opts, operands) = match getopt(&args[1..], OPTSTRING) {
+    finish(main(&args, &argv0, &prog), || usage(&prog))
+}
+
+fn main(args: &[String], argv0: &str, prog: &str) -> Result<i32, AppletError> {
+    let (opts, operands) = match getopt(args.get(1..).unwrap_or(&[]), OPTSTRING).strict() {
         Ok(v) => v,
-        Err(e) => {
-            err(&format!("{}\n", e.message(&argv0)));
-            return usage(&prog);
-        }
+        Err(e) => return Err(AppletError::new(1, e.message(argv0)).with_usage()),
     };
     let mut a = Args::default();
     for o in opts {
         let arg = o.arg.clone().unwrap_or_default();
-        match o.flag {
+        match o.val {
             'q' => a.quiet = true,
             'F' => {
                 a.force = true;
@@ -127,7 +124,7 @@ pub fn run(args: Vec<OsString>) -> i32 {
             }
             'U' => a.uuid = Some(arg),
             'E' | 'R' => {
-                if o.flag == 'R' {
+                if o.val == 'R' {
                     err(&format!("{prog}: '-R' is deprecated, use '-E' instead\n"));
                 }
                 a.extended = arg.split(',').map(str::to_string).collect();
@@ -135,7 +132,10 @@ pub fn run(args: Vec<OsString>) -> i32 {
             'b' => {
                 let b = parse_num_blocks2(&arg, -1);
                 if !(1024..=65536).contains(&b) {
-                    return refuse(&prog, &format!("invalid block size - {arg}"));
+                    return Err(AppletError::prog(
+                        prog,
+                        &format!("invalid block size - {arg}"),
+                    ));
                 }
                 if b > 4096 {
                     err(&format!(
@@ -146,73 +146,87 @@ pub fn run(args: Vec<OsString>) -> i32 {
             }
             'm' => match arg.parse::<f64>() {
                 Ok(r) if (0.0..=50.0).contains(&r) => a.reserved_ratio = Some(r),
-                _ => return refuse(&prog, &format!("invalid reserved blocks percent - {arg}")),
+                _ => {
+                    return Err(AppletError::prog(
+                        prog,
+                        &format!("invalid reserved blocks percent - {arg}"),
+                    ));
+                }
             },
-            'N' => match strtoul_all(&arg) {
+            'N' => match strtoull_all(&arg, 0) {
                 Some(n) => a.inodes = Some(n),
-                None => return refuse(&prog, &format!("bad num inodes - {arg}")),
+                None => return Err(AppletError::prog(prog, &format!("bad num inodes - {arg}"))),
             },
             'i' => {
                 let r = parse_num_blocks2(&arg, -1);
                 if !(1024..=65536 * 1024).contains(&r) {
-                    return refuse(
-                        &prog,
+                    return Err(AppletError::prog(
+                        prog,
                         &format!("invalid inode ratio {arg} (min 1024/max 67108864)"),
-                    );
+                    ));
                 }
                 a.inode_ratio = Some(r);
             }
             'I' => {
-                if strtoul_all(&arg) != Some(256) {
-                    return refuse(
-                        &prog,
+                if strtoull_all(&arg, 0) != Some(256) {
+                    return Err(AppletError::prog(
+                        prog,
                         &format!("ebsim makes 256-byte inodes only (-I {arg})"),
-                    );
+                    ));
                 }
             }
             'e' => {
                 if arg != "continue" {
-                    return refuse(
-                        &prog,
+                    return Err(AppletError::prog(
+                        prog,
                         &format!(
                             "ebsim supports only the default error behavior (continue), not {arg}"
                         ),
-                    );
+                    ));
                 }
             }
             't' => {
                 if a.fs_type.is_some() {
-                    return refuse(&prog, "The -t option may only be used once");
+                    return Err(AppletError::prog(
+                        prog,
+                        "The -t option may only be used once",
+                    ));
                 }
                 a.fs_type = Some(arg);
             }
-            c => return refuse(&prog, &format!("option -{c} is not supported by ebsim")),
+            c => {
+                return Err(AppletError::prog(
+                    prog,
+                    &format!("option -{c} is not supported by ebsim"),
+                ));
+            }
         }
     }
     if operands.is_empty() && !a.show_version {
-        return usage(&prog);
+        return Err(AppletError::usage_only(1));
     }
     // A device name is a disk or partition of the emulated instance, whose
     // e2fsprogs the banner shows.
     let guest_ctx = match operands.first() {
-        Some(d) if d.starts_with("/dev/") => Some(super::guest::context()),
+        Some(d) if Target::of(d, false) == Target::Device => Some(super::env::context()),
         _ => None,
     };
-    let (version, date) = match &guest_ctx {
-        Some(Ok(ctx)) => ctx.tools().e2fsprogs,
-        _ => (E2FSPROGS_VERSION, E2FSPROGS_DATE),
+    let e2fsprogs = match &guest_ctx {
+        Some(Ok(ctx)) => ctx.release.e2fsprogs,
+        _ => DEBIAN_12.e2fsprogs,
     };
+    let (version, date) = (e2fsprogs.version, e2fsprogs.date);
     if !a.quiet || a.show_version {
         err(&format!("mke2fs {version} ({date})\n"));
     }
     if a.show_version {
         err(&format!("\tUsing EXT2FS Library version {version}\n"));
-        return 0;
+        return Ok(0);
     }
     let device = operands[0].clone();
     let size_arg = operands.get(1).cloned();
     if operands.len() > 2 {
-        return usage(&prog);
+        return Err(AppletError::usage_only(1));
     }
     let log_block_size: i32 = match a.block_size {
         Some(b) => (b / 1024).trailing_zeros() as i32,
@@ -222,7 +236,10 @@ pub fn run(args: Vec<OsString>) -> i32 {
         Some(s) => {
             let n = parse_num_blocks2(s, log_block_size);
             if n == 0 {
-                return refuse(&prog, &format!("invalid blocks '{s}' on device '{device}'"));
+                return Err(AppletError::prog(
+                    prog,
+                    &format!("invalid blocks '{s}' on device '{device}'"),
+                ));
             }
             Some(n)
         }
@@ -238,95 +255,48 @@ pub fn run(args: Vec<OsString>) -> i32 {
             _ => "ext2".to_string(),
         });
     if fs_type != "ext4" {
-        return refuse(
-            &prog,
+        return Err(AppletError::prog(
+            prog,
             &format!(
                 "ebsim makes ext4 only (asked for {fs_type}); use mkfs.ext4 or mke2fs -t ext4"
             ),
-        );
+        ));
     }
 
-    // Extended options.
-    let mut hash_seed: Option<[u8; 16]> = None;
-    let mut discard = true;
-    let mut bad: Option<String> = None;
-    let mut r_usage = false;
-    for tok in a.extended.iter().filter(|t| !t.is_empty()) {
-        let (k, v) = match tok.split_once('=') {
-            Some((k, v)) => (k, Some(v)),
-            None => (tok.as_str(), None),
-        };
-        match (k, v) {
-            ("hash_seed", Some(v)) => match parse_uuid(v) {
-                Some(u) => hash_seed = Some(u),
-                None => {
-                    err(&format!("Invalid hash seed: {v}\n"));
-                    r_usage = true;
-                }
-            },
-            ("discard", _) => discard = true,
-            ("nodiscard", _) => discard = false,
-            // With the discard the inode tables and journal read as zeros
-            // either way; without it ebsim zeroes what mke2fs zeroes.
-            ("lazy_itable_init" | "lazy_journal_init", _) => {}
-            (
-                "mmp_update_interval"
-                | "num_backup_sb"
-                | "stride"
-                | "stripe-width"
-                | "stripe_width"
-                | "offset"
-                | "resize"
-                | "packed_meta_blocks"
-                | "root_owner"
-                | "test_fs"
-                | "encoding"
-                | "encoding_flags"
-                | "quotatype"
-                | "assume_storage_prezeroed"
-                | "desc_size"
-                | "desc-size",
-                _,
-            ) => {
-                return refuse(
-                    &prog,
-                    &format!("extended option {k} is not supported by ebsim"),
-                );
-            }
-            _ => {
-                r_usage = true;
-                bad = Some(k.to_string());
-            }
+    let ext = mke2fs::extended(&a.extended).map_err(|e| match e {
+        ExtendedError::Unsupported { name, bad_seeds } => {
+            let mut text = invalid_seeds(&bad_seeds);
+            text.push_str(&format!(
+                "{prog}: extended option {name} is not supported by ebsim\n"
+            ));
+            AppletError::new(1, text)
         }
-    }
-    if r_usage {
-        err(&format!(
-            "\nBad option(s) specified: {}\n\n{EXTENDED_HELP}",
-            bad.unwrap_or_default()
-        ));
-        return 1;
-    }
+        ExtendedError::Bad { name, bad_seeds } => {
+            let mut text = invalid_seeds(&bad_seeds);
+            text.push_str(&format!(
+                "\nBad option(s) specified: {name}\n\n{EXTENDED_HELP}"
+            ));
+            AppletError::new(1, text)
+        }
+    })?;
 
     // The device.
     let guest = match guest_ctx {
         None => None,
-        Some(Err(super::guest::NoGuest(why))) => return refuse(&prog, &why),
-        Some(Ok(ctx)) => match guest_device(&ctx, &device, a.force_count) {
-            Ok(r) => r,
-            Err(code) => return code,
-        },
+        Some(Err(why)) => return Err(AppletError::prog(prog, &why)),
+        Some(Ok(ctx)) => guest_device(&ctx, &device, a.force_count)?,
     };
     let path = Path::new(&device);
     let existed = guest.is_some() || path.exists();
     if !existed && explicit_blocks.is_none() {
-        err(&format!(
-            "The file {device} does not exist and no size was specified.\n"
+        return Err(AppletError::new(
+            1,
+            format!("The file {device} does not exist and no size was specified.\n"),
         ));
-        return 1;
     }
     let open_dev = |access: Access| -> Result<Box<dyn BlockDevice>, ebsim::blockdev::Error> {
         match &guest {
-            Some(r) => Ok(Box::new(super::guest::open(r, access)?)),
+            Some(r) => Ok(Box::new(r.open(access)?)),
             None => Ok(Box::new(ImageFile::open(path, access)?)),
         }
     };
@@ -338,70 +308,41 @@ pub fn run(args: Vec<OsString>) -> i32 {
             Ok(_) => match ImageFile::open(path, Access::ReadOnly) {
                 Ok(i) => i.size(),
                 Err(e) => {
-                    return refuse(
-                        &prog,
+                    return Err(AppletError::prog(
+                        prog,
                         &format!("{e} while trying to determine filesystem size"),
-                    );
+                    ));
                 }
             },
             Err(e) => {
-                return refuse(
-                    &prog,
+                return Err(AppletError::prog(
+                    prog,
                     &format!("{e} while trying to determine filesystem size"),
-                );
+                ));
             }
         }
     } else {
         0
     };
-    // Blocks in the units mke2fs counts in before it knows the block size
-    // (1 KiB without -b), page rounded when taken from the device.
-    let unit: u64 = a.block_size.unwrap_or(1024);
-    let count_units = match explicit_blocks {
-        Some(n) => n,
-        None => {
-            if dev_size_before == 0 {
-                err(&format!(
-                    "{prog}: Device size reported to be zero.  Invalid partition specified, or\n\t\
-                     partition table wasn't reread after running fdisk, due to\n\t\
-                     a modified partition being busy and in use.  You may need to reboot\n\t\
-                     to re-read your partition table.\n\n"
-                ));
-                return 1;
-            }
-            let n = dev_size_before / unit;
-            if 4096 > unit {
-                n & !((4096 / unit) - 1)
-            } else {
-                n
-            }
-        }
-    };
-    let size_type = SizeType::for_bytes(count_units.saturating_mul(unit));
-    // mke2fs.conf: 1 KiB blocks for "small" and "floppy" sizes.
-    let block_size = a.block_size.unwrap_or(u64::from(size_type.block_size()));
-    if !matches!(block_size, 1024 | 2048 | 4096) {
-        return refuse(&prog, &ext4::MkfsError::BlockSize(block_size).to_string());
-    }
-    let blocks = count_units * unit / block_size;
+    let size =
+        mke2fs::size(dev_size_before, explicit_blocks, a.block_size).map_err(|e| match e {
+            mke2fs::SizeError::ZeroDevice => AppletError::new(1, format!("{prog}: {e}\n")),
+            other => AppletError::prog(prog, &other.to_string()),
+        })?;
+    let (block_size, blocks, size_type) = (size.block_size, size.blocks, size.size_type);
 
     let mut label = [0u8; 16];
     if let Some(l) = &a.label {
         label[..l.len()].copy_from_slice(l.as_bytes());
     }
-    let uuid = match a.uuid.as_deref() {
-        None => random_uuid(),
-        Some(u) if u.eq_ignore_ascii_case("null") || u.eq_ignore_ascii_case("clear") => [0u8; 16],
-        Some(u) if u.eq_ignore_ascii_case("random") || u.eq_ignore_ascii_case("time") => {
-            random_uuid()
-        }
-        Some(u) => match parse_uuid(u) {
-            Some(v) => v,
-            None => {
-                err(&format!("{device}: could not parse UUID: {u}\n\n"));
-                return 1;
-            }
-        },
+    let Some(uuid) = mke2fs::uuid_arg(a.uuid.as_deref()) else {
+        return Err(AppletError::new(
+            1,
+            format!(
+                "{device}: could not parse UUID: {}\n\n",
+                a.uuid.as_deref().unwrap_or_default()
+            ),
+        ));
     };
     let opts = mkfs::MkfsOptions {
         geometry: GeometryRequest {
@@ -413,14 +354,14 @@ pub fn run(args: Vec<OsString>) -> i32 {
             reserved_ratio: a.reserved_ratio.unwrap_or(5.0),
         },
         uuid,
-        hash_seed: hash_seed.unwrap_or_else(random_uuid),
+        hash_seed: ext.hash_seed.unwrap_or_else(uuid_random),
         label,
-        now: ext4::e2fsprogs_now(),
-        discard: discard && dev_size_before > 0,
+        now: super::e2fs_util::e2fsprogs_now(),
+        discard: ext.discard && dev_size_before > 0,
     };
     let plan = match mkfs::plan(dev_size_before, &opts) {
         Ok(p) => p,
-        Err(e) => return refuse(&prog, &e.to_string()),
+        Err(e) => return Err(AppletError::prog(prog, &e.to_string())),
     };
 
     // An existing filesystem: mke2fs asks only on a terminal.
@@ -435,13 +376,16 @@ pub fn run(args: Vec<OsString>) -> i32 {
                         "{device} contains a ext4 file system labelled '{lbl}'\n"
                     ));
                 }
-                out(&format!("\tcreated on {}", ctime(sb.s_mkfs_time)));
+                out(&format!(
+                    "\tcreated on {}",
+                    ctime(i64::try_from(sb.s_mkfs_time).unwrap_or(i64::MAX))
+                ));
                 out("Proceed anyway? (y,N) ");
                 let mut line = String::new();
                 let _ = std::io::stdin().read_line(&mut line);
                 if !line.starts_with(['y', 'Y']) {
                     out("\n");
-                    return 1;
+                    return Ok(1);
                 }
             }
         }
@@ -451,8 +395,10 @@ pub fn run(args: Vec<OsString>) -> i32 {
         match open_dev(Access::ReadWrite) {
             Ok(i) => i,
             Err(e) => {
-                err(&format!("Could not open {device}: {e}\n"));
-                return 1;
+                return Err(AppletError::new(
+                    1,
+                    format!("Could not open {device}: {e}\n"),
+                ));
             }
         }
     } else {
@@ -462,8 +408,10 @@ pub fn run(args: Vec<OsString>) -> i32 {
                 Box::new(i)
             }
             Err(e) => {
-                err(&format!("Could not open {device}: {e}\n"));
-                return 1;
+                return Err(AppletError::new(
+                    1,
+                    format!("Could not open {device}: {e}\n"),
+                ));
             }
         }
     };
@@ -486,7 +434,7 @@ pub fn run(args: Vec<OsString>) -> i32 {
             text.push('\n');
         } else {
             if uuid != [0u8; 16] {
-                text.push_str(&format!("Filesystem UUID: {}\n", format_uuid(&uuid)));
+                text.push_str(&format!("Filesystem UUID: {}\n", uuid_unparse(&uuid)));
             }
             text.push_str("Superblock backups stored on blocks: ");
             let mut col_left: usize = 0;
@@ -507,7 +455,7 @@ pub fn run(args: Vec<OsString>) -> i32 {
     }
     if a.noaction {
         out(&text);
-        return 0;
+        return Ok(0);
     }
     if !a.quiet {
         text.push_str("Allocating group tables: ");
@@ -529,30 +477,26 @@ pub fn run(args: Vec<OsString>) -> i32 {
         out(&text);
     }
     if let Err(e) = mkfs::apply(&mut img, &plan) {
-        err(&format!(
-            "{prog}: {e} while writing out and closing file system\n"
+        return Err(AppletError::new(
+            1,
+            format!("{prog}: {e} while writing out and closing file system\n"),
         ));
-        return 1;
     }
     if !a.quiet {
         out("done\n\n");
     }
-    0
+    Ok(0)
 }
 
 /// A device of the instance, checked as mke2fs checks a block device
 /// (`check_plausibility`, then `check_mount`). Ok(None) never happens for
-/// a device name; Err: the exit code, the message printed.
-fn guest_device(
-    ctx: &super::guest::Context,
-    device: &str,
-    force: u32,
-) -> Result<Option<super::guest::Resolved>, i32> {
+/// a device name.
+fn guest_device(ctx: &Context, device: &str, force: u32) -> Result<Option<Resolved>, AppletError> {
     let Some(r) = ctx.resolve(device) else {
-        err(&format!(
-            "The file {device} does not exist and no size was specified.\n"
+        return Err(AppletError::new(
+            1,
+            format!("The file {device} does not exist and no size was specified.\n"),
         ));
-        return Err(1);
     };
     let mounted = !ctx.mounts_of(&r).is_empty();
     let busy = ctx.disk_busy(&r);
@@ -563,68 +507,31 @@ fn guest_device(
             "is apparently in use by the system"
         };
         if force < 2 {
-            err(&format!(
-                "{device} {what}; will not make a filesystem here!\n"
+            return Err(AppletError::new(
+                1,
+                format!("{device} {what}; will not make a filesystem here!\n"),
             ));
-            return Err(1);
         }
         // Forced, mke2fs goes on, and the kernel's exclusive open fails.
-        err(&format!(
-            "{device} {what}; mke2fs forced anyway.{}\n{device}: Device or resource busy while setting up superblock\n",
-            if mounted {
-                "  Hope /etc/mtab is incorrect."
-            } else {
-                ""
-            }
+        return Err(AppletError::new(
+            1,
+            format!(
+                "{device} {what}; mke2fs forced anyway.{}\n{device}: Device or resource busy while setting up superblock\n",
+                if mounted {
+                    "  Hope /etc/mtab is incorrect."
+                } else {
+                    ""
+                }
+            ),
         ));
-        return Err(1);
     }
     Ok(Some(r))
 }
 
-/// `ctime(3)` in UTC: "Tue Nov 14 22:13:20 2023\n".
-fn ctime(t: u64) -> String {
-    let days = t / 86400;
-    let secs = t % 86400;
-    let (y, m, d) = civil_from_days(days as i64);
-    let wday = ((days + 4) % 7) as usize; // 1970-01-01 was a Thursday
-    const WD: [&str; 7] = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
-    const MO: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    format!(
-        "{} {} {:>2} {:02}:{:02}:{:02} {}\n",
-        WD[wday],
-        MO[(m - 1) as usize],
-        d,
-        secs / 3600,
-        secs % 3600 / 60,
-        secs % 60,
-        y
-    )
-}
-
-/// Days since 1970-01-01 to (year, month, day) (Howard Hinnant's algorithm).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
-}
-
-#[cfg(test)]
-#[allow(clippy::unwrap_used)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ctime_format() {
-        assert_eq!(ctime(1_700_000_000), "Tue Nov 14 22:13:20 2023\n");
-    }
+/// mke2fs's line for each `hash_seed` that is no UUID.
+fn invalid_seeds(seeds: &[String]) -> String {
+    seeds
+        .iter()
+        .map(|v| format!("Invalid hash seed: {v}\n"))
+        .collect()
 }

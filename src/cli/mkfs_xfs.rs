@@ -5,16 +5,20 @@
 //! Hand-parsed: mkfs.xfs uses getopt with comma-separated sub-options
 //! (`-d size=1g,agcount=4`) and its own wording for every mistake.
 
+use super::error::{AppletError, finish};
+use super::getopt::{LongOpt, getopt_long, strings};
 use super::output::strerror;
 use super::output::{err, out};
-use super::xfs_getopt::{Opt, getopt, glibc_message};
 use ebsim::blockdev::{BlockDevice, ImageFile, image::Access};
+use ebsim::compat::uuid_parse;
+use ebsim::fs::xfs::size_arg::{SizeArgError, data_size};
 use ebsim::fs::xfs::{
     self,
     geometry::{self, Geometry, GeometryError},
     inode::{MkfsTimes, Timestamp},
     mkfs::{self, MkfsOptions},
 };
+use ebsim::guest::Target;
 use std::ffi::OsString;
 
 const USAGE: &str = "\
@@ -46,33 +50,18 @@ const USAGE: &str = "\
 <value> is xxx (512 byte blocks).
 ";
 
-/// An exit with a message (and maybe the usage text) on stderr.
-struct Fail {
-    msg: String,
-    usage: bool,
+/// A failure followed by mkfs.xfs's usage text (its `usage()`).
+fn fail(msg: impl Into<String>) -> AppletError {
+    AppletError::new(1, msg).with_usage()
 }
 
-fn fail(msg: impl Into<String>) -> Fail {
-    Fail {
-        msg: msg.into(),
-        usage: true,
-    }
+/// A failure without the usage text.
+fn fail_plain(msg: impl Into<String>) -> AppletError {
+    AppletError::new(1, msg)
 }
 
-fn fail_plain(msg: impl Into<String>) -> Fail {
-    Fail {
-        msg: msg.into(),
-        usage: false,
-    }
-}
-
-/// Entry point for `mkfs -t xfs` too: `args[0]` is the program name used in
-/// messages (pass `mkfs.xfs`, as util-linux mkfs execs that name).
-#[allow(dead_code)] // called by the `mkfs -t xfs` dispatch once it is merged
-pub fn run_mkfs_xfs(args: Vec<OsString>) -> i32 {
-    run(args)
-}
-
+/// `mkfs.xfs`, also reached by `mkfs -t xfs`: `args[0]` is the program
+/// name used in messages (util-linux mkfs execs `mkfs.xfs`).
 pub fn run(args: Vec<OsString>) -> i32 {
     let prog = args
         .first()
@@ -85,17 +74,10 @@ pub fn run(args: Vec<OsString>) -> i32 {
         .first()
         .map(|a| a.to_string_lossy().into_owned())
         .unwrap_or_else(|| prog.clone());
-    match mkfs_main(&prog, &argv0, args.get(1..).unwrap_or(&[])) {
-        Ok(code) => code,
-        Err(f) => {
-            if f.usage {
-                err(&format!("{}Usage: {prog}\n{USAGE}", f.msg));
-            } else {
-                err(&f.msg);
-            }
-            1
-        }
-    }
+    finish(
+        mkfs_main(&prog, &argv0, args.get(1..).unwrap_or(&[])),
+        || format!("Usage: {prog}\n{USAGE}"),
+    )
 }
 
 #[derive(Default)]
@@ -108,55 +90,57 @@ struct Cli {
     dsize: Option<String>,
 }
 
-fn mkfs_main(prog: &str, argv0: &str, args: &[OsString]) -> Result<i32, Fail> {
-    let parsed = getopt(args, "b:c:d:i:l:L:m:n:KNp:qr:s:CfV");
+fn mkfs_main(prog: &str, argv0: &str, args: &[OsString]) -> Result<i32, AppletError> {
+    let parsed = getopt_long(
+        &strings(args),
+        "b:c:d:i:l:L:m:n:KNp:qr:s:CfV",
+        &[LongOpt::flag("unsupported", 'U')],
+    );
     let mut cli = Cli::default();
-    for o in &parsed.opts {
-        match o {
-            Opt::Flag('C' | 'f') => cli.force = true,
-            Opt::Flag('N') => cli.dry_run = true,
-            Opt::Flag('K') => {}
-            Opt::Flag('q') => cli.quiet = true,
-            Opt::Flag('V') => {
+    for item in &parsed.items {
+        let o = match item {
+            Ok(o) => o,
+            // glibc's line, then mkfs.xfs's own `unknown(optopt, "")`.
+            Err(e) => {
+                return Err(fail(format!(
+                    "{}unknown option -{} \n",
+                    e.message(argv0),
+                    e.optopt()
+                )));
+            }
+        };
+        let v = o.arg_or_empty();
+        match o.val {
+            'C' | 'f' => cli.force = true,
+            'N' => cli.dry_run = true,
+            'K' => {}
+            'q' => cli.quiet = true,
+            'V' => {
                 out(&format!(
                     "{prog} version {}\n",
-                    super::guest::guest_tools().xfsprogs
+                    super::env::release().xfsprogs
                 ));
                 return Ok(0);
             }
-            Opt::Arg('L', v) => {
+            'L' => {
                 if v.len() > 12 {
                     return Err(fail(format!("Invalid value {v} for -L option\n")));
                 }
-                cli.label = Some(v.clone());
+                cli.label = Some(v);
             }
-            Opt::Arg('d', v) => parse_d(v, &mut cli)?,
-            Opt::Arg('m', v) => parse_m(v, &mut cli)?,
-            Opt::Arg(c, _) => {
+            'd' => parse_d(&v, &mut cli)?,
+            'm' => parse_m(&v, &mut cli)?,
+            'U' => {
+                return Err(fail_plain(format!(
+                    "{prog}: --unsupported is not supported by ebsim\n"
+                )));
+            }
+            c => {
                 return Err(fail_plain(format!(
                     "{prog}: option -{c} is not supported by ebsim (it makes the default \
                      geometry; supported: -f -q -N -K -L -m uuid= -d size= -V)\n"
                 )));
             }
-            Opt::Long(l) if l == "unsupported" => {
-                return Err(fail_plain(format!(
-                    "{prog}: --unsupported is not supported by ebsim\n"
-                )));
-            }
-            Opt::Invalid(c) | Opt::Missing(c) => {
-                // glibc's line, then mkfs.xfs's own reaction.
-                return Err(fail(format!(
-                    "{}unknown option -{c} \n",
-                    glibc_message(argv0, o)
-                )));
-            }
-            Opt::Long(_) => {
-                return Err(fail(format!(
-                    "{}unknown option -? \n",
-                    glibc_message(argv0, o)
-                )));
-            }
-            Opt::Flag(c) => return Err(fail(format!("unknown option -{c} \n"))),
         }
     }
     if parsed.operands.len() > 1 {
@@ -165,7 +149,7 @@ fn mkfs_main(prog: &str, argv0: &str, args: &[OsString]) -> Result<i32, Fail> {
     let Some(dfile) = parsed.operands.first() else {
         return Err(fail("No device name specified\n"));
     };
-    let dfile = dfile.to_string_lossy().into_owned();
+    let dfile = dfile.clone();
 
     // -d size= is converted before the device is opened.
     let dblocks = match &cli.dsize {
@@ -174,7 +158,7 @@ fn mkfs_main(prog: &str, argv0: &str, args: &[OsString]) -> Result<i32, Fail> {
     };
 
     // A device of the emulated instance, or a file of this machine.
-    let guest = if dfile.starts_with("/dev/") {
+    let guest = if Target::of(&dfile, false) == Target::Device {
         Some(guest_device(prog, &dfile)?)
     } else {
         let meta = std::fs::metadata(&dfile).map_err(|e| {
@@ -191,16 +175,16 @@ fn mkfs_main(prog: &str, argv0: &str, args: &[OsString]) -> Result<i32, Fail> {
         }
         None
     };
-    let open = |access: Access| -> Result<Box<dyn BlockDevice>, Fail> {
+    let open = |access: Access| -> Result<Box<dyn BlockDevice>, AppletError> {
         let opened: Result<Box<dyn BlockDevice>, ebsim::blockdev::Error> = match &guest {
-            Some(r) => super::guest::open(r, access).map(|d| Box::new(d) as Box<dyn BlockDevice>),
+            Some(r) => r.open(access).map(|d| Box::new(d) as Box<dyn BlockDevice>),
             None => ImageFile::open(&dfile, access).map(|d| Box::new(d) as Box<dyn BlockDevice>),
         };
         opened.map_err(|e| fail_plain(format!("{prog}: cannot open {dfile}: {e}\n")))
     };
     let dev = open(Access::ReadOnly)?;
     if !cli.force {
-        if let Some(what) = existing_signature(&dev) {
+        if let Some(what) = ebsim::fs::signature::probe(&dev) {
             return Err(fail_plain(format!(
                 "{prog}: {dfile} appears to contain {what}.\n\
                  {prog}: Use the -f option to force overwrite.\n"
@@ -244,9 +228,8 @@ fn mkfs_main(prog: &str, argv0: &str, args: &[OsString]) -> Result<i32, Fail> {
 /// A device of the instance, checked as mkfs.xfs checks a block device:
 /// it must exist, hold no mounted filesystem, and not be a disk whose
 /// partition is mounted (the kernel refuses the exclusive open).
-fn guest_device(prog: &str, dfile: &str) -> Result<super::guest::Resolved, Fail> {
-    let ctx = super::guest::context()
-        .map_err(|super::guest::NoGuest(why)| fail_plain(format!("{prog}: {why}\n")))?;
+fn guest_device(prog: &str, dfile: &str) -> Result<ebsim::guest::Resolved, AppletError> {
+    let ctx = super::env::context().map_err(|why| fail_plain(format!("{prog}: {why}\n")))?;
     let Some(r) = ctx.resolve(dfile) else {
         return Err(fail(format!(
             "Error accessing specified device {dfile}: No such file or directory\n"
@@ -266,7 +249,7 @@ fn guest_device(prog: &str, dfile: &str) -> Result<super::guest::Resolved, Fail>
 }
 
 /// `-d` sub-options: only `size` (the data section's size) is supported.
-fn parse_d(arg: &str, cli: &mut Cli) -> Result<(), Fail> {
+fn parse_d(arg: &str, cli: &mut Cli) -> Result<(), AppletError> {
     for tok in arg.split(',').filter(|t| !t.is_empty()) {
         let (name, value) = match tok.split_once('=') {
             Some((n, v)) => (n, Some(v)),
@@ -297,7 +280,7 @@ fn parse_d(arg: &str, cli: &mut Cli) -> Result<(), Fail> {
 }
 
 /// `-m` sub-options: `uuid`, and the feature switches at their defaults.
-fn parse_m(arg: &str, cli: &mut Cli) -> Result<(), Fail> {
+fn parse_m(arg: &str, cli: &mut Cli) -> Result<(), AppletError> {
     for tok in arg.split(',').filter(|t| !t.is_empty()) {
         let (name, value) = match tok.split_once('=') {
             Some((n, v)) => (n, v),
@@ -308,7 +291,7 @@ fn parse_m(arg: &str, cli: &mut Cli) -> Result<(), Fail> {
                 if value.is_empty() {
                     return Err(fail("-m uuid option requires a value\n"));
                 }
-                let Some(u) = parse_uuid(value) else {
+                let Some(u) = uuid_parse(value) else {
                     return Err(fail(format!("Invalid value {value} for -m uuid option\n")));
                 };
                 cli.uuid = Some(u);
@@ -330,75 +313,26 @@ fn parse_m(arg: &str, cli: &mut Cli) -> Result<(), Fail> {
     Ok(())
 }
 
-/// libuuid's `uuid_parse`: exactly 8-4-4-4-12 hex digits.
-fn parse_uuid(s: &str) -> Option<[u8; 16]> {
-    let b = s.as_bytes();
-    if b.len() != 36 {
-        return None;
-    }
-    let mut out = [0u8; 16];
-    let mut hex = Vec::with_capacity(32);
-    for (i, &c) in b.iter().enumerate() {
-        if matches!(i, 8 | 13 | 18 | 23) {
-            if c != b'-' {
-                return None;
+/// `-d size=` in blocks (`fs::xfs::size_arg`), with mkfs.xfs's messages.
+fn size_to_blocks(s: &str) -> Result<u64, AppletError> {
+    let bs = geometry::BLOCKSIZE;
+    match data_size(s) {
+        Ok((blocks, truncated)) => {
+            if let Some(bytes) = truncated {
+                err(&format!(
+                    "warning: data length {bytes} not a multiple of {bs}, truncated to {}\n",
+                    blocks * u64::from(bs)
+                ));
             }
-        } else {
-            hex.push((c as char).to_digit(16)?);
+            Ok(blocks)
         }
-    }
-    for (i, o) in out.iter_mut().enumerate() {
-        *o = u8::try_from(hex[2 * i] * 16 + hex[2 * i + 1]).ok()?;
-    }
-    Some(out)
-}
-
-/// xfsprogs `cvtnum` + `getnum` bounds + `calc_dev_size` for `-d size=`.
-fn size_to_blocks(s: &str) -> Result<u64, Fail> {
-    let illegal = |reason: &str| fail(format!("Invalid value {s} for -d size option. {reason}\n"));
-    let t = s.trim_start();
-    let digits_end = t
-        .char_indices()
-        .find(|&(i, c)| !(c.is_ascii_digit() || (i == 0 && (c == '-' || c == '+'))))
-        .map_or(t.len(), |(i, _)| i);
-    let (num, suffix) = t.split_at(digits_end);
-    // strtoll base 0 would also take hex and octal; plain decimal covers
-    // what people type.
-    let n: i128 = num
-        .parse()
-        .map_err(|_| illegal("Not a valid value or illegal suffix"))?;
-    let mult: i128 = match suffix.to_ascii_lowercase().as_str() {
-        "" => 1,
-        "b" => i128::from(geometry::BLOCKSIZE),
-        "s" => 512,
-        "k" => 1 << 10,
-        "m" => 1 << 20,
-        "g" => 1 << 30,
-        "t" => 1 << 40,
-        "p" => 1 << 50,
-        "e" => 1 << 60,
-        _ => return Err(illegal("Not a valid value or illegal suffix")),
-    };
-    let bytes = n.saturating_mul(mult);
-    if bytes < i128::from(geometry::AG_MIN_BYTES) {
-        return Err(illegal("Value is too small."));
-    }
-    if bytes > i128::from(i64::MAX) {
-        return Err(illegal("Value is too large."));
-    }
-    if bytes % 512 != 0 {
-        return Err(fail(format!(
+        Err(SizeArgError::Illegal(reason)) => Err(fail(format!(
+            "Invalid value {s} for -d size option. {reason}\n"
+        ))),
+        Err(SizeArgError::NotSectors(bytes)) => Err(fail(format!(
             "illegal data length {bytes}, not a multiple of 512\n"
-        )));
+        ))),
     }
-    let bs = i128::from(geometry::BLOCKSIZE);
-    if bytes % bs != 0 {
-        err(&format!(
-            "warning: data length {bytes} not a multiple of {bs}, truncated to {}\n",
-            bytes / bs * bs
-        ));
-    }
-    Ok(u64::try_from(bytes / bs).unwrap_or(0))
 }
 
 /// "now" for the three inodes mkfs creates: `SOURCE_DATE_EPOCH` when set
@@ -432,58 +366,10 @@ fn mkfs_times() -> MkfsTimes {
     }
 }
 
-/// What blkid would report as already on the device, in mkfs.xfs's words
-/// ("an existing filesystem (xfs)", "a partition table (gpt)").
-fn existing_signature<D: BlockDevice>(dev: &D) -> Option<String> {
-    let size = dev.size();
-    if size == 0 {
-        return None;
-    }
-    let head = dev
-        .read_vec(0, usize::try_from(size.min(2048)).ok()?)
-        .ok()?;
-    if head.len() >= 4 && head[..4] == *b"XFSB" {
-        return Some("an existing filesystem (xfs)".into());
-    }
-    if head.len() >= 0x460 && head[0x438..0x43a] == [0x53, 0xef] {
-        let compat = u32::from_le_bytes(head[0x45c..0x460].try_into().ok()?);
-        let incompat = u32::from_le_bytes(head[0x460..0x464].try_into().ok()?);
-        // extents, 64bit, flex_bg (and friends) make it ext4; a journal
-        // alone makes ext3.
-        let kind = if incompat & 0x02c0 != 0 {
-            "ext4"
-        } else if compat & 0x4 != 0 {
-            "ext3"
-        } else {
-            "ext2"
-        };
-        return Some(format!("an existing filesystem ({kind})"));
-    }
-    if head.len() >= 520 && head[512..520] == *b"EFI PART" {
-        return Some("a partition table (gpt)".into());
-    }
-    if head.len() >= 512 && head[510..512] == [0x55, 0xaa] {
-        let has_part = (0..4).any(|i| head[446 + 16 * i + 4] != 0);
-        if has_part {
-            return Some("a partition table (dos)".into());
-        }
-    }
-    None
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used)] // a failing test may panic
 mod tests {
     use super::*;
-
-    #[test]
-    fn uuid_parsing() {
-        let u = parse_uuid("11111111-2222-4333-8444-555555555555").unwrap();
-        assert_eq!(u[0], 0x11);
-        assert_eq!(u[15], 0x55);
-        assert!(parse_uuid("bogus").is_none());
-        assert!(parse_uuid("111111112222-4333-8444-5555555555555").is_none());
-    }
 
     #[test]
     fn sizes() {
@@ -491,5 +377,7 @@ mod tests {
         assert_eq!(size_to_blocks("262144b").ok(), Some(262144));
         assert!(size_to_blocks("1m").is_err());
         assert!(size_to_blocks("1x").is_err());
+        assert_eq!(size_to_blocks("262144B").ok(), Some(262144));
+        assert_eq!(size_to_blocks("0x40000000").ok(), Some(262144));
     }
 }

@@ -1,5 +1,4 @@
-//! The command line: one binary, many applets (DESIGN.md "Command-line
-//! contract").
+//! The command line: one binary, many applets.
 //!
 //! An applet is reached either through a link named after it (matched on
 //! the exact file name of argv[0], so `mkfs.ext4` is not `mkfs`) or as
@@ -9,15 +8,16 @@
 //! their messages must match to the character), its wording and its exit
 //! codes; the library below returns typed errors only.
 
+mod commands;
 mod debug_fs;
 mod demo;
 mod df;
 mod e2fs_util;
 mod ec2;
-mod getopt_long;
+mod env;
+mod error;
+mod getopt;
 mod growpart;
-mod guest;
-mod guest_env;
 mod image;
 mod lsblk;
 mod mkfs;
@@ -28,14 +28,12 @@ mod output;
 mod resize2fs;
 mod shell;
 mod umount;
-mod xfs_getopt;
 mod xfs_growfs;
 mod xfs_info;
 
+use commands::{Command, Ebsim};
 use std::ffi::OsString;
 use std::process::ExitCode;
-
-pub use guest_env::guest_snapshot;
 
 /// One applet of the multi-call binary.
 pub struct Applet {
@@ -45,6 +43,18 @@ pub struct Applet {
     pub about: &'static str,
     /// Runs it; `args[0]` is the name it was called by. Returns the exit code.
     pub run: fn(Vec<OsString>) -> i32,
+    /// Who reports a failed write to stdout (see [`output::close_stdout`]).
+    pub stdout: Stdout,
+}
+
+/// How an applet ends when writing to stdout failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stdout {
+    /// As coreutils and util-linux: `NAME: write error: REASON`, status 1.
+    Checked(&'static str),
+    /// As e2fsprogs, xfsprogs and growpart, which do not check: quiet, the
+    /// status unchanged.
+    Unchecked,
 }
 
 /// Every applet, in `--list` order.
@@ -53,118 +63,127 @@ pub const APPLETS: &[Applet] = &[
         name: "demo",
         about: "walk the EBS volume-expansion runbook on an embedded default",
         run: demo::run,
+        stdout: Stdout::Checked("ebsim"),
     },
     Applet {
         name: "image",
         about: "read and write the files inside image files (IMAGE:/path, IMAGE@N:/path)",
         run: image::run,
+        stdout: Stdout::Checked("ebsim image"),
     },
     Applet {
         name: "growpart",
         about: "grow a partition into the free space after it (cloud-utils growpart 0.33)",
         run: growpart::run,
+        stdout: Stdout::Unchecked,
     },
     Applet {
         name: "mkfs.ext4",
         about: "make an ext4 filesystem (e2fsprogs 1.47.0 mke2fs)",
         run: mkfs_ext4::run,
+        stdout: Stdout::Unchecked,
     },
     Applet {
         name: "mke2fs",
         about: "make an ext4 filesystem with -t ext4 (e2fsprogs 1.47.0)",
         run: mkfs_ext4::run,
+        stdout: Stdout::Unchecked,
     },
     Applet {
         name: "mkfs",
         about: "make a filesystem: mkfs -t TYPE dispatches to mkfs.TYPE (util-linux 2.38)",
         run: mkfs::run,
+        stdout: Stdout::Checked("mkfs"),
     },
     Applet {
         name: "lsblk",
         about: "list the instance's block devices (util-linux 2.38 lsblk)",
         run: lsblk::run,
+        stdout: Stdout::Checked("lsblk"),
     },
     Applet {
         name: "df",
         about: "show the instance's mounted filesystems (coreutils 9.1 df)",
         run: df::run,
+        stdout: Stdout::Checked("df"),
     },
     Applet {
         name: "resize2fs",
         about: "grow an ext4 filesystem offline (e2fsprogs 1.47.0)",
         run: resize2fs::run,
+        stdout: Stdout::Unchecked,
     },
     Applet {
         name: "mkfs.xfs",
         about: "make an XFS filesystem (xfsprogs 6.1 defaults)",
         run: mkfs_xfs::run,
+        stdout: Stdout::Unchecked,
     },
     Applet {
         name: "xfs_growfs",
         about: "grow an XFS filesystem (xfsprogs 6.1; offline on an image file)",
         run: xfs_growfs::run,
+        stdout: Stdout::Unchecked,
     },
     Applet {
         name: "xfs_info",
         about: "show the geometry of an XFS filesystem (xfsprogs 6.1)",
         run: xfs_info::run,
+        stdout: Stdout::Unchecked,
     },
     Applet {
         name: "shell",
         about: "open your shell inside an instance (guest commands first on PATH)",
         run: shell::run_shell,
+        stdout: Stdout::Checked("ebsim"),
     },
     Applet {
         name: "exec",
         about: "run one command inside an instance: exec INSTANCE -- COMMAND...",
         run: shell::run_exec,
+        stdout: Stdout::Checked("ebsim"),
     },
     Applet {
         name: "sudo",
         about: "run a command (inside an instance everything runs as root)",
         run: shell::run_sudo,
+        stdout: Stdout::Unchecked,
     },
     Applet {
         name: "mount",
         about: "mount a device inside the emulated instance, or list the mounts (util-linux)",
         run: mount::run,
+        stdout: Stdout::Checked("mount"),
     },
     Applet {
         name: "umount",
         about: "unmount a filesystem inside the emulated instance (util-linux)",
         run: umount::run,
+        stdout: Stdout::Checked("umount"),
     },
     Applet {
         name: "ec2",
         about: "the emulated EC2 API: `ebsim ec2 OPERATION` with the AWS CLI's flags and JSON",
         run: ec2::run,
+        stdout: Stdout::Checked("ebsim"),
     },
     Applet {
         name: "aws",
         about: "the `aws ec2 ...` command line over the emulated EC2 (AWS CLI v2 output)",
         run: ec2::run_aws,
+        stdout: Stdout::Checked("aws"),
     },
     Applet {
         name: "clock",
         about: "show the virtual clock, or `clock advance DURATION` to move it",
         run: ec2::run_clock,
+        stdout: Stdout::Checked("ebsim"),
     },
 ];
 
 fn find(name: &str) -> Option<&'static Applet> {
     APPLETS.iter().find(|a| a.name == name)
 }
-
-const EBSIM_USAGE: &str = "Usage: ebsim APPLET [ARGS...]
-       APPLET [ARGS...]   (through a link named after the applet)
-
-Grow an AWS EBS volume end to end on sparse image files.
-
-Options:
-  --list      list the applets
-  -h, --help  print this help
-  -V, --version  print the version
-";
 
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
@@ -173,7 +192,16 @@ pub fn main() -> ExitCode {
     ExitCode::from(u8::try_from(code).unwrap_or(1))
 }
 
-fn dispatch(mut args: Vec<OsString>) -> i32 {
+/// Runs `applet` and reports a failed write to stdout as it would.
+fn run_applet(applet: &Applet, args: Vec<OsString>) -> i32 {
+    let code = (applet.run)(args);
+    match applet.stdout {
+        Stdout::Checked(prog) => output::close_stdout(prog, code),
+        Stdout::Unchecked => code,
+    }
+}
+
+fn dispatch(args: Vec<OsString>) -> i32 {
     let invoked = args
         .first()
         .map(std::path::Path::new)
@@ -182,48 +210,49 @@ fn dispatch(mut args: Vec<OsString>) -> i32 {
         .unwrap_or("ebsim")
         .to_string();
     if let Some(applet) = find(&invoked) {
-        return (applet.run)(args);
+        return run_applet(applet, args);
     }
-    // Subcommand mode: `ebsim APPLET ARGS...`.
-    if args.len() < 2 {
-        output::err(EBSIM_USAGE);
-        return 2;
+    // `ebsim [--list] COMMAND ...`: ebsim's own commands on clap, the
+    // applets passed on.
+    let cli = match commands::parse::<Ebsim>(&args) {
+        Ok(c) => c,
+        Err(code) => return output::close_stdout("ebsim", code),
+    };
+    if cli.list {
+        let mut s = String::new();
+        for a in APPLETS {
+            s.push_str(&format!("{:<12} {}\n", a.name, a.about));
+        }
+        output::out(&s);
+        return output::close_stdout("ebsim", 0);
     }
-    let sub = args[1].to_string_lossy().to_string();
-    match sub.as_str() {
-        "-h" | "--help" | "help" => {
-            output::out(EBSIM_USAGE);
-            0
+    let code = match cli.command {
+        None => 0,
+        Some(Command::Applet(args)) => {
+            let name = args
+                .first()
+                .map(|a| a.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            return match find(&name) {
+                Some(applet) => run_applet(applet, args),
+                // Hidden: a driver of the ext4 and XFS file layers for benchmarks
+                // and crash tests (not listed, no link).
+                None if name == "debug-fs" => debug_fs::run(args),
+                None => {
+                    output::err(&format!(
+                        "ebsim: unknown applet '{name}' (try 'ebsim --list')\n"
+                    ));
+                    2
+                }
+            };
         }
-        "-V" | "--version" => {
-            output::out(&format!("ebsim {}\n", env!("CARGO_PKG_VERSION")));
-            0
-        }
-        // Hidden: a driver of the ext4 file layer for benchmarks and
-        // crash tests (not listed, no link).
-        "debug-fs" => {
-            args.remove(0);
-            debug_fs::run(args)
-        }
-        "--list" => {
-            let mut s = String::new();
-            for a in APPLETS {
-                s.push_str(&format!("{:<12} {}\n", a.name, a.about));
-            }
-            output::out(&s);
-            0
-        }
-        name => match find(name) {
-            Some(applet) => {
-                args.remove(0);
-                (applet.run)(args)
-            }
-            None => {
-                output::err(&format!(
-                    "ebsim: unknown applet '{name}' (try 'ebsim --list')\n"
-                ));
-                2
-            }
-        },
-    }
+        Some(Command::Demo(d)) => demo::exec(&d),
+        Some(Command::Clock(c)) => ec2::clock(&c),
+        Some(Command::Shell(s)) => shell::shell(&s),
+        Some(Command::Exec(x)) => shell::exec(&x),
+        Some(Command::Image(i)) => image::exec(&i),
+        Some(Command::Completions { shell }) => commands::completions(shell),
+        Some(Command::Manpage) => commands::manpage(),
+    };
+    output::close_stdout("ebsim", code)
 }

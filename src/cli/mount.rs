@@ -1,22 +1,25 @@
 //! `mount` (util-linux) inside the emulated instance: list the mounts,
 //! mount a device of the instance on a path, mount what the image's fstab
-//! lists (`mount DIR`, `mount -a`). A mount is recorded in the instance
-//! model (what lsblk, df, resize2fs and xfs_growfs see); nothing is mounted
-//! on the host, and mount points are not host directories.
+//! lists (`mount DIR`, `mount -a`). What the kernel and libmount decide is
+//! `ebsim::guest::mount`'s; this is the command line, the wording and the
+//! exit codes.
 //!
 //! Messages, channels and exit codes follow the instance's util-linux:
 //! 2.38 (the default: libmount's messages with the `dmesg(1)` hint after a
 //! failed mount system call), 2.30 to 2.37 (Amazon Linux 2, Ubuntu 22.04,
 //! Amazon Linux 2023: the same messages without the hint) and 2.23
-//! (CentOS 7: its own wording). Parsed by hand: mount's getopt_long with
-//! permutation and its own "bad usage" rules do not map onto clap.
+//! (CentOS 7: its own wording). Parsed with glibc's getopt_long (mount's
+//! table), then mount's own "bad usage" rules.
 
-use super::getopt_long::{self, HasArg, LongOpt};
-use super::guest::{self, Context, NoGuest, Resolved};
+use super::env;
+use super::error::{self, AppletError};
+use super::getopt::{LongOpt, getopt_long};
 use super::output::{err, out};
-use ebsim::blockdev::image::Access;
-use ebsim::ec2::model::Mount;
-use ebsim::fs::{self, FsInfo, FsKind};
+use ebsim::ec2::DEFAULT_REGION;
+use ebsim::guest::Context;
+use ebsim::guest::mount::{
+    self as rules, FstabStep, Generation, MountError, MountFailure, Planned, Request,
+};
 use std::ffi::OsString;
 
 /// Exit codes of mount(8) and umount(8) (`MNT_EX_*`).
@@ -26,49 +29,12 @@ pub const EX_FAIL: i32 = 32;
 /// `mount -a`: some failed, some succeeded.
 pub const EX_SOMEOK: i32 = 64;
 
-/// The util-linux generations whose messages differ.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Ul {
-    /// 2.23 (CentOS 7): mount's own messages, no libmount excode.
-    V223,
-    /// 2.30 to 2.37: `mount: TARGET: MESSAGE.`
-    V230,
-    /// 2.38 and later: the same plus the `dmesg(1)` hint.
-    V238,
-}
-
-impl Ul {
-    /// The generation of a version string (`2.37.2`); unknown: 2.38.
-    pub fn of(version: &str) -> Ul {
-        let minor = version
-            .split('.')
-            .nth(1)
-            .and_then(|m| m.parse::<u32>().ok());
-        match minor {
-            Some(m) if m < 30 => Ul::V223,
-            Some(m) if m < 38 => Ul::V230,
-            _ => Ul::V238,
-        }
-    }
-}
-
-/// The minor number of a util-linux version (`2.37.2` → 37); unknown: 38.
-pub fn minor_of(version: &str) -> u32 {
-    version
-        .split('.')
-        .nth(1)
-        .and_then(|m| m.parse::<u32>().ok())
-        .unwrap_or(38)
-}
-
-/// `mount --version` of a util-linux version. The library feature list
-/// is the one Debian 12's 2.38.1 prints; other builds list theirs.
-pub fn version_line(prog: &str, version: &str) -> String {
-    let v = if version.is_empty() {
-        "2.38.1"
-    } else {
-        version
-    };
+/// `mount --version` of the guest's util-linux (Debian 12's 2.38.1 without
+/// an instance). The library feature list is the one Debian 12's 2.38.1
+/// prints; other builds list theirs.
+pub fn version_line(prog: &str) -> String {
+    let v = env::context().map_or(ebsim::ec2::release::DEBIAN_12, |c| c.release);
+    let v = v.util_linux;
     format!(
         "{prog} from util-linux {v} (libmount {v}: selinux, smack, btrfs, verity, namespaces, assert, debug)\n"
     )
@@ -76,60 +42,35 @@ pub fn version_line(prog: &str, version: &str) -> String {
 
 const HINT: &str = "       dmesg(1) may have more information after failed mount system call.\n";
 
-/// Why a mount failed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Failure {
-    /// EINVAL: no filesystem, wrong type, bad option.
-    WrongFs { dev: String },
-    /// ENOENT on the source.
-    NoDevice { dev: String },
-    /// ENOENT on the target.
-    NoMountPoint,
-    /// EBUSY: `src` is mounted on `on` (first mount) already.
-    Busy { src: String, on: Vec<String> },
-    /// ENODEV.
-    UnknownType(String),
-    /// Not in fstab (`mount DIR`).
-    NotInFstab,
-    /// `UUID=`/`LABEL=` names nothing.
-    CantFind(String),
-}
-
-/// Prints mount's message for `f` (about `spec`, the target or, without
-/// one, the source) and returns the exit code.
-fn report(ul: Ul, spec: &str, f: &Failure) -> i32 {
-    let (msg, syscall, code) = match f {
-        Failure::WrongFs { dev } => (
+/// Prints mount's message for `f` and returns the exit code.
+fn report(generation: Generation, f: &MountFailure) -> i32 {
+    let spec = &f.spec;
+    let (msg, code) = match &f.error {
+        MountError::WrongFs { dev } => (
             format!(
                 "wrong fs type, bad option, bad superblock on {dev}, missing codepage or helper program, or other error"
             ),
-            true,
             EX_FAIL,
         ),
-        Failure::NoDevice { dev } => (
-            format!("special device {dev} does not exist"),
-            true,
-            EX_FAIL,
-        ),
-        Failure::NoMountPoint => ("mount point does not exist".to_string(), true, EX_FAIL),
-        Failure::Busy { src, on } => (
+        MountError::NoDevice { dev } => (format!("special device {dev} does not exist"), EX_FAIL),
+        MountError::NoMountPoint => ("mount point does not exist".to_string(), EX_FAIL),
+        MountError::Busy { src, on } => (
             match on.first() {
                 Some(t) => format!("{src} already mounted on {t}"),
                 None => format!("{src} already mounted or mount point busy"),
             },
-            true,
             EX_FAIL,
         ),
-        Failure::UnknownType(t) => (format!("unknown filesystem type '{t}'"), true, EX_FAIL),
-        Failure::NotInFstab => ("can't find in /etc/fstab".to_string(), false, EX_USAGE),
-        Failure::CantFind(s) => (format!("can't find {s}"), false, EX_USAGE),
+        MountError::UnknownType(t) => (format!("unknown filesystem type '{t}'"), EX_FAIL),
+        MountError::NotInFstab => ("can't find in /etc/fstab".to_string(), EX_USAGE),
+        MountError::CantFind(s) => (format!("can't find {s}"), EX_USAGE),
     };
-    if ul == Ul::V223 {
-        err(&report_223(spec, f));
+    if generation == Generation::V223 {
+        err(&report_223(spec, &f.error));
         return code;
     }
     let mut text = format!("mount: {spec}: {msg}.\n");
-    if syscall && ul == Ul::V238 {
+    if f.error.from_syscall() && generation == Generation::V238 {
         text.push_str(HINT);
     }
     err(&text);
@@ -137,280 +78,27 @@ fn report(ul: Ul, spec: &str, f: &Failure) -> i32 {
 }
 
 /// util-linux 2.23's wording (sys-utils/mount.c of that release).
-fn report_223(spec: &str, f: &Failure) -> String {
+fn report_223(spec: &str, f: &MountError) -> String {
     match f {
-        Failure::WrongFs { dev } => format!(
+        MountError::WrongFs { dev } => format!(
             "mount: wrong fs type, bad option, bad superblock on {dev},\n       \
              missing codepage or helper program, or other error\n\n       \
              In some cases useful info is found in syslog - try\n       \
              dmesg | tail or so.\n"
         ),
-        Failure::NoDevice { dev } => format!("mount: special device {dev} does not exist\n"),
-        Failure::NoMountPoint => format!("mount: mount point {spec} does not exist\n"),
-        Failure::Busy { src, on } => {
+        MountError::NoDevice { dev } => format!("mount: special device {dev} does not exist\n"),
+        MountError::NoMountPoint => format!("mount: mount point {spec} does not exist\n"),
+        MountError::Busy { src, on } => {
             let mut s = format!("mount: {src} is already mounted or {spec} busy\n");
             for t in on {
                 s.push_str(&format!("       {src} is already mounted on {t}\n"));
             }
             s
         }
-        Failure::UnknownType(t) => format!("mount: unknown filesystem type '{t}'\n"),
-        Failure::NotInFstab => format!("mount: can't find {spec} in /etc/fstab\n"),
-        Failure::CantFind(s) => format!("mount: can't find {s}\n"),
+        MountError::UnknownType(t) => format!("mount: unknown filesystem type '{t}'\n"),
+        MountError::NotInFstab => format!("mount: can't find {spec} in /etc/fstab\n"),
+        MountError::CantFind(s) => format!("mount: can't find {s}\n"),
     }
-}
-
-/// Filesystem types a guest kernel knows (mounting another is ENODEV).
-const KERNEL_TYPES: &[&str] = &[
-    "ext2",
-    "ext3",
-    "ext4",
-    "xfs",
-    "btrfs",
-    "vfat",
-    "msdos",
-    "fat",
-    "exfat",
-    "iso9660",
-    "udf",
-    "squashfs",
-    "tmpfs",
-    "ramfs",
-    "proc",
-    "sysfs",
-    "devtmpfs",
-    "devpts",
-    "cgroup",
-    "cgroup2",
-    "overlay",
-    "nfs",
-    "nfs4",
-    "cifs",
-    "fuse",
-    "efivarfs",
-    "autofs",
-    "mqueue",
-    "hugetlbfs",
-];
-
-/// libmount's type pattern (`-t`): a comma list; a leading `no` on the
-/// first item negates the whole list.
-fn type_matches(pattern: &str, fstype: &str) -> bool {
-    let neg = pattern.starts_with("no");
-    let hit = pattern
-        .split(',')
-        .map(|t| {
-            if neg {
-                t.strip_prefix("no").unwrap_or(t)
-            } else {
-                t
-            }
-        })
-        .any(|t| t == fstype);
-    hit != neg
-}
-
-/// The options /proc/mounts shows for a mount of `kind` with the user's
-/// `-o` options, on a guest of util-linux generation `ul` (its kernel: 3.10
-/// on CentOS 7, 5.10 to 6.x elsewhere). Err: an option the kernel
-/// refuses (EINVAL).
-pub fn kernel_options(kind: FsKind, opts: &[String], ul: Ul) -> Result<String, ()> {
-    let mut ro = false;
-    let (mut nosuid, mut nodev, mut noexec) = (false, false, false);
-    let (mut sync, mut dirsync, mut lazytime) = (false, false, false);
-    #[derive(PartialEq)]
-    enum Atime {
-        Relatime,
-        Noatime,
-        Strict,
-    }
-    let mut atime = Atime::Relatime;
-    let mut nodiratime = false;
-    let mut fs_opts: Vec<String> = Vec::new();
-    for o in opts
-        .iter()
-        .flat_map(|o| o.split(','))
-        .filter(|o| !o.is_empty())
-    {
-        match o {
-            "ro" => ro = true,
-            "rw" => ro = false,
-            "nosuid" => nosuid = true,
-            "suid" => nosuid = false,
-            "nodev" => nodev = true,
-            "dev" => nodev = false,
-            "noexec" => noexec = true,
-            "exec" => noexec = false,
-            "sync" => sync = true,
-            "async" => sync = false,
-            "dirsync" => dirsync = true,
-            "lazytime" => lazytime = true,
-            "nolazytime" => lazytime = false,
-            "noatime" => atime = Atime::Noatime,
-            "relatime" | "atime" => atime = Atime::Relatime,
-            "strictatime" => atime = Atime::Strict,
-            "norelatime" => atime = Atime::Strict,
-            "nodiratime" => nodiratime = true,
-            "diratime" => nodiratime = false,
-            // Userspace options: fstab's and mount's own, never the kernel's.
-            "defaults" | "auto" | "noauto" | "user" | "nouser" | "users" | "owner" | "group"
-            | "nofail" | "_netdev" | "silent" | "loud" => {}
-            _ if o.starts_with("x-") || o.starts_with("comment=") => {}
-            other => fs_opts.push(other.to_string()),
-        }
-    }
-    let mut out = vec![if ro { "ro" } else { "rw" }.to_string()];
-    for (on, name) in [
-        (sync, "sync"),
-        (dirsync, "dirsync"),
-        (lazytime, "lazytime"),
-        (nosuid, "nosuid"),
-        (nodev, "nodev"),
-        (noexec, "noexec"),
-        (atime == Atime::Noatime, "noatime"),
-        (nodiratime, "nodiratime"),
-        (atime == Atime::Relatime, "relatime"),
-    ] {
-        if on {
-            out.push(name.to_string());
-        }
-    }
-    match kind {
-        FsKind::Ext4 => out.extend(ext4_options(&fs_opts, ul)?),
-        FsKind::Xfs => out.extend(xfs_options(&fs_opts, ul)?),
-    }
-    Ok(out.join(","))
-}
-
-/// ext4's part, in `_ext4_show_options` order: flags, then errors=,
-/// commit=, data=. Defaults are not shown (data=ordered only by 3.10).
-fn ext4_options(opts: &[String], ul: Ul) -> Result<Vec<String>, ()> {
-    const FLAGS: &[&str] = &[
-        "journal_checksum",
-        "nobarrier",
-        "noauto_da_alloc",
-        "discard",
-        "nodelalloc",
-        "dioread_nolock",
-        "noinit_itable",
-    ];
-    let mut flags: Vec<&str> = Vec::new();
-    let (mut errors, mut commit, mut data) = (None, None, None);
-    for o in opts {
-        let (k, v) = o
-            .split_once('=')
-            .map_or((o.as_str(), None), |(k, v)| (k, Some(v)));
-        match (k, v) {
-            (f, None) if FLAGS.contains(&f) => {
-                if !flags.contains(&f) {
-                    flags.push(f);
-                }
-            }
-            ("nodiscard", None) => flags.retain(|f| *f != "discard"),
-            ("barrier", None) => flags.retain(|f| *f != "nobarrier"),
-            ("delalloc", None) => flags.retain(|f| *f != "nodelalloc"),
-            ("auto_da_alloc", None) => flags.retain(|f| *f != "noauto_da_alloc"),
-            ("init_itable", _) => flags.retain(|f| *f != "noinit_itable"),
-            ("user_xattr" | "acl" | "journal_async_commit", None) => {}
-            ("errors", Some(e @ ("remount-ro" | "continue" | "panic"))) => errors = Some(e),
-            ("commit", Some(n)) if n.parse::<u32>().is_ok() => commit = Some(n),
-            ("data", Some(d @ ("ordered" | "journal" | "writeback"))) => data = Some(d),
-            _ => return Err(()),
-        }
-    }
-    flags.sort_by_key(|f| FLAGS.iter().position(|x| x == f));
-    let mut out: Vec<String> = flags.iter().map(|f| f.to_string()).collect();
-    // errors=continue is the default of ebsim's mkfs (s_errors = 1).
-    if let Some(e) = errors.filter(|e| *e != "continue") {
-        out.push(format!("errors={e}"));
-    }
-    if let Some(c) = commit.filter(|c| *c != "5") {
-        out.push(format!("commit={c}"));
-    }
-    match data {
-        Some(d) if d != "ordered" => out.push(format!("data={d}")),
-        _ if ul == Ul::V223 => out.push("data=ordered".into()),
-        _ => {}
-    }
-    Ok(out)
-}
-
-/// XFS's part, in `xfs_showargs` order: flags, allocsize=, inode64,
-/// logbufs=, logbsize=, quota. The guest kernels (3.10 to 6.x) show
-/// `attr2`; 3.10 does not show the default log buffers.
-fn xfs_options(opts: &[String], ul: Ul) -> Result<Vec<String>, ()> {
-    const FLAGS: &[&str] = &[
-        "wsync",
-        "noalign",
-        "swalloc",
-        "nouuid",
-        "norecovery",
-        "attr2",
-        "filestreams",
-        "grpid",
-        "discard",
-        "largeio",
-    ];
-    let mut flags: Vec<&str> = vec!["attr2"];
-    let mut allocsize = None;
-    let mut inode64 = true;
-    let (mut logbufs, mut logbsize) = (None, None);
-    let (mut uq, mut pq, mut gq) = (false, false, false);
-    for o in opts {
-        let (k, v) = o
-            .split_once('=')
-            .map_or((o.as_str(), None), |(k, v)| (k, Some(v)));
-        match (k, v) {
-            (f, None) if FLAGS.contains(&f) => {
-                if !flags.contains(&f) {
-                    flags.push(f);
-                }
-            }
-            ("nodiscard", None) => flags.retain(|f| *f != "discard"),
-            ("noattr2", None) => flags.retain(|f| *f != "attr2"),
-            ("inode64", None) => inode64 = true,
-            ("inode32", None) => inode64 = false,
-            ("allocsize", Some(s)) => allocsize = Some(s.to_string()),
-            ("logbufs", Some(n)) if matches!(n.parse::<u32>(), Ok(2..=8)) => logbufs = Some(n),
-            ("logbsize", Some(s)) => logbsize = Some(s.to_string()),
-            ("usrquota" | "uquota" | "quota" | "uqnoenforce" | "qnoenforce", None) => uq = true,
-            ("prjquota" | "pquota" | "pqnoenforce", None) => pq = true,
-            ("grpquota" | "gquota" | "gqnoenforce", None) => gq = true,
-            ("noquota", None) => (uq, pq, gq) = (false, false, false),
-            _ => return Err(()),
-        }
-    }
-    flags.sort_by_key(|f| FLAGS.iter().position(|x| x == f));
-    let mut out: Vec<String> = flags.iter().map(|f| f.to_string()).collect();
-    if let Some(a) = allocsize {
-        out.push(format!("allocsize={a}"));
-    }
-    out.push(if inode64 { "inode64" } else { "inode32" }.into());
-    match (logbufs, ul) {
-        (Some(n), _) => out.push(format!("logbufs={n}")),
-        (None, Ul::V223) => {}
-        (None, _) => out.push("logbufs=8".into()),
-    }
-    match (logbsize, ul) {
-        (Some(s), _) => out.push(format!("logbsize={s}")),
-        (None, Ul::V223) => {}
-        (None, _) => out.push("logbsize=32k".into()),
-    }
-    for (on, name) in [(uq, "usrquota"), (pq, "prjquota"), (gq, "grpquota")] {
-        if on {
-            out.push(name.into());
-        }
-    }
-    if !(uq || pq || gq) {
-        out.push("noquota".into());
-    }
-    Ok(out)
-}
-
-/// The filesystem on a resolved device (None: nothing ebsim knows).
-pub fn probe(r: &Resolved) -> Option<FsInfo> {
-    let dev = guest::open(r, Access::ReadOnly).ok()?;
-    fs::probe(dev).ok().flatten()
 }
 
 #[derive(Default)]
@@ -464,223 +152,72 @@ filesystem type the device is probed (ext4 and XFS). `mount DIR` and
 `mount -a` use the fstab of the instance's image.
 ";
 
-fn usage_error(msg: &str) -> i32 {
-    err(&format!(
-        "mount: {msg}\nTry 'mount --help' for more information.\n"
-    ));
-    EX_USAGE
+/// A usage error: the message and the pointer to `--help`.
+fn usage_error(msg: &str) -> AppletError {
+    AppletError::new(
+        EX_USAGE,
+        format!("mount: {msg}\nTry 'mount --help' for more information.\n"),
+    )
 }
 
 /// util-linux 2.38 mount's options, for glibc's getopt_long. The codes
 /// of long-only options are private letters.
 const OPTSTRING: &str = "aBcfFhilL:m::Mno:O:rRsU:vVwt:T:N:";
 const LONGOPTS: &[LongOpt] = &[
-    LongOpt {
-        name: "all",
-        has_arg: HasArg::No,
-        val: 'a',
-    },
-    LongOpt {
-        name: "fake",
-        has_arg: HasArg::No,
-        val: 'f',
-    },
-    LongOpt {
-        name: "fstab",
-        has_arg: HasArg::Required,
-        val: 'T',
-    },
-    LongOpt {
-        name: "fork",
-        has_arg: HasArg::No,
-        val: 'F',
-    },
-    LongOpt {
-        name: "help",
-        has_arg: HasArg::No,
-        val: 'h',
-    },
-    LongOpt {
-        name: "no-mtab",
-        has_arg: HasArg::No,
-        val: 'n',
-    },
-    LongOpt {
-        name: "read-only",
-        has_arg: HasArg::No,
-        val: 'r',
-    },
-    LongOpt {
-        name: "ro",
-        has_arg: HasArg::No,
-        val: 'r',
-    },
-    LongOpt {
-        name: "verbose",
-        has_arg: HasArg::No,
-        val: 'v',
-    },
-    LongOpt {
-        name: "version",
-        has_arg: HasArg::No,
-        val: 'V',
-    },
-    LongOpt {
-        name: "read-write",
-        has_arg: HasArg::No,
-        val: 'w',
-    },
-    LongOpt {
-        name: "rw",
-        has_arg: HasArg::No,
-        val: 'w',
-    },
-    LongOpt {
-        name: "options",
-        has_arg: HasArg::Required,
-        val: 'o',
-    },
-    LongOpt {
-        name: "test-opts",
-        has_arg: HasArg::Required,
-        val: 'O',
-    },
-    LongOpt {
-        name: "types",
-        has_arg: HasArg::Required,
-        val: 't',
-    },
-    LongOpt {
-        name: "uuid",
-        has_arg: HasArg::Required,
-        val: 'U',
-    },
-    LongOpt {
-        name: "label",
-        has_arg: HasArg::Required,
-        val: 'L',
-    },
-    LongOpt {
-        name: "bind",
-        has_arg: HasArg::No,
-        val: 'B',
-    },
-    LongOpt {
-        name: "move",
-        has_arg: HasArg::No,
-        val: 'M',
-    },
-    LongOpt {
-        name: "rbind",
-        has_arg: HasArg::No,
-        val: 'R',
-    },
-    LongOpt {
-        name: "make-shared",
-        has_arg: HasArg::No,
-        val: '\u{1}',
-    },
-    LongOpt {
-        name: "make-slave",
-        has_arg: HasArg::No,
-        val: '\u{1}',
-    },
-    LongOpt {
-        name: "make-private",
-        has_arg: HasArg::No,
-        val: '\u{1}',
-    },
-    LongOpt {
-        name: "make-unbindable",
-        has_arg: HasArg::No,
-        val: '\u{1}',
-    },
-    LongOpt {
-        name: "make-rshared",
-        has_arg: HasArg::No,
-        val: '\u{1}',
-    },
-    LongOpt {
-        name: "make-rslave",
-        has_arg: HasArg::No,
-        val: '\u{1}',
-    },
-    LongOpt {
-        name: "make-rprivate",
-        has_arg: HasArg::No,
-        val: '\u{1}',
-    },
-    LongOpt {
-        name: "make-runbindable",
-        has_arg: HasArg::No,
-        val: '\u{1}',
-    },
-    LongOpt {
-        name: "mkdir",
-        has_arg: HasArg::Optional,
-        val: 'm',
-    },
-    LongOpt {
-        name: "no-canonicalize",
-        has_arg: HasArg::No,
-        val: 'c',
-    },
-    LongOpt {
-        name: "internal-only",
-        has_arg: HasArg::No,
-        val: 'i',
-    },
-    LongOpt {
-        name: "show-labels",
-        has_arg: HasArg::No,
-        val: 'l',
-    },
-    LongOpt {
-        name: "target",
-        has_arg: HasArg::Required,
-        val: '\u{2}',
-    },
-    LongOpt {
-        name: "target-prefix",
-        has_arg: HasArg::Required,
-        val: '\u{3}',
-    },
-    LongOpt {
-        name: "source",
-        has_arg: HasArg::Required,
-        val: '\u{4}',
-    },
-    LongOpt {
-        name: "options-mode",
-        has_arg: HasArg::Required,
-        val: '\u{3}',
-    },
-    LongOpt {
-        name: "options-source",
-        has_arg: HasArg::Required,
-        val: '\u{3}',
-    },
-    LongOpt {
-        name: "options-source-force",
-        has_arg: HasArg::No,
-        val: '\u{5}',
-    },
-    LongOpt {
-        name: "namespace",
-        has_arg: HasArg::Required,
-        val: 'N',
-    },
+    LongOpt::flag("all", 'a'),
+    LongOpt::flag("fake", 'f'),
+    LongOpt::arg("fstab", 'T'),
+    LongOpt::flag("fork", 'F'),
+    LongOpt::flag("help", 'h'),
+    LongOpt::flag("no-mtab", 'n'),
+    LongOpt::flag("read-only", 'r'),
+    LongOpt::flag("ro", 'r'),
+    LongOpt::flag("verbose", 'v'),
+    LongOpt::flag("version", 'V'),
+    LongOpt::flag("read-write", 'w'),
+    LongOpt::flag("rw", 'w'),
+    LongOpt::arg("options", 'o'),
+    LongOpt::arg("test-opts", 'O'),
+    LongOpt::arg("types", 't'),
+    LongOpt::arg("uuid", 'U'),
+    LongOpt::arg("label", 'L'),
+    LongOpt::flag("bind", 'B'),
+    LongOpt::flag("move", 'M'),
+    LongOpt::flag("rbind", 'R'),
+    LongOpt::flag("make-shared", '\u{1}'),
+    LongOpt::flag("make-slave", '\u{1}'),
+    LongOpt::flag("make-private", '\u{1}'),
+    LongOpt::flag("make-unbindable", '\u{1}'),
+    LongOpt::flag("make-rshared", '\u{1}'),
+    LongOpt::flag("make-rslave", '\u{1}'),
+    LongOpt::flag("make-rprivate", '\u{1}'),
+    LongOpt::flag("make-runbindable", '\u{1}'),
+    LongOpt::optional("mkdir", 'm'),
+    LongOpt::flag("no-canonicalize", 'c'),
+    LongOpt::flag("internal-only", 'i'),
+    LongOpt::flag("show-labels", 'l'),
+    LongOpt::arg("target", '\u{2}'),
+    LongOpt::arg("target-prefix", '\u{3}'),
+    LongOpt::arg("source", '\u{4}'),
+    LongOpt::arg("options-mode", '\u{3}'),
+    LongOpt::arg("options-source", '\u{3}'),
+    LongOpt::flag("options-source-force", '\u{5}'),
+    LongOpt::arg("namespace", 'N'),
 ];
 
 pub fn run(args: Vec<OsString>) -> i32 {
+    error::finish(main(&args), String::new)
+}
+
+fn main(args: &[OsString]) -> Result<i32, AppletError> {
     let args: Vec<String> = args
         .iter()
         .skip(1)
         .map(|a| a.to_string_lossy().into_owned())
         .collect();
-    let (opts, operands) = match getopt_long::parse(&args, OPTSTRING, LONGOPTS) {
+    let (opts, operands) = match getopt_long(&args, OPTSTRING, LONGOPTS).strict() {
         Ok(v) => v,
-        Err(e) => return usage_error(&e.text()),
+        Err(e) => return Err(usage_error(&e.text())),
     };
     let mut c = Cli {
         operands,
@@ -703,220 +240,110 @@ pub fn run(args: Vec<OsString>) -> i32 {
             '\u{2}' => c.target = Some(v),
             'h' => {
                 out(HELP);
-                return 0;
+                return Ok(0);
             }
             'V' => {
-                out(&version_line("mount", &util_linux_or_default()));
-                return 0;
+                out(&version_line("mount"));
+                return Ok(0);
             }
             'B' | 'R' | 'M' | '\u{1}' => {
-                err("mount: bind, move and propagation changes are not supported by ebsim\n");
-                return EX_USAGE;
+                return Err(AppletError::prog(
+                    "mount",
+                    "bind, move and propagation changes are not supported by ebsim",
+                ));
             }
             '\u{3}' | 'T' | 'm' => {
-                let name = if o.long {
-                    format!("--{}", o.name)
-                } else {
-                    format!("-{}", o.val)
-                };
-                err(&format!("mount: {name} is not supported by ebsim\n"));
-                return EX_USAGE;
+                return Err(AppletError::prog(
+                    "mount",
+                    &format!("{} is not supported by ebsim", o.spelling()),
+                ));
             }
             // -c -F -i -n -s -O -N change nothing in the emulation.
             _ => {}
         }
     }
-    let ctx = match guest::context() {
+    let ctx = match env::context() {
         Ok(c) => c,
-        Err(NoGuest(why)) => {
-            err(&format!("mount: {why}\n"));
-            return EX_FAIL;
-        }
+        Err(why) => return Err(AppletError::new(EX_FAIL, format!("mount: {why}\n"))),
     };
-    let ul = Ul::of(&ctx.util_linux);
     if c.all {
-        return mount_all(&ctx, &c, ul);
+        return Ok(mount_all(&ctx, &c));
     }
     // Sources and targets from operands and --source/--target/-L/-U.
     let (source, target) = match (c.source.clone(), c.target.clone(), c.operands.as_slice()) {
         // Options without anything to mount: util-linux refuses.
-        (None, None, []) if !c.options.is_empty() => return usage_error("bad usage"),
-        (None, None, []) => return list(&ctx, &c),
-        (None, None, [one]) => return mount_fstab(&ctx, &c, ul, one),
-        (Some(s), None, []) => return mount_fstab(&ctx, &c, ul, &s),
-        (None, Some(t), []) => return mount_fstab(&ctx, &c, ul, &t),
+        (None, None, []) if !c.options.is_empty() => return Err(usage_error("bad usage")),
+        (None, None, []) => return Ok(list(&ctx, &c)),
+        (None, None, [one]) => return Ok(mount_fstab(&ctx, &c, one)),
+        (Some(s), None, []) => return Ok(mount_fstab(&ctx, &c, &s)),
+        (None, Some(t), []) => return Ok(mount_fstab(&ctx, &c, &t)),
         (None, None, [s, t]) => (s.clone(), t.clone()),
         (Some(s), None, [t]) => (s, t.clone()),
         (None, Some(t), [s]) => (s.clone(), t),
         (Some(s), Some(t), []) => (s, t),
-        _ => return usage_error("bad usage"),
+        _ => return Err(usage_error("bad usage")),
     };
-    let mut req = Request {
-        source,
-        target,
-        types: c.types.clone(),
-        options: c.options.clone(),
-        fstab: false,
-    };
-    req.target = if req.target.starts_with('/') {
-        guest::normalize_path(&req.target)
-    } else {
-        req.target
-    };
-    match mount_one(&ctx, &req, ul, minor_of(&ctx.util_linux), c.fake) {
-        Ok(m) => {
+    let req = Request::new(source, target, c.types.clone(), c.options.clone());
+    Ok(finish(&ctx, &c, rules::plan(&ctx, &req)))
+}
+
+/// Records a planned mount (unless `-f`) and reports it.
+fn finish(ctx: &Context, c: &Cli, planned: Result<Planned, MountFailure>) -> i32 {
+    let generation = Generation::of(&ctx.release);
+    match planned.and_then(|p| record(ctx, c, &p).map(|()| p)) {
+        Ok(p) => {
             if c.verbose {
-                out(&format!("mount: {} mounted on {}.\n", m.source, m.target));
+                out(&format!(
+                    "mount: {} mounted on {}.\n",
+                    p.mount.source, p.mount.target
+                ));
             }
             0
         }
-        Err((spec, f)) => report(ul, &spec, &f),
+        Err(f) => report(generation, &f),
     }
 }
 
-fn util_linux_or_default() -> String {
-    guest::context().map(|c| c.util_linux).unwrap_or_default()
-}
-
-/// One mount to make.
-struct Request {
-    source: String,
-    target: String,
-    types: Option<String>,
-    options: Vec<String>,
-    fstab: bool,
-}
-
-/// Checks and records one mount. Err: the spec to name and why.
-fn mount_one(
-    ctx: &Context,
-    req: &Request,
-    ul: Ul,
-    minor: u32,
-    fake: bool,
-) -> Result<Mount, (String, Failure)> {
-    let tgt = req.target.clone();
-    let fail = |f: Failure| Err((tgt.clone(), f));
-    let Some(r) = ctx.resolve(&req.source) else {
-        if req.source.starts_with("UUID=") || req.source.starts_with("LABEL=") {
-            return fail(Failure::CantFind(req.source.clone()));
-        }
-        if !req.target.starts_with('/') {
-            return fail(Failure::NoMountPoint);
-        }
-        return fail(Failure::NoDevice {
-            dev: req.source.clone(),
-        });
-    };
-    // A device name resolves to a device; a path would be a mount point.
-    if !req.source.starts_with("/dev/")
-        && !req.source.starts_with("UUID=")
-        && !req.source.starts_with("LABEL=")
-    {
-        return fail(Failure::NoDevice {
-            dev: req.source.clone(),
-        });
-    }
-    if !req.target.starts_with('/') {
-        return fail(Failure::NoMountPoint);
-    }
-    let dev = r.dev_path();
-    let mine = ctx.mounts_of(&r);
-    let on: Vec<String> = mine.iter().map(|m| m.target.clone()).collect();
-    // The kernel keeps one superblock per device: mounting it again on the
-    // same (topmost) mount point, or as another type, is EBUSY.
-    let top_here = ctx.mounts.iter().rev().find(|m| m.target == req.target);
-    let same_top = top_here.is_some_and(|m| {
-        m.volume_id == r.disk.view.volume_id && m.partition == r.part.as_ref().map(|p| p.number)
-    });
-    let info = probe(&r);
-    let wanted: Vec<&str> = match req.types.as_deref() {
-        None | Some("auto") | Some("") => Vec::new(),
-        Some(t) => t.split(',').filter(|t| !t.is_empty()).collect(),
-    };
-    if let Some(unknown) = wanted.iter().find(|t| !KERNEL_TYPES.contains(t)) {
-        if wanted.len() == 1 {
-            return fail(Failure::UnknownType((*unknown).to_string()));
-        }
-    }
-    let type_ok = |i: &FsInfo| wanted.is_empty() || wanted.contains(&i.kind.name());
-    if !mine.is_empty() && (same_top || info.as_ref().is_some_and(|i| !type_ok(i))) {
-        return fail(Failure::Busy { src: dev, on });
-    }
-    let Some(info) = info.filter(|i| i.clean && type_ok(i)) else {
-        return fail(Failure::WrongFs { dev });
-    };
-    let Ok(mut options) = kernel_options(info.kind, &req.options, ul) else {
-        return fail(Failure::WrongFs { dev });
-    };
-    // A second mount shares the superblock, whose read-only state it may
-    // not change (EBUSY). Since 2.36 libmount then tries read-only, which
-    // works when the superblock is read-only.
-    let is_ro = |o: &str| o.split(',').next() == Some("ro");
-    let mut warn_ro = false;
-    if let Some(first) = mine.first() {
-        if is_ro(&first.options) != is_ro(&options) {
-            if !is_ro(&first.options) || minor < 36 {
-                return fail(Failure::Busy { src: dev, on });
-            }
-            let mut o = req.options.clone();
-            o.push("ro".into());
-            let Ok(ro) = kernel_options(info.kind, &o, ul) else {
-                return fail(Failure::WrongFs { dev });
-            };
-            options = ro;
-            warn_ro = true;
-        }
-    }
-    let m = Mount {
-        volume_id: r.disk.view.volume_id.clone(),
-        partition: r.part.as_ref().map(|p| p.number),
-        source: dev,
-        target: req.target.clone(),
-        fstype: info.kind.name().to_string(),
-        options,
-        fstab: req.fstab,
-    };
-    if !fake {
-        if let Err(NoGuest(why)) = guest::add_mounts(vec![m.clone()]) {
+/// Adds the mount to the instance (not with `-f`), then libmount's warning
+/// when it fell back to read-only.
+fn record(ctx: &Context, c: &Cli, p: &Planned) -> Result<(), MountFailure> {
+    if !c.fake {
+        let added = env::ec2(DEFAULT_REGION)
+            .map_err(|e| env::why(&e))
+            .and_then(|ec2| {
+                ebsim::guest::context::add_mounts(&ec2, &ctx.instance_id, vec![p.mount.clone()])
+                    .map_err(|e| env::why(&e))
+            });
+        if let Err(why) = added {
             err(&format!("mount: {why}\n"));
-            return fail(Failure::WrongFs { dev: m.source });
+            return Err(MountFailure {
+                spec: p.mount.target.clone(),
+                error: MountError::WrongFs {
+                    dev: p.mount.source.clone(),
+                },
+            });
         }
     }
-    if warn_ro {
+    if p.read_only_fallback {
         err(&format!(
             "mount: {}: WARNING: source write-protected, mounted read-only.\n",
-            m.target
+            p.mount.target
         ));
     }
-    Ok(m)
+    Ok(())
 }
 
 /// `mount` with no arguments: the mount table (`-t` filters, `-l` adds
 /// labels), as util-linux prints it.
 fn list(ctx: &Context, c: &Cli) -> i32 {
     let mut text = String::new();
-    for m in &ctx.mounts {
-        if let Some(t) = &c.types {
-            if !type_matches(t, &m.fstype) {
-                continue;
-            }
-        }
+    for (m, label) in rules::table(ctx, c.types.as_deref(), c.labels) {
         text.push_str(&format!(
             "{} on {} type {} ({})",
             m.source, m.target, m.fstype, m.options
         ));
-        if c.labels {
-            // By mount point: a source such as Ubuntu's /dev/root is not a
-            // device node.
-            if let Some(label) = ctx
-                .resolve(&m.target)
-                .and_then(|r| probe(&r))
-                .map(|i| i.label)
-                .filter(|l| !l.is_empty())
-            {
-                text.push_str(&format!(" [{label}]"));
-            }
+        if let Some(label) = label {
+            text.push_str(&format!(" [{label}]"));
         }
         text.push('\n');
     }
@@ -924,82 +351,38 @@ fn list(ctx: &Context, c: &Cli) -> i32 {
     0
 }
 
-/// The fstab entry `spec` names: its mount point, or its device.
-fn fstab_entry<'a>(ctx: &'a Context, spec: &str) -> Option<&'a Mount> {
-    if spec.starts_with('/') && !spec.starts_with("/dev/") {
-        let t = guest::normalize_path(spec);
-        return ctx.fstab.iter().find(|m| m.target == t);
-    }
-    let r = ctx.resolve(spec)?;
-    let dev = r.dev_path();
-    ctx.fstab.iter().find(|m| m.source == dev)
-}
-
 /// `mount DIR` / `mount DEVICE`: what the fstab says.
-fn mount_fstab(ctx: &Context, c: &Cli, ul: Ul, spec: &str) -> i32 {
-    let Some(e) = fstab_entry(ctx, spec) else {
-        return report(ul, spec, &Failure::NotInFstab);
-    };
-    let req = fstab_request(e, c);
-    match mount_one(ctx, &req, ul, minor_of(&ctx.util_linux), c.fake) {
-        Ok(m) => {
-            if c.verbose {
-                out(&format!("mount: {} mounted on {}.\n", m.source, m.target));
-            }
-            0
-        }
-        Err((spec, f)) => report(ul, &spec, &f),
-    }
+fn mount_fstab(ctx: &Context, c: &Cli, spec: &str) -> i32 {
+    finish(ctx, c, rules::plan_fstab(ctx, spec, &c.options))
 }
 
-fn fstab_request(e: &Mount, c: &Cli) -> Request {
-    let mut options = vec![e.options.clone()];
-    options.extend(c.options.iter().cloned());
-    Request {
-        source: e.source.clone(),
-        target: e.target.clone(),
-        types: Some(e.fstype.clone()),
-        options,
-        fstab: true,
-    }
-}
-
-/// `mount -a`: every fstab entry not mounted yet.
-fn mount_all(ctx: &Context, c: &Cli, ul: Ul) -> i32 {
+/// `mount -a`: every fstab entry not mounted yet, in order.
+fn mount_all(ctx: &Context, c: &Cli) -> i32 {
+    let generation = Generation::of(&ctx.release);
     let (mut ok, mut failed) = (0, 0);
     let mut ctx = ctx.clone();
     for e in ctx.fstab.clone() {
-        if let Some(t) = &c.types {
-            if !type_matches(t, &e.fstype) {
-                continue;
-            }
-        }
-        let mounted = ctx.mounts.iter().any(|m| {
-            m.target == e.target && m.volume_id == e.volume_id && m.partition == e.partition
-        });
-        if mounted {
-            if c.verbose {
-                out(&format!("{:<25}: already mounted\n", e.target));
-            }
-            continue;
-        }
-        match mount_one(
-            &ctx,
-            &fstab_request(&e, c),
-            ul,
-            minor_of(&ctx.util_linux),
-            c.fake,
-        ) {
-            Ok(m) => {
-                ok += 1;
+        match rules::fstab_step(&ctx, &e, c.types.as_deref(), &c.options) {
+            FstabStep::Excluded => {}
+            FstabStep::AlreadyMounted => {
                 if c.verbose {
-                    out(&format!("{:<25}: successfully mounted\n", e.target));
+                    out(&format!("{:<25}: already mounted\n", e.target));
                 }
-                ctx.mounts.push(m);
             }
-            Err((spec, f)) => {
-                failed += 1;
-                report(ul, &spec, &f);
+            FstabStep::Mount(planned) => {
+                match planned.and_then(|p| record(&ctx, c, &p).map(|()| p)) {
+                    Ok(p) => {
+                        ok += 1;
+                        if c.verbose {
+                            out(&format!("{:<25}: successfully mounted\n", e.target));
+                        }
+                        ctx.mounts.push(p.mount);
+                    }
+                    Err(f) => {
+                        failed += 1;
+                        report(generation, &f);
+                    }
+                }
             }
         }
     }
@@ -1007,63 +390,5 @@ fn mount_all(ctx: &Context, c: &Cli, ul: Ul) -> i32 {
         (_, 0) => 0,
         (0, _) => EX_FAIL,
         _ => EX_SOMEOK,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn options_as_proc_mounts_shows_them() {
-        let none: Vec<String> = Vec::new();
-        assert_eq!(
-            kernel_options(FsKind::Xfs, &none, Ul::V230).as_deref(),
-            Ok("rw,relatime,attr2,inode64,logbufs=8,logbsize=32k,noquota")
-        );
-        assert_eq!(
-            kernel_options(FsKind::Xfs, &none, Ul::V223).as_deref(),
-            Ok("rw,relatime,attr2,inode64,noquota")
-        );
-        assert_eq!(
-            kernel_options(FsKind::Ext4, &none, Ul::V238).as_deref(),
-            Ok("rw,relatime")
-        );
-        let ubuntu = vec!["discard,errors=remount-ro".to_string()];
-        assert_eq!(
-            kernel_options(FsKind::Ext4, &ubuntu, Ul::V230).as_deref(),
-            Ok("rw,relatime,discard,errors=remount-ro")
-        );
-        let al = vec!["defaults,noatime,nofail".to_string(), "ro".to_string()];
-        assert_eq!(
-            kernel_options(FsKind::Xfs, &al, Ul::V230).as_deref(),
-            Ok("ro,noatime,attr2,inode64,logbufs=8,logbsize=32k,noquota")
-        );
-        assert!(kernel_options(FsKind::Ext4, &["bogus".to_string()], Ul::V238).is_err());
-        // The catalog's fstab options read back unchanged.
-        let amzn = vec!["rw,noatime,attr2,inode64,logbufs=8,logbsize=32k,noquota".to_string()];
-        assert_eq!(
-            kernel_options(FsKind::Xfs, &amzn, Ul::V230).as_deref(),
-            Ok("rw,noatime,attr2,inode64,logbufs=8,logbsize=32k,noquota")
-        );
-    }
-
-    #[test]
-    fn type_patterns() {
-        assert!(type_matches("xfs", "xfs"));
-        assert!(!type_matches("xfs", "ext4"));
-        assert!(type_matches("ext4,xfs", "xfs"));
-        assert!(!type_matches("noext4", "ext4"));
-        assert!(type_matches("noext4", "xfs"));
-        assert!(type_matches("nosuchfs", "xfs"));
-    }
-
-    #[test]
-    fn generations() {
-        assert_eq!(Ul::of("2.23.2"), Ul::V223);
-        assert_eq!(Ul::of("2.30.2"), Ul::V230);
-        assert_eq!(Ul::of("2.37.4"), Ul::V230);
-        assert_eq!(Ul::of("2.38.1"), Ul::V238);
-        assert_eq!(Ul::of(""), Ul::V238);
     }
 }

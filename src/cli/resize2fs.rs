@@ -5,21 +5,28 @@
 //! `resize2fs: ...` form and change nothing. Options are parsed by hand:
 //! resize2fs uses getopt with glibc's permutation and its own messages.
 
-use super::e2fs_util::{E2FSPROGS_DATE, E2FSPROGS_VERSION, getopt, parse_num_blocks2, strings};
+use super::env;
+use super::error::{AppletError, finish};
+use super::getopt::{getopt, strings};
 use super::output::{err, out};
 use ebsim::blockdev::image::Access;
 use ebsim::blockdev::{BlockDevice, ImageFile};
+use ebsim::compat::parse_num_blocks2;
+use ebsim::ec2::release::DEBIAN_12;
 use ebsim::fs::ext4::grow::{self, GrowOutcome, GrowPlan, GrowRequest};
-use ebsim::fs::ext4::{self, Error, Ext4, GrowError};
+use ebsim::fs::ext4::{Error, Ext4, GrowError};
+use ebsim::guest::{Context, Target};
 use std::ffi::OsString;
 
 const OPTSTRING: &str = "d:fFhMPpS:bsz:";
 
-fn usage(prog: &str) -> i32 {
-    err(&format!(
+/// What resize2fs prints on stdout when it cannot open the filesystem.
+const SUPERBLOCK: &str = "Couldn't find valid filesystem superblock.\n";
+
+fn usage(prog: &str) -> String {
+    format!(
         "Usage: {prog} [-d debug_flags] [-f] [-F] [-M] [-P] [-p] device [-b|-s|new_size] [-S RAID-stride] [-z undo_file]\n\n"
-    ));
-    1
+    )
 }
 
 /// libext2fs's wording for the errors `ext2fs_open2` would report.
@@ -73,104 +80,101 @@ fn resize_error_text(e: &Error) -> String {
 
 pub fn run(args: Vec<OsString>) -> i32 {
     let args = strings(&args);
+    let prog = args.first().cloned().unwrap_or_else(|| "resize2fs".into());
+    finish(main(&args, &prog), || usage(&prog))
+}
+
+fn main(args: &[String], prog: &str) -> Result<i32, AppletError> {
     // Device names are the emulated instance's; the banner then shows the
     // guest's e2fsprogs (also inside `ebsim shell`).
-    let wants_guest =
-        super::guest::in_instance() || args.iter().skip(1).any(|a| super::guest::is_device_name(a));
-    // An absolute path that is no file here may be a mount point there.
-    let maybe_guest = args
-        .iter()
-        .skip(1)
-        .any(|a| a.starts_with('/') && !std::fs::metadata(a).is_ok_and(|m| m.is_file()));
-    let ctx = if wants_guest {
-        Some(super::guest::context())
-    } else if maybe_guest {
-        super::guest::maybe_context().map(Ok)
+    // resize2fs resolves UUID= and LABEL= itself (blkid). An absolute path
+    // that is no file here may be a mount point there.
+    let targets: Vec<Target> = args.iter().skip(1).map(|a| Target::of(a, true)).collect();
+    let ctx = if env::in_instance() || targets.contains(&Target::Device) {
+        Some(env::context())
+    } else if targets.contains(&Target::Path) {
+        env::maybe_context().map(Ok)
     } else {
         None
     };
-    let (version, date) = match &ctx {
-        Some(Ok(c)) => c.tools().e2fsprogs,
-        _ => (E2FSPROGS_VERSION, E2FSPROGS_DATE),
+    let e2fsprogs = match &ctx {
+        Some(Ok(c)) => c.release.e2fsprogs,
+        _ => DEBIAN_12.e2fsprogs,
     };
-    err(&format!("resize2fs {version} ({date})\n"));
-    let prog = args.first().cloned().unwrap_or_else(|| "resize2fs".into());
-    let (opts, operands) = match getopt(&args[1..], OPTSTRING) {
-        Ok(v) => v,
-        Err(e) => {
-            err(&format!("{}\n", e.message(&prog)));
-            return usage(&prog);
-        }
-    };
+    err(&format!(
+        "resize2fs {} ({})\n",
+        e2fsprogs.version, e2fsprogs.date
+    ));
+    let (opts, operands) = getopt(args.get(1..).unwrap_or(&[]), OPTSTRING)
+        .strict()
+        .map_err(|e| AppletError::new(1, e.message(prog)).with_usage())?;
     let mut force = false;
     for o in &opts {
-        match o.flag {
-            'h' => return usage(&prog),
+        match o.val {
+            'h' => return Err(AppletError::usage_only(1)),
             'f' => force = true,
             // -F flushes buffers, -p prints progress of passes a grow within
             // the reserve never runs, -d sets debug flags: nothing to do.
             'F' | 'p' | 'd' => {}
             'M' => {
-                return refuse(
-                    &prog,
+                return Err(AppletError::prog(
+                    prog,
                     "shrinking to the minimum size (-M) is not supported by ebsim",
-                );
+                ));
             }
             'P' => {
-                return refuse(
-                    &prog,
+                return Err(AppletError::prog(
+                    prog,
                     "printing the minimum size (-P) is not supported by ebsim",
-                );
+                ));
             }
             'b' | 's' => {
-                return refuse(
-                    &prog,
+                return Err(AppletError::prog(
+                    prog,
                     "converting between 32 and 64 bit (-b, -s) is not supported by ebsim",
-                );
+                ));
             }
             'S' => {
-                return refuse(
-                    &prog,
+                return Err(AppletError::prog(
+                    prog,
                     "setting the RAID stride (-S) is not supported by ebsim",
-                );
+                ));
             }
-            'z' => return refuse(&prog, "undo files (-z) are not supported by ebsim"),
-            _ => return usage(&prog),
+            'z' => {
+                return Err(AppletError::prog(
+                    prog,
+                    "undo files (-z) are not supported by ebsim",
+                ));
+            }
+            _ => return Err(AppletError::usage_only(1)),
         }
     }
     if operands.is_empty() || operands.len() > 2 {
-        return usage(&prog);
+        return Err(AppletError::usage_only(1));
     }
     let device = operands[0].clone();
     let size_str = operands.get(1).cloned();
 
-    if super::guest::is_device_name(&device) {
-        return match ctx {
-            Some(Ok(c)) => resize_guest(&prog, &device, size_str.as_deref(), force, &c),
-            Some(Err(super::guest::NoGuest(why))) => refuse(&prog, &why),
-            None => match super::guest::context() {
-                Ok(c) => resize_guest(&prog, &device, size_str.as_deref(), force, &c),
-                Err(super::guest::NoGuest(why)) => refuse(&prog, &why),
-            },
-        };
+    match Target::of(&device, true) {
+        Target::Device => {
+            return match ctx.unwrap_or_else(env::context) {
+                Ok(c) => resize_guest(prog, &device, size_str.as_deref(), force, &c),
+                Err(why) => Err(AppletError::prog(prog, &why)),
+            };
+        }
+        // A mount point of the instance is a directory there, as the real
+        // resize2fs finds it.
+        Target::Path => {
+            if matches!(&ctx, Some(Ok(c)) if c.is_mount_point(&device)) {
+                return Err(AppletError::new(
+                    1,
+                    format!("open: Is a directory while opening {device}\n"),
+                ));
+            }
+        }
+        Target::Host => {}
     }
     let path = std::path::Path::new(&device);
-    // A mount point of the instance is a directory there, as the real
-    // resize2fs finds it.
-    if device.starts_with('/') && !path.is_file() {
-        let is_mount = match &ctx {
-            Some(Ok(c)) => Some(c.clone()),
-            _ => None,
-        }
-        .is_some_and(|c| {
-            let t = super::guest::normalize_path(&device);
-            c.mounts.iter().any(|m| m.target == t)
-        });
-        if is_mount {
-            err(&format!("open: Is a directory while opening {device}\n"));
-            return 1;
-        }
-    }
     let is_file = std::fs::metadata(path)
         .map(|m| m.is_file())
         .unwrap_or(false);
@@ -183,12 +187,14 @@ pub fn run(args: Vec<OsString>) -> i32 {
                 ebsim::blockdev::Error::IsADirectory(_) => "Is a directory".to_string(),
                 other => other.to_string(),
             };
-            err(&format!("open: {reason} while opening {device}\n"));
-            return 1;
+            return Err(AppletError::new(
+                1,
+                format!("open: {reason} while opening {device}\n"),
+            ));
         }
     };
     open_and_grow(
-        &prog,
+        prog,
         &device,
         img,
         size_str.as_deref(),
@@ -208,16 +214,18 @@ fn open_and_grow<D: BlockDevice>(
     force: bool,
     image_file: bool,
     mount_point: Option<&str>,
-) -> i32 {
+) -> Result<i32, AppletError> {
     let fs = match Ext4::open(dev) {
         Ok(f) => f,
         Err(e) => {
-            err(&format!(
-                "{prog}: {} while trying to open {device}\n",
-                open_error_text(&e)
-            ));
-            out("Couldn't find valid filesystem superblock.\n");
-            return 1;
+            return Err(AppletError::new(
+                1,
+                format!(
+                    "{prog}: {} while trying to open {device}\n",
+                    open_error_text(&e)
+                ),
+            )
+            .with_stdout(SUPERBLOCK));
         }
     };
     let log_block_size = fs.superblock().s_log_block_size as i32;
@@ -225,8 +233,10 @@ fn open_and_grow<D: BlockDevice>(
         Some(s) => {
             let n = parse_num_blocks2(s, log_block_size);
             if n == 0 {
-                err(&format!("{prog}: Invalid new size: {s}\n\n"));
-                return 1;
+                return Err(AppletError::new(
+                    1,
+                    format!("{prog}: Invalid new size: {s}\n\n"),
+                ));
             }
             Some(n)
         }
@@ -237,7 +247,7 @@ fn open_and_grow<D: BlockDevice>(
         force,
         online: mount_point.is_some(),
         image_file,
-        now: ext4::e2fsprogs_now(),
+        now: super::e2fs_util::e2fsprogs_now(),
     };
     run_grow(prog, device, fs, &req, mount_point)
 }
@@ -250,13 +260,13 @@ fn resize_guest(
     spec: &str,
     size_str: Option<&str>,
     force: bool,
-    ctx: &super::guest::Context,
-) -> i32 {
+    ctx: &Context,
+) -> Result<i32, AppletError> {
     let Some(r) = ctx.resolve(spec) else {
-        err(&format!(
-            "open: No such file or directory while opening {spec}\n"
+        return Err(AppletError::new(
+            1,
+            format!("open: No such file or directory while opening {spec}\n"),
         ));
-        return 1;
     };
     let device = if spec.starts_with("/dev/") {
         spec.to_string()
@@ -268,17 +278,19 @@ fn resize_guest(
     if mount_point.is_none() && ctx.disk_busy(&r) {
         // Unmounted, resize2fs opens the device exclusively: a disk whose
         // partition is mounted is busy.
-        err(&format!(
-            "{prog}: Device or resource busy while trying to open {device}\n"
-        ));
-        out("Couldn't find valid filesystem superblock.\n");
-        return 1;
+        return Err(AppletError::new(
+            1,
+            format!("{prog}: Device or resource busy while trying to open {device}\n"),
+        )
+        .with_stdout(SUPERBLOCK));
     }
-    let dev = match super::guest::open(&r, Access::ReadWrite) {
+    let dev = match r.open(Access::ReadWrite) {
         Ok(d) => d,
         Err(e) => {
-            err(&format!("open: {e} while opening {device}\n"));
-            return 1;
+            return Err(AppletError::new(
+                1,
+                format!("open: {e} while opening {device}\n"),
+            ));
         }
     };
     open_and_grow(
@@ -292,12 +304,6 @@ fn resize_guest(
     )
 }
 
-/// ebsim's refusal of an option it does not implement.
-fn refuse(prog: &str, msg: &str) -> i32 {
-    err(&format!("{prog}: {msg}\n"));
-    1
-}
-
 /// Plans and applies a grow, printing what resize2fs prints. `mounted_on`
 /// renders the online resize lines instead of the offline ones (the
 /// instance model passes the mount point).
@@ -307,10 +313,10 @@ pub fn run_grow<D: BlockDevice>(
     mut fs: Ext4<D>,
     req: &GrowRequest,
     mounted_on: Option<&str>,
-) -> i32 {
+) -> Result<i32, AppletError> {
     let decided = match grow::target(&fs, req) {
         Ok(o) => o,
-        Err(e) => return report_refusal(prog, device, &e),
+        Err(e) => return Err(refusal(prog, device, &e)),
     };
     let stub: GrowPlan = match decided {
         GrowOutcome::NothingToDo {
@@ -319,14 +325,15 @@ pub fn run_grow<D: BlockDevice>(
             batch,
         } => {
             if let Err(e) = grow::apply(fs.device_mut(), &batch) {
-                err(&format!("{prog}: {e}\n"));
-                return 1;
+                return Err(AppletError::new(1, format!("{prog}: {e}\n")));
             }
-            err(&format!(
-                "The filesystem is already {blocks} ({}k) blocks long.  Nothing to do!\n\n",
-                block_size / 1024
+            return Err(AppletError::new(
+                0,
+                format!(
+                    "The filesystem is already {blocks} ({}k) blocks long.  Nothing to do!\n\n",
+                    block_size / 1024
+                ),
             ));
-            return 0;
         }
         GrowOutcome::Grow(p) => *p,
     };
@@ -343,54 +350,50 @@ pub fn run_grow<D: BlockDevice>(
     }
     let plan = match grow::plan(&fs, req) {
         Ok(GrowOutcome::Grow(p)) => *p,
-        Ok(GrowOutcome::NothingToDo { .. }) => return 0,
+        Ok(GrowOutcome::NothingToDo { .. }) => return Ok(0),
         Err(e) => {
             err(&format!(
                 "{prog}: {} while trying to resize {device}\n",
                 resize_error_text(&e)
             ));
-            err(&format!(
-                "Please run 'e2fsck -fy {device}' to fix the filesystem\nafter the aborted resize operation.\n"
+            return Err(AppletError::new(
+                1,
+                format!(
+                    "Please run 'e2fsck -fy {device}' to fix the filesystem\nafter the aborted resize operation.\n"
+                ),
             ));
-            return 1;
         }
     };
     if let Err(e) = grow::apply(fs.device_mut(), &plan.batch) {
         err(&format!("{prog}: {e} while trying to resize {device}\n"));
-        err(&format!(
-            "Please run 'e2fsck -fy {device}' to fix the filesystem\nafter the aborted resize operation.\n"
+        return Err(AppletError::new(
+            1,
+            format!(
+                "Please run 'e2fsck -fy {device}' to fix the filesystem\nafter the aborted resize operation.\n"
+            ),
         ));
-        return 1;
     }
     out(&format!(
         "The filesystem on {device} is now {} ({kib}k) blocks long.\n\n",
         plan.new_blocks
     ));
-    0
+    Ok(0)
 }
 
 /// Refusals before any write, in resize2fs's words where it has them.
-fn report_refusal(prog: &str, device: &str, e: &Error) -> i32 {
-    match e {
+fn refusal(prog: &str, device: &str, e: &Error) -> AppletError {
+    let text = match e {
         Error::Grow(GrowError::NeedsCheck(_)) => {
-            err(&format!("Please run 'e2fsck -f {device}' first.\n\n"));
+            format!("Please run 'e2fsck -f {device}' first.\n\n")
         }
         Error::Grow(GrowError::TooManyDescriptors) => {
-            err(&format!(
-                "{prog}: New size results in too many block group descriptors.\n\n"
-            ));
+            format!("{prog}: New size results in too many block group descriptors.\n\n")
         }
-        Error::Grow(g @ GrowError::DeviceTooSmall { .. }) => {
-            err(&format!("{g}\n\n"));
-        }
+        Error::Grow(g @ GrowError::DeviceTooSmall { .. }) => format!("{g}\n\n"),
         Error::UnsupportedFeature { .. } => {
-            err(&format!(
-                "{prog}: Filesystem has unsupported feature(s) ({device}): {e}\n"
-            ));
+            format!("{prog}: Filesystem has unsupported feature(s) ({device}): {e}\n")
         }
-        other => {
-            err(&format!("{prog}: {other}\n"));
-        }
-    }
-    1
+        other => format!("{prog}: {other}\n"),
+    };
+    AppletError::new(1, text)
 }

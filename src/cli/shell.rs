@@ -7,8 +7,9 @@
 //! `EBSIM_INSTANCE` set, so `sudo growpart /dev/xvda 1` reaches ebsim's
 //! growpart for that instance.
 
+use super::commands::{Exec, Shell};
 use super::output::err;
-use ebsim::ec2::{DEFAULT_REGION, Ec2};
+use ebsim::ec2::DEFAULT_REGION;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -32,33 +33,13 @@ pub const GUEST_COMMANDS: &[&str] = &[
     "ebsim",
 ];
 
-const SHELL_HELP: &str = "Usage: ebsim shell [INSTANCE]
-
-Opens your shell ($SHELL, or bash) \"inside\" an emulated instance: PATH starts
-with a folder of links to ebsim (growpart, resize2fs, xfs_growfs, xfs_info,
-mkfs, mkfs.ext4, mkfs.xfs, mount, umount, lsblk, df, aws, sudo), EBSIM_INSTANCE
-names the instance, and the prompt shows it. Type a runbook's commands as on
-EC2 (`sudo growpart /dev/xvda 1`, `df -hT`); `exit` leaves.
-
-INSTANCE defaults to $EBSIM_INSTANCE, else the only running instance.
-";
-
-const EXEC_HELP: &str = "Usage: ebsim exec INSTANCE -- COMMAND [ARGS...]
-
-Runs one command inside an emulated instance, as `ebsim shell` would (the
-guest commands first on PATH, EBSIM_INSTANCE set), and exits with its status.
-";
-
 /// The instance a shell is for: its id and the name of its image's user.
 fn pick_instance(explicit: Option<&str>) -> Result<(String, String), String> {
-    let ec2 = Ec2::from_env(DEFAULT_REGION).map_err(|e| e.to_string())?;
+    let ec2 = super::env::ec2(DEFAULT_REGION).map_err(|e| e.to_string())?;
+    let wanted = explicit.map(str::to_string).or_else(super::env::instance);
     ec2.transact(|txn| {
-        let id = txn.resolve_instance(explicit)?;
-        let user = match txn.instance(&id)?.flavour.as_deref() {
-            Some(f) if f.starts_with("ubuntu") => "ubuntu",
-            Some(f) if f.starts_with("centos") => "centos",
-            _ => "ec2-user",
-        };
+        let id = txn.resolve_instance(wanted.as_deref())?;
+        let user = ebsim::ec2::catalog::login_user(txn.instance(&id)?.flavour.as_deref());
         Ok((id, user.to_string()))
     })
     .map_err(|e| e.to_string().trim().to_string())
@@ -66,17 +47,23 @@ fn pick_instance(explicit: Option<&str>) -> Result<(String, String), String> {
 
 /// The folder of links, made (or refreshed) under the state directory.
 fn bin_dir() -> Result<PathBuf, String> {
-    let home = ebsim::ec2::Home::from_env().map_err(|e| e.to_string())?;
-    let dir = home.root().join("bin");
-    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let home = super::env::home().map_err(|e| e.to_string())?;
     let exe = std::env::current_exe().map_err(|e| format!("cannot find ebsim itself: {e}"))?;
+    links(home.root(), &exe)
+}
+
+/// `DIR/bin` with a link to `exe` for each guest command (links to
+/// something else are replaced).
+pub fn links(home: &Path, exe: &Path) -> Result<PathBuf, String> {
+    let dir = home.join("bin");
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     for name in GUEST_COMMANDS {
         let link = dir.join(name);
-        if std::fs::read_link(&link).ok().as_deref() == Some(exe.as_path()) {
+        if std::fs::read_link(&link).ok().as_deref() == Some(exe) {
             continue;
         }
         let _ = std::fs::remove_file(&link);
-        std::os::unix::fs::symlink(&exe, &link).map_err(|e| format!("{}: {e}", link.display()))?;
+        std::os::unix::fs::symlink(exe, &link).map_err(|e| format!("{}: {e}", link.display()))?;
     }
     Ok(dir)
 }
@@ -95,22 +82,17 @@ fn status_code(s: std::process::ExitStatus) -> i32 {
     s.code().unwrap_or_else(|| 128 + s.signal().unwrap_or(0))
 }
 
-/// `ebsim shell [INSTANCE]`.
+/// `ebsim shell` (or a link named `shell`).
 pub fn run_shell(args: Vec<OsString>) -> i32 {
-    let rest: Vec<String> = args
-        .iter()
-        .skip(1)
-        .map(|a| a.to_string_lossy().into_owned())
-        .collect();
-    if rest.iter().any(|a| a == "-h" || a == "--help") {
-        super::output::out(SHELL_HELP);
-        return 0;
+    match super::commands::parse::<Shell>(&args) {
+        Ok(s) => shell(&s),
+        Err(code) => code,
     }
-    if rest.len() > 1 {
-        err(SHELL_HELP);
-        return 2;
-    }
-    let (id, user) = match pick_instance(rest.first().map(String::as_str)) {
+}
+
+/// `ebsim shell [INSTANCE]`.
+pub fn shell(s: &Shell) -> i32 {
+    let (id, user) = match pick_instance(s.instance.as_deref()) {
         Ok(v) => v,
         Err(e) => {
             err(&format!("ebsim shell: {e}\n"));
@@ -131,7 +113,7 @@ pub fn run_shell(args: Vec<OsString>) -> i32 {
     let prompt = format!("[{user}@{id} \\W]$ ");
     let mut cmd = Command::new(&shell);
     cmd.env("PATH", guest_path(&bin))
-        .env(ebsim::ec2::guest::INSTANCE_ENV, &id)
+        .env(super::env::INSTANCE_ENV, &id)
         .env("PS1", &prompt);
     // bash reads ~/.bashrc, which usually sets PS1: give it an rc file that
     // reads the user's and then names the instance.
@@ -155,28 +137,20 @@ pub fn run_shell(args: Vec<OsString>) -> i32 {
     }
 }
 
-/// `ebsim exec INSTANCE -- COMMAND [ARGS...]`.
+/// `ebsim exec` (or a link named `exec`).
 pub fn run_exec(args: Vec<OsString>) -> i32 {
-    let rest: Vec<OsString> = args.into_iter().skip(1).collect();
-    let first = rest.first().map(|a| a.to_string_lossy().into_owned());
-    if matches!(first.as_deref(), None | Some("-h") | Some("--help")) {
-        if first.is_none() {
-            err(EXEC_HELP);
-            return 2;
-        }
-        super::output::out(EXEC_HELP);
-        return 0;
+    match super::commands::parse::<Exec>(&args) {
+        Ok(x) => exec(&x),
+        Err(code) => code,
     }
-    let instance = first.unwrap_or_default();
-    let mut i = 1;
-    if rest.get(i).is_some_and(|a| a == "--") {
-        i += 1;
-    }
-    let Some(program) = rest.get(i) else {
-        err(EXEC_HELP);
+}
+
+/// `ebsim exec INSTANCE -- COMMAND [ARGS...]`.
+pub fn exec(x: &Exec) -> i32 {
+    let Some((program, rest)) = x.command.split_first() else {
         return 2;
     };
-    let (id, _) = match pick_instance(Some(&instance)) {
+    let (id, _) = match pick_instance(Some(&x.instance)) {
         Ok(v) => v,
         Err(e) => {
             err(&format!("ebsim exec: {e}\n"));
@@ -193,9 +167,9 @@ pub fn run_exec(args: Vec<OsString>) -> i32 {
     let path = guest_path(&bin);
     let resolved = which(program, &path).unwrap_or_else(|| PathBuf::from(program));
     match Command::new(resolved)
-        .args(&rest[i + 1..])
+        .args(rest)
         .env("PATH", &path)
-        .env(ebsim::ec2::guest::INSTANCE_ENV, &id)
+        .env(super::env::INSTANCE_ENV, &id)
         .status()
     {
         Ok(s) => status_code(s),

@@ -1,15 +1,17 @@
 //! `umount` (util-linux) inside the emulated instance: removes a mount from
-//! the instance model, named by its mount point or by its device. `/`
-//! cannot be unmounted (the emulated system runs from it: "target is
-//! busy"), nor a mount with other mounts below it unless `-l` or `-R`.
-//! Messages follow the instance's util-linux generation as mount's do
-//! (see `mount.rs`). Parsed by hand for the same reasons as mount.
+//! the instance model, named by its mount point or by its device. Which
+//! mounts go (and when the target is busy) is `ebsim::guest::mount`'s;
+//! messages follow the instance's util-linux generation as mount's do.
 
-use super::getopt_long::{self, HasArg, LongOpt};
-use super::guest::{self, Context, NoGuest};
-use super::mount::{EX_FAIL, EX_USAGE, Ul, version_line};
+use super::env;
+use super::error::{self, AppletError};
+use super::getopt::{LongOpt, getopt_long};
+use super::mount::{EX_FAIL, EX_USAGE, version_line};
 use super::output::{err, out};
+use ebsim::ec2::DEFAULT_REGION;
 use ebsim::ec2::model::Mount;
+use ebsim::guest::Context;
+use ebsim::guest::mount::{self as rules, Generation, UmountError};
 use std::ffi::OsString;
 
 const HELP: &str = "
@@ -47,107 +49,48 @@ struct Cli {
     operands: Vec<String>,
 }
 
-fn usage_error(msg: &str) -> i32 {
-    err(&format!(
-        "umount: {msg}\nTry 'umount --help' for more information.\n"
-    ));
-    EX_USAGE
+/// A usage error: the message and the pointer to `--help`.
+fn usage_error(msg: &str) -> AppletError {
+    AppletError::new(
+        EX_USAGE,
+        format!("umount: {msg}\nTry 'umount --help' for more information.\n"),
+    )
 }
 
 /// util-linux umount's options, for glibc's getopt_long.
 const OPTSTRING: &str = "acdfhilnqRrO:t:vVN:";
 const LONGOPTS: &[LongOpt] = &[
-    LongOpt {
-        name: "all",
-        has_arg: HasArg::No,
-        val: 'a',
-    },
-    LongOpt {
-        name: "detach-loop",
-        has_arg: HasArg::No,
-        val: 'd',
-    },
-    LongOpt {
-        name: "force",
-        has_arg: HasArg::No,
-        val: 'f',
-    },
-    LongOpt {
-        name: "help",
-        has_arg: HasArg::No,
-        val: 'h',
-    },
-    LongOpt {
-        name: "internal-only",
-        has_arg: HasArg::No,
-        val: 'i',
-    },
-    LongOpt {
-        name: "lazy",
-        has_arg: HasArg::No,
-        val: 'l',
-    },
-    LongOpt {
-        name: "namespace",
-        has_arg: HasArg::Required,
-        val: 'N',
-    },
-    LongOpt {
-        name: "no-canonicalize",
-        has_arg: HasArg::No,
-        val: 'c',
-    },
-    LongOpt {
-        name: "no-mtab",
-        has_arg: HasArg::No,
-        val: 'n',
-    },
-    LongOpt {
-        name: "quiet",
-        has_arg: HasArg::No,
-        val: 'q',
-    },
-    LongOpt {
-        name: "read-only",
-        has_arg: HasArg::No,
-        val: 'r',
-    },
-    LongOpt {
-        name: "recursive",
-        has_arg: HasArg::No,
-        val: 'R',
-    },
-    LongOpt {
-        name: "test-opts",
-        has_arg: HasArg::Required,
-        val: 'O',
-    },
-    LongOpt {
-        name: "types",
-        has_arg: HasArg::Required,
-        val: 't',
-    },
-    LongOpt {
-        name: "verbose",
-        has_arg: HasArg::No,
-        val: 'v',
-    },
-    LongOpt {
-        name: "version",
-        has_arg: HasArg::No,
-        val: 'V',
-    },
+    LongOpt::flag("all", 'a'),
+    LongOpt::flag("detach-loop", 'd'),
+    LongOpt::flag("force", 'f'),
+    LongOpt::flag("help", 'h'),
+    LongOpt::flag("internal-only", 'i'),
+    LongOpt::flag("lazy", 'l'),
+    LongOpt::arg("namespace", 'N'),
+    LongOpt::flag("no-canonicalize", 'c'),
+    LongOpt::flag("no-mtab", 'n'),
+    LongOpt::flag("quiet", 'q'),
+    LongOpt::flag("read-only", 'r'),
+    LongOpt::flag("recursive", 'R'),
+    LongOpt::arg("test-opts", 'O'),
+    LongOpt::arg("types", 't'),
+    LongOpt::flag("verbose", 'v'),
+    LongOpt::flag("version", 'V'),
 ];
 
 pub fn run(args: Vec<OsString>) -> i32 {
+    error::finish(main(&args), String::new)
+}
+
+fn main(args: &[OsString]) -> Result<i32, AppletError> {
     let args: Vec<String> = args
         .iter()
         .skip(1)
         .map(|a| a.to_string_lossy().into_owned())
         .collect();
-    let (opts, operands) = match getopt_long::parse(&args, OPTSTRING, LONGOPTS) {
+    let (opts, operands) = match getopt_long(&args, OPTSTRING, LONGOPTS).strict() {
         Ok(v) => v,
-        Err(e) => return usage_error(&e.text()),
+        Err(e) => return Err(usage_error(&e.text())),
     };
     let mut c = Cli {
         operands,
@@ -163,143 +106,74 @@ pub fn run(args: Vec<OsString>) -> i32 {
             't' => c.types = o.arg,
             'h' => {
                 out(HELP);
-                return 0;
+                return Ok(0);
             }
             'V' => {
-                out(&version_line("umount", &util_linux_or_default()));
-                return 0;
+                out(&version_line("umount"));
+                return Ok(0);
             }
             // -c -d -f -i -n -r -O -N change nothing in the emulation.
             _ => {}
         }
     }
     if !c.all && c.operands.is_empty() {
-        return usage_error("bad usage");
+        return Err(usage_error("bad usage"));
     }
-    let mut ctx = match guest::context() {
+    let mut ctx = match env::context() {
         Ok(c) => c,
-        Err(NoGuest(why)) => {
-            err(&format!("umount: {why}\n"));
-            return EX_FAIL;
-        }
+        Err(why) => return Err(AppletError::new(EX_FAIL, format!("umount: {why}\n"))),
     };
-    let ul = Ul::of(&ctx.util_linux);
+    let generation = Generation::of(&ctx.release);
     if c.all {
-        return umount_all(&mut ctx, &c, ul);
+        return Ok(umount_all(&ctx, &c, generation));
     }
     let mut rc = 0;
     for spec in c.operands.clone() {
-        rc |= umount_spec(&mut ctx, &c, ul, &spec);
+        rc |= umount_spec(&mut ctx, &c, generation, &spec);
     }
-    rc
+    Ok(rc)
 }
 
-fn util_linux_or_default() -> String {
-    guest::context().map(|c| c.util_linux).unwrap_or_default()
-}
-
-/// Why an unmount failed.
-enum Failure {
-    /// EINVAL: the path or device is not mounted.
-    NotMounted,
-    /// ENOENT: no such path or device.
-    NoMountPoint,
-    /// EBUSY.
-    Busy,
-}
-
-fn report(ul: Ul, spec: &str, f: &Failure) -> i32 {
-    let text = match (ul, f) {
-        (Ul::V223, Failure::NotMounted) => format!("umount: {spec}: not mounted\n"),
-        (Ul::V223, Failure::NoMountPoint) => format!("umount: {spec}: mountpoint not found\n"),
-        (Ul::V223, Failure::Busy) => format!(
-            "umount: {spec}: target is busy.\n        (In some cases useful info about processes that use\n         the device is found by lsof(8) or fuser(1))\n"
+fn report(generation: Generation, spec: &str, f: &UmountError) -> i32 {
+    let text = match (generation, f) {
+        (_, UmountError::NotAMountPoint { exists }) => {
+            let why = if *exists { "not mounted" } else { "not found" };
+            err(&format!("umount: {spec}: {why}\n"));
+            return EX_USAGE;
+        }
+        (Generation::V223, UmountError::NotMounted) => format!("umount: {spec}: not mounted\n"),
+        (Generation::V223, UmountError::NoMountPoint) => {
+            format!("umount: {spec}: mountpoint not found\n")
+        }
+        (Generation::V223, UmountError::Busy(t)) => format!(
+            "umount: {t}: target is busy.\n        (In some cases useful info about processes that use\n         the device is found by lsof(8) or fuser(1))\n"
         ),
-        (_, Failure::NotMounted) => format!("umount: {spec}: not mounted.\n"),
-        (_, Failure::NoMountPoint) => format!("umount: {spec}: no mount point specified.\n"),
-        (_, Failure::Busy) => format!("umount: {spec}: target is busy.\n"),
+        (_, UmountError::NotMounted) => format!("umount: {spec}: not mounted.\n"),
+        (_, UmountError::NoMountPoint) => format!("umount: {spec}: no mount point specified.\n"),
+        (_, UmountError::Busy(t)) => format!("umount: {t}: target is busy.\n"),
     };
     err(&text);
     EX_FAIL
 }
 
-/// The index in `ctx.mounts` of the mount `spec` names: a mount point (the
-/// topmost mount there), or a device (its most recent mount).
-fn find(ctx: &Context, spec: &str) -> Result<usize, Failure> {
-    let is_dev =
-        spec.starts_with("/dev/") || spec.starts_with("UUID=") || spec.starts_with("LABEL=");
-    if !is_dev {
-        let t = if spec.starts_with('/') {
-            guest::normalize_path(spec)
-        } else {
-            spec.to_string()
-        };
-        return ctx
-            .mounts
-            .iter()
-            .rposition(|m| m.target == t)
-            .ok_or(Failure::NotMounted);
-    }
-    let r = ctx.resolve(spec).ok_or(Failure::NoMountPoint)?;
-    let part = r.part.as_ref().map(|p| p.number);
-    ctx.mounts
-        .iter()
-        .rposition(|m| m.volume_id == r.disk.view.volume_id && m.partition == part)
-        .ok_or(Failure::NotMounted)
+/// Removes `m` from the instance. Ok(false): someone else changed the
+/// mounts meanwhile.
+fn remove(ctx: &Context, m: &Mount) -> Result<bool, String> {
+    let ec2 = env::ec2(DEFAULT_REGION).map_err(|e| env::why(&e))?;
+    ebsim::guest::context::remove_mount(&ec2, &ctx.instance_id, m).map_err(|e| env::why(&e))
 }
 
-/// Whether `child` lies below the mount point `parent`.
-fn below(parent: &str, child: &str) -> bool {
-    if parent == "/" {
-        return child != "/";
-    }
-    child
-        .strip_prefix(parent)
-        .is_some_and(|rest| rest.starts_with('/'))
-}
-
-fn umount_spec(ctx: &mut Context, c: &Cli, ul: Ul, spec: &str) -> i32 {
-    // -R looks the argument up among mount points only, and words its
-    // failure itself (`access(2)` decides between the two).
-    if c.recursive {
-        let t = if spec.starts_with('/') {
-            guest::normalize_path(spec)
-        } else {
-            spec.to_string()
-        };
-        if !ctx.mounts.iter().any(|m| m.target == t) {
-            let exists = !spec.starts_with("/dev/") || ctx.resolve(spec).is_some();
-            let why = if exists { "not mounted" } else { "not found" };
-            err(&format!("umount: {spec}: {why}\n"));
-            return EX_USAGE;
-        }
-    }
-    let idx = match find(ctx, spec) {
-        Ok(i) => i,
-        Err(Failure::NotMounted) if c.quiet => return EX_FAIL,
-        Err(f) => return report(ul, spec, &f),
+fn umount_spec(ctx: &mut Context, c: &Cli, generation: Generation, spec: &str) -> i32 {
+    let gone = match rules::plan_umount(ctx, spec, c.lazy, c.recursive) {
+        Ok(g) => g,
+        Err(UmountError::NotMounted) if c.quiet => return EX_FAIL,
+        Err(f) => return report(generation, spec, &f),
     };
-    let m = ctx.mounts[idx].clone();
-    if m.target == "/" {
-        return report(ul, &m.target, &Failure::Busy);
-    }
-    // Mounts made later below this one (or on top of it) keep it busy.
-    let children: Vec<Mount> = ctx.mounts[idx + 1..]
-        .iter()
-        .filter(|x| below(&m.target, &x.target) || x.target == m.target)
-        .cloned()
-        .collect();
-    if !children.is_empty() && !c.lazy && !c.recursive {
-        return report(ul, &m.target, &Failure::Busy);
-    }
-    // Children first (deepest last-mounted first), then the mount itself.
-    let mut gone: Vec<Mount> = children.into_iter().rev().collect();
-    gone.push(m.clone());
     for g in &gone {
-        match remove_exact(g) {
+        match remove(ctx, g) {
             Ok(true) => {}
-            Ok(false) => return report(ul, spec, &Failure::NotMounted),
-            Err(NoGuest(why)) => {
+            Ok(false) => return report(generation, spec, &UmountError::NotMounted),
+            Err(why) => {
                 err(&format!("umount: {why}\n"));
                 return EX_FAIL;
             }
@@ -314,58 +188,25 @@ fn umount_spec(ctx: &mut Context, c: &Cli, ul: Ul, spec: &str) -> i32 {
     0
 }
 
-/// Removes `m`, the topmost mount on its target (mounts above it were
-/// removed first). Ok(false): someone else changed the mounts meanwhile.
-fn remove_exact(m: &Mount) -> Result<bool, NoGuest> {
-    Ok(guest::remove_mount(&m.target)?.is_some_and(|r| r == *m))
-}
-
 /// `umount -a`: every mount but `/`, last mounted first; `/` is busy.
-fn umount_all(ctx: &mut Context, c: &Cli, ul: Ul) -> i32 {
+fn umount_all(ctx: &Context, c: &Cli, generation: Generation) -> i32 {
     let mut rc = 0;
-    for m in ctx.mounts.clone().into_iter().rev() {
-        if let Some(t) = &c.types {
-            let neg = t.starts_with("no");
-            let hit = t
-                .split(',')
-                .map(|x| {
-                    if neg {
-                        x.strip_prefix("no").unwrap_or(x)
-                    } else {
-                        x
-                    }
-                })
-                .any(|x| x == m.fstype);
-            if hit == neg {
-                continue;
-            }
-        }
+    for m in rules::umount_all_order(ctx, c.types.as_deref()) {
         if m.target == "/" {
-            rc |= report(ul, "/", &Failure::Busy);
+            rc |= report(generation, "/", &UmountError::Busy(m.target.clone()));
             continue;
         }
-        match remove_exact(&m) {
+        match remove(ctx, &m) {
             Ok(_) => {
                 if c.verbose {
                     out(&format!("{:<25}: successfully unmounted\n", m.target));
                 }
             }
-            Err(NoGuest(why)) => {
+            Err(why) => {
                 err(&format!("umount: {why}\n"));
                 return EX_FAIL;
             }
         }
     }
     rc
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn below_mount_points() {
-        assert!(super::below("/var", "/var/lib"));
-        assert!(!super::below("/var", "/var"));
-        assert!(!super::below("/var", "/varx"));
-        assert!(super::below("/", "/boot"));
-    }
 }

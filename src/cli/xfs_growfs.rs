@@ -9,11 +9,14 @@
 //! Hand-parsed: the real tool uses getopt and `strtoll` (`-D 1G` means one
 //! block), which clap cannot copy.
 
+use super::error::{AppletError, finish};
+use super::getopt::{getopt, strings};
 use super::output::strerror;
 use super::output::{err, out};
-use super::xfs_getopt::{Opt, getopt, glibc_message, strtoll};
 use ebsim::blockdev::{BlockDevice, ImageFile, image::Access};
+use ebsim::compat::strtoll;
 use ebsim::fs::xfs::{self, MountEffect, Xfs, growfs};
+use ebsim::guest::Target;
 use std::ffi::OsString;
 
 fn usage_text(prog: &str) -> String {
@@ -63,6 +66,12 @@ struct Flags {
 }
 
 pub fn run(args: Vec<OsString>) -> i32 {
+    // The usage text names the program as -p may have changed it: each
+    // error carries its own.
+    finish(main(&args), String::new)
+}
+
+fn main(args: &[OsString]) -> Result<i32, AppletError> {
     let mut prog = args
         .first()
         .map(std::path::Path::new)
@@ -77,9 +86,9 @@ pub fn run(args: Vec<OsString>) -> i32 {
     let rest = args.get(1..).unwrap_or(&[]);
     if rest.iter().any(|a| a == "--help") {
         out(&format!("{}{EXTENSION_HELP}", usage_text(&prog)));
-        return 0;
+        return Ok(0);
     }
-    let parsed = getopt(rest, "dD:e:ilL:m:np:rR:t:xV");
+    let parsed = getopt(&strings(rest), "dD:e:ilL:m:np:rR:t:xV");
     let mut f = Flags {
         dflag: false,
         lflag: false,
@@ -92,69 +101,71 @@ pub fn run(args: Vec<OsString>) -> i32 {
         lsize: 0,
         maxpct: 0,
     };
-    for o in &parsed.opts {
-        match o {
-            Opt::Arg('D', v) => {
-                f.dsize = strtoll(v);
+    for item in &parsed.items {
+        let o = match item {
+            Ok(o) => o,
+            Err(e) => {
+                return Err(AppletError::new(
+                    2,
+                    format!("{}{}", e.message(&argv0), usage_text(&prog)),
+                ));
+            }
+        };
+        let v = o.arg_or_empty();
+        match o.val {
+            'D' => {
+                f.dsize = strtoll(&v, 10).value;
                 f.dflag = true;
             }
-            Opt::Flag('d') => f.dflag = true,
-            Opt::Arg('e', _) => f.rflag = true,
-            Opt::Flag('i') => {
+            'd' => f.dflag = true,
+            'e' | 'R' | 'r' => f.rflag = true,
+            'i' => {
                 f.lflag = true;
                 f.iflag = true;
             }
-            Opt::Arg('L', v) => {
-                f.lsize = strtoll(v);
+            'L' => {
+                f.lsize = strtoll(&v, 10).value;
                 f.lflag = true;
             }
-            Opt::Flag('l') => f.lflag = true,
-            Opt::Arg('m', v) => {
+            'l' => f.lflag = true,
+            'm' => {
                 f.mflag = true;
-                f.maxpct = strtoll(v);
+                f.maxpct = strtoll(&v, 10).value;
             }
-            Opt::Flag('n') => f.nflag = true,
-            Opt::Arg('p', v) => prog = v.clone(),
-            Opt::Arg('R', _) => f.rflag = true,
-            Opt::Flag('r') => f.rflag = true,
-            Opt::Arg('t', _) => {}
-            Opt::Flag('x') => {
+            'n' => f.nflag = true,
+            'p' => prog = v,
+            'x' => {
                 f.lflag = true;
                 f.xflag = true;
             }
-            Opt::Flag('V') => {
+            'V' => {
                 out(&format!(
                     "{prog} version {}\n",
-                    super::guest::guest_tools().xfsprogs
+                    super::env::release().xfsprogs
                 ));
-                return 0;
+                return Ok(0);
             }
-            other => {
-                err(&format!(
-                    "{}{}",
-                    glibc_message(&argv0, other),
-                    usage_text(&prog)
-                ));
-                return 2;
-            }
+            // -t names an mtab: nothing to read in the emulation.
+            _ => {}
         }
     }
     if parsed.operands.len() != 1 || (f.iflag && f.xflag) {
-        err(&usage_text(&prog));
-        return 2;
+        return Err(AppletError::new(2, usage_text(&prog)));
     }
-    let target = parsed.operands[0].to_string_lossy().into_owned();
-    if let Some(code) = guest_growfs(&prog, &target, &f) {
-        return code;
+    let target = parsed.operands[0].clone();
+    if let Some(done) = guest_growfs(&prog, &target, &f) {
+        return done;
     }
     let real = match std::fs::canonicalize(&target) {
         Ok(p) => p,
         Err(e) => {
-            err(&format!(
-                "{prog}: path resolution failed for {target}: {}\n",
-                strerror(&e)
+            return Err(AppletError::new(
+                1,
+                format!(
+                    "{prog}: path resolution failed for {target}: {}\n",
+                    strerror(&e)
+                ),
             ));
-            return 1;
         }
     };
     let holds_xfs = std::fs::metadata(&real).is_ok_and(|m| m.is_file())
@@ -163,78 +174,55 @@ pub fn run(args: Vec<OsString>) -> i32 {
             .and_then(|d| xfs::probe(&d).ok())
             .unwrap_or(false);
     if !holds_xfs {
-        err(&format!(
-            "{prog}: {target} is not a mounted XFS filesystem\n"
+        return Err(AppletError::new(
+            1,
+            format!("{prog}: {target} is not a mounted XFS filesystem\n"),
         ));
-        return 1;
     }
-    if let Some(loopdev) = attached_loop_device(&real) {
+    if let Some(loopdev) = ebsim::blockdev::host::loop_device_of(&real) {
         // The kernel may have it mounted: writing under it would corrupt it.
-        err(&format!(
-            "{prog}: {target} is attached to {loopdev}; grow it through its mount point, or \
+        return Err(AppletError::new(
+            1,
+            format!(
+                "{prog}: {target} is attached to {loopdev}; grow it through its mount point, or \
              unmount it and detach {loopdev} first\n"
+            ),
         ));
-        return 1;
     }
     offline(&prog, &target, &f)
-}
-
-/// The loop device (if any) whose backing file is `path` (canonical).
-fn attached_loop_device(path: &std::path::Path) -> Option<String> {
-    let entries = std::fs::read_dir("/sys/block").ok()?;
-    for e in entries.flatten() {
-        let name = e.file_name().to_string_lossy().into_owned();
-        if !name.starts_with("loop") {
-            continue;
-        }
-        let Ok(backing) = std::fs::read_to_string(e.path().join("loop/backing_file")) else {
-            continue;
-        };
-        if std::path::Path::new(backing.trim_end_matches('\n')) == path {
-            return Some(format!("/dev/{name}"));
-        }
-    }
-    None
 }
 
 /// xfs_growfs on the emulated instance: a device name, or a path that is
 /// a mount point there (a file of this machine is never one). None: not
 /// the instance's business, go on with the host path.
-fn guest_growfs(prog: &str, target: &str, f: &Flags) -> Option<i32> {
-    let is_dev = target.starts_with("/dev/");
-    let ctx = match super::guest::target_context(prog, target)? {
+fn guest_growfs(prog: &str, target: &str, f: &Flags) -> Option<Result<i32, AppletError>> {
+    let is_dev = Target::of(target, false) == Target::Device;
+    let ctx = match super::env::target_context(prog, target, false)? {
         Ok(c) => c,
-        Err(code) => return Some(code),
+        Err(e) => return Some(Err(e)),
     };
     let not_mounted = || {
-        err(&format!(
-            "{prog}: {target} is not a mounted XFS filesystem\n"
-        ));
-        Some(1)
+        Some(Err(AppletError::prog(
+            prog,
+            &format!("{target} is not a mounted XFS filesystem"),
+        )))
     };
     // The fs table holds the XFS mounts; a directory matches a mount point,
     // a device the source of a mount (after realpath, so /dev/sdf is
     // /dev/xvdf), the first in mount order.
     let m = if is_dev {
         let Some(r) = ctx.resolve(target) else {
-            err(&format!(
-                "{prog}: path resolution failed for {target}: No such file or directory\n"
-            ));
-            return Some(1);
+            return Some(Err(AppletError::new(
+                1,
+                format!("{prog}: path resolution failed for {target}: No such file or directory\n"),
+            )));
         };
-        ctx.mounts_of(&r)
-            .into_iter()
-            .find(|m| m.fstype == "xfs")
-            .cloned()
+        ctx.device_mount(&r, "xfs").cloned()
     } else {
-        let t = super::guest::normalize_path(target);
-        if !ctx.mounts.iter().any(|m| m.target == t) {
+        if !ctx.is_mount_point(target) {
             return None;
         }
-        ctx.mounts
-            .iter()
-            .find(|m| m.target == t && m.fstype == "xfs")
-            .cloned()
+        ctx.mount_on(target, "xfs").cloned()
     };
     let Some(m) = m else { return not_mounted() };
     let Some(r) = ctx.resolve(&m.source) else {
@@ -245,11 +233,13 @@ fn guest_growfs(prog: &str, target: &str, f: &Flags) -> Option<i32> {
     } else {
         Access::ReadWrite
     };
-    let dev = match super::guest::open(&r, access) {
+    let dev = match r.open(access) {
         Ok(d) => d,
         Err(e) => {
-            err(&format!("{prog}: cannot open {}: {e}\n", m.source));
-            return Some(1);
+            return Some(Err(AppletError::new(
+                1,
+                format!("{prog}: cannot open {}: {e}\n", m.source),
+            )));
         }
     };
     Some(grow_device(prog, &m.source, dev, f))
@@ -260,7 +250,7 @@ fn guest_growfs(prog: &str, target: &str, f: &Flags) -> Option<i32> {
 /// come first: an image whose AG headers fail the kernel's verifiers is
 /// refused before anything is printed, as a failed mount would stop the
 /// real sequence (see [`refuse_unmountable`]).
-fn offline(prog: &str, target: &str, f: &Flags) -> i32 {
+fn offline(prog: &str, target: &str, f: &Flags) -> Result<i32, AppletError> {
     let access = if f.nflag {
         Access::ReadOnly
     } else {
@@ -269,22 +259,18 @@ fn offline(prog: &str, target: &str, f: &Flags) -> i32 {
     let dev = match ImageFile::open(target, access) {
         Ok(d) => d,
         Err(e) => {
-            err(&format!("{prog}: cannot open {target}: {e}\n"));
-            return 1;
+            return Err(AppletError::new(
+                1,
+                format!("{prog}: cannot open {target}: {e}\n"),
+            ));
         }
     };
-    let fs = match Xfs::open(dev) {
-        Ok(x) => x,
-        Err(e) => {
-            err(&format!("{prog}: {target}: {e}\n"));
-            return 1;
-        }
-    };
+    let fs = Xfs::open(dev).map_err(|e| AppletError::new(1, format!("{prog}: {target}: {e}\n")))?;
     // A dirty log is replayed by a mount before it reads anything else;
     // the grow refuses it later, in its own words.
     if let (Ok(()), Ok(head)) = (fs.check_size(), fs.log_head()) {
         if let Err(e) = fs.verify_ags(&head) {
-            return refuse_unmountable(prog, target, fs.sb(), &e);
+            return Err(refuse_unmountable(prog, target, fs.sb(), &e));
         }
     }
     grow_fs(prog, target, fs, f, false)
@@ -295,8 +281,13 @@ fn offline(prog: &str, target: &str, f: &Flags) -> i32 {
 /// at xfs_agf_read_verify, xfs_agf block 0x1", with what is wrong, the AG
 /// and the structure), then what mount(8) and the kernel log would say, on
 /// stderr; exit 1, the real xfs_growfs's status for every failure.
-fn refuse_unmountable(prog: &str, target: &str, sb: &xfs::Superblock, e: &xfs::Error) -> i32 {
-    err(&format!("{prog}: {target}: {e}\n"));
+fn refuse_unmountable(
+    prog: &str,
+    target: &str,
+    sb: &xfs::Superblock,
+    e: &xfs::Error,
+) -> AppletError {
+    let mut text = format!("{prog}: {target}: {e}\n");
     if let xfs::Error::Metadata(c) = e {
         let what = match c.mount_effect(sb) {
             MountEffect::ReservationFails => "the kernel would refuse to mount it (mount: \
@@ -317,39 +308,43 @@ fn refuse_unmountable(prog: &str, target: &str, sb: &xfs::Superblock, e: &xfs::E
                 "the kernel would mount it, but xfs_repair reports it".to_string()
             }
         };
-        err(&format!(
+        text.push_str(&format!(
             "{prog}: {target}: {what}; nothing was written, run xfs_repair\n"
         ));
     }
-    1
+    AppletError::new(1, text)
 }
 
 /// The grow of the XFS on `dev`, the device of a mount on the instance,
 /// following xfs_growfs's main() step by step.
-fn grow_device<D: BlockDevice>(prog: &str, target: &str, dev: D, f: &Flags) -> i32 {
-    let fs = match Xfs::open(dev) {
-        Ok(x) => x,
-        Err(e) => {
-            err(&format!("{prog}: {target}: {e}\n"));
-            return 1;
-        }
-    };
+fn grow_device<D: BlockDevice>(
+    prog: &str,
+    target: &str,
+    dev: D,
+    f: &Flags,
+) -> Result<i32, AppletError> {
+    let fs = Xfs::open(dev).map_err(|e| AppletError::new(1, format!("{prog}: {target}: {e}\n")))?;
     grow_fs(prog, target, fs, f, true)
 }
 
 /// The grow of `fs`, shown as `target` (the image file, or the device of a
 /// mount when `mounted`).
-fn grow_fs<D: BlockDevice>(prog: &str, target: &str, fs: Xfs<D>, f: &Flags, mounted: bool) -> i32 {
+fn grow_fs<D: BlockDevice>(
+    prog: &str,
+    target: &str,
+    fs: Xfs<D>,
+    f: &Flags,
+    mounted: bool,
+) -> Result<i32, AppletError> {
     if f.rflag {
         // An image has no realtime device.
-        err(&format!(
-            "{prog}: failed to access realtime device for {target}\n"
+        return Err(AppletError::new(
+            1,
+            format!("{prog}: failed to access realtime device for {target}\n"),
         ));
-        return 1;
     }
     if let Err(e) = fs.check_size() {
-        err(&format!("{prog}: {target}: {e}\n"));
-        return 1;
+        return Err(AppletError::new(1, format!("{prog}: {target}: {e}\n")));
     }
     let geo = fs.sb().clone();
     out(&xfs::report::render(&geo, target));
@@ -397,10 +392,10 @@ fn grow_fs<D: BlockDevice>(prog: &str, target: &str, fs: Xfs<D>, f: &Flags, moun
         } else if !error && !f.nflag {
             let imaxpct = u8::try_from(maxpct).ok().filter(|p| *p <= 100);
             let Some(imaxpct) = imaxpct else {
-                err(&format!(
-                    "{prog}: XFS_IOC_FSGROWFSDATA xfsctl failed: Invalid argument\n"
+                return Err(AppletError::new(
+                    1,
+                    format!("{prog}: XFS_IOC_FSGROWFSDATA xfsctl failed: Invalid argument\n"),
                 ));
-                return 1;
             };
             match grow(fs.take(), u64::try_from(dsize).unwrap_or(0), imaxpct) {
                 Ok(sb) => new_geo = sb,
@@ -455,7 +450,7 @@ fn grow_fs<D: BlockDevice>(prog: &str, target: &str, fs: Xfs<D>, f: &Flags, moun
             geo.imax_pct, new_geo.imax_pct
         ));
     }
-    i32::from(error)
+    Ok(i32::from(error))
 }
 
 fn grow<D: BlockDevice>(

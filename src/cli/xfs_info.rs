@@ -3,48 +3,50 @@
 //! messages are copied here. Inside the emulated instance it also takes a
 //! mount point or a device name (see `info_guest`).
 
+use super::error::{AppletError, finish};
+use super::getopt::{Error, getopt, strings};
 use super::output::{err, out};
-use super::xfs_getopt::{Opt, getopt};
 use ebsim::blockdev::{BlockDevice, ImageFile, image::Access};
 use ebsim::fs::xfs::{self, superblock::Superblock};
+use ebsim::guest::{Target, normalize_path};
 use std::ffi::OsString;
 
 const USAGE: &str = "Usage: xfs_info [-V] [-t mtab] [mountpoint|device|file]\n";
 
 pub fn run(args: Vec<OsString>) -> i32 {
-    // The real xfs_info is a shell script parsing with `getopts "t:V"`.
-    let parsed = getopt(args.get(1..).unwrap_or(&[]), "t:V");
-    for o in &parsed.opts {
+    finish(main(&args), || USAGE.to_string())
+}
+
+fn main(args: &[OsString]) -> Result<i32, AppletError> {
+    // The real xfs_info is a shell script parsing with `getopts "t:V"`,
+    // which stops at the first operand.
+    let parsed = getopt(&strings(args.get(1..).unwrap_or(&[])), "+t:V");
+    for o in &parsed.items {
         match o {
-            Opt::Flag('V') => {
+            Ok(o) if o.val == 'V' => {
                 out(&format!(
                     "xfs_info version {}\n",
-                    super::guest::guest_tools().xfsprogs
+                    super::env::release().xfsprogs
                 ));
-                return 0;
+                return Ok(0);
             }
-            Opt::Arg('t', _) => {}
-            Opt::Missing(c) => {
-                err(&format!("No arg for -{c} option\n{USAGE}"));
-                return 2;
+            Ok(_) => {}
+            Err(Error::ShortMissing(c)) => {
+                return Err(AppletError::new(2, format!("No arg for -{c} option\n")).with_usage());
             }
-            Opt::Invalid(c) => {
-                err(&format!("Illegal option -{c}\n{USAGE}"));
-                return 2;
-            }
-            _ => {
-                err(USAGE);
-                return 2;
+            Err(e) => {
+                return Err(
+                    AppletError::new(2, format!("Illegal option -{}\n", e.optopt())).with_usage(),
+                );
             }
         }
     }
     if parsed.operands.len() != 1 {
-        err(USAGE);
-        return 2;
+        return Err(AppletError::usage_only(2));
     }
-    let target = parsed.operands[0].to_string_lossy().into_owned();
-    if let Some(code) = info_guest(&target) {
-        return code;
+    let target = parsed.operands[0].clone();
+    if let Some(done) = info_guest(&target) {
+        return done;
     }
     info_file(&target)
 }
@@ -54,38 +56,36 @@ pub fn run(args: Vec<OsString>) -> i32 {
 /// argument is shown live (`xfs_spaceman`, named by its device); anything
 /// else is read by `xfs_db`, which refuses a device with a mounted
 /// filesystem. None: a file of this machine.
-fn info_guest(target: &str) -> Option<i32> {
-    let is_dev = target.starts_with("/dev/");
-    let ctx = match super::guest::target_context("xfs_info", target)? {
+fn info_guest(target: &str) -> Option<Result<i32, AppletError>> {
+    let is_dev = Target::of(target, false) == Target::Device;
+    let ctx = match super::env::target_context("xfs_info", target, false)? {
         Ok(c) => c,
-        Err(code) => return Some(code),
+        Err(e) => return Some(Err(e)),
     };
-    let t = super::guest::normalize_path(target);
+    let t = normalize_path(target);
     let r = if is_dev {
         match ctx.resolve(target) {
             Some(r) => r,
             None => {
-                err(&format!(
-                    "{target}: No such file or directory\n\nfatal error -- couldn't initialize XFS library\n"
-                ));
-                return Some(1);
+                return Some(Err(AppletError::new(
+                    1,
+                    format!(
+                        "{target}: No such file or directory\n\nfatal error -- couldn't initialize XFS library\n"
+                    ),
+                )));
             }
         }
     } else {
-        if !ctx.mounts.iter().any(|m| m.target == t) {
+        if !ctx.is_mount_point(target) {
             return None;
         }
-        match ctx
-            .mounts
-            .iter()
-            .find(|m| m.target == t && m.fstype == "xfs")
-        {
+        match ctx.mount_on(target, "xfs") {
             Some(m) => match ctx.resolve(&m.source) {
                 Some(r) => r,
-                None => return Some(cannot_open_dir(target)),
+                None => return Some(Err(cannot_open_dir(target))),
             },
             // A mount point that is no XFS is a directory to xfs_db.
-            None => return Some(cannot_open_dir(target)),
+            None => return Some(Err(cannot_open_dir(target))),
         }
     };
     let mounts = ctx.mounts_of(&r);
@@ -97,48 +97,57 @@ fn info_guest(target: &str) -> Option<i32> {
     let name = match (live, mounts.is_empty()) {
         (Some(m), _) => m.source.clone(),
         (None, false) => {
-            err(&format!(
-                "xfs_info: {target} contains a mounted filesystem\n\nfatal error -- couldn't initialize XFS library\n"
-            ));
-            return Some(1);
+            return Some(Err(AppletError::new(
+                1,
+                format!(
+                    "xfs_info: {target} contains a mounted filesystem\n\nfatal error -- couldn't initialize XFS library\n"
+                ),
+            )));
         }
         (None, true) => target.to_string(),
     };
-    let dev = match super::guest::open(&r, Access::ReadOnly) {
+    let dev = match r.open(Access::ReadOnly) {
         Ok(d) => d,
         Err(e) => {
-            err(&format!("xfs_info: cannot open {target}: {e}\n"));
-            return Some(1);
+            return Some(Err(AppletError::new(
+                1,
+                format!("xfs_info: cannot open {target}: {e}\n"),
+            )));
         }
     };
     Some(info_dev(&name, &dev))
 }
 
-fn cannot_open_dir(target: &str) -> i32 {
-    err(&format!("xfs_info: cannot open {target}: Is a directory\n"));
-    1
+fn cannot_open_dir(target: &str) -> AppletError {
+    AppletError::prog("xfs_info", &format!("cannot open {target}: Is a directory"))
 }
 
-fn info_file(path: &str) -> i32 {
+fn info_file(path: &str) -> Result<i32, AppletError> {
     let meta = match std::fs::metadata(path) {
         Ok(m) => m,
         Err(e) => {
-            err(&format!(
-                "{path}: {}\n\nfatal error -- couldn't initialize XFS library\n",
-                super::output::strerror(&e)
+            return Err(AppletError::new(
+                1,
+                format!(
+                    "{path}: {}\n\nfatal error -- couldn't initialize XFS library\n",
+                    super::output::strerror(&e)
+                ),
             ));
-            return 1;
         }
     };
     if meta.is_dir() {
-        err(&format!("xfs_info: cannot open {path}: Is a directory\n"));
-        return 1;
+        return Err(AppletError::new(
+            1,
+            format!("xfs_info: cannot open {path}: Is a directory\n"),
+        ));
     }
     let dev = match ImageFile::open(path, Access::ReadOnly) {
         Ok(d) => d,
         Err(e) => {
-            err(&format!("xfs_info: cannot open {path}: {e}\n"));
-            return 1;
+            return Err(AppletError::new(
+                1,
+                format!("xfs_info: cannot open {path}: {e}\n"),
+            ));
         }
     };
     info_dev(path, &dev)
@@ -146,20 +155,21 @@ fn info_file(path: &str) -> i32 {
 
 /// The geometry of the XFS on `dev`, named `path`, as `xfs_db -c info`
 /// prints it (also the live printout's, the fields being the same).
-fn info_dev<D: BlockDevice>(path: &str, dev: &D) -> i32 {
+fn info_dev<D: BlockDevice>(path: &str, dev: &D) -> Result<i32, AppletError> {
     let size = dev.size();
     if size < 512 {
-        err(&format!(
-            "xfs_info: error - read only {size} of 32768 bytes\n\
+        return Err(AppletError::new(
+            1,
+            format!(
+                "xfs_info: error - read only {size} of 32768 bytes\n\
              xfs_info: {path} is invalid (cannot read first 512 bytes)\n"
+            ),
         ));
-        return 1;
     }
     let head = match dev.read_vec(0, 512) {
         Ok(h) => h,
         Err(e) => {
-            err(&format!("xfs_info: {path}: {e}\n"));
-            return 1;
+            return Err(AppletError::new(1, format!("xfs_info: {path}: {e}\n")));
         }
     };
     // Like xfs_db, only the magic decides; the geometry is shown even with
@@ -167,15 +177,16 @@ fn info_dev<D: BlockDevice>(path: &str, dev: &D) -> i32 {
     let sb = match Superblock::from_bytes(&head, 0) {
         Ok(sb) => sb,
         Err(xfs::Error::NotXfs { magic }) => {
-            err(&format!(
-                "xfs_info: {path} is not a valid XFS filesystem (unexpected SB magic number \
+            return Err(AppletError::new(
+                1,
+                format!(
+                    "xfs_info: {path} is not a valid XFS filesystem (unexpected SB magic number \
                  {magic:#010x})\nUse -F to force a read attempt.\n"
+                ),
             ));
-            return 1;
         }
         Err(e) => {
-            err(&format!("xfs_info: {path}: {e}\n"));
-            return 1;
+            return Err(AppletError::new(1, format!("xfs_info: {path}: {e}\n")));
         }
     };
     let need = sb.dblocks.saturating_mul(u64::from(sb.blocksize));
@@ -183,5 +194,5 @@ fn info_dev<D: BlockDevice>(path: &str, dev: &D) -> i32 {
         err("xfs_info: data size check failed\n");
     }
     out(&xfs::report::render(&sb, path));
-    0
+    Ok(0)
 }

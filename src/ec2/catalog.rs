@@ -13,6 +13,7 @@
 //! | Ubuntu 22.04 | GPT | p1 ext4 `/` (227328–end), p14 BIOS boot (2048–10239), p15 EFI (10240–227327) |
 //! | CentOS 7 | MBR | p1 XFS `/` (2048–end) |
 
+use super::release::{self, OsRelease};
 use super::types::VolumeType;
 use std::path::Path;
 
@@ -139,8 +140,9 @@ pub struct CatalogImage {
     pub root_size: u64,
     /// Root volume type.
     pub root_type: VolumeType,
-    /// util-linux version of the guest (lsblk's headers and JSON layout).
-    pub util_linux: &'static str,
+    /// The OS release inside (its util-linux decides lsblk's and mount's
+    /// output, its e2fsprogs and xfsprogs their banners).
+    pub release: OsRelease,
     /// Creation date (wire format).
     pub creation_date: &'static str,
     /// Disk layout.
@@ -367,7 +369,7 @@ pub const CATALOG: &[CatalogImage] = &[
         root_device_name: "/dev/xvda",
         root_size: 8,
         root_type: VolumeType::Gp2,
-        util_linux: "2.30.2",
+        release: release::AMAZON_LINUX_2,
         creation_date: "2024-03-06T20:54:31.000Z",
         layout: Layout {
             table: TableKind::Gpt,
@@ -386,7 +388,7 @@ pub const CATALOG: &[CatalogImage] = &[
         root_device_name: "/dev/xvda",
         root_size: 8,
         root_type: VolumeType::Gp2,
-        util_linux: "2.30.2",
+        release: release::AMAZON_LINUX_2,
         creation_date: "2024-03-06T20:55:02.000Z",
         layout: Layout {
             table: TableKind::Gpt,
@@ -405,7 +407,7 @@ pub const CATALOG: &[CatalogImage] = &[
         root_device_name: "/dev/xvda",
         root_size: 8,
         root_type: VolumeType::Gp3,
-        util_linux: "2.37.4",
+        release: release::AMAZON_LINUX_2023,
         creation_date: "2024-04-01T21:51:06.000Z",
         layout: Layout {
             table: TableKind::Gpt,
@@ -424,7 +426,7 @@ pub const CATALOG: &[CatalogImage] = &[
         root_device_name: "/dev/xvda",
         root_size: 8,
         root_type: VolumeType::Gp3,
-        util_linux: "2.37.4",
+        release: release::AMAZON_LINUX_2023,
         creation_date: "2024-04-01T21:51:40.000Z",
         layout: Layout {
             table: TableKind::Gpt,
@@ -443,7 +445,7 @@ pub const CATALOG: &[CatalogImage] = &[
         root_device_name: "/dev/sda1",
         root_size: 8,
         root_type: VolumeType::Gp2,
-        util_linux: "2.37.2",
+        release: release::UBUNTU_22_04,
         creation_date: "2024-03-01T07:07:06.000Z",
         layout: Layout {
             table: TableKind::Gpt,
@@ -462,7 +464,7 @@ pub const CATALOG: &[CatalogImage] = &[
         root_device_name: "/dev/sda1",
         root_size: 8,
         root_type: VolumeType::Gp2,
-        util_linux: "2.37.2",
+        release: release::UBUNTU_22_04,
         creation_date: "2024-03-01T07:08:10.000Z",
         layout: Layout {
             table: TableKind::Gpt,
@@ -481,7 +483,7 @@ pub const CATALOG: &[CatalogImage] = &[
         root_device_name: "/dev/sda1",
         root_size: 10,
         root_type: VolumeType::Gp2,
-        util_linux: "2.23.2",
+        release: release::CENTOS_7,
         creation_date: "2022-08-25T15:53:02.000Z",
         layout: Layout {
             table: TableKind::Mbr,
@@ -505,12 +507,21 @@ pub fn by_key(key: &str) -> Option<&'static CatalogImage> {
     CATALOG.iter().find(|c| c.key == key)
 }
 
-/// The util-linux version of a flavour (default: the newest here).
-pub fn util_linux_of(flavour: Option<&str>) -> &'static str {
+/// The user an image's cloud-init makes (the shell prompt's name):
+/// `ubuntu`, `centos`, else `ec2-user`.
+pub fn login_user(flavour: Option<&str>) -> &'static str {
+    match flavour {
+        Some(f) if f.starts_with("ubuntu") => "ubuntu",
+        Some(f) if f.starts_with("centos") => "centos",
+        _ => "ec2-user",
+    }
+}
+
+/// The OS release of a flavour (Debian 12's tools for an unknown one).
+pub fn release_of(flavour: Option<&str>) -> OsRelease {
     flavour
         .and_then(by_key)
-        .map(|c| c.util_linux)
-        .unwrap_or("2.38.1")
+        .map_or(release::DEBIAN_12, |c| c.release)
 }
 
 /// The version of what [`default_builder`] makes. Bump it when the builder
@@ -574,6 +585,14 @@ fn guid_bytes(seed: &str) -> [u8; 16] {
 /// (fixed per AMI, as every volume of one real AMI shares its UUIDs).
 pub fn fs_uuid(image: &CatalogImage, number: u32) -> [u8; 16] {
     guid_bytes(&format!("{}#{number}#fs", image.image_id))
+}
+
+/// The volume id a FAT filesystem in partition `number` of `image` would
+/// carry (`XXXX-XXXX`), as fstab names it: ebsim formats no FAT, so it is
+/// derived like the other fixed ids.
+pub fn fat_volume_id(image: &CatalogImage, number: u32) -> String {
+    let b = fs_uuid(image, number);
+    format!("{:02X}{:02X}-{:02X}{:02X}", b[0], b[1], b[2], b[3])
 }
 
 /// A UUID as blkid and fstab write it (lower case, dashed).
@@ -823,8 +842,12 @@ mod tests {
                 assert!(w[0].1 < w[1].0, "{}: overlap", c.key);
             }
         }
-        assert_eq!(by_key("al2023").map(|c| c.util_linux), Some("2.37.4"));
-        assert_eq!(util_linux_of(Some("amzn2")), "2.30.2");
+        assert_eq!(
+            by_key("al2023").map(|c| c.release),
+            Some(release::AMAZON_LINUX_2023)
+        );
+        assert_eq!(release_of(Some("amzn2")), release::AMAZON_LINUX_2);
+        assert_eq!(release_of(None), release::DEBIAN_12);
     }
 
     #[test]

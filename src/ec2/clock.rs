@@ -36,15 +36,16 @@ pub enum ClockMode {
 }
 
 impl ClockMode {
-    /// Reads `EBSIM_CLOCK` (default `fast`).
-    pub fn from_env() -> Result<ClockMode> {
-        match std::env::var(CLOCK_ENV) {
-            Ok(v) => Self::parse(&v).ok_or_else(|| Error::BadSetting {
+    /// The mode `EBSIM_CLOCK` sets (its value, read by the caller; unset
+    /// is `fast`).
+    pub fn from_setting(value: Option<&str>) -> Result<ClockMode> {
+        match value {
+            Some(v) => Self::parse(v).ok_or_else(|| Error::BadSetting {
                 var: CLOCK_ENV.to_string(),
-                value: v.clone(),
+                value: v.to_string(),
                 reason: "expected manual, fast, realtime or a speed such as 600x".to_string(),
             }),
-            Err(_) => Ok(ClockMode::Running { speed: FAST_SPEED }),
+            None => Ok(ClockMode::Running { speed: FAST_SPEED }),
         }
     }
 

@@ -1,8 +1,10 @@
-//! What an instance sees of its volumes (spec ebs.md §4.3, views.md §1.11):
-//! Xen families name a disk after its API device (`/dev/sdf` → `xvdf`,
-//! 202:16·index); Nitro families see NVMe namespaces `nvme0n1`,
-//! `nvme1n1`... in attach order (259:N, N handed out dynamically), whose
-//! serial is the volume id without its dash.
+//! What an instance sees of its volumes: Xen families name a disk after
+//! its API device (`/dev/sdf` → `xvdf`, 202:16·index, partitions
+//! 202:16·index+N up to 15); Nitro families see NVMe namespaces `nvme0n1`,
+//! `nvme1n1`... in attach order (259:N, N handed out dynamically, as the
+//! kernel's blkext numbers), whose serial is the volume id without its
+//! dash. Which family runs on which hypervisor is
+//! [`instance_types`](super::instance_types)'.
 //!
 //! This module also answers the guest layer's questions: which disks an
 //! instance has, their image files, and which instance a command is for.
@@ -12,107 +14,9 @@ use super::error::{ApiError, Result};
 use super::model::{AttachState, InstanceState, State};
 use std::path::PathBuf;
 
-/// Instance families of the Xen hypervisor (everything else is Nitro).
-const XEN_FAMILIES: &[&str] = &[
-    "t1", "t2", "m1", "m2", "m3", "m4", "c1", "c3", "c4", "r3", "r4", "x1", "x1e", "i2", "i3",
-    "p2", "p3", "g2", "g3", "g3s", "d2", "h1", "f1", "cc2", "cr1", "hs1",
-];
-
-/// Nitro families (the 2023 user guide list plus later generations).
-const NITRO_FAMILIES: &[&str] = &[
-    "a1", "t3", "t3a", "t4g", "m5", "m5a", "m5ad", "m5d", "m5dn", "m5n", "m5zn", "m6a", "m6g",
-    "m6gd", "m6i", "m6id", "m6idn", "m6in", "m7a", "m7g", "m7gd", "m7i", "m7i-flex", "m8g", "m8i",
-    "c5", "c5a", "c5ad", "c5d", "c5n", "c6a", "c6g", "c6gd", "c6gn", "c6i", "c6id", "c6in", "c7a",
-    "c7g", "c7gd", "c7gn", "c7i", "c7i-flex", "c8g", "r5", "r5a", "r5ad", "r5b", "r5d", "r5dn",
-    "r5n", "r6a", "r6g", "r6gd", "r6i", "r6id", "r6idn", "r6in", "r7a", "r7g", "r7gd", "r7i",
-    "r7iz", "r8g", "x2gd", "x2idn", "x2iedn", "x2iezn", "z1d", "d3", "d3en", "i3en", "i4g", "i4i",
-    "i7ie", "im4gn", "is4gen", "g4ad", "g4dn", "g5", "g5g", "g6", "g6e", "inf1", "inf2", "p3dn",
-    "p4d", "p4de", "p5", "trn1", "trn1n", "vt1", "dl1", "hpc6a", "hpc7g", "mac1", "mac2",
-];
-
-/// Graviton (arm64) families.
-const ARM_FAMILIES: &[&str] = &[
-    "a1", "t4g", "m6g", "m6gd", "m7g", "m7gd", "m8g", "c6g", "c6gd", "c6gn", "c7g", "c7gd", "c7gn",
-    "c8g", "r6g", "r6gd", "r7g", "r7gd", "r8g", "x2gd", "i4g", "im4gn", "is4gen", "g5g", "hpc7g",
-];
-
-const SIZES: &[&str] = &[
-    "nano",
-    "micro",
-    "small",
-    "medium",
-    "large",
-    "xlarge",
-    "2xlarge",
-    "3xlarge",
-    "4xlarge",
-    "6xlarge",
-    "8xlarge",
-    "9xlarge",
-    "10xlarge",
-    "12xlarge",
-    "16xlarge",
-    "18xlarge",
-    "24xlarge",
-    "32xlarge",
-    "48xlarge",
-    "56xlarge",
-    "112xlarge",
-    "metal",
-];
-
-/// The hypervisor an instance type runs on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Hypervisor {
-    /// Xen: `xvd*` disks.
-    Xen,
-    /// Nitro: NVMe disks.
-    Nitro,
-}
-
-/// The family and size of a known instance type, or None.
-fn split_type(t: &str) -> Option<(&str, &str)> {
-    let (fam, size) = t.split_once('.')?;
-    let known = XEN_FAMILIES.contains(&fam) || NITRO_FAMILIES.contains(&fam);
-    let size_ok = SIZES.contains(&size) || size.starts_with("metal-");
-    (known && size_ok).then_some((fam, size))
-}
-
-/// Whether `t` is an instance type ebsim knows.
-pub fn valid_instance_type(t: &str) -> bool {
-    split_type(t).is_some()
-}
-
-/// The hypervisor of an instance type (metal sizes are Nitro).
-pub fn hypervisor(t: &str) -> Hypervisor {
-    match split_type(t) {
-        Some((fam, size)) if XEN_FAMILIES.contains(&fam) && !size.starts_with("metal") => {
-            Hypervisor::Xen
-        }
-        Some(_) => Hypervisor::Nitro,
-        None => Hypervisor::Xen,
-    }
-}
-
-/// `x86_64` or `arm64`.
-pub fn architecture(t: &str) -> &'static str {
-    match split_type(t) {
-        Some((fam, _)) if ARM_FAMILIES.contains(&fam) => "arm64",
-        _ => "x86_64",
-    }
-}
-
-/// `InvalidParameterValue: Invalid value 't3.nano' for InstanceType.` [V
-/// moto#1695, quoting AWS].
-pub fn check_instance_type(t: &str) -> std::result::Result<(), ApiError> {
-    if valid_instance_type(t) {
-        Ok(())
-    } else {
-        Err(ApiError::invalid_value(format!(
-            "Invalid value '{t}' for InstanceType."
-        )))
-    }
-}
+pub use super::instance_types::{
+    Hypervisor, architecture, check_instance_type, hypervisor, valid_instance_type,
+};
 
 /// Whether `dev` is a device name EBS accepts: `/dev/sd[a-z]`,
 /// `/dev/xvd[a-z]`, `/dev/xvd[b-c][a-z]`, and `/dev/sda1` (root only;
@@ -237,9 +141,6 @@ pub fn disks(state: &State, home: &super::Home, instance_id: &str) -> Vec<DiskVi
         .collect()
 }
 
-/// The environment variable naming the instance guest commands act on.
-pub const INSTANCE_ENV: &str = "EBSIM_INSTANCE";
-
 impl Txn<'_> {
     /// The disks of an instance.
     pub fn instance_disks(&self, instance_id: &str) -> Vec<DiskView> {
@@ -283,13 +184,10 @@ impl Txn<'_> {
         }
     }
 
-    /// The instance a guest command acts on: `explicit`, else
-    /// `EBSIM_INSTANCE`, else the only running instance.
+    /// The instance a guest command acts on: `explicit`, else the only
+    /// running instance.
     pub fn resolve_instance(&self, explicit: Option<&str>) -> Result<String> {
-        let wanted = explicit
-            .map(str::to_string)
-            .or_else(|| std::env::var(INSTANCE_ENV).ok().filter(|v| !v.is_empty()));
-        if let Some(id) = wanted {
+        if let Some(id) = explicit.map(str::to_string) {
             return match self.state().instances.get(&id) {
                 Some(_) => Ok(id),
                 None => Err(ApiError::instance_not_found(&id).into()),
@@ -322,18 +220,6 @@ impl Txn<'_> {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn families() {
-        assert_eq!(hypervisor("t2.micro"), Hypervisor::Xen);
-        assert_eq!(hypervisor("m4.large"), Hypervisor::Xen);
-        assert_eq!(hypervisor("t3.micro"), Hypervisor::Nitro);
-        assert_eq!(hypervisor("i3.metal"), Hypervisor::Nitro);
-        assert_eq!(architecture("t4g.small"), "arm64");
-        assert_eq!(architecture("m5.large"), "x86_64");
-        assert!(!valid_instance_type("t3.nano2"));
-        assert!(!valid_instance_type("q9.large"));
-    }
 
     #[test]
     fn device_names() {

@@ -79,6 +79,25 @@ pub struct BdmChange {
     pub volume_id: Option<String>,
 }
 
+/// ModifyInstanceAttribute's request: the instance type (as
+/// `--instance-type`, or `--attribute instanceType --value T`) and/or
+/// DeleteOnTermination changes of the block device mapping.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ModifyInstanceAttribute {
+    /// The instance.
+    pub instance_id: String,
+    /// `--instance-type`.
+    pub instance_type: Option<String>,
+    /// `--attribute` (only `instanceType` goes with `--value`).
+    pub attribute: Option<String>,
+    /// `--value`.
+    pub value: Option<String>,
+    /// `--block-device-mappings`.
+    pub block_device_mappings: Vec<BdmChange>,
+    /// DryRun.
+    pub dry_run: bool,
+}
+
 /// Filters of DescribeInstances.
 pub const INSTANCE_FILTERS: &[&str] = &[
     "instance-state-name",
@@ -340,7 +359,9 @@ impl Txn<'_> {
             private_ip: format!("172.31.{}.{}", b[0] % 64, 1 + b[1] % 254),
             tags: req.instance_tags.clone(),
             flavour: image.flavour.clone(),
-            util_linux: catalog::util_linux_of(image.flavour.as_deref()).to_string(),
+            util_linux: catalog::release_of(image.flavour.as_deref())
+                .util_linux
+                .to_string(),
             mounts: Vec::new(),
             blkext_minors: Default::default(),
         };
@@ -667,6 +688,36 @@ impl Txn<'_> {
             if let Some(m) = self.state_mut().instances.get_mut(&i.id) {
                 m.mounts.retain(|m| m.fstab);
             }
+        }
+        Ok(())
+    }
+
+    /// ModifyInstanceAttribute: the attribute named, or the type and the
+    /// mapping changes given (`InvalidParameterCombination` when none).
+    pub fn modify_instance_attribute(&mut self, r: &ModifyInstanceAttribute) -> Result<()> {
+        let new_type = match r.attribute.as_deref() {
+            None => r.instance_type.clone(),
+            Some("instanceType") => r.value.clone(),
+            Some(other) => {
+                return Err(ApiError::new(
+                    "InvalidParameterValue",
+                    format!(
+                        "Value ({other}) for parameter attribute is invalid. ebsim supports instanceType and blockDeviceMapping."
+                    ),
+                )
+                .into());
+            }
+        };
+        if new_type.is_none() && r.block_device_mappings.is_empty() {
+            return Err(
+                ApiError::new("InvalidParameterCombination", "No attributes specified.").into(),
+            );
+        }
+        if let Some(ty) = &new_type {
+            self.modify_instance_type(&r.instance_id, ty, r.dry_run)?;
+        }
+        if !r.block_device_mappings.is_empty() {
+            self.modify_instance_bdm(&r.instance_id, &r.block_device_mappings, r.dry_run)?;
         }
         Ok(())
     }

@@ -22,8 +22,10 @@ pub mod filter;
 pub mod guest;
 mod ids;
 pub mod images;
+pub mod instance_types;
 pub mod instances;
 pub mod model;
+pub mod release;
 pub mod rootfs;
 pub mod snapshots;
 pub mod store;
@@ -33,6 +35,8 @@ mod tick;
 pub mod time;
 pub mod types;
 pub mod volumes;
+pub mod wire;
+pub mod zones;
 
 pub use catalog::{BlankImageBuilder, ImageBuilder};
 pub use clock::ClockMode;
@@ -57,16 +61,17 @@ pub enum RatePolicy {
 pub const RATE_ENV: &str = "EBSIM_MODIFY_RATE";
 
 impl RatePolicy {
-    /// Reads `EBSIM_MODIFY_RATE`: `4-per-24h` (default) or `cooldown-6h`.
-    pub fn from_env() -> Result<RatePolicy> {
-        match std::env::var(RATE_ENV) {
-            Err(_) => Ok(RatePolicy::FourPer24h),
-            Ok(v) => match v.trim() {
+    /// The rule `EBSIM_MODIFY_RATE` sets (its value, read by the caller):
+    /// `4-per-24h` (default) or `cooldown-6h`.
+    pub fn from_setting(value: Option<&str>) -> Result<RatePolicy> {
+        match value {
+            None => Ok(RatePolicy::FourPer24h),
+            Some(v) => match v.trim() {
                 "" | "4-per-24h" | "4_per_24h" | "current" => Ok(RatePolicy::FourPer24h),
                 "cooldown-6h" | "cooldown_6h" | "6h" | "legacy" => Ok(RatePolicy::Cooldown6h),
                 _ => Err(Error::BadSetting {
                     var: RATE_ENV.to_string(),
-                    value: v.clone(),
+                    value: v.to_string(),
                     reason: "expected 4-per-24h or cooldown-6h".to_string(),
                 }),
             },
@@ -154,14 +159,6 @@ impl Ec2 {
             region: region.to_string(),
             builder: catalog::default_builder(),
         }
-    }
-
-    /// The cloud as the environment sets it up: `EBSIM_HOME`,
-    /// `EBSIM_CLOCK`, `EBSIM_MODIFY_RATE`.
-    pub fn from_env(region: &str) -> Result<Ec2> {
-        let mut e = Ec2::new(Home::from_env()?, ClockMode::from_env()?, region);
-        e.policy = RatePolicy::from_env()?;
-        Ok(e)
     }
 
     /// Uses another rate rule.

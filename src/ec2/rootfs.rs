@@ -1445,10 +1445,22 @@ pub fn centos_7(image: &CatalogImage, root_uuid: &str) -> RootSpec {
 
 /// The root contents of a catalog image, if ebsim has them.
 pub fn spec_for(image: &CatalogImage) -> Option<RootSpec> {
-    if image.key.starts_with("ubuntu") {
-        Some(ubuntu(image))
-    } else {
-        None
+    use super::catalog::{fat_volume_id, fs_uuid, uuid_text};
+    let root = image.layout.root_partition()?.number;
+    let uuid = uuid_text(&fs_uuid(image, root));
+    let efi = image
+        .layout
+        .partitions
+        .iter()
+        .find(|p| p.fs.and_then(|f| f.mount_point) == Some("/boot/efi"))
+        .map(|p| fat_volume_id(image, p.number))
+        .unwrap_or_default();
+    match image.key {
+        k if k.starts_with("ubuntu") => Some(ubuntu(image)),
+        k if k.starts_with("amzn2") => Some(amazon_linux_2(image, &uuid)),
+        k if k.starts_with("al2023") => Some(amazon_linux_2023(image, &uuid, &efi)),
+        "centos7" => Some(centos_7(image, &uuid)),
+        _ => None,
     }
 }
 
@@ -1461,20 +1473,8 @@ mod tests {
     fn specs_are_ordered_and_unique() {
         let mut all: Vec<(&str, RootSpec)> = Vec::new();
         for c in super::super::catalog::CATALOG {
-            if let Some(s) = spec_for(c) {
-                all.push((c.key, s));
-            }
-            let u = "0f5e6a2b-1c3d-4e5f-8a9b-0c1d2e3f4a5b";
-            match c.key {
-                k if k.starts_with("amzn2") => all.push((c.key, amazon_linux_2(c, u))),
-                k if k.starts_with("al2023") => {
-                    all.push((c.key, amazon_linux_2023(c, u, "7B77-95E7")))
-                }
-                "centos7" => all.push((c.key, centos_7(c, u))),
-                _ => {}
-            }
+            all.push((c.key, spec_for(c).unwrap()));
         }
-        assert!(all.len() >= 7);
         for (key, s) in &all {
             let c = super::super::catalog::by_key(key).unwrap();
             let mut seen = std::collections::HashSet::new();

@@ -80,16 +80,22 @@ pub struct Home {
 }
 
 impl Home {
+    /// The state directory from the settings the caller read:
     /// `EBSIM_HOME`, else `$XDG_DATA_HOME/ebsim`, else
-    /// `~/.local/share/ebsim`.
-    pub fn from_env() -> Result<Home> {
-        if let Some(h) = std::env::var_os(HOME_ENV).filter(|v| !v.is_empty()) {
+    /// `$HOME/.local/share/ebsim` (empty values count as unset).
+    pub fn from_settings(
+        ebsim_home: Option<std::ffi::OsString>,
+        xdg_data_home: Option<std::ffi::OsString>,
+        home: Option<std::ffi::OsString>,
+    ) -> Result<Home> {
+        let set = |v: Option<std::ffi::OsString>| v.filter(|v| !v.is_empty());
+        if let Some(h) = set(ebsim_home) {
             return Ok(Home::at(PathBuf::from(h)));
         }
-        if let Some(x) = std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
+        if let Some(x) = set(xdg_data_home) {
             return Ok(Home::at(PathBuf::from(x).join("ebsim")));
         }
-        match std::env::var_os("HOME").filter(|v| !v.is_empty()) {
+        match set(home) {
             Some(h) => Ok(Home::at(PathBuf::from(h).join(".local/share/ebsim"))),
             None => Err(Error::NoHome),
         }

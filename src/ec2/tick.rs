@@ -17,6 +17,8 @@ enum Event {
     VolumeReady(String),
     AttachDone(String, String),
     DetachDone(String, String),
+    /// A forced detach waiting for the guest to unmount the volume.
+    BusyDetach(String, String),
     ModOptimizing(usize),
     ModCompleted(usize),
     SnapshotDone(String),
@@ -46,80 +48,119 @@ impl Txn<'_> {
         Ok(())
     }
 
-    fn due_events(&self) -> Vec<(Millis, Event)> {
-        let now = self.now();
+    /// Every timed transition still to come, due or not, in the order of
+    /// the state (volumes and their attachments, modifications, snapshots,
+    /// instances, images).
+    fn scheduled(&self) -> Vec<(Millis, Event)> {
         let s = self.state();
         let mut out = Vec::new();
         for v in s.volumes.values() {
-            if v.state == VolumeState::Creating && v.ready_at <= now {
+            if v.state == VolumeState::Creating {
                 out.push((v.ready_at, Event::VolumeReady(v.id.clone())));
             }
             for a in &v.attachments {
+                let ids = (v.id.clone(), a.instance_id.clone());
                 match a.state {
-                    AttachState::Attaching if a.until <= now => {
-                        out.push((
-                            a.until,
-                            Event::AttachDone(v.id.clone(), a.instance_id.clone()),
-                        ));
-                    }
-                    AttachState::Detaching if a.until <= now => {
-                        out.push((
-                            a.until,
-                            Event::DetachDone(v.id.clone(), a.instance_id.clone()),
-                        ));
-                    }
-                    AttachState::Busy => {
-                        // Stuck until the guest unmounts it.
-                        let mounted = s
-                            .instances
-                            .get(&a.instance_id)
-                            .is_some_and(|i| i.mounts.iter().any(|m| m.volume_id == v.id));
-                        if !mounted && a.until <= now {
-                            out.push((
-                                a.until,
-                                Event::DetachDone(v.id.clone(), a.instance_id.clone()),
-                            ));
-                        }
-                    }
-                    _ => {}
+                    AttachState::Attaching => out.push((a.until, Event::AttachDone(ids.0, ids.1))),
+                    AttachState::Detaching => out.push((a.until, Event::DetachDone(ids.0, ids.1))),
+                    AttachState::Busy => out.push((a.until, Event::BusyDetach(ids.0, ids.1))),
+                    AttachState::Attached => {}
                 }
             }
         }
         for (i, m) in s.modifications.iter().enumerate() {
             match m.state {
-                ModState::Modifying if m.optimizing_at <= now => {
-                    out.push((m.optimizing_at, Event::ModOptimizing(i)));
-                }
-                ModState::Optimizing if m.completed_at <= now => {
-                    out.push((m.completed_at, Event::ModCompleted(i)));
-                }
+                ModState::Modifying => out.push((m.optimizing_at, Event::ModOptimizing(i))),
+                ModState::Optimizing => out.push((m.completed_at, Event::ModCompleted(i))),
                 _ => {}
             }
         }
         for sn in s.snapshots.values() {
-            if sn.state == SnapState::Pending && sn.complete_at <= now {
+            if sn.state == SnapState::Pending {
                 out.push((sn.complete_at, Event::SnapshotDone(sn.id.clone())));
             }
         }
         for inst in s.instances.values() {
             match inst.state {
-                InstanceState::Pending | InstanceState::Stopping | InstanceState::ShuttingDown
-                    if inst.until <= now =>
-                {
+                InstanceState::Pending | InstanceState::Stopping | InstanceState::ShuttingDown => {
                     out.push((inst.until, Event::InstanceNext(inst.id.clone())));
                 }
-                InstanceState::Terminated if inst.until <= now => {
+                InstanceState::Terminated => {
                     out.push((inst.until, Event::InstanceGone(inst.id.clone())));
                 }
                 _ => {}
             }
         }
         for img in s.images.values() {
-            if img.state == "pending" && img.available_at <= now {
+            if img.state == "pending" {
                 out.push((img.available_at, Event::ImageReady(img.id.clone())));
             }
         }
         out
+    }
+
+    fn due_events(&self) -> Vec<(Millis, Event)> {
+        let now = self.now();
+        let s = self.state();
+        self.scheduled()
+            .into_iter()
+            .filter(|(at, ev)| {
+                *at <= now
+                    && match ev {
+                        // Stuck until the guest unmounts it.
+                        Event::BusyDetach(vid, iid) => !s
+                            .instances
+                            .get(iid)
+                            .is_some_and(|i| i.mounts.iter().any(|m| m.volume_id == *vid)),
+                        _ => true,
+                    }
+            })
+            .collect()
+    }
+
+    /// The timed transitions still to come that a user waits for, soonest
+    /// first, each with what it will do (`vol-1 modifying -> optimizing (16
+    /// GiB visible)`): what `ebsim clock` shows.
+    pub fn upcoming(&self) -> Vec<(Millis, String)> {
+        let s = self.state();
+        let mut v: Vec<(Millis, String)> = self
+            .scheduled()
+            .into_iter()
+            .filter_map(|(at, ev)| {
+                let what = match ev {
+                    Event::VolumeReady(id) => format!("{id} creating -> available"),
+                    Event::AttachDone(v, i) => format!("{v} attaching -> attached ({i})"),
+                    Event::DetachDone(v, i) => format!("{v} detaching -> detached ({i})"),
+                    Event::BusyDetach(v, i) => format!("{v} busy: still mounted in {i}"),
+                    Event::ModOptimizing(k) => {
+                        let m = s.modifications.get(k)?;
+                        format!(
+                            "{} modifying -> optimizing ({} GiB visible)",
+                            m.volume_id, m.target_size
+                        )
+                    }
+                    Event::ModCompleted(k) => {
+                        format!(
+                            "{} optimizing -> completed",
+                            s.modifications.get(k)?.volume_id
+                        )
+                    }
+                    Event::SnapshotDone(id) => format!("{id} pending -> completed"),
+                    Event::InstanceNext(id) => {
+                        let next = match s.instances.get(&id)?.state {
+                            InstanceState::Pending => "pending -> running",
+                            InstanceState::Stopping => "stopping -> stopped",
+                            _ => "shutting-down -> terminated",
+                        };
+                        format!("{id} {next}")
+                    }
+                    Event::InstanceGone(_) | Event::ImageReady(_) => return None,
+                };
+                Some((at, what))
+            })
+            .collect();
+        v.sort_by_key(|(at, _)| *at);
+        v
     }
 
     fn apply(&mut self, at: Millis, ev: Event) -> Result<()> {
@@ -144,7 +185,9 @@ impl Txn<'_> {
                     }
                 }
             }
-            Event::DetachDone(vid, iid) => self.finish_detach(&vid, &iid),
+            Event::DetachDone(vid, iid) | Event::BusyDetach(vid, iid) => {
+                self.finish_detach(&vid, &iid)
+            }
             Event::ModOptimizing(i) => self.mod_optimizing(i, at)?,
             Event::ModCompleted(i) => {
                 if let Some(m) = self.state_mut().modifications.get_mut(i) {

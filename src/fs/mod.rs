@@ -5,6 +5,7 @@
 pub mod ext4;
 pub mod node;
 pub mod path;
+pub mod signature;
 pub mod xfs;
 
 use crate::blockdev::BlockDevice;
@@ -60,42 +61,35 @@ pub struct StatFs {
     pub ffree: u64,
 }
 
-/// Errors of the facade: the filesystem's own error, as text.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct FsError(pub String);
-
-fn uuid_string(u: &[u8; 16]) -> String {
-    let h: Vec<String> = u.iter().map(|b| format!("{b:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        h[0..4].concat(),
-        h[4..6].concat(),
-        h[6..8].concat(),
-        h[8..10].concat(),
-        h[10..16].concat()
-    )
+/// Errors of the facade: the filesystem's own, typed.
+#[derive(Debug, thiserror::Error)]
+pub enum FsError {
+    /// The ext4 layer's.
+    #[error("{0}")]
+    Ext4(#[from] ext4::Error),
+    /// The XFS layer's.
+    #[error("{0}")]
+    Xfs(#[from] xfs::Error),
 }
 
 /// Which filesystem `dev` holds, if any ebsim knows.
 pub fn probe<D: BlockDevice>(dev: D) -> Result<Option<FsInfo>, FsError> {
-    let err = |e: &dyn std::fmt::Display| FsError(e.to_string());
-    if ext4::probe(&dev).map_err(|e| err(&e))? {
-        let i = ext4::info(dev).map_err(|e| err(&e))?;
+    if ext4::probe(&dev)? {
+        let i = ext4::info(dev)?;
         return Ok(Some(FsInfo {
             kind: FsKind::Ext4,
-            uuid: uuid_string(&i.uuid),
+            uuid: crate::compat::uuid_unparse(&i.uuid),
             label: i.label,
             version: Some("1.0".into()),
             clean: i.clean,
         }));
     }
-    if xfs::probe(&dev).map_err(|e| err(&e))? {
-        let fs = xfs::Xfs::open(dev).map_err(|e| err(&e))?;
+    if xfs::probe(&dev)? {
+        let fs = xfs::Xfs::open(dev)?;
         let i = fs.info();
         return Ok(Some(FsInfo {
             kind: FsKind::Xfs,
-            uuid: uuid_string(&i.uuid),
+            uuid: crate::compat::uuid_unparse(&i.uuid),
             label: i.label,
             version: None,
             clean: fs.check_log_clean().is_ok(),
@@ -107,11 +101,10 @@ pub fn probe<D: BlockDevice>(dev: D) -> Result<Option<FsInfo>, FsError> {
 /// What statfs returns for the filesystem on `dev` while mounted
 /// (read-only mounts of XFS reserve nothing).
 pub fn statfs<D: BlockDevice>(dev: D, kind: FsKind, read_only: bool) -> Result<StatFs, FsError> {
-    let err = |e: &dyn std::fmt::Display| FsError(e.to_string());
     match kind {
         FsKind::Ext4 => {
-            let fs = ext4::fs::Ext4::open(dev).map_err(|e| err(&e))?;
-            let s = ext4::statfs(&fs).map_err(|e| err(&e))?;
+            let fs = ext4::fs::Ext4::open(dev)?;
+            let s = ext4::statfs(&fs)?;
             Ok(StatFs {
                 frsize: u64::from(s.block_size),
                 blocks: s.blocks,
@@ -122,13 +115,13 @@ pub fn statfs<D: BlockDevice>(dev: D, kind: FsKind, read_only: bool) -> Result<S
             })
         }
         FsKind::Xfs => {
-            let fs = xfs::Xfs::open(dev).map_err(|e| err(&e))?;
+            let fs = xfs::Xfs::open(dev)?;
             let mode = if read_only {
                 xfs::MountMode::ReadOnly
             } else {
                 xfs::MountMode::ReadWrite
             };
-            let s = fs.statfs(mode).map_err(|e| err(&e))?;
+            let s = fs.statfs(mode)?;
             Ok(StatFs {
                 frsize: s.f_bsize,
                 blocks: s.f_blocks,
@@ -138,20 +131,5 @@ pub fn statfs<D: BlockDevice>(dev: D, kind: FsKind, read_only: bool) -> Result<S
                 ffree: s.f_ffree,
             })
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn uuid_format() {
-        let u = [
-            0x05, 0x40, 0x13, 0x20, 0xe9, 0x9f, 0x4f, 0xea, 0xbd, 0x36, 0xd9, 0x33, 0x65, 0x35,
-            0xb0, 0x8d,
-        ];
-        assert_eq!(
-            super::uuid_string(&u),
-            "05401320-e99f-4fea-bd36-d9336535b08d"
-        );
     }
 }

@@ -3,6 +3,7 @@
 //! (rounding up), Use% as a ceiling, `--total`, and which mounts df shows
 //! (pseudo filesystems, duplicates of one device, FILE arguments).
 
+use super::normalize_path;
 use serde::{Deserialize, Serialize};
 
 use super::human::{self, opts};
@@ -181,55 +182,6 @@ pub enum BlockSizeError {
     Overflow,
 }
 
-/// `strtoumax(s, &end, 0)` on the unsigned path of gnulib's xstrtol:
-/// (value, bytes consumed, overflowed). A leading `-` is refused earlier.
-fn strtoumax(s: &str) -> (u64, usize, bool) {
-    let b = s.as_bytes();
-    let mut i = 0;
-    while i < b.len() && (b[i] == b' ' || (b'\t'..=b'\r').contains(&b[i])) {
-        i += 1;
-    }
-    if i < b.len() && b[i] == b'+' {
-        i += 1;
-    }
-    let (radix, start) = if b.len() > i + 1 && b[i] == b'0' && (b[i + 1] | 0x20) == b'x' {
-        if b.len() > i + 2 && (b[i + 2] as char).is_ascii_hexdigit() {
-            (16, i + 2)
-        } else {
-            // "0x" without digits parses as "0".
-            return (0, i + 1, false);
-        }
-    } else if i < b.len() && b[i] == b'0' {
-        (8, i)
-    } else {
-        (10, i)
-    };
-    let mut v: u64 = 0;
-    let mut over = false;
-    let mut j = start;
-    while j < b.len() {
-        let d = match (b[j] as char).to_digit(radix) {
-            Some(d) => u64::from(d),
-            None => break,
-        };
-        match v
-            .checked_mul(u64::from(radix))
-            .and_then(|x| x.checked_add(d))
-        {
-            Some(x) => v = x,
-            None => {
-                over = true;
-                v = u64::MAX;
-            }
-        }
-        j += 1;
-    }
-    if j == start {
-        return (0, 0, false);
-    }
-    (v, j, over)
-}
-
 /// Parses a `-B`/`--block-size` argument as gnulib `human_options` does:
 /// returns the `human_readable` options and the block size.
 pub fn parse_block_size(spec: &str) -> Result<(u32, u64), BlockSizeError> {
@@ -264,7 +216,10 @@ pub fn parse_block_size(spec: &str) -> Result<(u32, u64), BlockSizeError> {
         return Err(BlockSizeError::Invalid);
     }
     const VALID: &str = "eEgGkKmMpPtTyYzZ0";
-    let (mut val, used, mut overflow) = strtoumax(spec);
+    // strtoumax(s, &end, 0) on the unsigned path of gnulib's xstrtol (a
+    // leading '-' was refused before).
+    let r = crate::compat::strtoull(spec, 0);
+    let (mut val, used, mut overflow) = (r.value, r.end, r.overflow);
     let rest = &spec[used..];
     if used == 0 {
         match rest.chars().next() {
@@ -726,28 +681,11 @@ pub fn select_all(mounts: &[Mount], sel: &Selection) -> Vec<Row> {
         .collect()
 }
 
-/// Lexically normalizes an absolute path (`.`, `..`, repeated slashes);
-/// a relative path is taken from `/` (ebsim has no guest working
-/// directory).
-pub fn normalize(path: &str) -> String {
-    let mut parts: Vec<&str> = Vec::new();
-    for p in path.split('/') {
-        match p {
-            "" | "." => {}
-            ".." => {
-                parts.pop();
-            }
-            p => parts.push(p),
-        }
-    }
-    format!("/{}", parts.join("/"))
-}
-
 /// df.c get_point: the mount holding `path` (the longest mount point that
 /// is a prefix of it; among equal ones the last mounted; a pseudo
 /// filesystem does not replace a real one).
 pub fn mount_of_path<'a>(mounts: &'a [Mount], path: &str) -> Option<&'a Mount> {
-    let resolved = normalize(path);
+    let resolved = normalize_path(path);
     let mut best: Option<&Mount> = None;
     let mut best_len = 0;
     for m in mounts {
@@ -757,7 +695,7 @@ pub fn mount_of_path<'a>(mounts: &'a [Mount], path: &str) -> Option<&'a Mount> {
         if best.is_some_and(|b| !is_dummy(&b.fstype)) && is_dummy(&m.fstype) {
             continue;
         }
-        let t = normalize(&m.target);
+        let t = normalize_path(&m.target);
         let len = if t == "/" { 1 } else { t.len() };
         let matches = t == "/"
             || (resolved.starts_with(&t)
@@ -773,13 +711,14 @@ pub fn mount_of_path<'a>(mounts: &'a [Mount], path: &str) -> Option<&'a Mount> {
 /// df.c get_device: the mount of block device `dev` (its mount nearest
 /// the root that is not hidden by a later mount on the same point).
 pub fn mount_of_device<'a>(mounts: &'a [Mount], dev: &str) -> Option<&'a Mount> {
-    let dev = normalize(dev);
+    let dev = normalize_path(dev);
     let mut best: Option<&Mount> = None;
     for m in mounts {
-        if normalize(&m.source) != dev {
+        if normalize_path(&m.source) != dev {
             continue;
         }
-        let eclipsed = visible_key(mounts, &m.target).is_some_and(|(_, s)| normalize(&s) != dev);
+        let eclipsed =
+            visible_key(mounts, &m.target).is_some_and(|(_, s)| normalize_path(&s) != dev);
         if eclipsed {
             continue;
         }
@@ -812,8 +751,8 @@ pub fn select_file(mounts: &[Mount], arg: &str, is_device: bool, sel: &Selection
         match mount_of_device(mounts, arg) {
             Some(m) => Some(m),
             None => {
-                let n = normalize(arg);
-                let hidden = mounts.iter().any(|m| normalize(&m.source) == n);
+                let n = normalize_path(arg);
+                let hidden = mounts.iter().any(|m| normalize_path(&m.source) == n);
                 if hidden {
                     return FileResult::OverMounted;
                 }

@@ -202,6 +202,19 @@ impl Resolved {
             None => (0, self.disk.size),
         }
     }
+
+    /// Opens the device: the volume's image, windowed to the partition.
+    pub fn open(&self, access: Access) -> Result<Slice<ImageFile>, crate::blockdev::Error> {
+        let img = crate::ec2::store::open_volume_image(self.image(), access)?;
+        let (off, len) = self.range();
+        Slice::new(img, off, len)
+    }
+
+    /// The filesystem on the device, if ebsim knows it (as blkid probes).
+    pub fn probe(&self) -> Option<FsInfo> {
+        let dev = self.open(Access::ReadOnly).ok()?;
+        fs::probe(dev).ok().flatten()
+    }
 }
 
 /// Mounts of `volume_id` (and partition), most recent first.
@@ -285,7 +298,7 @@ pub fn resolve(disks: &[GuestDisk], mounts: &[Mount], spec: &str) -> Option<Reso
         return None;
     }
     // A mount point (the most recent mount on it).
-    let target = normalize(spec);
+    let target = super::normalize_path(spec);
     let m = mounts.iter().rev().find(|m| m.target == target)?;
     let d = disks.iter().find(|d| d.view.volume_id == m.volume_id)?;
     let p = m
@@ -296,16 +309,6 @@ pub fn resolve(disks: &[GuestDisk], mounts: &[Mount], spec: &str) -> Option<Reso
         part: p.cloned(),
         mount: Some(m.clone()),
     })
-}
-
-/// `/var/lib/` → `/var/lib`.
-fn normalize(path: &str) -> String {
-    let t = path.trim_end_matches('/');
-    if t.is_empty() {
-        "/".into()
-    } else {
-        t.to_string()
-    }
 }
 
 fn fs_of(img: &ImageFile, off: u64, len: u64) -> Option<FsInfo> {
@@ -345,7 +348,9 @@ pub fn snapshot(txn: &mut Txn<'_>, instance_id: &str) -> Result<Snapshot, GuestE
     Ok(Snapshot {
         devices,
         mounts: df_mounts,
-        util_linux: UtilLinux::from_version(&inst.util_linux),
+        util_linux: UtilLinux::of(
+            crate::ec2::release::OsRelease::of_util_linux(&inst.util_linux).util_linux,
+        ),
     })
 }
 

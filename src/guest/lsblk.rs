@@ -14,6 +14,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::human;
+use crate::ec2::release::Version;
 
 /// Which util-linux the instance's image ships (it decides headers, size
 /// rounding, the JSON layout and which columns exist).
@@ -30,11 +31,15 @@ pub enum UtilLinux {
 }
 
 impl UtilLinux {
-    /// The version for a `major.minor` string, rounded down to a known one.
+    /// The generation of a util-linux version string (`2.37.2`); an
+    /// unreadable one is the newest.
     pub fn from_version(v: &str) -> UtilLinux {
-        let mut it = v.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
-        let (maj, min) = (it.next().unwrap_or(2), it.next().unwrap_or(38));
-        match (maj, min) {
+        UtilLinux::of(Version::parse(v).unwrap_or(crate::ec2::release::DEBIAN_12.util_linux))
+    }
+
+    /// The generation of a util-linux version, rounded down to a known one.
+    pub fn of(v: Version) -> UtilLinux {
+        match (v.major, v.minor) {
             (2, m) if m < 30 => UtilLinux::V2_23,
             (2, m) if m < 33 => UtilLinux::V2_30,
             (2, m) if m < 37 => UtilLinux::V2_34,
@@ -207,7 +212,59 @@ const ALL_COLUMNS: &[Column] = &[
     Column::Model,
 ];
 
+/// Why an `-o` column list was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ColumnListError {
+    /// An empty name (lsblk fails without a message).
+    Empty,
+    /// An unknown name: the rest of the list from it, as lsblk prints it.
+    Unknown(String),
+}
+
 impl Column {
+    /// An `-o` list as util-linux's `string_to_idarray` reads it with
+    /// lsblk's `column_name_to_id`: a trailing comma sticks to the last
+    /// name, an empty name fails, an unknown one is reported with the rest
+    /// of the list.
+    pub fn parse_list(list: &str, v: UtilLinux) -> Result<Vec<Column>, ColumnListError> {
+        let b = list.as_bytes();
+        if b.is_empty() {
+            return Err(ColumnListError::Empty);
+        }
+        let mut out = Vec::new();
+        let mut begin: Option<usize> = None;
+        for p in 0..b.len() {
+            if begin.is_none() {
+                begin = Some(p);
+            }
+            let mut end = None;
+            if b[p] == b',' {
+                end = Some(p);
+            }
+            if p + 1 == b.len() {
+                end = Some(p + 1);
+            }
+            let (Some(s), Some(e)) = (begin, end) else {
+                continue;
+            };
+            if e <= s {
+                return Err(ColumnListError::Empty);
+            }
+            let (Some(name), Some(rest)) = (list.get(s..e), list.get(s..)) else {
+                return Err(ColumnListError::Empty);
+            };
+            match Column::parse(name, v) {
+                Some(c) => out.push(c),
+                None => return Err(ColumnListError::Unknown(rest.to_string())),
+            }
+            begin = None;
+            if e == b.len() {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
     /// Parses a column name as `-o` takes it (case-insensitive), among the
     /// columns util-linux `v` has.
     pub fn parse(s: &str, v: UtilLinux) -> Option<Column> {

@@ -1,10 +1,19 @@
-//! What the instance sees: block devices with guest names and numbers, the
-//! mount table, and lsblk/df rendering.
+//! What an instance's guest sees and does: its block devices with guest
+//! names and numbers, its mount table and the rules of mounting, the
+//! classification of a command's target (a file here or a name there), and
+//! lsblk/df rendering.
 
+pub mod context;
 pub mod df;
 pub mod human;
 pub mod instance;
 pub mod lsblk;
+pub mod mount;
+pub mod target;
+
+pub use context::Context;
+pub use instance::{GuestError, Resolved};
+pub use target::Target;
 
 /// Everything lsblk and df need to know about an instance at one moment:
 /// its block devices (disks with their partitions), its mounts in mount
@@ -17,4 +26,76 @@ pub struct Snapshot {
     pub mounts: Vec<df::Mount>,
     /// The util-linux of the instance's image.
     pub util_linux: lsblk::UtilLinux,
+}
+
+impl Snapshot {
+    /// Nothing: no devices, no mounts (for help and version output).
+    pub fn empty(util_linux: lsblk::UtilLinux) -> Snapshot {
+        Snapshot {
+            devices: Vec::new(),
+            mounts: Vec::new(),
+            util_linux,
+        }
+    }
+
+    /// The device a path names, as `stat()` would find it: `/dev/NAME` or a
+    /// udev link under /dev/disk/by-{uuid,label,partuuid,partlabel}. Returns
+    /// the device and, for a partition, its disk.
+    pub fn device(&self, path: &str) -> Option<(&lsblk::Device, Option<&lsblk::Device>)> {
+        let path = normalize_path(path);
+        let rest = path.strip_prefix("/dev/")?;
+        let mut all = self.devices.iter().map(|d| (d, None)).chain(
+            self.devices
+                .iter()
+                .flat_map(|d| d.children.iter().map(move |c| (c, Some(d)))),
+        );
+        match rest.split_once('/') {
+            None => all.find(|(d, _)| d.name == rest),
+            Some(("disk", link)) => {
+                let (kind, value) = link.split_once('/')?;
+                all.find(|(d, _)| {
+                    let field = match kind {
+                        "by-uuid" => &d.uuid,
+                        "by-label" => &d.label,
+                        "by-partuuid" => &d.partuuid,
+                        "by-partlabel" => &d.partlabel,
+                        _ => return false,
+                    };
+                    field.as_deref() == Some(value)
+                })
+            }
+            Some(_) => None,
+        }
+    }
+}
+
+/// Lexically normalizes a path as realpath would for one without links
+/// (`/var//lib/./x/` → `/var/lib/x`, `..` drops a component); a relative
+/// path is taken from `/` (a guest command has no working directory there).
+/// Mount points of the model are not directories of this machine, so this
+/// is how every guest command compares paths.
+pub fn normalize_path(path: &str) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    for p in path.split('/') {
+        match p {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            p => parts.push(p),
+        }
+    }
+    format!("/{}", parts.join("/"))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn paths() {
+        assert_eq!(super::normalize_path("/var//lib/./x/"), "/var/lib/x");
+        assert_eq!(super::normalize_path("/mnt/./x"), "/mnt/x");
+        assert_eq!(super::normalize_path("/a/../b"), "/b");
+        assert_eq!(super::normalize_path("/"), "/");
+        assert_eq!(super::normalize_path(""), "/");
+    }
 }

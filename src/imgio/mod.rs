@@ -113,14 +113,6 @@ pub enum ImgError {
         /// The file layer's refusal.
         error: NodeError,
     },
-    /// The file layer of this filesystem type is not available.
-    #[error("{device}: {kind}: ebsim cannot read or write files in this filesystem type yet")]
-    NoFileLayer {
-        /// The image, or `IMAGE@N`.
-        device: String,
-        /// Its type.
-        kind: &'static str,
-    },
 }
 
 /// A place inside an image: `IMAGE[@N]:PATH`.
@@ -364,10 +356,16 @@ pub fn open(image: &Path, partition: Option<u32>, write: bool) -> Result<Opened,
             )
         }
         FsKind::Xfs => {
-            return Err(ImgError::NoFileLayer {
-                device,
+            let open = |e| ImgError::Open {
+                device: device.clone(),
                 kind: kind.name(),
-            });
+                error: e,
+            };
+            if write {
+                Box::new(crate::fs::xfs::files::XfsFiles::open(slice).map_err(open)?)
+            } else {
+                Box::new(crate::fs::xfs::files::XfsFiles::open_read_only(slice).map_err(open)?)
+            }
         }
     };
     Ok(Opened { fs, kind, device })

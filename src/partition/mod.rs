@@ -91,6 +91,38 @@ pub struct Probe {
     pub gpt_probe_warnings: Vec<String>,
 }
 
+/// How growpart's `get_table_format` names a table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TableFormat {
+    /// blkid said `gpt` or `dos`.
+    Blkid(&'static str),
+    /// blkid had no answer; sfdisk --list's "Disklabel type" did.
+    Sfdisk(&'static str),
+    /// Neither: growpart warns "unknown label" and goes on with `dos`.
+    Unknown,
+}
+
+impl TableFormat {
+    /// The name growpart goes on with.
+    pub fn name(self) -> &'static str {
+        match self {
+            TableFormat::Blkid(n) | TableFormat::Sfdisk(n) => n,
+            TableFormat::Unknown => "dos",
+        }
+    }
+}
+
+impl Probe {
+    /// growpart's `get_table_format`: blkid's PTTYPE first, else sfdisk's.
+    pub fn table_format(&self) -> TableFormat {
+        match (self.blkid_pttype, &self.label) {
+            (Some(t @ ("gpt" | "dos")), _) => TableFormat::Blkid(t),
+            (_, Some(l)) => TableFormat::Sfdisk(l.kind()),
+            (_, None) => TableFormat::Unknown,
+        }
+    }
+}
+
 /// Reads the partition table of `dev` as libfdisk does: GPT first (it needs
 /// a protective MBR and one valid header), then DOS.
 pub fn probe(dev: &dyn BlockDevice) -> Result<Probe, Error> {

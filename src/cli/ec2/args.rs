@@ -88,6 +88,20 @@ pub enum ArgError {
     Bad(String),
 }
 
+impl std::fmt::Display for ArgError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ArgError::Required(names) => write!(
+                f,
+                "aws: error: the following arguments are required: {}",
+                names.join(", ")
+            ),
+            ArgError::Unknown(words) => write!(f, "Unknown options: {}", words.join(", ")),
+            ArgError::Bad(msg) => f.write_str(msg),
+        }
+    }
+}
+
 /// Parsed arguments.
 #[derive(Debug, Clone)]
 pub struct Args {

@@ -7,18 +7,17 @@
 //! state).
 
 mod args;
-mod json;
 mod ops;
 mod query;
-mod render;
 mod shorthand;
+mod text;
 mod wait;
 
+use super::commands::{CLOCK_HELP, Clock, ClockAction};
 use super::output::{err, out};
 use args::{ArgError, Output};
-use ebsim::ec2::clock::ClockMode;
-use ebsim::ec2::{DEFAULT_REGION, Ec2};
-use json::J;
+use ebsim::ec2::DEFAULT_REGION;
+use ebsim::ec2::wire::json::J;
 use ops::Fail;
 use std::ffi::OsString;
 
@@ -34,27 +33,6 @@ To see help text, you can run:
   aws <command> <subcommand> help
 ";
 
-const CLOCK_HELP: &str =
-    "The clock: timed states (volume creating, attaching, detaching; a modification's
-modifying -> optimizing -> completed; snapshot pending; instance pending, stopping,
-shutting-down) run on ebsim's virtual clock, kept in the state. EBSIM_CLOCK sets how it
-moves for a process:
-  fast      (default) 10 virtual seconds per real second: a resize stays `modifying`
-            3 seconds and `optimizing` at least 6, so each state can be seen
-  realtime  1:1, durations as on AWS (modifying 30 s, optimizing 1 min or 21 s per GiB
-            of data on the volume, about 6 h per used TiB)
-  Nx        N virtual seconds per real second (e.g. 600x)
-  manual    frozen; only `ebsim clock advance DURATION` and `aws ec2 wait` move it
-`ebsim clock` shows the virtual time and what is due next. The clock stops at
-9999-12-31T23:59:59.999Z (the last time AWS tools can print): `ebsim clock advance`
-past it is refused. `ebsim clock reset` brings it back to the real time, moving every
-timestamp in the state by the same amount (what is pending keeps the time it has left).
-EBSIM_MODIFY_RATE: 4-per-24h (default, AWS's current rule: the previous modification
-completed and at most 4 per volume in 24 h) or cooldown-6h (the older 6-hour rule).
-EBSIM_HOME: where the state, volume images and snapshot chunks live
-(default ~/.local/share/ebsim).
-";
-
 fn usage_error(msg: &str) -> i32 {
     err(&format!("{USAGE}\n{msg}\n"));
     EXIT_USAGE
@@ -62,11 +40,7 @@ fn usage_error(msg: &str) -> i32 {
 
 fn arg_error(e: &ArgError) -> i32 {
     match e {
-        ArgError::Required(names) => usage_error(&format!(
-            "aws: error: the following arguments are required: {}",
-            names.join(", ")
-        )),
-        ArgError::Unknown(words) => usage_error(&format!("Unknown options: {}", words.join(", "))),
+        ArgError::Required(_) | ArgError::Unknown(_) => usage_error(&e.to_string()),
         ArgError::Bad(msg) => {
             err(&format!("\n{msg}\n"));
             EXIT_USAGE
@@ -100,7 +74,7 @@ fn print_response(resp: &J, a: &args::Args) -> i32 {
     };
     match a.globals.output {
         Output::Json => out(&format!("{}\n", resp.to_pretty())),
-        Output::Text => out(&resp.to_text()),
+        Output::Text => out(&text::to_text(&resp)),
     }
     0
 }
@@ -193,7 +167,7 @@ fn run_ec2_words(words: Vec<String>) -> i32 {
         Ok(a) => a,
         Err(e) => return arg_error(&e),
     };
-    let ec2 = match Ec2::from_env(&region(&a)) {
+    let ec2 = match super::env::ec2(&region(&a)) {
         Ok(e) => e,
         Err(e) => {
             err(&format!("\n{e}\n"));
@@ -217,8 +191,8 @@ fn fail(api: &str, f: Fail) -> i32 {
             EXIT_SERVICE
         }
         Fail::Arg(e) => arg_error(&e),
-        Fail::Other(msg) => {
-            err(&format!("\n{msg}\n"));
+        other @ (Fail::Local(_) | Fail::Waiter { .. } | Fail::Query(_)) => {
+            err(&format!("\n{other}\n"));
             EXIT_OTHER
         }
     }
@@ -239,7 +213,7 @@ fn run_wait(words: Vec<String>) -> i32 {
         Ok(a) => a,
         Err(e) => return arg_error(&e),
     };
-    let ec2 = match Ec2::from_env(&region(&a)) {
+    let ec2 = match super::env::ec2(&region(&a)) {
         Ok(e) => e,
         Err(e) => {
             err(&format!("\n{e}\n"));
@@ -248,10 +222,6 @@ fn run_wait(words: Vec<String>) -> i32 {
     };
     match wait::run(&ec2, w, &a) {
         Ok(()) => 0,
-        Err(Fail::Other(msg)) => {
-            err(&format!("\n{msg}\n"));
-            EXIT_OTHER
-        }
         Err(f) => fail("Describe", f),
     }
 }
@@ -312,50 +282,32 @@ pub fn run_aws(args: Vec<OsString>) -> i32 {
 
 /// `ebsim clock` and `ebsim clock advance DURATION`.
 pub fn run_clock(args: Vec<OsString>) -> i32 {
-    let words = strings(&args[1.min(args.len())..]);
-    let usage = "usage: ebsim clock [advance DURATION | reset]\n  DURATION: 90s, 5m, 6h, 1d, 1h30m (a bare number is seconds)\n";
-    let ec2 = match ClockMode::from_env()
-        .map_err(|e| e.to_string())
-        .and_then(|_| Ec2::from_env(DEFAULT_REGION).map_err(|e| e.to_string()))
-    {
+    match super::commands::parse::<Clock>(&args) {
+        Ok(c) => clock(&c),
+        Err(code) => code,
+    }
+}
+
+/// `ebsim clock`: the virtual time, its mode and what is due next, after
+/// moving it when asked.
+pub fn clock(c: &Clock) -> i32 {
+    let ec2 = match super::env::ec2(DEFAULT_REGION) {
         Ok(e) => e,
         Err(e) => {
             err(&format!("ebsim clock: {e}\n"));
             return 1;
         }
     };
-    enum Change {
-        Advance(i64),
-        Reset,
-    }
-    let change = match words.as_slice() {
-        [] => None,
-        [h] if h == "-h" || h == "--help" || h == "help" => {
-            out(&format!("{usage}\n{CLOCK_HELP}"));
-            return 0;
-        }
-        [r] if r == "reset" => Some(Change::Reset),
-        [a, d] if a == "advance" => match ebsim::ec2::time::parse_duration(d) {
-            Some(ms) => Some(Change::Advance(ms)),
-            None => {
-                err(&format!("ebsim clock: invalid duration '{d}'\n{usage}"));
-                return 2;
-            }
-        },
-        _ => {
-            err(usage);
-            return 2;
-        }
-    };
+    let change = c.action.as_ref();
     let res = ec2.transact(|t| {
         match change {
-            Some(Change::Advance(ms)) => t.advance(ms)?,
-            Some(Change::Reset) => {
+            Some(ClockAction::Advance { duration }) => t.advance(*duration)?,
+            Some(ClockAction::Reset) => {
                 t.reset_clock()?;
             }
             None => {}
         }
-        Ok((t.now(), upcoming(t)))
+        Ok((t.now(), t.upcoming()))
     });
     match res {
         Ok((now, next)) => {
@@ -381,67 +333,4 @@ pub fn run_clock(args: Vec<OsString>) -> i32 {
             1
         }
     }
-}
-
-/// The timed transitions still to come, soonest first.
-fn upcoming(t: &ebsim::ec2::Txn<'_>) -> Vec<(ebsim::ec2::time::Millis, String)> {
-    use ebsim::ec2::model::{AttachState, InstanceState, ModState, SnapState, VolumeState};
-    let s = t.state();
-    let mut v = Vec::new();
-    for vol in s.volumes.values() {
-        if vol.state == VolumeState::Creating {
-            v.push((vol.ready_at, format!("{} creating -> available", vol.id)));
-        }
-        for a in &vol.attachments {
-            match a.state {
-                AttachState::Attaching => v.push((
-                    a.until,
-                    format!("{} attaching -> attached ({})", vol.id, a.instance_id),
-                )),
-                AttachState::Detaching => v.push((
-                    a.until,
-                    format!("{} detaching -> detached ({})", vol.id, a.instance_id),
-                )),
-                AttachState::Busy => v.push((
-                    a.until,
-                    format!("{} busy: still mounted in {}", vol.id, a.instance_id),
-                )),
-                AttachState::Attached => {}
-            }
-        }
-    }
-    for m in &s.modifications {
-        match m.state {
-            ModState::Modifying => v.push((
-                m.optimizing_at,
-                format!(
-                    "{} modifying -> optimizing ({} GiB visible)",
-                    m.volume_id, m.target_size
-                ),
-            )),
-            ModState::Optimizing => v.push((
-                m.completed_at,
-                format!("{} optimizing -> completed", m.volume_id),
-            )),
-            _ => {}
-        }
-    }
-    for sn in s.snapshots.values() {
-        if sn.state == SnapState::Pending {
-            v.push((sn.complete_at, format!("{} pending -> completed", sn.id)));
-        }
-    }
-    for i in s.instances.values() {
-        let next = match i.state {
-            InstanceState::Pending => Some("pending -> running"),
-            InstanceState::Stopping => Some("stopping -> stopped"),
-            InstanceState::ShuttingDown => Some("shutting-down -> terminated"),
-            _ => None,
-        };
-        if let Some(n) = next {
-            v.push((i.until, format!("{} {n}", i.id)));
-        }
-    }
-    v.sort_by_key(|(at, _)| *at);
-    v
 }

@@ -2,12 +2,12 @@
 //! it in one transaction, and renders the response.
 
 use super::args::{ArgError, Args, P, Ty, as_bool, as_str, as_str_list, as_u64, p, req};
-use super::json::{J, Obj};
-use super::render;
 use ebsim::ec2::filter::Filter;
-use ebsim::ec2::instances::{BdmChange, BdmSpec, EbsSpec, RunInstances};
+use ebsim::ec2::instances::{BdmChange, BdmSpec, EbsSpec, ModifyInstanceAttribute, RunInstances};
 use ebsim::ec2::model::{InstanceState, Tag};
 use ebsim::ec2::volumes::{CreateVolume, ModifyVolume};
+use ebsim::ec2::wire as render;
+use ebsim::ec2::wire::json::{J, Obj};
 use ebsim::ec2::{ApiError, Ec2};
 use serde_json::Value;
 
@@ -18,8 +18,31 @@ pub enum Fail {
     Api(ApiError),
     /// The arguments (exit 252).
     Arg(ArgError),
-    /// Anything else (exit 255).
-    Other(String),
+    /// The model failed on this machine: the state, an image (exit 255).
+    Local(ebsim::ec2::Error),
+    /// A waiter gave up, or met a failure state (exit 255).
+    Waiter {
+        /// The API operation it polled (`DescribeVolumes`).
+        api: &'static str,
+        /// Why.
+        reason: String,
+    },
+    /// A JMESPath expression that does not compile or apply (exit 255).
+    Query(String),
+}
+
+impl std::fmt::Display for Fail {
+    /// The text the AWS CLI prints between blank lines (API and argument
+    /// errors have their own framing, see `cli::ec2`).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Fail::Api(e) => write!(f, "{e}"),
+            Fail::Arg(e) => write!(f, "{e}"),
+            Fail::Local(e) => write!(f, "{e}"),
+            Fail::Waiter { api, reason } => write!(f, "Waiter {api} failed: {reason}"),
+            Fail::Query(q) => f.write_str(q),
+        }
+    }
 }
 
 impl From<ArgError> for Fail {
@@ -38,7 +61,7 @@ impl From<ebsim::ec2::Error> for Fail {
     fn from(e: ebsim::ec2::Error) -> Fail {
         match e {
             ebsim::ec2::Error::Api(a) => Fail::Api(a),
-            other => Fail::Other(other.to_string()),
+            other => Fail::Local(other),
         }
     }
 }
@@ -704,61 +727,35 @@ fn reboot_instances(ec2: &Ec2, a: &Args) -> Out {
 }
 
 fn modify_instance_attribute(ec2: &Ec2, a: &Args) -> Out {
-    let id = a.str("instance-id")?.unwrap_or_default();
-    let dry = a.flag("dry-run");
-    let mut new_type: Option<String> = None;
-    if let Some(v) = a.structure("instance-type") {
-        new_type = Some(match field(v, "Value") {
+    let instance_type = match a.structure("instance-type") {
+        Some(v) => Some(match field(v, "Value") {
             Some(x) => as_str("InstanceType.Value", x)?,
             None => as_str("InstanceType", v)?,
-        });
-    }
-    match a.str("attribute")?.as_deref() {
-        None => {}
-        Some("instanceType") => new_type = a.str("value")?,
-        Some(other) => {
-            return Err(ApiError::new(
-                "InvalidParameterValue",
-                format!("Value ({other}) for parameter attribute is invalid. ebsim supports instanceType and blockDeviceMapping."),
-            )
-            .into());
-        }
-    }
-    let mut changes = Vec::new();
+        }),
+        None => None,
+    };
+    let mut block_device_mappings = Vec::new();
     for m in a.structs("block-device-mappings") {
-        let device = field(&m, "DeviceName")
-            .map(|d| as_str("DeviceName", d))
-            .transpose()?
-            .unwrap_or_default();
         let ebs = field(&m, "Ebs");
-        let dot = ebs
-            .and_then(|e| field(e, "DeleteOnTermination"))
-            .map(|v| as_bool("DeleteOnTermination", v))
-            .transpose()?;
-        let volume_id = ebs
-            .and_then(|e| field(e, "VolumeId"))
-            .map(|v| as_str("VolumeId", v))
-            .transpose()?;
-        changes.push(BdmChange {
-            device,
-            delete_on_termination: dot,
-            volume_id,
+        let opt_str = |v: Option<&Value>, name: &str| v.map(|x| as_str(name, x)).transpose();
+        block_device_mappings.push(BdmChange {
+            device: opt_str(field(&m, "DeviceName"), "DeviceName")?.unwrap_or_default(),
+            delete_on_termination: ebs
+                .and_then(|e| field(e, "DeleteOnTermination"))
+                .map(|v| as_bool("DeleteOnTermination", v))
+                .transpose()?,
+            volume_id: opt_str(ebs.and_then(|e| field(e, "VolumeId")), "VolumeId")?,
         });
     }
-    if new_type.is_none() && changes.is_empty() {
-        return Err(
-            ApiError::new("InvalidParameterCombination", "No attributes specified.").into(),
-        );
-    }
-    ec2.transact(|t| {
-        if let Some(ty) = &new_type {
-            t.modify_instance_type(&id, ty, dry)?;
-        }
-        if !changes.is_empty() {
-            t.modify_instance_bdm(&id, &changes, dry)?;
-        }
-        Ok(())
-    })?;
+    let r = ModifyInstanceAttribute {
+        instance_id: a.str("instance-id")?.unwrap_or_default(),
+        instance_type,
+        attribute: a.str("attribute")?,
+        value: a.str("value")?,
+        block_device_mappings,
+        dry_run: a.flag("dry-run"),
+    };
+    ec2.transact(|t| t.modify_instance_attribute(&r))?;
     Ok(None)
 }
 
@@ -795,101 +792,26 @@ fn create_image(ec2: &Ec2, a: &Args) -> Out {
 }
 
 fn describe_instance_types(_ec2: &Ec2, a: &Args) -> Out {
-    use ebsim::ec2::guest;
-    let mut out = Vec::new();
-    for t in a.list("instance-types")? {
-        guest::check_instance_type(&t).map_err(|_| {
-            ApiError::new(
-                "InvalidInstanceType",
-                format!("The following supplied instance types do not exist: [{t}]"),
+    let types = ebsim::ec2::instance_types::describe_instance_types(&a.list("instance-types")?)?;
+    Ok(Some(
+        Obj::new()
+            .put(
+                "InstanceTypes",
+                J::Arr(types.iter().map(render::instance_type).collect()),
             )
-        })?;
-        let hv = match guest::hypervisor(&t) {
-            guest::Hypervisor::Xen => "xen",
-            guest::Hypervisor::Nitro => "nitro",
-        };
-        out.push(
-            Obj::new()
-                .put("InstanceType", t.as_str())
-                .put("CurrentGeneration", true)
-                .put("Hypervisor", hv)
-                .put(
-                    "ProcessorInfo",
-                    Obj::new()
-                        .put(
-                            "SupportedArchitectures",
-                            J::Arr(vec![J::from(guest::architecture(&t))]),
-                        )
-                        .done(),
-                )
-                .put(
-                    "EbsInfo",
-                    Obj::new()
-                        .put(
-                            "EbsOptimizedSupport",
-                            if hv == "nitro" {
-                                "default"
-                            } else {
-                                "supported"
-                            },
-                        )
-                        .put("EncryptionSupport", "supported")
-                        .put(
-                            "NvmeSupport",
-                            if hv == "nitro" {
-                                "required"
-                            } else {
-                                "unsupported"
-                            },
-                        )
-                        .done(),
-                )
-                .done(),
-        );
-    }
-    Ok(Some(Obj::new().put("InstanceTypes", J::Arr(out)).done()))
+            .done(),
+    ))
 }
 
 fn describe_azs(ec2: &Ec2, a: &Args) -> Out {
-    let region = ec2.region().to_string();
-    let want = a.list("zone-names")?;
-    let short: String = region
-        .split('-')
-        .enumerate()
-        .map(|(i, p)| {
-            if i == 1 {
-                p.chars().next().map(String::from).unwrap_or_default()
-            } else {
-                p.to_string()
-            }
-        })
-        .collect();
-    let mut out = Vec::new();
-    for (n, l) in ['a', 'b', 'c', 'd', 'e', 'f'].iter().enumerate() {
-        let name = format!("{region}{l}");
-        if !want.is_empty() && !want.contains(&name) {
-            continue;
-        }
-        out.push(
-            Obj::new()
-                .put("OptInStatus", "opt-in-not-required")
-                .put("Messages", J::Arr(Vec::new()))
-                .put("RegionName", region.as_str())
-                .put("ZoneName", name)
-                .put("ZoneId", format!("{short}-az{}", n + 1))
-                .put("GroupName", region.as_str())
-                .put("NetworkBorderGroup", region.as_str())
-                .put("ZoneType", "availability-zone")
-                .put("State", "available")
-                .done(),
-        );
-    }
-    for w in &want {
-        if ebsim::ec2::volumes::check_zone(&region, w).is_err() {
-            return Err(ApiError::invalid_value(format!("The zone '{w}' does not exist.")).into());
-        }
-    }
+    let zones =
+        ebsim::ec2::zones::describe_availability_zones(ec2.region(), &a.list("zone-names")?)?;
     Ok(Some(
-        Obj::new().put("AvailabilityZones", J::Arr(out)).done(),
+        Obj::new()
+            .put(
+                "AvailabilityZones",
+                J::Arr(zones.iter().map(render::availability_zone).collect()),
+            )
+            .done(),
     ))
 }

@@ -7,7 +7,7 @@
 //! result gets its keys back in the order of the first object of the
 //! response (or multi-select hash of the expression) that has all of them.
 
-use super::json::J;
+use ebsim::ec2::wire::json::J;
 use jmespath::ast::Ast;
 use std::collections::HashSet;
 
@@ -157,7 +157,7 @@ fn reorder(j: J, orders: &[Vec<String>]) -> J {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use crate::cli::ec2::json::Obj;
+    use ebsim::ec2::wire::json::Obj;
 
     #[test]
     fn keeps_response_and_hash_order() {

@@ -4,9 +4,9 @@
 //! clock itself, otherwise it sleeps 15 s divided by the clock's speed.
 
 use super::args::{self, Args, P};
-use super::json::J;
 use super::ops::{self, Fail};
 use super::query::Query;
+use ebsim::ec2::wire::json::J;
 use ebsim::ec2::{ClockMode, Ec2};
 
 /// How an acceptor matches.
@@ -149,15 +149,15 @@ pub fn params(w: &Waiter) -> &'static [P] {
 /// The outcome: Ok(()) when the waiter succeeded; Err(message, exit) else.
 pub fn run(ec2: &Ec2, w: &Waiter, a: &Args) -> Result<(), Fail> {
     let Some(op) = ops::find(w.op) else {
-        return Err(Fail::Other(format!("no operation {}", w.op)));
+        return Err(Fail::Query(format!("no operation {}", w.op)));
     };
-    let path = Query::compile(w.path).map_err(Fail::Other)?;
-    let fail = |reason: String| Fail::Other(format!("Waiter {} failed: {reason}", w.api));
+    let path = Query::compile(w.path).map_err(Fail::Query)?;
+    let fail = |reason: String| Fail::Waiter { api: w.api, reason };
     for attempt in 1..=MAX_ATTEMPTS {
         let outcome = match (op.run)(ec2, a) {
             Ok(resp) => {
                 let doc = resp.unwrap_or(J::Obj(Vec::new()));
-                let got = path.search(&doc).map_err(Fail::Other)?;
+                let got = path.search(&doc).map_err(Fail::Query)?;
                 let items: Vec<String> = match &got {
                     J::Arr(a) => a
                         .iter()

@@ -1,16 +1,19 @@
-//! The model as the AWS CLI prints it: keys and nesting of the EC2 API,
+//! The model as the EC2 API returns it: keys and nesting of its
+//! responses,
 //! in the member order of botocore's service model (which is the order the
 //! real CLI prints; checked against aws-cli 1.45 / botocore 1.43 fed the
 //! same responses from a local endpoint). Timestamps as CLI v2 prints them.
 
-use super::json::{J, Obj};
-use ebsim::ec2::guest;
-use ebsim::ec2::model::{
+pub mod json;
+
+use crate::ec2::guest;
+use crate::ec2::model::{
     Attachment, Image, Instance, InstanceState, Modification, OWNER_ID, Snapshot, State, Tag,
     Volume,
 };
-use ebsim::ec2::time::Millis;
-use ebsim::ec2::types::VolumeType;
+use crate::ec2::time::Millis;
+use crate::ec2::types::VolumeType;
+use json::{J, Obj};
 
 /// `[{"Key": .., "Value": ..}]`.
 pub fn tags(t: &[Tag]) -> J {
@@ -146,7 +149,7 @@ pub fn state_change(id: &str, current: InstanceState, previous: InstanceState) -
 
 fn dns_name(i: &Instance) -> String {
     let ip = i.private_ip.replace('.', "-");
-    let region = ebsim::ec2::model::region_of(&i.az);
+    let region = crate::ec2::model::region_of(&i.az);
     if region == "us-east-1" {
         format!("ip-{ip}.ec2.internal")
     } else {
@@ -327,5 +330,53 @@ pub fn image(img: &Image) -> J {
         .put("Public", img.public)
         .put("Architecture", &img.architecture)
         .put("ImageType", "machine")
+        .done()
+}
+
+/// One instance type in DescribeInstanceTypes.
+pub fn instance_type(t: &crate::ec2::instance_types::InstanceTypeInfo) -> J {
+    let nitro = t.hypervisor == guest::Hypervisor::Nitro;
+    Obj::new()
+        .put("InstanceType", t.name.as_str())
+        .put("CurrentGeneration", true)
+        .put("Hypervisor", if nitro { "nitro" } else { "xen" })
+        .put(
+            "ProcessorInfo",
+            Obj::new()
+                .put(
+                    "SupportedArchitectures",
+                    J::Arr(vec![J::from(t.architecture)]),
+                )
+                .done(),
+        )
+        .put(
+            "EbsInfo",
+            Obj::new()
+                .put(
+                    "EbsOptimizedSupport",
+                    if nitro { "default" } else { "supported" },
+                )
+                .put("EncryptionSupport", "supported")
+                .put(
+                    "NvmeSupport",
+                    if nitro { "required" } else { "unsupported" },
+                )
+                .done(),
+        )
+        .done()
+}
+
+/// One zone in DescribeAvailabilityZones.
+pub fn availability_zone(z: &crate::ec2::zones::Zone) -> J {
+    Obj::new()
+        .put("OptInStatus", "opt-in-not-required")
+        .put("Messages", J::Arr(Vec::new()))
+        .put("RegionName", z.region.as_str())
+        .put("ZoneName", z.name.as_str())
+        .put("ZoneId", z.id.as_str())
+        .put("GroupName", z.region.as_str())
+        .put("NetworkBorderGroup", z.region.as_str())
+        .put("ZoneType", "availability-zone")
+        .put("State", "available")
         .done()
 }

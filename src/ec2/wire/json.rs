@@ -1,4 +1,4 @@
-//! An ordered JSON value and the AWS CLI's two plain output formats.
+//! An ordered JSON value, and the AWS CLI's JSON output of it.
 //!
 //! The AWS CLI prints a response's keys in the order botocore parsed them,
 //! which is the order of the members in the service model (for EC2,
@@ -177,51 +177,14 @@ impl J {
         }
     }
 
-    /// Python's `str()` of the value, as the text format prints scalars.
-    fn py_str(&self) -> String {
-        match self {
-            J::Null => "None".to_string(),
-            J::Bool(true) => "True".to_string(),
-            J::Bool(false) => "False".to_string(),
-            J::Int(n) => n.to_string(),
-            J::Float(f) => py_float(*f),
-            J::Str(s) => s.clone(),
-            other => other.py_repr(),
-        }
-    }
-
-    /// Python's `repr()` (only reached for nested values printed as text).
-    fn py_repr(&self) -> String {
-        match self {
-            J::Str(s) => format!("'{s}'"),
-            J::Arr(a) => format!(
-                "[{}]",
-                a.iter().map(J::py_repr).collect::<Vec<_>>().join(", ")
-            ),
-            J::Obj(kv) => format!(
-                "{{{}}}",
-                kv.iter()
-                    .map(|(k, v)| format!("'{k}': {}", v.py_repr()))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-            other => other.py_str(),
-        }
-    }
-
-    fn is_scalar(&self) -> bool {
+    /// Whether it is a scalar (neither an array nor an object).
+    pub fn is_scalar(&self) -> bool {
         !matches!(self, J::Arr(_) | J::Obj(_))
-    }
-
-    /// The AWS CLI's `--output text` (awscli/text.py).
-    pub fn to_text(&self) -> String {
-        let mut out = String::new();
-        text_item(self, &mut out, None, None);
-        out
     }
 }
 
-fn py_float(f: f64) -> String {
+/// Python's `repr()` of a float (`80.0`, `0.5`).
+pub fn py_float(f: f64) -> String {
     if f.fract() == 0.0 && f.abs() < 1e16 {
         format!("{f:.1}")
     } else {
@@ -257,117 +220,7 @@ fn write_str(out: &mut String, s: &str) {
     out.push('"');
 }
 
-fn text_item(item: &J, out: &mut String, ident: Option<&str>, scalar_keys: Option<&[String]>) {
-    match item {
-        J::Obj(kv) => text_dict(kv, out, ident, scalar_keys),
-        J::Arr(a) => text_list(a, out, ident),
-        other => {
-            out.push_str(&other.py_str());
-            out.push('\n');
-        }
-    }
-}
-
-fn text_list(items: &[J], out: &mut String, ident: Option<&str>) {
-    if items.is_empty() {
-        return;
-    }
-    if items.iter().any(|e| matches!(e, J::Obj(_))) {
-        let keys = all_scalar_keys(items);
-        for e in items {
-            text_item(e, out, ident, Some(&keys));
-        }
-    } else if items.iter().any(|e| matches!(e, J::Arr(_))) {
-        let scalars: Vec<&J> = items.iter().filter(|e| e.is_scalar()).collect();
-        if !scalars.is_empty() {
-            text_scalar_list(&scalars, out, ident);
-        }
-        for e in items.iter().filter(|e| !e.is_scalar()) {
-            text_item(e, out, ident, None);
-        }
-    } else {
-        let all: Vec<&J> = items.iter().collect();
-        text_scalar_list(&all, out, ident);
-    }
-}
-
-fn text_scalar_list(items: &[&J], out: &mut String, ident: Option<&str>) {
-    match ident {
-        Some(id) => {
-            for i in items {
-                let _ = writeln!(out, "{}\t{}", id.to_uppercase(), i.py_str());
-            }
-        }
-        None => {
-            let v: Vec<String> = items.iter().map(|i| i.py_str()).collect();
-            out.push_str(&v.join("\t"));
-            out.push('\n');
-        }
-    }
-}
-
-fn all_scalar_keys(items: &[J]) -> Vec<String> {
-    let mut keys: Vec<String> = Vec::new();
-    for e in items {
-        if let J::Obj(kv) = e {
-            for (k, v) in kv {
-                if v.is_scalar() && !keys.contains(k) {
-                    keys.push(k.clone());
-                }
-            }
-        }
-    }
-    keys.sort();
-    keys
-}
-
-fn text_dict(
-    kv: &[(String, J)],
-    out: &mut String,
-    ident: Option<&str>,
-    scalar_keys: Option<&[String]>,
-) {
-    let mut scalars: Vec<String> = Vec::new();
-    let mut non_scalars: Vec<(&str, &J)> = Vec::new();
-    match scalar_keys {
-        None => {
-            let mut sorted: Vec<&(String, J)> = kv.iter().collect();
-            sorted.sort_by(|a, b| a.0.cmp(&b.0));
-            for (k, v) in sorted {
-                if v.is_scalar() {
-                    scalars.push(v.py_str());
-                } else {
-                    non_scalars.push((k, v));
-                }
-            }
-        }
-        Some(keys) => {
-            for k in keys {
-                let v = kv.iter().find(|(kk, _)| kk == k).map(|(_, v)| v.py_str());
-                scalars.push(v.unwrap_or_default());
-            }
-            let mut rest: Vec<&(String, J)> =
-                kv.iter().filter(|(k, _)| !keys.contains(k)).collect();
-            rest.sort_by(|a, b| a.0.cmp(&b.0));
-            for (k, v) in rest {
-                non_scalars.push((k, v));
-            }
-        }
-    }
-    if !scalars.is_empty() {
-        if let Some(id) = ident {
-            scalars.insert(0, id.to_uppercase());
-        }
-        out.push_str(&scalars.join("\t"));
-        out.push('\n');
-    }
-    for (k, v) in non_scalars {
-        text_item(v, out, Some(k), None);
-    }
-}
-
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -390,8 +243,8 @@ mod tests {
             .done()
     }
 
-    /// Both outputs as the real aws-cli 1.45 printed them for the same
-    /// response (fed to it from a local endpoint).
+    /// As the real aws-cli 1.45 printed the same response (fed to it from
+    /// a local endpoint).
     #[test]
     fn matches_the_real_cli() {
         let v = volume();
@@ -416,25 +269,11 @@ mod tests {
     "Encrypted": false
 }"#
         );
-        assert_eq!(
-            v.to_text(),
-            "us-east-1a\t2016-08-29T18:52:32.724Z\tFalse\t240\tFalse\t80\t\tcreating\tvol-1234567890abcdef0\tgp2\nTAGS\ta\tb\n"
-        );
-        let q = Obj::new()
-            .put("S", 80u64)
-            .put("A", "us-east-1a")
-            .put(
-                "T",
-                vec![Obj::new().put("Key", "a").put("Value", "b").done()],
-            )
-            .done();
-        assert_eq!(q.to_text(), "us-east-1a\t80\nT\ta\tb\n");
         assert_eq!(J::Arr(vec![]).to_pretty(), "[]");
         assert_eq!(J::Str("x\"y".into()).to_pretty(), r#""x\"y""#);
         assert_eq!(
             J::Str("a\u{1}b\tc\\é".into()).to_pretty(),
             r#""a\u0001b\tc\\é""#
         );
-        assert_eq!(J::Null.to_text(), "None\n");
     }
 }

@@ -1,0 +1,228 @@
+//! What mke2fs 1.47.0 makes of its arguments before it plans a filesystem:
+//! the block count and size from the device size or an explicit count, the
+//! `-E` extended options, and the `-U` keywords. The command line only
+//! parses; these are the rules a caller of the library needs too.
+
+use super::geometry::SizeType;
+use crate::compat::{uuid_parse, uuid_random};
+
+/// The size mke2fs settles on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Size {
+    /// Block size in bytes.
+    pub block_size: u64,
+    /// Blocks.
+    pub blocks: u64,
+    /// mke2fs.conf's size type (it picks the block size and inode ratio).
+    pub size_type: SizeType,
+}
+
+/// Why mke2fs cannot size the filesystem.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SizeError {
+    /// The device is empty and no count was given.
+    #[error(
+        "Device size reported to be zero.  Invalid partition specified, or\n\t\
+         partition table wasn't reread after running fdisk, due to\n\t\
+         a modified partition being busy and in use.  You may need to reboot\n\t\
+         to re-read your partition table.\n"
+    )]
+    ZeroDevice,
+    /// A block size ebsim does not make.
+    #[error("ebsim makes ext4 with 1024, 2048 or 4096-byte blocks only (asked for {0})")]
+    BlockSize(u64),
+}
+
+/// The block size and count for a device of `dev_size` bytes, with `-b`
+/// `block_size` and an explicit count `explicit` (in `-b` units, 1 KiB
+/// without `-b`). mke2fs counts in those units first, rounding a count
+/// taken from the device down to a 4 KiB page; the size type, and from it
+/// the default block size (1 KiB for "small" and "floppy"), follow.
+pub fn size(
+    dev_size: u64,
+    explicit: Option<u64>,
+    block_size: Option<u64>,
+) -> Result<Size, SizeError> {
+    let unit = block_size.unwrap_or(1024).max(1);
+    let count_units = match explicit {
+        Some(n) => n,
+        None => {
+            if dev_size == 0 {
+                return Err(SizeError::ZeroDevice);
+            }
+            let n = dev_size / unit;
+            if 4096 > unit {
+                n & !((4096 / unit) - 1)
+            } else {
+                n
+            }
+        }
+    };
+    let size_type = SizeType::for_bytes(count_units.saturating_mul(unit));
+    let block_size = block_size.unwrap_or(u64::from(size_type.block_size()));
+    if !matches!(block_size, 1024 | 2048 | 4096) {
+        return Err(SizeError::BlockSize(block_size));
+    }
+    Ok(Size {
+        block_size,
+        blocks: count_units.saturating_mul(unit) / block_size,
+        size_type,
+    })
+}
+
+/// The `-E` options ebsim honours.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Extended {
+    /// `hash_seed=UUID`.
+    pub hash_seed: Option<[u8; 16]>,
+    /// `discard` (the default) or `nodiscard`.
+    pub discard: bool,
+}
+
+/// Why `-E` was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExtendedError {
+    /// An option mke2fs knows that ebsim does not implement (after the
+    /// hash seeds seen bad before it).
+    Unsupported {
+        /// The option's name.
+        name: String,
+        /// The hash seeds before it that are no UUIDs.
+        bad_seeds: Vec<String>,
+    },
+    /// Options mke2fs refuses: its "Bad option(s) specified" (the last
+    /// unknown name), after an "Invalid hash seed" line for each bad seed.
+    Bad {
+        /// The last unknown option's name (empty when only seeds were bad).
+        name: String,
+        /// The hash seeds that are no UUIDs.
+        bad_seeds: Vec<String>,
+    },
+}
+
+/// mke2fs's `parse_extended_opts` over the comma-separated tokens.
+pub fn extended(tokens: &[String]) -> Result<Extended, ExtendedError> {
+    let mut e = Extended {
+        hash_seed: None,
+        discard: true,
+    };
+    let mut bad: Option<String> = None;
+    let mut bad_seeds = Vec::new();
+    for tok in tokens.iter().filter(|t| !t.is_empty()) {
+        let (k, v) = match tok.split_once('=') {
+            Some((k, v)) => (k, Some(v)),
+            None => (tok.as_str(), None),
+        };
+        match (k, v) {
+            ("hash_seed", Some(v)) => match uuid_parse(v) {
+                Some(u) => e.hash_seed = Some(u),
+                None => bad_seeds.push(v.to_string()),
+            },
+            ("discard", _) => e.discard = true,
+            ("nodiscard", _) => e.discard = false,
+            // With the discard the inode tables and journal read as zeros
+            // either way; without it ebsim zeroes what mke2fs zeroes.
+            ("lazy_itable_init" | "lazy_journal_init", _) => {}
+            (
+                "mmp_update_interval"
+                | "num_backup_sb"
+                | "stride"
+                | "stripe-width"
+                | "stripe_width"
+                | "offset"
+                | "resize"
+                | "packed_meta_blocks"
+                | "root_owner"
+                | "test_fs"
+                | "encoding"
+                | "encoding_flags"
+                | "quotatype"
+                | "assume_storage_prezeroed"
+                | "desc_size"
+                | "desc-size",
+                _,
+            ) => {
+                return Err(ExtendedError::Unsupported {
+                    name: k.to_string(),
+                    bad_seeds,
+                });
+            }
+            _ => bad = Some(k.to_string()),
+        }
+    }
+    if bad.is_some() || !bad_seeds.is_empty() {
+        return Err(ExtendedError::Bad {
+            name: bad.unwrap_or_default(),
+            bad_seeds,
+        });
+    }
+    Ok(e)
+}
+
+/// The UUID `-U` asks for: `null`/`clear` (all zeros), `random`/`time`
+/// (a new one), or a UUID; None when it is none of these.
+pub fn uuid_arg(arg: Option<&str>) -> Option<[u8; 16]> {
+    match arg {
+        None => Some(uuid_random()),
+        Some(u) if u.eq_ignore_ascii_case("null") || u.eq_ignore_ascii_case("clear") => {
+            Some([0u8; 16])
+        }
+        Some(u) if u.eq_ignore_ascii_case("random") || u.eq_ignore_ascii_case("time") => {
+            Some(uuid_random())
+        }
+        Some(u) => uuid_parse(u),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_as_mke2fs_picks_them() {
+        // 1 GiB: 4 KiB blocks; 100 MiB ("small"): 1 KiB blocks.
+        let s = size(1 << 30, None, None);
+        assert_eq!(s.map(|s| (s.block_size, s.blocks)), Ok((4096, 262_144)));
+        let s = size(100 << 20, None, None);
+        assert_eq!(s.map(|s| (s.block_size, s.blocks)), Ok((1024, 102_400)));
+        // A device size not a multiple of 4 KiB is rounded down to a page.
+        let s = size((1 << 30) + 3072, None, None);
+        assert_eq!(s.map(|s| s.blocks), Ok(262_144));
+        // An explicit count is in -b units (1 KiB without -b).
+        let s = size(0, Some(2048), Some(2048));
+        assert_eq!(s.map(|s| (s.block_size, s.blocks)), Ok((2048, 2048)));
+        assert_eq!(size(0, None, None), Err(SizeError::ZeroDevice));
+        assert_eq!(
+            size(1 << 30, None, Some(8192)),
+            Err(SizeError::BlockSize(8192))
+        );
+    }
+
+    #[test]
+    fn extended_options() {
+        let t = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            extended(&t(&["nodiscard", "lazy_itable_init=1"])),
+            Ok(Extended {
+                hash_seed: None,
+                discard: false
+            })
+        );
+        assert_eq!(
+            extended(&t(&["stride=4"])),
+            Err(ExtendedError::Unsupported {
+                name: "stride".into(),
+                bad_seeds: Vec::new()
+            })
+        );
+        assert_eq!(
+            extended(&t(&["hash_seed=x", "foo"])),
+            Err(ExtendedError::Bad {
+                name: "foo".into(),
+                bad_seeds: vec!["x".into()]
+            })
+        );
+        assert_eq!(uuid_arg(Some("clear")), Some([0; 16]));
+        assert_eq!(uuid_arg(Some("bogus")), None);
+    }
+}
