@@ -18,11 +18,16 @@ use ebsim::ec2::rootfs;
 const PUBLISHED: &[(&str, &str, &str, &str, &str)] = &[
     ("ubuntu-22.04", "7.6G", "1.5G", "6.1G", "20%"),
     ("ubuntu-22.04-arm64", "7.6G", "1.5G", "6.1G", "20%"),
+    ("amzn2", "8.0G", "1.6G", "6.5G", "20%"),
+    ("amzn2-arm64", "8.0G", "1.6G", "6.5G", "20%"),
+    ("al2023", "8.0G", "1.6G", "6.4G", "20%"),
+    ("al2023-arm64", "8.0G", "1.6G", "6.4G", "20%"),
+    ("centos7", "10G", "1.5G", "8.6G", "15%"),
 ];
 
 #[test]
 fn catalog_roots_are_real_filesystems() {
-    if !(require_tools(&["e2fsck", "losetup", "df"]) && require_mount()) {
+    if !(require_tools(&["e2fsck", "xfs_repair", "losetup", "df"]) && require_mount()) {
         return;
     }
     let dir = tempfile::tempdir().expect("tempdir");
@@ -39,7 +44,10 @@ fn catalog_roots_are_real_filesystems() {
         let range = partition_range(&img, root);
         assert_fsck_clean(&img, Some(range));
         let ours = ebsim_manifest(&img, Some(root));
-        let o = ebsim::imgio::open(&img, Some(root), false).expect("open");
+        // Used space as a read-write mount shows it (an instance mounts its
+        // root read-write; XFS then holds back its per-AG reservations,
+        // which a read-only mount does not).
+        let o = ebsim::imgio::open(&img, Some(root), true).expect("open");
         let st = o.fs.statfs().expect("statfs");
         drop(o);
         let used = (st.blocks - st.bfree) * st.frsize;
@@ -50,11 +58,8 @@ fn catalog_roots_are_real_filesystems() {
             c.key
         );
         // The files a user looks at.
-        let home = if c.key.starts_with("ubuntu") {
-            "/home/ubuntu"
-        } else {
-            "/home/ec2-user"
-        };
+        let home = format!("/home/{}", ebsim::ec2::catalog::login_user(Some(c.key)));
+        let home = home.as_str();
         assert_eq!((ours[home].uid, ours[home].gid), (1000, 1000), "{}", c.key);
         assert_eq!(ours["/tmp"].perm, 0o1777);
         for p in [
@@ -65,13 +70,19 @@ fn catalog_roots_are_real_filesystems() {
         ] {
             assert!(ours.contains_key(p), "{}: {p}", c.key);
         }
-        // The kernel mounts it and sees the same; df shows the published
-        // first-boot line.
+        // The kernel mounts it (read-write, as on boot) and sees the same;
+        // df shows the published first-boot line.
         let _lock = mount_lock();
-        let m = LoopMount::new(&img, Some(range), true);
+        let m = LoopMount::new(&img, Some(range), false);
         assert_same(&ours, &of_dir(m.path()), &format!("{}: the kernel", c.key));
         let cfg = std::fs::read_to_string(m.path().join("etc/cloud/cloud.cfg")).expect("cfg");
-        assert!(cfg.contains("  - growpart\n") && cfg.contains("  - resizefs\n"));
+        for module in ["- growpart", "- resizefs"] {
+            assert!(
+                cfg.lines().any(|l| l.trim() == module),
+                "{}: cloud.cfg without {module}",
+                c.key
+            );
+        }
         let release = std::fs::read_to_string(m.path().join("etc/os-release")).expect("os-release");
         assert!(release.contains("PRETTY_NAME="), "{release}");
         let df = common::run(std::process::Command::new("df").arg("-h").arg(m.path()));
@@ -88,5 +99,6 @@ fn catalog_roots_are_real_filesystems() {
             assert_eq!(cols, [size, used, avail, pct], "{}: df -h\n{line}", c.key);
         }
         m.umount();
+        assert_fsck_clean(&img, Some(range));
     }
 }

@@ -525,9 +525,9 @@ pub fn release_of(flavour: Option<&str>) -> OsRelease {
 }
 
 /// The version of what [`default_builder`] makes. Bump it when the builder
-/// changes (the XFS roots once the XFS layer is wired): catalog snapshots
-/// made by an older version are rebuilt at their next use.
-pub const BUILD_VERSION: u32 = 4;
+/// changes: catalog snapshots made by an older version are rebuilt at
+/// their next use (5: the Amazon Linux and CentOS XFS roots populated).
+pub const BUILD_VERSION: u32 = 5;
 
 /// Builds a catalog image's disk: partition table and filesystems, into a
 /// new sparse file at `path` of `image.root_size` GiB. Implementations
@@ -762,7 +762,8 @@ pub fn make_fs(
                 },
             };
             let plan = crate::fs::xfs::mkfs::plan(&slice, &opts).map_err(|e| e.to_string())?;
-            crate::fs::xfs::mkfs::apply(&mut slice, &plan).map_err(|e| e.to_string())
+            crate::fs::xfs::mkfs::apply(&mut slice, &plan).map_err(|e| e.to_string())?;
+            populate_root(image, fs, slice, created)
         }
         // ebsim has no FAT writer: EFI system partitions stay unformatted.
         FsKind::Vfat => Ok(()),
@@ -796,13 +797,15 @@ fn populate_root<D: crate::blockdev::BlockDevice>(
         FsKind::Ext4 => {
             Box::new(crate::fs::ext4::files::Ext4Files::open(dev).map_err(|e| e.to_string())?)
         }
-        FsKind::Xfs | FsKind::Vfat => return Ok(()),
+        FsKind::Xfs => {
+            Box::new(crate::fs::xfs::files::XfsFiles::open(dev).map_err(|e| e.to_string())?)
+        }
+        FsKind::Vfat => return Ok(()),
     };
     super::rootfs::populate(files.as_mut(), ctx, &spec)
 }
 
-/// The builder ebsim uses (see [`NativeImageBuilder`] for what is still
-/// to wire).
+/// The builder ebsim uses ([`NativeImageBuilder`]).
 pub fn default_builder() -> Box<dyn ImageBuilder> {
     Box::new(NativeImageBuilder)
 }

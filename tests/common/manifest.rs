@@ -390,9 +390,10 @@ impl Drop for LoopMount {
     }
 }
 
-/// Which checker: by the filesystem's magic.
+/// Which checker: by the filesystem's magic, probed afresh (`-p`: blkid's
+/// cache may remember what a loop device of the same name held before).
 fn is_xfs(dev: &str) -> bool {
-    let o = run(Command::new("blkid").args(["-o", "value", "-s", "TYPE", dev]));
+    let o = run(Command::new("blkid").args(["-p", "-o", "value", "-s", "TYPE", dev]));
     stdout(&o).trim() == "xfs"
 }
 
