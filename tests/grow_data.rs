@@ -1,11 +1,12 @@
 //! Data survives every grow: filesystems populated by ebsim itself (the
-//! catalog's Ubuntu root, trees copied in with `ebsim image`, 1 GiB
-//! preallocations) are recorded (path, type, size, mode, owner, links,
-//! SHA-256 or target, mtime) through ebsim's reader and a kernel mount,
-//! then grown — resize2fs offline on a bare image, growpart + resize2fs
-//! offline on a partition, growpart + resize2fs online inside an instance
-//! after ModifyVolume, resize2fs online on a data volume — and verified
-//! the same way after, with the real checker silent.
+//! catalog's Ubuntu and Amazon Linux 2 roots, trees copied in with `ebsim
+//! image`, 1 GiB preallocations) are recorded (path, type, size, mode,
+//! owner, links, SHA-256 or target, mtime) through ebsim's reader and a
+//! kernel mount, then grown — resize2fs and xfs_growfs offline on bare
+//! images, growpart + resize2fs offline on a partition, growpart +
+//! resize2fs or xfs_growfs online inside an instance after ModifyVolume,
+//! resize2fs and xfs_growfs online on data volumes — and verified the same
+//! way after, with the real checker silent.
 
 mod common;
 mod ec2_util;
@@ -19,7 +20,7 @@ use ec2_util::Cloud;
 use std::path::Path;
 
 fn tools() -> bool {
-    require_tools(&["e2fsck", "losetup", "sgdisk"]) && require_mount()
+    require_tools(&["e2fsck", "xfs_repair", "losetup", "sgdisk", "blkid"]) && require_mount()
 }
 
 fn image(args: &[&str]) {
@@ -217,4 +218,125 @@ fn growpart_and_resize2fs_online_in_an_instance() {
     let o = ebsim::imgio::open(&root_img, Some(1), false).expect("open");
     let st = o.fs.statfs().expect("statfs");
     assert!(st.blocks * st.frsize > 15 << 30, "{st:?}");
+}
+
+/// xfs_growfs offline on a bare image (ebsim's extension): 1.5 GiB → 6 GiB
+/// (the short last group extended, new groups added).
+#[test]
+fn xfs_growfs_offline() {
+    if !tools() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let img = dir.path().join("fs.img");
+    std::fs::File::create(&img)
+        .expect("create")
+        .set_len(1536 << 20)
+        .expect("size");
+    let o = run(ebsim("mkfs.xfs").arg("-q").arg(&img));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let img_s = img.to_str().expect("utf8");
+    populate(dir.path(), &format!("{img_s}:/srv"));
+    let before = Recorded::take(&img, None);
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&img)
+        .expect("open")
+        .set_len(6 << 30)
+        .expect("grow the file");
+    let o = run(ebsim("xfs_growfs").arg(&img));
+    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+    before.verify(&img, None, "after xfs_growfs");
+    let o = ebsim::imgio::open(&img, None, false).expect("open");
+    let st = o.fs.statfs().expect("statfs");
+    assert!(st.blocks * st.frsize > 5 << 30, "{st:?}");
+}
+
+/// Inside an Amazon Linux 2 instance (its XFS root written by ebsim):
+/// ModifyVolume the root to 16 GiB, `growpart /dev/xvda 1`, `xfs_growfs -d
+/// /` online; and a 2 GiB XFS data volume mounted on /data, grown to 6 GiB
+/// online with `xfs_growfs /data`.
+#[test]
+fn growpart_and_xfs_growfs_online_in_an_instance() {
+    if !tools() {
+        return;
+    }
+    let c = Cloud::on_tmpfs();
+    let amzn2 = by_key("amzn2").expect("catalog");
+    let id = c.instance(amzn2.image_id, "t2.micro");
+    let d = c.ok(&["describe-instances", "--instance-ids", &id]);
+    let root = d["Reservations"][0]["Instances"][0]["BlockDeviceMappings"][0]["Ebs"]["VolumeId"]
+        .as_str()
+        .expect("root volume")
+        .to_string();
+    let root_img = c.image_of(&root);
+    let scratch = tempfile::tempdir().expect("tempdir");
+    populate(scratch.path(), &format!("{}@1:/srv", root_img.display()));
+    let before_root = Recorded::take(&root_img, Some(1));
+    // The catalog's files are among those recorded.
+    assert!(before_root.manifest.contains_key("/etc/os-release"));
+    assert!(before_root.manifest.contains_key("/home/ec2-user/.bashrc"));
+    let data = c.volume(&["--size", "2"]);
+    c.ok(&[
+        "attach-volume",
+        "--volume-id",
+        &data,
+        "--instance-id",
+        &id,
+        "--device",
+        "/dev/sdg",
+    ]);
+    c.advance("30s");
+    let guest = |applet: &str, args: &[&str]| {
+        let o = c.cmd(applet).args(args).output().expect("run");
+        assert!(
+            o.status.success(),
+            "{applet} {args:?}: {}{}",
+            stdout(&o),
+            stderr(&o)
+        );
+    };
+    guest("mkfs.xfs", &["-q", "/dev/xvdg"]);
+    let data_img = c.image_of(&data);
+    populate(scratch.path(), &format!("{}:/", data_img.display()));
+    guest("mount", &["/dev/xvdg", "/data"]);
+    let before_data = Recorded::take(&data_img, None);
+    for (vol, gib) in [(&root, "16"), (&data, "6")] {
+        c.ok(&["modify-volume", "--volume-id", vol, "--size", gib]);
+    }
+    for _ in 0..200 {
+        let m = c.ok(&[
+            "describe-volumes-modifications",
+            "--volume-ids",
+            &root,
+            &data,
+        ]);
+        let states: Vec<&str> = m["VolumesModifications"]
+            .as_array()
+            .expect("list")
+            .iter()
+            .map(|x| x["ModificationState"].as_str().unwrap_or(""))
+            .collect();
+        if states.iter().all(|s| *s != "modifying") {
+            break;
+        }
+        c.advance("5s");
+    }
+    guest("growpart", &["/dev/xvda", "1"]);
+    guest("xfs_growfs", &["-d", "/"]);
+    guest("xfs_growfs", &["/data"]);
+    before_root.verify(
+        &root_img,
+        Some(1),
+        "root after growpart + xfs_growfs online",
+    );
+    before_data.verify(&data_img, None, "data volume after xfs_growfs online");
+    for (img, part, min) in [
+        (&root_img, Some(1), 15u64 << 30),
+        (&data_img, None, 5 << 30),
+    ] {
+        let o = ebsim::imgio::open(img, part, false).expect("open");
+        let st = o.fs.statfs().expect("statfs");
+        assert!(st.blocks * st.frsize > min, "{}: {st:?}", img.display());
+    }
 }
