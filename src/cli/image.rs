@@ -49,7 +49,8 @@ pub const DRY_RUN_ABOVE: u64 = 32 << 20;
     long_about = "Read and write the files inside image files, from the host: list, copy in and \
                   out, cat, mkdir, rm, fallocate, stat, df. A location is IMAGE:/path (the \
                   filesystem on the whole image) or IMAGE@N:/path (partition N of its GPT or MBR \
-                  table); ext4 is supported. Nothing is written unless the whole command succeeds.",
+                  table); ext4 and XFS are supported. Nothing is written unless the whole \
+                  command succeeds.",
     disable_help_subcommand = true
 )]
 pub struct ImageCmd {
@@ -81,7 +82,8 @@ enum Sub {
     Fallocate(Fallocate),
     /// Show files' status (as coreutils stat, times in UTC)
     Stat(Stat),
-    /// Show the filesystem's size and use (as df)
+    /// Show the filesystem's size and use (as df on a read-only mount:
+    /// XFS holds back its per-AG reservations only when mounted read-write)
     Df(Df),
 }
 
