@@ -724,15 +724,17 @@ fn fuzz_seed() -> Vec<u8> {
     )
     .expect("plan");
     let mut img = vec![0u8; FUZZ_DEV];
-    for op in &plan.batch.ops {
-        if let ebsim::blockdev::WriteOp::Data { offset, bytes } = op {
-            let start = *offset as usize;
+    use ebsim::blockdev::WritePlan;
+    plan.writes
+        .for_each_write(&mut |offset, bytes| {
+            let start = offset as usize;
             if start < img.len() {
                 let n = bytes.len().min(img.len() - start);
                 img[start..start + n].copy_from_slice(&bytes[..n]);
             }
-        }
-    }
+            Ok(())
+        })
+        .expect("walk");
     img
 }
 

@@ -981,25 +981,24 @@ impl BlockDevice for SparseMem {
     }
     fn commit(
         &mut self,
-        batch: &ebsim::blockdev::WriteBatch,
+        plan: &dyn ebsim::blockdev::WritePlan,
     ) -> Result<(), ebsim::blockdev::Error> {
-        if let Some(len) = batch.new_len {
+        if let Some(len) = plan.new_len() {
             self.size = len;
         }
-        for op in &batch.ops {
-            if let ebsim::blockdev::WriteOp::Data { offset, bytes } = op {
-                let mut done = 0usize;
-                while done < bytes.len() {
-                    let at = offset + done as u64;
-                    let (blk, within) = (at / 4096, (at % 4096) as usize);
-                    let n = (4096 - within).min(bytes.len() - done);
-                    self.blocks.entry(blk).or_insert_with(|| vec![0; 4096])[within..within + n]
-                        .copy_from_slice(&bytes[done..done + n]);
-                    done += n;
-                }
+        let blocks = &mut self.blocks;
+        plan.for_each_write(&mut |offset, bytes| {
+            let mut done = 0usize;
+            while done < bytes.len() {
+                let at = offset + done as u64;
+                let (blk, within) = (at / 4096, (at % 4096) as usize);
+                let n = (4096 - within).min(bytes.len() - done);
+                blocks.entry(blk).or_insert_with(|| vec![0; 4096])[within..within + n]
+                    .copy_from_slice(&bytes[done..done + n]);
+                done += n;
             }
-        }
-        Ok(())
+            Ok(())
+        })
     }
     fn data_ranges(
         &self,

@@ -5,7 +5,7 @@
 //! holding every format, which is then walked, read and written. Nothing
 //! may panic; errors are fine.
 
-use ebsim::blockdev::{BlockDevice, WriteBatch, WriteOp};
+use ebsim::blockdev::BlockDevice;
 use ebsim::fs::node::{Cred, Ctx, FallocateMode, FileSystem, FileType, Ino, Timespec};
 use ebsim::fs::xfs::{self, XfsFiles, bmap, dinode, dir2};
 use proptest::prelude::*;
@@ -46,29 +46,43 @@ impl BlockDevice for SparseMem {
         }
         Ok(())
     }
-    fn commit(&mut self, batch: &WriteBatch) -> Result<(), ebsim::blockdev::Error> {
-        batch.check_bounds(self.size)?;
-        for op in &batch.ops {
-            match op {
-                WriteOp::Data { offset, bytes } => {
-                    let mut done = 0usize;
-                    while done < bytes.len() {
-                        let at = offset + done as u64;
-                        let (blk, within) = (at / 4096, (at % 4096) as usize);
-                        let n = (4096 - within).min(bytes.len() - done);
-                        self.blocks.entry(blk).or_insert_with(|| vec![0; 4096])[within..within + n]
-                            .copy_from_slice(&bytes[done..done + n]);
-                        done += n;
-                    }
-                }
-                WriteOp::Discard { range } => {
-                    for blk in range.start / 4096..range.end.div_ceil(4096) {
-                        self.blocks.remove(&blk);
-                    }
-                }
+    fn commit(
+        &mut self,
+        plan: &dyn ebsim::blockdev::WritePlan,
+    ) -> Result<(), ebsim::blockdev::Error> {
+        let size = self.size;
+        plan.for_each_write(&mut |offset, bytes| {
+            if offset
+                .checked_add(bytes.len() as u64)
+                .is_none_or(|e| e > size)
+            {
+                return Err(ebsim::blockdev::Error::OutOfRange {
+                    offset,
+                    len: bytes.len() as u64,
+                    size,
+                });
+            }
+            Ok(())
+        })?;
+        // Discards spare the written bytes: drop them first, write after.
+        for range in plan.discards() {
+            for blk in range.start / 4096..range.end.div_ceil(4096) {
+                self.blocks.remove(&blk);
             }
         }
-        Ok(())
+        let blocks = &mut self.blocks;
+        plan.for_each_write(&mut |offset, bytes| {
+            let mut done = 0usize;
+            while done < bytes.len() {
+                let at = offset + done as u64;
+                let (blk, within) = (at / 4096, (at % 4096) as usize);
+                let n = (4096 - within).min(bytes.len() - done);
+                blocks.entry(blk).or_insert_with(|| vec![0; 4096])[within..within + n]
+                    .copy_from_slice(&bytes[done..done + n]);
+                done += n;
+            }
+            Ok(())
+        })
     }
     fn data_ranges(
         &self,

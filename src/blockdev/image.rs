@@ -1,39 +1,56 @@
 //! Sparse raw image files, and the crash-safe commit.
 //!
-//! The undo log lives beside the image as `<image>.ebsim-undo`:
+//! A commit walks its [`WritePlan`] twice. The first walk saves, for every
+//! range the plan writes, what is there now (the bytes of allocated ranges,
+//! "a hole" for holes, "past the end" beyond the old length) together with a
+//! CRC32C of each 4 KiB piece of what will be written, into the undo log
+//! beside the image (format and name in `undo.rs`); bytes a shorter length
+//! cuts off are saved too. The log is streamed through a bounded buffer, then
+//! fsynced with its directory. The second walk applies the plan: the new
+//! length, then the writes (coalesced), then an fsync. Without discards the
+//! log is then removed and the commit is done.
 //!
-//! ```text
-//! 0x00  [u8; 8]  magic "EBSUNDO1"
-//! 0x08  u64le    the image's length before the change
-//! then records, each:
-//!       u8       kind: 1 = data follows, 2 = the range was a hole
-//!       u64le    offset
-//!       u64le    length
-//!       [u8]     the old bytes (kind 1 only)
-//! then the footer:
-//!       u8       0xFF
-//!       u64le    number of records
-//!       u32le    CRC32 of every byte before the footer
-//! ```
+//! Discards come after that commit point, so the old bytes they destroy are
+//! never read or saved: the undo log is atomically replaced by a small
+//! roll-forward log naming the written ranges (with their checksums) and the
+//! ranges still to punch, the punches are made, and that log is removed.
 //!
-//! The log is written and fsynced (with its directory) before the first byte
-//! of the image changes. A log without a valid footer was never acted on and
-//! is simply removed; a log with one is rolled back: old bytes written back,
-//! holes punched again, the length restored.
+//! Opening an image with a leftover log replays it, but only when the image
+//! is exactly in a state the log predicts: the same file (device, inode,
+//! name), its length the old or the new one, every saved piece holding
+//! either its old bytes or its new ones (each piece independently), nothing
+//! but the change's own writes past the old end, and, for a roll-forward
+//! log, every written piece holding its new bytes. Anything else is refused
+//! with [`Error::UndoLogMismatch`] naming both files and the first range
+//! that differs, and nothing is changed. A log without its footer was being
+//! written when the process stopped, so it was never acted on and is
+//! removed (once its header shows it is this image's). Every read-write
+//! open replays; a read-only open does too when it may write the file, and
+//! otherwise fails with [`Error::UndoLogPending`] instead of reading a
+//! half-changed image.
+//!
+//! The fault-injection hook ([`FAULT_ENV`]) counts every write step of a
+//! commit (the length change, each coalesced write, the switch to the
+//! roll-forward log, each punch) and fails the N+1-th as if the process
+//! died there, leaving the log for the next open. Replays are not counted.
 
-use super::{BlockDevice, Error, WriteBatch, WriteOp, check_range};
+use super::undo::{
+    self, DATA_CUT, DATA_NEW, HOLE_CUT, HOLE_NEW, Header, HeaderRead, LOG_FORWARD, LOG_UNDO,
+    LogReader, LogWriter, PAST_END_NEW, PIECE, PUNCH, WRITTEN,
+};
+use super::{
+    BlockDevice, CommitOutcome, Error, WriteBatch, WritePlan, check_range, for_each_coalesced,
+    merge_disjoint, subtract,
+};
 use nix::fcntl::{FallocateFlags, Flock, FlockArg, fallocate};
 use nix::unistd::{Whence, lseek};
 use std::fs::{File, OpenOptions};
-use std::io::{Read, Write};
 use std::ops::Range;
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
-const UNDO_MAGIC: &[u8; 8] = b"EBSUNDO1";
-const KIND_DATA: u8 = 1;
-const KIND_HOLE: u8 = 2;
-const KIND_FOOTER: u8 = 0xFF;
+pub use super::undo::undo_log_path;
+
 /// The environment variable of the fault-injection test hook: a commit fails
 /// (as if the process died) when this many writes have been made.
 pub const FAULT_ENV: &str = "EBSIM_FAULT_AFTER_WRITES";
@@ -50,7 +67,12 @@ pub enum Access {
 /// A raw disk image in a regular file, kept sparse.
 #[derive(Debug)]
 pub struct ImageFile {
+    /// The path as the caller named it (for messages).
     path: PathBuf,
+    /// The real file (symlinks resolved): its log lives beside it.
+    real: PathBuf,
+    /// The undo log's path.
+    log: PathBuf,
     file: File,
     size: u64,
     access: Access,
@@ -59,21 +81,23 @@ pub struct ImageFile {
     writes_made: u64,
 }
 
-/// The undo log's path for an image.
-pub fn undo_log_path(image: &Path) -> PathBuf {
-    let mut name = image
-        .file_name()
-        .map(|n| n.to_os_string())
-        .unwrap_or_default();
-    name.push(".ebsim-undo");
-    image.with_file_name(name)
+/// Where a failed commit stopped.
+enum Stage {
+    /// Before the first write: the image is unchanged.
+    Before,
+    /// While the undo log is in force.
+    Applying,
+    /// After the commit point: the roll-forward log is in force.
+    Forward,
 }
 
 impl ImageFile {
     /// Opens an existing image. With [`Access::ReadWrite`] it waits for an
-    /// exclusive lock and rolls back any change a crashed ebsim left half
-    /// done. A read-only open of an image with a leftover log rolls it back
-    /// too when it may write the file, and fails otherwise.
+    /// exclusive lock and finishes any change a crashed ebsim left half done
+    /// (after checking the image is in a state its log predicts). A
+    /// read-only open of an image with a leftover log does the same when it
+    /// may write the file, and fails with [`Error::UndoLogPending`]
+    /// otherwise.
     pub fn open(path: impl AsRef<Path>, access: Access) -> Result<Self, Error> {
         let path = path.as_ref();
         let meta = std::fs::metadata(path).map_err(|e| {
@@ -86,17 +110,32 @@ impl ImageFile {
         if meta.is_dir() {
             return Err(Error::IsADirectory(path.to_path_buf()));
         }
-        let log = undo_log_path(path);
-        let effective = if access == Access::ReadOnly && log.exists() {
-            Access::ReadWrite
-        } else {
-            access
-        };
-        let file = OpenOptions::new()
+        let real = undo::real_path(path);
+        let log = undo::log_path_for(&real);
+        let pending = log.symlink_metadata().is_ok()
+            || undo::forward_tmp_path(&log).symlink_metadata().is_ok();
+        let effective = if pending { Access::ReadWrite } else { access };
+        let file = match OpenOptions::new()
             .read(true)
             .write(effective == Access::ReadWrite)
             .open(path)
-            .map_err(|e| Error::io(path, "open", e))?;
+        {
+            Ok(f) => f,
+            Err(e)
+                if access == Access::ReadOnly
+                    && pending
+                    && matches!(
+                        e.raw_os_error(),
+                        Some(libc_errno::EACCES | libc_errno::EROFS | libc_errno::EPERM)
+                    ) =>
+            {
+                return Err(Error::UndoLogPending {
+                    image: path.to_path_buf(),
+                    log,
+                });
+            }
+            Err(e) => return Err(Error::io(path, "open", e)),
+        };
         let lock = if effective == Access::ReadWrite {
             let dup = file.try_clone().map_err(|e| Error::io(path, "dup", e))?;
             Some(
@@ -108,6 +147,8 @@ impl ImageFile {
         };
         let mut img = ImageFile {
             path: path.to_path_buf(),
+            real,
+            log,
             size: device_size(&file, path)?,
             file,
             access: effective,
@@ -115,7 +156,9 @@ impl ImageFile {
             fault_after: fault_limit(),
             writes_made: 0,
         };
-        img.recover()?;
+        if effective == Access::ReadWrite {
+            img.recover()?;
+        }
         img.access = access;
         Ok(img)
     }
@@ -142,6 +185,12 @@ impl ImageFile {
         &self.path
     }
 
+    /// The path of this image's undo log (which exists only while a change
+    /// is in progress or was interrupted).
+    pub fn undo_log_path(&self) -> &Path {
+        &self.log
+    }
+
     /// Bytes of storage the file really occupies (`st_blocks` × 512).
     pub fn allocated_bytes(&self) -> Result<u64, Error> {
         let meta = self
@@ -152,7 +201,8 @@ impl ImageFile {
     }
 
     /// Grows or shrinks the image without writing data (a crash-safe
-    /// `truncate`).
+    /// `truncate`; bytes a shorter length cuts off are saved until the
+    /// change is durable).
     pub fn set_len(&mut self, len: u64) -> Result<(), Error> {
         let batch = WriteBatch {
             new_len: Some(len),
@@ -173,6 +223,14 @@ impl ImageFile {
 
     fn io(&self, op: impl Into<String>, e: std::io::Error) -> Error {
         Error::io(&self.path, op, e)
+    }
+
+    fn set_file_len(&mut self, len: u64) -> Result<(), Error> {
+        self.file
+            .set_len(len)
+            .map_err(|e| self.io("set length", e))?;
+        self.size = len;
+        Ok(())
     }
 
     fn punch(&self, range: Range<u64>) -> Result<(), Error> {
@@ -198,7 +256,7 @@ impl ImageFile {
     }
 
     fn write_zeros(&self, range: Range<u64>) -> Result<(), Error> {
-        let zeros = vec![0u8; 1 << 20];
+        let zeros = vec![0u8; undo::BUF];
         let mut pos = range.start;
         while pos < range.end {
             let n = (range.end - pos).min(zeros.len() as u64) as usize;
@@ -214,225 +272,828 @@ impl ImageFile {
         self.file.sync_all().map_err(|e| self.io("fsync", e))
     }
 
-    /// Saves the old contents of everything `batch` touches.
-    fn build_undo(&self, batch: &WriteBatch) -> Result<Vec<u8>, Error> {
-        let mut log = Vec::new();
-        log.extend_from_slice(UNDO_MAGIC);
-        log.extend_from_slice(&self.size.to_le_bytes());
-        let mut records: u64 = 0;
-        let op_range = |op: &WriteOp| {
-            let r = match op {
-                WriteOp::Data { offset, bytes } => *offset..offset + bytes.len() as u64,
-                WriteOp::Discard { range } => range.clone(),
-            };
-            // Past the old end there is nothing to save: restoring the
-            // length removes it.
-            r.start.min(self.size)..r.end.min(self.size)
-        };
-        // One walk over the allocated extents of the whole span, rather
-        // than a SEEK_DATA/SEEK_HOLE pair per op (a mkfs makes thousands).
-        let span_start = batch
-            .ops
-            .iter()
-            .map(|o| op_range(o).start)
-            .min()
-            .unwrap_or(0);
-        let span_end = batch.ops.iter().map(|o| op_range(o).end).max().unwrap_or(0);
-        let extents = self.data_ranges(span_start..span_end)?;
-        for op in &batch.ops {
-            let range = op_range(op);
-            if range.is_empty() {
-                continue;
-            }
-            let first = extents.partition_point(|e| e.end <= range.start);
-            let within = extents[first..]
-                .iter()
-                .take_while(|e| e.start < range.end)
-                .map(|e| e.start.max(range.start)..e.end.min(range.end));
-            let mut pos = range.start;
-            for data in within {
-                if data.start > pos {
-                    push_record(&mut log, KIND_HOLE, pos, data.start - pos, &[]);
-                    records += 1;
-                }
-                let mut buf = vec![0u8; usize::try_from(data.end - data.start).unwrap_or(0)];
-                self.read_at(data.start, &mut buf)?;
-                push_record(&mut log, KIND_DATA, data.start, buf.len() as u64, &buf);
-                records += 1;
-                pos = data.end;
-            }
-            if pos < range.end {
-                push_record(&mut log, KIND_HOLE, pos, range.end - pos, &[]);
-                records += 1;
-            }
-        }
-        let crc = crc32fast::hash(&log);
-        log.push(KIND_FOOTER);
-        log.extend_from_slice(&records.to_le_bytes());
-        log.extend_from_slice(&crc.to_le_bytes());
-        Ok(log)
-    }
-
-    fn write_log(&self, log: &[u8]) -> Result<(), Error> {
-        let path = undo_log_path(&self.path);
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&path)
-            .map_err(|e| Error::io(&path, "create undo log", e))?;
-        f.write_all(log)
-            .map_err(|e| Error::io(&path, "write undo log", e))?;
-        f.sync_all()
-            .map_err(|e| Error::io(&path, "fsync undo log", e))?;
-        sync_dir(&path)
-    }
-
     fn remove_log(&self) -> Result<(), Error> {
-        let path = undo_log_path(&self.path);
-        std::fs::remove_file(&path).map_err(|e| Error::io(&path, "remove undo log", e))?;
-        sync_dir(&path)
+        std::fs::remove_file(&self.log).map_err(|e| Error::io(&self.log, "remove undo log", e))?;
+        sync_dir(&self.log)
     }
 
-    fn apply(&mut self, batch: &WriteBatch) -> Result<(), Error> {
-        if let Some(len) = batch.new_len {
-            self.note_write()?;
-            self.file
-                .set_len(len)
-                .map_err(|e| self.io("set length", e))?;
-            self.size = len;
-        }
-        for op in &batch.ops {
-            self.note_write()?;
-            match op {
-                WriteOp::Data { offset, bytes } => {
-                    check_range(*offset, bytes.len() as u64, self.size)?;
-                    self.file
-                        .write_all_at(bytes, *offset)
-                        .map_err(|e| self.io(format!("write at {offset}"), e))?;
-                }
-                WriteOp::Discard { range } => self.punch(range.clone())?,
+    /// The header a log of this image carries.
+    fn header(&self, kind: u32, old_len: u64, new_len: u64) -> Result<Header, Error> {
+        let meta = self
+            .file
+            .metadata()
+            .map_err(|e| Error::io(&self.path, "stat", e))?;
+        Ok(Header {
+            kind,
+            dev: meta.dev(),
+            ino: meta.ino(),
+            old_len,
+            new_len,
+            name: self.real_name(),
+        })
+    }
+
+    fn real_name(&self) -> Vec<u8> {
+        self.real
+            .file_name()
+            .map(undo::os_bytes)
+            .unwrap_or_default()
+    }
+
+    /// Allocated ranges inside `discards`, clipped to `limit`: what the
+    /// discards will punch (minus what the plan writes).
+    fn stale_data(&self, discards: &[Range<u64>], limit: u64) -> Result<Vec<Range<u64>>, Error> {
+        let mut out = Vec::new();
+        for d in discards {
+            let r = d.start.min(limit)..d.end.min(limit);
+            if !r.is_empty() {
+                out.extend(self.data_ranges(r)?);
             }
         }
+        out.sort_unstable_by_key(|r| r.start);
+        Ok(merge_touching(out))
+    }
+
+    /// Pass 1: the undo log of `plan`. Returns the plan's write ranges,
+    /// sorted and merged (refusing overlaps). On failure the partial log is
+    /// removed.
+    fn write_undo_log(
+        &self,
+        plan: &dyn WritePlan,
+        old_len: u64,
+        new_len: u64,
+        mut cursor: DataCursor<'_>,
+    ) -> Result<Vec<Range<u64>>, Error> {
+        let header = self.header(LOG_UNDO, old_len, new_len)?;
+        let mut w = LogWriter::create(&self.log, &header)?;
+        match self.undo_records(&mut w, plan, old_len, new_len, &mut cursor) {
+            Ok(written) => {
+                w.finish()?;
+                sync_dir(&self.log)?;
+                Ok(written)
+            }
+            Err(e) => {
+                drop(w);
+                let _ = std::fs::remove_file(&self.log);
+                Err(e)
+            }
+        }
+    }
+
+    fn undo_records(
+        &self,
+        w: &mut LogWriter,
+        plan: &dyn WritePlan,
+        old_len: u64,
+        new_len: u64,
+        cursor: &mut DataCursor<'_>,
+    ) -> Result<Vec<Range<u64>>, Error> {
+        let mut written: Vec<Range<u64>> = Vec::new();
+        let mut buf: Vec<u8> = Vec::new();
+        for_each_coalesced(plan, &mut |off, bytes| {
+            let len = bytes.len() as u64;
+            let end = match off.checked_add(len) {
+                Some(e) if e <= new_len => e,
+                _ => {
+                    return Err(Error::OutOfRange {
+                        offset: off,
+                        len,
+                        size: new_len,
+                    });
+                }
+            };
+            match written.last_mut() {
+                Some(last) if last.end == off => last.end = end,
+                _ => written.push(off..end),
+            }
+            let mid = end.min(old_len);
+            if off < mid {
+                cursor.split(off..mid, &mut |seg, hole| {
+                    let new = &bytes[(seg.start - off) as usize..(seg.end - off) as usize];
+                    match hole {
+                        None => {
+                            w.record(DATA_NEW, &seg)?;
+                            w.crcs(seg.start, new)?;
+                            self.copy_out(w, &seg, &mut buf)
+                        }
+                        Some(h) => {
+                            // A rollback punches whole 4 KiB blocks of the
+                            // hole, so a sector written into a hole does
+                            // not leave its block allocated.
+                            let p0 = (seg.start / PIECE * PIECE).max(h.start);
+                            let p1 = seg.end.div_ceil(PIECE).saturating_mul(PIECE);
+                            let p1 = p1.min(h.end).min(old_len).max(seg.end);
+                            w.record(HOLE_NEW, &seg)?;
+                            w.u64(p0)?;
+                            w.u64(p1)?;
+                            w.crcs(seg.start, new)
+                        }
+                    }
+                })?;
+            }
+            let past = off.max(old_len);
+            if past < end {
+                let seg = past..end;
+                w.record(PAST_END_NEW, &seg)?;
+                w.crcs(past, &bytes[(past - off) as usize..])?;
+            }
+            Ok(())
+        })?;
+        if new_len < old_len {
+            cursor.split(new_len..old_len, &mut |seg, hole| match hole {
+                None => {
+                    w.record(DATA_CUT, &seg)?;
+                    self.copy_out(w, &seg, &mut buf)
+                }
+                Some(_) => w.record(HOLE_CUT, &seg),
+            })?;
+        }
+        merge_disjoint(written)
+    }
+
+    /// Appends the image's bytes of `range` to the log, through `buf`.
+    fn copy_out(
+        &self,
+        w: &mut LogWriter,
+        range: &Range<u64>,
+        buf: &mut Vec<u8>,
+    ) -> Result<(), Error> {
+        let mut pos = range.start;
+        while pos < range.end {
+            let n = (range.end - pos).min(undo::BUF as u64) as usize;
+            if buf.len() < n {
+                buf.resize(n, 0);
+            }
+            self.file
+                .read_exact_at(&mut buf[..n], pos)
+                .map_err(|e| self.io(format!("read at {pos}"), e))?;
+            w.bytes(&buf[..n])?;
+            pos += n as u64;
+        }
+        Ok(())
+    }
+
+    /// Pass 2: the new length, the writes, an fsync.
+    fn apply(&mut self, plan: &dyn WritePlan) -> Result<(), Error> {
+        if let Some(len) = plan.new_len() {
+            self.note_write()?;
+            self.set_file_len(len)?;
+        }
+        let limit = self.fault_after;
+        let mut made = self.writes_made;
+        let size = self.size;
+        let (file, path) = (&self.file, &self.path);
+        let r = for_each_coalesced(plan, &mut |off, bytes| {
+            if limit.is_some_and(|l| made >= l) {
+                return Err(Error::InjectedFault(made));
+            }
+            made += 1;
+            check_range(off, bytes.len() as u64, size)?;
+            file.write_all_at(bytes, off)
+                .map_err(|e| Error::io(path, format!("write at {off}"), e))
+        });
+        self.writes_made = made;
+        r?;
         self.fsync()
     }
 
-    /// Rolls back a change left half done by a crashed process.
+    /// Writes the roll-forward log of a plan with discards under its
+    /// temporary name (the caller renames it over the undo log: the commit
+    /// point). On failure the temporary file is removed and the undo log
+    /// still rules.
+    fn write_forward_log(
+        &mut self,
+        plan: &dyn WritePlan,
+        punches: &[Range<u64>],
+        old_len: u64,
+        new_len: u64,
+    ) -> Result<(), Error> {
+        let tmp = undo::forward_tmp_path(&self.log);
+        let _ = std::fs::remove_file(&tmp);
+        let header = self.header(LOG_FORWARD, old_len, new_len)?;
+        let mut w = LogWriter::create(&tmp, &header)?;
+        let r = for_each_coalesced(plan, &mut |off, bytes| {
+            w.record(WRITTEN, &(off..off + bytes.len() as u64))?;
+            w.crcs(off, bytes)
+        })
+        .and_then(|()| {
+            for p in punches {
+                w.record(PUNCH, p)?;
+            }
+            Ok(())
+        });
+        match r.and_then(|()| w.finish()) {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                let _ = std::fs::remove_file(&tmp);
+                Err(e)
+            }
+        }
+    }
+
+    fn commit_staged(&mut self, plan: &dyn WritePlan) -> Result<(), (Error, Stage)> {
+        let old_len = self.size;
+        let new_len = plan.new_len().unwrap_or(old_len);
+        let discards = plan.discards();
+        let limit = old_len.min(new_len);
+        let stale = self
+            .stale_data(&discards, limit)
+            .map_err(|e| (e, Stage::Before))?;
+        // What the discards' walk found is known to the first pass too.
+        let mut cursor = DataCursor::new(&self.file, &self.path);
+        for d in &discards {
+            let within = d.start.min(limit)..d.end.min(limit);
+            let first = stale.partition_point(|s| s.end <= within.start);
+            let inside: Vec<Range<u64>> = stale[first..]
+                .iter()
+                .take_while(|s| s.start < within.end)
+                .map(|s| s.start.max(within.start)..s.end.min(within.end))
+                .collect();
+            cursor.seed(within, &inside);
+        }
+        let written = self
+            .write_undo_log(plan, old_len, new_len, cursor)
+            .map_err(|e| (e, Stage::Before))?;
+        let applying = |e| (e, Stage::Applying);
+        self.apply(plan).map_err(applying)?;
+        let punches = subtract(&stale, &written);
+        if punches.is_empty() {
+            return self.remove_log().map_err(applying);
+        }
+        self.write_forward_log(plan, &punches, old_len, new_len)
+            .map_err(applying)?;
+        let tmp = undo::forward_tmp_path(&self.log);
+        // The commit point.
+        self.note_write().map_err(applying)?;
+        std::fs::rename(&tmp, &self.log)
+            .map_err(|e| (Error::io(&self.log, "replace undo log", e), Stage::Applying))?;
+        let forward = |e| (e, Stage::Forward);
+        sync_dir(&self.log).map_err(forward)?;
+        for p in &punches {
+            self.note_write().map_err(forward)?;
+            self.punch(p.clone()).map_err(forward)?;
+        }
+        self.fsync().map_err(forward)?;
+        self.remove_log().map_err(forward)
+    }
+
+    /// Finishes a change a crashed process left: rolls an undo log back or a
+    /// roll-forward log forward, after checking the image is in a state the
+    /// log predicts.
     fn recover(&mut self) -> Result<(), Error> {
-        let path = undo_log_path(&self.path);
-        let mut raw = Vec::new();
-        match File::open(&path) {
-            Ok(mut f) => {
-                f.read_to_end(&mut raw)
-                    .map_err(|e| Error::io(&path, "read undo log", e))?;
-            }
+        // A roll-forward log that never replaced the undo log was never
+        // acted on.
+        let tmp = undo::forward_tmp_path(&self.log);
+        match std::fs::remove_file(&tmp) {
+            Ok(()) => sync_dir(&tmp)?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io(&tmp, "remove", e)),
+        }
+        let mut f = match File::open(&self.log) {
+            Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-            Err(e) => return Err(Error::io(&path, "open undo log", e)),
-        }
-        let Some(records) = parse_undo(&raw) else {
-            // No valid footer: the log was being written when the process
-            // stopped, so the image was never touched.
-            return self.remove_log();
+            Err(e) => return Err(Error::io(&self.log, "open undo log", e)),
         };
-        let corrupt = |reason: &str| Error::UndoLogCorrupt {
-            path: path.clone(),
-            reason: reason.to_string(),
-        };
-        let old_len = records.old_len;
-        if self.size < old_len {
-            self.file
-                .set_len(old_len)
-                .map_err(|e| self.io("set length", e))?;
-            self.size = old_len;
-        }
-        for rec in &records.records {
-            let end = rec
-                .offset
-                .checked_add(rec.len)
-                .ok_or_else(|| corrupt("record past 2^64"))?;
-            match rec.data {
-                Some(bytes) => self
-                    .file
-                    .write_all_at(bytes, rec.offset)
-                    .map_err(|e| self.io(format!("restore at {}", rec.offset), e))?,
-                None => self.punch(rec.offset..end)?,
+        let read = Header::read(&mut f).map_err(|e| Error::io(&self.log, "read undo log", e))?;
+        let (header, header_len) = match read {
+            // Created but its header not yet written: never acted on.
+            HeaderRead::Torn => return self.remove_log(),
+            HeaderRead::Invalid(reason) => {
+                return Err(Error::UndoLogCorrupt {
+                    path: self.log.clone(),
+                    reason,
+                });
             }
-        }
-        if self.size != old_len {
-            self.file
-                .set_len(old_len)
-                .map_err(|e| self.io("set length", e))?;
-            self.size = old_len;
-        }
-        self.fsync()?;
+            HeaderRead::Valid(h, n) => (h, n),
+        };
+        self.check_identity(&header)?;
+        let Some((body_end, count)) = undo::check_footer(&mut f, &self.log)? else {
+            if header.kind == LOG_UNDO {
+                // Being written when the process stopped: the image was
+                // not touched yet.
+                return self.remove_log();
+            }
+            return Err(Error::UndoLogCorrupt {
+                path: self.log.clone(),
+                reason: "the roll-forward log has no valid footer".into(),
+            });
+        };
+        self.verify(&mut f, &header, header_len, body_end, count)?;
+        self.replay(&mut f, &header, header_len, body_end)?;
+        drop(f);
         self.remove_log()
     }
-}
 
-struct UndoRecord<'a> {
-    offset: u64,
-    len: u64,
-    data: Option<&'a [u8]>,
-}
-
-struct UndoLog<'a> {
-    old_len: u64,
-    records: Vec<UndoRecord<'a>>,
-}
-
-fn push_record(log: &mut Vec<u8>, kind: u8, offset: u64, len: u64, data: &[u8]) {
-    log.push(kind);
-    log.extend_from_slice(&offset.to_le_bytes());
-    log.extend_from_slice(&len.to_le_bytes());
-    log.extend_from_slice(data);
-}
-
-/// Parses a complete undo log; `None` when it has no valid footer.
-fn parse_undo(raw: &[u8]) -> Option<UndoLog<'_>> {
-    const FOOTER: usize = 1 + 8 + 4;
-    if raw.len() < 16 + FOOTER || &raw[..8] != UNDO_MAGIC {
-        return None;
-    }
-    let body_end = raw.len() - FOOTER;
-    let footer = &raw[body_end..];
-    if footer[0] != KIND_FOOTER {
-        return None;
-    }
-    let count = crate::bytes::read_u64le(footer, 1);
-    let crc = crate::bytes::read_u32le(footer, 9);
-    if crc32fast::hash(&raw[..body_end]) != crc {
-        return None;
-    }
-    let old_len = crate::bytes::read_u64le(raw, 8);
-    let mut records = Vec::new();
-    let mut pos = 16;
-    while pos < body_end {
-        if body_end - pos < 17 {
-            return None;
+    fn mismatch(&self, detail: String) -> Error {
+        Error::UndoLogMismatch {
+            image: self.path.clone(),
+            log: self.log.clone(),
+            detail,
         }
-        let kind = raw[pos];
-        let offset = crate::bytes::read_u64le(raw, pos + 1);
-        let len = crate::bytes::read_u64le(raw, pos + 9);
-        pos += 17;
-        let data = match kind {
-            KIND_DATA => {
-                let n = usize::try_from(len).ok()?;
-                if body_end - pos < n {
-                    return None;
-                }
-                let d = &raw[pos..pos + n];
-                pos += n;
-                Some(d)
-            }
-            KIND_HOLE => None,
-            _ => return None,
+    }
+
+    fn check_identity(&self, h: &Header) -> Result<(), Error> {
+        let meta = self
+            .file
+            .metadata()
+            .map_err(|e| Error::io(&self.path, "stat", e))?;
+        let name = self.real_name();
+        if h.dev != meta.dev() || h.ino != meta.ino() || h.name != name {
+            return Err(self.mismatch(format!(
+                "it was written for the file {:?} (device {}, inode {}), but this is {:?} \
+                 (device {}, inode {}): the image was replaced after the interrupted write",
+                String::from_utf8_lossy(&h.name),
+                h.dev,
+                h.ino,
+                String::from_utf8_lossy(&name),
+                meta.dev(),
+                meta.ino()
+            )));
+        }
+        Ok(())
+    }
+
+    /// Reads `range` of the image into `buf` (resized).
+    fn read_into(&self, range: &Range<u64>, buf: &mut Vec<u8>) -> Result<(), Error> {
+        let n = (range.end - range.start) as usize;
+        buf.resize(n, 0);
+        self.file
+            .read_exact_at(&mut buf[..n], range.start)
+            .map_err(|e| self.io(format!("read at {}", range.start), e))
+    }
+
+    /// Checks every record against the image; changes nothing.
+    fn verify(
+        &self,
+        f: &mut File,
+        h: &Header,
+        header_len: u64,
+        body_end: u64,
+        count: u64,
+    ) -> Result<(), Error> {
+        let cur = self.size;
+        let changed = "the image changed after the interrupted write";
+        let lens_ok = match h.kind {
+            LOG_UNDO => cur == h.old_len || cur == h.new_len,
+            _ => cur == h.new_len,
         };
-        records.push(UndoRecord { offset, len, data });
+        if !lens_ok {
+            return Err(self.mismatch(format!(
+                "the image is {cur} bytes long, but the interrupted change went from {} to {} \
+                 bytes; {changed}",
+                h.old_len, h.new_len
+            )));
+        }
+        let mut r = LogReader::new(f, &self.log, header_len, body_end)?;
+        let mut past_end: Vec<Range<u64>> = Vec::new();
+        // Every record's range, and the bytes a rollback punches beyond a
+        // record's own (the rest of a 4 KiB block that was a hole): those
+        // must be another record's, or still zeros.
+        let mut ranges: Vec<Range<u64>> = Vec::new();
+        let mut margins: Vec<Range<u64>> = Vec::new();
+        let mut old = Vec::new();
+        let mut now = Vec::new();
+        let mut seen = 0u64;
+        let neither = |p: &Range<u64>| {
+            self.mismatch(format!(
+                "bytes {}..{} are neither the old nor the new contents; {changed}",
+                p.start, p.end
+            ))
+        };
+        while let Some(rec) = r.next()? {
+            seen += 1;
+            let range = rec.range.clone();
+            let allowed = match h.kind {
+                LOG_UNDO => matches!(
+                    rec.kind,
+                    DATA_NEW | HOLE_NEW | PAST_END_NEW | DATA_CUT | HOLE_CUT
+                ),
+                _ => matches!(rec.kind, WRITTEN | PUNCH),
+            };
+            if !allowed {
+                return Err(Error::UndoLogCorrupt {
+                    path: self.log.clone(),
+                    reason: format!("record kind {} in a log of kind {}", rec.kind, h.kind),
+                });
+            }
+            let present = range.end <= cur;
+            if !present && range.start < cur {
+                return Err(self.mismatch(format!(
+                    "bytes {}..{} cross the end of the image; {changed}",
+                    range.start, range.end
+                )));
+            }
+            if rec.kind == HOLE_NEW {
+                let p = r.u64()?..r.u64()?;
+                if p.start < range.start {
+                    margins.push(p.start..range.start);
+                }
+                if p.end > range.end {
+                    margins.push(range.end..p.end);
+                }
+            }
+            if h.kind == LOG_UNDO {
+                ranges.push(range.clone());
+            }
+            let crcs = if undo::has_crcs(rec.kind) {
+                r.crcs(undo::piece_count(&range))?
+            } else {
+                Vec::new()
+            };
+            match rec.kind {
+                PUNCH => {}
+                HOLE_CUT => {
+                    if present {
+                        for d in self.data_ranges(range.clone())? {
+                            for p in undo::pieces(d) {
+                                self.read_into(&p, &mut now)?;
+                                if now.iter().any(|&b| b != 0) {
+                                    return Err(self.mismatch(format!(
+                                        "bytes {}..{}, cut off by the change, hold data; {changed}",
+                                        p.start, p.end
+                                    )));
+                                }
+                            }
+                        }
+                    }
+                }
+                DATA_NEW | DATA_CUT => {
+                    if !present {
+                        r.skip(range.end - range.start)?;
+                        if rec.kind == DATA_NEW {
+                            return Err(self.mismatch(format!(
+                                "bytes {}..{} are missing; {changed}",
+                                range.start, range.end
+                            )));
+                        }
+                        continue;
+                    }
+                    let mut i = 0usize;
+                    let mut chunk_start = range.start;
+                    while chunk_start < range.end {
+                        // Whole pieces, at most BUF bytes.
+                        let limit = chunk_start.saturating_add(undo::BUF as u64);
+                        let chunk_end = if limit >= range.end {
+                            range.end
+                        } else {
+                            (limit / PIECE * PIECE).max(chunk_start + 1)
+                        };
+                        let chunk = chunk_start..chunk_end;
+                        old.resize((chunk.end - chunk.start) as usize, 0);
+                        r.read(&mut old)?;
+                        self.read_into(&chunk, &mut now)?;
+                        for p in undo::pieces(chunk.clone()) {
+                            let s = (p.start - chunk.start) as usize;
+                            let e = (p.end - chunk.start) as usize;
+                            let ok = now[s..e] == old[s..e]
+                                || match rec.kind {
+                                    DATA_NEW => crcs
+                                        .get(i)
+                                        .is_some_and(|&c| crc32c::crc32c(&now[s..e]) == c),
+                                    // A rollback in progress: extended, not
+                                    // yet restored.
+                                    _ => now[s..e].iter().all(|&b| b == 0),
+                                };
+                            if !ok {
+                                return Err(neither(&p));
+                            }
+                            i += 1;
+                        }
+                        chunk_start = chunk_end;
+                    }
+                }
+                _ => {
+                    // HOLE_NEW, PAST_END_NEW (old: zeros) and WRITTEN (new
+                    // only).
+                    if rec.kind == PAST_END_NEW {
+                        // Whole blocks: a write allocates the block it
+                        // touches.
+                        let s = (range.start / PIECE * PIECE).max(h.old_len);
+                        let e = range.end.div_ceil(PIECE).saturating_mul(PIECE);
+                        past_end.push(s..e);
+                    }
+                    if !present {
+                        if rec.kind == PAST_END_NEW {
+                            continue;
+                        }
+                        return Err(self.mismatch(format!(
+                            "bytes {}..{} are missing; {changed}",
+                            range.start, range.end
+                        )));
+                    }
+                    let mut i = 0usize;
+                    let mut chunk_start = range.start;
+                    while chunk_start < range.end {
+                        let limit = chunk_start.saturating_add(undo::BUF as u64);
+                        let chunk_end = if limit >= range.end {
+                            range.end
+                        } else {
+                            (limit / PIECE * PIECE).max(chunk_start + 1)
+                        };
+                        let chunk = chunk_start..chunk_end;
+                        self.read_into(&chunk, &mut now)?;
+                        for p in undo::pieces(chunk.clone()) {
+                            let s = (p.start - chunk.start) as usize;
+                            let e = (p.end - chunk.start) as usize;
+                            let is_new = crcs
+                                .get(i)
+                                .is_some_and(|&c| crc32c::crc32c(&now[s..e]) == c);
+                            let is_old = rec.kind != WRITTEN && now[s..e].iter().all(|&b| b == 0);
+                            if !(is_new || is_old) {
+                                if rec.kind == WRITTEN {
+                                    return Err(self.mismatch(format!(
+                                        "bytes {}..{} do not hold what the finished change \
+                                         wrote; {changed}",
+                                        p.start, p.end
+                                    )));
+                                }
+                                return Err(neither(&p));
+                            }
+                            i += 1;
+                        }
+                        chunk_start = chunk_end;
+                    }
+                }
+            }
+        }
+        if !margins.is_empty() {
+            ranges.sort_unstable_by_key(|r| r.start);
+            for m in subtract(&margins, &merge_touching(ranges)) {
+                let m = m.start.min(cur)..m.end.min(cur);
+                if m.is_empty() {
+                    continue;
+                }
+                self.read_into(&m, &mut now)?;
+                if now.iter().any(|&b| b != 0) {
+                    return Err(self.mismatch(format!(
+                        "bytes {}..{}, in a block that was a hole, hold data; {changed}",
+                        m.start, m.end
+                    )));
+                }
+            }
+        }
+        if seen != count {
+            return Err(Error::UndoLogCorrupt {
+                path: self.log.clone(),
+                reason: format!("{seen} records where the footer counts {count}"),
+            });
+        }
+        if h.kind == LOG_UNDO && cur > h.old_len {
+            past_end.sort_unstable_by_key(|r| r.start);
+            let covered = merge_touching(past_end);
+            let data = self.data_ranges(h.old_len..cur)?;
+            if let Some(extra) = subtract(&data, &covered).first() {
+                return Err(self.mismatch(format!(
+                    "bytes {}..{}, past the image's old end, hold data the interrupted change \
+                     did not write; {changed}",
+                    extra.start, extra.end
+                )));
+            }
+        }
+        Ok(())
     }
-    if records.len() as u64 != count {
-        return None;
+
+    /// Replays a verified log.
+    fn replay(
+        &mut self,
+        f: &mut File,
+        h: &Header,
+        header_len: u64,
+        body_end: u64,
+    ) -> Result<(), Error> {
+        if h.kind == LOG_UNDO && self.size < h.old_len {
+            self.set_file_len(h.old_len)?;
+        }
+        let mut r = LogReader::new(f, &self.log, header_len, body_end)?;
+        let mut buf = Vec::new();
+        while let Some(rec) = r.next()? {
+            let range = rec.range.clone();
+            let mut punch = None;
+            if rec.kind == HOLE_NEW {
+                punch = Some(r.u64()?..r.u64()?);
+            }
+            if undo::has_crcs(rec.kind) {
+                r.skip(undo::piece_count(&range) * 4)?;
+            }
+            match rec.kind {
+                DATA_NEW | DATA_CUT => {
+                    let mut pos = range.start;
+                    while pos < range.end {
+                        let n = (range.end - pos).min(undo::BUF as u64) as usize;
+                        buf.resize(n, 0);
+                        r.read(&mut buf)?;
+                        self.file
+                            .write_all_at(&buf, pos)
+                            .map_err(|e| self.io(format!("restore at {pos}"), e))?;
+                        pos += n as u64;
+                    }
+                }
+                HOLE_NEW => {
+                    if let Some(p) = punch {
+                        self.punch(p.start.min(range.start)..p.end.max(range.end))?;
+                    }
+                }
+                HOLE_CUT | PUNCH => self.punch(range)?,
+                _ => {}
+            }
+        }
+        if h.kind == LOG_UNDO && self.size != h.old_len {
+            self.set_file_len(h.old_len)?;
+        }
+        self.fsync()
     }
-    Some(UndoLog { old_len, records })
+}
+
+/// Merges sorted ranges that overlap or touch.
+fn merge_touching(sorted: Vec<Range<u64>>) -> Vec<Range<u64>> {
+    let mut out: Vec<Range<u64>> = Vec::with_capacity(sorted.len());
+    for r in sorted {
+        match out.last_mut() {
+            Some(last) if last.end >= r.start => last.end = last.end.max(r.end),
+            _ => out.push(r),
+        }
+    }
+    out
+}
+
+/// Answers "where is the next data extent" for a file with `SEEK_DATA` and
+/// `SEEK_HOLE`, remembering every answer: a seek on tmpfs costs time in
+/// proportion to the extent it crosses, and a plan's writes revisit the
+/// same regions (a descriptor table chunk goes to every copy in turn).
+/// Memory: two entries per seek made.
+struct DataCursor<'a> {
+    file: &'a File,
+    path: &'a Path,
+    /// Known regions, sorted and disjoint: (range, holds data). A data
+    /// region is a whole extent unless it was clipped when seeded.
+    known: Vec<(Range<u64>, bool)>,
+    /// The filesystem cannot tell: everything is data.
+    all_data: bool,
+}
+
+impl<'a> DataCursor<'a> {
+    fn new(file: &'a File, path: &'a Path) -> Self {
+        DataCursor {
+            file,
+            path,
+            known: Vec::new(),
+            all_data: false,
+        }
+    }
+
+    /// Records that `within` holds exactly the data extents `data` (sorted,
+    /// inside it) and holes elsewhere.
+    fn seed(&mut self, within: Range<u64>, data: &[Range<u64>]) {
+        let mut pos = within.start;
+        for d in data {
+            if d.start > pos {
+                self.learn(pos..d.start, false);
+            }
+            self.learn(d.clone(), true);
+            pos = d.end;
+        }
+        if pos < within.end {
+            self.learn(pos..within.end, false);
+        }
+    }
+
+    /// Adds a known region, merging it with overlapping or touching ones of
+    /// its kind; where a region of the other kind overlaps it, the new
+    /// knowledge wins.
+    fn learn(&mut self, r: Range<u64>, data: bool) {
+        if r.is_empty() {
+            return;
+        }
+        let i = self.known.partition_point(|(k, _)| k.end < r.start);
+        let j = i + self.known[i..].partition_point(|(k, _)| k.start <= r.end);
+        let (mut start, mut end) = (r.start, r.end);
+        let mut left = None;
+        let mut right = None;
+        for (k, kd) in &self.known[i..j] {
+            if *kd == data {
+                start = start.min(k.start);
+                end = end.max(k.end);
+            } else {
+                if k.start < r.start {
+                    left = Some((k.start..r.start.min(k.end), *kd));
+                }
+                if k.end > r.end {
+                    right = Some((r.end.max(k.start)..k.end, *kd));
+                }
+            }
+        }
+        let repl: Vec<(Range<u64>, bool)> = left
+            .into_iter()
+            .chain([(start..end, data)])
+            .chain(right)
+            .collect();
+        self.known.splice(i..j, repl);
+    }
+
+    fn region_at(&self, pos: u64) -> Option<(Range<u64>, bool)> {
+        let i = self.known.partition_point(|(k, _)| k.end <= pos);
+        self.known.get(i).filter(|(k, _)| k.start <= pos).cloned()
+    }
+
+    /// The data extent at or after `pos`, and the start of the hole region
+    /// known to reach `pos` (when `pos` is in a hole).
+    fn next_data(&mut self, pos: u64) -> Result<(Option<Range<u64>>, u64), Error> {
+        // Each round learns something new; four always suffice.
+        for round in 0..4 {
+            if self.all_data {
+                return Ok((Some(pos..u64::MAX), pos));
+            }
+            match self.region_at(pos) {
+                Some((r, true)) => return Ok((Some(r), pos)),
+                Some((r, false)) => {
+                    if r.end == u64::MAX {
+                        return Ok((None, r.start));
+                    }
+                    if let Some((d, true)) = self.region_at(r.end) {
+                        return Ok((Some(d), r.start));
+                    }
+                    self.seek_from(r.end)?;
+                }
+                // From the start of pos's 4 KiB block first, so a hole
+                // found there is known to cover that whole block.
+                None if round == 0 => self.seek_from(pos / PIECE * PIECE)?,
+                None => self.seek_from(pos)?,
+            }
+        }
+        Err(Error::io(
+            self.path,
+            format!("seek data at {pos}"),
+            std::io::Error::other("SEEK_DATA and SEEK_HOLE disagree"),
+        ))
+    }
+
+    fn seek_from(&mut self, at: u64) -> Result<(), Error> {
+        match seek_extent(self.file, self.path, at)? {
+            Seek::Data(d) => {
+                self.learn(at..d.start, false);
+                self.learn(d, true);
+            }
+            Seek::NoMore => self.learn(at..u64::MAX, false),
+            Seek::Unsupported => self.all_data = true,
+        }
+        Ok(())
+    }
+
+    /// Splits `r` into data and hole segments: `f(segment, None)` for data,
+    /// `f(segment, Some(hole))` for a hole, with `hole` a range known to be
+    /// all hole around it.
+    fn split(
+        &mut self,
+        r: Range<u64>,
+        f: &mut dyn FnMut(Range<u64>, Option<Range<u64>>) -> Result<(), Error>,
+    ) -> Result<(), Error> {
+        let mut pos = r.start;
+        while pos < r.end {
+            match self.next_data(pos)? {
+                (Some(d), _) if d.start <= pos => {
+                    let e = d.end.min(r.end);
+                    f(pos..e, None)?;
+                    pos = e;
+                }
+                (other, hole_start) => {
+                    let hole_end = other.map_or(u64::MAX, |d| d.start);
+                    let e = hole_end.min(r.end);
+                    f(pos..e, Some(hole_start..hole_end))?;
+                    pos = e;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+enum Seek {
+    Data(Range<u64>),
+    NoMore,
+    Unsupported,
+}
+
+/// The first data extent at or after `pos`.
+fn seek_extent(file: &File, path: &Path, pos: u64) -> Result<Seek, Error> {
+    let Ok(ipos) = i64::try_from(pos) else {
+        return Ok(Seek::NoMore);
+    };
+    let data = match lseek(file, ipos, Whence::SeekData) {
+        Ok(d) => d,
+        Err(nix::errno::Errno::ENXIO) => return Ok(Seek::NoMore),
+        Err(nix::errno::Errno::EINVAL) => return Ok(Seek::Unsupported),
+        Err(e) => return Err(Error::io(path, "seek data", e.into())),
+    };
+    let hole =
+        lseek(file, data, Whence::SeekHole).map_err(|e| Error::io(path, "seek hole", e.into()))?;
+    Ok(Seek::Data(data as u64..hole as u64))
+}
+
+/// The errno values an open for writing fails with when it may not write.
+mod libc_errno {
+    pub const EPERM: i32 = nix::errno::Errno::EPERM as i32;
+    pub const EACCES: i32 = nix::errno::Errno::EACCES as i32;
+    pub const EROFS: i32 = nix::errno::Errno::EROFS as i32;
 }
 
 fn sync_dir(path: &Path) -> Result<(), Error> {
@@ -445,6 +1106,8 @@ fn sync_dir(path: &Path) -> Result<(), Error> {
         .map_err(|e| Error::io(dir, "fsync directory", e))
 }
 
+/// The fault-injection limit from the environment (the only place it is
+/// read).
 fn fault_limit() -> Option<u64> {
     std::env::var(FAULT_ENV).ok()?.trim().parse().ok()
 }
@@ -472,8 +1135,8 @@ impl BlockDevice for ImageFile {
             .map_err(|e| self.io(format!("read at {offset}"), e))
     }
 
-    fn commit(&mut self, batch: &WriteBatch) -> Result<(), Error> {
-        if batch.is_empty() {
+    fn commit(&mut self, plan: &dyn WritePlan) -> Result<(), Error> {
+        if plan.is_empty() {
             return Ok(());
         }
         if self.access != Access::ReadWrite {
@@ -482,20 +1145,29 @@ impl BlockDevice for ImageFile {
                 std::io::Error::from(std::io::ErrorKind::PermissionDenied),
             ));
         }
-        batch.check_bounds(self.size)?;
-        let log = self.build_undo(batch)?;
-        self.write_log(&log)?;
-        match self.apply(batch) {
-            Ok(()) => self.remove_log(),
-            // A simulated crash leaves the log for the next open.
-            Err(e @ Error::InjectedFault(_)) => Err(e),
-            Err(e) => {
-                // Best effort: put the old bytes back now; if that fails too
-                // the log stays and the next open retries.
-                let _ = self.recover();
-                Err(e)
-            }
-        }
+        let (e, stage) = match self.commit_staged(plan) {
+            Ok(()) => return Ok(()),
+            Err(x) => x,
+        };
+        let injected = matches!(e, Error::InjectedFault(_));
+        let outcome = match stage {
+            Stage::Before => CommitOutcome::Unchanged,
+            // A simulated crash leaves the log for the next open; a real
+            // error is undone (or finished) now, and if that fails too the
+            // log stays for the next open.
+            Stage::Applying if !injected && self.recover().is_ok() => CommitOutcome::Unchanged,
+            Stage::Applying => CommitOutcome::RollBackPending {
+                log: self.log.clone(),
+            },
+            Stage::Forward if !injected && self.recover().is_ok() => return Ok(()),
+            Stage::Forward => CommitOutcome::RollForwardPending {
+                log: self.log.clone(),
+            },
+        };
+        Err(Error::Commit {
+            source: Box::new(e),
+            outcome,
+        })
     }
 
     fn data_ranges(&self, range: Range<u64>) -> Result<Vec<Range<u64>>, Error> {
@@ -503,26 +1175,21 @@ impl BlockDevice for ImageFile {
         let mut out = Vec::new();
         let mut pos = range.start;
         while pos < end {
-            let Ok(ipos) = i64::try_from(pos) else { break };
-            let data = match lseek(&self.file, ipos, Whence::SeekData) {
-                Ok(d) => d as u64,
-                Err(nix::errno::Errno::ENXIO) => break,
+            match seek_extent(&self.file, &self.path, pos)? {
+                Seek::NoMore => break,
                 // No SEEK_DATA support: treat everything as data.
-                Err(nix::errno::Errno::EINVAL) => {
+                Seek::Unsupported => {
                     out.push(pos..end);
                     break;
                 }
-                Err(e) => return Err(self.io("seek data", e.into())),
-            };
-            if data >= end {
-                break;
+                Seek::Data(d) => {
+                    if d.start >= end {
+                        break;
+                    }
+                    out.push(d.start..d.end.min(end));
+                    pos = d.end;
+                }
             }
-            let hole = match lseek(&self.file, data as i64, Whence::SeekHole) {
-                Ok(h) => (h as u64).min(end),
-                Err(e) => return Err(self.io("seek hole", e.into())),
-            };
-            out.push(data..hole);
-            pos = hole;
         }
         Ok(out)
     }
@@ -535,9 +1202,23 @@ impl BlockDevice for ImageFile {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::blockdev::WriteOp;
 
     fn tmp() -> tempfile::TempDir {
         tempfile::tempdir().unwrap()
+    }
+
+    fn injected(r: Result<(), Error>) -> bool {
+        matches!(
+            r,
+            Err(Error::Commit { ref source, outcome: CommitOutcome::RollBackPending { .. } | CommitOutcome::RollForwardPending { .. } })
+                if matches!(**source, Error::InjectedFault(_))
+        )
+    }
+
+    fn layout(p: &Path) -> Vec<Range<u64>> {
+        let img = ImageFile::open(p, Access::ReadOnly).unwrap();
+        img.data_ranges(0..img.size()).unwrap()
     }
 
     #[test]
@@ -574,14 +1255,40 @@ mod tests {
     }
 
     #[test]
-    fn out_of_range_write_is_refused_and_changes_nothing() {
+    fn out_of_range_or_overlapping_writes_are_refused_and_change_nothing() {
         let d = tmp();
         let p = d.path().join("a.img");
-        let mut img = ImageFile::create(&p, 4096).unwrap();
+        let mut img = ImageFile::create(&p, 8192).unwrap();
         let mut b = WriteBatch::new();
         b.write(4000, vec![1u8; 200]);
-        assert!(matches!(img.commit(&b), Err(Error::OutOfRange { .. })));
-        assert!(img.data_ranges(0..4096).unwrap().is_empty());
+        b.write(8000, vec![1u8; 200]);
+        let e = img.commit(&b).unwrap_err();
+        assert!(matches!(e.root_cause(), Error::OutOfRange { .. }), "{e}");
+        assert!(!e.may_leave_partial_change());
+        // A plan whose writes overlap (a WriteBatch resolves its own).
+        struct Overlapping;
+        impl WritePlan for Overlapping {
+            fn for_each_write(&self, sink: &mut crate::blockdev::Sink<'_>) -> Result<(), Error> {
+                sink(0, &[1u8; 200])?;
+                sink(100, &[2u8; 200])
+            }
+        }
+        let e = img.commit(&Overlapping).unwrap_err();
+        assert!(
+            matches!(e.root_cause(), Error::OverlappingWrites { .. }),
+            "{e}"
+        );
+        assert!(img.data_ranges(0..8192).unwrap().is_empty());
+        assert!(!undo_log_path(&p).exists());
+        // The same writes in a batch: the later one wins.
+        let mut b = WriteBatch::new();
+        b.write(0, vec![1u8; 200]);
+        b.write(100, vec![2u8; 200]);
+        img.commit(&b).unwrap();
+        let mut want = vec![1u8; 100];
+        want.extend([2u8; 200]);
+        assert_eq!(img.read_vec(0, 300).unwrap(), want);
+        assert!(!undo_log_path(&p).exists());
     }
 
     #[test]
@@ -591,11 +1298,12 @@ mod tests {
         {
             let mut img = ImageFile::create(&p, 1 << 20).unwrap();
             let mut b = WriteBatch::new();
-            b.write(0, vec![1u8; 512]);
+            b.write(0, vec![1u8; 4096]);
             img.commit(&b).unwrap();
         }
         let before = std::fs::read(&p).unwrap();
-        for limit in 0..3u64 {
+        let before_layout = layout(&p);
+        for limit in 0..4u64 {
             {
                 let mut img = ImageFile::open(&p, Access::ReadWrite).unwrap();
                 img.fault_after = Some(limit);
@@ -604,42 +1312,321 @@ mod tests {
                     ops: vec![],
                 };
                 b.write(0, vec![2u8; 512]);
+                b.write(1 << 19, vec![4u8; 512]);
                 b.write(1 << 20, vec![3u8; 512]);
-                assert!(matches!(img.commit(&b), Err(Error::InjectedFault(_))));
+                assert!(injected(img.commit(&b)), "limit {limit}");
                 assert!(undo_log_path(&p).exists());
             }
             let img = ImageFile::open(&p, Access::ReadOnly).unwrap();
             assert_eq!(img.size(), 1 << 20);
             drop(img);
             assert_eq!(std::fs::read(&p).unwrap(), before, "limit {limit}");
+            assert_eq!(layout(&p), before_layout, "limit {limit}: sparse layout");
             assert!(!undo_log_path(&p).exists());
         }
     }
 
     #[test]
-    fn torn_undo_log_is_discarded() {
+    fn shortening_saves_the_cut_bytes() {
         let d = tmp();
         let p = d.path().join("a.img");
-        drop(ImageFile::create(&p, 4096).unwrap());
-        std::fs::write(undo_log_path(&p), b"EBSUNDO1garbage").unwrap();
-        let img = ImageFile::open(&p, Access::ReadWrite).unwrap();
-        assert_eq!(img.size(), 4096);
-        assert!(!undo_log_path(&p).exists());
+        {
+            let mut img = ImageFile::create(&p, 4 << 20).unwrap();
+            let mut b = WriteBatch::new();
+            b.write(3 << 20, (0..8192u32).map(|i| i as u8).collect::<Vec<_>>());
+            b.write(0, vec![5u8; 4096]);
+            img.commit(&b).unwrap();
+        }
+        let before = std::fs::read(&p).unwrap();
+        let before_layout = layout(&p);
+        // Two steps: the length, the write.
+        for limit in 0..2u64 {
+            {
+                let mut img = ImageFile::open(&p, Access::ReadWrite).unwrap();
+                img.fault_after = Some(limit);
+                let mut b = WriteBatch {
+                    new_len: Some(1 << 20),
+                    ops: vec![],
+                };
+                b.write(0, vec![6u8; 4096]);
+                assert!(injected(img.commit(&b)), "limit {limit}");
+            }
+            drop(ImageFile::open(&p, Access::ReadWrite).unwrap());
+            assert_eq!(std::fs::read(&p).unwrap(), before, "limit {limit}");
+            assert_eq!(layout(&p), before_layout, "limit {limit}");
+        }
     }
 
     #[test]
-    fn discard_punches_holes_and_rolls_back() {
+    fn torn_undo_logs_are_discarded() {
         let d = tmp();
         let p = d.path().join("a.img");
-        let mut img = ImageFile::create(&p, 4 << 20).unwrap();
+        drop(ImageFile::create(&p, 4096).unwrap());
+        // Created, header not yet written.
+        std::fs::write(undo_log_path(&p), b"").unwrap();
+        drop(ImageFile::open(&p, Access::ReadWrite).unwrap());
+        assert!(!undo_log_path(&p).exists());
+        // A complete header for this image, no footer.
+        let mut img = ImageFile::open(&p, Access::ReadWrite).unwrap();
+        let h = img.header(LOG_UNDO, 4096, 8192).unwrap().to_bytes();
+        std::fs::write(undo_log_path(&p), &h).unwrap();
+        img.fault_after = None;
+        drop(img);
+        let img = ImageFile::open(&p, Access::ReadWrite).unwrap();
+        assert_eq!(img.size(), 4096);
+        assert!(!undo_log_path(&p).exists());
+        // Not a log at all: refused, left alone.
+        std::fs::write(undo_log_path(&p), b"hello").unwrap();
+        drop(img);
+        assert!(matches!(
+            ImageFile::open(&p, Access::ReadOnly),
+            Err(Error::UndoLogCorrupt { .. })
+        ));
+        assert_eq!(std::fs::read(undo_log_path(&p)).unwrap(), b"hello");
+    }
+
+    #[test]
+    fn a_changed_image_is_refused_and_left_alone() {
+        let d = tmp();
+        let p = d.path().join("a.img");
+        {
+            let mut img = ImageFile::create(&p, 1 << 20).unwrap();
+            img.fault_after = Some(1);
+            let mut b = WriteBatch::new();
+            b.write(0, vec![1u8; 4096]);
+            b.write(8192, vec![2u8; 4096]);
+            assert!(injected(img.commit(&b)));
+        }
+        // Someone writes over the half-changed image.
+        let f = OpenOptions::new().write(true).open(&p).unwrap();
+        f.write_all_at(&[9u8; 10], 100).unwrap();
+        drop(f);
+        let img_before = std::fs::read(&p).unwrap();
+        let log_before = std::fs::read(undo_log_path(&p)).unwrap();
+        let e = ImageFile::open(&p, Access::ReadOnly).unwrap_err();
+        let msg = e.to_string();
+        assert!(matches!(e, Error::UndoLogMismatch { .. }), "{msg}");
+        assert!(
+            msg.contains("bytes 0..4096 are neither the old nor the new contents"),
+            "{msg}"
+        );
+        assert!(msg.contains("a.img"), "{msg}");
+        assert_eq!(std::fs::read(&p).unwrap(), img_before);
+        assert_eq!(std::fs::read(undo_log_path(&p)).unwrap(), log_before);
+    }
+
+    #[test]
+    fn a_sector_written_beside_a_rolled_back_one_is_kept() {
+        let d = tmp();
+        let p = d.path().join("a.img");
+        {
+            let mut img = ImageFile::create(&p, 1 << 20).unwrap();
+            img.fault_after = Some(0);
+            let mut b = WriteBatch::new();
+            b.write(8192 + 512, vec![1u8; 512]);
+            assert!(injected(img.commit(&b)));
+        }
+        // The rollback would punch the whole block 8192..12288; someone
+        // wrote another sector of it after the crash.
+        let f = OpenOptions::new().write(true).open(&p).unwrap();
+        f.write_all_at(&[7u8; 512], 8192 + 2048).unwrap();
+        drop(f);
+        let e = ImageFile::open(&p, Access::ReadWrite).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("bytes 9216..12288, in a block that was a hole, hold data"),
+            "{e}"
+        );
+        assert_eq!(std::fs::read(&p).unwrap()[8192 + 2048], 7);
+    }
+
+    #[test]
+    fn a_log_of_another_file_is_refused() {
+        let d = tmp();
+        let p = d.path().join("a.img");
+        {
+            let mut img = ImageFile::create(&p, 1 << 20).unwrap();
+            img.fault_after = Some(0);
+            let mut b = WriteBatch::new();
+            b.write(0, vec![1u8; 4096]);
+            assert!(injected(img.commit(&b)));
+        }
+        // The image is replaced by another file of the same name.
+        let log = std::fs::read(undo_log_path(&p)).unwrap();
+        std::fs::remove_file(&p).unwrap();
+        let other = d.path().join("keep");
+        std::fs::write(&other, b"").unwrap();
+        drop(ImageFile::create(&p, 2 << 20).unwrap_err());
+        let e = ImageFile::open(&p, Access::ReadOnly);
+        assert!(e.is_err());
+        // create refused because it opened read-write and the log is
+        // another file's: the new file exists, log untouched.
+        assert_eq!(std::fs::read(undo_log_path(&p)).unwrap(), log);
+        // Refused by identity, or (when the filesystem reused the inode
+        // number) by the length.
+        let e = ImageFile::open(&p, Access::ReadWrite).unwrap_err();
+        assert!(matches!(e, Error::UndoLogMismatch { .. }), "{e}");
+        assert_eq!(std::fs::metadata(&p).unwrap().len(), 2 << 20);
+    }
+
+    #[test]
+    fn discards_happen_after_the_commit_point_and_roll_forward() {
+        let d = tmp();
+        let p = d.path().join("a.img");
+        {
+            let mut img = ImageFile::create(&p, 4 << 20).unwrap();
+            let mut b = WriteBatch::new();
+            b.write(0, vec![9u8; 4 << 20]);
+            img.commit(&b).unwrap();
+        }
+        let plan = || {
+            let mut b = WriteBatch::new();
+            b.discard(0..4 << 20);
+            b.write(1 << 20, vec![1u8; 512]);
+            b.write(3 << 20, vec![3u8; 4096]);
+            b
+        };
+        let before = std::fs::read(&p).unwrap();
+        let clean = {
+            let q = d.path().join("clean.img");
+            std::fs::copy(&p, &q).unwrap();
+            ImageFile::open(&q, Access::ReadWrite)
+                .unwrap()
+                .commit(&plan())
+                .unwrap();
+            (std::fs::read(&q).unwrap(), layout(&q))
+        };
+        assert!(clean.1.iter().map(|r| r.end - r.start).sum::<u64>() <= 8192);
+        let mut saw_forward = false;
+        for limit in 0..10u64 {
+            let q = d.path().join(format!("t{limit}.img"));
+            std::fs::copy(&p, &q).unwrap();
+            let r = {
+                let mut img = ImageFile::open(&q, Access::ReadWrite).unwrap();
+                img.fault_after = Some(limit);
+                img.commit(&plan())
+            };
+            if r.is_ok() {
+                assert_eq!(std::fs::read(&q).unwrap(), clean.0);
+                assert!(limit >= 4, "too few steps: {limit}");
+                assert!(saw_forward);
+                return;
+            }
+            if let Err(Error::Commit {
+                outcome: CommitOutcome::RollForwardPending { .. },
+                ..
+            }) = r
+            {
+                saw_forward = true;
+            }
+            assert!(injected(r));
+            drop(ImageFile::open(&q, Access::ReadOnly).unwrap());
+            let now = std::fs::read(&q).unwrap();
+            assert!(now == before || now == clean.0, "limit {limit}");
+            if now == clean.0 {
+                assert_eq!(layout(&q), clean.1, "limit {limit}");
+            }
+        }
+        panic!("never finished");
+    }
+
+    #[test]
+    fn only_a_device_without_an_undo_log_may_leave_a_partial_change() {
+        let d = tmp();
+        let p = d.path().join("a.img");
+        let mut img = ImageFile::create(&p, 1 << 20).unwrap();
+        img.fault_after = Some(0);
         let mut b = WriteBatch::new();
-        b.write(0, vec![9u8; 4 << 20]);
-        img.commit(&b).unwrap();
+        b.write(0, vec![1u8; 4096]);
+        let e = img.commit(&b).unwrap_err();
+        // The log undoes it: no advice to check the filesystem.
+        assert!(!e.may_leave_partial_change(), "{e}");
+        assert!(
+            e.to_string().contains("injected fault after 0 writes"),
+            "{e}"
+        );
+        assert!(
+            e.to_string()
+                .contains("the next open of the image undoes it"),
+            "{e}"
+        );
+        // The same fault from a device that keeps no log would.
+        assert!(Error::InjectedFault(0).may_leave_partial_change());
+        assert!(!Error::ReadOnlyView("x".into()).may_leave_partial_change());
+    }
+
+    #[test]
+    fn the_fault_counter_sees_every_step() {
+        let d = tmp();
+        let p = d.path().join("a.img");
+        let mut img = ImageFile::create(&p, 1 << 20).unwrap();
         let mut b = WriteBatch::new();
-        b.discard(1 << 20..3 << 20);
+        b.ops.push(WriteOp::Data {
+            offset: 0,
+            bytes: vec![1; 10],
+        });
+        b.write(4096, vec![2; 10]);
+        img.writes_made = 0;
         img.commit(&b).unwrap();
-        assert_eq!(img.read_vec(2 << 20, 4).unwrap(), [0, 0, 0, 0]);
-        assert!(img.allocated_bytes().unwrap() <= 3 << 20);
+        assert_eq!(img.writes_made, 2);
+    }
+
+    #[test]
+    fn the_data_cursor_agrees_with_seek_data_in_any_order() {
+        let d = tmp();
+        let p = d.path().join("a.img");
+        let mut img = ImageFile::create(&p, 64 << 20).unwrap();
+        let mut b = WriteBatch::new();
+        for (off, len) in [
+            (0u64, 4096u64),
+            (1 << 20, 3 << 20),
+            (9 << 20, 8192),
+            (40 << 20, 1 << 20),
+        ] {
+            b.write(off, vec![1u8; len as usize]);
+        }
+        img.commit(&b).unwrap();
+        let truth = img.data_ranges(0..img.size()).unwrap();
+        let is_data = |x: u64| truth.iter().any(|r| r.contains(&x));
+        let mut x = 12345u64;
+        for seeded in [false, true] {
+            let mut c = DataCursor::new(&img.file, &img.path);
+            if seeded {
+                let within = 2 << 20..41 << 20;
+                let inside: Vec<Range<u64>> = truth
+                    .iter()
+                    .filter(|r| r.end > within.start && r.start < within.end)
+                    .map(|r| r.start.max(within.start)..r.end.min(within.end))
+                    .collect();
+                c.seed(within, &inside);
+            }
+            for _ in 0..300 {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                let a = x % (64 << 20);
+                let len = (x >> 32) % (3 << 20) + 1;
+                let r = a..(a + len).min(64 << 20);
+                let mut pos = r.start;
+                c.split(r.clone(), &mut |seg, hole| {
+                    assert_eq!(seg.start, pos);
+                    pos = seg.end;
+                    assert_eq!(is_data(seg.start), hole.is_none(), "{seg:?}");
+                    assert_eq!(is_data(seg.end - 1), hole.is_none(), "{seg:?}");
+                    if let Some(h) = hole {
+                        assert!(h.start <= seg.start && h.end >= seg.end);
+                        assert!(
+                            !truth
+                                .iter()
+                                .any(|t| t.start < h.end.min(64 << 20) && t.end > h.start)
+                        );
+                    }
+                    Ok(())
+                })
+                .unwrap();
+                assert_eq!(pos, r.end);
+            }
+        }
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! An in-memory device for unit tests.
 
-use super::{BlockDevice, Error, WriteBatch, WriteOp, check_range};
+use super::{BlockDevice, Error, WritePlan, check_range};
 use std::ops::Range;
 
 /// A device held in a `Vec<u8>`. Its "data ranges" are the 4 KiB blocks
@@ -46,23 +46,25 @@ impl BlockDevice for MemDevice {
         Ok(())
     }
 
-    fn commit(&mut self, batch: &WriteBatch) -> Result<(), Error> {
-        batch.check_bounds(self.size())?;
-        if let Some(len) = batch.new_len {
-            let len = usize::try_from(len).map_err(|_| Error::FixedSize("memory".into()))?;
-            self.bytes.resize(len, 0);
+    fn commit(&mut self, plan: &dyn WritePlan) -> Result<(), Error> {
+        let size = plan.new_len().unwrap_or(self.size());
+        let len = usize::try_from(size).map_err(|_| Error::FixedSize("memory".into()))?;
+        // Check every write first: a refused plan changes nothing.
+        plan.for_each_write(&mut |off, bytes| check_range(off, bytes.len() as u64, size))?;
+        self.bytes.resize(len, 0);
+        // Discards spare the written bytes, so zeroing them first and
+        // writing after is the same.
+        for d in plan.discards() {
+            let end = d.end.min(size) as usize;
+            let start = (d.start as usize).min(end);
+            self.bytes[start..end].fill(0);
         }
-        for op in &batch.ops {
-            match op {
-                WriteOp::Data { offset, bytes } => {
-                    let start = *offset as usize;
-                    self.bytes[start..start + bytes.len()].copy_from_slice(bytes);
-                }
-                WriteOp::Discard { range } => {
-                    self.bytes[range.start as usize..range.end as usize].fill(0);
-                }
-            }
-        }
+        let bytes = &mut self.bytes;
+        plan.for_each_write(&mut |off, b| {
+            let start = off as usize;
+            bytes[start..start + b.len()].copy_from_slice(b);
+            Ok(())
+        })?;
         self.commits += 1;
         Ok(())
     }

@@ -1,6 +1,6 @@
 //! A byte range of a device, seen as a device of its own (a partition).
 
-use super::{BlockDevice, Error, WriteBatch, WriteOp, check_range};
+use super::{BlockDevice, Error, Sink, WritePlan, check_range};
 use std::ops::Range;
 
 /// `len` bytes of `inner` starting at `offset`, addressed from 0.
@@ -46,25 +46,18 @@ impl<D: BlockDevice> BlockDevice for Slice<D> {
         self.inner.read_at(self.offset + offset, buf)
     }
 
-    fn commit(&mut self, batch: &WriteBatch) -> Result<(), Error> {
-        if batch.new_len.is_some() {
+    fn commit(&mut self, plan: &dyn WritePlan) -> Result<(), Error> {
+        if plan.new_len().is_some() {
             return Err(Error::FixedSize(self.name()));
         }
-        batch.check_bounds(self.len)?;
-        let ops = batch
-            .ops
-            .iter()
-            .map(|op| match op {
-                WriteOp::Data { offset, bytes } => WriteOp::Data {
-                    offset: self.offset + offset,
-                    bytes: bytes.clone(),
-                },
-                WriteOp::Discard { range } => WriteOp::Discard {
-                    range: self.offset + range.start..self.offset + range.end,
-                },
-            })
-            .collect();
-        self.inner.commit(&WriteBatch { new_len: None, ops })
+        if plan.is_empty() {
+            return Ok(());
+        }
+        self.inner.commit(&Shifted {
+            plan,
+            offset: self.offset,
+            len: self.len,
+        })
     }
 
     fn data_ranges(&self, range: Range<u64>) -> Result<Vec<Range<u64>>, Error> {
@@ -90,6 +83,34 @@ impl<D: BlockDevice> BlockDevice for Slice<D> {
     }
 }
 
+/// A plan for a slice, seen by the device under it: every offset shifted by
+/// the slice's start, every write checked against the slice's bounds.
+struct Shifted<'p> {
+    plan: &'p dyn WritePlan,
+    offset: u64,
+    len: u64,
+}
+
+impl WritePlan for Shifted<'_> {
+    fn for_each_write(&self, sink: &mut Sink<'_>) -> Result<(), Error> {
+        self.plan.for_each_write(&mut |off, bytes| {
+            check_range(off, bytes.len() as u64, self.len)?;
+            sink(self.offset + off, bytes)
+        })
+    }
+
+    fn discards(&self) -> Vec<Range<u64>> {
+        self.plan
+            .discards()
+            .into_iter()
+            .filter_map(|d| {
+                let end = d.end.min(self.len);
+                (d.start < end).then(|| self.offset + d.start..self.offset + end)
+            })
+            .collect()
+    }
+}
+
 impl<D: BlockDevice + ?Sized> BlockDevice for &mut D {
     fn size(&self) -> u64 {
         (**self).size()
@@ -97,8 +118,8 @@ impl<D: BlockDevice + ?Sized> BlockDevice for &mut D {
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<(), Error> {
         (**self).read_at(offset, buf)
     }
-    fn commit(&mut self, batch: &WriteBatch) -> Result<(), Error> {
-        (**self).commit(batch)
+    fn commit(&mut self, plan: &dyn WritePlan) -> Result<(), Error> {
+        (**self).commit(plan)
     }
     fn data_ranges(&self, range: Range<u64>) -> Result<Vec<Range<u64>>, Error> {
         (**self).data_ranges(range)
@@ -117,7 +138,7 @@ impl<D: BlockDevice + ?Sized> BlockDevice for &D {
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<(), Error> {
         (**self).read_at(offset, buf)
     }
-    fn commit(&mut self, _batch: &WriteBatch) -> Result<(), Error> {
+    fn commit(&mut self, _plan: &dyn WritePlan) -> Result<(), Error> {
         Err(Error::ReadOnlyView(self.name()))
     }
     fn data_ranges(&self, range: Range<u64>) -> Result<Vec<Range<u64>>, Error> {
@@ -135,8 +156,8 @@ impl<D: BlockDevice + ?Sized> BlockDevice for Box<D> {
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<(), Error> {
         (**self).read_at(offset, buf)
     }
-    fn commit(&mut self, batch: &WriteBatch) -> Result<(), Error> {
-        (**self).commit(batch)
+    fn commit(&mut self, plan: &dyn WritePlan) -> Result<(), Error> {
+        (**self).commit(plan)
     }
     fn data_ranges(&self, range: Range<u64>) -> Result<Vec<Range<u64>>, Error> {
         (**self).data_ranges(range)
@@ -149,7 +170,7 @@ impl<D: BlockDevice + ?Sized> BlockDevice for Box<D> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::blockdev::MemDevice;
+    use crate::blockdev::{MemDevice, WriteBatch};
 
     #[test]
     fn slice_translates_and_bounds() {

@@ -366,12 +366,16 @@ pub fn run_grow<D: BlockDevice>(
     };
     if let Err(e) = grow::apply(fs.device_mut(), &plan.batch) {
         err(&format!("{prog}: {e} while trying to resize {device}\n"));
-        return Err(AppletError::new(
-            1,
+        // An image file's undo log undoes a failed grow; only a device
+        // without one can be left half grown.
+        let advice = if e.may_leave_partial_change() {
             format!(
                 "Please run 'e2fsck -fy {device}' to fix the filesystem\nafter the aborted resize operation.\n"
-            ),
-        ));
+            )
+        } else {
+            String::new()
+        };
+        return Err(AppletError::new(1, advice));
     }
     out(&format!(
         "The filesystem on {device} is now {} ({kib}k) blocks long.\n\n",

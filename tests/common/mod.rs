@@ -149,3 +149,282 @@ pub fn sparse_copy(from: &Path, to: &Path) {
     let out = run(Command::new("cp").arg("--sparse=always").arg(from).arg(to));
     assert!(out.status.success(), "cp failed: {}", stderr(&out));
 }
+
+// ------------------------------------------------------------------------
+// Crash-safety sweeps: interrupt a command at every write, open the image
+// as a user would, and require it to be exactly as before or exactly as
+// after a clean run.
+
+/// What an image file holds, read straight from the file (never through
+/// ebsim, which would replay a pending undo log): its length, the SHA-256
+/// of every byte of it (holes read as zeros), and its allocated extents.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageState {
+    pub len: u64,
+    pub sha256: String,
+    pub layout: Vec<(u64, u64)>,
+}
+
+/// The allocated extents of a file (`SEEK_DATA`/`SEEK_HOLE`), read raw.
+pub fn raw_extents(path: &Path) -> Vec<(u64, u64)> {
+    use nix::unistd::{Whence, lseek};
+    let f = std::fs::File::open(path).expect("open for extents");
+    let len = f.metadata().expect("stat").len();
+    let mut out = Vec::new();
+    let mut pos: u64 = 0;
+    while pos < len {
+        let data = match lseek(&f, pos as i64, Whence::SeekData) {
+            Ok(d) => d as u64,
+            Err(_) => break,
+        };
+        let hole = lseek(&f, data as i64, Whence::SeekHole).expect("seek hole") as u64;
+        out.push((data, hole));
+        pos = hole;
+    }
+    out
+}
+
+/// The state of an image file (see [`ImageState`]).
+pub fn image_state(path: &Path) -> ImageState {
+    use sha2::{Digest, Sha256};
+    use std::os::unix::fs::FileExt;
+    let f = std::fs::File::open(path).expect("open for hashing");
+    let len = f.metadata().expect("stat").len();
+    let layout = raw_extents(path);
+    let mut h = Sha256::new();
+    let zeros = vec![0u8; 1 << 20];
+    let mut buf = vec![0u8; 1 << 20];
+    let mut pos = 0u64;
+    let feed_zeros = |h: &mut Sha256, mut n: u64| {
+        while n > 0 {
+            let k = n.min(zeros.len() as u64) as usize;
+            h.update(&zeros[..k]);
+            n -= k as u64;
+        }
+    };
+    for &(s, e) in &layout {
+        feed_zeros(&mut h, s - pos);
+        let mut at = s;
+        while at < e {
+            let k = (e - at).min(buf.len() as u64) as usize;
+            f.read_exact_at(&mut buf[..k], at)
+                .expect("read for hashing");
+            h.update(&buf[..k]);
+            at += k as u64;
+        }
+        pos = e;
+    }
+    feed_zeros(&mut h, len - pos);
+    ImageState {
+        len,
+        sha256: h.finalize().iter().map(|b| format!("{b:02x}")).collect(),
+        layout,
+    }
+}
+
+/// Copies an image byte for byte and extent for extent (holes stay holes,
+/// allocated zeros stay allocated), without going through ebsim.
+pub fn copy_image(from: &Path, to: &Path) {
+    use std::os::unix::fs::FileExt;
+    let src = std::fs::File::open(from).expect("open source");
+    let len = src.metadata().expect("stat").len();
+    let dst = std::fs::File::create(to).expect("create copy");
+    dst.set_len(len).expect("set length");
+    let mut buf = vec![0u8; 1 << 20];
+    for (s, e) in raw_extents(from) {
+        let mut at = s;
+        while at < e {
+            let k = (e - at).min(buf.len() as u64) as usize;
+            src.read_exact_at(&mut buf[..k], at).expect("read");
+            dst.write_all_at(&buf[..k], at).expect("write");
+            at += k as u64;
+        }
+    }
+}
+
+/// A digest of a file that costs only its data: its length, and every
+/// allocated extent with its bytes (equal digests: equal contents and equal
+/// allocation). Read raw, never through ebsim.
+pub fn data_digest(path: &Path) -> String {
+    use sha2::{Digest, Sha256};
+    use std::os::unix::fs::FileExt;
+    let f = std::fs::File::open(path).expect("open for digest");
+    let mut h = Sha256::new();
+    h.update(f.metadata().expect("stat").len().to_le_bytes());
+    let mut buf = vec![0u8; 1 << 20];
+    for (s, e) in raw_extents(path) {
+        h.update(s.to_le_bytes());
+        h.update(e.to_le_bytes());
+        let mut at = s;
+        while at < e {
+            let k = (e - at).min(buf.len() as u64) as usize;
+            f.read_exact_at(&mut buf[..k], at).expect("read");
+            h.update(&buf[..k]);
+            at += k as u64;
+        }
+    }
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// SHA-256 of bytes, hex.
+pub fn sha256_hex(data: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(data)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The path of an image's undo log (beside its real file).
+pub fn undo_log(image: &Path) -> PathBuf {
+    ebsim::blockdev::image::undo_log_path(image)
+}
+
+/// What a sweep found.
+#[derive(Debug)]
+pub struct SweepReport {
+    /// Write steps of a complete run.
+    pub writes: u64,
+    /// The fault points tried.
+    pub points: Vec<u64>,
+    /// Points that left the image as it was before.
+    pub rolled_back: usize,
+    /// Points that left it as a clean run does (a fault after the commit
+    /// point, finished by the next open).
+    pub completed: usize,
+}
+
+/// Fault points for a command of `n` write steps: all of them up to 60,
+/// else 60 spread evenly plus the first and last three.
+pub fn fault_points(n: u64) -> Vec<u64> {
+    if n <= 60 {
+        return (0..n).collect();
+    }
+    let mut v: Vec<u64> = (0..60).map(|i| i * (n - 1) / 59).collect();
+    v.extend([1, 2, n - 3, n - 2]);
+    v.sort_unstable();
+    v.dedup();
+    v
+}
+
+/// Interrupts `cmd` (built for an image path) after every possible number
+/// of writes (sampled evenly above 60), each time on a fresh copy of
+/// `template`; then opens the image as a user would (`ebsim xfs_info`,
+/// which opens it read-only and so finishes or undoes the interrupted
+/// change) and requires the image to be exactly (length, every byte,
+/// allocated extents) as `template` was, or as a clean run leaves it, and
+/// its undo log gone. `check_before`/`check_after` run the real checkers
+/// (fsck) on the two allowed states once.
+pub fn fault_sweep(
+    name: &str,
+    template: &Path,
+    cmd: &dyn Fn(&Path) -> Command,
+    check_before: Option<&dyn Fn(&Path)>,
+    check_after: &dyn Fn(&Path),
+) -> SweepReport {
+    let dir = tempfile::tempdir_in(template.parent().expect("template dir")).expect("tempdir");
+    let before = image_state(template);
+    if let Some(check) = check_before {
+        check(template);
+    }
+    let run_at = |fault: Option<u64>| -> (PathBuf, Output) {
+        let img = dir.path().join("sweep.img");
+        let _ = std::fs::remove_file(&img);
+        let _ = std::fs::remove_file(undo_log(&img));
+        copy_image(template, &img);
+        let mut c = cmd(&img);
+        if let Some(k) = fault {
+            c.env(ebsim::blockdev::image::FAULT_ENV, k.to_string());
+        } else {
+            c.env_remove(ebsim::blockdev::image::FAULT_ENV);
+        }
+        let o = run(&mut c);
+        (img, o)
+    };
+    // A clean run: the only other allowed state.
+    let (img, o) = run_at(None);
+    assert!(
+        o.status.success(),
+        "{name}: the clean run failed: {}{}",
+        stdout(&o),
+        stderr(&o)
+    );
+    assert!(!undo_log(&img).exists(), "{name}: a clean run left its log");
+    let after = image_state(&img);
+    check_after(&img);
+    assert_ne!(before, after, "{name}: the clean run changed nothing");
+    // The number of write steps: the least fault limit that lets it finish.
+    let ok_at = |k: u64| run_at(Some(k)).1.status.success();
+    let mut hi = 1u64;
+    while !ok_at(hi) {
+        hi *= 2;
+        assert!(
+            hi < 1 << 24,
+            "{name}: the fault hook never let the command finish"
+        );
+    }
+    let mut lo = hi / 2;
+    while lo < hi {
+        let mid = (lo + hi) / 2;
+        if ok_at(mid) {
+            hi = mid;
+        } else {
+            lo = mid + 1;
+        }
+    }
+    let writes = hi;
+    let points = fault_points(writes);
+    let (mut rolled_back, mut completed) = (0, 0);
+    for &k in &points {
+        let (img, o) = run_at(Some(k));
+        assert!(
+            !o.status.success(),
+            "{name}: fault after {k} of {writes} writes did not fail"
+        );
+        let log = undo_log(&img);
+        // Open it as a user would.
+        let open = run(crate::common::ebsim("xfs_info").arg(&img));
+        assert!(
+            !stderr(&open).contains("undo log") && !stderr(&open).contains("interrupted change"),
+            "{name}: fault after {k}: opening failed: {}",
+            stderr(&open)
+        );
+        assert!(
+            !log.exists(),
+            "{name}: fault after {k}: the log is still there"
+        );
+        let now = image_state(&img);
+        if now == before {
+            rolled_back += 1;
+        } else if now == after {
+            completed += 1;
+        } else {
+            let what = if now.len != before.len && now.len != after.len {
+                format!(
+                    "length {} (before {}, after {})",
+                    now.len, before.len, after.len
+                )
+            } else if now.sha256 != before.sha256 && now.sha256 != after.sha256 {
+                "contents".to_string()
+            } else {
+                format!(
+                    "allocation ({} extents; before {}, after {})",
+                    now.layout.len(),
+                    before.layout.len(),
+                    after.layout.len()
+                )
+            };
+            panic!(
+                "{name}: fault after {k} of {writes} writes: the image is neither as before \
+                 nor as after a clean run: its {what} differ"
+            );
+        }
+    }
+    assert!(rolled_back > 0, "{name}: no fault point rolled back");
+    SweepReport {
+        writes,
+        points,
+        rolled_back,
+        completed,
+    }
+}

@@ -7,14 +7,14 @@
 //! from it or parsed into it group by group.
 
 use super::checksum::crc32c_raw;
-use std::collections::BTreeMap;
 use std::ops::Range;
 
-/// A set of used blocks kept as sorted, non-overlapping, non-touching runs.
+/// A set of used blocks kept as sorted, non-overlapping, non-touching runs
+/// in a vector: the allocators insert mostly in ascending order, so an
+/// insert is usually an append, and lookups are binary searches.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct BlockSet {
-    /// start → end (exclusive).
-    runs: BTreeMap<u64, u64>,
+    runs: Vec<Range<u64>>,
 }
 
 impl BlockSet {
@@ -28,22 +28,17 @@ impl BlockSet {
         if range.is_empty() {
             return;
         }
-        let mut start = range.start;
-        let mut end = range.end;
-        // A run starting at or before `start` that reaches it.
-        if let Some((&s, &e)) = self.runs.range(..=start).next_back() {
-            if e >= start {
-                start = s;
-                end = end.max(e);
-                self.runs.remove(&s);
-            }
+        // Runs touching or overlapping `range` are runs[i..j].
+        let i = self.runs.partition_point(|r| r.end < range.start);
+        let j = i + self.runs[i..].partition_point(|r| r.start <= range.end);
+        if i == j {
+            self.runs.insert(i, range);
+            return;
         }
-        // Runs starting inside (or touching) the new one.
-        while let Some((&s, &e)) = self.runs.range(start..=end).next() {
-            end = end.max(e);
-            self.runs.remove(&s);
-        }
-        self.runs.insert(start, end);
+        let start = range.start.min(self.runs[i].start);
+        let end = range.end.max(self.runs[j - 1].end);
+        self.runs[i] = start..end;
+        self.runs.drain(i + 1..j);
     }
 
     /// Marks one block used.
@@ -53,35 +48,31 @@ impl BlockSet {
 
     /// True when `b` is used.
     pub fn contains(&self, b: u64) -> bool {
-        self.runs
-            .range(..=b)
-            .next_back()
-            .is_some_and(|(_, &e)| e > b)
+        self.run_at_or_after(b).is_some_and(|(s, _)| s <= b)
     }
 
     /// The first run that ends after `b` (contains `b` or lies after it).
     fn run_at_or_after(&self, b: u64) -> Option<(u64, u64)> {
-        if let Some((&s, &e)) = self.runs.range(..=b).next_back() {
-            if e > b {
-                return Some((s, e));
-            }
-        }
-        self.runs.range(b..).next().map(|(&s, &e)| (s, e))
+        let i = self.runs.partition_point(|r| r.end <= b);
+        self.runs.get(i).map(|r| (r.start, r.end))
     }
 
     /// The first `b` in `lo..hi` such that `b..b+num` holds no used block.
     pub fn find_fit(&self, lo: u64, hi: u64, num: u64) -> Option<u64> {
         let mut b = lo;
+        let mut i = self.runs.partition_point(|r| r.end <= b);
         while b < hi {
-            match self.run_at_or_after(b) {
+            match self.runs.get(i) {
                 None => return Some(b),
-                Some((s, e)) => {
-                    if s <= b {
-                        b = e;
-                    } else if s >= b.checked_add(num)? {
+                Some(r) => {
+                    if r.start <= b {
+                        b = r.end;
+                        i += 1;
+                    } else if r.start >= b.checked_add(num)? {
                         return Some(b);
                     } else {
-                        b = e;
+                        b = r.end;
+                        i += 1;
                     }
                 }
             }
@@ -111,7 +102,7 @@ impl BlockSet {
 
     /// Used blocks of each of `groups` groups of `bpg` blocks starting at
     /// `first`, in one pass over the runs (instead of one range query per
-    /// group: 131072 groups at 16 TiB).
+    /// group).
     pub fn count_per_group(&self, first: u64, bpg: u64, groups: u64) -> Vec<u64> {
         let mut out = vec![0u64; usize::try_from(groups).unwrap_or(0)];
         let end = first.saturating_add(bpg.saturating_mul(groups));
@@ -132,21 +123,18 @@ impl BlockSet {
 
     /// The used runs clipped to `range`, in order.
     pub fn runs_in(&self, range: Range<u64>) -> impl Iterator<Item = Range<u64>> + '_ {
-        let first = self
-            .run_at_or_after(range.start)
-            .map_or(u64::MAX, |(s, _)| s);
-        let end = range.end;
-        let start = range.start;
-        self.runs
-            .range(first..)
-            .take_while(move |(s, _)| **s < end)
-            .map(move |(&s, &e)| s.max(start)..e.min(end))
+        let i = self.runs.partition_point(|r| r.end <= range.start);
+        let (start, end) = (range.start, range.end);
+        self.runs[i..]
+            .iter()
+            .take_while(move |r| r.start < end)
+            .map(move |r| r.start.max(start)..r.end.min(end))
             .filter(|r| !r.is_empty())
     }
 
     /// Every run, in order.
     pub fn runs(&self) -> impl Iterator<Item = Range<u64>> + '_ {
-        self.runs.iter().map(|(&s, &e)| s..e)
+        self.runs.iter().cloned()
     }
 
     /// Adds the set bits of `bitmap` (bit i = block `base + i`), reading

@@ -115,6 +115,19 @@ pub enum Error {
     Grow(GrowError),
 }
 
+impl Error {
+    /// True when a failed write may have left the filesystem half changed
+    /// with nothing to undo it (see
+    /// [`blockdev::Error::may_leave_partial_change`]); refusals and failures
+    /// before writing never do.
+    pub fn may_leave_partial_change(&self) -> bool {
+        match self {
+            Error::Io(e) => e.may_leave_partial_change(),
+            _ => false,
+        }
+    }
+}
+
 /// mkfs refusals.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]

@@ -22,11 +22,12 @@ use super::features::{compat, incompat, ro_compat};
 use super::fs::Ext4;
 use super::group_desc::{BG_BLOCK_UNINIT, BG_INODE_UNINIT, GroupDesc};
 use super::inode::{Inode, RESIZE_INO};
-use super::layout::{Allocator, GroupTables};
+use super::layout::{Allocator, GroupTables, TableList};
 use super::resize_inode::{self, ResizeGeometry};
 use super::superblock::{STATE_ERROR, STATE_VALID, Superblock};
-use super::tables;
-use crate::blockdev::{BlockDevice, WriteBatch};
+use super::tables::{self, Groups};
+use crate::blockdev::{BlockDevice, Sink, WriteBatch, WritePlan};
+use std::ops::Range;
 
 /// What to do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,8 +84,192 @@ pub struct GrowPlan {
     pub new_groups: u64,
     /// The new superblock (primary).
     pub superblock: Superblock,
-    /// Every write, ordered so the superblocks come last.
-    pub batch: WriteBatch,
+    /// Every write, generated on demand, the superblocks last.
+    pub batch: GrowWrites,
+}
+
+/// The writes of a grow, as a [`WritePlan`]: the image file's length (and
+/// resize2fs's '0' byte at its new end), every initialized block bitmap,
+/// the resize inode's blocks, every superblock and descriptor table copy,
+/// the primary superblock last. Kept compact: the new groups' table
+/// locations (24 bytes a group) and the used-block runs; bitmaps and
+/// descriptors are rendered when the device walks the plan.
+#[derive(Debug, Clone)]
+pub struct GrowWrites {
+    head: WriteBatch,
+    body: Option<GrowBody>,
+}
+
+#[derive(Debug, Clone)]
+struct GrowBody {
+    groups: GrowGroups,
+    /// The resize inode's dind block (block number, contents), its
+    /// reserved GDT blocks, and the inode itself (offset, bytes).
+    dind: Option<(u64, Vec<u8>)>,
+    reserved: Option<ResizeGeometry>,
+    resize_inode: Option<(u64, Vec<u8>)>,
+}
+
+impl GrowBody {
+    fn data(&self, sink: &mut Sink<'_>) -> Result<(), crate::blockdev::Error> {
+        tables::write_bitmaps(&self.groups, sink)?;
+        let bs = u64::from(self.groups.sb.block_size());
+        if let Some((b, bytes)) = &self.dind {
+            sink(b * bs, bytes)?;
+        }
+        if let Some(r) = &self.reserved {
+            let first = r.first_data_block + 1 + r.desc_blocks;
+            let mut blk = vec![0u8; bs as usize];
+            for k in 0..r.reserved_gdt_blocks {
+                resize_inode::reserved_block(r, k, &mut blk);
+                sink((first + k) * bs, &blk)?;
+            }
+        }
+        if let Some((off, bytes)) = &self.resize_inode {
+            sink(*off, bytes)?;
+        }
+        Ok(())
+    }
+
+    /// Bytes written before the superblocks and descriptor tables.
+    fn data_bytes(&self) -> u64 {
+        let bs = u64::from(self.groups.sb.block_size());
+        tables::bitmap_bytes(&self.groups)
+            + self.dind.as_ref().map_or(0, |(_, b)| b.len() as u64)
+            + self.reserved.map_or(0, |r| r.reserved_gdt_blocks * bs)
+            + self
+                .resize_inode
+                .as_ref()
+                .map_or(0, |(_, b)| b.len() as u64)
+    }
+}
+
+impl WritePlan for GrowWrites {
+    fn new_len(&self) -> Option<u64> {
+        self.head.new_len
+    }
+
+    fn for_each_write(&self, sink: &mut Sink<'_>) -> Result<(), crate::blockdev::Error> {
+        self.head.for_each_write(sink)?;
+        if let Some(b) = &self.body {
+            b.data(sink)?;
+            tables::write_super_and_gdt(&b.groups, sink)?;
+        }
+        Ok(())
+    }
+}
+
+/// Every group after the grow, computed on demand: the old groups from
+/// their descriptors, the new ones from their table locations, both
+/// recounted from the used-block runs with resize2fs's flag rules
+/// (`ext2fs_set_gdt_csum`).
+#[derive(Debug, Clone)]
+struct GrowGroups {
+    sb: Superblock,
+    old: Vec<GroupDesc>,
+    /// (free inodes, 1-based index of the last used inode) of old groups.
+    inodes: Vec<(u64, u64)>,
+    new_tables: TableList,
+    /// Bit g: group g holds a new group's bitmap or inode table.
+    gets_tables: Vec<u64>,
+    used: BlockSet,
+}
+
+impl GrowGroups {
+    fn groups(&self) -> u64 {
+        self.sb.group_count()
+    }
+
+    /// The descriptors of `groups` without checksums of their own.
+    fn bare(&self, groups: Range<u64>, out: &mut Vec<GroupDesc>) {
+        let sb = &self.sb;
+        let fdb = u64::from(sb.s_first_data_block);
+        let bpg = u64::from(sb.s_blocks_per_group);
+        let ipg = u64::from(sb.s_inodes_per_group);
+        let ng = self.groups();
+        let last = ng - 1;
+        let ng0 = self.old.len() as u64;
+        let used =
+            self.used
+                .count_per_group(fdb + groups.start * bpg, bpg, groups.end - groups.start);
+        for (g, used_here) in groups.zip(used) {
+            let mut d = if g < ng0 {
+                self.old[g as usize]
+            } else {
+                let t = self.new_tables.get((g - ng0) as usize).unwrap_or_default();
+                let mut flags = BG_INODE_UNINIT;
+                if g != last && !sb.group_has_super(g) {
+                    flags |= BG_BLOCK_UNINIT;
+                }
+                GroupDesc {
+                    bg_flags: flags,
+                    bg_itable_unused: ipg as u32,
+                    bg_block_bitmap: t.block_bitmap,
+                    bg_inode_bitmap: t.inode_bitmap,
+                    bg_inode_table: t.inode_table,
+                    ..GroupDesc::default()
+                }
+            };
+            // Groups receiving metadata blocks are no longer computable.
+            let gets = self
+                .gets_tables
+                .get((g / 64) as usize)
+                .is_some_and(|w| w & (1 << (g % 64)) != 0);
+            if gets || g == last {
+                d.bg_flags &= !BG_BLOCK_UNINIT;
+            }
+            // Recount.
+            let first = fdb + g * bpg;
+            let end = (first + bpg).min(sb.s_blocks_count);
+            let free = (end - first) - used_here;
+            d.bg_free_blocks_count = free as u32;
+            let (fi, last_used) = self.inodes.get(g as usize).copied().unwrap_or((ipg, 0));
+            d.bg_free_inodes_count = fi as u32;
+            if free == bpg && g != last {
+                d.bg_flags |= BG_BLOCK_UNINIT;
+            }
+            if fi == ipg {
+                d.bg_flags |= BG_INODE_UNINIT;
+                d.bg_itable_unused = ipg as u32;
+            } else {
+                d.bg_flags &= !BG_INODE_UNINIT;
+                d.bg_itable_unused = (ipg - last_used) as u32;
+            }
+            out.push(d);
+        }
+    }
+}
+
+impl Groups for GrowGroups {
+    fn sb(&self) -> &Superblock {
+        &self.sb
+    }
+
+    fn descs(&self, groups: Range<u64>, out: &mut Vec<GroupDesc>) {
+        let start = out.len();
+        let g0 = groups.start;
+        self.bare(groups, out);
+        for (i, d) in out[start..].iter_mut().enumerate() {
+            let g = g0 + i as u64;
+            // Bitmaps of initialized groups: checksums into the descriptor
+            // (BLOCK_UNINIT groups keep whatever checksum field they had; an
+            // old inode bitmap is kept, and its checksum was verified).
+            if !d.has_flag(BG_BLOCK_UNINIT) {
+                d.bg_block_bitmap_csum = tables::block_bitmap_csum(&self.sb, &self.block_bitmap(g));
+            }
+            d.set_checksum(&self.sb, g as u32);
+        }
+    }
+
+    fn block_bitmap(&self, g: u64) -> Vec<u8> {
+        tables::block_bitmap(&self.used, &self.sb, g)
+    }
+
+    fn inode_bitmap(&self, _g: u64) -> Option<Vec<u8>> {
+        // Only old groups with used inodes have initialized inode bitmaps,
+        // and a grow does not change them.
+        None
+    }
 }
 
 /// Features the grow planner handles; anything else is refused by name.
@@ -239,13 +424,19 @@ fn load_block_map<D: BlockDevice>(fs: &Ext4<D>) -> Result<BlockSet, Error> {
     let overhead = 1 + sb.desc_blocks() + u64::from(sb.s_reserved_gdt_blocks);
     let mut used = BlockSet::new();
     let descs = fs.descriptors();
-    let mut uninit = Vec::new();
+    // In group order, so the set mostly grows at its end.
     for (g, d) in descs.iter().enumerate() {
         let g = g as u64;
         let first = fdb + g * bpg;
         let nbits = sb.s_blocks_count.saturating_sub(first).min(bpg);
         if d.has_flag(BG_BLOCK_UNINIT) {
-            uninit.push(g);
+            if sb.group_has_super(g) {
+                let end = (first + overhead).min(sb.s_blocks_count);
+                used.insert(first..end);
+            }
+            used.insert_block(d.bg_block_bitmap);
+            used.insert_block(d.bg_inode_bitmap);
+            used.insert(d.bg_inode_table..d.bg_inode_table + itb);
             continue;
         }
         let bm = fs.read_block(d.bg_block_bitmap)?;
@@ -261,39 +452,18 @@ fn load_block_map<D: BlockDevice>(fs: &Ext4<D>) -> Result<BlockSet, Error> {
         }
         used.insert_bitmap(first, &bm, nbits);
     }
-    for g in uninit {
-        let d = &descs[g as usize];
-        let first = fdb + g * bpg;
-        if sb.group_has_super(g) {
-            let end = (first + overhead).min(sb.s_blocks_count);
-            used.insert(first..end);
-        }
-        used.insert_block(d.bg_block_bitmap);
-        used.insert_block(d.bg_inode_bitmap);
-        used.insert(d.bg_inode_table..d.bg_inode_table + itb);
-    }
     Ok(used)
 }
 
-/// Per group: (free inodes, 1-based index of the last used inode, bitmap)
-/// from the inode bitmaps of initialized groups (checksums verified).
-struct InodeGroup {
-    free: u64,
-    last_used: u64,
-    bitmap: Option<Vec<u8>>,
-}
-
-fn load_inode_groups<D: BlockDevice>(fs: &Ext4<D>) -> Result<Vec<InodeGroup>, Error> {
+/// Per group: (free inodes, 1-based index of the last used inode) from the
+/// inode bitmaps of initialized groups (checksums verified).
+fn load_inode_groups<D: BlockDevice>(fs: &Ext4<D>) -> Result<Vec<(u64, u64)>, Error> {
     let sb = fs.superblock();
     let ipg = u64::from(sb.s_inodes_per_group);
     let mut out = Vec::with_capacity(fs.descriptors().len());
     for (g, d) in fs.descriptors().iter().enumerate() {
         if d.has_flag(BG_INODE_UNINIT) {
-            out.push(InodeGroup {
-                free: ipg,
-                last_used: 0,
-                bitmap: None,
-            });
+            out.push((ipg, 0));
             continue;
         }
         let bm = fs.read_block(d.bg_inode_bitmap)?;
@@ -309,11 +479,7 @@ fn load_inode_groups<D: BlockDevice>(fs: &Ext4<D>) -> Result<Vec<InodeGroup>, Er
             }
         }
         let (used, last) = bitmap::count_and_last(&bm, ipg);
-        out.push(InodeGroup {
-            free: ipg - used,
-            last_used: last,
-            bitmap: Some(bm),
-        });
+        out.push((ipg - used, last));
     }
     Ok(out)
 }
@@ -330,7 +496,7 @@ pub fn target<D: BlockDevice>(fs: &Ext4<D>, req: &GrowRequest) -> Result<GrowOut
 pub fn plan<D: BlockDevice>(fs: &Ext4<D>, req: &GrowRequest) -> Result<GrowOutcome, Error> {
     match decide(fs, req)? {
         o @ GrowOutcome::NothingToDo { .. } => Ok(o),
-        GrowOutcome::Grow(p) => build(fs, req, p.new_blocks, p.batch),
+        GrowOutcome::Grow(p) => build(fs, req, p.new_blocks, p.batch.head),
     }
 }
 
@@ -440,17 +606,21 @@ fn decide<D: BlockDevice>(fs: &Ext4<D>, req: &GrowRequest) -> Result<GrowOutcome
         old_groups: ng0,
         new_groups: ng,
         superblock: sb0.clone(),
-        batch,
+        batch: GrowWrites {
+            head: batch,
+            body: None,
+        },
     };
     Ok(GrowOutcome::Grow(Box::new(stub)))
 }
 
-/// Builds the grow to `new_blocks` (already decided), appending to `batch`.
+/// Builds the grow to `new_blocks` (already decided), after the writes of
+/// `head` (the image file's length).
 fn build<D: BlockDevice>(
     fs: &Ext4<D>,
     req: &GrowRequest,
     new_blocks: u64,
-    mut batch: WriteBatch,
+    head: WriteBatch,
 ) -> Result<GrowOutcome, Error> {
     let sb0 = fs.superblock();
     let bs = u64::from(sb0.block_size());
@@ -475,7 +645,7 @@ fn build<D: BlockDevice>(
 
     // Current state.
     let mut used = load_block_map(fs)?;
-    let inode_groups = load_inode_groups(fs)?;
+    let inodes = load_inode_groups(fs)?;
 
     let mut sb = sb0.clone();
     sb.s_blocks_count = new_blocks;
@@ -501,23 +671,20 @@ fn build<D: BlockDevice>(
 
     // Old groups' superblock areas with the new descriptor count (the
     // same blocks: descriptors grow into reserved GDT blocks).
-    let head = 1 + desc + rsv;
+    let head_blocks = 1 + desc + rsv;
     for g in 0..ng0 {
         if sb.group_has_super(g) {
             let first = fdb + g * bpg;
-            used.insert(first..(first + head).min(new_blocks));
+            used.insert(first..(first + head_blocks).min(new_blocks));
         }
     }
 
-    let mut descs: Vec<GroupDesc> = fs.descriptors().to_vec();
-    let mut tabs: Vec<GroupTables> = descs
-        .iter()
-        .map(|d| GroupTables {
-            block_bitmap: d.bg_block_bitmap,
-            inode_bitmap: d.bg_inode_bitmap,
-            inode_table: d.bg_inode_table,
-        })
-        .collect();
+    let old: Vec<GroupDesc> = fs.descriptors().to_vec();
+    let mut prev = old.last().map(|d| GroupTables {
+        block_bitmap: d.bg_block_bitmap,
+        inode_bitmap: d.bg_inode_bitmap,
+        inode_table: d.bg_inode_table,
+    });
     let mut alloc = Allocator {
         used,
         blocks: new_blocks,
@@ -527,100 +694,71 @@ fn build<D: BlockDevice>(
         flex: 1u64 << sb0.s_log_groups_per_flex,
         itb,
     };
-    let group_of = |b: u64| ((b - fdb) / bpg) as usize;
+    let mut new_tables = TableList::with_capacity(usize::try_from(ng - ng0).unwrap_or(0));
+    let mut gets_tables = vec![0u64; usize::try_from(ng.div_ceil(64)).unwrap_or(0)];
     for i in ng0..ng {
-        let mut d = GroupDesc {
-            bg_flags: BG_INODE_UNINIT,
-            bg_itable_unused: ipg as u32,
-            ..GroupDesc::default()
-        };
-        if i != ng - 1 {
-            d.bg_flags |= BG_BLOCK_UNINIT;
-        }
         let first = fdb + i * bpg;
         if sb.group_has_super(i) {
-            alloc.used.insert(first..(first + head).min(new_blocks));
-            d.bg_flags &= !BG_BLOCK_UNINIT;
+            alloc
+                .used
+                .insert(first..(first + head_blocks).min(new_blocks));
         }
-        descs.push(d);
-        let t = alloc
-            .allocate_group_table(i, tabs.last().copied())
-            .map_err(|e| {
-                Error::Unsupported(format!(
-                    "no room for the bitmaps and inode table of new group {}",
-                    e.group
-                ))
-            })?;
-        tabs.push(t);
-        let d = &mut descs[i as usize];
-        d.bg_block_bitmap = t.block_bitmap;
-        d.bg_inode_bitmap = t.inode_bitmap;
-        d.bg_inode_table = t.inode_table;
-        // Groups receiving metadata blocks are no longer computable.
+        let t = alloc.allocate_group_table(i, prev).map_err(|e| {
+            Error::Unsupported(format!(
+                "no room for the bitmaps and inode table of new group {}",
+                e.group
+            ))
+        })?;
+        prev = Some(t);
+        new_tables.push(t);
         for b in [
             t.block_bitmap,
             t.inode_bitmap,
             t.inode_table,
             t.inode_table + itb - 1,
         ] {
-            descs[group_of(b)].bg_flags &= !BG_BLOCK_UNINIT;
+            let g = (b - fdb) / bpg;
+            if let Some(w) = gets_tables.get_mut((g / 64) as usize) {
+                *w |= 1 << (g % 64);
+            }
         }
     }
-    let last = (ng - 1) as usize;
-    descs[last].bg_flags &= !BG_BLOCK_UNINIT;
-    let used = alloc.used;
+    let mut groups = GrowGroups {
+        sb,
+        old,
+        inodes,
+        new_tables,
+        gets_tables,
+        used: alloc.used,
+    };
 
-    // Recount, then resize2fs's ext2fs_set_gdt_csum flag rules.
+    // Totals.
     let mut free_blocks = 0u64;
     let mut free_inodes = 0u64;
-    let used_per_group = used.count_per_group(fdb, bpg, ng);
-    for (g, d) in descs.iter_mut().enumerate() {
-        let first = fdb + g as u64 * bpg;
-        let end = (first + bpg).min(new_blocks);
-        let free = (end - first) - used_per_group[g];
-        d.bg_free_blocks_count = free as u32;
-        free_blocks += free;
-        let (fi, last_used) = match inode_groups.get(g) {
-            Some(ig) => (ig.free, ig.last_used),
-            None => (ipg, 0),
-        };
-        d.bg_free_inodes_count = fi as u32;
-        free_inodes += fi;
-        if free == bpg && g != last {
-            d.bg_flags |= BG_BLOCK_UNINIT;
+    let mut batch = Vec::new();
+    let mut g0 = 0;
+    while g0 < ng {
+        let g1 = (g0 + tables::DESC_BATCH).min(ng);
+        batch.clear();
+        groups.bare(g0..g1, &mut batch);
+        for d in &batch {
+            free_blocks += u64::from(d.bg_free_blocks_count);
+            free_inodes += u64::from(d.bg_free_inodes_count);
         }
-        if fi == ipg {
-            d.bg_flags |= BG_INODE_UNINIT;
-            d.bg_itable_unused = ipg as u32;
-        } else {
-            d.bg_flags &= !BG_INODE_UNINIT;
-            d.bg_itable_unused = (ipg - last_used) as u32;
-        }
+        g0 = g1;
     }
-    sb.s_free_blocks_count = free_blocks;
-    sb.s_free_inodes_count = free_inodes as u32;
-
-    // Bitmaps of initialized groups (checksums into their descriptors;
-    // BLOCK_UNINIT groups keep whatever checksum field they had).
-    let mut meta = WriteBatch::new();
-    for (g, d) in descs.iter_mut().enumerate() {
-        if !d.has_flag(BG_BLOCK_UNINIT) {
-            let bm = tables::block_bitmap(&used, &sb, g as u64);
-            d.bg_block_bitmap_csum = tables::block_bitmap_csum(&sb, &bm);
-            meta.write(d.bg_block_bitmap * bs, bm);
-        }
-        if !d.has_flag(BG_INODE_UNINIT) {
-            let bm = match inode_groups.get(g).and_then(|ig| ig.bitmap.clone()) {
-                Some(b) => b,
-                None => tables::inode_bitmap(&sb, 0),
-            };
-            d.bg_inode_bitmap_csum = tables::inode_bitmap_csum(&sb, &bm);
-            meta.write(d.bg_inode_bitmap * bs, bm);
-        }
-    }
+    groups.sb.s_free_blocks_count = free_blocks;
+    groups.sb.s_free_inodes_count = free_inodes as u32;
 
     // The resize inode, rebuilt for the new group count.
+    let mut body = GrowBody {
+        groups,
+        dind: None,
+        reserved: None,
+        resize_inode: None,
+    };
     if resize_inode {
+        let sb = &body.groups.sb;
         let old = fs.read_inode(RESIZE_INO)?;
         let dind = resize_inode::dind_of(&old);
         if dind == 0 || dind >= new_blocks {
@@ -629,14 +767,15 @@ fn build<D: BlockDevice>(
                 why: format!("double indirect block {dind} is invalid"),
             });
         }
-        let rb = resize_inode::build(&ResizeGeometry {
+        let geo = ResizeGeometry {
             block_size: bs,
             first_data_block: fdb,
             desc_blocks: desc,
             reserved_gdt_blocks: rsv,
             groups: ng,
             blocks_per_group: bpg,
-        });
+        };
+        let rb = resize_inode::build(&geo);
         let now32 = (req.now & 0xFFFF_FFFF) as u32;
         let raw = fs.read_inode_bytes(RESIZE_INO)?;
         let ino = if rsv == 0 {
@@ -660,42 +799,43 @@ fn build<D: BlockDevice>(
             }
             ino
         };
-        meta.write(dind * bs, rb.dind);
-        if !rb.reserved.1.is_empty() {
-            meta.write(rb.reserved.0 * bs, rb.reserved.1);
-        }
-        let d0 = &descs[0];
+        let mut d0 = Vec::new();
+        body.groups.bare(0..1, &mut d0);
+        let itable0 = d0.first().map_or(0, |d| d.bg_inode_table);
         let isz = u64::from(sb.inode_size());
-        let off = d0.bg_inode_table * bs + u64::from(RESIZE_INO - 1) * isz;
-        meta.write(off, ino.to_bytes(RESIZE_INO, Some(sb.csum_seed())));
+        let off = itable0 * bs + u64::from(RESIZE_INO - 1) * isz;
+        let ino_bytes = ino.to_bytes(RESIZE_INO, Some(sb.csum_seed()));
+        body.dind = Some((dind, rb.dind));
+        if rsv > 0 {
+            body.reserved = Some(geo);
+        }
+        body.resize_inode = Some((off, ino_bytes));
     }
 
-    for (g, d) in descs.iter_mut().enumerate() {
-        d.set_checksum(&sb, g as u32);
-    }
     // Lifetime writes: what this grow writes, in KiB.
-    let copies = (0..ng).filter(|&g| sb.group_has_super(g)).count() as u64;
-    let written = batch.data_bytes() + meta.data_bytes() + copies * (desc * bs + 1024);
+    let written =
+        head.data_bytes() + body.data_bytes() + tables::super_and_gdt_bytes(&body.groups.sb);
+    let sb = &mut body.groups.sb;
     sb.s_kbytes_written = sb.s_kbytes_written.saturating_add(written >> 10);
-    batch.ops.extend(meta.ops);
-    tables::write_super_and_gdt(&mut batch, &sb, &descs);
-    let batch = tables::coalesce(batch);
-
+    let superblock = sb.clone();
     Ok(GrowOutcome::Grow(Box::new(GrowPlan {
         old_blocks: blocks0,
         new_blocks,
-        block_size: sb.block_size(),
+        block_size: superblock.block_size(),
         old_desc_blocks: desc0,
         new_desc_blocks: desc,
         old_groups: ng0,
         new_groups: ng,
-        superblock: sb,
-        batch,
+        superblock,
+        batch: GrowWrites {
+            head,
+            body: Some(body),
+        },
     })))
 }
 
 /// Writes a planned grow (one commit).
-pub fn apply<D: BlockDevice + ?Sized>(dev: &mut D, batch: &WriteBatch) -> Result<(), Error> {
+pub fn apply<D: BlockDevice + ?Sized>(dev: &mut D, batch: &dyn WritePlan) -> Result<(), Error> {
     dev.commit(batch)?;
     Ok(())
 }

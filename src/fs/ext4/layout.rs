@@ -37,6 +37,76 @@ pub struct GroupTables {
     pub inode_table: u64,
 }
 
+/// Every group's table locations, 12 bytes a group while every block
+/// number fits in 32 bits (16 TiB of 4 KiB blocks), 24 beyond: a plan of a
+/// 16 TiB filesystem keeps 131072 of them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TableList {
+    narrow: Vec<[u32; 3]>,
+    wide: Vec<GroupTables>,
+}
+
+impl TableList {
+    /// An empty list with room for `n`.
+    pub fn with_capacity(n: usize) -> Self {
+        TableList {
+            narrow: Vec::with_capacity(n),
+            wide: Vec::new(),
+        }
+    }
+
+    /// Appends a group's tables.
+    pub fn push(&mut self, t: GroupTables) {
+        let narrow = (
+            u32::try_from(t.block_bitmap),
+            u32::try_from(t.inode_bitmap),
+            u32::try_from(t.inode_table),
+        );
+        match narrow {
+            (Ok(b), Ok(i), Ok(it)) if self.wide.is_empty() => self.narrow.push([b, i, it]),
+            _ => {
+                if self.wide.is_empty() {
+                    self.wide = self.narrow.drain(..).map(widen).collect();
+                    self.narrow = Vec::new();
+                }
+                self.wide.push(t);
+            }
+        }
+    }
+
+    /// Group `i`'s tables.
+    pub fn get(&self, i: usize) -> Option<GroupTables> {
+        if self.wide.is_empty() {
+            self.narrow.get(i).copied().map(widen)
+        } else {
+            self.wide.get(i).copied()
+        }
+    }
+
+    /// The last group's tables.
+    pub fn last(&self) -> Option<GroupTables> {
+        self.len().checked_sub(1).and_then(|i| self.get(i))
+    }
+
+    /// Number of groups.
+    pub fn len(&self) -> usize {
+        self.narrow.len().max(self.wide.len())
+    }
+
+    /// True when empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+fn widen(t: [u32; 3]) -> GroupTables {
+    GroupTables {
+        block_bitmap: u64::from(t[0]),
+        inode_bitmap: u64::from(t[1]),
+        inode_table: u64::from(t[2]),
+    }
+}
+
 /// A file's allocation: extents (start, length) and the extent tree's
 /// index block, if any.
 pub type FileExtents = (Vec<(u64, u64)>, Option<u64>);
@@ -229,6 +299,24 @@ impl Allocator {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn table_list_widens_when_it_must() {
+        let t = |b: u64| GroupTables {
+            block_bitmap: b,
+            inode_bitmap: b + 1,
+            inode_table: b + 2,
+        };
+        let mut l = TableList::with_capacity(2);
+        l.push(t(5));
+        l.push(t(7));
+        assert_eq!((l.len(), l.get(1), l.last()), (2, Some(t(7)), Some(t(7))));
+        l.push(t(1 << 33));
+        assert_eq!(l.get(0), Some(t(5)));
+        assert_eq!(l.get(2), Some(t(1 << 33)));
+        assert_eq!(l.get(3), None);
+        assert_eq!(l.len(), 3);
+    }
 
     fn alloc_1g() -> Allocator {
         let mut used = BlockSet::new();

@@ -5,6 +5,14 @@
 //! lost+found, the resize inode, the journal near the middle, per-group
 //! flags and counts, and only the blocks mke2fs writes (everything else a
 //! hole, after discarding the filesystem's range as mke2fs does).
+//!
+//! The plan keeps compact state (the geometry, each group's table
+//! locations, the used-block runs) and generates the bitmaps, descriptor
+//! tables and superblocks on demand when the device walks it, so memory
+//! does not grow with the filesystem's size beyond 24 bytes a group. The
+//! discard is the device's post-commit discard: the old contents of the
+//! range are destroyed only once the new filesystem is complete, so they
+//! are never read or saved.
 
 use super::bitmap::BlockSet;
 use super::dir;
@@ -14,11 +22,12 @@ use super::geometry::{FIRST_INO, Geometry, GeometryRequest, plan as plan_geometr
 use super::group_desc::{BG_BLOCK_UNINIT, BG_INODE_UNINIT, BG_INODE_ZEROED, GroupDesc};
 use super::inode::{self, EXT4_EXTENTS_FL, Inode, S_IFDIR, S_IFREG};
 use super::journal;
-use super::layout::{Allocator, GroupTables};
+use super::layout::{Allocator, TableList};
 use super::resize_inode::{self, ResizeGeometry};
 use super::superblock::{FLAGS_SIGNED_HASH, STATE_VALID, Superblock};
-use super::tables;
-use crate::blockdev::{BlockDevice, WriteBatch};
+use super::tables::{self, Groups};
+use crate::blockdev::{BlockDevice, Sink, WritePlan};
+use std::ops::Range;
 
 /// What to make.
 #[derive(Debug, Clone, PartialEq)]
@@ -48,20 +57,182 @@ pub struct MkfsPlan {
     pub geometry: Geometry,
     /// The superblock as written (primary).
     pub superblock: Superblock,
-    /// Every group's descriptor.
-    pub descriptors: Vec<GroupDesc>,
     /// Block numbers of the backup superblocks (for mke2fs's message).
     pub backup_blocks: Vec<u64>,
     /// Journal extents (start, length).
     pub journal_extents: Vec<(u64, u64)>,
-    /// The writes, in order (first the discard).
-    pub batch: WriteBatch,
+    /// The writes, generated on demand.
+    pub writes: MkfsWrites,
+}
+
+/// The writes of a new filesystem, as a [`WritePlan`]: the device length,
+/// the few fixed blocks (directories, journal superblock, inode table
+/// head, resize inode), the primary reserved GDT blocks, every
+/// initialized bitmap, every superblock and descriptor table copy, the
+/// primary superblock last; then the discard of the filesystem's range.
+#[derive(Debug, Clone)]
+pub struct MkfsWrites {
+    new_len: Option<u64>,
+    discard: Option<Range<u64>>,
+    /// Blocks written as they are (at most a few dozen KiB in all).
+    fixed: Vec<(u64, Vec<u8>)>,
+    /// The resize inode's reserved GDT blocks.
+    resize: Option<ResizeGeometry>,
+    groups: MkfsGroups,
+}
+
+/// What every group's descriptor and bitmaps are computed from.
+#[derive(Debug, Clone)]
+struct MkfsGroups {
+    g: Geometry,
+    sb: Superblock,
+    tables: TableList,
+    used: BlockSet,
+    discard: bool,
+    /// Block bitmap checksums of the initialized groups, by group.
+    bb_csums: Vec<(u64, u32)>,
+}
+
+impl MkfsGroups {
+    /// The descriptors of `groups` without any checksum.
+    fn bare(&self, groups: Range<u64>, out: &mut Vec<GroupDesc>) {
+        let g = &self.g;
+        let ipg = u64::from(g.inodes_per_group);
+        let used = self.used.count_per_group(
+            g.group_first(groups.start),
+            g.blocks_per_group,
+            groups.end - groups.start,
+        );
+        for (grp, used_here) in groups.zip(used) {
+            let t = self.tables.get(grp as usize).unwrap_or_default();
+            let mut flags = 0u16;
+            if self.discard {
+                flags |= BG_INODE_ZEROED;
+            }
+            if grp != 0 {
+                flags |= BG_INODE_UNINIT;
+            }
+            // Only its own superblock copy in it: the bitmap can be
+            // computed.
+            if grp != g.groups - 1 && used_here == g.super_overhead(grp) {
+                flags |= BG_BLOCK_UNINIT;
+            }
+            let reserved = if grp == 0 { u64::from(FIRST_INO) } else { 0 };
+            out.push(GroupDesc {
+                bg_block_bitmap: t.block_bitmap,
+                bg_inode_bitmap: t.inode_bitmap,
+                bg_inode_table: t.inode_table,
+                bg_free_blocks_count: (g.group_blocks(grp) - used_here) as u32,
+                bg_free_inodes_count: (ipg - reserved) as u32,
+                bg_used_dirs_count: if grp == 0 { 2 } else { 0 },
+                bg_flags: flags,
+                bg_itable_unused: (ipg - reserved) as u32,
+                ..GroupDesc::default()
+            });
+        }
+    }
+
+    /// Fills in the block bitmap checksums (one render per initialized
+    /// group).
+    fn checksum_bitmaps(&mut self) {
+        let groups = self.g.groups;
+        let mut csums = Vec::new();
+        let mut batch = Vec::new();
+        let mut g0 = 0;
+        while g0 < groups {
+            let g1 = (g0 + tables::DESC_BATCH).min(groups);
+            batch.clear();
+            self.bare(g0..g1, &mut batch);
+            for (i, d) in batch.iter().enumerate() {
+                let grp = g0 + i as u64;
+                if !d.has_flag(BG_BLOCK_UNINIT) {
+                    csums.push((
+                        grp,
+                        tables::block_bitmap_csum(&self.sb, &self.block_bitmap(grp)),
+                    ));
+                }
+            }
+            g0 = g1;
+        }
+        self.bb_csums = csums;
+    }
+}
+
+impl Groups for MkfsGroups {
+    fn sb(&self) -> &Superblock {
+        &self.sb
+    }
+
+    fn descs(&self, groups: Range<u64>, out: &mut Vec<GroupDesc>) {
+        let start = out.len();
+        let g0 = groups.start;
+        self.bare(groups, out);
+        for (i, d) in out[start..].iter_mut().enumerate() {
+            let grp = g0 + i as u64;
+            if !d.has_flag(BG_BLOCK_UNINIT) {
+                let i = self.bb_csums.partition_point(|&(g, _)| g < grp);
+                d.bg_block_bitmap_csum = match self.bb_csums.get(i) {
+                    Some(&(g, c)) if g == grp => c,
+                    _ => 0,
+                };
+            }
+            if !d.has_flag(BG_INODE_UNINIT) {
+                if let Some(bm) = self.inode_bitmap(grp) {
+                    d.bg_inode_bitmap_csum = tables::inode_bitmap_csum(&self.sb, &bm);
+                }
+            }
+            d.set_checksum(&self.sb, grp as u32);
+        }
+    }
+
+    fn block_bitmap(&self, grp: u64) -> Vec<u8> {
+        tables::block_bitmap(&self.used, &self.sb, grp)
+    }
+
+    fn inode_bitmap(&self, grp: u64) -> Option<Vec<u8>> {
+        let used = if grp == 0 { u64::from(FIRST_INO) } else { 0 };
+        Some(tables::inode_bitmap(&self.sb, used))
+    }
+}
+
+impl MkfsWrites {
+    /// Everything but the superblocks and descriptor tables.
+    fn data(&self, sink: &mut Sink<'_>) -> Result<(), crate::blockdev::Error> {
+        for (off, bytes) in &self.fixed {
+            sink(*off, bytes)?;
+        }
+        if let Some(r) = &self.resize {
+            let bs = r.block_size;
+            let first = r.first_data_block + 1 + r.desc_blocks;
+            let mut blk = vec![0u8; bs as usize];
+            for k in 0..r.reserved_gdt_blocks {
+                resize_inode::reserved_block(r, k, &mut blk);
+                sink((first + k) * bs, &blk)?;
+            }
+        }
+        tables::write_bitmaps(&self.groups, sink)
+    }
+}
+
+impl WritePlan for MkfsWrites {
+    fn new_len(&self) -> Option<u64> {
+        self.new_len
+    }
+
+    fn for_each_write(&self, sink: &mut Sink<'_>) -> Result<(), crate::blockdev::Error> {
+        self.data(sink)?;
+        tables::write_super_and_gdt(&self.groups, sink)
+    }
+
+    fn discards(&self) -> Vec<Range<u64>> {
+        self.discard.clone().into_iter().collect()
+    }
 }
 
 /// Where the fixed objects of a fresh filesystem went.
 #[derive(Debug, Clone)]
 struct Placement {
-    tables: Vec<GroupTables>,
+    tables: TableList,
     used: BlockSet,
     overhead_tables: u64,
     root: u64,
@@ -94,10 +265,10 @@ fn place(g: &Geometry) -> Result<Placement, Error> {
         flex: g.flex_size(),
         itb: g.inode_table_blocks,
     };
-    let mut tables: Vec<GroupTables> = Vec::with_capacity(usize::try_from(g.groups).unwrap_or(0));
+    let mut tables = TableList::with_capacity(usize::try_from(g.groups).unwrap_or(0));
     for grp in 0..g.groups {
         let t = a
-            .allocate_group_table(grp, tables.last().copied())
+            .allocate_group_table(grp, tables.last())
             .map_err(|_| no_space(g))?;
         tables.push(t);
     }
@@ -225,7 +396,6 @@ pub fn plan(dev_size: u64, opts: &MkfsOptions) -> Result<MkfsPlan, Error> {
     let bs = u64::from(g.block_size);
     let bsz = g.block_size as usize;
     let now32 = (opts.now & 0xFFFF_FFFF) as u32;
-    let ipg = u64::from(g.inodes_per_group);
 
     // Superblock.
     let mut sb = Superblock::zeroed();
@@ -268,54 +438,9 @@ pub fn plan(dev_size: u64, opts: &MkfsOptions) -> Result<MkfsPlan, Error> {
     sb.s_overhead_clusters = (p.overhead_tables + g.journal_blocks + g.first_data_block) as u32;
     let seed = sb.csum_seed();
 
-    // Descriptors.
-    let last = g.groups - 1;
-    let mut descs = Vec::with_capacity(p.tables.len());
-    let mut bitmaps: Vec<(u64, Vec<u8>)> = Vec::new();
-    let mut free_total = 0u64;
-    let used_per_group = p
-        .used
-        .count_per_group(g.first_data_block, g.blocks_per_group, g.groups);
-    for grp in 0..g.groups {
-        let t = p.tables[grp as usize];
-        let used_here = used_per_group[grp as usize];
-        let free = g.group_blocks(grp) - used_here;
-        free_total += free;
-        let mut flags = 0u16;
-        if opts.discard {
-            flags |= BG_INODE_ZEROED;
-        }
-        if grp != 0 {
-            flags |= BG_INODE_UNINIT;
-        }
-        // Only its own superblock copy in it: the bitmap can be computed.
-        if grp != last && used_here == g.super_overhead(grp) {
-            flags |= BG_BLOCK_UNINIT;
-        }
-        let reserved = if grp == 0 { u64::from(FIRST_INO) } else { 0 };
-        let mut d = GroupDesc {
-            bg_block_bitmap: t.block_bitmap,
-            bg_inode_bitmap: t.inode_bitmap,
-            bg_inode_table: t.inode_table,
-            bg_free_blocks_count: free as u32,
-            bg_free_inodes_count: (ipg - reserved) as u32,
-            bg_used_dirs_count: if grp == 0 { 2 } else { 0 },
-            bg_flags: flags,
-            bg_itable_unused: (ipg - reserved) as u32,
-            ..GroupDesc::default()
-        };
-        if flags & BG_BLOCK_UNINIT == 0 {
-            let bm = tables::block_bitmap(&p.used, &sb, grp);
-            d.bg_block_bitmap_csum = tables::block_bitmap_csum(&sb, &bm);
-            bitmaps.push((t.block_bitmap, bm));
-        }
-        if grp == 0 {
-            let ibm = tables::inode_bitmap(&sb, u64::from(FIRST_INO));
-            d.bg_inode_bitmap_csum = tables::inode_bitmap_csum(&sb, &ibm);
-            bitmaps.push((t.inode_bitmap, ibm));
-        }
-        descs.push(d);
-    }
+    // Free counts: every block of every group but the used ones.
+    let free_total =
+        (g.blocks - g.first_data_block) - p.used.count_in(g.first_data_block..g.blocks);
     sb.s_free_blocks_count = free_total;
     sb.s_free_inodes_count = g.inodes_count - FIRST_INO;
 
@@ -390,15 +515,16 @@ pub fn plan(dev_size: u64, opts: &MkfsOptions) -> Result<MkfsPlan, Error> {
     sb.s_jnl_blocks[15] = ((g.journal_blocks * bs) >> 32) as u32;
     sb.s_jnl_blocks[16] = ((g.journal_blocks * bs) & 0xFFFF_FFFF) as u32;
     // 7: resize inode.
-    let mut resize = p.dind.map(|dind| {
-        let rb = resize_inode::build(&ResizeGeometry {
-            block_size: bs,
-            first_data_block: g.first_data_block,
-            desc_blocks: g.desc_blocks,
-            reserved_gdt_blocks: g.reserved_gdt_blocks,
-            groups: g.groups,
-            blocks_per_group: g.blocks_per_group,
-        });
+    let resize_geo = ResizeGeometry {
+        block_size: bs,
+        first_data_block: g.first_data_block,
+        desc_blocks: g.desc_blocks,
+        reserved_gdt_blocks: g.reserved_gdt_blocks,
+        groups: g.groups,
+        blocks_per_group: g.blocks_per_group,
+    };
+    let resize = p.dind.map(|dind| {
+        let rb = resize_inode::build(&resize_geo);
         let ino = resize_inode::new_inode(isize, bs, dind, rb.mapped_blocks, now32);
         (dind, rb, ino)
     });
@@ -408,18 +534,12 @@ pub fn plan(dev_size: u64, opts: &MkfsOptions) -> Result<MkfsPlan, Error> {
         None => put(inode::RESIZE_INO, &Inode::zeroed(isize)),
     }
 
-    // The writes.
+    // The writes: data blocks first, then bitmaps, then descriptors and
+    // superblocks.
     let fs_bytes = g.blocks * bs;
-    let mut batch = WriteBatch::new();
-    if fs_bytes > dev_size {
-        batch.new_len = Some(fs_bytes);
-    }
-    if opts.discard {
-        batch.discard(0..fs_bytes.min(dev_size));
-    }
-    // Data blocks first, then bitmaps, then descriptors and superblocks.
+    let mut fixed: Vec<(u64, Vec<u8>)> = Vec::new();
     let root_seed = inode::inode_seed(seed, inode::ROOT_INO, 0);
-    batch.write(
+    fixed.push((
         p.root * bs,
         dir::first_block(
             bsz,
@@ -428,7 +548,7 @@ pub fn plan(dev_size: u64, opts: &MkfsOptions) -> Result<MkfsPlan, Error> {
             &[(b"lost+found", inode::LPF_INO)],
             Some(root_seed),
         ),
-    );
+    ));
     let lpf_seed = inode::inode_seed(seed, inode::LPF_INO, 0);
     for (i, &b) in p.lpf.iter().enumerate() {
         let blk = if i == 0 {
@@ -436,46 +556,62 @@ pub fn plan(dev_size: u64, opts: &MkfsOptions) -> Result<MkfsPlan, Error> {
         } else {
             dir::empty_block(bsz, Some(lpf_seed))
         };
-        batch.write(b * bs, blk);
+        fixed.push((b * bs, blk));
     }
-    if let Some((dind, rb, _)) = resize.as_mut() {
-        batch.write(*dind * bs, std::mem::take(&mut rb.dind));
-        if !rb.reserved.1.is_empty() {
-            batch.write(rb.reserved.0 * bs, std::mem::take(&mut rb.reserved.1));
+    let mut resize_blocks = None;
+    if let Some((dind, rb, _)) = resize {
+        fixed.push((dind * bs, rb.dind));
+        if rb.reserved.1 > 0 {
+            resize_blocks = Some(resize_geo);
         }
     }
     if let (Some(etb), Some(blk)) = (p.journal_etb, jetb_block) {
-        batch.write(etb * bs, blk);
+        fixed.push((etb * bs, blk));
     }
     let jsb = journal::superblock(g.block_size, g.journal_blocks as u32, &opts.uuid);
-    batch.write(p.journal[0].0 * bs, jsb);
-    batch.write(p.tables[0].inode_table * bs, itable);
-    for (b, bm) in bitmaps {
-        batch.write(b * bs, bm);
-    }
-    for (grp, d) in descs.iter_mut().enumerate() {
-        d.set_checksum(&sb, grp as u32);
-    }
-    // Lifetime writes: 1 (mke2fs's start value) + what mkfs writes, in KiB.
-    let copies = (0..g.groups).filter(|&x| g.has_super(x)).count() as u64;
-    sb.s_kbytes_written = 1 + ((batch.data_bytes() + copies * (g.desc_blocks * bs + 1024)) >> 10);
-    tables::write_super_and_gdt(&mut batch, &sb, &descs);
+    fixed.push((p.journal[0].0 * bs, jsb));
+    let itable0 = p.tables.get(0).map_or(0, |t| t.inode_table);
+    fixed.push((itable0 * bs, itable));
     let backup_blocks = (1..g.groups)
         .filter(|&x| g.has_super(x))
         .map(|x| g.group_first(x))
         .collect();
+    let mut writes = MkfsWrites {
+        new_len: (fs_bytes > dev_size).then_some(fs_bytes),
+        discard: opts.discard.then(|| 0..fs_bytes.min(dev_size)),
+        fixed,
+        resize: resize_blocks,
+        groups: MkfsGroups {
+            g: g.clone(),
+            sb,
+            tables: p.tables,
+            used: p.used,
+            discard: opts.discard,
+            bb_csums: Vec::new(),
+        },
+    };
+    writes.groups.checksum_bitmaps();
+    // Lifetime writes: 1 (mke2fs's start value) + what mkfs writes, in KiB.
+    let data_bytes: u64 = writes
+        .fixed
+        .iter()
+        .map(|(_, b)| b.len() as u64)
+        .sum::<u64>()
+        + writes.resize.map_or(0, |r| r.reserved_gdt_blocks * bs)
+        + tables::bitmap_bytes(&writes.groups);
+    let sb = &mut writes.groups.sb;
+    sb.s_kbytes_written = 1 + ((data_bytes + tables::super_and_gdt_bytes(sb)) >> 10);
     Ok(MkfsPlan {
         geometry: g,
-        superblock: sb,
-        descriptors: descs,
+        superblock: writes.groups.sb.clone(),
         backup_blocks,
         journal_extents: p.journal,
-        batch: tables::coalesce(batch),
+        writes,
     })
 }
 
 /// Writes a planned filesystem.
 pub fn apply<D: BlockDevice + ?Sized>(dev: &mut D, plan: &MkfsPlan) -> Result<(), Error> {
-    dev.commit(&plan.batch)?;
+    dev.commit(&plan.writes)?;
     Ok(())
 }

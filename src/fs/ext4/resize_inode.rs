@@ -29,46 +29,60 @@ pub struct ResizeGeometry {
     pub blocks_per_group: u64,
 }
 
-/// The blocks to write for a resize inode: its dind block, and each
-/// primary reserved GDT block with its list of backups.
+/// The blocks to write for a resize inode: its dind block, and where the
+/// primary reserved GDT blocks are (their contents come from
+/// [`reserved_block`], one at a time).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ResizeBlocks {
     /// The dind block's contents.
     pub dind: Vec<u8>,
     /// The primary reserved GDT blocks, which are contiguous: (first
-    /// block, contents of all of them).
-    pub reserved: (u64, Vec<u8>),
+    /// block, how many).
+    pub reserved: (u64, u64),
     /// Blocks the inode maps (its `i_blocks` in fs blocks).
     pub mapped_blocks: u64,
 }
 
-/// Builds the dind block and reserved GDT lists (backups in groups with a
-/// superblock copy, ascending, excluding group 0).
+/// The groups holding backups of the reserved GDT blocks (groups with a
+/// superblock copy, ascending, excluding group 0), as many as one block
+/// can list.
+fn backups(g: &ResizeGeometry) -> impl Iterator<Item = u64> {
+    let per_block = (g.block_size / 4) as usize;
+    (1..g.groups)
+        .filter(|&grp| has_super_sparse(grp))
+        .take(per_block)
+}
+
+/// Builds the dind block and counts the mapped blocks.
 pub fn build(g: &ResizeGeometry) -> ResizeBlocks {
     let bs = g.block_size as usize;
     let apb = g.block_size / 4;
     let mut dind = vec![0u8; bs];
-    let backups: Vec<u64> = (1..g.groups).filter(|&grp| has_super_sparse(grp)).collect();
     let first = g.first_data_block + 1 + g.desc_blocks;
-    let mut reserved = vec![0u8; bs * g.reserved_gdt_blocks as usize];
-    let mut mapped = 1u64;
+    let per_block = backups(g).count() as u64;
     for k in 0..g.reserved_gdt_blocks {
         let gdt_blk = first + k;
         let off = ((g.desc_blocks + k) % apb) as usize;
         // Block numbers of a resize_inode filesystem fit in 32 bits.
         write_u32le(&mut dind, off * 4, (gdt_blk & 0xFFFF_FFFF) as u32);
-        mapped += 1;
-        let list = &mut reserved[k as usize * bs..(k as usize + 1) * bs];
-        for (i, grp) in backups.iter().take(bs / 4).enumerate() {
-            let expect = gdt_blk + grp * g.blocks_per_group;
-            write_u32le(list, i * 4, (expect & 0xFFFF_FFFF) as u32);
-            mapped += 1;
-        }
     }
     ResizeBlocks {
         dind,
-        reserved: (first, reserved),
-        mapped_blocks: mapped,
+        reserved: (first, g.reserved_gdt_blocks),
+        mapped_blocks: 1 + g.reserved_gdt_blocks * (1 + per_block),
+    }
+}
+
+/// Fills `out` (one block) with primary reserved GDT block `k`: the list of
+/// its copies in the backup groups.
+pub fn reserved_block(g: &ResizeGeometry, k: u64, out: &mut [u8]) {
+    out.fill(0);
+    let gdt_blk = g.first_data_block + 1 + g.desc_blocks + k;
+    for (i, grp) in backups(g).enumerate() {
+        let expect = gdt_blk + grp * g.blocks_per_group;
+        if i * 4 + 4 <= out.len() {
+            write_u32le(out, i * 4, (expect & 0xFFFF_FFFF) as u32);
+        }
     }
 }
 
@@ -121,9 +135,12 @@ mod tests {
         let r = build(&g);
         assert_eq!(r.mapped_blocks * 8, 5088);
         assert_eq!(read_u32le(&r.dind, 4), 2);
-        assert_eq!(r.reserved.0, 2);
-        assert_eq!(read_u32le(&r.reserved.1, 0), 32770);
-        assert_eq!(read_u32le(&r.reserved.1, 12), 229378);
-        assert_eq!(read_u32le(&r.reserved.1, 4096 + 12), 229379);
+        assert_eq!(r.reserved, (2, 127));
+        let mut b = vec![0u8; 4096];
+        reserved_block(&g, 0, &mut b);
+        assert_eq!(read_u32le(&b, 0), 32770);
+        assert_eq!(read_u32le(&b, 12), 229378);
+        reserved_block(&g, 1, &mut b);
+        assert_eq!(read_u32le(&b, 12), 229379);
     }
 }

@@ -1,54 +1,166 @@
 //! Writing the per-filesystem tables shared by mkfs and resize2fs: the
 //! superblock and its backups, the group descriptor table and its copies,
 //! and group bitmaps rendered from a [`BlockSet`].
+//!
+//! A 16 TiB filesystem has 131072 groups: 8 MiB of descriptors, written in
+//! every one of 25 superblock groups. So nothing here holds a table: a
+//! plan describes its groups through [`Groups`] (a descriptor or bitmap
+//! computed on demand from compact state), and the writers below render
+//! the descriptor table once per walk, in chunks, each chunk written to
+//! every copy.
 
 use super::bitmap::{BlockSet, bitmap_csum, render};
 use super::features::incompat;
-use super::group_desc::GroupDesc;
+use super::group_desc::{BG_BLOCK_UNINIT, BG_INODE_UNINIT, GroupDesc};
 use super::superblock::{STATE_VALID, SUPERBLOCK_OFFSET, Superblock};
-use crate::blockdev::{WriteBatch, WriteOp};
+use crate::blockdev::{Error, Sink};
+use std::ops::Range;
 
-/// The descriptor table: `desc_blocks` blocks, descriptors packed.
-pub fn gdt_bytes(sb: &Superblock, descs: &[GroupDesc]) -> Vec<u8> {
-    let size = sb.desc_size() as usize;
-    let bs = sb.block_size() as usize;
-    let blocks = (descs.len() * size).div_ceil(bs);
-    let mut out = vec![0u8; blocks * bs];
-    for (i, d) in descs.iter().enumerate() {
-        d.write_to(&mut out[i * size..(i + 1) * size], size);
-    }
-    out
+/// Bytes of descriptor table rendered at a time.
+const GDT_CHUNK: usize = 256 * 1024;
+/// Groups whose descriptors are computed at a time.
+pub const DESC_BATCH: u64 = 1024;
+
+/// A filesystem's groups as a plan will write them.
+pub trait Groups {
+    /// The superblock being written (the primary's fields).
+    fn sb(&self) -> &Superblock;
+    /// The descriptors of the groups in `groups` (checksums included),
+    /// appended to `out`. Called with ranges of at most [`DESC_BATCH`]
+    /// groups, so an implementation can count a range's used blocks in one
+    /// walk.
+    fn descs(&self, groups: Range<u64>, out: &mut Vec<GroupDesc>);
+    /// Group `g`'s block bitmap (called for groups without
+    /// `BLOCK_UNINIT`).
+    fn block_bitmap(&self, g: u64) -> Vec<u8>;
+    /// Group `g`'s inode bitmap (called for groups without
+    /// `INODE_UNINIT`), or `None` when the bitmap on disk stays as it is
+    /// (it still counts as written in `s_kbytes_written`, as resize2fs
+    /// rewrites it unchanged).
+    fn inode_bitmap(&self, g: u64) -> Option<Vec<u8>>;
 }
 
-/// Adds, in libext2fs's flush order, every backup superblock with its
-/// descriptor table copy, the primary descriptor table, then the primary
-/// superblock. Backups carry `s_block_group_nr` = their group (capped at
-/// 65535), the VALID bit and `needs_recovery` cleared, and their own
-/// checksum (closefs.c `ext2fs_flush2`).
-pub fn write_super_and_gdt(batch: &mut WriteBatch, sb: &Superblock, descs: &[GroupDesc]) {
+/// The groups holding a superblock copy (group 0 first).
+pub fn super_groups(sb: &Superblock) -> Vec<u64> {
+    (0..sb.group_count())
+        .filter(|&g| sb.group_has_super(g))
+        .collect()
+}
+
+/// Calls `f` with every group's number and descriptor, in order, a batch
+/// at a time.
+pub fn each_desc(src: &dyn Groups, f: &mut dyn FnMut(u64, &GroupDesc)) {
+    let groups = src.sb().group_count();
+    let mut batch = Vec::new();
+    let mut g0 = 0;
+    while g0 < groups {
+        let g1 = (g0 + DESC_BATCH).min(groups);
+        batch.clear();
+        src.descs(g0..g1, &mut batch);
+        for (i, d) in batch.iter().enumerate() {
+            f(g0 + i as u64, d);
+        }
+        g0 = g1;
+    }
+}
+
+/// Writes the block bitmaps, then the inode bitmaps, of every group whose
+/// bitmap is initialized (in group order, so a flex group's bitmaps, which
+/// lie side by side, coalesce into one write).
+pub fn write_bitmaps(src: &dyn Groups, sink: &mut Sink<'_>) -> Result<(), Error> {
+    let bs = u64::from(src.sb().block_size());
+    let mut inode_bitmaps = Vec::new();
+    let mut r = Ok(());
+    each_desc(src, &mut |g, d| {
+        if r.is_err() {
+            return;
+        }
+        if !d.has_flag(BG_BLOCK_UNINIT) {
+            r = sink(d.bg_block_bitmap * bs, &src.block_bitmap(g));
+        }
+        if !d.has_flag(BG_INODE_UNINIT) {
+            inode_bitmaps.push((g, d.bg_inode_bitmap));
+        }
+    });
+    r?;
+    for (g, b) in inode_bitmaps {
+        if let Some(bm) = src.inode_bitmap(g) {
+            sink(b * bs, &bm)?;
+        }
+    }
+    Ok(())
+}
+
+/// Bytes [`write_bitmaps`] writes (counting the inode bitmaps kept as they
+/// are).
+pub fn bitmap_bytes(src: &dyn Groups) -> u64 {
+    let bs = u64::from(src.sb().block_size());
+    let mut n = 0;
+    each_desc(src, &mut |_, d| {
+        n += bs
+            * (u64::from(!d.has_flag(BG_BLOCK_UNINIT)) + u64::from(!d.has_flag(BG_INODE_UNINIT)));
+    });
+    n
+}
+
+/// Writes, in libext2fs's content (closefs.c `ext2fs_flush2`), every backup
+/// superblock, every copy of the descriptor table, then the primary
+/// superblock last. Backups carry `s_block_group_nr` = their group (capped
+/// at 65535), the VALID bit and `needs_recovery` cleared, and their own
+/// checksum.
+pub fn write_super_and_gdt(src: &dyn Groups, sink: &mut Sink<'_>) -> Result<(), Error> {
+    let sb = src.sb();
     let bs = u64::from(sb.block_size());
-    let gdt = gdt_bytes(sb, descs);
     let fdb = u64::from(sb.s_first_data_block);
     let bpg = u64::from(sb.s_blocks_per_group);
-    for g in 0..sb.group_count() {
-        if !sb.group_has_super(g) {
-            continue;
+    let copies = super_groups(sb);
+    for &g in copies.iter().filter(|&&g| g != 0) {
+        let mut b = sb.clone();
+        b.s_block_group_nr = u16::try_from(g).unwrap_or(u16::MAX);
+        b.s_state &= !STATE_VALID;
+        b.s_feature_incompat &= !incompat::RECOVER;
+        // With 1 KiB blocks the group's first block is the superblock;
+        // with larger blocks it sits at byte 0 of the group's block.
+        sink((fdb + g * bpg) * bs, &b.to_bytes())?;
+    }
+    let size = sb.desc_size() as usize;
+    let groups = sb.group_count();
+    let table = sb.desc_blocks() * bs;
+    let chunk_len = (GDT_CHUNK as u64 / bs).max(1) * bs;
+    let mut chunk = Vec::new();
+    let mut descs = Vec::new();
+    let mut off = 0u64;
+    while off < table {
+        let len = chunk_len.min(table - off) as usize;
+        chunk.clear();
+        chunk.resize(len, 0);
+        let first = (off / size as u64).min(groups);
+        let end = (first + (len / size) as u64).min(groups);
+        let mut g = first;
+        while g < end {
+            let g1 = (g + DESC_BATCH).min(end);
+            descs.clear();
+            src.descs(g..g1, &mut descs);
+            for (i, d) in descs.iter().enumerate() {
+                let at = (g - first) as usize * size + i * size;
+                d.write_to(&mut chunk[at..at + size], size);
+            }
+            g = g1;
         }
-        let first = fdb + g * bpg;
-        if g != 0 {
-            let mut b = sb.clone();
-            b.s_block_group_nr = u16::try_from(g).unwrap_or(u16::MAX);
-            b.s_state &= !STATE_VALID;
-            b.s_feature_incompat &= !incompat::RECOVER;
-            // With 1 KiB blocks the group's first block is the superblock;
-            // with larger blocks it sits at byte 0 of the group's block.
-            batch.write(first * bs, b.to_bytes().to_vec());
+        for &g in &copies {
+            sink((fdb + g * bpg + 1) * bs + off, &chunk)?;
         }
-        batch.write((first + 1) * bs, gdt.clone());
+        off += len as u64;
     }
     let mut p = sb.clone();
     p.s_block_group_nr = 0;
-    batch.write(SUPERBLOCK_OFFSET, p.to_bytes().to_vec());
+    sink(SUPERBLOCK_OFFSET, &p.to_bytes())
+}
+
+/// Bytes [`write_super_and_gdt`] writes.
+pub fn super_and_gdt_bytes(sb: &Superblock) -> u64 {
+    let copies = super_groups(sb).len() as u64;
+    copies * (sb.desc_blocks() * u64::from(sb.block_size()) + 1024)
 }
 
 /// Group `g`'s block bitmap block: its blocks' bits, padding set past the
@@ -82,117 +194,4 @@ pub fn inode_bitmap(sb: &Superblock, used: u64) -> Vec<u8> {
         u64::from(sb.s_inodes_per_group),
         sb.block_size() as usize,
     )
-}
-
-/// Sorts the data writes of `batch` by offset and merges touching ones
-/// (a flex group's 16 bitmaps, the reserved GDT blocks, ... become one
-/// write each), keeping discards first and the last write (the primary
-/// superblock) last. Within one commit the blockdev layer's undo log makes
-/// the order irrelevant for crash safety; the superblock stays last anyway
-/// so a filesystem never points at metadata not yet written. When two
-/// writes overlap, the batch is returned unchanged (order would matter).
-pub fn coalesce(batch: WriteBatch) -> WriteBatch {
-    // Plan on references first: leading discards, then data writes only.
-    let lead = batch
-        .ops
-        .iter()
-        .take_while(|op| matches!(op, WriteOp::Discard { .. }))
-        .count();
-    let mut spans: Vec<(u64, u64, usize)> = Vec::new();
-    for (i, op) in batch.ops.iter().enumerate().skip(lead) {
-        match op {
-            WriteOp::Data { offset, bytes } => spans.push((*offset, bytes.len() as u64, i)),
-            WriteOp::Discard { .. } => return batch,
-        }
-    }
-    let Some(last) = spans.pop() else {
-        return batch;
-    };
-    spans.sort_unstable_by_key(|&(o, _, _)| o);
-    // Runs of touching writes; any overlap (also with the last write)
-    // keeps the batch as it is.
-    let mut runs: Vec<(u64, u64, Vec<usize>)> = Vec::new();
-    for &(off, len, idx) in &spans {
-        if off < last.0 + last.1 && last.0 < off + len {
-            return batch;
-        }
-        match runs.last_mut() {
-            Some((o, l, v)) if *o + *l == off => {
-                *l += len;
-                v.push(idx);
-            }
-            Some((o, l, _)) if *o + *l > off => return batch,
-            _ => runs.push((off, len, vec![idx])),
-        }
-    }
-    // Move the bytes: a run of one write keeps its buffer, longer runs get
-    // one buffer allocated at its final size.
-    let mut ops: Vec<WriteOp> = batch.ops;
-    let mut take = |i: usize| match std::mem::replace(&mut ops[i], WriteOp::Discard { range: 0..0 })
-    {
-        WriteOp::Data { bytes, .. } => bytes,
-        WriteOp::Discard { .. } => Vec::new(),
-    };
-    let mut out_ops: Vec<WriteOp> = Vec::with_capacity(runs.len() + lead + 1);
-    let mut merged = Vec::with_capacity(runs.len());
-    for (off, len, idxs) in runs {
-        let bytes = if idxs.len() == 1 {
-            take(idxs[0])
-        } else {
-            let mut b = Vec::with_capacity(len as usize);
-            for i in idxs {
-                b.extend_from_slice(&take(i));
-            }
-            b
-        };
-        merged.push(WriteOp::Data { offset: off, bytes });
-    }
-    let last_bytes = take(last.2);
-    out_ops.extend(ops.drain(..lead));
-    out_ops.extend(merged);
-    out_ops.push(WriteOp::Data {
-        offset: last.0,
-        bytes: last_bytes,
-    });
-    WriteBatch {
-        new_len: batch.new_len,
-        ops: out_ops,
-    }
-}
-
-#[cfg(test)]
-#[allow(clippy::unwrap_used)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn coalesce_merges_and_keeps_last() {
-        let mut b = WriteBatch::new();
-        b.discard(0..100);
-        b.write(20, vec![2; 10]);
-        b.write(10, vec![1; 10]);
-        b.write(40, vec![4; 5]);
-        b.write(1024, vec![9; 4]);
-        let c = coalesce(b.clone());
-        assert_eq!(c.ops.len(), 4);
-        assert_eq!(
-            c.ops[1],
-            WriteOp::Data {
-                offset: 10,
-                bytes: [vec![1; 10], vec![2; 10]].concat()
-            }
-        );
-        assert_eq!(
-            c.ops[3],
-            WriteOp::Data {
-                offset: 1024,
-                bytes: vec![9; 4]
-            }
-        );
-        let mut o = WriteBatch::new();
-        o.write(0, vec![1; 10]);
-        o.write(5, vec![2; 10]);
-        o.write(100, vec![3; 1]);
-        assert_eq!(coalesce(o.clone()), o);
-    }
 }

@@ -6,12 +6,12 @@
 //!
 //! Planning reads and checks everything it depends on (superblock, the
 //! clean log, every AG header as the kernel's verifiers check it) and
-//! decides every write; applying commits them. The new AGs' headers go first, in commits of at most
-//! [`NEW_AG_CHUNK`] AGs (a grow to many TiB adds thousands): they lie past
-//! the old end of the filesystem, so nothing refers to them until the last
-//! commit, which extends the old last AG and rewrites the superblocks, the
-//! primary last. An interruption between commits leaves only unreferenced
-//! blocks, and each commit is itself rolled back by the device's undo log.
+//! decides every write; applying commits them in one commit, so an
+//! interrupted grow is rolled back whole by the device's undo log. The new
+//! AGs' headers (a grow to many TiB adds thousands of AGs) are built again
+//! when the device walks the writes, not held; they go first, then the
+//! extension of the old last AG, every old secondary superblock and the
+//! primary last.
 //!
 //! Shrinking is refused, as are free-space btrees deeper than one level in
 //! the AG that must be extended (that needs btree insertion).
@@ -23,12 +23,11 @@ use super::agfl::{Agfl, NULLAGBLOCK};
 use super::btree::{self, AllocRec};
 use super::error::{Error, Result, Structure};
 use super::superblock::{Superblock, ro_compat};
-use crate::blockdev::{BlockDevice, WriteBatch};
+use crate::blockdev::{BlockDevice, Sink, WritePlan};
+use std::ops::Range;
 
 /// `XFS_MIN_AG_BLOCKS`: the smallest last AG the kernel will add.
 pub const XFS_MIN_AG_BLOCKS: u64 = 64;
-/// New AGs written per commit (about 24 KiB each with default features).
-pub const NEW_AG_CHUNK: usize = 4096;
 
 /// What to change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,14 +53,10 @@ pub struct GrowPlan {
     pub old: Superblock,
     /// The primary superblock after.
     pub new: Superblock,
-    /// New AGs as (agno, length).
-    pub new_ags: Vec<(u32, u32)>,
     /// The old last AG's extension, if any.
     pub extension: Option<AgExtension>,
-    /// The last commit: the extension, every old secondary superblock,
-    /// the primary. (The new AGs' headers come first, from
-    /// [`GrowPlan::new_ag_batches`].)
-    pub batch: WriteBatch,
+    /// Every write, as one plan.
+    pub writes: GrowWrites,
 }
 
 impl GrowPlan {
@@ -71,28 +66,68 @@ impl GrowPlan {
         self.new.dblocks == self.old.dblocks
     }
 
-    /// The commits that write the new AGs' headers, highest AG first, at
-    /// most [`NEW_AG_CHUNK`] AGs each.
-    pub fn new_ag_batches(&self) -> impl Iterator<Item = WriteBatch> + '_ {
+    /// The new AGs as (agno, length).
+    pub fn new_ags(&self) -> impl Iterator<Item = (u32, u32)> + '_ {
+        self.writes
+            .new_ags
+            .clone()
+            .map(|agno| (agno, self.new.ag_length(agno)))
+    }
+}
+
+/// The writes of a grow, as a [`WritePlan`]: the new AGs' headers, highest
+/// first (built when walked), the old last AG's extension, the superblock
+/// sector written to every old secondary, and the primary last.
+#[derive(Debug, Clone)]
+pub struct GrowWrites {
+    /// The superblock the new AGs are built for.
+    new: Superblock,
+    new_ags: Range<u32>,
+    /// The extension's headers and btree leaves (offset, bytes).
+    extension: Vec<(u64, Vec<u8>)>,
+    /// The sector written over the secondaries of AGs `1..old_agcount`.
+    sector: Vec<u8>,
+    old_agcount: u32,
+    /// Whether the primary is written too.
+    primary: bool,
+}
+
+impl WritePlan for GrowWrites {
+    fn for_each_write(
+        &self,
+        sink: &mut Sink<'_>,
+    ) -> std::result::Result<(), crate::blockdev::Error> {
         let layout = AgLayout::new(&self.new);
         let sb_sector = self.new.to_bytes();
-        let ags: Vec<(u32, u32)> = self.new_ags.iter().rev().copied().collect();
-        let chunks: Vec<Vec<(u32, u32)>> = ags.chunks(NEW_AG_CHUNK).map(<[_]>::to_vec).collect();
-        chunks.into_iter().map(move |chunk| {
-            let mut batch = WriteBatch::new();
-            for (agno, len) in chunk {
-                let mut content = AgContent::default();
-                if len > layout.prealloc {
-                    content.free.push(AllocRec {
-                        startblock: layout.prealloc,
-                        blockcount: len - layout.prealloc,
-                    });
-                }
-                let built = ag::build(&self.new, agno, len, &sb_sector, &content);
-                batch.write(self.new.ag_byte(agno, 0), built.bytes);
+        for agno in self.new_ags.clone().rev() {
+            let len = self.new.ag_length(agno);
+            let mut content = AgContent::default();
+            if len > layout.prealloc {
+                content.free.push(AllocRec {
+                    startblock: layout.prealloc,
+                    blockcount: len - layout.prealloc,
+                });
             }
-            batch
-        })
+            let built = ag::build(&self.new, agno, len, &sb_sector, &content);
+            sink(self.new.ag_byte(agno, 0), &built.bytes)?;
+        }
+        for (off, bytes) in &self.extension {
+            sink(*off, bytes)?;
+        }
+        for agno in 1..self.old_agcount {
+            sink(self.new.ag_byte(agno, 0), &self.sector)?;
+        }
+        if self.primary {
+            sink(0, &self.sector)?;
+        }
+        Ok(())
+    }
+
+    fn is_empty(&self) -> bool {
+        self.new_ags.is_empty()
+            && self.extension.is_empty()
+            && self.old_agcount <= 1
+            && !self.primary
     }
 }
 
@@ -147,9 +182,15 @@ pub fn plan<D: BlockDevice>(xfs: &Xfs<D>, req: &GrowRequest) -> Result<GrowPlan>
     let mut plan = GrowPlan {
         old: old.clone(),
         new: new.clone(),
-        new_ags: Vec::new(),
         extension: None,
-        batch: WriteBatch::new(),
+        writes: GrowWrites {
+            new: old.clone(),
+            new_ags: 0..0,
+            extension: Vec::new(),
+            sector: old.to_bytes(),
+            old_agcount: 0,
+            primary: false,
+        },
     };
     if req.newblocks == old.dblocks && new.imax_pct == old.imax_pct {
         return Ok(plan);
@@ -157,10 +198,7 @@ pub fn plan<D: BlockDevice>(xfs: &Xfs<D>, req: &GrowRequest) -> Result<GrowPlan>
     if nb <= old.dblocks && new.imax_pct == old.imax_pct {
         // A tail under 64 blocks: the kernel changes nothing but still
         // refreshes every secondary superblock from the primary.
-        let sector = old.to_bytes();
-        for agno in 1..old.agcount {
-            plan.batch.write(old.ag_byte(agno, 0), sector.clone());
-        }
+        plan.writes.old_agcount = old.agcount;
         return Ok(plan);
     }
     let nb = nb.max(old.dblocks);
@@ -180,7 +218,6 @@ pub fn plan<D: BlockDevice>(xfs: &Xfs<D>, req: &GrowRequest) -> Result<GrowPlan>
         ifree += u64::from(agi.freecount);
     }
 
-    let mut batch = WriteBatch::new();
     // The old last AG grows first in the kernel's accounting, but its
     // writes go after the new AGs: nothing points at those yet.
     let last = old.agcount - 1;
@@ -203,34 +240,29 @@ pub fn plan<D: BlockDevice>(xfs: &Xfs<D>, req: &GrowRequest) -> Result<GrowPlan>
     // New AGs: one free extent after the fixed metadata, no free list.
     for agno in old.agcount..new.agcount {
         let len = new.ag_length(agno);
-        plan.new_ags.push((agno, len));
         fdblocks += u64::from(len.saturating_sub(layout.prealloc));
     }
     new.fdblocks = fdblocks;
     new.icount = icount;
     new.ifree = ifree;
     new.inprogress = 0;
-    let sb_sector = new.to_bytes();
-    for (off, bytes) in ext_writes {
-        batch.write(off, bytes);
-    }
     // Every old secondary becomes a copy of the new primary, then the
     // primary itself.
-    for agno in 1..old.agcount {
-        batch.write(new.ag_byte(agno, 0), sb_sector.clone());
-    }
-    batch.write(0, sb_sector);
+    plan.writes = GrowWrites {
+        new: new.clone(),
+        new_ags: old.agcount..new.agcount,
+        extension: ext_writes,
+        sector: new.to_bytes(),
+        old_agcount: old.agcount,
+        primary: true,
+    };
     plan.new = new;
-    plan.batch = batch;
     Ok(plan)
 }
 
-/// Commits a planned grow: the new AGs, then the rest.
+/// Commits a planned grow (one commit).
 pub fn apply<D: BlockDevice>(dev: &mut D, plan: &GrowPlan) -> Result<()> {
-    for batch in plan.new_ag_batches() {
-        dev.commit(&batch)?;
-    }
-    dev.commit(&plan.batch)?;
+    dev.commit(&plan.writes)?;
     Ok(())
 }
 

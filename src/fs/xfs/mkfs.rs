@@ -1,6 +1,10 @@
-//! mkfs.xfs 6.1 with default options (spec §1, §2, §4): plan the whole new
-//! filesystem as one write batch, then commit it. Only metadata is written;
-//! everything else stays a hole.
+//! mkfs.xfs 6.1 with default options: plan the whole new filesystem, then
+//! commit it. Only metadata is written; everything else stays a hole. The
+//! plan holds the superblock and geometry only: each AG's headers and btree
+//! roots are built again when the device walks the writes, so memory does
+//! not grow with the number of AGs. Old signatures are discarded after the
+//! commit point (the device's post-commit discards), so they are never
+//! saved in the undo log.
 
 use super::ag::{self, AgContent};
 use super::btree::{AllocRec, InobtRec};
@@ -9,7 +13,7 @@ use super::geometry::{Geometry, GeometryError};
 use super::inode::{self, MkfsTimes, XFS_INODES_PER_CHUNK};
 use super::log;
 use super::superblock::{self, NULLFSINO, Superblock, features2, incompat, ro_compat, version};
-use crate::blockdev::{BlockDevice, WriteBatch};
+use crate::blockdev::{BlockDevice, Sink, WritePlan};
 use std::ops::Range;
 
 /// "Whack" zone mkfs clears at both ends of the device (old signatures).
@@ -37,7 +41,131 @@ pub struct MkfsOptions {
 pub struct MkfsPlan {
     pub sb: Superblock,
     pub geometry: Geometry,
-    pub batch: WriteBatch,
+    pub writes: MkfsWrites,
+}
+
+/// The writes of a new XFS, as a [`WritePlan`]: every AG's headers and
+/// btree roots (highest AG first), the clean log's first block, the root
+/// inode chunk, AG 0 with the primary superblock last; then the discard of
+/// the old signatures.
+#[derive(Debug, Clone)]
+pub struct MkfsWrites {
+    sb: Superblock,
+    geo: Geometry,
+    times: MkfsTimes,
+    stale: Vec<Range<u64>>,
+}
+
+impl MkfsWrites {
+    /// AG `agno`'s length and contents.
+    fn content(&self, agno: u32) -> (u32, AgContent) {
+        let geo = &self.geo;
+        let p = ag::AgLayout::new(&self.sb).prealloc;
+        let len = geo.ag_length(agno);
+        let mut content = AgContent::default();
+        let first_free = if agno == geo.logagno {
+            content.log = Some((geo.logagbno, geo.logblocks));
+            geo.logagbno + geo.logblocks
+        } else {
+            p
+        };
+        content.agfl = (first_free..first_free + AGFL_FILL).collect();
+        let after_agfl = first_free + AGFL_FILL;
+        if agno == 0 {
+            let chunk = after_agfl.div_ceil(INOALIGN) * INOALIGN;
+            let chunk_end = chunk + INOALIGN;
+            if chunk > after_agfl {
+                content.free.push(AllocRec {
+                    startblock: after_agfl,
+                    blockcount: chunk - after_agfl,
+                });
+            }
+            content.free.push(AllocRec {
+                startblock: chunk_end,
+                blockcount: len.saturating_sub(chunk_end),
+            });
+            content.inodes = Some(InobtRec {
+                startino: chunk << self.sb.inopblog,
+                holemask: 0,
+                count: 64,
+                freecount: 61,
+                free: !0b111u64,
+            });
+        } else {
+            content.free.push(AllocRec {
+                startblock: after_agfl,
+                blockcount: len.saturating_sub(after_agfl),
+            });
+        }
+        (len, content)
+    }
+
+    /// The superblock sector of AG `agno` (> 0) as mkfs leaves it: geometry
+    /// with inprogress set, no counters, no inodes (except the copies the
+    /// root inode is written back to).
+    fn secondary(&self, agno: u32) -> Vec<u8> {
+        let geo = &self.geo;
+        let p = ag::AgLayout::new(&self.sb).prealloc;
+        let f0 = geo.dblocks - u64::from(geo.agcount) * u64::from(p) - u64::from(geo.logblocks);
+        let mut s = self.sb.clone();
+        s.inprogress = 1;
+        s.icount = 0;
+        s.ifree = 0;
+        s.fdblocks = f0;
+        s.rbmino = NULLFSINO;
+        s.rsumino = NULLFSINO;
+        let last = geo.agcount - 1;
+        let keeps_root = agno == last || (geo.agcount > 2 && agno == last / 2);
+        s.rootino = if keeps_root { 128 } else { NULLFSINO };
+        s.to_bytes()
+    }
+
+    /// AG `agno` built (its free counts and the bytes of its header
+    /// blocks).
+    fn build(&self, agno: u32) -> ag::BuiltAg {
+        let (len, content) = self.content(agno);
+        if agno == 0 {
+            ag::build(&self.sb, 0, len, &self.sb.to_bytes(), &content)
+        } else {
+            ag::build(&self.sb, agno, len, &self.secondary(agno), &content)
+        }
+    }
+}
+
+impl WritePlan for MkfsWrites {
+    fn for_each_write(
+        &self,
+        sink: &mut Sink<'_>,
+    ) -> std::result::Result<(), crate::blockdev::Error> {
+        let sb = &self.sb;
+        for agno in (1..self.geo.agcount).rev() {
+            sink(sb.ag_byte(agno, 0), &self.build(agno).bytes)?;
+        }
+        let (logag, logbno) = sb.fsb_to_ag(sb.logstart);
+        // The whole first log block, so that a rollback can punch it out
+        // again (a partial block would stay allocated).
+        let mut log_block = vec![0u8; sb.blocksize as usize];
+        let clean = log::clean_log(&sb.uuid);
+        log_block[..clean.len()].copy_from_slice(&clean);
+        sink(sb.ag_byte(logag, logbno), &log_block)?;
+        if let Some(rec) = self.content(0).1.inodes {
+            let chunk_bno = rec.startino >> sb.inopblog;
+            let chunk = inode::mkfs_chunk(
+                u64::from(rec.startino),
+                usize::from(sb.inodesize),
+                &sb.metadata_uuid(),
+                &self.times,
+            );
+            sink(sb.ag_byte(0, chunk_bno), &chunk)?;
+        }
+        // The primary superblock last: until it is written the device does
+        // not look like a finished XFS.
+        sink(0, &self.build(0).bytes)
+    }
+
+    fn discards(&self) -> Vec<Range<u64>> {
+        self.stale.clone()
+    }
 }
 
 impl From<GeometryError> for Error {
@@ -129,115 +257,26 @@ pub fn plan<D: BlockDevice + ?Sized>(dev: &D, opts: &MkfsOptions) -> Result<Mkfs
         )));
     }
     let geo = Geometry::plan(want)?;
-    let mut sb = superblock(&geo, opts);
-    let layout = ag::AgLayout::new(&sb);
-    let p = layout.prealloc;
-    let log_end = geo.logagbno + geo.logblocks;
-
-    // Secondary superblocks as mkfs leaves them: geometry with
-    // inprogress set, no counters, no inodes (except the copies the root
-    // inode is written back to).
-    let f0 = geo.dblocks - u64::from(geo.agcount) * u64::from(p) - u64::from(geo.logblocks);
-    let secondary = |agno: u32| {
-        let mut s = sb.clone();
-        s.inprogress = 1;
-        s.icount = 0;
-        s.ifree = 0;
-        s.fdblocks = f0;
-        s.rbmino = NULLFSINO;
-        s.rsumino = NULLFSINO;
-        let last = geo.agcount - 1;
-        let keeps_root = agno == last || (geo.agcount > 2 && agno == last / 2);
-        s.rootino = if keeps_root { 128 } else { NULLFSINO };
-        s.to_bytes()
-    };
-
-    let mut batch = WriteBatch::new();
-    for r in stale_ranges(dev, &geo)? {
-        batch.discard(r);
-    }
-    let mut ag0 = None;
-    let mut fdblocks = 0u64;
-    for agno in (0..geo.agcount).rev() {
-        let len = geo.ag_length(agno);
-        let mut content = AgContent::default();
-        let first_free = if agno == geo.logagno {
-            content.log = Some((geo.logagbno, geo.logblocks));
-            log_end
-        } else {
-            p
-        };
-        content.agfl = (first_free..first_free + AGFL_FILL).collect();
-        let after_agfl = first_free + AGFL_FILL;
-        if agno == 0 {
-            let chunk = after_agfl.div_ceil(INOALIGN) * INOALIGN;
-            let chunk_end = chunk + INOALIGN;
-            if chunk > after_agfl {
-                content.free.push(AllocRec {
-                    startblock: after_agfl,
-                    blockcount: chunk - after_agfl,
-                });
-            }
-            content.free.push(AllocRec {
-                startblock: chunk_end,
-                blockcount: len.saturating_sub(chunk_end),
-            });
-            content.inodes = Some(InobtRec {
-                startino: chunk << sb.inopblog,
-                holemask: 0,
-                count: 64,
-                freecount: 61,
-                free: !0b111u64,
-            });
-        } else {
-            content.free.push(AllocRec {
-                startblock: after_agfl,
-                blockcount: len.saturating_sub(after_agfl),
-            });
-        }
-        if agno == 0 {
-            ag0 = Some((len, content));
-            continue;
-        }
-        let built = ag::build(&sb, agno, len, &secondary(agno), &content);
-        fdblocks += u64::from(built.agf.freeblks) + u64::from(built.agf.flcount);
-        batch.write(sb.ag_byte(agno, 0), built.bytes);
-    }
-    // OK to unwrap-free: the loop always visits AG 0.
-    let Some((len0, content0)) = ag0 else {
-        return Err(Error::Invalid("no AG 0".into()));
-    };
-    // AG 0's free space decides the primary's counter, so build it with a
-    // provisional superblock, then again with the final one.
-    let provisional = ag::build(&sb, 0, len0, &sb.to_bytes(), &content0);
-    fdblocks += u64::from(provisional.agf.freeblks) + u64::from(provisional.agf.flcount);
-    sb.fdblocks = fdblocks;
-    let built0 = ag::build(&sb, 0, len0, &sb.to_bytes(), &content0);
-
-    let (logag, logbno) = sb.fsb_to_ag(sb.logstart);
-    // The whole first log block, so that a rollback can punch it out
-    // again (a partial block would stay allocated).
-    let mut log_block = vec![0u8; sb.blocksize as usize];
-    let clean = log::clean_log(&sb.uuid);
-    log_block[..clean.len()].copy_from_slice(&clean);
-    batch.write(sb.ag_byte(logag, logbno), log_block);
-    if let Some(rec) = content0.inodes {
-        let chunk_bno = rec.startino >> sb.inopblog;
-        let chunk = inode::mkfs_chunk(
-            u64::from(rec.startino),
-            usize::from(sb.inodesize),
-            &sb.metadata_uuid(),
-            &opts.times,
-        );
-        batch.write(sb.ag_byte(0, chunk_bno), chunk);
-    }
-    // The primary superblock last: until it is written the device does
-    // not look like a finished XFS.
-    batch.write(0, built0.bytes);
-    Ok(MkfsPlan {
+    let sb = superblock(&geo, opts);
+    let stale = stale_ranges(dev, &geo)?;
+    let mut writes = MkfsWrites {
         sb,
+        geo: geo.clone(),
+        times: opts.times,
+        stale,
+    };
+    // The primary's free count is the sum of every AG's; AG 0's own
+    // headers do not depend on it.
+    let mut fdblocks = 0u64;
+    for agno in 0..geo.agcount {
+        let built = writes.build(agno);
+        fdblocks += u64::from(built.agf.freeblks) + u64::from(built.agf.flcount);
+    }
+    writes.sb.fdblocks = fdblocks;
+    Ok(MkfsPlan {
+        sb: writes.sb.clone(),
         geometry: geo,
-        batch,
+        writes,
     })
 }
 
@@ -288,6 +327,6 @@ fn read_old_sb<D: BlockDevice + ?Sized>(dev: &D) -> Result<Superblock> {
 
 /// Commits a planned mkfs.
 pub fn apply<D: BlockDevice + ?Sized>(dev: &mut D, plan: &MkfsPlan) -> Result<()> {
-    dev.commit(&plan.batch)?;
+    dev.commit(&plan.writes)?;
     Ok(())
 }
