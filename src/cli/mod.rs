@@ -16,6 +16,7 @@ mod e2fs_util;
 mod ec2;
 mod env;
 mod error;
+mod files;
 mod getopt;
 mod growpart;
 mod image;
@@ -172,6 +173,90 @@ pub const APPLETS: &[Applet] = &[
         about: "the `aws ec2 ...` command line over the emulated EC2 (AWS CLI v2 output)",
         run: ec2::run_aws,
         stdout: Stdout::Checked("aws"),
+    },
+    Applet {
+        name: "cat",
+        about: "print files of the instance (coreutils 9.1 cat)",
+        run: files::cat::run,
+        stdout: Stdout::Checked("cat"),
+    },
+    Applet {
+        name: "cp",
+        about: "copy files of the instance (coreutils 9.1 cp)",
+        run: files::cp::run_cp,
+        stdout: Stdout::Checked("cp"),
+    },
+    Applet {
+        name: "mv",
+        about: "move or rename files of the instance (coreutils 9.1 mv)",
+        run: files::cp::run_mv,
+        stdout: Stdout::Checked("mv"),
+    },
+    Applet {
+        name: "dd",
+        about: "copy and convert data to and from files of the instance (coreutils 9.1 dd)",
+        run: files::dd::run,
+        stdout: Stdout::Unchecked,
+    },
+    Applet {
+        name: "du",
+        about: "show the space files of the instance use (coreutils 9.1 du)",
+        run: files::du::run,
+        stdout: Stdout::Checked("du"),
+    },
+    Applet {
+        name: "fallocate",
+        about: "preallocate or deallocate space in a file of the instance (util-linux 2.38)",
+        run: files::fallocate::run,
+        stdout: Stdout::Checked("fallocate"),
+    },
+    Applet {
+        name: "ls",
+        about: "list files of the instance (coreutils 9.1 ls)",
+        run: files::ls::run,
+        stdout: Stdout::Checked("ls"),
+    },
+    Applet {
+        name: "mkdir",
+        about: "make directories in the instance (coreutils 9.1 mkdir)",
+        run: files::mkdir::run,
+        stdout: Stdout::Checked("mkdir"),
+    },
+    Applet {
+        name: "rm",
+        about: "remove files of the instance (coreutils 9.1 rm)",
+        run: files::rm::run,
+        stdout: Stdout::Checked("rm"),
+    },
+    Applet {
+        name: "sha256sum",
+        about: "print or check SHA-256 sums of files of the instance (coreutils 9.1)",
+        run: files::sha256sum::run,
+        stdout: Stdout::Checked("sha256sum"),
+    },
+    Applet {
+        name: "stat",
+        about: "show the status of files of the instance (coreutils 9.1 stat)",
+        run: files::stat::run,
+        stdout: Stdout::Checked("stat"),
+    },
+    Applet {
+        name: "tee",
+        about: "copy standard input to files of the instance (coreutils 9.1 tee)",
+        run: files::tee::run,
+        stdout: Stdout::Unchecked,
+    },
+    Applet {
+        name: "truncate",
+        about: "set the size of files of the instance (coreutils 9.1 truncate)",
+        run: files::truncate::run,
+        stdout: Stdout::Checked("truncate"),
+    },
+    Applet {
+        name: "touch",
+        about: "make files or set their times in the instance (coreutils 9.1 touch)",
+        run: files::touch::run,
+        stdout: Stdout::Checked("touch"),
     },
     Applet {
         name: "clock",

@@ -40,6 +40,23 @@ pub fn out(s: &str) {
     }
 }
 
+/// Writes bytes to stdout (file contents need not be text); a failure is
+/// remembered for [`close_stdout`].
+pub fn out_bytes(b: &[u8]) {
+    if let Ok(mut n) = STDOUT_BYTES.lock() {
+        *n = n.saturating_add(b.len());
+    }
+    let mut o = std::io::stdout().lock();
+    if let Err(e) = o.write_all(b).and_then(|()| o.flush()) {
+        remember(&e);
+    }
+}
+
+/// True once a write to stdout failed (a closed pipe included).
+pub fn stdout_failed() -> bool {
+    STDOUT_ERROR.lock().map(|k| k.is_some()).unwrap_or(false)
+}
+
 /// Writes `s` to stderr.
 pub fn err(s: &str) {
     let mut e = std::io::stderr().lock();

@@ -16,6 +16,20 @@ use std::process::Command;
 
 /// The names linked into the shell's bin folder.
 pub const GUEST_COMMANDS: &[&str] = &[
+    "ls",
+    "cat",
+    "cp",
+    "mv",
+    "rm",
+    "mkdir",
+    "touch",
+    "tee",
+    "truncate",
+    "fallocate",
+    "dd",
+    "du",
+    "stat",
+    "sha256sum",
     "growpart",
     "resize2fs",
     "xfs_growfs",
@@ -190,40 +204,124 @@ fn which(program: &OsString, path: &OsString) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-/// `sudo [OPTIONS] COMMAND [ARGS...]`: inside an instance everything already
-/// runs as root, so sudo runs the command (options such as `-E`, `-u root`
-/// are accepted and ignored).
+/// `sudo [OPTIONS] COMMAND [ARGS...]`: runs one of ebsim's applets as
+/// the guest's root (it sets `EBSIM_GUEST_USER=root` for the applet, which
+/// the file commands read; the others already act as root). It never runs
+/// a host program: a guest's root must not become root on the host, so
+/// `sudo vi` is refused with the reason. `-u root`/`-u 0` and the default
+/// user (`-u ubuntu`, ...) are understood; the other options that take an
+/// argument are skipped with it, the rest ignored.
 pub fn run_sudo(args: Vec<OsString>) -> i32 {
+    use std::os::unix::process::CommandExt;
     let rest: Vec<OsString> = args.into_iter().skip(1).collect();
     let mut i = 0;
+    let mut as_root = true;
+    let mut shell = false;
+    let mut user_arg: Option<String> = None;
     while let Some(a) = rest.get(i).map(|a| a.to_string_lossy().into_owned()) {
         match a.as_str() {
             "--" => {
                 i += 1;
                 break;
             }
-            "-u" | "-g" | "-C" | "-h" | "-p" | "-U" => i += 2,
-            _ if a.starts_with('-') => i += 1,
+            "-u" | "--user" => {
+                user_arg = rest.get(i + 1).map(|u| u.to_string_lossy().into_owned());
+                i += 2;
+            }
+            "-i" | "--login" | "-s" | "--shell" => {
+                shell = true;
+                i += 1;
+            }
+            "-g" | "-C" | "-h" | "-p" | "-U" | "-r" | "-t" | "-T" | "-D" | "--group"
+            | "--prompt" | "--other-user" | "--chdir" | "--host" => i += 2,
+            _ if a.starts_with("--user=") => {
+                user_arg = Some(a["--user=".len()..].to_string());
+                i += 1;
+            }
+            _ if a.starts_with("-u") && a.len() > 2 => {
+                user_arg = Some(a[2..].to_string());
+                i += 1;
+            }
+            _ if a.starts_with('-') && a.len() > 1 => i += 1,
             _ => break,
         }
     }
+    if let Some(u) = &user_arg {
+        match u.as_str() {
+            "root" | "#0" | "0" => as_root = true,
+            "ubuntu" | "ec2-user" | "centos" | "#1000" | "1000" => as_root = false,
+            other => {
+                err(&format!("sudo: unknown user {other}\n"));
+                return 1;
+            }
+        }
+    }
     let Some(program) = rest.get(i) else {
-        err("usage: sudo [-E] [-u user] command [args...]\n");
+        if shell {
+            err(SUDO_SHELL_REFUSED);
+            return 1;
+        }
+        err("usage: sudo [-u user] command [args...]\n");
         return 1;
     };
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    let Some(resolved) = which(program, &path) else {
+    let Some(applet) = applet_of(program) else {
         err(&format!(
-            "sudo: {}: command not found\n",
+            "sudo: {}: runs on the host, not in the instance; ebsim runs only its own applets as root in a guest (see 'ebsim shell --help')\n",
             program.to_string_lossy()
         ));
         return 1;
     };
-    match Command::new(resolved).args(&rest[i + 1..]).status() {
+    // ebsim's own `shell` and `exec` start host programs.
+    if applet == "ebsim" {
+        if let Some(sub) = rest
+            .get(i + 1)
+            .and_then(|s| s.to_str())
+            .filter(|s| matches!(*s, "shell" | "exec"))
+        {
+            err(&format!(
+                "sudo: ebsim {sub}: runs on the host, not in the instance; ebsim runs only its own applets as root in a guest (see 'ebsim shell --help')\n"
+            ));
+            return 1;
+        }
+    }
+    let exe = match std::env::current_exe() {
+        Ok(e) => e,
+        Err(e) => {
+            err(&format!("sudo: cannot find ebsim itself: {e}\n"));
+            return 1;
+        }
+    };
+    let mut cmd = Command::new(exe);
+    cmd.arg0(&applet).args(&rest[i + 1..]);
+    if as_root {
+        cmd.env(super::files::USER_ENV, "root");
+    } else {
+        cmd.env_remove(super::files::USER_ENV);
+    }
+    match cmd.status() {
         Ok(s) => status_code(s),
         Err(e) => {
             err(&format!("sudo: {}: {e}\n", program.to_string_lossy()));
             1
         }
     }
+}
+
+const SUDO_SHELL_REFUSED: &str = "sudo: a root shell runs on the host, not in the instance; ebsim runs only its own applets as root in a guest (see 'ebsim shell --help')\n";
+
+/// The ebsim applet `program` names: an applet's name, or a path that
+/// leads to ebsim itself (a link of the shell's bin folder). None for
+/// anything else (a host program).
+fn applet_of(program: &OsString) -> Option<String> {
+    let text = program.to_str()?;
+    if !text.contains('/') {
+        return (text == "ebsim" || super::find(text).is_some()).then(|| text.to_string());
+    }
+    let exe = std::env::current_exe().ok()?.canonicalize().ok()?;
+    let target = Path::new(text).canonicalize().ok()?;
+    if target != exe {
+        return None;
+    }
+    let name = Path::new(text).file_name()?.to_str()?.to_string();
+    (name == "ebsim" || super::find(&name).is_some()).then_some(name)
 }

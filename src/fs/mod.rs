@@ -133,3 +133,35 @@ pub fn statfs<D: BlockDevice>(dev: D, kind: FsKind, read_only: bool) -> Result<S
         }
     }
 }
+
+/// Opens the filesystem on `dev` for file operations, as the kernel's mount
+/// would pick it: ext4 first, then XFS. The result is addressed through the
+/// filesystem-neutral [`node::FileSystem`] trait. `writable: false` opens
+/// XFS read-only (every change is `EROFS`; ext4 opens the same either way,
+/// and a read-only device refuses its commits). A device holding neither
+/// is `Unsupported` ("no ext4 or XFS filesystem"); each filesystem's own
+/// refusals (features it does not write, a journal or log needing
+/// recovery) pass through with their names.
+pub fn open_files<D: BlockDevice + 'static>(
+    dev: D,
+    writable: bool,
+) -> node::NodeResult<(FsKind, Box<dyn node::FileSystem>)> {
+    use node::{ErrorKind, NodeError};
+    let probe_err = |e: &dyn std::fmt::Display| NodeError::with(ErrorKind::Io, e.to_string());
+    if ext4::probe(&dev).map_err(|e| probe_err(&e))? {
+        let fs = ext4::files::Ext4Files::open(dev)?;
+        return Ok((FsKind::Ext4, Box::new(fs)));
+    }
+    if xfs::probe(&dev).map_err(|e| probe_err(&e))? {
+        let fs = if writable {
+            xfs::files::XfsFiles::open(dev)?
+        } else {
+            xfs::files::XfsFiles::open_read_only(dev)?
+        };
+        return Ok((FsKind::Xfs, Box::new(fs)));
+    }
+    Err(NodeError::with(
+        ErrorKind::Unsupported,
+        "no ext4 or XFS filesystem",
+    ))
+}

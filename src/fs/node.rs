@@ -219,6 +219,16 @@ pub enum ErrorKind {
     Corrupt,
     /// `EIO`: the device failed.
     Io,
+    /// `EACCES`: the permission bits refuse the caller (path walking and
+    /// permission checks above this layer return it).
+    PermissionDenied,
+    /// `ELOOP`: too many symbolic links followed in one path walk, or a
+    /// link where none may be followed.
+    TooManySymlinks,
+    /// `EXDEV`: a rename or link across two filesystems.
+    CrossDevice,
+    /// `EBUSY`: a mount point (or a root) cannot be removed or renamed.
+    Busy,
 }
 
 impl ErrorKind {
@@ -241,6 +251,10 @@ impl ErrorKind {
             ErrorKind::NotPermitted => Errno::EPERM,
             ErrorKind::Corrupt => Errno::EUCLEAN,
             ErrorKind::Io => Errno::EIO,
+            ErrorKind::PermissionDenied => Errno::EACCES,
+            ErrorKind::TooManySymlinks => Errno::ELOOP,
+            ErrorKind::CrossDevice => Errno::EXDEV,
+            ErrorKind::Busy => Errno::EBUSY,
         }) as i32
     }
 
@@ -262,6 +276,10 @@ impl ErrorKind {
             ErrorKind::NotPermitted => "Operation not permitted",
             ErrorKind::Corrupt => "Structure needs cleaning",
             ErrorKind::Io => "Input/output error",
+            ErrorKind::PermissionDenied => "Permission denied",
+            ErrorKind::TooManySymlinks => "Too many levels of symbolic links",
+            ErrorKind::CrossDevice => "Invalid cross-device link",
+            ErrorKind::Busy => "Device or resource busy",
         }
     }
 }
@@ -348,7 +366,9 @@ pub trait FileSystem {
     /// The entry `name` in directory `dir`.
     fn lookup(&self, dir: Ino, name: &[u8]) -> NodeResult<Attr>;
 
-    /// Every entry of directory `dir` except `.` and `..`, in on-disk order.
+    /// Every entry of directory `dir` except `.` and `..`, in the order the
+    /// kernel's readdir returns them (ext4: by name hash for indexed and
+    /// one-block directories, else on-disk order; XFS: on-disk order).
     fn readdir(&self, dir: Ino) -> NodeResult<Vec<DirEntry>>;
 
     /// Reads from `offset` into `buf`; returns the bytes read (short only at
@@ -426,11 +446,7 @@ pub trait FileSystem {
     /// is data (correct, only slower).
     fn data_ranges(&self, ino: Ino) -> NodeResult<Vec<std::ops::Range<u64>>> {
         let size = self.getattr(ino)?.size;
-        Ok(if size == 0 {
-            Vec::new()
-        } else {
-            std::iter::once(0..size).collect()
-        })
+        Ok(std::iter::once(0..size).filter(|r| !r.is_empty()).collect())
     }
 }
 

@@ -10,6 +10,7 @@ pub mod instance;
 pub mod lsblk;
 pub mod mount;
 pub mod target;
+pub mod vfs;
 
 pub use context::Context;
 pub use instance::{GuestError, Resolved};

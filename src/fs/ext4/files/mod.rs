@@ -50,6 +50,7 @@
 pub mod alloc;
 pub mod directory;
 pub mod dirent;
+pub mod dirhash;
 pub mod error;
 pub mod extent_tree;
 pub mod inode;

@@ -329,8 +329,25 @@ impl<D: BlockDevice> Ext4Files<D> {
         self.getattr_inner(Ino::from(e.ino))
     }
 
+    /// The entries in the order the kernel's readdir returns them: by
+    /// name hash for an indexed directory and for a one-block directory
+    /// (with `dir_index`), else in block order.
     pub(super) fn readdir_inner(&self, dir: Ino) -> NodeResult<Vec<DirEntry>> {
-        let d = self.dir(ino32(dir)?)?;
+        let dino = ino32(dir)?;
+        let d = self.dir(dino)?;
+        let node = self.node(dino, false)?;
+        let hashed = self
+            .sb
+            .has_compat(crate::fs::ext4::features::compat::DIR_INDEX)
+            && (node.inode.flags() & super::inode::INDEX_FL != 0
+                || node.inode.size() == self.geo.bs);
+        let hash = super::dirhash::HashKind::from_version(self.sb.s_def_hash_version)
+            .filter(|_| hashed)
+            .map(|kind| {
+                let unsigned = self.sb.s_flags & 0x2 != 0;
+                let seed = super::dirhash::seed_words(&self.sb.s_hash_seed);
+                move |name: &[u8]| super::dirhash::name_hash(kind, unsigned, seed, name)
+            });
         let mut out = Vec::with_capacity(d.len());
         for e in d.entries() {
             let kind = match kind_of_ft(e.ft) {
@@ -346,6 +363,9 @@ impl<D: BlockDevice> Ext4Files<D> {
                 ino: Ino::from(e.ino),
                 kind,
             });
+        }
+        if let Some(h) = hash {
+            out.sort_by_cached_key(|e| h(&e.name));
         }
         Ok(out)
     }

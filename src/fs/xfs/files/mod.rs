@@ -727,6 +727,16 @@ impl<D: BlockDevice> FileSystem for XfsFiles<D> {
         }
         self.sync_now()
     }
+
+    /// As `SEEK_DATA`/`SEEK_HOLE` on XFS see a file at rest: written
+    /// extents only (unwritten extents and holes are holes).
+    fn data_ranges(&self, ino: Ino) -> NodeResult<Vec<std::ops::Range<u64>>> {
+        Ok(self
+            .data_extents(ino)?
+            .into_iter()
+            .map(|(s, t)| s..t)
+            .collect())
+    }
 }
 
 #[cfg(test)]

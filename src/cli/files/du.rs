@@ -1,0 +1,318 @@
+//! `du` (coreutils 9.1) inside an instance: -a, -s, -c, -h, -k, -m, -b,
+//! -B SIZE, --apparent-size, -d/--max-depth, -L, -x, -l. Depth first in
+//! readdir order (the kernel's), a directory after what it holds; files
+//! with several links counted once; sizes rounded up.
+
+use super::common::{Session, Stdout, start, strerror};
+use super::opts::{self, Flag};
+use super::quote::{quote, quoteaf};
+use crate::cli::output::err;
+use ebsim::fs::node::FileType;
+use ebsim::guest::human::{self, opts as hopts};
+use std::collections::HashSet;
+use std::ffi::OsString;
+
+const HELP: &str = "Usage: du [OPTION]... [FILE]...
+Shows the space each FILE of the instance uses, directories with all they
+hold.
+
+  -a, --all             show files too, not only directories
+      --apparent-size   sizes, not the space used
+  -B, --block-size=SIZE in units of SIZE
+  -b, --bytes           --apparent-size --block-size=1
+  -c, --total           a grand total
+  -d, --max-depth=N     show only N levels down
+  -h, --human-readable  sizes like 1K 234M 2G
+  -k                    --block-size=1K
+  -L, --dereference     follow every symlink
+  -l, --count-links     count hard links every time
+  -m                    --block-size=1M
+  -s, --summarize       only a total for each FILE
+  -x, --one-file-system skip other filesystems
+      --help            show this help
+      --version         show the version
+";
+
+struct Opts {
+    all: bool,
+    apparent: bool,
+    block: u64,
+    human: bool,
+    total: bool,
+    max_depth: Option<usize>,
+    deref: bool,
+    count_links: bool,
+    one_fs: bool,
+    utf8: bool,
+}
+
+struct Du<'a> {
+    s: &'a mut Session,
+    o: Opts,
+    seen: HashSet<(usize, u64)>,
+    out: Stdout,
+    code: i32,
+}
+
+/// A size with `du`'s units (`SIZE` suffixes K M G T P E, powers of 1024,
+/// or KB MB ... of 1000).
+pub fn parse_block_size(s: &str) -> Option<u64> {
+    let digits_end = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (n, suffix) = s.split_at(digits_end);
+    let n: u64 = if n.is_empty() { 1 } else { n.parse().ok()? };
+    let mult: u64 = match suffix {
+        "" => 1,
+        "K" | "KiB" | "k" => 1 << 10,
+        "M" | "MiB" => 1 << 20,
+        "G" | "GiB" => 1 << 30,
+        "T" | "TiB" => 1 << 40,
+        "P" | "PiB" => 1 << 50,
+        "E" | "EiB" => 1 << 60,
+        "KB" | "kB" => 1000,
+        "MB" => 1_000_000,
+        "GB" => 1_000_000_000,
+        "TB" => 1_000_000_000_000,
+        _ => return None,
+    };
+    n.checked_mul(mult).filter(|&v| v > 0)
+}
+
+/// `du`.
+pub fn run(args: Vec<OsString>) -> i32 {
+    let prog = "du";
+    let long = [
+        Flag::flag("all", 'a'),
+        Flag::flag("apparent-size", '\u{1}'),
+        Flag::arg("block-size", 'B'),
+        Flag::flag("bytes", 'b'),
+        Flag::flag("total", 'c'),
+        Flag::flag("dereference", 'L'),
+        Flag::flag("count-links", 'l'),
+        Flag::flag("human-readable", 'h'),
+        Flag::arg("max-depth", 'd'),
+        Flag::flag("summarize", 's'),
+        Flag::flag("one-file-system", 'x'),
+    ];
+    let parsed = match opts::parse(prog, &args, "aB:bcd:hHklLmsSxD", &long, HELP) {
+        Ok(p) => p,
+        Err(c) => return c,
+    };
+    let utf8 = super::common::utf8_locale();
+    let mut o = Opts {
+        all: false,
+        apparent: false,
+        block: 1024,
+        human: false,
+        total: false,
+        max_depth: None,
+        deref: false,
+        count_links: false,
+        one_fs: false,
+        utf8,
+    };
+    let mut summarize = false;
+    for p in &parsed.opts {
+        match p.val {
+            'a' => o.all = true,
+            '\u{1}' => o.apparent = true,
+            'b' => {
+                o.apparent = true;
+                o.block = 1;
+                o.human = false;
+            }
+            'B' => {
+                let a = p.arg.clone().unwrap_or_default();
+                match parse_block_size(&a) {
+                    Some(b) => {
+                        o.block = b;
+                        o.human = false;
+                    }
+                    None => {
+                        err(&format!(
+                            "{prog}: invalid -B argument {}\n",
+                            quote(a.as_bytes(), utf8)
+                        ));
+                        return 1;
+                    }
+                }
+            }
+            'c' => o.total = true,
+            'd' => match p.arg.as_deref().and_then(|d| d.parse::<usize>().ok()) {
+                Some(d) => o.max_depth = Some(d),
+                None => {
+                    err(&format!(
+                        "{prog}: invalid maximum depth {}\n{}",
+                        quote(p.arg.as_deref().unwrap_or("").as_bytes(), utf8),
+                        super::common::try_help(prog)
+                    ));
+                    return 1;
+                }
+            },
+            'h' => o.human = true,
+            'k' => {
+                o.block = 1024;
+                o.human = false;
+            }
+            'm' => {
+                o.block = 1 << 20;
+                o.human = false;
+            }
+            'L' => o.deref = true,
+            'l' => o.count_links = true,
+            's' => summarize = true,
+            'x' => o.one_fs = true,
+            _ => {}
+        }
+    }
+    if summarize {
+        if o.all {
+            return opts::usage_error(prog, "cannot both summarize and show all entries", 1);
+        }
+        if o.max_depth.is_some_and(|d| d > 0) {
+            err(&format!(
+                "{prog}: warning: summarizing conflicts with --max-depth={}\n{}",
+                o.max_depth.unwrap_or(0),
+                super::common::try_help(prog)
+            ));
+            return 1;
+        }
+        o.max_depth = Some(0);
+    }
+    let mut s = match start(prog, false) {
+        Ok(s) => s,
+        Err(c) => return c,
+    };
+    let operands = if parsed.operands.is_empty() {
+        vec![b".".to_vec()]
+    } else {
+        super::common::arg_bytes(&parsed.operands)
+    };
+    let mut du = Du {
+        s: &mut s,
+        o,
+        seen: HashSet::new(),
+        out: Stdout::new(),
+        code: 0,
+    };
+    let mut grand = 0u64;
+    for op in &operands {
+        let st = if du.o.deref {
+            du.s.vfs.stat(op)
+        } else {
+            du.s.vfs.lstat(op)
+        };
+        match st {
+            Ok(st) => {
+                let dev = st.loc.dev;
+                grand += du.walk(op, 0, dev);
+            }
+            Err(e) => {
+                du.out.flush();
+                err(&format!(
+                    "{prog}: cannot access {}: {}\n",
+                    quoteaf(op, utf8),
+                    strerror(&e)
+                ));
+                du.code = 1;
+            }
+        }
+    }
+    if du.o.total {
+        let line = format!("{}\ttotal\n", du.size_str(grand));
+        du.out.str(&line);
+    }
+    let code = du.code;
+    du.out.finish(prog, code)
+}
+
+fn join(dir: &[u8], name: &[u8]) -> Vec<u8> {
+    let mut p = dir.to_vec();
+    if !p.ends_with(b"/") {
+        p.push(b'/');
+    }
+    p.extend_from_slice(name);
+    p
+}
+
+impl Du<'_> {
+    fn size_str(&self, bytes: u64) -> String {
+        if self.o.human {
+            human::human_readable(bytes, hopts::AUTOSCALE | hopts::SI | hopts::BASE_1024, 1, 1)
+        } else {
+            human::human_readable(bytes, 0, 1, self.o.block)
+        }
+    }
+
+    fn print(&mut self, bytes: u64, path: &[u8]) {
+        let mut line = self.size_str(bytes).into_bytes();
+        line.push(b'\t');
+        line.extend_from_slice(path);
+        line.push(b'\n');
+        self.out.bytes(&line);
+    }
+
+    /// The bytes under `path` (counted once per inode), printing as it
+    /// goes.
+    fn walk(&mut self, path: &[u8], depth: usize, top_dev: usize) -> u64 {
+        let st = if self.o.deref {
+            self.s.vfs.stat(path)
+        } else {
+            self.s.vfs.lstat(path)
+        };
+        let st = match st {
+            Ok(st) => st,
+            Err(e) => {
+                self.out.flush();
+                err(&format!(
+                    "du: cannot access {}: {}\n",
+                    quoteaf(path, self.o.utf8),
+                    strerror(&e)
+                ));
+                self.code = 1;
+                return 0;
+            }
+        };
+        let key = (st.loc.dev, st.loc.ino);
+        if (st.attr.nlink > 1 || st.attr.kind == FileType::Directory)
+            && !self.seen.insert(key)
+            && !self.o.count_links
+        {
+            return 0;
+        }
+        let own = if self.o.apparent {
+            st.attr.size
+        } else {
+            st.attr.blocks.saturating_mul(512)
+        };
+        let show = self.o.max_depth.is_none_or(|d| depth <= d);
+        if st.attr.kind != FileType::Directory {
+            if (self.o.all || depth == 0) && show {
+                self.print(own, path);
+            }
+            return own;
+        }
+        let mut total = own;
+        if !(self.o.one_fs && st.loc.dev != top_dev) {
+            match self.s.vfs.readdir(path) {
+                Ok((_, entries)) => {
+                    for e in entries {
+                        total += self.walk(&join(path, &e.name), depth + 1, top_dev);
+                    }
+                }
+                Err(e) => {
+                    self.out.flush();
+                    err(&format!(
+                        "du: cannot read directory {}: {}\n",
+                        quoteaf(path, self.o.utf8),
+                        strerror(&e)
+                    ));
+                    self.code = 1;
+                }
+            }
+        }
+        if show {
+            self.print(total, path);
+        }
+        total
+    }
+}
