@@ -38,6 +38,26 @@ if [ -n "$need" ]; then
     fi
 fi
 
+# The real AWS CLI (v1, 1.46.x) and boto3 for tests/serve.rs, in a
+# project-local virtual environment made once (target/pyenv, not committed).
+PYENV="$PWD/target/pyenv"
+if ! "$PYENV/bin/python" -c 'import boto3, awscli' >/dev/null 2>&1; then
+    if ! command -v python3 >/dev/null 2>&1 || ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
+        if command -v apt-get >/dev/null 2>&1; then
+            SUDO=""
+            [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+            echo "installing: python3 python3-venv" >&2
+            $SUDO apt-get update -qq
+            DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq python3 python3-venv >/dev/null
+        fi
+    fi
+    echo "installing awscli 1.46.x and boto3 into $PYENV" >&2
+    rm -rf "$PYENV"
+    python3 -m venv "$PYENV"
+    "$PYENV/bin/pip" install -q --disable-pip-version-check 'awscli>=1.46,<1.47' boto3
+fi
+export EBSIM_PYENV="$PYENV"
+
 # rustfmt and clippy come with the toolchain; install them when missing.
 cargo fmt --version >/dev/null 2>&1 || rustup component add rustfmt
 cargo clippy --version >/dev/null 2>&1 || rustup component add clippy

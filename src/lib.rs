@@ -15,6 +15,7 @@
     warn(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
+pub mod api;
 pub mod blockdev;
 pub mod bytes;
 pub mod compat;

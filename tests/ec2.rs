@@ -1,5 +1,5 @@
-//! The cloud side (issue 5, spec ebs.md): every rule and error of §2.5 and
-//! §3 with AWS's text, the AWS CLI output shapes, the modification state
+//! The cloud side (issue 5): every rule and error of volumes, their types,
+//! modifications and attachments with AWS's text, the AWS CLI output shapes, the modification state
 //! machine, DeleteOnTermination, snapshots, waiters and concurrency.
 
 #![allow(clippy::unwrap_used)]
@@ -15,7 +15,7 @@ const UBUNTU: &str = "ami-080e1f13689e07408";
 const AL2: &str = "ami-0a3c3a20c09d6f377";
 
 // ---------------------------------------------------------------------
-// Volume type rules (spec §1.1) and CreateVolume errors (§2.5)
+// Volume type rules and CreateVolume errors
 
 #[test]
 fn create_volume_defaults_to_gp2_with_baseline_iops() {
@@ -326,6 +326,24 @@ fn dry_run_answers_dry_run_operation() {
         "InvalidVolumeModification.NotFound",
         &format!("Modification for volume '{v}' does not exist."),
     );
+    // DescribeVolumes answers a dry run once its ids are known to exist.
+    c.api_err(
+        &["describe-volumes", "--volume-ids", &v, "--dry-run"],
+        "DescribeVolumes",
+        "DryRunOperation",
+        "Request would have succeeded, but DryRun flag is set.",
+    );
+    c.api_err(
+        &[
+            "describe-volumes",
+            "--volume-ids",
+            "vol-0123456789abcdef0",
+            "--dry-run",
+        ],
+        "DescribeVolumes",
+        "InvalidVolume.NotFound",
+        "The volume 'vol-0123456789abcdef0' does not exist.",
+    );
 }
 
 // ---------------------------------------------------------------------
@@ -407,7 +425,7 @@ fn unknown_ids() {
 }
 
 // ---------------------------------------------------------------------
-// ModifyVolume (spec §2)
+// ModifyVolume
 
 #[test]
 fn modify_volume_cannot_shrink() {
@@ -509,7 +527,7 @@ fn modify_volume_rate_rule_legacy_cooldown() {
 fn modify_volume_type_rules_and_defaults() {
     let c = Cloud::new();
     let v = c.volume(&["--size", "500"]);
-    // gp2 → gp3 keeps at least the gp2 performance (spec §2.1).
+    // gp2 → gp3 keeps at least the gp2 performance.
     let m = c.ok(&["modify-volume", "--volume-id", &v, "--volume-type", "gp3"]);
     let m = &m["VolumeModification"];
     assert_eq!(
@@ -652,7 +670,7 @@ fn describe_volumes_modifications_without_ids_lists_latest() {
 }
 
 // ---------------------------------------------------------------------
-// Attach, detach, delete (spec §3)
+// Attach, detach, delete
 
 #[test]
 fn attach_rules() {
@@ -905,7 +923,7 @@ fn detach_of_a_mounted_volume_stays_busy_until_forced() {
 }
 
 // ---------------------------------------------------------------------
-// Snapshots (spec §5) — errors; the store is tested below
+// Snapshots — errors; the store is tested below
 
 #[test]
 fn volume_from_snapshot_size_rules() {
@@ -1011,7 +1029,7 @@ fn concurrent_snapshot_limit() {
 }
 
 // ---------------------------------------------------------------------
-// Instances (spec §4)
+// Instances
 
 #[test]
 fn instance_state_machine_and_errors() {
@@ -1158,7 +1176,7 @@ fn run_instances_checks_type_zone_and_architecture() {
     );
 }
 
-/// Xen vs Nitro device names (spec §4.3), as the guest layer reads them.
+/// Xen vs Nitro device names, as the guest layer reads them.
 #[test]
 fn guest_device_names_xen_and_nitro() {
     use ebsim::ec2::{ClockMode, Ec2, Home};
@@ -1219,8 +1237,9 @@ fn guest_device_names_xen_and_nitro() {
             ]
         );
         assert_eq!(n[1].serial.as_deref(), Some(v2.replace('-', "").as_str()));
-        // AL2023: nvme0n1 259:0, p1 259:1, p127 259:2, p128 259:3 (views.md
-        // §1.11); the volume attached later takes the next minor.
+        // AL2023: nvme0n1 259:0, p1 259:1, p127 259:2, p128 259:3 (blkext
+        // minors in the order the kernel scans partitions); the volume
+        // attached later takes the next minor.
         assert_eq!(n[0].minor, 0);
         let inst = &t.state().instances[&nitro];
         let parts: Vec<(&u32, &String)> = inst.blkext_minors.iter().collect();

@@ -616,7 +616,7 @@ fn cloud_utils_overprovision_scenario() {
 
 // ------------------------------------------------------------------------
 // GROWPART_COMPAT=0.34: the installed growpart is 0.33, so these compare
-// with what upstream 0.34 printed on the same inputs (spec growpart.md §6).
+// with what upstream 0.34 printed on the same inputs.
 
 #[test]
 fn compat_0_34_aligns_sizes_to_1mib() {

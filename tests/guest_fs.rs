@@ -735,14 +735,24 @@ fn real_kernel_growfs(img: &std::path::Path, off: u64, len: u64, name: &str) -> 
     Some(stdout(&o).replacen(&format!("{:<22}", m.dev), &format!("{name:<22}"), 1))
 }
 
+/// The line util-linux 2.38 adds after a failed mount system call.
+const DMESG_HINT: &str =
+    "       dmesg(1) may have more information after failed mount system call.\n";
+
+/// Whether the real mount, umount and losetup can be compared against
+/// (under CI they must).
+fn real_mount_usable() -> bool {
+    common::require_mount() && common::require_tools(&["mount", "umount", "losetup"])
+}
+
 /// mount's messages against the real util-linux 2.38.1 on loop devices:
 /// the same line (2.37 is 2.38 without the `dmesg(1)` hint line).
 #[test]
 fn mount_messages_match_real_util_linux() {
-    if !common::require_mount() || !common::require_tools(&["mount", "umount", "losetup"]) {
+    if !real_mount_usable() {
         return;
     }
-    let hint = "       dmesg(1) may have more information after failed mount system call.\n";
+    let hint = DMESG_HINT;
     let g = Guest::launch(UBUNTU, "t2.micro");
     g.attach(1, "/dev/sdf");
     let _lock = common::mount_lock();
@@ -807,6 +817,91 @@ fn mount_messages_match_real_util_linux() {
         let ours = g.run("mount", args);
         assert_eq!((e, code), (ours.err, ours.code), "mount {args:?}");
     }
+}
+
+/// Flips one byte of a file (a damaged block: its CRC no longer matches).
+fn flip_byte(img: &std::path::Path, off: u64) {
+    use std::os::unix::fs::FileExt;
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(img)
+        .unwrap();
+    let mut b = [0u8; 1];
+    f.read_exact_at(&mut b, off).unwrap();
+    b[0] ^= 0x5a;
+    f.write_all_at(&b, off).unwrap();
+}
+
+/// mount of an XFS whose AG headers the kernel's verifiers reject: ebsim's
+/// mount refuses where the real kernel (a loop mount of a copy) refuses,
+/// with util-linux's words and exit code, and mounts where it mounts. A
+/// bad AGF fails a read-write mount (EIO, "can't read superblock") but not
+/// a read-only one; a bad AGI of the root inode's AG fails every mount
+/// (EUCLEAN); a bad AGFL mounts (the kernel fails its first allocation).
+#[test]
+fn mount_refuses_xfs_the_kernel_would_not_mount() {
+    if !real_mount_usable() {
+        return;
+    }
+    let hint = DMESG_HINT;
+    let g = Guest::launch(UBUNTU, "t2.micro");
+    let vol = g.attach(1, "/dev/sdf");
+    g.ok("mkfs.xfs", &["/dev/xvdf"]);
+    let img = g.image(&vol);
+    let _lock = common::mount_lock();
+    let d = tempfile::tempdir().unwrap();
+    let target = d.path().join("mnt");
+    std::fs::create_dir(&target).unwrap();
+    let t = target.to_str().unwrap();
+    // The real mount of a copy of the volume, its device named as ebsim's.
+    let real = |opts: &str| {
+        let copy = d.path().join("copy.img");
+        copy_range(&img, 0, 1 << 30, &copy);
+        let lo = LoopMount::new(&copy, None);
+        let o = common::run(Command::new("mount").args(["-o", opts, &lo.dev, t]));
+        let code = o.status.code().unwrap_or(-1);
+        if code == 0 {
+            let u = common::run(Command::new("umount").arg(t));
+            assert!(u.status.success(), "umount: {}", stderr(&u));
+        }
+        (stderr(&o).replace(&lo.dev, "/dev/xvdf"), code)
+    };
+    // ebsim's mount (Ubuntu 22.04: util-linux 2.37, no dmesg(1) hint),
+    // unmounted again when it succeeded.
+    let ours = |opts: &str| {
+        let o = g.run("mount", &["-o", opts, "/dev/xvdf", t]);
+        if o.code == 0 {
+            g.expect("umount", &[t], "", "", 0);
+            (o.err, o.code)
+        } else {
+            (format!("{}{hint}", o.err), o.code)
+        }
+    };
+    // Intact: both mount.
+    assert_eq!(real("nouuid"), (String::new(), 0));
+    assert_eq!(ours("nouuid"), (String::new(), 0));
+    // AGF of AG 0 (sector 1): read while reserving per-AG space.
+    flip_byte(&img, 512 + 0x40);
+    let want = format!("mount: {t}: can't read superblock on /dev/xvdf.\n{hint}");
+    assert_eq!(real("nouuid"), (want.clone(), 32));
+    assert_eq!(ours("nouuid"), (want, 32));
+    assert_eq!(real("nouuid,ro"), (String::new(), 0));
+    assert_eq!(ours("nouuid,ro"), (String::new(), 0));
+    flip_byte(&img, 512 + 0x40);
+    // AGI of AG 0 (sector 2), the root inode's AG.
+    flip_byte(&img, 1024 + 0x40);
+    let want =
+        format!("mount: {t}: mount(2) system call failed: Structure needs cleaning.\n{hint}");
+    assert_eq!(real("nouuid"), (want.clone(), 32));
+    assert_eq!(ours("nouuid"), (want.clone(), 32));
+    assert_eq!(real("nouuid,ro"), (want.clone(), 32));
+    assert_eq!(ours("nouuid,ro"), (want, 32));
+    flip_byte(&img, 1024 + 0x40);
+    // AGFL of AG 0 (sector 3): mounted; the first allocation there fails.
+    flip_byte(&img, 1536 + 0x40);
+    assert_eq!(real("nouuid"), (String::new(), 0));
+    assert_eq!(ours("nouuid"), (String::new(), 0));
 }
 
 /// ext4 on a whole (unpartitioned) volume: mkfs.ext4 as the real mke2fs

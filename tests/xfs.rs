@@ -1,5 +1,5 @@
 //! XFS: ebsim's mkfs.xfs, xfs_growfs (offline) and xfs_info against the real
-//! xfsprogs 6.1 and the kernel (spec xfs.md). Differential tests run the
+//! xfsprogs 6.1 and the kernel. Differential tests run the
 //! real tools and fail, not skip, under CI when they are missing.
 
 mod common;

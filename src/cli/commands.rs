@@ -46,6 +46,8 @@ pub enum Command {
     Exec(Exec),
     /// Read and write the files inside image files (IMAGE:/path, IMAGE@N:/path)
     Image(super::image::ImageCmd),
+    /// Serve the EC2 API (Query protocol) to the AWS CLI, boto3 and SDKs
+    Serve(Serve),
     /// Print the shell completion script of ebsim's own commands
     #[command(hide = true)]
     Completions {
@@ -82,6 +84,33 @@ pub struct Demo {
     /// Print only the commands and their outputs
     #[arg(long)]
     pub transcript: bool,
+}
+
+/// `ebsim serve`.
+#[derive(Debug, Parser)]
+#[command(
+    name = "serve",
+    about = "Serve the EC2 API (Query protocol over HTTP/1.1) on this state",
+    long_about = "Serves the EC2 API as AWS does (the Query protocol: form-encoded requests,
+XML answers) over HTTP/1.1, for the real AWS CLI, boto3 and any SDK, on the same
+state as `ebsim aws ec2 ...` and the instances' commands (EBSIM_HOME, EBSIM_CLOCK,
+EBSIM_MODIFY_RATE). Prints the endpoint URL once listening, then serves until
+SIGTERM or SIGINT, finishing the requests in flight. Signatures are accepted
+without being checked; the region is the one the request is signed for.
+
+  aws --endpoint-url http://127.0.0.1:5000 ec2 describe-volumes
+  boto3.client(\"ec2\", endpoint_url=\"http://127.0.0.1:5000\", region_name=\"us-east-1\")"
+)]
+pub struct Serve {
+    /// TCP port (0: any free port)
+    #[arg(long, default_value_t = 5000)]
+    pub port: u16,
+    /// Address to listen on
+    #[arg(long, default_value = "127.0.0.1")]
+    pub bind: std::net::IpAddr,
+    /// Region of unsigned requests (--no-sign-request)
+    #[arg(long, default_value = "us-east-1")]
+    pub region: String,
 }
 
 /// The help of the virtual clock.

@@ -204,11 +204,7 @@ fn command(fs: &mut dyn FileSystem, ctx: Ctx, words: &[&str]) -> Result<(), Stri
 
 /// Runs the hidden subcommand; `args[0]` is "debug-fs".
 pub fn run(args: Vec<OsString>) -> i32 {
-    let args: Vec<String> = args
-        .iter()
-        .skip(1)
-        .map(|a| a.to_string_lossy().into_owned())
-        .collect();
+    let args = super::getopt::after_argv0(&args);
     let mut uid = 0u32;
     let mut offset = None;
     let mut i = 0;

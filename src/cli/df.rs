@@ -232,7 +232,7 @@ fn parse(args: &[String], utf8: bool) -> Result<Parsed, Output> {
 }
 
 /// Runs df on `snap`; `args[0]` is the program name. Messages use the
-/// quotes of a UTF-8 locale (the spec's captures).
+/// quotes of a UTF-8 locale (the locale of the captured fixtures).
 pub fn run_with(args: &[String], snap: &Snapshot) -> Output {
     run_locale(args, snap, true)
 }

@@ -42,10 +42,21 @@ pub fn home() -> Result<Home, ebsim::ec2::Error> {
 /// The cloud as the environment sets it up (`EBSIM_HOME`, `EBSIM_CLOCK`,
 /// `EBSIM_MODIFY_RATE`), acting in `region`.
 pub fn ec2(region: &str) -> Result<Ec2, ebsim::ec2::Error> {
+    let make = ec2_factory()?;
+    make(region)
+}
+
+/// The environment's cloud settings, read once, as a maker of the cloud of
+/// any region (what `ebsim serve` uses for each request).
+pub fn ec2_factory() -> Result<
+    impl Fn(&str) -> Result<Ec2, ebsim::ec2::Error> + Send + Sync + 'static,
+    ebsim::ec2::Error,
+> {
     let setting = |var: &str| std::env::var(var).ok();
     let mode = ClockMode::from_setting(setting(ebsim::ec2::clock::CLOCK_ENV).as_deref())?;
     let rate = RatePolicy::from_setting(setting(ebsim::ec2::RATE_ENV).as_deref())?;
-    Ok(Ec2::new(home()?, mode, region).with_policy(rate))
+    let home = home()?;
+    Ok(move |region: &str| Ok(Ec2::new(home.clone(), mode, region).with_policy(rate)))
 }
 
 /// A library error as the guest's tools print it after `PROG: `.

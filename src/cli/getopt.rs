@@ -324,6 +324,11 @@ pub fn strings(args: &[std::ffi::OsString]) -> Vec<String> {
         .collect()
 }
 
+/// The arguments after `argv[0]`, as strings (see [`strings`]).
+pub fn after_argv0(args: &[std::ffi::OsString]) -> Vec<String> {
+    strings(args.get(1..).unwrap_or(&[]))
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)] // a failing test may panic
 mod tests {

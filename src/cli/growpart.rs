@@ -1,5 +1,5 @@
 //! `growpart`: cloud-utils growpart 0.33 (or 0.34 with
-//! `GROWPART_COMPAT=0.34`) on image files. Spec: growpart.md.
+//! `GROWPART_COMPAT=0.34`) on image files.
 //!
 //! The argument loop is hand-written because growpart's own is a shell
 //! `case` with behaviour clap cannot reproduce: options and operands mix in
@@ -185,11 +185,7 @@ pub fn run(args: Vec<OsString>) -> i32 {
 }
 
 fn main(args: &[OsString]) -> Result<i32, AppletError> {
-    let args: Vec<String> = args
-        .iter()
-        .skip(1)
-        .map(|a| a.to_string_lossy().into_owned())
-        .collect();
+    let args = super::getopt::after_argv0(args);
     let default_fudge = std::env::var("GROWPART_FUDGE").unwrap_or_else(|_| "1048576".into());
     let Some(a) = parse(&args, &default_fudge)? else {
         return Ok(0);

@@ -206,7 +206,7 @@ fn parse(args: &[String], v: UtilLinux) -> Result<Request, Output> {
 }
 
 /// Runs lsblk on `snap`; `args[0]` is the program name. Tree art is
-/// UTF-8 (the locale of the spec's captures).
+/// UTF-8 (the locale of the captured fixtures).
 pub fn run_with(args: &[String], snap: &Snapshot) -> Output {
     run_locale(args, snap, true)
 }

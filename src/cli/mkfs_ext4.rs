@@ -1,5 +1,5 @@
 //! `mkfs.ext4` / `mke2fs` (e2fsprogs 1.47.0 with Debian's mke2fs.conf) on
-//! image files: spec ext4.md §2. Options parsed by hand (mke2fs uses
+//! image files. Options parsed by hand (mke2fs uses
 //! getopt, with its own messages; see `e2fs_util`).
 //!
 //! Supported: -q -F -n -V -j -L -U -E (hash_seed, discard, nodiscard,

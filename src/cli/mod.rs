@@ -27,6 +27,7 @@ mod mkfs_xfs;
 mod mount;
 mod output;
 mod resize2fs;
+mod serve;
 mod shell;
 mod umount;
 mod xfs_growfs;
@@ -336,6 +337,7 @@ fn dispatch(args: Vec<OsString>) -> i32 {
         Some(Command::Shell(s)) => shell::shell(&s),
         Some(Command::Exec(x)) => shell::exec(&x),
         Some(Command::Image(i)) => image::exec(&i),
+        Some(Command::Serve(s)) => serve::exec(&s),
         Some(Command::Completions { shell }) => commands::completions(shell),
         Some(Command::Manpage) => commands::manpage(),
     };

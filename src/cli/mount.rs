@@ -64,6 +64,11 @@ fn report(generation: Generation, f: &MountFailure) -> i32 {
         MountError::UnknownType(t) => (format!("unknown filesystem type '{t}'"), EX_FAIL),
         MountError::NotInFstab => ("can't find in /etc/fstab".to_string(), EX_USAGE),
         MountError::CantFind(s) => (format!("can't find {s}"), EX_USAGE),
+        MountError::Unreadable { dev } => (format!("can't read superblock on {dev}"), EX_FAIL),
+        MountError::NeedsCleaning { .. } => (
+            "mount(2) system call failed: Structure needs cleaning".to_string(),
+            EX_FAIL,
+        ),
     };
     if generation == Generation::V223 {
         err(&report_223(spec, &f.error));
@@ -98,6 +103,10 @@ fn report_223(spec: &str, f: &MountError) -> String {
         MountError::UnknownType(t) => format!("mount: unknown filesystem type '{t}'\n"),
         MountError::NotInFstab => format!("mount: can't find {spec} in /etc/fstab\n"),
         MountError::CantFind(s) => format!("mount: can't find {s}\n"),
+        MountError::Unreadable { dev } => format!("mount: {dev}: can't read superblock\n"),
+        MountError::NeedsCleaning { dev } => {
+            format!("mount: mount {dev} on {spec} failed: Structure needs cleaning\n")
+        }
     }
 }
 
@@ -210,11 +219,7 @@ pub fn run(args: Vec<OsString>) -> i32 {
 }
 
 fn main(args: &[OsString]) -> Result<i32, AppletError> {
-    let args: Vec<String> = args
-        .iter()
-        .skip(1)
-        .map(|a| a.to_string_lossy().into_owned())
-        .collect();
+    let args = super::getopt::after_argv0(args);
     let (opts, operands) = match getopt_long(&args, OPTSTRING, LONGOPTS).strict() {
         Ok(v) => v,
         Err(e) => return Err(usage_error(&e.text())),

@@ -1,5 +1,5 @@
 //! `resize2fs` (e2fsprogs 1.47.0) on image files: offline grow within the
-//! reserved GDT blocks (spec ext4.md §3). Messages, channels and exit codes
+//! reserved GDT blocks. Messages, channels and exit codes
 //! follow resize/main.c; ebsim's own refusals (shrinking, growth beyond the
 //! reserved descriptor blocks, unsupported features) are worded in the same
 //! `resize2fs: ...` form and change nothing. Options are parsed by hand:

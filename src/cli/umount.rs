@@ -83,11 +83,7 @@ pub fn run(args: Vec<OsString>) -> i32 {
 }
 
 fn main(args: &[OsString]) -> Result<i32, AppletError> {
-    let args: Vec<String> = args
-        .iter()
-        .skip(1)
-        .map(|a| a.to_string_lossy().into_owned())
-        .collect();
+    let args = super::getopt::after_argv0(args);
     let (opts, operands) = match getopt_long(&args, OPTSTRING, LONGOPTS).strict() {
         Ok(v) => v,
         Err(e) => return Err(usage_error(&e.text())),
@@ -128,8 +124,8 @@ fn main(args: &[OsString]) -> Result<i32, AppletError> {
         return Ok(umount_all(&ctx, &c, generation));
     }
     let mut rc = 0;
-    for spec in c.operands.clone() {
-        rc |= umount_spec(&mut ctx, &c, generation, &spec);
+    for operand in c.operands.clone() {
+        rc |= umount_spec(&mut ctx, &c, generation, &operand);
     }
     Ok(rc)
 }

@@ -15,6 +15,7 @@ use super::output::strerror;
 use super::output::{err, out};
 use ebsim::blockdev::{BlockDevice, ImageFile, image::Access};
 use ebsim::compat::strtoll;
+use ebsim::fs::xfs::growfs_options::{DataStep, GrowOption, GrowOptions, LogStep};
 use ebsim::fs::xfs::{self, MountEffect, Xfs, growfs};
 use ebsim::guest::Target;
 use std::ffi::OsString;
@@ -52,19 +53,6 @@ file first (e.g. truncate -s), then run xfs_growfs on it. Shrinking is not
 supported.
 ";
 
-struct Flags {
-    dflag: bool,
-    lflag: bool,
-    rflag: bool,
-    mflag: bool,
-    nflag: bool,
-    iflag: bool,
-    xflag: bool,
-    dsize: i64,
-    lsize: i64,
-    maxpct: i64,
-}
-
 pub fn run(args: Vec<OsString>) -> i32 {
     // The usage text names the program as -p may have changed it: each
     // error carries its own.
@@ -89,18 +77,7 @@ fn main(args: &[OsString]) -> Result<i32, AppletError> {
         return Ok(0);
     }
     let parsed = getopt(&strings(rest), "dD:e:ilL:m:np:rR:t:xV");
-    let mut f = Flags {
-        dflag: false,
-        lflag: false,
-        rflag: false,
-        mflag: false,
-        nflag: false,
-        iflag: false,
-        xflag: false,
-        dsize: 0,
-        lsize: 0,
-        maxpct: 0,
-    };
+    let mut f = GrowOptions::default();
     for item in &parsed.items {
         let o = match item {
             Ok(o) => o,
@@ -113,31 +90,16 @@ fn main(args: &[OsString]) -> Result<i32, AppletError> {
         };
         let v = o.arg_or_empty();
         match o.val {
-            'D' => {
-                f.dsize = strtoll(&v, 10).value;
-                f.dflag = true;
-            }
-            'd' => f.dflag = true,
-            'e' | 'R' | 'r' => f.rflag = true,
-            'i' => {
-                f.lflag = true;
-                f.iflag = true;
-            }
-            'L' => {
-                f.lsize = strtoll(&v, 10).value;
-                f.lflag = true;
-            }
-            'l' => f.lflag = true,
-            'm' => {
-                f.mflag = true;
-                f.maxpct = strtoll(&v, 10).value;
-            }
-            'n' => f.nflag = true,
+            'D' => f.set(GrowOption::Data(Some(strtoll(&v, 10).value))),
+            'd' => f.set(GrowOption::Data(None)),
+            'e' | 'R' | 'r' => f.set(GrowOption::Realtime),
+            'i' => f.set(GrowOption::LogInternal),
+            'L' => f.set(GrowOption::Log(Some(strtoll(&v, 10).value))),
+            'l' => f.set(GrowOption::Log(None)),
+            'm' => f.set(GrowOption::MaxPct(strtoll(&v, 10).value)),
+            'n' => f.set(GrowOption::NoChange),
             'p' => prog = v,
-            'x' => {
-                f.lflag = true;
-                f.xflag = true;
-            }
+            'x' => f.set(GrowOption::LogExternal),
             'V' => {
                 out(&format!(
                     "{prog} version {}\n",
@@ -149,7 +111,7 @@ fn main(args: &[OsString]) -> Result<i32, AppletError> {
             _ => {}
         }
     }
-    if parsed.operands.len() != 1 || (f.iflag && f.xflag) {
+    if parsed.operands.len() != 1 || !f.consistent() {
         return Err(AppletError::new(2, usage_text(&prog)));
     }
     let target = parsed.operands[0].clone();
@@ -195,7 +157,7 @@ fn main(args: &[OsString]) -> Result<i32, AppletError> {
 /// xfs_growfs on the emulated instance: a device name, or a path that is
 /// a mount point there (a file of this machine is never one). None: not
 /// the instance's business, go on with the host path.
-fn guest_growfs(prog: &str, target: &str, f: &Flags) -> Option<Result<i32, AppletError>> {
+fn guest_growfs(prog: &str, target: &str, f: &GrowOptions) -> Option<Result<i32, AppletError>> {
     let is_dev = Target::of(target, false) == Target::Device;
     let ctx = match super::env::target_context(prog, target, false)? {
         Ok(c) => c,
@@ -228,7 +190,7 @@ fn guest_growfs(prog: &str, target: &str, f: &Flags) -> Option<Result<i32, Apple
     let Some(r) = ctx.resolve(&m.source) else {
         return not_mounted();
     };
-    let access = if f.nflag {
+    let access = if f.read_only() {
         Access::ReadOnly
     } else {
         Access::ReadWrite
@@ -250,8 +212,8 @@ fn guest_growfs(prog: &str, target: &str, f: &Flags) -> Option<Result<i32, Apple
 /// come first: an image whose AG headers fail the kernel's verifiers is
 /// refused before anything is printed, as a failed mount would stop the
 /// real sequence (see [`refuse_unmountable`]).
-fn offline(prog: &str, target: &str, f: &Flags) -> Result<i32, AppletError> {
-    let access = if f.nflag {
+fn offline(prog: &str, target: &str, f: &GrowOptions) -> Result<i32, AppletError> {
+    let access = if f.read_only() {
         Access::ReadOnly
     } else {
         Access::ReadWrite
@@ -321,7 +283,7 @@ fn grow_device<D: BlockDevice>(
     prog: &str,
     target: &str,
     dev: D,
-    f: &Flags,
+    f: &GrowOptions,
 ) -> Result<i32, AppletError> {
     let fs = Xfs::open(dev).map_err(|e| AppletError::new(1, format!("{prog}: {target}: {e}\n")))?;
     grow_fs(prog, target, fs, f, true)
@@ -333,10 +295,10 @@ fn grow_fs<D: BlockDevice>(
     prog: &str,
     target: &str,
     fs: Xfs<D>,
-    f: &Flags,
+    f: &GrowOptions,
     mounted: bool,
 ) -> Result<i32, AppletError> {
-    if f.rflag {
+    if f.wants_realtime() {
         // An image has no realtime device.
         return Err(AppletError::new(
             1,
@@ -348,93 +310,70 @@ fn grow_fs<D: BlockDevice>(
     }
     let geo = fs.sb().clone();
     out(&xfs::report::render(&geo, target));
-    let bbs_per_block = i64::from(geo.blocksize / 512);
-    let ddsize = i64::try_from(fs.dev().size() / 512).unwrap_or(i64::MAX);
-    let ddsize = ddsize - ddsize % 2;
-    let aflag = !(f.dflag || f.lflag || f.rflag || f.mflag);
-    let datablocks = i64::try_from(geo.dblocks).unwrap_or(i64::MAX);
-    let mut error = false;
+    let steps = f.steps(&geo, fs.dev().size());
     let mut new_geo = geo.clone();
-    let mut fs = Some(fs);
-
-    if f.dflag || f.mflag || aflag {
-        let maxpct = if f.mflag {
-            f.maxpct
-        } else {
-            i64::from(geo.imax_pct)
-        };
-        let mut dsize = f.dsize;
-        if !f.dflag && !aflag {
-            dsize = datablocks;
-        } else if dsize == 0 {
-            dsize = ddsize / bbs_per_block;
-        } else if dsize > ddsize / bbs_per_block {
-            err(&format!(
-                "data size {dsize} too large, maximum is {}\n",
-                ddsize / bbs_per_block
-            ));
-            error = true;
+    let mut error = match steps.data {
+        DataStep::Nothing => false,
+        DataStep::TooLarge { blocks, max } => {
+            err(&format!("data size {blocks} too large, maximum is {max}\n"));
+            true
         }
-        if !error && dsize < datablocks {
+        DataStep::Shrink { blocks, current } => {
             err(&format!(
-                "{prog}: shrinking is not supported by ebsim: data size {dsize} is smaller \
-                 than the current size {datablocks}\n"
+                "{prog}: shrinking is not supported by ebsim: data size {blocks} is smaller \
+                 than the current size {current}\n"
             ));
-            error = true;
+            true
         }
-        if !error && dsize == datablocks && maxpct == i64::from(geo.imax_pct) {
-            if f.dflag {
+        DataStep::Unchanged { data, max_pct } => {
+            if data {
                 err("data size unchanged, skipping\n");
             }
-            if f.mflag {
+            if max_pct {
                 err("inode max pct unchanged, skipping\n");
             }
-        } else if !error && !f.nflag {
-            let imaxpct = u8::try_from(maxpct).ok().filter(|p| *p <= 100);
-            let Some(imaxpct) = imaxpct else {
-                return Err(AppletError::new(
-                    1,
-                    format!("{prog}: XFS_IOC_FSGROWFSDATA xfsctl failed: Invalid argument\n"),
-                ));
-            };
-            match grow(fs.take(), u64::try_from(dsize).unwrap_or(0), imaxpct) {
-                Ok(sb) => new_geo = sb,
-                Err(e @ xfs::Error::Metadata(_)) if mounted => {
-                    // The mounted filesystem's grow ioctl meets the bad
-                    // block: the kernel logs its report, the ioctl fails
-                    // with EFSCORRUPTED (EUCLEAN).
-                    err(&format!(
-                        "{prog}: {target}: {e}\n{prog}: XFS_IOC_FSGROWFSDATA xfsctl failed: \
-                         Structure needs cleaning\n"
-                    ));
-                    error = true;
-                }
-                Err(e) => {
-                    err(&format!("{prog}: cannot grow {target}: {e}\n"));
-                    error = true;
-                }
-            }
+            false
         }
-    }
+        DataStep::BadMaxPct => {
+            return Err(AppletError::new(
+                1,
+                format!("{prog}: XFS_IOC_FSGROWFSDATA xfsctl failed: Invalid argument\n"),
+            ));
+        }
+        DataStep::Grow { blocks, imaxpct } => match grow(fs, blocks, imaxpct) {
+            Ok(sb) => {
+                new_geo = sb;
+                false
+            }
+            Err(e @ xfs::Error::Metadata(_)) if mounted => {
+                // The mounted filesystem's grow ioctl meets the bad
+                // block: the kernel logs its report, the ioctl fails
+                // with EFSCORRUPTED (EUCLEAN).
+                err(&format!(
+                    "{prog}: {target}: {e}\n{prog}: XFS_IOC_FSGROWFSDATA xfsctl failed: \
+                     Structure needs cleaning\n"
+                ));
+                true
+            }
+            Err(e) => {
+                err(&format!("{prog}: cannot grow {target}: {e}\n"));
+                true
+            }
+        },
+    };
 
     // No realtime section (-r and friends were refused above): with no
     // flag the real tool finds its size unchanged and says nothing.
 
-    if !error && (f.lflag || aflag) {
-        let lsize = if f.lsize == 0 {
-            i64::from(geo.logblocks)
-        } else {
-            f.lsize
-        };
-        let isint_wanted = !f.xflag;
-        if lsize == i64::from(geo.logblocks) && isint_wanted {
-            if f.lflag {
-                err("log size unchanged, skipping\n");
+    if !error {
+        match steps.log {
+            LogStep::Nothing => {}
+            LogStep::Unchanged => err("log size unchanged, skipping\n"),
+            LogStep::Unsupported => {
+                // The kernel does not resize or move an internal log (ENOSYS).
+                err(&format!("{prog}: log growth not supported yet\n"));
+                error = true;
             }
-        } else if !f.nflag {
-            // The kernel does not resize or move an internal log (ENOSYS).
-            err(&format!("{prog}: log growth not supported yet\n"));
-            error = true;
         }
     }
 
@@ -453,14 +392,7 @@ fn grow_fs<D: BlockDevice>(
     Ok(i32::from(error))
 }
 
-fn grow<D: BlockDevice>(
-    fs: Option<Xfs<D>>,
-    newblocks: u64,
-    imaxpct: u8,
-) -> xfs::Result<xfs::Superblock> {
-    let Some(fs) = fs else {
-        return Err(xfs::Error::Invalid("the image was already used".into()));
-    };
+fn grow<D: BlockDevice>(fs: Xfs<D>, newblocks: u64, imaxpct: u8) -> xfs::Result<xfs::Superblock> {
     let plan = growfs::plan(
         &fs,
         &growfs::GrowRequest {

@@ -1,10 +1,10 @@
 //! `xfs_info` (xfsprogs 6.1): the geometry printout of an XFS image file
-//! (spec §6). On a file the real script runs `xfs_db -c info`, whose
+//! On a file the real script runs `xfs_db -c info`, whose
 //! messages are copied here. Inside the emulated instance it also takes a
 //! mount point or a device name (see `info_guest`).
 
 use super::error::{AppletError, finish};
-use super::getopt::{Error, getopt, strings};
+use super::getopt::{Error, after_argv0, getopt};
 use super::output::{err, out};
 use ebsim::blockdev::{BlockDevice, ImageFile, image::Access};
 use ebsim::fs::xfs::{self, superblock::Superblock};
@@ -20,7 +20,7 @@ pub fn run(args: Vec<OsString>) -> i32 {
 fn main(args: &[OsString]) -> Result<i32, AppletError> {
     // The real xfs_info is a shell script parsing with `getopts "t:V"`,
     // which stops at the first operand.
-    let parsed = getopt(&strings(args.get(1..).unwrap_or(&[])), "+t:V");
+    let parsed = getopt(&after_argv0(args), "+t:V");
     for o in &parsed.items {
         match o {
             Ok(o) if o.val == 'V' => {

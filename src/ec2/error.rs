@@ -1,7 +1,7 @@
 //! Errors of the cloud layer.
 //!
 //! Two kinds: an [`ApiError`] is what AWS itself would answer (a code and a
-//! message, spec ebs.md §2.5); an [`Error`] is everything else that can go
+//! message); an [`Error`] is everything else that can go
 //! wrong on this machine (the state file, the image files, the chunk store).
 
 use std::path::PathBuf;

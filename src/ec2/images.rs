@@ -1,4 +1,4 @@
-//! AMIs (spec ebs.md §5): the built-in catalog, built on first use into a
+//! AMIs: the built-in catalog, built on first use into a
 //! snapshot in the chunk store, and images made by CreateImage from an
 //! instance's volumes.
 

@@ -1,4 +1,4 @@
-//! Instances (spec ebs.md §4): launch from an AMI with its block device
+//! Instances: launch from an AMI with its block device
 //! mappings, the state machine (pending → running → stopping → stopped,
 //! shutting-down → terminated), DeleteOnTermination, type changes, and the
 //! guest's view set up at launch (disk names, mounts from the image's
@@ -231,17 +231,17 @@ impl Txn<'_> {
                 root: b.device == image.root_device_name,
             })
             .collect();
-        for spec in req {
-            if !guest::valid_device_name(&spec.device) {
-                return Err(bdm_error(format!("Invalid device name {}", spec.device)).into());
+        for mapping in req {
+            if !guest::valid_device_name(&mapping.device) {
+                return Err(bdm_error(format!("Invalid device name {}", mapping.device)).into());
             }
-            let existing = out.iter().position(|p| p.device == spec.device);
-            if spec.no_device {
+            let existing = out.iter().position(|p| p.device == mapping.device);
+            if mapping.no_device {
                 match existing {
                     Some(i) if out[i].root => {
                         return Err(bdm_error(format!(
                             "The device '{}' is the root device and cannot be suppressed.",
-                            spec.device
+                            mapping.device
                         ))
                         .into());
                     }
@@ -252,8 +252,8 @@ impl Txn<'_> {
                 }
                 continue;
             }
-            let Some(ebs) = &spec.ebs else { continue };
-            let root = spec.device == image.root_device_name;
+            let Some(ebs) = &mapping.ebs else { continue };
+            let root = mapping.device == image.root_device_name;
             let base = existing.map(|i| &out[i]);
             let snapshot_id = ebs
                 .snapshot_id
@@ -277,7 +277,7 @@ impl Txn<'_> {
                 (None, None, None) => {
                     return Err(bdm_error(format!(
                         "Either snapshot ID or volume size must be provided for: {}",
-                        spec.device
+                        mapping.device
                     ))
                     .into());
                 }
@@ -298,7 +298,7 @@ impl Txn<'_> {
                 .or_else(|| keep_perf.and_then(|b| b.perf.throughput));
             let perf = types::create_perf(size, vtype, iops, throughput)?;
             let planned = PlannedVolume {
-                device: spec.device.clone(),
+                device: mapping.device.clone(),
                 size,
                 perf,
                 snapshot_id,

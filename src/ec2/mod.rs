@@ -1,7 +1,11 @@
-//! The cloud model (spec ebs.md): volumes and their types and rules,
+//! The cloud model: volumes and their types and rules,
 //! ModifyVolume on a virtual clock, snapshots in a content-addressed chunk
 //! store, instances with their guest device names, AMIs and the built-in
 //! catalog, all kept in one state document under `EBSIM_HOME`.
+//!
+//! Marks on the documented AWS texts and rules: [V] verified against AWS's
+//! documentation or an error AWS really returned; [U] taken from another
+//! emulator or inferred, to check against AWS before relying on it.
 //!
 //! No bytes of images are parsed here: volumes are sparse image files that
 //! this layer creates, grows (`ImageFile::set_len`), copies into snapshot
@@ -47,7 +51,9 @@ use model::State;
 use store::Locked;
 use time::{HOUR, MINUTE, Millis, SECOND};
 
-/// The rate rule of ModifyVolume (spec §2.2).
+/// The rate rule of ModifyVolume. AWS replaced the six-hour cooldown by
+/// "four per rolling 24 hours, each after the previous one completed"; a
+/// ModifyVolume that changes nothing still counts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RatePolicy {
     /// Current AWS rule: the previous modification must be completed, and
@@ -94,8 +100,8 @@ pub struct Timing {
     pub modifying: i64,
     /// Shortest `optimizing`.
     pub optimizing_min: i64,
-    /// `optimizing` per GiB of data on the volume (about 6 h per used TiB,
-    /// spec §1.3).
+    /// `optimizing` per GiB of data on the volume (AWS documents about
+    /// 6 h for a fully used TiB).
     pub optimizing_per_gib: i64,
     /// Shortest snapshot `pending`.
     pub snapshot_min: i64,

@@ -1,5 +1,5 @@
 //! The state document: every volume, modification, snapshot, instance and
-//! image, as kept in `state.json` (spec ebs.md §3–§5). Plain data; the rules
+//! image, as kept in `state.json`. Plain data; the rules
 //! live in the operation modules.
 
 use super::clock::ClockState;
@@ -148,7 +148,7 @@ impl State {
     }
 }
 
-/// Volume states (spec §3).
+/// Volume states.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum VolumeState {
@@ -273,7 +273,7 @@ impl Volume {
     }
 }
 
-/// Attachment states (spec §3).
+/// Attachment states.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum AttachState {
@@ -299,7 +299,9 @@ impl AttachState {
     }
 }
 
-/// How the guest sees an attached volume (spec §4.3, views.md §1.11).
+/// How the guest sees an attached volume: a Xen instance names its disks
+/// `xvd*` (202:16·index), a Nitro one `nvme<N>n1` (259:minor, minors
+/// handed out in the order the kernel finds disks and partitions).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GuestDisk {
@@ -339,7 +341,7 @@ pub struct Attachment {
     pub guest: GuestDisk,
 }
 
-/// Modification states (spec §2.3).
+/// Modification states.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ModState {
@@ -451,7 +453,7 @@ impl Modification {
     }
 }
 
-/// Snapshot states (spec §5).
+/// Snapshot states.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum SnapState {
@@ -518,7 +520,7 @@ pub struct Snapshot {
     pub catalog_build: Option<u32>,
 }
 
-/// Instance states (spec §4.1).
+/// Instance states.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum InstanceState {
@@ -549,7 +551,7 @@ impl InstanceState {
         }
     }
 
-    /// The state code (spec §4.1).
+    /// The state code EC2 reports with the name (`State.Code`).
     pub fn code(self) -> u32 {
         match self {
             InstanceState::Pending => 0,

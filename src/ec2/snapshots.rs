@@ -1,4 +1,4 @@
-//! Snapshots (spec ebs.md §5): a content-addressed store of 512 KiB chunks
+//! Snapshots: a content-addressed store of 512 KiB chunks
 //! beside the state, one manifest per snapshot.
 //!
 //! ```text

@@ -91,21 +91,27 @@ impl Txn<'_> {
     pub fn create_tags(&mut self, resources: &[String], tags: &[Tag], dry_run: bool) -> Result<()> {
         check(tags)?;
         for r in resources {
-            let ok = if r.starts_with("vol-") {
-                self.volume(r).is_ok()
-            } else if r.starts_with("snap-") {
-                self.snapshot(r).is_ok()
-            } else if r.starts_with("i-") {
-                self.instance(r).is_ok()
-            } else if r.starts_with("ami-") {
-                self.state().images.contains_key(r)
-            } else {
-                false
-            };
-            if !ok {
-                return Err(
-                    ApiError::new("InvalidID", format!("The ID '{r}' is not valid")).into(),
-                );
+            // A well-formed id of nothing is that type's NotFound, as AWS
+            // answers; anything else is not an id.
+            let (known, not_found): (bool, fn(&str) -> ApiError) =
+                if super::ids::well_formed(r, "vol") {
+                    (self.volume(r).is_ok(), ApiError::volume_not_found)
+                } else if super::ids::well_formed(r, "snap") {
+                    (self.snapshot(r).is_ok(), ApiError::snapshot_not_found)
+                } else if super::ids::well_formed(r, "i") {
+                    (self.instance(r).is_ok(), ApiError::instance_not_found)
+                } else if super::ids::well_formed(r, "ami") {
+                    (
+                        self.state().images.contains_key(r),
+                        ApiError::image_not_found,
+                    )
+                } else {
+                    return Err(
+                        ApiError::new("InvalidID", format!("The ID '{r}' is not valid")).into(),
+                    );
+                };
+            if !known {
+                return Err(not_found(r).into());
             }
         }
         if dry_run {

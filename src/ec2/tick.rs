@@ -319,7 +319,8 @@ impl Txn<'_> {
     }
 
     /// Detaches every volume, deletes those marked DeleteOnTermination
-    /// (spec §4.2), and marks the instance terminated.
+    /// (by default the root volume and the volumes a launch mapping marked),
+    /// and marks the instance terminated.
     fn terminate_now(&mut self, id: &str, at: Millis, visible: i64) -> Result<()> {
         let attached: Vec<(String, bool)> = self
             .state()

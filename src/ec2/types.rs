@@ -1,4 +1,4 @@
-//! Volume types and their rules (spec ebs.md §1.1, §2.5): size ranges,
+//! Volume types and their rules: size ranges,
 //! IOPS and throughput ranges and ratios, which parameters each type takes.
 //! Pure functions: they compute or refuse, and never touch the state.
 
@@ -37,7 +37,7 @@ pub const ALL_TYPES: [VolumeType; 7] = [
     VolumeType::Gp3,
 ];
 
-/// The limits of one type (current API text, spec §1.1).
+/// The limits of one type (as the current EC2 API reference states them).
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
     /// Smallest size, GiB.
@@ -58,7 +58,7 @@ pub struct Limits {
     pub multi_attach: bool,
 }
 
-/// gp3: 3,000 IOPS are allowed at any size (spec §1.1).
+/// gp3: 3,000 IOPS are allowed at any size.
 pub const GP3_BASE_IOPS: u64 = 3000;
 /// gp3 default throughput, MiB/s.
 pub const GP3_BASE_THROUGHPUT: u64 = 125;
@@ -177,7 +177,7 @@ pub struct Perf {
 }
 
 /// Refuses IOPS or throughput given for a type that does not take them, and
-/// missing IOPS for io1/io2 (spec §2.5, InvalidParameterCombination) [U].
+/// missing IOPS for io1/io2 (`InvalidParameterCombination`) [U].
 pub fn check_params(
     t: VolumeType,
     iops_given: bool,
@@ -205,7 +205,7 @@ pub fn check_params(
 
 /// Checks size, IOPS and throughput against the type's ranges and ratios,
 /// in AWS's order: size, IOPS range, IOPS per GiB, throughput range,
-/// throughput per IOPS (spec §2.5, §9.2).
+/// throughput per IOPS.
 pub fn check_limits(p: &Perf) -> Result<(), ApiError> {
     let t = p.volume_type;
     let lim = t.limits();
@@ -292,7 +292,7 @@ pub fn create_perf(
     Ok(p)
 }
 
-/// The target of a ModifyVolume (spec §2.1 defaults): size kept unless
+/// The target of a ModifyVolume, with AWS's defaults: size kept unless
 /// given; IOPS kept on the same type, else 3,000 for gp3/io1/io2 (gp2 → gp3
 /// keeps at least the gp2 baseline); throughput kept gp3 → gp3, else 125
 /// (250 from a gp2 above 170 GiB) [U for the gp2 throughput rule].

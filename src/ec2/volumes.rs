@@ -1,5 +1,5 @@
 //! Volumes: create, describe, delete, attach, detach, modify, and the
-//! modifications' history (spec ebs.md §1–§3). Each operation checks
+//! modifications' history. Each operation checks
 //! everything first, in AWS's order, and changes the state only once the
 //! request is known to succeed.
 
@@ -211,8 +211,15 @@ impl Txn<'_> {
         Ok(())
     }
 
-    /// DescribeVolumes.
-    pub fn describe_volumes(&self, ids: &[String], filters: &[Filter]) -> Result<Vec<Volume>> {
+    /// DescribeVolumes. DryRun is answered after the filter names and the
+    /// volume ids are checked, so a dry run naming a missing volume still
+    /// fails with `InvalidVolume.NotFound`.
+    pub fn describe_volumes(
+        &self,
+        ids: &[String],
+        filters: &[Filter],
+        dry_run: bool,
+    ) -> Result<Vec<Volume>> {
         filter::check_names(filters, VOLUME_FILTERS)?;
         let mut out = Vec::new();
         if ids.is_empty() {
@@ -228,6 +235,9 @@ impl Txn<'_> {
                     out.push(v.clone());
                 }
             }
+        }
+        if dry_run {
+            return Err(ApiError::dry_run_ok().into());
         }
         Ok(out)
     }
@@ -576,7 +586,10 @@ impl Txn<'_> {
         Ok(out)
     }
 
-    /// ModifyVolume (spec §2, checks in the order of §9.2).
+    /// ModifyVolume, checked in AWS's order: the volume exists, DryRun,
+    /// the volume `available` or `in-use`, the previous modification
+    /// finished, the rate rule, no shrinking, then the new type's limits
+    /// and ratios.
     pub fn modify_volume(&mut self, req: &ModifyVolume) -> Result<Modification> {
         let v = self.volume(&req.volume_id)?.clone();
         let id = v.id.clone();
@@ -592,7 +605,7 @@ impl Txn<'_> {
             .into());
         }
         if req.dry_run {
-            // DryRun is checked right after the volume exists (spec §9.2).
+            // DryRun is checked right after the volume exists.
             return Err(ApiError::dry_run_ok().into());
         }
         if !matches!(v.state, VolumeState::Available | VolumeState::InUse) {

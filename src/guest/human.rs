@@ -1,6 +1,6 @@
 //! Human-readable sizes as util-linux (lsblk) and gnulib (df) print them.
 //! They differ: lsblk rounds half up and drops ".0"; df always rounds up
-//! and keeps one decimal under 10 (spec views.md §1.7, §2.4).
+//! and keeps one decimal under 10.
 
 /// lsblk ≥ 2.36 (`size_to_human_string`, one-letter suffix).
 pub fn lsblk_size(bytes: u64) -> String {

@@ -11,9 +11,12 @@
 //! are typed here ([`MountError`], [`UmountError`]).
 
 use super::context::Context;
+use super::instance::Resolved;
 use super::normalize_path;
+use crate::blockdev::image::Access;
 use crate::ec2::model::Mount;
 use crate::ec2::release::OsRelease;
+use crate::fs::xfs::{self, MountEffect, Xfs};
 use crate::fs::{FsInfo, FsKind};
 
 /// The util-linux generations whose mount messages (and kernels) differ.
@@ -329,6 +332,18 @@ pub enum MountError {
     NotInFstab,
     /// `UUID=`/`LABEL=` names nothing.
     CantFind(String),
+    /// EIO: the kernel could not read what the mount needs (an XFS whose
+    /// per-AG reservation meets a block its verifiers reject).
+    Unreadable {
+        /// The device, as the kernel names it.
+        dev: String,
+    },
+    /// EUCLEAN ("Structure needs cleaning"): an XFS whose root inode the
+    /// kernel cannot read.
+    NeedsCleaning {
+        /// The device, as the kernel names it.
+        dev: String,
+    },
 }
 
 impl MountError {
@@ -489,6 +504,13 @@ pub fn plan(ctx: &Context, req: &Request) -> Result<Planned, MountFailure> {
             read_only_fallback = true;
         }
     }
+    // A first mount makes the kernel read the filesystem's metadata; a
+    // second one shares the superblock already read.
+    if mine.is_empty() && info.kind == FsKind::Xfs {
+        if let Some(error) = xfs_mount_failure(&r, is_ro(&options), &dev) {
+            return fail(error);
+        }
+    }
     Ok(Planned {
         mount: Mount {
             volume_id: r.disk.view.volume_id.clone(),
@@ -501,6 +523,31 @@ pub fn plan(ctx: &Context, req: &Request) -> Result<Planned, MountFailure> {
         },
         read_only_fallback,
     })
+}
+
+/// Whether the guest's kernel would refuse to mount the XFS on `r`
+/// (`read_only`: a read-only mount), from the first AG header or inode
+/// btree root its verifiers reject ([`Xfs::verify_ags`]) and what a mount
+/// does with it ([`xfs::Corruption::mount_effect`]): a root inode it cannot
+/// read fails every mount with EUCLEAN; a block read while reserving per-AG
+/// space fails a read-write mount with EIO (a read-only mount reserves
+/// nothing and succeeds, as Linux 6.18 does on a loop device); the rest
+/// mount, and fail later, on first use. When several blocks are damaged,
+/// the first one found decides. What cannot be read or checked here (a
+/// dirty log, a device shorter than the filesystem) is left to the probe's
+/// verdict.
+fn xfs_mount_failure(r: &Resolved, read_only: bool, dev: &str) -> Option<MountError> {
+    let fs = Xfs::open(r.open(Access::ReadOnly).ok()?).ok()?;
+    let head = fs.log_head().ok()?;
+    let Err(xfs::Error::Metadata(c)) = fs.verify_ags(&head) else {
+        return None;
+    };
+    let dev = dev.to_string();
+    match c.mount_effect(fs.sb()) {
+        MountEffect::RootInodeUnreadable { .. } => Some(MountError::NeedsCleaning { dev }),
+        MountEffect::ReservationFails if !read_only => Some(MountError::Unreadable { dev }),
+        _ => None,
+    }
 }
 
 /// The mount table `mount` lists: the mounts of the `-t` types in mount

@@ -1,5 +1,4 @@
-//! Cylinder/head/sector addresses as libfdisk writes them (spec growpart.md
-//! §5.4): geometry 255 heads × 63 sectors; cylinders past 1023 are stored as
+//! Cylinder/head/sector addresses as libfdisk writes them: geometry 255 heads × 63 sectors; cylinders past 1023 are stored as
 //! the "too big" marker `fe ff ff`.
 
 const HEADS: u64 = 255;

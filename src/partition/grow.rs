@@ -4,7 +4,7 @@
 //! `plan_grow` is pure: it takes the table as read, the disk size and the
 //! options, and returns either a [`GrowPlan`] (with the writes to make, or
 //! the reason sfdisk would refuse them) or a [`NoChange`]. `apply` makes the
-//! writes. The arithmetic follows spec growpart.md §4 line by line,
+//! writes. The arithmetic follows growpart's shell code line by line,
 //! including its quirks (the fixed 33-sector pad on GPT and MBR alike, the
 //! 0.33 MBR cap one past libfdisk's limit, the sgdisk path's off-by-one).
 

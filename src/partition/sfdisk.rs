@@ -3,7 +3,7 @@
 //! the partitions are added one by one with libfdisk's checks, and the
 //! result is written. This is the write half of growpart's sfdisk resizer.
 //!
-//! Facts this follows (measured, see spec growpart.md §5):
+//! Facts this follows (measured on sfdisk 2.38):
 //! - GPT: headers are built fresh (revision 1.0, header size 92, 128-byte
 //!   entries, primary entries at LBA 2, backup header at N-1 with its
 //!   entries just before it, last usable = N-2-entry sectors); the disk

@@ -354,6 +354,12 @@ pub fn parse(params: &[P], words: &[String]) -> Result<Args, ArgError> {
     Ok(Args { vals, globals })
 }
 
+/// A value of the wrong type, as botocore's validator words it (`want`:
+/// `<class 'int'>`).
+pub fn type_error(name: &str, v: &Value, want: &str) -> ArgError {
+    invalid(name, v, want)
+}
+
 /// A value that must be read as some type; the message names the
 /// parameter as botocore's validator does.
 fn invalid(name: &str, v: &Value, want: &str) -> ArgError {
@@ -379,81 +385,6 @@ pub fn as_str(name: &str, v: &Value) -> Result<String, ArgError> {
     }
 }
 
-/// Reads an integer (strings from shorthand too).
-pub fn as_u64(name: &str, v: &Value) -> Result<u64, ArgError> {
-    match v {
-        Value::Number(n) => n.as_u64().ok_or_else(|| invalid(name, v, "<class 'int'>")),
-        Value::String(s) => s
-            .trim()
-            .parse()
-            .map_err(|_| ArgError::Bad(format!("invalid literal for int() with base 10: '{s}'"))),
-        other => Err(invalid(name, other, "<class 'int'>")),
-    }
-}
-
-/// Reads a boolean (`true`/`false` strings from shorthand too).
-pub fn as_bool(name: &str, v: &Value) -> Result<bool, ArgError> {
-    match v {
-        Value::Bool(b) => Ok(*b),
-        Value::String(s) if s.eq_ignore_ascii_case("true") => Ok(true),
-        Value::String(s) if s.eq_ignore_ascii_case("false") => Ok(false),
-        other => Err(invalid(name, other, "<class 'bool'>")),
-    }
-}
-
-/// Reads a list of strings (a lone string is a list of one, as the CLI
-/// makes it).
-pub fn as_str_list(name: &str, v: &Value) -> Result<Vec<String>, ArgError> {
-    match v {
-        Value::Array(a) => a.iter().map(|x| as_str(name, x)).collect(),
-        other => Ok(vec![as_str(name, other)?]),
-    }
-}
-
-impl Args {
-    /// A string parameter.
-    pub fn str(&self, name: &str) -> Result<Option<String>, ArgError> {
-        self.vals.get(name).map(|v| as_str(name, v)).transpose()
-    }
-
-    /// An integer parameter.
-    pub fn u64(&self, name: &str) -> Result<Option<u64>, ArgError> {
-        self.vals.get(name).map(|v| as_u64(name, v)).transpose()
-    }
-
-    /// A boolean parameter (None when not given).
-    pub fn bool(&self, name: &str) -> Option<bool> {
-        self.vals.get(name).and_then(Value::as_bool)
-    }
-
-    /// A flag (false when not given).
-    pub fn flag(&self, name: &str) -> bool {
-        self.bool(name).unwrap_or(false)
-    }
-
-    /// A list of strings (empty when not given).
-    pub fn list(&self, name: &str) -> Result<Vec<String>, ArgError> {
-        match self.vals.get(name) {
-            Some(v) => as_str_list(name, v),
-            None => Ok(Vec::new()),
-        }
-    }
-
-    /// A list of structures (empty when not given).
-    pub fn structs(&self, name: &str) -> Vec<Value> {
-        match self.vals.get(name) {
-            Some(Value::Array(a)) => a.clone(),
-            Some(v) => vec![v.clone()],
-            None => Vec::new(),
-        }
-    }
-
-    /// A structure.
-    pub fn structure(&self, name: &str) -> Option<&Value> {
-        self.vals.get(name)
-    }
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -475,12 +406,12 @@ mod tests {
     #[test]
     fn parses_the_cli_forms() {
         let a = parse(PS, &w("--volume-id v --size 8 --no-encrypted --reboot --volume-ids a b --filters Name=x,Values=y Name=z,Values=1,2 --query Size --output text")).unwrap();
-        assert_eq!(a.str("volume-id").unwrap().as_deref(), Some("v"));
-        assert_eq!(a.u64("size").unwrap(), Some(8));
-        assert_eq!(a.bool("encrypted"), Some(false));
-        assert_eq!(a.bool("no-reboot"), Some(false));
-        assert_eq!(a.list("volume-ids").unwrap(), vec!["a", "b"]);
-        assert_eq!(a.structs("filters").len(), 2);
+        assert_eq!(a.vals["volume-id"], Value::from("v"));
+        assert_eq!(a.vals["size"], Value::from(8));
+        assert_eq!(a.vals["encrypted"], Value::from(false));
+        assert_eq!(a.vals["no-reboot"], Value::from(false));
+        assert_eq!(a.vals["volume-ids"], serde_json::json!(["a", "b"]));
+        assert_eq!(a.vals["filters"].as_array().unwrap().len(), 2);
         assert_eq!(a.globals.query.as_deref(), Some("Size"));
         assert_eq!(a.globals.output, Output::Text);
         assert_eq!(
@@ -496,6 +427,6 @@ mod tests {
             Err(ArgError::Bad(_))
         ));
         let a = parse(PS, &w("--volume-id=v --size=9")).unwrap();
-        assert_eq!(a.u64("size").unwrap(), Some(9));
+        assert_eq!(a.vals["size"], Value::from(9));
     }
 }

@@ -1,6 +1,6 @@
 //! `ebsim ec2 OPERATION ...`, the `aws` link (`aws ec2 OPERATION ...`) and
 //! `ebsim clock`: the AWS CLI's operation names, flags and JSON output over
-//! ebsim's cloud model (spec ebs.md).
+//! ebsim's cloud model.
 //!
 //! Exit codes as AWS CLI v2: 0 success, 252 bad command line, 254 an error
 //! from the service, 255 anything else (a waiter that failed, a damaged
@@ -14,6 +14,7 @@ mod text;
 mod wait;
 
 use super::commands::{CLOCK_HELP, Clock, ClockAction};
+use super::getopt::after_argv0;
 use super::output::{err, out};
 use args::{ArgError, Output};
 use ebsim::ec2::DEFAULT_REGION;
@@ -77,12 +78,6 @@ fn print_response(resp: &J, a: &args::Args) -> i32 {
         Output::Text => out(&text::to_text(&resp)),
     }
     0
-}
-
-fn strings(args: &[OsString]) -> Vec<String> {
-    args.iter()
-        .map(|a| a.to_string_lossy().into_owned())
-        .collect()
 }
 
 fn op_list() -> String {
@@ -174,7 +169,7 @@ fn run_ec2_words(words: Vec<String>) -> i32 {
             return EXIT_OTHER;
         }
     };
-    match (op.run)(&ec2, &a) {
+    match op.run(&ec2, &a) {
         Ok(Some(resp)) => print_response(&resp, &a),
         Ok(None) => 0,
         Err(f) => fail(op.api, f),
@@ -228,12 +223,12 @@ fn run_wait(words: Vec<String>) -> i32 {
 
 /// `ebsim ec2 ...`: args[0] is `ec2`.
 pub fn run(args: Vec<OsString>) -> i32 {
-    run_ec2_words(strings(&args[1.min(args.len())..]))
+    run_ec2_words(after_argv0(&args))
 }
 
 /// The `aws` link: `aws [GLOBAL OPTIONS] ec2 OPERATION ...`.
 pub fn run_aws(args: Vec<OsString>) -> i32 {
-    let words = strings(&args[1.min(args.len())..]);
+    let words = after_argv0(&args);
     let mut globals = Vec::new();
     let mut i = 0;
     while i < words.len() && words[i].starts_with("--") {

@@ -154,7 +154,7 @@ pub fn run(ec2: &Ec2, w: &Waiter, a: &Args) -> Result<(), Fail> {
     let path = Query::compile(w.path).map_err(Fail::Query)?;
     let fail = |reason: String| Fail::Waiter { api: w.api, reason };
     for attempt in 1..=MAX_ATTEMPTS {
-        let outcome = match (op.run)(ec2, a) {
+        let outcome = match op.run(ec2, a) {
             Ok(resp) => {
                 let doc = resp.unwrap_or(J::Obj(Vec::new()));
                 let got = path.search(&doc).map_err(Fail::Query)?;

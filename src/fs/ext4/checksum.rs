@@ -1,4 +1,4 @@
-//! ext4's checksums (spec ext4.md §1.5).
+//! ext4's checksums.
 //!
 //! ext4 uses CRC-32C (Castagnoli, reflected polynomial 0x82F63B78) but, like
 //! the kernel's `crc32c_le` and e2fsprogs' `ext2fs_crc32c_le`, *without* the

@@ -1,5 +1,5 @@
 //! Directory blocks of a fresh filesystem (root and lost+found), linear
-//! format with the metadata_csum tail entry. Spec ext4.md §1.3, §2.3.
+//! format with the metadata_csum tail entry.
 
 use super::checksum::crc32c_raw;
 use crate::bytes::{write_u16le, write_u32le};

@@ -1,7 +1,7 @@
 //! Extent trees (`EXT4_EXTENTS_FL` inodes): a 12-byte header, then leaf
 //! entries (depth 0) or index entries. The root lives in `i_block` (4
 //! entries); tree blocks hold `(bs-12)/12` entries and a 4-byte checksum
-//! tail. Spec ext4.md §1.3.
+//! tail.
 
 use super::checksum::crc32c_raw;
 use crate::bytes::{read_u16le, read_u32le, write_u16le, write_u32le};

@@ -1,5 +1,5 @@
 //! Block group descriptors (32 bytes, or `s_desc_size` = 64 with `64bit`),
-//! in a table starting at block `s_first_data_block + 1`. Spec ext4.md §1.2.
+//! in a table starting at block `s_first_data_block + 1`.
 
 use super::checksum::{crc16, crc32c_raw};
 use super::error::Error;

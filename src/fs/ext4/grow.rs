@@ -1,5 +1,5 @@
 //! resize2fs (offline grow within the reserved GDT blocks): plan, then
-//! apply. Spec ext4.md §3 (resize2fs 1.47.0 `resize_fs`, `adjust_fs_info`,
+//! apply, as resize2fs 1.47.0 does it (`resize_fs`, `adjust_fs_info`,
 //! `fix_resize_inode`, `ext2fs_set_gdt_csum`).
 //!
 //! The planner reads the filesystem (superblock, descriptors, bitmaps,

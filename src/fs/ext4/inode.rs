@@ -1,5 +1,5 @@
 //! Inodes (`s_inode_size` bytes each, 256 by default; inode n lives in the
-//! inode table of group (n-1)/ipg at index (n-1)%ipg). Spec ext4.md §1.3.
+//! inode table of group (n-1)/ipg at index (n-1)%ipg).
 
 use super::checksum::crc32c_raw;
 use crate::bytes::{read_u16le, read_u32le, u64_from_hilo, write_u16le, write_u32le};

@@ -1,5 +1,5 @@
 //! The jbd2 journal superblock (big endian; first block of the journal
-//! inode). Spec ext4.md §1.4.
+//! inode).
 
 use crate::bytes::write_u32be;
 

@@ -3,7 +3,7 @@
 //! bitmaps and inode tables), `ext2fs_new_block2`, and the journal's extent
 //! allocation. mkfs and the resize2fs grow planner both place new group
 //! metadata with [`Allocator::allocate_group_table`], on a [`BlockSet`] of
-//! used blocks. Spec ext4.md §2.2 and §3.2 step 4.
+//! used blocks.
 
 use super::bitmap::BlockSet;
 
@@ -337,7 +337,8 @@ mod tests {
 
     #[test]
     fn one_gib_tables_match_mke2fs() {
-        // Spec §2.2: 1G: bb 129–136, ib 137–144, it 145–4240.
+        // mke2fs 1.47.0 on 1 GiB (dumpe2fs): block bitmaps 129–136, inode
+        // bitmaps 137–144, inode tables 145–4240.
         let mut a = alloc_1g();
         let mut prev = None;
         let mut all = Vec::new();

@@ -1,7 +1,6 @@
 //! mkfs.ext4: plan a new filesystem (pure), then write it in one commit.
 //!
-//! The planner reproduces mke2fs 1.47.0 on a regular file (spec ext4.md
-//! §2): geometry ([`super::geometry`]), flex_bg table placement, root and
+//! The planner reproduces mke2fs 1.47.0 on a regular file: geometry ([`super::geometry`]), flex_bg table placement, root and
 //! lost+found, the resize inode, the journal near the middle, per-group
 //! flags and counts, and only the blocks mke2fs writes (everything else a
 //! hole, after discarding the filesystem's range as mke2fs does).

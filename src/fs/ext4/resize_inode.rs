@@ -1,9 +1,9 @@
 //! The resize inode (inode 7, `resize_inode` feature): a block-mapped file
 //! whose double-indirect block lists the primary reserved GDT blocks, each
 //! of which lists its copies in the backup groups. The kernel's online
-//! resizer and resize2fs take new descriptor blocks from here. Spec ext4.md
-//! §2.3 (construction, libext2fs `ext2fs_create_resize_inode`) and §3.2
-//! step 8 (rebuild after a grow).
+//! resizer and resize2fs take new descriptor blocks from here. Built as
+//! libext2fs's `ext2fs_create_resize_inode` builds it, and rebuilt after a
+//! grow.
 
 use super::inode::{Inode, S_IFREG};
 use super::superblock::has_super_sparse;
@@ -123,7 +123,8 @@ mod tests {
 
     #[test]
     fn one_gib_resize_inode() {
-        // Spec §2.3: 1G: rsv 127, backups 1,3,5,7 → i_blocks 5088.
+        // mke2fs 1.47.0 on 1 GiB: 127 reserved GDT blocks, backups in groups
+        // 1, 3, 5, 7 → i_blocks 5088 = (1 + 127 + 127·4)·8.
         let g = ResizeGeometry {
             block_size: 4096,
             first_data_block: 0,

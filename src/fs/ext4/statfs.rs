@@ -1,6 +1,6 @@
 //! `statfs(2)` numbers as the kernel computes them for a mounted ext4
-//! (fs/ext4/super.c `ext4_statfs`, `ext4_calculate_overhead`; spec ext4.md
-//! §4). The kernel ignores `s_overhead_clusters` on non-bigalloc
+//! (fs/ext4/super.c `ext4_statfs`, `ext4_calculate_overhead`).
+//! The kernel ignores `s_overhead_clusters` on non-bigalloc
 //! filesystems and recomputes the overhead, so this does too.
 
 use super::error::Error;

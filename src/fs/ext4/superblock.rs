@@ -1,5 +1,5 @@
 //! The ext4 superblock (1024 bytes at byte 1024; backups at the first block
-//! of groups 0, 1 and powers of 3, 5, 7). Spec ext4.md §1.1.
+//! of groups 0, 1 and powers of 3, 5, 7).
 //!
 //! [`Superblock::from_bytes`] validates what every reader relies on (magic,
 //! checksum, sizes that would make later arithmetic meaningless) and keeps

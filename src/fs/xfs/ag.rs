@@ -1,5 +1,5 @@
-//! The fixed layout of an allocation group (spec §2.2) and the contents of
-//! a freshly initialised one (`xfs_ag_init_headers`, spec §3.3): header
+//! The fixed layout of an allocation group and the contents of
+//! a freshly initialised one (`xfs_ag_init_headers`): header
 //! sectors (SB, AGF, AGI, AGFL) in the first block(s), then one root block
 //! per btree. mkfs and growfs both build AGs here.
 

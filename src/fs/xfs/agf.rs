@@ -1,4 +1,4 @@
-//! The AG free-space header, `struct xfs_agf` (spec §2.4): sector 1 of each
+//! The AG free-space header, `struct xfs_agf`: sector 1 of each
 //! AG. It roots the free-space btrees and counts the AG's free blocks.
 
 use super::crc;

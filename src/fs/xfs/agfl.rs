@@ -1,4 +1,4 @@
-//! The AG free list, `struct xfs_agfl` (spec §2.6): sector 3 of each AG. A
+//! The AG free list, `struct xfs_agfl`: sector 3 of each AG. A
 //! ring of block numbers the free-space btrees draw on when they split.
 
 use super::crc;

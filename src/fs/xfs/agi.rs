@@ -1,4 +1,4 @@
-//! The AG inode header, `struct xfs_agi` (spec §2.5): sector 2 of each AG.
+//! The AG inode header, `struct xfs_agi`: sector 2 of each AG.
 //! It roots the inode btrees and counts the AG's inodes.
 
 use super::crc;

@@ -1,4 +1,4 @@
-//! File block maps (spec write-path §X6): the 16-byte extent record
+//! File block maps: the 16-byte extent record
 //! (`xfs_bmbt_rec`), a data or attribute fork in extents format (an array
 //! of records in the inode) or btree format (`xfs_bmdr_block` root in the
 //! inode, long-form `BMA3` blocks below it, any number of levels), how to
@@ -464,7 +464,8 @@ mod tests {
             unwritten: true,
         };
         assert_eq!(Extent::decode(&e.encode()), e);
-        // The spec's example: [0, 10, 1, 0] of a one-block file.
+        // A one-block file's extent, as xfs_db prints u3.bmx: [0,10,1,0]
+        // (startoff, startblock, blockcount, extentflag).
         let one = Extent {
             off: 0,
             start: 10,

@@ -1,5 +1,5 @@
 //! Short-form CRC btree blocks, `struct xfs_btree_block` with the
-//! `bb_u.s` header (spec §2.7): the per-AG btrees (free space by block and by
+//! `bb_u.s` header: the per-AG btrees (free space by block and by
 //! size, inodes, free inodes, refcounts, reverse mappings). ebsim writes
 //! single-leaf trees and reads leaves of the free-space trees.
 

@@ -1,4 +1,4 @@
-//! CRC32C of v5 metadata (spec §2.1): the standard Castagnoli CRC of the
+//! CRC32C of v5 metadata: the standard Castagnoli CRC of the
 //! object with its 4-byte CRC field taken as zero, stored little-endian.
 
 use crate::bytes::{read_u32le, write_u32le};

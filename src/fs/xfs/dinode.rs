@@ -1,4 +1,4 @@
-//! A whole v3 on-disk inode, `struct xfs_dinode` (spec §2.8): the core
+//! A whole v3 on-disk inode, `struct xfs_dinode`: the core
 //! fields by name, and the literal area that holds the data fork and,
 //! past `di_forkoff`, the attribute fork. `from_bytes` checks what a reader
 //! needs (magic, version, CRC, the inode's own number, fork offsets);

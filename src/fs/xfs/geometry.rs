@@ -1,4 +1,4 @@
-//! The mkfs.xfs 6.1 geometry planner (spec §1.2): from a device size (or
+//! The mkfs.xfs 6.1 geometry planner: from a device size (or
 //! `-d size=`) to AG count and size, log size and place, inode limit.
 
 use super::superblock::{SegmentedFsb, ceil_log2};
@@ -175,7 +175,8 @@ mod tests {
 
     #[test]
     fn spec_table() {
-        // spec §1.3: size -> agcount, agsize, dblocks, imaxpct, logblocks.
+        // What mkfs.xfs 6.1 made of files of these sizes:
+        // size -> agcount, agsize, dblocks, imaxpct, logblocks.
         let k = 1u64 << 10;
         let m = k << 10;
         let gb = m << 10;

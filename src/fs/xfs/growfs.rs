@@ -1,6 +1,5 @@
 //! Offline growth of the data section, as the kernel's
-//! `xfs_growfs_data_private` does it on a mounted filesystem (spec §3.2 to
-//! §3.4): new AGs get fresh headers and one free extent, a short last AG is
+//! `xfs_growfs_data_private` does it on a mounted filesystem: new AGs get fresh headers and one free extent, a short last AG is
 //! extended (its new blocks merged into the free-space btrees), and every
 //! superblock is rewritten, the primary last.
 //!

@@ -1,4 +1,4 @@
-//! v3 inodes (spec §2.8): the first inode chunk mkfs allocates in AG 0,
+//! v3 inodes: the first inode chunk mkfs allocates in AG 0,
 //! holding the root directory (ino 128), the realtime bitmap (129) and
 //! summary (130) inodes, and 61 free inodes.
 

@@ -1,4 +1,4 @@
-//! The internal log (spec §2.9 and §3.4): the clean log mkfs writes (one
+//! The internal log: the clean log mkfs writes (one
 //! record header and an unmount record), and the check that a log is clean
 //! (a simplified `xlog_find_head` + `xlog_check_unmount_rec`).
 //!

@@ -1,11 +1,12 @@
 //! XFS: make (`mkfs`), inspect (`Xfs::open`, `info`, `statfs`) and grow
 //! (`growfs`) v5 filesystems inside a [`BlockDevice`], as xfsprogs 6.1 and
-//! the kernel do (spec xfs.md).
+//! the kernel do.
 //!
 //! One module per on-disk structure (`superblock`, `agf`, `agi`, `agfl`,
 //! `btree`, `inode`, `log`), the kernel's read verifiers for the per-AG
 //! metadata (`verify`), the AG layout shared by mkfs and growfs (`ag`), the
-//! planners (`geometry` for mkfs, `growfs`), `statfs` and the geometry
+//! planners (`geometry` for mkfs, `growfs`, with xfs_growfs's option rules
+//! in `growfs_options`), `statfs` and the geometry
 //! printout (`report`). Every change is planned as a
 //! [`WriteBatch`](crate::blockdev::WriteBatch) first and committed second.
 
@@ -22,6 +23,7 @@ pub mod error;
 pub mod files;
 pub mod geometry;
 pub mod growfs;
+pub mod growfs_options;
 pub mod inode;
 pub mod log;
 pub mod mkfs;

@@ -1,5 +1,5 @@
 //! The geometry printout shared by mkfs.xfs, xfs_info and xfs_growfs
-//! (libfrog `xfs_report_geom`, spec §6), rendered from a superblock.
+//! (libfrog `xfs_report_geom`), rendered from a superblock.
 
 use super::superblock::{Superblock, features2, incompat, ro_compat, version};
 
@@ -106,7 +106,7 @@ mod tests {
 
     #[test]
     fn matches_growfs_example() {
-        // spec §3.1: xfs_growfs on a fresh 1G filesystem.
+        // What xfs_growfs 6.1 printed for a fresh 1 GiB filesystem.
         let sb = Superblock::from_bytes(&crate::fs::xfs::superblock::tests_sample(), 0).unwrap();
         let want = "\
 meta-data=/dev/loop8             isize=512    agcount=4, agsize=65536 blks

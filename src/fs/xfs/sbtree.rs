@@ -2,7 +2,7 @@
 //! free inodes): reading every record by walking down from the root, and
 //! building a whole tree again from a sorted record list.
 //!
-//! Short-form blocks (spec §2.7) have a 56-byte header; leaves hold
+//! Short-form blocks have a 56-byte header; leaves hold
 //! records, nodes hold keys (the first record's key fields) and then, at
 //! `56 + maxrecs·keysize`, 4-byte AG block pointers. A rebuilt tree
 //! spreads records evenly over `ceil(n / maxrecs)` leaves (every block but

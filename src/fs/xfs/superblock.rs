@@ -1,4 +1,4 @@
-//! The superblock, `struct xfs_dsb` (spec §2.3): sector 0 of every AG.
+//! The superblock, `struct xfs_dsb`: sector 0 of every AG.
 //! AG 0 holds the primary; the others hold secondaries, copies of the
 //! geometry that xfs_repair falls back on.
 
@@ -82,7 +82,7 @@ pub mod incompat {
 }
 
 /// A filesystem block number in XFS's segmented form,
-/// `(agno << agblklog) | agbno` (spec §0.2): not a linear block index unless
+/// `(agno << agblklog) | agbno`: not a linear block index unless
 /// the AG size is a power of two. Convert with [`Superblock::fsb_to_ag`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct SegmentedFsb(pub u64);

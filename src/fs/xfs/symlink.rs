@@ -1,4 +1,4 @@
-//! Symbolic links (spec write-path §X8). A target that fits in the data
+//! Symbolic links. A target that fits in the data
 //! fork is stored there (local format); a longer one goes to blocks, each
 //! starting with the v5 `XSLM` header `{magic, offset, bytes, crc, uuid,
 //! owner, blkno, lsn}` (56 bytes) and holding the next piece of the target.

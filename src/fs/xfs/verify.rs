@@ -140,11 +140,12 @@ pub struct Corruption {
 /// filesystem holding a [`Corruption`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MountEffect {
-    /// mount(2) fails with EIO, which mount(8) reports as "can't read
-    /// superblock on DEV."; the kernel logs "Error -117 reserving per-AG
-    /// metadata reserve pool." (the AGF is read there whenever finobt,
+    /// A read-write mount(2) fails with EIO, which mount(8) reports as
+    /// "can't read superblock on DEV."; the kernel logs "Error -117
+    /// reserving per-AG metadata reserve pool." (a read-only mount reserves
+    /// nothing and succeeds). The AGF is read there whenever finobt,
     /// reflink or rmapbt is on; the AGI when finobt is; the finobt root
-    /// when finobt is on without inobtcount).
+    /// when finobt is on without inobtcount.
     ReservationFails,
     /// mount(2) fails with EUCLEAN ("Structure needs cleaning"); the kernel
     /// logs "Failed to read root inode 0xN, error 117" (the AGI and inode

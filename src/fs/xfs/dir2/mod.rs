@@ -1,4 +1,4 @@
-//! Version 3 directories (spec write-path §X7): short-form in the inode,
+//! Version 3 directories: short-form in the inode,
 //! one block with its leaf at the end, data blocks with one leaf block
 //! (LEAF1), and node format (a da-btree of LEAFN blocks under node blocks,
 //! free-index blocks). Reading takes the entries from the data blocks

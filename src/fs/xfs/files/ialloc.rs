@@ -1,4 +1,4 @@
-//! Inode allocation (spec write-path §X4; the kernel's `xfs_dialloc` and
+//! Inode allocation (the kernel's `xfs_dialloc` and
 //! `xfs_difree`). Inodes come from chunks of 64, each described by an
 //! inobt record `{startino, holemask, count, freecount, free}` (bit set =
 //! free; sparse chunks mark their holes free too). The finobt holds

@@ -1,0 +1,68 @@
+//! `ebsim serve`: the EC2 endpoint (`ebsim::api::server`) on the
+//! environment's state, stopped by SIGTERM or SIGINT.
+//!
+//! The two signals are blocked in every thread (the mask is set before any
+//! thread starts, and threads inherit it) and taken by one thread with
+//! `sigwait`, which tells the server to stop: it finishes the requests in
+//! flight and the process exits 0.
+
+use super::commands::Serve;
+use super::output::{err, out};
+use ebsim::api::server::{Limits, Server, Service};
+use nix::sys::signal::{SigSet, Signal};
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+/// Runs `ebsim serve`.
+pub fn exec(s: &Serve) -> i32 {
+    let mut signals = SigSet::empty();
+    signals.add(Signal::SIGTERM);
+    signals.add(Signal::SIGINT);
+    if let Err(e) = signals.thread_block() {
+        err(&format!("ebsim serve: cannot block SIGTERM/SIGINT: {e}\n"));
+        return 1;
+    }
+    let factory = match super::env::ec2_factory() {
+        Ok(f) => f,
+        Err(e) => {
+            err(&format!("ebsim serve: {e}\n"));
+            return 1;
+        }
+    };
+    // The state must be usable before the endpoint is announced.
+    if let Err(e) = factory(&s.region).and_then(|ec2| ec2.transact(|_| Ok(()))) {
+        err(&format!("ebsim serve: {e}\n"));
+        return 1;
+    }
+    let server = match Server::bind(SocketAddr::new(s.bind, s.port), Limits::default()) {
+        Ok(sv) => sv,
+        Err(e) => {
+            err(&format!(
+                "ebsim serve: cannot listen on {}: {e}\n",
+                SocketAddr::new(s.bind, s.port)
+            ));
+            return 1;
+        }
+    };
+    let stopper = server.stopper();
+    let waiter = std::thread::Builder::new()
+        .name("ebsim-signals".to_string())
+        .spawn(move || {
+            if signals.wait().is_ok() {
+                stopper.stop();
+            }
+        });
+    if let Err(e) = waiter {
+        err(&format!("ebsim serve: {e}\n"));
+        return 1;
+    }
+    out(&format!("http://{}\n", server.local_addr()));
+    let service = Service::new(Box::new(factory), &s.region);
+    match server.serve(Arc::new(service)) {
+        Ok(()) => 0,
+        Err(e) => {
+            err(&format!("ebsim serve: {e}\n"));
+            1
+        }
+    }
+}
