@@ -5,6 +5,8 @@
 //! - [`blockdev`]: sparse image files, partition slices, the one write path.
 //! - [`partition`]: GPT and MBR tables as sfdisk reads and writes them, and
 //!   growpart's planner.
+//! - [`imgio`]: host-side access to the files inside image files
+//!   (`IMAGE[@N]:/path`), behind `ebsim image`.
 //!
 //! The library never prints and never exits; it returns typed errors.
 #![forbid(unsafe_code)]
@@ -21,4 +23,5 @@ pub mod ec2;
 pub mod fs;
 pub mod fuse;
 pub mod guest;
+pub mod imgio;
 pub mod partition;

@@ -207,6 +207,25 @@ fn check_flavour(nitro: bool) {
     );
     let v = run(Command::new("sgdisk").arg("-v").arg(root));
     assert!(stdout(&v).contains("No problems found"), "{}", stdout(&v));
+    // The root's files (the catalog's, written by ebsim) survived the
+    // ModifyVolume, growpart and the online resize2fs: the same manifest
+    // as a fresh build of the AMI's disk, through ebsim and the kernel.
+    if require_mount() && require_tools(&["losetup"]) {
+        let fresh = tempfile::tempdir().unwrap();
+        let disk = fresh.path().join("ubuntu.img");
+        let ubuntu = ebsim::ec2::catalog::by_key("ubuntu-22.04").unwrap();
+        ebsim::ec2::catalog::ImageBuilder::build(
+            &ebsim::ec2::catalog::NativeImageBuilder,
+            ubuntu,
+            &disk,
+        )
+        .unwrap();
+        let before = manifest::Recorded {
+            manifest: manifest::ebsim_manifest(&disk, Some(1)),
+        };
+        assert!(before.manifest.len() > 100);
+        before.verify(root, Some(1), "the root after the runbook");
+    }
     let (off, len) = (227328 * 512, 33327071 * 512);
     let scratch = tempfile::tempdir().unwrap();
     let rootfs = scratch.path().join("root.ext4");

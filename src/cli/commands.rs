@@ -1,5 +1,5 @@
 //! ebsim's own command line, on clap's derive: `ebsim [--list] COMMAND`,
-//! with ebsim's own commands (demo, clock, shell, exec, and the hidden
+//! with ebsim's own commands (demo, clock, shell, exec, image, and the hidden
 //! completions and manpage generators) parsed here, and every emulated
 //! applet passed on untouched (`ebsim growpart ...`): the applets keep the
 //! glibc parser, because their messages are part of what they copy.
@@ -44,6 +44,8 @@ pub enum Command {
     Shell(Shell),
     /// Run one command inside an instance
     Exec(Exec),
+    /// Read and write the files inside image files (IMAGE:/path, IMAGE@N:/path)
+    Image(super::image::ImageCmd),
     /// Serve the EC2 API (Query protocol) to the AWS CLI, boto3 and SDKs
     Serve(Serve),
     /// Print the shell completion script of ebsim's own commands
@@ -243,6 +245,7 @@ mod tests {
         Clock::command().debug_assert();
         Shell::command().debug_assert();
         Exec::command().debug_assert();
+        super::super::image::ImageCmd::command().debug_assert();
     }
 
     #[test]

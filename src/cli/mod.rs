@@ -20,6 +20,7 @@ mod files;
 mod fuse_mount;
 mod getopt;
 mod growpart;
+mod image;
 mod lsblk;
 mod mkfs;
 mod mkfs_ext4;
@@ -66,6 +67,12 @@ pub const APPLETS: &[Applet] = &[
         about: "walk the EBS volume-expansion runbook on an embedded default",
         run: demo::run,
         stdout: Stdout::Checked("ebsim"),
+    },
+    Applet {
+        name: "image",
+        about: "read and write the files inside image files (IMAGE:/path, IMAGE@N:/path)",
+        run: image::run,
+        stdout: Stdout::Checked("ebsim image"),
     },
     Applet {
         name: "growpart",
@@ -330,6 +337,7 @@ fn dispatch(args: Vec<OsString>) -> i32 {
         Some(Command::Clock(c)) => ec2::clock(&c),
         Some(Command::Shell(s)) => shell::shell(&s),
         Some(Command::Exec(x)) => shell::exec(&x),
+        Some(Command::Image(i)) => image::exec(&i),
         Some(Command::Serve(s)) => serve::exec(&s),
         Some(Command::Completions { shell }) => commands::completions(shell),
         Some(Command::Manpage) => commands::manpage(),

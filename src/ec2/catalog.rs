@@ -72,6 +72,10 @@ pub struct FsSpec {
     pub mount_point: Option<&'static str>,
     /// Mount options as /proc/mounts shows them.
     pub options: &'static str,
+    /// ext4: bytes per inode (`mke2fs -i`), or the size class's default.
+    pub inode_ratio: Option<u64>,
+    /// ext4: reserved blocks percentage (`mke2fs -m`).
+    pub reserved_percent: u8,
 }
 
 /// One partition of a layout.
@@ -150,6 +154,8 @@ const XFS_ROOT: FsSpec = FsSpec {
     label: Some("/"),
     mount_point: Some("/"),
     options: "rw,noatime,attr2,inode64,logbufs=8,logbsize=32k,noquota",
+    inode_ratio: None,
+    reserved_percent: 5,
 };
 
 const EFI_AMZN: FsSpec = FsSpec {
@@ -157,6 +163,8 @@ const EFI_AMZN: FsSpec = FsSpec {
     label: None,
     mount_point: Some("/boot/efi"),
     options: "rw,noatime,fmask=0077,dmask=0077,codepage=437,iocharset=ascii,shortname=winnt,errors=remount-ro",
+    inode_ratio: None,
+    reserved_percent: 5,
 };
 
 const AL2_PARTS: &[PartitionSpec] = &[
@@ -257,6 +265,10 @@ const UBUNTU_ROOT: FsSpec = FsSpec {
     label: Some("cloudimg-rootfs"),
     mount_point: Some("/"),
     options: "rw,relatime,discard,errors=remount-ro",
+    // livecd-rootfs makes the cloud image's root with
+    // `mkfs.ext4 -b 4096 -i 8192 -m 0`.
+    inode_ratio: Some(8192),
+    reserved_percent: 0,
 };
 
 const UBUNTU_EFI: FsSpec = FsSpec {
@@ -264,6 +276,8 @@ const UBUNTU_EFI: FsSpec = FsSpec {
     label: Some("UEFI"),
     mount_point: Some("/boot/efi"),
     options: "rw,relatime,fmask=0077,dmask=0077,codepage=437,iocharset=iso8859-1,shortname=mixed,errors=remount-ro",
+    inode_ratio: None,
+    reserved_percent: 5,
 };
 
 const UBUNTU_PARTS: &[PartitionSpec] = &[
@@ -329,6 +343,8 @@ const CENTOS7_PARTS: &[PartitionSpec] = &[PartitionSpec {
         label: None,
         mount_point: Some("/"),
         options: "rw,relatime,attr2,inode64,noquota",
+        inode_ratio: None,
+        reserved_percent: 5,
     }),
 }];
 
@@ -509,9 +525,9 @@ pub fn release_of(flavour: Option<&str>) -> OsRelease {
 }
 
 /// The version of what [`default_builder`] makes. Bump it when the builder
-/// changes (the XFS roots once the XFS layer is wired): catalog snapshots
-/// made by an older version are rebuilt at their next use.
-pub const BUILD_VERSION: u32 = 3;
+/// changes: catalog snapshots made by an older version are rebuilt at
+/// their next use (5: the Amazon Linux and CentOS XFS roots populated).
+pub const BUILD_VERSION: u32 = 5;
 
 /// Builds a catalog image's disk: partition table and filesystems, into a
 /// new sparse file at `path` of `image.root_size` GiB. Implementations
@@ -563,6 +579,33 @@ fn guid_bytes(seed: &str) -> [u8; 16] {
     b[6] = (b[6] & 0x0F) | 0x40;
     b[8] = (b[8] & 0x3F) | 0x80;
     b
+}
+
+/// The filesystem UUID the builder gives partition `number` of `image`
+/// (fixed per AMI, as every volume of one real AMI shares its UUIDs).
+pub fn fs_uuid(image: &CatalogImage, number: u32) -> [u8; 16] {
+    guid_bytes(&format!("{}#{number}#fs", image.image_id))
+}
+
+/// The volume id a FAT filesystem in partition `number` of `image` would
+/// carry (`XXXX-XXXX`), as fstab names it: ebsim formats no FAT, so it is
+/// derived like the other fixed ids.
+pub fn fat_volume_id(image: &CatalogImage, number: u32) -> String {
+    let b = fs_uuid(image, number);
+    format!("{:02X}{:02X}-{:02X}{:02X}", b[0], b[1], b[2], b[3])
+}
+
+/// A UUID as blkid and fstab write it (lower case, dashed).
+pub fn uuid_text(u: &[u8; 16]) -> String {
+    let h: String = u.iter().map(|x| format!("{x:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..]
+    )
 }
 
 /// A GUID derived from `seed`, uppercase as sfdisk prints it.
@@ -686,30 +729,30 @@ pub fn make_fs(
                     blocks: size / 4096,
                     size_type: SizeType::for_bytes(size),
                     inodes: None,
-                    inode_ratio: None,
-                    reserved_ratio: 5.0,
+                    inode_ratio: fs.inode_ratio,
+                    reserved_ratio: f64::from(fs.reserved_percent),
                 },
-                uuid: guid_bytes(&format!("{seed}#fs")),
+                uuid: fs_uuid(image, p.number),
                 hash_seed: guid_bytes(&format!("{seed}#hash")),
                 label,
                 now: u64::try_from(created).unwrap_or(0),
                 discard: true,
             };
             let plan = mkfs::plan(size, &opts).map_err(|e| e.to_string())?;
-            mkfs::apply(&mut slice, &plan).map_err(|e| e.to_string())
+            mkfs::apply(&mut slice, &plan).map_err(|e| e.to_string())?;
+            populate_root(image, fs, slice, created)
         }
         FsKind::Xfs => {
             use crate::fs::xfs::inode::{MkfsTimes, Timestamp};
             let mut slice =
                 crate::blockdev::Slice::new(&mut *img, offset, size).map_err(|e| e.to_string())?;
-            let seed = format!("{}#{}", image.image_id, p.number);
             let created = super::time::Millis::parse(image.creation_date).map_or(0, |t| t.0 / 1000);
             let t = Timestamp {
                 sec: created,
                 nsec: 0,
             };
             let opts = crate::fs::xfs::mkfs::MkfsOptions {
-                uuid: guid_bytes(&format!("{seed}#fs")),
+                uuid: fs_uuid(image, p.number),
                 label: fs.label.unwrap_or("").as_bytes().to_vec(),
                 dblocks: None,
                 times: MkfsTimes {
@@ -719,15 +762,50 @@ pub fn make_fs(
                 },
             };
             let plan = crate::fs::xfs::mkfs::plan(&slice, &opts).map_err(|e| e.to_string())?;
-            crate::fs::xfs::mkfs::apply(&mut slice, &plan).map_err(|e| e.to_string())
+            crate::fs::xfs::mkfs::apply(&mut slice, &plan).map_err(|e| e.to_string())?;
+            populate_root(image, fs, slice, created)
         }
         // ebsim has no FAT writer: EFI system partitions stay unformatted.
         FsKind::Vfat => Ok(()),
     }
 }
 
-/// The builder ebsim uses (see [`NativeImageBuilder`] for what is still
-/// to wire).
+/// Writes the root filesystem's files ([`super::rootfs`]) when `fs` is
+/// the image's root and ebsim has its contents, as root at the image's
+/// creation time.
+fn populate_root<D: crate::blockdev::BlockDevice>(
+    image: &CatalogImage,
+    fs: FsSpec,
+    dev: D,
+    created: i64,
+) -> std::result::Result<(), String> {
+    use crate::fs::node::{Cred, Ctx, Timespec};
+    if fs.mount_point != Some("/") {
+        return Ok(());
+    }
+    let Some(spec) = super::rootfs::spec_for(image) else {
+        return Ok(());
+    };
+    let ctx = Ctx {
+        cred: Cred::ROOT,
+        now: Timespec {
+            sec: created,
+            nsec: 0,
+        },
+    };
+    let mut files: Box<dyn crate::fs::node::FileSystem> = match fs.kind {
+        FsKind::Ext4 => {
+            Box::new(crate::fs::ext4::files::Ext4Files::open(dev).map_err(|e| e.to_string())?)
+        }
+        FsKind::Xfs => {
+            Box::new(crate::fs::xfs::files::XfsFiles::open(dev).map_err(|e| e.to_string())?)
+        }
+        FsKind::Vfat => return Ok(()),
+    };
+    super::rootfs::populate(files.as_mut(), ctx, &spec)
+}
+
+/// The builder ebsim uses ([`NativeImageBuilder`]).
 pub fn default_builder() -> Box<dyn ImageBuilder> {
     Box::new(NativeImageBuilder)
 }

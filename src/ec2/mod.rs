@@ -30,6 +30,7 @@ pub mod instance_types;
 pub mod instances;
 pub mod model;
 pub mod release;
+pub mod rootfs;
 pub mod snapshots;
 pub mod store;
 mod sweep;

@@ -4,6 +4,7 @@
 
 pub mod ext4;
 pub mod node;
+pub mod path;
 pub mod signature;
 pub mod xfs;
 

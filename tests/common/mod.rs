@@ -1,6 +1,8 @@
 //! Shared helpers of the integration test binaries.
 #![allow(dead_code)]
 
+pub mod manifest;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
