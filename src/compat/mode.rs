@@ -150,6 +150,41 @@ pub fn apply(m: &Mode, old: u16, is_dir: bool, umask: u16) -> u16 {
     }
 }
 
+/// `ls -l`'s and `stat`'s ten-character mode (gnulib's `filemodestring`):
+/// the type letter, then rwx for owner, group and others, with setuid,
+/// setgid and sticky shown as s/S, s/S and t/T.
+pub fn mode_string(kind: crate::fs::node::FileType, perm: u16) -> String {
+    use crate::fs::node::FileType;
+    let t = match kind {
+        FileType::Regular => '-',
+        FileType::Directory => 'd',
+        FileType::Symlink => 'l',
+        FileType::CharDevice => 'c',
+        FileType::BlockDevice => 'b',
+        FileType::Fifo => 'p',
+        FileType::Socket => 's',
+    };
+    let bit = |m: u16, c: char| if perm & m != 0 { c } else { '-' };
+    let special = |x: bool, s: bool, on: char, off: char| match (x, s) {
+        (true, true) => on,
+        (false, true) => off,
+        (true, false) => 'x',
+        (false, false) => '-',
+    };
+    let mut s = String::with_capacity(10);
+    s.push(t);
+    s.push(bit(0o400, 'r'));
+    s.push(bit(0o200, 'w'));
+    s.push(special(perm & 0o100 != 0, perm & 0o4000 != 0, 's', 'S'));
+    s.push(bit(0o040, 'r'));
+    s.push(bit(0o020, 'w'));
+    s.push(special(perm & 0o010 != 0, perm & 0o2000 != 0, 's', 'S'));
+    s.push(bit(0o004, 'r'));
+    s.push(bit(0o002, 'w'));
+    s.push(special(perm & 0o001 != 0, perm & 0o1000 != 0, 't', 'T'));
+    s
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

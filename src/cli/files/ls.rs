@@ -270,36 +270,7 @@ fn join(dir: &[u8], name: &[u8]) -> Vec<u8> {
 }
 
 fn mode_string(st: &Stat) -> String {
-    let a = &st.attr;
-    let t = match a.kind {
-        FileType::Regular => '-',
-        FileType::Directory => 'd',
-        FileType::Symlink => 'l',
-        FileType::CharDevice => 'c',
-        FileType::BlockDevice => 'b',
-        FileType::Fifo => 'p',
-        FileType::Socket => 's',
-    };
-    let p = a.perm;
-    let bit = |m: u16, c: char| if p & m != 0 { c } else { '-' };
-    let special = |x: bool, s: bool, on: char, off: char| match (x, s) {
-        (true, true) => on,
-        (false, true) => off,
-        (true, false) => 'x',
-        (false, false) => '-',
-    };
-    let mut s = String::with_capacity(10);
-    s.push(t);
-    s.push(bit(0o400, 'r'));
-    s.push(bit(0o200, 'w'));
-    s.push(special(p & 0o100 != 0, p & 0o4000 != 0, 's', 'S'));
-    s.push(bit(0o040, 'r'));
-    s.push(bit(0o020, 'w'));
-    s.push(special(p & 0o010 != 0, p & 0o2000 != 0, 's', 'S'));
-    s.push(bit(0o004, 'r'));
-    s.push(bit(0o002, 'w'));
-    s.push(special(p & 0o001 != 0, p & 0o1000 != 0, 't', 'T'));
-    s
+    ebsim::compat::mode::mode_string(st.attr.kind, st.attr.perm)
 }
 
 fn type_char(k: FileType) -> char {
