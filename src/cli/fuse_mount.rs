@@ -73,7 +73,9 @@ pub fn is_host_mount(args: &[OsString]) -> bool {
         }
         i += 1;
     }
-    operands.len() == 2 && split_part(&operands[0]).is_some_and(|(p, _)| p.is_file())
+    operands.len() == 2
+        && split_part(&operands[0])
+            .is_some_and(|(p, _)| p.is_file() || ebsim::blockdev::segmented::is_segmented(&p))
 }
 
 /// `IMAGE@N` → (IMAGE, Some(N)) when IMAGE exists; a path that exists as
@@ -463,9 +465,9 @@ fn wait_exit(pid: u32) {
 /// instead, as the real ones reach the kernel through ioctls.
 pub fn served(target: &str) -> Option<(PathBuf, fuse::control::Info)> {
     let p = Path::new(target);
-    let image = if p.is_dir() {
+    let image = if p.is_dir() && !ebsim::blockdev::segmented::is_segmented(p) {
         PathBuf::from(kernel::ebsim_mount_at(p)?.source)
-    } else if p.is_file() {
+    } else if p.is_file() || ebsim::blockdev::segmented::is_segmented(p) {
         std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
     } else {
         return None;

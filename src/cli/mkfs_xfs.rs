@@ -168,7 +168,10 @@ fn mkfs_main(prog: &str, argv0: &str, args: &[OsString]) -> Result<i32, AppletEr
             ))
         })?;
         use std::os::unix::fs::FileTypeExt;
-        if !meta.is_file() && !meta.file_type().is_block_device() {
+        if !meta.is_file()
+            && !meta.file_type().is_block_device()
+            && !ebsim::blockdev::segmented::is_segmented(std::path::Path::new(&dfile))
+        {
             return Err(fail(format!(
                 "specified device {dfile} not a file or block device\n"
             )));

@@ -177,7 +177,8 @@ fn main(args: &[String], prog: &str) -> Result<i32, AppletError> {
     let path = std::path::Path::new(&device);
     let is_file = std::fs::metadata(path)
         .map(|m| m.is_file())
-        .unwrap_or(false);
+        .unwrap_or(false)
+        || ebsim::blockdev::segmented::is_segmented(path);
     if is_file {
         if let Some((image, info)) = super::fuse_mount::served(&device) {
             return resize_served(prog, &device, &image, &info, size_str.as_deref(), force);

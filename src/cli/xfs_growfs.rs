@@ -133,11 +133,20 @@ fn main(args: &[OsString]) -> Result<i32, AppletError> {
             ));
         }
     };
-    let holds_xfs = std::fs::metadata(&real).is_ok_and(|m| m.is_file())
-        && ImageFile::open(&real, Access::ReadOnly)
-            .ok()
-            .and_then(|d| xfs::probe(&d).ok())
-            .unwrap_or(false);
+    let segmented = ebsim::blockdev::segmented::is_segmented(&real);
+    let opened = (std::fs::metadata(&real).is_ok_and(|m| m.is_file()) || segmented)
+        .then(|| ImageFile::open(&real, Access::ReadOnly));
+    // A segmented image that cannot be opened says why (a missing or
+    // damaged segment), as nothing else would.
+    if let Some(Err(e)) = &opened
+        && segmented
+    {
+        return Err(AppletError::new(1, format!("{prog}: {e}\n")));
+    }
+    let holds_xfs = opened
+        .and_then(|r| r.ok())
+        .and_then(|d| xfs::probe(&d).ok())
+        .unwrap_or(false);
     if !holds_xfs {
         return Err(AppletError::new(
             1,

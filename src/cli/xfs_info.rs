@@ -135,7 +135,7 @@ fn info_file(path: &str) -> Result<i32, AppletError> {
             ));
         }
     };
-    if meta.is_dir() {
+    if meta.is_dir() && !ebsim::blockdev::segmented::is_segmented(std::path::Path::new(path)) {
         return Err(AppletError::new(
             1,
             format!("xfs_info: cannot open {path}: Is a directory\n"),
