@@ -216,7 +216,12 @@ fn mkfs_main(prog: &str, argv0: &str, args: &[OsString]) -> Result<i32, AppletEr
     };
     let sb = mkfs::superblock(&geo, &opts);
     if !cli.quiet || cli.dry_run {
-        out(&xfs::report::render(&sb, &dfile));
+        out(&xfs::report::render_as(
+            &sb,
+            &dfile,
+            super::env::release().xfsprogs,
+            xfs::report::Printer::Mkfs,
+        ));
         if cli.dry_run {
             return Ok(0);
         }

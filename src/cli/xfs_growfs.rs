@@ -412,7 +412,12 @@ fn grow_steps(
     mut grow_data: impl FnMut(u64, u8) -> Result<xfs::Superblock, String>,
 ) -> Result<i32, AppletError> {
     let geo = geo.clone();
-    out(&xfs::report::render(&geo, target));
+    out(&xfs::report::render_as(
+        &geo,
+        target,
+        super::env::release().xfsprogs,
+        xfs::report::Printer::Growfs,
+    ));
     let steps = f.steps(&geo, dev_bytes);
     let mut new_geo = geo.clone();
     let mut error = match steps.data {

@@ -193,6 +193,11 @@ fn info_dev<D: BlockDevice>(path: &str, dev: &D) -> Result<i32, AppletError> {
     if need > size {
         err("xfs_info: data size check failed\n");
     }
-    out(&xfs::report::render(&sb, path));
+    out(&xfs::report::render_as(
+        &sb,
+        path,
+        super::env::release().xfsprogs,
+        xfs::report::Printer::Growfs,
+    ));
     Ok(0)
 }
