@@ -225,9 +225,13 @@ pub fn exec(x: &Exec) -> i32 {
             return 1;
         }
     };
+    use std::os::unix::process::CommandExt;
     let path = guest_path(&bin);
     let resolved = which(program, &path).unwrap_or_else(|| PathBuf::from(program));
+    // argv[0] as a shell passes it (the name typed, not the path found on
+    // PATH): the tools name themselves by it (`resize2fs: ...`).
     match Command::new(resolved)
+        .arg0(program)
         .args(rest)
         .env("PATH", &path)
         .env(super::env::INSTANCE_ENV, &id)
