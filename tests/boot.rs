@@ -489,3 +489,31 @@ fn api_device_names_resolve_only_on_amis_with_udev_links() {
         assert_eq!(f, "xfs\n", "{image} {itype}");
     }
 }
+
+/// The tools name themselves as typed (`resize2fs: ...`, not the path of
+/// ebsim's link), an online shrink gets resize2fs's own refusal, and
+/// `aws --help` is help with status 0.
+#[test]
+fn tool_names_online_shrink_and_aws_help() {
+    let c = Cloud::new();
+    let (id, _) = launch(&c, UBUNTU, "t2.micro", None, None);
+    let (out, err, code) = exec(&c, &id, &["sudo", "resize2fs", "/dev/xvda1", "4G"]);
+    assert_eq!(
+        (out.as_str(), err.as_str(), code),
+        (
+            "Filesystem at /dev/xvda1 is mounted on /; on-line resizing required\n",
+            "resize2fs 1.46.5 (30-Dec-2021)\nresize2fs: On-line shrinking not supported\n",
+            1
+        )
+    );
+    let (_, err, code) = exec(&c, &id, &["resize2fs", "-Q"]);
+    assert!(
+        err.starts_with("resize2fs 1.46.5 (30-Dec-2021)\nresize2fs: invalid option -- 'Q'\n"),
+        "{err}"
+    );
+    assert_eq!(code, 1);
+    let o = c.cmd("aws").arg("--help").output().unwrap();
+    assert_eq!(o.status.code(), Some(0));
+    assert_eq!(stderr(&o), "");
+    assert!(stdout(&o).contains("describe-volumes"));
+}
