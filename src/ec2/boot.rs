@@ -230,7 +230,7 @@ pub fn base64_decode(s: &str) -> Option<Vec<u8>> {
         if pad {
             return None;
         }
-        acc = (acc << 6) | u32::from(v);
+        acc = ((acc << 6) | u32::from(v)) & 0x00ff_ffff;
         bits += 6;
         if bits >= 8 {
             bits -= 8;
