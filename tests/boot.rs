@@ -248,25 +248,22 @@ fn cloud_init_grows_the_root_at_every_boot_on_each_ami() {
             .unwrap_or_else(|| part_dev.trim_end_matches('1'));
         let c = Cloud::on_tmpfs();
         // At the AMI's size: NOCHANGE.
-        let (id, vol) = launch(&c, image, itype, None, None);
-        let uuid = partuuid(&c.image_of(&vol), n);
+        let (id, vol0) = launch(&c, image, itype, None, None);
+        let uuid = partuuid(&c.image_of(&vol0), n);
         let mut want = vec![
             GROWPART_DEFAULT.to_string(),
             format!("cc_growpart.py[DEBUG]: '/' NOCHANGE: no change necessary ({disk}, {n})"),
         ];
         want.extend(resizefs_lines(image, part_dev, &uuid));
         assert_eq!(cloud_init_log(&c, &id), want, "{image} at its size");
-        assert_root_matches_kernel(&c, &id, &vol, part_dev, n);
+        assert_root_matches_kernel(&c, &id, &vol0, part_dev, n);
 
         // Larger root at launch: grown before the first command.
         let big = default + 4;
         let (id, vol) = launch(&c, image, itype, Some((root_dev, big)), None);
         let img = c.image_of(&vol);
         let (_, len) = partition(&img, n);
-        let old = {
-            let (_, l0) = partition(&c.image_of(&c.ok(&["describe-instances"])["Reservations"][0]["Instances"][0]["BlockDeviceMappings"][0]["Ebs"]["VolumeId"].as_str().unwrap().to_string()), n);
-            l0
-        };
+        let (_, old) = partition(&c.image_of(&vol0), n);
         let uuid = partuuid(&img, n);
         let mut want = vec![
             GROWPART_DEFAULT.to_string(),
