@@ -341,7 +341,7 @@ fn xen_ubuntu_runbook() {
     );
 
     // Mount it at /var/lib, by its API name (a link to xvdf).
-    g.expect("mount", &["/dev/sdf", "/var/lib"], "", "", 0);
+    g.expect("mount", &["/dev/xvdf", "/var/lib"], "", "", 0);
     g.expect(
         "mount",
         &["-t", "xfs"],
@@ -538,9 +538,9 @@ fn xen_ubuntu_runbook() {
         "xfs_growfs: /dev/xvdf is not a mounted XFS filesystem\n",
         1,
     );
-    let info = g.ok("xfs_info", &["/dev/sdf"]);
+    let info = g.ok("xfs_info", &["/dev/xvdf"]);
     assert!(
-        info.starts_with("meta-data=/dev/sdf               isize=512    agcount=8"),
+        info.starts_with("meta-data=/dev/xvdf              isize=512    agcount=8"),
         "{info}"
     );
     // By UUID, as fstab lines do; the kernel names the device.
@@ -946,13 +946,13 @@ fn ext4_whole_volume_grows_online() {
     g.optimize(&v);
     g.expect(
         "resize2fs",
-        &["/dev/sdg"],
-        "Resizing the filesystem on /dev/sdg to 786432 (4k) blocks.\n\
-         The filesystem on /dev/sdg is now 786432 (4k) blocks long.\n\n",
+        &["/dev/xvdg"],
+        "Resizing the filesystem on /dev/xvdg to 786432 (4k) blocks.\n\
+         The filesystem on /dev/xvdg is now 786432 (4k) blocks long.\n\n",
         "resize2fs 1.46.5 (30-Dec-2021)\n",
         0,
     );
-    assert_clean(&img, 0, 3 << 30, false, "after offline resize2fs /dev/sdg");
+    assert_clean(&img, 0, 3 << 30, false, "after offline resize2fs /dev/xvdg");
     g.expect("mount", &["/dev/xvdg", "/srv"], "", "", 0);
     g.expect(
         "mount",

@@ -469,6 +469,7 @@ fn run_instances(ec2: &Ec2, p: &Params) -> Reply {
         availability_zone: az,
         bdm,
         key_name: p.str("KeyName")?,
+        user_data: p.str("UserData")?,
         instance_tags: tags_for(&specs, "instance"),
         volume_tags: tags_for(&specs, "volume"),
         dry_run: p.flag("DryRun")?,

@@ -405,6 +405,17 @@ pub fn run_grow<D: BlockDevice>(
 ) -> Result<i32, AppletError> {
     let decided = match grow::target(&fs, req) {
         Ok(o) => o,
+        Err(Error::Grow(GrowError::Shrink { .. })) if mounted_on.is_some() => {
+            // online.c: the online banner, then the refusal (exit 1).
+            out(&format!(
+                "Filesystem at {device} is mounted on {}; on-line resizing required\n",
+                mounted_on.unwrap_or("/")
+            ));
+            return Err(AppletError::new(
+                1,
+                format!("{prog}: On-line shrinking not supported\n"),
+            ));
+        }
         Err(e) => return Err(refusal(prog, device, &e)),
     };
     let stub: GrowPlan = match decided {

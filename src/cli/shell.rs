@@ -47,16 +47,69 @@ pub const GUEST_COMMANDS: &[&str] = &[
     "ebsim",
 ];
 
+/// Why a shell or command cannot reach an instance.
+enum Unreachable {
+    /// Not in the model, several running, ...: `ebsim shell: REASON`, 1.
+    Other(String),
+    /// Not running: what ssh prints for a host that is not up, and the
+    /// state, status 255 as ssh's.
+    NotUp(String),
+}
+
+impl Unreachable {
+    fn report(&self, prog: &str) -> i32 {
+        match self {
+            Unreachable::Other(e) => {
+                err(&format!("{prog}: {e}\n"));
+                1
+            }
+            Unreachable::NotUp(text) => {
+                err(text);
+                255
+            }
+        }
+    }
+}
+
+/// What ssh says to a host in `state` (an instance that is not running):
+/// while it boots (pending) or shuts down (stopping, shutting-down) the
+/// host answers but sshd does not listen, so the connection is refused; a
+/// stopped or terminated instance answers nothing, so the connection times
+/// out. ssh exits 255 either way. The second line names the state.
+fn ssh_refusal(ip: &str, id: &str, state: &str) -> String {
+    let why = match state {
+        "pending" | "stopping" | "shutting-down" => "Connection refused",
+        _ => "Connection timed out",
+    };
+    format!(
+        "ssh: connect to host {ip} port 22: {why}\n(ebsim: instance {id} is {state}; commands run only while it is running)\n"
+    )
+}
+
 /// The instance a shell is for: its id and the name of its image's user.
-fn pick_instance(explicit: Option<&str>) -> Result<(String, String), String> {
-    let ec2 = super::env::ec2(DEFAULT_REGION).map_err(|e| e.to_string())?;
+/// An instance that is not running cannot be reached (pending is refused
+/// too, not waited for: with the manual clock nothing would end the wait;
+/// `aws ec2 wait instance-running` is the way to wait, as on EC2).
+fn pick_instance(explicit: Option<&str>) -> Result<(String, String), Unreachable> {
+    let ec2 = super::env::ec2(DEFAULT_REGION).map_err(|e| Unreachable::Other(e.to_string()))?;
     let wanted = explicit.map(str::to_string).or_else(super::env::instance);
-    ec2.transact(|txn| {
-        let id = txn.resolve_instance(wanted.as_deref())?;
-        let user = ebsim::ec2::catalog::login_user(txn.instance(&id)?.flavour.as_deref());
-        Ok((id, user.to_string()))
-    })
-    .map_err(|e| e.to_string().trim().to_string())
+    let (id, user, state, ip) = ec2
+        .transact(|txn| {
+            let id = txn.resolve_instance(wanted.as_deref())?;
+            let inst = txn.instance(&id)?;
+            let user = ebsim::ec2::catalog::login_user(inst.flavour.as_deref());
+            Ok((
+                id,
+                user.to_string(),
+                inst.state.as_str().to_string(),
+                inst.private_ip.clone(),
+            ))
+        })
+        .map_err(|e| Unreachable::Other(e.to_string().trim().to_string()))?;
+    if state != "running" {
+        return Err(Unreachable::NotUp(ssh_refusal(&ip, &id, &state)));
+    }
+    Ok((id, user))
 }
 
 /// The folder of links, made (or refreshed) under the state directory.
@@ -108,10 +161,7 @@ pub fn run_shell(args: Vec<OsString>) -> i32 {
 pub fn shell(s: &Shell) -> i32 {
     let (id, user) = match pick_instance(s.instance.as_deref()) {
         Ok(v) => v,
-        Err(e) => {
-            err(&format!("ebsim shell: {e}\n"));
-            return 1;
-        }
+        Err(e) => return e.report("ebsim shell"),
     };
     let bin = match bin_dir() {
         Ok(b) => b,
@@ -166,10 +216,7 @@ pub fn exec(x: &Exec) -> i32 {
     };
     let (id, _) = match pick_instance(Some(&x.instance)) {
         Ok(v) => v,
-        Err(e) => {
-            err(&format!("ebsim exec: {e}\n"));
-            return 1;
-        }
+        Err(e) => return e.report("ebsim exec"),
     };
     let bin = match bin_dir() {
         Ok(b) => b,
@@ -178,9 +225,13 @@ pub fn exec(x: &Exec) -> i32 {
             return 1;
         }
     };
+    use std::os::unix::process::CommandExt;
     let path = guest_path(&bin);
     let resolved = which(program, &path).unwrap_or_else(|| PathBuf::from(program));
+    // argv[0] as a shell passes it (the name typed, not the path found on
+    // PATH): the tools name themselves by it (`resize2fs: ...`).
     match Command::new(resolved)
+        .arg0(program)
         .args(rest)
         .env("PATH", &path)
         .env(super::env::INSTANCE_ENV, &id)

@@ -60,6 +60,8 @@ pub struct RunInstances {
     pub bdm: Vec<BdmSpec>,
     /// Key pair.
     pub key_name: Option<String>,
+    /// User data, base64 as the API carries it.
+    pub user_data: Option<String>,
     /// Instance tags.
     pub instance_tags: Vec<Tag>,
     /// Volume tags.
@@ -364,6 +366,8 @@ impl Txn<'_> {
                 .to_string(),
             mounts: Vec::new(),
             blkext_minors: Default::default(),
+            user_data: req.user_data.clone(),
+            boot_due: false,
         };
         self.state_mut().instances.insert(id.clone(), inst);
         for p in planned {
@@ -402,6 +406,91 @@ impl Txn<'_> {
             }
         }
         Ok(id)
+    }
+
+    /// A boot (launch, start, reboot): the root device's filesystems are
+    /// mounted from its fstab when they are not (a root volume swapped
+    /// while stopped), and the boot-time work is due.
+    pub(crate) fn boot(&mut self, instance_id: &str) {
+        let Some(inst) = self.state().instances.get(instance_id) else {
+            return;
+        };
+        let root_dev = inst.root_device_name.clone();
+        let has_root = inst.mounts.iter().any(|m| m.target == "/");
+        let root = self
+            .state()
+            .attached_to(instance_id)
+            .iter()
+            .find(|(_, a)| a.device == root_dev)
+            .map(|(v, a)| (v.id.clone(), a.guest.name.clone(), v.flavour.clone()));
+        if let Some((vid, disk, flavour)) = root {
+            if !has_root {
+                self.setup_root_guest(instance_id, &vid, &disk, flavour.as_deref());
+            }
+        }
+        if let Some(i) = self.state_mut().instances.get_mut(instance_id) {
+            i.boot_due = true;
+        }
+    }
+
+    /// The boots due (see [`Txn::boot`]), claimed: each instance's flag is
+    /// cleared and its job returned, to run once the state is written.
+    pub(crate) fn claim_boots(&mut self) -> Vec<super::boot::BootJob> {
+        let now = self.now();
+        let due: Vec<String> = self
+            .state()
+            .instances
+            .values()
+            .filter(|i| i.boot_due)
+            .map(|i| i.id.clone())
+            .collect();
+        let mut jobs = Vec::new();
+        for id in due {
+            if let Some(i) = self.state_mut().instances.get_mut(&id) {
+                i.boot_due = false;
+            }
+            let Some(inst) = self.state().instances.get(&id) else {
+                continue;
+            };
+            let Some(flavour) = inst.flavour.clone() else {
+                continue;
+            };
+            if super::boot::runs_cloud_init(&flavour).is_none() {
+                continue;
+            }
+            let Some(root) = inst.mounts.iter().find(|m| m.target == "/").cloned() else {
+                continue;
+            };
+            let Some(part) = root.partition else {
+                continue;
+            };
+            let Some(disk) = self
+                .state()
+                .attached_to(&id)
+                .iter()
+                .find(|(v, _)| v.id == root.volume_id)
+                .map(|(_, a)| a.guest.name.clone())
+            else {
+                continue;
+            };
+            let user_data = inst
+                .user_data
+                .as_deref()
+                .and_then(super::boot::base64_decode)
+                .map(|b| String::from_utf8_lossy(&b).into_owned());
+            jobs.push(super::boot::BootJob {
+                instance_id: id.clone(),
+                image: self.home().volume_image(&root.volume_id),
+                disk,
+                partition: part,
+                mount_source: root.source.clone(),
+                fstype: root.fstype.clone(),
+                flavour,
+                user_data,
+                now,
+            });
+        }
+        jobs
     }
 
     /// Registers the root disk's partitions in the order the kernel would
@@ -687,6 +776,9 @@ impl Txn<'_> {
         for i in insts {
             if let Some(m) = self.state_mut().instances.get_mut(&i.id) {
                 m.mounts.retain(|m| m.fstab);
+            }
+            if i.state == InstanceState::Running {
+                self.boot(&i.id);
             }
         }
         Ok(())

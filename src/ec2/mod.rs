@@ -19,6 +19,7 @@
 //! making new files in a staging directory), and the state is written back
 //! if anything changed, the staged files published right after.
 
+pub mod boot;
 pub mod catalog;
 pub mod clock;
 mod error;
@@ -202,6 +203,30 @@ impl Ec2 {
     /// only (describe shows them, nothing is saved), and `f` fails with
     /// [`Error::ReadOnlyHome`] if it changes anything.
     pub fn transact<T>(&self, f: impl FnOnce(&mut Txn<'_>) -> Result<T>) -> Result<T> {
+        let (v, boots_due) = self.transact_once(f)?;
+        if boots_due {
+            self.run_boots();
+        }
+        Ok(v)
+    }
+
+    /// The boots the last transaction made due, claimed in a transaction
+    /// of their own and run with the state unlocked (an image is opened
+    /// read-write only outside the state lock). What a boot cannot do is
+    /// what a real boot would log and go on from: nothing is reported.
+    fn run_boots(&self) {
+        let jobs = match self.transact_once(|t| Ok(t.claim_boots())) {
+            Ok((jobs, _)) => jobs,
+            Err(_) => return,
+        };
+        for job in jobs {
+            let _ = boot::run(&job);
+        }
+    }
+
+    /// One transaction; also says whether it left boots due (never on a
+    /// read-only home, which cannot claim them).
+    fn transact_once<T>(&self, f: impl FnOnce(&mut Txn<'_>) -> Result<T>) -> Result<(T, bool)> {
         let mut locked = Locked::acquire(&self.home, self.mode)?;
         if locked.read_only().is_none() {
             sweep::recover(&self.home, &mut locked.state)?;
@@ -224,15 +249,18 @@ impl Ec2 {
             txn.dirty = true;
         }
         match f(&mut txn) {
-            Ok(v) => match txn.commit() {
-                Ok(()) => Ok(v),
-                Err(e) => {
-                    // The state was not written: the files made for it
-                    // are nobody's.
-                    txn.discard_stage();
-                    Err(e)
+            Ok(v) => {
+                let due = !txn.read_only() && txn.state().instances.values().any(|i| i.boot_due);
+                match txn.commit() {
+                    Ok(()) => Ok((v, due)),
+                    Err(e) => {
+                        // The state was not written: the files made for it
+                        // are nobody's.
+                        txn.discard_stage();
+                        Err(e)
+                    }
                 }
-            },
+            }
             Err(e) => {
                 // Drop whatever `f` changed before failing: its staged
                 // files, and its changes to the document (read again; the

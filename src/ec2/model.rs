@@ -642,6 +642,14 @@ pub struct Instance {
     /// partitions both take one (NVMe disks, and Xen partitions above 15).
     #[serde(default)]
     pub blkext_minors: BTreeMap<u32, String>,
+    /// The user data given at launch, base64 as the API carries it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_data: Option<String>,
+    /// Booted (launch, start, reboot) and its boot-time work (cloud-init's
+    /// growpart and resizefs) not yet done: done right after the
+    /// transaction that booted it ([`super::boot`]).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub boot_due: bool,
 }
 
 impl Instance {

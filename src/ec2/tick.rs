@@ -302,6 +302,7 @@ impl Txn<'_> {
                     i.ever_running = true;
                     i.state_changed = at;
                 }
+                self.boot(id);
             }
             InstanceState::Stopping => {
                 if let Some(i) = self.state_mut().instances.get_mut(id) {

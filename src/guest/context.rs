@@ -27,6 +27,8 @@ pub struct Context {
     pub release: OsRelease,
     /// The image's fstab entries that ebsim can mount (root volume only).
     pub fstab: Vec<Mount>,
+    /// The `/dev` links of the image's udev rules ([`instance::device_links`]).
+    pub links: Vec<(String, String)>,
 }
 
 impl Context {
@@ -37,7 +39,9 @@ impl Context {
             let disks = instance::disks(txn, &id)?;
             let inst = txn.instance(&id)?;
             let fstab = fstab_of(inst.flavour.as_deref(), &disks);
+            let links = instance::device_links(inst.flavour.as_deref(), &disks);
             Ok(Context {
+                links,
                 instance_id: id.clone(),
                 mounts: inst.mounts.clone(),
                 release: OsRelease::of_util_linux(&inst.util_linux),
@@ -49,7 +53,7 @@ impl Context {
 
     /// Resolves a device name, mount point or `UUID=`/`LABEL=` here.
     pub fn resolve(&self, spec: &str) -> Option<Resolved> {
-        instance::resolve(&self.disks, &self.mounts, spec)
+        instance::resolve(&self.disks, &self.mounts, &self.links, spec)
     }
 
     /// The mounts of a device (volume and partition), oldest first.

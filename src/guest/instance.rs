@@ -226,10 +226,55 @@ fn mounts_of<'a>(mounts: &'a [Mount], volume: &str, part: Option<u32>) -> Vec<&'
         .collect()
 }
 
-/// Resolves `spec`: `/dev/xvda`, `/dev/xvda1`, `/dev/nvme0n1p1`, the API
-/// name (`/dev/sdf`, `/dev/sdf1`, as the link the kernel's udev rules
-/// give), a mount point, `UUID=`/`LABEL=`, or `/dev/disk/by-uuid|by-label/`.
-pub fn resolve(disks: &[GuestDisk], mounts: &[Mount], spec: &str) -> Option<Resolved> {
+/// The links to block devices the image's udev rules make under `/dev`,
+/// as (link path, kernel name): the one list of them (the guest's `/dev`
+/// is built from it). Amazon Linux 2 and 2023 ship Amazon's ec2-utils:
+/// on Xen its rule links every `xvd*` disk and partition under the `sd`
+/// name (`/dev/sdf` → `xvdf`, `/dev/sda1` → `xvda1`); on Nitro it links
+/// each EBS NVMe disk under its block-device-mapping name without
+/// `/dev/` (`/dev/sdf` or `/dev/xvda` → `nvme1n1`) and each partition
+/// under that name and its number (`/dev/xvda1` → `nvme0n1p1`). Ubuntu
+/// and CentOS 7 have no such rules: only the kernel's names exist there,
+/// so `mkfs.xfs /dev/sdf` finds no such file.
+pub fn device_links(flavour: Option<&str>, disks: &[GuestDisk]) -> Vec<(String, String)> {
+    let amazon = flavour.is_some_and(|f| f.starts_with("amzn2") || f.starts_with("al2023"));
+    if !amazon {
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    for d in disks {
+        let name = &d.view.name;
+        if let Some(rest) = name.strip_prefix("xvd") {
+            out.push((format!("/dev/sd{rest}"), name.clone()));
+            for p in &d.parts {
+                if let Some(prest) = p.name.strip_prefix("xvd") {
+                    out.push((format!("/dev/sd{prest}"), p.name.clone()));
+                }
+            }
+        } else if name.starts_with("nvme") {
+            let map = d.view.device.trim_start_matches("/dev/");
+            if map.is_empty() {
+                continue;
+            }
+            out.push((format!("/dev/{map}"), name.clone()));
+            for p in &d.parts {
+                out.push((format!("/dev/{map}{}", p.number), p.name.clone()));
+            }
+        }
+    }
+    out
+}
+
+/// Resolves `spec`: `/dev/xvda`, `/dev/xvda1`, `/dev/nvme0n1p1`, a link
+/// of the image's udev rules (`links`, from [`device_links`]: `/dev/sdf`
+/// on Amazon Linux), a mount point, `UUID=`/`LABEL=`, or
+/// `/dev/disk/by-uuid|by-label/`.
+pub fn resolve(
+    disks: &[GuestDisk],
+    mounts: &[Mount],
+    links: &[(String, String)],
+    spec: &str,
+) -> Option<Resolved> {
     let make = |d: &GuestDisk, p: Option<&GuestPart>| {
         let volume = &d.view.volume_id;
         Resolved {
@@ -280,19 +325,15 @@ pub fn resolve(disks: &[GuestDisk], mounts: &[Mount], spec: &str) -> Option<Reso
             if let Some(p) = d.parts.iter().find(|p| p.name == name) {
                 return Some(make(d, Some(p)));
             }
-            // The API name is a link to the disk; `/dev/sdf1` to its first
-            // partition (when the API name does not end in a digit).
-            if d.view.device == spec {
+        }
+        // A udev link to a disk or partition.
+        let (_, target) = links.iter().find(|(l, _)| l == spec)?;
+        for d in disks {
+            if &d.view.name == target {
                 return Some(make(d, None));
             }
-            if let Some(rest) = spec.strip_prefix(d.view.device.as_str()) {
-                if !d.view.device.ends_with(|c: char| c.is_ascii_digit()) {
-                    if let Ok(n) = rest.parse::<u32>() {
-                        if let Some(p) = d.parts.iter().find(|p| p.number == n) {
-                            return Some(make(d, Some(p)));
-                        }
-                    }
-                }
+            if let Some(p) = d.parts.iter().find(|p| &p.name == target) {
+                return Some(make(d, Some(p)));
             }
         }
         return None;

@@ -262,12 +262,17 @@ pub fn run_aws(args: Vec<OsString>) -> i32 {
             rest.extend(globals);
             run_ec2_words(rest)
         }
-        Some("help") | None => {
+        Some("help") => {
             out(&help());
-            if words.get(i).is_none() {
-                return usage_error("aws: error: the following arguments are required: command");
-            }
             0
+        }
+        None if globals.iter().any(|g| g == "--help" || g == "-h") => {
+            out(&help());
+            0
+        }
+        None => {
+            out(&help());
+            usage_error("aws: error: the following arguments are required: command")
         }
         Some(other) => usage_error(&format!(
             "aws: error: argument command: Invalid choice: '{other}' (ebsim emulates only 'ec2')"

@@ -396,6 +396,16 @@ fn to_params(a: &Args) -> Result<Params, ArgError> {
             m.insert("MaxCount".into(), Value::from(int(hi)?));
             continue;
         }
+        if *k == "user-data" {
+            // The AWS CLI base64-encodes the text (run-instances' UserData
+            // is base64 on the wire; API callers send it encoded).
+            let text = as_str("user-data", v)?;
+            m.insert(
+                "UserData".into(),
+                Value::from(ebsim::ec2::boot::base64_encode(text.as_bytes())),
+            );
+            continue;
+        }
         m.insert(member_name(k), v.clone());
     }
     Ok(Params::from_members(m))
