@@ -657,24 +657,36 @@ impl Groups {
     }
 
     /// Adds the dirty bitmaps (with their checksums set in the
-    /// descriptors) to `batch`.
-    pub fn flush_bitmaps(&mut self, geo: &Geo, batch: &mut WriteBatch) {
+    /// descriptors) to `batch`, except the block bitmaps of full groups:
+    /// those are all ones, and only their byte offsets go to `ones` (the
+    /// sync's plan writes them from one shared block when walked, so
+    /// preallocating terabytes does not hold a 4 KiB copy per group).
+    pub fn flush_bitmaps(&mut self, geo: &Geo, batch: &mut WriteBatch, ones: &mut Vec<u64>) {
         let bs = geo.bs as usize;
+        let full_csum = geo
+            .seed
+            .map(|seed| crc32c_raw(seed, &vec![0xFFu8; bs][..(geo.bpg / 8) as usize]));
         for &g in &self.dirty_bb {
             let Some(bits) = self.bb.get(&g) else {
                 continue;
             };
-            let bm = match bits {
-                Bits::Map(bm) => bm.clone(),
-                Bits::Full => vec![0xFFu8; bs],
-            };
             let Some(d) = self.descs.get_mut(g as usize) else {
                 continue;
             };
-            if let Some(seed) = geo.seed {
-                d.bg_block_bitmap_csum = crc32c_raw(seed, &bm[..(geo.bpg / 8) as usize]);
+            match bits {
+                Bits::Map(bm) => {
+                    if let Some(seed) = geo.seed {
+                        d.bg_block_bitmap_csum = crc32c_raw(seed, &bm[..(geo.bpg / 8) as usize]);
+                    }
+                    batch.write(d.bg_block_bitmap * geo.bs, bm.clone());
+                }
+                Bits::Full => {
+                    if let Some(c) = full_csum {
+                        d.bg_block_bitmap_csum = c;
+                    }
+                    ones.push(d.bg_block_bitmap * geo.bs);
+                }
             }
-            batch.write(d.bg_block_bitmap * geo.bs, bm);
         }
         for &g in &self.dirty_ib {
             let Some(bm) = self.ib.get(&g) else { continue };

@@ -67,7 +67,7 @@ use self::directory::{Dir, DirBlock};
 use self::extent_tree::TreeGeometry;
 use self::inode::{DiskInode, EXTENTS_FL, INDEX_FL};
 use self::map::FileMap;
-use crate::blockdev::{BlockDevice, WriteBatch, WriteOp};
+use crate::blockdev::{BlockDevice, Sink, WriteBatch, WriteOp, WritePlan};
 use crate::bytes::{read_u16le, read_u32be};
 use crate::fs::StatFs;
 use crate::fs::ext4::features::{compat, incompat, ro_compat};
@@ -690,7 +690,8 @@ impl<D: BlockDevice> Ext4Files<D> {
         // 3. Extended attribute blocks.
         push_blocks(&mut batch, bs, std::mem::take(&mut self.meta));
         // 4. Bitmaps, then descriptors.
-        self.groups.flush_bitmaps(&self.geo, &mut batch);
+        let mut ones = Vec::new();
+        self.groups.flush_bitmaps(&self.geo, &mut batch, &mut ones);
         self.groups.flush_descs(&self.geo, &self.sb, &mut batch);
         // 5. Directory blocks.
         let mut dir_blocks = BTreeMap::new();
@@ -756,8 +757,13 @@ impl<D: BlockDevice> Ext4Files<D> {
             crate::fs::ext4::superblock::SUPERBLOCK_OFFSET,
             self.sb.to_bytes().to_vec(),
         );
+        let plan = SyncPlan {
+            batch: &batch,
+            ones: &ones,
+            block: vec![0xFFu8; bs as usize],
+        };
         self.dev
-            .commit(&batch)
+            .commit(&plan)
             .map_err(|e| FileError::io("sync", e))?;
         for op in batch.ops {
             if let WriteOp::Data { bytes, .. } = op {
@@ -777,6 +783,37 @@ impl<D: BlockDevice> Ext4Files<D> {
             self.sync_now()?;
         }
         Ok(())
+    }
+}
+
+/// A sync's plan: the batch of owned writes, then the block bitmaps of
+/// full groups, each written from one shared all-ones block when walked
+/// (no other write covers a bitmap block).
+struct SyncPlan<'a> {
+    batch: &'a WriteBatch,
+    ones: &'a [u64],
+    block: Vec<u8>,
+}
+
+impl WritePlan for SyncPlan<'_> {
+    fn new_len(&self) -> Option<u64> {
+        self.batch.new_len
+    }
+
+    fn for_each_write(&self, sink: &mut Sink<'_>) -> Result<(), crate::blockdev::Error> {
+        self.batch.for_each_write(sink)?;
+        for &off in self.ones {
+            sink(off, &self.block)?;
+        }
+        Ok(())
+    }
+
+    fn discards(&self) -> Vec<std::ops::Range<u64>> {
+        self.batch.discards()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.batch.is_empty() && self.ones.is_empty()
     }
 }
 
