@@ -4,8 +4,10 @@
 //!
 //! A group flagged `BLOCK_UNINIT` has no block bitmap on disk; its bitmap
 //! is computed as the kernel's `ext4_init_block_bitmap` does: the
-//! superblock backup and descriptor blocks (sb + GDT + reserved GDT) when
-//! the group holds a backup, the group's own bitmaps and inode table when
+//! superblock backup and descriptor blocks at the group's start (sb + GDT
+//! + reserved GDT in a backup group of the classic table; with `meta_bg`,
+//! a meta group's descriptor block in its first, second and last group),
+//! the group's own bitmaps and inode table when
 //! they lie inside it, and the bits past the end of the filesystem. An
 //! `INODE_UNINIT` group's inode bitmap is all zeros. Using a group clears
 //! the flag, so its bitmap is written at the next flush. With
@@ -273,10 +275,8 @@ impl Groups {
         let bs = geo.bs as usize;
         let bm = if geo.group_csum && d.has_flag(BG_BLOCK_UNINIT) {
             let mut bm = vec![0u8; bs];
-            if geo.has_super(g) {
-                let n = (1 + geo.desc_blocks + geo.rsv_gdt).min(nbits);
-                set_bits(&mut bm, 0, n);
-            }
+            let n = geo.base_meta_blocks(g).min(nbits);
+            set_bits(&mut bm, 0, n);
             for (blk, len) in [
                 (d.bg_block_bitmap, 1),
                 (d.bg_inode_bitmap, 1),
@@ -701,7 +701,8 @@ impl Groups {
     }
 
     /// Adds the descriptor blocks holding dirty descriptors (checksums
-    /// recomputed) to `batch`: the primary table only, as the kernel.
+    /// recomputed) to `batch`: the primary copy only, as the kernel (with
+    /// `meta_bg`, a meta group's block in its first group).
     pub fn flush_descs(&mut self, geo: &Geo, sb: &Superblock, batch: &mut WriteBatch) {
         let per = (geo.bs / geo.desc_size as u64) as u32;
         let mut blocks = BTreeSet::new();
@@ -721,7 +722,7 @@ impl Groups {
                 let off = (k as usize) * geo.desc_size;
                 d.write_to(&mut b[off..off + geo.desc_size], geo.desc_size);
             }
-            batch.write((geo.fdb + 1 + u64::from(blk)) * geo.bs, b);
+            batch.write(geo.desc_block_location(u64::from(blk)) * geo.bs, b);
         }
     }
 
