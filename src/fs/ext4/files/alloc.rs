@@ -4,9 +4,10 @@
 //!
 //! A group flagged `BLOCK_UNINIT` has no block bitmap on disk; its bitmap
 //! is computed as the kernel's `ext4_init_block_bitmap` does: the
-//! superblock backup and descriptor blocks at the group's start (sb + GDT
-//! + reserved GDT in a backup group of the classic table; with `meta_bg`,
-//! a meta group's descriptor block in its first, second and last group),
+//! superblock backup and descriptor blocks at the group's start (the
+//! superblock, table and reserved GDT blocks in a backup group of the
+//! classic table; with `meta_bg`, a meta group's descriptor block in its
+//! first, second and last group),
 //! the group's own bitmaps and inode table when
 //! they lie inside it, and the bits past the end of the filesystem. An
 //! `INODE_UNINIT` group's inode bitmap is all zeros. Using a group clears
