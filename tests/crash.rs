@@ -342,6 +342,55 @@ fn sweep_resize2fs_growing_the_file() {
     report("resize2fs growing the file", &r);
 }
 
+/// The online resize past the reserved GDT blocks (an instance's
+/// resize2fs on a mounted volume): the conversion to meta_bg. A 64 MiB
+/// ext4 of 1 KiB blocks (8 MiB groups, 16 descriptors a block) with room
+/// for 256 MiB (2 descriptor blocks, 1 reserved) in a 640 MiB image grows
+/// to 640 MiB: 5 descriptor blocks, so the classic table takes the
+/// reserved block, `resize_inode` goes, and groups from 32 on are in meta
+/// groups. (Small blocks keep the image small: every fault point hashes
+/// all of it.)
+#[test]
+fn sweep_online_grow_converting_to_meta_bg() {
+    if !require_tools(TOOLS) {
+        return;
+    }
+    let d = tempfile::tempdir().expect("tempdir");
+    let t = d.path().join("t.img");
+    sparse(&t, 64 * M);
+    ok(tool("mkfs.ext4")
+        .env("E2FSPROGS_FAKE_TIME", FAKE_TIME)
+        .args(["-q", "-F", "-b", "1024", "-U", UUID, "-E"])
+        .arg(format!("hash_seed={HASH_SEED},resize=262144"))
+        .arg(&t));
+    set_len(&t, 640 * M);
+    let grow = |img: &Path| {
+        let mut c = ebsim("debug-fs");
+        c.env("E2FSPROGS_FAKE_TIME", "1700000500")
+            .arg(img)
+            .arg("grow-online");
+        c
+    };
+    // A clean run converts.
+    let probe = d.path().join("probe.img");
+    copy_image(&t, &probe);
+    ok(&mut grow(&probe));
+    let head = ok(tool("dumpe2fs").arg("-h").arg(&probe));
+    assert!(
+        head.contains(" meta_bg") && head.contains("First meta block group:   2\n"),
+        "{head}"
+    );
+    std::fs::remove_file(&probe).expect("rm");
+    let r = fault_sweep(
+        "online grow converting to meta_bg",
+        &t,
+        &grow,
+        Some(&e2fsck_clean),
+        &e2fsck_clean,
+    );
+    report("online grow converting to meta_bg", &r);
+}
+
 #[test]
 fn sweep_resize2fs_shortening_the_file() {
     if !require_tools(TOOLS) {

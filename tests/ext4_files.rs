@@ -351,6 +351,112 @@ fn round_trip_200g_with_150g_fallocate() {
 }
 
 // ------------------------------------------------------------------------
+// meta_bg: converted by an online grow, written, grown again
+
+/// Grows `img` to `to` bytes as the instance model grows a mounted
+/// filesystem (the library's online resize).
+fn grow_online(img: &Path, to: u64) {
+    use ebsim::fs::ext4::{self, Ext4};
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(img)
+        .expect("open")
+        .set_len(to)
+        .expect("grow file");
+    let fs = Ext4::open(ImageFile::open(img, Access::ReadWrite).expect("open")).expect("ext4");
+    let req = ext4::grow::GrowRequest {
+        size: None,
+        force: false,
+        online: true,
+        image_file: false,
+        now: 1_700_000_500,
+    };
+    let ext4::grow::GrowOutcome::Grow(plan) = ext4::grow::plan(&fs, &req).expect("plan") else {
+        panic!("nothing to grow")
+    };
+    let mut dev = fs.into_device();
+    ext4::grow::apply(&mut dev, &plan.batch).expect("apply");
+}
+
+fn dumpe2fs_line(img: &Path, key: &str) -> String {
+    ext4_util::dumpe2fs(img, true)
+        .lines()
+        .find(|l| l.starts_with(key))
+        .unwrap_or("")
+        .to_string()
+}
+
+/// A 1 GiB filesystem with room for 100 GiB in its reserved GDT blocks
+/// (12 blocks), grown online to 1 TiB: the kernel's conversion to meta_bg
+/// (`s_first_meta_bg` 13; groups from 832 on are in meta groups). ebsim's
+/// file layer then writes the round trip's tree (preallocation through the
+/// meta groups), and the converted filesystem grows again: offline by
+/// ebsim's resize2fs against the real resize2fs on a copy (dumpe2fs and
+/// every metadata block equal, e2fsck silent), and online.
+#[test]
+fn meta_bg_converted_online_is_written_and_grown_again() {
+    if !require_tools(ext4_util::TOOLS) || !common::require_mount() {
+        return;
+    }
+    const TIB: u64 = 1 << 40;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let img = dir.path().join("m.img");
+    ext4_util::sparse_file(&img, GIB);
+    ext4_util::real_mkfs(&img, &["-E", "resize=26214400"]);
+    assert!(dumpe2fs_line(&img, "Reserved GDT blocks:").ends_with(" 12"));
+    grow_online(&img, TIB);
+    assert!(dumpe2fs_line(&img, "Filesystem features:").contains(" meta_bg"));
+    assert!(dumpe2fs_line(&img, "First meta block group:").ends_with(" 13"));
+    assert_e2fsck_silent(&img);
+    round_trip(
+        &img,
+        TreeSpec {
+            prealloc: 900 * GIB,
+            many: 3600,
+        },
+    );
+    let tree = {
+        let fs = open(&img);
+        fs_manifest(&fs, &|i| fs.data_ranges(i).expect("ranges"))
+    };
+    // Offline, ebsim against the real resize2fs.
+    std::fs::create_dir(dir.path().join("real")).expect("mkdir");
+    std::fs::create_dir(dir.path().join("ebsim")).expect("mkdir");
+    let real = dir.path().join("real/m.img");
+    let ours = dir.path().join("ebsim/m.img");
+    for p in [&real, &ours] {
+        common::sparse_copy(&img, p);
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(p)
+            .expect("open")
+            .set_len(1536 * GIB)
+            .expect("grow file");
+    }
+    // -f: the kernel mounted it since the last check.
+    let r = ext4_util::resize2fs(false, &real, &["-f"]);
+    let o = ext4_util::resize2fs(true, &ours, &["-f"]);
+    assert!(r.status.success(), "real: {}", common::stderr(&r));
+    assert_eq!(common::stdout(&o), common::stdout(&r), "stdout");
+    assert_eq!(common::stderr(&o), common::stderr(&r), "stderr");
+    assert_eq!(o.status.code(), r.status.code());
+    ext4_util::compare_dumpe2fs(&real, &ours, false, "meta_bg 1T -> 1.5T");
+    let n = ext4_util::assert_metadata_equal(&real, &ours, "meta_bg 1T -> 1.5T");
+    assert_e2fsck_silent(&ours);
+    let fs = open(&ours);
+    let back = fs_manifest(&fs, &|i| fs.data_ranges(i).expect("ranges"));
+    drop(fs);
+    assert_manifests_equal(&tree, &back, "the tree after the offline grow");
+    eprintln!("meta_bg offline grow: {n} metadata blocks identical to resize2fs's");
+    // Online, then the kernel reads the tree.
+    grow_online(&img, 2 * TIB);
+    assert_e2fsck_silent(&img);
+    let _lock = common::mount_lock();
+    let m = ext4_util::RoMount::new(&img);
+    assert_manifests_equal(&tree, &host_manifest(m.dir.path()), "after the online grow");
+}
+
+// ------------------------------------------------------------------------
 // Full disks
 
 /// Largest `lo..hi` value for which `ok` holds (ok(lo) true, ok(hi) false).

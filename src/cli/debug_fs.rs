@@ -9,6 +9,8 @@
 //! commands: mkdir PATH | put HOSTFILE PATH | fallocate LEN PATH |
 //!           rm PATH | rmdir PATH | mv OLD NEW | symlink TARGET PATH |
 //!           truncate LEN PATH | cat PATH | ls PATH | statfs
+//! ebsim debug-fs IMAGE grow-online [LEN]   (ext4: the online resize an instance's
+//!                                           resize2fs makes, to LEN or the device's size)
 //! ```
 //! LEN takes K, M, G, T suffixes (powers of 1024). Times come from
 //! `E2FSPROGS_FAKE_TIME` when set (for reproducible images);
@@ -202,6 +204,35 @@ fn command(fs: &mut dyn FileSystem, ctx: Ctx, words: &[&str]) -> Result<(), Stri
     Ok(())
 }
 
+/// The library's online ext4 resize (what resize2fs in an instance does to
+/// a mounted filesystem, past the reserved GDT blocks a meta_bg
+/// conversion), to `len` bytes or the device's size.
+fn grow_online(dev: Slice<ImageFile>, len: Option<&str>) -> Result<(), String> {
+    use ebsim::fs::ext4::{Ext4, grow};
+    let fs = Ext4::open(dev).map_err(|e| e.to_string())?;
+    let size = match len {
+        Some(l) => {
+            let bytes = parse_len(l).ok_or_else(|| format!("bad length {l:?}"))?;
+            Some(bytes / u64::from(fs.superblock().block_size()))
+        }
+        None => None,
+    };
+    let req = grow::GrowRequest {
+        size,
+        force: false,
+        online: true,
+        image_file: false,
+        now: super::e2fs_util::e2fsprogs_now(),
+    };
+    match grow::plan(&fs, &req).map_err(|e| e.to_string())? {
+        grow::GrowOutcome::NothingToDo { .. } => Ok(()),
+        grow::GrowOutcome::Grow(plan) => {
+            let mut dev = fs.into_device();
+            grow::apply(&mut dev, &plan.batch).map_err(|e| e.to_string())
+        }
+    }
+}
+
 /// Runs the hidden subcommand; `args[0]` is "debug-fs".
 pub fn run(args: Vec<OsString>) -> i32 {
     let args = super::getopt::after_argv0(&args);
@@ -244,6 +275,15 @@ pub fn run(args: Vec<OsString>) -> i32 {
             return 1;
         }
     };
+    if let ["grow-online", len @ ..] = rest.as_slice() {
+        return match grow_online(dev, len.first().copied()) {
+            Ok(()) => 0,
+            Err(m) => {
+                output::err(&format!("ebsim debug-fs: {image}: {m}\n"));
+                1
+            }
+        };
+    }
     let sync_bytes = std::env::var("EBSIM_DEBUG_FS_SYNC_MIB")
         .ok()
         .and_then(|v| v.parse::<u64>().ok())

@@ -2,8 +2,8 @@
 //! CreateTags and for the tags given when a resource is created
 //! (`--tag-specifications`).
 //!
-//! - a key is at most 128 characters, a value at most 256 (Unicode
-//!   characters, not bytes);
+//! - a key is 1 to 128 characters, a value at most 256 (Unicode
+//!   characters, not bytes; an empty value is a tag with no value);
 //! - keys starting with `aws:` are AWS's own (case-sensitive: `AWS:x` is an
 //!   ordinary key);
 //! - a resource holds at most 50 tags, counted after the request's tags are
@@ -11,7 +11,9 @@
 //!   and adds nothing).
 //!
 //! Every tag is checked before anything is changed. Codes and messages:
-//! `InvalidParameterValue` "Tag key exceeds the maximum length of 128
+//! `InvalidParameterValue` "Value ( '' ) for parameter Tag key is invalid.
+//! Tag key cannot be null or empty." (EC2's answer to `Key=,Value=x`, as
+//! reported by aws-cli users), `InvalidParameterValue` "Tag key exceeds the maximum length of 128
 //! characters" / "Tag value exceeds the maximum length of 256 characters"
 //! (the value's wording seen from EC2; the key's by the same pattern),
 //! `InvalidParameterValue` "Tag keys starting with 'aws:' are reserved for
@@ -35,6 +37,11 @@ pub const RESERVED_PREFIX: &str = "aws:";
 /// Checks each tag's key and value.
 pub fn check(tags: &[Tag]) -> std::result::Result<(), ApiError> {
     for t in tags {
+        if t.key.is_empty() {
+            return Err(ApiError::invalid_value(
+                "Value ( '' ) for parameter Tag key is invalid. Tag key cannot be null or empty.",
+            ));
+        }
         if t.key.chars().count() > MAX_KEY {
             return Err(ApiError::invalid_value(format!(
                 "Tag key exceeds the maximum length of {MAX_KEY} characters"
@@ -182,6 +189,13 @@ mod tests {
             e.message,
             "Tag value exceeds the maximum length of 256 characters"
         );
+        let e = check(&[tag("k", ""), tag("", "v")]).unwrap_err();
+        assert_eq!(e.code, "InvalidParameterValue");
+        assert_eq!(
+            e.message,
+            "Value ( '' ) for parameter Tag key is invalid. Tag key cannot be null or empty."
+        );
+        assert!(check(&[tag("k", "")]).is_ok(), "an empty value is fine");
         let e = check(&[tag("aws:x", "")]).unwrap_err();
         assert_eq!(
             e.message,

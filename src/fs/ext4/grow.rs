@@ -28,7 +28,16 @@
 //! inode tables are placed by ebsim's allocator (resize2fs's), not by the
 //! kernel's `ext4_alloc_group_tables`, which packs them at the start of
 //! each batch of added groups: the result is valid (e2fsck, the kernel's
-//! statfs) but not laid out block for block as the kernel would.
+//! statfs) but not laid out block for block as the kernel would. A
+//! superblock backup group inside a meta group holds only the superblock
+//! (and its meta group's descriptor block when it is the first, second or
+//! last group), never a copy of the classic table.
+//!
+//! A filesystem that already has `meta_bg` (mke2fs made it so, or an
+//! earlier online grow converted it) grows online and offline alike: the
+//! classic table, `s_first_meta_bg` and the (zero) reserve stay, and each
+//! new descriptor block goes to its new meta group, so nothing moves
+//! (resize2fs's `blocks_to_move` finds the descriptor area unchanged).
 
 use super::bitmap::{self, BlockSet};
 use super::error::{Error, GrowError};
@@ -295,16 +304,19 @@ fn check_features(sb: &Superblock) -> Result<(), Error> {
             operation: "resize2fs",
         })
     };
-    let bad_incompat = incompat::META_BG
-        | incompat::JOURNAL_DEV
-        | incompat::MMP
-        | incompat::COMPRESSION
-        | incompat::DIRDATA;
+    // meta_bg with resize_inode is a combination mke2fs never makes and
+    // the kernel's resizer refuses.
+    if sb.meta_bg() && sb.has_compat(compat::RESIZE_INODE) {
+        return refuse("has the", "meta_bg and resize_inode");
+    }
+    let bad_incompat =
+        incompat::JOURNAL_DEV | incompat::MMP | incompat::COMPRESSION | incompat::DIRDATA;
     let known_incompat = incompat::FILETYPE
         | incompat::RECOVER
         | incompat::EXTENTS
         | incompat::BIT64
         | incompat::FLEX_BG
+        | incompat::META_BG
         | incompat::EA_INODE
         | incompat::CSUM_SEED
         | incompat::LARGEDIR
@@ -537,7 +549,10 @@ fn decide<D: BlockDevice>(fs: &Ext4<D>, req: &GrowRequest) -> Result<GrowOutcome
     let fdb = u64::from(sb0.s_first_data_block);
     let bpg = u64::from(sb0.s_blocks_per_group);
     let groups_req = requested.saturating_sub(fdb).div_ceil(bpg);
-    if groups_req.div_ceil(sb0.descs_per_block()) + fdb > bpg {
+    // With meta_bg the descriptor blocks are spread over the meta groups:
+    // no table has to fit in a group (resize2fs main.c checks only
+    // without it).
+    if !sb0.meta_bg() && groups_req.div_ceil(sb0.descs_per_block()) + fdb > bpg {
         return Err(Error::Grow(GrowError::TooManyDescriptors));
     }
     if requested < blocks0 {
@@ -599,8 +614,9 @@ fn decide<D: BlockDevice>(fs: &Ext4<D>, req: &GrowRequest) -> Result<GrowOutcome
     };
     // Past the reserve the kernel's online resizer converts the
     // filesystem to meta_bg; resize2fs offline would move data instead,
-    // which ebsim does not do.
-    if desc > desc0 + reserve && !req.online {
+    // which ebsim does not do. A meta_bg filesystem puts each new
+    // descriptor block in its new meta group: nothing to move.
+    if desc > desc0 + reserve && !req.online && !sb0.meta_bg() {
         let max_groups = (desc0 + reserve) * sb0.descs_per_block();
         return Err(Error::Grow(GrowError::BeyondReserve {
             requested: new_blocks,
@@ -653,7 +669,12 @@ fn build<D: BlockDevice>(
     // Beyond the reserve (online only, see `decide`): meta_bg, with the
     // descriptor blocks there are once the reserve is used up as the
     // classic table.
-    let convert = desc > desc0 + reserve;
+    // A meta_bg filesystem (made so, or converted by an earlier online
+    // grow) keeps its classic table and `s_first_meta_bg`: each new
+    // descriptor block goes to its meta group, both online and offline
+    // (resize2fs's blocks_to_move has nothing to move when
+    // `s_first_meta_bg` does not change).
+    let convert = desc > desc0 + reserve && !sb0.meta_bg();
     let rsv = if convert {
         0
     } else if resize_inode {

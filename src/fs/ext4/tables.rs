@@ -47,6 +47,19 @@ pub fn super_groups(sb: &Superblock) -> Vec<u64> {
         .collect()
 }
 
+/// The groups holding a copy of the classic descriptor table: the
+/// superblock groups, but with `meta_bg` only those before the first meta
+/// group (a superblock group inside a meta group holds just the
+/// superblock, and its meta group's descriptor block when it is the
+/// first, second or last group: libext2fs `ext2fs_super_and_bgd_loc2`).
+pub fn classic_table_groups(sb: &Superblock) -> Vec<u64> {
+    let dpb = sb.descs_per_block().max(1);
+    let first_meta = u64::from(sb.s_first_meta_bg);
+    (0..sb.group_count())
+        .filter(|&g| sb.group_has_super(g) && (!sb.meta_bg() || g / dpb < first_meta))
+        .collect()
+}
+
 /// Calls `f` with every group's number and descriptor, in order, a batch
 /// at a time.
 pub fn each_desc(src: &dyn Groups, f: &mut dyn FnMut(u64, &GroupDesc)) {
@@ -129,6 +142,7 @@ pub fn write_super_and_gdt(src: &dyn Groups, sink: &mut Sink<'_>) -> Result<(), 
     // later blocks each go to their meta group's first, second and last
     // group.
     let classic = sb.classic_desc_blocks();
+    let table_copies = classic_table_groups(sb);
     let table = sb.desc_blocks() * bs;
     let chunk_len = (GDT_CHUNK as u64 / bs).max(1) * bs;
     let mut chunk = Vec::new();
@@ -166,7 +180,7 @@ pub fn write_super_and_gdt(src: &dyn Groups, sink: &mut Sink<'_>) -> Result<(), 
         }
         let classic_len = ((classic.saturating_sub(b0)).min(blocks) * bs) as usize;
         if classic_len > 0 {
-            for &g in &copies {
+            for &g in &table_copies {
                 sink(
                     (fdb + g * bpg + 1) * bs + off,
                     &chunk[..classic_len.min(len)],
@@ -183,9 +197,10 @@ pub fn write_super_and_gdt(src: &dyn Groups, sink: &mut Sink<'_>) -> Result<(), 
 /// Bytes [`write_super_and_gdt`] writes.
 pub fn super_and_gdt_bytes(sb: &Superblock) -> u64 {
     let copies = super_groups(sb).len() as u64;
+    let tables = classic_table_groups(sb).len() as u64;
     let bs = u64::from(sb.block_size());
     let meta = sb.desc_blocks() - sb.classic_desc_blocks();
-    copies * (sb.classic_desc_blocks() * bs + 1024) + meta * 3 * bs
+    copies * 1024 + tables * sb.classic_desc_blocks() * bs + meta * 3 * bs
 }
 
 /// Group `g`'s block bitmap block: its blocks' bits, padding set past the

@@ -4,8 +4,11 @@
 //!
 //! A group flagged `BLOCK_UNINIT` has no block bitmap on disk; its bitmap
 //! is computed as the kernel's `ext4_init_block_bitmap` does: the
-//! superblock backup and descriptor blocks (sb + GDT + reserved GDT) when
-//! the group holds a backup, the group's own bitmaps and inode table when
+//! superblock backup and descriptor blocks at the group's start (the
+//! superblock, table and reserved GDT blocks in a backup group of the
+//! classic table; with `meta_bg`, a meta group's descriptor block in its
+//! first, second and last group),
+//! the group's own bitmaps and inode table when
 //! they lie inside it, and the bits past the end of the filesystem. An
 //! `INODE_UNINIT` group's inode bitmap is all zeros. Using a group clears
 //! the flag, so its bitmap is written at the next flush. With
@@ -273,10 +276,8 @@ impl Groups {
         let bs = geo.bs as usize;
         let bm = if geo.group_csum && d.has_flag(BG_BLOCK_UNINIT) {
             let mut bm = vec![0u8; bs];
-            if geo.has_super(g) {
-                let n = (1 + geo.desc_blocks + geo.rsv_gdt).min(nbits);
-                set_bits(&mut bm, 0, n);
-            }
+            let n = geo.base_meta_blocks(g).min(nbits);
+            set_bits(&mut bm, 0, n);
             for (blk, len) in [
                 (d.bg_block_bitmap, 1),
                 (d.bg_inode_bitmap, 1),
@@ -657,24 +658,36 @@ impl Groups {
     }
 
     /// Adds the dirty bitmaps (with their checksums set in the
-    /// descriptors) to `batch`.
-    pub fn flush_bitmaps(&mut self, geo: &Geo, batch: &mut WriteBatch) {
+    /// descriptors) to `batch`, except the block bitmaps of full groups:
+    /// those are all ones, and only their byte offsets go to `ones` (the
+    /// sync's plan writes them from one shared block when walked, so
+    /// preallocating terabytes does not hold a 4 KiB copy per group).
+    pub fn flush_bitmaps(&mut self, geo: &Geo, batch: &mut WriteBatch, ones: &mut Vec<u64>) {
         let bs = geo.bs as usize;
+        let full_csum = geo
+            .seed
+            .map(|seed| crc32c_raw(seed, &vec![0xFFu8; bs][..(geo.bpg / 8) as usize]));
         for &g in &self.dirty_bb {
             let Some(bits) = self.bb.get(&g) else {
                 continue;
             };
-            let bm = match bits {
-                Bits::Map(bm) => bm.clone(),
-                Bits::Full => vec![0xFFu8; bs],
-            };
             let Some(d) = self.descs.get_mut(g as usize) else {
                 continue;
             };
-            if let Some(seed) = geo.seed {
-                d.bg_block_bitmap_csum = crc32c_raw(seed, &bm[..(geo.bpg / 8) as usize]);
+            match bits {
+                Bits::Map(bm) => {
+                    if let Some(seed) = geo.seed {
+                        d.bg_block_bitmap_csum = crc32c_raw(seed, &bm[..(geo.bpg / 8) as usize]);
+                    }
+                    batch.write(d.bg_block_bitmap * geo.bs, bm.clone());
+                }
+                Bits::Full => {
+                    if let Some(c) = full_csum {
+                        d.bg_block_bitmap_csum = c;
+                    }
+                    ones.push(d.bg_block_bitmap * geo.bs);
+                }
             }
-            batch.write(d.bg_block_bitmap * geo.bs, bm);
         }
         for &g in &self.dirty_ib {
             let Some(bm) = self.ib.get(&g) else { continue };
@@ -689,7 +702,8 @@ impl Groups {
     }
 
     /// Adds the descriptor blocks holding dirty descriptors (checksums
-    /// recomputed) to `batch`: the primary table only, as the kernel.
+    /// recomputed) to `batch`: the primary copy only, as the kernel (with
+    /// `meta_bg`, a meta group's block in its first group).
     pub fn flush_descs(&mut self, geo: &Geo, sb: &Superblock, batch: &mut WriteBatch) {
         let per = (geo.bs / geo.desc_size as u64) as u32;
         let mut blocks = BTreeSet::new();
@@ -709,7 +723,7 @@ impl Groups {
                 let off = (k as usize) * geo.desc_size;
                 d.write_to(&mut b[off..off + geo.desc_size], geo.desc_size);
             }
-            batch.write((geo.fdb + 1 + u64::from(blk)) * geo.bs, b);
+            batch.write(geo.desc_block_location(u64::from(blk)) * geo.bs, b);
         }
     }
 

@@ -5,13 +5,15 @@
 //! `Slice` of one) and refuses what it cannot write safely, naming the
 //! feature or state: a journal that needs recovery (`needs_recovery`, or a
 //! journal superblock with `s_start` ≠ 0), orphans pending, errors
-//! recorded, and the features `inline_data`, `orphan_file`, `meta_bg`,
+//! recorded, and the features `inline_data`, `orphan_file`,
 //! `bigalloc`, `quota`, `project`, `encrypt`, `casefold`, `verity`,
 //! `ea_inode`, `mmp`, `sparse_super2`, `journal_dev`, `compression`,
 //! `dirdata` or any unknown incompatible bit; it needs `extent` and
 //! `filetype`. Neither the journal nor the backup superblocks and
 //! descriptor tables are touched (the kernel leaves the backups alone
-//! too).
+//! too). A `meta_bg` filesystem (made so, or converted by an online grow
+//! past the reserved GDT blocks) is written like any other: a descriptor
+//! past the classic table is in its meta group's first group.
 //!
 //! Reading covers what the kernel writes: extent trees of any depth (each
 //! tree block's checksum verified), unwritten extents (read as zeros),
@@ -67,7 +69,7 @@ use self::directory::{Dir, DirBlock};
 use self::extent_tree::TreeGeometry;
 use self::inode::{DiskInode, EXTENTS_FL, INDEX_FL};
 use self::map::FileMap;
-use crate::blockdev::{BlockDevice, WriteBatch, WriteOp};
+use crate::blockdev::{BlockDevice, Sink, WriteBatch, WriteOp, WritePlan};
 use crate::bytes::{read_u16le, read_u32be};
 use crate::fs::StatFs;
 use crate::fs::ext4::features::{compat, incompat, ro_compat};
@@ -114,6 +116,14 @@ pub struct Geo {
     pub desc_blocks: u64,
     /// `s_reserved_gdt_blocks`.
     pub rsv_gdt: u64,
+    /// Descriptor blocks in the classic table (all of them without
+    /// `meta_bg`, `s_first_meta_bg` with it).
+    pub classic_desc: u64,
+    /// `meta_bg`: the descriptor blocks past the classic table live in
+    /// their meta groups.
+    pub meta_bg: bool,
+    /// Descriptors per block.
+    pub descs_per_block: u64,
     /// Inode table blocks per group.
     pub itb: u64,
     /// Checksum seed with metadata_csum.
@@ -149,6 +159,9 @@ impl Geo {
             desc_size: sb.desc_size() as usize,
             desc_blocks: sb.desc_blocks(),
             rsv_gdt: u64::from(sb.s_reserved_gdt_blocks),
+            classic_desc: sb.classic_desc_blocks(),
+            meta_bg: sb.meta_bg(),
+            descs_per_block: sb.descs_per_block().max(1),
             itb: sb.inode_table_blocks(),
             seed: sb.has_metadata_csum().then(|| sb.csum_seed()),
             group_csum: crate::fs::ext4::group_desc::has_group_csum(sb),
@@ -181,6 +194,39 @@ impl Geo {
     /// Whether group `g` holds a superblock backup.
     pub fn has_super(&self, g: u32) -> bool {
         !self.sparse_super || has_super_sparse(u64::from(g))
+    }
+
+    /// Blocks at the start of group `g` that hold its superblock backup
+    /// and descriptor blocks: with the classic table, the superblock, the
+    /// table and the reserved GDT blocks in a backup group; in a meta
+    /// group (`meta_bg`), the superblock backup if any, and one
+    /// descriptor block in the meta group's first, second and last group
+    /// (the kernel's `ext4_num_base_meta_blocks`).
+    pub fn base_meta_blocks(&self, g: u32) -> u64 {
+        let g = u64::from(g);
+        let sup = u64::from(self.has_super(g as u32));
+        let dpb = self.descs_per_block;
+        if !self.meta_bg || g / dpb < self.classic_desc {
+            return if sup == 0 {
+                0
+            } else {
+                1 + self.classic_desc + self.rsv_gdt
+            };
+        }
+        let r = g % dpb;
+        sup + u64::from(r == 0 || r == 1 || r == dpb - 1)
+    }
+
+    /// Where descriptor block `i` (its primary copy) lives: after the
+    /// primary superblock in the classic table, else in the first group
+    /// of its meta group after that group's superblock backup.
+    pub fn desc_block_location(&self, i: u64) -> u64 {
+        if i < self.classic_desc {
+            return self.fdb + 1 + i;
+        }
+        let g = i * self.descs_per_block;
+        let sup = self.has_super(u32::try_from(g).unwrap_or(u32::MAX));
+        self.fdb + g * self.bpg + u64::from(sup)
     }
 
     /// The group of inode `ino`.
@@ -690,7 +736,8 @@ impl<D: BlockDevice> Ext4Files<D> {
         // 3. Extended attribute blocks.
         push_blocks(&mut batch, bs, std::mem::take(&mut self.meta));
         // 4. Bitmaps, then descriptors.
-        self.groups.flush_bitmaps(&self.geo, &mut batch);
+        let mut ones = Vec::new();
+        self.groups.flush_bitmaps(&self.geo, &mut batch, &mut ones);
         self.groups.flush_descs(&self.geo, &self.sb, &mut batch);
         // 5. Directory blocks.
         let mut dir_blocks = BTreeMap::new();
@@ -756,8 +803,13 @@ impl<D: BlockDevice> Ext4Files<D> {
             crate::fs::ext4::superblock::SUPERBLOCK_OFFSET,
             self.sb.to_bytes().to_vec(),
         );
+        let plan = SyncPlan {
+            batch: &batch,
+            ones: &ones,
+            block: vec![0xFFu8; bs as usize],
+        };
         self.dev
-            .commit(&batch)
+            .commit(&plan)
             .map_err(|e| FileError::io("sync", e))?;
         for op in batch.ops {
             if let WriteOp::Data { bytes, .. } = op {
@@ -777,6 +829,37 @@ impl<D: BlockDevice> Ext4Files<D> {
             self.sync_now()?;
         }
         Ok(())
+    }
+}
+
+/// A sync's plan: the batch of owned writes, then the block bitmaps of
+/// full groups, each written from one shared all-ones block when walked
+/// (no other write covers a bitmap block).
+struct SyncPlan<'a> {
+    batch: &'a WriteBatch,
+    ones: &'a [u64],
+    block: Vec<u8>,
+}
+
+impl WritePlan for SyncPlan<'_> {
+    fn new_len(&self) -> Option<u64> {
+        self.batch.new_len
+    }
+
+    fn for_each_write(&self, sink: &mut Sink<'_>) -> Result<(), crate::blockdev::Error> {
+        self.batch.for_each_write(sink)?;
+        for &off in self.ones {
+            sink(off, &self.block)?;
+        }
+        Ok(())
+    }
+
+    fn discards(&self) -> Vec<std::ops::Range<u64>> {
+        self.batch.discards()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.batch.is_empty() && self.ones.is_empty()
     }
 }
 
@@ -809,11 +892,11 @@ fn check_features(sb: &Superblock) -> Result<(), FileError> {
         | incompat::EXTENTS
         | incompat::BIT64
         | incompat::FLEX_BG
+        | incompat::META_BG
         | incompat::CSUM_SEED
         | incompat::LARGEDIR;
     for (word, bit, name) in [
         (2, incompat::INLINE_DATA, "inline_data"),
-        (2, incompat::META_BG, "meta_bg"),
         (2, incompat::ENCRYPT, "encrypt"),
         (2, incompat::CASEFOLD, "casefold"),
         (2, incompat::EA_INODE, "ea_inode"),
