@@ -214,6 +214,15 @@ impl Params {
         }
     }
 
+    /// The parameters with member `name` (when present) replaced by
+    /// `f` of its value.
+    pub fn map_member(mut self, name: &str, f: impl FnOnce(Value) -> Value) -> Params {
+        if let Some(v) = self.members.remove(name) {
+            self.members.insert(name.to_string(), f(v));
+        }
+        self
+    }
+
     /// The raw value of a member.
     pub fn get(&self, name: &str) -> Option<&Value> {
         self.members.get(name)

@@ -59,6 +59,24 @@ pub fn catalog_image(c: &CatalogImage, region: &str) -> Image {
 }
 
 impl Txn<'_> {
+    /// An image id as RunInstances takes it: an id, or
+    /// `resolve:ssm:PARAMETER` naming one of the public parameters that
+    /// point at a catalog AMI (a `:VERSION` or `:LABEL` suffix picks the
+    /// current value, the only one ebsim has).
+    pub fn resolve_image_id(&self, id: &str) -> Result<String> {
+        let Some(param) = id.strip_prefix("resolve:ssm:") else {
+            return Ok(id.to_string());
+        };
+        let name = param.split(':').next().unwrap_or(param);
+        match catalog::by_ssm_parameter(name) {
+            Some(c) => Ok(c.image_id.to_string()),
+            None => Err(ApiError::invalid_value(format!(
+                "Unable to resolve the SSM parameter {param}: the parameter does not exist or its value is not an AMI id."
+            ))
+            .into()),
+        }
+    }
+
     /// An image of this region (a catalog one, or a registered one).
     pub fn image(&self, id: &str) -> Result<Image> {
         super::volumes::check_id(id, "ami", "InvalidAMIID.Malformed")?;
@@ -126,6 +144,7 @@ impl Txn<'_> {
             new_bytes: taken.new_bytes,
             flavour: Some(c.key.to_string()),
             catalog_build: Some(catalog::BUILD_VERSION),
+            kms_key_id: None,
         };
         self.state_mut().snapshots.insert(snap_id.to_string(), snap);
         Ok(())
@@ -197,6 +216,40 @@ impl Txn<'_> {
             }
         }
         Ok(out)
+    }
+
+    /// DeregisterImage: the account's image goes now (instances launched
+    /// from it keep running). With `delete_snapshots`, its mapping's
+    /// snapshots are deleted too, each answered `success` or the code of
+    /// its failure. Returns those results.
+    pub fn deregister_image(
+        &mut self,
+        id: &str,
+        delete_snapshots: bool,
+        dry_run: bool,
+    ) -> Result<Vec<(String, String)>> {
+        let img = self.image(id)?;
+        if img.owner_id != OWNER_ID {
+            return Err(
+                ApiError::new("AuthFailure", format!("Not authorized for image:{id}")).into(),
+            );
+        }
+        if dry_run {
+            return Err(ApiError::dry_run_ok().into());
+        }
+        self.state_mut().images.remove(id);
+        let mut results = Vec::new();
+        if delete_snapshots {
+            for b in &img.bdm {
+                let code = match self.delete_snapshot(&b.snapshot_id, false) {
+                    Ok(()) => "success".to_string(),
+                    Err(Error::Api(e)) => e.code,
+                    Err(e) => return Err(e),
+                };
+                results.push((b.snapshot_id.clone(), code));
+            }
+        }
+        Ok(results)
     }
 
     /// CreateImage: snapshots every volume of the instance (the root and

@@ -518,6 +518,10 @@ pub struct Snapshot {
     /// For a catalog image's snapshot: the builder version that made it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub catalog_build: Option<u32>,
+    /// The KMS key of an encrypted snapshot (its volume's, or the one a
+    /// copy was encrypted with).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kms_key_id: Option<String>,
 }
 
 /// Instance states.
@@ -642,6 +646,12 @@ pub struct Instance {
     /// partitions both take one (NVMe disks, and Xen partitions above 15).
     #[serde(default)]
     pub blkext_minors: BTreeMap<u32, String>,
+    /// User data, base64 as the API carries it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_data: Option<String>,
+    /// Termination protection (`disableApiTermination`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub disable_api_termination: bool,
 }
 
 impl Instance {
