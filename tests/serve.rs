@@ -173,6 +173,13 @@ fn boto3_every_operation_error_dry_run_waiter_and_paging() {
 }
 
 #[test]
+fn boto3_instance_status_tags_attributes_copies_deregister_network_and_reset() {
+    let Some(py) = pyenv() else { return };
+    let s = Serve::start("60x");
+    passes(&s.python(&py, "ops2.py", &[]));
+}
+
+#[test]
 fn boto3_seed_runbook_with_guest_commands() {
     let Some(py) = pyenv() else { return };
     let s = Serve::start("60x");
@@ -369,6 +376,63 @@ fn the_real_cli_through_the_endpoint_prints_what_ebsim_aws_prints() {
             "self",
             "--query",
             "Snapshots[0].[State,Progress,VolumeSize]",
+        ],
+        vec!["describe-instance-status"],
+        vec!["describe-instance-status", "--include-all-instances"],
+        vec!["describe-instance-status", "--output", "text"],
+        vec!["describe-tags"],
+        vec!["describe-tags", "--output", "text"],
+        vec![
+            "describe-tags",
+            "--filters",
+            "Name=resource-type,Values=volume",
+            "Name=key,Values=N*",
+        ],
+        vec![
+            "describe-instance-attribute",
+            "--instance-id",
+            &iid,
+            "--attribute",
+            "blockDeviceMapping",
+        ],
+        vec![
+            "describe-instance-attribute",
+            "--instance-id",
+            &iid,
+            "--attribute",
+            "groupSet",
+        ],
+        vec![
+            "describe-instance-attribute",
+            "--instance-id",
+            &iid,
+            "--attribute",
+            "userData",
+        ],
+        vec![
+            "describe-instance-attribute",
+            "--instance-id",
+            &iid,
+            "--attribute",
+            "kernel",
+        ],
+        vec![
+            "describe-instance-attribute",
+            "--instance-id",
+            &iid,
+            "--attribute",
+            "disableApiTermination",
+            "--output",
+            "text",
+        ],
+        vec![
+            "describe-instances",
+            "--filters",
+            "Name=vpc-id,Values=vpc-*",
+            "--query",
+            "Reservations[].Instances[].[NetworkInterfaces[0].PrivateIpAddress,SecurityGroups[0].GroupName,SubnetId]",
+            "--output",
+            "text",
         ],
     ];
     let mut diffs = Vec::new();
