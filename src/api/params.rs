@@ -223,6 +223,12 @@ impl Params {
         self
     }
 
+    /// The parameters with member `name` set to `v`.
+    pub fn set_member(mut self, name: &str, v: Value) -> Params {
+        self.members.insert(name.to_string(), v);
+        self
+    }
+
     /// The raw value of a member.
     pub fn get(&self, name: &str) -> Option<&Value> {
         self.members.get(name)

@@ -25,6 +25,29 @@ pub const IMAGE_FILTERS: &[&str] = &[
     "block-device-mapping.snapshot-id",
     "block-device-mapping.volume-size",
     "block-device-mapping.volume-type",
+    "block-device-mapping.delete-on-termination",
+    "block-device-mapping.device-name",
+    "block-device-mapping.encrypted",
+    "creation-date",
+    "description",
+    "ena-support",
+    "free-tier-eligible",
+    "hypervisor",
+    "image-allowed",
+    "kernel-id",
+    "manifest-location",
+    "platform",
+    "platform-details",
+    "product-code",
+    "product-code.type",
+    "ramdisk-id",
+    "source-image-id",
+    "source-image-region",
+    "source-instance-id",
+    "state-reason-code",
+    "state-reason-message",
+    "sriov-net-support",
+    "usage-operation",
 ];
 
 /// The image record of a catalog entry, in `region`.
@@ -208,6 +231,35 @@ impl Txn<'_> {
                     "block-device-mapping.snapshot-id" => bdm(&|b| b.snapshot_id.clone()),
                     "block-device-mapping.volume-size" => bdm(&|b| b.volume_size.to_string()),
                     "block-device-mapping.volume-type" => bdm(&|b| b.volume_type.to_string()),
+                    "block-device-mapping.delete-on-termination" => {
+                        bdm(&|b| b.delete_on_termination.to_string())
+                    }
+                    "block-device-mapping.device-name" => bdm(&|b| b.device.clone()),
+                    "block-device-mapping.encrypted" => bdm(&|b| b.encrypted.to_string()),
+                    "creation-date" => one(img.creation_date.to_wire()),
+                    "description" => Some(img.description.clone().into_iter().collect()),
+                    "ena-support" | "image-allowed" => one("true".to_string()),
+                    "free-tier-eligible" => one(img.public.to_string()),
+                    "hypervisor" => one("xen".to_string()),
+                    "manifest-location" => one(match &img.owner_alias {
+                        Some(a) => format!("{a}/{}", img.name),
+                        None => format!("{}/{}", img.owner_id, img.name),
+                    }),
+                    "platform-details" => one("Linux/UNIX".to_string()),
+                    "usage-operation" => one("RunInstances".to_string()),
+                    "sriov-net-support" => one("simple".to_string()),
+                    "source-instance-id" => {
+                        Some(img.source_instance_id.clone().into_iter().collect())
+                    }
+                    "kernel-id"
+                    | "platform"
+                    | "product-code"
+                    | "product-code.type"
+                    | "ramdisk-id"
+                    | "source-image-id"
+                    | "source-image-region"
+                    | "state-reason-code"
+                    | "state-reason-message" => Some(Vec::new()),
                     n => filter::tag_values(n, &img.tags),
                 }
             })?;

@@ -464,6 +464,8 @@ pub const SNAPSHOT_FILTERS: &[&str] = &[
     "progress",
     "start-time",
     "storage-tier",
+    "transfer-type",
+    "kms-key-id",
 ];
 
 impl Txn<'_> {
@@ -727,8 +729,9 @@ impl Txn<'_> {
                     "volume-size" => one(s.volume_size.to_string()),
                     "encrypted" => one(s.encrypted.to_string()),
                     "progress" => one(progress.clone()),
-                    "start-time" => one(s.start_time.to_wire()),
-                    "storage-tier" => one("standard".to_string()),
+                    "start-time" => one(s.start_time.whole_seconds().to_wire()),
+                    "storage-tier" | "transfer-type" => one("standard".to_string()),
+                    "kms-key-id" => Some(s.kms_key_id.clone().into_iter().collect()),
                     n => filter::tag_values(n, &s.tags),
                 }
             })?;

@@ -214,7 +214,7 @@ impl Txn<'_> {
     }
 
     /// DescribeTags: every tag of the region's resources the account owns,
-    /// by resource id then key, filtered by `key`, `value`, `resource-id`,
+    /// by resource id then key (the order EC2 lists them in), filtered by `key`, `value`, `resource-id`,
     /// `resource-type` and `tag:KEY`.
     pub fn describe_tags(&self, filters: &[Filter]) -> Result<Vec<TagDescription>> {
         filter::check_names(filters, TAG_FILTERS)?;
@@ -244,7 +244,9 @@ impl Txn<'_> {
         all.sort_by(|a, b| a.0.cmp(b.0));
         let mut out = Vec::new();
         for (id, rt, tags) in all {
-            for t in tags {
+            let mut sorted: Vec<&Tag> = tags.iter().collect();
+            sorted.sort_by(|a, b| a.key.cmp(&b.key));
+            for t in sorted {
                 let ok = filter::matches(filters, |name| {
                     let one = |v: &str| Some(vec![v.to_string()]);
                     match name {

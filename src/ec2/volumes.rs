@@ -262,7 +262,17 @@ impl Txn<'_> {
                 "attachment.device" => att(&|a| a.device.clone()),
                 "attachment.status" => att(&|a| a.state.as_str().to_string()),
                 "attachment.delete-on-termination" => att(&|a| a.delete_on_termination.to_string()),
-                "attachment.attach-time" => att(&|a| a.attach_time.to_wire()),
+                "attachment.attach-time" => att(&|a| a.attach_time.whole_seconds().to_wire()),
+                "availability-zone-id" => Some(
+                    super::zones::describe_availability_zones(
+                        super::model::region_of(&v.az),
+                        std::slice::from_ref(&v.az),
+                    )
+                    .map(|z| z.into_iter().map(|z| z.id).collect())
+                    .unwrap_or_default(),
+                ),
+                "fast-restored" | "operator.managed" => one("false".to_string()),
+                "operator.principal" => Some(Vec::new()),
                 n => filter::tag_values(n, &v.tags),
             }
         })?;
@@ -815,7 +825,9 @@ impl Txn<'_> {
                     "target-volume-type" => one(m.target_type.to_string()),
                     "target-iops" => opt(m.shown_target_iops()),
                     "target-throughput" => opt(m.target_throughput),
-                    "start-time" => one(m.start_time.to_wire()),
+                    "start-time" => one(m.start_time.whole_seconds().to_wire()),
+                    "original-multi-attach-enabled" => one(m.original_multi_attach.to_string()),
+                    "target-multi-attach-enabled" => one(m.target_multi_attach.to_string()),
                     _ => None,
                 }
             })?;
@@ -843,6 +855,10 @@ pub const VOLUME_FILTERS: &[&str] = &[
     "attachment.status",
     "attachment.delete-on-termination",
     "attachment.attach-time",
+    "availability-zone-id",
+    "fast-restored",
+    "operator.managed",
+    "operator.principal",
 ];
 
 /// Filters of DescribeVolumesModifications.
@@ -858,4 +874,6 @@ pub const MODIFICATION_FILTERS: &[&str] = &[
     "target-iops",
     "target-throughput",
     "start-time",
+    "original-multi-attach-enabled",
+    "target-multi-attach-enabled",
 ];

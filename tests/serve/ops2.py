@@ -161,7 +161,7 @@ fails("InvalidInstanceID.NotFound", 400, ec2.create_tags, Resources=["i-00000000
 dry(ec2.describe_tags)
 t = ec2.describe_tags(Filters=[{"Name": "resource-id", "Values": [vid]}])["Tags"]
 ok(t == [{"Key": "env", "ResourceId": vid, "ResourceType": "volume", "Value": "dev"},
-         {"Key": "team", "ResourceId": vid, "ResourceType": "volume", "Value": "a"}], "describe_tags by resource")
+         {"Key": "team", "ResourceId": vid, "ResourceType": "volume", "Value": "a"}], f"describe_tags by resource: {t}")
 t = ec2.describe_tags(Filters=[{"Name": "key", "Values": ["team"]}, {"Name": "resource-type", "Values": ["instance"]}])["Tags"]
 ok([(x["ResourceId"], x["Value"]) for x in t] == [(iid, "a")], "describe_tags by key and type")
 pages = list(ec2.get_paginator("describe_tags").paginate(PaginationConfig={"PageSize": 1}))
@@ -213,7 +213,7 @@ ami = ec2.create_image(InstanceId=iid, Name="to-go", NoReboot=True)["ImageId"]
 ec2.get_waiter("image_available").wait(ImageIds=[ami], WaiterConfig=W)
 snap = ec2.describe_images(ImageIds=[ami])["Images"][0]["BlockDeviceMappings"][0]["Ebs"]["SnapshotId"]
 dry(ec2.deregister_image, ImageId=ami)
-fails("AuthFailure", 400, ec2.deregister_image, ImageId=UBUNTU)
+fails("AuthFailure", 401, ec2.deregister_image, ImageId=UBUNTU)
 d = ec2.deregister_image(ImageId=ami, DeleteAssociatedSnapshots=True)
 ok(d["Return"] is True and d["DeleteSnapshotResults"] == [{"SnapshotId": snap, "ReturnCode": "success"}], "deregister_image with snapshots")
 fails("InvalidAMIID.NotFound", 400, ec2.describe_images, ImageIds=[ami])

@@ -419,39 +419,27 @@ impl Op {
     /// Runs the operation: the arguments as the API's members, then the
     /// library's operation (the one the endpoint runs too).
     pub fn run(&self, ec2: &Ec2, a: &Args) -> Out {
+        self.run_with(ec2, a, &[])
+    }
+
+    /// Runs the operation with `extra` members set (the paginator's
+    /// `MaxResults` and `NextToken`).
+    pub fn run_with(&self, ec2: &Ec2, a: &Args, extra: &[(&str, Value)]) -> Out {
         let mut params = to_params(a)?;
+        for (k, v) in extra {
+            let v = v.clone();
+            params = params.set_member(k, v);
+        }
         if self.api == "RunInstances" {
             // botocore base64-encodes RunInstances' UserData before sending
             // (and only there: ModifyInstanceAttribute takes it encoded).
             params = params.map_member("UserData", |v| match v {
-                Value::String(s) => Value::String(base64(s.as_bytes())),
+                Value::String(s) => Value::String(super::paginate::b64_encode(s.as_bytes())),
                 other => other,
             });
         }
         ebsim::api::ops::call(ec2, self.api, &params).map_err(Fail::from)
     }
-}
-
-/// Standard base64 with padding (RFC 4648).
-fn base64(data: &[u8]) -> String {
-    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
-    for c in data.chunks(3) {
-        let b = [
-            c[0],
-            c.get(1).copied().unwrap_or(0),
-            c.get(2).copied().unwrap_or(0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for (i, shift) in [18u32, 12, 6, 0].iter().enumerate() {
-            if i <= c.len() {
-                out.push(char::from(A[((n >> shift) & 63) as usize]));
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
 }
 
 /// `--kebab-case` to the member's name (`volume-ids` → `VolumeIds`).
