@@ -244,7 +244,7 @@ fn the_real_cli_pages_and_reads_its_config_as_ebsim_aws_does() {
     let cfg = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(
         cfg.path(),
-        "[default]\noutput = text\n\n[profile eu]\nregion = eu-west-1\noutput = json\n",
+        "[default]\noutput = text\n\n[profile eu]\nregion = eu-west-1\noutput = json\naws_access_key_id = AKIDEBSIMTEST0000001\naws_secret_access_key = secret\n",
     )
     .unwrap();
     let cfg_path = cfg.path().to_str().unwrap().to_string();
@@ -265,7 +265,14 @@ fn the_real_cli_pages_and_reads_its_config_as_ebsim_aws_does() {
         ],
         &[],
     );
-    let token = String::from_utf8_lossy(&real.stdout).trim().to_string();
+    // Text output applies --query to each page (None) and then to the
+    // resume token.
+    let real_out = String::from_utf8_lossy(&real.stdout).to_string();
+    assert_eq!(
+        real_out.lines().take(2).collect::<Vec<_>>(),
+        ["None", "None"]
+    );
+    let token = real_out.lines().last().unwrap_or("").to_string();
     assert!(!token.is_empty(), "{}", text(&real));
     let q = "Volumes[].[VolumeId,Size]";
     let cases: Vec<(Vec<&str>, Vec<(&str, Option<&str>)>)> = vec![

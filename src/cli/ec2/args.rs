@@ -145,9 +145,6 @@ const GLOBAL_VALUE: &[&str] = &[
     "cli-connect-timeout",
     "cli-binary-format",
     "ca-bundle",
-    "page-size",
-    "max-items",
-    "starting-token",
 ];
 /// The CLI's paging options of a paginated operation.
 const PAGING: &[&str] = &["page-size", "max-items", "starting-token"];

@@ -202,7 +202,7 @@ fn run_ec2_words(words: Vec<String>) -> i32 {
         }
         if !used.is_empty() {
             err(&format!(
-                "\nCannot specify --no-paginate along with pagination arguments: {}\n",
+                "\nError during pagination: Cannot specify --no-paginate along with pagination arguments: {}\n",
                 used.join(", ")
             ));
             return EXIT_OTHER;
