@@ -632,7 +632,18 @@ fn the_real_cli_through_the_endpoint_prints_what_ebsim_aws_prints() {
         ],
         vec!["describe-volumes", "--output", "text"],
         vec!["describe-instances", "--output", "text"],
-        // (Backtick literals such as Key==`Name` are the CLI part's work.)
+        vec![
+            "describe-volumes",
+            "--query",
+            "Volumes[].Tags[?Key==`Name`].Value",
+        ],
+        vec!["describe-volumes", "--query", "sum(Volumes[].Size)"],
+        vec!["describe-volumes", "--query", "avg(Volumes[].Size)"],
+        vec![
+            "describe-volumes",
+            "--query",
+            "[max(Volumes[].Size), length(Volumes), Volumes[?Size>`5`] | length(@)]",
+        ],
         vec![
             "describe-volumes",
             "--query",

@@ -19,7 +19,9 @@ pub struct Query {
 impl Query {
     /// Compiles; the error is the CLI's "Bad value for --query" text.
     pub fn compile(text: &str) -> Result<Query, String> {
-        jmespath::compile(text)
+        let rewritten = legacy_literals(text);
+        runtime()
+            .compile(&rewritten)
             .map(|expr| Query { expr })
             .map_err(|e| format!("Bad value for --query {text}: Invalid jmespath expression: {e}"))
     }
@@ -37,6 +39,116 @@ impl Query {
         doc_orders(doc, &mut orders, &mut seen);
         Ok(reorder(J::from_serde(&value), &orders))
     }
+}
+
+/// The JMESPath runtime: the built-in functions, with `sum` as Python's
+/// (an integer when every element is one: `sum([1, 2])` is `3`, not
+/// `3.0`; the crate always answers a float).
+fn runtime() -> &'static jmespath::Runtime {
+    static RT: std::sync::OnceLock<jmespath::Runtime> = std::sync::OnceLock::new();
+    RT.get_or_init(|| {
+        use jmespath::functions::{ArgumentType, CustomFunction, Signature};
+        let mut rt = jmespath::Runtime::new();
+        rt.register_builtin_functions();
+        let sig = Signature::new(
+            vec![ArgumentType::TypedArray(Box::new(ArgumentType::Number))],
+            None,
+        );
+        rt.register_function(
+            "sum",
+            Box::new(CustomFunction::new(
+                sig,
+                Box::new(|args, _ctx| {
+                    let items: Vec<serde_json::Number> = args
+                        .first()
+                        .and_then(|a| a.as_array())
+                        .map(|a| {
+                            a.iter()
+                                .filter_map(|v| match &**v {
+                                    jmespath::Variable::Number(n) => Some(n.clone()),
+                                    _ => None,
+                                })
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    let ints: Option<i64> = items
+                        .iter()
+                        .try_fold(0i64, |acc, n| n.as_i64().and_then(|x| acc.checked_add(x)));
+                    let n = match ints {
+                        Some(total) => serde_json::Number::from(total),
+                        None => {
+                            let f: f64 = items.iter().filter_map(serde_json::Number::as_f64).sum();
+                            serde_json::Number::from_f64(f).unwrap_or_else(|| 0.into())
+                        }
+                    };
+                    Ok(std::rc::Rc::new(jmespath::Variable::Number(n)))
+                }),
+            )),
+        );
+        rt
+    })
+}
+
+/// Rewrites Python jmespath's legacy literals: a backtick literal that is
+/// not JSON (``Key==`Name` ``) is the string of its text (after leading
+/// blanks), as the AWS CLI reads it; the rest of the expression is kept
+/// as written (raw strings and quoted identifiers may hold backticks).
+pub fn legacy_literals(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\'' | '"' => {
+                out.push(c);
+                while let Some(d) = chars.next() {
+                    out.push(d);
+                    if d == '\\' {
+                        if let Some(e) = chars.next() {
+                            out.push(e);
+                        }
+                    } else if d == c {
+                        break;
+                    }
+                }
+            }
+            '`' => {
+                let mut lexeme = String::new();
+                let mut closed = false;
+                while let Some(d) = chars.next() {
+                    if d == '\\' && chars.peek() == Some(&'`') {
+                        chars.next();
+                        lexeme.push('`');
+                    } else if d == '`' {
+                        closed = true;
+                        break;
+                    } else {
+                        lexeme.push(d);
+                    }
+                }
+                let json_ok = serde_json::from_str::<serde_json::Value>(&lexeme).is_ok();
+                let fallback = if !closed || json_ok {
+                    None
+                } else {
+                    serde_json::from_str::<serde_json::Value>(&format!(
+                        "\"{}\"",
+                        lexeme.trim_start()
+                    ))
+                    .ok()
+                };
+                let body = match fallback {
+                    Some(v) => v.to_string(),
+                    None => lexeme,
+                };
+                out.push('`');
+                out.push_str(&body.replace('`', "\\`"));
+                if closed {
+                    out.push('`');
+                }
+            }
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// The response as a JMESPath value, built directly (no serde_json tree in
@@ -158,6 +270,37 @@ fn reorder(j: J, orders: &[Vec<String>]) -> J {
 mod tests {
     use super::*;
     use ebsim::ec2::wire::json::Obj;
+
+    #[test]
+    fn legacy_backtick_literals_and_python_sums() {
+        assert_eq!(
+            legacy_literals("Tags[?Key==`Name`]"),
+            "Tags[?Key==`\"Name\"`]"
+        );
+        assert_eq!(legacy_literals("a[?b==`16`]"), "a[?b==`16`]");
+        assert_eq!(legacy_literals("a[?b==`\"x\"`]"), "a[?b==`\"x\"`]");
+        assert_eq!(legacy_literals("a[?b=='it`s']"), "a[?b=='it`s']");
+        assert_eq!(legacy_literals("a[?b==` x y`]"), "a[?b==`\"x y\"`]");
+        let doc = Obj::new()
+            .put(
+                "Volumes",
+                vec![
+                    Obj::new()
+                        .put("Size", 8u64)
+                        .put(
+                            "Tags",
+                            vec![Obj::new().put("Key", "Name").put("Value", "d").done()],
+                        )
+                        .done(),
+                    Obj::new().put("Size", 2u64).done(),
+                ],
+            )
+            .done();
+        let run = |q: &str| Query::compile(q).unwrap().search(&doc).unwrap().to_pretty();
+        assert_eq!(run("sum(Volumes[].Size)"), "10");
+        assert_eq!(run("avg(Volumes[].Size)"), "5.0");
+        assert_eq!(run("Volumes[0].Tags[?Key==`Name`].Value | [0]"), "\"d\"");
+    }
 
     #[test]
     fn keeps_response_and_hash_order() {
