@@ -224,6 +224,9 @@ fn boto3_instance_status_tags_attributes_copies_deregister_network_and_reset() {
     passes(&s.python(&py, "ops2.py", &[]));
 }
 
+/// Extra environment of a command (`None` removes the variable).
+type Env<'a> = Vec<(&'a str, Option<&'a str>)>;
+
 #[test]
 fn the_real_cli_pages_and_reads_its_config_as_ebsim_aws_does() {
     let Some(py) = pyenv() else { return };
@@ -275,7 +278,7 @@ fn the_real_cli_pages_and_reads_its_config_as_ebsim_aws_does() {
     let token = real_out.lines().last().unwrap_or("").to_string();
     assert!(!token.is_empty(), "{}", text(&real));
     let q = "Volumes[].[VolumeId,Size]";
-    let cases: Vec<(Vec<&str>, Vec<(&str, Option<&str>)>)> = vec![
+    let cases: Vec<(Vec<&str>, Env)> = vec![
         (vec!["ec2", "describe-volumes", "--max-items", "3"], vec![]),
         (
             vec![
