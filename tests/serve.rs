@@ -641,6 +641,11 @@ fn the_real_cli_through_the_endpoint_prints_what_ebsim_aws_prints() {
             "Volumes[].Tags[?Key==`Name`].Value",
         ],
         vec!["describe-volumes", "--query", "sum(Volumes[].Size)"],
+        vec![
+            "describe-volumes",
+            "--query",
+            "[Volumes[?CreateTime>='2024-03-31'].Size, Volumes[?CreateTime<'2024-03-31'].Size]",
+        ],
         vec!["describe-volumes", "--query", "avg(Volumes[].Size)"],
         vec![
             "describe-volumes",

@@ -28,10 +28,9 @@ impl Query {
 
     /// Runs the query on a response.
     pub fn search(&self, doc: &J) -> Result<J, String> {
-        let result = self
-            .expr
-            .search(to_variable(doc))
-            .map_err(|e| e.to_string())?;
+        let data = std::rc::Rc::new(to_variable(doc));
+        let mut ctx = jmespath::Context::new(self.expr.as_str(), runtime());
+        let result = eval(&data, self.expr.as_ast(), &mut ctx).map_err(|e| e.to_string())?;
         let value = serde_json::to_value(&*result).map_err(|e| e.to_string())?;
         let mut orders: Vec<Vec<String>> = Vec::new();
         let mut seen: HashSet<String> = HashSet::new();
@@ -149,6 +148,136 @@ pub fn legacy_literals(text: &str) -> String {
         }
     }
     out
+}
+
+/// The value of `node` over `data`: the crate's interpreter, except that
+/// the ordering comparisons (`<`, `<=`, `>`, `>=`) also compare two
+/// strings, as Python's jmespath does (`StartTime>='2024-03-31'`); other
+/// mixes answer null. Leaves without sub-expressions go to the crate.
+fn eval(
+    data: &jmespath::Rcvar,
+    node: &Ast,
+    ctx: &mut jmespath::Context<'_>,
+) -> jmespath::SearchResult {
+    use jmespath::Variable as V;
+    use jmespath::ast::Comparator as C;
+    use std::rc::Rc;
+    let null = || Rc::new(V::Null);
+    match node {
+        Ast::Subexpr { lhs, rhs, .. } => {
+            let left = eval(data, lhs, ctx)?;
+            eval(&left, rhs, ctx)
+        }
+        Ast::Or { lhs, rhs, .. } => {
+            let left = eval(data, lhs, ctx)?;
+            if left.is_truthy() {
+                Ok(left)
+            } else {
+                eval(data, rhs, ctx)
+            }
+        }
+        Ast::And { lhs, rhs, .. } => {
+            let left = eval(data, lhs, ctx)?;
+            if left.is_truthy() {
+                eval(data, rhs, ctx)
+            } else {
+                Ok(left)
+            }
+        }
+        Ast::Not { node, .. } => Ok(Rc::new(V::Bool(!eval(data, node, ctx)?.is_truthy()))),
+        Ast::Condition {
+            predicate, then, ..
+        } => {
+            if eval(data, predicate, ctx)?.is_truthy() {
+                eval(data, then, ctx)
+            } else {
+                Ok(null())
+            }
+        }
+        Ast::Comparison {
+            comparator,
+            lhs,
+            rhs,
+            ..
+        } => {
+            let left = eval(data, lhs, ctx)?;
+            let right = eval(data, rhs, ctx)?;
+            let strings = match (&*left, &*right) {
+                (V::String(a), V::String(b)) => Some((a.clone(), b.clone())),
+                _ => None,
+            };
+            let r = match (comparator, strings) {
+                (C::Equal | C::NotEqual, _) | (_, None) => left.compare(comparator, &right),
+                (C::LessThan, Some((a, b))) => Some(a < b),
+                (C::LessThanEqual, Some((a, b))) => Some(a <= b),
+                (C::GreaterThan, Some((a, b))) => Some(a > b),
+                (C::GreaterThanEqual, Some((a, b))) => Some(a >= b),
+            };
+            Ok(r.map_or_else(null, |b| Rc::new(V::Bool(b))))
+        }
+        Ast::ObjectValues { node, .. } => match &*eval(data, node, ctx)? {
+            V::Object(m) => Ok(Rc::new(V::Array(m.values().cloned().collect()))),
+            _ => Ok(null()),
+        },
+        Ast::Projection { lhs, rhs, .. } => match eval(data, lhs, ctx)?.as_array() {
+            None => Ok(null()),
+            Some(items) => {
+                let mut out = Vec::new();
+                for it in items {
+                    let v = eval(it, rhs, ctx)?;
+                    if !v.is_null() {
+                        out.push(v);
+                    }
+                }
+                Ok(Rc::new(V::Array(out)))
+            }
+        },
+        Ast::Flatten { node, .. } => match eval(data, node, ctx)?.as_array() {
+            None => Ok(null()),
+            Some(items) => {
+                let mut out = Vec::new();
+                for it in items {
+                    match it.as_array() {
+                        Some(a) => out.extend(a.iter().cloned()),
+                        None => out.push(it.clone()),
+                    }
+                }
+                Ok(Rc::new(V::Array(out)))
+            }
+        },
+        Ast::MultiList { elements, .. } => {
+            if data.is_null() {
+                return Ok(null());
+            }
+            let mut out = Vec::new();
+            for e in elements {
+                out.push(eval(data, e, ctx)?);
+            }
+            Ok(Rc::new(V::Array(out)))
+        }
+        Ast::MultiHash { elements, .. } => {
+            if data.is_null() {
+                return Ok(null());
+            }
+            let mut out = std::collections::BTreeMap::new();
+            for kv in elements {
+                out.insert(kv.key.clone(), eval(data, &kv.value, ctx)?);
+            }
+            Ok(Rc::new(V::Object(out)))
+        }
+        Ast::Function { name, args, offset } => {
+            let mut vals = Vec::new();
+            for a in args {
+                vals.push(eval(data, a, ctx)?);
+            }
+            ctx.offset = *offset;
+            match ctx.runtime.get_function(name) {
+                Some(f) => f.evaluate(&vals, ctx),
+                None => jmespath::interpret(data, node, ctx),
+            }
+        }
+        leaf => jmespath::interpret(data, leaf, ctx),
+    }
 }
 
 /// The response as a JMESPath value, built directly (no serde_json tree in
@@ -300,6 +429,10 @@ mod tests {
         assert_eq!(run("sum(Volumes[].Size)"), "10");
         assert_eq!(run("avg(Volumes[].Size)"), "5.0");
         assert_eq!(run("Volumes[0].Tags[?Key==`Name`].Value | [0]"), "\"d\"");
+        assert_eq!(run("Volumes[?Tags[0].Value>='c'].Size"), "[\n    8\n]");
+        assert_eq!(run("Volumes[?Tags[0].Value<'c'].Size"), "[]");
+        assert_eq!(run("Volumes[?Size>`5`].Size"), "[\n    8\n]");
+        assert_eq!(run("Volumes[?Size>'5'].Size"), "[]");
     }
 
     #[test]
