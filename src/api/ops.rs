@@ -253,6 +253,7 @@ fn create_volume(ec2: &Ec2, p: &Params) -> Reply {
         snapshot_id: p.str("SnapshotId")?,
         multi_attach: p.flag("MultiAttachEnabled")?,
         tags: tags_for(&specs, "volume"),
+        client_token: p.str("ClientToken")?,
         dry_run: p.flag("DryRun")?,
     };
     let v = ec2.transact(|t| t.create_volume(&r))?;
@@ -473,6 +474,7 @@ fn run_instances(ec2: &Ec2, p: &Params) -> Reply {
         user_data: p.str("UserData")?,
         disable_api_termination: p.flag("DisableApiTermination")?,
         subnet_id: p.str("SubnetId")?,
+        client_token: p.str("ClientToken")?,
         instance_type: p.str("InstanceType")?,
         count,
         availability_zone: az,

@@ -67,6 +67,9 @@ pub struct RunInstances {
     pub disable_api_termination: bool,
     /// Subnet (only a default subnet exists: it names the zone).
     pub subnet_id: Option<String>,
+    /// Idempotency token: a second request with it answers the
+    /// reservation the first made.
+    pub client_token: Option<String>,
     /// Instance tags.
     pub instance_tags: Vec<Tag>,
     /// Volume tags.
@@ -202,6 +205,27 @@ impl Txn<'_> {
 
     /// RunInstances. Returns the reservation id and the new instances' ids.
     pub fn run_instances(&mut self, req: &RunInstances) -> Result<(String, Vec<String>)> {
+        if let Some(token) = req.client_token.as_deref().filter(|t| !t.is_empty()) {
+            let region = self.region().to_string();
+            let mine: Vec<&Instance> = self
+                .state()
+                .instances
+                .values()
+                .filter(|i| i.client_token.as_deref() == Some(token) && region_of(&i.az) == region)
+                .collect();
+            if let Some(first) = mine.first() {
+                // The same launch again: the reservation it made, as it is
+                // now (EC2 keeps the token's answer for at least a while).
+                let rid = first.reservation_id.clone();
+                let mut ids: Vec<(u32, String)> =
+                    mine.iter().map(|i| (i.launch_index, i.id.clone())).collect();
+                ids.sort();
+                if req.dry_run {
+                    return Err(ApiError::dry_run_ok().into());
+                }
+                return Ok((rid, ids.into_iter().map(|(_, id)| id).collect()));
+            }
+        }
         super::tags::check_new(&req.instance_tags)?;
         super::tags::check_new(&req.volume_tags)?;
         let image_id = self.resolve_image_id(&req.image_id)?;
@@ -428,6 +452,7 @@ impl Txn<'_> {
             blkext_minors: Default::default(),
             user_data: req.user_data.clone(),
             disable_api_termination: req.disable_api_termination,
+            client_token: req.client_token.clone().filter(|t| !t.is_empty()),
         };
         self.state_mut().instances.insert(id.clone(), inst);
         for p in planned {
@@ -452,6 +477,7 @@ impl Txn<'_> {
                 create_time: now,
                 tags: req.volume_tags.clone(),
                 multi_attach: false,
+                client_token: None,
                 attachments: Vec::new(),
                 boot: p.root,
                 flavour: flavour.clone(),

@@ -237,6 +237,9 @@ pub struct Volume {
     /// partitions in the order the kernel would.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub flavour: Option<String>,
+    /// The `ClientToken` of the CreateVolume that made it (idempotency).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_token: Option<String>,
 }
 
 impl Volume {
@@ -652,6 +655,9 @@ pub struct Instance {
     /// Termination protection (`disableApiTermination`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub disable_api_termination: bool,
+    /// The `ClientToken` of the RunInstances that launched it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_token: Option<String>,
 }
 
 impl Instance {

@@ -39,6 +39,9 @@ pub struct CreateVolume {
     pub multi_attach: bool,
     /// Tags.
     pub tags: Vec<Tag>,
+    /// Idempotency token: a second request with it answers the volume the
+    /// first made.
+    pub client_token: Option<String>,
     /// Check only.
     pub dry_run: bool,
 }
@@ -99,6 +102,41 @@ impl Txn<'_> {
     /// CreateVolume.
     pub fn create_volume(&mut self, req: &CreateVolume) -> Result<Volume> {
         super::tags::check_new(&req.tags)?;
+        if let Some(token) = req.client_token.as_deref().filter(|t| !t.is_empty()) {
+            if token.len() > 64 {
+                return Err(ApiError::invalid_value(format!(
+                    "Value ({token}) for parameter clientToken is invalid. ClientToken is longer than 64 characters."
+                ))
+                .into());
+            }
+            let region = self.region().to_string();
+            if let Some(v) = self.state().volumes.values().find(|v| {
+                v.client_token.as_deref() == Some(token) && super::model::region_of(&v.az) == region
+            }) {
+                // The same request again: the volume it made, as it is
+                // now. Different parameters with the token are refused.
+                let same = req.size.is_none_or(|s| s == v.size)
+                    && req.availability_zone.as_deref().is_none_or(|a| a == v.az)
+                    && req
+                        .volume_type
+                        .as_deref()
+                        .is_none_or(|t| t == v.volume_type.as_str())
+                    && req.snapshot_id.as_deref().is_none_or(|s| Some(s) == v.snapshot_id.as_deref());
+                if !same {
+                    return Err(ApiError::new(
+                        "IdempotentParameterMismatch",
+                        format!(
+                            "The client token you have provided is associated with a resource that is already deleted or has different parameters: {token}"
+                        ),
+                    )
+                    .into());
+                }
+                if req.dry_run {
+                    return Err(ApiError::dry_run_ok().into());
+                }
+                return Ok(v.clone());
+            }
+        }
         let Some(az) = req.availability_zone.clone() else {
             return Err(ApiError::new(
                 "MissingParameter",
@@ -178,6 +216,7 @@ impl Txn<'_> {
             create_time: now,
             tags: req.tags.clone(),
             multi_attach: req.multi_attach,
+            client_token: req.client_token.clone().filter(|t| !t.is_empty()),
             attachments: Vec::new(),
             boot: false,
             flavour: snap.as_ref().and_then(|s| s.flavour.clone()),

@@ -223,6 +223,19 @@ ok(ec2.deregister_image(ImageId=ami2)["Return"] is True, "deregister_image")
 ok(ec2.describe_images(Owners=["self"])["Images"] == [], "no image left")
 fails("InvalidAMIID.NotFound", 400, ec2.deregister_image, ImageId=ami2)
 
+# Idempotency tokens.
+a = ec2.create_volume(Size=2, AvailabilityZone="us-east-1a", ClientToken="tok-vol-1")
+b = ec2.create_volume(Size=2, AvailabilityZone="us-east-1a", ClientToken="tok-vol-1")
+ok(a["VolumeId"] == b["VolumeId"], "create_volume ClientToken: the same volume again")
+fails("IdempotentParameterMismatch", 400, ec2.create_volume, Size=3, AvailabilityZone="us-east-1a", ClientToken="tok-vol-1")
+ok(ec2.create_volume(Size=2, AvailabilityZone="us-east-1a")["VolumeId"] != a["VolumeId"], "no token: a new volume")
+r1 = ec2.run_instances(ImageId=UBUNTU, InstanceType="t3.micro", MinCount=2, MaxCount=2, ClientToken="tok-run-1")
+r2 = ec2.run_instances(ImageId=UBUNTU, InstanceType="t3.micro", MinCount=2, MaxCount=2, ClientToken="tok-run-1")
+ok(r1["ReservationId"] == r2["ReservationId"]
+   and [i["InstanceId"] for i in r1["Instances"]] == [i["InstanceId"] for i in r2["Instances"]], "run_instances ClientToken")
+ok(r1["Instances"][0]["ClientToken"] == "tok-run-1", "ClientToken shown")
+ec2.terminate_instances(InstanceIds=[i["InstanceId"] for i in r1["Instances"]])
+
 # STS through the CLI.
 p = aws("sts", "get-caller-identity", "--query", "Account", "--output", "text")
 ok(p.returncode == 0 and p.stdout == "123456789012\n", f"aws sts get-caller-identity ({p.stderr.strip()})")

@@ -369,7 +369,7 @@ pub fn instance(st: &State, i: &Instance, launching: bool) -> J {
     Obj::new()
         .put("Architecture", &i.architecture)
         .put("BlockDeviceMappings", J::Arr(bdm))
-        .put("ClientToken", "")
+        .put("ClientToken", i.client_token.clone().unwrap_or_default())
         .put(
             "EbsOptimized",
             guest::hypervisor(&i.instance_type) == guest::Hypervisor::Nitro,
