@@ -217,8 +217,10 @@ impl Txn<'_> {
                 // The same launch again: the reservation it made, as it is
                 // now (EC2 keeps the token's answer for at least a while).
                 let rid = first.reservation_id.clone();
-                let mut ids: Vec<(u32, String)> =
-                    mine.iter().map(|i| (i.launch_index, i.id.clone())).collect();
+                let mut ids: Vec<(u32, String)> = mine
+                    .iter()
+                    .map(|i| (i.launch_index, i.id.clone()))
+                    .collect();
                 ids.sort();
                 if req.dry_run {
                     return Err(ApiError::dry_run_ok().into());

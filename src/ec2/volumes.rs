@@ -121,7 +121,10 @@ impl Txn<'_> {
                         .volume_type
                         .as_deref()
                         .is_none_or(|t| t == v.volume_type.as_str())
-                    && req.snapshot_id.as_deref().is_none_or(|s| Some(s) == v.snapshot_id.as_deref());
+                    && req
+                        .snapshot_id
+                        .as_deref()
+                        .is_none_or(|s| Some(s) == v.snapshot_id.as_deref());
                 if !same {
                     return Err(ApiError::new(
                         "IdempotentParameterMismatch",
