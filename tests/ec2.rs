@@ -1759,10 +1759,13 @@ fn golden(c: &Cloud, args: &[&str], name: &str) {
 fn strip_ip(s: &str) -> String {
     let mut out = String::new();
     for line in s.lines() {
+        let comma = if line.ends_with(',') { "," } else { "" };
         let l = if let Some(p) = line.find("\"ip-172-31-") {
-            format!("{}\"ip-IP.ec2.internal\",", &line[..p])
+            format!("{}\"ip-IP.ec2.internal\"{comma}", &line[..p])
         } else if let Some(p) = line.find("\"172.31.") {
-            format!("{}\"IP\"", &line[..p])
+            format!("{}\"IP\"{comma}", &line[..p])
+        } else if let Some(p) = line.find("\"MacAddress\": ") {
+            format!("{}\"MacAddress\": \"MAC\"{comma}", &line[..p])
         } else {
             line.to_string()
         };

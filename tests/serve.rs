@@ -103,6 +103,51 @@ impl Serve {
             .unwrap()
     }
 
+    /// The real `aws --endpoint-url URL ARGS` and `ebsim aws ARGS` with
+    /// the same extra environment (`None` removes a variable).
+    fn both(&self, py: &Path, args: &[&str], env: &[(&str, Option<&str>)]) -> (Output, Output) {
+        let mut real = Command::new(py.join("bin/aws"));
+        real.arg("--endpoint-url")
+            .arg(&self.url)
+            .args(args)
+            .env("AWS_ACCESS_KEY_ID", "AKIDEBSIMTEST0000001")
+            .env("AWS_SECRET_ACCESS_KEY", "secret")
+            .env("AWS_DEFAULT_REGION", "us-east-1")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("AWS_CONFIG_FILE", "/nonexistent/config")
+            .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/credentials")
+            .env_remove("AWS_PROFILE")
+            .env_remove("AWS_REGION")
+            .env_remove("AWS_DEFAULT_OUTPUT")
+            .env_remove("AWS_ENDPOINT_URL")
+            .env_remove("AWS_ENDPOINT_URL_EC2");
+        let mut ours = Command::new(common::ebsim_bin());
+        ours.arg("aws")
+            .args(args)
+            .env("EBSIM_HOME", self.home.path())
+            .env("EBSIM_CLOCK", self.clock)
+            .env("AWS_ACCESS_KEY_ID", "AKIDEBSIMTEST0000001")
+            .env("AWS_DEFAULT_REGION", "us-east-1")
+            .env("AWS_CONFIG_FILE", "/nonexistent/config")
+            .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/credentials")
+            .env_remove("AWS_PROFILE")
+            .env_remove("AWS_REGION")
+            .env_remove("AWS_DEFAULT_OUTPUT");
+        for (k, v) in env {
+            match v {
+                Some(v) => {
+                    real.env(k, v);
+                    ours.env(k, v);
+                }
+                None => {
+                    real.env_remove(k);
+                    ours.env_remove(k);
+                }
+            }
+        }
+        (real.output().unwrap(), ours.output().unwrap())
+    }
+
     /// A script of tests/serve/ run with the venv's Python.
     fn python(&self, py: &Path, script: &str, extra: &[&str]) -> Output {
         let path = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -170,6 +215,246 @@ fn boto3_every_operation_error_dry_run_waiter_and_paging() {
     let Some(py) = pyenv() else { return };
     let s = Serve::start("60x");
     passes(&s.python(&py, "boto3_suite.py", &[]));
+}
+
+#[test]
+fn boto3_instance_status_tags_attributes_copies_deregister_network_and_reset() {
+    let Some(py) = pyenv() else { return };
+    let s = Serve::start("60x");
+    passes(&s.python(&py, "ops2.py", &[]));
+}
+
+/// Extra environment of a command (`None` removes the variable).
+type Env<'a> = Vec<(&'a str, Option<&'a str>)>;
+
+#[test]
+fn the_real_cli_pages_and_reads_its_config_as_ebsim_aws_does() {
+    let Some(py) = pyenv() else { return };
+    let s = Serve::start("manual");
+    for n in 0..25 {
+        let size = format!("{}", 1 + n % 3);
+        let o = s.ebsim(&[
+            "aws",
+            "ec2",
+            "create-volume",
+            "--size",
+            &size,
+            "--availability-zone",
+            "us-east-1a",
+        ]);
+        assert!(o.status.success(), "{}", text(&o));
+    }
+    let cfg = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(
+        cfg.path(),
+        "[default]\noutput = text\n\n[profile eu]\nregion = eu-west-1\noutput = json\naws_access_key_id = AKIDEBSIMTEST0000001\naws_secret_access_key = secret\n",
+    )
+    .unwrap();
+    let cfg_path = cfg.path().to_str().unwrap().to_string();
+    // A resume token the CLI made, to start from.
+    let (real, _) = s.both(
+        &py,
+        &[
+            "ec2",
+            "describe-volumes",
+            "--page-size",
+            "4",
+            "--max-items",
+            "6",
+            "--query",
+            "NextToken",
+            "--output",
+            "text",
+        ],
+        &[],
+    );
+    // Text output applies --query to each page (None) and then to the
+    // resume token.
+    let real_out = String::from_utf8_lossy(&real.stdout).to_string();
+    assert_eq!(
+        real_out.lines().take(2).collect::<Vec<_>>(),
+        ["None", "None"]
+    );
+    let token = real_out.lines().last().unwrap_or("").to_string();
+    assert!(!token.is_empty(), "{}", text(&real));
+    let q = "Volumes[].[VolumeId,Size]";
+    let cases: Vec<(Vec<&str>, Env)> = vec![
+        (vec!["ec2", "describe-volumes", "--max-items", "3"], vec![]),
+        (
+            vec![
+                "ec2",
+                "describe-volumes",
+                "--max-items",
+                "3",
+                "--output",
+                "text",
+            ],
+            vec![],
+        ),
+        (
+            vec![
+                "ec2",
+                "describe-volumes",
+                "--page-size",
+                "4",
+                "--max-items",
+                "6",
+                "--query",
+                q,
+            ],
+            vec![],
+        ),
+        (
+            vec![
+                "ec2",
+                "describe-volumes",
+                "--page-size",
+                "5",
+                "--max-items",
+                "10",
+                "--output",
+                "text",
+                "--query",
+                "Volumes[0].VolumeId",
+            ],
+            vec![],
+        ),
+        (
+            vec![
+                "ec2",
+                "describe-volumes",
+                "--starting-token",
+                &token,
+                "--max-items",
+                "5",
+                "--query",
+                q,
+            ],
+            vec![],
+        ),
+        (
+            vec![
+                "ec2",
+                "describe-volumes",
+                "--starting-token",
+                &token,
+                "--page-size",
+                "3",
+                "--query",
+                q,
+                "--output",
+                "text",
+            ],
+            vec![],
+        ),
+        (
+            vec![
+                "ec2",
+                "describe-volumes",
+                "--filters",
+                "Name=size,Values=2",
+                "--max-items",
+                "2",
+                "--query",
+                q,
+            ],
+            vec![],
+        ),
+        (
+            vec![
+                "ec2",
+                "describe-volumes",
+                "--max-results",
+                "5",
+                "--query",
+                "[Volumes[].VolumeId,NextToken]",
+            ],
+            vec![],
+        ),
+        (
+            vec![
+                "ec2",
+                "describe-volumes",
+                "--no-paginate",
+                "--query",
+                "length(Volumes)",
+            ],
+            vec![],
+        ),
+        (
+            vec!["ec2", "describe-volumes", "--query", q],
+            vec![("AWS_DEFAULT_OUTPUT", Some("text"))],
+        ),
+        (
+            vec!["ec2", "describe-volumes", "--query", q],
+            vec![("AWS_CONFIG_FILE", Some(&cfg_path))],
+        ),
+        (
+            vec![
+                "ec2",
+                "describe-availability-zones",
+                "--query",
+                "AvailabilityZones[].ZoneName",
+            ],
+            vec![
+                ("AWS_CONFIG_FILE", Some(&cfg_path)),
+                ("AWS_PROFILE", Some("eu")),
+                ("AWS_DEFAULT_REGION", None),
+            ],
+        ),
+        (
+            vec![
+                "--profile",
+                "eu",
+                "ec2",
+                "describe-availability-zones",
+                "--query",
+                "AvailabilityZones[0].RegionName",
+                "--output",
+                "text",
+            ],
+            vec![
+                ("AWS_CONFIG_FILE", Some(&cfg_path)),
+                ("AWS_DEFAULT_REGION", None),
+            ],
+        ),
+        (vec!["sts", "get-caller-identity"], vec![]),
+    ];
+    let mut diffs = Vec::new();
+    for (args, env) in &cases {
+        let (real, ours) = s.both(&py, args, env);
+        let (r, o) = (
+            String::from_utf8_lossy(&real.stdout).to_string(),
+            v1_times(&String::from_utf8_lossy(&ours.stdout)),
+        );
+        assert!(real.status.success(), "real aws {args:?}: {}", text(&real));
+        if r != o || !ours.status.success() {
+            diffs.push(format!(
+                "{args:?} {env:?}\n--- real aws through ebsim serve\n{r}\n--- ebsim aws (rc {:?})\n{o}{}",
+                ours.status.code(),
+                String::from_utf8_lossy(&ours.stderr)
+            ));
+        }
+    }
+    assert!(diffs.is_empty(), "{}", diffs.join("\n"));
+    // Paging arguments with --no-paginate: both refuse.
+    let (real, ours) = s.both(
+        &py,
+        &[
+            "ec2",
+            "describe-volumes",
+            "--no-paginate",
+            "--max-items",
+            "2",
+        ],
+        &[],
+    );
+    assert_eq!(real.status.code(), Some(255), "{}", text(&real));
+    assert_eq!(ours.status.code(), Some(255), "{}", text(&ours));
+    assert_eq!(
+        String::from_utf8_lossy(&ours.stderr),
+        String::from_utf8_lossy(&real.stderr)
+    );
 }
 
 #[test]
@@ -350,7 +635,23 @@ fn the_real_cli_through_the_endpoint_prints_what_ebsim_aws_prints() {
         ],
         vec!["describe-volumes", "--output", "text"],
         vec!["describe-instances", "--output", "text"],
-        // (Backtick literals such as Key==`Name` are the CLI part's work.)
+        vec![
+            "describe-volumes",
+            "--query",
+            "Volumes[].Tags[?Key==`Name`].Value",
+        ],
+        vec!["describe-volumes", "--query", "sum(Volumes[].Size)"],
+        vec![
+            "describe-volumes",
+            "--query",
+            "[Volumes[?CreateTime>='2024-03-31'].Size, Volumes[?CreateTime<'2024-03-31'].Size]",
+        ],
+        vec!["describe-volumes", "--query", "avg(Volumes[].Size)"],
+        vec![
+            "describe-volumes",
+            "--query",
+            "[max(Volumes[].Size), length(Volumes), Volumes[?Size>`5`] | length(@)]",
+        ],
         vec![
             "describe-volumes",
             "--query",
@@ -369,6 +670,63 @@ fn the_real_cli_through_the_endpoint_prints_what_ebsim_aws_prints() {
             "self",
             "--query",
             "Snapshots[0].[State,Progress,VolumeSize]",
+        ],
+        vec!["describe-instance-status"],
+        vec!["describe-instance-status", "--include-all-instances"],
+        vec!["describe-instance-status", "--output", "text"],
+        vec!["describe-tags"],
+        vec!["describe-tags", "--output", "text"],
+        vec![
+            "describe-tags",
+            "--filters",
+            "Name=resource-type,Values=volume",
+            "Name=key,Values=N*",
+        ],
+        vec![
+            "describe-instance-attribute",
+            "--instance-id",
+            &iid,
+            "--attribute",
+            "blockDeviceMapping",
+        ],
+        vec![
+            "describe-instance-attribute",
+            "--instance-id",
+            &iid,
+            "--attribute",
+            "groupSet",
+        ],
+        vec![
+            "describe-instance-attribute",
+            "--instance-id",
+            &iid,
+            "--attribute",
+            "userData",
+        ],
+        vec![
+            "describe-instance-attribute",
+            "--instance-id",
+            &iid,
+            "--attribute",
+            "kernel",
+        ],
+        vec![
+            "describe-instance-attribute",
+            "--instance-id",
+            &iid,
+            "--attribute",
+            "disableApiTermination",
+            "--output",
+            "text",
+        ],
+        vec![
+            "describe-instances",
+            "--filters",
+            "Name=vpc-id,Values=vpc-*",
+            "--query",
+            "Reservations[].Instances[].[NetworkInterfaces[0].PrivateIpAddress,SecurityGroups[0].GroupName,SubnetId]",
+            "--output",
+            "text",
         ],
     ];
     let mut diffs = Vec::new();

@@ -52,17 +52,23 @@ type Run = fn(&Ec2, &Params) -> Reply;
 /// Every operation, by its API name.
 pub const OPERATIONS: &[(&str, Run)] = &[
     ("AttachVolume", attach_volume),
+    ("CopySnapshot", copy_snapshot),
     ("CreateImage", create_image),
     ("CreateSnapshot", create_snapshot),
     ("CreateTags", create_tags),
     ("CreateVolume", create_volume),
     ("DeleteSnapshot", delete_snapshot),
+    ("DeleteTags", delete_tags),
     ("DeleteVolume", delete_volume),
+    ("DeregisterImage", deregister_image),
     ("DescribeAvailabilityZones", describe_azs),
     ("DescribeImages", describe_images),
+    ("DescribeInstanceAttribute", describe_instance_attribute),
+    ("DescribeInstanceStatus", describe_instance_status),
     ("DescribeInstanceTypes", describe_instance_types),
     ("DescribeInstances", describe_instances),
     ("DescribeSnapshots", describe_snapshots),
+    ("DescribeTags", describe_tags),
     ("DescribeVolumes", describe_volumes),
     (
         "DescribeVolumesModifications",
@@ -247,6 +253,7 @@ fn create_volume(ec2: &Ec2, p: &Params) -> Reply {
         snapshot_id: p.str("SnapshotId")?,
         multi_attach: p.flag("MultiAttachEnabled")?,
         tags: tags_for(&specs, "volume"),
+        client_token: p.str("ClientToken")?,
         dry_run: p.flag("DryRun")?,
     };
     let v = ec2.transact(|t| t.create_volume(&r))?;
@@ -464,12 +471,15 @@ fn run_instances(ec2: &Ec2, p: &Params) -> Reply {
     let specs = tag_specs(p, &["instance", "volume", "network-interface"])?;
     let r = RunInstances {
         image_id,
+        user_data: p.str("UserData")?,
+        disable_api_termination: p.flag("DisableApiTermination")?,
+        subnet_id: p.str("SubnetId")?,
+        client_token: p.str("ClientToken")?,
         instance_type: p.str("InstanceType")?,
         count,
         availability_zone: az,
         bdm,
         key_name: p.str("KeyName")?,
-        user_data: p.str("UserData")?,
         instance_tags: tags_for(&specs, "instance"),
         volume_tags: tags_for(&specs, "volume"),
         dry_run: p.flag("DryRun")?,
@@ -617,10 +627,22 @@ fn modify_instance_attribute(ec2: &Ec2, p: &Params) -> Reply {
         attribute: p.str("Attribute")?,
         value: p.str("Value")?,
         block_device_mappings,
+        disable_api_termination: value_member(p, "DisableApiTermination")?
+            .map(|v| as_bool("DisableApiTermination.Value", &v))
+            .transpose()?,
+        user_data: value_member(p, "UserData")?
+            .map(|v| as_str("UserData.Value", &v))
+            .transpose()?,
         dry_run: p.flag("DryRun")?,
     };
     ec2.transact(|t| t.modify_instance_attribute(&r))?;
     Ok(None)
+}
+
+/// A member of the `AttributeValue` / `AttributeBooleanValue` shapes
+/// (`{"Value": x}`, `X.Value=x` on the wire), or a bare value.
+fn value_member(p: &Params, name: &str) -> Result<Option<Value>, ParamError> {
+    Ok(p.get(name).map(|v| field(v, "Value").unwrap_or(v).clone()))
 }
 
 fn describe_images(ec2: &Ec2, p: &Params) -> Reply {
@@ -694,6 +716,183 @@ fn describe_azs(ec2: &Ec2, p: &Params) -> Reply {
             )
             .done(),
     ))
+}
+
+fn copy_snapshot(ec2: &Ec2, p: &Params) -> Reply {
+    let specs = tag_specs(p, &["snapshot"])?;
+    let Some(source) = p.str("SourceSnapshotId")? else {
+        return Err(ApiError::new(
+            "MissingParameter",
+            "The request must contain the parameter SourceSnapshotId",
+        )
+        .into());
+    };
+    let source_region = match p.str("SourceRegion")? {
+        Some(r) => r,
+        None => ec2.region().to_string(),
+    };
+    let desc = p.str("Description")?;
+    let encrypted = p.flag("Encrypted")?;
+    let kms = p.str("KmsKeyId")?;
+    let dry = p.flag("DryRun")?;
+    let s = ec2.transact(|t| {
+        t.copy_snapshot(
+            &source_region,
+            &source,
+            desc.as_deref(),
+            encrypted,
+            kms.as_deref(),
+            tags_for(&specs, "snapshot"),
+            dry,
+        )
+    })?;
+    Ok(Some(
+        Obj::new()
+            .opt("Tags", (!s.tags.is_empty()).then(|| render::tags(&s.tags)))
+            .put("SnapshotId", &s.id)
+            .done(),
+    ))
+}
+
+fn deregister_image(ec2: &Ec2, p: &Params) -> Reply {
+    let id = p.str("ImageId")?.unwrap_or_default();
+    let del = p.flag("DeleteAssociatedSnapshots")?;
+    let dry = p.flag("DryRun")?;
+    let results = ec2.transact(|t| t.deregister_image(&id, del, dry))?;
+    Ok(Some(
+        Obj::new()
+            .put("Return", true)
+            .opt(
+                "DeleteSnapshotResults",
+                del.then(|| {
+                    J::Arr(
+                        results
+                            .iter()
+                            .map(|(s, code)| {
+                                Obj::new()
+                                    .put("SnapshotId", s)
+                                    .put("ReturnCode", code)
+                                    .done()
+                            })
+                            .collect(),
+                    )
+                }),
+            )
+            .done(),
+    ))
+}
+
+/// DeleteTags' `Tags`: keys, each with its value when one is given.
+fn tag_keys(p: &Params) -> Result<Vec<(String, Option<String>)>, ParamError> {
+    let mut out = Vec::new();
+    for t in p.structs("Tags") {
+        let items = match t {
+            Value::Array(a) => a,
+            other => vec![other],
+        };
+        for t in items {
+            let key = field(&t, "Key")
+                .map(|k| as_str("Tags.Key", k))
+                .transpose()?
+                .unwrap_or_default();
+            let value = field(&t, "Value")
+                .map(|v| as_str("Tags.Value", v))
+                .transpose()?;
+            out.push((key, value));
+        }
+    }
+    Ok(out)
+}
+
+fn delete_tags(ec2: &Ec2, p: &Params) -> Reply {
+    let resources = p.list("Resources")?;
+    let tags = tag_keys(p)?;
+    let dry = p.flag("DryRun")?;
+    ec2.transact(|t| t.delete_tags(&resources, &tags, dry))?;
+    Ok(None)
+}
+
+fn describe_tags(ec2: &Ec2, p: &Params) -> Reply {
+    let fs = filters(p)?;
+    let dry = p.flag("DryRun")?;
+    let tags = ec2.transact(|t| {
+        let d = t.describe_tags(&fs)?;
+        if dry {
+            return Err(ApiError::dry_run_ok().into());
+        }
+        Ok(d)
+    })?;
+    let pg = page(
+        p,
+        tags,
+        |t| format!("{}\u{0}{}", t.resource_id, t.key),
+        false,
+        "",
+    )?;
+    Ok(with_token(
+        Obj::new().put(
+            "Tags",
+            J::Arr(
+                pg.items
+                    .iter()
+                    .map(|t| {
+                        Obj::new()
+                            .put("Key", &t.key)
+                            .put("ResourceId", &t.resource_id)
+                            .put("ResourceType", t.resource_type)
+                            .put("Value", &t.value)
+                            .done()
+                    })
+                    .collect(),
+            ),
+        ),
+        pg.next,
+    ))
+}
+
+fn describe_instance_status(ec2: &Ec2, p: &Params) -> Reply {
+    let ids = p.list("InstanceIds")?;
+    let fs = filters(p)?;
+    let all = p.flag("IncludeAllInstances")?;
+    let dry = p.flag("DryRun")?;
+    let rows = ec2.transact(|t| {
+        let r = t.describe_instance_status(&ids, all, &fs)?;
+        if dry {
+            return Err(ApiError::dry_run_ok().into());
+        }
+        Ok(r)
+    })?;
+    let pg = page(
+        p,
+        rows,
+        |r| r.instance.id.clone(),
+        !ids.is_empty(),
+        "instanceIds",
+    )?;
+    Ok(with_token(
+        Obj::new().put(
+            "InstanceStatuses",
+            J::Arr(pg.items.iter().map(render::instance_status).collect()),
+        ),
+        pg.next,
+    ))
+}
+
+fn describe_instance_attribute(ec2: &Ec2, p: &Params) -> Reply {
+    let id = p.str("InstanceId")?.unwrap_or_default();
+    let Some(attr) = p.str("Attribute")? else {
+        return Err(ApiError::new(
+            "MissingParameter",
+            "The request must contain the parameter Attribute",
+        )
+        .into());
+    };
+    let dry = p.flag("DryRun")?;
+    let doc = ec2.transact(|t| {
+        let i = t.describe_instance_attribute(&id, &attr, dry)?;
+        Ok(render::instance_attribute(t.state(), &i, &attr))
+    })?;
+    Ok(Some(doc))
 }
 
 #[cfg(test)]

@@ -214,6 +214,21 @@ impl Params {
         }
     }
 
+    /// The parameters with member `name` (when present) replaced by
+    /// `f` of its value.
+    pub fn map_member(mut self, name: &str, f: impl FnOnce(Value) -> Value) -> Params {
+        if let Some(v) = self.members.remove(name) {
+            self.members.insert(name.to_string(), f(v));
+        }
+        self
+    }
+
+    /// The parameters with member `name` set to `v`.
+    pub fn set_member(mut self, name: &str, v: Value) -> Params {
+        self.members.insert(name.to_string(), v);
+        self
+    }
+
     /// The raw value of a member.
     pub fn get(&self, name: &str) -> Option<&Value> {
         self.members.get(name)

@@ -80,6 +80,12 @@ fn element(parent: &str, key: &str) -> String {
         ("AvailabilityZones", "Messages") => "messageSet",
         ("InstanceStatuses", "Events") => "eventsSet",
         ("Details", "Name") => "name",
+        ("NetworkInterfaces", "Groups") => "groupSet",
+        ("NetworkInterfaces", "PrivateIpAddresses") => "privateIpAddressesSet",
+        ("NetworkInterfaces", "Ipv6Addresses") => "ipv6AddressesSet",
+        ("", "KernelId") => "kernel",
+        ("", "RamdiskId") => "ramdisk",
+        ("", "DeleteSnapshotResults") => "deleteSnapshotResultSet",
         _ => "",
     };
     if !fixed.is_empty() {

@@ -57,7 +57,26 @@ pub fn exec(s: &Serve) -> i32 {
         return 1;
     }
     out(&format!("http://{}\n", server.local_addr()));
-    let service = Service::new(Box::new(factory), &s.region);
+    let reset_home = match super::env::ec2_factory() {
+        Ok(f) => f,
+        Err(e) => {
+            err(&format!("ebsim serve: {e}\n"));
+            return 1;
+        }
+    };
+    let region = s.region.clone();
+    // POST /moto-api/reset: one transaction forgets every resource, the
+    // next one sweeps their files.
+    let reset = move || -> Result<(), String> {
+        let ec2 = reset_home(&region).map_err(|e| e.to_string())?;
+        ec2.transact(|t| {
+            t.reset_resources();
+            Ok(())
+        })
+        .and_then(|()| ec2.transact(|_| Ok(())))
+        .map_err(|e| e.to_string())
+    };
+    let service = Service::new(Box::new(factory), &s.region).with_reset(Box::new(reset));
     match server.serve(Arc::new(service)) {
         Ok(()) => 0,
         Err(e) => {

@@ -502,6 +502,68 @@ pub fn by_snapshot_id(id: &str) -> Option<&'static CatalogImage> {
     CATALOG.iter().find(|c| c.snapshot_id == id)
 }
 
+/// The public SSM parameters (`/aws/service/...`) that name the catalog's
+/// AMIs, as Amazon and Canonical publish them: parameter → flavour key.
+/// CentOS publishes none.
+pub const SSM_PARAMETERS: &[(&str, &str)] = &[
+    (
+        "/aws/service/ami-amazon-linux-latest/amzn2-ami-kernel-5.10-hvm-x86_64-gp2",
+        "amzn2",
+    ),
+    (
+        "/aws/service/ami-amazon-linux-latest/amzn2-ami-hvm-x86_64-gp2",
+        "amzn2",
+    ),
+    (
+        "/aws/service/ami-amazon-linux-latest/amzn2-ami-kernel-5.10-hvm-arm64-gp2",
+        "amzn2-arm64",
+    ),
+    (
+        "/aws/service/ami-amazon-linux-latest/amzn2-ami-hvm-arm64-gp2",
+        "amzn2-arm64",
+    ),
+    (
+        "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64",
+        "al2023",
+    ),
+    (
+        "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-6.1-x86_64",
+        "al2023",
+    ),
+    (
+        "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-arm64",
+        "al2023-arm64",
+    ),
+    (
+        "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-6.1-arm64",
+        "al2023-arm64",
+    ),
+    (
+        "/aws/service/canonical/ubuntu/server/22.04/stable/current/amd64/hvm/ebs-gp2/ami-id",
+        "ubuntu-22.04",
+    ),
+    (
+        "/aws/service/canonical/ubuntu/server/jammy/stable/current/amd64/hvm/ebs-gp2/ami-id",
+        "ubuntu-22.04",
+    ),
+    (
+        "/aws/service/canonical/ubuntu/server/22.04/stable/current/arm64/hvm/ebs-gp2/ami-id",
+        "ubuntu-22.04-arm64",
+    ),
+    (
+        "/aws/service/canonical/ubuntu/server/jammy/stable/current/arm64/hvm/ebs-gp2/ami-id",
+        "ubuntu-22.04-arm64",
+    ),
+];
+
+/// The catalog entry an SSM parameter names.
+pub fn by_ssm_parameter(name: &str) -> Option<&'static CatalogImage> {
+    SSM_PARAMETERS
+        .iter()
+        .find(|(p, _)| *p == name)
+        .and_then(|(_, k)| by_key(k))
+}
+
 /// The catalog entry of a flavour key.
 pub fn by_key(key: &str) -> Option<&'static CatalogImage> {
     CATALOG.iter().find(|c| c.key == key)

@@ -13,18 +13,46 @@ pub struct Filter {
     pub values: Vec<String>,
 }
 
-/// Matches `text` against an EC2 wildcard pattern.
+/// One element of a wildcard pattern.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Pat {
+    /// This character.
+    Lit(char),
+    /// `?`: exactly one character.
+    One,
+    /// `*`: zero or more characters.
+    Star,
+}
+
+/// Matches `text` against an EC2 wildcard pattern: `*` matches zero or
+/// more characters, `?` exactly one, and a backslash makes the character
+/// after it literal (`\*amazon\?\\` is the text `*amazon?\`; a
+/// trailing lone backslash is itself).
 pub fn wildcard(pattern: &str, text: &str) -> bool {
-    let p: Vec<char> = pattern.chars().collect();
+    let mut p: Vec<Pat> = Vec::new();
+    let mut chars = pattern.chars();
+    while let Some(c) = chars.next() {
+        p.push(match c {
+            '\\' => Pat::Lit(chars.next().unwrap_or('\\')),
+            '*' => Pat::Star,
+            '?' => Pat::One,
+            c => Pat::Lit(c),
+        });
+    }
     let t: Vec<char> = text.chars().collect();
     // Iterative glob with one backtrack point: linear in practice.
     let (mut pi, mut ti) = (0usize, 0usize);
     let mut star: Option<(usize, usize)> = None;
     while ti < t.len() {
-        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
+        let step = match p.get(pi) {
+            Some(Pat::One) => true,
+            Some(Pat::Lit(c)) => *c == t[ti],
+            _ => false,
+        };
+        if step {
             pi += 1;
             ti += 1;
-        } else if pi < p.len() && p[pi] == '*' {
+        } else if p.get(pi) == Some(&Pat::Star) {
             star = Some((pi, ti));
             pi += 1;
         } else if let Some((sp, st)) = star {
@@ -35,7 +63,7 @@ pub fn wildcard(pattern: &str, text: &str) -> bool {
             return false;
         }
     }
-    while pi < p.len() && p[pi] == '*' {
+    while p.get(pi) == Some(&Pat::Star) {
         pi += 1;
     }
     pi == p.len()
@@ -114,6 +142,10 @@ mod tests {
         assert!(!wildcard("a?c", "abbc"));
         assert!(wildcard("*b*", "abc"));
         assert!(!wildcard("gp2", "gp3"));
+        assert!(!wildcard("a?", "a"));
+        assert!(wildcard(r"\*amazon\?\\", r"*amazon?\"));
+        assert!(!wildcard(r"\*x", "ax"));
+        assert!(wildcard(r"a\", r"a\"));
     }
 
     #[test]

@@ -25,6 +25,29 @@ pub const IMAGE_FILTERS: &[&str] = &[
     "block-device-mapping.snapshot-id",
     "block-device-mapping.volume-size",
     "block-device-mapping.volume-type",
+    "block-device-mapping.delete-on-termination",
+    "block-device-mapping.device-name",
+    "block-device-mapping.encrypted",
+    "creation-date",
+    "description",
+    "ena-support",
+    "free-tier-eligible",
+    "hypervisor",
+    "image-allowed",
+    "kernel-id",
+    "manifest-location",
+    "platform",
+    "platform-details",
+    "product-code",
+    "product-code.type",
+    "ramdisk-id",
+    "source-image-id",
+    "source-image-region",
+    "source-instance-id",
+    "state-reason-code",
+    "state-reason-message",
+    "sriov-net-support",
+    "usage-operation",
 ];
 
 /// The image record of a catalog entry, in `region`.
@@ -59,6 +82,24 @@ pub fn catalog_image(c: &CatalogImage, region: &str) -> Image {
 }
 
 impl Txn<'_> {
+    /// An image id as RunInstances takes it: an id, or
+    /// `resolve:ssm:PARAMETER` naming one of the public parameters that
+    /// point at a catalog AMI (a `:VERSION` or `:LABEL` suffix picks the
+    /// current value, the only one ebsim has).
+    pub fn resolve_image_id(&self, id: &str) -> Result<String> {
+        let Some(param) = id.strip_prefix("resolve:ssm:") else {
+            return Ok(id.to_string());
+        };
+        let name = param.split(':').next().unwrap_or(param);
+        match catalog::by_ssm_parameter(name) {
+            Some(c) => Ok(c.image_id.to_string()),
+            None => Err(ApiError::invalid_value(format!(
+                "Unable to resolve the SSM parameter {param}: the parameter does not exist or its value is not an AMI id."
+            ))
+            .into()),
+        }
+    }
+
     /// An image of this region (a catalog one, or a registered one).
     pub fn image(&self, id: &str) -> Result<Image> {
         super::volumes::check_id(id, "ami", "InvalidAMIID.Malformed")?;
@@ -126,6 +167,7 @@ impl Txn<'_> {
             new_bytes: taken.new_bytes,
             flavour: Some(c.key.to_string()),
             catalog_build: Some(catalog::BUILD_VERSION),
+            kms_key_id: None,
         };
         self.state_mut().snapshots.insert(snap_id.to_string(), snap);
         Ok(())
@@ -189,6 +231,35 @@ impl Txn<'_> {
                     "block-device-mapping.snapshot-id" => bdm(&|b| b.snapshot_id.clone()),
                     "block-device-mapping.volume-size" => bdm(&|b| b.volume_size.to_string()),
                     "block-device-mapping.volume-type" => bdm(&|b| b.volume_type.to_string()),
+                    "block-device-mapping.delete-on-termination" => {
+                        bdm(&|b| b.delete_on_termination.to_string())
+                    }
+                    "block-device-mapping.device-name" => bdm(&|b| b.device.clone()),
+                    "block-device-mapping.encrypted" => bdm(&|b| b.encrypted.to_string()),
+                    "creation-date" => one(img.creation_date.to_wire()),
+                    "description" => Some(img.description.clone().into_iter().collect()),
+                    "ena-support" | "image-allowed" => one("true".to_string()),
+                    "free-tier-eligible" => one(img.public.to_string()),
+                    "hypervisor" => one("xen".to_string()),
+                    "manifest-location" => one(match &img.owner_alias {
+                        Some(a) => format!("{a}/{}", img.name),
+                        None => format!("{}/{}", img.owner_id, img.name),
+                    }),
+                    "platform-details" => one("Linux/UNIX".to_string()),
+                    "usage-operation" => one("RunInstances".to_string()),
+                    "sriov-net-support" => one("simple".to_string()),
+                    "source-instance-id" => {
+                        Some(img.source_instance_id.clone().into_iter().collect())
+                    }
+                    "kernel-id"
+                    | "platform"
+                    | "product-code"
+                    | "product-code.type"
+                    | "ramdisk-id"
+                    | "source-image-id"
+                    | "source-image-region"
+                    | "state-reason-code"
+                    | "state-reason-message" => Some(Vec::new()),
                     n => filter::tag_values(n, &img.tags),
                 }
             })?;
@@ -197,6 +268,40 @@ impl Txn<'_> {
             }
         }
         Ok(out)
+    }
+
+    /// DeregisterImage: the account's image goes now (instances launched
+    /// from it keep running). With `delete_snapshots`, its mapping's
+    /// snapshots are deleted too, each answered `success` or the code of
+    /// its failure. Returns those results.
+    pub fn deregister_image(
+        &mut self,
+        id: &str,
+        delete_snapshots: bool,
+        dry_run: bool,
+    ) -> Result<Vec<(String, String)>> {
+        let img = self.image(id)?;
+        if img.owner_id != OWNER_ID {
+            return Err(
+                ApiError::new("AuthFailure", format!("Not authorized for image:{id}")).into(),
+            );
+        }
+        if dry_run {
+            return Err(ApiError::dry_run_ok().into());
+        }
+        self.state_mut().images.remove(id);
+        let mut results = Vec::new();
+        if delete_snapshots {
+            for b in &img.bdm {
+                let code = match self.delete_snapshot(&b.snapshot_id, false) {
+                    Ok(()) => "success".to_string(),
+                    Err(Error::Api(e)) => e.code,
+                    Err(e) => return Err(e),
+                };
+                results.push((b.snapshot_id.clone(), code));
+            }
+        }
+        Ok(results)
     }
 
     /// CreateImage: snapshots every volume of the instance (the root and

@@ -12,6 +12,7 @@ use super::guest::{self, Hypervisor};
 use super::model::{
     AttachState, Instance, InstanceState, Mount, Tag, Volume, VolumeState, region_of,
 };
+use super::network;
 use super::time::Millis;
 use super::types::{self, VolumeType};
 
@@ -60,8 +61,15 @@ pub struct RunInstances {
     pub bdm: Vec<BdmSpec>,
     /// Key pair.
     pub key_name: Option<String>,
-    /// User data, base64 as the API carries it.
+    /// User data (base64, as the API carries it).
     pub user_data: Option<String>,
+    /// Termination protection.
+    pub disable_api_termination: bool,
+    /// Subnet (only a default subnet exists: it names the zone).
+    pub subnet_id: Option<String>,
+    /// Idempotency token: a second request with it answers the
+    /// reservation the first made.
+    pub client_token: Option<String>,
     /// Instance tags.
     pub instance_tags: Vec<Tag>,
     /// Volume tags.
@@ -96,6 +104,10 @@ pub struct ModifyInstanceAttribute {
     pub value: Option<String>,
     /// `--block-device-mappings`.
     pub block_device_mappings: Vec<BdmChange>,
+    /// `DisableApiTermination.Value` (or `--attribute disableApiTermination`).
+    pub disable_api_termination: Option<bool>,
+    /// `UserData.Value`, base64 (or `--attribute userData`).
+    pub user_data: Option<String>,
     /// DryRun.
     pub dry_run: bool,
 }
@@ -118,6 +130,35 @@ pub const INSTANCE_FILTERS: &[&str] = &[
     "block-device-mapping.delete-on-termination",
     "key-name",
     "private-ip-address",
+    "private-dns-name",
+    "vpc-id",
+    "subnet-id",
+    "network-interface.network-interface-id",
+    "network-interface.vpc-id",
+    "network-interface.subnet-id",
+    "network-interface.addresses.private-ip-address",
+    "network-interface.private-dns-name",
+    "network-interface.mac-address",
+    "instance.group-id",
+    "instance.group-name",
+    "block-device-mapping.attach-time",
+    "launch-time",
+    "launch-index",
+    "owner-id",
+    "tenancy",
+    "virtualization-type",
+    "hypervisor",
+    "dns-name",
+    "ip-address",
+    "monitoring-state",
+    "platform-details",
+    "usage-operation",
+    "product-code",
+    "reason",
+    "state-reason-code",
+    "state-reason-message",
+    "placement-group-name",
+    "network-interface.status",
 ];
 
 /// A volume to create at launch.
@@ -145,11 +186,52 @@ impl Txn<'_> {
         }
     }
 
+    /// The zone of a default subnet of this region
+    /// (`InvalidSubnetID.NotFound` for any other id).
+    pub fn zone_of_subnet(&self, subnet: &str) -> Result<String> {
+        let zones = super::zones::describe_availability_zones(self.region(), &[])?;
+        zones
+            .into_iter()
+            .map(|z| z.name)
+            .find(|z| network::subnet_id(z) == subnet)
+            .ok_or_else(|| {
+                ApiError::new(
+                    "InvalidSubnetID.NotFound",
+                    format!("The subnet ID '{subnet}' does not exist"),
+                )
+                .into()
+            })
+    }
+
     /// RunInstances. Returns the reservation id and the new instances' ids.
     pub fn run_instances(&mut self, req: &RunInstances) -> Result<(String, Vec<String>)> {
+        if let Some(token) = req.client_token.as_deref().filter(|t| !t.is_empty()) {
+            let region = self.region().to_string();
+            let mine: Vec<&Instance> = self
+                .state()
+                .instances
+                .values()
+                .filter(|i| i.client_token.as_deref() == Some(token) && region_of(&i.az) == region)
+                .collect();
+            if let Some(first) = mine.first() {
+                // The same launch again: the reservation it made, as it is
+                // now (EC2 keeps the token's answer for at least a while).
+                let rid = first.reservation_id.clone();
+                let mut ids: Vec<(u32, String)> = mine
+                    .iter()
+                    .map(|i| (i.launch_index, i.id.clone()))
+                    .collect();
+                ids.sort();
+                if req.dry_run {
+                    return Err(ApiError::dry_run_ok().into());
+                }
+                return Ok((rid, ids.into_iter().map(|(_, id)| id).collect()));
+            }
+        }
         super::tags::check_new(&req.instance_tags)?;
         super::tags::check_new(&req.volume_tags)?;
-        let image = self.image(&req.image_id)?;
+        let image_id = self.resolve_image_id(&req.image_id)?;
+        let image = self.image(&image_id)?;
         let itype = req
             .instance_type
             .clone()
@@ -163,7 +245,11 @@ impl Txn<'_> {
             ))
             .into());
         }
-        let az = match &req.availability_zone {
+        let subnet_zone = match &req.subnet_id {
+            Some(sn) => Some(self.zone_of_subnet(sn)?),
+            None => None,
+        };
+        let az = match subnet_zone.as_ref().or(req.availability_zone.as_ref()) {
             Some(az) => {
                 if super::volumes::check_zone(self.region(), az).is_err() {
                     return Err(ApiError::invalid_value(format!(
@@ -368,6 +454,8 @@ impl Txn<'_> {
             blkext_minors: Default::default(),
             user_data: req.user_data.clone(),
             boot_due: false,
+            disable_api_termination: req.disable_api_termination,
+            client_token: req.client_token.clone().filter(|t| !t.is_empty()),
         };
         self.state_mut().instances.insert(id.clone(), inst);
         for p in planned {
@@ -392,6 +480,7 @@ impl Txn<'_> {
                 create_time: now,
                 tags: req.volume_tags.clone(),
                 multi_attach: false,
+                client_token: None,
                 attachments: Vec::new(),
                 boot: p.root,
                 flavour: flavour.clone(),
@@ -588,7 +677,47 @@ impl Txn<'_> {
                     "root-device-name" => one(i.root_device_name.clone()),
                     "root-device-type" => one("ebs".to_string()),
                     "key-name" => Some(i.key_name.clone().into_iter().collect()),
-                    "private-ip-address" => one(i.private_ip.clone()),
+                    "private-ip-address" | "network-interface.addresses.private-ip-address" => {
+                        one(i.private_ip.clone())
+                    }
+                    "private-dns-name" | "network-interface.private-dns-name" => {
+                        one(network::instance_dns_name(i))
+                    }
+                    "vpc-id" | "network-interface.vpc-id" => one(network::vpc_id(self.region())),
+                    "subnet-id" | "network-interface.subnet-id" => one(network::subnet_id(&i.az)),
+                    "network-interface.network-interface-id" => one(network::eni_id(&i.id)),
+                    "network-interface.mac-address" => one(network::mac_address(&i.id)),
+                    "network-interface.status" => one("in-use".to_string()),
+                    "instance.group-id" => one(network::security_group_id(self.region())),
+                    "instance.group-name" => one(network::SECURITY_GROUP_NAME.to_string()),
+                    "block-device-mapping.attach-time" => {
+                        bdm(&|_, a| a.attach_time.whole_seconds().to_wire())
+                    }
+                    "launch-time" => one(i.launch_time.whole_seconds().to_wire()),
+                    "launch-index" => one(i.launch_index.to_string()),
+                    "owner-id" => one(super::model::OWNER_ID.to_string()),
+                    "tenancy" => one("default".to_string()),
+                    "virtualization-type" => one("hvm".to_string()),
+                    "hypervisor" => one("xen".to_string()),
+                    "dns-name" | "ip-address" | "placement-group-name" | "product-code" => {
+                        Some(Vec::new())
+                    }
+                    "monitoring-state" => one("disabled".to_string()),
+                    "platform-details" => one("Linux/UNIX".to_string()),
+                    "usage-operation" => one("RunInstances".to_string()),
+                    "reason" => one(super::wire::state_transition_reason(i)),
+                    "state-reason-code" => Some(
+                        super::wire::state_reason(i)
+                            .map(|(c, _)| c.to_string())
+                            .into_iter()
+                            .collect(),
+                    ),
+                    "state-reason-message" => Some(
+                        super::wire::state_reason(i)
+                            .map(|(_, m)| m.to_string())
+                            .into_iter()
+                            .collect(),
+                    ),
                     "block-device-mapping.volume-id" => bdm(&|v, _| v.id.clone()),
                     "block-device-mapping.device-name" => bdm(&|_, a| a.device.clone()),
                     "block-device-mapping.status" => bdm(&|_, a| a.state.as_str().to_string()),
@@ -747,6 +876,16 @@ impl Txn<'_> {
         dry_run: bool,
     ) -> Result<Vec<(String, InstanceState, InstanceState)>> {
         let insts = self.instances_for(ids)?;
+        if let Some(i) = insts.iter().find(|i| i.disable_api_termination) {
+            return Err(ApiError::new(
+                "OperationNotPermitted",
+                format!(
+                    "The instance '{}' may not be terminated. Modify its 'disableApiTermination' instance attribute and try again.",
+                    i.id
+                ),
+            )
+            .into());
+        }
         if dry_run {
             return Err(ApiError::dry_run_ok().into());
         }
@@ -787,26 +926,59 @@ impl Txn<'_> {
     /// ModifyInstanceAttribute: the attribute named, or the type and the
     /// mapping changes given (`InvalidParameterCombination` when none).
     pub fn modify_instance_attribute(&mut self, r: &ModifyInstanceAttribute) -> Result<()> {
-        let new_type = match r.attribute.as_deref() {
-            None => r.instance_type.clone(),
-            Some("instanceType") => r.value.clone(),
-            Some(other) => {
+        let mut new_type = r.instance_type.clone();
+        let mut protect = r.disable_api_termination;
+        let mut user_data = r.user_data.clone();
+        match r.attribute.as_deref() {
+            None => {}
+            Some("instanceType") => new_type = r.value.clone(),
+            Some("disableApiTermination") => {
+                let v = r.value.as_deref().unwrap_or("");
+                protect = Some(match v {
+                    v if v.eq_ignore_ascii_case("true") => true,
+                    v if v.eq_ignore_ascii_case("false") => false,
+                    _ => {
+                        return Err(ApiError::invalid_value(format!(
+                            "Value ({v}) for parameter value is invalid. Expected 'true' or 'false'."
+                        ))
+                        .into());
+                    }
+                });
+            }
+            Some("userData") => user_data = Some(r.value.clone().unwrap_or_default()),
+            Some(other) if INSTANCE_ATTRIBUTES.contains(&other) => {
                 return Err(ApiError::new(
                     "InvalidParameterValue",
                     format!(
-                        "Value ({other}) for parameter attribute is invalid. ebsim supports instanceType and blockDeviceMapping."
+                        "Value ({other}) for parameter attribute is invalid. ebsim changes instanceType, userData, disableApiTermination and blockDeviceMapping."
                     ),
                 )
                 .into());
             }
-        };
-        if new_type.is_none() && r.block_device_mappings.is_empty() {
+            Some(other) => {
+                return Err(ApiError::invalid_value(format!(
+                    "Value ({other}) for parameter attribute is invalid. Unknown attribute."
+                ))
+                .into());
+            }
+        }
+        let given = usize::from(new_type.is_some())
+            + usize::from(protect.is_some())
+            + usize::from(user_data.is_some())
+            + usize::from(!r.block_device_mappings.is_empty());
+        if given == 0 {
             return Err(
                 ApiError::new("InvalidParameterCombination", "No attributes specified.").into(),
             );
         }
         if let Some(ty) = &new_type {
             self.modify_instance_type(&r.instance_id, ty, r.dry_run)?;
+        }
+        if let Some(on) = protect {
+            self.set_termination_protection(&r.instance_id, on, r.dry_run)?;
+        }
+        if let Some(d) = &user_data {
+            self.set_user_data(&r.instance_id, d, r.dry_run)?;
         }
         if !r.block_device_mappings.is_empty() {
             self.modify_instance_bdm(&r.instance_id, &r.block_device_mappings, r.dry_run)?;
@@ -947,5 +1119,177 @@ impl Txn<'_> {
     /// When the instance entered its current state.
     pub fn state_since(&self, id: &str) -> Option<Millis> {
         self.state().instances.get(id).map(|i| i.state_changed)
+    }
+}
+
+/// Filters of DescribeInstanceStatus.
+pub const INSTANCE_STATUS_FILTERS: &[&str] = &[
+    "availability-zone",
+    "instance-state-code",
+    "instance-state-name",
+    "instance-status.reachability",
+    "instance-status.status",
+    "system-status.reachability",
+    "system-status.status",
+    "attached-ebs-status.status",
+    "attached-ebs-status.reachability",
+];
+
+/// One status check's summary (`ok`, `initializing`, `not-applicable`)
+/// and its reachability detail (`passed`, `initializing`, none).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CheckStatus {
+    /// The summary status.
+    pub status: &'static str,
+    /// The `reachability` detail, when the instance is running.
+    pub reachability: Option<&'static str>,
+}
+
+/// An instance with its status checks at the time of the call.
+#[derive(Debug, Clone)]
+pub struct InstanceStatus {
+    /// The instance.
+    pub instance: Instance,
+    /// Both checks (system and instance) and the attached EBS check: ebsim
+    /// has no impaired hardware, so they pass together.
+    pub check: CheckStatus,
+}
+
+/// The instance attributes DescribeInstanceAttribute knows.
+pub const INSTANCE_ATTRIBUTES: &[&str] = &[
+    "instanceType",
+    "kernel",
+    "ramdisk",
+    "userData",
+    "disableApiTermination",
+    "instanceInitiatedShutdownBehavior",
+    "rootDeviceName",
+    "blockDeviceMapping",
+    "productCodes",
+    "sourceDestCheck",
+    "groupSet",
+    "ebsOptimized",
+    "sriovNetSupport",
+    "enaSupport",
+    "enclaveOptions",
+    "disableApiStop",
+];
+
+impl Txn<'_> {
+    /// The status checks of a running instance: `initializing` for
+    /// [`super::Timing::status_initializing`] after it reached `running`,
+    /// then `ok`; `not-applicable` in every other state.
+    pub fn check_status(&self, i: &Instance) -> CheckStatus {
+        if i.state != InstanceState::Running {
+            return CheckStatus {
+                status: "not-applicable",
+                reachability: None,
+            };
+        }
+        let ready = i.state_changed.plus(self.timing().status_initializing);
+        if self.now() < ready {
+            CheckStatus {
+                status: "initializing",
+                reachability: Some("initializing"),
+            }
+        } else {
+            CheckStatus {
+                status: "ok",
+                reachability: Some("passed"),
+            }
+        }
+    }
+
+    /// DescribeInstanceStatus: running instances only unless
+    /// `include_all` (an instance named by id that is not running is left
+    /// out, not an error); an unknown id is `InvalidInstanceID.NotFound`.
+    pub fn describe_instance_status(
+        &self,
+        ids: &[String],
+        include_all: bool,
+        filters: &[Filter],
+    ) -> Result<Vec<InstanceStatus>> {
+        filter::check_names(filters, INSTANCE_STATUS_FILTERS)?;
+        let insts = self.describe_instances(ids, &[])?;
+        let mut out = Vec::new();
+        for i in insts {
+            if !include_all && i.state != InstanceState::Running {
+                continue;
+            }
+            let check = self.check_status(&i);
+            let ok = filter::matches(filters, |name| {
+                let one = |v: &str| Some(vec![v.to_string()]);
+                match name {
+                    "availability-zone" => one(&i.az),
+                    "instance-state-code" => Some(vec![i.state.code().to_string()]),
+                    "instance-state-name" => one(i.state.as_str()),
+                    "instance-status.status"
+                    | "system-status.status"
+                    | "attached-ebs-status.status" => one(check.status),
+                    "instance-status.reachability"
+                    | "system-status.reachability"
+                    | "attached-ebs-status.reachability" => {
+                        Some(check.reachability.map(str::to_string).into_iter().collect())
+                    }
+                    _ => None,
+                }
+            })?;
+            if ok {
+                out.push(InstanceStatus { instance: i, check });
+            }
+        }
+        Ok(out)
+    }
+
+    /// DescribeInstanceAttribute: checks the instance and the attribute's
+    /// name (`InvalidParameterValue` for one EC2 does not have).
+    pub fn describe_instance_attribute(
+        &self,
+        id: &str,
+        attribute: &str,
+        dry_run: bool,
+    ) -> Result<Instance> {
+        let i = self.instance(id)?.clone();
+        if !INSTANCE_ATTRIBUTES.contains(&attribute) {
+            return Err(ApiError::invalid_value(format!(
+                "Value ({attribute}) for parameter attribute is invalid. Unknown attribute."
+            ))
+            .into());
+        }
+        if dry_run {
+            return Err(ApiError::dry_run_ok().into());
+        }
+        Ok(i)
+    }
+
+    /// ModifyInstanceAttribute `disableApiTermination`.
+    pub fn set_termination_protection(&mut self, id: &str, on: bool, dry_run: bool) -> Result<()> {
+        self.instance(id)?;
+        if dry_run {
+            return Err(ApiError::dry_run_ok().into());
+        }
+        if let Some(i) = self.state_mut().instances.get_mut(id) {
+            i.disable_api_termination = on;
+        }
+        Ok(())
+    }
+
+    /// ModifyInstanceAttribute `userData` (base64): only when stopped.
+    pub fn set_user_data(&mut self, id: &str, data: &str, dry_run: bool) -> Result<()> {
+        let i = self.instance(id)?;
+        if i.state != InstanceState::Stopped {
+            return Err(ApiError::new(
+                "IncorrectInstanceState",
+                format!("The instance '{id}' is not in the 'stopped' state."),
+            )
+            .into());
+        }
+        if dry_run {
+            return Err(ApiError::dry_run_ok().into());
+        }
+        if let Some(i) = self.state_mut().instances.get_mut(id) {
+            i.user_data = (!data.is_empty()).then(|| data.to_string());
+        }
+        Ok(())
     }
 }

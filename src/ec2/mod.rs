@@ -30,6 +30,7 @@ pub mod images;
 pub mod instance_types;
 pub mod instances;
 pub mod model;
+pub mod network;
 pub mod release;
 pub mod rootfs;
 pub mod snapshots;
@@ -118,6 +119,9 @@ pub struct Timing {
     pub terminated_visible: i64,
     /// Image `pending` beyond its snapshots.
     pub image_pending: i64,
+    /// How long after reaching `running` the status checks stay
+    /// `initializing` before they pass (DescribeInstanceStatus).
+    pub status_initializing: i64,
 }
 
 impl Default for Timing {
@@ -137,6 +141,7 @@ impl Default for Timing {
             instance_shutting_down: 20 * SECOND,
             terminated_visible: HOUR,
             image_pending: 30 * SECOND,
+            status_initializing: MINUTE,
         }
     }
 }
@@ -325,6 +330,20 @@ impl<'a> Txn<'a> {
     pub fn state_mut(&mut self) -> &mut State {
         self.dirty = true;
         &mut self.locked.state
+    }
+
+    /// Forgets every resource of the account, in every region (the
+    /// moto-compatible reset): volumes, modifications, snapshots,
+    /// instances and images. The clock and Amazon's catalog snapshots
+    /// stay. The files of what went are removed by the sweep at the start
+    /// of the next writable transaction, exactly as after a crash.
+    pub fn reset_resources(&mut self) {
+        let st = self.state_mut();
+        st.volumes.clear();
+        st.modifications.clear();
+        st.instances.clear();
+        st.images.clear();
+        st.snapshots.retain(|_, s| s.catalog_build.is_some());
     }
 
     /// Marks the transaction as changed, so the state is written.

@@ -237,6 +237,9 @@ pub struct Volume {
     /// partitions in the order the kernel would.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub flavour: Option<String>,
+    /// The `ClientToken` of the CreateVolume that made it (idempotency).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_token: Option<String>,
 }
 
 impl Volume {
@@ -518,6 +521,10 @@ pub struct Snapshot {
     /// For a catalog image's snapshot: the builder version that made it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub catalog_build: Option<u32>,
+    /// The KMS key of an encrypted snapshot (its volume's, or the one a
+    /// copy was encrypted with).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kms_key_id: Option<String>,
 }
 
 /// Instance states.
@@ -642,9 +649,15 @@ pub struct Instance {
     /// partitions both take one (NVMe disks, and Xen partitions above 15).
     #[serde(default)]
     pub blkext_minors: BTreeMap<u32, String>,
-    /// The user data given at launch, base64 as the API carries it.
+    /// User data, base64 as the API carries it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user_data: Option<String>,
+    /// Termination protection (`disableApiTermination`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub disable_api_termination: bool,
+    /// The `ClientToken` of the RunInstances that launched it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_token: Option<String>,
     /// Booted (launch, start, reboot) and its boot-time work (cloud-init's
     /// growpart and resizefs) not yet done: done right after the
     /// transaction that booted it ([`super::boot`]).

@@ -464,6 +464,8 @@ pub const SNAPSHOT_FILTERS: &[&str] = &[
     "progress",
     "start-time",
     "storage-tier",
+    "transfer-type",
+    "kms-key-id",
 ];
 
 impl Txn<'_> {
@@ -569,6 +571,109 @@ impl Txn<'_> {
             new_bytes: taken.new_bytes,
             flavour: v.flavour.clone(),
             catalog_build: None,
+            kms_key_id: v.kms_key_id.clone(),
+        };
+        self.state_mut().snapshots.insert(id, snap.clone());
+        Ok(snap)
+    }
+
+    /// CopySnapshot: a new snapshot of this region with the content of
+    /// `source_id` in `source_region` (a completed snapshot the account
+    /// owns, or a public catalog one). The copy shares the source's chunks
+    /// (nothing is written but its manifest) and is `pending` on the clock
+    /// for the time its data takes to copy. It is encrypted when the
+    /// source is or `encrypted` is asked, with `kms_key_id`, else the
+    /// source's key, else the account's default key.
+    #[allow(clippy::too_many_arguments)]
+    pub fn copy_snapshot(
+        &mut self,
+        source_region: &str,
+        source_id: &str,
+        description: Option<&str>,
+        encrypted: bool,
+        kms_key_id: Option<&str>,
+        tags: Vec<Tag>,
+        dry_run: bool,
+    ) -> Result<Snapshot> {
+        super::tags::check_new(&tags)?;
+        super::volumes::check_id(source_id, "snap", "InvalidSnapshotID.Malformed")?;
+        self.ensure_catalog_snapshot(source_id)?;
+        let src = match self.state().snapshots.get(source_id) {
+            Some(s) if region_of(&s.az) == source_region => s.clone(),
+            _ => return Err(ApiError::snapshot_not_found(source_id).into()),
+        };
+        if src.state != SnapState::Completed {
+            return Err(ApiError::new(
+                "IncorrectState",
+                format!(
+                    "Snapshot '{source_id}' is in the '{}' state and cannot be copied.",
+                    src.state.as_str()
+                ),
+            )
+            .into());
+        }
+        if kms_key_id.is_some() && !encrypted && !src.encrypted {
+            return Err(ApiError::new(
+                "InvalidParameterDependency",
+                "The parameter KmsKeyId requires the parameter Encrypted to be set.",
+            )
+            .into());
+        }
+        if dry_run {
+            return Err(ApiError::dry_run_ok().into());
+        }
+        let id = self.new_id("snap");
+        let stage = self.stage()?;
+        let manifest = current_manifest(self.home(), &stage, source_id)?;
+        let path = stage.manifest(&id);
+        create_parent(&path)?;
+        write_manifest(&path, &manifest)?;
+        let now = self.now();
+        let t = *self.timing();
+        let gib = i64::try_from(src.data_bytes.div_ceil(1 << 30)).unwrap_or(i64::MAX);
+        let enc = encrypted || src.encrypted;
+        let kms = if enc {
+            Some(
+                kms_key_id
+                    .map(str::to_string)
+                    .or_else(|| src.kms_key_id.clone())
+                    .unwrap_or_else(|| {
+                        format!(
+                            "arn:aws:kms:{}:{OWNER_ID}:key/{}",
+                            self.region(),
+                            uuid::Uuid::new_v4()
+                        )
+                    }),
+            )
+        } else {
+            None
+        };
+        let az = if region_of(&src.az) == self.region() {
+            src.az.clone()
+        } else {
+            format!("{}a", self.region())
+        };
+        let desc = description
+            .map(str::to_string)
+            .unwrap_or_else(|| format!("[Copied {source_id} from {source_region}]"));
+        let snap = Snapshot {
+            id: id.clone(),
+            volume_id: "vol-ffffffff".to_string(),
+            volume_size: src.volume_size,
+            description: desc,
+            state: SnapState::Pending,
+            start_time: now,
+            complete_at: now.plus(t.snapshot_min.max(gib.saturating_mul(t.snapshot_per_gib))),
+            owner_id: OWNER_ID.to_string(),
+            owner_alias: None,
+            encrypted: enc,
+            tags,
+            az,
+            data_bytes: src.data_bytes,
+            new_bytes: 0,
+            flavour: src.flavour.clone(),
+            catalog_build: None,
+            kms_key_id: kms,
         };
         self.state_mut().snapshots.insert(id, snap.clone());
         Ok(snap)
@@ -624,8 +729,9 @@ impl Txn<'_> {
                     "volume-size" => one(s.volume_size.to_string()),
                     "encrypted" => one(s.encrypted.to_string()),
                     "progress" => one(progress.clone()),
-                    "start-time" => one(s.start_time.to_wire()),
-                    "storage-tier" => one("standard".to_string()),
+                    "start-time" => one(s.start_time.whole_seconds().to_wire()),
+                    "storage-tier" | "transfer-type" => one("standard".to_string()),
+                    "kms-key-id" => Some(s.kms_key_id.clone().into_iter().collect()),
                     n => filter::tag_values(n, &s.tags),
                 }
             })?;

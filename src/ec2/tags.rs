@@ -22,7 +22,8 @@
 //! documented one; the message is unverified).
 
 use super::error::ApiError;
-use super::model::Tag;
+use super::filter::{self, Filter};
+use super::model::{OWNER_ID, Tag, region_of};
 use super::{Result, Txn};
 
 /// Tags one resource can hold.
@@ -92,35 +93,28 @@ pub fn merge(list: &mut Vec<Tag>, new: &[Tag]) {
     }
 }
 
+/// Filters of DescribeTags.
+pub const TAG_FILTERS: &[&str] = &["key", "value", "resource-id", "resource-type"];
+
+/// One tag of one resource, as DescribeTags lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TagDescription {
+    /// The resource.
+    pub resource_id: String,
+    /// `volume`, `snapshot`, `instance` or `image`.
+    pub resource_type: &'static str,
+    /// The key.
+    pub key: String,
+    /// The value.
+    pub value: String,
+}
+
 impl Txn<'_> {
     /// CreateTags: checks every tag, that every resource exists, and that
     /// none would hold more than [`MAX_TAGS`], before tagging any.
     pub fn create_tags(&mut self, resources: &[String], tags: &[Tag], dry_run: bool) -> Result<()> {
         check(tags)?;
-        for r in resources {
-            // A well-formed id of nothing is that type's NotFound, as AWS
-            // answers; anything else is not an id.
-            let (known, not_found): (bool, fn(&str) -> ApiError) =
-                if super::ids::well_formed(r, "vol") {
-                    (self.volume(r).is_ok(), ApiError::volume_not_found)
-                } else if super::ids::well_formed(r, "snap") {
-                    (self.snapshot(r).is_ok(), ApiError::snapshot_not_found)
-                } else if super::ids::well_formed(r, "i") {
-                    (self.instance(r).is_ok(), ApiError::instance_not_found)
-                } else if super::ids::well_formed(r, "ami") {
-                    (
-                        self.state().images.contains_key(r),
-                        ApiError::image_not_found,
-                    )
-                } else {
-                    return Err(
-                        ApiError::new("InvalidID", format!("The ID '{r}' is not valid")).into(),
-                    );
-                };
-            if !known {
-                return Err(not_found(r).into());
-            }
-        }
+        self.check_resources(resources)?;
         if dry_run {
             return Err(ApiError::dry_run_ok().into());
         }
@@ -143,6 +137,144 @@ impl Txn<'_> {
             merge(list, tags);
         }
         Ok(())
+    }
+
+    /// Every resource exists: a well-formed id of nothing is that type's
+    /// NotFound, as AWS answers; anything else is not an id.
+    fn check_resources(&self, resources: &[String]) -> Result<()> {
+        for r in resources {
+            let (known, not_found): (bool, fn(&str) -> ApiError) =
+                if super::ids::well_formed(r, "vol") {
+                    (self.volume(r).is_ok(), ApiError::volume_not_found)
+                } else if super::ids::well_formed(r, "snap") {
+                    (self.snapshot(r).is_ok(), ApiError::snapshot_not_found)
+                } else if super::ids::well_formed(r, "i") {
+                    (self.instance(r).is_ok(), ApiError::instance_not_found)
+                } else if super::ids::well_formed(r, "ami") {
+                    (
+                        self.state().images.contains_key(r),
+                        ApiError::image_not_found,
+                    )
+                } else {
+                    return Err(
+                        ApiError::new("InvalidID", format!("The ID '{r}' is not valid")).into(),
+                    );
+                };
+            if !known {
+                return Err(not_found(r).into());
+            }
+        }
+        Ok(())
+    }
+
+    /// DeleteTags: for each resource, removes the tags with the keys given
+    /// (only where the value matches, when a value is given: an empty
+    /// value matches only an empty value), or every tag when no tag is
+    /// given. Keys starting `aws:` cannot be removed.
+    pub fn delete_tags(
+        &mut self,
+        resources: &[String],
+        tags: &[(String, Option<String>)],
+        dry_run: bool,
+    ) -> Result<()> {
+        if resources.is_empty() {
+            return Err(ApiError::new(
+                "MissingParameter",
+                "The request must contain the parameter resourceIdSet",
+            )
+            .into());
+        }
+        if let Some((k, _)) = tags.iter().find(|(k, _)| k.starts_with("aws:")) {
+            return Err(ApiError::invalid_value(format!(
+                "Value ( {k} ) for parameter key is invalid. Tag keys starting with 'aws:' are reserved for internal use"
+            ))
+            .into());
+        }
+        self.check_resources(resources)?;
+        if dry_run {
+            return Err(ApiError::dry_run_ok().into());
+        }
+        let st = self.state_mut();
+        for r in resources {
+            let list = if let Some(v) = st.volumes.get_mut(r) {
+                &mut v.tags
+            } else if let Some(s) = st.snapshots.get_mut(r) {
+                &mut s.tags
+            } else if let Some(i) = st.instances.get_mut(r) {
+                &mut i.tags
+            } else if let Some(i) = st.images.get_mut(r) {
+                &mut i.tags
+            } else {
+                continue;
+            };
+            if tags.is_empty() {
+                list.retain(|t| t.key.starts_with("aws:"));
+            } else {
+                list.retain(|t| {
+                    !tags
+                        .iter()
+                        .any(|(k, v)| *k == t.key && v.as_ref().is_none_or(|v| *v == t.value))
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// DescribeTags: every tag of the region's resources the account owns,
+    /// by resource id then key (the order EC2 lists them in), filtered by `key`, `value`, `resource-id`,
+    /// `resource-type` and `tag:KEY`.
+    pub fn describe_tags(&self, filters: &[Filter]) -> Result<Vec<TagDescription>> {
+        filter::check_names(filters, TAG_FILTERS)?;
+        let st = self.state();
+        let region = self.region();
+        let mut all: Vec<(&str, &'static str, &[Tag])> = Vec::new();
+        for v in st.volumes.values().filter(|v| region_of(&v.az) == region) {
+            all.push((&v.id, "volume", &v.tags));
+        }
+        for s in st
+            .snapshots
+            .values()
+            .filter(|s| region_of(&s.az) == region && s.owner_id == OWNER_ID)
+        {
+            all.push((&s.id, "snapshot", &s.tags));
+        }
+        for i in st.instances.values().filter(|i| region_of(&i.az) == region) {
+            all.push((&i.id, "instance", &i.tags));
+        }
+        for i in st
+            .images
+            .values()
+            .filter(|i| i.region == region && i.owner_id == OWNER_ID)
+        {
+            all.push((&i.id, "image", &i.tags));
+        }
+        all.sort_by(|a, b| a.0.cmp(b.0));
+        let mut out = Vec::new();
+        for (id, rt, tags) in all {
+            let mut sorted: Vec<&Tag> = tags.iter().collect();
+            sorted.sort_by(|a, b| a.key.cmp(&b.key));
+            for t in sorted {
+                let ok = filter::matches(filters, |name| {
+                    let one = |v: &str| Some(vec![v.to_string()]);
+                    match name {
+                        "key" => one(&t.key),
+                        "value" => one(&t.value),
+                        "resource-id" => one(id),
+                        "resource-type" => one(rt),
+                        n => filter::tag_values(n, tags),
+                    }
+                })?;
+                if ok {
+                    out.push(TagDescription {
+                        resource_id: id.to_string(),
+                        resource_type: rt,
+                        key: t.key.clone(),
+                        value: t.value.clone(),
+                    });
+                }
+            }
+        }
+        Ok(out)
     }
 
     fn tags_of(&self, id: &str) -> &[Tag] {

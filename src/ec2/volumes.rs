@@ -39,6 +39,9 @@ pub struct CreateVolume {
     pub multi_attach: bool,
     /// Tags.
     pub tags: Vec<Tag>,
+    /// Idempotency token: a second request with it answers the volume the
+    /// first made.
+    pub client_token: Option<String>,
     /// Check only.
     pub dry_run: bool,
 }
@@ -99,6 +102,44 @@ impl Txn<'_> {
     /// CreateVolume.
     pub fn create_volume(&mut self, req: &CreateVolume) -> Result<Volume> {
         super::tags::check_new(&req.tags)?;
+        if let Some(token) = req.client_token.as_deref().filter(|t| !t.is_empty()) {
+            if token.len() > 64 {
+                return Err(ApiError::invalid_value(format!(
+                    "Value ({token}) for parameter clientToken is invalid. ClientToken is longer than 64 characters."
+                ))
+                .into());
+            }
+            let region = self.region().to_string();
+            if let Some(v) = self.state().volumes.values().find(|v| {
+                v.client_token.as_deref() == Some(token) && super::model::region_of(&v.az) == region
+            }) {
+                // The same request again: the volume it made, as it is
+                // now. Different parameters with the token are refused.
+                let same = req.size.is_none_or(|s| s == v.size)
+                    && req.availability_zone.as_deref().is_none_or(|a| a == v.az)
+                    && req
+                        .volume_type
+                        .as_deref()
+                        .is_none_or(|t| t == v.volume_type.as_str())
+                    && req
+                        .snapshot_id
+                        .as_deref()
+                        .is_none_or(|s| Some(s) == v.snapshot_id.as_deref());
+                if !same {
+                    return Err(ApiError::new(
+                        "IdempotentParameterMismatch",
+                        format!(
+                            "The client token you have provided is associated with a resource that is already deleted or has different parameters: {token}"
+                        ),
+                    )
+                    .into());
+                }
+                if req.dry_run {
+                    return Err(ApiError::dry_run_ok().into());
+                }
+                return Ok(v.clone());
+            }
+        }
         let Some(az) = req.availability_zone.clone() else {
             return Err(ApiError::new(
                 "MissingParameter",
@@ -178,6 +219,7 @@ impl Txn<'_> {
             create_time: now,
             tags: req.tags.clone(),
             multi_attach: req.multi_attach,
+            client_token: req.client_token.clone().filter(|t| !t.is_empty()),
             attachments: Vec::new(),
             boot: false,
             flavour: snap.as_ref().and_then(|s| s.flavour.clone()),
@@ -262,7 +304,17 @@ impl Txn<'_> {
                 "attachment.device" => att(&|a| a.device.clone()),
                 "attachment.status" => att(&|a| a.state.as_str().to_string()),
                 "attachment.delete-on-termination" => att(&|a| a.delete_on_termination.to_string()),
-                "attachment.attach-time" => att(&|a| a.attach_time.to_wire()),
+                "attachment.attach-time" => att(&|a| a.attach_time.whole_seconds().to_wire()),
+                "availability-zone-id" => Some(
+                    super::zones::describe_availability_zones(
+                        super::model::region_of(&v.az),
+                        std::slice::from_ref(&v.az),
+                    )
+                    .map(|z| z.into_iter().map(|z| z.id).collect())
+                    .unwrap_or_default(),
+                ),
+                "fast-restored" | "operator.managed" => one("false".to_string()),
+                "operator.principal" => Some(Vec::new()),
                 n => filter::tag_values(n, &v.tags),
             }
         })?;
@@ -815,7 +867,9 @@ impl Txn<'_> {
                     "target-volume-type" => one(m.target_type.to_string()),
                     "target-iops" => opt(m.shown_target_iops()),
                     "target-throughput" => opt(m.target_throughput),
-                    "start-time" => one(m.start_time.to_wire()),
+                    "start-time" => one(m.start_time.whole_seconds().to_wire()),
+                    "original-multi-attach-enabled" => one(m.original_multi_attach.to_string()),
+                    "target-multi-attach-enabled" => one(m.target_multi_attach.to_string()),
                     _ => None,
                 }
             })?;
@@ -843,6 +897,10 @@ pub const VOLUME_FILTERS: &[&str] = &[
     "attachment.status",
     "attachment.delete-on-termination",
     "attachment.attach-time",
+    "availability-zone-id",
+    "fast-restored",
+    "operator.managed",
+    "operator.principal",
 ];
 
 /// Filters of DescribeVolumesModifications.
@@ -858,4 +916,6 @@ pub const MODIFICATION_FILTERS: &[&str] = &[
     "target-iops",
     "target-throughput",
     "start-time",
+    "original-multi-attach-enabled",
+    "target-multi-attach-enabled",
 ];

@@ -149,7 +149,7 @@ pub fn normalise(s: &str) -> String {
     let mut i = 0;
     let is_hex = |c: u8| c.is_ascii_digit() || (b'a'..=b'f').contains(&c);
     'outer: while i < b.len() {
-        for p in ["vol-", "snap-", "ami-", "i-", "r-"] {
+        for p in ["vol-", "snap-", "ami-", "i-", "r-", "eni-attach-", "eni-"] {
             let pb = p.as_bytes();
             let boundary = i == 0 || !b[i - 1].is_ascii_alphanumeric();
             if boundary && b[i..].starts_with(pb) {

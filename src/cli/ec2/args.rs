@@ -66,6 +66,20 @@ pub enum Output {
     Text,
 }
 
+impl Output {
+    /// `--output NAME` (or the setting of AWS_DEFAULT_OUTPUT or a
+    /// profile).
+    pub fn parse(v: &str) -> Result<Output, ArgError> {
+        match v {
+            "json" => Ok(Output::Json),
+            "text" => Ok(Output::Text),
+            other => Err(ArgError::Bad(format!(
+                "aws: error: argument --output: Invalid choice, valid choices are:\n\njson | text\n\n(ebsim does not print '{other}')"
+            ))),
+        }
+    }
+}
+
 /// The global options.
 #[derive(Debug, Clone)]
 pub struct Globals {
@@ -75,6 +89,15 @@ pub struct Globals {
     pub output: Output,
     /// `--region`.
     pub region: Option<String>,
+    /// `--output` was given (else AWS_DEFAULT_OUTPUT or the profile's).
+    pub output_given: bool,
+    /// `--profile`.
+    pub profile: Option<String>,
+    /// `--no-paginate`.
+    pub no_paginate: bool,
+    /// `--page-size`, `--max-items`, `--starting-token` (paginated
+    /// operations only).
+    pub paging: super::paginate::Paging,
 }
 
 /// A parse failure, as the CLI reports it (exit 252).
@@ -122,10 +145,10 @@ const GLOBAL_VALUE: &[&str] = &[
     "cli-connect-timeout",
     "cli-binary-format",
     "ca-bundle",
-    "page-size",
-    "max-items",
-    "starting-token",
 ];
+/// The CLI's paging options of a paginated operation.
+const PAGING: &[&str] = &["page-size", "max-items", "starting-token"];
+
 const GLOBAL_FLAGS: &[&str] = &[
     "no-cli-pager",
     "cli-auto-prompt",
@@ -249,7 +272,14 @@ pub fn parse(params: &[P], words: &[String]) -> Result<Args, ArgError> {
         query: None,
         output: Output::Json,
         region: None,
+        output_given: false,
+        profile: None,
+        no_paginate: false,
+        paging: super::paginate::Paging::default(),
     };
+    // The paging options the CLI adds to an operation with a paginator
+    // (the ones with `--next-token`).
+    let paginated = params.iter().any(|p| p.name == "next-token");
     let mut unknown: Vec<String> = Vec::new();
     let mut i = 0;
     while i < words.len() {
@@ -288,22 +318,41 @@ pub fn parse(params: &[P], words: &[String]) -> Result<Args, ArgError> {
             match name {
                 "query" => globals.query = Some(v),
                 "region" => globals.region = Some(v),
+                "profile" => globals.profile = Some(v),
                 "output" => {
-                    globals.output = match v.as_str() {
-                        "json" => Output::Json,
-                        "text" => Output::Text,
-                        other => {
-                            return Err(ArgError::Bad(format!(
-                                "aws: error: argument --output: Invalid choice, valid choices are:\n\njson | text\n\n(ebsim does not print '{other}')"
-                            )));
-                        }
-                    }
+                    globals.output = Output::parse(&v)?;
+                    globals.output_given = true;
                 }
                 _ => {}
             }
             continue;
         }
         if GLOBAL_FLAGS.contains(&name) {
+            if name == "no-paginate" {
+                globals.no_paginate = true;
+            }
+            continue;
+        }
+        if paginated && PAGING.contains(&name) {
+            let Some(v) = take(false).into_iter().next() else {
+                return Err(ArgError::Bad(format!(
+                    "aws: error: argument --{name}: expected one argument"
+                )));
+            };
+            if name == "starting-token" {
+                globals.paging.starting_token = Some(v);
+                continue;
+            }
+            let n = v.trim().parse::<u64>().map_err(|_| {
+                ArgError::Bad(format!(
+                    "aws: error: argument --{name}: invalid int value: '{v}'"
+                ))
+            })?;
+            if name == "page-size" {
+                globals.paging.page_size = Some(n);
+            } else {
+                globals.paging.max_items = Some(n);
+            }
             continue;
         }
         if let Some(p) = params.iter().find(|p| p.name == name) {

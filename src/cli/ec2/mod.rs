@@ -7,7 +7,9 @@
 //! state).
 
 mod args;
+mod config;
 mod ops;
+mod paginate;
 mod query;
 mod shorthand;
 mod text;
@@ -49,17 +51,26 @@ fn arg_error(e: &ArgError) -> i32 {
     }
 }
 
-fn region(a: &args::Args) -> String {
-    a.globals
-        .region
-        .clone()
-        .or_else(|| std::env::var("AWS_REGION").ok().filter(|v| !v.is_empty()))
-        .or_else(|| {
-            std::env::var("AWS_DEFAULT_REGION")
-                .ok()
-                .filter(|v| !v.is_empty())
-        })
-        .unwrap_or_else(|| DEFAULT_REGION.to_string())
+/// Applies the profile and environment to the parsed arguments (the
+/// output format when `--output` is absent) and answers the region.
+fn settle(a: &mut args::Args) -> Result<String, i32> {
+    let prof = match config::profile(a.globals.profile.as_deref()) {
+        Ok(p) => p,
+        Err(m) => {
+            err(&format!("\n{m}\n"));
+            return Err(EXIT_OTHER);
+        }
+    };
+    if !a.globals.output_given
+        && let Some(o) = config::output(&prof)
+    {
+        match args::Output::parse(&o) {
+            Ok(o) => a.globals.output = o,
+            Err(e) => return Err(arg_error(&e)),
+        }
+    }
+    Ok(config::region(a.globals.region.as_deref(), &prof)
+        .unwrap_or_else(|| DEFAULT_REGION.to_string()))
 }
 
 fn print_response(resp: &J, a: &args::Args) -> i32 {
@@ -158,22 +169,97 @@ fn run_ec2_words(words: Vec<String>) -> i32 {
         out(&op_help(op));
         return 0;
     }
-    let a = match args::parse(op.params, &rest) {
+    let mut a = match args::parse(op.params, &rest) {
         Ok(a) => a,
         Err(e) => return arg_error(&e),
     };
-    let ec2 = match super::env::ec2(&region(&a)) {
+    let region = match settle(&mut a) {
+        Ok(r) => r,
+        Err(code) => return code,
+    };
+    let ec2 = match super::env::ec2(&region) {
         Ok(e) => e,
         Err(e) => {
             err(&format!("\n{e}\n"));
             return EXIT_OTHER;
         }
     };
-    match op.run(&ec2, &a) {
-        Ok(Some(resp)) => print_response(&resp, &a),
-        Ok(None) => 0,
-        Err(f) => fail(op.api, f),
+    // The CLI pages by itself unless told not to, or given the service's
+    // own paging parameters.
+    let manual = a.vals.contains_key("next-token") || a.vals.contains_key("max-results");
+    let key = paginate::result_key(op.api);
+    if key.is_some() && (a.globals.no_paginate || manual) {
+        let p = &a.globals.paging;
+        let mut used = Vec::new();
+        if p.starting_token.is_some() {
+            used.push("--starting-token");
+        }
+        if p.page_size.is_some() {
+            used.push("--page-size");
+        }
+        if p.max_items.is_some() {
+            used.push("--max-items");
+        }
+        if !used.is_empty() {
+            err(&format!(
+                "\nError during pagination: Cannot specify --no-paginate along with pagination arguments: {}\n",
+                used.join(", ")
+            ));
+            return EXIT_OTHER;
+        }
     }
+    match key {
+        Some(key) if !a.globals.no_paginate && !manual => {
+            match paginate::run(op, &ec2, &a, key, &a.globals.paging) {
+                Ok(paged) => print_paged(&paged, &a),
+                Err(f) => fail(op.api, f),
+            }
+        }
+        _ => match op.run(&ec2, &a) {
+            Ok(Some(resp)) => print_response(&resp, &a),
+            Ok(None) => 0,
+            Err(f) => fail(op.api, f),
+        },
+    }
+}
+
+/// A paginated result as the CLI prints it: JSON merged, text page by
+/// page (each with `--query` applied), then the resume token.
+fn print_paged(p: &paginate::Paged, a: &args::Args) -> i32 {
+    if a.globals.output == args::Output::Json {
+        return print_response(&p.full, a);
+    }
+    let query = match a.globals.query.as_deref().map(query::Query::compile) {
+        Some(Ok(q)) => Some(q),
+        Some(Err(e)) => {
+            err(&format!("\n{e}\n"));
+            return EXIT_USAGE;
+        }
+        None => None,
+    };
+    let mut docs: Vec<J> = p.pages.clone();
+    if let Some(r) = &p.resume {
+        docs.push(J::Obj(vec![(
+            "NextToken".to_string(),
+            J::Obj(vec![("NextToken".to_string(), J::Str(r.clone()))]),
+        )]));
+    }
+    let mut s = String::new();
+    for d in &docs {
+        let d = match &query {
+            Some(q) => match q.search(d) {
+                Ok(r) => r,
+                Err(e) => {
+                    err(&format!("\n{e}\n"));
+                    return EXIT_USAGE;
+                }
+            },
+            None => d.clone(),
+        };
+        s.push_str(&text::to_text(&d));
+    }
+    out(&s);
+    0
 }
 
 fn fail(api: &str, f: Fail) -> i32 {
@@ -204,11 +290,15 @@ fn run_wait(words: Vec<String>) -> i32 {
             names.join(" | ")
         ));
     };
-    let a = match wait::parse(w, &words[1..]) {
+    let mut a = match wait::parse(w, &words[1..]) {
         Ok(a) => a,
         Err(e) => return arg_error(&e),
     };
-    let ec2 = match super::env::ec2(&region(&a)) {
+    let region = match settle(&mut a) {
+        Ok(r) => r,
+        Err(code) => return code,
+    };
+    let ec2 = match super::env::ec2(&region) {
         Ok(e) => e,
         Err(e) => {
             err(&format!("\n{e}\n"));
@@ -262,6 +352,11 @@ pub fn run_aws(args: Vec<OsString>) -> i32 {
             rest.extend(globals);
             run_ec2_words(rest)
         }
+        Some("sts") => {
+            let mut rest: Vec<String> = words[i + 1..].to_vec();
+            rest.extend(globals);
+            run_sts(rest)
+        }
         Some("help") => {
             out(&help());
             0
@@ -278,6 +373,39 @@ pub fn run_aws(args: Vec<OsString>) -> i32 {
             "aws: error: argument command: Invalid choice: '{other}' (ebsim emulates only 'ec2')"
         )),
     }
+}
+
+/// `aws sts get-caller-identity`: the account, with the access key as the
+/// user (what `ebsim serve` answers for the STS query too).
+fn run_sts(words: Vec<String>) -> i32 {
+    match words.first().map(String::as_str) {
+        Some("get-caller-identity") => {}
+        _ => {
+            return usage_error(
+                "aws: error: argument operation: Invalid choice, valid choices are:\n\nget-caller-identity\n\n(ebsim emulates only this STS operation)",
+            );
+        }
+    }
+    let mut a = match args::parse(&[], &words[1..]) {
+        Ok(a) => a,
+        Err(e) => return arg_error(&e),
+    };
+    if let Err(code) = settle(&mut a) {
+        return code;
+    }
+    let key = std::env::var("AWS_ACCESS_KEY_ID")
+        .ok()
+        .filter(|k| !k.is_empty())
+        .unwrap_or_else(|| "anonymous".to_string());
+    let doc = ebsim::ec2::wire::json::Obj::new()
+        .put("UserId", key)
+        .put("Account", ebsim::ec2::model::OWNER_ID)
+        .put(
+            "Arn",
+            format!("arn:aws:iam::{}:user/ebsim", ebsim::ec2::model::OWNER_ID),
+        )
+        .done();
+    print_response(&doc, &a)
 }
 
 /// `ebsim clock` and `ebsim clock advance DURATION`.

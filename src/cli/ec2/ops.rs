@@ -126,6 +126,21 @@ pub const OPS: &[Op] = &[
         ],
     },
     Op {
+        name: "copy-snapshot",
+        api: "CopySnapshot",
+        params: &[
+            req("source-region", Ty::Str),
+            req("source-snapshot-id", Ty::Str),
+            p("description", Ty::Str),
+            p("destination-region", Ty::Str),
+            p("encrypted", Ty::Bool),
+            p("kms-key-id", Ty::Str),
+            p("presigned-url", Ty::Str),
+            p("tag-specifications", Ty::StructList),
+            DRY,
+        ],
+    },
+    Op {
         name: "create-image",
         api: "CreateImage",
         params: &[
@@ -183,9 +198,27 @@ pub const OPS: &[Op] = &[
         params: &[req("snapshot-id", Ty::Str), DRY],
     },
     Op {
+        name: "delete-tags",
+        api: "DeleteTags",
+        params: &[
+            req("resources", Ty::StrList),
+            p("tags", Ty::StructList),
+            DRY,
+        ],
+    },
+    Op {
         name: "delete-volume",
         api: "DeleteVolume",
         params: &[req("volume-id", Ty::Str), DRY],
+    },
+    Op {
+        name: "deregister-image",
+        api: "DeregisterImage",
+        params: &[
+            req("image-id", Ty::Str),
+            p("delete-associated-snapshots", Ty::Bool),
+            DRY,
+        ],
     },
     Op {
         name: "describe-availability-zones",
@@ -209,6 +242,23 @@ pub const OPS: &[Op] = &[
             MAX_RESULTS,
             NEXT_TOKEN,
             DRY,
+        ],
+    },
+    Op {
+        name: "describe-instance-attribute",
+        api: "DescribeInstanceAttribute",
+        params: &[req("attribute", Ty::Str), req("instance-id", Ty::Str), DRY],
+    },
+    Op {
+        name: "describe-instance-status",
+        api: "DescribeInstanceStatus",
+        params: &[
+            FILTERS,
+            p("instance-ids", Ty::StrList),
+            MAX_RESULTS,
+            NEXT_TOKEN,
+            DRY,
+            p("include-all-instances", Ty::Bool),
         ],
     },
     Op {
@@ -245,6 +295,11 @@ pub const OPS: &[Op] = &[
             NEXT_TOKEN,
             DRY,
         ],
+    },
+    Op {
+        name: "describe-tags",
+        api: "DescribeTags",
+        params: &[FILTERS, MAX_RESULTS, NEXT_TOKEN, DRY],
     },
     Op {
         name: "describe-volumes",
@@ -288,6 +343,8 @@ pub const OPS: &[Op] = &[
             p("value", Ty::Str),
             p("instance-type", Ty::Struct),
             p("block-device-mappings", Ty::StructList),
+            p("disable-api-termination", Ty::Struct),
+            p("user-data", Ty::Struct),
             DRY,
         ],
     },
@@ -326,6 +383,7 @@ pub const OPS: &[Op] = &[
             p("user-data", Ty::Str),
             p("associate-public-ip-address", Ty::Bool),
             p("ebs-optimized", Ty::Bool),
+            p("disable-api-termination", Ty::Bool),
             p("client-token", Ty::Str),
             DRY,
         ],
@@ -361,7 +419,25 @@ impl Op {
     /// Runs the operation: the arguments as the API's members, then the
     /// library's operation (the one the endpoint runs too).
     pub fn run(&self, ec2: &Ec2, a: &Args) -> Out {
-        let params = to_params(a)?;
+        self.run_with(ec2, a, &[])
+    }
+
+    /// Runs the operation with `extra` members set (the paginator's
+    /// `MaxResults` and `NextToken`).
+    pub fn run_with(&self, ec2: &Ec2, a: &Args, extra: &[(&str, Value)]) -> Out {
+        let mut params = to_params(a)?;
+        for (k, v) in extra {
+            let v = v.clone();
+            params = params.set_member(k, v);
+        }
+        if self.api == "RunInstances" {
+            // botocore base64-encodes RunInstances' UserData before sending
+            // (and only there: ModifyInstanceAttribute takes it encoded).
+            params = params.map_member("UserData", |v| match v {
+                Value::String(s) => Value::String(super::paginate::b64_encode(s.as_bytes())),
+                other => other,
+            });
+        }
         ebsim::api::ops::call(ec2, self.api, &params).map_err(Fail::from)
     }
 }
@@ -394,16 +470,6 @@ fn to_params(a: &Args) -> Result<Params, ArgError> {
             };
             m.insert("MinCount".into(), Value::from(int(lo)?));
             m.insert("MaxCount".into(), Value::from(int(hi)?));
-            continue;
-        }
-        if *k == "user-data" {
-            // The AWS CLI base64-encodes the text (run-instances' UserData
-            // is base64 on the wire; API callers send it encoded).
-            let text = as_str("user-data", v)?;
-            m.insert(
-                "UserData".into(),
-                Value::from(ebsim::ec2::boot::base64_encode(text.as_bytes())),
-            );
             continue;
         }
         m.insert(member_name(k), v.clone());

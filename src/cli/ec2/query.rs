@@ -19,23 +19,264 @@ pub struct Query {
 impl Query {
     /// Compiles; the error is the CLI's "Bad value for --query" text.
     pub fn compile(text: &str) -> Result<Query, String> {
-        jmespath::compile(text)
+        let rewritten = legacy_literals(text);
+        runtime()
+            .compile(&rewritten)
             .map(|expr| Query { expr })
             .map_err(|e| format!("Bad value for --query {text}: Invalid jmespath expression: {e}"))
     }
 
     /// Runs the query on a response.
     pub fn search(&self, doc: &J) -> Result<J, String> {
-        let result = self
-            .expr
-            .search(to_variable(doc))
-            .map_err(|e| e.to_string())?;
+        let data = std::rc::Rc::new(to_variable(doc));
+        let mut ctx = jmespath::Context::new(self.expr.as_str(), runtime());
+        let result = eval(&data, self.expr.as_ast(), &mut ctx).map_err(|e| e.to_string())?;
         let value = serde_json::to_value(&*result).map_err(|e| e.to_string())?;
         let mut orders: Vec<Vec<String>> = Vec::new();
         let mut seen: HashSet<String> = HashSet::new();
         hash_orders(self.expr.as_ast(), &mut orders, &mut seen);
         doc_orders(doc, &mut orders, &mut seen);
         Ok(reorder(J::from_serde(&value), &orders))
+    }
+}
+
+/// The JMESPath runtime: the built-in functions, with `sum` as Python's
+/// (an integer when every element is one: `sum([1, 2])` is `3`, not
+/// `3.0`; the crate always answers a float).
+fn runtime() -> &'static jmespath::Runtime {
+    static RT: std::sync::OnceLock<jmespath::Runtime> = std::sync::OnceLock::new();
+    RT.get_or_init(|| {
+        use jmespath::functions::{ArgumentType, CustomFunction, Signature};
+        let mut rt = jmespath::Runtime::new();
+        rt.register_builtin_functions();
+        let sig = Signature::new(
+            vec![ArgumentType::TypedArray(Box::new(ArgumentType::Number))],
+            None,
+        );
+        rt.register_function(
+            "sum",
+            Box::new(CustomFunction::new(
+                sig,
+                Box::new(|args, _ctx| {
+                    let items: Vec<serde_json::Number> = args
+                        .first()
+                        .and_then(|a| a.as_array())
+                        .map(|a| {
+                            a.iter()
+                                .filter_map(|v| match &**v {
+                                    jmespath::Variable::Number(n) => Some(n.clone()),
+                                    _ => None,
+                                })
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    let ints: Option<i64> = items
+                        .iter()
+                        .try_fold(0i64, |acc, n| n.as_i64().and_then(|x| acc.checked_add(x)));
+                    let n = match ints {
+                        Some(total) => serde_json::Number::from(total),
+                        None => {
+                            let f: f64 = items.iter().filter_map(serde_json::Number::as_f64).sum();
+                            serde_json::Number::from_f64(f).unwrap_or_else(|| 0.into())
+                        }
+                    };
+                    Ok(std::rc::Rc::new(jmespath::Variable::Number(n)))
+                }),
+            )),
+        );
+        rt
+    })
+}
+
+/// Rewrites Python jmespath's legacy literals: a backtick literal that is
+/// not JSON (``Key==`Name` ``) is the string of its text (after leading
+/// blanks), as the AWS CLI reads it; the rest of the expression is kept
+/// as written (raw strings and quoted identifiers may hold backticks).
+pub fn legacy_literals(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\'' | '"' => {
+                out.push(c);
+                while let Some(d) = chars.next() {
+                    out.push(d);
+                    if d == '\\' {
+                        if let Some(e) = chars.next() {
+                            out.push(e);
+                        }
+                    } else if d == c {
+                        break;
+                    }
+                }
+            }
+            '`' => {
+                let mut lexeme = String::new();
+                let mut closed = false;
+                while let Some(d) = chars.next() {
+                    if d == '\\' && chars.peek() == Some(&'`') {
+                        chars.next();
+                        lexeme.push('`');
+                    } else if d == '`' {
+                        closed = true;
+                        break;
+                    } else {
+                        lexeme.push(d);
+                    }
+                }
+                let json_ok = serde_json::from_str::<serde_json::Value>(&lexeme).is_ok();
+                let fallback = if !closed || json_ok {
+                    None
+                } else {
+                    serde_json::from_str::<serde_json::Value>(&format!(
+                        "\"{}\"",
+                        lexeme.trim_start()
+                    ))
+                    .ok()
+                };
+                let body = match fallback {
+                    Some(v) => v.to_string(),
+                    None => lexeme,
+                };
+                out.push('`');
+                out.push_str(&body.replace('`', "\\`"));
+                if closed {
+                    out.push('`');
+                }
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// The value of `node` over `data`: the crate's interpreter, except that
+/// the ordering comparisons (`<`, `<=`, `>`, `>=`) also compare two
+/// strings, as Python's jmespath does (`StartTime>='2024-03-31'`); other
+/// mixes answer null. Leaves without sub-expressions go to the crate.
+fn eval(
+    data: &jmespath::Rcvar,
+    node: &Ast,
+    ctx: &mut jmespath::Context<'_>,
+) -> jmespath::SearchResult {
+    use jmespath::Variable as V;
+    use jmespath::ast::Comparator as C;
+    use std::rc::Rc;
+    let null = || Rc::new(V::Null);
+    match node {
+        Ast::Subexpr { lhs, rhs, .. } => {
+            let left = eval(data, lhs, ctx)?;
+            eval(&left, rhs, ctx)
+        }
+        Ast::Or { lhs, rhs, .. } => {
+            let left = eval(data, lhs, ctx)?;
+            if left.is_truthy() {
+                Ok(left)
+            } else {
+                eval(data, rhs, ctx)
+            }
+        }
+        Ast::And { lhs, rhs, .. } => {
+            let left = eval(data, lhs, ctx)?;
+            if left.is_truthy() {
+                eval(data, rhs, ctx)
+            } else {
+                Ok(left)
+            }
+        }
+        Ast::Not { node, .. } => Ok(Rc::new(V::Bool(!eval(data, node, ctx)?.is_truthy()))),
+        Ast::Condition {
+            predicate, then, ..
+        } => {
+            if eval(data, predicate, ctx)?.is_truthy() {
+                eval(data, then, ctx)
+            } else {
+                Ok(null())
+            }
+        }
+        Ast::Comparison {
+            comparator,
+            lhs,
+            rhs,
+            ..
+        } => {
+            let left = eval(data, lhs, ctx)?;
+            let right = eval(data, rhs, ctx)?;
+            let strings = match (&*left, &*right) {
+                (V::String(a), V::String(b)) => Some((a.clone(), b.clone())),
+                _ => None,
+            };
+            let r = match (comparator, strings) {
+                (C::Equal | C::NotEqual, _) | (_, None) => left.compare(comparator, &right),
+                (C::LessThan, Some((a, b))) => Some(a < b),
+                (C::LessThanEqual, Some((a, b))) => Some(a <= b),
+                (C::GreaterThan, Some((a, b))) => Some(a > b),
+                (C::GreaterThanEqual, Some((a, b))) => Some(a >= b),
+            };
+            Ok(r.map_or_else(null, |b| Rc::new(V::Bool(b))))
+        }
+        Ast::ObjectValues { node, .. } => match &*eval(data, node, ctx)? {
+            V::Object(m) => Ok(Rc::new(V::Array(m.values().cloned().collect()))),
+            _ => Ok(null()),
+        },
+        Ast::Projection { lhs, rhs, .. } => match eval(data, lhs, ctx)?.as_array() {
+            None => Ok(null()),
+            Some(items) => {
+                let mut out = Vec::new();
+                for it in items {
+                    let v = eval(it, rhs, ctx)?;
+                    if !v.is_null() {
+                        out.push(v);
+                    }
+                }
+                Ok(Rc::new(V::Array(out)))
+            }
+        },
+        Ast::Flatten { node, .. } => match eval(data, node, ctx)?.as_array() {
+            None => Ok(null()),
+            Some(items) => {
+                let mut out = Vec::new();
+                for it in items {
+                    match it.as_array() {
+                        Some(a) => out.extend(a.iter().cloned()),
+                        None => out.push(it.clone()),
+                    }
+                }
+                Ok(Rc::new(V::Array(out)))
+            }
+        },
+        Ast::MultiList { elements, .. } => {
+            if data.is_null() {
+                return Ok(null());
+            }
+            let mut out = Vec::new();
+            for e in elements {
+                out.push(eval(data, e, ctx)?);
+            }
+            Ok(Rc::new(V::Array(out)))
+        }
+        Ast::MultiHash { elements, .. } => {
+            if data.is_null() {
+                return Ok(null());
+            }
+            let mut out = std::collections::BTreeMap::new();
+            for kv in elements {
+                out.insert(kv.key.clone(), eval(data, &kv.value, ctx)?);
+            }
+            Ok(Rc::new(V::Object(out)))
+        }
+        Ast::Function { name, args, offset } => {
+            let mut vals = Vec::new();
+            for a in args {
+                vals.push(eval(data, a, ctx)?);
+            }
+            ctx.offset = *offset;
+            match ctx.runtime.get_function(name) {
+                Some(f) => f.evaluate(&vals, ctx),
+                None => jmespath::interpret(data, node, ctx),
+            }
+        }
+        leaf => jmespath::interpret(data, leaf, ctx),
     }
 }
 
@@ -158,6 +399,41 @@ fn reorder(j: J, orders: &[Vec<String>]) -> J {
 mod tests {
     use super::*;
     use ebsim::ec2::wire::json::Obj;
+
+    #[test]
+    fn legacy_backtick_literals_and_python_sums() {
+        assert_eq!(
+            legacy_literals("Tags[?Key==`Name`]"),
+            "Tags[?Key==`\"Name\"`]"
+        );
+        assert_eq!(legacy_literals("a[?b==`16`]"), "a[?b==`16`]");
+        assert_eq!(legacy_literals("a[?b==`\"x\"`]"), "a[?b==`\"x\"`]");
+        assert_eq!(legacy_literals("a[?b=='it`s']"), "a[?b=='it`s']");
+        assert_eq!(legacy_literals("a[?b==` x y`]"), "a[?b==`\"x y\"`]");
+        let doc = Obj::new()
+            .put(
+                "Volumes",
+                vec![
+                    Obj::new()
+                        .put("Size", 8u64)
+                        .put(
+                            "Tags",
+                            vec![Obj::new().put("Key", "Name").put("Value", "d").done()],
+                        )
+                        .done(),
+                    Obj::new().put("Size", 2u64).done(),
+                ],
+            )
+            .done();
+        let run = |q: &str| Query::compile(q).unwrap().search(&doc).unwrap().to_pretty();
+        assert_eq!(run("sum(Volumes[].Size)"), "10");
+        assert_eq!(run("avg(Volumes[].Size)"), "5.0");
+        assert_eq!(run("Volumes[0].Tags[?Key==`Name`].Value | [0]"), "\"d\"");
+        assert_eq!(run("Volumes[?Tags[0].Value>='c'].Size"), "[\n    8\n]");
+        assert_eq!(run("Volumes[?Tags[0].Value<'c'].Size"), "[]");
+        assert_eq!(run("Volumes[?Size>`5`].Size"), "[\n    8\n]");
+        assert_eq!(run("Volumes[?Size>'5'].Size"), "[]");
+    }
 
     #[test]
     fn keeps_response_and_hash_order() {

@@ -18,6 +18,9 @@ enum Matcher {
     Any(&'static str),
     /// The call failed with this error code.
     Error(&'static str),
+    /// The path's value is `true` (botocore's `path` matcher, expected
+    /// `true`).
+    IsTrue,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -38,6 +41,8 @@ pub struct Waiter {
     /// The JMESPath of the acceptors.
     path: &'static str,
     acceptors: &'static [(Matcher, Then)],
+    /// Virtual milliseconds between polls.
+    delay_ms: i64,
 }
 
 const VOL: &str = "Volumes[].State";
@@ -54,6 +59,29 @@ pub const WAITERS: &[Waiter] = &[
             (Matcher::All("available"), Then::Success),
             (Matcher::Any("failed"), Then::Failure),
         ],
+        delay_ms: DELAY_MS,
+    },
+    Waiter {
+        name: "image-exists",
+        api: "ImageExists",
+        op: "describe-images",
+        path: "length(Images[]) > `0`",
+        acceptors: &[
+            (Matcher::IsTrue, Then::Success),
+            (Matcher::Error("InvalidAMIID.NotFound"), Then::Retry),
+        ],
+        delay_ms: DELAY_MS,
+    },
+    Waiter {
+        name: "instance-exists",
+        api: "InstanceExists",
+        op: "describe-instances",
+        path: "length(Reservations[]) > `0`",
+        acceptors: &[
+            (Matcher::IsTrue, Then::Success),
+            (Matcher::Error("InvalidInstanceID.NotFound"), Then::Retry),
+        ],
+        delay_ms: 5_000,
     },
     Waiter {
         name: "instance-running",
@@ -67,6 +95,18 @@ pub const WAITERS: &[Waiter] = &[
             (Matcher::Any("stopping"), Then::Failure),
             (Matcher::Error("InvalidInstanceID.NotFound"), Then::Retry),
         ],
+        delay_ms: DELAY_MS,
+    },
+    Waiter {
+        name: "instance-status-ok",
+        api: "InstanceStatusOk",
+        op: "describe-instance-status",
+        path: "InstanceStatuses[].InstanceStatus.Status",
+        acceptors: &[
+            (Matcher::All("ok"), Then::Success),
+            (Matcher::Error("InvalidInstanceID.NotFound"), Then::Retry),
+        ],
+        delay_ms: DELAY_MS,
     },
     Waiter {
         name: "instance-stopped",
@@ -78,6 +118,7 @@ pub const WAITERS: &[Waiter] = &[
             (Matcher::Any("pending"), Then::Failure),
             (Matcher::Any("terminated"), Then::Failure),
         ],
+        delay_ms: DELAY_MS,
     },
     Waiter {
         name: "instance-terminated",
@@ -89,6 +130,7 @@ pub const WAITERS: &[Waiter] = &[
             (Matcher::Any("pending"), Then::Failure),
             (Matcher::Any("stopping"), Then::Failure),
         ],
+        delay_ms: DELAY_MS,
     },
     Waiter {
         name: "snapshot-completed",
@@ -99,6 +141,15 @@ pub const WAITERS: &[Waiter] = &[
             (Matcher::All("completed"), Then::Success),
             (Matcher::Any("error"), Then::Failure),
         ],
+        delay_ms: DELAY_MS,
+    },
+    Waiter {
+        name: "system-status-ok",
+        api: "SystemStatusOk",
+        op: "describe-instance-status",
+        path: "InstanceStatuses[].SystemStatus.Status",
+        acceptors: &[(Matcher::All("ok"), Then::Success)],
+        delay_ms: DELAY_MS,
     },
     Waiter {
         name: "volume-available",
@@ -109,6 +160,7 @@ pub const WAITERS: &[Waiter] = &[
             (Matcher::All("available"), Then::Success),
             (Matcher::Any("deleted"), Then::Failure),
         ],
+        delay_ms: DELAY_MS,
     },
     Waiter {
         name: "volume-deleted",
@@ -119,6 +171,7 @@ pub const WAITERS: &[Waiter] = &[
             (Matcher::All("deleted"), Then::Success),
             (Matcher::Error("InvalidVolume.NotFound"), Then::Success),
         ],
+        delay_ms: DELAY_MS,
     },
     Waiter {
         name: "volume-in-use",
@@ -129,10 +182,12 @@ pub const WAITERS: &[Waiter] = &[
             (Matcher::All("in-use"), Then::Success),
             (Matcher::Any("deleted"), Then::Failure),
         ],
+        delay_ms: DELAY_MS,
     },
 ];
 
-/// Seconds between polls, attempts (botocore: 15 s × 40 for all of these).
+/// The usual delay between polls (botocore: 15 s, 5 s for instance-exists)
+/// and the attempts (40 for all of these).
 const DELAY_MS: i64 = 15_000;
 const MAX_ATTEMPTS: u32 = 40;
 
@@ -173,6 +228,7 @@ pub fn run(ec2: &Ec2, w: &Waiter, a: &Args) -> Result<(), Fail> {
                     let hit = match m {
                         Matcher::All(v) => !items.is_empty() && items.iter().all(|x| x == v),
                         Matcher::Any(v) => items.iter().any(|x| x == v),
+                        Matcher::IsTrue => got == J::Bool(true),
                         Matcher::Error(_) => false,
                     };
                     if hit {
@@ -214,10 +270,10 @@ pub fn run(ec2: &Ec2, w: &Waiter, a: &Args) -> Result<(), Fail> {
         }
         match ec2.mode() {
             ClockMode::Manual => {
-                ec2.transact(|t| t.advance(DELAY_MS))?;
+                ec2.transact(|t| t.advance(w.delay_ms))?;
             }
             ClockMode::Running { speed } => {
-                let ms = u64::try_from(DELAY_MS).unwrap_or(15_000) / u64::from(speed.max(1));
+                let ms = u64::try_from(w.delay_ms).unwrap_or(15_000) / u64::from(speed.max(1));
                 std::thread::sleep(std::time::Duration::from_millis(ms));
             }
         }

@@ -7,10 +7,12 @@
 pub mod json;
 
 use crate::ec2::guest;
+use crate::ec2::instances::{CheckStatus, InstanceStatus};
 use crate::ec2::model::{
     Attachment, Image, Instance, InstanceState, Modification, OWNER_ID, Snapshot, State, Tag,
     Volume,
 };
+use crate::ec2::network;
 use crate::ec2::time::Millis;
 use crate::ec2::types::VolumeType;
 use json::{J, Obj};
@@ -31,9 +33,16 @@ fn opt_tags(t: &[Tag]) -> Option<J> {
 /// A volume; `with_attachments` for DescribeVolumes (CreateVolume's
 /// response has no attachment set).
 pub fn volume(v: &Volume, with_attachments: bool) -> J {
+    // CreateVolume answers an empty `tagSet` for an untagged volume (the
+    // CLI prints `"Tags": []`); DescribeVolumes leaves it out.
+    let t = if with_attachments {
+        opt_tags(&v.tags)
+    } else {
+        Some(tags(&v.tags))
+    };
     Obj::new()
         .opt("Iops", v.shown_iops())
-        .opt("Tags", opt_tags(&v.tags))
+        .opt("Tags", t)
         .put("VolumeType", v.volume_type.as_str())
         .put("MultiAttachEnabled", v.multi_attach)
         .opt("Throughput", v.throughput)
@@ -110,6 +119,7 @@ pub fn snapshot_created(s: &Snapshot) -> J {
         .put("Description", &s.description)
         .put("VolumeSize", s.volume_size)
         .put("Encrypted", s.encrypted)
+        .opt("KmsKeyId", s.kms_key_id.clone())
         .done()
 }
 
@@ -128,6 +138,7 @@ pub fn snapshot(s: &Snapshot, progress: String) -> J {
         .put("Description", &s.description)
         .put("VolumeSize", s.volume_size)
         .put("Encrypted", s.encrypted)
+        .opt("KmsKeyId", s.kms_key_id.clone())
         .done()
 }
 
@@ -147,13 +158,199 @@ pub fn state_change(id: &str, current: InstanceState, previous: InstanceState) -
         .done()
 }
 
-fn dns_name(i: &Instance) -> String {
-    let ip = i.private_ip.replace('.', "-");
-    let region = crate::ec2::model::region_of(&i.az);
-    if region == "us-east-1" {
-        format!("ip-{ip}.ec2.internal")
+/// `StateReason` of an instance: `pending` while it starts, the user's
+/// shutdown once stopping, stopped or terminated, none while running.
+pub fn state_reason(i: &Instance) -> Option<(&'static str, &'static str)> {
+    match i.state {
+        InstanceState::Pending => Some(("pending", "pending")),
+        InstanceState::Running => None,
+        InstanceState::Stopping
+        | InstanceState::Stopped
+        | InstanceState::ShuttingDown
+        | InstanceState::Terminated => Some((
+            "Client.UserInitiatedShutdown",
+            "Client.UserInitiatedShutdown: User initiated shutdown",
+        )),
+    }
+}
+
+/// `StateTransitionReason`: when the user stopped or terminated it.
+pub fn state_transition_reason(i: &Instance) -> String {
+    let stopped = matches!(
+        i.state,
+        InstanceState::Stopping
+            | InstanceState::Stopped
+            | InstanceState::ShuttingDown
+            | InstanceState::Terminated
+    );
+    if stopped {
+        let (y, mo, d, h, mi, s, _) = i.state_changed.civil();
+        format!("User initiated ({y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02} GMT)")
     } else {
-        format!("ip-{ip}.{region}.compute.internal")
+        String::new()
+    }
+}
+
+/// The default security group as an instance lists it.
+fn security_groups(region: &str) -> J {
+    J::Arr(vec![
+        Obj::new()
+            .put("GroupId", network::security_group_id(region))
+            .put("GroupName", network::SECURITY_GROUP_NAME)
+            .done(),
+    ])
+}
+
+/// The instance's primary network interface in the default subnet.
+fn network_interface(i: &Instance) -> J {
+    let region = crate::ec2::model::region_of(&i.az);
+    let dns = network::instance_dns_name(i);
+    Obj::new()
+        .put(
+            "Attachment",
+            Obj::new()
+                .put("AttachTime", i.launch_time.whole_seconds().to_cli())
+                .put("AttachmentId", network::eni_attachment_id(&i.id))
+                .put("DeleteOnTermination", true)
+                .put("DeviceIndex", 0u64)
+                .put("Status", "attached")
+                .put("NetworkCardIndex", 0u64)
+                .done(),
+        )
+        .put("Description", "")
+        .put("Groups", security_groups(region))
+        .put("Ipv6Addresses", J::Arr(Vec::new()))
+        .put("MacAddress", network::mac_address(&i.id))
+        .put("NetworkInterfaceId", network::eni_id(&i.id))
+        .put("OwnerId", OWNER_ID)
+        .put("PrivateDnsName", dns.clone())
+        .put("PrivateIpAddress", &i.private_ip)
+        .put(
+            "PrivateIpAddresses",
+            J::Arr(vec![
+                Obj::new()
+                    .put("Primary", true)
+                    .put("PrivateDnsName", dns)
+                    .put("PrivateIpAddress", &i.private_ip)
+                    .done(),
+            ]),
+        )
+        .put("SourceDestCheck", true)
+        .put("Status", "in-use")
+        .put("SubnetId", network::subnet_id(&i.az))
+        .put("VpcId", network::vpc_id(region))
+        .put("InterfaceType", "interface")
+        .done()
+}
+
+/// An instance's block device mapping: its attached volumes.
+fn instance_bdm(st: &State, i: &Instance) -> Vec<J> {
+    st.attached_to(&i.id)
+        .iter()
+        .map(|(v, a)| {
+            Obj::new()
+                .put("DeviceName", &a.device)
+                .put(
+                    "Ebs",
+                    Obj::new()
+                        .put("AttachTime", a.attach_time.whole_seconds().to_cli())
+                        .put("DeleteOnTermination", a.delete_on_termination)
+                        .put("Status", a.state.as_str())
+                        .put("VolumeId", &v.id)
+                        .done(),
+                )
+                .done()
+        })
+        .collect()
+}
+
+fn check_summary(c: CheckStatus) -> J {
+    let details = match c.reachability {
+        Some(r) => vec![
+            Obj::new()
+                .put("Name", "reachability")
+                .put("Status", r)
+                .done(),
+        ],
+        None => Vec::new(),
+    };
+    Obj::new()
+        .put("Details", J::Arr(details))
+        .put("Status", c.status)
+        .done()
+}
+
+/// One row of DescribeInstanceStatus.
+pub fn instance_status(r: &InstanceStatus) -> J {
+    let i = &r.instance;
+    let zone_id = crate::ec2::zones::describe_availability_zones(
+        crate::ec2::model::region_of(&i.az),
+        std::slice::from_ref(&i.az),
+    )
+    .ok()
+    .and_then(|z| z.into_iter().next())
+    .map(|z| z.id);
+    Obj::new()
+        .put("AvailabilityZone", &i.az)
+        .opt("AvailabilityZoneId", zone_id)
+        .put("Events", J::Arr(Vec::new()))
+        .put("InstanceId", &i.id)
+        .put("InstanceState", state_obj(i.state))
+        .put("InstanceStatus", check_summary(r.check))
+        .put("SystemStatus", check_summary(r.check))
+        .put("AttachedEbsStatus", check_summary(r.check))
+        .done()
+}
+
+fn value_of(v: impl Into<J>) -> J {
+    Obj::new().put("Value", v).done()
+}
+
+/// DescribeInstanceAttribute's answer for `attribute` (one the caller
+/// checked is an attribute EC2 has): the instance id and one member.
+pub fn instance_attribute(st: &State, i: &Instance, attribute: &str) -> J {
+    let region = crate::ec2::model::region_of(&i.az);
+    let nitro = guest::hypervisor(&i.instance_type) == guest::Hypervisor::Nitro;
+    let (key, v): (&str, J) = match attribute {
+        "blockDeviceMapping" => ("BlockDeviceMappings", J::Arr(instance_bdm(st, i))),
+        "disableApiTermination" => ("DisableApiTermination", value_of(i.disable_api_termination)),
+        "enaSupport" => ("EnaSupport", value_of(true)),
+        "enclaveOptions" => ("EnclaveOptions", Obj::new().put("Enabled", false).done()),
+        "ebsOptimized" => ("EbsOptimized", value_of(nitro)),
+        "instanceInitiatedShutdownBehavior" => {
+            ("InstanceInitiatedShutdownBehavior", value_of("stop"))
+        }
+        "instanceType" => ("InstanceType", value_of(i.instance_type.as_str())),
+        "kernel" => ("KernelId", Obj::new().done()),
+        "productCodes" => ("ProductCodes", J::Arr(Vec::new())),
+        "ramdisk" => ("RamdiskId", Obj::new().done()),
+        "rootDeviceName" => ("RootDeviceName", value_of(i.root_device_name.as_str())),
+        "sourceDestCheck" => ("SourceDestCheck", value_of(true)),
+        "sriovNetSupport" => ("SriovNetSupport", value_of("simple")),
+        "userData" => (
+            "UserData",
+            match &i.user_data {
+                Some(d) => value_of(d.as_str()),
+                None => Obj::new().done(),
+            },
+        ),
+        "disableApiStop" => ("DisableApiStop", value_of(false)),
+        _ => ("Groups", security_groups(region)),
+    };
+    // botocore's member order puts Groups last and InstanceId in the
+    // middle (after EbsOptimized).
+    let before_id = matches!(
+        key,
+        "BlockDeviceMappings"
+            | "DisableApiTermination"
+            | "EnaSupport"
+            | "EnclaveOptions"
+            | "EbsOptimized"
+    );
+    if before_id {
+        Obj::new().put(key, v).put("InstanceId", &i.id).done()
+    } else {
+        Obj::new().put("InstanceId", &i.id).put(key, v).done()
     }
 }
 
@@ -163,64 +360,44 @@ pub fn instance(st: &State, i: &Instance, launching: bool) -> J {
     let bdm: Vec<J> = if launching {
         Vec::new()
     } else {
-        st.attached_to(&i.id)
-            .iter()
-            .map(|(v, a)| {
-                Obj::new()
-                    .put("DeviceName", &a.device)
-                    .put(
-                        "Ebs",
-                        Obj::new()
-                            .put("AttachTime", a.attach_time.whole_seconds().to_cli())
-                            .put("DeleteOnTermination", a.delete_on_termination)
-                            .put("Status", a.state.as_str())
-                            .put("VolumeId", &v.id)
-                            .done(),
-                    )
-                    .done()
-            })
-            .collect()
+        instance_bdm(st, i)
     };
-    let stopped = matches!(
-        i.state,
-        InstanceState::Stopping
-            | InstanceState::Stopped
-            | InstanceState::ShuttingDown
-            | InstanceState::Terminated
-    );
-    let reason = if stopped {
-        let (y, mo, d, h, mi, s, _) = i.state_changed.civil();
-        format!("User initiated ({y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02} GMT)")
-    } else {
-        String::new()
-    };
+    let region = crate::ec2::model::region_of(&i.az);
+    // A terminated instance has lost its interface, groups and addresses.
+    let gone = i.state == InstanceState::Terminated;
     let running = matches!(i.state, InstanceState::Pending | InstanceState::Running);
     Obj::new()
         .put("Architecture", &i.architecture)
         .put("BlockDeviceMappings", J::Arr(bdm))
-        .put("ClientToken", "")
+        .put("ClientToken", i.client_token.clone().unwrap_or_default())
         .put(
             "EbsOptimized",
             guest::hypervisor(&i.instance_type) == guest::Hypervisor::Nitro,
         )
         .put("EnaSupport", true)
         .put("Hypervisor", "xen")
-        .put("NetworkInterfaces", J::Arr(Vec::new()))
+        .put(
+            "NetworkInterfaces",
+            J::Arr(if gone {
+                Vec::new()
+            } else {
+                vec![network_interface(i)]
+            }),
+        )
         .put("RootDeviceName", &i.root_device_name)
         .put("RootDeviceType", "ebs")
-        .put("SecurityGroups", J::Arr(Vec::new()))
+        .put(
+            "SecurityGroups",
+            if gone {
+                J::Arr(Vec::new())
+            } else {
+                security_groups(region)
+            },
+        )
         .put("SourceDestCheck", true)
         .opt(
             "StateReason",
-            stopped.then(|| {
-                Obj::new()
-                    .put("Code", "Client.UserInitiatedShutdown")
-                    .put(
-                        "Message",
-                        "Client.UserInitiatedShutdown: User initiated shutdown",
-                    )
-                    .done()
-            }),
+            state_reason(i).map(|(c, m)| Obj::new().put("Code", c).put("Message", m).done()),
         )
         .opt("Tags", opt_tags(&i.tags))
         .put("VirtualizationType", "hvm")
@@ -233,16 +410,9 @@ pub fn instance(st: &State, i: &Instance, launching: bool) -> J {
         .put("InstanceId", &i.id)
         .put("ImageId", &i.image_id)
         .put("State", state_obj(i.state))
-        .put(
-            "PrivateDnsName",
-            if i.state == InstanceState::Terminated {
-                String::new()
-            } else {
-                dns_name(i)
-            },
-        )
+        .put("PrivateDnsName", network::instance_dns_name(i))
         .put("PublicDnsName", "")
-        .put("StateTransitionReason", reason)
+        .put("StateTransitionReason", state_transition_reason(i))
         .opt("KeyName", i.key_name.clone())
         .put("AmiLaunchIndex", i.launch_index)
         .put("ProductCodes", J::Arr(Vec::new()))
@@ -257,6 +427,8 @@ pub fn instance(st: &State, i: &Instance, launching: bool) -> J {
                 .done(),
         )
         .put("Monitoring", Obj::new().put("State", "disabled").done())
+        .opt("SubnetId", (!gone).then(|| network::subnet_id(&i.az)))
+        .opt("VpcId", (!gone).then(|| network::vpc_id(region)))
         .opt(
             "PrivateIpAddress",
             (running || i.state == InstanceState::Stopped || i.state == InstanceState::Stopping)

@@ -1,0 +1,303 @@
+//! The AWS CLI's pagination of the Describe operations that have a
+//! paginator (botocore's `PageIterator`, as awscli v1 drives it): the CLI
+//! follows `NextToken` itself and prints one merged result, unless
+//! `--no-paginate`, `--next-token` or `--max-results` is given (then one
+//! call, and the service's `NextToken` is printed as is).
+//!
+//! - `--page-size N` sends `MaxResults=N` on every call; describe-volumes,
+//!   and describe-snapshots with only owner or restorable-by ids, send
+//!   `MaxResults=1000` without it (awscli's EC2 page-size injector).
+//! - `--max-items N` stops after N items of the result key and prints a
+//!   resume token as `NextToken`: base64 of the JSON `{"NextToken": T}`
+//!   (T the service's token, `null` when there was none), with
+//!   `"boto_truncate_amount": K` when it stopped inside a page (K items of
+//!   that page were printed, counting those a starting token skipped).
+//! - `--starting-token` takes such a token: the service token is sent and
+//!   the first K items of the first page are skipped. A token that is not
+//!   base64 JSON is the service's own token (botocore's fallback).
+//! - JSON output merges the pages, then applies `--query`; text output
+//!   prints each page with `--query` applied to it, then the resume token
+//!   as `NEXTTOKEN` (awscli's `TextFormatter`).
+
+use super::args::{ArgError, Args};
+use super::ops::{Fail, Op};
+use ebsim::ec2::Ec2;
+use ebsim::ec2::wire::json::J;
+use serde_json::Value;
+
+/// The member of the response that pages carry (botocore's
+/// `result_key`), for the operations with a paginator.
+pub fn result_key(api: &str) -> Option<&'static str> {
+    Some(match api {
+        "DescribeVolumes" => "Volumes",
+        "DescribeSnapshots" => "Snapshots",
+        "DescribeInstances" => "Reservations",
+        "DescribeVolumesModifications" => "VolumesModifications",
+        "DescribeImages" => "Images",
+        "DescribeInstanceStatus" => "InstanceStatuses",
+        "DescribeTags" => "Tags",
+        "DescribeInstanceTypes" => "InstanceTypes",
+        _ => return None,
+    })
+}
+
+/// The paging options of one command.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Paging {
+    /// `--page-size`.
+    pub page_size: Option<u64>,
+    /// `--max-items`.
+    pub max_items: Option<u64>,
+    /// `--starting-token`.
+    pub starting_token: Option<String>,
+}
+
+/// What a paginated command printed: the pages (for text output) and the
+/// merged result (for JSON).
+pub struct Paged {
+    /// Each page as `{RESULT_KEY: [...]}`, truncated as printed.
+    pub pages: Vec<J>,
+    /// The merged result, with `NextToken` (the resume token) last.
+    pub full: J,
+    /// The resume token.
+    pub resume: Option<String>,
+}
+
+const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+/// Standard base64 with padding (RFC 4648).
+pub fn b64_encode(data: &[u8]) -> String {
+    ebsim::ec2::boot::base64_encode(data)
+}
+
+fn b64_decode(s: &str) -> Option<Vec<u8>> {
+    let s = s.trim_end_matches('=');
+    let mut out = Vec::with_capacity(s.len() * 3 / 4);
+    let mut acc = 0u32;
+    let mut bits = 0u32;
+    for c in s.bytes() {
+        let v = u32::try_from(B64.iter().position(|&b| b == c)?).ok()?;
+        acc = (acc << 6) | v;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push(u8::try_from((acc >> bits) & 0xff).ok()?);
+        }
+    }
+    Some(out)
+}
+
+/// Python's `json.dumps` of a string (ASCII only, as `ensure_ascii`).
+fn py_json_str(s: &str) -> String {
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\u{8}' => out.push_str("\\b"),
+            '\u{c}' => out.push_str("\\f"),
+            c if (c as u32) < 0x20 || (c as u32) > 0x7e => {
+                let mut buf = [0u16; 2];
+                for u in c.encode_utf16(&mut buf) {
+                    out.push_str(&format!("\\u{u:04x}"));
+                }
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// The resume token botocore prints for service token `next` and, when it
+/// stopped inside a page, the items of that page already printed.
+pub fn encode_token(next: Option<&str>, truncate: Option<u64>) -> String {
+    let mut json = format!(
+        "{{\"NextToken\": {}",
+        next.map(py_json_str).unwrap_or_else(|| "null".to_string())
+    );
+    if let Some(k) = truncate {
+        json.push_str(&format!(", \"boto_truncate_amount\": {k}"));
+    }
+    json.push('}');
+    b64_encode(json.as_bytes())
+}
+
+/// A starting token: the service token to send and the items of the first
+/// page to skip.
+pub fn decode_token(token: &str) -> Result<(Option<String>, u64), ArgError> {
+    let decoded = b64_decode(token)
+        .and_then(|b| String::from_utf8(b).ok())
+        .and_then(|s| serde_json::from_str::<Value>(&s).ok());
+    if let Some(Value::Object(m)) = decoded {
+        let next = match m.get("NextToken") {
+            Some(Value::String(s)) if s != "None" => Some(s.clone()),
+            _ => None,
+        };
+        let skip = m
+            .get("boto_truncate_amount")
+            .and_then(Value::as_u64)
+            .unwrap_or(0);
+        let keys_ok = m
+            .keys()
+            .all(|k| k == "NextToken" || k == "boto_truncate_amount")
+            && m.contains_key("NextToken");
+        if !keys_ok {
+            return Err(ArgError::Bad(format!(
+                "Bad starting token: {}",
+                Value::Object(m.clone())
+            )));
+        }
+        return Ok((next, skip));
+    }
+    // botocore's fallback for older tokens: `TOKEN___N`, else the
+    // service's token as given.
+    let parts: Vec<&str> = token.split("___").collect();
+    if parts.len() == 2
+        && let Ok(n) = parts[1].parse::<u64>()
+    {
+        let next = (parts[0] != "None").then(|| parts[0].to_string());
+        return Ok((next, n));
+    }
+    Ok((Some(token.to_string()), 0))
+}
+
+fn items_of<'a>(doc: &'a J, key: &str) -> &'a [J] {
+    match doc {
+        J::Obj(kv) => match kv.iter().find(|(k, _)| k == key) {
+            Some((_, J::Arr(a))) => a,
+            _ => &[],
+        },
+        _ => &[],
+    }
+}
+
+fn next_of(doc: &J) -> Option<String> {
+    match doc {
+        J::Obj(kv) => kv.iter().find_map(|(k, v)| match (k.as_str(), v) {
+            ("NextToken", J::Str(s)) if !s.is_empty() => Some(s.clone()),
+            _ => None,
+        }),
+        _ => None,
+    }
+}
+
+/// The page size awscli injects: 1000 for describe-volumes without other
+/// parameters, and describe-snapshots with only owner/restorable-by ids.
+fn injected_page_size(op: &Op, a: &Args) -> Option<u64> {
+    let allowed: &[&str] = match op.name {
+        "describe-volumes" => &["dry-run"],
+        "describe-snapshots" => &["owner-ids", "restorable-by-user-ids", "dry-run"],
+        _ => return None,
+    };
+    a.vals.keys().all(|k| allowed.contains(k)).then_some(1000)
+}
+
+/// Runs a paginated operation as the CLI does, page by page.
+pub fn run(op: &Op, ec2: &Ec2, a: &Args, key: &str, paging: &Paging) -> Result<Paged, Fail> {
+    let page_size = paging.page_size.or_else(|| injected_page_size(op, a));
+    let (mut token, skip) = match &paging.starting_token {
+        Some(t) => decode_token(t)?,
+        None => (None, 0),
+    };
+    let mut pages: Vec<J> = Vec::new();
+    let mut merged: Vec<J> = Vec::new();
+    let mut total: u64 = 0;
+    let mut resume: Option<String> = None;
+    let mut first = true;
+    let mut previous: Option<String> = None;
+    loop {
+        let mut extra: Vec<(&str, Value)> = Vec::new();
+        if let Some(n) = page_size {
+            extra.push(("MaxResults", Value::from(n)));
+        }
+        if let Some(t) = &token {
+            extra.push(("NextToken", Value::from(t.clone())));
+        }
+        let doc = op.run_with(ec2, a, &extra)?.unwrap_or(J::Obj(Vec::new()));
+        let mut items: Vec<J> = items_of(&doc, key).to_vec();
+        let starting = if first && paging.starting_token.is_some() {
+            let k = usize::try_from(skip).unwrap_or(usize::MAX).min(items.len());
+            items.drain(..k);
+            skip
+        } else {
+            0
+        };
+        first = false;
+        let n = items.len() as u64;
+        let over = paging
+            .max_items
+            .map(|m| (total + n).saturating_sub(m))
+            .unwrap_or(0);
+        if over > 0 {
+            let keep = n - over;
+            items.truncate(usize::try_from(keep).unwrap_or(usize::MAX));
+            resume = Some(encode_token(token.as_deref(), Some(keep + starting)));
+            merged.extend(items.iter().cloned());
+            pages.push(J::Obj(vec![(key.to_string(), J::Arr(items))]));
+            break;
+        }
+        merged.extend(items.iter().cloned());
+        pages.push(J::Obj(vec![(key.to_string(), J::Arr(items))]));
+        total += n;
+        let next = next_of(&doc);
+        let Some(next) = next else { break };
+        if paging.max_items == Some(total) {
+            resume = Some(encode_token(Some(&next), None));
+            break;
+        }
+        if previous.as_deref() == Some(next.as_str()) {
+            return Err(Fail::Query(format!(
+                "Error during pagination: The same next token was received twice: {{'NextToken': '{next}'}}"
+            )));
+        }
+        previous = Some(next.clone());
+        token = Some(next);
+    }
+    let mut full = vec![(key.to_string(), J::Arr(merged))];
+    if let Some(r) = &resume {
+        full.push(("NextToken".to_string(), J::Str(r.clone())));
+    }
+    Ok(Paged {
+        pages,
+        full: J::Obj(full),
+        resume,
+    })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_as_botocore_writes_them() {
+        // base64 of {"NextToken": "tok-2"}, as the CLI printed it.
+        assert_eq!(
+            encode_token(Some("tok-2"), None),
+            "eyJOZXh0VG9rZW4iOiAidG9rLTIifQ=="
+        );
+        assert_eq!(
+            decode_token("eyJOZXh0VG9rZW4iOiAidG9rLTIifQ==").unwrap(),
+            (Some("tok-2".to_string()), 0)
+        );
+        let t = encode_token(None, Some(2));
+        assert_eq!(
+            String::from_utf8(b64_decode(&t).unwrap()).unwrap(),
+            "{\"NextToken\": null, \"boto_truncate_amount\": 2}"
+        );
+        assert_eq!(decode_token(&t).unwrap(), (None, 2));
+        assert_eq!(
+            decode_token("ebsim1.abcd").unwrap(),
+            (Some("ebsim1.abcd".to_string()), 0)
+        );
+        assert_eq!(decode_token("x___3").unwrap(), (Some("x".to_string()), 3));
+        for n in 0..5usize {
+            let data: Vec<u8> = (0..n as u8).collect();
+            assert_eq!(b64_decode(&b64_encode(&data)).unwrap(), data);
+        }
+    }
+}
