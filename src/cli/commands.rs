@@ -48,6 +48,10 @@ pub enum Command {
     Image(super::image::ImageCmd),
     /// Serve the EC2 API (Query protocol) to the AWS CLI, boto3 and SDKs
     Serve(Serve),
+    /// Show each disk's layers side by side and what limits growth
+    Layers(super::teach::LayersCmd),
+    /// Save and restore the whole state by name
+    Checkpoint(super::teach::CheckpointCmd),
     /// Print the shell completion script of ebsim's own commands
     #[command(hide = true)]
     Completions {

@@ -30,6 +30,7 @@ mod output;
 mod resize2fs;
 mod serve;
 mod shell;
+mod teach;
 mod umount;
 mod xfs_growfs;
 mod xfs_info;
@@ -281,7 +282,9 @@ pub fn main() -> ExitCode {
 
 /// Runs `applet` and reports a failed write to stdout as it would.
 fn run_applet(applet: &Applet, args: Vec<OsString>) -> i32 {
+    let around = teach::before(applet.name, &args);
     let code = (applet.run)(args);
+    teach::after(around, code);
     match applet.stdout {
         Stdout::Checked(prog) => output::close_stdout(prog, code),
         Stdout::Unchecked => code,
@@ -339,6 +342,8 @@ fn dispatch(args: Vec<OsString>) -> i32 {
         Some(Command::Exec(x)) => shell::exec(&x),
         Some(Command::Image(i)) => image::exec(&i),
         Some(Command::Serve(s)) => serve::exec(&s),
+        Some(Command::Layers(l)) => teach::layers_cmd(&l),
+        Some(Command::Checkpoint(c)) => teach::checkpoint_cmd(&c),
         Some(Command::Completions { shell }) => commands::completions(shell),
         Some(Command::Manpage) => commands::manpage(),
     };

@@ -17,6 +17,9 @@ pub struct Entry {
     pub argv: Vec<String>,
     /// Its exit status.
     pub status: i32,
+    /// Run as the guest's root (through sudo).
+    #[serde(default)]
+    pub root: bool,
 }
 
 /// Errors of the log.
@@ -103,11 +106,12 @@ mod tests {
             time_ms: 1,
             argv: vec!["growpart".into(), "/dev/xvda".into(), "1".into()],
             status: 0,
+            root: false,
         };
         append(d.path(), "i-0abc", &e).unwrap();
         append(d.path(), "i-0abc", &e).unwrap();
         assert_eq!(read(d.path(), "i-0abc").unwrap(), vec![e.clone(), e]);
-        assert!(append(d.path(), "../x", &Entry { time_ms: 0, argv: vec![], status: 0 }).is_err());
+        assert!(append(d.path(), "../x", &Entry { time_ms: 0, argv: vec![], status: 0, root: false }).is_err());
         clear(d.path()).unwrap();
         assert!(read(d.path(), "i-0abc").unwrap().is_empty());
     }

@@ -77,7 +77,9 @@ pub fn text(l: &Layers, colour: bool, bytes: bool) -> String {
             c(RESET),
             sz(d.size)
         );
-        for p in &d.partitions {
+        let mut parts: Vec<_> = d.partitions.iter().collect();
+        parts.sort_by_key(|p| p.start);
+        for p in parts {
             let role = p.role.as_deref().map(|r| format!(" {r}")).unwrap_or_default();
             let _ = writeln!(
                 o,
@@ -212,7 +214,9 @@ fn svg_disk(o: &mut String, d: &DiskLayers, y: &mut usize) {
         );
         *y += ROW;
     };
-    for p in &d.partitions {
+    let mut parts: Vec<_> = d.partitions.iter().collect();
+    parts.sort_by_key(|p| p.start);
+    for p in parts {
         rect(o, *y, p.start, p.end, d.size, "part");
         label(
             o,
