@@ -29,6 +29,7 @@ mod mount;
 mod output;
 mod resize2fs;
 mod serve;
+mod sfdisk;
 mod shell;
 mod teach;
 mod umount;
@@ -80,6 +81,12 @@ pub const APPLETS: &[Applet] = &[
         about: "grow a partition into the free space after it (cloud-utils growpart 0.33)",
         run: growpart::run,
         stdout: Stdout::Unchecked,
+    },
+    Applet {
+        name: "sfdisk",
+        about: "delete partitions, dump or write a partition table (util-linux sfdisk, in part)",
+        run: sfdisk::run,
+        stdout: Stdout::Checked("sfdisk"),
     },
     Applet {
         name: "mkfs.ext4",
