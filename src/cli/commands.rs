@@ -52,6 +52,8 @@ pub enum Command {
     Layers(super::teach::LayersCmd),
     /// Save and restore the whole state by name
     Checkpoint(super::teach::CheckpointCmd),
+    /// Labs that set up a world and grade it
+    Lab(super::teach::LabCmd),
     /// Print the shell completion script of ebsim's own commands
     #[command(hide = true)]
     Completions {

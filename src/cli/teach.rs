@@ -243,3 +243,265 @@ pub fn checkpoint_cmd(c: &CheckpointCmd) -> i32 {
         }
     }
 }
+
+/// `ebsim lab`.
+#[derive(Debug, Parser)]
+#[command(
+    name = "lab",
+    about = "Labs that set up a world and grade it: list, start, check, reset, solution",
+    long_about = "Labs set up a world (instances, volumes, tables, filesystems, fill levels, \
+pre-applied states) and state objectives that `ebsim lab check` grades from the state, the \
+disks' layers, the files and the instance's command log (every ebsim command run inside the \
+instance is logged). Start one in an empty EBSIM_HOME, work in `ebsim shell INSTANCE`, then \
+check. `reset` puts the world back as `start` left it. NAME is a built-in lab or a .toml file."
+)]
+pub struct LabCmd {
+    /// What to do
+    #[command(subcommand)]
+    pub action: LabAction,
+}
+
+/// What `ebsim lab` does.
+#[derive(Debug, Subcommand)]
+pub enum LabAction {
+    /// List the built-in labs
+    List,
+    /// Show a lab's task and objectives
+    Show {
+        /// The lab
+        name: String,
+    },
+    /// Set up a lab's world in EBSIM_HOME (empty, or --force to replace what is there)
+    Start {
+        /// The lab
+        name: String,
+        /// Remove the state already in EBSIM_HOME
+        #[arg(long)]
+        force: bool,
+    },
+    /// Grade the started lab: what is met, what is not, and why
+    Check {
+        /// Print the report as JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Put the world back as `start` left it
+    Reset,
+    /// Show a correct solution of the started lab (--run: run it)
+    Solution {
+        /// Run it
+        #[arg(long)]
+        run: bool,
+    },
+    /// Show the lab's scripted typical mistake (--run: run it)
+    #[command(hide = true)]
+    Mistake {
+        /// Run it
+        #[arg(long)]
+        run: bool,
+    },
+}
+
+/// The checkpoint `lab start` saves and `lab reset` restores.
+const LAB_CHECKPOINT: &str = "lab-start";
+
+use ebsim::teach::lab;
+use std::collections::BTreeMap;
+
+/// Runs one lab step as typed in the instance; returns (status, stdout, stderr).
+fn run_step(
+    step: &lab::Step,
+    vars: &BTreeMap<String, String>,
+) -> Result<(i32, String, String, String), String> {
+    use std::io::Write as _;
+    use std::process::{Command, Stdio};
+    let line = lab::subst(&step.run, vars);
+    let mut words: Vec<&str> = line.split_whitespace().collect();
+    if words.first() == Some(&"ebsim") {
+        words.remove(0);
+    }
+    let exe = std::env::current_exe().map_err(|e| format!("cannot find ebsim itself: {e}"))?;
+    let mut cmd = Command::new(exe);
+    cmd.args(&words)
+        .stdin(if step.stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    if let Some(i) = vars.get("INSTANCE") {
+        cmd.env(env::INSTANCE_ENV, i);
+    }
+    let mut child = cmd.spawn().map_err(|e| format!("{line}: {e}"))?;
+    if let (Some(text), Some(mut sin)) = (&step.stdin, child.stdin.take()) {
+        sin.write_all(lab::subst(text, vars).as_bytes())
+            .map_err(|e| format!("{line}: stdin: {e}"))?;
+    }
+    let o = child.wait_with_output().map_err(|e| format!("{line}: {e}"))?;
+    Ok((
+        o.status.code().unwrap_or(1),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+        line,
+    ))
+}
+
+fn lab_home() -> Result<PathBuf, String> {
+    env::home()
+        .map(|h| h.root().to_path_buf())
+        .map_err(|e| env::why(&e))
+}
+
+fn lab_start(name: &str, force: bool) -> Result<(), String> {
+    let lab = lab::find(name).map_err(|e| e.to_string())?;
+    let home = lab_home()?;
+    checkpoint::recover(&home).map_err(|e| e.to_string())?;
+    if home.join("state.json").exists() {
+        if !force {
+            return Err(format!(
+                "{} already holds a state: start a lab in an empty EBSIM_HOME, or add --force to remove it",
+                home.display()
+            ));
+        }
+        for f in ["state.json"] {
+            let _ = std::fs::remove_file(home.join(f));
+        }
+        for d in ["volumes", "snapshots", "staging", "teach"] {
+            let p = home.join(d);
+            if p.exists() {
+                std::fs::remove_dir_all(&p).map_err(|e| format!("{}: {e}", p.display()))?;
+            }
+        }
+    }
+    out(&format!("Setting up lab {}: {}\n", lab.name, lab.title));
+    let mut vars = BTreeMap::new();
+    for step in &lab.setup {
+        let (code, so, se, line) = run_step(step, &vars)?;
+        if code != 0 {
+            return Err(format!("setup step failed: {line}\n{so}{se}"));
+        }
+        if let Some(var) = &step.capture {
+            let word = so.split_whitespace().next().unwrap_or_default().to_string();
+            vars.insert(var.clone(), word);
+        }
+    }
+    log::clear(&home).map_err(|e| e.to_string())?;
+    lab::save_started(
+        &home,
+        &lab::Started {
+            name: name.to_string(),
+            vars: vars.clone(),
+        },
+    )
+    .map_err(|e| e.to_string())?;
+    checkpoint::save(&home, LAB_CHECKPOINT).map_err(|e| e.to_string())?;
+    out(&format!("\n{}\n\n", lab::subst(lab.task.trim(), &vars)));
+    if let Some(i) = vars.get("INSTANCE") {
+        out(&format!(
+            "Instance {i}. Work in it with `ebsim shell {i}`; grade with `ebsim lab check`.\n"
+        ));
+    }
+    Ok(())
+}
+
+fn started() -> Result<(PathBuf, lab::Lab, lab::Started), String> {
+    let home = lab_home()?;
+    checkpoint::recover(&home).map_err(|e| e.to_string())?;
+    let s = lab::load_started(&home).map_err(|e| e.to_string())?;
+    let l = lab::find(&s.name).map_err(|e| e.to_string())?;
+    Ok((home, l, s))
+}
+
+fn run_steps(steps: &[lab::Step], vars: &mut BTreeMap<String, String>, run: bool) -> Result<(), String> {
+    for step in steps {
+        if !run {
+            out(&format!("{}\n", lab::subst(&step.run, vars)));
+            continue;
+        }
+        let (_, so, se, line) = run_step(step, vars)?;
+        out(&format!("$ {line}\n{so}{se}"));
+        if let Some(var) = &step.capture {
+            let word = so.split_whitespace().next().unwrap_or_default().to_string();
+            vars.insert(var.clone(), word);
+        }
+    }
+    Ok(())
+}
+
+fn lab_inner(c: &LabCmd) -> Result<i32, String> {
+    match &c.action {
+        LabAction::List => {
+            for n in lab::builtin_names() {
+                let l = lab::find(n).map_err(|e| e.to_string())?;
+                out(&format!("{:<24} {}\n", l.name, l.title));
+            }
+            Ok(0)
+        }
+        LabAction::Show { name } => {
+            let l = lab::find(name).map_err(|e| e.to_string())?;
+            out(&format!("{}: {}\n\n{}\n\nObjectives:\n", l.name, l.title, l.task.trim()));
+            for g in &l.goal {
+                let t = toml_line(&g.check);
+                out(&format!("  - {t}\n"));
+            }
+            Ok(0)
+        }
+        LabAction::Start { name, force } => lab_start(name, *force).map(|()| 0),
+        LabAction::Check { json } => {
+            let (home, l, s) = started()?;
+            let ec2 = env::ec2(DEFAULT_REGION).map_err(|e| env::why(&e))?;
+            let instance = s.vars.get("INSTANCE").cloned().unwrap_or_default();
+            let facts = lab::facts(&ec2, &home, &instance).map_err(|e| e.to_string())?;
+            let r = lab::grade(&ec2, &l, &s.vars, &facts);
+            if *json {
+                out(&format!(
+                    "{}\n",
+                    serde_json::to_string_pretty(&r).map_err(|e| e.to_string())?
+                ));
+            } else {
+                out(&r.text());
+            }
+            Ok(if r.passed() { 0 } else { 1 })
+        }
+        LabAction::Reset => {
+            let home = lab_home()?;
+            checkpoint::restore(&home, LAB_CHECKPOINT).map_err(|e| e.to_string())?;
+            out("The lab is back as it started.\n");
+            Ok(0)
+        }
+        LabAction::Solution { run } => {
+            let (_, l, mut s) = started()?;
+            run_steps(&l.solution, &mut s.vars, *run).map(|()| 0)
+        }
+        LabAction::Mistake { run } => {
+            let (_, l, mut s) = started()?;
+            run_steps(&l.mistake.steps, &mut s.vars, *run).map(|()| 0)
+        }
+    }
+}
+
+fn toml_line(c: &lab::Check) -> String {
+    serde_json::to_value(c)
+        .ok()
+        .and_then(|v| {
+            v.as_object().map(|o| {
+                o.iter()
+                    .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+        })
+        .unwrap_or_default()
+}
+
+/// Runs `ebsim lab`.
+pub fn lab_cmd(c: &LabCmd) -> i32 {
+    match lab_inner(c) {
+        Ok(code) => code,
+        Err(e) => {
+            err(&format!("ebsim lab: {e}\n"));
+            1
+        }
+    }
+}

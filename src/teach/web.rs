@@ -1,0 +1,1 @@
+//! The live web view (see `page` and `status`).
