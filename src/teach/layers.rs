@@ -316,22 +316,50 @@ fn limit(
         let outcome = plan_grow(&view, &p.number.to_string(), &GrowOptions::default());
         let growpart = format!("growpart {} {}", r.path, p.number);
         match outcome {
-            Ok(Outcome::Grow(plan)) => {
-                let cap = if d.table.as_deref() == Some("dos") && d.size > MBR_LIMIT {
-                    format!(
-                        "; the table is MBR, which addresses at most 2 TiB, so growpart stops the partition there: convert the table to GPT (sgdisk --mbrtogpt {}) to use the {} past it",
-                        r.path,
-                        human(d.size - MBR_LIMIT)
-                    )
-                } else {
-                    String::new()
-                };
-                let _ = plan;
+            Ok(Outcome::Grow(plan)) if plan.writes.is_ok() => {
                 return mk(
                     "partition",
                     Some(growpart.clone()),
                     format!(
-                        "disk {}, partition {} ends at {}: grow the partition with {growpart}{cap}{note}",
+                        "disk {}, partition {} ends at {}: grow the partition with {growpart}{note}",
+                        human(d.size),
+                        p.number,
+                        human(p.end)
+                    ),
+                );
+            }
+            Ok(Outcome::Grow(plan)) => {
+                let why = plan
+                    .writes
+                    .err()
+                    .and_then(|r| {
+                        r.messages
+                            .iter()
+                            .find(|m| m.contains("No free sectors"))
+                            .or(r.messages.first())
+                            .cloned()
+                    })
+                    .unwrap_or_default();
+                if d.table.as_deref() == Some("dos") && d.size > MBR_LIMIT {
+                    let start = p.start / partition::SECTOR;
+                    let max = (MBR_LIMIT / partition::SECTOR).saturating_sub(start);
+                    return mk(
+                        "mbr-2tib",
+                        None,
+                        format!(
+                            "disk {} has an MBR (dos) partition table, which cannot describe more than 2 TiB: {growpart} fails on it (sfdisk: {why}); grow partition {} to the 2 TiB limit by hand (sfdisk with start={start}, size={max}) or convert the table to GPT (sgdisk --mbrtogpt {}, offline) to use all {}",
+                            human(d.size),
+                            p.number,
+                            r.path,
+                            human(d.size)
+                        ),
+                    );
+                }
+                return mk(
+                    "partition-table",
+                    None,
+                    format!(
+                        "disk {}, partition {} ends at {}, but {growpart} would fail: sfdisk says {why}",
                         human(d.size),
                         p.number,
                         human(p.end)
