@@ -54,6 +54,8 @@ pub enum Command {
     Checkpoint(super::teach::CheckpointCmd),
     /// Labs that set up a world and grade it
     Lab(super::teach::LabCmd),
+    /// Serve a live page of the volumes and their layers on 127.0.0.1
+    Web(super::teach::WebCmd),
     /// Print the shell completion script of ebsim's own commands
     #[command(hide = true)]
     Completions {

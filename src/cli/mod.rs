@@ -352,6 +352,7 @@ fn dispatch(args: Vec<OsString>) -> i32 {
         Some(Command::Layers(l)) => teach::layers_cmd(&l),
         Some(Command::Checkpoint(c)) => teach::checkpoint_cmd(&c),
         Some(Command::Lab(c)) => teach::lab_cmd(&c),
+        Some(Command::Web(c)) => teach::web_cmd(&c),
         Some(Command::Completions { shell }) => commands::completions(shell),
         Some(Command::Manpage) => commands::manpage(),
     };

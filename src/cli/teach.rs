@@ -505,3 +505,69 @@ pub fn lab_cmd(c: &LabCmd) -> i32 {
         }
     }
 }
+
+/// `ebsim web`.
+#[derive(Debug, Parser)]
+#[command(
+    name = "web",
+    about = "Serve a live page of the instances, volumes, modifications and each disk's layers on 127.0.0.1",
+    long_about = "Serves one self-contained page (no external assets: it works offline) on \
+127.0.0.1 that polls the state every second and shows the instances, the volumes, the \
+modifications with their progress and each disk's layers to scale, for a projector while \
+commands run in `ebsim shell`. Prints the URL; SIGTERM or Ctrl-C stops it."
+)]
+pub struct WebCmd {
+    /// TCP port (0: any free port)
+    #[arg(long, default_value_t = 8080)]
+    pub port: u16,
+}
+
+/// Runs `ebsim web`.
+pub fn web_cmd(c: &WebCmd) -> i32 {
+    use ebsim::api::server::{Limits, Server};
+    use nix::sys::signal::{SigSet, Signal};
+    use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+    let mut signals = SigSet::empty();
+    signals.add(Signal::SIGTERM);
+    signals.add(Signal::SIGINT);
+    if let Err(e) = signals.thread_block() {
+        err(&format!("ebsim web: cannot block SIGTERM/SIGINT: {e}\n"));
+        return 1;
+    }
+    let factory = match env::ec2_factory() {
+        Ok(f) => f,
+        Err(e) => {
+            err(&format!("ebsim web: {e}\n"));
+            return 1;
+        }
+    };
+    let addr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), c.port);
+    let server = match Server::bind(addr, Limits::default()) {
+        Ok(s) => s,
+        Err(e) => {
+            err(&format!("ebsim web: cannot listen on {addr}: {e}\n"));
+            return 1;
+        }
+    };
+    let stopper = server.stopper();
+    let waiter = std::thread::Builder::new()
+        .name("ebsim-signals".to_string())
+        .spawn(move || {
+            if signals.wait().is_ok() {
+                stopper.stop();
+            }
+        });
+    if let Err(e) = waiter {
+        err(&format!("ebsim web: {e}\n"));
+        return 1;
+    }
+    out(&format!("http://{}/\n", server.local_addr()));
+    let view = ebsim::teach::web::WebView::new(Box::new(factory), DEFAULT_REGION);
+    match server.serve(std::sync::Arc::new(view)) {
+        Ok(()) => 0,
+        Err(e) => {
+            err(&format!("ebsim web: {e}\n"));
+            1
+        }
+    }
+}
