@@ -14,11 +14,29 @@ pub struct Ws {
 }
 
 fn http_get(host: &str, path: &str) -> String {
-    let mut s = TcpStream::connect(host).unwrap();
+    let Ok(mut s) = TcpStream::connect(host) else {
+        return String::new();
+    };
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     write!(s, "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").unwrap();
-    let mut body = String::new();
-    s.read_to_string(&mut body).unwrap();
-    body.split_once("\r\n\r\n").map(|x| x.1.to_string()).unwrap_or_default()
+    let mut r = BufReader::new(s);
+    let mut len = 0usize;
+    let mut line = String::new();
+    loop {
+        line.clear();
+        if r.read_line(&mut line).unwrap_or(0) == 0 {
+            return String::new();
+        }
+        if line == "\r\n" {
+            break;
+        }
+        if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+            len = v.trim().parse().unwrap_or(0);
+        }
+    }
+    let mut body = vec![0u8; len];
+    let _ = r.read_exact(&mut body);
+    String::from_utf8_lossy(&body).into_owned()
 }
 
 /// The page target's websocket URL of a DevTools endpoint `host:port`.
