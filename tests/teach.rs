@@ -9,7 +9,7 @@ mod common;
 #[path = "teach_util/ws.rs"]
 mod ws;
 
-use common::{ebsim, require_mount, require_tools, run, stderr, stdout};
+use common::{require_mount, require_tools, run, stderr, stdout};
 use serde_json::Value;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -48,7 +48,11 @@ fn lab(name: &str) {
     assert!(!run(&mut h.cmd(&["lab", "check"])).status.success());
     h.ok(&["lab", "solution", "--run"]);
     let o = run(&mut h.cmd(&["lab", "check"]));
-    assert!(o.status.success(), "{name}: the solution fails:\n{}", stdout(&o));
+    assert!(
+        o.status.success(),
+        "{name}: the solution fails:\n{}",
+        stdout(&o)
+    );
     assert!(stdout(&o).contains("passed"), "{}", stdout(&o));
     // The mistake from the same start.
     h.ok(&["lab", "reset"]);
@@ -106,7 +110,10 @@ fn lab_delete_on_termination() {
 fn every_builtin_lab_is_tested_here() {
     let src = std::fs::read_to_string(file!()).unwrap();
     for n in ebsim::teach::lab::builtin_names() {
-        assert!(src.contains(&format!("lab(\"{n}\")")), "lab {n} has no test");
+        assert!(
+            src.contains(&format!("lab(\"{n}\")")),
+            "lab {n} has no test"
+        );
     }
     assert!(ebsim::teach::lab::builtin_names().len() >= 8);
 }
@@ -120,9 +127,15 @@ fn layers_equal_lsblk_and_df(h: &Home, i: &str, step: &str) {
     let lsblk: Value = serde_json::from_slice(&o.stdout).unwrap();
     let mut sizes = std::collections::BTreeMap::new();
     for d in lsblk["blockdevices"].as_array().unwrap() {
-        sizes.insert(d["name"].as_str().unwrap().to_string(), d["size"].as_u64().unwrap());
+        sizes.insert(
+            d["name"].as_str().unwrap().to_string(),
+            d["size"].as_u64().unwrap(),
+        );
         for c in d["children"].as_array().into_iter().flatten() {
-            sizes.insert(c["name"].as_str().unwrap().to_string(), c["size"].as_u64().unwrap());
+            sizes.insert(
+                c["name"].as_str().unwrap().to_string(),
+                c["size"].as_u64().unwrap(),
+            );
         }
     }
     let df = stdout(&h.inst(i, &["df", "-B1", "--output=target,size,used,avail"]));
@@ -151,13 +164,21 @@ fn layers_equal_lsblk_and_df(h: &Home, i: &str, step: &str) {
     };
     for d in l["disks"].as_array().unwrap() {
         let name = d["name"].as_str().unwrap();
-        assert_eq!(Some(&d["size"].as_u64().unwrap()), sizes.get(name), "{step}: {name}");
+        assert_eq!(
+            Some(&d["size"].as_u64().unwrap()),
+            sizes.get(name),
+            "{step}: {name}"
+        );
         if !d["filesystem"].is_null() {
             fs_check(&d["filesystem"]);
         }
         for p in d["partitions"].as_array().unwrap() {
             let pn = p["name"].as_str().unwrap();
-            assert_eq!(Some(&p["size"].as_u64().unwrap()), sizes.get(pn), "{step}: {pn}");
+            assert_eq!(
+                Some(&p["size"].as_u64().unwrap()),
+                sizes.get(pn),
+                "{step}: {pn}"
+            );
             if !p["filesystem"].is_null() {
                 fs_check(&p["filesystem"]);
             }
@@ -169,26 +190,98 @@ fn layers_equal_lsblk_and_df(h: &Home, i: &str, step: &str) {
 fn seed_runbook_layers(ty: &str, disk: &str, part: &str, data: &str) {
     let h = Home::new();
     let i = h.ok(&[
-        "aws", "ec2", "run-instances", "--image-id", "ami-080e1f13689e07408", "--instance-type", ty,
-        "--query", "Instances[0].InstanceId", "--output", "text",
+        "aws",
+        "ec2",
+        "run-instances",
+        "--image-id",
+        "ami-080e1f13689e07408",
+        "--instance-type",
+        ty,
+        "--query",
+        "Instances[0].InstanceId",
+        "--output",
+        "text",
     ]);
     let i = i.trim();
-    h.ok(&["aws", "ec2", "wait", "instance-running", "--instance-ids", i]);
-    let az = h.ok(&["aws", "ec2", "describe-instances", "--instance-ids", i, "--query",
-        "Reservations[0].Instances[0].Placement.AvailabilityZone", "--output", "text"]);
-    let root = h.ok(&["aws", "ec2", "describe-volumes", "--query", "Volumes[0].VolumeId", "--output", "text"]);
+    h.ok(&[
+        "aws",
+        "ec2",
+        "wait",
+        "instance-running",
+        "--instance-ids",
+        i,
+    ]);
+    let az = h.ok(&[
+        "aws",
+        "ec2",
+        "describe-instances",
+        "--instance-ids",
+        i,
+        "--query",
+        "Reservations[0].Instances[0].Placement.AvailabilityZone",
+        "--output",
+        "text",
+    ]);
+    let root = h.ok(&[
+        "aws",
+        "ec2",
+        "describe-volumes",
+        "--query",
+        "Volumes[0].VolumeId",
+        "--output",
+        "text",
+    ]);
     let root = root.trim();
     layers_equal_lsblk_and_df(&h, i, "launched");
-    let dv = h.ok(&["aws", "ec2", "create-volume", "--size", "200", "--volume-type", "gp3",
-        "--availability-zone", az.trim(), "--query", "VolumeId", "--output", "text"]);
+    let dv = h.ok(&[
+        "aws",
+        "ec2",
+        "create-volume",
+        "--size",
+        "200",
+        "--volume-type",
+        "gp3",
+        "--availability-zone",
+        az.trim(),
+        "--query",
+        "VolumeId",
+        "--output",
+        "text",
+    ]);
     let dv = dv.trim();
     h.ok(&["aws", "ec2", "wait", "volume-available", "--volume-ids", dv]);
-    h.ok(&["aws", "ec2", "attach-volume", "--volume-id", dv, "--instance-id", i, "--device", "/dev/sdf"]);
+    h.ok(&[
+        "aws",
+        "ec2",
+        "attach-volume",
+        "--volume-id",
+        dv,
+        "--instance-id",
+        i,
+        "--device",
+        "/dev/sdf",
+    ]);
     h.ok(&["clock", "advance", "5s"]);
-    assert!(h.inst(i, &["sudo", "mkfs", "-t", "xfs", "-q", data]).status.success());
-    assert!(h.inst(i, &["sudo", "mount", data, "/var/lib"]).status.success());
+    assert!(
+        h.inst(i, &["sudo", "mkfs", "-t", "xfs", "-q", data])
+            .status
+            .success()
+    );
+    assert!(
+        h.inst(i, &["sudo", "mount", data, "/var/lib"])
+            .status
+            .success()
+    );
     layers_equal_lsblk_and_df(&h, i, "data volume mounted");
-    h.ok(&["aws", "ec2", "modify-volume", "--volume-id", root, "--size", "16"]);
+    h.ok(&[
+        "aws",
+        "ec2",
+        "modify-volume",
+        "--volume-id",
+        root,
+        "--size",
+        "16",
+    ]);
     layers_equal_lsblk_and_df(&h, i, "modifying");
     let l = stdout(&h.inst(i, &["layers"]));
     assert!(l.contains("is modifying from 8 GiB to 16 GiB"), "{l}");
@@ -196,20 +289,42 @@ fn seed_runbook_layers(ty: &str, disk: &str, part: &str, data: &str) {
     layers_equal_lsblk_and_df(&h, i, "optimizing");
     let l = stdout(&h.inst(i, &["layers"]));
     assert!(
-        l.contains(&format!("disk 16 GiB, partition 1 ends at 8 GiB: grow the partition with growpart {disk} 1")),
+        l.contains(&format!(
+            "disk 16 GiB, partition 1 ends at 8 GiB: grow the partition with growpart {disk} 1"
+        )),
         "{l}"
     );
     assert!(h.inst(i, &["sudo", "growpart", disk, "1"]).status.success());
     layers_equal_lsblk_and_df(&h, i, "growpart");
     let l = stdout(&h.inst(i, &["layers"]));
-    assert!(l.contains(&format!("grow the filesystem with resize2fs {part}")), "{l}");
+    assert!(
+        l.contains(&format!("grow the filesystem with resize2fs {part}")),
+        "{l}"
+    );
     assert!(h.inst(i, &["sudo", "resize2fs", part]).status.success());
     layers_equal_lsblk_and_df(&h, i, "resize2fs");
-    h.ok(&["aws", "ec2", "modify-volume", "--volume-id", dv, "--size", "400"]);
+    h.ok(&[
+        "aws",
+        "ec2",
+        "modify-volume",
+        "--volume-id",
+        dv,
+        "--size",
+        "400",
+    ]);
     h.ok(&["clock", "advance", "30s"]);
     let l = stdout(&h.inst(i, &["layers"]));
-    assert!(l.contains("grow the filesystem with xfs_growfs -d /var/lib (xfs_growfs takes the mount point"), "{l}");
-    assert!(h.inst(i, &["sudo", "xfs_growfs", "-d", "/var/lib"]).status.success());
+    assert!(
+        l.contains(
+            "grow the filesystem with xfs_growfs -d /var/lib (xfs_growfs takes the mount point"
+        ),
+        "{l}"
+    );
+    assert!(
+        h.inst(i, &["sudo", "xfs_growfs", "-d", "/var/lib"])
+            .status
+            .success()
+    );
     layers_equal_lsblk_and_df(&h, i, "xfs_growfs");
 }
 
@@ -233,12 +348,19 @@ fn image_layers_equal_the_kernels_lsblk_and_df() {
     let _lock = common::mount_lock();
     let d = tempfile::tempdir().unwrap();
     let img = d.path().join("disk.img");
-    std::fs::File::create(&img).unwrap().set_len(512 << 20).unwrap();
+    std::fs::File::create(&img)
+        .unwrap()
+        .set_len(512 << 20)
+        .unwrap();
     let mut sf = Command::new("sfdisk");
     sf.arg("-q").arg(&img).stdin(Stdio::piped());
     let mut c = sf.spawn().unwrap();
     use std::io::Write;
-    c.stdin.take().unwrap().write_all(b"label: gpt\n,300M\n,100M,S\n").unwrap();
+    c.stdin
+        .take()
+        .unwrap()
+        .write_all(b"label: gpt\n,300M\n,100M,S\n")
+        .unwrap();
     assert!(c.wait().unwrap().success());
     let losetup = |args: &[&str]| {
         let o = run(Command::new("losetup").args(args).arg(&img));
@@ -273,7 +395,9 @@ fn image_layers_equal_the_kernels_lsblk_and_df() {
                 assert_eq!(k["size"].as_u64(), Some(p.size), "{k}");
             }
         }
-        let px = stdout(&run(Command::new("partx").args(["-b", "-g", "-o", "NR,START,SIZE"]).arg(&img)));
+        let px = stdout(&run(Command::new("partx")
+            .args(["-b", "-g", "-o", "NR,START,SIZE"])
+            .arg(&img)));
         let rows: Vec<Vec<u64>> = px
             .lines()
             .map(|l| l.split_whitespace().map(|x| x.parse().unwrap()).collect())
@@ -282,13 +406,33 @@ fn image_layers_equal_the_kernels_lsblk_and_df() {
         for (r, p) in rows.iter().zip(&disk.partitions) {
             assert_eq!(r, &vec![u64::from(p.number), p.start / 512, p.size], "{px}");
         }
-        assert!(run(Command::new("mount").arg(&p1).arg(&mnt)).status.success());
-        let df = stdout(&run(Command::new("df").args(["-B1", "--output=size,used,avail"]).arg(&mnt)));
-        let nums: Vec<u64> = df.lines().nth(1).unwrap().split_whitespace().map(|x| x.parse().unwrap()).collect();
+        assert!(
+            run(Command::new("mount").arg(&p1).arg(&mnt))
+                .status
+                .success()
+        );
+        let df = stdout(&run(Command::new("df")
+            .args(["-B1", "--output=size,used,avail"])
+            .arg(&mnt)));
+        let nums: Vec<u64> = df
+            .lines()
+            .nth(1)
+            .unwrap()
+            .split_whitespace()
+            .map(|x| x.parse().unwrap())
+            .collect();
         let f = disk.partitions[0].filesystem.as_ref().unwrap();
-        assert_eq!(nums, vec![f.df_size, f.df_used, f.df_avail], "df -B1 of the kernel's mount");
+        assert_eq!(
+            nums,
+            vec![f.df_size, f.df_used, f.df_avail],
+            "df -B1 of the kernel's mount"
+        );
         // 111 MiB free after the swap partition, which blocks partition 1.
-        assert_eq!(disk.limit.layer, "partition-not-last", "{}", disk.limit.sentence);
+        assert_eq!(
+            disk.limit.layer, "partition-not-last",
+            "{}",
+            disk.limit.sentence
+        );
     });
     let _ = Command::new("umount").arg(&mnt).status();
     let _ = Command::new("losetup").args(["-d", &p1]).status();
@@ -297,23 +441,67 @@ fn image_layers_equal_the_kernels_lsblk_and_df() {
         std::panic::resume_unwind(e);
     }
     // Grown file: swap after partition 1 blocks it, and the view explains.
-    std::fs::OpenOptions::new().write(true).open(&img).unwrap().set_len(1 << 30).unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&img)
+        .unwrap()
+        .set_len(1 << 30)
+        .unwrap();
     let l = ebsim::teach::layers::of_image(&img).unwrap();
-    assert_eq!(l.disks[0].limit.layer, "partition-not-last", "{}", l.disks[0].limit.sentence);
-    assert!(l.disks[0].limit.sentence.contains("partition 2 (swap) follows it"));
+    assert_eq!(
+        l.disks[0].limit.layer, "partition-not-last",
+        "{}",
+        l.disks[0].limit.sentence
+    );
+    assert!(
+        l.disks[0]
+            .limit
+            .sentence
+            .contains("partition 2 (swap) follows it")
+    );
 }
 
 #[test]
 fn hints_name_the_layer_only_when_asked() {
     let h = Home::new();
-    let i = h.ok(&["aws", "ec2", "run-instances", "--image-id", "ami-080e1f13689e07408",
-        "--instance-type", "t2.micro", "--query", "Instances[0].InstanceId", "--output", "text"]);
+    let i = h.ok(&[
+        "aws",
+        "ec2",
+        "run-instances",
+        "--image-id",
+        "ami-080e1f13689e07408",
+        "--instance-type",
+        "t2.micro",
+        "--query",
+        "Instances[0].InstanceId",
+        "--output",
+        "text",
+    ]);
     let i = i.trim();
-    let root = h.ok(&["aws", "ec2", "describe-volumes", "--query", "Volumes[0].VolumeId", "--output", "text"]);
-    h.ok(&["aws", "ec2", "modify-volume", "--volume-id", root.trim(), "--size", "16"]);
+    let root = h.ok(&[
+        "aws",
+        "ec2",
+        "describe-volumes",
+        "--query",
+        "Volumes[0].VolumeId",
+        "--output",
+        "text",
+    ]);
+    h.ok(&[
+        "aws",
+        "ec2",
+        "modify-volume",
+        "--volume-id",
+        root.trim(),
+        "--size",
+        "16",
+    ]);
     h.ok(&["clock", "advance", "30s"]);
     let plain = h.inst(i, &["sudo", "resize2fs", "/dev/xvda1"]);
-    let hinted = run(h.cmd(&["sudo", "resize2fs", "/dev/xvda1"]).env("EBSIM_INSTANCE", i).env("EBSIM_HINTS", "1"));
+    let hinted = run(h
+        .cmd(&["sudo", "resize2fs", "/dev/xvda1"])
+        .env("EBSIM_INSTANCE", i)
+        .env("EBSIM_HINTS", "1"));
     assert_eq!(plain.stdout, hinted.stdout);
     assert!(!stderr(&plain).contains("hint:"), "{}", stderr(&plain));
     assert!(stderr(&hinted).starts_with(&stderr(&plain)));
@@ -322,9 +510,19 @@ fn hints_name_the_layer_only_when_asked() {
         "hint: disk 16 GiB, partition 1 ends at 8 GiB: grow the partition with growpart /dev/xvda 1 (the modification is still optimizing: growing now is fine)\n"
     );
     // A command that grows: no hint.
-    let g = run(h.cmd(&["sudo", "growpart", "/dev/xvda", "1"]).env("EBSIM_INSTANCE", i).env("EBSIM_HINTS", "1"));
-    assert!(g.status.success() && !stderr(&g).contains("hint:"), "{}", stderr(&g));
-    let g = run(h.cmd(&["sudo", "growpart", "/dev/xvda", "1"]).env("EBSIM_INSTANCE", i).env("EBSIM_HINTS", "1"));
+    let g = run(h
+        .cmd(&["sudo", "growpart", "/dev/xvda", "1"])
+        .env("EBSIM_INSTANCE", i)
+        .env("EBSIM_HINTS", "1"));
+    assert!(
+        g.status.success() && !stderr(&g).contains("hint:"),
+        "{}",
+        stderr(&g)
+    );
+    let g = run(h
+        .cmd(&["sudo", "growpart", "/dev/xvda", "1"])
+        .env("EBSIM_INSTANCE", i)
+        .env("EBSIM_HINTS", "1"));
     assert!(stdout(&g).starts_with("NOCHANGE"));
     assert!(stderr(&g).contains("hint: partition 1 is 15.9 GiB, its ext4 filesystem 7.9 GiB: grow the filesystem with resize2fs /dev/xvda1"), "{}", stderr(&g));
     // The command log recorded the applets, in order.
@@ -356,36 +554,93 @@ fn svg_golden_and_render() {
     if std::env::var_os("EBSIM_BLESS").is_some() {
         std::fs::write(&golden, &svg).unwrap();
     }
-    assert_eq!(svg, std::fs::read_to_string(&golden).unwrap(), "the SVG changed (EBSIM_BLESS=1 to accept)");
+    assert_eq!(
+        svg,
+        std::fs::read_to_string(&golden).unwrap(),
+        "the SVG changed (EBSIM_BLESS=1 to accept)"
+    );
     if !require_tools(&["rsvg-convert"]) {
         return;
     }
     let d = tempfile::tempdir().unwrap();
     let png = d.path().join("l.png");
-    let o = run(Command::new("rsvg-convert").arg("-o").arg(&png).arg(&golden));
+    let o = run(Command::new("rsvg-convert")
+        .arg("-o")
+        .arg(&png)
+        .arg(&golden));
     assert!(o.status.success(), "{}", stderr(&o));
     let bytes = std::fs::read(&png).unwrap();
-    let w: u32 = svg.split("width=\"").nth(1).unwrap().split('"').next().unwrap().parse().unwrap();
-    let h: u32 = svg.split("height=\"").nth(1).unwrap().split('"').next().unwrap().parse().unwrap();
+    let w: u32 = svg
+        .split("width=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let h: u32 = svg
+        .split("height=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
     assert_eq!(png_size(&bytes), (w, h));
     // The terminal drawing: plain when piped, colour when asked.
     let t = ebsim::teach::render::text(&l, false, false);
-    assert!(!t.contains('\x1b') && t.contains("=> disk 16 GiB, partition 1 ends at 8 GiB"), "{t}");
+    assert!(
+        !t.contains('\x1b') && t.contains("=> disk 16 GiB, partition 1 ends at 8 GiB"),
+        "{t}"
+    );
     assert!(ebsim::teach::render::text(&l, true, false).contains("\x1b[34m"));
 }
 
 #[test]
 fn checkpoints_save_and_restore_the_whole_state_sparsely() {
     let h = Home::new();
-    let i = h.ok(&["aws", "ec2", "run-instances", "--image-id", "ami-080e1f13689e07408",
-        "--instance-type", "t2.micro", "--query", "Instances[0].InstanceId", "--output", "text"]);
+    let i = h.ok(&[
+        "aws",
+        "ec2",
+        "run-instances",
+        "--image-id",
+        "ami-080e1f13689e07408",
+        "--instance-type",
+        "t2.micro",
+        "--query",
+        "Instances[0].InstanceId",
+        "--output",
+        "text",
+    ]);
     let i = i.trim();
     h.ok(&["checkpoint", "save", "fresh"]);
     let before = h.ok(&["aws", "ec2", "describe-volumes"]);
-    let root = h.ok(&["aws", "ec2", "describe-volumes", "--query", "Volumes[0].VolumeId", "--output", "text"]);
-    h.ok(&["aws", "ec2", "modify-volume", "--volume-id", root.trim(), "--size", "16"]);
+    let root = h.ok(&[
+        "aws",
+        "ec2",
+        "describe-volumes",
+        "--query",
+        "Volumes[0].VolumeId",
+        "--output",
+        "text",
+    ]);
+    h.ok(&[
+        "aws",
+        "ec2",
+        "modify-volume",
+        "--volume-id",
+        root.trim(),
+        "--size",
+        "16",
+    ]);
     h.ok(&["clock", "advance", "30s"]);
-    assert!(h.inst(i, &["sudo", "growpart", "/dev/xvda", "1"]).status.success());
+    assert!(
+        h.inst(i, &["sudo", "growpart", "/dev/xvda", "1"])
+            .status
+            .success()
+    );
     assert_eq!(h.ok(&["checkpoint", "list"]), "fresh\n");
     h.ok(&["checkpoint", "restore", "fresh"]);
     assert_eq!(h.ok(&["aws", "ec2", "describe-volumes"]), before);
@@ -393,7 +648,10 @@ fn checkpoints_save_and_restore_the_whole_state_sparsely() {
     assert!(l.contains("xvda (") && l.contains("  8 GiB, gpt"), "{l}");
     // Sparse: the checkpoint's image allocates what the volume does.
     let img = h.0.path().join(format!("volumes/{}.img", root.trim()));
-    let saved = h.0.path().join(format!("teach/checkpoints/fresh/volumes/{}.img", root.trim()));
+    let saved = h.0.path().join(format!(
+        "teach/checkpoints/fresh/volumes/{}.img",
+        root.trim()
+    ));
     assert!(common::allocated(&saved) <= common::allocated(&img) + (1 << 20));
     assert!(common::allocated(&saved) < 8 << 30);
     let bad = run(&mut h.cmd(&["checkpoint", "restore", "../x"]));
@@ -409,19 +667,57 @@ fn web_view_in_headless_chromium() {
         return;
     }
     let h = Home::new();
-    let i = h.ok(&["aws", "ec2", "run-instances", "--image-id", "ami-080e1f13689e07408",
-        "--instance-type", "t2.micro", "--query", "Instances[0].InstanceId", "--output", "text"]);
+    let i = h.ok(&[
+        "aws",
+        "ec2",
+        "run-instances",
+        "--image-id",
+        "ami-080e1f13689e07408",
+        "--instance-type",
+        "t2.micro",
+        "--query",
+        "Instances[0].InstanceId",
+        "--output",
+        "text",
+    ]);
     let i = i.trim().to_string();
-    h.ok(&["aws", "ec2", "wait", "instance-running", "--instance-ids", &i]);
-    let root = h.ok(&["aws", "ec2", "describe-volumes", "--query", "Volumes[0].VolumeId", "--output", "text"]);
-    let mut web = h.cmd(&["web", "--port", "0"]).stdout(Stdio::piped()).spawn().unwrap();
+    h.ok(&[
+        "aws",
+        "ec2",
+        "wait",
+        "instance-running",
+        "--instance-ids",
+        &i,
+    ]);
+    let root = h.ok(&[
+        "aws",
+        "ec2",
+        "describe-volumes",
+        "--query",
+        "Volumes[0].VolumeId",
+        "--output",
+        "text",
+    ]);
+    let mut web = h
+        .cmd(&["web", "--port", "0"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
     let mut line = String::new();
     use std::io::BufRead;
-    std::io::BufReader::new(web.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    std::io::BufReader::new(web.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
     let url = line.trim().to_string();
     let profile = tempfile::tempdir().unwrap();
     let mut chrome = Command::new("chromium")
-        .args(["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--remote-debugging-port=0"])
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--remote-debugging-port=0",
+        ])
         .arg(format!("--user-data-dir={}", profile.path().display()))
         .arg("about:blank")
         .stdout(Stdio::null())
@@ -442,7 +738,10 @@ fn web_view_in_headless_chromium() {
         s.call("Page.navigate", serde_json::json!({"url": url}));
         let text = |s: &mut ws::Ws| -> String {
             let v = s.call("Runtime.evaluate", serde_json::json!({"expression": "(document.querySelector('.disk[data-name=xvda]') || {dataset: {}}).dataset.size + '|' + document.body.innerText", "returnByValue": true}));
-            v["result"]["result"]["value"].as_str().unwrap_or_default().to_string()
+            v["result"]["result"]["value"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string()
         };
         let wait_for = |s: &mut ws::Ws, what: &str, limit: Duration| -> (bool, String) {
             let t = Instant::now();
@@ -460,11 +759,27 @@ fn web_view_in_headless_chromium() {
         let (ok, body) = wait_for(&mut s, "8589934592|", Duration::from_secs(20));
         assert!(ok && body.contains("xvda") && body.contains(&i), "{body}");
         // Another process grows the volume and the partition.
-        h.ok(&["aws", "ec2", "modify-volume", "--volume-id", root.trim(), "--size", "16"]);
+        h.ok(&[
+            "aws",
+            "ec2",
+            "modify-volume",
+            "--volume-id",
+            root.trim(),
+            "--size",
+            "16",
+        ]);
         h.ok(&["clock", "advance", "30s"]);
-        assert!(h.inst(&i, &["sudo", "growpart", "/dev/xvda", "1"]).status.success());
+        assert!(
+            h.inst(&i, &["sudo", "growpart", "/dev/xvda", "1"])
+                .status
+                .success()
+        );
         let t = Instant::now();
-        let (ok, body) = wait_for(&mut s, "111 MiB .. 16 GiB (15.9 GiB)", Duration::from_secs(2));
+        let (ok, body) = wait_for(
+            &mut s,
+            "111 MiB .. 16 GiB (15.9 GiB)",
+            Duration::from_secs(2),
+        );
         assert!(ok, "not shown within 2 s ({:?}):\n{body}", t.elapsed());
         assert!(body.starts_with("17179869184|"), "{body}");
         let errors: Vec<&Value> = s
@@ -480,7 +795,10 @@ fn web_view_in_headless_chromium() {
     });
     let _ = chrome.kill();
     let _ = chrome.wait();
-    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(web.id() as i32), nix::sys::signal::Signal::SIGTERM);
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(web.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    );
     let _ = web.wait();
     if let Err(e) = result {
         std::panic::resume_unwind(e);

@@ -17,12 +17,8 @@ pub const HINTS_ENV: &str = "EBSIM_HINTS";
 
 /// Whether hints are on.
 pub fn hints_on() -> bool {
-    std::env::var(HINTS_ENV).is_ok_and(|v| {
-        matches!(
-            v.to_ascii_lowercase().as_str(),
-            "1" | "yes" | "on" | "true"
-        )
-    })
+    std::env::var(HINTS_ENV)
+        .is_ok_and(|v| matches!(v.to_ascii_lowercase().as_str(), "1" | "yes" | "on" | "true"))
 }
 
 /// The layers a hint is computed from: the instance's inside one, else
@@ -338,7 +334,9 @@ fn run_step(
         sin.write_all(lab::subst(text, vars).as_bytes())
             .map_err(|e| format!("{line}: stdin: {e}"))?;
     }
-    let o = child.wait_with_output().map_err(|e| format!("{line}: {e}"))?;
+    let o = child
+        .wait_with_output()
+        .map_err(|e| format!("{line}: {e}"))?;
     Ok((
         o.status.code().unwrap_or(1),
         String::from_utf8_lossy(&o.stdout).into_owned(),
@@ -364,9 +362,7 @@ fn lab_start(name: &str, force: bool) -> Result<(), String> {
                 home.display()
             ));
         }
-        for f in ["state.json"] {
-            let _ = std::fs::remove_file(home.join(f));
-        }
+        let _ = std::fs::remove_file(home.join("state.json"));
         for d in ["volumes", "snapshots", "staging", "teach"] {
             let p = home.join(d);
             if p.exists() {
@@ -413,7 +409,11 @@ fn started() -> Result<(PathBuf, lab::Lab, lab::Started), String> {
     Ok((home, l, s))
 }
 
-fn run_steps(steps: &[lab::Step], vars: &mut BTreeMap<String, String>, run: bool) -> Result<(), String> {
+fn run_steps(
+    steps: &[lab::Step],
+    vars: &mut BTreeMap<String, String>,
+    run: bool,
+) -> Result<(), String> {
     for step in steps {
         if !run {
             out(&format!("{}\n", lab::subst(&step.run, vars)));
@@ -440,7 +440,12 @@ fn lab_inner(c: &LabCmd) -> Result<i32, String> {
         }
         LabAction::Show { name } => {
             let l = lab::find(name).map_err(|e| e.to_string())?;
-            out(&format!("{}: {}\n\n{}\n\nObjectives:\n", l.name, l.title, l.task.trim()));
+            out(&format!(
+                "{}: {}\n\n{}\n\nObjectives:\n",
+                l.name,
+                l.title,
+                l.task.trim()
+            ));
             for g in &l.goal {
                 let t = toml_line(&g.check);
                 out(&format!("  - {t}\n"));

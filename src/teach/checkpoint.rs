@@ -32,7 +32,9 @@ use std::path::{Path, PathBuf};
 pub enum CheckpointError {
     /// The name is not `[A-Za-z0-9._-]`, 1 to 64 characters, not starting
     /// with a dot.
-    #[error("invalid checkpoint name {0:?} (letters, digits, '.', '_', '-'; not starting with '.')")]
+    #[error(
+        "invalid checkpoint name {0:?} (letters, digits, '.', '_', '-'; not starting with '.')"
+    )]
     BadName(String),
     /// No checkpoint of that name.
     #[error("no checkpoint named {0:?} (see `ebsim checkpoint list`)")]
@@ -159,14 +161,21 @@ fn copy_range(
 ) -> Result<()> {
     let (mut off_in, mut off_out) = (start, start);
     while off_in < end {
-        let want = usize::try_from(end - off_in).unwrap_or(usize::MAX).min(1 << 30);
+        let want = usize::try_from(end - off_in)
+            .unwrap_or(usize::MAX)
+            .min(1 << 30);
         match nix::fcntl::copy_file_range(&*from, Some(&mut off_in), &*to, Some(&mut off_out), want)
         {
             Ok(0) => break,
             Ok(_) => {}
             // Across filesystems on old kernels, or a filesystem without
             // it: copy by hand, leaving all-zero blocks as holes.
-            Err(nix::Error::EXDEV | nix::Error::EINVAL | nix::Error::EOPNOTSUPP | nix::Error::ENOSYS) => {
+            Err(
+                nix::Error::EXDEV
+                | nix::Error::EINVAL
+                | nix::Error::EOPNOTSUPP
+                | nix::Error::ENOSYS,
+            ) => {
                 return copy_by_hand(from, to, src, dst, off_in, end);
             }
             Err(e) => return Err(nix_io(dst, "copy_file_range")(e)),
@@ -187,7 +196,9 @@ fn copy_by_hand(
     let mut pos = u64::try_from(start).unwrap_or(0);
     let end = u64::try_from(end).unwrap_or(0);
     while pos < end {
-        let n = usize::try_from(end - pos).unwrap_or(buf.len()).min(buf.len());
+        let n = usize::try_from(end - pos)
+            .unwrap_or(buf.len())
+            .min(buf.len());
         let chunk = buf.get_mut(..n).unwrap_or_default();
         from.seek(SeekFrom::Start(pos)).map_err(io(src, "seek"))?;
         from.read_exact(chunk).map_err(io(src, "read"))?;
@@ -429,7 +440,10 @@ mod tests {
         assert_eq!(std::fs::read(h.join("volumes/vol-1.img")).unwrap(), b"one");
         assert!(!h.join("volumes/vol-2.img").exists());
         assert!(!marker(h).exists() && !restore_old(h).exists());
-        assert!(matches!(restore(h, "nope"), Err(CheckpointError::NotFound(_))));
+        assert!(matches!(
+            restore(h, "nope"),
+            Err(CheckpointError::NotFound(_))
+        ));
     }
 
     #[test]

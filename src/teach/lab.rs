@@ -189,12 +189,21 @@ const BUILTIN: &[(&str, &str)] = &[
     ("seed-xen", include_str!("labs/seed-xen.toml")),
     ("seed-nitro", include_str!("labs/seed-nitro.toml")),
     ("xfs-data-full", include_str!("labs/xfs-data-full.toml")),
-    ("resize-before-growpart", include_str!("labs/resize-before-growpart.toml")),
+    (
+        "resize-before-growpart",
+        include_str!("labs/resize-before-growpart.toml"),
+    ),
     ("swap-after-root", include_str!("labs/swap-after-root.toml")),
     ("mbr-2tib", include_str!("labs/mbr-2tib.toml")),
     ("rate-limit", include_str!("labs/rate-limit.toml")),
-    ("root-from-snapshot", include_str!("labs/root-from-snapshot.toml")),
-    ("delete-on-termination", include_str!("labs/delete-on-termination.toml")),
+    (
+        "root-from-snapshot",
+        include_str!("labs/root-from-snapshot.toml"),
+    ),
+    (
+        "delete-on-termination",
+        include_str!("labs/delete-on-termination.toml"),
+    ),
 ];
 
 /// Parses a lab file.
@@ -384,9 +393,7 @@ fn sha256_of(ec2: &Ec2, f: &Facts, instance: &str, path: &str) -> Result<String,
         .iter()
         .rev()
         .filter(|m| {
-            path == m.target
-                || m.target == "/"
-                || path.starts_with(&format!("{}/", m.target))
+            path == m.target || m.target == "/" || path.starts_with(&format!("{}/", m.target))
         })
         .max_by_key(|m| m.target.len())
         .ok_or_else(|| format!("nothing is mounted above {path}"))?;
@@ -403,10 +410,9 @@ fn sha256_of(ec2: &Ec2, f: &Facts, instance: &str, path: &str) -> Result<String,
     let mut buf = vec![0u8; 1 << 20];
     let mut off = 0u64;
     while off < attr.size {
-        let n = o
-            .fs
-            .read(attr.ino, off, &mut buf)
-            .map_err(|e| format!("{path}: {e}"))?;
+        let n =
+            o.fs.read(attr.ino, off, &mut buf)
+                .map_err(|e| format!("{path}: {e}"))?;
         if n == 0 {
             break;
         }
@@ -456,7 +462,10 @@ pub fn grade(ec2: &Ec2, lab: &Lab, vars: &BTreeMap<String, String>, f: &Facts) -
 }
 
 fn no_layers() -> (bool, String) {
-    (false, "the instance is not running: its disks cannot be seen".into())
+    (
+        false,
+        "the instance is not running: its disks cannot be seen".into(),
+    )
 }
 
 fn check(
@@ -481,7 +490,9 @@ fn check(
                         .log
                         .iter()
                         .enumerate()
-                        .filter(|(_, e)| e.argv.iter().any(|a| a == "modify-volume") && e.status != 0)
+                        .filter(|(_, e)| {
+                            e.argv.iter().any(|a| a == "modify-volume") && e.status != 0
+                        })
                         .map(|(i, _)| i + 1)
                         .collect();
                     if !failed.is_empty() && d.size != want {
@@ -550,7 +561,7 @@ fn check(
                     .iter()
                     .filter_map(|p| p.filesystem.as_ref().map(|f| (f, p.size)));
                 for (fsl, container) in whole.into_iter().chain(parts) {
-                    if fsl.mountpoints.iter().any(|m| *m == mount) {
+                    if fsl.mountpoints.contains(&mount) {
                         let met = container.saturating_sub(fsl.size) < (1 << 20);
                         let mut detail = format!(
                             "{} {} in a {} device",
@@ -693,6 +704,9 @@ mod tests {
         assert_eq!(parse_size("512"), Some(512));
         assert_eq!(parse_size("x"), None);
         let v = BTreeMap::from([("ROOT".to_string(), "vol-1".to_string())]);
-        assert_eq!(subst("--volume-id ${ROOT} ${X}", &v), "--volume-id vol-1 ${X}");
+        assert_eq!(
+            subst("--volume-id ${ROOT} ${X}", &v),
+            "--volume-id vol-1 ${X}"
+        );
     }
 }

@@ -262,12 +262,7 @@ impl Reader<'_> {
 }
 
 /// Why growth stops on a disk (pure: the numbers are already read).
-fn limit(
-    r: &Reader<'_>,
-    d: &DiskLayers,
-    label: Option<&Label>,
-    mount_hint: Option<&str>,
-) -> Limit {
+fn limit(r: &Reader<'_>, d: &DiskLayers, label: Option<&Label>, mount_hint: Option<&str>) -> Limit {
     let mk = |layer: &str, command: Option<String>, sentence: String| Limit {
         layer: layer.into(),
         command,
@@ -541,9 +536,7 @@ fn disk_of_guest(
     let label = partition::probe(&img).ok().and_then(|p| p.label);
     let ro = |volume: &str, part: Option<u32>| {
         mounts.iter().rev().any(|m| {
-            m.volume_id == volume
-                && m.partition == part
-                && m.options.split(',').any(|o| o == "ro")
+            m.volume_id == volume && m.partition == part && m.options.split(',').any(|o| o == "ro")
         })
     };
     let mut parts = Vec::new();
@@ -717,8 +710,7 @@ impl Layers {
         let arg = arg.split('@').next().unwrap_or(arg);
         self.disks.iter().find(|d| {
             d.path == arg
-                || d
-                    .partitions
+                || d.partitions
                     .iter()
                     .any(|p| format!("/dev/{}", p.name) == arg)
                 || d.filesystem

@@ -49,7 +49,10 @@ pub fn path(home: &Path, instance: &str) -> Result<PathBuf, LogError> {
     if !valid_id(instance) {
         return Err(LogError::BadInstance(instance.to_string()));
     }
-    Ok(home.join("teach").join("log").join(format!("{instance}.jsonl")))
+    Ok(home
+        .join("teach")
+        .join("log")
+        .join(format!("{instance}.jsonl")))
 }
 
 /// Appends `e` (one `write` of one line, with `O_APPEND`: concurrent
@@ -78,7 +81,10 @@ pub fn append(home: &Path, instance: &str, e: &Entry) -> Result<(), LogError> {
 pub fn read(home: &Path, instance: &str) -> Result<Vec<Entry>, LogError> {
     let p = path(home, instance)?;
     match std::fs::read_to_string(&p) {
-        Ok(t) => Ok(t.lines().filter_map(|l| serde_json::from_str(l).ok()).collect()),
+        Ok(t) => Ok(t
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
         Err(source) => Err(LogError::Io { path: p, source }),
     }
@@ -111,7 +117,19 @@ mod tests {
         append(d.path(), "i-0abc", &e).unwrap();
         append(d.path(), "i-0abc", &e).unwrap();
         assert_eq!(read(d.path(), "i-0abc").unwrap(), vec![e.clone(), e]);
-        assert!(append(d.path(), "../x", &Entry { time_ms: 0, argv: vec![], status: 0, root: false }).is_err());
+        assert!(
+            append(
+                d.path(),
+                "../x",
+                &Entry {
+                    time_ms: 0,
+                    argv: vec![],
+                    status: 0,
+                    root: false
+                }
+            )
+            .is_err()
+        );
         clear(d.path()).unwrap();
         assert!(read(d.path(), "i-0abc").unwrap().is_empty());
     }

@@ -80,7 +80,11 @@ pub fn text(l: &Layers, colour: bool, bytes: bool) -> String {
         let mut parts: Vec<_> = d.partitions.iter().collect();
         parts.sort_by_key(|p| p.start);
         for p in parts {
-            let role = p.role.as_deref().map(|r| format!(" {r}")).unwrap_or_default();
+            let role = p
+                .role
+                .as_deref()
+                .map(|r| format!(" {r}"))
+                .unwrap_or_default();
             let _ = writeln!(
                 o,
                 "  {:<8}{}{}{}  {} .. {} ({}){role}",
@@ -196,7 +200,12 @@ fn svg_disk(o: &mut String, d: &DiskLayers, y: &mut usize) {
     if let Some(m) = &d.modification {
         title.push_str(&format!("  modification {} {}%", m.state, m.progress));
     }
-    let _ = writeln!(o, r#"<text class="title" x="8" y="{}">{}</text>"#, *y + 16, esc(&title));
+    let _ = writeln!(
+        o,
+        r#"<text class="title" x="8" y="{}">{}</text>"#,
+        *y + 16,
+        esc(&title)
+    );
     *y += ROW;
     rect(o, *y, 0, d.size, d.size, "disk");
     label(o, *y, "disk", &human(d.size));

@@ -18,7 +18,11 @@ fn http_get(host: &str, path: &str) -> String {
         return String::new();
     };
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    write!(s, "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
     let mut r = BufReader::new(s);
     let mut len = 0usize;
     let mut line = String::new();
