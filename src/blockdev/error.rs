@@ -26,6 +26,15 @@ pub enum Error {
         /// Size of the device.
         size: u64,
     },
+    /// A segmented image (a directory of segment files) whose manifest or
+    /// segments are not as they must be; nothing was changed.
+    #[error("{path}: segmented image: {problem}")]
+    Segmented {
+        /// The image directory.
+        path: PathBuf,
+        /// What is wrong, naming the file.
+        problem: String,
+    },
     /// The path is a directory, not an image.
     #[error("{0}: is a directory")]
     IsADirectory(PathBuf),

@@ -34,6 +34,7 @@
 //! roll-forward log, each punch) and fails the N+1-th as if the process
 //! died there, leaving the log for the next open. Replays are not counted.
 
+use super::segmented::{self, Seek, Segmented, seek_file};
 use super::undo::{
     self, DATA_CUT, DATA_NEW, HOLE_CUT, HOLE_NEW, Header, HeaderRead, LOG_FORWARD, LOG_UNDO,
     LogReader, LogWriter, PAST_END_NEW, PIECE, PUNCH, WRITTEN,
@@ -64,6 +65,75 @@ pub enum Access {
     ReadWrite,
 }
 
+/// Where an image's bytes are: one file (or block device), or a
+/// directory of segment files when the host caps a file's length below the
+/// image's (see [`segmented`]).
+#[derive(Debug)]
+enum Backing {
+    File(File),
+    Segmented(Segmented),
+}
+
+impl Backing {
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+        match self {
+            Backing::File(f) => f.read_exact_at(buf, offset),
+            Backing::Segmented(s) => s.read_exact_at(buf, offset),
+        }
+    }
+
+    fn write_all_at(&self, buf: &[u8], offset: u64) -> std::io::Result<()> {
+        match self {
+            Backing::File(f) => f.write_all_at(buf, offset),
+            Backing::Segmented(s) => s.write_all_at(buf, offset),
+        }
+    }
+
+    fn sync_all(&self) -> std::io::Result<()> {
+        match self {
+            Backing::File(f) => f.sync_all(),
+            Backing::Segmented(s) => s.sync_all(),
+        }
+    }
+
+    /// `st_dev` and `st_ino` of the file, or of the segments' directory
+    /// (which outlives every manifest and segment change).
+    fn identity(&self) -> std::io::Result<(u64, u64)> {
+        let m = match self {
+            Backing::File(f) => f.metadata()?,
+            Backing::Segmented(s) => s.dir_file().metadata()?,
+        };
+        Ok((m.dev(), m.ino()))
+    }
+
+    fn allocated(&self) -> std::io::Result<u64> {
+        match self {
+            Backing::File(f) => Ok(f.metadata()?.blocks().saturating_mul(512)),
+            Backing::Segmented(s) => s.allocated(),
+        }
+    }
+
+    fn seek(&self, path: &Path, pos: u64) -> Result<Seek, Error> {
+        match self {
+            Backing::File(f) => seek_file(f, path, pos),
+            Backing::Segmented(s) => s.seek(pos),
+        }
+    }
+
+    fn punch(&self, offset: i64, len: i64) -> Result<(), nix::errno::Errno> {
+        match self {
+            Backing::File(f) => {
+                let flags =
+                    FallocateFlags::FALLOC_FL_PUNCH_HOLE | FallocateFlags::FALLOC_FL_KEEP_SIZE;
+                fallocate(f, flags, offset, len)
+            }
+            Backing::Segmented(s) => s.punch(offset as u64, len as u64).map_err(|e| {
+                nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(nix::libc::EIO))
+            }),
+        }
+    }
+}
+
 /// A raw disk image in a regular file, kept sparse.
 #[derive(Debug)]
 pub struct ImageFile {
@@ -73,7 +143,7 @@ pub struct ImageFile {
     real: PathBuf,
     /// The undo log's path.
     log: PathBuf,
-    file: File,
+    file: Backing,
     size: u64,
     access: Access,
     _lock: Option<Flock<File>>,
@@ -100,6 +170,22 @@ impl ImageFile {
     /// otherwise.
     pub fn open(path: impl AsRef<Path>, access: Access) -> Result<Self, Error> {
         let path = path.as_ref();
+        // A file opened just before another process converted it into a
+        // segmented image is no longer the image: open again.
+        for _ in 0..3 {
+            if let Some(img) = Self::open_once(path, access)? {
+                return Ok(img);
+            }
+        }
+        Err(Error::io(
+            path,
+            "open",
+            std::io::Error::other("the image keeps being replaced while it is opened"),
+        ))
+    }
+
+    fn open_once(path: &Path, access: Access) -> Result<Option<Self>, Error> {
+        segmented::settle(path)?;
         let meta = std::fs::metadata(path).map_err(|e| {
             if e.kind() == std::io::ErrorKind::NotFound {
                 Error::NotFound(path.to_path_buf())
@@ -107,7 +193,8 @@ impl ImageFile {
                 Error::io(path, "stat", e)
             }
         })?;
-        if meta.is_dir() {
+        let is_segmented = meta.is_dir() && segmented::is_segmented(path);
+        if meta.is_dir() && !is_segmented {
             return Err(Error::IsADirectory(path.to_path_buf()));
         }
         let real = undo::real_path(path);
@@ -115,11 +202,15 @@ impl ImageFile {
         let pending = log.symlink_metadata().is_ok()
             || undo::forward_tmp_path(&log).symlink_metadata().is_ok();
         let effective = if pending { Access::ReadWrite } else { access };
-        let file = match OpenOptions::new()
-            .read(true)
-            .write(effective == Access::ReadWrite)
-            .open(path)
-        {
+        let opened = if is_segmented {
+            File::open(path)
+        } else {
+            OpenOptions::new()
+                .read(true)
+                .write(effective == Access::ReadWrite)
+                .open(path)
+        };
+        let file = match opened {
             Ok(f) => f,
             Err(e)
                 if access == Access::ReadOnly
@@ -145,12 +236,44 @@ impl ImageFile {
         } else {
             None
         };
+        // Under the lock: is the name still this file?
+        let held = file.metadata().map_err(|e| Error::io(path, "stat", e))?;
+        match std::fs::metadata(path) {
+            Ok(now) if now.dev() == held.dev() && now.ino() == held.ino() => {}
+            _ => return Ok(None),
+        }
+        let backing = if is_segmented {
+            let writable = effective == Access::ReadWrite;
+            match Segmented::open(path, file, writable, writable && pending) {
+                Ok(s) => Backing::Segmented(s),
+                Err(Error::Io { source, .. })
+                    if access == Access::ReadOnly
+                        && pending
+                        && matches!(
+                            source.raw_os_error(),
+                            Some(libc_errno::EACCES | libc_errno::EROFS | libc_errno::EPERM)
+                        ) =>
+                {
+                    return Err(Error::UndoLogPending {
+                        image: path.to_path_buf(),
+                        log,
+                    });
+                }
+                Err(e) => return Err(e),
+            }
+        } else {
+            Backing::File(file)
+        };
+        let size = match &backing {
+            Backing::File(f) => device_size(f, path)?,
+            Backing::Segmented(s) => s.len(),
+        };
         let mut img = ImageFile {
             path: path.to_path_buf(),
             real,
             log,
-            size: device_size(&file, path)?,
-            file,
+            size,
+            file: backing,
             access: effective,
             _lock: lock,
             fault_after: fault_limit(),
@@ -160,11 +283,13 @@ impl ImageFile {
             img.recover()?;
         }
         img.access = access;
-        Ok(img)
+        Ok(Some(img))
     }
 
     /// Creates a new, empty (all-hole) image of `len` bytes. Fails if the
-    /// path exists.
+    /// path exists. The image is one sparse file where the host allows a
+    /// file that long, else a segmented image (a directory of sparse
+    /// segment files, see [`segmented`]).
     pub fn create(path: impl AsRef<Path>, len: u64) -> Result<Self, Error> {
         let path = path.as_ref();
         let file = OpenOptions::new()
@@ -173,11 +298,58 @@ impl ImageFile {
             .create_new(true)
             .open(path)
             .map_err(|e| Error::io(path, "create", e))?;
-        file.set_len(len)
-            .map_err(|e| Error::io(path, "set length", e))?;
+        match file.set_len(len) {
+            Ok(()) => {}
+            Err(e) if e.raw_os_error() == Some(nix::libc::EFBIG) => {
+                drop(file);
+                std::fs::remove_file(path).map_err(|e| Error::io(path, "remove", e))?;
+                return Self::create_segmented(path, len, None);
+            }
+            Err(e) => return Err(Error::io(path, "set length", e)),
+        }
         file.sync_all().map_err(|e| Error::io(path, "fsync", e))?;
         drop(file);
         Self::open(path, Access::ReadWrite)
+    }
+
+    /// Creates a new, empty segmented image of `len` bytes at `path` (a
+    /// directory of sparse segment files). `segment_size`: the most bytes a
+    /// segment holds, a multiple of 4096; `None` takes the largest power of
+    /// two from 8 TiB down that the host allows a file.
+    pub fn create_segmented(
+        path: impl AsRef<Path>,
+        len: u64,
+        segment_size: Option<u64>,
+    ) -> Result<Self, Error> {
+        let path = path.as_ref();
+        segmented::create(path, len, segment_size)?;
+        Self::open(path, Access::ReadWrite)
+    }
+
+    /// Where the image's bytes are: one file, or a segmented image's
+    /// manifest, with the bytes they occupy on the host.
+    pub fn layout(&self) -> Result<segmented::Layout, Error> {
+        let allocated = self.allocated_bytes()?;
+        Ok(match &self.file {
+            Backing::File(_) => segmented::Layout::File {
+                length: self.size,
+                allocated,
+            },
+            Backing::Segmented(s) => segmented::Layout::Segmented {
+                manifest: s.manifest().clone(),
+                allocated,
+            },
+        })
+    }
+
+    /// The segment files of a segmented image, in order (none for a file).
+    pub fn segment_paths(&self) -> Vec<PathBuf> {
+        match &self.file {
+            Backing::File(_) => Vec::new(),
+            Backing::Segmented(s) => (0..s.manifest().segments.len())
+                .map(|i| s.dir().join(segmented::segment_name(i)))
+                .collect(),
+        }
     }
 
     /// The image's path.
@@ -193,11 +365,9 @@ impl ImageFile {
 
     /// Bytes of storage the file really occupies (`st_blocks` × 512).
     pub fn allocated_bytes(&self) -> Result<u64, Error> {
-        let meta = self
-            .file
-            .metadata()
-            .map_err(|e| Error::io(&self.path, "stat", e))?;
-        Ok(meta.blocks().saturating_mul(512))
+        self.file
+            .allocated()
+            .map_err(|e| Error::io(&self.path, "stat", e))
     }
 
     /// Grows or shrinks the image without writing data (a crash-safe
@@ -215,7 +385,10 @@ impl ImageFile {
     /// `truncate` while it was open, as `losetup -c` makes a loop device
     /// see a grown backing file) and returns it.
     pub fn reread_size(&mut self) -> Result<u64, Error> {
-        self.size = device_size(&self.file, &self.path)?;
+        self.size = match &self.file {
+            Backing::File(f) => device_size(f, &self.path)?,
+            Backing::Segmented(s) => s.len(),
+        };
         Ok(self.size)
     }
 
@@ -233,10 +406,29 @@ impl ImageFile {
         Error::io(&self.path, op, e)
     }
 
-    fn set_file_len(&mut self, len: u64) -> Result<(), Error> {
-        self.file
-            .set_len(len)
-            .map_err(|e| self.io("set length", e))?;
+    /// Sets the image's length; `counted`: each step goes through the
+    /// fault-injection hook (a file's length is one step; a segmented
+    /// image's, one per file changed).
+    fn set_file_len(&mut self, len: u64, counted: bool) -> Result<(), Error> {
+        let limit = self.fault_after.filter(|_| counted);
+        let made = &mut self.writes_made;
+        let mut step = || -> Result<(), Error> {
+            if counted {
+                if limit.is_some_and(|l| *made >= l) {
+                    return Err(Error::InjectedFault(*made));
+                }
+                *made += 1;
+            }
+            Ok(())
+        };
+        match &mut self.file {
+            Backing::File(f) => {
+                step()?;
+                f.set_len(len)
+                    .map_err(|e| Error::io(&self.path, "set length", e))?;
+            }
+            Backing::Segmented(s) => s.set_len(len, &mut step)?,
+        }
         self.size = len;
         Ok(())
     }
@@ -254,8 +446,7 @@ impl ImageFile {
                 size: self.size,
             });
         };
-        let flags = FallocateFlags::FALLOC_FL_PUNCH_HOLE | FallocateFlags::FALLOC_FL_KEEP_SIZE;
-        match fallocate(&self.file, flags, off, len) {
+        match self.file.punch(off, len) {
             Ok(()) => Ok(()),
             // No hole punching here (some filesystems): write zeros instead.
             Err(nix::errno::Errno::EOPNOTSUPP) => self.write_zeros(range.start..end),
@@ -287,14 +478,14 @@ impl ImageFile {
 
     /// The header a log of this image carries.
     fn header(&self, kind: u32, old_len: u64, new_len: u64) -> Result<Header, Error> {
-        let meta = self
+        let (dev, ino) = self
             .file
-            .metadata()
+            .identity()
             .map_err(|e| Error::io(&self.path, "stat", e))?;
         Ok(Header {
             kind,
-            dev: meta.dev(),
-            ino: meta.ino(),
+            dev,
+            ino,
             old_len,
             new_len,
             name: self.real_name(),
@@ -444,8 +635,7 @@ impl ImageFile {
     /// Pass 2: the new length, the writes, an fsync.
     fn apply(&mut self, plan: &dyn WritePlan) -> Result<(), Error> {
         if let Some(len) = plan.new_len() {
-            self.note_write()?;
-            self.set_file_len(len)?;
+            self.set_file_len(len, true)?;
         }
         let limit = self.fault_after;
         let mut made = self.writes_made;
@@ -499,9 +689,40 @@ impl ImageFile {
         }
     }
 
+    /// Before a change grows a file image past what the host allows a
+    /// file (`ftruncate` fails with `EFBIG` on a scratch file), converts
+    /// the image into a segmented one holding the same bytes, and takes
+    /// the lock of its directory.
+    fn make_room(&mut self, new_len: u64) -> Result<(), Error> {
+        let Backing::File(f) = &self.file else {
+            return Ok(());
+        };
+        let is_file = f
+            .metadata()
+            .map_err(|e| Error::io(&self.path, "stat", e))?
+            .is_file();
+        if !is_file || segmented::host_takes(&self.real, new_len)? {
+            return Ok(());
+        }
+        segmented::convert(&self.real, f, self.size)?;
+        let dir = File::open(&self.real).map_err(|e| Error::io(&self.real, "open", e))?;
+        let dup = dir
+            .try_clone()
+            .map_err(|e| Error::io(&self.real, "dup", e))?;
+        let lock = Flock::lock(dup, FlockArg::LockExclusive)
+            .map_err(|(_, errno)| Error::io(&self.real, "flock", errno.into()))?;
+        let seg = Segmented::open(&self.real, dir, true, false)?;
+        self.file = Backing::Segmented(seg);
+        self._lock = Some(lock);
+        Ok(())
+    }
+
     fn commit_staged(&mut self, plan: &dyn WritePlan) -> Result<(), (Error, Stage)> {
         let old_len = self.size;
         let new_len = plan.new_len().unwrap_or(old_len);
+        if new_len > old_len {
+            self.make_room(new_len).map_err(|e| (e, Stage::Before))?;
+        }
         let discards = plan.discards();
         let limit = old_len.min(new_len);
         let stale = self
@@ -601,12 +822,12 @@ impl ImageFile {
     }
 
     fn check_identity(&self, h: &Header) -> Result<(), Error> {
-        let meta = self
+        let (dev, ino) = self
             .file
-            .metadata()
+            .identity()
             .map_err(|e| Error::io(&self.path, "stat", e))?;
         let name = self.real_name();
-        if h.dev != meta.dev() || h.ino != meta.ino() || h.name != name {
+        if h.dev != dev || h.ino != ino || h.name != name {
             return Err(self.mismatch(format!(
                 "it was written for the file {:?} (device {}, inode {}), but this is {:?} \
                  (device {}, inode {}): the image was replaced after the interrupted write",
@@ -614,8 +835,8 @@ impl ImageFile {
                 h.dev,
                 h.ino,
                 String::from_utf8_lossy(&name),
-                meta.dev(),
-                meta.ino()
+                dev,
+                ino
             )));
         }
         Ok(())
@@ -870,7 +1091,7 @@ impl ImageFile {
         body_end: u64,
     ) -> Result<(), Error> {
         if h.kind == LOG_UNDO && self.size < h.old_len {
-            self.set_file_len(h.old_len)?;
+            self.set_file_len(h.old_len, false)?;
         }
         let mut r = LogReader::new(f, &self.log, header_len, body_end)?;
         let mut buf = Vec::new();
@@ -906,7 +1127,7 @@ impl ImageFile {
             }
         }
         if h.kind == LOG_UNDO && self.size != h.old_len {
-            self.set_file_len(h.old_len)?;
+            self.set_file_len(h.old_len, false)?;
         }
         self.fsync()
     }
@@ -930,7 +1151,7 @@ fn merge_touching(sorted: Vec<Range<u64>>) -> Vec<Range<u64>> {
 /// same regions (a descriptor table chunk goes to every copy in turn).
 /// Memory: two entries per seek made.
 struct DataCursor<'a> {
-    file: &'a File,
+    file: &'a Backing,
     path: &'a Path,
     /// Known regions, sorted and disjoint: (range, holds data). A data
     /// region is a whole extent unless it was clipped when seeded.
@@ -940,7 +1161,7 @@ struct DataCursor<'a> {
 }
 
 impl<'a> DataCursor<'a> {
-    fn new(file: &'a File, path: &'a Path) -> Self {
+    fn new(file: &'a Backing, path: &'a Path) -> Self {
         DataCursor {
             file,
             path,
@@ -1036,7 +1257,7 @@ impl<'a> DataCursor<'a> {
     }
 
     fn seek_from(&mut self, at: u64) -> Result<(), Error> {
-        match seek_extent(self.file, self.path, at)? {
+        match self.file.seek(self.path, at)? {
             Seek::Data(d) => {
                 self.learn(at..d.start, false);
                 self.learn(d, true);
@@ -1075,28 +1296,6 @@ impl<'a> DataCursor<'a> {
     }
 }
 
-enum Seek {
-    Data(Range<u64>),
-    NoMore,
-    Unsupported,
-}
-
-/// The first data extent at or after `pos`.
-fn seek_extent(file: &File, path: &Path, pos: u64) -> Result<Seek, Error> {
-    let Ok(ipos) = i64::try_from(pos) else {
-        return Ok(Seek::NoMore);
-    };
-    let data = match lseek(file, ipos, Whence::SeekData) {
-        Ok(d) => d,
-        Err(nix::errno::Errno::ENXIO) => return Ok(Seek::NoMore),
-        Err(nix::errno::Errno::EINVAL) => return Ok(Seek::Unsupported),
-        Err(e) => return Err(Error::io(path, "seek data", e.into())),
-    };
-    let hole =
-        lseek(file, data, Whence::SeekHole).map_err(|e| Error::io(path, "seek hole", e.into()))?;
-    Ok(Seek::Data(data as u64..hole as u64))
-}
-
 /// The errno values an open for writing fails with when it may not write.
 mod libc_errno {
     pub const EPERM: i32 = nix::errno::Errno::EPERM as i32;
@@ -1112,6 +1311,16 @@ fn sync_dir(path: &Path) -> Result<(), Error> {
     File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(|e| Error::io(dir, "fsync directory", e))
+}
+
+/// The length of the image at `path` without opening it: a file's length,
+/// or what a segmented image's manifest says. `None` when neither can be
+/// read.
+pub fn image_len(path: &Path) -> Option<u64> {
+    if segmented::is_segmented(path) {
+        return segmented::read_manifest(path).ok().map(|m| m.length);
+    }
+    std::fs::metadata(path).ok().map(|m| m.len())
 }
 
 /// The fault-injection limit from the environment (the only place it is
@@ -1183,7 +1392,7 @@ impl BlockDevice for ImageFile {
         let mut out = Vec::new();
         let mut pos = range.start;
         while pos < end {
-            match seek_extent(&self.file, &self.path, pos)? {
+            match self.file.seek(&self.path, pos)? {
                 Seek::NoMore => break,
                 // No SEEK_DATA support: treat everything as data.
                 Seek::Unsupported => {
@@ -1194,7 +1403,12 @@ impl BlockDevice for ImageFile {
                     if d.start >= end {
                         break;
                     }
-                    out.push(d.start..d.end.min(end));
+                    let (s, e) = (d.start, d.end.min(end));
+                    match out.last_mut() {
+                        // Extents meeting at a segment boundary are one.
+                        Some(last) if last.end == s => last.end = e,
+                        _ => out.push(s..e),
+                    }
                     pos = d.end;
                 }
             }
@@ -1650,3 +1864,6 @@ mod tests {
         ));
     }
 }
+
+#[cfg(test)]
+mod seg_tests;

@@ -27,6 +27,7 @@ mod error;
 pub mod host;
 pub mod image;
 mod mem;
+pub mod segmented;
 mod slice;
 mod undo;
 

@@ -12,6 +12,7 @@
 //! ebsim image fallocate -l LEN [-o OFF] [-n] [-p] IMAGE[@N]:PATH
 //! ebsim image stat [-L] [-c FORMAT] IMAGE[@N]:PATH...
 //! ebsim image df [-h] [-H] [-i] [-T] IMAGE[@N]
+//! ebsim image info IMAGE...
 //! ```
 //!
 //! Every command opens one filesystem; a changing command stages all its
@@ -85,6 +86,16 @@ enum Sub {
     /// Show the filesystem's size and use (as df on a read-only mount:
     /// XFS holds back its per-AG reservations only when mounted read-write)
     Df(Df),
+    /// Show where an image's bytes are on the host: one sparse file, or
+    /// (past the length the host allows a file) a directory of segments
+    Info(Info),
+}
+
+#[derive(Debug, Args)]
+struct Info {
+    /// Image files (or segmented image directories)
+    #[arg(required = true)]
+    images: Vec<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -292,6 +303,7 @@ pub fn exec(cmd: &ImageCmd) -> i32 {
         Sub::Fallocate(_) => "fallocate",
         Sub::Stat(_) => "stat",
         Sub::Df(_) => "df",
+        Sub::Info(_) => "info",
     };
     let ctx = context(cmd.user);
     let result = match &cmd.cmd {
@@ -303,6 +315,7 @@ pub fn exec(cmd: &ImageCmd) -> i32 {
         Sub::Fallocate(a) => fallocate(a, cmd.partition, ctx),
         Sub::Stat(a) => stat(a, cmd.partition),
         Sub::Df(a) => df(a, cmd.partition),
+        Sub::Info(a) => info(a),
     };
     let result = result.map(|()| 0).map_err(|Fail(m)| {
         if m.is_empty() {
@@ -614,6 +627,50 @@ fn write_error(e: &std::io::Error) -> Result<(), Fail> {
     } else {
         Err(Fail(format!("write error: {}", output::strerror(e))))
     }
+}
+
+/// `ebsim image info`: where each image's bytes are.
+fn info(a: &Info) -> Result<(), Fail> {
+    use ebsim::blockdev::ImageFile;
+    use ebsim::blockdev::image::Access;
+    use ebsim::blockdev::segmented::{Layout, segment_name};
+    let mut out = String::new();
+    for p in &a.images {
+        let img = ImageFile::open(p, Access::ReadOnly).map_err(|e| Fail(e.to_string()))?;
+        let layout = img.layout().map_err(|e| Fail(e.to_string()))?;
+        let shown = p.display();
+        match layout {
+            Layout::File { length, allocated } => out.push_str(&format!(
+                "{shown}: one sparse file, {length} bytes, {allocated} bytes allocated on the host\n"
+            )),
+            Layout::Segmented {
+                manifest,
+                allocated,
+            } => {
+                let n = manifest.segments.len();
+                out.push_str(&format!(
+                    "{shown}: segmented image (a file here may not be {} bytes long), {} bytes \
+                     in {n} segment{} of up to {} bytes, {allocated} bytes allocated on the host\n",
+                    manifest.length,
+                    manifest.length,
+                    if n == 1 { "" } else { "s" },
+                    manifest.segment_size,
+                ));
+                out.push_str(&format!("  {shown}/manifest\n"));
+                let mut start = 0u64;
+                for (i, len) in manifest.segments.iter().enumerate() {
+                    out.push_str(&format!(
+                        "  {shown}/{}  bytes {start}..{}\n",
+                        segment_name(i),
+                        start + len
+                    ));
+                    start += len;
+                }
+            }
+        }
+    }
+    output::out(&out);
+    Ok(())
 }
 
 fn df(a: &Df, partition: Option<u32>) -> Result<(), Fail> {

@@ -439,7 +439,11 @@ impl<'a> Txn<'a> {
                     // layer keeps a link's log beside its target).
                     let p = home.volume_image(&id);
                     let log = crate::blockdev::image::undo_log_path(&p);
-                    let _ = std::fs::remove_file(&p);
+                    if crate::blockdev::segmented::is_segmented(&p) {
+                        let _ = crate::blockdev::segmented::remove(&p);
+                    } else {
+                        let _ = std::fs::remove_file(&p);
+                    }
                     if log.parent() == Some(home.volumes_dir().as_path()) {
                         let _ = std::fs::remove_file(log);
                     }

@@ -166,9 +166,10 @@ pub(crate) fn safe_name(id: &str) -> String {
 }
 
 /// Opens a volume image the safe way: never through a symbolic link, only
-/// a regular file, and without blocking on a FIFO (the check opens with
-/// `O_NOFOLLOW | O_NONBLOCK` and looks at the file type before the image
-/// layer opens it).
+/// a regular file (or a segmented image's directory, for a volume larger
+/// than the host lets a file be), and without blocking on a FIFO (the
+/// check opens with `O_NOFOLLOW | O_NONBLOCK` and looks at the file type
+/// before the image layer opens it).
 pub fn open_volume_image(
     path: &Path,
     access: Access,
@@ -177,8 +178,10 @@ pub fn open_volume_image(
     ImageFile::open(path, access)
 }
 
-/// Fails unless `path` is a regular file reached without a symbolic link.
+/// Fails unless `path` is a regular file, or a segmented image's directory,
+/// reached without a symbolic link.
 pub fn check_volume_image(path: &Path) -> std::result::Result<(), crate::blockdev::Error> {
+    crate::blockdev::segmented::settle(path)?;
     let refuse = |what: String| {
         crate::blockdev::Error::io(
             path,
@@ -209,7 +212,7 @@ pub fn check_volume_image(path: &Path) -> std::result::Result<(), crate::blockde
         .metadata()
         .map_err(|e| crate::blockdev::Error::io(path, "stat", e))?;
     let ft = meta.file_type();
-    if ft.is_file() {
+    if ft.is_file() || (ft.is_dir() && crate::blockdev::segmented::is_segmented(path)) {
         return Ok(());
     }
     let what = if ft.is_dir() {

@@ -92,6 +92,12 @@ pub(crate) fn recover(home: &Home, state: &mut State) -> Result<()> {
             if logs.iter().any(|l| name.starts_with(l.as_str())) {
                 continue;
             }
+            // An image no volume owns, segmented (a directory ebsim made);
+            // other directories are left alone.
+            if name.ends_with(".img") && crate::blockdev::segmented::is_segmented(&e.path()) {
+                let _ = crate::blockdev::segmented::remove(&e.path());
+                continue;
+            }
             remove_unless_dir(&e);
         }
     }

@@ -288,7 +288,7 @@ impl Txn<'_> {
         // to remove, so the deletion is refused while it is there.
         let image = self.home().volume_image(id);
         match std::fs::symlink_metadata(&image) {
-            Ok(m) if m.is_dir() => {
+            Ok(m) if m.is_dir() && !crate::blockdev::segmented::is_segmented(&image) => {
                 return Err(Error::NotAnImage {
                     path: image,
                     reason: format!(

@@ -248,7 +248,7 @@ impl Volume {
             Files::Xfs(f) => f.dev().inner(),
             Files::Gone(_) => return len,
         };
-        let file_len = std::fs::metadata(&self.spec.image).map_or(0, |m| m.len());
+        let file_len = crate::blockdev::image::image_len(&self.spec.image).unwrap_or(0);
         match self.spec.part {
             None => file_len.max(len),
             Some(n) => match partition_range(img, n) {

@@ -311,7 +311,7 @@ pub fn open(image: &Path, partition: Option<u32>, write: bool) -> Result<Opened,
         Ok(m) => {
             use std::os::unix::fs::FileTypeExt;
             let t = m.file_type();
-            if !(t.is_file() || t.is_block_device()) {
+            if !(t.is_file() || t.is_block_device() || blockdev::segmented::is_segmented(image)) {
                 return Err(ImgError::NotAFile(image.to_path_buf()));
             }
         }
