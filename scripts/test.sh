@@ -18,7 +18,9 @@ for pair in \
     faketime:faketime \
     hyperfine:hyperfine \
     losetup:mount \
-    chattr:e2fsprogs
+    chattr:e2fsprogs \
+    chromium:chromium \
+    rsvg-convert:librsvg2-bin
 do
     cmd=${pair%%:*}
     pkg=${pair#*:}

@@ -25,3 +25,4 @@ pub mod fuse;
 pub mod guest;
 pub mod imgio;
 pub mod partition;
+pub mod teach;

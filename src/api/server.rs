@@ -232,6 +232,20 @@ fn caller_identity(req: &Request, rid: &str) -> String {
     )
 }
 
+/// What answers the requests of a [`Server`]: the EC2 endpoint
+/// ([`Service`]) or another page on the same HTTP plumbing (the teaching
+/// web view).
+pub trait Handler: Send + Sync + 'static {
+    /// Answers one request.
+    fn answer(&self, req: &Request) -> Answer;
+}
+
+impl Handler for Service {
+    fn answer(&self, req: &Request) -> Answer {
+        Service::answer(self, req)
+    }
+}
+
 /// A bound listener, not yet serving.
 pub struct Server {
     listener: TcpListener,
@@ -284,7 +298,7 @@ impl Server {
     }
 
     /// Serves until stopped; returns once every connection has finished.
-    pub fn serve(self, service: Arc<Service>) -> std::io::Result<()> {
+    pub fn serve<H: Handler>(self, service: Arc<H>) -> std::io::Result<()> {
         let active = Arc::new(AtomicUsize::new(0));
         let mut threads: Vec<JoinHandle<()>> = Vec::new();
         for conn in self.listener.incoming() {
@@ -312,7 +326,7 @@ impl Server {
             let spawned = std::thread::Builder::new()
                 .name("ebsim-serve".to_string())
                 .spawn(move || {
-                    connection(stream, &svc, &stop, limits);
+                    connection(stream, svc.as_ref(), &stop, limits);
                     act.fetch_sub(1, Ordering::SeqCst);
                 });
             match spawned {
@@ -375,7 +389,7 @@ fn is_timeout(e: &std::io::Error) -> bool {
     )
 }
 
-fn connection(mut stream: TcpStream, service: &Service, stop: &AtomicBool, limits: Limits) {
+fn connection<H: Handler>(mut stream: TcpStream, service: &H, stop: &AtomicBool, limits: Limits) {
     if stream.set_read_timeout(Some(POLL)).is_err() {
         return;
     }

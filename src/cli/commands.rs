@@ -48,6 +48,14 @@ pub enum Command {
     Image(super::image::ImageCmd),
     /// Serve the EC2 API (Query protocol) to the AWS CLI, boto3 and SDKs
     Serve(Serve),
+    /// Show each disk's layers side by side and what limits growth
+    Layers(super::teach::LayersCmd),
+    /// Save and restore the whole state by name
+    Checkpoint(super::teach::CheckpointCmd),
+    /// Labs that set up a world and grade it
+    Lab(super::teach::LabCmd),
+    /// Serve a live page of the volumes and their layers on 127.0.0.1
+    Web(super::teach::WebCmd),
     /// Print the shell completion script of ebsim's own commands
     #[command(hide = true)]
     Completions {

@@ -29,7 +29,9 @@ mod mount;
 mod output;
 mod resize2fs;
 mod serve;
+mod sfdisk;
 mod shell;
+mod teach;
 mod umount;
 mod xfs_growfs;
 mod xfs_info;
@@ -79,6 +81,12 @@ pub const APPLETS: &[Applet] = &[
         about: "grow a partition into the free space after it (cloud-utils growpart 0.33)",
         run: growpart::run,
         stdout: Stdout::Unchecked,
+    },
+    Applet {
+        name: "sfdisk",
+        about: "delete partitions, dump or write a partition table (util-linux sfdisk, in part)",
+        run: sfdisk::run,
+        stdout: Stdout::Checked("sfdisk"),
     },
     Applet {
         name: "mkfs.ext4",
@@ -281,7 +289,9 @@ pub fn main() -> ExitCode {
 
 /// Runs `applet` and reports a failed write to stdout as it would.
 fn run_applet(applet: &Applet, args: Vec<OsString>) -> i32 {
+    let around = teach::before(applet.name, &args);
     let code = (applet.run)(args);
+    teach::after(around, code);
     match applet.stdout {
         Stdout::Checked(prog) => output::close_stdout(prog, code),
         Stdout::Unchecked => code,
@@ -339,6 +349,10 @@ fn dispatch(args: Vec<OsString>) -> i32 {
         Some(Command::Exec(x)) => shell::exec(&x),
         Some(Command::Image(i)) => image::exec(&i),
         Some(Command::Serve(s)) => serve::exec(&s),
+        Some(Command::Layers(l)) => teach::layers_cmd(&l),
+        Some(Command::Checkpoint(c)) => teach::checkpoint_cmd(&c),
+        Some(Command::Lab(c)) => teach::lab_cmd(&c),
+        Some(Command::Web(c)) => teach::web_cmd(&c),
         Some(Command::Completions { shell }) => commands::completions(shell),
         Some(Command::Manpage) => commands::manpage(),
     };
