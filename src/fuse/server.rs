@@ -59,6 +59,15 @@ pub trait Backing: Send {
             "this filesystem cannot be grown",
         ))
     }
+    /// Writes a partition table change to the disk the served partition
+    /// lives on (`Unsupported` where there is no such disk): as the kernel
+    /// takes growpart's table while the partition is mounted.
+    fn write_table(&mut self, _writes: &[(u64, Vec<u8>)]) -> NodeResult<()> {
+        Err(NodeError::with(
+            ErrorKind::Unsupported,
+            "this filesystem is not a partition of a served disk",
+        ))
+    }
     /// The primary superblock's bytes as on the device.
     fn superblock_bytes(&self) -> NodeResult<Vec<u8>> {
         Err(ErrorKind::Unsupported.into())
@@ -85,6 +94,9 @@ impl Backing for Volume {
     }
     fn superblock_bytes(&self) -> NodeResult<Vec<u8>> {
         Volume::superblock_bytes(self)
+    }
+    fn write_table(&mut self, writes: &[(u64, Vec<u8>)]) -> NodeResult<()> {
+        Volume::write_table(self, writes)
     }
     fn fs_type(&self) -> &'static str {
         self.kind().name()
@@ -383,6 +395,17 @@ impl Shared {
             st.commits += 1;
         }
         r
+    }
+
+    /// Writes a partition table change to the served partition's disk
+    /// (after a commit of what is staged).
+    pub fn write_table(&self, writes: &[(u64, Vec<u8>)]) -> NodeResult<()> {
+        let mut st = self.lock();
+        if st.read_only {
+            return Err(ErrorKind::ReadOnly.into());
+        }
+        st.commit()?;
+        st.backing.write_table(writes)
     }
 
     /// The superblock bytes (after a commit, so they are current).
