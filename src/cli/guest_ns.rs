@@ -23,10 +23,13 @@
 //!    mounted first.
 //! 3. **enter** (`ebsim __guest-enter`): a private copy of init's mounts
 //!    (a slave, so later mounts of init reach it), `pivot_root` into the
-//!    staging directory, the old root detached, then a nested user and mount
-//!    namespace (mapping 0 to 0) so every mount is locked: the guest's root
-//!    can neither remount the host's binds read-write nor unmount them to
-//!    see what is under them. Then it execs the shell or the command.
+//!    staging directory, the old root detached, then CAP_SYS_ADMIN dropped
+//!    from the bounding set, so the guest's root can neither remount the
+//!    host's binds read-write nor unmount them to see what is under them
+//!    (a nested user namespace would lock the mounts instead, but the
+//!    kernel does not propagate an unmount to locked mounts, so init's
+//!    `umount` would never reach the guest). Then it execs the shell or the
+//!    command.
 //!
 //! What backs the guest's devices: a whole disk (`/dev/xvda`) is the
 //! volume's image file bound onto a file in `/dev`; a partition
@@ -58,7 +61,8 @@ const PLAN_ENV: &str = "EBSIM_GUEST_PLAN";
 const GUEST_HOME: &str = "/run/ebsim/home";
 const GUEST_EXE: &str = "/run/ebsim/ebsim";
 const GUEST_SOCK: &str = "/run/ebsim/init.sock";
-const GUEST_PATH: &str = "/run/ebsim/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+const GUEST_PATH: &str =
+    "/run/ebsim/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// The applets first on the guest's PATH: the tools ebsim emulates. Every
 /// other command is the host's program, acting on the guest's files.
@@ -247,9 +251,7 @@ fn start(_prog: &str, instance: &str, command: Option<Vec<OsString>>) -> Result<
     let hostname = hostname_of(&ip);
     let home = super::env::home().map_err(|e| super::env::why(&e))?;
     let host_home = std::path::absolute(home.root()).map_err(|e| e.to_string())?;
-    let stage = host_home
-        .join(".ns")
-        .join(std::process::id().to_string());
+    let stage = host_home.join(".ns").join(std::process::id().to_string());
     std::fs::create_dir_all(&stage).map_err(|e| format!("{}: {e}", stage.display()))?;
     let exe = std::env::current_exe().map_err(|e| format!("cannot find ebsim itself: {e}"))?;
     let plan = Plan {
@@ -260,11 +262,7 @@ fn start(_prog: &str, instance: &str, command: Option<Vec<OsString>>) -> Result<
         host_home,
         stage: stage.clone(),
         exe: exe.clone(),
-        command: command.map(|c| {
-            c.iter()
-                .map(|a| a.to_string_lossy().into_owned())
-                .collect()
-        }),
+        command: command.map(|c| c.iter().map(|a| a.to_string_lossy().into_owned()).collect()),
         sd_links: flavour
             .as_deref()
             .is_some_and(|f| f.starts_with("amzn") || f.starts_with("al2023")),
@@ -413,6 +411,12 @@ fn symlink(target: &str, link: &Path) -> Result<(), String> {
 /// One filesystem served at a mount point of the guest.
 struct Served {
     mount: ebsim::ec2::model::Mount,
+    /// The server; None for a second mount of a filesystem already served
+    /// (a bind of the first, as the kernel shows one filesystem twice).
+    server: Option<Server>,
+}
+
+struct Server {
     handle: fuse::Handle,
     thread: std::thread::JoinHandle<Result<(), fuse::ServeError>>,
 }
@@ -496,6 +500,20 @@ fn serve(plan: &Plan, ctx: &Context, m: &ebsim::ec2::model::Mount) -> Result<Ser
         .find(|d| d.view.volume_id == m.volume_id)
         .ok_or_else(|| format!("{}: the volume is not attached", m.source))?;
     let image = disk.view.image.clone();
+    // A server of this image that is still ending (an unmount while a
+    // process of the guest was using it) holds the image: wait a while
+    // rather than for ever.
+    let t0 = Instant::now();
+    while let Ok(Some(info)) = fuse::control::info(&image) {
+        if t0.elapsed() > Duration::from_secs(10) {
+            return Err(format!(
+                "{}: busy: still served at {}",
+                m.source,
+                info.mountpoint.display()
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
     let read_only = m.options.split(',').any(|o| o == "ro");
     let vol = Volume::open(VolumeSpec {
         image: image.clone(),
@@ -524,8 +542,7 @@ fn serve(plan: &Plan, ctx: &Context, m: &ebsim::ec2::model::Mount) -> Result<Ser
     let thread = std::thread::spawn(move || mounted.run());
     Ok(Served {
         mount: m.clone(),
-        handle,
-        thread,
+        server: Some(Server { handle, thread }),
     })
 }
 
@@ -535,15 +552,20 @@ fn same(a: &ebsim::ec2::model::Mount, b: &ebsim::ec2::model::Mount) -> bool {
 
 /// Ends one server: commit, unmount (lazily when busy), wait a while for
 /// the session's final commit.
-fn stop(s: Served) {
-    let _ = s.handle.sync();
-    let _ = s.handle.unmount();
+fn stop(plan: &Plan, s: Served) {
+    let Some(server) = s.server else {
+        let dir = guest_dir(&plan.stage, &s.mount.target);
+        let _ = nix::mount::umount2(&dir, MntFlags::MNT_DETACH);
+        return;
+    };
+    let _ = server.handle.sync();
+    let _ = server.handle.unmount();
     let t0 = Instant::now();
-    while !s.thread.is_finished() && t0.elapsed() < Duration::from_secs(10) {
+    while !server.thread.is_finished() && t0.elapsed() < Duration::from_secs(10) {
         std::thread::sleep(Duration::from_millis(10));
     }
-    if s.thread.is_finished() {
-        let _ = s.thread.join();
+    if server.thread.is_finished() {
+        let _ = server.thread.join();
     }
 }
 
@@ -564,13 +586,38 @@ fn reconcile(init: &Init) -> Result<(), String> {
             gone.push(s);
         }
     }
-    for s in gone.into_iter().rev() {
-        stop(s);
+    for mut s in gone.into_iter().rev() {
+        // A filesystem still mounted elsewhere keeps its server: that
+        // mount takes it over, and only this mount point goes.
+        if let Some(other) = keep.iter_mut().find(|k| {
+            k.server.is_none()
+                && k.mount.volume_id == s.mount.volume_id
+                && k.mount.partition == s.mount.partition
+        }) {
+            other.server = s.server.take();
+        }
+        stop(plan, s);
     }
     *served = keep;
     let mut errors = Vec::new();
     for m in &ctx.mounts {
         if served.iter().any(|s| same(m, &s.mount)) {
+            continue;
+        }
+        // The same filesystem mounted again: a bind of its first mount.
+        if let Some(first) = served.iter().find(|s| {
+            s.server.is_some()
+                && s.mount.volume_id == m.volume_id
+                && s.mount.partition == m.partition
+        }) {
+            let from = guest_dir(&plan.stage, &first.mount.target);
+            match bind(&from, &guest_dir(&plan.stage, &m.target), false, false) {
+                Ok(()) => served.push(Served {
+                    mount: m.clone(),
+                    server: None,
+                }),
+                Err(e) => errors.push(format!("{}: {e}", m.target)),
+            }
             continue;
         }
         match serve(plan, &ctx, m) {
@@ -778,7 +825,10 @@ fn boot(init: &Arc<Init>, sigs: SigSet) -> Result<i32, String> {
     }
     let child = Command::new(&plan.exe)
         .arg("__guest-enter")
-        .env(PLAN_ENV, serde_json::to_string(plan).map_err(|e| e.to_string())?)
+        .env(
+            PLAN_ENV,
+            serde_json::to_string(plan).map_err(|e| e.to_string())?,
+        )
         .spawn()
         .map_err(|e| format!("cannot start the guest: {e}"))?;
     let guest = nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap_or(0));
@@ -802,7 +852,9 @@ fn boot(init: &Arc<Init>, sigs: SigSet) -> Result<i32, String> {
     };
     // Whatever the guest left running ends with it, as at a power-off.
     let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(-1), Signal::SIGKILL);
-    while waitpid(None, Some(nix::sys::wait::WaitPidFlag::WNOHANG)).is_ok_and(|s| s != WaitStatus::StillAlive) {}
+    while waitpid(None, Some(nix::sys::wait::WaitPidFlag::WNOHANG))
+        .is_ok_and(|s| s != WaitStatus::StillAlive)
+    {}
     Ok(code)
 }
 
@@ -823,7 +875,7 @@ fn shutdown(init: &Init) {
         .drain(..)
         .collect();
     for s in served.into_iter().rev() {
-        stop(s);
+        stop(&init.plan, s);
     }
 }
 
@@ -860,8 +912,8 @@ pub fn notify(request: &str) -> Result<(), String> {
     let Some(path) = std::env::var_os(NS_ENV) else {
         return Ok(());
     };
-    let mut s = UnixStream::connect(&path)
-        .map_err(|e| format!("{}: {e}", Path::new(&path).display()))?;
+    let mut s =
+        UnixStream::connect(&path).map_err(|e| format!("{}: {e}", Path::new(&path).display()))?;
     s.write_all(format!("{request}\n").as_bytes())
         .map_err(|e| e.to_string())?;
     let mut line = String::new();
@@ -932,8 +984,7 @@ fn devices(plan: &Plan, ctx: &Context) -> Result<(), String> {
                 .flat_map(|d| std::iter::once(d).chain(d.children.iter()));
             for d in all {
                 for (kind, v) in [("by-uuid", &d.uuid), ("by-label", &d.label)] {
-                    let Some(v) = v.as_deref().filter(|v| !v.is_empty() && !v.contains('/'))
-                    else {
+                    let Some(v) = v.as_deref().filter(|v| !v.is_empty() && !v.contains('/')) else {
                         continue;
                     };
                     let dir = dev.join("disk").join(kind);
@@ -983,11 +1034,13 @@ fn enter(plan: &Plan) -> Result<i32, String> {
     nix::mount::umount2(".", MntFlags::MNT_DETACH)
         .map_err(|e| sys("detach the host's root", Path::new("/"), e))?;
     nix::unistd::chdir("/").map_err(|e| sys("chdir", Path::new("/"), e))?;
-    // Lock every mount: a nested user namespace's copy of them cannot be
-    // remounted read-write or unmounted one by one.
-    nix::sched::unshare(CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWNS)
-        .map_err(|e| format!("unshare(user, mount): {e}"))?;
-    write_maps("0 0 1", "0 0 1")?;
+    // The guest's root may do anything but change the mounts: without
+    // CAP_SYS_ADMIN in its bounding set no process of the guest can
+    // remount the host's read-only binds, unmount them to see what is
+    // under them, or mount anything (ebsim's mount and umount ask init).
+    // A user namespace the guest makes copies these mounts locked.
+    rustix::thread::remove_capability_from_bounding_set(rustix::thread::CapabilitySet::SYS_ADMIN)
+        .map_err(|e| format!("drop CAP_SYS_ADMIN: {e}"))?;
     let home = guest_home(&plan.user);
     let cwd = if Path::new(&home).is_dir() {
         home.clone()

@@ -180,7 +180,15 @@ fn main(args: &[String], prog: &str) -> Result<i32, AppletError> {
         .unwrap_or(false);
     if is_file {
         if let Some((image, info)) = super::fuse_mount::served(&device) {
-            return resize_served(prog, &device, &image, &info, size_str.as_deref(), force, false);
+            return resize_served(
+                prog,
+                &device,
+                &image,
+                &info,
+                size_str.as_deref(),
+                force,
+                false,
+            );
         }
     }
     let img = match ImageFile::open(path, Access::ReadWrite) {

@@ -485,6 +485,27 @@ impl Shared {
         *self.stop.lock().unwrap_or_else(|p| p.into_inner()) = true;
         self.wake.notify_all();
     }
+
+    /// Lets go of the filesystem and its image once the session is over
+    /// (after the final commit): the image's lock is released even while
+    /// a control thread still holds this state, so the image can be served
+    /// again by the same process.
+    pub fn close(&self) {
+        let mut st = self.lock();
+        st.backing = Box::new(Closed);
+    }
+}
+
+/// What a closed server holds instead of its filesystem.
+struct Closed;
+
+impl Backing for Closed {
+    fn fs(&self) -> NodeResult<&dyn FileSystem> {
+        Err(NodeError::with(ErrorKind::Io, "the server has ended"))
+    }
+    fn fs_mut(&mut self) -> NodeResult<&mut dyn FileSystem> {
+        Err(NodeError::with(ErrorKind::Io, "the server has ended"))
+    }
 }
 
 /// The FUSE filesystem: fuser's callbacks over the shared state.

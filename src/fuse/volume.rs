@@ -341,7 +341,10 @@ impl Volume {
             }
         }
         self.fs_mut()?.sync()?;
-        let files = std::mem::replace(&mut self.files, Files::Gone("table write in progress".into()));
+        let files = std::mem::replace(
+            &mut self.files,
+            Files::Gone("table write in progress".into()),
+        );
         let dev = match files {
             Files::Ext4(f) => f.into_device(),
             Files::Xfs(f) => f.into_inner(),
