@@ -18,7 +18,8 @@ for pair in \
     faketime:faketime \
     hyperfine:hyperfine \
     losetup:mount \
-    chattr:e2fsprogs
+    chattr:e2fsprogs \
+    fusermount3:fuse3
 do
     cmd=${pair%%:*}
     pkg=${pair#*:}
