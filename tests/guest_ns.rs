@@ -130,7 +130,10 @@ fn runbook(ami: &str, pretty: &str, prompt_user: &str, root_grow: &str) {
     assert!(o.contains(pretty), "os-release: {o}");
     let o = s.run("hostname; echo $USER $HOME; pwd");
     assert!(o.contains("\nip-172-31-"), "{o}");
-    assert!(o.contains(&format!("{prompt_user} /home/{prompt_user}")), "{o}");
+    assert!(
+        o.contains(&format!("{prompt_user} /home/{prompt_user}")),
+        "{o}"
+    );
     let o = s.run(
         "sudo mkfs.xfs -q /dev/xvdf && sudo mount /dev/xvdf /var/lib && \
          echo keepme | sudo tee /var/lib/keep >/dev/null && echo made",
@@ -182,7 +185,9 @@ fn runbook(ami: &str, pretty: &str, prompt_user: &str, root_grow: &str) {
         assert!(t0.elapsed() < Duration::from_secs(60), "{}", s.text());
         std::thread::sleep(Duration::from_millis(50));
     };
-    assert!(status.success(), "{}", s.text());
+    // The session ends as ssh's does when the instance reboots.
+    let _ = status;
+    assert!(s.text().contains("closed by remote host"), "{}", s.text());
     cloud.advance("60s");
     let o = guest_exec(&cloud, &id, "df -h | grep /data; cat /data/keep");
     assert!(o.status.success(), "{}", stderr(&o));
@@ -197,7 +202,12 @@ fn runbook(ami: &str, pretty: &str, prompt_user: &str, root_grow: &str) {
 
 #[test]
 fn runbook_in_a_pty_ubuntu() {
-    runbook(UBUNTU, "Ubuntu 22.04.4 LTS", "ubuntu", "sudo resize2fs /dev/xvda1");
+    runbook(
+        UBUNTU,
+        "Ubuntu 22.04.4 LTS",
+        "ubuntu",
+        "sudo resize2fs /dev/xvda1",
+    );
 }
 
 #[test]
@@ -207,7 +217,12 @@ fn runbook_in_a_pty_al2() {
 
 #[test]
 fn runbook_in_a_pty_al2023() {
-    runbook(AL2023, "Amazon Linux 2023", "ec2-user", "sudo xfs_growfs -d /");
+    runbook(
+        AL2023,
+        "Amazon Linux 2023",
+        "ec2-user",
+        "sudo xfs_growfs -d /",
+    );
 }
 
 #[test]
@@ -254,7 +269,7 @@ fn host_is_out_of_reach() {
          sudo /usr/bin/mount -o remount,rw /usr 2>/dev/null; echo remount=$?; \
          unshare -Urm sh -c 'mount -o remount,rw /usr' 2>/dev/null; echo nested=$?; \
          touch /usr/.probe 2>/dev/null; echo usr=$?; \
-         ls -a /var/lib | grep -c dpkg; cat /.guest-probe"
+         ls -a /var/lib | grep -c dpkg; cat /etc/.guest-probe"
     );
     let o = guest_exec(&cloud, &id, &script);
     let out = stdout(&o);
@@ -267,7 +282,7 @@ fn host_is_out_of_reach() {
     for (i, p) in watched.iter().enumerate() {
         assert_eq!(before[i], after[i], "{} changed", p.display());
     }
-    assert!(!Path::new("/.guest-probe").exists());
+    assert!(!Path::new("/etc/.guest-probe").exists());
     // The guest's root partition is fsck-clean, and kept what it did.
     let root = cloud.ok(&["describe-volumes"])["Volumes"][0]["VolumeId"]
         .as_str()
@@ -275,7 +290,9 @@ fn host_is_out_of_reach() {
         .to_string();
     let image = cloud.image_of(&root);
     let _lock = mount_lock();
-    let o = run(Command::new("losetup").args(["-f", "--show", "-r", "-P"]).arg(&image));
+    let o = run(Command::new("losetup")
+        .args(["-f", "--show", "-r", "-P"])
+        .arg(&image));
     let dev = stdout(&o).trim().to_string();
     assert!(o.status.success(), "{}", stderr(&o));
     let fsck = run(Command::new("e2fsck").args(["-fn", &format!("{dev}p1")]));
@@ -303,10 +320,13 @@ fn a_host_without_namespaces_or_fuse_is_told_why() {
         let e = stderr(&o);
         assert!(e.contains(says), "{what}: {e}");
         assert!(e.contains("--host-mode"), "{what}: {e}");
-        let o = run(cloud
-            .cmd("exec")
-            .env("EBSIM_SIMULATE_MISSING", what)
-            .args(["--host-mode", &id, "--", "lsblk", "/dev/xvda1"]));
+        let o = run(cloud.cmd("exec").env("EBSIM_SIMULATE_MISSING", what).args([
+            "--host-mode",
+            &id,
+            "--",
+            "lsblk",
+            "/dev/xvda1",
+        ]));
         assert!(o.status.success(), "{what}: {}", stderr(&o));
         assert!(stdout(&o).contains("xvda1"), "{}", stdout(&o));
     }
@@ -341,7 +361,10 @@ fn fusermount3_unmounts_an_ebsim_mount() {
     assert!(o.status.success(), "{}", stderr(&o));
     let t0 = Instant::now();
     while img.with_extension("img.ebsim-fuse").exists() {
-        assert!(t0.elapsed() < Duration::from_secs(20), "the server did not end");
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "the server did not end"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     let o = run(Command::new("e2fsck").arg("-fn").arg(&img));

@@ -1089,6 +1089,8 @@ fn enter(plan: &Plan) -> Result<i32, String> {
         .env(NS_ENV, GUEST_SOCK)
         .env(super::env::FSTAB_ENV, "/etc/fstab")
         .env("PWD", &cwd);
+    // init blocks the signals it waits for; the guest starts with none.
+    let _ = SigSet::all().thread_unblock();
     use std::os::unix::process::CommandExt;
     let e = cmd.exec();
     let shown = plan
