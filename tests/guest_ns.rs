@@ -295,7 +295,7 @@ fn host_is_out_of_reach() {
         .arg(&image));
     let dev = stdout(&o).trim().to_string();
     assert!(o.status.success(), "{}", stderr(&o));
-    let fsck = run(Command::new("e2fsck").args(["-fn", &format!("{dev}p1")]));
+    let fsck = run(Command::new("e2fsck").args(["-fn", &dev]));
     let _ = run(Command::new("losetup").args(["-d", &dev]));
     assert!(fsck.status.success(), "{}{}", stdout(&fsck), stderr(&fsck));
 }
