@@ -20,7 +20,8 @@ for pair in \
     losetup:mount \
     chattr:e2fsprogs \
     chromium:chromium \
-    rsvg-convert:librsvg2-bin
+    rsvg-convert:librsvg2-bin \
+    fusermount3:fuse3
 do
     cmd=${pair%%:*}
     pkg=${pair#*:}

@@ -115,7 +115,7 @@ fn a_typed_runbook_session_in_a_pty() {
     let slave: OwnedFd = pty.slave;
     let user_home = tempfile::tempdir().unwrap();
     let child = Command::new(ebsim_bin())
-        .arg("shell")
+        .args(["shell", "--host-mode"])
         .env("EBSIM_HOME", h)
         .env("EBSIM_CLOCK", "manual")
         .env("SHELL", "/bin/bash")

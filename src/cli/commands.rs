@@ -178,14 +178,47 @@ fn duration(s: &str) -> Result<i64, String> {
 #[derive(Debug, Parser)]
 #[command(
     name = "shell",
-    about = "Open your shell ($SHELL, or bash) \"inside\" an emulated instance",
-    long_about = "Opens your shell ($SHELL, or bash) \"inside\" an emulated instance: PATH starts
-with a folder of links to ebsim (growpart, resize2fs, xfs_growfs, xfs_info,
-mkfs, mkfs.ext4, mkfs.xfs, mount, umount, lsblk, df, aws, sudo), EBSIM_INSTANCE
-names the instance, and the prompt shows it. Type a runbook's commands as on
-EC2 (`sudo growpart /dev/xvda 1`, `df -hT`); `exit` leaves."
+    about = "Open a shell inside an emulated instance: the guest's own filesystems at / in \
+             private namespaces",
+    long_about = "Opens a shell inside an emulated instance. The shell runs in its own user, mount,
+UTS and PID namespaces (as rootless containers do): / and every mount point
+of the instance's mount table are the guest's own ext4 or XFS filesystems,
+served by ebsim over FUSE from the volume images, so every real command
+(cat /etc/os-release, vi /etc/fstab, cp, dd, fallocate, tar, python3) reads
+and writes the guest. The host's programs (/usr, /bin, /lib*, /sbin) are
+bound read-only so commands run; ebsim's applets come first on PATH for
+the tools it emulates (lsblk, df, growpart, resize2fs, xfs_growfs, xfs_info,
+mount, umount, mkfs.*, aws, sudo, reboot). /dev holds the guest's disks
+(/dev/xvda is the volume's image; a partition such as /dev/xvda1 is a
+placeholder ebsim's tools resolve), /dev/disk/by-uuid and by-label, and
+/dev/sdX links on Amazon Linux; /proc is the namespace's own, with the
+guest's /proc/partitions; the hostname is the instance's ip-172-31-...
+name and the prompt the image's. You are root inside the namespace (sudo
+runs any command) and nothing outside the guest's filesystems and the
+state directory (EBSIM_HOME) is writable.
+
+What the guest is not: a virtual machine. The kernel, the network, the
+processes and the programs are the host's (uname shows the host's kernel;
+the guest's own /usr is hidden behind the host's); /proc/mounts shows
+fuse.ebsim mounts (ebsim's mount and df show the guest's table); /sys is
+not the guest's. `mount`, `umount` and `mount -a` (reading the guest's
+/etc/fstab) change the instance's mount table and the namespace's mounts;
+`reboot` ends the session and reboots the instance, and the next shell
+boots from the guest's /etc/fstab. Exiting (or SIGTERM/SIGHUP) commits
+every filesystem and unmounts it; a SIGKILL loses at most what was not
+committed yet, never consistency.
+
+The guest needs user namespaces and /dev/fuse. Where the host forbids them
+(no user namespaces; Ubuntu's kernel.apparmor_restrict_unprivileged_userns;
+no or an unreadable /dev/fuse; not Linux) ebsim says what is missing and how
+to enable it; --host-mode then runs your shell on the host with ebsim's
+applets first on PATH, where every other command acts on the host."
 )]
 pub struct Shell {
+    /// Run on the host with ebsim's applets first on PATH (every other
+    /// command then acts on the host, not on the guest)
+    #[arg(long)]
+    pub host_mode: bool,
     /// The instance (default: $EBSIM_INSTANCE, else the only running one)
     pub instance: Option<String>,
 }
@@ -194,10 +227,13 @@ pub struct Shell {
 #[derive(Debug, Parser)]
 #[command(
     name = "exec",
-    about = "Run one command inside an instance, as `ebsim shell` would (the guest commands \
-             first on PATH, EBSIM_INSTANCE set), and exit with its status"
+    about = "Run one command inside an instance, in the guest namespace `ebsim shell` \
+             builds, and exit with its status"
 )]
 pub struct Exec {
+    /// Run on the host with ebsim's applets first on PATH (see `ebsim shell --help`)
+    #[arg(long)]
+    pub host_mode: bool,
     /// The instance
     pub instance: String,
     /// The command and its arguments (after an optional `--`)

@@ -11,6 +11,11 @@ use ebsim::guest::{self, Context, Snapshot, Target};
 /// The instance environment variable (set by `ebsim shell` and `exec`).
 pub const INSTANCE_ENV: &str = "EBSIM_INSTANCE";
 
+/// The guest's fstab file, set inside the guest namespace (`/etc/fstab`)
+/// and by its boot (the served root's `etc/fstab`): `mount -a` and
+/// `mount DIR` then read it instead of the image's catalog fstab.
+pub const FSTAB_ENV: &str = "EBSIM_GUEST_FSTAB";
+
 /// The test hook's variable: **EBSIM_GUEST_SNAPSHOT=path.json** makes lsblk
 /// and df read their snapshot (`ebsim::guest::Snapshot` in serde's derived
 /// layout) from that file instead of from an instance. tests/views.rs and
@@ -68,7 +73,20 @@ pub fn why(e: &impl std::fmt::Display) -> String {
 /// message without the program name.
 pub fn context() -> Result<Context, String> {
     let ec2 = ec2(DEFAULT_REGION).map_err(|e| why(&e))?;
-    Context::load(&ec2, instance().as_deref()).map_err(|e| why(&e))
+    let mut ctx = Context::load(&ec2, instance().as_deref()).map_err(|e| why(&e))?;
+    // Inside the guest namespace (and at its boot) the fstab is the
+    // guest's own file, not the image's catalog entry.
+    if let Some(path) = std::env::var_os(FSTAB_ENV) {
+        let text = std::fs::read_to_string(&path).map_err(|e| {
+            format!(
+                "{}: {}",
+                std::path::Path::new(&path).display(),
+                super::output::strerror(&e)
+            )
+        })?;
+        ctx.fstab = guest::fstab::mounts(&text, &ctx.disks).0;
+    }
+    Ok(ctx)
 }
 
 /// The instance's context when there is a cloud state to read, for paths

@@ -55,6 +55,11 @@ or `fusermount -u DIR`. The mount's type is fuse.ebsim, its source the image.
 /// True when these `mount` arguments name a host image (an existing regular
 /// file, possibly with `@PART`): the FUSE mount, not the instance's mount.
 pub fn is_host_mount(args: &[OsString]) -> bool {
+    // Inside the guest namespace /dev/xvdf is a file too (the image bound
+    // there): every mount there is the instance's.
+    if std::env::var_os(super::guest_ns::NS_ENV).is_some() {
+        return false;
+    }
     let words: Vec<String> = args
         .iter()
         .skip(1)
@@ -403,6 +408,9 @@ fn serve(o: &Opts, image: PathBuf, part: Option<u32>, dir: PathBuf) -> i32 {
 /// commits, unmounts and exits before this returns. None: not such a
 /// mount (the instance's umount takes it).
 pub fn umount_host(args: &[OsString]) -> Option<i32> {
+    if std::env::var_os(super::guest_ns::NS_ENV).is_some() {
+        return None;
+    }
     let words: Vec<String> = args
         .iter()
         .skip(1)

@@ -510,6 +510,44 @@ fn grow_image(
             return Err(resize_failed(disk, &[line]));
         }
     }
+    // A guest disk whose partition is served (inside the guest namespace):
+    // the server writes the table, as the kernel takes growpart's BLKPG
+    // while the partition is mounted.
+    if let Disk::Guest(r) = source {
+        if let Ok(Some(_)) = ebsim::fuse::control::info(r.image()) {
+            let mut writes = Vec::new();
+            for op in &batch.ops {
+                match op {
+                    ebsim::blockdev::WriteOp::Data { offset, bytes } => {
+                        writes.push((*offset, bytes.clone()));
+                    }
+                    ebsim::blockdev::WriteOp::Discard { .. } => {}
+                }
+            }
+            if batch.new_len.is_some() {
+                return Err(resize_failed(
+                    disk,
+                    &[format!("sfdisk: {disk}: the table change resizes the disk")],
+                ));
+            }
+            if let Err(e) = ebsim::fuse::control::write_table(r.image(), writes) {
+                let line = format!("sfdisk: cannot write the table of {disk}: {e}");
+                return Err(resize_failed(disk, &[line]));
+            }
+            if opts.resizer == Resizer::Sfdisk {
+                dbg.line(1, &format!("resize of {disk} returned 0."));
+            }
+            dbg.line(2, &format!("running[pt_update][] pt_update {disk} {part}"));
+            if block {
+                dbg.line(1, &format!("FLOCK: {disk}: releasing exclusive lock"));
+            }
+            out(&format!("CHANGED: {}\n", plan.change_info()));
+            lvm_note(dbg, disk, part);
+            // The guest's /proc/partitions follows the new table.
+            let _ = super::guest_ns::notify("sync");
+            return Ok(0);
+        }
+    }
     let written = source
         .open(disk, Access::ReadWrite)
         .and_then(|mut img| grow::apply(&mut img, batch));

@@ -20,6 +20,7 @@ mod files;
 mod fuse_mount;
 mod getopt;
 mod growpart;
+mod guest_ns;
 mod image;
 mod lsblk;
 mod mkfs;
@@ -158,6 +159,12 @@ pub const APPLETS: &[Applet] = &[
         name: "sudo",
         about: "run a command (inside an instance everything runs as root)",
         run: shell::run_sudo,
+        stdout: Stdout::Unchecked,
+    },
+    Applet {
+        name: "reboot",
+        about: "reboot the instance from inside its guest (ends the session)",
+        run: guest_ns::run_reboot,
         stdout: Stdout::Unchecked,
     },
     Applet {
@@ -335,6 +342,9 @@ fn dispatch(args: Vec<OsString>) -> i32 {
                 // Hidden: a driver of the ext4 and XFS file layers for benchmarks
                 // and crash tests (not listed, no link).
                 None if name == "debug-fs" => debug_fs::run(args),
+                // Hidden: the guest namespace's init and entry (guest_ns).
+                None if name == "__guest-init" => guest_ns::run_init(),
+                None if name == "__guest-enter" => guest_ns::run_enter(),
                 None => {
                     output::err(&format!(
                         "ebsim: unknown applet '{name}' (try 'ebsim --list')\n"

@@ -323,6 +323,8 @@ fn record(ctx: &Context, c: &Cli, p: &Planned) -> Result<(), MountFailure> {
                 ebsim::guest::context::add_mounts(&ec2, &ctx.instance_id, vec![p.mount.clone()])
                     .map_err(|e| env::why(&e))
             });
+        // Inside the guest namespace its init makes the real mount.
+        let added = added.and_then(|()| super::guest_ns::notify("sync"));
         if let Err(why) = added {
             err(&format!("mount: {why}\n"));
             return Err(MountFailure {

@@ -181,7 +181,15 @@ fn main(args: &[String], prog: &str) -> Result<i32, AppletError> {
         || ebsim::blockdev::segmented::is_segmented(path);
     if is_file {
         if let Some((image, info)) = super::fuse_mount::served(&device) {
-            return resize_served(prog, &device, &image, &info, size_str.as_deref(), force);
+            return resize_served(
+                prog,
+                &device,
+                &image,
+                &info,
+                size_str.as_deref(),
+                force,
+                false,
+            );
         }
     }
     let img = match ImageFile::open(path, Access::ReadWrite) {
@@ -267,11 +275,13 @@ fn resize_served(
     info: &ebsim::fuse::control::Info,
     size_str: Option<&str>,
     force: bool,
+    guest: bool,
 ) -> Result<i32, AppletError> {
     use ebsim::fuse::control::{self, ControlError};
     let sb = &info.superblock;
     let log_block_size = match sb.get(24..28) {
-        Some(b) if info.fs_type == "ext4" && info.part.is_none() => {
+        // A guest names the partition served itself (/dev/xvda1).
+        Some(b) if info.fs_type == "ext4" && (guest || info.part.is_none()) => {
             i32::from_le_bytes([b[0], b[1], b[2], b[3]])
         }
         // A partition of it is mounted: the whole disk is busy.
@@ -362,6 +372,17 @@ fn resize_guest(
     } else {
         r.dev_path()
     };
+    // Served (inside the guest namespace): its server grows it online, as
+    // the kernel does for a mounted filesystem.
+    if let Ok(Some(mut info)) = ebsim::fuse::control::info(r.image()) {
+        if info.part == r.part.as_ref().map(|p| p.number) {
+            // Where the guest sees it mounted.
+            if let Some(m) = ctx.mounts_of(&r).first() {
+                info.mountpoint = std::path::PathBuf::from(&m.target);
+            }
+            return resize_served(prog, &device, r.image(), &info, size_str, force, true);
+        }
+    }
     // ext2fs_check_mount_point reports the first mount of the device.
     let mount_point = ctx.mounts_of(&r).first().map(|m| m.target.clone());
     if mount_point.is_none() && ctx.disk_busy(&r) {

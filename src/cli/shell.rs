@@ -149,6 +149,11 @@ fn status_code(s: std::process::ExitStatus) -> i32 {
     s.code().unwrap_or_else(|| 128 + s.signal().unwrap_or(0))
 }
 
+/// What `--host-mode` says first.
+const HOST_MODE_BANNER: &str = "ebsim shell --host-mode: ebsim's applets (lsblk, df, growpart, \
+resize2fs, xfs_growfs, mount, sudo, ...) act on the instance; every other command acts on THIS \
+HOST, not on the guest.\n";
+
 /// `ebsim shell` (or a link named `shell`).
 pub fn run_shell(args: Vec<OsString>) -> i32 {
     match super::commands::parse::<Shell>(&args) {
@@ -163,6 +168,10 @@ pub fn shell(s: &Shell) -> i32 {
         Ok(v) => v,
         Err(e) => return e.report("ebsim shell"),
     };
+    if !s.host_mode {
+        return super::guest_ns::run("shell", &id, None);
+    }
+    err(HOST_MODE_BANNER);
     let bin = match bin_dir() {
         Ok(b) => b,
         Err(e) => {
@@ -218,6 +227,9 @@ pub fn exec(x: &Exec) -> i32 {
         Ok(v) => v,
         Err(e) => return e.report("ebsim exec"),
     };
+    if !x.host_mode {
+        return super::guest_ns::run("exec", &id, Some(x.command.clone()));
+    }
     let bin = match bin_dir() {
         Ok(b) => b,
         Err(e) => {
@@ -265,6 +277,7 @@ fn which(program: &OsString, path: &OsString) -> Option<PathBuf> {
 pub fn run_sudo(args: Vec<OsString>) -> i32 {
     use std::os::unix::process::CommandExt;
     let rest: Vec<OsString> = args.into_iter().skip(1).collect();
+    let in_guest = std::env::var_os(super::guest_ns::NS_ENV).is_some();
     let mut i = 0;
     let mut as_root = true;
     let mut shell = false;
@@ -308,6 +321,13 @@ pub fn run_sudo(args: Vec<OsString>) -> i32 {
         }
     }
     let Some(program) = rest.get(i) else {
+        if shell && in_guest {
+            let e = Command::new("/bin/bash")
+                .args(["--rcfile", "/run/ebsim/bashrc", "-i"])
+                .exec();
+            err(&format!("sudo: /bin/bash: {e}\n"));
+            return 1;
+        }
         if shell {
             err(SUDO_SHELL_REFUSED);
             return 1;
@@ -315,6 +335,20 @@ pub fn run_sudo(args: Vec<OsString>) -> i32 {
         err("usage: sudo [-u user] command [args...]\n");
         return 1;
     };
+    if in_guest {
+        // Inside the guest namespace everything already runs as the
+        // guest's root, and the host is out of reach: run the command.
+        let e = Command::new(program)
+            .args(&rest[i + 1..])
+            .env(super::files::USER_ENV, "root")
+            .exec();
+        err(&format!("sudo: {}: {e}\n", program.to_string_lossy()));
+        return if e.kind() == std::io::ErrorKind::NotFound {
+            1
+        } else {
+            126
+        };
+    }
     let Some(applet) = applet_of(program) else {
         err(&format!(
             "sudo: {}: runs on the host, not in the instance; ebsim runs only its own applets as root in a guest (see 'ebsim shell --help')\n",

@@ -160,7 +160,13 @@ fn report(generation: Generation, spec: &str, f: &UmountError) -> i32 {
 /// mounts meanwhile.
 fn remove(ctx: &Context, m: &Mount) -> Result<bool, String> {
     let ec2 = env::ec2(DEFAULT_REGION).map_err(|e| env::why(&e))?;
-    ebsim::guest::context::remove_mount(&ec2, &ctx.instance_id, m).map_err(|e| env::why(&e))
+    let removed =
+        ebsim::guest::context::remove_mount(&ec2, &ctx.instance_id, m).map_err(|e| env::why(&e))?;
+    // Inside the guest namespace its init unmounts for real.
+    if removed {
+        super::guest_ns::notify("sync")?;
+    }
+    Ok(removed)
 }
 
 fn umount_spec(ctx: &mut Context, c: &Cli, generation: Generation, spec: &str) -> i32 {

@@ -119,7 +119,7 @@ fn main(args: &[OsString]) -> Result<i32, AppletError> {
         return done;
     }
     if let Some((image, info)) = super::fuse_mount::served(&target) {
-        return grow_served(&prog, &image, &info, &f);
+        return grow_served(&prog, &image.display().to_string(), &image, &info, &f);
     }
     let real = match std::fs::canonicalize(&target) {
         Ok(p) => p,
@@ -202,6 +202,13 @@ fn guest_growfs(prog: &str, target: &str, f: &GrowOptions) -> Option<Result<i32,
     let Some(r) = ctx.resolve(&m.source) else {
         return not_mounted();
     };
+    // Served (inside the guest namespace): its server grows it, as the
+    // kernel does for a mounted filesystem.
+    if let Ok(Some(info)) = ebsim::fuse::control::info(r.image()) {
+        if info.part == r.part.as_ref().map(|p| p.number) {
+            return Some(grow_served(prog, &m.source, r.image(), &info, f));
+        }
+    }
     let access = if f.read_only() {
         Access::ReadOnly
     } else {
@@ -345,11 +352,12 @@ fn grow_fs<D: BlockDevice>(
 /// kernel's XFS_IOC_FSGROWFSDATA), from the geometry it reports.
 fn grow_served(
     prog: &str,
+    target: &str,
     image: &std::path::Path,
     info: &ebsim::fuse::control::Info,
     f: &GrowOptions,
 ) -> Result<i32, AppletError> {
-    let target = image.display().to_string();
+    let target = target.to_string();
     let sb = match xfs::Superblock::from_bytes(&info.superblock, 0) {
         Ok(sb) if info.fs_type == "xfs" => sb,
         _ => {

@@ -92,6 +92,17 @@ pub(crate) fn recover(home: &Home, state: &mut State) -> Result<()> {
             if logs.iter().any(|l| name.starts_with(l.as_str())) {
                 continue;
             }
+            // The control socket of an owned image's FUSE server (the
+            // guest namespace serves the volumes): a live server's, or one
+            // the next server replaces.
+            let socket = |id: &str| {
+                crate::fuse::control::socket_path(&home.volume_image(id))
+                    .file_name()
+                    .is_some_and(|n| n.to_string_lossy() == name)
+            };
+            if state.volumes.keys().any(|id| socket(id)) {
+                continue;
+            }
             // An image no volume owns, segmented (a directory ebsim made);
             // other directories are left alone.
             if name.ends_with(".img") && crate::blockdev::segmented::is_segmented(&e.path()) {

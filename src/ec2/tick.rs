@@ -255,6 +255,22 @@ impl Txn<'_> {
         // (nothing is saved; the next writable transaction grows it).
         let grown = if self.read_only() {
             Ok(())
+        } else if matches!(crate::fuse::control::info(&path), Ok(Some(_))) {
+            // Served (a guest namespace has it mounted): its server holds
+            // the image as the kernel holds a device, so the disk grows
+            // under it as an EBS volume does under a running instance: the
+            // file's new end is a hole, no byte is written; the server
+            // reads the new size at its next grow.
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open(&path)
+                .and_then(|f| {
+                    if f.metadata()?.len() < want {
+                        f.set_len(want)?;
+                    }
+                    Ok(())
+                })
+                .map_err(|e| crate::blockdev::Error::io(&path, "grow", e))
         } else {
             open_volume_image(&path, Access::ReadWrite).and_then(|mut img| {
                 if crate::blockdev::BlockDevice::size(&img) < want {

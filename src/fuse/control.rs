@@ -57,6 +57,13 @@ pub enum Request {
     },
     /// Commit and unmount.
     Unmount,
+    /// Write a partition table change to the served partition's disk
+    /// (growpart of a disk whose partition is mounted): byte offsets on the
+    /// disk and the bytes.
+    WriteTable {
+        /// The writes.
+        writes: Vec<(u64, Vec<u8>)>,
+    },
 }
 
 /// What a server tells about itself.
@@ -182,6 +189,15 @@ pub fn grow(image: &Path, args: super::GrowArgs) -> Result<super::GrowReport, Co
     }
 }
 
+/// Writes a partition table change to the disk whose partition is served
+/// from `image`.
+pub fn write_table(image: &Path, writes: Vec<(u64, Vec<u8>)>) -> Result<(), ControlError> {
+    match request(image, &Request::WriteTable { writes })? {
+        Response::Done => Ok(()),
+        _ => Err(ControlError::Protocol(socket_path(image))),
+    }
+}
+
 /// What the listener needs to answer.
 pub(crate) struct Served {
     pub(crate) shared: Arc<Shared>,
@@ -288,6 +304,10 @@ fn answer(served: &Served, conn: UnixStream) -> bool {
             Err(e) => fail(&e),
         },
         Request::Sync => match served.shared.sync() {
+            Ok(()) => Response::Done,
+            Err(e) => fail(&e),
+        },
+        Request::WriteTable { writes } => match served.shared.write_table(&writes) {
             Ok(()) => Response::Done,
             Err(e) => fail(&e),
         },

@@ -247,13 +247,17 @@ impl Mounted {
         if let Some(s) = &self.socket {
             let _ = std::fs::remove_file(s);
         }
+        let failure = self.shared.failure();
+        // The image is free from here on (a control thread may outlive
+        // the session).
+        self.shared.close();
         drop(self.threads);
         r.map_err(|source| ServeError::Io {
             what: format!("FUSE session on {}", self.mountpoint.display()),
             source,
         })?;
         fin?;
-        match self.shared.failure() {
+        match failure {
             Some(m) => Err(ServeError::Fs(NodeError::with(
                 crate::fs::node::ErrorKind::Io,
                 m,

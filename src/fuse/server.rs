@@ -59,6 +59,15 @@ pub trait Backing: Send {
             "this filesystem cannot be grown",
         ))
     }
+    /// Writes a partition table change to the disk the served partition
+    /// lives on (`Unsupported` where there is no such disk): as the kernel
+    /// takes growpart's table while the partition is mounted.
+    fn write_table(&mut self, _writes: &[(u64, Vec<u8>)]) -> NodeResult<()> {
+        Err(NodeError::with(
+            ErrorKind::Unsupported,
+            "this filesystem is not a partition of a served disk",
+        ))
+    }
     /// The primary superblock's bytes as on the device.
     fn superblock_bytes(&self) -> NodeResult<Vec<u8>> {
         Err(ErrorKind::Unsupported.into())
@@ -85,6 +94,9 @@ impl Backing for Volume {
     }
     fn superblock_bytes(&self) -> NodeResult<Vec<u8>> {
         Volume::superblock_bytes(self)
+    }
+    fn write_table(&mut self, writes: &[(u64, Vec<u8>)]) -> NodeResult<()> {
+        Volume::write_table(self, writes)
     }
     fn fs_type(&self) -> &'static str {
         self.kind().name()
@@ -385,6 +397,17 @@ impl Shared {
         r
     }
 
+    /// Writes a partition table change to the served partition's disk
+    /// (after a commit of what is staged).
+    pub fn write_table(&self, writes: &[(u64, Vec<u8>)]) -> NodeResult<()> {
+        let mut st = self.lock();
+        if st.read_only {
+            return Err(ErrorKind::ReadOnly.into());
+        }
+        st.commit()?;
+        st.backing.write_table(writes)
+    }
+
     /// The superblock bytes (after a commit, so they are current).
     pub fn superblock(&self) -> NodeResult<(String, Vec<u8>)> {
         let mut st = self.lock();
@@ -461,6 +484,27 @@ impl Shared {
     pub fn stop(&self) {
         *self.stop.lock().unwrap_or_else(|p| p.into_inner()) = true;
         self.wake.notify_all();
+    }
+
+    /// Lets go of the filesystem and its image once the session is over
+    /// (after the final commit): the image's lock is released even while
+    /// a control thread still holds this state, so the image can be served
+    /// again by the same process.
+    pub fn close(&self) {
+        let mut st = self.lock();
+        st.backing = Box::new(Closed);
+    }
+}
+
+/// What a closed server holds instead of its filesystem.
+struct Closed;
+
+impl Backing for Closed {
+    fn fs(&self) -> NodeResult<&dyn FileSystem> {
+        Err(NodeError::with(ErrorKind::Io, "the server has ended"))
+    }
+    fn fs_mut(&mut self) -> NodeResult<&mut dyn FileSystem> {
+        Err(NodeError::with(ErrorKind::Io, "the server has ended"))
     }
 }
 

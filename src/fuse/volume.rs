@@ -312,6 +312,74 @@ impl Volume {
         result
     }
 
+    /// Writes a partition table change (byte ranges of the disk, none of
+    /// them inside the served partition) to the disk this partition lives
+    /// on, through the one write path: what `growpart` asks of a disk whose
+    /// partition is mounted, which the kernel takes as it is (BLKPG).
+    /// Staged changes are committed first; the partition's extent is read
+    /// again at the next grow.
+    pub fn write_table(&mut self, writes: &[(u64, Vec<u8>)]) -> NodeResult<()> {
+        if self.spec.read_only {
+            return Err(ErrorKind::ReadOnly.into());
+        }
+        if self.spec.part.is_none() {
+            return Err(NodeError::with(
+                ErrorKind::InvalidArgument,
+                "the served filesystem is the whole disk: it has no partition table",
+            ));
+        }
+        let (off, len) = self.range();
+        for (at, bytes) in writes {
+            let end = at.saturating_add(bytes.len() as u64);
+            if *at < off.saturating_add(len) && end > off {
+                return Err(NodeError::with(
+                    ErrorKind::InvalidArgument,
+                    format!(
+                        "bytes {at}..{end} of the table change lie inside the mounted partition"
+                    ),
+                ));
+            }
+        }
+        self.fs_mut()?.sync()?;
+        let files = std::mem::replace(
+            &mut self.files,
+            Files::Gone("table write in progress".into()),
+        );
+        let dev = match files {
+            Files::Ext4(f) => f.into_device(),
+            Files::Xfs(f) => f.into_inner(),
+            Files::Gone(why) => {
+                self.files = Files::Gone(why.clone());
+                return Err(NodeError::with(ErrorKind::Io, why));
+            }
+        };
+        let (o, l) = (dev.offset(), dev.size());
+        let mut img = dev.into_inner();
+        // The disk may have grown since the mount (ModifyVolume): the
+        // backup GPT goes to its new end.
+        let reread = img
+            .reread_size()
+            .map_err(|e| NodeError::with(ErrorKind::Io, e.to_string()));
+        let mut batch = blockdev::WriteBatch::new();
+        for (at, bytes) in writes {
+            batch.ops.push(blockdev::WriteOp::Data {
+                offset: *at,
+                bytes: bytes.clone(),
+            });
+        }
+        let result = reread.and_then(|_| {
+            img.commit(&batch)
+                .map_err(|e| NodeError::with(ErrorKind::Io, e.to_string()))
+        });
+        let what = describe(&self.spec);
+        self.files = match rebuild(img, o, l).map(|d| open_files(d, false, &what)) {
+            Some(Ok((_, f))) => f,
+            Some(Err(e)) => Files::Gone(format!("reopening after the table write failed: {e}")),
+            None => Files::Gone("the image shrank below the filesystem while mounted".into()),
+        };
+        result
+    }
+
     /// The device with its current extent (the file's length, the
     /// partition's entry), or as it was with the reason it was kept.
     fn refresh_device(&self, dev: Dev) -> (Option<Dev>, NodeResult<()>) {

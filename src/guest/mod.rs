@@ -5,6 +5,7 @@
 
 pub mod context;
 pub mod df;
+pub mod fstab;
 pub mod human;
 pub mod instance;
 pub mod lsblk;
