@@ -84,7 +84,7 @@ pub fn context() -> Result<Context, String> {
                 super::output::strerror(&e)
             )
         })?;
-        ctx.fstab = guest::fstab::mounts(&text, &ctx.disks).0;
+        ctx.fstab = guest::fstab::mounts(&text, &ctx.disks, &ctx.links).0;
     }
     Ok(ctx)
 }

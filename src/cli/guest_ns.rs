@@ -202,8 +202,6 @@ struct Plan {
     exe: PathBuf,
     /// `exec`'s command; None: an interactive shell.
     command: Option<Vec<String>>,
-    /// The image makes `/dev/sdX` links (Amazon Linux's udev rules).
-    sd_links: bool,
 }
 
 /// The prompt of the image's shell (bash's PS1 as the image sets it).
@@ -263,9 +261,6 @@ fn start(_prog: &str, instance: &str, command: Option<Vec<OsString>>) -> Result<
         stage: stage.clone(),
         exe: exe.clone(),
         command: command.map(|c| c.iter().map(|a| a.to_string_lossy().into_owned()).collect()),
-        sd_links: flavour
-            .as_deref()
-            .is_some_and(|f| f.starts_with("amzn") || f.starts_with("al2023")),
     };
     let json = serde_json::to_string(&plan).map_err(|e| e.to_string())?;
     // Signals to forward, and SIGCHLD: blocked, then waited for on this
@@ -945,10 +940,6 @@ fn devices(plan: &Plan, ctx: &Context) -> Result<(), String> {
             d.size / 1024,
             d.view.name
         ));
-        let api = d.view.device.trim_start_matches("/dev/").to_string();
-        if plan.sd_links && api != d.view.name && !api.is_empty() && !api.contains('/') {
-            links.push((dev.join(&api), d.view.name.clone()));
-        }
         for p in &d.parts {
             touch(&dev.join(&p.name))?;
             parts.push_str(&format!(
@@ -958,9 +949,6 @@ fn devices(plan: &Plan, ctx: &Context) -> Result<(), String> {
                 p.len / 1024,
                 p.name
             ));
-            if plan.sd_links && api != d.view.name && !api.is_empty() && !api.contains('/') {
-                links.push((dev.join(format!("{api}{}", p.number)), p.name.clone()));
-            }
         }
     }
     let path = plan.stage.join("run/ebsim/partitions");
@@ -972,6 +960,12 @@ fn devices(plan: &Plan, ctx: &Context) -> Result<(), String> {
         .map_err(|e| format!("{}: {e}", path.display()))?;
     f.write_all(parts.as_bytes())
         .map_err(|e| format!("{}: {e}", path.display()))?;
+    // The image's udev links (`/dev/sdf` on Amazon Linux only).
+    for (link, target) in &ctx.links {
+        if let Some(name) = link.strip_prefix("/dev/").filter(|n| !n.contains('/')) {
+            links.push((dev.join(name), target.clone()));
+        }
+    }
     for (l, t) in links {
         symlink(&t, &l)?;
     }

@@ -79,7 +79,11 @@ pub fn parse(text: &str) -> Vec<Entry> {
 /// The fstab's entries ebsim can mount on this instance's disks, as the
 /// mounts they would record (marked `fstab`, so a reboot keeps them).
 /// The second list is the entries left out, with why.
-pub fn mounts(text: &str, disks: &[GuestDisk]) -> (Vec<Mount>, Vec<(Entry, &'static str)>) {
+pub fn mounts(
+    text: &str,
+    disks: &[GuestDisk],
+    links: &[(String, String)],
+) -> (Vec<Mount>, Vec<(Entry, &'static str)>) {
     let mut ok = Vec::new();
     let mut skipped = Vec::new();
     for e in parse(text) {
@@ -94,7 +98,7 @@ pub fn mounts(text: &str, disks: &[GuestDisk]) -> (Vec<Mount>, Vec<(Entry, &'sta
             skipped.push((e, "a filesystem ebsim does not serve"));
             continue;
         }
-        let Some(r) = instance::resolve(disks, &[], &e.spec) else {
+        let Some(r) = instance::resolve(disks, &[], links, &e.spec) else {
             skipped.push((e, "no such device on this instance"));
             continue;
         };
@@ -148,7 +152,7 @@ mod tests {
     #[test]
     fn unknown_devices_and_swap_are_left_out() {
         let text = "UUID=nope /data xfs defaults 0 2\n/swapfile none swap sw 0 0\n";
-        let (ok, skipped) = mounts(text, &[]);
+        let (ok, skipped) = mounts(text, &[], &[]);
         assert!(ok.is_empty());
         assert_eq!(skipped.len(), 2);
         assert_eq!(skipped[0].1, "no such device on this instance");
