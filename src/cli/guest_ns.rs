@@ -277,6 +277,21 @@ fn start(_prog: &str, instance: &str, command: Option<Vec<OsString>>) -> Result<
     let _ = sigs.thread_block();
     let uid = nix::unistd::getuid();
     let gid = nix::unistd::getgid();
+    // Root on the host maps every id (through a helper left outside the
+    // namespace: only a process with CAP_SETUID in the parent namespace may
+    // map more than its own id), so the guest's root may read and write
+    // files whatever their owner, as on EC2. Others map their own id only:
+    // files of other owners then show as nobody.
+    let mapper = if uid.is_root() {
+        Command::new(&exe)
+            .arg("__guest-maps")
+            .arg(std::process::id().to_string())
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .ok()
+    } else {
+        None
+    };
     nix::sched::unshare(
         CloneFlags::CLONE_NEWUSER
             | CloneFlags::CLONE_NEWNS
@@ -284,7 +299,16 @@ fn start(_prog: &str, instance: &str, command: Option<Vec<OsString>>) -> Result<
             | CloneFlags::CLONE_NEWPID,
     )
     .map_err(|e| format!("unshare(user, mount, uts, pid namespaces): {e}"))?;
-    write_maps(&format!("0 {uid} 1"), &format!("0 {gid} 1"))?;
+    let mapped = mapper.is_some_and(|mut m| {
+        let told = m
+            .stdin
+            .take()
+            .is_some_and(|mut w| w.write_all(b"go\n").is_ok());
+        told && m.wait().is_ok_and(|st| st.success())
+    });
+    if !mapped {
+        write_maps(&format!("0 {uid} 1"), &format!("0 {gid} 1"))?;
+    }
     let mut child = Command::new(&exe)
         .arg("__guest-init")
         .env(PLAN_ENV, &json)
@@ -310,6 +334,27 @@ fn start(_prog: &str, instance: &str, command: Option<Vec<OsString>>) -> Result<
     Ok(status
         .code()
         .unwrap_or_else(|| 128 + status.signal().unwrap_or(0)))
+}
+
+/// `ebsim __guest-maps PID`: waits for a line on stdin (the caller has
+/// entered its new user namespace), then maps every uid and gid of it to
+/// the same id outside. Run by host root only; exit 1 if the kernel refuses.
+pub fn run_maps(args: Vec<OsString>) -> i32 {
+    let Some(pid) = args
+        .get(1)
+        .and_then(|p| p.to_str())
+        .and_then(|p| p.parse::<u32>().ok())
+    else {
+        return 2;
+    };
+    let mut line = String::new();
+    if std::io::stdin().read_line(&mut line).is_err() || line.trim() != "go" {
+        return 1;
+    }
+    let all = "0 0 4294967295";
+    let ok = std::fs::write(format!("/proc/{pid}/uid_map"), all).is_ok()
+        && std::fs::write(format!("/proc/{pid}/gid_map"), all).is_ok();
+    if ok { 0 } else { 1 }
 }
 
 fn write_maps(uid_map: &str, gid_map: &str) -> Result<(), String> {

@@ -345,6 +345,7 @@ fn dispatch(args: Vec<OsString>) -> i32 {
                 // Hidden: the guest namespace's init and entry (guest_ns).
                 None if name == "__guest-init" => guest_ns::run_init(),
                 None if name == "__guest-enter" => guest_ns::run_enter(),
+                None if name == "__guest-maps" => guest_ns::run_maps(args),
                 None => {
                     output::err(&format!(
                         "ebsim: unknown applet '{name}' (try 'ebsim --list')\n"

@@ -306,6 +306,29 @@ fn resize_served(
         }
         None => None,
     };
+    // The served filesystem's block count (s_blocks_count_lo at 0x4, _hi
+    // at 0x150 when INCOMPAT_64BIT, 0x80 of s_feature_incompat at 0x60): a
+    // smaller size is online.c's refusal, as for an unserved mount.
+    let le32 = |at: usize| {
+        sb.get(at..at + 4)
+            .map_or(0, |b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    };
+    let current = u64::from(le32(0x4))
+        | if le32(0x60) & 0x80 != 0 {
+            u64::from(le32(0x150)) << 32
+        } else {
+            0
+        };
+    if size.is_some_and(|n| n < current) {
+        out(&format!(
+            "Filesystem at {device} is mounted on {}; on-line resizing required\n",
+            info.mountpoint.display()
+        ));
+        return Err(AppletError::new(
+            1,
+            format!("{prog}: On-line shrinking not supported\n"),
+        ));
+    }
     let args = ebsim::fuse::GrowArgs {
         blocks: size,
         force,
