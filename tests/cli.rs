@@ -104,7 +104,7 @@ fn own_commands_completions_and_man_page() {
     );
     let o = run(ebsim("exec").arg("--help"));
     assert!(
-        stdout(&o).contains("exec <INSTANCE> <COMMAND>..."),
+        stdout(&o).contains("exec [OPTIONS] <INSTANCE> <COMMAND>..."),
         "{}",
         stdout(&o)
     );
