@@ -478,6 +478,15 @@ fn hints_name_the_layer_only_when_asked() {
         "text",
     ]);
     let i = i.trim();
+    // Running first: cloud-init's boot-time growth has then seen the AMI's size.
+    h.ok(&[
+        "aws",
+        "ec2",
+        "wait",
+        "instance-running",
+        "--instance-ids",
+        i,
+    ]);
     let root = h.ok(&[
         "aws",
         "ec2",
@@ -615,6 +624,15 @@ fn checkpoints_save_and_restore_the_whole_state_sparsely() {
         "text",
     ]);
     let i = i.trim();
+    // Running first: cloud-init's boot-time growth has then seen the AMI's size.
+    h.ok(&[
+        "aws",
+        "ec2",
+        "wait",
+        "instance-running",
+        "--instance-ids",
+        i,
+    ]);
     h.ok(&["checkpoint", "save", "fresh"]);
     let before = h.ok(&["aws", "ec2", "describe-volumes"]);
     let root = h.ok(&[
