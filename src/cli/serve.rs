@@ -13,15 +13,45 @@ use nix::sys::signal::{SigSet, Signal};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-/// Runs `ebsim serve`.
-pub fn exec(s: &Serve) -> i32 {
+/// Blocks SIGTERM and SIGINT in this thread (and so in every thread it
+/// starts), for [`stop_on_signal`]; before any thread starts.
+pub fn block_stop_signals(prog: &str) -> Result<SigSet, i32> {
     let mut signals = SigSet::empty();
     signals.add(Signal::SIGTERM);
     signals.add(Signal::SIGINT);
-    if let Err(e) = signals.thread_block() {
-        err(&format!("ebsim serve: cannot block SIGTERM/SIGINT: {e}\n"));
-        return 1;
+    match signals.thread_block() {
+        Ok(()) => Ok(signals),
+        Err(e) => {
+            err(&format!("{prog}: cannot block SIGTERM/SIGINT: {e}\n"));
+            Err(1)
+        }
     }
+}
+
+/// Starts the thread that takes the blocked signals with `sigwait` and
+/// tells `server` to stop (it finishes the requests in flight).
+pub fn stop_on_signal(server: &Server, signals: SigSet, prog: &str) -> Result<(), i32> {
+    let stopper = server.stopper();
+    std::thread::Builder::new()
+        .name("ebsim-signals".to_string())
+        .spawn(move || {
+            if signals.wait().is_ok() {
+                stopper.stop();
+            }
+        })
+        .map(drop)
+        .map_err(|e| {
+            err(&format!("{prog}: {e}\n"));
+            1
+        })
+}
+
+/// Runs `ebsim serve`.
+pub fn exec(s: &Serve) -> i32 {
+    let signals = match block_stop_signals("ebsim serve") {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
     let factory = match super::env::ec2_factory() {
         Ok(f) => f,
         Err(e) => {
@@ -44,17 +74,8 @@ pub fn exec(s: &Serve) -> i32 {
             return 1;
         }
     };
-    let stopper = server.stopper();
-    let waiter = std::thread::Builder::new()
-        .name("ebsim-signals".to_string())
-        .spawn(move || {
-            if signals.wait().is_ok() {
-                stopper.stop();
-            }
-        });
-    if let Err(e) = waiter {
-        err(&format!("ebsim serve: {e}\n"));
-        return 1;
+    if let Err(code) = stop_on_signal(&server, signals, "ebsim serve") {
+        return code;
     }
     out(&format!("http://{}\n", server.local_addr()));
     let reset_home = match super::env::ec2_factory() {

@@ -530,15 +530,11 @@ pub struct WebCmd {
 /// Runs `ebsim web`.
 pub fn web_cmd(c: &WebCmd) -> i32 {
     use ebsim::api::server::{Limits, Server};
-    use nix::sys::signal::{SigSet, Signal};
     use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-    let mut signals = SigSet::empty();
-    signals.add(Signal::SIGTERM);
-    signals.add(Signal::SIGINT);
-    if let Err(e) = signals.thread_block() {
-        err(&format!("ebsim web: cannot block SIGTERM/SIGINT: {e}\n"));
-        return 1;
-    }
+    let signals = match super::serve::block_stop_signals("ebsim web") {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
     let factory = match env::ec2_factory() {
         Ok(f) => f,
         Err(e) => {
@@ -554,17 +550,8 @@ pub fn web_cmd(c: &WebCmd) -> i32 {
             return 1;
         }
     };
-    let stopper = server.stopper();
-    let waiter = std::thread::Builder::new()
-        .name("ebsim-signals".to_string())
-        .spawn(move || {
-            if signals.wait().is_ok() {
-                stopper.stop();
-            }
-        });
-    if let Err(e) = waiter {
-        err(&format!("ebsim web: {e}\n"));
-        return 1;
+    if let Err(code) = super::serve::stop_on_signal(&server, signals, "ebsim web") {
+        return code;
     }
     out(&format!("http://{}/\n", server.local_addr()));
     let view = ebsim::teach::web::WebView::new(Box::new(factory), DEFAULT_REGION);
