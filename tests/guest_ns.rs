@@ -263,7 +263,9 @@ fn host_is_out_of_reach() {
     let id = cloud.instance(UBUNTU, "t2.micro");
     let sent = sentinel.path().display().to_string();
     let script = format!(
-        "for d in /*; do [ -d \"$d\" ] && sudo sh -c \"echo guest > '$d/.guest-probe'\" 2>/dev/null; done; \
+        "if ! grep -q '^NAME=\"Ubuntu\"' /etc/os-release; then echo not-isolated; exit 97; fi; \
+         case \"$(hostname)\" in ip-172-31-*) ;; *) echo not-isolated; exit 97;; esac; \
+         for d in /*; do [ -d \"$d\" ] && sudo sh -c \"echo guest > '$d/.guest-probe'\" 2>/dev/null; done; \
          sudo rm -rf /var/lib/dpkg /etc/cloud /root; sudo mkdir -p {sent}; echo x | sudo tee {sent}/a 2>/dev/null; \
          sudo rm -rf /usr/share/doc 2>/dev/null; echo rm-doc=$?; \
          sudo /usr/bin/mount -o remount,rw /usr 2>/dev/null; echo remount=$?; \
@@ -273,6 +275,9 @@ fn host_is_out_of_reach() {
     );
     let o = guest_exec(&cloud, &id, &script);
     let out = stdout(&o);
+    // The destructive part runs only once the guest proved to be the guest
+    // (this host is Debian): a broken namespace must not reach the host.
+    assert!(!out.contains("not-isolated"), "{out}\n{}", stderr(&o));
     assert!(out.contains("rm-doc=1"), "{out}\n{}", stderr(&o));
     assert!(!out.contains("remount=0"), "{out}");
     assert!(!out.contains("nested=0"), "{out}");
