@@ -512,6 +512,26 @@ fn sweep_growpart_gpt() {
 }
 
 #[test]
+fn sweep_sfdisk_delete_gpt() {
+    if !require_tools(TOOLS) {
+        return;
+    }
+    let d = tempfile::tempdir().expect("tempdir");
+    let t = d.path().join("t.img");
+    sparse(&t, 256 * M);
+    ok(tool("sgdisk")
+        .args(["-U", UUID, "-n", "1:2048:+100M", "-n", "2:0:+50M"])
+        .arg(&t));
+    let delete = |img: &Path| {
+        let mut c = ebsim("sfdisk");
+        c.arg("--delete").arg(img).arg("2");
+        c
+    };
+    let r = fault_sweep("sfdisk --delete GPT", &t, &delete, None, &gpt_clean);
+    report("sfdisk --delete GPT", &r);
+}
+
+#[test]
 fn sweep_growpart_mbr_with_logicals() {
     if !require_tools(TOOLS) {
         return;
