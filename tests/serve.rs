@@ -986,3 +986,158 @@ impl Serve {
         }
     }
 }
+
+/// One form-encoded request on its own connection: (status, body).
+fn post(addr: &str, form: &str) -> Option<(u16, String)> {
+    let mut c = TcpStream::connect(addr).ok()?;
+    c.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
+    let req = format!(
+        "POST / HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{form}",
+        form.len()
+    );
+    c.write_all(req.as_bytes()).ok()?;
+    let mut out = Vec::new();
+    c.read_to_end(&mut out).ok()?;
+    let text = String::from_utf8_lossy(&out).into_owned();
+    let status = text.get(9..12)?.parse().ok()?;
+    let body = text.split_once("\r\n\r\n")?.1.to_string();
+    Some((status, body))
+}
+
+const CREATE: &str = "Action=CreateVolume&Version=2016-11-15&Size=1&AvailabilityZone=us-east-1a";
+const DESCRIBE: &str = "Action=DescribeVolumes&Version=2016-11-15";
+
+/// The `<volumeId>` of a CreateVolume answer.
+fn volume_id(body: &str) -> String {
+    let start = body.find("<volumeId>").unwrap() + "<volumeId>".len();
+    let end = body[start..].find('<').unwrap();
+    body[start..start + end].to_string()
+}
+
+/// Every file under `dir`, relative to it.
+fn tree(dir: &Path) -> std::collections::BTreeSet<String> {
+    fn walk(root: &Path, dir: &Path, out: &mut std::collections::BTreeSet<String>) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let e = e.unwrap();
+            if e.file_type().unwrap().is_dir() {
+                walk(root, &e.path(), out);
+            } else {
+                out.insert(e.path().strip_prefix(root).unwrap().display().to_string());
+            }
+        }
+    }
+    let mut out = std::collections::BTreeSet::new();
+    walk(dir, dir, &mut out);
+    out
+}
+
+/// The server keeps the parsed state between requests and commits
+/// concurrent requests together: what another process writes in between
+/// is seen by the next request (the file's fingerprint changed), every
+/// request answered 200 survives a SIGKILL in the middle of a burst of
+/// concurrent creates, and the next transaction leaves exactly the files
+/// the committed state names.
+#[test]
+fn group_commit_sees_other_writers_and_survives_sigkill() {
+    let mut s = Serve::start("fast");
+    let (st, body) = post(&s.addr, CREATE).unwrap();
+    assert_eq!(st, 200, "{body}");
+    let a = volume_id(&body);
+    // Two writes by other processes (the second may reuse the inode number
+    // the server's last document had), then the server answers.
+    for value in ["one", "two"] {
+        let tag = format!("Key=k,Value={value}");
+        let o = s.ebsim(&[
+            "aws",
+            "ec2",
+            "create-tags",
+            "--resources",
+            &a,
+            "--tags",
+            &tag,
+        ]);
+        assert!(o.status.success(), "{}", text(&o));
+    }
+    let o = s.ebsim(&[
+        "aws",
+        "ec2",
+        "create-volume",
+        "--size",
+        "2",
+        "--availability-zone",
+        "us-east-1a",
+        "--query",
+        "VolumeId",
+        "--output",
+        "text",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let b = String::from_utf8_lossy(&o.stdout).trim().to_string();
+    let (st, body) = post(&s.addr, DESCRIBE).unwrap();
+    assert_eq!(st, 200, "{body}");
+    assert!(body.contains(&a) && body.contains(&b), "{body}");
+    assert!(body.contains("<value>two</value>"), "{body}");
+    assert!(!body.contains("<value>one</value>"), "{body}");
+    // A burst of concurrent creates, killed in the middle.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let answered = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let workers: Vec<_> = (0..12)
+        .map(|_| {
+            let (addr, stop, answered) = (s.addr.clone(), stop.clone(), answered.clone());
+            std::thread::spawn(move || {
+                while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                    match post(&addr, CREATE) {
+                        Some((200, body)) => answered.lock().unwrap().push(volume_id(&body)),
+                        Some((st, body)) => panic!("{st}: {body}"),
+                        None => break,
+                    }
+                }
+            })
+        })
+        .collect();
+    let until = Instant::now() + Duration::from_secs(60);
+    while answered.lock().unwrap().len() < 40 {
+        assert!(Instant::now() < until, "too few creates answered");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    s.child.kill().unwrap();
+    s.child.wait().unwrap();
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    for w in workers {
+        w.join().unwrap();
+    }
+    // The next transaction (another process) recovers.
+    let o = s.ebsim(&[
+        "aws",
+        "ec2",
+        "describe-volumes",
+        "--query",
+        "Volumes[].VolumeId",
+        "--output",
+        "text",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let listed: std::collections::BTreeSet<String> = String::from_utf8_lossy(&o.stdout)
+        .split_whitespace()
+        .map(str::to_string)
+        .collect();
+    let answered = answered.lock().unwrap().clone();
+    for id in answered.iter().chain([&a, &b]) {
+        assert!(
+            listed.contains(id),
+            "{id} was answered but is not in the state"
+        );
+    }
+    let mut want: std::collections::BTreeSet<String> = listed
+        .iter()
+        .map(|id| format!("volumes/{id}.img"))
+        .collect();
+    want.insert("state.json".to_string());
+    want.insert("state.lock".to_string());
+    assert_eq!(tree(s.home.path()), want);
+    println!(
+        "{} creates answered before the kill, {} volumes committed",
+        answered.len(),
+        listed.len()
+    );
+}
