@@ -748,14 +748,28 @@ fn each_pair(
     utf8: bool,
     mut one: impl FnMut(&mut Session, &[u8], &[u8]) -> bool,
 ) -> Result<i32, AppletError> {
-    if operands.is_empty() && target_dir.is_none() {
-        return Err(AppletError::new(
-            1,
-            format!(
-                "{prog}: missing file operand\n{}",
-                super::common::try_help(prog)
-            ),
-        ));
+    // The operand count is checked before anything is opened, as cp does.
+    match (operands, target_dir) {
+        ([], None) => {
+            return Err(AppletError::new(
+                1,
+                format!(
+                    "{prog}: missing file operand\n{}",
+                    super::common::try_help(prog)
+                ),
+            ));
+        }
+        ([one], None) => {
+            return Err(AppletError::new(
+                1,
+                format!(
+                    "{prog}: missing destination file operand after {}\n{}",
+                    quoteaf(one, utf8),
+                    super::common::try_help(prog)
+                ),
+            ));
+        }
+        _ => {}
     }
     let mut s = start(prog, true)?;
     let pairs = targets(prog, &mut s, operands, target_dir, no_target, utf8)?;

@@ -165,12 +165,10 @@ fn main(args: Vec<OsString>) -> Result<i32, AppletError> {
         ));
     }
     if parsed.operands.len() > 1 {
+        // util-linux: errx, no "Try" line.
         return Err(AppletError::new(
             1,
-            format!(
-                "{prog}: unexpected number of arguments\n{}",
-                "Try 'fallocate --help' for more information.\n"
-            ),
+            format!("{prog}: unexpected number of arguments\n"),
         ));
     }
     let name = opts::bytes(file);
