@@ -64,6 +64,12 @@ pub enum Output {
     Json,
     /// Tab-separated text.
     Text,
+    /// The boxed table (`table.rs`).
+    Table,
+    /// One YAML document (`yaml.rs`).
+    Yaml,
+    /// A YAML list item per page (`yaml.rs`).
+    YamlStream,
 }
 
 impl Output {
@@ -73,8 +79,11 @@ impl Output {
         match v {
             "json" => Ok(Output::Json),
             "text" => Ok(Output::Text),
+            "table" => Ok(Output::Table),
+            "yaml" => Ok(Output::Yaml),
+            "yaml-stream" => Ok(Output::YamlStream),
             other => Err(ArgError::Bad(format!(
-                "aws: error: argument --output: Invalid choice, valid choices are:\n\njson | text\n\n(ebsim does not print '{other}')"
+                "aws: error: argument --output: Invalid choice, valid choices are:\n\njson | text | table | yaml | yaml-stream\n\n(ebsim does not print '{other}')"
             ))),
         }
     }
@@ -93,6 +102,8 @@ pub struct Globals {
     pub output_given: bool,
     /// `--profile`.
     pub profile: Option<String>,
+    /// `--color on|off|auto` (table output).
+    pub color: Option<String>,
     /// `--no-paginate`.
     pub no_paginate: bool,
     /// `--page-size`, `--max-items`, `--starting-token` (paginated
@@ -274,6 +285,7 @@ pub fn parse(params: &[P], words: &[String]) -> Result<Args, ArgError> {
         region: None,
         output_given: false,
         profile: None,
+        color: None,
         no_paginate: false,
         paging: super::paginate::Paging::default(),
     };
@@ -319,6 +331,14 @@ pub fn parse(params: &[P], words: &[String]) -> Result<Args, ArgError> {
                 "query" => globals.query = Some(v),
                 "region" => globals.region = Some(v),
                 "profile" => globals.profile = Some(v),
+                "color" => {
+                    if !matches!(v.as_str(), "on" | "off" | "auto") {
+                        return Err(ArgError::Bad(format!(
+                            "aws: error: argument --color: invalid choice: '{v}' (choose from 'on', 'off', 'auto')"
+                        )));
+                    }
+                    globals.color = Some(v);
+                }
                 "output" => {
                     globals.output = Output::parse(&v)?;
                     globals.output_given = true;

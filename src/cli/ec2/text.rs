@@ -13,7 +13,7 @@ pub fn to_text(j: &J) -> String {
 }
 
 /// Python's `str()` of a value, as the text format prints scalars.
-fn py_str(j: &J) -> String {
+pub(super) fn py_str(j: &J) -> String {
     match j {
         J::Null => "None".to_string(),
         J::Bool(true) => "True".to_string(),
