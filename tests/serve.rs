@@ -986,3 +986,314 @@ impl Serve {
         }
     }
 }
+
+/// `ebsim aws` on the server's state with the environment `both` gives
+/// the real CLI (region, keys, no profile), plus `env`.
+fn ours_env(s: &Serve, args: &[&str], env: &[(&str, &str)], stdin: Option<&[u8]>) -> Output {
+    let mut c = Command::new(common::ebsim_bin());
+    c.arg("aws")
+        .args(args)
+        .env("EBSIM_HOME", s.home.path())
+        .env("EBSIM_CLOCK", s.clock)
+        .env("AWS_ACCESS_KEY_ID", "AKIDEBSIMTEST0000001")
+        .env("AWS_DEFAULT_REGION", "us-east-1")
+        .env("AWS_CONFIG_FILE", "/nonexistent/config")
+        .env_remove("AWS_PROFILE")
+        .env_remove("AWS_REGION")
+        .env_remove("AWS_DEFAULT_OUTPUT");
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    match stdin {
+        None => c.output().unwrap(),
+        Some(input) => {
+            c.stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped());
+            let mut child = c.spawn().unwrap();
+            child.stdin.take().unwrap().write_all(input).unwrap();
+            child.wait_with_output().unwrap()
+        }
+    }
+}
+
+/// A state with an instance, tagged volumes (one tag in CJK, which the
+/// table counts two columns a character), a snapshot and a modification.
+fn populate(s: &Serve) -> (String, String) {
+    let run = |args: &[&str]| {
+        let o = s.ebsim(args);
+        assert!(o.status.success(), "{args:?}: {}", text(&o));
+        String::from_utf8_lossy(&o.stdout).trim().to_string()
+    };
+    let iid = run(&[
+        "aws",
+        "ec2",
+        "run-instances",
+        "--image-id",
+        "ami-080e1f13689e07408",
+        "--instance-type",
+        "t3.micro",
+        "--tag-specifications",
+        "ResourceType=instance,Tags=[{Key=Name,Value=web}]",
+        "--query",
+        "Instances[0].InstanceId",
+        "--output",
+        "text",
+    ]);
+    run(&["clock", "advance", "1m"]);
+    let vid = run(&[
+        "aws",
+        "ec2",
+        "create-volume",
+        "--size",
+        "10",
+        "--volume-type",
+        "gp3",
+        "--availability-zone",
+        "us-east-1a",
+        "--tag-specifications",
+        "ResourceType=volume,Tags=[{Key=Name,Value=data},{Key=jp,Value=日本語のディスク},{Key=q,Value=\"it's: #1\"}]",
+        "--query",
+        "VolumeId",
+        "--output",
+        "text",
+    ]);
+    run(&["clock", "advance", "1m"]);
+    run(&[
+        "aws",
+        "ec2",
+        "attach-volume",
+        "--volume-id",
+        &vid,
+        "--instance-id",
+        &iid,
+        "--device",
+        "/dev/sdf",
+    ]);
+    run(&[
+        "aws",
+        "ec2",
+        "create-snapshot",
+        "--volume-id",
+        &vid,
+        "--description",
+        "nightly backup of the data volume before the resize, kept for thirty days as the runbook says",
+    ]);
+    run(&["clock", "advance", "2m"]);
+    run(&[
+        "aws",
+        "ec2",
+        "modify-volume",
+        "--volume-id",
+        &vid,
+        "--size",
+        "20",
+    ]);
+    run(&["clock", "advance", "31s"]);
+    (iid, vid)
+}
+
+/// The cases the table and YAML comparisons run (after `ec2`).
+fn output_cases(iid: &str) -> Vec<Vec<String>> {
+    let c = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    vec![
+        c(&["describe-volumes"]),
+        c(&["describe-instances"]),
+        c(&["describe-instances", "--instance-ids", iid]),
+        c(&["describe-snapshots", "--owner-ids", "self"]),
+        c(&["describe-volumes-modifications"]),
+        c(&["describe-availability-zones"]),
+        c(&["describe-tags"]),
+        c(&[
+            "describe-instance-types",
+            "--instance-types",
+            "t3.micro",
+            "t2.micro",
+            "m5.large",
+        ]),
+        c(&[
+            "describe-instance-types",
+            "--query",
+            "InstanceTypes[?MemoryInfo.SizeInMiB==`1024`].[InstanceType,VCpuInfo.DefaultVCpus,Hypervisor]",
+        ]),
+        c(&[
+            "describe-instance-types",
+            "--filters",
+            "Name=instance-type,Values=t3.*",
+            "--query",
+            "InstanceTypes[].{T:InstanceType,M:MemoryInfo.SizeInMiB}",
+        ]),
+        c(&[
+            "describe-volumes",
+            "--query",
+            "Volumes[].[VolumeId,Size,State,Attachments[0].Device]",
+        ]),
+        c(&["describe-volumes", "--query", "Volumes[0].VolumeId"]),
+        c(&["describe-volumes", "--query", "sum(Volumes[].Size)"]),
+        c(&["describe-volumes", "--query", "avg(Volumes[].Size)"]),
+        c(&["describe-volumes", "--query", "Volumes[].Tags"]),
+        c(&["describe-volumes", "--query", "Volumes[?Size>`100`]"]),
+        c(&[
+            "describe-volumes",
+            "--query",
+            "Volumes[].{ID:VolumeId,Tags:Tags,Empty:``,Zero:`0`,T:`true`}",
+        ]),
+        c(&[
+            "describe-instances",
+            "--query",
+            "Reservations[].Instances[].[InstanceId,State.Name,Placement.AvailabilityZone]",
+        ]),
+        c(&[
+            "describe-instance-attribute",
+            "--instance-id",
+            iid,
+            "--attribute",
+            "blockDeviceMapping",
+        ]),
+        c(&["sts-marker"]),
+    ]
+}
+
+#[test]
+fn tables_as_the_real_cli_draws_them_and_yaml_as_awscli_v2_dumps_it() {
+    let Some(py) = pyenv() else { return };
+    let s = Serve::start("manual");
+    let (iid, _vid) = populate(&s);
+    // The real CLI v1 with the v2 timestamps ebsim's `aws` prints.
+    let cfg = s.home.path().join("aws-config");
+    std::fs::write(&cfg, "[default]\ncli_timestamp_format = iso8601\n").unwrap();
+    let cfg = cfg.to_str().unwrap().to_string();
+    let env = [("AWS_CONFIG_FILE", Some(cfg.as_str()))];
+    let mut diffs = Vec::new();
+    let mut compared = 0;
+    for case in output_cases(&iid) {
+        let words: Vec<&str> = if case[0] == "sts-marker" {
+            vec!["sts", "get-caller-identity"]
+        } else {
+            std::iter::once("ec2")
+                .chain(case.iter().map(String::as_str))
+                .collect()
+        };
+        // Tables, plain and coloured.
+        for extra in [
+            &["--output", "table"][..],
+            &["--output", "table", "--color", "on"],
+        ] {
+            let mut args = words.clone();
+            args.extend_from_slice(extra);
+            let (real, ours) = s.both(&py, &args, &env);
+            assert!(real.status.success(), "real aws {args:?}: {}", text(&real));
+            assert!(ours.status.success(), "ebsim aws {args:?}: {}", text(&ours));
+            compared += 1;
+            if real.stdout != ours.stdout {
+                diffs.push(format!(
+                    "{args:?}\n--- real aws through ebsim serve\n{}\n--- ebsim aws\n{}",
+                    String::from_utf8_lossy(&real.stdout),
+                    String::from_utf8_lossy(&ours.stdout)
+                ));
+            }
+        }
+        // YAML: the real CLI's JSON through awscli v2's dumper.
+        let mut args = words.clone();
+        args.extend_from_slice(&["--output", "json"]);
+        let (real, _) = s.both(&py, &args, &env);
+        assert!(real.status.success(), "real aws {args:?}: {}", text(&real));
+        // yaml-stream prints a document per page: the reference (one
+        // document) holds only for results of one page.
+        let many_pages = case[0] == "describe-instance-types" && case[1] != "--instance-types";
+        for mode in ["yaml", "yaml-stream"] {
+            if many_pages && mode == "yaml-stream" {
+                continue;
+            }
+            let mut r = Command::new(py.join("bin/python"));
+            r.arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/serve/yaml_ref.py"))
+                .arg(mode)
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped());
+            let mut child = r.spawn().unwrap();
+            child.stdin.take().unwrap().write_all(&real.stdout).unwrap();
+            let reference = child.wait_with_output().unwrap();
+            assert!(reference.status.success(), "{}", text(&reference));
+            let mut args = words.clone();
+            args.extend_from_slice(&["--output", mode]);
+            let ours = ours_env(&s, &args, &[], None);
+            assert!(ours.status.success(), "ebsim aws {args:?}: {}", text(&ours));
+            compared += 1;
+            if reference.stdout != ours.stdout {
+                diffs.push(format!(
+                    "{args:?}\n--- ruamel.yaml over the real aws JSON\n{}\n--- ebsim aws\n{}",
+                    String::from_utf8_lossy(&reference.stdout),
+                    String::from_utf8_lossy(&ours.stdout)
+                ));
+            }
+        }
+    }
+    assert!(
+        diffs.is_empty(),
+        "{} of {compared} differ:\n{}",
+        diffs.len(),
+        diffs.join("\n")
+    );
+    println!("{compared} renderings identical");
+
+    // AWS_DEFAULT_OUTPUT and the config file's `output` choose the format.
+    let (real, ours) = s.both(
+        &py,
+        &["ec2", "describe-volumes"],
+        &[
+            ("AWS_CONFIG_FILE", Some(cfg.as_str())),
+            ("AWS_DEFAULT_OUTPUT", Some("table")),
+        ],
+    );
+    assert!(real.status.success(), "{}", text(&real));
+    assert_eq!(
+        String::from_utf8_lossy(&real.stdout),
+        String::from_utf8_lossy(&ours.stdout)
+    );
+    assert!(
+        String::from_utf8_lossy(&ours.stdout).contains("|  DescribeVolumes  |")
+            || String::from_utf8_lossy(&ours.stdout).contains("DescribeVolumes")
+    );
+    let ycfg = s.home.path().join("aws-config-yaml");
+    std::fs::write(&ycfg, "[default]\noutput = yaml\n").unwrap();
+    let by_config = ours_env(
+        &s,
+        &["ec2", "describe-volumes"],
+        &[("AWS_CONFIG_FILE", ycfg.to_str().unwrap())],
+        None,
+    );
+    let by_flag = ours_env(
+        &s,
+        &["ec2", "describe-volumes", "--output", "yaml"],
+        &[],
+        None,
+    );
+    assert!(by_config.status.success(), "{}", text(&by_config));
+    assert_eq!(by_config.stdout, by_flag.stdout);
+    assert!(String::from_utf8_lossy(&by_flag.stdout).starts_with("Volumes:\n- "));
+    // yaml-stream: one list item per page (200 types, 100 a page), the
+    // query applied to each.
+    let pages = ours_env(
+        &s,
+        &[
+            "ec2",
+            "describe-instance-types",
+            "--output",
+            "yaml-stream",
+            "--query",
+            "length(InstanceTypes)",
+        ],
+        &[],
+        None,
+    );
+    assert_eq!(String::from_utf8_lossy(&pages.stdout), "- 100\n- 100\n");
+    // An unknown format is a usage error.
+    let bad = ours_env(
+        &s,
+        &["ec2", "describe-volumes", "--output", "xml"],
+        &[],
+        None,
+    );
+    assert_eq!(bad.status.code(), Some(252), "{}", text(&bad));
+}
