@@ -1297,3 +1297,186 @@ fn tables_as_the_real_cli_draws_them_and_yaml_as_awscli_v2_dumps_it() {
     );
     assert_eq!(bad.status.code(), Some(252), "{}", text(&bad));
 }
+
+#[test]
+fn skeletons_and_cli_input_json_as_the_real_cli() {
+    let Some(py) = pyenv() else { return };
+    let s = Serve::start("manual");
+    let mut diffs = Vec::new();
+    let mut compared = 0;
+    // The real CLI fills an enum member with a random value of the enum:
+    // skeletons are compared with every string value blanked.
+    let blank = |o: &[u8]| -> String {
+        String::from_utf8_lossy(o)
+            .lines()
+            .map(|l| {
+                let comma = if l.ends_with(',') { "," } else { "" };
+                let body = l.trim_end_matches(',');
+                if let Some(i) = body.find("\": \"") {
+                    format!("{}\": \"\"{comma}", &body[..i])
+                } else if body.trim_start().starts_with('"') && body.ends_with('"') {
+                    let ind = body.len() - body.trim_start().len();
+                    format!("{}\"\"{comma}", &body[..ind])
+                } else {
+                    l.to_string()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let mut check = |args: &[&str], diffs: &mut Vec<String>| {
+        let (real, ours) = s.both(&py, args, &[]);
+        compared += 1;
+        let skeleton = args.contains(&"--generate-cli-skeleton");
+        let same_out = if skeleton {
+            blank(&real.stdout) == blank(&ours.stdout)
+        } else {
+            real.stdout == ours.stdout
+        };
+        let same = same_out
+            && real.stderr == ours.stderr
+            && real.status.success() == ours.status.success();
+        if !same {
+            diffs.push(format!(
+                "{args:?}\n--- real aws\n{}\n--- ebsim aws\n{}",
+                text(&real),
+                text(&ours)
+            ));
+        }
+        ours
+    };
+    // Input skeletons of every operation kind; output skeletons of the
+    // operations without required members, in JSON and as a table.
+    for op in [
+        "attach-volume",
+        "create-volume",
+        "create-tags",
+        "delete-volume",
+        "describe-instance-types",
+        "describe-instances",
+        "describe-volumes",
+        "describe-volumes-modifications",
+        "modify-instance-attribute",
+        "modify-volume",
+        "run-instances",
+        "stop-instances",
+    ] {
+        check(&["ec2", op, "--generate-cli-skeleton"], &mut diffs);
+        check(&["ec2", op, "--generate-cli-skeleton", "input"], &mut diffs);
+    }
+    for op in [
+        "describe-volumes",
+        "describe-snapshots",
+        "describe-instances",
+    ] {
+        check(
+            &["ec2", op, "--generate-cli-skeleton", "output"],
+            &mut diffs,
+        );
+    }
+    check(
+        &[
+            "ec2",
+            "describe-volumes",
+            "--generate-cli-skeleton",
+            "output",
+            "--query",
+            "Volumes[0].Tags",
+            "--output",
+            "table",
+        ],
+        &mut diffs,
+    );
+    check(
+        &[
+            "ec2",
+            "describe-volumes",
+            "--generate-cli-skeleton",
+            "output",
+            "--query",
+            "Volumes[0].Tags",
+        ],
+        &mut diffs,
+    );
+    check(
+        &["sts", "get-caller-identity", "--generate-cli-skeleton"],
+        &mut diffs,
+    );
+    // --cli-input-json: the command line wins; a file:// document too.
+    let input = r#"{"AvailabilityZone":"us-east-1a","Size":3,"VolumeType":"gp3","TagSpecifications":[{"ResourceType":"volume","Tags":[{"Key":"Name","Value":"from-json"}]}]}"#;
+    let o = check(
+        &[
+            "ec2",
+            "create-volume",
+            "--cli-input-json",
+            input,
+            "--size",
+            "4",
+            "--query",
+            "[Size,VolumeType,Tags[0].Value]",
+            "--output",
+            "text",
+        ],
+        &mut diffs,
+    );
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "4\tgp3\tfrom-json\n");
+    let file = s.home.path().join("input.json");
+    std::fs::write(&file, input).unwrap();
+    let url = format!("file://{}", file.display());
+    check(
+        &[
+            "ec2",
+            "create-volume",
+            "--cli-input-json",
+            &url,
+            "--query",
+            "Size",
+        ],
+        &mut diffs,
+    );
+    check(
+        &[
+            "ec2",
+            "describe-volumes",
+            "--cli-input-json",
+            r#"{"Filters":[{"Name":"size","Values":["3"]}]}"#,
+            "--query",
+            "length(Volumes)",
+        ],
+        &mut diffs,
+    );
+    assert!(
+        diffs.is_empty(),
+        "{} of {compared} differ:\n{}",
+        diffs.len(),
+        diffs.join("\n")
+    );
+    println!("{compared} commands print the same");
+
+    // Errors: the same words; the real CLI (v1) exits 255 where ebsim's
+    // (v2) exits 252.
+    for (args, words) in [
+        (
+            vec![
+                "ec2",
+                "delete-volume",
+                "--cli-input-json",
+                r#"{"VolumeId":"vol-1","Foo":1}"#,
+            ],
+            "Unknown parameter in input: \"Foo\", must be one of: VolumeId, DryRun",
+        ),
+        (
+            vec!["ec2", "delete-volume", "--cli-input-json", "{}"],
+            "Missing required parameter in input: \"VolumeId\"",
+        ),
+    ] {
+        let (real, ours) = s.both(&py, &args, &[]);
+        assert_eq!(real.status.code(), Some(255), "{}", text(&real));
+        assert_eq!(ours.status.code(), Some(252), "{}", text(&ours));
+        assert_eq!(
+            String::from_utf8_lossy(&real.stderr),
+            String::from_utf8_lossy(&ours.stderr)
+        );
+        assert!(String::from_utf8_lossy(&ours.stderr).contains(words));
+    }
+}

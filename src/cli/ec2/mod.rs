@@ -7,12 +7,14 @@
 //! state).
 
 mod args;
+mod cli_input;
 mod config;
 mod eaw;
 mod ops;
 mod paginate;
 mod query;
 mod shorthand;
+mod skeletons;
 mod table;
 mod text;
 mod wait;
@@ -118,6 +120,25 @@ fn print_response(resp: &J, a: &args::Args, title: &str) -> i32 {
     0
 }
 
+/// `--generate-cli-skeleton`: the input skeleton as JSON, or the output
+/// skeleton as any response; None when not asked for.
+fn skeleton(a: &args::Args, api: &str) -> Option<i32> {
+    let kind = a.globals.skeleton.as_deref()?;
+    let shapes = cli_input::shapes(api);
+    let text = shapes.map_or("{}", |s| if kind == "output" { s.output } else { s.input });
+    let Some(doc) = cli_input::parse(text) else {
+        err(&format!(
+            "\nebsim: the {kind} skeleton of {api} is damaged\n"
+        ));
+        return Some(EXIT_OTHER);
+    };
+    if kind == "output" {
+        return Some(print_response(&doc, a, api));
+    }
+    out(&format!("{}\n", doc.to_pretty()));
+    Some(0)
+}
+
 fn op_list() -> String {
     let mut names: Vec<&str> = ops::OPS.iter().map(|o| o.name).collect();
     names.push("wait");
@@ -204,6 +225,9 @@ fn run_ec2_words(words: Vec<String>) -> i32 {
         Ok(r) => r,
         Err(code) => return code,
     };
+    if let Some(code) = skeleton(&a, op.api) {
+        return code;
+    }
     let ec2 = match super::env::ec2(&region) {
         Ok(e) => e,
         Err(e) => {
@@ -439,6 +463,9 @@ fn run_sts(words: Vec<String>) -> i32 {
         Err(e) => return arg_error(&e),
     };
     if let Err(code) = settle(&mut a) {
+        return code;
+    }
+    if let Some(code) = skeleton(&a, "GetCallerIdentity") {
         return code;
     }
     let key = std::env::var("AWS_ACCESS_KEY_ID")
