@@ -106,7 +106,11 @@ fn value(b: &[char], i: &mut usize) -> Option<J> {
                 "true" => Some(J::Bool(true)),
                 "false" => Some(J::Bool(false)),
                 "null" => Some(J::Null),
-                n => n.parse::<i64>().ok().map(J::Int),
+                n => n
+                    .parse::<i64>()
+                    .ok()
+                    .map(J::Int)
+                    .or_else(|| n.parse::<f64>().ok().map(J::Float)),
             }
         }
     }
@@ -149,8 +153,8 @@ mod tests {
     #[test]
     fn every_skeleton_reads_and_prints_as_python() {
         for s in SHAPES {
-            let i = parse(s.input).unwrap();
-            let o = parse(s.output).unwrap();
+            let i = parse(s.input).unwrap_or_else(|| panic!("{} input", s.api));
+            let o = parse(s.output).unwrap_or_else(|| panic!("{} output", s.api));
             assert!(matches!(i, J::Obj(_)), "{}", s.api);
             assert!(matches!(o, J::Obj(_)), "{}", s.api);
         }

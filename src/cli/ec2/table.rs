@@ -495,15 +495,15 @@ mod tests {
         let t = to_table("DescribeVolumes", &doc, 80, false).unwrap();
         assert_eq!(
             t,
-            "-----------------------\n\
-             |   DescribeVolumes   |\n\
-             +---------------------+\n\
-             ||      Volumes      ||\n\
-             |+-------+-----------+|\n\
-             || Size  |   State   ||\n\
-             |+-------+-----------+|\n\
-             ||  8    |  in-use   ||\n\
-             |+-------+-----------+|\n"
+            "----------------------\n\
+             |   DescribeVolumes  |\n\
+             +--------------------+\n\
+             ||      Volumes     ||\n\
+             |+-------+----------+|\n\
+             || Size  |  State   ||\n\
+             |+-------+----------+|\n\
+             ||  8    |  in-use  ||\n\
+             |+-------+----------+|\n"
         );
         assert_eq!(to_table("X", &J::Arr(Vec::new()), 80, false).unwrap(), "");
     }
