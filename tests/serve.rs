@@ -1059,62 +1059,6 @@ fn group_commit_sees_other_writers_and_survives_sigkill() {
         assert!(o.status.success(), "{}", text(&o));
     }
     let o = s.ebsim(&[
-
-/// `ebsim aws` on the server's state with the environment `both` gives
-/// the real CLI (region, keys, no profile), plus `env`.
-fn ours_env(s: &Serve, args: &[&str], env: &[(&str, &str)], stdin: Option<&[u8]>) -> Output {
-    let mut c = Command::new(common::ebsim_bin());
-    c.arg("aws")
-        .args(args)
-        .env("EBSIM_HOME", s.home.path())
-        .env("EBSIM_CLOCK", s.clock)
-        .env("AWS_ACCESS_KEY_ID", "AKIDEBSIMTEST0000001")
-        .env("AWS_DEFAULT_REGION", "us-east-1")
-        .env("AWS_CONFIG_FILE", "/nonexistent/config")
-        .env_remove("AWS_PROFILE")
-        .env_remove("AWS_REGION")
-        .env_remove("AWS_DEFAULT_OUTPUT");
-    for (k, v) in env {
-        c.env(k, v);
-    }
-    match stdin {
-        None => c.output().unwrap(),
-        Some(input) => {
-            c.stdin(Stdio::piped())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped());
-            let mut child = c.spawn().unwrap();
-            child.stdin.take().unwrap().write_all(input).unwrap();
-            child.wait_with_output().unwrap()
-        }
-    }
-}
-
-/// A state with an instance, tagged volumes (one tag in CJK, which the
-/// table counts two columns a character), a snapshot and a modification.
-fn populate(s: &Serve) -> (String, String) {
-    let run = |args: &[&str]| {
-        let o = s.ebsim(args);
-        assert!(o.status.success(), "{args:?}: {}", text(&o));
-        String::from_utf8_lossy(&o.stdout).trim().to_string()
-    };
-    let iid = run(&[
-        "aws",
-        "ec2",
-        "run-instances",
-        "--image-id",
-        "ami-080e1f13689e07408",
-        "--instance-type",
-        "t3.micro",
-        "--tag-specifications",
-        "ResourceType=instance,Tags=[{Key=Name,Value=web}]",
-        "--query",
-        "Instances[0].InstanceId",
-        "--output",
-        "text",
-    ]);
-    run(&["clock", "advance", "1m"]);
-    let vid = run(&[
         "aws",
         "ec2",
         "create-volume",
@@ -1122,14 +1066,6 @@ fn populate(s: &Serve) -> (String, String) {
         "2",
         "--availability-zone",
         "us-east-1a",
-
-        "10",
-        "--volume-type",
-        "gp3",
-        "--availability-zone",
-        "us-east-1a",
-        "--tag-specifications",
-        "ResourceType=volume,Tags=[{Key=Name,Value=data},{Key=jp,Value=日本語のディスク},{Key=q,Value=\"it's: #1\"}]",
         "--query",
         "VolumeId",
         "--output",
@@ -1204,7 +1140,79 @@ fn populate(s: &Serve) -> (String, String) {
         answered.len(),
         listed.len()
     );
+}
 
+/// `ebsim aws` on the server's state with the environment `both` gives
+/// the real CLI (region, keys, no profile), plus `env`.
+fn ours_env(s: &Serve, args: &[&str], env: &[(&str, &str)], stdin: Option<&[u8]>) -> Output {
+    let mut c = Command::new(common::ebsim_bin());
+    c.arg("aws")
+        .args(args)
+        .env("EBSIM_HOME", s.home.path())
+        .env("EBSIM_CLOCK", s.clock)
+        .env("AWS_ACCESS_KEY_ID", "AKIDEBSIMTEST0000001")
+        .env("AWS_DEFAULT_REGION", "us-east-1")
+        .env("AWS_CONFIG_FILE", "/nonexistent/config")
+        .env_remove("AWS_PROFILE")
+        .env_remove("AWS_REGION")
+        .env_remove("AWS_DEFAULT_OUTPUT");
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    match stdin {
+        None => c.output().unwrap(),
+        Some(input) => {
+            c.stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped());
+            let mut child = c.spawn().unwrap();
+            child.stdin.take().unwrap().write_all(input).unwrap();
+            child.wait_with_output().unwrap()
+        }
+    }
+}
+
+/// A state with an instance, tagged volumes (one tag in CJK, which the
+/// table counts two columns a character), a snapshot and a modification.
+fn populate(s: &Serve) -> (String, String) {
+    let run = |args: &[&str]| {
+        let o = s.ebsim(args);
+        assert!(o.status.success(), "{args:?}: {}", text(&o));
+        String::from_utf8_lossy(&o.stdout).trim().to_string()
+    };
+    let iid = run(&[
+        "aws",
+        "ec2",
+        "run-instances",
+        "--image-id",
+        "ami-080e1f13689e07408",
+        "--instance-type",
+        "t3.micro",
+        "--tag-specifications",
+        "ResourceType=instance,Tags=[{Key=Name,Value=web}]",
+        "--query",
+        "Instances[0].InstanceId",
+        "--output",
+        "text",
+    ]);
+    run(&["clock", "advance", "1m"]);
+    let vid = run(&[
+        "aws",
+        "ec2",
+        "create-volume",
+        "--size",
+        "10",
+        "--volume-type",
+        "gp3",
+        "--availability-zone",
+        "us-east-1a",
+        "--tag-specifications",
+        "ResourceType=volume,Tags=[{Key=Name,Value=data},{Key=jp,Value=日本語のディスク},{Key=q,Value=\"it's: #1\"}]",
+        "--query",
+        "VolumeId",
+        "--output",
+        "text",
+    ]);
     run(&["clock", "advance", "1m"]);
     run(&[
         "aws",
