@@ -391,6 +391,55 @@ mod tests {
     }
 
     #[test]
+    fn defaults_per_version() {
+        let v = |a, b| MkfsDefaults::of(Version::new(a, b, 0));
+        let d45 = v(4, 5);
+        assert!(!d45.finobt && !d45.sparse && !d45.reflink && !d45.bigtime);
+        assert_eq!((d45.prealloc(), d45.log), (4, LogRule::Ramp));
+        let d50 = v(5, 0);
+        assert!(d50.finobt && d50.sparse && !d50.reflink);
+        assert_eq!(d50.prealloc(), 5);
+        let d513 = v(5, 13);
+        assert!(d513.reflink && !d513.bigtime && !d513.inobtcount);
+        assert_eq!((d513.prealloc(), d513.log), (6, LogRule::Ramp));
+        let d518 = v(5, 18);
+        assert!(d518.bigtime && d518.inobtcount && !d518.nrext64);
+        assert_eq!(d518.log, LogRule::Realistic);
+        assert_eq!(v(6, 1), MkfsDefaults::V6_1);
+        // Log sizes: 10 MiB from 1 to 16 GiB, then 2048:1 (at least
+        // 10 MiB) before 5.15; 2048:1 with a 64 MiB floor from 5.15.
+        let gb = 1u64 << 18;
+        let log = |blocks, a, b| {
+            Geometry::plan_as(blocks, Version::new(a, b, 0))
+                .unwrap()
+                .logblocks
+        };
+        assert_eq!(log(8 * gb, 4, 5), 2560);
+        assert_eq!(log(20 * gb, 5, 13), 2560);
+        assert_eq!(log(100 * gb, 5, 0), 12800);
+        assert_eq!(log(8 * gb, 5, 18), 16384);
+        assert_eq!(log(100 * gb, 5, 18), 16384);
+        assert_eq!(log(200 * gb, 5, 18), 25600);
+        assert_eq!(
+            Geometry::plan_as(gb - 1, Version::new(5, 13, 0)),
+            Err(GeometryError::MinimumLog {
+                version: "5.13.0".into(),
+                dblocks: gb - 1,
+                at_least: gb
+            })
+        );
+        assert!(matches!(
+            Geometry::plan_as(76799, Version::new(5, 18, 0)),
+            Err(GeometryError::MinimumLog { .. })
+        ));
+        assert_eq!(
+            Geometry::plan_as(76799, Version::new(6, 1, 0)),
+            Err(GeometryError::Under300Mb)
+        );
+        assert!(Geometry::plan_as(76800, Version::new(5, 18, 0)).is_ok());
+    }
+
+    #[test]
     fn too_small() {
         assert_eq!(
             Geometry::plan(4095),
