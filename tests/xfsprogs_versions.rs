@@ -2,8 +2,10 @@
 //! each AMI, mkfs.xfs, xfs_info and xfs_growfs print the geometry block
 //! as that AMI's xfsprogs version does (the format strings of
 //! `mkfs/xfs_mkfs.c` and `growfs/xfs_growfs.c` at v4.5.0, of
-//! `libfrog/fsgeom.c` at v5.13.0 and v5.18.0). Only 6.1 runs here; the
-//! older layouts are checked against their sources.
+//! `libfrog/fsgeom.c` at v5.13.0 and v5.18.0), with the features that
+//! version's mkfs.xfs turns on (tests/guest_versions.rs checks the bits).
+//! Only 6.1 runs here; the older layouts are checked against their
+//! sources.
 
 mod common;
 mod ec2_util;
@@ -54,12 +56,28 @@ fn each_ami_prints_its_xfsprogs_layout() {
             "t2.micro",
             "/dev/xvdf",
             "4.5.0",
-            "crc=1        finobt=1, sparse=1",
+            // Red Hat's 4.5 defaults: no finobt, no sparse inodes.
+            "crc=1        finobt=0, sparse=0",
             None,
-            "crc=1        finobt=1 spinodes=1",
+            "crc=1        finobt=0 spinodes=0",
             None,
             "ascii-ci=0 ftype=1",
             "internal ",
+        ),
+        (
+            // Amazon's 5.0.0: 5.0's defaults (finobt and sparse inodes,
+            // no reflink), printed with the backported bigtime and
+            // inobtcount fields.
+            "ami-0a3c3a20c09d6f377",
+            "t3.micro",
+            "/dev/nvme1n1",
+            "5.0.0",
+            v5_third,
+            Some("reflink=0    bigtime=0 inobtcount=0\n"),
+            v5_third,
+            Some("reflink=0    bigtime=0 inobtcount=0\n"),
+            "ascii-ci=0, ftype=1",
+            "internal log",
         ),
         (
             "ami-080e1f13689e07408",
@@ -67,9 +85,10 @@ fn each_ami_prints_its_xfsprogs_layout() {
             "/dev/nvme1n1",
             "5.13.0",
             v5_third,
-            Some("reflink=1    bigtime=1 inobtcount=1\n"),
+            // 5.13: reflink on, bigtime and inobtcount off.
+            Some("reflink=1    bigtime=0 inobtcount=0\n"),
             v5_third,
-            Some("reflink=1    bigtime=1 inobtcount=1\n"),
+            Some("reflink=1    bigtime=0 inobtcount=0\n"),
             "ascii-ci=0, ftype=1",
             "internal log",
         ),

@@ -1,5 +1,7 @@
 //! `growpart`: cloud-utils growpart 0.33 (or 0.34 with
-//! `GROWPART_COMPAT=0.34`) on image files.
+//! `GROWPART_COMPAT=0.34`) on image files; in a guest, the guest's version
+//! (0.29 on CentOS 7, 0.31 on Amazon Linux, 0.32 on Ubuntu 22.04; see
+//! `partition::grow` for what differs).
 //!
 //! The argument loop is hand-written because growpart's own is a shell
 //! `case` with behaviour clap cannot reproduce: options and operands mix in
@@ -20,7 +22,31 @@ use std::path::Path;
 const FAILED: i32 = 2;
 const NOCHANGE: i32 = 1;
 
-fn usage(fudge: &str) -> String {
+fn usage(fudge: &str, compat: Compat) -> String {
+    if !compat.free_percent() {
+        return format!(
+            "growpart disk partition
+   rewrite partition table so that partition takes up all the space it can
+   options:
+    -h | --help       print Usage and exit
+         --fudge F    if part could be resized, but change would be
+                      less than 'F' bytes, do not resize (default: {fudge})
+    -N | --dry-run    only report what would be done, show new 'sfdisk -d'
+    -v | --verbose    increase verbosity / debug
+    -u | --update  R  update the the kernel partition table info after growing
+                      this requires kernel support and 'partx --update'
+                      R is one of:
+                       - 'auto'  : [default] update partition if possible
+                       - 'force' : try despite sanity checks (fail on failure)
+                       - 'off'   : do not attempt
+                       - 'on'    : fail if sanity checks indicate no support
+
+   Example:
+    - growpart /dev/sda 1
+      Resize partition 1 on /dev/sda
+"
+        );
+    }
     format!(
         "growpart disk partition
    rewrite partition table so that partition takes up all the space it can
@@ -104,7 +130,11 @@ struct Args {
 }
 
 /// The arguments; None when the help was printed.
-fn parse(args: &[String], default_fudge: &str) -> Result<Option<Args>, AppletError> {
+fn parse(
+    args: &[String],
+    default_fudge: &str,
+    compat: Compat,
+) -> Result<Option<Args>, AppletError> {
     let mut a = Args {
         disk: None,
         part: None,
@@ -119,10 +149,12 @@ fn parse(args: &[String], default_fudge: &str) -> Result<Option<Args>, AppletErr
         let next = args.get(i + 1).map(String::as_str).unwrap_or("");
         match cur {
             "-h" | "--help" => {
-                out(&usage(&a.fudge));
+                out(&usage(&a.fudge, compat));
                 return Ok(None);
             }
-            _ if cur == "--free-percent" || cur.starts_with("--free-percent=") => {
+            _ if compat.free_percent()
+                && (cur == "--free-percent" || cur.starts_with("--free-percent=")) =>
+            {
                 let v = match cur.strip_prefix("--free-percent=") {
                     Some(v) => v,
                     None => {
@@ -175,8 +207,17 @@ fn parse(args: &[String], default_fudge: &str) -> Result<Option<Args>, AppletErr
     Ok(Some(a))
 }
 
-fn bad_usage(fudge: &str, msg: &str) -> AppletError {
-    AppletError::new(FAILED, format!("{}{msg}\n", usage(fudge)))
+fn bad_usage(fudge: &str, compat: Compat, msg: &str) -> AppletError {
+    AppletError::new(FAILED, format!("{}{msg}\n", usage(fudge, compat)))
+}
+
+/// The growpart to copy: the guest's, or on this machine 0.33 (0.34 with
+/// `GROWPART_COMPAT=0.34`).
+fn compat() -> Compat {
+    match std::env::var("GROWPART_COMPAT").as_deref() {
+        Ok("0.34") => Compat::V0_34,
+        _ => super::env::release().growpart,
+    }
 }
 
 /// Runs growpart.
@@ -187,14 +228,19 @@ pub fn run(args: Vec<OsString>) -> i32 {
 fn main(args: &[OsString]) -> Result<i32, AppletError> {
     let args = super::getopt::after_argv0(args);
     let default_fudge = std::env::var("GROWPART_FUDGE").unwrap_or_else(|_| "1048576".into());
-    let Some(a) = parse(&args, &default_fudge)? else {
+    let compat = compat();
+    let Some(a) = parse(&args, &default_fudge, compat)? else {
         return Ok(0);
     };
     let Some(disk_arg) = a.disk.clone() else {
-        return Err(bad_usage(&a.fudge, "must supply disk and partition-number"));
+        return Err(bad_usage(
+            &a.fudge,
+            compat,
+            "must supply disk and partition-number",
+        ));
     };
     let Some(part) = a.part.clone() else {
-        return Err(bad_usage(&a.fudge, "must supply partition-number"));
+        return Err(bad_usage(&a.fudge, compat, "must supply partition-number"));
     };
     let log = std::env::var_os("DEBUG_LOG")
         .filter(|v| !v.is_empty())
@@ -217,7 +263,7 @@ fn main(args: &[OsString]) -> Result<i32, AppletError> {
         return Err(fail(&format!("{disk_arg}: does not exist")));
     }
     let mut disk = disk_arg.clone();
-    if disk_path.is_symlink() {
+    if disk_path.is_symlink() && compat.resolves_links() {
         match std::fs::canonicalize(disk_path) {
             Ok(real) => {
                 let real = real.to_string_lossy().into_owned();
@@ -240,10 +286,7 @@ fn options(a: &Args) -> GrowOptions {
     GrowOptions {
         fudge_bytes: shell_int(&a.fudge),
         free_percent: a.free_percent.as_ref().map(|(_, n)| *n),
-        compat: match std::env::var("GROWPART_COMPAT").as_deref() {
-            Ok("0.34") => Compat::V0_34,
-            _ => Compat::V0_33,
-        },
+        compat: compat(),
         resizer: Resizer::Sfdisk,
     }
 }
@@ -261,8 +304,13 @@ fn grow_guest_device(
         Ok(None) => return Err(fail(&format!("{disk_arg}: does not exist"))),
         Err(why) => return Err(fail(&format!("{disk_arg}: {why}"))),
     };
-    // The API name and /dev/disk/by-* are links to the kernel's node.
-    let disk = resolved.dev_path();
+    // The API name and /dev/disk/by-* are links to the kernel's node
+    // (0.29 works on the name as given).
+    let disk = if compat().resolves_links() {
+        resolved.dev_path()
+    } else {
+        disk_arg.to_string()
+    };
     if disk != disk_arg {
         dbg.line(1, &format!("{disk_arg} resolved to {disk}"));
     }
@@ -404,7 +452,7 @@ fn grow_image(
         Resizer::Sfdisk => format!("resize_sfdisk_{format}"),
         Resizer::Sgdisk => format!("resize_sgdisk_{format}"),
     };
-    if block && !dry_run {
+    if block && !dry_run && opts.compat.flock() {
         dbg.line(
             1,
             "FLOCK: try exec open fd 9, on failure exec exits this program",
@@ -495,7 +543,7 @@ fn grow_image(
     drop(img);
     let batch = match &plan.writes {
         Ok(b) => b,
-        Err(rejection) => return Err(resize_failed(disk, &rejection.messages)),
+        Err(rejection) => return Err(resize_failed(disk, &rejection.messages, opts.compat)),
     };
     // A disk `ebsim mount` serves belongs to its server: writing the table
     // here would wait for its lock (and is not yet done through it).
@@ -507,7 +555,7 @@ fn grow_image(
                 info.mountpoint.display(),
                 info.pid
             );
-            return Err(resize_failed(disk, &[line]));
+            return Err(resize_failed(disk, &[line], opts.compat));
         }
     }
     // A guest disk whose partition is served (inside the guest namespace):
@@ -528,17 +576,18 @@ fn grow_image(
                 return Err(resize_failed(
                     disk,
                     &[format!("sfdisk: {disk}: the table change resizes the disk")],
+                    opts.compat,
                 ));
             }
             if let Err(e) = ebsim::fuse::control::write_table(r.image(), writes) {
                 let line = format!("sfdisk: cannot write the table of {disk}: {e}");
-                return Err(resize_failed(disk, &[line]));
+                return Err(resize_failed(disk, &[line], opts.compat));
             }
-            if opts.resizer == Resizer::Sfdisk {
+            if opts.resizer == Resizer::Sfdisk && opts.compat.resolves_links() {
                 dbg.line(1, &format!("resize of {disk} returned 0."));
             }
             dbg.line(2, &format!("running[pt_update][] pt_update {disk} {part}"));
-            if block {
+            if block && opts.compat.flock() {
                 dbg.line(1, &format!("FLOCK: {disk}: releasing exclusive lock"));
             }
             out(&format!("CHANGED: {}\n", plan.change_info()));
@@ -553,13 +602,17 @@ fn grow_image(
         .and_then(|mut img| grow::apply(&mut img, batch));
     if let Err(e) = written {
         let line = sfdisk_cannot_open(disk, &e);
-        return Err(resize_failed(disk, &[line.trim_end().to_string()]));
+        return Err(resize_failed(
+            disk,
+            &[line.trim_end().to_string()],
+            opts.compat,
+        ));
     }
-    if opts.resizer == Resizer::Sfdisk {
+    if opts.resizer == Resizer::Sfdisk && opts.compat.resolves_links() {
         dbg.line(1, &format!("resize of {disk} returned 0."));
     }
     dbg.line(2, &format!("running[pt_update][] pt_update {disk} {part}"));
-    if block {
+    if block && opts.compat.flock() {
         dbg.line(1, &format!("FLOCK: {disk}: releasing exclusive lock"));
     }
     out(&format!("CHANGED: {}\n", plan.change_info()));
@@ -569,13 +622,14 @@ fn grow_image(
 
 /// growpart's report when sfdisk refused or failed to write: sfdisk's
 /// output, the (successful) restore of the saved sectors, then FAILED.
-fn resize_failed(disk: &str, sfdisk_output: &[String]) -> AppletError {
+fn resize_failed(disk: &str, sfdisk_output: &[String], compat: Compat) -> AppletError {
     let mut text = format!("attempt to resize {disk} failed. sfdisk output below:\n");
     for m in sfdisk_output {
         text.push_str(&format!("| {m}\n"));
     }
     text.push_str("***** WARNING: Resize failed, attempting to revert ******\n");
-    text.push_str("***** Restore appears to have gone OK ****\n");
+    text.push_str(compat.restore_ok());
+    text.push('\n');
     let mut e = fail("failed to resize");
     e.prepend_stderr(&text);
     e

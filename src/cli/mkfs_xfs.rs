@@ -1,6 +1,8 @@
-//! `mkfs.xfs` (xfsprogs 6.1) on an image file: the default geometry and
-//! features, with `-f`, `-q`, `-N`, `-K`, `-L label`, `-m uuid=...` and
-//! `-d size=...`. Messages, channels and exit codes are mkfs.xfs's.
+//! `mkfs.xfs` (xfsprogs 6.1, or the guest's version) on an image file: the
+//! default geometry and features of that version
+//! (`fs::xfs::geometry::MkfsDefaults`), with `-f`, `-q`, `-N`, `-K`,
+//! `-L label`, `-m uuid=...` and `-d size=...`. Messages, channels and exit
+//! codes are mkfs.xfs's.
 //!
 //! Hand-parsed: mkfs.xfs uses getopt with comma-separated sub-options
 //! (`-d size=1g,agcount=4`) and its own wording for every mistake.
@@ -11,10 +13,11 @@ use super::output::strerror;
 use super::output::{err, out};
 use ebsim::blockdev::{BlockDevice, ImageFile, image::Access};
 use ebsim::compat::uuid_parse;
+use ebsim::ec2::release::Version;
 use ebsim::fs::xfs::size_arg::{SizeArgError, data_size};
 use ebsim::fs::xfs::{
     self,
-    geometry::{self, Geometry, GeometryError},
+    geometry::{self, Geometry, GeometryError, MkfsDefaults},
     inode::{MkfsTimes, Timestamp},
     mkfs::{self, MkfsOptions},
 };
@@ -97,6 +100,7 @@ fn mkfs_main(prog: &str, argv0: &str, args: &[OsString]) -> Result<i32, AppletEr
         &[LongOpt::flag("unsupported", 'U')],
     );
     let mut cli = Cli::default();
+    let version = super::env::release().xfsprogs;
     for item in &parsed.items {
         let o = match item {
             Ok(o) => o,
@@ -129,7 +133,7 @@ fn mkfs_main(prog: &str, argv0: &str, args: &[OsString]) -> Result<i32, AppletEr
                 cli.label = Some(v);
             }
             'd' => parse_d(&v, &mut cli)?,
-            'm' => parse_m(&v, &mut cli)?,
+            'm' => parse_m(&v, &mut cli, version)?,
             'U' => {
                 return Err(fail_plain(format!(
                     "{prog}: --unsupported is not supported by ebsim\n"
@@ -205,8 +209,9 @@ fn mkfs_main(prog: &str, argv0: &str, args: &[OsString]) -> Result<i32, AppletEr
         Some(d) => d,
         None => dev_blocks,
     };
-    let geo = Geometry::plan(want).map_err(|e| match e {
+    let geo = Geometry::plan_as(want, version).map_err(|e| match e {
         GeometryError::DataTooSmall { .. } | GeometryError::Under300Mb => fail(format!("{e}\n")),
+        GeometryError::MinimumLog { .. } => fail_plain(format!("{prog}: {e}\n")),
     })?;
     let opts = MkfsOptions {
         uuid: cli.uuid.unwrap_or_else(|| *uuid::Uuid::new_v4().as_bytes()),
@@ -219,7 +224,7 @@ fn mkfs_main(prog: &str, argv0: &str, args: &[OsString]) -> Result<i32, AppletEr
         out(&xfs::report::render_as(
             &sb,
             &dfile,
-            super::env::release().xfsprogs,
+            super::env::release().xfs_report,
             xfs::report::Printer::Mkfs,
         ));
         if cli.dry_run {
@@ -228,7 +233,8 @@ fn mkfs_main(prog: &str, argv0: &str, args: &[OsString]) -> Result<i32, AppletEr
     }
     drop(dev);
     let mut dev = open(Access::ReadWrite)?;
-    let plan = mkfs::plan(&dev, &opts).map_err(|e| fail_plain(format!("{prog}: {e}\n")))?;
+    let plan =
+        mkfs::plan_as(&dev, &opts, version).map_err(|e| fail_plain(format!("{prog}: {e}\n")))?;
     mkfs::apply(&mut dev, &plan).map_err(|e| fail_plain(format!("{prog}: {e}\n")))?;
     Ok(0)
 }
@@ -287,8 +293,18 @@ fn parse_d(arg: &str, cli: &mut Cli) -> Result<(), AppletError> {
     Ok(())
 }
 
-/// `-m` sub-options: `uuid`, and the feature switches at their defaults.
-fn parse_m(arg: &str, cli: &mut Cli) -> Result<(), AppletError> {
+/// `-m` sub-options: `uuid`, and the feature switches at the version's
+/// defaults (an option the version does not know is unknown to it).
+fn parse_m(arg: &str, cli: &mut Cli, version: Version) -> Result<(), AppletError> {
+    let d = MkfsDefaults::of(version);
+    let on = |b: bool| if b { "1" } else { "0" };
+    // 4.5 knows crc, finobt and uuid; rmapbt and reflink came in 4.8 and
+    // 4.9, bigtime and inobtcount in 5.10.
+    let known_to = |name: &str| match name {
+        "rmapbt" | "reflink" => version >= Version::new(4, 9, 0),
+        "inobtcount" | "bigtime" => version >= Version::new(5, 10, 0),
+        _ => true,
+    };
     for tok in arg.split(',').filter(|t| !t.is_empty()) {
         let (name, value) = match tok.split_once('=') {
             Some((n, v)) => (n, v),
@@ -305,8 +321,12 @@ fn parse_m(arg: &str, cli: &mut Cli) -> Result<(), AppletError> {
                 cli.uuid = Some(u);
                 continue;
             }
-            "crc" | "finobt" | "reflink" | "inobtcount" | "bigtime" => "1",
-            "rmapbt" => "0",
+            "crc" => "1",
+            "finobt" if known_to(name) => on(d.finobt),
+            "reflink" if known_to(name) => on(d.reflink),
+            "inobtcount" if known_to(name) => on(d.inobtcount),
+            "bigtime" if known_to(name) => on(d.bigtime),
+            "rmapbt" if known_to(name) => on(d.rmapbt),
             _ => return Err(fail(format!("unknown option -m {tok}\n"))),
         };
         // An empty value means the option's default, 1.
@@ -314,7 +334,12 @@ fn parse_m(arg: &str, cli: &mut Cli) -> Result<(), AppletError> {
         if v != default {
             return Err(fail_plain(format!(
                 "mkfs.xfs: -m {name}={v} is not supported by ebsim (it makes the default \
-                 features: crc=1,finobt=1,rmapbt=0,reflink=1,inobtcount=1,bigtime=1)\n"
+                 features: crc=1,finobt={},rmapbt={},reflink={},inobtcount={},bigtime={})\n",
+                on(d.finobt),
+                on(d.rmapbt),
+                on(d.reflink),
+                on(d.inobtcount),
+                on(d.bigtime)
             )));
         }
     }

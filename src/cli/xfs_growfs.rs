@@ -423,7 +423,7 @@ fn grow_steps(
     out(&xfs::report::render_as(
         &geo,
         target,
-        super::env::release().xfsprogs,
+        super::env::release().xfs_report,
         xfs::report::Printer::Growfs,
     ));
     let steps = f.steps(&geo, dev_bytes);

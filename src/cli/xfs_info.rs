@@ -196,7 +196,7 @@ fn info_dev<D: BlockDevice>(path: &str, dev: &D) -> Result<i32, AppletError> {
     out(&xfs::report::render_as(
         &sb,
         path,
-        super::env::release().xfsprogs,
+        super::env::release().xfs_report,
         xfs::report::Printer::Growfs,
     ));
     Ok(0)

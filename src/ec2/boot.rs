@@ -336,7 +336,8 @@ pub fn run(job: &BootJob) -> Result<String, String> {
             &format!("growpart disabled: mode={}", mode.py_str()),
         ));
     } else {
-        match grow_partition(&job.image, &job.disk, job.partition) {
+        let compat = super::catalog::release_of(Some(&job.flavour)).growpart;
+        match grow_partition(&job.image, &job.disk, job.partition, compat) {
             Ok(Some((old, new))) => log.push_str(&gp(
                 "INFO",
                 &format!(
@@ -454,9 +455,14 @@ fn partition_range(image: &Path, part: u32) -> Result<(u64, u64, Option<String>)
     ))
 }
 
-/// growpart DISK PART through the library's planner: Some((old bytes, new
-/// bytes)) when it grew, None for NOCHANGE.
-fn grow_partition(image: &Path, disk: &str, part: u32) -> Result<Option<(u64, u64)>, String> {
+/// growpart DISK PART (the image's version of it) through the library's
+/// planner: Some((old bytes, new bytes)) when it grew, None for NOCHANGE.
+fn grow_partition(
+    image: &Path,
+    disk: &str,
+    part: u32,
+    compat: grow::Compat,
+) -> Result<Option<(u64, u64)>, String> {
     let img =
         super::store::open_volume_image(image, Access::ReadOnly).map_err(|e| io_err("open", e))?;
     let probe = partition::probe(&img).map_err(|e| io_err("partition table", e))?;
@@ -471,8 +477,11 @@ fn grow_partition(image: &Path, disk: &str, part: u32) -> Result<Option<(u64, u6
         sector0: &sector0,
         label: &label,
     };
-    let outcome = grow::plan_grow(&view, &part.to_string(), &grow::GrowOptions::default())
-        .map_err(|f| f.message)?;
+    let opts = grow::GrowOptions {
+        compat,
+        ..grow::GrowOptions::default()
+    };
+    let outcome = grow::plan_grow(&view, &part.to_string(), &opts).map_err(|f| f.message)?;
     drop(img);
     match outcome {
         grow::Outcome::NoChange(_) => Ok(None),

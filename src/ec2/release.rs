@@ -1,20 +1,29 @@
 //! The OS release inside a guest image, as far as ebsim's output depends
 //! on it: the versions of the tools it copies. util-linux decides lsblk's
 //! columns and rounding, mount's wording and the kernel's mount options;
-//! e2fsprogs and xfsprogs what their banners and `-V` print.
+//! e2fsprogs and xfsprogs what their banners and `-V` print; xfsprogs
+//! also mkfs.xfs's default features and log size and the layout of the
+//! geometry block; cloud-utils growpart's arithmetic and wording.
 //!
 //! An instance records its util-linux version (the state keeps that
 //! string); [`OsRelease::of_util_linux`] finds the release again. The
 //! releases of the catalog's images:
 //!
-//! | release | util-linux | e2fsprogs | xfsprogs |
-//! |---|---|---|---|
-//! | CentOS 7 | 2.23.2 | 1.42.9 (28-Dec-2013) | 4.5.0 |
-//! | Amazon Linux 2 | 2.30.2 | 1.42.9 (28-Dec-2013) | 4.5.0 |
-//! | Ubuntu 22.04 | 2.37.2 | 1.46.5 (30-Dec-2021) | 5.13.0 |
-//! | Amazon Linux 2023 | 2.37.4 | 1.46.5 (30-Dec-2021) | 5.18.0 |
-//! | Debian 12 (the host, and images of unknown origin) | 2.38.1 | 1.47.0 (5-Feb-2023) | 6.1.0 |
+//! | release | util-linux | e2fsprogs | xfsprogs | growpart |
+//! |---|---|---|---|---|
+//! | CentOS 7 | 2.23.2 | 1.42.9 (28-Dec-2013) | 4.5.0 | 0.29 |
+//! | Amazon Linux 2 | 2.30.2 | 1.42.9 (28-Dec-2013) | 5.0.0 (Amazon's build) | 0.31 |
+//! | Ubuntu 22.04 | 2.37.2 | 1.46.5 (30-Dec-2021) | 5.13.0 | 0.32 |
+//! | Amazon Linux 2023 | 2.37.4 | 1.46.5 (30-Dec-2021) | 5.18.0 | 0.31 |
+//! | Debian 12 (the host, and images of unknown origin) | 2.38.1 | 1.47.0 (5-Feb-2023) | 6.1.0 | 0.33 |
+//!
+//! Amazon Linux 2 ships xfsprogs 5.0.0 (`xfsprogs-5.0.0-10.amzn2`, in the
+//! AL2 column of Amazon's AL2023 release notes), not 4.5: its geometry
+//! block has 5.x's layout, and Amazon's build prints `bigtime=` and
+//! `inobtcount=` on the reflink line although upstream 5.0 does not know
+//! them, so its printer is taken as 5.12's ([`OsRelease::xfs_report`]).
 
+use crate::partition::grow::Compat;
 use std::fmt;
 
 /// A tool's version: `2.37.2`.
@@ -77,8 +86,14 @@ pub struct OsRelease {
     pub util_linux: Version,
     /// e2fsprogs (mkfs.ext4, mke2fs, resize2fs).
     pub e2fsprogs: E2fsprogs,
-    /// xfsprogs (mkfs.xfs, xfs_growfs, xfs_info).
+    /// xfsprogs (mkfs.xfs, xfs_growfs, xfs_info): `-V` and mkfs.xfs's
+    /// defaults.
     pub xfsprogs: Version,
+    /// The xfsprogs version whose geometry block layout the tools print
+    /// (`xfsprogs` but for a distribution's backport).
+    pub xfs_report: Version,
+    /// cloud-utils growpart.
+    pub growpart: Compat,
 }
 
 const E2FSPROGS_1_42_9: E2fsprogs = E2fsprogs {
@@ -97,6 +112,8 @@ pub const CENTOS_7: OsRelease = OsRelease {
     util_linux: Version::new(2, 23, 2),
     e2fsprogs: E2FSPROGS_1_42_9,
     xfsprogs: Version::new(4, 5, 0),
+    xfs_report: Version::new(4, 5, 0),
+    growpart: Compat::V0_29,
 };
 
 /// Amazon Linux 2.
@@ -104,7 +121,9 @@ pub const AMAZON_LINUX_2: OsRelease = OsRelease {
     name: "Amazon Linux 2",
     util_linux: Version::new(2, 30, 2),
     e2fsprogs: E2FSPROGS_1_42_9,
-    xfsprogs: Version::new(4, 5, 0),
+    xfsprogs: Version::new(5, 0, 0),
+    xfs_report: Version::new(5, 12, 0),
+    growpart: Compat::V0_31,
 };
 
 /// Ubuntu 22.04.
@@ -113,6 +132,8 @@ pub const UBUNTU_22_04: OsRelease = OsRelease {
     util_linux: Version::new(2, 37, 2),
     e2fsprogs: E2FSPROGS_1_46_5,
     xfsprogs: Version::new(5, 13, 0),
+    xfs_report: Version::new(5, 13, 0),
+    growpart: Compat::V0_32,
 };
 
 /// Amazon Linux 2023.
@@ -121,6 +142,8 @@ pub const AMAZON_LINUX_2023: OsRelease = OsRelease {
     util_linux: Version::new(2, 37, 4),
     e2fsprogs: E2FSPROGS_1_46_5,
     xfsprogs: Version::new(5, 18, 0),
+    xfs_report: Version::new(5, 18, 0),
+    growpart: Compat::V0_31,
 };
 
 /// Debian 12: the tools ebsim copies by default (the host's, and those of
@@ -133,6 +156,8 @@ pub const DEBIAN_12: OsRelease = OsRelease {
         date: "5-Feb-2023",
     },
     xfsprogs: Version::new(6, 1, 0),
+    xfs_report: Version::new(6, 1, 0),
+    growpart: Compat::V0_33,
 };
 
 /// Every release ebsim knows, the default last.

@@ -1,5 +1,23 @@
 //! growpart's planner (cloud-utils growpart 0.33 by default, 0.34 on
-//! request): how far a partition can grow, and the table that results.
+//! request, 0.29, 0.31 or 0.32 in the guests that ship them): how far a
+//! partition can grow, and the table that results.
+//!
+//! What differs between the versions (cloud-utils `bin/growpart` at each
+//! tag), on the sfdisk path:
+//!
+//! | | 0.29 | 0.31, 0.32 | 0.33 | 0.34 |
+//! |---|---|---|---|---|
+//! | end sectors | one past the end (`end = start + size`) | one past | last sector | last sector |
+//! | 2 TiB cap | every table | MBR only | MBR only | MBR only |
+//! | past-2-TiB line | `-v`: `WARN: disk is larger than 2TB. additional space will go unused.` (any table) | always, MBR: `WARNING: MBR/dos partitioned disk is larger than 2TB. Additional space will go unused.` | as 0.31 | as 0.31 |
+//! | CHANGE line | `new: size=N,end=E` | `new: size=N end=E` | same | same |
+//! | sizes | as computed | as computed | as computed | rounded down to 1 MiB |
+//!
+//! With the old end the GPT pad leaves the same last sector (the sizes
+//! written are equal); only the printed ends are one higher. The
+//! front end ([`Compat`]'s other methods) covers the rest: the FLOCK lines
+//! (0.32 on), `resize of DISK returned 0.` and symlink resolution (0.31
+//! on), `--free-percent` (0.33 on) and the restore message's wording.
 //!
 //! `plan_grow` is pure: it takes the table as read, the disk size and the
 //! options, and returns either a [`GrowPlan`] (with the writes to make, or
@@ -15,13 +33,66 @@ use super::{Label, SECTOR};
 use crate::blockdev::{BlockDevice, WriteBatch};
 
 /// Which growpart to behave like.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub enum Compat {
+    /// cloud-utils 0.29 (CentOS 7): ends one past the partition, the
+    /// 2 TiB cap on every table, `new: size=N,end=E`.
+    V0_29,
+    /// cloud-utils 0.31 (Amazon Linux 2 and 2023): ends one past, the cap
+    /// on MBR only.
+    V0_31,
+    /// cloud-utils 0.32 (Ubuntu 22.04): as 0.31, and growpart locks the
+    /// disk (the FLOCK lines).
+    V0_32,
     /// cloud-utils 0.33 (Debian 12, Fedora 42): no alignment.
     #[default]
     V0_33,
     /// cloud-utils 0.34 (upstream): sizes rounded down to 1 MiB.
     V0_34,
+}
+
+impl Compat {
+    /// The version as `growpart` calls it.
+    pub fn version(self) -> &'static str {
+        match self {
+            Compat::V0_29 => "0.29",
+            Compat::V0_31 => "0.31",
+            Compat::V0_32 => "0.32",
+            Compat::V0_33 => "0.33",
+            Compat::V0_34 => "0.34",
+        }
+    }
+
+    /// Before 0.33, `end` is one past the partition's last sector.
+    pub fn end_past(self) -> bool {
+        self < Compat::V0_33
+    }
+
+    /// 0.32 on locks the disk with flock and says so at `-v`.
+    pub fn flock(self) -> bool {
+        self >= Compat::V0_32
+    }
+
+    /// 0.31 on resolves a symlinked DISK and logs `resize of DISK
+    /// returned 0.`.
+    pub fn resolves_links(self) -> bool {
+        self >= Compat::V0_31
+    }
+
+    /// 0.33 on knows `--free-percent`.
+    pub fn free_percent(self) -> bool {
+        self >= Compat::V0_33
+    }
+
+    /// The line after a successful restore (`Appears to have gone OK`
+    /// before 0.31).
+    pub fn restore_ok(self) -> &'static str {
+        if self < Compat::V0_31 {
+            "***** Appears to have gone OK ****"
+        } else {
+            "***** Restore appears to have gone OK ****"
+        }
+    }
 }
 
 /// Which tool growpart would drive.
@@ -114,13 +185,21 @@ pub struct GrowPlan {
     pub debug: Vec<Debug>,
     /// Which resizer made the plan.
     pub resizer: Resizer,
+    /// Which growpart made it.
+    pub compat: Compat,
 }
 
 impl GrowPlan {
-    /// The text after `CHANGE:`/`CHANGED:`.
+    /// The text after `CHANGE:`/`CHANGED:` (0.29 puts a comma before the
+    /// new end).
     pub fn change_info(&self) -> String {
+        let sep = if self.compat == Compat::V0_29 {
+            ","
+        } else {
+            " "
+        };
         format!(
-            "partition={} start={} old: size={} end={} new: size={} end={}",
+            "partition={} start={} old: size={} end={} new: size={}{sep}end={}",
             self.partition, self.start, self.old_size, self.old_end, self.new_size, self.new_end
         )
     }
@@ -199,6 +278,15 @@ fn plan_sfdisk(
         1,
         format!("{sector_num} sectors of {sector_size}. total size={disk_size} bytes"),
     );
+    if opts.compat == Compat::V0_29 && disk_size / 512 > MBR_MAX_512 {
+        debug(
+            &mut dbg,
+            1,
+            "WARN: disk is larger than 2TB. additional space will go unused.",
+        );
+    }
+    // Before 0.33 `end` is one past the last sector, and so is max_end.
+    let past = i128::from(opts.compat.end_past());
     let dump = script::dump(disk.label, disk.name);
     let dump_text = script::render(&dump);
     debug(
@@ -219,7 +307,7 @@ fn plan_sfdisk(
     };
     let pt_start = i128::from(line.start.unwrap_or(0));
     let pt_size = i128::from(line.size.unwrap_or(0));
-    let pt_end = pt_size + pt_start - 1;
+    let pt_end = pt_size + pt_start - 1 + past;
     let mut max_end = dump
         .partitions
         .iter()
@@ -227,8 +315,15 @@ fn plan_sfdisk(
         .map(i128::from)
         .filter(|&s| s >= pt_end)
         .fold(sector_num, i128::min)
-        - 1;
-    if format == "dos" {
+        - 1
+        + past;
+    if opts.compat == Compat::V0_29 {
+        // 0.29 caps every table at the MBR limit.
+        let mbr_max_sectors = MBR_MAX_512 * (sector_size / 512);
+        if max_end > mbr_max_sectors {
+            max_end = mbr_max_sectors;
+        }
+    } else if format == "dos" {
         let mbr_max_sectors = MBR_MAX_512 * (sector_size / 512);
         if max_end > mbr_max_sectors {
             max_end = mbr_max_sectors;
@@ -248,7 +343,7 @@ fn plan_sfdisk(
             1,
             format!("padding {gpt_second_size} sectors for gpt secondary header"),
         );
-        max_end = sector_num - gpt_second_size - 1;
+        max_end = sector_num - gpt_second_size - 1 + past;
     }
     let sectors_per_align = (1024 * 1024) / sector_size.max(1);
     if opts.compat == Compat::V0_34 {
@@ -310,7 +405,7 @@ fn plan_sfdisk(
             debug: dbg,
         }));
     }
-    let new_size = max_end - pt_start + 1;
+    let new_size = max_end - pt_start + 1 - past;
     // growpart edits the dump with sed and feeds it back to sfdisk; so do we.
     let mut old_lines: Vec<String> = dump_text.lines().map(str::to_string).collect();
     if format == "gpt" {
@@ -345,6 +440,7 @@ fn plan_sfdisk(
         writes,
         debug: dbg,
         resizer: Resizer::Sfdisk,
+        compat: opts.compat,
     }))
 }
 
@@ -381,17 +477,17 @@ fn nochange(
     debug(dbg, 1, info);
     let (pt_size, ss) = (l.pt_size, l.sector_size);
     if l.pt_end == l.max_end {
-        return Some(match (wording, opts.compat) {
-            (Wording::Sfdisk(p), Compat::V0_33) => {
+        return Some(match (wording, opts.compat == Compat::V0_34) {
+            (Wording::Sfdisk(p), false) => {
                 format!("partition {p} is size {pt_size}. it cannot be grown")
             }
-            (Wording::Sfdisk(p), Compat::V0_34) => format!(
+            (Wording::Sfdisk(p), true) => format!(
                 "partition {p} size is {pt_size_bytes} bytes ({pt_size} sectors of {ss}). it cannot be grown"
             ),
-            (Wording::Sgdisk(d), Compat::V0_33) => {
+            (Wording::Sgdisk(d), false) => {
                 format!("{d}: size={pt_size}, it cannot be grown")
             }
-            (Wording::Sgdisk(d), Compat::V0_34) => format!(
+            (Wording::Sgdisk(d), true) => format!(
                 "{d}: size={pt_size_bytes} bytes ({pt_size} sectors of {ss}), it cannot be grown"
             ),
         });
@@ -487,8 +583,8 @@ fn plan_sgdisk(
     let new_size = pt_max - pt_start + 1;
     // 0.33 passes pt_max-1 to sgdisk while reporting pt_max.
     let written_end = match opts.compat {
-        Compat::V0_33 => pt_max - 1,
         Compat::V0_34 => pt_max,
+        _ => pt_max - 1,
     };
     let writes = Ok(sgdisk_writes(
         disk,
@@ -507,6 +603,7 @@ fn plan_sgdisk(
         writes,
         debug: dbg,
         resizer: Resizer::Sgdisk,
+        compat: opts.compat,
     }))
 }
 

@@ -7,7 +7,7 @@ use super::agf::Agf;
 use super::agfl::Agfl;
 use super::agi::{Agi, NULLAGINO, XFS_AGI_UNLINKED_BUCKETS};
 use super::btree::{self, AllocRec, InobtRec, RmapRec, owner};
-use super::superblock::{Superblock, ro_compat};
+use super::superblock::{Superblock, incompat, ro_compat};
 
 /// Where the header sectors and the btree roots sit in every AG, for a
 /// given superblock's geometry and features.
@@ -128,6 +128,7 @@ pub fn build(
         lsn: 0,
     };
     let inobtcnt = sb.has_ro_compat(ro_compat::INOBTCNT);
+    let sparse = sb.has_incompat(incompat::SPINODES);
     let rec = content.inodes;
     let agi = Agi {
         seqno: agno,
@@ -189,6 +190,7 @@ pub fn build(
         &uuid,
         agno,
         &ino_recs,
+        sparse,
     );
     put(at(l.ino_block), &ino);
     if let Some(fb) = l.fino_block {
@@ -204,6 +206,7 @@ pub fn build(
             &uuid,
             agno,
             &free_recs,
+            sparse,
         );
         put(at(fb), &fino);
     }

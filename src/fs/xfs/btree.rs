@@ -143,14 +143,20 @@ pub fn inobt_leaf(
     uuid: &[u8; 16],
     agno: u32,
     recs: &[InobtRec],
+    sparse: bool,
 ) -> Vec<u8> {
     leaf(blocksize, magic, daddr, uuid, agno, recs.len(), |r| {
         for (i, rec) in recs.iter().enumerate() {
             let o = 16 * i;
             write_u32be(r, o, rec.startino);
-            write_u16be(r, o + 4, rec.holemask);
-            r[o + 6] = rec.count;
-            r[o + 7] = rec.freecount;
+            if sparse {
+                write_u16be(r, o + 4, rec.holemask);
+                r[o + 6] = rec.count;
+                r[o + 7] = rec.freecount;
+            } else {
+                // Without sparse inodes: a 32-bit free count, no holes.
+                write_u32be(r, o + 4, u32::from(rec.freecount));
+            }
             write_u64be(r, o + 8, rec.free);
         }
     })

@@ -403,6 +403,7 @@ mod tests {
                 rbm: t,
                 rsum: t,
             },
+            true,
         );
         let root = Dinode::from_bytes(&chunk[..512], 128).unwrap();
         assert_eq!(root.mode, 0o040755);

@@ -1,7 +1,47 @@
-//! The mkfs.xfs 6.1 geometry planner: from a device size (or
-//! `-d size=`) to AG count and size, log size and place, inode limit.
+//! The mkfs.xfs geometry planner: from a device size (or `-d size=`) to
+//! AG count and size, log size and place, inode limit, with the default
+//! features of the guest's xfsprogs version ([`MkfsDefaults`]).
+//!
+//! What changed between the versions ebsim's guests ship, from each
+//! version's `mkfs/xfs_mkfs.c` (the `sb_feat` defaults and
+//! `calculate_log_size`) and `libxfs/xfs_alloc.c`:
+//!
+//! | xfsprogs | finobt | sparse | reflink | bigtime, inobtcount | log (no `-l size=`) | smallest |
+//! |---|---|---|---|---|---|---|
+//! | 4.5 (CentOS 7 build) | 0 | 0 | – | – | ramp | 1 GiB* |
+//! | 5.0 | 1 | 1 | 0 | 0 | ramp | 1 GiB* |
+//! | 5.13 | 1 | 1 | 1 | 0 | ramp | 1 GiB* |
+//! | 5.18 | 1 | 1 | 1 | 1 | 2048:1, at least 64 MiB | 300 MiB* |
+//! | 6.1 | 1 | 1 | 1 | 1 | 2048:1, at least 64 MiB | 300 MiB |
+//!
+//! Reflink became a default in 5.1, bigtime and inobtcount in 5.15 (with
+//! the new log rule). crc is on and rmapbt off in all of them; nrext64 exists from 5.19 and
+//! is off by default in 6.1. Upstream 4.5 turns finobt on; Red Hat's 4.5
+//! (CentOS 7, `xfsprogs-4.5.0-*.el7`) makes filesystems with finobt off,
+//! as every CentOS 7 mkfs.xfs printout shows.
+//!
+//! The "ramp" (up to 5.14): under 1 GiB the minimum log; 1 GiB to 16 GiB
+//! 10 MiB (2560 blocks: the minimum log, at least 10 MiB once the
+//! filesystem is 1 GiB, times 5, capped at 10 MiB); from 16 GiB one log
+//! block per 2048 data blocks, never under that minimum. From 5.15 the log
+//! is one block per 2048 with a floor of 64 MiB, and filesystems under
+//! 300 MiB get the minimum log; 5.19 refuses them.
+//!
+//! \* The minimum log is the largest transaction reservation, which
+//! libxfs computes from its reservation tables per version; ebsim does not
+//! port those, so where an older version would use the bare minimum (a
+//! filesystem under 1 GiB, or under 300 MiB on 5.15 – 5.18) mkfs refuses
+//! with [`GeometryError::MinimumLog`]. Above those sizes the minimum does
+//! not matter: it is under 2560 blocks (6.1 reports 1986 for its default
+//! features and 857 without reflink, finobt and sparse inodes), so the
+//! 10 MiB rule and the 2048:1 rule win.
+//!
+//! The AG rules are the same in all of them for a single device: 4 AGs
+//! from 128 MiB to 4 TiB, AGs of the largest size from 4 TiB on, and a
+//! last AG under 16 MiB dropped.
 
 use super::superblock::{SegmentedFsb, ceil_log2};
+use crate::ec2::release::Version;
 
 /// Block size mkfs uses by default.
 pub const BLOCKSIZE: u32 = 4096;
@@ -22,11 +62,102 @@ const MAX_LOG_BLOCKS: u64 = 1 << 20;
 /// `XFS_MAX_LOG_BYTES`: 2 GiB − 10 MiB.
 const MAX_LOG_BYTES: u64 = (2 << 30) - (10 << 20);
 /// Blocks at the start of each AG that the fixed metadata takes (headers,
-/// bno, cnt, ino, finobt and refcount roots) with the default features.
+/// bno, cnt, ino, finobt and refcount roots) with 6.1's default features.
 pub const PREALLOC: u32 = 6;
-/// `xfs_alloc_ag_max_usable` subtracts: the header block, the AGFL
-/// reserve (4) and the five btree roots.
-const AG_RESERVED: u64 = 1 + 4 + 5;
+/// `XFS_MIN_LOG_BYTES` in blocks: 10 MiB.
+const MIN_LOG_BLOCKS_10M: u64 = (10 << 20) >> BLOCKLOG;
+
+/// How mkfs sizes an internal log it is not told the size of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum LogRule {
+    /// Up to 5.14: 10 MiB from 1 GiB to 16 GiB, 2048:1 above.
+    Ramp,
+    /// 5.15 – 5.18: 2048:1 with a 64 MiB floor from 300 MiB up.
+    Realistic,
+    /// From 5.19: as [`LogRule::Realistic`], and filesystems under
+    /// 300 MiB are refused.
+    Realistic300,
+}
+
+/// The features mkfs.xfs turns on by default, and its sizing rules, for
+/// one xfsprogs version (see the module table).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct MkfsDefaults {
+    /// Free inode btree.
+    pub finobt: bool,
+    /// Sparse inode chunks.
+    pub sparse: bool,
+    /// Reverse-mapping btree.
+    pub rmapbt: bool,
+    /// Reflink (refcount btree).
+    pub reflink: bool,
+    /// 64-bit timestamps.
+    pub bigtime: bool,
+    /// Inode btree block counters.
+    pub inobtcount: bool,
+    /// 64-bit extent counters.
+    pub nrext64: bool,
+    /// How the log is sized.
+    pub log: LogRule,
+}
+
+impl MkfsDefaults {
+    /// xfsprogs 6.1 (and 5.19 – 6.x before nrext64 became a default).
+    pub const V6_1: MkfsDefaults = MkfsDefaults {
+        finobt: true,
+        sparse: true,
+        rmapbt: false,
+        reflink: true,
+        bigtime: true,
+        inobtcount: true,
+        nrext64: false,
+        log: LogRule::Realistic300,
+    };
+
+    /// The defaults of xfsprogs `v` as the guest's distribution builds
+    /// it: 4.x is Red Hat's 4.5 (finobt off), 5.0 turns finobt and sparse
+    /// inodes on, 5.1 reflink, 5.15 bigtime and inobtcount and the new log
+    /// rule, 5.19 refuses filesystems under 300 MiB.
+    pub fn of(v: Version) -> MkfsDefaults {
+        let at_least = |major, minor| v >= Version::new(major, minor, 0);
+        if !at_least(5, 0) {
+            return MkfsDefaults {
+                finobt: false,
+                sparse: false,
+                rmapbt: false,
+                reflink: false,
+                bigtime: false,
+                inobtcount: false,
+                nrext64: false,
+                log: LogRule::Ramp,
+            };
+        }
+        let log = if at_least(5, 19) {
+            LogRule::Realistic300
+        } else if at_least(5, 15) {
+            LogRule::Realistic
+        } else {
+            LogRule::Ramp
+        };
+        MkfsDefaults {
+            finobt: true,
+            sparse: true,
+            rmapbt: false,
+            reflink: at_least(5, 1),
+            bigtime: at_least(5, 15),
+            inobtcount: at_least(5, 15),
+            nrext64: false,
+            log,
+        }
+    }
+
+    /// Blocks the fixed metadata takes at the start of every AG
+    /// (`xfs_prealloc_blocks`): the header block, the bno, cnt and inobt
+    /// roots, and one root per optional btree.
+    pub fn prealloc(&self) -> u32 {
+        4 + u32::from(self.finobt) + u32::from(self.rmapbt) + u32::from(self.reflink)
+    }
+}
 
 /// Why a size cannot be made into a filesystem.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -42,6 +173,20 @@ pub enum GeometryError {
     /// Under mkfs 6.1's 300 MB floor.
     #[error("Filesystem must be larger than 300MB.")]
     Under300Mb,
+    /// An older mkfs would give this filesystem the bare minimum log, whose
+    /// size ebsim does not compute (see the module notes).
+    #[error(
+        "ebsim cannot size the minimum log mkfs.xfs {version} gives a filesystem of \
+         {dblocks} blocks: make it at least {at_least} blocks"
+    )]
+    MinimumLog {
+        /// The xfsprogs version copied.
+        version: String,
+        /// The data blocks asked for.
+        dblocks: u64,
+        /// The smallest size ebsim makes with this version.
+        at_least: u64,
+    },
 }
 
 /// A planned default filesystem.
@@ -58,12 +203,20 @@ pub struct Geometry {
     /// First block of the log inside its AG.
     pub logagbno: u32,
     pub prealloc: u32,
+    /// The features the filesystem gets.
+    pub features: MkfsDefaults,
 }
 
 impl Geometry {
     /// Plans a filesystem of `dblocks` 4 KiB blocks (the whole device, or
     /// `-d size=`), as mkfs.xfs 6.1 would with no other options.
     pub fn plan(dblocks: u64) -> Result<Self, GeometryError> {
+        Self::plan_as(dblocks, Version::new(6, 1, 0))
+    }
+
+    /// As [`Geometry::plan`], as mkfs.xfs of xfsprogs `version` would.
+    pub fn plan_as(dblocks: u64, version: Version) -> Result<Self, GeometryError> {
+        let features = MkfsDefaults::of(version);
         if dblocks < AG_MIN_BLOCKS {
             return Err(GeometryError::DataTooSmall {
                 dblocks,
@@ -78,8 +231,21 @@ impl Geometry {
             agcount -= 1;
             dblocks = agcount * agsize;
         }
-        if dblocks < MIN_DBLOCKS {
-            return Err(GeometryError::Under300Mb);
+        // The smallest filesystem this version makes, or ebsim can size.
+        let floor = match features.log {
+            LogRule::Realistic300 => MIN_DBLOCKS,
+            LogRule::Realistic => MIN_DBLOCKS,
+            LogRule::Ramp => 1 << (30 - BLOCKLOG),
+        };
+        if dblocks < floor {
+            if features.log == LogRule::Realistic300 {
+                return Err(GeometryError::Under300Mb);
+            }
+            return Err(GeometryError::MinimumLog {
+                version: version.to_string(),
+                dblocks,
+                at_least: floor,
+            });
         }
         let imaxpct = if dblocks < 1 << (40 - BLOCKLOG) {
             25
@@ -88,12 +254,21 @@ impl Geometry {
         } else {
             1
         };
-        // 2048:1 data to log, at least 64 MiB, at most what fits an AG, 2^20
-        // blocks and 2 GiB − 10 MiB.
-        let max_usable = agsize.saturating_sub(AG_RESERVED + 1);
-        let logblocks = ((dblocks << BLOCKLOG) / 2048) >> BLOCKLOG;
+        let prealloc = features.prealloc();
+        // `xfs_alloc_ag_max_usable`: the AG less its header block, the
+        // AGFL reserve (4) and the btree roots; less one more for the log.
+        let max_usable = agsize.saturating_sub(u64::from(prealloc) + 4 + 1);
+        let ratio = ((dblocks << BLOCKLOG) / 2048) >> BLOCKLOG;
+        let logblocks = match features.log {
+            // 10 MiB up to 16 GiB, then 2048:1, never under 10 MiB (the
+            // minimum log once the filesystem is 1 GiB or more).
+            LogRule::Ramp if dblocks < 16 << (30 - BLOCKLOG) => MIN_LOG_BLOCKS_10M,
+            LogRule::Ramp => ratio.max(MIN_LOG_BLOCKS_10M),
+            // 2048:1, at least 64 MiB.
+            LogRule::Realistic | LogRule::Realistic300 => ratio.max(MIN_REALISTIC_LOG_BLOCKS),
+        };
+        // At most what fits an AG, 2^20 blocks and 2 GiB − 10 MiB.
         let logblocks = logblocks
-            .max(MIN_REALISTIC_LOG_BLOCKS)
             .min(max_usable)
             .min(MAX_LOG_BLOCKS)
             .min(MAX_LOG_BYTES >> BLOCKLOG);
@@ -110,8 +285,9 @@ impl Geometry {
             imaxpct,
             logblocks: u32::try_from(logblocks).unwrap_or(u32::MAX),
             logagno: agcount / 2,
-            logagbno: PREALLOC,
-            prealloc: PREALLOC,
+            logagbno: prealloc,
+            prealloc,
+            features,
         })
     }
 
@@ -212,6 +388,55 @@ mod tests {
         assert_eq!(g(200 * gb).logstart(), SegmentedFsb(33554438));
         assert_eq!(g(16 * t).logstart(), SegmentedFsb(2147483654));
         assert_eq!(g(gb + 4 * k).ag_length(3), 65534);
+    }
+
+    #[test]
+    fn defaults_per_version() {
+        let v = |a, b| MkfsDefaults::of(Version::new(a, b, 0));
+        let d45 = v(4, 5);
+        assert!(!d45.finobt && !d45.sparse && !d45.reflink && !d45.bigtime);
+        assert_eq!((d45.prealloc(), d45.log), (4, LogRule::Ramp));
+        let d50 = v(5, 0);
+        assert!(d50.finobt && d50.sparse && !d50.reflink);
+        assert_eq!(d50.prealloc(), 5);
+        let d513 = v(5, 13);
+        assert!(d513.reflink && !d513.bigtime && !d513.inobtcount);
+        assert_eq!((d513.prealloc(), d513.log), (6, LogRule::Ramp));
+        let d518 = v(5, 18);
+        assert!(d518.bigtime && d518.inobtcount && !d518.nrext64);
+        assert_eq!(d518.log, LogRule::Realistic);
+        assert_eq!(v(6, 1), MkfsDefaults::V6_1);
+        // Log sizes: 10 MiB from 1 to 16 GiB, then 2048:1 (at least
+        // 10 MiB) before 5.15; 2048:1 with a 64 MiB floor from 5.15.
+        let gb = 1u64 << 18;
+        let log = |blocks, a, b| {
+            Geometry::plan_as(blocks, Version::new(a, b, 0))
+                .unwrap()
+                .logblocks
+        };
+        assert_eq!(log(8 * gb, 4, 5), 2560);
+        assert_eq!(log(20 * gb, 5, 13), 2560);
+        assert_eq!(log(100 * gb, 5, 0), 12800);
+        assert_eq!(log(8 * gb, 5, 18), 16384);
+        assert_eq!(log(100 * gb, 5, 18), 16384);
+        assert_eq!(log(200 * gb, 5, 18), 25600);
+        assert_eq!(
+            Geometry::plan_as(gb - 1, Version::new(5, 13, 0)),
+            Err(GeometryError::MinimumLog {
+                version: "5.13.0".into(),
+                dblocks: gb - 1,
+                at_least: gb
+            })
+        );
+        assert!(matches!(
+            Geometry::plan_as(76799, Version::new(5, 18, 0)),
+            Err(GeometryError::MinimumLog { .. })
+        ));
+        assert_eq!(
+            Geometry::plan_as(76799, Version::new(6, 1, 0)),
+            Err(GeometryError::Under300Mb)
+        );
+        assert!(Geometry::plan_as(76800, Version::new(5, 18, 0)).is_ok());
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! v3 inodes: the first inode chunk mkfs allocates in AG 0,
-//! holding the root directory (ino 128), the realtime bitmap (129) and
-//! summary (130) inodes, and 61 free inodes.
+//! holding the root directory (ino 128 with 6.1's defaults, 64 with
+//! CentOS 7's, whose chunk alignment is smaller), the realtime bitmap
+//! and summary inodes after it, and 61 free inodes.
 
 use super::crc;
 use crate::bytes::{write_u16be, write_u32be, write_u64be};
@@ -32,6 +33,19 @@ impl Timestamp {
     /// The Unix epoch.
     pub const EPOCH: Timestamp = Timestamp { sec: 0, nsec: 0 };
 
+    /// The on-disk form: [`Timestamp::bigtime`] on a bigtime filesystem,
+    /// else the classic pair (signed 32-bit seconds, then nanoseconds),
+    /// clamped to what 32 bits hold as the kernel clamps.
+    pub fn encode(self, bigtime: bool) -> u64 {
+        if bigtime {
+            return self.bigtime();
+        }
+        let sec = self.sec.clamp(i64::from(i32::MIN), i64::from(i32::MAX));
+        // OK to convert: clamped to i32 above.
+        let sec = i32::try_from(sec).unwrap_or(0) as u32;
+        (u64::from(sec) << 32) | u64::from(self.nsec)
+    }
+
     /// The bigtime encoding: nanoseconds since 1901-12-13 (Unix − 2^31 s).
     pub fn bigtime(self) -> u64 {
         let secs = self.sec.saturating_add(1 << 31).max(0).unsigned_abs();
@@ -57,6 +71,7 @@ struct InodeSpec {
     size: u64,
     flags: u16,
     now: Timestamp,
+    bigtime: bool,
 }
 
 fn free_inode(buf: &mut [u8], ino: u64, uuid: &[u8; 16]) {
@@ -72,20 +87,29 @@ fn used_inode(buf: &mut [u8], ino: u64, uuid: &[u8; 16], s: &InodeSpec) {
     write_u16be(buf, 0x02, s.mode); // di_mode
     buf[0x05] = s.format; // di_format
     write_u32be(buf, 0x10, s.nlink); // di_nlink
-    write_u64be(buf, 0x20, Timestamp::EPOCH.bigtime()); // di_atime
-    write_u64be(buf, 0x28, s.now.bigtime()); // di_mtime
-    write_u64be(buf, 0x30, s.now.bigtime()); // di_ctime
+    let t = |ts: Timestamp| ts.encode(s.bigtime);
+    write_u64be(buf, 0x20, t(Timestamp::EPOCH)); // di_atime
+    write_u64be(buf, 0x28, t(s.now)); // di_mtime
+    write_u64be(buf, 0x30, t(s.now)); // di_ctime
     write_u64be(buf, 0x38, s.size); // di_size
     buf[0x53] = FMT_EXTENTS; // di_aformat
     write_u16be(buf, 0x5a, s.flags); // di_flags
     write_u64be(buf, 0x68, 2); // di_changecount
-    write_u64be(buf, 0x78, XFS_DIFLAG2_BIGTIME); // di_flags2
-    write_u64be(buf, 0x90, s.now.bigtime()); // di_crtime
+    let flags2 = if s.bigtime { XFS_DIFLAG2_BIGTIME } else { 0 };
+    write_u64be(buf, 0x78, flags2); // di_flags2
+    write_u64be(buf, 0x90, t(s.now)); // di_crtime
 }
 
 /// The first inode chunk: `64 × inodesize` bytes for inodes
-/// `first_ino..first_ino+64`, the first three in use.
-pub fn mkfs_chunk(first_ino: u64, inodesize: usize, uuid: &[u8; 16], t: &MkfsTimes) -> Vec<u8> {
+/// `first_ino..first_ino+64`, the first three in use, their times in the
+/// bigtime form when `bigtime`.
+pub fn mkfs_chunk(
+    first_ino: u64,
+    inodesize: usize,
+    uuid: &[u8; 16],
+    t: &MkfsTimes,
+    bigtime: bool,
+) -> Vec<u8> {
     let n = XFS_INODES_PER_CHUNK as usize;
     let mut chunk = vec![0u8; n * inodesize];
     for (i, buf) in chunk.chunks_exact_mut(inodesize).enumerate() {
@@ -103,6 +127,7 @@ pub fn mkfs_chunk(first_ino: u64, inodesize: usize, uuid: &[u8; 16], t: &MkfsTim
                         size: 6,
                         flags: 0,
                         now: t.root,
+                        bigtime,
                     },
                 );
                 // Short-form directory header: count 0, i8count 0, parent
@@ -121,6 +146,7 @@ pub fn mkfs_chunk(first_ino: u64, inodesize: usize, uuid: &[u8; 16], t: &MkfsTim
                     size: 0,
                     flags: if i == 1 { XFS_DIFLAG_NEWRTBM } else { 0 },
                     now: if i == 1 { t.rbm } else { t.rsum },
+                    bigtime,
                 },
             ),
             _ => free_inode(buf, ino, uuid),
@@ -157,7 +183,7 @@ mod tests {
             rsum: now,
         };
         let uuid = [0x11; 16];
-        let chunk = mkfs_chunk(128, 512, &uuid, &t);
+        let chunk = mkfs_chunk(128, 512, &uuid, &t, true);
         assert_eq!(chunk.len(), 64 * 512);
         let root = &chunk[..512];
         assert_eq!(&root[0..8], &[0x49, 0x4e, 0x41, 0xed, 3, 1, 0, 0]);

@@ -1,4 +1,5 @@
-//! mkfs.xfs 6.1 with default options: plan the whole new filesystem, then
+//! mkfs.xfs with default options (6.1's, or an older xfsprogs' features
+//! and log size, [`super::geometry::MkfsDefaults`]): plan the whole new filesystem, then
 //! commit it. Only metadata is written; everything else stays a hole. The
 //! plan holds the superblock and geometry only: each AG's headers and btree
 //! roots are built again when the device walks the writes, so memory does
@@ -20,8 +21,13 @@ use std::ops::Range;
 const WHACK: u64 = 128 * 1024;
 /// Blocks on each AG's free list after mkfs (bno + cnt, one level each).
 const AGFL_FILL: u32 = 4;
-/// Inode chunks are aligned to this many blocks (`sb_inoalignmt`).
-const INOALIGN: u32 = 8;
+/// `XFS_INODE_BIG_CLUSTER_SIZE` scaled for 512-byte v5 inodes, in 4 KiB
+/// blocks: the inode cluster, and the chunk alignment without sparse
+/// inodes.
+const CLUSTER_BLOCKS: u32 = 4;
+/// A whole chunk (64 × 512 bytes) in blocks: the alignment with sparse
+/// inodes.
+const CHUNK_BLOCKS: u32 = 8;
 
 /// What the user chose.
 #[derive(Debug, Clone)]
@@ -72,8 +78,8 @@ impl MkfsWrites {
         content.agfl = (first_free..first_free + AGFL_FILL).collect();
         let after_agfl = first_free + AGFL_FILL;
         if agno == 0 {
-            let chunk = after_agfl.div_ceil(INOALIGN) * INOALIGN;
-            let chunk_end = chunk + INOALIGN;
+            let chunk = root_chunk(geo);
+            let chunk_end = chunk + CHUNK_BLOCKS;
             if chunk > after_agfl {
                 content.free.push(AllocRec {
                     startblock: after_agfl,
@@ -116,7 +122,11 @@ impl MkfsWrites {
         s.rsumino = NULLFSINO;
         let last = geo.agcount - 1;
         let keeps_root = agno == last || (geo.agcount > 2 && agno == last / 2);
-        s.rootino = if keeps_root { 128 } else { NULLFSINO };
+        s.rootino = if keeps_root {
+            self.sb.rootino
+        } else {
+            NULLFSINO
+        };
         s.to_bytes()
     }
 
@@ -155,6 +165,7 @@ impl WritePlan for MkfsWrites {
                 usize::from(sb.inodesize),
                 &sb.metadata_uuid(),
                 &self.times,
+                sb.has_incompat(incompat::BIGTIME),
             );
             sink(sb.ag_byte(0, chunk_bno), &chunk)?;
         }
@@ -174,14 +185,40 @@ impl From<GeometryError> for Error {
     }
 }
 
-/// The superblock of a fresh default filesystem with `geo` (the primary,
-/// with the counters of a finished mkfs).
+/// The block of AG 0 where mkfs puts the first inode chunk (the root
+/// directory's): after the fixed metadata, the log when AG 0 holds it and
+/// the four free-list blocks, rounded up to the chunk alignment.
+fn root_chunk(geo: &Geometry) -> u32 {
+    let first_free = if geo.logagno == 0 {
+        geo.logagbno + geo.logblocks
+    } else {
+        geo.prealloc
+    };
+    let align = inoalign(geo);
+    (first_free + AGFL_FILL).div_ceil(align) * align
+}
+
+/// `sb_inoalignmt`: a whole chunk with sparse inodes, else a cluster.
+fn inoalign(geo: &Geometry) -> u32 {
+    if geo.features.sparse {
+        CHUNK_BLOCKS
+    } else {
+        CLUSTER_BLOCKS
+    }
+}
+
+/// The superblock of a fresh default filesystem with `geo` and its
+/// features (the primary, with the counters of a finished mkfs).
 pub fn superblock(geo: &Geometry, opts: &MkfsOptions) -> Superblock {
     let mut fname = [0u8; 12];
     let n = opts.label.len().min(12);
     fname[..n].copy_from_slice(&opts.label[..n]);
     let f2 = features2::LAZYSBCOUNT | features2::ATTR2 | features2::PROJID32 | features2::CRC;
     let icount = XFS_INODES_PER_CHUNK;
+    let f = geo.features;
+    let bit = |on: bool, b: u32| if on { b } else { 0 };
+    // 512-byte inodes, 8 to a block: inode number = block << 3.
+    let rootino = u64::from(root_chunk(geo)) << 3;
     Superblock {
         blocksize: geo.blocksize,
         dblocks: geo.dblocks,
@@ -189,9 +226,9 @@ pub fn superblock(geo: &Geometry, opts: &MkfsOptions) -> Superblock {
         rextents: 0,
         uuid: opts.uuid,
         logstart: geo.logstart(),
-        rootino: 128,
-        rbmino: 129,
-        rsumino: 130,
+        rootino,
+        rbmino: rootino + 1,
+        rsumino: rootino + 2,
         rextsize: 1,
         agblocks: geo.agblocks,
         agcount: geo.agcount,
@@ -225,7 +262,7 @@ pub fn superblock(geo: &Geometry, opts: &MkfsOptions) -> Superblock {
         qflags: 0,
         flags: 0,
         shared_vn: 0,
-        inoalignmt: INOALIGN,
+        inoalignmt: inoalign(geo),
         unit: 0,
         width: 0,
         dirblklog: 0,
@@ -235,11 +272,18 @@ pub fn superblock(geo: &Geometry, opts: &MkfsOptions) -> Superblock {
         features2: f2,
         bad_features2: f2,
         features_compat: 0,
-        features_ro_compat: ro_compat::FINOBT | ro_compat::REFLINK | ro_compat::INOBTCNT,
-        features_incompat: incompat::FTYPE | incompat::SPINODES | incompat::BIGTIME,
+        features_ro_compat: bit(f.finobt, ro_compat::FINOBT)
+            | bit(f.rmapbt, ro_compat::RMAPBT)
+            | bit(f.reflink, ro_compat::REFLINK)
+            | bit(f.inobtcount, ro_compat::INOBTCNT),
+        features_incompat: incompat::FTYPE
+            | bit(f.sparse, incompat::SPINODES)
+            | bit(f.bigtime, incompat::BIGTIME)
+            | bit(f.nrext64, incompat::NREXT64),
         features_log_incompat: 0,
-        // The inode cluster (8 KiB scaled by inodesize / 256) in blocks.
-        spino_align: 4,
+        // With sparse inodes: the inode cluster (8 KiB scaled by
+        // inodesize / 256) in blocks.
+        spino_align: if f.sparse { CLUSTER_BLOCKS } else { 0 },
         pquotino: 0,
         lsn: 0,
         meta_uuid: [0; 16],
@@ -249,6 +293,15 @@ pub fn superblock(geo: &Geometry, opts: &MkfsOptions) -> Superblock {
 /// Plans mkfs on `dev`: checks the size, lays out every AG, and returns the
 /// batch that writes it (nothing is written).
 pub fn plan<D: BlockDevice + ?Sized>(dev: &D, opts: &MkfsOptions) -> Result<MkfsPlan> {
+    plan_as(dev, opts, crate::ec2::release::Version::new(6, 1, 0))
+}
+
+/// As [`plan`], with the defaults of xfsprogs `version`.
+pub fn plan_as<D: BlockDevice + ?Sized>(
+    dev: &D,
+    opts: &MkfsOptions,
+    version: crate::ec2::release::Version,
+) -> Result<MkfsPlan> {
     let dev_blocks = dev.size() / u64::from(geometry_blocksize());
     let want = opts.dblocks.unwrap_or(dev_blocks);
     if want > dev_blocks {
@@ -256,7 +309,7 @@ pub fn plan<D: BlockDevice + ?Sized>(dev: &D, opts: &MkfsOptions) -> Result<Mkfs
             "size {want} blocks is larger than the device ({dev_blocks} blocks)"
         )));
     }
-    let geo = Geometry::plan(want)?;
+    let geo = Geometry::plan_as(want, version)?;
     let sb = superblock(&geo, opts);
     let stale = stale_ranges(dev, &geo)?;
     let mut writes = MkfsWrites {

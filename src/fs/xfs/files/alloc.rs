@@ -217,8 +217,19 @@ fn alloc_rec(r: &[u8]) -> AllocRec {
     }
 }
 
-/// Decodes an inobt record.
-pub fn ino_rec(r: &[u8]) -> InobtRec {
+/// Decodes an inobt record: `{startino, holemask, count, freecount,
+/// free}` on a filesystem with sparse inodes, else `{startino, freecount
+/// (32 bits), free}` (a whole chunk: no holes, 64 inodes).
+pub fn ino_rec(r: &[u8], sparse: bool) -> InobtRec {
+    if !sparse {
+        return InobtRec {
+            startino: read_u32be(r, 0),
+            holemask: 0,
+            count: 64,
+            freecount: u8::try_from(read_u32be(r, 4)).unwrap_or(u8::MAX),
+            free: read_u64be(r, 8),
+        };
+    }
     InobtRec {
         startino: read_u32be(r, 0),
         holemask: read_u16be(r, 4),
@@ -228,13 +239,17 @@ pub fn ino_rec(r: &[u8]) -> InobtRec {
     }
 }
 
-/// Encodes an inobt record.
-pub fn ino_rec_bytes(r: &InobtRec) -> [u8; 16] {
+/// Encodes an inobt record in the format of [`ino_rec`].
+pub fn ino_rec_bytes(r: &InobtRec, sparse: bool) -> [u8; 16] {
     let mut b = [0u8; 16];
     write_u32be(&mut b, 0, r.startino);
-    write_u16be(&mut b, 4, r.holemask);
-    b[6] = r.count;
-    b[7] = r.freecount;
+    if sparse {
+        write_u16be(&mut b, 4, r.holemask);
+        b[6] = r.count;
+        b[7] = r.freecount;
+    } else {
+        write_u32be(&mut b, 4, u32::from(r.freecount));
+    }
     write_u64be(&mut b, 8, r.free);
     b
 }
@@ -382,7 +397,7 @@ impl Ag {
         let mut inos = BTreeMap::new();
         let (mut icount, mut ifree) = (0u32, 0u32);
         let max_agino = u64::from(agf.length) << geo.inopblog;
-        for r in ino_recs.iter().map(|r| ino_rec(r)) {
+        for r in ino_recs.iter().map(|r| ino_rec(r, geo.sparse)) {
             let mask = alloc_mask(r.holemask);
             let real_free = (r.free & mask).count_ones();
             if r.startino % 64 != 0
@@ -420,7 +435,7 @@ impl Ag {
                 daddr,
                 read,
             )?;
-            let got: Vec<InobtRec> = frecs.iter().map(|r| ino_rec(r)).collect();
+            let got: Vec<InobtRec> = frecs.iter().map(|r| ino_rec(r, geo.sparse)).collect();
             let want: Vec<InobtRec> = inos.values().filter(|r| r.freecount > 0).copied().collect();
             if got != want {
                 return Err(corrupt(

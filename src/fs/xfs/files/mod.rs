@@ -80,6 +80,8 @@ pub(crate) struct Geo {
     pub alloc_maxlevels: u32,
     pub uuid: [u8; 16],
     pub finobt: bool,
+    /// Sparse inode chunks (and the inobt record format that has holes).
+    pub sparse: bool,
     pub inobtcnt: bool,
     pub bigtime: bool,
     pub nrext64: bool,
@@ -114,6 +116,7 @@ impl Geo {
                 as u32,
             uuid: sb.metadata_uuid(),
             finobt: sb.has_ro_compat(ro_compat::FINOBT),
+            sparse: sb.has_incompat(incompat::SPINODES),
             inobtcnt: sb.has_ro_compat(ro_compat::INOBTCNT),
             bigtime: sb.has_incompat(incompat::BIGTIME),
             nrext64: sb.has_incompat(incompat::NREXT64),

@@ -278,12 +278,13 @@ impl<D: BlockDevice> XfsFiles<D> {
                 r
             })
             .collect();
-        let inos: Vec<[u8; 16]> = ag.inos.values().map(ino_rec_bytes).collect();
+        let sparse = self.geo.sparse;
+        let inos: Vec<[u8; 16]> = ag.inos.values().map(|r| ino_rec_bytes(r, sparse)).collect();
         let finos: Vec<[u8; 16]> = ag
             .inos
             .values()
             .filter(|r| r.freecount > 0)
-            .map(ino_rec_bytes)
+            .map(|r| ino_rec_bytes(r, sparse))
             .collect();
         let refs = |v: &[[u8; 8]]| v.iter().map(|r| r.as_slice().to_vec()).collect::<Vec<_>>();
         let bno_recs = refs(&by_bno);
