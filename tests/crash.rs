@@ -560,6 +560,96 @@ fn sweep_growpart_mbr_with_logicals() {
     report("growpart MBR with logicals", &r);
 }
 
+/// growpart of a disk whose partition is mounted (`ebsim mount IMAGE@1`):
+/// the table's writes go to the FUSE server (`WriteTable`), which commits
+/// them. The server is interrupted at every write step of its commit (the
+/// fault limit is in its environment) and then killed as if it had died
+/// there; the next open leaves the disk as it was or as a clean run (mount,
+/// growpart, unmount) leaves it, sgdisk -v and e2fsck clean.
+#[test]
+fn sweep_growpart_through_the_fuse_server() {
+    if !require_tools(TOOLS) {
+        return;
+    }
+    if !std::path::Path::new("/dev/fuse").exists() || !nix::unistd::geteuid().is_root() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI is set but this sweep needs root and /dev/fuse"
+        );
+        eprintln!("skipping: needs root and /dev/fuse");
+        return;
+    }
+    let _lock = common::mount_lock();
+    let d = tempfile::tempdir().expect("tempdir");
+    let t = d.path().join("t.img");
+    let mnt = d.path().join("mnt");
+    std::fs::create_dir(&mnt).expect("mkdir");
+    sparse(&t, 256 * M);
+    ok(tool("sgdisk")
+        .args(["-U", UUID, "-n", "1:2048:+100M", "-u"])
+        .arg(format!("1:{HASH_SEED}"))
+        .arg(&t));
+    ok(tool("mkfs.ext4")
+        .env("E2FSPROGS_FAKE_TIME", FAKE_TIME)
+        .args(["-q", "-F", "-b", "4096", "-U", UUID, "-E"])
+        .arg(format!("offset={M},hash_seed={HASH_SEED}"))
+        .arg(&t)
+        .arg("100M"));
+    set_len(&t, 512 * M);
+    let bin = common::ebsim_bin();
+    // Serve partition 1, grow it, unmount; on a failure the server is
+    // killed (the fault stands for its death) and its dead mount detached.
+    let script = r#"
+        IMG=$1 MNT=$2 BIN=$3
+        "$BIN" mount -f "$IMG@1" "$MNT" </dev/null >/dev/null 2>&1 &
+        SRV=$!
+        until grep -qs " $MNT fuse.ebsim " /proc/mounts; do
+            kill -0 $SRV 2>/dev/null || exit 3
+            sleep 0.01
+        done
+        if "$BIN" growpart "$IMG" 1 >/dev/null 2>&1; then
+            "$BIN" umount "$MNT" || exit 4
+            wait $SRV
+            exit $?
+        fi
+        kill -9 $SRV
+        wait $SRV
+        umount -l "$MNT"
+        exit 1
+    "#;
+    let cmd = |img: &Path| {
+        let mut c = Command::new("sh");
+        c.arg("-c")
+            .arg(script)
+            .arg("sh")
+            .arg(img)
+            .arg(&mnt)
+            .arg(&bin)
+            .env("PATH", path_env());
+        c
+    };
+    let ext4_clean = |img: &Path| {
+        ok(tool("e2fsck")
+            .arg("-fn")
+            .arg(format!("{}?offset={M}", img.display())));
+    };
+    let check = |img: &Path| {
+        gpt_clean(img);
+        ext4_clean(img);
+    };
+    let r = fault_sweep(
+        "growpart through the FUSE server",
+        &t,
+        &cmd,
+        // Before, the disk has grown past its backup table (as after
+        // ModifyVolume): only the filesystem is checked.
+        Some(&ext4_clean),
+        &check,
+    );
+    report("growpart through the FUSE server", &r);
+    assert!(r.writes > 0 && r.rolled_back > 0, "{r:?}");
+}
+
 // ------------------------------------------------------------------------
 // The issue's reproductions
 

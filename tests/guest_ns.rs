@@ -342,6 +342,14 @@ fn a_host_without_namespaces_or_fuse_is_told_why() {
         ]));
         assert!(o.status.success(), "{what}: {}", stderr(&o));
         assert!(stdout(&o).contains("xvda1"), "{}", stdout(&o));
+        // The banner goes to stderr; stdout is the command's alone.
+        assert!(
+            stderr(&o).starts_with("ebsim exec --host-mode: ")
+                && stderr(&o).contains("every other command acts on THIS HOST"),
+            "{what}: {}",
+            stderr(&o)
+        );
+        assert!(stdout(&o).starts_with("NAME"), "{}", stdout(&o));
     }
     let o = run(cloud
         .cmd("shell")

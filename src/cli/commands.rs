@@ -250,7 +250,8 @@ pub struct Shell {
              builds, and exit with its status"
 )]
 pub struct Exec {
-    /// Run on the host with ebsim's applets first on PATH (see `ebsim shell --help`)
+    /// Run on the host with ebsim's applets first on PATH (see `ebsim shell --help`);
+    /// the banner saying so goes to stderr, stdout stays the command's
     #[arg(long)]
     pub host_mode: bool,
     /// The instance

@@ -545,57 +545,52 @@ fn grow_image(
         Ok(b) => b,
         Err(rejection) => return Err(resize_failed(disk, &rejection.messages, opts.compat)),
     };
-    // A disk `ebsim mount` serves belongs to its server: writing the table
-    // here would wait for its lock (and is not yet done through it).
-    if matches!(source, Disk::File) {
-        if let Some((_, info)) = super::fuse_mount::served(disk) {
-            let line = format!(
-                "sfdisk: cannot open {disk}: Device or resource busy (served by ebsim mount \
-                 at {}, pid {}: unmount it, grow the partition, mount it again)",
-                info.mountpoint.display(),
-                info.pid
-            );
+    // A disk whose partition is served (`ebsim mount IMAGE@N`, or a guest's
+    // mounted partition) belongs to its server: the server writes the
+    // table, as the kernel takes growpart's BLKPG while the partition is
+    // mounted.
+    let served_image = match &source {
+        Disk::File => super::fuse_mount::served(disk).map(|(image, _)| image),
+        Disk::Guest(r) => match ebsim::fuse::control::info(r.image()) {
+            Ok(Some(_)) => Some(r.image().to_path_buf()),
+            _ => None,
+        },
+    };
+    if let Some(image) = served_image {
+        let mut writes = Vec::new();
+        for op in &batch.ops {
+            match op {
+                ebsim::blockdev::WriteOp::Data { offset, bytes } => {
+                    writes.push((*offset, bytes.clone()));
+                }
+                ebsim::blockdev::WriteOp::Discard { .. } => {}
+            }
+        }
+        if batch.new_len.is_some() {
+            return Err(resize_failed(
+                disk,
+                &[format!("sfdisk: {disk}: the table change resizes the disk")],
+                opts.compat,
+            ));
+        }
+        if let Err(e) = ebsim::fuse::control::write_table(&image, writes) {
+            let line = format!("sfdisk: cannot write the table of {disk}: {e}");
             return Err(resize_failed(disk, &[line], opts.compat));
         }
-    }
-    // A guest disk whose partition is served (inside the guest namespace):
-    // the server writes the table, as the kernel takes growpart's BLKPG
-    // while the partition is mounted.
-    if let Disk::Guest(r) = source {
-        if let Ok(Some(_)) = ebsim::fuse::control::info(r.image()) {
-            let mut writes = Vec::new();
-            for op in &batch.ops {
-                match op {
-                    ebsim::blockdev::WriteOp::Data { offset, bytes } => {
-                        writes.push((*offset, bytes.clone()));
-                    }
-                    ebsim::blockdev::WriteOp::Discard { .. } => {}
-                }
-            }
-            if batch.new_len.is_some() {
-                return Err(resize_failed(
-                    disk,
-                    &[format!("sfdisk: {disk}: the table change resizes the disk")],
-                    opts.compat,
-                ));
-            }
-            if let Err(e) = ebsim::fuse::control::write_table(r.image(), writes) {
-                let line = format!("sfdisk: cannot write the table of {disk}: {e}");
-                return Err(resize_failed(disk, &[line], opts.compat));
-            }
-            if opts.resizer == Resizer::Sfdisk && opts.compat.resolves_links() {
-                dbg.line(1, &format!("resize of {disk} returned 0."));
-            }
-            dbg.line(2, &format!("running[pt_update][] pt_update {disk} {part}"));
-            if block && opts.compat.flock() {
-                dbg.line(1, &format!("FLOCK: {disk}: releasing exclusive lock"));
-            }
-            out(&format!("CHANGED: {}\n", plan.change_info()));
-            lvm_note(dbg, disk, part);
-            // The guest's /proc/partitions follows the new table.
-            let _ = super::guest_ns::notify("sync");
-            return Ok(0);
+        if opts.resizer == Resizer::Sfdisk && opts.compat.resolves_links() {
+            dbg.line(1, &format!("resize of {disk} returned 0."));
         }
+        dbg.line(2, &format!("running[pt_update][] pt_update {disk} {part}"));
+        if block && opts.compat.flock() {
+            dbg.line(1, &format!("FLOCK: {disk}: releasing exclusive lock"));
+        }
+        out(&format!("CHANGED: {}\n", plan.change_info()));
+        lvm_note(dbg, disk, part);
+        // The guest's /proc/partitions follows the new table.
+        if matches!(source, Disk::Guest(_)) {
+            let _ = super::guest_ns::notify("sync");
+        }
+        return Ok(0);
     }
     let written = source
         .open(disk, Access::ReadWrite)

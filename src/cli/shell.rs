@@ -149,10 +149,15 @@ fn status_code(s: std::process::ExitStatus) -> i32 {
     s.code().unwrap_or_else(|| 128 + s.signal().unwrap_or(0))
 }
 
-/// What `--host-mode` says first.
-const HOST_MODE_BANNER: &str = "ebsim shell --host-mode: ebsim's applets (lsblk, df, growpart, \
-resize2fs, xfs_growfs, mount, sudo, ...) act on the instance; every other command acts on THIS \
-HOST, not on the guest.\n";
+/// What `shell --host-mode` and `exec --host-mode` say first, on stderr
+/// (so `exec`'s stdout stays the command's own).
+fn host_mode_banner(prog: &str) -> String {
+    format!(
+        "ebsim {prog} --host-mode: ebsim's applets (lsblk, df, growpart, resize2fs, xfs_growfs, \
+         mount, sudo, ...) act on the instance; every other command acts on THIS HOST, not on \
+         the guest.\n"
+    )
+}
 
 /// `ebsim shell` (or a link named `shell`).
 pub fn run_shell(args: Vec<OsString>) -> i32 {
@@ -171,7 +176,7 @@ pub fn shell(s: &Shell) -> i32 {
     if !s.host_mode {
         return super::guest_ns::run("shell", &id, None);
     }
-    err(HOST_MODE_BANNER);
+    err(&host_mode_banner("shell"));
     let bin = match bin_dir() {
         Ok(b) => b,
         Err(e) => {
@@ -230,6 +235,7 @@ pub fn exec(x: &Exec) -> i32 {
     if !x.host_mode {
         return super::guest_ns::run("exec", &id, Some(x.command.clone()));
     }
+    err(&host_mode_banner("exec"));
     let bin = match bin_dir() {
         Ok(b) => b,
         Err(e) => {

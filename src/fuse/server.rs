@@ -646,6 +646,11 @@ impl fuser::Filesystem for FuseFs {
     fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
         use fuser::InitFlags;
         let _ = config.set_max_write(self.max_write);
+        // No FUSE_WRITEBACK_CACHE: with it the kernel owns a regular
+        // file's mtime, ctime and size while it caches the inode and never
+        // takes the server's, so a change the filesystem times itself
+        // (fallocate with KEEP_SIZE, which ext4 and XFS stamp) shows the
+        // old mtime until the inode is dropped, then the new one.
         let wanted = InitFlags::FUSE_DO_READDIRPLUS
             | InitFlags::FUSE_READDIRPLUS_AUTO
             | InitFlags::FUSE_MAX_PAGES
@@ -1028,13 +1033,20 @@ impl fuser::Filesystem for FuseFs {
         _fh: FileHandle,
         offset: u64,
         data: &[u8],
-        _write_flags: WriteFlags,
+        write_flags: WriteFlags,
         _flags: OpenFlags,
         _lock_owner: Option<fuser::LockOwner>,
         reply: ReplyWrite,
     ) {
         let mut st = self.shared.lock();
-        let ctx = ctx_now(cred(req));
+        let mut ctx = ctx_now(cred(req));
+        if write_flags.contains(WriteFlags::FUSE_WRITE_CACHE) {
+            // The page cache's writeback (a shared writable mmap): the
+            // kernel checked the writer's permission when it mapped and
+            // dropped set-user-ID at the fault (it sends a SETATTR for
+            // that); this request carries no caller.
+            ctx.cred = Cred::ROOT;
+        }
         let r = st
             .node_to_ino(ino)
             .and_then(|i| st.writable()?.write(ctx, i, offset, data));
@@ -1055,8 +1067,11 @@ impl fuser::Filesystem for FuseFs {
         _lock_owner: fuser::LockOwner,
         reply: ReplyEmpty,
     ) {
-        // close(2): nothing to commit (the timer and fsync do).
-        reply.ok();
+        // close(2): nothing to commit (the timer and fsync do), and no
+        // locks to drop. ENOSYS makes the kernel stop sending FLUSH for
+        // good: one round trip less per close (writes reach the server
+        // as write(2) makes them, so nothing waits for a FLUSH).
+        reply.error(Errno::ENOSYS);
     }
 
     fn release(
