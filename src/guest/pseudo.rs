@@ -214,7 +214,8 @@ mod tests {
     /// (flavour, type, [(target, df -h Size)]) as published.
     #[test]
     fn sizes_match_the_published_df() {
-        let cases: &[(&str, &str, &[(&str, &str)])] = &[
+        type Case<'a> = (&'a str, &'a str, &'a [(&'a str, &'a str)]);
+        let cases: &[Case] = &[
             (
                 "ubuntu-22.04",
                 "t2.micro",
