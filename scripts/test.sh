@@ -21,7 +21,9 @@ for pair in \
     chattr:e2fsprogs \
     chromium:chromium \
     rsvg-convert:librsvg2-bin \
-    fusermount3:fuse3
+    fusermount3:fuse3 \
+    fsck.vfat:dosfstools \
+    mdir:mtools
 do
     cmd=${pair%%:*}
     pkg=${pair#*:}

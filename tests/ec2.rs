@@ -1246,14 +1246,20 @@ fn guest_device_names_xen_and_nitro() {
         assert_eq!(parts[1], (&1, &"nvme0n1p1".to_string()));
         assert_eq!(parts[3], (&3, &"nvme0n1p128".to_string()));
         assert_eq!(n[1].minor, 4);
-        // What the image mounts: / (its /boot/efi is vfat, which ebsim cannot
-        // make, so the EFI partition stays unformatted and unmounted).
+        // What the image mounts: /, then its EFI system partition at
+        // /boot/efi.
         let m: Vec<(&str, &str, &str)> = inst
             .mounts
             .iter()
             .map(|m| (m.source.as_str(), m.target.as_str(), m.fstype.as_str()))
             .collect();
-        assert_eq!(m, vec![("/dev/nvme0n1p1", "/", "xfs")]);
+        assert_eq!(
+            m,
+            vec![
+                ("/dev/nvme0n1p1", "/", "xfs"),
+                ("/dev/nvme0n1p128", "/boot/efi", "vfat")
+            ]
+        );
         assert_eq!(inst.util_linux, "2.37.4");
         assert_eq!(t.state().instances[&xen].util_linux, "2.37.2");
         Ok(())

@@ -168,7 +168,14 @@ fn a_typed_runbook_session_in_a_pty() {
     for want in [
         "xvda     202:0    0   16G  0 disk \n",
         "\u{251c}\u{2500}xvda1  202:1    0  7.9G  0 part /\n",
-        "/dev/root      ext4  7.6G  1.5G  6.1G  20% /\n",
+        // A t2.micro's rows as on the real AMI: the tmpfs mounts sized
+        // from its memory, the EFI system partition at /boot/efi.
+        "/dev/root      ext4   7.6G  1.5G  6.1G  20% /\n\
+         tmpfs          tmpfs  484M     0  484M   0% /dev/shm\n\
+         tmpfs          tmpfs  194M  868K  193M   1% /run\n\
+         tmpfs          tmpfs  5.0M     0  5.0M   0% /run/lock\n\
+         /dev/xvda15    vfat   105M  6.1M   99M   6% /boot/efi\n\
+         tmpfs          tmpfs   97M  4.0K   97M   1% /run/user/1000\n",
         // Ubuntu's growpart 0.32 counts ends one past the partition, as
         // real Ubuntu instances print (`end=16777183` on 8 GiB).
         "CHANGED: partition=1 start=227328 old: size=16549855 end=16777183 new: size=33327071 end=33554399\n",

@@ -138,11 +138,13 @@ fn layers_equal_lsblk_and_df(h: &Home, i: &str, step: &str) {
             );
         }
     }
-    let df = stdout(&h.inst(i, &["df", "-B1", "--output=target,size,used,avail"]));
+    // The rows of block devices (tmpfs and the like are no layer).
+    let df = stdout(&h.inst(i, &["df", "-B1", "--output=source,target,size,used,avail"]));
     let df: Vec<Vec<String>> = df
         .lines()
         .skip(1)
-        .map(|l| l.split_whitespace().map(str::to_string).collect())
+        .filter(|l| l.starts_with("/dev/"))
+        .map(|l| l.split_whitespace().skip(1).map(str::to_string).collect())
         .collect();
     let mut seen = 0;
     let mut fs_check = |f: &Value| {

@@ -660,6 +660,16 @@ fn reconcile(init: &Init) -> Result<(), String> {
             }
             continue;
         }
+        // FAT (the EFI system partition at /boot/efi) is not served over
+        // FUSE: its mount point shows the directory beneath it, while
+        // lsblk, df and mount show the mount from the model.
+        if m.fstype == "vfat" {
+            served.push(Served {
+                mount: m.clone(),
+                server: None,
+            });
+            continue;
+        }
         match serve(plan, &ctx, m) {
             Ok(s) => served.push(s),
             Err(e) => {

@@ -588,8 +588,9 @@ pub fn release_of(flavour: Option<&str>) -> OsRelease {
 
 /// The version of what [`default_builder`] makes. Bump it when the builder
 /// changes: catalog snapshots made by an older version are rebuilt at
-/// their next use (5: the Amazon Linux and CentOS XFS roots populated).
-pub const BUILD_VERSION: u32 = 5;
+/// their next use (5: the Amazon Linux and CentOS XFS roots populated;
+/// 6: the EFI system partitions formatted and filled).
+pub const BUILD_VERSION: u32 = 6;
 
 /// Builds a catalog image's disk: partition table and filesystems, into a
 /// new sparse file at `path` of `image.root_size` GiB. Implementations
@@ -618,7 +619,8 @@ impl ImageBuilder for BlankImageBuilder {
 /// partition's filesystem by its mkfs, with the image's label. GUIDs and
 /// filesystem UUIDs are fixed per AMI, so every build of an image is the
 /// same disk (as every volume made from one real AMI is).
-/// The vfat EFI partitions stay unformatted: ebsim has no mkfs.vfat.
+/// The EFI system partitions get a FAT with what the AMI's has
+/// ([`super::esp`]), written by the `fatfs` crate.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct NativeImageBuilder;
 
@@ -649,9 +651,9 @@ pub fn fs_uuid(image: &CatalogImage, number: u32) -> [u8; 16] {
     guid_bytes(&format!("{}#{number}#fs", image.image_id))
 }
 
-/// The volume id a FAT filesystem in partition `number` of `image` would
-/// carry (`XXXX-XXXX`), as fstab names it: ebsim formats no FAT, so it is
-/// derived like the other fixed ids.
+/// The volume id of the FAT in partition `number` of `image`
+/// (`XXXX-XXXX`), as blkid prints it and fstab names it: the first four
+/// bytes of the partition's fixed filesystem UUID.
 pub fn fat_volume_id(image: &CatalogImage, number: u32) -> String {
     let b = fs_uuid(image, number);
     format!("{:02X}{:02X}-{:02X}{:02X}", b[0], b[1], b[2], b[3])
@@ -827,8 +829,15 @@ pub fn make_fs(
             crate::fs::xfs::mkfs::apply(&mut slice, &plan).map_err(|e| e.to_string())?;
             populate_root(image, fs, slice, created)
         }
-        // ebsim has no FAT writer: EFI system partitions stay unformatted.
-        FsKind::Vfat => Ok(()),
+        FsKind::Vfat => {
+            use crate::blockdev::BlockDevice;
+            let mut slice =
+                crate::blockdev::Slice::new(&mut *img, offset, size).map_err(|e| e.to_string())?;
+            let created = super::time::Millis::parse(image.creation_date).map_or(0, |t| t.0 / 1000);
+            let opts = super::esp::build_options(image, p.number, size, created);
+            let batch = crate::fs::vfat::build(size, &opts).map_err(|e| e.to_string())?;
+            slice.commit(&batch).map_err(|e| e.to_string())
+        }
     }
 }
 

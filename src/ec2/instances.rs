@@ -610,13 +610,10 @@ impl Txn<'_> {
                 inst.alloc_blkext_minor(&name);
             }
         }
-        // `/` first, then the rest, as systemd mounts them. EFI system
-        // partitions are left unformatted (ebsim has no FAT writer), so
-        // they are not mounted either.
+        // `/` first, then the rest (`/boot/efi`), as systemd mounts them.
         let mut mounted: Vec<&&catalog::PartitionSpec> = parts
             .iter()
             .filter(|p| p.fs.and_then(|f| f.mount_point).is_some())
-            .filter(|p| p.fs.is_some_and(|f| f.kind != catalog::FsKind::Vfat))
             .collect();
         mounted.sort_by_key(|p| p.fs.and_then(|f| f.mount_point).map(str::len));
         for p in mounted {

@@ -23,6 +23,7 @@ pub mod boot;
 pub mod catalog;
 pub mod clock;
 mod error;
+mod esp;
 pub mod filter;
 pub mod group;
 pub mod guest;

@@ -6,6 +6,7 @@ pub mod ext4;
 pub mod node;
 pub mod path;
 pub mod signature;
+pub mod vfat;
 pub mod xfs;
 
 use crate::blockdev::BlockDevice;
@@ -17,6 +18,8 @@ pub enum FsKind {
     Ext4,
     /// XFS (v5).
     Xfs,
+    /// FAT (the EFI system partitions): read for blkid and statfs only.
+    Vfat,
 }
 
 impl FsKind {
@@ -25,6 +28,7 @@ impl FsKind {
         match self {
             FsKind::Ext4 => "ext4",
             FsKind::Xfs => "xfs",
+            FsKind::Vfat => "vfat",
         }
     }
 }
@@ -70,6 +74,9 @@ pub enum FsError {
     /// The XFS layer's.
     #[error("{0}")]
     Xfs(#[from] xfs::Error),
+    /// The FAT layer's.
+    #[error("{0}")]
+    Vfat(#[from] vfat::Error),
 }
 
 /// Which filesystem `dev` holds, if any ebsim knows.
@@ -93,6 +100,16 @@ pub fn probe<D: BlockDevice>(dev: D) -> Result<Option<FsInfo>, FsError> {
             label: i.label,
             version: None,
             clean: fs.check_log_clean().is_ok(),
+        }));
+    }
+    if vfat::probe(&dev)? {
+        let i = vfat::info(&dev)?;
+        return Ok(Some(FsInfo {
+            kind: FsKind::Vfat,
+            uuid: i.uuid,
+            label: i.label,
+            version: Some(i.version.to_string()),
+            clean: true,
         }));
     }
     Ok(None)
@@ -129,6 +146,17 @@ pub fn statfs<D: BlockDevice>(dev: D, kind: FsKind, read_only: bool) -> Result<S
                 bavail: s.f_bavail,
                 files: s.f_files,
                 ffree: s.f_ffree,
+            })
+        }
+        FsKind::Vfat => {
+            let s = vfat::statfs(&dev)?;
+            Ok(StatFs {
+                frsize: s.cluster,
+                blocks: s.blocks,
+                bfree: s.free,
+                bavail: s.free,
+                files: 0,
+                ffree: 0,
             })
         }
     }

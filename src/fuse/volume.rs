@@ -303,6 +303,10 @@ impl Volume {
         let result = refreshed.and_then(|()| match kind {
             FsKind::Ext4 => grow_ext4(&mut dev, args),
             FsKind::Xfs => grow_xfs(&mut dev, args),
+            FsKind::Vfat => Err(NodeError::with(
+                ErrorKind::Unsupported,
+                "a FAT filesystem cannot be grown",
+            )),
         });
         let what = describe(&self.spec);
         self.files = match open_files(dev, false, &what) {

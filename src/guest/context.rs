@@ -11,7 +11,7 @@
 use super::instance::{self, Basis, GuestDisk, GuestError, Resolved};
 use super::{Snapshot, normalize_path};
 use crate::ec2::Ec2;
-use crate::ec2::catalog::{self, FsKind as CatalogFs};
+use crate::ec2::catalog;
 use crate::ec2::model::Mount;
 use crate::ec2::release::OsRelease;
 
@@ -114,7 +114,6 @@ impl Context {
 }
 
 /// The fstab of a catalog image, as mounts of the root disk's partitions.
-/// EFI system partitions are left out: ebsim leaves them unformatted.
 fn fstab_of(flavour: Option<&str>, disks: &[GuestDisk]) -> Vec<Mount> {
     let (Some(c), Some(root)) = (
         flavour.and_then(catalog::by_key),
@@ -128,9 +127,6 @@ fn fstab_of(flavour: Option<&str>, disks: &[GuestDisk]) -> Vec<Mount> {
         let Some(target) = fs.mount_point else {
             continue;
         };
-        if fs.kind == CatalogFs::Vfat {
-            continue;
-        }
         out.push(Mount {
             volume_id: root.view.volume_id.clone(),
             partition: Some(p.number),

@@ -488,6 +488,9 @@ pub fn snapshot(txn: &mut Txn<'_>, instance_id: &str) -> Result<Snapshot, GuestE
             .unwrap_or(usize::MAX)
     };
     df_mounts.sort_by_key(order);
+    // The memory-backed mounts of the boot, in their places.
+    let order = super::pseudo::boot_order(inst.flavour.as_deref(), &inst.instance_type);
+    let df_mounts = super::pseudo::merge(&order, df_mounts);
     Ok(Snapshot {
         devices,
         mounts: df_mounts,

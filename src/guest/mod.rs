@@ -10,6 +10,7 @@ pub mod human;
 pub mod instance;
 pub mod lsblk;
 pub mod mount;
+pub mod pseudo;
 pub mod target;
 pub mod vfs;
 

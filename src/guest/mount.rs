@@ -175,6 +175,7 @@ pub fn kernel_options(
     match kind {
         FsKind::Ext4 => out.extend(ext4_options(&fs_opts, generation)?),
         FsKind::Xfs => out.extend(xfs_options(&fs_opts, generation)?),
+        FsKind::Vfat => out.extend(vfat_options(&fs_opts)?),
     }
     Ok(out.join(","))
 }
@@ -235,6 +236,54 @@ fn ext4_options(opts: &[String], generation: Generation) -> Result<Vec<String>, 
 /// XFS's part, in `xfs_showargs` order: flags, allocsize=, inode64,
 /// logbufs=, logbsize=, quota. The guest kernels (3.10 to 6.x) show
 /// `attr2`; 3.10 does not show the default log buffers.
+/// vfat's part, in the kernel's `fat_show_options` order: uid=/gid= when
+/// not 0, fmask, dmask, codepage, iocharset, shortname, errors. `umask=`
+/// sets both masks (0022 by default).
+fn vfat_options(opts: &[String]) -> Result<Vec<String>, BadOption> {
+    let (mut uid, mut gid) = (0u32, 0u32);
+    let (mut fmask, mut dmask) = (0o022u32, 0o022u32);
+    let mut codepage = "437".to_string();
+    let mut iocharset = "ascii".to_string();
+    let mut shortname = "mixed".to_string();
+    let mut errors = "remount-ro".to_string();
+    let octal = |o: &String, v: &str| u32::from_str_radix(v, 8).map_err(|_| BadOption(o.clone()));
+    let num = |o: &String, v: &str| v.parse::<u32>().map_err(|_| BadOption(o.clone()));
+    for o in opts {
+        let (k, v) = o.split_once('=').map_or((o.as_str(), ""), |(k, v)| (k, v));
+        match k {
+            "uid" => uid = num(o, v)?,
+            "gid" => gid = num(o, v)?,
+            "umask" => {
+                fmask = octal(o, v)?;
+                dmask = fmask;
+            }
+            "fmask" => fmask = octal(o, v)?,
+            "dmask" => dmask = octal(o, v)?,
+            "codepage" if !v.is_empty() => codepage = v.to_string(),
+            "iocharset" if !v.is_empty() => iocharset = v.to_string(),
+            "shortname" if matches!(v, "lower" | "win95" | "winnt" | "mixed") => {
+                shortname = v.to_string();
+            }
+            "errors" if matches!(v, "continue" | "panic" | "remount-ro") => errors = v.to_string(),
+            _ => return Err(BadOption(o.clone())),
+        }
+    }
+    let mut out = Vec::new();
+    if uid != 0 {
+        out.push(format!("uid={uid}"));
+    }
+    if gid != 0 {
+        out.push(format!("gid={gid}"));
+    }
+    out.push(format!("fmask={fmask:04o}"));
+    out.push(format!("dmask={dmask:04o}"));
+    out.push(format!("codepage={codepage}"));
+    out.push(format!("iocharset={iocharset}"));
+    out.push(format!("shortname={shortname}"));
+    out.push(format!("errors={errors}"));
+    Ok(out)
+}
+
 fn xfs_options(opts: &[String], generation: Generation) -> Result<Vec<String>, BadOption> {
     const FLAGS: &[&str] = &[
         "wsync",

@@ -367,6 +367,8 @@ pub fn open(image: &Path, partition: Option<u32>, write: bool) -> Result<Opened,
                 Box::new(crate::fs::xfs::files::XfsFiles::open_read_only(slice).map_err(open)?)
             }
         }
+        // Never probed here: FAT files are not served.
+        FsKind::Vfat => return Err(ImgError::NoFilesystem { device }),
     };
     Ok(Opened { fs, kind, device })
 }

@@ -197,6 +197,10 @@ fn fs_size<D: BlockDevice>(dev: D, kind: FsKind) -> Option<u64> {
             i.blocks.checked_mul(u64::from(i.block_size))
         }
         FsKind::Xfs => Some(fs::xfs::Xfs::open(dev).ok()?.info().size_bytes),
+        FsKind::Vfat => {
+            let g = fs::vfat::geometry(&dev).ok()??;
+            g.total_sectors.checked_mul(g.sector)
+        }
     }
 }
 

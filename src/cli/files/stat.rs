@@ -437,6 +437,7 @@ fn fs_directive(
     let (magic, tname) = match kind {
         FsKind::Ext4 => (0xef53u64, "ext2/ext3"),
         FsKind::Xfs => (0x5846_5342, "xfs"),
+        FsKind::Vfat => (0x4d44, "msdos"),
     };
     let (v, numeric) = match letters {
         "a" => (sf.bavail.to_string(), true),
