@@ -681,6 +681,149 @@ fn checkpoints_save_and_restore_the_whole_state_sparsely() {
     assert!(!bad.status.success() && stderr(&bad).contains("invalid checkpoint name"));
 }
 
+/// What a home holds (state document, volumes, snapshots, command logs),
+/// by path and SHA-256, and the restore's leftovers (none allowed).
+fn home_state(home: &Path) -> (std::collections::BTreeMap<String, String>, Vec<String>) {
+    use sha2::Digest;
+    let hex = |b: &[u8]| -> String {
+        sha2::Sha256::digest(b)
+            .iter()
+            .map(|x| format!("{x:02x}"))
+            .collect()
+    };
+    let mut m = std::collections::BTreeMap::new();
+    fn walk(
+        dir: &Path,
+        base: &Path,
+        m: &mut std::collections::BTreeMap<String, String>,
+        hex: &dyn Fn(&[u8]) -> String,
+    ) {
+        let Ok(rd) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                walk(&p, base, m, hex);
+            } else {
+                let rel = p.strip_prefix(base).unwrap().display().to_string();
+                m.insert(rel, hex(&std::fs::read(&p).unwrap()));
+            }
+        }
+    }
+    if let Ok(b) = std::fs::read(home.join("state.json")) {
+        m.insert("state.json".into(), hex(&b));
+    }
+    for d in ["volumes", "snapshots", "teach/log"] {
+        walk(&home.join(d), home, &mut m, &hex);
+    }
+    let left = [
+        "teach/restore.staging",
+        "teach/restore.old",
+        "teach/restore.pending",
+    ]
+    .iter()
+    .filter(|p| home.join(p).exists())
+    .map(|p| p.to_string())
+    .collect();
+    (m, left)
+}
+
+/// A checkpoint restore stopped between any two of its steps (the fault
+/// hook) or killed at any moment (SIGKILL) leaves, once the next
+/// checkpoint command has recovered, the state as it was or as the
+/// checkpoint holds it, and nothing of the restore under EBSIM_HOME.
+#[test]
+fn checkpoint_restore_survives_a_fault_at_every_step_and_sigkill() {
+    let h = Home::new();
+    let vol = |size: &str| {
+        h.query(
+            &[
+                "create-volume",
+                "--size",
+                size,
+                "--availability-zone",
+                "us-east-1a",
+            ],
+            "VolumeId",
+        )
+    };
+    let (v1, v2) = (vol("1"), vol("2"));
+    h.ok(&["clock", "advance", "5s"]);
+    let img = |v: &str| h.0.path().join(format!("volumes/{v}.img"));
+    h.ok(&["mkfs.ext4", "-q", img(&v1).to_str().unwrap()]);
+    h.ok(&["checkpoint", "save", "a"]);
+    let saved = home_state(h.0.path());
+    // Then: a new volume, one deleted, one formatted again.
+    vol("3");
+    h.ok(&["aws", "ec2", "delete-volume", "--volume-id", &v2]);
+    h.ok(&["mkfs", "-t", "xfs", "-q", "-f", img(&v1).to_str().unwrap()]);
+    let current = home_state(h.0.path());
+    assert_ne!(saved.0, current.0);
+    let template = tempfile::tempdir().unwrap();
+    let copy_home = |to: &Path| {
+        let o = run(Command::new("cp")
+            .args(["-a", "--sparse=always"])
+            .arg(format!("{}/.", h.0.path().display()))
+            .arg(to));
+        assert!(o.status.success(), "{}", stderr(&o));
+    };
+    copy_home(template.path());
+    let in_home = |home: &Path, args: &[&str]| {
+        let mut c = h.cmd(args);
+        c.env("EBSIM_HOME", home);
+        c
+    };
+    let check = |home: &Path, what: &str| -> bool {
+        let o = run(&mut in_home(home, &["checkpoint", "list"]));
+        assert!(o.status.success(), "{what}: recover: {}", stderr(&o));
+        let (now, left) = home_state(home);
+        assert!(left.is_empty(), "{what}: left behind: {left:?}");
+        assert!(
+            now == current.0 || now == saved.0,
+            "{what}: neither the state before nor the checkpoint's"
+        );
+        now == saved.0
+    };
+    let (mut rolled_back, mut restored, mut k) = (0, 0, 0u64);
+    loop {
+        let d = tempfile::tempdir().unwrap();
+        copy_home(d.path());
+        let o = run(in_home(d.path(), &["checkpoint", "restore", "a"])
+            .env("EBSIM_FAULT_AFTER_WRITES", k.to_string()));
+        if o.status.success() {
+            assert!(check(d.path(), "no fault"));
+            break;
+        }
+        assert!(stderr(&o).contains("injected fault"), "{}", stderr(&o));
+        if check(d.path(), &format!("fault after {k} steps")) {
+            restored += 1;
+        } else {
+            rolled_back += 1;
+        }
+        k += 1;
+        assert!(k < 1000);
+    }
+    eprintln!(
+        "checkpoint restore: {k} fault points, {rolled_back} rolled back, {restored} finished by recovery"
+    );
+    assert!(rolled_back > 0 && restored > 0);
+    // SIGKILL at a spread of moments.
+    for delay_us in (0..16).map(|i| i * 1500) {
+        let d = tempfile::tempdir().unwrap();
+        copy_home(d.path());
+        let mut c = in_home(d.path(), &["checkpoint", "restore", "a"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_micros(delay_us));
+        let _ = c.kill();
+        let _ = c.wait();
+        check(d.path(), &format!("SIGKILL after {delay_us} us"));
+    }
+}
+
 /// Reads one server-sent event's data line from `r`.
 fn next_event(r: &mut impl std::io::BufRead) -> Option<String> {
     let mut line = String::new();

@@ -72,6 +72,30 @@ pub enum CheckpointError {
 
 type Result<T> = std::result::Result<T, CheckpointError>;
 
+/// The durable steps of this process's checkpoint work so far (files
+/// copied, the marker, each rename and removal of a restore), for the
+/// crash tests' fault hook.
+static STEPS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// A step is done: with `EBSIM_FAULT_AFTER_WRITES=K` (the image layer's
+/// fault hook, [`crate::blockdev::image::FAULT_ENV`]) the step after the
+/// K-th fails as a crash there would leave things (nothing is cleaned up),
+/// so the tests can stop a restore between any two of its steps.
+fn step(path: &Path) -> Result<()> {
+    let n = STEPS.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+    let limit = std::env::var(crate::blockdev::image::FAULT_ENV)
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok());
+    match limit {
+        Some(k) if n > k => Err(CheckpointError::Io {
+            path: path.to_path_buf(),
+            what: "injected fault",
+            source: std::io::Error::other(format!("fault after {k} steps")),
+        }),
+        _ => Ok(()),
+    }
+}
+
 fn io(path: &Path, what: &'static str) -> impl FnOnce(std::io::Error) -> CheckpointError {
     let path = path.to_path_buf();
     move |source| CheckpointError::Io { path, what, source }
@@ -310,6 +334,7 @@ fn copy_tree(src: &Path, dst: &Path, link: &dyn Fn(&Path) -> bool) -> Result<()>
         if t.is_dir() {
             copy_tree(&e.path(), &to, link)?;
         } else if t.is_file() {
+            step(&to)?;
             if link(&e.path()) {
                 std::fs::hard_link(e.path(), &to).map_err(io(&to, "link"))?;
             } else {
@@ -383,8 +408,10 @@ pub fn save_waiting(home: &Path, name: &str, wait: std::time::Duration) -> Resul
     remove_dir_if(&trash)
 }
 
-/// The checkpoints, by name.
+/// The checkpoints, by name (after finishing or clearing away a restore
+/// cut short, as every checkpoint command does).
 pub fn list(home: &Path) -> Result<Vec<String>> {
+    recover(home)?;
     let base = dir(home);
     let rd = match std::fs::read_dir(&base) {
         Ok(r) => r,
@@ -427,6 +454,7 @@ pub fn restore_waiting(home: &Path, name: &str, wait: std::time::Duration) -> Re
         }
     };
     let m = marker(home);
+    step(&m)?;
     {
         let mut f = File::create(&m).map_err(io(&m, "create"))?;
         f.write_all(name.as_bytes()).map_err(io(&m, "write"))?;
@@ -451,6 +479,7 @@ pub fn recover(home: &Path) -> Result<()> {
 }
 
 fn rename(from: &Path, to: &Path) -> Result<()> {
+    step(from)?;
     std::fs::rename(from, to).map_err(io(from, "rename"))
 }
 
@@ -487,6 +516,7 @@ fn roll_forward(home: &Path) -> Result<()> {
         sync_dir(home)?;
     }
     let m = marker(home);
+    step(&m)?;
     std::fs::remove_file(&m).map_err(io(&m, "remove"))?;
     if let Some(parent) = m.parent() {
         sync_dir(parent)?;
