@@ -1,13 +1,15 @@
 #!/bin/sh
-# Benchmark `ebsim serve` against moto's server (moto[server], installed
-# into the test virtual environment here, for this benchmark only), in the
-# same run, both driven by boto3:
-#   1. create-volume throughput: CREATES sequential calls from one client;
-#   2. DescribeVolumes over VOLUMES volumes (raised by 8 parallel clients):
-#      the median time of RUNS calls answering all of them.
-# Prints both servers' numbers and the ratios (moto time / ebsim time).
+# Benchmark `ebsim serve` against moto's server (boto3 and moto[server],
+# installed into a virtual environment of this benchmark's own,
+# target/bench-pyenv), in the same run, both driven by boto3:
+#   1. create-volume throughput: CREATES sequential calls from one client,
+#      then CREATES calls from CLIENTS concurrent clients;
+#   2. DescribeVolumes over VOLUMES volumes (raised by CLIENTS parallel
+#      clients): the median time of RUNS calls answering all of them, whole
+#      and until the answer is received (before boto3 parses it).
+# Prints both servers' numbers and the ratios (ebsim's speed over moto's).
 #
-#   scripts/bench-serve.sh            (VOLUMES=10000 CREATES=500 RUNS=5)
+#   scripts/bench-serve.sh    (VOLUMES=10000 CREATES=500 RUNS=5 CLIENTS=16)
 #   VOLUMES=2000 scripts/bench-serve.sh
 set -eu
 
@@ -15,7 +17,7 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 target=${CARGO_TARGET_DIR:-$here/target}
 cargo build --release --manifest-path "$here/Cargo.toml" >/dev/null
 ebsim="$target/release/ebsim"
-py="$target/pyenv"
+py="$target/bench-pyenv"
 if ! "$py/bin/python" -c 'import boto3, moto.server' >/dev/null 2>&1; then
     [ -x "$py/bin/python" ] || python3 -m venv "$py"
     "$py/bin/pip" install -q --disable-pip-version-check boto3 'moto[server]'
@@ -23,6 +25,7 @@ fi
 volumes=${VOLUMES:-10000}
 creates=${CREATES:-500}
 runs=${RUNS:-5}
+clients=${CLIENTS:-16}
 work=$(mktemp -d /var/tmp/ebsim-bench-serve.XXXXXX)
 pids=""
 cleanup() {
@@ -42,14 +45,21 @@ for _ in $(seq 100); do
 done
 ebsim_url=$(head -1 "$work/ebsim.url")
 
-echo "boto3 against each server: $creates sequential create-volume calls, then DescribeVolumes over $volumes volumes (median of $runs)"
-e=$("$py/bin/python" "$here/scripts/bench_serve.py" "$ebsim_url" "$creates" "$volumes" "$runs")
-m=$("$py/bin/python" "$here/scripts/bench_serve.py" "http://127.0.0.1:$port" "$creates" "$volumes" "$runs")
+echo "boto3 against each server: $creates create-volume calls from one client, then from $clients; DescribeVolumes over $volumes volumes (median of $runs)"
+e=$("$py/bin/python" "$here/scripts/bench_serve.py" "$ebsim_url" "$creates" "$volumes" "$runs" "$clients")
+m=$("$py/bin/python" "$here/scripts/bench_serve.py" "http://127.0.0.1:$port" "$creates" "$volumes" "$runs" "$clients")
 "$py/bin/python" - "$e" "$m" <<'PY'
 import json, sys
 e, m = json.loads(sys.argv[1]), json.loads(sys.argv[2])
-print(f"{'':24}{'ebsim serve':>14}{'moto server':>14}{'ebsim/moto':>12}")
-print(f"{'create-volume /s':24}{e['creates_per_s']:>14.1f}{m['creates_per_s']:>14.1f}{e['creates_per_s'] / m['creates_per_s']:>11.2f}x")
-print(f"{'DescribeVolumes s':24}{e['describe_s']:>14.3f}{m['describe_s']:>14.3f}{m['describe_s'] / e['describe_s']:>11.2f}x")
+rows = [
+    ("create-volume /s, 1 client", "creates_per_s", True),
+    ("create-volume /s, concurrent", "concurrent_creates_per_s", True),
+    ("DescribeVolumes s, whole", "describe_s", False),
+    ("DescribeVolumes s, received", "describe_wire_s", False),
+]
+print(f"{'':32}{'ebsim serve':>14}{'moto server':>14}{'ebsim/moto':>12}")
+for name, key, rate in rows:
+    ratio = e[key] / m[key] if rate else m[key] / e[key]
+    print(f"{name:32}{e[key]:>14.3f}{m[key]:>14.3f}{ratio:>11.2f}x")
 print(f"volumes listed: ebsim {e['volumes']}, moto {m['volumes']}")
 PY

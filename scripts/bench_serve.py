@@ -1,7 +1,10 @@
 """Measures one endpoint through boto3 (called by scripts/bench-serve.sh):
-create-volume throughput (sequential calls), then, with the volume count
-raised to TOTAL by parallel creates, the time of one DescribeVolumes over
-all of them (the median of RUNS). Prints one JSON line."""
+create-volume throughput from one client making sequential calls, then
+from CLIENTS concurrent clients; then, with the volume count raised to
+TOTAL by parallel creates, the time of one DescribeVolumes over all of
+them (the median of RUNS), both whole (boto3's parse included) and until
+the answer is received (botocore's `before-parse` event, so without the
+client's own parsing). Prints one JSON line."""
 
 import json
 import statistics
@@ -12,7 +15,8 @@ from concurrent.futures import ThreadPoolExecutor
 import boto3
 from botocore.config import Config
 
-url, creates, total, runs = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+url, creates, total, runs, clients = (
+    sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]))
 
 
 def client():
@@ -22,26 +26,45 @@ def client():
         config=Config(retries={"max_attempts": 10}, max_pool_connections=16))
 
 
-ec2 = client()
-ec2.describe_availability_zones()  # connection and client warm
-t0 = time.perf_counter()
-for _ in range(creates):
-    ec2.create_volume(Size=1, AvailabilityZone="us-east-1a")
-create_s = time.perf_counter() - t0
-
-
-def seed(n):
-    c = client()
+def make(c, n):
     for _ in range(n):
         c.create_volume(Size=1, AvailabilityZone="us-east-1a")
 
 
-left = max(0, total - creates)
-with ThreadPoolExecutor(8) as ex:
-    list(ex.map(seed, [left // 8 + (1 if i < left % 8 else 0) for i in range(8)]))
-times = []
+ec2 = client()
+ec2.describe_availability_zones()  # connection and client warm
+t0 = time.perf_counter()
+make(ec2, creates)
+create_s = time.perf_counter() - t0
+
+pool = [client() for _ in range(clients)]
+for c in pool:
+    c.describe_availability_zones()
+t0 = time.perf_counter()
+with ThreadPoolExecutor(clients) as ex:
+    list(ex.map(lambda c: make(c, creates // clients), pool))
+concurrent_s = time.perf_counter() - t0
+concurrent_n = (creates // clients) * clients
+
+left = max(0, total - creates - concurrent_n)
+with ThreadPoolExecutor(clients) as ex:
+    list(ex.map(lambda i: make(pool[i], left // clients + (1 if i < left % clients else 0)),
+                range(clients)))
+
+received = []
+ec2.meta.events.register(
+    "before-parse.ec2.DescribeVolumes", lambda **_: received.append(time.perf_counter()))
+times, wire = [], []
 for _ in range(runs):
+    received.clear()
     t0 = time.perf_counter()
     n = len(ec2.describe_volumes()["Volumes"])
     times.append(time.perf_counter() - t0)
-print(json.dumps({"creates_per_s": creates / create_s, "describe_s": statistics.median(times), "volumes": n}))
+    wire.append(received[0] - t0)
+print(json.dumps({
+    "creates_per_s": creates / create_s,
+    "concurrent_creates_per_s": concurrent_n / concurrent_s,
+    "describe_s": statistics.median(times),
+    "describe_wire_s": statistics.median(wire),
+    "volumes": n,
+}))

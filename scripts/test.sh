@@ -59,6 +59,11 @@ if ! "$PYENV/bin/python" -c 'import boto3, awscli' >/dev/null 2>&1; then
     python3 -m venv "$PYENV"
     "$PYENV/bin/pip" install -q --disable-pip-version-check 'awscli>=1.46,<1.47' boto3
 fi
+# ruamel.yaml as awscli v2 pins it: the reference for `--output yaml`
+# (the v1 CLI has no YAML output).
+if ! "$PYENV/bin/python" -c 'import ruamel.yaml' >/dev/null 2>&1; then
+    "$PYENV/bin/python" -m pip install -q --disable-pip-version-check 'ruamel.yaml==0.17.21'
+fi
 export EBSIM_PYENV="$PYENV"
 
 # rustfmt and clippy come with the toolchain; install them when missing.

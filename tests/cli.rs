@@ -137,3 +137,67 @@ fn own_commands_completions_and_man_page() {
         stdout(&o)
     );
 }
+
+/// The file commands' usage errors, which come before any instance is
+/// needed, against the real coreutils and util-linux on this machine (C
+/// locale): the same stderr, stdout and exit status.
+#[test]
+fn file_commands_usage_errors_match_the_real_tools() {
+    if !require_tools(&["fallocate", "truncate", "sha256sum"]) {
+        return;
+    }
+    let home = tempfile::tempdir().expect("tempdir");
+    let cases: &[&[&str]] = &[
+        &["mkdir"],
+        &["mkdir", "-m", "zzz", "d"],
+        &["mkdir", "--bogus"],
+        &["rm"],
+        &["stat"],
+        &["cat", "--bogus"],
+        &["cp"],
+        &["cp", "a"],
+        &["cp", "--sparse=bogus", "a", "b"],
+        &["mv"],
+        &["mv", "a"],
+        &["du", "-s", "-a"],
+        &["fallocate"],
+        &["fallocate", "-l", "0", "f"],
+        &["fallocate", "-l", "1", "f", "g"],
+        &["fallocate", "-l", "x", "f"],
+        &["ls", "--color=bad"],
+        &["sha256sum", "--bogus"],
+        &["tee", "--bogus"],
+        &["touch"],
+        &["truncate"],
+        &["truncate", "-s", "x", "f"],
+        &["truncate", "-s", "/0", "f"],
+        &["truncate", "--io-blocks", "f"],
+        &["dd", "bs=x"],
+    ];
+    for argv in cases {
+        let real = run(Command::new(argv[0])
+            .args(&argv[1..])
+            .env("LC_ALL", "C")
+            .current_dir(home.path())
+            .stdin(Stdio::null()));
+        let ours = run(ebsim(argv[0])
+            .args(&argv[1..])
+            .env("LC_ALL", "C")
+            .env("EBSIM_HOME", home.path())
+            .stdin(Stdio::null()));
+        assert_eq!(
+            (stderr(&ours), stdout(&ours), ours.status.code()),
+            (stderr(&real), stdout(&real), real.status.code()),
+            "{argv:?}"
+        );
+    }
+    // Nothing was made by either.
+    let left: Vec<_> = std::fs::read_dir(home.path())
+        .expect("read home")
+        .map(|e| e.expect("entry").file_name())
+        .collect();
+    assert!(
+        left.iter().all(|n| n == "state.json" || n == "state.lock"),
+        "{left:?}"
+    );
+}

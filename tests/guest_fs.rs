@@ -1111,3 +1111,112 @@ fn older_guests_speak_their_versions() {
         0,
     );
 }
+
+/// Runs `args` (applet first) in the guest while the test holds the lock
+/// of `img`: the command resolves the device and makes its checks in one
+/// state transaction, then waits for the image's lock (seen in
+/// /proc/locks as a blocked request on the image's inode); `meanwhile`
+/// runs then, and the lock is let go.
+fn run_held(g: &Guest, img: &std::path::Path, args: &[&str], meanwhile: impl FnOnce()) -> Out {
+    use nix::fcntl::{Flock, FlockArg};
+    use std::os::unix::fs::MetadataExt;
+    let held = Flock::lock(std::fs::File::open(img).unwrap(), FlockArg::LockExclusive).unwrap();
+    let ino = std::fs::metadata(img).unwrap().ino();
+    let child =
+        g.c.cmd(args[0])
+            .args(&args[1..])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+    let waiting = |locks: &str| {
+        locks
+            .lines()
+            .any(|l| l.contains("->") && l.contains(&format!(":{ino} ")))
+    };
+    let mut blocked = false;
+    for _ in 0..600 {
+        if waiting(&std::fs::read_to_string("/proc/locks").unwrap()) {
+            blocked = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(blocked, "{args:?} never waited for the image's lock");
+    meanwhile();
+    drop(held);
+    let o = child.wait_with_output().unwrap();
+    Out {
+        out: stdout(&o),
+        err: stderr(&o),
+        code: o.status.code().unwrap_or(-1),
+    }
+}
+
+/// The race between a guest command's checks and its read-write open of
+/// the image: another process detaches the volume, or mounts it, after
+/// the command looked and before it holds the image. The command must
+/// refuse and leave the image byte for byte as it was; with nothing
+/// changed, the same held-up command goes through.
+#[test]
+fn device_changed_between_check_and_open_is_refused() {
+    let g = Guest::launch(AL2023, "t3.micro");
+    let vol = g.attach(1, "/dev/sdf");
+    let img = g.image(&vol);
+
+    // Detached meanwhile.
+    let before = common::file_hash(&img);
+    let o = run_held(&g, &img, &["mkfs.xfs", "/dev/nvme1n1"], || {
+        g.c.ok(&["detach-volume", "--volume-id", &vol]);
+        for _ in 0..100 {
+            if g.c.describe_volume(&vol)["State"] == "available" {
+                return;
+            }
+            g.c.advance("1s");
+        }
+        panic!("{vol} stayed attached");
+    });
+    assert_eq!(o.code, 1, "{o:?}");
+    assert_eq!(
+        o.err,
+        format!(
+            "mkfs.xfs: cannot open /dev/nvme1n1: /dev/nvme1n1 changed while the command was \
+             starting ({vol} is no longer attached to {}); nothing was written, run it again\n",
+            g.id
+        )
+    );
+    assert_eq!(common::file_hash(&img), before, "the image was written");
+
+    // Attached again, nothing changed while held: it goes through.
+    g.c.ok(&[
+        "attach-volume",
+        "--volume-id",
+        &vol,
+        "--instance-id",
+        &g.id,
+        "--device",
+        "/dev/sdf",
+    ]);
+    for _ in 0..100 {
+        if g.c.describe_volume(&vol)["Attachments"][0]["State"] == "attached" {
+            break;
+        }
+        g.c.advance("1s");
+    }
+    let o = run_held(&g, &img, &["mkfs.xfs", "-q", "/dev/nvme1n1"], || {});
+    assert_eq!((o.code, o.err.as_str()), (0, ""), "{o:?}");
+    assert_clean(&img, 0, 1 << 30, true, "after the held mkfs.xfs");
+
+    // Mounted meanwhile (by the guest's own mount).
+    let before = common::file_hash(&img);
+    let o = run_held(&g, &img, &["mkfs.xfs", "-q", "-f", "/dev/nvme1n1"], || {
+        g.expect("mount", &["/dev/nvme1n1", "/mnt"], "", "", 0);
+    });
+    assert_eq!(o.code, 1, "{o:?}");
+    assert!(
+        o.err
+            .contains(&format!("(what is mounted from {vol} changed)")),
+        "{o:?}"
+    );
+    assert_eq!(common::file_hash(&img), before, "the image was written");
+}

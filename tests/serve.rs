@@ -986,3 +986,644 @@ impl Serve {
         }
     }
 }
+
+/// One form-encoded request on its own connection: (status, body).
+fn post(addr: &str, form: &str) -> Option<(u16, String)> {
+    let mut c = TcpStream::connect(addr).ok()?;
+    c.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
+    let req = format!(
+        "POST / HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{form}",
+        form.len()
+    );
+    c.write_all(req.as_bytes()).ok()?;
+    let mut out = Vec::new();
+    c.read_to_end(&mut out).ok()?;
+    let text = String::from_utf8_lossy(&out).into_owned();
+    let status = text.get(9..12)?.parse().ok()?;
+    let body = text.split_once("\r\n\r\n")?.1.to_string();
+    Some((status, body))
+}
+
+const CREATE: &str = "Action=CreateVolume&Version=2016-11-15&Size=1&AvailabilityZone=us-east-1a";
+const DESCRIBE: &str = "Action=DescribeVolumes&Version=2016-11-15";
+
+/// The `<volumeId>` of a CreateVolume answer.
+fn volume_id(body: &str) -> String {
+    let start = body.find("<volumeId>").unwrap() + "<volumeId>".len();
+    let end = body[start..].find('<').unwrap();
+    body[start..start + end].to_string()
+}
+
+/// Every file under `dir`, relative to it.
+fn tree(dir: &Path) -> std::collections::BTreeSet<String> {
+    fn walk(root: &Path, dir: &Path, out: &mut std::collections::BTreeSet<String>) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let e = e.unwrap();
+            if e.file_type().unwrap().is_dir() {
+                walk(root, &e.path(), out);
+            } else {
+                out.insert(e.path().strip_prefix(root).unwrap().display().to_string());
+            }
+        }
+    }
+    let mut out = std::collections::BTreeSet::new();
+    walk(dir, dir, &mut out);
+    out
+}
+
+/// The server keeps the parsed state between requests and commits
+/// concurrent requests together: what another process writes in between
+/// is seen by the next request (the file's fingerprint changed), every
+/// request answered 200 survives a SIGKILL in the middle of a burst of
+/// concurrent creates, and the next transaction leaves exactly the files
+/// the committed state names.
+#[test]
+fn group_commit_sees_other_writers_and_survives_sigkill() {
+    let mut s = Serve::start("fast");
+    let (st, body) = post(&s.addr, CREATE).unwrap();
+    assert_eq!(st, 200, "{body}");
+    let a = volume_id(&body);
+    // Two writes by other processes (the second may reuse the inode number
+    // the server's last document had), then the server answers.
+    for value in ["one", "two"] {
+        let tag = format!("Key=k,Value={value}");
+        let o = s.ebsim(&[
+            "aws",
+            "ec2",
+            "create-tags",
+            "--resources",
+            &a,
+            "--tags",
+            &tag,
+        ]);
+        assert!(o.status.success(), "{}", text(&o));
+    }
+    let o = s.ebsim(&[
+
+/// `ebsim aws` on the server's state with the environment `both` gives
+/// the real CLI (region, keys, no profile), plus `env`.
+fn ours_env(s: &Serve, args: &[&str], env: &[(&str, &str)], stdin: Option<&[u8]>) -> Output {
+    let mut c = Command::new(common::ebsim_bin());
+    c.arg("aws")
+        .args(args)
+        .env("EBSIM_HOME", s.home.path())
+        .env("EBSIM_CLOCK", s.clock)
+        .env("AWS_ACCESS_KEY_ID", "AKIDEBSIMTEST0000001")
+        .env("AWS_DEFAULT_REGION", "us-east-1")
+        .env("AWS_CONFIG_FILE", "/nonexistent/config")
+        .env_remove("AWS_PROFILE")
+        .env_remove("AWS_REGION")
+        .env_remove("AWS_DEFAULT_OUTPUT");
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    match stdin {
+        None => c.output().unwrap(),
+        Some(input) => {
+            c.stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped());
+            let mut child = c.spawn().unwrap();
+            child.stdin.take().unwrap().write_all(input).unwrap();
+            child.wait_with_output().unwrap()
+        }
+    }
+}
+
+/// A state with an instance, tagged volumes (one tag in CJK, which the
+/// table counts two columns a character), a snapshot and a modification.
+fn populate(s: &Serve) -> (String, String) {
+    let run = |args: &[&str]| {
+        let o = s.ebsim(args);
+        assert!(o.status.success(), "{args:?}: {}", text(&o));
+        String::from_utf8_lossy(&o.stdout).trim().to_string()
+    };
+    let iid = run(&[
+        "aws",
+        "ec2",
+        "run-instances",
+        "--image-id",
+        "ami-080e1f13689e07408",
+        "--instance-type",
+        "t3.micro",
+        "--tag-specifications",
+        "ResourceType=instance,Tags=[{Key=Name,Value=web}]",
+        "--query",
+        "Instances[0].InstanceId",
+        "--output",
+        "text",
+    ]);
+    run(&["clock", "advance", "1m"]);
+    let vid = run(&[
+        "aws",
+        "ec2",
+        "create-volume",
+        "--size",
+        "2",
+        "--availability-zone",
+        "us-east-1a",
+
+        "10",
+        "--volume-type",
+        "gp3",
+        "--availability-zone",
+        "us-east-1a",
+        "--tag-specifications",
+        "ResourceType=volume,Tags=[{Key=Name,Value=data},{Key=jp,Value=日本語のディスク},{Key=q,Value=\"it's: #1\"}]",
+        "--query",
+        "VolumeId",
+        "--output",
+        "text",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let b = String::from_utf8_lossy(&o.stdout).trim().to_string();
+    let (st, body) = post(&s.addr, DESCRIBE).unwrap();
+    assert_eq!(st, 200, "{body}");
+    assert!(body.contains(&a) && body.contains(&b), "{body}");
+    assert!(body.contains("<value>two</value>"), "{body}");
+    assert!(!body.contains("<value>one</value>"), "{body}");
+    // A burst of concurrent creates, killed in the middle.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let answered = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let workers: Vec<_> = (0..12)
+        .map(|_| {
+            let (addr, stop, answered) = (s.addr.clone(), stop.clone(), answered.clone());
+            std::thread::spawn(move || {
+                while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                    match post(&addr, CREATE) {
+                        Some((200, body)) => answered.lock().unwrap().push(volume_id(&body)),
+                        Some((st, body)) => panic!("{st}: {body}"),
+                        None => break,
+                    }
+                }
+            })
+        })
+        .collect();
+    let until = Instant::now() + Duration::from_secs(60);
+    while answered.lock().unwrap().len() < 40 {
+        assert!(Instant::now() < until, "too few creates answered");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    s.child.kill().unwrap();
+    s.child.wait().unwrap();
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    for w in workers {
+        w.join().unwrap();
+    }
+    // The next transaction (another process) recovers.
+    let o = s.ebsim(&[
+        "aws",
+        "ec2",
+        "describe-volumes",
+        "--query",
+        "Volumes[].VolumeId",
+        "--output",
+        "text",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let listed: std::collections::BTreeSet<String> = String::from_utf8_lossy(&o.stdout)
+        .split_whitespace()
+        .map(str::to_string)
+        .collect();
+    let answered = answered.lock().unwrap().clone();
+    for id in answered.iter().chain([&a, &b]) {
+        assert!(
+            listed.contains(id),
+            "{id} was answered but is not in the state"
+        );
+    }
+    let mut want: std::collections::BTreeSet<String> = listed
+        .iter()
+        .map(|id| format!("volumes/{id}.img"))
+        .collect();
+    want.insert("state.json".to_string());
+    want.insert("state.lock".to_string());
+    assert_eq!(tree(s.home.path()), want);
+    println!(
+        "{} creates answered before the kill, {} volumes committed",
+        answered.len(),
+        listed.len()
+    );
+
+    run(&["clock", "advance", "1m"]);
+    run(&[
+        "aws",
+        "ec2",
+        "attach-volume",
+        "--volume-id",
+        &vid,
+        "--instance-id",
+        &iid,
+        "--device",
+        "/dev/sdf",
+    ]);
+    run(&[
+        "aws",
+        "ec2",
+        "create-snapshot",
+        "--volume-id",
+        &vid,
+        "--description",
+        "nightly backup of the data volume before the resize, kept for thirty days as the runbook says",
+    ]);
+    run(&["clock", "advance", "2m"]);
+    run(&[
+        "aws",
+        "ec2",
+        "modify-volume",
+        "--volume-id",
+        &vid,
+        "--size",
+        "20",
+    ]);
+    run(&["clock", "advance", "31s"]);
+    (iid, vid)
+}
+
+/// The cases the table and YAML comparisons run (after `ec2`).
+fn output_cases(iid: &str) -> Vec<Vec<String>> {
+    let c = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    vec![
+        c(&["describe-volumes"]),
+        c(&["describe-instances"]),
+        c(&["describe-instances", "--instance-ids", iid]),
+        c(&["describe-snapshots", "--owner-ids", "self"]),
+        c(&["describe-volumes-modifications"]),
+        c(&["describe-availability-zones"]),
+        c(&["describe-tags"]),
+        c(&[
+            "describe-instance-types",
+            "--instance-types",
+            "t3.micro",
+            "t2.micro",
+            "m5.large",
+        ]),
+        c(&[
+            "describe-instance-types",
+            "--query",
+            "InstanceTypes[?MemoryInfo.SizeInMiB==`1024`].[InstanceType,VCpuInfo.DefaultVCpus,Hypervisor]",
+        ]),
+        c(&[
+            "describe-instance-types",
+            "--filters",
+            "Name=instance-type,Values=t3.*",
+            "--query",
+            "InstanceTypes[].{T:InstanceType,M:MemoryInfo.SizeInMiB}",
+        ]),
+        c(&[
+            "describe-volumes",
+            "--query",
+            "Volumes[].[VolumeId,Size,State,Attachments[0].Device]",
+        ]),
+        c(&["describe-volumes", "--query", "Volumes[0].VolumeId"]),
+        c(&["describe-volumes", "--query", "sum(Volumes[].Size)"]),
+        c(&["describe-volumes", "--query", "avg(Volumes[].Size)"]),
+        c(&["describe-volumes", "--query", "Volumes[].Tags"]),
+        c(&["describe-volumes", "--query", "Volumes[?Size>`100`]"]),
+        c(&[
+            "describe-volumes",
+            "--query",
+            "Volumes[].{ID:VolumeId,Tags:Tags,Empty:``,Zero:`0`,T:`true`}",
+        ]),
+        c(&[
+            "describe-instances",
+            "--query",
+            "Reservations[].Instances[].[InstanceId,State.Name,Placement.AvailabilityZone]",
+        ]),
+        c(&[
+            "describe-instance-attribute",
+            "--instance-id",
+            iid,
+            "--attribute",
+            "blockDeviceMapping",
+        ]),
+        c(&["sts-marker"]),
+    ]
+}
+
+#[test]
+fn tables_as_the_real_cli_draws_them_and_yaml_as_awscli_v2_dumps_it() {
+    let Some(py) = pyenv() else { return };
+    let s = Serve::start("manual");
+    let (iid, _vid) = populate(&s);
+    // The real CLI v1 with the v2 timestamps ebsim's `aws` prints.
+    let cfg = s.home.path().join("aws-config");
+    std::fs::write(&cfg, "[default]\ncli_timestamp_format = iso8601\n").unwrap();
+    let cfg = cfg.to_str().unwrap().to_string();
+    let env = [("AWS_CONFIG_FILE", Some(cfg.as_str()))];
+    let mut diffs = Vec::new();
+    let mut compared = 0;
+    for case in output_cases(&iid) {
+        let words: Vec<&str> = if case[0] == "sts-marker" {
+            vec!["sts", "get-caller-identity"]
+        } else {
+            std::iter::once("ec2")
+                .chain(case.iter().map(String::as_str))
+                .collect()
+        };
+        // Tables, plain and coloured.
+        for extra in [
+            &["--output", "table"][..],
+            &["--output", "table", "--color", "on"],
+        ] {
+            let mut args = words.clone();
+            args.extend_from_slice(extra);
+            let (real, ours) = s.both(&py, &args, &env);
+            assert!(real.status.success(), "real aws {args:?}: {}", text(&real));
+            assert!(ours.status.success(), "ebsim aws {args:?}: {}", text(&ours));
+            compared += 1;
+            if real.stdout != ours.stdout {
+                diffs.push(format!(
+                    "{args:?}\n--- real aws through ebsim serve\n{}\n--- ebsim aws\n{}",
+                    String::from_utf8_lossy(&real.stdout),
+                    String::from_utf8_lossy(&ours.stdout)
+                ));
+            }
+        }
+        // YAML: the real CLI's JSON through awscli v2's dumper.
+        let mut args = words.clone();
+        args.extend_from_slice(&["--output", "json"]);
+        let (real, _) = s.both(&py, &args, &env);
+        assert!(real.status.success(), "real aws {args:?}: {}", text(&real));
+        // yaml-stream prints a document per page: the reference (one
+        // document) holds only for results of one page.
+        let many_pages = case[0] == "describe-instance-types" && case[1] != "--instance-types";
+        for mode in ["yaml", "yaml-stream"] {
+            if many_pages && mode == "yaml-stream" {
+                continue;
+            }
+            let mut r = Command::new(py.join("bin/python"));
+            r.arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/serve/yaml_ref.py"))
+                .arg(mode)
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped());
+            let mut child = r.spawn().unwrap();
+            child.stdin.take().unwrap().write_all(&real.stdout).unwrap();
+            let reference = child.wait_with_output().unwrap();
+            assert!(reference.status.success(), "{}", text(&reference));
+            let mut args = words.clone();
+            args.extend_from_slice(&["--output", mode]);
+            let ours = ours_env(&s, &args, &[], None);
+            assert!(ours.status.success(), "ebsim aws {args:?}: {}", text(&ours));
+            compared += 1;
+            if reference.stdout != ours.stdout {
+                diffs.push(format!(
+                    "{args:?}\n--- ruamel.yaml over the real aws JSON\n{}\n--- ebsim aws\n{}",
+                    String::from_utf8_lossy(&reference.stdout),
+                    String::from_utf8_lossy(&ours.stdout)
+                ));
+            }
+        }
+    }
+    assert!(
+        diffs.is_empty(),
+        "{} of {compared} differ:\n{}",
+        diffs.len(),
+        diffs.join("\n")
+    );
+    println!("{compared} renderings identical");
+
+    // AWS_DEFAULT_OUTPUT and the config file's `output` choose the format.
+    let (real, ours) = s.both(
+        &py,
+        &["ec2", "describe-volumes"],
+        &[
+            ("AWS_CONFIG_FILE", Some(cfg.as_str())),
+            ("AWS_DEFAULT_OUTPUT", Some("table")),
+        ],
+    );
+    assert!(real.status.success(), "{}", text(&real));
+    assert_eq!(
+        String::from_utf8_lossy(&real.stdout),
+        String::from_utf8_lossy(&ours.stdout)
+    );
+    assert!(
+        String::from_utf8_lossy(&ours.stdout).contains("|  DescribeVolumes  |")
+            || String::from_utf8_lossy(&ours.stdout).contains("DescribeVolumes")
+    );
+    let ycfg = s.home.path().join("aws-config-yaml");
+    std::fs::write(&ycfg, "[default]\noutput = yaml\n").unwrap();
+    let by_config = ours_env(
+        &s,
+        &["ec2", "describe-volumes"],
+        &[("AWS_CONFIG_FILE", ycfg.to_str().unwrap())],
+        None,
+    );
+    let by_flag = ours_env(
+        &s,
+        &["ec2", "describe-volumes", "--output", "yaml"],
+        &[],
+        None,
+    );
+    assert!(by_config.status.success(), "{}", text(&by_config));
+    assert_eq!(by_config.stdout, by_flag.stdout);
+    assert!(String::from_utf8_lossy(&by_flag.stdout).starts_with("Volumes:\n- "));
+    // yaml-stream: one list item per page (200 types, 100 a page), the
+    // query applied to each.
+    let pages = ours_env(
+        &s,
+        &[
+            "ec2",
+            "describe-instance-types",
+            "--output",
+            "yaml-stream",
+            "--query",
+            "length(InstanceTypes)",
+        ],
+        &[],
+        None,
+    );
+    assert_eq!(String::from_utf8_lossy(&pages.stdout), "- 100\n- 100\n");
+    // An unknown format is a usage error.
+    let bad = ours_env(
+        &s,
+        &["ec2", "describe-volumes", "--output", "xml"],
+        &[],
+        None,
+    );
+    assert_eq!(bad.status.code(), Some(252), "{}", text(&bad));
+}
+
+#[test]
+fn skeletons_and_cli_input_json_as_the_real_cli() {
+    let Some(py) = pyenv() else { return };
+    let s = Serve::start("manual");
+    let mut diffs = Vec::new();
+    let mut compared = 0;
+    // The real CLI fills an enum member with a random value of the enum:
+    // skeletons are compared with every string value blanked.
+    let blank = |o: &[u8]| -> String {
+        String::from_utf8_lossy(o)
+            .lines()
+            .map(|l| {
+                let comma = if l.ends_with(',') { "," } else { "" };
+                let body = l.trim_end_matches(',');
+                if let Some(i) = body.find("\": \"") {
+                    format!("{}\": \"\"{comma}", &body[..i])
+                } else if body.trim_start().starts_with('"') && body.ends_with('"') {
+                    let ind = body.len() - body.trim_start().len();
+                    format!("{}\"\"{comma}", &body[..ind])
+                } else {
+                    l.to_string()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let mut check = |args: &[&str], diffs: &mut Vec<String>| {
+        let (real, ours) = s.both(&py, args, &[]);
+        compared += 1;
+        let skeleton = args.contains(&"--generate-cli-skeleton");
+        let same_out = if skeleton {
+            blank(&real.stdout) == blank(&ours.stdout)
+        } else {
+            real.stdout == ours.stdout
+        };
+        let same = same_out
+            && real.stderr == ours.stderr
+            && real.status.success() == ours.status.success();
+        if !same {
+            diffs.push(format!(
+                "{args:?}\n--- real aws\n{}\n--- ebsim aws\n{}",
+                text(&real),
+                text(&ours)
+            ));
+        }
+        ours
+    };
+    // Input skeletons of every operation kind; output skeletons of the
+    // operations without required members, in JSON and as a table.
+    for op in [
+        "attach-volume",
+        "create-volume",
+        "create-tags",
+        "delete-volume",
+        "describe-instance-types",
+        "describe-instances",
+        "describe-volumes",
+        "describe-volumes-modifications",
+        "modify-instance-attribute",
+        "modify-volume",
+        "run-instances",
+        "stop-instances",
+    ] {
+        check(&["ec2", op, "--generate-cli-skeleton"], &mut diffs);
+        check(&["ec2", op, "--generate-cli-skeleton", "input"], &mut diffs);
+    }
+    for op in [
+        "describe-volumes",
+        "describe-snapshots",
+        "describe-instances",
+    ] {
+        check(
+            &["ec2", op, "--generate-cli-skeleton", "output"],
+            &mut diffs,
+        );
+    }
+    check(
+        &[
+            "ec2",
+            "describe-volumes",
+            "--generate-cli-skeleton",
+            "output",
+            "--query",
+            "Volumes[0].Tags",
+            "--output",
+            "table",
+        ],
+        &mut diffs,
+    );
+    check(
+        &[
+            "ec2",
+            "describe-volumes",
+            "--generate-cli-skeleton",
+            "output",
+            "--query",
+            "Volumes[0].Tags",
+        ],
+        &mut diffs,
+    );
+    check(
+        &["sts", "get-caller-identity", "--generate-cli-skeleton"],
+        &mut diffs,
+    );
+    // --cli-input-json: the command line wins; a file:// document too.
+    let input = r#"{"AvailabilityZone":"us-east-1a","Size":3,"VolumeType":"gp3","TagSpecifications":[{"ResourceType":"volume","Tags":[{"Key":"Name","Value":"from-json"}]}]}"#;
+    let o = check(
+        &[
+            "ec2",
+            "create-volume",
+            "--cli-input-json",
+            input,
+            "--size",
+            "4",
+            "--query",
+            "[Size,VolumeType,Tags[0].Value]",
+            "--output",
+            "text",
+        ],
+        &mut diffs,
+    );
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "4\tgp3\tfrom-json\n");
+    let file = s.home.path().join("input.json");
+    std::fs::write(&file, input).unwrap();
+    let url = format!("file://{}", file.display());
+    check(
+        &[
+            "ec2",
+            "create-volume",
+            "--cli-input-json",
+            &url,
+            "--query",
+            "Size",
+        ],
+        &mut diffs,
+    );
+    check(
+        &[
+            "ec2",
+            "describe-volumes",
+            "--cli-input-json",
+            r#"{"Filters":[{"Name":"size","Values":["3"]}]}"#,
+            "--query",
+            "length(Volumes)",
+        ],
+        &mut diffs,
+    );
+    assert!(
+        diffs.is_empty(),
+        "{} of {compared} differ:\n{}",
+        diffs.len(),
+        diffs.join("\n")
+    );
+    println!("{compared} commands print the same");
+
+    // Errors: the same words; the real CLI (v1) exits 255 where ebsim's
+    // (v2) exits 252.
+    for (args, words) in [
+        (
+            vec![
+                "ec2",
+                "delete-volume",
+                "--cli-input-json",
+                r#"{"VolumeId":"vol-1","Foo":1}"#,
+            ],
+            "Unknown parameter in input: \"Foo\", must be one of: VolumeId, DryRun",
+        ),
+        (
+            vec!["ec2", "delete-volume", "--cli-input-json", "{}"],
+            "Missing required parameter in input: \"VolumeId\"",
+        ),
+    ] {
+        let (real, ours) = s.both(&py, &args, &[]);
+        assert_eq!(real.status.code(), Some(255), "{}", text(&real));
+        assert_eq!(ours.status.code(), Some(252), "{}", text(&ours));
+        assert_eq!(
+            String::from_utf8_lossy(&real.stderr),
+            String::from_utf8_lossy(&ours.stderr)
+        );
+        assert!(String::from_utf8_lossy(&ours.stderr).contains(words));
+    }
+}

@@ -687,18 +687,58 @@ fn create_image(ec2: &Ec2, p: &Params) -> Reply {
     Ok(Some(Obj::new().put("ImageId", id).done()))
 }
 
+/// DescribeInstanceTypes: every type ebsim accepts (or the named ones),
+/// filtered, in pages of at most 100 (EC2's own page when `MaxResults` is
+/// absent; `MaxResults` must be 5 to 100).
 fn describe_instance_types(_ec2: &Ec2, p: &Params) -> Reply {
-    let types = crate::ec2::instance_types::describe_instance_types(&p.list("InstanceTypes")?)?;
+    let names = p.list("InstanceTypes")?;
+    let fs = filters(p)?;
+    let types = crate::ec2::instance_types::describe_instance_types(&names, &fs)?;
     if p.flag("DryRun")? {
         return Err(ApiError::dry_run_ok().into());
     }
-    Ok(Some(
-        Obj::new()
-            .put(
-                "InstanceTypes",
-                J::Arr(types.iter().map(render::instance_type).collect()),
-            )
-            .done(),
+    let max = p.u64("MaxResults")?;
+    if let Some(m) = max
+        && !(5..=100).contains(&m)
+    {
+        return Err(ApiError::invalid_value(format!(
+            "{m} is not a valid value for MaxResults. It must be between 5 and 100."
+        ))
+        .into());
+    }
+    if max.is_some() && !names.is_empty() {
+        return Err(ApiError::invalid_combination(
+            "The parameter instanceTypes cannot be used with the parameter maxResults".to_string(),
+        )
+        .into());
+    }
+    // Pages in the list's own order: the key is the position.
+    let indexed: Vec<(usize, _)> = types.into_iter().enumerate().collect();
+    let limit = usize::try_from(max.unwrap_or(100)).unwrap_or(100);
+    let start = match p.str("NextToken")?.filter(|t| !t.is_empty()) {
+        Some(t) => {
+            let k = key_of_token(&t)?;
+            k.parse::<usize>()
+                .map_err(|_| ApiError::invalid_value(format!("The token '{t}' is invalid.")))?
+                + 1
+        }
+        None => 0,
+    };
+    let rest: Vec<_> = indexed.into_iter().skip(start).collect();
+    let next = (rest.len() > limit)
+        .then(|| rest.get(limit - 1).map(|(i, _)| token_for(&i.to_string())))
+        .flatten();
+    Ok(with_token(
+        Obj::new().put(
+            "InstanceTypes",
+            J::Arr(
+                rest.iter()
+                    .take(limit)
+                    .map(|(_, t)| render::instance_type(t))
+                    .collect(),
+            ),
+        ),
+        next,
     ))
 }
 

@@ -35,6 +35,19 @@ pub enum Error {
         /// What is wrong, naming the file.
         problem: String,
     },
+    /// A device named on an instance's command line is no longer what the
+    /// command's checks saw (detached, mounted, resized, its partition
+    /// moved): found once the image was locked, before anything was
+    /// written.
+    #[error(
+        "{device} changed while the command was starting ({detail}); nothing was written, run it again"
+    )]
+    DeviceChanged {
+        /// The device name (`/dev/nvme1n1p1`).
+        device: String,
+        /// What changed.
+        detail: String,
+    },
     /// The path is a directory, not an image.
     #[error("{0}: is a directory")]
     IsADirectory(PathBuf),

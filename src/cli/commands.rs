@@ -33,6 +33,25 @@ pub struct Ebsim {
     pub command: Option<Command>,
 }
 
+/// The names of ebsim's own commands (clap's subcommands of [`Command`]):
+/// every other first argument that names an applet is passed on as it is,
+/// so the dispatcher runs such an applet without building this parser
+/// (checked against clap's list in the tests).
+pub const OWN: &[&str] = &[
+    "demo",
+    "clock",
+    "shell",
+    "exec",
+    "image",
+    "serve",
+    "layers",
+    "checkpoint",
+    "lab",
+    "web",
+    "completions",
+    "manpage",
+];
+
 /// ebsim's own commands, or an applet.
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -290,6 +309,29 @@ mod tests {
         Shell::command().debug_assert();
         Exec::command().debug_assert();
         super::super::image::ImageCmd::command().debug_assert();
+    }
+
+    #[test]
+    fn own_commands_are_the_parsers_subcommands() {
+        let mut names: Vec<String> = Vec::new();
+        for c in Ebsim::command().get_subcommands() {
+            names.push(c.get_name().to_string());
+            names.extend(c.get_all_aliases().map(str::to_string));
+        }
+        names.sort();
+        let mut own: Vec<String> = OWN.iter().map(|s| s.to_string()).collect();
+        own.sort();
+        assert_eq!(names, own);
+        // An applet named as a first argument is what clap passes on.
+        for a in super::super::APPLETS {
+            if OWN.contains(&a.name) {
+                continue;
+            }
+            match Ebsim::try_parse_from(["ebsim", a.name, "-x"]).map(|e| e.command) {
+                Ok(Some(Command::Applet(v))) => assert_eq!(v, [a.name, "-x"]),
+                other => panic!("{}: {other:?}", a.name),
+            }
+        }
     }
 
     #[test]

@@ -316,6 +316,17 @@ fn dispatch(args: Vec<OsString>) -> i32 {
     if let Some(applet) = find(&invoked) {
         return run_applet(applet, args);
     }
+    // `ebsim APPLET ARGS...` with an applet clap would only pass on: run it
+    // without building ebsim's own parser (its tree of commands costs about
+    // 1 MB of resident memory, as much as some of the tools use).
+    if let Some(applet) = args
+        .get(1)
+        .and_then(|a| a.to_str())
+        .filter(|n| !commands::OWN.contains(n))
+        .and_then(find)
+    {
+        return run_applet(applet, args[1..].to_vec());
+    }
     // `ebsim [--list] COMMAND ...`: ebsim's own commands on clap, the
     // applets passed on.
     let cli = match commands::parse::<Ebsim>(&args) {

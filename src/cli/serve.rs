@@ -9,6 +9,7 @@
 use super::commands::Serve;
 use super::output::{err, out};
 use ebsim::api::server::{Limits, Server, Service};
+use ebsim::ec2::group::Group;
 use nix::sys::signal::{SigSet, Signal};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -97,6 +98,18 @@ pub fn exec(s: &Serve) -> i32 {
         .and_then(|()| ec2.transact(|_| Ok(())))
         .map_err(|e| e.to_string())
     };
+    // Concurrent requests share transactions (group commit), and the
+    // parsed state stays in memory between them while the file is
+    // unchanged.
+    let group = Arc::new(Group::new(Box::new(factory)));
+    let grouped = match super::env::ec2_factory() {
+        Ok(f) => f,
+        Err(e) => {
+            err(&format!("ebsim serve: {e}\n"));
+            return 1;
+        }
+    };
+    let factory = move |region: &str| grouped(region).map(|e| e.with_group(group.clone()));
     let service = Service::new(Box::new(factory), &s.region).with_reset(Box::new(reset));
     match server.serve(Arc::new(service)) {
         Ok(()) => 0,

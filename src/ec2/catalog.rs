@@ -594,7 +594,7 @@ pub const BUILD_VERSION: u32 = 5;
 /// Builds a catalog image's disk: partition table and filesystems, into a
 /// new sparse file at `path` of `image.root_size` GiB. Implementations
 /// write only through the blockdev layer's commit.
-pub trait ImageBuilder {
+pub trait ImageBuilder: Send + Sync {
     /// Creates the disk image. `path` does not exist yet.
     fn build(&self, image: &CatalogImage, path: &Path) -> std::result::Result<(), String>;
 }

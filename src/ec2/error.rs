@@ -92,6 +92,9 @@ pub enum Error {
     /// AWS would refuse the request.
     #[error(transparent)]
     Api(#[from] ApiError),
+    /// The error of a group commit, reported to every request in it.
+    #[error(transparent)]
+    Shared(std::sync::Arc<Error>),
     /// The operating system refused a file operation.
     #[error("{path}: {op}: {source}")]
     Io {
@@ -246,6 +249,7 @@ impl Error {
     pub fn api(&self) -> Option<&ApiError> {
         match self {
             Error::Api(e) => Some(e),
+            Error::Shared(e) => e.api(),
             _ => None,
         }
     }

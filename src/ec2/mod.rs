@@ -24,6 +24,7 @@ pub mod catalog;
 pub mod clock;
 mod error;
 pub mod filter;
+pub mod group;
 pub mod guest;
 mod ids;
 pub mod images;
@@ -154,6 +155,7 @@ pub struct Ec2 {
     timing: Timing,
     region: String,
     builder: Box<dyn ImageBuilder>,
+    group: Option<std::sync::Arc<group::Group>>,
 }
 
 /// The default region.
@@ -170,7 +172,15 @@ impl Ec2 {
             timing: Timing::default(),
             region: region.to_string(),
             builder: catalog::default_builder(),
+            group: None,
         }
+    }
+
+    /// Runs this cloud's transactions in `group`'s group commits (see
+    /// [`group::Group`]): for a process that serves many requests at once.
+    pub fn with_group(mut self, g: std::sync::Arc<group::Group>) -> Self {
+        self.group = Some(g);
+        self
     }
 
     /// Uses another rate rule.
@@ -208,7 +218,7 @@ impl Ec2 {
     /// only (describe shows them, nothing is saved), and `f` fails with
     /// [`Error::ReadOnlyHome`] if it changes anything.
     pub fn transact<T>(&self, f: impl FnOnce(&mut Txn<'_>) -> Result<T>) -> Result<T> {
-        let (v, boots_due) = self.transact_once(f)?;
+        let (v, boots_due) = self.transact_one(f)?;
         if boots_due {
             self.run_boots();
         }
@@ -220,7 +230,7 @@ impl Ec2 {
     /// read-write only outside the state lock). What a boot cannot do is
     /// what a real boot would log and go on from: nothing is reported.
     fn run_boots(&self) {
-        let (jobs, booted) = match self.transact_once(|t| Ok(t.claim_boots())) {
+        let (jobs, booted) = match self.transact_one(|t| Ok(t.claim_boots())) {
             Ok((jobs, _)) => jobs,
             Err(_) => return,
         };
@@ -230,24 +240,52 @@ impl Ec2 {
         // Then the guest's fstab, as systemd mounts it after the root.
         for id in booted {
             let failure = boot::fstab_failure(self, &id);
-            let _ = self.transact_once(|t| {
+            let _ = self.transact_one(|t| {
                 t.set_boot_failure(&id, failure);
                 Ok(())
             });
         }
     }
 
+    /// One transaction, alone or in this cloud's group commit.
+    fn transact_one<T>(&self, f: impl FnOnce(&mut Txn<'_>) -> Result<T>) -> Result<(T, bool)> {
+        match &self.group {
+            Some(g) => g.run(&self.region, f),
+            None => self.transact_once(f),
+        }
+    }
+
     /// One transaction; also says whether it left boots due (never on a
     /// read-only home, which cannot claim them).
     fn transact_once<T>(&self, f: impl FnOnce(&mut Txn<'_>) -> Result<T>) -> Result<(T, bool)> {
-        let mut locked = Locked::acquire(&self.home, self.mode)?;
+        let locked = Locked::acquire(&self.home, self.mode)?;
+        let mut txn = Txn::open(Cloud::Borrowed(self), locked)?;
+        match f(&mut txn) {
+            Ok(v) => txn.commit_all().map(|due| (v, due)),
+            Err(e) => {
+                if txn.undo_failed() {
+                    let _ = txn.commit();
+                }
+                Err(e)
+            }
+        }
+    }
+}
+
+impl<'a> Txn<'a> {
+    /// Starts a transaction on the locked state: whatever a crashed
+    /// transaction left is finished or removed, then the clock's due
+    /// transitions are applied.
+    fn open(ec2: Cloud<'a>, mut locked: Locked) -> Result<Txn<'a>> {
         if locked.read_only().is_none() {
-            sweep::recover(&self.home, &mut locked.state)?;
+            let home = locked.home().clone();
+            sweep::recover(&home, &mut locked.state)?;
         }
         let mut txn = Txn {
-            ec2: self,
+            ec2,
             locked,
             dirty: false,
+            touched: false,
             after: Vec::new(),
             stage: None,
         };
@@ -261,50 +299,77 @@ impl Ec2 {
             // Written once in this version (its sweep is done).
             txn.dirty = true;
         }
-        match f(&mut txn) {
-            Ok(v) => {
-                let due = !txn.read_only() && txn.state().instances.values().any(|i| i.boot_due);
-                match txn.commit() {
-                    Ok(()) => Ok((v, due)),
-                    Err(e) => {
-                        // The state was not written: the files made for it
-                        // are nobody's.
-                        txn.discard_stage();
-                        Err(e)
-                    }
-                }
-            }
+        Ok(txn)
+    }
+
+    /// Commits; says whether boots are due (never on a read-only home,
+    /// which cannot claim them). On failure the staged files go too.
+    fn commit_all(&mut self) -> Result<bool> {
+        let due = !self.read_only() && self.state().instances.values().any(|i| i.boot_due);
+        match self.commit() {
+            Ok(()) => Ok(due),
             Err(e) => {
-                // Drop whatever `f` changed before failing: its staged
-                // files, and its changes to the document (read again; the
-                // lock is still held). The clock's transitions alone are
-                // applied again and saved (they are idempotent: an image
-                // already grown is grown to the same size again); if that
-                // fails too, the first error is the one to report.
-                txn.discard_stage();
-                txn.after.clear();
-                if txn.read_only() {
-                    return Err(e);
-                }
-                if txn.locked.reload().is_ok() {
-                    txn.dirty = false;
-                    if txn.tick().is_ok() {
-                        let _ = txn.commit();
-                    }
-                }
+                // The state was not written: the files made for it are
+                // nobody's.
+                self.discard_stage();
                 Err(e)
             }
         }
+    }
+
+    /// After a failed operation: drops whatever it changed (its staged
+    /// files, its work after the commit, and its changes to the document,
+    /// read again; the lock is still held), then applies the clock's
+    /// transitions again (they are idempotent: an image already grown is
+    /// grown to the same size again), for the caller to commit. If the
+    /// document cannot be read again, nothing is left to commit, and false
+    /// says the state in memory is not the committed one.
+    fn undo_failed(&mut self) -> bool {
+        self.discard_stage();
+        self.after.clear();
+        if self.read_only() {
+            return false;
+        }
+        self.dirty = false;
+        if self.locked.reload().is_err() {
+            return false;
+        }
+        if self.tick().is_err() {
+            self.dirty = false;
+            return false;
+        }
+        true
     }
 }
 
 /// One transaction on the state.
 pub struct Txn<'a> {
-    ec2: &'a Ec2,
+    ec2: Cloud<'a>,
     locked: Locked,
     dirty: bool,
+    /// Whether the operation running changed the state, the clock or the
+    /// work queued after the commit (staged files do not count: a failed
+    /// operation's are nobody's): a group commit undoes a failed
+    /// operation's changes only then.
+    touched: bool,
     after: Vec<After>,
     stage: Option<String>,
+}
+
+/// The cloud a transaction acts for: the caller's, or (in a group commit,
+/// where the transaction outlives each request) one the group keeps.
+enum Cloud<'a> {
+    Borrowed(&'a Ec2),
+    Shared(std::sync::Arc<Ec2>),
+}
+
+impl Cloud<'_> {
+    fn get(&self) -> &Ec2 {
+        match self {
+            Cloud::Borrowed(e) => e,
+            Cloud::Shared(e) => e,
+        }
+    }
 }
 
 /// Work done once the state is written, still under the lock. It cannot
@@ -337,6 +402,7 @@ impl<'a> Txn<'a> {
     /// dirty).
     pub fn state_mut(&mut self) -> &mut State {
         self.dirty = true;
+        self.touched = true;
         &mut self.locked.state
     }
 
@@ -357,6 +423,7 @@ impl<'a> Txn<'a> {
     /// Marks the transaction as changed, so the state is written.
     pub fn mark_dirty(&mut self) {
         self.dirty = true;
+        self.touched = true;
     }
 
     /// The state directory.
@@ -371,17 +438,17 @@ impl<'a> Txn<'a> {
 
     /// The cloud's settings.
     pub fn ec2(&self) -> &Ec2 {
-        self.ec2
+        self.ec2.get()
     }
 
     /// The region of this request.
     pub fn region(&self) -> &str {
-        &self.ec2.region
+        &self.ec2.get().region
     }
 
     /// The timing table.
     pub fn timing(&self) -> &Timing {
-        &self.ec2.timing
+        &self.ec2.get().timing
     }
 
     /// Moves the virtual clock forward and applies what became due. The
@@ -399,6 +466,7 @@ impl<'a> Txn<'a> {
         }
         self.locked.advance(ms);
         self.dirty = true;
+        self.touched = true;
         self.tick()
     }
 
@@ -415,12 +483,14 @@ impl<'a> Txn<'a> {
 
     /// Removes a volume's image once the state no longer names it.
     pub(crate) fn remove_image_after_commit(&mut self, volume_id: String) {
+        self.touched = true;
         self.after.push(After::RemoveImage(volume_id));
     }
 
     /// Frees a deleted snapshot's unshared chunks (as planned before the
     /// change) and its manifest once the state is written.
     pub(crate) fn free_after_commit(&mut self, snapshot: String, chunks: Option<Vec<String>>) {
+        self.touched = true;
         self.after.push(After::Free { snapshot, chunks });
     }
 

@@ -235,7 +235,7 @@ pub fn check_volume_image(path: &Path) -> std::result::Result<(), crate::blockde
 /// read-only home.
 pub struct Locked {
     home: Home,
-    _lock: Option<Flock<File>>,
+    lock: Option<Flock<File>>,
     /// The document as read.
     pub state: State,
     /// The virtual now of this transaction.
@@ -243,6 +243,54 @@ pub struct Locked {
     mode: ClockMode,
     real_ms: i64,
     read_only: Option<String>,
+    /// The `publish` field of the document on disk (as read, then as
+    /// last written): the one in memory is cleared once published.
+    file_publish: Option<String>,
+}
+
+/// What identifies one version of `state.json` without reading it: the
+/// device, inode and birth time (every write makes a new file and renames
+/// it over the old one, so a new version is a new file; an inode number
+/// freed by an older version and reused gets a new birth time), its size,
+/// and its modification and change times in nanoseconds (a change in place
+/// moves both, and nothing can set the change time back).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fingerprint {
+    dev: u64,
+    ino: u64,
+    size: u64,
+    mtime: (i64, i64),
+    ctime: (i64, i64),
+    btime: Option<std::time::SystemTime>,
+}
+
+impl Fingerprint {
+    /// The fingerprint of the file at `path` (None when it cannot be
+    /// stat'ed: then nothing is taken from a cache).
+    pub fn of(path: &Path) -> Option<Fingerprint> {
+        use std::os::unix::fs::MetadataExt;
+        let m = std::fs::symlink_metadata(path).ok()?;
+        if !m.file_type().is_file() {
+            return None;
+        }
+        Some(Fingerprint {
+            dev: m.dev(),
+            ino: m.ino(),
+            size: m.size(),
+            mtime: (m.mtime(), m.mtime_nsec()),
+            ctime: (m.ctime(), m.ctime_nsec()),
+            btime: m.created().ok(),
+        })
+    }
+}
+
+/// A parsed document kept by a long-running process between
+/// transactions, with the fingerprint of the file it equals: the next
+/// transaction takes it instead of reading the file when the fingerprint
+/// still matches under the lock (see [`Locked::acquire_cached`]).
+pub struct Cached {
+    fp: Fingerprint,
+    state: State,
 }
 
 /// Whether an error means "this file system or directory cannot be
@@ -259,6 +307,14 @@ impl Locked {
     /// new home). A home that cannot be written is read under a shared
     /// lock (see the module documentation).
     pub fn acquire(home: &Home, mode: ClockMode) -> Result<Locked> {
+        Locked::acquire_cached(home, mode, None)
+    }
+
+    /// [`Locked::acquire`], taking the document from `cache` instead of
+    /// reading it when the file is, by its [`Fingerprint`], still the one
+    /// the cache was made from (checked under the lock; a read-only home
+    /// never uses it).
+    pub fn acquire_cached(home: &Home, mode: ClockMode, cache: Option<Cached>) -> Result<Locked> {
         let lock_path = home.lock_path();
         let writable = home.ensure_dirs().and_then(|()| {
             OpenOptions::new()
@@ -288,27 +344,59 @@ impl Locked {
             Err(e) => return Err(Error::io(home.root(), "prepare", e)),
         };
         let real_ms = real_now_ms();
-        let state = match read_state(home)? {
-            Some(s) => s,
-            None if read_only.is_some() => State::new(real_ms),
-            None => {
-                // A new home: write the empty document now, so that from
-                // here on a missing state.json always means a lost one.
-                let s = State::new(real_ms);
-                write_state(home, &s)?;
-                s
+        let cached = match cache {
+            Some(c) if read_only.is_none() && Fingerprint::of(&home.state_path()) == Some(c.fp) => {
+                Some(c.state)
             }
+            _ => None,
+        };
+        let state = match cached {
+            Some(s) => s,
+            None => match read_state(home)? {
+                Some(s) => s,
+                None if read_only.is_some() => State::new(real_ms),
+                None => {
+                    // A new home: write the empty document now, so that from
+                    // here on a missing state.json always means a lost one.
+                    let s = State::new(real_ms);
+                    write_state(home, &s)?;
+                    s
+                }
+            },
         };
         let now = state.clock.now(mode, real_ms);
         Ok(Locked {
             home: home.clone(),
-            _lock: lock,
+            lock,
             state,
             now,
             mode,
             real_ms,
             read_only,
+            file_publish: None,
         })
+        .map(|mut l| {
+            l.file_publish = l.state.publish.clone();
+            l
+        })
+    }
+
+    /// Gives the document back as a [`Cached`] for the next transaction,
+    /// once this one is over: the state in memory equals the file's (it
+    /// was read or written whole, and every change since marked the
+    /// transaction dirty and was saved). Taken while the lock is still
+    /// held, so the fingerprint is the committed file's. None on a
+    /// read-only home.
+    pub fn into_cache(mut self) -> Option<Cached> {
+        if self.read_only.is_some() {
+            return None;
+        }
+        let fp = Fingerprint::of(&self.home.state_path())?;
+        let mut state = std::mem::replace(&mut self.state, State::new(0));
+        state.publish = self.file_publish.take();
+        state.upgraded = false;
+        drop(self.lock.take());
+        Some(Cached { fp, state })
     }
 
     /// The home.
@@ -355,6 +443,7 @@ impl Locked {
             Some(s) => s,
             None => State::new(self.real_ms),
         };
+        self.file_publish = self.state.publish.clone();
         Ok(())
     }
 
@@ -369,7 +458,9 @@ impl Locked {
         self.state.generation = self.state.generation.wrapping_add(1);
         self.state.format = STATE_FORMAT.to_string();
         self.state.version = STATE_VERSION;
-        write_state(&self.home, &self.state)
+        write_state(&self.home, &self.state)?;
+        self.file_publish = self.state.publish.clone();
+        Ok(())
     }
 }
 

@@ -4,9 +4,11 @@
 //!
 //! Lock order: a transaction on the state is finished before any image is
 //! opened read-write (the clock may grow an image inside a transaction), so
-//! a [`Context`] is a copy, and [`Resolved::open`] comes after it.
+//! a [`Context`] is a copy, and [`Resolved::open`] comes after it; a
+//! device it resolves carries the [`Basis`] that open checks again under
+//! the image's lock.
 
-use super::instance::{self, GuestDisk, GuestError, Resolved};
+use super::instance::{self, Basis, GuestDisk, GuestError, Resolved};
 use super::{Snapshot, normalize_path};
 use crate::ec2::Ec2;
 use crate::ec2::catalog::{self, FsKind as CatalogFs};
@@ -29,6 +31,8 @@ pub struct Context {
     pub fstab: Vec<Mount>,
     /// The `/dev` links of the image's udev rules ([`instance::device_links`]).
     pub links: Vec<(String, String)>,
+    /// The state directory it was read from.
+    pub home: std::path::PathBuf,
 }
 
 impl Context {
@@ -41,6 +45,7 @@ impl Context {
             let fstab = fstab_of(inst.flavour.as_deref(), &disks);
             let links = instance::device_links(inst.flavour.as_deref(), &disks);
             Ok(Context {
+                home: ec2.home().root().to_path_buf(),
                 links,
                 instance_id: id.clone(),
                 mounts: inst.mounts.clone(),
@@ -53,7 +58,19 @@ impl Context {
 
     /// Resolves a device name, mount point or `UUID=`/`LABEL=` here.
     pub fn resolve(&self, spec: &str) -> Option<Resolved> {
-        instance::resolve(&self.disks, &self.mounts, &self.links, spec)
+        let mut r = instance::resolve(&self.disks, &self.mounts, &self.links, spec)?;
+        let vol = &r.disk.view.volume_id;
+        r.basis = Some(Basis {
+            home: self.home.clone(),
+            instance_id: self.instance_id.clone(),
+            mounts: self
+                .mounts
+                .iter()
+                .filter(|m| &m.volume_id == vol)
+                .cloned()
+                .collect(),
+        });
+        Some(r)
     }
 
     /// The mounts of a device (volume and partition), oldest first.

@@ -98,36 +98,7 @@ pub fn disks(txn: &mut Txn<'_>, instance_id: &str) -> Result<Vec<GuestDisk>, Gue
             Some(Label::Dos(d)) => (Some("dos".to_string()), Some(format!("{:08x}", d.disk_id))),
             None => (None, None),
         };
-        let mut table: Vec<(u32, u64, u64, String, Option<String>, String)> = Vec::new();
-        match &label {
-            Some(Label::Gpt(g)) => {
-                for (n, e) in g.partitions() {
-                    let name = e.name_string();
-                    table.push((
-                        n,
-                        e.first_lba,
-                        e.size(),
-                        lower(e.unique_guid),
-                        (!name.is_empty()).then_some(name),
-                        lower(e.type_guid),
-                    ));
-                }
-            }
-            Some(Label::Dos(d)) => {
-                for p in &d.partitions {
-                    table.push((
-                        p.number,
-                        p.start,
-                        p.size,
-                        format!("{:08x}-{:02x}", d.disk_id, p.number),
-                        None,
-                        format!("0x{:x}", p.sys),
-                    ));
-                }
-            }
-            None => {}
-        }
-        table.sort_by_key(|t| t.0);
+        let table = part_table(&label);
         for (number, start, sectors, partuuid, partlabel, parttype) in table {
             let name = crate::ec2::guest::partition_name(&view.name, number);
             let (major, minor) = match (
@@ -168,6 +139,45 @@ pub fn disks(txn: &mut Txn<'_>, instance_id: &str) -> Result<Vec<GuestDisk>, Gue
     Ok(out)
 }
 
+/// A partition as the table has it: number, first sector, sectors,
+/// PARTUUID, PARTLABEL, PARTTYPE.
+type PartRow = (u32, u64, u64, String, Option<String>, String);
+
+/// The rows of a partition table, in number order.
+fn part_table(label: &Option<Label>) -> Vec<PartRow> {
+    let mut table: Vec<PartRow> = Vec::new();
+    match label {
+        Some(Label::Gpt(g)) => {
+            for (n, e) in g.partitions() {
+                let name = e.name_string();
+                table.push((
+                    n,
+                    e.first_lba,
+                    e.size(),
+                    lower(e.unique_guid),
+                    (!name.is_empty()).then_some(name),
+                    lower(e.type_guid),
+                ));
+            }
+        }
+        Some(Label::Dos(d)) => {
+            for p in &d.partitions {
+                table.push((
+                    p.number,
+                    p.start,
+                    p.size,
+                    format!("{:08x}-{:02x}", d.disk_id, p.number),
+                    None,
+                    format!("0x{:x}", p.sys),
+                ));
+            }
+        }
+        None => {}
+    }
+    table.sort_by_key(|t| t.0);
+    table
+}
+
 /// A device named on a guest command line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Resolved {
@@ -177,6 +187,27 @@ pub struct Resolved {
     pub part: Option<GuestPart>,
     /// What is mounted from it (the most recent mount), if anything.
     pub mount: Option<Mount>,
+    /// The state this was resolved from, checked again by a read-write
+    /// [`Resolved::open`] (None: nothing to check, as for a bare list of
+    /// disks).
+    pub basis: Option<Basis>,
+}
+
+/// What a command's checks on a device were made on: the instance in the
+/// state document, read in a transaction that ended before the image was
+/// opened (an image is opened read-write only outside the state lock, so
+/// the check and the open cannot be one transaction). Another process may
+/// detach the volume, mount it, change its size or its partition table in
+/// between; a read-write [`Resolved::open`] therefore checks again, holding
+/// the image's lock, and refuses if anything differs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Basis {
+    /// The state directory.
+    pub home: std::path::PathBuf,
+    /// The instance.
+    pub instance_id: String,
+    /// Every mount of the volume in the instance, oldest first.
+    pub mounts: Vec<Mount>,
 }
 
 impl Resolved {
@@ -204,10 +235,79 @@ impl Resolved {
     }
 
     /// Opens the device: the volume's image, windowed to the partition.
+    /// Read-write, it holds the image's lock and then checks that the
+    /// instance still has the disk as it was resolved ([`Basis`]): the
+    /// volume attached under the same name and size, its mounts unchanged,
+    /// the partition at the same place; otherwise it fails with
+    /// [`crate::blockdev::Error::DeviceChanged`] before anything is
+    /// written. A change made after this check waits for the lock if it
+    /// writes the image (a grow, another tool) and otherwise is the
+    /// kernel's case of a device changing under an open file.
     pub fn open(&self, access: Access) -> Result<Slice<ImageFile>, crate::blockdev::Error> {
         let img = crate::ec2::store::open_volume_image(self.image(), access)?;
+        if access == Access::ReadWrite {
+            if let Some(b) = &self.basis {
+                if let Some(detail) = self.changed(b, &img) {
+                    return Err(crate::blockdev::Error::DeviceChanged {
+                        device: self.dev_path(),
+                        detail,
+                    });
+                }
+            }
+        }
         let (off, len) = self.range();
         Slice::new(img, off, len)
+    }
+
+    /// What differs between `b` and the state and image now (the image
+    /// opened read-write, so its lock is held), if anything. The document
+    /// is read without the state lock: it is only ever replaced whole (a
+    /// rename), so a read sees one committed version, and taking the state
+    /// lock while holding an image's would invert the lock order.
+    fn changed(&self, b: &Basis, img: &ImageFile) -> Option<String> {
+        let home = crate::ec2::Home::at(&b.home);
+        let state = match crate::ec2::store::read_state(&home) {
+            Ok(Some(s)) => s,
+            Ok(None) => return Some("the state document is gone".to_string()),
+            Err(e) => return Some(format!("the state cannot be read again ({e})")),
+        };
+        let vol = &self.disk.view.volume_id;
+        let views = crate::ec2::guest::disks(&state, &home, &b.instance_id);
+        match views.iter().find(|v| &v.volume_id == vol) {
+            None => return Some(format!("{vol} is no longer attached to {}", b.instance_id)),
+            Some(v) if v != &self.disk.view => {
+                return Some(format!("{vol}'s attachment or size changed"));
+            }
+            Some(_) => {}
+        }
+        let mounts: Vec<Mount> = state
+            .instances
+            .get(&b.instance_id)
+            .map(|i| {
+                i.mounts
+                    .iter()
+                    .filter(|m| &m.volume_id == vol)
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default();
+        if mounts != b.mounts {
+            return Some(format!("what is mounted from {vol} changed"));
+        }
+        if crate::blockdev::BlockDevice::size(img) != self.disk.size {
+            return Some(format!("{vol}'s image changed size"));
+        }
+        if let Some(p) = &self.part {
+            let label = partition::probe(img).ok().and_then(|p| p.label);
+            let now = part_table(&label)
+                .into_iter()
+                .find(|t| t.0 == p.number)
+                .and_then(|t| Some((t.1.checked_mul(SECTOR)?, t.2.checked_mul(SECTOR)?)));
+            if now != Some((p.start, p.len)) {
+                return Some(format!("partition {} of {vol} moved or is gone", p.number));
+            }
+        }
+        None
     }
 
     /// The filesystem on the device, if ebsim knows it (as blkid probes).
@@ -283,6 +383,7 @@ pub fn resolve(
             mount: mounts_of(mounts, volume, p.map(|p| p.number))
                 .first()
                 .map(|m| (*m).clone()),
+            basis: None,
         }
     };
     let by_fs = |pred: &dyn Fn(&FsInfo) -> bool| -> Option<Resolved> {
@@ -349,6 +450,7 @@ pub fn resolve(
         disk: d.clone(),
         part: p.cloned(),
         mount: Some(m.clone()),
+        basis: None,
     })
 }
 

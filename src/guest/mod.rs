@@ -14,7 +14,7 @@ pub mod target;
 pub mod vfs;
 
 pub use context::Context;
-pub use instance::{GuestError, Resolved};
+pub use instance::{Basis, GuestError, Resolved};
 pub use target::Target;
 
 /// Everything lsblk and df need to know about an instance at one moment:

@@ -64,6 +64,12 @@ pub enum Output {
     Json,
     /// Tab-separated text.
     Text,
+    /// The boxed table (`table.rs`).
+    Table,
+    /// One YAML document (`yaml.rs`).
+    Yaml,
+    /// A YAML list item per page (`yaml.rs`).
+    YamlStream,
 }
 
 impl Output {
@@ -73,8 +79,11 @@ impl Output {
         match v {
             "json" => Ok(Output::Json),
             "text" => Ok(Output::Text),
+            "table" => Ok(Output::Table),
+            "yaml" => Ok(Output::Yaml),
+            "yaml-stream" => Ok(Output::YamlStream),
             other => Err(ArgError::Bad(format!(
-                "aws: error: argument --output: Invalid choice, valid choices are:\n\njson | text\n\n(ebsim does not print '{other}')"
+                "aws: error: argument --output: Invalid choice, valid choices are:\n\njson | text | table | yaml | yaml-stream\n\n(ebsim does not print '{other}')"
             ))),
         }
     }
@@ -93,6 +102,12 @@ pub struct Globals {
     pub output_given: bool,
     /// `--profile`.
     pub profile: Option<String>,
+    /// `--color on|off|auto` (table output).
+    pub color: Option<String>,
+    /// `--generate-cli-skeleton [input|output]`.
+    pub skeleton: Option<String>,
+    /// `--cli-input-json`: the value as given (JSON or `file://`).
+    pub cli_input_json: Option<String>,
     /// `--no-paginate`.
     pub no_paginate: bool,
     /// `--page-size`, `--max-items`, `--starting-token` (paginated
@@ -274,6 +289,9 @@ pub fn parse(params: &[P], words: &[String]) -> Result<Args, ArgError> {
         region: None,
         output_given: false,
         profile: None,
+        color: None,
+        skeleton: None,
+        cli_input_json: None,
         no_paginate: false,
         paging: super::paginate::Paging::default(),
     };
@@ -319,12 +337,53 @@ pub fn parse(params: &[P], words: &[String]) -> Result<Args, ArgError> {
                 "query" => globals.query = Some(v),
                 "region" => globals.region = Some(v),
                 "profile" => globals.profile = Some(v),
+                "color" => {
+                    if !matches!(v.as_str(), "on" | "off" | "auto") {
+                        return Err(ArgError::Bad(format!(
+                            "aws: error: argument --color: invalid choice: '{v}' (choose from 'on', 'off', 'auto')"
+                        )));
+                    }
+                    globals.color = Some(v);
+                }
                 "output" => {
                     globals.output = Output::parse(&v)?;
                     globals.output_given = true;
                 }
                 _ => {}
             }
+            continue;
+        }
+        if name == "generate-cli-skeleton" {
+            // An optional value: the next word unless it is an option.
+            let v = match &inline {
+                Some(v) => v.clone(),
+                None if i < words.len() && !words[i].starts_with("--") => {
+                    i += 1;
+                    words[i - 1].clone()
+                }
+                None => "input".to_string(),
+            };
+            if !matches!(v.as_str(), "input" | "output") {
+                return Err(ArgError::Bad(format!(
+                    "aws: error: argument --generate-cli-skeleton: Invalid choice, valid choices are:\n\ninput | output\n\n(ebsim does not print '{v}' skeletons)"
+                )));
+            }
+            globals.skeleton = Some(v);
+            continue;
+        }
+        if name == "cli-input-json" || name == "cli-input-yaml" {
+            let Some(v) = take(false).into_iter().next() else {
+                return Err(ArgError::Bad(format!(
+                    "aws: error: argument --{name}: expected one argument"
+                )));
+            };
+            if name == "cli-input-yaml" {
+                return Err(ArgError::Bad(
+                    "aws: error: ebsim reads --cli-input-json only; give the same members as JSON"
+                        .to_string(),
+                ));
+            }
+            globals.cli_input_json = Some(paramfile(name, &v)?);
             continue;
         }
         if GLOBAL_FLAGS.contains(&name) {
@@ -389,9 +448,12 @@ pub fn parse(params: &[P], words: &[String]) -> Result<Args, ArgError> {
             i += 1;
         }
     }
+    // With a skeleton or an input document, the required members are
+    // checked after the document is merged (botocore's validation).
+    let overridden = globals.skeleton.is_some() || globals.cli_input_json.is_some();
     let missing: Vec<String> = params
         .iter()
-        .filter(|p| p.required && !vals.contains_key(p.name))
+        .filter(|p| p.required && !overridden && !vals.contains_key(p.name))
         .map(|p| format!("--{}", p.name))
         .collect();
     if !missing.is_empty() {

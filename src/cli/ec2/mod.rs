@@ -7,13 +7,18 @@
 //! state).
 
 mod args;
+mod cli_input;
 mod config;
+mod eaw;
 mod ops;
 mod paginate;
 mod query;
 mod shorthand;
+mod skeletons;
+mod table;
 mod text;
 mod wait;
+mod yaml;
 
 use super::commands::{CLOCK_HELP, Clock, ClockAction};
 use super::getopt::after_argv0;
@@ -73,7 +78,20 @@ fn settle(a: &mut args::Args) -> Result<String, i32> {
         .unwrap_or_else(|| DEFAULT_REGION.to_string()))
 }
 
-fn print_response(resp: &J, a: &args::Args) -> i32 {
+/// Whether the table is coloured: `--color on`, or `auto` (the default)
+/// with stdout a terminal.
+fn table_color(a: &args::Args) -> bool {
+    match a.globals.color.as_deref() {
+        Some("on") => true,
+        Some("off") => false,
+        _ => std::io::IsTerminal::is_terminal(&std::io::stdout()),
+    }
+}
+
+/// A whole response (or a paginated command's merged result) with
+/// `--query` applied, in the output format; `title` is the operation's
+/// API name (the table's title).
+fn print_response(resp: &J, a: &args::Args, title: &str) -> i32 {
     let resp = match &a.globals.query {
         Some(q) => match query::Query::compile(q).and_then(|q| q.search(resp)) {
             Ok(r) => r,
@@ -87,8 +105,38 @@ fn print_response(resp: &J, a: &args::Args) -> i32 {
     match a.globals.output {
         Output::Json => out(&format!("{}\n", resp.to_pretty())),
         Output::Text => out(&text::to_text(&resp)),
+        Output::Yaml => out(&yaml::to_yaml(&resp)),
+        Output::YamlStream => out(&yaml::to_yaml(&J::Arr(vec![resp]))),
+        Output::Table => {
+            match table::to_table(title, &resp, table::terminal_width(), table_color(a)) {
+                Ok(t) => out(&t),
+                Err(e) => {
+                    err(&format!("\n{e}\n"));
+                    return EXIT_OTHER;
+                }
+            }
+        }
     }
     0
+}
+
+/// `--generate-cli-skeleton`: the input skeleton as JSON, or the output
+/// skeleton as any response; None when not asked for.
+fn skeleton(a: &args::Args, api: &str) -> Option<i32> {
+    let kind = a.globals.skeleton.as_deref()?;
+    let shapes = cli_input::shapes(api);
+    let text = shapes.map_or("{}", |s| if kind == "output" { s.output } else { s.input });
+    let Some(doc) = cli_input::parse(text) else {
+        err(&format!(
+            "\nebsim: the {kind} skeleton of {api} is damaged\n"
+        ));
+        return Some(EXIT_OTHER);
+    };
+    if kind == "output" {
+        return Some(print_response(&doc, a, api));
+    }
+    out(&format!("{}\n", doc.to_pretty()));
+    Some(0)
 }
 
 fn op_list() -> String {
@@ -114,7 +162,7 @@ fn help() -> String {
             .collect::<Vec<_>>()
             .join(", "),
     );
-    s.push_str(")\n\nGlobal options: --query JMESPATH, --output json|text, --region REGION\n\n");
+    s.push_str(")\n\nGlobal options: --query JMESPATH, --output json|text|table|yaml|yaml-stream, --color on|off|auto, --region REGION\n\n");
     s.push_str(CLOCK_HELP);
     s
 }
@@ -177,6 +225,9 @@ fn run_ec2_words(words: Vec<String>) -> i32 {
         Ok(r) => r,
         Err(code) => return code,
     };
+    if let Some(code) = skeleton(&a, op.api) {
+        return code;
+    }
     let ec2 = match super::env::ec2(&region) {
         Ok(e) => e,
         Err(e) => {
@@ -211,23 +262,44 @@ fn run_ec2_words(words: Vec<String>) -> i32 {
     match key {
         Some(key) if !a.globals.no_paginate && !manual => {
             match paginate::run(op, &ec2, &a, key, &a.globals.paging) {
-                Ok(paged) => print_paged(&paged, &a),
+                Ok(paged) => print_paged(&paged, &a, op.api),
                 Err(f) => fail(op.api, f),
             }
         }
         _ => match op.run(&ec2, &a) {
-            Ok(Some(resp)) => print_response(&resp, &a),
+            Ok(Some(resp)) => print_response(&resp, &a, op.api),
             Ok(None) => 0,
             Err(f) => fail(op.api, f),
         },
     }
 }
 
-/// A paginated result as the CLI prints it: JSON merged, text page by
-/// page (each with `--query` applied), then the resume token.
-fn print_paged(p: &paginate::Paged, a: &args::Args) -> i32 {
-    if a.globals.output == args::Output::Json {
-        return print_response(&p.full, a);
+/// A paginated result as the CLI prints it: JSON, table and YAML merged,
+/// text page by page (each with `--query` applied), then the resume
+/// token; yaml-stream each page as the service answered it, a list item
+/// each.
+fn print_paged(p: &paginate::Paged, a: &args::Args, title: &str) -> i32 {
+    match a.globals.output {
+        Output::Json | Output::Table | Output::Yaml => return print_response(&p.full, a, title),
+        Output::YamlStream => {
+            let mut s = String::new();
+            for page in &p.raw {
+                let page = match &a.globals.query {
+                    Some(q) => match query::Query::compile(q).and_then(|q| q.search(page)) {
+                        Ok(r) => r,
+                        Err(e) => {
+                            err(&format!("\n{e}\n"));
+                            return EXIT_USAGE;
+                        }
+                    },
+                    None => page.clone(),
+                };
+                s.push_str(&yaml::to_yaml(&J::Arr(vec![page])));
+            }
+            out(&s);
+            return 0;
+        }
+        Output::Text => {}
     }
     let query = match a.globals.query.as_deref().map(query::Query::compile) {
         Some(Ok(q)) => Some(q),
@@ -393,6 +465,9 @@ fn run_sts(words: Vec<String>) -> i32 {
     if let Err(code) = settle(&mut a) {
         return code;
     }
+    if let Some(code) = skeleton(&a, "GetCallerIdentity") {
+        return code;
+    }
     let key = std::env::var("AWS_ACCESS_KEY_ID")
         .ok()
         .filter(|k| !k.is_empty())
@@ -405,7 +480,7 @@ fn run_sts(words: Vec<String>) -> i32 {
             format!("arn:aws:iam::{}:user/ebsim", ebsim::ec2::model::OWNER_ID),
         )
         .done();
-    print_response(&doc, &a)
+    print_response(&doc, &a, "GetCallerIdentity")
 }
 
 /// `ebsim clock` and `ebsim clock advance DURATION`.

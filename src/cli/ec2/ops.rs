@@ -425,7 +425,14 @@ impl Op {
     /// Runs the operation with `extra` members set (the paginator's
     /// `MaxResults` and `NextToken`).
     pub fn run_with(&self, ec2: &Ec2, a: &Args, extra: &[(&str, Value)]) -> Out {
-        let mut params = to_params(a)?;
+        let mut params = match &a.globals.cli_input_json {
+            None => to_params(a)?,
+            Some(raw) => {
+                let mut m = to_members(a)?;
+                merge_input(self.api, raw, &mut m)?;
+                Params::from_members(m)
+            }
+        };
         for (k, v) in extra {
             let v = v.clone();
             params = params.set_member(k, v);
@@ -455,9 +462,36 @@ fn member_name(flag: &str) -> String {
         .collect()
 }
 
+/// `--cli-input-json`: its members where the command line gave none, then
+/// botocore's validation of the whole.
+fn merge_input(
+    api: &str,
+    raw: &str,
+    m: &mut serde_json::Map<String, Value>,
+) -> Result<(), ArgError> {
+    let doc: Value = serde_json::from_str(raw).map_err(|e| {
+        ArgError::Bad(format!(
+            "Error parsing parameter 'cli-input-json': Invalid JSON: {e}\nJSON received: {raw}"
+        ))
+    })?;
+    let Value::Object(doc) = doc else {
+        return Err(ArgError::Bad(format!(
+            "Error parsing parameter 'cli-input-json': the JSON must be an object of the operation's members\nJSON received: {raw}"
+        )));
+    };
+    for (k, v) in doc {
+        m.entry(k).or_insert(v);
+    }
+    super::cli_input::validate(api, m).map_err(ArgError::Bad)
+}
+
 /// The arguments as the API's members. `--count N` or `--count MIN:MAX`
 /// (the CLI's own option) becomes `MinCount`/`MaxCount`.
 fn to_params(a: &Args) -> Result<Params, ArgError> {
+    to_members(a).map(Params::from_members)
+}
+
+fn to_members(a: &Args) -> Result<serde_json::Map<String, Value>, ArgError> {
     let mut m = serde_json::Map::new();
     for (k, v) in &a.vals {
         if *k == "count" {
@@ -474,5 +508,5 @@ fn to_params(a: &Args) -> Result<Params, ArgError> {
         }
         m.insert(member_name(k), v.clone());
     }
-    Ok(Params::from_members(m))
+    Ok(m)
 }

@@ -57,6 +57,9 @@ pub struct Paging {
 pub struct Paged {
     /// Each page as `{RESULT_KEY: [...]}`, truncated as printed.
     pub pages: Vec<J>,
+    /// Each page as the service answered it (its `NextToken` too), the
+    /// result key's items truncated as printed (what `yaml-stream` prints).
+    pub raw: Vec<J>,
     /// The merged result, with `NextToken` (the resume token) last.
     pub full: J,
     /// The resume token.
@@ -185,6 +188,24 @@ fn next_of(doc: &J) -> Option<String> {
     }
 }
 
+/// `doc` with its `key` member holding `items`.
+fn with_items(doc: &J, key: &str, items: &[J]) -> J {
+    match doc {
+        J::Obj(kv) => J::Obj(
+            kv.iter()
+                .map(|(k, v)| {
+                    if k == key {
+                        (k.clone(), J::Arr(items.to_vec()))
+                    } else {
+                        (k.clone(), v.clone())
+                    }
+                })
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
 /// The page size awscli injects: 1000 for describe-volumes without other
 /// parameters, and describe-snapshots with only owner/restorable-by ids.
 fn injected_page_size(op: &Op, a: &Args) -> Option<u64> {
@@ -204,6 +225,7 @@ pub fn run(op: &Op, ec2: &Ec2, a: &Args, key: &str, paging: &Paging) -> Result<P
         None => (None, 0),
     };
     let mut pages: Vec<J> = Vec::new();
+    let mut raw: Vec<J> = Vec::new();
     let mut merged: Vec<J> = Vec::new();
     let mut total: u64 = 0;
     let mut resume: Option<String> = None;
@@ -237,10 +259,12 @@ pub fn run(op: &Op, ec2: &Ec2, a: &Args, key: &str, paging: &Paging) -> Result<P
             items.truncate(usize::try_from(keep).unwrap_or(usize::MAX));
             resume = Some(encode_token(token.as_deref(), Some(keep + starting)));
             merged.extend(items.iter().cloned());
+            raw.push(with_items(&doc, key, &items));
             pages.push(J::Obj(vec![(key.to_string(), J::Arr(items))]));
             break;
         }
         merged.extend(items.iter().cloned());
+        raw.push(with_items(&doc, key, &items));
         pages.push(J::Obj(vec![(key.to_string(), J::Arr(items))]));
         total += n;
         let next = next_of(&doc);
@@ -263,6 +287,7 @@ pub fn run(op: &Op, ec2: &Ec2, a: &Args, key: &str, paging: &Paging) -> Result<P
     }
     Ok(Paged {
         pages,
+        raw,
         full: J::Obj(full),
         resume,
     })

@@ -13,7 +13,7 @@ pub fn to_text(j: &J) -> String {
 }
 
 /// Python's `str()` of a value, as the text format prints scalars.
-fn py_str(j: &J) -> String {
+pub(super) fn py_str(j: &J) -> String {
     match j {
         J::Null => "None".to_string(),
         J::Bool(true) => "True".to_string(),
@@ -28,17 +28,48 @@ fn py_str(j: &J) -> String {
 /// Python's `repr()` (only reached for nested values printed as text).
 fn py_repr(j: &J) -> String {
     match j {
-        J::Str(s) => format!("'{s}'"),
+        J::Str(s) => py_str_repr(s),
         J::Arr(a) => format!("[{}]", a.iter().map(py_repr).collect::<Vec<_>>().join(", ")),
         J::Obj(kv) => format!(
             "{{{}}}",
             kv.iter()
-                .map(|(k, v)| format!("'{k}': {}", py_repr(v)))
+                .map(|(k, v)| format!("{}: {}", py_str_repr(k), py_repr(v)))
                 .collect::<Vec<_>>()
                 .join(", ")
         ),
         other => py_str(other),
     }
+}
+
+/// Python's `repr()` of a string: single quotes, or double quotes when
+/// it holds a `'` and no `"`; backslashes, the quote, and control
+/// characters escaped.
+fn py_str_repr(s: &str) -> String {
+    let q = if s.contains('\'') && !s.contains('"') {
+        '"'
+    } else {
+        '\''
+    };
+    let mut out = String::new();
+    out.push(q);
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c == q => {
+                out.push('\\');
+                out.push(c);
+            }
+            c if (c as u32) < 0x20 || (0x7f..0xa0).contains(&(c as u32)) => {
+                out.push_str(&format!("\\x{:02x}", c as u32));
+            }
+            c => out.push(c),
+        }
+    }
+    out.push(q);
+    out
 }
 
 fn text_item(item: &J, out: &mut String, ident: Option<&str>, scalar_keys: Option<&[String]>) {

@@ -2,6 +2,7 @@
 //! the host's harmless devices, with -A -b -e -E -n -s -t -T -u -v.
 
 use super::common::{HostDev, Session, Stdout, arg_bytes, start, strerror};
+use crate::cli::error::{AppletError, finish};
 use crate::cli::files::opts::{self, Flag};
 use crate::cli::output::err;
 use ebsim::compat::quote::quotef;
@@ -122,11 +123,12 @@ impl Render {
 
 /// `cat`.
 pub fn run(args: Vec<OsString>) -> i32 {
+    finish(main(args), String::new)
+}
+
+fn main(args: Vec<OsString>) -> Result<i32, AppletError> {
     let prog = "cat";
-    let parsed = match opts::parse(prog, &args, "AbeEnstTuv", LONG, HELP) {
-        Ok(p) => p,
-        Err(code) => return code,
-    };
+    let parsed = opts::parse(prog, &args, "AbeEnstTuv", LONG, HELP)?;
     let mut o = Opts::default();
     for p in &parsed.opts {
         match p.val {
@@ -158,10 +160,7 @@ pub fn run(args: Vec<OsString>) -> i32 {
     }
     let needs_guest = files.iter().any(|f| f != b"-" && HostDev::of(f).is_none());
     let mut session = if needs_guest {
-        match start(prog, false) {
-            Ok(s) => Some(s),
-            Err(c) => return c,
-        }
+        Some(start(prog, false)?)
     } else {
         None
     };
@@ -185,7 +184,7 @@ pub fn run(args: Vec<OsString>) -> i32 {
             break;
         }
     }
-    out.finish(prog, code)
+    Ok(out.finish(prog, code))
 }
 
 fn cat_one(

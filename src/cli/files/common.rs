@@ -4,7 +4,7 @@
 
 use super::users::Users;
 use super::{CWD_ENV, USER_ENV};
-use crate::cli::output::err;
+use crate::cli::error::AppletError;
 use ebsim::blockdev::image::Access;
 use ebsim::ec2::DEFAULT_REGION;
 use ebsim::ec2::model::InstanceState;
@@ -104,12 +104,9 @@ pub fn session(prog: &str, write: bool) -> Result<Session, String> {
     })
 }
 
-/// Starts a session or prints why not; `Err` holds the exit status.
-pub fn start(prog: &str, write: bool) -> Result<Session, i32> {
-    session(prog, write).map_err(|m| {
-        err(&m);
-        1
-    })
+/// Starts a session; `Err`: why not (`PROG: why`, status 1).
+pub fn start(prog: &str, write: bool) -> Result<Session, AppletError> {
+    session(prog, write).map_err(|m| AppletError::new(1, m))
 }
 
 /// The C library's words for an error, and for ebsim's own refusals
@@ -264,14 +261,11 @@ pub fn try_help(prog: &str) -> String {
     format!("Try '{prog} --help' for more information.\n")
 }
 
-/// Syncs the session's changes; prints a failure as `PROG: why` and
-/// returns status 1 then.
-pub fn sync(prog: &str, s: &mut Session, code: i32) -> i32 {
-    match s.vfs.sync() {
-        Ok(()) => code,
-        Err(e) => {
-            err(&format!("{prog}: {}\n", strerror(&e)));
-            1
-        }
-    }
+/// Syncs the session's changes: `code` when they are written, else the
+/// failure as `PROG: why`, status 1.
+pub fn sync(prog: &str, s: &mut Session, code: i32) -> Result<i32, AppletError> {
+    s.vfs
+        .sync()
+        .map(|()| code)
+        .map_err(|e| AppletError::new(1, format!("{prog}: {}\n", strerror(&e))))
 }

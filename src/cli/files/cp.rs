@@ -22,6 +22,7 @@
 
 use super::common::{Session, start, strerror};
 use super::opts::{self, Flag};
+use crate::cli::error::{AppletError, finish};
 use crate::cli::output::{err, out};
 use ebsim::compat::quote::quoteaf;
 use ebsim::fs::node::{ErrorKind, FallocateMode, FileType, NodeError, RenameFlags};
@@ -636,32 +637,38 @@ fn targets(
     target_dir: Option<&[u8]>,
     no_target_dir: bool,
     utf8: bool,
-) -> Result<Vec<Pair>, i32> {
+) -> Result<Vec<Pair>, AppletError> {
     if let Some(t) = target_dir {
         match s.vfs.stat(t) {
             Ok(st) if st.attr.kind == FileType::Directory => {}
             Ok(_) => {
-                err(&format!(
-                    "{prog}: target directory {} is not a directory\n",
-                    quoteaf(t, utf8)
+                return Err(AppletError::new(
+                    1,
+                    format!(
+                        "{prog}: target directory {} is not a directory\n",
+                        quoteaf(t, utf8)
+                    ),
                 ));
-                return Err(1);
             }
             Err(e) => {
-                err(&format!(
-                    "{prog}: target directory {}: {}\n",
-                    quoteaf(t, utf8),
-                    strerror(&e)
+                return Err(AppletError::new(
+                    1,
+                    format!(
+                        "{prog}: target directory {}: {}\n",
+                        quoteaf(t, utf8),
+                        strerror(&e)
+                    ),
                 ));
-                return Err(1);
             }
         }
         if operands.is_empty() {
-            err(&format!(
-                "{prog}: missing file operand\n{}",
-                super::common::try_help(prog)
+            return Err(AppletError::new(
+                1,
+                format!(
+                    "{prog}: missing file operand\n{}",
+                    super::common::try_help(prog)
+                ),
             ));
-            return Err(1);
         }
         return Ok(operands
             .iter()
@@ -669,30 +676,30 @@ fn targets(
             .collect());
     }
     match operands {
-        [] => {
-            err(&format!(
+        [] => Err(AppletError::new(
+            1,
+            format!(
                 "{prog}: missing file operand\n{}",
                 super::common::try_help(prog)
-            ));
-            Err(1)
-        }
-        [one] => {
-            err(&format!(
+            ),
+        )),
+        [one] => Err(AppletError::new(
+            1,
+            format!(
                 "{prog}: missing destination file operand after {}\n{}",
                 quoteaf(one, utf8),
                 super::common::try_help(prog)
-            ));
-            Err(1)
-        }
+            ),
+        )),
         [src, dst] if no_target_dir => Ok(vec![(src.clone(), dst.clone())]),
-        _ if no_target_dir => {
-            err(&format!(
+        _ if no_target_dir => Err(AppletError::new(
+            1,
+            format!(
                 "{prog}: extra operand {}\n{}",
                 quoteaf(&operands[2], utf8),
                 super::common::try_help(prog)
-            ));
-            Err(1)
-        }
+            ),
+        )),
         [src, dst] => {
             let is_dir = s
                 .vfs
@@ -713,29 +720,74 @@ fn targets(
                     .iter()
                     .map(|o| (o.clone(), join(dst, &base(o))))
                     .collect()),
-                Ok(_) => {
-                    err(&format!(
+                Ok(_) => Err(AppletError::new(
+                    1,
+                    format!(
                         "{prog}: target {}: {}\n",
                         quoteaf(dst, utf8),
                         ErrorKind::NotADirectory.message()
-                    ));
-                    Err(1)
-                }
-                Err(e) => {
-                    err(&format!(
-                        "{prog}: target {}: {}\n",
-                        quoteaf(dst, utf8),
-                        strerror(&e)
-                    ));
-                    Err(1)
-                }
+                    ),
+                )),
+                Err(e) => Err(AppletError::new(
+                    1,
+                    format!("{prog}: target {}: {}\n", quoteaf(dst, utf8), strerror(&e)),
+                )),
             }
         }
     }
 }
 
+/// What cp and mv share around their work on each (source, destination)
+/// pair: the missing-operand check, the session, the pairs the operands
+/// and `-t`/`-T` make, the exit status (1 if any pair failed), the sync.
+fn each_pair(
+    prog: &str,
+    operands: &[Vec<u8>],
+    target_dir: Option<&[u8]>,
+    no_target: bool,
+    utf8: bool,
+    mut one: impl FnMut(&mut Session, &[u8], &[u8]) -> bool,
+) -> Result<i32, AppletError> {
+    // The operand count is checked before anything is opened, as cp does.
+    match (operands, target_dir) {
+        ([], None) => {
+            return Err(AppletError::new(
+                1,
+                format!(
+                    "{prog}: missing file operand\n{}",
+                    super::common::try_help(prog)
+                ),
+            ));
+        }
+        ([one], None) => {
+            return Err(AppletError::new(
+                1,
+                format!(
+                    "{prog}: missing destination file operand after {}\n{}",
+                    quoteaf(one, utf8),
+                    super::common::try_help(prog)
+                ),
+            ));
+        }
+        _ => {}
+    }
+    let mut s = start(prog, true)?;
+    let pairs = targets(prog, &mut s, operands, target_dir, no_target, utf8)?;
+    let mut code = 0;
+    for (src, dst) in &pairs {
+        if !one(&mut s, src, dst) {
+            code = 1;
+        }
+    }
+    super::common::sync(prog, &mut s, code)
+}
+
 /// `cp`.
 pub fn run_cp(args: Vec<OsString>) -> i32 {
+    finish(main_cp(args), String::new)
+}
+
+fn main_cp(args: Vec<OsString>) -> Result<i32, AppletError> {
     let prog = "cp";
     let long = [
         Flag::flag("archive", 'a'),
@@ -755,10 +807,7 @@ pub fn run_cp(args: Vec<OsString>) -> i32 {
         Flag::optional("update", 'u'),
         Flag::flag("verbose", 'v'),
     ];
-    let parsed = match opts::parse(prog, &args, "adfHiLnPprRt:Tuv", &long, CP_HELP) {
-        Ok(p) => p,
-        Err(c) => return c,
-    };
+    let parsed = opts::parse(prog, &args, "adfHiLnPprRt:Tuv", &long, CP_HELP)?;
     let utf8 = super::common::utf8_locale();
     let mut o = CopyOpts {
         prog: "cp",
@@ -834,7 +883,13 @@ pub fn run_cp(args: Vec<OsString>) -> i32 {
                     Some("always") => Sparse::Always,
                     Some("never") => Sparse::Never,
                     Some(w) => {
-                        return bad_arg(prog, w, "--sparse", &["never", "auto", "always"], utf8);
+                        return Err(bad_arg(
+                            prog,
+                            w,
+                            "--sparse",
+                            &["never", "auto", "always"],
+                            utf8,
+                        ));
                     }
                     None => Sparse::Auto,
                 }
@@ -845,13 +900,21 @@ pub fn run_cp(args: Vec<OsString>) -> i32 {
                 // module's notes).
                 Some("auto") | Some("never") => {}
                 None | Some("always") => {
-                    err(&format!(
-                        "{prog}: --reflink=always: ebsim cannot clone a file's blocks; use --reflink=auto or --reflink=never\n"
+                    return Err(AppletError::new(
+                        1,
+                        format!(
+                            "{prog}: --reflink=always: ebsim cannot clone a file's blocks; use --reflink=auto or --reflink=never\n"
+                        ),
                     ));
-                    return 1;
                 }
                 Some(w) => {
-                    return bad_arg(prog, w, "--reflink", &["auto", "always", "never"], utf8);
+                    return Err(bad_arg(
+                        prog,
+                        w,
+                        "--reflink",
+                        &["auto", "always", "never"],
+                        utf8,
+                    ));
                 }
             },
             '\u{1}' | '\u{2}' => {
@@ -872,7 +935,7 @@ pub fn run_cp(args: Vec<OsString>) -> i32 {
                         "context" | "xattr" => {}
                         w => {
                             let name = if on { "--preserve" } else { "--no-preserve" };
-                            return bad_arg(
+                            return Err(bad_arg(
                                 prog,
                                 w,
                                 name,
@@ -886,7 +949,7 @@ pub fn run_cp(args: Vec<OsString>) -> i32 {
                                     "all",
                                 ],
                                 utf8,
-                            );
+                            ));
                         }
                     }
                 }
@@ -898,46 +961,29 @@ pub fn run_cp(args: Vec<OsString>) -> i32 {
         o.deref = Deref::Never;
     }
     let operands = super::common::arg_bytes(&parsed.operands);
-    if operands.is_empty() && target_dir.is_none() {
-        err(&format!(
-            "{prog}: missing file operand\n{}",
-            super::common::try_help(prog)
-        ));
-        return 1;
-    }
-    let mut s = match start(prog, true) {
-        Ok(s) => s,
-        Err(c) => return c,
-    };
-    let pairs = match targets(
+    // Hard links already copied, across the operands.
+    let mut linked = HashMap::new();
+    each_pair(
         prog,
-        &mut s,
         &operands,
         target_dir.as_deref(),
         no_target,
         utf8,
-    ) {
-        Ok(p) => p,
-        Err(c) => return c,
-    };
-    let mut code = 0;
-    {
-        let mut c = Copier {
-            s: &mut s,
-            o,
-            utf8,
-            linked: HashMap::new(),
-        };
-        for (src, dst) in &pairs {
-            if !c.copy(src, dst, true) {
-                code = 1;
-            }
-        }
-    }
-    super::common::sync(prog, &mut s, code)
+        |s, src, dst| {
+            let mut c = Copier {
+                s,
+                o,
+                utf8,
+                linked: std::mem::take(&mut linked),
+            };
+            let copied = c.copy(src, dst, true);
+            linked = c.linked;
+            copied
+        },
+    )
 }
 
-fn bad_arg(prog: &str, w: &str, opt: &str, valid: &[&str], utf8: bool) -> i32 {
+fn bad_arg(prog: &str, w: &str, opt: &str, valid: &[&str], utf8: bool) -> AppletError {
     let (l, r) = if utf8 {
         ("\u{2018}", "\u{2019}")
     } else {
@@ -951,12 +997,15 @@ fn bad_arg(prog: &str, w: &str, opt: &str, valid: &[&str], utf8: bool) -> i32 {
         m.push_str(&format!("  - {l}{v}{r}\n"));
     }
     m.push_str(&super::common::try_help(prog));
-    err(&m);
-    1
+    AppletError::new(1, m)
 }
 
 /// `mv`.
 pub fn run_mv(args: Vec<OsString>) -> i32 {
+    finish(main_mv(args), String::new)
+}
+
+fn main_mv(args: Vec<OsString>) -> Result<i32, AppletError> {
     let prog = "mv";
     let long = [
         Flag::flag("force", 'f'),
@@ -967,10 +1016,7 @@ pub fn run_mv(args: Vec<OsString>) -> i32 {
         Flag::optional("update", 'u'),
         Flag::flag("verbose", 'v'),
     ];
-    let parsed = match opts::parse(prog, &args, "fint:Tuv", &long, MV_HELP) {
-        Ok(p) => p,
-        Err(c) => return c,
-    };
+    let parsed = opts::parse(prog, &args, "fint:Tuv", &long, MV_HELP)?;
     let utf8 = super::common::utf8_locale();
     let (mut interactive, mut no_clobber, mut update, mut verbose, mut no_target) =
         (false, false, false, false, false);
@@ -997,28 +1043,6 @@ pub fn run_mv(args: Vec<OsString>) -> i32 {
         }
     }
     let operands = super::common::arg_bytes(&parsed.operands);
-    if operands.is_empty() && target_dir.is_none() {
-        err(&format!(
-            "{prog}: missing file operand\n{}",
-            super::common::try_help(prog)
-        ));
-        return 1;
-    }
-    let mut s = match start(prog, true) {
-        Ok(s) => s,
-        Err(c) => return c,
-    };
-    let pairs = match targets(
-        prog,
-        &mut s,
-        &operands,
-        target_dir.as_deref(),
-        no_target,
-        utf8,
-    ) {
-        Ok(p) => p,
-        Err(c) => return c,
-    };
     let o = CopyOpts {
         prog: "mv",
         recursive: true,
@@ -1036,13 +1060,14 @@ pub fn run_mv(args: Vec<OsString>) -> i32 {
         sparse: Sparse::Auto,
         moving: true,
     };
-    let mut code = 0;
-    for (src, dst) in &pairs {
-        if !move_one(&mut s, src, dst, o, interactive, no_clobber, update, utf8) {
-            code = 1;
-        }
-    }
-    super::common::sync(prog, &mut s, code)
+    each_pair(
+        prog,
+        &operands,
+        target_dir.as_deref(),
+        no_target,
+        utf8,
+        |s, src, dst| move_one(s, src, dst, o, interactive, no_clobber, update, utf8),
+    )
 }
 
 #[allow(clippy::too_many_arguments)]

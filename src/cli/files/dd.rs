@@ -8,6 +8,7 @@
 //! time (`%g` seconds) and the rate.
 
 use super::common::{HostDev, Session, start, strerror};
+use crate::cli::error::{AppletError, finish};
 use crate::cli::output::{err, out};
 use ebsim::compat::quote::{quote, quoteaf};
 use ebsim::fs::node::{ErrorKind, NodeError};
@@ -224,6 +225,10 @@ impl Dd<'_> {
 
 /// `dd`.
 pub fn run(args: Vec<OsString>) -> i32 {
+    finish(main(args), String::new)
+}
+
+fn main(args: Vec<OsString>) -> Result<i32, AppletError> {
     let prog = "dd";
     let utf8 = super::common::utf8_locale();
     let argv: Vec<String> = args
@@ -233,24 +238,26 @@ pub fn run(args: Vec<OsString>) -> i32 {
         .collect();
     if argv.first().is_some_and(|a| a == "--help") {
         out(HELP);
-        return 0;
+        return Ok(0);
     }
     if argv.first().is_some_and(|a| a == "--version") {
         out(&format!(
             "dd (ebsim {}): the coreutils 9.1 command inside an ebsim instance\n",
             env!("CARGO_PKG_VERSION")
         ));
-        return 0;
+        return Ok(0);
     }
     let mut ops: std::collections::HashMap<&str, String> = std::collections::HashMap::new();
     for a in &argv {
         let Some((k, v)) = a.split_once('=') else {
-            err(&format!(
-                "{prog}: unrecognized operand {}\n{}",
-                quote(a.as_bytes(), utf8),
-                super::common::try_help(prog)
+            return Err(AppletError::new(
+                1,
+                format!(
+                    "{prog}: unrecognized operand {}\n{}",
+                    quote(a.as_bytes(), utf8),
+                    super::common::try_help(prog)
+                ),
             ));
-            return 1;
         };
         match k {
             "if" | "of" | "bs" | "ibs" | "obs" | "cbs" | "count" | "skip" | "iseek" | "seek"
@@ -286,50 +293,46 @@ pub fn run(args: Vec<OsString>) -> i32 {
                 }
             }
             _ => {
-                err(&format!(
-                    "{prog}: unrecognized operand {}\n{}",
-                    quote(a.as_bytes(), utf8),
-                    super::common::try_help(prog)
+                return Err(AppletError::new(
+                    1,
+                    format!(
+                        "{prog}: unrecognized operand {}\n{}",
+                        quote(a.as_bytes(), utf8),
+                        super::common::try_help(prog)
+                    ),
                 ));
-                return 1;
             }
         }
     }
-    let num = |k: &str| -> Result<Option<u64>, i32> {
+    let num = |k: &str| -> Result<Option<u64>, AppletError> {
         match ops.get(k) {
             None => Ok(None),
             Some(v) => match parse_num(v) {
                 Some(n) => Ok(Some(n)),
-                None => {
-                    err(&format!(
-                        "{prog}: invalid number: {}\n",
-                        quote(v.as_bytes(), utf8)
-                    ));
-                    Err(1)
-                }
+                None => Err(AppletError::new(
+                    1,
+                    format!("{prog}: invalid number: {}\n", quote(v.as_bytes(), utf8)),
+                )),
             },
         }
     };
-    let (bs, ibs, obs, count, skip, seek) = match (|| {
-        Ok::<_, i32>((
-            num("bs")?,
-            num("ibs")?,
-            num("obs")?,
-            num("count")?,
-            num("skip")?,
-            num("seek")?,
-        ))
-    })() {
-        Ok(v) => v,
-        Err(c) => return c,
-    };
+    let (bs, ibs, obs, count, skip, seek) = (
+        num("bs")?,
+        num("ibs")?,
+        num("obs")?,
+        num("count")?,
+        num("skip")?,
+        num("seek")?,
+    );
     for (k, v) in [("bs", bs), ("ibs", ibs), ("obs", obs)] {
         if v == Some(0) {
-            err(&format!(
-                "{prog}: invalid number: {}\n",
-                quote(ops.get(k).map_or("", |s| s.as_str()).as_bytes(), utf8)
+            return Err(AppletError::new(
+                1,
+                format!(
+                    "{prog}: invalid number: {}\n",
+                    quote(ops.get(k).map_or("", |s| s.as_str()).as_bytes(), utf8)
+                ),
             ));
-            return 1;
         }
     }
     let ibs = bs.or(ibs).unwrap_or(512) as usize;
@@ -363,12 +366,14 @@ pub fn run(args: Vec<OsString>) -> i32 {
     ];
     for c in &conv {
         if !known_conv.contains(&c.as_str()) {
-            err(&format!(
-                "{prog}: invalid conversion: {}\n{}",
-                quote(c.as_bytes(), utf8),
-                super::common::try_help(prog)
+            return Err(AppletError::new(
+                1,
+                format!(
+                    "{prog}: invalid conversion: {}\n{}",
+                    quote(c.as_bytes(), utf8),
+                    super::common::try_help(prog)
+                ),
             ));
-            return 1;
         }
     }
     let known_flags = [
@@ -392,23 +397,27 @@ pub fn run(args: Vec<OsString>) -> i32 {
     for (name, l) in [("input", &iflag), ("output", &oflag)] {
         for f in l.iter() {
             if !known_flags.contains(&f.as_str()) {
-                err(&format!(
-                    "{prog}: invalid {name} flag: {}\n{}",
-                    quote(f.as_bytes(), utf8),
-                    super::common::try_help(prog)
+                return Err(AppletError::new(
+                    1,
+                    format!(
+                        "{prog}: invalid {name} flag: {}\n{}",
+                        quote(f.as_bytes(), utf8),
+                        super::common::try_help(prog)
+                    ),
                 ));
-                return 1;
             }
         }
     }
     let status = ops.get("status").cloned().unwrap_or_default();
     if !matches!(status.as_str(), "" | "none" | "noxfer" | "progress") {
-        err(&format!(
-            "{prog}: invalid status level: {}\n{}",
-            quote(status.as_bytes(), utf8),
-            super::common::try_help(prog)
+        return Err(AppletError::new(
+            1,
+            format!(
+                "{prog}: invalid status level: {}\n{}",
+                quote(status.as_bytes(), utf8),
+                super::common::try_help(prog)
+            ),
         ));
-        return 1;
     }
     let has = |l: &[String], f: &str| l.iter().any(|x| x == f);
     let if_name = ops.get("if").map(|s| s.as_bytes().to_vec());
@@ -416,10 +425,7 @@ pub fn run(args: Vec<OsString>) -> i32 {
     let guest_in = if_name.as_ref().is_some_and(|n| HostDev::of(n).is_none());
     let guest_out = of_name.as_ref().is_some_and(|n| HostDev::of(n).is_none());
     let mut session = if guest_in || guest_out {
-        match start(prog, guest_out) {
-            Ok(s) => Some(s),
-            Err(c) => return c,
-        }
+        Some(start(prog, guest_out)?)
     } else {
         None
     };
@@ -431,7 +437,9 @@ pub fn run(args: Vec<OsString>) -> i32 {
         Some(n) => match HostDev::of(n) {
             Some(d) => Input::Host(d),
             None => {
-                let Some(s) = session.as_mut() else { return 1 };
+                let Some(s) = session.as_mut() else {
+                    return Ok(1);
+                };
                 match s.vfs.open(n, OpenFlags::read()) {
                     Ok(o) => Input::Guest {
                         loc: o.stat.loc,
@@ -439,12 +447,14 @@ pub fn run(args: Vec<OsString>) -> i32 {
                         size: o.stat.attr.size,
                     },
                     Err(e) => {
-                        err(&format!(
-                            "{prog}: failed to open {}: {}\n",
-                            quoteaf(n, utf8),
-                            strerror(&e)
+                        return Err(AppletError::new(
+                            1,
+                            format!(
+                                "{prog}: failed to open {}: {}\n",
+                                quoteaf(n, utf8),
+                                strerror(&e)
+                            ),
                         ));
-                        return 1;
                     }
                 }
             }
@@ -465,7 +475,9 @@ pub fn run(args: Vec<OsString>) -> i32 {
         Some(n) => match HostDev::of(n) {
             Some(d) => Output::Host(d),
             None => {
-                let Some(s) = session.as_mut() else { return 1 };
+                let Some(s) = session.as_mut() else {
+                    return Ok(1);
+                };
                 let flags = OpenFlags {
                     write: true,
                     create: !has(&conv, "nocreat"),
@@ -665,8 +677,9 @@ pub fn run(args: Vec<OsString>) -> i32 {
             }
         }
     }
+    // A failed sync is reported before the statistics, as dd does.
     let synced = match session.as_mut() {
-        Some(s) => super::common::sync(prog, s, code),
+        Some(s) => finish(super::common::sync(prog, s, code), String::new),
         None => code,
     };
     if progress_shown {
@@ -674,7 +687,7 @@ pub fn run(args: Vec<OsString>) -> i32 {
     }
     stats.report(&status);
     let _ = std::io::stdout().flush();
-    synced
+    Ok(synced)
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@
 
 use super::common::{Session, Stdout, start, strerror};
 use super::opts::{self, Flag};
+use crate::cli::error::{AppletError, finish};
 use crate::cli::output::err;
 use ebsim::compat::quote::{quote, quoteaf};
 use ebsim::fs::node::FileType;
@@ -79,6 +80,10 @@ pub fn parse_block_size(s: &str) -> Option<u64> {
 
 /// `du`.
 pub fn run(args: Vec<OsString>) -> i32 {
+    finish(main(args), String::new)
+}
+
+fn main(args: Vec<OsString>) -> Result<i32, AppletError> {
     let prog = "du";
     let long = [
         Flag::flag("all", 'a'),
@@ -93,10 +98,7 @@ pub fn run(args: Vec<OsString>) -> i32 {
         Flag::flag("summarize", 's'),
         Flag::flag("one-file-system", 'x'),
     ];
-    let parsed = match opts::parse(prog, &args, "aB:bcd:hHklLmsSxD", &long, HELP) {
-        Ok(p) => p,
-        Err(c) => return c,
-    };
+    let parsed = opts::parse(prog, &args, "aB:bcd:hHklLmsSxD", &long, HELP)?;
     let utf8 = super::common::utf8_locale();
     let mut o = Opts {
         all: false,
@@ -128,11 +130,13 @@ pub fn run(args: Vec<OsString>) -> i32 {
                         o.human = false;
                     }
                     None => {
-                        err(&format!(
-                            "{prog}: invalid -B argument {}\n",
-                            quote(a.as_bytes(), utf8)
+                        return Err(AppletError::new(
+                            1,
+                            format!(
+                                "{prog}: invalid -B argument {}\n",
+                                quote(a.as_bytes(), utf8)
+                            ),
                         ));
-                        return 1;
                     }
                 }
             }
@@ -140,12 +144,14 @@ pub fn run(args: Vec<OsString>) -> i32 {
             'd' => match p.arg.as_deref().and_then(|d| d.parse::<usize>().ok()) {
                 Some(d) => o.max_depth = Some(d),
                 None => {
-                    err(&format!(
-                        "{prog}: invalid maximum depth {}\n{}",
-                        quote(p.arg.as_deref().unwrap_or("").as_bytes(), utf8),
-                        super::common::try_help(prog)
+                    return Err(AppletError::new(
+                        1,
+                        format!(
+                            "{prog}: invalid maximum depth {}\n{}",
+                            quote(p.arg.as_deref().unwrap_or("").as_bytes(), utf8),
+                            super::common::try_help(prog)
+                        ),
                     ));
-                    return 1;
                 }
             },
             'h' => o.human = true,
@@ -166,22 +172,25 @@ pub fn run(args: Vec<OsString>) -> i32 {
     }
     if summarize {
         if o.all {
-            return opts::usage_error(prog, "cannot both summarize and show all entries", 1);
+            return Err(opts::usage_error(
+                prog,
+                "cannot both summarize and show all entries",
+                1,
+            ));
         }
         if o.max_depth.is_some_and(|d| d > 0) {
-            err(&format!(
-                "{prog}: warning: summarizing conflicts with --max-depth={}\n{}",
-                o.max_depth.unwrap_or(0),
-                super::common::try_help(prog)
+            return Err(AppletError::new(
+                1,
+                format!(
+                    "{prog}: warning: summarizing conflicts with --max-depth={}\n{}",
+                    o.max_depth.unwrap_or(0),
+                    super::common::try_help(prog)
+                ),
             ));
-            return 1;
         }
         o.max_depth = Some(0);
     }
-    let mut s = match start(prog, false) {
-        Ok(s) => s,
-        Err(c) => return c,
-    };
+    let mut s = start(prog, false)?;
     let operands = if parsed.operands.is_empty() {
         vec![b".".to_vec()]
     } else {
@@ -222,7 +231,7 @@ pub fn run(args: Vec<OsString>) -> i32 {
         du.out.str(&line);
     }
     let code = du.code;
-    du.out.finish(prog, code)
+    Ok(du.out.finish(prog, code))
 }
 
 fn join(dir: &[u8], name: &[u8]) -> Vec<u8> {

@@ -8,6 +8,7 @@
 
 use super::common::{start, strerror};
 use super::opts::{self, Flag};
+use crate::cli::error::{AppletError, finish};
 use crate::cli::output::{err, out};
 use ebsim::fs::node::{ErrorKind, FallocateMode, NodeError};
 use ebsim::guest::vfs::{Loc, OpenFlags};
@@ -84,6 +85,10 @@ fn human(bytes: u64) -> String {
 
 /// `fallocate`.
 pub fn run(args: Vec<OsString>) -> i32 {
+    finish(main(args), String::new)
+}
+
+fn main(args: Vec<OsString>) -> Result<i32, AppletError> {
     let prog = "fallocate";
     let long = [
         Flag::flag("collapse-range", 'c'),
@@ -105,10 +110,7 @@ pub fn run(args: Vec<OsString>) -> i32 {
             _ => a,
         })
         .collect();
-    let parsed = match opts::parse(prog, &args, "cdil:no:pzxv", &long, HELP) {
-        Ok(p) => p,
-        Err(c) => return c,
-    };
+    let parsed = opts::parse(prog, &args, "cdil:no:pzxv", &long, HELP)?;
     let (mut dig, mut keep, mut punch, mut verbose, mut other) =
         (false, false, false, false, false);
     let mut length: Option<u64> = None;
@@ -126,45 +128,52 @@ pub fn run(args: Vec<OsString>) -> i32 {
             'l' => match p.arg.as_deref().and_then(strtosize) {
                 Some(v) => length = Some(v),
                 None => {
-                    err(&format!("{prog}: invalid length value specified\n"));
-                    return 1;
+                    return Err(AppletError::new(
+                        1,
+                        format!("{prog}: invalid length value specified\n"),
+                    ));
                 }
             },
             'o' => match p.arg.as_deref().and_then(strtosize) {
                 Some(v) => offset = v,
                 None => {
-                    err(&format!("{prog}: invalid offset value specified\n"));
-                    return 1;
+                    return Err(AppletError::new(
+                        1,
+                        format!("{prog}: invalid offset value specified\n"),
+                    ));
                 }
             },
             _ => {}
         }
     }
     let Some(file) = parsed.operands.first() else {
-        err(&format!("{prog}: no filename specified\n"));
-        return 1;
+        return Err(AppletError::new(
+            1,
+            format!("{prog}: no filename specified\n"),
+        ));
     };
     if !dig && length.is_none() {
-        err(&format!("{prog}: no length argument specified\n"));
-        return 1;
+        return Err(AppletError::new(
+            1,
+            format!("{prog}: no length argument specified\n"),
+        ));
     }
     if !dig && length == Some(0) {
-        err(&format!("{prog}: invalid length value specified\n"));
-        return 1;
+        return Err(AppletError::new(
+            1,
+            format!("{prog}: invalid length value specified\n"),
+        ));
     }
     if parsed.operands.len() > 1 {
-        err(&format!(
-            "{prog}: unexpected number of arguments\n{}",
-            "Try 'fallocate --help' for more information.\n"
+        // util-linux: errx, no "Try" line.
+        return Err(AppletError::new(
+            1,
+            format!("{prog}: unexpected number of arguments\n"),
         ));
-        return 1;
     }
     let name = opts::bytes(file);
     let shown = String::from_utf8_lossy(name).into_owned();
-    let mut s = match start(prog, true) {
-        Ok(s) => s,
-        Err(c) => return c,
-    };
+    let mut s = start(prog, true)?;
     let flags = OpenFlags {
         read: true,
         write: true,

@@ -16,6 +16,7 @@
 
 use super::common::{Session, Stdout, start, strerror};
 use super::opts::{self, Flag};
+use crate::cli::error::{AppletError, finish};
 use crate::cli::output::err;
 use ebsim::compat::date;
 use ebsim::compat::quote::{quote, quoteaf, quotef};
@@ -112,6 +113,10 @@ struct Entry {
 
 /// `ls`.
 pub fn run(args: Vec<OsString>) -> i32 {
+    finish(main(args), String::new)
+}
+
+fn main(args: Vec<OsString>) -> Result<i32, AppletError> {
     let prog = "ls";
     let long = [
         Flag::flag("all", 'a'),
@@ -128,10 +133,7 @@ pub fn run(args: Vec<OsString>) -> i32 {
         Flag::flag("recursive", 'R'),
         Flag::flag("size", 's'),
     ];
-    let parsed = match opts::parse_with(prog, &args, "aACdFgGhilnoprRsStUx1", &long, HELP, 2) {
-        Ok(p) => p,
-        Err(c) => return c,
-    };
+    let parsed = opts::parse_with(prog, &args, "aACdFgGhilnoprRsStUx1", &long, HELP, 2)?;
     let utf8 = super::common::utf8_locale();
     use std::io::IsTerminal;
     let tty = std::io::stdout().is_terminal();
@@ -202,21 +204,20 @@ pub fn run(args: Vec<OsString>) -> i32 {
                     } else {
                         ("'", "'")
                     };
-                    err(&format!(
-                        "{prog}: invalid argument {} for {l}--color{r}\nValid arguments are:\n  - {l}always{r}, {l}yes{r}, {l}force{r}\n  - {l}never{r}, {l}no{r}, {l}none{r}\n  - {l}auto{r}, {l}tty{r}, {l}if-tty{r}\n{}",
-                        quote(w.as_bytes(), utf8),
-                        super::common::try_help(prog)
+                    return Err(AppletError::new(
+                        1,
+                        format!(
+                            "{prog}: invalid argument {} for {l}--color{r}\nValid arguments are:\n  - {l}always{r}, {l}yes{r}, {l}force{r}\n  - {l}never{r}, {l}no{r}, {l}none{r}\n  - {l}auto{r}, {l}tty{r}, {l}if-tty{r}\n{}",
+                            quote(w.as_bytes(), utf8),
+                            super::common::try_help(prog)
+                        ),
                     ));
-                    return 1;
                 }
             },
             _ => {}
         }
     }
-    let mut s = match start(prog, false) {
-        Ok(s) => s,
-        Err(c) => return c,
-    };
+    let mut s = start(prog, false)?;
     let mut out = Stdout::new();
     let mut ls = Ls {
         o,
@@ -232,7 +233,7 @@ pub fn run(args: Vec<OsString>) -> i32 {
     };
     ls.main(&mut s, &operands, &mut out);
     let code = ls.code;
-    out.finish(prog, code)
+    Ok(out.finish(prog, code))
 }
 
 /// The terminal's width (`COLUMNS` first, as ls reads it), else 80.

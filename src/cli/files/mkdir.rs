@@ -4,6 +4,7 @@
 
 use super::common::{Session, start, strerror};
 use super::opts::{self, Flag};
+use crate::cli::error::{AppletError, finish};
 use crate::cli::output::{err, out};
 use ebsim::compat::mode;
 use ebsim::compat::quote::{quote, quoteaf};
@@ -24,6 +25,10 @@ Makes each DIRECTORY in the instance's filesystems.
 
 /// `mkdir`.
 pub fn run(args: Vec<OsString>) -> i32 {
+    finish(main(args), String::new)
+}
+
+fn main(args: Vec<OsString>) -> Result<i32, AppletError> {
     let prog = "mkdir";
     let long = [
         Flag::arg("mode", 'm'),
@@ -31,10 +36,7 @@ pub fn run(args: Vec<OsString>) -> i32 {
         Flag::flag("verbose", 'v'),
         Flag::optional("context", 'Z'),
     ];
-    let parsed = match opts::parse(prog, &args, "pm:vZ", &long, HELP) {
-        Ok(p) => p,
-        Err(c) => return c,
-    };
+    let parsed = opts::parse(prog, &args, "pm:vZ", &long, HELP)?;
     let (mut parents, mut verbose, mut mode_arg) = (false, false, None);
     for o in &parsed.opts {
         match o.val {
@@ -45,26 +47,22 @@ pub fn run(args: Vec<OsString>) -> i32 {
         }
     }
     if parsed.operands.is_empty() {
-        return opts::missing_operand(prog);
+        return Err(opts::missing_operand(prog));
     }
     let utf8 = super::common::utf8_locale();
     let mode = match &mode_arg {
         Some(m) => match mode::parse(m) {
             Some(v) => Some(v),
             None => {
-                err(&format!(
-                    "{prog}: invalid mode {}\n",
-                    quote(m.as_bytes(), utf8)
+                return Err(AppletError::new(
+                    1,
+                    format!("{prog}: invalid mode {}\n", quote(m.as_bytes(), utf8)),
                 ));
-                return 1;
             }
         },
         None => None,
     };
-    let mut s = match start(prog, true) {
-        Ok(s) => s,
-        Err(c) => return c,
-    };
+    let mut s = start(prog, true)?;
     let mut code = 0;
     for d in &parsed.operands {
         let path = opts::bytes(d);

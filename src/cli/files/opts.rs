@@ -3,8 +3,9 @@
 //! `--version`, and coreutils' "Try 'PROG --help'" line after a usage
 //! error. File names stay bytes (they need not be UTF-8).
 
+use crate::cli::error::AppletError;
 use crate::cli::getopt::{self, LongOpt};
-use crate::cli::output::{err, out};
+use crate::cli::output::out;
 use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::OsStrExt;
 
@@ -24,15 +25,16 @@ pub struct Parsed {
 const HELP: char = '\u{f001}';
 const VERSION: char = '\u{f002}';
 
-/// Parses `args` (`args[0]` the program) as coreutils does; `Err` is the
-/// exit status after `--help`, `--version` or a usage error (1).
+/// Parses `args` (`args[0]` the program) as coreutils does; `Err` ends the
+/// command: after `--help` or `--version` (status 0, printed here), or a
+/// usage error (its message, status 1).
 pub fn parse(
     prog: &str,
     args: &[OsString],
     optstring: &str,
     long: &[Flag],
     help: &str,
-) -> Result<Parsed, i32> {
+) -> Result<Parsed, AppletError> {
     parse_with(prog, args, optstring, long, help, 1)
 }
 
@@ -44,7 +46,7 @@ pub fn parse_with(
     long: &[Flag],
     help: &str,
     usage_code: i32,
-) -> Result<Parsed, i32> {
+) -> Result<Parsed, AppletError> {
     // Arguments that are not UTF-8 stand in as a NUL-led index (no real
     // argument holds a NUL) and are given back as they were.
     let rest = args.get(1..).unwrap_or_default();
@@ -62,23 +64,25 @@ pub fn parse_with(
     let (opts, operands) = match getopt::getopt_long(&texts, optstring, &table).strict() {
         Ok(v) => v,
         Err(e) => {
-            err(&format!(
-                "{}Try '{prog} --help' for more information.\n",
-                e.message(prog)
+            return Err(AppletError::new(
+                usage_code,
+                format!(
+                    "{}Try '{prog} --help' for more information.\n",
+                    e.message(prog)
+                ),
             ));
-            return Err(usage_code);
         }
     };
     if opts.iter().any(|o| o.val == HELP) {
         out(help);
-        return Err(0);
+        return Err(AppletError::new(0, ""));
     }
     if opts.iter().any(|o| o.val == VERSION) {
         out(&format!(
             "{prog} (ebsim {}): the coreutils 9.1 command inside an ebsim instance\n",
             env!("CARGO_PKG_VERSION")
         ));
-        return Err(0);
+        return Err(AppletError::new(0, ""));
     }
     let back = |s: String| -> OsString {
         if let Some(i) = s.strip_prefix('\0').and_then(|i| i.parse::<usize>().ok()) {
@@ -95,19 +99,16 @@ pub fn parse_with(
 }
 
 /// A missing operand: `PROG: missing operand` and the Try line.
-pub fn missing_operand(prog: &str) -> i32 {
-    err(&format!(
-        "{prog}: missing operand\nTry '{prog} --help' for more information.\n"
-    ));
-    1
+pub fn missing_operand(prog: &str) -> AppletError {
+    usage_error(prog, "missing operand", 1)
 }
 
 /// `PROG: MESSAGE` and the Try line; status `code`.
-pub fn usage_error(prog: &str, msg: &str, code: i32) -> i32 {
-    err(&format!(
-        "{prog}: {msg}\nTry '{prog} --help' for more information.\n"
-    ));
-    code
+pub fn usage_error(prog: &str, msg: &str, code: i32) -> AppletError {
+    AppletError::new(
+        code,
+        format!("{prog}: {msg}\nTry '{prog} --help' for more information.\n"),
+    )
 }
 
 /// An operand as bytes.

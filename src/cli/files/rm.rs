@@ -7,6 +7,7 @@
 
 use super::common::{Session, start, strerror};
 use super::opts::{self, Flag};
+use crate::cli::error::{AppletError, finish};
 use crate::cli::output::err;
 use ebsim::compat::quote::quoteaf;
 use ebsim::fs::node::{ErrorKind, FileType, NodeError};
@@ -45,6 +46,10 @@ struct Opts {
 
 /// `rm`.
 pub fn run(args: Vec<OsString>) -> i32 {
+    finish(main(args), String::new)
+}
+
+fn main(args: Vec<OsString>) -> Result<i32, AppletError> {
     let prog = "rm";
     let long = [
         Flag::flag("force", 'f'),
@@ -56,10 +61,7 @@ pub fn run(args: Vec<OsString>) -> i32 {
         Flag::optional("preserve-root", '\u{3}'),
         Flag::flag("one-file-system", '\u{4}'),
     ];
-    let parsed = match opts::parse(prog, &args, "dfirvIR", &long, HELP) {
-        Ok(p) => p,
-        Err(c) => return c,
-    };
+    let parsed = opts::parse(prog, &args, "dfirvIR", &long, HELP)?;
     let mut o = Opts {
         force: false,
         interactive: false,
@@ -105,9 +107,9 @@ pub fn run(args: Vec<OsString>) -> i32 {
     }
     if parsed.operands.is_empty() {
         if o.force {
-            return 0;
+            return Ok(0);
         }
-        return opts::missing_operand(prog);
+        return Err(opts::missing_operand(prog));
     }
     let files = super::common::arg_bytes(&parsed.operands);
     if prompt_once && (o.recursive || files.len() > 3) {
@@ -121,13 +123,10 @@ pub fn run(args: Vec<OsString>) -> i32 {
             format!("{prog}: remove {} arguments? ", files.len())
         };
         if !ask(&what) {
-            return 0;
+            return Ok(0);
         }
     }
-    let mut s = match start(prog, true) {
-        Ok(s) => s,
-        Err(c) => return c,
-    };
+    let mut s = start(prog, true)?;
     let mut code = 0;
     for f in &files {
         if !remove_top(&mut s, f, o) {

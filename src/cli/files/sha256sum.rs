@@ -6,6 +6,7 @@
 
 use super::common::{HostDev, Session, Stdout, start, strerror};
 use super::opts::{self, Flag};
+use crate::cli::error::{AppletError, finish};
 use crate::cli::output::err;
 use ebsim::guest::vfs::OpenFlags;
 use sha2::{Digest, Sha256};
@@ -77,6 +78,10 @@ fn digest(s: Option<&mut Session>, name: &[u8]) -> Result<String, String> {
 
 /// `sha256sum`.
 pub fn run(args: Vec<OsString>) -> i32 {
+    finish(main(args), String::new)
+}
+
+fn main(args: Vec<OsString>) -> Result<i32, AppletError> {
     let prog = "sha256sum";
     let long = [
         Flag::flag("binary", 'b'),
@@ -90,10 +95,7 @@ pub fn run(args: Vec<OsString>) -> i32 {
         Flag::flag("tag", '\u{5}'),
         Flag::flag("zero", 'z'),
     ];
-    let parsed = match opts::parse(prog, &args, "bctwz", &long, HELP) {
-        Ok(p) => p,
-        Err(c) => return c,
-    };
+    let parsed = opts::parse(prog, &args, "bctwz", &long, HELP)?;
     let has = |v: char| parsed.opts.iter().any(|o| o.val == v);
     let (check, ignore_missing, quiet, status, strict, warn, tag) = (
         has('c'),
@@ -111,10 +113,7 @@ pub fn run(args: Vec<OsString>) -> i32 {
     };
     let needs_guest = files.iter().any(|f| f != b"-" && HostDev::of(f).is_none()) || check;
     let mut session = if needs_guest {
-        match start(prog, false) {
-            Ok(s) => Some(s),
-            Err(c) => return c,
-        }
+        Some(start(prog, false)?)
     } else {
         None
     };
@@ -150,7 +149,7 @@ pub fn run(args: Vec<OsString>) -> i32 {
                 }
             }
         }
-        return out.finish(prog, code);
+        return Ok(out.finish(prog, code));
     }
     for list in &files {
         let text = match read_all(session.as_mut(), list) {
@@ -247,7 +246,7 @@ pub fn run(args: Vec<OsString>) -> i32 {
             code = 1;
         }
     }
-    out.finish(prog, code)
+    Ok(out.finish(prog, code))
 }
 
 fn read_all(s: Option<&mut Session>, name: &[u8]) -> Result<Vec<u8>, String> {

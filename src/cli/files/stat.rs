@@ -7,6 +7,7 @@
 
 use super::common::{Session, Stdout, start, strerror};
 use super::opts::{self, Flag};
+use crate::cli::error::{AppletError, finish};
 use crate::cli::output::err;
 use ebsim::compat::date;
 use ebsim::compat::quote::{quoteaf, quotef};
@@ -33,6 +34,10 @@ const TERSE: &str = "%n %s %b %f %u %g %D %i %h %t %T %X %Y %Z %W %o\n";
 
 /// `stat`.
 pub fn run(args: Vec<OsString>) -> i32 {
+    finish(main(args), String::new)
+}
+
+fn main(args: Vec<OsString>) -> Result<i32, AppletError> {
     let prog = "stat";
     let long = [
         Flag::flag("dereference", 'L'),
@@ -42,10 +47,7 @@ pub fn run(args: Vec<OsString>) -> i32 {
         Flag::flag("terse", 't'),
         Flag::optional("cached", '\u{2}'),
     ];
-    let parsed = match opts::parse(prog, &args, "c:fLt", &long, HELP) {
-        Ok(p) => p,
-        Err(c) => return c,
-    };
+    let parsed = opts::parse(prog, &args, "c:fLt", &long, HELP)?;
     let (mut deref, mut fs_mode, mut terse) = (false, false, false);
     let mut format: Option<(String, bool)> = None;
     for p in &parsed.opts {
@@ -59,13 +61,10 @@ pub fn run(args: Vec<OsString>) -> i32 {
         }
     }
     if parsed.operands.is_empty() {
-        return opts::missing_operand(prog);
+        return Err(opts::missing_operand(prog));
     }
     let utf8 = super::common::utf8_locale();
-    let mut s = match start(prog, false) {
-        Ok(s) => s,
-        Err(c) => return c,
-    };
+    let mut s = start(prog, false)?;
     let mut out = Stdout::new();
     let mut code = 0;
     for f in &parsed.operands {
@@ -141,7 +140,7 @@ pub fn run(args: Vec<OsString>) -> i32 {
         });
         out.bytes(&text);
     }
-    out.finish(prog, code)
+    Ok(out.finish(prog, code))
 }
 
 fn default_format(st: &Stat) -> String {

@@ -5,6 +5,7 @@
 
 use super::common::{HostDev, start, strerror};
 use super::opts::{self, Flag};
+use crate::cli::error::{AppletError, finish};
 use crate::cli::output::err;
 use ebsim::compat::quote::quotef;
 use ebsim::guest::vfs::{Loc, OpenFlags};
@@ -29,25 +30,23 @@ enum Sink {
 
 /// `tee`.
 pub fn run(args: Vec<OsString>) -> i32 {
+    finish(main(args), String::new)
+}
+
+fn main(args: Vec<OsString>) -> Result<i32, AppletError> {
     let prog = "tee";
     let long = [
         Flag::flag("append", 'a'),
         Flag::flag("ignore-interrupts", 'i'),
         Flag::optional("output-error", '\u{1}'),
     ];
-    let parsed = match opts::parse(prog, &args, "aip", &long, HELP) {
-        Ok(p) => p,
-        Err(c) => return c,
-    };
+    let parsed = opts::parse(prog, &args, "aip", &long, HELP)?;
     let append = parsed.opts.iter().any(|o| o.val == 'a');
     let utf8 = super::common::utf8_locale();
     let names = super::common::arg_bytes(&parsed.operands);
     let needs_guest = names.iter().any(|n| HostDev::of(n).is_none());
     let mut session = if needs_guest {
-        match start(prog, true) {
-            Ok(s) => Some(s),
-            Err(c) => return c,
-        }
+        Some(start(prog, true)?)
     } else {
         None
     };
@@ -155,6 +154,6 @@ pub fn run(args: Vec<OsString>) -> i32 {
     }
     match session.as_mut() {
         Some(s) => super::common::sync(prog, s, code),
-        None => code,
+        None => Ok(code),
     }
 }

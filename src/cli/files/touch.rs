@@ -6,6 +6,7 @@
 
 use super::common::{start, strerror};
 use super::opts::{self, Flag};
+use crate::cli::error::{AppletError, finish};
 use crate::cli::output::err;
 use ebsim::compat::date;
 use ebsim::compat::quote::{quote, quoteaf};
@@ -32,6 +33,10 @@ Sets the access and modification times of each FILE in the instance to now
 
 /// `touch`.
 pub fn run(args: Vec<OsString>) -> i32 {
+    finish(main(args), String::new)
+}
+
+fn main(args: Vec<OsString>) -> Result<i32, AppletError> {
     let prog = "touch";
     let long = [
         Flag::flag("no-create", 'c'),
@@ -40,10 +45,7 @@ pub fn run(args: Vec<OsString>) -> i32 {
         Flag::arg("reference", 'r'),
         Flag::arg("time", '\u{1}'),
     ];
-    let parsed = match opts::parse(prog, &args, "acd:fhmr:t:", &long, HELP) {
-        Ok(p) => p,
-        Err(c) => return c,
-    };
+    let parsed = opts::parse(prog, &args, "acd:fhmr:t:", &long, HELP)?;
     let utf8 = super::common::utf8_locale();
     let (mut atime, mut mtime, mut no_create, mut no_deref) = (false, false, false, false);
     let mut date: Option<String> = None;
@@ -78,12 +80,14 @@ pub fn run(args: Vec<OsString>) -> i32 {
                     } else {
                         list.replace(['\u{2018}', '\u{2019}'], "'")
                     };
-                    err(&format!(
-                        "{prog}: invalid argument {} for \u{2018}--time\u{2019}\n{list}{}",
-                        quote(w.as_bytes(), utf8),
-                        super::common::try_help(prog)
+                    return Err(AppletError::new(
+                        1,
+                        format!(
+                            "{prog}: invalid argument {} for \u{2018}--time\u{2019}\n{list}{}",
+                            quote(w.as_bytes(), utf8),
+                            super::common::try_help(prog)
+                        ),
                     ));
-                    return 1;
                 }
                 None => {}
             },
@@ -91,45 +95,52 @@ pub fn run(args: Vec<OsString>) -> i32 {
         }
     }
     if sources > 1 {
-        return opts::usage_error(prog, "cannot specify times from more than one source", 1);
+        return Err(opts::usage_error(
+            prog,
+            "cannot specify times from more than one source",
+            1,
+        ));
     }
     if parsed.operands.is_empty() {
-        err(&format!(
-            "{prog}: missing file operand\n{}",
-            super::common::try_help(prog)
+        return Err(AppletError::new(
+            1,
+            format!(
+                "{prog}: missing file operand\n{}",
+                super::common::try_help(prog)
+            ),
         ));
-        return 1;
     }
     if !atime && !mtime {
         atime = true;
         mtime = true;
     }
-    let mut s = match start(prog, true) {
-        Ok(s) => s,
-        Err(c) => return c,
-    };
+    let mut s = start(prog, true)?;
     let now = s.vfs.now();
     // The times to set: (atime, mtime); None means now.
     let (at, mt): (Option<Timespec>, Option<Timespec>) = if let Some(d) = &date {
         match date::parse_date(d, now) {
             Some(t) => (Some(t), Some(t)),
             None => {
-                err(&format!(
-                    "{prog}: invalid date format {}\n",
-                    quote(d.as_bytes(), utf8)
+                return Err(AppletError::new(
+                    1,
+                    format!(
+                        "{prog}: invalid date format {}\n",
+                        quote(d.as_bytes(), utf8)
+                    ),
                 ));
-                return 1;
             }
         }
     } else if let Some(t) = &stamp {
         match date::parse_stamp(t, now) {
             Some(t) => (Some(t), Some(t)),
             None => {
-                err(&format!(
-                    "{prog}: invalid date format {}\n",
-                    quote(t.as_bytes(), utf8)
+                return Err(AppletError::new(
+                    1,
+                    format!(
+                        "{prog}: invalid date format {}\n",
+                        quote(t.as_bytes(), utf8)
+                    ),
                 ));
-                return 1;
             }
         }
     } else if let Some(r) = &reference {
@@ -141,12 +152,14 @@ pub fn run(args: Vec<OsString>) -> i32 {
         match st {
             Ok(st) => (Some(st.attr.atime), Some(st.attr.mtime)),
             Err(e) => {
-                err(&format!(
-                    "{prog}: failed to get attributes of {}: {}\n",
-                    quoteaf(r.as_bytes(), utf8),
-                    strerror(&e)
+                return Err(AppletError::new(
+                    1,
+                    format!(
+                        "{prog}: failed to get attributes of {}: {}\n",
+                        quoteaf(r.as_bytes(), utf8),
+                        strerror(&e)
+                    ),
                 ));
-                return 1;
             }
         }
     } else {

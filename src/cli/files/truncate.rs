@@ -6,6 +6,7 @@
 
 use super::common::{start, strerror};
 use super::opts::{self, Flag};
+use crate::cli::error::{AppletError, finish};
 use crate::cli::output::err;
 use ebsim::compat::quote::{quote, quoteaf};
 use ebsim::fs::node::ErrorKind;
@@ -68,6 +69,10 @@ pub fn parse_size(s: &str) -> Option<i64> {
 
 /// `truncate`.
 pub fn run(args: Vec<OsString>) -> i32 {
+    finish(main(args), String::new)
+}
+
+fn main(args: Vec<OsString>) -> Result<i32, AppletError> {
     let prog = "truncate";
     let long = [
         Flag::flag("no-create", 'c'),
@@ -75,10 +80,7 @@ pub fn run(args: Vec<OsString>) -> i32 {
         Flag::arg("reference", 'r'),
         Flag::arg("size", 's'),
     ];
-    let parsed = match opts::parse(prog, &args, "cor:s:", &long, HELP) {
-        Ok(p) => p,
-        Err(c) => return c,
-    };
+    let parsed = opts::parse(prog, &args, "cor:s:", &long, HELP)?;
     let utf8 = super::common::utf8_locale();
     let (mut no_create, mut io_blocks) = (false, false);
     let mut size: Option<String> = None;
@@ -103,16 +105,14 @@ pub fn run(args: Vec<OsString>) -> i32 {
         let v = match parse_size(rest) {
             Some(v) if !(m != '=' && m != '+' && m != '-' && v < 0) => v,
             _ => {
-                err(&format!(
-                    "{prog}: Invalid number: {}\n",
-                    quote(sz.as_bytes(), utf8)
+                return Err(AppletError::new(
+                    1,
+                    format!("{prog}: Invalid number: {}\n", quote(sz.as_bytes(), utf8)),
                 ));
-                return 1;
             }
         };
         if (m == '/' || m == '%') && v == 0 {
-            err(&format!("{prog}: division by zero\n"));
-            return 1;
+            return Err(AppletError::new(1, format!("{prog}: division by zero\n")));
         }
         spec = Some((m, v));
     }
@@ -122,11 +122,13 @@ pub fn run(args: Vec<OsString>) -> i32 {
         } else {
             ("'", "'")
         };
-        err(&format!(
-            "{prog}: you must specify either {l}--size{r} or {l}--reference{r}\n{}",
-            super::common::try_help(prog)
+        return Err(AppletError::new(
+            1,
+            format!(
+                "{prog}: you must specify either {l}--size{r} or {l}--reference{r}\n{}",
+                super::common::try_help(prog)
+            ),
         ));
-        return 1;
     }
     if io_blocks && spec.is_none() {
         let (l, r) = if utf8 {
@@ -134,33 +136,36 @@ pub fn run(args: Vec<OsString>) -> i32 {
         } else {
             ("'", "'")
         };
-        err(&format!(
-            "{prog}: {l}--io-blocks{r} was specified but {l}--size{r} was not\n{}",
-            super::common::try_help(prog)
+        return Err(AppletError::new(
+            1,
+            format!(
+                "{prog}: {l}--io-blocks{r} was specified but {l}--size{r} was not\n{}",
+                super::common::try_help(prog)
+            ),
         ));
-        return 1;
     }
     if parsed.operands.is_empty() {
-        err(&format!(
-            "{prog}: missing file operand\n{}",
-            super::common::try_help(prog)
+        return Err(AppletError::new(
+            1,
+            format!(
+                "{prog}: missing file operand\n{}",
+                super::common::try_help(prog)
+            ),
         ));
-        return 1;
     }
-    let mut s = match start(prog, true) {
-        Ok(s) => s,
-        Err(c) => return c,
-    };
+    let mut s = start(prog, true)?;
     let ref_size = match &reference {
         Some(r) => match s.vfs.stat(r.as_bytes()) {
             Ok(st) => Some(st.attr.size as i64),
             Err(e) => {
-                err(&format!(
-                    "{prog}: cannot stat {}: {}\n",
-                    quoteaf(r.as_bytes(), utf8),
-                    strerror(&e)
+                return Err(AppletError::new(
+                    1,
+                    format!(
+                        "{prog}: cannot stat {}: {}\n",
+                        quoteaf(r.as_bytes(), utf8),
+                        strerror(&e)
+                    ),
                 ));
-                return 1;
             }
         },
         None => None,

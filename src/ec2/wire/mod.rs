@@ -505,29 +505,52 @@ pub fn image(img: &Image) -> J {
         .done()
 }
 
-/// One instance type in DescribeInstanceTypes.
+/// One instance type in DescribeInstanceTypes, members in botocore's
+/// order (a metal size names no hypervisor, as EC2 answers).
 pub fn instance_type(t: &crate::ec2::instance_types::InstanceTypeInfo) -> J {
+    use crate::ec2::instance_types as it;
     let nitro = t.hypervisor == guest::Hypervisor::Nitro;
+    let strs = |v: Vec<String>| J::Arr(v.into_iter().map(J::Str).collect());
     Obj::new()
         .put("InstanceType", t.name.as_str())
-        .put("CurrentGeneration", true)
-        .put("Hypervisor", if nitro { "nitro" } else { "xen" })
+        .put("CurrentGeneration", t.current_generation)
+        .put("FreeTierEligible", t.free_tier)
+        .put(
+            "SupportedUsageClasses",
+            strs(vec!["on-demand".to_string(), "spot".to_string()]),
+        )
+        .put("SupportedRootDeviceTypes", strs(it::root_device_types(t)))
+        .put(
+            "SupportedVirtualizationTypes",
+            strs(it::virtualization_types(t)),
+        )
+        .put("BareMetal", t.bare_metal)
+        .opt(
+            "Hypervisor",
+            (!t.bare_metal).then_some(if nitro { "nitro" } else { "xen" }),
+        )
         .put(
             "ProcessorInfo",
             Obj::new()
                 .put(
                     "SupportedArchitectures",
-                    J::Arr(vec![J::from(t.architecture)]),
+                    J::Arr(t.architectures.iter().map(|a| J::from(*a)).collect()),
                 )
                 .done(),
         )
         .put(
+            "VCpuInfo",
+            Obj::new().put("DefaultVCpus", u64::from(t.vcpus)).done(),
+        )
+        .put(
+            "MemoryInfo",
+            Obj::new().put("SizeInMiB", t.memory_mib).done(),
+        )
+        .put("InstanceStorageSupported", t.instance_storage)
+        .put(
             "EbsInfo",
             Obj::new()
-                .put(
-                    "EbsOptimizedSupport",
-                    if nitro { "default" } else { "supported" },
-                )
+                .put("EbsOptimizedSupport", it::ebs_optimized_support(t))
                 .put("EncryptionSupport", "supported")
                 .put(
                     "NvmeSupport",
@@ -535,6 +558,7 @@ pub fn instance_type(t: &crate::ec2::instance_types::InstanceTypeInfo) -> J {
                 )
                 .done(),
         )
+        .put("BurstablePerformanceSupported", t.burstable)
         .done()
 }
 
