@@ -531,6 +531,79 @@ fn sweep_sfdisk_delete_gpt() {
     report("sfdisk --delete GPT", &r);
 }
 
+/// `ebsim sfdisk -q IMG` with `script` on its standard input (through
+/// sh, as `fault_sweep` runs a command without one).
+fn sfdisk_script(script: &Path) -> impl Fn(&Path) -> Command + '_ {
+    move |img: &Path| {
+        let mut c = Command::new("sh");
+        c.args(["-c", "exec \"$0\" sfdisk -q \"$1\" < \"$2\""])
+            .arg(common::ebsim_bin())
+            .arg(img)
+            .arg(script);
+        c
+    }
+}
+
+/// A new GPT from a script (fixed GUIDs, so a finished run is the clean
+/// run's bytes) over a disk that has one.
+#[test]
+fn sweep_sfdisk_script_gpt() {
+    if !require_tools(TOOLS) {
+        return;
+    }
+    let d = tempfile::tempdir().expect("tempdir");
+    let t = d.path().join("t.img");
+    sparse(&t, 256 * M);
+    ok(tool("sgdisk")
+        .args(["-U", UUID, "-n", "1:2048:+100M", "-n", "2:0:+50M"])
+        .arg(&t));
+    let script = d.path().join("script");
+    std::fs::write(
+        &script,
+        "label: gpt\nlabel-id: 0F3A2C1D-5B6E-4F70-8192-A3B4C5D6E7F8\n\n\
+         sweep.img1 : start=2048, size=307200, type=0FC63DAF-8483-4772-8E79-3D69D8477DE4, uuid=11111111-2222-4333-8444-555555555555\n\
+         sweep.img2 : start=309248, size=204800, type=0657FD6D-A4AB-43C4-84E5-0933C84B4F4F, uuid=66666666-7777-4888-8999-AAAAAAAAAAAA\n",
+    )
+    .expect("script");
+    let cmd = sfdisk_script(&script);
+    let r = fault_sweep("sfdisk -q script GPT", &t, &cmd, None, &gpt_clean);
+    report("sfdisk -q script GPT", &r);
+}
+
+/// A new MBR table (with an extended partition and a logical one) from a
+/// script over a disk that has one.
+#[test]
+fn sweep_sfdisk_script_mbr() {
+    if !require_tools(TOOLS) {
+        return;
+    }
+    let d = tempfile::tempdir().expect("tempdir");
+    let t = d.path().join("t.img");
+    sparse(&t, 256 * M);
+    let mut c = tool("sfdisk");
+    c.arg("-q").arg(&t).stdin(std::process::Stdio::piped());
+    let mut child = c.spawn().expect("sfdisk");
+    {
+        use std::io::Write;
+        let mut sin = child.stdin.take().expect("stdin");
+        sin.write_all(b"label: dos\nlabel-id: 0x1234abcd\n\nstart=2048, size=100M, type=83\n")
+            .expect("write");
+    }
+    assert!(child.wait().expect("wait").success());
+    let script = d.path().join("script");
+    std::fs::write(
+        &script,
+        "label: dos\nlabel-id: 0x5678ef01\n\n\
+         sweep.img1 : start=2048, size=204800, type=83\n\
+         sweep.img2 : start=206848, size=307200, type=5\n\
+         sweep.img5 : start=208896, size=102400, type=82\n",
+    )
+    .expect("script");
+    let cmd = sfdisk_script(&script);
+    let r = fault_sweep("sfdisk -q script MBR", &t, &cmd, None, &mbr_clean);
+    report("sfdisk -q script MBR", &r);
+}
+
 #[test]
 fn sweep_growpart_mbr_with_logicals() {
     if !require_tools(TOOLS) {

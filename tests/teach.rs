@@ -38,6 +38,67 @@ impl Home {
     fn inst(&self, i: &str, args: &[&str]) -> std::process::Output {
         run(self.cmd(args).env("EBSIM_INSTANCE", i))
     }
+    /// `aws ec2 ARGS --query QUERY --output text`, trimmed.
+    fn query(&self, args: &[&str], query: &str) -> String {
+        let mut a = vec!["aws", "ec2"];
+        a.extend_from_slice(args);
+        a.extend_from_slice(&["--query", query, "--output", "text"]);
+        self.ok(&a).trim().to_string()
+    }
+    /// Launches the Ubuntu AMI on `ty` and waits for it to run (cloud-init's
+    /// boot growth has then seen the AMI's size): its id.
+    fn launch(&self, ty: &str) -> String {
+        let i = self.query(
+            &[
+                "run-instances",
+                "--image-id",
+                "ami-080e1f13689e07408",
+                "--instance-type",
+                ty,
+            ],
+            "Instances[0].InstanceId",
+        );
+        self.ok(&[
+            "aws",
+            "ec2",
+            "wait",
+            "instance-running",
+            "--instance-ids",
+            &i,
+        ]);
+        i
+    }
+    /// The first volume (the root volume of the first instance).
+    fn root_volume(&self) -> String {
+        self.query(&["describe-volumes"], "Volumes[0].VolumeId")
+    }
+    /// Modifies `volume` to `gib` GiB and lets the modification reach
+    /// optimizing (the manual clock).
+    fn grow_volume(&self, volume: &str, gib: &str) {
+        self.ok(&[
+            "aws",
+            "ec2",
+            "modify-volume",
+            "--volume-id",
+            volume,
+            "--size",
+            gib,
+        ]);
+        self.ok(&["clock", "advance", "30s"]);
+    }
+    /// Runs `args` in instance `i` with hints on.
+    fn hinted(&self, i: &str, args: &[&str]) -> std::process::Output {
+        run(self
+            .cmd(args)
+            .env("EBSIM_INSTANCE", i)
+            .env("EBSIM_HINTS", "1"))
+    }
+    /// Runs `args` in instance `i` and asserts it succeeded.
+    fn inst_ok(&self, i: &str, args: &[&str]) -> String {
+        let o = self.inst(i, args);
+        assert!(o.status.success(), "{args:?}: {}{}", stdout(&o), stderr(&o));
+        stdout(&o)
+    }
 }
 
 fn lab(name: &str) {
@@ -104,6 +165,105 @@ fn lab_root_from_snapshot() {
 #[test]
 fn lab_delete_on_termination() {
     lab("delete-on-termination");
+}
+
+#[test]
+fn lab_fstab_nofail() {
+    lab("fstab-nofail");
+}
+
+/// A boot that cannot mount an fstab entry without `nofail` stops in
+/// emergency mode: the instance runs, its instance status check is
+/// impaired (the system check passes) and ssh times out; with `nofail`
+/// the same boot gets through.
+#[test]
+fn an_fstab_entry_without_nofail_stops_the_boot() {
+    let h = Home::new();
+    let i = &h.launch("t2.micro");
+    let az = h.query(
+        &["describe-instances", "--instance-ids", i],
+        "Reservations[0].Instances[0].Placement.AvailabilityZone",
+    );
+    let dv = &h.query(
+        &["create-volume", "--size", "1", "--availability-zone", &az],
+        "VolumeId",
+    );
+    h.ok(&["aws", "ec2", "wait", "volume-available", "--volume-ids", dv]);
+    let attach = [
+        "aws",
+        "ec2",
+        "attach-volume",
+        "--volume-id",
+        dv,
+        "--instance-id",
+        i,
+        "--device",
+        "/dev/sdf",
+    ];
+    h.ok(&attach);
+    h.ok(&["clock", "advance", "5s"]);
+    h.inst_ok(i, &["sudo", "mkfs.ext4", "-q", "/dev/xvdf"]);
+    let uuid = h.inst_ok(i, &["lsblk", "-no", "UUID", "/dev/xvdf"]);
+    let line = format!("UUID={} /data ext4 defaults 0 2\n", uuid.trim());
+    let tee = |args: &[&str], text: &str| {
+        let mut c = h.cmd(args);
+        c.env("EBSIM_INSTANCE", i).stdin(Stdio::piped());
+        let mut child = c.stdout(Stdio::null()).spawn().unwrap();
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(text.as_bytes())
+            .unwrap();
+        assert!(child.wait().unwrap().success());
+    };
+    tee(&["sudo", "tee", "-a", "/etc/fstab"], &line);
+    let fstab = h.inst_ok(i, &["cat", "/etc/fstab"]);
+    let status = |what: &str| {
+        h.query(
+            &["describe-instance-status", "--instance-ids", i],
+            &format!("InstanceStatuses[0].{what}"),
+        )
+    };
+    let reboot = || {
+        h.ok(&["aws", "ec2", "reboot-instances", "--instance-ids", i]);
+        h.ok(&["clock", "advance", "5m"]);
+    };
+    // The device is there: the boot gets through.
+    reboot();
+    assert_eq!(status("InstanceStatus.Status"), "ok");
+    // Detached: emergency mode.
+    h.ok(&["aws", "ec2", "detach-volume", "--volume-id", dv]);
+    h.ok(&["aws", "ec2", "wait", "volume-available", "--volume-ids", dv]);
+    reboot();
+    assert_eq!(
+        h.query(
+            &["describe-instances", "--instance-ids", i],
+            "Reservations[0].Instances[0].State.Name"
+        ),
+        "running"
+    );
+    assert_eq!(status("InstanceStatus.Status"), "impaired");
+    assert_eq!(status("InstanceStatus.Details[0].Status"), "failed");
+    assert_eq!(status("SystemStatus.Status"), "ok");
+    let o = run(h.cmd(&["shell", i]).stdin(Stdio::null()));
+    assert_eq!(o.status.code(), Some(255), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("port 22: Connection timed out")
+            && stderr(&o).contains("emergency mode")
+            && stderr(&o).contains("/data without nofail"),
+        "{}",
+        stderr(&o)
+    );
+    // nofail (written from outside, as a rescue instance would): the next
+    // boot gets through without the volume.
+    let fixed = fstab.replace("defaults 0 2", "defaults,nofail 0 2");
+    assert_ne!(fixed, fstab);
+    tee(&["sudo", "tee", "/etc/fstab"], &fixed);
+    reboot();
+    assert_eq!(status("InstanceStatus.Status"), "ok");
+    assert_eq!(status("InstanceStatus.Details[0].Status"), "passed");
 }
 
 #[test]
@@ -191,66 +351,25 @@ fn layers_equal_lsblk_and_df(h: &Home, i: &str, step: &str) {
 
 fn seed_runbook_layers(ty: &str, disk: &str, part: &str, data: &str) {
     let h = Home::new();
-    let i = h.ok(&[
-        "aws",
-        "ec2",
-        "run-instances",
-        "--image-id",
-        "ami-080e1f13689e07408",
-        "--instance-type",
-        ty,
-        "--query",
-        "Instances[0].InstanceId",
-        "--output",
-        "text",
-    ]);
-    let i = i.trim();
-    h.ok(&[
-        "aws",
-        "ec2",
-        "wait",
-        "instance-running",
-        "--instance-ids",
-        i,
-    ]);
-    let az = h.ok(&[
-        "aws",
-        "ec2",
-        "describe-instances",
-        "--instance-ids",
-        i,
-        "--query",
+    let i = &h.launch(ty);
+    let az = h.query(
+        &["describe-instances", "--instance-ids", i],
         "Reservations[0].Instances[0].Placement.AvailabilityZone",
-        "--output",
-        "text",
-    ]);
-    let root = h.ok(&[
-        "aws",
-        "ec2",
-        "describe-volumes",
-        "--query",
-        "Volumes[0].VolumeId",
-        "--output",
-        "text",
-    ]);
-    let root = root.trim();
+    );
+    let root = &h.root_volume();
     layers_equal_lsblk_and_df(&h, i, "launched");
-    let dv = h.ok(&[
-        "aws",
-        "ec2",
-        "create-volume",
-        "--size",
-        "200",
-        "--volume-type",
-        "gp3",
-        "--availability-zone",
-        az.trim(),
-        "--query",
+    let dv = &h.query(
+        &[
+            "create-volume",
+            "--size",
+            "200",
+            "--volume-type",
+            "gp3",
+            "--availability-zone",
+            &az,
+        ],
         "VolumeId",
-        "--output",
-        "text",
-    ]);
-    let dv = dv.trim();
+    );
     h.ok(&["aws", "ec2", "wait", "volume-available", "--volume-ids", dv]);
     h.ok(&[
         "aws",
@@ -264,16 +383,8 @@ fn seed_runbook_layers(ty: &str, disk: &str, part: &str, data: &str) {
         "/dev/sdf",
     ]);
     h.ok(&["clock", "advance", "5s"]);
-    assert!(
-        h.inst(i, &["sudo", "mkfs", "-t", "xfs", "-q", data])
-            .status
-            .success()
-    );
-    assert!(
-        h.inst(i, &["sudo", "mount", data, "/var/lib"])
-            .status
-            .success()
-    );
+    h.inst_ok(i, &["sudo", "mkfs", "-t", "xfs", "-q", data]);
+    h.inst_ok(i, &["sudo", "mount", data, "/var/lib"]);
     layers_equal_lsblk_and_df(&h, i, "data volume mounted");
     h.ok(&[
         "aws",
@@ -296,25 +407,16 @@ fn seed_runbook_layers(ty: &str, disk: &str, part: &str, data: &str) {
         )),
         "{l}"
     );
-    assert!(h.inst(i, &["sudo", "growpart", disk, "1"]).status.success());
+    h.inst_ok(i, &["sudo", "growpart", disk, "1"]);
     layers_equal_lsblk_and_df(&h, i, "growpart");
     let l = stdout(&h.inst(i, &["layers"]));
     assert!(
         l.contains(&format!("grow the filesystem with resize2fs {part}")),
         "{l}"
     );
-    assert!(h.inst(i, &["sudo", "resize2fs", part]).status.success());
+    h.inst_ok(i, &["sudo", "resize2fs", part]);
     layers_equal_lsblk_and_df(&h, i, "resize2fs");
-    h.ok(&[
-        "aws",
-        "ec2",
-        "modify-volume",
-        "--volume-id",
-        dv,
-        "--size",
-        "400",
-    ]);
-    h.ok(&["clock", "advance", "30s"]);
+    h.grow_volume(dv, "400");
     let l = stdout(&h.inst(i, &["layers"]));
     assert!(
         l.contains(
@@ -322,11 +424,7 @@ fn seed_runbook_layers(ty: &str, disk: &str, part: &str, data: &str) {
         ),
         "{l}"
     );
-    assert!(
-        h.inst(i, &["sudo", "xfs_growfs", "-d", "/var/lib"])
-            .status
-            .success()
-    );
+    h.inst_ok(i, &["sudo", "xfs_growfs", "-d", "/var/lib"]);
     layers_equal_lsblk_and_df(&h, i, "xfs_growfs");
 }
 
@@ -466,53 +564,10 @@ fn image_layers_equal_the_kernels_lsblk_and_df() {
 #[test]
 fn hints_name_the_layer_only_when_asked() {
     let h = Home::new();
-    let i = h.ok(&[
-        "aws",
-        "ec2",
-        "run-instances",
-        "--image-id",
-        "ami-080e1f13689e07408",
-        "--instance-type",
-        "t2.micro",
-        "--query",
-        "Instances[0].InstanceId",
-        "--output",
-        "text",
-    ]);
-    let i = i.trim();
-    // Running first: cloud-init's boot-time growth has then seen the AMI's size.
-    h.ok(&[
-        "aws",
-        "ec2",
-        "wait",
-        "instance-running",
-        "--instance-ids",
-        i,
-    ]);
-    let root = h.ok(&[
-        "aws",
-        "ec2",
-        "describe-volumes",
-        "--query",
-        "Volumes[0].VolumeId",
-        "--output",
-        "text",
-    ]);
-    h.ok(&[
-        "aws",
-        "ec2",
-        "modify-volume",
-        "--volume-id",
-        root.trim(),
-        "--size",
-        "16",
-    ]);
-    h.ok(&["clock", "advance", "30s"]);
+    let i = &h.launch("t2.micro");
+    h.grow_volume(&h.root_volume(), "16");
     let plain = h.inst(i, &["sudo", "resize2fs", "/dev/xvda1"]);
-    let hinted = run(h
-        .cmd(&["sudo", "resize2fs", "/dev/xvda1"])
-        .env("EBSIM_INSTANCE", i)
-        .env("EBSIM_HINTS", "1"));
+    let hinted = h.hinted(i, &["sudo", "resize2fs", "/dev/xvda1"]);
     assert_eq!(plain.stdout, hinted.stdout);
     assert!(!stderr(&plain).contains("hint:"), "{}", stderr(&plain));
     assert!(stderr(&hinted).starts_with(&stderr(&plain)));
@@ -521,19 +576,13 @@ fn hints_name_the_layer_only_when_asked() {
         "hint: disk 16 GiB, partition 1 ends at 8 GiB: grow the partition with growpart /dev/xvda 1 (the modification is still optimizing: growing now is fine)\n"
     );
     // A command that grows: no hint.
-    let g = run(h
-        .cmd(&["sudo", "growpart", "/dev/xvda", "1"])
-        .env("EBSIM_INSTANCE", i)
-        .env("EBSIM_HINTS", "1"));
+    let g = h.hinted(i, &["sudo", "growpart", "/dev/xvda", "1"]);
     assert!(
         g.status.success() && !stderr(&g).contains("hint:"),
         "{}",
         stderr(&g)
     );
-    let g = run(h
-        .cmd(&["sudo", "growpart", "/dev/xvda", "1"])
-        .env("EBSIM_INSTANCE", i)
-        .env("EBSIM_HINTS", "1"));
+    let g = h.hinted(i, &["sudo", "growpart", "/dev/xvda", "1"]);
     assert!(stdout(&g).starts_with("NOCHANGE"));
     assert!(stderr(&g).contains("hint: partition 1 is 15.9 GiB, its ext4 filesystem 7.9 GiB: grow the filesystem with resize2fs /dev/xvda1"), "{}", stderr(&g));
     // The command log recorded the applets, in order.
@@ -612,70 +661,254 @@ fn svg_golden_and_render() {
 #[test]
 fn checkpoints_save_and_restore_the_whole_state_sparsely() {
     let h = Home::new();
-    let i = h.ok(&[
-        "aws",
-        "ec2",
-        "run-instances",
-        "--image-id",
-        "ami-080e1f13689e07408",
-        "--instance-type",
-        "t2.micro",
-        "--query",
-        "Instances[0].InstanceId",
-        "--output",
-        "text",
-    ]);
-    let i = i.trim();
-    // Running first: cloud-init's boot-time growth has then seen the AMI's size.
-    h.ok(&[
-        "aws",
-        "ec2",
-        "wait",
-        "instance-running",
-        "--instance-ids",
-        i,
-    ]);
+    let i = &h.launch("t2.micro");
     h.ok(&["checkpoint", "save", "fresh"]);
     let before = h.ok(&["aws", "ec2", "describe-volumes"]);
-    let root = h.ok(&[
-        "aws",
-        "ec2",
-        "describe-volumes",
-        "--query",
-        "Volumes[0].VolumeId",
-        "--output",
-        "text",
-    ]);
-    h.ok(&[
-        "aws",
-        "ec2",
-        "modify-volume",
-        "--volume-id",
-        root.trim(),
-        "--size",
-        "16",
-    ]);
-    h.ok(&["clock", "advance", "30s"]);
-    assert!(
-        h.inst(i, &["sudo", "growpart", "/dev/xvda", "1"])
-            .status
-            .success()
-    );
+    let root = h.root_volume();
+    h.grow_volume(&root, "16");
+    h.inst_ok(i, &["sudo", "growpart", "/dev/xvda", "1"]);
     assert_eq!(h.ok(&["checkpoint", "list"]), "fresh\n");
     h.ok(&["checkpoint", "restore", "fresh"]);
     assert_eq!(h.ok(&["aws", "ec2", "describe-volumes"]), before);
     let l = stdout(&h.inst(i, &["layers"]));
     assert!(l.contains("xvda (") && l.contains("  8 GiB, gpt"), "{l}");
     // Sparse: the checkpoint's image allocates what the volume does.
-    let img = h.0.path().join(format!("volumes/{}.img", root.trim()));
-    let saved = h.0.path().join(format!(
-        "teach/checkpoints/fresh/volumes/{}.img",
-        root.trim()
-    ));
+    let img = h.0.path().join(format!("volumes/{}.img", root));
+    let saved =
+        h.0.path()
+            .join(format!("teach/checkpoints/fresh/volumes/{}.img", root));
     assert!(common::allocated(&saved) <= common::allocated(&img) + (1 << 20));
     assert!(common::allocated(&saved) < 8 << 30);
     let bad = run(&mut h.cmd(&["checkpoint", "restore", "../x"]));
     assert!(!bad.status.success() && stderr(&bad).contains("invalid checkpoint name"));
+}
+
+/// What a home holds (state document, volumes, snapshots, command logs),
+/// by path and SHA-256, and the restore's leftovers (none allowed).
+fn home_state(home: &Path) -> (std::collections::BTreeMap<String, String>, Vec<String>) {
+    use sha2::Digest;
+    let hex = |b: &[u8]| -> String {
+        sha2::Sha256::digest(b)
+            .iter()
+            .map(|x| format!("{x:02x}"))
+            .collect()
+    };
+    let mut m = std::collections::BTreeMap::new();
+    fn walk(
+        dir: &Path,
+        base: &Path,
+        m: &mut std::collections::BTreeMap<String, String>,
+        hex: &dyn Fn(&[u8]) -> String,
+    ) {
+        let Ok(rd) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                walk(&p, base, m, hex);
+            } else {
+                let rel = p.strip_prefix(base).unwrap().display().to_string();
+                m.insert(rel, hex(&std::fs::read(&p).unwrap()));
+            }
+        }
+    }
+    if let Ok(b) = std::fs::read(home.join("state.json")) {
+        m.insert("state.json".into(), hex(&b));
+    }
+    for d in ["volumes", "snapshots", "teach/log"] {
+        walk(&home.join(d), home, &mut m, &hex);
+    }
+    let left = [
+        "teach/restore.staging",
+        "teach/restore.old",
+        "teach/restore.pending",
+    ]
+    .iter()
+    .filter(|p| home.join(p).exists())
+    .map(|p| p.to_string())
+    .collect();
+    (m, left)
+}
+
+/// A checkpoint restore stopped between any two of its steps (the fault
+/// hook) or killed at any moment (SIGKILL) leaves, once the next
+/// checkpoint command has recovered, the state as it was or as the
+/// checkpoint holds it, and nothing of the restore under EBSIM_HOME.
+#[test]
+fn checkpoint_restore_survives_a_fault_at_every_step_and_sigkill() {
+    let h = Home::new();
+    let vol = |size: &str| {
+        h.query(
+            &[
+                "create-volume",
+                "--size",
+                size,
+                "--availability-zone",
+                "us-east-1a",
+            ],
+            "VolumeId",
+        )
+    };
+    let (v1, v2) = (vol("1"), vol("2"));
+    h.ok(&["clock", "advance", "5s"]);
+    let img = |v: &str| h.0.path().join(format!("volumes/{v}.img"));
+    h.ok(&["mkfs.ext4", "-q", img(&v1).to_str().unwrap()]);
+    h.ok(&["checkpoint", "save", "a"]);
+    let saved = home_state(h.0.path());
+    // Then: a new volume, one deleted, one formatted again.
+    vol("3");
+    h.ok(&["aws", "ec2", "delete-volume", "--volume-id", &v2]);
+    h.ok(&["mkfs", "-t", "xfs", "-q", "-f", img(&v1).to_str().unwrap()]);
+    let current = home_state(h.0.path());
+    assert_ne!(saved.0, current.0);
+    let template = tempfile::tempdir().unwrap();
+    let copy_home = |to: &Path| {
+        let o = run(Command::new("cp")
+            .args(["-a", "--sparse=always"])
+            .arg(format!("{}/.", h.0.path().display()))
+            .arg(to));
+        assert!(o.status.success(), "{}", stderr(&o));
+    };
+    copy_home(template.path());
+    let in_home = |home: &Path, args: &[&str]| {
+        let mut c = h.cmd(args);
+        c.env("EBSIM_HOME", home);
+        c
+    };
+    let check = |home: &Path, what: &str| -> bool {
+        let o = run(&mut in_home(home, &["checkpoint", "list"]));
+        assert!(o.status.success(), "{what}: recover: {}", stderr(&o));
+        let (now, left) = home_state(home);
+        assert!(left.is_empty(), "{what}: left behind: {left:?}");
+        assert!(
+            now == current.0 || now == saved.0,
+            "{what}: neither the state before nor the checkpoint's"
+        );
+        now == saved.0
+    };
+    let (mut rolled_back, mut restored, mut k) = (0, 0, 0u64);
+    loop {
+        let d = tempfile::tempdir().unwrap();
+        copy_home(d.path());
+        let o = run(in_home(d.path(), &["checkpoint", "restore", "a"])
+            .env("EBSIM_FAULT_AFTER_WRITES", k.to_string()));
+        if o.status.success() {
+            assert!(check(d.path(), "no fault"));
+            break;
+        }
+        assert!(stderr(&o).contains("injected fault"), "{}", stderr(&o));
+        if check(d.path(), &format!("fault after {k} steps")) {
+            restored += 1;
+        } else {
+            rolled_back += 1;
+        }
+        k += 1;
+        assert!(k < 1000);
+    }
+    eprintln!(
+        "checkpoint restore: {k} fault points, {rolled_back} rolled back, {restored} finished by recovery"
+    );
+    assert!(rolled_back > 0 && restored > 0);
+    // SIGKILL at a spread of moments.
+    for delay_us in (0..16).map(|i| i * 1500) {
+        let d = tempfile::tempdir().unwrap();
+        copy_home(d.path());
+        let mut c = in_home(d.path(), &["checkpoint", "restore", "a"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_micros(delay_us));
+        let _ = c.kill();
+        let _ = c.wait();
+        check(d.path(), &format!("SIGKILL after {delay_us} us"));
+    }
+}
+
+/// Reads one server-sent event's data line from `r`.
+fn next_event(r: &mut impl std::io::BufRead) -> Option<String> {
+    let mut line = String::new();
+    loop {
+        line.clear();
+        if r.read_line(&mut line).ok()? == 0 {
+            return None;
+        }
+        if let Some(d) = line.strip_prefix("data: ") {
+            return Some(d.trim_end().to_string());
+        }
+    }
+}
+
+/// The web view's event stream: the state at once, a change another
+/// process makes within two seconds, and SIGTERM with two clients still
+/// listening stops the server at once, both streams ended.
+#[test]
+fn web_events_stream_changes_and_end_on_sigterm() {
+    use std::io::{BufRead, BufReader, Write};
+    let h = Home::new();
+    let i = h.launch("t2.micro");
+    let mut web = h
+        .cmd(&["web", "--port", "0"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(web.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line
+        .trim()
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_string();
+    let listen = || {
+        let mut c = std::net::TcpStream::connect(&addr).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        c.write_all(b"GET /api/events HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n")
+            .unwrap();
+        let mut r = BufReader::new(c);
+        let mut head = String::new();
+        r.read_line(&mut head).unwrap();
+        assert_eq!(head, "HTTP/1.1 200 OK\r\n");
+        r
+    };
+    let (mut a, mut b) = (listen(), listen());
+    let first: Value = serde_json::from_str(&next_event(&mut a).unwrap()).unwrap();
+    assert_eq!(first["instances"][0]["id"], i.as_str());
+    assert!(next_event(&mut b).unwrap().contains(&i));
+    // A change made by another process arrives within two seconds.
+    let t = Instant::now();
+    let v = h.query(
+        &[
+            "create-volume",
+            "--size",
+            "3",
+            "--availability-zone",
+            "us-east-1a",
+        ],
+        "VolumeId",
+    );
+    let ev = next_event(&mut a).unwrap();
+    assert!(ev.contains(&v), "{ev}");
+    assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+    // SIGTERM with both clients connected: the server ends, the streams too.
+    let t = Instant::now();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(web.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let st = web.wait().unwrap();
+    assert!(st.success(), "{st:?}");
+    assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
+    // Each stream reaches its end (what was sent before is read first; a
+    // read that times out instead fails).
+    for r in [&mut a, &mut b] {
+        let mut rest = Vec::new();
+        let n = std::io::Read::read_to_end(r, &mut rest);
+        assert!(n.is_ok(), "{n:?}");
+    }
 }
 
 /// The web view in headless Chromium: no console error, the instance's
@@ -687,37 +920,8 @@ fn web_view_in_headless_chromium() {
         return;
     }
     let h = Home::new();
-    let i = h.ok(&[
-        "aws",
-        "ec2",
-        "run-instances",
-        "--image-id",
-        "ami-080e1f13689e07408",
-        "--instance-type",
-        "t2.micro",
-        "--query",
-        "Instances[0].InstanceId",
-        "--output",
-        "text",
-    ]);
-    let i = i.trim().to_string();
-    h.ok(&[
-        "aws",
-        "ec2",
-        "wait",
-        "instance-running",
-        "--instance-ids",
-        &i,
-    ]);
-    let root = h.ok(&[
-        "aws",
-        "ec2",
-        "describe-volumes",
-        "--query",
-        "Volumes[0].VolumeId",
-        "--output",
-        "text",
-    ]);
+    let i = h.launch("t2.micro");
+    let root = h.root_volume();
     let mut web = h
         .cmd(&["web", "--port", "0"])
         .stdout(Stdio::piped())
@@ -779,21 +983,8 @@ fn web_view_in_headless_chromium() {
         let (ok, body) = wait_for(&mut s, "8589934592|", Duration::from_secs(20));
         assert!(ok && body.contains("xvda") && body.contains(&i), "{body}");
         // Another process grows the volume and the partition.
-        h.ok(&[
-            "aws",
-            "ec2",
-            "modify-volume",
-            "--volume-id",
-            root.trim(),
-            "--size",
-            "16",
-        ]);
-        h.ok(&["clock", "advance", "30s"]);
-        assert!(
-            h.inst(&i, &["sudo", "growpart", "/dev/xvda", "1"])
-                .status
-                .success()
-        );
+        h.grow_volume(&root, "16");
+        h.inst_ok(&i, &["sudo", "growpart", "/dev/xvda", "1"]);
         let t = Instant::now();
         let (ok, body) = wait_for(
             &mut s,

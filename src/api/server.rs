@@ -238,6 +238,61 @@ fn caller_identity(req: &Request, rid: &str) -> String {
 pub trait Handler: Send + Sync + 'static {
     /// Answers one request.
     fn answer(&self, req: &Request) -> Answer;
+
+    /// Whether `req` asks for a stream of server-sent events: the
+    /// connection then carries [`Handler::event`]s until the client goes
+    /// or the server stops.
+    fn is_stream(&self, _req: &Request) -> bool {
+        false
+    }
+
+    /// The next event's data (one line) of a stream, asked every
+    /// [`STREAM_POLL`]; None when there is nothing new since `last`, the
+    /// data sent before.
+    fn event(&self, _last: Option<&str>) -> Option<String> {
+        None
+    }
+}
+
+/// How often a stream of events asks its handler for news.
+pub const STREAM_POLL: Duration = Duration::from_millis(250);
+
+/// How long a stream stays silent before a comment line keeps proxies and
+/// the client from taking it for dead.
+const STREAM_KEEPALIVE: Duration = Duration::from_secs(15);
+
+/// Serves a stream of server-sent events (`text/event-stream`) until the
+/// client goes or the server stops (looked at every [`STREAM_POLL`]).
+fn stream_events<H: Handler>(mut stream: TcpStream, service: &H, stop: &AtomicBool) {
+    let head = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-store\r\nConnection: close\r\n\r\nretry: 1000\n\n";
+    if stream.write_all(head.as_bytes()).is_err() {
+        return;
+    }
+    let mut last: Option<String> = None;
+    let mut quiet = Duration::ZERO;
+    while !stop.load(Ordering::SeqCst) {
+        let wrote = match service.event(last.as_deref()) {
+            Some(data) => {
+                // One line of data: a newline would end the field.
+                let line = data.replace(['\r', '\n'], " ");
+                let r = stream.write_all(format!("data: {line}\n\n").as_bytes());
+                last = Some(data);
+                quiet = Duration::ZERO;
+                r
+            }
+            None if quiet >= STREAM_KEEPALIVE => {
+                quiet = Duration::ZERO;
+                stream.write_all(b": keep-alive\n\n")
+            }
+            None => Ok(()),
+        };
+        if wrote.is_err() {
+            return;
+        }
+        std::thread::sleep(STREAM_POLL);
+        quiet += STREAM_POLL;
+    }
+    let _ = stream.shutdown(Shutdown::Both);
 }
 
 impl Handler for Service {
@@ -404,6 +459,9 @@ fn connection<H: Handler>(mut stream: TcpStream, service: &H, stop: &AtomicBool,
                 Parsed::Done(req, used) => {
                     buf.drain(..used);
                     sent_continue = false;
+                    if service.is_stream(&req) {
+                        return stream_events(stream, service, stop);
+                    }
                     let close = req.close || stop.load(Ordering::SeqCst);
                     let a = service.answer(&req);
                     let bytes = http::response(

@@ -93,7 +93,7 @@ fn ssh_refusal(ip: &str, id: &str, state: &str) -> String {
 fn pick_instance(explicit: Option<&str>) -> Result<(String, String), Unreachable> {
     let ec2 = super::env::ec2(DEFAULT_REGION).map_err(|e| Unreachable::Other(e.to_string()))?;
     let wanted = explicit.map(str::to_string).or_else(super::env::instance);
-    let (id, user, state, ip) = ec2
+    let (id, user, state, ip, failure) = ec2
         .transact(|txn| {
             let id = txn.resolve_instance(wanted.as_deref())?;
             let inst = txn.instance(&id)?;
@@ -103,11 +103,19 @@ fn pick_instance(explicit: Option<&str>) -> Result<(String, String), Unreachable
                 user.to_string(),
                 inst.state.as_str().to_string(),
                 inst.private_ip.clone(),
+                inst.boot_failure.clone(),
             ))
         })
         .map_err(|e| Unreachable::Other(e.to_string().trim().to_string()))?;
     if state != "running" {
         return Err(Unreachable::NotUp(ssh_refusal(&ip, &id, &state)));
+    }
+    // A boot stopped in emergency mode: the host runs, sshd does not, and
+    // nothing answers on port 22 (the console would show the prompt).
+    if let Some(why) = failure {
+        return Err(Unreachable::NotUp(format!(
+            "ssh: connect to host {ip} port 22: Connection timed out\n(ebsim: instance {id} is running but unreachable: {why}; its instance status check fails)\n"
+        )));
     }
     Ok((id, user))
 }

@@ -17,6 +17,21 @@
 //!
 //! The work runs after the transaction that booted the instance (never
 //! inside one: an image is opened read-write only outside the state lock).
+//!
+//! Every boot then mounts the guest's own `/etc/fstab` as systemd does
+//! ([`fstab_failure`]): an entry without `nofail` is a mount that
+//! `local-fs.target` requires, so a device that never shows up (a volume
+//! detached, or attached under another name) or holds no filesystem
+//! fails the mount once its device timeout (90 s) is over, `local-fs.target`
+//! fails, and its `OnFailure=` starts `emergency.target`. sshd never
+//! starts: the instance runs but cannot be reached, and EC2's instance
+//! status check (an ARP reachability probe of the guest) fails while the
+//! system check passes. With `nofail` the mount is only wanted and the
+//! boot goes on. ebsim records why (the instance's `boot_failure`), its
+//! instance check turns `impaired` and `ebsim shell` times out as ssh
+//! does; the next boot that gets through clears it. Swap entries are left
+//! out: `swap.target` has no `OnFailure=`, so a missing swap device only
+//! delays the boot.
 
 use super::time::Millis;
 use crate::blockdev::image::Access;
@@ -296,6 +311,59 @@ pub fn runs_cloud_init(flavour: &str) -> Option<bool> {
     } else {
         None
     }
+}
+
+/// The entries of the guest's `/etc/fstab` that stop its boot in
+/// emergency mode (see the module documentation), as one sentence, or
+/// None when the boot gets through (or the fstab cannot be read: ebsim
+/// then keeps the instance reachable).
+pub fn fstab_failure(ec2: &super::Ec2, instance: &str) -> Option<String> {
+    let ctx = crate::guest::Context::load(ec2, Some(instance)).ok()?;
+    let root = ctx.mounts.iter().find(|m| m.target == "/")?;
+    let image = ec2.home().volume_image(&root.volume_id);
+    let text = read_file(&image, root.partition, b"/etc/fstab").ok()?;
+    let text = String::from_utf8_lossy(&text);
+    let (_, skipped) = crate::guest::fstab::mounts(&text, &ctx.disks, &ctx.links);
+    let failed: Vec<String> = skipped
+        .iter()
+        .filter(|(e, why)| {
+            !e.has("nofail")
+                && matches!(
+                    *why,
+                    crate::guest::fstab::NO_DEVICE | crate::guest::fstab::NO_FILESYSTEM
+                )
+        })
+        .map(|(e, why)| {
+            format!(
+                "/etc/fstab mounts {} on {} without nofail, and {why}: the mount timed out, local-fs.target failed and the boot stopped in emergency mode (sshd never started)",
+                e.spec, e.file
+            )
+        })
+        .collect();
+    (!failed.is_empty()).then(|| failed.join("; "))
+}
+
+/// A file of a filesystem in an image (read-only, through the file layer).
+pub fn read_file(image: &Path, partition: Option<u32>, path: &[u8]) -> Result<Vec<u8>, String> {
+    let o = crate::imgio::open(image, partition, false).map_err(|e| e.to_string())?;
+    let attr = crate::fs::path::lookup(o.fs.as_ref(), path, true).map_err(|e| e.to_string())?;
+    let len = usize::try_from(attr.size).map_err(|e| e.to_string())?;
+    if len > 16 << 20 {
+        return Err(format!("{} bytes: too large", attr.size));
+    }
+    let mut buf = vec![0u8; len];
+    let mut off = 0usize;
+    while off < len {
+        let n =
+            o.fs.read(attr.ino, off as u64, buf.get_mut(off..).unwrap_or_default())
+                .map_err(|e| e.to_string())?;
+        if n == 0 {
+            break;
+        }
+        off += n;
+    }
+    buf.truncate(off);
+    Ok(buf)
 }
 
 /// A log line as cloud-init's file handler writes it.

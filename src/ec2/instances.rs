@@ -454,6 +454,7 @@ impl Txn<'_> {
             blkext_minors: Default::default(),
             user_data: req.user_data.clone(),
             boot_due: false,
+            boot_failure: None,
             disable_api_termination: req.disable_api_termination,
             client_token: req.client_token.clone().filter(|t| !t.is_empty()),
         };
@@ -523,8 +524,10 @@ impl Txn<'_> {
     }
 
     /// The boots due (see [`Txn::boot`]), claimed: each instance's flag is
-    /// cleared and its job returned, to run once the state is written.
-    pub(crate) fn claim_boots(&mut self) -> Vec<super::boot::BootJob> {
+    /// cleared and its cloud-init job returned, to run once the state is
+    /// written, with the ids of every instance booted (whose fstab the
+    /// boot then mounts, [`super::boot::fstab_failure`]).
+    pub(crate) fn claim_boots(&mut self) -> (Vec<super::boot::BootJob>, Vec<String>) {
         let now = self.now();
         let due: Vec<String> = self
             .state()
@@ -534,11 +537,11 @@ impl Txn<'_> {
             .map(|i| i.id.clone())
             .collect();
         let mut jobs = Vec::new();
-        for id in due {
-            if let Some(i) = self.state_mut().instances.get_mut(&id) {
+        for id in &due {
+            if let Some(i) = self.state_mut().instances.get_mut(id) {
                 i.boot_due = false;
             }
-            let Some(inst) = self.state().instances.get(&id) else {
+            let Some(inst) = self.state().instances.get(id) else {
                 continue;
             };
             let Some(flavour) = inst.flavour.clone() else {
@@ -555,7 +558,7 @@ impl Txn<'_> {
             };
             let Some(disk) = self
                 .state()
-                .attached_to(&id)
+                .attached_to(id)
                 .iter()
                 .find(|(v, _)| v.id == root.volume_id)
                 .map(|(_, a)| a.guest.name.clone())
@@ -579,7 +582,15 @@ impl Txn<'_> {
                 now,
             });
         }
-        jobs
+        (jobs, due)
+    }
+
+    /// Records how an instance's boot went: `failure` is why it stopped
+    /// in emergency mode, None when it got through.
+    pub(crate) fn set_boot_failure(&mut self, id: &str, failure: Option<String>) {
+        if let Some(i) = self.state_mut().instances.get_mut(id) {
+            i.boot_failure = failure;
+        }
     }
 
     /// Registers the root disk's partitions in the order the kernel would
@@ -1147,9 +1158,13 @@ pub struct CheckStatus {
 pub struct InstanceStatus {
     /// The instance.
     pub instance: Instance,
-    /// Both checks (system and instance) and the attached EBS check: ebsim
-    /// has no impaired hardware, so they pass together.
+    /// The system check and the attached EBS check: ebsim has no impaired
+    /// hardware, so they pass together.
     pub check: CheckStatus,
+    /// The instance check: as `check`, but `impaired` (reachability
+    /// `failed`) once the initialization is over when the last boot
+    /// stopped in emergency mode.
+    pub instance_check: CheckStatus,
 }
 
 /// The instance attributes DescribeInstanceAttribute knows.
@@ -1197,6 +1212,22 @@ impl Txn<'_> {
         }
     }
 
+    /// The instance status check: the system's, but `impaired` with
+    /// reachability `failed` when the last boot stopped in emergency mode
+    /// (the guest never answers the check's ARP probes once it would have
+    /// been ready).
+    pub fn instance_check_status(&self, i: &Instance) -> CheckStatus {
+        let c = self.check_status(i);
+        if c.status == "ok" && i.boot_failure.is_some() {
+            CheckStatus {
+                status: "impaired",
+                reachability: Some("failed"),
+            }
+        } else {
+            c
+        }
+    }
+
     /// DescribeInstanceStatus: running instances only unless
     /// `include_all` (an instance named by id that is not running is left
     /// out, not an error); an unknown id is `InvalidInstanceID.NotFound`.
@@ -1214,25 +1245,34 @@ impl Txn<'_> {
                 continue;
             }
             let check = self.check_status(&i);
+            let instance_check = self.instance_check_status(&i);
             let ok = filter::matches(filters, |name| {
                 let one = |v: &str| Some(vec![v.to_string()]);
                 match name {
                     "availability-zone" => one(&i.az),
                     "instance-state-code" => Some(vec![i.state.code().to_string()]),
                     "instance-state-name" => one(i.state.as_str()),
-                    "instance-status.status"
-                    | "system-status.status"
-                    | "attached-ebs-status.status" => one(check.status),
-                    "instance-status.reachability"
-                    | "system-status.reachability"
-                    | "attached-ebs-status.reachability" => {
+                    "instance-status.status" => one(instance_check.status),
+                    "system-status.status" | "attached-ebs-status.status" => one(check.status),
+                    "instance-status.reachability" => Some(
+                        instance_check
+                            .reachability
+                            .map(str::to_string)
+                            .into_iter()
+                            .collect(),
+                    ),
+                    "system-status.reachability" | "attached-ebs-status.reachability" => {
                         Some(check.reachability.map(str::to_string).into_iter().collect())
                     }
                     _ => None,
                 }
             })?;
             if ok {
-                out.push(InstanceStatus { instance: i, check });
+                out.push(InstanceStatus {
+                    instance: i,
+                    check,
+                    instance_check,
+                });
             }
         }
         Ok(out)

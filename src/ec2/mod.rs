@@ -231,12 +231,20 @@ impl Ec2 {
     /// read-write only outside the state lock). What a boot cannot do is
     /// what a real boot would log and go on from: nothing is reported.
     fn run_boots(&self) {
-        let jobs = match self.transact_one(|t| Ok(t.claim_boots())) {
+        let (jobs, booted) = match self.transact_one(|t| Ok(t.claim_boots())) {
             Ok((jobs, _)) => jobs,
             Err(_) => return,
         };
         for job in jobs {
             let _ = boot::run(&job);
+        }
+        // Then the guest's fstab, as systemd mounts it after the root.
+        for id in booted {
+            let failure = boot::fstab_failure(self, &id);
+            let _ = self.transact_one(|t| {
+                t.set_boot_failure(&id, failure);
+                Ok(())
+            });
         }
     }
 

@@ -663,6 +663,12 @@ pub struct Instance {
     /// transaction that booted it ([`super::boot`]).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub boot_due: bool,
+    /// Why its last boot stopped in emergency mode (an fstab entry
+    /// without `nofail` that could not be mounted, [`super::boot::fstab_failure`]):
+    /// the instance runs but cannot be reached and its instance status
+    /// check fails. None after a boot that got through.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub boot_failure: Option<String>,
 }
 
 impl Instance {

@@ -3,8 +3,10 @@
 //! `SPEC FILE [TYPE [OPTIONS [FREQ [PASSNO]]]]` (fstab(5)); `#` starts a
 //! comment. Entries ebsim cannot mount are left out: swap, `none`
 //! targets, pseudo filesystems, FAT (ebsim formats none) and devices the
-//! instance does not have (a real boot fails on those unless `nofail`;
-//! ebsim's boot skips them either way and says so through the caller).
+//! instance does not have (a real boot stops in emergency mode on those
+//! unless `nofail`: the EC2 model's boot records it, see
+//! `ec2::boot::fstab_failure`; `mount -a` skips them and says so through
+//! the caller).
 
 use super::instance::{self, GuestDisk};
 use crate::ec2::model::Mount;
@@ -53,6 +55,11 @@ fn unescape(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// Why an entry is left out: its device is not on this instance.
+pub const NO_DEVICE: &str = "no such device on this instance";
+/// Why an entry is left out: its device holds no filesystem ebsim knows.
+pub const NO_FILESYSTEM: &str = "no filesystem found on the device";
+
 /// The entries of fstab text, in order (malformed lines are skipped, as
 /// libmount reports and skips them).
 pub fn parse(text: &str) -> Vec<Entry> {
@@ -99,14 +106,14 @@ pub fn mounts(
             continue;
         }
         let Some(r) = instance::resolve(disks, &[], links, &e.spec) else {
-            skipped.push((e, "no such device on this instance"));
+            skipped.push((e, NO_DEVICE));
             continue;
         };
         let fstype = match e.vfstype.as_str() {
             "auto" => match r.probe() {
                 Some(info) => info.kind.name().to_string(),
                 None => {
-                    skipped.push((e, "no filesystem found on the device"));
+                    skipped.push((e, NO_FILESYSTEM));
                     continue;
                 }
             },

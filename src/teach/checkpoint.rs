@@ -20,6 +20,16 @@
 //! renamed in last. Every step checks what is already done, so a restore
 //! cut short is finished by the next checkpoint or lab command
 //! ([`recover`]).
+//!
+//! Consistent: besides the state lock, a save and the swap of a restore
+//! hold every volume image's own lock (the exclusive `flock` a writing
+//! command or a FUSE server holds on the image file, or on a segmented
+//! image's directory), so no image is copied or replaced while something
+//! writes it. The locks are tried, never waited on while the state lock
+//! is held: when one is taken, everything is let go and tried again every
+//! 100 ms, up to a limit ([`LOCK_WAIT`]), then the checkpoint fails naming
+//! the image (a served filesystem keeps its image locked as long as the
+//! shell that mounted it runs).
 
 use nix::fcntl::{Flock, FlockArg};
 use nix::unistd::{Whence, lseek};
@@ -42,6 +52,12 @@ pub enum CheckpointError {
     /// There is no state to save.
     #[error("{0}: no ebsim state here to save")]
     NoState(PathBuf),
+    /// A volume image stayed locked by another process (a FUSE server of
+    /// a running `ebsim shell`, or a command writing it).
+    #[error(
+        "{0}: the image is in use by another ebsim process (a filesystem served by a running `ebsim shell`, or a command writing it): end it and try again"
+    )]
+    Busy(PathBuf),
     /// A file operation failed.
     #[error("{path}: {what}: {source}")]
     Io {
@@ -55,6 +71,30 @@ pub enum CheckpointError {
 }
 
 type Result<T> = std::result::Result<T, CheckpointError>;
+
+/// The durable steps of this process's checkpoint work so far (files
+/// copied, the marker, each rename and removal of a restore), for the
+/// crash tests' fault hook.
+static STEPS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// A step is done: with `EBSIM_FAULT_AFTER_WRITES=K` (the image layer's
+/// fault hook, [`crate::blockdev::image::FAULT_ENV`]) the step after the
+/// K-th fails as a crash there would leave things (nothing is cleaned up),
+/// so the tests can stop a restore between any two of its steps.
+fn step(path: &Path) -> Result<()> {
+    let n = STEPS.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+    let limit = std::env::var(crate::blockdev::image::FAULT_ENV)
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok());
+    match limit {
+        Some(k) if n > k => Err(CheckpointError::Io {
+            path: path.to_path_buf(),
+            what: "injected fault",
+            source: std::io::Error::other(format!("fault after {k} steps")),
+        }),
+        _ => Ok(()),
+    }
+}
 
 fn io(path: &Path, what: &'static str) -> impl FnOnce(std::io::Error) -> CheckpointError {
     let path = path.to_path_buf();
@@ -113,6 +153,75 @@ fn lock(home: &Path) -> Result<Flock<File>> {
         .open(&p)
         .map_err(io(&p, "open"))?;
     Flock::lock(f, FlockArg::LockExclusive).map_err(|(_, e)| nix_io(&p, "flock")(e))
+}
+
+/// How long a checkpoint waits for the volume images' locks.
+pub const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The state lock and every volume image's lock, held together.
+struct Locks {
+    _images: Vec<Flock<File>>,
+    _state: Flock<File>,
+}
+
+/// The volume images under `home/volumes` (files and segmented
+/// directories named `*.img`).
+fn images(home: &Path) -> Result<Vec<PathBuf>> {
+    let d = home.join("volumes");
+    let rd = match std::fs::read_dir(&d) {
+        Ok(r) => r,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(io(&d, "read directory")(e)),
+    };
+    let mut v = Vec::new();
+    for e in rd {
+        let e = e.map_err(io(&d, "read directory"))?;
+        if e.file_name().to_string_lossy().ends_with(".img") {
+            v.push(e.path());
+        }
+    }
+    v.sort();
+    Ok(v)
+}
+
+/// Takes the state lock, then tries every image's lock; when one is held
+/// elsewhere, lets all go and tries again, for up to `wait`.
+fn lock_all(home: &Path, wait: std::time::Duration) -> Result<Locks> {
+    let deadline = std::time::Instant::now() + wait;
+    loop {
+        let state = lock(home)?;
+        let mut held = Vec::new();
+        let mut busy = None;
+        for p in images(home)? {
+            let f = match File::open(&p) {
+                Ok(f) => f,
+                // Deleted since it was listed (a volume deleted before
+                // this command took the state lock).
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(io(&p, "open")(e)),
+            };
+            match Flock::lock(f, FlockArg::LockExclusiveNonblock) {
+                Ok(l) => held.push(l),
+                Err((_, nix::Error::EWOULDBLOCK)) => {
+                    busy = Some(p);
+                    break;
+                }
+                Err((_, e)) => return Err(nix_io(&p, "flock")(e)),
+            }
+        }
+        let Some(p) = busy else {
+            return Ok(Locks {
+                _images: held,
+                _state: state,
+            });
+        };
+        drop(held);
+        drop(state);
+        if std::time::Instant::now() >= deadline {
+            return Err(CheckpointError::Busy(p));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
 }
 
 fn sync_dir(d: &Path) -> Result<()> {
@@ -225,6 +334,7 @@ fn copy_tree(src: &Path, dst: &Path, link: &dyn Fn(&Path) -> bool) -> Result<()>
         if t.is_dir() {
             copy_tree(&e.path(), &to, link)?;
         } else if t.is_file() {
+            step(&to)?;
             if link(&e.path()) {
                 std::fs::hard_link(e.path(), &to).map_err(io(&to, "link"))?;
             } else {
@@ -269,11 +379,17 @@ fn copy_home(home: &Path, to: &Path) -> Result<()> {
     sync_dir(to)
 }
 
-/// Saves the whole state as `name` (replacing a checkpoint of that name).
+/// Saves the whole state as `name` (replacing a checkpoint of that name),
+/// waiting up to [`LOCK_WAIT`] for the images' locks.
 pub fn save(home: &Path, name: &str) -> Result<()> {
+    save_waiting(home, name, LOCK_WAIT)
+}
+
+/// [`save`], waiting up to `wait` for the images' locks.
+pub fn save_waiting(home: &Path, name: &str, wait: std::time::Duration) -> Result<()> {
     check_name(name)?;
     recover(home)?;
-    let _lock = lock(home)?;
+    let _lock = lock_all(home, wait)?;
     let base = dir(home);
     std::fs::create_dir_all(&base).map_err(io(&base, "mkdir"))?;
     let staging = base.join(format!(".staging-{name}-{}", std::process::id()));
@@ -292,8 +408,10 @@ pub fn save(home: &Path, name: &str) -> Result<()> {
     remove_dir_if(&trash)
 }
 
-/// The checkpoints, by name.
+/// The checkpoints, by name (after finishing or clearing away a restore
+/// cut short, as every checkpoint command does).
 pub fn list(home: &Path) -> Result<Vec<String>> {
+    recover(home)?;
     let base = dir(home);
     let rd = match std::fs::read_dir(&base) {
         Ok(r) => r,
@@ -309,8 +427,16 @@ pub fn list(home: &Path) -> Result<Vec<String>> {
     Ok(out)
 }
 
-/// Restores checkpoint `name` over the whole state.
+/// Restores checkpoint `name` over the whole state, waiting up to
+/// [`LOCK_WAIT`] for the images' locks.
 pub fn restore(home: &Path, name: &str) -> Result<()> {
+    restore_waiting(home, name, LOCK_WAIT)
+}
+
+/// [`restore`], waiting up to `wait` for the images' locks: the images
+/// replaced are locked from before the marker is written until they are
+/// moved aside, so none is replaced under a writer.
+pub fn restore_waiting(home: &Path, name: &str, wait: std::time::Duration) -> Result<()> {
     check_name(name)?;
     recover(home)?;
     let src = dir(home).join(name);
@@ -320,7 +446,15 @@ pub fn restore(home: &Path, name: &str) -> Result<()> {
     let staging = restore_staging(home);
     remove_dir_if(&staging)?;
     copy_tree(&src, &staging, &is_chunk)?;
+    let _lock = match lock_all(home, wait) {
+        Ok(l) => l,
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&staging);
+            return Err(e);
+        }
+    };
     let m = marker(home);
+    step(&m)?;
     {
         let mut f = File::create(&m).map_err(io(&m, "create"))?;
         f.write_all(name.as_bytes()).map_err(io(&m, "write"))?;
@@ -329,7 +463,6 @@ pub fn restore(home: &Path, name: &str) -> Result<()> {
     if let Some(parent) = m.parent() {
         sync_dir(parent)?;
     }
-    let _lock = lock(home)?;
     roll_forward(home)
 }
 
@@ -341,11 +474,12 @@ pub fn recover(home: &Path) -> Result<()> {
         remove_dir_if(&restore_staging(home))?;
         return remove_dir_if(&restore_old(home));
     }
-    let _lock = lock(home)?;
+    let _lock = lock_all(home, LOCK_WAIT)?;
     roll_forward(home)
 }
 
 fn rename(from: &Path, to: &Path) -> Result<()> {
+    step(from)?;
     std::fs::rename(from, to).map_err(io(from, "rename"))
 }
 
@@ -382,6 +516,7 @@ fn roll_forward(home: &Path) -> Result<()> {
         sync_dir(home)?;
     }
     let m = marker(home);
+    step(&m)?;
     std::fs::remove_file(&m).map_err(io(&m, "remove"))?;
     if let Some(parent) = m.parent() {
         sync_dir(parent)?;
@@ -444,6 +579,90 @@ mod tests {
             restore(h, "nope"),
             Err(CheckpointError::NotFound(_))
         ));
+    }
+
+    /// Holds `img`'s lock as a writer does (its own open file, so the
+    /// lock conflicts within this process too), writes `bytes` into it
+    /// after `write_after`, and lets go after `hold`.
+    fn writer(
+        img: PathBuf,
+        bytes: &'static [u8],
+        write_after: std::time::Duration,
+        hold: std::time::Duration,
+    ) -> (std::sync::mpsc::Receiver<()>, std::thread::JoinHandle<()>) {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let t = std::thread::spawn(move || {
+            let f = std::fs::OpenOptions::new().write(true).open(&img).unwrap();
+            let mut l = Flock::lock(f, FlockArg::LockExclusive).unwrap();
+            tx.send(()).unwrap();
+            std::thread::sleep(write_after);
+            l.seek(SeekFrom::Start(0)).unwrap();
+            l.write_all(bytes).unwrap();
+            std::thread::sleep(hold.saturating_sub(write_after));
+        });
+        (rx, t)
+    }
+
+    #[test]
+    fn a_checkpoint_waits_for_an_image_being_written() {
+        let d = tempfile::tempdir().unwrap();
+        let h = d.path();
+        std::fs::create_dir_all(h.join("volumes")).unwrap();
+        std::fs::write(h.join("state.json"), b"s").unwrap();
+        let img = h.join("volumes/vol-1.img");
+        std::fs::write(&img, b"aaaa").unwrap();
+        let ms = std::time::Duration::from_millis;
+        // A writer holds the lock, writes after 300 ms, lets go at 400 ms:
+        // the save waits and copies what the writer wrote.
+        let (rx, t) = writer(img.clone(), b"bbbb", ms(300), ms(400));
+        rx.recv().unwrap();
+        save_waiting(h, "a", ms(5000)).unwrap();
+        t.join().unwrap();
+        assert_eq!(
+            std::fs::read(dir(h).join("a/volumes/vol-1.img")).unwrap(),
+            b"bbbb"
+        );
+        // A restore waits the same way, and replaces the image only once
+        // the writer is done: the writer's bytes go, the checkpoint's stay.
+        let (rx, t) = writer(img.clone(), b"cccc", ms(300), ms(400));
+        rx.recv().unwrap();
+        restore_waiting(h, "a", ms(5000)).unwrap();
+        t.join().unwrap();
+        assert_eq!(std::fs::read(&img).unwrap(), b"bbbb");
+    }
+
+    #[test]
+    fn a_checkpoint_refuses_an_image_locked_past_its_wait() {
+        let d = tempfile::tempdir().unwrap();
+        let h = d.path();
+        std::fs::create_dir_all(h.join("volumes")).unwrap();
+        std::fs::write(h.join("state.json"), b"s").unwrap();
+        let img = h.join("volumes/vol-1.img");
+        std::fs::write(&img, b"aaaa").unwrap();
+        save(h, "a").unwrap();
+        let ms = std::time::Duration::from_millis;
+        let (rx, t) = writer(img.clone(), b"bbbb", ms(0), ms(1500));
+        rx.recv().unwrap();
+        let e = save_waiting(h, "b", ms(300)).unwrap_err();
+        assert!(matches!(&e, CheckpointError::Busy(p) if p == &img), "{e}");
+        assert!(
+            e.to_string().contains("vol-1.img: the image is in use"),
+            "{e}"
+        );
+        let e = restore_waiting(h, "a", ms(300)).unwrap_err();
+        assert!(matches!(&e, CheckpointError::Busy(p) if p == &img), "{e}");
+        t.join().unwrap();
+        // Nothing half done is left: no checkpoint b, no staging, no marker,
+        // and the image holds the writer's bytes.
+        assert_eq!(list(h).unwrap(), vec!["a".to_string()]);
+        let left: Vec<_> = std::fs::read_dir(dir(h))
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        assert_eq!(left.len(), 1, "{left:?}");
+        assert!(!marker(h).exists() && !restore_staging(h).exists());
+        assert_eq!(std::fs::read(&img).unwrap(), b"bbbb");
     }
 
     #[test]

@@ -30,7 +30,15 @@
 //! `data-intact` (path, sha256), `snapshot-before-modify` (volume),
 //! `order` (first, then: every run of `then` came after a run of
 //! `first`), `volume-state` (volume, state: available, in-use, deleted),
-//! `instance-state` (instance, state).
+//! `instance-state` (instance, state), `instance-status` (instance,
+//! status: its instance status check, `ok` or `impaired` after a boot that
+//! stopped in emergency mode), `fstab-nofail` (mount: the guest's own
+//! `/etc/fstab` entry for that mount point has `nofail`).
+//!
+//! Pre-applied states are setup commands like any other: a fill level is
+//! `fallocate` or `dd`, a table `sfdisk`, an fstab line `sudo tee -a
+//! /etc/fstab` with the line as its `stdin` (written into the guest's
+//! root filesystem through the file layer).
 
 use super::layers::{self, Layers, MBR_LIMIT, human};
 use crate::ec2::Ec2;
@@ -141,6 +149,18 @@ pub enum Check {
         /// The state wanted.
         state: String,
     },
+    /// An instance's instance status check.
+    InstanceStatus {
+        /// The instance.
+        instance: String,
+        /// `ok` or `impaired`.
+        status: String,
+    },
+    /// The guest's `/etc/fstab` entry for a mount point has `nofail`.
+    FstabNofail {
+        /// The mount point.
+        mount: String,
+    },
 }
 
 /// A goal: a check and what an unmet one usually means.
@@ -204,6 +224,7 @@ const BUILTIN: &[(&str, &str)] = &[
         "delete-on-termination",
         include_str!("labs/delete-on-termination.toml"),
     ),
+    ("fstab-nofail", include_str!("labs/fstab-nofail.toml")),
 ];
 
 /// Parses a lab file.
@@ -420,6 +441,24 @@ fn sha256_of(ec2: &Ec2, f: &Facts, instance: &str, path: &str) -> Result<String,
         off += n as u64;
     }
     Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// The guest's own `/etc/fstab` (read from its root filesystem).
+fn guest_fstab(ec2: &Ec2, f: &Facts, instance: &str) -> Result<String, String> {
+    let inst = f
+        .state
+        .instances
+        .get(instance)
+        .ok_or_else(|| format!("instance {instance} is gone"))?;
+    let root = inst
+        .mounts
+        .iter()
+        .find(|m| m.target == "/")
+        .ok_or_else(|| format!("instance {instance} has no root filesystem mounted"))?;
+    let image = ec2.home().volume_image(&root.volume_id);
+    let b = crate::ec2::boot::read_file(&image, root.partition, b"/etc/fstab")
+        .map_err(|e| format!("/etc/fstab: {e}"))?;
+    Ok(String::from_utf8_lossy(&b).into_owned())
 }
 
 fn disk_and_part<'a>(
@@ -678,6 +717,53 @@ fn check(
                 .get(&instance)
                 .map_or("gone".to_string(), |i| i.state.as_str().to_string());
             (goal, got == want, format!("it is {got}"))
+        }
+        Check::InstanceStatus { instance, status } => {
+            let (instance, want) = (s(instance), s(status));
+            let goal = format!("instance {instance}'s status check is {want}");
+            let Some(i) = f.state.instances.get(&instance) else {
+                return (goal, false, format!("instance {instance} is gone"));
+            };
+            let (got, detail) = match (i.state.as_str(), &i.boot_failure) {
+                ("running", Some(why)) => ("impaired", format!("it is impaired: {why}")),
+                ("running", None) => ("ok", "it is ok: the last boot got through".to_string()),
+                (st, _) => (
+                    "not-applicable",
+                    format!("it is not-applicable: the instance is {st}"),
+                ),
+            };
+            (goal, got == want, detail)
+        }
+        Check::FstabNofail { mount } => {
+            let mount = s(mount);
+            let goal = format!("the fstab entry for {mount} has nofail");
+            let text = match guest_fstab(ec2, f, instance) {
+                Ok(t) => t,
+                Err(e) => return (goal, false, e),
+            };
+            let entries: Vec<_> = crate::guest::fstab::parse(&text)
+                .into_iter()
+                .filter(|e| crate::guest::normalize_path(&e.file) == mount)
+                .collect();
+            match entries.as_slice() {
+                [] => (goal, false, format!("/etc/fstab has no entry for {mount}")),
+                es if es.iter().all(|e| e.has("nofail")) => (
+                    goal,
+                    true,
+                    format!("{} {mount} {} {}", es[0].spec, es[0].vfstype, es[0].options),
+                ),
+                es => {
+                    let e = es.iter().find(|e| !e.has("nofail")).unwrap_or(&es[0]);
+                    (
+                        goal,
+                        false,
+                        format!(
+                            "{} {mount} {} {} is without nofail",
+                            e.spec, e.vfstype, e.options
+                        ),
+                    )
+                }
+            }
         }
     }
 }

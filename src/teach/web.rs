@@ -1,8 +1,13 @@
 //! The live web view (`ebsim web`): one self-contained page (inline CSS
-//! and JavaScript, no external asset, so it works offline) that polls
-//! `/api/status` every second and draws the instances, the volumes, the
-//! modifications with their progress and each disk's layers to scale.
-//! Served by the EC2 endpoint's HTTP plumbing ([`crate::api::server`]).
+//! and JavaScript, no external asset, so it works offline) that draws the
+//! instances, the volumes, the modifications with their progress and each
+//! disk's layers to scale. The page listens to `/api/events`, a stream of
+//! server-sent events: the server reads the state every 250 ms and sends
+//! it whenever it differs from what it sent last (a growpart changes the
+//! layers without changing the state document, so the whole view is
+//! compared, not the document's time). `/api/status` answers the same
+//! JSON once. Served by the EC2 endpoint's HTTP plumbing
+//! ([`crate::api::server`]), which ends the streams when it stops.
 
 use super::layers;
 use crate::api::http::Request;
@@ -97,6 +102,18 @@ impl WebView {
 }
 
 impl Handler for WebView {
+    fn is_stream(&self, req: &Request) -> bool {
+        req.method == "GET" && req.path == "/api/events"
+    }
+
+    fn event(&self, last: Option<&str>) -> Option<String> {
+        let now = match self.status() {
+            Ok(v) => v.to_string(),
+            Err(e) => json!({ "error": e }).to_string(),
+        };
+        (last != Some(now.as_str())).then_some(now)
+    }
+
     fn answer(&self, req: &Request) -> Answer {
         match (req.method.as_str(), req.path.as_str()) {
             ("GET", "/") | ("GET", "/index.html") => Answer {

@@ -296,7 +296,7 @@ pub fn instance_status(r: &InstanceStatus) -> J {
         .put("Events", J::Arr(Vec::new()))
         .put("InstanceId", &i.id)
         .put("InstanceState", state_obj(i.state))
-        .put("InstanceStatus", check_summary(r.check))
+        .put("InstanceStatus", check_summary(r.instance_check))
         .put("SystemStatus", check_summary(r.check))
         .put("AttachedEbsStatus", check_summary(r.check))
         .done()
