@@ -694,22 +694,17 @@ fn home_state(home: &Path) -> (std::collections::BTreeMap<String, String>, Vec<S
             .collect()
     };
     let mut m = std::collections::BTreeMap::new();
-    fn walk(
-        dir: &Path,
-        base: &Path,
-        m: &mut std::collections::BTreeMap<String, String>,
-        hex: &dyn Fn(&[u8]) -> String,
-    ) {
+    fn walk(dir: &Path, base: &Path, m: &mut std::collections::BTreeMap<String, String>) {
         let Ok(rd) = std::fs::read_dir(dir) else {
             return;
         };
         for e in rd.flatten() {
             let p = e.path();
             if p.is_dir() {
-                walk(&p, base, m, hex);
+                walk(&p, base, m);
             } else {
                 let rel = p.strip_prefix(base).unwrap().display().to_string();
-                m.insert(rel, hex(&std::fs::read(&p).unwrap()));
+                m.insert(rel, common::raw_content_hash(&p));
             }
         }
     }
@@ -717,7 +712,7 @@ fn home_state(home: &Path) -> (std::collections::BTreeMap<String, String>, Vec<S
         m.insert("state.json".into(), hex(&b));
     }
     for d in ["volumes", "snapshots", "teach/log"] {
-        walk(&home.join(d), home, &mut m, &hex);
+        walk(&home.join(d), home, &mut m);
     }
     let left = [
         "teach/restore.staging",

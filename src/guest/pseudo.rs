@@ -32,39 +32,6 @@ pub enum Slot {
     Fstab(&'static str),
 }
 
-/// The instance's memory in MiB (`t3.micro`: 1024), for the families
-/// whose memory per vCPU follows a rule: t (burstable, by size), c (2 GiB
-/// per vCPU), m (4 GiB), r (8 GiB), x (16 GiB); None for others.
-pub fn memory_mib(itype: &str) -> Option<u64> {
-    let (fam, size) = itype.split_once('.')?;
-    if fam.starts_with('t') {
-        return Some(match size {
-            "nano" => 512,
-            "micro" => 1024,
-            "small" => 2048,
-            "medium" => 4096,
-            "large" => 8192,
-            "xlarge" => 16384,
-            "2xlarge" => 32768,
-            _ => return None,
-        });
-    }
-    let vcpus: u64 = match size {
-        "medium" => 1,
-        "large" => 2,
-        "xlarge" => 4,
-        s => 4 * s.strip_suffix("xlarge")?.parse::<u64>().ok()?,
-    };
-    let per = match fam.chars().next()? {
-        'c' => 2048,
-        'm' | 'a' => 4096,
-        'r' | 'z' => 8192,
-        'x' => 16384,
-        _ => 4096,
-    };
-    Some(vcpus * per)
-}
-
 /// `MemTotal` in KiB of an instance of `itype` running the catalog image
 /// `flavour` (see the module doc).
 pub fn mem_total_kib(flavour: &str, itype: &str) -> Option<u64> {
@@ -81,7 +48,7 @@ pub fn mem_total_kib(flavour: &str, itype: &str) -> Option<u64> {
         ("centos7", false) => 986_000,
         _ => return None,
     };
-    let mib = memory_mib(itype)?;
+    let mib = crate::ec2::instance_types::memory_mib(itype)?;
     Some(micro * mib / 1024)
 }
 
