@@ -556,7 +556,7 @@ fn grow_image(
             _ => None,
         },
     };
-    if let Some(image) = served_image {
+    if let Some(image) = &served_image {
         let mut writes = Vec::new();
         for op in &batch.ops {
             match op {
@@ -573,35 +573,22 @@ fn grow_image(
                 opts.compat,
             ));
         }
-        if let Err(e) = ebsim::fuse::control::write_table(&image, writes) {
+        if let Err(e) = ebsim::fuse::control::write_table(image, writes) {
             let line = format!("sfdisk: cannot write the table of {disk}: {e}");
             return Err(resize_failed(disk, &[line], opts.compat));
         }
-        if opts.resizer == Resizer::Sfdisk && opts.compat.resolves_links() {
-            dbg.line(1, &format!("resize of {disk} returned 0."));
+    } else {
+        let written = source
+            .open(disk, Access::ReadWrite)
+            .and_then(|mut img| grow::apply(&mut img, batch));
+        if let Err(e) = written {
+            let line = sfdisk_cannot_open(disk, &e);
+            return Err(resize_failed(
+                disk,
+                &[line.trim_end().to_string()],
+                opts.compat,
+            ));
         }
-        dbg.line(2, &format!("running[pt_update][] pt_update {disk} {part}"));
-        if block && opts.compat.flock() {
-            dbg.line(1, &format!("FLOCK: {disk}: releasing exclusive lock"));
-        }
-        out(&format!("CHANGED: {}\n", plan.change_info()));
-        lvm_note(dbg, disk, part);
-        // The guest's /proc/partitions follows the new table.
-        if matches!(source, Disk::Guest(_)) {
-            let _ = super::guest_ns::notify("sync");
-        }
-        return Ok(0);
-    }
-    let written = source
-        .open(disk, Access::ReadWrite)
-        .and_then(|mut img| grow::apply(&mut img, batch));
-    if let Err(e) = written {
-        let line = sfdisk_cannot_open(disk, &e);
-        return Err(resize_failed(
-            disk,
-            &[line.trim_end().to_string()],
-            opts.compat,
-        ));
     }
     if opts.resizer == Resizer::Sfdisk && opts.compat.resolves_links() {
         dbg.line(1, &format!("resize of {disk} returned 0."));
@@ -612,6 +599,11 @@ fn grow_image(
     }
     out(&format!("CHANGED: {}\n", plan.change_info()));
     lvm_note(dbg, disk, part);
+    // A served guest disk: the guest's /proc/partitions follows the new
+    // table.
+    if served_image.is_some() && matches!(source, Disk::Guest(_)) {
+        let _ = super::guest_ns::notify("sync");
+    }
     Ok(0)
 }
 
