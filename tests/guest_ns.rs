@@ -393,3 +393,71 @@ fn fusermount3_unmounts_an_ebsim_mount() {
     let o = run(ebsim("image").args(["cat", &format!("{}:/hello", img.display())]));
     assert_eq!(stdout(&o), "world\n", "{}", stderr(&o));
 }
+
+/// Ubuntu's snaps as a jammy instance shows them: lsblk's loop rows (first,
+/// by MAJ:MIN) in the tree, -f and -b modes, `/proc/partitions` lists them
+/// first, df has no loop row, and the guest's tools do not find
+/// `/dev/loop0` (no node is made for it). Amazon Linux has no snaps.
+#[test]
+fn ubuntu_snap_loop_devices() {
+    let cloud = ec2_util::Cloud::on_tmpfs();
+    let id = cloud.instance(UBUNTU, "t2.micro");
+    let o = guest_exec(&cloud, &id, "lsblk");
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stdout(&o).starts_with(
+            "NAME     MAJ:MIN RM  SIZE RO TYPE MOUNTPOINTS\n\
+             loop0      7:0    0 24.9M  1 loop /snap/amazon-ssm-agent/7628\n\
+             loop1      7:1    0 55.7M  1 loop /snap/core18/2812\n\
+             loop2      7:2    0 63.9M  1 loop /snap/core20/2182\n\
+             loop3      7:3    0   87M  1 loop /snap/lxd/27037\n\
+             loop4      7:4    0 40.4M  1 loop /snap/snapd/20671\n\
+             xvda     202:0    0    8G  0 disk \n"
+        ),
+        "{}",
+        stdout(&o)
+    );
+    let o = guest_exec(&cloud, &id, "lsblk -f | sed -n 2p | tr -s ' '");
+    assert_eq!(
+        stdout(&o),
+        "loop0 squashfs 4.0 0 100% /snap/amazon-ssm-agent/7628\n"
+    );
+    let o = guest_exec(
+        &cloud,
+        &id,
+        "lsblk -b -n -o NAME,SIZE,RO,TYPE -r /dev/loop3",
+    );
+    assert_eq!(stdout(&o), "loop3 91226112 1 loop\n");
+    let o = guest_exec(&cloud, &id, "sed -n 3,8p /proc/partitions");
+    assert_eq!(
+        stdout(&o),
+        "   7        0      25496 loop0\n\
+         \x20  7        1      57036 loop1\n\
+         \x20  7        2      65432 loop2\n\
+         \x20  7        3      89088 loop3\n\
+         \x20  7        4      41368 loop4\n\
+         \x20202        0    8388608 xvda\n"
+    );
+    let o = guest_exec(
+        &cloud,
+        &id,
+        "df | grep -c loop; test -e /dev/loop0; echo $?",
+    );
+    assert!(stdout(&o).ends_with("0\n1\n"), "{}", stdout(&o));
+    let o = guest_exec(&cloud, &id, "sudo mkfs.ext4 /dev/loop0; echo rc=$?");
+    assert!(
+        stdout(&o).ends_with("rc=1\n") && stderr(&o).contains("The file /dev/loop0 does not exist"),
+        "{} {}",
+        stdout(&o),
+        stderr(&o)
+    );
+    let o = guest_exec(&cloud, &id, "sudo mount /dev/loop0 /mnt; echo rc=$?");
+    assert!(
+        stderr(&o).contains("special device /dev/loop0 does not exist"),
+        "{}",
+        stderr(&o)
+    );
+    let al = cloud.instance(AL2023, "t3.micro");
+    let o = guest_exec(&cloud, &al, "lsblk; cat /proc/partitions");
+    assert!(!stdout(&o).contains("loop"), "{}", stdout(&o));
+}

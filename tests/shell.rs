@@ -166,7 +166,10 @@ fn a_typed_runbook_session_in_a_pty() {
     assert!(status.success());
     let screen = s.text();
     for want in [
-        "xvda     202:0    0   16G  0 disk \n",
+        // The snaps' loop devices, before the disks (by MAJ:MIN).
+        "NAME     MAJ:MIN RM  SIZE RO TYPE MOUNTPOINTS\n\
+         loop0      7:0    0 24.9M  1 loop /snap/amazon-ssm-agent/7628\n",
+        "loop4      7:4    0 40.4M  1 loop /snap/snapd/20671\nxvda     202:0    0   16G  0 disk \n",
         "\u{251c}\u{2500}xvda1  202:1    0  7.9G  0 part /\n",
         // A t2.micro's rows as on the real AMI: the tmpfs mounts sized
         // from its memory, the EFI system partition at /boot/efi.

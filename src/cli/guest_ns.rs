@@ -982,6 +982,24 @@ fn devices(plan: &Plan, ctx: &Context) -> Result<(), String> {
     let dev = plan.stage.join("dev");
     let mut parts = String::from("major minor  #blocks  name\n\n");
     let mut links: Vec<(PathBuf, String)> = Vec::new();
+    let snap = super::env::ec2(DEFAULT_REGION)
+        .ok()
+        .and_then(|ec2| ebsim::guest::context::snapshot(&ec2, Some(&plan.instance)).ok());
+    // The snaps' loop devices come first, as the kernel registered them
+    // before the disks (their nodes are not made: no tool here opens them).
+    for l in snap
+        .iter()
+        .flat_map(|s| &s.devices)
+        .filter(|d| d.kind == "loop")
+    {
+        parts.push_str(&format!(
+            "{:4}  {:7} {:10} {}\n",
+            l.major,
+            l.minor,
+            l.size / 1024,
+            l.name
+        ));
+    }
     for d in &ctx.disks {
         let node = dev.join(&d.view.name);
         if std::fs::symlink_metadata(&node).is_err() {
@@ -1025,23 +1043,21 @@ fn devices(plan: &Plan, ctx: &Context) -> Result<(), String> {
         symlink(&t, &l)?;
     }
     // udev's by-uuid and by-label links.
-    if let Ok(ec2) = super::env::ec2(DEFAULT_REGION) {
-        if let Ok(snap) = ebsim::guest::context::snapshot(&ec2, Some(&plan.instance)) {
-            let all = snap
-                .devices
-                .iter()
-                .flat_map(|d| std::iter::once(d).chain(d.children.iter()));
-            for d in all {
-                for (kind, v) in [("by-uuid", &d.uuid), ("by-label", &d.label)] {
-                    let Some(v) = v.as_deref().filter(|v| !v.is_empty() && !v.contains('/')) else {
-                        continue;
-                    };
-                    let dir = dev.join("disk").join(kind);
-                    mkdir(&dir)?;
-                    let l = dir.join(v);
-                    let _ = std::fs::remove_file(&l);
-                    symlink(&format!("../../{}", d.name), &l)?;
-                }
+    if let Some(snap) = &snap {
+        let all = snap
+            .devices
+            .iter()
+            .flat_map(|d| std::iter::once(d).chain(d.children.iter()));
+        for d in all {
+            for (kind, v) in [("by-uuid", &d.uuid), ("by-label", &d.label)] {
+                let Some(v) = v.as_deref().filter(|v| !v.is_empty() && !v.contains('/')) else {
+                    continue;
+                };
+                let dir = dev.join("disk").join(kind);
+                mkdir(&dir)?;
+                let l = dir.join(v);
+                let _ = std::fs::remove_file(&l);
+                symlink(&format!("../../{}", d.name), &l)?;
             }
         }
     }

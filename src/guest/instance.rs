@@ -469,7 +469,8 @@ fn usage(img: &ImageFile, off: u64, len: u64, info: &FsInfo, m: &Mount) -> Optio
 pub fn snapshot(txn: &mut Txn<'_>, instance_id: &str) -> Result<Snapshot, GuestError> {
     let disks = disks(txn, instance_id)?;
     let inst = txn.instance(instance_id)?.clone();
-    let mut devices = Vec::new();
+    // The image's snap loop devices (lsblk sorts them before the disks).
+    let mut devices = super::pseudo::snap_loops(inst.flavour.as_deref());
     let mut df_mounts = Vec::new();
     for d in &disks {
         let img = crate::ec2::store::open_volume_image(&d.view.image, Access::ReadOnly)?;

@@ -21,6 +21,7 @@
 //! modelled (a few files the running system keeps there).
 
 use super::df::{Mount as DfMount, StatFs};
+use super::lsblk::{Device, FsUsage};
 use crate::ec2::instance_types::{Hypervisor, hypervisor};
 
 /// One entry of a boot's mount order.
@@ -147,6 +148,61 @@ pub fn boot_order(flavour: Option<&str>, itype: &str) -> Vec<Slot> {
     }
 }
 
+/// The snaps a jammy EC2 instance has mounted: (name, revision, size in
+/// 4 KiB pages of the squashfs image the loop device is backed by).
+/// Modelled: the names, revisions and lsblk sizes are those of published
+/// `lsblk` outputs of early-2024 jammy instances; the byte sizes are the
+/// 4 KiB multiples nearest those figures (snap images are padded to 4 KiB).
+const UBUNTU_SNAPS: [(&str, &str, u64); 5] = [
+    ("amazon-ssm-agent", "7628", 6_374),
+    ("core18", "2812", 14_259),
+    ("core20", "2182", 16_358),
+    ("lxd", "27037", 22_272),
+    ("snapd", "20671", 10_342),
+];
+
+/// squashfs' block size as `mksquashfs` (snapcraft) makes it: statfs
+/// reports it as the fragment size, and every block as used.
+const SQUASHFS_BLOCK: u64 = 128 << 10;
+
+/// The loop devices of the image's snaps, as lsblk shows them: loop0 up,
+/// major 7, read-only squashfs 4.0 images mounted on `/snap/NAME/REV`,
+/// full (statfs reports no free block). Only the Ubuntu images have snaps;
+/// `df` does not list them (jammy's df hides squashfs mounts of loop
+/// devices by default, as its published outputs show), and they are no
+/// disk of the instance's: the guest's tools do not find them.
+pub fn snap_loops(flavour: Option<&str>) -> Vec<Device> {
+    if !flavour.is_some_and(|f| f.starts_with("ubuntu")) {
+        return Vec::new();
+    }
+    UBUNTU_SNAPS
+        .iter()
+        .zip(0u32..)
+        .map(|(&(name, rev, pages), i)| {
+            let size = pages * PAGE;
+            Device {
+                name: format!("loop{i}"),
+                major: 7,
+                minor: i,
+                removable: false,
+                read_only: true,
+                size,
+                kind: "loop".into(),
+                mountpoints: vec![format!("/snap/{name}/{rev}")],
+                fstype: Some("squashfs".into()),
+                fsver: Some("4.0".into()),
+                fs: Some(FsUsage {
+                    frsize: SQUASHFS_BLOCK,
+                    blocks: size.div_ceil(SQUASHFS_BLOCK),
+                    bfree: 0,
+                    bavail: 0,
+                }),
+                ..Device::default()
+            }
+        })
+        .collect()
+}
+
 /// Puts the boot's memory-backed mounts among `mounts` (the instance's
 /// disk mounts, in mount order): each fstab slot takes the mount on its
 /// target, the rest come after the last slot (mounted after login).
@@ -173,6 +229,35 @@ pub fn merge(order: &[Slot], mounts: Vec<DfMount>) -> Vec<DfMount> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn snap_sizes_print_as_published() {
+        let got: Vec<(String, String, String)> = snap_loops(Some("ubuntu-22.04"))
+            .iter()
+            .map(|d| {
+                assert_eq!(d.size % 4096, 0);
+                (
+                    d.name.clone(),
+                    crate::guest::human::lsblk_size(d.size),
+                    d.mountpoints.join(","),
+                )
+            })
+            .collect();
+        let want = [
+            ("loop0", "24.9M", "/snap/amazon-ssm-agent/7628"),
+            ("loop1", "55.7M", "/snap/core18/2812"),
+            ("loop2", "63.9M", "/snap/core20/2182"),
+            ("loop3", "87M", "/snap/lxd/27037"),
+            ("loop4", "40.4M", "/snap/snapd/20671"),
+        ];
+        let want: Vec<(String, String, String)> = want
+            .iter()
+            .map(|(a, b, c)| (a.to_string(), b.to_string(), c.to_string()))
+            .collect();
+        assert_eq!(got, want);
+        assert!(snap_loops(Some("al2023")).is_empty());
+        assert!(snap_loops(None).is_empty());
+    }
 
     fn human(bytes: u64) -> String {
         crate::guest::human::df_human(bytes, 1024)
