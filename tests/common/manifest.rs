@@ -316,7 +316,7 @@ impl Loop {
 
 impl Drop for Loop {
     fn drop(&mut self) {
-        let _ = Command::new("losetup").arg("-d").arg(&self.dev).status();
+        super::detach_loop(&self.dev);
     }
 }
 

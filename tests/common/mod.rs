@@ -132,6 +132,21 @@ pub fn file_hash(path: &Path) -> String {
     h.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// `losetup -d DEV`, then waits until the device is really detached: the
+/// kernel defers a detach while something (udev's probe) still holds the
+/// device open, and the next step must not find the image still attached.
+pub fn detach_loop(dev: &str) {
+    let _ = Command::new("losetup").arg("-d").arg(dev).output();
+    let name = dev.trim_start_matches("/dev/");
+    let backing = format!("/sys/block/{name}/loop/backing_file");
+    for _ in 0..100 {
+        if !Path::new(&backing).exists() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
 /// Allocated bytes of a file (st_blocks × 512).
 pub fn allocated(path: &Path) -> u64 {
     use std::os::unix::fs::MetadataExt;

@@ -62,7 +62,7 @@ impl MountAt {
 impl Drop for MountAt {
     fn drop(&mut self) {
         let _ = Command::new("umount").arg(&self.dir).output();
-        let _ = Command::new("losetup").arg("-d").arg(&self.dev).output();
+        crate::common::detach_loop(&self.dev);
     }
 }
 

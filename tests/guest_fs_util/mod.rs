@@ -117,6 +117,6 @@ impl Drop for LoopMount {
         if self.mounted {
             let _ = Command::new("umount").arg(self.dir.path()).output();
         }
-        let _ = Command::new("losetup").arg("-d").arg(&self.dev).output();
+        crate::common::detach_loop(&self.dev);
     }
 }

@@ -183,7 +183,7 @@ impl Drop for LoopMount {
         if let Some(dir) = &self.dir {
             let _ = Command::new("umount").arg(dir.path()).status();
         }
-        let _ = Command::new("losetup").arg("-d").arg(&self.dev).status();
+        crate::common::detach_loop(&self.dev);
     }
 }
 
