@@ -214,10 +214,12 @@ fn xen_ubuntu_runbook() {
     let g = Guest::launch(UBUNTU, "t2.micro");
     let root = g.root_volume();
     let root_img = g.image(&root);
+    // The EFI system partition is mounted at boot, as the AMI's fstab says.
     g.expect(
         "mount",
         &[],
-        "/dev/root on / type ext4 (rw,relatime,discard,errors=remount-ro)\n",
+        "/dev/root on / type ext4 (rw,relatime,discard,errors=remount-ro)\n\
+         /dev/xvda15 on /boot/efi type vfat (rw,relatime,fmask=0077,dmask=0077,codepage=437,iocharset=iso8859-1,shortname=mixed,errors=remount-ro)\n",
         "",
         0,
     );
@@ -557,6 +559,7 @@ fn xen_ubuntu_runbook() {
         &[],
         &format!(
             "/dev/root on / type ext4 (rw,relatime,discard,errors=remount-ro)\n\
+             /dev/xvda15 on /boot/efi type vfat (rw,relatime,fmask=0077,dmask=0077,codepage=437,iocharset=iso8859-1,shortname=mixed,errors=remount-ro)\n\
              /dev/xvdf on /data type xfs ({XFS_MOUNT_OPTS})\n"
         ),
         "",
@@ -647,7 +650,7 @@ fn nitro_al2023_runbook() {
     g.expect(
         "mount",
         &[],
-        &format!("/dev/nvme0n1p1 on / type xfs ({root_opts})\n"),
+        &format!("/dev/nvme0n1p1 on / type xfs ({root_opts})\n/dev/nvme0n1p128 on /boot/efi type vfat (rw,noatime,fmask=0077,dmask=0077,codepage=437,iocharset=ascii,shortname=winnt,errors=remount-ro)\n"),
         "",
         0,
     );
