@@ -9,12 +9,14 @@
 //! undo a failed change.
 
 mod common;
+mod ec2_util;
 
 use common::{
     SweepReport, copy_image, ebsim, fault_sweep, image_state, require_tools, run, stderr, stdout,
     undo_log,
 };
 use ebsim::blockdev::image::FAULT_ENV;
+use ec2_util::Cloud;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -1026,4 +1028,200 @@ fn mkfs_over_data_logs_only_metadata() {
     ok(&mut mkfs_ext4_cmd(&img));
     e2fsck_clean(&img);
     assert!(common::allocated(&img) < 64 * M);
+}
+
+// ------------------------------------------------------------------------
+// cloud-init's growth at boot
+
+/// Every file under `dir`, by its path relative to it.
+fn tree(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).expect("read_dir") {
+            let p = e.expect("entry").path();
+            if p.is_dir() {
+                todo.push(p.clone());
+            }
+            let rel = p.strip_prefix(dir).expect("under the home");
+            out.push(rel.to_string_lossy().into_owned());
+        }
+    }
+    out.sort();
+    out
+}
+
+/// The byte offset and length of partition `n` as the real sfdisk reads
+/// the table.
+fn real_partition(img: &Path, n: usize) -> (u64, u64) {
+    let j: serde_json::Value =
+        serde_json::from_str(&ok(tool("sfdisk").arg("-J").arg(img))).expect("sfdisk -J");
+    let p = &j["partitiontable"]["partitions"][n - 1];
+    let (start, size) = (p["start"].as_u64(), p["size"].as_u64());
+    (start.expect("start") * 512, size.expect("size") * 512)
+}
+
+/// An instance whose root volume was modified 4 GiB larger is rebooted
+/// with a fault after K writes, for every K until the reboot runs clean
+/// (sampled evenly above 60); then `ebsim exec I -- lsblk`, as a user
+/// would. Its root must be byte for byte (and extent for extent) as before
+/// the reboot or as a clean reboot leaves it, the real fsck clean on both,
+/// the instance reachable, and the home holding the files a clean run
+/// leaves (no undo log, no temporary file).
+fn sweep_boot_growth(ami: &str, itype: &str, fs_clean: &dyn Fn(&Path)) {
+    let t = Cloud::on_tmpfs();
+    let id = t.instance(ami, itype);
+    let d = t.ok(&["describe-instances", "--instance-ids", &id]);
+    let vol = d["Reservations"][0]["Instances"][0]["BlockDeviceMappings"][0]["Ebs"]["VolumeId"]
+        .as_str()
+        .expect("root volume")
+        .to_string();
+    let size = t.describe_volume(&vol)["Size"].as_u64().expect("Size");
+    t.ok(&[
+        "modify-volume",
+        "--volume-id",
+        &vol,
+        "--size",
+        &(size + 4).to_string(),
+    ]);
+    t.advance("10m");
+    // Each run on a fresh copy of the home: (cloud, reboot, next command).
+    let run_at = |fault: Option<u64>| {
+        let c = Cloud::on_tmpfs();
+        ok(Command::new("cp")
+            .args(["-a", "--sparse=always"])
+            .arg(t.path().join("."))
+            .arg(c.path()));
+        let mut r = c.cmd("ec2");
+        r.args(["reboot-instances", "--instance-ids", &id]);
+        if let Some(k) = fault {
+            r.env(FAULT_ENV, k.to_string());
+        }
+        let reboot = run(&mut r);
+        let img = c.image_of(&vol);
+        let left_log = undo_log(&img).exists();
+        // Opened as a user would (read-only: it finishes or undoes what
+        // was cut short); its state then, before the guest runs anything
+        // (a login writes to the root of its own).
+        let open = run(ebsim("xfs_info").arg(&img));
+        assert!(
+            !stderr(&open).contains("undo log"),
+            "opening after the reboot: {}",
+            stderr(&open)
+        );
+        let state = image_state(&img);
+        let next = run(c.cmd("exec").args([&id, "--", "lsblk"]));
+        (c, reboot, left_log, state, next)
+    };
+    let scratch = common::big_tempdir();
+    let before = {
+        // The template as every run starts from it (copied the same way).
+        let c = Cloud::on_tmpfs();
+        ok(Command::new("cp")
+            .args(["-a", "--sparse=always"])
+            .arg(t.path().join("."))
+            .arg(c.path()));
+        let img = c.image_of(&vol);
+        let (off, len) = real_partition(&img, 1);
+        fs_clean(&part_copy(&img, off, len, scratch.path()));
+        image_state(&img)
+    };
+    let (clean, o, left, after, next) = run_at(None);
+    assert!(o.status.success(), "clean reboot: {}", stderr(&o));
+    assert!(!left, "a clean reboot left its undo log");
+    assert!(next.status.success(), "lsblk: {}", stderr(&next));
+    let img = clean.image_of(&vol);
+    assert_ne!(before, after, "{ami}: the reboot grew nothing");
+    let (off, len) = real_partition(&img, 1);
+    assert!(len > (size + 3) << 30, "{ami}: root partition {len}");
+    ok(tool("sgdisk").arg("-v").arg(&img));
+    fs_clean(&part_copy(&img, off, len, scratch.path()));
+    let clean_tree = tree(clean.path());
+    let clean_lsblk = stdout(&next);
+    drop(clean);
+    // The reboot's write steps: the least fault limit that lets it run
+    // clean (no log left, the root as a clean reboot leaves it).
+    let clean_at = |k: u64| {
+        let (_, _, left, now, _) = run_at(Some(k));
+        !left && now == after
+    };
+    let mut hi = 1u64;
+    while !clean_at(hi) {
+        hi *= 2;
+        assert!(hi < 1 << 20, "{ami}: the reboot never ran clean");
+    }
+    let mut lo = hi / 2;
+    while lo < hi {
+        let mid = (lo + hi) / 2;
+        if clean_at(mid) {
+            hi = mid;
+        } else {
+            lo = mid + 1;
+        }
+    }
+    let writes = hi;
+    let (mut rolled_back, mut completed) = (0, 0);
+    for k in common::fault_points(writes) {
+        let (c, o, _, now, next) = run_at(Some(k));
+        assert!(
+            o.status.success(),
+            "reboot, fault after {k}: {}",
+            stderr(&o)
+        );
+        assert!(
+            next.status.success(),
+            "{ami}: fault after {k}: lsblk: {}",
+            stderr(&next)
+        );
+        assert_eq!(tree(c.path()), clean_tree, "{ami}: fault after {k}: files");
+        if now == before {
+            rolled_back += 1;
+        } else if now == after {
+            completed += 1;
+            assert_eq!(stdout(&next), clean_lsblk);
+        } else {
+            panic!(
+                "{ami}: fault after {k} of {writes}: the root is neither as before nor as after a reboot"
+            );
+        }
+    }
+    eprintln!("{ami}: {writes} write steps, {rolled_back} rolled back, {completed} finished");
+    assert!(rolled_back > 0, "{ami}: no fault point rolled back");
+}
+
+/// The partition's bytes copied out (sparse) beside, for the real fsck.
+fn part_copy(img: &Path, off: u64, len: u64, dir: &Path) -> PathBuf {
+    let out = dir.join("part.img");
+    ok(Command::new("dd")
+        .arg(format!("if={}", img.display()))
+        .arg(format!("of={}", out.display()))
+        .args([
+            "bs=1M",
+            "conv=sparse",
+            "status=none",
+            "iflag=skip_bytes,count_bytes",
+        ])
+        .arg(format!("skip={off}"))
+        .arg(format!("count={len}")));
+    out
+}
+
+#[test]
+fn sweep_cloud_init_growth_at_reboot_ext4_ubuntu() {
+    if !require_tools(TOOLS) {
+        return;
+    }
+    sweep_boot_growth("ami-080e1f13689e07408", "t2.micro", &|p| {
+        ok(tool("e2fsck").arg("-fn").arg(p));
+    });
+}
+
+#[test]
+fn sweep_cloud_init_growth_at_reboot_xfs_al2023() {
+    if !require_tools(TOOLS) {
+        return;
+    }
+    sweep_boot_growth("ami-051f8a213df8bc089", "t3.micro", &|p| {
+        ok(tool("xfs_repair").arg("-n").arg(p));
+    });
 }

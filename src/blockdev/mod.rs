@@ -29,12 +29,14 @@ pub mod image;
 mod mem;
 pub mod segmented;
 mod slice;
+mod staged;
 mod undo;
 
 pub use error::{CommitOutcome, Error};
 pub use image::ImageFile;
 pub use mem::MemDevice;
 pub use slice::Slice;
+pub use staged::Staged;
 
 use std::ops::Range;
 

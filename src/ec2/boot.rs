@@ -35,7 +35,7 @@
 
 use super::time::Millis;
 use crate::blockdev::image::Access;
-use crate::blockdev::{BlockDevice, Slice};
+use crate::blockdev::{BlockDevice, ImageFile, Slice, Staged};
 use crate::fs::node::{Cred, Ctx, FileType, Timespec};
 use crate::partition::{self, Label, grow};
 use std::path::{Path, PathBuf};
@@ -379,8 +379,25 @@ fn io_err(what: &str, e: impl std::fmt::Display) -> String {
 
 /// Runs the two modules on the job's root and appends their lines to the
 /// guest's `/var/log/cloud-init.log`. Returns the lines written.
+///
+/// The three steps (partition, filesystem, log) are staged in memory over
+/// the image and reach it in one commit, through its undo log: a boot cut
+/// short anywhere leaves the root as it was before the boot or as a whole
+/// boot leaves it, never a grown partition under an ungrown filesystem.
 pub fn run(job: &BootJob) -> Result<String, String> {
     let noblock = runs_cloud_init(&job.flavour).ok_or("no cloud-init in this image")?;
+    let img = super::store::open_volume_image(&job.image, Access::ReadWrite)
+        .map_err(|e| io_err("open", e))?;
+    let dev = Staged::new(img);
+    // What the steps staged reaches the image even when the log could not
+    // be written (the growth stands, as on a real instance).
+    let log = run_staged(job, noblock, &dev);
+    dev.finish().map_err(|e| io_err("write", e))?;
+    log
+}
+
+/// [`run`]'s steps on the staged device.
+fn run_staged(job: &BootJob, noblock: bool, staged: &Staged<ImageFile>) -> Result<String, String> {
     let cfg = cloud_config(job.user_data.as_deref(), noblock);
     let mut log = String::new();
     let now = job.now;
@@ -405,7 +422,7 @@ pub fn run(job: &BootJob) -> Result<String, String> {
         ));
     } else {
         let compat = super::catalog::release_of(Some(&job.flavour)).growpart;
-        match grow_partition(&job.image, &job.disk, job.partition, compat) {
+        match grow_partition(staged, &job.disk, job.partition, compat) {
             Ok(Some((old, new))) => log.push_str(&gp(
                 "INFO",
                 &format!(
@@ -431,7 +448,7 @@ pub fn run(job: &BootJob) -> Result<String, String> {
     }
 
     // resizefs
-    let range = partition_range(&job.image, job.partition);
+    let range = partition_range(staged, job.partition);
     match &cfg.resize {
         ResizeRootfs::Off => {
             log.push_str(&rf("Skipping module named resizefs, resizing disabled"));
@@ -462,7 +479,7 @@ pub fn run(job: &BootJob) -> Result<String, String> {
             log.push_str(&rf(&format!("Resizing / ({}) using {cmd}", job.fstype)));
             let grown = range
                 .clone()
-                .and_then(|(off, len, _)| grow_filesystem(&job.image, off, len, &job.fstype, now));
+                .and_then(|(off, len, _)| grow_filesystem(staged, off, len, &job.fstype, now));
             let val = match mode {
                 ResizeRootfs::Block(v) => v.clone(),
                 _ => "noblock".to_string(),
@@ -492,17 +509,18 @@ pub fn run(job: &BootJob) -> Result<String, String> {
         }
     }
     if let Ok((off, len, _)) = range {
-        append_log(&job.image, off, len, &job.flavour, now, &log)?;
+        append_log(staged, off, len, &job.flavour, now, &log)?;
     }
     Ok(log)
 }
 
 /// The partition's (offset, length) in bytes and its GPT unique GUID in
 /// lower case (None on MBR).
-fn partition_range(image: &Path, part: u32) -> Result<(u64, u64, Option<String>), String> {
-    let img =
-        super::store::open_volume_image(image, Access::ReadOnly).map_err(|e| io_err("open", e))?;
-    let probe = partition::probe(&img).map_err(|e| io_err("partition table", e))?;
+fn partition_range(
+    img: &Staged<ImageFile>,
+    part: u32,
+) -> Result<(u64, u64, Option<String>), String> {
+    let probe = partition::probe(img).map_err(|e| io_err("partition table", e))?;
     let label = probe.label.ok_or("no partition table")?;
     let (_, first, sectors) = label
         .partitions()
@@ -526,14 +544,12 @@ fn partition_range(image: &Path, part: u32) -> Result<(u64, u64, Option<String>)
 /// growpart DISK PART (the image's version of it) through the library's
 /// planner: Some((old bytes, new bytes)) when it grew, None for NOCHANGE.
 fn grow_partition(
-    image: &Path,
+    img: &Staged<ImageFile>,
     disk: &str,
     part: u32,
     compat: grow::Compat,
 ) -> Result<Option<(u64, u64)>, String> {
-    let img =
-        super::store::open_volume_image(image, Access::ReadOnly).map_err(|e| io_err("open", e))?;
-    let probe = partition::probe(&img).map_err(|e| io_err("partition table", e))?;
+    let probe = partition::probe(img).map_err(|e| io_err("partition table", e))?;
     let label = probe.label.ok_or("no partition table")?;
     let sector0 = img
         .read_vec(0, partition::SECTOR as usize)
@@ -550,13 +566,11 @@ fn grow_partition(
         ..grow::GrowOptions::default()
     };
     let outcome = grow::plan_grow(&view, &part.to_string(), &opts).map_err(|f| f.message)?;
-    drop(img);
     match outcome {
         grow::Outcome::NoChange(_) => Ok(None),
         grow::Outcome::Grow(p) => {
             let batch = p.writes.as_ref().map_err(|r| r.messages.join("; "))?;
-            let mut img = super::store::open_volume_image(image, Access::ReadWrite)
-                .map_err(|e| io_err("open", e))?;
+            let mut img = img.clone();
             grow::apply(&mut img, batch).map_err(|e| io_err("write", e))?;
             Ok(Some((
                 p.old_size.saturating_mul(partition::SECTOR),
@@ -569,15 +583,13 @@ fn grow_partition(
 /// resize2fs DEVICE (online) or xfs_growfs / on the partition's bytes,
 /// through the library's planners, to the partition's size.
 fn grow_filesystem(
-    image: &Path,
+    img: &Staged<ImageFile>,
     off: u64,
     len: u64,
     fstype: &str,
     now: Millis,
 ) -> Result<(), String> {
-    let img =
-        super::store::open_volume_image(image, Access::ReadWrite).map_err(|e| io_err("open", e))?;
-    let dev = Slice::new(img, off, len).map_err(|e| io_err("partition", e))?;
+    let dev = Slice::new(img.clone(), off, len).map_err(|e| io_err("partition", e))?;
     if fstype == "xfs" {
         use crate::fs::xfs::growfs_options::{DataStep, GrowOptions};
         use crate::fs::xfs::{Xfs, growfs};
@@ -620,16 +632,14 @@ fn grow_filesystem(
 /// root:adm on Ubuntu, whose `syslog_fix_perms` sets that, 0644 root:root
 /// on the others).
 fn append_log(
-    image: &Path,
+    img: &Staged<ImageFile>,
     off: u64,
     len: u64,
     flavour: &str,
     now: Millis,
     text: &str,
 ) -> Result<(), String> {
-    let img =
-        super::store::open_volume_image(image, Access::ReadWrite).map_err(|e| io_err("open", e))?;
-    let dev = Slice::new(img, off, len).map_err(|e| io_err("partition", e))?;
+    let dev = Slice::new(img.clone(), off, len).map_err(|e| io_err("partition", e))?;
     let (_, mut fs) = crate::fs::open_files(dev, true).map_err(|e| io_err("root filesystem", e))?;
     let ctx = Ctx {
         cred: Cred::ROOT,
