@@ -522,11 +522,7 @@ fn the_real_cli_through_the_endpoint_prints_what_ebsim_aws_prints() {
     let Some(py) = pyenv() else { return };
     // Manual clock: nothing moves between the two calls.
     let s = Serve::start("manual");
-    let run = |args: &[&str]| {
-        let o = s.ebsim(args);
-        assert!(o.status.success(), "{args:?}: {}", text(&o));
-        String::from_utf8_lossy(&o.stdout).trim().to_string()
-    };
+    let run = |args: &[&str]| s.ok(args);
     let iid = run(&[
         "aws",
         "ec2",
@@ -975,6 +971,14 @@ fn sigterm_finishes_the_request_in_flight_and_exits_0() {
 }
 
 impl Serve {
+    /// Runs `ebsim ARGS` against this server's home; asserts success and
+    /// returns its stdout, trimmed.
+    fn ok(&self, args: &[&str]) -> String {
+        let o = self.ebsim(args);
+        assert!(o.status.success(), "{args:?}: {}", text(&o));
+        String::from_utf8_lossy(&o.stdout).trim().to_string()
+    }
+
     fn sigterm_wait(&mut self) -> std::process::ExitStatus {
         let until = Instant::now() + Duration::from_secs(20);
         loop {
@@ -1175,11 +1179,7 @@ fn ours_env(s: &Serve, args: &[&str], env: &[(&str, &str)], stdin: Option<&[u8]>
 /// A state with an instance, tagged volumes (one tag in CJK, which the
 /// table counts two columns a character), a snapshot and a modification.
 fn populate(s: &Serve) -> (String, String) {
-    let run = |args: &[&str]| {
-        let o = s.ebsim(args);
-        assert!(o.status.success(), "{args:?}: {}", text(&o));
-        String::from_utf8_lossy(&o.stdout).trim().to_string()
-    };
+    let run = |args: &[&str]| s.ok(args);
     let iid = run(&[
         "aws",
         "ec2",
