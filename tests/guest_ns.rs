@@ -461,3 +461,21 @@ fn ubuntu_snap_loop_devices() {
     let o = guest_exec(&cloud, &al, "lsblk; cat /proc/partitions");
     assert!(!stdout(&o).contains("loop"), "{}", stdout(&o));
 }
+
+/// The guest shares one CPU with the servers of its filesystems (each file
+/// operation is a round trip to them), unless `EBSIM_GUEST_PIN=0`.
+#[test]
+fn guest_shares_one_cpu_with_its_servers_unless_told_not_to() {
+    let cloud = ec2_util::Cloud::on_tmpfs();
+    let id = cloud.instance(UBUNTU, "t2.micro");
+    let o = guest_exec(&cloud, &id, "nproc");
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "1\n");
+    let host = std::thread::available_parallelism().unwrap().get();
+    let o = run(cloud
+        .cmd("exec")
+        .env("EBSIM_GUEST_PIN", "0")
+        .args([id.as_str(), "--", "nproc"]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o), format!("{host}\n"));
+}
