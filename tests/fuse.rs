@@ -1113,3 +1113,192 @@ fn sigterm_commits_and_unmounts() {
         "staged\n"
     );
 }
+
+/// Two partitions of one disk served by one process (as the guest's init
+/// serves them): the second `Volume::open` joins the first's image handle
+/// and lock, each partition has its own FUSE mount, and the image's one
+/// control channel routes by partition: info, growpart's table write
+/// (checked against both partitions) and the online grow of the XFS
+/// partition. Unmounting one leaves the other served; both are fsck-clean
+/// after and the kernel reads what was written. A second host process
+/// (`ebsim mount IMAGE@1`) is refused with the holder named.
+#[test]
+fn two_partitions_one_server() {
+    use ebsim::fuse::{self, CommitPolicy, MountConfig, Volume, VolumeSpec, kernel};
+    if !ready() || !require_tools(&["sfdisk", "sgdisk"]) {
+        return;
+    }
+    let _lock = mount_lock();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let img = tmp.path().join("disk.img");
+    let imgs = img.to_str().expect("utf-8").to_string();
+    common::sh(&format!(
+        "truncate -s 1G {imgs} && printf 'label: gpt\\nstart=2048, size=300M\\nsize=300M\\n' \
+         | sfdisk -q {imgs} && mkfs.ext4 -q -b 4096 -E offset=1048576 {imgs} 300M \
+         && truncate -s 600M {imgs}.x && mkfs.xfs -q -f -d file,name={imgs}.x,size=300m \
+         && dd if={imgs}.x of={imgs} bs=1M seek=301 count=300 conv=notrunc,sparse status=none \
+         && rm {imgs}.x"
+    ));
+    let serve = |part: u32, dir: &Path| {
+        std::fs::create_dir(dir).expect("mkdir");
+        let vol = Volume::open(VolumeSpec {
+            image: img.clone(),
+            part: Some(part),
+            read_only: false,
+        })
+        .expect("open the partition");
+        let cfg = MountConfig {
+            mountpoint: dir.to_path_buf(),
+            flags: kernel::MountFlags {
+                read_only: false,
+                allow_other: true,
+                nosuid: false,
+                nodev: true,
+                noexec: false,
+                noatime: false,
+                fsname: format!("{imgs}@{part}"),
+                root_mode: 0o040755,
+            },
+            policy: CommitPolicy::default(),
+            control_image: Some(img.clone()),
+            part: Some(part),
+        };
+        let m = fuse::mount(Box::new(vol), &cfg).expect("mount");
+        let h = m.handle();
+        let t = std::thread::spawn(move || m.run());
+        (h, t, DetachOnDrop(dir.to_path_buf()))
+    };
+    let d1 = tmp.path().join("p1");
+    let d2 = tmp.path().join("p2");
+    let (h1, t1, g1) = serve(1, &d1);
+    // The same partition twice is refused, not a second writer.
+    let again = Volume::open(VolumeSpec {
+        image: img.clone(),
+        part: Some(1),
+        read_only: false,
+    });
+    assert!(
+        matches!(&again, Err(e) if e.to_string().contains("busy")),
+        "{again:?}"
+    );
+    drop(again);
+    let (h2, t2, g2) = serve(2, &d2);
+    let a = pattern(41, 2 * M as usize);
+    let b = pattern(42, 3 * M as usize);
+    std::fs::write(d1.join("a"), &a).expect("write a");
+    std::fs::write(d2.join("b"), &b).expect("write b");
+    let i1 = fuse::control::info_of(&img, Some(1))
+        .expect("info")
+        .expect("p1 served");
+    let i2 = fuse::control::info_of(&img, Some(2))
+        .expect("info")
+        .expect("p2 served");
+    assert_eq!((i1.fs_type.as_str(), i2.fs_type.as_str()), ("ext4", "xfs"));
+    assert_eq!(i1.served.len(), 2, "{:?}", i1.served);
+    assert!(
+        fuse::control::info_of(&img, Some(3))
+            .expect("info")
+            .is_none()
+    );
+    // A second process cannot join: refused, naming the holder.
+    let d3 = tmp.path().join("p3");
+    std::fs::create_dir(&d3).expect("mkdir");
+    let o = run(ebsim("mount").arg("-f").arg(format!("{imgs}@1")).arg(&d3));
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains(&format!(
+            "served by ebsim mount (pid {})",
+            std::process::id()
+        )) && stderr(&o).contains("partition 2 at"),
+        "{}",
+        stderr(&o)
+    );
+    // growpart of the disk: the table's writes go to the server, which
+    // checks them against both partitions; then p2's XFS grows online.
+    common::sh(&format!("truncate -s 2G {imgs}"));
+    let o = run(ebsim("growpart").arg(&img).arg("2"));
+    assert!(o.status.success(), "growpart: {}{}", stdout(&o), stderr(&o));
+    let o = run(Command::new("sgdisk").arg("-v").arg(&img));
+    assert!(stdout(&o).contains("No problems found"), "{}", stdout(&o));
+    let grown =
+        fuse::control::grow_of(&img, Some(2), ebsim::fuse::GrowArgs::default()).expect("grow p2");
+    match grown {
+        fuse::GrowReport::Xfs {
+            old_dblocks,
+            new_dblocks,
+            ..
+        } => assert!(
+            new_dblocks > 4 * old_dblocks,
+            "{old_dblocks} -> {new_dblocks}"
+        ),
+        other => panic!("not XFS: {other:?}"),
+    }
+    // A table write inside a served partition is refused.
+    let inside = fuse::control::write_table(&img, vec![(2 * M, vec![0u8; 512])]);
+    assert!(
+        matches!(&inside, Err(e) if e.to_string().contains("inside the mounted partition")),
+        "{inside:?}"
+    );
+    let big = pattern(43, 500 * M as usize);
+    std::fs::write(d2.join("big"), &big).expect("write past p2's old end");
+    // Unmount p1: p2 stays served, through the same channel.
+    h1.sync().expect("sync p1");
+    h1.unmount().expect("unmount p1");
+    h1.wait();
+    t1.join().expect("p1 thread").expect("p1 session");
+    drop(g1);
+    assert!(!is_ebsim_mount(&d1));
+    let i2 = fuse::control::info(&img)
+        .expect("info")
+        .expect("p2 still served");
+    assert_eq!(i2.part, Some(2));
+    assert_eq!(i2.served.len(), 1);
+    assert_eq!(std::fs::read(d2.join("b")).expect("read b"), b);
+    std::fs::write(d2.join("after"), b"p1 gone\n").expect("write after");
+    h2.sync().expect("sync p2");
+    h2.unmount().expect("unmount p2");
+    h2.wait();
+    t2.join().expect("p2 thread").expect("p2 session");
+    drop(g2);
+    assert!(fuse::control::info(&img).expect("info").is_none());
+    assert!(!fuse::control::socket_path(&img).exists());
+    // Both clean, and the kernel reads both.
+    let o = run(Command::new("e2fsck")
+        .arg("-fn")
+        .arg(format!("{imgs}?offset=1048576")));
+    assert!(o.status.success(), "e2fsck: {}{}", stdout(&o), stderr(&o));
+    let p2_off = 301 * M;
+    let o = run(Command::new("losetup")
+        .args(["-f", "--show", "-o", &p2_off.to_string()])
+        .arg(&img));
+    assert!(o.status.success(), "losetup: {}", stderr(&o));
+    let lo = stdout(&o).trim().to_string();
+    let o2 = run(Command::new("xfs_repair").arg("-n").arg(&lo));
+    let kdir = tmp.path().join("kernel");
+    std::fs::create_dir(&kdir).expect("mkdir kernel");
+    let om = run(Command::new("mount").args(["-o", "ro"]).arg(&lo).arg(&kdir));
+    let read_big = std::fs::read(kdir.join("big"));
+    let read_after = std::fs::read_to_string(kdir.join("after"));
+    if om.status.success() {
+        let _ = run(Command::new("umount").arg(&kdir));
+    }
+    let _ = run(Command::new("losetup").arg("-d").arg(&lo));
+    assert!(
+        o2.status.success(),
+        "xfs_repair: {}{}",
+        stdout(&o2),
+        stderr(&o2)
+    );
+    assert!(om.status.success(), "mount: {}", stderr(&om));
+    assert!(read_big.expect("read big") == big);
+    assert_eq!(read_after.expect("read after"), "p1 gone\n");
+    let k1 = tmp.path().join("k1");
+    std::fs::create_dir(&k1).expect("mkdir k1");
+    let o = run(Command::new("mount")
+        .args(["-o", "loop,ro,offset=1048576"])
+        .arg(&img)
+        .arg(&k1));
+    assert!(o.status.success(), "mount: {}", stderr(&o));
+    let lm = LoopMount { dir: k1 };
+    assert_eq!(std::fs::read(lm.dir.join("a")).expect("read a"), a);
+}

@@ -479,3 +479,164 @@ fn guest_shares_one_cpu_with_its_servers_unless_told_not_to() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(stdout(&o), format!("{host}\n"));
 }
+
+/// Two partitions of one disk mounted in the guest (ext4 on xvdf1 at
+/// /data, XFS on xvdf2 at /srv): one server holds the disk, both are
+/// readable and writable, both show in df and lsblk, growpart of the disk
+/// and xfs_growfs of /srv work while both are mounted (resize2fs of the
+/// ext4 on xvdf1 reaches its own server too), and unmounting /data leaves
+/// /srv served. Both filesystems are fsck-clean afterwards.
+#[test]
+fn two_partitions_of_one_disk_in_the_guest() {
+    if !require_tools(&["xfs_repair", "e2fsck", "sfdisk", "mkfs.xfs", "mkfs.ext4"]) {
+        return;
+    }
+    let cloud = ec2_util::Cloud::on_tmpfs();
+    let id = cloud.instance(UBUNTU, "t2.micro");
+    let data = cloud.volume(&["--size", "2"]);
+    let img = cloud.image_of(&data);
+    let imgs = img.to_str().unwrap().to_string();
+    sh(&format!(
+        "printf 'label: gpt\\nstart=2048, size=512M\\nsize=512M\\n' | sfdisk -q {imgs} \
+         && mkfs.ext4 -q -b 4096 -E offset=1048576 {imgs} 512M \
+         && truncate -s 512M {imgs}.x && mkfs.xfs -q -f {imgs}.x \
+         && dd if={imgs}.x of={imgs} bs=1M seek=513 count=512 conv=notrunc,sparse status=none \
+         && rm {imgs}.x"
+    ));
+    cloud.ok(&[
+        "attach-volume",
+        "--volume-id",
+        &data,
+        "--instance-id",
+        &id,
+        "--device",
+        "/dev/sdf",
+    ]);
+    cloud.advance("30s");
+    let o = guest_exec(
+        &cloud,
+        &id,
+        "set -e; sudo mkdir -p /data /srv; sudo mount /dev/xvdf1 /data; sudo mount /dev/xvdf2 /srv; \
+         echo one | sudo tee /data/one >/dev/null; echo two | sudo tee /srv/two >/dev/null; \
+         cat /data/one /srv/two; df -h | grep xvdf; lsblk -no NAME,FSTYPE,MOUNTPOINTS /dev/xvdf; \
+         /usr/bin/df -h /data /srv | tail -2",
+    );
+    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+    let out = stdout(&o);
+    assert!(out.starts_with("one\ntwo\n"), "{out}");
+    assert!(
+        out.contains("/dev/xvdf1") && out.contains("/dev/xvdf2"),
+        "{out}"
+    );
+    assert!(
+        out.contains("xvdf1 ext4") && out.contains("/data") && out.contains("xvdf2 xfs"),
+        "{out}"
+    );
+    // The kernel's statfs of both served mounts answers.
+    assert_eq!(
+        out.lines()
+            .filter(|l| l.starts_with("/dev/xvdf1 ") && l.ends_with(" /data"))
+            .count(),
+        2,
+        "{out}"
+    );
+    assert_eq!(
+        out.lines()
+            .filter(|l| l.starts_with("/dev/xvdf2 ") && l.ends_with(" /srv"))
+            .count(),
+        2,
+        "{out}"
+    );
+    cloud.ok(&["modify-volume", "--volume-id", &data, "--size", "4"]);
+    cloud.advance("60s");
+    let o = guest_exec(
+        &cloud,
+        &id,
+        "set -e; sudo growpart /dev/xvdf 2; sudo xfs_growfs /srv; sudo resize2fs /dev/xvdf1 || true; \
+         sudo fallocate -l 2G /srv/big; cat /data/one /srv/two; \
+         sudo umount /data; echo three | sudo tee /srv/three >/dev/null; cat /srv/three; \
+         ls /data | wc -l; df -h | grep xvdf",
+    );
+    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+    let out = stdout(&o);
+    assert!(out.contains("CHANGED: partition=2"), "{out}");
+    assert!(out.contains("data blocks changed from 131072 to"), "{out}");
+    assert!(out.contains("one\ntwo\nthree\n0\n"), "{out}");
+    assert!(!out.contains("/dev/xvdf1 "), "{out}");
+    assert!(out.contains("/dev/xvdf2"), "{out}");
+    assert!(
+        stderr(&o).contains("Nothing to do") || out.contains("Nothing to do"),
+        "{}{}",
+        out,
+        stderr(&o)
+    );
+    // Both clean, checked on copies of the partitions.
+    let scratch = big_tempdir();
+    let p1 = scratch.path().join("p1");
+    let p2 = scratch.path().join("p2");
+    sh(&format!(
+        "dd if={imgs} of={a} bs=1M skip=1 count=512 conv=sparse status=none \
+         && dd if={imgs} of={b} bs=1M skip=513 conv=sparse status=none",
+        a = p1.display(),
+        b = p2.display()
+    ));
+    guest_files_util::fsck_clean_fs(guest_files_util::Fs::Ext4, &p1, "xvdf1");
+    guest_files_util::fsck_clean_fs(guest_files_util::Fs::Xfs, &p2, "xvdf2");
+    let _ = std::fs::remove_file(&p1);
+    let _ = std::fs::remove_file(&p2);
+}
+
+/// A login that changes nothing writes nothing: `ebsim exec I -- true`
+/// leaves the root volume's image byte for byte as it was, on Amazon Linux
+/// 2023 (XFS root) and Ubuntu (ext4 root). The namespace binds the host's
+/// dynamic linker cache only over a guest file that exists, never on an
+/// empty file made in the guest's root for it (AL2023's seed has no
+/// /etc/ld.so.cache: the first exec used to create it, nsswitch.conf and
+/// resolv.conf, three inodes). ebsim also leaves the XFS log and the
+/// superblock alone on an untouched mount, where the kernel rewrites both
+/// (a loop mount and umount of a copy of the AL2023 root changes about
+/// 100 KB: the superblock and 2 MiB of log).
+#[test]
+fn an_untouched_login_writes_nothing() {
+    let cloud = ec2_util::Cloud::on_tmpfs();
+    for (ami, itype) in [(AL2023, "t3.micro"), (UBUNTU, "t2.micro")] {
+        let id = cloud.instance(ami, itype);
+        let d = cloud.ok(&["describe-instances", "--instance-ids", &id]);
+        let vol = d["Reservations"][0]["Instances"][0]["BlockDeviceMappings"][0]["Ebs"]["VolumeId"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let img = cloud.image_of(&vol);
+        let scratch = big_tempdir();
+        let copy = scratch.path().join("before.img");
+        sh(&format!(
+            "cp --sparse=always {} {}",
+            img.display(),
+            copy.display()
+        ));
+        for _ in 0..2 {
+            let o = run(cloud.cmd("exec").args([&id, "--", "true"]));
+            assert!(o.status.success(), "{ami}: {}", stderr(&o));
+            let o = run(Command::new("cmp").arg(&copy).arg(&img));
+            assert!(
+                o.status.success(),
+                "{ami}: exec -- true changed the root image: {}{}",
+                stdout(&o),
+                stderr(&o)
+            );
+        }
+        // Programs still run without the guest's linker cache.
+        let o = guest_exec(
+            &cloud,
+            &id,
+            "ls / >/dev/null && sort --version >/dev/null && echo ok",
+        );
+        assert!(
+            stdout(&o).ends_with("ok\n"),
+            "{ami}: {}{}",
+            stdout(&o),
+            stderr(&o)
+        );
+        let _ = std::fs::remove_file(&copy);
+    }
+}

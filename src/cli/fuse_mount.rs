@@ -343,6 +343,28 @@ fn serve(o: &Opts, image: PathBuf, part: Option<u32>, dir: PathBuf) -> i32 {
         sigs.add(s);
     }
     let _ = sigs.thread_block();
+    // One process serves an image (its lock, its undo log, its handle are
+    // that process's): a second process cannot join it, and would wait
+    // for the lock for ever.
+    if let Ok(Some(info)) = fuse::control::info(&image) {
+        let what: Vec<String> = info
+            .served
+            .iter()
+            .map(|(p, mp)| match p {
+                Some(n) => format!("partition {n} at {}", mp.display()),
+                None => format!("the whole image at {}", mp.display()),
+            })
+            .collect();
+        err(&format!(
+            "ebsim mount: {}: busy: served by ebsim mount (pid {}): {}; \
+             one process serves all the mounted filesystems of an image, and \
+             another process cannot join it: unmount first\n",
+            image.display(),
+            info.pid,
+            what.join(", ")
+        ));
+        return 1;
+    }
     let vol = match open_volume(image.clone(), part, o.read_only) {
         Ok(v) => v,
         Err(code) => return code,
@@ -424,9 +446,23 @@ pub fn umount_host(args: &[OsString]) -> Option<i32> {
     let dir = Path::new(operands[0]);
     let m = kernel::ebsim_mount_at(dir)?;
     let image = PathBuf::from(&m.source);
-    let pid = fuse::control::info(&image).ok().flatten().map(|i| i.pid);
+    // One server serves every mounted partition of an image: the one
+    // mounted at DIR is unmounted, and the server ends with its last.
+    let info = fuse::control::info(&image).ok().flatten();
+    let target = fuse::absolute(&m.target);
+    let part = info.as_ref().and_then(|i| {
+        i.served
+            .iter()
+            .find(|(_, mp)| fuse::absolute(mp) == target)
+            .map(|(p, _)| *p)
+    });
+    let last = info.as_ref().is_none_or(|i| i.served.len() <= 1);
+    let pid = info.filter(|_| last).map(|i| i.pid);
     if !lazy {
-        match fuse::control::request(&image, &fuse::control::Request::Unmount) {
+        let req = fuse::control::Request::Unmount {
+            part: part.flatten(),
+        };
+        match fuse::control::request(&image, &req) {
             Ok(_) => {
                 if let Some(pid) = pid {
                     wait_exit(pid);
@@ -481,5 +517,16 @@ pub fn served(target: &str) -> Option<(PathBuf, fuse::control::Info)> {
         return None;
     };
     let info = fuse::control::info(&image).ok().flatten()?;
+    // A mount point names the filesystem mounted there (one server serves
+    // every mounted partition of the image).
+    if p.is_dir() && !ebsim::blockdev::segmented::is_segmented(p) {
+        let dir = fuse::absolute(p);
+        if let Some((part, _)) = info.served.iter().find(|(_, mp)| fuse::absolute(mp) == dir) {
+            if *part != info.part {
+                let other = fuse::control::info_of(&image, *part).ok().flatten()?;
+                return Some((image, other));
+            }
+        }
+    }
     Some((image, info))
 }

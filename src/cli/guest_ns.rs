@@ -588,9 +588,15 @@ fn serve(plan: &Plan, ctx: &Context, m: &ebsim::ec2::model::Mount) -> Result<Ser
     let image = disk.view.image.clone();
     // A server of this image that is still ending (an unmount while a
     // process of the guest was using it) holds the image: wait a while
-    // rather than for ever.
+    // rather than for ever. Another partition of the image served by this
+    // process is no obstacle: the new one joins its image handle and
+    // control channel (one server per image).
     let t0 = Instant::now();
+    let me = std::process::id();
     while let Ok(Some(info)) = fuse::control::info(&image) {
+        if info.pid == me && !info.served.iter().any(|(p, _)| *p == m.partition) {
+            break;
+        }
         if t0.elapsed() > Duration::from_secs(10) {
             return Err(format!(
                 "{}: busy: still served at {}",
@@ -818,23 +824,17 @@ fn boot(init: &Arc<Init>, sigs: SigSet) -> Result<i32, String> {
             bind(&copy, &target, true, false)?;
         }
     }
-    // The dynamic linker's cache must be the host's (the programs are);
-    // the few files programs need, when the guest has none.
-    mkdir(&stage.join("etc"))?;
-    for (f, always) in [
-        ("ld.so.cache", true),
-        ("nsswitch.conf", false),
-        ("passwd", false),
-        ("group", false),
-        ("resolv.conf", false),
-    ] {
-        let host = Path::new("/etc").join(f);
-        let guest = stage.join("etc").join(f);
-        if !host.is_file() || (!always && std::fs::symlink_metadata(&guest).is_ok()) {
-            continue;
-        }
-        touch(&guest)?;
-        bind(&host, &guest, true, false)?;
+    // The dynamic linker's cache must be the host's (the programs are):
+    // bound over the guest's own. A guest without one gets none rather
+    // than an empty file made in its root to bind on (that would be a
+    // write to the image a real boot never makes): the linker then
+    // searches its built-in directories, where the host's libraries are.
+    // Nothing else of the host's /etc is bound (the guest's passwd,
+    // nsswitch.conf and resolv.conf are its own, or glibc's defaults).
+    let host = Path::new("/etc/ld.so.cache");
+    let guest = stage.join("etc/ld.so.cache");
+    if host.is_file() && std::fs::symlink_metadata(&guest).is_ok_and(|m| m.is_file()) {
+        bind(host, &guest, true, false)?;
     }
     // The default user's home, as cloud-init makes it at first boot.
     let home = guest_home(&plan.user);

@@ -335,7 +335,7 @@ fn resize_served(
         imaxpct: None,
         now: super::e2fs_util::e2fsprogs_now(),
     };
-    match control::grow(image, args) {
+    match control::grow_of(image, info.part, args) {
         Ok(ebsim::fuse::GrowReport::Ext4 {
             block_size,
             old_blocks,
@@ -397,8 +397,9 @@ fn resize_guest(
     };
     // Served (inside the guest namespace): its server grows it online, as
     // the kernel does for a mounted filesystem.
-    if let Ok(Some(mut info)) = ebsim::fuse::control::info(r.image()) {
-        if info.part == r.part.as_ref().map(|p| p.number) {
+    let part = r.part.as_ref().map(|p| p.number);
+    if let Ok(Some(mut info)) = ebsim::fuse::control::info_of(r.image(), part) {
+        if info.part == part {
             // Where the guest sees it mounted.
             if let Some(m) = ctx.mounts_of(&r).first() {
                 info.mountpoint = std::path::PathBuf::from(&m.target);

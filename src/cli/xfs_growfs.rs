@@ -204,8 +204,9 @@ fn guest_growfs(prog: &str, target: &str, f: &GrowOptions) -> Option<Result<i32,
     };
     // Served (inside the guest namespace): its server grows it, as the
     // kernel does for a mounted filesystem.
-    if let Ok(Some(info)) = ebsim::fuse::control::info(r.image()) {
-        if info.part == r.part.as_ref().map(|p| p.number) {
+    let part = r.part.as_ref().map(|p| p.number);
+    if let Ok(Some(info)) = ebsim::fuse::control::info_of(r.image(), part) {
+        if info.part == part {
             return Some(grow_served(prog, &m.source, r.image(), &info, f));
         }
     }
@@ -386,9 +387,9 @@ fn grow_served(
                 imaxpct: Some(imaxpct),
                 now: 0,
             };
-            match ebsim::fuse::control::grow(image, args) {
+            match ebsim::fuse::control::grow_of(image, info.part, args) {
                 Ok(ebsim::fuse::GrowReport::Xfs { .. }) => {
-                    let now = ebsim::fuse::control::info(image)
+                    let now = ebsim::fuse::control::info_of(image, info.part)
                         .ok()
                         .flatten()
                         .and_then(|i| xfs::Superblock::from_bytes(&i.superblock, 0).ok());

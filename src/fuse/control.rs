@@ -27,7 +27,8 @@ use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// The socket path of an image's control channel.
@@ -40,26 +41,48 @@ pub fn socket_path(image: &Path) -> PathBuf {
     image.with_file_name(name)
 }
 
-/// A request.
+/// A request. `part` names the served filesystem of the image it is for
+/// (one server serves every mounted partition of an image); without it,
+/// the one mounted first.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum Request {
     /// What is served where.
-    Info,
+    Info {
+        /// Which partition.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        part: Option<u32>,
+    },
     /// statfs of the served filesystem.
-    Statfs,
+    Statfs {
+        /// Which partition.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        part: Option<u32>,
+    },
     /// Commit every staged change.
-    Sync,
+    Sync {
+        /// Which partition.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        part: Option<u32>,
+    },
     /// Grow the filesystem online.
     Grow {
         /// How.
         args: super::GrowArgs,
+        /// Which partition.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        part: Option<u32>,
     },
     /// Commit and unmount.
-    Unmount,
-    /// Write a partition table change to the served partition's disk
+    Unmount {
+        /// Which partition.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        part: Option<u32>,
+    },
+    /// Write a partition table change to the served partitions' disk
     /// (growpart of a disk whose partition is mounted): byte offsets on the
-    /// disk and the bytes.
+    /// disk and the bytes; refused when one lies inside any partition
+    /// served.
     WriteTable {
         /// The writes.
         writes: Vec<(u64, Vec<u8>)>,
@@ -87,6 +110,10 @@ pub struct Info {
     /// Bytes of the device (the partition or the image) as they are now:
     /// what a grow to the device's end would fill.
     pub device_size: u64,
+    /// Every filesystem of the image this server serves: the partition
+    /// (None: the whole image) and its mount point, in mount order.
+    #[serde(default)]
+    pub served: Vec<(Option<u32>, PathBuf)>,
 }
 
 /// A reply.
@@ -171,19 +198,39 @@ pub fn request(image: &Path, req: &Request) -> Result<Response, ControlError> {
     }
 }
 
-/// The server of `image`, if one answers.
+/// The server of `image`, if one answers: what it tells of the
+/// filesystem it mounted first.
 pub fn info(image: &Path) -> Result<Option<Info>, ControlError> {
-    match request(image, &Request::Info) {
+    info_of(image, None)
+}
+
+/// The server of `image` and what it tells of partition `part` (None: the
+/// filesystem mounted first); None when the image, or that partition of
+/// it, is not served.
+pub fn info_of(image: &Path, part: Option<u32>) -> Result<Option<Info>, ControlError> {
+    match request(image, &Request::Info { part }) {
         Ok(Response::Info(i)) => Ok(Some(*i)),
         Ok(_) => Err(ControlError::Protocol(socket_path(image))),
         Err(ControlError::NotServed(_)) => Ok(None),
+        Err(ControlError::Failed { errno, .. }) if errno == nix::errno::Errno::ENOENT as i32 => {
+            Ok(None)
+        }
         Err(e) => Err(e),
     }
 }
 
-/// Grows the filesystem served from `image`.
+/// Grows the filesystem served from `image` (the one mounted first).
 pub fn grow(image: &Path, args: super::GrowArgs) -> Result<super::GrowReport, ControlError> {
-    match request(image, &Request::Grow { args })? {
+    grow_of(image, None, args)
+}
+
+/// Grows the filesystem of partition `part` served from `image`.
+pub fn grow_of(
+    image: &Path,
+    part: Option<u32>,
+    args: super::GrowArgs,
+) -> Result<super::GrowReport, ControlError> {
+    match request(image, &Request::Grow { args, part })? {
         Response::Grown(g) => Ok(g),
         _ => Err(ControlError::Protocol(socket_path(image))),
     }
@@ -198,10 +245,9 @@ pub fn write_table(image: &Path, writes: Vec<(u64, Vec<u8>)>) -> Result<(), Cont
     }
 }
 
-/// What the listener needs to answer.
-pub(crate) struct Served {
+/// One served filesystem as the control channel knows it.
+pub(crate) struct Entry {
     pub(crate) shared: Arc<Shared>,
-    pub(crate) image: PathBuf,
     pub(crate) part: Option<u32>,
     pub(crate) mountpoint: PathBuf,
     pub(crate) read_only: bool,
@@ -210,6 +256,100 @@ pub(crate) struct Served {
     pub(crate) unmount: Box<dyn Fn() -> std::io::Result<()> + Send + Sync>,
     /// Waits until the session has ended and the final commit is made.
     pub(crate) wait_end: Box<dyn Fn() + Send + Sync>,
+}
+
+/// An image's control channel in this process: the socket's thread and
+/// the filesystems of the image served here.
+struct Channel {
+    image: PathBuf,
+    path: PathBuf,
+    entries: Mutex<Vec<Arc<Entry>>>,
+    closed: AtomicBool,
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+/// The control channels this process serves.
+static CHANNELS: Mutex<Vec<Arc<Channel>>> = Mutex::new(Vec::new());
+
+fn locked<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// A filesystem's place on its image's control channel. Dropping it takes
+/// the filesystem off; the last one closes the channel (its socket is
+/// removed before the drop returns).
+pub struct Attached {
+    channel: Arc<Channel>,
+    entry: Arc<Entry>,
+}
+
+impl std::fmt::Debug for Attached {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Attached")
+            .field("image", &self.channel.image)
+            .field("part", &self.entry.part)
+            .finish()
+    }
+}
+
+impl Drop for Attached {
+    fn drop(&mut self) {
+        let mut channels = locked(&CHANNELS);
+        let last = {
+            let mut entries = locked(&self.channel.entries);
+            entries.retain(|e| !Arc::ptr_eq(e, &self.entry));
+            entries.is_empty()
+        };
+        if !last {
+            return;
+        }
+        channels.retain(|c| !Arc::ptr_eq(c, &self.channel));
+        drop(channels);
+        self.channel.closed.store(true, Ordering::SeqCst);
+        // Wake the accept; the thread sees `closed` and removes the socket.
+        let _ = UnixStream::connect(&self.channel.path);
+        let thread = locked(&self.channel.thread).take();
+        if let Some(t) = thread {
+            let t0 = std::time::Instant::now();
+            while !t.is_finished() && t0.elapsed() < Duration::from_secs(10) {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            if t.is_finished() {
+                let _ = t.join();
+            }
+        }
+    }
+}
+
+/// Puts a served filesystem of `image` on the image's control channel:
+/// joins the channel this process already serves for the image, or binds
+/// its socket. None: another process's live server answers there (a
+/// second read-only mount), so this one goes without.
+pub(crate) fn attach(image: &Path, entry: Entry) -> std::io::Result<Option<Attached>> {
+    let entry = Arc::new(entry);
+    let mut channels = locked(&CHANNELS);
+    if let Some(channel) = channels.iter().find(|c| c.image == image) {
+        locked(&channel.entries).push(entry.clone());
+        return Ok(Some(Attached {
+            channel: channel.clone(),
+            entry,
+        }));
+    }
+    let Some(listener) = bind(image)? else {
+        return Ok(None);
+    };
+    let channel = Arc::new(Channel {
+        image: image.to_path_buf(),
+        path: listener.path.clone(),
+        entries: Mutex::new(vec![entry.clone()]),
+        closed: AtomicBool::new(false),
+        thread: Mutex::new(None),
+    });
+    let c2 = channel.clone();
+    let t = std::thread::spawn(move || listener.serve(&c2));
+    *locked(&channel.thread) = Some(t);
+    channels.push(channel.clone());
+    Ok(Some(Attached { channel, entry }))
 }
 
 /// A bound control socket; removed when dropped.
@@ -244,16 +384,16 @@ pub fn bind(image: &Path) -> std::io::Result<Option<Listener>> {
 }
 
 impl Listener {
-    /// Answers requests until the process ends (run it on its own
+    /// Answers requests until the channel closes (run it on its own
     /// thread).
-    pub(crate) fn serve(&self, served: &Served) {
+    fn serve(&self, channel: &Channel) {
         for conn in self.listener.incoming() {
-            let Ok(conn) = conn else { continue };
-            let _ = conn.set_read_timeout(Some(Duration::from_secs(10)));
-            let stop = answer(served, conn);
-            if stop {
+            if channel.closed.load(Ordering::SeqCst) {
                 return;
             }
+            let Ok(conn) = conn else { continue };
+            let _ = conn.set_read_timeout(Some(Duration::from_secs(10)));
+            answer(channel, conn);
         }
     }
 }
@@ -265,11 +405,28 @@ fn fail(e: &crate::fs::node::NodeError) -> Response {
     }
 }
 
-/// Answers one connection; true after an unmount.
-fn answer(served: &Served, conn: UnixStream) -> bool {
+/// The served filesystem a request names: partition `part`, or the one
+/// mounted first.
+fn pick(channel: &Channel, part: Option<u32>) -> Result<Arc<Entry>, Response> {
+    let entries = locked(&channel.entries);
+    let found = match part {
+        None => entries.first(),
+        Some(n) => entries.iter().find(|e| e.part == Some(n)),
+    };
+    found.cloned().ok_or_else(|| Response::Error {
+        errno: nix::errno::Errno::ENOENT as i32,
+        message: match part {
+            Some(n) => format!("{}: partition {n} is not served", channel.image.display()),
+            None => format!("{}: nothing is served", channel.image.display()),
+        },
+    })
+}
+
+/// Answers one connection.
+fn answer(channel: &Channel, conn: UnixStream) {
     let mut line = String::new();
     if BufReader::new(&conn).read_line(&mut line).is_err() {
-        return false;
+        return;
     }
     let req: Request = match serde_json::from_str(line.trim_end()) {
         Ok(r) => r,
@@ -281,29 +438,52 @@ fn answer(served: &Served, conn: UnixStream) -> bool {
                     message: format!("bad request: {e}"),
                 },
             );
-            return false;
+            return;
         }
     };
-    let mut stop = false;
+    let part = match &req {
+        Request::Info { part }
+        | Request::Statfs { part }
+        | Request::Sync { part }
+        | Request::Grow { part, .. }
+        | Request::Unmount { part } => *part,
+        // The table is the disk's: any read-write partition served takes
+        // it (each checks the writes against every partition served).
+        Request::WriteTable { .. } => locked(&channel.entries)
+            .iter()
+            .find(|e| !e.read_only && e.part.is_some())
+            .and_then(|e| e.part),
+    };
+    let served = match pick(channel, part) {
+        Ok(e) => e,
+        Err(resp) => {
+            reply(&conn, &resp);
+            return;
+        }
+    };
     let resp = match req {
-        Request::Info => match served.shared.superblock() {
+        Request::Info { .. } => match served.shared.superblock() {
             Ok((fs_type, superblock)) => Response::Info(Box::new(Info {
                 pid: std::process::id(),
-                image: served.image.clone(),
+                image: channel.image.clone(),
                 part: served.part,
                 mountpoint: served.mountpoint.clone(),
                 fs_type,
                 read_only: served.read_only,
                 superblock,
                 device_size: served.shared.device_size(),
+                served: locked(&channel.entries)
+                    .iter()
+                    .map(|e| (e.part, e.mountpoint.clone()))
+                    .collect(),
             })),
             Err(e) => fail(&e),
         },
-        Request::Statfs => match served.shared.statfs() {
+        Request::Statfs { .. } => match served.shared.statfs() {
             Ok(s) => Response::Statfs(s),
             Err(e) => fail(&e),
         },
-        Request::Sync => match served.shared.sync() {
+        Request::Sync { .. } => match served.shared.sync() {
             Ok(()) => Response::Done,
             Err(e) => fail(&e),
         },
@@ -311,11 +491,11 @@ fn answer(served: &Served, conn: UnixStream) -> bool {
             Ok(()) => Response::Done,
             Err(e) => fail(&e),
         },
-        Request::Grow { args } => match served.shared.grow(args) {
+        Request::Grow { args, .. } => match served.shared.grow(args) {
             Ok(g) => Response::Grown(g),
             Err(e) => fail(&e),
         },
-        Request::Unmount => match served
+        Request::Unmount { .. } => match served
             .shared
             .sync()
             .map(|()| served.shared.set_reply_pending(true))
@@ -324,7 +504,6 @@ fn answer(served: &Served, conn: UnixStream) -> bool {
             Ok(()) => match (served.unmount)() {
                 Ok(()) => {
                     (served.wait_end)();
-                    stop = true;
                     match served.shared.failure() {
                         None => Response::Done,
                         Some(m) => Response::Error {
@@ -342,7 +521,6 @@ fn answer(served: &Served, conn: UnixStream) -> bool {
     };
     reply(&conn, &resp);
     served.shared.set_reply_pending(false);
-    stop
 }
 
 fn reply(mut conn: &UnixStream, r: &Response) {
@@ -359,13 +537,15 @@ mod tests {
     #[test]
     fn requests_and_answers_on_the_wire() {
         assert_eq!(
-            serde_json::to_string(&Request::Sync).ok().as_deref(),
+            serde_json::to_string(&Request::Sync { part: None })
+                .ok()
+                .as_deref(),
             Some(r#"{"op":"sync"}"#)
         );
         let g: Request = serde_json::from_str(
             r#"{"op":"grow","args":{"blocks":100,"force":true,"imaxpct":null}}"#,
         )
-        .unwrap_or(Request::Info);
+        .unwrap_or(Request::Info { part: None });
         assert_eq!(
             g,
             Request::Grow {
@@ -374,7 +554,8 @@ mod tests {
                     force: true,
                     imaxpct: None,
                     now: 0,
-                }
+                },
+                part: None,
             }
         );
         assert_eq!(

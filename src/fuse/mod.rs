@@ -72,8 +72,9 @@ pub struct Mounted {
     mountpoint: PathBuf,
     ended: Arc<(Mutex<bool>, Condvar)>,
     threads: Vec<std::thread::JoinHandle<()>>,
-    /// The control socket this server bound (removed at the end).
-    socket: Option<PathBuf>,
+    /// This filesystem's place on its image's control channel (the
+    /// channel closes with the last filesystem of the image).
+    attached: Option<control::Attached>,
 }
 
 impl std::fmt::Debug for Mounted {
@@ -161,47 +162,39 @@ pub fn mount(mut backing: Box<dyn Backing>, cfg: &MountConfig) -> Result<Mounted
     };
     let ended = Arc::new((Mutex::new(false), Condvar::new()));
     let mut threads = Vec::new();
-    let mut socket = None;
     let timer = shared.clone();
     threads.push(std::thread::spawn(move || timer.commit_timer()));
+    let mut attached = None;
     if let Some(image) = &cfg.control_image {
-        match control::bind(image) {
-            Ok(Some(listener)) => {
-                socket = Some(control::socket_path(image));
-                let mp = cfg.mountpoint.clone();
-                let ended2 = ended.clone();
-                let handle = Handle {
-                    shared: shared.clone(),
-                    mountpoint: mp.clone(),
-                    ended: ended.clone(),
-                };
-                let served = control::Served {
-                    shared: shared.clone(),
-                    image: std::path::absolute(image).unwrap_or_else(|_| image.clone()),
-                    part: cfg.part,
-                    mountpoint: mp,
-                    read_only,
-                    unmount: Box::new(move || handle.unmount().map_err(std::io::Error::from)),
-                    wait_end: Box::new(move || {
-                        let (m, c) = &*ended2;
-                        let mut done = m.lock().unwrap_or_else(|p| p.into_inner());
-                        while !*done {
-                            done = c.wait(done).unwrap_or_else(|p| p.into_inner());
-                        }
-                    }),
-                };
-                // The thread ends with the process (or after `unmount`);
-                // the socket file goes when the listener drops.
-                threads.push(std::thread::spawn(move || {
-                    listener.serve(&served);
-                }));
-            }
-            Ok(None) => {}
+        let image = std::path::absolute(image).unwrap_or_else(|_| image.clone());
+        let mp = cfg.mountpoint.clone();
+        let ended2 = ended.clone();
+        let handle = Handle {
+            shared: shared.clone(),
+            mountpoint: mp.clone(),
+            ended: ended.clone(),
+        };
+        let entry = control::Entry {
+            shared: shared.clone(),
+            part: cfg.part,
+            mountpoint: mp,
+            read_only,
+            unmount: Box::new(move || handle.unmount().map_err(std::io::Error::from)),
+            wait_end: Box::new(move || {
+                let (m, c) = &*ended2;
+                let mut done = m.lock().unwrap_or_else(|p| p.into_inner());
+                while !*done {
+                    done = c.wait(done).unwrap_or_else(|p| p.into_inner());
+                }
+            }),
+        };
+        match control::attach(&image, entry) {
+            Ok(a) => attached = a,
             Err(source) => {
                 shared.stop();
                 let _ = kernel::unmount(&cfg.mountpoint, true);
                 return Err(ServeError::Io {
-                    what: format!("control socket {}", control::socket_path(image).display()),
+                    what: format!("control socket {}", control::socket_path(&image).display()),
                     source,
                 });
             }
@@ -213,7 +206,7 @@ pub fn mount(mut backing: Box<dyn Backing>, cfg: &MountConfig) -> Result<Mounted
         mountpoint: cfg.mountpoint.clone(),
         ended,
         threads,
-        socket,
+        attached,
     })
 }
 
@@ -244,9 +237,7 @@ impl Mounted {
         // An `unmount` asked through the control channel gets its answer
         // before the process may end.
         self.shared.wait_reply(std::time::Duration::from_secs(10));
-        if let Some(s) = &self.socket {
-            let _ = std::fs::remove_file(s);
-        }
+        drop(self.attached);
         let failure = self.shared.failure();
         // The image is free from here on (a control thread may outlive
         // the session).

@@ -11,11 +11,153 @@ use crate::fs::xfs::XfsFiles;
 use crate::fs::{FsKind, ext4, xfs};
 use nix::fcntl::{Flock, FlockArg};
 use std::fs::File;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 /// The device a served filesystem lives on: a byte range of an image file
 /// (the whole file, or a partition).
-pub type Dev = Slice<ImageFile>;
+pub type Dev = Slice<Disk>;
+
+/// An image file held by a server, shared by the filesystems of its
+/// partitions that this process serves (one handle, one lock, one undo
+/// log, as the kernel holds one block device under all its partitions).
+/// Commits of the partitions' file layers are serialised on it.
+#[derive(Clone, Debug)]
+pub struct Disk {
+    inner: Arc<DiskInner>,
+}
+
+#[derive(Debug)]
+struct DiskInner {
+    img: Mutex<ImageFile>,
+    /// The real path (the registry's key).
+    real: PathBuf,
+    read_only: bool,
+    /// The partitions (None: the whole image) served from it now.
+    parts: Mutex<Vec<Option<u32>>>,
+    /// Read-only disks hold a shared lock on the image, so no read-write
+    /// opener (which takes an exclusive one) changes it under them.
+    _shared: Option<Flock<File>>,
+}
+
+/// The disks this process holds, by real path.
+static DISKS: Mutex<Vec<(PathBuf, Weak<DiskInner>)>> = Mutex::new(Vec::new());
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Disk {
+    /// The image at `path`, held by this process: the handle it already
+    /// holds (another partition of it is served), or a new one (an
+    /// exclusive lock when read-write, waiting for it; a shared one when
+    /// read-only).
+    pub fn open(path: &Path, read_only: bool) -> Result<Disk, VolumeError> {
+        let real = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+        let mut disks = lock(&DISKS);
+        disks.retain(|(_, w)| w.strong_count() > 0);
+        if let Some(inner) = disks
+            .iter()
+            .find(|(p, _)| *p == real)
+            .and_then(|(_, w)| w.upgrade())
+        {
+            if inner.read_only && !read_only {
+                return Err(VolumeError::Busy {
+                    image: path.to_path_buf(),
+                    why: "this process serves it read-only".into(),
+                });
+            }
+            return Ok(Disk { inner });
+        }
+        let access = if read_only {
+            Access::ReadOnly
+        } else {
+            Access::ReadWrite
+        };
+        let img = ImageFile::open(path, access)?;
+        let shared = if read_only {
+            let f = File::open(path).map_err(|e| blockdev::Error::io(path, "open", e))?;
+            Some(
+                Flock::lock(f, FlockArg::LockShared)
+                    .map_err(|(_, e)| blockdev::Error::io(path, "flock", e.into()))?,
+            )
+        } else {
+            None
+        };
+        let inner = Arc::new(DiskInner {
+            img: Mutex::new(img),
+            real: real.clone(),
+            read_only,
+            parts: Mutex::new(Vec::new()),
+            _shared: shared,
+        });
+        disks.push((real, Arc::downgrade(&inner)));
+        Ok(Disk { inner })
+    }
+
+    /// The image file, locked for this caller.
+    pub fn image(&self) -> MutexGuard<'_, ImageFile> {
+        lock(&self.inner.img)
+    }
+
+    /// The partitions (None: the whole image) served from this disk now.
+    pub fn served_parts(&self) -> Vec<Option<u32>> {
+        lock(&self.inner.parts).clone()
+    }
+
+    /// Claims `part` for a server; refused when it (or the whole image,
+    /// or any partition when `part` is the whole image) is served already.
+    fn claim(&self, part: Option<u32>, image: &Path) -> Result<(), VolumeError> {
+        let mut parts = lock(&self.inner.parts);
+        let clash = parts
+            .iter()
+            .any(|p| p.is_none() || part.is_none() || *p == part);
+        if clash {
+            return Err(VolumeError::Busy {
+                image: image.to_path_buf(),
+                why: match part {
+                    Some(n) => format!("partition {n} (or the whole image) is served already"),
+                    None => "a partition of it is served already".into(),
+                },
+            });
+        }
+        parts.push(part);
+        Ok(())
+    }
+
+    fn release(&self, part: Option<u32>) {
+        let mut parts = lock(&self.inner.parts);
+        if let Some(i) = parts.iter().position(|p| *p == part) {
+            parts.remove(i);
+        }
+    }
+
+    /// The real path of the image.
+    pub fn real_path(&self) -> &Path {
+        &self.inner.real
+    }
+}
+
+impl BlockDevice for Disk {
+    fn size(&self) -> u64 {
+        self.image().size()
+    }
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<(), blockdev::Error> {
+        self.image().read_at(offset, buf)
+    }
+    fn commit(&mut self, plan: &dyn blockdev::WritePlan) -> Result<(), blockdev::Error> {
+        self.image().commit(plan)
+    }
+    fn data_ranges(
+        &self,
+        range: std::ops::Range<u64>,
+    ) -> Result<Vec<std::ops::Range<u64>>, blockdev::Error> {
+        self.image().data_ranges(range)
+    }
+    fn name(&self) -> String {
+        self.image().name()
+    }
+}
 
 /// What to serve.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,6 +184,16 @@ pub enum VolumeError {
         /// What went wrong.
         why: String,
     },
+    /// The image is held by this process in a way that excludes this use
+    /// (the same partition served twice, a read-write mount of an image
+    /// served read-only).
+    #[error("{image}: busy: {why}")]
+    Busy {
+        /// The image.
+        image: PathBuf,
+        /// Why.
+        why: String,
+    },
     /// Neither ext4 nor XFS is there.
     #[error("{0}: no ext4 or XFS filesystem found")]
     NoFilesystem(String),
@@ -57,8 +209,8 @@ pub enum VolumeError {
 }
 
 /// The byte range of partition `part` of `img`.
-pub fn partition_range(img: &ImageFile, part: u32) -> Result<(u64, u64), VolumeError> {
-    let image = img.path().to_path_buf();
+pub fn partition_range(img: &dyn BlockDevice, part: u32) -> Result<(u64, u64), VolumeError> {
+    let image = PathBuf::from(img.name());
     let probe = crate::partition::probe(img).map_err(|e| VolumeError::Partition {
         image: image.clone(),
         why: e.to_string(),
@@ -98,9 +250,14 @@ pub struct Volume {
     spec: VolumeSpec,
     kind: FsKind,
     files: Files,
-    /// Read-only volumes hold a shared lock on the image, so no read-write
-    /// opener (which takes an exclusive one) changes it under them.
-    _shared: Option<Flock<File>>,
+    /// The image, shared with the other partitions this process serves.
+    disk: Disk,
+}
+
+impl Drop for Volume {
+    fn drop(&mut self) {
+        self.disk.release(self.spec.part);
+    }
 }
 
 impl std::fmt::Debug for Volume {
@@ -168,36 +325,40 @@ impl Volume {
     /// Opens the image (waiting for its exclusive lock when read-write,
     /// rolling back a half-done change), finds the partition and the
     /// filesystem, and opens its file layer.
+    ///
+    /// When this process already serves another partition of the image,
+    /// the volume joins it: one image handle, one lock, one undo log
+    /// (see [`Disk`]).
     pub fn open(spec: VolumeSpec) -> Result<Volume, VolumeError> {
-        let access = if spec.read_only {
-            Access::ReadOnly
-        } else {
-            Access::ReadWrite
-        };
-        let img = ImageFile::open(&spec.image, access)?;
-        let shared = if spec.read_only {
-            let f =
-                File::open(&spec.image).map_err(|e| blockdev::Error::io(&spec.image, "open", e))?;
-            Some(
-                Flock::lock(f, FlockArg::LockShared)
-                    .map_err(|(_, e)| blockdev::Error::io(&spec.image, "flock", e.into()))?,
-            )
-        } else {
-            None
-        };
-        let (off, len) = match spec.part {
-            Some(n) => partition_range(&img, n)?,
-            None => (0, img.size()),
-        };
-        let dev = Slice::new(img, off, len)?;
-        let what = describe(&spec);
-        let (kind, files) = open_files(dev, spec.read_only, &what)?;
-        Ok(Volume {
-            spec,
-            kind,
-            files,
-            _shared: shared,
-        })
+        let disk = Disk::open(&spec.image, spec.read_only)?;
+        disk.claim(spec.part, &spec.image)?;
+        // From here on a failure releases the claim.
+        let opened = (|| {
+            let (off, len) = match spec.part {
+                Some(n) => partition_range(&disk, n)?,
+                None => (0, disk.size()),
+            };
+            let dev = Slice::new(disk.clone(), off, len)?;
+            open_files(dev, spec.read_only, &describe(&spec))
+        })();
+        match opened {
+            Ok((kind, files)) => Ok(Volume {
+                spec,
+                kind,
+                files,
+                disk,
+            }),
+            Err(e) => {
+                disk.release(spec.part);
+                Err(e)
+            }
+        }
+    }
+
+    /// The image this volume lives on (shared with the other partitions
+    /// this process serves).
+    pub fn disk(&self) -> &Disk {
+        &self.disk
     }
 
     /// What was opened.
@@ -243,11 +404,10 @@ impl Volume {
     /// read.
     pub fn current_size(&self) -> u64 {
         let (off, len) = self.range();
-        let img = match &self.files {
-            Files::Ext4(f) => f.device().inner(),
-            Files::Xfs(f) => f.dev().inner(),
-            Files::Gone(_) => return len,
-        };
+        if matches!(self.files, Files::Gone(_)) {
+            return len;
+        }
+        let img = &self.disk;
         let file_len = crate::blockdev::image::image_len(&self.spec.image).unwrap_or(0);
         match self.spec.part {
             None => file_len.max(len),
@@ -332,38 +492,31 @@ impl Volume {
                 "the served filesystem is the whole disk: it has no partition table",
             ));
         }
-        let (off, len) = self.range();
+        // No write may land inside a partition this process serves (this
+        // one, or another of the same disk), as the table says now.
+        let mut ranges = vec![(self.spec.part, self.range())];
+        for p in self.disk.served_parts() {
+            if let (Some(n), true) = (p, p != self.spec.part) {
+                if let Ok(r) = partition_range(&self.disk, n) {
+                    ranges.push((p, r));
+                }
+            }
+        }
         for (at, bytes) in writes {
             let end = at.saturating_add(bytes.len() as u64);
-            if *at < off.saturating_add(len) && end > off {
-                return Err(NodeError::with(
-                    ErrorKind::InvalidArgument,
-                    format!(
-                        "bytes {at}..{end} of the table change lie inside the mounted partition"
-                    ),
-                ));
+            for (p, (off, len)) in &ranges {
+                if *at < off.saturating_add(*len) && end > *off {
+                    let n = p.unwrap_or(0);
+                    return Err(NodeError::with(
+                        ErrorKind::InvalidArgument,
+                        format!(
+                            "bytes {at}..{end} of the table change lie inside the mounted partition {n}"
+                        ),
+                    ));
+                }
             }
         }
         self.fs_mut()?.sync()?;
-        let files = std::mem::replace(
-            &mut self.files,
-            Files::Gone("table write in progress".into()),
-        );
-        let dev = match files {
-            Files::Ext4(f) => f.into_device(),
-            Files::Xfs(f) => f.into_inner(),
-            Files::Gone(why) => {
-                self.files = Files::Gone(why.clone());
-                return Err(NodeError::with(ErrorKind::Io, why));
-            }
-        };
-        let (o, l) = (dev.offset(), dev.size());
-        let mut img = dev.into_inner();
-        // The disk may have grown since the mount (ModifyVolume): the
-        // backup GPT goes to its new end.
-        let reread = img
-            .reread_size()
-            .map_err(|e| NodeError::with(ErrorKind::Io, e.to_string()));
         let mut batch = blockdev::WriteBatch::new();
         for (at, bytes) in writes {
             batch.ops.push(blockdev::WriteOp::Data {
@@ -371,17 +524,13 @@ impl Volume {
                 bytes: bytes.clone(),
             });
         }
-        let result = reread.and_then(|_| {
-            img.commit(&batch)
-                .map_err(|e| NodeError::with(ErrorKind::Io, e.to_string()))
-        });
-        let what = describe(&self.spec);
-        self.files = match rebuild(img, o, l).map(|d| open_files(d, false, &what)) {
-            Some(Ok((_, f))) => f,
-            Some(Err(e)) => Files::Gone(format!("reopening after the table write failed: {e}")),
-            None => Files::Gone("the image shrank below the filesystem while mounted".into()),
-        };
-        result
+        let mut img = self.disk.image();
+        // The disk may have grown since the mount (ModifyVolume): the
+        // backup GPT goes to its new end.
+        img.reread_size()
+            .map_err(|e| NodeError::with(ErrorKind::Io, e.to_string()))?;
+        img.commit(&batch)
+            .map_err(|e| NodeError::with(ErrorKind::Io, e.to_string()))
     }
 
     /// The device with its current extent (the file's length, the
@@ -389,43 +538,41 @@ impl Volume {
     fn refresh_device(&self, dev: Dev) -> (Option<Dev>, NodeResult<()>) {
         let off = dev.offset();
         let len = dev.size();
-        let mut img = dev.into_inner();
-        let keep = |img: ImageFile, e: NodeError| (rebuild(img, off, len), Err(e));
-        let size = match img.reread_size() {
+        drop(dev);
+        let disk = &self.disk;
+        let keep = |e: NodeError| (rebuild(disk, off, len), Err(e));
+        let size = match disk.image().reread_size() {
             Ok(s) => s,
-            Err(e) => return keep(img, NodeError::with(ErrorKind::Io, e)),
+            Err(e) => return keep(NodeError::with(ErrorKind::Io, e)),
         };
         let (noff, nlen) = match self.spec.part {
             None => (0, size),
-            Some(n) => match partition_range(&img, n) {
+            Some(n) => match partition_range(disk, n) {
                 Ok((o, l)) if o == off && l >= len && o.saturating_add(l) <= size => (o, l),
                 Ok(_) => {
                     let e = format!("partition {n} moved or shrank while mounted");
-                    return keep(img, NodeError::with(ErrorKind::InvalidArgument, e));
+                    return keep(NodeError::with(ErrorKind::InvalidArgument, e));
                 }
                 Err(e) => {
-                    return keep(
-                        img,
-                        NodeError::with(ErrorKind::InvalidArgument, e.to_string()),
-                    );
+                    return keep(NodeError::with(ErrorKind::InvalidArgument, e.to_string()));
                 }
             },
         };
         if nlen < len {
             let e = "the image shrank while mounted";
-            return keep(img, NodeError::with(ErrorKind::InvalidArgument, e));
+            return keep(NodeError::with(ErrorKind::InvalidArgument, e));
         }
-        (rebuild(img, noff, nlen), Ok(()))
+        (rebuild(disk, noff, nlen), Ok(()))
     }
 }
 
-/// The slice `off..off+len` of `img`, clamped to the file (None only if
+/// The slice `off..off+len` of `disk`, clamped to the file (None only if
 /// even the clamped range is refused, which cannot happen).
-fn rebuild(img: ImageFile, off: u64, len: u64) -> Option<Dev> {
-    let size = img.size();
+fn rebuild(disk: &Disk, off: u64, len: u64) -> Option<Dev> {
+    let size = disk.size();
     let off = off.min(size);
     let len = len.min(size - off);
-    Slice::new(img, off, len).ok()
+    Slice::new(disk.clone(), off, len).ok()
 }
 
 fn describe(spec: &VolumeSpec) -> String {
