@@ -40,8 +40,8 @@ use super::undo::{
     LogReader, LogWriter, PAST_END_NEW, PIECE, PUNCH, WRITTEN,
 };
 use super::{
-    BlockDevice, CommitOutcome, Error, WriteBatch, WritePlan, check_range,
-    for_each_coalesced_overlapped, merge_disjoint, subtract,
+    BlockDevice, CommitOutcome, Error, WriteBatch, WritePlan, check_range, for_each_coalesced,
+    merge_disjoint, subtract,
 };
 use nix::fcntl::{FallocateFlags, Flock, FlockArg, fallocate};
 use nix::unistd::{Whence, lseek};
@@ -549,7 +549,7 @@ impl ImageFile {
     ) -> Result<Vec<Range<u64>>, Error> {
         let mut written: Vec<Range<u64>> = Vec::new();
         let mut buf: Vec<u8> = Vec::new();
-        for_each_coalesced_overlapped(plan, |off, bytes| {
+        for_each_coalesced(plan, &mut |off, bytes| {
             let len = bytes.len() as u64;
             let end = match off.checked_add(len) {
                 Some(e) if e <= new_len => e,
@@ -641,7 +641,7 @@ impl ImageFile {
         let mut made = self.writes_made;
         let size = self.size;
         let (file, path) = (&self.file, &self.path);
-        let r = for_each_coalesced_overlapped(plan, |off, bytes| {
+        let r = for_each_coalesced(plan, &mut |off, bytes| {
             if limit.is_some_and(|l| made >= l) {
                 return Err(Error::InjectedFault(made));
             }
@@ -670,7 +670,7 @@ impl ImageFile {
         let _ = std::fs::remove_file(&tmp);
         let header = self.header(LOG_FORWARD, old_len, new_len)?;
         let mut w = LogWriter::create(&tmp, &header)?;
-        let r = for_each_coalesced_overlapped(plan, |off, bytes| {
+        let r = for_each_coalesced(plan, &mut |off, bytes| {
             w.record(WRITTEN, &(off..off + bytes.len() as u64))?;
             w.crcs(off, bytes)
         })

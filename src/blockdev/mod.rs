@@ -27,7 +27,6 @@ mod error;
 pub mod host;
 pub mod image;
 mod mem;
-mod overlap;
 pub mod segmented;
 mod slice;
 mod staged;
@@ -36,7 +35,6 @@ mod undo;
 pub use error::{CommitOutcome, Error};
 pub use image::ImageFile;
 pub use mem::MemDevice;
-pub use overlap::for_each_coalesced_overlapped;
 pub use slice::Slice;
 pub use staged::Staged;
 
