@@ -641,6 +641,90 @@ fn sweep_growpart_mbr_with_logicals() {
 /// fault limit is in its environment) and then killed as if it had died
 /// there; the next open leaves the disk as it was or as a clean run (mount,
 /// growpart, unmount) leaves it, sgdisk -v and e2fsck clean.
+/// The EFI system partition's write while catalog image `key` is built
+/// (`ec2::catalog::make_fs`, one commit through the partition's slice):
+/// the template is the built image (cut after the partition) with the
+/// partition punched back to a hole; every cut-off write leaves it so or as the full build made it
+/// (a clean run must equal the build byte for byte), and the partition
+/// a clean run writes passes the real `fsck.vfat -n`.
+fn sweep_esp_of(key: &str) {
+    if !require_tools(&["fsck.vfat", "fallocate", "dd"]) {
+        return;
+    }
+    use ebsim::ec2::catalog::{self, FsKind};
+    let c = catalog::by_key(key).expect("catalog key");
+    let p = c
+        .layout
+        .partitions
+        .iter()
+        .find(|p| p.fs.is_some_and(|f| f.kind == FsKind::Vfat))
+        .expect("an EFI system partition");
+    let (start, sectors) = (
+        p.start_lba,
+        p.end_lba.expect("a fixed end") - p.start_lba + 1,
+    );
+    // Not under /dev/shm: tools read a `/dev/...` argument as the guest's.
+    let d = tempfile::tempdir().expect("tempdir");
+    let built = d.path().join("built.img");
+    catalog::default_builder()
+        .build(c, &built)
+        .expect("build the catalog image");
+    // Only the bytes up to the partition's end matter to its write (the
+    // sweep hashes every state, holes included): the rest is cut off.
+    set_len(&built, ((start + sectors) * 512).div_ceil(M) * M);
+    let t = d.path().join("t.img");
+    copy_image(&built, &t);
+    ok(Command::new("fallocate")
+        .args(["-p", "-o", &(start * 512).to_string()])
+        .args(["-l", &(sectors * 512).to_string()])
+        .arg(&t));
+    assert_ne!(
+        image_state(&t),
+        image_state(&built),
+        "{key}: nothing punched"
+    );
+    let want = image_state(&built);
+    let esp_clean = |img: &Path| {
+        assert!(
+            image_state(img) == want,
+            "{key}: the clean run differs from the catalog build"
+        );
+        let esp = img.with_extension("esp");
+        ok(Command::new("dd")
+            .arg(format!("if={}", img.display()))
+            .arg(format!("of={}", esp.display()))
+            .args(["bs=512", "conv=sparse", "status=none"])
+            .arg(format!("skip={start}"))
+            .arg(format!("count={sectors}")));
+        let o = run(Command::new("fsck.vfat").arg("-n").arg(&esp));
+        assert!(
+            o.status.success(),
+            "{key}: fsck.vfat -n: {}{}",
+            stdout(&o),
+            stderr(&o)
+        );
+        let _ = std::fs::remove_file(&esp);
+    };
+    let cmd = |img: &Path| {
+        let mut c = ebsim("debug-fs");
+        c.arg(img).args(["build-esp", key]);
+        c
+    };
+    let name = format!("the EFI system partition of {key}");
+    let r = fault_sweep(&name, &t, &cmd, None, &esp_clean);
+    report(&name, &r);
+}
+
+#[test]
+fn sweep_esp_of_ubuntu() {
+    sweep_esp_of("ubuntu-22.04");
+}
+
+#[test]
+fn sweep_esp_of_al2023() {
+    sweep_esp_of("al2023");
+}
+
 #[test]
 fn sweep_growpart_through_the_fuse_server() {
     if !require_tools(TOOLS) {
