@@ -107,46 +107,21 @@ fn main(args: Vec<OsString>) -> Result<i32, AppletError> {
             _ => {}
         }
     }
+    let (l, r) = super::common::quote_marks(utf8);
+    let usage = |msg: String| Err(opts::usage_error(prog, &msg, 1));
     if spec.is_none() && reference.is_none() {
-        let (l, r) = if utf8 {
-            ("\u{2018}", "\u{2019}")
-        } else {
-            ("'", "'")
-        };
-        return Err(AppletError::new(
-            1,
-            format!(
-                "{prog}: you must specify either {l}--size{r} or {l}--reference{r}\n{}",
-                super::common::try_help(prog)
-            ),
+        return usage(format!(
+            "you must specify either {l}--size{r} or {l}--reference{r}"
         ));
     }
     if reference.is_some() && spec.is_some_and(|(m, _)| m == '=') {
-        let (l, r) = if utf8 {
-            ("\u{2018}", "\u{2019}")
-        } else {
-            ("'", "'")
-        };
-        return Err(AppletError::new(
-            1,
-            format!(
-                "{prog}: you must specify a relative {l}--size{r} with {l}--reference{r}\n{}",
-                super::common::try_help(prog)
-            ),
+        return usage(format!(
+            "you must specify a relative {l}--size{r} with {l}--reference{r}"
         ));
     }
     if io_blocks && spec.is_none() {
-        let (l, r) = if utf8 {
-            ("\u{2018}", "\u{2019}")
-        } else {
-            ("'", "'")
-        };
-        return Err(AppletError::new(
-            1,
-            format!(
-                "{prog}: {l}--io-blocks{r} was specified but {l}--size{r} was not\n{}",
-                super::common::try_help(prog)
-            ),
+        return usage(format!(
+            "{l}--io-blocks{r} was specified but {l}--size{r} was not"
         ));
     }
     if parsed.operands.is_empty() {
