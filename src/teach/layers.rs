@@ -201,6 +201,10 @@ fn fs_size<D: BlockDevice>(dev: D, kind: FsKind) -> Option<u64> {
             let g = fs::vfat::geometry(&dev).ok()??;
             g.total_sectors.checked_mul(g.sector)
         }
+        FsKind::Swap => {
+            let i = fs::swap::info(&dev)?;
+            (u64::from(i.last_page) + 1).checked_mul(u64::from(i.pagesize))
+        }
     }
 }
 
