@@ -218,9 +218,7 @@ fn main(args: &[OsString]) -> Result<i32, AppletError> {
             }
         }
         Target::Path if super::env::context().is_ok() => {
-            return Err(fail(&format!(
-                "{devname}: ebsim's mkswap sets up swap on a device (/dev/...) or an image file of this machine, not on a file inside the instance"
-            )));
+            return guest_file(&cli, &devname, pagesize, pages, uuid);
         }
         _ => match std::fs::metadata(&devname) {
             Ok(m) => Device::Host(m),
@@ -316,47 +314,136 @@ fn main(args: &[OsString]) -> Result<i32, AppletError> {
             }
         }
     }
-    if !cli.quiet {
-        if let Some(t) = plan.kept_table {
-            err(&format!(
-                "mkswap: {devname}: warning: don't erase bootbits sectors\n        ({t} partition table detected). Use -f to force.\n"
-            ));
-        }
-        for t in &plan.wiped {
-            err(&format!(
-                "mkswap: {devname}: warning: wiping old {t} signature.\n"
-            ));
-        }
-        out(&format!(
-            "Setting up swapspace version 1, size = {} ({} bytes)\n",
-            size_string(plan.usable_bytes),
-            plan.usable_bytes
-        ));
-        if plan.label_truncated {
-            err("mkswap: Label was truncated.\n");
-        }
-        let label = match &cli.label {
-            Some(l) => {
-                let bytes: Vec<u8> = l
-                    .as_bytes()
-                    .iter()
-                    .take(swap::LABEL_LEN - 1)
-                    .copied()
-                    .collect();
-                format!("LABEL={}, ", String::from_utf8_lossy(&bytes))
-            }
-            None => "no label, ".to_string(),
-        };
-        out(&format!(
-            "{label}UUID={}\n",
-            ebsim::compat::uuid_unparse(&uuid)
-        ));
-    }
+    report(&cli, &devname, &plan, &uuid);
     drop(dev);
     let mut dev = open(Access::ReadWrite)?;
     swap::apply(dev.as_mut(), &plan)
         .map_err(|e| fail(&format!("{devname}: unable to write signature page: {e}")))?;
     Ok(0)
+}
+
+/// A swap file inside the instance (`/swapfile` on the root, `/data/swap`
+/// on a data volume): the header is written through the guest's file
+/// layer and committed with its sync. The holes check is left out: the
+/// file layer's extents are not FIEMAP's, and a file made with
+/// `fallocate` or `dd` (the usual ways) has none.
+fn guest_file(
+    cli: &Cli,
+    devname: &str,
+    pagesize: u32,
+    pages: Option<u64>,
+    uuid: [u8; 16],
+) -> Result<i32, AppletError> {
+    use super::files::common;
+    use ebsim::guest::vfs::OpenFlags;
+    let mut s = common::start("mkswap", true)?;
+    let flags = OpenFlags {
+        read: true,
+        write: true,
+        ..OpenFlags::default()
+    };
+    let o = s
+        .vfs
+        .open(devname.as_bytes(), flags)
+        .map_err(|e| fail(&format!("cannot open {devname}: {}", common::strerror(&e))))?;
+    let (loc, attr) = (o.stat.loc, o.stat.attr.clone());
+    let size = attr.size;
+    let mut head = vec![0u8; size.min(swap::PROBE_BYTES) as usize];
+    let mut done = 0;
+    while done < head.len() {
+        let n = s
+            .vfs
+            .read(loc, done as u64, &mut head[done..])
+            .map_err(|e| fail(&format!("{devname}: {}", common::strerror(&e))))?;
+        if n == 0 {
+            break;
+        }
+        done += n;
+    }
+    let opts = SwapOptions {
+        pagesize,
+        pages,
+        force: cli.force,
+        uuid,
+        label: cli.label.as_ref().map(|l| l.as_bytes().to_vec()),
+        bad_pages: Vec::new(),
+    };
+    let mem = ebsim::blockdev::MemDevice::from_bytes(head);
+    let plan = swap::plan_sized(&mem, size, &opts).map_err(|e| fail(&e.to_string()))?;
+    if !cli.quiet {
+        if cli.check {
+            err(&format!(
+                "mkswap: warning: checking bad blocks from swap file is not supported: {devname}\n"
+            ));
+        }
+        let mode = u32::from(attr.perm);
+        if mode & 0o7077 != 0 {
+            err(&format!(
+                "mkswap: {devname}: insecure permissions {:04o}, fix with: chmod 0600 {devname}\n",
+                mode & 0o7777
+            ));
+        }
+        if std::env::var("EBSIM_GUEST_USER").is_ok_and(|u| u == "root") && attr.uid != 0 {
+            err(&format!(
+                "mkswap: {devname}: insecure file owner {}, fix with: chown 0:0 {devname}\n",
+                attr.uid
+            ));
+        }
+    }
+    report(cli, devname, &plan, &uuid);
+    for op in &plan.batch.ops {
+        if let ebsim::blockdev::WriteOp::Data { offset, bytes } = op {
+            s.vfs.write(loc, *offset, bytes).map_err(|e| {
+                fail(&format!(
+                    "{devname}: unable to write signature page: {}",
+                    common::strerror(&e)
+                ))
+            })?;
+        }
+    }
+    common::sync("mkswap", &mut s, 0)
+}
+
+/// The warnings about what the header replaces, the size line and the
+/// label/UUID line.
+fn report(cli: &Cli, devname: &str, plan: &swap::SwapPlan, uuid: &[u8; 16]) {
+    if cli.quiet {
+        return;
+    }
+    if let Some(t) = plan.kept_table {
+        err(&format!(
+            "mkswap: {devname}: warning: don't erase bootbits sectors\n        ({t} partition table detected). Use -f to force.\n"
+        ));
+    }
+    for t in &plan.wiped {
+        err(&format!(
+            "mkswap: {devname}: warning: wiping old {t} signature.\n"
+        ));
+    }
+    out(&format!(
+        "Setting up swapspace version 1, size = {} ({} bytes)\n",
+        size_string(plan.usable_bytes),
+        plan.usable_bytes
+    ));
+    if plan.label_truncated {
+        err("mkswap: Label was truncated.\n");
+    }
+    let label = match &cli.label {
+        Some(l) => {
+            let bytes: Vec<u8> = l
+                .as_bytes()
+                .iter()
+                .take(swap::LABEL_LEN - 1)
+                .copied()
+                .collect();
+            format!("LABEL={}, ", String::from_utf8_lossy(&bytes))
+        }
+        None => "no label, ".to_string(),
+    };
+    out(&format!(
+        "{label}UUID={}\n",
+        ebsim::compat::uuid_unparse(uuid)
+    ));
 }
 
 /// mkswap's FIEMAP check of a swap file: a hole (a range with no data

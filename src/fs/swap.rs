@@ -176,12 +176,28 @@ fn max_bad_pages(pagesize: u32) -> u64 {
 
 /// Plans `mkswap` on `dev` (pure: reads only).
 pub fn plan<D: BlockDevice + ?Sized>(dev: &D, o: &SwapOptions) -> Result<SwapPlan, SwapError> {
+    plan_sized(dev, dev.size(), o)
+}
+
+/// How much of a swap file [`plan_sized`] needs to see: every signature it
+/// looks for lies in the first 64 KiB.
+pub const PROBE_BYTES: u64 = 64 * 1024;
+
+/// [`plan`] for an area of `size` bytes of which `head` holds at least the
+/// first [`PROBE_BYTES`] (a swap file inside a filesystem, read through
+/// its file layer).
+pub fn plan_sized<D: BlockDevice + ?Sized>(
+    head: &D,
+    size: u64,
+    o: &SwapOptions,
+) -> Result<SwapPlan, SwapError> {
+    let dev = head;
     let ps = o.pagesize;
     if !ps.is_power_of_two() || ps < HEADER_MIN + 10 {
         return Err(SwapError::BadPageSize(ps));
     }
     let ps64 = u64::from(ps);
-    let have = dev.size() / ps64;
+    let have = size / ps64;
     let mut pages = match o.pages {
         Some(p) if p > 0 => {
             if p > have && !o.force {

@@ -300,12 +300,12 @@ fn limit(r: &Reader<'_>, d: &DiskLayers, label: Option<&Label>, mount_hint: Opti
     } else {
         ""
     };
-    // The partition that matters: the last one holding a filesystem, else
-    // the last one.
+    // The partition that matters: the last one holding a filesystem (a
+    // swap area is not grown), else the last one.
     let candidate = d
         .partitions
         .iter()
-        .filter(|p| p.filesystem.is_some())
+        .filter(|p| p.filesystem.as_ref().is_some_and(|f| f.kind != "swap"))
         .max_by_key(|p| p.end)
         .or_else(|| d.partitions.iter().max_by_key(|p| p.end));
     if let (Some(p), Some(label)) = (candidate, label) {
