@@ -13,6 +13,10 @@
 # while it runs, and exactly, from a run stopped before its first write,
 # which leaves the complete log).
 #
+# CASES (default: all) picks cases by name, separated by spaces: ext4,
+# ext4-disk, xfs, resize2fs, xfs_growfs, growpart, ext4-data; e.g.
+# CASES="ext4 ext4-disk" RUNS=5 scripts/bench-memory.sh.
+#
 # Each case runs RUNS times (default 5) per tool on a freshly prepared
 # image; the table shows the median wall time, the median CPU time (user +
 # system: less disturbed than wall time on a busy machine) and the largest
@@ -34,6 +38,13 @@ work=$(pwd)
 PATH=/usr/sbin:/sbin:$PATH
 export E2FSPROGS_FAKE_TIME=1700000000
 runs=${RUNS:-5}
+cases=${CASES:-ext4 ext4-disk xfs resize2fs xfs_growfs growpart ext4-data}
+want() {
+    case " $cases " in
+    *" $1 "*) return 0 ;;
+    *) return 1 ;;
+    esac
+}
 table="$work/memory.md"
 
 avail_kb=$(awk '/MemAvailable/ {print $2}' /proc/meminfo)
@@ -85,88 +96,101 @@ row() {
 
 fresh() { echo "rm -f img && truncate -s $1 img"; }
 
-echo "mkfs.ext4 16T-4K" >&2
-r=$(measure "$(fresh $T16)" mkfs.ext4 -q -F img)
-e=$(measure "$(fresh $T16)" "$ebsim" mkfs.ext4 -q -F img)
-row "mkfs.ext4 16T-4K" "$r" "$e"
+if want ext4; then
+    echo "mkfs.ext4 16T-4K" >&2
+    r=$(measure "$(fresh $T16)" mkfs.ext4 -q -F img)
+    e=$(measure "$(fresh $T16)" "$ebsim" mkfs.ext4 -q -F img)
+    row "mkfs.ext4 16T-4K" "$r" "$e"
+fi
 
 # The same on a disk filesystem (DISKDIR, default a directory under the
 # build's target/), where the real mke2fs's discards and syncs cost more
 # than on tmpfs. Skipped when that filesystem cannot hold the file.
-diskdir=${DISKDIR:-$target/bench-memory}
-mkdir -p "$diskdir"
-if (cd "$diskdir" && rm -f img && truncate -s $T16 img) 2>/dev/null; then
-    echo "mkfs.ext4 16T-4K on $diskdir" >&2
-    cd "$diskdir"
-    r=$(measure "$(fresh $T16) && sync" mkfs.ext4 -q -F img)
-    e=$(measure "$(fresh $T16) && sync" "$ebsim" mkfs.ext4 -q -F img)
-    rm -f img time.txt times.txt cpu.txt
-    cd "$work"
-    row "mkfs.ext4 16T-4K (disk: $(stat -f -c %T "$diskdir"))" "$r" "$e"
+if want ext4-disk; then
+    diskdir=${DISKDIR:-$target/bench-memory}
+    mkdir -p "$diskdir"
+    if (cd "$diskdir" && rm -f img && truncate -s $T16 img) 2>/dev/null; then
+        echo "mkfs.ext4 16T-4K on $diskdir" >&2
+        cd "$diskdir"
+        r=$(measure "$(fresh $T16) && sync" mkfs.ext4 -q -F img)
+        e=$(measure "$(fresh $T16) && sync" "$ebsim" mkfs.ext4 -q -F img)
+        rm -f img time.txt times.txt cpu.txt
+        cd "$work"
+        row "mkfs.ext4 16T-4K (disk: $(stat -f -c %T "$diskdir"))" "$r" "$e"
+    fi
 fi
 
-echo "mkfs.xfs 16T-4K, 64T" >&2
-for size in $T16 64T; do
-    r=$(measure "$(fresh $size)" mkfs.xfs -q -f img)
-    e=$(measure "$(fresh $size)" "$ebsim" mkfs.xfs -q -f img)
-    label=$size
-    [ "$size" = "$T16" ] && label="16T-4K"
-    row "mkfs.xfs $label" "$r" "$e"
-done
+if want xfs; then
+    echo "mkfs.xfs 16T-4K, 64T" >&2
+    for size in $T16 64T; do
+        r=$(measure "$(fresh $size)" mkfs.xfs -q -f img)
+        e=$(measure "$(fresh $size)" "$ebsim" mkfs.xfs -q -f img)
+        label=$size
+        [ "$size" = "$T16" ] && label="16T-4K"
+        row "mkfs.xfs $label" "$r" "$e"
+    done
+fi
 
-echo "resize2fs 8G->8T, 8G->64T" >&2
-rm -f src8g.img
-truncate -s 8G src8g.img
-mkfs.ext4 -q -F src8g.img
-for size in 8T 64T; do
-    prep="rm -f img && cp --sparse=always src8g.img img && truncate -s $size img"
-    r=$(measure "$prep" resize2fs img)
-    e=$(measure "$prep" "$ebsim" resize2fs img)
-    row "resize2fs 8G->$size" "$r" "$e"
-done
-rm -f src8g.img
+if want resize2fs; then
+    echo "resize2fs 8G->8T, 8G->64T" >&2
+    rm -f src8g.img
+    truncate -s 8G src8g.img
+    mkfs.ext4 -q -F src8g.img
+    for size in 8T 64T; do
+        prep="rm -f img && cp --sparse=always src8g.img img && truncate -s $size img"
+        r=$(measure "$prep" resize2fs img)
+        e=$(measure "$prep" "$ebsim" resize2fs img)
+        row "resize2fs 8G->$size" "$r" "$e"
+    done
+    rm -f src8g.img
+fi
 
-echo "xfs_growfs 8G->8T, 8G->64T" >&2
-# The real xfs_growfs grows a mounted filesystem (the kernel does the
-# work, inside its system call: counted in wall time, not in its RSS);
-# ebsim's grows the image file offline.
-mkdir -p mnt
-unmount() { if mountpoint -q mnt; then umount mnt; fi; }
-rm -f src8g.img
-truncate -s 8G src8g.img
-mkfs.xfs -q -f src8g.img
-for size in 8T 64T; do
-    prep="rm -f img && cp --sparse=always src8g.img img && truncate -s $size img"
-    r=$(measure "if mountpoint -q mnt; then umount mnt; fi; $prep && mount -o loop img mnt" xfs_growfs mnt)
-    unmount
-    e=$(measure "$prep" "$ebsim" xfs_growfs img)
-    row "xfs_growfs 8G->$size" "$r" "$e"
-done
-rm -f src8g.img img
+if want xfs_growfs; then
+    echo "xfs_growfs 8G->8T, 8G->64T" >&2
+    # The real xfs_growfs grows a mounted filesystem (the kernel does the
+    # work, inside its system call: counted in wall time, not in its RSS);
+    # ebsim's grows the image file offline.
+    mkdir -p mnt
+    unmount() { if mountpoint -q mnt; then umount mnt; fi; }
+    rm -f src8g.img
+    truncate -s 8G src8g.img
+    mkfs.xfs -q -f src8g.img
+    for size in 8T 64T; do
+        prep="rm -f img && cp --sparse=always src8g.img img && truncate -s $size img"
+        r=$(measure "if mountpoint -q mnt; then umount mnt; fi; $prep && mount -o loop img mnt" xfs_growfs mnt)
+        unmount
+        e=$(measure "$prep" "$ebsim" xfs_growfs img)
+        row "xfs_growfs 8G->$size" "$r" "$e"
+    done
+    rm -f src8g.img img
+fi
 
-echo "growpart 8G->64T (GPT)" >&2
-rm -f src8g.img
-truncate -s 8G src8g.img
-sgdisk -n 1:2048:0 src8g.img >/dev/null
-prep="rm -f img && cp --sparse=always src8g.img img && truncate -s 64T img"
-r=$(measure "$prep" growpart img 1)
-e=$(measure "$prep" "$ebsim" growpart img 1)
-row "growpart 8G->64T (GPT)" "$r" "$e"
-rm -f src8g.img img
+if want growpart; then
+    echo "growpart 8G->64T (GPT)" >&2
+    rm -f src8g.img
+    truncate -s 8G src8g.img
+    sgdisk -n 1:2048:0 src8g.img >/dev/null
+    prep="rm -f img && cp --sparse=always src8g.img img && truncate -s 64T img"
+    r=$(measure "$prep" growpart img 1)
+    e=$(measure "$prep" "$ebsim" growpart img 1)
+    row "growpart 8G->64T (GPT)" "$r" "$e"
+    rm -f src8g.img img
+fi
 
-echo "mkfs.ext4 -F over 2 GB of data" >&2
-rm -f data.img
-truncate -s 4G data.img
-head -c 2000000000 /dev/urandom | dd of=data.img bs=1M seek=64 conv=notrunc status=none
-prep="rm -f img && cp --sparse=always data.img img"
-r=$(measure "$prep" mkfs.ext4 -q -F img)
-e=$(measure "$prep" "$ebsim" mkfs.ext4 -q -F img)
-row "mkfs.ext4 -F over 2 GB of data" "$r" "$e"
+if want ext4-data; then
+    echo "mkfs.ext4 -F over 2 GB of data" >&2
+    rm -f data.img
+    truncate -s 4G data.img
+    head -c 2000000000 /dev/urandom | dd of=data.img bs=1M seek=64 conv=notrunc status=none
+    prep="rm -f img && cp --sparse=always data.img img"
+    r=$(measure "$prep" mkfs.ext4 -q -F img)
+    e=$(measure "$prep" "$ebsim" mkfs.ext4 -q -F img)
+    row "mkfs.ext4 -F over 2 GB of data" "$r" "$e"
 
-# The undo log: sampled during a run (undo log plus roll-forward log),
-# and the complete undo log of a run stopped before its first write.
-sh -c "$prep"
-cat >poll.py <<'EOF'
+    # The undo log: sampled during a run (undo log plus roll-forward log),
+    # and the complete undo log of a run stopped before its first write.
+    sh -c "$prep"
+    cat >poll.py <<'EOF'
 import glob, os, sys, time
 peak = 0
 stop = sys.argv[1]
@@ -180,23 +204,25 @@ while not os.path.exists(stop):
     peak = max(peak, total)
 print(peak)
 EOF
-rm -f stop
-python3 poll.py stop >peak.txt &
-poller=$!
-sleep 0.2
-"$ebsim" mkfs.ext4 -q -F img
-touch stop
-wait "$poller"
-sampled=$(cat peak.txt)
-sh -c "$prep"
-EBSIM_FAULT_AFTER_WRITES=0 "$ebsim" mkfs.ext4 -q -F img >/dev/null 2>&1 || true
-complete=$(stat -c %s .*.ebsim-undo)
-"$ebsim" xfs_info img >/dev/null 2>&1 || true
-rm -f img data.img poll.py peak.txt stop times.txt time.txt cpu.txt
+    rm -f stop
+    python3 poll.py stop >peak.txt &
+    poller=$!
+    sleep 0.2
+    "$ebsim" mkfs.ext4 -q -F img
+    touch stop
+    wait "$poller"
+    sampled=$(cat peak.txt)
+    sh -c "$prep"
+    EBSIM_FAULT_AFTER_WRITES=0 "$ebsim" mkfs.ext4 -q -F img >/dev/null 2>&1 || true
+    complete=$(stat -c %s .*.ebsim-undo)
+    "$ebsim" xfs_info img >/dev/null 2>&1 || true
+    rm -f img data.img poll.py peak.txt stop times.txt time.txt cpu.txt
 
-{
-    echo
-    echo "mkfs.ext4 -F over 2,000,000,000 bytes of data: ebsim's undo log peaked at $sampled bytes while sampled during a run; the complete undo log (run stopped before its first write) is $complete bytes, $(awk -v c="$complete" 'BEGIN { printf "%.4f", c * 100 / 2000000000 }')% of the data."
-} >>"$table"
+    {
+        echo
+        echo "mkfs.ext4 -F over 2,000,000,000 bytes of data: ebsim's undo log peaked at $sampled bytes while sampled during a run; the complete undo log (run stopped before its first write) is $complete bytes, $(awk -v c="$complete" 'BEGIN { printf "%.4f", c * 100 / 2000000000 }')% of the data."
+    } >>"$table"
+fi
+
 cat "$table"
 echo "(table in $table)" >&2

@@ -197,6 +197,31 @@ fn report(name: &str, r: &SweepReport) {
 // ------------------------------------------------------------------------
 // Fault-point sweeps
 
+/// Every sweep's start: the tools, a scratch directory and the path of
+/// its template image (not made yet); None when a tool is missing (outside
+/// CI, where `require_tools` fails instead).
+fn scratch() -> Option<(tempfile::TempDir, PathBuf)> {
+    if !require_tools(TOOLS) {
+        return None;
+    }
+    let d = tempfile::tempdir().expect("tempdir");
+    let t = d.path().join("t.img");
+    Some((d, t))
+}
+
+/// [`fault_sweep`] and its report under one name.
+fn sweep(
+    name: &str,
+    template: &Path,
+    cmd: &dyn Fn(&Path) -> Command,
+    check_before: Option<&dyn Fn(&Path)>,
+    check_after: &dyn Fn(&Path),
+) -> SweepReport {
+    let r = fault_sweep(name, template, cmd, check_before, check_after);
+    report(name, &r);
+    r
+}
+
 #[test]
 fn fault_points_cover_every_write_up_to_60_then_spread() {
     assert_eq!(common::fault_points(25), (0..25).collect::<Vec<_>>());
@@ -211,38 +236,32 @@ fn fault_points_cover_every_write_up_to_60_then_spread() {
 
 #[test]
 fn sweep_mkfs_ext4_over_nothing() {
-    if !require_tools(TOOLS) {
+    let Some((_d, t)) = scratch() else {
         return;
-    }
-    let d = tempfile::tempdir().expect("tempdir");
-    let t = d.path().join("t.img");
+    };
     sparse(&t, 256 * M);
-    let r = fault_sweep(
+    sweep(
         "mkfs.ext4 over nothing",
         &t,
         &mkfs_ext4_cmd,
         None,
         &e2fsck_clean,
     );
-    report("mkfs.ext4 over nothing", &r);
 }
 
 #[test]
 fn sweep_mkfs_ext4_over_ext4() {
-    if !require_tools(TOOLS) {
+    let Some((_d, t)) = scratch() else {
         return;
-    }
-    let d = tempfile::tempdir().expect("tempdir");
-    let t = d.path().join("t.img");
+    };
     populated_ext4(&t, 256 * M);
-    let r = fault_sweep(
+    let r = sweep(
         "mkfs.ext4 over ext4",
         &t,
         &mkfs_ext4_cmd,
         Some(&e2fsck_clean),
         &e2fsck_clean,
     );
-    report("mkfs.ext4 over ext4", &r);
     // The discard of the old data happens after the commit point, so some
     // faults land after it and are finished by the next open.
     assert!(r.completed > 0, "no fault point after the commit point");
@@ -250,69 +269,57 @@ fn sweep_mkfs_ext4_over_ext4() {
 
 #[test]
 fn sweep_mkfs_ext4_over_xfs() {
-    if !require_tools(TOOLS) {
+    let Some((_d, t)) = scratch() else {
         return;
-    }
-    let d = tempfile::tempdir().expect("tempdir");
-    let t = d.path().join("t.img");
+    };
     populated_xfs(&t, 320 * M);
-    let r = fault_sweep(
+    let r = sweep(
         "mkfs.ext4 over xfs",
         &t,
         &mkfs_ext4_cmd,
         Some(&xfs_clean),
         &e2fsck_clean,
     );
-    report("mkfs.ext4 over xfs", &r);
     assert!(r.completed > 0, "no fault point after the commit point");
 }
 
 #[test]
 fn sweep_mkfs_xfs_over_nothing() {
-    if !require_tools(TOOLS) {
+    let Some((_d, t)) = scratch() else {
         return;
-    }
-    let d = tempfile::tempdir().expect("tempdir");
-    let t = d.path().join("t.img");
+    };
     sparse(&t, 320 * M);
-    let r = fault_sweep("mkfs.xfs over nothing", &t, &mkfs_xfs_cmd, None, &xfs_clean);
-    report("mkfs.xfs over nothing", &r);
+    sweep("mkfs.xfs over nothing", &t, &mkfs_xfs_cmd, None, &xfs_clean);
 }
 
 #[test]
 fn sweep_mkfs_xfs_over_ext4() {
-    if !require_tools(TOOLS) {
+    let Some((_d, t)) = scratch() else {
         return;
-    }
-    let d = tempfile::tempdir().expect("tempdir");
-    let t = d.path().join("t.img");
+    };
     populated_ext4(&t, 320 * M);
-    let r = fault_sweep(
+    sweep(
         "mkfs.xfs over ext4",
         &t,
         &mkfs_xfs_cmd,
         Some(&e2fsck_clean),
         &xfs_clean,
     );
-    report("mkfs.xfs over ext4", &r);
 }
 
 #[test]
 fn sweep_mkfs_xfs_over_xfs() {
-    if !require_tools(TOOLS) {
+    let Some((_d, t)) = scratch() else {
         return;
-    }
-    let d = tempfile::tempdir().expect("tempdir");
-    let t = d.path().join("t.img");
+    };
     populated_xfs(&t, 320 * M);
-    let r = fault_sweep(
+    sweep(
         "mkfs.xfs over xfs",
         &t,
         &mkfs_xfs_cmd,
         Some(&xfs_clean),
         &xfs_clean,
     );
-    report("mkfs.xfs over xfs", &r);
 }
 
 fn resize2fs_cmd(size: &'static str) -> impl Fn(&Path) -> Command {
@@ -327,21 +334,18 @@ fn resize2fs_cmd(size: &'static str) -> impl Fn(&Path) -> Command {
 
 #[test]
 fn sweep_resize2fs_growing_the_file() {
-    if !require_tools(TOOLS) {
+    let Some((_d, t)) = scratch() else {
         return;
-    }
-    let d = tempfile::tempdir().expect("tempdir");
-    let t = d.path().join("t.img");
+    };
     populated_ext4(&t, 128 * M);
     // The file is shorter than the new size: resize2fs extends it.
-    let r = fault_sweep(
+    sweep(
         "resize2fs growing the file",
         &t,
         &resize2fs_cmd("512M"),
         Some(&e2fsck_clean),
         &e2fsck_clean,
     );
-    report("resize2fs growing the file", &r);
 }
 
 /// The online resize past the reserved GDT blocks (an instance's
@@ -354,11 +358,9 @@ fn sweep_resize2fs_growing_the_file() {
 /// all of it.)
 #[test]
 fn sweep_online_grow_converting_to_meta_bg() {
-    if !require_tools(TOOLS) {
+    let Some((d, t)) = scratch() else {
         return;
-    }
-    let d = tempfile::tempdir().expect("tempdir");
-    let t = d.path().join("t.img");
+    };
     sparse(&t, 64 * M);
     ok(tool("mkfs.ext4")
         .env("E2FSPROGS_FAKE_TIME", FAKE_TIME)
@@ -383,23 +385,20 @@ fn sweep_online_grow_converting_to_meta_bg() {
         "{head}"
     );
     std::fs::remove_file(&probe).expect("rm");
-    let r = fault_sweep(
+    sweep(
         "online grow converting to meta_bg",
         &t,
         &grow,
         Some(&e2fsck_clean),
         &e2fsck_clean,
     );
-    report("online grow converting to meta_bg", &r);
 }
 
 #[test]
 fn sweep_resize2fs_shortening_the_file() {
-    if !require_tools(TOOLS) {
+    let Some((d, t)) = scratch() else {
         return;
-    }
-    let d = tempfile::tempdir().expect("tempdir");
-    let t = d.path().join("t.img");
+    };
     // A 64 MiB filesystem at the start of a 256 MiB file with data past
     // 128 MiB: growing it to 128M cuts the file there, and every
     // interrupted run must give those bytes back.
@@ -416,7 +415,7 @@ fn sweep_resize2fs_shortening_the_file() {
         common::sha256_hex(&b[(128 * M) as usize..])
     };
     let cut = tail(&t);
-    let r = fault_sweep(
+    let r = sweep(
         "resize2fs shortening the file",
         &t,
         &resize2fs_cmd("128M"),
@@ -426,7 +425,6 @@ fn sweep_resize2fs_shortening_the_file() {
             e2fsck_clean(p);
         },
     );
-    report("resize2fs shortening the file", &r);
     // The sweep compared whole images; say it about the cut bytes too.
     let last = r.points.last().copied().unwrap_or(0);
     let img = d.path().join("again.img");
@@ -445,30 +443,25 @@ fn xfs_growfs_cmd(img: &Path) -> Command {
 
 #[test]
 fn sweep_xfs_growfs_full_last_ag() {
-    if !require_tools(TOOLS) {
+    let Some((_d, t)) = scratch() else {
         return;
-    }
-    let d = tempfile::tempdir().expect("tempdir");
-    let t = d.path().join("t.img");
+    };
     populated_xfs(&t, 320 * M);
     set_len(&t, 700 * M);
-    let r = fault_sweep(
+    sweep(
         "xfs_growfs, full last AG",
         &t,
         &xfs_growfs_cmd,
         Some(&xfs_clean),
         &xfs_clean,
     );
-    report("xfs_growfs, full last AG", &r);
 }
 
 #[test]
 fn sweep_xfs_growfs_short_last_ag() {
-    if !require_tools(TOOLS) {
+    let Some((_d, t)) = scratch() else {
         return;
-    }
-    let d = tempfile::tempdir().expect("tempdir");
-    let t = d.path().join("t.img");
+    };
     sparse(&t, 400 * M);
     // 84483 blocks in 4 AGs of 21121: the last one is a block short.
     ok(tool("mkfs.xfs")
@@ -478,14 +471,13 @@ fn sweep_xfs_growfs_short_last_ag() {
         .arg(format!("size={}", 84483 * 4096))
         .arg(&t));
     set_len(&t, 500 * M);
-    let r = fault_sweep(
+    sweep(
         "xfs_growfs, short last AG",
         &t,
         &xfs_growfs_cmd,
         Some(&xfs_clean),
         &xfs_clean,
     );
-    report("xfs_growfs, short last AG", &r);
 }
 
 fn growpart_cmd(part: &'static str) -> impl Fn(&Path) -> Command {
@@ -531,28 +523,23 @@ fn sweep_mkswap_over_ext4() {
 
 #[test]
 fn sweep_growpart_gpt() {
-    if !require_tools(TOOLS) {
+    let Some((_d, t)) = scratch() else {
         return;
-    }
-    let d = tempfile::tempdir().expect("tempdir");
-    let t = d.path().join("t.img");
+    };
     sparse(&t, 256 * M);
     ok(tool("sgdisk")
         .args(["-U", UUID, "-n", "1:2048:+100M", "-u"])
         .arg(format!("1:{HASH_SEED}"))
         .arg(&t));
     set_len(&t, 512 * M);
-    let r = fault_sweep("growpart GPT", &t, &growpart_cmd("1"), None, &gpt_clean);
-    report("growpart GPT", &r);
+    sweep("growpart GPT", &t, &growpart_cmd("1"), None, &gpt_clean);
 }
 
 #[test]
 fn sweep_sfdisk_delete_gpt() {
-    if !require_tools(TOOLS) {
+    let Some((_d, t)) = scratch() else {
         return;
-    }
-    let d = tempfile::tempdir().expect("tempdir");
-    let t = d.path().join("t.img");
+    };
     sparse(&t, 256 * M);
     ok(tool("sgdisk")
         .args(["-U", UUID, "-n", "1:2048:+100M", "-n", "2:0:+50M"])
@@ -562,8 +549,7 @@ fn sweep_sfdisk_delete_gpt() {
         c.arg("--delete").arg(img).arg("2");
         c
     };
-    let r = fault_sweep("sfdisk --delete GPT", &t, &delete, None, &gpt_clean);
-    report("sfdisk --delete GPT", &r);
+    sweep("sfdisk --delete GPT", &t, &delete, None, &gpt_clean);
 }
 
 /// `ebsim sfdisk -q IMG` with `script` on its standard input (through
@@ -583,11 +569,9 @@ fn sfdisk_script(script: &Path) -> impl Fn(&Path) -> Command + '_ {
 /// run's bytes) over a disk that has one.
 #[test]
 fn sweep_sfdisk_script_gpt() {
-    if !require_tools(TOOLS) {
+    let Some((d, t)) = scratch() else {
         return;
-    }
-    let d = tempfile::tempdir().expect("tempdir");
-    let t = d.path().join("t.img");
+    };
     sparse(&t, 256 * M);
     ok(tool("sgdisk")
         .args(["-U", UUID, "-n", "1:2048:+100M", "-n", "2:0:+50M"])
@@ -601,19 +585,16 @@ fn sweep_sfdisk_script_gpt() {
     )
     .expect("script");
     let cmd = sfdisk_script(&script);
-    let r = fault_sweep("sfdisk -q script GPT", &t, &cmd, None, &gpt_clean);
-    report("sfdisk -q script GPT", &r);
+    sweep("sfdisk -q script GPT", &t, &cmd, None, &gpt_clean);
 }
 
 /// A new MBR table (with an extended partition and a logical one) from a
 /// script over a disk that has one.
 #[test]
 fn sweep_sfdisk_script_mbr() {
-    if !require_tools(TOOLS) {
+    let Some((d, t)) = scratch() else {
         return;
-    }
-    let d = tempfile::tempdir().expect("tempdir");
-    let t = d.path().join("t.img");
+    };
     sparse(&t, 256 * M);
     let mut c = tool("sfdisk");
     c.arg("-q").arg(&t).stdin(std::process::Stdio::piped());
@@ -635,17 +616,14 @@ fn sweep_sfdisk_script_mbr() {
     )
     .expect("script");
     let cmd = sfdisk_script(&script);
-    let r = fault_sweep("sfdisk -q script MBR", &t, &cmd, None, &mbr_clean);
-    report("sfdisk -q script MBR", &r);
+    sweep("sfdisk -q script MBR", &t, &cmd, None, &mbr_clean);
 }
 
 #[test]
 fn sweep_growpart_mbr_with_logicals() {
-    if !require_tools(TOOLS) {
+    let Some((d, t)) = scratch() else {
         return;
-    }
-    let d = tempfile::tempdir().expect("tempdir");
-    let t = d.path().join("t.img");
+    };
     sparse(&t, 256 * M);
     let script = "label: dos\nlabel-id: 0x01020304\n\nx1 : start=2048, size=104800, type=83\n\
                   x2 : start=106848, size=209000, type=5\nx5 : start=108896, size=50000, type=83\n\
@@ -658,14 +636,96 @@ fn sweep_growpart_mbr_with_logicals() {
         s.display()
     )));
     set_len(&t, 512 * M);
-    let r = fault_sweep(
+    sweep(
         "growpart MBR with logicals",
         &t,
         &growpart_cmd("2"),
         Some(&mbr_clean),
         &mbr_clean,
     );
-    report("growpart MBR with logicals", &r);
+}
+
+/// The EFI system partition's write while catalog image `key` is built
+/// (`ec2::catalog::make_fs`, one commit through the partition's slice):
+/// the template is the built image (cut after the partition) with the
+/// partition punched back to a hole; every cut-off write leaves it so or as the full build made it
+/// (a clean run must equal the build byte for byte), and the partition
+/// a clean run writes passes the real `fsck.vfat -n`.
+fn sweep_esp_of(key: &str) {
+    if !require_tools(&["fsck.vfat", "fallocate", "dd"]) {
+        return;
+    }
+    use ebsim::ec2::catalog::{self, FsKind};
+    let c = catalog::by_key(key).expect("catalog key");
+    let p = c
+        .layout
+        .partitions
+        .iter()
+        .find(|p| p.fs.is_some_and(|f| f.kind == FsKind::Vfat))
+        .expect("an EFI system partition");
+    let (start, sectors) = (
+        p.start_lba,
+        p.end_lba.expect("a fixed end") - p.start_lba + 1,
+    );
+    // Not under /dev/shm: tools read a `/dev/...` argument as the guest's.
+    let d = tempfile::tempdir().expect("tempdir");
+    let built = d.path().join("built.img");
+    catalog::default_builder()
+        .build(c, &built)
+        .expect("build the catalog image");
+    // Only the bytes up to the partition's end matter to its write (the
+    // sweep hashes every state, holes included): the rest is cut off.
+    set_len(&built, ((start + sectors) * 512).div_ceil(M) * M);
+    let t = d.path().join("t.img");
+    copy_image(&built, &t);
+    ok(Command::new("fallocate")
+        .args(["-p", "-o", &(start * 512).to_string()])
+        .args(["-l", &(sectors * 512).to_string()])
+        .arg(&t));
+    assert_ne!(
+        image_state(&t),
+        image_state(&built),
+        "{key}: nothing punched"
+    );
+    let want = image_state(&built);
+    let esp_clean = |img: &Path| {
+        assert!(
+            image_state(img) == want,
+            "{key}: the clean run differs from the catalog build"
+        );
+        let esp = img.with_extension("esp");
+        ok(Command::new("dd")
+            .arg(format!("if={}", img.display()))
+            .arg(format!("of={}", esp.display()))
+            .args(["bs=512", "conv=sparse", "status=none"])
+            .arg(format!("skip={start}"))
+            .arg(format!("count={sectors}")));
+        let o = run(Command::new("fsck.vfat").arg("-n").arg(&esp));
+        assert!(
+            o.status.success(),
+            "{key}: fsck.vfat -n: {}{}",
+            stdout(&o),
+            stderr(&o)
+        );
+        let _ = std::fs::remove_file(&esp);
+    };
+    let cmd = |img: &Path| {
+        let mut c = ebsim("debug-fs");
+        c.arg(img).args(["build-esp", key]);
+        c
+    };
+    let name = format!("the EFI system partition of {key}");
+    sweep(&name, &t, &cmd, None, &esp_clean);
+}
+
+#[test]
+fn sweep_esp_of_ubuntu() {
+    sweep_esp_of("ubuntu-22.04");
+}
+
+#[test]
+fn sweep_esp_of_al2023() {
+    sweep_esp_of("al2023");
 }
 
 /// growpart of a disk whose partition is mounted (`ebsim mount IMAGE@1`):
@@ -745,7 +805,7 @@ fn sweep_growpart_through_the_fuse_server() {
         gpt_clean(img);
         ext4_clean(img);
     };
-    let r = fault_sweep(
+    let r = sweep(
         "growpart through the FUSE server",
         &t,
         &cmd,
@@ -754,7 +814,6 @@ fn sweep_growpart_through_the_fuse_server() {
         Some(&ext4_clean),
         &check,
     );
-    report("growpart through the FUSE server", &r);
     assert!(r.writes > 0 && r.rolled_back > 0, "{r:?}");
 }
 

@@ -2389,7 +2389,10 @@ fn a_modification_that_cannot_grow_the_image_fails_alone() {
     let w = c.volume(&["--size", "8"]);
     c.ok(&["modify-volume", "--volume-id", &v, "--size", "16"]);
     c.ok(&["modify-volume", "--volume-id", &w, "--size", "16"]);
+    // A directory where the image was (a missing empty image would be
+    // made again by the next transaction, as after a crash).
     std::fs::remove_file(c.image_of(&v)).unwrap();
+    std::fs::create_dir(c.image_of(&v)).unwrap();
     c.advance("30s");
     let d = c.ok(&["describe-volumes-modifications", "--volume-ids", &v]);
     let m = &d["VolumesModifications"][0];

@@ -11,6 +11,7 @@ mod ec2_util;
 mod guest_files_util;
 
 use guest_files_util::{Fs, Rig, Who};
+use std::process::Command;
 
 /// The tree every case starts from (run by sh as root in the mount).
 const FIXTURE: &str = r#"set -e
@@ -817,4 +818,189 @@ fn fallocate_150g_on_the_seeds_data_volume() {
             .join(" ")
     };
     assert_eq!(ours, theirs, "df -h of /var/lib against the kernel's");
+}
+
+/// The usual mistakes on the command line of every file command (and
+/// df): an unknown option, a missing operand, a bad size or block size,
+/// a bad dd operand. The real tool runs on an empty scratch directory of
+/// this machine, ebsim's applet in an instance (through `sudo`); stdout,
+/// stderr and the exit code must be equal. None of these reaches a file,
+/// so no mount is needed on either side.
+#[test]
+fn usage_errors_are_the_real_tools() {
+    if !common::require_tools(&["fallocate", "truncate", "dd"]) {
+        return;
+    }
+    let cloud = ec2_util::Cloud::on_tmpfs();
+    let id = cloud.instance(guest_files_util::UBUNTU, "t2.micro");
+    let scratch = tempfile::tempdir().unwrap();
+    let cases: &[&[&str]] = &[
+        // du, df: block sizes (gnulib's xstrtol messages), depths, options.
+        &["du", "-B", "zz", "x"],
+        &["du", "--block-size=zz", "x"],
+        &["du", "--block=zz", "x"],
+        &["du", "-B", "0", "x"],
+        &["du", "-B", "1Q", "x"],
+        &["du", "-B", "1KQ", "x"],
+        &["du", "-B", "1.5K", "x"],
+        &["du", "-B", "-1", "x"],
+        &["du", "-B", "99999999999999999999", "x"],
+        &["du", "--block-size", "99999999999999999999", "x"],
+        &["du", "-B"],
+        &["du", "-d", "x"],
+        &["du", "-d", "-1", "x"],
+        &["du", "--max-depth=1x", "x"],
+        &["du", "-sa", "x"],
+        &["du", "-y"],
+        &["du", "--bogus"],
+        &["df", "-B", "zz"],
+        &["df", "--block-size=1Q"],
+        &["df", "-B", "0"],
+        &["df", "-y"],
+        &["df", "--bogus"],
+        // ls
+        &["ls", "-y"],
+        &["ls", "--bogus"],
+        // cat, tee, sha256sum, stat
+        &["cat", "-y"],
+        &["cat", "--bogus"],
+        &["tee", "-y"],
+        &["tee", "--bogus"],
+        &["sha256sum", "-y"],
+        &["sha256sum", "--quiet", "x"],
+        &["sha256sum", "--status", "x"],
+        &["sha256sum", "--warn", "x"],
+        &["sha256sum", "--strict", "x"],
+        &["sha256sum", "--ignore-missing", "x"],
+        &["sha256sum", "-c", "-z", "x"],
+        &["sha256sum", "-c", "--tag", "x"],
+        &["sha256sum", "-c", "-b", "x"],
+        &["sha256sum", "--tag", "-t", "x"],
+        &["stat"],
+        &["stat", "-y"],
+        &["stat", "-c"],
+        // cp, mv, rm, mkdir, touch
+        &["cp"],
+        &["cp", "a"],
+        &["cp", "-y", "a", "b"],
+        &["cp", "--bogus", "a", "b"],
+        &["mv"],
+        &["mv", "a"],
+        &["mv", "-y", "a", "b"],
+        &["rm"],
+        &["rm", "-y", "a"],
+        &["mkdir"],
+        &["mkdir", "-y", "a"],
+        &["mkdir", "-m", "bad", "a"],
+        &["mkdir", "-m"],
+        &["touch"],
+        &["touch", "-y", "a"],
+        &["touch", "-d", "garbage", "a"],
+        &["touch", "-t", "20xx", "a"],
+        &["touch", "-t", "1", "a"],
+        // truncate
+        &["truncate"],
+        &["truncate", "f"],
+        &["truncate", "-s"],
+        &["truncate", "-s", "abc", "f"],
+        &["truncate", "-s", "1Q", "f"],
+        &["truncate", "-s", "1KQ", "f"],
+        &["truncate", "-s", "", "f"],
+        &["truncate", "-s", "-", "f"],
+        &["truncate", "-s", "99999999999999999999", "f"],
+        &["truncate", "-s", "1", "-r", "x", "f"],
+        &["truncate", "-s", "1", "-r", "x"],
+        &["truncate", "-s", "1b", "f"],
+        &["truncate", "-s", "1w", "f"],
+        &["truncate", "-s", "1Y", "f"],
+        &["truncate", "-s", "9223372036854775808", "f"],
+        &["truncate", "-s", "<-1", "f"],
+        &["truncate", "-s", "< abc", "f"],
+        &["truncate", "-s", " +abc", "f"],
+        &["truncate", "-s", "+ 5", "f"],
+        &["truncate", "-s", "%0", "f"],
+        &["truncate", "-s", "abc", "-s", "1", "f"],
+        &["truncate", "-s", "1"],
+        &["truncate", "-o", "f"],
+        &["truncate", "-y", "f"],
+        // fallocate
+        &["fallocate"],
+        &["fallocate", "f"],
+        &["fallocate", "-l"],
+        &["fallocate", "-l", "1Q", "f"],
+        &["fallocate", "-l", "abc", "f"],
+        &["fallocate", "-l", "0", "f"],
+        &["fallocate", "-l", "-1", "f"],
+        &["fallocate", "-l", "1.5X", "f"],
+        &["fallocate", "-l", "99999999999999999999", "f"],
+        &["fallocate", "-o", "x", "-l", "1", "f"],
+        &["fallocate", "-l", "1"],
+        &["fallocate", "-l", "1", "f", "g"],
+        &["fallocate", "-y", "f"],
+        &["fallocate", "--bogus", "f"],
+        // dd
+        &["dd", "bs=0"],
+        &["dd", "bs=abc"],
+        &["dd", "bs=1Q"],
+        &["dd", "bs=-1"],
+        &["dd", "ibs=0"],
+        &["dd", "obs=0"],
+        &["dd", "cbs=0"],
+        &["dd", "count=x"],
+        &["dd", "skip=-1"],
+        &["dd", "seek=1Q"],
+        &["dd", "foo=bar"],
+        &["dd", "if"],
+        &["dd", "conv=bogus"],
+        &["dd", "iflag=bogus"],
+        &["dd", "oflag=bogus"],
+        &["dd", "status=bogus"],
+        &["dd", "conv=ascii,ebcdic"],
+        &["dd", "conv=excl,nocreat"],
+        &["dd", "-y"],
+        &["dd", "--bogus"],
+        &["dd", "bs=99999999999999999999"],
+        &["dd", "count=8E"],
+        &["dd", "bs=1Ex16"],
+        &["dd", "conv=block,unblock"],
+        &["dd", "conv=block,unblock", "cbs=1"],
+        &["dd", "conv=lcase,ucase"],
+        &["dd", "if=x", "-y"],
+    ];
+    let mut bad = Vec::new();
+    for argv in cases {
+        let host = Command::new(argv[0])
+            .args(&argv[1..])
+            .current_dir(scratch.path())
+            .env("LC_ALL", "C.UTF-8")
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        let guest = cloud
+            .cmd("sudo")
+            .args(*argv)
+            .env("EBSIM_INSTANCE", &id)
+            .env("LC_ALL", "C.UTF-8")
+            .env_remove("EBSIM_GUEST_USER")
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        // dd's summary line: its time and rate are compared by shape.
+        let h = (
+            common::stdout(&host),
+            dd_norm(&common::stderr(&host)),
+            host.status.code(),
+        );
+        let g = (
+            common::stdout(&guest),
+            dd_norm(&common::stderr(&guest)),
+            guest.status.code(),
+        );
+        if h != g {
+            bad.push(format!("{argv:?}\n  real:  {h:?}\n  ebsim: {g:?}"));
+        }
+    }
+    assert!(bad.is_empty(), "{} differ:\n{}", bad.len(), bad.join("\n"));
+    // The scratch directory stays empty: none of these made a file.
+    assert_eq!(std::fs::read_dir(scratch.path()).unwrap().count(), 0);
 }

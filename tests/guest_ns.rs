@@ -8,11 +8,9 @@ mod ec2_util;
 mod guest_files_util;
 
 use common::*;
-use std::io::{Read, Write};
-use std::os::fd::OwnedFd;
+use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 const AL2: &str = "ami-0a3c3a20c09d6f377";
@@ -20,81 +18,15 @@ const AL2023: &str = "ami-051f8a213df8bc089";
 const UBUNTU: &str = "ami-080e1f13689e07408";
 const CENTOS7: &str = "ami-002070d43b0a4f171";
 
-/// A terminal session: what has appeared on the screen so far.
-struct Session {
-    screen: Arc<Mutex<Vec<u8>>>,
-    master: std::fs::File,
-    child: std::process::Child,
-    n: usize,
-}
-
-impl Session {
-    fn start(cloud: &ec2_util::Cloud, id: &str) -> Session {
-        let pty = nix::pty::openpty(None, None).unwrap();
-        let slave: OwnedFd = pty.slave;
-        let child = cloud
+/// `ebsim shell ID` in a pseudo-terminal.
+fn start_shell(cloud: &ec2_util::Cloud, id: &str) -> pty::Session {
+    pty::Session::spawn(
+        cloud
             .cmd("shell")
             .arg(id)
             .env("TERM", "dumb")
-            .env("LANG", "C.UTF-8")
-            .stdin(Stdio::from(slave.try_clone().unwrap()))
-            .stdout(Stdio::from(slave.try_clone().unwrap()))
-            .stderr(Stdio::from(slave))
-            .spawn()
-            .unwrap();
-        let master = std::fs::File::from(pty.master);
-        let screen = Arc::new(Mutex::new(Vec::new()));
-        {
-            let screen = Arc::clone(&screen);
-            let mut reader = master.try_clone().unwrap();
-            std::thread::spawn(move || {
-                let mut buf = [0u8; 4096];
-                while let Ok(n) = reader.read(&mut buf) {
-                    if n == 0 {
-                        break;
-                    }
-                    screen.lock().unwrap().extend_from_slice(&buf[..n]);
-                }
-            });
-        }
-        Session {
-            screen,
-            master,
-            child,
-            n: 0,
-        }
-    }
-
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.screen.lock().unwrap()).replace('\r', "")
-    }
-
-    fn wait_for(&self, needle: &str, secs: u64) {
-        let t0 = Instant::now();
-        while !self.text().contains(needle) {
-            assert!(
-                t0.elapsed() < Duration::from_secs(secs),
-                "timed out waiting for {needle:?}; screen:\n{}",
-                self.text()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// Types `line`, then waits until it has finished (a marker echoed
-    /// after it, which the terminal's echo of the typed line cannot match).
-    /// Returns what the screen gained.
-    fn run(&mut self, line: &str) -> String {
-        self.n += 1;
-        let before = self.text().len();
-        let typed = format!("{line}; echo __D\"\"ONE_{}__\n", self.n);
-        self.master.write_all(typed.as_bytes()).unwrap();
-        self.master.flush().unwrap();
-        let marker = format!("\n__DONE_{}__\n", self.n);
-        self.wait_for(&marker, 180);
-        let t = self.text();
-        t[before.min(t.len())..].to_string()
-    }
+            .env("LANG", "C.UTF-8"),
+    )
 }
 
 fn guest_exec(cloud: &ec2_util::Cloud, id: &str, script: &str) -> std::process::Output {
@@ -124,7 +56,7 @@ fn runbook(ami: &str, pretty: &str, prompt_user: &str, root_grow: &str) {
         "/dev/sdf",
     ]);
     cloud.advance("30s");
-    let mut s = Session::start(&cloud, &id);
+    let mut s = start_shell(&cloud, &id);
     s.wait_for(&format!("{prompt_user}@ip-172-31-"), 60);
     let o = s.run("cat /etc/os-release");
     assert!(o.contains(pretty), "os-release: {o}");

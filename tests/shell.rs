@@ -5,45 +5,9 @@
 mod common;
 
 use common::*;
-use std::io::{Read, Write};
-use std::os::fd::OwnedFd;
-use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
 const UBUNTU: &str = "ami-080e1f13689e07408";
-
-/// A terminal session: what has appeared on the screen so far.
-struct Session {
-    screen: Arc<Mutex<Vec<u8>>>,
-    master: std::fs::File,
-    child: std::process::Child,
-}
-
-impl Session {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.screen.lock().unwrap()).replace('\r', "")
-    }
-
-    /// Waits until the screen shows `needle` `count` times.
-    fn wait_for(&self, needle: &str, count: usize) {
-        let t0 = Instant::now();
-        while self.text().matches(needle).count() < count {
-            assert!(
-                t0.elapsed() < Duration::from_secs(60),
-                "timed out waiting for {needle:?} x{count}; screen:\n{}",
-                self.text()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn type_line(&mut self, line: &str) {
-        self.master.write_all(line.as_bytes()).unwrap();
-        self.master.write_all(b"\n").unwrap();
-        self.master.flush().unwrap();
-    }
-}
 
 fn ebsim_cli(home: &std::path::Path, args: &[&str]) -> String {
     let o = run(Command::new(ebsim_bin())
@@ -111,45 +75,20 @@ fn a_typed_runbook_session_in_a_pty() {
     );
     ebsim_cli(h, &["clock", "advance", "30s"]);
 
-    let pty = nix::pty::openpty(None, None).unwrap();
-    let slave: OwnedFd = pty.slave;
     let user_home = tempfile::tempdir().unwrap();
-    let child = Command::new(ebsim_bin())
-        .args(["shell", "--host-mode"])
-        .env("EBSIM_HOME", h)
-        .env("EBSIM_CLOCK", "manual")
-        .env("SHELL", "/bin/bash")
-        .env("HOME", user_home.path())
-        .env("TERM", "dumb")
-        .env("LANG", "C.UTF-8")
-        .current_dir(user_home.path())
-        .stdin(Stdio::from(slave.try_clone().unwrap()))
-        .stdout(Stdio::from(slave.try_clone().unwrap()))
-        .stderr(Stdio::from(slave))
-        .spawn()
-        .unwrap();
-    let master = std::fs::File::from(pty.master);
-    let screen = Arc::new(Mutex::new(Vec::new()));
-    {
-        let screen = Arc::clone(&screen);
-        let mut reader = master.try_clone().unwrap();
-        std::thread::spawn(move || {
-            let mut buf = [0u8; 4096];
-            while let Ok(n) = reader.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                screen.lock().unwrap().extend_from_slice(&buf[..n]);
-            }
-        });
-    }
-    let mut s = Session {
-        screen,
-        master,
-        child,
-    };
+    let mut s = pty::Session::spawn(
+        Command::new(ebsim_bin())
+            .args(["shell", "--host-mode"])
+            .env("EBSIM_HOME", h)
+            .env("EBSIM_CLOCK", "manual")
+            .env("SHELL", "/bin/bash")
+            .env("HOME", user_home.path())
+            .env("TERM", "dumb")
+            .env("LANG", "C.UTF-8")
+            .current_dir(user_home.path()),
+    );
     let prompt = format!("[ubuntu@{id} ");
-    s.wait_for(&prompt, 1);
+    s.wait_for_count(&prompt, 1, 60);
     let commands = [
         "lsblk",
         "df -hT",
@@ -159,7 +98,7 @@ fn a_typed_runbook_session_in_a_pty() {
     ];
     for (i, c) in commands.iter().enumerate() {
         s.type_line(c);
-        s.wait_for(&prompt, i + 2);
+        s.wait_for_count(&prompt, i + 2, 60);
     }
     s.type_line("exit");
     let status = s.child.wait().unwrap();

@@ -11,6 +11,8 @@
 //!           truncate LEN PATH | cat PATH | ls PATH | statfs
 //! ebsim debug-fs IMAGE grow-online [LEN]   (ext4: the online resize an instance's
 //!                                           resize2fs makes, to LEN or the device's size)
+//! ebsim debug-fs IMAGE build-esp KEY       (the EFI system partition of catalog image
+//!                                           KEY, written as building the image does)
 //! ```
 //! LEN takes K, M, G, T suffixes (powers of 1024). Times come from
 //! `E2FSPROGS_FAKE_TIME` when set (for reproducible images);
@@ -233,6 +235,34 @@ fn grow_online(dev: Slice<ImageFile>, len: Option<&str>) -> Result<(), String> {
     }
 }
 
+/// Writes the EFI system partition of catalog image `key` (its key or
+/// AMI id) into `image`, which already holds the image's partition table,
+/// exactly as building the catalog image does (one commit); for the crash
+/// sweep of that write.
+fn build_esp(image: &str, key: &str) -> Result<(), String> {
+    use ebsim::ec2::catalog::{self, FsKind};
+    use ebsim::partition::SECTOR;
+    let c = catalog::by_key(key)
+        .or_else(|| catalog::by_image_id(key))
+        .ok_or_else(|| format!("{key}: no such catalog image"))?;
+    let (p, fs) = c
+        .layout
+        .partitions
+        .iter()
+        .find_map(|p| p.fs.filter(|f| f.kind == FsKind::Vfat).map(|f| (p, f)))
+        .ok_or_else(|| format!("{key}: the image has no EFI system partition"))?;
+    let end = p
+        .end_lba
+        .ok_or_else(|| format!("{key}: the EFI system partition has no fixed end"))?;
+    let offset = p.start_lba.saturating_mul(SECTOR);
+    let size = end
+        .saturating_sub(p.start_lba)
+        .saturating_add(1)
+        .saturating_mul(SECTOR);
+    let mut img = ImageFile::open(image, Access::ReadWrite).map_err(|e| e.to_string())?;
+    catalog::make_fs(c, p, fs, &mut img, offset, size)
+}
+
 /// Runs the hidden subcommand; `args[0]` is "debug-fs".
 pub fn run(args: Vec<OsString>) -> i32 {
     let args = super::getopt::after_argv0(&args);
@@ -259,6 +289,15 @@ pub fn run(args: Vec<OsString>) -> i32 {
         return 2;
     };
     let rest: Vec<&str> = args[i + 1..].iter().map(String::as_str).collect();
+    if let ["build-esp", key] = rest.as_slice() {
+        return match build_esp(image, key) {
+            Ok(()) => 0,
+            Err(m) => {
+                output::err(&format!("ebsim debug-fs: {image}: {m}\n"));
+                1
+            }
+        };
+    }
     let img = match ImageFile::open(image, Access::ReadWrite) {
         Ok(i) => i,
         Err(x) => {

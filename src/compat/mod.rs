@@ -122,6 +122,96 @@ pub fn strtoll(s: &str, base: u32) -> Strto<i64> {
     }
 }
 
+/// Why gnulib's `xstrtol` refused a number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum XstrtolError {
+    /// No number, or a character after it that is no valid suffix
+    /// (`LONGINT_INVALID`, `LONGINT_INVALID_SUFFIX_CHAR`, with or without
+    /// an overflow before it).
+    Invalid,
+    /// The number or its scaling by the suffix overflowed
+    /// (`LONGINT_OVERFLOW`; the tools add `Value too large for defined
+    /// data type`).
+    Overflow,
+}
+
+/// gnulib's `xstrtoimax(s, NULL, 10, &v, valid_suffixes)`: a decimal
+/// number (leading whitespace and a sign allowed, as `strtoimax` reads
+/// them) and one optional unit from `valid_suffixes`: `k`/`K` (1024¹),
+/// `M`/`m`, `G`/`g`, `T`/`t`, `P`, `E`, `Z`, `Y` (1024⁸), and `b` (512),
+/// `c` (1), `w` (2) where listed. When `valid_suffixes` holds `0`, a unit
+/// may be followed by `B` or `D` (powers of 1000) or `iB` (1024). A unit
+/// alone stands for one of it (`"K"` is 1024). Anything left over is
+/// [`XstrtolError::Invalid`], even after an overflow.
+pub fn xstrtoimax(s: &str, valid_suffixes: &str) -> Result<i64, XstrtolError> {
+    let r = strtoll(s, 10);
+    let mut overflow = r.overflow;
+    let mut val = r.value;
+    let rest = s.get(r.end..).unwrap_or("");
+    if r.end == 0 {
+        match rest.chars().next() {
+            Some(c) if valid_suffixes.contains(c) => val = 1,
+            _ => return Err(XstrtolError::Invalid),
+        }
+    }
+    let mut chars = rest.chars();
+    let Some(c) = chars.next() else {
+        return if overflow {
+            Err(XstrtolError::Overflow)
+        } else {
+            Ok(val)
+        };
+    };
+    if !valid_suffixes.contains(c) {
+        return Err(XstrtolError::Invalid);
+    }
+    let mut base: i64 = 1024;
+    let mut used = 1;
+    if valid_suffixes.contains('0') {
+        let b = rest.as_bytes();
+        match (b.get(1), b.get(2)) {
+            (Some(b'i'), Some(b'B')) => used += 2,
+            (Some(b'B'), _) | (Some(b'D'), _) => {
+                base = 1000;
+                used += 1;
+            }
+            _ => {}
+        }
+    }
+    let (mult, power) = match c {
+        'b' => (512, 1),
+        'B' => (1024, 1),
+        'c' => (1, 1),
+        'w' => (2, 1),
+        'k' | 'K' => (base, 1),
+        'M' | 'm' => (base, 2),
+        'G' | 'g' => (base, 3),
+        'T' | 't' => (base, 4),
+        'P' => (base, 5),
+        'E' => (base, 6),
+        'Z' => (base, 7),
+        'Y' => (base, 8),
+        _ => return Err(XstrtolError::Invalid),
+    };
+    for _ in 0..power {
+        match val.checked_mul(mult) {
+            Some(v) => val = v,
+            None => {
+                overflow = true;
+                val = if val < 0 { i64::MIN } else { i64::MAX };
+            }
+        }
+    }
+    if rest.len() > used {
+        return Err(XstrtolError::Invalid);
+    }
+    if overflow {
+        Err(XstrtolError::Overflow)
+    } else {
+        Ok(val)
+    }
+}
+
 /// e2p's `parse_num_blocks2`: a number with an optional K/M/G/T (powers
 /// of 1024 bytes) or s (512-byte sectors) suffix, in blocks of
 /// `1024 << log_block_size` (a bare number is already in blocks), or in

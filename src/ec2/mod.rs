@@ -281,6 +281,11 @@ impl<'a> Txn<'a> {
         if locked.read_only().is_none() {
             let home = locked.home().clone();
             sweep::recover(&home, &mut locked.state)?;
+            if !locked.from_cache() {
+                // A process (or the machine) may have died since the last
+                // commit: a new empty image it had not synced is made again.
+                sweep::restore_empty_images(&home, &locked.state)?;
+            }
         }
         let mut txn = Txn {
             ec2,
@@ -289,6 +294,7 @@ impl<'a> Txn<'a> {
             touched: false,
             after: Vec::new(),
             stage: None,
+            fresh: Vec::new(),
         };
         txn.tick()?;
         if txn.read_only() {
@@ -355,6 +361,9 @@ pub struct Txn<'a> {
     touched: bool,
     after: Vec<After>,
     stage: Option<String>,
+    /// Volumes whose empty image this transaction made in place
+    /// ([`Txn::create_empty_image`]): removed if the state is not saved.
+    fresh: Vec<String>,
 }
 
 /// The cloud a transaction acts for: the caller's, or (in a group commit,
@@ -515,7 +524,49 @@ impl<'a> Txn<'a> {
         Ok(snapshots::Stage::at(self.home().staging_dir().join(id)))
     }
 
+    /// Makes the image of a new volume that holds only zeros (no
+    /// snapshot) in place, `volumes/<id>.img`: an empty sparse file of
+    /// `len` bytes, neither staged nor synced. Its bytes follow from the
+    /// state (the volume's size), so what makes it durable is the commit
+    /// of the state naming the volume: if a crash loses the file (or its
+    /// length), the next transaction makes it again
+    /// ([`sweep::restore_empty_images`]), and nothing can have been written
+    /// into it meanwhile (the image layer syncs the directory, with its
+    /// undo log, before its first write). False when the host cannot hold
+    /// a file that long (the caller makes a segmented image instead).
+    pub(crate) fn create_empty_image(&mut self, id: &str, len: u64) -> Result<bool> {
+        if let Some(e) = self.locked.read_only_error() {
+            return Err(e);
+        }
+        use std::os::unix::fs::OpenOptionsExt;
+        let path = self.home().volume_image(id);
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .custom_flags(nix::libc::O_NOFOLLOW)
+            .open(&path)
+            .map_err(|e| Error::io(&path, "create", e))?;
+        match f.set_len(len) {
+            Ok(()) => {
+                self.fresh.push(id.to_string());
+                Ok(true)
+            }
+            Err(e) => {
+                drop(f);
+                let _ = std::fs::remove_file(&path);
+                if e.raw_os_error() == Some(nix::libc::EFBIG) {
+                    Ok(false)
+                } else {
+                    Err(Error::io(&path, "set length", e))
+                }
+            }
+        }
+    }
+
     fn discard_stage(&mut self) {
+        for id in std::mem::take(&mut self.fresh) {
+            let _ = std::fs::remove_file(self.home().volume_image(&id));
+        }
         if let Some(t) = self.stage.take() {
             let dir = self.home().staging_dir().join(t);
             sweep::remove_tree_contents(&dir);
@@ -542,6 +593,7 @@ impl<'a> Txn<'a> {
             self.dirty = false;
         }
         // Committed: from here on nothing fails the command.
+        self.fresh.clear();
         self.locked.state.upgraded = false;
         let home = self.home().clone();
         if let Some(t) = self.stage.take() {

@@ -246,6 +246,9 @@ pub struct Locked {
     /// The `publish` field of the document on disk (as read, then as
     /// last written): the one in memory is cleared once published.
     file_publish: Option<String>,
+    /// Whether the document was taken from this process's cache (its own
+    /// last commit, the file unchanged since) rather than read.
+    from_cache: bool,
 }
 
 /// What identifies one version of `state.json` without reading it: the
@@ -350,6 +353,7 @@ impl Locked {
             }
             _ => None,
         };
+        let from_cache = cached.is_some();
         let state = match cached {
             Some(s) => s,
             None => match read_state(home)? {
@@ -374,6 +378,7 @@ impl Locked {
             real_ms,
             read_only,
             file_publish: None,
+            from_cache,
         })
         .map(|mut l| {
             l.file_publish = l.state.publish.clone();
@@ -402,6 +407,13 @@ impl Locked {
     /// The home.
     pub fn home(&self) -> &Home {
         &self.home
+    }
+
+    /// Whether the document is this process's own last commit, kept in
+    /// memory (no other process wrote since, and this one is alive, so no
+    /// crash came in between).
+    pub fn from_cache(&self) -> bool {
+        self.from_cache
     }
 
     /// The clock mode of this process.

@@ -138,6 +138,46 @@ pub(crate) fn recover(home: &Home, state: &mut State) -> Result<()> {
     Ok(())
 }
 
+/// Makes again the image of every committed volume made empty (no
+/// snapshot) whose image is missing, or a regular file of length 0: a new
+/// empty volume's image is made in place and not synced before the commit
+/// that names it (its bytes follow from the state), so a crash can lose
+/// its directory entry or its length. Nothing was ever written into such
+/// an image (the image layer syncs the directory, with its undo log,
+/// before any write), so an empty sparse file of the volume's size is
+/// exactly what it held. Each one made is synced, and the directory once.
+/// Anything else at an image path (a directory, a link) is left for the
+/// operations to report.
+pub(crate) fn restore_empty_images(home: &Home, state: &State) -> Result<()> {
+    let mut made = false;
+    for v in state.volumes.values().filter(|v| v.snapshot_id.is_none()) {
+        let path = home.volume_image(&v.id);
+        // Some(whether a file of length 0 is there) when the image is lost.
+        let lost = match std::fs::symlink_metadata(&path) {
+            Ok(m) if m.file_type().is_file() && m.len() == 0 => Some(true),
+            Ok(_) => None,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Some(false),
+            Err(e) => return Err(Error::io(&path, "stat", e)),
+        };
+        let Some(empty_file) = lost else {
+            continue;
+        };
+        if v.size_bytes() == 0 {
+            continue;
+        }
+        if empty_file {
+            std::fs::remove_file(&path).map_err(|e| Error::io(&path, "remove", e))?;
+        }
+        // Synced, and segmented if the host cannot hold a file that long.
+        crate::blockdev::image::ImageFile::create(&path, v.size_bytes())?;
+        made = true;
+    }
+    if made {
+        sync_dir(&home.volumes_dir())?;
+    }
+    Ok(())
+}
+
 /// Removes every chunk (and stray file) under `snapshots/chunks` that no
 /// committed manifest names. Returns false, removing nothing, when a
 /// committed manifest cannot be read.

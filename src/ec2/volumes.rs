@@ -229,14 +229,20 @@ impl Txn<'_> {
         Ok(vol)
     }
 
-    /// Creates a volume's image file, empty or restored from a snapshot,
-    /// in the transaction's staging directory: it is published when the
-    /// state commits, and goes with the transaction if anything fails.
+    /// Creates a volume's image file. An empty one is made in place and
+    /// not synced (see [`Txn::create_empty_image`]: the state's commit is
+    /// what makes it durable); one restored from a snapshot (or an empty
+    /// one too long for a single file, made segmented) in the
+    /// transaction's staging directory, published when the state commits.
+    /// Either goes with the transaction if anything fails.
     pub(crate) fn materialise_volume(
         &mut self,
         vol: &Volume,
         snapshot: Option<&str>,
     ) -> Result<()> {
+        if snapshot.is_none() && self.create_empty_image(&vol.id, vol.size_bytes())? {
+            return Ok(());
+        }
         let stage = self.stage()?;
         let path = stage.volume_image(&vol.id);
         if let Some(dir) = path.parent() {

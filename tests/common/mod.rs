@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod manifest;
+pub mod pty;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -257,6 +257,16 @@ pub fn arg_bytes(args: &[std::ffi::OsString]) -> Vec<Vec<u8>> {
 }
 
 /// `"Try 'PROG --help' for more information.\n"`.
+/// The quotation marks of coreutils' messages around an option name or
+/// a valid argument: ‘ ’ in a UTF-8 locale, ' ' otherwise.
+pub fn quote_marks(utf8: bool) -> (&'static str, &'static str) {
+    if utf8 {
+        ("\u{2018}", "\u{2019}")
+    } else {
+        ("'", "'")
+    }
+}
+
 pub fn try_help(prog: &str) -> String {
     format!("Try '{prog} --help' for more information.\n")
 }

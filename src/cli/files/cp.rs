@@ -984,11 +984,7 @@ fn main_cp(args: Vec<OsString>) -> Result<i32, AppletError> {
 }
 
 fn bad_arg(prog: &str, w: &str, opt: &str, valid: &[&str], utf8: bool) -> AppletError {
-    let (l, r) = if utf8 {
-        ("\u{2018}", "\u{2019}")
-    } else {
-        ("'", "'")
-    };
+    let (l, r) = super::common::quote_marks(utf8);
     let mut m = format!(
         "{prog}: invalid argument {} for {l}{opt}{r}\nValid arguments are:\n",
         ebsim::compat::quote::quote(w.as_bytes(), utf8)

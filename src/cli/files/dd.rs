@@ -9,8 +9,9 @@
 
 use super::common::{HostDev, Session, start, strerror};
 use crate::cli::error::{AppletError, finish};
-use crate::cli::output::{err, out};
+use crate::cli::output::err;
 use ebsim::compat::quote::{quote, quoteaf};
+use ebsim::compat::{XstrtolError, xstrtoimax};
 use ebsim::fs::node::{ErrorKind, NodeError};
 use ebsim::guest::human::{self, opts as hopts};
 use ebsim::guest::vfs::{Loc, OpenFlags};
@@ -50,39 +51,38 @@ enum Output {
     Guest { loc: Loc, off: u64 },
 }
 
-/// A dd number: digits with an optional suffix, and `x` products.
-fn parse_num(s: &str) -> Option<u64> {
+/// A dd number as coreutils 9.1's `parse_integer` reads it: gnulib's
+/// `xstrtoumax` with the suffixes b c w k K M G T P E Z Y (KB, KiB ...
+/// as in gnulib), and `x` products (`2x512`); no sign. `Err(true)` when
+/// it is too large (dd then adds `Value too large for defined data
+/// type`), `Err(false)` when it is no number.
+fn parse_num(s: &str) -> Result<u64, bool> {
     let mut total: u64 = 1;
+    let mut overflow = false;
     for part in s.split('x') {
-        let end = part
-            .find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(part.len());
-        let (n, suffix) = part.split_at(end);
-        if n.is_empty() {
-            return None;
+        if part
+            .trim_start_matches([' ', '\t', '\n', '\x0b', '\x0c', '\r'])
+            .starts_with('-')
+        {
+            return Err(false);
         }
-        let n: u64 = n.parse().ok()?;
-        let mult: u64 = match suffix {
-            "" | "c" => 1,
-            "w" => 2,
-            "b" => 512,
-            "kB" => 1000,
-            "K" | "k" | "KiB" => 1024,
-            "MB" => 1_000_000,
-            "M" | "MiB" => 1 << 20,
-            "GB" => 1_000_000_000,
-            "G" | "GiB" => 1 << 30,
-            "TB" => 1_000_000_000_000,
-            "T" | "TiB" => 1 << 40,
-            "PB" => 1_000_000_000_000_000,
-            "P" | "PiB" => 1 << 50,
-            "EB" => 1_000_000_000_000_000_000,
-            "E" | "EiB" => 1 << 60,
-            _ => return None,
+        let n = match xstrtoimax(part, "bcEGkKMPTwYZ0") {
+            Ok(n) => u64::try_from(n).map_err(|_| false)?,
+            Err(XstrtolError::Invalid) => return Err(false),
+            Err(XstrtolError::Overflow) => {
+                overflow = true;
+                u64::MAX
+            }
         };
-        total = total.checked_mul(n.checked_mul(mult)?)?;
+        match total.checked_mul(n) {
+            Some(t) => total = t,
+            None => overflow = true,
+        }
     }
-    Some(total)
+    if overflow || total > i64::MAX as u64 {
+        return Err(true);
+    }
+    Ok(total)
 }
 
 /// C's `%g`: six significant digits, trailing zeros dropped, an exponent
@@ -231,22 +231,14 @@ pub fn run(args: Vec<OsString>) -> i32 {
 fn main(args: Vec<OsString>) -> Result<i32, AppletError> {
     let prog = "dd";
     let utf8 = super::common::utf8_locale();
-    let argv: Vec<String> = args
+    // dd takes only --help and --version as options (getopt_long, so
+    // `-y` and `--bogus` get getopt's messages); the rest are operands.
+    let parsed = super::opts::parse(prog, &args, "", &[], HELP)?;
+    let argv: Vec<String> = parsed
+        .operands
         .iter()
-        .skip(1)
         .map(|a| a.to_string_lossy().into_owned())
         .collect();
-    if argv.first().is_some_and(|a| a == "--help") {
-        out(HELP);
-        return Ok(0);
-    }
-    if argv.first().is_some_and(|a| a == "--version") {
-        out(&format!(
-            "dd (ebsim {}): the coreutils 9.1 command inside an ebsim instance\n",
-            env!("CARGO_PKG_VERSION")
-        ));
-        return Ok(0);
-    }
     let mut ops: std::collections::HashMap<&str, String> = std::collections::HashMap::new();
     for a in &argv {
         let Some((k, v)) = a.split_once('=') else {
@@ -305,36 +297,36 @@ fn main(args: Vec<OsString>) -> Result<i32, AppletError> {
         }
     }
     let num = |k: &str| -> Result<Option<u64>, AppletError> {
-        match ops.get(k) {
-            None => Ok(None),
-            Some(v) => match parse_num(v) {
-                Some(n) => Ok(Some(n)),
-                None => Err(AppletError::new(
-                    1,
-                    format!("{prog}: invalid number: {}\n", quote(v.as_bytes(), utf8)),
-                )),
-            },
+        let Some(v) = ops.get(k) else {
+            return Ok(None);
+        };
+        // Block sizes are at least 1 (dd's n_min), the others at least 0.
+        let min = u64::from(matches!(k, "bs" | "ibs" | "obs" | "cbs"));
+        match parse_num(v) {
+            Ok(n) if n >= min => Ok(Some(n)),
+            r => Err(AppletError::new(
+                1,
+                format!(
+                    "{prog}: invalid number: {}{}\n",
+                    quote(v.as_bytes(), utf8),
+                    if r == Err(true) {
+                        ": Value too large for defined data type"
+                    } else {
+                        ""
+                    }
+                ),
+            )),
         }
     };
-    let (bs, ibs, obs, count, skip, seek) = (
+    let (bs, ibs, obs, cbs, count, skip, seek) = (
         num("bs")?,
         num("ibs")?,
         num("obs")?,
+        num("cbs")?,
         num("count")?,
         num("skip")?,
         num("seek")?,
     );
-    for (k, v) in [("bs", bs), ("ibs", ibs), ("obs", obs)] {
-        if v == Some(0) {
-            return Err(AppletError::new(
-                1,
-                format!(
-                    "{prog}: invalid number: {}\n",
-                    quote(ops.get(k).map_or("", |s| s.as_str()).as_bytes(), utf8)
-                ),
-            ));
-        }
-    }
     let ibs = bs.or(ibs).unwrap_or(512) as usize;
     let obs = bs.or(obs).unwrap_or(512) as usize;
     let reblock = bs.is_none() && ibs != obs;
@@ -376,6 +368,20 @@ fn main(args: Vec<OsString>) -> Result<i32, AppletError> {
             ));
         }
     }
+    // dd's checks of the combination, after every operand was read.
+    let any2 = |set: &[&str]| conv.iter().filter(|c| set.contains(&c.as_str())).count() > 1;
+    let combo = if any2(&["ascii", "ebcdic", "ibm"]) {
+        Some("cannot combine any two of {ascii,ebcdic,ibm}")
+    } else if cbs.is_some() && any2(&["block", "unblock"]) {
+        // Without cbs= dd drops block and unblock before this check.
+        Some("cannot combine block and unblock")
+    } else if any2(&["lcase", "ucase"]) {
+        Some("cannot combine lcase and ucase")
+    } else if any2(&["excl", "nocreat"]) {
+        Some("cannot combine excl and nocreat")
+    } else {
+        None
+    };
     let known_flags = [
         "append",
         "direct",
@@ -418,6 +424,9 @@ fn main(args: Vec<OsString>) -> Result<i32, AppletError> {
                 super::common::try_help(prog)
             ),
         ));
+    }
+    if let Some(msg) = combo {
+        return Err(AppletError::new(1, format!("{prog}: {msg}\n")));
     }
     let has = |l: &[String], f: &str| l.iter().any(|x| x == f);
     let if_name = ops.get("if").map(|s| s.as_bytes().to_vec());
@@ -696,12 +705,17 @@ mod tests {
 
     #[test]
     fn numbers() {
-        assert_eq!(parse_num("1M"), Some(1 << 20));
-        assert_eq!(parse_num("2x512"), Some(1024));
-        assert_eq!(parse_num("1kB"), Some(1000));
-        assert_eq!(parse_num("4b"), Some(2048));
-        assert_eq!(parse_num("x"), None);
-        assert_eq!(parse_num("1Q"), None);
+        assert_eq!(parse_num("1M"), Ok(1 << 20));
+        assert_eq!(parse_num("2x512"), Ok(1024));
+        assert_eq!(parse_num("1kB"), Ok(1000));
+        assert_eq!(parse_num("1KB"), Ok(1000));
+        assert_eq!(parse_num("4b"), Ok(2048));
+        assert_eq!(parse_num("x"), Err(false));
+        assert_eq!(parse_num("1Q"), Err(false));
+        assert_eq!(parse_num("-1"), Err(false));
+        assert_eq!(parse_num("99999999999999999999"), Err(true));
+        assert_eq!(parse_num("8E"), Err(true));
+        assert_eq!(parse_num("1Ex16"), Err(true));
     }
 
     #[test]

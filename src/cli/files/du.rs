@@ -9,6 +9,7 @@ use crate::cli::error::{AppletError, finish};
 use crate::cli::output::err;
 use ebsim::compat::quote::{quote, quoteaf};
 use ebsim::fs::node::FileType;
+use ebsim::guest::df::{BlockSizeError, parse_block_size};
 use ebsim::guest::human::{self, opts as hopts};
 use std::collections::HashSet;
 use std::ffi::OsString;
@@ -37,8 +38,10 @@ hold.
 struct Opts {
     all: bool,
     apparent: bool,
+    /// gnulib `human_readable` options and block size, as `-h`, `-k`,
+    /// `-m`, `-b` and `-B` set them.
     block: u64,
-    human: bool,
+    human: u32,
     total: bool,
     max_depth: Option<usize>,
     deref: bool,
@@ -53,29 +56,6 @@ struct Du<'a> {
     seen: HashSet<(usize, u64)>,
     out: Stdout,
     code: i32,
-}
-
-/// A size with `du`'s units (`SIZE` suffixes K M G T P E, powers of 1024,
-/// or KB MB ... of 1000).
-pub fn parse_block_size(s: &str) -> Option<u64> {
-    let digits_end = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let (n, suffix) = s.split_at(digits_end);
-    let n: u64 = if n.is_empty() { 1 } else { n.parse().ok()? };
-    let mult: u64 = match suffix {
-        "" => 1,
-        "K" | "KiB" | "k" => 1 << 10,
-        "M" | "MiB" => 1 << 20,
-        "G" | "GiB" => 1 << 30,
-        "T" | "TiB" => 1 << 40,
-        "P" | "PiB" => 1 << 50,
-        "E" | "EiB" => 1 << 60,
-        "KB" | "kB" => 1000,
-        "MB" => 1_000_000,
-        "GB" => 1_000_000_000,
-        "TB" => 1_000_000_000_000,
-        _ => return None,
-    };
-    n.checked_mul(mult).filter(|&v| v > 0)
 }
 
 /// `du`.
@@ -104,7 +84,7 @@ fn main(args: Vec<OsString>) -> Result<i32, AppletError> {
         all: false,
         apparent: false,
         block: 1024,
-        human: false,
+        human: 0,
         total: false,
         max_depth: None,
         deref: false,
@@ -120,23 +100,28 @@ fn main(args: Vec<OsString>) -> Result<i32, AppletError> {
             'b' => {
                 o.apparent = true;
                 o.block = 1;
-                o.human = false;
+                o.human = 0;
             }
             'B' => {
                 let a = p.arg.clone().unwrap_or_default();
                 match parse_block_size(&a) {
-                    Some(b) => {
+                    Ok((h, b)) => {
+                        o.human = h;
                         o.block = b;
-                        o.human = false;
                     }
-                    None => {
-                        return Err(AppletError::new(
-                            1,
-                            format!(
-                                "{prog}: invalid -B argument {}\n",
-                                quote(a.as_bytes(), utf8)
-                            ),
-                        ));
+                    Err(e) => {
+                        // gnulib's xstrtol_fatal: the option as it was
+                        // named (a long one in full), the argument in
+                        // plain quotes.
+                        let opt = p.spelling();
+                        let msg = match e {
+                            BlockSizeError::Invalid => format!("invalid {opt} argument '{a}'"),
+                            BlockSizeError::InvalidSuffix => {
+                                format!("invalid suffix in {opt} argument '{a}'")
+                            }
+                            BlockSizeError::Overflow => format!("{opt} argument '{a}' too large"),
+                        };
+                        return Err(AppletError::new(1, format!("{prog}: {msg}\n")));
                     }
                 }
             }
@@ -154,14 +139,17 @@ fn main(args: Vec<OsString>) -> Result<i32, AppletError> {
                     ));
                 }
             },
-            'h' => o.human = true,
+            'h' => {
+                o.human = hopts::AUTOSCALE | hopts::SI | hopts::BASE_1024;
+                o.block = 1;
+            }
             'k' => {
                 o.block = 1024;
-                o.human = false;
+                o.human = 0;
             }
             'm' => {
                 o.block = 1 << 20;
-                o.human = false;
+                o.human = 0;
             }
             'L' => o.deref = true,
             'l' => o.count_links = true,
@@ -245,11 +233,7 @@ fn join(dir: &[u8], name: &[u8]) -> Vec<u8> {
 
 impl Du<'_> {
     fn size_str(&self, bytes: u64) -> String {
-        if self.o.human {
-            human::human_readable(bytes, hopts::AUTOSCALE | hopts::SI | hopts::BASE_1024, 1, 1)
-        } else {
-            human::human_readable(bytes, 0, 1, self.o.block)
-        }
+        human::human_readable(bytes, self.o.human, 1, self.o.block)
     }
 
     fn print(&mut self, bytes: u64, path: &[u8]) {

@@ -199,11 +199,7 @@ fn main(args: Vec<OsString>) -> Result<i32, AppletError> {
                     | "if-tty",
                 ) => {}
                 Some(w) => {
-                    let (l, r) = if utf8 {
-                        ("\u{2018}", "\u{2019}")
-                    } else {
-                        ("'", "'")
-                    };
+                    let (l, r) = super::common::quote_marks(utf8);
                     return Err(AppletError::new(
                         1,
                         format!(

@@ -106,6 +106,40 @@ fn main(args: Vec<OsString>) -> Result<i32, AppletError> {
         has('w'),
         has('\u{5}'),
     );
+    // -b/-t/--tag in order: --tag selects binary mode, as in md5sum.c.
+    let mut binary: Option<bool> = None;
+    for o in &parsed.opts {
+        match o.val {
+            'b' | '\u{5}' => binary = Some(true),
+            't' => binary = Some(false),
+            _ => {}
+        }
+    }
+    // md5sum.c's checks of the combination, in its order.
+    let conflict = if check && has('z') {
+        Some("the --zero option is not supported when verifying checksums")
+    } else if check && tag {
+        Some("the --tag option is meaningless when verifying checksums")
+    } else if check && binary.is_some() {
+        Some("the --binary and --text options are meaningless when verifying checksums")
+    } else if tag && binary == Some(false) {
+        Some("--tag does not support --text mode")
+    } else if ignore_missing && !check {
+        Some("the --ignore-missing option is meaningful only when verifying checksums")
+    } else if status && !check {
+        Some("the --status option is meaningful only when verifying checksums")
+    } else if warn && !check {
+        Some("the --warn option is meaningful only when verifying checksums")
+    } else if quiet && !check {
+        Some("the --quiet option is meaningful only when verifying checksums")
+    } else if strict && !check {
+        Some("the --strict option is meaningful only when verifying checksums")
+    } else {
+        None
+    };
+    if let Some(msg) = conflict {
+        return Err(opts::usage_error(prog, msg, 1));
+    }
     let files: Vec<Vec<u8>> = if parsed.operands.is_empty() {
         vec![b"-".to_vec()]
     } else {

@@ -9,6 +9,7 @@ use super::opts::{self, Flag};
 use crate::cli::error::{AppletError, finish};
 use crate::cli::output::err;
 use ebsim::compat::quote::{quote, quoteaf};
+use ebsim::compat::{XstrtolError, xstrtoimax};
 use ebsim::fs::node::ErrorKind;
 use ebsim::guest::vfs::OpenFlags;
 use std::ffi::OsString;
@@ -27,44 +28,55 @@ Sets the size of each FILE of the instance, making it when missing.
       --version          show the version
 ";
 
-/// A number with coreutils' `xstrtoimax` suffixes: K M G T P E Z Y (and
-/// KiB ...) in 1024s, KB MB ... in 1000s, b (512), c/w? no. None when
-/// invalid or too large.
-pub fn parse_size(s: &str) -> Option<i64> {
-    let end = s
-        .char_indices()
-        .find(|&(i, c)| !(c.is_ascii_digit() || (i == 0 && (c == '-' || c == '+'))))
-        .map_or(s.len(), |(i, _)| i);
-    let (num, suffix) = s.split_at(end);
-    if num.is_empty() || num == "-" || num == "+" {
-        return None;
+/// The suffixes truncate gives gnulib's `xstrtoimax`: K M G T P E Z Y
+/// (lower-case g m t and k too) in 1024s, KiB ... likewise, KB MB ... in
+/// 1000s; not dd's b, c and w.
+const SUFFIXES: &str = "EgGkKmMPtTYZ0";
+
+/// A size as coreutils 9.1's truncate reads `-s`: leading blanks, one of
+/// the modifiers `< > / %`, blanks, then a signed number (a sign makes it
+/// relative, `+`/`-`, and is refused after another modifier) with
+/// [`SUFFIXES`]. Returns the mode (`=` for an absolute size) and the
+/// number, or the message truncate dies with.
+fn parse_spec(prog: &str, arg: &str, utf8: bool) -> Result<(char, i64), AppletError> {
+    let blank = |c: char| c == ' ' || ('\t'..='\r').contains(&c);
+    let mut a = arg.trim_start_matches(blank);
+    let mut mode = '=';
+    if let Some(c @ ('<' | '>' | '/' | '%')) = a.chars().next() {
+        mode = c;
+        a = &a[1..];
     }
-    let n: i64 = num.parse().ok()?;
-    let pow = |base: i64, e: u32| base.checked_pow(e);
-    let mult: i64 = match suffix {
-        "" => 1,
-        "b" => 512,
-        "c" => 1,
-        "w" => 2,
-        _ => {
-            let (letter, rest) = suffix.split_at(1);
-            let e = match letter {
-                "K" | "k" => 1,
-                "M" => 2,
-                "G" => 3,
-                "T" => 4,
-                "P" => 5,
-                "E" => 6,
-                _ => return None,
+    a = a.trim_start_matches(blank);
+    if let Some(c @ ('+' | '-')) = a.chars().next() {
+        if mode != '=' {
+            return Err(opts::usage_error(
+                prog,
+                "multiple relative modifiers specified",
+                1,
+            ));
+        }
+        mode = c;
+    }
+    let v = match xstrtoimax(a, SUFFIXES) {
+        Ok(v) => v,
+        Err(e) => {
+            let why = match e {
+                XstrtolError::Overflow => ": Value too large for defined data type",
+                XstrtolError::Invalid => "",
             };
-            match rest {
-                "" | "iB" => pow(1024, e)?,
-                "B" => pow(1000, e)?,
-                _ => return None,
-            }
+            return Err(AppletError::new(
+                1,
+                format!(
+                    "{prog}: Invalid number: {}{why}\n",
+                    quote(a.as_bytes(), utf8)
+                ),
+            ));
         }
     };
-    n.checked_mul(mult)
+    if (mode == '/' || mode == '%') && v == 0 {
+        return Err(AppletError::new(1, format!("{prog}: division by zero\n")));
+    }
+    Ok((mode, v))
 }
 
 /// `truncate`.
@@ -83,65 +95,33 @@ fn main(args: Vec<OsString>) -> Result<i32, AppletError> {
     let parsed = opts::parse(prog, &args, "cor:s:", &long, HELP)?;
     let utf8 = super::common::utf8_locale();
     let (mut no_create, mut io_blocks) = (false, false);
-    let mut size: Option<String> = None;
+    // (modifier, amount); `+`/`-` amounts carry their sign.
+    let mut spec: Option<(char, i64)> = None;
     let mut reference: Option<String> = None;
     for p in &parsed.opts {
         match p.val {
             'c' => no_create = true,
             'o' => io_blocks = true,
             'r' => reference = p.arg.clone(),
-            's' => size = p.arg.clone(),
+            's' => spec = Some(parse_spec(prog, p.arg.as_deref().unwrap_or(""), utf8)?),
             _ => {}
         }
     }
-    // (modifier, amount)
-    let mut spec: Option<(char, i64)> = None;
-    if let Some(sz) = &size {
-        let (m, rest) = match sz.chars().next() {
-            Some(c @ ('+' | '-' | '<' | '>' | '/' | '%')) => (c, &sz[1..]),
-            _ => ('=', sz.as_str()),
-        };
-        let rest = rest.trim_start();
-        let v = match parse_size(rest) {
-            Some(v) if !(m != '=' && m != '+' && m != '-' && v < 0) => v,
-            _ => {
-                return Err(AppletError::new(
-                    1,
-                    format!("{prog}: Invalid number: {}\n", quote(sz.as_bytes(), utf8)),
-                ));
-            }
-        };
-        if (m == '/' || m == '%') && v == 0 {
-            return Err(AppletError::new(1, format!("{prog}: division by zero\n")));
-        }
-        spec = Some((m, v));
-    }
+    let (l, r) = super::common::quote_marks(utf8);
+    let usage = |msg: String| Err(opts::usage_error(prog, &msg, 1));
     if spec.is_none() && reference.is_none() {
-        let (l, r) = if utf8 {
-            ("\u{2018}", "\u{2019}")
-        } else {
-            ("'", "'")
-        };
-        return Err(AppletError::new(
-            1,
-            format!(
-                "{prog}: you must specify either {l}--size{r} or {l}--reference{r}\n{}",
-                super::common::try_help(prog)
-            ),
+        return usage(format!(
+            "you must specify either {l}--size{r} or {l}--reference{r}"
+        ));
+    }
+    if reference.is_some() && spec.is_some_and(|(m, _)| m == '=') {
+        return usage(format!(
+            "you must specify a relative {l}--size{r} with {l}--reference{r}"
         ));
     }
     if io_blocks && spec.is_none() {
-        let (l, r) = if utf8 {
-            ("\u{2018}", "\u{2019}")
-        } else {
-            ("'", "'")
-        };
-        return Err(AppletError::new(
-            1,
-            format!(
-                "{prog}: {l}--io-blocks{r} was specified but {l}--size{r} was not\n{}",
-                super::common::try_help(prog)
-            ),
+        return usage(format!(
+            "{l}--io-blocks{r} was specified but {l}--size{r} was not"
         ));
     }
     if parsed.operands.is_empty() {
@@ -200,8 +180,7 @@ fn main(args: Vec<OsString>) -> Result<i32, AppletError> {
                 let v = if io_blocks { v.saturating_mul(blk) } else { v };
                 let base = ref_size.unwrap_or(cur);
                 match m {
-                    '+' => base.saturating_add(v),
-                    '-' => base.saturating_sub(v),
+                    '+' | '-' => base.saturating_add(v),
                     '<' => base.min(v),
                     '>' => base.max(v),
                     '/' => base / v * v,
@@ -225,16 +204,24 @@ fn main(args: Vec<OsString>) -> Result<i32, AppletError> {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_size;
+    use super::parse_spec;
 
     #[test]
     fn sizes() {
-        assert_eq!(parse_size("10K"), Some(10240));
-        assert_eq!(parse_size("1KB"), Some(1000));
-        assert_eq!(parse_size("2MiB"), Some(2 << 20));
-        assert_eq!(parse_size("1E"), Some(1 << 60));
-        assert_eq!(parse_size("1x"), None);
-        assert_eq!(parse_size("K"), None);
-        assert_eq!(parse_size("8E"), None);
+        let p = |a: &str| parse_spec("truncate", a, true).map_err(|e| e.to_string());
+        assert_eq!(p("10K"), Ok(('=', 10240)));
+        assert_eq!(p("1KB"), Ok(('=', 1000)));
+        assert_eq!(p("2MiB"), Ok(('=', 2 << 20)));
+        assert_eq!(p("1g"), Ok(('=', 1 << 30)));
+        assert_eq!(p("K"), Ok(('=', 1024)));
+        assert_eq!(p(" <  5"), Ok(('<', 5)));
+        assert_eq!(p("-5"), Ok(('-', -5)));
+        assert_eq!(p("+5"), Ok(('+', 5)));
+        assert!(p("1E").is_ok());
+        for bad in [
+            "1x", "1b", "1c", "1w", "8E", "1Y", "+-5", "<-1", "%0", "abc",
+        ] {
+            assert!(p(bad).is_err(), "{bad}");
+        }
     }
 }
