@@ -61,7 +61,8 @@ fn altered(src: &Source) {
     out("Syncing disks.\n");
 }
 
-fn run_inner(args: &[String]) -> Result<(), String> {
+/// The exit status, or a failure to print as `sfdisk: MESSAGE`.
+fn run_inner(args: &[String]) -> Result<i32, String> {
     match args {
         [flag, dev, parts @ ..] if flag == "--delete" && !parts.is_empty() => {
             let src = source(dev)?;
@@ -89,7 +90,7 @@ fn run_inner(args: &[String]) -> Result<(), String> {
             }
             write(dev, &src, &s)?;
             altered(&src);
-            Ok(())
+            Ok(0)
         }
         [flag, dev] if flag == "-d" || flag == "--dump" => {
             let src = source(dev)?;
@@ -99,7 +100,7 @@ fn run_inner(args: &[String]) -> Result<(), String> {
                 .and_then(|p| p.label)
                 .ok_or_else(|| format!("{dev}: does not contain a recognized partition table"))?;
             out(&script::render(&script::dump(&label, dev)));
-            Ok(())
+            Ok(0)
         }
         [flag, dev] if flag == "-q" || flag == "--quiet" => {
             let mut text = String::new();
@@ -108,7 +109,23 @@ fn run_inner(args: &[String]) -> Result<(), String> {
                 .map_err(|e| format!("stdin: {e}"))?;
             let s = script::parse(&text).map_err(|e| format!("{e:?}"))?;
             let src = source(dev)?;
-            write(dev, &src, &s)
+            let img = src.open(dev, Access::ReadOnly)?;
+            match partition::sfdisk::apply(img.as_ref(), &s) {
+                Ok(batch) => {
+                    drop(img);
+                    let mut img = src.open(dev, Access::ReadWrite)?;
+                    img.commit(&batch).map_err(|e| format!("{dev}: {e}"))?;
+                    Ok(0)
+                }
+                Err(r) => {
+                    // As `sfdisk -q` prints a refusal: the messages alone
+                    // on stderr (its "Leaving." goes to the quiet stdout).
+                    for m in r.messages.iter().filter(|m| *m != "Leaving.") {
+                        err(&format!("{m}\n"));
+                    }
+                    Ok(1)
+                }
+            }
         }
         _ => Err(
             "ebsim's sfdisk supports only --delete DEVICE PARTNO..., --dump DEVICE and -q DEVICE < SCRIPT"
@@ -125,7 +142,7 @@ pub fn run(args: Vec<OsString>) -> i32 {
         .map(|a| a.to_string_lossy().into_owned())
         .collect();
     match run_inner(&words) {
-        Ok(()) => 0,
+        Ok(code) => code,
         Err(e) => {
             err(&format!("sfdisk: {e}\n"));
             1

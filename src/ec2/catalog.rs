@@ -730,6 +730,7 @@ pub fn table_script(image: &CatalogImage, sectors: u64) -> crate::partition::scr
                 name: (gpt && !p.name.is_empty()).then(|| p.name.to_string()),
                 attrs: None,
                 bootable: p.bootable,
+                size_aligned: false,
             }
         })
         .collect();

@@ -24,8 +24,12 @@ pub struct ScriptPartition {
     pub partno: Option<usize>,
     /// `start=`
     pub start: Option<u64>,
-    /// `size=`
+    /// `size=` in sectors; `None` (no size, or `size=+`) takes the free
+    /// area up to its default end.
     pub size: Option<u64>,
+    /// The size was written with a unit (`1G`, `512KiB`), not in sectors:
+    /// sfdisk then aligns the partition's end to the 1 MiB grain.
+    pub size_aligned: bool,
     /// `type=` (a GUID for GPT, hex code for DOS)
     pub ptype: Option<String>,
     /// `uuid=`
@@ -116,6 +120,7 @@ fn dump_gpt(g: &GptLabel, device: &str) -> Script {
                 name: (!name.is_empty()).then_some(name),
                 attrs: gpt::attrs_to_string(e.attributes),
                 bootable: false,
+                size_aligned: false,
             }
         })
         .collect();
@@ -141,6 +146,7 @@ fn dump_dos(d: &DosLabel, device: &str) -> Script {
             name: None,
             attrs: None,
             bootable: p.boot_ind == 0x80,
+            size_aligned: false,
         })
         .collect();
     Script {
@@ -246,7 +252,62 @@ pub struct ParseError {
     pub what: String,
 }
 
-/// Parses a script in the dump format (the subset sfdisk writes).
+/// A number as sfdisk reads one: sectors, or bytes with a binary unit
+/// (`K`, `KiB`, `M`, ... up to `E`) or a decimal one (`KB`, `MB`, ...).
+/// Returns the sectors and whether a unit was given (a leading `+` is
+/// allowed and changes nothing).
+fn number(v: &str) -> Option<(u64, bool)> {
+    let v = v.trim();
+    let v = v.strip_prefix('+').unwrap_or(v);
+    let digits = v.find(|c: char| !c.is_ascii_digit()).unwrap_or(v.len());
+    let n: u64 = v[..digits].parse().ok()?;
+    let unit = &v[digits..];
+    if unit.is_empty() {
+        return Some((n, false));
+    }
+    let mut chars = unit.chars();
+    let pow = match chars.next()?.to_ascii_uppercase() {
+        'K' => 1,
+        'M' => 2,
+        'G' => 3,
+        'T' => 4,
+        'P' => 5,
+        'E' => 6,
+        _ => return None,
+    };
+    let base: u64 = match chars.as_str() {
+        "" | "iB" | "IB" | "ib" => 1024,
+        "B" | "b" => 1000,
+        _ => return None,
+    };
+    let bytes = n.checked_mul(base.checked_pow(pow)?)?;
+    Some((bytes / SECTOR, true))
+}
+
+/// Splits a line of positional fields (`start, size, type, bootable`):
+/// commas and semicolons separate fields and may leave them empty (`,,L`);
+/// blanks separate them too.
+fn positional(line: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for f in line.split([',', ';']) {
+        let f = f.trim();
+        let mut words = f.split_whitespace();
+        match words.next() {
+            None => out.push(String::new()),
+            Some(w) => {
+                out.push(w.to_string());
+                out.extend(words.map(str::to_string));
+            }
+        }
+    }
+    out
+}
+
+/// Parses a script: header lines, named-field partition lines with or
+/// without a device name (`DEV : start=2048, size=1G` or
+/// `start=2048, size=1G`), and the positional shorthand
+/// (`start,size,type,bootable`, any field empty for its default: `,,L`,
+/// `,+1G`, `;`).
 pub fn parse(text: &str) -> Result<Script, ParseError> {
     let mut s = Script::default();
     for (i, raw) in text.lines().enumerate() {
@@ -258,7 +319,16 @@ pub fn parse(text: &str) -> Result<Script, ParseError> {
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
-        if let Some((dev, rest)) = line.split_once(" :") {
+        let eq = line.find('=');
+        let colon = line.find(':');
+        let named = eq.is_some();
+        let with_device = matches!((colon, eq), (Some(c), Some(e)) if c < e);
+        if named {
+            let (dev, rest) = if with_device {
+                line.split_once(':').unwrap_or(("", line))
+            } else {
+                ("", line)
+            };
             let mut p = ScriptPartition {
                 device: dev.trim().to_string(),
                 ..Default::default()
@@ -275,14 +345,15 @@ pub fn parse(text: &str) -> Result<Script, ParseError> {
             p.partno = digits.parse::<usize>().ok().and_then(|n| n.checked_sub(1));
             for t in tokens(rest) {
                 let (k, v) = t.split_once('=').unwrap_or((t.as_str(), ""));
-                let num = || {
-                    v.trim()
-                        .parse::<u64>()
-                        .map_err(|_| err("unsupported number"))
-                };
+                let num = || number(v).ok_or_else(|| err("unsupported number"));
                 match k {
-                    "start" => p.start = Some(num()?),
-                    "size" => p.size = Some(num()?),
+                    "start" => p.start = Some(num()?.0),
+                    "size" if v.trim() == "+" => p.size = None,
+                    "size" => {
+                        let (n, unit) = num()?;
+                        p.size = Some(n);
+                        p.size_aligned = unit;
+                    }
                     "type" | "Id" => p.ptype = Some(v.to_string()),
                     "uuid" => p.uuid = Some(v.to_string()),
                     "name" => p.name = Some(unquote(v)),
@@ -292,10 +363,34 @@ pub fn parse(text: &str) -> Result<Script, ParseError> {
                 }
             }
             s.partitions.push(p);
-        } else if let Some((k, v)) = line.split_once(':') {
-            s.headers.push((k.trim().to_string(), v.trim().to_string()));
+        } else if let (Some(c), true) = (colon, s.partitions.is_empty()) {
+            let (k, v) = line.split_at(c);
+            s.headers
+                .push((k.trim().to_string(), v[1..].trim().to_string()));
         } else {
-            return Err(err("unsupported command"));
+            let f = positional(line);
+            let mut p = ScriptPartition::default();
+            let field = |n: usize| f.get(n).map(String::as_str).filter(|v| !v.is_empty());
+            if let Some(v) = field(0).filter(|v| *v != "-") {
+                p.start = Some(number(v).ok_or_else(|| err("unsupported start"))?.0);
+            }
+            if let Some(v) = field(1).filter(|v| *v != "-" && *v != "+") {
+                let (n, unit) = number(v).ok_or_else(|| err("unsupported size"))?;
+                p.size = Some(n);
+                p.size_aligned = unit;
+            }
+            if let Some(v) = field(2).filter(|v| *v != "-") {
+                p.ptype = Some(v.to_string());
+            }
+            match field(3) {
+                None | Some("-") => {}
+                Some("*" | "+") => p.bootable = true,
+                Some(_) => return Err(err("unsupported bootable field")),
+            }
+            if f.len() > 4 {
+                return Err(err("too many fields"));
+            }
+            s.partitions.push(p);
         }
     }
     Ok(s)

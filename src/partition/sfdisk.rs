@@ -73,6 +73,57 @@ fn fail(warning: impl Into<String>, errno: Errno) -> AddError {
 const SS: u64 = SECTOR;
 /// libfdisk's first LBA for a 1 MiB grain on 512-byte sectors.
 const DEFAULT_FIRST_LBA: u64 = 2048;
+/// libfdisk's alignment grain for image files: 1 MiB in sectors.
+const GRAIN: u64 = 2048;
+
+fn align_up(lba: u64) -> u64 {
+    lba.div_ceil(GRAIN).saturating_mul(GRAIN)
+}
+
+fn align_down(lba: u64) -> u64 {
+    lba / GRAIN * GRAIN
+}
+
+/// The nearest grain boundary; a tie goes up.
+fn align_nearest(lba: u64) -> u64 {
+    align_down(lba.saturating_add(GRAIN / 2))
+}
+
+/// The end sfdisk gives a partition whose size had a unit: the last sector
+/// `end` asked for moves to the nearest grain boundary, kept within
+/// `[align_up(start), align_down(limit)]`, minus one. Small sizes (up to a
+/// grain past the start) are kept as asked.
+fn aligned_end(start: u64, end: u64, limit: u64) -> u64 {
+    if end.saturating_sub(start) < GRAIN {
+        return end;
+    }
+    let e = align_nearest(end)
+        .min(align_down(limit))
+        .max(align_up(start));
+    if e > start { e - 1 } else { e }
+}
+
+/// The type a shorthand letter stands for (`L`inux, `S`wap, `U`EFI system,
+/// `R`AID, `V` LVM, `H`ome for GPT; `E`xtended and `X` Linux extended for
+/// DOS), as sfdisk 2.38 maps them.
+fn shorthand(t: &str, gpt: bool) -> Option<&'static str> {
+    Some(match (t, gpt) {
+        ("L", true) => "0FC63DAF-8483-4772-8E79-3D69D8477DE4",
+        ("S", true) => "0657FD6D-A4AB-43C4-84E5-0933C84B4F4F",
+        ("U", true) => "C12A7328-F81F-11D2-BA4B-00A0C93EC93B",
+        ("R", true) => "A19D880F-05FC-4D3B-A006-743F0F84911E",
+        ("V", true) => "E6D6D379-F507-44C2-A23C-238F2A3DF928",
+        ("H", true) => "933AC7E1-2EB4-4F13-B844-0E14E2AEF915",
+        ("L", false) => "83",
+        ("S", false) => "82",
+        ("U", false) => "ef",
+        ("R", false) => "fd",
+        ("V", false) => "8e",
+        ("E", false) => "5",
+        ("X", false) => "85",
+        _ => return None,
+    })
+}
 
 /// Applies `script` to `dev` as sfdisk would; returns the writes to make.
 pub fn apply(dev: &dyn BlockDevice, script: &Script) -> Result<WriteBatch, Rejection> {
@@ -219,6 +270,45 @@ fn first_available(entries: &[GptEntry], first: u64, last: u64, start: u64) -> u
     if f > last { 0 } else { f }
 }
 
+/// libfdisk's default start: the aligned first sector of the largest free
+/// area (the first of equal ones). Free areas are the gaps between
+/// partitions from the first usable LBA, each starting at the grain
+/// boundary at or after the gap; a gap of less than a grain does not count.
+fn first_in_largest(entries: &[GptEntry], first: u64, last: u64) -> Option<u64> {
+    let mut used: Vec<(u64, u64)> = entries
+        .iter()
+        .filter(|e| e.is_used())
+        .map(|e| (e.first_lba, e.last_lba))
+        .collect();
+    used.sort_unstable();
+    let mut areas = Vec::new();
+    let mut cur = first;
+    let mut nparts = 0u64;
+    let area = |from: u64, to: u64, areas: &mut Vec<(u64, u64)>| {
+        let s = align_up(from);
+        if s <= to {
+            areas.push((s, to - s + 1));
+        }
+    };
+    for (s, e) in used {
+        if cur.saturating_add(GRAIN) <= s {
+            area(cur + u64::from(nparts > 0), s - 1, &mut areas);
+        }
+        cur = cur.max(e);
+        nparts += 1;
+    }
+    if cur.saturating_add(GRAIN) < last {
+        area(cur + u64::from(nparts > 0), last, &mut areas);
+    }
+    let mut best: Option<(u64, u64)> = None;
+    for a in areas {
+        if best.is_none_or(|b| a.1 > b.1) {
+            best = Some(a);
+        }
+    }
+    best.map(|b| b.0)
+}
+
 fn gpt_add(
     entries: &mut [GptEntry],
     first: u64,
@@ -244,18 +334,38 @@ fn gpt_add(
     if first_available(entries, first, last, first) == 0 {
         return Err(fail("No free sectors available.", Errno::NoSpace));
     }
-    let Some(start) = p.start else {
-        return Err(fail(
-            "partition without start= is not supported",
-            Errno::Invalid,
-        ));
+    let start = match p.start {
+        Some(start) => start,
+        None => first_in_largest(entries, first, last)
+            .ok_or_else(|| fail("No enough free sectors available.", Errno::NoSpace))?,
     };
     if first_available(entries, first, last, start) != start {
         return Err(fail(format!("Sector {start} already used."), Errno::Range));
     }
+    // The end of the free area `start` is in; in the last area (up to the
+    // last usable LBA) it is aligned down to the grain, minus one.
+    let area_end = entries
+        .iter()
+        .filter(|e| e.is_used() && e.first_lba > start)
+        .map(|e| e.first_lba - 1)
+        .min()
+        .unwrap_or(last);
+    let dflt_end = if area_end == last && align_down(last) > start {
+        align_down(last) - 1
+    } else {
+        area_end
+    };
     let end = match p.size {
-        Some(size) if size > 0 => start.saturating_add(size - 1),
-        _ => {
+        None => dflt_end,
+        Some(size) if size > 0 => {
+            let end = start.saturating_add(size - 1);
+            if p.size_aligned {
+                aligned_end(start, end, dflt_end)
+            } else {
+                end
+            }
+        }
+        Some(_) => {
             return Err(fail(
                 format!("Could not create partition {}", partno + 1),
                 Errno::Invalid,
@@ -277,8 +387,13 @@ fn gpt_add(
     let type_guid = p
         .ptype
         .as_deref()
+        .or(Some("L"))
+        .map(|t| shorthand(t, true).unwrap_or(t))
         .and_then(Guid::parse)
-        .ok_or_else(|| fail("unsupported partition type", Errno::Invalid))?;
+        .ok_or(AddError {
+            warning: None,
+            errno: Errno::Invalid,
+        })?;
     let unique_guid = p
         .uuid
         .as_deref()
@@ -553,7 +668,26 @@ impl DosState {
         Some(if last == begin { stop } else { last })
     }
 
-    /// libfdisk's `add_partition` for a script line with start and size.
+    /// The start of a line without one: the first free sector, moved to
+    /// the next grain boundary and past any partition there until it is
+    /// both aligned and free (the first free sector itself when that
+    /// search reaches `limit`).
+    fn default_start(&self, logical: bool, begin: u64, end: u64, limit: u64) -> Option<u64> {
+        let first = self.first_free_in_range(logical, begin, end)?;
+        let mut d = first;
+        loop {
+            let aligned = align_up(d);
+            match self.first_free_in_range(logical, aligned, end) {
+                Some(next) if next == aligned => {
+                    return Some(if aligned < limit { aligned } else { first });
+                }
+                Some(next) if next > aligned && next < limit => d = next,
+                _ => return Some(first),
+            }
+        }
+    }
+
+    /// libfdisk's `add_partition` for a script line.
     fn add(&mut self, n: usize, p: &ScriptPartition, sys: u8) -> Result<(), AddError> {
         let logical = n >= 4;
         let no_space = || fail("No free sectors available.", Errno::NoSpace);
@@ -565,13 +699,21 @@ impl DosState {
         let mut limit = self
             .last_free_in_range(logical, start, stop)
             .ok_or_else(no_space)?;
-        let want_start = p
-            .start
-            .ok_or_else(|| fail("partition without start= is not supported", Errno::Invalid))?;
-        let want_size = p
-            .size
-            .filter(|&s| s > 0)
-            .ok_or_else(|| fail("partition without size= is not supported", Errno::Invalid))?;
+        let want_start = match p.start {
+            Some(s) => s,
+            None => self
+                .default_start(logical, start, stop, limit)
+                .ok_or_else(no_space)?,
+        };
+        let want_size = match p.size {
+            Some(0) => {
+                return Err(fail(
+                    "partition with size=0 is not supported",
+                    Errno::Invalid,
+                ));
+            }
+            other => other,
+        };
         let low = if logical {
             self.ext.map_or(0, |(_, o)| o)
         } else {
@@ -613,7 +755,7 @@ impl DosState {
                 read = true;
             }
             match self.last_free(logical, start, limit) {
-                Some(last) if last - start + 1 < want_size => {
+                Some(last) if want_size.is_some_and(|w| last - start + 1 < w) => {
                     if want_start <= last {
                         return Err(no_space());
                     }
@@ -640,10 +782,18 @@ impl DosState {
         }
         let stop_limit = self.last_free(logical, start, limit).ok_or_else(no_space)?;
         limit = stop_limit;
-        let mut end = if start == limit {
-            limit
-        } else {
-            start.saturating_add(want_size - 1)
+        let mut end = match want_size {
+            _ if start == limit => limit,
+            None => limit,
+            // A size with a unit: libfdisk takes `start + size` as the
+            // end and aligns it (to the nearest grain boundary, minus one)
+            // only when the size is at least a grain, so a small one ends
+            // a sector past the size asked.
+            Some(w) if p.size_aligned && w >= GRAIN => {
+                aligned_end(start, start.saturating_add(w), limit)
+            }
+            Some(w) if p.size_aligned => start.saturating_add(w),
+            Some(w) => start.saturating_add(w - 1),
         };
         if end > limit {
             end = limit;
@@ -687,6 +837,7 @@ fn apply_dos(total: u64, sector0: &[u8], script: &Script) -> Result<WriteBatch, 
         let sys = p
             .ptype
             .as_deref()
+            .map(|t| shorthand(t, false).unwrap_or(t))
             .and_then(|t| u8::from_str_radix(t, 16).ok())
             .unwrap_or(0x83);
         let partno = p.partno.unwrap_or(usize::MAX);
@@ -694,7 +845,17 @@ fn apply_dos(total: u64, sector0: &[u8], script: &Script) -> Result<WriteBatch, 
             (Some(s), Some((_, off)), Some(end)) => s >= off && s <= end,
             _ => false,
         };
-        let logical = in_ext || (partno >= 4 && partno != usize::MAX);
+        // A line without a start or a number goes into the extended
+        // partition once no primary slot or no space outside it is left.
+        let no_primary = st.primaries.iter().all(Option::is_some)
+            || st
+                .ranges(false)
+                .ok()
+                .and_then(|(b, e)| st.first_free_in_range(false, b, e))
+                .is_none();
+        let defaulted = p.start.is_none() && p.partno.is_none() && st.ext.is_some() && no_primary;
+        let logical = in_ext || defaulted || (partno >= 4 && partno != usize::MAX);
+        let mut number = partno;
         let result = if logical {
             if st.ext.is_none() {
                 Err(fail(
@@ -708,6 +869,9 @@ fn apply_dos(total: u64, sector0: &[u8], script: &Script) -> Result<WriteBatch, 
                 })
             } else {
                 let n = 4 + st.logicals.len();
+                if p.partno.is_none() {
+                    number = n;
+                }
                 st.add(n, p, sys)
             }
         } else if st.ext.is_some() && mbr::is_extended(sys) {
@@ -719,7 +883,12 @@ fn apply_dos(total: u64, sector0: &[u8], script: &Script) -> Result<WriteBatch, 
                 st.primaries.iter().position(Option::is_none)
             };
             match n {
-                Some(n) => st.add(n, p, sys),
+                Some(n) => {
+                    if p.partno.is_none() {
+                        number = n;
+                    }
+                    st.add(n, p, sys)
+                }
                 None => Err(fail("All primary partitions are in use.", Errno::Invalid)),
             }
         };
@@ -728,7 +897,7 @@ fn apply_dos(total: u64, sector0: &[u8], script: &Script) -> Result<WriteBatch, 
                 e.warning.into_iter().collect(),
                 format!(
                     "Failed to add #{} partition: {}",
-                    partno.saturating_add(1),
+                    number.saturating_add(1),
                     e.errno.text()
                 ),
             ));
