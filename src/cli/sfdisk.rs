@@ -1,6 +1,7 @@
 //! `sfdisk`, the parts the labs need: `--delete DEVICE PARTNO...` (remove
 //! partitions), `-d`/`--dump DEVICE` (the script), and `-q DEVICE` with a
-//! script on stdin (write a new table). On an image file here or on an
+//! script on stdin (write a new table; dump lines, device-less named lines
+//! and the positional shorthand such as `,,L`). On an image file here or on an
 //! instance's disk (`/dev/xvdf`). The table is rewritten exactly as
 //! `sfdisk` writes it (the library's `partition::sfdisk`, the model
 //! growpart uses), through the blockdev commit. Other options are refused
