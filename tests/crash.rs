@@ -488,6 +488,39 @@ fn growpart_cmd(part: &'static str) -> impl Fn(&Path) -> Command {
     }
 }
 
+fn mkswap_cmd(img: &Path) -> Command {
+    let mut c = ebsim("mkswap");
+    c.args(["-q", "-U", UUID, "-L", "sw"]).arg(img);
+    c
+}
+
+/// The real blkid reads a swap area with the UUID the sweep wrote.
+fn swap_clean(img: &Path) {
+    let out = ok(tool("blkid").args(["-p", "-o", "export"]).arg(img));
+    assert!(
+        out.lines().any(|l| l == "TYPE=swap") && out.contains(UUID),
+        "{out}"
+    );
+}
+
+#[test]
+fn sweep_mkswap_over_ext4() {
+    if !require_tools(TOOLS) || !require_tools(&["blkid"]) {
+        return;
+    }
+    let d = tempfile::tempdir().expect("tempdir");
+    let t = d.path().join("t.img");
+    populated_ext4(&t, 64 * M);
+    let r = fault_sweep(
+        "mkswap over ext4",
+        &t,
+        &mkswap_cmd,
+        Some(&e2fsck_clean),
+        &swap_clean,
+    );
+    report("mkswap over ext4", &r);
+}
+
 #[test]
 fn sweep_growpart_gpt() {
     let Some((_d, t)) = scratch() else {

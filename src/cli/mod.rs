@@ -26,6 +26,7 @@ mod lsblk;
 mod mkfs;
 mod mkfs_ext4;
 mod mkfs_xfs;
+mod mkswap;
 mod mount;
 mod output;
 mod resize2fs;
@@ -106,6 +107,12 @@ pub const APPLETS: &[Applet] = &[
         about: "make a filesystem: mkfs -t TYPE dispatches to mkfs.TYPE (util-linux 2.38)",
         run: mkfs::run,
         stdout: Stdout::Checked("mkfs"),
+    },
+    Applet {
+        name: "mkswap",
+        about: "set up a Linux swap area (util-linux 2.38 mkswap)",
+        run: mkswap::run,
+        stdout: Stdout::Checked("mkswap"),
     },
     Applet {
         name: "lsblk",

@@ -6,6 +6,7 @@ pub mod ext4;
 pub mod node;
 pub mod path;
 pub mod signature;
+pub mod swap;
 pub mod vfat;
 pub mod xfs;
 
@@ -20,6 +21,8 @@ pub enum FsKind {
     Xfs,
     /// FAT (the EFI system partitions): read for blkid and statfs only.
     Vfat,
+    /// A swap area (`mkswap`): blkid's TYPE, never mounted.
+    Swap,
 }
 
 impl FsKind {
@@ -29,6 +32,7 @@ impl FsKind {
             FsKind::Ext4 => "ext4",
             FsKind::Xfs => "xfs",
             FsKind::Vfat => "vfat",
+            FsKind::Swap => "swap",
         }
     }
 }
@@ -77,6 +81,9 @@ pub enum FsError {
     /// The FAT layer's.
     #[error("{0}")]
     Vfat(#[from] vfat::Error),
+    /// A swap area has no statfs: it is never mounted.
+    #[error("a swap area is not a mountable filesystem")]
+    NotMountable,
 }
 
 /// Which filesystem `dev` holds, if any ebsim knows.
@@ -107,6 +114,15 @@ pub fn probe<D: BlockDevice>(dev: D) -> Result<Option<FsInfo>, FsError> {
         return Ok(Some(FsInfo {
             kind: FsKind::Vfat,
             uuid: i.uuid,
+            label: i.label,
+            version: Some(i.version.to_string()),
+            clean: true,
+        }));
+    }
+    if let Some(i) = swap::info(&dev) {
+        return Ok(Some(FsInfo {
+            kind: FsKind::Swap,
+            uuid: crate::compat::uuid_unparse(&i.uuid),
             label: i.label,
             version: Some(i.version.to_string()),
             clean: true,
@@ -159,6 +175,7 @@ pub fn statfs<D: BlockDevice>(dev: D, kind: FsKind, read_only: bool) -> Result<S
                 ffree: 0,
             })
         }
+        FsKind::Swap => Err(FsError::NotMountable),
     }
 }
 

@@ -1,6 +1,7 @@
 //! What is already on a device, as blkid's low-level probe finds it before
 //! a mkfs overwrites it: a filesystem (XFS by its magic; ext2/3/4 by the
-//! superblock magic and its feature flags) or a partition table (GPT
+//! superblock magic and its feature flags; swap by its magic at the end of
+//! the first page) or a partition table (GPT
 //! header, or an MBR with a partition). mkfs.xfs refuses to overwrite one
 //! without `-f`.
 
@@ -58,6 +59,9 @@ pub fn probe<D: BlockDevice>(dev: &D) -> Option<Signature> {
             };
             return Some(Signature::Filesystem(kind));
         }
+    }
+    if super::swap::probe(dev) {
+        return Some(Signature::Filesystem("swap"));
     }
     if at(512, 8) == Some(b"EFI PART") {
         return Some(Signature::PartitionTable("gpt"));

@@ -467,6 +467,10 @@ impl Volume {
                 ErrorKind::Unsupported,
                 "a FAT filesystem cannot be grown",
             )),
+            FsKind::Swap => Err(NodeError::with(
+                ErrorKind::Unsupported,
+                "a swap area cannot be grown",
+            )),
         });
         let what = describe(&self.spec);
         self.files = match open_files(dev, false, &what) {

@@ -176,6 +176,8 @@ pub fn kernel_options(
         FsKind::Ext4 => out.extend(ext4_options(&fs_opts, generation)?),
         FsKind::Xfs => out.extend(xfs_options(&fs_opts, generation)?),
         FsKind::Vfat => out.extend(vfat_options(&fs_opts)?),
+        // Never mounted: `plan` refuses it as an unknown type first.
+        FsKind::Swap => return Err(BadOption("swap".into())),
     }
     Ok(out.join(","))
 }
@@ -527,6 +529,10 @@ pub fn plan(ctx: &Context, req: &Request) -> Result<Planned, MountFailure> {
     let type_ok = |i: &FsInfo| wanted.is_empty() || wanted.contains(&i.kind.name());
     if !mine.is_empty() && (same_top || info.as_ref().is_some_and(|i| !type_ok(i))) {
         return fail(MountError::Busy { src: dev, on });
+    }
+    // libmount finds "swap" and the kernel knows no such filesystem.
+    if wanted.is_empty() && info.as_ref().is_some_and(|i| i.kind == FsKind::Swap) {
+        return fail(MountError::UnknownType("swap".into()));
     }
     let Some(info) = info.filter(|i| i.clean && type_ok(i)) else {
         return fail(MountError::WrongFs { dev });

@@ -368,7 +368,7 @@ pub fn open(image: &Path, partition: Option<u32>, write: bool) -> Result<Opened,
             }
         }
         // Never probed here: FAT files are not served.
-        FsKind::Vfat => return Err(ImgError::NoFilesystem { device }),
+        FsKind::Vfat | FsKind::Swap => return Err(ImgError::NoFilesystem { device }),
     };
     Ok(Opened { fs, kind, device })
 }

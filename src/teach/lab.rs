@@ -27,7 +27,8 @@
 //! Goal kinds: `disk-size` (device, size), `partition-fills` (device: the
 //! partition reaches the end of its disk, or 2 TiB on MBR),
 //! `filesystem-fills` (mount: the filesystem fills its partition or disk),
-//! `data-intact` (path, sha256), `snapshot-before-modify` (volume),
+//! `data-intact` (path, sha256), `swap-file` (path: the guest file holds
+//! a swap area), `snapshot-before-modify` (volume),
 //! `order` (first, then: every run of `then` came after a run of
 //! `first`), `volume-state` (volume, state: available, in-use, deleted),
 //! `instance-state` (instance, state), `instance-status` (instance,
@@ -122,6 +123,11 @@ pub enum Check {
         path: String,
         /// Its SHA-256 (hex).
         sha256: String,
+    },
+    /// A file of the instance holds a swap area (`mkswap` on it).
+    SwapFile {
+        /// Its guest path.
+        path: String,
     },
     /// A snapshot of the volume was started before its first modification.
     SnapshotBeforeModify {
@@ -403,7 +409,44 @@ fn tool_of(e: &super::log::Entry) -> &str {
     e.argv.first().map_or("", String::as_str)
 }
 
+/// The first `n` bytes of a guest file and its size.
+fn head_of(
+    ec2: &Ec2,
+    f: &Facts,
+    instance: &str,
+    path: &str,
+    n: u64,
+) -> Result<(Vec<u8>, u64), String> {
+    let mut head = Vec::new();
+    let size = read_file(ec2, f, instance, path, &mut |b, off| {
+        if off < n {
+            let take = usize::try_from(n - off).unwrap_or(usize::MAX).min(b.len());
+            head.extend_from_slice(b.get(..take).unwrap_or_default());
+        }
+        off + (b.len() as u64) < n
+    })?;
+    Ok((head, size))
+}
+
 fn sha256_of(ec2: &Ec2, f: &Facts, instance: &str, path: &str) -> Result<String, String> {
+    let mut h = sha2::Sha256::new();
+    read_file(ec2, f, instance, path, &mut |b, _| {
+        h.update(b);
+        true
+    })?;
+    Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// Reads a guest file through the file layer of the filesystem mounted
+/// above it, in 1 MiB pieces handed to `each` (with their offset) while
+/// it returns true; returns the file's size.
+fn read_file(
+    ec2: &Ec2,
+    f: &Facts,
+    instance: &str,
+    path: &str,
+    each: &mut dyn FnMut(&[u8], u64) -> bool,
+) -> Result<u64, String> {
     let inst = f
         .state
         .instances
@@ -427,20 +470,18 @@ fn sha256_of(ec2: &Ec2, f: &Facts, instance: &str, path: &str) -> Result<String,
     let o = crate::imgio::open(&image, m.partition, false).map_err(|e| e.to_string())?;
     let attr = crate::fs::path::lookup(o.fs.as_ref(), rel.as_bytes(), true)
         .map_err(|e| format!("{path}: {e}"))?;
-    let mut h = sha2::Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
     let mut off = 0u64;
     while off < attr.size {
         let n =
             o.fs.read(attr.ino, off, &mut buf)
                 .map_err(|e| format!("{path}: {e}"))?;
-        if n == 0 {
+        if n == 0 || !each(buf.get(..n).unwrap_or_default(), off) {
             break;
         }
-        h.update(buf.get(..n).unwrap_or_default());
         off += n as u64;
     }
-    Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
+    Ok(attr.size)
 }
 
 /// The guest's own `/etc/fstab` (read from its root filesystem).
@@ -616,6 +657,33 @@ fn check(
                 }
             }
             (goal, false, format!("nothing is mounted on {mount}"))
+        }
+        Check::SwapFile { path } => {
+            let path = s(path);
+            let goal = format!("{path} is a swap area");
+            match head_of(ec2, f, instance, &path, crate::fs::swap::PROBE_BYTES) {
+                Ok((head, size)) => {
+                    let dev = crate::blockdev::MemDevice::from_bytes(head);
+                    match crate::fs::swap::info(&dev) {
+                        Some(i) => (
+                            goal,
+                            true,
+                            format!(
+                                "swap version {}, {} in {}",
+                                i.version,
+                                human(u64::from(i.last_page) * u64::from(i.pagesize)),
+                                human(size)
+                            ),
+                        ),
+                        None => (
+                            goal,
+                            false,
+                            "it has no swap signature: run mkswap on it".into(),
+                        ),
+                    }
+                }
+                Err(e) => (goal, false, e),
+            }
         }
         Check::DataIntact { path, sha256 } => {
             let (path, want) = (s(path), s(sha256));

@@ -201,6 +201,10 @@ fn fs_size<D: BlockDevice>(dev: D, kind: FsKind) -> Option<u64> {
             let g = fs::vfat::geometry(&dev).ok()??;
             g.total_sectors.checked_mul(g.sector)
         }
+        FsKind::Swap => {
+            let i = fs::swap::info(&dev)?;
+            (u64::from(i.last_page) + 1).checked_mul(u64::from(i.pagesize))
+        }
     }
 }
 
@@ -296,12 +300,12 @@ fn limit(r: &Reader<'_>, d: &DiskLayers, label: Option<&Label>, mount_hint: Opti
     } else {
         ""
     };
-    // The partition that matters: the last one holding a filesystem, else
-    // the last one.
+    // The partition that matters: the last one holding a filesystem (a
+    // swap area is not grown), else the last one.
     let candidate = d
         .partitions
         .iter()
-        .filter(|p| p.filesystem.is_some())
+        .filter(|p| p.filesystem.as_ref().is_some_and(|f| f.kind != "swap"))
         .max_by_key(|p| p.end)
         .or_else(|| d.partitions.iter().max_by_key(|p| p.end));
     if let (Some(p), Some(label)) = (candidate, label) {

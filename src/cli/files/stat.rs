@@ -438,6 +438,8 @@ fn fs_directive(
         FsKind::Ext4 => (0xef53u64, "ext2/ext3"),
         FsKind::Xfs => (0x5846_5342, "xfs"),
         FsKind::Vfat => (0x4d44, "msdos"),
+        // Never mounted, so never a stat -f target.
+        FsKind::Swap => (0, "UNKNOWN"),
     };
     let (v, numeric) = match letters {
         "a" => (sf.bavail.to_string(), true),

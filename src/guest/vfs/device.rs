@@ -183,6 +183,8 @@ pub fn fsid_of(kind: crate::fs::FsKind, uuid: &str, major: u32, minor: u32) -> u
             half(0..8) ^ half(8..16)
         }
         // FAT, like XFS, encodes the device number.
+        // Never mounted.
+        crate::fs::FsKind::Swap => 0,
         crate::fs::FsKind::Xfs | crate::fs::FsKind::Vfat => {
             let (ma, mi) = (u64::from(major), u64::from(minor));
             (mi & 0xff) | (ma << 8) | ((mi & !0xff) << 12)
