@@ -523,7 +523,42 @@ struct Init {
     reboot: Mutex<bool>,
     /// The read-only filesystem of partitions whose files back the
     /// partition nodes of `/dev`.
-    parts: Mutex<Option<fuse::partitions::Served>>,
+    parts: Mutex<Option<PartNodes>>,
+}
+
+/// The partitions filesystem and the `/dev` nodes bound to its files.
+struct PartNodes {
+    served: fuse::partitions::Served,
+    /// The names of the nodes bound (checked without a stat, which would
+    /// be a round trip to the server).
+    bound: Mutex<std::collections::HashSet<String>>,
+}
+
+impl PartNodes {
+    fn is_bound(&self, name: &str) -> bool {
+        self.bound
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(name)
+    }
+
+    /// Binds partition `name`'s file onto `node` (an existing file); a
+    /// failure leaves the node an empty placeholder.
+    fn bind(&self, name: &str, node: &Path) {
+        if bind(&self.served.mountpoint.join(name), node, false, false).is_ok() {
+            self.bound
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(name.to_string());
+        }
+    }
+
+    fn unbound(&self, name: &str) {
+        self.bound
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(name);
+    }
 }
 
 fn load_context(instance: &str) -> Result<Context, String> {
@@ -892,14 +927,33 @@ fn boot(init: &Arc<Init>, sigs: SigSet) -> Result<i32, String> {
         None::<&str>,
     )
     .map_err(|e| sys("mount proc on", &proc_dir, e))?;
-    // The partitions' bytes, read-only, for the partition nodes. Without
-    // them (the mount refused) the nodes are empty placeholders that only
-    // ebsim's applets resolve.
-    let parts_dir = run.join("parts");
-    mkdir(&parts_dir)?;
-    let parts = fuse::partitions::mount(&parts_dir, part_disks(&ctx)).ok();
-    devices(plan, &ctx, parts.as_ref())?;
-    *init.parts.lock().unwrap_or_else(|p| p.into_inner()) = parts;
+    devices(plan, &ctx, None)?;
+    // The partitions' bytes, read-only, for the partition nodes, served
+    // and bound while the boot's `mount -a` runs. Without them (the mount
+    // refused) the nodes stay empty placeholders that only ebsim's
+    // applets resolve.
+    let parts_job = {
+        let parts_dir = run.join("parts");
+        mkdir(&parts_dir)?;
+        let disks = part_disks(&ctx);
+        let names: Vec<String> = ctx
+            .disks
+            .iter()
+            .flat_map(|d| d.parts.iter().map(|p| p.name.clone()))
+            .collect();
+        let dev = dev.clone();
+        std::thread::spawn(move || {
+            let served = fuse::partitions::mount(&parts_dir, disks).ok()?;
+            let nodes = PartNodes {
+                served,
+                bound: Mutex::new(Default::default()),
+            };
+            for n in names {
+                nodes.bind(&n, &dev.join(&n));
+            }
+            Some(nodes)
+        })
+    };
     bind(
         &run.join("partitions"),
         &proc_dir.join("partitions"),
@@ -920,6 +974,7 @@ fn boot(init: &Arc<Init>, sigs: SigSet) -> Result<i32, String> {
             err(&String::from_utf8_lossy(&o.stderr));
         }
     }
+    *init.parts.lock().unwrap_or_else(|p| p.into_inner()) = parts_job.join().ok().flatten();
     if let Err(e) = reconcile(init) {
         err(&format!("ebsim: boot: {e}\n"));
     }
@@ -1043,16 +1098,12 @@ pub fn notify(request: &str) -> Result<(), String> {
 
 /// `/dev`'s disks, partitions and links, and `/proc/partitions`' text
 /// (rewritten in place: the bind shows the file's inode).
-fn devices(
-    plan: &Plan,
-    ctx: &Context,
-    served: Option<&fuse::partitions::Served>,
-) -> Result<(), String> {
+fn devices(plan: &Plan, ctx: &Context, nodes: Option<&PartNodes>) -> Result<(), String> {
     let dev = plan.stage.join("dev");
-    if let Some(s) = served {
-        *s.disks.lock().unwrap_or_else(|p| p.into_inner()) = part_disks(ctx);
-        forget_partitions(&dev, ctx);
+    if let Some(n) = nodes {
+        *n.served.disks.lock().unwrap_or_else(|p| p.into_inner()) = part_disks(ctx);
     }
+    forget_partitions(&dev, ctx, nodes);
     let mut parts = String::from("major minor  #blocks  name\n\n");
     let mut links: Vec<(PathBuf, String)> = Vec::new();
     let snap = super::env::ec2(DEFAULT_REGION)
@@ -1088,11 +1139,12 @@ fn devices(
         ));
         for p in &d.parts {
             let node = dev.join(&p.name);
-            if std::fs::symlink_metadata(&node).is_err() && touch(&node).is_ok() {
-                // The partition's bytes (read-only); an empty placeholder
-                // if the bind fails.
-                if let Some(s) = served {
-                    let _ = bind(&s.mountpoint.join(&p.name), &node, false, false);
+            // The partition's bytes (read-only); an empty placeholder
+            // until (or if not) bound.
+            let bound = nodes.is_some_and(|n| n.is_bound(&p.name));
+            if !bound && touch(&node).is_ok() {
+                if let Some(n) = nodes {
+                    n.bind(&p.name, &node);
                 }
             }
             parts.push_str(&format!(
@@ -1158,7 +1210,7 @@ fn part_disks(ctx: &Context) -> Vec<fuse::partitions::Disk> {
 /// Removes the nodes of partitions that left their disk's table (as the
 /// kernel's re-read of the table does), so that a new partition of that
 /// number gets a fresh node.
-fn forget_partitions(dev: &Path, ctx: &Context) {
+fn forget_partitions(dev: &Path, ctx: &Context, nodes: Option<&PartNodes>) {
     let Ok(rd) = std::fs::read_dir(dev) else {
         return;
     };
@@ -1177,6 +1229,9 @@ fn forget_partitions(dev: &Path, ctx: &Context) {
         let node = dev.join(&name);
         let _ = nix::mount::umount2(&node, MntFlags::MNT_DETACH);
         let _ = std::fs::remove_file(&node);
+        if let Some(n) = nodes {
+            n.unbound(&name);
+        }
     }
 }
 
