@@ -572,3 +572,142 @@ fn an_untouched_login_writes_nothing() {
         let _ = std::fs::remove_file(&copy);
     }
 }
+
+/// Partition `n` of `img` as the host's partx reads it: first byte, length.
+fn host_partition(img: &Path, n: u32) -> (u64, u64) {
+    let o = sh(&format!(
+        "partx -g -o START,SECTORS -n {n} {}",
+        img.display()
+    ));
+    let out = stdout(&o);
+    let v: Vec<u64> = out.split_whitespace().map(|w| w.parse().unwrap()).collect();
+    assert_eq!(v.len(), 2, "{out}");
+    (v[0] * 512, v[1] * 512)
+}
+
+/// The sha256 of `len` bytes of `img` from `start`, read on the host.
+fn host_hash(img: &Path, start: u64, len: u64) -> String {
+    let o = sh(&format!(
+        "dd if={} iflag=skip_bytes,count_bytes bs=1M skip={start} count={len} status=none | sha256sum",
+        img.display()
+    ));
+    stdout(&o).split_whitespace().next().unwrap().to_string()
+}
+
+/// A partition node of the guest (`/dev/xvda1`, `/dev/nvme0n1p1`) is
+/// backed by the partition's bytes, read-only: the host's `file -s` run in
+/// the guest on the root partition says what it says of a copy of that
+/// partition's bytes on the host; `sha256sum` of a data partition equals
+/// the hash of its bytes read from the image outside; a write is refused
+/// with EROFS and leaves the image as it was; after modify-volume and
+/// growpart the node's size is the new partition's.
+fn partition_nodes(ami: &str, itype: &str, root_node: &str, data_disk: &str, data_part: &str) {
+    if !require_tools(&["file", "partx", "sfdisk"]) {
+        return;
+    }
+    let cloud = ec2_util::Cloud::on_tmpfs();
+    let id = cloud.instance(ami, itype);
+    let root = cloud.ok(&["describe-volumes"])["Volumes"][0]["VolumeId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let root_img = cloud.image_of(&root);
+    let data = cloud.volume(&["--size", "1"]);
+    let img = cloud.image_of(&data);
+    sh(&format!(
+        "printf 'label: gpt\\nstart=2048, size=64M\\n' | sfdisk -q {i} \
+         && dd if=/dev/urandom of={i} bs=1M seek=1 count=64 conv=notrunc status=none",
+        i = img.display()
+    ));
+    cloud.ok(&[
+        "attach-volume",
+        "--volume-id",
+        &data,
+        "--instance-id",
+        &id,
+        "--device",
+        "/dev/sdf",
+    ]);
+    cloud.advance("30s");
+    // The host's view: `file -s` of a copy of the root partition.
+    let (rstart, rlen) = host_partition(&root_img, 1);
+    let scratch = big_tempdir();
+    let copy = scratch.path().join("root-part");
+    sh(&format!(
+        "dd if={} of={} iflag=skip_bytes,count_bytes bs=1M skip={rstart} count={rlen} \
+         conv=sparse status=none",
+        root_img.display(),
+        copy.display()
+    ));
+    let host_file = stdout(&sh(&format!("file -s {}", copy.display())));
+    let host_file = host_file
+        .split_once(": ")
+        .map(|(_, d)| d.trim_end().to_string())
+        .unwrap();
+    let _ = std::fs::remove_file(&copy);
+    let (dstart, dlen) = host_partition(&img, 1);
+    assert_eq!((dstart, dlen), (1 << 20, 64 << 20));
+    let before = host_hash(&img, 0, 1 << 30);
+    let data_hash = host_hash(&img, dstart, dlen);
+    let o = guest_exec(
+        &cloud,
+        &id,
+        &format!(
+            "file -s /dev/{root_node}; sha256sum /dev/{data_part}; stat -c %s /dev/{data_part}; \
+             sudo dd if=/dev/zero of=/dev/{data_part} bs=4096 count=1 conv=notrunc 2>&1 \
+             && echo WRITTEN || echo REFUSED; \
+             sudo sh -c 'echo x >> /dev/{data_part}' 2>&1 && echo WRITTEN || echo REFUSED"
+        ),
+    );
+    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+    let out = stdout(&o);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], format!("/dev/{root_node}: {host_file}"), "{out}");
+    assert!(
+        host_file.contains("filesystem data"),
+        "the host's file(1) recognises the root: {host_file}"
+    );
+    assert_eq!(lines[1], format!("{data_hash}  /dev/{data_part}"), "{out}");
+    assert_eq!(lines[2], dlen.to_string(), "{out}");
+    assert!(!out.contains("WRITTEN"), "{out}");
+    assert_eq!(out.matches("REFUSED").count(), 2, "{out}");
+    assert!(out.contains("Read-only file system"), "{out}");
+    assert_eq!(
+        host_hash(&img, 0, 1 << 30),
+        before,
+        "a refused write changed the image"
+    );
+    // The node follows the table: grow the volume and the partition.
+    cloud.ok(&["modify-volume", "--volume-id", &data, "--size", "2"]);
+    cloud.advance("60s");
+    let o = guest_exec(
+        &cloud,
+        &id,
+        &format!(
+            "sudo growpart /dev/{data_disk} 1 >/dev/null; stat -c %s /dev/{data_part}; \
+             head -c 1048576 /dev/{data_part} | sha256sum"
+        ),
+    );
+    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+    let (gstart, glen) = host_partition(&img, 1);
+    assert_eq!(gstart, dstart);
+    assert!(glen > dlen, "growpart grew the partition: {glen}");
+    let out = stdout(&o);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], glen.to_string(), "{out}");
+    assert_eq!(
+        lines[1],
+        format!("{}  -", host_hash(&img, dstart, 1 << 20)),
+        "{out}"
+    );
+}
+
+#[test]
+fn partition_nodes_are_the_partitions_bytes_ubuntu() {
+    partition_nodes(UBUNTU, "t2.micro", "xvda1", "xvdf", "xvdf1");
+}
+
+#[test]
+fn partition_nodes_are_the_partitions_bytes_al2023() {
+    partition_nodes(AL2023, "t3.micro", "nvme0n1p1", "nvme1n1", "nvme1n1p1");
+}

@@ -208,8 +208,10 @@ and writes the guest. The host's programs (/usr, /bin, /lib*, /sbin) are
 bound read-only so commands run; ebsim's applets come first on PATH for
 the tools it emulates (lsblk, df, growpart, resize2fs, xfs_growfs, xfs_info,
 mount, umount, mkfs.*, aws, sudo, reboot). /dev holds the guest's disks
-(/dev/xvda is the volume's image; a partition such as /dev/xvda1 is a
-placeholder ebsim's tools resolve), /dev/disk/by-uuid and by-label, and
+(/dev/xvda is the volume's image; a partition such as /dev/xvda1 holds the
+partition's bytes read-only: file -s, sha256sum and dd if= read it, a write
+is refused with EROFS; it shows what is committed to the image, its size
+follows the table after growpart), /dev/disk/by-uuid and by-label, and
 /dev/sdX links on Amazon Linux; /proc is the namespace's own, with the
 guest's /proc/partitions; the hostname is the instance's ip-172-31-...
 name and the prompt the image's. You are root inside the namespace (sudo

@@ -33,8 +33,15 @@
 //!
 //! What backs the guest's devices: a whole disk (`/dev/xvda`) is the
 //! volume's image file bound onto a file in `/dev`; a partition
-//! (`/dev/xvda1`) is an empty placeholder file that ebsim's applets resolve
-//! by name (real tools that read a partition's bytes see nothing).
+//! (`/dev/xvda1`) is a file of a read-only FUSE filesystem that init serves
+//! at `/run/ebsim/parts` ([`ebsim::fuse::partitions`]), bound onto a file in
+//! `/dev`: its bytes are the partition's bytes in the image (what is
+//! committed; a served filesystem's pending changes are not), its size
+//! follows the table after growpart or sfdisk, and a write is refused
+//! (EROFS: a raw write would bypass the server and the undo log). ebsim's
+//! applets still resolve these nodes by name. The nodes of a deleted
+//! partition are removed, and a new partition's node made, when the mount
+//! table is refreshed (growpart, mount and umount ask init to).
 
 use super::output::err;
 use ebsim::ec2::DEFAULT_REGION;
@@ -514,6 +521,44 @@ struct Init {
     /// The guest's main process (to end on reboot).
     guest: Mutex<Option<nix::unistd::Pid>>,
     reboot: Mutex<bool>,
+    /// The read-only filesystem of partitions whose files back the
+    /// partition nodes of `/dev`.
+    parts: Mutex<Option<PartNodes>>,
+}
+
+/// The partitions filesystem and the `/dev` nodes bound to its files.
+struct PartNodes {
+    served: fuse::partitions::Served,
+    /// The names of the nodes bound (checked without a stat, which would
+    /// be a round trip to the server).
+    bound: Mutex<std::collections::HashSet<String>>,
+}
+
+impl PartNodes {
+    fn is_bound(&self, name: &str) -> bool {
+        self.bound
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(name)
+    }
+
+    /// Binds partition `name`'s file onto `node` (an existing file); a
+    /// failure leaves the node an empty placeholder.
+    fn bind(&self, name: &str, node: &Path) {
+        if bind(&self.served.mountpoint.join(name), node, false, false).is_ok() {
+            self.bound
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(name.to_string());
+        }
+    }
+
+    fn unbound(&self, name: &str) {
+        self.bound
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(name);
+    }
 }
 
 fn load_context(instance: &str) -> Result<Context, String> {
@@ -541,6 +586,7 @@ pub fn run_init() -> i32 {
         served: Mutex::new(Vec::new()),
         guest: Mutex::new(None),
         reboot: Mutex::new(false),
+        parts: Mutex::new(None),
     });
     let code = match boot(&init, sigs) {
         Ok(code) => code,
@@ -733,7 +779,8 @@ fn reconcile(init: &Init) -> Result<(), String> {
         }
     }
     drop(served);
-    let _ = devices(plan, &ctx);
+    let parts = init.parts.lock().unwrap_or_else(|p| p.into_inner());
+    let _ = devices(plan, &ctx, parts.as_ref());
     if errors.is_empty() {
         Ok(())
     } else {
@@ -880,7 +927,33 @@ fn boot(init: &Arc<Init>, sigs: SigSet) -> Result<i32, String> {
         None::<&str>,
     )
     .map_err(|e| sys("mount proc on", &proc_dir, e))?;
-    devices(plan, &ctx)?;
+    devices(plan, &ctx, None)?;
+    // The partitions' bytes, read-only, for the partition nodes, served
+    // and bound while the boot's `mount -a` runs. Without them (the mount
+    // refused) the nodes stay empty placeholders that only ebsim's
+    // applets resolve.
+    let parts_job = {
+        let parts_dir = run.join("parts");
+        mkdir(&parts_dir)?;
+        let disks = part_disks(&ctx);
+        let names: Vec<String> = ctx
+            .disks
+            .iter()
+            .flat_map(|d| d.parts.iter().map(|p| p.name.clone()))
+            .collect();
+        let dev = dev.clone();
+        std::thread::spawn(move || {
+            let served = fuse::partitions::mount(&parts_dir, disks).ok()?;
+            let nodes = PartNodes {
+                served,
+                bound: Mutex::new(Default::default()),
+            };
+            for n in names {
+                nodes.bind(&n, &dev.join(&n));
+            }
+            Some(nodes)
+        })
+    };
     bind(
         &run.join("partitions"),
         &proc_dir.join("partitions"),
@@ -901,6 +974,7 @@ fn boot(init: &Arc<Init>, sigs: SigSet) -> Result<i32, String> {
             err(&String::from_utf8_lossy(&o.stderr));
         }
     }
+    *init.parts.lock().unwrap_or_else(|p| p.into_inner()) = parts_job.join().ok().flatten();
     if let Err(e) = reconcile(init) {
         err(&format!("ebsim: boot: {e}\n"));
     }
@@ -1024,8 +1098,12 @@ pub fn notify(request: &str) -> Result<(), String> {
 
 /// `/dev`'s disks, partitions and links, and `/proc/partitions`' text
 /// (rewritten in place: the bind shows the file's inode).
-fn devices(plan: &Plan, ctx: &Context) -> Result<(), String> {
+fn devices(plan: &Plan, ctx: &Context, nodes: Option<&PartNodes>) -> Result<(), String> {
     let dev = plan.stage.join("dev");
+    if let Some(n) = nodes {
+        *n.served.disks.lock().unwrap_or_else(|p| p.into_inner()) = part_disks(ctx);
+    }
+    forget_partitions(&dev, ctx, nodes);
     let mut parts = String::from("major minor  #blocks  name\n\n");
     let mut links: Vec<(PathBuf, String)> = Vec::new();
     let snap = super::env::ec2(DEFAULT_REGION)
@@ -1060,7 +1138,15 @@ fn devices(plan: &Plan, ctx: &Context) -> Result<(), String> {
             d.view.name
         ));
         for p in &d.parts {
-            touch(&dev.join(&p.name))?;
+            let node = dev.join(&p.name);
+            // The partition's bytes (read-only); an empty placeholder
+            // until (or if not) bound.
+            let bound = nodes.is_some_and(|n| n.is_bound(&p.name));
+            if !bound && touch(&node).is_ok() {
+                if let Some(n) = nodes {
+                    n.bind(&p.name, &node);
+                }
+            }
             parts.push_str(&format!(
                 "{:4}  {:7} {:10} {}\n",
                 p.major,
@@ -1108,6 +1194,45 @@ fn devices(plan: &Plan, ctx: &Context) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// The disks whose partitions the partitions filesystem shows.
+fn part_disks(ctx: &Context) -> Vec<fuse::partitions::Disk> {
+    ctx.disks
+        .iter()
+        .map(|d| fuse::partitions::Disk {
+            name: d.view.name.clone(),
+            image: d.view.image.clone(),
+        })
+        .collect()
+}
+
+/// Removes the nodes of partitions that left their disk's table (as the
+/// kernel's re-read of the table does), so that a new partition of that
+/// number gets a fresh node.
+fn forget_partitions(dev: &Path, ctx: &Context, nodes: Option<&PartNodes>) {
+    let Ok(rd) = std::fs::read_dir(dev) else {
+        return;
+    };
+    for e in rd.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(d) = ctx.disks.iter().find(|d| {
+            name.strip_prefix(d.view.name.as_str())
+                .map(|r| r.strip_prefix('p').unwrap_or(r))
+                .is_some_and(|r| !r.is_empty() && r.bytes().all(|b| b.is_ascii_digit()))
+        }) else {
+            continue;
+        };
+        if d.parts.iter().any(|p| p.name == name) {
+            continue;
+        }
+        let node = dev.join(&name);
+        let _ = nix::mount::umount2(&node, MntFlags::MNT_DETACH);
+        let _ = std::fs::remove_file(&node);
+        if let Some(n) = nodes {
+            n.unbound(&name);
+        }
+    }
 }
 
 /// `ebsim __guest-enter` (hidden): into the guest's root, then the shell

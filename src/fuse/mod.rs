@@ -8,6 +8,8 @@
 //! - [`server`]: the FUSE operations over any [`FileSystem`] (a
 //!   [`Backing`]), committing in batches as a journal does.
 //! - [`kernel`]: `/dev/fuse`, `mount(2)`, unmount, the mount table.
+//! - [`partitions`]: a read-only filesystem of the partitions of disk
+//!   images, one file per partition (the guest's partition nodes).
 //! - [`control`]: the Unix socket beside the image through which the
 //!   tools reach the server (`grow`, `statfs`, `sync`, `unmount`,
 //!   `info`), so nothing else ever writes a served image.
@@ -19,6 +21,7 @@
 
 pub mod control;
 pub mod kernel;
+pub mod partitions;
 pub mod server;
 pub mod volume;
 
