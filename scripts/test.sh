@@ -23,7 +23,8 @@ for pair in \
     rsvg-convert:librsvg2-bin \
     fusermount3:fuse3 \
     fsck.vfat:dosfstools \
-    mdir:mtools
+    mdir:mtools \
+    file:file
 do
     cmd=${pair%%:*}
     pkg=${pair#*:}
