@@ -237,14 +237,7 @@ fn main(args: &[OsString]) -> Result<i32, AppletError> {
         opened.map_err(|e| fail(&format!("cannot open {devname}: {e}")))
     };
 
-    let opts = SwapOptions {
-        pagesize,
-        pages,
-        force: cli.force,
-        uuid,
-        label: cli.label.as_ref().map(|l| l.as_bytes().to_vec()),
-        bad_pages: Vec::new(),
-    };
+    let opts = swap_options(&cli, pagesize, pages, uuid);
     let dev = open(Access::ReadOnly)?;
     // The size checks come before any warning about the device.
     let plan = swap::plan(dev.as_ref(), &opts).map_err(|e| match e {
@@ -327,6 +320,18 @@ fn main(args: &[OsString]) -> Result<i32, AppletError> {
 /// layer and committed with its sync. The holes check is left out: the
 /// file layer's extents are not FIEMAP's, and a file made with
 /// `fallocate` or `dd` (the usual ways) has none.
+/// The library's options from the command line's.
+fn swap_options(cli: &Cli, pagesize: u32, pages: Option<u64>, uuid: [u8; 16]) -> SwapOptions {
+    SwapOptions {
+        pagesize,
+        pages,
+        force: cli.force,
+        uuid,
+        label: cli.label.as_ref().map(|l| l.as_bytes().to_vec()),
+        bad_pages: Vec::new(),
+    }
+}
+
 fn guest_file(
     cli: &Cli,
     devname: &str,
@@ -360,14 +365,7 @@ fn guest_file(
         }
         done += n;
     }
-    let opts = SwapOptions {
-        pagesize,
-        pages,
-        force: cli.force,
-        uuid,
-        label: cli.label.as_ref().map(|l| l.as_bytes().to_vec()),
-        bad_pages: Vec::new(),
-    };
+    let opts = swap_options(cli, pagesize, pages, uuid);
     let mem = ebsim::blockdev::MemDevice::from_bytes(head);
     let plan = swap::plan_sized(&mem, size, &opts).map_err(|e| fail(&e.to_string()))?;
     if !cli.quiet {
