@@ -1237,21 +1237,8 @@ fn sweep_boot_growth(ami: &str, itype: &str, fs_clean: &dyn Fn(&Path)) {
         let (_, _, left, now, _) = run_at(Some(k));
         !left && now == after
     };
-    let mut hi = 1u64;
-    while !clean_at(hi) {
-        hi *= 2;
-        assert!(hi < 1 << 20, "{ami}: the reboot never ran clean");
-    }
-    let mut lo = hi / 2;
-    while lo < hi {
-        let mid = (lo + hi) / 2;
-        if clean_at(mid) {
-            hi = mid;
-        } else {
-            lo = mid + 1;
-        }
-    }
-    let writes = hi;
+    let writes = common::least_passing_limit(1 << 20, clean_at)
+        .unwrap_or_else(|| panic!("{ami}: the reboot never ran clean"));
     let (mut rolled_back, mut completed) = (0, 0);
     for k in common::fault_points(writes) {
         let (c, o, _, now, next) = run_at(Some(k));

@@ -400,25 +400,8 @@ pub fn fault_sweep(
     check_after(&img);
     assert_ne!(before, after, "{name}: the clean run changed nothing");
     // The number of write steps: the least fault limit that lets it finish.
-    let ok_at = |k: u64| run_at(Some(k)).1.status.success();
-    let mut hi = 1u64;
-    while !ok_at(hi) {
-        hi *= 2;
-        assert!(
-            hi < 1 << 24,
-            "{name}: the fault hook never let the command finish"
-        );
-    }
-    let mut lo = hi / 2;
-    while lo < hi {
-        let mid = (lo + hi) / 2;
-        if ok_at(mid) {
-            hi = mid;
-        } else {
-            lo = mid + 1;
-        }
-    }
-    let writes = hi;
+    let writes = least_passing_limit(1 << 24, |k| run_at(Some(k)).1.status.success())
+        .unwrap_or_else(|| panic!("{name}: the fault hook never let the command finish"));
     let points = fault_points(writes);
     let (mut rolled_back, mut completed) = (0, 0);
     for &k in &points {
@@ -473,4 +456,27 @@ pub fn fault_sweep(
         rolled_back,
         completed,
     }
+}
+
+/// The least fault limit `k` at which `passes(k)` holds (passing is
+/// monotonic in `k`): doubled until it passes, then bisected. None when
+/// nothing below `cap` passes.
+pub fn least_passing_limit(cap: u64, mut passes: impl FnMut(u64) -> bool) -> Option<u64> {
+    let mut hi = 1u64;
+    while !passes(hi) {
+        hi *= 2;
+        if hi >= cap {
+            return None;
+        }
+    }
+    let mut lo = hi / 2;
+    while lo < hi {
+        let mid = (lo + hi) / 2;
+        if passes(mid) {
+            hi = mid;
+        } else {
+            lo = mid + 1;
+        }
+    }
+    Some(hi)
 }
