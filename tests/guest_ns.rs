@@ -653,7 +653,9 @@ fn partition_nodes(ami: &str, itype: &str, root_node: &str, data_disk: &str, dat
         &cloud,
         &id,
         &format!(
-            "file -s /dev/{root_node}; sha256sum /dev/{data_part}; stat -c %s /dev/{data_part}; \
+            // Writes below aim at /dev: run nothing unless inside the guest.
+            "hostname | grep -q '^ip-172-31-' || exit 99; \
+             file -s /dev/{root_node}; sha256sum /dev/{data_part}; stat -c %s /dev/{data_part}; \
              sudo dd if=/dev/zero of=/dev/{data_part} bs=4096 count=1 conv=notrunc 2>&1 \
              && echo WRITTEN || echo REFUSED; \
              sudo sh -c 'echo x >> /dev/{data_part}' 2>&1 && echo WRITTEN || echo REFUSED"
