@@ -1034,7 +1034,25 @@ fn fallocate_limits_match(base: &Path, dir: &Path) {
     }
 }
 
-/// Bytes written in 1 MiB chunks of random data until ENOSPC.
+/// Bytes written in 1 MiB chunks until ENOSPC, each chunk synced before
+/// the next is written.
+///
+/// Why synced: a buffered write(2) on XFS reserves delayed allocation —
+/// the data blocks, the worst case of bmap btree blocks for each delalloc
+/// extent, and speculative preallocation past EOF — and writeback turns
+/// the reservation into real extents, giving back what was not needed. On
+/// ENOSPC the kernel flushes, drops the preallocation and retries once.
+/// With plain buffered writes, how much of the file is still delalloc when
+/// the disk fills depends on how far writeback has got, so the stop point
+/// moved with load (136,249,344–136,314,880 bytes on a quiet machine,
+/// 135,725,056 once under load). Writing every chunk to disk before the
+/// next (write + fdatasync for root, `dd oflag=dsync` for the user, as a
+/// careful real fill does) leaves only the last write's reservation
+/// outstanding, and the kernel stops at the same byte every time: 18 runs,
+/// quiet and under load (two busy loops and a 300 MB dd rewriting a file
+/// in parallel, load average 13), all stopped at 136,773,632 bytes, 72 KiB
+/// before ebsim, which allocates exactly what it writes and stops at the
+/// transaction reserve.
 fn kernel_fill(base: &Path, work: &Path, uid: Option<u32>) -> u64 {
     use std::io::Write;
     let _ = std::fs::remove_file(work);
@@ -1042,7 +1060,7 @@ fn kernel_fill(base: &Path, work: &Path, uid: Option<u32>) -> u64 {
     let _lock = common::mount_lock();
     let lm = LoopMount::mount(work, false);
     if let Some(u) = uid {
-        // dd as the user, 1 MiB at a time, until ENOSPC.
+        // dd as the user, 1 MiB at a time (O_DSYNC), until ENOSPC.
         let d = lm.path().join("u");
         std::fs::create_dir(&d).expect("mkdir");
         std::os::unix::fs::chown(&d, Some(u), Some(u)).expect("chown");
@@ -1055,7 +1073,7 @@ fn kernel_fill(base: &Path, work: &Path, uid: Option<u32>) -> u64 {
                 "if=/dev/urandom",
                 "bs=1M",
                 "iflag=fullblock",
-                "conv=fsync",
+                "oflag=dsync",
                 "status=none",
             ])
             .arg(format!("of={}", d.join("fill").display())));
@@ -1069,23 +1087,13 @@ fn kernel_fill(base: &Path, work: &Path, uid: Option<u32>) -> u64 {
         if w < chunk.len() {
             break;
         }
+        // Each chunk on disk before the next (see kernel_fill).
+        if f.sync_data().is_err() {
+            break;
+        }
     }
     let _ = f.sync_all();
     n
-}
-
-/// The kernel's buffered writes reserve delayed-allocation space per
-/// write (data, worst-case bmap btree blocks, speculative preallocation
-/// past EOF) and, on ENOSPC, flush, drop the preallocation and retry once;
-/// whether the last 1 MiB write is then cut short or refused whole depends
-/// on writeback timing, so a fill leaves 7 blocks unused in most runs and
-/// about 250 in some. ebsim allocates exactly what it writes and stops at
-/// the transaction reserve. Compare with the kernel's best of three runs.
-fn kernel_fill_best(base: &Path, work: &Path, uid: Option<u32>) -> u64 {
-    (0..3)
-        .map(|_| kernel_fill(base, work, uid))
-        .max()
-        .unwrap_or(0)
 }
 
 fn ebsim_fill(base: &Path, work: &Path, uid: Option<u32>) -> u64 {
@@ -1152,7 +1160,7 @@ fn full_disk_fresh_1g_matches_kernel() {
     let mut ours = Vec::new();
     for uid in [None, Some(1000)] {
         let (k, e) = (
-            kernel_fill_best(&base, &work, uid),
+            kernel_fill(&base, &work, uid),
             ebsim_fill(&base, &work, uid),
         );
         eprintln!("write fill as {uid:?}: kernel {k} bytes, ebsim {e}");
@@ -1184,7 +1192,7 @@ fn full_disk_used_300m_matches_kernel() {
     let mut ours = Vec::new();
     for uid in [None, Some(1000)] {
         let (k, e) = (
-            kernel_fill_best(&base, &work, uid),
+            kernel_fill(&base, &work, uid),
             ebsim_fill(&base, &work, uid),
         );
         eprintln!("write fill as {uid:?}: kernel {k} bytes, ebsim {e}");
