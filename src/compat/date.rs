@@ -407,6 +407,215 @@ pub fn parse_stamp(s: &str, now: Timespec) -> Option<Timespec> {
     })
 }
 
+const DAYS: [&str; 7] = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
+const LONG_DAYS: [&str; 7] = [
+    "Sunday",
+    "Monday",
+    "Tuesday",
+    "Wednesday",
+    "Thursday",
+    "Friday",
+    "Saturday",
+];
+const LONG_MONTHS: [&str; 12] = [
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+];
+
+/// The ISO 8601 week-based year and week of a day (`yday` 0-based,
+/// `wday` 0 = Sunday).
+fn iso_week(year: i64, yday: i64, wday: i64) -> (i64, i64) {
+    let leap = |y: i64| (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    // Monday-based weekday 0..=6.
+    let wd = (wday + 6) % 7;
+    let week = (yday - wd + 10) / 7;
+    if week < 1 {
+        let py = year - 1;
+        let pdays = if leap(py) { 366 } else { 365 };
+        return iso_week(py, yday + pdays, wday);
+    }
+    let days = if leap(year) { 366 } else { 365 };
+    if week == 53 && yday - wd + 3 >= days {
+        return (year + 1, 1);
+    }
+    (year, week)
+}
+
+/// glibc/gnulib `strftime` in the C locale and the guest's zone (UTC),
+/// with gnulib's `%N` (nanoseconds; `%3N` and the like truncate): the
+/// formats of `ls --time-style=+FORMAT`. Flags `-` (no padding), `_`
+/// (spaces), `0` (zeros), `^` (upper case) and `#` (swap case), and a
+/// field width, apply as in gnulib; an unknown conversion is copied as
+/// written.
+pub fn strftime(fmt: &[u8], t: Timespec) -> Vec<u8> {
+    let tm = gmtime(t.sec);
+    let days = t.sec.div_euclid(86_400);
+    let wday = (days + 4).rem_euclid(7);
+    let yday = days - days_from_civil(tm.year, 1, 1);
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < fmt.len() {
+        let c = fmt[i];
+        if c != b'%' {
+            out.push(c);
+            i += 1;
+            continue;
+        }
+        let start = i;
+        i += 1;
+        let mut pad: Option<u8> = None;
+        let mut upper = false;
+        let mut swap = false;
+        while let Some(&f) = fmt.get(i) {
+            match f {
+                b'-' | b'_' | b'0' => pad = Some(f),
+                b'^' => upper = true,
+                b'#' => swap = true,
+                _ => break,
+            }
+            i += 1;
+        }
+        let mut width: Option<usize> = None;
+        while let Some(&d) = fmt.get(i).filter(|d| d.is_ascii_digit()) {
+            width = Some(
+                width
+                    .unwrap_or(0)
+                    .saturating_mul(10)
+                    .saturating_add(usize::from(d - b'0')),
+            );
+            i += 1;
+        }
+        // E and O modifiers mean nothing in the C locale.
+        while matches!(fmt.get(i), Some(b'E' | b'O')) {
+            i += 1;
+        }
+        let Some(&conv) = fmt.get(i) else {
+            out.extend_from_slice(&fmt[start..]);
+            break;
+        };
+        i += 1;
+        // (text, is a number, default pad char, default width)
+        enum Field {
+            Num(i64, u8, usize),
+            Text(String),
+        }
+        let h12 = if tm.hour % 12 == 0 { 12 } else { tm.hour % 12 };
+        let field = match conv {
+            b'a' => Field::Text(DAYS[wday as usize % 7].into()),
+            b'A' => Field::Text(LONG_DAYS[wday as usize % 7].into()),
+            b'b' | b'h' => Field::Text(MONTHS[(tm.month as usize + 11) % 12].into()),
+            b'B' => Field::Text(LONG_MONTHS[(tm.month as usize + 11) % 12].into()),
+            b'c' => Field::Text(
+                String::from_utf8_lossy(&strftime(b"%a %b %e %H:%M:%S %Y", t)).into_owned(),
+            ),
+            b'C' => Field::Num(tm.year.div_euclid(100), b'0', 2),
+            b'd' => Field::Num(i64::from(tm.day), b'0', 2),
+            b'D' | b'x' => {
+                Field::Text(String::from_utf8_lossy(&strftime(b"%m/%d/%y", t)).into_owned())
+            }
+            b'e' => Field::Num(i64::from(tm.day), b' ', 2),
+            b'F' => Field::Text(format!("{:04}-{:02}-{:02}", tm.year, tm.month, tm.day)),
+            b'g' => Field::Num(iso_week(tm.year, yday, wday).0.rem_euclid(100), b'0', 2),
+            b'G' => Field::Num(iso_week(tm.year, yday, wday).0, b'0', 1),
+            b'H' => Field::Num(i64::from(tm.hour), b'0', 2),
+            b'I' => Field::Num(i64::from(h12), b'0', 2),
+            b'j' => Field::Num(yday + 1, b'0', 3),
+            b'k' => Field::Num(i64::from(tm.hour), b' ', 2),
+            b'l' => Field::Num(i64::from(h12), b' ', 2),
+            b'm' => Field::Num(i64::from(tm.month), b'0', 2),
+            b'M' => Field::Num(i64::from(tm.min), b'0', 2),
+            b'n' => Field::Text("\n".into()),
+            b'N' => {
+                let digits = format!("{:09}", t.nsec);
+                let w = width.unwrap_or(9).clamp(1, 9);
+                width = None;
+                Field::Text(digits[..w].to_string())
+            }
+            b'p' => Field::Text(if tm.hour < 12 { "AM" } else { "PM" }.into()),
+            b'q' => Field::Num(i64::from(tm.month.div_ceil(3)), b'0', 1),
+            b'P' => Field::Text(if tm.hour < 12 { "am" } else { "pm" }.into()),
+            b'r' => Field::Text(String::from_utf8_lossy(&strftime(b"%I:%M:%S %p", t)).into_owned()),
+            b'R' => Field::Text(format!("{:02}:{:02}", tm.hour, tm.min)),
+            b's' => Field::Num(t.sec, b'0', 1),
+            b'S' => Field::Num(i64::from(tm.sec), b'0', 2),
+            b't' => Field::Text("\t".into()),
+            b'T' | b'X' => Field::Text(format!("{:02}:{:02}:{:02}", tm.hour, tm.min, tm.sec)),
+            b'u' => Field::Num(if wday == 0 { 7 } else { wday }, b'0', 1),
+            b'U' => Field::Num((yday + 7 - wday) / 7, b'0', 2),
+            b'V' => Field::Num(iso_week(tm.year, yday, wday).1, b'0', 2),
+            b'w' => Field::Num(wday, b'0', 1),
+            b'W' => Field::Num((yday + 7 - (wday + 6) % 7) / 7, b'0', 2),
+            b'y' => Field::Num(tm.year.rem_euclid(100), b'0', 2),
+            b'Y' => Field::Num(tm.year, b'0', 1),
+            b'z' => Field::Text("+0000".into()),
+            b'Z' => Field::Text("UTC".into()),
+            b'%' => Field::Text("%".into()),
+            _ => {
+                out.extend_from_slice(&fmt[start..i]);
+                continue;
+            }
+        };
+        let text = match field {
+            Field::Text(mut s) => {
+                if upper {
+                    s = s.to_uppercase();
+                } else if swap {
+                    s = if s.chars().any(|c| c.is_ascii_lowercase()) {
+                        s.to_uppercase()
+                    } else {
+                        s.to_lowercase()
+                    };
+                }
+                match width {
+                    Some(w) if w > s.chars().count() => {
+                        let fill = if pad == Some(b'0') { '0' } else { ' ' };
+                        let mut p: String =
+                            std::iter::repeat_n(fill, w - s.chars().count()).collect();
+                        p.push_str(&s);
+                        p
+                    }
+                    _ => s,
+                }
+            }
+            Field::Num(v, dpad, dwidth) => {
+                let digits = v.unsigned_abs().to_string();
+                let sign = if v < 0 { "-" } else { "" };
+                let w = width.unwrap_or(dwidth);
+                let fill = match pad {
+                    Some(b'-') => None,
+                    Some(b'_') => Some(' '),
+                    Some(b'0') => Some('0'),
+                    _ => Some(char::from(dpad)),
+                };
+                let body_len = sign.len() + digits.len();
+                match fill {
+                    Some(f) if w > body_len => {
+                        let n = w - body_len;
+                        if f == '0' {
+                            format!("{sign}{}{digits}", "0".repeat(n))
+                        } else {
+                            format!("{}{sign}{digits}", " ".repeat(n))
+                        }
+                    }
+                    _ => format!("{sign}{digits}"),
+                }
+            }
+        };
+        out.extend_from_slice(text.as_bytes());
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -480,5 +689,19 @@ mod tests {
         );
         assert_eq!(t("0102030"), None);
         assert_eq!(t("202013020304"), None);
+    }
+
+    /// GNU date's output for the same instant (`TZ=UTC date -d @1623053350.123456789 +...`).
+    #[test]
+    fn strftime_as_gnu_date() {
+        let t = Timespec {
+            sec: 1_623_053_350,
+            nsec: 123_456_789,
+        };
+        let got = strftime(b"%Y-%m-%d %H:%M:%S.%N %z|%e|%3N|%-d|%_m|%^b|%j|%a %A %B|%I %p|%s|%U %W %V %G|%c|%Z|%%|%q", t);
+        assert_eq!(
+            String::from_utf8_lossy(&got),
+            "2021-06-07 08:09:10.123456789 +0000| 7|123|7| 6|JUN|158|Mon Monday June|08 AM|1623053350|23 23 23 2021|Mon Jun  7 08:09:10 2021|UTC|%|2"
+        );
     }
 }

@@ -6,6 +6,7 @@
 //! reads 2⁶⁴−5); these follow C exactly, in the C locale.
 
 pub mod date;
+pub mod filevercmp;
 pub mod mode;
 pub mod quote;
 

@@ -68,11 +68,12 @@ fn c_escape(b: u8) -> String {
 }
 
 /// Characters that make a shell word need quotes (`#` and `~` only at the
-/// start).
-fn shell_special(c: &str, first: bool) -> bool {
+/// start; `:` only in messages, which coreutils quotes with `:` added).
+fn shell_special(c: &str, first: bool, colon: bool) -> bool {
     match c {
-        " " | "!" | "\"" | "$" | "&" | "'" | "(" | ")" | "*" | ":" | ";" | "<" | "=" | ">"
-        | "?" | "[" | "\\" | "^" | "`" | "|" => true,
+        ":" => colon,
+        " " | "!" | "\"" | "$" | "&" | "'" | "(" | ")" | "*" | ";" | "<" | "=" | ">" | "?"
+        | "[" | "\\" | "^" | "`" | "|" => true,
         "#" | "~" => first,
         _ => false,
     }
@@ -89,7 +90,7 @@ fn dq_compat(c: &str) -> bool {
         )
 }
 
-fn shell_escape(s: &[u8], always: bool, utf8: bool) -> String {
+fn shell_escape(s: &[u8], always: bool, utf8: bool, colon: bool) -> String {
     if s.is_empty() {
         return "''".into();
     }
@@ -105,7 +106,7 @@ fn shell_escape(s: &[u8], always: bool, utf8: bool) -> String {
                 compat = false;
             }
             Piece::Text(t) => {
-                if shell_special(t, i == 0) {
+                if shell_special(t, i == 0, colon) {
                     needs = true;
                 }
                 if *t == "'" {
@@ -166,12 +167,19 @@ fn shell_escape(s: &[u8], always: bool, utf8: bool) -> String {
 
 /// coreutils `quotef`: shell-escape quoting, only when needed.
 pub fn quotef(s: &[u8], utf8: bool) -> String {
-    shell_escape(s, false, utf8)
+    shell_escape(s, false, utf8, true)
 }
 
 /// coreutils `quoteaf`: shell-escape quoting, always quoted.
 pub fn quoteaf(s: &[u8], utf8: bool) -> String {
-    shell_escape(s, true, utf8)
+    shell_escape(s, true, utf8, true)
+}
+
+/// A file name as `ls` shows it in the shell-escape styles (`always`:
+/// shell-escape-always): as [`quotef`]/[`quoteaf`], but a `:` needs no
+/// quotes.
+pub fn shell_escape_name(s: &[u8], always: bool, utf8: bool) -> String {
+    shell_escape(s, always, utf8, false)
 }
 
 /// coreutils `quote`: locale quotes around a C-escaped name.
@@ -190,6 +198,48 @@ pub fn quote(s: &[u8], utf8: bool) -> String {
         }
     }
     out.push_str(r);
+    out
+}
+
+/// gnulib's `c` quoting style (`outer`: in double quotes, as `ls -Q`)
+/// and `escape` style (without them: `ls -b`): backslash escapes for `\`,
+/// the control characters and bytes that are not text (`\n`, `\ooo`), a
+/// double quote inside double quotes, and each byte of `also` (ls adds
+/// the space in escape style and its indicator characters with `-F`).
+pub fn c_style(s: &[u8], utf8: bool, outer: bool, also: &[u8]) -> String {
+    let mut out = String::new();
+    if outer {
+        out.push('"');
+    }
+    for p in pieces(s, utf8) {
+        match p {
+            Piece::Text("\\") => out.push_str("\\\\"),
+            Piece::Text("\"") if outer => out.push_str("\\\""),
+            Piece::Text(t) => {
+                if t.len() == 1 && t.as_bytes().first().is_some_and(|b| also.contains(b)) {
+                    out.push('\\');
+                }
+                out.push_str(t);
+            }
+            Piece::Byte(b) => out.push_str(&c_escape(b)),
+        }
+    }
+    if outer {
+        out.push('"');
+    }
+    out
+}
+
+/// A name as ls prints it in the literal style on a terminal (`-q`):
+/// control characters and bytes that are not text as `?`.
+pub fn qmark(s: &[u8], utf8: bool) -> Vec<u8> {
+    let mut out = Vec::with_capacity(s.len());
+    for p in pieces(s, utf8) {
+        match p {
+            Piece::Text(t) => out.extend_from_slice(t.as_bytes()),
+            Piece::Byte(_) => out.push(b'?'),
+        }
+    }
     out
 }
 
