@@ -614,6 +614,44 @@ fn esp_files_inside_the_guest() {
             "{key}: stat -f /boot/efi against fsck.vfat's counts"
         );
 
+        // Where the kernel has vfat: the same listing, stats and statfs
+        // from a loop mount of the same bytes with the AMI's fstab options.
+        if kernel_has_vfat()
+            && common::require_tools(&["losetup", "mount"])
+            && common::require_mount()
+        {
+            let _lock = common::mount_lock();
+            let opts = if key == "al2023" {
+                "ro,noatime,uid=0,gid=0,umask=0077,shortname=winnt"
+            } else {
+                "ro,umask=0077"
+            };
+            let m = LoopMount::new(&copy, Some(opts));
+            let mp = m.path();
+            let host = |c: &mut Command| stdout(&common::run(c));
+            let kls = host(
+                Command::new("ls")
+                    .args(["-la", "--time-style=+%Y-%m-%d %-H:%M"])
+                    .arg(mp.join(dir)),
+            );
+            assert_eq!(ls, kls, "{key}: ls -la against the kernel's");
+            let kst = host(
+                Command::new("stat")
+                    .args(["-c", "%A %h %s %b %B %o %u %g %Y"])
+                    .arg(&mp)
+                    .arg(mp.join("EFI"))
+                    .arg(mp.join(cfg)),
+            );
+            assert_eq!(st, kst, "{key}: stat against the kernel's");
+            let ksf = host(
+                Command::new("stat")
+                    .args(["-f", "-c", "%S %b %f %a"])
+                    .arg(&mp),
+            );
+            assert_eq!(sf, ksf, "{key}: stat -f against the kernel's");
+            drop(m);
+        }
+
         // Writes: a directory, a file of 70000 random bytes, a copy
         // renamed across directories, a file made and removed.
         let script = "set -e
