@@ -21,7 +21,7 @@ import time
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import ClientError, BotoCoreError
+from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
 
 EBSIM, PORT, SEED = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 URL = f"http://127.0.0.1:{PORT}"
@@ -35,6 +35,7 @@ failures = []
 # 200) or "lost" (a connection error: applied or not).
 journal = {n: [] for n in range(CLIENTS)}
 counts = {"ok": 0, "lost": 0, "refused": 0}
+kinds = {}  # the connection errors seen, by class
 
 
 def start():
@@ -50,8 +51,9 @@ def client():
     return boto3.session.Session().client(
         "ec2", endpoint_url=URL, region_name="us-east-1",
         aws_access_key_id="AKIDEBSIM", aws_secret_access_key="secret",
-        # One attempt: a 5xx or a dropped connection surfaces.
-        config=Config(retries={"max_attempts": 1}, connect_timeout=2,
+        # One attempt, no retry (legacy mode's max_attempts counts
+        # retries): a 5xx or a dropped connection surfaces.
+        config=Config(retries={"total_max_attempts": 1}, connect_timeout=2,
                       read_timeout=30, tcp_keepalive=False))
 
 
@@ -68,15 +70,19 @@ def call(n, op, vol, value, fn, **kw):
                 failures.append(f"client {n} {op}: {status} {e.response['Error']}")
         raise
     except BotoCoreError as e:
-        refused = "Could not connect" in str(e)
+        # Refused: the connection could not be made, nothing was sent.
+        refused = isinstance(e, EndpointConnectionError)
         with lock:
             counts["refused" if refused else "lost"] += 1
+            kinds[type(e).__name__] = kinds.get(type(e).__name__, 0) + 1
         if not refused:
             journal[n].append((op, vol, value, "lost"))
         time.sleep(0.05)
         return None
     with lock:
         counts["ok"] += 1
+    if op == "create":
+        vol = r["VolumeId"]
     journal[n].append((op, vol, value, "ok"))
     return r
 
@@ -161,9 +167,11 @@ for n, ops in journal.items():
         if op == "create":
             if outcome == "lost":
                 lost_creates += 1
+            else:
+                known[vol] = []
             continue
-        known.setdefault(vol, []).append((op, value, outcome))
-    created = [vol for vol in known]  # every create answered 200 has a tag call
+        known[vol].append((op, value, outcome))
+    created = list(known)
     acked += sum(1 for o in ops if o[3] == "ok")
     for vol in created:
         history = known[vol]
@@ -221,7 +229,7 @@ if set(state.get("volumes", {})) != set(have):
 
 print(f"{kills} SIGKILLs and a SIGTERM; {counts['ok']} requests answered 200, "
       f"{counts['lost']} lost to a kill, {counts['refused']} refused while down; "
-      f"{len(have)} volumes at the end")
+      f"{len(have)} volumes at the end; connection errors {kinds}")
 if counts["lost"] + counts["ok"] == 0 or acked == 0:
     failures.append("no request was answered")
 if failures:
