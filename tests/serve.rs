@@ -1624,6 +1624,15 @@ fn skeletons_and_cli_input_json_as_the_real_cli() {
             vec!["ec2", "delete-volume", "--cli-input-json", "{}"],
             "Missing required parameter in input: \"VolumeId\"",
         ),
+        (
+            vec![
+                "ec2",
+                "delete-volume",
+                "--cli-input-json",
+                r#"{"VolumeId":5}"#,
+            ],
+            "Invalid type for parameter VolumeId, value: 5, type: <class 'int'>, valid types: <class 'str'>",
+        ),
     ] {
         let (real, ours) = s.both(&py, &args, &[]);
         assert_eq!(real.status.code(), Some(255), "{}", text(&real));
@@ -1836,6 +1845,8 @@ fn yaml_skeletons_and_cli_input_yaml_as_the_real_cli_v2() {
         "",
         "Foo: 1",
         "VolumeId: vol-1\nfoo: [1, 2]",
+        "VolumeId: 5",
+        "VolumeId: vol-1\nDryRun: [yes, 1, ~]",
     ] {
         check(
             &["ec2", "delete-volume", "--cli-input-yaml", bad],
