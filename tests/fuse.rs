@@ -5,6 +5,10 @@
 //! real tools writing into the mount leave an fsck-clean image the kernel
 //! reads the same; a server killed mid-write leaves a consistent image; an
 //! online grow through the control channel keeps the data.
+//!
+//! `common::mount_lock()` is taken only for the kernel's loop mounts at
+//! the end of a test: the FUSE mounts (each on its own image and
+//! directory, no loop device, no kernel filesystem) run beside each other.
 
 mod common;
 mod fuse_util;
@@ -81,7 +85,8 @@ enum Op {
     Fsync(String),
 }
 
-/// A random operation; `tree` (the reference's manifest) lets it pick
+/// A random operation; `tree` (per path of the reference, a description
+/// starting with its type letter, as in a manifest) lets it pick
 /// existing files and directories most of the time, so most operations
 /// succeed and the rest fail in every way.
 fn random_op(r: &mut Rng, tree: &BTreeMap<String, String>) -> Op {
@@ -277,7 +282,6 @@ fn fsx(kind: Kind, seed: u64, steps: usize) {
     if !ready() {
         return;
     }
-    let _lock = mount_lock();
     let tmp = tempfile::tempdir().expect("tempdir");
     let img = tmp.path().join("fs.img");
     let mnt = tmp.path().join("mnt");
@@ -290,8 +294,14 @@ fn fsx(kind: Kind, seed: u64, steps: usize) {
     let mut log = Vec::new();
     // Successes per kind of operation: the run must exercise each.
     let mut done: BTreeMap<&'static str, usize> = BTreeMap::new();
+    // The reference as it is before each step (read once per step).
+    let mut mb = tree(&reference, false);
     for step in 0..steps {
-        let op = random_op(&mut r, &manifest(&reference, false));
+        let kinds: BTreeMap<String, String> = mb
+            .iter()
+            .map(|(k, e)| (k.clone(), e.head.clone()))
+            .collect();
+        let op = random_op(&mut r, &kinds);
         let a = apply(&mnt, &op);
         let b = apply(&reference, &op);
         if a.is_ok() {
@@ -303,11 +313,12 @@ fn fsx(kind: Kind, seed: u64, steps: usize) {
             a, b,
             "{kind:?} seed {seed} step {step}: {op:?}: the mount says {a:?}, the host {b:?}\n{tail}"
         );
-        let (ma, mb) = (manifest(&mnt, false), manifest(&reference, false));
+        let ma = tree(&mnt, false);
+        mb = tree(&reference, false);
         assert!(
             ma == mb,
             "{kind:?} seed {seed} step {step}: trees differ after {op:?} (mount, then host):\n{}\n{tail}",
-            diff(&ma, &mb)
+            diff(&lines(&ma), &lines(&mb))
         );
     }
     eprintln!("{kind:?} seed {seed}: successful operations {done:?}");
@@ -332,6 +343,8 @@ fn fsx(kind: Kind, seed: u64, steps: usize) {
     let before = manifest(&mnt, true);
     served.unmount();
     assert_fsck_clean(&img, kind);
+    // The kernel's side: the lock from here on (see the module doc).
+    let _lock = mount_lock();
     let kdir = tmp.path().join("kernel");
     std::fs::create_dir(&kdir).expect("mkdir kernel");
     let lm = LoopMount::new(&img, &kdir);
@@ -406,7 +419,6 @@ fn pjd(kind: Kind) {
     if !ready() {
         return;
     }
-    let _lock = mount_lock();
     let tmp = tempfile::tempdir().expect("tempdir");
     let img = tmp.path().join("fs.img");
     let mnt = tmp.path().join("mnt");
@@ -650,7 +662,6 @@ fn read_only_mount_refuses_writes() {
     if !ready() {
         return;
     }
-    let _lock = mount_lock();
     let tmp = tempfile::tempdir().expect("tempdir");
     let img = tmp.path().join("fs.img");
     let mnt = tmp.path().join("mnt");
@@ -703,7 +714,6 @@ fn real_tools(kind: Kind) {
     if !ready() || !require_tools(&["tar", "fallocate", "dd"]) {
         return;
     }
-    let _lock = mount_lock();
     let tmp = tempfile::tempdir().expect("tempdir");
     let img = tmp.path().join("fs.img");
     let mnt = tmp.path().join("mnt");
@@ -734,6 +744,8 @@ fn real_tools(kind: Kind) {
     let shown = manifest(&mnt, true);
     served.unmount();
     assert_fsck_clean(&img, kind);
+    // The kernel's side: the lock from here on (see the module doc).
+    let _lock = mount_lock();
     let kdir = tmp.path().join("kernel");
     std::fs::create_dir(&kdir).expect("mkdir kernel");
     let lm = LoopMount::new(&img, &kdir);
@@ -762,7 +774,6 @@ fn kill9(kind: Kind) {
     if !ready() {
         return;
     }
-    let _lock = mount_lock();
     let tmp = tempfile::tempdir().expect("tempdir");
     let img = tmp.path().join("fs.img");
     let mnt = tmp.path().join("mnt");
@@ -814,7 +825,6 @@ fn online_grow(kind: Kind) {
     if !ready() {
         return;
     }
-    let _lock = mount_lock();
     let tmp = tempfile::tempdir().expect("tempdir");
     let img = tmp.path().join("fs.img");
     let mnt = tmp.path().join("mnt");
@@ -859,6 +869,8 @@ fn online_grow(kind: Kind) {
     assert_eq!(std::fs::read(mnt.join("before")).expect("read"), before);
     served.unmount();
     assert_fsck_clean(&img, kind);
+    // The kernel's side: the lock from here on (see the module doc).
+    let _lock = mount_lock();
     let kdir = tmp.path().join("kernel");
     std::fs::create_dir(&kdir).expect("mkdir kernel");
     let lm = LoopMount::new(&img, &kdir);
@@ -912,7 +924,6 @@ fn plain_umount_commits() {
     if !ready() {
         return;
     }
-    let _lock = mount_lock();
     let tmp = tempfile::tempdir().expect("tempdir");
     let img = tmp.path().join("fs.img");
     let mnt = tmp.path().join("mnt");
@@ -948,6 +959,8 @@ fn plain_umount_commits() {
     }
     drop(guard);
     assert_fsck_clean(&img, Kind::Xfs);
+    // The kernel's side: the lock from here on (see the module doc).
+    let _lock = mount_lock();
     let kdir = tmp.path().join("kernel");
     std::fs::create_dir(&kdir).expect("mkdir kernel");
     let lm = LoopMount::new(&img, &kdir);
@@ -988,7 +1001,6 @@ fn partition_served_and_grown() {
     if !ready() || !require_tools(&["sfdisk", "growpart", "sgdisk"]) {
         return;
     }
-    let _lock = mount_lock();
     let tmp = tempfile::tempdir().expect("tempdir");
     let img = tmp.path().join("disk.img");
     let mnt = tmp.path().join("mnt");
@@ -1073,6 +1085,8 @@ fn partition_served_and_grown() {
         .arg("-fn")
         .arg(format!("{imgs}?offset=1048576")));
     assert!(o.status.success(), "e2fsck: {}{}", stdout(&o), stderr(&o));
+    // The kernel's side: the lock from here on (see the module doc).
+    let _lock = mount_lock();
     let kdir = tmp.path().join("kernel");
     std::fs::create_dir(&kdir).expect("mkdir kernel");
     let o = run(Command::new("mount")
@@ -1091,7 +1105,6 @@ fn sigterm_commits_and_unmounts() {
     if !ready() {
         return;
     }
-    let _lock = mount_lock();
     let tmp = tempfile::tempdir().expect("tempdir");
     let img = tmp.path().join("fs.img");
     let mnt = tmp.path().join("mnt");
@@ -1105,6 +1118,8 @@ fn sigterm_commits_and_unmounts() {
     assert!(status.success(), "the server exited with {status}");
     assert!(!is_ebsim_mount(&mnt));
     assert_fsck_clean(&img, Kind::Ext4);
+    // The kernel's side: the lock from here on (see the module doc).
+    let _lock = mount_lock();
     let kdir = tmp.path().join("kernel");
     std::fs::create_dir(&kdir).expect("mkdir kernel");
     let lm = LoopMount::new(&img, &kdir);
@@ -1128,7 +1143,6 @@ fn two_partitions_one_server() {
     if !ready() || !require_tools(&["sfdisk", "sgdisk"]) {
         return;
     }
-    let _lock = mount_lock();
     let tmp = tempfile::tempdir().expect("tempdir");
     let img = tmp.path().join("disk.img");
     let imgs = img.to_str().expect("utf-8").to_string();
@@ -1267,6 +1281,8 @@ fn two_partitions_one_server() {
         .arg("-fn")
         .arg(format!("{imgs}?offset=1048576")));
     assert!(o.status.success(), "e2fsck: {}{}", stdout(&o), stderr(&o));
+    // The kernel's side: the lock from here on (see the module doc).
+    let _lock = mount_lock();
     let p2_off = 301 * M;
     let o = run(Command::new("losetup")
         .args(["-f", "--show", "-o", &p2_off.to_string()])

@@ -36,14 +36,20 @@ pub struct Outcome {
 }
 
 /// A loop device mounted on a given directory; unmounted and detached on
-/// drop.
+/// drop. It holds `common::mount_lock()` from before the attach to after
+/// the detach, and only then: the rest of a case (copies, ebsim's
+/// applets, fsck) runs unlocked, beside another test's mount. (The lock is
+/// a flock on a fresh descriptor, so a test must not hold it itself while
+/// making one of these.)
 pub struct MountAt {
     dev: String,
     dir: PathBuf,
+    _lock: nix::fcntl::Flock<std::fs::File>,
 }
 
 impl MountAt {
     pub fn new(img: &Path, dir: &Path, opts: &str) -> MountAt {
+        let lock = crate::common::mount_lock();
         let o = run(Command::new("losetup").args(["-f", "--show"]).arg(img));
         assert!(o.status.success(), "losetup: {}", stderr(&o));
         let dev = stdout(&o).trim().to_string();
@@ -55,11 +61,14 @@ impl MountAt {
         MountAt {
             dev,
             dir: dir.to_path_buf(),
+            _lock: lock,
         }
     }
 }
 
 impl Drop for MountAt {
+    // The fields (the lock) are dropped after this: the lock is released
+    // once the device is gone.
     fn drop(&mut self) {
         let _ = Command::new("umount").arg(&self.dir).output();
         crate::common::detach_loop(&self.dev);
