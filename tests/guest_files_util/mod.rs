@@ -76,10 +76,10 @@ impl Drop for MountAt {
 }
 
 /// The manifest of a tree: one line per entry, sorted by path: type,
-/// mode, uid, gid, links, and the size and SHA-256 (regular files, with
-/// st_blocks) or the target (symlinks).
+/// mode, uid, gid, links, and the size and a SHA-256 of the contents
+/// (regular files, with st_blocks; `common::raw_content_hash`: equal
+/// exactly when the bytes are) or the target (symlinks).
 pub fn manifest(root: &Path) -> String {
-    use sha2::{Digest, Sha256};
     let mut lines = Vec::new();
     let mut stack = vec![root.to_path_buf()];
     while let Some(d) = stack.pop() {
@@ -106,11 +106,11 @@ pub fn manifest(root: &Path) -> String {
                 let t = std::fs::read_link(&p).unwrap();
                 lines.push(format!("{head} -> {}", t.display()));
             } else if ft.is_file() {
-                let data = std::fs::read(&p).unwrap();
-                let h: String = Sha256::digest(&data)
-                    .iter()
-                    .map(|b| format!("{b:02x}"))
-                    .collect();
+                // The contents' hash reads only the data the filesystem
+                // reports (SEEK_DATA): a full-disk case's 1 GiB
+                // preallocated filler (unwritten extents, zeros) is not
+                // read and hashed at every case.
+                let h = crate::common::raw_content_hash(&p);
                 lines.push(format!(
                     "{head} size {} blocks {} sha {}",
                     m.len(),
