@@ -282,10 +282,11 @@ fn fsx(kind: Kind, seed: u64, steps: usize) {
     if !ready() {
         return;
     }
-    let tmp = tempfile::tempdir().expect("tempdir");
+    let tmp = image_dir();
     let img = tmp.path().join("fs.img");
     let mnt = tmp.path().join("mnt");
-    let reference = tmp.path().join("ref");
+    let host = tempfile::tempdir().expect("tempdir");
+    let reference = host.path().join("ref");
     std::fs::create_dir(&mnt).expect("mkdir mnt");
     std::fs::create_dir(&reference).expect("mkdir ref");
     make_image(&img, kind, 512 * M);
@@ -419,10 +420,11 @@ fn pjd(kind: Kind) {
     if !ready() {
         return;
     }
-    let tmp = tempfile::tempdir().expect("tempdir");
+    let tmp = image_dir();
     let img = tmp.path().join("fs.img");
     let mnt = tmp.path().join("mnt");
-    let reference = tmp.path().join("ref");
+    let host = tempfile::tempdir().expect("tempdir");
+    let reference = host.path().join("ref");
     std::fs::create_dir(&mnt).expect("mkdir mnt");
     std::fs::create_dir(&reference).expect("mkdir ref");
     make_image(&img, kind, 512 * M);
@@ -662,7 +664,7 @@ fn read_only_mount_refuses_writes() {
     if !ready() {
         return;
     }
-    let tmp = tempfile::tempdir().expect("tempdir");
+    let tmp = image_dir();
     let img = tmp.path().join("fs.img");
     let mnt = tmp.path().join("mnt");
     std::fs::create_dir(&mnt).expect("mkdir mnt");
@@ -714,10 +716,11 @@ fn real_tools(kind: Kind) {
     if !ready() || !require_tools(&["tar", "fallocate", "dd"]) {
         return;
     }
-    let tmp = tempfile::tempdir().expect("tempdir");
+    let tmp = image_dir();
     let img = tmp.path().join("fs.img");
     let mnt = tmp.path().join("mnt");
-    let reference = tmp.path().join("ref");
+    let host = tempfile::tempdir().expect("tempdir");
+    let reference = host.path().join("ref");
     let src = tmp.path().join("src.bin");
     std::fs::write(&src, pattern(7, 24 * M as usize)).expect("write source");
     std::fs::create_dir(&mnt).expect("mkdir mnt");
@@ -774,7 +777,7 @@ fn kill9(kind: Kind) {
     if !ready() {
         return;
     }
-    let tmp = tempfile::tempdir().expect("tempdir");
+    let tmp = image_dir();
     let img = tmp.path().join("fs.img");
     let mnt = tmp.path().join("mnt");
     std::fs::create_dir(&mnt).expect("mkdir mnt");
@@ -825,6 +828,7 @@ fn online_grow(kind: Kind) {
     if !ready() {
         return;
     }
+    // Not on /dev/shm: growpart reads a `/dev/...` path as a guest's device.
     let tmp = tempfile::tempdir().expect("tempdir");
     let img = tmp.path().join("fs.img");
     let mnt = tmp.path().join("mnt");
@@ -895,7 +899,7 @@ fn mount_errors_exit_as_fuse2fs() {
     if !ready() {
         return;
     }
-    let tmp = tempfile::tempdir().expect("tempdir");
+    let tmp = image_dir();
     let img = tmp.path().join("zeros.img");
     let mnt = tmp.path().join("mnt");
     std::fs::create_dir(&mnt).expect("mkdir");
@@ -924,7 +928,7 @@ fn plain_umount_commits() {
     if !ready() {
         return;
     }
-    let tmp = tempfile::tempdir().expect("tempdir");
+    let tmp = image_dir();
     let img = tmp.path().join("fs.img");
     let mnt = tmp.path().join("mnt");
     std::fs::create_dir(&mnt).expect("mkdir");
@@ -1001,6 +1005,7 @@ fn partition_served_and_grown() {
     if !ready() || !require_tools(&["sfdisk", "growpart", "sgdisk"]) {
         return;
     }
+    // Not on /dev/shm: growpart reads a `/dev/...` path as a guest's device.
     let tmp = tempfile::tempdir().expect("tempdir");
     let img = tmp.path().join("disk.img");
     let mnt = tmp.path().join("mnt");
@@ -1105,7 +1110,7 @@ fn sigterm_commits_and_unmounts() {
     if !ready() {
         return;
     }
-    let tmp = tempfile::tempdir().expect("tempdir");
+    let tmp = image_dir();
     let img = tmp.path().join("fs.img");
     let mnt = tmp.path().join("mnt");
     std::fs::create_dir(&mnt).expect("mkdir");
@@ -1143,6 +1148,7 @@ fn two_partitions_one_server() {
     if !ready() || !require_tools(&["sfdisk", "sgdisk"]) {
         return;
     }
+    // Not on /dev/shm: growpart reads a `/dev/...` path as a guest's device.
     let tmp = tempfile::tempdir().expect("tempdir");
     let img = tmp.path().join("disk.img");
     let imgs = img.to_str().expect("utf-8").to_string();
