@@ -718,6 +718,109 @@ fn sweep_esp_of(key: &str) {
     sweep(&name, &t, &cmd, None, &esp_clean);
 }
 
+/// Files written into a catalog image's EFI system partition through
+/// the FAT file layer (`fs/vfat_files.rs`, the layer that serves
+/// /boot/efi in the guest): a directory made, a file of 70000 bytes put,
+/// a file removed, a directory moved out of its parent, a file renamed
+/// across directories, all committed as one batch. Interrupted at every
+/// write step, the next open leaves the partition as it was or as the
+/// clean run leaves it, and `fsck.vfat -n` passes.
+fn sweep_esp_writes_of(key: &str, remove: &str) {
+    if !require_tools(&["fsck.vfat", "dd"]) {
+        return;
+    }
+    use ebsim::ec2::catalog::{self, FsKind};
+    let c = catalog::by_key(key).expect("catalog key");
+    let p = c
+        .layout
+        .partitions
+        .iter()
+        .find(|p| p.fs.is_some_and(|f| f.kind == FsKind::Vfat))
+        .expect("an EFI system partition");
+    let (start, sectors) = (
+        p.start_lba,
+        p.end_lba.expect("a fixed end") - p.start_lba + 1,
+    );
+    let d = tempfile::tempdir().expect("tempdir");
+    let t = d.path().join("t.img");
+    catalog::default_builder()
+        .build(c, &t)
+        .expect("build the catalog image");
+    set_len(&t, ((start + sectors) * 512).div_ceil(M) * M);
+    let blob = d.path().join("blob");
+    let bytes: Vec<u8> = (0..70_000u32).map(|i| (i % 253) as u8).collect();
+    std::fs::write(&blob, &bytes).expect("write blob");
+    let script = d.path().join("script");
+    std::fs::write(
+        &script,
+        format!(
+            "mkdir /EFI/test\nmkdir /EFI/test/sub\nput {} /EFI/test/blob.bin\nrm {remove}\n\
+             mv /EFI/test/sub /moved\nmv /EFI/test/blob.bin /moved/Blob.Bin\n",
+            blob.display()
+        ),
+    )
+    .expect("write script");
+    let esp_clean = |img: &Path| {
+        let esp = img.with_extension("esp");
+        ok(Command::new("dd")
+            .arg(format!("if={}", img.display()))
+            .arg(format!("of={}", esp.display()))
+            .args(["bs=512", "conv=sparse", "status=none"])
+            .arg(format!("skip={start}"))
+            .arg(format!("count={sectors}")));
+        let o = run(Command::new("fsck.vfat").arg("-n").arg(&esp));
+        let _ = std::fs::remove_file(&esp);
+        assert!(
+            o.status.success() && !stdout(&o).contains("Dirty"),
+            "{key}: fsck.vfat -n: {}{}",
+            stdout(&o),
+            stderr(&o)
+        );
+    };
+    let cmd = |img: &Path| {
+        let mut c = ebsim("debug-fs");
+        c.arg("--offset")
+            .arg((start * 512).to_string())
+            .arg(img)
+            .arg("-")
+            .env("E2FSPROGS_FAKE_TIME", FAKE_TIME)
+            .stdin(std::fs::File::open(&script).expect("open script"));
+        c
+    };
+    let name = format!("files written into the EFI system partition of {key}");
+    let r = sweep(&name, &t, &cmd, Some(&esp_clean), &esp_clean);
+    assert!(r.writes > 0 && r.rolled_back > 0, "{r:?}");
+    // The clean run's files, as the real mtools read them.
+    let img = d.path().join("clean.img");
+    copy_image(&t, &img);
+    ok(&mut cmd(&img));
+    let esp = img.with_extension("esp");
+    ok(Command::new("dd")
+        .arg(format!("if={}", img.display()))
+        .arg(format!("of={}", esp.display()))
+        .args(["bs=512", "conv=sparse", "status=none"])
+        .arg(format!("skip={start}"))
+        .arg(format!("count={sectors}")));
+    if require_tools(&["mtype"]) {
+        let o = run(Command::new("mtype")
+            .env("MTOOLS_SKIP_CHECK", "1")
+            .arg("-i")
+            .arg(&esp)
+            .arg("::/moved/Blob.Bin"));
+        assert!(o.stdout == bytes, "{key}: mtype ::/moved/Blob.Bin differs");
+    }
+}
+
+#[test]
+fn sweep_esp_writes_ubuntu() {
+    sweep_esp_writes_of("ubuntu-22.04", "/EFI/BOOT/fbx64.efi");
+}
+
+#[test]
+fn sweep_esp_writes_al2023() {
+    sweep_esp_writes_of("al2023", "/EFI/amzn/grub.cfg");
+}
+
 #[test]
 fn sweep_esp_of_ubuntu() {
     sweep_esp_of("ubuntu-22.04");

@@ -422,3 +422,304 @@ fn esp_is_mounted_at_boot_efi() {
         assert_eq!(got, want, "after a reboot: {df}");
     }
 }
+
+/// mtools' listing of one directory of the FAT in `img`: name (the long
+/// name, else the short one) to (size or `<DIR>`, `YYYY-MM-DD H:MM`).
+fn mdir_entries(img: &Path, dir: &str) -> BTreeMap<String, (String, String)> {
+    let o = common::run(
+        Command::new("mdir")
+            .env("MTOOLS_SKIP_CHECK", "1")
+            .arg("-i")
+            .arg(img)
+            .arg(format!("::/{dir}")),
+    );
+    assert!(o.status.success(), "mdir ::/{dir}: {}", stderr(&o));
+    let mut out = BTreeMap::new();
+    for line in stdout(&o).lines() {
+        let t: Vec<&str> = line.split_whitespace().collect();
+        let Some(i) = t
+            .iter()
+            .position(|x| x.len() == 10 && x.as_bytes()[4] == b'-' && x.as_bytes()[7] == b'-')
+        else {
+            continue;
+        };
+        if i < 2 || t.len() < i + 2 {
+            continue;
+        }
+        let name = if t.len() > i + 2 {
+            t[i + 2..].join(" ")
+        } else {
+            t[..i - 1].join(".")
+        };
+        if name == "." || name == ".." {
+            continue;
+        }
+        out.insert(
+            name,
+            (t[i - 1].to_string(), format!("{} {}", t[i], t[i + 1])),
+        );
+    }
+    out
+}
+
+/// A copy of the ESP of volume `vol`.
+fn esp_copy(c: &Cloud, vol: &str, part: u32, dir: &Path) -> std::path::PathBuf {
+    let img = c.image_of(vol);
+    let (off, len) = partition(&img, part);
+    let copy = dir.join("esp.img");
+    let _ = std::fs::remove_file(&copy);
+    copy_range(&img, off, len, &copy);
+    copy
+}
+
+/// Inside the guest, /boot/efi holds the ESP's files (served from the
+/// image over FUSE): listing, stat, contents and statfs equal what the
+/// real mtools and fsck.vfat read from the same partition, with the modes,
+/// links, sizes and blocks the kernel's vfat driver derives under the
+/// AMI's `umask=0077`. Files written inside the guest reach the image
+/// through the commit path: after a stop `fsck.vfat -n` is clean and mtools
+/// read the same bytes, and the next boot serves them again.
+#[test]
+fn esp_files_inside_the_guest() {
+    if !common::require_tools(&["fsck.vfat", "mdir", "mtype", "sha256sum"]) {
+        return;
+    }
+    let c = Cloud::new();
+    for (image, key, itype, part, dir, cfg) in [
+        (
+            UBUNTU,
+            "ubuntu-22.04",
+            "t2.micro",
+            15,
+            "EFI/ubuntu",
+            "EFI/ubuntu/grub.cfg",
+        ),
+        (
+            AL2023,
+            "al2023",
+            "t3.micro",
+            128,
+            "EFI/BOOT",
+            "EFI/amzn/grub.cfg",
+        ),
+    ] {
+        let (id, vol) = launch(&c, image, itype);
+        let tmp = tempfile::tempdir().unwrap();
+        let copy = esp_copy(&c, &vol, part, tmp.path());
+        let (cluster, total, used) = fsck_counts(&copy);
+
+        // ls -la: names, sizes, times as mtools reads them; modes and
+        // links as the kernel derives them.
+        let ls = exec(
+            &c,
+            &id,
+            &[
+                "ls",
+                "-la",
+                "--time-style=+%Y-%m-%d %-H:%M",
+                &format!("/boot/efi/{dir}"),
+            ],
+        );
+        let want = mdir_entries(&copy, dir);
+        let mut seen = BTreeMap::new();
+        for line in ls.lines().skip(1) {
+            let t: Vec<&str> = line.split_whitespace().collect();
+            assert!(t.len() >= 8, "{line}");
+            let name = t[7..].join(" ");
+            if name == "." || name == ".." {
+                assert_eq!(t[0], "drwx------", "{key}: {line}");
+                continue;
+            }
+            let (mode, links, owner, group, size) = (t[0], t[1], t[2], t[3], t[4]);
+            assert_eq!((owner, group), ("root", "root"), "{key}: {line}");
+            let (wsize, wtime) = want
+                .get(&name)
+                .unwrap_or_else(|| panic!("{key}: {name} not in mdir: {want:?}"));
+            if wsize == "<DIR>" {
+                assert_eq!(mode, "drwx------", "{key}: {line}");
+            } else {
+                assert_eq!((mode, links), ("-rwx------", "1"), "{key}: {line}");
+                assert_eq!(size, wsize.as_str(), "{key}: {line}");
+            }
+            assert_eq!(&format!("{} {}", t[5], t[6]), wtime, "{key}: {line}");
+            seen.insert(name, ());
+        }
+        assert_eq!(
+            seen.keys().collect::<Vec<_>>(),
+            want.keys().collect::<Vec<_>>(),
+            "{key}: ls -la /boot/efi/{dir} against mdir"
+        );
+
+        // stat: the root (no entry: epoch times, links 2 + subdirectories),
+        // a directory and a file.
+        let st = exec(
+            &c,
+            &id,
+            &[
+                "stat",
+                "-c",
+                "%A %h %s %b %B %o %u %g %Y",
+                "/boot/efi",
+                "/boot/efi/EFI",
+                &format!("/boot/efi/{cfg}"),
+            ],
+        );
+        let rows: Vec<&str> = st.lines().collect();
+        let root_size = if key == "al2023" { 512 * 32 } else { cluster };
+        assert_eq!(
+            rows[0],
+            format!(
+                "drwx------ 3 {root_size} {} 512 {cluster} 0 0 0",
+                root_size.div_ceil(cluster) * cluster / 512
+            ),
+            "{key}: stat /boot/efi"
+        );
+        let subdirs = mdir_entries(&copy, "EFI")
+            .values()
+            .filter(|(s, _)| s == "<DIR>")
+            .count();
+        assert!(
+            rows[1].starts_with(&format!(
+                "drwx------ {} {cluster} {} 512 {cluster} 0 0 ",
+                subdirs + 2,
+                cluster / 512
+            )),
+            "{key}: stat /boot/efi/EFI: {}",
+            rows[1]
+        );
+        let body = common::run(
+            Command::new("mtype")
+                .env("MTOOLS_SKIP_CHECK", "1")
+                .arg("-i")
+                .arg(&copy)
+                .arg(format!("::/{cfg}")),
+        );
+        let text = stdout(&body);
+        let n = text.len() as u64;
+        assert!(
+            rows[2].starts_with(&format!(
+                "-rwx------ 1 {n} {} 512 {cluster} 0 0 ",
+                n.div_ceil(cluster) * cluster / 512
+            )),
+            "{key}: stat {cfg}: {}",
+            rows[2]
+        );
+
+        // cat, and statfs as the kernel counts it.
+        assert_eq!(exec(&c, &id, &["cat", &format!("/boot/efi/{cfg}")]), text);
+        let sf = exec(&c, &id, &["stat", "-f", "-c", "%S %b %f %a", "/boot/efi"]);
+        assert_eq!(
+            sf.trim(),
+            format!("{cluster} {total} {} {}", total - used, total - used),
+            "{key}: stat -f /boot/efi against fsck.vfat's counts"
+        );
+
+        // Where the kernel has vfat: the same listing, stats and statfs
+        // from a loop mount of the same bytes with the AMI's fstab options.
+        if kernel_has_vfat()
+            && common::require_tools(&["losetup", "mount"])
+            && common::require_mount()
+        {
+            let _lock = common::mount_lock();
+            let opts = if key == "al2023" {
+                "ro,noatime,uid=0,gid=0,umask=0077,shortname=winnt"
+            } else {
+                "ro,umask=0077"
+            };
+            let m = LoopMount::new(&copy, Some(opts));
+            let mp = m.path();
+            let host = |c: &mut Command| stdout(&common::run(c));
+            let kls = host(
+                Command::new("ls")
+                    .args(["-la", "--time-style=+%Y-%m-%d %-H:%M"])
+                    .arg(mp.join(dir)),
+            );
+            assert_eq!(ls, kls, "{key}: ls -la against the kernel's");
+            let kst = host(
+                Command::new("stat")
+                    .args(["-c", "%A %h %s %b %B %o %u %g %Y"])
+                    .arg(&mp)
+                    .arg(mp.join("EFI"))
+                    .arg(mp.join(cfg)),
+            );
+            assert_eq!(st, kst, "{key}: stat against the kernel's");
+            let ksf = host(
+                Command::new("stat")
+                    .args(["-f", "-c", "%S %b %f %a"])
+                    .arg(&mp),
+            );
+            assert_eq!(sf, ksf, "{key}: stat -f against the kernel's");
+            drop(m);
+        }
+
+        // Writes: a directory, a file of 70000 random bytes, a copy
+        // renamed across directories, a file made and removed.
+        let script = "set -e
+            mkdir /boot/efi/EFI/test
+            head -c 70000 /dev/urandom > /boot/efi/EFI/test/blob.bin
+            cp /boot/efi/EFI/BOOT/BOOTX64.EFI /boot/efi/EFI/test/Shim.Copy.efi
+            mv /boot/efi/EFI/test/Shim.Copy.efi /boot/efi/Shim.Copy.efi
+            echo gone > /boot/efi/EFI/test/tmp.txt
+            rm /boot/efi/EFI/test/tmp.txt
+            sha256sum < /boot/efi/EFI/test/blob.bin
+            stat -f -c '%f' /boot/efi";
+        let out = exec(&c, &id, &["sh", "-c", script]);
+        let mut lines = out.lines();
+        let sum = lines
+            .next()
+            .unwrap()
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .to_string();
+        let free_live: u64 = lines.next().unwrap().trim().parse().unwrap();
+        c.ok(&["stop-instances", "--instance-ids", &id]);
+        c.ok(&["wait", "instance-stopped", "--instance-ids", &id]);
+        let copy = esp_copy(&c, &vol, part, tmp.path());
+        let o = common::run(Command::new("fsck.vfat").arg("-n").arg(&copy));
+        let report = format!("{}{}", stdout(&o), stderr(&o));
+        assert!(
+            o.status.success(),
+            "{key}: fsck.vfat -n after writes\n{report}"
+        );
+        assert!(
+            !report.contains("differ") && !report.contains("Dirty") && !report.contains("orrect"),
+            "{key}: {report}"
+        );
+        let (_, total2, used2) = fsck_counts(&copy);
+        assert_eq!(
+            total2 - used2,
+            free_live,
+            "{key}: statfs in the guest against fsck.vfat after the stop"
+        );
+        let blob = common::run(
+            Command::new("sh")
+                .arg("-c")
+                .arg("MTOOLS_SKIP_CHECK=1 mtype -i \"$0\" ::/EFI/test/blob.bin | sha256sum")
+                .arg(&copy),
+        );
+        assert_eq!(
+            stdout(&blob).split_whitespace().next().unwrap(),
+            sum,
+            "{key}: the blob as mtools reads it"
+        );
+        let top = mdir_entries(&copy, "");
+        assert!(top.contains_key("Shim.Copy.efi"), "{key}: {top:?}");
+        let test = mdir_entries(&copy, "EFI/test");
+        assert_eq!(
+            test.keys().collect::<Vec<_>>(),
+            ["blob.bin"],
+            "{key}: {test:?}"
+        );
+        // The next boot serves what was written.
+        c.ok(&["start-instances", "--instance-ids", &id]);
+        c.ok(&["wait", "instance-running", "--instance-ids", &id]);
+        let again = exec(
+            &c,
+            &id,
+            &["sh", "-c", "sha256sum < /boot/efi/EFI/test/blob.bin"],
+        );
+        assert_eq!(again.split_whitespace().next().unwrap(), sum, "{key}");
+        c.ok(&["terminate-instances", "--instance-ids", &id]);
+    }
+}

@@ -1,5 +1,5 @@
-//! `ebsim debug-fs`: a hidden, minimal driver of the native ext4 and XFS
-//! file layers for benchmarks and crash tests (not a user interface; the file
+//! `ebsim debug-fs`: a hidden, minimal driver of the native ext4, XFS and
+//! FAT file layers for benchmarks and crash tests (not a user interface; the file
 //! commands users see come later). Every command of one invocation is
 //! staged, then synced once at the end.
 //!
@@ -327,9 +327,13 @@ pub fn run(args: Vec<OsString>) -> i32 {
         .ok()
         .and_then(|v| v.parse::<u64>().ok())
         .map(|mib| mib << 20);
-    // XFS when the device holds one, else ext4.
+    // XFS or FAT when the device holds one, else ext4.
     let opened: Result<Box<dyn FileSystem>, NodeError> =
-        if ebsim::fs::xfs::probe(&dev).unwrap_or(false) {
+        if ebsim::fs::vfat::probe(&dev).unwrap_or(false) {
+            let opts = ebsim::fs::vfat_files::FatOptions::default();
+            ebsim::fs::vfat_files::FatFiles::open(dev, false, opts)
+                .map(|f| Box::new(f) as Box<dyn FileSystem>)
+        } else if ebsim::fs::xfs::probe(&dev).unwrap_or(false) {
             XfsFiles::open(dev).map(|mut f| {
                 if let Some(b) = sync_bytes {
                     f.set_sync_threshold(b);

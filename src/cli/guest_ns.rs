@@ -45,6 +45,7 @@
 
 use super::output::err;
 use ebsim::ec2::DEFAULT_REGION;
+use ebsim::fs::vfat_files::FatOptions;
 use ebsim::fuse::{self, CommitPolicy, MountConfig, Volume, VolumeSpec, kernel};
 use ebsim::guest::Context;
 use nix::mount::{MntFlags, MsFlags};
@@ -653,11 +654,16 @@ fn serve(plan: &Plan, ctx: &Context, m: &ebsim::ec2::model::Mount) -> Result<Ser
         std::thread::sleep(Duration::from_millis(50));
     }
     let read_only = m.options.split(',').any(|o| o == "ro");
-    let vol = Volume::open(VolumeSpec {
-        image: image.clone(),
-        part: m.partition,
-        read_only,
-    })
+    // A FAT (the EFI system partition at /boot/efi) shows the owner and
+    // modes its mount options give.
+    let vol = Volume::open_with(
+        VolumeSpec {
+            image: image.clone(),
+            part: m.partition,
+            read_only,
+        },
+        FatOptions::from_mount_options(&m.options),
+    )
     .map_err(|e| format!("{}: {e}", m.source))?;
     let cfg = MountConfig {
         mountpoint: guest_dir(&plan.stage, &m.target),
@@ -756,16 +762,6 @@ fn reconcile(init: &Init) -> Result<(), String> {
                 }),
                 Err(e) => errors.push(format!("{}: {e}", m.target)),
             }
-            continue;
-        }
-        // FAT (the EFI system partition at /boot/efi) is not served over
-        // FUSE: its mount point shows the directory beneath it, while
-        // lsblk, df and mount show the mount from the model.
-        if m.fstype == "vfat" {
-            served.push(Served {
-                mount: m.clone(),
-                server: None,
-            });
             continue;
         }
         match serve(plan, &ctx, m) {

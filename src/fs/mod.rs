@@ -8,6 +8,7 @@ pub mod path;
 pub mod signature;
 pub mod swap;
 pub mod vfat;
+pub mod vfat_files;
 pub mod xfs;
 
 use crate::blockdev::BlockDevice;

@@ -83,7 +83,7 @@ impl Geometry {
     }
 
     /// Byte offset of cluster `n` (from 2).
-    fn cluster_offset(&self, n: u64) -> u64 {
+    pub fn cluster_offset(&self, n: u64) -> u64 {
         self.data_start() * self.sector + n.saturating_sub(2) * self.cluster
     }
 }
@@ -482,7 +482,12 @@ impl BlockDevice for SparseStream {
 }
 
 /// The clusters of the chain starting at `first` (at most `limit`).
-fn chain(dev: &SparseStream, g: &Geometry, first: u32, limit: usize) -> Result<Vec<u32>, Error> {
+pub(crate) fn chain<D: BlockDevice + ?Sized>(
+    dev: &D,
+    g: &Geometry,
+    first: u32,
+    limit: usize,
+) -> Result<Vec<u32>, Error> {
     let mut out = Vec::new();
     let mut c = first;
     let fat = g.reserved * g.sector;
@@ -510,15 +515,34 @@ fn chain(dev: &SparseStream, g: &Geometry, first: u32, limit: usize) -> Result<V
     Ok(out)
 }
 
+/// A device whose bytes can be patched in place (a FAT being built or
+/// changed in memory before its commit).
+pub(crate) trait Patch: BlockDevice {
+    /// Overwrites `data.len()` bytes at `offset`.
+    fn patch(&mut self, offset: u64, data: &[u8]) -> Result<(), Error>;
+}
+
+impl Patch for SparseStream {
+    fn patch(&mut self, offset: u64, data: &[u8]) -> Result<(), Error> {
+        self.pos = offset;
+        self.write_all(data)
+            .map_err(|e| Error::Build(e.to_string()))
+    }
+}
+
 /// `fatfs` 0.3 writes a long-name slot before each new directory's `.`
-/// and `..` entries, which `fsck.vfat` reports as bad entries. This drops
-/// those slots from every directory below the root (depth first), moving
-/// the later entries up, so each directory starts with `.` and `..`.
-fn fix_dot_entries(s: &mut SparseStream) -> Result<(), Error> {
+/// and `..` entries, which `fsck.vfat` reports as bad entries, and it
+/// neither points `..` of a directory in the root at cluster 0 nor moves
+/// `..` when a directory moves. This drops those slots from every
+/// directory below the root (depth first), moving the later entries up,
+/// so each directory starts with `.` and `..`, and points each `..` at
+/// the parent's first cluster (0 for the root). A directory already right
+/// is not written.
+pub(crate) fn fix_dot_entries<S: Patch>(s: &mut S) -> Result<(), Error> {
     let Some(g) = geometry(&*s)? else {
-        return Err(Error::Build("the new FAT has no boot sector".into()));
+        return Err(Error::Build("the FAT has no boot sector".into()));
     };
-    let dir_ranges = |s: &SparseStream, first: Option<u32>| -> Result<Vec<(u64, u64)>, Error> {
+    let dir_ranges = |s: &S, first: Option<u32>| -> Result<Vec<(u64, u64)>, Error> {
         Ok(match first {
             None if !g.fat32_bpb => vec![(
                 (g.reserved + g.fats * g.fat_sectors) * g.sector,
@@ -534,14 +558,25 @@ fn fix_dot_entries(s: &mut SparseStream) -> Result<(), Error> {
                 .collect(),
         })
     };
-    // (directory's first cluster or None for the root, parent is the root)
-    let mut todo: Vec<(Option<u32>, bool)> = vec![(None, false)];
-    while let Some((dir, under_root)) = todo.pop() {
+    // (directory's first cluster or None for the root, the cluster its
+    // `..` names)
+    let mut todo: Vec<(Option<u32>, u32)> = vec![(None, 0)];
+    let mut seen = 0usize;
+    while let Some((dir, parent)) = todo.pop() {
+        seen += 1;
+        if seen > 1 << 20 {
+            return Err(Error::Corrupt {
+                device: s.name(),
+                problem: "the directory tree loops".into(),
+            });
+        }
         let ranges = dir_ranges(s, dir)?;
         let mut entries: Vec<Vec<u8>> = Vec::new();
+        let mut before: Vec<u8> = Vec::new();
         for &(off, len) in &ranges {
             let data = s.read_vec(off, usize::try_from(len).unwrap_or(0))?;
             entries.extend(data.chunks_exact(32).map(<[u8]>::to_vec));
+            before.extend_from_slice(&data);
         }
         let end = entries
             .iter()
@@ -563,25 +598,29 @@ fn fix_dot_entries(s: &mut SparseStream) -> Result<(), Error> {
             if e[0] != 0xE5 && e[11] & 0x10 != 0 && !dot(&e) {
                 let c = (u32::from(u16::from_le_bytes([e[20], e[21]])) << 16)
                     | u32::from(u16::from_le_bytes([e[26], e[27]]));
-                todo.push((Some(c), dir.is_none()));
+                // Its `..` names this directory (0 for the root).
+                todo.push((Some(c), dir.unwrap_or(0)));
             }
             let mut e = e;
-            if under_root && &e[..11] == b"..         " {
-                // `..` of a directory in the root names cluster 0.
-                e[20..22].fill(0);
-                e[26..28].fill(0);
+            if dir.is_some() && &e[..11] == b"..         " {
+                e[20..22].copy_from_slice(&((parent >> 16) as u16).to_le_bytes());
+                e[26..28].copy_from_slice(&((parent & 0xFFFF) as u16).to_le_bytes());
             }
             kept.push(e);
         }
         kept.append(&mut run);
         let mut bytes: Vec<u8> = kept.concat();
+        bytes.resize(before.len(), 0);
+        if bytes == before {
+            continue;
+        }
+        let mut at = 0usize;
         for &(off, len) in &ranges {
             let n = usize::try_from(len).unwrap_or(0);
-            let mut piece: Vec<u8> = bytes.drain(..n.min(bytes.len())).collect();
-            piece.resize(n, 0);
-            s.pos = off;
-            s.write_all(&piece)
-                .map_err(|e| Error::Build(e.to_string()))?;
+            if bytes[at..at + n] != before[at..at + n] {
+                s.patch(off, &bytes[at..at + n])?;
+            }
+            at += n;
         }
     }
     Ok(())

@@ -7,6 +7,7 @@ use crate::blockdev::image::Access;
 use crate::blockdev::{self, BlockDevice, ImageFile, Slice};
 use crate::fs::ext4::files::Ext4Files;
 use crate::fs::node::{ErrorKind, FileSystem, NodeError, NodeResult};
+use crate::fs::vfat_files::{FatFiles, FatOptions};
 use crate::fs::xfs::XfsFiles;
 use crate::fs::{FsKind, ext4, xfs};
 use nix::fcntl::{Flock, FlockArg};
@@ -240,6 +241,8 @@ pub fn partition_range(img: &dyn BlockDevice, part: u32) -> Result<(u64, u64), V
 enum Files {
     Ext4(Box<Ext4Files<Dev>>),
     Xfs(Box<XfsFiles<Dev>>),
+    /// FAT (an EFI system partition), with its device's offset and length.
+    Fat(Box<FatFiles<Dev>>, (u64, u64)),
     /// A grow failed after the device was handed over and the file layer
     /// could not be opened again.
     Gone(String),
@@ -330,6 +333,13 @@ impl Volume {
     /// the volume joins it: one image handle, one lock, one undo log
     /// (see [`Disk`]).
     pub fn open(spec: VolumeSpec) -> Result<Volume, VolumeError> {
+        Volume::open_with(spec, FatOptions::default())
+    }
+
+    /// [`Volume::open`], with the ownership and permission options a FAT
+    /// found there is shown with (a vfat mount's `uid=`, `gid=`,
+    /// `umask=`).
+    pub fn open_with(spec: VolumeSpec, fat: FatOptions) -> Result<Volume, VolumeError> {
         let disk = Disk::open(&spec.image, spec.read_only)?;
         disk.claim(spec.part, &spec.image)?;
         // From here on a failure releases the claim.
@@ -339,7 +349,7 @@ impl Volume {
                 None => (0, disk.size()),
             };
             let dev = Slice::new(disk.clone(), off, len)?;
-            open_files(dev, spec.read_only, &describe(&spec))
+            open_files(dev, spec.read_only, &describe(&spec), fat)
         })();
         match opened {
             Ok((kind, files)) => Ok(Volume {
@@ -376,6 +386,7 @@ impl Volume {
         match &self.files {
             Files::Ext4(f) => Ok(f.as_ref()),
             Files::Xfs(f) => Ok(f.as_ref()),
+            Files::Fat(f, _) => Ok(f.as_ref()),
             Files::Gone(why) => Err(NodeError::with(ErrorKind::Io, why.clone())),
         }
     }
@@ -385,6 +396,7 @@ impl Volume {
         match &mut self.files {
             Files::Ext4(f) => Ok(f.as_mut()),
             Files::Xfs(f) => Ok(f.as_mut()),
+            Files::Fat(f, _) => Ok(f.as_mut()),
             Files::Gone(why) => Err(NodeError::with(ErrorKind::Io, why.clone())),
         }
     }
@@ -394,6 +406,7 @@ impl Volume {
         match &self.files {
             Files::Ext4(f) => (f.device().offset(), f.device().size()),
             Files::Xfs(f) => (f.dev().offset(), f.dev().size()),
+            Files::Fat(_, r) => *r,
             Files::Gone(_) => (0, 0),
         }
     }
@@ -425,6 +438,7 @@ impl Volume {
         let r = match &self.files {
             Files::Ext4(f) => f.device().read_vec(1024, 1024),
             Files::Xfs(f) => f.dev().read_vec(0, 512),
+            Files::Fat(..) => self.disk.read_vec(self.range().0, 512),
             Files::Gone(why) => return Err(NodeError::with(ErrorKind::Io, why.clone())),
         };
         r.map_err(|e| NodeError::with(ErrorKind::Io, e))
@@ -445,6 +459,13 @@ impl Volume {
         let (dev, kind) = match files {
             Files::Ext4(f) => (f.into_device(), FsKind::Ext4),
             Files::Xfs(f) => (f.into_inner(), FsKind::Xfs),
+            Files::Fat(f, r) => {
+                self.files = Files::Fat(f, r);
+                return Err(NodeError::with(
+                    ErrorKind::Unsupported,
+                    "a FAT filesystem cannot be grown",
+                ));
+            }
             Files::Gone(why) => {
                 self.files = Files::Gone(why.clone());
                 return Err(NodeError::with(ErrorKind::Io, why));
@@ -473,7 +494,7 @@ impl Volume {
             )),
         });
         let what = describe(&self.spec);
-        self.files = match open_files(dev, false, &what) {
+        self.files = match open_files(dev, false, &what, FatOptions::default()) {
             Ok((_, f)) => f,
             Err(e) => Files::Gone(format!("reopening after the grow failed: {e}")),
         };
@@ -587,7 +608,12 @@ fn describe(spec: &VolumeSpec) -> String {
 }
 
 /// Probes `dev` and opens the file layer of what it holds.
-fn open_files(dev: Dev, read_only: bool, what: &str) -> Result<(FsKind, Files), VolumeError> {
+fn open_files(
+    dev: Dev,
+    read_only: bool,
+    what: &str,
+    fat: FatOptions,
+) -> Result<(FsKind, Files), VolumeError> {
     if xfs::probe(&dev).unwrap_or(false) {
         let f = if read_only {
             XfsFiles::open_read_only(dev)
@@ -600,6 +626,11 @@ fn open_files(dev: Dev, read_only: bool, what: &str) -> Result<(FsKind, Files), 
     if ext4::probe(&dev).unwrap_or(false) {
         let f = Ext4Files::open(dev).map_err(refused(what))?;
         return Ok((FsKind::Ext4, Files::Ext4(Box::new(f))));
+    }
+    if crate::fs::vfat::probe(&dev).unwrap_or(false) {
+        let range = (dev.offset(), dev.size());
+        let f = FatFiles::open(dev, read_only, fat).map_err(refused(what))?;
+        return Ok((FsKind::Vfat, Files::Fat(Box::new(f), range)));
     }
     Err(VolumeError::NoFilesystem(what.to_string()))
 }

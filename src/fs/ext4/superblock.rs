@@ -587,22 +587,17 @@ impl Superblock {
 
 /// `sparse_super` rule: groups 0 and 1, and odd powers of 3, 5 and 7.
 pub fn has_super_sparse(g: u64) -> bool {
+    // The largest powers of 3, 5 and 7 a u64 holds. As the bases are
+    // prime, `g` is a power of one exactly when it divides that power:
+    // one division each instead of a loop (mkfs and resize2fs ask this
+    // for every group of every descriptor table copy).
+    const POW3: u64 = 12_157_665_459_056_928_801; // 3^40
+    const POW5: u64 = 7_450_580_596_923_828_125; // 5^27
+    const POW7: u64 = 3_909_821_048_582_988_049; // 7^22
     if g <= 1 {
         return true;
     }
-    if g % 2 == 0 {
-        return false;
-    }
-    [3u64, 5, 7].iter().any(|&base| {
-        let mut p = base;
-        while p < g {
-            match p.checked_mul(base) {
-                Some(n) => p = n,
-                None => return false,
-            }
-        }
-        p == g
-    })
+    g % 2 == 1 && (POW3 % g == 0 || POW5 % g == 0 || POW7 % g == 0)
 }
 
 #[cfg(test)]
@@ -665,5 +660,31 @@ mod tests {
     fn backup_groups() {
         let v: Vec<u64> = (0..130).filter(|&g| has_super_sparse(g)).collect();
         assert_eq!(v, [0, 1, 3, 5, 7, 9, 25, 27, 49, 81, 125]);
+        // Against repeated multiplication: small groups, and every power
+        // of 3, 5 and 7 a u64 holds with its neighbours.
+        let slow = |g: u64| {
+            g <= 1
+                || [3u64, 5, 7].iter().any(|&base| {
+                    let mut p = base;
+                    while p < g {
+                        match p.checked_mul(base) {
+                            Some(n) => p = n,
+                            None => return false,
+                        }
+                    }
+                    p == g
+                })
+        };
+        let mut probes: Vec<u64> = (0..200_000).collect();
+        for base in [3u64, 5, 7] {
+            let mut p = base;
+            while let Some(n) = p.checked_mul(base) {
+                probes.extend([n - 2, n - 1, n, n + 1, n + 2]);
+                p = n;
+            }
+        }
+        for g in probes {
+            assert_eq!(has_super_sparse(g), slow(g), "group {g}");
+        }
     }
 }
