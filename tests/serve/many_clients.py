@@ -17,14 +17,15 @@ created, deleted, tagged, modified, errors = {}, set(), {}, {}, []
 
 
 def client():
-    # One attempt: a 5xx surfaces instead of being retried.
+    # One attempt (legacy mode's max_attempts counts retries, so
+    # total_max_attempts): a 5xx surfaces instead of being retried.
     return boto3.session.Session().client(
         "ec2",
         endpoint_url=URL,
         region_name="us-east-1",
         aws_access_key_id="AKIDEBSIM",
         aws_secret_access_key="secret",
-        config=Config(retries={"max_attempts": 1}),
+        config=Config(retries={"total_max_attempts": 1}),
     )
 
 

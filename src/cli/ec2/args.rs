@@ -104,16 +104,32 @@ pub struct Globals {
     pub profile: Option<String>,
     /// `--color on|off|auto` (table output).
     pub color: Option<String>,
-    /// `--generate-cli-skeleton [input|output]`.
+    /// `--generate-cli-skeleton [input|output|yaml-input]`.
     pub skeleton: Option<String>,
-    /// `--cli-input-json`: the value as given (JSON or `file://`).
-    pub cli_input_json: Option<String>,
+    /// `--cli-input-json` or `--cli-input-yaml`: the document (a
+    /// `file://` value already read).
+    pub cli_input: Option<CliInput>,
     /// `--no-paginate`.
     pub no_paginate: bool,
     /// `--page-size`, `--max-items`, `--starting-token` (paginated
     /// operations only).
     pub paging: super::paginate::Paging,
 }
+
+/// The document of `--cli-input-json` or `--cli-input-yaml`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CliInput {
+    /// `--cli-input-json`.
+    Json(String),
+    /// `--cli-input-yaml` (the AWS CLI v2's; its refusals are worded as
+    /// v2 words them, see [`V2_PARAM_ERROR`]).
+    Yaml(String),
+}
+
+/// What the AWS CLI v2 puts before a refusal of its parameters (v1 prints
+/// the bare message). Only v2 has `--cli-input-yaml`, so ebsim words the
+/// refusals of a YAML document as v2 does.
+pub const V2_PARAM_ERROR: &str = "aws: [ERROR]: An error occurred (ParamValidation): ";
 
 /// A parse failure, as the CLI reports it (exit 252).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -291,7 +307,7 @@ pub fn parse(params: &[P], words: &[String]) -> Result<Args, ArgError> {
         profile: None,
         color: None,
         skeleton: None,
-        cli_input_json: None,
+        cli_input: None,
         no_paginate: false,
         paging: super::paginate::Paging::default(),
     };
@@ -363,9 +379,9 @@ pub fn parse(params: &[P], words: &[String]) -> Result<Args, ArgError> {
                 }
                 None => "input".to_string(),
             };
-            if !matches!(v.as_str(), "input" | "output") {
+            if !matches!(v.as_str(), "input" | "output" | "yaml-input") {
                 return Err(ArgError::Bad(format!(
-                    "aws: error: argument --generate-cli-skeleton: Invalid choice, valid choices are:\n\ninput | output\n\n(ebsim does not print '{v}' skeletons)"
+                    "aws: error: argument --generate-cli-skeleton: Invalid choice, valid choices are:\n\ninput | output | yaml-input\n\n(ebsim does not print '{v}' skeletons)"
                 )));
             }
             globals.skeleton = Some(v);
@@ -377,13 +393,19 @@ pub fn parse(params: &[P], words: &[String]) -> Result<Args, ArgError> {
                     "aws: error: argument --{name}: expected one argument"
                 )));
             };
-            if name == "cli-input-yaml" {
-                return Err(ArgError::Bad(
-                    "aws: error: ebsim reads --cli-input-json only; give the same members as JSON"
-                        .to_string(),
-                ));
+            if globals.cli_input.is_some() {
+                return Err(ArgError::Bad(format!(
+                    "{V2_PARAM_ERROR}Only one --cli-input- parameter may be specified."
+                )));
             }
-            globals.cli_input_json = Some(paramfile(name, &v)?);
+            globals.cli_input = Some(if name == "cli-input-yaml" {
+                CliInput::Yaml(paramfile(name, &v).map_err(|e| match e {
+                    ArgError::Bad(m) => ArgError::Bad(format!("{V2_PARAM_ERROR}{m}")),
+                    other => other,
+                })?)
+            } else {
+                CliInput::Json(paramfile(name, &v)?)
+            });
             continue;
         }
         if GLOBAL_FLAGS.contains(&name) {
@@ -402,7 +424,7 @@ pub fn parse(params: &[P], words: &[String]) -> Result<Args, ArgError> {
                 globals.paging.starting_token = Some(v);
                 continue;
             }
-            let n = v.trim().parse::<u64>().map_err(|_| {
+            let n = py_int(&v).ok_or_else(|| {
                 ArgError::Bad(format!(
                     "aws: error: argument --{name}: invalid int value: '{v}'"
                 ))
@@ -450,7 +472,7 @@ pub fn parse(params: &[P], words: &[String]) -> Result<Args, ArgError> {
     }
     // With a skeleton or an input document, the required members are
     // checked after the document is merged (botocore's validation).
-    let overridden = globals.skeleton.is_some() || globals.cli_input_json.is_some();
+    let overridden = globals.skeleton.is_some() || globals.cli_input.is_some();
     let missing: Vec<String> = params
         .iter()
         .filter(|p| p.required && !overridden && !vals.contains_key(p.name))
@@ -463,6 +485,26 @@ pub fn parse(params: &[P], words: &[String]) -> Result<Args, ArgError> {
         return Err(ArgError::Unknown(unknown));
     }
     Ok(Args { vals, globals })
+}
+
+/// An integer as Python's `int()` reads one (argparse's `type=int`):
+/// white space around it, a sign, `_` between digits.
+fn py_int(v: &str) -> Option<i64> {
+    let t = v.trim();
+    let (neg, digits) = match t.strip_prefix('-') {
+        Some(d) => (true, d),
+        None => (false, t.strip_prefix('+').unwrap_or(t)),
+    };
+    if digits.is_empty()
+        || digits.starts_with('_')
+        || digits.ends_with('_')
+        || digits.contains("__")
+        || !digits.chars().all(|c| c.is_ascii_digit() || c == '_')
+    {
+        return None;
+    }
+    let n: i64 = digits.replace('_', "").parse().ok()?;
+    Some(if neg { -n } else { n })
 }
 
 /// A value of the wrong type, as botocore's validator words it (`want`:

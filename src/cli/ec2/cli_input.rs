@@ -135,6 +135,38 @@ pub fn validate(api: &str, members: &Map<String, Value>) -> Result<(), String> {
             ));
         }
     }
+    // Then each known member's type, by its placeholder in the input
+    // skeleton (`""` a string or timestamp, `0` an integer, `true`, a list,
+    // a structure or map); a document can give any type.
+    if let Some(J::Obj(skeleton)) = parse(s.input) {
+        for (k, v) in members {
+            let Some((_, placeholder)) = skeleton.iter().find(|(n, _)| n == k) else {
+                continue;
+            };
+            let valid = match placeholder {
+                J::Str(_) => v.is_string(),
+                J::Int(_) => v.is_i64() || v.is_u64() || v.is_boolean(),
+                J::Bool(_) => v.is_boolean(),
+                J::Arr(_) => v.is_array(),
+                J::Obj(_) => v.is_object(),
+                _ => true,
+            };
+            if !valid {
+                let want = match placeholder {
+                    J::Str(_) => "<class 'str'>",
+                    J::Int(_) => "<class 'int'>",
+                    J::Bool(_) => "<class 'bool'>",
+                    J::Arr(_) => "<class 'list'>, <class 'tuple'>",
+                    _ => "<class 'dict'>",
+                };
+                errors.push(format!(
+                    "Invalid type for parameter {k}, value: {}, type: <class '{}'>, valid types: {want}",
+                    py_str(v),
+                    py_type(v)
+                ));
+            }
+        }
+    }
     if errors.is_empty() {
         Ok(())
     } else {
@@ -142,6 +174,44 @@ pub fn validate(api: &str, members: &Map<String, Value>) -> Result<(), String> {
             "Parameter validation failed:\n{}",
             errors.join("\n")
         ))
+    }
+}
+
+/// Python's type name of a loaded JSON/YAML value.
+fn py_type(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "NoneType",
+        Value::Bool(_) => "bool",
+        Value::Number(n) if n.is_f64() => "float",
+        Value::Number(_) => "int",
+        Value::String(_) => "str",
+        Value::Array(_) => "list",
+        Value::Object(_) => "dict",
+    }
+}
+
+/// Python's `str()` of a loaded value (`repr()` inside containers).
+fn py_str(v: &Value) -> String {
+    fn repr(v: &Value) -> String {
+        match v {
+            Value::String(s) => format!("'{}'", s.replace('\\', "\\\\").replace('\'', "\\'")),
+            other => py_str(other),
+        }
+    }
+    match v {
+        Value::Null => "None".into(),
+        Value::Bool(true) => "True".into(),
+        Value::Bool(false) => "False".into(),
+        Value::Number(n) => n.to_string(),
+        Value::String(s) => s.clone(),
+        Value::Array(a) => format!("[{}]", a.iter().map(repr).collect::<Vec<_>>().join(", ")),
+        Value::Object(m) => format!(
+            "{{{}}}",
+            m.iter()
+                .map(|(k, v)| format!("'{k}': {}", repr(v)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
     }
 }
 
@@ -168,6 +238,13 @@ mod tests {
         assert_eq!(
             validate("DeleteVolume", &m).unwrap_err(),
             "Parameter validation failed:\nMissing required parameter in input: \"VolumeId\"\nUnknown parameter in input: \"Foo\", must be one of: VolumeId, DryRun"
+        );
+        let mut m = Map::new();
+        m.insert("VolumeId".into(), Value::from(5));
+        m.insert("DryRun".into(), serde_json::json!(["a", 1, null]));
+        assert_eq!(
+            validate("DeleteVolume", &m).unwrap_err(),
+            "Parameter validation failed:\nInvalid type for parameter DryRun, value: ['a', 1, None], type: <class 'list'>, valid types: <class 'bool'>\nInvalid type for parameter VolumeId, value: 5, type: <class 'int'>, valid types: <class 'str'>"
         );
     }
 }

@@ -120,11 +120,17 @@ fn print_response(resp: &J, a: &args::Args, title: &str) -> i32 {
     0
 }
 
-/// `--generate-cli-skeleton`: the input skeleton as JSON, or the output
-/// skeleton as any response; None when not asked for.
+/// `--generate-cli-skeleton`: the input skeleton as JSON (or YAML with
+/// each member's summary), or the output skeleton as any response; None
+/// when not asked for.
 fn skeleton(a: &args::Args, api: &str) -> Option<i32> {
     let kind = a.globals.skeleton.as_deref()?;
     let shapes = cli_input::shapes(api);
+    if kind == "yaml-input" {
+        // Printed as the AWS CLI v2 dumps it, comments and all.
+        out(shapes.map_or("{}\n", |s| s.yaml_input));
+        return Some(0);
+    }
     let text = shapes.map_or("{}", |s| if kind == "output" { s.output } else { s.input });
     let Some(doc) = cli_input::parse(text) else {
         err(&format!(
@@ -261,6 +267,11 @@ fn run_ec2_words(words: Vec<String>) -> i32 {
     }
     match key {
         Some(key) if !a.globals.no_paginate && !manual => {
+            if a.globals.paging.max_items.is_some_and(|m| m <= 0) {
+                err(
+                    "warning: Non-positive values for --max-items may result in undefined behavior.\n",
+                );
+            }
             match paginate::run(op, &ec2, &a, key, &a.globals.paging) {
                 Ok(paged) => print_paged(&paged, &a, op.api),
                 Err(f) => fail(op.api, f),

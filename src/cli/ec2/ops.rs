@@ -2,7 +2,7 @@
 //! arguments, named as the API's members, to the library's operation
 //! (`ebsim::api::ops`, which the endpoint runs too).
 
-use super::args::{ArgError, Args, P, Ty, as_str, p, req};
+use super::args::{ArgError, Args, CliInput, P, Ty, V2_PARAM_ERROR, as_str, p, req};
 use ebsim::api::ops::CallError;
 use ebsim::api::params::{ParamError, Params, Want};
 use ebsim::ec2::wire::json::J;
@@ -425,11 +425,16 @@ impl Op {
     /// Runs the operation with `extra` members set (the paginator's
     /// `MaxResults` and `NextToken`).
     pub fn run_with(&self, ec2: &Ec2, a: &Args, extra: &[(&str, Value)]) -> Out {
-        let mut params = match &a.globals.cli_input_json {
+        let mut params = match &a.globals.cli_input {
             None => to_params(a)?,
-            Some(raw) => {
+            Some(CliInput::Json(raw)) => {
                 let mut m = to_members(a)?;
                 merge_input(self.api, raw, &mut m)?;
+                Params::from_members(m)
+            }
+            Some(CliInput::Yaml(raw)) => {
+                let mut m = to_members(a)?;
+                merge_yaml(self.api, raw, &mut m).map_err(v2_worded)?;
                 Params::from_members(m)
             }
         };
@@ -445,8 +450,96 @@ impl Op {
                 other => other,
             });
         }
-        ebsim::api::ops::call(ec2, self.api, &params).map_err(Fail::from)
+        let res = ebsim::api::ops::call(ec2, self.api, &params).map_err(Fail::from);
+        match (&a.globals.cli_input, res) {
+            (Some(CliInput::Yaml(_)), Err(Fail::Arg(e))) => Err(Fail::Arg(v2_worded(e))),
+            (_, res) => res,
+        }
     }
+}
+
+/// A refusal of a YAML document's members, worded as the AWS CLI v2 (the
+/// one with `--cli-input-yaml`) prints it.
+fn v2_worded(e: ArgError) -> ArgError {
+    match e {
+        ArgError::Bad(m) => ArgError::Bad(format!("{V2_PARAM_ERROR}{m}")),
+        other => other,
+    }
+}
+
+/// `--cli-input-yaml`: the document read as the AWS CLI v2 reads it
+/// (ruamel.yaml's safe loader, YAML 1.2: `true`/`false`, `~`/`null`,
+/// decimal, `0x` and `0o` integers, floats; comments, such as those of
+/// `--generate-cli-skeleton yaml-input`, are ignored), then merged and
+/// validated as a JSON document. A document that is not YAML (or holds
+/// more than one document) is "Invalid YAML received."; one that is not a
+/// mapping names the Python type it loaded as.
+fn merge_yaml(
+    api: &str,
+    raw: &str,
+    m: &mut serde_json::Map<String, Value>,
+) -> Result<(), ArgError> {
+    let invalid =
+        || ArgError::Bad("Error parsing parameter 'cli-input-yaml': Invalid YAML received.".into());
+    let docs = yaml_rust2::YamlLoader::load_from_str(raw).map_err(|_| invalid())?;
+    if docs.len() > 1 {
+        return Err(invalid());
+    }
+    let doc = match docs.into_iter().next() {
+        Some(d) => yaml_value(d).ok_or_else(invalid)?,
+        None => Value::Null,
+    };
+    let Value::Object(doc) = doc else {
+        let ty = match doc {
+            Value::Null => "NoneType",
+            Value::Bool(_) => "bool",
+            Value::Number(n) if n.is_f64() => "float",
+            Value::Number(_) => "int",
+            Value::String(_) => "str",
+            _ => "list",
+        };
+        return Err(ArgError::Bad(format!(
+            "Error parsing parameter '--cli-input-yaml': Invalid type: expecting map, received <class '{ty}'>"
+        )));
+    };
+    for (k, v) in doc {
+        m.entry(k).or_insert(v);
+    }
+    super::cli_input::validate(api, m).map_err(ArgError::Bad)
+}
+
+/// A YAML node as the JSON value the members are read from; None for what
+/// the loader could not resolve. A mapping key that is not a string is
+/// used as its text (the member check then names it).
+fn yaml_value(y: yaml_rust2::Yaml) -> Option<Value> {
+    use yaml_rust2::Yaml;
+    Some(match y {
+        Yaml::Null => Value::Null,
+        Yaml::Boolean(b) => Value::Bool(b),
+        Yaml::Integer(i) => Value::from(i),
+        Yaml::Real(r) => {
+            let f = yaml_rust2::Yaml::Real(r).as_f64()?;
+            serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number)
+        }
+        Yaml::String(s) => Value::String(s),
+        Yaml::Array(a) => Value::Array(a.into_iter().map(yaml_value).collect::<Option<_>>()?),
+        Yaml::Hash(h) => {
+            let mut m = serde_json::Map::new();
+            for (k, v) in h {
+                let k = match k {
+                    Yaml::String(s) => s,
+                    Yaml::Integer(i) => i.to_string(),
+                    Yaml::Boolean(b) => if b { "True" } else { "False" }.to_string(),
+                    Yaml::Real(r) => r,
+                    Yaml::Null => "None".to_string(),
+                    _ => return None,
+                };
+                m.insert(k, yaml_value(v)?);
+            }
+            Value::Object(m)
+        }
+        Yaml::Alias(_) | Yaml::BadValue => return None,
+    })
 }
 
 /// `--kebab-case` to the member's name (`volume-ids` → `VolumeIds`).

@@ -13,8 +13,11 @@
 //!   `"boto_truncate_amount": K` when it stopped inside a page (K items of
 //!   that page were printed, counting those a starting token skipped).
 //! - `--starting-token` takes such a token: the service token is sent and
-//!   the first K items of the first page are skipped. A token that is not
-//!   base64 JSON is the service's own token (botocore's fallback).
+//!   the first K items of the first page are skipped. The JSON's other
+//!   members are set on every request as botocore sets them (so a member
+//!   the operation lacks is its "Unknown parameter in input" refusal). A
+//!   token that is not base64 of a JSON object is the service's own token
+//!   (botocore's fallback), which the service then refuses as invalid.
 //! - JSON output merges the pages, then applies `--query`; text output
 //!   prints each page with `--query` applied to it, then the resume token
 //!   as `NEXTTOKEN` (awscli's `TextFormatter`).
@@ -44,10 +47,11 @@ pub fn result_key(api: &str) -> Option<&'static str> {
 /// The paging options of one command.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Paging {
-    /// `--page-size`.
-    pub page_size: Option<u64>,
-    /// `--max-items`.
-    pub max_items: Option<u64>,
+    /// `--page-size` (sent as `MaxResults`, whatever its sign).
+    pub page_size: Option<i64>,
+    /// `--max-items` (a value ≤ 0 is taken as botocore takes it, with the
+    /// CLI's warning).
+    pub max_items: Option<i64>,
     /// `--starting-token`.
     pub starting_token: Option<String>,
 }
@@ -117,7 +121,7 @@ fn py_json_str(s: &str) -> String {
 
 /// The resume token botocore prints for service token `next` and, when it
 /// stopped inside a page, the items of that page already printed.
-pub fn encode_token(next: Option<&str>, truncate: Option<u64>) -> String {
+pub fn encode_token(next: Option<&str>, truncate: Option<i64>) -> String {
     let mut json = format!(
         "{{\"NextToken\": {}",
         next.map(py_json_str).unwrap_or_else(|| "null".to_string())
@@ -129,43 +133,43 @@ pub fn encode_token(next: Option<&str>, truncate: Option<u64>) -> String {
     b64_encode(json.as_bytes())
 }
 
-/// A starting token: the service token to send and the items of the first
-/// page to skip.
-pub fn decode_token(token: &str) -> Result<(Option<String>, u64), ArgError> {
+/// A starting token as botocore reads it: the members it sets on the
+/// request (`NextToken` and whatever else the JSON holds; a null or
+/// `"None"` value sets nothing) and the items of the first page to skip.
+/// A token that is not base64 of a JSON object is an older form:
+/// `TOKEN___N`, else the service's own token as given.
+pub fn decode_token(token: &str) -> (Vec<(String, Value)>, i64) {
     let decoded = b64_decode(token)
         .and_then(|b| String::from_utf8(b).ok())
         .and_then(|s| serde_json::from_str::<Value>(&s).ok());
     if let Some(Value::Object(m)) = decoded {
-        let next = match m.get("NextToken") {
-            Some(Value::String(s)) if s != "None" => Some(s.clone()),
-            _ => None,
-        };
         let skip = m
             .get("boto_truncate_amount")
-            .and_then(Value::as_u64)
+            .and_then(Value::as_i64)
             .unwrap_or(0);
-        let keys_ok = m
-            .keys()
-            .all(|k| k == "NextToken" || k == "boto_truncate_amount")
-            && m.contains_key("NextToken");
-        if !keys_ok {
-            return Err(ArgError::Bad(format!(
-                "Bad starting token: {}",
-                Value::Object(m.clone())
-            )));
-        }
-        return Ok((next, skip));
+        let members = m
+            .into_iter()
+            .filter(|(k, v)| {
+                k != "boto_truncate_amount"
+                    && k != "boto_encoded_keys"
+                    && !v.is_null()
+                    && v.as_str() != Some("None")
+            })
+            .collect();
+        return (members, skip);
     }
-    // botocore's fallback for older tokens: `TOKEN___N`, else the
-    // service's token as given.
     let parts: Vec<&str> = token.split("___").collect();
     if parts.len() == 2
-        && let Ok(n) = parts[1].parse::<u64>()
+        && let Ok(n) = parts[1].parse::<i64>()
     {
-        let next = (parts[0] != "None").then(|| parts[0].to_string());
-        return Ok((next, n));
+        let members = if parts[0] == "None" {
+            Vec::new()
+        } else {
+            vec![("NextToken".to_string(), Value::from(parts[0]))]
+        };
+        return (members, n);
     }
-    Ok((Some(token.to_string()), 0))
+    (vec![("NextToken".to_string(), Value::from(token))], 0)
 }
 
 fn items_of<'a>(doc: &'a J, key: &str) -> &'a [J] {
@@ -208,7 +212,7 @@ fn with_items(doc: &J, key: &str, items: &[J]) -> J {
 
 /// The page size awscli injects: 1000 for describe-volumes without other
 /// parameters, and describe-snapshots with only owner/restorable-by ids.
-fn injected_page_size(op: &Op, a: &Args) -> Option<u64> {
+fn injected_page_size(op: &Op, a: &Args) -> Option<i64> {
     let allowed: &[&str] = match op.name {
         "describe-volumes" => &["dry-run"],
         "describe-snapshots" => &["owner-ids", "restorable-by-user-ids", "dry-run"],
@@ -217,17 +221,66 @@ fn injected_page_size(op: &Op, a: &Args) -> Option<u64> {
     a.vals.keys().all(|k| allowed.contains(k)).then_some(1000)
 }
 
+/// Python's `len` clamp of a slice bound `k` (`x[:k]`, `x[k:]`).
+fn py_index(k: i64, len: usize) -> usize {
+    let len_i = i64::try_from(len).unwrap_or(i64::MAX);
+    let i = if k < 0 { len_i + k } else { k };
+    usize::try_from(i.clamp(0, len_i)).unwrap_or(len)
+}
+
 /// Runs a paginated operation as the CLI does, page by page.
 pub fn run(op: &Op, ec2: &Ec2, a: &Args, key: &str, paging: &Paging) -> Result<Paged, Fail> {
     let page_size = paging.page_size.or_else(|| injected_page_size(op, a));
-    let (mut token, skip) = match &paging.starting_token {
-        Some(t) => decode_token(t)?,
-        None => (None, 0),
+    if let Some(n) = page_size.filter(|n| *n < 0) {
+        // The CLI sends it; the service refuses it as it refuses any
+        // client's (the endpoint's answer to a member that is no count).
+        let e = ebsim::api::params::ParamError {
+            name: "MaxResults".into(),
+            value: Value::from(n.to_string()),
+            want: ebsim::api::params::Want::Int,
+        };
+        return Err(Fail::Api(ebsim::ec2::ApiError::new(
+            "InvalidParameterValue",
+            e.to_string(),
+        )));
+    }
+    let (members, skip) = match &paging.starting_token {
+        Some(t) => decode_token(t),
+        None => (Vec::new(), 0),
     };
+    // The token's members other than NextToken stay on every request, as
+    // botocore keeps them in the operation's arguments; one the operation
+    // does not have is botocore's validation error.
+    let mut token: Option<String> = None;
+    let mut kept: Vec<(String, Value)> = Vec::new();
+    for (k, v) in members {
+        match (k.as_str(), v) {
+            ("NextToken", Value::String(t)) => token = Some(t),
+            (_, v) => kept.push((k, v)),
+        }
+    }
+    if let Some(shapes) = super::cli_input::shapes(op.api) {
+        let unknown: Vec<String> = kept
+            .iter()
+            .filter(|(k, _)| !shapes.members.contains(&k.as_str()))
+            .map(|(k, _)| {
+                format!(
+                    "Unknown parameter in input: \"{k}\", must be one of: {}",
+                    shapes.members.join(", ")
+                )
+            })
+            .collect();
+        if !unknown.is_empty() {
+            return Err(Fail::Arg(ArgError::Bad(format!(
+                "Parameter validation failed:\n{}",
+                unknown.join("\n")
+            ))));
+        }
+    }
     let mut pages: Vec<J> = Vec::new();
     let mut raw: Vec<J> = Vec::new();
     let mut merged: Vec<J> = Vec::new();
-    let mut total: u64 = 0;
+    let mut total: i64 = 0;
     let mut resume: Option<String> = None;
     let mut first = true;
     let mut previous: Option<String> = None;
@@ -236,27 +289,32 @@ pub fn run(op: &Op, ec2: &Ec2, a: &Args, key: &str, paging: &Paging) -> Result<P
         if let Some(n) = page_size {
             extra.push(("MaxResults", Value::from(n)));
         }
+        for (k, v) in &kept {
+            extra.push((k.as_str(), v.clone()));
+        }
         if let Some(t) = &token {
             extra.push(("NextToken", Value::from(t.clone())));
         }
         let doc = op.run_with(ec2, a, &extra)?.unwrap_or(J::Obj(Vec::new()));
         let mut items: Vec<J> = items_of(&doc, key).to_vec();
+        // botocore slices as Python does: a negative amount counts from
+        // the end.
         let starting = if first && paging.starting_token.is_some() {
-            let k = usize::try_from(skip).unwrap_or(usize::MAX).min(items.len());
-            items.drain(..k);
+            let start = py_index(skip, items.len());
+            items.drain(..start);
             skip
         } else {
             0
         };
         first = false;
-        let n = items.len() as u64;
+        let n = i64::try_from(items.len()).unwrap_or(i64::MAX);
         let over = paging
             .max_items
-            .map(|m| (total + n).saturating_sub(m))
+            .map(|m| total.saturating_add(n).saturating_sub(m))
             .unwrap_or(0);
         if over > 0 {
             let keep = n - over;
-            items.truncate(usize::try_from(keep).unwrap_or(usize::MAX));
+            items.truncate(py_index(keep, items.len()));
             resume = Some(encode_token(token.as_deref(), Some(keep + starting)));
             merged.extend(items.iter().cloned());
             raw.push(with_items(&doc, key, &items));
@@ -305,21 +363,24 @@ mod tests {
             encode_token(Some("tok-2"), None),
             "eyJOZXh0VG9rZW4iOiAidG9rLTIifQ=="
         );
+        let next = |t: &str| vec![("NextToken".to_string(), Value::from(t))];
         assert_eq!(
-            decode_token("eyJOZXh0VG9rZW4iOiAidG9rLTIifQ==").unwrap(),
-            (Some("tok-2".to_string()), 0)
+            decode_token("eyJOZXh0VG9rZW4iOiAidG9rLTIifQ=="),
+            (next("tok-2"), 0)
         );
         let t = encode_token(None, Some(2));
         assert_eq!(
             String::from_utf8(b64_decode(&t).unwrap()).unwrap(),
             "{\"NextToken\": null, \"boto_truncate_amount\": 2}"
         );
-        assert_eq!(decode_token(&t).unwrap(), (None, 2));
+        assert_eq!(decode_token(&t), (Vec::new(), 2));
+        assert_eq!(decode_token("ebsim1.abcd"), (next("ebsim1.abcd"), 0));
+        assert_eq!(decode_token("x___3"), (next("x"), 3));
+        // Other members of the JSON are set on the request too.
         assert_eq!(
-            decode_token("ebsim1.abcd").unwrap(),
-            (Some("ebsim1.abcd".to_string()), 0)
+            decode_token(&b64_encode(br#"{"foo": 1}"#)),
+            (vec![("foo".to_string(), Value::from(1))], 0)
         );
-        assert_eq!(decode_token("x___3").unwrap(), (Some("x".to_string()), 3));
         for n in 0..5usize {
             let data: Vec<u8> = (0..n as u8).collect();
             assert_eq!(b64_decode(&b64_encode(&data)).unwrap(), data);

@@ -2,7 +2,8 @@
 //! edit. Each operation's input members in the model's order, the required
 //! ones, and the skeletons `--generate-cli-skeleton input|output` prints
 //! (minified JSON, members in the model's order; where botocore picks a
-//! random value of an enum, the first).
+//! random value of an enum, the first), and `yaml-input` as the AWS CLI v2
+//! prints it.
 
 /// One operation's shapes.
 pub struct Shapes {
@@ -16,6 +17,8 @@ pub struct Shapes {
     pub input: &'static str,
     /// `--generate-cli-skeleton output`.
     pub output: &'static str,
+    /// `--generate-cli-skeleton yaml-input`, as printed.
+    pub yaml_input: &'static str,
 }
 
 /// Every operation's shapes.
@@ -27,6 +30,12 @@ pub const SHAPES: &[Shapes] = &[
         required: &["Device", "InstanceId", "VolumeId"],
         input: r#"{"Device":"","InstanceId":"","VolumeId":"","EbsCardIndex":0,"DryRun":true}"#,
         output: r#"{"DeleteOnTermination":true,"AssociatedResource":"AssociatedResource","InstanceOwningService":"InstanceOwningService","EbsCardIndex":0,"VolumeId":"VolumeId","InstanceId":"InstanceId","Device":"Device","State":"State","AttachTime":"1970-01-01T00:00:00"}"#,
+        yaml_input: r#"Device: ''  # [REQUIRED] The device name (for example, /dev/sdh or xvdh).
+InstanceId: '' # [REQUIRED] The ID of the instance.
+VolumeId: '' # [REQUIRED] The ID of the EBS volume.
+EbsCardIndex: 0 # The index of the EBS card.
+DryRun: true # Checks whether you have the required permissions for the action, without actually making the request, and provides an error response.
+"#,
     },
     Shapes {
         api: "CopySnapshot",
@@ -34,6 +43,23 @@ pub const SHAPES: &[Shapes] = &[
         required: &["SourceRegion", "SourceSnapshotId"],
         input: r#"{"Description":"","DestinationOutpostArn":"","DestinationRegion":"","Encrypted":true,"KmsKeyId":"","PresignedUrl":"","SourceRegion":"","SourceSnapshotId":"","TagSpecifications":[{"ResourceType":"capacity-reservation","Tags":[{"Key":"","Value":""}]}],"CompletionDurationMinutes":0,"DestinationAvailabilityZone":"","DryRun":true}"#,
         output: r#"{"Tags":[{"Key":"Key","Value":"Value"}],"SnapshotId":"SnapshotId"}"#,
+        yaml_input: r#"Description: ''  # A description for the EBS snapshot.
+DestinationOutpostArn: '' # The Amazon Resource Name (ARN) of the Outpost to which to copy the snapshot.
+DestinationRegion: '' # The destination Region to use in the PresignedUrl parameter of a snapshot copy operation.
+Encrypted: true # To encrypt a copy of an unencrypted snapshot if encryption by default is not enabled, enable encryption using this parameter.
+KmsKeyId: '' # The identifier of the KMS key to use for Amazon EBS encryption.
+PresignedUrl: '' # When you copy an encrypted source snapshot using the Amazon EC2 Query API, you must supply a pre-signed URL.
+SourceRegion: '' # [REQUIRED] The ID of the Region that contains the snapshot to be copied.
+SourceSnapshotId: '' # [REQUIRED] The ID of the EBS snapshot to copy.
+TagSpecifications: # The tags to apply to the new snapshot.
+- ResourceType: capacity-reservation  # The type of resource to tag on creation. Valid values are: capacity-reservation, client-vpn-endpoint, customer-gateway, carrier-gateway, coip-pool, declarative-policies-report, dedicated-host, dhcp-options, egress-only-internet-gateway, elastic-ip, elastic-gpu, export-image-task, export-instance-task, fleet, fpga-image, host-reservation, image, image-usage-report, import-image-task, import-snapshot-task, instance, instance-event-window, internet-gateway, ipam, ipam-pool, ipam-scope, ipv4pool-ec2, ipv6pool-ec2, key-pair, launch-template, local-gateway, local-gateway-route-table, local-gateway-virtual-interface, local-gateway-virtual-interface-group, local-gateway-route-table-vpc-association, local-gateway-route-table-virtual-interface-group-association, natgateway, network-acl, network-interface, network-insights-analysis, network-insights-path, network-insights-access-scope, network-insights-access-scope-analysis, outpost-lag, placement-group, prefix-list, replace-root-volume-task, reserved-instances, route-table, security-group, security-group-rule, service-link-virtual-interface, snapshot, spot-fleet-request, spot-instances-request, subnet, subnet-cidr-reservation, traffic-mirror-filter, traffic-mirror-session, traffic-mirror-target, transit-gateway, transit-gateway-attachment, transit-gateway-connect-peer, transit-gateway-multicast-domain, transit-gateway-policy-table, transit-gateway-metering-policy, transit-gateway-route-table, transit-gateway-route-table-announcement, volume, vpc, vpc-endpoint, vpc-endpoint-connection, vpc-endpoint-service, vpc-endpoint-service-permission, vpc-peering-connection, vpn-connection, vpn-gateway, vpc-flow-log, capacity-reservation-fleet, traffic-mirror-filter-rule, vpc-endpoint-connection-device-type, verified-access-instance, verified-access-group, verified-access-endpoint, verified-access-policy, verified-access-trust-provider, vpn-connection-device-type, vpc-block-public-access-exclusion, vpc-encryption-control, route-server, route-server-endpoint, route-server-peer, ipam-resource-discovery, ipam-resource-discovery-association, instance-connect-endpoint, verified-access-endpoint-target, ipam-external-resource-verification-token, capacity-block, mac-modification-task, ipam-prefix-list-resolver, ipam-policy, ipam-prefix-list-resolver-target, secondary-interface, secondary-network, secondary-subnet, capacity-manager-data-export, vpn-concentrator, ipam-pool-allocation, capacity-reservation-cancellation-quote.
+  Tags: # The tags to apply to the resource.
+  - Key: ''  # The key of the tag.
+    Value: '' # The value of the tag.
+CompletionDurationMinutes: 0 #  Not supported when copying snapshots to or from Local Zones or Outposts.
+DestinationAvailabilityZone: '' # The Local Zone, for example, cn-north-1-pkx-1a to which to copy the snapshot.
+DryRun: true # Checks whether you have the required permissions for the action, without actually making the request, and provides an error response.
+"#,
     },
     Shapes {
         api: "CreateImage",
@@ -41,6 +67,36 @@ pub const SHAPES: &[Shapes] = &[
         required: &["InstanceId", "Name"],
         input: r#"{"TagSpecifications":[{"ResourceType":"capacity-reservation","Tags":[{"Key":"","Value":""}]}],"SnapshotLocation":"regional","DryRun":true,"InstanceId":"","Name":"","Description":"","NoReboot":true,"BlockDeviceMappings":[{"Ebs":{"DeleteOnTermination":true,"Iops":0,"SnapshotId":"","VolumeSize":0,"VolumeType":"standard","KmsKeyId":"","Throughput":0,"OutpostArn":"","AvailabilityZone":"","Encrypted":true,"VolumeInitializationRate":0,"AvailabilityZoneId":"","EbsCardIndex":0},"NoDevice":"","DeviceName":"","VirtualName":""}]}"#,
         output: r#"{"ImageId":"ImageId"}"#,
+        yaml_input: r#"TagSpecifications:  # The tags to apply to the AMI and snapshots on creation.
+- ResourceType: capacity-reservation  # The type of resource to tag on creation. Valid values are: capacity-reservation, client-vpn-endpoint, customer-gateway, carrier-gateway, coip-pool, declarative-policies-report, dedicated-host, dhcp-options, egress-only-internet-gateway, elastic-ip, elastic-gpu, export-image-task, export-instance-task, fleet, fpga-image, host-reservation, image, image-usage-report, import-image-task, import-snapshot-task, instance, instance-event-window, internet-gateway, ipam, ipam-pool, ipam-scope, ipv4pool-ec2, ipv6pool-ec2, key-pair, launch-template, local-gateway, local-gateway-route-table, local-gateway-virtual-interface, local-gateway-virtual-interface-group, local-gateway-route-table-vpc-association, local-gateway-route-table-virtual-interface-group-association, natgateway, network-acl, network-interface, network-insights-analysis, network-insights-path, network-insights-access-scope, network-insights-access-scope-analysis, outpost-lag, placement-group, prefix-list, replace-root-volume-task, reserved-instances, route-table, security-group, security-group-rule, service-link-virtual-interface, snapshot, spot-fleet-request, spot-instances-request, subnet, subnet-cidr-reservation, traffic-mirror-filter, traffic-mirror-session, traffic-mirror-target, transit-gateway, transit-gateway-attachment, transit-gateway-connect-peer, transit-gateway-multicast-domain, transit-gateway-policy-table, transit-gateway-metering-policy, transit-gateway-route-table, transit-gateway-route-table-announcement, volume, vpc, vpc-endpoint, vpc-endpoint-connection, vpc-endpoint-service, vpc-endpoint-service-permission, vpc-peering-connection, vpn-connection, vpn-gateway, vpc-flow-log, capacity-reservation-fleet, traffic-mirror-filter-rule, vpc-endpoint-connection-device-type, verified-access-instance, verified-access-group, verified-access-endpoint, verified-access-policy, verified-access-trust-provider, vpn-connection-device-type, vpc-block-public-access-exclusion, vpc-encryption-control, route-server, route-server-endpoint, route-server-peer, ipam-resource-discovery, ipam-resource-discovery-association, instance-connect-endpoint, verified-access-endpoint-target, ipam-external-resource-verification-token, capacity-block, mac-modification-task, ipam-prefix-list-resolver, ipam-policy, ipam-prefix-list-resolver-target, secondary-interface, secondary-network, secondary-subnet, capacity-manager-data-export, vpn-concentrator, ipam-pool-allocation, capacity-reservation-cancellation-quote.
+  Tags: # The tags to apply to the resource.
+  - Key: ''  # The key of the tag.
+    Value: '' # The value of the tag.
+SnapshotLocation: regional #  Only supported for instances in Local Zones. Valid values are: regional, local.
+DryRun: true # Checks whether you have the required permissions for the action, without actually making the request, and provides an error response.
+InstanceId: '' # [REQUIRED] The ID of the instance.
+Name: '' # [REQUIRED] A name for the new image.
+Description: '' # A description for the new image.
+NoReboot: true # Indicates whether or not the instance should be automatically rebooted before creating the image.
+BlockDeviceMappings: # The block device mappings.
+- Ebs:  # Parameters used to automatically set up EBS volumes when the instance is launched.
+    DeleteOnTermination: true  # Indicates whether the EBS volume is deleted on instance termination.
+    Iops: 0 # The number of I/O operations per second (IOPS).
+    SnapshotId: '' # The ID of the snapshot.
+    VolumeSize: 0 # The size of the volume, in GiBs.
+    VolumeType: standard # The volume type. Valid values are: standard, io1, io2, gp2, sc1, st1, gp3.
+    KmsKeyId: '' # Identifier (key ID, key alias, key ARN, or alias ARN) of the customer managed KMS key to use for EBS encryption.
+    Throughput: 0 # The throughput that the volume supports, in MiB/s.
+    OutpostArn: '' # The ARN of the Outpost on which the snapshot is stored.
+    AvailabilityZone: '' # The Availability Zone where the EBS volume will be created (for example, us-east-1a).
+    Encrypted: true # Indicates whether the encryption state of an EBS volume is changed while being restored from a backing snapshot.
+    VolumeInitializationRate: 0 # Specifies the Amazon EBS Provisioned Rate for Volume Initialization (volume initialization rate), in MiB/s, at which to download the snapshot blocks from Amazon S3 to the volume.
+    AvailabilityZoneId: '' # The ID of the Availability Zone where the EBS volume will be created (for example, use1-az1).
+    EbsCardIndex: 0 # The index of the EBS card.
+  NoDevice: '' # To omit the device from the block device mapping, specify an empty string.
+  DeviceName: '' # The device name.
+  VirtualName: '' # The virtual device name (ephemeralN).
+"#,
     },
     Shapes {
         api: "CreateSnapshot",
@@ -48,6 +104,17 @@ pub const SHAPES: &[Shapes] = &[
         required: &["VolumeId"],
         input: r#"{"Description":"","OutpostArn":"","VolumeId":"","TagSpecifications":[{"ResourceType":"capacity-reservation","Tags":[{"Key":"","Value":""}]}],"Location":"regional","DryRun":true}"#,
         output: r#"{"OwnerAlias":"OwnerAlias","OutpostArn":"OutpostArn","Tags":[{"Key":"Key","Value":"Value"}],"StorageTier":"StorageTier","RestoreExpiryTime":"1970-01-01T00:00:00","SseType":"SseType","AvailabilityZone":"AvailabilityZone","TransferType":"TransferType","CompletionDurationMinutes":0,"CompletionTime":"1970-01-01T00:00:00","FullSnapshotSizeInBytes":0,"SnapshotId":"SnapshotId","VolumeId":"VolumeId","State":"State","StateMessage":"StateMessage","StartTime":"1970-01-01T00:00:00","Progress":"Progress","OwnerId":"OwnerId","Description":"Description","VolumeSize":0,"Encrypted":true,"KmsKeyId":"KmsKeyId","DataEncryptionKeyId":"DataEncryptionKeyId"}"#,
+        yaml_input: r#"Description: ''  # A description for the snapshot.
+OutpostArn: '' #  Only supported for volumes on Outposts.
+VolumeId: '' # [REQUIRED] The ID of the Amazon EBS volume.
+TagSpecifications: # The tags to apply to the snapshot during creation.
+- ResourceType: capacity-reservation  # The type of resource to tag on creation. Valid values are: capacity-reservation, client-vpn-endpoint, customer-gateway, carrier-gateway, coip-pool, declarative-policies-report, dedicated-host, dhcp-options, egress-only-internet-gateway, elastic-ip, elastic-gpu, export-image-task, export-instance-task, fleet, fpga-image, host-reservation, image, image-usage-report, import-image-task, import-snapshot-task, instance, instance-event-window, internet-gateway, ipam, ipam-pool, ipam-scope, ipv4pool-ec2, ipv6pool-ec2, key-pair, launch-template, local-gateway, local-gateway-route-table, local-gateway-virtual-interface, local-gateway-virtual-interface-group, local-gateway-route-table-vpc-association, local-gateway-route-table-virtual-interface-group-association, natgateway, network-acl, network-interface, network-insights-analysis, network-insights-path, network-insights-access-scope, network-insights-access-scope-analysis, outpost-lag, placement-group, prefix-list, replace-root-volume-task, reserved-instances, route-table, security-group, security-group-rule, service-link-virtual-interface, snapshot, spot-fleet-request, spot-instances-request, subnet, subnet-cidr-reservation, traffic-mirror-filter, traffic-mirror-session, traffic-mirror-target, transit-gateway, transit-gateway-attachment, transit-gateway-connect-peer, transit-gateway-multicast-domain, transit-gateway-policy-table, transit-gateway-metering-policy, transit-gateway-route-table, transit-gateway-route-table-announcement, volume, vpc, vpc-endpoint, vpc-endpoint-connection, vpc-endpoint-service, vpc-endpoint-service-permission, vpc-peering-connection, vpn-connection, vpn-gateway, vpc-flow-log, capacity-reservation-fleet, traffic-mirror-filter-rule, vpc-endpoint-connection-device-type, verified-access-instance, verified-access-group, verified-access-endpoint, verified-access-policy, verified-access-trust-provider, vpn-connection-device-type, vpc-block-public-access-exclusion, vpc-encryption-control, route-server, route-server-endpoint, route-server-peer, ipam-resource-discovery, ipam-resource-discovery-association, instance-connect-endpoint, verified-access-endpoint-target, ipam-external-resource-verification-token, capacity-block, mac-modification-task, ipam-prefix-list-resolver, ipam-policy, ipam-prefix-list-resolver-target, secondary-interface, secondary-network, secondary-subnet, capacity-manager-data-export, vpn-concentrator, ipam-pool-allocation, capacity-reservation-cancellation-quote.
+  Tags: # The tags to apply to the resource.
+  - Key: ''  # The key of the tag.
+    Value: '' # The value of the tag.
+Location: regional #  Only supported for volumes in Local Zones. Valid values are: regional, local.
+DryRun: true # Checks whether you have the required permissions for the action, without actually making the request, and provides an error response.
+"#,
     },
     Shapes {
         api: "CreateTags",
@@ -55,6 +122,13 @@ pub const SHAPES: &[Shapes] = &[
         required: &["Resources", "Tags"],
         input: r#"{"DryRun":true,"Resources":[""],"Tags":[{"Key":"","Value":""}]}"#,
         output: r#"{}"#,
+        yaml_input: r#"DryRun: true  # Checks whether you have the required permissions for the action, without actually making the request, and provides an error response.
+Resources: # [REQUIRED] The IDs of the resources, separated by spaces.
+- ''
+Tags: # [REQUIRED] The tags.
+- Key: ''  # The key of the tag.
+  Value: '' # The value of the tag.
+"#,
     },
     Shapes {
         api: "CreateVolume",
@@ -62,6 +136,28 @@ pub const SHAPES: &[Shapes] = &[
         required: &[],
         input: r#"{"AvailabilityZone":"","AvailabilityZoneId":"","Encrypted":true,"Iops":0,"KmsKeyId":"","OutpostArn":"","Size":0,"SnapshotId":"","VolumeType":"standard","TagSpecifications":[{"ResourceType":"capacity-reservation","Tags":[{"Key":"","Value":""}]}],"MultiAttachEnabled":true,"Throughput":0,"ClientToken":"","VolumeInitializationRate":0,"Operator":{"Principal":""},"DryRun":true}"#,
         output: r#"{"AvailabilityZoneId":"AvailabilityZoneId","OutpostArn":"OutpostArn","SourceVolumeId":"SourceVolumeId","Iops":0,"Tags":[{"Key":"Key","Value":"Value"}],"VolumeType":"VolumeType","FastRestored":true,"MultiAttachEnabled":true,"Throughput":0,"SseType":"SseType","Operator":{"Managed":true,"Principal":"Principal","HiddenByDefault":true},"VolumeInitializationRate":0,"VolumeId":"VolumeId","Size":0,"SnapshotId":"SnapshotId","AvailabilityZone":"AvailabilityZone","State":"State","CreateTime":"1970-01-01T00:00:00","Attachments":[{"DeleteOnTermination":true,"AssociatedResource":"AssociatedResource","InstanceOwningService":"InstanceOwningService","EbsCardIndex":0,"VolumeId":"VolumeId","InstanceId":"InstanceId","Device":"Device","State":"State","AttachTime":"1970-01-01T00:00:00"}],"Encrypted":true,"KmsKeyId":"KmsKeyId"}"#,
+        yaml_input: r#"AvailabilityZone: ''  # The ID of the Availability Zone in which to create the volume.
+AvailabilityZoneId: '' # The ID of the Availability Zone in which to create the volume.
+Encrypted: true # Indicates whether the volume should be encrypted.
+Iops: 0 # The number of I/O operations per second (IOPS) to provision for the volume.
+KmsKeyId: '' # The identifier of the KMS key to use for Amazon EBS encryption.
+OutpostArn: '' # The Amazon Resource Name (ARN) of the Outpost on which to create the volume.
+Size: 0 # The size of the volume, in GiBs.
+SnapshotId: '' # The snapshot from which to create the volume.
+VolumeType: standard # The volume type. Valid values are: standard, io1, io2, gp2, sc1, st1, gp3.
+TagSpecifications: # The tags to apply to the volume during creation.
+- ResourceType: capacity-reservation  # The type of resource to tag on creation. Valid values are: capacity-reservation, client-vpn-endpoint, customer-gateway, carrier-gateway, coip-pool, declarative-policies-report, dedicated-host, dhcp-options, egress-only-internet-gateway, elastic-ip, elastic-gpu, export-image-task, export-instance-task, fleet, fpga-image, host-reservation, image, image-usage-report, import-image-task, import-snapshot-task, instance, instance-event-window, internet-gateway, ipam, ipam-pool, ipam-scope, ipv4pool-ec2, ipv6pool-ec2, key-pair, launch-template, local-gateway, local-gateway-route-table, local-gateway-virtual-interface, local-gateway-virtual-interface-group, local-gateway-route-table-vpc-association, local-gateway-route-table-virtual-interface-group-association, natgateway, network-acl, network-interface, network-insights-analysis, network-insights-path, network-insights-access-scope, network-insights-access-scope-analysis, outpost-lag, placement-group, prefix-list, replace-root-volume-task, reserved-instances, route-table, security-group, security-group-rule, service-link-virtual-interface, snapshot, spot-fleet-request, spot-instances-request, subnet, subnet-cidr-reservation, traffic-mirror-filter, traffic-mirror-session, traffic-mirror-target, transit-gateway, transit-gateway-attachment, transit-gateway-connect-peer, transit-gateway-multicast-domain, transit-gateway-policy-table, transit-gateway-metering-policy, transit-gateway-route-table, transit-gateway-route-table-announcement, volume, vpc, vpc-endpoint, vpc-endpoint-connection, vpc-endpoint-service, vpc-endpoint-service-permission, vpc-peering-connection, vpn-connection, vpn-gateway, vpc-flow-log, capacity-reservation-fleet, traffic-mirror-filter-rule, vpc-endpoint-connection-device-type, verified-access-instance, verified-access-group, verified-access-endpoint, verified-access-policy, verified-access-trust-provider, vpn-connection-device-type, vpc-block-public-access-exclusion, vpc-encryption-control, route-server, route-server-endpoint, route-server-peer, ipam-resource-discovery, ipam-resource-discovery-association, instance-connect-endpoint, verified-access-endpoint-target, ipam-external-resource-verification-token, capacity-block, mac-modification-task, ipam-prefix-list-resolver, ipam-policy, ipam-prefix-list-resolver-target, secondary-interface, secondary-network, secondary-subnet, capacity-manager-data-export, vpn-concentrator, ipam-pool-allocation, capacity-reservation-cancellation-quote.
+  Tags: # The tags to apply to the resource.
+  - Key: ''  # The key of the tag.
+    Value: '' # The value of the tag.
+MultiAttachEnabled: true # Indicates whether to enable Amazon EBS Multi-Attach.
+Throughput: 0 # The throughput to provision for the volume, in MiB/s.
+ClientToken: '' # Unique, case-sensitive identifier that you provide to ensure the idempotency of the request.
+VolumeInitializationRate: 0 # Specifies the Amazon EBS Provisioned Rate for Volume Initialization (volume initialization rate), in MiB/s, at which to download the snapshot blocks from Amazon S3 to the volume.
+Operator: # Reserved for internal use.
+  Principal: ''  # The service provider that manages the resource.
+DryRun: true # Checks whether you have the required permissions for the action, without actually making the request, and provides an error response.
+"#,
     },
     Shapes {
         api: "DeleteSnapshot",
@@ -69,6 +165,9 @@ pub const SHAPES: &[Shapes] = &[
         required: &["SnapshotId"],
         input: r#"{"SnapshotId":"","DryRun":true}"#,
         output: r#"{}"#,
+        yaml_input: r#"SnapshotId: ''  # [REQUIRED] The ID of the EBS snapshot.
+DryRun: true # Checks whether you have the required permissions for the action, without actually making the request, and provides an error response.
+"#,
     },
     Shapes {
         api: "DeleteTags",
@@ -76,6 +175,13 @@ pub const SHAPES: &[Shapes] = &[
         required: &["Resources"],
         input: r#"{"DryRun":true,"Resources":[""],"Tags":[{"Key":"","Value":""}]}"#,
         output: r#"{}"#,
+        yaml_input: r#"DryRun: true  # Checks whether you have the required permissions for the action, without actually making the request, and provides an error response.
+Resources: # [REQUIRED] The IDs of the resources, separated by spaces.
+- ''
+Tags: # The tags to delete.
+- Key: ''  # The key of the tag.
+  Value: '' # The value of the tag.
+"#,
     },
     Shapes {
         api: "DeleteVolume",
@@ -83,6 +189,9 @@ pub const SHAPES: &[Shapes] = &[
         required: &["VolumeId"],
         input: r#"{"VolumeId":"","DryRun":true}"#,
         output: r#"{}"#,
+        yaml_input: r#"VolumeId: ''  # [REQUIRED] The ID of the volume.
+DryRun: true # Checks whether you have the required permissions for the action, without actually making the request, and provides an error response.
+"#,
     },
     Shapes {
         api: "DeregisterImage",
@@ -90,6 +199,10 @@ pub const SHAPES: &[Shapes] = &[
         required: &["ImageId"],
         input: r#"{"ImageId":"","DeleteAssociatedSnapshots":true,"DryRun":true}"#,
         output: r#"{"Return":true,"DeleteSnapshotResults":[{"SnapshotId":"SnapshotId","ReturnCode":"ReturnCode"}]}"#,
+        yaml_input: r#"ImageId: ''  # [REQUIRED] The ID of the AMI.
+DeleteAssociatedSnapshots: true # Specifies whether to delete the snapshots associated with the AMI during deregistration.
+DryRun: true # Checks whether you have the required permissions for the action, without actually making the request, and provides an error response.
+"#,
     },
     Shapes {
         api: "DescribeAvailabilityZones",
@@ -97,6 +210,17 @@ pub const SHAPES: &[Shapes] = &[
         required: &[],
         input: r#"{"ZoneNames":[""],"ZoneIds":[""],"AllAvailabilityZones":true,"DryRun":true,"Filters":[{"Name":"","Values":[""]}]}"#,
         output: r#"{"AvailabilityZones":[{"OptInStatus":"OptInStatus","Messages":[{"Message":"Message"}],"RegionName":"RegionName","ZoneName":"ZoneName","ZoneId":"ZoneId","GroupName":"GroupName","NetworkBorderGroup":"NetworkBorderGroup","ZoneType":"ZoneType","ParentZoneName":"ParentZoneName","ParentZoneId":"ParentZoneId","GroupLongName":"GroupLongName","Geography":[{"Name":"Name"}],"SubGeography":[{"Name":"Name"}],"State":"State"}]}"#,
+        yaml_input: r#"ZoneNames:  # The names of the Availability Zones, Local Zones, and Wavelength Zones.
+- ''
+ZoneIds: # The IDs of the Availability Zones, Local Zones, and Wavelength Zones.
+- ''
+AllAvailabilityZones: true # Include all Availability Zones, Local Zones, and Wavelength Zones regardless of your opt-in status.
+DryRun: true # Checks whether you have the required permissions for the action, without actually making the request, and provides an error response.
+Filters: # The filters.
+- Name: ''  # The name of the filter.
+  Values: # The filter values.
+  - ''
+"#,
     },
     Shapes {
         api: "DescribeImages",
@@ -104,6 +228,22 @@ pub const SHAPES: &[Shapes] = &[
         required: &[],
         input: r#"{"ExecutableUsers":[""],"ImageIds":[""],"Owners":[""],"IncludeDeprecated":true,"IncludeDisabled":true,"MaxResults":0,"NextToken":"","DryRun":true,"Filters":[{"Name":"","Values":[""]}]}"#,
         output: r#"{"NextToken":"NextToken","Images":[{"PlatformDetails":"PlatformDetails","UsageOperation":"UsageOperation","BlockDeviceMappings":[{"Ebs":{"DeleteOnTermination":true,"Iops":0,"SnapshotId":"SnapshotId","VolumeSize":0,"VolumeType":"VolumeType","KmsKeyId":"KmsKeyId","Throughput":0,"OutpostArn":"OutpostArn","AvailabilityZone":"AvailabilityZone","Encrypted":true,"VolumeInitializationRate":0,"AvailabilityZoneId":"AvailabilityZoneId","EbsCardIndex":0},"NoDevice":"NoDevice","DeviceName":"DeviceName","VirtualName":"VirtualName"}],"Description":"Description","EnaSupport":true,"Hypervisor":"Hypervisor","ImageOwnerAlias":"ImageOwnerAlias","Name":"Name","RootDeviceName":"RootDeviceName","RootDeviceType":"RootDeviceType","SriovNetSupport":"SriovNetSupport","StateReason":{"Code":"Code","Message":"Message"},"Tags":[{"Key":"Key","Value":"Value"}],"VirtualizationType":"VirtualizationType","BootMode":"BootMode","TpmSupport":"TpmSupport","DeprecationTime":"DeprecationTime","ImdsSupport":"ImdsSupport","SourceInstanceId":"SourceInstanceId","DeregistrationProtection":"DeregistrationProtection","LastLaunchedTime":"LastLaunchedTime","ImageAllowed":true,"SourceImageId":"SourceImageId","SourceImageRegion":"SourceImageRegion","FreeTierEligible":true,"PublicSsmParameterName":"PublicSsmParameterName","ImageWatermarks":[{"WatermarkKey":"WatermarkKey","SourceImageRegion":"SourceImageRegion","SourceImageId":"SourceImageId","SourceImageCreationTime":"1970-01-01T00:00:00","WatermarkCreationTime":"1970-01-01T00:00:00"}],"ImageId":"ImageId","ImageLocation":"ImageLocation","State":"State","OwnerId":"OwnerId","CreationDate":"CreationDate","Public":true,"ProductCodes":[{"ProductCodeId":"ProductCodeId","ProductCodeType":"ProductCodeType"}],"Architecture":"Architecture","ImageType":"ImageType","KernelId":"KernelId","RamdiskId":"RamdiskId","Platform":"Platform"}]}"#,
+        yaml_input: r#"ExecutableUsers:  # Scopes the images by users with explicit launch permissions.
+- ''
+ImageIds: # The image IDs.
+- ''
+Owners: # Scopes the results to images with the specified owners.
+- ''
+IncludeDeprecated: true # Specifies whether to include deprecated AMIs.
+IncludeDisabled: true # Specifies whether to include disabled AMIs.
+MaxResults: 0 # The maximum number of items to return for this request.
+NextToken: '' # The token returned from a previous paginated request.
+DryRun: true # Checks whether you have the required permissions for the action, without actually making the request, and provides an error response.
+Filters: # The filters.
+- Name: ''  # The name of the filter.
+  Values: # The filter values.
+  - ''
+"#,
     },
     Shapes {
         api: "DescribeInstanceAttribute",
@@ -111,6 +251,10 @@ pub const SHAPES: &[Shapes] = &[
         required: &["InstanceId", "Attribute"],
         input: r#"{"DryRun":true,"InstanceId":"","Attribute":"instanceType"}"#,
         output: r#"{"BlockDeviceMappings":[{"DeviceName":"DeviceName","Ebs":{"AttachTime":"1970-01-01T00:00:00","DeleteOnTermination":true,"Status":"Status","VolumeId":"VolumeId","AssociatedResource":"AssociatedResource","VolumeOwnerId":"VolumeOwnerId","Operator":{"Managed":true,"Principal":"Principal","HiddenByDefault":true},"EbsCardIndex":0}}],"DisableApiTermination":{"Value":true},"EnaSupport":{"Value":true},"EnclaveOptions":{"Enabled":true},"EbsOptimized":{"Value":true},"InstanceId":"InstanceId","InstanceInitiatedShutdownBehavior":{"Value":"Value"},"InstanceType":{"Value":"Value"},"KernelId":{"Value":"Value"},"ProductCodes":[{"ProductCodeId":"ProductCodeId","ProductCodeType":"ProductCodeType"}],"RamdiskId":{"Value":"Value"},"RootDeviceName":{"Value":"Value"},"SourceDestCheck":{"Value":true},"SriovNetSupport":{"Value":"Value"},"UserData":{"Value":"Value"},"DisableApiStop":{"Value":true},"Groups":[{"GroupId":"GroupId","GroupName":"GroupName"}]}"#,
+        yaml_input: r#"DryRun: true  # Checks whether you have the required permissions for the operation, without actually making the request, and provides an error response.
+InstanceId: '' # [REQUIRED] The ID of the instance.
+Attribute: instanceType # [REQUIRED] The instance attribute. Valid values are: instanceType, kernel, ramdisk, userData, disableApiTermination, instanceInitiatedShutdownBehavior, rootDeviceName, blockDeviceMapping, productCodes, sourceDestCheck, groupSet, ebsOptimized, sriovNetSupport, enaSupport, enclaveOptions, disableApiStop.
+"#,
     },
     Shapes {
         api: "DescribeInstanceStatus",
@@ -118,6 +262,18 @@ pub const SHAPES: &[Shapes] = &[
         required: &[],
         input: r#"{"InstanceIds":[""],"MaxResults":0,"NextToken":"","IncludeManagedResources":true,"DryRun":true,"Filters":[{"Name":"","Values":[""]}],"IncludeAllInstances":true}"#,
         output: r#"{"InstanceStatuses":[{"AvailabilityZone":"AvailabilityZone","AvailabilityZoneId":"AvailabilityZoneId","OutpostArn":"OutpostArn","Operator":{"Managed":true,"Principal":"Principal","HiddenByDefault":true},"Events":[{"InstanceEventId":"InstanceEventId","Code":"Code","Description":"Description","NotAfter":"1970-01-01T00:00:00","NotBefore":"1970-01-01T00:00:00","NotBeforeDeadline":"1970-01-01T00:00:00"}],"InstanceId":"InstanceId","InstanceState":{"Code":0,"Name":"Name"},"InstanceStatus":{"Details":[{"ImpairedSince":"1970-01-01T00:00:00","Name":"Name","Status":"Status"}],"Status":"Status"},"SystemStatus":{"Details":[{"ImpairedSince":"1970-01-01T00:00:00","Name":"Name","Status":"Status"}],"Status":"Status"},"AttachedEbsStatus":{"Details":[{"ImpairedSince":"1970-01-01T00:00:00","Name":"Name","Status":"Status"}],"Status":"Status"}}],"NextToken":"NextToken"}"#,
+        yaml_input: r#"InstanceIds:  # The instance IDs.
+- ''
+MaxResults: 0 # The maximum number of items to return for this request.
+NextToken: '' # The token returned from a previous paginated request.
+IncludeManagedResources: true # Indicates whether to include managed resources in the output.
+DryRun: true # Checks whether you have the required permissions for the operation, without actually making the request, and provides an error response.
+Filters: # The filters.
+- Name: ''  # The name of the filter.
+  Values: # The filter values.
+  - ''
+IncludeAllInstances: true # When true, includes the health status for all instances.
+"#,
     },
     Shapes {
         api: "DescribeInstanceTypes",
@@ -125,6 +281,17 @@ pub const SHAPES: &[Shapes] = &[
         required: &[],
         input: r#"{"DryRun":true,"InstanceTypes":["a1.medium"],"Filters":[{"Name":"","Values":[""]}],"MaxResults":0,"NextToken":"","IncludeUnsupportedInRegion":true}"#,
         output: r#"{"InstanceTypes":[{"InstanceType":"InstanceType","CurrentGeneration":true,"FreeTierEligible":true,"SupportedUsageClasses":["UsageClassType"],"SupportedRootDeviceTypes":["RootDeviceType"],"SupportedVirtualizationTypes":["VirtualizationType"],"BareMetal":true,"Hypervisor":"Hypervisor","ProcessorInfo":{"SupportedArchitectures":["ArchitectureType"],"SustainedClockSpeedInGhz":0.0,"SupportedFeatures":["SupportedAdditionalProcessorFeature"],"Manufacturer":"Manufacturer"},"VCpuInfo":{"DefaultVCpus":0,"DefaultCores":0,"DefaultThreadsPerCore":0,"ValidCores":[0],"ValidThreadsPerCore":[0]},"MemoryInfo":{"SizeInMiB":0},"InstanceStorageSupported":true,"InstanceStorageInfo":{"TotalSizeInGB":0,"Disks":[{"SizeInGB":0,"Count":0,"Type":"Type"}],"NvmeSupport":"NvmeSupport","EncryptionSupport":"EncryptionSupport"},"EbsInfo":{"EbsOptimizedSupport":"EbsOptimizedSupport","EncryptionSupport":"EncryptionSupport","EbsOptimizedInfo":{"BaselineBandwidthInMbps":0,"BaselineThroughputInMBps":0.0,"BaselineIops":0,"MaximumBandwidthInMbps":0,"MaximumThroughputInMBps":0.0,"MaximumIops":0},"NvmeSupport":"NvmeSupport","MaximumEbsAttachments":0,"AttachmentLimitType":"AttachmentLimitType","MaximumEbsCards":0,"EbsCards":[{"EbsCardIndex":0,"BaselineBandwidthInMbps":0,"BaselineThroughputInMBps":0.0,"BaselineIops":0,"MaximumBandwidthInMbps":0,"MaximumThroughputInMBps":0.0,"MaximumIops":0}]},"NetworkInfo":{"NetworkPerformance":"NetworkPerformance","MaximumNetworkInterfaces":0,"MaximumNetworkCards":0,"DefaultNetworkCardIndex":0,"NetworkCards":[{"NetworkCardIndex":0,"NetworkPerformance":"NetworkPerformance","MaximumNetworkInterfaces":0,"AdditionalFlexibleNetworkInterfaces":0,"BaselineBandwidthInGbps":0.0,"PeakBandwidthInGbps":0.0,"DefaultEnaQueueCountPerInterface":0,"MaximumEnaQueueCount":0,"MaximumEnaQueueCountPerInterface":0}],"Ipv4AddressesPerInterface":0,"Ipv6AddressesPerInterface":0,"Ipv6Supported":true,"EnaSupport":"EnaSupport","EfaSupported":true,"EfaInfo":{"MaximumEfaInterfaces":0},"EncryptionInTransitSupported":true,"EnaSrdSupported":true,"BandwidthWeightings":["BandwidthWeightingType"],"FlexibleEnaQueuesSupport":"FlexibleEnaQueuesSupport","ConnectionTrackingConfiguration":{"DefaultTcpEstablishedTimeout":0,"DefaultUdpTimeout":0,"DefaultUdpStreamTimeout":0},"SecondaryNetworkSupported":true,"MaximumSecondaryNetworkInterfaces":0,"Ipv4AddressesPerSecondaryInterface":0},"GpuInfo":{"Gpus":[{"Name":"Name","Manufacturer":"Manufacturer","Count":0,"LogicalGpuCount":0,"GpuPartitionSize":0.0,"Workloads":["Workload"],"MemoryInfo":{"SizeInMiB":0}}],"TotalGpuMemoryInMiB":0},"FpgaInfo":{"Fpgas":[{"Name":"Name","Manufacturer":"Manufacturer","Count":0,"MemoryInfo":{"SizeInMiB":0}}],"TotalFpgaMemoryInMiB":0},"PlacementGroupInfo":{"SupportedStrategies":["PlacementGroupStrategy"]},"InferenceAcceleratorInfo":{"Accelerators":[{"Count":0,"Name":"Name","Manufacturer":"Manufacturer","MemoryInfo":{"SizeInMiB":0}}],"TotalInferenceMemoryInMiB":0},"HibernationSupported":true,"BurstablePerformanceSupported":true,"DedicatedHostsSupported":true,"AutoRecoverySupported":true,"SupportedBootModes":["BootModeType"],"NitroEnclavesSupport":"NitroEnclavesSupport","NitroTpmSupport":"NitroTpmSupport","NitroTpmInfo":{"SupportedVersions":["NitroTpmSupportedVersionType"]},"MediaAcceleratorInfo":{"Accelerators":[{"Count":0,"Name":"Name","Manufacturer":"Manufacturer","MemoryInfo":{"SizeInMiB":0}}],"TotalMediaMemoryInMiB":0},"NeuronInfo":{"NeuronDevices":[{"Count":0,"Name":"Name","CoreInfo":{"Count":0,"Version":0},"MemoryInfo":{"SizeInMiB":0}}],"TotalNeuronDeviceMemoryInMiB":0},"PhcSupport":"PhcSupport","RebootMigrationSupport":"RebootMigrationSupport","SupportedInRegion":true}],"NextToken":"NextToken"}"#,
+        yaml_input: r#"DryRun: true  # Checks whether you have the required permissions for the action, without actually making the request, and provides an error response.
+InstanceTypes: # The instance types.
+- a1.medium
+Filters: # One or more filters.
+- Name: ''  # The name of the filter.
+  Values: # The filter values.
+  - ''
+MaxResults: 0 # The maximum number of items to return for this request.
+NextToken: '' # The token returned from a previous paginated request.
+IncludeUnsupportedInRegion: true # If true, the response includes instance types that are not supported in the current Region, in addition to the supported types.
+"#,
     },
     Shapes {
         api: "DescribeInstances",
@@ -132,6 +299,17 @@ pub const SHAPES: &[Shapes] = &[
         required: &[],
         input: r#"{"InstanceIds":[""],"IncludeManagedResources":true,"DryRun":true,"Filters":[{"Name":"","Values":[""]}],"NextToken":"","MaxResults":0}"#,
         output: r#"{"NextToken":"NextToken","Reservations":[{"ReservationId":"ReservationId","OwnerId":"OwnerId","RequesterId":"RequesterId","Groups":[{"GroupId":"GroupId","GroupName":"GroupName"}],"Instances":[{"Architecture":"Architecture","BlockDeviceMappings":[{"DeviceName":"DeviceName","Ebs":{"AttachTime":"1970-01-01T00:00:00","DeleteOnTermination":true,"Status":"Status","VolumeId":"VolumeId","AssociatedResource":"AssociatedResource","VolumeOwnerId":"VolumeOwnerId","Operator":{"Managed":true,"Principal":"Principal","HiddenByDefault":true},"EbsCardIndex":0}}],"ClientToken":"ClientToken","EbsOptimized":true,"EnaSupport":true,"Hypervisor":"Hypervisor","IamInstanceProfile":{"Arn":"Arn","Id":"Id"},"InstanceLifecycle":"InstanceLifecycle","ElasticGpuAssociations":[{"ElasticGpuId":"ElasticGpuId","ElasticGpuAssociationId":"ElasticGpuAssociationId","ElasticGpuAssociationState":"ElasticGpuAssociationState","ElasticGpuAssociationTime":"ElasticGpuAssociationTime"}],"ElasticInferenceAcceleratorAssociations":[{"ElasticInferenceAcceleratorArn":"ElasticInferenceAcceleratorArn","ElasticInferenceAcceleratorAssociationId":"ElasticInferenceAcceleratorAssociationId","ElasticInferenceAcceleratorAssociationState":"ElasticInferenceAcceleratorAssociationState","ElasticInferenceAcceleratorAssociationTime":"1970-01-01T00:00:00"}],"NetworkInterfaces":[{"Association":{"CarrierIp":"CarrierIp","CustomerOwnedIp":"CustomerOwnedIp","IpOwnerId":"IpOwnerId","PublicDnsName":"PublicDnsName","PublicIp":"PublicIp"},"Attachment":{"AttachTime":"1970-01-01T00:00:00","AttachmentId":"AttachmentId","DeleteOnTermination":true,"DeviceIndex":0,"Status":"Status","NetworkCardIndex":0,"EnaSrdSpecification":{"EnaSrdEnabled":true,"EnaSrdUdpSpecification":{"EnaSrdUdpEnabled":true}},"EnaQueueCount":0},"Description":"Description","Groups":[{"GroupId":"GroupId","GroupName":"GroupName"}],"Ipv6Addresses":[{"Ipv6Address":"Ipv6Address","IsPrimaryIpv6":true}],"MacAddress":"MacAddress","NetworkInterfaceId":"NetworkInterfaceId","OwnerId":"OwnerId","PrivateDnsName":"PrivateDnsName","PrivateIpAddress":"PrivateIpAddress","PrivateIpAddresses":[{"Association":{"CarrierIp":"CarrierIp","CustomerOwnedIp":"CustomerOwnedIp","IpOwnerId":"IpOwnerId","PublicDnsName":"PublicDnsName","PublicIp":"PublicIp"},"Primary":true,"PrivateDnsName":"PrivateDnsName","PrivateIpAddress":"PrivateIpAddress"}],"SourceDestCheck":true,"Status":"Status","SubnetId":"SubnetId","VpcId":"VpcId","InterfaceType":"InterfaceType","Ipv4Prefixes":[{"Ipv4Prefix":"Ipv4Prefix"}],"Ipv6Prefixes":[{"Ipv6Prefix":"Ipv6Prefix"}],"ConnectionTrackingConfiguration":{"TcpEstablishedTimeout":0,"UdpStreamTimeout":0,"UdpTimeout":0},"Operator":{"Managed":true,"Principal":"Principal","HiddenByDefault":true}}],"OutpostArn":"OutpostArn","RootDeviceName":"RootDeviceName","RootDeviceType":"RootDeviceType","SecurityGroups":[{"GroupId":"GroupId","GroupName":"GroupName"}],"SourceDestCheck":true,"SpotInstanceRequestId":"SpotInstanceRequestId","SriovNetSupport":"SriovNetSupport","StateReason":{"Code":"Code","Message":"Message"},"Tags":[{"Key":"Key","Value":"Value"}],"VirtualizationType":"VirtualizationType","CpuOptions":{"CoreCount":0,"ThreadsPerCore":0,"AmdSevSnp":"AmdSevSnp","NestedVirtualization":"NestedVirtualization"},"CapacityBlockId":"CapacityBlockId","CapacityReservationId":"CapacityReservationId","CapacityReservationSpecification":{"CapacityReservationPreference":"CapacityReservationPreference","CapacityReservationTarget":{"CapacityReservationId":"CapacityReservationId","CapacityReservationResourceGroupArn":"CapacityReservationResourceGroupArn"}},"HibernationOptions":{"Configured":true},"Licenses":[{"LicenseConfigurationArn":"LicenseConfigurationArn"}],"MetadataOptions":{"State":"State","HttpTokens":"HttpTokens","HttpPutResponseHopLimit":0,"HttpEndpoint":"HttpEndpoint","HttpProtocolIpv6":"HttpProtocolIpv6","InstanceMetadataTags":"InstanceMetadataTags"},"EnclaveOptions":{"Enabled":true},"BootMode":"BootMode","PlatformDetails":"PlatformDetails","UsageOperation":"UsageOperation","UsageOperationUpdateTime":"1970-01-01T00:00:00","PrivateDnsNameOptions":{"HostnameType":"HostnameType","EnableResourceNameDnsARecord":true,"EnableResourceNameDnsAAAARecord":true},"Ipv6Address":"Ipv6Address","TpmSupport":"TpmSupport","MaintenanceOptions":{"AutoRecovery":"AutoRecovery","RebootMigration":"RebootMigration"},"CurrentInstanceBootMode":"CurrentInstanceBootMode","NetworkPerformanceOptions":{"BandwidthWeighting":"BandwidthWeighting"},"Operator":{"Managed":true,"Principal":"Principal","HiddenByDefault":true},"SecondaryInterfaces":[{"Attachment":{"AttachTime":"1970-01-01T00:00:00","AttachmentId":"AttachmentId","DeleteOnTermination":true,"DeviceIndex":0,"Status":"Status","NetworkCardIndex":0},"MacAddress":"MacAddress","SecondaryInterfaceId":"SecondaryInterfaceId","OwnerId":"OwnerId","PrivateIpAddresses":[{"PrivateIpAddress":"PrivateIpAddress"}],"SourceDestCheck":true,"Status":"Status","SecondarySubnetId":"SecondarySubnetId","SecondaryNetworkId":"SecondaryNetworkId","InterfaceType":"InterfaceType"}],"InstanceId":"InstanceId","ImageId":"ImageId","State":{"Code":0,"Name":"Name"},"PrivateDnsName":"PrivateDnsName","PublicDnsName":"PublicDnsName","StateTransitionReason":"StateTransitionReason","KeyName":"KeyName","AmiLaunchIndex":0,"ProductCodes":[{"ProductCodeId":"ProductCodeId","ProductCodeType":"ProductCodeType"}],"InstanceType":"InstanceType","LaunchTime":"1970-01-01T00:00:00","Placement":{"AvailabilityZoneId":"AvailabilityZoneId","Affinity":"Affinity","GroupName":"GroupName","PartitionNumber":0,"HostId":"HostId","Tenancy":"Tenancy","SpreadDomain":"SpreadDomain","HostResourceGroupArn":"HostResourceGroupArn","GroupId":"GroupId","AvailabilityZone":"AvailabilityZone"},"KernelId":"KernelId","RamdiskId":"RamdiskId","Platform":"Platform","Monitoring":{"State":"State"},"SubnetId":"SubnetId","VpcId":"VpcId","PrivateIpAddress":"PrivateIpAddress","PublicIpAddress":"PublicIpAddress"}]}]}"#,
+        yaml_input: r#"InstanceIds:  # The instance IDs.
+- ''
+IncludeManagedResources: true # Indicates whether to include managed resources in the output.
+DryRun: true # Checks whether you have the required permissions for the operation, without actually making the request, and provides an error response.
+Filters: # The filters.
+- Name: ''  # The name of the filter.
+  Values: # The filter values.
+  - ''
+NextToken: '' # The token returned from a previous paginated request.
+MaxResults: 0 # The maximum number of items to return for this request.
+"#,
     },
     Shapes {
         api: "DescribeSnapshots",
@@ -139,6 +317,20 @@ pub const SHAPES: &[Shapes] = &[
         required: &[],
         input: r#"{"MaxResults":0,"NextToken":"","OwnerIds":[""],"RestorableByUserIds":[""],"SnapshotIds":[""],"DryRun":true,"Filters":[{"Name":"","Values":[""]}]}"#,
         output: r#"{"NextToken":"NextToken","Snapshots":[{"OwnerAlias":"OwnerAlias","OutpostArn":"OutpostArn","Tags":[{"Key":"Key","Value":"Value"}],"StorageTier":"StorageTier","RestoreExpiryTime":"1970-01-01T00:00:00","SseType":"SseType","AvailabilityZone":"AvailabilityZone","TransferType":"TransferType","CompletionDurationMinutes":0,"CompletionTime":"1970-01-01T00:00:00","FullSnapshotSizeInBytes":0,"SnapshotId":"SnapshotId","VolumeId":"VolumeId","State":"State","StateMessage":"StateMessage","StartTime":"1970-01-01T00:00:00","Progress":"Progress","OwnerId":"OwnerId","Description":"Description","VolumeSize":0,"Encrypted":true,"KmsKeyId":"KmsKeyId","DataEncryptionKeyId":"DataEncryptionKeyId"}]}"#,
+        yaml_input: r#"MaxResults: 0  # The maximum number of items to return for this request.
+NextToken: '' # The token returned from a previous paginated request.
+OwnerIds: # Scopes the results to snapshots with the specified owners.
+- ''
+RestorableByUserIds: # The IDs of the Amazon Web Services accounts that can create volumes from the snapshot.
+- ''
+SnapshotIds: # The snapshot IDs.
+- ''
+DryRun: true # Checks whether you have the required permissions for the action, without actually making the request, and provides an error response.
+Filters: # The filters.
+- Name: ''  # The name of the filter.
+  Values: # The filter values.
+  - ''
+"#,
     },
     Shapes {
         api: "DescribeTags",
@@ -146,6 +338,14 @@ pub const SHAPES: &[Shapes] = &[
         required: &[],
         input: r#"{"DryRun":true,"Filters":[{"Name":"","Values":[""]}],"MaxResults":0,"NextToken":""}"#,
         output: r#"{"NextToken":"NextToken","Tags":[{"Key":"Key","ResourceId":"ResourceId","ResourceType":"ResourceType","Value":"Value"}]}"#,
+        yaml_input: r#"DryRun: true  # Checks whether you have the required permissions for the action, without actually making the request, and provides an error response.
+Filters: # The filters.
+- Name: ''  # The name of the filter.
+  Values: # The filter values.
+  - ''
+MaxResults: 0 # The maximum number of items to return for this request.
+NextToken: '' # The token returned from a previous paginated request.
+"#,
     },
     Shapes {
         api: "DescribeVolumes",
@@ -153,6 +353,17 @@ pub const SHAPES: &[Shapes] = &[
         required: &[],
         input: r#"{"VolumeIds":[""],"IncludeManagedResources":true,"DryRun":true,"Filters":[{"Name":"","Values":[""]}],"NextToken":"","MaxResults":0}"#,
         output: r#"{"NextToken":"NextToken","Volumes":[{"AvailabilityZoneId":"AvailabilityZoneId","OutpostArn":"OutpostArn","SourceVolumeId":"SourceVolumeId","Iops":0,"Tags":[{"Key":"Key","Value":"Value"}],"VolumeType":"VolumeType","FastRestored":true,"MultiAttachEnabled":true,"Throughput":0,"SseType":"SseType","Operator":{"Managed":true,"Principal":"Principal","HiddenByDefault":true},"VolumeInitializationRate":0,"VolumeId":"VolumeId","Size":0,"SnapshotId":"SnapshotId","AvailabilityZone":"AvailabilityZone","State":"State","CreateTime":"1970-01-01T00:00:00","Attachments":[{"DeleteOnTermination":true,"AssociatedResource":"AssociatedResource","InstanceOwningService":"InstanceOwningService","EbsCardIndex":0,"VolumeId":"VolumeId","InstanceId":"InstanceId","Device":"Device","State":"State","AttachTime":"1970-01-01T00:00:00"}],"Encrypted":true,"KmsKeyId":"KmsKeyId"}]}"#,
+        yaml_input: r#"VolumeIds:  # The volume IDs.
+- ''
+IncludeManagedResources: true # Indicates whether to include managed resources in the output.
+DryRun: true # Checks whether you have the required permissions for the action, without actually making the request, and provides an error response.
+Filters: # The filters.
+- Name: ''  # The name of the filter.
+  Values: # The filter values.
+  - ''
+NextToken: '' # The token returned from a previous paginated request.
+MaxResults: 0 # The maximum number of items to return for this request.
+"#,
     },
     Shapes {
         api: "DescribeVolumesModifications",
@@ -160,6 +371,17 @@ pub const SHAPES: &[Shapes] = &[
         required: &[],
         input: r#"{"DryRun":true,"VolumeIds":[""],"Filters":[{"Name":"","Values":[""]}],"NextToken":"","MaxResults":0,"IncludeManagedResources":true}"#,
         output: r#"{"NextToken":"NextToken","VolumesModifications":[{"VolumeId":"VolumeId","ModificationState":"ModificationState","StatusMessage":"StatusMessage","TargetSize":0,"TargetIops":0,"TargetVolumeType":"TargetVolumeType","TargetThroughput":0,"TargetMultiAttachEnabled":true,"OriginalSize":0,"OriginalIops":0,"OriginalVolumeType":"OriginalVolumeType","OriginalThroughput":0,"OriginalMultiAttachEnabled":true,"Progress":0,"StartTime":"1970-01-01T00:00:00","EndTime":"1970-01-01T00:00:00","Operator":{"Managed":true,"Principal":"Principal","HiddenByDefault":true}}]}"#,
+        yaml_input: r#"DryRun: true  # Checks whether you have the required permissions for the action, without actually making the request, and provides an error response.
+VolumeIds: # The IDs of the volumes.
+- ''
+Filters: # The filters.
+- Name: ''  # The name of the filter.
+  Values: # The filter values.
+  - ''
+NextToken: '' # The token returned from a previous paginated request.
+MaxResults: 0 # The maximum number of results (up to a limit of 500) to be returned in a paginated request.
+IncludeManagedResources: true # Indicates whether to include managed resources in the output.
+"#,
     },
     Shapes {
         api: "DetachVolume",
@@ -167,6 +389,12 @@ pub const SHAPES: &[Shapes] = &[
         required: &["VolumeId"],
         input: r#"{"Device":"","Force":true,"InstanceId":"","VolumeId":"","DryRun":true}"#,
         output: r#"{"DeleteOnTermination":true,"AssociatedResource":"AssociatedResource","InstanceOwningService":"InstanceOwningService","EbsCardIndex":0,"VolumeId":"VolumeId","InstanceId":"InstanceId","Device":"Device","State":"State","AttachTime":"1970-01-01T00:00:00"}"#,
+        yaml_input: r#"Device: ''  # The device name.
+Force: true # Forces detachment if the previous detachment attempt did not occur cleanly (for example, logging into an instance, unmounting the volume, and detaching normally).
+InstanceId: '' # The ID of the instance.
+VolumeId: '' # [REQUIRED] The ID of the volume.
+DryRun: true # Checks whether you have the required permissions for the action, without actually making the request, and provides an error response.
+"#,
     },
     Shapes {
         api: "ModifyInstanceAttribute",
@@ -174,6 +402,44 @@ pub const SHAPES: &[Shapes] = &[
         required: &["InstanceId"],
         input: r#"{"SourceDestCheck":{"Value":true},"EnclaveOptions":{"Enabled":true},"DisableApiStop":{"Value":true},"DryRun":true,"InstanceId":"","Attribute":"instanceType","Value":"","BlockDeviceMappings":[{"DeviceName":"","Ebs":{"VolumeId":"","DeleteOnTermination":true},"VirtualName":"","NoDevice":""}],"DisableApiTermination":{"Value":true},"InstanceType":{"Value":""},"Kernel":{"Value":""},"Ramdisk":{"Value":""},"UserData":{"Value":null},"InstanceInitiatedShutdownBehavior":{"Value":""},"Groups":[""],"EbsOptimized":{"Value":true},"SriovNetSupport":{"Value":""},"EnaSupport":{"Value":true}}"#,
         output: r#"{}"#,
+        yaml_input: r#"SourceDestCheck:  # Enable or disable source/destination checks, which ensure that the instance is either the source or the destination of any traffic that it receives.
+  Value: true  # The attribute value.
+EnclaveOptions: # Enables or disables the instance for Amazon Web Services Nitro Enclaves.
+  Enabled: true  # To enable the instance for Amazon Web Services Nitro Enclaves, set this parameter to true.
+DisableApiStop: # Indicates whether an instance is enabled for stop protection.
+  Value: true  # The attribute value.
+DryRun: true # Checks whether you have the required permissions for the operation, without actually making the request, and provides an error response.
+InstanceId: '' # [REQUIRED] The ID of the instance.
+Attribute: instanceType # The name of the attribute to modify. Valid values are: instanceType, kernel, ramdisk, userData, disableApiTermination, instanceInitiatedShutdownBehavior, rootDeviceName, blockDeviceMapping, productCodes, sourceDestCheck, groupSet, ebsOptimized, sriovNetSupport, enaSupport, enclaveOptions, disableApiStop.
+Value: '' # A new value for the attribute.
+BlockDeviceMappings: # Modifies the DeleteOnTermination attribute for volumes that are currently attached.
+- DeviceName: ''  # The device name.
+  Ebs: # Parameters used to automatically set up EBS volumes when the instance is launched.
+    VolumeId: ''  # The ID of the EBS volume.
+    DeleteOnTermination: true # Indicates whether the volume is deleted on instance termination.
+  VirtualName: '' # The virtual device name.
+  NoDevice: '' # Suppresses the specified device included in the block device mapping.
+DisableApiTermination: # Enable or disable termination protection for the instance.
+  Value: true  # The attribute value.
+InstanceType: # Changes the instance type to the specified value.
+  Value: ''  # The attribute value.
+Kernel: # Changes the instance's kernel to the specified value.
+  Value: ''  # The attribute value.
+Ramdisk: # Changes the instance's RAM disk to the specified value.
+  Value: ''  # The attribute value.
+UserData: # Changes the instance's user data to the specified value.
+  Value: !!binary ''
+InstanceInitiatedShutdownBehavior: # Specifies whether an instance stops or terminates when you initiate shutdown from the instance (using the operating system command for system shutdown).
+  Value: ''  # The attribute value.
+Groups: # Replaces the security groups of the instance with the specified security groups.
+- ''
+EbsOptimized: # Specifies whether the instance is optimized for Amazon EBS I/O.
+  Value: true  # The attribute value.
+SriovNetSupport: # Set to simple to enable enhanced networking with the Intel 82599 Virtual Function interface for the instance.
+  Value: ''  # The attribute value.
+EnaSupport: # Set to true to enable enhanced networking with ENA for the instance.
+  Value: true  # The attribute value.
+"#,
     },
     Shapes {
         api: "ModifyVolume",
@@ -181,6 +447,14 @@ pub const SHAPES: &[Shapes] = &[
         required: &["VolumeId"],
         input: r#"{"DryRun":true,"VolumeId":"","Size":0,"VolumeType":"standard","Iops":0,"Throughput":0,"MultiAttachEnabled":true}"#,
         output: r#"{"VolumeModification":{"VolumeId":"VolumeId","ModificationState":"ModificationState","StatusMessage":"StatusMessage","TargetSize":0,"TargetIops":0,"TargetVolumeType":"TargetVolumeType","TargetThroughput":0,"TargetMultiAttachEnabled":true,"OriginalSize":0,"OriginalIops":0,"OriginalVolumeType":"OriginalVolumeType","OriginalThroughput":0,"OriginalMultiAttachEnabled":true,"Progress":0,"StartTime":"1970-01-01T00:00:00","EndTime":"1970-01-01T00:00:00","Operator":{"Managed":true,"Principal":"Principal","HiddenByDefault":true}}}"#,
+        yaml_input: r#"DryRun: true  # Checks whether you have the required permissions for the action, without actually making the request, and provides an error response.
+VolumeId: '' # [REQUIRED] The ID of the volume.
+Size: 0 # The target size of the volume, in GiB.
+VolumeType: standard # The target EBS volume type of the volume. Valid values are: standard, io1, io2, gp2, sc1, st1, gp3.
+Iops: 0 # The target IOPS rate of the volume.
+Throughput: 0 # The target throughput of the volume, in MiB/s.
+MultiAttachEnabled: true # Specifies whether to enable Amazon EBS Multi-Attach.
+"#,
     },
     Shapes {
         api: "RebootInstances",
@@ -188,6 +462,10 @@ pub const SHAPES: &[Shapes] = &[
         required: &["InstanceIds"],
         input: r#"{"InstanceIds":[""],"DryRun":true}"#,
         output: r#"{}"#,
+        yaml_input: r#"InstanceIds:  # [REQUIRED] The instance IDs.
+- ''
+DryRun: true # Checks whether you have the required permissions for the operation, without actually making the request, and provides an error response.
+"#,
     },
     Shapes {
         api: "RunInstances",
@@ -195,6 +473,169 @@ pub const SHAPES: &[Shapes] = &[
         required: &["MaxCount", "MinCount"],
         input: r#"{"BlockDeviceMappings":[{"Ebs":{"DeleteOnTermination":true,"Iops":0,"SnapshotId":"","VolumeSize":0,"VolumeType":"standard","KmsKeyId":"","Throughput":0,"OutpostArn":"","AvailabilityZone":"","Encrypted":true,"VolumeInitializationRate":0,"AvailabilityZoneId":"","EbsCardIndex":0},"NoDevice":"","DeviceName":"","VirtualName":""}],"ImageId":"","InstanceType":"a1.medium","Ipv6AddressCount":0,"Ipv6Addresses":[{"Ipv6Address":"","IsPrimaryIpv6":true}],"KernelId":"","KeyName":"","MaxCount":0,"MinCount":0,"Monitoring":{"Enabled":true},"Placement":{"AvailabilityZoneId":"","Affinity":"","GroupName":"","PartitionNumber":0,"HostId":"","Tenancy":"default","SpreadDomain":"","HostResourceGroupArn":"","GroupId":"","AvailabilityZone":""},"RamdiskId":"","SecurityGroupIds":[""],"SecurityGroups":[""],"SubnetId":"","UserData":"","ElasticGpuSpecification":[{"Type":""}],"ElasticInferenceAccelerators":[{"Type":"","Count":0}],"TagSpecifications":[{"ResourceType":"capacity-reservation","Tags":[{"Key":"","Value":""}]}],"LaunchTemplate":{"LaunchTemplateId":"","LaunchTemplateName":"","Version":""},"InstanceMarketOptions":{"MarketType":"spot","SpotOptions":{"MaxPrice":"","SpotInstanceType":"one-time","BlockDurationMinutes":0,"ValidUntil":"1970-01-01T00:00:00","InstanceInterruptionBehavior":"hibernate"}},"CreditSpecification":{"CpuCredits":""},"CpuOptions":{"CoreCount":0,"ThreadsPerCore":0,"AmdSevSnp":"enabled","NestedVirtualization":"enabled"},"CapacityReservationSpecification":{"CapacityReservationPreference":"capacity-reservations-only","CapacityReservationTarget":{"CapacityReservationId":"","CapacityReservationResourceGroupArn":""}},"HibernationOptions":{"Configured":true},"LicenseSpecifications":[{"LicenseConfigurationArn":""}],"MetadataOptions":{"HttpTokens":"optional","HttpPutResponseHopLimit":0,"HttpEndpoint":"disabled","HttpProtocolIpv6":"disabled","InstanceMetadataTags":"disabled"},"EnclaveOptions":{"Enabled":true},"PrivateDnsNameOptions":{"HostnameType":"ip-name","EnableResourceNameDnsARecord":true,"EnableResourceNameDnsAAAARecord":true},"MaintenanceOptions":{"AutoRecovery":"disabled"},"DisableApiStop":true,"EnablePrimaryIpv6":true,"NetworkPerformanceOptions":{"BandwidthWeighting":"default"},"Operator":{"Principal":""},"SecondaryInterfaces":[{"DeleteOnTermination":true,"DeviceIndex":0,"PrivateIpAddresses":[{"PrivateIpAddress":""}],"PrivateIpAddressCount":0,"SecondarySubnetId":"","InterfaceType":"secondary","NetworkCardIndex":0}],"DryRun":true,"DisableApiTermination":true,"InstanceInitiatedShutdownBehavior":"stop","PrivateIpAddress":"","ClientToken":"","AdditionalInfo":"","NetworkInterfaces":[{"AssociatePublicIpAddress":true,"DeleteOnTermination":true,"Description":"","DeviceIndex":0,"Groups":[""],"Ipv6AddressCount":0,"Ipv6Addresses":[{"Ipv6Address":"","IsPrimaryIpv6":true}],"NetworkInterfaceId":"","PrivateIpAddress":"","PrivateIpAddresses":[{"Primary":true,"PrivateIpAddress":""}],"SecondaryPrivateIpAddressCount":0,"SubnetId":"","AssociateCarrierIpAddress":true,"InterfaceType":"","NetworkCardIndex":0,"Ipv4Prefixes":[{"Ipv4Prefix":""}],"Ipv4PrefixCount":0,"Ipv6Prefixes":[{"Ipv6Prefix":""}],"Ipv6PrefixCount":0,"PrimaryIpv6":true,"EnaSrdSpecification":{"EnaSrdEnabled":true,"EnaSrdUdpSpecification":{"EnaSrdUdpEnabled":true}},"ConnectionTrackingSpecification":{"TcpEstablishedTimeout":0,"UdpStreamTimeout":0,"UdpTimeout":0},"EnaQueueCount":0}],"IamInstanceProfile":{"Arn":"","Name":""},"EbsOptimized":true}"#,
         output: r#"{"ReservationId":"ReservationId","OwnerId":"OwnerId","RequesterId":"RequesterId","Groups":[{"GroupId":"GroupId","GroupName":"GroupName"}],"Instances":[{"Architecture":"Architecture","BlockDeviceMappings":[{"DeviceName":"DeviceName","Ebs":{"AttachTime":"1970-01-01T00:00:00","DeleteOnTermination":true,"Status":"Status","VolumeId":"VolumeId","AssociatedResource":"AssociatedResource","VolumeOwnerId":"VolumeOwnerId","Operator":{"Managed":true,"Principal":"Principal","HiddenByDefault":true},"EbsCardIndex":0}}],"ClientToken":"ClientToken","EbsOptimized":true,"EnaSupport":true,"Hypervisor":"Hypervisor","IamInstanceProfile":{"Arn":"Arn","Id":"Id"},"InstanceLifecycle":"InstanceLifecycle","ElasticGpuAssociations":[{"ElasticGpuId":"ElasticGpuId","ElasticGpuAssociationId":"ElasticGpuAssociationId","ElasticGpuAssociationState":"ElasticGpuAssociationState","ElasticGpuAssociationTime":"ElasticGpuAssociationTime"}],"ElasticInferenceAcceleratorAssociations":[{"ElasticInferenceAcceleratorArn":"ElasticInferenceAcceleratorArn","ElasticInferenceAcceleratorAssociationId":"ElasticInferenceAcceleratorAssociationId","ElasticInferenceAcceleratorAssociationState":"ElasticInferenceAcceleratorAssociationState","ElasticInferenceAcceleratorAssociationTime":"1970-01-01T00:00:00"}],"NetworkInterfaces":[{"Association":{"CarrierIp":"CarrierIp","CustomerOwnedIp":"CustomerOwnedIp","IpOwnerId":"IpOwnerId","PublicDnsName":"PublicDnsName","PublicIp":"PublicIp"},"Attachment":{"AttachTime":"1970-01-01T00:00:00","AttachmentId":"AttachmentId","DeleteOnTermination":true,"DeviceIndex":0,"Status":"Status","NetworkCardIndex":0,"EnaSrdSpecification":{"EnaSrdEnabled":true,"EnaSrdUdpSpecification":{"EnaSrdUdpEnabled":true}},"EnaQueueCount":0},"Description":"Description","Groups":[{"GroupId":"GroupId","GroupName":"GroupName"}],"Ipv6Addresses":[{"Ipv6Address":"Ipv6Address","IsPrimaryIpv6":true}],"MacAddress":"MacAddress","NetworkInterfaceId":"NetworkInterfaceId","OwnerId":"OwnerId","PrivateDnsName":"PrivateDnsName","PrivateIpAddress":"PrivateIpAddress","PrivateIpAddresses":[{"Association":{"CarrierIp":"CarrierIp","CustomerOwnedIp":"CustomerOwnedIp","IpOwnerId":"IpOwnerId","PublicDnsName":"PublicDnsName","PublicIp":"PublicIp"},"Primary":true,"PrivateDnsName":"PrivateDnsName","PrivateIpAddress":"PrivateIpAddress"}],"SourceDestCheck":true,"Status":"Status","SubnetId":"SubnetId","VpcId":"VpcId","InterfaceType":"InterfaceType","Ipv4Prefixes":[{"Ipv4Prefix":"Ipv4Prefix"}],"Ipv6Prefixes":[{"Ipv6Prefix":"Ipv6Prefix"}],"ConnectionTrackingConfiguration":{"TcpEstablishedTimeout":0,"UdpStreamTimeout":0,"UdpTimeout":0},"Operator":{"Managed":true,"Principal":"Principal","HiddenByDefault":true}}],"OutpostArn":"OutpostArn","RootDeviceName":"RootDeviceName","RootDeviceType":"RootDeviceType","SecurityGroups":[{"GroupId":"GroupId","GroupName":"GroupName"}],"SourceDestCheck":true,"SpotInstanceRequestId":"SpotInstanceRequestId","SriovNetSupport":"SriovNetSupport","StateReason":{"Code":"Code","Message":"Message"},"Tags":[{"Key":"Key","Value":"Value"}],"VirtualizationType":"VirtualizationType","CpuOptions":{"CoreCount":0,"ThreadsPerCore":0,"AmdSevSnp":"AmdSevSnp","NestedVirtualization":"NestedVirtualization"},"CapacityBlockId":"CapacityBlockId","CapacityReservationId":"CapacityReservationId","CapacityReservationSpecification":{"CapacityReservationPreference":"CapacityReservationPreference","CapacityReservationTarget":{"CapacityReservationId":"CapacityReservationId","CapacityReservationResourceGroupArn":"CapacityReservationResourceGroupArn"}},"HibernationOptions":{"Configured":true},"Licenses":[{"LicenseConfigurationArn":"LicenseConfigurationArn"}],"MetadataOptions":{"State":"State","HttpTokens":"HttpTokens","HttpPutResponseHopLimit":0,"HttpEndpoint":"HttpEndpoint","HttpProtocolIpv6":"HttpProtocolIpv6","InstanceMetadataTags":"InstanceMetadataTags"},"EnclaveOptions":{"Enabled":true},"BootMode":"BootMode","PlatformDetails":"PlatformDetails","UsageOperation":"UsageOperation","UsageOperationUpdateTime":"1970-01-01T00:00:00","PrivateDnsNameOptions":{"HostnameType":"HostnameType","EnableResourceNameDnsARecord":true,"EnableResourceNameDnsAAAARecord":true},"Ipv6Address":"Ipv6Address","TpmSupport":"TpmSupport","MaintenanceOptions":{"AutoRecovery":"AutoRecovery","RebootMigration":"RebootMigration"},"CurrentInstanceBootMode":"CurrentInstanceBootMode","NetworkPerformanceOptions":{"BandwidthWeighting":"BandwidthWeighting"},"Operator":{"Managed":true,"Principal":"Principal","HiddenByDefault":true},"SecondaryInterfaces":[{"Attachment":{"AttachTime":"1970-01-01T00:00:00","AttachmentId":"AttachmentId","DeleteOnTermination":true,"DeviceIndex":0,"Status":"Status","NetworkCardIndex":0},"MacAddress":"MacAddress","SecondaryInterfaceId":"SecondaryInterfaceId","OwnerId":"OwnerId","PrivateIpAddresses":[{"PrivateIpAddress":"PrivateIpAddress"}],"SourceDestCheck":true,"Status":"Status","SecondarySubnetId":"SecondarySubnetId","SecondaryNetworkId":"SecondaryNetworkId","InterfaceType":"InterfaceType"}],"InstanceId":"InstanceId","ImageId":"ImageId","State":{"Code":0,"Name":"Name"},"PrivateDnsName":"PrivateDnsName","PublicDnsName":"PublicDnsName","StateTransitionReason":"StateTransitionReason","KeyName":"KeyName","AmiLaunchIndex":0,"ProductCodes":[{"ProductCodeId":"ProductCodeId","ProductCodeType":"ProductCodeType"}],"InstanceType":"InstanceType","LaunchTime":"1970-01-01T00:00:00","Placement":{"AvailabilityZoneId":"AvailabilityZoneId","Affinity":"Affinity","GroupName":"GroupName","PartitionNumber":0,"HostId":"HostId","Tenancy":"Tenancy","SpreadDomain":"SpreadDomain","HostResourceGroupArn":"HostResourceGroupArn","GroupId":"GroupId","AvailabilityZone":"AvailabilityZone"},"KernelId":"KernelId","RamdiskId":"RamdiskId","Platform":"Platform","Monitoring":{"State":"State"},"SubnetId":"SubnetId","VpcId":"VpcId","PrivateIpAddress":"PrivateIpAddress","PublicIpAddress":"PublicIpAddress"}]}"#,
+        yaml_input: r#"BlockDeviceMappings:  # The block device mapping, which defines the EBS volumes and instance store volumes to attach to the instance at launch.
+- Ebs:  # Parameters used to automatically set up EBS volumes when the instance is launched.
+    DeleteOnTermination: true  # Indicates whether the EBS volume is deleted on instance termination.
+    Iops: 0 # The number of I/O operations per second (IOPS).
+    SnapshotId: '' # The ID of the snapshot.
+    VolumeSize: 0 # The size of the volume, in GiBs.
+    VolumeType: standard # The volume type. Valid values are: standard, io1, io2, gp2, sc1, st1, gp3.
+    KmsKeyId: '' # Identifier (key ID, key alias, key ARN, or alias ARN) of the customer managed KMS key to use for EBS encryption.
+    Throughput: 0 # The throughput that the volume supports, in MiB/s.
+    OutpostArn: '' # The ARN of the Outpost on which the snapshot is stored.
+    AvailabilityZone: '' # The Availability Zone where the EBS volume will be created (for example, us-east-1a).
+    Encrypted: true # Indicates whether the encryption state of an EBS volume is changed while being restored from a backing snapshot.
+    VolumeInitializationRate: 0 # Specifies the Amazon EBS Provisioned Rate for Volume Initialization (volume initialization rate), in MiB/s, at which to download the snapshot blocks from Amazon S3 to the volume.
+    AvailabilityZoneId: '' # The ID of the Availability Zone where the EBS volume will be created (for example, use1-az1).
+    EbsCardIndex: 0 # The index of the EBS card.
+  NoDevice: '' # To omit the device from the block device mapping, specify an empty string.
+  DeviceName: '' # The device name.
+  VirtualName: '' # The virtual device name (ephemeralN).
+ImageId: '' # The ID of the AMI.
+InstanceType: a1.medium # The instance type. Valid values are: a1.medium, a1.large, a1.xlarge, a1.2xlarge, a1.4xlarge, a1.metal, c1.medium, c1.xlarge, c3.large, c3.xlarge, c3.2xlarge, c3.4xlarge, c3.8xlarge, c4.large, c4.xlarge, c4.2xlarge, c4.4xlarge, c4.8xlarge, c5.large, c5.xlarge, c5.2xlarge, c5.4xlarge, c5.9xlarge, c5.12xlarge, c5.18xlarge, c5.24xlarge, c5.metal, c5a.large, c5a.xlarge, c5a.2xlarge, c5a.4xlarge, c5a.8xlarge, c5a.12xlarge, c5a.16xlarge, c5a.24xlarge, c5ad.large, c5ad.xlarge, c5ad.2xlarge, c5ad.4xlarge, c5ad.8xlarge, c5ad.12xlarge, c5ad.16xlarge, c5ad.24xlarge, c5d.large, c5d.xlarge, c5d.2xlarge, c5d.4xlarge, c5d.9xlarge, c5d.12xlarge, c5d.18xlarge, c5d.24xlarge, c5d.metal, c5n.large, c5n.xlarge, c5n.2xlarge, c5n.4xlarge, c5n.9xlarge, c5n.18xlarge, c5n.metal, c6g.medium, c6g.large, c6g.xlarge, c6g.2xlarge, c6g.4xlarge, c6g.8xlarge, c6g.12xlarge, c6g.16xlarge, c6g.metal, c6gd.medium, c6gd.large, c6gd.xlarge, c6gd.2xlarge, c6gd.4xlarge, c6gd.8xlarge, c6gd.12xlarge, c6gd.16xlarge, c6gd.metal, c6gn.medium, c6gn.large, c6gn.xlarge, c6gn.2xlarge, c6gn.4xlarge, c6gn.8xlarge, c6gn.12xlarge, c6gn.16xlarge, c6i.large, c6i.xlarge, c6i.2xlarge, c6i.4xlarge, c6i.8xlarge, c6i.12xlarge, c6i.16xlarge, c6i.24xlarge, c6i.32xlarge, c6i.metal, cc1.4xlarge, cc2.8xlarge, cg1.4xlarge, cr1.8xlarge, d2.xlarge, d2.2xlarge, d2.4xlarge, d2.8xlarge, d3.xlarge, d3.2xlarge, d3.4xlarge, d3.8xlarge, d3en.xlarge, d3en.2xlarge, d3en.4xlarge, d3en.6xlarge, d3en.8xlarge, d3en.12xlarge, dl1.24xlarge, f1.2xlarge, f1.4xlarge, f1.16xlarge, g2.2xlarge, g2.8xlarge, g3.4xlarge, g3.8xlarge, g3.16xlarge, g3s.xlarge, g4ad.xlarge, g4ad.2xlarge, g4ad.4xlarge, g4ad.8xlarge, g4ad.16xlarge, g4dn.xlarge, g4dn.2xlarge, g4dn.4xlarge, g4dn.8xlarge, g4dn.12xlarge, g4dn.16xlarge, g4dn.metal, g5.xlarge, g5.2xlarge, g5.4xlarge, g5.8xlarge, g5.12xlarge, g5.16xlarge, g5.24xlarge, g5.48xlarge, g5g.xlarge, g5g.2xlarge, g5g.4xlarge, g5g.8xlarge, g5g.16xlarge, g5g.metal, hi1.4xlarge, hpc6a.48xlarge, hs1.8xlarge, h1.2xlarge, h1.4xlarge, h1.8xlarge, h1.16xlarge, i2.xlarge, i2.2xlarge, i2.4xlarge, i2.8xlarge, i3.large, i3.xlarge, i3.2xlarge, i3.4xlarge, i3.8xlarge, i3.16xlarge, i3.metal, i3en.large, i3en.xlarge, i3en.2xlarge, i3en.3xlarge, i3en.6xlarge, i3en.12xlarge, i3en.24xlarge, i3en.metal, im4gn.large, im4gn.xlarge, im4gn.2xlarge, im4gn.4xlarge, im4gn.8xlarge, im4gn.16xlarge, inf1.xlarge, inf1.2xlarge, inf1.6xlarge, inf1.24xlarge, is4gen.medium, is4gen.large, is4gen.xlarge, is4gen.2xlarge, is4gen.4xlarge, is4gen.8xlarge, m1.small, m1.medium, m1.large, m1.xlarge, m2.xlarge, m2.2xlarge, m2.4xlarge, m3.medium, m3.large, m3.xlarge, m3.2xlarge, m4.large, m4.xlarge, m4.2xlarge, m4.4xlarge, m4.10xlarge, m4.16xlarge, m5.large, m5.xlarge, m5.2xlarge, m5.4xlarge, m5.8xlarge, m5.12xlarge, m5.16xlarge, m5.24xlarge, m5.metal, m5a.large, m5a.xlarge, m5a.2xlarge, m5a.4xlarge, m5a.8xlarge, m5a.12xlarge, m5a.16xlarge, m5a.24xlarge, m5ad.large, m5ad.xlarge, m5ad.2xlarge, m5ad.4xlarge, m5ad.8xlarge, m5ad.12xlarge, m5ad.16xlarge, m5ad.24xlarge, m5d.large, m5d.xlarge, m5d.2xlarge, m5d.4xlarge, m5d.8xlarge, m5d.12xlarge, m5d.16xlarge, m5d.24xlarge, m5d.metal, m5dn.large, m5dn.xlarge, m5dn.2xlarge, m5dn.4xlarge, m5dn.8xlarge, m5dn.12xlarge, m5dn.16xlarge, m5dn.24xlarge, m5dn.metal, m5n.large, m5n.xlarge, m5n.2xlarge, m5n.4xlarge, m5n.8xlarge, m5n.12xlarge, m5n.16xlarge, m5n.24xlarge, m5n.metal, m5zn.large, m5zn.xlarge, m5zn.2xlarge, m5zn.3xlarge, m5zn.6xlarge, m5zn.12xlarge, m5zn.metal, m6a.large, m6a.xlarge, m6a.2xlarge, m6a.4xlarge, m6a.8xlarge, m6a.12xlarge, m6a.16xlarge, m6a.24xlarge, m6a.32xlarge, m6a.48xlarge, m6g.metal, m6g.medium, m6g.large, m6g.xlarge, m6g.2xlarge, m6g.4xlarge, m6g.8xlarge, m6g.12xlarge, m6g.16xlarge, m6gd.metal, m6gd.medium, m6gd.large, m6gd.xlarge, m6gd.2xlarge, m6gd.4xlarge, m6gd.8xlarge, m6gd.12xlarge, m6gd.16xlarge, m6i.large, m6i.xlarge, m6i.2xlarge, m6i.4xlarge, m6i.8xlarge, m6i.12xlarge, m6i.16xlarge, m6i.24xlarge, m6i.32xlarge, m6i.metal, mac1.metal, p2.xlarge, p2.8xlarge, p2.16xlarge, p3.2xlarge, p3.8xlarge, p3.16xlarge, p3dn.24xlarge, p4d.24xlarge, r3.large, r3.xlarge, r3.2xlarge, r3.4xlarge, r3.8xlarge, r4.large, r4.xlarge, r4.2xlarge, r4.4xlarge, r4.8xlarge, r4.16xlarge, r5.large, r5.xlarge, r5.2xlarge, r5.4xlarge, r5.8xlarge, r5.12xlarge, r5.16xlarge, r5.24xlarge, r5.metal, r5a.large, r5a.xlarge, r5a.2xlarge, r5a.4xlarge, r5a.8xlarge, r5a.12xlarge, r5a.16xlarge, r5a.24xlarge, r5ad.large, r5ad.xlarge, r5ad.2xlarge, r5ad.4xlarge, r5ad.8xlarge, r5ad.12xlarge, r5ad.16xlarge, r5ad.24xlarge, r5b.large, r5b.xlarge, r5b.2xlarge, r5b.4xlarge, r5b.8xlarge, r5b.12xlarge, r5b.16xlarge, r5b.24xlarge, r5b.metal, r5d.large, r5d.xlarge, r5d.2xlarge, r5d.4xlarge, r5d.8xlarge, r5d.12xlarge, r5d.16xlarge, r5d.24xlarge, r5d.metal, r5dn.large, r5dn.xlarge, r5dn.2xlarge, r5dn.4xlarge, r5dn.8xlarge, r5dn.12xlarge, r5dn.16xlarge, r5dn.24xlarge, r5dn.metal, r5n.large, r5n.xlarge, r5n.2xlarge, r5n.4xlarge, r5n.8xlarge, r5n.12xlarge, r5n.16xlarge, r5n.24xlarge, r5n.metal, r6g.medium, r6g.large, r6g.xlarge, r6g.2xlarge, r6g.4xlarge, r6g.8xlarge, r6g.12xlarge, r6g.16xlarge, r6g.metal, r6gd.medium, r6gd.large, r6gd.xlarge, r6gd.2xlarge, r6gd.4xlarge, r6gd.8xlarge, r6gd.12xlarge, r6gd.16xlarge, r6gd.metal, r6i.large, r6i.xlarge, r6i.2xlarge, r6i.4xlarge, r6i.8xlarge, r6i.12xlarge, r6i.16xlarge, r6i.24xlarge, r6i.32xlarge, r6i.metal, t1.micro, t2.nano, t2.micro, t2.small, t2.medium, t2.large, t2.xlarge, t2.2xlarge, t3.nano, t3.micro, t3.small, t3.medium, t3.large, t3.xlarge, t3.2xlarge, t3a.nano, t3a.micro, t3a.small, t3a.medium, t3a.large, t3a.xlarge, t3a.2xlarge, t4g.nano, t4g.micro, t4g.small, t4g.medium, t4g.large, t4g.xlarge, t4g.2xlarge, u-6tb1.56xlarge, u-6tb1.112xlarge, u-9tb1.112xlarge, u-12tb1.112xlarge, u-6tb1.metal, u-9tb1.metal, u-12tb1.metal, u-18tb1.metal, u-24tb1.metal, vt1.3xlarge, vt1.6xlarge, vt1.24xlarge, x1.16xlarge, x1.32xlarge, x1e.xlarge, x1e.2xlarge, x1e.4xlarge, x1e.8xlarge, x1e.16xlarge, x1e.32xlarge, x2iezn.2xlarge, x2iezn.4xlarge, x2iezn.6xlarge, x2iezn.8xlarge, x2iezn.12xlarge, x2iezn.metal, x2gd.medium, x2gd.large, x2gd.xlarge, x2gd.2xlarge, x2gd.4xlarge, x2gd.8xlarge, x2gd.12xlarge, x2gd.16xlarge, x2gd.metal, z1d.large, z1d.xlarge, z1d.2xlarge, z1d.3xlarge, z1d.6xlarge, z1d.12xlarge, z1d.metal, x2idn.16xlarge, x2idn.24xlarge, x2idn.32xlarge, x2iedn.xlarge, x2iedn.2xlarge, x2iedn.4xlarge, x2iedn.8xlarge, x2iedn.16xlarge, x2iedn.24xlarge, x2iedn.32xlarge, c6a.large, c6a.xlarge, c6a.2xlarge, c6a.4xlarge, c6a.8xlarge, c6a.12xlarge, c6a.16xlarge, c6a.24xlarge, c6a.32xlarge, c6a.48xlarge, c6a.metal, m6a.metal, i4i.large, i4i.xlarge, i4i.2xlarge, i4i.4xlarge, i4i.8xlarge, i4i.16xlarge, i4i.32xlarge, i4i.metal, x2idn.metal, x2iedn.metal, c7g.medium, c7g.large, c7g.xlarge, c7g.2xlarge, c7g.4xlarge, c7g.8xlarge, c7g.12xlarge, c7g.16xlarge, mac2.metal, c6id.large, c6id.xlarge, c6id.2xlarge, c6id.4xlarge, c6id.8xlarge, c6id.12xlarge, c6id.16xlarge, c6id.24xlarge, c6id.32xlarge, c6id.metal, m6id.large, m6id.xlarge, m6id.2xlarge, m6id.4xlarge, m6id.8xlarge, m6id.12xlarge, m6id.16xlarge, m6id.24xlarge, m6id.32xlarge, m6id.metal, r6id.large, r6id.xlarge, r6id.2xlarge, r6id.4xlarge, r6id.8xlarge, r6id.12xlarge, r6id.16xlarge, r6id.24xlarge, r6id.32xlarge, r6id.metal, r6a.large, r6a.xlarge, r6a.2xlarge, r6a.4xlarge, r6a.8xlarge, r6a.12xlarge, r6a.16xlarge, r6a.24xlarge, r6a.32xlarge, r6a.48xlarge, r6a.metal, p4de.24xlarge, u-3tb1.56xlarge, u-18tb1.112xlarge, u-24tb1.112xlarge, trn1.2xlarge, trn1.32xlarge, hpc6id.32xlarge, c6in.large, c6in.xlarge, c6in.2xlarge, c6in.4xlarge, c6in.8xlarge, c6in.12xlarge, c6in.16xlarge, c6in.24xlarge, c6in.32xlarge, m6in.large, m6in.xlarge, m6in.2xlarge, m6in.4xlarge, m6in.8xlarge, m6in.12xlarge, m6in.16xlarge, m6in.24xlarge, m6in.32xlarge, m6idn.large, m6idn.xlarge, m6idn.2xlarge, m6idn.4xlarge, m6idn.8xlarge, m6idn.12xlarge, m6idn.16xlarge, m6idn.24xlarge, m6idn.32xlarge, r6in.large, r6in.xlarge, r6in.2xlarge, r6in.4xlarge, r6in.8xlarge, r6in.12xlarge, r6in.16xlarge, r6in.24xlarge, r6in.32xlarge, r6idn.large, r6idn.xlarge, r6idn.2xlarge, r6idn.4xlarge, r6idn.8xlarge, r6idn.12xlarge, r6idn.16xlarge, r6idn.24xlarge, r6idn.32xlarge, c7g.metal, m7g.medium, m7g.large, m7g.xlarge, m7g.2xlarge, m7g.4xlarge, m7g.8xlarge, m7g.12xlarge, m7g.16xlarge, m7g.metal, r7g.medium, r7g.large, r7g.xlarge, r7g.2xlarge, r7g.4xlarge, r7g.8xlarge, r7g.12xlarge, r7g.16xlarge, r7g.metal, c6in.metal, m6in.metal, m6idn.metal, r6in.metal, r6idn.metal, inf2.xlarge, inf2.8xlarge, inf2.24xlarge, inf2.48xlarge, trn1n.32xlarge, i4g.large, i4g.xlarge, i4g.2xlarge, i4g.4xlarge, i4g.8xlarge, i4g.16xlarge, hpc7g.4xlarge, hpc7g.8xlarge, hpc7g.16xlarge, c7gn.medium, c7gn.large, c7gn.xlarge, c7gn.2xlarge, c7gn.4xlarge, c7gn.8xlarge, c7gn.12xlarge, c7gn.16xlarge, p5.48xlarge, m7i.large, m7i.xlarge, m7i.2xlarge, m7i.4xlarge, m7i.8xlarge, m7i.12xlarge, m7i.16xlarge, m7i.24xlarge, m7i.48xlarge, m7i-flex.large, m7i-flex.xlarge, m7i-flex.2xlarge, m7i-flex.4xlarge, m7i-flex.8xlarge, m7a.medium, m7a.large, m7a.xlarge, m7a.2xlarge, m7a.4xlarge, m7a.8xlarge, m7a.12xlarge, m7a.16xlarge, m7a.24xlarge, m7a.32xlarge, m7a.48xlarge, m7a.metal-48xl, hpc7a.12xlarge, hpc7a.24xlarge, hpc7a.48xlarge, hpc7a.96xlarge, c7gd.medium, c7gd.large, c7gd.xlarge, c7gd.2xlarge, c7gd.4xlarge, c7gd.8xlarge, c7gd.12xlarge, c7gd.16xlarge, m7gd.medium, m7gd.large, m7gd.xlarge, m7gd.2xlarge, m7gd.4xlarge, m7gd.8xlarge, m7gd.12xlarge, m7gd.16xlarge, r7gd.medium, r7gd.large, r7gd.xlarge, r7gd.2xlarge, r7gd.4xlarge, r7gd.8xlarge, r7gd.12xlarge, r7gd.16xlarge, r7a.medium, r7a.large, r7a.xlarge, r7a.2xlarge, r7a.4xlarge, r7a.8xlarge, r7a.12xlarge, r7a.16xlarge, r7a.24xlarge, r7a.32xlarge, r7a.48xlarge, c7i.large, c7i.xlarge, c7i.2xlarge, c7i.4xlarge, c7i.8xlarge, c7i.12xlarge, c7i.16xlarge, c7i.24xlarge, c7i.48xlarge, mac2-m2pro.metal, r7iz.large, r7iz.xlarge, r7iz.2xlarge, r7iz.4xlarge, r7iz.8xlarge, r7iz.12xlarge, r7iz.16xlarge, r7iz.32xlarge, c7a.medium, c7a.large, c7a.xlarge, c7a.2xlarge, c7a.4xlarge, c7a.8xlarge, c7a.12xlarge, c7a.16xlarge, c7a.24xlarge, c7a.32xlarge, c7a.48xlarge, c7a.metal-48xl, r7a.metal-48xl, r7i.large, r7i.xlarge, r7i.2xlarge, r7i.4xlarge, r7i.8xlarge, r7i.12xlarge, r7i.16xlarge, r7i.24xlarge, r7i.48xlarge, dl2q.24xlarge, mac2-m2.metal, i4i.12xlarge, i4i.24xlarge, c7i.metal-24xl, c7i.metal-48xl, m7i.metal-24xl, m7i.metal-48xl, r7i.metal-24xl, r7i.metal-48xl, r7iz.metal-16xl, r7iz.metal-32xl, c7gd.metal, m7gd.metal, r7gd.metal, g6.xlarge, g6.2xlarge, g6.4xlarge, g6.8xlarge, g6.12xlarge, g6.16xlarge, g6.24xlarge, g6.48xlarge, gr6.4xlarge, gr6.8xlarge, c7i-flex.large, c7i-flex.xlarge, c7i-flex.2xlarge, c7i-flex.4xlarge, c7i-flex.8xlarge, u7i-12tb.224xlarge, u7in-16tb.224xlarge, u7in-24tb.224xlarge, u7in-32tb.224xlarge, u7ib-12tb.224xlarge, c7gn.metal, r8g.medium, r8g.large, r8g.xlarge, r8g.2xlarge, r8g.4xlarge, r8g.8xlarge, r8g.12xlarge, r8g.16xlarge, r8g.24xlarge, r8g.48xlarge, r8g.metal-24xl, r8g.metal-48xl, mac2-m1ultra.metal, g6e.xlarge, g6e.2xlarge, g6e.4xlarge, g6e.8xlarge, g6e.12xlarge, g6e.16xlarge, g6e.24xlarge, g6e.48xlarge, c8g.medium, c8g.large, c8g.xlarge, c8g.2xlarge, c8g.4xlarge, c8g.8xlarge, c8g.12xlarge, c8g.16xlarge, c8g.24xlarge, c8g.48xlarge, c8g.metal-24xl, c8g.metal-48xl, m8g.medium, m8g.large, m8g.xlarge, m8g.2xlarge, m8g.4xlarge, m8g.8xlarge, m8g.12xlarge, m8g.16xlarge, m8g.24xlarge, m8g.48xlarge, m8g.metal-24xl, m8g.metal-48xl, x8g.medium, x8g.large, x8g.xlarge, x8g.2xlarge, x8g.4xlarge, x8g.8xlarge, x8g.12xlarge, x8g.16xlarge, x8g.24xlarge, x8g.48xlarge, x8g.metal-24xl, x8g.metal-48xl, i7ie.large, i7ie.xlarge, i7ie.2xlarge, i7ie.3xlarge, i7ie.6xlarge, i7ie.12xlarge, i7ie.18xlarge, i7ie.24xlarge, i7ie.48xlarge, i8g.large, i8g.xlarge, i8g.2xlarge, i8g.4xlarge, i8g.8xlarge, i8g.12xlarge, i8g.16xlarge, i8g.24xlarge, i8g.metal-24xl, u7i-6tb.112xlarge, u7i-8tb.112xlarge, u7inh-32tb.480xlarge, p5e.48xlarge, p5en.48xlarge, f2.12xlarge, f2.48xlarge, trn2.48xlarge, c7i-flex.12xlarge, c7i-flex.16xlarge, m7i-flex.12xlarge, m7i-flex.16xlarge, i7ie.metal-24xl, i7ie.metal-48xl, i8g.48xlarge, c8gd.medium, c8gd.large, c8gd.xlarge, c8gd.2xlarge, c8gd.4xlarge, c8gd.8xlarge, c8gd.12xlarge, c8gd.16xlarge, c8gd.24xlarge, c8gd.48xlarge, c8gd.metal-24xl, c8gd.metal-48xl, i7i.large, i7i.xlarge, i7i.2xlarge, i7i.4xlarge, i7i.8xlarge, i7i.12xlarge, i7i.16xlarge, i7i.24xlarge, i7i.48xlarge, i7i.metal-24xl, i7i.metal-48xl, p6-b200.48xlarge, m8gd.medium, m8gd.large, m8gd.xlarge, m8gd.2xlarge, m8gd.4xlarge, m8gd.8xlarge, m8gd.12xlarge, m8gd.16xlarge, m8gd.24xlarge, m8gd.48xlarge, m8gd.metal-24xl, m8gd.metal-48xl, r8gd.medium, r8gd.large, r8gd.xlarge, r8gd.2xlarge, r8gd.4xlarge, r8gd.8xlarge, r8gd.12xlarge, r8gd.16xlarge, r8gd.24xlarge, r8gd.48xlarge, r8gd.metal-24xl, r8gd.metal-48xl, c8gn.medium, c8gn.large, c8gn.xlarge, c8gn.2xlarge, c8gn.4xlarge, c8gn.8xlarge, c8gn.12xlarge, c8gn.16xlarge, c8gn.24xlarge, c8gn.48xlarge, c8gn.metal-24xl, c8gn.metal-48xl, f2.6xlarge, p6e-gb200.36xlarge, g6f.large, g6f.xlarge, g6f.2xlarge, g6f.4xlarge, gr6f.4xlarge, p5.4xlarge, r8i.large, r8i.xlarge, r8i.2xlarge, r8i.4xlarge, r8i.8xlarge, r8i.12xlarge, r8i.16xlarge, r8i.24xlarge, r8i.32xlarge, r8i.48xlarge, r8i.96xlarge, r8i.metal-48xl, r8i.metal-96xl, r8i-flex.large, r8i-flex.xlarge, r8i-flex.2xlarge, r8i-flex.4xlarge, r8i-flex.8xlarge, r8i-flex.12xlarge, r8i-flex.16xlarge, m8i.large, m8i.xlarge, m8i.2xlarge, m8i.4xlarge, m8i.8xlarge, m8i.12xlarge, m8i.16xlarge, m8i.24xlarge, m8i.32xlarge, m8i.48xlarge, m8i.96xlarge, m8i.metal-48xl, m8i.metal-96xl, m8i-flex.large, m8i-flex.xlarge, m8i-flex.2xlarge, m8i-flex.4xlarge, m8i-flex.8xlarge, m8i-flex.12xlarge, m8i-flex.16xlarge, i8ge.large, i8ge.xlarge, i8ge.2xlarge, i8ge.3xlarge, i8ge.6xlarge, i8ge.12xlarge, i8ge.18xlarge, i8ge.24xlarge, i8ge.48xlarge, i8ge.metal-24xl, i8ge.metal-48xl, mac-m4.metal, mac-m4pro.metal, r8gn.medium, r8gn.large, r8gn.xlarge, r8gn.2xlarge, r8gn.4xlarge, r8gn.8xlarge, r8gn.12xlarge, r8gn.16xlarge, r8gn.24xlarge, r8gn.48xlarge, r8gn.metal-24xl, r8gn.metal-48xl, c8i.large, c8i.xlarge, c8i.2xlarge, c8i.4xlarge, c8i.8xlarge, c8i.12xlarge, c8i.16xlarge, c8i.24xlarge, c8i.32xlarge, c8i.48xlarge, c8i.96xlarge, c8i.metal-48xl, c8i.metal-96xl, c8i-flex.large, c8i-flex.xlarge, c8i-flex.2xlarge, c8i-flex.4xlarge, c8i-flex.8xlarge, c8i-flex.12xlarge, c8i-flex.16xlarge, r8gb.medium, r8gb.large, r8gb.xlarge, r8gb.2xlarge, r8gb.4xlarge, r8gb.8xlarge, r8gb.12xlarge, r8gb.16xlarge, r8gb.24xlarge, r8gb.metal-24xl, m8a.medium, m8a.large, m8a.xlarge, m8a.2xlarge, m8a.4xlarge, m8a.8xlarge, m8a.12xlarge, m8a.16xlarge, m8a.24xlarge, m8a.48xlarge, m8a.metal-24xl, m8a.metal-48xl, trn2.3xlarge, r8a.medium, r8a.large, r8a.xlarge, r8a.2xlarge, r8a.4xlarge, r8a.8xlarge, r8a.12xlarge, r8a.16xlarge, r8a.24xlarge, r8a.48xlarge, r8a.metal-24xl, r8a.metal-48xl, p6-b300.48xlarge, c8a.medium, c8a.large, c8a.xlarge, c8a.2xlarge, c8a.4xlarge, c8a.8xlarge, c8a.12xlarge, c8a.16xlarge, c8a.24xlarge, c8a.48xlarge, c8a.metal-24xl, c8a.metal-48xl, c8gb.12xlarge, c8gb.16xlarge, c8gb.24xlarge, c8gb.2xlarge, c8gb.4xlarge, c8gb.8xlarge, c8gb.large, c8gb.medium, c8gb.metal-24xl, c8gb.xlarge, c8gb.48xlarge, c8gb.metal-48xl, m8gb.12xlarge, m8gb.16xlarge, m8gb.24xlarge, m8gb.2xlarge, m8gb.4xlarge, m8gb.8xlarge, m8gb.large, m8gb.medium, m8gb.xlarge, m8gb.48xlarge, m8gb.metal-24xl, m8gb.metal-48xl, m8gn.12xlarge, m8gn.16xlarge, m8gn.24xlarge, m8gn.2xlarge, m8gn.48xlarge, m8gn.4xlarge, m8gn.8xlarge, m8gn.large, m8gn.medium, m8gn.xlarge, m8gn.metal-24xl, m8gn.metal-48xl, x8aedz.12xlarge, x8aedz.24xlarge, x8aedz.3xlarge, x8aedz.6xlarge, x8aedz.large, x8aedz.metal-12xl, x8aedz.metal-24xl, x8aedz.xlarge, m8azn.medium, m8azn.large, m8azn.xlarge, m8azn.3xlarge, m8azn.6xlarge, m8azn.12xlarge, m8azn.24xlarge, m8azn.metal-12xl, m8azn.metal-24xl, x8i.large, x8i.xlarge, x8i.2xlarge, x8i.4xlarge, x8i.8xlarge, x8i.12xlarge, x8i.16xlarge, x8i.24xlarge, x8i.32xlarge, x8i.48xlarge, x8i.64xlarge, x8i.96xlarge, x8i.metal-48xl, x8i.metal-96xl, mac-m4max.metal, g7e.2xlarge, g7e.4xlarge, g7e.8xlarge, g7e.12xlarge, g7e.24xlarge, g7e.48xlarge, r8id.large, r8id.xlarge, r8id.2xlarge, r8id.4xlarge, r8id.8xlarge, r8id.12xlarge, r8id.16xlarge, r8id.24xlarge, r8id.32xlarge, r8id.48xlarge, r8id.96xlarge, r8id.metal-48xl, r8id.metal-96xl, c8id.large, c8id.xlarge, c8id.2xlarge, c8id.4xlarge, c8id.8xlarge, c8id.12xlarge, c8id.16xlarge, c8id.24xlarge, c8id.32xlarge, c8id.48xlarge, c8id.96xlarge, c8id.metal-48xl, c8id.metal-96xl, m8id.large, m8id.xlarge, m8id.2xlarge, m8id.4xlarge, m8id.8xlarge, m8id.12xlarge, m8id.16xlarge, m8id.24xlarge, m8id.32xlarge, m8id.48xlarge, m8id.96xlarge, m8id.metal-48xl, m8id.metal-96xl, hpc8a.96xlarge, c8in.large, c8in.xlarge, c8in.2xlarge, c8in.4xlarge, c8in.8xlarge, c8in.12xlarge, c8in.16xlarge, c8in.24xlarge, c8in.32xlarge, c8in.48xlarge, c8in.96xlarge, c8in.metal-48xl, c8in.metal-96xl, c8ib.large, c8ib.xlarge, c8ib.2xlarge, c8ib.4xlarge, c8ib.8xlarge, c8ib.12xlarge, c8ib.16xlarge, c8ib.24xlarge, c8ib.32xlarge, c8ib.48xlarge, c8ib.96xlarge, c8ib.metal-48xl, c8ib.metal-96xl, r8in.large, r8in.xlarge, r8in.2xlarge, r8in.4xlarge, r8in.8xlarge, r8in.12xlarge, r8in.16xlarge, r8in.24xlarge, r8in.32xlarge, r8in.48xlarge, r8in.96xlarge, r8ib.large, r8ib.xlarge, r8ib.2xlarge, r8ib.4xlarge, r8ib.8xlarge, r8ib.12xlarge, r8ib.16xlarge, r8ib.24xlarge, r8ib.32xlarge, r8ib.48xlarge, r8ib.96xlarge, m8in.large, m8in.xlarge, m8in.2xlarge, m8in.4xlarge, m8in.8xlarge, m8in.12xlarge, m8in.16xlarge, m8in.24xlarge, m8in.32xlarge, m8in.48xlarge, m8in.96xlarge, m8ib.large, m8ib.xlarge, m8ib.2xlarge, m8ib.4xlarge, m8ib.8xlarge, m8ib.12xlarge, m8ib.16xlarge, m8ib.24xlarge, m8ib.32xlarge, m8ib.48xlarge, m8ib.96xlarge, m8ine.large, m8ine.xlarge, m8ine.2xlarge, m8ine.4xlarge, m8ine.8xlarge, m8ine.12xlarge, c8ine.large, c8ine.xlarge, c8ine.2xlarge, c8ine.4xlarge, c8ine.8xlarge, c8ine.12xlarge, m8idn.large, m8idn.xlarge, m8idn.2xlarge, m8idn.4xlarge, m8idn.8xlarge, m8idn.12xlarge, m8idn.16xlarge, m8idn.24xlarge, m8idn.32xlarge, m8idn.48xlarge, m8idn.96xlarge, r8idn.large, r8idn.xlarge, r8idn.2xlarge, r8idn.4xlarge, r8idn.8xlarge, r8idn.12xlarge, r8idn.16xlarge, r8idn.24xlarge, r8idn.32xlarge, r8idn.48xlarge, r8idn.96xlarge, m8idb.large, m8idb.xlarge, m8idb.2xlarge, m8idb.4xlarge, m8idb.8xlarge, m8idb.12xlarge, m8idb.16xlarge, m8idb.24xlarge, m8idb.32xlarge, m8idb.48xlarge, m8idb.96xlarge, r8idb.large, r8idb.xlarge, r8idb.2xlarge, r8idb.4xlarge, r8idb.8xlarge, r8idb.12xlarge, r8idb.16xlarge, r8idb.24xlarge, r8idb.32xlarge, r8idb.48xlarge, r8idb.96xlarge, mac-m3ultra.metal, m9g.large, m9g.xlarge, m9g.2xlarge, m9g.4xlarge, m9g.8xlarge, m9g.12xlarge, m9g.16xlarge, m9g.24xlarge, m9g.48xlarge, m9g.metal-24xl, m9g.metal-48xl, m9gd.large, m9gd.xlarge, m9gd.2xlarge, m9gd.4xlarge, m9gd.8xlarge, m9gd.12xlarge, m9gd.16xlarge, m9gd.24xlarge, m9gd.48xlarge, m9gd.metal-24xl, m9gd.metal-48xl, r8in.metal-48xl, r8in.metal-96xl, r8ib.metal-48xl, r8ib.metal-96xl, r8idn.metal-48xl, r8idn.metal-96xl, r8idb.metal-48xl, r8idb.metal-96xl, m8in.metal-48xl, m8in.metal-96xl, m8ib.metal-48xl, m8ib.metal-96xl, m8idn.metal-48xl, m8idn.metal-96xl, m8idb.metal-48xl, m8idb.metal-96xl, g7.2xlarge, g7.4xlarge, g7.8xlarge, g7.12xlarge, g7.24xlarge, g7.48xlarge, c9g.medium, c9g.large, c9g.xlarge, c9g.2xlarge, c9g.4xlarge, c9g.8xlarge, c9g.12xlarge, c9g.16xlarge, c9g.24xlarge, c9g.48xlarge, c9g.metal-48xl, c9gd.medium, c9gd.large, c9gd.xlarge, c9gd.2xlarge, c9gd.4xlarge, c9gd.8xlarge, c9gd.12xlarge, c9gd.16xlarge, c9gd.24xlarge, c9gd.48xlarge, c9gd.metal-48xl.
+Ipv6AddressCount: 0 # The number of IPv6 addresses to associate with the primary network interface.
+Ipv6Addresses: # The IPv6 addresses from the range of the subnet to associate with the primary network interface.
+- Ipv6Address: ''  # The IPv6 address.
+  IsPrimaryIpv6: true # Determines if an IPv6 address associated with a network interface is the primary IPv6 address.
+KernelId: '' # The ID of the kernel.
+KeyName: '' # The name of the key pair.
+MaxCount: 0 # [REQUIRED] The maximum number of instances to launch.
+MinCount: 0 # [REQUIRED] The minimum number of instances to launch.
+Monitoring: # Specifies whether detailed monitoring is enabled for the instance.
+  Enabled: true  # [REQUIRED] Indicates whether detailed monitoring is enabled.
+Placement: # The placement for the instance.
+  AvailabilityZoneId: ''  # The ID of the Availability Zone of the instance.
+  Affinity: '' # The affinity setting for the instance on the Dedicated Host.
+  GroupName: '' # The name of the placement group that the instance is in.
+  PartitionNumber: 0 # The number of the partition that the instance is in.
+  HostId: '' # The ID of the Dedicated Host on which the instance resides.
+  Tenancy: default # The tenancy of the instance. Valid values are: default, dedicated, host.
+  SpreadDomain: '' # Reserved for future use.
+  HostResourceGroupArn: '' # The ARN of the host resource group in which to launch the instances.
+  GroupId: '' # The ID of the placement group that the instance is in.
+  AvailabilityZone: '' # The Availability Zone of the instance.
+RamdiskId: '' # The ID of the RAM disk to select.
+SecurityGroupIds: # The IDs of the security groups.
+- ''
+SecurityGroups: # [Default VPC] The names of the security groups.
+- ''
+SubnetId: '' # The ID of the subnet to launch the instance into.
+UserData: '' # The user data to make available to the instance.
+ElasticGpuSpecification: # An elastic GPU to associate with the instance.
+- Type: ''  # [REQUIRED] The type of Elastic Graphics accelerator.
+ElasticInferenceAccelerators: # An elastic inference accelerator to associate with the instance.
+- Type: ''  # [REQUIRED]  The type of elastic inference accelerator.
+  Count: 0 #  The number of elastic inference accelerators to attach to the instance.
+TagSpecifications: # The tags to apply to the resources that are created during instance launch.
+- ResourceType: capacity-reservation  # The type of resource to tag on creation. Valid values are: capacity-reservation, client-vpn-endpoint, customer-gateway, carrier-gateway, coip-pool, declarative-policies-report, dedicated-host, dhcp-options, egress-only-internet-gateway, elastic-ip, elastic-gpu, export-image-task, export-instance-task, fleet, fpga-image, host-reservation, image, image-usage-report, import-image-task, import-snapshot-task, instance, instance-event-window, internet-gateway, ipam, ipam-pool, ipam-scope, ipv4pool-ec2, ipv6pool-ec2, key-pair, launch-template, local-gateway, local-gateway-route-table, local-gateway-virtual-interface, local-gateway-virtual-interface-group, local-gateway-route-table-vpc-association, local-gateway-route-table-virtual-interface-group-association, natgateway, network-acl, network-interface, network-insights-analysis, network-insights-path, network-insights-access-scope, network-insights-access-scope-analysis, outpost-lag, placement-group, prefix-list, replace-root-volume-task, reserved-instances, route-table, security-group, security-group-rule, service-link-virtual-interface, snapshot, spot-fleet-request, spot-instances-request, subnet, subnet-cidr-reservation, traffic-mirror-filter, traffic-mirror-session, traffic-mirror-target, transit-gateway, transit-gateway-attachment, transit-gateway-connect-peer, transit-gateway-multicast-domain, transit-gateway-policy-table, transit-gateway-metering-policy, transit-gateway-route-table, transit-gateway-route-table-announcement, volume, vpc, vpc-endpoint, vpc-endpoint-connection, vpc-endpoint-service, vpc-endpoint-service-permission, vpc-peering-connection, vpn-connection, vpn-gateway, vpc-flow-log, capacity-reservation-fleet, traffic-mirror-filter-rule, vpc-endpoint-connection-device-type, verified-access-instance, verified-access-group, verified-access-endpoint, verified-access-policy, verified-access-trust-provider, vpn-connection-device-type, vpc-block-public-access-exclusion, vpc-encryption-control, route-server, route-server-endpoint, route-server-peer, ipam-resource-discovery, ipam-resource-discovery-association, instance-connect-endpoint, verified-access-endpoint-target, ipam-external-resource-verification-token, capacity-block, mac-modification-task, ipam-prefix-list-resolver, ipam-policy, ipam-prefix-list-resolver-target, secondary-interface, secondary-network, secondary-subnet, capacity-manager-data-export, vpn-concentrator, ipam-pool-allocation, capacity-reservation-cancellation-quote.
+  Tags: # The tags to apply to the resource.
+  - Key: ''  # The key of the tag.
+    Value: '' # The value of the tag.
+LaunchTemplate: # The launch template.
+  LaunchTemplateId: ''  # The ID of the launch template.
+  LaunchTemplateName: '' # The name of the launch template.
+  Version: '' # The launch template version number, $Latest, or $Default.
+InstanceMarketOptions: # The market (purchasing) option for the instances.
+  MarketType: spot  # The market type. Valid values are: spot, capacity-block, interruptible-capacity-reservation.
+  SpotOptions: # The options for Spot Instances.
+    MaxPrice: ''  # The maximum hourly price that you're willing to pay for a Spot Instance.
+    SpotInstanceType: one-time # The Spot Instance request type. Valid values are: one-time, persistent.
+    BlockDurationMinutes: 0 # Deprecated.
+    ValidUntil: 1970-01-01 00:00:00 # The end date of the request, in UTC format (YYYY-MM-DDTHH:MM:SSZ).
+    InstanceInterruptionBehavior: hibernate # The behavior when a Spot Instance is interrupted. Valid values are: hibernate, stop, terminate.
+CreditSpecification: # The credit option for CPU usage of the burstable performance instance.
+  CpuCredits: ''  # [REQUIRED] The credit option for CPU usage of a T instance.
+CpuOptions: # The CPU options for the instance.
+  CoreCount: 0  # The number of CPU cores for the instance.
+  ThreadsPerCore: 0 # The number of threads per CPU core.
+  AmdSevSnp: enabled # Indicates whether to enable the instance for AMD SEV-SNP. Valid values are: enabled, disabled.
+  NestedVirtualization: enabled # Indicates whether to enable the instance for nested virtualization. Valid values are: enabled, disabled.
+CapacityReservationSpecification: # Information about the Capacity Reservation targeting option.
+  CapacityReservationPreference: capacity-reservations-only  # Indicates the instance's Capacity Reservation preferences. Valid values are: capacity-reservations-only, open, none.
+  CapacityReservationTarget: # Information about the target Capacity Reservation or Capacity Reservation group.
+    CapacityReservationId: ''  # The ID of the Capacity Reservation in which to run the instance.
+    CapacityReservationResourceGroupArn: '' # The ARN of the Capacity Reservation resource group in which to run the instance.
+HibernationOptions: # Indicates whether an instance is enabled for hibernation.
+  Configured: true  # Set to true to enable your instance for hibernation.
+LicenseSpecifications: # The license configurations.
+- LicenseConfigurationArn: ''  # The Amazon Resource Name (ARN) of the license configuration.
+MetadataOptions: # The metadata options for the instance.
+  HttpTokens: optional  # Indicates whether IMDSv2 is required. Valid values are: optional, required.
+  HttpPutResponseHopLimit: 0 # The maximum number of hops that the metadata token can travel.
+  HttpEndpoint: disabled # Enables or disables the HTTP metadata endpoint on your instances. Valid values are: disabled, enabled.
+  HttpProtocolIpv6: disabled # Enables or disables the IPv6 endpoint for the instance metadata service. Valid values are: disabled, enabled.
+  InstanceMetadataTags: disabled # Set to enabled to allow access to instance tags from the instance metadata. Valid values are: disabled, enabled.
+EnclaveOptions: # Indicates whether the instance is enabled for Amazon Web Services Nitro Enclaves.
+  Enabled: true  # To enable the instance for Amazon Web Services Nitro Enclaves, set this parameter to true.
+PrivateDnsNameOptions: # The options for the instance hostname.
+  HostnameType: ip-name  # The type of hostname for EC2 instances. Valid values are: ip-name, resource-name.
+  EnableResourceNameDnsARecord: true # Indicates whether to respond to DNS queries for instance hostnames with DNS A records.
+  EnableResourceNameDnsAAAARecord: true # Indicates whether to respond to DNS queries for instance hostnames with DNS AAAA records.
+MaintenanceOptions: # The maintenance and recovery options for the instance.
+  AutoRecovery: disabled  # Disables the automatic recovery behavior of your instance or sets it to default. Valid values are: disabled, default.
+DisableApiStop: true # Indicates whether an instance is enabled for stop protection.
+EnablePrimaryIpv6: true # If you’re launching an instance into a dual-stack or IPv6-only subnet, you can enable assigning a primary IPv6 address.
+NetworkPerformanceOptions: # Contains settings for the network performance options for the instance.
+  BandwidthWeighting: default  # Specify the bandwidth weighting option to boost the associated type of baseline bandwidth, as follows: default This option uses the standard bandwidth configuration for your instance type. Valid values are: default, vpc-1, ebs-1.
+Operator: # Reserved for internal use.
+  Principal: ''  # The service provider that manages the resource.
+SecondaryInterfaces: # The secondary interfaces to associate with the instance.
+- DeleteOnTermination: true  # Indicates whether the secondary interface is deleted when the instance is terminated.
+  DeviceIndex: 0 # The device index for the secondary interface attachment.
+  PrivateIpAddresses: # The private IPv4 addresses to assign to the secondary interface.
+  - PrivateIpAddress: ''  # [REQUIRED] The private IPv4 address.
+  PrivateIpAddressCount: 0 # The number of private IPv4 addresses to assign to the secondary interface.
+  SecondarySubnetId: '' # The ID of the secondary subnet.
+  InterfaceType: secondary # The type of secondary interface. Valid values are: secondary.
+  NetworkCardIndex: 0 # The index of the network card.
+DryRun: true # Checks whether you have the required permissions for the operation, without actually making the request, and provides an error response.
+DisableApiTermination: true # Indicates whether termination protection is enabled for the instance.
+InstanceInitiatedShutdownBehavior: stop # Indicates whether an instance stops or terminates when you initiate shutdown from the instance (using the operating system command for system shutdown). Valid values are: stop, terminate.
+PrivateIpAddress: '' # The primary IPv4 address.
+ClientToken: '' # Unique, case-sensitive identifier you provide to ensure the idempotency of the request.
+AdditionalInfo: '' # Reserved.
+NetworkInterfaces: # The network interfaces to associate with the instance.
+- AssociatePublicIpAddress: true  # Indicates whether to assign a public IPv4 address to an instance you launch in a VPC.
+  DeleteOnTermination: true # If set to true, the interface is deleted when the instance is terminated.
+  Description: '' # The description of the network interface.
+  DeviceIndex: 0 # The position of the network interface in the attachment order.
+  Groups: # The IDs of the security groups for the network interface.
+  - ''
+  Ipv6AddressCount: 0 # A number of IPv6 addresses to assign to the network interface.
+  Ipv6Addresses: # The IPv6 addresses to assign to the network interface.
+  - Ipv6Address: ''  # The IPv6 address.
+    IsPrimaryIpv6: true # Determines if an IPv6 address associated with a network interface is the primary IPv6 address.
+  NetworkInterfaceId: '' # The ID of the network interface.
+  PrivateIpAddress: '' # The private IPv4 address of the network interface.
+  PrivateIpAddresses: # The private IPv4 addresses to assign to the network interface.
+  - Primary: true  # Indicates whether the private IPv4 address is the primary private IPv4 address.
+    PrivateIpAddress: '' # The private IPv4 address.
+  SecondaryPrivateIpAddressCount: 0 # The number of secondary private IPv4 addresses.
+  SubnetId: '' # The ID of the subnet associated with the network interface.
+  AssociateCarrierIpAddress: true # Indicates whether to assign a carrier IP address to the network interface.
+  InterfaceType: '' # The type of network interface.
+  NetworkCardIndex: 0 # The index of the network card.
+  Ipv4Prefixes: # The IPv4 delegated prefixes to be assigned to the network interface.
+  - Ipv4Prefix: ''  # The IPv4 prefix.
+  Ipv4PrefixCount: 0 # The number of IPv4 delegated prefixes to be automatically assigned to the network interface.
+  Ipv6Prefixes: # The IPv6 delegated prefixes to be assigned to the network interface.
+  - Ipv6Prefix: ''  # The IPv6 prefix.
+  Ipv6PrefixCount: 0 # The number of IPv6 delegated prefixes to be automatically assigned to the network interface.
+  PrimaryIpv6: true # The primary IPv6 address of the network interface.
+  EnaSrdSpecification: # Specifies the ENA Express settings for the network interface that's attached to the instance.
+    EnaSrdEnabled: true  # Specifies whether ENA Express is enabled for the network interface when you launch an instance.
+    EnaSrdUdpSpecification: # Contains ENA Express settings for UDP network traffic for the network interface attached to the instance.
+      EnaSrdUdpEnabled: true  # Indicates whether UDP traffic uses ENA Express for your instance.
+  ConnectionTrackingSpecification: # A security group connection tracking specification that enables you to set the timeout for connection tracking on an Elastic network interface.
+    TcpEstablishedTimeout: 0  # Timeout (in seconds) for idle TCP connections in an established state.
+    UdpStreamTimeout: 0 # Timeout (in seconds) for idle UDP flows classified as streams which have seen more than one request-response transaction.
+    UdpTimeout: 0 # Timeout (in seconds) for idle UDP flows that have seen traffic only in a single direction or a single request-response transaction.
+  EnaQueueCount: 0 # The number of ENA queues to be created with the instance.
+IamInstanceProfile: # The name or Amazon Resource Name (ARN) of an IAM instance profile.
+  Arn: ''  # The Amazon Resource Name (ARN) of the instance profile.
+  Name: '' # The name of the instance profile.
+EbsOptimized: true # Indicates whether the instance is optimized for Amazon EBS I/O.
+"#,
     },
     Shapes {
         api: "StartInstances",
@@ -202,6 +643,11 @@ pub const SHAPES: &[Shapes] = &[
         required: &["InstanceIds"],
         input: r#"{"InstanceIds":[""],"AdditionalInfo":"","DryRun":true}"#,
         output: r#"{"StartingInstances":[{"InstanceId":"InstanceId","CurrentState":{"Code":0,"Name":"Name"},"PreviousState":{"Code":0,"Name":"Name"}}]}"#,
+        yaml_input: r#"InstanceIds:  # [REQUIRED] The IDs of the instances.
+- ''
+AdditionalInfo: '' # Reserved.
+DryRun: true # Checks whether you have the required permissions for the operation, without actually making the request, and provides an error response.
+"#,
     },
     Shapes {
         api: "StopInstances",
@@ -209,6 +655,13 @@ pub const SHAPES: &[Shapes] = &[
         required: &["InstanceIds"],
         input: r#"{"InstanceIds":[""],"Hibernate":true,"SkipOsShutdown":true,"DryRun":true,"Force":true}"#,
         output: r#"{"StoppingInstances":[{"InstanceId":"InstanceId","CurrentState":{"Code":0,"Name":"Name"},"PreviousState":{"Code":0,"Name":"Name"}}]}"#,
+        yaml_input: r#"InstanceIds:  # [REQUIRED] The IDs of the instances.
+- ''
+Hibernate: true # Hibernates the instance if the instance was enabled for hibernation at launch.
+SkipOsShutdown: true # Specifies whether to bypass the graceful OS shutdown process when the instance is stopped.
+DryRun: true # Checks whether you have the required permissions for the operation, without actually making the request, and provides an error response.
+Force: true # Forces the instance to stop.
+"#,
     },
     Shapes {
         api: "TerminateInstances",
@@ -216,6 +669,12 @@ pub const SHAPES: &[Shapes] = &[
         required: &["InstanceIds"],
         input: r#"{"InstanceIds":[""],"Force":true,"SkipOsShutdown":true,"DryRun":true}"#,
         output: r#"{"TerminatingInstances":[{"InstanceId":"InstanceId","CurrentState":{"Code":0,"Name":"Name"},"PreviousState":{"Code":0,"Name":"Name"}}]}"#,
+        yaml_input: r#"InstanceIds:  # [REQUIRED] The IDs of the instances.
+- ''
+Force: true # Forces the instances to terminate.
+SkipOsShutdown: true # Specifies whether to bypass the graceful OS shutdown process when the instance is terminated.
+DryRun: true # Checks whether you have the required permissions for the operation, without actually making the request, and provides an error response.
+"#,
     },
     Shapes {
         api: "GetCallerIdentity",
@@ -223,5 +682,7 @@ pub const SHAPES: &[Shapes] = &[
         required: &[],
         input: r#"{}"#,
         output: r#"{"UserId":"UserId","Account":"Account","Arn":"Arn"}"#,
+        yaml_input: r#"{}
+"#,
     },
 ];
