@@ -5,6 +5,10 @@
 //! real tools writing into the mount leave an fsck-clean image the kernel
 //! reads the same; a server killed mid-write leaves a consistent image; an
 //! online grow through the control channel keeps the data.
+//!
+//! `common::mount_lock()` is taken only for the kernel's loop mounts at
+//! the end of a test: the FUSE mounts (each on its own image and
+//! directory, no loop device, no kernel filesystem) run beside each other.
 
 mod common;
 mod fuse_util;
@@ -81,7 +85,8 @@ enum Op {
     Fsync(String),
 }
 
-/// A random operation; `tree` (the reference's manifest) lets it pick
+/// A random operation; `tree` (per path of the reference, a description
+/// starting with its type letter, as in a manifest) lets it pick
 /// existing files and directories most of the time, so most operations
 /// succeed and the rest fail in every way.
 fn random_op(r: &mut Rng, tree: &BTreeMap<String, String>) -> Op {
@@ -277,11 +282,11 @@ fn fsx(kind: Kind, seed: u64, steps: usize) {
     if !ready() {
         return;
     }
-    let _lock = mount_lock();
-    let tmp = tempfile::tempdir().expect("tempdir");
+    let tmp = image_dir();
     let img = tmp.path().join("fs.img");
     let mnt = tmp.path().join("mnt");
-    let reference = tmp.path().join("ref");
+    let host = tempfile::tempdir().expect("tempdir");
+    let reference = host.path().join("ref");
     std::fs::create_dir(&mnt).expect("mkdir mnt");
     std::fs::create_dir(&reference).expect("mkdir ref");
     make_image(&img, kind, 512 * M);
@@ -290,8 +295,14 @@ fn fsx(kind: Kind, seed: u64, steps: usize) {
     let mut log = Vec::new();
     // Successes per kind of operation: the run must exercise each.
     let mut done: BTreeMap<&'static str, usize> = BTreeMap::new();
+    // The reference as it is before each step (read once per step).
+    let mut mb = tree(&reference, false);
     for step in 0..steps {
-        let op = random_op(&mut r, &manifest(&reference, false));
+        let kinds: BTreeMap<String, String> = mb
+            .iter()
+            .map(|(k, e)| (k.clone(), e.head.clone()))
+            .collect();
+        let op = random_op(&mut r, &kinds);
         let a = apply(&mnt, &op);
         let b = apply(&reference, &op);
         if a.is_ok() {
@@ -303,11 +314,12 @@ fn fsx(kind: Kind, seed: u64, steps: usize) {
             a, b,
             "{kind:?} seed {seed} step {step}: {op:?}: the mount says {a:?}, the host {b:?}\n{tail}"
         );
-        let (ma, mb) = (manifest(&mnt, false), manifest(&reference, false));
+        let ma = tree(&mnt, false);
+        mb = tree(&reference, false);
         assert!(
             ma == mb,
             "{kind:?} seed {seed} step {step}: trees differ after {op:?} (mount, then host):\n{}\n{tail}",
-            diff(&ma, &mb)
+            diff(&lines(&ma), &lines(&mb))
         );
     }
     eprintln!("{kind:?} seed {seed}: successful operations {done:?}");
@@ -332,6 +344,8 @@ fn fsx(kind: Kind, seed: u64, steps: usize) {
     let before = manifest(&mnt, true);
     served.unmount();
     assert_fsck_clean(&img, kind);
+    // The kernel's side: the lock from here on (see the module doc).
+    let _lock = mount_lock();
     let kdir = tmp.path().join("kernel");
     std::fs::create_dir(&kdir).expect("mkdir kernel");
     let lm = LoopMount::new(&img, &kdir);
@@ -406,11 +420,11 @@ fn pjd(kind: Kind) {
     if !ready() {
         return;
     }
-    let _lock = mount_lock();
-    let tmp = tempfile::tempdir().expect("tempdir");
+    let tmp = image_dir();
     let img = tmp.path().join("fs.img");
     let mnt = tmp.path().join("mnt");
-    let reference = tmp.path().join("ref");
+    let host = tempfile::tempdir().expect("tempdir");
+    let reference = host.path().join("ref");
     std::fs::create_dir(&mnt).expect("mkdir mnt");
     std::fs::create_dir(&reference).expect("mkdir ref");
     make_image(&img, kind, 512 * M);
@@ -650,8 +664,7 @@ fn read_only_mount_refuses_writes() {
     if !ready() {
         return;
     }
-    let _lock = mount_lock();
-    let tmp = tempfile::tempdir().expect("tempdir");
+    let tmp = image_dir();
     let img = tmp.path().join("fs.img");
     let mnt = tmp.path().join("mnt");
     std::fs::create_dir(&mnt).expect("mkdir mnt");
@@ -703,11 +716,11 @@ fn real_tools(kind: Kind) {
     if !ready() || !require_tools(&["tar", "fallocate", "dd"]) {
         return;
     }
-    let _lock = mount_lock();
-    let tmp = tempfile::tempdir().expect("tempdir");
+    let tmp = image_dir();
     let img = tmp.path().join("fs.img");
     let mnt = tmp.path().join("mnt");
-    let reference = tmp.path().join("ref");
+    let host = tempfile::tempdir().expect("tempdir");
+    let reference = host.path().join("ref");
     let src = tmp.path().join("src.bin");
     std::fs::write(&src, pattern(7, 24 * M as usize)).expect("write source");
     std::fs::create_dir(&mnt).expect("mkdir mnt");
@@ -734,6 +747,8 @@ fn real_tools(kind: Kind) {
     let shown = manifest(&mnt, true);
     served.unmount();
     assert_fsck_clean(&img, kind);
+    // The kernel's side: the lock from here on (see the module doc).
+    let _lock = mount_lock();
     let kdir = tmp.path().join("kernel");
     std::fs::create_dir(&kdir).expect("mkdir kernel");
     let lm = LoopMount::new(&img, &kdir);
@@ -762,8 +777,7 @@ fn kill9(kind: Kind) {
     if !ready() {
         return;
     }
-    let _lock = mount_lock();
-    let tmp = tempfile::tempdir().expect("tempdir");
+    let tmp = image_dir();
     let img = tmp.path().join("fs.img");
     let mnt = tmp.path().join("mnt");
     std::fs::create_dir(&mnt).expect("mkdir mnt");
@@ -814,7 +828,7 @@ fn online_grow(kind: Kind) {
     if !ready() {
         return;
     }
-    let _lock = mount_lock();
+    // Not on /dev/shm: growpart reads a `/dev/...` path as a guest's device.
     let tmp = tempfile::tempdir().expect("tempdir");
     let img = tmp.path().join("fs.img");
     let mnt = tmp.path().join("mnt");
@@ -859,6 +873,8 @@ fn online_grow(kind: Kind) {
     assert_eq!(std::fs::read(mnt.join("before")).expect("read"), before);
     served.unmount();
     assert_fsck_clean(&img, kind);
+    // The kernel's side: the lock from here on (see the module doc).
+    let _lock = mount_lock();
     let kdir = tmp.path().join("kernel");
     std::fs::create_dir(&kdir).expect("mkdir kernel");
     let lm = LoopMount::new(&img, &kdir);
@@ -883,7 +899,7 @@ fn mount_errors_exit_as_fuse2fs() {
     if !ready() {
         return;
     }
-    let tmp = tempfile::tempdir().expect("tempdir");
+    let tmp = image_dir();
     let img = tmp.path().join("zeros.img");
     let mnt = tmp.path().join("mnt");
     std::fs::create_dir(&mnt).expect("mkdir");
@@ -912,8 +928,7 @@ fn plain_umount_commits() {
     if !ready() {
         return;
     }
-    let _lock = mount_lock();
-    let tmp = tempfile::tempdir().expect("tempdir");
+    let tmp = image_dir();
     let img = tmp.path().join("fs.img");
     let mnt = tmp.path().join("mnt");
     std::fs::create_dir(&mnt).expect("mkdir");
@@ -948,6 +963,8 @@ fn plain_umount_commits() {
     }
     drop(guard);
     assert_fsck_clean(&img, Kind::Xfs);
+    // The kernel's side: the lock from here on (see the module doc).
+    let _lock = mount_lock();
     let kdir = tmp.path().join("kernel");
     std::fs::create_dir(&kdir).expect("mkdir kernel");
     let lm = LoopMount::new(&img, &kdir);
@@ -988,7 +1005,7 @@ fn partition_served_and_grown() {
     if !ready() || !require_tools(&["sfdisk", "growpart", "sgdisk"]) {
         return;
     }
-    let _lock = mount_lock();
+    // Not on /dev/shm: growpart reads a `/dev/...` path as a guest's device.
     let tmp = tempfile::tempdir().expect("tempdir");
     let img = tmp.path().join("disk.img");
     let mnt = tmp.path().join("mnt");
@@ -1073,6 +1090,8 @@ fn partition_served_and_grown() {
         .arg("-fn")
         .arg(format!("{imgs}?offset=1048576")));
     assert!(o.status.success(), "e2fsck: {}{}", stdout(&o), stderr(&o));
+    // The kernel's side: the lock from here on (see the module doc).
+    let _lock = mount_lock();
     let kdir = tmp.path().join("kernel");
     std::fs::create_dir(&kdir).expect("mkdir kernel");
     let o = run(Command::new("mount")
@@ -1091,8 +1110,7 @@ fn sigterm_commits_and_unmounts() {
     if !ready() {
         return;
     }
-    let _lock = mount_lock();
-    let tmp = tempfile::tempdir().expect("tempdir");
+    let tmp = image_dir();
     let img = tmp.path().join("fs.img");
     let mnt = tmp.path().join("mnt");
     std::fs::create_dir(&mnt).expect("mkdir");
@@ -1105,6 +1123,8 @@ fn sigterm_commits_and_unmounts() {
     assert!(status.success(), "the server exited with {status}");
     assert!(!is_ebsim_mount(&mnt));
     assert_fsck_clean(&img, Kind::Ext4);
+    // The kernel's side: the lock from here on (see the module doc).
+    let _lock = mount_lock();
     let kdir = tmp.path().join("kernel");
     std::fs::create_dir(&kdir).expect("mkdir kernel");
     let lm = LoopMount::new(&img, &kdir);
@@ -1128,7 +1148,7 @@ fn two_partitions_one_server() {
     if !ready() || !require_tools(&["sfdisk", "sgdisk"]) {
         return;
     }
-    let _lock = mount_lock();
+    // Not on /dev/shm: growpart reads a `/dev/...` path as a guest's device.
     let tmp = tempfile::tempdir().expect("tempdir");
     let img = tmp.path().join("disk.img");
     let imgs = img.to_str().expect("utf-8").to_string();
@@ -1267,6 +1287,8 @@ fn two_partitions_one_server() {
         .arg("-fn")
         .arg(format!("{imgs}?offset=1048576")));
     assert!(o.status.success(), "e2fsck: {}{}", stdout(&o), stderr(&o));
+    // The kernel's side: the lock from here on (see the module doc).
+    let _lock = mount_lock();
     let p2_off = 301 * M;
     let o = run(Command::new("losetup")
         .args(["-f", "--show", "-o", &p2_off.to_string()])

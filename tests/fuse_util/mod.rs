@@ -16,6 +16,17 @@ pub enum Kind {
     Xfs,
 }
 
+/// A scratch directory for a test's image and mount points: on tmpfs
+/// (`/dev/shm`) where there is one, since every fsync through the mount
+/// reaches the image's file, and on a busy disk those made the tests
+/// several times slower. Not for a test that runs growpart or resize2fs
+/// on the image: those read a `/dev/...` path as a guest's device. (The
+/// host directories the mount is compared with stay in the ordinary
+/// temporary directory, on a disk filesystem.)
+pub fn image_dir() -> tempfile::TempDir {
+    crate::common::big_tempdir()
+}
+
 /// A sparse image of `size` bytes with the real mkfs's filesystem.
 pub fn make_image(path: &Path, kind: Kind, size: u64) {
     let f = std::fs::File::create(path).expect("create image");
@@ -214,11 +225,28 @@ pub fn assert_fsck_clean(image: &Path, kind: Kind) {
     );
 }
 
-/// What a tree holds, per relative path: type, permission bits, size,
-/// link count, owner, symlink target, content hash; `times` adds the
-/// modification time (nanoseconds). `lost+found` is left out.
-pub fn manifest(root: &Path, times: bool) -> BTreeMap<String, String> {
-    use sha2::{Digest, Sha256};
+/// One entry of a tree as [`manifest`] describes it, holding a regular
+/// file's bytes rather than their hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// Type letter, permission bits, size, link count, owner.
+    pub head: String,
+    /// A symlink's target, a device's number; empty otherwise.
+    pub extra: String,
+    /// A regular file's contents.
+    pub data: Option<Vec<u8>>,
+    /// The modification time (nanoseconds), when asked for.
+    pub mtime: Option<String>,
+}
+
+/// A tree read whole: per relative path, its [`Entry`]. Two trees are equal
+/// exactly when their manifests are, without hashing a byte: a test that
+/// compares trees after every step compares the bytes directly (hashing
+/// them was nearly all of its time).
+pub type Tree = BTreeMap<String, Entry>;
+
+/// Reads the tree under `root` (see [`manifest`]).
+pub fn tree(root: &Path, times: bool) -> Tree {
     let mut m = BTreeMap::new();
     let mut stack = vec![PathBuf::new()];
     while let Some(rel) = stack.pop() {
@@ -236,6 +264,7 @@ pub fn manifest(root: &Path, times: bool) -> BTreeMap<String, String> {
             let p = root.join(&r);
             let md = std::fs::symlink_metadata(&p).expect("lstat");
             let ft = md.file_type();
+            let mut data = None;
             let (t, extra) = if ft.is_dir() {
                 stack.push(r.clone());
                 ("d", String::new())
@@ -243,12 +272,8 @@ pub fn manifest(root: &Path, times: bool) -> BTreeMap<String, String> {
                 let t = std::fs::read_link(&p).expect("readlink");
                 ("l", t.display().to_string())
             } else if ft.is_file() {
-                let data = std::fs::read(&p).expect("read");
-                let h: String = Sha256::digest(&data)
-                    .iter()
-                    .map(|b| format!("{b:02x}"))
-                    .collect();
-                ("f", h)
+                data = Some(std::fs::read(&p).expect("read"));
+                ("f", String::new())
             } else if ft.is_fifo() {
                 ("p", String::new())
             } else if ft.is_char_device() || ft.is_block_device() {
@@ -257,20 +282,55 @@ pub fn manifest(root: &Path, times: bool) -> BTreeMap<String, String> {
                 ("s", String::new())
             };
             let size = if ft.is_dir() { 0 } else { md.size() };
-            let mut line = format!(
-                "{t} {:o} size={size} nlink={} {}:{} {extra}",
+            let head = format!(
+                "{t} {:o} size={size} nlink={} {}:{}",
                 md.mode() & 0o7777,
                 md.nlink(),
                 md.uid(),
                 md.gid()
             );
-            if times && !ft.is_dir() {
-                line.push_str(&format!(" mtime={}.{:09}", md.mtime(), md.mtime_nsec()));
-            }
-            m.insert(r.display().to_string(), line);
+            let mtime =
+                (times && !ft.is_dir()).then(|| format!("{}.{:09}", md.mtime(), md.mtime_nsec()));
+            m.insert(
+                r.display().to_string(),
+                Entry {
+                    head,
+                    extra,
+                    data,
+                    mtime,
+                },
+            );
         }
     }
     m
+}
+
+/// A tree's manifest (see [`manifest`]).
+pub fn lines(tree: &Tree) -> BTreeMap<String, String> {
+    use sha2::{Digest, Sha256};
+    tree.iter()
+        .map(|(k, e)| {
+            let extra = match &e.data {
+                Some(d) => Sha256::digest(d)
+                    .iter()
+                    .map(|b| format!("{b:02x}"))
+                    .collect(),
+                None => e.extra.clone(),
+            };
+            let mut line = format!("{} {extra}", e.head);
+            if let Some(t) = &e.mtime {
+                line.push_str(&format!(" mtime={t}"));
+            }
+            (k.clone(), line)
+        })
+        .collect()
+}
+
+/// What a tree holds, per relative path: type, permission bits, size,
+/// link count, owner, symlink target, content hash; `times` adds the
+/// modification time (nanoseconds). `lost+found` is left out.
+pub fn manifest(root: &Path, times: bool) -> BTreeMap<String, String> {
+    lines(&tree(root, times))
 }
 
 /// The differences of two manifests, for a readable failure.

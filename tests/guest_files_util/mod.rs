@@ -36,14 +36,20 @@ pub struct Outcome {
 }
 
 /// A loop device mounted on a given directory; unmounted and detached on
-/// drop.
+/// drop. It holds `common::mount_lock()` from before the attach to after
+/// the detach, and only then: the rest of a case (copies, ebsim's
+/// applets, fsck) runs unlocked, beside another test's mount. (The lock is
+/// a flock on a fresh descriptor, so a test must not hold it itself while
+/// making one of these.)
 pub struct MountAt {
     dev: String,
     dir: PathBuf,
+    _lock: nix::fcntl::Flock<std::fs::File>,
 }
 
 impl MountAt {
     pub fn new(img: &Path, dir: &Path, opts: &str) -> MountAt {
+        let lock = crate::common::mount_lock();
         let o = run(Command::new("losetup").args(["-f", "--show"]).arg(img));
         assert!(o.status.success(), "losetup: {}", stderr(&o));
         let dev = stdout(&o).trim().to_string();
@@ -55,11 +61,14 @@ impl MountAt {
         MountAt {
             dev,
             dir: dir.to_path_buf(),
+            _lock: lock,
         }
     }
 }
 
 impl Drop for MountAt {
+    // The fields (the lock) are dropped after this: the lock is released
+    // once the device is gone.
     fn drop(&mut self) {
         let _ = Command::new("umount").arg(&self.dir).output();
         crate::common::detach_loop(&self.dev);
@@ -67,10 +76,10 @@ impl Drop for MountAt {
 }
 
 /// The manifest of a tree: one line per entry, sorted by path: type,
-/// mode, uid, gid, links, and the size and SHA-256 (regular files, with
-/// st_blocks) or the target (symlinks).
+/// mode, uid, gid, links, and the size and a SHA-256 of the contents
+/// (regular files, with st_blocks; `common::raw_content_hash`: equal
+/// exactly when the bytes are) or the target (symlinks).
 pub fn manifest(root: &Path) -> String {
-    use sha2::{Digest, Sha256};
     let mut lines = Vec::new();
     let mut stack = vec![root.to_path_buf()];
     while let Some(d) = stack.pop() {
@@ -97,11 +106,11 @@ pub fn manifest(root: &Path) -> String {
                 let t = std::fs::read_link(&p).unwrap();
                 lines.push(format!("{head} -> {}", t.display()));
             } else if ft.is_file() {
-                let data = std::fs::read(&p).unwrap();
-                let h: String = Sha256::digest(&data)
-                    .iter()
-                    .map(|b| format!("{b:02x}"))
-                    .collect();
+                // The contents' hash reads only the data the filesystem
+                // reports (SEEK_DATA): a full-disk case's 1 GiB
+                // preallocated filler (unwritten extents, zeros) is not
+                // read and hashed at every case.
+                let h = crate::common::raw_content_hash(&p);
                 lines.push(format!(
                     "{head} size {} blocks {} sha {}",
                     m.len(),
