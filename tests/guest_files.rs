@@ -128,7 +128,6 @@ fn ls_options() {
     {
         return;
     }
-    let _lock = common::mount_lock();
     let r = Rig::new(1, LS_FIXTURE);
     let m = r.m();
     let m = m.as_str();
@@ -143,7 +142,6 @@ fn ls_options_on_xfs() {
     {
         return;
     }
-    let _lock = common::mount_lock();
     let r = Rig::on(Fs::Xfs, 1, LS_FIXTURE);
     let m = r.m();
     let m = m.as_str();

@@ -67,16 +67,47 @@ pub fn require_mount() -> bool {
 /// A process-wide and cross-process lock serializing tests that use loop
 /// devices and mounts (cargo runs tests in parallel, and several test
 /// binaries may run at once). Held until dropped.
-pub fn mount_lock() -> nix::fcntl::Flock<std::fs::File> {
+///
+/// The lock is a flock on a fresh descriptor, so a thread that takes it
+/// again while holding it would wait for itself forever: that panics
+/// instead, naming the mistake.
+pub fn mount_lock() -> MountLock {
+    HELD.with(|held| {
+        assert!(
+            !held.get(),
+            "mount_lock() taken twice by one thread: it would wait for itself \
+             (a helper that mounts takes the lock; do not hold it around it)"
+        );
+    });
     let f = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
         .write(true)
         .open("/tmp/ebsim-mount.lock")
         .expect("open /tmp/ebsim-mount.lock");
-    nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusive)
+    let flock = nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusive)
         .map_err(|(_, e)| e)
-        .expect("flock /tmp/ebsim-mount.lock")
+        .expect("flock /tmp/ebsim-mount.lock");
+    HELD.with(|held| held.set(true));
+    MountLock { _flock: flock }
+}
+
+thread_local! {
+    /// Whether this thread holds [`mount_lock`].
+    static HELD: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// [`mount_lock`]'s guard.
+pub struct MountLock {
+    _flock: nix::fcntl::Flock<std::fs::File>,
+}
+
+impl Drop for MountLock {
+    fn drop(&mut self) {
+        // Only the taking thread drops it in these tests; a guard moved
+        // to another thread would clear that thread's flag, harmlessly.
+        HELD.with(|held| held.set(false));
+    }
 }
 
 /// Runs a command, returning its output; panics if it cannot start.

@@ -44,7 +44,7 @@ pub struct Outcome {
 pub struct MountAt {
     dev: String,
     dir: PathBuf,
-    _lock: nix::fcntl::Flock<std::fs::File>,
+    _lock: crate::common::MountLock,
 }
 
 impl MountAt {
