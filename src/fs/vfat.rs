@@ -427,20 +427,23 @@ impl Write for SparseStream {
 
 impl Seek for SparseStream {
     fn seek(&mut self, to: SeekFrom) -> std::io::Result<u64> {
-        let new = match to {
-            SeekFrom::Start(p) => Some(p),
-            SeekFrom::End(d) => self.len.checked_add_signed(d),
-            SeekFrom::Current(d) => self.pos.checked_add_signed(d),
-        };
-        let Some(p) = new else {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::InvalidInput,
-                "seek before the start",
-            ));
-        };
-        self.pos = p;
-        Ok(p)
+        self.pos = seek_target(self.pos, self.len, to)?;
+        Ok(self.pos)
     }
+}
+
+/// Where a `seek(to)` from `pos` in a stream of `len` bytes lands (the
+/// streams `fatfs` works on; past the end is allowed, before the start is
+/// not).
+pub(crate) fn seek_target(pos: u64, len: u64, to: SeekFrom) -> std::io::Result<u64> {
+    let new = match to {
+        SeekFrom::Start(p) => Some(p),
+        SeekFrom::End(d) => len.checked_add_signed(d),
+        SeekFrom::Current(d) => pos.checked_add_signed(d),
+    };
+    new.ok_or_else(|| {
+        std::io::Error::new(std::io::ErrorKind::InvalidInput, "seek before the start")
+    })
 }
 
 impl BlockDevice for SparseStream {

@@ -249,19 +249,8 @@ impl<D: BlockDevice> Write for Stream<'_, D> {
 
 impl<D: BlockDevice> Seek for Stream<'_, D> {
     fn seek(&mut self, to: SeekFrom) -> std::io::Result<u64> {
-        let new = match to {
-            SeekFrom::Start(p) => Some(p),
-            SeekFrom::End(d) => self.ov.size().checked_add_signed(d),
-            SeekFrom::Current(d) => self.pos.checked_add_signed(d),
-        };
-        let Some(p) = new else {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::InvalidInput,
-                "seek before the start",
-            ));
-        };
-        self.pos = p;
-        Ok(p)
+        self.pos = vfat::seek_target(self.pos, self.ov.size(), to)?;
+        Ok(self.pos)
     }
 }
 
