@@ -739,6 +739,14 @@ impl<D: BlockDevice> FatFiles<D> {
         self.attr_of(&inner.ov, ino, raw.as_ref())
     }
 
+    /// EROFS on a read-only mount (every change checks this first).
+    fn writable(&self) -> NodeResult<()> {
+        if self.read_only {
+            return Err(ErrorKind::ReadOnly.into());
+        }
+        Ok(())
+    }
+
     /// Runs a change through `fatfs` at `ctx.now`, then puts the `.` and
     /// `..` entries right when `dirs` says directories changed.
     fn change<R>(
@@ -748,9 +756,7 @@ impl<D: BlockDevice> FatFiles<D> {
         dirs: bool,
         f: impl FnOnce(&fatfs::FileSystem<Stream<'_, D>>) -> std::io::Result<R>,
     ) -> NodeResult<R> {
-        if self.read_only {
-            return Err(ErrorKind::ReadOnly.into());
-        }
+        self.writable()?;
         NOW.with(|n| n.set(ctx.now.sec));
         let r = {
             let stream = Stream {
@@ -913,9 +919,7 @@ impl<D: BlockDevice + Send> FileSystem for FatFiles<D> {
         _perm: u16,
         _rdev: u32,
     ) -> NodeResult<Attr> {
-        if self.read_only {
-            return Err(ErrorKind::ReadOnly.into());
-        }
+        self.writable()?;
         if kind != FileType::Regular {
             return Err(ErrorKind::NotPermitted.into());
         }
@@ -933,9 +937,7 @@ impl<D: BlockDevice + Send> FileSystem for FatFiles<D> {
     }
 
     fn mkdir(&mut self, ctx: Ctx, dir: Ino, name: &[u8], _perm: u16) -> NodeResult<Attr> {
-        if self.read_only {
-            return Err(ErrorKind::ReadOnly.into());
-        }
+        self.writable()?;
         let name = check_name(name)?;
         let mut inner = self.lock();
         let p = self.child(&inner, dir, name.as_bytes())?;
@@ -961,9 +963,7 @@ impl<D: BlockDevice + Send> FileSystem for FatFiles<D> {
     }
 
     fn unlink(&mut self, ctx: Ctx, dir: Ino, name: &[u8]) -> NodeResult<()> {
-        if self.read_only {
-            return Err(ErrorKind::ReadOnly.into());
-        }
+        self.writable()?;
         let mut inner = self.lock();
         let p = self.child(&inner, dir, name)?;
         let r = self
@@ -979,9 +979,7 @@ impl<D: BlockDevice + Send> FileSystem for FatFiles<D> {
     }
 
     fn rmdir(&mut self, ctx: Ctx, dir: Ino, name: &[u8]) -> NodeResult<()> {
-        if self.read_only {
-            return Err(ErrorKind::ReadOnly.into());
-        }
+        self.writable()?;
         let mut inner = self.lock();
         let p = self.child(&inner, dir, name)?;
         let r = self
@@ -1008,9 +1006,7 @@ impl<D: BlockDevice + Send> FileSystem for FatFiles<D> {
         newname: &[u8],
         flags: RenameFlags,
     ) -> NodeResult<()> {
-        if self.read_only {
-            return Err(ErrorKind::ReadOnly.into());
-        }
+        self.writable()?;
         if flags.exchange {
             return Err(NodeError::with(
                 ErrorKind::InvalidArgument,
@@ -1091,9 +1087,7 @@ impl<D: BlockDevice + Send> FileSystem for FatFiles<D> {
     }
 
     fn write(&mut self, ctx: Ctx, ino: Ino, offset: u64, data: &[u8]) -> NodeResult<usize> {
-        if self.read_only {
-            return Err(ErrorKind::ReadOnly.into());
-        }
+        self.writable()?;
         let mut inner = self.lock();
         let p = inner.inodes.path(ino)?;
         let r = self
@@ -1154,9 +1148,7 @@ impl<D: BlockDevice + Send> FileSystem for FatFiles<D> {
             // The root has no entry to keep times in.
             return Ok(cur);
         };
-        if self.read_only {
-            return Err(ErrorKind::ReadOnly.into());
-        }
+        self.writable()?;
         if r.is_dir() {
             if attr.size.is_some() {
                 return Err(ErrorKind::IsADirectory.into());
