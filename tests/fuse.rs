@@ -282,7 +282,7 @@ fn fsx(kind: Kind, seed: u64, steps: usize) {
     if !ready() {
         return;
     }
-    let tmp = image_dir();
+    let tmp = common::big_tempdir();
     let img = tmp.path().join("fs.img");
     let mnt = tmp.path().join("mnt");
     let host = tempfile::tempdir().expect("tempdir");
@@ -420,7 +420,7 @@ fn pjd(kind: Kind) {
     if !ready() {
         return;
     }
-    let tmp = image_dir();
+    let tmp = common::big_tempdir();
     let img = tmp.path().join("fs.img");
     let mnt = tmp.path().join("mnt");
     let host = tempfile::tempdir().expect("tempdir");
@@ -664,7 +664,7 @@ fn read_only_mount_refuses_writes() {
     if !ready() {
         return;
     }
-    let tmp = image_dir();
+    let tmp = common::big_tempdir();
     let img = tmp.path().join("fs.img");
     let mnt = tmp.path().join("mnt");
     std::fs::create_dir(&mnt).expect("mkdir mnt");
@@ -716,7 +716,7 @@ fn real_tools(kind: Kind) {
     if !ready() || !require_tools(&["tar", "fallocate", "dd"]) {
         return;
     }
-    let tmp = image_dir();
+    let tmp = common::big_tempdir();
     let img = tmp.path().join("fs.img");
     let mnt = tmp.path().join("mnt");
     let host = tempfile::tempdir().expect("tempdir");
@@ -777,7 +777,7 @@ fn kill9(kind: Kind) {
     if !ready() {
         return;
     }
-    let tmp = image_dir();
+    let tmp = common::big_tempdir();
     let img = tmp.path().join("fs.img");
     let mnt = tmp.path().join("mnt");
     std::fs::create_dir(&mnt).expect("mkdir mnt");
@@ -899,7 +899,7 @@ fn mount_errors_exit_as_fuse2fs() {
     if !ready() {
         return;
     }
-    let tmp = image_dir();
+    let tmp = common::big_tempdir();
     let img = tmp.path().join("zeros.img");
     let mnt = tmp.path().join("mnt");
     std::fs::create_dir(&mnt).expect("mkdir");
@@ -928,7 +928,7 @@ fn plain_umount_commits() {
     if !ready() {
         return;
     }
-    let tmp = image_dir();
+    let tmp = common::big_tempdir();
     let img = tmp.path().join("fs.img");
     let mnt = tmp.path().join("mnt");
     std::fs::create_dir(&mnt).expect("mkdir");
@@ -1110,7 +1110,7 @@ fn sigterm_commits_and_unmounts() {
     if !ready() {
         return;
     }
-    let tmp = image_dir();
+    let tmp = common::big_tempdir();
     let img = tmp.path().join("fs.img");
     let mnt = tmp.path().join("mnt");
     std::fs::create_dir(&mnt).expect("mkdir");

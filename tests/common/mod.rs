@@ -185,8 +185,12 @@ pub fn allocated(path: &Path) -> u64 {
     std::fs::metadata(path).expect("stat").blocks() * 512
 }
 
-/// A temporary directory able to hold very large sparse files: the host's
-/// ext4 caps files at 16 TiB − 4 KiB, tmpfs does not.
+/// A temporary directory on tmpfs (`/dev/shm`) where there is one: able
+/// to hold very large sparse files (the host's ext4 caps files at 16 TiB −
+/// 4 KiB, tmpfs does not), and fast for images that a mount fsyncs often
+/// (on a busy disk every fsync through a FUSE mount reaches the image's
+/// file). Not for a test that runs growpart or resize2fs on the image
+/// through a `/dev/...` path read as a guest's device.
 pub fn big_tempdir() -> tempfile::TempDir {
     tempfile::tempdir_in("/dev/shm").unwrap_or_else(|_| tempfile::tempdir().expect("tempdir"))
 }

@@ -16,17 +16,6 @@ pub enum Kind {
     Xfs,
 }
 
-/// A scratch directory for a test's image and mount points: on tmpfs
-/// (`/dev/shm`) where there is one, since every fsync through the mount
-/// reaches the image's file, and on a busy disk those made the tests
-/// several times slower. Not for a test that runs growpart or resize2fs
-/// on the image: those read a `/dev/...` path as a guest's device. (The
-/// host directories the mount is compared with stay in the ordinary
-/// temporary directory, on a disk filesystem.)
-pub fn image_dir() -> tempfile::TempDir {
-    crate::common::big_tempdir()
-}
-
 /// A sparse image of `size` bytes with the real mkfs's filesystem.
 pub fn make_image(path: &Path, kind: Kind, size: u64) {
     let f = std::fs::File::create(path).expect("create image");
