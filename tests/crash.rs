@@ -645,6 +645,34 @@ fn sweep_growpart_mbr_with_logicals() {
     );
 }
 
+/// Catalog image `key`, and the first sector and the length in sectors of
+/// its EFI system partition.
+fn esp_of(key: &str) -> (&'static ebsim::ec2::catalog::CatalogImage, u64, u64) {
+    use ebsim::ec2::catalog::{self, FsKind};
+    let c = catalog::by_key(key).expect("catalog key");
+    let p = c
+        .layout
+        .partitions
+        .iter()
+        .find(|p| p.fs.is_some_and(|f| f.kind == FsKind::Vfat))
+        .expect("an EFI system partition");
+    let end = p.end_lba.expect("a fixed end");
+    (c, p.start_lba, end - p.start_lba + 1)
+}
+
+/// Copies the partition at `start` (`sectors` long) out of `img` into a
+/// sparse file beside it (`.esp`), for fsck.vfat and mtools.
+fn extract_esp(img: &Path, start: u64, sectors: u64) -> std::path::PathBuf {
+    let esp = img.with_extension("esp");
+    ok(Command::new("dd")
+        .arg(format!("if={}", img.display()))
+        .arg(format!("of={}", esp.display()))
+        .args(["bs=512", "conv=sparse", "status=none"])
+        .arg(format!("skip={start}"))
+        .arg(format!("count={sectors}")));
+    esp
+}
+
 /// The EFI system partition's write while catalog image `key` is built
 /// (`ec2::catalog::make_fs`, one commit through the partition's slice):
 /// the template is the built image (cut after the partition) with the
@@ -655,18 +683,8 @@ fn sweep_esp_of(key: &str) {
     if !require_tools(&["fsck.vfat", "fallocate", "dd"]) {
         return;
     }
-    use ebsim::ec2::catalog::{self, FsKind};
-    let c = catalog::by_key(key).expect("catalog key");
-    let p = c
-        .layout
-        .partitions
-        .iter()
-        .find(|p| p.fs.is_some_and(|f| f.kind == FsKind::Vfat))
-        .expect("an EFI system partition");
-    let (start, sectors) = (
-        p.start_lba,
-        p.end_lba.expect("a fixed end") - p.start_lba + 1,
-    );
+    use ebsim::ec2::catalog;
+    let (c, start, sectors) = esp_of(key);
     // Not under /dev/shm: tools read a `/dev/...` argument as the guest's.
     let d = tempfile::tempdir().expect("tempdir");
     let built = d.path().join("built.img");
@@ -693,13 +711,7 @@ fn sweep_esp_of(key: &str) {
             image_state(img) == want,
             "{key}: the clean run differs from the catalog build"
         );
-        let esp = img.with_extension("esp");
-        ok(Command::new("dd")
-            .arg(format!("if={}", img.display()))
-            .arg(format!("of={}", esp.display()))
-            .args(["bs=512", "conv=sparse", "status=none"])
-            .arg(format!("skip={start}"))
-            .arg(format!("count={sectors}")));
+        let esp = extract_esp(img, start, sectors);
         let o = run(Command::new("fsck.vfat").arg("-n").arg(&esp));
         assert!(
             o.status.success(),
@@ -729,18 +741,8 @@ fn sweep_esp_writes_of(key: &str, remove: &str) {
     if !require_tools(&["fsck.vfat", "dd"]) {
         return;
     }
-    use ebsim::ec2::catalog::{self, FsKind};
-    let c = catalog::by_key(key).expect("catalog key");
-    let p = c
-        .layout
-        .partitions
-        .iter()
-        .find(|p| p.fs.is_some_and(|f| f.kind == FsKind::Vfat))
-        .expect("an EFI system partition");
-    let (start, sectors) = (
-        p.start_lba,
-        p.end_lba.expect("a fixed end") - p.start_lba + 1,
-    );
+    use ebsim::ec2::catalog;
+    let (c, start, sectors) = esp_of(key);
     let d = tempfile::tempdir().expect("tempdir");
     let t = d.path().join("t.img");
     catalog::default_builder()
@@ -761,13 +763,7 @@ fn sweep_esp_writes_of(key: &str, remove: &str) {
     )
     .expect("write script");
     let esp_clean = |img: &Path| {
-        let esp = img.with_extension("esp");
-        ok(Command::new("dd")
-            .arg(format!("if={}", img.display()))
-            .arg(format!("of={}", esp.display()))
-            .args(["bs=512", "conv=sparse", "status=none"])
-            .arg(format!("skip={start}"))
-            .arg(format!("count={sectors}")));
+        let esp = extract_esp(img, start, sectors);
         let o = run(Command::new("fsck.vfat").arg("-n").arg(&esp));
         let _ = std::fs::remove_file(&esp);
         assert!(
@@ -794,13 +790,7 @@ fn sweep_esp_writes_of(key: &str, remove: &str) {
     let img = d.path().join("clean.img");
     copy_image(&t, &img);
     ok(&mut cmd(&img));
-    let esp = img.with_extension("esp");
-    ok(Command::new("dd")
-        .arg(format!("if={}", img.display()))
-        .arg(format!("of={}", esp.display()))
-        .args(["bs=512", "conv=sparse", "status=none"])
-        .arg(format!("skip={start}"))
-        .arg(format!("count={sectors}")));
+    let esp = extract_esp(&img, start, sectors);
     if require_tools(&["mtype"]) {
         let o = run(Command::new("mtype")
             .env("MTOOLS_SKIP_CHECK", "1")
