@@ -28,6 +28,7 @@ use super::output;
 use clap::{Args, Parser, Subcommand};
 use ebsim::fs::node::{
     Attr, Cred, Ctx, ErrorKind, FallocateMode, FileSystem, FileType, NodeError, Timespec,
+    split_rdev,
 };
 use ebsim::fs::path;
 use ebsim::imgio::copy::{self, CopyError, CopyOptions, ImageFs};
@@ -855,14 +856,6 @@ fn literal(name: &[u8]) -> String {
     String::from_utf8_lossy(name).into_owned()
 }
 
-fn major(rdev: u32) -> u32 {
-    (rdev >> 8) & 0xfff
-}
-
-fn minor(rdev: u32) -> u32 {
-    (rdev & 0xff) | ((rdev >> 12) & 0xfff00)
-}
-
 /// One entry of a listing.
 struct Entry {
     name: Vec<u8>,
@@ -1001,13 +994,13 @@ fn listing(
     let w_major = entries
         .iter()
         .filter(|e| is_dev(e))
-        .map(|e| major(e.attr.rdev).to_string().len())
+        .map(|e| split_rdev(e.attr.rdev).0.to_string().len())
         .max()
         .unwrap_or(0);
     let w_minor = entries
         .iter()
         .filter(|e| is_dev(e))
-        .map(|e| minor(e.attr.rdev).to_string().len())
+        .map(|e| split_rdev(e.attr.rdev).1.to_string().len())
         .max()
         .unwrap_or(0);
     let w_size = entries
@@ -1032,8 +1025,8 @@ fn listing(
         let size = if is_dev(e) {
             format!(
                 "{:>w_major$}, {:>w_minor$}",
-                major(e.attr.rdev),
-                minor(e.attr.rdev)
+                split_rdev(e.attr.rdev).0,
+                split_rdev(e.attr.rdev).1
             )
         } else {
             e.attr.size.to_string()
@@ -1135,8 +1128,8 @@ impl StatFields<'_> {
                 "Device: {}\tInode: {:<11} {links:<5} Device type: {},{}\n",
                 self.device,
                 a.ino,
-                major(a.rdev),
-                minor(a.rdev)
+                split_rdev(a.rdev).0,
+                split_rdev(a.rdev).1
             ));
         } else {
             s.push_str(&format!(
@@ -1183,8 +1176,8 @@ impl StatFields<'_> {
             'G' => self.names.group(a.gid).unwrap_or("UNKNOWN").into(),
             'h' => a.nlink.to_string(),
             'i' => a.ino.to_string(),
-            't' => format!("{:x}", major(a.rdev)),
-            'T' => format!("{:x}", minor(a.rdev)),
+            't' => format!("{:x}", split_rdev(a.rdev).0),
+            'T' => format!("{:x}", split_rdev(a.rdev).1),
             'x' => full_time(a.atime),
             'y' => full_time(a.mtime),
             'z' => full_time(a.ctime),

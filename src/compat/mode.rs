@@ -150,12 +150,10 @@ pub fn apply(m: &Mode, old: u16, is_dir: bool, umask: u16) -> u16 {
     }
 }
 
-/// `ls -l`'s and `stat`'s ten-character mode (gnulib's `filemodestring`):
-/// the type letter, then rwx for owner, group and others, with setuid,
-/// setgid and sticky shown as s/S, s/S and t/T.
-pub fn mode_string(kind: crate::fs::node::FileType, perm: u16) -> String {
+/// The letter `ls -l` shows first for a file of type `kind`.
+pub fn type_letter(kind: crate::fs::node::FileType) -> char {
     use crate::fs::node::FileType;
-    let t = match kind {
+    match kind {
         FileType::Regular => '-',
         FileType::Directory => 'd',
         FileType::Symlink => 'l',
@@ -163,7 +161,14 @@ pub fn mode_string(kind: crate::fs::node::FileType, perm: u16) -> String {
         FileType::BlockDevice => 'b',
         FileType::Fifo => 'p',
         FileType::Socket => 's',
-    };
+    }
+}
+
+/// `ls -l`'s and `stat`'s ten-character mode (gnulib's `filemodestring`):
+/// the type letter, then rwx for owner, group and others, with setuid,
+/// setgid and sticky shown as s/S, s/S and t/T.
+pub fn mode_string(kind: crate::fs::node::FileType, perm: u16) -> String {
+    let t = type_letter(kind);
     let bit = |m: u16, c: char| if perm & m != 0 { c } else { '-' };
     let special = |x: bool, s: bool, on: char, off: char| match (x, s) {
         (true, true) => on,

@@ -110,6 +110,15 @@ pub struct Attr {
     pub blksize: u32,
 }
 
+/// The major and minor numbers of a device number as [`Attr::rdev`] keeps
+/// it (the kernel's `new_encode_dev`: minor's low 8 bits, then 12 bits of
+/// major, then minor's upper bits), as glibc's `major`/`minor` give them.
+pub fn split_rdev(rdev: u32) -> (u32, u32) {
+    let major = (rdev >> 8) & 0xfff;
+    let minor = (rdev & 0xff) | ((rdev >> 12) & 0xfff00);
+    (major, minor)
+}
+
 /// One directory entry (never `.` or `..`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DirEntry {

@@ -32,8 +32,9 @@ use crate::cli::error::finish;
 use crate::cli::output::err;
 use ebsim::compat::date;
 use ebsim::compat::filevercmp::filevercmp;
+use ebsim::compat::mode::type_letter;
 use ebsim::compat::quote::{self, quote, quoteaf, quotef};
-use ebsim::fs::node::{FileType, NodeError, Timespec};
+use ebsim::fs::node::{FileType, NodeError, Timespec, split_rdev};
 use ebsim::guest::df::{BlockSizeError, parse_block_size};
 use ebsim::guest::human::{self, opts as hopts};
 use ebsim::guest::vfs::Stat;
@@ -935,29 +936,9 @@ fn join(dir: &[u8], name: &[u8]) -> Vec<u8> {
     p
 }
 
-fn type_char(k: FileType) -> char {
-    match k {
-        FileType::Regular => '-',
-        FileType::Directory => 'd',
-        FileType::Symlink => 'l',
-        FileType::CharDevice => 'c',
-        FileType::BlockDevice => 'b',
-        FileType::Fifo => 'p',
-        FileType::Socket => 's',
-    }
-}
-
 /// The columns text takes on a terminal.
 fn display_width(s: &[u8]) -> usize {
     String::from_utf8_lossy(s).chars().count()
-}
-
-/// glibc's `major`/`minor` of a device number as ebsim's filesystems keep
-/// it (the kernel's new encoding).
-fn split_rdev(rdev: u32) -> (u32, u32) {
-    let major = (rdev >> 8) & 0xfff;
-    let minor = (rdev & 0xff) | ((rdev >> 12) & 0xfff00);
-    (major, minor)
 }
 
 impl Ls {
@@ -1645,7 +1626,7 @@ impl Ls {
                     }
                     push(
                         &mut line,
-                        &format!("{}?????????", e.kind.map_or('?', type_char)),
+                        &format!("{}?????????", e.kind.map_or('?', type_letter)),
                     );
                     push(&mut line, &format!(" {:>nw$} ", "?", nw = w.nlink));
                     if self.o.owner {

@@ -11,7 +11,7 @@ use crate::cli::error::{AppletError, finish};
 use crate::cli::output::err;
 use ebsim::compat::date;
 use ebsim::compat::quote::{quoteaf, quotef};
-use ebsim::fs::node::{FileType, Timespec};
+use ebsim::fs::node::{FileType, Timespec, split_rdev};
 use ebsim::fs::{FsKind, StatFs};
 use ebsim::guest::vfs::Stat;
 use std::ffi::OsString;
@@ -457,13 +457,6 @@ fn fs_directive(
         other => (format!("?{other}"), false),
     };
     o.push_str(&spec.pad(&v, numeric));
-}
-
-fn split_rdev(rdev: u32) -> (u32, u32) {
-    (
-        (rdev >> 8) & 0xfff,
-        (rdev & 0xff) | ((rdev >> 12) & 0xfff00),
-    )
 }
 
 fn rdev(r: u32) -> u64 {

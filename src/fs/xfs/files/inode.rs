@@ -80,8 +80,7 @@ pub fn rdev_from_xfs(x: u32) -> u32 {
 
 /// XFS's device number (`sysv_encode_dev`) from Linux's.
 pub fn rdev_to_xfs(r: u32) -> u32 {
-    let major = (r >> 8) & 0xfff;
-    let minor = (r & 0xff) | ((r >> 12) & 0xfff00);
+    let (major, minor) = crate::fs::node::split_rdev(r);
     (major << 18) | (minor & 0x3ffff)
 }
 
