@@ -653,8 +653,10 @@ fn esp_files_inside_the_guest() {
         }
 
         // Writes: a directory, a file of 70000 random bytes, a copy
-        // renamed across directories, a file made and removed.
+        // renamed across directories, a file made and removed. They aim at
+        // /boot/efi: nothing runs unless inside the guest.
         let script = "set -e
+            hostname | grep -q '^ip-172-31-' || exit 99
             mkdir /boot/efi/EFI/test
             head -c 70000 /dev/urandom > /boot/efi/EFI/test/blob.bin
             cp /boot/efi/EFI/BOOT/BOOTX64.EFI /boot/efi/EFI/test/Shim.Copy.efi
