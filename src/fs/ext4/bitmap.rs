@@ -93,6 +93,27 @@ impl BlockSet {
         }
     }
 
+    /// Marks `range` free (cutting the runs it overlaps).
+    pub fn remove(&mut self, range: Range<u64>) {
+        if range.is_empty() {
+            return;
+        }
+        let i = self.first_run_where(|r| r.end > range.start);
+        let j = i + self.runs[i..].partition_point(|r| r.start < range.end);
+        if i == j {
+            return;
+        }
+        let (first, last) = (self.runs[i].clone(), self.runs[j - 1].clone());
+        let mut keep = Vec::with_capacity(2);
+        if first.start < range.start {
+            keep.push(first.start..range.start);
+        }
+        if last.end > range.end {
+            keep.push(range.end..last.end);
+        }
+        self.runs.splice(i..j, keep);
+    }
+
     /// True when `b` is used.
     pub fn contains(&self, b: u64) -> bool {
         self.run_at_or_after(b).is_some_and(|(s, _)| s <= b)

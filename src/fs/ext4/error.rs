@@ -203,6 +203,10 @@ pub enum GrowError {
         /// The largest size reachable within them.
         max_blocks: u64,
     },
+    /// No free block left for what has to move out of the way of the
+    /// bigger descriptor table (resize2fs's ENOSPC).
+    #[error("No space left on device")]
+    NoSpace,
     /// More group descriptors than fit in one group (resize2fs's limit).
     #[error("New size results in too many block group descriptors.")]
     TooManyDescriptors,

@@ -46,6 +46,7 @@ use super::fs::Ext4;
 use super::group_desc::{BG_BLOCK_UNINIT, BG_INODE_UNINIT, GroupDesc};
 use super::inode::{Inode, RESIZE_INO};
 use super::layout::{Allocator, GroupTables, TableList};
+use super::relocate::{self, Relocation};
 use super::resize_inode::{self, ResizeGeometry};
 use super::superblock::{STATE_ERROR, STATE_VALID, Superblock};
 use super::tables::{self, Groups};
@@ -131,12 +132,19 @@ struct GrowBody {
     dind: Option<(u64, Vec<u8>)>,
     reserved: Option<ResizeGeometry>,
     resize_inode: Option<(u64, Vec<u8>)>,
+    /// Growing past the reserve offline: what moves out of the way.
+    reloc: Option<Relocation>,
 }
 
 impl GrowBody {
     fn data(&self, sink: &mut Sink<'_>) -> Result<(), crate::blockdev::Error> {
-        tables::write_bitmaps(&self.groups, sink)?;
         let bs = u64::from(self.groups.sb.block_size());
+        if let Some(r) = &self.reloc {
+            for (b, bytes) in &r.blocks {
+                sink(b * bs, bytes)?;
+            }
+        }
+        tables::write_bitmaps(&self.groups, sink)?;
         if let Some((b, bytes)) = &self.dind {
             sink(b * bs, bytes)?;
         }
@@ -158,6 +166,7 @@ impl GrowBody {
     fn data_bytes(&self) -> u64 {
         let bs = u64::from(self.groups.sb.block_size());
         tables::bitmap_bytes(&self.groups)
+            + self.reloc.as_ref().map_or(0, |r| r.bytes(bs))
             + self.dind.as_ref().map_or(0, |(_, b)| b.len() as u64)
             + self.reserved.map_or(0, |r| r.reserved_gdt_blocks * bs)
             + self
@@ -179,6 +188,19 @@ impl WritePlan for GrowWrites {
             tables::write_super_and_gdt(&b.groups, sink)?;
         }
         Ok(())
+    }
+
+    fn discards(&self) -> Vec<Range<u64>> {
+        let mut out = self.head.discards();
+        if let Some(r) = self.body.as_ref().and_then(|b| b.reloc.as_ref()) {
+            let bs = u64::from(
+                self.body
+                    .as_ref()
+                    .map_or(4096, |b| b.groups.sb.block_size()),
+            );
+            out.extend(r.zeros.runs().map(|x| x.start * bs..x.end * bs));
+        }
+        out
     }
 }
 
@@ -604,29 +626,8 @@ fn decide<D: BlockDevice>(fs: &Ext4<D>, req: &GrowRequest) -> Result<GrowOutcome
     }
     let ng0 = sb0.group_count();
     let desc0 = sb0.desc_blocks();
-    let rsv0 = u64::from(sb0.s_reserved_gdt_blocks);
     let ng = new_blocks.saturating_sub(fdb).div_ceil(bpg);
     let desc = ng.div_ceil(sb0.descs_per_block());
-    let reserve = if sb0.has_compat(compat::RESIZE_INODE) {
-        rsv0
-    } else {
-        0
-    };
-    // Past the reserve the kernel's online resizer converts the
-    // filesystem to meta_bg; resize2fs offline would move data instead,
-    // which ebsim does not do. A meta_bg filesystem puts each new
-    // descriptor block in its new meta group: nothing to move.
-    if desc > desc0 + reserve && !req.online && !sb0.meta_bg() {
-        let max_groups = (desc0 + reserve) * sb0.descs_per_block();
-        return Err(Error::Grow(GrowError::BeyondReserve {
-            requested: new_blocks,
-            needed: desc,
-            available: desc0 + reserve,
-            desc: desc0,
-            reserved: reserve,
-            max_blocks: adjust_size(sb0, max_groups * bpg + fdb)?,
-        }));
-    }
     let stub = GrowPlan {
         old_blocks: blocks0,
         new_blocks,
@@ -674,11 +675,15 @@ fn build<D: BlockDevice>(
     // descriptor block goes to its meta group, both online and offline
     // (resize2fs's blocks_to_move has nothing to move when
     // `s_first_meta_bg` does not change).
-    let convert = desc > desc0 + reserve && !sb0.meta_bg();
+    let beyond = desc > desc0 + reserve && !sb0.meta_bg();
+    let convert = beyond && req.online;
+    // Offline, resize2fs grows the classic table in place instead, moving
+    // what is in its way (`relocate`); the reserve is used up.
+    let relocating = beyond && !req.online;
     let rsv = if convert {
         0
     } else if resize_inode {
-        (rsv0 + desc0 - desc).min(bs / 4)
+        (rsv0 + desc0).saturating_sub(desc).min(bs / 4)
     } else {
         rsv0
     };
@@ -687,6 +692,11 @@ fn build<D: BlockDevice>(
 
     // Current state.
     let mut used = load_block_map(fs)?;
+    let old_used = if relocating {
+        used.clone()
+    } else {
+        BlockSet::new()
+    };
     let inodes = load_inode_groups(fs)?;
 
     let mut sb = sb0.clone();
@@ -723,7 +733,7 @@ fn build<D: BlockDevice>(
         used.insert(first..(first + sb.base_meta_blocks(g)).min(new_blocks));
     }
 
-    let old: Vec<GroupDesc> = fs.descriptors().to_vec();
+    let mut old: Vec<GroupDesc> = fs.descriptors().to_vec();
     let mut prev = old.last().map(|d| GroupTables {
         block_bitmap: d.bg_block_bitmap,
         inode_bitmap: d.bg_inode_bitmap,
@@ -765,6 +775,21 @@ fn build<D: BlockDevice>(
             }
         }
     }
+    let reloc = if relocating {
+        Some(relocate::plan(
+            fs,
+            relocate::Input {
+                sb: &sb,
+                old_used: &old_used,
+                used: &mut alloc.used,
+                old: &mut old,
+                new_tables: &new_tables,
+                touched: &mut gets_tables,
+            },
+        )?)
+    } else {
+        None
+    };
     if convert && resize_inode {
         // The conversion frees the resize inode's double indirect block
         // (its reserved blocks were all used by descriptors by then).
@@ -806,7 +831,16 @@ fn build<D: BlockDevice>(
         dind: None,
         reserved: None,
         resize_inode: None,
+        reloc,
     };
+    if let Some(ib) = body.reloc.as_ref().and_then(|r| r.journal_blocks) {
+        // fix_sb_journal_backup: the superblock's copy of the journal
+        // inode's block map follows it.
+        let sb = &mut body.groups.sb;
+        for (i, w) in sb.s_jnl_blocks.iter_mut().take(15).enumerate() {
+            *w = crate::bytes::read_u32le(&ib, i * 4);
+        }
+    }
     if convert && resize_inode {
         // ext4_convert_meta_bg: the resize inode keeps its mode, size and
         // times and loses its blocks.
@@ -867,12 +901,23 @@ fn build<D: BlockDevice>(
         let itable0 = d0.first().map_or(0, |d| d.bg_inode_table);
         let isz = u64::from(sb.inode_size());
         let off = itable0 * bs + u64::from(RESIZE_INO - 1) * isz;
-        let ino_bytes = ino.to_bytes(RESIZE_INO, Some(sb.csum_seed()));
-        body.dind = Some((dind, rb.dind));
-        if rsv > 0 {
-            body.reserved = Some(geo);
+        if let Some(r) = body.reloc.as_mut() {
+            // The double indirect block may have moved; it ends up zeroed
+            // (no reserve left), which a hole does.
+            let new_dind = r.map_block(dind);
+            let mut ino = ino;
+            resize_inode::set_dind(&mut ino, new_dind);
+            let ino_bytes = ino.to_bytes(RESIZE_INO, Some(sb.csum_seed()));
+            r.patch_inode(fs, RESIZE_INO, &ino_bytes)?;
+            r.zero_block(new_dind);
+        } else {
+            let ino_bytes = ino.to_bytes(RESIZE_INO, Some(sb.csum_seed()));
+            body.dind = Some((dind, rb.dind));
+            if rsv > 0 {
+                body.reserved = Some(geo);
+            }
+            body.resize_inode = Some((off, ino_bytes));
         }
-        body.resize_inode = Some((off, ino_bytes));
     }
 
     // Lifetime writes: what this grow writes, in KiB.

@@ -193,6 +193,20 @@ impl Allocator {
         g: u64,
         prev: Option<GroupTables>,
     ) -> Result<GroupTables, NoSpace> {
+        self.allocate_missing(g, GroupTables::default(), prev)
+    }
+
+    /// `ext2fs_allocate_group_table` for a group some of whose tables are
+    /// already placed: a location of 0 in `have` is allocated (and marked
+    /// used), the others are kept and only steer where the next one is
+    /// looked for, as in the library (resize2fs relocating the tables that
+    /// sit where a bigger descriptor table goes).
+    pub fn allocate_missing(
+        &mut self,
+        g: u64,
+        have: GroupTables,
+        prev: Option<GroupTables>,
+    ) -> Result<GroupTables, NoSpace> {
         let fail = NoSpace { group: g };
         let group_blk = self.group_first(g);
         let last_grp = (g | (self.flex - 1)).min(self.groups - 1);
@@ -210,11 +224,16 @@ impl Allocator {
         // Block bitmap.
         let prev_block = prev.map_or(0, |p| p.block_bitmap + 1);
         let start = self.flexbg_offset(g, prev_block, rem_grps, 1);
-        let bb = self
-            .get_free(start, last_blk, 1)
-            .or_else(|| self.get_free(group_blk, last_blk, 1))
-            .ok_or(fail)?;
-        self.used.insert_block(bb);
+        let bb = if have.block_bitmap != 0 {
+            have.block_bitmap
+        } else {
+            let bb = self
+                .get_free(start, last_blk, 1)
+                .or_else(|| self.get_free(group_blk, last_blk, 1))
+                .ok_or(fail)?;
+            self.used.insert_block(bb);
+            bb
+        };
 
         // Inode bitmap.
         let prev_block = match prev {
@@ -222,11 +241,16 @@ impl Allocator {
             None => bb + table_offset,
         };
         let start = self.flexbg_offset(g, prev_block, rem_grps, 1);
-        let ib = self
-            .get_free(start, last_blk, 1)
-            .or_else(|| self.get_free(group_blk, last_blk, 1))
-            .ok_or(fail)?;
-        self.used.insert_block(ib);
+        let ib = if have.inode_bitmap != 0 {
+            have.inode_bitmap
+        } else {
+            let ib = self
+                .get_free(start, last_blk, 1)
+                .or_else(|| self.get_free(group_blk, last_blk, 1))
+                .ok_or(fail)?;
+            self.used.insert_block(ib);
+            ib
+        };
 
         // Inode table.
         let prev_block = match prev {
@@ -234,8 +258,13 @@ impl Allocator {
             None => ib + table_offset,
         };
         let start = self.flexbg_offset(g, prev_block, rem_grps, self.itb);
-        let it = self.get_free(start, last_blk, self.itb).ok_or(fail)?;
-        self.used.insert(it..it + self.itb);
+        let it = if have.inode_table != 0 {
+            have.inode_table
+        } else {
+            let it = self.get_free(start, last_blk, self.itb).ok_or(fail)?;
+            self.used.insert(it..it + self.itb);
+            it
+        };
         Ok(GroupTables {
             block_bitmap: bb,
             inode_bitmap: ib,

@@ -36,6 +36,7 @@ pub mod journal;
 pub mod layout;
 pub mod mke2fs;
 pub mod mkfs;
+mod relocate;
 pub mod resize_inode;
 pub mod statfs;
 pub mod superblock;
