@@ -215,8 +215,14 @@ struct GrowGroups {
     /// (free inodes, 1-based index of the last used inode) of old groups.
     inodes: Vec<(u64, u64)>,
     new_tables: TableList,
-    /// Bit g: group g holds a new group's bitmap or inode table.
+    /// Bit g: group g holds a new group's bitmap or inode table, or had
+    /// a block allocated or freed by the relocation: not `BLOCK_UNINIT`
+    /// before the final recount.
     gets_tables: Vec<u64>,
+    /// When resize2fs moved inode tables it flushed every initialized
+    /// bitmap before the final recount: the checksum of an empty block
+    /// bitmap, for the groups that only then become `BLOCK_UNINIT`.
+    flushed_csum: Option<u32>,
     used: BlockSet,
 }
 
@@ -263,6 +269,7 @@ impl GrowGroups {
             if gets || g == last {
                 d.bg_flags &= !BG_BLOCK_UNINIT;
             }
+            let was_init = !d.has_flag(BG_BLOCK_UNINIT);
             // Recount.
             let first = fdb + g * bpg;
             let end = (first + bpg).min(sb.s_blocks_count);
@@ -272,6 +279,14 @@ impl GrowGroups {
             d.bg_free_inodes_count = fi as u32;
             if free == bpg && g != last {
                 d.bg_flags |= BG_BLOCK_UNINIT;
+                if was_init {
+                    if let Some(c) = self.flushed_csum {
+                        // resize2fs flushed this group's (empty) bitmap
+                        // after moving inode tables, before it became
+                        // BLOCK_UNINIT.
+                        d.bg_block_bitmap_csum = c;
+                    }
+                }
             }
             if fi == ipg {
                 d.bg_flags |= BG_INODE_UNINIT;
@@ -798,14 +813,20 @@ fn build<D: BlockDevice>(
             alloc.used.remove_block(dind);
         }
     }
+    let mut reloc = reloc;
     let mut groups = GrowGroups {
         sb,
         old,
         inodes,
         new_tables,
         gets_tables,
+        flushed_csum: None,
         used: alloc.used,
     };
+    if reloc.as_ref().is_some_and(|r| r.itables_moved()) {
+        let zero = vec![0u8; (bpg / 8) as usize];
+        groups.flushed_csum = Some(tables::block_bitmap_csum(&groups.sb, &zero));
+    }
 
     // Totals.
     let mut free_blocks = 0u64;
@@ -816,9 +837,22 @@ fn build<D: BlockDevice>(
         let g1 = (g0 + tables::DESC_BATCH).min(ng);
         batch.clear();
         groups.bare(g0..g1, &mut batch);
-        for d in &batch {
+        for (i, d) in batch.iter().enumerate() {
             free_blocks += u64::from(d.bg_free_blocks_count);
             free_inodes += u64::from(d.bg_free_inodes_count);
+            let g = g0 + i as u64;
+            if let (Some(c), Some(r)) = (groups.flushed_csum, reloc.as_mut()) {
+                let touched = groups
+                    .gets_tables
+                    .get((g / 64) as usize)
+                    .is_some_and(|w| w & (1 << (g % 64)) != 0);
+                let was_init = g < ng0
+                    && (touched || !fs.descriptors()[g as usize].has_flag(BG_BLOCK_UNINIT));
+                if d.has_flag(BG_BLOCK_UNINIT) && was_init && d.bg_block_bitmap_csum == c {
+                    // That flush left an empty bitmap block.
+                    r.zero_block(d.bg_block_bitmap);
+                }
+            }
         }
         g0 = g1;
     }

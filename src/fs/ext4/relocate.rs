@@ -122,6 +122,12 @@ impl Relocation {
             .map(|i| self.moves[i].1)
     }
 
+    /// True when an inode table moved (resize2fs then flushes the new
+    /// filesystem's bitmaps before its final recount).
+    pub fn itables_moved(&self) -> bool {
+        self.itables.iter().any(|(o, n)| o != n)
+    }
+
     /// Bytes written (for `s_kbytes_written`).
     pub fn bytes(&self, bs: u64) -> u64 {
         self.blocks.len() as u64 * bs
@@ -173,6 +179,31 @@ impl Relocation {
             }
         }
         Ok(())
+    }
+}
+
+/// resize2fs's block allocator while it moves things (`get_new_block`):
+/// the first block, from where it last stopped, that neither filesystem
+/// uses.
+struct Mover<'a> {
+    used: &'a mut BlockSet,
+    touched: &'a mut Vec<u64>,
+    cursor: u64,
+    end: u64,
+    fdb: u64,
+    bpg: u64,
+}
+
+impl Mover<'_> {
+    fn next(&mut self) -> Result<u64, Error> {
+        let b = self
+            .used
+            .first_free(self.cursor, self.end)
+            .ok_or(Error::Grow(GrowError::NoSpace))?;
+        self.used.insert_block(b);
+        set_bit(self.touched, (b - self.fdb) / self.bpg);
+        self.cursor = b;
+        Ok(b)
     }
 }
 
@@ -334,16 +365,17 @@ pub(super) fn plan<D: BlockDevice>(fs: &Ext4<D>, inp: Input<'_>) -> Result<Reloc
             .collect(),
         ..Relocation::default()
     };
-    let mut cursor = fdb;
+    let mut mover = Mover {
+        used: &mut *inp.used,
+        touched: &mut *inp.touched,
+        cursor: fdb,
+        end: new_blocks,
+        fdb,
+        bpg,
+    };
     for run in to_move.runs() {
         for b in run {
-            let dst = inp
-                .used
-                .first_free(cursor, new_blocks)
-                .ok_or(Error::Grow(GrowError::NoSpace))?;
-            inp.used.insert_block(dst);
-            set_bit(inp.touched, group_of(dst));
-            cursor = dst;
+            let dst = mover.next()?;
             r.moves.push((b, dst));
         }
     }
@@ -359,7 +391,7 @@ pub(super) fn plan<D: BlockDevice>(fs: &Ext4<D>, inp: Input<'_>) -> Result<Reloc
     // inode_scan_and_fix: rewrite the references to moved blocks.
     let mut patches: Vec<(u32, Vec<u8>)> = Vec::new();
     if !r.moves.is_empty() {
-        scan_inodes(fs, &mut r, &mut patches)?;
+        scan_inodes(fs, &mut r, &mut mover, &mut patches)?;
     }
 
     // move_itables: copy each relocated inode table; free its old blocks
@@ -399,10 +431,11 @@ pub(super) fn plan<D: BlockDevice>(fs: &Ext4<D>, inp: Input<'_>) -> Result<Reloc
                     e += 1;
                 }
                 inp.used.remove(b..e);
-                for x in b..e {
-                    set_bit(inp.touched, group_of(x));
-                }
                 b = e;
+            }
+            // Every old block was freed (and the metadata marked again).
+            for x in o.inode_table..o.inode_table + itb {
+                set_bit(inp.touched, group_of(x));
             }
         }
         let d = &fs.descriptors()[g];
@@ -422,6 +455,7 @@ pub(super) fn plan<D: BlockDevice>(fs: &Ext4<D>, inp: Input<'_>) -> Result<Reloc
 fn scan_inodes<D: BlockDevice>(
     fs: &Ext4<D>,
     r: &mut Relocation,
+    mover: &mut Mover<'_>,
     patches: &mut Vec<(u32, Vec<u8>)>,
 ) -> Result<(), Error> {
     let sb = fs.superblock();
@@ -447,7 +481,7 @@ fn scan_inodes<D: BlockDevice>(
                 if ino == RESIZE_INO || read_u16le(raw, 0x1A) == 0 {
                     continue;
                 }
-                if let Some(new) = fix_inode(fs, r, ino, raw, seed)? {
+                if let Some(new) = fix_inode(fs, r, mover, ino, raw, seed)? {
                     if ino == JOURNAL_INO {
                         let mut ib = [0u8; 60];
                         ib.copy_from_slice(&new[0x28..0x64]);
@@ -471,6 +505,7 @@ const EXT4_INLINE_DATA_FL: u32 = 0x1000_0000;
 fn fix_inode<D: BlockDevice>(
     fs: &Ext4<D>,
     r: &mut Relocation,
+    mover: &mut Mover<'_>,
     ino: u32,
     raw: &[u8],
     seed: Option<u32>,
@@ -503,36 +538,38 @@ fn fix_inode<D: BlockDevice>(
     let generation = read_u32le(raw, 0x64);
     let tree_seed = seed.map(|s| inode_seed(s, ino, generation));
     let mut tree = Tree::read(fs, ino, raw)?;
-    if !tree.remap(r, ino)? {
+    if !tree.remap(r, mover, ino)? {
         return Ok(None);
     }
     let bs = u64::from(sb.block_size());
     let mut i_block = [0u8; 60];
-    i_block.copy_from_slice(&raw[0x28..0x64]);
-    for node in &tree.nodes {
+    for node in &mut tree.nodes {
+        if node.loc.is_none() {
+            node.render();
+            i_block.copy_from_slice(&node.buf[..60]);
+            continue;
+        }
         if !node.changed {
             continue;
         }
-        match node.loc {
-            None => node.render(&mut i_block),
-            Some(b) => {
-                let mut buf = match r.blocks.get(&b) {
-                    Some(c) => c.clone(),
-                    None => fs.read_block(node.read_from)?,
-                };
-                node.render(&mut buf);
-                if let Some(s) = tree_seed {
-                    let tail = (12 + 12 * ((bs - 12) / 12)) as usize;
-                    let c = super::checksum::crc32c_raw(s, &buf[..tail]);
-                    write_u32le(&mut buf, tail, c);
-                }
-                r.zeros.remove(b..b + 1);
-                r.blocks.insert(b, buf);
+        node.render();
+        if let Some(s) = tree_seed {
+            let tail = (12 + 12 * ((bs - 12) / 12)) as usize;
+            if let Some(head) = node.buf.get(..tail) {
+                let c = super::checksum::crc32c_raw(s, head);
+                write_u32le(&mut node.buf, tail, c);
             }
+        }
+        if let Some(b) = node.loc {
+            r.zeros.remove(b..b + 1);
+            r.blocks.insert(b, node.buf.clone());
         }
     }
     let mut ino_s = Inode::from_bytes(raw);
     ino_s.i_block = i_block;
+    // ext2fs_iblk_add_blocks: one block (in 512-byte units) per tree block
+    // a split added.
+    ino_s.i_blocks += tree.added * (bs / 512);
     Ok(Some(ino_s.to_bytes(ino, seed)))
 }
 
@@ -616,8 +653,9 @@ struct Ext {
 struct Node {
     /// Tree block (None: the inode's root).
     loc: Option<u64>,
-    /// Where its bytes are read from (the old location).
-    read_from: u64,
+    /// Its bytes (60 for the root, a block otherwise); entries are
+    /// rendered over them, the rest kept as it was.
+    buf: Vec<u8>,
     depth: u16,
     max: u16,
     /// Leaf extents, or index entries (lblk, pblk = child, len unused).
@@ -629,12 +667,17 @@ struct Node {
 }
 
 impl Node {
-    /// Writes the header's entry count and the entries into `b` (the
-    /// 60-byte root or a tree block), keeping everything else.
-    fn render(&self, b: &mut [u8]) {
+    /// Writes the header's entry count and depth and the entries over
+    /// `buf`, keeping everything else.
+    fn render(&mut self) {
+        let b = &mut self.buf;
         write_u16le(b, 2, self.entries.len() as u16);
+        write_u16le(b, 6, self.depth);
         for (i, e) in self.entries.iter().enumerate() {
             let o = 12 + 12 * i;
+            if o + 12 > b.len() {
+                break;
+            }
             write_u32le(b, o, (e.lblk & 0xFFFF_FFFF) as u32);
             if self.depth == 0 {
                 let len = if e.uninit { e.len + 32768 } else { e.len };
@@ -644,6 +687,7 @@ impl Node {
             } else {
                 write_u32le(b, o + 4, (e.pblk & 0xFFFF_FFFF) as u32);
                 write_u16le(b, o + 8, ((e.pblk >> 32) & 0xFFFF) as u16);
+                write_u16le(b, o + 10, 0);
             }
         }
     }
@@ -654,10 +698,19 @@ struct Tree {
     nodes: Vec<Node>,
     /// Leaf node ids in logical order.
     leaves: Vec<usize>,
+    /// Tree blocks added by splits.
+    added: u64,
+    bs: u64,
 }
 
 const EXT_INIT_MAX_LEN: u64 = 32768;
 const EXT_UNINIT_MAX_LEN: u64 = 32767;
+
+fn split_refused(ino: u32) -> Error {
+    unsupported(format!(
+        "moving blocks of inode {ino} would split a full extent tree block; ebsim's resize2fs splits only the tree's root in the inode"
+    ))
+}
 
 impl Tree {
     fn read<D: BlockDevice>(fs: &Ext4<D>, ino: u32, raw: &[u8]) -> Result<Tree, Error> {
@@ -667,6 +720,8 @@ impl Tree {
         let mut t = Tree {
             nodes: Vec::new(),
             leaves: Vec::new(),
+            added: 0,
+            bs,
         };
         let mut seen = HashSet::new();
         // A node to read: its bytes, tree block, parent entry and the
@@ -687,7 +742,7 @@ impl Tree {
             let id = t.nodes.len();
             let mut node = Node {
                 loc,
-                read_from: loc.unwrap_or(0),
+                buf: Vec::new(),
                 depth,
                 max,
                 entries: Vec::with_capacity(usize::from(entries)),
@@ -730,6 +785,7 @@ impl Tree {
                     });
                 }
             }
+            node.buf = b;
             t.nodes.push(node);
             if depth == 0 {
                 t.leaves.push(id);
@@ -762,7 +818,7 @@ impl Tree {
     /// Applies the moves as `ext2fs_block_iterate3` does: index entries
     /// first, then leaf blocks one by one through `set_bmap`. True when
     /// anything changed.
-    fn remap(&mut self, r: &Relocation, ino: u32) -> Result<bool, Error> {
+    fn remap(&mut self, r: &Relocation, mover: &mut Mover<'_>, ino: u32) -> Result<bool, Error> {
         let mut changed = false;
         for id in 0..self.nodes.len() {
             let kids = self.nodes[id].children.clone();
@@ -785,7 +841,7 @@ impl Tree {
         for e in original {
             for j in 0..e.len {
                 if let Some(n) = r.moved(e.pblk + j) {
-                    self.set_bmap(e.lblk + j, n, e.uninit, ino)?;
+                    self.set_bmap(e.lblk + j, n, e.uninit, mover, ino)?;
                     changed = true;
                 }
             }
@@ -856,12 +912,67 @@ impl Tree {
         }
     }
 
-    fn insert(&mut self, li: usize, at: usize, e: Ext, ino: u32) -> Result<(), Error> {
+    /// `extent_node_split` of a root that is a full leaf: every entry moves
+    /// to a new tree block (from resize2fs's allocator, zeroed, header
+    /// copied with the block's capacity), and the root becomes one index
+    /// entry to it, one level up; the root's other entry slots keep their
+    /// old bytes.
+    fn split_root(&mut self, li: usize, mover: &mut Mover<'_>, ino: u32) -> Result<(), Error> {
+        let id = self.leaves[li];
+        if self.nodes[id].loc.is_some() || self.nodes[id].depth != 0 {
+            return Err(split_refused(ino));
+        }
+        let pblk = mover.next()?;
+        self.added += 1;
+        let root = &mut self.nodes[id];
+        root.render();
+        let mut buf = vec![0u8; self.bs as usize];
+        buf[..12].copy_from_slice(&root.buf[..12]);
+        let per = ((self.bs - 12) / 12) as u16;
+        write_u16le(&mut buf, 4, per);
+        let entries = std::mem::take(&mut root.entries);
+        let first = entries.first().map_or(0, |e| e.lblk);
+        let leaf = Node {
+            loc: Some(pblk),
+            buf,
+            depth: 0,
+            max: per,
+            entries,
+            children: Vec::new(),
+            parent: Some((id, 0)),
+            changed: true,
+        };
+        let new_id = self.nodes.len();
+        self.nodes.push(leaf);
+        let root = &mut self.nodes[id];
+        root.depth = 1;
+        root.entries = vec![Ext {
+            lblk: first,
+            len: 0,
+            pblk,
+            uninit: false,
+        }];
+        root.children = vec![new_id];
+        root.changed = true;
+        self.leaves[li] = new_id;
+        Ok(())
+    }
+
+    fn insert(
+        &mut self,
+        li: usize,
+        at: usize,
+        e: Ext,
+        mover: &mut Mover<'_>,
+        ino: u32,
+    ) -> Result<(), Error> {
         let id = self.leaves[li];
         if self.nodes[id].entries.len() >= usize::from(self.nodes[id].max) {
-            return Err(unsupported(format!(
-                "moving blocks of inode {ino} would split a full extent tree node; ebsim's resize2fs does not grow extent trees"
-            )));
+            self.split_root(li, mover, ino)?;
+        }
+        let id = self.leaves[li];
+        if self.nodes[id].entries.len() >= usize::from(self.nodes[id].max) {
+            return Err(split_refused(ino));
         }
         self.nodes[id].entries.insert(at, e);
         self.nodes[id].changed = true;
@@ -877,6 +988,7 @@ impl Tree {
         logical: u64,
         physical: u64,
         uninit: bool,
+        mover: &mut Mover<'_>,
         ino: u32,
     ) -> Result<(), Error> {
         let Some(pos) = self.find(logical) else {
@@ -919,7 +1031,7 @@ impl Tree {
                         },
                     );
                 }
-                _ => self.insert(li, i + 1, new, ino)?,
+                _ => self.insert(li, i + 1, new, mover, ino)?,
             }
             let mut c = cur;
             c.len -= 1;
@@ -934,16 +1046,10 @@ impl Tree {
                         && uninit == p.uninit
                         && p.len < max_len - 1 =>
                 {
-                    self.set(
-                        pp,
-                        Ext {
-                            len: p.len + 1,
-                            ..p
-                        },
-                    );
+                    self.set(pp, Ext { len: p.len + 1, ..p });
                 }
                 _ => {
-                    self.insert(li, i, new, ino)?;
+                    self.insert(li, i, new, mover, ino)?;
                     at = (li, i + 1);
                 }
             }
@@ -955,23 +1061,17 @@ impl Tree {
             };
             self.set(at, c);
         } else {
-            // The middle: split in three.
-            let id = self.leaves[li];
-            if self.nodes[id].entries.len() + 2 > usize::from(self.nodes[id].max) {
-                return Err(unsupported(format!(
-                    "moving blocks of inode {ino} would split a full extent tree node; ebsim's resize2fs does not grow extent trees"
-                )));
-            }
+            // The middle: shorten, then the new block, then the rest.
             let head = logical - cur.lblk;
             self.set(pos, Ext { len: head, ..cur });
-            self.insert(li, i + 1, new, ino)?;
+            self.insert(li, i + 1, new, mover, ino)?;
             let tail = Ext {
                 lblk: logical + 1,
                 pblk: cur.pblk + head + 1,
                 len: cur.len - head - 1,
                 uninit: cur.uninit,
             };
-            self.insert(li, i + 2, tail, ino)?;
+            self.insert(li, i + 2, tail, mover, ino)?;
         }
         Ok(())
     }
