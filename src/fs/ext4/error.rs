@@ -207,6 +207,12 @@ pub enum GrowError {
     /// bigger descriptor table (resize2fs's ENOSPC).
     #[error("No space left on device")]
     NoSpace,
+    /// The resize inode's double indirect block had to move past the old
+    /// end of the filesystem: resize2fs 1.47.0 then fails walking that
+    /// inode with the old size's bounds (after it started writing; ebsim
+    /// refuses before).
+    #[error("Illegal doubly indirect block found")]
+    BadDindBlock,
     /// More group descriptors than fit in one group (resize2fs's limit).
     #[error("New size results in too many block group descriptors.")]
     TooManyDescriptors,

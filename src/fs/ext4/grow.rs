@@ -939,6 +939,9 @@ fn build<D: BlockDevice>(
             // The double indirect block may have moved; it ends up zeroed
             // (no reserve left), which a hole does.
             let new_dind = r.map_block(dind);
+            if new_dind >= blocks0 {
+                return Err(Error::Grow(GrowError::BadDindBlock));
+            }
             let mut ino = ino;
             resize_inode::set_dind(&mut ino, new_dind);
             let ino_bytes = ino.to_bytes(RESIZE_INO, Some(sb.csum_seed()));
