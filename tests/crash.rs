@@ -394,6 +394,65 @@ fn sweep_online_grow_converting_to_meta_bg() {
     );
 }
 
+/// The offline grow past the reserved GDT blocks (resize2fs's
+/// relocation): a 64 MiB ext4 of 1 KiB blocks with room for 256 MiB (2
+/// descriptor blocks, 1 reserved) and files written by debugfs grows to
+/// 5 GiB: 40 descriptor blocks, so the bitmaps and group 0's inode table
+/// after the reserve move, and the directories and files they land on
+/// with them.
+#[test]
+fn sweep_resize2fs_relocating_past_the_reserve() {
+    let Some((d, t)) = scratch() else {
+        return;
+    };
+    sparse(&t, 64 * M);
+    ok(tool("mkfs.ext4")
+        .env("E2FSPROGS_FAKE_TIME", FAKE_TIME)
+        .args(["-q", "-F", "-b", "1024", "-U", UUID, "-E"])
+        .arg(format!("hash_seed={HASH_SEED},resize=262144"))
+        .arg(&t));
+    let dir = d.path().join("files");
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    let mut script = String::from("mkdir sub\n");
+    for (i, n) in [300_000usize, 70_000, 5, 2_000_000].iter().enumerate() {
+        let f = dir.join(format!("f{i}"));
+        std::fs::write(&f, noise(i as u64 + 11, *n)).expect("write");
+        script.push_str(&format!("write {} f{i}\n", f.display()));
+        script.push_str(&format!("write {} sub/g{i}\n", f.display()));
+    }
+    let s = dir.join("script");
+    std::fs::write(&s, script).expect("script");
+    ok(tool("debugfs")
+        .env("E2FSPROGS_FAKE_TIME", FAKE_TIME)
+        .arg("-w")
+        .arg("-f")
+        .arg(&s)
+        .arg(&t));
+    set_len(&t, 5120 * M);
+    // A clean run relocates: the classic table grows in place.
+    let probe = d.path().join("probe.img");
+    copy_image(&t, &probe);
+    ok(&mut resize2fs_cmd("5G")(&probe));
+    let dump = ok(tool("dumpe2fs").arg(&probe));
+    assert!(
+        dump.contains("Primary superblock at 1, Group descriptors at 2-41\n")
+            && !dump.contains("Inode table at 20-531")
+            && !dump.contains("Reserved GDT blocks at")
+            && !dump.contains(" meta_bg"),
+        "{dump}"
+    );
+    e2fsck_clean(&probe);
+    std::fs::remove_file(&probe).expect("rm");
+    let r = sweep(
+        "resize2fs relocating past the reserve",
+        &t,
+        &resize2fs_cmd("5G"),
+        Some(&e2fsck_clean),
+        &e2fsck_clean,
+    );
+    assert!(r.writes > 10, "{} write steps", r.writes);
+}
+
 #[test]
 fn sweep_resize2fs_shortening_the_file() {
     let Some((d, t)) = scratch() else {

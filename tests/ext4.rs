@@ -478,31 +478,14 @@ fn resize2fs_messages_and_quirks() {
     assert_metadata_equal(&real, &ours, "-f after mount");
 }
 
-/// Growth that needs more descriptor blocks than are reserved, and
-/// shrinking, are refused with the limit named and nothing written.
+/// Shrinking is refused, nothing written.
 #[test]
-fn resize2fs_refuses_beyond_reserve_and_shrink() {
+fn resize2fs_refuses_shrink() {
     let dir = tempfile::tempdir().expect("tempdir");
     let img = dir.path().join("img");
     sparse_file(&img, GIB);
     ebsim_mkfs(&img, &[]);
-    // 1G has 1 descriptor block + 127 reserved: 128 × 64 groups = 1 TiB.
-    std::fs::OpenOptions::new()
-        .write(true)
-        .open(&img)
-        .expect("open")
-        .set_len(2 * TIB)
-        .expect("grow");
     let before = image_digest(&img);
-    let o = resize2fs(true, &img, &[]);
-    assert_eq!(o.status.code(), Some(1));
-    let e = stderr(&o);
-    assert!(
-        e.contains("needs 256 group descriptor blocks") && e.contains("128"),
-        "{e}"
-    );
-    assert!(e.contains("up to 268435456 blocks"), "{e}");
-    assert_eq!(image_digest(&img), before);
     let o = resize2fs_to(true, &img, "100M");
     assert_eq!(o.status.code(), Some(1));
     assert!(
@@ -511,9 +494,6 @@ fn resize2fs_refuses_beyond_reserve_and_shrink() {
         stderr(&o)
     );
     assert_eq!(image_digest(&img), before);
-    // Exactly at the limit works.
-    let o = resize2fs_to(true, &img, "1T");
-    assert!(o.status.success(), "{}", stderr(&o));
 }
 
 // ------------------------------------------------------------------------
@@ -907,18 +887,6 @@ fn online_grow_past_reserve(from: u64, to: u64) {
         image_file: false,
         now: 1_700_000_500,
     };
-    // Offline, the same grow is refused (resize2fs would move data).
-    assert!(matches!(
-        ext4::grow::plan(
-            &fs,
-            &ext4::grow::GrowRequest {
-                online: false,
-                force: true,
-                ..req
-            }
-        ),
-        Err(Error::Grow(ext4::GrowError::BeyondReserve { .. }))
-    ));
     let ext4::grow::GrowOutcome::Grow(plan) = ext4::grow::plan(&fs, &req).expect("plan") else {
         panic!("nothing to do")
     };
@@ -997,4 +965,254 @@ fn grow_online_8g_to_9t_converts_to_meta_bg() {
 #[test]
 fn grow_online_1t_to_16t_minus_4k_converts_to_meta_bg() {
     online_grow_past_reserve(TIB, 16 * TIB - BS);
+}
+
+// ------------------------------------------------------------------------
+// offline grow past the reserved GDT blocks: resize2fs's relocation
+
+/// Grows copies of `src` (in `dir`) to `to` bytes with real resize2fs and
+/// ebsim: same exit code, stdout and stderr; the whole dumpe2fs (every
+/// group) equal but for the lifetime-writes statistic; every non-hole
+/// block equal; e2fsck clean; no more allocated than real; the files of
+/// `tree` read back by ebsim's reader. Removes both copies.
+fn relocating_differential(
+    dir: &Path,
+    src: &Path,
+    to: u64,
+    tree: Option<&Path>,
+    after: Option<&dyn Fn(&Path)>,
+    what: &str,
+) {
+    std::fs::create_dir_all(dir.join("real")).expect("mkdir");
+    std::fs::create_dir_all(dir.join("ebsim")).expect("mkdir");
+    let real = dir.join("real/img");
+    let ours = dir.join("ebsim/img");
+    common::sparse_copy(src, &real);
+    common::sparse_copy(src, &ours);
+    for p in [&real, &ours] {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(p)
+            .expect("open")
+            .set_len(to)
+            .expect("grow file");
+    }
+    let (r, o) = std::thread::scope(|s| {
+        let a = s.spawn(|| resize2fs(false, &real, &[]));
+        let b = s.spawn(|| resize2fs(true, &ours, &[]));
+        (
+            a.join().expect("resize2fs thread"),
+            b.join().expect("resize2fs thread"),
+        )
+    });
+    assert_eq!(
+        o.status.code(),
+        r.status.code(),
+        "{what}: exit code; {}",
+        stderr(&o)
+    );
+    assert_eq!(stdout(&o), stdout(&r), "{what}: stdout");
+    assert_eq!(stderr(&o), stderr(&r), "{what}: stderr");
+    let head = dumpe2fs(&ours, true);
+    assert!(
+        head.contains("resize_inode") == dumpe2fs(src, true).contains("resize_inode")
+            && !head.contains("Reserved GDT blocks")
+            && !head.contains(" meta_bg"),
+        "{what}: the classic table grew in place\n{head}"
+    );
+    // e2fsck of 64 TiB takes most of a minute and a half: it runs beside
+    // the two dumpe2fs and the block comparison.
+    let n = std::thread::scope(|s| {
+        let fsck = s.spawn(|| assert_fsck_clean(&ours));
+        let r = s.spawn(|| dumpe2fs(&real, false));
+        let o = s.spawn(|| dumpe2fs(&ours, false));
+        let n = assert_metadata_equal(&real, &ours, what);
+        let (r, o) = (
+            r.join().expect("dumpe2fs thread"),
+            o.join().expect("dumpe2fs thread"),
+        );
+        assert_dumpe2fs_equal(&r, &o, what);
+        fsck.join().expect("e2fsck thread");
+        n
+    });
+    let (a, b) = (allocated(&real), allocated(&ours));
+    assert!(b <= a, "{what}: ebsim allocated {b} bytes, real {a}");
+    if let Some(t) = tree {
+        let files = assert_tree_matches(&ours, t);
+        assert!(files > 60, "{what}: only {files} entries checked");
+    }
+    if let Some(f) = after {
+        f(&ours);
+    }
+    eprintln!("{what}: {n} blocks identical; allocated real {a} ebsim {b}");
+    std::fs::remove_file(&real).expect("rm");
+    std::fs::remove_file(&ours).expect("rm");
+}
+
+/// A fresh 8 GiB filesystem grown to 9, 20 and 64 TiB: the descriptor
+/// table (1152, 2560, 8192 blocks) overruns the 1 + 1023 reserved ones, so
+/// the block and inode bitmaps and the first inode tables move, and the
+/// root directory, lost+found and the resize inode's block with them
+/// (tmpfs: the host's ext4 holds files up to 16 TiB − 4 KiB).
+#[test]
+fn grow_past_reserve_8g_to_9t_20t_64t() {
+    if !require_tools(TOOLS) {
+        return;
+    }
+    let dir = common::big_tempdir();
+    let src = dir.path().join("src.img");
+    sparse_file(&src, 8 * GIB);
+    real_mkfs(&src, &[]);
+    for to in [9 * TIB, 20 * TIB, 64 * TIB] {
+        relocating_differential(dir.path(), &src, to, None, None, &format!("8G -> {to}"));
+    }
+}
+
+/// 1 GiB to 2 TiB (256 descriptor blocks for 1 + 127), and a filesystem
+/// made without resize_inode whose grow needs a second descriptor block.
+#[test]
+fn grow_past_reserve_1g_to_2t_and_without_resize_inode() {
+    if !require_tools(TOOLS) {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let src = dir.path().join("src.img");
+    sparse_file(&src, GIB);
+    real_mkfs(&src, &[]);
+    relocating_differential(dir.path(), &src, 2 * TIB, None, None, "1G -> 2T");
+    std::fs::remove_file(&src).expect("rm");
+    sparse_file(&src, GIB);
+    real_mkfs(&src, &["-O", "^resize_inode"]);
+    relocating_differential(
+        dir.path(),
+        &src,
+        9 * GIB,
+        None,
+        None,
+        "1G ^resize_inode -> 9G",
+    );
+}
+
+/// e2fsprogs' r_ext4_big_expand, its grow half: mke2fs 512M, a file
+/// written by debugfs, resize2fs to 2T (64 to 256 descriptor blocks; the
+/// tables and the first files move).
+#[test]
+fn grow_past_reserve_512m_to_2t_with_debugfs_file() {
+    if !require_tools(TOOLS) {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let tree = dir.path().join("tree");
+    make_tree(&tree);
+    let src = dir.path().join("src.img");
+    sparse_file(&src, 512 << 20);
+    real_mkfs(&src, &[]);
+    populate_with_debugfs(&src, &tree);
+    assert_fsck_clean(&src);
+    relocating_differential(
+        dir.path(),
+        &src,
+        2 * TIB,
+        Some(&tree),
+        None,
+        "512M populated -> 2T",
+    );
+}
+
+/// A populated filesystem whose data sits where the tables and the bigger
+/// descriptor table go, grown from 1 GiB to 2 TiB: files written by
+/// debugfs and by ebsim's own write path, a 5 MiB file under the new
+/// inode tables (its one extent becomes five: the inode's extent root
+/// splits into a new tree block, as libext2fs splits it), a fragmented
+/// preallocated file whose extent tree block moves, and a preallocation
+/// running through group 1's new descriptor blocks (unwritten extents,
+/// moved as holes).
+#[test]
+fn grow_past_reserve_moves_data_extent_trees_and_unwritten_extents() {
+    if !require_tools(TOOLS) {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let tree = dir.path().join("tree");
+    make_tree(&tree);
+    let mut seed: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mid: Vec<u8> = (0..5 << 20)
+        .map(|_| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed & 0xFF) as u8
+        })
+        .collect();
+    std::fs::write(tree.join("mid"), &mid).expect("write");
+    // Preallocated files keep their size 0.
+    std::fs::write(tree.join("frag"), b"").expect("write");
+    std::fs::write(tree.join("pre"), b"").expect("write");
+    let src = dir.path().join("src.img");
+    sparse_file(&src, GIB);
+    real_mkfs(&src, &[]);
+    let mut script = format!(
+        "write {} /mid\nwrite /dev/null /frag\n",
+        tree.join("mid").display()
+    );
+    for k in 0..10 {
+        script.push_str(&format!("fallocate /frag {} {}\n", k * 20, k * 20 + 5));
+    }
+    script.push_str("write /dev/null /pre\nfallocate /pre 0 30000\n");
+    let s = dir.path().join("script");
+    std::fs::write(&s, script).expect("script");
+    let o = run(tool("debugfs")
+        .env("E2FSPROGS_FAKE_TIME", MKFS_TIME)
+        .args(["-w", "-f"])
+        .arg(&s)
+        .arg(&src));
+    assert!(o.status.success(), "debugfs: {}", stderr(&o));
+    // The rest of the tree: a/ by debugfs, the others by ebsim.
+    let a = dir.path().join("tree-a");
+    std::fs::create_dir_all(&a).expect("mkdir");
+    ok_cp(&tree.join("a"), &a.join("a"));
+    populate_with_debugfs(&src, &a);
+    for e in std::fs::read_dir(&tree).expect("read_dir") {
+        let e = e.expect("entry");
+        let name = e.file_name().to_string_lossy().into_owned();
+        if ["a", "mid", "frag", "pre"].contains(&name.as_str()) {
+            continue;
+        }
+        let o = run(common::ebsim("image")
+            .args(["cp", "-r"])
+            .arg(e.path())
+            .arg(format!("{}:/{name}", src.display())));
+        assert!(o.status.success(), "ebsim image cp {name}: {}", stderr(&o));
+    }
+    assert_fsck_clean(&src);
+    let before = debugfs_stat(&src, "/mid");
+    assert!(before.contains("(0-1279):"), "{before}");
+    // /mid now has an extent tree block; /pre runs past group 1's table.
+    let check = |img: &Path| {
+        let mid = debugfs_stat(img, "/mid");
+        assert!(mid.contains("(ETB0):"), "{mid}");
+        let frag = debugfs_stat(img, "/frag");
+        assert!(frag.contains("(ETB0):"), "{frag}");
+    };
+    relocating_differential(
+        dir.path(),
+        &src,
+        2 * TIB,
+        Some(&tree),
+        Some(&check),
+        "1G populated -> 2T",
+    );
+}
+
+fn ok_cp(from: &Path, to: &Path) {
+    let o = run(std::process::Command::new("cp").arg("-a").arg(from).arg(to));
+    assert!(o.status.success(), "cp: {}", stderr(&o));
+}
+
+fn debugfs_stat(img: &Path, path: &str) -> String {
+    let o = run(tool("debugfs")
+        .arg("-R")
+        .arg(format!("stat {path}"))
+        .arg(img));
+    stdout(&o)
 }

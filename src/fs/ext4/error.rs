@@ -185,24 +185,6 @@ pub enum GrowError {
         /// Requested blocks.
         requested: u64,
     },
-    /// The new size needs more group descriptor blocks than are reserved.
-    #[error(
-        "growing to {requested} blocks needs {needed} group descriptor blocks, but only {available} ({desc} in use + {reserved} reserved) exist; offline, ebsim grows only within the reserved GDT blocks, i.e. up to {max_blocks} blocks (resize2fs would move metadata and data out of the way; growing the filesystem while it is mounted converts it to meta_bg instead)"
-    )]
-    BeyondReserve {
-        /// Requested blocks.
-        requested: u64,
-        /// Descriptor blocks the new size needs.
-        needed: u64,
-        /// `desc + reserved`.
-        available: u64,
-        /// Descriptor blocks now.
-        desc: u64,
-        /// Reserved GDT blocks now.
-        reserved: u64,
-        /// The largest size reachable within them.
-        max_blocks: u64,
-    },
     /// No free block left for what has to move out of the way of the
     /// bigger descriptor table (resize2fs's ENOSPC).
     #[error("No space left on device")]

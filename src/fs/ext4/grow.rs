@@ -846,8 +846,8 @@ fn build<D: BlockDevice>(
                     .gets_tables
                     .get((g / 64) as usize)
                     .is_some_and(|w| w & (1 << (g % 64)) != 0);
-                let was_init = g < ng0
-                    && (touched || !fs.descriptors()[g as usize].has_flag(BG_BLOCK_UNINIT));
+                let was_init =
+                    g < ng0 && (touched || !fs.descriptors()[g as usize].has_flag(BG_BLOCK_UNINIT));
                 if d.has_flag(BG_BLOCK_UNINIT) && was_init && d.bg_block_bitmap_csum == c {
                     // That flush left an empty bitmap block.
                     r.zero_block(d.bg_block_bitmap);

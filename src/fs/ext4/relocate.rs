@@ -1046,7 +1046,13 @@ impl Tree {
                         && uninit == p.uninit
                         && p.len < max_len - 1 =>
                 {
-                    self.set(pp, Ext { len: p.len + 1, ..p });
+                    self.set(
+                        pp,
+                        Ext {
+                            len: p.len + 1,
+                            ..p
+                        },
+                    );
                 }
                 _ => {
                     self.insert(li, i, new, mover, ino)?;
