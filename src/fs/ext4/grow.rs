@@ -1,6 +1,6 @@
-//! resize2fs (offline grow within the reserved GDT blocks): plan, then
-//! apply, as resize2fs 1.47.0 does it (`resize_fs`, `adjust_fs_info`,
-//! `fix_resize_inode`, `ext2fs_set_gdt_csum`).
+//! resize2fs (offline grow): plan, then apply, as resize2fs 1.47.0 does
+//! it (`resize_fs`, `adjust_fs_info`, `fix_resize_inode`,
+//! `ext2fs_set_gdt_csum`).
 //!
 //! The planner reads the filesystem (superblock, descriptors, bitmaps,
 //! resize inode), computes the new geometry exactly as resize2fs does
@@ -8,10 +8,18 @@
 //! percentage), places the new groups' bitmaps and inode tables with the
 //! same allocator as mkfs on the live block map, recounts every group and
 //! sets the flags resize2fs sets, rebuilds the resize inode, and collects
-//! every write in one batch. Offline, growth that needs more descriptor
-//! blocks than are reserved is refused (resize2fs 1.47.0 would move
-//! bitmaps, inode tables and data out of the way; ebsim does not), and
-//! shrinking is refused.
+//! every write in one plan. Shrinking is refused.
+//!
+//! Offline growth that needs more descriptor blocks than the table and
+//! its reserve hold grows the classic table in place, as resize2fs does
+//! (it never converts to meta_bg offline): the reserve becomes 0
+//! (`resize_inode` stays), and what sits in the new table's blocks of
+//! group 0 and every backup group moves first: bitmaps and inode tables
+//! are placed again, data blocks are copied and every extent tree
+//! rewritten, inode tables copied (see `relocate`). When inode tables
+//! moved, resize2fs flushes the bitmaps before its final recount, so a
+//! group that only then becomes `BLOCK_UNINIT` keeps the checksum of an
+//! empty bitmap (and an empty bitmap block).
 //!
 //! A mounted filesystem (the instance model) grows with the same plan;
 //! [`GrowRequest::online`] skips the offline-only precondition checks

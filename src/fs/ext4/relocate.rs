@@ -839,11 +839,16 @@ impl Tree {
             .flat_map(|&l| self.nodes[l].entries.clone())
             .collect();
         for e in original {
-            for j in 0..e.len {
-                if let Some(n) = r.moved(e.pblk + j) {
-                    self.set_bmap(e.lblk + j, n, e.uninit, mover, ino)?;
-                    changed = true;
-                }
+            // Only the moved blocks of the extent, in order.
+            let from = r.moves.partition_point(|m| m.0 < e.pblk);
+            let hits: Vec<(u64, u64)> = r.moves[from..]
+                .iter()
+                .take_while(|m| m.0 < e.pblk + e.len)
+                .copied()
+                .collect();
+            for (old, n) in hits {
+                self.set_bmap(e.lblk + (old - e.pblk), n, e.uninit, mover, ino)?;
+                changed = true;
             }
         }
         Ok(changed)
@@ -1080,5 +1085,113 @@ impl Tree {
             self.insert(li, i + 2, tail, mover, ino)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn ext(lblk: u64, len: u64, pblk: u64) -> Ext {
+        Ext {
+            lblk,
+            len,
+            pblk,
+            uninit: false,
+        }
+    }
+
+    /// A depth-0 tree in the inode holding `exts`.
+    fn root(exts: &[Ext]) -> Tree {
+        let mut buf = vec![0u8; 60];
+        write_u16le(&mut buf, 0, EXTENT_MAGIC);
+        write_u16le(&mut buf, 4, 4);
+        let mut n = Node {
+            loc: None,
+            buf,
+            depth: 0,
+            max: 4,
+            entries: exts.to_vec(),
+            children: Vec::new(),
+            parent: None,
+            changed: false,
+        };
+        n.render();
+        Tree {
+            nodes: vec![n],
+            leaves: vec![0],
+            added: 0,
+            bs: 4096,
+        }
+    }
+
+    fn leaf_extents(t: &Tree) -> Vec<Ext> {
+        t.leaves
+            .iter()
+            .flat_map(|&l| t.nodes[l].entries.clone())
+            .collect()
+    }
+
+    fn remap(t: &mut Tree, moves: &[(u64, u64)], used: &mut BlockSet) {
+        let r = Relocation {
+            moves: moves.to_vec(),
+            ..Relocation::default()
+        };
+        let mut touched = vec![0u64; 64];
+        let mut mover = Mover {
+            used,
+            touched: &mut touched,
+            cursor: 0,
+            end: 1 << 20,
+            fdb: 0,
+            bpg: 32768,
+        };
+        assert!(t.remap(&r, &mut mover, 11).unwrap());
+    }
+
+    /// resize2fs 1.47.0 growing a fresh 8 GiB filesystem to 9 TiB moves
+    /// lost+found's blocks 9250–9253 to 9794–9797: debugfs then shows
+    /// `(0-2):9794-9796, (3):9797` (measured).
+    #[test]
+    fn a_moved_run_ends_as_two_extents() {
+        let mut t = root(&[ext(0, 4, 9250)]);
+        let moves: Vec<(u64, u64)> = (0..4).map(|i| (9250 + i, 9794 + i)).collect();
+        remap(&mut t, &moves, &mut BlockSet::new());
+        assert_eq!(leaf_extents(&t), vec![ext(0, 3, 9794), ext(3, 1, 9797)]);
+        assert_eq!(t.added, 0);
+    }
+
+    /// Measured on a 1 GiB filesystem grown to 2 TiB: a 1280-block file at
+    /// 4249 under the new inode bitmaps (4257–4264) and inode table
+    /// (4273–4784), its blocks moving to 61526–61533 and 61534–62045,
+    /// ends as five extents in a new tree block, the first block free
+    /// after the moved ones: `(ETB0):62174, (0-7):4249-4256,
+    /// (8-15):61526-61533, (16-23):4265-4272, (24-535):61534-62045,
+    /// (536-1279):4785-5528`.
+    #[test]
+    fn a_full_root_splits_into_a_new_tree_block() {
+        let mut t = root(&[ext(0, 1280, 4249)]);
+        let mut moves: Vec<(u64, u64)> = (0..8).map(|i| (4257 + i, 61526 + i)).collect();
+        moves.extend((0..512).map(|i| (4273 + i, 61534 + i)));
+        let mut used = BlockSet::new();
+        used.insert(0..62174);
+        remap(&mut t, &moves, &mut used);
+        assert_eq!(
+            leaf_extents(&t),
+            vec![
+                ext(0, 8, 4249),
+                ext(8, 8, 61526),
+                ext(16, 8, 4265),
+                ext(24, 512, 61534),
+                ext(536, 744, 4785)
+            ]
+        );
+        assert_eq!(t.added, 1);
+        let root = &t.nodes[0];
+        assert_eq!((root.depth, root.entries.len()), (1, 1));
+        assert_eq!((root.entries[0].lblk, root.entries[0].pblk), (0, 62174));
+        assert_eq!(t.nodes[t.leaves[0]].loc, Some(62174));
+        assert!(used.contains(62174));
     }
 }
