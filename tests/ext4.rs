@@ -1216,3 +1216,64 @@ fn debugfs_stat(img: &Path, path: &str) -> String {
         .arg(img));
     stdout(&o)
 }
+
+/// A full filesystem grown past its reserve: the resize inode's block has
+/// nowhere to go but past the old end, where resize2fs 1.47.0 fails
+/// walking that inode ("Illegal doubly indirect block found", exit 1,
+/// after it started writing). ebsim says the same and writes nothing.
+#[test]
+fn grow_past_reserve_of_a_full_filesystem_fails_as_resize2fs_does() {
+    if !require_tools(TOOLS) {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let src = dir.path().join("src.img");
+    sparse_file(&src, GIB);
+    real_mkfs(&src, &["-m", "0"]);
+    let free: u64 = dumpe2fs(&src, true)
+        .lines()
+        .find_map(|l| l.strip_prefix("Free blocks:"))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("free blocks");
+    let o = run(tool("debugfs")
+        .env("E2FSPROGS_FAKE_TIME", MKFS_TIME)
+        .arg("-w")
+        .arg("-R")
+        .arg("write /dev/null /pre")
+        .arg(&src));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = run(tool("debugfs")
+        .env("E2FSPROGS_FAKE_TIME", MKFS_TIME)
+        .arg("-w")
+        .arg("-R")
+        .arg(format!("fallocate /pre 0 {}", free - 2))
+        .arg(&src));
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(dumpe2fs(&src, true).contains("Free blocks:              0\n"));
+    std::fs::create_dir_all(dir.path().join("real")).expect("mkdir");
+    std::fs::create_dir_all(dir.path().join("ebsim")).expect("mkdir");
+    let real = dir.path().join("real/img");
+    let ours = dir.path().join("ebsim/img");
+    for p in [&real, &ours] {
+        common::sparse_copy(&src, p);
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(p)
+            .expect("open")
+            .set_len(2 * TIB)
+            .expect("grow file");
+    }
+    let before = image_digest(&ours);
+    let r = resize2fs(false, &real, &[]);
+    let o = resize2fs(true, &ours, &[]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert_eq!(r.status.code(), Some(1), "{}", stderr(&r));
+    assert_eq!(stdout(&o), stdout(&r));
+    assert_eq!(stderr(&o), stderr(&r));
+    assert!(
+        stderr(&o).contains("Illegal doubly indirect block found while trying to resize img"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(image_digest(&ours), before, "nothing written");
+}

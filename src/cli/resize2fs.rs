@@ -501,12 +501,17 @@ pub fn run_grow<D: BlockDevice>(
                 "{prog}: {} while trying to resize {device}\n",
                 resize_error_text(&e)
             ));
-            return Err(AppletError::new(
-                1,
+            // What ebsim does not do is refused before anything is
+            // written: nothing to fix. resize2fs's own failures keep its
+            // advice (it had started writing).
+            let advice = if matches!(e, Error::Unsupported(_)) {
+                String::new()
+            } else {
                 format!(
                     "Please run 'e2fsck -fy {device}' to fix the filesystem\nafter the aborted resize operation.\n"
-                ),
-            ));
+                )
+            };
+            return Err(AppletError::new(1, advice));
         }
     };
     if let Err(e) = grow::apply(fs.device_mut(), &plan.batch) {
