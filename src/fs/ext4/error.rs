@@ -203,6 +203,10 @@ pub enum GrowError {
         /// The largest size reachable within them.
         max_blocks: u64,
     },
+    /// A size of more than 2^32 blocks for a filesystem without `64bit`
+    /// (exactly 2^32 is taken down to 2^32 - 1).
+    #[error("New size too large to be expressed in 32 bits")]
+    TooLargeFor32Bit,
     /// More group descriptors than fit in one group (resize2fs's limit).
     #[error("New size results in too many block group descriptors.")]
     TooManyDescriptors,
