@@ -50,7 +50,7 @@ pub fn sparse_file(path: &Path, len: u64) {
     f.set_len(len).expect("set_len");
 }
 
-fn tool(name: &str) -> Command {
+pub fn tool(name: &str) -> Command {
     let mut c = Command::new(name);
     c.env(
         "PATH",

@@ -156,6 +156,16 @@ pub enum MkfsError {
         /// Blocks.
         blocks: u64,
     },
+    /// More than 2^32 - 1 blocks without `64bit`.
+    #[error(
+        "Size of device ({blocks:#x} blocks) too big to be expressed\n\tin 32 bits using a blocksize of {block_size}."
+    )]
+    TooBigFor32Bit {
+        /// Requested blocks.
+        blocks: u64,
+        /// Block size.
+        block_size: u32,
+    },
     /// More than 2^48 blocks (the group count would overflow).
     #[error(
         "Size of device ({blocks:#x} blocks) too big to create\n\ta filesystem using a blocksize of {block_size}."
