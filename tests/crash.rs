@@ -117,11 +117,17 @@ fn mbr_clean(img: &Path) {
 
 /// An ext4 made by the real mkfs.ext4 holding a few files of noise.
 fn populated_ext4(path: &Path, len: u64) {
+    populated_ext4_with(path, len, &[]);
+}
+
+/// [`populated_ext4`] made with extra mke2fs options (`-t ext3`...).
+fn populated_ext4_with(path: &Path, len: u64, mkfs_opts: &[&str]) {
     sparse(path, len);
     ok(tool("mkfs.ext4")
         .env("E2FSPROGS_FAKE_TIME", FAKE_TIME)
         .args(["-q", "-F", "-U", UUID, "-E"])
         .arg(format!("hash_seed={HASH_SEED}"))
+        .args(mkfs_opts)
         .arg(path));
     let dir = path.with_extension("files");
     std::fs::create_dir_all(&dir).expect("mkdir");
@@ -343,6 +349,23 @@ fn sweep_resize2fs_growing_the_file() {
         "resize2fs growing the file",
         &t,
         &resize2fs_cmd("512M"),
+        Some(&e2fsck_clean),
+        &e2fsck_clean,
+    );
+}
+
+/// A grow without group checksums (ext3): every new group's block and
+/// inode bitmaps are written, none is flagged uninitialized.
+#[test]
+fn sweep_resize2fs_ext3() {
+    let Some((_d, t)) = scratch() else {
+        return;
+    };
+    populated_ext4_with(&t, 128 * M, &["-t", "ext3"]);
+    sweep(
+        "resize2fs of an ext3",
+        &t,
+        &resize2fs_cmd("1G"),
         Some(&e2fsck_clean),
         &e2fsck_clean,
     );

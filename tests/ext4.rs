@@ -70,6 +70,107 @@ mkfs_size!(mkfs_4t_big_type, 4 * TIB, true);
 mkfs_size!(mkfs_10t, 10 * TIB, false);
 mkfs_size!(mkfs_16t_minus_4k_sparse, 16 * TIB - 4096, false);
 
+/// `-O` and `-I`: the feature sets of older distributions (e2fsprogs 1.42
+/// made ext4 without 64bit and metadata_csum, with uninit_bg), no journal,
+/// no resize inode, no flex_bg (each group's tables in the group), other
+/// inode sizes. Every block, dumpe2fs and e2fsck as real mke2fs's, with
+/// 1 and 4 KiB blocks and across size classes.
+#[test]
+fn mkfs_feature_sets_and_inode_sizes() {
+    if !require_tools(TOOLS) {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (opts, bytes) in [
+        ("-O ^64bit,^metadata_csum,uninit_bg", 20 * GIB),
+        ("-O ^64bit,^metadata_csum,uninit_bg -b 1024", 300 << 20),
+        ("-O ^64bit", 2 * GIB),
+        ("-O ^metadata_csum", 700 << 20),
+        ("-O ^metadata_csum,uninit_bg,^flex_bg", 2 * GIB),
+        ("-O ^flex_bg", 3 * GIB),
+        ("-O ^has_journal,^resize_inode", 2 * GIB),
+        (
+            "-O ^huge_file,^dir_nlink,^extra_isize,^dir_index,^ext_attr,^large_file",
+            GIB,
+        ),
+        ("-I 128 -O ^64bit", 2 * GIB),
+        ("-I 1024", GIB),
+        ("-O ^flex_bg,^metadata_csum,^has_journal -b 2048", 300 << 20),
+    ] {
+        let real = dir.path().join("real.img");
+        let ours = dir.path().join("ebsim.img");
+        for p in [&real, &ours] {
+            let _ = std::fs::remove_file(p);
+            sparse_file(p, bytes);
+        }
+        let args: Vec<&str> = opts.split_whitespace().collect();
+        real_mkfs(&real, &args);
+        ebsim_mkfs(&ours, &args);
+        let what = format!("mkfs {opts} {bytes} bytes");
+        compare_dumpe2fs(&real, &ours, false, &what);
+        let n = assert_metadata_equal(&real, &ours, &what);
+        assert!(n > 0, "{what}");
+        assert_fsck_clean(&ours);
+        let (a, b) = (allocated(&real), allocated(&ours));
+        assert!(b <= a, "{what}: ebsim allocated {b} bytes, real {a}");
+        eprintln!("{what}: {n} metadata blocks identical");
+    }
+}
+
+/// What mke2fs refuses about `-O` and `-I` (stdout, stderr, exit code,
+/// nothing written), and what ebsim does not make, refused by name.
+#[test]
+fn mkfs_feature_refusals() {
+    if !require_tools(TOOLS) {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let img = dir.path().join("x.img");
+    // The device operand goes last unless the case names it.
+    let with_img = |args: &[&str]| -> Vec<String> {
+        let mut v: Vec<String> = args.iter().map(|s| (*s).to_string()).collect();
+        if !args.contains(&"x.img") {
+            v.push("x.img".into());
+        }
+        v
+    };
+    let same = |args: &[&str], size: u64| {
+        let _ = std::fs::remove_file(&img);
+        sparse_file(&img, size);
+        let mut r = tool("mkfs.ext4");
+        let r = run(r.current_dir(dir.path()).args(with_img(args)));
+        let after_real = image_digest(&img);
+        let _ = std::fs::remove_file(&img);
+        sparse_file(&img, size);
+        let mut o = common::ebsim("mkfs.ext4");
+        let o = run(o.current_dir(dir.path()).args(with_img(args)));
+        assert_eq!(o.status.code(), r.status.code(), "{args:?}: {}", stderr(&o));
+        assert_eq!(stdout(&o), stdout(&r), "{args:?}: stdout");
+        assert_eq!(stderr(&o), stderr(&r), "{args:?}: stderr");
+        assert_eq!(image_digest(&img), after_real, "{args:?}: image");
+    };
+    same(&["-q", "-F", "-O", "foo,^64bit"], GIB);
+    same(&["-q", "-F", "-O", "^extent"], GIB);
+    same(&["-q", "-F", "-I", "384"], GIB);
+    same(&["-q", "-F", "-I", "100"], GIB);
+    // 2^32 blocks without 64bit (an explicit size: the host's ext4 caps a
+    // file at 16 TiB - 4 KiB).
+    same(&["-F", "-O", "^64bit", "x.img", "16T"], GIB);
+    for (opt, needle) in [
+        ("quota", "with the feature quota"),
+        ("^filetype", "without the feature filetype"),
+        ("inline_data", "with the feature inline_data"),
+    ] {
+        let _ = std::fs::remove_file(&img);
+        sparse_file(&img, GIB);
+        let mut o = common::ebsim("mkfs.ext4");
+        let o = run(o.args(["-q", "-F", "-O", opt]).arg(&img));
+        assert_eq!(o.status.code(), Some(1), "{opt}");
+        assert!(stderr(&o).contains(needle), "{opt}: {}", stderr(&o));
+        assert_eq!(allocated(&img), 0, "{opt}: something was written");
+    }
+}
+
 #[test]
 fn mkfs_options_label_reserved_inodes_explicit_size() {
     if !require_tools(TOOLS) {
@@ -256,6 +357,9 @@ enum Maker {
     Real,
     /// Real mke2fs with `-O meta_bg,^resize_inode`.
     RealMetaBg,
+    /// Real mke2fs with these options (an older distribution's defaults,
+    /// ext2/ext3, a RAID stride...).
+    RealWith(&'static str),
     Ebsim,
 }
 
@@ -288,6 +392,14 @@ fn grow_differential(maker: Maker, from: u64, to: u64, populate: bool) {
         Maker::RealMetaBg => {
             let d = tree.to_string_lossy().into_owned();
             let mut args = vec!["-O", "meta_bg,^resize_inode"];
+            if populate {
+                args.extend(["-d", &d]);
+            }
+            real_mkfs(&src, &args);
+        }
+        Maker::RealWith(opts) => {
+            let d = tree.to_string_lossy().into_owned();
+            let mut args: Vec<&str> = opts.split_whitespace().collect();
             if populate {
                 args.extend(["-d", &d]);
             }
@@ -331,7 +443,10 @@ fn grow_differential(maker: Maker, from: u64, to: u64, populate: bool) {
     assert_fsck_clean(&ours);
     let (a, b) = (allocated(&real), allocated(&ours));
     assert!(b <= a, "{what}: ebsim allocated {b} bytes, real {a}");
-    if populate {
+    // ebsim's file layer reads extent-mapped files only (it refuses
+    // ext2/ext3 by name); their data is covered by the block comparison.
+    let extents = !matches!(maker, Maker::RealWith(o) if o.contains("ext2") || o.contains("ext3"));
+    if populate && extents {
         let files = assert_tree_matches(&ours, &tree);
         assert!(files > 60, "{what}: only {files} entries checked");
     }
@@ -398,6 +513,53 @@ fn grow_ebsim_64m_1k_blocks_to_2g() {
 #[test]
 fn grow_real_3g_plus_5000_to_3g_plus_9000_blocks_same_group_count() {
     grow_differential(Maker::Real, 3 * GIB + 5000 * BS, 3 * GIB + 9000 * BS, false);
+}
+
+/// Filesystems made with other feature sets than today's mke2fs default:
+/// older e2fsprogs (1.42, as on Amazon Linux 2 and CentOS 7) made ext4
+/// without `64bit` and `metadata_csum` (with `uninit_bg`'s crc16 group
+/// checksums instead); ext3 and ext2 have no flex_bg, no group checksums
+/// (every new group's bitmaps written, nothing flagged uninitialized) and
+/// may carry a RAID stride that places each group's bitmaps. Each grows
+/// exactly as resize2fs grows it, and a 32-bit filesystem refuses more
+/// than 2^32 blocks in resize2fs's words.
+#[test]
+fn grow_real_other_feature_sets() {
+    for (opts, from, to, populate) in [
+        ("-O ^64bit,^metadata_csum,uninit_bg", GIB, 30 * GIB, true),
+        ("-O ^64bit", GIB, 30 * GIB, false),
+        ("-O ^metadata_csum,^uninit_bg", 300 << 20, 10 * GIB, true),
+        ("-O ^flex_bg -E stride=4", GIB, 30 * GIB, false),
+        ("-O ^metadata_csum,^64bit -I 128", GIB, 20 * GIB, false),
+        ("-t ext3", GIB, 30 * GIB, true),
+        ("-t ext3 -E stride=8", GIB, 9 * GIB, false),
+        ("-t ext3 -b 1024", 100 << 20, 5 * GIB, true),
+        ("-t ext2", 200 << 20, 900 << 20, true),
+    ] {
+        grow_differential(Maker::RealWith(opts), from, to, populate);
+    }
+    // More than 2^32 blocks without 64bit: refused before anything is
+    // written, in resize2fs's words (the file stays as it was).
+    let dir = tempfile::tempdir().expect("tempdir");
+    let img = dir.path().join("32bit.img");
+    sparse_file(&img, GIB);
+    real_mkfs(&img, &["-O", "^64bit"]);
+    let before = image_digest(&img);
+    let r = resize2fs_to(false, &img, "20T");
+    assert_eq!(
+        image_digest(&img),
+        before,
+        "real resize2fs changed the image"
+    );
+    let o = resize2fs_to(true, &img, "20T");
+    assert_eq!(image_digest(&img), before, "ebsim changed the image");
+    assert_eq!(o.status.code(), r.status.code(), "{}", stderr(&o));
+    assert_eq!(stdout(&o), stdout(&r));
+    assert_eq!(
+        stderr(&o).replace(&img.display().to_string(), "IMG"),
+        stderr(&r).replace(&img.display().to_string(), "IMG")
+    );
+    assert!(stderr(&o).contains("too large to be expressed in 32 bits"));
 }
 
 /// Explicit sizes, "nothing to do", the e2fsck-first refusal, the short
@@ -670,7 +832,11 @@ fn bad_input_is_refused_by_name_and_nothing_written() {
     // Real images with the features ebsim does not grow.
     if require_tools(TOOLS) {
         for (name, opts, needle) in [
-            ("no64bit.img", "^64bit", "64bit"),
+            (
+                "nosparse.img",
+                "^sparse_super,^resize_inode",
+                "sparse_super",
+            ),
             ("bigalloc-real.img", "bigalloc", "bigalloc"),
         ] {
             let p = d.join(name);
@@ -716,6 +882,7 @@ fn fuzz_seed() -> Vec<u8> {
                 inodes: None,
                 inode_ratio: None,
                 reserved_ratio: 5.0,
+                profile: ebsim::fs::ext4::geometry::Profile::EXT4,
             },
             uuid: [7; 16],
             hash_seed: [9; 16],
@@ -1068,8 +1235,10 @@ fn grow_past_reserve_8g_to_9t_20t_64t() {
     }
 }
 
-/// 1 GiB to 2 TiB (256 descriptor blocks for 1 + 127), and a filesystem
-/// made without resize_inode whose grow needs a second descriptor block.
+/// 1 GiB to 2 TiB (256 descriptor blocks for 1 + 127), a filesystem made
+/// without resize_inode whose grow needs a second descriptor block, one
+/// with uninit_bg instead of metadata_csum, and the refusal without
+/// flex_bg.
 #[test]
 fn grow_past_reserve_1g_to_2t_and_without_resize_inode() {
     if !require_tools(TOOLS) {
@@ -1091,6 +1260,31 @@ fn grow_past_reserve_1g_to_2t_and_without_resize_inode() {
         None,
         "1G ^resize_inode -> 9G",
     );
+    // Group checksums of the older kind (uninit_bg, no bitmap checksums).
+    std::fs::remove_file(&src).expect("rm");
+    sparse_file(&src, GIB);
+    real_mkfs(&src, &["-O", "^metadata_csum,uninit_bg"]);
+    relocating_differential(dir.path(), &src, 2 * TIB, None, None, "1G uninit_bg -> 2T");
+    // Without flex_bg resize2fs places the tables by a RAID stride: ebsim
+    // refuses by name before writing anything.
+    std::fs::remove_file(&src).expect("rm");
+    sparse_file(&src, GIB);
+    real_mkfs(&src, &["-O", "^flex_bg"]);
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&src)
+        .expect("open")
+        .set_len(2 * TIB)
+        .expect("grow");
+    let before = image_digest(&src);
+    let o = resize2fs(true, &src, &[]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("supported by ebsim's resize2fs only with flex_bg"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(image_digest(&src), before);
 }
 
 /// e2fsprogs' r_ext4_big_expand, its grow half: mke2fs 512M, a file

@@ -82,6 +82,7 @@ fn populated() -> &'static (Vec<u8>, Vec<u64>) {
                 inodes: None,
                 inode_ratio: None,
                 reserved_ratio: 5.0,
+                profile: ebsim::fs::ext4::geometry::Profile::EXT4,
             },
             uuid: [3; 16],
             hash_seed: [4; 16],

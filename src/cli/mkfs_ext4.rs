@@ -15,7 +15,9 @@ use ebsim::blockdev::image::Access;
 use ebsim::blockdev::{BlockDevice, ImageFile};
 use ebsim::compat::{ctime, int_log10, parse_num_blocks2, strtoull_all, uuid_random, uuid_unparse};
 use ebsim::ec2::release::DEBIAN_12;
-use ebsim::fs::ext4::geometry::GeometryRequest;
+use ebsim::fs::ext4::error::MkfsError;
+use ebsim::fs::ext4::features::{self, incompat, ro_compat};
+use ebsim::fs::ext4::geometry::{GeometryRequest, Profile};
 use ebsim::fs::ext4::mke2fs::{self, ExtendedError};
 use ebsim::fs::ext4::{self, mkfs};
 use ebsim::guest::{Context, Resolved, Target};
@@ -74,6 +76,10 @@ struct Args {
     inodes: Option<u64>,
     inode_ratio: Option<u64>,
     fs_type: Option<String>,
+    /// `-O` edits, in order (mke2fs joins them with commas).
+    features: Vec<String>,
+    /// `-I`.
+    inode_size: Option<u64>,
     show_version: bool,
 }
 
@@ -81,6 +87,51 @@ fn basename(s: &str) -> String {
     Path::new(s)
         .file_name()
         .map_or_else(|| s.to_string(), |n| n.to_string_lossy().into_owned())
+}
+
+/// The features and inode size: mke2fs.conf's ext4, then `-O` (joined
+/// with commas, as mke2fs joins repeated options), then `-I`.
+fn profile(prog: &str, a: &Args, block_size: u64) -> Result<Profile, AppletError> {
+    let mut profile = Profile::EXT4;
+    let mut words = profile.words();
+    let spec = a.features.join(",");
+    if features::edit(&mut words, &spec).is_err() {
+        return Err(AppletError::new(
+            1,
+            format!("Invalid filesystem option set: {spec}\n"),
+        ));
+    }
+    if words[1] & incompat::BIT64 != 0 && words[1] & incompat::EXTENTS == 0 {
+        out("Extents MUST be enabled for a 64-bit filesystem.  Pass -O extents to rectify.\n");
+        return Err(AppletError::new(1, String::new()));
+    }
+    // Every revision 1 filesystem mke2fs makes has large_file.
+    words[2] |= ro_compat::LARGE_FILE;
+    // metadata_csum supersedes uninit_bg (mke2fs drops the latter).
+    if words[2] & ro_compat::METADATA_CSUM != 0 {
+        words[2] &= !ro_compat::GDT_CSUM;
+    }
+    profile.set_words(words);
+    if let Some((name, asked)) = profile.unsupported() {
+        let what = if asked { "with" } else { "without" };
+        return Err(AppletError::prog(
+            prog,
+            &format!("ebsim does not make filesystems {what} the feature {name}"),
+        ));
+    }
+    if let Some(n) = a.inode_size {
+        if n < 128 || n > block_size || !n.is_power_of_two() {
+            return Err(AppletError::prog(
+                prog,
+                &format!("invalid inode size {n} (min 128/max {block_size})"),
+            ));
+        }
+        if n == 128 {
+            out("128-byte inodes cannot handle dates beyond 2038 and are deprecated\n");
+        }
+        profile.inode_size = n as u32;
+    }
+    Ok(profile)
 }
 
 pub fn run(args: Vec<OsString>) -> i32 {
@@ -167,14 +218,8 @@ fn main(args: &[String], argv0: &str, prog: &str) -> Result<i32, AppletError> {
                 }
                 a.inode_ratio = Some(r);
             }
-            'I' => {
-                if strtoull_all(&arg, 0) != Some(256) {
-                    return Err(AppletError::prog(
-                        prog,
-                        &format!("ebsim makes 256-byte inodes only (-I {arg})"),
-                    ));
-                }
-            }
+            'I' => a.inode_size = Some(strtoull_all(&arg, 0).unwrap_or(0)),
+            'O' => a.features.push(arg),
             'e' => {
                 if arg != "continue" {
                     return Err(AppletError::prog(
@@ -330,6 +375,7 @@ fn main(args: &[String], argv0: &str, prog: &str) -> Result<i32, AppletError> {
             other => AppletError::prog(prog, &other.to_string()),
         })?;
     let (block_size, blocks, size_type) = (size.block_size, size.blocks, size.size_type);
+    let profile = profile(prog, &a, block_size)?;
 
     let mut label = [0u8; 16];
     if let Some(l) = &a.label {
@@ -352,6 +398,7 @@ fn main(args: &[String], argv0: &str, prog: &str) -> Result<i32, AppletError> {
             inodes: a.inodes,
             inode_ratio: a.inode_ratio,
             reserved_ratio: a.reserved_ratio.unwrap_or(5.0),
+            profile,
         },
         uuid,
         hash_seed: ext.hash_seed.unwrap_or_else(uuid_random),
@@ -361,8 +408,31 @@ fn main(args: &[String], argv0: &str, prog: &str) -> Result<i32, AppletError> {
     };
     let plan = match mkfs::plan(dev_size_before, &opts) {
         Ok(p) => p,
+        // mke2fs names the device in these two.
+        Err(ext4::Error::Mkfs(MkfsError::TooBigFor32Bit { blocks, block_size })) => {
+            return Err(AppletError::prog(
+                prog,
+                &format!(
+                    "Size of device ({blocks:#x} blocks) {device} too big to be expressed\n\tin 32 bits using a blocksize of {block_size}."
+                ),
+            ));
+        }
+        Err(ext4::Error::Mkfs(MkfsError::TooBig { blocks, block_size })) => {
+            return Err(AppletError::prog(
+                prog,
+                &format!(
+                    "Size of device ({blocks:#x} blocks) {device} too big to create\n\ta filesystem using a blocksize of {block_size}."
+                ),
+            ));
+        }
         Err(e) => return Err(AppletError::prog(prog, &e.to_string())),
     };
+    if !a.quiet && profile.feature_ro_compat & ro_compat::METADATA_CSUM != 0 && !profile.is_64bit()
+    {
+        out(
+            "64-bit filesystem support is not enabled.  The larger fields afforded by this feature enable full-strength checksumming.  Pass -O 64bit to rectify.\n",
+        );
+    }
 
     // An existing filesystem: mke2fs asks only on a terminal.
     if existed && !a.force && std::io::stdin().is_terminal() && std::io::stdout().is_terminal() {
@@ -466,10 +536,12 @@ fn main(args: &[String], argv0: &str, prog: &str) -> Result<i32, AppletError> {
         let p = Progress::init(Some("Writing inode tables: "), g.groups, &mut text);
         p.first_update(g.groups, &mut text);
         p.close(Some("done                            \n"), &mut text);
-        text.push_str(&format!(
-            "Creating journal ({} blocks): done\n",
-            g.journal_blocks
-        ));
+        if g.journal_blocks > 0 {
+            text.push_str(&format!(
+                "Creating journal ({} blocks): done\n",
+                g.journal_blocks
+            ));
+        }
         text.push_str("Writing superblocks and filesystem accounting information: ");
         let p = Progress::init(None, g.groups, &mut text);
         p.first_update(g.groups, &mut text);

@@ -540,6 +540,9 @@ fn refusal(prog: &str, device: &str, e: &Error) -> AppletError {
         Error::Grow(GrowError::NeedsCheck(_)) => {
             format!("Please run 'e2fsck -f {device}' first.\n\n")
         }
+        Error::Grow(GrowError::TooLargeFor32Bit) => {
+            format!("{prog}: New size too large to be expressed in 32 bits\n\n")
+        }
         Error::Grow(GrowError::TooManyDescriptors) => {
             format!("{prog}: New size results in too many block group descriptors.\n\n")
         }

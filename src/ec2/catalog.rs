@@ -796,6 +796,7 @@ pub fn make_fs(
                     inodes: None,
                     inode_ratio: fs.inode_ratio,
                     reserved_ratio: f64::from(fs.reserved_percent),
+                    profile: crate::fs::ext4::geometry::Profile::EXT4,
                 },
                 uuid: fs_uuid(image, p.number),
                 hash_seed: guid_bytes(&format!("{seed}#hash")),

@@ -272,6 +272,7 @@ mod tests {
                 inodes: None,
                 inode_ratio: None,
                 reserved_ratio: 5.0,
+                profile: crate::fs::ext4::geometry::Profile::EXT4,
             },
             uuid: [3; 16],
             hash_seed: [4; 16],

@@ -156,6 +156,16 @@ pub enum MkfsError {
         /// Blocks.
         blocks: u64,
     },
+    /// More than 2^32 - 1 blocks without `64bit`.
+    #[error(
+        "Size of device ({blocks:#x} blocks) too big to be expressed\n\tin 32 bits using a blocksize of {block_size}."
+    )]
+    TooBigFor32Bit {
+        /// Requested blocks.
+        blocks: u64,
+        /// Block size.
+        block_size: u32,
+    },
     /// More than 2^48 blocks (the group count would overflow).
     #[error(
         "Size of device ({blocks:#x} blocks) too big to create\n\ta filesystem using a blocksize of {block_size}."
@@ -195,6 +205,10 @@ pub enum GrowError {
     /// refuses before).
     #[error("Illegal doubly indirect block found")]
     BadDindBlock,
+    /// A size of more than 2^32 blocks for a filesystem without `64bit`
+    /// (exactly 2^32 is taken down to 2^32 - 1).
+    #[error("New size too large to be expressed in 32 bits")]
+    TooLargeFor32Bit,
     /// More group descriptors than fit in one group (resize2fs's limit).
     #[error("New size results in too many block group descriptors.")]
     TooManyDescriptors,

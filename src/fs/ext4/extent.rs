@@ -71,7 +71,7 @@ pub fn build_tree(
     extents: &[Extent],
     etb: Option<u64>,
     bs: usize,
-    inode_seed: u32,
+    inode_seed: Option<u32>,
 ) -> ([u8; 60], Option<Vec<u8>>) {
     let mut root = [0u8; 60];
     match etb {
@@ -99,9 +99,12 @@ pub fn build_tree(
             for (i, e) in extents.iter().take(max).enumerate() {
                 write_leaf(&mut blk[12 + 12 * i..], e);
             }
-            let tail = 12 + 12 * max;
-            let c = crc32c_raw(inode_seed, &blk[..tail]);
-            write_u32le(&mut blk, tail, c);
+            // The tail checksum is written with metadata_csum only.
+            if let Some(seed) = inode_seed {
+                let tail = 12 + 12 * max;
+                let c = crc32c_raw(seed, &blk[..tail]);
+                write_u32le(&mut blk, tail, c);
+            }
             (root, Some(blk))
         }
     }
@@ -133,7 +136,7 @@ mod tests {
                 start: 1_000_000 + u64::from(i) * 32768,
             })
             .collect();
-        let (root, blk) = build_tree(&ex, Some(999), 4096, 1);
+        let (root, blk) = build_tree(&ex, Some(999), 4096, Some(1));
         assert_eq!(read_header(&root), Some((1, 4, 1)));
         let blk = blk.unwrap();
         assert_eq!(read_header(&blk), Some((8, 340, 0)));

@@ -179,6 +179,63 @@ pub fn name(word: Word, bit: u32) -> String {
     format!("FEATURE_{prefix}{}", bit.trailing_zeros())
 }
 
+/// The bit a feature name stands for (e2p's names, plus its aliases
+/// `extents` and `gdt_csum`, and its `FEATURE_C12` spelling).
+pub fn by_name(name: &str) -> Option<(Word, u32)> {
+    let lower = name.to_ascii_lowercase();
+    let canonical = match lower.as_str() {
+        "extents" => "extent",
+        "gdt_csum" => "uninit_bg",
+        other => other,
+    };
+    if let Some((w, b, _)) = NAMES.iter().find(|(_, _, n)| *n == canonical) {
+        return Some((*w, *b));
+    }
+    let rest = canonical.strip_prefix("feature_")?;
+    let mut chars = rest.chars();
+    let word = match chars.next()? {
+        'c' => Word::Compat,
+        'i' => Word::Incompat,
+        'r' => Word::RoCompat,
+        _ => return None,
+    };
+    let bit: u32 = chars.as_str().parse().ok()?;
+    (bit < 32).then_some((word, 1u32 << bit))
+}
+
+/// Applies an edit like mke2fs's `-O` (e2p's `edit_feature`) to the three
+/// words: names separated by commas or blanks, `^name` or `-name` clears,
+/// `name` or `+name` sets, `none`/`clear` clears everything. Returns the
+/// first name it does not know.
+pub fn edit(words: &mut [u32; 3], spec: &str) -> Result<(), String> {
+    for tok in spec
+        .split(|c: char| c == ',' || c.is_ascii_whitespace())
+        .filter(|t| !t.is_empty())
+    {
+        if tok.eq_ignore_ascii_case("none") || tok.eq_ignore_ascii_case("clear") {
+            *words = [0; 3];
+            continue;
+        }
+        let (set, name) = match tok.as_bytes()[0] {
+            b'^' | b'-' => (false, &tok[1..]),
+            b'+' => (true, &tok[1..]),
+            _ => (true, tok),
+        };
+        let (word, bit) = by_name(name).ok_or_else(|| name.to_string())?;
+        let w = &mut words[match word {
+            Word::Compat => 0,
+            Word::Incompat => 1,
+            Word::RoCompat => 2,
+        }];
+        if set {
+            *w |= bit;
+        } else {
+            *w &= !bit;
+        }
+    }
+    Ok(())
+}
+
 /// The names of every bit set in `bits` of `word`, lowest bit first.
 pub fn names(word: Word, bits: u32) -> Vec<String> {
     (0..32)

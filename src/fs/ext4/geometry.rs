@@ -86,6 +86,113 @@ pub struct GeometryRequest {
     pub inode_ratio: Option<u64>,
     /// `-m`: reserved percentage (default 5).
     pub reserved_ratio: f64,
+    /// The feature set and inode size (mke2fs.conf's ext4, edited by `-O`
+    /// and `-I`).
+    pub profile: Profile,
+}
+
+/// The features and inode size of a new filesystem.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Profile {
+    /// `s_feature_compat`.
+    pub feature_compat: u32,
+    /// `s_feature_incompat`.
+    pub feature_incompat: u32,
+    /// `s_feature_ro_compat`.
+    pub feature_ro_compat: u32,
+    /// Inode size in bytes (128, 256, ... up to the block size).
+    pub inode_size: u32,
+}
+
+impl Profile {
+    /// Debian's mke2fs.conf for ext4 (e2fsprogs 1.47.0): has_journal,
+    /// ext_attr, resize_inode, dir_index, filetype, extent, 64bit, flex_bg,
+    /// sparse_super, large_file, huge_file, dir_nlink, extra_isize,
+    /// metadata_csum; 256-byte inodes.
+    pub const EXT4: Profile = Profile {
+        feature_compat: compat::HAS_JOURNAL
+            | compat::EXT_ATTR
+            | compat::RESIZE_INODE
+            | compat::DIR_INDEX,
+        feature_incompat: incompat::FILETYPE
+            | incompat::EXTENTS
+            | incompat::BIT64
+            | incompat::FLEX_BG,
+        feature_ro_compat: ro_compat::SPARSE_SUPER
+            | ro_compat::LARGE_FILE
+            | ro_compat::HUGE_FILE
+            | ro_compat::DIR_NLINK
+            | ro_compat::EXTRA_ISIZE
+            | ro_compat::METADATA_CSUM,
+        inode_size: INODE_SIZE,
+    };
+
+    /// With `64bit`.
+    pub fn is_64bit(&self) -> bool {
+        self.feature_incompat & incompat::BIT64 != 0
+    }
+
+    /// Group descriptor size: 64 with `64bit`, else 32.
+    pub fn desc_size(&self) -> u64 {
+        if self.is_64bit() { 64 } else { 32 }
+    }
+}
+
+impl Profile {
+    /// The features ebsim's mkfs can lay out besides the ext4 default's:
+    /// group checksums by crc16 (`uninit_bg`).
+    const EXTRA: [u32; 3] = [0, 0, ro_compat::GDT_CSUM];
+    /// What every filesystem ebsim makes has (its directories carry file
+    /// types, its files extents, its groups sparse superblock backups).
+    const REQUIRED: [u32; 3] = [
+        0,
+        incompat::FILETYPE | incompat::EXTENTS,
+        ro_compat::SPARSE_SUPER,
+    ];
+
+    /// The feature words as `[compat, incompat, ro_compat]`.
+    pub fn words(&self) -> [u32; 3] {
+        [
+            self.feature_compat,
+            self.feature_incompat,
+            self.feature_ro_compat,
+        ]
+    }
+
+    /// Sets the feature words from `[compat, incompat, ro_compat]`.
+    pub fn set_words(&mut self, w: [u32; 3]) {
+        [
+            self.feature_compat,
+            self.feature_incompat,
+            self.feature_ro_compat,
+        ] = w;
+    }
+
+    /// The first feature ebsim cannot make as asked: (the name, whether it
+    /// was asked for, not left out).
+    pub fn unsupported(&self) -> Option<(String, bool)> {
+        use super::features::{Word, name};
+        let have = self.words();
+        let words = [Word::Compat, Word::Incompat, Word::RoCompat];
+        let default = Profile::EXT4.words();
+        for i in 0..3 {
+            let extra = have[i] & !(default[i] | Profile::EXTRA[i]);
+            if extra != 0 {
+                return Some((name(words[i], 1 << extra.trailing_zeros()), true));
+            }
+            let missing = Profile::REQUIRED[i] & !have[i];
+            if missing != 0 {
+                return Some((name(words[i], 1 << missing.trailing_zeros()), false));
+            }
+        }
+        None
+    }
+}
+
+impl Default for Profile {
+    fn default() -> Self {
+        Profile::EXT4
+    }
 }
 
 /// The resolved geometry of a new filesystem.
@@ -129,9 +236,7 @@ pub struct Geometry {
     pub feature_ro_compat: u32,
 }
 
-/// Descriptor size with `64bit`.
-pub const DESC_SIZE: u64 = 64;
-/// Inode size from the profile.
+/// Inode size from mke2fs.conf's defaults.
 pub const INODE_SIZE: u32 = 256;
 /// First non-reserved inode.
 pub const FIRST_INO: u32 = 11;
@@ -199,8 +304,8 @@ pub fn default_journal_blocks(blocks: u64) -> Option<u64> {
 
 /// `calc_reserved_gdt_blocks`: room for 1024× growth (capped at 2^32
 /// blocks and at one block of pointers).
-fn reserved_gdt(blocks: u64, fdb: u64, bpg: u64, desc_blocks: u64, bs: u64) -> u64 {
-    let gdpb = bs / DESC_SIZE;
+fn reserved_gdt(blocks: u64, fdb: u64, bpg: u64, desc_blocks: u64, bs: u64, desc_size: u64) -> u64 {
+    let gdpb = bs / desc_size;
     let max_blocks: u64 = if blocks < 0xFFFF_FFFF / 1024 {
         blocks * 1024
     } else {
@@ -238,18 +343,20 @@ pub fn plan(req: &GeometryRequest) -> Result<Geometry, Error> {
     }
     // With 1 KiB blocks block 0 is the boot block, outside the filesystem.
     let fdb = u64::from(req.block_size == 1024);
-    let mut feature_compat =
-        compat::HAS_JOURNAL | compat::EXT_ATTR | compat::RESIZE_INODE | compat::DIR_INDEX;
-    let feature_incompat =
-        incompat::FILETYPE | incompat::EXTENTS | incompat::BIT64 | incompat::FLEX_BG;
-    let feature_ro_compat = ro_compat::SPARSE_SUPER
-        | ro_compat::LARGE_FILE
-        | ro_compat::HUGE_FILE
-        | ro_compat::DIR_NLINK
-        | ro_compat::EXTRA_ISIZE
-        | ro_compat::METADATA_CSUM;
-    // More than 2^32 blocks with 64bit: no resize inode (mke2fs PRS).
+    let profile = req.profile;
+    let mut feature_compat = profile.feature_compat;
+    let feature_incompat = profile.feature_incompat;
+    let feature_ro_compat = profile.feature_ro_compat;
+    let inode_size = profile.inode_size;
+    let desc_size = profile.desc_size();
     if param_blocks > 0xFFFF_FFFF {
+        if !profile.is_64bit() {
+            return Err(Error::Mkfs(MkfsError::TooBigFor32Bit {
+                blocks: param_blocks,
+                block_size: req.block_size,
+            }));
+        }
+        // More than 2^32 blocks with 64bit: no resize inode (mke2fs PRS).
         feature_compat &= !compat::RESIZE_INODE;
     }
     let resize_inode = feature_compat & compat::RESIZE_INODE != 0;
@@ -271,9 +378,9 @@ pub fn plan(req: &GeometryRequest) -> Result<Geometry, Error> {
             n.min(0xFFFF_FFFF)
         }
     };
-    if inodes_param.saturating_mul(u64::from(INODE_SIZE)) >= param_blocks.saturating_mul(bs) {
+    if inodes_param.saturating_mul(u64::from(inode_size)) >= param_blocks.saturating_mul(bs) {
         return Err(Error::Mkfs(MkfsError::InodesTooBig {
-            inode_size: INODE_SIZE,
+            inode_size,
             inodes: inodes_param,
             blocks: param_blocks,
         }));
@@ -294,7 +401,7 @@ pub fn plan(req: &GeometryRequest) -> Result<Geometry, Error> {
         if groups == 0 {
             return Err(Error::Mkfs(MkfsError::TooSmall { blocks }));
         }
-        let desc_blocks = groups.div_ceil(bs / DESC_SIZE);
+        let desc_blocks = groups.div_ceil(bs / desc_size);
         // With a request of 0 (never: mke2fs always passes one), the
         // library default would apply; keep the minimum of 12 inodes.
         let inodes_count = inodes_param.max(u64::from(FIRST_INO) + 1);
@@ -307,13 +414,13 @@ pub fn plan(req: &GeometryRequest) -> Result<Geometry, Error> {
             }
             return Err(Error::Mkfs(MkfsError::TooManyInodes(inodes_count)));
         }
-        let max_ipg = (1u64 << 16) - bs / u64::from(INODE_SIZE);
+        let max_ipg = (1u64 << 16) - bs / u64::from(inode_size);
         ipg = ipg.min(max_ipg);
         let (ipg, itb) = loop {
-            let itb = (ipg * u64::from(INODE_SIZE)).div_ceil(bs);
-            let mut real = itb * bs / u64::from(INODE_SIZE);
+            let itb = (ipg * u64::from(inode_size)).div_ceil(bs);
+            let mut real = itb * bs / u64::from(inode_size);
             real = real.max(8) & !7;
-            let itb = (real * u64::from(INODE_SIZE)).div_ceil(bs);
+            let itb = (real * u64::from(inode_size)).div_ceil(bs);
             if real * groups > 0xFFFF_FFFF {
                 ipg -= 1;
                 continue;
@@ -321,7 +428,7 @@ pub fn plan(req: &GeometryRequest) -> Result<Geometry, Error> {
             break (real, itb);
         };
         let rsv = if resize_inode {
-            reserved_gdt(blocks, fdb, bpg, desc_blocks, bs)
+            reserved_gdt(blocks, fdb, bpg, desc_blocks, bs, desc_size)
         } else {
             0
         };
@@ -354,8 +461,11 @@ pub fn plan(req: &GeometryRequest) -> Result<Geometry, Error> {
         let ipg32 = u32::try_from(ipg).map_err(|_| Error::Mkfs(MkfsError::TooManyInodes(ipg)))?;
         let inodes_total = u32::try_from(ipg * groups)
             .map_err(|_| Error::Mkfs(MkfsError::TooManyInodes(ipg * groups)))?;
-        let journal_blocks =
-            default_journal_blocks(blocks).ok_or(Error::Mkfs(MkfsError::TooSmall { blocks }))?;
+        let journal_blocks = if feature_compat & compat::HAS_JOURNAL != 0 {
+            default_journal_blocks(blocks).ok_or(Error::Mkfs(MkfsError::TooSmall { blocks }))?
+        } else {
+            0
+        };
         return Ok(Geometry {
             block_size: req.block_size,
             log_block_size,
@@ -370,8 +480,12 @@ pub fn plan(req: &GeometryRequest) -> Result<Geometry, Error> {
             reserved_gdt_blocks: rsv,
             r_blocks,
             journal_blocks,
-            inode_size: INODE_SIZE,
-            log_groups_per_flex: 4,
+            inode_size,
+            log_groups_per_flex: if feature_incompat & incompat::FLEX_BG != 0 {
+                4
+            } else {
+                0
+            },
             feature_compat,
             feature_incompat,
             feature_ro_compat,
@@ -392,6 +506,7 @@ mod tests {
             inodes: None,
             inode_ratio: None,
             reserved_ratio: 5.0,
+            profile: Profile::EXT4,
         }
     }
 

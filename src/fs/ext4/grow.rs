@@ -21,6 +21,14 @@
 //! group that only then becomes `BLOCK_UNINIT` keeps the checksum of an
 //! empty bitmap (and an empty bitmap block).
 //!
+//! Every feature set mke2fs makes grows (see `check_features` for what is
+//! refused): 32- or 64-byte descriptors; group checksums by
+//! `metadata_csum` (crc32c, bitmap checksums too), `uninit_bg` (crc16) or
+//! none, in which case no group is flagged uninitialized and a new group's
+//! block and inode bitmaps are written out; tables packed per flex group,
+//! or each group's own at its start (offset by the RAID stride that
+//! resize2fs's `determine_fs_stride` reads off the old groups' layout).
+//!
 //! A mounted filesystem (the instance model) grows with the same plan;
 //! [`GrowRequest::online`] skips the offline-only precondition checks
 //! and file-size quirks, and the CLI renders the online lines from
@@ -51,7 +59,7 @@ use super::bitmap::{self, BlockSet};
 use super::error::{Error, GrowError};
 use super::features::{compat, incompat, ro_compat};
 use super::fs::Ext4;
-use super::group_desc::{BG_BLOCK_UNINIT, BG_INODE_UNINIT, GroupDesc};
+use super::group_desc::{BG_BLOCK_UNINIT, BG_INODE_UNINIT, GroupDesc, has_group_csum};
 use super::inode::{Inode, RESIZE_INO};
 use super::layout::{Allocator, GroupTables, TableList};
 use super::relocate::{self, Relocation};
@@ -232,6 +240,9 @@ struct GrowGroups {
     /// bitmap, for the groups that only then become `BLOCK_UNINIT`.
     flushed_csum: Option<u32>,
     used: BlockSet,
+    /// The filesystem keeps group descriptor checksums (metadata_csum or
+    /// uninit_bg): only then are groups flagged uninitialized.
+    csum: bool,
 }
 
 impl GrowGroups {
@@ -256,13 +267,19 @@ impl GrowGroups {
                 self.old[g as usize]
             } else {
                 let t = self.new_tables.get((g - ng0) as usize).unwrap_or_default();
-                let mut flags = BG_INODE_UNINIT;
-                if g != last && sb.base_meta_blocks(g) == 0 {
-                    flags |= BG_BLOCK_UNINIT;
+                // Without group checksums a new group has no flags and
+                // initialized bitmaps (adjust_fs_info sets them only with
+                // csum_flag).
+                let mut flags = 0;
+                if self.csum {
+                    flags |= BG_INODE_UNINIT;
+                    if g != last && sb.base_meta_blocks(g) == 0 {
+                        flags |= BG_BLOCK_UNINIT;
+                    }
                 }
                 GroupDesc {
                     bg_flags: flags,
-                    bg_itable_unused: ipg as u32,
+                    bg_itable_unused: if self.csum { ipg as u32 } else { 0 },
                     bg_block_bitmap: t.block_bitmap,
                     bg_inode_bitmap: t.inode_bitmap,
                     bg_inode_table: t.inode_table,
@@ -285,6 +302,11 @@ impl GrowGroups {
             d.bg_free_blocks_count = free as u32;
             let (fi, last_used) = self.inodes.get(g as usize).copied().unwrap_or((ipg, 0));
             d.bg_free_inodes_count = fi as u32;
+            if !self.csum {
+                // ext2fs_set_gdt_csum does nothing without group checksums.
+                out.push(d);
+                continue;
+            }
             if free == bpg && g != last {
                 d.bg_flags |= BG_BLOCK_UNINIT;
                 if was_init {
@@ -322,7 +344,7 @@ impl Groups for GrowGroups {
             // Bitmaps of initialized groups: checksums into the descriptor
             // (BLOCK_UNINIT groups keep whatever checksum field they had; an
             // old inode bitmap is kept, and its checksum was verified).
-            if !d.has_flag(BG_BLOCK_UNINIT) {
+            if !d.has_flag(BG_BLOCK_UNINIT) && self.sb.has_metadata_csum() {
                 d.bg_block_bitmap_csum = tables::block_bitmap_csum(&self.sb, &self.block_bitmap(g));
             }
             d.set_checksum(&self.sb, g as u32);
@@ -333,10 +355,12 @@ impl Groups for GrowGroups {
         tables::block_bitmap(&self.used, &self.sb, g)
     }
 
-    fn inode_bitmap(&self, _g: u64) -> Option<Vec<u8>> {
-        // Only old groups with used inodes have initialized inode bitmaps,
-        // and a grow does not change them.
-        None
+    fn inode_bitmap(&self, g: u64) -> Option<Vec<u8>> {
+        // Old groups keep their inode bitmaps (a grow does not change
+        // them). Without group checksums a new group's inode bitmap is
+        // initialized: no inode used, the padding past the group's inodes
+        // set.
+        (g >= self.old.len() as u64).then(|| tables::inode_bitmap(&self.sb, 0))
     }
 }
 
@@ -396,17 +420,11 @@ fn check_features(sb: &Superblock) -> Result<(), Error> {
     {
         return refuse("has the", &super::features::name(word, b));
     }
-    if !sb.has_incompat(incompat::BIT64) {
-        return refuse("lacks the", "64bit");
-    }
-    if !sb.has_incompat(incompat::FLEX_BG)
-        || sb.s_log_groups_per_flex == 0
-        || sb.s_log_groups_per_flex > 31
-    {
-        return refuse("lacks the", "flex_bg");
-    }
-    if !sb.has_metadata_csum() {
-        return refuse("lacks the", "metadata_csum");
+    if sb.has_incompat(incompat::FLEX_BG) && sb.s_log_groups_per_flex > 31 {
+        return Err(Error::Unsupported(format!(
+            "s_log_groups_per_flex {} is out of range",
+            sb.s_log_groups_per_flex
+        )));
     }
     if !sb.sparse_super() {
         return refuse("lacks the", "sparse_super");
@@ -414,13 +432,47 @@ fn check_features(sb: &Superblock) -> Result<(), Error> {
     if sb.s_log_cluster_size != sb.s_log_block_size {
         return refuse("has the", "bigalloc");
     }
-    if sb.s_rev_level < 1 || sb.s_desc_size != 64 {
+    if sb.s_rev_level < 1 || (sb.has_incompat(incompat::BIT64) && sb.s_desc_size != 64) {
         return Err(Error::Unsupported(format!(
-            "group descriptor size {} is not supported by ebsim's resize2fs (only 64)",
+            "group descriptor size {} is not supported by ebsim's resize2fs (only 32, or 64 with 64bit)",
             sb.s_desc_size
         )));
     }
     Ok(())
+}
+
+/// resize2fs's `determine_fs_stride`: the RAID stride recorded in the
+/// superblock, or else the one the groups' layout shows. Between two
+/// neighbouring groups that agree on having a superblock copy, the block
+/// and inode bitmaps each moving by the same non-negative distance beyond
+/// a whole group count as one sample (not at a flex group's start); the
+/// stride is the samples' mean, or 0 when a filesystem of more than 12
+/// groups gives fewer than 3. A flex_bg filesystem packs its bitmaps, so
+/// it finds none. The differences are taken in 64 bits and kept as a C
+/// `int`, as the tool does.
+fn fs_stride(sb: &Superblock, descs: &[GroupDesc]) -> u32 {
+    if sb.s_raid_stride != 0 {
+        return u32::from(sb.s_raid_stride);
+    }
+    let flex = 1u64 << sb.s_log_groups_per_flex.min(31);
+    let bpg = u64::from(sb.s_blocks_per_group);
+    let (mut sum, mut num) = (0u64, 0u64);
+    let stride_of = |a: u64, b: u64| b.wrapping_sub(a).wrapping_sub(bpg) as u32 as i32;
+    for (g, pair) in (1u64..).zip(descs.windows(2)) {
+        if sb.group_has_super(g) != sb.group_has_super(g - 1) || (flex > 1 && g % flex == 0) {
+            continue;
+        }
+        let b = stride_of(pair[0].bg_block_bitmap, pair[1].bg_block_bitmap);
+        let i = stride_of(pair[0].bg_inode_bitmap, pair[1].bg_inode_bitmap);
+        if b == i && b >= 0 {
+            sum += b as u64;
+            num += 1;
+        }
+    }
+    if descs.len() > 12 && num < 3 {
+        sum = 0;
+    }
+    sum.checked_div(num).map_or(0, |s| s as u32)
 }
 
 /// resize2fs's refusal to touch a filesystem that needs checking.
@@ -510,7 +562,7 @@ fn load_block_map<D: BlockDevice>(fs: &Ext4<D>) -> Result<BlockSet, Error> {
         let bm = fs.read_block(d.bg_block_bitmap)?;
         if sb.has_metadata_csum() {
             let c = tables::block_bitmap_csum(sb, &bm);
-            if c != d.bg_block_bitmap_csum {
+            if !tables::bitmap_csum_matches(sb, c, d.bg_block_bitmap_csum) {
                 return Err(Error::BitmapChecksum {
                     what: "block bitmap",
                     group: g as u32,
@@ -537,8 +589,7 @@ fn load_inode_groups<D: BlockDevice>(fs: &Ext4<D>) -> Result<Vec<(u64, u64)>, Er
         let bm = fs.read_block(d.bg_inode_bitmap)?;
         if sb.has_metadata_csum() {
             let c = tables::inode_bitmap_csum(sb, &bm);
-            let stored = d.bg_inode_bitmap_csum;
-            if c != stored {
+            if !tables::bitmap_csum_matches(sb, c, d.bg_inode_bitmap_csum) {
                 return Err(Error::BitmapChecksum {
                     what: "inode bitmap",
                     group: g as u32,
@@ -590,6 +641,17 @@ fn decide<D: BlockDevice>(fs: &Ext4<D>, req: &GrowRequest) -> Result<GrowOutcome
                 max_size
             }
         }
+    };
+    // Without 64bit a block number has 32 bits: 16 TiB of 4 KiB blocks
+    // is taken down by one block, more is refused.
+    let requested = if sb0.has_incompat(incompat::BIT64) {
+        requested
+    } else if requested == 1 << 32 {
+        requested - 1
+    } else if requested > 1 << 32 {
+        return Err(Error::Grow(GrowError::TooLargeFor32Bit));
+    } else {
+        requested
     };
     let fdb = u64::from(sb0.s_first_data_block);
     let bpg = u64::from(sb0.s_blocks_per_group);
@@ -651,6 +713,22 @@ fn decide<D: BlockDevice>(fs: &Ext4<D>, req: &GrowRequest) -> Result<GrowOutcome
     let desc0 = sb0.desc_blocks();
     let ng = new_blocks.saturating_sub(fdb).div_ceil(bpg);
     let desc = ng.div_ceil(sb0.descs_per_block());
+    let reserve = if sb0.has_compat(compat::RESIZE_INODE) {
+        u64::from(sb0.s_reserved_gdt_blocks)
+    } else {
+        0
+    };
+    // Offline past the reserve, resize2fs moves what is in the bigger
+    // table's way; ebsim does that for flex_bg filesystems (resize2fs
+    // places the tables of the others by a RAID stride, not ported here).
+    let flex = sb0.has_incompat(incompat::FLEX_BG) && sb0.s_log_groups_per_flex > 0;
+    if desc > desc0 + reserve && !req.online && !sb0.meta_bg() && !flex {
+        return Err(Error::Unsupported(format!(
+            "growing to {new_blocks} blocks needs {desc} group descriptor blocks, but only {} exist; moving what is in their way is supported by ebsim's resize2fs only with flex_bg (up to {} blocks grow without moving anything)",
+            desc0 + reserve,
+            adjust_size(sb0, (desc0 + reserve) * sb0.descs_per_block() * bpg + fdb)?
+        )));
+    }
     let stub = GrowPlan {
         old_blocks: blocks0,
         new_blocks,
@@ -757,6 +835,10 @@ fn build<D: BlockDevice>(
     }
 
     let mut old: Vec<GroupDesc> = fs.descriptors().to_vec();
+    let flex_bg = sb0.has_incompat(incompat::FLEX_BG) && sb0.s_log_groups_per_flex > 0;
+    let stride = fs_stride(sb0, &old);
+    // resize2fs records the stride it found (a u16 field).
+    sb.s_raid_stride = stride as u16;
     let mut prev = old.last().map(|d| GroupTables {
         block_bitmap: d.bg_block_bitmap,
         inode_bitmap: d.bg_inode_bitmap,
@@ -778,7 +860,12 @@ fn build<D: BlockDevice>(
         alloc
             .used
             .insert(first..(first + sb.base_meta_blocks(i)).min(new_blocks));
-        let t = alloc.allocate_group_table(i, prev).map_err(|e| {
+        let placed = if flex_bg {
+            alloc.allocate_group_table(i, prev)
+        } else {
+            alloc.allocate_group_table_in_group(i, stride)
+        };
+        let t = placed.map_err(|e| {
             Error::Unsupported(format!(
                 "no room for the bitmaps and inode table of new group {}",
                 e.group
@@ -786,6 +873,10 @@ fn build<D: BlockDevice>(
         })?;
         prev = Some(t);
         new_tables.push(t);
+        if !flex_bg {
+            // A group's own tables keep it computable (BLOCK_UNINIT stays).
+            continue;
+        }
         for b in [
             t.block_bitmap,
             t.inode_bitmap,
@@ -830,8 +921,10 @@ fn build<D: BlockDevice>(
         gets_tables,
         flushed_csum: None,
         used: alloc.used,
+        csum: has_group_csum(sb0),
     };
-    if reloc.as_ref().is_some_and(|r| r.itables_moved()) {
+    let flushed = reloc.as_ref().is_some_and(|r| r.itables_moved());
+    if flushed && groups.sb.has_metadata_csum() {
         let zero = vec![0u8; (bpg / 8) as usize];
         groups.flushed_csum = Some(tables::block_bitmap_csum(&groups.sb, &zero));
     }
@@ -849,14 +942,14 @@ fn build<D: BlockDevice>(
             free_blocks += u64::from(d.bg_free_blocks_count);
             free_inodes += u64::from(d.bg_free_inodes_count);
             let g = g0 + i as u64;
-            if let (Some(c), Some(r)) = (groups.flushed_csum, reloc.as_mut()) {
+            if let (true, Some(r)) = (flushed, reloc.as_mut()) {
                 let touched = groups
                     .gets_tables
                     .get((g / 64) as usize)
                     .is_some_and(|w| w & (1 << (g % 64)) != 0);
                 let was_init =
                     g < ng0 && (touched || !fs.descriptors()[g as usize].has_flag(BG_BLOCK_UNINIT));
-                if d.has_flag(BG_BLOCK_UNINIT) && was_init && d.bg_block_bitmap_csum == c {
+                if d.has_flag(BG_BLOCK_UNINIT) && was_init {
                     // That flush left an empty bitmap block.
                     r.zero_block(d.bg_block_bitmap);
                 }
@@ -895,7 +988,10 @@ fn build<D: BlockDevice>(
         body.groups.bare(0..1, &mut d0);
         let itable0 = d0.first().map_or(0, |d| d.bg_inode_table);
         let off = itable0 * bs + u64::from(RESIZE_INO - 1) * u64::from(sb.inode_size());
-        body.resize_inode = Some((off, ino.to_bytes(RESIZE_INO, Some(sb.csum_seed()))));
+        body.resize_inode = Some((
+            off,
+            ino.to_bytes(RESIZE_INO, sb.has_metadata_csum().then(|| sb.csum_seed())),
+        ));
     } else if resize_inode {
         let sb = &body.groups.sb;
         let old = fs.read_inode(RESIZE_INO)?;
@@ -952,11 +1048,13 @@ fn build<D: BlockDevice>(
             }
             let mut ino = ino;
             resize_inode::set_dind(&mut ino, new_dind);
-            let ino_bytes = ino.to_bytes(RESIZE_INO, Some(sb.csum_seed()));
+            let ino_bytes =
+                ino.to_bytes(RESIZE_INO, sb.has_metadata_csum().then(|| sb.csum_seed()));
             r.patch_inode(fs, RESIZE_INO, &ino_bytes)?;
             r.zero_block(new_dind);
         } else {
-            let ino_bytes = ino.to_bytes(RESIZE_INO, Some(sb.csum_seed()));
+            let ino_bytes =
+                ino.to_bytes(RESIZE_INO, sb.has_metadata_csum().then(|| sb.csum_seed()));
             body.dind = Some((dind, rb.dind));
             if rsv > 0 {
                 body.reserved = Some(geo);
@@ -969,7 +1067,11 @@ fn build<D: BlockDevice>(
     let written =
         head.data_bytes() + body.data_bytes() + tables::super_and_gdt_bytes(&body.groups.sb);
     let sb = &mut body.groups.sb;
-    sb.s_kbytes_written = sb.s_kbytes_written.saturating_add(written >> 10);
+    // libext2fs adds its I/O to the count only once one is kept (mke2fs
+    // leaves it 0 for ext2 and ext3).
+    if sb.s_kbytes_written != 0 {
+        sb.s_kbytes_written = sb.s_kbytes_written.saturating_add(written >> 10);
+    }
     let superblock = sb.clone();
     Ok(GrowOutcome::Grow(Box::new(GrowPlan {
         old_blocks: blocks0,
@@ -1011,6 +1113,7 @@ mod tests {
                 inodes: None,
                 inode_ratio: None,
                 reserved_ratio: 5.0,
+                profile: crate::fs::ext4::geometry::Profile::EXT4,
             },
             uuid: [3; 16],
             hash_seed: [4; 16],

@@ -272,6 +272,50 @@ impl Allocator {
         })
     }
 
+    /// `ext2fs_allocate_group_table` without flex_bg: group `g`'s block
+    /// bitmap, inode bitmap and inode table inside the group, from its
+    /// first free block. With a RAID `stride` the bitmaps start `itb`
+    /// blocks past the group's first free block plus `stride * g` (in 32
+    /// bits, as the library computes it) modulo what is left of the group,
+    /// so that they rotate over the disks; the inode table still takes the
+    /// group's first free run.
+    pub fn allocate_group_table_in_group(
+        &mut self,
+        g: u64,
+        stride: u32,
+    ) -> Result<GroupTables, NoSpace> {
+        let fail = NoSpace { group: g };
+        let group_blk = self.group_first(g);
+        let last_blk = self.group_last(g);
+        let mut start = group_blk;
+        if stride != 0 {
+            start = self.get_free(group_blk, last_blk, 1).ok_or(fail)?;
+            start += self.itb;
+            let span = (last_blk + 1).saturating_sub(start).max(1);
+            start += u64::from(stride.wrapping_mul(g as u32)) % span;
+            if start >= last_blk {
+                start = group_blk;
+            }
+        }
+        let one = |a: &mut Self| -> Result<u64, NoSpace> {
+            let b = a
+                .get_free(start, last_blk, 1)
+                .or_else(|| a.get_free(group_blk, last_blk, 1))
+                .ok_or(fail)?;
+            a.used.insert_block(b);
+            Ok(b)
+        };
+        let bb = one(self)?;
+        let ib = one(self)?;
+        let it = self.get_free(group_blk, last_blk, self.itb).ok_or(fail)?;
+        self.used.insert(it..it + self.itb);
+        Ok(GroupTables {
+            block_bitmap: bb,
+            inode_bitmap: ib,
+            inode_table: it,
+        })
+    }
+
     /// `ext2fs_new_block2`: the first free block at or after `goal`,
     /// wrapping to the first data block. Marks it used.
     pub fn new_block(&mut self, goal: u64) -> Option<u64> {

@@ -1,6 +1,10 @@
 //! mkfs.ext4: plan a new filesystem (pure), then write it in one commit.
 //!
-//! The planner reproduces mke2fs 1.47.0 on a regular file: geometry ([`super::geometry`]), flex_bg table placement, root and
+//! The planner reproduces mke2fs 1.47.0 on a regular file, for any
+//! feature [`super::geometry::Profile`] it supports (checksums only with
+//! metadata_csum; groups flagged uninitialized only with group checksums,
+//! else every bitmap written; tables packed per flex group or in each
+//! group): geometry ([`super::geometry`]), table placement, root and
 //! lost+found, the resize inode, the journal near the middle, per-group
 //! flags and counts, and only the blocks mke2fs writes (everything else a
 //! hole, after discarding the filesystem's range as mke2fs does).
@@ -17,8 +21,11 @@ use super::bitmap::BlockSet;
 use super::dir;
 use super::error::{Error, MkfsError};
 use super::extent::{self, Extent};
+use super::features::incompat;
 use super::geometry::{FIRST_INO, Geometry, GeometryRequest, plan as plan_geometry};
-use super::group_desc::{BG_BLOCK_UNINIT, BG_INODE_UNINIT, BG_INODE_ZEROED, GroupDesc};
+use super::group_desc::{
+    BG_BLOCK_UNINIT, BG_INODE_UNINIT, BG_INODE_ZEROED, GroupDesc, has_group_csum,
+};
 use super::inode::{self, EXT4_EXTENTS_FL, Inode, S_IFDIR, S_IFREG};
 use super::journal;
 use super::layout::{Allocator, TableList};
@@ -88,6 +95,9 @@ struct MkfsGroups {
     tables: TableList,
     used: BlockSet,
     discard: bool,
+    /// Group descriptor checksums (metadata_csum or uninit_bg): only then
+    /// are groups flagged uninitialized.
+    csum: bool,
     /// Block bitmap checksums of the initialized groups, by group.
     bb_csums: Vec<(u64, u32)>,
     /// Every descriptor's `bg_checksum`, by group (empty until
@@ -111,12 +121,18 @@ impl MkfsGroups {
             if self.discard {
                 flags |= BG_INODE_ZEROED;
             }
-            if grp != 0 {
+            // Without group checksums nothing is uninitialized.
+            if grp != 0 && self.csum {
                 flags |= BG_INODE_UNINIT;
             }
-            // Only its own superblock copy in it: the bitmap can be
-            // computed.
-            if grp != g.groups - 1 && used_here == g.super_overhead(grp) {
+            // Only its own superblock copy (and, without flex_bg, its own
+            // tables) in it: the bitmap can be computed.
+            let own_tables = if g.log_groups_per_flex == 0 {
+                2 + g.inode_table_blocks
+            } else {
+                0
+            };
+            if grp != g.groups - 1 && used_here == g.super_overhead(grp) + own_tables && self.csum {
                 flags |= BG_BLOCK_UNINIT;
             }
             let reserved = if grp == 0 { u64::from(FIRST_INO) } else { 0 };
@@ -128,7 +144,11 @@ impl MkfsGroups {
                 bg_free_inodes_count: (ipg - reserved) as u32,
                 bg_used_dirs_count: if grp == 0 { 2 } else { 0 },
                 bg_flags: flags,
-                bg_itable_unused: (ipg - reserved) as u32,
+                bg_itable_unused: if self.csum {
+                    (ipg - reserved) as u32
+                } else {
+                    0
+                },
                 ..GroupDesc::default()
             });
         }
@@ -152,7 +172,7 @@ impl MkfsGroups {
             self.bare(g0..g1, &mut batch);
             for (i, d) in batch.iter_mut().enumerate() {
                 let grp = g0 + i as u64;
-                if !d.has_flag(BG_BLOCK_UNINIT) {
+                if !d.has_flag(BG_BLOCK_UNINIT) && self.sb.has_metadata_csum() {
                     let c = tables::block_bitmap_csum(&self.sb, &self.block_bitmap(grp));
                     d.bg_block_bitmap_csum = c;
                     csums.push((grp, c));
@@ -169,7 +189,7 @@ impl MkfsGroups {
 
     /// Fills in `d`'s inode bitmap checksum when its bitmap is written.
     fn inode_bitmap_csum(&self, d: &mut GroupDesc, grp: u64) {
-        if !d.has_flag(BG_INODE_UNINIT) {
+        if !d.has_flag(BG_INODE_UNINIT) && self.sb.has_metadata_csum() {
             if let Some(bm) = self.inode_bitmap(grp) {
                 d.bg_inode_bitmap_csum = tables::inode_bitmap_csum(&self.sb, &bm);
             }
@@ -188,7 +208,7 @@ impl Groups for MkfsGroups {
         self.bare(groups, out);
         for (i, d) in out[start..].iter_mut().enumerate() {
             let grp = g0 + i as u64;
-            if !d.has_flag(BG_BLOCK_UNINIT) {
+            if !d.has_flag(BG_BLOCK_UNINIT) && self.sb.has_metadata_csum() {
                 let i = self.bb_csums.partition_point(|&(g, _)| g < grp);
                 d.bg_block_bitmap_csum = match self.bb_csums.get(i) {
                     Some(&(g, c)) if g == grp => c,
@@ -285,10 +305,12 @@ fn place(g: &Geometry) -> Result<Placement, Error> {
     };
     let mut tables = TableList::with_capacity(usize::try_from(g.groups).unwrap_or(0));
     for grp in 0..g.groups {
-        let t = a
-            .allocate_group_table(grp, tables.last())
-            .map_err(|_| no_space(g))?;
-        tables.push(t);
+        let t = if g.log_groups_per_flex > 0 {
+            a.allocate_group_table(grp, tables.last())
+        } else {
+            a.allocate_group_table_in_group(grp, 0)
+        };
+        tables.push(t.map_err(|_| no_space(g))?);
     }
     let overhead_tables = a.used.count_in(g.first_data_block..g.blocks);
     // Root directory: goal = first block of the inode's flex group (0).
@@ -314,10 +336,13 @@ fn place(g: &Geometry) -> Result<Placement, Error> {
     } else {
         None
     };
-    let goal = journal_goal(g, &a);
-    let (journal, journal_etb) = a
-        .allocate_extents(goal, g.journal_blocks)
-        .ok_or_else(|| no_space(g))?;
+    let (journal, journal_etb) = if g.journal_blocks == 0 {
+        (Vec::new(), None)
+    } else {
+        let goal = journal_goal(g, &a);
+        a.allocate_extents(goal, g.journal_blocks)
+            .ok_or_else(|| no_space(g))?
+    };
     Ok(Placement {
         tables,
         used: a.used,
@@ -440,21 +465,38 @@ pub fn plan(dev_size: u64, opts: &MkfsOptions) -> Result<MkfsPlan, Error> {
     sb.s_uuid = opts.uuid;
     sb.s_volume_name = opts.label;
     sb.s_reserved_gdt_blocks = g.reserved_gdt_blocks as u16;
-    sb.s_journal_inum = inode::JOURNAL_INO;
+    if g.journal_blocks > 0 {
+        sb.s_journal_inum = inode::JOURNAL_INO;
+    }
     sb.s_hash_seed = opts.hash_seed;
     sb.s_def_hash_version = 1; // half_md4
-    sb.s_jnl_backup_type = 1; // EXT3_JNL_BACKUP_BLOCKS
-    sb.s_desc_size = super::geometry::DESC_SIZE as u16;
+    if g.journal_blocks > 0 {
+        sb.s_jnl_backup_type = 1; // EXT3_JNL_BACKUP_BLOCKS
+    }
+    // Only a 64bit filesystem records its descriptor size.
+    sb.s_desc_size = if g.feature_incompat & incompat::BIT64 != 0 {
+        64
+    } else {
+        0
+    };
     sb.s_default_mount_opts = 0x0C; // user_xattr, acl
     sb.s_mkfs_time = opts.now;
-    sb.s_min_extra_isize = 32;
-    sb.s_want_extra_isize = 32;
+    // Room for the extra fields only in large inodes.
+    if g.inode_size > 128 {
+        sb.s_min_extra_isize = 32;
+        sb.s_want_extra_isize = 32;
+    }
     sb.s_flags = FLAGS_SIGNED_HASH;
     sb.s_log_groups_per_flex = g.log_groups_per_flex;
-    sb.s_checksum_type = 1; // crc32c
+    if g.feature_ro_compat & super::features::ro_compat::METADATA_CSUM != 0 {
+        sb.s_checksum_type = 1; // crc32c
+    }
     sb.s_kbytes_written = 1;
     sb.s_overhead_clusters = (p.overhead_tables + g.journal_blocks + g.first_data_block) as u32;
     let seed = sb.csum_seed();
+    // Inodes, directory blocks and extent blocks carry checksums only
+    // with metadata_csum.
+    let csum_seed = sb.has_metadata_csum().then_some(seed);
 
     // Free counts: every block of every group but the used ones.
     let free_total =
@@ -468,7 +510,7 @@ pub fn plan(dev_size: u64, opts: &MkfsOptions) -> Result<MkfsPlan, Error> {
     let mut itable = vec![0u8; (FIRST_INO as usize * isize).div_ceil(bsz) * bsz];
     let mut put = |ino: u32, i: &Inode| {
         let off = (ino as usize - 1) * isize;
-        itable[off..off + isize].copy_from_slice(&i.to_bytes(ino, Some(seed)));
+        itable[off..off + isize].copy_from_slice(&i.to_bytes(ino, csum_seed));
     };
     // 1: bad blocks inode, times only.
     let mut bad = Inode::zeroed(isize);
@@ -480,13 +522,13 @@ pub fn plan(dev_size: u64, opts: &MkfsOptions) -> Result<MkfsPlan, Error> {
         put(ino, &Inode::zeroed(isize));
     }
     // 2: root.
-    let (root_tree, _) = extent::build_tree(&extents_of(&[p.root]), None, bsz, 0);
+    let (root_tree, _) = extent::build_tree(&extents_of(&[p.root]), None, bsz, None);
     put(
         inode::ROOT_INO,
         &extent_inode(isize, S_IFDIR | 0o755, 3, bs, bs / 512, root_tree, now32),
     );
     // 11: lost+found.
-    let (lpf_tree, _) = extent::build_tree(&extents_of(&p.lpf), None, bsz, 0);
+    let (lpf_tree, _) = extent::build_tree(&extents_of(&p.lpf), None, bsz, None);
     let lpf_bytes = p.lpf.len() as u64 * bs;
     put(
         inode::LPF_INO,
@@ -500,38 +542,44 @@ pub fn plan(dev_size: u64, opts: &MkfsOptions) -> Result<MkfsPlan, Error> {
             now32,
         ),
     );
-    // 8: journal.
-    let jext: Vec<Extent> = {
-        let mut v = Vec::new();
-        let mut logical = 0u64;
-        for &(s, l) in &p.journal {
-            v.push(Extent {
-                ee_block: logical as u32,
-                ee_len: l as u16,
-                start: s,
-            });
-            logical += l;
+    // 8: journal (without one, inode 8 is reserved like 3..6).
+    let mut jetb_block = None;
+    if g.journal_blocks == 0 {
+        put(inode::JOURNAL_INO, &Inode::zeroed(isize));
+    } else {
+        let jext: Vec<Extent> = {
+            let mut v = Vec::new();
+            let mut logical = 0u64;
+            for &(s, l) in &p.journal {
+                v.push(Extent {
+                    ee_block: logical as u32,
+                    ee_len: l as u16,
+                    start: s,
+                });
+                logical += l;
+            }
+            v
+        };
+        let jseed = csum_seed.map(|s| inode::inode_seed(s, inode::JOURNAL_INO, 0));
+        let (jroot, etb) = extent::build_tree(&jext, p.journal_etb, bsz, jseed);
+        let jblocks_512 = (g.journal_blocks + u64::from(p.journal_etb.is_some())) * (bs / 512);
+        let jino = extent_inode(
+            isize,
+            S_IFREG | 0o600,
+            1,
+            g.journal_blocks * bs,
+            jblocks_512,
+            jroot,
+            now32,
+        );
+        put(inode::JOURNAL_INO, &jino);
+        jetb_block = etb;
+        for (i, w) in sb.s_jnl_blocks.iter_mut().take(15).enumerate() {
+            *w = crate::bytes::read_u32le(&jroot, i * 4);
         }
-        v
-    };
-    let jseed = inode::inode_seed(seed, inode::JOURNAL_INO, 0);
-    let (jroot, jetb_block) = extent::build_tree(&jext, p.journal_etb, bsz, jseed);
-    let jblocks_512 = (g.journal_blocks + u64::from(p.journal_etb.is_some())) * (bs / 512);
-    let jino = extent_inode(
-        isize,
-        S_IFREG | 0o600,
-        1,
-        g.journal_blocks * bs,
-        jblocks_512,
-        jroot,
-        now32,
-    );
-    put(inode::JOURNAL_INO, &jino);
-    for (i, w) in sb.s_jnl_blocks.iter_mut().take(15).enumerate() {
-        *w = crate::bytes::read_u32le(&jroot, i * 4);
+        sb.s_jnl_blocks[15] = ((g.journal_blocks * bs) >> 32) as u32;
+        sb.s_jnl_blocks[16] = ((g.journal_blocks * bs) & 0xFFFF_FFFF) as u32;
     }
-    sb.s_jnl_blocks[15] = ((g.journal_blocks * bs) >> 32) as u32;
-    sb.s_jnl_blocks[16] = ((g.journal_blocks * bs) & 0xFFFF_FFFF) as u32;
     // 7: resize inode.
     let resize_geo = ResizeGeometry {
         block_size: bs,
@@ -556,7 +604,7 @@ pub fn plan(dev_size: u64, opts: &MkfsOptions) -> Result<MkfsPlan, Error> {
     // superblocks.
     let fs_bytes = g.blocks * bs;
     let mut fixed: Vec<(u64, Vec<u8>)> = Vec::new();
-    let root_seed = inode::inode_seed(seed, inode::ROOT_INO, 0);
+    let root_seed = csum_seed.map(|s| inode::inode_seed(s, inode::ROOT_INO, 0));
     fixed.push((
         p.root * bs,
         dir::first_block(
@@ -564,15 +612,15 @@ pub fn plan(dev_size: u64, opts: &MkfsOptions) -> Result<MkfsPlan, Error> {
             inode::ROOT_INO,
             inode::ROOT_INO,
             &[(b"lost+found", inode::LPF_INO)],
-            Some(root_seed),
+            root_seed,
         ),
     ));
-    let lpf_seed = inode::inode_seed(seed, inode::LPF_INO, 0);
+    let lpf_seed = csum_seed.map(|s| inode::inode_seed(s, inode::LPF_INO, 0));
     for (i, &b) in p.lpf.iter().enumerate() {
         let blk = if i == 0 {
-            dir::first_block(bsz, inode::LPF_INO, inode::ROOT_INO, &[], Some(lpf_seed))
+            dir::first_block(bsz, inode::LPF_INO, inode::ROOT_INO, &[], lpf_seed)
         } else {
-            dir::empty_block(bsz, Some(lpf_seed))
+            dir::empty_block(bsz, lpf_seed)
         };
         fixed.push((b * bs, blk));
     }
@@ -586,14 +634,17 @@ pub fn plan(dev_size: u64, opts: &MkfsOptions) -> Result<MkfsPlan, Error> {
     if let (Some(etb), Some(blk)) = (p.journal_etb, jetb_block) {
         fixed.push((etb * bs, blk));
     }
-    let jsb = journal::superblock(g.block_size, g.journal_blocks as u32, &opts.uuid);
-    fixed.push((p.journal[0].0 * bs, jsb));
+    if let Some(&(first, _)) = p.journal.first() {
+        let jsb = journal::superblock(g.block_size, g.journal_blocks as u32, &opts.uuid);
+        fixed.push((first * bs, jsb));
+    }
     let itable0 = p.tables.get(0).map_or(0, |t| t.inode_table);
     fixed.push((itable0 * bs, itable));
     let backup_blocks = (1..g.groups)
         .filter(|&x| g.has_super(x))
         .map(|x| g.group_first(x))
         .collect();
+    let csum = has_group_csum(&sb);
     let mut writes = MkfsWrites {
         new_len: (fs_bytes > dev_size).then_some(fs_bytes),
         discard: opts.discard.then(|| 0..fs_bytes.min(dev_size)),
@@ -605,6 +656,7 @@ pub fn plan(dev_size: u64, opts: &MkfsOptions) -> Result<MkfsPlan, Error> {
             tables: p.tables,
             used: p.used,
             discard: opts.discard,
+            csum,
             bb_csums: Vec::new(),
             desc_csums: Vec::new(),
         },

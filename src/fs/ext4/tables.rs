@@ -213,6 +213,17 @@ pub fn block_bitmap(used: &BlockSet, sb: &Superblock, g: u64) -> Vec<u8> {
     render(used, first, nbits, sb.block_size() as usize)
 }
 
+/// True when a bitmap checksum kept in a descriptor matches the computed
+/// one: all 32 bits in a 64-byte descriptor, the low 16 in a 32-byte one
+/// (it has no high halves).
+pub fn bitmap_csum_matches(sb: &Superblock, computed: u32, stored: u32) -> bool {
+    if sb.desc_size() >= 64 {
+        computed == stored
+    } else {
+        computed & 0xFFFF == stored & 0xFFFF
+    }
+}
+
 /// Checksum of a block bitmap (over `clusters_per_group / 8` bytes).
 pub fn block_bitmap_csum(sb: &Superblock, bm: &[u8]) -> u32 {
     bitmap_csum(sb.csum_seed(), bm, (sb.s_clusters_per_group / 8) as usize)

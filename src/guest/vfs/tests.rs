@@ -19,6 +19,7 @@ fn fresh(bytes: u64, seed: u8) -> MemDevice {
             inodes: None,
             inode_ratio: None,
             reserved_ratio: 5.0,
+            profile: crate::fs::ext4::geometry::Profile::EXT4,
         },
         uuid: [seed; 16],
         hash_seed: [seed + 1; 16],
