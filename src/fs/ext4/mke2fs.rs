@@ -282,7 +282,7 @@ mod tests {
             extended(&t(&["nodiscard", "lazy_itable_init=1"]), &cx),
             Ok(base)
         );
-        // Room to grow to 2 TiB: 8192 groups, 128 descriptor blocks, one
+        // Room to grow to 2 TiB: 16384 groups, 256 descriptor blocks, one
         // of them in use.
         assert_eq!(
             extended(
@@ -295,7 +295,7 @@ mod tests {
                 &cx
             ),
             Ok(Extended {
-                reserved_gdt: Some(127),
+                reserved_gdt: Some(255),
                 stride: 16,
                 stripe_width: 64,
                 ..base
