@@ -846,6 +846,7 @@ pub fn make_fs(
                     rbm: t,
                     rsum: t,
                 },
+                features: None,
             };
             let plan = crate::fs::xfs::mkfs::plan(&slice, &opts).map_err(|e| e.to_string())?;
             crate::fs::xfs::mkfs::apply(&mut slice, &plan).map_err(|e| e.to_string())?;
