@@ -43,6 +43,17 @@ fn catalog_roots_are_real_filesystems() {
         assert!(alloc < 16 << 20, "{}: {alloc} bytes on the host", c.key);
         let range = partition_range(&img, root);
         assert_fsck_clean(&img, Some(range));
+        // Ubuntu's root is made with `-E resize=536870912`: room to grow
+        // to 2 TiB, 255 reserved GDT blocks (mke2fs's default would
+        // reserve for 1024 times the size).
+        if c.key.starts_with("ubuntu") {
+            let dev =
+                ebsim::blockdev::ImageFile::open(&img, ebsim::blockdev::image::Access::ReadOnly)
+                    .expect("open");
+            let slice = ebsim::blockdev::Slice::new(dev, range.0, range.1).expect("slice");
+            let sb = ebsim::fs::ext4::read_superblock(&slice).expect("superblock");
+            assert_eq!(sb.s_reserved_gdt_blocks, 255, "{}", c.key);
+        }
         let ours = ebsim_manifest(&img, Some(root));
         // Used space as a read-write mount shows it (an instance mounts its
         // root read-write; XFS then holds back its per-AG reservations,

@@ -96,7 +96,22 @@ fn mkfs_feature_sets_and_inode_sizes() {
         ("-I 128 -O ^64bit", 2 * GIB),
         ("-I 1024", GIB),
         ("-O ^flex_bg,^metadata_csum,^has_journal -b 2048", 300 << 20),
+        // Ubuntu's cloud image root: room to grow to 2 TiB.
+        ("-i 8192 -m 0 -E resize=536870912", 2252 << 20),
+        (
+            "-O ^64bit -E resize=4294967295,stride=16,stripe_width=64",
+            2 * GIB,
+        ),
+        // Without flex_bg a RAID stride staggers each group's bitmaps.
+        (
+            "-O ^flex_bg,^metadata_csum -b 1024 -E stride=7,stripe_width=60",
+            300 << 20,
+        ),
+        ("-O ^resize_inode -E resize=600000000", GIB),
     ] {
+        // A later -E replaces the helpers' hash seed: give it again.
+        let opts = opts.replace("-E ", &format!("-E hash_seed={HASH_SEED},"));
+        let opts = opts.as_str();
         let real = dir.path().join("real.img");
         let ours = dir.path().join("ebsim.img");
         for p in [&real, &ours] {
@@ -153,6 +168,8 @@ fn mkfs_feature_refusals() {
     same(&["-q", "-F", "-O", "^extent"], GIB);
     same(&["-q", "-F", "-I", "384"], GIB);
     same(&["-q", "-F", "-I", "100"], GIB);
+    same(&["-q", "-F", "-E", "resize=100,stride=x,foo,resize"], GIB);
+    same(&["-q", "-F", "-E", "resize=x"], GIB);
     // 2^32 blocks without 64bit (an explicit size: the host's ext4 caps a
     // file at 16 TiB - 4 KiB).
     same(&["-F", "-O", "^64bit", "x.img", "16T"], GIB);

@@ -228,6 +228,50 @@ fn mkfs_cli_matches_real_tool() {
     mkfs_cli_same(empty, &["-m", &uuid, "-d", "size=536875008", "fs.img"]);
 }
 
+/// `-m` feature toggles and `-i sparse=`, alone and together, at sizes
+/// whose log and AG sizing the features change: the same printout, exit
+/// code and bytes as the real mkfs.xfs.
+#[test]
+fn mkfs_feature_toggles_match_real_tool() {
+    let uuid = format!("uuid={UUID}");
+    let sized = |size: u64| move |d: &Path| sparse_file(&d.join("fs.img"), size);
+    let sets: &[&[&str]] = &[
+        &["-m", "reflink=0"],
+        &["-m", "rmapbt=1"],
+        &["-m", "finobt=0"],
+        &["-m", "finobt=0,inobtcount=1"],
+        &["-m", "bigtime=0,inobtcount=0"],
+        &["-m", "rmapbt=1,reflink=0,finobt=0", "-i", "sparse=0"],
+        &["-i", "sparse=0"],
+        &["-i", "sparse"],
+        &["-m", "reflink"],
+        &["-m", "reflink=2"],
+        &["-m", "reflink=x"],
+        &["-m", "crc=1,bigtime=1"],
+        &["-m", "reflink=0,reflink=1"],
+        &["-m", "rmapbt=0", "-m", "rmapbt=0"],
+        &["-i", "sparse=0,sparse=1"],
+        &["-m", "reflink=0x"],
+        &["-m", "reflink=0x1"],
+        &["-m", "reflink=+01"],
+        &["-m", "reflink= "],
+        &["-m", "reflink=-1"],
+        &["-m", "reflink=-99999999999999999999"],
+        &["-m", "reflink=99999999999999999999"],
+        &["-i", "sparse=1k"],
+        &["-m", "nosuch=1"],
+        &["-i", "nosuch"],
+    ];
+    for size in [300 * M, 2 * G, 20 * G, 1024 * G] {
+        for set in sets {
+            let mut args = vec!["-m", uuid.as_str()];
+            args.extend_from_slice(set);
+            args.push("fs.img");
+            mkfs_cli_same(sized(size), &args);
+        }
+    }
+}
+
 #[test]
 fn mkfs_dry_run_and_refusals_write_nothing() {
     let tmp = tempfile::tempdir().expect("tmp");
@@ -1035,6 +1079,7 @@ fn make_fresh_mem() -> SparseMem {
             rbm: xfs::inode::Timestamp::EPOCH,
             rsum: xfs::inode::Timestamp::EPOCH,
         },
+        features: None,
     };
     let plan = xfs::mkfs::plan(&dev, &opts).expect("plan");
     xfs::mkfs::apply(&mut dev, &plan).expect("apply");

@@ -128,6 +128,7 @@ fn base() -> SparseMem {
                 rbm: xfs::inode::Timestamp::EPOCH,
                 rsum: xfs::inode::Timestamp::EPOCH,
             },
+            features: None,
         };
         let plan = xfs::mkfs::plan(&dev, &opts).expect("plan");
         xfs::mkfs::apply(&mut dev, &plan).expect("mkfs");

@@ -308,23 +308,6 @@ fn main(args: &[String], argv0: &str, prog: &str) -> Result<i32, AppletError> {
         ));
     }
 
-    let ext = mke2fs::extended(&a.extended).map_err(|e| match e {
-        ExtendedError::Unsupported { name, bad_seeds } => {
-            let mut text = invalid_seeds(&bad_seeds);
-            text.push_str(&format!(
-                "{prog}: extended option {name} is not supported by ebsim\n"
-            ));
-            AppletError::new(1, text)
-        }
-        ExtendedError::Bad { name, bad_seeds } => {
-            let mut text = invalid_seeds(&bad_seeds);
-            text.push_str(&format!(
-                "\nBad option(s) specified: {name}\n\n{EXTENDED_HELP}"
-            ));
-            AppletError::new(1, text)
-        }
-    })?;
-
     // The device.
     let guest = match guest_ctx {
         None => None,
@@ -375,7 +358,37 @@ fn main(args: &[String], argv0: &str, prog: &str) -> Result<i32, AppletError> {
             other => AppletError::prog(prog, &other.to_string()),
         })?;
     let (block_size, blocks, size_type) = (size.block_size, size.blocks, size.size_type);
-    let profile = profile(prog, &a, block_size)?;
+    let mut profile = profile(prog, &a, block_size)?;
+    let cx = mke2fs::ExtendedContext {
+        blocks,
+        block_size,
+        descs_per_block: block_size / profile.desc_size(),
+    };
+    let ext = mke2fs::extended(&a.extended, &cx).map_err(|e| match e {
+        ExtendedError::Unsupported { name, complaints } => {
+            let mut text = complaints.concat();
+            text.push_str(&format!(
+                "{prog}: extended option {name} is not supported by ebsim\n"
+            ));
+            AppletError::new(1, text)
+        }
+        ExtendedError::Bad { name, complaints } => {
+            let mut text = complaints.concat();
+            text.push_str(&format!(
+                "\nBad option(s) specified: {name}\n\n{EXTENDED_HELP}"
+            ));
+            AppletError::new(1, text)
+        }
+    })?;
+    if ext.stride != 0 && ext.stripe_width % ext.stride != 0 {
+        err(&format!(
+            "\nWarning: RAID stripe-width {} not an even multiple of stride {}.\n\n",
+            ext.stripe_width, ext.stride
+        ));
+    }
+    profile.reserved_gdt = ext.reserved_gdt;
+    profile.raid_stride = ext.stride;
+    profile.raid_stripe_width = ext.stripe_width;
 
     let mut label = [0u8; 16];
     if let Some(l) = &a.label {
@@ -598,12 +611,4 @@ fn guest_device(ctx: &Context, device: &str, force: u32) -> Result<Option<Resolv
         ));
     }
     Ok(Some(r))
-}
-
-/// mke2fs's line for each `hash_seed` that is no UUID.
-fn invalid_seeds(seeds: &[String]) -> String {
-    seeds
-        .iter()
-        .map(|v| format!("Invalid hash seed: {v}\n"))
-        .collect()
 }

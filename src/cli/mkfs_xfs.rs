@@ -1,8 +1,9 @@
 //! `mkfs.xfs` (xfsprogs 6.1, or the guest's version) on an image file: the
 //! default geometry and features of that version
 //! (`fs::xfs::geometry::MkfsDefaults`), with `-f`, `-q`, `-N`, `-K`,
-//! `-L label`, `-m uuid=...` and `-d size=...`. Messages, channels and exit
-//! codes are mkfs.xfs's.
+//! `-L label`, `-m uuid=...`, the feature switches `-m
+//! finobt|reflink|rmapbt|bigtime|inobtcount=0|1` and `-i sparse=0|1`, and
+//! `-d size=...`. Messages, channels and exit codes are mkfs.xfs's.
 //!
 //! Hand-parsed: mkfs.xfs uses getopt with comma-separated sub-options
 //! (`-d size=1g,agcount=4`) and its own wording for every mistake.
@@ -91,6 +92,17 @@ struct Cli {
     label: Option<String>,
     uuid: Option<[u8; 16]>,
     dsize: Option<String>,
+    /// The features `-m` and `-i sparse=` asked for, over the version's
+    /// defaults.
+    features: Option<MkfsDefaults>,
+    /// `-m inobtcount=1` given explicitly (only then is it an error
+    /// without finobt; otherwise it follows finobt off).
+    inobtcount_asked: bool,
+    /// `-m crc=0`: a V4 filesystem, which ebsim does not make.
+    crc_off: bool,
+    /// The numeric sub-options given so far (`-m reflink`), each allowed
+    /// once.
+    seen: Vec<String>,
 }
 
 fn mkfs_main(prog: &str, argv0: &str, args: &[OsString]) -> Result<i32, AppletError> {
@@ -134,6 +146,7 @@ fn mkfs_main(prog: &str, argv0: &str, args: &[OsString]) -> Result<i32, AppletEr
             }
             'd' => parse_d(&v, &mut cli)?,
             'm' => parse_m(&v, &mut cli, version)?,
+            'i' => parse_i(&v, &mut cli, version)?,
             'U' => {
                 return Err(fail_plain(format!(
                     "{prog}: --unsupported is not supported by ebsim\n"
@@ -142,7 +155,7 @@ fn mkfs_main(prog: &str, argv0: &str, args: &[OsString]) -> Result<i32, AppletEr
             c => {
                 return Err(fail_plain(format!(
                     "{prog}: option -{c} is not supported by ebsim (it makes the default \
-                     geometry; supported: -f -q -N -K -L -m uuid= -d size= -V)\n"
+                     geometry; supported: -f -q -N -K -L -m -i sparse= -d size= -V)\n"
                 )));
             }
         }
@@ -209,7 +222,25 @@ fn mkfs_main(prog: &str, argv0: &str, args: &[OsString]) -> Result<i32, AppletEr
         Some(d) => d,
         None => dev_blocks,
     };
-    let geo = Geometry::plan_as(want, version).map_err(|e| match e {
+    // mkfs.xfs's feature checks, after every option is read.
+    if cli.crc_off {
+        return Err(fail_plain(
+            "mkfs.xfs: -m crc=0 is not supported by ebsim (it makes version 5 filesystems \
+             only)\n",
+        ));
+    }
+    if let Some(f) = cli.features.as_mut() {
+        if !f.finobt && f.inobtcount {
+            if cli.inobtcount_asked {
+                return Err(fail(
+                    "inode btree counters not supported without finobt support\n",
+                ));
+            }
+            f.inobtcount = false;
+        }
+    }
+    let features = cli.features.unwrap_or_else(|| MkfsDefaults::of(version));
+    let geo = Geometry::plan_with(want, version, features).map_err(|e| match e {
         GeometryError::DataTooSmall { .. } | GeometryError::Under300Mb => fail(format!("{e}\n")),
         GeometryError::MinimumLog { .. } => fail_plain(format!("{prog}: {e}\n")),
     })?;
@@ -218,6 +249,7 @@ fn mkfs_main(prog: &str, argv0: &str, args: &[OsString]) -> Result<i32, AppletEr
         label: cli.label.clone().unwrap_or_default().into_bytes(),
         dblocks: Some(geo.dblocks.min(want)),
         times: mkfs_times(),
+        features: Some(features),
     };
     let sb = mkfs::superblock(&geo, &opts);
     if !cli.quiet || cli.dry_run {
@@ -293,57 +325,141 @@ fn parse_d(arg: &str, cli: &mut Cli) -> Result<(), AppletError> {
     Ok(())
 }
 
-/// `-m` sub-options: `uuid`, and the feature switches at the version's
+/// `-m` sub-options: `uuid`, and the feature switches over the version's
 /// defaults (an option the version does not know is unknown to it).
 fn parse_m(arg: &str, cli: &mut Cli, version: Version) -> Result<(), AppletError> {
-    let d = MkfsDefaults::of(version);
-    let on = |b: bool| if b { "1" } else { "0" };
     // 4.5 knows crc, finobt and uuid; rmapbt and reflink came in 4.8 and
     // 4.9, bigtime and inobtcount in 5.10.
     let known_to = |name: &str| match name {
+        "crc" | "finobt" => true,
         "rmapbt" | "reflink" => version >= Version::new(4, 9, 0),
         "inobtcount" | "bigtime" => version >= Version::new(5, 10, 0),
-        _ => true,
+        _ => false,
     };
     for tok in arg.split(',').filter(|t| !t.is_empty()) {
-        let (name, value) = match tok.split_once('=') {
-            Some((n, v)) => (n, v),
-            None => (tok, ""),
-        };
-        let default = match name {
-            "uuid" => {
-                if value.is_empty() {
-                    return Err(fail("-m uuid option requires a value\n"));
-                }
-                let Some(u) = uuid_parse(value) else {
-                    return Err(fail(format!("Invalid value {value} for -m uuid option\n")));
-                };
-                cli.uuid = Some(u);
-                continue;
+        let (name, value) = tok.split_once('=').unwrap_or((tok, ""));
+        if name == "uuid" {
+            if value.is_empty() {
+                return Err(fail("-m uuid option requires a value\n"));
             }
-            "crc" => "1",
-            "finobt" if known_to(name) => on(d.finobt),
-            "reflink" if known_to(name) => on(d.reflink),
-            "inobtcount" if known_to(name) => on(d.inobtcount),
-            "bigtime" if known_to(name) => on(d.bigtime),
-            "rmapbt" if known_to(name) => on(d.rmapbt),
-            _ => return Err(fail(format!("unknown option -m {tok}\n"))),
-        };
-        // An empty value means the option's default, 1.
-        let v = if value.is_empty() { "1" } else { value };
-        if v != default {
-            return Err(fail_plain(format!(
-                "mkfs.xfs: -m {name}={v} is not supported by ebsim (it makes the default \
-                 features: crc=1,finobt={},rmapbt={},reflink={},inobtcount={},bigtime={})\n",
-                on(d.finobt),
-                on(d.rmapbt),
-                on(d.reflink),
-                on(d.inobtcount),
-                on(d.bigtime)
-            )));
+            let Some(u) = uuid_parse(value) else {
+                return Err(fail(format!("Invalid value {value} for -m uuid option\n")));
+            };
+            cli.uuid = Some(u);
+            continue;
+        }
+        if !known_to(name) {
+            return Err(fail(format!("unknown option -m {tok}\n")));
+        }
+        let on = switch_value('m', name, value, &mut cli.seen)?;
+        let f = cli
+            .features
+            .get_or_insert_with(|| MkfsDefaults::of(version));
+        match name {
+            "crc" => cli.crc_off = !on,
+            "finobt" => f.finobt = on,
+            "reflink" => f.reflink = on,
+            "inobtcount" => {
+                f.inobtcount = on;
+                cli.inobtcount_asked = on;
+            }
+            "bigtime" => f.bigtime = on,
+            _ => f.rmapbt = on,
         }
     }
     Ok(())
+}
+
+/// `-i` sub-options: `sparse` (sparse inode chunks) only; the inode size
+/// and the rest of the inode options are refused.
+fn parse_i(arg: &str, cli: &mut Cli, version: Version) -> Result<(), AppletError> {
+    for tok in arg.split(',').filter(|t| !t.is_empty()) {
+        let (name, value) = tok.split_once('=').unwrap_or((tok, ""));
+        match name {
+            "sparse" => {
+                let on = switch_value('i', name, value, &mut cli.seen)?;
+                cli.features
+                    .get_or_insert_with(|| MkfsDefaults::of(version))
+                    .sparse = on;
+            }
+            "perblock" | "size" | "maxpct" | "attr" | "projid32bit" | "nrext64" | "align" => {
+                return Err(fail_plain(format!(
+                    "mkfs.xfs: -i {name} is not supported by ebsim (only -i sparse=)\n"
+                )));
+            }
+            _ => return Err(fail(format!("unknown option -i {tok}\n"))),
+        }
+    }
+    Ok(())
+}
+
+/// The value of a 0/1 sub-option as mkfs.xfs's `getnum` reads it: empty
+/// means 1; otherwise a C integer (`strtoll` base 0: decimal, 0x hex,
+/// leading-0 octal, optional sign and leading blanks) with nothing after
+/// it, between 0 and 1; each sub-option at most once.
+fn switch_value(
+    opt: char,
+    name: &str,
+    value: &str,
+    seen: &mut Vec<String>,
+) -> Result<bool, AppletError> {
+    let key = format!("-{opt} {name}");
+    if seen.contains(&key) {
+        return Err(fail(format!("{key} option respecified\n")));
+    }
+    seen.push(key);
+    if value.is_empty() {
+        return Ok(true);
+    }
+    let invalid = |why: &str| {
+        fail(format!(
+            "Invalid value {value} for -{opt} {name} option. {why}\n"
+        ))
+    };
+    match strtoll(value) {
+        None => Err(invalid("Value not recognized as number.")),
+        Some((_, rest)) if !rest.is_empty() => Err(invalid("Unit suffixes are not allowed.")),
+        Some((n, _)) if n < 0 => Err(invalid("Value is too small.")),
+        Some((n, _)) if n > 1 => Err(invalid("Value is too large.")),
+        Some((n, _)) => Ok(n == 1),
+    }
+}
+
+/// C's `strtoll(s, &end, 0)`: the number (saturated at the i64 limits, as
+/// strtoll saturates) and the unparsed rest, or None when no digit was
+/// read.
+fn strtoll(s: &str) -> Option<(i64, &str)> {
+    let t = s.trim_start_matches([' ', '\t', '\n', '\r', '\x0b', '\x0c']);
+    let (neg, t) = match t.as_bytes().first() {
+        Some(b'-') => (true, &t[1..]),
+        Some(b'+') => (false, &t[1..]),
+        _ => (false, t),
+    };
+    let hex = t.len() > 2
+        && (t.starts_with("0x") || t.starts_with("0X"))
+        && t.as_bytes()[2].is_ascii_hexdigit();
+    let (radix, digits) = if hex {
+        (16, &t[2..])
+    } else if t.starts_with('0') {
+        (8, t)
+    } else {
+        (10, t)
+    };
+    let len = digits
+        .bytes()
+        .take_while(|b| char::from(*b).is_digit(radix))
+        .count();
+    if len == 0 {
+        return None;
+    }
+    let mut n: i128 = 0;
+    for b in digits[..len].bytes() {
+        let d = i128::from(char::from(b).to_digit(radix).unwrap_or(0));
+        n = (n * i128::from(radix) + d).min(i128::from(i64::MAX) + 1);
+    }
+    let n = if neg { -n } else { n };
+    let n = i64::try_from(n.clamp(i128::from(i64::MIN), i128::from(i64::MAX))).unwrap_or(0);
+    Some((n, &digits[len..]))
 }
 
 /// `-d size=` in blocks (`fs::xfs::size_arg`), with mkfs.xfs's messages.

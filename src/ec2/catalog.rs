@@ -76,6 +76,9 @@ pub struct FsSpec {
     pub inode_ratio: Option<u64>,
     /// ext4: reserved blocks percentage (`mke2fs -m`).
     pub reserved_percent: u8,
+    /// ext4: `mke2fs -E resize=BLOCKS` (the growth the reserved GDT blocks
+    /// make room for), or None for mke2fs's 1024× default.
+    pub resize_max: Option<u64>,
 }
 
 /// One partition of a layout.
@@ -156,6 +159,7 @@ const XFS_ROOT: FsSpec = FsSpec {
     options: "rw,noatime,attr2,inode64,logbufs=8,logbsize=32k,noquota",
     inode_ratio: None,
     reserved_percent: 5,
+    resize_max: None,
 };
 
 const EFI_AMZN: FsSpec = FsSpec {
@@ -165,6 +169,7 @@ const EFI_AMZN: FsSpec = FsSpec {
     options: "rw,noatime,fmask=0077,dmask=0077,codepage=437,iocharset=ascii,shortname=winnt,errors=remount-ro",
     inode_ratio: None,
     reserved_percent: 5,
+    resize_max: None,
 };
 
 const AL2_PARTS: &[PartitionSpec] = &[
@@ -266,9 +271,11 @@ const UBUNTU_ROOT: FsSpec = FsSpec {
     mount_point: Some("/"),
     options: "rw,relatime,discard,errors=remount-ro",
     // livecd-rootfs makes the cloud image's root with
-    // `mkfs.ext4 -b 4096 -i 8192 -m 0`.
+    // `mkfs.ext4 -b 4096 -i 8192 -m 0 -E resize=536870912` (room to grow
+    // to 2 TiB: 255 reserved GDT blocks).
     inode_ratio: Some(8192),
     reserved_percent: 0,
+    resize_max: Some(536_870_912),
 };
 
 const UBUNTU_EFI: FsSpec = FsSpec {
@@ -278,6 +285,7 @@ const UBUNTU_EFI: FsSpec = FsSpec {
     options: "rw,relatime,fmask=0077,dmask=0077,codepage=437,iocharset=iso8859-1,shortname=mixed,errors=remount-ro",
     inode_ratio: None,
     reserved_percent: 5,
+    resize_max: None,
 };
 
 const UBUNTU_PARTS: &[PartitionSpec] = &[
@@ -345,6 +353,7 @@ const CENTOS7_PARTS: &[PartitionSpec] = &[PartitionSpec {
         options: "rw,relatime,attr2,inode64,noquota",
         inode_ratio: None,
         reserved_percent: 5,
+        resize_max: None,
     }),
 }];
 
@@ -788,6 +797,17 @@ pub fn make_fs(
             label[..n].copy_from_slice(&l[..n]);
             let seed = format!("{}#{}", image.image_id, p.number);
             let created = super::time::Millis::parse(image.creation_date).map_or(0, |t| t.0 / 1000);
+            let mut profile = crate::fs::ext4::geometry::Profile::EXT4;
+            if let Some(max) = fs.resize_max {
+                let cx = crate::fs::ext4::mke2fs::ExtendedContext {
+                    blocks: size / 4096,
+                    block_size: 4096,
+                    descs_per_block: 4096 / profile.desc_size(),
+                };
+                let ext = crate::fs::ext4::mke2fs::extended(&[format!("resize={max}")], &cx)
+                    .map_err(|e| format!("{e:?}"))?;
+                profile.reserved_gdt = ext.reserved_gdt;
+            }
             let opts = mkfs::MkfsOptions {
                 geometry: GeometryRequest {
                     block_size: 4096,
@@ -796,7 +816,7 @@ pub fn make_fs(
                     inodes: None,
                     inode_ratio: fs.inode_ratio,
                     reserved_ratio: f64::from(fs.reserved_percent),
-                    profile: crate::fs::ext4::geometry::Profile::EXT4,
+                    profile,
                 },
                 uuid: fs_uuid(image, p.number),
                 hash_seed: guid_bytes(&format!("{seed}#hash")),
@@ -826,6 +846,7 @@ pub fn make_fs(
                     rbm: t,
                     rsum: t,
                 },
+                features: None,
             };
             let plan = crate::fs::xfs::mkfs::plan(&slice, &opts).map_err(|e| e.to_string())?;
             crate::fs::xfs::mkfs::apply(&mut slice, &plan).map_err(|e| e.to_string())?;

@@ -102,6 +102,14 @@ pub struct Profile {
     pub feature_ro_compat: u32,
     /// Inode size in bytes (128, 256, ... up to the block size).
     pub inode_size: u32,
+    /// Reserved GDT blocks asked for by `-E resize=` (None: room for
+    /// 1024× growth); asking also turns `resize_inode` on.
+    pub reserved_gdt: Option<u64>,
+    /// `-E stride=` (`s_raid_stride`; without flex_bg it staggers each
+    /// group's bitmaps).
+    pub raid_stride: u32,
+    /// `-E stripe_width=` (`s_raid_stripe_width`).
+    pub raid_stripe_width: u32,
 }
 
 impl Profile {
@@ -125,6 +133,9 @@ impl Profile {
             | ro_compat::EXTRA_ISIZE
             | ro_compat::METADATA_CSUM,
         inode_size: INODE_SIZE,
+        reserved_gdt: None,
+        raid_stride: 0,
+        raid_stripe_width: 0,
     };
 
     /// With `64bit`.
@@ -224,6 +235,10 @@ pub struct Geometry {
     pub r_blocks: u64,
     /// Journal blocks.
     pub journal_blocks: u64,
+    /// `s_raid_stride`.
+    pub raid_stride: u32,
+    /// `s_raid_stripe_width`.
+    pub raid_stripe_width: u32,
     /// Inode size.
     pub inode_size: u32,
     /// `s_log_groups_per_flex`.
@@ -345,6 +360,9 @@ pub fn plan(req: &GeometryRequest) -> Result<Geometry, Error> {
     let fdb = u64::from(req.block_size == 1024);
     let profile = req.profile;
     let mut feature_compat = profile.feature_compat;
+    if profile.reserved_gdt.is_some() {
+        feature_compat |= compat::RESIZE_INODE;
+    }
     let feature_incompat = profile.feature_incompat;
     let feature_ro_compat = profile.feature_ro_compat;
     let inode_size = profile.inode_size;
@@ -427,10 +445,10 @@ pub fn plan(req: &GeometryRequest) -> Result<Geometry, Error> {
             }
             break (real, itb);
         };
-        let rsv = if resize_inode {
-            reserved_gdt(blocks, fdb, bpg, desc_blocks, bs, desc_size)
-        } else {
-            0
+        let rsv = match (resize_inode, profile.reserved_gdt) {
+            (false, _) => 0,
+            (true, Some(r)) => r,
+            (true, None) => reserved_gdt(blocks, fdb, bpg, desc_blocks, bs, desc_size),
         };
         if rsv + desc_blocks > bpg * 3 / 4 {
             return Err(Error::Unsupported(format!(
@@ -480,6 +498,8 @@ pub fn plan(req: &GeometryRequest) -> Result<Geometry, Error> {
             reserved_gdt_blocks: rsv,
             r_blocks,
             journal_blocks,
+            raid_stride: profile.raid_stride,
+            raid_stripe_width: profile.raid_stripe_width,
             inode_size,
             log_groups_per_flex: if feature_incompat & incompat::FLEX_BG != 0 {
                 4

@@ -77,37 +77,68 @@ pub struct Extended {
     pub hash_seed: Option<[u8; 16]>,
     /// `discard` (the default) or `nodiscard`.
     pub discard: bool,
+    /// `resize=BLOCKS`: the reserved GDT blocks that room for growth to
+    /// that many blocks takes (None: the default 1024× room).
+    pub reserved_gdt: Option<u64>,
+    /// `stride=` (`s_raid_stride`).
+    pub stride: u32,
+    /// `stripe_width=` or `stripe-width=` (`s_raid_stripe_width`).
+    pub stripe_width: u32,
+}
+
+/// What `-E` is parsed against: the new filesystem's size in blocks, its
+/// block size and descriptors per block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExtendedContext {
+    /// Requested size in blocks.
+    pub blocks: u64,
+    /// Block size in bytes.
+    pub block_size: u64,
+    /// Group descriptors per block (block size / 32 or 64).
+    pub descs_per_block: u64,
+}
+
+/// `strtoul(arg, &end, 0)` with nothing left over: decimal, 0x hex or 0
+/// octal (as a C `unsigned long` truncated to the 32-bit field).
+fn strtoul_all(arg: &str) -> Option<u32> {
+    crate::compat::strtoull_all(arg, 0).map(|v| v as u32)
 }
 
 /// Why `-E` was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ExtendedError {
     /// An option mke2fs knows that ebsim does not implement (after the
-    /// hash seeds seen bad before it).
+    /// complaints about the options before it).
     Unsupported {
         /// The option's name.
         name: String,
-        /// The hash seeds before it that are no UUIDs.
-        bad_seeds: Vec<String>,
+        /// mke2fs's lines about bad values before it ("Invalid hash seed:
+        /// x"), in order.
+        complaints: Vec<String>,
     },
     /// Options mke2fs refuses: its "Bad option(s) specified" (the last
-    /// unknown name), after an "Invalid hash seed" line for each bad seed.
+    /// unknown or valueless name), after a line for each bad value.
     Bad {
-        /// The last unknown option's name (empty when only seeds were bad).
+        /// The last unknown option's name (empty when only values were
+        /// bad).
         name: String,
-        /// The hash seeds that are no UUIDs.
-        bad_seeds: Vec<String>,
+        /// mke2fs's lines about bad values, in order.
+        complaints: Vec<String>,
     },
 }
 
 /// mke2fs's `parse_extended_opts` over the comma-separated tokens.
-pub fn extended(tokens: &[String]) -> Result<Extended, ExtendedError> {
+pub fn extended(tokens: &[String], cx: &ExtendedContext) -> Result<Extended, ExtendedError> {
     let mut e = Extended {
         hash_seed: None,
         discard: true,
+        reserved_gdt: None,
+        stride: 0,
+        stripe_width: 0,
     };
     let mut bad: Option<String> = None;
     let mut bad_seeds = Vec::new();
+    let log_block_size = (cx.block_size / 1024).trailing_zeros() as i32;
     for tok in tokens.iter().filter(|t| !t.is_empty()) {
         let (k, v) = match tok.split_once('=') {
             Some((k, v)) => (k, Some(v)),
@@ -116,8 +147,45 @@ pub fn extended(tokens: &[String]) -> Result<Extended, ExtendedError> {
         match (k, v) {
             ("hash_seed", Some(v)) => match uuid_parse(v) {
                 Some(u) => e.hash_seed = Some(u),
-                None => bad_seeds.push(v.to_string()),
+                None => bad_seeds.push(format!("Invalid hash seed: {v}\n")),
             },
+            ("stride" | "stripe-width" | "stripe_width" | "resize", None) => {
+                bad = Some(k.to_string());
+            }
+            ("stride", Some(v)) => match strtoul_all(v) {
+                Some(n) => e.stride = n,
+                None => bad_seeds.push(format!("Invalid stride parameter: {v}\n")),
+            },
+            ("stripe-width" | "stripe_width", Some(v)) => match strtoul_all(v) {
+                Some(n) => e.stripe_width = n,
+                None => bad_seeds.push(format!("Invalid stripe-width parameter: {v}\n")),
+            },
+            ("resize", Some(v)) => {
+                let resize = crate::compat::parse_num_blocks2(v, log_block_size);
+                if resize == 0 {
+                    bad_seeds.push(format!("Invalid resize parameter: {v}\n"));
+                } else if resize <= cx.blocks {
+                    bad_seeds.push(
+                        "The resize maximum must be greater than the filesystem size.\n"
+                            .to_string(),
+                    );
+                } else {
+                    // Descriptor blocks for the groups `resize` blocks
+                    // make, less today's (groups counted from block 0),
+                    // capped at one block of pointers.
+                    let bpg = cx.block_size * 8;
+                    let dpb = cx.descs_per_block.max(1);
+                    let desc_blocks = cx.blocks.div_ceil(bpg).div_ceil(dpb);
+                    let rsv = resize
+                        .div_ceil(bpg)
+                        .div_ceil(dpb)
+                        .saturating_sub(desc_blocks);
+                    let rsv = rsv.min(cx.block_size / 4);
+                    if rsv > 0 {
+                        e.reserved_gdt = Some(rsv);
+                    }
+                }
+            }
             ("discard", _) => e.discard = true,
             ("nodiscard", _) => e.discard = false,
             // With the discard the inode tables and journal read as zeros
@@ -126,11 +194,7 @@ pub fn extended(tokens: &[String]) -> Result<Extended, ExtendedError> {
             (
                 "mmp_update_interval"
                 | "num_backup_sb"
-                | "stride"
-                | "stripe-width"
-                | "stripe_width"
                 | "offset"
-                | "resize"
                 | "packed_meta_blocks"
                 | "root_owner"
                 | "test_fs"
@@ -144,7 +208,7 @@ pub fn extended(tokens: &[String]) -> Result<Extended, ExtendedError> {
             ) => {
                 return Err(ExtendedError::Unsupported {
                     name: k.to_string(),
-                    bad_seeds,
+                    complaints: bad_seeds,
                 });
             }
             _ => bad = Some(k.to_string()),
@@ -153,7 +217,7 @@ pub fn extended(tokens: &[String]) -> Result<Extended, ExtendedError> {
     if bad.is_some() || !bad_seeds.is_empty() {
         return Err(ExtendedError::Bad {
             name: bad.unwrap_or_default(),
-            bad_seeds,
+            complaints: bad_seeds,
         });
     }
     Ok(e)
@@ -201,25 +265,61 @@ mod tests {
     #[test]
     fn extended_options() {
         let t = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        // 8 GiB of 4 KiB blocks, 64-byte descriptors.
+        let cx = ExtendedContext {
+            blocks: 2_097_152,
+            block_size: 4096,
+            descs_per_block: 64,
+        };
+        let base = Extended {
+            hash_seed: None,
+            discard: false,
+            reserved_gdt: None,
+            stride: 0,
+            stripe_width: 0,
+        };
         assert_eq!(
-            extended(&t(&["nodiscard", "lazy_itable_init=1"])),
+            extended(&t(&["nodiscard", "lazy_itable_init=1"]), &cx),
+            Ok(base)
+        );
+        // Room to grow to 2 TiB: 16384 groups, 256 descriptor blocks, one
+        // of them in use.
+        assert_eq!(
+            extended(
+                &t(&[
+                    "nodiscard",
+                    "resize=536870912",
+                    "stride=16",
+                    "stripe_width=0x40"
+                ]),
+                &cx
+            ),
             Ok(Extended {
-                hash_seed: None,
-                discard: false
+                reserved_gdt: Some(255),
+                stride: 16,
+                stripe_width: 64,
+                ..base
             })
         );
         assert_eq!(
-            extended(&t(&["stride=4"])),
+            extended(&t(&["offset=4"]), &cx),
             Err(ExtendedError::Unsupported {
-                name: "stride".into(),
-                bad_seeds: Vec::new()
+                name: "offset".into(),
+                complaints: Vec::new()
             })
         );
         assert_eq!(
-            extended(&t(&["hash_seed=x", "foo"])),
+            extended(
+                &t(&["hash_seed=x", "resize=1000", "stride=z", "foo", "resize"]),
+                &cx
+            ),
             Err(ExtendedError::Bad {
-                name: "foo".into(),
-                bad_seeds: vec!["x".into()]
+                name: "resize".into(),
+                complaints: vec![
+                    "Invalid hash seed: x\n".into(),
+                    "The resize maximum must be greater than the filesystem size.\n".into(),
+                    "Invalid stride parameter: z\n".into(),
+                ]
             })
         );
         assert_eq!(uuid_arg(Some("clear")), Some([0; 16]));

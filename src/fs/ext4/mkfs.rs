@@ -308,7 +308,7 @@ fn place(g: &Geometry) -> Result<Placement, Error> {
         let t = if g.log_groups_per_flex > 0 {
             a.allocate_group_table(grp, tables.last())
         } else {
-            a.allocate_group_table_in_group(grp, 0)
+            a.allocate_group_table_in_group(grp, g.raid_stride)
         };
         tables.push(t.map_err(|_| no_space(g))?);
     }
@@ -487,6 +487,8 @@ pub fn plan(dev_size: u64, opts: &MkfsOptions) -> Result<MkfsPlan, Error> {
         sb.s_want_extra_isize = 32;
     }
     sb.s_flags = FLAGS_SIGNED_HASH;
+    sb.s_raid_stride = g.raid_stride as u16;
+    sb.s_raid_stripe_width = g.raid_stripe_width;
     sb.s_log_groups_per_flex = g.log_groups_per_flex;
     if g.feature_ro_compat & super::features::ro_compat::METADATA_CSUM != 0 {
         sb.s_checksum_type = 1; // crc32c

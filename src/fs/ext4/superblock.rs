@@ -123,6 +123,8 @@ pub struct Superblock {
     /// 0x164: RAID stride in blocks (mke2fs -E stride; resize2fs may set
     /// it from the groups' layout).
     pub s_raid_stride: u16,
+    /// 0x170: RAID stripe width in blocks (mke2fs -E stripe_width).
+    pub s_raid_stripe_width: u32,
     /// 0x174
     pub s_log_groups_per_flex: u8,
     /// 0x175
@@ -223,6 +225,7 @@ impl Superblock {
             s_want_extra_isize: read_u16le(b, 0x15E),
             s_flags: read_u32le(b, 0x160),
             s_raid_stride: read_u16le(b, 0x164),
+            s_raid_stripe_width: read_u32le(b, 0x170),
             s_log_groups_per_flex: b[0x174],
             s_checksum_type: b[0x175],
             s_kbytes_written: read_u64le(b, 0x178),
@@ -410,6 +413,7 @@ impl Superblock {
         write_u16le(&mut b, 0x15E, self.s_want_extra_isize);
         write_u32le(&mut b, 0x160, self.s_flags);
         write_u16le(&mut b, 0x164, self.s_raid_stride);
+        write_u32le(&mut b, 0x170, self.s_raid_stripe_width);
         b[0x174] = self.s_log_groups_per_flex;
         b[0x175] = self.s_checksum_type;
         write_u64le(&mut b, 0x178, self.s_kbytes_written);

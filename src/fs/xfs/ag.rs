@@ -211,7 +211,7 @@ pub fn build(
         put(at(fb), &fino);
     }
     if let Some(rb) = l.rmap_block {
-        let recs = rmap_records(&l, content.log);
+        let recs = rmap_records(&l, content, sb.inopblog);
         put(at(rb), &btree::rmap_leaf(bs, daddr(rb), &uuid, agno, &recs));
     }
     if let Some(cb) = l.refc_block {
@@ -221,8 +221,11 @@ pub fn build(
     BuiltAg { agf, agi, bytes }
 }
 
-/// The reverse mappings of a new AG's fixed metadata (`xfs_rmaproot_init`).
-fn rmap_records(l: &AgLayout, log: Option<(u32, u32)>) -> Vec<RmapRec> {
+/// The reverse mappings of a new AG: its fixed metadata
+/// (`xfs_rmaproot_init`), then what `content` places in it — the free-list
+/// blocks (owned by the AG, merged with a neighbour of the same owner as
+/// `xfs_rmap_map` merges them) and the inode chunk.
+fn rmap_records(l: &AgLayout, content: &AgContent, inopblog: u8) -> Vec<RmapRec> {
     let rec = |startblock, blockcount, owner| RmapRec {
         startblock,
         blockcount,
@@ -239,10 +242,32 @@ fn rmap_records(l: &AgLayout, log: Option<(u32, u32)>) -> Vec<RmapRec> {
     if let Some(c) = l.refc_block {
         v.push(rec(c, 1, owner::REFC));
     }
-    if let Some((start, len)) = log {
+    if let Some((start, len)) = content.log {
         v.push(rec(start, len, owner::LOG));
     }
-    v
+    for &b in &content.agfl {
+        v.push(rec(b, 1, owner::AG));
+    }
+    if let Some(chunk) = &content.inodes {
+        let start = chunk.startino >> inopblog;
+        let blocks = u32::from(chunk.count) >> inopblog;
+        v.push(rec(start, blocks, owner::INODES));
+    }
+    v.sort_by_key(|r| r.startblock);
+    let mut merged: Vec<RmapRec> = Vec::with_capacity(v.len());
+    for r in v {
+        match merged.last_mut() {
+            Some(last)
+                if last.owner == r.owner
+                    && r.owner == owner::AG
+                    && last.startblock + last.blockcount == r.startblock =>
+            {
+                last.blockcount += r.blockcount;
+            }
+            _ => merged.push(r),
+        }
+    }
+    merged
 }
 
 #[cfg(test)]

@@ -216,7 +216,21 @@ impl Geometry {
 
     /// As [`Geometry::plan`], as mkfs.xfs of xfsprogs `version` would.
     pub fn plan_as(dblocks: u64, version: Version) -> Result<Self, GeometryError> {
-        let features = MkfsDefaults::of(version);
+        Self::plan_with(dblocks, version, MkfsDefaults::of(version))
+    }
+
+    /// As [`Geometry::plan_as`], with these features (`-m`, `-i sparse=`)
+    /// instead of the version's defaults; the sizing rules stay the
+    /// version's.
+    pub fn plan_with(
+        dblocks: u64,
+        version: Version,
+        features: MkfsDefaults,
+    ) -> Result<Self, GeometryError> {
+        let features = MkfsDefaults {
+            log: MkfsDefaults::of(version).log,
+            ..features
+        };
         if dblocks < AG_MIN_BLOCKS {
             return Err(GeometryError::DataTooSmall {
                 dblocks,

@@ -19,8 +19,6 @@ use std::ops::Range;
 
 /// "Whack" zone mkfs clears at both ends of the device (old signatures).
 const WHACK: u64 = 128 * 1024;
-/// Blocks on each AG's free list after mkfs (bno + cnt, one level each).
-const AGFL_FILL: u32 = 4;
 /// `XFS_INODE_BIG_CLUSTER_SIZE` scaled for 512-byte v5 inodes, in 4 KiB
 /// blocks: the inode cluster, and the chunk alignment without sparse
 /// inodes.
@@ -40,6 +38,8 @@ pub struct MkfsOptions {
     pub dblocks: Option<u64>,
     /// Creation times of the root, rbm and rsum inodes.
     pub times: MkfsTimes,
+    /// The features, or None for the xfsprogs version's defaults.
+    pub features: Option<crate::fs::xfs::geometry::MkfsDefaults>,
 }
 
 /// A planned mkfs: the superblock to be, its geometry, and the writes.
@@ -75,8 +75,9 @@ impl MkfsWrites {
         } else {
             p
         };
-        content.agfl = (first_free..first_free + AGFL_FILL).collect();
-        let after_agfl = first_free + AGFL_FILL;
+        let fill = agfl_fill(geo);
+        content.agfl = (first_free..first_free + fill).collect();
+        let after_agfl = first_free + fill;
         if agno == 0 {
             let chunk = root_chunk(geo);
             let chunk_end = chunk + CHUNK_BLOCKS;
@@ -187,7 +188,7 @@ impl From<GeometryError> for Error {
 
 /// The block of AG 0 where mkfs puts the first inode chunk (the root
 /// directory's): after the fixed metadata, the log when AG 0 holds it and
-/// the four free-list blocks, rounded up to the chunk alignment.
+/// the free-list blocks, rounded up to the chunk alignment.
 fn root_chunk(geo: &Geometry) -> u32 {
     let first_free = if geo.logagno == 0 {
         geo.logagbno + geo.logblocks
@@ -195,7 +196,15 @@ fn root_chunk(geo: &Geometry) -> u32 {
         geo.prealloc
     };
     let align = inoalign(geo);
-    (first_free + AGFL_FILL).div_ceil(align) * align
+    (first_free + agfl_fill(geo)).div_ceil(align) * align
+}
+
+/// Blocks mkfs puts on each AG's free list (`xfs_alloc_fix_freelist` with
+/// one-level trees): room for a split of the bno and cnt btrees, and of
+/// the rmap btree when there is one — 4, or 6 with rmapbt.
+fn agfl_fill(geo: &Geometry) -> u32 {
+    let per_tree = 2;
+    per_tree * (2 + u32::from(geo.features.rmapbt))
 }
 
 /// `sb_inoalignmt`: a whole chunk with sparse inodes, else a cluster.
@@ -309,7 +318,10 @@ pub fn plan_as<D: BlockDevice + ?Sized>(
             "size {want} blocks is larger than the device ({dev_blocks} blocks)"
         )));
     }
-    let geo = Geometry::plan_as(want, version)?;
+    let geo = match opts.features {
+        Some(f) => Geometry::plan_with(want, version, f)?,
+        None => Geometry::plan_as(want, version)?,
+    };
     let sb = superblock(&geo, opts);
     let stale = stale_ranges(dev, &geo)?;
     let mut writes = MkfsWrites {

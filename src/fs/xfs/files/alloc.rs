@@ -397,10 +397,13 @@ impl Ag {
         let mut inos = BTreeMap::new();
         let (mut icount, mut ifree) = (0u32, 0u32);
         let max_agino = u64::from(agf.length) << geo.inopblog;
+        // Chunks start at `sb_inoalignmt` (8 blocks with sparse inodes,
+        // a 4-block cluster without).
+        let chunk_align = (u64::from(geo.inoalign) << geo.inopblog).max(1);
         for r in ino_recs.iter().map(|r| ino_rec(r, geo.sparse)) {
             let mask = alloc_mask(r.holemask);
             let real_free = (r.free & mask).count_ones();
-            if r.startino % 64 != 0
+            if u64::from(r.startino) % chunk_align != 0
                 || u64::from(r.startino) + 64 > max_agino
                 || u32::from(r.count) != mask.count_ones()
                 || u32::from(r.freecount) != real_free
