@@ -129,12 +129,18 @@ fn populated_ext4_with(path: &Path, len: u64, mkfs_opts: &[&str]) {
         .arg(format!("hash_seed={HASH_SEED}"))
         .args(mkfs_opts)
         .arg(path));
-    let dir = path.with_extension("files");
-    std::fs::create_dir_all(&dir).expect("mkdir");
+    debugfs_noise_files(path, &path.with_extension("files"), &[3 * M as usize, 70_000, 5], 7);
+}
+
+/// Writes noise files of `sizes` bytes (noise seeds `seed`, `seed + 1`,
+/// ...) into the ext4 image `path` with the real debugfs, each twice: as
+/// `/fN` and as `/sub/gN`. The files are staged in `dir`.
+fn debugfs_noise_files(path: &Path, dir: &Path, sizes: &[usize], seed: u64) {
+    std::fs::create_dir_all(dir).expect("mkdir");
     let mut script = String::from("mkdir sub\n");
-    for (i, n) in [3 * M as usize, 70_000, 5].iter().enumerate() {
+    for (i, n) in sizes.iter().enumerate() {
         let f = dir.join(format!("f{i}"));
-        std::fs::write(&f, noise(i as u64 + 7, *n)).expect("write");
+        std::fs::write(&f, noise(i as u64 + seed, *n)).expect("write");
         script.push_str(&format!("write {} f{i}\n", f.display()));
         script.push_str(&format!("write {} sub/g{i}\n", f.display()));
     }
@@ -434,23 +440,7 @@ fn sweep_resize2fs_relocating_past_the_reserve() {
         .args(["-q", "-F", "-b", "1024", "-U", UUID, "-E"])
         .arg(format!("hash_seed={HASH_SEED},resize=262144"))
         .arg(&t));
-    let dir = d.path().join("files");
-    std::fs::create_dir_all(&dir).expect("mkdir");
-    let mut script = String::from("mkdir sub\n");
-    for (i, n) in [300_000usize, 70_000, 5, 2_000_000].iter().enumerate() {
-        let f = dir.join(format!("f{i}"));
-        std::fs::write(&f, noise(i as u64 + 11, *n)).expect("write");
-        script.push_str(&format!("write {} f{i}\n", f.display()));
-        script.push_str(&format!("write {} sub/g{i}\n", f.display()));
-    }
-    let s = dir.join("script");
-    std::fs::write(&s, script).expect("script");
-    ok(tool("debugfs")
-        .env("E2FSPROGS_FAKE_TIME", FAKE_TIME)
-        .arg("-w")
-        .arg("-f")
-        .arg(&s)
-        .arg(&t));
+    debugfs_noise_files(&t, &d.path().join("files"), &[300_000, 70_000, 5, 2_000_000], 11);
     set_len(&t, 5120 * M);
     // A clean run relocates: the classic table grows in place.
     let probe = d.path().join("probe.img");

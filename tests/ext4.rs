@@ -666,13 +666,15 @@ fn resize2fs_refuses_shrink() {
     ebsim_mkfs(&img, &[]);
     let before = image_digest(&img);
     let o = resize2fs_to(true, &img, "100M");
-    assert_eq!(o.status.code(), Some(1));
-    assert!(
-        stderr(&o).contains("Shrinking is not supported by ebsim"),
-        "{}",
-        stderr(&o)
-    );
-    assert_eq!(image_digest(&img), before);
+    assert_refused(&o, "Shrinking is not supported by ebsim", &img, &before);
+}
+
+/// `o` failed with exit code 1 and `text` in its stderr, and `img` is as
+/// it was (`before`, its [`image_digest`]).
+fn assert_refused(o: &std::process::Output, text: &str, img: &Path, before: &str) {
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(o));
+    assert!(stderr(o).contains(text), "{}", stderr(o));
+    assert_eq!(image_digest(img), before, "the image changed");
 }
 
 // ------------------------------------------------------------------------
@@ -1295,13 +1297,7 @@ fn grow_past_reserve_1g_to_2t_and_without_resize_inode() {
         .expect("grow");
     let before = image_digest(&src);
     let o = resize2fs(true, &src, &[]);
-    assert_eq!(o.status.code(), Some(1));
-    assert!(
-        stderr(&o).contains("supported by ebsim's resize2fs only with flex_bg"),
-        "{}",
-        stderr(&o)
-    );
-    assert_eq!(image_digest(&src), before);
+    assert_refused(&o, "supported by ebsim's resize2fs only with flex_bg", &src, &before);
 }
 
 /// e2fsprogs' r_ext4_big_expand, its grow half: mke2fs 512M, a file
