@@ -76,6 +76,7 @@ const GUEST_PATH: &str =
 /// other command is the host's program, acting on the guest's files.
 pub const NS_APPLETS: &[&str] = &[
     "lsblk",
+    "blkid",
     "df",
     "growpart",
     "resize2fs",

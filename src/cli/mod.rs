@@ -8,6 +8,7 @@
 //! their messages must match to the character), its wording and its exit
 //! codes; the library below returns typed errors only.
 
+mod blkid;
 mod commands;
 mod debug_fs;
 mod demo;
@@ -119,6 +120,12 @@ pub const APPLETS: &[Applet] = &[
         about: "list the instance's block devices (util-linux 2.38 lsblk)",
         run: lsblk::run,
         stdout: Stdout::Checked("lsblk"),
+    },
+    Applet {
+        name: "blkid",
+        about: "show the tags of the instance's block devices or of image files (util-linux 2.38 blkid)",
+        run: blkid::run,
+        stdout: Stdout::Checked("blkid"),
     },
     Applet {
         name: "df",

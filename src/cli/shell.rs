@@ -41,6 +41,7 @@ pub const GUEST_COMMANDS: &[&str] = &[
     "mount",
     "umount",
     "lsblk",
+    "blkid",
     "df",
     "aws",
     "sudo",

@@ -51,6 +51,16 @@ pub struct FsInfo {
     pub version: Option<String>,
     /// Cleanly unmounted (ext4 state valid; XFS log clean).
     pub clean: bool,
+    /// blkid's BLOCK_SIZE: the ext4 block size, the XFS and FAT sector
+    /// size; none for swap.
+    pub block_size: Option<u32>,
+    /// blkid's SEC_TYPE: `msdos` for FAT12 and FAT16 (a boot sector with
+    /// a 16-bit FAT size).
+    pub sec_type: Option<&'static str>,
+    /// The FAT boot sector's own label (LABEL_FATBOOT): present when the
+    /// extended boot signature is 0x29 and the label is not `NO NAME`,
+    /// trailing spaces cut.
+    pub boot_label: Option<String>,
 }
 
 /// statfs(2) numbers, in units of `frsize`.
@@ -97,6 +107,9 @@ pub fn probe<D: BlockDevice>(dev: D) -> Result<Option<FsInfo>, FsError> {
             label: i.label,
             version: Some("1.0".into()),
             clean: i.clean,
+            block_size: Some(i.block_size),
+            sec_type: None,
+            boot_label: None,
         }));
     }
     if xfs::probe(&dev)? {
@@ -108,6 +121,9 @@ pub fn probe<D: BlockDevice>(dev: D) -> Result<Option<FsInfo>, FsError> {
             label: i.label,
             version: None,
             clean: fs.check_log_clean().is_ok(),
+            block_size: Some(u32::from(fs.sb().sectsize)),
+            sec_type: None,
+            boot_label: None,
         }));
     }
     if vfat::probe(&dev)? {
@@ -118,6 +134,9 @@ pub fn probe<D: BlockDevice>(dev: D) -> Result<Option<FsInfo>, FsError> {
             label: i.label,
             version: Some(i.version.to_string()),
             clean: true,
+            block_size: u32::try_from(i.geometry.sector).ok(),
+            sec_type: (!i.geometry.fat32_bpb).then_some("msdos"),
+            boot_label: i.boot_label,
         }));
     }
     if let Some(i) = swap::info(&dev) {
@@ -127,6 +146,9 @@ pub fn probe<D: BlockDevice>(dev: D) -> Result<Option<FsInfo>, FsError> {
             label: i.label,
             version: Some(i.version.to_string()),
             clean: true,
+            block_size: None,
+            sec_type: None,
+            boot_label: None,
         }));
     }
     Ok(None)

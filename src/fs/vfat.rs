@@ -178,6 +178,10 @@ pub struct Info {
     pub label: String,
     /// `FAT12`, `FAT16` or `FAT32`.
     pub version: &'static str,
+    /// The boot sector's label field when its extended boot signature is
+    /// 0x29 and it is not `NO NAME`, trailing spaces cut (blkid's
+    /// LABEL_FATBOOT).
+    pub boot_label: Option<String>,
 }
 
 /// True when `dev` holds a FAT boot sector.
@@ -192,6 +196,17 @@ pub fn info<D: BlockDevice>(dev: &D) -> Result<Info, Error> {
         problem: "no FAT boot sector".into(),
     })?;
     let id = g.volume_id.to_le_bytes();
+    // The extended boot signature and the label follow the BPB: at 38 and
+    // 43 after a 16-bit one, at 66 and 71 after FAT32's.
+    let (sig_at, label_at) = if g.fat32_bpb { (66, 71) } else { (38, 43) };
+    let boot = dev.read_vec(0, 512)?;
+    let boot_label = match (boot.get(sig_at), boot.get(label_at..label_at + 11)) {
+        (Some(0x29), Some(l)) if l != b"NO NAME    " => {
+            let text: String = l.iter().map(|&c| char::from(c)).collect();
+            Some(text.trim_end_matches(' ').to_string())
+        }
+        _ => None,
+    };
     Ok(Info {
         geometry: g,
         uuid: format!("{:02X}{:02X}-{:02X}{:02X}", id[3], id[2], id[1], id[0]),
@@ -201,6 +216,7 @@ pub fn info<D: BlockDevice>(dev: &D) -> Result<Info, Error> {
             16 => "FAT16",
             _ => "FAT32",
         },
+        boot_label,
     })
 }
 

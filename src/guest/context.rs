@@ -151,6 +151,18 @@ pub fn snapshot(ec2: &Ec2, instance: Option<&str>) -> Result<Snapshot, GuestErro
     })?)
 }
 
+/// What blkid sees in `instance` (one transaction): each disk with its
+/// partitions, and the image's util-linux.
+pub fn blkid_disks(
+    ec2: &Ec2,
+    instance: Option<&str>,
+) -> Result<(Vec<super::blkid::Disk>, super::lsblk::UtilLinux), GuestError> {
+    Ok(ec2.transact(|txn| {
+        let id = txn.resolve_instance(instance)?;
+        Ok(instance::blkid_disks(txn, &id)?)
+    })?)
+}
+
 /// The OS release of `instance`'s image (None: the only running one).
 pub fn release(ec2: &Ec2, instance: Option<&str>) -> Result<OsRelease, GuestError> {
     Ok(ec2.transact(|txn| {

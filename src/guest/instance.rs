@@ -561,3 +561,54 @@ fn device_for(
         children: Vec::new(),
     }
 }
+
+/// What blkid sees in `instance_id`: each disk with its partitions (from
+/// [`super::blkid::probe_disk`], named as the guest names them), Ubuntu's
+/// snap loops, and the util-linux of the image.
+pub fn blkid_disks(
+    txn: &mut Txn<'_>,
+    instance_id: &str,
+) -> Result<(Vec<super::blkid::Disk>, UtilLinux), GuestError> {
+    let disks = disks(txn, instance_id)?;
+    let inst = txn.instance(instance_id)?.clone();
+    let v =
+        UtilLinux::of(crate::ec2::release::OsRelease::of_util_linux(&inst.util_linux).util_linux);
+    let mut out = Vec::new();
+    for l in super::pseudo::snap_loops(inst.flavour.as_deref()) {
+        let tags = super::blkid::squashfs_tags(false);
+        let low = super::blkid::squashfs_tags(true);
+        out.push(vec![(
+            l.name.clone(),
+            super::blkid::Probed {
+                path: format!("/dev/{}", l.name),
+                tags,
+                low,
+                mountpoint: l.mountpoints.first().cloned(),
+            },
+        )]);
+    }
+    for d in &disks {
+        let img = crate::ec2::store::open_volume_image(&d.view.image, Access::ReadOnly)?;
+        let mounted = |name: &str| {
+            let part = if name == d.view.name {
+                None
+            } else {
+                d.parts.iter().find(|p| p.name == name).map(|p| p.number)
+            };
+            mounts_of(&inst.mounts, &d.view.volume_id, part)
+                .first()
+                .map(|m| m.target.clone())
+        };
+        let mut devs = super::blkid::probe_disk(
+            &img,
+            &d.view.name,
+            (d.view.major, d.view.minor),
+            v,
+            &mounted,
+        );
+        // Only the partitions the guest's kernel shows.
+        devs.retain(|(n, _)| *n == d.view.name || d.parts.iter().any(|p| p.name == *n));
+        out.push(devs);
+    }
+    Ok((out, v))
+}

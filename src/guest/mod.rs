@@ -3,6 +3,7 @@
 //! classification of a command's target (a file here or a name there), and
 //! lsblk/df rendering.
 
+pub mod blkid;
 pub mod context;
 pub mod df;
 pub mod fstab;
