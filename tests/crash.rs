@@ -129,7 +129,12 @@ fn populated_ext4_with(path: &Path, len: u64, mkfs_opts: &[&str]) {
         .arg(format!("hash_seed={HASH_SEED}"))
         .args(mkfs_opts)
         .arg(path));
-    debugfs_noise_files(path, &path.with_extension("files"), &[3 * M as usize, 70_000, 5], 7);
+    debugfs_noise_files(
+        path,
+        &path.with_extension("files"),
+        &[3 * M as usize, 70_000, 5],
+        7,
+    );
 }
 
 /// Writes noise files of `sizes` bytes (noise seeds `seed`, `seed + 1`,
@@ -440,7 +445,12 @@ fn sweep_resize2fs_relocating_past_the_reserve() {
         .args(["-q", "-F", "-b", "1024", "-U", UUID, "-E"])
         .arg(format!("hash_seed={HASH_SEED},resize=262144"))
         .arg(&t));
-    debugfs_noise_files(&t, &d.path().join("files"), &[300_000, 70_000, 5, 2_000_000], 11);
+    debugfs_noise_files(
+        &t,
+        &d.path().join("files"),
+        &[300_000, 70_000, 5, 2_000_000],
+        11,
+    );
     set_len(&t, 5120 * M);
     // A clean run relocates: the classic table grows in place.
     let probe = d.path().join("probe.img");

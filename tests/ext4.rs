@@ -1297,7 +1297,12 @@ fn grow_past_reserve_1g_to_2t_and_without_resize_inode() {
         .expect("grow");
     let before = image_digest(&src);
     let o = resize2fs(true, &src, &[]);
-    assert_refused(&o, "supported by ebsim's resize2fs only with flex_bg", &src, &before);
+    assert_refused(
+        &o,
+        "supported by ebsim's resize2fs only with flex_bg",
+        &src,
+        &before,
+    );
 }
 
 /// e2fsprogs' r_ext4_big_expand, its grow half: mke2fs 512M, a file
