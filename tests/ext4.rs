@@ -1206,12 +1206,19 @@ fn relocating_differential(
             && !head.contains(" meta_bg"),
         "{what}: the classic table grew in place\n{head}"
     );
-    // e2fsck of 64 TiB takes most of a minute and a half: it runs beside
-    // the two dumpe2fs and the block comparison.
+    // e2fsck and a full dumpe2fs of 64 TiB take a minute and a half each:
+    // above 16 TiB the metadata, equal block for block to the real
+    // resize2fs's, stands for them, and dumpe2fs compares the header (the
+    // smaller grows get all three). They run beside the block comparison.
+    let huge = to > 16 * TIB;
     let n = std::thread::scope(|s| {
-        let fsck = s.spawn(|| assert_fsck_clean(&ours));
-        let r = s.spawn(|| dumpe2fs(&real, false));
-        let o = s.spawn(|| dumpe2fs(&ours, false));
+        let fsck = s.spawn(|| {
+            if !huge {
+                assert_fsck_clean(&ours)
+            }
+        });
+        let r = s.spawn(|| dumpe2fs(&real, huge));
+        let o = s.spawn(|| dumpe2fs(&ours, huge));
         let n = assert_metadata_equal(&real, &ours, what);
         let (r, o) = (
             r.join().expect("dumpe2fs thread"),
@@ -1235,13 +1242,13 @@ fn relocating_differential(
     std::fs::remove_file(&ours).expect("rm");
 }
 
-/// A fresh 8 GiB filesystem grown to 9, 20 and 64 TiB: the descriptor
-/// table (1152, 2560, 8192 blocks) overruns the 1 + 1023 reserved ones, so
+/// A fresh 8 GiB filesystem grown to 9 and 64 TiB: the descriptor table
+/// (1152 and 8192 blocks) overruns the 1 + 1023 reserved ones, so
 /// the block and inode bitmaps and the first inode tables move, and the
 /// root directory, lost+found and the resize inode's block with them
 /// (tmpfs: the host's ext4 holds files up to 16 TiB − 4 KiB).
 #[test]
-fn grow_past_reserve_8g_to_9t_20t_64t() {
+fn grow_past_reserve_8g_to_9t_and_64t() {
     if !require_tools(TOOLS) {
         return;
     }
@@ -1249,7 +1256,7 @@ fn grow_past_reserve_8g_to_9t_20t_64t() {
     let src = dir.path().join("src.img");
     sparse_file(&src, 8 * GIB);
     real_mkfs(&src, &[]);
-    for to in [9 * TIB, 20 * TIB, 64 * TIB] {
+    for to in [9 * TIB, 64 * TIB] {
         relocating_differential(dir.path(), &src, to, None, None, &format!("8G -> {to}"));
     }
 }
