@@ -145,28 +145,11 @@ pub fn mount(mut backing: Box<dyn Backing>, cfg: &MountConfig) -> Result<Mounted
     let mut flags = cfg.flags.clone();
     flags.root_mode = 0o040000 | u32::from(root_perm);
     let shared = Shared::new(backing, read_only, cfg.policy);
-    let fd = kernel::mount(&cfg.mountpoint, &flags)?;
-    let acl = if flags.allow_other {
-        fuser::SessionACL::All
-    } else {
-        fuser::SessionACL::Owner
-    };
-    let mut fcfg = fuser::Config::default();
-    fcfg.n_threads = Some(1);
-    let session = match fuser::Session::from_fd(FuseFs::new(shared.clone()), fd, acl, fcfg) {
-        Ok(s) => s,
-        Err(source) => {
-            let _ = kernel::unmount(&cfg.mountpoint, true);
-            return Err(ServeError::Io {
-                what: format!("FUSE handshake on {}", cfg.mountpoint.display()),
-                source,
-            });
-        }
-    };
     let ended = Arc::new((Mutex::new(false), Condvar::new()));
-    let mut threads = Vec::new();
-    let timer = shared.clone();
-    threads.push(std::thread::spawn(move || timer.commit_timer()));
+    // The control channel answers before the mount shows in the mount
+    // table: a tool that sees the mount (growpart, resize2fs) must find
+    // its server, or it would wait for the image's lock, which the server
+    // holds until it is unmounted.
     let mut attached = None;
     if let Some(image) = &cfg.control_image {
         let image = std::path::absolute(image).unwrap_or_else(|_| image.clone());
@@ -195,7 +178,6 @@ pub fn mount(mut backing: Box<dyn Backing>, cfg: &MountConfig) -> Result<Mounted
             Ok(a) => attached = a,
             Err(source) => {
                 shared.stop();
-                let _ = kernel::unmount(&cfg.mountpoint, true);
                 return Err(ServeError::Io {
                     what: format!("control socket {}", control::socket_path(&image).display()),
                     source,
@@ -203,6 +185,36 @@ pub fn mount(mut backing: Box<dyn Backing>, cfg: &MountConfig) -> Result<Mounted
             }
         }
     }
+    let fd = match kernel::mount(&cfg.mountpoint, &flags) {
+        Ok(fd) => fd,
+        Err(e) => {
+            shared.stop();
+            drop(attached);
+            return Err(e.into());
+        }
+    };
+    let acl = if flags.allow_other {
+        fuser::SessionACL::All
+    } else {
+        fuser::SessionACL::Owner
+    };
+    let mut fcfg = fuser::Config::default();
+    fcfg.n_threads = Some(1);
+    let session = match fuser::Session::from_fd(FuseFs::new(shared.clone()), fd, acl, fcfg) {
+        Ok(s) => s,
+        Err(source) => {
+            shared.stop();
+            drop(attached);
+            let _ = kernel::unmount(&cfg.mountpoint, true);
+            return Err(ServeError::Io {
+                what: format!("FUSE handshake on {}", cfg.mountpoint.display()),
+                source,
+            });
+        }
+    };
+    let mut threads = Vec::new();
+    let timer = shared.clone();
+    threads.push(std::thread::spawn(move || timer.commit_timer()));
     Ok(Mounted {
         session,
         shared,
