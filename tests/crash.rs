@@ -382,6 +382,19 @@ fn sweep_resize2fs_ext3() {
     );
 }
 
+/// A 64 MiB ext4 of 1 KiB blocks made by the real mkfs.ext4, its reserved
+/// GDT blocks sized for 256 MiB (so growing to a few GiB overruns them).
+/// Small blocks keep the image small: every fault point copies and reads
+/// its data.
+fn small_ext4_with_reserve(t: &Path) {
+    sparse(t, 64 * M);
+    ok(tool("mkfs.ext4")
+        .env("E2FSPROGS_FAKE_TIME", FAKE_TIME)
+        .args(["-q", "-F", "-b", "1024", "-U", UUID, "-E"])
+        .arg(format!("hash_seed={HASH_SEED},resize=262144"))
+        .arg(t));
+}
+
 /// The online resize past the reserved GDT blocks (an instance's
 /// resize2fs on a mounted volume): the conversion to meta_bg. A 64 MiB
 /// ext4 of 1 KiB blocks (8 MiB groups, 16 descriptors a block) with room
@@ -395,12 +408,7 @@ fn sweep_online_grow_converting_to_meta_bg() {
     let Some((d, t)) = scratch() else {
         return;
     };
-    sparse(&t, 64 * M);
-    ok(tool("mkfs.ext4")
-        .env("E2FSPROGS_FAKE_TIME", FAKE_TIME)
-        .args(["-q", "-F", "-b", "1024", "-U", UUID, "-E"])
-        .arg(format!("hash_seed={HASH_SEED},resize=262144"))
-        .arg(&t));
+    small_ext4_with_reserve(&t);
     set_len(&t, 640 * M);
     let grow = |img: &Path| {
         let mut c = ebsim("debug-fs");
@@ -439,12 +447,7 @@ fn sweep_resize2fs_relocating_past_the_reserve() {
     let Some((d, t)) = scratch() else {
         return;
     };
-    sparse(&t, 64 * M);
-    ok(tool("mkfs.ext4")
-        .env("E2FSPROGS_FAKE_TIME", FAKE_TIME)
-        .args(["-q", "-F", "-b", "1024", "-U", UUID, "-E"])
-        .arg(format!("hash_seed={HASH_SEED},resize=262144"))
-        .arg(&t));
+    small_ext4_with_reserve(&t);
     debugfs_noise_files(
         &t,
         &d.path().join("files"),
