@@ -11,7 +11,7 @@ use ebsim::blockdev::image::Access;
 use ebsim::blockdev::{BlockDevice, ImageFile, MemDevice};
 use ebsim::fs::ext4::{self, Error, Ext4};
 use ext4_util::*;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 // ------------------------------------------------------------------------
 // mkfs differential
@@ -430,31 +430,8 @@ fn grow_differential(maker: Maker, from: u64, to: u64, populate: bool) {
         }
     }
     assert_fsck_clean(&src);
-    std::fs::create_dir(dir.path().join("real")).expect("mkdir");
-    std::fs::create_dir(dir.path().join("ebsim")).expect("mkdir");
-    let real = dir.path().join("real/img");
-    let ours = dir.path().join("ebsim/img");
-    common::sparse_copy(&src, &real);
-    common::sparse_copy(&src, &ours);
-    for p in [&real, &ours] {
-        std::fs::OpenOptions::new()
-            .write(true)
-            .open(p)
-            .expect("open")
-            .set_len(to)
-            .expect("grow file");
-    }
-    let r = resize2fs(false, &real, &[]);
-    let o = resize2fs(true, &ours, &[]);
     let what = format!("{maker:?} {from} -> {to} populated={populate}");
-    assert_eq!(
-        o.status.code(),
-        r.status.code(),
-        "{what}: exit code; {}",
-        stderr(&o)
-    );
-    assert_eq!(stdout(&o), stdout(&r), "{what}: stdout");
-    assert_eq!(stderr(&o), stderr(&r), "{what}: stderr");
+    let (real, ours) = resize_both(dir.path(), &src, to, &what);
     compare_dumpe2fs(&real, &ours, to > 2 * TIB, &what);
     let n = assert_metadata_equal(&real, &ours, &what);
     assert_fsck_clean(&ours);
@@ -1156,26 +1133,16 @@ fn grow_online_1t_to_16t_minus_4k_converts_to_meta_bg() {
 // ------------------------------------------------------------------------
 // offline grow past the reserved GDT blocks: resize2fs's relocation
 
-/// Grows copies of `src` (in `dir`) to `to` bytes with real resize2fs and
-/// ebsim: same exit code, stdout and stderr; the whole dumpe2fs (every
-/// group) equal but for the lifetime-writes statistic; every non-hole
-/// block equal; e2fsck clean; no more allocated than real; the files of
-/// `tree` read back by ebsim's reader. Removes both copies.
-fn relocating_differential(
-    dir: &Path,
-    src: &Path,
-    to: u64,
-    tree: Option<&Path>,
-    after: Option<&dyn Fn(&Path)>,
-    what: &str,
-) {
+/// Copies `src` to `dir/real/img` and `dir/ebsim/img`, extends both files
+/// to `to` bytes, runs the real resize2fs and ebsim's on them side by side
+/// and asserts the same exit code, stdout and stderr; returns (real, ebsim).
+fn resize_both(dir: &Path, src: &Path, to: u64, what: &str) -> (PathBuf, PathBuf) {
     std::fs::create_dir_all(dir.join("real")).expect("mkdir");
     std::fs::create_dir_all(dir.join("ebsim")).expect("mkdir");
     let real = dir.join("real/img");
     let ours = dir.join("ebsim/img");
-    common::sparse_copy(src, &real);
-    common::sparse_copy(src, &ours);
     for p in [&real, &ours] {
+        common::sparse_copy(src, p);
         std::fs::OpenOptions::new()
             .write(true)
             .open(p)
@@ -1199,6 +1166,23 @@ fn relocating_differential(
     );
     assert_eq!(stdout(&o), stdout(&r), "{what}: stdout");
     assert_eq!(stderr(&o), stderr(&r), "{what}: stderr");
+    (real, ours)
+}
+
+/// Grows copies of `src` (in `dir`) to `to` bytes with real resize2fs and
+/// ebsim: same exit code, stdout and stderr; the whole dumpe2fs (every
+/// group) equal but for the lifetime-writes statistic; every non-hole
+/// block equal; e2fsck clean; no more allocated than real; the files of
+/// `tree` read back by ebsim's reader. Removes both copies.
+fn relocating_differential(
+    dir: &Path,
+    src: &Path,
+    to: u64,
+    tree: Option<&Path>,
+    after: Option<&dyn Fn(&Path)>,
+    what: &str,
+) {
+    let (real, ours) = resize_both(dir, src, to, what);
     let head = dumpe2fs(&ours, true);
     assert!(
         head.contains("resize_inode") == dumpe2fs(src, true).contains("resize_inode")
