@@ -13,7 +13,7 @@ use super::getopt::{LongOpt, getopt_long, strings};
 use super::output::strerror;
 use super::output::{err, out};
 use ebsim::blockdev::{BlockDevice, ImageFile, image::Access};
-use ebsim::compat::uuid_parse;
+use ebsim::compat::{strtoll, uuid_parse};
 use ebsim::ec2::release::Version;
 use ebsim::fs::xfs::size_arg::{SizeArgError, data_size};
 use ebsim::fs::xfs::{
@@ -396,7 +396,8 @@ fn parse_i(arg: &str, cli: &mut Cli, version: Version) -> Result<(), AppletError
 /// The value of a 0/1 sub-option as mkfs.xfs's `getnum` reads it: empty
 /// means 1; otherwise a C integer (`strtoll` base 0: decimal, 0x hex,
 /// leading-0 octal, optional sign and leading blanks) with nothing after
-/// it, between 0 and 1; each sub-option at most once.
+/// it, between 0 and 1 ([`strtoll`] saturates, as C's does); each
+/// sub-option at most once.
 fn switch_value(
     opt: char,
     name: &str,
@@ -416,50 +417,18 @@ fn switch_value(
             "Invalid value {value} for -{opt} {name} option. {why}\n"
         ))
     };
-    match strtoll(value) {
-        None => Err(invalid("Value not recognized as number.")),
-        Some((_, rest)) if !rest.is_empty() => Err(invalid("Unit suffixes are not allowed.")),
-        Some((n, _)) if n < 0 => Err(invalid("Value is too small.")),
-        Some((n, _)) if n > 1 => Err(invalid("Value is too large.")),
-        Some((n, _)) => Ok(n == 1),
-    }
-}
-
-/// C's `strtoll(s, &end, 0)`: the number (saturated at the i64 limits, as
-/// strtoll saturates) and the unparsed rest, or None when no digit was
-/// read.
-fn strtoll(s: &str) -> Option<(i64, &str)> {
-    let t = s.trim_start_matches([' ', '\t', '\n', '\r', '\x0b', '\x0c']);
-    let (neg, t) = match t.as_bytes().first() {
-        Some(b'-') => (true, &t[1..]),
-        Some(b'+') => (false, &t[1..]),
-        _ => (false, t),
-    };
-    let hex = t.len() > 2
-        && (t.starts_with("0x") || t.starts_with("0X"))
-        && t.as_bytes()[2].is_ascii_hexdigit();
-    let (radix, digits) = if hex {
-        (16, &t[2..])
-    } else if t.starts_with('0') {
-        (8, t)
+    let n = strtoll(value, 0);
+    if n.end == 0 {
+        Err(invalid("Value not recognized as number."))
+    } else if n.end < value.len() {
+        Err(invalid("Unit suffixes are not allowed."))
+    } else if n.value < 0 {
+        Err(invalid("Value is too small."))
+    } else if n.value > 1 {
+        Err(invalid("Value is too large."))
     } else {
-        (10, t)
-    };
-    let len = digits
-        .bytes()
-        .take_while(|b| char::from(*b).is_digit(radix))
-        .count();
-    if len == 0 {
-        return None;
+        Ok(n.value == 1)
     }
-    let mut n: i128 = 0;
-    for b in digits[..len].bytes() {
-        let d = i128::from(char::from(b).to_digit(radix).unwrap_or(0));
-        n = (n * i128::from(radix) + d).min(i128::from(i64::MAX) + 1);
-    }
-    let n = if neg { -n } else { n };
-    let n = i64::try_from(n.clamp(i128::from(i64::MIN), i128::from(i64::MAX))).unwrap_or(0);
-    Some((n, &digits[len..]))
 }
 
 /// `-d size=` in blocks (`fs::xfs::size_arg`), with mkfs.xfs's messages.
