@@ -713,3 +713,61 @@ fn partition_nodes_are_the_partitions_bytes_ubuntu() {
 fn partition_nodes_are_the_partitions_bytes_al2023() {
     partition_nodes(AL2023, "t3.micro", "nvme0n1p1", "nvme1n1", "nvme1n1p1");
 }
+
+/// A snapshot of the root volume of an instance whose shell is open is
+/// taken at once (the guest's FUSE server commits what was written and
+/// holds still while the copy is made, as fsfreeze does before an EBS
+/// snapshot) and holds what the guest wrote; the guest goes on afterwards.
+/// A host writer of that image gives up after the lock's bounded wait,
+/// naming the shell whose guest holds it.
+#[test]
+fn snapshot_of_a_volume_in_use_by_an_open_shell() {
+    let cloud = ec2_util::Cloud::on_tmpfs();
+    let id = cloud.instance(UBUNTU, "t2.micro");
+    let root = cloud.ok(&["describe-volumes"])["Volumes"][0]["VolumeId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    cloud.advance("30s");
+    let mut s = start_shell(&cloud, &id);
+    s.wait_for("ubuntu@ip-172-31-", 60);
+    s.run("echo kept-by-the-snapshot > ~/note");
+    let t0 = Instant::now();
+    let snap = cloud.ok(&["create-snapshot", "--volume-id", &root])["SnapshotId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        t0.elapsed() < Duration::from_secs(8),
+        "create-snapshot waited {:?} for the shell",
+        t0.elapsed()
+    );
+    let o = s.run("echo after > ~/after && cat ~/note ~/after");
+    assert!(o.contains("kept-by-the-snapshot\nafter\n"), "{o}");
+    let img = cloud.image_of(&root);
+    let o = run(cloud
+        .cmd("image")
+        .env("EBSIM_LOCK_WAIT", "0.3")
+        .args(["mkdir", &format!("{}@1:/x", img.display())]));
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let e = stderr(&o);
+    assert!(
+        e.contains(": in use by process ")
+            && e.contains(&format!("ebsim shell {id})"))
+            && e.ends_with("gave up after waiting 0.3 s for it\n"),
+        "{e}"
+    );
+    s.type_line("exit");
+    let t0 = Instant::now();
+    while s.child.try_wait().unwrap().is_none() {
+        assert!(t0.elapsed() < Duration::from_secs(60), "{}", s.text());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    cloud.advance("10m");
+    let vol = cloud.volume(&["--snapshot-id", &snap]);
+    let copy = format!("{}@1:/home/ubuntu/", cloud.image_of(&vol).display());
+    let o = run(ebsim("image").args(["cat", &format!("{copy}note")]));
+    assert_eq!(stdout(&o), "kept-by-the-snapshot\n", "{}", stderr(&o));
+    let o = run(ebsim("image").args(["ls", &copy]));
+    assert!(!stdout(&o).contains("after"), "{}", stdout(&o));
+}

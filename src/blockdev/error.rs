@@ -48,6 +48,22 @@ pub enum Error {
         /// What changed.
         detail: String,
     },
+    /// Another process holds the image's lock (a writer, or the server of
+    /// a mounted filesystem) for longer than the opener would wait.
+    #[error(
+        "{}: in use by {}; gave up after waiting {} s for it",
+        path.display(),
+        holder.as_deref().unwrap_or("another process"),
+        super::lock::seconds(*waited)
+    )]
+    Busy {
+        /// The image.
+        path: PathBuf,
+        /// Who holds it ("process PID (COMMAND)"), when the kernel tells.
+        holder: Option<String>,
+        /// How long the opener waited.
+        waited: std::time::Duration,
+    },
     /// The path is a directory, not an image.
     #[error("{0}: is a directory")]
     IsADirectory(PathBuf),

@@ -34,6 +34,7 @@
 //! roll-forward log, each punch) and fails the N+1-th as if the process
 //! died there, leaving the log for the next open. Replays are not counted.
 
+use super::lock;
 use super::segmented::{self, Seek, Segmented, seek_file};
 use super::undo::{
     self, DATA_CUT, DATA_NEW, HOLE_CUT, HOLE_NEW, Header, HeaderRead, LOG_FORWARD, LOG_UNDO,
@@ -43,7 +44,7 @@ use super::{
     BlockDevice, CommitOutcome, Error, WriteBatch, WritePlan, check_range, for_each_coalesced,
     merge_disjoint, subtract,
 };
-use nix::fcntl::{FallocateFlags, Flock, FlockArg, fallocate};
+use nix::fcntl::{FallocateFlags, Flock, fallocate};
 use nix::unistd::{Whence, lseek};
 use std::fs::{File, OpenOptions};
 use std::ops::Range;
@@ -163,17 +164,27 @@ enum Stage {
 
 impl ImageFile {
     /// Opens an existing image. With [`Access::ReadWrite`] it waits for an
-    /// exclusive lock and finishes any change a crashed ebsim left half done
+    /// exclusive lock (for a bounded time: [`lock::wait_limit`], then
+    /// [`Error::Busy`] naming the holder) and finishes any change a crashed ebsim left half done
     /// (after checking the image is in a state its log predicts). A
     /// read-only open of an image with a leftover log does the same when it
     /// may write the file, and fails with [`Error::UndoLogPending`]
     /// otherwise.
     pub fn open(path: impl AsRef<Path>, access: Access) -> Result<Self, Error> {
+        Self::open_waiting(path, access, lock::wait_limit())
+    }
+
+    /// [`ImageFile::open`], waiting up to `limit` for the lock.
+    pub fn open_waiting(
+        path: impl AsRef<Path>,
+        access: Access,
+        limit: std::time::Duration,
+    ) -> Result<Self, Error> {
         let path = path.as_ref();
         // A file opened just before another process converted it into a
         // segmented image is no longer the image: open again.
         for _ in 0..3 {
-            if let Some(img) = Self::open_once(path, access)? {
+            if let Some(img) = Self::open_once(path, access, limit)? {
                 return Ok(img);
             }
         }
@@ -184,7 +195,11 @@ impl ImageFile {
         ))
     }
 
-    fn open_once(path: &Path, access: Access) -> Result<Option<Self>, Error> {
+    fn open_once(
+        path: &Path,
+        access: Access,
+        limit: std::time::Duration,
+    ) -> Result<Option<Self>, Error> {
         segmented::settle(path)?;
         let meta = std::fs::metadata(path).map_err(|e| {
             if e.kind() == std::io::ErrorKind::NotFound {
@@ -229,10 +244,7 @@ impl ImageFile {
         };
         let lock = if effective == Access::ReadWrite {
             let dup = file.try_clone().map_err(|e| Error::io(path, "dup", e))?;
-            Some(
-                Flock::lock(dup, FlockArg::LockExclusive)
-                    .map_err(|(_, errno)| Error::io(path, "flock", errno.into()))?,
-            )
+            Some(lock::lock_within(dup, path, lock::Kind::Exclusive, limit)?)
         } else {
             None
         };
@@ -709,8 +721,7 @@ impl ImageFile {
         let dup = dir
             .try_clone()
             .map_err(|e| Error::io(&self.real, "dup", e))?;
-        let lock = Flock::lock(dup, FlockArg::LockExclusive)
-            .map_err(|(_, errno)| Error::io(&self.real, "flock", errno.into()))?;
+        let lock = lock::lock(dup, &self.real, lock::Kind::Exclusive)?;
         let seg = Segmented::open(&self.real, dir, true, false)?;
         self.file = Backing::Segmented(seg);
         self._lock = Some(lock);

@@ -26,6 +26,7 @@
 mod error;
 pub mod host;
 pub mod image;
+pub mod lock;
 mod mem;
 pub mod segmented;
 mod slice;

@@ -139,9 +139,7 @@ fn create_parent(path: &Path) -> Result<()> {
 /// Copies the image at `image` into the chunk store, new chunks and the
 /// manifest of `snap_id` into `stage`.
 pub(crate) fn take(home: &Home, stage: &Stage, snap_id: &str, image: &Path) -> Result<Taken> {
-    // The exclusive open waits for a guest write in progress and rolls back
-    // one a crash left half done: the copy is of a consistent image.
-    let img = open_volume_image(image, Access::ReadWrite)?;
+    let (img, _still) = open_still(image)?;
     let size = img.size();
     let mut indexes: BTreeSet<u64> = BTreeSet::new();
     for r in img.data_ranges(0..size)? {
@@ -197,6 +195,44 @@ pub(crate) fn take(home: &Home, stage: &Stage, snap_id: &str, image: &Path) -> R
     create_parent(&path)?;
     write_manifest(&path, &manifest)?;
     Ok(taken)
+}
+
+/// The image held still for a copy, so the copy is of a consistent image:
+/// under its exclusive lock (which also rolls back a change a crash left
+/// half done), or, while a guest has a filesystem of it mounted (its
+/// server holds that lock for as long as the mount lasts), frozen by the
+/// server after it commits what the guest wrote, as a snapshot of an
+/// in-use EBS volume is taken while its instance runs. Waits up to the
+/// image lock's bound for a writer that is neither.
+fn open_still(image: &Path) -> Result<(ImageFile, Option<crate::fuse::control::Frozen>)> {
+    use crate::blockdev::{Error as DevError, lock};
+    use crate::fuse::control::{self, ControlError};
+    let limit = lock::wait_limit();
+    let t0 = std::time::Instant::now();
+    loop {
+        let left = limit.saturating_sub(t0.elapsed());
+        let step = left.min(std::time::Duration::from_millis(200));
+        super::store::check_volume_image(image)?;
+        match ImageFile::open_waiting(image, Access::ReadWrite, step) {
+            Ok(img) => return Ok((img, None)),
+            Err(DevError::Busy { .. }) if !left.is_zero() => {}
+            Err(e) => return Err(e.into()),
+        }
+        match control::freeze(image) {
+            Ok(frozen) => {
+                let img = open_volume_image(image, Access::ReadOnly)?;
+                return Ok((img, Some(frozen)));
+            }
+            Err(ControlError::NotServed(_)) => {}
+            Err(e) => {
+                return Err(Error::io(
+                    image,
+                    "freeze",
+                    std::io::Error::other(e.to_string()),
+                ));
+            }
+        }
+    }
 }
 
 /// The runs of `block`-sized pieces of `data` holding a non-zero byte.

@@ -14,6 +14,8 @@
 //! {"op":"grow","args":{"blocks":null,"force":false,"imaxpct":null}}
 //!                                    -> {"grown":{"Ext4":{...}}}
 //! {"op":"unmount"}                   -> "done" (after the final commit)
+//! {"op":"freeze"}                    -> "done" (then held until the client
+//!                                       closes the connection)
 //! failures                           -> {"error":{"errno":28,"message":"..."}}
 //! ```
 //!
@@ -87,7 +89,18 @@ pub enum Request {
         /// The writes.
         writes: Vec<(u64, Vec<u8>)>,
     },
+    /// Commit every filesystem served from the image, answer `done`, then
+    /// hold them all still (each request on them waits) until the client
+    /// closes the connection: the image is then, for the client to copy,
+    /// exactly what the guest had written, as `fsfreeze` makes a device
+    /// for a snapshot.
+    Freeze,
 }
+
+/// How long a server holds its filesystems still for one `freeze` whose
+/// client neither closes the connection nor dies (a dead client's socket
+/// closes at once).
+pub const FREEZE_LIMIT: Duration = Duration::from_secs(600);
 
 /// What a server tells about itself.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -168,6 +181,11 @@ pub enum ControlError {
 /// Sends one request to the server of `image` and waits for its answer
 /// (a grow or unmount may take as long as it takes).
 pub fn request(image: &Path, req: &Request) -> Result<Response, ControlError> {
+    exchange(image, req).map(|(_, r)| r)
+}
+
+/// Sends one request and reads its answer, keeping the connection open.
+fn exchange(image: &Path, req: &Request) -> Result<(UnixStream, Response), ControlError> {
     let path = socket_path(image);
     let mut s = match UnixStream::connect(&path) {
         Ok(s) => s,
@@ -194,7 +212,7 @@ pub fn request(image: &Path, req: &Request) -> Result<Response, ControlError> {
         .map_err(|_| ControlError::Protocol(path.clone()))?;
     match r {
         Response::Error { errno, message } => Err(ControlError::Failed { errno, message }),
-        other => Ok(other),
+        other => Ok((s, other)),
     }
 }
 
@@ -242,6 +260,24 @@ pub fn write_table(image: &Path, writes: Vec<(u64, Vec<u8>)>) -> Result<(), Cont
     match request(image, &Request::WriteTable { writes })? {
         Response::Done => Ok(()),
         _ => Err(ControlError::Protocol(socket_path(image))),
+    }
+}
+
+/// An image held still by its server ([`freeze`]) until dropped.
+#[derive(Debug)]
+pub struct Frozen {
+    _conn: UnixStream,
+}
+
+/// Has the server of `image` commit every filesystem it serves from it and
+/// hold them still until the returned guard is dropped (or this process
+/// ends). [`ControlError::NotServed`] when no server answers.
+pub fn freeze(image: &Path) -> Result<Frozen, ControlError> {
+    let path = socket_path(image);
+    let (conn, r) = exchange(image, &Request::Freeze)?;
+    match r {
+        Response::Done => Ok(Frozen { _conn: conn }),
+        _ => Err(ControlError::Protocol(path)),
     }
 }
 
@@ -422,6 +458,27 @@ fn pick(channel: &Channel, part: Option<u32>) -> Result<Arc<Entry>, Response> {
     })
 }
 
+/// Answers a `freeze`: commits every filesystem served from the image and
+/// holds each one's lock (so every FUSE request and the commit timer wait)
+/// until the client closes the connection or [`FREEZE_LIMIT`] passes.
+fn hold_still(channel: &Channel, conn: &UnixStream) {
+    let entries: Vec<Arc<Entry>> = locked(&channel.entries).clone();
+    let mut held = Vec::with_capacity(entries.len());
+    for e in &entries {
+        let mut st = e.shared.lock();
+        if let Err(err) = st.commit() {
+            reply(conn, &fail(&err));
+            return;
+        }
+        held.push(st);
+    }
+    reply(conn, &Response::Done);
+    let _ = conn.set_read_timeout(Some(FREEZE_LIMIT));
+    let mut byte = [0u8; 1];
+    let _ = std::io::Read::read(&mut &*conn, &mut byte);
+    drop(held);
+}
+
 /// Answers one connection.
 fn answer(channel: &Channel, conn: UnixStream) {
     let mut line = String::new();
@@ -442,6 +499,7 @@ fn answer(channel: &Channel, conn: UnixStream) {
         }
     };
     let part = match &req {
+        Request::Freeze => None,
         Request::Info { part }
         | Request::Statfs { part }
         | Request::Sync { part }
@@ -462,6 +520,10 @@ fn answer(channel: &Channel, conn: UnixStream) {
         }
     };
     let resp = match req {
+        Request::Freeze => {
+            hold_still(channel, &conn);
+            return;
+        }
         Request::Info { .. } => match served.shared.superblock() {
             Ok((fs_type, superblock)) => Response::Info(Box::new(Info {
                 pid: std::process::id(),

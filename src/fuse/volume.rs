@@ -10,7 +10,7 @@ use crate::fs::node::{ErrorKind, FileSystem, NodeError, NodeResult};
 use crate::fs::vfat_files::{FatFiles, FatOptions};
 use crate::fs::xfs::XfsFiles;
 use crate::fs::{FsKind, ext4, xfs};
-use nix::fcntl::{Flock, FlockArg};
+use nix::fcntl::Flock;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
@@ -78,10 +78,7 @@ impl Disk {
         let img = ImageFile::open(path, access)?;
         let shared = if read_only {
             let f = File::open(path).map_err(|e| blockdev::Error::io(path, "open", e))?;
-            Some(
-                Flock::lock(f, FlockArg::LockShared)
-                    .map_err(|(_, e)| blockdev::Error::io(path, "flock", e.into()))?,
-            )
+            Some(blockdev::lock::lock(f, path, blockdev::lock::Kind::Shared)?)
         } else {
             None
         };

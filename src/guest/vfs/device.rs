@@ -34,10 +34,11 @@ impl SharedImage {
         let img = crate::ec2::store::open_volume_image(path, access)?;
         let lock = if access == Access::ReadOnly {
             let f = std::fs::File::open(path).map_err(|e| DevError::io(path, "open", e))?;
-            Some(Rc::new(
-                nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockShared)
-                    .map_err(|(_, errno)| DevError::io(path, "flock", errno.into()))?,
-            ))
+            Some(Rc::new(crate::blockdev::lock::lock(
+                f,
+                path,
+                crate::blockdev::lock::Kind::Shared,
+            )?))
         } else {
             None
         };
