@@ -442,7 +442,29 @@ fn check_all(cases: Vec<Case>) {
         return;
     }
     let n = cases.len();
-    let failures: Vec<String> = cases.iter().flat_map(check).collect();
+    // Eight cases at a time: most of a case's time is sgdisk's one-second
+    // sleep after it writes a table (its setup), not work.
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let mut results: Vec<(usize, Vec<String>)> = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..8)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut done = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        let Some(c) = cases.get(i) else { break done };
+                        done.push((i, check(c)));
+                    }
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().expect("a case panicked"))
+            .collect()
+    });
+    results.sort_by_key(|(i, _)| *i);
+    let failures: Vec<String> = results.into_iter().flat_map(|(_, f)| f).collect();
     assert!(
         failures.is_empty(),
         "{} of {n} cases differ:\n{}",

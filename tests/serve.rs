@@ -41,7 +41,90 @@ struct Serve {
     addr: String,
     home: tempfile::TempDir,
     clock: &'static str,
+    /// The real AWS CLI, kept running (tests/serve/aws_worker.py).
+    worker: std::sync::Mutex<Option<AwsWorker>>,
 }
+
+/// The real AWS CLI v1 in one long-lived Python process: each call runs
+/// `awscli.clidriver.main` as the `aws` script does, without paying the
+/// interpreter's start and botocore's imports again.
+struct AwsWorker {
+    child: Child,
+    to: std::process::ChildStdin,
+    from: BufReader<std::process::ChildStdout>,
+}
+
+impl AwsWorker {
+    fn start(py: &Path) -> AwsWorker {
+        let mut child = Command::new(py.join("bin/python"))
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/serve/aws_worker.py"))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start tests/serve/aws_worker.py");
+        let to = child.stdin.take().unwrap();
+        let from = BufReader::new(child.stdout.take().unwrap());
+        AwsWorker { child, to, from }
+    }
+
+    /// `aws ARGS` with the environment changes `env` (None removes).
+    fn call(&mut self, args: &[String], env: &[(String, Option<String>)]) -> Output {
+        use std::os::unix::process::ExitStatusExt;
+        let env: serde_json::Map<String, serde_json::Value> = env
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.clone(),
+                    v.clone().map_or(serde_json::Value::Null, Into::into),
+                )
+            })
+            .collect();
+        let req = serde_json::json!({ "args": args, "env": env });
+        writeln!(self.to, "{req}").expect("write to the aws worker");
+        self.to.flush().unwrap();
+        let mut line = String::new();
+        self.from.read_line(&mut line).expect("read the aws worker");
+        assert!(!line.is_empty(), "the aws worker ended");
+        let a: serde_json::Value = serde_json::from_str(&line).expect("the aws worker's answer");
+        let bytes = |k: &str| -> Vec<u8> {
+            a[k].as_str()
+                .unwrap_or_default()
+                .chars()
+                .map(|c| u8::try_from(u32::from(c)).expect("Latin-1"))
+                .collect()
+        };
+        let code = i32::try_from(a["code"].as_i64().unwrap_or(255)).unwrap_or(255);
+        Output {
+            status: std::process::ExitStatus::from_raw((code & 0xff) << 8),
+            stdout: bytes("stdout"),
+            stderr: bytes("stderr"),
+        }
+    }
+}
+
+impl Drop for AwsWorker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The environment every real CLI call gets.
+const REAL_ENV: &[(&str, Option<&str>)] = &[
+    ("AWS_ACCESS_KEY_ID", Some("AKIDEBSIMTEST0000001")),
+    ("AWS_SECRET_ACCESS_KEY", Some("secret")),
+    ("AWS_DEFAULT_REGION", Some("us-east-1")),
+    ("AWS_EC2_METADATA_DISABLED", Some("true")),
+    ("AWS_CONFIG_FILE", Some("/nonexistent/config")),
+    (
+        "AWS_SHARED_CREDENTIALS_FILE",
+        Some("/nonexistent/credentials"),
+    ),
+    ("AWS_PROFILE", None),
+    ("AWS_ENDPOINT_URL", None),
+    ("AWS_ENDPOINT_URL_EC2", None),
+];
 
 impl Serve {
     fn start(clock: &'static str) -> Serve {
@@ -71,6 +154,7 @@ impl Serve {
             addr,
             home,
             clock,
+            worker: std::sync::Mutex::new(None),
         }
     }
 
@@ -86,41 +170,30 @@ impl Serve {
 
     /// The real `aws --endpoint-url URL ARGS`.
     fn aws(&self, py: &Path, args: &[&str]) -> Output {
-        Command::new(py.join("bin/aws"))
-            .arg("--endpoint-url")
-            .arg(&self.url)
-            .args(args)
-            .env("AWS_ACCESS_KEY_ID", "AKIDEBSIMTEST0000001")
-            .env("AWS_SECRET_ACCESS_KEY", "secret")
-            .env("AWS_DEFAULT_REGION", "us-east-1")
-            .env("AWS_EC2_METADATA_DISABLED", "true")
-            .env("AWS_CONFIG_FILE", "/nonexistent/config")
-            .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/credentials")
-            .env_remove("AWS_PROFILE")
-            .env_remove("AWS_ENDPOINT_URL")
-            .env_remove("AWS_ENDPOINT_URL_EC2")
-            .output()
-            .unwrap()
+        self.real_cli(py, args, &[])
+    }
+
+    /// The real `aws --endpoint-url URL ARGS` in [`REAL_ENV`] changed by
+    /// `extra`, through this server's [`AwsWorker`].
+    fn real_cli(&self, py: &Path, args: &[&str], extra: &[(&str, Option<&str>)]) -> Output {
+        let mut words = vec!["--endpoint-url".to_string(), self.url.clone()];
+        words.extend(args.iter().map(|a| a.to_string()));
+        let env: Vec<(String, Option<String>)> = REAL_ENV
+            .iter()
+            .chain(extra)
+            .map(|(k, v)| (k.to_string(), v.map(str::to_string)))
+            .collect();
+        let mut w = self.worker.lock().unwrap_or_else(|p| p.into_inner());
+        w.get_or_insert_with(|| AwsWorker::start(py))
+            .call(&words, &env)
     }
 
     /// The real `aws --endpoint-url URL ARGS` and `ebsim aws ARGS` with
     /// the same extra environment (`None` removes a variable).
     fn both(&self, py: &Path, args: &[&str], env: &[(&str, Option<&str>)]) -> (Output, Output) {
-        let mut real = Command::new(py.join("bin/aws"));
-        real.arg("--endpoint-url")
-            .arg(&self.url)
-            .args(args)
-            .env("AWS_ACCESS_KEY_ID", "AKIDEBSIMTEST0000001")
-            .env("AWS_SECRET_ACCESS_KEY", "secret")
-            .env("AWS_DEFAULT_REGION", "us-east-1")
-            .env("AWS_EC2_METADATA_DISABLED", "true")
-            .env("AWS_CONFIG_FILE", "/nonexistent/config")
-            .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/credentials")
-            .env_remove("AWS_PROFILE")
-            .env_remove("AWS_REGION")
-            .env_remove("AWS_DEFAULT_OUTPUT")
-            .env_remove("AWS_ENDPOINT_URL")
-            .env_remove("AWS_ENDPOINT_URL_EC2");
+        let mut real_env = vec![("AWS_REGION", None), ("AWS_DEFAULT_OUTPUT", None)];
+        real_env.extend_from_slice(env);
+        let real = self.real_cli(py, args, &real_env);
         let mut ours = Command::new(common::ebsim_bin());
         ours.arg("aws")
             .args(args)
@@ -135,17 +208,11 @@ impl Serve {
             .env_remove("AWS_DEFAULT_OUTPUT");
         for (k, v) in env {
             match v {
-                Some(v) => {
-                    real.env(k, v);
-                    ours.env(k, v);
-                }
-                None => {
-                    real.env_remove(k);
-                    ours.env_remove(k);
-                }
-            }
+                Some(v) => ours.env(k, v),
+                None => ours.env_remove(k),
+            };
         }
-        (real.output().unwrap(), ours.output().unwrap())
+        (real, ours.output().unwrap())
     }
 
     /// A script of tests/serve/ run with the venv's Python.
