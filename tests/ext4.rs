@@ -1077,23 +1077,27 @@ fn online_grow_past_reserve(from: u64, to: u64) {
     );
     assert!(!head.contains("Reserved GDT blocks"), "{head}");
     // The descriptor blocks of the classic table: the old ones plus the
-    // reserve, in group 0 and every backup group.
-    let full = dumpe2fs(&img, false);
-    let classic = desc0 + rsv0;
-    assert!(
-        full.contains(&format!(
-            "Primary superblock at 0, Group descriptors at 1-{classic}\n"
-        )),
-        "group 0"
-    );
-    // Meta group m's descriptor block sits in groups 64m, 64m+1, 64m+63.
-    let m = classic + 3;
-    let g = m * 64;
-    assert!(
-        full.contains(&format!("Group {g}: (Blocks {}-", g * 32768))
-            && full.contains(&format!("Group descriptor at {}\n", g * 32768)),
-        "meta group {m}"
-    );
+    // reserve, in group 0 and every backup group. The full dumpe2fs takes
+    // 15 s at 16 TiB, so it is read at the smaller size only; e2fsck above
+    // reads the meta_bg descriptors from where they must be at both.
+    if to <= 10 * TIB {
+        let full = dumpe2fs(&img, false);
+        let classic = desc0 + rsv0;
+        assert!(
+            full.contains(&format!(
+                "Primary superblock at 0, Group descriptors at 1-{classic}\n"
+            )),
+            "group 0"
+        );
+        // Meta group m's descriptor block sits in groups 64m, 64m+1, 64m+63.
+        let m = classic + 3;
+        let g = m * 64;
+        assert!(
+            full.contains(&format!("Group {g}: (Blocks {}-", g * 32768))
+                && full.contains(&format!("Group descriptor at {}\n", g * 32768)),
+            "meta group {m}"
+        );
+    }
     let fs = Ext4::open(ImageFile::open(&img, Access::ReadOnly).expect("open")).expect("ext4 open");
     let s = ext4::statfs(&fs).expect("statfs");
     drop(fs);
