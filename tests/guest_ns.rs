@@ -771,3 +771,62 @@ fn snapshot_of_a_volume_in_use_by_an_open_shell() {
     let o = run(ebsim("image").args(["ls", &copy]));
     assert!(!stdout(&o).contains("after"), "{}", stdout(&o));
 }
+
+/// A second session of a running instance (`ebsim exec` while `ebsim
+/// shell` is open, as a second ssh login is) joins the running guest: the
+/// same filesystems, hostname and processes, the command's own exit code;
+/// and the guest stays up after the first session ends for as long as a
+/// joined one runs.
+#[test]
+fn a_second_session_joins_the_running_guest() {
+    let cloud = ec2_util::Cloud::on_tmpfs();
+    let id = cloud.instance(UBUNTU, "t2.micro");
+    cloud.advance("30s");
+    let mut s = start_shell(&cloud, &id);
+    s.wait_for("ubuntu@ip-172-31-", 60);
+    let shown = s.run("echo from-the-shell > ~/a; hostname");
+    let o = guest_exec(
+        &cloud,
+        &id,
+        "cat ~/a; hostname; echo from-exec > ~/b; ps -e -o comm= | grep -c '^bash$'",
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let lines: Vec<String> = stdout(&o).lines().map(str::to_string).collect();
+    assert_eq!(lines.len(), 3, "{}", stdout(&o));
+    assert_eq!(lines[0], "from-the-shell");
+    assert!(
+        lines[1].starts_with("ip-172-31-") && shown.contains(&format!("\n{}\n", lines[1])),
+        "{lines:?} {shown}"
+    );
+    // The shell's bash and this command's.
+    assert!(lines[2].parse::<u32>().unwrap() >= 2, "{lines:?}");
+    assert!(s.run("cat ~/b").contains("\nfrom-exec\n"));
+    assert_eq!(guest_exec(&cloud, &id, "exit 7").status.code(), Some(7));
+    let long = cloud
+        .cmd("exec")
+        .args([&id, "--", "bash", "-c", "sleep 2; cat ~/a"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(700));
+    s.type_line("exit");
+    let o = long.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "from-the-shell\n");
+    let t0 = Instant::now();
+    while s.child.try_wait().unwrap().is_none() {
+        assert!(t0.elapsed() < Duration::from_secs(60), "{}", s.text());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        s.text().contains(&format!(
+            "ebsim: {id} stays up while its other sessions run"
+        )),
+        "{}",
+        s.text()
+    );
+    // Once every session has ended, the next one builds the guest again.
+    let o = guest_exec(&cloud, &id, "cat ~/a ~/b");
+    assert_eq!(stdout(&o), "from-the-shell\nfrom-exec\n", "{}", stderr(&o));
+}

@@ -258,6 +258,9 @@ fn start(_prog: &str, instance: &str, command: Option<Vec<OsString>>) -> Result<
     let hostname = hostname_of(&ip);
     let home = super::env::home().map_err(|e| super::env::why(&e))?;
     let host_home = std::path::absolute(home.root()).map_err(|e| e.to_string())?;
+    if let Some(code) = join(instance, &host_home, command.as_deref())? {
+        return Ok(code);
+    }
     let stage = host_home.join(".ns").join(std::process::id().to_string());
     std::fs::create_dir_all(&stage).map_err(|e| format!("{}: {e}", stage.display()))?;
     let exe = std::env::current_exe().map_err(|e| format!("cannot find ebsim itself: {e}"))?;
@@ -344,6 +347,100 @@ fn start(_prog: &str, instance: &str, command: Option<Vec<OsString>>) -> Result<
     Ok(status
         .code()
         .unwrap_or_else(|| 128 + status.signal().unwrap_or(0)))
+}
+
+/// The socket on which the init of an instance's running guest takes
+/// more sessions (beside the stages, in the host's view of the state
+/// directory, which init's mount namespace shares).
+fn join_socket(host_home: &Path, instance: &str) -> PathBuf {
+    host_home.join(".ns").join(format!("{instance}.join"))
+}
+
+/// Another session of an instance whose guest is running, as a second ssh
+/// login is: when the instance's init answers on its join socket, this
+/// process enters init's user, mount, UTS and PID namespaces (and its CPU),
+/// runs the shell or the command there as the first session's was run, and
+/// keeps the connection open while it lasts, so that the guest stays up
+/// until every session has ended. None: no guest of the instance is
+/// running, so this session builds one.
+fn join(
+    instance: &str,
+    host_home: &Path,
+    command: Option<&[OsString]>,
+) -> Result<Option<i32>, String> {
+    let path = join_socket(host_home, instance);
+    let Ok(conn) = UnixStream::connect(&path) else {
+        return Ok(None);
+    };
+    let fail = |what: &str, e: &dyn std::fmt::Display| format!("{}: {what}: {e}", path.display());
+    // The kernel tells who listens there (as this namespace numbers it).
+    let creds = nix::sys::socket::getsockopt(&conn, nix::sys::socket::sockopt::PeerCredentials)
+        .map_err(|e| fail("peer credentials", &e))?;
+    let init_pid = creds.pid();
+    let mut line = String::new();
+    BufReader::new(&conn)
+        .read_line(&mut line)
+        .map_err(|e| fail("read", &e))?;
+    let mut plan: Plan = serde_json::from_str(line.trim_end()).map_err(|e| fail("plan", &e))?;
+    if plan.instance != instance {
+        return Err(fail("answered for", &plan.instance));
+    }
+    plan.command = command.map(|c| c.iter().map(|a| a.to_string_lossy().into_owned()).collect());
+    let json = serde_json::to_string(&plan).map_err(|e| e.to_string())?;
+    // Signals to forward, and SIGCHLD: blocked, then waited for.
+    let mut sigs = SigSet::empty();
+    for s in [
+        Signal::SIGTERM,
+        Signal::SIGHUP,
+        Signal::SIGINT,
+        Signal::SIGCHLD,
+    ] {
+        sigs.add(s);
+    }
+    let _ = sigs.thread_block();
+    let init = nix::unistd::Pid::from_raw(init_pid);
+    if let Ok(cpus) = nix::sched::sched_getaffinity(init) {
+        let _ = nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &cpus);
+    }
+    for (name, flag) in [
+        ("user", CloneFlags::CLONE_NEWUSER),
+        ("mnt", CloneFlags::CLONE_NEWNS),
+        ("uts", CloneFlags::CLONE_NEWUTS),
+        ("pid", CloneFlags::CLONE_NEWPID),
+    ] {
+        let ns = format!("/proc/{init_pid}/ns/{name}");
+        let f = std::fs::File::open(&ns).map_err(|e| format!("{ns}: {e}"))?;
+        nix::sched::setns(&f, flag).map_err(|e| format!("setns({ns}): {e}"))?;
+    }
+    let mut child = Command::new(&plan.exe)
+        .arg("__guest-enter")
+        .env(PLAN_ENV, &json)
+        .spawn()
+        .map_err(|e| format!("cannot start the guest: {e}"))?;
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap_or(0));
+    let status = loop {
+        if let Some(st) = child.try_wait().map_err(|e| e.to_string())? {
+            break st;
+        }
+        if let Ok(s @ (Signal::SIGTERM | Signal::SIGHUP)) = sigs.wait() {
+            let _ = nix::sys::signal::kill(pid, s);
+        }
+    };
+    drop(conn);
+    use std::os::unix::process::ExitStatusExt;
+    if status.signal() == Some(Signal::SIGKILL as i32) {
+        // init ended the guest (a reboot, or the instance stopped).
+        err(&format!(
+            "Connection to {} closed by remote host.\n",
+            plan.hostname
+        ));
+        return Ok(Some(255));
+    }
+    Ok(Some(
+        status
+            .code()
+            .unwrap_or_else(|| 128 + status.signal().unwrap_or(0)),
+    ))
 }
 
 /// Turns off [`pin_to_one_cpu`]: `EBSIM_GUEST_PIN=0`.
@@ -523,6 +620,10 @@ struct Init {
     /// The guest's main process (to end on reboot).
     guest: Mutex<Option<nix::unistd::Pid>>,
     reboot: Mutex<bool>,
+    /// Sessions that joined this guest ([`join`]) and have not ended.
+    joined: Mutex<usize>,
+    /// A signal told init to end the guest.
+    stopping: std::sync::atomic::AtomicBool,
     /// The read-only filesystem of partitions whose files back the
     /// partition nodes of `/dev`.
     parts: Mutex<Option<PartNodes>>,
@@ -588,6 +689,8 @@ pub fn run_init() -> i32 {
         served: Mutex::new(Vec::new()),
         guest: Mutex::new(None),
         reboot: Mutex::new(false),
+        joined: Mutex::new(0),
+        stopping: std::sync::atomic::AtomicBool::new(false),
         parts: Mutex::new(None),
     });
     let code = match boot(&init, sigs) {
@@ -990,6 +1093,12 @@ fn boot(init: &Arc<Init>, sigs: SigSet) -> Result<i32, String> {
         let init = Arc::clone(init);
         std::thread::spawn(move || listen(&init, &listener));
     }
+    let joins = bind_join_socket(plan);
+    if let Some((listener, _)) = &joins {
+        let init = Arc::clone(init);
+        let listener = listener.try_clone().map_err(|e| e.to_string())?;
+        std::thread::spawn(move || take_joins(&init, &listener));
+    }
     let child = Command::new(&plan.exe)
         .arg("__guest-enter")
         .env(
@@ -1000,8 +1109,12 @@ fn boot(init: &Arc<Init>, sigs: SigSet) -> Result<i32, String> {
         .map_err(|e| format!("cannot start the guest: {e}"))?;
     let guest = nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap_or(0));
     *init.guest.lock().unwrap_or_else(|p| p.into_inner()) = Some(guest);
+    let stopper = Arc::clone(init);
     std::thread::spawn(move || {
         if sigs.wait().is_ok() {
+            stopper
+                .stopping
+                .store(true, std::sync::atomic::Ordering::SeqCst);
             let _ = nix::sys::signal::kill(guest, Signal::SIGHUP);
             let _ = nix::sys::signal::kill(guest, Signal::SIGTERM);
             std::thread::sleep(Duration::from_secs(2));
@@ -1017,6 +1130,32 @@ fn boot(init: &Arc<Init>, sigs: SigSet) -> Result<i32, String> {
             Err(_) => break 1,
         }
     };
+    // The guest stays up while other sessions that joined it run (a
+    // reboot or a signal ends them all).
+    let mut told = false;
+    loop {
+        let others = *init.joined.lock().unwrap_or_else(|p| p.into_inner());
+        if others == 0
+            || *init.reboot.lock().unwrap_or_else(|p| p.into_inner())
+            || init.stopping.load(std::sync::atomic::Ordering::SeqCst)
+        {
+            break;
+        }
+        if !told {
+            err(&format!(
+                "ebsim: {} stays up while its other sessions run; waiting for them to end\n",
+                plan.instance
+            ));
+            told = true;
+        }
+        while waitpid(None, Some(nix::sys::wait::WaitPidFlag::WNOHANG))
+            .is_ok_and(|s| s != WaitStatus::StillAlive)
+        {}
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    if let Some((_, path)) = joins {
+        let _ = std::fs::remove_file(path);
+    }
     // Whatever the guest left running ends with it, as at a power-off.
     let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(-1), Signal::SIGKILL);
     while waitpid(None, Some(nix::sys::wait::WaitPidFlag::WNOHANG))
@@ -1043,6 +1182,44 @@ fn shutdown(init: &Init) {
         .collect();
     for s in served.into_iter().rev() {
         stop(&init.plan, s);
+    }
+}
+
+/// Binds the socket on which more sessions join this guest, replacing one
+/// a dead init left; None when a live one answers there (another guest of
+/// the instance, which this one's mounts will refuse) or it cannot be made.
+fn bind_join_socket(plan: &Plan) -> Option<(UnixListener, PathBuf)> {
+    let path = join_socket(&plan.host_home, &plan.instance);
+    if UnixStream::connect(&path).is_ok() {
+        return None;
+    }
+    let _ = std::fs::remove_file(&path);
+    let listener = UnixListener::bind(&path).ok()?;
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).ok()?;
+    Some((listener, path))
+}
+
+/// Takes sessions that join the guest: each gets the plan (where the
+/// guest's root is staged, its user, hostname and prompt) and is counted
+/// until it closes the connection.
+fn take_joins(init: &Arc<Init>, listener: &UnixListener) {
+    for conn in listener.incoming() {
+        let Ok(mut conn) = conn else { continue };
+        let Ok(mut line) = serde_json::to_string(&init.plan) else {
+            continue;
+        };
+        line.push('\n');
+        if conn.write_all(line.as_bytes()).is_err() {
+            continue;
+        }
+        *init.joined.lock().unwrap_or_else(|p| p.into_inner()) += 1;
+        let init = Arc::clone(init);
+        std::thread::spawn(move || {
+            let mut sink = [0u8; 64];
+            while std::io::Read::read(&mut conn, &mut sink).is_ok_and(|n| n > 0) {}
+            *init.joined.lock().unwrap_or_else(|p| p.into_inner()) -= 1;
+        });
     }
 }
 
