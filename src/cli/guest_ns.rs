@@ -277,16 +277,7 @@ fn start(_prog: &str, instance: &str, command: Option<Vec<OsString>>) -> Result<
     let json = serde_json::to_string(&plan).map_err(|e| e.to_string())?;
     // Signals to forward, and SIGCHLD: blocked, then waited for on this
     // thread (no thread can start once the PID namespace is unshared).
-    let mut sigs = SigSet::empty();
-    for s in [
-        Signal::SIGTERM,
-        Signal::SIGHUP,
-        Signal::SIGINT,
-        Signal::SIGCHLD,
-    ] {
-        sigs.add(s);
-    }
-    let _ = sigs.thread_block();
+    let sigs = block_forwarded_signals();
     let uid = nix::unistd::getuid();
     let gid = nix::unistd::getgid();
     // Root on the host maps every id (through a helper left outside the
@@ -327,26 +318,45 @@ fn start(_prog: &str, instance: &str, command: Option<Vec<OsString>>) -> Result<
         .env(PLAN_ENV, &json)
         .spawn()
         .map_err(|e| format!("cannot start the guest's init: {e}"))?;
-    let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap_or(0));
-    let status = loop {
-        if let Some(st) = child.try_wait().map_err(|e| e.to_string())? {
-            break st;
-        }
-        match sigs.wait() {
-            Ok(Signal::SIGTERM) => {
-                let _ = nix::sys::signal::kill(pid, Signal::SIGTERM);
-            }
-            Ok(Signal::SIGHUP) => {
-                let _ = nix::sys::signal::kill(pid, Signal::SIGHUP);
-            }
-            _ => {}
-        }
-    };
+    let status = wait_forwarding(&mut child, &sigs)?;
     let _ = std::fs::remove_dir(&stage);
     use std::os::unix::process::ExitStatusExt;
     Ok(status
         .code()
         .unwrap_or_else(|| 128 + status.signal().unwrap_or(0)))
+}
+
+/// Blocks the signals a session forwards to its guest (SIGTERM, SIGHUP),
+/// SIGINT (the terminal's ^C reaches the guest's own processes) and SIGCHLD
+/// (which ends [`wait_forwarding`]'s wait).
+fn block_forwarded_signals() -> SigSet {
+    let mut sigs = SigSet::empty();
+    for s in [
+        Signal::SIGTERM,
+        Signal::SIGHUP,
+        Signal::SIGINT,
+        Signal::SIGCHLD,
+    ] {
+        sigs.add(s);
+    }
+    let _ = sigs.thread_block();
+    sigs
+}
+
+/// Waits for `child`, passing on SIGTERM and SIGHUP.
+fn wait_forwarding(
+    child: &mut std::process::Child,
+    sigs: &SigSet,
+) -> Result<std::process::ExitStatus, String> {
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap_or(0));
+    loop {
+        if let Some(st) = child.try_wait().map_err(|e| e.to_string())? {
+            return Ok(st);
+        }
+        if let Ok(s @ (Signal::SIGTERM | Signal::SIGHUP)) = sigs.wait() {
+            let _ = nix::sys::signal::kill(pid, s);
+        }
+    }
 }
 
 /// The socket on which the init of an instance's running guest takes
@@ -387,17 +397,7 @@ fn join(
     }
     plan.command = command.map(|c| c.iter().map(|a| a.to_string_lossy().into_owned()).collect());
     let json = serde_json::to_string(&plan).map_err(|e| e.to_string())?;
-    // Signals to forward, and SIGCHLD: blocked, then waited for.
-    let mut sigs = SigSet::empty();
-    for s in [
-        Signal::SIGTERM,
-        Signal::SIGHUP,
-        Signal::SIGINT,
-        Signal::SIGCHLD,
-    ] {
-        sigs.add(s);
-    }
-    let _ = sigs.thread_block();
+    let sigs = block_forwarded_signals();
     let init = nix::unistd::Pid::from_raw(init_pid);
     if let Ok(cpus) = nix::sched::sched_getaffinity(init) {
         let _ = nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &cpus);
@@ -417,15 +417,7 @@ fn join(
         .env(PLAN_ENV, &json)
         .spawn()
         .map_err(|e| format!("cannot start the guest: {e}"))?;
-    let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap_or(0));
-    let status = loop {
-        if let Some(st) = child.try_wait().map_err(|e| e.to_string())? {
-            break st;
-        }
-        if let Ok(s @ (Signal::SIGTERM | Signal::SIGHUP)) = sigs.wait() {
-            let _ = nix::sys::signal::kill(pid, s);
-        }
-    };
+    let status = wait_forwarding(&mut child, &sigs)?;
     drop(conn);
     use std::os::unix::process::ExitStatusExt;
     if status.signal() == Some(Signal::SIGKILL as i32) {
