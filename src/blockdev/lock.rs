@@ -3,8 +3,9 @@
 //! for as long as the filesystem is mounted), a shared one for a reader
 //! that must not see it change.
 //!
-//! Taken with a bounded wait: tried without blocking, then again every
-//! 50 ms, for up to [`wait_limit`] (10 s, or `EBSIM_LOCK_WAIT` seconds).
+//! Taken with a bounded wait: tried without blocking, then waited for (as
+//! the kernel's queued waiter) for up to [`wait_limit`] (10 s, or
+//! `EBSIM_LOCK_WAIT` seconds).
 //! A holder that keeps the image longer (an `ebsim shell` whose guest has
 //! the filesystem mounted) makes the opener fail with [`Error::Busy`],
 //! naming the process that holds it (from `/proc/locks`), instead of
@@ -69,6 +70,12 @@ pub fn try_lock(file: File, path: &Path, kind: Kind) -> Result<Result<Flock<File
 }
 
 /// Locks `file` (the image at `path`), waiting up to `limit`.
+///
+/// The wait is a blocking `flock` on a duplicate of the descriptor, made
+/// by a thread of its own, so that the kernel queues it as a waiter (it
+/// shows in `/proc/locks`) and it is granted the moment the holder lets
+/// go. When `limit` passes first, the thread is left waiting; if it is
+/// granted the lock later, nobody takes it and it lets go at once.
 pub fn lock_within(
     file: File,
     path: &Path,
@@ -76,21 +83,39 @@ pub fn lock_within(
     limit: Duration,
 ) -> Result<Flock<File>, Error> {
     let t0 = Instant::now();
-    let mut file = file;
-    loop {
-        file = match try_lock(file, path, kind)? {
-            Ok(l) => return Ok(l),
-            Err(f) => f,
+    let file = match try_lock(file, path, kind)? {
+        Ok(l) => return Ok(l),
+        Err(f) => f,
+    };
+    let busy = |file: &File| Error::Busy {
+        path: path.to_path_buf(),
+        holder: holder(file),
+        waited: t0.elapsed(),
+    };
+    if limit.is_zero() {
+        return Err(busy(&file));
+    }
+    let waiter = file.try_clone().map_err(|e| Error::io(path, "dup", e))?;
+    let arg = match kind {
+        Kind::Exclusive => FlockArg::LockExclusive,
+        Kind::Shared => FlockArg::LockShared,
+    };
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut f = waiter;
+        let got = loop {
+            match Flock::lock(f, arg) {
+                Err((back, Errno::EINTR)) => f = back,
+                other => break other.map_err(|(_, e)| e),
+            }
         };
-        let waited = t0.elapsed();
-        if waited >= limit {
-            return Err(Error::Busy {
-                path: path.to_path_buf(),
-                holder: holder(&file),
-                waited,
-            });
-        }
-        std::thread::sleep((limit - waited).min(Duration::from_millis(50)));
+        // A send that fails drops the lock: the opener gave up.
+        let _ = tx.send(got);
+    });
+    match rx.recv_timeout(limit) {
+        Ok(Ok(l)) => Ok(l),
+        Ok(Err(e)) => Err(Error::io(path, "flock", e.into())),
+        Err(_) => Err(busy(&file)),
     }
 }
 

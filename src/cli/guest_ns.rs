@@ -387,6 +387,8 @@ fn join(
     let creds = nix::sys::socket::getsockopt(&conn, nix::sys::socket::sockopt::PeerCredentials)
         .map_err(|e| fail("peer credentials", &e))?;
     let init_pid = creds.pid();
+    // init answers at once; a wedged one is not waited for without end.
+    let _ = conn.set_read_timeout(Some(Duration::from_secs(10)));
     let mut line = String::new();
     BufReader::new(&conn)
         .read_line(&mut line)

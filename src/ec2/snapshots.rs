@@ -210,12 +210,18 @@ fn open_still(image: &Path) -> Result<(ImageFile, Option<crate::fuse::control::F
     let limit = lock::wait_limit();
     let t0 = std::time::Instant::now();
     loop {
-        let left = limit.saturating_sub(t0.elapsed());
-        let step = left.min(std::time::Duration::from_millis(200));
         super::store::check_volume_image(image)?;
-        match ImageFile::open_waiting(image, Access::ReadWrite, step) {
+        match ImageFile::open_waiting(image, Access::ReadWrite, std::time::Duration::ZERO) {
             Ok(img) => return Ok((img, None)),
-            Err(DevError::Busy { .. }) if !left.is_zero() => {}
+            Err(DevError::Busy { .. }) if t0.elapsed() < limit => {}
+            Err(DevError::Busy { path, holder, .. }) => {
+                return Err(DevError::Busy {
+                    path,
+                    holder,
+                    waited: t0.elapsed(),
+                }
+                .into());
+            }
             Err(e) => return Err(e.into()),
         }
         match control::freeze(image) {
@@ -223,7 +229,10 @@ fn open_still(image: &Path) -> Result<(ImageFile, Option<crate::fuse::control::F
                 let img = open_volume_image(image, Access::ReadOnly)?;
                 return Ok((img, Some(frozen)));
             }
-            Err(ControlError::NotServed(_)) => {}
+            // Another writer (not a server): wait for it a while.
+            Err(ControlError::NotServed(_)) => {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
             Err(e) => {
                 return Err(Error::io(
                     image,
