@@ -101,7 +101,7 @@ pub fn lock_within(
         Kind::Shared => FlockArg::LockShared,
     };
     let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
+    let thread = std::thread::spawn(move || {
         let mut f = waiter;
         let got = loop {
             match Flock::lock(f, arg) {
@@ -113,8 +113,12 @@ pub fn lock_within(
         let _ = tx.send(got);
     });
     match rx.recv_timeout(limit) {
-        Ok(Ok(l)) => Ok(l),
-        Ok(Err(e)) => Err(Error::io(path, "flock", e.into())),
+        Ok(got) => {
+            // Gone before this returns: a process that goes on to make
+            // namespaces (`ebsim shell`) must be single-threaded again.
+            let _ = thread.join();
+            got.map_err(|e| Error::io(path, "flock", e.into()))
+        }
         Err(_) => Err(busy(&file)),
     }
 }
@@ -249,5 +253,27 @@ mod tests {
         assert!(matches!(e, Error::Busy { .. }), "{e:?}");
         drop(held);
         lock_within(File::open(&p).unwrap(), &p, Kind::Shared, Duration::ZERO).unwrap();
+    }
+
+    #[test]
+    fn a_lock_let_go_while_waited_for_is_granted() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("img");
+        std::fs::write(&p, b"x").unwrap();
+        let held = lock(File::open(&p).unwrap(), &p, Kind::Exclusive).unwrap();
+        let letting_go = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(150));
+            drop(held);
+        });
+        let t0 = Instant::now();
+        let got = lock_within(
+            File::open(&p).unwrap(),
+            &p,
+            Kind::Exclusive,
+            Duration::from_secs(20),
+        );
+        assert!(got.is_ok(), "{got:?}");
+        assert!(t0.elapsed() < Duration::from_secs(10), "{:?}", t0.elapsed());
+        letting_go.join().unwrap();
     }
 }
