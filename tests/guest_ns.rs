@@ -109,16 +109,8 @@ fn runbook(ami: &str, pretty: &str, prompt_user: &str, root_grow: &str) {
     );
     assert!(o.contains("/data xfs defaults,nofail 0 2"), "{o}");
     s.master.write_all(b"sudo reboot\n").unwrap();
-    let t0 = Instant::now();
-    let status = loop {
-        if let Some(st) = s.child.try_wait().unwrap() {
-            break st;
-        }
-        assert!(t0.elapsed() < Duration::from_secs(60), "{}", s.text());
-        std::thread::sleep(Duration::from_millis(50));
-    };
     // The session ends as ssh's does when the instance reboots.
-    let _ = status;
+    s.wait_exit(60);
     assert!(s.text().contains("closed by remote host"), "{}", s.text());
     cloud.advance("60s");
     let o = guest_exec(&cloud, &id, "df -h | grep /data; cat /data/keep");
@@ -758,11 +750,7 @@ fn snapshot_of_a_volume_in_use_by_an_open_shell() {
         "{e}"
     );
     s.type_line("exit");
-    let t0 = Instant::now();
-    while s.child.try_wait().unwrap().is_none() {
-        assert!(t0.elapsed() < Duration::from_secs(60), "{}", s.text());
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    s.wait_exit(60);
     cloud.advance("10m");
     let vol = cloud.volume(&["--snapshot-id", &snap]);
     let copy = format!("{}@1:/home/ubuntu/", cloud.image_of(&vol).display());
@@ -814,11 +802,7 @@ fn a_second_session_joins_the_running_guest() {
     let o = long.wait_with_output().unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(stdout(&o), "from-the-shell\n");
-    let t0 = Instant::now();
-    while s.child.try_wait().unwrap().is_none() {
-        assert!(t0.elapsed() < Duration::from_secs(60), "{}", s.text());
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    s.wait_exit(60);
     assert!(
         s.text().contains(&format!(
             "ebsim: {id} stays up while its other sessions run"

@@ -165,8 +165,9 @@ enum Stage {
 impl ImageFile {
     /// Opens an existing image. With [`Access::ReadWrite`] it waits for an
     /// exclusive lock (for a bounded time: [`lock::wait_limit`], then
-    /// [`Error::Busy`] naming the holder) and finishes any change a crashed ebsim left half done
-    /// (after checking the image is in a state its log predicts). A
+    /// [`Error::Busy`] naming the holder) and finishes any change a crashed
+    /// ebsim left half done (after checking the image is in a state its log
+    /// predicts). A
     /// read-only open of an image with a leftover log does the same when it
     /// may write the file, and fails with [`Error::UndoLogPending`]
     /// otherwise.

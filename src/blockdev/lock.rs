@@ -51,21 +51,37 @@ pub fn lock(file: File, path: &Path, kind: Kind) -> Result<Flock<File>, Error> {
     lock_within(file, path, kind, wait_limit())
 }
 
-/// Locks `file` without waiting: `Ok(Err(file))` when another process
-/// holds a lock that excludes this one.
-pub fn try_lock(file: File, path: &Path, kind: Kind) -> Result<Result<Flock<File>, File>, Error> {
-    let arg = match kind {
-        Kind::Exclusive => FlockArg::LockExclusiveNonblock,
-        Kind::Shared => FlockArg::LockSharedNonblock,
-    };
+impl Kind {
+    /// The `flock` operation: blocking, or failing at once with
+    /// `EWOULDBLOCK` while another process holds a lock that excludes it.
+    fn arg(self, block: bool) -> FlockArg {
+        match (self, block) {
+            (Kind::Exclusive, true) => FlockArg::LockExclusive,
+            (Kind::Exclusive, false) => FlockArg::LockExclusiveNonblock,
+            (Kind::Shared, true) => FlockArg::LockShared,
+            (Kind::Shared, false) => FlockArg::LockSharedNonblock,
+        }
+    }
+}
+
+/// `flock`, made again when a signal interrupts it.
+fn flock(file: File, arg: FlockArg) -> Result<Flock<File>, (File, Errno)> {
     let mut file = file;
     loop {
         match Flock::lock(file, arg) {
-            Ok(l) => return Ok(Ok(l)),
-            Err((f, Errno::EWOULDBLOCK)) => return Ok(Err(f)),
-            Err((f, Errno::EINTR)) => file = f,
-            Err((_, e)) => return Err(Error::io(path, "flock", e.into())),
+            Err((back, Errno::EINTR)) => file = back,
+            other => return other,
         }
+    }
+}
+
+/// Locks `file` without waiting: `Ok(Err(file))` when another process
+/// holds a lock that excludes this one.
+pub fn try_lock(file: File, path: &Path, kind: Kind) -> Result<Result<Flock<File>, File>, Error> {
+    match flock(file, kind.arg(false)) {
+        Ok(l) => Ok(Ok(l)),
+        Err((f, Errno::EWOULDBLOCK)) => Ok(Err(f)),
+        Err((_, e)) => Err(Error::io(path, "flock", e.into())),
     }
 }
 
@@ -96,19 +112,9 @@ pub fn lock_within(
         return Err(busy(&file));
     }
     let waiter = file.try_clone().map_err(|e| Error::io(path, "dup", e))?;
-    let arg = match kind {
-        Kind::Exclusive => FlockArg::LockExclusive,
-        Kind::Shared => FlockArg::LockShared,
-    };
     let (tx, rx) = std::sync::mpsc::channel();
     let thread = std::thread::spawn(move || {
-        let mut f = waiter;
-        let got = loop {
-            match Flock::lock(f, arg) {
-                Err((back, Errno::EINTR)) => f = back,
-                other => break other.map_err(|(_, e)| e),
-            }
-        };
+        let got = flock(waiter, kind.arg(true)).map_err(|(_, e)| e);
         // A send that fails drops the lock: the opener gave up.
         let _ = tx.send(got);
     });

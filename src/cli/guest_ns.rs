@@ -320,10 +320,16 @@ fn start(_prog: &str, instance: &str, command: Option<Vec<OsString>>) -> Result<
         .map_err(|e| format!("cannot start the guest's init: {e}"))?;
     let status = wait_forwarding(&mut child, &sigs)?;
     let _ = std::fs::remove_dir(&stage);
+    Ok(exit_code(status))
+}
+
+/// A shell's exit code for a child's status (128 + the signal that killed
+/// it).
+fn exit_code(status: std::process::ExitStatus) -> i32 {
     use std::os::unix::process::ExitStatusExt;
-    Ok(status
+    status
         .code()
-        .unwrap_or_else(|| 128 + status.signal().unwrap_or(0)))
+        .unwrap_or_else(|| 128 + status.signal().unwrap_or(0))
 }
 
 /// Blocks the signals a session forwards to its guest (SIGTERM, SIGHUP),
@@ -430,11 +436,7 @@ fn join(
         ));
         return Ok(Some(255));
     }
-    Ok(Some(
-        status
-            .code()
-            .unwrap_or_else(|| 128 + status.signal().unwrap_or(0)),
-    ))
+    Ok(Some(exit_code(status)))
 }
 
 /// Turns off [`pin_to_one_cpu`]: `EBSIM_GUEST_PIN=0`.
@@ -1087,10 +1089,15 @@ fn boot(init: &Arc<Init>, sigs: SigSet) -> Result<i32, String> {
         let init = Arc::clone(init);
         std::thread::spawn(move || listen(&init, &listener));
     }
-    let joins = bind_join_socket(plan);
-    if let Some((listener, _)) = &joins {
+    // More sessions join through a socket beside the stages; None when a
+    // live one of the instance answers there (another guest of it, which
+    // this one's mounts refuse) or it cannot be made.
+    let joins = fuse::control::bind_at(join_socket(&plan.host_home, &plan.instance))
+        .ok()
+        .flatten();
+    if let Some(joins) = &joins {
         let init = Arc::clone(init);
-        let listener = listener.try_clone().map_err(|e| e.to_string())?;
+        let listener = joins.socket().try_clone().map_err(|e| e.to_string())?;
         std::thread::spawn(move || take_joins(&init, &listener));
     }
     let child = Command::new(&plan.exe)
@@ -1147,9 +1154,7 @@ fn boot(init: &Arc<Init>, sigs: SigSet) -> Result<i32, String> {
         {}
         std::thread::sleep(Duration::from_millis(50));
     }
-    if let Some((_, path)) = joins {
-        let _ = std::fs::remove_file(path);
-    }
+    drop(joins);
     // Whatever the guest left running ends with it, as at a power-off.
     let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(-1), Signal::SIGKILL);
     while waitpid(None, Some(nix::sys::wait::WaitPidFlag::WNOHANG))
@@ -1177,21 +1182,6 @@ fn shutdown(init: &Init) {
     for s in served.into_iter().rev() {
         stop(&init.plan, s);
     }
-}
-
-/// Binds the socket on which more sessions join this guest, replacing one
-/// a dead init left; None when a live one answers there (another guest of
-/// the instance, which this one's mounts will refuse) or it cannot be made.
-fn bind_join_socket(plan: &Plan) -> Option<(UnixListener, PathBuf)> {
-    let path = join_socket(&plan.host_home, &plan.instance);
-    if UnixStream::connect(&path).is_ok() {
-        return None;
-    }
-    let _ = std::fs::remove_file(&path);
-    let listener = UnixListener::bind(&path).ok()?;
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).ok()?;
-    Some((listener, path))
 }
 
 /// Takes sessions that join the guest: each gets the plan (where the

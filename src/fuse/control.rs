@@ -405,7 +405,13 @@ impl Drop for Listener {
 /// None: another live server answers there (a second read-only mount), so
 /// this one goes without.
 pub fn bind(image: &Path) -> std::io::Result<Option<Listener>> {
-    let path = socket_path(image);
+    bind_at(socket_path(image))
+}
+
+/// Binds a Unix socket at `path` (mode 0600), replacing one a dead
+/// process left there; None when a live listener answers there. The
+/// socket file is removed when the [`Listener`] is dropped.
+pub fn bind_at(path: PathBuf) -> std::io::Result<Option<Listener>> {
     if UnixStream::connect(&path).is_ok() {
         return Ok(None);
     }
@@ -420,6 +426,11 @@ pub fn bind(image: &Path) -> std::io::Result<Option<Listener>> {
 }
 
 impl Listener {
+    /// The bound socket.
+    pub fn socket(&self) -> &UnixListener {
+        &self.listener
+    }
+
     /// Answers requests until the channel closes (run it on its own
     /// thread).
     fn serve(&self, channel: &Channel) {

@@ -69,6 +69,23 @@ impl Session {
         }
     }
 
+    /// Waits up to `secs` for the program to end (the screen is shown if
+    /// it does not).
+    pub fn wait_exit(&mut self, secs: u64) -> std::process::ExitStatus {
+        let t0 = Instant::now();
+        loop {
+            if let Some(st) = self.child.try_wait().unwrap() {
+                return st;
+            }
+            assert!(
+                t0.elapsed() < Duration::from_secs(secs),
+                "still running after {secs} s; screen:\n{}",
+                self.text()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// Waits up to `secs` until the screen shows `needle`.
     pub fn wait_for(&self, needle: &str, secs: u64) {
         self.wait_for_count(needle, 1, secs);
