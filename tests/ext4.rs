@@ -109,26 +109,70 @@ fn mkfs_feature_sets_and_inode_sizes() {
         ),
         ("-O ^resize_inode -E resize=600000000", GIB),
     ] {
-        // A later -E replaces the helpers' hash seed: give it again.
-        let opts = opts.replace("-E ", &format!("-E hash_seed={HASH_SEED},"));
-        let opts = opts.as_str();
-        let real = dir.path().join("real.img");
-        let ours = dir.path().join("ebsim.img");
-        for p in [&real, &ours] {
-            let _ = std::fs::remove_file(p);
-            sparse_file(p, bytes);
-        }
-        let args: Vec<&str> = opts.split_whitespace().collect();
-        real_mkfs(&real, &args);
-        ebsim_mkfs(&ours, &args);
-        let what = format!("mkfs {opts} {bytes} bytes");
-        compare_dumpe2fs(&real, &ours, false, &what);
-        let n = assert_metadata_equal(&real, &ours, &what);
-        assert!(n > 0, "{what}");
-        assert_fsck_clean(&ours);
-        let (a, b) = (allocated(&real), allocated(&ours));
-        assert!(b <= a, "{what}: ebsim allocated {b} bytes, real {a}");
-        eprintln!("{what}: {n} metadata blocks identical");
+        mkfs_matches_real(dir.path(), opts, bytes);
+    }
+}
+
+/// Real mke2fs and ebsim's with `opts` on two sparse files of `bytes`:
+/// the same dumpe2fs, the same metadata blocks, e2fsck clean, no more
+/// allocated than the real one.
+fn mkfs_matches_real(dir: &Path, opts: &str, bytes: u64) {
+    // A later -E replaces the helpers' hash seed: give it again.
+    let opts = opts.replace("-E ", &format!("-E hash_seed={HASH_SEED},"));
+    let opts = opts.as_str();
+    let real = dir.join("real.img");
+    let ours = dir.join("ebsim.img");
+    for p in [&real, &ours] {
+        let _ = std::fs::remove_file(p);
+        sparse_file(p, bytes);
+    }
+    let args: Vec<&str> = opts.split_whitespace().collect();
+    real_mkfs(&real, &args);
+    ebsim_mkfs(&ours, &args);
+    let what = format!("mkfs {opts} {bytes} bytes");
+    compare_dumpe2fs(&real, &ours, false, &what);
+    let n = assert_metadata_equal(&real, &ours, &what);
+    assert!(n > 0, "{what}");
+    assert_fsck_clean(&ours);
+    let (a, b) = (allocated(&real), allocated(&ours));
+    assert!(b <= a, "{what}: ebsim allocated {b} bytes, real {a}");
+    eprintln!("{what}: {n} metadata blocks identical");
+}
+
+/// `-T` usage types (mke2fs.conf's block sizes, inode ratios and sizes;
+/// an unknown type is skipped), `-g` and `-G` group geometry, `-J size=`
+/// (turning a journal on that `-O` left out), `-i` below the block size,
+/// a filesystem too small for a journal, and the options that only set
+/// superblock fields or the root directory's owner.
+#[test]
+fn mkfs_usage_types_groups_journal_and_tunables() {
+    if !require_tools(TOOLS) {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (opts, bytes) in [
+        ("-T news", 4 * GIB),
+        ("-T largefile", 4 * GIB),
+        ("-T small", 2 * GIB),
+        ("-T huge,bogus", 4 * GIB),
+        ("-T hurd", GIB),
+        ("-T news", 300 << 20),
+        ("-g 16384", 4 * GIB),
+        ("-g 8192 -G 2", 4 * GIB),
+        ("-G 64", 8 * GIB),
+        ("-b 1024 -g 2048 -G 4", 300 << 20),
+        ("-J size=64", 4 * GIB),
+        ("-J size=16 -O ^has_journal", 2 * GIB),
+        ("-j -O ^has_journal", 2 * GIB),
+        ("-i 1024", 2 * GIB),
+        (
+            "-e remount-ro -M /srv/data -E root_owner=1000:1000,test_fs",
+            2 * GIB,
+        ),
+        ("-K", GIB),
+        ("-J size=1", 1536 << 10),
+    ] {
+        mkfs_matches_real(dir.path(), opts, bytes);
     }
 }
 
@@ -170,6 +214,19 @@ fn mkfs_feature_refusals() {
     same(&["-q", "-F", "-I", "100"], GIB);
     same(&["-q", "-F", "-E", "resize=100,stride=x,foo,resize"], GIB);
     same(&["-q", "-F", "-E", "resize=x"], GIB);
+    // The options of mkfs_usage_types_groups_journal_and_tunables, refused
+    // as mke2fs refuses them.
+    same(&["-q", "-F", "-e", "sometimes"], GIB);
+    same(&["-q", "-F", "-g", "100"], GIB);
+    same(&["-q", "-F", "-g", "1000x"], GIB);
+    same(&["-q", "-F", "-g", "65536"], GIB);
+    same(&["-q", "-F", "-G", "3"], GIB);
+    same(&["-q", "-F", "-G", "16", "-O", "^flex_bg"], GIB);
+    same(&["-q", "-F", "-J", "size=x,foo"], GIB);
+    same(&["-q", "-F", "-J", "size=100000"], GIB);
+    same(&["-F", "-J", "size=3000", "-O", "^64bit"], 4 * GIB);
+    same(&["-q", "-F", "-T", "news", "-T", "big"], GIB);
+    same(&["-q", "-F", "-E", "root_owner=1000"], GIB);
     // 2^32 blocks without 64bit (an explicit size: the host's ext4 caps a
     // file at 16 TiB - 4 KiB).
     same(&["-F", "-O", "^64bit", "x.img", "16T"], GIB);
@@ -885,6 +942,7 @@ fn fuzz_seed() -> Vec<u8> {
             label: [0; 16],
             now: 1_700_000_000,
             discard: true,
+            tunables: Default::default(),
         },
     )
     .expect("plan");

@@ -89,6 +89,7 @@ fn populated() -> &'static (Vec<u8>, Vec<u64>) {
             label: [0; 16],
             now: 1_700_000_000,
             discard: true,
+            tunables: Default::default(),
         };
         let mut dev = MemDevice::new(bytes as usize);
         let plan = mkfs::plan(bytes, &opts).expect("mkfs plan");

@@ -2,10 +2,12 @@
 //! image files. Options parsed by hand (mke2fs uses
 //! getopt, with its own messages; see `e2fs_util`).
 //!
-//! Supported: -q -F -n -V -j -L -U -E (hash_seed, discard, nodiscard,
-//! lazy_itable_init, lazy_journal_init) -b 1024/2048/4096 -m -N -i -I 256
-//! -t ext4 -e continue, and a size operand; block size by mke2fs.conf's
-//! size classes (1 KiB below 512 MiB). Other options are refused by name.
+//! Supported: -q -F -n -V -j -J size= -L -U -M -e -K -D -E (hash_seed,
+//! discard, nodiscard, lazy_itable_init, lazy_journal_init, resize, stride,
+//! stripe_width, root_owner, test_fs) -b 1024/2048/4096 -g -G -m -N -i -I
+//! -O -t ext4 -T (Debian's mke2fs.conf usage types), and a size operand;
+//! without -b or -T the block size follows mke2fs.conf's size classes (1
+//! KiB below 512 MiB). Other options are refused by name.
 
 use super::e2fs_util::Progress;
 use super::error::{AppletError, finish};
@@ -16,9 +18,9 @@ use ebsim::blockdev::{BlockDevice, ImageFile};
 use ebsim::compat::{ctime, int_log10, parse_num_blocks2, strtoull_all, uuid_random, uuid_unparse};
 use ebsim::ec2::release::DEBIAN_12;
 use ebsim::fs::ext4::error::MkfsError;
-use ebsim::fs::ext4::features::{self, incompat, ro_compat};
+use ebsim::fs::ext4::features::{self, compat, incompat, ro_compat};
 use ebsim::fs::ext4::geometry::{GeometryRequest, Profile};
-use ebsim::fs::ext4::mke2fs::{self, ExtendedError};
+use ebsim::fs::ext4::mke2fs::{self, ExtendedError, Usage};
 use ebsim::fs::ext4::{self, mkfs};
 use ebsim::guest::{Context, Resolved, Target};
 use std::ffi::OsString;
@@ -81,6 +83,20 @@ struct Args {
     /// `-I`.
     inode_size: Option<u64>,
     show_version: bool,
+    /// `-T`: usage types, comma-separated.
+    usage_types: Option<String>,
+    /// `-e`: `s_errors`.
+    errors: Option<u16>,
+    /// `-M`: the last-mounted directory.
+    mount_dir: Option<String>,
+    /// `-g`: blocks per group (C's `__u32`).
+    blocks_per_group: Option<u32>,
+    /// `-G`: groups per flex group.
+    flex_bg_size: Option<u64>,
+    /// `-J size=` in MiB (C's `int`; -1 for `-j`: the default size).
+    journal_size: i32,
+    /// `-K`: no discard.
+    no_discard: bool,
 }
 
 fn basename(s: &str) -> String {
@@ -91,7 +107,7 @@ fn basename(s: &str) -> String {
 
 /// The features and inode size: mke2fs.conf's ext4, then `-O` (joined
 /// with commas, as mke2fs joins repeated options), then `-I`.
-fn profile(prog: &str, a: &Args, block_size: u64) -> Result<Profile, AppletError> {
+fn profile(prog: &str, a: &Args, block_size: u64, usage: &Usage) -> Result<Profile, AppletError> {
     let mut profile = Profile::EXT4;
     let mut words = profile.words();
     let spec = a.features.join(",");
@@ -107,6 +123,10 @@ fn profile(prog: &str, a: &Args, block_size: u64) -> Result<Profile, AppletError
     }
     // Every revision 1 filesystem mke2fs makes has large_file.
     words[2] |= ro_compat::LARGE_FILE;
+    // A journal size (or -j) turns the journal on whatever -O said.
+    if a.journal_size != 0 {
+        words[0] |= compat::HAS_JOURNAL;
+    }
     // metadata_csum supersedes uninit_bg (mke2fs drops the latter).
     if words[2] & ro_compat::METADATA_CSUM != 0 {
         words[2] &= !ro_compat::GDT_CSUM;
@@ -119,19 +139,75 @@ fn profile(prog: &str, a: &Args, block_size: u64) -> Result<Profile, AppletError
             &format!("ebsim does not make filesystems {what} the feature {name}"),
         ));
     }
-    if let Some(n) = a.inode_size {
+    profile.inode_size = usage.inode_size;
+    if let Some(n) = a
+        .inode_size
+        .or(a.usage_types.as_ref().map(|_| u64::from(usage.inode_size)))
+    {
         if n < 128 || n > block_size || !n.is_power_of_two() {
             return Err(AppletError::prog(
                 prog,
                 &format!("invalid inode size {n} (min 128/max {block_size})"),
             ));
         }
-        if n == 128 {
+        if n == 128 && usage.warn_y2038 {
             out("128-byte inodes cannot handle dates beyond 2038 and are deprecated\n");
         }
         profile.inode_size = n as u32;
     }
     Ok(profile)
+}
+
+/// mke2fs's `parse_journal_opts` (misc/util.c): `size=MiB` is honoured;
+/// an unknown name, a missing or non-numeric value prints the journal
+/// help and exits 1; the external-journal and fast-commit options are
+/// refused by name.
+fn parse_journal_opts(prog: &str, opts: &str, a: &mut Args) -> Result<(), AppletError> {
+    let mut bad = 0;
+    for token in opts.split(',').take_while(|t| !t.is_empty()) {
+        let (name, value) = match token.split_once('=') {
+            Some((n, v)) => (n, Some(v)),
+            None => (token, None),
+        };
+        match (name, value) {
+            ("size", Some(v)) => {
+                let r = ebsim::compat::strtoull(v, 0);
+                // C stores strtoul's unsigned long in an int.
+                a.journal_size = r.value as i32;
+                if r.end != v.len() {
+                    bad += 1;
+                }
+            }
+            ("device" | "location" | "fast_commit_size" | "v1_superblock", _) => {
+                return Err(AppletError::prog(
+                    prog,
+                    &format!("journal option {name} is not supported by ebsim"),
+                ));
+            }
+            _ => bad += 1,
+        }
+    }
+    if bad > 0 {
+        return Err(AppletError::new(
+            1,
+            "\nBad journal options specified.\n\n\
+             Journal options are separated by commas, and may take an argument which\n\
+             \tis set off by an equals ('=') sign.\n\n\
+             Valid journal options are:\n\
+             \tsize=<journal size in megabytes>\n\
+             \tdevice=<journal device>\n\
+             \tlocation=<journal location>\n\n\
+             The journal size must be between 1024 and 10240000 filesystem blocks.\n\n",
+        ));
+    }
+    Ok(())
+}
+
+/// mke2fs's advice when metadata_csum comes without 64bit.
+const CSUM_WITHOUT_64BIT: &str = "64-bit filesystem support is not enabled.  The larger fields afforded by this feature enable full-strength checksumming.  Pass -O 64bit to rectify.\n";
+
+fn csum_without_64bit(profile: &Profile) -> bool {
+    profile.feature_ro_compat & ro_compat::METADATA_CSUM != 0 && !profile.is_64bit()
 }
 
 pub fn run(args: Vec<OsString>) -> i32 {
@@ -157,7 +233,61 @@ fn main(args: &[String], argv0: &str, prog: &str) -> Result<i32, AppletError> {
             }
             'n' => a.noaction = true,
             'V' => a.show_version = true,
-            'j' => {}
+            'j' => {
+                if a.journal_size == 0 {
+                    a.journal_size = -1;
+                }
+            }
+            'J' => parse_journal_opts(prog, &arg, &mut a)?,
+            'K' => {
+                err(
+                    "Warning: -K option is deprecated and should not be used anymore. Use \'-E nodiscard\' extended option instead!\n",
+                );
+                a.no_discard = true;
+            }
+            'D' => {}
+            'M' => a.mount_dir = Some(arg),
+            'T' => {
+                if a.usage_types.is_some() {
+                    return Err(AppletError::prog(
+                        prog,
+                        "The -T option may only be used once",
+                    ));
+                }
+                a.usage_types = Some(arg);
+            }
+            'g' => {
+                let Some(n) = strtoull_all(&arg, 0) else {
+                    return Err(AppletError::prog(
+                        prog,
+                        "Illegal number for blocks per group",
+                    ));
+                };
+                // Stored in the superblock's 32-bit field as C does.
+                let n = n as u32;
+                if n % 8 != 0 {
+                    return Err(AppletError::prog(
+                        prog,
+                        "blocks per group must be multiple of 8",
+                    ));
+                }
+                a.blocks_per_group = Some(n);
+            }
+            'G' => {
+                let Some(n) = strtoull_all(&arg, 0) else {
+                    return Err(AppletError::prog(prog, "Illegal number for flex_bg size"));
+                };
+                if n < 1 || !n.is_power_of_two() {
+                    return Err(AppletError::prog(prog, "flex_bg size must be a power of 2"));
+                }
+                if n > u64::from(u32::MAX) {
+                    return Err(AppletError::prog(
+                        prog,
+                        &format!("flex_bg size ({n}) must be less than or equal to 2^31"),
+                    ));
+                }
+                a.flex_bg_size = Some(n);
+            }
             'L' => {
                 let mut l = arg;
                 if l.len() > 16 {
@@ -221,14 +351,18 @@ fn main(args: &[String], argv0: &str, prog: &str) -> Result<i32, AppletError> {
             'I' => a.inode_size = Some(strtoull_all(&arg, 0).unwrap_or(0)),
             'O' => a.features.push(arg),
             'e' => {
-                if arg != "continue" {
-                    return Err(AppletError::prog(
-                        prog,
-                        &format!(
-                            "ebsim supports only the default error behavior (continue), not {arg}"
-                        ),
-                    ));
-                }
+                a.errors = Some(match arg.as_str() {
+                    "continue" => 1,
+                    "remount-ro" => 2,
+                    "panic" => 3,
+                    _ => {
+                        return Err(AppletError::prog(
+                            prog,
+                            &format!("bad error behavior - {arg}"),
+                        )
+                        .with_usage());
+                    }
+                });
             }
             't' => {
                 if a.fs_type.is_some() {
@@ -352,17 +486,31 @@ fn main(args: &[String], argv0: &str, prog: &str) -> Result<i32, AppletError> {
     } else {
         0
     };
-    let size =
-        mke2fs::size(dev_size_before, explicit_blocks, a.block_size).map_err(|e| match e {
-            mke2fs::SizeError::ZeroDevice => AppletError::new(1, format!("{prog}: {e}\n")),
-            other => AppletError::prog(prog, &other.to_string()),
-        })?;
+    let asked_usage = a.usage_types.as_deref().map(Usage::of);
+    let usage_block_size = asked_usage.as_ref().map(|u| u.block_size);
+    let size = mke2fs::size(
+        dev_size_before,
+        explicit_blocks,
+        a.block_size,
+        usage_block_size,
+    )
+    .map_err(|e| match e {
+        mke2fs::SizeError::ZeroDevice => AppletError::new(1, format!("{prog}: {e}\n")),
+        other => AppletError::prog(prog, &other.to_string()),
+    })?;
     let (block_size, blocks, size_type) = (size.block_size, size.blocks, size.size_type);
-    let mut profile = profile(prog, &a, block_size)?;
+    let usage = asked_usage.unwrap_or_else(|| Usage::of(size_type.name()));
+    for name in &usage.unknown {
+        err(&format!(
+            "\nWarning: the fs_type {name} is not defined in mke2fs.conf\n\n"
+        ));
+    }
+    let mut profile = profile(prog, &a, block_size, &usage)?;
     let cx = mke2fs::ExtendedContext {
         blocks,
         block_size,
         descs_per_block: block_size / profile.desc_size(),
+        blocks_per_group: a.blocks_per_group.map_or(block_size * 8, u64::from),
     };
     let ext = mke2fs::extended(&a.extended, &cx).map_err(|e| match e {
         ExtendedError::Unsupported { name, complaints } => {
@@ -386,7 +534,40 @@ fn main(args: &[String], argv0: &str, prog: &str) -> Result<i32, AppletError> {
             ext.stripe_width, ext.stride
         ));
     }
+    if let Some(bpg) = a.blocks_per_group {
+        if bpg < 256 || u64::from(bpg) > 8 * block_size {
+            return Err(AppletError::prog(
+                prog,
+                "blocks per group count out of range",
+            ));
+        }
+        profile.blocks_per_group = Some(u64::from(bpg));
+    }
+    if let Some(n) = a.flex_bg_size {
+        if profile.feature_incompat & incompat::FLEX_BG == 0 {
+            return Err(AppletError::prog(
+                prog,
+                "Flex_bg feature not enabled, so flex_bg size may not be specified",
+            ));
+        }
+        profile.log_groups_per_flex = Some(n.trailing_zeros() as u8);
+    }
+    if a.journal_size > 0 {
+        // jsize_to_blks: MiB to blocks.
+        profile.journal_blocks =
+            Some(i64::from(a.journal_size) as u64 * 1024 / (block_size / 1024));
+    }
     profile.reserved_gdt = ext.reserved_gdt;
+    // -K turns the discard off unless -E (read after it) says otherwise.
+    let discard_said = a
+        .extended
+        .iter()
+        .any(|t| matches!(t.as_str(), "discard" | "nodiscard"));
+    let discard = if discard_said {
+        ext.discard
+    } else {
+        !a.no_discard
+    };
     profile.raid_stride = ext.stride;
     profile.raid_stripe_width = ext.stripe_width;
 
@@ -409,7 +590,7 @@ fn main(args: &[String], argv0: &str, prog: &str) -> Result<i32, AppletError> {
             blocks,
             size_type,
             inodes: a.inodes,
-            inode_ratio: a.inode_ratio,
+            inode_ratio: Some(a.inode_ratio.unwrap_or(usage.inode_ratio.max(block_size))),
             reserved_ratio: a.reserved_ratio.unwrap_or(5.0),
             profile,
         },
@@ -417,7 +598,13 @@ fn main(args: &[String], argv0: &str, prog: &str) -> Result<i32, AppletError> {
         hash_seed: ext.hash_seed.unwrap_or_else(uuid_random),
         label,
         now: super::e2fs_util::e2fsprogs_now(),
-        discard: ext.discard && dev_size_before > 0,
+        discard: discard && dev_size_before > 0,
+        tunables: mkfs::Tunables {
+            errors: a.errors.unwrap_or(1),
+            last_mounted: a.mount_dir.clone().unwrap_or_default().into_bytes(),
+            test_fs: ext.test_fs,
+            root_owner: ext.root_owner.unwrap_or((0, 0)),
+        },
     };
     let plan = match mkfs::plan(dev_size_before, &opts) {
         Ok(p) => p,
@@ -438,13 +625,20 @@ fn main(args: &[String], argv0: &str, prog: &str) -> Result<i32, AppletError> {
                 ),
             ));
         }
+        // figure_journal_size's own lines, after the checksum advice.
+        Err(ext4::Error::Mkfs(e @ (MkfsError::JournalSizeRange(_) | MkfsError::JournalTooBig))) => {
+            if !a.quiet && csum_without_64bit(&profile) {
+                out(CSUM_WITHOUT_64BIT);
+            }
+            return Err(AppletError::new(1, e.to_string()));
+        }
         Err(e) => return Err(AppletError::prog(prog, &e.to_string())),
     };
-    if !a.quiet && profile.feature_ro_compat & ro_compat::METADATA_CSUM != 0 && !profile.is_64bit()
-    {
-        out(
-            "64-bit filesystem support is not enabled.  The larger fields afforded by this feature enable full-strength checksumming.  Pass -O 64bit to rectify.\n",
-        );
+    if !a.quiet && csum_without_64bit(&profile) {
+        out(CSUM_WITHOUT_64BIT);
+    }
+    if plan.geometry.journal_dropped {
+        err("\nFilesystem too small for a journal\n");
     }
 
     // An existing filesystem: mke2fs asks only on a terminal.

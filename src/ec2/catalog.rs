@@ -803,6 +803,7 @@ pub fn make_fs(
                     blocks: size / 4096,
                     block_size: 4096,
                     descs_per_block: 4096 / profile.desc_size(),
+                    blocks_per_group: 4096 * 8,
                 };
                 let ext = crate::fs::ext4::mke2fs::extended(&[format!("resize={max}")], &cx)
                     .map_err(|e| format!("{e:?}"))?;
@@ -823,6 +824,7 @@ pub fn make_fs(
                 label,
                 now: u64::try_from(created).unwrap_or(0),
                 discard: true,
+                tunables: Default::default(),
             };
             let plan = mkfs::plan(size, &opts).map_err(|e| e.to_string())?;
             mkfs::apply(&mut slice, &plan).map_err(|e| e.to_string())?;

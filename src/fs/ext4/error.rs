@@ -132,6 +132,14 @@ impl Error {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum MkfsError {
+    /// `-J size=` outside what a journal may have (mke2fs's wording).
+    #[error(
+        "\nThe total requested journal size is {0} blocks; it must be\nbetween 1024 and 10240000 blocks.  Aborting.\n"
+    )]
+    JournalSizeRange(u64),
+    /// `-J size=` more than half the new filesystem's free blocks.
+    #[error("\nTotal journal size too big for filesystem.\n")]
+    JournalTooBig,
     /// Too few blocks for one group's metadata.
     #[error("Filesystem too small to hold ext4 metadata ({blocks} blocks)")]
     TooSmall {

@@ -110,6 +110,14 @@ pub struct Profile {
     pub raid_stride: u32,
     /// `-E stripe_width=` (`s_raid_stripe_width`).
     pub raid_stripe_width: u32,
+    /// `-g`: blocks per group (None: eight per byte of a block, the most
+    /// one bitmap block can map).
+    pub blocks_per_group: Option<u64>,
+    /// `-G`: log2 of the groups per flex group (None: 16 groups, mke2fs's
+    /// `flex_bg_size` default, when flex_bg is on).
+    pub log_groups_per_flex: Option<u8>,
+    /// `-J size=`: journal blocks (None: the size-based default).
+    pub journal_blocks: Option<u64>,
 }
 
 impl Profile {
@@ -136,6 +144,9 @@ impl Profile {
         reserved_gdt: None,
         raid_stride: 0,
         raid_stripe_width: 0,
+        blocks_per_group: None,
+        log_groups_per_flex: None,
+        journal_blocks: None,
     };
 
     /// With `64bit`.
@@ -235,6 +246,9 @@ pub struct Geometry {
     pub r_blocks: u64,
     /// Journal blocks.
     pub journal_blocks: u64,
+    /// The journal asked for was left out: the filesystem is under 2048
+    /// blocks (mke2fs: "Filesystem too small for a journal").
+    pub journal_dropped: bool,
     /// `s_raid_stride`.
     pub raid_stride: u32,
     /// `s_raid_stripe_width`.
@@ -317,6 +331,42 @@ pub fn default_journal_blocks(blocks: u64) -> Option<u64> {
     })
 }
 
+/// `figure_journal_size`'s checks of a journal size asked for with `-J
+/// size=`: between 1024 and 10,240,000 blocks, and at most half the free
+/// blocks the new filesystem has before its tables are placed (mke2fs
+/// counts every block but the superblock and descriptor copies, and
+/// without flex_bg each group's own bitmaps and inode table, as
+/// `ext2fs_initialize` leaves the count).
+fn check_journal_size(
+    asked: u64,
+    blocks: u64,
+    fdb: u64,
+    bpg: u64,
+    groups: u64,
+    overhead: impl Fn(u64) -> u64,
+) -> Result<(), Error> {
+    if !(1024..=10_240_000).contains(&asked) {
+        return Err(Error::Mkfs(MkfsError::JournalSizeRange(asked)));
+    }
+    let free: u64 = (0..groups)
+        .map(|g| {
+            let first = fdb + g * bpg;
+            let len = (blocks - first).min(bpg);
+            len.saturating_sub(overhead(g))
+        })
+        .sum();
+    if asked > free / 2 {
+        return Err(Error::Mkfs(MkfsError::JournalTooBig));
+    }
+    Ok(())
+}
+
+/// Superblock and descriptor blocks of group `g` (`old_desc` = descriptor
+/// plus reserved GDT blocks) in a filesystem with sparse backups.
+fn super_overhead(g: u64, old_desc: u64) -> u64 {
+    if has_super_sparse(g) { 1 + old_desc } else { 0 }
+}
+
 /// `calc_reserved_gdt_blocks`: room for 1024× growth (capped at 2^32
 /// blocks and at one block of pointers).
 fn reserved_gdt(blocks: u64, fdb: u64, bpg: u64, desc_blocks: u64, bs: u64, desc_size: u64) -> u64 {
@@ -380,10 +430,11 @@ pub fn plan(req: &GeometryRequest) -> Result<Geometry, Error> {
     let resize_inode = feature_compat & compat::RESIZE_INODE != 0;
 
     // Inode count from the requested size (mke2fs PRS).
+    // mke2fs raises the profile's ratio to the block size; a ratio given
+    // with -i is taken as it is (more inodes than blocks is allowed).
     let inode_ratio = req
         .inode_ratio
-        .unwrap_or_else(|| req.size_type.inode_ratio())
-        .max(bs);
+        .unwrap_or_else(|| req.size_type.inode_ratio().max(bs));
     let inodes_param: u64 = match req.inodes {
         Some(n) => {
             if n > 0xFFFF_FFFF {
@@ -405,7 +456,7 @@ pub fn plan(req: &GeometryRequest) -> Result<Geometry, Error> {
     }
     let param_r = percent_of(req.reserved_ratio, param_blocks);
 
-    let mut bpg: u64 = bs * 8;
+    let mut bpg: u64 = profile.blocks_per_group.unwrap_or(bs * 8);
     let mut blocks = param_blocks;
     let mut r_blocks = param_r;
     if r_blocks >= param_blocks {
@@ -479,10 +530,23 @@ pub fn plan(req: &GeometryRequest) -> Result<Geometry, Error> {
         let ipg32 = u32::try_from(ipg).map_err(|_| Error::Mkfs(MkfsError::TooManyInodes(ipg)))?;
         let inodes_total = u32::try_from(ipg * groups)
             .map_err(|_| Error::Mkfs(MkfsError::TooManyInodes(ipg * groups)))?;
-        let journal_blocks = if feature_compat & compat::HAS_JOURNAL != 0 {
-            default_journal_blocks(blocks).ok_or(Error::Mkfs(MkfsError::TooSmall { blocks }))?
-        } else {
+        let flex_bg = feature_incompat & incompat::FLEX_BG != 0;
+        let mut journal_dropped = false;
+        let journal_blocks = if feature_compat & compat::HAS_JOURNAL == 0 {
             0
+        } else if default_journal_blocks(blocks).is_none() {
+            // Under 2048 blocks mke2fs says the filesystem is too small
+            // for a journal and makes it without one, asked or not.
+            journal_dropped = true;
+            feature_compat &= !compat::HAS_JOURNAL;
+            0
+        } else if let Some(asked) = profile.journal_blocks {
+            check_journal_size(asked, blocks, fdb, bpg, groups, |g| {
+                super_overhead(g, desc_blocks + rsv) + if flex_bg { 0 } else { 2 + itb }
+            })?;
+            asked
+        } else {
+            default_journal_blocks(blocks).unwrap_or(0)
         };
         return Ok(Geometry {
             block_size: req.block_size,
@@ -498,11 +562,12 @@ pub fn plan(req: &GeometryRequest) -> Result<Geometry, Error> {
             reserved_gdt_blocks: rsv,
             r_blocks,
             journal_blocks,
+            journal_dropped,
             raid_stride: profile.raid_stride,
             raid_stripe_width: profile.raid_stripe_width,
             inode_size,
-            log_groups_per_flex: if feature_incompat & incompat::FLEX_BG != 0 {
-                4
+            log_groups_per_flex: if flex_bg {
+                profile.log_groups_per_flex.unwrap_or(4)
             } else {
                 0
             },

@@ -1120,6 +1120,7 @@ mod tests {
             label: [0; 16],
             now: 1_700_000_000,
             discard: true,
+            tunables: Default::default(),
         };
         let mut dev = MemDevice::new(bytes as usize);
         let plan = mkfs::plan(bytes, &opts).unwrap();

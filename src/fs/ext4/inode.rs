@@ -57,6 +57,15 @@ pub struct Inode {
 }
 
 impl Inode {
+    /// Sets the owner: `i_uid` (0x02) and `i_gid` (0x18), whose high halves
+    /// are `l_i_uid_high` (0x78) and `l_i_gid_high` (0x7A).
+    pub fn set_owner(&mut self, uid: u32, gid: u32) {
+        write_u16le(&mut self.raw, 0x02, (uid & 0xFFFF) as u16);
+        write_u16le(&mut self.raw, 0x78, (uid >> 16) as u16);
+        write_u16le(&mut self.raw, 0x18, (gid & 0xFFFF) as u16);
+        write_u16le(&mut self.raw, 0x7A, (gid >> 16) as u16);
+    }
+
     /// An all-zero inode of `size` bytes.
     pub fn zeroed(size: usize) -> Self {
         Self::from_bytes(&vec![0u8; size.max(128)])

@@ -17,6 +17,98 @@ pub struct Size {
     pub size_type: SizeType,
 }
 
+/// What a `[fs_types]` stanza of Debian's mke2fs.conf (e2fsprogs 1.47.0)
+/// sets for a usage type; `None` leaves the value to earlier stanzas and
+/// `[defaults]` (block size 4096, inode ratio 16384, inode size 256).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct UsageType {
+    name: &'static str,
+    /// `blocksize` (-1: the page size).
+    block_size: Option<i32>,
+    inode_ratio: Option<u64>,
+    inode_size: Option<u32>,
+    /// `warn_y2038_dates` (hurd turns the 128-byte inode warning off).
+    warn_y2038: Option<bool>,
+}
+
+const fn usage_type(name: &'static str, block_size: Option<i32>, inode_ratio: u64) -> UsageType {
+    UsageType {
+        name,
+        block_size,
+        inode_ratio: Some(inode_ratio),
+        inode_size: None,
+        warn_y2038: None,
+    }
+}
+
+/// The usage types of Debian's mke2fs.conf, in file order.
+const USAGE_TYPES: [UsageType; 8] = [
+    usage_type("small", Some(1024), 4096),
+    usage_type("floppy", Some(1024), 8192),
+    usage_type("big", None, 32768),
+    usage_type("huge", None, 65536),
+    usage_type("news", None, 4096),
+    usage_type("largefile", Some(-1), 1_048_576),
+    usage_type("largefile4", Some(-1), 4_194_304),
+    UsageType {
+        name: "hurd",
+        block_size: Some(4096),
+        inode_ratio: None,
+        inode_size: Some(128),
+        warn_y2038: Some(false),
+    },
+];
+
+/// What mke2fs reads from mke2fs.conf for the usage types of `-T` (or,
+/// without it, of the size type), later types overriding earlier ones.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Usage {
+    /// The types found (mke2fs warns about the others and ignores them).
+    pub types: Vec<&'static str>,
+    /// The names not defined in mke2fs.conf, in order ("default" is
+    /// skipped without a warning).
+    pub unknown: Vec<String>,
+    /// `blocksize` (a page, 4096, for -1).
+    pub block_size: u64,
+    /// `inode_ratio`.
+    pub inode_ratio: u64,
+    /// `inode_size`.
+    pub inode_size: u32,
+    /// `warn_y2038_dates`.
+    pub warn_y2038: bool,
+}
+
+impl Usage {
+    /// Resolves `-T`'s comma-separated list (empty names are skipped).
+    pub fn of(list: &str) -> Usage {
+        let mut u = Usage {
+            types: Vec::new(),
+            unknown: Vec::new(),
+            block_size: 4096,
+            inode_ratio: 16384,
+            inode_size: 256,
+            warn_y2038: true,
+        };
+        for name in list.split(',').filter(|n| !n.is_empty()) {
+            let Some(t) = USAGE_TYPES.iter().find(|t| t.name == name) else {
+                if name != "default" {
+                    u.unknown.push(name.to_string());
+                }
+                continue;
+            };
+            u.types.push(t.name);
+            if let Some(b) = t.block_size {
+                // -1: the page size (4096 on the machines ebsim models).
+                u.block_size = u64::try_from(b).unwrap_or(4096);
+            }
+            u.inode_ratio = t.inode_ratio.unwrap_or(u.inode_ratio);
+            u.inode_size = t.inode_size.unwrap_or(u.inode_size);
+            u.warn_y2038 = t.warn_y2038.unwrap_or(u.warn_y2038);
+        }
+        u
+    }
+}
+
 /// Why mke2fs cannot size the filesystem.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SizeError {
@@ -38,10 +130,14 @@ pub enum SizeError {
 /// without `-b`). mke2fs counts in those units first, rounding a count
 /// taken from the device down to a 4 KiB page; the size type, and from it
 /// the default block size (1 KiB for "small" and "floppy"), follow.
+///
+/// `usage_block_size` is the block size `-T`'s usage types set (None
+/// without `-T`: the size type's).
 pub fn size(
     dev_size: u64,
     explicit: Option<u64>,
     block_size: Option<u64>,
+    usage_block_size: Option<u64>,
 ) -> Result<Size, SizeError> {
     let unit = block_size.unwrap_or(1024).max(1);
     let count_units = match explicit {
@@ -59,7 +155,9 @@ pub fn size(
         }
     };
     let size_type = SizeType::for_bytes(count_units.saturating_mul(unit));
-    let block_size = block_size.unwrap_or(u64::from(size_type.block_size()));
+    let block_size = block_size
+        .or(usage_block_size)
+        .unwrap_or(u64::from(size_type.block_size()));
     if !matches!(block_size, 1024 | 2048 | 4096) {
         return Err(SizeError::BlockSize(block_size));
     }
@@ -84,6 +182,11 @@ pub struct Extended {
     pub stride: u32,
     /// `stripe_width=` or `stripe-width=` (`s_raid_stripe_width`).
     pub stripe_width: u32,
+    /// `root_owner[=UID:GID]`: the root directory's owner (without a value,
+    /// the caller's; 0:0 leaves the root inode as it is).
+    pub root_owner: Option<(u32, u32)>,
+    /// `test_fs`: `EXT2_FLAGS_TEST_FILESYS` in `s_flags`.
+    pub test_fs: bool,
 }
 
 /// What `-E` is parsed against: the new filesystem's size in blocks, its
@@ -96,6 +199,8 @@ pub struct ExtendedContext {
     pub block_size: u64,
     /// Group descriptors per block (block size / 32 or 64).
     pub descs_per_block: u64,
+    /// Blocks per group (`-g`, else 8 × the block size).
+    pub blocks_per_group: u64,
 }
 
 /// `strtoul(arg, &end, 0)` with nothing left over: decimal, 0x hex or 0
@@ -127,6 +232,20 @@ pub enum ExtendedError {
     },
 }
 
+/// `root_owner=UID:GID` as mke2fs reads it: two `strtoul`s (any base),
+/// the first ended by a colon, the second by the end of the value; C's
+/// `uid_t`/`gid_t` keep the low 32 bits.
+fn root_owner(v: &str) -> Option<(u32, u32)> {
+    let uid = crate::compat::strtoull(v, 0);
+    let rest = v.get(uid.end..)?.strip_prefix(':')?;
+    let gid = crate::compat::strtoull(rest, 0);
+    if gid.end != rest.len() {
+        return None;
+    }
+    // C's unsigned long, stored in 32-bit ids: the low bits.
+    Some((uid.value as u32, gid.value as u32))
+}
+
 /// mke2fs's `parse_extended_opts` over the comma-separated tokens.
 pub fn extended(tokens: &[String], cx: &ExtendedContext) -> Result<Extended, ExtendedError> {
     let mut e = Extended {
@@ -135,6 +254,8 @@ pub fn extended(tokens: &[String], cx: &ExtendedContext) -> Result<Extended, Ext
         reserved_gdt: None,
         stride: 0,
         stripe_width: 0,
+        root_owner: None,
+        test_fs: false,
     };
     let mut bad: Option<String> = None;
     let mut bad_seeds = Vec::new();
@@ -173,7 +294,7 @@ pub fn extended(tokens: &[String], cx: &ExtendedContext) -> Result<Extended, Ext
                     // Descriptor blocks for the groups `resize` blocks
                     // make, less today's (groups counted from block 0),
                     // capped at one block of pointers.
-                    let bpg = cx.block_size * 8;
+                    let bpg = cx.blocks_per_group.max(1);
                     let dpb = cx.descs_per_block.max(1);
                     let desc_blocks = cx.blocks.div_ceil(bpg).div_ceil(dpb);
                     let rsv = resize
@@ -186,6 +307,15 @@ pub fn extended(tokens: &[String], cx: &ExtendedContext) -> Result<Extended, Ext
                     }
                 }
             }
+            ("root_owner", Some(v)) => match root_owner(v) {
+                Some(o) => e.root_owner = Some(o),
+                None => bad_seeds.push(format!("Invalid root_owner: '{v}'\n")),
+            },
+            ("root_owner", None) => {
+                let (uid, gid) = (nix::unistd::getuid(), nix::unistd::getgid());
+                e.root_owner = Some((uid.as_raw(), gid.as_raw()));
+            }
+            ("test_fs", _) => e.test_fs = true,
             ("discard", _) => e.discard = true,
             ("nodiscard", _) => e.discard = false,
             // With the discard the inode tables and journal read as zeros
@@ -196,8 +326,6 @@ pub fn extended(tokens: &[String], cx: &ExtendedContext) -> Result<Extended, Ext
                 | "num_backup_sb"
                 | "offset"
                 | "packed_meta_blocks"
-                | "root_owner"
-                | "test_fs"
                 | "encoding"
                 | "encoding_flags"
                 | "quotatype"
@@ -245,21 +373,38 @@ mod tests {
     #[test]
     fn sizes_as_mke2fs_picks_them() {
         // 1 GiB: 4 KiB blocks; 100 MiB ("small"): 1 KiB blocks.
-        let s = size(1 << 30, None, None);
+        let s = size(1 << 30, None, None, None);
         assert_eq!(s.map(|s| (s.block_size, s.blocks)), Ok((4096, 262_144)));
-        let s = size(100 << 20, None, None);
+        let s = size(100 << 20, None, None, None);
         assert_eq!(s.map(|s| (s.block_size, s.blocks)), Ok((1024, 102_400)));
         // A device size not a multiple of 4 KiB is rounded down to a page.
-        let s = size((1 << 30) + 3072, None, None);
+        let s = size((1 << 30) + 3072, None, None, None);
         assert_eq!(s.map(|s| s.blocks), Ok(262_144));
         // An explicit count is in -b units (1 KiB without -b).
-        let s = size(0, Some(2048), Some(2048));
+        let s = size(0, Some(2048), Some(2048), None);
         assert_eq!(s.map(|s| (s.block_size, s.blocks)), Ok((2048, 2048)));
-        assert_eq!(size(0, None, None), Err(SizeError::ZeroDevice));
+        assert_eq!(size(0, None, None, None), Err(SizeError::ZeroDevice));
         assert_eq!(
-            size(1 << 30, None, Some(8192)),
+            size(1 << 30, None, Some(8192), None),
             Err(SizeError::BlockSize(8192))
         );
+    }
+
+    #[test]
+    fn usage_types_as_mke2fs_conf_sets_them() {
+        let u = Usage::of("news");
+        assert_eq!(
+            (u.block_size, u.inode_ratio, u.inode_size),
+            (4096, 4096, 256)
+        );
+        // Later types override earlier ones; unknown ones are reported,
+        // "default" silently skipped.
+        let u = Usage::of("small,largefile,,default,bogus");
+        assert_eq!(u.types, ["small", "largefile"]);
+        assert_eq!(u.unknown, ["bogus"]);
+        assert_eq!((u.block_size, u.inode_ratio), (4096, 1_048_576));
+        let u = Usage::of("hurd");
+        assert_eq!((u.inode_size, u.warn_y2038), (128, false));
     }
 
     #[test]
@@ -270,6 +415,7 @@ mod tests {
             blocks: 2_097_152,
             block_size: 4096,
             descs_per_block: 64,
+            blocks_per_group: 32768,
         };
         let base = Extended {
             hash_seed: None,
@@ -277,6 +423,8 @@ mod tests {
             reserved_gdt: None,
             stride: 0,
             stripe_width: 0,
+            root_owner: None,
+            test_fs: false,
         };
         assert_eq!(
             extended(&t(&["nodiscard", "lazy_itable_init=1"]), &cx),
@@ -299,6 +447,24 @@ mod tests {
                 stride: 16,
                 stripe_width: 64,
                 ..base
+            })
+        );
+        assert_eq!(
+            extended(&t(&["nodiscard", "root_owner=1000:0x64", "test_fs"]), &cx),
+            Ok(Extended {
+                root_owner: Some((1000, 100)),
+                test_fs: true,
+                ..base
+            })
+        );
+        assert_eq!(
+            extended(&t(&["root_owner=1000", "root_owner=1:2x"]), &cx),
+            Err(ExtendedError::Bad {
+                name: String::new(),
+                complaints: vec![
+                    "Invalid root_owner: '1000'\n".into(),
+                    "Invalid root_owner: '1:2x'\n".into()
+                ]
             })
         );
         assert_eq!(

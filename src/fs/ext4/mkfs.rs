@@ -30,7 +30,7 @@ use super::inode::{self, EXT4_EXTENTS_FL, Inode, S_IFDIR, S_IFREG};
 use super::journal;
 use super::layout::{Allocator, TableList};
 use super::resize_inode::{self, ResizeGeometry};
-use super::superblock::{FLAGS_SIGNED_HASH, STATE_VALID, Superblock};
+use super::superblock::{FLAGS_SIGNED_HASH, FLAGS_TEST_FILESYS, STATE_VALID, Superblock};
 use super::tables::{self, Groups};
 use crate::blockdev::{BlockDevice, Sink, WritePlan};
 use std::ops::Range;
@@ -53,6 +53,33 @@ pub struct MkfsOptions {
     /// every inode table zeroed (`ITABLE_ZEROED`). A file mke2fs creates
     /// itself is not discarded and gets no such flag.
     pub discard: bool,
+    /// The rest of what mke2fs's options set.
+    pub tunables: Tunables,
+}
+
+/// Superblock and root-inode settings of mke2fs options that change no
+/// geometry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tunables {
+    /// `-e`: `s_errors` (1 continue, 2 remount read-only, 3 panic).
+    pub errors: u16,
+    /// `-M`: `s_last_mounted` (cut at 64 bytes, NUL padded).
+    pub last_mounted: Vec<u8>,
+    /// `-E test_fs`: `EXT2_FLAGS_TEST_FILESYS` in `s_flags`.
+    pub test_fs: bool,
+    /// `-E root_owner`: the root directory's uid and gid.
+    pub root_owner: (u32, u32),
+}
+
+impl Default for Tunables {
+    fn default() -> Self {
+        Tunables {
+            errors: 1,
+            last_mounted: Vec::new(),
+            test_fs: false,
+            root_owner: (0, 0),
+        }
+    }
 }
 
 /// The result of planning: the geometry, where things went, and the
@@ -454,7 +481,10 @@ pub fn plan(dev_size: u64, opts: &MkfsOptions) -> Result<MkfsPlan, Error> {
     sb.s_wtime = opts.now;
     sb.s_max_mnt_count = 0xFFFF;
     sb.s_state = STATE_VALID;
-    sb.s_errors = 1;
+    sb.s_errors = opts.tunables.errors;
+    let lm = &opts.tunables.last_mounted;
+    let n = lm.len().min(sb.s_last_mounted.len());
+    sb.s_last_mounted[..n].copy_from_slice(&lm[..n]);
     sb.s_lastcheck = opts.now;
     sb.s_rev_level = 1;
     sb.s_first_ino = FIRST_INO;
@@ -487,6 +517,9 @@ pub fn plan(dev_size: u64, opts: &MkfsOptions) -> Result<MkfsPlan, Error> {
         sb.s_want_extra_isize = 32;
     }
     sb.s_flags = FLAGS_SIGNED_HASH;
+    if opts.tunables.test_fs {
+        sb.s_flags |= FLAGS_TEST_FILESYS;
+    }
     sb.s_raid_stride = g.raid_stride as u16;
     sb.s_raid_stripe_width = g.raid_stripe_width;
     sb.s_log_groups_per_flex = g.log_groups_per_flex;
@@ -525,10 +558,10 @@ pub fn plan(dev_size: u64, opts: &MkfsOptions) -> Result<MkfsPlan, Error> {
     }
     // 2: root.
     let (root_tree, _) = extent::build_tree(&extents_of(&[p.root]), None, bsz, None);
-    put(
-        inode::ROOT_INO,
-        &extent_inode(isize, S_IFDIR | 0o755, 3, bs, bs / 512, root_tree, now32),
-    );
+    let mut root_inode = extent_inode(isize, S_IFDIR | 0o755, 3, bs, bs / 512, root_tree, now32);
+    let (uid, gid) = opts.tunables.root_owner;
+    root_inode.set_owner(uid, gid);
+    put(inode::ROOT_INO, &root_inode);
     // 11: lost+found.
     let (lpf_tree, _) = extent::build_tree(&extents_of(&p.lpf), None, bsz, None);
     let lpf_bytes = p.lpf.len() as u64 * bs;

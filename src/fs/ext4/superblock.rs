@@ -26,6 +26,9 @@ pub const STATE_VALID: u16 = 1;
 pub const STATE_ERROR: u16 = 2;
 /// `s_flags` bit: directory hashes use signed chars (x86).
 pub const FLAGS_SIGNED_HASH: u32 = 1;
+/// `s_flags` bit: a test filesystem (`-E test_fs`; the kernel's ext4 mounts
+/// it, ext4dev-era kernels asked for it).
+pub const FLAGS_TEST_FILESYS: u32 = 4;
 
 /// A parsed superblock. Field names are the kernel's.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -92,6 +95,8 @@ pub struct Superblock {
     pub s_uuid: [u8; 16],
     /// 0x78
     pub s_volume_name: [u8; 16],
+    /// 0x88: directory where the filesystem was last mounted (NUL padded).
+    pub s_last_mounted: [u8; 64],
     /// 0xCE
     pub s_reserved_gdt_blocks: u16,
     /// 0xE0
@@ -172,6 +177,8 @@ impl Superblock {
         s_uuid.copy_from_slice(&b[0x68..0x78]);
         let mut s_volume_name = [0u8; 16];
         s_volume_name.copy_from_slice(&b[0x78..0x88]);
+        let mut s_last_mounted = [0u8; 64];
+        s_last_mounted.copy_from_slice(&b[0x88..0xC8]);
         let mut s_hash_seed = [0u8; 16];
         s_hash_seed.copy_from_slice(&b[0xEC..0xFC]);
         let mut s_jnl_blocks = [0u32; 17];
@@ -210,6 +217,7 @@ impl Superblock {
             s_feature_ro_compat: read_u32le(b, 0x64),
             s_uuid,
             s_volume_name,
+            s_last_mounted,
             s_reserved_gdt_blocks: read_u16le(b, 0xCE),
             s_journal_inum: read_u32le(b, 0xE0),
             s_last_orphan: read_u32le(b, 0xE8),
@@ -396,6 +404,7 @@ impl Superblock {
         write_u32le(&mut b, 0x64, self.s_feature_ro_compat);
         b[0x68..0x78].copy_from_slice(&self.s_uuid);
         b[0x78..0x88].copy_from_slice(&self.s_volume_name);
+        b[0x88..0xC8].copy_from_slice(&self.s_last_mounted);
         write_u16le(&mut b, 0xCE, self.s_reserved_gdt_blocks);
         write_u32le(&mut b, 0xE0, self.s_journal_inum);
         write_u32le(&mut b, 0xE8, self.s_last_orphan);

@@ -26,6 +26,7 @@ fn fresh(bytes: u64, seed: u8) -> MemDevice {
         label: [0; 16],
         now: 1_700_000_000,
         discard: true,
+        tunables: Default::default(),
     };
     let mut dev = MemDevice::new(bytes as usize);
     let plan = mkfs::plan(bytes, &opts).unwrap();
