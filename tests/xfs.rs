@@ -272,6 +272,54 @@ fn mkfs_feature_toggles_match_real_tool() {
     }
 }
 
+/// `-d agcount=` and `-d agsize=`: the AGs they cut (a short last AG
+/// dropped, the log in the middle AG), every refusal on the way (getnum's
+/// bounds and suffixes, both given, respecified, not whole blocks, AGs
+/// too small or too large, one AG left, AGs too small for a 64 MiB log):
+/// the same printout, exit code and bytes as the real mkfs.xfs.
+#[test]
+fn mkfs_ag_count_and_size_match_real_tool() {
+    let uuid = format!("uuid={UUID}");
+    let sized = |size: u64| move |d: &Path| sparse_file(&d.join("fs.img"), size);
+    for (size, d) in [
+        (G, "agcount=2"),
+        (G, "agcount=7"),
+        (G, "agcount=16"),
+        (G, "agcount=1000"),
+        (G, "agcount=1"),
+        (G, "agcount=0"),
+        (G, "agcount=-1"),
+        (G, "agcount=x"),
+        (G, "agcount=3.5"),
+        (G, "agcount=4294967295"),
+        (G, "agcount"),
+        (G, "agcount=2,agcount=3"),
+        (G, "agcount=3,agsize=100m"),
+        (G, "agsize=100m,agcount=3"),
+        (G, "agcount=3,size=500m"),
+        (G, "agsize=100m"),
+        (G, "agsize=100000k"),
+        (G, "agsize=100001k"),
+        (G, "agsize=5000b"),
+        (G, "agsize=15m"),
+        (G, "agsize=12x"),
+        (G, "agsize=511m"),
+        (G, "agsize=1020m"),
+        (G, "agsize=2g"),
+        (G, "agsize=1t"),
+        (G, "agsize=2t"),
+        (G, "agsize="),
+        (200 * M, "agcount=1"),
+        (200 * M, "agcount=70"),
+        (20 * G, "agcount=5"),
+        (5 * T, "agsize=256g"),
+        (16 * T - 4 * K, "agcount=4"),
+        (16 * T - 4 * K, "agcount=1000"),
+    ] {
+        mkfs_cli_same(sized(size), &["-m", &uuid, "-d", d, "fs.img"]);
+    }
+}
+
 #[test]
 fn mkfs_dry_run_and_refusals_write_nothing() {
     let tmp = tempfile::tempdir().expect("tmp");
@@ -1080,6 +1128,7 @@ fn make_fresh_mem() -> SparseMem {
             rsum: xfs::inode::Timestamp::EPOCH,
         },
         features: None,
+        ags: Default::default(),
     };
     let plan = xfs::mkfs::plan(&dev, &opts).expect("plan");
     xfs::mkfs::apply(&mut dev, &plan).expect("apply");

@@ -3,7 +3,9 @@
 //! (`fs::xfs::geometry::MkfsDefaults`), with `-f`, `-q`, `-N`, `-K`,
 //! `-L label`, `-m uuid=...`, the feature switches `-m
 //! finobt|reflink|rmapbt|bigtime|inobtcount=0|1` and `-i sparse=0|1`, and
-//! `-d size=...`. Messages, channels and exit codes are mkfs.xfs's.
+//! `-d size=...,agcount=N` or `agsize=...`. Messages, channels and exit
+//! codes are mkfs.xfs's. The refusals only 5.19 and later make (one AG,
+//! AGs too small for a 64 MiB log) are made for those versions only.
 //!
 //! Hand-parsed: mkfs.xfs uses getopt with comma-separated sub-options
 //! (`-d size=1g,agcount=4`) and its own wording for every mistake.
@@ -18,7 +20,7 @@ use ebsim::ec2::release::Version;
 use ebsim::fs::xfs::size_arg::{SizeArgError, data_size};
 use ebsim::fs::xfs::{
     self,
-    geometry::{self, Geometry, GeometryError, MkfsDefaults},
+    geometry::{self, AgRequest, Geometry, GeometryError, MkfsDefaults},
     inode::{MkfsTimes, Timestamp},
     mkfs::{self, MkfsOptions},
 };
@@ -92,6 +94,8 @@ struct Cli {
     label: Option<String>,
     uuid: Option<[u8; 16]>,
     dsize: Option<String>,
+    /// `-d agcount=` or `-d agsize=` (bytes), already range-checked.
+    ags: Option<AgOption>,
     /// The features `-m` and `-i sparse=` asked for, over the version's
     /// defaults.
     features: Option<MkfsDefaults>,
@@ -155,7 +159,7 @@ fn mkfs_main(prog: &str, argv0: &str, args: &[OsString]) -> Result<i32, AppletEr
             c => {
                 return Err(fail_plain(format!(
                     "{prog}: option -{c} is not supported by ebsim (it makes the default \
-                     geometry; supported: -f -q -N -K -L -m -i sparse= -d size= -V)\n"
+                     geometry; supported: -f -q -N -K -L -m -i sparse= -d size=,agcount=,agsize= -V)\n"
                 )));
             }
         }
@@ -240,9 +244,22 @@ fn mkfs_main(prog: &str, argv0: &str, args: &[OsString]) -> Result<i32, AppletEr
         }
     }
     let features = cli.features.unwrap_or_else(|| MkfsDefaults::of(version));
-    let geo = Geometry::plan_with(want, version, features).map_err(|e| match e {
-        GeometryError::DataTooSmall { .. } | GeometryError::Under300Mb => fail(format!("{e}\n")),
+    let ags = match &cli.ags {
+        None => AgRequest::Default,
+        Some(AgOption::Count(n)) => AgRequest::Count(*n),
+        Some(AgOption::Size(bytes, text)) => {
+            let bs = u64::from(geometry::BLOCKSIZE);
+            if bytes % bs != 0 {
+                return Err(fail(format!(
+                    "agsize ({text}) not a multiple of fs blk size ({bs})\n"
+                )));
+            }
+            AgRequest::Size(bytes / bs)
+        }
+    };
+    let geo = Geometry::plan_ags(want, version, features, ags).map_err(|e| match e {
         GeometryError::MinimumLog { .. } => fail_plain(format!("{prog}: {e}\n")),
+        _ => fail(format!("{e}\n")),
     })?;
     let opts = MkfsOptions {
         uuid: cli.uuid.unwrap_or_else(|| *uuid::Uuid::new_v4().as_bytes()),
@@ -250,6 +267,7 @@ fn mkfs_main(prog: &str, argv0: &str, args: &[OsString]) -> Result<i32, AppletEr
         dblocks: Some(geo.dblocks.min(want)),
         times: mkfs_times(),
         features: Some(features),
+        ags,
     };
     let sb = mkfs::superblock(&geo, &opts);
     if !cli.quiet || cli.dry_run {
@@ -294,7 +312,60 @@ fn guest_device(prog: &str, dfile: &str) -> Result<ebsim::guest::Resolved, Apple
     Ok(r)
 }
 
-/// `-d` sub-options: only `size` (the data section's size) is supported.
+/// `-d agcount=` or `-d agsize=` as given.
+#[derive(Debug, Clone)]
+enum AgOption {
+    Count(u64),
+    /// Bytes, and the text (mkfs names it when it is not whole blocks).
+    Size(u64, String),
+}
+
+/// `XFS_MAX_AGNUMBER`: the largest AG count `-d agcount=` takes.
+const MAX_AGNUMBER: i64 = u32::MAX as i64 - 1;
+/// `XFS_AG_MAX_BYTES`: the largest `-d agsize=` (1 TiB).
+const AG_MAX_BYTES: i64 = 1 << 40;
+
+/// A `-d agcount=`/`agsize=` value as mkfs.xfs's `getnum` reads it: a C
+/// integer (agcount; no suffix allowed) or a `cvtnum` size (agsize), then
+/// the option's bounds.
+fn ag_option(name: &str, value: &str) -> Result<AgOption, AppletError> {
+    let invalid = |why: &str| {
+        fail(format!(
+            "Invalid value {value} for -d {name} option. {why}\n"
+        ))
+    };
+    let (n, min, max) = if name == "agcount" {
+        let r = strtoll(value, 0);
+        if r.end == 0 {
+            return Err(invalid("Value not recognized as number."));
+        }
+        if r.end != value.len() {
+            return Err(invalid("Unit suffixes are not allowed."));
+        }
+        (r.value, 1, MAX_AGNUMBER)
+    } else {
+        let Some(n) = ebsim::compat::cvtnum(u64::from(geometry::BLOCKSIZE), 512, value) else {
+            return Err(invalid("Not a valid value or illegal suffix"));
+        };
+        (n, geometry::AG_MIN_BYTES as i64, AG_MAX_BYTES)
+    };
+    if n < min {
+        return Err(invalid("Value is too small."));
+    }
+    if n > max {
+        return Err(invalid("Value is too large."));
+    }
+    // OK to unwrap-free convert: n >= min >= 1.
+    let n = n.unsigned_abs();
+    Ok(if name == "agcount" {
+        AgOption::Count(n)
+    } else {
+        AgOption::Size(n, value.to_string())
+    })
+}
+
+/// `-d` sub-options: `size` (the data section's size), `agcount` and
+/// `agsize`.
 fn parse_d(arg: &str, cli: &mut Cli) -> Result<(), AppletError> {
     for tok in arg.split(',').filter(|t| !t.is_empty()) {
         let (name, value) = match tok.split_once('=') {
@@ -312,11 +383,30 @@ fn parse_d(arg: &str, cli: &mut Cli) -> Result<(), AppletError> {
                 }
                 cli.dsize = Some(v.to_string());
             }
-            "agcount" | "agsize" | "file" | "name" | "sunit" | "swidth" | "su" | "sw"
-            | "sectsize" | "noalign" | "rtinherit" | "projinherit" | "extszinherit"
-            | "cowextsize" | "daxinherit" => {
+            "agcount" | "agsize" => {
+                let key = format!("-d {name}");
+                if cli.seen.contains(&key) {
+                    return Err(fail(format!("{key} option respecified\n")));
+                }
+                if let Some(earlier) = &cli.ags {
+                    let other = match earlier {
+                        AgOption::Count(_) => "agcount",
+                        AgOption::Size(..) => "agsize",
+                    };
+                    return Err(fail(format!(
+                        "Cannot specify both -d {other} and -d {name}\n"
+                    )));
+                }
+                cli.seen.push(key);
+                let Some(v) = value.filter(|v| !v.is_empty()) else {
+                    return Err(fail(format!("-d {name} option requires a value\n")));
+                };
+                cli.ags = Some(ag_option(name, v)?);
+            }
+            "file" | "name" | "sunit" | "swidth" | "su" | "sw" | "sectsize" | "noalign"
+            | "rtinherit" | "projinherit" | "extszinherit" | "cowextsize" | "daxinherit" => {
                 return Err(fail_plain(format!(
-                    "mkfs.xfs: -d {name} is not supported by ebsim (only -d size=)\n"
+                    "mkfs.xfs: -d {name} is not supported by ebsim (only -d size=, agcount=, agsize=)\n"
                 )));
             }
             _ => return Err(fail(format!("unknown option -d {tok}\n"))),

@@ -173,6 +173,36 @@ pub enum GeometryError {
     /// Under mkfs 6.1's 300 MB floor.
     #[error("Filesystem must be larger than 300MB.")]
     Under300Mb,
+    /// `-d agsize=`/`agcount=` made AGs under the minimum.
+    #[error("agsize ({agsize} blocks) too small, need at least {min} blocks")]
+    AgTooSmall {
+        /// The AG size in blocks.
+        agsize: u64,
+        /// `XFS_AG_MIN_BLOCKS`.
+        min: u64,
+    },
+    /// `-d agsize=`/`agcount=` made AGs over the maximum.
+    #[error("agsize ({agsize} blocks) too big, maximum is {max} blocks")]
+    AgTooBig {
+        /// The AG size in blocks.
+        agsize: u64,
+        /// `XFS_AG_MAX_BLOCKS`.
+        max: u64,
+    },
+    /// `-d agsize=` larger than the data section.
+    #[error("agsize ({agsize} blocks) too big, data area is {dblocks} blocks")]
+    AgOverData {
+        /// The AG size in blocks.
+        agsize: u64,
+        /// The data blocks.
+        dblocks: u64,
+    },
+    /// One AG left: from 5.19 mkfs wants a backup superblock.
+    #[error("Filesystem must have at least 2 superblocks for redundancy!")]
+    OneAg,
+    /// AGs too small for the 64 MiB log 5.19 and later insist on.
+    #[error("Log size must be at least 64MB.")]
+    LogUnder64Mb,
     /// An older mkfs would give this filesystem the bare minimum log, whose
     /// size ebsim does not compute (see the module notes).
     #[error(
@@ -187,6 +217,19 @@ pub enum GeometryError {
         /// The smallest size ebsim makes with this version.
         at_least: u64,
     },
+}
+
+/// How the data section is cut into AGs: by mkfs's default rule, or as
+/// `-d agcount=` or `-d agsize=` (in blocks) asks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AgRequest {
+    /// `calc_default_ag_geometry`.
+    #[default]
+    Default,
+    /// `-d agcount=N`: AGs of ⌈dblocks / N⌉ blocks.
+    Count(u64),
+    /// `-d agsize=`: AGs of this many blocks.
+    Size(u64),
 }
 
 /// A planned default filesystem.
@@ -227,6 +270,18 @@ impl Geometry {
         version: Version,
         features: MkfsDefaults,
     ) -> Result<Self, GeometryError> {
+        Self::plan_ags(dblocks, version, features, AgRequest::Default)
+    }
+
+    /// As [`Geometry::plan_with`], with the AGs cut as `ags` asks
+    /// (`calculate_initial_ag_geometry`, then `align_ag_geometry`'s drop
+    /// of a last AG under the minimum and `validate_ag_geometry`).
+    pub fn plan_ags(
+        dblocks: u64,
+        version: Version,
+        features: MkfsDefaults,
+        ags: AgRequest,
+    ) -> Result<Self, GeometryError> {
         let features = MkfsDefaults {
             log: MkfsDefaults::of(version).log,
             ..features
@@ -237,13 +292,35 @@ impl Geometry {
                 min: AG_MIN_BLOCKS,
             });
         }
-        let (agsize, mut agcount) = default_ag_geometry(dblocks);
+        let (agsize, mut agcount) = match ags {
+            AgRequest::Default => default_ag_geometry(dblocks),
+            AgRequest::Count(n) => {
+                let agsize = dblocks.div_ceil(n.max(1));
+                (agsize, dblocks.div_ceil(agsize))
+            }
+            AgRequest::Size(a) => (a.max(1), dblocks.div_ceil(a.max(1))),
+        };
         let mut dblocks = dblocks;
         // A last AG under the minimum is dropped with its blocks.
         let tail = dblocks % agsize;
         if tail != 0 && tail < AG_MIN_BLOCKS {
             agcount -= 1;
             dblocks = agcount * agsize;
+        }
+        if agsize < AG_MIN_BLOCKS {
+            return Err(GeometryError::AgTooSmall {
+                agsize,
+                min: AG_MIN_BLOCKS,
+            });
+        }
+        if agsize > AG_MAX_BLOCKS {
+            return Err(GeometryError::AgTooBig {
+                agsize,
+                max: AG_MAX_BLOCKS,
+            });
+        }
+        if agsize > dblocks {
+            return Err(GeometryError::AgOverData { agsize, dblocks });
         }
         // The smallest filesystem this version makes, or ebsim can size.
         let floor = match features.log {
@@ -260,6 +337,10 @@ impl Geometry {
                 dblocks,
                 at_least: floor,
             });
+        }
+        let from_5_19 = features.log == LogRule::Realistic300;
+        if agcount < 2 && from_5_19 {
+            return Err(GeometryError::OneAg);
         }
         let imaxpct = if dblocks < 1 << (40 - BLOCKLOG) {
             25
@@ -286,6 +367,10 @@ impl Geometry {
             .min(max_usable)
             .min(MAX_LOG_BLOCKS)
             .min(MAX_LOG_BYTES >> BLOCKLOG);
+        // Only AGs made small on purpose can hold less than that.
+        if from_5_19 && logblocks < MIN_REALISTIC_LOG_BLOCKS {
+            return Err(GeometryError::LogUnder64Mb);
+        }
         // OK to unwrap-free convert: agsize <= AG_MAX_BLOCKS < 2^32 and the
         // AG count of a u64 block count over >= 4096-block AGs fits u32.
         let agblocks = u32::try_from(agsize).unwrap_or(u32::MAX);
@@ -361,6 +446,41 @@ mod tests {
 
     fn g(bytes: u64) -> Geometry {
         Geometry::plan(bytes / 4096).unwrap()
+    }
+
+    #[test]
+    fn ags_as_asked() {
+        let v = Version::new(6, 1, 0);
+        let f = MkfsDefaults::of(v);
+        let g = Geometry::plan_ags(262_144, v, f, AgRequest::Count(7)).unwrap();
+        assert_eq!((g.agcount, g.agblocks, g.logagno), (7, 37_450, 3));
+        // 100 MiB AGs of 1 GiB: ten and a 6144-block tail, kept.
+        let g = Geometry::plan_ags(262_144, v, f, AgRequest::Size(25_600)).unwrap();
+        assert_eq!((g.agcount, g.dblocks), (11, 262_144));
+        // A 511 MiB AG leaves a 512-block tail: dropped with its blocks.
+        let g = Geometry::plan_ags(262_144, v, f, AgRequest::Size(130_816)).unwrap();
+        assert_eq!((g.agcount, g.dblocks), (2, 261_632));
+        let e = |dblocks, ags| Geometry::plan_ags(dblocks, v, f, ags).unwrap_err();
+        assert_eq!(e(262_144, AgRequest::Count(1)), GeometryError::OneAg);
+        assert_eq!(e(262_144, AgRequest::Size(261_120)), GeometryError::OneAg);
+        assert_eq!(
+            e(262_144, AgRequest::Count(32)),
+            GeometryError::LogUnder64Mb
+        );
+        assert_eq!(
+            e(51_200, AgRequest::Count(70)),
+            GeometryError::AgTooSmall {
+                agsize: 732,
+                min: 4096
+            }
+        );
+        assert_eq!(
+            e(262_144, AgRequest::Size(524_288)),
+            GeometryError::AgOverData {
+                agsize: 524_288,
+                dblocks: 262_144
+            }
+        );
     }
 
     #[test]

@@ -40,6 +40,8 @@ pub struct MkfsOptions {
     pub times: MkfsTimes,
     /// The features, or None for the xfsprogs version's defaults.
     pub features: Option<crate::fs::xfs::geometry::MkfsDefaults>,
+    /// How the data section is cut into AGs (`-d agcount=`/`agsize=`).
+    pub ags: crate::fs::xfs::geometry::AgRequest,
 }
 
 /// A planned mkfs: the superblock to be, its geometry, and the writes.
@@ -318,10 +320,10 @@ pub fn plan_as<D: BlockDevice + ?Sized>(
             "size {want} blocks is larger than the device ({dev_blocks} blocks)"
         )));
     }
-    let geo = match opts.features {
-        Some(f) => Geometry::plan_with(want, version, f)?,
-        None => Geometry::plan_as(want, version)?,
-    };
+    let features = opts
+        .features
+        .unwrap_or_else(|| crate::fs::xfs::geometry::MkfsDefaults::of(version));
+    let geo = Geometry::plan_ags(want, version, features, opts.ags)?;
     let sb = superblock(&geo, opts);
     let stale = stale_ranges(dev, &geo)?;
     let mut writes = MkfsWrites {
