@@ -315,8 +315,56 @@ fn mkfs_ag_count_and_size_match_real_tool() {
         (5 * T, "agsize=256g"),
         (16 * T - 4 * K, "agcount=4"),
         (16 * T - 4 * K, "agcount=1000"),
+        (G, "size=-1"),
     ] {
         mkfs_cli_same(sized(size), &["-m", &uuid, "-d", d, "fs.img"]);
+    }
+}
+
+/// `-l size=`, `agnum=`, `internal`, `version`, `lazy-count` and `-i
+/// maxpct=`: the log where and as large as asked, or refused as mkfs.xfs
+/// refuses it (getnum's bounds, whole sectors, larger than the data or an
+/// AG, the log AG past the last, the switches a CRC filesystem cannot turn
+/// off), with a warning for a size cut to whole blocks.
+#[test]
+fn mkfs_log_and_inode_cap_match_real_tool() {
+    let uuid = format!("uuid={UUID}");
+    let sized = |size: u64| move |d: &Path| sparse_file(&d.join("fs.img"), size);
+    let cases: &[(u64, &[&str])] = &[
+        (G, &["-l", "size=65525b"]),
+        (G, &["-l", "size=65526b"]),
+        (G, &["-l", "size=262144b"]),
+        (G, &["-l", "size=5120b"]),
+        (G, &["-l", "size=64M,agnum=3"]),
+        (G, &["-l", "size=67109376"]),
+        (G, &["-l", "size=67108865"]),
+        (G, &["-l", "size=511b"]),
+        (G, &["-l", "size=2039m"]),
+        (G, &["-l", "size=-1"]),
+        (G, &["-l", "size=x"]),
+        (G, &["-l", "size=64m,size=65m"]),
+        (G, &["-l", "size=100m", "-d", "agcount=8"]),
+        (G, &["-l", "size=64m", "-d", "agcount=16"]),
+        (G, &["-l", "agnum=4"]),
+        (G, &["-l", "agnum=-1"]),
+        (G, &["-l", "internal"]),
+        (G, &["-l", "internal=0"]),
+        (G, &["-l", "version=1"]),
+        (G, &["-l", "version=3"]),
+        (G, &["-l", "lazy-count=0"]),
+        (G, &["-l", "lazy-count=1"]),
+        (G, &["-l", "foo"]),
+        (G, &["-i", "maxpct=7"]),
+        (G, &["-i", "maxpct=0"]),
+        (G, &["-i", "maxpct=101"]),
+        (G, &["-i", "maxpct=5,maxpct=6"]),
+        (100 * G, &["-l", "size=1g,agnum=0", "-i", "maxpct=50"]),
+    ];
+    for (size, opts) in cases {
+        let mut args = vec!["-m", uuid.as_str()];
+        args.extend_from_slice(opts);
+        args.push("fs.img");
+        mkfs_cli_same(sized(*size), &args);
     }
 }
 
@@ -1128,7 +1176,7 @@ fn make_fresh_mem() -> SparseMem {
             rsum: xfs::inode::Timestamp::EPOCH,
         },
         features: None,
-        ags: Default::default(),
+        ask: Default::default(),
     };
     let plan = xfs::mkfs::plan(&dev, &opts).expect("plan");
     xfs::mkfs::apply(&mut dev, &plan).expect("apply");

@@ -43,7 +43,7 @@ fn ebsim_mkfs(path: &Path, size: u64) {
             rsum: xfs::inode::Timestamp::EPOCH,
         },
         features: None,
-        ags: Default::default(),
+        ask: Default::default(),
     };
     let plan = xfs::mkfs::plan(&f, &opts).expect("plan");
     xfs::mkfs::apply(&mut f, &plan).expect("mkfs");
@@ -1887,7 +1887,7 @@ fn on_a_partition() {
                 rsum: xfs::inode::Timestamp::EPOCH,
             },
             features: None,
-            ags: Default::default(),
+            ask: Default::default(),
         };
         let plan = xfs::mkfs::plan(&part, &opts).expect("plan");
         xfs::mkfs::apply(&mut part, &plan).expect("mkfs");

@@ -129,7 +129,7 @@ fn base() -> SparseMem {
                 rsum: xfs::inode::Timestamp::EPOCH,
             },
             features: None,
-            ags: Default::default(),
+            ask: Default::default(),
         };
         let plan = xfs::mkfs::plan(&dev, &opts).expect("plan");
         xfs::mkfs::apply(&mut dev, &plan).expect("mkfs");

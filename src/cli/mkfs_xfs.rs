@@ -3,7 +3,8 @@
 //! (`fs::xfs::geometry::MkfsDefaults`), with `-f`, `-q`, `-N`, `-K`,
 //! `-L label`, `-m uuid=...`, the feature switches `-m
 //! finobt|reflink|rmapbt|bigtime|inobtcount=0|1` and `-i sparse=0|1`, and
-//! `-d size=...,agcount=N` or `agsize=...`. Messages, channels and exit
+//! `-d size=...,agcount=N` or `agsize=...`, `-l size=,agnum=,internal`
+//! and `-i maxpct=`. Messages, channels and exit
 //! codes are mkfs.xfs's. The refusals only 5.19 and later make (one AG,
 //! AGs too small for a 64 MiB log) are made for those versions only.
 //!
@@ -20,7 +21,7 @@ use ebsim::ec2::release::Version;
 use ebsim::fs::xfs::size_arg::{SizeArgError, data_size};
 use ebsim::fs::xfs::{
     self,
-    geometry::{self, AgRequest, Geometry, GeometryError, MkfsDefaults},
+    geometry::{self, AgRequest, Ask, Geometry, GeometryError, MkfsDefaults},
     inode::{MkfsTimes, Timestamp},
     mkfs::{self, MkfsOptions},
 };
@@ -96,6 +97,12 @@ struct Cli {
     dsize: Option<String>,
     /// `-d agcount=` or `-d agsize=` (bytes), already range-checked.
     ags: Option<AgOption>,
+    /// `-l size=` in blocks.
+    log_blocks: Option<u64>,
+    /// `-l agnum=`.
+    log_agno: Option<u64>,
+    /// `-i maxpct=`.
+    imaxpct: Option<u8>,
     /// The features `-m` and `-i sparse=` asked for, over the version's
     /// defaults.
     features: Option<MkfsDefaults>,
@@ -151,6 +158,7 @@ fn mkfs_main(prog: &str, argv0: &str, args: &[OsString]) -> Result<i32, AppletEr
             'd' => parse_d(&v, &mut cli)?,
             'm' => parse_m(&v, &mut cli, version)?,
             'i' => parse_i(&v, &mut cli, version)?,
+            'l' => parse_l(&v, &mut cli)?,
             'U' => {
                 return Err(fail_plain(format!(
                     "{prog}: --unsupported is not supported by ebsim\n"
@@ -159,7 +167,7 @@ fn mkfs_main(prog: &str, argv0: &str, args: &[OsString]) -> Result<i32, AppletEr
             c => {
                 return Err(fail_plain(format!(
                     "{prog}: option -{c} is not supported by ebsim (it makes the default \
-                     geometry; supported: -f -q -N -K -L -m -i sparse= -d size=,agcount=,agsize= -V)\n"
+                     geometry; supported: -f -q -N -K -L -m -i sparse=,maxpct= -d size=,agcount=,agsize= -l size=,agnum=,internal -V)\n"
                 )));
             }
         }
@@ -257,8 +265,16 @@ fn mkfs_main(prog: &str, argv0: &str, args: &[OsString]) -> Result<i32, AppletEr
             AgRequest::Size(bytes / bs)
         }
     };
-    let geo = Geometry::plan_ags(want, version, features, ags).map_err(|e| match e {
-        GeometryError::MinimumLog { .. } => fail_plain(format!("{prog}: {e}\n")),
+    let ask = Ask {
+        ags,
+        log_blocks: cli.log_blocks,
+        log_agno: cli.log_agno,
+        imaxpct: cli.imaxpct,
+    };
+    let geo = Geometry::plan_ags(want, version, features, &ask).map_err(|e| match e {
+        GeometryError::MinimumLog { .. } | GeometryError::LogBelowMinimum(_) => {
+            fail_plain(format!("{prog}: {e}\n"))
+        }
         _ => fail(format!("{e}\n")),
     })?;
     let opts = MkfsOptions {
@@ -267,7 +283,7 @@ fn mkfs_main(prog: &str, argv0: &str, args: &[OsString]) -> Result<i32, AppletEr
         dblocks: Some(geo.dblocks.min(want)),
         times: mkfs_times(),
         features: Some(features),
-        ags,
+        ask,
     };
     let sb = mkfs::superblock(&geo, &opts);
     if !cli.quiet || cli.dry_run {
@@ -335,14 +351,11 @@ fn ag_option(name: &str, value: &str) -> Result<AgOption, AppletError> {
         ))
     };
     let (n, min, max) = if name == "agcount" {
-        let r = strtoll(value, 0);
-        if r.end == 0 {
-            return Err(invalid("Value not recognized as number."));
-        }
-        if r.end != value.len() {
-            return Err(invalid("Unit suffixes are not allowed."));
-        }
-        (r.value, 1, MAX_AGNUMBER)
+        (
+            int_value('d', name, value, 1, MAX_AGNUMBER)?,
+            1,
+            MAX_AGNUMBER,
+        )
     } else {
         let Some(n) = ebsim::compat::cvtnum(u64::from(geometry::BLOCKSIZE), 512, value) else {
             return Err(invalid("Not a valid value or illegal suffix"));
@@ -472,7 +485,16 @@ fn parse_i(arg: &str, cli: &mut Cli, version: Version) -> Result<(), AppletError
                     .get_or_insert_with(|| MkfsDefaults::of(version))
                     .sparse = on;
             }
-            "perblock" | "size" | "maxpct" | "attr" | "projid32bit" | "nrext64" | "align" => {
+            "maxpct" => {
+                once('i', name, &mut cli.seen)?;
+                if value.is_empty() {
+                    return Err(fail("-i maxpct option requires a value\n".to_string()));
+                }
+                let n = int_value('i', name, value, 0, 100)?;
+                // OK to unwrap-free convert: 0..=100.
+                cli.imaxpct = Some(n as u8);
+            }
+            "perblock" | "size" | "attr" | "projid32bit" | "nrext64" | "align" => {
                 return Err(fail_plain(format!(
                     "mkfs.xfs: -i {name} is not supported by ebsim (only -i sparse=)\n"
                 )));
@@ -482,6 +504,120 @@ fn parse_i(arg: &str, cli: &mut Cli, version: Version) -> Result<(), AppletError
     }
     Ok(())
 }
+
+/// A sub-option given twice: mkfs.xfs's "respecified".
+fn once(opt: char, name: &str, seen: &mut Vec<String>) -> Result<(), AppletError> {
+    let key = format!("-{opt} {name}");
+    if seen.contains(&key) {
+        return Err(fail(format!("{key} option respecified\n")));
+    }
+    seen.push(key);
+    Ok(())
+}
+
+/// An integer sub-option as `getnum` reads one that takes no unit suffix:
+/// C's `strtoll` (base 0), nothing after it, then the option's bounds.
+fn int_value(opt: char, name: &str, value: &str, min: i64, max: i64) -> Result<i64, AppletError> {
+    let invalid = |why: &str| {
+        fail(format!(
+            "Invalid value {value} for -{opt} {name} option. {why}\n"
+        ))
+    };
+    let n = strtoll(value, 0);
+    if n.end == 0 {
+        Err(invalid("Value not recognized as number."))
+    } else if n.end < value.len() {
+        Err(invalid("Unit suffixes are not allowed."))
+    } else if n.value < min {
+        Err(invalid("Value is too small."))
+    } else if n.value > max {
+        Err(invalid("Value is too large."))
+    } else {
+        Ok(n.value)
+    }
+}
+
+/// `-l` sub-options for the internal log: `size` (2 MiB to 2 GiB − 10
+/// MiB, whole sectors, cut to whole blocks with a warning), `agnum`,
+/// `internal`, and the `version`/`lazy-count` switches a CRC filesystem
+/// cannot turn off; an external log device is not modelled.
+fn parse_l(arg: &str, cli: &mut Cli) -> Result<(), AppletError> {
+    for tok in arg.split(',').filter(|t| !t.is_empty()) {
+        let (name, value) = tok.split_once('=').unwrap_or((tok, ""));
+        match name {
+            "size" | "agnum" => {
+                once('l', name, &mut cli.seen)?;
+                if value.is_empty() {
+                    return Err(fail(format!("-l {name} option requires a value\n")));
+                }
+                if name == "agnum" {
+                    let n = int_value('l', name, value, 0, i64::from(u32::MAX))?;
+                    cli.log_agno = Some(n.unsigned_abs());
+                    continue;
+                }
+                let invalid =
+                    |why: &str| fail(format!("Invalid value {value} for -l size option. {why}\n"));
+                let bs = i64::from(geometry::BLOCKSIZE);
+                let Some(bytes) = ebsim::compat::cvtnum(bs.unsigned_abs(), 512, value) else {
+                    return Err(invalid("Not a valid value or illegal suffix"));
+                };
+                if bytes < LOG_MIN_BYTES {
+                    return Err(invalid("Value is too small."));
+                }
+                if bytes > LOG_MAX_BYTES {
+                    return Err(invalid("Value is too large."));
+                }
+                if bytes % 512 != 0 {
+                    return Err(fail(format!(
+                        "illegal log length {bytes}, not a multiple of 512\n"
+                    )));
+                }
+                if bytes % bs != 0 {
+                    err(&format!(
+                        "warning: log length {bytes} not a multiple of {bs}, truncated to {}\n",
+                        bytes / bs * bs
+                    ));
+                }
+                cli.log_blocks = Some((bytes / bs).unsigned_abs());
+            }
+            "internal" | "version" | "lazy-count" => {
+                once('l', name, &mut cli.seen)?;
+                let (min, max, off) = match name {
+                    "internal" => (0, 1, 0),
+                    "version" => (1, 2, 1),
+                    _ => (0, 1, 0),
+                };
+                let n = if value.is_empty() {
+                    1
+                } else {
+                    int_value('l', name, value, min, max)?
+                };
+                if n == off {
+                    return Err(fail(
+                        match name {
+                            "internal" => "No device name specified\n",
+                            "version" => "V2 logs always enabled for CRC enabled filesystems\n",
+                            _ => "Lazy superblock counters always enabled for CRC enabled filesystems\n",
+                        }
+                        .to_string(),
+                    ));
+                }
+            }
+            "logdev" | "name" | "sunit" | "su" | "file" | "sectsize" => {
+                return Err(fail_plain(format!(
+                    "mkfs.xfs: -l {name} is not supported by ebsim (only -l size=, agnum=, internal)\n"
+                )));
+            }
+            _ => return Err(fail(format!("unknown option -l {tok}\n"))),
+        }
+    }
+    Ok(())
+}
+
+/// `-l size=`'s bounds: `XFS_MIN_LOG_BLOCKS` (512) blocks and
+/// `XFS_MAX_LOG_BYTES` (2 GiB − 10 MiB).
+const LOG_MIN_BYTES: i64 = 512 * geometry::BLOCKSIZE as i64;
+const LOG_MAX_BYTES: i64 = (2 << 30) - (10 << 20);
 
 /// The value of a 0/1 sub-option as mkfs.xfs's `getnum` reads it: empty
 /// means 1; otherwise a C integer (`strtoll` base 0: decimal, 0x hex,

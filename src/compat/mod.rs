@@ -262,6 +262,11 @@ pub fn parse_num_blocks2(arg: &str, log_block_size: i32) -> u64 {
 /// of 1024; mkfs.xfs 6.1 takes `262144B` and `2097152S`). None where cvtnum
 /// returns -1.
 pub fn cvtnum(blocksize: u64, sectorsize: u64, s: &str) -> Option<i64> {
+    // -1 is cvtnum's error value, whether it failed or computed it ("-1").
+    cvtnum_value(blocksize, sectorsize, s).filter(|&v| v != -1)
+}
+
+fn cvtnum_value(blocksize: u64, sectorsize: u64, s: &str) -> Option<i64> {
     let r = strtoll(s, 0);
     if r.value == 0 && r.end == 0 {
         return None;

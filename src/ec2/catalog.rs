@@ -849,7 +849,7 @@ pub fn make_fs(
                     rsum: t,
                 },
                 features: None,
-                ags: Default::default(),
+                ask: Default::default(),
             };
             let plan = crate::fs::xfs::mkfs::plan(&slice, &opts).map_err(|e| e.to_string())?;
             crate::fs::xfs::mkfs::apply(&mut slice, &plan).map_err(|e| e.to_string())?;

@@ -67,6 +67,12 @@ pub const PREALLOC: u32 = 6;
 /// `XFS_MIN_LOG_BYTES` in blocks: 10 MiB.
 const MIN_LOG_BLOCKS_10M: u64 = (10 << 20) >> BLOCKLOG;
 
+/// A log this large (20 MiB) is above the minimum the kernel's
+/// transaction reservations ask of any 4 KiB-block filesystem mkfs.xfs
+/// makes (measured with xfsprogs 6.1: 857 blocks without reflink, 1566
+/// with it, 3273 with rmapbt, growing slowly with the AG size).
+const SURELY_ABOVE_MINIMUM_LOG_BLOCKS: u64 = (20 << 20) >> BLOCKLOG;
+
 /// How mkfs sizes an internal log it is not told the size of.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum LogRule {
@@ -197,6 +203,33 @@ pub enum GeometryError {
         /// The data blocks.
         dblocks: u64,
     },
+    /// `-l size=` as large as the data section.
+    #[error("log size {0} too large for internal log")]
+    LogOverData(u64),
+    /// `-l size=` larger than an AG can hold.
+    #[error("internal log size {blocks} too large, must be less than {max}")]
+    LogOverAg {
+        /// The log blocks asked for.
+        blocks: u64,
+        /// What an AG holds beside its headers.
+        max: u64,
+    },
+    /// `-l size=` under 20 MiB: it may be under the minimum log the
+    /// kernel's transaction reservations need, which ebsim does not compute
+    /// (mkfs.xfs 6.1 wants 857 to 3273 blocks by features and AG size).
+    #[error(
+        "a log of {0} blocks may be under the minimum log size, which ebsim does not \
+         compute: ask for 20 MiB or more"
+    )]
+    LogBelowMinimum(u64),
+    /// `-l agnum=` past the last AG.
+    #[error("log ag number {agno} too large, must be less than {agcount}")]
+    LogAgTooLarge {
+        /// The AG asked for.
+        agno: u64,
+        /// The AG count.
+        agcount: u64,
+    },
     /// One AG left: from 5.19 mkfs wants a backup superblock.
     #[error("Filesystem must have at least 2 superblocks for redundancy!")]
     OneAg,
@@ -230,6 +263,22 @@ pub enum AgRequest {
     Count(u64),
     /// `-d agsize=`: AGs of this many blocks.
     Size(u64),
+}
+
+/// What the command line asks of the geometry besides the size and
+/// features: the AG cut (`-d agcount=`/`agsize=`), the internal log's size
+/// and AG (`-l size=`, `-l agnum=`) and the inode space cap (`-i
+/// maxpct=`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Ask {
+    /// How the data section is cut into AGs.
+    pub ags: AgRequest,
+    /// `-l size=` in blocks (20 MiB or more; see [`GeometryError::LogBelowMinimum`]).
+    pub log_blocks: Option<u64>,
+    /// `-l agnum=`: the AG holding the log (default: the middle one).
+    pub log_agno: Option<u64>,
+    /// `-i maxpct=` (0: the size-based default).
+    pub imaxpct: Option<u8>,
 }
 
 /// A planned default filesystem.
@@ -270,7 +319,7 @@ impl Geometry {
         version: Version,
         features: MkfsDefaults,
     ) -> Result<Self, GeometryError> {
-        Self::plan_ags(dblocks, version, features, AgRequest::Default)
+        Self::plan_ags(dblocks, version, features, &Ask::default())
     }
 
     /// As [`Geometry::plan_with`], with the AGs cut as `ags` asks
@@ -280,8 +329,9 @@ impl Geometry {
         dblocks: u64,
         version: Version,
         features: MkfsDefaults,
-        ags: AgRequest,
+        ask: &Ask,
     ) -> Result<Self, GeometryError> {
+        let ags = ask.ags;
         let features = MkfsDefaults {
             log: MkfsDefaults::of(version).log,
             ..features
@@ -342,7 +392,9 @@ impl Geometry {
         if agcount < 2 && from_5_19 {
             return Err(GeometryError::OneAg);
         }
-        let imaxpct = if dblocks < 1 << (40 - BLOCKLOG) {
+        let imaxpct = if let Some(p) = ask.imaxpct.filter(|&p| p != 0) {
+            p
+        } else if dblocks < 1 << (40 - BLOCKLOG) {
             25
         } else if dblocks < 50 << (40 - BLOCKLOG) {
             5
@@ -368,9 +420,37 @@ impl Geometry {
             .min(MAX_LOG_BLOCKS)
             .min(MAX_LOG_BYTES >> BLOCKLOG);
         // Only AGs made small on purpose can hold less than that.
-        if from_5_19 && logblocks < MIN_REALISTIC_LOG_BLOCKS {
+        if from_5_19 && ask.log_blocks.is_none() && logblocks < MIN_REALISTIC_LOG_BLOCKS {
             return Err(GeometryError::LogUnder64Mb);
         }
+        let logblocks = match ask.log_blocks {
+            None => logblocks,
+            Some(asked) => {
+                if asked >= dblocks {
+                    return Err(GeometryError::LogOverData(asked));
+                }
+                if asked > max_usable {
+                    return Err(GeometryError::LogOverAg {
+                        blocks: asked,
+                        max: max_usable,
+                    });
+                }
+                if asked < SURELY_ABOVE_MINIMUM_LOG_BLOCKS {
+                    return Err(GeometryError::LogBelowMinimum(asked));
+                }
+                if from_5_19 && asked < MIN_REALISTIC_LOG_BLOCKS {
+                    return Err(GeometryError::LogUnder64Mb);
+                }
+                asked
+            }
+        };
+        let logagno = match ask.log_agno {
+            None => agcount / 2,
+            Some(a) if a >= agcount => {
+                return Err(GeometryError::LogAgTooLarge { agno: a, agcount });
+            }
+            Some(a) => a,
+        };
         // OK to unwrap-free convert: agsize <= AG_MAX_BLOCKS < 2^32 and the
         // AG count of a u64 block count over >= 4096-block AGs fits u32.
         let agblocks = u32::try_from(agsize).unwrap_or(u32::MAX);
@@ -383,7 +463,7 @@ impl Geometry {
             agblklog: u8::try_from(ceil_log2(agblocks)).unwrap_or(32),
             imaxpct,
             logblocks: u32::try_from(logblocks).unwrap_or(u32::MAX),
-            logagno: agcount / 2,
+            logagno: u32::try_from(logagno).unwrap_or(u32::MAX),
             logagbno: prealloc,
             prealloc,
             features,
@@ -450,17 +530,31 @@ mod tests {
 
     #[test]
     fn ags_as_asked() {
+        let counted = |n| Ask {
+            ags: AgRequest::Count(n),
+            ..Ask::default()
+        };
+        let sized = |n| Ask {
+            ags: AgRequest::Size(n),
+            ..Ask::default()
+        };
         let v = Version::new(6, 1, 0);
         let f = MkfsDefaults::of(v);
-        let g = Geometry::plan_ags(262_144, v, f, AgRequest::Count(7)).unwrap();
+        let g = Geometry::plan_ags(262_144, v, f, &counted(7)).unwrap();
         assert_eq!((g.agcount, g.agblocks, g.logagno), (7, 37_450, 3));
         // 100 MiB AGs of 1 GiB: ten and a 6144-block tail, kept.
-        let g = Geometry::plan_ags(262_144, v, f, AgRequest::Size(25_600)).unwrap();
+        let g = Geometry::plan_ags(262_144, v, f, &sized(25_600)).unwrap();
         assert_eq!((g.agcount, g.dblocks), (11, 262_144));
         // A 511 MiB AG leaves a 512-block tail: dropped with its blocks.
-        let g = Geometry::plan_ags(262_144, v, f, AgRequest::Size(130_816)).unwrap();
+        let g = Geometry::plan_ags(262_144, v, f, &sized(130_816)).unwrap();
         assert_eq!((g.agcount, g.dblocks), (2, 261_632));
-        let e = |dblocks, ags| Geometry::plan_ags(dblocks, v, f, ags).unwrap_err();
+        let e = |dblocks, ags| {
+            let ask = Ask {
+                ags,
+                ..Ask::default()
+            };
+            Geometry::plan_ags(dblocks, v, f, &ask).unwrap_err()
+        };
         assert_eq!(e(262_144, AgRequest::Count(1)), GeometryError::OneAg);
         assert_eq!(e(262_144, AgRequest::Size(261_120)), GeometryError::OneAg);
         assert_eq!(

@@ -40,8 +40,8 @@ pub struct MkfsOptions {
     pub times: MkfsTimes,
     /// The features, or None for the xfsprogs version's defaults.
     pub features: Option<crate::fs::xfs::geometry::MkfsDefaults>,
-    /// How the data section is cut into AGs (`-d agcount=`/`agsize=`).
-    pub ags: crate::fs::xfs::geometry::AgRequest,
+    /// The AG cut, log and inode cap the command line asks for.
+    pub ask: crate::fs::xfs::geometry::Ask,
 }
 
 /// A planned mkfs: the superblock to be, its geometry, and the writes.
@@ -323,7 +323,7 @@ pub fn plan_as<D: BlockDevice + ?Sized>(
     let features = opts
         .features
         .unwrap_or_else(|| crate::fs::xfs::geometry::MkfsDefaults::of(version));
-    let geo = Geometry::plan_ags(want, version, features, opts.ags)?;
+    let geo = Geometry::plan_ags(want, version, features, &opts.ask)?;
     let sb = superblock(&geo, opts);
     let stale = stale_ranges(dev, &geo)?;
     let mut writes = MkfsWrites {
