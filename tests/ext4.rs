@@ -1546,3 +1546,93 @@ fn grow_past_reserve_of_a_full_filesystem_fails_as_resize2fs_does() {
     );
     assert_eq!(image_digest(&ours), before, "nothing written");
 }
+
+/// `resize2fs -P`: the same estimate, output and exit code as the real
+/// resize2fs on filesystems made and filled by mke2fs (`-d`) and by ebsim
+/// (filled through debugfs), grown, without flex_bg, with 1 KiB blocks,
+/// with meta_bg, many inodes, no journal; and its refusals (a filesystem
+/// marked not clean, unless `-f`; not ext4; a directory; a missing file).
+#[test]
+fn resize2fs_min_size_matches_real() {
+    if !require_tools(TOOLS) {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let tree = dir.path().join("tree");
+    make_tree(&tree);
+    let tree_arg = tree.to_string_lossy().into_owned();
+    let same = |args: &[&str], what: &str| {
+        let r = run(tool("resize2fs").current_dir(dir.path()).args(args));
+        let e = run(common::ebsim("resize2fs")
+            .current_dir(dir.path())
+            .args(args));
+        assert_eq!(e.status.code(), r.status.code(), "{what}: {}", stderr(&e));
+        assert_eq!(stdout(&e), stdout(&r), "{what}: stdout");
+        assert_eq!(stderr(&e), stderr(&r), "{what}: stderr");
+    };
+    let cases: &[(&str, u64, &[&str], Option<u64>)] = &[
+        ("fresh-1g", GIB, &[], None),
+        ("fresh-100m-1k", 100 << 20, &[], None),
+        ("fresh-2t", 2 * TIB, &[], None),
+        ("filled-2g", 2 * GIB, &["-d", &tree_arg], None),
+        (
+            "filled-2g-grown-40g",
+            2 * GIB,
+            &["-d", &tree_arg],
+            Some(40 * GIB),
+        ),
+        (
+            "no-flex-bg",
+            3 * GIB,
+            &["-O", "^flex_bg", "-d", &tree_arg],
+            None,
+        ),
+        (
+            "one-k-blocks",
+            300 << 20,
+            &["-b", "1024", "-d", &tree_arg],
+            None,
+        ),
+        ("meta-bg", 20 * GIB, &["-O", "meta_bg,^resize_inode"], None),
+        ("many-inodes", 4 * GIB, &["-N", "1000000"], None),
+        (
+            "no-journal-g4",
+            5 * GIB,
+            &["-O", "^has_journal", "-G", "4"],
+            None,
+        ),
+    ];
+    for (name, size, opts, grow) in cases {
+        let img = dir.path().join(name);
+        sparse_file(&img, *size);
+        real_mkfs(&img, opts);
+        if let Some(to) = grow {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open(&img)
+                .expect("open")
+                .set_len(*to)
+                .expect("grow");
+            assert!(run(common::ebsim("resize2fs").arg(&img)).status.success());
+        }
+        same(&["-P", name], name);
+    }
+    // Filled by ebsim's side: mkfs, then debugfs writes the tree.
+    let img = dir.path().join("ebsim-filled");
+    sparse_file(&img, 3 * GIB);
+    ebsim_mkfs(&img, &[]);
+    populate_with_debugfs(&img, &tree);
+    same(&["-P", "ebsim-filled"], "ebsim-filled");
+    same(&["-P", "ebsim-filled", "5G"], "a size beside -P is ignored");
+    // Marked not clean: refused, unless forced.
+    let o = run(tool("debugfs").args(["-w", "-R", "ssv state 0"]).arg(&img));
+    assert!(o.status.success(), "debugfs: {}", stderr(&o));
+    same(&["-P", "ebsim-filled"], "not clean");
+    same(&["-P", "-f", "ebsim-filled"], "not clean, forced");
+    same(&["-P", "missing.img"], "missing");
+    same(&["-P", "tree"], "a directory");
+    let xfs = dir.path().join("xfs.img");
+    sparse_file(&xfs, GIB);
+    std::fs::write(&xfs, b"XFSB").expect("write");
+    same(&["-P", "xfs.img"], "not ext4");
+}

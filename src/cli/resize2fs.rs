@@ -1,5 +1,6 @@
 //! `resize2fs` (e2fsprogs 1.47.0) on image files: offline grow within the
-//! reserved GDT blocks. Messages, channels and exit codes
+//! reserved GDT blocks, and `-P`'s estimate of the minimum size
+//! (`fs::ext4::min_size`). Messages, channels and exit codes
 //! follow resize/main.c; ebsim's own refusals (shrinking, growth beyond the
 //! reserved descriptor blocks, unsupported features) are worded in the same
 //! `resize2fs: ...` form and change nothing. Options are parsed by hand:
@@ -109,6 +110,7 @@ fn main(args: &[String], prog: &str) -> Result<i32, AppletError> {
         .strict()
         .map_err(|e| AppletError::new(1, e.message(prog)).with_usage())?;
     let mut force = false;
+    let mut print_min = false;
     for o in &opts {
         match o.val {
             'h' => return Err(AppletError::usage_only(1)),
@@ -122,12 +124,7 @@ fn main(args: &[String], prog: &str) -> Result<i32, AppletError> {
                     "shrinking to the minimum size (-M) is not supported by ebsim",
                 ));
             }
-            'P' => {
-                return Err(AppletError::prog(
-                    prog,
-                    "printing the minimum size (-P) is not supported by ebsim",
-                ));
-            }
+            'P' => print_min = true,
             'b' | 's' => {
                 return Err(AppletError::prog(
                     prog,
@@ -154,6 +151,9 @@ fn main(args: &[String], prog: &str) -> Result<i32, AppletError> {
     }
     let device = operands[0].clone();
     let size_str = operands.get(1).cloned();
+    if print_min {
+        return print_min_size(prog, &device, ctx, force);
+    }
 
     match Target::of(&device, true) {
         Target::Device => {
@@ -229,19 +229,7 @@ fn open_and_grow<D: BlockDevice>(
     image_file: bool,
     mount_point: Option<&str>,
 ) -> Result<i32, AppletError> {
-    let fs = match Ext4::open(dev) {
-        Ok(f) => f,
-        Err(e) => {
-            return Err(AppletError::new(
-                1,
-                format!(
-                    "{prog}: {} while trying to open {device}\n",
-                    open_error_text(&e)
-                ),
-            )
-            .with_stdout(SUPERBLOCK));
-        }
-    };
+    let fs = open_fs(prog, device, dev)?;
     let log_block_size = fs.superblock().s_log_block_size as i32;
     let size = match size_str {
         Some(s) => {
@@ -530,6 +518,119 @@ pub fn run_grow<D: BlockDevice>(
     out(&format!(
         "The filesystem on {device} is now {} ({kib}k) blocks long.\n\n",
         plan.new_blocks
+    ));
+    Ok(0)
+}
+
+/// Opens the ext4 on `dev`, failing as resize2fs fails to open it.
+fn open_fs<D: BlockDevice>(prog: &str, device: &str, dev: D) -> Result<Ext4<D>, AppletError> {
+    Ext4::open(dev).map_err(|e| {
+        AppletError::new(
+            1,
+            format!(
+                "{prog}: {} while trying to open {device}\n",
+                open_error_text(&e)
+            ),
+        )
+        .with_stdout(SUPERBLOCK)
+    })
+}
+
+/// `resize2fs -P`: the estimated minimum size, read-only, from an image
+/// file or an unmounted device of the instance (a filesystem ebsim serves
+/// is refused: its server holds the image).
+fn print_min_size(
+    prog: &str,
+    device: &str,
+    ctx: Option<Result<Context, String>>,
+    force: bool,
+) -> Result<i32, AppletError> {
+    let served = || {
+        AppletError::prog(
+            prog,
+            "printing the minimum size (-P) of a mounted filesystem is not supported by ebsim",
+        )
+    };
+    match Target::of(device, true) {
+        Target::Device => {
+            let ctx = ctx
+                .unwrap_or_else(env::context)
+                .map_err(|why| AppletError::prog(prog, &why))?;
+            let Some(r) = ctx.resolve(device) else {
+                return Err(AppletError::new(
+                    1,
+                    format!("open: No such file or directory while opening {device}\n"),
+                ));
+            };
+            let part = r.part.as_ref().map(|p| p.number);
+            if ebsim::fuse::control::info_of(r.image(), part).is_ok_and(|i| i.is_some()) {
+                return Err(served());
+            }
+            let dev = r
+                .open(Access::ReadOnly)
+                .map_err(|e| AppletError::new(1, format!("open: {e} while opening {device}\n")))?;
+            return min_size_of(prog, device, dev, force);
+        }
+        Target::Path => {
+            if matches!(&ctx, Some(Ok(c)) if c.is_mount_point(device)) {
+                return Err(AppletError::new(
+                    1,
+                    format!("open: Is a directory while opening {device}\n"),
+                ));
+            }
+        }
+        Target::Host => {}
+    }
+    if super::fuse_mount::served(device).is_some() {
+        return Err(served());
+    }
+    let img = ImageFile::open(device, Access::ReadOnly).map_err(|e| {
+        let reason = match &e {
+            // Opened read-only, a directory opens; reading it fails.
+            ebsim::blockdev::Error::IsADirectory(_) => {
+                return AppletError::new(
+                    1,
+                    format!("{prog}: Is a directory while trying to open {device}\n"),
+                )
+                .with_stdout(SUPERBLOCK);
+            }
+            ebsim::blockdev::Error::Io { source, .. } => super::output::strerror(source),
+            ebsim::blockdev::Error::NotFound(_) => "No such file or directory".to_string(),
+            other => other.to_string(),
+        };
+        AppletError::new(1, format!("open: {reason} while opening {device}\n"))
+    })?;
+    min_size_of(prog, device, img, force)
+}
+
+/// The estimate for the ext4 on `dev`, after resize2fs's checks (which
+/// `-f` skips; unlike a resize, `-P` does not ask for a check after the
+/// last mount).
+fn min_size_of<D: BlockDevice>(
+    prog: &str,
+    device: &str,
+    dev: D,
+    force: bool,
+) -> Result<i32, AppletError> {
+    use ebsim::fs::ext4::features::incompat;
+    use ebsim::fs::ext4::superblock::{STATE_ERROR, STATE_VALID};
+    let fs = open_fs(prog, device, dev)?;
+    let sb = fs.superblock();
+    let needs_check = sb.s_state & STATE_ERROR != 0
+        || sb.s_state & STATE_VALID == 0
+        || sb.s_free_blocks_count > sb.s_blocks_count
+        || sb.s_free_inodes_count > sb.s_inodes_count
+        || sb.s_last_orphan != 0
+        || sb.has_incompat(incompat::RECOVER);
+    if needs_check && !force {
+        return Err(AppletError::new(
+            1,
+            format!("Please run 'e2fsck -f {device}' first.\n\n"),
+        ));
+    }
+    let min = ebsim::fs::ext4::min_size::minimum_size(sb, fs.descriptors());
+    out(&format!(
+        "Estimated minimum size of the filesystem: {min}\n"
     ));
     Ok(0)
 }

@@ -34,6 +34,7 @@ pub mod grow;
 pub mod inode;
 pub mod journal;
 pub mod layout;
+pub mod min_size;
 pub mod mke2fs;
 pub mod mkfs;
 mod relocate;

@@ -1,0 +1,165 @@
+//! `resize2fs -P`: the estimate of the smallest size a filesystem could be
+//! shrunk to, as e2fsprogs 1.47.0's `calculate_minimum_resize_size`
+//! computes it from the superblock and the group descriptors alone (no
+//! bitmap or inode is read).
+//!
+//! The estimate: enough groups for the inodes in use; enough blocks for
+//! the data in use (every group's size less its free blocks and metadata);
+//! with flex_bg a whole flex group of slack for the inode tables; the last
+//! group's metadata plus the data that spills into it (at least 50
+//! blocks); never short of the last needed group's inode table; and with
+//! extents a safety margin for extent blocks a shrink may add. The
+//! arithmetic keeps C's unsigned wrap-around where the original has it.
+
+use super::features::incompat;
+use super::group_desc::GroupDesc;
+use super::superblock::Superblock;
+
+/// `calc_group_overhead`: group `grp`'s bitmaps and inode table, its
+/// superblock copy (group 0 always counts one), and its descriptor blocks
+/// (the classic table and reserve where it has a backup; one block in a
+/// meta group's first, second and last group).
+fn group_overhead(sb: &Superblock, grp: u64, old_desc_blocks: u64) -> u64 {
+    let has_super = sb.group_has_super(grp);
+    let mut overhead = sb.inode_table_blocks() + 2;
+    if grp == 0 || has_super {
+        overhead += 1;
+    }
+    let dpb = sb.descs_per_block().max(1);
+    let meta_group = grp / dpb;
+    if !sb.meta_bg() || meta_group < u64::from(sb.s_first_meta_bg) {
+        if has_super {
+            overhead += old_desc_blocks;
+        }
+    } else {
+        let r = grp % dpb;
+        if r == 0 || r == 1 || r == dpb - 1 {
+            overhead += 1;
+        }
+    }
+    overhead
+}
+
+/// The minimum size in blocks `resize2fs -P` prints for a filesystem with
+/// superblock `sb` and group descriptors `descs` (one per group).
+pub fn minimum_size(sb: &Superblock, descs: &[GroupDesc]) -> u64 {
+    let blocks_count = sb.s_blocks_count;
+    let bpg = u64::from(sb.s_blocks_per_group).max(1);
+    let ipg = u64::from(sb.s_inodes_per_group).max(1);
+    let group_count = descs.len() as u64;
+    let flex_bg = sb.has_incompat(incompat::FLEX_BG);
+    let flexbg_size = 1u64 << sb.s_log_groups_per_flex.min(31);
+    let overhead_of = |grp: u64, old: u64| group_overhead(sb, grp, old);
+
+    // Groups for the inodes in use.
+    let inode_count = u64::from(sb.s_inodes_count.wrapping_sub(sb.s_free_inodes_count));
+    let mut groups = inode_count.div_ceil(ipg);
+
+    let old_desc_blocks = if sb.meta_bg() {
+        u64::from(sb.s_first_meta_bg)
+    } else {
+        sb.desc_blocks() + u64::from(sb.s_reserved_gdt_blocks)
+    };
+
+    // Blocks holding data: everything not free and not metadata.
+    let mut data_needed = blocks_count;
+    for (grp, d) in descs.iter().enumerate() {
+        let n =
+            u64::from(d.bg_free_blocks_count).min(bpg) + overhead_of(grp as u64, old_desc_blocks);
+        if data_needed < n {
+            // "file system appears inconsistent": the current size.
+            return blocks_count;
+        }
+        data_needed -= n;
+    }
+
+    // A flex group of slack for the inode tables.
+    let round_up_flex = |groups: u64| -> u64 {
+        let remainder = groups & (flexbg_size - 1);
+        (groups + flexbg_size - remainder).min(group_count)
+    };
+    let mut flex_groups = if flex_bg {
+        round_up_flex(groups)
+    } else {
+        groups
+    };
+
+    // Data room in those groups, and in all but the last of them.
+    let mut data_blocks = groups * bpg;
+    let mut last_start = 0u64;
+    for grp in 0..flex_groups {
+        let overhead = overhead_of(grp, old_desc_blocks);
+        if grp < groups.wrapping_sub(1) {
+            last_start += bpg - overhead;
+        }
+        data_blocks = data_blocks.saturating_sub(overhead);
+    }
+
+    // More groups until the data fits.
+    let blks_needed = data_needed;
+    while blks_needed > data_blocks {
+        let remainder = blks_needed - data_blocks;
+        let extra = remainder.div_ceil(bpg);
+        data_blocks += extra * bpg;
+        let overhead = overhead_of(groups.wrapping_sub(1), old_desc_blocks);
+        last_start = last_start.wrapping_add(bpg.wrapping_sub(overhead));
+        let mut grp = flex_groups;
+        groups += extra;
+        if !flex_bg {
+            flex_groups = groups;
+        } else if groups > flex_groups {
+            flex_groups = round_up_flex(groups);
+        }
+        while grp < flex_groups {
+            let overhead = overhead_of(grp, old_desc_blocks);
+            if grp < groups - 1 {
+                last_start = last_start.wrapping_add(bpg.wrapping_sub(overhead));
+            }
+            data_blocks = data_blocks.wrapping_sub(overhead);
+            grp += 1;
+        }
+    }
+
+    // The last group: its (flex group's) metadata and the data in it.
+    let mut grp = groups.wrapping_sub(1);
+    if flex_bg && (grp & !(flexbg_size - 1)) == 0 {
+        grp &= !(flexbg_size - 1);
+    }
+    let mut overhead = 0u64;
+    while grp < flex_groups {
+        overhead += overhead_of(grp, old_desc_blocks);
+        grp += 1;
+    }
+    // 50: the fewest data blocks mke2fs and resize2fs keep a last group for.
+    overhead += if last_start < blks_needed {
+        (blks_needed - last_start).max(50)
+    } else {
+        50
+    };
+    overhead += u64::from(sb.s_first_data_block);
+    let cluster_ratio = 1u64
+        << sb
+            .s_log_cluster_size
+            .saturating_sub(sb.s_log_block_size)
+            .min(31);
+    if cluster_ratio > 1 {
+        overhead += cluster_ratio * 2;
+    }
+
+    let mut needed = groups.saturating_sub(1) * bpg + overhead;
+    // Never short of the end of the last group's inode table.
+    if let Some(d) = descs.get(usize::try_from(groups.wrapping_sub(1)).unwrap_or(usize::MAX)) {
+        needed = needed.max(d.bg_inode_table + sb.inode_table_blocks());
+    }
+    if needed >= blocks_count {
+        return blocks_count;
+    }
+    // Room for the extent blocks a shrink may add.
+    if sb.has_incompat(incompat::EXTENTS) {
+        let exts_per_block = u64::from(sb.block_size()) / 12 - 1;
+        let worst_case = data_needed.div_ceil(exts_per_block).max(inode_count);
+        let safe_margin = ((blocks_count - needed) / 500).min(worst_case);
+        needed += safe_margin;
+    }
+    needed
+}
