@@ -53,7 +53,15 @@ pub fn minimum_size(sb: &Superblock, descs: &[GroupDesc]) -> u64 {
 
     // Groups for the inodes in use.
     let inode_count = u64::from(sb.s_inodes_count.wrapping_sub(sb.s_free_inodes_count));
+    if descs.is_empty() {
+        return blocks_count;
+    }
     let mut groups = inode_count.div_ceil(ipg);
+    // More inodes in use than the groups hold: counts that do not add up
+    // (C would walk past its descriptors); the current size.
+    if groups > group_count {
+        return blocks_count;
+    }
 
     let old_desc_blocks = if sb.meta_bg() {
         u64::from(sb.s_first_meta_bg)
@@ -85,12 +93,12 @@ pub fn minimum_size(sb: &Superblock, descs: &[GroupDesc]) -> u64 {
     };
 
     // Data room in those groups, and in all but the last of them.
-    let mut data_blocks = groups * bpg;
+    let mut data_blocks = groups.saturating_mul(bpg);
     let mut last_start = 0u64;
     for grp in 0..flex_groups {
         let overhead = overhead_of(grp, old_desc_blocks);
         if grp < groups.wrapping_sub(1) {
-            last_start += bpg - overhead;
+            last_start = last_start.wrapping_add(bpg.wrapping_sub(overhead));
         }
         data_blocks = data_blocks.saturating_sub(overhead);
     }
@@ -100,11 +108,17 @@ pub fn minimum_size(sb: &Superblock, descs: &[GroupDesc]) -> u64 {
     while blks_needed > data_blocks {
         let remainder = blks_needed - data_blocks;
         let extra = remainder.div_ceil(bpg);
-        data_blocks += extra * bpg;
+        data_blocks = data_blocks.saturating_add(extra.saturating_mul(bpg));
         let overhead = overhead_of(groups.wrapping_sub(1), old_desc_blocks);
         last_start = last_start.wrapping_add(bpg.wrapping_sub(overhead));
         let mut grp = flex_groups;
         groups += extra;
+        // More groups than the filesystem has: only counts that do not
+        // add up get here (C would read past its descriptors); answer the
+        // current size, as for an inconsistent filesystem.
+        if groups > group_count {
+            return blocks_count;
+        }
         if !flex_bg {
             flex_groups = groups;
         } else if groups > flex_groups {
@@ -127,7 +141,7 @@ pub fn minimum_size(sb: &Superblock, descs: &[GroupDesc]) -> u64 {
     }
     let mut overhead = 0u64;
     while grp < flex_groups {
-        overhead += overhead_of(grp, old_desc_blocks);
+        overhead = overhead.saturating_add(overhead_of(grp, old_desc_blocks));
         grp += 1;
     }
     // 50: the fewest data blocks mke2fs and resize2fs keep a last group for.
@@ -146,10 +160,13 @@ pub fn minimum_size(sb: &Superblock, descs: &[GroupDesc]) -> u64 {
         overhead += cluster_ratio * 2;
     }
 
-    let mut needed = groups.saturating_sub(1) * bpg + overhead;
+    let mut needed = groups
+        .saturating_sub(1)
+        .saturating_mul(bpg)
+        .saturating_add(overhead);
     // Never short of the end of the last group's inode table.
     if let Some(d) = descs.get(usize::try_from(groups.wrapping_sub(1)).unwrap_or(usize::MAX)) {
-        needed = needed.max(d.bg_inode_table + sb.inode_table_blocks());
+        needed = needed.max(d.bg_inode_table.saturating_add(sb.inode_table_blocks()));
     }
     if needed >= blocks_count {
         return blocks_count;
@@ -162,4 +179,32 @@ pub fn minimum_size(sb: &Superblock, descs: &[GroupDesc]) -> u64 {
         needed += safe_margin;
     }
     needed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Whatever the counts say, the estimate is computed without a panic
+    /// or an endless loop, and never exceeds the current size.
+    #[test]
+    fn corrupt_counts_never_panic() {
+        let mut sb = Superblock::zeroed();
+        sb.s_blocks_count = 1 << 20;
+        sb.s_blocks_per_group = 8;
+        sb.s_inodes_per_group = 1;
+        sb.s_inodes_count = u32::MAX;
+        sb.s_log_block_size = 2;
+        sb.s_log_groups_per_flex = 40;
+        let descs = vec![
+            GroupDesc {
+                bg_free_blocks_count: u32::MAX,
+                bg_inode_table: u64::MAX,
+                ..GroupDesc::default()
+            };
+            3
+        ];
+        assert!(minimum_size(&sb, &descs) <= sb.s_blocks_count);
+        assert_eq!(minimum_size(&sb, &[]), sb.s_blocks_count);
+    }
 }
