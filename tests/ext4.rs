@@ -1636,3 +1636,52 @@ fn resize2fs_min_size_matches_real() {
     std::fs::write(&xfs, b"XFSB").expect("write");
     same(&["-P", "xfs.img"], "not ext4");
 }
+
+/// `resize2fs -P` as e2fsprogs 1.42.9 (the CentOS 7 and Amazon Linux 2
+/// guests') computes it: its rules differ from today's. The figures were
+/// measured with a resize2fs 1.42.9 built from the e2fsprogs sources, on
+/// the same filesystems (1.42.9's feature set: no metadata_csum, no 64bit,
+/// uninit_bg); ebsim's mkfs makes them byte for byte as mke2fs does.
+#[test]
+fn resize2fs_min_size_as_1_42_9() {
+    use ebsim::ec2::release::Version;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let old = "-O ^metadata_csum,^64bit,uninit_bg";
+    for (name, size, opts, measured, today) in [
+        ("1g", GIB, old.to_string(), 16_948u64, None),
+        ("100m", 100 << 20, old.to_string(), 13_174, None),
+        ("20g", 20 * GIB, old.to_string(), 53_930, None),
+        ("2t", 2 * TIB, old.to_string(), 1_352_764, None),
+        ("no-flex-bg", GIB, format!("{old},^flex_bg"), 9_283, None),
+        (
+            "1k-blocks",
+            300 << 20,
+            format!("{old} -b 1024"),
+            18_418,
+            None,
+        ),
+        (
+            "many-inodes",
+            4 * GIB,
+            format!("{old} -N 1000000"),
+            52_122,
+            None,
+        ),
+        ("flex-4", 5 * GIB, format!("{old} -G 4"), 21_344, None),
+        // Today's rules on a default filesystem, for contrast.
+        ("today-1g", GIB, String::new(), 12_980, Some(())),
+    ] {
+        let img = dir.path().join(name);
+        sparse_file(&img, size);
+        let args: Vec<&str> = opts.split_whitespace().collect();
+        ebsim_mkfs(&img, &args);
+        let fs = Ext4::open(ImageFile::open(&img, Access::ReadOnly).expect("open")).expect("ext4");
+        let version = if today.is_some() {
+            Version::new(1, 47, 0)
+        } else {
+            Version::new(1, 42, 9)
+        };
+        let got = ext4::min_size::minimum_size_as(fs.superblock(), fs.descriptors(), version);
+        assert_eq!(got, measured, "{name}: resize2fs {version} -P");
+    }
+}

@@ -13,7 +13,7 @@ use super::output::{err, out};
 use ebsim::blockdev::image::Access;
 use ebsim::blockdev::{BlockDevice, ImageFile};
 use ebsim::compat::parse_num_blocks2;
-use ebsim::ec2::release::DEBIAN_12;
+use ebsim::ec2::release::{DEBIAN_12, Version};
 use ebsim::fs::ext4::grow::{self, GrowOutcome, GrowPlan, GrowRequest};
 use ebsim::fs::ext4::{Error, Ext4, GrowError};
 use ebsim::guest::{Context, Target};
@@ -152,7 +152,7 @@ fn main(args: &[String], prog: &str) -> Result<i32, AppletError> {
     let device = operands[0].clone();
     let size_str = operands.get(1).cloned();
     if print_min {
-        return print_min_size(prog, &device, ctx, force);
+        return print_min_size(prog, &device, ctx, force, e2fsprogs.version);
     }
 
     match Target::of(&device, true) {
@@ -537,19 +537,19 @@ fn open_fs<D: BlockDevice>(prog: &str, device: &str, dev: D) -> Result<Ext4<D>, 
 }
 
 /// `resize2fs -P`: the estimated minimum size, read-only, from an image
-/// file or an unmounted device of the instance (a filesystem ebsim serves
-/// is refused: its server holds the image).
+/// file or a device of the instance. A mounted filesystem (ebsim's server
+/// holds its image) is read while the server holds it still, after it has
+/// committed what was written, and without resize2fs's checks, which it
+/// skips for a mounted filesystem too.
 fn print_min_size(
     prog: &str,
     device: &str,
     ctx: Option<Result<Context, String>>,
     force: bool,
+    version: Version,
 ) -> Result<i32, AppletError> {
-    let served = || {
-        AppletError::prog(
-            prog,
-            "printing the minimum size (-P) of a mounted filesystem is not supported by ebsim",
-        )
+    let freeze = |image: &std::path::Path| {
+        ebsim::fuse::control::freeze(image).map_err(|e| AppletError::prog(prog, &e.to_string()))
     };
     match Target::of(device, true) {
         Target::Device => {
@@ -563,13 +563,16 @@ fn print_min_size(
                 ));
             };
             let part = r.part.as_ref().map(|p| p.number);
-            if ebsim::fuse::control::info_of(r.image(), part).is_ok_and(|i| i.is_some()) {
-                return Err(served());
-            }
+            let served = ebsim::fuse::control::info_of(r.image(), part).is_ok_and(|i| i.is_some());
+            let _still = if served {
+                Some(freeze(r.image())?)
+            } else {
+                None
+            };
             let dev = r
                 .open(Access::ReadOnly)
                 .map_err(|e| AppletError::new(1, format!("open: {e} while opening {device}\n")))?;
-            return min_size_of(prog, device, dev, force);
+            return min_size_of(prog, device, dev, force || served, version);
         }
         Target::Path => {
             if matches!(&ctx, Some(Ok(c)) if c.is_mount_point(device)) {
@@ -581,9 +584,11 @@ fn print_min_size(
         }
         Target::Host => {}
     }
-    if super::fuse_mount::served(device).is_some() {
-        return Err(served());
-    }
+    let served = super::fuse_mount::served(device);
+    let _still = match &served {
+        Some((image, _)) => Some(freeze(image)?),
+        None => None,
+    };
     let img = ImageFile::open(device, Access::ReadOnly).map_err(|e| {
         let reason = match &e {
             // Opened read-only, a directory opens; reading it fails.
@@ -600,7 +605,7 @@ fn print_min_size(
         };
         AppletError::new(1, format!("open: {reason} while opening {device}\n"))
     })?;
-    min_size_of(prog, device, img, force)
+    min_size_of(prog, device, img, force || served.is_some(), version)
 }
 
 /// The estimate for the ext4 on `dev`, after resize2fs's checks (which
@@ -611,6 +616,7 @@ fn min_size_of<D: BlockDevice>(
     device: &str,
     dev: D,
     force: bool,
+    version: Version,
 ) -> Result<i32, AppletError> {
     use ebsim::fs::ext4::features::incompat;
     use ebsim::fs::ext4::superblock::{STATE_ERROR, STATE_VALID};
@@ -628,7 +634,7 @@ fn min_size_of<D: BlockDevice>(
             format!("Please run 'e2fsck -f {device}' first.\n\n"),
         ));
     }
-    let min = ebsim::fs::ext4::min_size::minimum_size(sb, fs.descriptors());
+    let min = ebsim::fs::ext4::min_size::minimum_size_as(sb, fs.descriptors(), version);
     out(&format!(
         "Estimated minimum size of the filesystem: {min}\n"
     ));

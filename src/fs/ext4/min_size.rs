@@ -14,6 +14,7 @@
 use super::features::incompat;
 use super::group_desc::GroupDesc;
 use super::superblock::Superblock;
+use crate::ec2::release::Version;
 
 /// `calc_group_overhead`: group `grp`'s bitmaps and inode table, its
 /// superblock copy (group 0 always counts one), and its descriptor blocks
@@ -38,6 +39,16 @@ fn group_overhead(sb: &Superblock, grp: u64, old_desc_blocks: u64) -> u64 {
         }
     }
     overhead
+}
+
+/// The estimate as resize2fs of e2fsprogs `version` computes it: 1.42's
+/// rules before 1.43, today's (the same from 1.45.6 on) otherwise.
+pub fn minimum_size_as(sb: &Superblock, descs: &[GroupDesc], version: Version) -> u64 {
+    if version < Version::new(1, 43, 0) {
+        minimum_size_1_42(sb, descs)
+    } else {
+        minimum_size(sb, descs)
+    }
 }
 
 /// The minimum size in blocks `resize2fs -P` prints for a filesystem with
@@ -177,6 +188,106 @@ pub fn minimum_size(sb: &Superblock, descs: &[GroupDesc]) -> u64 {
         let worst_case = data_needed.div_ceil(exts_per_block).max(inode_count);
         let safe_margin = ((blocks_count - needed) / 500).min(worst_case);
         needed += safe_margin;
+    }
+    needed
+}
+
+/// e2fsprogs 1.42's estimate (CentOS 7 and Amazon Linux 2 ship 1.42.9).
+/// It differs from today's: the data in use is the superblock's block
+/// count less its free count and every group's metadata; the flex_bg slack
+/// is a flex group's worth of inode tables added to that data; the groups
+/// added for data count their own metadata only; the last group's
+/// overhead is its own; the extents margin is a flat 1/500 of what a
+/// shrink would cut. Group and block products are C's 32-bit ones.
+fn minimum_size_1_42(sb: &Superblock, descs: &[GroupDesc]) -> u64 {
+    let blocks_count = sb.s_blocks_count;
+    let bpg32 = sb.s_blocks_per_group.max(1);
+    let bpg = u64::from(bpg32);
+    let ipg = u64::from(sb.s_inodes_per_group).max(1);
+    let group_count = descs.len() as u64;
+    let flex_bg = sb.has_incompat(incompat::FLEX_BG);
+    let flexbg_size = 1i64 << sb.s_log_groups_per_flex.min(30);
+    let itb = i64::try_from(sb.inode_table_blocks()).unwrap_or(i64::MAX);
+    if descs.is_empty() {
+        return blocks_count;
+    }
+    let inode_count = u64::from(sb.s_inodes_count.wrapping_sub(sb.s_free_inodes_count));
+    // dgrp_t: a 32-bit group count.
+    let mut groups = u32::try_from(inode_count.div_ceil(ipg)).unwrap_or(u32::MAX);
+    if u64::from(groups) > group_count {
+        return blocks_count;
+    }
+    let old_desc_blocks = if sb.meta_bg() {
+        u64::from(sb.s_first_meta_bg)
+    } else {
+        sb.desc_blocks() + u64::from(sb.s_reserved_gdt_blocks)
+    };
+    let overhead_of = |grp: u64| group_overhead(sb, grp, old_desc_blocks);
+
+    let mut data_needed = blocks_count.wrapping_sub(sb.s_free_blocks_count);
+    for grp in 0..group_count {
+        data_needed = data_needed.wrapping_sub(overhead_of(grp));
+    }
+    let mut extra_groups: i64 = 0;
+    if flex_bg {
+        extra_groups = flexbg_size - (i64::from(groups) & (flexbg_size - 1));
+        data_needed = data_needed.wrapping_add_signed(itb.wrapping_mul(extra_groups));
+        extra_groups = i64::from(groups) % flexbg_size;
+    }
+
+    let mut data_blocks = u64::from(groups.wrapping_mul(bpg32));
+    let mut last_start = 0u64;
+    for grp in 0..u64::from(groups) {
+        let overhead = overhead_of(grp);
+        if grp != u64::from(groups.wrapping_sub(1)) {
+            last_start = last_start.wrapping_add(bpg.wrapping_sub(overhead));
+        }
+        data_blocks = data_blocks.wrapping_sub(overhead);
+    }
+
+    while data_needed > data_blocks {
+        let remainder = data_needed - data_blocks;
+        let extra = u32::try_from(remainder.div_ceil(bpg)).unwrap_or(u32::MAX);
+        data_blocks = data_blocks.wrapping_add(u64::from(extra.wrapping_mul(bpg32)));
+        let overhead = overhead_of(u64::from(groups.wrapping_sub(1)));
+        last_start = last_start.wrapping_add(bpg.wrapping_sub(overhead));
+        let end = u64::from(groups) + u64::from(extra);
+        // Only counts that do not add up need more groups than there are.
+        if end > group_count {
+            return blocks_count;
+        }
+        for grp in u64::from(groups)..end {
+            let overhead = overhead_of(grp);
+            if grp != end - 1 {
+                last_start = last_start.wrapping_add(bpg.wrapping_sub(overhead));
+            }
+            data_blocks = data_blocks.wrapping_sub(overhead);
+        }
+        groups = groups.wrapping_add(extra);
+        extra_groups += i64::from(extra);
+        if flex_bg && extra_groups > flexbg_size {
+            extra_groups = flexbg_size - (i64::from(groups) & (flexbg_size - 1));
+            data_needed = data_needed.wrapping_add_signed(itb.wrapping_mul(extra_groups));
+            extra_groups = i64::from(groups) % flexbg_size;
+        }
+    }
+
+    let mut overhead = overhead_of(u64::from(groups.wrapping_sub(1)));
+    overhead += if last_start < data_needed {
+        (data_needed - last_start).max(50)
+    } else {
+        50
+    };
+    overhead += u64::from(sb.s_first_data_block);
+    let mut needed = u64::from(groups.wrapping_sub(1).wrapping_mul(bpg32)).wrapping_add(overhead);
+    if let Some(d) = descs.get(usize::try_from(groups.wrapping_sub(1)).unwrap_or(usize::MAX)) {
+        needed = needed.max(d.bg_inode_table.saturating_add(sb.inode_table_blocks()));
+    }
+    if needed >= blocks_count {
+        return blocks_count;
+    }
+    if sb.has_incompat(incompat::EXTENTS) {
+        needed += (blocks_count - needed) / 500;
     }
     needed
 }
