@@ -231,6 +231,22 @@ fn xen_ubuntu_runbook() {
         0,
     );
 
+    // resize2fs -P of the mounted root: the real resize2fs's estimate on a
+    // copy of the partition (forced: the copy is of a mounted filesystem).
+    let (off, len) = partition(&root_img, 1);
+    let copies = tempfile::tempdir().unwrap();
+    let copy = copies.path().join("root.img");
+    copy_range(&root_img, off, len, &copy);
+    let real = common::run(Command::new("resize2fs").args(["-f", "-P"]).arg(&copy));
+    assert!(real.status.success(), "{}", stderr(&real));
+    let o = g.run("resize2fs", &["-P", "/dev/xvda1"]);
+    assert_eq!(
+        (o.out.as_str(), o.code),
+        (stdout(&real).as_str(), 0),
+        "{o:?}"
+    );
+    drop(copies);
+
     let data = g.attach(200, "/dev/sdf");
     let data_img = g.image(&data);
 

@@ -572,7 +572,8 @@ fn print_min_size(
             let dev = r
                 .open(Access::ReadOnly)
                 .map_err(|e| AppletError::new(1, format!("open: {e} while opening {device}\n")))?;
-            return min_size_of(prog, device, dev, force || served, version);
+            let mounted = served || !ctx.mounts_of(&r).is_empty();
+            return min_size_of(prog, device, dev, force || mounted, version);
         }
         Target::Path => {
             if matches!(&ctx, Some(Ok(c)) if c.is_mount_point(device)) {
