@@ -397,10 +397,8 @@ fn parse_d(arg: &str, cli: &mut Cli) -> Result<(), AppletError> {
                 cli.dsize = Some(v.to_string());
             }
             "agcount" | "agsize" => {
-                let key = format!("-d {name}");
-                if cli.seen.contains(&key) {
-                    return Err(fail(format!("{key} option respecified\n")));
-                }
+                // Given twice is found before given with the other.
+                once('d', name, &mut cli.seen)?;
                 if let Some(earlier) = &cli.ags {
                     let other = match earlier {
                         AgOption::Count(_) => "agcount",
@@ -410,7 +408,6 @@ fn parse_d(arg: &str, cli: &mut Cli) -> Result<(), AppletError> {
                         "Cannot specify both -d {other} and -d {name}\n"
                     )));
                 }
-                cli.seen.push(key);
                 let Some(v) = value.filter(|v| !v.is_empty()) else {
                     return Err(fail(format!("-d {name} option requires a value\n")));
                 };
@@ -630,31 +627,11 @@ fn switch_value(
     value: &str,
     seen: &mut Vec<String>,
 ) -> Result<bool, AppletError> {
-    let key = format!("-{opt} {name}");
-    if seen.contains(&key) {
-        return Err(fail(format!("{key} option respecified\n")));
-    }
-    seen.push(key);
+    once(opt, name, seen)?;
     if value.is_empty() {
         return Ok(true);
     }
-    let invalid = |why: &str| {
-        fail(format!(
-            "Invalid value {value} for -{opt} {name} option. {why}\n"
-        ))
-    };
-    let n = strtoll(value, 0);
-    if n.end == 0 {
-        Err(invalid("Value not recognized as number."))
-    } else if n.end < value.len() {
-        Err(invalid("Unit suffixes are not allowed."))
-    } else if n.value < 0 {
-        Err(invalid("Value is too small."))
-    } else if n.value > 1 {
-        Err(invalid("Value is too large."))
-    } else {
-        Ok(n.value == 1)
-    }
+    Ok(int_value(opt, name, value, 0, 1)? == 1)
 }
 
 /// `-d size=` in blocks (`fs::xfs::size_arg`), with mkfs.xfs's messages.
