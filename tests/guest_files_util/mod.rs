@@ -70,7 +70,22 @@ impl Drop for MountAt {
     // The fields (the lock) are dropped after this: the lock is released
     // once the device is gone.
     fn drop(&mut self) {
-        let _ = Command::new("umount").arg(&self.dir).output();
+        // A busy mount (something still has a file of it open) is retried,
+        // then detached lazily: it must not stay under the next mount at
+        // the same place.
+        let umounted = (0..20).any(|_| {
+            let ok = Command::new("umount")
+                .arg(&self.dir)
+                .output()
+                .is_ok_and(|o| o.status.success());
+            if !ok {
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            ok
+        });
+        if !umounted {
+            let _ = Command::new("umount").arg("-l").arg(&self.dir).output();
+        }
         crate::common::detach_loop(&self.dev);
     }
 }
@@ -310,6 +325,11 @@ impl Rig {
     /// The real commands, one after the other, on a loop mount of a copy
     /// of the pristine image: their outcomes and the tree after them.
     pub fn kernel_seq(&self, who: Who, cwd: &str, steps: &[Step<'_>]) -> (Vec<Outcome>, String) {
+        // A fresh file each time: a guest namespace another test starts
+        // meanwhile copies the host's mounts, which keeps the last loop
+        // mount's filesystem alive after our umount; its final write-back
+        // must land in the old copy, not in this one.
+        let _ = std::fs::remove_file(&self.kernel_img);
         sh(&format!(
             "cp --sparse=always '{}' '{}'",
             self.pristine.display(),
@@ -348,6 +368,9 @@ impl Rig {
     /// pristine image, and the tree after them (read through a read-only
     /// loop mount).
     pub fn ebsim_seq(&self, who: Who, cwd: &str, steps: &[Step<'_>]) -> (Vec<Outcome>, String) {
+        // A fresh file, as in `kernel_seq`: a late write-back of the
+        // fixture's mount must not reach the copy ebsim works on.
+        let _ = std::fs::remove_file(&self.image);
         sh(&format!(
             "cp --sparse=always '{}' '{}'",
             self.pristine.display(),
