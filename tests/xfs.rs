@@ -321,8 +321,8 @@ fn mkfs_ag_count_and_size_match_real_tool() {
     }
 }
 
-/// `-l size=`, `agnum=`, `internal`, `version`, `lazy-count` and `-i
-/// maxpct=`: the log where and as large as asked, or refused as mkfs.xfs
+/// `-l size=`, `agnum=`, `internal`, `version`, `lazy-count`, `-i
+/// maxpct=` and `-n ftype`/`version`/`size`: the log where and as large as asked, or refused as mkfs.xfs
 /// refuses it (getnum's bounds, whole sectors, larger than the data or an
 /// AG, the log AG past the last, the switches a CRC filesystem cannot turn
 /// off), with a warning for a size cut to whole blocks.
@@ -359,6 +359,17 @@ fn mkfs_log_and_inode_cap_match_real_tool() {
         (G, &["-i", "maxpct=101"]),
         (G, &["-i", "maxpct=5,maxpct=6"]),
         (100 * G, &["-l", "size=1g,agnum=0", "-i", "maxpct=50"]),
+        (G, &["-n", "ftype=1"]),
+        (G, &["-n", "ftype"]),
+        (G, &["-n", "ftype=0"]),
+        (G, &["-n", "ftype=2"]),
+        (G, &["-n", "ftype=1,ftype=1"]),
+        (G, &["-n", "version=2,size=4k"]),
+        (G, &["-n", "version=1"]),
+        (G, &["-n", "size=2048"]),
+        (G, &["-n", "size=5000"]),
+        (G, &["-n", "size=131072"]),
+        (G, &["-n", "foo"]),
     ];
     for (size, opts) in cases {
         let mut args = vec!["-m", uuid.as_str()];

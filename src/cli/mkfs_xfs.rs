@@ -4,7 +4,7 @@
 //! `-L label`, `-m uuid=...`, the feature switches `-m
 //! finobt|reflink|rmapbt|bigtime|inobtcount=0|1` and `-i sparse=0|1`, and
 //! `-d size=...,agcount=N` or `agsize=...`, `-l size=,agnum=,internal`
-//! and `-i maxpct=`. Messages, channels and exit
+//! `-i maxpct=` and `-n ftype=1|version=2|size=4k`. Messages, channels and exit
 //! codes are mkfs.xfs's. The refusals only 5.19 and later make (one AG,
 //! AGs too small for a 64 MiB log) are made for those versions only.
 //!
@@ -159,6 +159,7 @@ fn mkfs_main(prog: &str, argv0: &str, args: &[OsString]) -> Result<i32, AppletEr
             'm' => parse_m(&v, &mut cli, version)?,
             'i' => parse_i(&v, &mut cli, version)?,
             'l' => parse_l(&v, &mut cli)?,
+            'n' => parse_n(&v, &mut cli)?,
             'U' => {
                 return Err(fail_plain(format!(
                     "{prog}: --unsupported is not supported by ebsim\n"
@@ -167,7 +168,7 @@ fn mkfs_main(prog: &str, argv0: &str, args: &[OsString]) -> Result<i32, AppletEr
             c => {
                 return Err(fail_plain(format!(
                     "{prog}: option -{c} is not supported by ebsim (it makes the default \
-                     geometry; supported: -f -q -N -K -L -m -i sparse=,maxpct= -d size=,agcount=,agsize= -l size=,agnum=,internal -V)\n"
+                     geometry; supported: -f -q -N -K -L -m -i sparse=,maxpct= -d size=,agcount=,agsize= -l size=,agnum=,internal -n ftype=1,version=2 -V)\n"
                 )));
             }
         }
@@ -606,6 +607,67 @@ fn parse_l(arg: &str, cli: &mut Cli) -> Result<(), AppletError> {
                 )));
             }
             _ => return Err(fail(format!("unknown option -l {tok}\n"))),
+        }
+    }
+    Ok(())
+}
+
+/// `-n` sub-options of a version 5 filesystem: `ftype` (always on: 0 is
+/// refused as mkfs refuses it), `version=2`, and `size` (4 KiB to 64 KiB,
+/// a power of two; ebsim makes directory blocks of the filesystem block
+/// size only, and refuses `version=ci`).
+fn parse_n(arg: &str, cli: &mut Cli) -> Result<(), AppletError> {
+    for tok in arg.split(',').filter(|t| !t.is_empty()) {
+        let (name, value) = tok.split_once('=').unwrap_or((tok, ""));
+        match name {
+            "ftype" => {
+                if !switch_value('n', name, value, &mut cli.seen)? {
+                    return Err(fail(
+                        "Directory ftype field always enabled on CRC enabled filesystems\n"
+                            .to_string(),
+                    ));
+                }
+            }
+            "version" => {
+                once('n', name, &mut cli.seen)?;
+                if value.is_empty() {
+                    return Err(fail("-n version option requires a value\n".to_string()));
+                }
+                if value == "ci" {
+                    return Err(fail_plain(
+                        "mkfs.xfs: -n version=ci (ASCII case-insensitive names) is not supported by ebsim\n"
+                            .to_string(),
+                    ));
+                }
+                int_value('n', name, value, 2, 2)?;
+            }
+            "size" => {
+                once('n', name, &mut cli.seen)?;
+                if value.is_empty() {
+                    return Err(fail("-n size option requires a value\n".to_string()));
+                }
+                let invalid =
+                    |why: &str| fail(format!("Invalid value {value} for -n size option. {why}\n"));
+                let bs = u64::from(geometry::BLOCKSIZE);
+                let Some(n) = ebsim::compat::cvtnum(bs, 512, value) else {
+                    return Err(invalid("Not a valid value or illegal suffix"));
+                };
+                if n < 4096 {
+                    return Err(invalid("Value is too small."));
+                }
+                if n > 65536 {
+                    return Err(invalid("Value is too large."));
+                }
+                if !n.unsigned_abs().is_power_of_two() {
+                    return Err(invalid("Value must be a power of 2."));
+                }
+                if n.unsigned_abs() != bs {
+                    return Err(fail_plain(format!(
+                        "mkfs.xfs: -n size={value} is not supported by ebsim (directory blocks of the {bs}-byte filesystem block only)\n"
+                    )));
+                }
+            }
+            _ => return Err(fail(format!("unknown option -n {tok}\n"))),
         }
     }
     Ok(())
