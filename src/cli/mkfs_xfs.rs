@@ -346,35 +346,13 @@ const AG_MAX_BYTES: i64 = 1 << 40;
 /// integer (agcount; no suffix allowed) or a `cvtnum` size (agsize), then
 /// the option's bounds.
 fn ag_option(name: &str, value: &str) -> Result<AgOption, AppletError> {
-    let invalid = |why: &str| {
-        fail(format!(
-            "Invalid value {value} for -d {name} option. {why}\n"
-        ))
-    };
-    let (n, min, max) = if name == "agcount" {
-        (
-            int_value('d', name, value, 1, MAX_AGNUMBER)?,
-            1,
-            MAX_AGNUMBER,
-        )
-    } else {
-        let Some(n) = ebsim::compat::cvtnum(u64::from(geometry::BLOCKSIZE), 512, value) else {
-            return Err(invalid("Not a valid value or illegal suffix"));
-        };
-        (n, geometry::AG_MIN_BYTES as i64, AG_MAX_BYTES)
-    };
-    if n < min {
-        return Err(invalid("Value is too small."));
-    }
-    if n > max {
-        return Err(invalid("Value is too large."));
-    }
-    // OK to unwrap-free convert: n >= min >= 1.
-    let n = n.unsigned_abs();
+    // OK to unwrap-free convert: both lower bounds are positive.
     Ok(if name == "agcount" {
-        AgOption::Count(n)
+        AgOption::Count(int_value('d', name, value, 1, MAX_AGNUMBER)?.unsigned_abs())
     } else {
-        AgOption::Size(n, value.to_string())
+        let min = i64::try_from(geometry::AG_MIN_BYTES).unwrap_or(i64::MAX);
+        let n = size_value('d', name, value, min, AG_MAX_BYTES)?;
+        AgOption::Size(n.unsigned_abs(), value.to_string())
     })
 }
 
@@ -382,16 +360,10 @@ fn ag_option(name: &str, value: &str) -> Result<AgOption, AppletError> {
 /// `agsize`.
 fn parse_d(arg: &str, cli: &mut Cli) -> Result<(), AppletError> {
     for tok in arg.split(',').filter(|t| !t.is_empty()) {
-        let (name, value) = match tok.split_once('=') {
-            Some((n, v)) => (n, Some(v)),
-            None => (tok, None),
-        };
+        let (name, value) = tok.split_once('=').unwrap_or((tok, ""));
         match name {
             "size" => {
-                let v = value.filter(|v| !v.is_empty());
-                let Some(v) = v else {
-                    return Err(fail("-d size option requires a value\n"));
-                };
+                let v = required('d', name, value)?;
                 if cli.dsize.is_some() {
                     return Err(fail("-d size option respecified\n"));
                 }
@@ -409,9 +381,7 @@ fn parse_d(arg: &str, cli: &mut Cli) -> Result<(), AppletError> {
                         "Cannot specify both -d {other} and -d {name}\n"
                     )));
                 }
-                let Some(v) = value.filter(|v| !v.is_empty()) else {
-                    return Err(fail(format!("-d {name} option requires a value\n")));
-                };
+                let v = required('d', name, value)?;
                 cli.ags = Some(ag_option(name, v)?);
             }
             "file" | "name" | "sunit" | "swidth" | "su" | "sw" | "sectsize" | "noalign"
@@ -440,10 +410,7 @@ fn parse_m(arg: &str, cli: &mut Cli, version: Version) -> Result<(), AppletError
     for tok in arg.split(',').filter(|t| !t.is_empty()) {
         let (name, value) = tok.split_once('=').unwrap_or((tok, ""));
         if name == "uuid" {
-            if value.is_empty() {
-                return Err(fail("-m uuid option requires a value\n"));
-            }
-            let Some(u) = uuid_parse(value) else {
+            let Some(u) = uuid_parse(required('m', name, value)?) else {
                 return Err(fail(format!("Invalid value {value} for -m uuid option\n")));
             };
             cli.uuid = Some(u);
@@ -485,10 +452,7 @@ fn parse_i(arg: &str, cli: &mut Cli, version: Version) -> Result<(), AppletError
             }
             "maxpct" => {
                 once('i', name, &mut cli.seen)?;
-                if value.is_empty() {
-                    return Err(fail("-i maxpct option requires a value\n".to_string()));
-                }
-                let n = int_value('i', name, value, 0, 100)?;
+                let n = int_value('i', name, required('i', name, value)?, 0, 100)?;
                 // OK to unwrap-free convert: 0..=100.
                 cli.imaxpct = Some(n as u8);
             }
@@ -511,6 +475,35 @@ fn once(opt: char, name: &str, seen: &mut Vec<String>) -> Result<(), AppletError
     }
     seen.push(key);
     Ok(())
+}
+
+/// A sub-option's value, which must not be empty.
+fn required<'v>(opt: char, name: &str, value: &'v str) -> Result<&'v str, AppletError> {
+    if value.is_empty() {
+        return Err(fail(format!("-{opt} {name} option requires a value\n")));
+    }
+    Ok(value)
+}
+
+/// A size sub-option as `getnum` reads one that takes unit suffixes:
+/// xfsprogs' `cvtnum` (b is the 4 KiB block, s the 512-byte sector), then
+/// the option's bounds.
+fn size_value(opt: char, name: &str, value: &str, min: i64, max: i64) -> Result<i64, AppletError> {
+    let invalid = |why: &str| {
+        fail(format!(
+            "Invalid value {value} for -{opt} {name} option. {why}\n"
+        ))
+    };
+    let Some(n) = ebsim::compat::cvtnum(u64::from(geometry::BLOCKSIZE), 512, value) else {
+        return Err(invalid("Not a valid value or illegal suffix"));
+    };
+    if n < min {
+        Err(invalid("Value is too small."))
+    } else if n > max {
+        Err(invalid("Value is too large."))
+    } else {
+        Ok(n)
+    }
 }
 
 /// An integer sub-option as `getnum` reads one that takes no unit suffix:
@@ -545,26 +538,14 @@ fn parse_l(arg: &str, cli: &mut Cli) -> Result<(), AppletError> {
         match name {
             "size" | "agnum" => {
                 once('l', name, &mut cli.seen)?;
-                if value.is_empty() {
-                    return Err(fail(format!("-l {name} option requires a value\n")));
-                }
+                let value = required('l', name, value)?;
                 if name == "agnum" {
                     let n = int_value('l', name, value, 0, i64::from(u32::MAX))?;
                     cli.log_agno = Some(n.unsigned_abs());
                     continue;
                 }
-                let invalid =
-                    |why: &str| fail(format!("Invalid value {value} for -l size option. {why}\n"));
                 let bs = i64::from(geometry::BLOCKSIZE);
-                let Some(bytes) = ebsim::compat::cvtnum(bs.unsigned_abs(), 512, value) else {
-                    return Err(invalid("Not a valid value or illegal suffix"));
-                };
-                if bytes < LOG_MIN_BYTES {
-                    return Err(invalid("Value is too small."));
-                }
-                if bytes > LOG_MAX_BYTES {
-                    return Err(invalid("Value is too large."));
-                }
+                let bytes = size_value('l', name, value, LOG_MIN_BYTES, LOG_MAX_BYTES)?;
                 if bytes % 512 != 0 {
                     return Err(fail(format!(
                         "illegal log length {bytes}, not a multiple of 512\n"
@@ -630,10 +611,7 @@ fn parse_n(arg: &str, cli: &mut Cli) -> Result<(), AppletError> {
             }
             "version" => {
                 once('n', name, &mut cli.seen)?;
-                if value.is_empty() {
-                    return Err(fail("-n version option requires a value\n".to_string()));
-                }
-                if value == "ci" {
+                if required('n', name, value)? == "ci" {
                     return Err(fail_plain(
                         "mkfs.xfs: -n version=ci (ASCII case-insensitive names) is not supported by ebsim\n"
                             .to_string(),
@@ -643,23 +621,13 @@ fn parse_n(arg: &str, cli: &mut Cli) -> Result<(), AppletError> {
             }
             "size" => {
                 once('n', name, &mut cli.seen)?;
-                if value.is_empty() {
-                    return Err(fail("-n size option requires a value\n".to_string()));
-                }
-                let invalid =
-                    |why: &str| fail(format!("Invalid value {value} for -n size option. {why}\n"));
+                let value = required('n', name, value)?;
                 let bs = u64::from(geometry::BLOCKSIZE);
-                let Some(n) = ebsim::compat::cvtnum(bs, 512, value) else {
-                    return Err(invalid("Not a valid value or illegal suffix"));
-                };
-                if n < 4096 {
-                    return Err(invalid("Value is too small."));
-                }
-                if n > 65536 {
-                    return Err(invalid("Value is too large."));
-                }
+                let n = size_value('n', name, value, 4096, 65536)?;
                 if !n.unsigned_abs().is_power_of_two() {
-                    return Err(invalid("Value must be a power of 2."));
+                    return Err(fail(format!(
+                        "Invalid value {value} for -n size option. Value must be a power of 2.\n"
+                    )));
                 }
                 if n.unsigned_abs() != bs {
                     return Err(fail_plain(format!(
