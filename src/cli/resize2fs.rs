@@ -192,21 +192,7 @@ fn main(args: &[String], prog: &str) -> Result<i32, AppletError> {
             );
         }
     }
-    let img = match ImageFile::open(path, Access::ReadWrite) {
-        Ok(i) => i,
-        Err(e) => {
-            let reason = match &e {
-                ebsim::blockdev::Error::Io { source, .. } => super::output::strerror(source),
-                ebsim::blockdev::Error::NotFound(_) => "No such file or directory".to_string(),
-                ebsim::blockdev::Error::IsADirectory(_) => "Is a directory".to_string(),
-                other => other.to_string(),
-            };
-            return Err(AppletError::new(
-                1,
-                format!("open: {reason} while opening {device}\n"),
-            ));
-        }
-    };
+    let img = ImageFile::open(path, Access::ReadWrite).map_err(|e| open_failed(&device, &e))?;
     open_and_grow(
         prog,
         &device,
@@ -522,6 +508,18 @@ pub fn run_grow<D: BlockDevice>(
     Ok(0)
 }
 
+/// resize2fs's `open: REASON while opening DEVICE` for an image file
+/// that would not open.
+fn open_failed(device: &str, e: &ebsim::blockdev::Error) -> AppletError {
+    let reason = match e {
+        ebsim::blockdev::Error::Io { source, .. } => super::output::strerror(source),
+        ebsim::blockdev::Error::NotFound(_) => "No such file or directory".to_string(),
+        ebsim::blockdev::Error::IsADirectory(_) => "Is a directory".to_string(),
+        other => other.to_string(),
+    };
+    AppletError::new(1, format!("open: {reason} while opening {device}\n"))
+}
+
 /// Opens the ext4 on `dev`, failing as resize2fs fails to open it.
 fn open_fs<D: BlockDevice>(prog: &str, device: &str, dev: D) -> Result<Ext4<D>, AppletError> {
     Ext4::open(dev).map_err(|e| {
@@ -590,21 +588,14 @@ fn print_min_size(
         Some((image, _)) => Some(freeze(image)?),
         None => None,
     };
-    let img = ImageFile::open(device, Access::ReadOnly).map_err(|e| {
-        let reason = match &e {
-            // Opened read-only, a directory opens; reading it fails.
-            ebsim::blockdev::Error::IsADirectory(_) => {
-                return AppletError::new(
-                    1,
-                    format!("{prog}: Is a directory while trying to open {device}\n"),
-                )
-                .with_stdout(SUPERBLOCK);
-            }
-            ebsim::blockdev::Error::Io { source, .. } => super::output::strerror(source),
-            ebsim::blockdev::Error::NotFound(_) => "No such file or directory".to_string(),
-            other => other.to_string(),
-        };
-        AppletError::new(1, format!("open: {reason} while opening {device}\n"))
+    let img = ImageFile::open(device, Access::ReadOnly).map_err(|e| match e {
+        // Opened read-only, a directory opens; reading it fails.
+        ebsim::blockdev::Error::IsADirectory(_) => AppletError::new(
+            1,
+            format!("{prog}: Is a directory while trying to open {device}\n"),
+        )
+        .with_stdout(SUPERBLOCK),
+        e => open_failed(device, &e),
     })?;
     min_size_of(prog, device, img, force || served.is_some(), version)
 }
@@ -619,17 +610,9 @@ fn min_size_of<D: BlockDevice>(
     force: bool,
     version: Version,
 ) -> Result<i32, AppletError> {
-    use ebsim::fs::ext4::features::incompat;
-    use ebsim::fs::ext4::superblock::{STATE_ERROR, STATE_VALID};
     let fs = open_fs(prog, device, dev)?;
     let sb = fs.superblock();
-    let needs_check = sb.s_state & STATE_ERROR != 0
-        || sb.s_state & STATE_VALID == 0
-        || sb.s_free_blocks_count > sb.s_blocks_count
-        || sb.s_free_inodes_count > sb.s_inodes_count
-        || sb.s_last_orphan != 0
-        || sb.has_incompat(incompat::RECOVER);
-    if needs_check && !force {
+    if grow::needs_check(sb, false).is_some() && !force {
         return Err(AppletError::new(
             1,
             format!("Please run 'e2fsck -f {device}' first.\n\n"),

@@ -477,23 +477,33 @@ fn fs_stride(sb: &Superblock, descs: &[GroupDesc]) -> u32 {
 
 /// resize2fs's refusal to touch a filesystem that needs checking.
 fn check_clean(sb: &Superblock) -> Result<(), Error> {
-    let needs = |why| Err(Error::Grow(GrowError::NeedsCheck(why)));
+    match needs_check(sb, true) {
+        Some(why) => Err(Error::Grow(GrowError::NeedsCheck(why))),
+        None => Ok(()),
+    }
+}
+
+/// Why resize2fs would ask for `e2fsck -f` first, if it would: errors
+/// recorded, not cleanly unmounted, free counts past the totals, orphans
+/// or a journal to recover, and (`since_mount`: for a resize, not for
+/// `-P`) mounted since the last check.
+pub fn needs_check(sb: &Superblock, since_mount: bool) -> Option<&'static str> {
     if sb.s_state & STATE_ERROR != 0 {
-        return needs("errors recorded");
+        return Some("errors recorded");
     }
     if sb.s_state & STATE_VALID == 0 {
-        return needs("not cleanly unmounted");
+        return Some("not cleanly unmounted");
     }
-    if sb.s_lastcheck < sb.s_mtime {
-        return needs("mounted since the last check");
+    if since_mount && sb.s_lastcheck < sb.s_mtime {
+        return Some("mounted since the last check");
     }
     if sb.s_free_blocks_count > sb.s_blocks_count || sb.s_free_inodes_count > sb.s_inodes_count {
-        return needs("free counts exceed totals");
+        return Some("free counts exceed totals");
     }
     if sb.s_last_orphan != 0 || sb.has_incompat(incompat::RECOVER) {
-        return needs("orphans or journal recovery pending");
+        return Some("orphans or journal recovery pending");
     }
-    Ok(())
+    None
 }
 
 /// `adjust_new_size`: drop a last group too small for its metadata (+50
