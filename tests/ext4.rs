@@ -170,6 +170,7 @@ fn mkfs_usage_types_groups_journal_and_tunables() {
             2 * GIB,
         ),
         ("-K", GIB),
+        ("-K -E discard", GIB),
         ("-J size=1", 1536 << 10),
     ] {
         mkfs_matches_real(dir.path(), opts, bytes);

@@ -511,6 +511,8 @@ fn main(args: &[String], argv0: &str, prog: &str) -> Result<i32, AppletError> {
         block_size,
         descs_per_block: block_size / profile.desc_size(),
         blocks_per_group: a.blocks_per_group.map_or(block_size * 8, u64::from),
+        // -K turns the discard off unless -E (read after it) says otherwise.
+        discard: !a.no_discard,
     };
     let ext = mke2fs::extended(&a.extended, &cx).map_err(|e| match e {
         ExtendedError::Unsupported { name, complaints } => {
@@ -558,16 +560,6 @@ fn main(args: &[String], argv0: &str, prog: &str) -> Result<i32, AppletError> {
             Some(i64::from(a.journal_size) as u64 * 1024 / (block_size / 1024));
     }
     profile.reserved_gdt = ext.reserved_gdt;
-    // -K turns the discard off unless -E (read after it) says otherwise.
-    let discard_said = a
-        .extended
-        .iter()
-        .any(|t| matches!(t.as_str(), "discard" | "nodiscard"));
-    let discard = if discard_said {
-        ext.discard
-    } else {
-        !a.no_discard
-    };
     profile.raid_stride = ext.stride;
     profile.raid_stripe_width = ext.stripe_width;
 
@@ -598,7 +590,7 @@ fn main(args: &[String], argv0: &str, prog: &str) -> Result<i32, AppletError> {
         hash_seed: ext.hash_seed.unwrap_or_else(uuid_random),
         label,
         now: super::e2fs_util::e2fsprogs_now(),
-        discard: discard && dev_size_before > 0,
+        discard: ext.discard && dev_size_before > 0,
         tunables: mkfs::Tunables {
             errors: a.errors.unwrap_or(1),
             last_mounted: a.mount_dir.clone().unwrap_or_default().into_bytes(),

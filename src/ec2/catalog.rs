@@ -804,6 +804,7 @@ pub fn make_fs(
                     block_size: 4096,
                     descs_per_block: 4096 / profile.desc_size(),
                     blocks_per_group: 4096 * 8,
+                    discard: true,
                 };
                 let ext = crate::fs::ext4::mke2fs::extended(&[format!("resize={max}")], &cx)
                     .map_err(|e| format!("{e:?}"))?;

@@ -39,23 +39,14 @@ impl SizeType {
         }
     }
 
-    /// The profile's `inode_ratio`.
+    /// mke2fs.conf's `inode_ratio` for this size type.
     pub fn inode_ratio(self) -> u64 {
-        match self {
-            SizeType::Floppy => 8192,
-            SizeType::Small => 4096,
-            SizeType::Default => 16384,
-            SizeType::Big => 32768,
-            SizeType::Huge => 65536,
-        }
+        super::mke2fs::Usage::of(self.name()).inode_ratio
     }
 
-    /// The profile's `blocksize`.
+    /// mke2fs.conf's `blocksize` for this size type.
     pub fn block_size(self) -> u32 {
-        match self {
-            SizeType::Floppy | SizeType::Small => 1024,
-            _ => 4096,
-        }
+        u32::try_from(super::mke2fs::Usage::of(self.name()).block_size).unwrap_or(4096)
     }
 
     /// Its name in mke2fs.conf.

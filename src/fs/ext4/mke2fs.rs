@@ -201,6 +201,8 @@ pub struct ExtendedContext {
     pub descs_per_block: u64,
     /// Blocks per group (`-g`, else 8 × the block size).
     pub blocks_per_group: u64,
+    /// Whether to discard before `-E` says (false after `-K`).
+    pub discard: bool,
 }
 
 /// `strtoul(arg, &end, 0)` with nothing left over: decimal, 0x hex or 0
@@ -250,7 +252,7 @@ fn root_owner(v: &str) -> Option<(u32, u32)> {
 pub fn extended(tokens: &[String], cx: &ExtendedContext) -> Result<Extended, ExtendedError> {
     let mut e = Extended {
         hash_seed: None,
-        discard: true,
+        discard: cx.discard,
         reserved_gdt: None,
         stride: 0,
         stripe_width: 0,
@@ -416,6 +418,7 @@ mod tests {
             block_size: 4096,
             descs_per_block: 64,
             blocks_per_group: 32768,
+            discard: true,
         };
         let base = Extended {
             hash_seed: None,
