@@ -41,6 +41,17 @@ fn group_overhead(sb: &Superblock, grp: u64, old_desc_blocks: u64) -> u64 {
     overhead
 }
 
+/// The classic descriptor table's blocks as resize2fs counts them in each
+/// backup group: `s_first_meta_bg` with meta_bg, else every descriptor
+/// block and the reserve.
+fn old_desc_blocks(sb: &Superblock) -> u64 {
+    if sb.meta_bg() {
+        u64::from(sb.s_first_meta_bg)
+    } else {
+        sb.desc_blocks() + u64::from(sb.s_reserved_gdt_blocks)
+    }
+}
+
 /// The estimate as resize2fs of e2fsprogs `version` computes it: 1.42's
 /// rules before 1.43, today's (the same from 1.45.6 on) otherwise.
 pub fn minimum_size_as(sb: &Superblock, descs: &[GroupDesc], version: Version) -> u64 {
@@ -74,11 +85,7 @@ pub fn minimum_size(sb: &Superblock, descs: &[GroupDesc]) -> u64 {
         return blocks_count;
     }
 
-    let old_desc_blocks = if sb.meta_bg() {
-        u64::from(sb.s_first_meta_bg)
-    } else {
-        sb.desc_blocks() + u64::from(sb.s_reserved_gdt_blocks)
-    };
+    let old_desc_blocks = old_desc_blocks(sb);
 
     // Blocks holding data: everything not free and not metadata.
     let mut data_needed = blocks_count;
@@ -217,11 +224,7 @@ fn minimum_size_1_42(sb: &Superblock, descs: &[GroupDesc]) -> u64 {
     if u64::from(groups) > group_count {
         return blocks_count;
     }
-    let old_desc_blocks = if sb.meta_bg() {
-        u64::from(sb.s_first_meta_bg)
-    } else {
-        sb.desc_blocks() + u64::from(sb.s_reserved_gdt_blocks)
-    };
+    let old_desc_blocks = old_desc_blocks(sb);
     let overhead_of = |grp: u64| group_overhead(sb, grp, old_desc_blocks);
 
     let mut data_needed = blocks_count.wrapping_sub(sb.s_free_blocks_count);
