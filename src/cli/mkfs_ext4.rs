@@ -139,22 +139,19 @@ fn profile(prog: &str, a: &Args, block_size: u64, usage: &Usage) -> Result<Profi
             &format!("ebsim does not make filesystems {what} the feature {name}"),
         ));
     }
-    profile.inode_size = usage.inode_size;
-    if let Some(n) = a
-        .inode_size
-        .or(a.usage_types.as_ref().map(|_| u64::from(usage.inode_size)))
-    {
-        if n < 128 || n > block_size || !n.is_power_of_two() {
-            return Err(AppletError::prog(
-                prog,
-                &format!("invalid inode size {n} (min 128/max {block_size})"),
-            ));
-        }
-        if n == 128 && usage.warn_y2038 {
-            out("128-byte inodes cannot handle dates beyond 2038 and are deprecated\n");
-        }
-        profile.inode_size = n as u32;
+    // -I, else mke2fs.conf's inode_size; checked either way, as mke2fs
+    // checks whichever it got.
+    let n = a.inode_size.unwrap_or(u64::from(usage.inode_size));
+    if n < 128 || n > block_size || !n.is_power_of_two() {
+        return Err(AppletError::prog(
+            prog,
+            &format!("invalid inode size {n} (min 128/max {block_size})"),
+        ));
     }
+    if n == 128 && usage.warn_y2038 {
+        out("128-byte inodes cannot handle dates beyond 2038 and are deprecated\n");
+    }
+    profile.inode_size = n as u32;
     Ok(profile)
 }
 
