@@ -162,6 +162,18 @@ fn gpt_cases() -> Vec<Case> {
         &gpt(G, one, 2 * G),
         "-v -v disk.img 1",
     ));
+    // A disk of at most 4 MiB: libfdisk's grain is one sector, which the
+    // verbose dump names ("grain: 512").
+    v.push(case(
+        "gpt-small-disk-verbose",
+        &sfd(2 * M, "label: gpt\\nstart=2048, size=119\\n", 3 * M),
+        "-v -v disk.img 1",
+    ));
+    v.push(case(
+        "mbr-small-disk-verbose",
+        &sfd(2 * M, "label: dos\\nsize=1043\\n", 3 * M),
+        "-v disk.img 1",
+    ));
     v
 }
 
@@ -721,7 +733,7 @@ fn write_gpt_image(path: &Path, size: u64, start: u64, sectors: u64) {
         "label: gpt\nlabel-id: 296C2A53-2C4A-4B8E-9C1F-0D5E8C3A7B11\nfirst-lba: 34\n\nx1 : start={start}, size={sectors}, type=0FC63DAF-8483-4772-8E79-3D69D8477DE4, uuid=ADFE2CE3-7C6F-4A5B-9A44-2D3B6F0E9C21\n"
     ))
     .unwrap();
-    let batch = sfdisk::apply(&img, &s).unwrap();
+    let batch = sfdisk::apply(&img, &s).unwrap().batch;
     img.commit(&batch).unwrap();
 }
 
@@ -937,7 +949,7 @@ fn interrupted_growpart_rolls_back_at_every_write() {
                 "label: dos\nlabel-id: 0x01020304\n\nx1 : start=2048, size=204800, type=83\nx2 : start=206848, size=409600, type=5\nx5 : start=208896, size=100000, type=83\nx6 : start=311296, size=100000, type=83\n",
             )
             .unwrap();
-            let batch = sfdisk::apply(&img, &s).unwrap();
+            let batch = sfdisk::apply(&img, &s).unwrap().batch;
             img.commit(&batch).unwrap();
         } else {
             write_gpt_image(&p, 1 << 30, 2048, 1_024_000);
@@ -982,4 +994,59 @@ fn interrupted_growpart_rolls_back_at_every_write() {
             assert!(stdout(&v).contains("No problems found"), "{}", stdout(&v));
         }
     }
+}
+
+/// An image file under `/dev/` (a scratch image in `/dev/shm`) is a file of
+/// this machine, not an instance's device: growpart and mkfs.ext4 act on it
+/// with no instance anywhere.
+#[test]
+fn an_image_in_dev_shm_is_a_host_file() {
+    let shm = Path::new("/dev/shm");
+    if !shm.is_dir() {
+        return;
+    }
+    let home = tempfile::tempdir().expect("home");
+    let dir = tempfile::tempdir_in(shm).expect("tempdir in /dev/shm");
+    let img = dir.path().join("disk.img");
+    write_gpt_image(&img, 64 * M, 2048, 2048);
+    std::fs::File::options()
+        .write(true)
+        .open(&img)
+        .and_then(|f| f.set_len(128 * M))
+        .expect("grow the file");
+    let out = ebsim("growpart")
+        .arg(&img)
+        .arg("1")
+        .env("EBSIM_HOME", home.path())
+        .env_remove("EBSIM_INSTANCE")
+        .output()
+        .expect("growpart");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.starts_with("CHANGED: partition=1"), "{stdout}");
+    let out = ebsim("mkfs.ext4")
+        .args(["-q", "-F"])
+        .arg(&img)
+        .env("EBSIM_HOME", home.path())
+        .env_remove("EBSIM_INSTANCE")
+        .output()
+        .expect("mkfs.ext4");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        std::fs::read_dir(home.path())
+            .expect("home")
+            .next()
+            .is_none(),
+        "no cloud state was made"
+    );
 }

@@ -18,7 +18,7 @@ fn base_image(gpt: bool) -> MemDevice {
         "label: dos\nlabel-id: 0x12345678\n\nd1 : start=2048, size=1024, type=83, bootable\nd2 : start=3072, size=4096, type=5\nd5 : start=4096, size=1024, type=83\nd6 : start=6144, size=512, type=82\n"
     };
     let s = script::parse(text).unwrap();
-    let batch = sfdisk::apply(&dev, &s).unwrap();
+    let batch = sfdisk::apply(&dev, &s).unwrap().batch;
     dev.commit(&batch).unwrap();
     dev
 }
@@ -46,7 +46,7 @@ fn exercise(dev: &MemDevice, grown_by: u64) {
     let Ok(p) = probe(&dev) else { return };
     let Some(label) = p.label else { return };
     let sector0 = dev.read_vec(0, 512).unwrap();
-    let text = script::render(&script::dump(&label, "d"));
+    let text = script::render(&script::dump(&label, "d", 1 << 21));
     let parsed = script::parse(&text).unwrap();
     let _ = sfdisk::apply(&dev, &parsed);
     for resizer in [Resizer::Sfdisk, Resizer::Sgdisk] {

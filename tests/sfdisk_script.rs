@@ -58,6 +58,25 @@ const CASES: &[(&str, &str, &str)] = &[
     ("100M", "", "label: gpt\n2048 1M L\n,,V\n"),
     ("100M", "", "label: gpt\nstart=1M, size=1GiB\n"),
     ("100M", "", "label: gpt\nsize=10MB\n,+5M\n"),
+    // A largest free area under two grains: its start is not aligned.
+    ("4194816", "", "label: gpt\nsize=100\nsize=200\n,\n"),
+    // Sizes past the free area they start in (libfdisk does not check).
+    (
+        "4193792",
+        "",
+        "label: gpt\nsize=40KiB\nstart=786, size=716K, type=S\nstart=4224, size=172KiB\n,\nsize=1M\n",
+    ),
+    // Script headers: the grain, LBAs out of range (warned twice).
+    (
+        "100M",
+        "",
+        "label: gpt\ngrain: 512\nsize=100\nsize=1000\n,\n",
+    ),
+    ("100M", "", "label: gpt\nfirst-lba: 10\nsize=100\n"),
+    ("2M", "", "label: gpt\nlast-lba: 5000000\nsize=100\n"),
+    // Disks of at most 4 MiB: a one-sector grain, first LBA 34.
+    ("3M", "", "label: gpt\nsize=100\nsize=200\n,\n"),
+    ("4M", "", "label: gpt\nsize=25KiB\n,1M\n,\n"),
     // GPT over an existing GPT.
     (
         "64M",
@@ -91,6 +110,37 @@ const CASES: &[(&str, &str, &str)] = &[
     ("100M", "", "label: dos\n,1M,U,*\n,1M,R\n,1M,V\n,,X\n"),
     ("100M", "", "label: dos\n;\n"),
     ("100M", "", "label: dos\nsize=+\n"),
+    (
+        "100M",
+        "",
+        "label: dos\ngrain: 4096\nsize=100\nsize=1000\n,\n",
+    ),
+    // A line after one that took the whole disk: no primary is possible.
+    ("1G", "", "label: dos\n,\nsize=100M\n"),
+    // Four primaries: sfdisk stops reading ("All partitions used.").
+    (
+        "5M",
+        "",
+        "label: dos\nsize=660\nsize=112K\nsize=150K\nsize=1705\nsize=1M, type=82\n",
+    ),
+    // A size past the disk's end: the search ends past the last sector.
+    ("5M", "", "label: dos\nsize=5M\n"),
+    (
+        "100M",
+        "",
+        "label: dos\nstart=6399, size=2M\nsize=26071K, type=83\n",
+    ),
+    // Disks of at most 4 MiB: a one-sector grain, first LBA 1.
+    ("3M", "", "label: dos\nsize=25KiB, type=S\n"),
+    ("2M", "", "label: dos\nsize=1M, type=82\n"),
+    ("3M", "", "label: dos\nsize=100\nsize=200\n,\n"),
+    (
+        "3146240",
+        "",
+        "label: dos\nsize=58KiB\nsize=1M, type=5\n,\n,\nsize=127K, type=82\n",
+    ),
+    // Past 2^32 sectors libfdisk warns that DOS cannot address the disk.
+    ("3T", "", "label: dos\nsize=91KiB\n"),
     // DOS over an existing DOS table.
     (
         "64M",

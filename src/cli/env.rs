@@ -109,11 +109,17 @@ pub fn target_context(
     target: &str,
     tags: bool,
 ) -> Option<Result<Context, AppletError>> {
-    match Target::of(target, tags) {
+    match Target::of(target, tags, in_instance()) {
         Target::Host => None,
         Target::Path => maybe_context().map(Ok),
         Target::Device => Some(context().map_err(|why| AppletError::prog(prog, &why))),
     }
+}
+
+/// Where a tool's device argument points, by the one rule of [`Target`],
+/// knowing whether this command runs inside an instance.
+pub fn target(arg: &str, tags: bool) -> Target {
+    Target::of(arg, tags, in_instance())
 }
 
 /// The OS release whose tools the applets copy: the instance's inside

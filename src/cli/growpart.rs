@@ -255,7 +255,7 @@ fn main(args: &[OsString]) -> Result<i32, AppletError> {
         verbosity: a.verbosity,
         log,
     };
-    if Target::of(&disk_arg, false) == Target::Device {
+    if super::env::target(&disk_arg, false) == Target::Device {
         return grow_guest_device(&disk_arg, &part, &a, &mut dbg);
     }
     let disk_path = Path::new(&disk_arg);

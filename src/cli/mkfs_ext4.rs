@@ -384,7 +384,7 @@ fn main(args: &[String], argv0: &str, prog: &str) -> Result<i32, AppletError> {
     // A device name is a disk or partition of the emulated instance, whose
     // e2fsprogs the banner shows.
     let guest_ctx = match operands.first() {
-        Some(d) if Target::of(d, false) == Target::Device => Some(super::env::context()),
+        Some(d) if super::env::target(d, false) == Target::Device => Some(super::env::context()),
         _ => None,
     };
     let e2fsprogs = match &guest_ctx {

@@ -188,7 +188,7 @@ fn mkfs_main(prog: &str, argv0: &str, args: &[OsString]) -> Result<i32, AppletEr
     };
 
     // A device of the emulated instance, or a file of this machine.
-    let guest = if Target::of(&dfile, false) == Target::Device {
+    let guest = if super::env::target(&dfile, false) == Target::Device {
         Some(guest_device(prog, &dfile)?)
     } else {
         let meta = std::fs::metadata(&dfile).map_err(|e| {

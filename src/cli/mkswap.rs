@@ -18,6 +18,7 @@ use ebsim::blockdev::image::Access;
 use ebsim::blockdev::{BlockDevice, ImageFile};
 use ebsim::fs::swap::{self, SwapError, SwapOptions};
 use ebsim::guest::Target;
+use ebsim::guest::human::size_3letter as size_string;
 use std::ffi::OsString;
 
 /// The machine's page size (x86-64 and the EC2 guests ebsim models).
@@ -201,7 +202,7 @@ fn main(args: &[OsString]) -> Result<i32, AppletError> {
     };
 
     // Which device, and is it in use.
-    let device = match Target::of(&devname, false) {
+    let device = match super::env::target(&devname, false) {
         Target::Device => {
             let ctx = super::env::context().map_err(|why| fail(&why))?;
             let Some(r) = ctx.resolve(&devname) else {
@@ -481,17 +482,6 @@ fn holes(dev: &dyn BlockDevice, devname: &str, verbose: bool) -> Result<(), Appl
     text.push('\n');
     err(&text);
     Ok(())
-}
-
-/// util-linux `size_to_human_string` with a space and a three-letter
-/// suffix ("64 MiB", "1.5 GiB").
-fn size_string(bytes: u64) -> String {
-    let s = ebsim::guest::human::lsblk_size(bytes);
-    match s.char_indices().last() {
-        Some((i, 'B')) => format!("{} B", &s[..i]),
-        Some((i, c)) => format!("{} {c}iB", &s[..i]),
-        None => s,
-    }
 }
 
 #[cfg(test)]

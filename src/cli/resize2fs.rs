@@ -90,7 +90,11 @@ fn main(args: &[String], prog: &str) -> Result<i32, AppletError> {
     // guest's e2fsprogs (also inside `ebsim shell`).
     // resize2fs resolves UUID= and LABEL= itself (blkid). An absolute path
     // that is no file here may be a mount point there.
-    let targets: Vec<Target> = args.iter().skip(1).map(|a| Target::of(a, true)).collect();
+    let targets: Vec<Target> = args
+        .iter()
+        .skip(1)
+        .map(|a| super::env::target(a, true))
+        .collect();
     let ctx = if env::in_instance() || targets.contains(&Target::Device) {
         Some(env::context())
     } else if targets.contains(&Target::Path) {
@@ -155,7 +159,7 @@ fn main(args: &[String], prog: &str) -> Result<i32, AppletError> {
         return print_min_size(prog, &device, ctx, force, e2fsprogs.version);
     }
 
-    match Target::of(&device, true) {
+    match super::env::target(&device, true) {
         Target::Device => {
             return match ctx.unwrap_or_else(env::context) {
                 Ok(c) => resize_guest(prog, &device, size_str.as_deref(), force, &c),
@@ -549,7 +553,7 @@ fn print_min_size(
     let freeze = |image: &std::path::Path| {
         ebsim::fuse::control::freeze(image).map_err(|e| AppletError::prog(prog, &e.to_string()))
     };
-    match Target::of(device, true) {
+    match super::env::target(device, true) {
         Target::Device => {
             let ctx = ctx
                 .unwrap_or_else(env::context)

@@ -11,7 +11,7 @@ use super::env;
 use super::output::{err, out};
 use ebsim::blockdev::image::Access;
 use ebsim::blockdev::{BlockDevice, ImageFile};
-use ebsim::partition::{self, script};
+use ebsim::partition::{self, SECTOR, script};
 use std::ffi::OsString;
 use std::io::Read;
 
@@ -35,7 +35,7 @@ impl Source {
 }
 
 fn source(dev: &str) -> Result<Source, String> {
-    if !dev.starts_with("/dev/") {
+    if super::env::target(dev, false) != ebsim::guest::Target::Device {
         return Ok(Source::File);
     }
     let ctx = env::context()?;
@@ -48,7 +48,9 @@ fn source(dev: &str) -> Result<Source, String> {
 
 fn write(dev: &str, src: &Source, s: &script::Script) -> Result<(), String> {
     let img = src.open(dev, Access::ReadOnly)?;
-    let batch = partition::sfdisk::apply(img.as_ref(), s).map_err(|r| r.messages.join("\n"))?;
+    let batch = partition::sfdisk::apply(img.as_ref(), s)
+        .map_err(|r| r.messages.join("\n"))?
+        .batch;
     drop(img);
     let mut img = src.open(dev, Access::ReadWrite)?;
     img.commit(&batch).map_err(|e| format!("{dev}: {e}"))
@@ -72,8 +74,9 @@ fn run_inner(args: &[String]) -> Result<i32, String> {
                 .ok()
                 .and_then(|p| p.label)
                 .ok_or_else(|| format!("{dev}: does not contain a recognized partition table"))?;
+            let total = img.size() / SECTOR;
             drop(img);
-            let mut s = script::dump(&label, dev);
+            let mut s = script::dump(&label, dev, total);
             // As sfdisk does on a disk that grew: the table is written for
             // the disk's size now (its backup GPT at the new end).
             s.headers.retain(|(k, _)| k != "last-lba");
@@ -100,7 +103,7 @@ fn run_inner(args: &[String]) -> Result<i32, String> {
                 .ok()
                 .and_then(|p| p.label)
                 .ok_or_else(|| format!("{dev}: does not contain a recognized partition table"))?;
-            out(&script::render(&script::dump(&label, dev)));
+            out(&script::render(&script::dump(&label, dev, img.size() / SECTOR)));
             Ok(0)
         }
         [flag, dev] if flag == "-q" || flag == "--quiet" => {
@@ -112,10 +115,14 @@ fn run_inner(args: &[String]) -> Result<i32, String> {
             let src = source(dev)?;
             let img = src.open(dev, Access::ReadOnly)?;
             match partition::sfdisk::apply(img.as_ref(), &s) {
-                Ok(batch) => {
+                Ok(applied) => {
                     drop(img);
+                    for w in &applied.warnings {
+                        err(&format!("{w}\n"));
+                    }
                     let mut img = src.open(dev, Access::ReadWrite)?;
-                    img.commit(&batch).map_err(|e| format!("{dev}: {e}"))?;
+                    img.commit(&applied.batch)
+                        .map_err(|e| format!("{dev}: {e}"))?;
                     Ok(0)
                 }
                 Err(r) => {

@@ -170,7 +170,7 @@ fn main(args: &[OsString]) -> Result<i32, AppletError> {
 /// a mount point there (a file of this machine is never one). None: not
 /// the instance's business, go on with the host path.
 fn guest_growfs(prog: &str, target: &str, f: &GrowOptions) -> Option<Result<i32, AppletError>> {
-    let is_dev = Target::of(target, false) == Target::Device;
+    let is_dev = super::env::target(target, false) == Target::Device;
     let ctx = match super::env::target_context(prog, target, false)? {
         Ok(c) => c,
         Err(e) => return Some(Err(e)),

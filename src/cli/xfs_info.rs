@@ -57,7 +57,7 @@ fn main(args: &[OsString]) -> Result<i32, AppletError> {
 /// else is read by `xfs_db`, which refuses a device with a mounted
 /// filesystem. None: a file of this machine.
 fn info_guest(target: &str) -> Option<Result<i32, AppletError>> {
-    let is_dev = Target::of(target, false) == Target::Device;
+    let is_dev = super::env::target(target, false) == Target::Device;
     let ctx = match super::env::target_context("xfs_info", target, false)? {
         Ok(c) => c,
         Err(e) => return Some(Err(e)),

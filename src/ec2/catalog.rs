@@ -757,9 +757,9 @@ impl ImageBuilder for NativeImageBuilder {
         let mut img = crate::blockdev::ImageFile::create(path, len).map_err(|e| e.to_string())?;
         let sectors = len / SECTOR;
         let script = table_script(image, sectors);
-        let batch =
+        let applied =
             crate::partition::sfdisk::apply(&img, &script).map_err(|r| r.messages.join("; "))?;
-        img.commit(&batch).map_err(|e| e.to_string())?;
+        img.commit(&applied.batch).map_err(|e| e.to_string())?;
         for p in image.layout.partitions {
             let Some(fs) = p.fs else { continue };
             let end = p

@@ -10,6 +10,18 @@ pub fn lsblk_size(bytes: u64) -> String {
     })
 }
 
+/// util-linux's `size_to_human_string` with a space and a three-letter
+/// suffix, as its messages print sizes: "64 MiB", "1.5 GiB", "0 B".
+pub fn size_3letter(bytes: u64) -> String {
+    let s = lsblk_size(bytes);
+    let (num, unit) = s.split_at(s.len() - 1);
+    if unit == "B" {
+        format!("{num} B")
+    } else {
+        format!("{num} {unit}iB")
+    }
+}
+
 /// lsblk ≤ 2.35: the fraction was rounded in 1/1024 steps.
 pub fn lsblk_size_old(bytes: u64) -> String {
     lsblk_size_with(bytes, |frac, exp| {

@@ -287,7 +287,7 @@ fn plan_sfdisk(
     }
     // Before 0.33 `end` is one past the last sector, and so is max_end.
     let past = i128::from(opts.compat.end_past());
-    let dump = script::dump(disk.label, disk.name);
+    let dump = script::dump(disk.label, disk.name, disk.size_bytes / SECTOR);
     let dump_text = script::render(&dump);
     debug(
         &mut dbg,
@@ -506,7 +506,7 @@ fn nochange(
 }
 
 fn sfdisk_writes(disk: &DiskView<'_>, s: &Script) -> Result<WriteBatch, Rejection> {
-    sfdisk::apply_to(disk.size_bytes / SECTOR, disk.sector0, s)
+    sfdisk::apply_to(disk.size_bytes / SECTOR, disk.sector0, s).map(|a| a.batch)
 }
 
 fn join_lines(lines: &[String]) -> String {

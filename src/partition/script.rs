@@ -80,12 +80,20 @@ fn quote(s: &str) -> String {
     out
 }
 
-/// The dump sfdisk prints for `label` on `device` (the path as typed).
-pub fn dump(label: &Label, device: &str) -> Script {
-    match label {
+/// The dump sfdisk prints for `label` on `device` (the path as typed), a
+/// disk of `total_sectors`.
+pub fn dump(label: &Label, device: &str, total_sectors: u64) -> Script {
+    let mut s = match label {
         Label::Gpt(g) => dump_gpt(g, device),
         Label::Dos(d) => dump_dos(d, device),
+    };
+    // libfdisk names its grain when it is not 1 MiB: on a disk of at most
+    // 4 MiB it is one sector. The header goes before `sector-size`.
+    if total_sectors <= 4 * 2048 {
+        let at = s.headers.len() - 1;
+        s.headers.insert(at, ("grain".into(), SECTOR.to_string()));
     }
+    s
 }
 
 fn common_headers(label: &str, id: String, device: &str) -> Vec<(String, String)> {
@@ -257,6 +265,18 @@ pub struct ParseError {
 /// Returns the sectors and whether a unit was given (a leading `+` is
 /// allowed and changes nothing).
 fn number(v: &str) -> Option<(u64, bool)> {
+    let (n, unit) = size_with_unit(v)?;
+    Some(if unit { (n / SECTOR, true) } else { (n, false) })
+}
+
+/// A size as libfdisk's `parse_size` reads one: a plain number, or bytes
+/// with a unit as in [`number`] (the `grain:` header).
+pub fn parse_size_bytes(v: &str) -> Option<u64> {
+    size_with_unit(v).map(|(n, _)| n)
+}
+
+/// The number and whether a unit was given; with a unit, in bytes.
+fn size_with_unit(v: &str) -> Option<(u64, bool)> {
     let v = v.trim();
     let v = v.strip_prefix('+').unwrap_or(v);
     let digits = v.find(|c: char| !c.is_ascii_digit()).unwrap_or(v.len());
@@ -280,8 +300,7 @@ fn number(v: &str) -> Option<(u64, bool)> {
         "B" | "b" => 1000,
         _ => return None,
     };
-    let bytes = n.checked_mul(base.checked_pow(pow)?)?;
-    Some((bytes / SECTOR, true))
+    Some((n.checked_mul(base.checked_pow(pow)?)?, true))
 }
 
 /// Splits a line of positional fields (`start, size, type, bootable`):

@@ -74,36 +74,100 @@ fn fail(warning: impl Into<String>, errno: Errno) -> AddError {
 
 /// The sector size sfdisk uses for image files.
 const SS: u64 = SECTOR;
-/// libfdisk's first LBA for a 1 MiB grain on 512-byte sectors.
-const DEFAULT_FIRST_LBA: u64 = 2048;
-/// libfdisk's alignment grain for image files: 1 MiB in sectors.
-const GRAIN: u64 = 2048;
-
-fn align_up(lba: u64) -> u64 {
-    lba.div_ceil(GRAIN).saturating_mul(GRAIN)
+/// libfdisk's alignment on an image file (no I/O hints, no alignment
+/// offset): a grain of 1 MiB and a first LBA of 2048, except on a device
+/// of at most 4 MiB (8192 sectors), where both shrink to one sector. A
+/// script's `grain:` header (bytes, a multiple of 512) replaces the grain.
+#[derive(Debug, Clone, Copy)]
+struct Align {
+    /// The grain in sectors.
+    grain: u64,
+    /// The first LBA the topology offers (the DOS label starts there).
+    first_lba: u64,
 }
 
-fn align_down(lba: u64) -> u64 {
-    lba / GRAIN * GRAIN
+/// Which way [`Align::lba`] moves an unaligned sector.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Dir {
+    Up,
+    Down,
+    Nearest,
 }
 
-/// The nearest grain boundary; a tie goes up.
-fn align_nearest(lba: u64) -> u64 {
-    align_down(lba.saturating_add(GRAIN / 2))
-}
+impl Align {
+    /// A device of at most this many sectors gets a one-sector grain.
+    const SMALL_DISK: u64 = 4 * 2048;
 
-/// The end sfdisk gives a partition whose size had a unit: the last sector
-/// `end` asked for moves to the nearest grain boundary, kept within
-/// `[align_up(start), align_down(limit)]`, minus one. Small sizes (up to a
-/// grain past the start) are kept as asked.
-fn aligned_end(start: u64, end: u64, limit: u64) -> u64 {
-    if end.saturating_sub(start) < GRAIN {
-        return end;
+    fn for_disk(total: u64, script: &Script) -> Result<Align, Rejection> {
+        let small = total <= Self::SMALL_DISK;
+        let mut al = if small {
+            Align {
+                grain: 1,
+                first_lba: 1,
+            }
+        } else {
+            Align {
+                grain: 2048,
+                first_lba: 2048,
+            }
+        };
+        if let Some(v) = script.header("grain") {
+            let bytes = super::script::parse_size_bytes(v)
+                .filter(|b| b % SS == 0)
+                .ok_or_else(|| {
+                    Rejection::new(
+                        Vec::new(),
+                        format!(
+                            "Failed to apply script headers, disk label not created: {}",
+                            Errno::Invalid.text()
+                        ),
+                    )
+                })?;
+            // A grain of 0 is no grain asked for.
+            if bytes > 0 {
+                al.grain = bytes / SS;
+            }
+        }
+        Ok(al)
     }
-    let e = align_nearest(end)
-        .min(align_down(limit))
-        .max(align_up(start));
-    if e > start { e - 1 } else { e }
+
+    /// True when an end given with a unit is aligned (libfdisk's
+    /// `alignment_required`: the grain is more than a sector).
+    fn required(&self) -> bool {
+        self.grain != 1
+    }
+
+    /// libfdisk's `fdisk_align_lba`: an unaligned sector below `first`
+    /// becomes `first`; others move to a grain boundary.
+    fn lba(&self, lba: u64, dir: Dir, first: u64) -> u64 {
+        let g = self.grain;
+        if lba % g == 0 {
+            return lba;
+        }
+        if lba < first {
+            return first;
+        }
+        match dir {
+            Dir::Up => (lba / g + 1).saturating_mul(g),
+            Dir::Down => lba / g * g,
+            Dir::Nearest => lba.saturating_add(g / 2) / g * g,
+        }
+    }
+
+    /// libfdisk's `fdisk_align_lba_in_range`: `lba` aligned to the
+    /// nearest boundary within `[start, stop]` (both aligned inwards), or
+    /// left alone when that range holds less than a grain.
+    fn in_range(&self, lba: u64, start: u64, stop: u64, first: u64) -> u64 {
+        let (mut start, mut stop) = (start, stop);
+        if start.saturating_add(self.grain) <= stop {
+            start = self.lba(start, Dir::Up, first);
+            stop = self.lba(stop, Dir::Down, first);
+        }
+        if start.saturating_add(self.grain) > stop {
+            return lba;
+        }
+        self.lba(lba, Dir::Nearest, first).clamp(start, stop)
+    }
 }
 
 /// The type a shorthand letter stands for (`L`inux, `S`wap, `U`EFI system,
@@ -128,8 +192,17 @@ fn shorthand(t: &str, gpt: bool) -> Option<&'static str> {
     })
 }
 
+/// What sfdisk would do with a script it accepts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Applied {
+    /// The writes to make.
+    pub batch: WriteBatch,
+    /// libfdisk's warnings on the way, one line each.
+    pub warnings: Vec<String>,
+}
+
 /// Applies `script` to `dev` as sfdisk would; returns the writes to make.
-pub fn apply(dev: &dyn BlockDevice, script: &Script) -> Result<WriteBatch, Rejection> {
+pub fn apply(dev: &dyn BlockDevice, script: &Script) -> Result<Applied, Rejection> {
     let mut sector0 = vec![0u8; SS as usize];
     dev.read_at(0, &mut sector0).map_err(|e| Rejection {
         messages: vec![format!("cannot read sector 0: {e}")],
@@ -139,14 +212,17 @@ pub fn apply(dev: &dyn BlockDevice, script: &Script) -> Result<WriteBatch, Rejec
 
 /// Applies `script` to a disk of `total` sectors whose sector 0 is
 /// `sector0`, as sfdisk would; returns the writes to make. Pure.
-pub fn apply_to(total: u64, sector0: &[u8], script: &Script) -> Result<WriteBatch, Rejection> {
+pub fn apply_to(total: u64, sector0: &[u8], script: &Script) -> Result<Applied, Rejection> {
     if sector0.len() < SS as usize {
         return Err(Rejection {
             messages: vec!["sector 0 is incomplete".into()],
         });
     }
     match script.header("label") {
-        Some("gpt") => apply_gpt(total, sector0, script),
+        Some("gpt") => apply_gpt(total, sector0, script).map(|batch| Applied {
+            batch,
+            warnings: Vec::new(),
+        }),
         Some("dos") => apply_dos(total, sector0, script),
         other => Err(Rejection {
             messages: vec![format!("unsupported label '{}'", other.unwrap_or_default())],
@@ -173,11 +249,22 @@ fn header_failure(msg: &str, errno: Errno) -> Rejection {
     )
 }
 
+/// A `first-lba:` or `last-lba:` header out of range: libfdisk checks the
+/// script's value twice (as it creates the label and as it applies the
+/// headers), warning each time.
+fn lba_out_of_range(which: &str) -> Rejection {
+    let msg = format!("{which} LBA specified by script is out of range.");
+    let mut r = header_failure(&msg, Errno::Range);
+    r.messages.insert(0, msg);
+    r
+}
+
 fn entry_sectors(nents: u64) -> u64 {
     (nents * u64::from(gpt::ENTRY_SIZE)).div_ceil(SS)
 }
 
 fn apply_gpt(total: u64, sector0: &[u8], script: &Script) -> Result<WriteBatch, Rejection> {
+    let al = Align::for_disk(total, script)?;
     let mut nents = header_u64(script, "table-length")?.unwrap_or(u64::from(gpt::DEFAULT_ENTRIES));
     // libfdisk shrinks the table until it fits the device.
     let (flba, llba) = loop {
@@ -195,21 +282,15 @@ fn apply_gpt(total: u64, sector0: &[u8], script: &Script) -> Result<WriteBatch, 
     };
     let first = match header_u64(script, "first-lba")? {
         Some(f) if f < flba || f > llba => {
-            return Err(header_failure(
-                "First LBA specified by script is out of range.",
-                Errno::Range,
-            ));
+            return Err(lba_out_of_range("First"));
         }
         Some(f) => f,
-        None if flba < DEFAULT_FIRST_LBA && DEFAULT_FIRST_LBA < llba => DEFAULT_FIRST_LBA,
+        None if flba < al.first_lba && al.first_lba < llba => al.first_lba,
         None => flba,
     };
     let last = match header_u64(script, "last-lba")? {
         Some(l) if l > llba || l < flba => {
-            return Err(header_failure(
-                "Last LBA specified by script is out of range.",
-                Errno::Range,
-            ));
+            return Err(lba_out_of_range("Last"));
         }
         Some(l) => l,
         None => llba,
@@ -227,27 +308,40 @@ fn apply_gpt(total: u64, sector0: &[u8], script: &Script) -> Result<WriteBatch, 
         name: Vec::new(),
     };
     let mut entries = vec![empty; nents as usize];
+    let mut next = 0usize;
     for p in &script.partitions {
-        let partno = p
-            .partno
-            .or_else(|| entries.iter().position(|e| !e.is_used()))
-            .unwrap_or(usize::MAX);
-        if let Err(e) = gpt_add(&mut entries, first, last, partno, p) {
-            let n = partno.saturating_add(1);
-            return Err(Rejection::new(
-                e.warning.into_iter().collect(),
-                format!("Failed to add #{n} partition: {}", e.errno.text()),
-            ));
+        // sfdisk stops reading once the partition after the last one added
+        // would be past a full table ("All partitions used.").
+        if next > 0 && next == entries.len() && entries.iter().all(GptEntry::is_used) {
+            break;
+        }
+        let partno = match p.partno {
+            Some(n) if n >= entries.len() || entries[n].is_used() => None,
+            Some(n) => Some(n),
+            None => entries.iter().position(|e| !e.is_used()),
+        };
+        let added = match partno {
+            Some(n) => gpt_add(&mut entries, &al, (first, last), n, p).map(|()| n),
+            // libfdisk's `fdisk_partition_next_partno` found no number.
+            None => Err(AddError {
+                warning: None,
+                errno: Errno::Range,
+            }),
+        };
+        match added {
+            Ok(n) => next = n + 1,
+            Err(e) => return Err(add_failure(Vec::new(), e, next)),
         }
     }
     let used: Vec<&GptEntry> = entries.iter().filter(|e| e.is_used()).collect();
     for (i, a) in used.iter().enumerate() {
         for b in &used[..i] {
             if a.first_lba <= b.last_lba && b.first_lba <= a.last_lba {
-                return Err(Rejection::new(
-                    Vec::new(),
-                    format!("Failed to write disklabel: {}", Errno::Invalid.text()),
-                ));
+                // libfdisk refuses to write overlapping partitions without a
+                // word; sfdisk just fails.
+                return Err(Rejection {
+                    messages: Vec::new(),
+                });
             }
         }
     }
@@ -273,49 +367,41 @@ fn first_available(entries: &[GptEntry], first: u64, last: u64, start: u64) -> u
     if f > last { 0 } else { f }
 }
 
-/// libfdisk's default start: the aligned first sector of the largest free
-/// area (the first of equal ones). Free areas are the gaps between
-/// partitions from the first usable LBA, each starting at the grain
-/// boundary at or after the gap; a gap of less than a grain does not count.
-fn first_in_largest(entries: &[GptEntry], first: u64, last: u64) -> Option<u64> {
-    let mut used: Vec<(u64, u64)> = entries
+/// libfdisk's `find_last_free`: the last sector of the free area that
+/// `start` is in (before the next partition, else the last usable LBA).
+fn last_free(entries: &[GptEntry], last: u64, start: u64) -> u64 {
+    entries
         .iter()
-        .filter(|e| e.is_used())
-        .map(|e| (e.first_lba, e.last_lba))
-        .collect();
-    used.sort_unstable();
-    let mut areas = Vec::new();
-    let mut cur = first;
-    let mut nparts = 0u64;
-    let area = |from: u64, to: u64, areas: &mut Vec<(u64, u64)>| {
-        let s = align_up(from);
-        if s <= to {
-            areas.push((s, to - s + 1));
-        }
-    };
-    for (s, e) in used {
-        if cur.saturating_add(GRAIN) <= s {
-            area(cur + u64::from(nparts > 0), s - 1, &mut areas);
-        }
-        cur = cur.max(e);
-        nparts += 1;
-    }
-    if cur.saturating_add(GRAIN) < last {
-        area(cur + u64::from(nparts > 0), last, &mut areas);
-    }
-    let mut best: Option<(u64, u64)> = None;
-    for a in areas {
-        if best.is_none_or(|b| a.1 > b.1) {
-            best = Some(a);
-        }
-    }
-    best.map(|b| b.0)
+        .filter(|e| e.first_lba > start && e.first_lba < last)
+        .map(|e| e.first_lba - 1)
+        .min()
+        .unwrap_or(last)
 }
 
+/// libfdisk's `find_first_in_largest`: the first sector of the largest
+/// free area (the first of equal ones), or 0 when none is free.
+fn first_in_largest(entries: &[GptEntry], first: u64, last: u64) -> u64 {
+    let (mut start, mut best, mut best_size) = (0, 0, 0);
+    loop {
+        let f = first_available(entries, first, last, start);
+        if f == 0 {
+            return best;
+        }
+        let l = last_free(entries, last, f);
+        let size = l - f + 1;
+        if size > best_size {
+            (best, best_size) = (f, size);
+        }
+        start = l + 1;
+    }
+}
+
+/// libfdisk's `gpt_add_partition` for a script line (`first`..`last`: the
+/// usable LBAs).
 fn gpt_add(
     entries: &mut [GptEntry],
-    first: u64,
-    last: u64,
+    al: &Align,
+    (first, last): (u64, u64),
     partno: usize,
     p: &ScriptPartition,
 ) -> Result<(), AddError> {
@@ -334,47 +420,58 @@ fn gpt_add(
             Errno::Range,
         ));
     }
+    if entries.iter().all(GptEntry::is_used) {
+        return Err(fail("All partitions are already in use.", Errno::NoSpace));
+    }
     if first_available(entries, first, last, first) == 0 {
         return Err(fail("No free sectors available.", Errno::NoSpace));
     }
-    let start = match p.start {
-        Some(start) => start,
-        None => first_in_largest(entries, first, last)
-            .ok_or_else(|| fail("No enough free sectors available.", Errno::NoSpace))?,
-    };
-    if first_available(entries, first, last, start) != start {
-        return Err(fail(format!("Sector {start} already used."), Errno::Range));
+    // The default start: the largest free area, aligned within itself.
+    let dflt_f = first_in_largest(entries, first, last);
+    let dflt_l = last_free(entries, last, dflt_f);
+    if p.start.is_none() && (dflt_l + 1).saturating_sub(dflt_f) < al.grain {
+        return Err(fail("No enough free sectors available.", Errno::NoSpace));
     }
-    // The end of the free area `start` is in; in the last area (up to the
-    // last usable LBA) it is aligned down to the grain, minus one.
-    let area_end = entries
-        .iter()
-        .filter(|e| e.is_used() && e.first_lba > start)
-        .map(|e| e.first_lba - 1)
-        .min()
-        .unwrap_or(last);
-    let dflt_end = if area_end == last && align_down(last) > start {
-        align_down(last) - 1
+    let start = match p.start {
+        None => al.in_range(dflt_f, dflt_f, dflt_l, first),
+        Some(start) => {
+            if first_available(entries, first, last, start) != start {
+                return Err(fail(format!("Sector {start} already used."), Errno::Range));
+            }
+            start
+        }
+    };
+    // The default end: the end of the free area `start` is in; in the last
+    // area (up to the last usable LBA) one before its aligned end.
+    let max_l = last_free(entries, last, start);
+    let dflt_end = if max_l == last {
+        al.in_range(max_l, start, max_l, first).wrapping_sub(1)
     } else {
-        area_end
+        max_l
     };
     let end = match p.size {
         None => dflt_end,
-        Some(size) if size > 0 => {
-            let end = start.saturating_add(size - 1);
-            if p.size_aligned {
-                aligned_end(start, end, dflt_end)
-            } else {
-                end
+        Some(size) => {
+            let mut end = start.saturating_add(size).wrapping_sub(1);
+            if end != dflt_end
+                && p.size_aligned
+                && al.required()
+                && end.wrapping_sub(start) > al.grain
+            {
+                end = al.in_range(end, start, dflt_end, first);
+                if end > start {
+                    end -= 1;
+                }
             }
-        }
-        Some(_) => {
-            return Err(fail(
-                format!("Could not create partition {}", partno + 1),
-                Errno::Invalid,
-            ));
+            end
         }
     };
+    if start > end {
+        return Err(fail(
+            format!("Could not create partition {}", partno + 1),
+            Errno::Invalid,
+        ));
+    }
     if end > last {
         return Err(fail(
             format!("The last usable GPT sector is {last}, but {end} is requested."),
@@ -567,6 +664,9 @@ impl Pte {
 
 struct DosState {
     total: u64,
+    al: Align,
+    /// libfdisk's current first LBA (a script's start below it lowers it
+    /// to 1 for the rest of the script).
     first_lba: u64,
     primaries: [Option<Pte>; 4],
     logicals: Vec<Pte>,
@@ -671,26 +771,15 @@ impl DosState {
         Some(if last == begin { stop } else { last })
     }
 
-    /// The start of a line without one: the first free sector, moved to
-    /// the next grain boundary and past any partition there until it is
-    /// both aligned and free (the first free sector itself when that
-    /// search reaches `limit`).
-    fn default_start(&self, logical: bool, begin: u64, end: u64, limit: u64) -> Option<u64> {
-        let first = self.first_free_in_range(logical, begin, end)?;
-        let mut d = first;
-        loop {
-            let aligned = align_up(d);
-            match self.first_free_in_range(logical, aligned, end) {
-                Some(next) if next == aligned => {
-                    return Some(if aligned < limit { aligned } else { first });
-                }
-                Some(next) if next > aligned && next < limit => d = next,
-                _ => return Some(first),
-            }
-        }
+    /// libfdisk's `find_first_free_sector`: from `start` to the end of
+    /// the disk or of the extended partition.
+    fn first_free(&self, logical: bool, start: u64) -> Option<u64> {
+        let (_, end) = self.ranges(logical).ok()?;
+        self.first_free_in_range(logical, start, end)
     }
 
-    /// libfdisk's `add_partition` for a script line.
+    /// libfdisk's `add_partition` for a script line: slot `n` (0-3 a
+    /// primary, 4 and up a logical).
     fn add(&mut self, n: usize, p: &ScriptPartition, sys: u8) -> Result<(), AddError> {
         let logical = n >= 4;
         let no_space = || fail("No free sectors available.", Errno::NoSpace);
@@ -698,74 +787,87 @@ impl DosState {
             warning: None,
             errno: e,
         };
-        let (mut start, mut stop) = self.ranges(logical).map_err(errno)?;
+        if !logical && self.primaries[n].is_some_and(|p| p.used()) {
+            return Err(fail(
+                format!(
+                    "Partition {} is already defined.  Delete it before re-adding it.",
+                    n + 1
+                ),
+                Errno::Invalid,
+            ));
+        }
+        let (mut start, stop) = self.ranges(logical).map_err(errno)?;
         let mut limit = self
             .last_free_in_range(logical, start, stop)
             .ok_or_else(no_space)?;
-        let want_start = match p.start {
-            Some(s) => s,
-            None => self
-                .default_start(logical, start, stop, limit)
-                .ok_or_else(no_space)?,
-        };
-        let want_size = match p.size {
-            Some(0) => {
-                return Err(fail(
-                    "partition with size=0 is not supported",
-                    Errno::Invalid,
-                ));
-            }
-            other => other,
-        };
         let low = if logical {
             self.ext.map_or(0, |(_, o)| o)
         } else {
             1
         };
-        if want_start >= low && want_start < start {
+        if p.start.is_some_and(|s| s >= low && s < start) {
             self.first_lba = 1;
-            (start, stop) = self.ranges(logical).map_err(errno)?;
+            (start, _) = self.ranges(logical).map_err(errno)?;
         }
-        let range_end = stop;
+        // The search for the first sector: libfdisk's loop, with the
+        // script's start (or the default) as the answer to its question.
         let mut read = false;
         loop {
             let mut temp = start;
-            start = self
-                .first_free_in_range(logical, start, range_end)
-                .ok_or_else(no_space)?;
-            if logical && self.first_lba > 1 && temp == start.wrapping_sub(self.first_lba) {
-                self.first_lba = 1;
-                start = want_start;
+            start = self.first_free(logical, start).ok_or_else(no_space)?;
+            let mut dflt = start;
+            if let Some(want) = p.start.filter(|_| logical && self.first_lba > 1) {
+                if temp == start.wrapping_sub(self.first_lba) {
+                    self.first_lba = 1;
+                    start = want;
+                }
+            }
+            // The default is aligned and unused.
+            loop {
+                let aligned = self.al.in_range(dflt, dflt, limit, self.first_lba);
+                if let Some(d) = self.first_free(logical, aligned) {
+                    dflt = d;
+                }
+                if !(dflt != aligned && dflt > aligned && dflt < limit) {
+                    break;
+                }
+            }
+            if dflt >= limit {
+                dflt = start;
             }
             if start > limit {
                 break;
             }
             if start > temp && read {
-                // "Sector N is already allocated." and the start moves on.
+                // libfdisk says "Sector N is already allocated." (an
+                // information sfdisk -q does not print).
                 temp = start;
                 read = false;
-                let _ = (temp, read);
-                break;
+                if p.start.is_some() {
+                    break;
+                }
             }
             if !read && start == temp {
-                start = want_start;
-                if start < temp || start > limit {
-                    return Err(fail(
-                        format!("Start sector {start} out of range."),
-                        Errno::Range,
-                    ));
-                }
+                start = match p.start {
+                    None => dflt,
+                    Some(s) if s < temp || s > limit => {
+                        return Err(fail(
+                            format!("Start sector {s} out of range."),
+                            Errno::Range,
+                        ));
+                    }
+                    Some(s) => s,
+                };
                 read = true;
             }
-            match self.last_free(logical, start, limit) {
-                Some(last) if want_size.is_some_and(|w| last - start + 1 < w) => {
-                    if want_start <= last {
+            if let Some(size) = p.size {
+                let last = self.last_free(logical, start, limit).ok_or_else(no_space)?;
+                if last.wrapping_sub(start).wrapping_add(1) < size {
+                    if p.start.is_some_and(|s| s <= last) {
                         return Err(no_space());
                     }
-                    start = last + 1;
+                    start = last.saturating_add(1);
                 }
-                Some(_) => {}
-                None => return Err(no_space()),
             }
             if start == temp && read {
                 break;
@@ -783,32 +885,45 @@ impl DosState {
                 }
             }
         }
-        let stop_limit = self.last_free(logical, start, limit).ok_or_else(no_space)?;
-        limit = stop_limit;
-        let mut end = match want_size {
+        limit = self.last_free(logical, start, limit).ok_or_else(no_space)?;
+        // The last sector.
+        let mut aligned = false;
+        let mut stop = match p.size {
             _ if start == limit => limit,
             None => limit,
-            // A size with a unit: libfdisk takes `start + size` as the
-            // end and aligns it (to the nearest grain boundary, minus one)
-            // only when the size is at least a grain, so a small one ends
-            // a sector past the size asked.
-            Some(w) if p.size_aligned && w >= GRAIN => {
-                aligned_end(start, start.saturating_add(w), limit)
+            Some(size) => {
+                // A size with a unit ends at `start + size`, aligned below;
+                // without alignment (a one-sector grain) or without a unit,
+                // one sector before.
+                aligned = p.size_aligned;
+                let end = start.saturating_add(size);
+                if (!aligned || !self.al.required()) && end > start {
+                    end - 1
+                } else {
+                    end
+                }
             }
-            Some(w) if p.size_aligned => start.saturating_add(w),
-            Some(w) => start.saturating_add(w - 1),
         };
-        if end > limit {
-            end = limit;
+        stop = stop.min(limit);
+        if aligned && stop.wrapping_sub(start) < self.al.grain {
+            aligned = false;
         }
-        if end < start {
-            // libfdisk would store a wrapped size here; refuse instead.
+        if stop < limit && aligned && self.al.required() {
+            stop = self.al.in_range(stop, start, limit, self.first_lba);
+            if stop > start {
+                stop -= 1;
+            }
+            stop = stop.min(limit);
+        }
+        // libfdisk stores `stop - start + 1`: an empty partition when the
+        // search ended past the limit. Anything below that would wrap.
+        if stop.wrapping_add(1) < start {
             return Err(no_space());
         }
         let pte = Pte {
             offset,
             start,
-            size: end - start + 1,
+            size: stop.wrapping_add(1) - start,
             sys,
             boot: p.bootable,
         };
@@ -822,91 +937,190 @@ impl DosState {
         }
         Ok(())
     }
+
+    /// libfdisk's `get_partition_unused_primary`: the line's number if it
+    /// names a free primary slot, else the first free one.
+    fn unused_primary(&self, p: &ScriptPartition) -> Result<usize, AddError> {
+        let free = |i: usize| self.primaries[i].is_none_or(|p| !p.used());
+        match p.partno {
+            Some(n) if n < 4 && free(n) => Ok(n),
+            Some(_) => Err(fail("Primary partition not available.", Errno::Range)),
+            None => (0..4)
+                .find(|&i| free(i))
+                .ok_or_else(|| fail("Primary partition not available.", Errno::Range)),
+        }
+    }
+
+    /// libfdisk's `add_logical`: the next logical slot.
+    fn add_logical(&mut self, p: &ScriptPartition, sys: u8) -> Result<usize, AddError> {
+        let n = 4 + self.logicals.len();
+        self.add(n, p, sys).map(|()| n)
+    }
+
+    fn add_primary(&mut self, p: &ScriptPartition, sys: u8) -> Result<usize, AddError> {
+        let n = self.unused_primary(p)?;
+        self.add(n, p, sys).map(|()| n)
+    }
+
+    /// libfdisk's `dos_add_partition` for a script line: a primary or a
+    /// logical, by the line's start and number, else by where there is
+    /// room. Returns the slot used.
+    fn add_line(&mut self, p: &ScriptPartition, sys: u8) -> Result<usize, AddError> {
+        let invalid = || AddError {
+            warning: None,
+            errno: Errno::Invalid,
+        };
+        if 4 + self.logicals.len() >= MAX_DOS_PARTS {
+            return Err(fail(
+                "The maximum number of partitions has been created.",
+                Errno::Invalid,
+            ));
+        }
+        let ext = self.ext.map(|(_, off)| off).zip(self.ext_end());
+        let exists = || fail("Extended partition already exists.", Errno::Invalid);
+        match (p.start, ext, p.partno) {
+            (Some(s), Some((off, end)), partno) if s >= off && s <= end => {
+                if partno.is_some_and(|n| n < 4) {
+                    return Err(invalid());
+                }
+                self.add_logical(p, sys)
+            }
+            (Some(_), Some(_), partno) => {
+                if partno.is_some_and(|n| n >= 4) {
+                    return Err(invalid());
+                }
+                if mbr::is_extended(sys) {
+                    return Err(exists());
+                }
+                self.add_primary(p, sys)
+            }
+            (_, ext, Some(n)) if n < 4 => {
+                if ext.is_some() && mbr::is_extended(sys) {
+                    return Err(exists());
+                }
+                self.add_primary(p, sys)
+            }
+            (_, ext, Some(_)) => {
+                if ext.is_none() {
+                    return Err(fail(
+                        "Extended partition does not exists. Failed to add logical partition.",
+                        Errno::Invalid,
+                    ));
+                }
+                self.add_logical(p, sys)
+            }
+            (_, ext, None) => {
+                // Is there a free primary slot, and room outside the
+                // primaries (a gap of at least a grain)?
+                let grain = self.al.grain;
+                let mut first = self.first_lba;
+                let mut free_primary = false;
+                let mut free_sectors = false;
+                for slot in &self.primaries {
+                    match slot.filter(Pte::used) {
+                        Some(pte) => {
+                            if first.saturating_add(grain) <= pte.start {
+                                free_sectors = true;
+                            }
+                            first = pte.start.saturating_add(pte.size);
+                        }
+                        None => free_primary = true,
+                    }
+                }
+                if first.saturating_add(grain) <= self.total {
+                    free_sectors = true;
+                }
+                if free_primary && free_sectors {
+                    return self.add_primary(p, sys);
+                }
+                if ext.is_none() {
+                    return Err(invalid());
+                }
+                if p.start.is_some() {
+                    let msg = if free_primary {
+                        "All space for primary partitions is in use."
+                    } else {
+                        "All primary partitions are in use."
+                    };
+                    return Err(fail(msg, Errno::Invalid));
+                }
+                self.add_logical(p, sys)
+            }
+        }
+    }
+
+    /// True when every slot is used and none is an extended partition:
+    /// sfdisk then stops reading the script ("All partitions used.").
+    fn full(&self) -> bool {
+        self.logicals.is_empty()
+            && self.ext.is_none()
+            && self.primaries.iter().all(|p| p.is_some_and(|p| p.used()))
+    }
 }
 
-fn apply_dos(total: u64, sector0: &[u8], script: &Script) -> Result<WriteBatch, Rejection> {
+/// libfdisk's limit on DOS partitions (primaries and logicals).
+const MAX_DOS_PARTS: usize = 60;
+
+fn apply_dos(total: u64, sector0: &[u8], script: &Script) -> Result<Applied, Rejection> {
+    let al = Align::for_disk(total, script)?;
+    // libfdisk warns as it sets up a DOS label on a disk past 2^32 sectors.
+    let mut warnings = Vec::new();
+    if total > u64::from(u32::MAX) {
+        let bytes = total.saturating_mul(SS);
+        warnings.push(format!(
+            "The size of this disk is {} ({bytes} bytes). DOS partition table format cannot be \
+             used on drives for volumes larger than {} bytes for {SS}-byte sectors. Use GUID \
+             partition table format (GPT).",
+            crate::guest::human::size_3letter(bytes),
+            u64::from(u32::MAX) * SS
+        ));
+    }
     let disk_id = script
         .header("label-id")
         .and_then(|s| u32::from_str_radix(s.trim_start_matches("0x"), 16).ok())
         .unwrap_or_else(|| u32::from_le_bytes(Guid::random().0[..4].try_into().unwrap_or([0; 4])));
     let mut st = DosState {
         total,
-        first_lba: DEFAULT_FIRST_LBA,
+        al,
+        first_lba: al.first_lba,
         primaries: [None; 4],
         logicals: Vec::new(),
         ext: None,
     };
+    let mut next = 0usize;
     for p in &script.partitions {
+        if next > 0 && st.full() {
+            break;
+        }
         let sys = p
             .ptype
             .as_deref()
             .map(|t| shorthand(t, false).unwrap_or(t))
             .and_then(|t| u8::from_str_radix(t, 16).ok())
             .unwrap_or(0x83);
-        let partno = p.partno.unwrap_or(usize::MAX);
-        let in_ext = match (p.start, st.ext, st.ext_end()) {
-            (Some(s), Some((_, off)), Some(end)) => s >= off && s <= end,
-            _ => false,
-        };
-        // A line without a start or a number goes into the extended
-        // partition once no primary slot or no space outside it is left.
-        let no_primary = st.primaries.iter().all(Option::is_some)
-            || st
-                .ranges(false)
-                .ok()
-                .and_then(|(b, e)| st.first_free_in_range(false, b, e))
-                .is_none();
-        let defaulted = p.start.is_none() && p.partno.is_none() && st.ext.is_some() && no_primary;
-        let logical = in_ext || defaulted || (partno >= 4 && partno != usize::MAX);
-        let mut number = partno;
-        let result = if logical {
-            if st.ext.is_none() {
-                Err(fail(
-                    "Extended partition does not exists. Failed to add logical partition.",
-                    Errno::Invalid,
-                ))
-            } else if partno < 4 {
-                Err(AddError {
-                    warning: None,
-                    errno: Errno::Invalid,
-                })
-            } else {
-                let n = 4 + st.logicals.len();
-                if p.partno.is_none() {
-                    number = n;
-                }
-                st.add(n, p, sys)
-            }
-        } else if st.ext.is_some() && mbr::is_extended(sys) {
-            Err(fail("Extended partition already exists.", Errno::Invalid))
-        } else {
-            let n = if partno < 4 && st.primaries[partno].is_none() {
-                Some(partno)
-            } else {
-                st.primaries.iter().position(Option::is_none)
-            };
-            match n {
-                Some(n) => {
-                    if p.partno.is_none() {
-                        number = n;
-                    }
-                    st.add(n, p, sys)
-                }
-                None => Err(fail("All primary partitions are in use.", Errno::Invalid)),
-            }
-        };
-        if let Err(e) = result {
-            return Err(Rejection::new(
-                e.warning.into_iter().collect(),
-                format!(
-                    "Failed to add #{} partition: {}",
-                    number.saturating_add(1),
-                    e.errno.text()
-                ),
-            ));
+        match st.add_line(p, sys) {
+            Ok(n) => next = n + 1,
+            Err(e) => return Err(add_failure(warnings, e, next)),
         }
     }
-    Ok(dos_writes(sector0, disk_id, &st))
+    Ok(Applied {
+        batch: dos_writes(sector0, disk_id, &st),
+        warnings,
+    })
+}
+
+/// sfdisk's failure for a line it could not add: libfdisk's warning, then
+/// "Failed to add #N partition" with N one past the last partition added.
+fn add_failure(mut warnings: Vec<String>, e: AddError, next: usize) -> Rejection {
+    warnings.extend(e.warning);
+    Rejection::new(
+        warnings,
+        format!(
+            "Failed to add #{} partition: {}",
+            next.saturating_add(1),
+            e.errno.text()
+        ),
+    )
 }
 
 fn dos_writes(sector0: &[u8], disk_id: u32, st: &DosState) -> WriteBatch {

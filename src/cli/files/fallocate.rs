@@ -11,6 +11,7 @@ use super::opts::{self, Flag};
 use crate::cli::error::{AppletError, finish};
 use crate::cli::output::{err, out};
 use ebsim::fs::node::{ErrorKind, FallocateMode, NodeError};
+use ebsim::guest::human::size_3letter as human;
 use ebsim::guest::vfs::{Loc, OpenFlags};
 use std::ffi::OsString;
 
@@ -70,17 +71,6 @@ pub fn strtosize(s: &str) -> Option<u64> {
         v = v.checked_add(u64::try_from(add).ok()?)?;
     }
     Some(v)
-}
-
-/// util-linux's size for messages: `1 MiB`, `1.5 GiB`, `0 B`.
-fn human(bytes: u64) -> String {
-    let s = ebsim::guest::human::lsblk_size(bytes);
-    let (num, unit) = s.split_at(s.len() - 1);
-    if unit == "B" {
-        format!("{num} B")
-    } else {
-        format!("{num} {unit}iB")
-    }
 }
 
 /// `fallocate`.
