@@ -42,6 +42,15 @@ fn make_images(dir: &Path) {
     };
     s("truncate -s 64M e4.img && mkfs.ext4 -q -L 'my data' e4.img");
     s("truncate -s 64M e4b.img && mkfs.ext4 -q -b 4096 e4b.img");
+    // The ext family by its features: ext2, ext3 (SEC_TYPE ext2), a test
+    // filesystem (ext4dev), ext4 without extents, revision 0.
+    s("truncate -s 64M e2.img && mkfs.ext2 -q e2.img");
+    s("truncate -s 64M e3.img && mkfs.ext3 -q e3.img");
+    s("truncate -s 64M e4dev.img && mkfs.ext4 -q -E test_fs e4dev.img");
+    s(
+        "truncate -s 64M e4ne.img && mkfs.ext4 -q -O ^extent,^64bit,^flex_bg,^metadata_csum e4ne.img",
+    );
+    s("truncate -s 64M r0.img && mke2fs -q -r 0 r0.img");
     s("truncate -s 300M x.img && mkfs.xfs -q -L xl x.img");
     s("truncate -s 300M xs.img && mkfs.xfs -q -f -s size=4096 xs.img");
     s("truncate -s 64M f16.img && mkfs.vfat -n EFI f16.img >/dev/null");
@@ -89,6 +98,11 @@ fn image_files_as_the_real_blkid_sees_them() {
     let files = [
         "e4.img",
         "e4b.img",
+        "e2.img",
+        "e3.img",
+        "e4dev.img",
+        "e4ne.img",
+        "r0.img",
         "x.img",
         "xs.img",
         "f16.img",

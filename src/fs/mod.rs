@@ -54,8 +54,12 @@ pub struct FsInfo {
     /// blkid's BLOCK_SIZE: the ext4 block size, the XFS and FAT sector
     /// size; none for swap.
     pub block_size: Option<u32>,
+    /// blkid's TYPE: the kind's name, except in the ext family (`ext2`,
+    /// `ext3`, `ext4`, `ext4dev` by the superblock's features).
+    pub type_name: &'static str,
     /// blkid's SEC_TYPE: `msdos` for FAT12 and FAT16 (a boot sector with
-    /// a 16-bit FAT size).
+    /// a 16-bit FAT size); `ext2` for an ext3 (or ext4dev) an ext2 driver
+    /// could mount.
     pub sec_type: Option<&'static str>,
     /// The FAT boot sector's own label (LABEL_FATBOOT): present when the
     /// extended boot signature is 0x29 and the label is not `NO NAME`,
@@ -105,10 +109,11 @@ pub fn probe<D: BlockDevice>(dev: D) -> Result<Option<FsInfo>, FsError> {
             kind: FsKind::Ext4,
             uuid: crate::compat::uuid_unparse(&i.uuid),
             label: i.label,
-            version: Some("1.0".into()),
+            version: Some(i.blkid_type.version),
             clean: i.clean,
             block_size: Some(i.block_size),
-            sec_type: None,
+            type_name: i.blkid_type.name,
+            sec_type: i.blkid_type.sec_type,
             boot_label: None,
         }));
     }
@@ -117,6 +122,7 @@ pub fn probe<D: BlockDevice>(dev: D) -> Result<Option<FsInfo>, FsError> {
         let i = fs.info();
         return Ok(Some(FsInfo {
             kind: FsKind::Xfs,
+            type_name: FsKind::Xfs.name(),
             uuid: crate::compat::uuid_unparse(&i.uuid),
             label: i.label,
             version: None,
@@ -130,6 +136,7 @@ pub fn probe<D: BlockDevice>(dev: D) -> Result<Option<FsInfo>, FsError> {
         let i = vfat::info(&dev)?;
         return Ok(Some(FsInfo {
             kind: FsKind::Vfat,
+            type_name: FsKind::Vfat.name(),
             uuid: i.uuid,
             label: i.label,
             version: Some(i.version.to_string()),
@@ -142,6 +149,7 @@ pub fn probe<D: BlockDevice>(dev: D) -> Result<Option<FsInfo>, FsError> {
     if let Some(i) = swap::info(&dev) {
         return Ok(Some(FsInfo {
             kind: FsKind::Swap,
+            type_name: FsKind::Swap.name(),
             uuid: crate::compat::uuid_unparse(&i.uuid),
             label: i.label,
             version: Some(i.version.to_string()),

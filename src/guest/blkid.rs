@@ -118,6 +118,9 @@ pub fn fs_tags(info: &FsInfo, low: bool, v: UtilLinux) -> Vec<Tag> {
                 t.push(tag("LABEL", label));
             }
             uuid(&mut t);
+            if let Some(s) = info.sec_type {
+                t.push(tag("SEC_TYPE", s));
+            }
             version(&mut t);
             block_size(&mut t);
         }
@@ -147,7 +150,7 @@ pub fn fs_tags(info: &FsInfo, low: bool, v: UtilLinux) -> Vec<Tag> {
             block_size(&mut t);
         }
     }
-    t.push(tag("TYPE", info.kind.name()));
+    t.push(tag("TYPE", info.type_name));
     if low {
         let usage = if info.kind == FsKind::Swap {
             "other"

@@ -53,6 +53,59 @@ pub struct Ext4Info {
     pub groups: u64,
     /// Cleanly unmounted and no errors recorded.
     pub clean: bool,
+    /// What blkid calls it (see [`blkid_type`]).
+    pub blkid_type: BlkidType,
+}
+
+/// How libblkid names a filesystem of the ext family, from its superblock.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlkidType {
+    /// TYPE: `ext4dev` when `s_flags` marks a test filesystem; else `ext3`
+    /// with a journal and `ext2` without one, when every feature is one
+    /// ext3 (or ext2) knows; else `ext4`.
+    pub name: &'static str,
+    /// SEC_TYPE `ext2`: not ext2 itself, and no incompatible feature
+    /// beyond `filetype` and `meta_bg`.
+    pub sec_type: Option<&'static str>,
+    /// VERSION: `s_rev_level.s_minor_rev_level`.
+    pub version: String,
+}
+
+/// libblkid's ext probes (jbd aside: ebsim makes no journal devices).
+pub fn blkid_type(sb: &Superblock) -> BlkidType {
+    const HAS_JOURNAL: u32 = 0x4;
+    const TEST_FILESYS: u32 = 0x4;
+    // sparse_super, large_file, btree_dir.
+    const RO_COMPAT_EXT2_EXT3: u32 = 0x7;
+    // filetype, meta_bg; ext3 adds recover.
+    const INCOMPAT_EXT2: u32 = 0x12;
+    const INCOMPAT_EXT3: u32 = 0x16;
+    let (compat, incompat, ro) = (
+        sb.s_feature_compat,
+        sb.s_feature_incompat,
+        sb.s_feature_ro_compat,
+    );
+    let journal = compat & HAS_JOURNAL != 0;
+    let name = if sb.s_flags & TEST_FILESYS != 0 {
+        "ext4dev"
+    } else if ro & !RO_COMPAT_EXT2_EXT3 != 0 || incompat & !INCOMPAT_EXT3 != 0 {
+        "ext4"
+    } else if journal {
+        "ext3"
+    } else if incompat & !INCOMPAT_EXT2 != 0 {
+        // Not ext2 (recover without a journal), not ext3: libblkid's ext4
+        // probe does not take it either, so it falls to ext4dev's, which
+        // needs the test flag. Call it ext4, as the kernel would mount it.
+        "ext4"
+    } else {
+        "ext2"
+    };
+    let sec_type = (name != "ext2" && incompat & !INCOMPAT_EXT2 == 0).then_some("ext2");
+    BlkidType {
+        name,
+        sec_type,
+        version: format!("{}.{}", sb.s_rev_level, sb.s_minor_rev_level),
+    }
 }
 
 /// An opened ext4 filesystem.
@@ -207,6 +260,7 @@ impl<D: BlockDevice> Ext4<D> {
             free_inodes: u64::from(sb.s_free_inodes_count),
             groups: sb.group_count(),
             clean: sb.s_state & STATE_VALID != 0 && sb.s_state & STATE_ERROR == 0,
+            blkid_type: blkid_type(sb),
         }
     }
 }
