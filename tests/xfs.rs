@@ -370,6 +370,28 @@ fn mkfs_log_and_inode_cap_match_real_tool() {
         (G, &["-n", "size=5000"]),
         (G, &["-n", "size=131072"]),
         (G, &["-n", "foo"]),
+        // The geometry ebsim makes, said explicitly, and the checks on it.
+        (G, &["-i", "size=512"]),
+        (G, &["-i", "perblock=8"]),
+        (G, &["-i", "attr=2,projid32bit=1,align=1,nrext64=0"]),
+        (G, &["-b", "size=4k", "-s", "size=512", "-d", "noalign"]),
+        (G, &["-d", "noalign=2"]),
+        (G, &["-i", "size=256"]),
+        (G, &["-i", "perblock=16"]),
+        (G, &["-i", "size=512", "-i", "size=512"]),
+        (G, &["-i", "perblock=8,size=512"]),
+        (G, &["-i", "size=1k"]),
+        (G, &["-i", "size=300"]),
+        (G, &["-i", "size=4096"]),
+        (G, &["-i", "attr=1"]),
+        (G, &["-i", "attr"]),
+        (G, &["-i", "projid32bit=0"]),
+        (G, &["-i", "align=0"]),
+        (G, &["-b", "size=3000"]),
+        (G, &["-b", "size=131072"]),
+        (G, &["-b", "log=12"]),
+        (G, &["-s", "size=256"]),
+        (G, &["-b", "size=4096,size=4096"]),
     ];
     for (size, opts) in cases {
         let mut args = vec!["-m", uuid.as_str()];

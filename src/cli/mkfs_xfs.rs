@@ -111,6 +111,12 @@ struct Cli {
     inobtcount_asked: bool,
     /// `-m crc=0`: a V4 filesystem, which ebsim does not make.
     crc_off: bool,
+    /// What `-i size=`/`perblock=` asked for: too small for a CRC
+    /// filesystem (an error once every option is read).
+    inode_too_small: bool,
+    /// `-i attr=`, `projid32bit=`, `align=` turned off: a CRC filesystem
+    /// cannot (mkfs.xfs's message, once every option is read).
+    crc_needs: Option<&'static str>,
     /// The numeric sub-options given so far (`-m reflink`), each allowed
     /// once.
     seen: Vec<String>,
@@ -155,6 +161,8 @@ fn mkfs_main(prog: &str, argv0: &str, args: &[OsString]) -> Result<i32, AppletEr
                 }
                 cli.label = Some(v);
             }
+            'b' => parse_size_only('b', &v, &mut cli, 512, 65536, geometry::BLOCKSIZE)?,
+            's' => parse_size_only('s', &v, &mut cli, 512, 32768, SECTOR_SIZE)?,
             'd' => parse_d(&v, &mut cli)?,
             'm' => parse_m(&v, &mut cli, version)?,
             'i' => parse_i(&v, &mut cli, version)?,
@@ -168,7 +176,7 @@ fn mkfs_main(prog: &str, argv0: &str, args: &[OsString]) -> Result<i32, AppletEr
             c => {
                 return Err(fail_plain(format!(
                     "{prog}: option -{c} is not supported by ebsim (it makes the default \
-                     geometry; supported: -f -q -N -K -L -m -i sparse=,maxpct= -d size=,agcount=,agsize= -l size=,agnum=,internal -n ftype=1,version=2 -V)\n"
+                     geometry; supported: -f -q -N -K -L -m -b size=4096 -s size=512 -i sparse=,maxpct=,size=512 -d size=,agcount=,agsize=,noalign -l size=,agnum=,internal -n ftype=1,version=2 -V)\n"
                 )));
             }
         }
@@ -241,6 +249,12 @@ fn mkfs_main(prog: &str, argv0: &str, args: &[OsString]) -> Result<i32, AppletEr
             "mkfs.xfs: -m crc=0 is not supported by ebsim (it makes version 5 filesystems \
              only)\n",
         ));
+    }
+    if cli.inode_too_small {
+        return Err(fail("Minimum inode size for CRCs is 512 bytes\n"));
+    }
+    if let Some(msg) = cli.crc_needs {
+        return Err(fail(format!("{msg}\n")));
     }
     if let Some(f) = cli.features.as_mut() {
         if !f.finobt && f.inobtcount {
@@ -384,8 +398,13 @@ fn parse_d(arg: &str, cli: &mut Cli) -> Result<(), AppletError> {
                 let v = required('d', name, value)?;
                 cli.ags = Some(ag_option(name, v)?);
             }
-            "file" | "name" | "sunit" | "swidth" | "su" | "sw" | "sectsize" | "noalign"
-            | "rtinherit" | "projinherit" | "extszinherit" | "cowextsize" | "daxinherit" => {
+            // Without stripe geometry (an image file has none) it changes
+            // nothing.
+            "noalign" => {
+                switch_value('d', name, value, &mut cli.seen)?;
+            }
+            "file" | "name" | "sunit" | "swidth" | "su" | "sw" | "sectsize" | "rtinherit"
+            | "projinherit" | "extszinherit" | "cowextsize" | "daxinherit" => {
                 return Err(fail_plain(format!(
                     "mkfs.xfs: -d {name} is not supported by ebsim (only -d size=, agcount=, agsize=)\n"
                 )));
@@ -438,8 +457,10 @@ fn parse_m(arg: &str, cli: &mut Cli, version: Version) -> Result<(), AppletError
     Ok(())
 }
 
-/// `-i` sub-options: `sparse` (sparse inode chunks) only; the inode size
-/// and the rest of the inode options are refused.
+/// `-i` sub-options: `sparse` (sparse inode chunks), `maxpct`, and the
+/// geometry ebsim makes said explicitly: 512-byte inodes (`size=512` or
+/// `perblock=8`), `attr=2`, `projid32bit=1`, `align=1`, `nrext64=0`. Other
+/// inode sizes and large extent counts are refused by name.
 fn parse_i(arg: &str, cli: &mut Cli, version: Version) -> Result<(), AppletError> {
     for tok in arg.split(',').filter(|t| !t.is_empty()) {
         let (name, value) = tok.split_once('=').unwrap_or((tok, ""));
@@ -456,12 +477,105 @@ fn parse_i(arg: &str, cli: &mut Cli, version: Version) -> Result<(), AppletError
                 // OK to unwrap-free convert: 0..=100.
                 cli.imaxpct = Some(n as u8);
             }
-            "perblock" | "size" | "attr" | "projid32bit" | "nrext64" | "align" => {
-                return Err(fail_plain(format!(
-                    "mkfs.xfs: -i {name} is not supported by ebsim (only -i sparse=)\n"
-                )));
+            "size" | "perblock" => {
+                once('i', name, &mut cli.seen)?;
+                let other = if name == "size" { "perblock" } else { "size" };
+                if cli.seen.iter().any(|k| k == &format!("-i {other}")) {
+                    return Err(fail(format!(
+                        "Cannot specify both -i {other} and -i {name}\n"
+                    )));
+                }
+                let value = required('i', name, value)?;
+                let bs = i64::from(geometry::BLOCKSIZE);
+                // XFS_DINODE_MIN_SIZE and XFS_DINODE_MAX_SIZE, or as many
+                // per block.
+                let (min, max) = if name == "size" {
+                    (256, 2048)
+                } else {
+                    (bs / 2048, bs / 256)
+                };
+                let n = int_value('i', name, value, min, max)?;
+                if !n.unsigned_abs().is_power_of_two() {
+                    return Err(fail(format!(
+                        "Invalid value {value} for -i {name} option. Value must be a power of 2.\n"
+                    )));
+                }
+                let bytes = if name == "size" { n } else { bs / n };
+                if bytes < i64::from(geometry::INODE_SIZE) {
+                    cli.inode_too_small = true;
+                } else if bytes > i64::from(geometry::INODE_SIZE) {
+                    return Err(fail_plain(format!(
+                        "mkfs.xfs: -i {name}={value} is not supported by ebsim (it makes {}-byte inodes only)\n",
+                        geometry::INODE_SIZE
+                    )));
+                }
+            }
+            "attr" => {
+                once('i', name, &mut cli.seen)?;
+                if int_value('i', name, required('i', name, value)?, 0, 2)? != 2 {
+                    cli.crc_needs.get_or_insert(
+                        "V2 attribute format always enabled on CRC enabled filesystems",
+                    );
+                }
+            }
+            "projid32bit" => {
+                if !switch_value('i', name, value, &mut cli.seen)? {
+                    cli.crc_needs.get_or_insert(
+                        "32 bit Project IDs always enabled on CRC enabled filesystems",
+                    );
+                }
+            }
+            "align" => {
+                if !switch_value('i', name, value, &mut cli.seen)? {
+                    cli.crc_needs
+                        .get_or_insert("Inodes always aligned for CRC enabled filesystems");
+                }
+            }
+            "nrext64" => {
+                if switch_value('i', name, value, &mut cli.seen)? {
+                    return Err(fail_plain(
+                        "mkfs.xfs: -i nrext64=1 is not supported by ebsim (large extent counts)\n"
+                            .to_string(),
+                    ));
+                }
             }
             _ => return Err(fail(format!("unknown option -i {tok}\n"))),
+        }
+    }
+    Ok(())
+}
+
+/// The sector size ebsim's filesystems have (an image file's).
+const SECTOR_SIZE: u32 = 512;
+
+/// `-b` and `-s`: `size=` only (a power of two between the bounds, unit
+/// suffixes allowed), which must be the size ebsim makes, `made`.
+fn parse_size_only(
+    opt: char,
+    arg: &str,
+    cli: &mut Cli,
+    min: i64,
+    max: i64,
+    made: u32,
+) -> Result<(), AppletError> {
+    for tok in arg.split(',').filter(|t| !t.is_empty()) {
+        let (name, value) = tok.split_once('=').unwrap_or((tok, ""));
+        if name != "size" {
+            return Err(fail(format!("unknown option -{opt} {tok}\n")));
+        }
+        once(opt, name, &mut cli.seen)?;
+        let value = required(opt, name, value)?;
+        let n = size_value(opt, name, value, min, max)?;
+        if !n.unsigned_abs().is_power_of_two() {
+            return Err(fail(format!(
+                "Invalid value {value} for -{opt} {name} option. Value must be a power of 2.\n"
+            )));
+        }
+        if n != i64::from(made) {
+            let what = if opt == 'b' { "block" } else { "sector" };
+            return Err(fail_plain(format!(
+                "mkfs.xfs: -{opt} size={value} is not supported by ebsim (it makes {made}-byte {what}s only)\n"
+            )));
         }
     }
     Ok(())

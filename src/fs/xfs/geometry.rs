@@ -47,6 +47,9 @@ use crate::ec2::release::Version;
 pub const BLOCKSIZE: u32 = 4096;
 /// log2 of [`BLOCKSIZE`].
 pub const BLOCKLOG: u32 = 12;
+/// The inode size mkfs.xfs makes on a CRC filesystem (and the smallest it
+/// allows there).
+pub const INODE_SIZE: u32 = 512;
 /// `XFS_AG_MIN_BYTES`: 16 MiB.
 pub const AG_MIN_BYTES: u64 = 16 << 20;
 /// `XFS_AG_MIN_BLOCKS` for 4 KiB blocks.

@@ -253,7 +253,7 @@ pub fn superblock(geo: &Geometry, opts: &MkfsOptions) -> Superblock {
             | version::DIRV2
             | version::MOREBITS,
         sectsize: 512,
-        inodesize: 512,
+        inodesize: super::geometry::INODE_SIZE as u16,
         inopblock: 8,
         fname,
         blocklog: 12,
