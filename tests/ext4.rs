@@ -332,6 +332,35 @@ fn mkfs_output_and_entry_points() {
     assert_eq!(ours.status.code(), real.status.code());
     assert_eq!(stdout(&ours), stdout(&real));
     assert_eq!(stderr(&ours), stderr(&real));
+    // -v: the types mke2fs.conf resolved, the discard note, the details;
+    // with -q only the first two; with -n no discard.
+    for verbose in [
+        &["-v", "-F"][..],
+        &["-v", "-q", "-F"],
+        &["-v", "-n"],
+        &[
+            "-v",
+            "-F",
+            "-T",
+            "news,bogus",
+            "-m",
+            "1.5",
+            "-E",
+            "root_owner=5:6",
+        ],
+        &["-v", "-F", "-E", "nodiscard", "-L", "verylonglabel12345"],
+    ] {
+        let seed = format!("hash_seed={HASH_SEED}");
+        let with = |mut c: std::process::Command| {
+            c.args(["-U", UUID, "-E", &seed]).args(verbose).arg("img");
+            run_in(c)
+        };
+        let real = with(std::process::Command::new("mkfs.ext4"));
+        let ours = with(common::ebsim("mkfs.ext4"));
+        assert_eq!(ours.status.code(), real.status.code(), "{verbose:?}");
+        assert_eq!(stdout(&ours), stdout(&real), "{verbose:?}");
+        assert_eq!(stderr(&ours), stderr(&real), "{verbose:?}");
+    }
     // Without the progress skip the meter prints "0/8" and backs over it.
     let mut c = common::ebsim("mkfs.ext4");
     c.args(["-F"])

@@ -1042,6 +1042,20 @@ fn older_guests_speak_their_versions() {
         "resize2fs 1.42.9 (28-Dec-2013)\nresize2fs: Bad magic number in super-block while trying to open /dev/xvdf\n",
         1,
     );
+    // mke2fs before 1.43 always shows the details (measured on a 1.42.9
+    // built from the e2fsprogs sources), and no "Filesystem UUID".
+    g.expect(
+        "mkfs.ext4",
+        &["-n", "/dev/xvdf"],
+        "Filesystem label=\nOS type: Linux\nBlock size=4096 (log=2)\n\
+         Fragment size=4096 (log=2)\nStride=0 blocks, Stripe width=0 blocks\n\
+         65536 inodes, 262144 blocks\n13107 blocks (5.00%) reserved for the super user\n\
+         First data block=0\nMaximum filesystem blocks=268435456\n8 block groups\n\
+         32768 blocks per group, 32768 fragments per group\n8192 inodes per group\n\
+         Superblock backups stored on blocks: \n\t32768, 98304, 163840, 229376\n\n",
+        "mke2fs 1.42.9 (28-Dec-2013)\n",
+        0,
+    );
     g.ok("mkfs.xfs", &["-q", "/dev/xvdf"]);
     g.expect("mount", &["-r", "/dev/xvdf", "/mnt"], "", "", 0);
     // Before 2.36 libmount does not retry read-only: EBUSY.

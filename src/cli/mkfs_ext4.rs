@@ -97,6 +97,8 @@ struct Args {
     journal_size: i32,
     /// `-K`: no discard.
     no_discard: bool,
+    /// `-v`: verbose.
+    verbose: bool,
 }
 
 fn basename(s: &str) -> String {
@@ -229,6 +231,7 @@ fn main(args: &[String], argv0: &str, prog: &str) -> Result<i32, AppletError> {
                 a.force_count += 1;
             }
             'n' => a.noaction = true,
+            'v' => a.verbose = true,
             'V' => a.show_version = true,
             'j' => {
                 if a.journal_size == 0 {
@@ -503,6 +506,21 @@ fn main(args: &[String], argv0: &str, prog: &str) -> Result<i32, AppletError> {
         ));
     }
     let mut profile = profile(prog, &a, block_size, &usage)?;
+    // mke2fs's size checks come before its verbose list of types.
+    ext4::geometry::check_size(blocks, block_size as u32, &profile)
+        .map_err(|e| plan_failure(prog, &device, e))?;
+    if a.verbose {
+        // The filesystem type, then the usage types mke2fs.conf defines.
+        let types: Vec<String> = std::iter::once("ext4")
+            .chain(usage.types.iter().copied())
+            .map(|t| format!("'{t}'"))
+            .collect();
+        out(&format!(
+            "fs_types for mke2fs.conf resolution: {}\n",
+            types.join(", ")
+        ));
+    }
+
     let cx = mke2fs::ExtendedContext {
         blocks,
         block_size,
@@ -597,22 +615,8 @@ fn main(args: &[String], argv0: &str, prog: &str) -> Result<i32, AppletError> {
     };
     let plan = match mkfs::plan(dev_size_before, &opts) {
         Ok(p) => p,
-        // mke2fs names the device in these two.
-        Err(ext4::Error::Mkfs(MkfsError::TooBigFor32Bit { blocks, block_size })) => {
-            return Err(AppletError::prog(
-                prog,
-                &format!(
-                    "Size of device ({blocks:#x} blocks) {device} too big to be expressed\n\tin 32 bits using a blocksize of {block_size}."
-                ),
-            ));
-        }
-        Err(ext4::Error::Mkfs(MkfsError::TooBig { blocks, block_size })) => {
-            return Err(AppletError::prog(
-                prog,
-                &format!(
-                    "Size of device ({blocks:#x} blocks) {device} too big to create\n\ta filesystem using a blocksize of {block_size}."
-                ),
-            ));
+        Err(e @ ext4::Error::Mkfs(MkfsError::TooBigFor32Bit { .. } | MkfsError::TooBig { .. })) => {
+            return Err(plan_failure(prog, &device, e));
         }
         // figure_journal_size's own lines, after the checksum advice.
         Err(ext4::Error::Mkfs(e @ (MkfsError::JournalSizeRange(_) | MkfsError::JournalTooBig))) => {
@@ -689,17 +693,33 @@ fn main(args: &[String], argv0: &str, prog: &str) -> Result<i32, AppletError> {
         p.first_update(g.blocks, &mut text);
         p.close(Some("done                            \n"), &mut text);
     }
+    // A file reads zeros where it was discarded (a block device of the
+    // instance does not promise it).
+    if a.verbose && opts.discard && !a.noaction && guest.is_none() {
+        let line = "Discard succeeded and will return 0s - skipping inode table wipe\n";
+        if a.quiet {
+            out(line);
+        } else {
+            text.push_str(line);
+        }
+    }
+    // e2fsprogs before 1.43 always shows the details, and no UUID.
+    let old_stats = e2fsprogs.version < ebsim::ec2::release::Version::new(1, 43, 0);
     if !a.quiet || a.noaction {
-        text.push_str(&format!(
-            "Creating filesystem with {} {}k blocks and {} inodes\n",
-            g.blocks,
-            g.block_size / 1024,
-            g.inodes_count
-        ));
+        if a.verbose || old_stats {
+            text.push_str(&stats_details(&plan, opts.tunables.root_owner));
+        } else {
+            text.push_str(&format!(
+                "Creating filesystem with {} {}k blocks and {} inodes\n",
+                g.blocks,
+                g.block_size / 1024,
+                g.inodes_count
+            ));
+        }
         if g.groups == 1 {
             text.push('\n');
         } else {
-            if uuid != [0u8; 16] {
+            if uuid != [0u8; 16] && !old_stats {
                 text.push_str(&format!("Filesystem UUID: {}\n", uuid_unparse(&uuid)));
             }
             text.push_str("Superblock backups stored on blocks: ");
@@ -754,6 +774,76 @@ fn main(args: &[String], argv0: &str, prog: &str) -> Result<i32, AppletError> {
         out("done\n\n");
     }
     Ok(0)
+}
+
+/// mke2fs's words for a size it cannot make (naming the device), or the
+/// error as it is.
+fn plan_failure(prog: &str, device: &str, e: ext4::Error) -> AppletError {
+    match e {
+        ext4::Error::Mkfs(MkfsError::TooBigFor32Bit { blocks, block_size }) => AppletError::prog(
+            prog,
+            &format!(
+                "Size of device ({blocks:#x} blocks) {device} too big to be expressed\n\tin 32 bits using a blocksize of {block_size}."
+            ),
+        ),
+        ext4::Error::Mkfs(MkfsError::TooBig { blocks, block_size }) => AppletError::prog(
+            prog,
+            &format!(
+                "Size of device ({blocks:#x} blocks) {device} too big to create\n\ta filesystem using a blocksize of {block_size}."
+            ),
+        ),
+        other => AppletError::prog(prog, &other.to_string()),
+    }
+}
+
+/// mke2fs's `show_stats` details (with `-v`, or always before 1.43).
+fn stats_details(plan: &mkfs::MkfsPlan, root_owner: (u32, u32)) -> String {
+    let g = &plan.geometry;
+    let sb = &plan.superblock;
+    let mut t = String::new();
+    t.push_str(&format!("Filesystem label={}\n", sb.label()));
+    t.push_str("OS type: Linux\n");
+    t.push_str(&format!(
+        "Block size={} (log={})\n",
+        g.block_size, g.log_block_size
+    ));
+    t.push_str(&format!(
+        "Fragment size={} (log={})\n",
+        g.block_size, g.log_block_size
+    ));
+    t.push_str(&format!(
+        "Stride={} blocks, Stripe width={} blocks\n",
+        g.raid_stride, g.raid_stripe_width
+    ));
+    t.push_str(&format!("{} inodes, {} blocks\n", g.inodes_count, g.blocks));
+    t.push_str(&format!(
+        "{} blocks ({:2.2}%) reserved for the super user\n",
+        g.r_blocks,
+        100.0 * g.r_blocks as f64 / g.blocks as f64
+    ));
+    t.push_str(&format!("First data block={}\n", g.first_data_block));
+    if root_owner != (0, 0) {
+        t.push_str(&format!(
+            "Root directory owner={}:{}\n",
+            root_owner.0, root_owner.1
+        ));
+    }
+    if g.reserved_gdt_blocks > 0 {
+        // EXT2_DESC_PER_BLOCK: s_desc_size is 0 without 64bit (32 bytes).
+        let per_block = u64::from(g.block_size) / u64::from(sb.s_desc_size).max(32);
+        t.push_str(&format!(
+            "Maximum filesystem blocks={}\n",
+            (g.reserved_gdt_blocks + g.desc_blocks) * per_block * g.blocks_per_group
+        ));
+    }
+    let s = if g.groups > 1 { "s" } else { "" };
+    t.push_str(&format!("{} block group{s}\n", g.groups));
+    t.push_str(&format!(
+        "{} blocks per group, {} fragments per group\n",
+        g.blocks_per_group, g.blocks_per_group
+    ));
+    t.push_str(&format!("{} inodes per group\n", g.inodes_per_group));
+    t
 }
 
 /// A device of the instance, checked as mke2fs checks a block device

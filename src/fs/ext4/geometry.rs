@@ -381,6 +381,23 @@ fn percent_of(ratio: f64, blocks: u64) -> u64 {
     r
 }
 
+/// mke2fs's sanity checks of the block count (1, 2 or 4 KiB blocks): at
+/// most 2^32 − 1 blocks without `64bit`, and fewer than 2^(32 + 3 +
+/// log2(block size)) (as many groups as a 32-bit count holds) with it.
+pub fn check_size(blocks: u64, block_size: u32, profile: &Profile) -> Result<(), Error> {
+    let log_block_size = (block_size / 1024).trailing_zeros();
+    if blocks > 0xFFFF_FFFF && !profile.is_64bit() {
+        return Err(Error::Mkfs(MkfsError::TooBigFor32Bit {
+            blocks,
+            block_size,
+        }));
+    }
+    if blocks > (1u64 << (10 + log_block_size + 3 + 32)) - 1 {
+        return Err(Error::Mkfs(MkfsError::TooBig { blocks, block_size }));
+    }
+    Ok(())
+}
+
 /// Plans the geometry of a new ext4 with 1, 2 or 4 KiB blocks (Debian
 /// defaults).
 pub fn plan(req: &GeometryRequest) -> Result<Geometry, Error> {
@@ -390,13 +407,7 @@ pub fn plan(req: &GeometryRequest) -> Result<Geometry, Error> {
     }
     let log_block_size = (req.block_size / 1024).trailing_zeros();
     let param_blocks = req.blocks;
-    // mke2fs: more than 2^(log2(bs)+3+32) - 1 blocks cannot be made.
-    if param_blocks > (1u64 << (10 + log_block_size + 3 + 32)) - 1 {
-        return Err(Error::Mkfs(MkfsError::TooBig {
-            blocks: param_blocks,
-            block_size: req.block_size,
-        }));
-    }
+    check_size(param_blocks, req.block_size, &req.profile)?;
     // With 1 KiB blocks block 0 is the boot block, outside the filesystem.
     let fdb = u64::from(req.block_size == 1024);
     let profile = req.profile;
@@ -409,12 +420,6 @@ pub fn plan(req: &GeometryRequest) -> Result<Geometry, Error> {
     let inode_size = profile.inode_size;
     let desc_size = profile.desc_size();
     if param_blocks > 0xFFFF_FFFF {
-        if !profile.is_64bit() {
-            return Err(Error::Mkfs(MkfsError::TooBigFor32Bit {
-                blocks: param_blocks,
-                block_size: req.block_size,
-            }));
-        }
         // More than 2^32 blocks with 64bit: no resize inode (mke2fs PRS).
         feature_compat &= !compat::RESIZE_INODE;
     }
