@@ -226,7 +226,7 @@ fn repair_and_mount(image: &Path, who: &str, entries: usize) {
         .arg(dir.path()));
     assert!(o.status.success(), "{who}: mount: {}", stderr(&o));
     let listed = std::fs::read_dir(dir.path()).map(|d| d.count());
-    let o = run(Command::new("umount").arg(dir.path()));
+    let o = common::umount_retrying(dir.path());
     assert!(o.status.success(), "{who}: umount: {}", stderr(&o));
     assert_eq!(listed.ok(), Some(entries), "{who}: the root's entries");
 }

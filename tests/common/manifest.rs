@@ -368,14 +368,7 @@ impl LoopMount {
     /// kernel still calls the mount busy: something on the host may be
     /// looking at a new mount).
     pub fn umount(mut self) {
-        let mut o = run(Command::new("umount").arg(self.dir.path()));
-        for _ in 0..20 {
-            if o.status.success() || !stderr(&o).contains("busy") {
-                break;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(100));
-            o = run(Command::new("umount").arg(self.dir.path()));
-        }
+        let o = super::umount_retrying(self.dir.path());
         assert!(o.status.success(), "umount: {}", stderr(&o));
         self.mounted = false;
     }

@@ -491,3 +491,18 @@ pub fn least_passing_limit(cap: u64, mut passes: impl FnMut(u64) -> bool) -> Opt
     }
     Some(hi)
 }
+
+/// `umount DIR`, retried for up to two seconds while the kernel calls the
+/// mount busy (something on the host may be looking at a new mount); the
+/// last attempt's output.
+pub fn umount_retrying(dir: &Path) -> Output {
+    let mut o = run(Command::new("umount").arg(dir));
+    for _ in 0..20 {
+        if o.status.success() || !stderr(&o).contains("busy") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        o = run(Command::new("umount").arg(dir));
+    }
+    o
+}
