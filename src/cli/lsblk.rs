@@ -59,10 +59,32 @@ const LONGOPTS: &[LongOpt] = &[
 
 /// lsblk's groups of mutually exclusive options that ebsim can meet
 /// (lsblk.c `excl[]`; the others pair options ebsim refuses anyway).
-const EXCLUSIVE: &[&[char]] = &[&['J', 'P', 'r'], &['P', 'T', 'l', 'r']];
+const EXCLUSIVE: &[&[char]] = &[&['I', 'e'], &['J', 'P', 'r'], &['P', 'T', 'l', 'r']];
 
 fn long_name(c: char) -> Option<&'static str> {
     LONGOPTS.iter().find(|o| o.val == c).map(|o| o.name)
+}
+
+/// A comma-separated list of major numbers as lsblk's `parse_excludes`
+/// reads it (decimal, `strtoul`; a trailing comma ends the list).
+fn parse_majors(list: &str) -> Option<Vec<u32>> {
+    let mut out = Vec::new();
+    let mut rest = list;
+    while !rest.is_empty() {
+        let t = rest.trim_start();
+        let digits = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+        if digits == 0 {
+            return None;
+        }
+        // C stores the unsigned long in an int: only the low bits count.
+        let n: u64 = t[..digits].parse().unwrap_or(u64::MAX);
+        out.push(n as u32);
+        rest = match &t[digits..] {
+            "" => "",
+            r => r.strip_prefix(',')?,
+        };
+    }
+    Some(out)
 }
 
 /// What the command line asks for.
@@ -81,12 +103,14 @@ List information about block devices (ebsim: the devices of the emulated
 instance).
 
 Options:
+ -I, --include <list> show only devices with specified major numbers
  -J, --json           use JSON output format
  -O, --output-all     (not supported by ebsim)
  -P, --pairs          use key=\"value\" output format
  -a, --all            print all devices
  -b, --bytes          print SIZE in bytes rather than in human readable format
  -d, --nodeps         don't print slaves or holders
+ -e, --exclude <list> exclude devices by major number (default: RAM disks)
  -f, --fs             output info about filesystems
  -i, --ascii          use ascii characters only
  -l, --list           use list format output
@@ -138,9 +162,22 @@ fn parse(args: &[String], v: UtilLinux) -> Result<Request, Output> {
             }
         }
         match p.val {
-            // -a shows empty and RAM devices; an instance has neither.
-            // -A hides empty devices; an instance has none.
-            'a' | 'A' => {}
+            // -a shows empty and RAM devices (an instance has none, but a
+            // -a listing excludes nothing by default); -A hides empty
+            // devices, of which an instance has none.
+            'a' => o.all = true,
+            'A' => {}
+            'e' | 'I' => {
+                let list = p.arg.clone().unwrap_or_default();
+                let majors = parse_majors(&list).ok_or_else(|| {
+                    Output::error(format!("lsblk: failed to parse list '{list}'\n"), 1)
+                })?;
+                if p.val == 'e' {
+                    o.excludes.extend(majors);
+                } else {
+                    o.includes.extend(majors);
+                }
+            }
             'b' => o.bytes = true,
             'd' => o.nodeps = true,
             'J' => json = true,
@@ -439,6 +476,36 @@ mod tests {
             "lsblk: option requires an argument -- 'o'\nTry 'lsblk --help' for more information.\n"
         );
         assert_eq!(run(&["-V"]).stdout, "lsblk from util-linux 2.38.1\n");
+        let o = run(&["-e", "7", "-I", "202"]);
+        assert_eq!(
+            (o.stderr.as_str(), o.code),
+            (
+                "lsblk: mutually exclusive arguments: --include --exclude\n",
+                1
+            )
+        );
+        let o = run(&["-e", "7,x"]);
+        assert_eq!(
+            (o.stderr.as_str(), o.code),
+            ("lsblk: failed to parse list '7,x'\n", 1)
+        );
+    }
+
+    #[test]
+    fn majors_excluded_and_included() {
+        let names = |a: &[&str]| {
+            let mut args = vec!["-d", "-n", "-o", "NAME"];
+            args.extend_from_slice(a);
+            run(&args).stdout
+        };
+        assert_eq!(names(&[]), "xvda\nxvdf\n");
+        assert_eq!(names(&["-e", "7,"]), "xvda\nxvdf\n");
+        assert_eq!(names(&["-e", "202"]), "");
+        assert_eq!(names(&["-e", "7", "-e", " 202"]), "");
+        assert_eq!(names(&["-I", "202"]), "xvda\nxvdf\n");
+        assert_eq!(names(&["--include", "259"]), "");
+        // A device named on the command line is shown whatever the filter.
+        assert_eq!(names(&["-e", "202", "/dev/xvdf"]), "xvdf\n");
     }
 
     #[test]

@@ -180,6 +180,13 @@ pub struct Options {
     pub paths: bool,
     /// The util-linux version to copy.
     pub version: UtilLinux,
+    /// `-e`: majors left out of a full listing (none given: RAM disks,
+    /// major 1, unless `-a` or `-I`).
+    pub excludes: Vec<u32>,
+    /// `-I`: the only majors a full listing shows (none: all).
+    pub includes: Vec<u32>,
+    /// `-a`: all devices (no default exclusion of RAM disks).
+    pub all: bool,
 }
 
 impl Options {
@@ -195,7 +202,22 @@ impl Options {
             ascii: false,
             paths: false,
             version: v,
+            excludes: Vec::new(),
+            includes: Vec::new(),
+            all: false,
         }
+    }
+
+    /// Whether a full listing shows devices of major `maj` (lsblk's
+    /// `is_maj_excluded` and `is_maj_included`).
+    pub fn shows_major(&self, maj: u32) -> bool {
+        let default_exclusion = !self.all && self.excludes.is_empty() && self.includes.is_empty();
+        let excluded = if default_exclusion {
+            maj == 1
+        } else {
+            self.excludes.contains(&maj)
+        };
+        !excluded && (self.includes.is_empty() || self.includes.contains(&maj))
     }
 
     /// `-P` and `-r` print in tree order without art.
@@ -215,12 +237,13 @@ pub struct Root<'a> {
 }
 
 /// Renders lsblk's output for every disk of `devs` (top-level disks with
-/// their partitions as children), as `lsblk` without device arguments.
-/// RAM disks (major 1) are left out, as lsblk does by default.
+/// their partitions as children), as `lsblk` without device arguments:
+/// only the majors `-e` and `-I` let through (by default all but RAM
+/// disks, major 1). Devices named on the command line are not filtered.
 pub fn render(devs: &[Device], o: &Options) -> String {
     let roots: Vec<Root> = devs
         .iter()
-        .filter(|d| d.major != 1)
+        .filter(|d| o.shows_major(d.major))
         .map(|d| Root { dev: d, disk: None })
         .collect();
     render_roots(&roots, o)
