@@ -4,7 +4,10 @@
 //! `-L label`, `-m uuid=...`, the feature switches `-m
 //! finobt|reflink|rmapbt|bigtime|inobtcount=0|1` and `-i sparse=0|1`, and
 //! `-d size=...,agcount=N` or `agsize=...`, `-l size=,agnum=,internal`
-//! `-i maxpct=` and `-n ftype=1|version=2|size=4k`. Messages, channels and exit
+//! `-i maxpct=` and `-n ftype=1|version=2|size=4k`, and the geometry it
+//! makes said explicitly (`-i size=512|perblock=8,attr=2,projid32bit=1,
+//! align=1,nrext64=0`, `-b size=4096`, `-s size=512`, `-d noalign`), each
+//! value checked as mkfs.xfs checks it. Messages, channels and exit
 //! codes are mkfs.xfs's. The refusals only 5.19 and later make (one AG,
 //! AGs too small for a 64 MiB log) are made for those versions only.
 //!
