@@ -218,7 +218,7 @@ fn xen_ubuntu_runbook() {
     g.expect(
         "mount",
         &[],
-        "/dev/root on / type ext4 (rw,relatime,discard,errors=remount-ro)\n\
+        "/dev/xvda1 on / type ext4 (rw,relatime,discard,errors=remount-ro)\n\
          /dev/xvda15 on /boot/efi type vfat (rw,relatime,fmask=0077,dmask=0077,codepage=437,iocharset=iso8859-1,shortname=mixed,errors=remount-ro)\n",
         "",
         0,
@@ -226,7 +226,50 @@ fn xen_ubuntu_runbook() {
     g.expect(
         "mount",
         &["-l", "-t", "ext4"],
-        "/dev/root on / type ext4 (rw,relatime,discard,errors=remount-ro) [cloudimg-rootfs]\n",
+        "/dev/xvda1 on / type ext4 (rw,relatime,discard,errors=remount-ro) [cloudimg-rootfs]\n",
+        "",
+        0,
+    );
+    // findmnt reads the guest's mount table, not the sandbox's FUSE mounts;
+    // its layout is the real findmnt's on the same table (measured with
+    // `findmnt -F` on a mountinfo file holding these mounts), and libmount
+    // names the kernel's /dev/root by its device.
+    const ESP_OPTS: &str = "rw,relatime,fmask=0077,dmask=0077,codepage=437,iocharset=iso8859-1,shortname=mixed,errors=remount-ro";
+    g.expect(
+        "findmnt",
+        &[],
+        &format!(
+            "TARGET      SOURCE      FSTYPE OPTIONS\n\
+             /           /dev/xvda1  ext4   rw,relatime,discard,errors=remount-ro\n\
+             └─/boot/efi /dev/xvda15 vfat   {ESP_OPTS}\n"
+        ),
+        "",
+        0,
+    );
+    g.expect("findmnt", &["-no", "SOURCE", "/"], "/dev/xvda1\n", "", 0);
+    g.expect(
+        "findmnt",
+        &["-n", "-l"],
+        &format!(
+            "/         /dev/xvda1  ext4   rw,relatime,discard,errors=remount-ro\n\
+             /boot/efi /dev/xvda15 vfat   {ESP_OPTS}\n"
+        ),
+        "",
+        0,
+    );
+    g.expect(
+        "findmnt",
+        &["-T", "/etc/fstab", "-o", "TARGET,SOURCE"],
+        "TARGET SOURCE\n/      /dev/xvda1\n",
+        "",
+        0,
+    );
+    g.expect("findmnt", &["-t", "xfs"], "", "", 0);
+    g.expect("findmnt", &["/var/lib"], "", "", 1);
+    g.expect(
+        "findmnt",
+        &["-r", "-S", "LABEL=UEFI", "-o", "TARGET,LABEL"],
+        "TARGET LABEL\n/boot/efi UEFI\n",
         "",
         0,
     );
@@ -574,7 +617,7 @@ fn xen_ubuntu_runbook() {
         "mount",
         &[],
         &format!(
-            "/dev/root on / type ext4 (rw,relatime,discard,errors=remount-ro)\n\
+            "/dev/xvda1 on / type ext4 (rw,relatime,discard,errors=remount-ro)\n\
              /dev/xvda15 on /boot/efi type vfat (rw,relatime,fmask=0077,dmask=0077,codepage=437,iocharset=iso8859-1,shortname=mixed,errors=remount-ro)\n\
              /dev/xvdf on /data type xfs ({XFS_MOUNT_OPTS})\n"
         ),
@@ -976,7 +1019,7 @@ fn ext4_whole_volume_grows_online() {
     g.expect(
         "mount",
         &["-t", "ext4"],
-        "/dev/root on / type ext4 (rw,relatime,discard,errors=remount-ro)\n\
+        "/dev/xvda1 on / type ext4 (rw,relatime,discard,errors=remount-ro)\n\
          /dev/xvdg on /srv type ext4 (rw,relatime)\n",
         "",
         0,

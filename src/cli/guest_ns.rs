@@ -88,6 +88,7 @@ pub const NS_APPLETS: &[&str] = &[
     "mkfs.xfs",
     "mount",
     "umount",
+    "findmnt",
     "sudo",
     "aws",
     "ebsim",

@@ -18,6 +18,7 @@ mod ec2;
 mod env;
 mod error;
 mod files;
+mod findmnt;
 mod fuse_mount;
 mod getopt;
 mod growpart;
@@ -186,6 +187,12 @@ pub const APPLETS: &[Applet] = &[
         about: "mount a device inside the emulated instance, or list the mounts (util-linux)",
         run: mount::run,
         stdout: Stdout::Checked("mount"),
+    },
+    Applet {
+        name: "findmnt",
+        about: "find the instance's mounted filesystems (util-linux findmnt, in part)",
+        run: findmnt::run,
+        stdout: Stdout::Checked("findmnt"),
     },
     Applet {
         name: "umount",

@@ -351,7 +351,10 @@ fn list(ctx: &Context, c: &Cli) -> i32 {
     for (m, label) in rules::table(ctx, c.types.as_deref(), c.labels) {
         text.push_str(&format!(
             "{} on {} type {} ({})",
-            m.source, m.target, m.fstype, m.options
+            rules::libmount_source(ctx, m),
+            m.target,
+            m.fstype,
+            m.options
         ));
         if let Some(label) = label {
             text.push_str(&format!(" [{label}]"));

@@ -40,6 +40,7 @@ pub const GUEST_COMMANDS: &[&str] = &[
     "mkfs.xfs",
     "mount",
     "umount",
+    "findmnt",
     "lsblk",
     "blkid",
     "df",

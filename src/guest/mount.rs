@@ -628,6 +628,19 @@ pub fn table<'a>(
         .collect()
 }
 
+/// A mount's source as libmount-based tools (mount, findmnt) show it: the
+/// kernel's `/dev/root` (the root filesystem the kernel mounted from its
+/// command line, as `/proc/mounts` and df show it) becomes the device's own
+/// name, as libmount's `kernel_fs_postparse` does since util-linux 2.23.
+pub fn libmount_source(ctx: &Context, m: &Mount) -> String {
+    if m.source == "/dev/root" {
+        if let Some(r) = ctx.resolve(&m.target) {
+            return r.dev_path();
+        }
+    }
+    m.source.clone()
+}
+
 /// The fstab entry `spec` names: its mount point, or its device.
 pub fn fstab_entry<'a>(ctx: &'a Context, spec: &str) -> Option<&'a Mount> {
     if spec.starts_with('/') && !spec.starts_with("/dev/") {
