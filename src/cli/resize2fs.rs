@@ -115,13 +115,16 @@ fn main(args: &[String], prog: &str) -> Result<i32, AppletError> {
         .map_err(|e| AppletError::new(1, e.message(prog)).with_usage())?;
     let mut force = false;
     let mut print_min = false;
+    let mut flush = false;
+    let mut progress = false;
     for o in &opts {
         match o.val {
             'h' => return Err(AppletError::usage_only(1)),
             'f' => force = true,
-            // -F flushes buffers, -p prints progress of passes a grow within
-            // the reserve never runs, -d sets debug flags: nothing to do.
-            'F' | 'p' | 'd' => {}
+            // -d sets debug flags: nothing to do.
+            'd' => {}
+            'F' => flush = true,
+            'p' => progress = true,
             'M' => {
                 return Err(AppletError::prog(
                     prog,
@@ -162,7 +165,7 @@ fn main(args: &[String], prog: &str) -> Result<i32, AppletError> {
     match super::env::target(&device, true) {
         Target::Device => {
             return match ctx.unwrap_or_else(env::context) {
-                Ok(c) => resize_guest(prog, &device, size_str.as_deref(), force, &c),
+                Ok(c) => resize_guest(prog, &device, size_str.as_deref(), force, progress, &c),
                 Err(why) => Err(AppletError::prog(prog, &why)),
             };
         }
@@ -197,15 +200,28 @@ fn main(args: &[String], prog: &str) -> Result<i32, AppletError> {
         }
     }
     let img = ImageFile::open(path, Access::ReadWrite).map_err(|e| open_failed(&device, &e))?;
-    open_and_grow(
-        prog,
-        &device,
-        img,
-        size_str.as_deref(),
+    // -F asks the kernel to flush the device's buffers (BLKFLSBUF), which
+    // a regular file does not take.
+    if flush && is_file {
+        return Err(AppletError::new(
+            1,
+            format!("{prog}: Inappropriate ioctl for device while trying to flush {device}\n"),
+        ));
+    }
+    let asked = Asked {
+        size: size_str.as_deref(),
         force,
-        is_file,
-        None,
-    )
+        progress,
+    };
+    open_and_grow(prog, &device, img, asked, is_file, None)
+}
+
+/// What the command line asks of one grow: the size argument, `-f`, `-p`.
+#[derive(Debug, Clone, Copy)]
+struct Asked<'a> {
+    size: Option<&'a str>,
+    force: bool,
+    progress: bool,
 }
 
 /// Opens the ext4 on `dev`, reads the size argument in its block size, and
@@ -214,14 +230,13 @@ fn open_and_grow<D: BlockDevice>(
     prog: &str,
     device: &str,
     dev: D,
-    size_str: Option<&str>,
-    force: bool,
+    asked: Asked<'_>,
     image_file: bool,
     mount_point: Option<&str>,
 ) -> Result<i32, AppletError> {
     let fs = open_fs(prog, device, dev)?;
     let log_block_size = fs.superblock().s_log_block_size as i32;
-    let size = match size_str {
+    let size = match asked.size {
         Some(s) => {
             let n = parse_num_blocks2(s, log_block_size);
             if n == 0 {
@@ -236,12 +251,12 @@ fn open_and_grow<D: BlockDevice>(
     };
     let req = GrowRequest {
         size,
-        force,
+        force: asked.force,
         online: mount_point.is_some(),
         image_file,
         now: super::e2fs_util::e2fsprogs_now(),
     };
-    run_grow(prog, device, fs, &req, mount_point)
+    run_grow(prog, device, fs, &req, mount_point, asked.progress)
 }
 
 /// resize2fs of an image `ebsim mount` serves: the online resize, made by
@@ -360,6 +375,7 @@ fn resize_guest(
     spec: &str,
     size_str: Option<&str>,
     force: bool,
+    progress: bool,
     ctx: &Context,
 ) -> Result<i32, AppletError> {
     let Some(r) = ctx.resolve(spec) else {
@@ -405,15 +421,12 @@ fn resize_guest(
             ));
         }
     };
-    open_and_grow(
-        prog,
-        &device,
-        dev,
-        size_str,
+    let asked = Asked {
+        size: size_str,
         force,
-        false,
-        mount_point.as_deref(),
-    )
+        progress,
+    };
+    open_and_grow(prog, &device, dev, asked, false, mount_point.as_deref())
 }
 
 /// Plans and applies a grow, printing what resize2fs prints. `mounted_on`
@@ -425,6 +438,7 @@ pub fn run_grow<D: BlockDevice>(
     mut fs: Ext4<D>,
     req: &GrowRequest,
     mounted_on: Option<&str>,
+    progress: bool,
 ) -> Result<i32, AppletError> {
     let decided = match grow::target(&fs, req) {
         Ok(o) => o,
@@ -492,6 +506,13 @@ pub fn run_grow<D: BlockDevice>(
             return Err(AppletError::new(1, advice));
         }
     };
+    if progress && mounted_on.is_none() {
+        out(&extend_itable_progress(
+            &plan.superblock,
+            plan.old_groups,
+            plan.new_groups,
+        ));
+    }
     if let Err(e) = grow::apply(fs.device_mut(), &plan.batch) {
         err(&format!("{prog}: {e} while trying to resize {device}\n"));
         // An image file's undo log undoes a failed grow; only a device
@@ -514,6 +535,32 @@ pub fn run_grow<D: BlockDevice>(
 
 /// resize2fs's `open: REASON while opening DEVICE` for an image file
 /// that would not open.
+/// What `resize2fs -p` prints as an offline grow zeroes the new groups'
+/// inode tables: resize2fs does that (its pass 1) only without group
+/// descriptor checksums, where the kernel cannot initialize them lazily.
+/// The meter is e2fsprogs' simple progress bar: the label padded to 30
+/// columns, 40 dashes, 40 backspaces, then 40 X as the groups are done.
+/// (The passes of a grow that moves blocks out of the way are not shown.)
+fn extend_itable_progress(
+    sb: &ebsim::fs::ext4::superblock::Superblock,
+    old_groups: u64,
+    new_groups: u64,
+) -> String {
+    // RO_COMPAT_GDT_CSUM, RO_COMPAT_METADATA_CSUM.
+    let csum = sb.s_feature_ro_compat & (0x10 | 0x400) != 0;
+    let added = new_groups.saturating_sub(old_groups);
+    if csum || added == 0 {
+        return String::new();
+    }
+    format!(
+        "Begin pass 1 (max = {added})\n{:<30}{}{}{}\n",
+        "Extending the inode table",
+        "-".repeat(40),
+        "\u{8}".repeat(40),
+        "X".repeat(40)
+    )
+}
+
 fn open_failed(device: &str, e: &ebsim::blockdev::Error) -> AppletError {
     let reason = match e {
         ebsim::blockdev::Error::Io { source, .. } => super::output::strerror(source),
