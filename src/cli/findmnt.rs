@@ -17,8 +17,9 @@ use super::error::AppletError;
 use super::getopt::{LongOpt, getopt_long};
 use super::output::out;
 use ebsim::ec2::model::Mount;
+use ebsim::guest::lsblk::raw_escape;
 use ebsim::guest::mount::{libmount_source, type_matches};
-use ebsim::guest::{Context, normalize_path};
+use ebsim::guest::{Context, normalize_path, path_within};
 use std::ffi::OsString;
 
 const OPTSTRING: &str = "AabCcDd:ehiJfF:M:o:O:p::PQ:klmnN:rst:uvRS:T:Uw:VxyH";
@@ -234,16 +235,7 @@ fn mount_of<'a>(mounts: &[&'a Mount], path: &str) -> Option<&'a Mount> {
         .iter()
         .rev()
         .copied()
-        .find(|m| contains(&m.target, &p))
-}
-
-/// `dir` is `path` or one of its ancestors.
-fn contains(dir: &str, path: &str) -> bool {
-    path == dir
-        || dir == "/"
-        || path
-            .strip_prefix(dir)
-            .is_some_and(|rest| rest.starts_with('/'))
+        .find(|m| path_within(&p, &m.target))
 }
 
 /// The cell of `col` for mount `m`.
@@ -260,29 +252,15 @@ fn cell(ctx: &Context, m: &Mount, col: Column) -> String {
     }
 }
 
-/// libsmartcols' raw escaping: blanks, backslashes and unprintable bytes
-/// as `\xHH`.
-fn raw_escape(s: &str) -> String {
-    let mut out = String::new();
-    for b in s.bytes() {
-        if b == b'\\' || b.is_ascii_whitespace() || !b.is_ascii_graphic() && b < 0x80 {
-            out.push_str(&format!("\\x{b:02x}"));
-        } else {
-            out.push(b as char);
-        }
-    }
-    out
-}
-
 /// Each mount's parent in the tree: the latest earlier mount containing it.
 fn parents(mounts: &[&Mount]) -> Vec<Option<usize>> {
     mounts
         .iter()
         .enumerate()
         .map(|(i, m)| {
-            (0..i)
-                .rev()
-                .find(|&j| mounts[j].target != m.target && contains(&mounts[j].target, &m.target))
+            (0..i).rev().find(|&j| {
+                mounts[j].target != m.target && path_within(&m.target, &mounts[j].target)
+            })
         })
         .collect()
 }
@@ -410,17 +388,16 @@ fn main(args: &[String]) -> Result<i32, AppletError> {
     };
     let ctx = super::env::context().map_err(|why| fail(format!("findmnt: {why}\n")))?;
     let all: Vec<&Mount> = ctx.mounts.iter().collect();
-    let (mut source, target) = (c.source.clone(), c.target.clone());
-    let mut target = target;
+    let (mut source, mut target) = (c.source.clone(), c.target.clone());
     let mut either: Option<String> = None;
     match c.operands.as_slice() {
         [] => {}
         [one] => either = Some(one.clone()),
-        [s, t] => {
+        // `parse` refused more than two.
+        [s, t, ..] => {
             source = Some(s.clone());
             target = Some(t.clone());
         }
-        _ => unreachable!("at most two operands"),
     }
     // findmnt lists (no tree) with -f or a source or target to match.
     let tree = !c.list

@@ -831,8 +831,7 @@ fn stats_details(plan: &mkfs::MkfsPlan, root_owner: (u32, u32)) -> String {
         ));
     }
     if g.reserved_gdt_blocks > 0 {
-        // EXT2_DESC_PER_BLOCK: s_desc_size is 0 without 64bit (32 bytes).
-        let per_block = u64::from(g.block_size) / u64::from(sb.s_desc_size).max(32);
+        let per_block = u64::from(g.block_size) / u64::from(sb.desc_size());
         t.push_str(&format!(
             "Maximum filesystem blocks={}\n",
             (g.reserved_gdt_blocks + g.desc_blocks) * per_block * g.blocks_per_group

@@ -546,10 +546,8 @@ fn extend_itable_progress(
     old_groups: u64,
     new_groups: u64,
 ) -> String {
-    // RO_COMPAT_GDT_CSUM, RO_COMPAT_METADATA_CSUM.
-    let csum = sb.s_feature_ro_compat & (0x10 | 0x400) != 0;
     let added = new_groups.saturating_sub(old_groups);
-    if csum || added == 0 {
+    if ebsim::fs::ext4::group_desc::has_group_csum(sb) || added == 0 {
         return String::new();
     }
     format!(

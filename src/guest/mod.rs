@@ -92,6 +92,17 @@ pub fn normalize_path(path: &str) -> String {
     format!("/{}", parts.join("/"))
 }
 
+/// Whether normalized `path` is `dir` or lies under it: the test a mount
+/// point passes for the paths on its filesystem (`/data` holds `/data/x`,
+/// not `/database`).
+pub fn path_within(path: &str, dir: &str) -> bool {
+    dir == "/"
+        || path == dir
+        || path
+            .strip_prefix(dir)
+            .is_some_and(|rest| rest.starts_with('/'))
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -397,7 +397,9 @@ fn first_in_largest(entries: &[GptEntry], first: u64, last: u64) -> u64 {
 }
 
 /// libfdisk's `gpt_add_partition` for a script line (`first`..`last`: the
-/// usable LBAs).
+/// usable LBAs) into entry `partno`, which the caller found free (as
+/// `fdisk_partition_next_partno` does, so libfdisk's "already defined" and
+/// "all in use" warnings cannot arise from a script).
 fn gpt_add(
     entries: &mut [GptEntry],
     al: &Align,
@@ -405,24 +407,6 @@ fn gpt_add(
     partno: usize,
     p: &ScriptPartition,
 ) -> Result<(), AddError> {
-    if partno >= entries.len() {
-        return Err(AddError {
-            warning: None,
-            errno: Errno::Range,
-        });
-    }
-    if entries[partno].is_used() {
-        return Err(fail(
-            format!(
-                "Partition {} is already defined.  Delete it before re-adding it.",
-                partno + 1
-            ),
-            Errno::Range,
-        ));
-    }
-    if entries.iter().all(GptEntry::is_used) {
-        return Err(fail("All partitions are already in use.", Errno::NoSpace));
-    }
     if first_available(entries, first, last, first) == 0 {
         return Err(fail("No free sectors available.", Errno::NoSpace));
     }
@@ -778,8 +762,8 @@ impl DosState {
         self.first_free_in_range(logical, start, end)
     }
 
-    /// libfdisk's `add_partition` for a script line: slot `n` (0-3 a
-    /// primary, 4 and up a logical).
+    /// libfdisk's `add_partition` for a script line: slot `n` (0-3 a free
+    /// primary, as `unused_primary` picks it; 4 and up the next logical).
     fn add(&mut self, n: usize, p: &ScriptPartition, sys: u8) -> Result<(), AddError> {
         let logical = n >= 4;
         let no_space = || fail("No free sectors available.", Errno::NoSpace);
@@ -787,15 +771,6 @@ impl DosState {
             warning: None,
             errno: e,
         };
-        if !logical && self.primaries[n].is_some_and(|p| p.used()) {
-            return Err(fail(
-                format!(
-                    "Partition {} is already defined.  Delete it before re-adding it.",
-                    n + 1
-                ),
-                Errno::Invalid,
-            ));
-        }
         let (mut start, stop) = self.ranges(logical).map_err(errno)?;
         let mut limit = self
             .last_free_in_range(logical, start, stop)
@@ -1049,12 +1024,11 @@ impl DosState {
         }
     }
 
-    /// True when every slot is used and none is an extended partition:
-    /// sfdisk then stops reading the script ("All partitions used.").
+    /// True when every primary slot is used and none is an extended
+    /// partition (so there are no logicals either): sfdisk then stops
+    /// reading the script ("All partitions used.").
     fn full(&self) -> bool {
-        self.logicals.is_empty()
-            && self.ext.is_none()
-            && self.primaries.iter().all(|p| p.is_some_and(|p| p.used()))
+        self.ext.is_none() && self.primaries.iter().all(|p| p.is_some_and(|p| p.used()))
     }
 }
 

@@ -73,20 +73,15 @@ pub struct BlkidType {
 
 /// libblkid's ext probes (jbd aside: ebsim makes no journal devices).
 pub fn blkid_type(sb: &Superblock) -> BlkidType {
-    const HAS_JOURNAL: u32 = 0x4;
-    const TEST_FILESYS: u32 = 0x4;
-    // sparse_super, large_file, btree_dir.
-    const RO_COMPAT_EXT2_EXT3: u32 = 0x7;
-    // filetype, meta_bg; ext3 adds recover.
-    const INCOMPAT_EXT2: u32 = 0x12;
-    const INCOMPAT_EXT3: u32 = 0x16;
-    let (compat, incompat, ro) = (
-        sb.s_feature_compat,
-        sb.s_feature_incompat,
-        sb.s_feature_ro_compat,
-    );
-    let journal = compat & HAS_JOURNAL != 0;
-    let name = if sb.s_flags & TEST_FILESYS != 0 {
+    use super::features::{compat, incompat, ro_compat};
+    // What libblkid's ext2 and ext3 probes accept.
+    const RO_COMPAT_EXT2_EXT3: u32 =
+        ro_compat::SPARSE_SUPER | ro_compat::LARGE_FILE | ro_compat::BTREE_DIR;
+    const INCOMPAT_EXT2: u32 = incompat::FILETYPE | incompat::META_BG;
+    const INCOMPAT_EXT3: u32 = INCOMPAT_EXT2 | incompat::RECOVER;
+    let (incompat, ro) = (sb.s_feature_incompat, sb.s_feature_ro_compat);
+    let journal = sb.s_feature_compat & compat::HAS_JOURNAL != 0;
+    let name = if sb.s_flags & super::superblock::FLAGS_TEST_FILESYS != 0 {
         "ext4dev"
     } else if ro & !RO_COMPAT_EXT2_EXT3 != 0 || incompat & !INCOMPAT_EXT3 != 0 {
         "ext4"

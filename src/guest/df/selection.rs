@@ -2,7 +2,7 @@
 //! `-t`, `-x`, one row per device, and the mount a FILE argument names.
 
 use super::{Mount, Row, StatFs};
-use crate::guest::normalize_path;
+use crate::guest::{normalize_path, path_within};
 
 /// gnulib's "dummy" filesystem types (mountlist.c `ME_DUMMY`): df hides
 /// them unless `-a`.
@@ -167,10 +167,7 @@ pub fn mount_of_path<'a>(mounts: &'a [Mount], path: &str) -> Option<&'a Mount> {
         }
         let t = normalize_path(&m.target);
         let len = if t == "/" { 1 } else { t.len() };
-        let matches = t == "/"
-            || (resolved.starts_with(&t)
-                && (resolved.len() == t.len() || resolved.as_bytes().get(t.len()) == Some(&b'/')));
-        if best_len <= len && len <= resolved.len() && matches {
+        if best_len <= len && len <= resolved.len() && path_within(&resolved, &t) {
             best = Some(m);
             best_len = len;
         }

@@ -26,6 +26,7 @@ mod table;
 mod tree;
 
 pub use columns::{Column, ColumnListError, default_columns, fs_columns};
+pub use raw::raw_escape;
 use tree::{Line, add_line, walk};
 
 /// Which util-linux the instance's image ships (it decides headers, size

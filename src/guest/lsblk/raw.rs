@@ -4,9 +4,10 @@ use super::Options;
 use super::columns::cell;
 use super::tree::Line;
 
-/// `-r` escapes blanks, backslashes and unprintable bytes as `\xNN`
-/// (`fputs_nonblank`); bytes above 0x7f count as unprintable.
-fn raw_escape(s: &str) -> String {
+/// libsmartcols' raw output (lsblk's and findmnt's `-r`) escapes blanks,
+/// backslashes and unprintable bytes as `\xNN` (`fputs_nonblank`); bytes
+/// above 0x7f count as unprintable.
+pub fn raw_escape(s: &str) -> String {
     let mut o = String::new();
     for &b in s.as_bytes() {
         if b == b' ' || b == b'\t' || b == b'\\' || !(0x20..0x7f).contains(&b) {
