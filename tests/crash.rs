@@ -183,7 +183,12 @@ fn populated_xfs(path: &Path, len: u64) {
 }
 
 fn mkfs_ext4_cmd(img: &Path) -> Command {
-    let mut c = ebsim("mkfs.ext4");
+    mke2fs_cmd("mkfs.ext4", img)
+}
+
+/// `ebsim APPLET` (mkfs.ext4, mkfs.ext3, ...) with fixed UUID, seed, time.
+fn mke2fs_cmd(applet: &str, img: &Path) -> Command {
+    let mut c = ebsim(applet);
     c.env("E2FSPROGS_FAKE_TIME", FAKE_TIME)
         .args(["-q", "-F", "-U", UUID, "-E"])
         .arg(format!("hash_seed={HASH_SEED}"))
@@ -282,6 +287,23 @@ fn sweep_mkfs_ext4_over_ext4() {
     // The discard of the old data happens after the commit point, so some
     // faults land after it and are finished by the next open.
     assert!(r.completed > 0, "no fault point after the commit point");
+}
+
+/// ext3 over ext4: a block-mapped journal with its indirect blocks.
+#[test]
+fn sweep_mkfs_ext3_over_ext4() {
+    let Some((_d, t)) = scratch() else {
+        return;
+    };
+    populated_ext4(&t, 256 * M);
+    let mkfs_ext3 = |img: &Path| mke2fs_cmd("mkfs.ext3", img);
+    sweep(
+        "mkfs.ext3 over ext4",
+        &t,
+        &mkfs_ext3,
+        Some(&e2fsck_clean),
+        &e2fsck_clean,
+    );
 }
 
 #[test]

@@ -84,6 +84,8 @@ pub const NS_APPLETS: &[&str] = &[
     "xfs_info",
     "mkfs",
     "mkfs.ext4",
+    "mkfs.ext3",
+    "mkfs.ext2",
     "mke2fs",
     "mkfs.xfs",
     "mount",

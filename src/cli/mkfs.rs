@@ -75,7 +75,7 @@ pub fn run(args: Vec<OsString>) -> i32 {
         }
     }
     match fstype.as_str() {
-        "ext4" => super::mkfs_ext4::run(rest),
+        "ext2" | "ext3" | "ext4" => super::mkfs_ext4::run(rest),
         "xfs" => super::mkfs_xfs::run(rest),
         _ => finish(
             Err(AppletError::prog(

@@ -111,8 +111,14 @@ fn basename(s: &str) -> String {
 
 /// The features and inode size: mke2fs.conf's ext4, then `-O` (joined
 /// with commas, as mke2fs joins repeated options), then `-I`.
-fn profile(prog: &str, a: &Args, block_size: u64, usage: &Usage) -> Result<Profile, AppletError> {
-    let mut profile = Profile::EXT4;
+fn profile(
+    prog: &str,
+    a: &Args,
+    fs_type: &str,
+    block_size: u64,
+    usage: &Usage,
+) -> Result<Profile, AppletError> {
+    let mut profile = Profile::of_type(fs_type);
     let mut words = profile.words();
     let spec = a.features.join(",");
     if features::edit(&mut words, &spec).is_err() {
@@ -435,14 +441,6 @@ fn main(args: &[String], argv0: &str, prog: &str) -> Result<i32, AppletError> {
             Some(t) if !t.is_empty() => t.to_string(),
             _ => "ext2".to_string(),
         });
-    if fs_type != "ext4" {
-        return Err(AppletError::prog(
-            prog,
-            &format!(
-                "ebsim makes ext4 only (asked for {fs_type}); use mkfs.ext4 or mke2fs -t ext4"
-            ),
-        ));
-    }
 
     // The device.
     let guest = match guest_ctx {
@@ -488,8 +486,18 @@ fn main(args: &[String], argv0: &str, prog: &str) -> Result<i32, AppletError> {
     } else {
         0
     };
-    let asked_usage = a.usage_types.as_deref().map(Usage::of);
-    let usage_block_size = asked_usage.as_ref().map(|u| u.block_size);
+    // A filesystem type that is a usage type of mke2fs.conf ("small")
+    // applies its stanza first.
+    let type_stanza = mke2fs::is_usage_type(&fs_type).then_some(fs_type.as_str());
+    let with_type = |list: &str| match type_stanza {
+        Some(t) => Usage::of(&format!("{t},{list}")),
+        None => Usage::of(list),
+    };
+    let asked_usage = a.usage_types.as_deref().map(with_type);
+    let usage_block_size = asked_usage
+        .as_ref()
+        .map(|u| u.block_size)
+        .or_else(|| type_stanza.map(|t| Usage::of(t).block_size));
     let size = mke2fs::size(
         dev_size_before,
         explicit_blocks,
@@ -501,20 +509,38 @@ fn main(args: &[String], argv0: &str, prog: &str) -> Result<i32, AppletError> {
         other => AppletError::prog(prog, &other.to_string()),
     })?;
     let (block_size, blocks, size_type) = (size.block_size, size.blocks, size.size_type);
-    let usage = asked_usage.unwrap_or_else(|| Usage::of(size_type.name()));
+    let usage = asked_usage.unwrap_or_else(|| with_type(size_type.name()));
+    if !matches!(fs_type.as_str(), "ext2" | "ext3" | "ext4") && type_stanza.is_none() {
+        let mut text =
+            format!("\nYour mke2fs.conf file does not define the {fs_type} filesystem type.\n");
+        if fs_type == "ext4dev" {
+            text.push_str("You probably need to install an updated mke2fs.conf file.\n\n");
+        }
+        if !a.force {
+            text.push_str("Aborting...\n");
+            return Err(AppletError::new(1, String::new()).with_stdout(&text));
+        }
+        out(&text);
+    }
     for name in &usage.unknown {
         err(&format!(
             "\nWarning: the fs_type {name} is not defined in mke2fs.conf\n\n"
         ));
     }
-    let mut profile = profile(prog, &a, block_size, &usage)?;
+    let mut profile = profile(prog, &a, &fs_type, block_size, &usage)?;
     // mke2fs's size checks come before its verbose list of types.
     ext4::geometry::check_size(blocks, block_size as u32, &profile)
         .map_err(|e| plan_failure(prog, &device, e))?;
     if a.verbose {
         // The filesystem type, then the usage types mke2fs.conf defines.
-        let types: Vec<String> = std::iter::once("ext4")
-            .chain(usage.types.iter().copied())
+        let types: Vec<String> = std::iter::once(fs_type.as_str())
+            .chain(
+                usage
+                    .types
+                    .iter()
+                    .copied()
+                    .skip(usize::from(type_stanza.is_some())),
+            )
             .map(|t| format!("'{t}'"))
             .collect();
         out(&format!(

@@ -99,8 +99,20 @@ pub const APPLETS: &[Applet] = &[
         stdout: Stdout::Unchecked,
     },
     Applet {
+        name: "mkfs.ext3",
+        about: "make an ext3 filesystem (e2fsprogs 1.47.0 mke2fs)",
+        run: mkfs_ext4::run,
+        stdout: Stdout::Unchecked,
+    },
+    Applet {
+        name: "mkfs.ext2",
+        about: "make an ext2 filesystem (e2fsprogs 1.47.0 mke2fs)",
+        run: mkfs_ext4::run,
+        stdout: Stdout::Unchecked,
+    },
+    Applet {
         name: "mke2fs",
-        about: "make an ext4 filesystem with -t ext4 (e2fsprogs 1.47.0)",
+        about: "make an ext2, ext3 or ext4 filesystem (-t; ext2 by default) (e2fsprogs 1.47.0)",
         run: mkfs_ext4::run,
         stdout: Stdout::Unchecked,
     },

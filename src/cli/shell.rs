@@ -36,6 +36,8 @@ pub const GUEST_COMMANDS: &[&str] = &[
     "xfs_info",
     "mkfs",
     "mkfs.ext4",
+    "mkfs.ext3",
+    "mkfs.ext2",
     "mke2fs",
     "mkfs.xfs",
     "mount",

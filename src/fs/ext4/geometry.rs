@@ -140,6 +140,37 @@ impl Profile {
         journal_blocks: None,
     };
 
+    /// Debian's mke2fs.conf `base_features` alone, the ext2 of mke2fs
+    /// 1.47.0: ext_attr, resize_inode, dir_index, filetype, sparse_super,
+    /// large_file; no journal, block-mapped files, 32-byte descriptors,
+    /// every group's tables in the group.
+    pub const EXT2: Profile = Profile {
+        feature_compat: compat::EXT_ATTR | compat::RESIZE_INODE | compat::DIR_INDEX,
+        feature_incompat: incompat::FILETYPE,
+        feature_ro_compat: ro_compat::SPARSE_SUPER | ro_compat::LARGE_FILE,
+        ..Profile::EXT4
+    };
+
+    /// mke2fs.conf's ext3: the base features and `has_journal`.
+    pub const EXT3: Profile = Profile {
+        feature_compat: compat::HAS_JOURNAL
+            | compat::EXT_ATTR
+            | compat::RESIZE_INODE
+            | compat::DIR_INDEX,
+        ..Profile::EXT2
+    };
+
+    /// The profile of an mke2fs.conf filesystem type: ext3 and ext4 have
+    /// their stanzas; any other name (ext2, a usage type such as "small",
+    /// or one mke2fs.conf does not define) gets the base features.
+    pub fn of_type(fs_type: &str) -> Profile {
+        match fs_type {
+            "ext4" => Profile::EXT4,
+            "ext3" => Profile::EXT3,
+            _ => Profile::EXT2,
+        }
+    }
+
     /// With `64bit`.
     pub fn is_64bit(&self) -> bool {
         self.feature_incompat & incompat::BIT64 != 0
@@ -156,12 +187,8 @@ impl Profile {
     /// group checksums by crc16 (`uninit_bg`).
     const EXTRA: [u32; 3] = [0, 0, ro_compat::GDT_CSUM];
     /// What every filesystem ebsim makes has (its directories carry file
-    /// types, its files extents, its groups sparse superblock backups).
-    const REQUIRED: [u32; 3] = [
-        0,
-        incompat::FILETYPE | incompat::EXTENTS,
-        ro_compat::SPARSE_SUPER,
-    ];
+    /// types, its groups sparse superblock backups).
+    const REQUIRED: [u32; 3] = [0, incompat::FILETYPE, ro_compat::SPARSE_SUPER];
 
     /// The feature words as `[compat, incompat, ro_compat]`.
     pub fn words(&self) -> [u32; 3] {
@@ -299,6 +326,11 @@ impl Geometry {
     /// Whether the filesystem has a resize inode.
     pub fn has_resize_inode(&self) -> bool {
         self.feature_compat & compat::RESIZE_INODE != 0
+    }
+
+    /// Whether files are mapped by extent trees (else by block maps).
+    pub fn has_extents(&self) -> bool {
+        self.feature_incompat & incompat::EXTENTS != 0
     }
 
     /// Flex group size.

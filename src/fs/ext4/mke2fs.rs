@@ -59,6 +59,11 @@ const USAGE_TYPES: [UsageType; 8] = [
     },
 ];
 
+/// Whether `name` is one of mke2fs.conf's usage types.
+pub fn is_usage_type(name: &str) -> bool {
+    USAGE_TYPES.iter().any(|t| t.name == name)
+}
+
 /// What mke2fs reads from mke2fs.conf for the usage types of `-T` (or,
 /// without it, of the size type), later types overriding earlier ones.
 #[derive(Debug, Clone, PartialEq, Eq)]

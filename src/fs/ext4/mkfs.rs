@@ -1,11 +1,15 @@
-//! mkfs.ext4: plan a new filesystem (pure), then write it in one commit.
+//! mkfs.ext4 (and mkfs.ext3, mkfs.ext2): plan a new filesystem (pure),
+//! then write it in one commit.
 //!
 //! The planner reproduces mke2fs 1.47.0 on a regular file, for any
 //! feature [`super::geometry::Profile`] it supports (checksums only with
 //! metadata_csum; groups flagged uninitialized only with group checksums,
 //! else every bitmap written; tables packed per flex group or in each
-//! group): geometry ([`super::geometry`]), table placement, root and
-//! lost+found, the resize inode, the journal near the middle, per-group
+//! group; files mapped by extents, or without `extent` by `i_block`'s
+//! direct and indirect pointers): geometry ([`super::geometry`]), table
+//! placement, root and lost+found, the resize inode, the journal (near
+//! the middle with extents; block by block after lost+found without, as
+//! libext2fs's fallocate ignores the goal then), per-group
 //! flags and counts, and only the blocks mke2fs writes (everything else a
 //! hole, after discarding the filesystem's range as mke2fs does).
 //!
@@ -28,11 +32,12 @@ use super::group_desc::{
 };
 use super::inode::{self, EXT4_EXTENTS_FL, Inode, S_IFDIR, S_IFREG};
 use super::journal;
-use super::layout::{Allocator, TableList};
+use super::layout::{Allocator, BlockMapped, TableList};
 use super::resize_inode::{self, ResizeGeometry};
 use super::superblock::{FLAGS_SIGNED_HASH, FLAGS_TEST_FILESYS, STATE_VALID, Superblock};
 use super::tables::{self, Groups};
 use crate::blockdev::{BlockDevice, Sink, WritePlan};
+use crate::bytes::write_u32le;
 use std::ops::Range;
 
 /// What to make.
@@ -305,6 +310,8 @@ struct Placement {
     dind: Option<u64>,
     journal: Vec<(u64, u64)>,
     journal_etb: Option<u64>,
+    /// The journal's `i_block` and indirect blocks without `extent`.
+    journal_map: Option<BlockMapped>,
 }
 
 fn no_space(g: &Geometry) -> Error {
@@ -363,12 +370,22 @@ fn place(g: &Geometry) -> Result<Placement, Error> {
     } else {
         None
     };
-    let (journal, journal_etb) = if g.journal_blocks == 0 {
-        (Vec::new(), None)
-    } else {
+    let (journal, journal_etb, journal_map) = if g.journal_blocks == 0 {
+        (Vec::new(), None, None)
+    } else if g.has_extents() {
         let goal = journal_goal(g, &a);
-        a.allocate_extents(goal, g.journal_blocks)
-            .ok_or_else(|| no_space(g))?
+        let (extents, etb) = a
+            .allocate_extents(goal, g.journal_blocks)
+            .ok_or_else(|| no_space(g))?;
+        (extents, etb, None)
+    } else {
+        // libext2fs's fallocate ignores the goal without extents: each
+        // block follows the one before, from the first block of inode 8's
+        // group (0).
+        let map = a
+            .allocate_block_mapped(g.first_data_block, g.journal_blocks, bs / 4)
+            .ok_or_else(|| no_space(g))?;
+        (map.data.clone(), None, Some(map))
     };
     Ok(Placement {
         tables,
@@ -379,6 +396,7 @@ fn place(g: &Geometry) -> Result<Placement, Error> {
         dind,
         journal,
         journal_etb,
+        journal_map,
     })
 }
 
@@ -433,14 +451,27 @@ fn extents_of(blocks: &[u64]) -> Vec<Extent> {
     out
 }
 
-/// A directory or file inode with an in-inode extent tree.
-fn extent_inode(
+/// `i_block` as twelve direct block pointers (a block-mapped file of at
+/// most 12 blocks).
+fn direct_map(blocks: &[u64]) -> [u8; 60] {
+    let mut root = [0u8; 60];
+    for (i, &b) in blocks.iter().take(12).enumerate() {
+        write_u32le(&mut root, i * 4, b as u32);
+    }
+    root
+}
+
+/// A directory or file inode whose `i_block` is `root`: an in-inode
+/// extent tree when `extents`, else a block map.
+#[allow(clippy::too_many_arguments)]
+fn mapped_inode(
     isize: usize,
     mode: u16,
     links: u16,
     size: u64,
     blocks_512: u64,
     root: [u8; 60],
+    extents: bool,
     now: u32,
 ) -> Inode {
     let mut i = Inode::zeroed(isize);
@@ -448,7 +479,7 @@ fn extent_inode(
     i.i_links_count = links;
     i.i_size = size;
     i.i_blocks = blocks_512;
-    i.i_flags = EXT4_EXTENTS_FL;
+    i.i_flags = if extents { EXT4_EXTENTS_FL } else { 0 };
     i.i_block = root;
     i.i_atime = now;
     i.i_ctime = now;
@@ -557,23 +588,41 @@ pub fn plan(dev_size: u64, opts: &MkfsOptions) -> Result<MkfsPlan, Error> {
         put(ino, &Inode::zeroed(isize));
     }
     // 2: root.
-    let (root_tree, _) = extent::build_tree(&extents_of(&[p.root]), None, bsz, None);
-    let mut root_inode = extent_inode(isize, S_IFDIR | 0o755, 3, bs, bs / 512, root_tree, now32);
+    let ext = g.has_extents();
+    let small_map = |blocks: &[u64]| {
+        if ext {
+            extent::build_tree(&extents_of(blocks), None, bsz, None).0
+        } else {
+            direct_map(blocks)
+        }
+    };
+    let root_tree = small_map(&[p.root]);
+    let mut root_inode = mapped_inode(
+        isize,
+        S_IFDIR | 0o755,
+        3,
+        bs,
+        bs / 512,
+        root_tree,
+        ext,
+        now32,
+    );
     let (uid, gid) = opts.tunables.root_owner;
     root_inode.set_owner(uid, gid);
     put(inode::ROOT_INO, &root_inode);
     // 11: lost+found.
-    let (lpf_tree, _) = extent::build_tree(&extents_of(&p.lpf), None, bsz, None);
+    let lpf_tree = small_map(&p.lpf);
     let lpf_bytes = p.lpf.len() as u64 * bs;
     put(
         inode::LPF_INO,
-        &extent_inode(
+        &mapped_inode(
             isize,
             S_IFDIR | 0o700,
             2,
             lpf_bytes,
             lpf_bytes / 512,
             lpf_tree,
+            ext,
             now32,
         ),
     );
@@ -595,20 +644,33 @@ pub fn plan(dev_size: u64, opts: &MkfsOptions) -> Result<MkfsPlan, Error> {
             }
             v
         };
-        let jseed = csum_seed.map(|s| inode::inode_seed(s, inode::JOURNAL_INO, 0));
-        let (jroot, etb) = extent::build_tree(&jext, p.journal_etb, bsz, jseed);
-        let jblocks_512 = (g.journal_blocks + u64::from(p.journal_etb.is_some())) * (bs / 512);
-        let jino = extent_inode(
+        let (jroot, map_blocks) = match &p.journal_map {
+            Some(m) => {
+                let mut root = [0u8; 60];
+                for (i, &b) in m.i_block.iter().enumerate() {
+                    write_u32le(&mut root, i * 4, b);
+                }
+                (root, m.indirect.len() as u64)
+            }
+            None => {
+                let jseed = csum_seed.map(|s| inode::inode_seed(s, inode::JOURNAL_INO, 0));
+                let (root, etb) = extent::build_tree(&jext, p.journal_etb, bsz, jseed);
+                jetb_block = etb;
+                (root, u64::from(p.journal_etb.is_some()))
+            }
+        };
+        let jblocks_512 = (g.journal_blocks + map_blocks) * (bs / 512);
+        let jino = mapped_inode(
             isize,
             S_IFREG | 0o600,
             1,
             g.journal_blocks * bs,
             jblocks_512,
             jroot,
+            ext,
             now32,
         );
         put(inode::JOURNAL_INO, &jino);
-        jetb_block = etb;
         for (i, w) in sb.s_jnl_blocks.iter_mut().take(15).enumerate() {
             *w = crate::bytes::read_u32le(&jroot, i * 4);
         }
@@ -669,6 +731,18 @@ pub fn plan(dev_size: u64, opts: &MkfsOptions) -> Result<MkfsPlan, Error> {
     if let (Some(etb), Some(blk)) = (p.journal_etb, jetb_block) {
         fixed.push((etb * bs, blk));
     }
+    // A block-mapped journal's indirect blocks, in block order.
+    if let Some(m) = &p.journal_map {
+        let mut ind: Vec<&(u64, Vec<u32>)> = m.indirect.iter().collect();
+        ind.sort_by_key(|(b, _)| *b);
+        for (b, entries) in ind {
+            let mut blk = vec![0u8; bsz];
+            for (i, &e) in entries.iter().enumerate() {
+                write_u32le(&mut blk, i * 4, e);
+            }
+            fixed.push((b * bs, blk));
+        }
+    }
     if let Some(&(first, _)) = p.journal.first() {
         let jsb = journal::superblock(g.block_size, g.journal_blocks as u32, &opts.uuid);
         fixed.push((first * bs, jsb));
@@ -706,7 +780,23 @@ pub fn plan(dev_size: u64, opts: &MkfsOptions) -> Result<MkfsPlan, Error> {
         + writes.resize.map_or(0, |r| r.reserved_gdt_blocks * bs)
         + tables::bitmap_bytes(&writes.groups);
     let sb = &mut writes.groups.sb;
-    sb.s_kbytes_written = 1 + ((data_bytes + tables::super_and_gdt_bytes(sb)) >> 10);
+    // mke2fs starts the count (at 1) only on a filesystem with one of the
+    // ext4 features flex_bg, huge_file, uninit_bg, dir_nlink,
+    // metadata_csum or extra_isize; libext2fs adds to a count of 0 never.
+    use super::features::ro_compat;
+    let ext4ish = sb.has_incompat(incompat::FLEX_BG)
+        || sb.has_ro_compat(
+            ro_compat::HUGE_FILE
+                | ro_compat::GDT_CSUM
+                | ro_compat::DIR_NLINK
+                | ro_compat::METADATA_CSUM
+                | ro_compat::EXTRA_ISIZE,
+        );
+    sb.s_kbytes_written = if ext4ish {
+        1 + ((data_bytes + tables::super_and_gdt_bytes(sb)) >> 10)
+    } else {
+        0
+    };
     Ok(MkfsPlan {
         geometry: g,
         superblock: writes.groups.sb.clone(),
