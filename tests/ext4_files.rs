@@ -370,6 +370,7 @@ fn grow_online(img: &Path, to: u64) {
         online: true,
         image_file: false,
         now: 1_700_000_500,
+        ..Default::default()
     };
     let ext4::grow::GrowOutcome::Grow(plan) = ext4::grow::plan(&fs, &req).expect("plan") else {
         panic!("nothing to grow")

@@ -130,6 +130,7 @@ fn growpart_and_resize2fs_offline_on_a_partition() {
             online: false,
             image_file: false,
             now: 1_709_300_000,
+            ..Default::default()
         };
         let GrowOutcome::Grow(plan) = grow::plan(&fs, &req).expect("plan") else {
             panic!("nothing to grow");

@@ -225,6 +225,7 @@ fn grow_online(dev: Slice<ImageFile>, len: Option<&str>) -> Result<(), String> {
         online: true,
         image_file: false,
         now: super::e2fs_util::e2fsprogs_now(),
+        ..Default::default()
     };
     match grow::plan(&fs, &req).map_err(|e| e.to_string())? {
         grow::GrowOutcome::NothingToDo { .. } => Ok(()),

@@ -1,9 +1,12 @@
 //! `resize2fs` (e2fsprogs 1.47.0) on image files: offline grow within the
 //! reserved GDT blocks, and `-P`'s estimate of the minimum size
-//! (`fs::ext4::min_size`). Messages, channels and exit codes
-//! follow resize/main.c; ebsim's own refusals (shrinking, growth beyond the
-//! reserved descriptor blocks, unsupported features) are worded in the same
-//! `resize2fs: ...` form and change nothing. Options are parsed by hand:
+//! (`fs::ext4::min_size`), which also refuses smaller sizes without `-f`
+//! and is `-M`'s size. `-S` records a RAID stride; `-b`/`-s` give
+//! resize2fs's answers when there is nothing to convert. Messages, channels
+//! and exit codes follow resize/main.c; ebsim's own refusals (shrinking,
+//! converting between 32 and 64 bit, undo files, growth beyond the
+//! reserved descriptor blocks without flex_bg, unsupported features) are
+//! worded in the same `resize2fs: ...` form and change nothing. Options are parsed by hand:
 //! resize2fs uses getopt with glibc's permutation and its own messages.
 
 use super::env;
@@ -117,6 +120,9 @@ fn main(args: &[String], prog: &str) -> Result<i32, AppletError> {
     let mut print_min = false;
     let mut flush = false;
     let mut progress = false;
+    let mut to_minimum = false;
+    let mut bits = Bits::default();
+    let mut stride = None;
     for o in &opts {
         match o.val {
             'h' => return Err(AppletError::usage_only(1)),
@@ -125,24 +131,14 @@ fn main(args: &[String], prog: &str) -> Result<i32, AppletError> {
             'd' => {}
             'F' => flush = true,
             'p' => progress = true,
-            'M' => {
-                return Err(AppletError::prog(
-                    prog,
-                    "shrinking to the minimum size (-M) is not supported by ebsim",
-                ));
-            }
+            'M' => to_minimum = true,
             'P' => print_min = true,
-            'b' | 's' => {
-                return Err(AppletError::prog(
-                    prog,
-                    "converting between 32 and 64 bit (-b, -s) is not supported by ebsim",
-                ));
-            }
+            'b' => bits.to_64 = true,
+            's' => bits.to_32 = true,
+            // atoi: a negative stride leaves resize2fs's own guess.
             'S' => {
-                return Err(AppletError::prog(
-                    prog,
-                    "setting the RAID stride (-S) is not supported by ebsim",
-                ));
+                let n = ebsim::compat::strtoll(o.arg.as_deref().unwrap_or(""), 10).value as i32;
+                stride = u32::try_from(n).ok();
             }
             'z' => {
                 return Err(AppletError::prog(
@@ -161,11 +157,20 @@ fn main(args: &[String], prog: &str) -> Result<i32, AppletError> {
     if print_min {
         return print_min_size(prog, &device, ctx, force, e2fsprogs.version);
     }
+    let asked = Asked {
+        size: size_str.as_deref(),
+        force,
+        progress,
+        to_minimum,
+        bits,
+        stride,
+        version: e2fsprogs.version,
+    };
 
     match super::env::target(&device, true) {
         Target::Device => {
             return match ctx.unwrap_or_else(env::context) {
-                Ok(c) => resize_guest(prog, &device, size_str.as_deref(), force, progress, &c),
+                Ok(c) => resize_guest(prog, &device, asked, &c),
                 Err(why) => Err(AppletError::prog(prog, &why)),
             };
         }
@@ -208,20 +213,28 @@ fn main(args: &[String], prog: &str) -> Result<i32, AppletError> {
             format!("{prog}: Inappropriate ioctl for device while trying to flush {device}\n"),
         ));
     }
-    let asked = Asked {
-        size: size_str.as_deref(),
-        force,
-        progress,
-    };
     open_and_grow(prog, &device, img, asked, is_file, None)
 }
 
-/// What the command line asks of one grow: the size argument, `-f`, `-p`.
+/// What the command line asks of one resize: the size argument, `-f`,
+/// `-p`, `-M`, `-b`/`-s`, `-S`, and the e2fsprogs whose minimum-size
+/// estimate applies.
 #[derive(Debug, Clone, Copy)]
 struct Asked<'a> {
     size: Option<&'a str>,
     force: bool,
     progress: bool,
+    to_minimum: bool,
+    bits: Bits,
+    stride: Option<u32>,
+    version: Version,
+}
+
+/// `-b` (to 64 bit) and `-s` (to 32 bit).
+#[derive(Debug, Clone, Copy, Default)]
+struct Bits {
+    to_64: bool,
+    to_32: bool,
 }
 
 /// Opens the ext4 on `dev`, reads the size argument in its block size, and
@@ -236,7 +249,13 @@ fn open_and_grow<D: BlockDevice>(
 ) -> Result<i32, AppletError> {
     let fs = open_fs(prog, device, dev)?;
     let log_block_size = fs.superblock().s_log_block_size as i32;
+    let minimum = ebsim::fs::ext4::min_size::minimum_size_as(
+        fs.superblock(),
+        fs.descriptors(),
+        asked.version,
+    );
     let size = match asked.size {
+        _ if asked.to_minimum => Some(minimum),
         Some(s) => {
             let n = parse_num_blocks2(s, log_block_size);
             if n == 0 {
@@ -249,14 +268,79 @@ fn open_and_grow<D: BlockDevice>(
         }
         None => None,
     };
+    let converting = asked.bits.to_64 || asked.bits.to_32;
     let req = GrowRequest {
-        size,
+        // Converting keeps the size.
+        size: if converting {
+            Some(fs.superblock().s_blocks_count)
+        } else {
+            size
+        },
         force: asked.force,
         online: mount_point.is_some(),
         image_file,
         now: super::e2fs_util::e2fsprogs_now(),
+        stride: asked.stride,
+        minimum: Some(minimum),
     };
+    if converting {
+        return convert_bits(prog, device, fs, &req, asked.bits, mount_point.is_some());
+    }
     run_grow(prog, device, fs, &req, mount_point, asked.progress)
+}
+
+/// `-b`/`-s`: resize2fs's checks and its answers when there is nothing to
+/// convert; a conversion itself is refused (ebsim does not move the
+/// descriptor table to another size). Past the size checks resize2fs has
+/// recorded the RAID stride, so the superblock is rewritten (new write
+/// time) on these answers as on "Nothing to do!".
+fn convert_bits<D: BlockDevice>(
+    prog: &str,
+    device: &str,
+    mut fs: Ext4<D>,
+    req: &GrowRequest,
+    bits: Bits,
+    mounted: bool,
+) -> Result<i32, AppletError> {
+    let batch = match grow::target(&fs, req) {
+        Ok(GrowOutcome::NothingToDo { batch, .. }) => Some(batch),
+        Ok(GrowOutcome::Grow(_)) => None,
+        Err(e) => return Err(refusal(prog, device, &e)),
+    };
+    let sb = fs.superblock();
+    let is_64 = sb.has_incompat(ebsim::fs::ext4::features::incompat::BIT64);
+    let (code, text) = if bits.to_64 && bits.to_32 {
+        (1, "Cannot set and unset 64bit feature.\n")
+    } else if sb.s_blocks_count >= 1 << 32 {
+        (
+            1,
+            "Cannot change the 64bit feature on a filesystem that is larger than 2^32 blocks.\n",
+        )
+    } else if mounted {
+        (
+            1,
+            "Cannot change the 64bit feature while the filesystem is mounted.\n",
+        )
+    } else if bits.to_64 && !sb.has_incompat(ebsim::fs::ext4::features::incompat::EXTENTS) {
+        (
+            1,
+            "Please enable the extents feature with tune2fs before enabling the 64bit feature.\n",
+        )
+    } else if bits.to_64 && is_64 {
+        (0, "The filesystem is already 64-bit.\n")
+    } else if bits.to_32 && !is_64 {
+        (0, "The filesystem is already 32-bit.\n")
+    } else {
+        return Err(AppletError::prog(
+            prog,
+            "converting between 32 and 64 bit (-b, -s) is not supported by ebsim",
+        ));
+    };
+    if let (Some(batch), false) = (batch, mounted) {
+        grow::apply(fs.device_mut(), &batch)
+            .map_err(|e| AppletError::new(1, format!("{prog}: {e}\n")))?;
+    }
+    Err(AppletError::new(code, text.to_string()))
 }
 
 /// resize2fs of an image `ebsim mount` serves: the online resize, made by
@@ -373,11 +457,10 @@ fn resize_served(
 fn resize_guest(
     prog: &str,
     spec: &str,
-    size_str: Option<&str>,
-    force: bool,
-    progress: bool,
+    asked: Asked<'_>,
     ctx: &Context,
 ) -> Result<i32, AppletError> {
+    let (size_str, force) = (asked.size, asked.force);
     let Some(r) = ctx.resolve(spec) else {
         return Err(AppletError::new(
             1,
@@ -420,11 +503,6 @@ fn resize_guest(
                 format!("open: {e} while opening {device}\n"),
             ));
         }
-    };
-    let asked = Asked {
-        size: size_str,
-        force,
-        progress,
     };
     open_and_grow(prog, &device, dev, asked, false, mount_point.as_deref())
 }
@@ -686,6 +764,8 @@ fn refusal(prog: &str, device: &str, e: &Error) -> AppletError {
         Error::Grow(GrowError::TooManyDescriptors) => {
             format!("{prog}: New size results in too many block group descriptors.\n\n")
         }
+        Error::Grow(g @ GrowError::BelowMinimum { .. }) => format!("{prog}: {g}\n\n"),
+        Error::Grow(g @ GrowError::InvalidStride) => format!("{prog}: {g}\n"),
         Error::Grow(g @ GrowError::DeviceTooSmall { .. }) => format!("{g}\n\n"),
         Error::UnsupportedFeature { .. } => {
             format!("{prog}: Filesystem has unsupported feature(s) ({device}): {e}\n")

@@ -617,6 +617,7 @@ fn grow_filesystem(
             online: true,
             image_file: false,
             now: u64::try_from(now.0 / 1000).unwrap_or(0),
+            ..Default::default()
         };
         match egrow::plan(&fs, &req).map_err(|e| io_err("resize2fs", e))? {
             egrow::GrowOutcome::Grow(p) => {

@@ -654,6 +654,7 @@ fn grow_ext4(dev: &mut Dev, args: GrowArgs) -> NodeResult<GrowReport> {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs())
         },
+        ..Default::default()
     };
     let inval = |e: ext4::Error| node_err(ErrorKind::InvalidArgument)(e.to_string());
     match grow::plan(&fs, &req).map_err(inval)? {

@@ -203,6 +203,15 @@ pub enum GrowError {
         /// Requested blocks.
         requested: u64,
     },
+    /// A size below resize2fs's estimate of the minimum, without -f.
+    #[error("New size smaller than minimum ({minimum})")]
+    BelowMinimum {
+        /// The estimate (`resize2fs -P`).
+        minimum: u64,
+    },
+    /// `-S` of at least the blocks per group.
+    #[error("Invalid stride length")]
+    InvalidStride,
     /// No free block left for what has to move out of the way of the
     /// bigger descriptor table (resize2fs's ENOSPC).
     #[error("No space left on device")]

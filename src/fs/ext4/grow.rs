@@ -70,7 +70,7 @@ use crate::blockdev::{BlockDevice, Sink, WriteBatch, WritePlan};
 use std::ops::Range;
 
 /// What to do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct GrowRequest {
     /// New size in filesystem blocks; None = the device's size (rounded
     /// down to a page).
@@ -86,6 +86,13 @@ pub struct GrowRequest {
     pub image_file: bool,
     /// Time for `s_wtime` and the resize inode (E2FSPROGS_FAKE_TIME or now).
     pub now: u64,
+    /// `-S`: the RAID stride to record in the superblock and to place new
+    /// groups' tables by without flex_bg (None: the one the superblock or
+    /// the layout shows). Must be below the blocks per group.
+    pub stride: Option<u32>,
+    /// resize2fs's estimate of the minimum size (`-P`): a smaller size is
+    /// refused unless forced. None: not checked.
+    pub minimum: Option<u64>,
 }
 
 /// The outcome of planning.
@@ -672,6 +679,14 @@ fn decide<D: BlockDevice>(fs: &Ext4<D>, req: &GrowRequest) -> Result<GrowOutcome
     if !sb0.meta_bg() && groups_req.div_ceil(sb0.descs_per_block()) + fdb > bpg {
         return Err(Error::Grow(GrowError::TooManyDescriptors));
     }
+    if let Some(minimum) = req.minimum {
+        if !req.force && requested < minimum {
+            return Err(Error::Grow(GrowError::BelowMinimum { minimum }));
+        }
+    }
+    if req.stride.is_some_and(|s| u64::from(s) >= bpg) {
+        return Err(Error::Grow(GrowError::InvalidStride));
+    }
     if requested < blocks0 {
         return Err(Error::Grow(GrowError::Shrink {
             current: blocks0,
@@ -701,6 +716,11 @@ fn decide<D: BlockDevice>(fs: &Ext4<D>, req: &GrowRequest) -> Result<GrowOutcome
             // superblock is rewritten with a new write time (measured).
             let mut sb = sb0.clone();
             sb.s_wtime = req.now;
+            // ... with the RAID stride it settled on (`-S`, or
+            // `determine_fs_stride`'s guess).
+            sb.s_raid_stride =
+                req.stride
+                    .unwrap_or_else(|| fs_stride(sb0, fs.descriptors())) as u16;
             batch.write(super::superblock::SUPERBLOCK_OFFSET, sb.to_bytes().to_vec());
         }
         return Ok(GrowOutcome::NothingToDo {
@@ -846,7 +866,7 @@ fn build<D: BlockDevice>(
 
     let mut old: Vec<GroupDesc> = fs.descriptors().to_vec();
     let flex_bg = sb0.has_incompat(incompat::FLEX_BG) && sb0.s_log_groups_per_flex > 0;
-    let stride = fs_stride(sb0, &old);
+    let stride = req.stride.unwrap_or_else(|| fs_stride(sb0, &old));
     // resize2fs records the stride it found (a u16 field).
     sb.s_raid_stride = stride as u16;
     let mut prev = old.last().map(|d| GroupTables {
@@ -1145,6 +1165,7 @@ mod tests {
             online: false,
             image_file: false,
             now: 1_700_000_100,
+            ..Default::default()
         }
     }
 

@@ -568,8 +568,16 @@ mod tests {
         assert_eq!(m.data.iter().map(|d| d.1).sum::<u64>(), 8192);
         // Past triple indirection (4 pointers a block): refused.
         let mut small = alloc_1g();
-        assert!(small.allocate_block_mapped(0, 12 + 4 + 16 + 64, 4).is_some());
-        assert!(small.allocate_block_mapped(0, 12 + 4 + 16 + 64 + 1, 4).is_none());
+        assert!(
+            small
+                .allocate_block_mapped(0, 12 + 4 + 16 + 64, 4)
+                .is_some()
+        );
+        assert!(
+            small
+                .allocate_block_mapped(0, 12 + 4 + 16 + 64 + 1, 4)
+                .is_none()
+        );
     }
 
     #[test]
