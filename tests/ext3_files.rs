@@ -329,6 +329,47 @@ fn ebsim_writes_again(fs: &mut Ext4Files<ImageFile>, bs: u64) {
     fs.unlink(ctx, r, b"sparse").expect("unlink the TIND file");
 }
 
+/// `debugfs -R 'stat PATH'`: the flags and the block list.
+fn debugfs_stat(img: &Path, path: &str) -> String {
+    let o = common::run(
+        ext4_util::tool("debugfs")
+            .arg("-R")
+            .arg(format!("stat {path}"))
+            .arg(img),
+    );
+    assert!(o.status.success(), "debugfs: {}", common::stderr(&o));
+    common::stdout(&o)
+}
+
+/// The inode flags debugfs shows.
+fn flags(stat: &str) -> u32 {
+    let f = stat
+        .split("Flags: 0x")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .expect("Flags line");
+    u32::from_str_radix(f, 16).expect("hex flags")
+}
+
+/// The structure e2fsprogs sees: ebsim's files are block-mapped (no
+/// EXTENTS_FL) with the indirect levels their sizes need.
+fn assert_block_mapped(img: &Path) {
+    for (path, levels) in [
+        ("/dind", &["(IND)", "(DIND)"][..]),
+        ("/sparse", &["(IND)", "(TIND)"][..]),
+        ("/many", &[][..]),
+        ("/d1/slow", &[][..]),
+        ("/edge", &["(TIND)"][..]),
+    ] {
+        let st = debugfs_stat(img, path);
+        assert_eq!(flags(&st) & 0x80000, 0, "{path} has EXTENTS_FL:\n{st}");
+        assert!(!st.contains("EXTENTS:"), "{path}:\n{st}");
+        for l in levels {
+            assert!(st.contains(l), "{path} has no {l}:\n{st}");
+        }
+    }
+}
+
 fn statfs_array(fs: &Ext4Files<ImageFile>) -> [u64; 6] {
     let st = fs.statfs().expect("statfs");
     [
@@ -337,8 +378,13 @@ fn statfs_array(fs: &Ext4Files<ImageFile>) -> [u64; 6] {
 }
 
 fn round_trip(kind: &str, len: u64) {
-    if !require_tools(&[&format!("mkfs.{kind}"), "e2fsck", "dumpe2fs", "python3"])
-        || !common::require_mount()
+    if !require_tools(&[
+        &format!("mkfs.{kind}"),
+        "e2fsck",
+        "dumpe2fs",
+        "debugfs",
+        "python3",
+    ]) || !common::require_mount()
     {
         return;
     }
@@ -354,6 +400,7 @@ fn round_trip(kind: &str, len: u64) {
     let ours_statfs = statfs_array(&fs);
     drop(fs);
     assert_e2fsck_silent(&img);
+    assert_block_mapped(&img);
     let m = RwMount::new(&img);
     assert_manifests_equal(
         &ours,
@@ -442,6 +489,143 @@ fn ext4_without_extents_round_trip() {
     let ours = fs_manifest(&fs, &|i| fs.data_ranges(i).expect("ranges"));
     drop(fs);
     assert_e2fsck_silent(&img);
+    assert_block_mapped(&img);
     let m = ext4_util::RoMount::new(&img);
     assert_manifests_equal(&ours, &host_manifest(m.dir.path()), "ext4 ^extent");
+}
+
+/// ext3 turned into ext4 by `tune2fs -O extent`: the kernel's old files
+/// keep their block maps when ebsim writes them (as the kernel keeps
+/// them), new files get extent trees.
+#[test]
+fn old_block_mapped_files_on_ext4_stay_block_mapped() {
+    if !require_tools(&["mkfs.ext3", "tune2fs", "e2fsck", "debugfs"]) || !common::require_mount() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let img = dir.path().join("upgraded.img");
+    real_mkfs("ext3", &img, 512 * MIB);
+    let _lock = common::mount_lock();
+    {
+        let m = RwMount::new(&img);
+        std::fs::create_dir(m.path().join("olddir")).expect("mkdir");
+        std::fs::write(m.path().join("olddir/old"), bytes(30, 3 * MIB as usize)).expect("write");
+        m.umount();
+    }
+    let o = common::run(ext4_util::tool("tune2fs").args(["-O", "extent"]).arg(&img));
+    assert!(o.status.success(), "tune2fs: {}", common::stderr(&o));
+    let ctx = root_ctx();
+    let mut fs = open(&img);
+    let old = resolve(&fs, "/olddir/old");
+    fs.write(ctx, old, 6 * MIB, &bytes(31, 100_000))
+        .expect("append past a hole");
+    let d = resolve(&fs, "/olddir");
+    for i in 0..300 {
+        mkfile(
+            &mut fs,
+            d,
+            &format!("new-file-with-a-long-name-{i:04}"),
+            b"n",
+        );
+    }
+    let r = fs.root();
+    mkfile(&mut fs, r, "new", &bytes(32, 2 * MIB as usize));
+    let e = fs
+        .fallocate(
+            ctx,
+            old,
+            0,
+            4096,
+            FallocateMode::Allocate { keep_size: true },
+        )
+        .expect_err("fallocate in a block map");
+    assert_eq!(e.kind(), ErrorKind::Unsupported);
+    let newf = resolve(&fs, "/new");
+    fs.fallocate(
+        ctx,
+        newf,
+        0,
+        4 * MIB,
+        FallocateMode::Allocate { keep_size: true },
+    )
+    .expect("fallocate in an extent file");
+    fs.sync().expect("sync");
+    let ours = fs_manifest(&fs, &|i| fs.data_ranges(i).expect("ranges"));
+    drop(fs);
+    assert_e2fsck_silent(&img);
+    assert_eq!(flags(&debugfs_stat(&img, "/olddir/old")) & 0x80000, 0);
+    assert_eq!(flags(&debugfs_stat(&img, "/olddir")) & 0x80000, 0);
+    assert_ne!(flags(&debugfs_stat(&img, "/new")) & 0x80000, 0);
+    assert_ne!(
+        flags(&debugfs_stat(
+            &img,
+            "/olddir/new-file-with-a-long-name-0000"
+        )) & 0x80000,
+        0
+    );
+    let m = ext4_util::RoMount::new(&img);
+    assert_manifests_equal(&ours, &host_manifest(m.dir.path()), "upgraded ext3");
+}
+
+/// A sync on ext3 (1 KiB blocks: the files reach the double indirect
+/// block) interrupted at every write: after the next open (which rolls
+/// back) the image is the old or the new one, and e2fsck-clean.
+#[test]
+fn ext3_interrupted_sync_rolls_back_at_every_write() {
+    if !require_tools(&["mkfs.ext3", "e2fsck"]) {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let base = dir.path().join("base.img");
+    real_mkfs("ext3", &base, 64 * MIB);
+    let host = dir.path().join("data.bin");
+    std::fs::write(&host, bytes(42, (3 << 20) + 777)).expect("write host file");
+    let small = dir.path().join("small.bin");
+    std::fs::write(&small, bytes(43, 5000)).expect("write host file");
+    let h = host.display();
+    let sm = small.display();
+    debug_fs(
+        &base,
+        &format!("mkdir /old\nput {h} /old/a\nput {sm} /old/b\nput {h} /keep\nmkdir /gone\n"),
+        None,
+    );
+    assert_e2fsck_silent(&base);
+    let script = format!(
+        "mkdir /new\nmkdir /new/sub\nput {h} /new/data\nput {sm} /new/sub/s\n\
+         rm /old/a\nrm /old/b\nrmdir /gone\nmv /keep /new/kept\nsymlink /new/data /new/link\ntruncate 1000 /new/kept\n"
+    );
+    let clean = dir.path().join("clean.img");
+    common::sparse_copy(&base, &clean);
+    assert!(debug_fs(&clean, &script, None));
+    assert_e2fsck_silent(&clean);
+    let before = ext4_util::content_digest(&base);
+    let after = ext4_util::content_digest(&clean);
+    assert_ne!(before, after);
+    let t = dir.path().join("t.img");
+    let mut rolled_back = 0;
+    let mut points = 0;
+    for n in 0u64.. {
+        std::fs::remove_file(&t).ok();
+        common::sparse_copy(&base, &t);
+        let ok = debug_fs(&t, &script, Some(n));
+        if !ok {
+            drop(ImageFile::open(&t, Access::ReadWrite).expect("open after crash"));
+        }
+        let got = ext4_util::content_digest(&t);
+        assert!(
+            got == before || got == after,
+            "fault after {n} writes: the image is neither the old nor the new one"
+        );
+        assert_e2fsck_silent(&t);
+        points += 1;
+        if got == before {
+            rolled_back += 1;
+        }
+        if ok {
+            break;
+        }
+        assert!(n < 10_000, "the sync never completes");
+    }
+    eprintln!("{points} fault points, {rolled_back} rolled back");
+    assert!(rolled_back >= 3, "the sweep interrupted too few writes");
 }

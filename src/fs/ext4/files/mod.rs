@@ -8,8 +8,10 @@
 //! recorded, and the features `inline_data`, `orphan_file`,
 //! `bigalloc`, `quota`, `project`, `encrypt`, `casefold`, `verity`,
 //! `ea_inode`, `mmp`, `sparse_super2`, `journal_dev`, `compression`,
-//! `dirdata` or any unknown incompatible bit; it needs `extent` and
-//! `filetype`. Neither the journal nor the backup superblocks and
+//! `dirdata` or any unknown incompatible bit; it needs `filetype`. ext2
+//! and ext3 (no `extent`, `flex_bg`, `64bit`, `metadata_csum` or
+//! `huge_file`; 32-byte descriptors without checksums, every group
+//! initialized) open like ext4. Neither the journal nor the backup superblocks and
 //! descriptor tables are touched (the kernel leaves the backups alone
 //! too). A `meta_bg` filesystem (made so, or converted by an online grow
 //! past the reserved GDT blocks) is written like any other: a descriptor
@@ -17,10 +19,21 @@
 //!
 //! Reading covers what the kernel writes: extent trees of any depth (each
 //! tree block's checksum verified), unwritten extents (read as zeros),
+//! block maps through the triple indirect block ([`block_map`]: every
+//! pointer checked against the filesystem's end and its group metadata),
 //! linear and hash-indexed directories (the latter read as linear
-//! blocks), fast and slow symlinks, device numbers in either encoding.
-//! Inline data, encrypted, verity and block-mapped inodes are refused by
-//! name.
+//! blocks), fast and slow symlinks (told apart as the kernel does, by
+//! `i_blocks`), device numbers in either encoding. Inline data, encrypted
+//! and verity inodes are refused by name.
+//!
+//! An inode keeps its format when written, as in the kernel: a
+//! block-mapped file stays block-mapped on an ext4 filesystem too. New
+//! regular files, directories and slow symlinks get an extent tree when
+//! the filesystem has `extent`, else a block map. A block map has no
+//! unwritten blocks: preallocating in one is `EOPNOTSUPP` (punching
+//! works), and it stops at the kernel's `s_bitmap_maxbytes` (`EFBIG`;
+//! about 16 GiB with 1 KiB blocks, 2 TiB with 4 KiB blocks without
+//! `huge_file`).
 //!
 //! Writing stages everything in memory: allocation state ([`alloc`]),
 //! inodes, directories, file data by physical block. Blocks and inodes are
@@ -30,8 +43,8 @@
 //! transaction that is rolled back). [`FileSystem::sync`] writes it all in
 //! one commit through the blockdev write path (crash safe: the image holds
 //! everything before or everything after), in the order: data blocks,
-//! extent tree blocks, xattr blocks, bitmaps, group descriptors, directory
-//! blocks, inodes, superblock. Staged data past [`DEFAULT_SYNC_THRESHOLD`]
+//! extent tree and indirect blocks, xattr blocks, bitmaps, group
+//! descriptors, directory blocks, inodes, superblock. Staged data past [`DEFAULT_SYNC_THRESHOLD`]
 //! syncs on its own after the operation that crossed it.
 //!
 //! Space: an allocation of n blocks needs, as the kernel's
@@ -39,15 +52,16 @@
 //! (or `s_def_resuid`, or a member of a non-root `s_def_resgid`), and
 //! `free ≥ n + s_r_blocks_count + s_resv_clusters` for everyone else,
 //! where `s_resv_clusters = min(blocks / 50, 4096)` is the kernel's own
-//! reserve (with extents). Extent tree blocks needed by a write (the
-//! kernel allocates them at writeback with `EXT4_MB_USE_RESERVED`) and by
-//! a punch only need `free ≥ n`; a preallocation's tree blocks are
+//! reserve (with extents; 0 without). Extent tree and indirect blocks
+//! needed by a write (the kernel allocates them at writeback) and by a
+//! punch only need `free ≥ n`; a preallocation's tree blocks are
 //! ordinary allocations.
 //!
 //! Placement (e2fsck does not care, the kernel neither): inodes in the
 //! parent's group or the next with a free one; data from the first free
-//! block of the inode's group on, contiguous where the free space is;
-//! deterministic.
+//! block of the inode's group on, contiguous where the free space is; a
+//! new indirect block at the first free block from the first data block
+//! it maps; deterministic.
 
 pub mod alloc;
 pub mod block_map;

@@ -26,6 +26,17 @@ const LINK_MAX: u16 = 65000;
 /// Magic of an extended attribute block.
 const XATTR_MAGIC: u32 = 0xEA02_0000;
 
+/// What new blocks of a file become.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum NewBlocks {
+    /// Written blocks of an extent file.
+    Written,
+    /// Unwritten (preallocated) blocks of an extent file.
+    Unwritten,
+    /// Blocks of a block-mapped file: written, and numbered below 2^32.
+    BlockMap,
+}
+
 /// Which allocation rule applies (see the module documentation).
 #[derive(Debug, Clone, Copy)]
 enum Rule {
@@ -228,21 +239,25 @@ impl<D: BlockDevice> Ext4Files<D> {
         lblk: u64,
         n: u64,
         goal: u64,
-        unwritten: bool,
+        how: NewBlocks,
     ) -> NodeResult<()> {
         if self.afford(rule) < n {
             return Err(err(ErrorKind::NoSpace));
         }
+        let ngroups = self.alloc_groups(how == NewBlocks::BlockMap);
         let (mut l, mut left, mut goal) = (lblk, n, goal);
         while left > 0 {
-            let Some((start, len)) = self.groups.alloc(&self.dev, &self.geo, goal, left)? else {
+            let Some((start, len)) = self
+                .groups
+                .alloc_in(&self.dev, &self.geo, goal, left, ngroups)?
+            else {
                 return Err(err(ErrorKind::NoSpace));
             };
             if !map.insert(Run {
                 lblk: l,
                 len,
                 pblk: start,
-                unwritten,
+                unwritten: how == NewBlocks::Unwritten,
             }) {
                 return Err(internal(0, "mapping over mapped blocks"));
             }
@@ -305,11 +320,15 @@ impl<D: BlockDevice> Ext4Files<D> {
             return Err(err(ErrorKind::NoSpace));
         }
         let mut added = Vec::with_capacity(add.len());
+        let ngroups = self.alloc_groups(true);
         for s in add {
             let goal = map
                 .first_in(s.start, shape.slot_end(s))
                 .map_or(gstart, |r| r.pblk);
-            let Some((b, _)) = self.groups.alloc(&self.dev, &self.geo, goal, 1)? else {
+            let Some((b, _)) = self
+                .groups
+                .alloc_in(&self.dev, &self.geo, goal, 1, ngroups)?
+            else {
                 return Err(err(ErrorKind::NoSpace));
             };
             added.push((s, b));
@@ -320,6 +339,27 @@ impl<D: BlockDevice> Ext4Files<D> {
             lo,
             hi,
         })
+    }
+
+    /// The groups a file may take blocks from: all, or for a block map
+    /// those whose blocks have 32-bit numbers (`s_blockfile_groups`).
+    fn alloc_groups(&self, block_map: bool) -> u32 {
+        if block_map {
+            let g = 0xFFFF_FFFF / self.geo.bpg.max(1);
+            self.geo.groups.min(u32::try_from(g).unwrap_or(u32::MAX))
+        } else {
+            self.geo.groups
+        }
+    }
+
+    /// New blocks of `node`: a block map's, or an extent file's written
+    /// ones.
+    fn new_blocks(&self, node: &Node) -> NewBlocks {
+        if self.block_mapped(node) {
+            NewBlocks::BlockMap
+        } else {
+            NewBlocks::Written
+        }
     }
 
     /// True when inode `ino`'s blocks are a block map.
@@ -613,8 +653,9 @@ impl<D: BlockDevice> Ext4Files<D> {
         let mut map = std::mem::take(&mut e.map);
         let mut tree = std::mem::take(&mut e.tree);
         let bm = self.block_mapped(&e.node);
+        let how = self.new_blocks(&e.node);
         let r = self
-            .map_new(rule, &mut map, lblk, 1, goal, false)
+            .map_new(rule, &mut map, lblk, 1, goal, how)
             .and_then(|()| {
                 if bm {
                     // The working copy takes the change now: a failure
@@ -694,7 +735,12 @@ impl<D: BlockDevice> Ext4Files<D> {
                     .runs()
                     .last()
                     .map_or(self.group_start_of(ino), |r| r.pblk + r.len);
-                self.map_new(rule, &mut map, 0, 1, goal, false)?;
+                let how = if self.geo.extents {
+                    NewBlocks::Written
+                } else {
+                    NewBlocks::BlockMap
+                };
+                self.map_new(rule, &mut map, 0, 1, goal, how)?;
             }
             self.dir_room(rule, &mut pe, name.len())?;
             Ok((ino, map, tree))
@@ -1408,6 +1454,7 @@ impl<D: BlockDevice> Ext4Files<D> {
         let mut tree = node.tree.clone();
         let gstart = self.group_start_of(i);
         let bm = self.block_mapped(&node);
+        let how = self.new_blocks(&node);
         let r = (|| -> NodeResult<Option<IndChange>> {
             let mut k = 0;
             while k < needs.len() {
@@ -1417,7 +1464,7 @@ impl<D: BlockDevice> Ext4Files<D> {
                 }
                 let lblk = needs[k];
                 let goal = newmap.before(lblk).map_or(gstart, |r| r.pblk + r.len);
-                self.map_new(rule, &mut newmap, lblk, (j - k) as u64, goal, false)?;
+                self.map_new(rule, &mut newmap, lblk, (j - k) as u64, goal, how)?;
                 k = j;
             }
             // Unwritten blocks that get data become written.
@@ -1531,7 +1578,7 @@ impl<D: BlockDevice> Ext4Files<D> {
                 let r = (|| -> NodeResult<()> {
                     for &(s, e) in &holes {
                         let goal = newmap.before(s).map_or(gstart, |r| r.pblk + r.len);
-                        self.map_new(rule, &mut newmap, s, e - s, goal, true)?;
+                        self.map_new(rule, &mut newmap, s, e - s, goal, NewBlocks::Unwritten)?;
                     }
                     let goal = newmap.runs().next().map_or(gstart, |r| r.pblk);
                     self.fit_tree(rule, &newmap, &mut tree, goal)
