@@ -362,6 +362,26 @@ impl<D: BlockDevice> Ext4Files<D> {
         }
     }
 
+    /// How many of the new data blocks `needs` (logical, ascending) of a
+    /// block-mapped file fit in the free space together with the
+    /// indirect blocks they add to `ind`.
+    fn bm_fit(&self, ind: &Indirect, needs: &[u64]) -> u64 {
+        let shape = Shape::new(self.geo.bs);
+        let free = self.afford(Rule::Reserved);
+        let mut added = std::collections::HashSet::new();
+        for (k, &l) in needs.iter().enumerate() {
+            for s in shape.chain(l) {
+                if ind.get(s).is_none() {
+                    added.insert(s);
+                }
+            }
+            if (k + 1 + added.len()) as u64 > free {
+                return k as u64;
+            }
+        }
+        needs.len() as u64
+    }
+
     /// True when inode `ino`'s blocks are a block map.
     fn block_mapped(&self, node: &Node) -> bool {
         format_of(&node.inode, self.geo.bs) == Some(Format::BlockMap)
@@ -1436,7 +1456,13 @@ impl<D: BlockDevice> Ext4Files<D> {
         // Short write when space runs out (as the kernel's write returns
         // the bytes it could place).
         let rule = Rule::Normal(ctx.cred);
-        let afford = self.afford(rule);
+        let mut afford = self.afford(rule);
+        if self.block_mapped(&node) {
+            // The indirect blocks come out of the same space: place as
+            // many data blocks as fit with the indirect blocks they need
+            // (the kernel allocates each branch with its data).
+            afford = afford.min(self.bm_fit(&node.ind, &needs));
+        }
         let mut last_excl = last;
         if needs.len() as u64 > afford {
             let cut = needs[afford as usize];

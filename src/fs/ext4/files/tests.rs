@@ -539,3 +539,28 @@ fn damaged_block_map_is_an_error_not_a_panic() {
         "{msg}"
     );
 }
+
+#[test]
+fn ext3_write_fills_the_disk_with_its_indirect_blocks() {
+    let mut fs = Ext4Files::open(fresh_ext3(8 << 20, 128)).unwrap();
+    let r = fs.root();
+    let f = fs
+        .mknod(ctx(), r, b"fill", FileType::Regular, 0o644, 0)
+        .unwrap();
+    let free = fs.statfs().unwrap().bfree;
+    // One write asking for more than there is: short, every block used.
+    let data = vec![5u8; (free as usize + 100) * 1024];
+    let n = fs.write(ctx(), f.ino, 0, &data).unwrap();
+    assert!(n > 0 && n < data.len());
+    assert_eq!(fs.statfs().unwrap().bfree, 0);
+    let e = fs.write(ctx(), f.ino, n as u64, b"more").unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::NoSpace);
+    fs.sync().unwrap();
+    let fs = Ext4Files::open(fs.into_device()).unwrap();
+    let back = read_all(&fs, f.ino);
+    assert_eq!(back.len(), n);
+    assert!(back.iter().all(|&x| x == 5));
+    // Data and indirect blocks account for every block.
+    let a = fs.getattr(f.ino).unwrap();
+    assert_eq!(a.blocks / 2, free);
+}
