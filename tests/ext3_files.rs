@@ -629,3 +629,63 @@ fn ext3_interrupted_sync_rolls_back_at_every_write() {
     eprintln!("{points} fault points, {rolled_back} rolled back");
     assert!(rolled_back >= 3, "the sweep interrupted too few writes");
 }
+
+/// Filling ext3 (1 KiB blocks) as root with writes: ebsim stops within a
+/// page of where the kernel stops (the kernel reserves a 4 KiB page at a
+/// time; ebsim places every last block), data and indirect blocks
+/// together using every free block.
+#[test]
+fn ext3_write_fill_like_the_kernel() {
+    if !require_tools(&["mkfs.ext3", "e2fsck", "dd"]) || !common::require_mount() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let img = dir.path().join("fill.img");
+    real_mkfs("ext3", &img, 128 * MIB);
+    let _lock = common::mount_lock();
+    let kernel = {
+        let m = RwMount::new(&img);
+        let f = m.path().join("fill");
+        for bs in ["1M", "4k"] {
+            let o = common::run(std::process::Command::new("sh").arg("-c").arg(format!(
+                "dd if=/dev/urandom of={} bs={bs} iflag=fullblock oflag=append conv=notrunc status=none; rc=$?; sync; exit $rc",
+                f.display()
+            )));
+            assert!(
+                !o.status.success() && common::stderr(&o).contains("No space left on device"),
+                "dd: {}",
+                common::stderr(&o)
+            );
+        }
+        let n = std::fs::metadata(&f).expect("stat").len();
+        std::fs::remove_file(&f).expect("rm");
+        m.umount();
+        n
+    };
+    let mut fs = open(&img);
+    let ctx = root_ctx();
+    let r = fs.root();
+    let a = fs
+        .mknod(ctx, r, b"fill", FileType::Regular, 0o644, 0)
+        .expect("create");
+    let chunk = bytes(77, MIB as usize);
+    let mut off = 0u64;
+    loop {
+        match fs.write(ctx, a.ino, off, &chunk) {
+            Ok(n) => off += n as u64,
+            Err(e) => {
+                assert_eq!(e.kind(), ErrorKind::NoSpace, "{e}");
+                break;
+            }
+        }
+    }
+    assert_eq!(fs.statfs().expect("statfs").bfree, 0);
+    fs.sync().expect("sync");
+    drop(fs);
+    assert_e2fsck_silent(&img);
+    eprintln!("ext3 fill: kernel {kernel} bytes, ebsim {off}");
+    assert!(
+        kernel.abs_diff(off) <= 4096,
+        "kernel {kernel} bytes, ebsim {off}"
+    );
+}
