@@ -11,9 +11,9 @@
 //! `dirdata` or any unknown incompatible bit; it needs `filetype`. ext2
 //! and ext3 (no `extent`, `flex_bg`, `64bit`, `metadata_csum` or
 //! `huge_file`; 32-byte descriptors without checksums, every group
-//! initialized) open like ext4. Neither the journal nor the backup superblocks and
-//! descriptor tables are touched (the kernel leaves the backups alone
-//! too). A `meta_bg` filesystem (made so, or converted by an online grow
+//! initialized) open like ext4. Neither the journal nor the backup
+//! superblocks and descriptor tables are touched (the kernel leaves the
+//! backups alone too). A `meta_bg` filesystem (made so, or converted by an online grow
 //! past the reserved GDT blocks) is written like any other: a descriptor
 //! past the classic table is in its meta group's first group.
 //!
@@ -44,8 +44,9 @@
 //! one commit through the blockdev write path (crash safe: the image holds
 //! everything before or everything after), in the order: data blocks,
 //! extent tree and indirect blocks, xattr blocks, bitmaps, group
-//! descriptors, directory blocks, inodes, superblock. Staged data past [`DEFAULT_SYNC_THRESHOLD`]
-//! syncs on its own after the operation that crossed it.
+//! descriptors, directory blocks, inodes, superblock. Staged data past
+//! [`DEFAULT_SYNC_THRESHOLD`] syncs on its own after the operation that
+//! crossed it.
 //!
 //! Space: an allocation of n blocks needs, as the kernel's
 //! `ext4_has_free_clusters` checks, `free ≥ n + s_resv_clusters` for root
