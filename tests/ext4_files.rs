@@ -669,35 +669,6 @@ fn full_disk_like_the_kernel() {
 // ------------------------------------------------------------------------
 // Crash safety
 
-/// `ebsim debug-fs IMAGE -` with `script` on stdin, the fault hook set to
-/// `fault` writes (none when `None`). Returns whether it succeeded.
-fn debug_fs(img: &Path, script: &str, fault: Option<u64>) -> bool {
-    use std::io::Write;
-    let mut c = common::ebsim("debug-fs");
-    c.arg(img)
-        .arg("-")
-        .env("E2FSPROGS_FAKE_TIME", "1700003000")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
-    match fault {
-        Some(n) => c.env(ebsim::blockdev::image::FAULT_ENV, n.to_string()),
-        None => c.env_remove(ebsim::blockdev::image::FAULT_ENV),
-    };
-    let mut child = c.spawn().expect("spawn ebsim debug-fs");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(script.as_bytes())
-        .expect("write script");
-    let o = child.wait_with_output().expect("wait");
-    if fault.is_none() {
-        assert!(o.status.success(), "debug-fs: {}", common::stderr(&o));
-    }
-    o.status.success()
-}
-
 /// A sync that creates files, writes data, preallocates and removes files,
 /// interrupted at every write: after the next open (which rolls back) the
 /// image is byte-identical to before or to the clean run, and
@@ -717,7 +688,7 @@ fn interrupted_sync_rolls_back_at_every_write() {
     std::fs::write(&small, bytes(43, 5000)).expect("write host file");
     let h = host.display();
     let sm = small.display();
-    debug_fs(
+    ext4_files_util::debug_fs(
         &base,
         &format!("mkdir /old\nput {h} /old/a\nput {sm} /old/b\nput {h} /keep\nmkdir /gone\n"),
         None,
@@ -728,7 +699,7 @@ fn interrupted_sync_rolls_back_at_every_write() {
     );
     let clean = dir.path().join("clean.img");
     common::sparse_copy(&base, &clean);
-    assert!(debug_fs(&clean, &script, None));
+    assert!(ext4_files_util::debug_fs(&clean, &script, None));
     ext4_files_util::assert_e2fsck_silent(&clean);
     // Contents, block by block: a rolled-back write of part of a block
     // that was a hole leaves zeros where the hole was (the undo log
@@ -742,7 +713,7 @@ fn interrupted_sync_rolls_back_at_every_write() {
     for n in 0u64.. {
         std::fs::remove_file(&t).ok();
         common::sparse_copy(&base, &t);
-        let ok = debug_fs(&t, &script, Some(n));
+        let ok = ext4_files_util::debug_fs(&t, &script, Some(n));
         if !ok {
             // The next read-write open rolls the interrupted commit back.
             drop(ImageFile::open(&t, Access::ReadWrite).expect("open after crash"));

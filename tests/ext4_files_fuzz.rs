@@ -1,9 +1,10 @@
 //! Fuzzing the ext4 file layer's readers (proptest): directory blocks,
-//! extent tree nodes, inodes, and whole filesystems with damaged
-//! metadata. No input may panic; damage is reported as a named error.
+//! extent tree nodes, block maps, inodes, and whole filesystems (ext4 and
+//! ext3) with damaged metadata. No input may panic; damage is reported as a named error.
 
 use ebsim::blockdev::{BlockDevice, MemDevice, WriteBatch};
 use ebsim::fs::ext4::files::Ext4Files;
+use ebsim::fs::ext4::files::block_map::{self, Bounds, Shape};
 use ebsim::fs::ext4::files::dirent::{self, BlockKind, Entry};
 use ebsim::fs::ext4::files::extent_tree::{self, TreeGeometry};
 use ebsim::fs::ext4::files::inode::DiskInode;
@@ -67,12 +68,73 @@ fn tree() -> ([u8; 60], HashMap<u64, Vec<u8>>) {
     (b.root, b.blocks.into_iter().collect())
 }
 
-/// A small filesystem (16 MiB, 1 KiB blocks) with a multi-block
-/// directory, a file with a depth-2 extent tree, symlinks and data;
-/// returned with the blocks that hold metadata worth damaging.
+/// A valid block map (1 KiB blocks) through the triple indirect block:
+/// `i_block` and the indirect blocks.
+fn block_map_image() -> ([u8; 60], HashMap<u64, Vec<u8>>) {
+    let shape = Shape::new(1024);
+    let mut m = FileMap::new();
+    for (lblk, len, pblk) in [
+        (0u64, 20u64, 5000u64),
+        (300, 600, 6000),
+        (12 + 256 + 65536 + 70_000, 3, 9000),
+    ] {
+        m.insert(Run {
+            lblk,
+            len,
+            pblk,
+            unwritten: false,
+        });
+    }
+    let plan = block_map::plan(shape, &m);
+    let mut ind = block_map::Indirect::default();
+    for (k, s) in plan.iter().enumerate() {
+        ind.insert(*s, 100 + k as u64);
+    }
+    let root = block_map::encode_root(shape, &m, &ind).expect("root");
+    let blocks = ind
+        .iter()
+        .map(|(s, b)| {
+            (
+                b,
+                block_map::encode_block(shape, s, &m, &ind).expect("block"),
+            )
+        })
+        .collect();
+    (root, blocks)
+}
+
+/// ext3's features (no extent, flex_bg, 64bit, checksums, huge_file).
+fn ext3_profile() -> ebsim::fs::ext4::geometry::Profile {
+    use ebsim::fs::ext4::features::{compat, incompat, ro_compat};
+    ebsim::fs::ext4::geometry::Profile {
+        feature_compat: compat::HAS_JOURNAL
+            | compat::EXT_ATTR
+            | compat::RESIZE_INODE
+            | compat::DIR_INDEX,
+        feature_incompat: incompat::FILETYPE,
+        feature_ro_compat: ro_compat::SPARSE_SUPER | ro_compat::LARGE_FILE,
+        ..ebsim::fs::ext4::geometry::Profile::EXT4
+    }
+}
+
+/// [`populated_with`] for ext4.
 fn populated() -> &'static (Vec<u8>, Vec<u64>) {
     static IMG: OnceLock<(Vec<u8>, Vec<u64>)> = OnceLock::new();
-    IMG.get_or_init(|| {
+    IMG.get_or_init(|| populated_with(ebsim::fs::ext4::geometry::Profile::EXT4))
+}
+
+/// [`populated_with`] for ext3: every file block-mapped.
+fn populated_ext3() -> &'static (Vec<u8>, Vec<u64>) {
+    static IMG: OnceLock<(Vec<u8>, Vec<u64>)> = OnceLock::new();
+    IMG.get_or_init(|| populated_with(ext3_profile()))
+}
+
+/// A small filesystem (16 MiB, 1 KiB blocks) with a multi-block
+/// directory, a fragmented file (a depth-2 extent tree, or a block map
+/// through the double indirect block), symlinks and data; returned with
+/// the blocks that hold metadata worth damaging.
+fn populated_with(profile: ebsim::fs::ext4::geometry::Profile) -> (Vec<u8>, Vec<u64>) {
+    {
         let bytes = 16u64 << 20;
         let opts = mkfs::MkfsOptions {
             geometry: GeometryRequest {
@@ -82,7 +144,7 @@ fn populated() -> &'static (Vec<u8>, Vec<u64>) {
                 inodes: None,
                 inode_ratio: None,
                 reserved_ratio: 5.0,
-                profile: ebsim::fs::ext4::geometry::Profile::EXT4,
+                profile,
             },
             uuid: [3; 16],
             hash_seed: [4; 16],
@@ -152,7 +214,7 @@ fn populated() -> &'static (Vec<u8>, Vec<u64>) {
         meta.sort_unstable();
         meta.dedup();
         (dev.bytes().to_vec(), meta)
-    })
+    }
 }
 
 /// Walks everything through the trait, bounded (damage may make cycles).
@@ -258,6 +320,53 @@ proptest! {
     }
 
     #[test]
+    fn block_maps_never_panic(
+        root in proptest::collection::vec(any::<u8>(), 60),
+        blocks in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 1024), 1..4),
+        small in any::<bool>(),
+    ) {
+        let mut r = [0u8; 60];
+        r.copy_from_slice(&root);
+        // Small pointers land inside the filesystem more often.
+        if small {
+            for i in 0..15 {
+                r[i * 4 + 2] = 0;
+                r[i * 4 + 3] = 0;
+            }
+        }
+        let zones = [(0u64, 50u64), (60_000, 60_100)];
+        let bounds = Bounds { bs: 1024, first_data_block: 1, blocks: 1 << 20, zones: &zones };
+        let mut read = |b: u64| Ok(blocks[(b % blocks.len() as u64) as usize].clone());
+        if let Err(e) = block_map::read(12, &r, bounds, &mut read) {
+            prop_assert!(e.to_string().contains("inode 12"));
+        }
+    }
+
+    #[test]
+    fn damaged_block_maps_are_named(
+        which in 0usize..16, at in 0usize..1024, val in any::<u8>(), in_root in any::<bool>(),
+    ) {
+        let (mut root, mut blocks) = block_map_image();
+        if in_root {
+            root[at % 60] = val;
+        } else {
+            let mut keys: Vec<u64> = blocks.keys().copied().collect();
+            keys.sort_unstable();
+            let k = keys[which % keys.len()];
+            if let Some(b) = blocks.get_mut(&k) {
+                b[at] = val;
+            }
+        }
+        let bounds = Bounds { bs: 1024, first_data_block: 1, blocks: 1 << 24, zones: &[] };
+        let mut read = |b: u64| {
+            Ok(blocks.get(&b).cloned().unwrap_or_else(|| vec![0u8; 1024]))
+        };
+        if let Err(e) = block_map::read(12, &root, bounds, &mut read) {
+            prop_assert!(e.to_string().contains("inode 12"), "{e}");
+        }
+    }
+
+    #[test]
     fn inodes_never_panic(raw in proptest::collection::vec(any::<u8>(), 128..=512)) {
         let Some(i) = DiskInode::from_bytes(&raw) else { return Ok(()) };
         let _ = (i.mode(), i.uid(), i.gid(), i.size(), i.links(), i.sectors(4096), i.flags());
@@ -280,8 +389,9 @@ proptest! {
     #[test]
     fn damaged_filesystems_are_named(
         picks in proptest::collection::vec((any::<prop::sample::Index>(), 0usize..1024, any::<u8>()), 1..6),
+        ext3 in any::<bool>(),
     ) {
-        let (img, meta) = populated();
+        let (img, meta) = if ext3 { populated_ext3() } else { populated() };
         let mut dev = MemDevice::from_bytes(img.clone());
         let mut batch = WriteBatch::new();
         for (idx, at, val) in &picks {
@@ -320,4 +430,8 @@ fn the_populated_image_walks_clean() {
     let fs = Ext4Files::open(MemDevice::from_bytes(img.clone())).expect("open");
     // lost+found, dir and its 150 files, frag, fast, slow.
     assert_eq!(walk(&fs).expect("walk"), 155);
+    let (img, meta) = populated_ext3();
+    assert!(meta.len() > 10, "ext3: {} metadata blocks", meta.len());
+    let fs = Ext4Files::open(MemDevice::from_bytes(img.clone())).expect("open ext3");
+    assert_eq!(walk(&fs).expect("walk ext3"), 155);
 }

@@ -652,3 +652,36 @@ pub fn write_tree(fs: &mut dyn FileSystem, spec: TreeSpec) {
     fs.write(u, f.ino, 0, b"user data\n")
         .expect("write as user");
 }
+
+/// `ebsim debug-fs IMAGE -` with `script` on stdin, the fault hook set to
+/// `fault` writes (none when `None`). Returns whether it succeeded.
+pub fn debug_fs(img: &Path, script: &str, fault: Option<u64>) -> bool {
+    use std::io::Write;
+    let mut c = crate::common::ebsim("debug-fs");
+    c.arg(img)
+        .arg("-")
+        .env("E2FSPROGS_FAKE_TIME", "1700003000")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    match fault {
+        Some(n) => c.env(ebsim::blockdev::image::FAULT_ENV, n.to_string()),
+        None => c.env_remove(ebsim::blockdev::image::FAULT_ENV),
+    };
+    let mut child = c.spawn().expect("spawn ebsim debug-fs");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(script.as_bytes())
+        .expect("write script");
+    let o = child.wait_with_output().expect("wait");
+    if fault.is_none() {
+        assert!(
+            o.status.success(),
+            "debug-fs: {}",
+            crate::common::stderr(&o)
+        );
+    }
+    o.status.success()
+}

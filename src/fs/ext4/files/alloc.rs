@@ -433,10 +433,26 @@ impl Groups {
         goal: u64,
         max: u64,
     ) -> Result<Option<(u64, u64)>, FileError> {
-        if max == 0 || self.free_blocks == 0 {
+        self.alloc_in(dev, geo, goal, max, geo.groups)
+    }
+
+    /// [`Groups::alloc`] within the first `ngroups` groups only (a
+    /// block-mapped file's blocks must have 32-bit numbers: the kernel's
+    /// `s_blockfile_groups`).
+    pub fn alloc_in<D: BlockDevice>(
+        &mut self,
+        dev: &D,
+        geo: &Geo,
+        goal: u64,
+        max: u64,
+        ngroups: u32,
+    ) -> Result<Option<(u64, u64)>, FileError> {
+        let ngroups = ngroups.min(geo.groups);
+        if max == 0 || self.free_blocks == 0 || ngroups == 0 {
             return Ok(None);
         }
-        let goal = if goal < geo.fdb || goal >= geo.blocks {
+        let end = geo.group_first(ngroups).min(geo.blocks);
+        let goal = if goal < geo.fdb || goal >= end {
             geo.fdb
         } else {
             goal
@@ -445,11 +461,11 @@ impl Groups {
         // Every group once from the goal's, then the goal's group again
         // below the goal.
         let mut found = None;
-        for k in 0..=geo.groups {
-            let g = ((u64::from(g0) + u64::from(k)) % u64::from(geo.groups)) as u32;
+        for k in 0..=ngroups {
+            let g = ((u64::from(g0) + u64::from(k)) % u64::from(ngroups)) as u32;
             let (from, to) = if k == 0 {
                 (i0, geo.group_blocks(g))
-            } else if k == geo.groups {
+            } else if k == ngroups {
                 (0, i0)
             } else {
                 (0, geo.group_blocks(g))
@@ -481,7 +497,7 @@ impl Groups {
             }
             self.take(geo, g, i, n);
             got += n;
-            if got >= max || i + n < nbits || g + 1 >= geo.groups {
+            if got >= max || i + n < nbits || g + 1 >= ngroups {
                 break;
             }
             // The run reached the end of the group: go on into the next

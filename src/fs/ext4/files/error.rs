@@ -46,6 +46,16 @@ pub enum FileError {
         /// What is wrong.
         why: String,
     },
+    /// A block map (`i_block` or an indirect block) is damaged.
+    #[error("inode {ino}: block map, {at}: {why}")]
+    BlockMap {
+        /// Inode number.
+        ino: u32,
+        /// "i_block[N]", "indirect block B, entry I" or "the whole map".
+        at: String,
+        /// What is wrong.
+        why: String,
+    },
     /// A directory block is damaged.
     #[error("directory inode {dir}, logical block {lblk}: {why}")]
     DirBlock {
@@ -90,7 +100,7 @@ pub enum FileError {
     InodeFormat {
         /// Inode number.
         ino: u32,
-        /// The format ("inline data", "block maps (no extents)", ...).
+        /// The format ("inline data", "an extended attribute inode", ...).
         what: &'static str,
     },
     /// An earlier sync failed; the staged changes were not written and
@@ -113,6 +123,7 @@ impl FileError {
             | FileError::InodeChecksum { .. }
             | FileError::BadInode { .. }
             | FileError::ExtentTree { .. }
+            | FileError::BlockMap { .. }
             | FileError::DirBlock { .. }
             | FileError::Group { .. }
             | FileError::XattrBlock { .. } => ErrorKind::Corrupt,

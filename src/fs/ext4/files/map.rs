@@ -115,6 +115,42 @@ impl FileMap {
         })
     }
 
+    /// True when any block of `start..end` is mapped.
+    pub fn any_mapped(&self, start: u64, end: u64) -> bool {
+        start < end && (self.find(start).is_some() || self.runs.range(start..end).next().is_some())
+    }
+
+    /// The first mapped run that meets `start..end` (not clipped).
+    pub fn first_in(&self, start: u64, end: u64) -> Option<Run> {
+        if start >= end {
+            return None;
+        }
+        if let Some(r) = self.find(start) {
+            return Some(r);
+        }
+        let (&lblk, &(len, pblk, unwritten)) = self.runs.range(start..end).next()?;
+        Some(Run {
+            lblk,
+            len,
+            pblk,
+            unwritten,
+        })
+    }
+
+    /// The mapped parts of `start..end`, in order (runs clipped to it).
+    pub fn mapped_in(&self, start: u64, end: u64) -> Vec<Run> {
+        if start >= end {
+            return Vec::new();
+        }
+        self.pieces(start, end)
+            .into_iter()
+            .filter_map(|p| match p {
+                Piece::Mapped(r) => Some(r),
+                Piece::Hole { .. } => None,
+            })
+            .collect()
+    }
+
     /// The pieces covering `start..end`, in order.
     pub fn pieces(&self, start: u64, end: u64) -> Vec<Piece> {
         let mut out = Vec::new();

@@ -8,19 +8,32 @@
 //! recorded, and the features `inline_data`, `orphan_file`,
 //! `bigalloc`, `quota`, `project`, `encrypt`, `casefold`, `verity`,
 //! `ea_inode`, `mmp`, `sparse_super2`, `journal_dev`, `compression`,
-//! `dirdata` or any unknown incompatible bit; it needs `extent` and
-//! `filetype`. Neither the journal nor the backup superblocks and
-//! descriptor tables are touched (the kernel leaves the backups alone
-//! too). A `meta_bg` filesystem (made so, or converted by an online grow
+//! `dirdata` or any unknown incompatible bit; it needs `filetype`. ext2
+//! and ext3 (no `extent`, `flex_bg`, `64bit`, `metadata_csum` or
+//! `huge_file`; 32-byte descriptors without checksums, every group
+//! initialized) open like ext4. Neither the journal nor the backup
+//! superblocks and descriptor tables are touched (the kernel leaves the
+//! backups alone too). A `meta_bg` filesystem (made so, or converted by an online grow
 //! past the reserved GDT blocks) is written like any other: a descriptor
 //! past the classic table is in its meta group's first group.
 //!
 //! Reading covers what the kernel writes: extent trees of any depth (each
 //! tree block's checksum verified), unwritten extents (read as zeros),
+//! block maps through the triple indirect block ([`block_map`]: every
+//! pointer checked against the filesystem's end and its group metadata),
 //! linear and hash-indexed directories (the latter read as linear
-//! blocks), fast and slow symlinks, device numbers in either encoding.
-//! Inline data, encrypted, verity and block-mapped inodes are refused by
-//! name.
+//! blocks), fast and slow symlinks (told apart as the kernel does, by
+//! `i_blocks`), device numbers in either encoding. Inline data, encrypted
+//! and verity inodes are refused by name.
+//!
+//! An inode keeps its format when written, as in the kernel: a
+//! block-mapped file stays block-mapped on an ext4 filesystem too. New
+//! regular files, directories and slow symlinks get an extent tree when
+//! the filesystem has `extent`, else a block map. A block map has no
+//! unwritten blocks: preallocating in one is `EOPNOTSUPP` (punching
+//! works), and it stops at the kernel's `s_bitmap_maxbytes` (`EFBIG`;
+//! about 16 GiB with 1 KiB blocks, 2 TiB with 4 KiB blocks without
+//! `huge_file`).
 //!
 //! Writing stages everything in memory: allocation state ([`alloc`]),
 //! inodes, directories, file data by physical block. Blocks and inodes are
@@ -30,26 +43,29 @@
 //! transaction that is rolled back). [`FileSystem::sync`] writes it all in
 //! one commit through the blockdev write path (crash safe: the image holds
 //! everything before or everything after), in the order: data blocks,
-//! extent tree blocks, xattr blocks, bitmaps, group descriptors, directory
-//! blocks, inodes, superblock. Staged data past [`DEFAULT_SYNC_THRESHOLD`]
-//! syncs on its own after the operation that crossed it.
+//! extent tree and indirect blocks, xattr blocks, bitmaps, group
+//! descriptors, directory blocks, inodes, superblock. Staged data past
+//! [`DEFAULT_SYNC_THRESHOLD`] syncs on its own after the operation that
+//! crossed it.
 //!
 //! Space: an allocation of n blocks needs, as the kernel's
 //! `ext4_has_free_clusters` checks, `free ≥ n + s_resv_clusters` for root
 //! (or `s_def_resuid`, or a member of a non-root `s_def_resgid`), and
 //! `free ≥ n + s_r_blocks_count + s_resv_clusters` for everyone else,
 //! where `s_resv_clusters = min(blocks / 50, 4096)` is the kernel's own
-//! reserve (with extents). Extent tree blocks needed by a write (the
-//! kernel allocates them at writeback with `EXT4_MB_USE_RESERVED`) and by
-//! a punch only need `free ≥ n`; a preallocation's tree blocks are
+//! reserve (with extents; 0 without). Extent tree and indirect blocks
+//! needed by a write (the kernel allocates them at writeback) and by a
+//! punch only need `free ≥ n`; a preallocation's tree blocks are
 //! ordinary allocations.
 //!
 //! Placement (e2fsck does not care, the kernel neither): inodes in the
 //! parent's group or the next with a free one; data from the first free
-//! block of the inode's group on, contiguous where the free space is;
-//! deterministic.
+//! block of the inode's group on, contiguous where the free space is; a
+//! new indirect block at the first free block from the first data block
+//! it maps; deterministic.
 
 pub mod alloc;
+pub mod block_map;
 pub mod directory;
 pub mod dirent;
 pub mod dirhash;
@@ -65,6 +81,7 @@ mod tests;
 pub use error::FileError;
 
 use self::alloc::Groups;
+use self::block_map::Indirect;
 use self::directory::{Dir, DirBlock};
 use self::extent_tree::TreeGeometry;
 use self::inode::{DiskInode, EXTENTS_FL, INDEX_FL};
@@ -79,7 +96,7 @@ use crate::fs::node::{
     Attr, Ctx, DirEntry, FallocateMode, FileSystem, FileType, Ino, NodeError, NodeResult,
     RenameFlags, SetAttr, Timespec,
 };
-use std::cell::RefCell;
+use std::cell::{OnceCell, RefCell};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
@@ -134,13 +151,18 @@ pub struct Geo {
     pub sparse_super: bool,
     /// `s_first_ino`.
     pub first_ino: u32,
-    /// The largest file size (`s_maxbytes` of an extent file).
+    /// The largest file size (`s_maxbytes`, an extent file's limit).
     pub max_bytes: u64,
+    /// The largest block-mapped file (`s_bitmap_maxbytes`).
+    pub bitmap_max_bytes: u64,
+    /// `extent`: new files get extent trees (block maps without it).
+    pub extents: bool,
 }
 
 impl Geo {
     fn new(sb: &Superblock) -> Self {
         let bs = u64::from(sb.block_size());
+        let huge_file = sb.has_ro_compat(ro_compat::HUGE_FILE);
         let extra = if sb.inode_size() > 128 {
             sb.s_want_extra_isize.max(sb.s_min_extra_isize).max(32)
         } else {
@@ -167,9 +189,16 @@ impl Geo {
             group_csum: crate::fs::ext4::group_desc::has_group_csum(sb),
             sparse_super: sb.sparse_super(),
             first_ino: sb.s_first_ino.max(11),
-            // ext4_max_size for extent files: 2^32 − 1 blocks, and
-            // i_blocks (with huge_file: 2^48 − 1 sectors).
-            max_bytes: (((1u64 << 32) - 1) * bs).min(((1u64 << 48) - 1) * 512),
+            // ext4_max_size for extent files: 2^32 − 1 blocks, and what
+            // i_blocks counts: 2^48 − 1 sectors with huge_file, else
+            // 2^32 − 1 sectors rounded down to whole blocks.
+            max_bytes: (((1u64 << 32) - 1) * bs).min(if huge_file {
+                ((1u64 << 48) - 1) * 512
+            } else {
+                (((1u64 << 32) - 1) * 512) / bs * bs
+            }),
+            bitmap_max_bytes: block_map::max_file_blocks(bs, huge_file) * bs,
+            extents: sb.has_incompat(incompat::EXTENTS),
         }
     }
 
@@ -243,18 +272,62 @@ impl Geo {
     }
 }
 
+/// How an inode maps its blocks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Format {
+    /// An extent tree (`EXTENTS_FL`).
+    Extents,
+    /// Direct and indirect block pointers (ext2/ext3).
+    BlockMap,
+}
+
+/// How `inode` maps its blocks (of `bs` bytes): None for the inodes
+/// without blocks (devices, FIFOs, sockets, fast symlinks).
+fn format_of(inode: &DiskInode, bs: u64) -> Option<Format> {
+    let kind = inode.kind()?;
+    let blocks = match kind {
+        FileType::Regular | FileType::Directory => true,
+        FileType::Symlink => !is_fast_symlink(inode, bs),
+        _ => false,
+    };
+    match (blocks, inode.flags() & EXTENTS_FL != 0) {
+        (false, _) => None,
+        (true, true) => Some(Format::Extents),
+        (true, false) => Some(Format::BlockMap),
+    }
+}
+
+/// A symlink whose target is in `i_block`: the kernel's test (no blocks
+/// counted in `i_blocks` but an extended attribute block's), which is
+/// what tells it apart from a block-mapped slow symlink.
+fn is_fast_symlink(inode: &DiskInode, bs: u64) -> bool {
+    let ea = if inode.file_acl() != 0 { bs / 512 } else { 0 };
+    inode.kind() == Some(FileType::Symlink) && inode.sectors(bs) == ea
+}
+
 /// An inode in memory.
 #[derive(Debug, Clone)]
 struct Node {
     inode: DiskInode,
-    /// The mapping (extent inodes, loaded on first use).
+    /// The mapping (loaded on first use).
     map: Option<FileMap>,
-    /// The extent tree's blocks.
+    /// The extent tree's blocks (extent inodes).
     tree: Vec<u64>,
+    /// The indirect blocks (block-mapped inodes).
+    ind: Indirect,
     /// Must be written.
     dirty: bool,
-    /// The mapping changed: the tree must be rebuilt.
+    /// The mapping changed: the tree (or i_block and the dirty indirect
+    /// blocks) must be rebuilt.
     tree_dirty: bool,
+}
+
+/// A mapping read from disk.
+#[derive(Debug, Clone, Default)]
+struct LoadedMap {
+    map: FileMap,
+    tree: Vec<u64>,
+    ind: Indirect,
 }
 
 /// An ext4 filesystem open for file operations.
@@ -284,6 +357,8 @@ pub struct Ext4Files<D: BlockDevice> {
     last_time: Option<Timespec>,
     generation_seq: u32,
     poisoned: Option<String>,
+    /// Blocks no file may map (built on the first block map read).
+    zones: OnceCell<Vec<(u64, u64)>>,
 }
 
 fn io(what: impl Into<String>) -> impl FnOnce(crate::blockdev::Error) -> FileError {
@@ -327,6 +402,7 @@ impl<D: BlockDevice> Ext4Files<D> {
             last_time: None,
             generation_seq: 0,
             poisoned: None,
+            zones: OnceCell::new(),
             sb,
         };
         files.check_journal()?;
@@ -499,6 +575,7 @@ impl<D: BlockDevice> Ext4Files<D> {
             inode,
             map: None,
             tree: Vec::new(),
+            ind: Indirect::default(),
             dirty: false,
             tree_dirty: false,
         })
@@ -511,29 +588,81 @@ impl<D: BlockDevice> Ext4Files<D> {
             .map(|s| inode::block_seed(s, ino, inode.generation()))
     }
 
-    /// Reads the extent tree of an inode that has one (an empty map for
-    /// inodes without blocks: fast symlinks, devices).
-    fn load_map(&self, ino: u32, inode: &DiskInode) -> Result<extent_tree::Loaded, FileError> {
-        let kind = inode.kind();
-        let has_blocks = matches!(
-            kind,
-            Some(FileType::Regular | FileType::Directory | FileType::Symlink)
-        );
-        if !has_blocks || (kind == Some(FileType::Symlink) && inode.flags() & EXTENTS_FL == 0) {
-            return Ok(extent_tree::Loaded::default());
-        }
-        if inode.flags() & EXTENTS_FL == 0 {
-            if inode.i_block().iter().all(|&b| b == 0) {
-                return Ok(extent_tree::Loaded::default());
+    /// Reads the mapping of an inode: its extent tree or block map (an
+    /// empty map for inodes without blocks: fast symlinks, devices).
+    fn load_map(&self, ino: u32, inode: &DiskInode) -> Result<LoadedMap, FileError> {
+        match format_of(inode, self.geo.bs) {
+            None => Ok(LoadedMap::default()),
+            Some(Format::Extents) => {
+                let seed = self.block_seed(ino, inode);
+                let mut read = |b: u64| self.read_block(b);
+                let l = extent_tree::read_tree(
+                    ino,
+                    &inode.i_block(),
+                    seed,
+                    self.geo.tree(),
+                    &mut read,
+                )?;
+                Ok(LoadedMap {
+                    map: l.map,
+                    tree: l.tree_blocks,
+                    ind: Indirect::default(),
+                })
             }
-            return Err(FileError::InodeFormat {
-                ino,
-                what: "block maps (no extent tree)",
-            });
+            Some(Format::BlockMap) => {
+                let bounds = block_map::Bounds {
+                    bs: self.geo.bs,
+                    first_data_block: self.geo.fdb,
+                    blocks: self.geo.blocks,
+                    zones: self.zones.get_or_init(|| self.metadata_zones()),
+                };
+                let mut read = |b: u64| self.read_block(b);
+                let l = block_map::read(ino, &inode.i_block(), bounds, &mut read)?;
+                Ok(LoadedMap {
+                    map: l.map,
+                    tree: Vec::new(),
+                    ind: l.ind,
+                })
+            }
         }
-        let seed = self.block_seed(ino, inode);
-        let mut read = |b: u64| self.read_block(b);
-        extent_tree::read_tree(ino, &inode.i_block(), seed, self.geo.tree(), &mut read)
+    }
+
+    /// The blocks of every group's superblock copy and descriptor blocks,
+    /// bitmaps and inode table (the kernel's "system zone", less the
+    /// journal), sorted and merged.
+    fn metadata_zones(&self) -> Vec<(u64, u64)> {
+        let geo = &self.geo;
+        let mut z: Vec<(u64, u64)> = Vec::new();
+        for (g, d) in self.groups.descs().iter().enumerate() {
+            let g = g as u32;
+            let first = geo.group_first(g);
+            // The superblock and descriptor blocks, not the reserved GDT
+            // blocks (the resize inode's, which the kernel does not
+            // guard either).
+            let mut base = geo.base_meta_blocks(g);
+            let classic = !geo.meta_bg || u64::from(g) / geo.descs_per_block < geo.classic_desc;
+            if classic && base > 0 {
+                base -= geo.rsv_gdt.min(base);
+            }
+            if g == 0 {
+                // Block 0 and the boot block before a 1 KiB superblock.
+                z.push((0, first + base));
+            } else if base > 0 {
+                z.push((first, first + base));
+            }
+            z.push((d.bg_block_bitmap, d.bg_block_bitmap + 1));
+            z.push((d.bg_inode_bitmap, d.bg_inode_bitmap + 1));
+            z.push((d.bg_inode_table, d.bg_inode_table + geo.itb));
+        }
+        z.sort_unstable();
+        let mut out: Vec<(u64, u64)> = Vec::with_capacity(z.len());
+        for (a, b) in z {
+            match out.last_mut() {
+                Some(l) if a <= l.1 => l.1 = l.1.max(b),
+                _ => out.push((a, b)),
+            }
+        }
+        out
     }
 
     /// The inode `ino` (staged, cached or read now), its map loaded when
@@ -551,7 +680,8 @@ impl<D: BlockDevice> Ext4Files<D> {
         if with_map && n.map.is_none() {
             let l = self.load_map(ino, &n.inode)?;
             n.map = Some(l.map);
-            n.tree = l.tree_blocks;
+            n.tree = l.tree;
+            n.ind = l.ind;
         }
         let n = Arc::new(n);
         let mut cache = self.nodes.borrow_mut();
@@ -714,6 +844,28 @@ impl<D: BlockDevice> Ext4Files<D> {
             }
             let n = Arc::make_mut(arc);
             let Some(map) = n.map.as_ref() else { continue };
+            if format_of(&n.inode, bs) == Some(Format::BlockMap) {
+                let shape = block_map::Shape::new(bs);
+                let bad = |why: String| FileError::BlockMap {
+                    ino,
+                    at: "rebuild".into(),
+                    why: format!("internal inconsistency: {why}"),
+                };
+                let root = block_map::encode_root(shape, map, &n.ind).map_err(bad)?;
+                for (lo, hi) in n.ind.take_dirty() {
+                    block_map::check_covered(shape, map, &n.ind, lo, hi).map_err(bad)?;
+                    for s in n.ind.meeting(shape, lo, hi) {
+                        let b = block_map::encode_block(shape, s, map, &n.ind).map_err(bad)?;
+                        if let Some(at) = n.ind.get(s) {
+                            trees.insert(at, b);
+                        }
+                    }
+                }
+                n.inode.set_i_block(&root);
+                n.dirty = true;
+                n.tree_dirty = false;
+                continue;
+            }
             let ex = map.disk_extents();
             let bseed = seed.map(|s| inode::block_seed(s, ino, n.inode.generation()));
             let Some(built) = extent_tree::build(&ex, &n.tree, bs, bseed) else {
@@ -929,9 +1081,6 @@ fn check_features(sb: &Superblock) -> Result<(), FileError> {
         return Err(FileError::State(format!(
             "the filesystem has unknown incompatible features {unknown:#x}"
         )));
-    }
-    if !sb.has_incompat(incompat::EXTENTS) {
-        return Err(FileError::MissingFeature("extent"));
     }
     if !sb.has_incompat(incompat::FILETYPE) {
         return Err(FileError::MissingFeature("filetype"));

@@ -2,13 +2,14 @@
 //! transaction (rolled back when space runs out), then the in-memory
 //! changes, which cannot fail.
 
+use super::block_map::{self, Indirect, Shape, Slot};
 use super::directory::{Dir, DirBlock};
 use super::dirent::Entry;
 use super::error::FileError;
 use super::extent_tree::{MAX_LBLK_END, tree_blocks_for};
 use super::inode::{DiskInode, EXTENTS_FL, INDEX_FL, Stamp};
 use super::map::{FileMap, Piece, Run};
-use super::{Ext4Files, Node};
+use super::{Ext4Files, Format, Node, format_of, is_fast_symlink};
 use crate::blockdev::BlockDevice;
 use crate::bytes::{read_u32le, write_u32le};
 use crate::fs::ext4::checksum::crc32c_raw;
@@ -24,6 +25,17 @@ use crate::fs::node::{
 const LINK_MAX: u16 = 65000;
 /// Magic of an extended attribute block.
 const XATTR_MAGIC: u32 = 0xEA02_0000;
+
+/// What new blocks of a file become.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum NewBlocks {
+    /// Written blocks of an extent file.
+    Written,
+    /// Unwritten (preallocated) blocks of an extent file.
+    Unwritten,
+    /// Blocks of a block-mapped file: written, and numbered below 2^32.
+    BlockMap,
+}
 
 /// Which allocation rule applies (see the module documentation).
 #[derive(Debug, Clone, Copy)]
@@ -101,7 +113,7 @@ struct New<'a> {
 }
 
 /// A directory being changed: its inode and entries, taken out of the
-/// cache, with working copies of its map and tree blocks.
+/// cache, with working copies of its map, tree and indirect blocks.
 struct DirEdit {
     ino: u32,
     node: Node,
@@ -110,7 +122,32 @@ struct DirEdit {
     orig: Option<(Node, Dir)>,
     map: FileMap,
     tree: Vec<u64>,
+    ind: Indirect,
     map_changed: bool,
+}
+
+/// What a change of a block-mapped file's map does to its indirect
+/// blocks: allocated and freed inside the operation's transaction by
+/// [`Ext4Files::plan_ind`], applied to the inode's [`Indirect`] once the
+/// transaction commits (so a rolled-back operation leaves it as it was).
+#[derive(Debug)]
+struct IndChange {
+    add: Vec<(Slot, u64)>,
+    drop: Vec<Slot>,
+    lo: u64,
+    hi: u64,
+}
+
+impl IndChange {
+    fn apply(self, ind: &mut Indirect) {
+        for s in self.drop {
+            ind.remove(s);
+        }
+        for (s, b) in self.add {
+            ind.insert(s, b);
+        }
+        ind.mark(self.lo, self.hi);
+    }
 }
 
 /// Decodes a device number from `i_block` (old 16-bit or new encoding)
@@ -202,21 +239,25 @@ impl<D: BlockDevice> Ext4Files<D> {
         lblk: u64,
         n: u64,
         goal: u64,
-        unwritten: bool,
+        how: NewBlocks,
     ) -> NodeResult<()> {
         if self.afford(rule) < n {
             return Err(err(ErrorKind::NoSpace));
         }
+        let ngroups = self.alloc_groups(how == NewBlocks::BlockMap);
         let (mut l, mut left, mut goal) = (lblk, n, goal);
         while left > 0 {
-            let Some((start, len)) = self.groups.alloc(&self.dev, &self.geo, goal, left)? else {
+            let Some((start, len)) = self
+                .groups
+                .alloc_in(&self.dev, &self.geo, goal, left, ngroups)?
+            else {
                 return Err(err(ErrorKind::NoSpace));
             };
             if !map.insert(Run {
                 lblk: l,
                 len,
                 pblk: start,
-                unwritten,
+                unwritten: how == NewBlocks::Unwritten,
             }) {
                 return Err(internal(0, "mapping over mapped blocks"));
             }
@@ -255,6 +296,106 @@ impl<D: BlockDevice> Ext4Files<D> {
         Ok(())
     }
 
+    /// Allocates the indirect blocks a block-mapped file's `map` (as it
+    /// is after a change within logical `lo..hi`) newly needs, and frees
+    /// those it no longer needs, in the open transaction. A new indirect
+    /// block goes near the first data block it maps (the kernel puts it
+    /// just before its data; after it reads as well, and e2fsck does not
+    /// mind either).
+    fn plan_ind(
+        &mut self,
+        rule: Rule,
+        map: &FileMap,
+        ind: &Indirect,
+        lo: u64,
+        hi: u64,
+        gstart: u64,
+    ) -> NodeResult<IndChange> {
+        let shape = Shape::new(self.geo.bs);
+        let (add, drop) = block_map::changes(shape, map, ind, lo, hi);
+        for &(_, b) in &drop {
+            self.groups.free(&self.dev, &self.geo, b, 1)?;
+        }
+        if self.afford(rule) < add.len() as u64 {
+            return Err(err(ErrorKind::NoSpace));
+        }
+        let mut added = Vec::with_capacity(add.len());
+        let ngroups = self.alloc_groups(true);
+        for s in add {
+            let goal = map
+                .first_in(s.start, shape.slot_end(s))
+                .map_or(gstart, |r| r.pblk);
+            let Some((b, _)) = self
+                .groups
+                .alloc_in(&self.dev, &self.geo, goal, 1, ngroups)?
+            else {
+                return Err(err(ErrorKind::NoSpace));
+            };
+            added.push((s, b));
+        }
+        Ok(IndChange {
+            add: added,
+            drop: drop.into_iter().map(|(s, _)| s).collect(),
+            lo,
+            hi,
+        })
+    }
+
+    /// The groups a file may take blocks from: all, or for a block map
+    /// those whose blocks have 32-bit numbers (`s_blockfile_groups`).
+    fn alloc_groups(&self, block_map: bool) -> u32 {
+        if block_map {
+            let g = 0xFFFF_FFFF / self.geo.bpg.max(1);
+            self.geo.groups.min(u32::try_from(g).unwrap_or(u32::MAX))
+        } else {
+            self.geo.groups
+        }
+    }
+
+    /// New blocks of `node`: a block map's, or an extent file's written
+    /// ones.
+    fn new_blocks(&self, node: &Node) -> NewBlocks {
+        if self.block_mapped(node) {
+            NewBlocks::BlockMap
+        } else {
+            NewBlocks::Written
+        }
+    }
+
+    /// How many of the new data blocks `needs` (logical, ascending) of a
+    /// block-mapped file fit in the free space together with the
+    /// indirect blocks they add to `ind`.
+    fn bm_fit(&self, ind: &Indirect, needs: &[u64]) -> u64 {
+        let shape = Shape::new(self.geo.bs);
+        let free = self.afford(Rule::Reserved);
+        let mut added = std::collections::HashSet::new();
+        for (k, &l) in needs.iter().enumerate() {
+            for s in shape.chain(l) {
+                if ind.get(s).is_none() {
+                    added.insert(s);
+                }
+            }
+            if (k + 1 + added.len()) as u64 > free {
+                return k as u64;
+            }
+        }
+        needs.len() as u64
+    }
+
+    /// True when inode `ino`'s blocks are a block map.
+    fn block_mapped(&self, node: &Node) -> bool {
+        format_of(&node.inode, self.geo.bs) == Some(Format::BlockMap)
+    }
+
+    /// The largest size a file of `node`'s format may reach.
+    fn max_size(&self, node: &Node) -> u64 {
+        if self.block_mapped(node) {
+            self.geo.bitmap_max_bytes.min(self.geo.max_bytes)
+        } else {
+            self.geo.max_bytes
+        }
+    }
+
     /// Frees physical runs and drops what was staged for them.
     fn free_runs(&mut self, runs: &[(u64, u64)]) -> NodeResult<()> {
         for &(start, len) in runs {
@@ -272,12 +413,13 @@ impl<D: BlockDevice> Ext4Files<D> {
         Ok(())
     }
 
-    /// `i_blocks` from the map, tree and xattr block.
+    /// `i_blocks` from the map, tree or indirect blocks, and xattr block.
     fn set_sectors(&self, node: &mut Node) {
         let data = node.map.as_ref().map_or(0, FileMap::blocks);
         let xattr = u64::from(node.inode.file_acl() != 0);
+        let meta = (node.tree.len() + node.ind.len()) as u64;
         node.inode
-            .set_sectors((data + node.tree.len() as u64 + xattr) * (self.geo.bs / 512));
+            .set_sectors((data + meta + xattr) * (self.geo.bs / 512));
     }
 
     /// A generation number for a new inode (deterministic).
@@ -426,7 +568,7 @@ impl<D: BlockDevice> Ext4Files<D> {
             return Err(err(ErrorKind::InvalidArgument));
         }
         let size = n.inode.size();
-        if n.inode.flags() & EXTENTS_FL == 0 {
+        if is_fast_symlink(&n.inode, self.geo.bs) {
             if size >= 60 {
                 return Err(FileError::BadInode {
                     ino: i,
@@ -480,6 +622,7 @@ impl<D: BlockDevice> Ext4Files<D> {
         };
         let map = node.map.clone().unwrap_or_default();
         let tree = node.tree.clone();
+        let ind = node.ind.clone();
         Ok(DirEdit {
             ino,
             node,
@@ -487,6 +630,7 @@ impl<D: BlockDevice> Ext4Files<D> {
             orig,
             map,
             tree,
+            ind,
             map_changed: false,
         })
     }
@@ -503,6 +647,7 @@ impl<D: BlockDevice> Ext4Files<D> {
         if e.map_changed {
             e.node.map = Some(e.map);
             e.node.tree = e.tree;
+            e.node.ind = e.ind;
             e.node.tree_dirty = true;
             self.set_sectors(&mut e.node);
         }
@@ -527,9 +672,21 @@ impl<D: BlockDevice> Ext4Files<D> {
             .map_or(self.group_start_of(e.ino), |r| r.pblk + r.len);
         let mut map = std::mem::take(&mut e.map);
         let mut tree = std::mem::take(&mut e.tree);
+        let bm = self.block_mapped(&e.node);
+        let how = self.new_blocks(&e.node);
         let r = self
-            .map_new(rule, &mut map, lblk, 1, goal, false)
-            .and_then(|()| self.fit_tree(rule, &map, &mut tree, goal));
+            .map_new(rule, &mut map, lblk, 1, goal, how)
+            .and_then(|()| {
+                if bm {
+                    // The working copy takes the change now: a failure
+                    // discards the whole edit.
+                    let c = self.plan_ind(rule, &map, &e.ind, lblk, lblk + 1, goal)?;
+                    c.apply(&mut e.ind);
+                    Ok(())
+                } else {
+                    self.fit_tree(rule, &map, &mut tree, goal)
+                }
+            });
         e.map = map;
         e.tree = tree;
         e.map_changed = true;
@@ -598,7 +755,12 @@ impl<D: BlockDevice> Ext4Files<D> {
                     .runs()
                     .last()
                     .map_or(self.group_start_of(ino), |r| r.pblk + r.len);
-                self.map_new(rule, &mut map, 0, 1, goal, false)?;
+                let how = if self.geo.extents {
+                    NewBlocks::Written
+                } else {
+                    NewBlocks::BlockMap
+                };
+                self.map_new(rule, &mut map, 0, 1, goal, how)?;
             }
             self.dir_room(rule, &mut pe, name.len())?;
             Ok((ino, map, tree))
@@ -618,17 +780,25 @@ impl<D: BlockDevice> Ext4Files<D> {
         let mode = kind.mode_bits() | (perm & 0o7777);
         let mut inode = self.new_inode(ctx, ino, mode, if is_dir { 2 } else { 1 });
         let bs = self.geo.bs;
+        // Without the extent feature, files are block-mapped: no flag,
+        // and i_block all zeros until blocks are mapped (e2fsck takes an
+        // extent flag there for corruption).
+        let extents = self.geo.extents;
         match kind {
             FileType::Regular | FileType::Directory => {
-                inode.set_flags(EXTENTS_FL);
-                inode.set_i_block(&empty_extent_root());
+                if extents {
+                    inode.set_flags(EXTENTS_FL);
+                    inode.set_i_block(&empty_extent_root());
+                }
             }
             FileType::Symlink => {
                 let t = target.unwrap_or_default();
                 inode.set_size(t.len() as u64);
                 if slow {
-                    inode.set_flags(EXTENTS_FL);
-                    inode.set_i_block(&empty_extent_root());
+                    if extents {
+                        inode.set_flags(EXTENTS_FL);
+                        inode.set_i_block(&empty_extent_root());
+                    }
                 } else {
                     let mut b = [0u8; 60];
                     b[..t.len()].copy_from_slice(t);
@@ -647,6 +817,7 @@ impl<D: BlockDevice> Ext4Files<D> {
             tree_dirty: !map.is_empty(),
             map: Some(map),
             tree,
+            ind: Indirect::default(),
             dirty: true,
         };
         self.set_sectors(&mut node);
@@ -837,12 +1008,15 @@ impl<D: BlockDevice> Ext4Files<D> {
     /// Frees an inode's blocks, xattr block and the inode itself.
     fn release(&mut self, ino: u32, node: &mut Node, now: Timespec) -> NodeResult<()> {
         let is_dir = node.inode.kind() == Some(FileType::Directory);
+        let bm = self.block_mapped(node);
         if let Some(map) = node.map.as_mut() {
             let runs = map.remove(0, u64::MAX);
             self.free_runs(&runs)?;
         }
         let tree: Vec<(u64, u64)> = node.tree.drain(..).map(|b| (b, 1)).collect();
         self.free_runs(&tree)?;
+        let ind: Vec<(u64, u64)> = node.ind.clear().into_iter().map(|b| (b, 1)).collect();
+        self.free_runs(&ind)?;
         let acl = node.inode.file_acl();
         if acl != 0 {
             self.release_xattr(ino, acl)?;
@@ -856,6 +1030,9 @@ impl<D: BlockDevice> Ext4Files<D> {
         i.set_size(0);
         if i.flags() & EXTENTS_FL != 0 {
             i.set_i_block(&empty_extent_root());
+        } else if bm {
+            // The kernel's truncate clears a block map's pointers.
+            i.set_i_block(&[0u8; 60]);
         }
         i.set_sectors(0);
         node.tree_dirty = false;
@@ -1218,7 +1395,9 @@ impl<D: BlockDevice> Ext4Files<D> {
         if data.is_empty() {
             return Ok(0);
         }
-        let max = self.geo.max_bytes;
+        // A block-mapped file stops at s_bitmap_maxbytes (the kernel's
+        // ext4_write_checks: EFBIG at it, a short write before it).
+        let max = self.max_size(&*self.node(i, false)?);
         if offset >= max {
             return Err(err(ErrorKind::FileTooBig));
         }
@@ -1277,7 +1456,13 @@ impl<D: BlockDevice> Ext4Files<D> {
         // Short write when space runs out (as the kernel's write returns
         // the bytes it could place).
         let rule = Rule::Normal(ctx.cred);
-        let afford = self.afford(rule);
+        let mut afford = self.afford(rule);
+        if self.block_mapped(&node) {
+            // The indirect blocks come out of the same space: place as
+            // many data blocks as fit with the indirect blocks they need
+            // (the kernel allocates each branch with its data).
+            afford = afford.min(self.bm_fit(&node.ind, &needs));
+        }
         let mut last_excl = last;
         if needs.len() as u64 > afford {
             let cut = needs[afford as usize];
@@ -1294,7 +1479,9 @@ impl<D: BlockDevice> Ext4Files<D> {
         let mut newmap = map.clone();
         let mut tree = node.tree.clone();
         let gstart = self.group_start_of(i);
-        let r = (|| -> NodeResult<()> {
+        let bm = self.block_mapped(&node);
+        let how = self.new_blocks(&node);
+        let r = (|| -> NodeResult<Option<IndChange>> {
             let mut k = 0;
             while k < needs.len() {
                 let mut j = k + 1;
@@ -1303,7 +1490,7 @@ impl<D: BlockDevice> Ext4Files<D> {
                 }
                 let lblk = needs[k];
                 let goal = newmap.before(lblk).map_or(gstart, |r| r.pblk + r.len);
-                self.map_new(rule, &mut newmap, lblk, (j - k) as u64, goal, false)?;
+                self.map_new(rule, &mut newmap, lblk, (j - k) as u64, goal, how)?;
                 k = j;
             }
             // Unwritten blocks that get data become written.
@@ -1318,14 +1505,23 @@ impl<D: BlockDevice> Ext4Files<D> {
                     }
                 }
             }
+            if bm {
+                let c =
+                    self.plan_ind(Rule::Reserved, &newmap, &node.ind, first, last_excl, gstart)?;
+                return Ok(Some(c));
+            }
             let goal = newmap.runs().next().map_or(gstart, |r| r.pblk);
-            self.fit_tree(Rule::Reserved, &newmap, &mut tree, goal)
+            self.fit_tree(Rule::Reserved, &newmap, &mut tree, goal)?;
+            Ok(None)
         })();
-        if let Err(e) = r {
-            self.groups.rollback();
-            self.put(i, node);
-            return Err(e);
-        }
+        let ind_change = match r {
+            Ok(c) => c,
+            Err(e) => {
+                self.groups.rollback();
+                self.put(i, node);
+                return Err(e);
+            }
+        };
         self.groups.commit();
         // Pass 3: stage the data.
         let mut node = node;
@@ -1338,6 +1534,9 @@ impl<D: BlockDevice> Ext4Files<D> {
             self.data.put(pblk, block_of(lblk));
         }
         let changed = newmap != map || tree != node.tree;
+        if let (true, Some(c)) = (changed, ind_change) {
+            c.apply(&mut node.ind);
+        }
         node.map = Some(newmap);
         node.tree = tree;
         if changed {
@@ -1376,6 +1575,11 @@ impl<D: BlockDevice> Ext4Files<D> {
         let bs = self.geo.bs;
         match mode {
             FallocateMode::Allocate { keep_size } => {
+                // A block map has no unwritten blocks: the kernel's
+                // ext4_fallocate preallocates in extent files only.
+                if self.block_mapped(&*self.node(i, false)?) {
+                    return Err(err(ErrorKind::Unsupported));
+                }
                 let node = self.take(i)?;
                 let map = node.map.clone().unwrap_or_default();
                 let (first, last) = (offset / bs, end.div_ceil(bs).min(MAX_LBLK_END));
@@ -1400,7 +1604,7 @@ impl<D: BlockDevice> Ext4Files<D> {
                 let r = (|| -> NodeResult<()> {
                     for &(s, e) in &holes {
                         let goal = newmap.before(s).map_or(gstart, |r| r.pblk + r.len);
-                        self.map_new(rule, &mut newmap, s, e - s, goal, true)?;
+                        self.map_new(rule, &mut newmap, s, e - s, goal, NewBlocks::Unwritten)?;
                     }
                     let goal = newmap.runs().next().map_or(gstart, |r| r.pblk);
                     self.fit_tree(rule, &newmap, &mut tree, goal)
@@ -1493,16 +1697,26 @@ impl<D: BlockDevice> Ext4Files<D> {
             Vec::new()
         };
         let gstart = self.group_start_of(i);
-        let r = (|| -> NodeResult<()> {
-            let goal = newmap.runs().next().map_or(gstart, |r| r.pblk);
-            self.fit_tree(Rule::Reserved, &newmap, &mut tree, goal)?;
-            self.free_runs(&freed)
+        let bm = self.block_mapped(&node);
+        let r = (|| -> NodeResult<Option<IndChange>> {
+            let c = if bm {
+                Some(self.plan_ind(Rule::Reserved, &newmap, &node.ind, fb, lb.max(fb), gstart)?)
+            } else {
+                let goal = newmap.runs().next().map_or(gstart, |r| r.pblk);
+                self.fit_tree(Rule::Reserved, &newmap, &mut tree, goal)?;
+                None
+            };
+            self.free_runs(&freed)?;
+            Ok(c)
         })();
-        if let Err(e) = r {
-            self.groups.rollback();
-            self.put(i, node);
-            return Err(e);
-        }
+        let ind_change = match r {
+            Ok(c) => c,
+            Err(e) => {
+                self.groups.rollback();
+                self.put(i, node);
+                return Err(e);
+            }
+        };
         self.groups.commit();
         let mut node = node;
         for (pblk, b) in zeroed {
@@ -1510,6 +1724,9 @@ impl<D: BlockDevice> Ext4Files<D> {
         }
         if !freed.is_empty() || tree != node.tree {
             node.tree_dirty = true;
+            if let Some(c) = ind_change {
+                c.apply(&mut node.ind);
+            }
         }
         node.map = Some(newmap);
         node.tree = tree;
@@ -1526,7 +1743,7 @@ impl<D: BlockDevice> Ext4Files<D> {
         let i = ino32(ino)?;
         if let Some(size) = attr.size {
             self.regular(i)?;
-            if size > self.geo.max_bytes {
+            if size > self.max_size(&*self.node(i, false)?) {
                 return Err(err(ErrorKind::FileTooBig));
             }
             let node = self.take(i)?;
@@ -1596,18 +1813,29 @@ impl<D: BlockDevice> Ext4Files<D> {
         self.groups.begin();
         let mut newmap = map.clone();
         let mut tree = node.tree.clone();
-        let freed = newmap.remove(size.div_ceil(bs), u64::MAX);
+        let from = size.div_ceil(bs);
+        let freed = newmap.remove(from, u64::MAX);
         let gstart = self.group_start_of(i);
-        let r = (|| -> NodeResult<()> {
-            let goal = newmap.runs().next().map_or(gstart, |r| r.pblk);
-            self.fit_tree(Rule::Reserved, &newmap, &mut tree, goal)?;
-            self.free_runs(&freed)
+        let bm = self.block_mapped(&node);
+        let r = (|| -> NodeResult<Option<IndChange>> {
+            let c = if bm {
+                Some(self.plan_ind(Rule::Reserved, &newmap, &node.ind, from, u64::MAX, gstart)?)
+            } else {
+                let goal = newmap.runs().next().map_or(gstart, |r| r.pblk);
+                self.fit_tree(Rule::Reserved, &newmap, &mut tree, goal)?;
+                None
+            };
+            self.free_runs(&freed)?;
+            Ok(c)
         })();
-        if let Err(e) = r {
-            self.groups.rollback();
-            self.put(i, node);
-            return Err(e);
-        }
+        let ind_change = match r {
+            Ok(c) => c,
+            Err(e) => {
+                self.groups.rollback();
+                self.put(i, node);
+                return Err(e);
+            }
+        };
         self.groups.commit();
         let mut node = node;
         if let Some((pblk, b)) = zeroed {
@@ -1615,6 +1843,9 @@ impl<D: BlockDevice> Ext4Files<D> {
         }
         if !freed.is_empty() || tree != node.tree {
             node.tree_dirty = true;
+            if let Some(c) = ind_change {
+                c.apply(&mut node.ind);
+            }
         }
         node.map = Some(newmap);
         node.tree = tree;
