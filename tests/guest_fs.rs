@@ -1055,6 +1055,72 @@ fn ext4_whole_volume_grows_online() {
     g.expect("umount", &["/srv"], "", "", 0);
 }
 
+/// ext3 on a whole volume: mkfs.ext3 (block-mapped journal) as the real
+/// mke2fs prints it, mounted as ext3 (the kernel's ext4 driver serves the
+/// type, blkid names it), written, grown online after ModifyVolume (no
+/// flex_bg: each new group's tables in the group itself), e2fsck clean.
+#[test]
+fn ext3_whole_volume_grows_online() {
+    if !common::require_tools(&["e2fsck", "mkfs.ext3", "blkid"]) {
+        return;
+    }
+    let g = Guest::launch(UBUNTU, "t2.micro");
+    let v = g.attach(2, "/dev/sdg");
+    let img = g.image(&v);
+    let o = g.run("mkfs.ext3", &["/dev/xvdg"]);
+    assert_eq!(o.code, 0, "{o:?}");
+    let d = tempfile::tempdir().unwrap();
+    let f = d.path().join("xvdg");
+    std::fs::File::create(&f).unwrap().set_len(2 << 30).unwrap();
+    let real = common::run(Command::new("mkfs.ext3").arg("xvdg").current_dir(d.path()));
+    assert!(real.status.success(), "{}", stderr(&real));
+    let no_uuid = |s: &str| {
+        s.lines()
+            .filter(|l| !l.starts_with("Filesystem UUID: "))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    assert_eq!(no_uuid(&o.out), no_uuid(&stdout(&real)));
+    assert_clean(&img, 0, 2 << 30, false, "after mkfs.ext3 /dev/xvdg");
+    let blkid = common::run(
+        Command::new("blkid")
+            .args(["-o", "value", "-s", "TYPE"])
+            .arg(&img),
+    );
+    assert_eq!(stdout(&blkid), "ext3\n");
+    g.expect("mount", &["/dev/xvdg", "/srv"], "", "", 0);
+    g.expect(
+        "mount",
+        &["-t", "ext3"],
+        "/dev/xvdg on /srv type ext3 (rw,relatime)\n",
+        "",
+        0,
+    );
+    let df = g.ok("df", &["-T", "/srv"]);
+    assert!(df.lines().nth(1).unwrap().contains(" ext3 "), "{df}");
+    let lsblk = g.ok("lsblk", &["-no", "FSTYPE", "/dev/xvdg"]);
+    assert_eq!(lsblk, "ext3\n");
+    g.modify(&v, 4);
+    g.optimize(&v);
+    g.expect(
+        "resize2fs",
+        &["/dev/xvdg"],
+        "Filesystem at /dev/xvdg is mounted on /srv; on-line resizing required\n\
+         old_desc_blocks = 1, new_desc_blocks = 1\n\
+         The filesystem on /dev/xvdg is now 1048576 (4k) blocks long.\n\n",
+        "resize2fs 1.46.5 (30-Dec-2021)\n",
+        0,
+    );
+    g.expect("umount", &["/srv"], "", "", 0);
+    assert_clean(&img, 0, 4 << 30, false, "after resize2fs of ext3 /dev/xvdg");
+    let sb = common::run(Command::new("dumpe2fs").arg("-h").arg(&img));
+    assert!(
+        stdout(&sb).contains("Block count:              1048576"),
+        "{}",
+        stdout(&sb)
+    );
+}
+
 /// Amazon Linux 2 (util-linux 2.30.2, e2fsprogs 1.42.9) and CentOS 7
 /// (2.23.2): their mount and umount wording, from those releases'
 /// sources, and their e2fsprogs banners.

@@ -515,11 +515,12 @@ fn device_for(
         (Some(m), Some(i)) => usage(img, off, len, i, m),
         _ => None,
     };
-    if let (Some(i), Some(s)) = (&info, stat) {
+    if let (Some(_), Some(s)) = (&info, stat) {
         for m in &mine {
             df_mounts.push(DfMount {
                 source: m.source.clone(),
-                fstype: i.kind.name().to_string(),
+                // The type it is mounted as (ext3 may be mounted as ext4).
+                fstype: m.fstype.clone(),
                 target: m.target.clone(),
                 stat: s,
             });
@@ -534,7 +535,8 @@ fn device_for(
         size: len,
         kind: if p.is_some() { "part" } else { "disk" }.into(),
         mountpoints: mine.iter().map(|m| m.target.clone()).collect(),
-        fstype: info.as_ref().map(|i| i.kind.name().to_string()),
+        // blkid's TYPE (ext2, ext3 within the ext family).
+        fstype: info.as_ref().map(|i| i.type_name.to_string()),
         fsver: info.as_ref().and_then(|i| i.version.clone()),
         label: info
             .as_ref()

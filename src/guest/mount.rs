@@ -86,6 +86,28 @@ const KERNEL_TYPES: &[&str] = &[
     "hugetlbfs",
 ];
 
+/// The type the guest's kernel mounts `fs` as, given `-t`'s list (empty:
+/// libmount's probe, blkid's TYPE), or None when no listed type takes it.
+/// The ext4 driver serves ext2, ext3 and ext4: any ext filesystem mounts
+/// as ext4; one blkid calls ext3 (a journal, nothing ext4 added) also as
+/// ext3 or ext2, and an ext2 as ext2; /proc/mounts shows the type used.
+pub fn mount_type(fs: &FsInfo, wanted: &[&str]) -> Option<&'static str> {
+    if fs.kind != FsKind::Ext4 {
+        return (wanted.is_empty() || wanted.contains(&fs.kind.name())).then(|| fs.kind.name());
+    }
+    let takes: &[&'static str] = match fs.type_name {
+        "ext2" => &["ext2", "ext4"],
+        "ext3" => &["ext3", "ext2", "ext4"],
+        _ => &["ext4"],
+    };
+    if wanted.is_empty() {
+        return takes.first().copied();
+    }
+    wanted
+        .iter()
+        .find_map(|w| takes.iter().find(|t| *t == w).copied())
+}
+
 /// libmount's type pattern (`-t`): a comma list; a leading `no` on the
 /// first item negates the whole list.
 pub fn type_matches(pattern: &str, fstype: &str) -> bool {
@@ -526,7 +548,7 @@ pub fn plan(ctx: &Context, req: &Request) -> Result<Planned, MountFailure> {
             return fail(MountError::UnknownType((*unknown).to_string()));
         }
     }
-    let type_ok = |i: &FsInfo| wanted.is_empty() || wanted.contains(&i.kind.name());
+    let type_ok = |i: &FsInfo| mount_type(i, &wanted).is_some();
     if !mine.is_empty() && (same_top || info.as_ref().is_some_and(|i| !type_ok(i))) {
         return fail(MountError::Busy { src: dev, on });
     }
@@ -572,7 +594,9 @@ pub fn plan(ctx: &Context, req: &Request) -> Result<Planned, MountFailure> {
             partition: r.part.as_ref().map(|p| p.number),
             source: dev,
             target: req.target.clone(),
-            fstype: info.kind.name().to_string(),
+            fstype: mount_type(&info, &wanted)
+                .unwrap_or(info.kind.name())
+                .to_string(),
             options,
             fstab: req.fstab,
         },
