@@ -267,27 +267,7 @@ fn libc_efbig() -> i32 {
 /// ebsim again, on the kernel's files.
 fn ebsim_writes_again(fs: &mut Ext4Files<ImageFile>, bs: u64) {
     let ctx = root_ctx();
-    let kdir = resolve(fs, "/kdir");
-    for i in 0..30 {
-        let a = fs
-            .mknod(
-                ctx,
-                kdir,
-                format!("ebsim-{i}").as_bytes(),
-                FileType::Regular,
-                0o644,
-                0,
-            )
-            .expect("create in htree dir");
-        fs.write(ctx, a.ino, 0, &bytes(200 + i, 3000))
-            .expect("write");
-    }
-    for i in (0..400).step_by(3) {
-        fs.unlink(ctx, kdir, format!("kernel-file-number-{i:04}").as_bytes())
-            .expect("unlink");
-    }
-    let c = resolve(fs, "/kernel/a/b/c");
-    fs.unlink(ctx, c, b"k3").expect("unlink");
+    edit_kernel_files(fs);
     // Into the kernel's maps: fill holes next to its TIND data, punch and
     // truncate its DIND file.
     let t = resolve(fs, "/kernel/tind");

@@ -197,27 +197,7 @@ fn kernel_writes(root: &Path, spec: TreeSpec) {
 /// of kernel files, a write into the preallocated file, new files.
 fn ebsim_writes_again(fs: &mut Ext4Files<ImageFile>) {
     let ctx = root_ctx();
-    let kdir = resolve(fs, "/kdir");
-    for i in 0..30 {
-        let a = fs
-            .mknod(
-                ctx,
-                kdir,
-                format!("ebsim-{i}").as_bytes(),
-                FileType::Regular,
-                0o644,
-                0,
-            )
-            .expect("create in htree dir");
-        fs.write(ctx, a.ino, 0, &bytes(200 + i, 3000))
-            .expect("write");
-    }
-    for i in (0..400).step_by(3) {
-        fs.unlink(ctx, kdir, format!("kernel-file-number-{i:04}").as_bytes())
-            .expect("unlink");
-    }
-    let c = resolve(fs, "/kernel/a/b/c");
-    fs.unlink(ctx, c, b"k3").expect("unlink");
+    edit_kernel_files(fs);
     let pre = resolve(fs, "/prealloc");
     let size = fs.getattr(pre).expect("stat").size;
     fs.write(ctx, pre, size / 3, &bytes(11, 300_000))

@@ -966,6 +966,23 @@ fn mount_refuses_xfs_the_kernel_would_not_mount() {
     assert_eq!(ours("nouuid"), (String::new(), 0));
 }
 
+/// `ours` is what the real `mkfs` (mkfs.ext4, mkfs.ext3) prints for a
+/// 2 GiB file named xvdg, its random UUID aside.
+fn assert_mkfs_body_is_real(mkfs: &str, ours: &str) {
+    let d = tempfile::tempdir().unwrap();
+    let f = d.path().join("xvdg");
+    std::fs::File::create(&f).unwrap().set_len(2 << 30).unwrap();
+    let real = common::run(Command::new(mkfs).arg("xvdg").current_dir(d.path()));
+    assert!(real.status.success(), "{}", stderr(&real));
+    let no_uuid = |s: &str| {
+        s.lines()
+            .filter(|l| !l.starts_with("Filesystem UUID: "))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    assert_eq!(no_uuid(ours), no_uuid(&stdout(&real)), "{mkfs}");
+}
+
 /// ext4 on a whole (unpartitioned) volume: mkfs.ext4 as the real mke2fs
 /// prints it, mounted, grown online after ModifyVolume; sparse throughout.
 #[test]
@@ -984,18 +1001,7 @@ fn ext4_whole_volume_grows_online() {
     );
     // The real mke2fs 1.47.0 on a 2 GiB file prints the same body (its
     // random UUID aside).
-    let d = tempfile::tempdir().unwrap();
-    let f = d.path().join("xvdg");
-    std::fs::File::create(&f).unwrap().set_len(2 << 30).unwrap();
-    let real = common::run(Command::new("mkfs.ext4").arg("xvdg").current_dir(d.path()));
-    assert!(real.status.success(), "{}", stderr(&real));
-    let no_uuid = |s: &str| {
-        s.lines()
-            .filter(|l| !l.starts_with("Filesystem UUID: "))
-            .collect::<Vec<_>>()
-            .join("\n")
-    };
-    assert_eq!(no_uuid(&o.out), no_uuid(&stdout(&real)));
+    assert_mkfs_body_is_real("mkfs.ext4", &o.out);
     assert_clean(&img, 0, 2 << 30, false, "after mkfs.ext4 /dev/xvdg");
     assert!(
         common::allocated(&img) < 8 << 20,
@@ -1069,18 +1075,7 @@ fn ext3_whole_volume_grows_online() {
     let img = g.image(&v);
     let o = g.run("mkfs.ext3", &["/dev/xvdg"]);
     assert_eq!(o.code, 0, "{o:?}");
-    let d = tempfile::tempdir().unwrap();
-    let f = d.path().join("xvdg");
-    std::fs::File::create(&f).unwrap().set_len(2 << 30).unwrap();
-    let real = common::run(Command::new("mkfs.ext3").arg("xvdg").current_dir(d.path()));
-    assert!(real.status.success(), "{}", stderr(&real));
-    let no_uuid = |s: &str| {
-        s.lines()
-            .filter(|l| !l.starts_with("Filesystem UUID: "))
-            .collect::<Vec<_>>()
-            .join("\n")
-    };
-    assert_eq!(no_uuid(&o.out), no_uuid(&stdout(&real)));
+    assert_mkfs_body_is_real("mkfs.ext3", &o.out);
     assert_clean(&img, 0, 2 << 30, false, "after mkfs.ext3 /dev/xvdg");
     let blkid = common::run(
         Command::new("blkid")

@@ -685,3 +685,34 @@ pub fn debug_fs(img: &Path, script: &str, fault: Option<u64>) -> bool {
     }
     o.status.success()
 }
+
+/// ebsim's first edits of the files the kernel wrote (both file-layer
+/// round trips): 30 new files in the kernel's htree directory `/kdir`,
+/// every third of its `kernel-file-number-NNNN` removed, and
+/// `/kernel/a/b/c/k3` removed.
+pub fn edit_kernel_files<D: ebsim::blockdev::BlockDevice>(
+    fs: &mut ebsim::fs::ext4::files::Ext4Files<D>,
+) {
+    let ctx = root_ctx();
+    let kdir = resolve(fs, "/kdir");
+    for i in 0..30 {
+        let a = fs
+            .mknod(
+                ctx,
+                kdir,
+                format!("ebsim-{i}").as_bytes(),
+                FileType::Regular,
+                0o644,
+                0,
+            )
+            .expect("create in htree dir");
+        fs.write(ctx, a.ino, 0, &bytes(200 + i, 3000))
+            .expect("write");
+    }
+    for i in (0..400).step_by(3) {
+        fs.unlink(ctx, kdir, format!("kernel-file-number-{i:04}").as_bytes())
+            .expect("unlink");
+    }
+    let c = resolve(fs, "/kernel/a/b/c");
+    fs.unlink(ctx, c, b"k3").expect("unlink");
+}

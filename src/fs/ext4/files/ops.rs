@@ -296,6 +296,45 @@ impl<D: BlockDevice> Ext4Files<D> {
         Ok(())
     }
 
+    /// After a punch or truncate took `freed` out of `map` within logical
+    /// `range`: the inode's extent tree blocks refitted to the map, or a
+    /// block-mapped file's indirect blocks planned, then the freed blocks
+    /// released, all in the open allocation transaction, committed on
+    /// success and rolled back on failure.
+    fn refit_after_removal(
+        &mut self,
+        ino: u32,
+        node: &Node,
+        map: &FileMap,
+        tree: &mut Vec<u64>,
+        range: std::ops::Range<u64>,
+        freed: &[(u64, u64)],
+    ) -> NodeResult<Option<IndChange>> {
+        let gstart = self.group_start_of(ino);
+        let r = (|| -> NodeResult<Option<IndChange>> {
+            let c = if self.block_mapped(node) {
+                let (lo, hi) = (range.start, range.end);
+                Some(self.plan_ind(Rule::Reserved, map, &node.ind, lo, hi, gstart)?)
+            } else {
+                let goal = map.runs().next().map_or(gstart, |r| r.pblk);
+                self.fit_tree(Rule::Reserved, map, tree, goal)?;
+                None
+            };
+            self.free_runs(freed)?;
+            Ok(c)
+        })();
+        match r {
+            Ok(c) => {
+                self.groups.commit();
+                Ok(c)
+            }
+            Err(e) => {
+                self.groups.rollback();
+                Err(e)
+            }
+        }
+    }
+
     /// Allocates the indirect blocks a block-mapped file's `map` (as it
     /// is after a change within logical `lo..hi`) newly needs, and frees
     /// those it no longer needs, in the open transaction. A new indirect
@@ -1696,28 +1735,14 @@ impl<D: BlockDevice> Ext4Files<D> {
         } else {
             Vec::new()
         };
-        let gstart = self.group_start_of(i);
-        let bm = self.block_mapped(&node);
-        let r = (|| -> NodeResult<Option<IndChange>> {
-            let c = if bm {
-                Some(self.plan_ind(Rule::Reserved, &newmap, &node.ind, fb, lb.max(fb), gstart)?)
-            } else {
-                let goal = newmap.runs().next().map_or(gstart, |r| r.pblk);
-                self.fit_tree(Rule::Reserved, &newmap, &mut tree, goal)?;
-                None
-            };
-            self.free_runs(&freed)?;
-            Ok(c)
-        })();
-        let ind_change = match r {
+        let refit = self.refit_after_removal(i, &node, &newmap, &mut tree, fb..lb.max(fb), &freed);
+        let ind_change = match refit {
             Ok(c) => c,
             Err(e) => {
-                self.groups.rollback();
                 self.put(i, node);
                 return Err(e);
             }
         };
-        self.groups.commit();
         let mut node = node;
         for (pblk, b) in zeroed {
             self.data.put(pblk, &b);
@@ -1815,28 +1840,14 @@ impl<D: BlockDevice> Ext4Files<D> {
         let mut tree = node.tree.clone();
         let from = size.div_ceil(bs);
         let freed = newmap.remove(from, u64::MAX);
-        let gstart = self.group_start_of(i);
-        let bm = self.block_mapped(&node);
-        let r = (|| -> NodeResult<Option<IndChange>> {
-            let c = if bm {
-                Some(self.plan_ind(Rule::Reserved, &newmap, &node.ind, from, u64::MAX, gstart)?)
-            } else {
-                let goal = newmap.runs().next().map_or(gstart, |r| r.pblk);
-                self.fit_tree(Rule::Reserved, &newmap, &mut tree, goal)?;
-                None
-            };
-            self.free_runs(&freed)?;
-            Ok(c)
-        })();
-        let ind_change = match r {
+        let refit = self.refit_after_removal(i, &node, &newmap, &mut tree, from..u64::MAX, &freed);
+        let ind_change = match refit {
             Ok(c) => c,
             Err(e) => {
-                self.groups.rollback();
                 self.put(i, node);
                 return Err(e);
             }
         };
-        self.groups.commit();
         let mut node = node;
         if let Some((pblk, b)) = zeroed {
             self.data.put(pblk, &b);
