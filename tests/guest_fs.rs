@@ -1357,3 +1357,45 @@ fn device_changed_between_check_and_open_is_refused() {
     );
     assert_eq!(common::file_hash(&img), before, "the image was written");
 }
+
+/// resize2fs asked for more than the partition holds: resize2fs's two
+/// lines and exit 1, and (as resize2fs has settled the RAID stride by
+/// then) the primary superblock rewritten with a new write time.
+#[test]
+fn resize2fs_past_the_partition_refuses_and_closes_dirty() {
+    if !common::require_tools(&["sfdisk", "mkfs.ext4", "dumpe2fs"]) {
+        return;
+    }
+    let g = Guest::launch(UBUNTU, "t2.micro");
+    let v = g.attach(2, "/dev/sdf");
+    let img = g.image(&v);
+    let p = img.to_str().unwrap();
+    let o = common::run(Command::new("sh").arg("-c").arg(format!(
+        "printf 'label: gpt\\nstart=2048, size=1G\\n' | sfdisk -q {p} && \
+         E2FSPROGS_FAKE_TIME=1700000000 mkfs.ext4 -q -E offset=1048576 {p} 1G"
+    )));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let wtime = || {
+        let o = common::run(
+            Command::new("dumpe2fs")
+                .arg("-h")
+                .arg(format!("{p}?offset=1048576")),
+        );
+        stdout(&o)
+            .lines()
+            .find(|l| l.starts_with("Last write time:"))
+            .unwrap_or_default()
+            .to_string()
+    };
+    let before = wtime();
+    g.expect(
+        "resize2fs",
+        &["/dev/xvdf1", "2G"],
+        "",
+        "resize2fs 1.46.5 (30-Dec-2021)\n\
+         The containing partition (or device) is only 262144 (4k) blocks.\n\
+         You requested a new size of 524288 blocks.\n\n",
+        1,
+    );
+    assert_ne!(wtime(), before, "the superblock was not rewritten");
+}

@@ -531,6 +531,16 @@ pub fn run_grow<D: BlockDevice>(
                 format!("{prog}: On-line shrinking not supported\n"),
             ));
         }
+        Err(e @ Error::Grow(GrowError::DeviceTooSmall { .. })) if mounted_on.is_none() => {
+            // Refused after the stride was settled: closing still
+            // rewrites the superblock.
+            let mut batch = ebsim::blockdev::WriteBatch::new();
+            grow::closing_write(&fs, req, &mut batch);
+            if let Err(w) = grow::apply(fs.device_mut(), &batch) {
+                return Err(AppletError::new(1, format!("{prog}: {w}\n")));
+            }
+            return Err(refusal(prog, device, &e));
+        }
         Err(e) => return Err(refusal(prog, device, &e)),
     };
     let stub: GrowPlan = match decided {

@@ -620,6 +620,21 @@ fn load_inode_groups<D: BlockDevice>(fs: &Ext4<D>) -> Result<Vec<(u64, u64)>, Er
     Ok(out)
 }
 
+/// What resize2fs writes when it stops after settling the RAID stride
+/// without resizing ("Nothing to do!", the 64-bit answers, a device too
+/// small): the stride marked the superblock dirty, so closing the
+/// filesystem rewrites the primary superblock with a new write time and
+/// that stride (`-S`, or `determine_fs_stride`'s guess). Measured.
+pub fn closing_write<D: BlockDevice>(fs: &Ext4<D>, req: &GrowRequest, batch: &mut WriteBatch) {
+    let sb0 = fs.superblock();
+    let mut sb = sb0.clone();
+    sb.s_wtime = req.now;
+    sb.s_raid_stride = req
+        .stride
+        .unwrap_or_else(|| fs_stride(sb0, fs.descriptors())) as u16;
+    batch.write(super::superblock::SUPERBLOCK_OFFSET, sb.to_bytes().to_vec());
+}
+
 /// The size decision alone (resize2fs main.c, before `resize_fs`): the
 /// adjusted new block count, or nothing to do, or a refusal. The CLI
 /// prints "Resizing the filesystem on ..." between this and [`plan`],
@@ -712,16 +727,7 @@ fn decide<D: BlockDevice>(fs: &Ext4<D>, req: &GrowRequest) -> Result<GrowOutcome
     let new_blocks = adjust_size(sb0, requested)?;
     if new_blocks == blocks0 {
         if !req.online {
-            // resize2fs still closes the filesystem dirty: the primary
-            // superblock is rewritten with a new write time (measured).
-            let mut sb = sb0.clone();
-            sb.s_wtime = req.now;
-            // ... with the RAID stride it settled on (`-S`, or
-            // `determine_fs_stride`'s guess).
-            sb.s_raid_stride =
-                req.stride
-                    .unwrap_or_else(|| fs_stride(sb0, fs.descriptors())) as u16;
-            batch.write(super::superblock::SUPERBLOCK_OFFSET, sb.to_bytes().to_vec());
+            closing_write(fs, req, &mut batch);
         }
         return Ok(GrowOutcome::NothingToDo {
             blocks: blocks0,
