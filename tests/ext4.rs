@@ -223,6 +223,7 @@ fn mkfs_feature_refusals() {
     same(&["-q", "-F", "-O", "foo,^64bit"], GIB);
     same(&["-q", "-F", "-O", "^extent"], GIB);
     same(&["-q", "-F", "-I", "384"], GIB);
+    same(&["-q", "-F", "-O", "meta_bg"], GIB);
     same(&["-q", "-F", "-I", "100"], GIB);
     same(&["-q", "-F", "-E", "resize=100,stride=x,foo,resize"], GIB);
     same(&["-q", "-F", "-E", "resize=x"], GIB);
@@ -411,6 +412,11 @@ fn mkfs_output_and_entry_points() {
         &["mke2fs", "-F", "-t", "bogus"],
         &["mke2fs", "-t", "ext4dev"],
         &["mkfs.ext3", "-F", "-T", "news", "-v"],
+        // Called as mkfs.ext3 it journals whatever -O says; mke2fs -j
+        // resolves mke2fs.conf as ext3.
+        &["mkfs.ext3", "-F", "-O", "^has_journal"],
+        &["mke2fs", "-F", "-j", "-v"],
+        &["mkfs.ext3", "-F", "-O", "meta_bg"],
     ] {
         let seed = format!("hash_seed={HASH_SEED}");
         let img = dir.path().join("img");

@@ -142,6 +142,12 @@ fn profile(
         words[2] &= !ro_compat::GDT_CSUM;
     }
     profile.set_words(words);
+    if words[1] & incompat::META_BG != 0 && words[0] & compat::RESIZE_INODE != 0 {
+        return Err(AppletError::new(
+            1,
+            "The resize_inode and meta_bg features are not compatible.\nThey can not be both enabled simultaneously.\n",
+        ));
+    }
     if let Some((name, asked)) = profile.unsupported() {
         let what = if asked { "with" } else { "without" };
         return Err(AppletError::prog(
@@ -230,6 +236,10 @@ fn main(args: &[String], argv0: &str, prog: &str) -> Result<i32, AppletError> {
         Err(e) => return Err(AppletError::new(1, e.message(argv0)).with_usage()),
     };
     let mut a = Args::default();
+    // Called as mkfs.ext3, mke2fs makes a journal whatever -O says.
+    if matches!(prog, "mkfs.ext3" | "mke3fs") {
+        a.journal_size = -1;
+    }
     for o in opts {
         let arg = o.arg.clone().unwrap_or_default();
         match o.val {
@@ -439,6 +449,8 @@ fn main(args: &[String], argv0: &str, prog: &str) -> Result<i32, AppletError> {
         .clone()
         .unwrap_or_else(|| match prog.strip_prefix("mkfs.") {
             Some(t) if !t.is_empty() => t.to_string(),
+            // mke2fs.conf's default, ext3 once a journal is asked for.
+            _ if a.journal_size != 0 => "ext3".to_string(),
             _ => "ext2".to_string(),
         });
 
