@@ -224,6 +224,7 @@ fn mkfs_feature_refusals() {
     same(&["-q", "-F", "-O", "^extent"], GIB);
     same(&["-q", "-F", "-I", "384"], GIB);
     same(&["-q", "-F", "-O", "meta_bg"], GIB);
+    same(&["-q", "-F", "-O", "^sparse_super"], GIB);
     same(&["-q", "-F", "-I", "100"], GIB);
     same(&["-q", "-F", "-E", "resize=100,stride=x,foo,resize"], GIB);
     same(&["-q", "-F", "-E", "resize=x"], GIB);

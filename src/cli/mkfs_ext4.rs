@@ -148,6 +148,12 @@ fn profile(
             "The resize_inode and meta_bg features are not compatible.\nThey can not be both enabled simultaneously.\n",
         ));
     }
+    if words[0] & compat::RESIZE_INODE != 0 && words[2] & ro_compat::SPARSE_SUPER == 0 {
+        return Err(AppletError::prog(
+            prog,
+            "reserved online resize blocks not supported on non-sparse filesystem",
+        ));
+    }
     if let Some((name, asked)) = profile.unsupported() {
         let what = if asked { "with" } else { "without" };
         return Err(AppletError::prog(
