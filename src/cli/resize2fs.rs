@@ -6,7 +6,8 @@
 //! and exit codes follow resize/main.c; ebsim's own refusals (shrinking,
 //! converting between 32 and 64 bit, undo files, growth beyond the
 //! reserved descriptor blocks without flex_bg, unsupported features) are
-//! worded in the same `resize2fs: ...` form and change nothing. Options are parsed by hand:
+//! worded in the same `resize2fs: ...` form and change nothing. Options
+//! are parsed by hand:
 //! resize2fs uses getopt with glibc's permutation and its own messages.
 
 use super::env;

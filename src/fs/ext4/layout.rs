@@ -6,6 +6,8 @@
 //! used blocks.
 
 use super::bitmap::BlockSet;
+use super::files::block_map::{Indirect, Shape, Slot};
+use super::files::map::{FileMap, Run};
 
 /// The allocator's view of a filesystem: geometry and the used-block set.
 #[derive(Debug, Clone)]
@@ -368,112 +370,87 @@ impl Allocator {
     }
 }
 
-/// A file mapped through `i_block`'s twelve direct pointers and its
-/// single, double and triple indirect blocks (ext2/ext3 files, inodes
-/// without `EXT4_EXTENTS_FL`).
+/// Where a block-mapped file's blocks went (ext2/ext3 files, inodes
+/// without `EXT4_EXTENTS_FL`): its data as a [`FileMap`] and its
+/// indirect blocks by [`Slot`], as `files::block_map` encodes them.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct BlockMapped {
-    /// `i_block`: 12 direct pointers, then IND, DIND, TIND.
-    pub i_block: [u32; 15],
-    /// The data blocks as (first, length) runs, in logical order.
-    pub data: Vec<(u64, u64)>,
-    /// Every indirect block and its pointers (block size / 4 of them),
-    /// in allocation order.
-    pub indirect: Vec<(u64, Vec<u32>)>,
+    /// Logical to physical data blocks.
+    pub map: FileMap,
+    /// Each indirect block's physical block.
+    pub indirect: Indirect,
 }
 
 impl Allocator {
     /// Allocates `count` blocks for a block-mapped file as libext2fs's
     /// `ext2fs_fallocate` does without extents (mke2fs's ext3 journal):
-    /// one logical block at a time through `ext2fs_bmap2`, each new block
-    /// the first free one at or after its goal. A direct block's goal is
-    /// the previous direct block (the first's is `goal`); an indirect
-    /// block's, the block before it in its parent (the IND block follows
-    /// the last direct block, DIND follows IND, TIND follows DIND); a
-    /// pointer's in an indirect block, the entry before it, or the
-    /// indirect block itself for the first. `per_block` is the block size
-    /// over 4. None when the filesystem is full or the map would need more
-    /// than triple indirection.
+    /// one logical block at a time through `ext2fs_bmap2`, the indirect
+    /// blocks on its path first, each new block the first free one at or
+    /// after its goal. A data block's goal is the data block before it
+    /// (the first's is `goal`), or its indirect block for the first entry
+    /// there; an indirect block's, the block before it in its parent (the
+    /// IND block follows the last direct block, DIND follows IND, TIND
+    /// follows DIND), or its parent for the first entry. None when the
+    /// filesystem is full or the file is longer than a block map reaches.
     pub fn allocate_block_mapped(
         &mut self,
         goal: u64,
         count: u64,
-        per_block: u64,
+        shape: Shape,
     ) -> Option<BlockMapped> {
-        const IND: usize = 12;
         let mut m = BlockMapped::default();
-        // Where each indirect block's entries are in `m.indirect`.
-        let mut at: std::collections::HashMap<u32, usize> = Default::default();
+        let mut prev_data = goal;
         for lblk in 0..count {
-            let phys = if lblk < IND as u64 {
-                let g = match lblk {
-                    0 => goal,
-                    n => u64::from(m.i_block[n as usize - 1]),
-                };
-                let b = self.new_block32(g)?;
-                m.i_block[lblk as usize] = b;
-                b
-            } else {
-                // Which of IND, DIND, TIND maps it, and the index at each
-                // level below, the most significant first.
-                let mut rest = lblk - IND as u64;
-                let mut level = 0usize;
-                let mut span = per_block;
-                while rest >= span {
-                    rest -= span;
-                    level += 1;
-                    if level > 2 {
-                        return None;
-                    }
-                    span = span.checked_mul(per_block)?;
-                }
-                let mut path = [0usize; 3];
-                for i in (0..=level).rev() {
-                    path[i] = (rest % per_block) as usize;
-                    rest /= per_block;
-                }
-                let slot = IND + level;
-                if m.i_block[slot] == 0 {
-                    let b = self.new_block32(u64::from(m.i_block[slot - 1]))?;
-                    m.i_block[slot] = b;
-                    at.insert(b, m.indirect.len());
-                    m.indirect.push((u64::from(b), vec![0; per_block as usize]));
-                }
-                let mut parent = m.i_block[slot];
-                for (depth, &idx) in path.iter().enumerate().take(level + 1) {
-                    let node = *at.get(&parent)?;
-                    let entries = &m.indirect[node].1;
-                    let mut child = entries[idx];
-                    if child == 0 {
-                        let g = match idx {
-                            0 => parent,
-                            i => entries[i - 1],
-                        };
-                        child = self.new_block32(u64::from(g))?;
-                        m.indirect[node].1[idx] = child;
-                        if depth < level {
-                            at.insert(child, m.indirect.len());
-                            m.indirect
-                                .push((u64::from(child), vec![0; per_block as usize]));
-                        }
-                    }
-                    parent = child;
-                }
-                parent
-            };
-            let phys = u64::from(phys);
-            match m.data.last_mut() {
-                Some((s, l)) if *s + *l == phys => *l += 1,
-                _ => m.data.push((phys, 1)),
+            if lblk >= shape.end() {
+                return None;
             }
+            let chain = shape.chain(lblk);
+            let mut parent: Option<(Slot, u64)> = None;
+            for &s in &chain {
+                let node = match m.indirect.get(s) {
+                    Some(b) => b,
+                    None => {
+                        let g = match parent {
+                            // A region's top: after the top before it, or
+                            // after the last direct block.
+                            None if s.height == 1 => prev_data,
+                            None => m.indirect.get(Slot {
+                                start: s.start - shape.span(s.height - 1),
+                                height: s.height - 1,
+                            })?,
+                            Some((p, pb)) if s.start == p.start => pb,
+                            Some(_) => m.indirect.get(Slot {
+                                start: s.start - shape.span(s.height),
+                                height: s.height,
+                            })?,
+                        };
+                        let b = self.new_block32(g)?;
+                        m.indirect.insert(s, b);
+                        b
+                    }
+                };
+                parent = Some((s, node));
+            }
+            let g = match parent {
+                Some((p, pb)) if lblk == p.start => pb,
+                _ => prev_data,
+            };
+            let b = self.new_block32(if lblk == 0 { goal } else { g })?;
+            m.map.insert(Run {
+                lblk,
+                len: 1,
+                pblk: b,
+                unwritten: false,
+            });
+            prev_data = b;
         }
         Some(m)
     }
 
     /// [`Allocator::new_block`] for a block-mapped file, whose pointers
     /// have 32 bits.
-    fn new_block32(&mut self, goal: u64) -> Option<u32> {
-        u32::try_from(self.new_block(goal)?).ok()
+    fn new_block32(&mut self, goal: u64) -> Option<u64> {
+        self.new_block(goal).filter(|&b| b <= u64::from(u32::MAX))
     }
 }
 
@@ -481,6 +458,7 @@ impl Allocator {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use crate::fs::ext4::files::block_map;
 
     #[test]
     fn table_list_widens_when_it_must() {
@@ -553,29 +531,39 @@ mod tests {
         // mke2fs 1.47.0's ext3 on 1 GiB (debugfs stat <8>): (0-11):585-596,
         // (IND):597, (12-1035):598-1621, (DIND):1622, (IND):1623,
         // (1036-2059):1624-2647, (IND):2648, ..., (7180-8191):7774-8785.
+        let shape = Shape::new(4096);
         let mut a = alloc_1g();
         a.used.insert(0..585);
-        let m = a.allocate_block_mapped(0, 8192, 1024).unwrap();
-        assert_eq!(&m.i_block[..2], &[585, 586]);
-        assert_eq!(m.i_block[11..], [596, 597, 1622, 0]);
-        let ind: Vec<u64> = m.indirect.iter().map(|(b, _)| *b).collect();
+        let m = a.allocate_block_mapped(0, 8192, shape).unwrap();
+        let root = block_map::encode_root(shape, &m.map, &m.indirect).unwrap();
+        let ptr = |i: usize| crate::bytes::read_u32le(&root, i * 4);
+        assert_eq!((ptr(0), ptr(1)), (585, 586));
+        assert_eq!([ptr(11), ptr(12), ptr(13), ptr(14)], [596, 597, 1622, 0]);
+        let mut ind: Vec<u64> = m.indirect.iter().map(|(_, b)| b).collect();
+        ind.sort_unstable();
         assert_eq!(&ind[..4], &[597, 1622, 1623, 2648]);
         assert_eq!(*ind.last().unwrap(), 7773);
-        assert_eq!(m.indirect[0].1[0], 598);
-        assert_eq!(&m.indirect[1].1[..3], &[1623, 2648, 3673]);
-        assert_eq!(m.data.first(), Some(&(585, 12)));
-        assert_eq!(m.data.last(), Some(&(7774, 1012)));
-        assert_eq!(m.data.iter().map(|d| d.1).sum::<u64>(), 8192);
+        let slot = |start, height| Slot { start, height };
+        let first_ind = block_map::encode_block(shape, slot(12, 1), &m.map, &m.indirect).unwrap();
+        assert_eq!(crate::bytes::read_u32le(&first_ind, 0), 598);
+        let dind = block_map::encode_block(shape, slot(1036, 2), &m.map, &m.indirect).unwrap();
+        let dptr = |i: usize| crate::bytes::read_u32le(&dind, i * 4);
+        assert_eq!([dptr(0), dptr(1), dptr(2)], [1623, 2648, 3673]);
+        let runs: Vec<(u64, u64)> = m.map.runs().map(|r| (r.pblk, r.len)).collect();
+        assert_eq!(runs.first(), Some(&(585, 12)));
+        assert_eq!(runs.last(), Some(&(7774, 1012)));
+        assert_eq!(m.map.blocks(), 8192);
         // Past triple indirection (4 pointers a block): refused.
+        let tiny = Shape::new(16);
         let mut small = alloc_1g();
         assert!(
             small
-                .allocate_block_mapped(0, 12 + 4 + 16 + 64, 4)
+                .allocate_block_mapped(0, 12 + 4 + 16 + 64, tiny)
                 .is_some()
         );
         assert!(
             small
-                .allocate_block_mapped(0, 12 + 4 + 16 + 64 + 1, 4)
+                .allocate_block_mapped(0, 12 + 4 + 16 + 64 + 1, tiny)
                 .is_none()
         );
     }

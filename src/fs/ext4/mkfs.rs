@@ -26,6 +26,8 @@ use super::dir;
 use super::error::{Error, MkfsError};
 use super::extent::{self, Extent};
 use super::features::incompat;
+use super::files::block_map::{self, Shape};
+use super::files::map::Run;
 use super::geometry::{FIRST_INO, Geometry, GeometryRequest, plan as plan_geometry};
 use super::group_desc::{
     BG_BLOCK_UNINIT, BG_INODE_UNINIT, BG_INODE_ZEROED, GroupDesc, has_group_csum,
@@ -37,7 +39,6 @@ use super::resize_inode::{self, ResizeGeometry};
 use super::superblock::{FLAGS_SIGNED_HASH, FLAGS_TEST_FILESYS, STATE_VALID, Superblock};
 use super::tables::{self, Groups};
 use crate::blockdev::{BlockDevice, Sink, WritePlan};
-use crate::bytes::write_u32le;
 use std::ops::Range;
 
 /// What to make.
@@ -382,10 +383,11 @@ fn place(g: &Geometry) -> Result<Placement, Error> {
         // libext2fs's fallocate ignores the goal without extents: each
         // block follows the one before, from the first block of inode 8's
         // group (0).
-        let map = a
-            .allocate_block_mapped(g.first_data_block, g.journal_blocks, bs / 4)
+        let m = a
+            .allocate_block_mapped(g.first_data_block, g.journal_blocks, Shape::new(bs))
             .ok_or_else(|| no_space(g))?;
-        (map.data.clone(), None, Some(map))
+        let runs = m.map.runs().map(|r| (r.pblk, r.len)).collect();
+        (runs, None, Some(m))
     };
     Ok(Placement {
         tables,
@@ -451,14 +453,25 @@ fn extents_of(blocks: &[u64]) -> Vec<Extent> {
     out
 }
 
-/// `i_block` as twelve direct block pointers (a block-mapped file of at
-/// most 12 blocks).
-fn direct_map(blocks: &[u64]) -> [u8; 60] {
-    let mut root = [0u8; 60];
-    for (i, &b) in blocks.iter().take(12).enumerate() {
-        write_u32le(&mut root, i * 4, b as u32);
+/// The `i_block` of a block-mapped file (a pointer past 32 bits, which
+/// the allocator never hands out to one, is an internal error).
+fn block_map_root(shape: Shape, m: &BlockMapped) -> Result<[u8; 60], Error> {
+    block_map::encode_root(shape, &m.map, &m.indirect).map_err(Error::Unsupported)
+}
+
+/// A small block-mapped file (root, lost+found: direct blocks only) of
+/// `blocks` in logical order.
+fn direct_blocks(blocks: &[u64]) -> BlockMapped {
+    let mut m = BlockMapped::default();
+    for (lblk, &pblk) in (0u64..).zip(blocks) {
+        m.map.insert(Run {
+            lblk,
+            len: 1,
+            pblk,
+            unwritten: false,
+        });
     }
-    root
+    m
 }
 
 /// A directory or file inode whose `i_block` is `root`: an in-inode
@@ -589,14 +602,15 @@ pub fn plan(dev_size: u64, opts: &MkfsOptions) -> Result<MkfsPlan, Error> {
     }
     // 2: root.
     let ext = g.has_extents();
+    let shape = Shape::new(bs);
     let small_map = |blocks: &[u64]| {
         if ext {
-            extent::build_tree(&extents_of(blocks), None, bsz, None).0
+            Ok(extent::build_tree(&extents_of(blocks), None, bsz, None).0)
         } else {
-            direct_map(blocks)
+            block_map_root(shape, &direct_blocks(blocks))
         }
     };
-    let root_tree = small_map(&[p.root]);
+    let root_tree = small_map(&[p.root])?;
     let mut root_inode = mapped_inode(
         isize,
         S_IFDIR | 0o755,
@@ -611,7 +625,7 @@ pub fn plan(dev_size: u64, opts: &MkfsOptions) -> Result<MkfsPlan, Error> {
     root_inode.set_owner(uid, gid);
     put(inode::ROOT_INO, &root_inode);
     // 11: lost+found.
-    let lpf_tree = small_map(&p.lpf);
+    let lpf_tree = small_map(&p.lpf)?;
     let lpf_bytes = p.lpf.len() as u64 * bs;
     put(
         inode::LPF_INO,
@@ -645,13 +659,7 @@ pub fn plan(dev_size: u64, opts: &MkfsOptions) -> Result<MkfsPlan, Error> {
             v
         };
         let (jroot, map_blocks) = match &p.journal_map {
-            Some(m) => {
-                let mut root = [0u8; 60];
-                for (i, &b) in m.i_block.iter().enumerate() {
-                    write_u32le(&mut root, i * 4, b);
-                }
-                (root, m.indirect.len() as u64)
-            }
+            Some(m) => (block_map_root(shape, m)?, m.indirect.len() as u64),
             None => {
                 let jseed = csum_seed.map(|s| inode::inode_seed(s, inode::JOURNAL_INO, 0));
                 let (root, etb) = extent::build_tree(&jext, p.journal_etb, bsz, jseed);
@@ -731,15 +739,11 @@ pub fn plan(dev_size: u64, opts: &MkfsOptions) -> Result<MkfsPlan, Error> {
     if let (Some(etb), Some(blk)) = (p.journal_etb, jetb_block) {
         fixed.push((etb * bs, blk));
     }
-    // A block-mapped journal's indirect blocks, in block order.
+    // A block-mapped journal's indirect blocks.
     if let Some(m) = &p.journal_map {
-        let mut ind: Vec<&(u64, Vec<u32>)> = m.indirect.iter().collect();
-        ind.sort_by_key(|(b, _)| *b);
-        for (b, entries) in ind {
-            let mut blk = vec![0u8; bsz];
-            for (i, &e) in entries.iter().enumerate() {
-                write_u32le(&mut blk, i * 4, e);
-            }
+        for (s, b) in m.indirect.iter() {
+            let blk = block_map::encode_block(shape, s, &m.map, &m.indirect)
+                .map_err(Error::Unsupported)?;
             fixed.push((b * bs, blk));
         }
     }
