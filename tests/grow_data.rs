@@ -165,16 +165,7 @@ fn growpart_and_resize2fs_online_in_an_instance() {
     // A data volume, made and mounted inside the guest, then filled from
     // the host.
     let data = c.volume(&["--size", "2"]);
-    c.ok(&[
-        "attach-volume",
-        "--volume-id",
-        &data,
-        "--instance-id",
-        &id,
-        "--device",
-        "/dev/sdg",
-    ]);
-    c.advance("30s");
+    c.attach_and_settle(&data, &id, "/dev/sdg");
     let guest = |applet: &str, args: &[&str]| {
         let o = c.cmd(applet).args(args).output().expect("run");
         assert!(
@@ -278,16 +269,7 @@ fn growpart_and_xfs_growfs_online_in_an_instance() {
     assert!(before_root.manifest.contains_key("/etc/os-release"));
     assert!(before_root.manifest.contains_key("/home/ec2-user/.bashrc"));
     let data = c.volume(&["--size", "2"]);
-    c.ok(&[
-        "attach-volume",
-        "--volume-id",
-        &data,
-        "--instance-id",
-        &id,
-        "--device",
-        "/dev/sdg",
-    ]);
-    c.advance("30s");
+    c.attach_and_settle(&data, &id, "/dev/sdg");
     let guest = |applet: &str, args: &[&str]| {
         let o = c.cmd(applet).args(args).output().expect("run");
         assert!(

@@ -46,16 +46,7 @@ fn runbook(ami: &str, pretty: &str, prompt_user: &str, root_grow: &str) {
         .to_string();
     let root_size = cloud.describe_volume(&root)["Size"].as_u64().unwrap();
     let data = cloud.volume(&["--size", "200"]);
-    cloud.ok(&[
-        "attach-volume",
-        "--volume-id",
-        &data,
-        "--instance-id",
-        &id,
-        "--device",
-        "/dev/sdf",
-    ]);
-    cloud.advance("30s");
+    cloud.attach_and_settle(&data, &id, "/dev/sdf");
     let mut s = start_shell(&cloud, &id);
     s.wait_for(&format!("{prompt_user}@ip-172-31-"), 60);
     let o = s.run("cat /etc/os-release");
@@ -427,16 +418,7 @@ fn two_partitions_of_one_disk_in_the_guest() {
          && dd if={imgs}.x of={imgs} bs=1M seek=513 count=512 conv=notrunc,sparse status=none \
          && rm {imgs}.x"
     ));
-    cloud.ok(&[
-        "attach-volume",
-        "--volume-id",
-        &data,
-        "--instance-id",
-        &id,
-        "--device",
-        "/dev/sdf",
-    ]);
-    cloud.advance("30s");
+    cloud.attach_and_settle(&data, &id, "/dev/sdf");
     let o = guest_exec(
         &cloud,
         &id,
@@ -611,16 +593,7 @@ fn partition_nodes(ami: &str, itype: &str, root_node: &str, data_disk: &str, dat
          && dd if=/dev/urandom of={i} bs=1M seek=1 count=64 conv=notrunc status=none",
         i = img.display()
     ));
-    cloud.ok(&[
-        "attach-volume",
-        "--volume-id",
-        &data,
-        "--instance-id",
-        &id,
-        "--device",
-        "/dev/sdf",
-    ]);
-    cloud.advance("30s");
+    cloud.attach_and_settle(&data, &id, "/dev/sdf");
     // The host's view: `file -s` of a copy of the root partition.
     let (rstart, rlen) = host_partition(&root_img, 1);
     let scratch = big_tempdir();
@@ -829,16 +802,7 @@ fn ext3_made_and_written_in_the_guest() {
     let id = cloud.instance(UBUNTU, "t2.micro");
     let data = cloud.volume(&["--size", "1"]);
     let img = cloud.image_of(&data);
-    cloud.ok(&[
-        "attach-volume",
-        "--volume-id",
-        &data,
-        "--instance-id",
-        &id,
-        "--device",
-        "/dev/sdf",
-    ]);
-    cloud.advance("30s");
+    cloud.attach_and_settle(&data, &id, "/dev/sdf");
     let o = guest_exec(
         &cloud,
         &id,

@@ -132,6 +132,21 @@ impl Cloud {
     }
 
     /// The image file of a volume.
+    /// `attach-volume` of `vol` to `instance` as `device`, then 30 s for
+    /// the attachment to settle.
+    pub fn attach_and_settle(&self, vol: &str, instance: &str, device: &str) {
+        self.ok(&[
+            "attach-volume",
+            "--volume-id",
+            vol,
+            "--instance-id",
+            instance,
+            "--device",
+            device,
+        ]);
+        self.advance("30s");
+    }
+
     pub fn image_of(&self, vol: &str) -> PathBuf {
         self.home.path().join("volumes").join(format!("{vol}.img"))
     }
