@@ -401,6 +401,101 @@ fn mkfs_log_and_inode_cap_match_real_tool() {
     }
 }
 
+/// `-b size=`, `-s size=` (and `-d`/`-l sectsize=`), `-i size=`/`perblock=`
+/// and `-n size=` other than the defaults, alone and together, at sizes
+/// that change the AG and log rules: the same printout, exit code and
+/// bytes as the real mkfs.xfs (the AG headers over more than one block,
+/// the inode chunk alignment, the realtime extent size, the clean log
+/// record padded to a one-block log stripe unit), and its refusals (sizes
+/// out of range, a block smaller than a sector, a `b` suffix before the
+/// block size is known, directory blocks under the block, inodes over
+/// half a block).
+#[test]
+fn mkfs_block_sector_inode_and_directory_sizes_match_real_tool() {
+    let uuid = format!("uuid={UUID}");
+    let sized = |size: u64| move |d: &Path| sparse_file(&d.join("fs.img"), size);
+    let sets: &[&[&str]] = &[
+        &["-b", "size=1024"],
+        &["-b", "size=2048", "-s", "size=2048"],
+        &["-b", "size=8192"],
+        &["-b", "size=16k", "-i", "size=2048", "-n", "size=32k"],
+        &["-b", "size=32768", "-m", "rmapbt=1", "-l", "size=128m"],
+        &["-b", "size=65536", "-i", "size=1024", "-m", "reflink=0"],
+        &["-s", "size=4096"],
+        &["-s", "sectsize=4096", "-m", "rmapbt=1"],
+        &["-d", "sectsize=4096", "-l", "sectsize=4096"],
+        &["-i", "size=1024"],
+        &["-i", "size=2048", "-i", "sparse=0"],
+        &["-i", "perblock=4"],
+        &["-b", "size=1024", "-i", "perblock=2"],
+        &["-n", "size=8192"],
+        &["-n", "size=65536"],
+        &["-n", "size=4b", "-b", "size=1024"],
+        &[
+            "-b",
+            "size=2048",
+            "-m",
+            "reflink=0,finobt=0",
+            "-i",
+            "sparse=0",
+        ],
+        &["-b", "size=16384", "-d", "agcount=7"],
+        &["-b", "size=1024", "-d", "agsize=65536b"],
+        &["-b", "size=2048", "-d", "size=300000b"],
+        &["-s", "size=4096", "-d", "size=100000s"],
+        &["-b", "size=2048", "-l", "size=40000b"],
+        &["-b", "size=512"],
+        &["-b", "size=1b"],
+        &["-b", "size=2048", "-s", "size=4096"],
+        &["-s", "size=4096", "-l", "sectsize=512"],
+        &["-s", "size=4096", "-d", "sectsize=4096"],
+        &["-s", "size=65536"],
+        &["-n", "size=2048"],
+        &["-b", "size=8192", "-n", "size=4096"],
+        &["-b", "size=1024", "-i", "size=1024"],
+        &["-b", "size=1024", "-i", "perblock=4"],
+        &["-i", "perblock=16"],
+    ];
+    for size in [G, 20 * G, 1100 * G] {
+        for set in sets {
+            let mut args = vec!["-m", uuid.as_str()];
+            args.extend_from_slice(set);
+            args.push("fs.img");
+            mkfs_cli_same(sized(size), &args);
+        }
+    }
+}
+
+/// Where ebsim cannot be sure of the minimum log size (which it does not
+/// compute) or would need two inode chunks a block, it refuses by name and
+/// writes nothing.
+#[test]
+fn mkfs_sizes_ebsim_does_not_make_are_refused() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let img = tmp.path().join("fs.img");
+    sparse_file(&img, 10 * G);
+    for (args, why) in [
+        (&["-b", "size=65536"][..], "more than 64 inodes a block"),
+        (
+            &["-b", "size=32768", "-m", "rmapbt=1"][..],
+            "minimum log size",
+        ),
+        (
+            &["-b", "size=8192", "-l", "size=20m"][..],
+            "minimum log size",
+        ),
+    ] {
+        let o = run(ebsim("mkfs.xfs").args(args).arg(&img));
+        assert_eq!(o.status.code(), Some(1), "mkfs.xfs {args:?}");
+        assert!(
+            stderr(&o).contains(why),
+            "mkfs.xfs {args:?}: {}",
+            stderr(&o)
+        );
+        assert!(data_ranges(&img).is_empty(), "mkfs.xfs {args:?} wrote");
+    }
+}
+
 #[test]
 fn mkfs_dry_run_and_refusals_write_nothing() {
     let tmp = tempfile::tempdir().expect("tmp");

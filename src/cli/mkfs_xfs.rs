@@ -2,14 +2,19 @@
 //! default geometry and features of that version
 //! (`fs::xfs::geometry::MkfsDefaults`), with `-f`, `-q`, `-N`, `-K`,
 //! `-L label`, `-m uuid=...`, the feature switches `-m
-//! finobt|reflink|rmapbt|bigtime|inobtcount=0|1` and `-i sparse=0|1`, and
+//! finobt|reflink|rmapbt|bigtime|inobtcount=0|1` and `-i sparse=0|1`, the
+//! sizes `-b size=`, `-s size=` (or `-s`/`-d`/`-l sectsize=`), `-i
+//! size=|perblock=` and `-n size=` (`fs::xfs::geometry::Sizes`), and
 //! `-d size=...,agcount=N` or `agsize=...`, `-l size=,agnum=,internal`
-//! `-i maxpct=` and `-n ftype=1|version=2|size=4k`, and the geometry it
-//! makes said explicitly (`-i size=512|perblock=8,attr=2,projid32bit=1,
-//! align=1,nrext64=0`, `-b size=4096`, `-s size=512`, `-d noalign`), each
-//! value checked as mkfs.xfs checks it. Messages, channels and exit
-//! codes are mkfs.xfs's. The refusals only 5.19 and later make (one AG,
-//! AGs too small for a 64 MiB log) are made for those versions only.
+//! `-i maxpct=` and `-n ftype=1|version=2`, and the geometry it makes said
+//! explicitly (`-i attr=2,projid32bit=1, align=1,nrext64=0`, `-d
+//! noalign`), each value checked as mkfs.xfs checks it and in its order.
+//! Messages, channels and exit codes are mkfs.xfs's. The refusals only
+//! 5.19 and later make (one AG, AGs too small for a 64 MiB log) are made
+//! for those versions only. Not made, and refused by name: version 4
+//! (`-m crc=0`), stripe units (`-d su=,sw=`), more than 64 inodes a block
+//! (64 KiB blocks with 512-byte inodes), and logs that may be under the
+//! minimum log size, which ebsim does not compute.
 //!
 //! Hand-parsed: mkfs.xfs uses getopt with comma-separated sub-options
 //! (`-d size=1g,agcount=4`) and its own wording for every mistake.
@@ -24,7 +29,7 @@ use ebsim::ec2::release::Version;
 use ebsim::fs::xfs::size_arg::{SizeArgError, data_size};
 use ebsim::fs::xfs::{
     self,
-    geometry::{self, AgRequest, Ask, Geometry, GeometryError, MkfsDefaults},
+    geometry::{self, AgRequest, Ask, Geometry, GeometryError, MkfsDefaults, Sizes},
     inode::{MkfsTimes, Timestamp},
     mkfs::{self, MkfsOptions},
 };
@@ -100,8 +105,18 @@ struct Cli {
     dsize: Option<String>,
     /// `-d agcount=` or `-d agsize=` (bytes), already range-checked.
     ags: Option<AgOption>,
-    /// `-l size=` in blocks.
-    log_blocks: Option<u64>,
+    /// `-l size=` as given (converted once the block size is known).
+    log_size: Option<String>,
+    /// `-b size=`.
+    blocksize: Option<u32>,
+    /// `-s size=`, `-s sectsize=` or `-d sectsize=`.
+    sectsize: Option<u32>,
+    /// `-l sectsize=`.
+    log_sectsize: Option<u32>,
+    /// `-i size=` (false) or `-i perblock=` (true), and its value.
+    inode: Option<(bool, u32)>,
+    /// `-n size=` as given (converted once the block size is known).
+    dirblocksize: Option<String>,
     /// `-l agnum=`.
     log_agno: Option<u64>,
     /// `-i maxpct=`.
@@ -114,9 +129,6 @@ struct Cli {
     inobtcount_asked: bool,
     /// `-m crc=0`: a V4 filesystem, which ebsim does not make.
     crc_off: bool,
-    /// What `-i size=`/`perblock=` asked for: too small for a CRC
-    /// filesystem (an error once every option is read).
-    inode_too_small: bool,
     /// `-i attr=`, `projid32bit=`, `align=` turned off: a CRC filesystem
     /// cannot (mkfs.xfs's message, once every option is read).
     crc_needs: Option<&'static str>,
@@ -164,8 +176,8 @@ fn mkfs_main(prog: &str, argv0: &str, args: &[OsString]) -> Result<i32, AppletEr
                 }
                 cli.label = Some(v);
             }
-            'b' => parse_size_only('b', &v, &mut cli, 512, 65536, geometry::BLOCKSIZE)?,
-            's' => parse_size_only('s', &v, &mut cli, 512, 32768, SECTOR_SIZE)?,
+            'b' => parse_b(&v, &mut cli)?,
+            's' => parse_s(&v, &mut cli)?,
             'd' => parse_d(&v, &mut cli)?,
             'm' => parse_m(&v, &mut cli, version)?,
             'i' => parse_i(&v, &mut cli, version)?,
@@ -179,7 +191,7 @@ fn mkfs_main(prog: &str, argv0: &str, args: &[OsString]) -> Result<i32, AppletEr
             c => {
                 return Err(fail_plain(format!(
                     "{prog}: option -{c} is not supported by ebsim (it makes the default \
-                     geometry; supported: -f -q -N -K -L -m -b size=4096 -s size=512 -i sparse=,maxpct=,size=512 -d size=,agcount=,agsize=,noalign -l size=,agnum=,internal -n ftype=1,version=2 -V)\n"
+                     geometry; supported: -f -q -N -K -L -m -b size= -s size= -i sparse=,maxpct=,size=,perblock= -d size=,agcount=,agsize=,sectsize=,noalign -l size=,agnum=,internal,sectsize= -n size=,ftype=1,version=2 -V)\n"
                 )));
             }
         }
@@ -192,9 +204,16 @@ fn mkfs_main(prog: &str, argv0: &str, args: &[OsString]) -> Result<i32, AppletEr
     };
     let dfile = dfile.clone();
 
+    // mkfs.xfs's checks of the sizes and features, in its order, once
+    // every option is read.
+    let sizes = validate_sizes(&mut cli)?;
     // -d size= is converted before the device is opened.
     let dblocks = match &cli.dsize {
-        Some(s) => Some(size_to_blocks(s)?),
+        Some(s) => Some(size_to_blocks(s, &sizes)?),
+        None => None,
+    };
+    let log_blocks = match &cli.log_size {
+        Some(s) => Some(log_size_to_blocks(s, &sizes)?),
         None => None,
     };
 
@@ -235,7 +254,7 @@ fn mkfs_main(prog: &str, argv0: &str, args: &[OsString]) -> Result<i32, AppletEr
             )));
         }
     }
-    let dev_blocks = dev.size() / u64::from(geometry::BLOCKSIZE);
+    let dev_blocks = dev.size() >> sizes.blocklog();
     let want = match dblocks {
         Some(d) if d > dev_blocks => {
             return Err(fail(format!(
@@ -246,35 +265,14 @@ fn mkfs_main(prog: &str, argv0: &str, args: &[OsString]) -> Result<i32, AppletEr
         Some(d) => d,
         None => dev_blocks,
     };
-    // mkfs.xfs's feature checks, after every option is read.
-    if cli.crc_off {
-        return Err(fail_plain(
-            "mkfs.xfs: -m crc=0 is not supported by ebsim (it makes version 5 filesystems \
-             only)\n",
-        ));
-    }
-    if cli.inode_too_small {
-        return Err(fail("Minimum inode size for CRCs is 512 bytes\n"));
-    }
-    if let Some(msg) = cli.crc_needs {
-        return Err(fail(format!("{msg}\n")));
-    }
-    if let Some(f) = cli.features.as_mut() {
-        if !f.finobt && f.inobtcount {
-            if cli.inobtcount_asked {
-                return Err(fail(
-                    "inode btree counters not supported without finobt support\n",
-                ));
-            }
-            f.inobtcount = false;
-        }
-    }
     let features = cli.features.unwrap_or_else(|| MkfsDefaults::of(version));
     let ags = match &cli.ags {
         None => AgRequest::Default,
         Some(AgOption::Count(n)) => AgRequest::Count(*n),
-        Some(AgOption::Size(bytes, text)) => {
-            let bs = u64::from(geometry::BLOCKSIZE);
+        Some(AgOption::Size(text)) => {
+            let min = i64::try_from(geometry::AG_MIN_BYTES).unwrap_or(i64::MAX);
+            let bytes = size_value('d', "agsize", text, min, AG_MAX_BYTES, &sizes)?.unsigned_abs();
+            let bs = u64::from(sizes.blocksize);
             if bytes % bs != 0 {
                 return Err(fail(format!(
                     "agsize ({text}) not a multiple of fs blk size ({bs})\n"
@@ -285,14 +283,15 @@ fn mkfs_main(prog: &str, argv0: &str, args: &[OsString]) -> Result<i32, AppletEr
     };
     let ask = Ask {
         ags,
-        log_blocks: cli.log_blocks,
+        log_blocks,
         log_agno: cli.log_agno,
         imaxpct: cli.imaxpct,
+        sizes,
     };
     let geo = Geometry::plan_ags(want, version, features, &ask).map_err(|e| match e {
-        GeometryError::MinimumLog { .. } | GeometryError::LogBelowMinimum(_) => {
-            fail_plain(format!("{prog}: {e}\n"))
-        }
+        GeometryError::MinimumLog { .. }
+        | GeometryError::LogBelowMinimum { .. }
+        | GeometryError::DefaultLogMaybeUnderMinimum { .. } => fail_plain(format!("{prog}: {e}\n")),
         _ => fail(format!("{e}\n")),
     })?;
     let opts = MkfsOptions {
@@ -350,8 +349,8 @@ fn guest_device(prog: &str, dfile: &str) -> Result<ebsim::guest::Resolved, Apple
 #[derive(Debug, Clone)]
 enum AgOption {
     Count(u64),
-    /// Bytes, and the text (mkfs names it when it is not whole blocks).
-    Size(u64, String),
+    /// As given: converted once the block size is known.
+    Size(String),
 }
 
 /// `XFS_MAX_AGNUMBER`: the largest AG count `-d agcount=` takes.
@@ -359,17 +358,14 @@ const MAX_AGNUMBER: i64 = u32::MAX as i64 - 1;
 /// `XFS_AG_MAX_BYTES`: the largest `-d agsize=` (1 TiB).
 const AG_MAX_BYTES: i64 = 1 << 40;
 
-/// A `-d agcount=`/`agsize=` value as mkfs.xfs's `getnum` reads it: a C
-/// integer (agcount; no suffix allowed) or a `cvtnum` size (agsize), then
-/// the option's bounds.
+/// A `-d agcount=` value as mkfs.xfs's `getnum` reads it (a C integer,
+/// no suffix), or the text of `-d agsize=` (converted later, as mkfs.xfs
+/// converts it once the block size is known).
 fn ag_option(name: &str, value: &str) -> Result<AgOption, AppletError> {
-    // OK to unwrap-free convert: both lower bounds are positive.
     Ok(if name == "agcount" {
         AgOption::Count(int_value('d', name, value, 1, MAX_AGNUMBER)?.unsigned_abs())
     } else {
-        let min = i64::try_from(geometry::AG_MIN_BYTES).unwrap_or(i64::MAX);
-        let n = size_value('d', name, value, min, AG_MAX_BYTES)?;
-        AgOption::Size(n.unsigned_abs(), value.to_string())
+        AgOption::Size(value.to_string())
     })
 }
 
@@ -406,8 +402,12 @@ fn parse_d(arg: &str, cli: &mut Cli) -> Result<(), AppletError> {
             "noalign" => {
                 switch_value('d', name, value, &mut cli.seen)?;
             }
-            "file" | "name" | "sunit" | "swidth" | "su" | "sw" | "sectsize" | "rtinherit"
-            | "projinherit" | "extszinherit" | "cowextsize" | "daxinherit" => {
+            "sectsize" => {
+                let v = required('d', name, value)?;
+                set_sectsize('d', name, v, cli)?;
+            }
+            "file" | "name" | "sunit" | "swidth" | "su" | "sw" | "rtinherit" | "projinherit"
+            | "extszinherit" | "cowextsize" | "daxinherit" => {
                 return Err(fail_plain(format!(
                     "mkfs.xfs: -d {name} is not supported by ebsim (only -d size=, agcount=, agsize=)\n"
                 )));
@@ -489,13 +489,12 @@ fn parse_i(arg: &str, cli: &mut Cli, version: Version) -> Result<(), AppletError
                     )));
                 }
                 let value = required('i', name, value)?;
-                let bs = i64::from(geometry::BLOCKSIZE);
-                // XFS_DINODE_MIN_SIZE and XFS_DINODE_MAX_SIZE, or as many
-                // per block.
+                // XFS_DINODE_MIN_SIZE to XFS_DINODE_MAX_SIZE bytes, or
+                // XFS_MIN_INODE_PERBLOCK to 64 KiB / 256 a block.
                 let (min, max) = if name == "size" {
                     (256, 2048)
                 } else {
-                    (bs / 2048, bs / 256)
+                    (2, 256)
                 };
                 let n = int_value('i', name, value, min, max)?;
                 if !n.unsigned_abs().is_power_of_two() {
@@ -503,15 +502,8 @@ fn parse_i(arg: &str, cli: &mut Cli, version: Version) -> Result<(), AppletError
                         "Invalid value {value} for -i {name} option. Value must be a power of 2.\n"
                     )));
                 }
-                let bytes = if name == "size" { n } else { bs / n };
-                if bytes < i64::from(geometry::INODE_SIZE) {
-                    cli.inode_too_small = true;
-                } else if bytes > i64::from(geometry::INODE_SIZE) {
-                    return Err(fail_plain(format!(
-                        "mkfs.xfs: -i {name}={value} is not supported by ebsim (it makes {}-byte inodes only)\n",
-                        geometry::INODE_SIZE
-                    )));
-                }
+                // OK to unwrap-free convert: 2..=2048.
+                cli.inode = Some((name == "perblock", n as u32));
             }
             "attr" => {
                 once('i', name, &mut cli.seen)?;
@@ -548,40 +540,175 @@ fn parse_i(arg: &str, cli: &mut Cli, version: Version) -> Result<(), AppletError
     Ok(())
 }
 
-/// The sector size ebsim's filesystems have (an image file's).
-const SECTOR_SIZE: u32 = 512;
-
-/// `-b` and `-s`: `size=` only (a power of two between the bounds, unit
-/// suffixes allowed), which must be the size ebsim makes, `made`.
-fn parse_size_only(
-    opt: char,
-    arg: &str,
-    cli: &mut Cli,
-    min: i64,
-    max: i64,
-    made: u32,
-) -> Result<(), AppletError> {
+/// `-b size=`: a power of two from 512 to 64 KiB (`XFS_MIN_BLOCKSIZE`,
+/// `XFS_MAX_BLOCKSIZE`), read while the options are parsed, so a `b` or
+/// `s` suffix is not yet known.
+fn parse_b(arg: &str, cli: &mut Cli) -> Result<(), AppletError> {
     for tok in arg.split(',').filter(|t| !t.is_empty()) {
         let (name, value) = tok.split_once('=').unwrap_or((tok, ""));
         if name != "size" {
-            return Err(fail(format!("unknown option -{opt} {tok}\n")));
+            return Err(fail(format!("unknown option -b {tok}\n")));
         }
-        once(opt, name, &mut cli.seen)?;
-        let value = required(opt, name, value)?;
-        let n = size_value(opt, name, value, min, max)?;
-        if !n.unsigned_abs().is_power_of_two() {
-            return Err(fail(format!(
-                "Invalid value {value} for -{opt} {name} option. Value must be a power of 2.\n"
-            )));
-        }
-        if n != i64::from(made) {
-            let what = if opt == 'b' { "block" } else { "sector" };
-            return Err(fail_plain(format!(
-                "mkfs.xfs: -{opt} size={value} is not supported by ebsim (it makes {made}-byte {what}s only)\n"
-            )));
-        }
+        once('b', name, &mut cli.seen)?;
+        let value = required('b', name, value)?;
+        cli.blocksize = Some(pow2_value('b', name, value, 512, 65536)?);
     }
     Ok(())
+}
+
+/// `-s size=` or `-s sectsize=`: the sector size, a power of two from 512
+/// bytes to 32 KiB; it sets the internal log's too.
+fn parse_s(arg: &str, cli: &mut Cli) -> Result<(), AppletError> {
+    for tok in arg.split(',').filter(|t| !t.is_empty()) {
+        let (name, value) = tok.split_once('=').unwrap_or((tok, ""));
+        if name != "size" && name != "sectsize" {
+            return Err(fail(format!("unknown option -s {tok}\n")));
+        }
+        let value = required('s', name, value)?;
+        set_sectsize('s', name, value, cli)?;
+    }
+    Ok(())
+}
+
+/// One of the three sector-size options (`-s size`, `-s sectsize`, `-d
+/// sectsize`): each once, and only one of them, as mkfs.xfs's conflict
+/// table has it.
+fn set_sectsize(opt: char, name: &str, value: &str, cli: &mut Cli) -> Result<(), AppletError> {
+    once(opt, name, &mut cli.seen)?;
+    let key = format!("-{opt} {name}");
+    for other in ["-s size", "-s sectsize", "-d sectsize"] {
+        if other != key && cli.seen.iter().any(|k| k == other) {
+            return Err(fail(format!("Cannot specify both {other} and {key}\n")));
+        }
+    }
+    let n = pow2_value(opt, name, value, 512, 32768)?;
+    cli.sectsize = Some(n);
+    cli.log_sectsize = Some(n);
+    Ok(())
+}
+
+/// A power-of-two size read while the options are parsed (`getnum` with
+/// the block and sector sizes still unknown: a `b` or `s` suffix is not a
+/// valid value).
+fn pow2_value(opt: char, name: &str, value: &str, min: i64, max: i64) -> Result<u32, AppletError> {
+    let n = size_value(opt, name, value, min, max, &UNKNOWN_SIZES)?;
+    if !n.unsigned_abs().is_power_of_two() {
+        return Err(fail(format!(
+            "Invalid value {value} for -{opt} {name} option. Value must be a power of 2.\n"
+        )));
+    }
+    // OK to unwrap-free convert: bounded by max.
+    Ok(u32::try_from(n).unwrap_or(u32::MAX))
+}
+
+/// Block and sector size while the options are still being read: neither
+/// is known, so `cvtnum` refuses the `b` and `s` suffixes.
+const UNKNOWN_SIZES: Sizes = Sizes {
+    blocksize: 0,
+    sectsize: 0,
+    inodesize: 0,
+    dirblocksize: 0,
+};
+
+/// mkfs.xfs's checks of the sizes, in its order (`validate_blocksize`,
+/// `validate_sectorsize`, `validate_log_sectorsize`,
+/// `validate_sb_features`, `validate_dirblocksize`, `validate_inodesize`),
+/// and the sizes they settle on. Without `-s`, an image file (and an
+/// instance's disk) has 512-byte sectors.
+fn validate_sizes(cli: &mut Cli) -> Result<Sizes, AppletError> {
+    let blocksize = cli.blocksize.unwrap_or(geometry::BLOCKSIZE);
+    if blocksize < 1024 && !cli.crc_off {
+        return Err(fail(
+            "Minimum block size for CRC enabled filesystems is 1024 bytes.\n",
+        ));
+    }
+    let sectsize = cli.sectsize.unwrap_or(geometry::SECTOR_SIZE);
+    if blocksize < sectsize {
+        return Err(fail(format!(
+            "block size {blocksize} cannot be smaller than sector size {sectsize}\n"
+        )));
+    }
+    if cli.log_sectsize.is_some_and(|l| l != sectsize) {
+        return Err(fail("Can't change sector size on internal log!\n"));
+    }
+    if cli.crc_off {
+        return Err(fail_plain(
+            "mkfs.xfs: -m crc=0 is not supported by ebsim (it makes version 5 filesystems \
+             only)\n",
+        ));
+    }
+    if let Some(msg) = cli.crc_needs {
+        return Err(fail(format!("{msg}\n")));
+    }
+    if let Some(f) = cli.features.as_mut() {
+        if !f.finobt && f.inobtcount {
+            if cli.inobtcount_asked {
+                return Err(fail(
+                    "inode btree counters not supported without finobt support\n",
+                ));
+            }
+            f.inobtcount = false;
+        }
+    }
+    let known = Sizes {
+        blocksize,
+        sectsize,
+        ..Sizes::default()
+    };
+    // XFS_MIN_REC_DIRSIZE: directory blocks are at least 4 KiB.
+    let dirblocksize = match &cli.dirblocksize {
+        None => blocksize.max(4096),
+        Some(text) => {
+            let n = size_value('n', "size", text, 4096, 65536, &known)?;
+            if !n.unsigned_abs().is_power_of_two() {
+                return Err(fail(format!(
+                    "Invalid value {text} for -n size option. Value must be a power of 2.\n"
+                )));
+            }
+            let n = u32::try_from(n).unwrap_or(u32::MAX);
+            if n < blocksize {
+                return Err(fail(format!("illegal directory block size {n}\n")));
+            }
+            n
+        }
+    };
+    let inodesize = match cli.inode {
+        None => geometry::INODE_SIZE,
+        Some((true, perblock)) => blocksize >> perblock.ilog2().min(blocksize.ilog2()),
+        Some((false, size)) => size,
+    };
+    if inodesize < geometry::INODE_SIZE {
+        return Err(fail("Minimum inode size for CRCs is 512 bytes\n"));
+    }
+    // XFS_MIN_INODE_PERBLOCK: at least two inodes a block.
+    if inodesize > blocksize / 2 || inodesize > 2048 {
+        let maxsz = (blocksize / 2).min(2048);
+        let allowed = if maxsz == 256 {
+            format!("allowable inode size with {blocksize} byte blocks is 256\n")
+        } else {
+            format!(
+                "allowable inode size with {blocksize} byte blocks is between 256 and {maxsz}\n"
+            )
+        };
+        return Err(fail_plain(format!(
+            "illegal inode size {inodesize}\n{allowed}"
+        )));
+    }
+    // More inodes to a block than a chunk holds: mkfs allocates two
+    // chunks at once, which ebsim does not lay out.
+    if blocksize / inodesize > 64 {
+        return Err(fail_plain(format!(
+            "mkfs.xfs: {inodesize}-byte inodes in {blocksize}-byte blocks are not supported by \
+             ebsim (more than 64 inodes a block); use -i size={}\n",
+            blocksize / 64
+        )));
+    }
+    Ok(Sizes {
+        blocksize,
+        sectsize,
+        inodesize,
+        dirblocksize,
+    })
 }
 
 /// A sub-option given twice: mkfs.xfs's "respecified".
@@ -603,15 +730,24 @@ fn required<'v>(opt: char, name: &str, value: &'v str) -> Result<&'v str, Applet
 }
 
 /// A size sub-option as `getnum` reads one that takes unit suffixes:
-/// xfsprogs' `cvtnum` (b is the 4 KiB block, s the 512-byte sector), then
-/// the option's bounds.
-fn size_value(opt: char, name: &str, value: &str, min: i64, max: i64) -> Result<i64, AppletError> {
+/// xfsprogs' `cvtnum` (b is the block, s the sector of `sizes`; 0 while
+/// they are not known), then the option's bounds.
+fn size_value(
+    opt: char,
+    name: &str,
+    value: &str,
+    min: i64,
+    max: i64,
+    sizes: &Sizes,
+) -> Result<i64, AppletError> {
     let invalid = |why: &str| {
         fail(format!(
             "Invalid value {value} for -{opt} {name} option. {why}\n"
         ))
     };
-    let Some(n) = ebsim::compat::cvtnum(u64::from(geometry::BLOCKSIZE), 512, value) else {
+    let Some(n) =
+        ebsim::compat::cvtnum(u64::from(sizes.blocksize), u64::from(sizes.sectsize), value)
+    else {
         return Err(invalid("Not a valid value or illegal suffix"));
     };
     if n < min {
@@ -661,20 +797,12 @@ fn parse_l(arg: &str, cli: &mut Cli) -> Result<(), AppletError> {
                     cli.log_agno = Some(n.unsigned_abs());
                     continue;
                 }
-                let bs = i64::from(geometry::BLOCKSIZE);
-                let bytes = size_value('l', name, value, LOG_MIN_BYTES, LOG_MAX_BYTES)?;
-                if bytes % 512 != 0 {
-                    return Err(fail(format!(
-                        "illegal log length {bytes}, not a multiple of 512\n"
-                    )));
-                }
-                if bytes % bs != 0 {
-                    err(&format!(
-                        "warning: log length {bytes} not a multiple of {bs}, truncated to {}\n",
-                        bytes / bs * bs
-                    ));
-                }
-                cli.log_blocks = Some((bytes / bs).unsigned_abs());
+                cli.log_size = Some(value.to_string());
+            }
+            "sectsize" => {
+                once('l', name, &mut cli.seen)?;
+                let value = required('l', name, value)?;
+                cli.log_sectsize = Some(pow2_value('l', name, value, 512, 32768)?);
             }
             "internal" | "version" | "lazy-count" => {
                 once('l', name, &mut cli.seen)?;
@@ -699,7 +827,7 @@ fn parse_l(arg: &str, cli: &mut Cli) -> Result<(), AppletError> {
                     ));
                 }
             }
-            "logdev" | "name" | "sunit" | "su" | "file" | "sectsize" => {
+            "logdev" | "name" | "sunit" | "su" | "file" => {
                 return Err(fail_plain(format!(
                     "mkfs.xfs: -l {name} is not supported by ebsim (only -l size=, agnum=, internal)\n"
                 )));
@@ -739,18 +867,7 @@ fn parse_n(arg: &str, cli: &mut Cli) -> Result<(), AppletError> {
             "size" => {
                 once('n', name, &mut cli.seen)?;
                 let value = required('n', name, value)?;
-                let bs = u64::from(geometry::BLOCKSIZE);
-                let n = size_value('n', name, value, 4096, 65536)?;
-                if !n.unsigned_abs().is_power_of_two() {
-                    return Err(fail(format!(
-                        "Invalid value {value} for -n size option. Value must be a power of 2.\n"
-                    )));
-                }
-                if n.unsigned_abs() != bs {
-                    return Err(fail_plain(format!(
-                        "mkfs.xfs: -n size={value} is not supported by ebsim (directory blocks of the {bs}-byte filesystem block only)\n"
-                    )));
-                }
+                cli.dirblocksize = Some(value.to_string());
             }
             _ => return Err(fail(format!("unknown option -n {tok}\n"))),
         }
@@ -758,9 +875,9 @@ fn parse_n(arg: &str, cli: &mut Cli) -> Result<(), AppletError> {
     Ok(())
 }
 
-/// `-l size=`'s bounds: `XFS_MIN_LOG_BLOCKS` (512) blocks and
-/// `XFS_MAX_LOG_BYTES` (2 GiB − 10 MiB).
-const LOG_MIN_BYTES: i64 = 512 * geometry::BLOCKSIZE as i64;
+/// `-l size=`'s bounds: 2 MiB (`XFS_MIN_LOG_BLOCKS` of 4 KiB blocks)
+/// and `XFS_MAX_LOG_BYTES` (2 GiB − 10 MiB).
+const LOG_MIN_BYTES: i64 = 2 << 20;
 const LOG_MAX_BYTES: i64 = (2 << 30) - (10 << 20);
 
 /// The value of a 0/1 sub-option as mkfs.xfs's `getnum` reads it: empty
@@ -782,9 +899,9 @@ fn switch_value(
 }
 
 /// `-d size=` in blocks (`fs::xfs::size_arg`), with mkfs.xfs's messages.
-fn size_to_blocks(s: &str) -> Result<u64, AppletError> {
-    let bs = geometry::BLOCKSIZE;
-    match data_size(s) {
+fn size_to_blocks(s: &str, sizes: &Sizes) -> Result<u64, AppletError> {
+    let bs = sizes.blocksize;
+    match data_size(s, sizes) {
         Ok((blocks, truncated)) => {
             if let Some(bytes) = truncated {
                 err(&format!(
@@ -801,6 +918,25 @@ fn size_to_blocks(s: &str) -> Result<u64, AppletError> {
             "illegal data length {bytes}, not a multiple of 512\n"
         ))),
     }
+}
+
+/// `-l size=` in blocks (`calc_dev_size`): whole 512-byte units, cut to
+/// whole blocks with a warning.
+fn log_size_to_blocks(value: &str, sizes: &Sizes) -> Result<u64, AppletError> {
+    let bs = i64::from(sizes.blocksize);
+    let bytes = size_value('l', "size", value, LOG_MIN_BYTES, LOG_MAX_BYTES, sizes)?;
+    if bytes % 512 != 0 {
+        return Err(fail(format!(
+            "illegal log length {bytes}, not a multiple of 512\n"
+        )));
+    }
+    if bytes % bs != 0 {
+        err(&format!(
+            "warning: log length {bytes} not a multiple of {bs}, truncated to {}\n",
+            bytes / bs * bs
+        ));
+    }
+    Ok((bytes / bs).unsigned_abs())
 }
 
 /// "now" for the three inodes mkfs creates: `SOURCE_DATE_EPOCH` when set
@@ -841,11 +977,20 @@ mod tests {
 
     #[test]
     fn sizes() {
-        assert_eq!(size_to_blocks("1g").ok(), Some(262144));
-        assert_eq!(size_to_blocks("262144b").ok(), Some(262144));
-        assert!(size_to_blocks("1m").is_err());
-        assert!(size_to_blocks("1x").is_err());
-        assert_eq!(size_to_blocks("262144B").ok(), Some(262144));
-        assert_eq!(size_to_blocks("0x40000000").ok(), Some(262144));
+        assert_eq!(size_to_blocks("1g", &Sizes::default()).ok(), Some(262144));
+        assert_eq!(
+            size_to_blocks("262144b", &Sizes::default()).ok(),
+            Some(262144)
+        );
+        assert!(size_to_blocks("1m", &Sizes::default()).is_err());
+        assert!(size_to_blocks("1x", &Sizes::default()).is_err());
+        assert_eq!(
+            size_to_blocks("262144B", &Sizes::default()).ok(),
+            Some(262144)
+        );
+        assert_eq!(
+            size_to_blocks("0x40000000", &Sizes::default()).ok(),
+            Some(262144)
+        );
     }
 }

@@ -47,9 +47,11 @@ use crate::ec2::release::Version;
 pub const BLOCKSIZE: u32 = 4096;
 /// log2 of [`BLOCKSIZE`].
 pub const BLOCKLOG: u32 = 12;
-/// The inode size mkfs.xfs makes on a CRC filesystem (and the smallest it
-/// allows there).
+/// The inode size mkfs.xfs makes on a CRC filesystem by default (and the
+/// smallest it allows there).
 pub const INODE_SIZE: u32 = 512;
+/// The sector size mkfs.xfs uses on an image file (and the smallest).
+pub const SECTOR_SIZE: u32 = 512;
 /// `XFS_AG_MIN_BYTES`: 16 MiB.
 pub const AG_MIN_BYTES: u64 = 16 << 20;
 /// `XFS_AG_MIN_BLOCKS` for 4 KiB blocks.
@@ -59,7 +61,7 @@ pub const AG_MAX_BLOCKS: u64 = ((1u64 << 40) - 1) >> BLOCKLOG;
 /// mkfs 6.1 refuses filesystems under 300 MiB.
 pub const MIN_DBLOCKS: u64 = (300 << 20) >> BLOCKLOG;
 /// `XFS_MIN_REALISTIC_LOG_BLOCKS`: 64 MiB.
-const MIN_REALISTIC_LOG_BLOCKS: u64 = (64 << 20) >> BLOCKLOG;
+const MIN_REALISTIC_LOG_BYTES: u64 = 64 << 20;
 /// `XFS_MAX_LOG_BLOCKS`.
 const MAX_LOG_BLOCKS: u64 = 1 << 20;
 /// `XFS_MAX_LOG_BYTES`: 2 GiB − 10 MiB.
@@ -67,14 +69,98 @@ const MAX_LOG_BYTES: u64 = (2 << 30) - (10 << 20);
 /// Blocks at the start of each AG that the fixed metadata takes (headers,
 /// bno, cnt, ino, finobt and refcount roots) with 6.1's default features.
 pub const PREALLOC: u32 = 6;
-/// `XFS_MIN_LOG_BYTES` in blocks: 10 MiB.
-const MIN_LOG_BLOCKS_10M: u64 = (10 << 20) >> BLOCKLOG;
+/// `XFS_MIN_LOG_BYTES`: 10 MiB.
+const MIN_LOG_BYTES_10M: u64 = 10 << 20;
 
 /// A log this large (20 MiB) is above the minimum the kernel's
 /// transaction reservations ask of any 4 KiB-block filesystem mkfs.xfs
 /// makes (measured with xfsprogs 6.1: 857 blocks without reflink, 1566
 /// with it, 3273 with rmapbt, growing slowly with the AG size).
-const SURELY_ABOVE_MINIMUM_LOG_BLOCKS: u64 = (20 << 20) >> BLOCKLOG;
+const SURELY_ABOVE_MINIMUM_LOG_BYTES: u64 = 20 << 20;
+
+/// The block, sector, inode and directory block sizes of a filesystem
+/// (`-b size=`, `-s size=`, `-i size=`, `-n size=`), in bytes. The
+/// default is what mkfs.xfs makes on an image file: 4096, 512, 512 and
+/// the block size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Sizes {
+    pub blocksize: u32,
+    pub sectsize: u32,
+    pub inodesize: u32,
+    pub dirblocksize: u32,
+}
+
+impl Default for Sizes {
+    fn default() -> Self {
+        Sizes {
+            blocksize: BLOCKSIZE,
+            sectsize: SECTOR_SIZE,
+            inodesize: INODE_SIZE,
+            dirblocksize: BLOCKSIZE,
+        }
+    }
+}
+
+impl Sizes {
+    /// log2 of the block size.
+    pub fn blocklog(&self) -> u32 {
+        self.blocksize.max(1).ilog2()
+    }
+
+    /// `XFS_AG_MIN_BLOCKS`.
+    pub fn ag_min_blocks(&self) -> u64 {
+        AG_MIN_BYTES >> self.blocklog()
+    }
+
+    /// `XFS_AG_MAX_BLOCKS`: (1 TiB − 1) in blocks.
+    pub fn ag_max_blocks(&self) -> u64 {
+        ((1u64 << 40) - 1) >> self.blocklog()
+    }
+
+    /// `XFS_AGFL_BLOCK`: the block holding the fourth header sector (the
+    /// AGFL); the btree roots follow it.
+    pub fn agfl_block(&self) -> u32 {
+        3 * self.sectsize / self.blocksize.max(1)
+    }
+
+    /// The inode cluster mkfs records (`XFS_INODE_BIG_CLUSTER_SIZE`, 8 KiB,
+    /// scaled by the inode size over 256 on a CRC filesystem), in blocks.
+    pub fn cluster_blocks(&self) -> u32 {
+        (8192 * (self.inodesize / 256)) >> self.blocklog()
+    }
+
+    /// A whole inode chunk (64 inodes) in blocks.
+    pub fn chunk_blocks(&self) -> u32 {
+        (64 * self.inodesize) >> self.blocklog()
+    }
+
+    /// An upper bound, in bytes, of the smallest log the kernel's
+    /// transaction reservations accept for these sizes and features, or
+    /// None for the default sizes (whose logs the version rules keep far
+    /// above it). ebsim does not port the reservation tables; the bounds
+    /// are the largest minimum xfsprogs 6.1 reports for each block size
+    /// (with 1 TiB AGs, 64 KiB directory blocks and 2 KiB inodes), with
+    /// room to spare: 1–4 KiB blocks 17 MiB, 8 KiB 31 MiB, 16 KiB 51
+    /// MiB; 32 KiB 99 MiB with rmapbt, 48 MiB with reflink, 16 MiB
+    /// without either; 64 KiB 173, 69 and 32 MiB.
+    pub fn minimum_log_bound(&self, features: &MkfsDefaults) -> Option<u64> {
+        if *self == Sizes::default() {
+            return None;
+        }
+        let mib: u64 = match self.blocksize {
+            ..=4096 => 20,
+            8192 => 36,
+            16384 => 56,
+            32768 if features.rmapbt => 112,
+            32768 if features.reflink => 56,
+            32768 => 24,
+            _ if features.rmapbt => 192,
+            _ if features.reflink => 80,
+            _ => 40,
+        };
+        Some(mib << 20)
+    }
+}
 
 /// How mkfs sizes an internal log it is not told the size of.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -221,10 +307,28 @@ pub enum GeometryError {
     /// kernel's transaction reservations need, which ebsim does not compute
     /// (mkfs.xfs 6.1 wants 857 to 3273 blocks by features and AG size).
     #[error(
-        "a log of {0} blocks may be under the minimum log size, which ebsim does not \
-         compute: ask for 20 MiB or more"
+        "a log of {blocks} blocks may be under the minimum log size, which ebsim does not \
+         compute: ask for {at_least} blocks or more"
     )]
-    LogBelowMinimum(u64),
+    LogBelowMinimum {
+        /// The log blocks asked for.
+        blocks: u64,
+        /// The smallest log ebsim is sure of.
+        at_least: u64,
+    },
+    /// With non-default sizes, the default log may be under the minimum
+    /// log size, which ebsim does not compute.
+    #[error(
+        "the default log of {blocks} blocks may be under the minimum log size for these \
+         block size and features, which ebsim does not compute: ask for -l size= of \
+         {at_least} blocks or more"
+    )]
+    DefaultLogMaybeUnderMinimum {
+        /// The log blocks the size rules give.
+        blocks: u64,
+        /// The smallest log ebsim is sure of.
+        at_least: u64,
+    },
     /// `-l agnum=` past the last AG.
     #[error("log ag number {agno} too large, must be less than {agcount}")]
     LogAgTooLarge {
@@ -282,12 +386,16 @@ pub struct Ask {
     pub log_agno: Option<u64>,
     /// `-i maxpct=` (0: the size-based default).
     pub imaxpct: Option<u8>,
+    /// `-b`, `-s`, `-i size=` and `-n size=`.
+    pub sizes: Sizes,
 }
 
 /// A planned default filesystem.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Geometry {
     pub blocksize: u32,
+    /// The block, sector, inode and directory block sizes.
+    pub sizes: Sizes,
     pub dblocks: u64,
     pub agblocks: u32,
     pub agcount: u32,
@@ -339,14 +447,18 @@ impl Geometry {
             log: MkfsDefaults::of(version).log,
             ..features
         };
-        if dblocks < AG_MIN_BLOCKS {
+        let sizes = ask.sizes;
+        let blocklog = sizes.blocklog();
+        let ag_min = sizes.ag_min_blocks();
+        let ag_max = sizes.ag_max_blocks();
+        if dblocks < ag_min {
             return Err(GeometryError::DataTooSmall {
                 dblocks,
-                min: AG_MIN_BLOCKS,
+                min: ag_min,
             });
         }
         let (agsize, mut agcount) = match ags {
-            AgRequest::Default => default_ag_geometry(dblocks),
+            AgRequest::Default => default_ag_geometry(dblocks, blocklog),
             AgRequest::Count(n) => {
                 let agsize = dblocks.div_ceil(n.max(1));
                 (agsize, dblocks.div_ceil(agsize))
@@ -356,20 +468,20 @@ impl Geometry {
         let mut dblocks = dblocks;
         // A last AG under the minimum is dropped with its blocks.
         let tail = dblocks % agsize;
-        if tail != 0 && tail < AG_MIN_BLOCKS {
+        if tail != 0 && tail < ag_min {
             agcount -= 1;
             dblocks = agcount * agsize;
         }
-        if agsize < AG_MIN_BLOCKS {
+        if agsize < ag_min {
             return Err(GeometryError::AgTooSmall {
                 agsize,
-                min: AG_MIN_BLOCKS,
+                min: ag_min,
             });
         }
-        if agsize > AG_MAX_BLOCKS {
+        if agsize > ag_max {
             return Err(GeometryError::AgTooBig {
                 agsize,
-                max: AG_MAX_BLOCKS,
+                max: ag_max,
             });
         }
         if agsize > dblocks {
@@ -377,9 +489,8 @@ impl Geometry {
         }
         // The smallest filesystem this version makes, or ebsim can size.
         let floor = match features.log {
-            LogRule::Realistic300 => MIN_DBLOCKS,
-            LogRule::Realistic => MIN_DBLOCKS,
-            LogRule::Ramp => 1 << (30 - BLOCKLOG),
+            LogRule::Realistic300 | LogRule::Realistic => (300 << 20) >> blocklog,
+            LogRule::Ramp => 1 << (30 - blocklog),
         };
         if dblocks < floor {
             if features.log == LogRule::Realistic300 {
@@ -397,34 +508,45 @@ impl Geometry {
         }
         let imaxpct = if let Some(p) = ask.imaxpct.filter(|&p| p != 0) {
             p
-        } else if dblocks < 1 << (40 - BLOCKLOG) {
+        } else if dblocks < 1 << (40 - blocklog) {
             25
-        } else if dblocks < 50 << (40 - BLOCKLOG) {
+        } else if dblocks < 50 << (40 - blocklog) {
             5
         } else {
             1
         };
-        let prealloc = features.prealloc();
+        let prealloc = sizes.agfl_block() + features.prealloc();
         // `xfs_alloc_ag_max_usable`: the AG less its header block, the
         // AGFL reserve (4) and the btree roots; less one more for the log.
         let max_usable = agsize.saturating_sub(u64::from(prealloc) + 4 + 1);
-        let ratio = ((dblocks << BLOCKLOG) / 2048) >> BLOCKLOG;
+        let ratio = ((dblocks << blocklog) / 2048) >> blocklog;
+        let min_realistic = MIN_REALISTIC_LOG_BYTES >> blocklog;
+        let min_10m = MIN_LOG_BYTES_10M >> blocklog;
         let logblocks = match features.log {
             // 10 MiB up to 16 GiB, then 2048:1, never under 10 MiB (the
             // minimum log once the filesystem is 1 GiB or more).
-            LogRule::Ramp if dblocks < 16 << (30 - BLOCKLOG) => MIN_LOG_BLOCKS_10M,
-            LogRule::Ramp => ratio.max(MIN_LOG_BLOCKS_10M),
+            LogRule::Ramp if dblocks < 16 << (30 - blocklog) => min_10m,
+            LogRule::Ramp => ratio.max(min_10m),
             // 2048:1, at least 64 MiB.
-            LogRule::Realistic | LogRule::Realistic300 => ratio.max(MIN_REALISTIC_LOG_BLOCKS),
+            LogRule::Realistic | LogRule::Realistic300 => ratio.max(min_realistic),
         };
         // At most what fits an AG, 2^20 blocks and 2 GiB − 10 MiB.
         let logblocks = logblocks
             .min(max_usable)
             .min(MAX_LOG_BLOCKS)
-            .min(MAX_LOG_BYTES >> BLOCKLOG);
+            .min(MAX_LOG_BYTES >> blocklog);
         // Only AGs made small on purpose can hold less than that.
-        if from_5_19 && ask.log_blocks.is_none() && logblocks < MIN_REALISTIC_LOG_BLOCKS {
+        if from_5_19 && ask.log_blocks.is_none() && logblocks < min_realistic {
             return Err(GeometryError::LogUnder64Mb);
+        }
+        let bound = sizes.minimum_log_bound(&features);
+        if let (Some(bound), None) = (bound, ask.log_blocks) {
+            if logblocks << blocklog < bound {
+                return Err(GeometryError::DefaultLogMaybeUnderMinimum {
+                    blocks: logblocks,
+                    at_least: bound >> blocklog,
+                });
+            }
         }
         let logblocks = match ask.log_blocks {
             None => logblocks,
@@ -438,10 +560,13 @@ impl Geometry {
                         max: max_usable,
                     });
                 }
-                if asked < SURELY_ABOVE_MINIMUM_LOG_BLOCKS {
-                    return Err(GeometryError::LogBelowMinimum(asked));
+                if asked << blocklog < bound.unwrap_or(SURELY_ABOVE_MINIMUM_LOG_BYTES) {
+                    return Err(GeometryError::LogBelowMinimum {
+                        blocks: asked,
+                        at_least: bound.unwrap_or(SURELY_ABOVE_MINIMUM_LOG_BYTES) >> blocklog,
+                    });
                 }
-                if from_5_19 && asked < MIN_REALISTIC_LOG_BLOCKS {
+                if from_5_19 && asked < min_realistic {
                     return Err(GeometryError::LogUnder64Mb);
                 }
                 asked
@@ -454,12 +579,13 @@ impl Geometry {
             }
             Some(a) => a,
         };
-        // OK to unwrap-free convert: agsize <= AG_MAX_BLOCKS < 2^32 and the
+        // OK to unwrap-free convert: agsize <= XFS_AG_MAX_BLOCKS < 2^32 and the
         // AG count of a u64 block count over >= 4096-block AGs fits u32.
         let agblocks = u32::try_from(agsize).unwrap_or(u32::MAX);
         let agcount = u32::try_from(agcount).unwrap_or(u32::MAX);
         Ok(Geometry {
-            blocksize: BLOCKSIZE,
+            blocksize: sizes.blocksize,
+            sizes,
             dblocks,
             agblocks,
             agcount,
@@ -492,29 +618,30 @@ impl Geometry {
 /// `calc_default_ag_geometry` for a single disk: 4 AGs from 128 MiB up to
 /// 4 TiB, the largest AGs from there on; smaller devices get the multidisk
 /// rule.
-fn default_ag_geometry(dblocks: u64) -> (u64, u64) {
-    let agsize = if dblocks >= 1 << (42 - BLOCKLOG) {
-        AG_MAX_BLOCKS
+fn default_ag_geometry(dblocks: u64, blocklog: u32) -> (u64, u64) {
+    let ag_max = ((1u64 << 40) - 1) >> blocklog;
+    let agsize = if dblocks >= 1 << (42 - blocklog) {
+        ag_max
     } else {
-        let shift = if dblocks >= 128 << (20 - BLOCKLOG) {
+        let shift = if dblocks >= 128 << (20 - blocklog) {
             2
         } else {
             // XFS_MULTIDISK_AGLOG (5), one less per threshold crossed.
             let mut s = 5u32;
             for limit in [512u64 << 30, 8 << 30] {
-                if dblocks <= limit >> BLOCKLOG {
+                if dblocks <= limit >> blocklog {
                     s -= 1;
                 }
             }
             for limit in [128u64 << 20, 64 << 20, 32 << 20] {
-                if dblocks < limit >> BLOCKLOG {
+                if dblocks < limit >> blocklog {
                     s -= 1;
                 }
             }
             s
         };
         let mut blocks = dblocks >> shift;
-        if dblocks & ((1 << shift) - 1) != 0 && blocks < AG_MAX_BLOCKS {
+        if dblocks & ((1 << shift) - 1) != 0 && blocks < ag_max {
             blocks += 1;
         }
         blocks

@@ -32,16 +32,30 @@ const UNMOUNT_TID: u32 = 0xb0c0_d0d0;
 /// `XLOG_TOTAL_REC_SHIFT` window, 2 MiB of log in flight at most).
 const WINDOW_BBS: u64 = 4096;
 
-/// The first two BBs of a freshly made log (cycle 1): a record header and
-/// an unmount record. Everything after them is zero.
-pub fn clean_log(fs_uuid: &[u8; 16]) -> [u8; 1024] {
-    let mut b = [0u8; 1024];
+/// The first record of a freshly made log (cycle 1), as
+/// `libxfs_log_clear` writes it: a record header, an unmount record, and
+/// as many cycle-stamped BBs as fill the log stripe unit `sunit` (bytes;
+/// 0 for none, which gives two BBs). A unit over 32 KiB needs one
+/// extended header per 32 KiB after the first, each starting with the
+/// cycle. Everything after the record is zero.
+pub fn clean_log(fs_uuid: &[u8; 16], sunit: u32) -> Vec<u8> {
+    let bb = BBSIZE as usize;
+    let sunit = sunit as usize;
     let cycle: u32 = 1;
     let lsn = u64::from(cycle) << 32; // (cycle 1, block 0)
+    let hdrs = if sunit > XLOG_HEADER_CYCLE_SIZE as usize {
+        sunit.div_ceil(XLOG_HEADER_CYCLE_SIZE as usize)
+    } else {
+        1
+    };
+    let record_bbs = (sunit / bb).max(1).max(hdrs + 1);
+    let mut b = vec![0u8; record_bbs * bb];
     write_u32be(&mut b, 0x000, XLOG_HEADER_MAGIC_NUM); // h_magicno
     write_u32be(&mut b, 0x004, cycle); // h_cycle
     write_u32be(&mut b, 0x008, 2); // h_version: log v2
-    write_u32be(&mut b, 0x00c, 512); // h_len: one BB of payload
+    // h_len: the record less its header BBs.
+    let h_len = sunit.max(2 * bb) - hdrs * bb;
+    write_u32be(&mut b, 0x00c, u32::try_from(h_len).unwrap_or(u32::MAX));
     write_u64be(&mut b, 0x010, lsn); // h_lsn
     write_u64be(&mut b, 0x018, lsn); // h_tail_lsn
     // 0x020 h_crc: mkfs leaves it 0; the kernel accepts that.
@@ -50,15 +64,25 @@ pub fn clean_log(fs_uuid: &[u8; 16]) -> [u8; 1024] {
     write_u32be(&mut b, 0x02c, UNMOUNT_TID); // h_cycle_data[0]
     write_u32be(&mut b, 0x12c, XLOG_FMT); // h_fmt
     b[0x130..0x140].copy_from_slice(fs_uuid); // h_fs_uuid
-    write_u32be(&mut b, 0x140, XLOG_HEADER_CYCLE_SIZE); // h_size
-    // BB 1: the op header of the unmount record, its tid replaced by the
-    // cycle stamp.
-    let r = 512;
+    // h_size: the record buffer, at least 32 KiB.
+    let h_size = sunit.max(XLOG_HEADER_CYCLE_SIZE as usize);
+    write_u32be(&mut b, 0x140, u32::try_from(h_size).unwrap_or(u32::MAX));
+    // Extended headers: xh_cycle first, no cycle data to keep.
+    for i in 1..hdrs {
+        write_u32be(&mut b, i * bb, cycle);
+    }
+    // The op header of the unmount record, its tid replaced by the cycle
+    // stamp.
+    let r = hdrs * bb;
     write_u32be(&mut b, r, cycle); // oh_tid -> cycle
     write_u32be(&mut b, r + 4, 8); // oh_len
     b[r + 8] = XFS_LOG_CLIENTID; // oh_clientid
     b[r + 9] = XLOG_UNMOUNT_TRANS; // oh_flags
     b[r + 12..r + 14].copy_from_slice(&XFS_UNMOUNT_MAGIC.to_le_bytes());
+    // The rest of the record: zero, each BB stamped with the cycle.
+    for i in hdrs + 1..record_bbs {
+        write_u32be(&mut b, i * bb, cycle);
+    }
     b
 }
 
@@ -277,7 +301,7 @@ mod tests {
         let sb = small_sb();
         let mut dev = MemDevice::new(1 << 20);
         let mut b = WriteBatch::new();
-        b.write(6 * 4096, clean_log(&sb.uuid).to_vec());
+        b.write(6 * 4096, clean_log(&sb.uuid, 0));
         dev.commit(&b).unwrap();
         let head = check_clean(&dev, &sb).unwrap();
         assert_eq!(head, LogHead { cycle: 1, block: 2 });
@@ -294,11 +318,11 @@ mod tests {
         assert!(matches!(check_clean(&dev, &sb), Err(Error::DirtyLog(_))));
         let mut dev = MemDevice::new(1 << 20);
         let mut b = WriteBatch::new();
-        b.write(6 * 4096, clean_log(&[0x55; 16]).to_vec());
+        b.write(6 * 4096, clean_log(&[0x55; 16], 0));
         dev.commit(&b).unwrap();
         assert!(matches!(check_clean(&dev, &sb), Err(Error::DirtyLog(_))));
         // A transaction record (not an unmount) at the head.
-        let mut log = clean_log(&sb.uuid);
+        let mut log = clean_log(&sb.uuid, 0);
         log[512 + 9] = 0x01;
         let mut dev = MemDevice::new(1 << 20);
         let mut b = WriteBatch::new();

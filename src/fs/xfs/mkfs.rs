@@ -19,13 +19,6 @@ use std::ops::Range;
 
 /// "Whack" zone mkfs clears at both ends of the device (old signatures).
 const WHACK: u64 = 128 * 1024;
-/// `XFS_INODE_BIG_CLUSTER_SIZE` scaled for 512-byte v5 inodes, in 4 KiB
-/// blocks: the inode cluster, and the chunk alignment without sparse
-/// inodes.
-const CLUSTER_BLOCKS: u32 = 4;
-/// A whole chunk (64 × 512 bytes) in blocks: the alignment with sparse
-/// inodes.
-const CHUNK_BLOCKS: u32 = 8;
 
 /// What the user chose.
 #[derive(Debug, Clone)]
@@ -82,7 +75,9 @@ impl MkfsWrites {
         let after_agfl = first_free + fill;
         if agno == 0 {
             let chunk = root_chunk(geo);
-            let chunk_end = chunk + CHUNK_BLOCKS;
+            // A chunk smaller than a block (64 KiB blocks, 512-byte
+            // inodes) still takes the whole block.
+            let chunk_end = chunk + geo.sizes.chunk_blocks().max(1);
             if chunk > after_agfl {
                 content.free.push(AllocRec {
                     startblock: after_agfl,
@@ -155,10 +150,10 @@ impl WritePlan for MkfsWrites {
             sink(sb.ag_byte(agno, 0), &self.build(agno).bytes)?;
         }
         let (logag, logbno) = sb.fsb_to_ag(sb.logstart);
-        // The whole first log block, so that a rollback can punch it out
-        // again (a partial block would stay allocated).
-        let mut log_block = vec![0u8; sb.blocksize as usize];
-        let clean = log::clean_log(&sb.uuid);
+        // The clean log record in whole blocks, so that a rollback can
+        // punch it out again (a partial block would stay allocated).
+        let clean = log::clean_log(&sb.uuid, log_record_sunit(sb));
+        let mut log_block = vec![0u8; clean.len().next_multiple_of(sb.blocksize as usize)];
         log_block[..clean.len()].copy_from_slice(&clean);
         sink(sb.ag_byte(logag, logbno), &log_block)?;
         if let Some(rec) = self.content(0).1.inodes {
@@ -197,24 +192,84 @@ fn root_chunk(geo: &Geometry) -> u32 {
     } else {
         geo.prealloc
     };
-    let align = inoalign(geo);
+    let align = inoalign(geo).max(1);
     (first_free + agfl_fill(geo)).div_ceil(align) * align
 }
 
-/// Blocks mkfs puts on each AG's free list (`xfs_alloc_fix_freelist` with
-/// one-level trees): room for a split of the bno and cnt btrees, and of
-/// the rmap btree when there is one — 4, or 6 with rmapbt.
+/// Blocks mkfs puts on each AG's free list (`xfs_alloc_min_freelist`
+/// with one-level trees): room for a split of the bno and cnt btrees, and
+/// of the rmap btree when there is one — each tree's share capped at its
+/// largest possible height, which is one only for small AGs of large
+/// blocks (a 512 MiB AG of 64 KiB blocks holds every free extent in one
+/// leaf). So 4, or 6 with rmapbt, in every 4 KiB-block filesystem.
 fn agfl_fill(geo: &Geometry) -> u32 {
-    let per_tree = 2;
-    per_tree * (2 + u32::from(geo.features.rmapbt))
+    // Short-form CRC btree blocks: a 56-byte header, then 8-byte free
+    // space records (12 bytes of key and pointer in a node), or 24-byte
+    // rmap records (44 bytes of low and high key and pointer); a block is
+    // kept at least half full.
+    let payload = u64::from(geo.blocksize).saturating_sub(56);
+    let ag = u64::from(geo.agblocks);
+    let alloc_min = [payload / 8 / 2, payload / 12 / 2];
+    let alloc_levels = btree_max_levels(alloc_min, ag.div_ceil(2));
+    let mut fill = 2 * alloc_levels.min(2);
+    if geo.features.rmapbt {
+        let rmap_min = [payload / 24 / 2, payload / 44 / 2];
+        let rmap_levels = if geo.features.reflink {
+            btree_height_for_space(rmap_min[1], ag)
+        } else {
+            btree_max_levels(rmap_min, ag)
+        };
+        fill += rmap_levels.min(2);
+    }
+    fill
+}
+
+/// `xfs_btree_compute_maxlevels`: the height of a btree of `records`
+/// records with blocks holding at least `min` records (leaf, node).
+fn btree_max_levels(min: [u64; 2], records: u64) -> u32 {
+    let mut blocks = records.div_ceil(min[0].max(1));
+    let mut height = 1;
+    while blocks > 1 {
+        blocks = blocks.div_ceil(min[1].max(2));
+        height += 1;
+    }
+    height
+}
+
+/// `xfs_btree_space_to_height`: the height a btree reaches when it takes
+/// `blocks` blocks with nodes of at least `node_min` pointers.
+fn btree_height_for_space(node_min: u64, blocks: u64) -> u32 {
+    if blocks < 1 {
+        return 0;
+    }
+    let node_min = node_min.max(2);
+    let mut node_blocks = node_min;
+    let mut left = blocks - 1;
+    let mut height = 1;
+    while node_blocks < left {
+        left -= node_blocks;
+        node_blocks = node_blocks.saturating_mul(node_min);
+        height += 1;
+    }
+    height
 }
 
 /// `sb_inoalignmt`: a whole chunk with sparse inodes, else a cluster.
 fn inoalign(geo: &Geometry) -> u32 {
     if geo.features.sparse {
-        CHUNK_BLOCKS
+        geo.sizes.chunk_blocks()
     } else {
-        CLUSTER_BLOCKS
+        geo.sizes.cluster_blocks()
+    }
+}
+
+/// The stripe unit mkfs passes when it writes the clean log record
+/// (`libxfs_log_clear`): `sb_logsunit` in bytes, where 1 means the log
+/// sector size (0 for 512-byte sectors).
+fn log_record_sunit(sb: &Superblock) -> u32 {
+    match sb.logsunit {
+        1 => u32::from(sb.logsectsize),
+        n => n,
     }
 }
 
@@ -228,8 +283,15 @@ pub fn superblock(geo: &Geometry, opts: &MkfsOptions) -> Superblock {
     let icount = XFS_INODES_PER_CHUNK;
     let f = geo.features;
     let bit = |on: bool, b: u32| if on { b } else { 0 };
-    // 512-byte inodes, 8 to a block: inode number = block << 3.
-    let rootino = u64::from(root_chunk(geo)) << 3;
+    let z = geo.sizes;
+    let blocklog = z.blocklog();
+    let sectlog = z.sectsize.max(1).ilog2();
+    let inodelog = z.inodesize.max(1).ilog2();
+    let inopblog = blocklog.saturating_sub(inodelog);
+    // The inode number of a chunk's first inode: its block, shifted.
+    let rootino = u64::from(root_chunk(geo)) << inopblog;
+    // A sector over 512 bytes is recorded, with the internal log's.
+    let big_sectors = z.sectsize > 512;
     Superblock {
         blocksize: geo.blocksize,
         dblocks: geo.dblocks,
@@ -240,7 +302,8 @@ pub fn superblock(geo: &Geometry, opts: &MkfsOptions) -> Superblock {
         rootino,
         rbmino: rootino + 1,
         rsumino: rootino + 2,
-        rextsize: 1,
+        // XFS_MIN_RTEXTSIZE (4 KiB) in blocks, at least one block.
+        rextsize: (4096 >> blocklog).max(1),
         agblocks: geo.agblocks,
         agcount: geo.agcount,
         rbmblocks: 0,
@@ -251,15 +314,16 @@ pub fn superblock(geo: &Geometry, opts: &MkfsOptions) -> Superblock {
             | version::LOGV2
             | version::EXTFLG
             | version::DIRV2
-            | version::MOREBITS,
-        sectsize: 512,
-        inodesize: super::geometry::INODE_SIZE as u16,
-        inopblock: 8,
+            | version::MOREBITS
+            | if big_sectors { version::SECTOR } else { 0 },
+        sectsize: z.sectsize as u16,
+        inodesize: z.inodesize as u16,
+        inopblock: (z.blocksize / z.inodesize.max(1)) as u16,
         fname,
-        blocklog: 12,
-        sectlog: 9,
-        inodelog: 9,
-        inopblog: 3,
+        blocklog: blocklog as u8,
+        sectlog: sectlog as u8,
+        inodelog: inodelog as u8,
+        inopblog: inopblog as u8,
         agblklog: geo.agblklog,
         rextslog: 0,
         inprogress: 0,
@@ -276,10 +340,12 @@ pub fn superblock(geo: &Geometry, opts: &MkfsOptions) -> Superblock {
         inoalignmt: inoalign(geo),
         unit: 0,
         width: 0,
-        dirblklog: 0,
-        logsectlog: 0,
-        logsectsize: 0,
-        logsunit: 1,
+        dirblklog: z.dirblocksize.max(1).ilog2().saturating_sub(blocklog) as u8,
+        logsectlog: if big_sectors { sectlog as u8 } else { 0 },
+        logsectsize: if big_sectors { z.sectsize as u16 } else { 0 },
+        // With log sectors over 512 bytes mkfs makes the log stripe unit
+        // one block (bytes); 1 otherwise.
+        logsunit: if big_sectors { z.blocksize } else { 1 },
         features2: f2,
         bad_features2: f2,
         features_compat: 0,
@@ -294,7 +360,7 @@ pub fn superblock(geo: &Geometry, opts: &MkfsOptions) -> Superblock {
         features_log_incompat: 0,
         // With sparse inodes: the inode cluster (8 KiB scaled by
         // inodesize / 256) in blocks.
-        spino_align: if f.sparse { CLUSTER_BLOCKS } else { 0 },
+        spino_align: if f.sparse { z.cluster_blocks() } else { 0 },
         pquotino: 0,
         lsn: 0,
         meta_uuid: [0; 16],
@@ -313,7 +379,7 @@ pub fn plan_as<D: BlockDevice + ?Sized>(
     opts: &MkfsOptions,
     version: crate::ec2::release::Version,
 ) -> Result<MkfsPlan> {
-    let dev_blocks = dev.size() / u64::from(geometry_blocksize());
+    let dev_blocks = dev.size() >> opts.ask.sizes.blocklog();
     let want = opts.dblocks.unwrap_or(dev_blocks);
     if want > dev_blocks {
         return Err(Error::Invalid(format!(
@@ -345,10 +411,6 @@ pub fn plan_as<D: BlockDevice + ?Sized>(
         geometry: geo,
         writes,
     })
-}
-
-fn geometry_blocksize() -> u32 {
-    super::geometry::BLOCKSIZE
 }
 
 /// Ranges holding old data that a new filesystem must not show: the

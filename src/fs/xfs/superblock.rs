@@ -27,6 +27,8 @@ pub mod version {
     pub const ALIGN: u16 = 0x0080;
     /// Log v2.
     pub const LOGV2: u16 = 0x0400;
+    /// `XFS_SB_VERSION_SECTORBIT`: sectors other than 512 bytes.
+    pub const SECTOR: u16 = 0x0800;
     /// Unwritten extents.
     pub const EXTFLG: u16 = 0x1000;
     /// Directory v2.
