@@ -183,6 +183,17 @@ fn mkfs_usage_types_groups_journal_and_tunables() {
         ("-K", GIB),
         ("-K -E discard", GIB),
         ("-J size=1", 1536 << 10),
+        // Superblock-only features: encrypt's fscrypt modes, casefold's
+        // encoding (from -O or -E encoding=) and its flags.
+        ("-O encrypt", 2 * GIB),
+        ("-t ext3 -O encrypt", GIB),
+        ("-O casefold", 2 * GIB),
+        ("-E encoding=utf8", 2 * GIB),
+        (
+            "-O casefold,encrypt -E encoding=utf8-12.1,encoding_flags=strict",
+            GIB,
+        ),
+        ("-O casefold -E encoding_flags=strict-nostrict", GIB),
     ] {
         mkfs_matches_real(dir.path(), opts, bytes);
     }
@@ -241,6 +252,12 @@ fn mkfs_feature_refusals() {
     same(&["-F", "-J", "size=3000", "-O", "^64bit"], 4 * GIB);
     same(&["-q", "-F", "-T", "news", "-T", "big"], GIB);
     same(&["-q", "-F", "-E", "root_owner=1000"], GIB);
+    same(&["-q", "-F", "-E", "encoding_flags=strict"], GIB);
+    same(&["-q", "-F", "-E", "encoding=latin1,encoding"], GIB);
+    same(
+        &["-q", "-F", "-O", "casefold", "-E", "encoding_flags=bogus"],
+        GIB,
+    );
     // 2^32 blocks without 64bit (an explicit size: the host's ext4 caps a
     // file at 16 TiB - 4 KiB).
     same(&["-F", "-O", "^64bit", "x.img", "16T"], GIB);

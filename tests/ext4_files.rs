@@ -1079,7 +1079,6 @@ fn refuses_what_it_cannot_write_safely() {
         ("quota", "quota"),
         ("orphan_file", "orphan_file"),
         ("project", "project"),
-        ("encrypt", "encrypt"),
     ] {
         let img = dir.path().join(format!("{feature}.img"));
         ext4_util::sparse_file(&img, 64 << 20);
@@ -1142,6 +1141,54 @@ fn refuses_what_it_cannot_write_safely() {
             .expect("read"),
         4
     );
+}
+
+/// `encrypt` and `casefold` only change what an encrypted or casefolded
+/// inode needs: such filesystems (the real mkfs.ext4's) open and take
+/// files e2fsck finds clean, and the flagged inodes themselves are refused
+/// by name, without a change to the image.
+#[test]
+fn encrypt_and_casefold_filesystems_open_and_refuse_their_inodes() {
+    if !require_tools(&["mkfs.ext4", "debugfs", "e2fsck"]) {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let img = dir.path().join("fs.img");
+    ext4_util::sparse_file(&img, 64 << 20);
+    ext4_util::real_mkfs(&img, &["-O", "encrypt,casefold"]);
+    {
+        let dev = ImageFile::open(&img, Access::ReadWrite).expect("open image");
+        let mut fs = Ext4Files::open(dev).expect("encrypt,casefold opens");
+        let root = fs.root();
+        let f = fs
+            .mknod(root_ctx(), root, b"plain", FileType::Regular, 0o644, 0)
+            .expect("create")
+            .ino;
+        fs.write(root_ctx(), f, 0, b"not encrypted").expect("write");
+        fs.sync().expect("sync");
+    }
+    assert_e2fsck_silent(&img);
+    for (flags, what) in [("0x40000000", "case-insensitive"), ("0x800", "encryption")] {
+        common::sh(&format!(
+            "debugfs -w -R 'mkdir d{flags}' {0} 2>/dev/null; \
+             debugfs -w -R 'sif d{flags} flags {flags}' {0} 2>/dev/null",
+            img.display()
+        ));
+        let before = common::file_hash(&img);
+        let dev = ImageFile::open(&img, Access::ReadWrite).expect("open image");
+        let fs = Ext4Files::open(dev).expect("open");
+        let e = fs
+            .lookup(fs.root(), format!("d{flags}").as_bytes())
+            .expect_err("a flagged inode is refused");
+        assert_eq!(e.kind(), ebsim::fs::node::ErrorKind::Unsupported, "{e}");
+        assert!(e.to_string().contains(what), "{e} (expected {what})");
+        drop(fs);
+        assert_eq!(
+            common::file_hash(&img),
+            before,
+            "refusing changed the image"
+        );
+    }
 }
 
 /// Creating files until the inodes run out: the same count as the kernel,

@@ -591,6 +591,11 @@ fn main(args: &[String], argv0: &str, prog: &str) -> Result<i32, AppletError> {
             AppletError::new(1, text)
         }
     })?;
+    // encoding= turns casefold on; encoding_flags= needs it (mke2fs
+    // checks after the stripe warning's test, with the features known).
+    if ext.encoding {
+        profile.feature_incompat |= incompat::CASEFOLD;
+    }
     if ext.stride != 0 && ext.stripe_width % ext.stride != 0 {
         err(&format!(
             "\nWarning: RAID stripe-width {} not an even multiple of stride {}.\n\n",
@@ -619,6 +624,18 @@ fn main(args: &[String], argv0: &str, prog: &str) -> Result<i32, AppletError> {
         // jsize_to_blks: MiB to blocks.
         profile.journal_blocks =
             Some(i64::from(a.journal_size) as u64 * 1024 / (block_size / 1024));
+    }
+    if profile.feature_incompat & incompat::CASEFOLD != 0 {
+        if let Some(flags) = &ext.encoding_flags {
+            profile.encoding_flags = mke2fs::encoding_flags(flags).ok_or_else(|| {
+                AppletError::new(1, format!("error: Invalid encoding flag: {flags}\n"))
+            })?;
+        }
+    } else if ext.encoding_flags.is_some() {
+        return Err(AppletError::new(
+            1,
+            "error: An encoding must be explicitly specified when passing encoding-flags\n",
+        ));
     }
     profile.reserved_gdt = ext.reserved_gdt;
     profile.raid_stride = ext.stride;

@@ -101,6 +101,8 @@ pub struct Profile {
     pub raid_stride: u32,
     /// `-E stripe_width=` (`s_raid_stripe_width`).
     pub raid_stripe_width: u32,
+    /// `-E encoding_flags=` (`s_encoding_flags`, with `casefold`).
+    pub encoding_flags: u16,
     /// `-g`: blocks per group (None: eight per byte of a block, the most
     /// one bitmap block can map).
     pub blocks_per_group: Option<u64>,
@@ -135,6 +137,7 @@ impl Profile {
         reserved_gdt: None,
         raid_stride: 0,
         raid_stripe_width: 0,
+        encoding_flags: 0,
         blocks_per_group: None,
         log_groups_per_flex: None,
         journal_blocks: None,
@@ -184,8 +187,13 @@ impl Profile {
 
 impl Profile {
     /// The features ebsim's mkfs can lay out besides the ext4 default's:
-    /// group checksums by crc16 (`uninit_bg`).
-    const EXTRA: [u32; 3] = [0, 0, ro_compat::GDT_CSUM];
+    /// group checksums by crc16 (`uninit_bg`), and the superblock-only
+    /// `encrypt` and `casefold` (no inode is encrypted or casefolded yet).
+    const EXTRA: [u32; 3] = [
+        0,
+        incompat::ENCRYPT | incompat::CASEFOLD,
+        ro_compat::GDT_CSUM,
+    ];
     /// What every filesystem ebsim makes has (its directories carry file
     /// types, its groups sparse superblock backups).
     const REQUIRED: [u32; 3] = [0, incompat::FILETYPE, ro_compat::SPARSE_SUPER];
@@ -271,6 +279,8 @@ pub struct Geometry {
     pub raid_stride: u32,
     /// `s_raid_stripe_width`.
     pub raid_stripe_width: u32,
+    /// `s_encoding_flags`.
+    pub encoding_flags: u16,
     /// Inode size.
     pub inode_size: u32,
     /// `s_log_groups_per_flex`.
@@ -593,6 +603,7 @@ pub fn plan(req: &GeometryRequest) -> Result<Geometry, Error> {
             journal_dropped,
             raid_stride: profile.raid_stride,
             raid_stripe_width: profile.raid_stripe_width,
+            encoding_flags: profile.encoding_flags,
             inode_size,
             log_groups_per_flex: if flex_bg {
                 profile.log_groups_per_flex.unwrap_or(4)

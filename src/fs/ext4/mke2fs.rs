@@ -174,7 +174,7 @@ pub fn size(
 }
 
 /// The `-E` options ebsim honours.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Extended {
     /// `hash_seed=UUID`.
     pub hash_seed: Option<[u8; 16]>,
@@ -192,6 +192,10 @@ pub struct Extended {
     pub root_owner: Option<(u32, u32)>,
     /// `test_fs`: `EXT2_FLAGS_TEST_FILESYS` in `s_flags`.
     pub test_fs: bool,
+    /// `encoding=utf8` (or `utf8-12.1`): turns `casefold` on.
+    pub encoding: bool,
+    /// `encoding_flags=` as given (checked once the features are known).
+    pub encoding_flags: Option<String>,
 }
 
 /// What `-E` is parsed against: the new filesystem's size in blocks, its
@@ -263,6 +267,8 @@ pub fn extended(tokens: &[String], cx: &ExtendedContext) -> Result<Extended, Ext
         stripe_width: 0,
         root_owner: None,
         test_fs: false,
+        encoding: false,
+        encoding_flags: None,
     };
     let mut bad: Option<String> = None;
     let mut bad_seeds = Vec::new();
@@ -323,6 +329,19 @@ pub fn extended(tokens: &[String], cx: &ExtendedContext) -> Result<Extended, Ext
                 e.root_owner = Some((uid.as_raw(), gid.as_raw()));
             }
             ("test_fs", _) => e.test_fs = true,
+            // Without a value mke2fs counts a usage error naming no option.
+            ("encoding" | "encoding_flags", None) => {
+                bad.get_or_insert_with(String::new);
+            }
+            ("encoding", Some(v)) => {
+                if v == "utf8" || v == "utf8-12.1" {
+                    e.encoding = true;
+                } else {
+                    // mke2fs ends this line without a newline.
+                    bad_seeds.push(format!("Invalid encoding: {v}"));
+                }
+            }
+            ("encoding_flags", Some(v)) => e.encoding_flags = Some(v.to_string()),
             ("discard", _) => e.discard = true,
             ("nodiscard", _) => e.discard = false,
             // With the discard the inode tables and journal read as zeros
@@ -333,8 +352,6 @@ pub fn extended(tokens: &[String], cx: &ExtendedContext) -> Result<Extended, Ext
                 | "num_backup_sb"
                 | "offset"
                 | "packed_meta_blocks"
-                | "encoding"
-                | "encoding_flags"
                 | "quotatype"
                 | "assume_storage_prezeroed"
                 | "desc_size"
@@ -356,6 +373,28 @@ pub fn extended(tokens: &[String], cx: &ExtendedContext) -> Result<Extended, Ext
         });
     }
     Ok(e)
+}
+
+/// `encoding_flags=` for UTF-8 12.1, as e2p reads it: names separated
+/// by `-`, each `strict` (`EXT4_ENC_STRICT_MODE_FL`, 1) or `nostrict`;
+/// None for anything else.
+pub fn encoding_flags(arg: &str) -> Option<u16> {
+    let mut flags = 0u16;
+    for f in arg.split('-').filter(|f| !f.is_empty()) {
+        let (neg, name) = match f.strip_prefix("no") {
+            Some(rest) => (true, rest),
+            None => (false, f),
+        };
+        if name != "strict" {
+            return None;
+        }
+        if neg {
+            flags &= !1;
+        } else {
+            flags |= 1;
+        }
+    }
+    Some(flags)
 }
 
 /// The UUID `-U` asks for: `null`/`clear` (all zeros), `random`/`time`
@@ -433,10 +472,12 @@ mod tests {
             stripe_width: 0,
             root_owner: None,
             test_fs: false,
+            encoding: false,
+            encoding_flags: None,
         };
         assert_eq!(
             extended(&t(&["nodiscard", "lazy_itable_init=1"]), &cx),
-            Ok(base)
+            Ok(base.clone())
         );
         // Room to grow to 2 TiB: 16384 groups, 256 descriptor blocks, one
         // of them in use.
@@ -454,7 +495,7 @@ mod tests {
                 reserved_gdt: Some(255),
                 stride: 16,
                 stripe_width: 64,
-                ..base
+                ..base.clone()
             })
         );
         assert_eq!(

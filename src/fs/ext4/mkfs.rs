@@ -544,6 +544,16 @@ pub fn plan(dev_size: u64, opts: &MkfsOptions) -> Result<MkfsPlan, Error> {
     }
     sb.s_hash_seed = opts.hash_seed;
     sb.s_def_hash_version = 1; // half_md4
+    // casefold names its encoding: mke2fs's default, UTF-8 12.1.
+    if g.feature_incompat & incompat::CASEFOLD != 0 {
+        sb.s_encoding = 1;
+        sb.s_encoding_flags = g.encoding_flags;
+    }
+    // encrypt names the modes fscrypt may use: AES-256-XTS for contents,
+    // AES-256-CTS for names.
+    if g.feature_incompat & incompat::ENCRYPT != 0 {
+        sb.s_encrypt_algos = [1, 4, 0, 0];
+    }
     if g.journal_blocks > 0 {
         sb.s_jnl_backup_type = 1; // EXT3_JNL_BACKUP_BLOCKS
     }

@@ -140,6 +140,13 @@ pub struct Superblock {
     pub s_overhead_clusters: u32,
     /// 0x270
     pub s_checksum_seed: u32,
+    /// 0x254: `s_encrypt_algos`, the fscrypt modes (with `encrypt`).
+    pub s_encrypt_algos: [u8; 4],
+    /// 0x27C: the filename encoding of casefolded directories (1: UTF-8
+    /// 12.1), set with `casefold`.
+    pub s_encoding: u16,
+    /// 0x27E: `EXT4_ENC_STRICT_MODE_FL` (1): refuse invalid names.
+    pub s_encoding_flags: u16,
     /// 0x3FC
     pub s_checksum: u32,
     /// The bytes it was read from (or zeros); fields not named above are
@@ -239,6 +246,9 @@ impl Superblock {
             s_kbytes_written: read_u64le(b, 0x178),
             s_overhead_clusters: read_u32le(b, 0x248),
             s_checksum_seed: read_u32le(b, 0x270),
+            s_encrypt_algos: [b[0x254], b[0x255], b[0x256], b[0x257]],
+            s_encoding: read_u16le(b, 0x27C),
+            s_encoding_flags: read_u16le(b, 0x27E),
             s_checksum: read_u32le(b, 0x3FC),
             raw,
         }
@@ -428,6 +438,9 @@ impl Superblock {
         write_u64le(&mut b, 0x178, self.s_kbytes_written);
         write_u32le(&mut b, 0x248, self.s_overhead_clusters);
         write_u32le(&mut b, 0x270, self.s_checksum_seed);
+        b[0x254..0x258].copy_from_slice(&self.s_encrypt_algos);
+        write_u16le(&mut b, 0x27C, self.s_encoding);
+        write_u16le(&mut b, 0x27E, self.s_encoding_flags);
         let csum = if self.has_ro_compat(ro_compat::METADATA_CSUM) {
             superblock_csum(&b)
         } else {

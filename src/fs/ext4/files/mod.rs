@@ -6,7 +6,7 @@
 //! feature or state: a journal that needs recovery (`needs_recovery`, or a
 //! journal superblock with `s_start` ≠ 0), orphans pending, errors
 //! recorded, and the features `inline_data`, `orphan_file`,
-//! `bigalloc`, `quota`, `project`, `encrypt`, `casefold`, `verity`,
+//! `bigalloc`, `quota`, `project`, `verity`,
 //! `ea_inode`, `mmp`, `sparse_super2`, `journal_dev`, `compression`,
 //! `dirdata` or any unknown incompatible bit; it needs `filetype`. ext2
 //! and ext3 (no `extent`, `flex_bg`, `64bit`, `metadata_csum` or
@@ -23,8 +23,9 @@
 //! pointer checked against the filesystem's end and its group metadata),
 //! linear and hash-indexed directories (the latter read as linear
 //! blocks), fast and slow symlinks (told apart as the kernel does, by
-//! `i_blocks`), device numbers in either encoding. Inline data, encrypted
-//! and verity inodes are refused by name.
+//! `i_blocks`), device numbers in either encoding. Inline data, encrypted,
+//! casefolded and verity inodes are refused by name (a filesystem with
+//! `encrypt` or `casefold` opens: only such inodes need what is missing).
 //!
 //! An inode keeps its format when written, as in the kernel: a
 //! block-mapped file stays block-mapped on an ext4 filesystem too. New
@@ -1046,11 +1047,13 @@ fn check_features(sb: &Superblock) -> Result<(), FileError> {
         | incompat::FLEX_BG
         | incompat::META_BG
         | incompat::CSUM_SEED
-        | incompat::LARGEDIR;
+        | incompat::LARGEDIR
+        // Only their inodes (encrypted, casefolded) need what the file
+        // layer lacks, and those are refused one by one.
+        | incompat::ENCRYPT
+        | incompat::CASEFOLD;
     for (word, bit, name) in [
         (2, incompat::INLINE_DATA, "inline_data"),
-        (2, incompat::ENCRYPT, "encrypt"),
-        (2, incompat::CASEFOLD, "casefold"),
         (2, incompat::EA_INODE, "ea_inode"),
         (2, incompat::MMP, "mmp"),
         (2, incompat::JOURNAL_DEV, "journal_dev"),
