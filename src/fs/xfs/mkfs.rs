@@ -14,6 +14,7 @@ use super::geometry::{Geometry, GeometryError};
 use super::inode::{self, MkfsTimes, XFS_INODES_PER_CHUNK};
 use super::log;
 use super::superblock::{self, NULLFSINO, Superblock, features2, incompat, ro_compat, version};
+use super::verify::compute_maxlevels;
 use crate::blockdev::{BlockDevice, Sink, WritePlan};
 use std::ops::Range;
 
@@ -207,37 +208,27 @@ fn agfl_fill(geo: &Geometry) -> u32 {
     // space records (12 bytes of key and pointer in a node), or 24-byte
     // rmap records (44 bytes of low and high key and pointer); a block is
     // kept at least half full.
-    let payload = u64::from(geo.blocksize).saturating_sub(56);
+    let payload = geo.blocksize.saturating_sub(56);
     let ag = u64::from(geo.agblocks);
     let alloc_min = [payload / 8 / 2, payload / 12 / 2];
-    let alloc_levels = btree_max_levels(alloc_min, ag.div_ceil(2));
+    let alloc_levels = compute_maxlevels(alloc_min, ag.div_ceil(2));
     let mut fill = 2 * alloc_levels.min(2);
     if geo.features.rmapbt {
         let rmap_min = [payload / 24 / 2, payload / 44 / 2];
         let rmap_levels = if geo.features.reflink {
-            btree_height_for_space(rmap_min[1], ag)
+            btree_height_for_space(u64::from(rmap_min[1]), ag)
         } else {
-            btree_max_levels(rmap_min, ag)
+            compute_maxlevels(rmap_min, ag)
         };
         fill += rmap_levels.min(2);
     }
     fill
 }
 
-/// `xfs_btree_compute_maxlevels`: the height of a btree of `records`
-/// records with blocks holding at least `min` records (leaf, node).
-fn btree_max_levels(min: [u64; 2], records: u64) -> u32 {
-    let mut blocks = records.div_ceil(min[0].max(1));
-    let mut height = 1;
-    while blocks > 1 {
-        blocks = blocks.div_ceil(min[1].max(2));
-        height += 1;
-    }
-    height
-}
-
-/// `xfs_btree_space_to_height`: the height a btree reaches when it takes
-/// `blocks` blocks with nodes of at least `node_min` pointers.
+/// `xfs_btree_space_to_height` as xfsprogs 6.1 has it: the height a
+/// btree reaches when it takes `blocks` blocks with nodes of at least
+/// `node_min` pointers, the first node level counted full (the kernel's
+/// newer version, in `verify.rs`, counts a two-pointer root).
 fn btree_height_for_space(node_min: u64, blocks: u64) -> u32 {
     if blocks < 1 {
         return 0;

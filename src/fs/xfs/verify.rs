@@ -444,7 +444,7 @@ fn maxrecs(blocksize: u32, rec: u32, key: u32) -> [u32; 2] {
 
 /// `xfs_btree_compute_maxlevels`: the height of a tree of `records`
 /// records whose blocks are only half full.
-fn compute_maxlevels(minrecs: [u32; 2], records: u64) -> u32 {
+pub(super) fn compute_maxlevels(minrecs: [u32; 2], records: u64) -> u32 {
     let leaf = u64::from(minrecs[0].max(1));
     let node = u64::from(minrecs[1].max(2));
     let mut blocks = records.div_ceil(leaf);
