@@ -551,7 +551,7 @@ fn parse_b(arg: &str, cli: &mut Cli) -> Result<(), AppletError> {
         }
         once('b', name, &mut cli.seen)?;
         let value = required('b', name, value)?;
-        cli.blocksize = Some(pow2_value('b', name, value, 512, 65536)?);
+        cli.blocksize = Some(pow2_value('b', name, value, 512, 65536, &UNKNOWN_SIZES)?);
     }
     Ok(())
 }
@@ -581,17 +581,24 @@ fn set_sectsize(opt: char, name: &str, value: &str, cli: &mut Cli) -> Result<(),
             return Err(fail(format!("Cannot specify both {other} and {key}\n")));
         }
     }
-    let n = pow2_value(opt, name, value, 512, 32768)?;
+    let n = pow2_value(opt, name, value, 512, 32768, &UNKNOWN_SIZES)?;
     cli.sectsize = Some(n);
     cli.log_sectsize = Some(n);
     Ok(())
 }
 
-/// A power-of-two size read while the options are parsed (`getnum` with
-/// the block and sector sizes still unknown: a `b` or `s` suffix is not a
-/// valid value).
-fn pow2_value(opt: char, name: &str, value: &str, min: i64, max: i64) -> Result<u32, AppletError> {
-    let n = size_value(opt, name, value, min, max, &UNKNOWN_SIZES)?;
+/// A power-of-two size sub-option as `getnum` reads it, with the `b` and
+/// `s` suffixes of `sizes` ([`UNKNOWN_SIZES`] while the options are
+/// still being parsed: then neither suffix is a valid value).
+fn pow2_value(
+    opt: char,
+    name: &str,
+    value: &str,
+    min: i64,
+    max: i64,
+    sizes: &Sizes,
+) -> Result<u32, AppletError> {
+    let n = size_value(opt, name, value, min, max, sizes)?;
     if !n.unsigned_abs().is_power_of_two() {
         return Err(fail(format!(
             "Invalid value {value} for -{opt} {name} option. Value must be a power of 2.\n"
@@ -659,13 +666,7 @@ fn validate_sizes(cli: &mut Cli) -> Result<Sizes, AppletError> {
     let dirblocksize = match &cli.dirblocksize {
         None => blocksize.max(4096),
         Some(text) => {
-            let n = size_value('n', "size", text, 4096, 65536, &known)?;
-            if !n.unsigned_abs().is_power_of_two() {
-                return Err(fail(format!(
-                    "Invalid value {text} for -n size option. Value must be a power of 2.\n"
-                )));
-            }
-            let n = u32::try_from(n).unwrap_or(u32::MAX);
+            let n = pow2_value('n', "size", text, 4096, 65536, &known)?;
             if n < blocksize {
                 return Err(fail(format!("illegal directory block size {n}\n")));
             }
@@ -802,7 +803,7 @@ fn parse_l(arg: &str, cli: &mut Cli) -> Result<(), AppletError> {
             "sectsize" => {
                 once('l', name, &mut cli.seen)?;
                 let value = required('l', name, value)?;
-                cli.log_sectsize = Some(pow2_value('l', name, value, 512, 32768)?);
+                cli.log_sectsize = Some(pow2_value('l', name, value, 512, 32768, &UNKNOWN_SIZES)?);
             }
             "internal" | "version" | "lazy-count" => {
                 once('l', name, &mut cli.seen)?;

@@ -45,8 +45,6 @@ use crate::ec2::release::Version;
 
 /// Block size mkfs uses by default.
 pub const BLOCKSIZE: u32 = 4096;
-/// log2 of [`BLOCKSIZE`].
-pub const BLOCKLOG: u32 = 12;
 /// The inode size mkfs.xfs makes on a CRC filesystem by default (and the
 /// smallest it allows there).
 pub const INODE_SIZE: u32 = 512;
@@ -54,21 +52,12 @@ pub const INODE_SIZE: u32 = 512;
 pub const SECTOR_SIZE: u32 = 512;
 /// `XFS_AG_MIN_BYTES`: 16 MiB.
 pub const AG_MIN_BYTES: u64 = 16 << 20;
-/// `XFS_AG_MIN_BLOCKS` for 4 KiB blocks.
-pub const AG_MIN_BLOCKS: u64 = AG_MIN_BYTES >> BLOCKLOG;
-/// `XFS_AG_MAX_BLOCKS` for 4 KiB blocks: (1 TiB − 1) / 4 KiB.
-pub const AG_MAX_BLOCKS: u64 = ((1u64 << 40) - 1) >> BLOCKLOG;
-/// mkfs 6.1 refuses filesystems under 300 MiB.
-pub const MIN_DBLOCKS: u64 = (300 << 20) >> BLOCKLOG;
 /// `XFS_MIN_REALISTIC_LOG_BLOCKS`: 64 MiB.
 const MIN_REALISTIC_LOG_BYTES: u64 = 64 << 20;
 /// `XFS_MAX_LOG_BLOCKS`.
 const MAX_LOG_BLOCKS: u64 = 1 << 20;
 /// `XFS_MAX_LOG_BYTES`: 2 GiB − 10 MiB.
 const MAX_LOG_BYTES: u64 = (2 << 30) - (10 << 20);
-/// Blocks at the start of each AG that the fixed metadata takes (headers,
-/// bno, cnt, ino, finobt and refcount roots) with 6.1's default features.
-pub const PREALLOC: u32 = 6;
 /// `XFS_MIN_LOG_BYTES`: 10 MiB.
 const MIN_LOG_BYTES_10M: u64 = 10 << 20;
 
@@ -393,7 +382,6 @@ pub struct Ask {
 /// A planned default filesystem.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Geometry {
-    pub blocksize: u32,
     /// The block, sector, inode and directory block sizes.
     pub sizes: Sizes,
     pub dblocks: u64,
@@ -584,7 +572,6 @@ impl Geometry {
         let agblocks = u32::try_from(agsize).unwrap_or(u32::MAX);
         let agcount = u32::try_from(agcount).unwrap_or(u32::MAX);
         Ok(Geometry {
-            blocksize: sizes.blocksize,
             sizes,
             dblocks,
             agblocks,

@@ -14,7 +14,7 @@ use super::geometry::{Geometry, GeometryError};
 use super::inode::{self, MkfsTimes, XFS_INODES_PER_CHUNK};
 use super::log;
 use super::superblock::{self, NULLFSINO, Superblock, features2, incompat, ro_compat, version};
-use super::verify::compute_maxlevels;
+use super::verify::{compute_maxlevels, space_to_height};
 use crate::blockdev::{BlockDevice, Sink, WritePlan};
 use std::ops::Range;
 
@@ -208,7 +208,7 @@ fn agfl_fill(geo: &Geometry) -> u32 {
     // space records (12 bytes of key and pointer in a node), or 24-byte
     // rmap records (44 bytes of low and high key and pointer); a block is
     // kept at least half full.
-    let payload = geo.blocksize.saturating_sub(56);
+    let payload = geo.sizes.blocksize.saturating_sub(56);
     let ag = u64::from(geo.agblocks);
     let alloc_min = [payload / 8 / 2, payload / 12 / 2];
     let alloc_levels = compute_maxlevels(alloc_min, ag.div_ceil(2));
@@ -216,33 +216,13 @@ fn agfl_fill(geo: &Geometry) -> u32 {
     if geo.features.rmapbt {
         let rmap_min = [payload / 24 / 2, payload / 44 / 2];
         let rmap_levels = if geo.features.reflink {
-            btree_height_for_space(u64::from(rmap_min[1]), ag)
+            space_to_height(rmap_min, ag, u64::from(rmap_min[1].max(2)))
         } else {
             compute_maxlevels(rmap_min, ag)
         };
         fill += rmap_levels.min(2);
     }
     fill
-}
-
-/// `xfs_btree_space_to_height` as xfsprogs 6.1 has it: the height a
-/// btree reaches when it takes `blocks` blocks with nodes of at least
-/// `node_min` pointers, the first node level counted full (the kernel's
-/// newer version, in `verify.rs`, counts a two-pointer root).
-fn btree_height_for_space(node_min: u64, blocks: u64) -> u32 {
-    if blocks < 1 {
-        return 0;
-    }
-    let node_min = node_min.max(2);
-    let mut node_blocks = node_min;
-    let mut left = blocks - 1;
-    let mut height = 1;
-    while node_blocks < left {
-        left -= node_blocks;
-        node_blocks = node_blocks.saturating_mul(node_min);
-        height += 1;
-    }
-    height
 }
 
 /// `sb_inoalignmt`: a whole chunk with sparse inodes, else a cluster.
@@ -284,7 +264,7 @@ pub fn superblock(geo: &Geometry, opts: &MkfsOptions) -> Superblock {
     // A sector over 512 bytes is recorded, with the internal log's.
     let big_sectors = z.sectsize > 512;
     Superblock {
-        blocksize: geo.blocksize,
+        blocksize: z.blocksize,
         dblocks: geo.dblocks,
         rblocks: 0,
         rextents: 0,
@@ -413,7 +393,7 @@ fn stale_ranges<D: BlockDevice + ?Sized>(dev: &D, geo: &Geometry) -> Result<Vec<
     if dev.data_ranges(0..size)?.is_empty() {
         return Ok(Vec::new());
     }
-    let bs = u64::from(geo.blocksize);
+    let bs = u64::from(geo.sizes.blocksize);
     let mut want = vec![0..WHACK.min(size), size.saturating_sub(WHACK)..size];
     let log_start =
         (u64::from(geo.logagno) * u64::from(geo.agblocks) + u64::from(geo.logagbno)) * bs;

@@ -457,13 +457,15 @@ pub(super) fn compute_maxlevels(minrecs: [u32; 2], records: u64) -> u32 {
 }
 
 /// `xfs_btree_space_to_height`: the height of a tree that fills
-/// `leaf_blocks` blocks (a root holds at least two pointers).
-fn space_to_height(minrecs: [u32; 2], leaf_blocks: u64) -> u32 {
+/// `leaf_blocks` blocks, its first node level counted as `first_level`
+/// blocks: 2 in the kernel's (a root holds at least two pointers), a
+/// node's minimum in xfsprogs 6.1's, which mkfs uses.
+pub(super) fn space_to_height(minrecs: [u32; 2], leaf_blocks: u64, first_level: u64) -> u32 {
     if leaf_blocks < 1 {
         return 0;
     }
     let node = u64::from(minrecs[1].max(2));
-    let mut node_blocks: u64 = 2;
+    let mut node_blocks = first_level;
     let mut left = leaf_blocks - 1;
     let mut height = 1;
     while node_blocks < left {
@@ -489,7 +491,7 @@ impl Limits {
         let rmap_maxlevels = if !sb.has_ro_compat(ro_compat::RMAPBT) {
             0
         } else if sb.has_ro_compat(ro_compat::REFLINK) {
-            space_to_height(half(rmap), agblocks)
+            space_to_height(half(rmap), agblocks, 2)
         } else {
             compute_maxlevels(half(rmap), agblocks)
         };
@@ -814,9 +816,9 @@ mod tests {
         assert_eq!(compute_maxlevels([252, 168], 252), 1);
         assert_eq!(compute_maxlevels([252, 168], 253), 2);
         assert_eq!(compute_maxlevels([252, 168], 252 * 168 + 1), 3);
-        assert_eq!(space_to_height([10, 10], 0), 0);
-        assert_eq!(space_to_height([10, 10], 3), 1);
-        assert_eq!(space_to_height([10, 10], 4), 2);
+        assert_eq!(space_to_height([10, 10], 0, 2), 0);
+        assert_eq!(space_to_height([10, 10], 3, 2), 1);
+        assert_eq!(space_to_height([10, 10], 4, 2), 2);
     }
 
     #[test]
