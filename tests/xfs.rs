@@ -196,6 +196,16 @@ fn mkfs_cli_same(setup: impl Fn(&Path), args: &[&str]) {
     }
 }
 
+/// [`mkfs_cli_same`] on a fresh sparse image of `size` bytes with the
+/// fixed UUID, `opts` and the image as the operand.
+fn mkfs_same_on(size: u64, opts: &[&str]) {
+    let uuid = format!("uuid={UUID}");
+    let mut args = vec!["-m", uuid.as_str()];
+    args.extend_from_slice(opts);
+    args.push("fs.img");
+    mkfs_cli_same(|d: &Path| sparse_file(&d.join("fs.img"), size), &args);
+}
+
 #[test]
 fn mkfs_cli_matches_real_tool() {
     let empty = |d: &Path| sparse_file(&d.join("fs.img"), G);
@@ -233,8 +243,6 @@ fn mkfs_cli_matches_real_tool() {
 /// code and bytes as the real mkfs.xfs.
 #[test]
 fn mkfs_feature_toggles_match_real_tool() {
-    let uuid = format!("uuid={UUID}");
-    let sized = |size: u64| move |d: &Path| sparse_file(&d.join("fs.img"), size);
     let sets: &[&[&str]] = &[
         &["-m", "reflink=0"],
         &["-m", "rmapbt=1"],
@@ -264,10 +272,7 @@ fn mkfs_feature_toggles_match_real_tool() {
     ];
     for size in [300 * M, 2 * G, 20 * G, 1024 * G] {
         for set in sets {
-            let mut args = vec!["-m", uuid.as_str()];
-            args.extend_from_slice(set);
-            args.push("fs.img");
-            mkfs_cli_same(sized(size), &args);
+            mkfs_same_on(size, set);
         }
     }
 }
@@ -279,8 +284,6 @@ fn mkfs_feature_toggles_match_real_tool() {
 /// the same printout, exit code and bytes as the real mkfs.xfs.
 #[test]
 fn mkfs_ag_count_and_size_match_real_tool() {
-    let uuid = format!("uuid={UUID}");
-    let sized = |size: u64| move |d: &Path| sparse_file(&d.join("fs.img"), size);
     for (size, d) in [
         (G, "agcount=2"),
         (G, "agcount=7"),
@@ -317,7 +320,7 @@ fn mkfs_ag_count_and_size_match_real_tool() {
         (16 * T - 4 * K, "agcount=1000"),
         (G, "size=-1"),
     ] {
-        mkfs_cli_same(sized(size), &["-m", &uuid, "-d", d, "fs.img"]);
+        mkfs_same_on(size, &["-d", d]);
     }
 }
 
@@ -328,8 +331,6 @@ fn mkfs_ag_count_and_size_match_real_tool() {
 /// off), with a warning for a size cut to whole blocks.
 #[test]
 fn mkfs_log_and_inode_cap_match_real_tool() {
-    let uuid = format!("uuid={UUID}");
-    let sized = |size: u64| move |d: &Path| sparse_file(&d.join("fs.img"), size);
     let cases: &[(u64, &[&str])] = &[
         (G, &["-l", "size=65525b"]),
         (G, &["-l", "size=65526b"]),
@@ -394,10 +395,7 @@ fn mkfs_log_and_inode_cap_match_real_tool() {
         (G, &["-b", "size=4096,size=4096"]),
     ];
     for (size, opts) in cases {
-        let mut args = vec!["-m", uuid.as_str()];
-        args.extend_from_slice(opts);
-        args.push("fs.img");
-        mkfs_cli_same(sized(*size), &args);
+        mkfs_same_on(*size, opts);
     }
 }
 
@@ -412,8 +410,6 @@ fn mkfs_log_and_inode_cap_match_real_tool() {
 /// half a block).
 #[test]
 fn mkfs_block_sector_inode_and_directory_sizes_match_real_tool() {
-    let uuid = format!("uuid={UUID}");
-    let sized = |size: u64| move |d: &Path| sparse_file(&d.join("fs.img"), size);
     let sets: &[&[&str]] = &[
         &["-b", "size=1024"],
         &["-b", "size=2048", "-s", "size=2048"],
@@ -458,10 +454,7 @@ fn mkfs_block_sector_inode_and_directory_sizes_match_real_tool() {
     ];
     for size in [G, 20 * G, 1100 * G] {
         for set in sets {
-            let mut args = vec!["-m", uuid.as_str()];
-            args.extend_from_slice(set);
-            args.push("fs.img");
-            mkfs_cli_same(sized(size), &args);
+            mkfs_same_on(size, set);
         }
     }
 }
