@@ -361,6 +361,35 @@ fn sweep_mkfs_xfs_over_xfs() {
     );
 }
 
+/// Other sizes over an XFS of the default ones: the new AG headers span
+/// two blocks (4 KiB sectors in 8 KiB blocks), the clean log record fills
+/// its one-block stripe unit, and the old XFS's headers, found by its own
+/// geometry, are discarded after the commit point.
+#[test]
+fn sweep_mkfs_xfs_other_sizes_over_xfs() {
+    let Some((_d, t)) = scratch() else {
+        return;
+    };
+    populated_xfs(&t, 320 * M);
+    let cmd = |img: &Path| {
+        let mut c = ebsim("mkfs.xfs");
+        c.env("SOURCE_DATE_EPOCH", FAKE_TIME)
+            .args(["-q", "-f", "-m"])
+            .arg(format!("uuid={UUID}"))
+            .args(["-b", "size=8192", "-s", "size=4096", "-i", "size=1024"])
+            .arg(img);
+        c
+    };
+    let r = sweep(
+        "mkfs.xfs -b size=8192 -s size=4096 -i size=1024 over xfs",
+        &t,
+        &cmd,
+        Some(&xfs_clean),
+        &xfs_clean,
+    );
+    assert!(r.completed > 0, "no fault point after the commit point");
+}
+
 fn resize2fs_cmd(size: &'static str) -> impl Fn(&Path) -> Command {
     move |img| {
         let mut c = ebsim("resize2fs");
