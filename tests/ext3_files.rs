@@ -558,55 +558,7 @@ fn ext3_interrupted_sync_rolls_back_at_every_write() {
     let dir = tempfile::tempdir().expect("tempdir");
     let base = dir.path().join("base.img");
     real_mkfs("ext3", &base, 64 * MIB);
-    let host = dir.path().join("data.bin");
-    std::fs::write(&host, bytes(42, (3 << 20) + 777)).expect("write host file");
-    let small = dir.path().join("small.bin");
-    std::fs::write(&small, bytes(43, 5000)).expect("write host file");
-    let h = host.display();
-    let sm = small.display();
-    debug_fs(
-        &base,
-        &format!("mkdir /old\nput {h} /old/a\nput {sm} /old/b\nput {h} /keep\nmkdir /gone\n"),
-        None,
-    );
-    assert_e2fsck_silent(&base);
-    let script = format!(
-        "mkdir /new\nmkdir /new/sub\nput {h} /new/data\nput {sm} /new/sub/s\n\
-         rm /old/a\nrm /old/b\nrmdir /gone\nmv /keep /new/kept\nsymlink /new/data /new/link\ntruncate 1000 /new/kept\n"
-    );
-    let clean = dir.path().join("clean.img");
-    common::sparse_copy(&base, &clean);
-    assert!(debug_fs(&clean, &script, None));
-    assert_e2fsck_silent(&clean);
-    let before = ext4_util::content_digest(&base);
-    let after = ext4_util::content_digest(&clean);
-    assert_ne!(before, after);
-    let t = dir.path().join("t.img");
-    let mut rolled_back = 0;
-    let mut points = 0;
-    for n in 0u64.. {
-        std::fs::remove_file(&t).ok();
-        common::sparse_copy(&base, &t);
-        let ok = debug_fs(&t, &script, Some(n));
-        if !ok {
-            drop(ImageFile::open(&t, Access::ReadWrite).expect("open after crash"));
-        }
-        let got = ext4_util::content_digest(&t);
-        assert!(
-            got == before || got == after,
-            "fault after {n} writes: the image is neither the old nor the new one"
-        );
-        assert_e2fsck_silent(&t);
-        points += 1;
-        if got == before {
-            rolled_back += 1;
-        }
-        if ok {
-            break;
-        }
-        assert!(n < 10_000, "the sync never completes");
-    }
-    eprintln!("{points} fault points, {rolled_back} rolled back");
+    let (_, rolled_back) = sync_fault_sweep(dir.path(), &base, false);
     assert!(rolled_back >= 3, "the sweep interrupted too few writes");
 }
 

@@ -662,58 +662,7 @@ fn interrupted_sync_rolls_back_at_every_write() {
     let base = dir.path().join("base.img");
     ext4_util::sparse_file(&base, GIB);
     ext4_util::ebsim_mkfs(&base, &[]);
-    let host = dir.path().join("data.bin");
-    std::fs::write(&host, bytes(42, (3 << 20) + 777)).expect("write host file");
-    let small = dir.path().join("small.bin");
-    std::fs::write(&small, bytes(43, 5000)).expect("write host file");
-    let h = host.display();
-    let sm = small.display();
-    ext4_files_util::debug_fs(
-        &base,
-        &format!("mkdir /old\nput {h} /old/a\nput {sm} /old/b\nput {h} /keep\nmkdir /gone\n"),
-        None,
-    );
-    let script = format!(
-        "mkdir /new\nmkdir /new/sub\nput {h} /new/data\nput {sm} /new/sub/s\nfallocate 200M /new/pre\n\
-         rm /old/a\nrm /old/b\nrmdir /gone\nmv /keep /new/kept\nsymlink /new/data /new/link\ntruncate 1000 /new/kept\n"
-    );
-    let clean = dir.path().join("clean.img");
-    common::sparse_copy(&base, &clean);
-    assert!(ext4_files_util::debug_fs(&clean, &script, None));
-    ext4_files_util::assert_e2fsck_silent(&clean);
-    // Contents, block by block: a rolled-back write of part of a block
-    // that was a hole leaves zeros where the hole was (the undo log
-    // punches whole host blocks only), which reads the same.
-    let before = ext4_util::content_digest(&base);
-    let after = ext4_util::content_digest(&clean);
-    assert_ne!(before, after);
-    let t = dir.path().join("t.img");
-    let mut points = 0;
-    let mut rolled_back = 0;
-    for n in 0u64.. {
-        std::fs::remove_file(&t).ok();
-        common::sparse_copy(&base, &t);
-        let ok = ext4_files_util::debug_fs(&t, &script, Some(n));
-        if !ok {
-            // The next read-write open rolls the interrupted commit back.
-            drop(ImageFile::open(&t, Access::ReadWrite).expect("open after crash"));
-        }
-        let got = ext4_util::content_digest(&t);
-        assert!(
-            got == before || got == after,
-            "fault after {n} writes: the image is neither the old nor the new one"
-        );
-        ext4_files_util::assert_e2fsck_silent(&t);
-        points += 1;
-        if got == before {
-            rolled_back += 1;
-        }
-        if ok {
-            break;
-        }
-        assert!(n < 10_000, "the sync never completes");
-    }
-    eprintln!("{points} fault points, {rolled_back} rolled back");
+    let (_, rolled_back) = sync_fault_sweep(dir.path(), &base, true);
     assert!(rolled_back >= 3, "the sweep interrupted too few writes");
 }
 

@@ -686,6 +686,75 @@ pub fn debug_fs(img: &Path, script: &str, fault: Option<u64>) -> bool {
     o.status.success()
 }
 
+/// The sync fault sweep both file-layer suites run on `base` (a fresh
+/// filesystem): files and directories made with `debug-fs`, then one sync
+/// that creates, writes, (with `fallocate`) preallocates 200 MiB, removes,
+/// renames and truncates, interrupted after every write in turn. After
+/// the next read-write open (which rolls back) each result must have the
+/// contents of before or of the clean run, block by block (a rolled-back
+/// partial write over a hole reads as the zeros of the hole), and be
+/// e2fsck-silent. Returns the fault points and how many rolled back.
+pub fn sync_fault_sweep(dir: &Path, base: &Path, fallocate: bool) -> (u32, u32) {
+    use ebsim::blockdev::ImageFile;
+    use ebsim::blockdev::image::Access;
+    let host = dir.join("data.bin");
+    std::fs::write(&host, bytes(42, (3 << 20) + 777)).expect("write host file");
+    let small = dir.join("small.bin");
+    std::fs::write(&small, bytes(43, 5000)).expect("write host file");
+    let h = host.display();
+    let sm = small.display();
+    debug_fs(
+        base,
+        &format!("mkdir /old\nput {h} /old/a\nput {sm} /old/b\nput {h} /keep\nmkdir /gone\n"),
+        None,
+    );
+    assert_e2fsck_silent(base);
+    let pre = if fallocate {
+        "fallocate 200M /new/pre\n"
+    } else {
+        ""
+    };
+    let script = format!(
+        "mkdir /new\nmkdir /new/sub\nput {h} /new/data\nput {sm} /new/sub/s\n{pre}\
+         rm /old/a\nrm /old/b\nrmdir /gone\nmv /keep /new/kept\nsymlink /new/data /new/link\ntruncate 1000 /new/kept\n"
+    );
+    let clean = dir.join("clean.img");
+    crate::common::sparse_copy(base, &clean);
+    assert!(debug_fs(&clean, &script, None));
+    assert_e2fsck_silent(&clean);
+    let before = crate::ext4_util::content_digest(base);
+    let after = crate::ext4_util::content_digest(&clean);
+    assert_ne!(before, after);
+    let t = dir.join("t.img");
+    let mut points = 0;
+    let mut rolled_back = 0;
+    for n in 0u64.. {
+        std::fs::remove_file(&t).ok();
+        crate::common::sparse_copy(base, &t);
+        let ok = debug_fs(&t, &script, Some(n));
+        if !ok {
+            // The next read-write open rolls the interrupted commit back.
+            drop(ImageFile::open(&t, Access::ReadWrite).expect("open after crash"));
+        }
+        let got = crate::ext4_util::content_digest(&t);
+        assert!(
+            got == before || got == after,
+            "fault after {n} writes: the image is neither the old nor the new one"
+        );
+        assert_e2fsck_silent(&t);
+        points += 1;
+        if got == before {
+            rolled_back += 1;
+        }
+        if ok {
+            break;
+        }
+        assert!(n < 10_000, "the sync never completes");
+    }
+    eprintln!("{points} fault points, {rolled_back} rolled back");
+    (points, rolled_back)
+}
+
 /// ebsim's first edits of the files the kernel wrote (both file-layer
 /// round trips): 30 new files in the kernel's htree directory `/kdir`,
 /// every third of its `kernel-file-number-NNNN` removed, and
