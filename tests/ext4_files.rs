@@ -421,8 +421,19 @@ fn meta_bg_converted_online_is_written_and_grown_again() {
     assert_eq!(common::stdout(&o), common::stdout(&r), "stdout");
     assert_eq!(common::stderr(&o), common::stderr(&r), "stderr");
     assert_eq!(o.status.code(), r.status.code());
-    ext4_util::compare_dumpe2fs(&real, &ours, false, "meta_bg 1T -> 1.5T");
-    let n = ext4_util::assert_metadata_equal(&real, &ours, "meta_bg 1T -> 1.5T");
+    ext4_util::compare_dumpe2fs(
+        &real,
+        &ours,
+        false,
+        ext4_util::Lifetime::Exact,
+        "meta_bg 1T -> 1.5T",
+    );
+    let n = ext4_util::assert_metadata_equal(
+        &real,
+        &ours,
+        ext4_util::Lifetime::Exact,
+        "meta_bg 1T -> 1.5T",
+    );
     assert_e2fsck_silent(&ours);
     let fs = open(&ours);
     let back = fs_manifest(&fs, &|i| fs.data_ranges(i).expect("ranges"));

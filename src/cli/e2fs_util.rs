@@ -22,6 +22,9 @@ pub fn e2fsprogs_now() -> u64 {
 /// finishes within a second: init prints the label, the first update
 /// prints `0/max` and backs over it, close blanks it and prints the
 /// message. With `E2FSPROGS_SKIP_PROGRESS` the number is not printed.
+/// The width is the digit count of `max` cut to 32 bits (progress.c's
+/// `int_log10` takes an `unsigned int`): 2^32 blocks print "0/4294967296"
+/// backed over by one character.
 pub struct Progress {
     width: usize,
     skip: bool,
@@ -34,7 +37,8 @@ impl Progress {
             text.push_str(l);
         }
         Progress {
-            width: int_log10(max),
+            // C's unsigned int: the low 32 bits.
+            width: int_log10(max & 0xFFFF_FFFF),
             skip: std::env::var_os("E2FSPROGS_SKIP_PROGRESS").is_some(),
         }
     }

@@ -223,10 +223,22 @@ fn parse_journal_opts(prog: &str, opts: &str, a: &mut Args) -> Result<(), Applet
 }
 
 /// mke2fs's advice when metadata_csum comes without 64bit.
+const CSUM_WITHOUT_EXTENTS: &str = "Extents are not enabled.  The file extent tree can be checksummed, whereas block maps cannot.  Not enabling extents reduces the coverage of metadata checksumming.  Pass -O extents to rectify.\n";
 const CSUM_WITHOUT_64BIT: &str = "64-bit filesystem support is not enabled.  The larger fields afforded by this feature enable full-strength checksumming.  Pass -O 64bit to rectify.\n";
 
-fn csum_without_64bit(profile: &Profile) -> bool {
-    profile.feature_ro_compat & ro_compat::METADATA_CSUM != 0 && !profile.is_64bit()
+/// mke2fs's advice on metadata_csum without extents or 64bit (printed
+/// unless -q, after the journal size is checked).
+fn csum_advice(profile: &Profile) -> String {
+    let mut text = String::new();
+    if profile.feature_ro_compat & ro_compat::METADATA_CSUM != 0 {
+        if profile.feature_incompat & incompat::EXTENTS == 0 {
+            text.push_str(CSUM_WITHOUT_EXTENTS);
+        }
+        if !profile.is_64bit() {
+            text.push_str(CSUM_WITHOUT_64BIT);
+        }
+    }
+    text
 }
 
 pub fn run(args: Vec<OsString>) -> i32 {
@@ -683,15 +695,15 @@ fn main(args: &[String], argv0: &str, prog: &str) -> Result<i32, AppletError> {
         }
         // figure_journal_size's own lines, after the checksum advice.
         Err(ext4::Error::Mkfs(e @ (MkfsError::JournalSizeRange(_) | MkfsError::JournalTooBig))) => {
-            if !a.quiet && csum_without_64bit(&profile) {
-                out(CSUM_WITHOUT_64BIT);
+            if !a.quiet {
+                out(&csum_advice(&profile));
             }
             return Err(AppletError::new(1, e.to_string()));
         }
         Err(e) => return Err(AppletError::prog(prog, &e.to_string())),
     };
-    if !a.quiet && csum_without_64bit(&profile) {
-        out(CSUM_WITHOUT_64BIT);
+    if !a.quiet {
+        out(&csum_advice(&profile));
     }
     if plan.geometry.journal_dropped {
         err("\nFilesystem too small for a journal\n");

@@ -61,6 +61,7 @@ use super::features::{compat, incompat, ro_compat};
 use super::fs::Ext4;
 use super::group_desc::{BG_BLOCK_UNINIT, BG_INODE_UNINIT, GroupDesc, has_group_csum};
 use super::inode::{Inode, RESIZE_INO};
+use super::io_count;
 use super::layout::{Allocator, GroupTables, TableList};
 use super::relocate::{self, Relocation};
 use super::resize_inode::{self, ResizeGeometry};
@@ -1099,14 +1100,42 @@ fn build<D: BlockDevice>(
         }
     }
 
-    // Lifetime writes: what this grow writes, in KiB.
-    let written =
-        head.data_bytes() + body.data_bytes() + tables::super_and_gdt_bytes(&body.groups.sb);
+    // Lifetime writes. Offline without a move, replayed through
+    // libext2fs's write cache (see `io_count`); otherwise (the kernel's
+    // online resizer, or resize2fs moving blocks) the bytes of the batch.
+    let added = if !req.online && body.reloc.is_none() {
+        let mut bitmaps = Vec::new();
+        tables::each_desc(&body.groups, &mut |_, d| {
+            if !d.has_flag(BG_BLOCK_UNINIT) {
+                bitmaps.push(d.bg_block_bitmap);
+            }
+            if !d.has_flag(BG_INODE_UNINIT) {
+                bitmaps.push(d.bg_inode_bitmap);
+            }
+        });
+        let resize = match (&body.dind, &body.resize_inode) {
+            (Some((dind, _)), Some((off, _))) => {
+                let first = fdb + 1 + desc;
+                let n = body.reserved.map_or(0, |r| r.reserved_gdt_blocks);
+                Some((off / bs, *dind, first..first + n))
+            }
+            _ => None,
+        };
+        io_count::resize2fs(&io_count::Grow {
+            block_size: bs,
+            flushed_desc_blocks: tables::primary_flush_desc_blocks(sb0),
+            new_desc_blocks: desc,
+            resize,
+            bitmaps: &bitmaps,
+        })
+    } else {
+        (head.data_bytes() + body.data_bytes() + tables::super_and_gdt_bytes(&body.groups.sb)) >> 10
+    };
     let sb = &mut body.groups.sb;
     // libext2fs adds its I/O to the count only once one is kept (mke2fs
     // leaves it 0 for ext2 and ext3).
     if sb.s_kbytes_written != 0 {
-        sb.s_kbytes_written = sb.s_kbytes_written.saturating_add(written >> 10);
+        sb.s_kbytes_written = sb.s_kbytes_written.saturating_add(added);
     }
     let superblock = sb.clone();
     Ok(GrowOutcome::Grow(Box::new(GrowPlan {

@@ -33,6 +33,7 @@ use super::group_desc::{
     BG_BLOCK_UNINIT, BG_INODE_UNINIT, BG_INODE_ZEROED, GroupDesc, has_group_csum,
 };
 use super::inode::{self, EXT4_EXTENTS_FL, Inode, S_IFDIR, S_IFREG};
+use super::io_count;
 use super::journal;
 use super::layout::{Allocator, BlockMapped, TableList};
 use super::resize_inode::{self, ResizeGeometry};
@@ -785,14 +786,17 @@ pub fn plan(dev_size: u64, opts: &MkfsOptions) -> Result<MkfsPlan, Error> {
         },
     };
     writes.groups.checksum_bitmaps();
-    // Lifetime writes: 1 (mke2fs's start value) + what mkfs writes, in KiB.
-    let data_bytes: u64 = writes
-        .fixed
-        .iter()
-        .map(|(_, b)| b.len() as u64)
-        .sum::<u64>()
-        + writes.resize.map_or(0, |r| r.reserved_gdt_blocks * bs)
-        + tables::bitmap_bytes(&writes.groups);
+    // Lifetime writes: counted by replaying mke2fs's I/O through
+    // libext2fs's write cache (see `io_count`).
+    let mut bitmaps = Vec::new();
+    tables::each_desc(&writes.groups, &mut |_, d| {
+        if !d.has_flag(BG_BLOCK_UNINIT) {
+            bitmaps.push(d.bg_block_bitmap);
+        }
+        if !d.has_flag(BG_INODE_UNINIT) {
+            bitmaps.push(d.bg_inode_bitmap);
+        }
+    });
     let sb = &mut writes.groups.sb;
     // mke2fs starts the count (at 1) only on a filesystem with one of the
     // ext4 features flex_bg, huge_file, uninit_bg, dir_nlink,
@@ -806,8 +810,30 @@ pub fn plan(dev_size: u64, opts: &MkfsOptions) -> Result<MkfsPlan, Error> {
                 | ro_compat::METADATA_CSUM
                 | ro_compat::EXTRA_ISIZE,
         );
+    let first_reserved = g.first_data_block + 1 + g.desc_blocks;
     sb.s_kbytes_written = if ext4ish {
-        1 + ((data_bytes + tables::super_and_gdt_bytes(sb)) >> 10)
+        io_count::mke2fs(&io_count::NewFs {
+            block_size: bs,
+            inode_size: u64::from(g.inode_size),
+            inode_table: itable0,
+            metadata_csum: sb.has_metadata_csum(),
+            root_owner: opts.tunables.root_owner != (0, 0),
+            root_block: p.root,
+            lpf_blocks: &p.lpf,
+            resize: p
+                .dind
+                .map(|d| (d, first_reserved..first_reserved + g.reserved_gdt_blocks)),
+            journal: match (&p.journal_map, p.journal.first()) {
+                (Some(m), _) => Some(io_count::Journal::Blocks(m)),
+                (None, Some(&(start, _))) => Some(io_count::Journal::Extents {
+                    start,
+                    leaf: p.journal_etb,
+                }),
+                (None, None) => None,
+            },
+            bitmaps: &bitmaps,
+            desc_blocks: g.desc_blocks,
+        })
     } else {
         0
     };

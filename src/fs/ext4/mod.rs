@@ -32,6 +32,7 @@ pub mod geometry;
 pub mod group_desc;
 pub mod grow;
 pub mod inode;
+pub mod io_count;
 pub mod journal;
 pub mod layout;
 pub mod min_size;

@@ -194,6 +194,18 @@ pub fn write_super_and_gdt(src: &dyn Groups, sink: &mut Sink<'_>) -> Result<(), 
     sink(SUPERBLOCK_OFFSET, &p.to_bytes())
 }
 
+/// Descriptor blocks libext2fs writes when it flushes only the primary
+/// superblock (`EXT2_FLAG_MASTER_SB_ONLY`): the classic table in group 0,
+/// and every copy of each meta group's block (those are written whatever
+/// the flag).
+pub fn primary_flush_desc_blocks(sb: &Superblock) -> u64 {
+    let classic = sb.classic_desc_blocks();
+    let meta: u64 = (classic..sb.desc_blocks())
+        .map(|m| sb.meta_group_desc_copies(m).count() as u64)
+        .sum();
+    classic + meta
+}
+
 /// Bytes [`write_super_and_gdt`] writes.
 pub fn super_and_gdt_bytes(sb: &Superblock) -> u64 {
     let copies = super_groups(sb).len() as u64;
