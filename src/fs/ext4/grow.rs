@@ -1104,15 +1104,6 @@ fn build<D: BlockDevice>(
     // libext2fs's write cache (see `io_count`); otherwise (the kernel's
     // online resizer, or resize2fs moving blocks) the bytes of the batch.
     let added = if !req.online && body.reloc.is_none() {
-        let mut bitmaps = Vec::new();
-        tables::each_desc(&body.groups, &mut |_, d| {
-            if !d.has_flag(BG_BLOCK_UNINIT) {
-                bitmaps.push(d.bg_block_bitmap);
-            }
-            if !d.has_flag(BG_INODE_UNINIT) {
-                bitmaps.push(d.bg_inode_bitmap);
-            }
-        });
         let resize = match (&body.dind, &body.resize_inode) {
             (Some((dind, _)), Some((off, _))) => {
                 let first = fdb + 1 + desc;
@@ -1126,7 +1117,7 @@ fn build<D: BlockDevice>(
             flushed_desc_blocks: tables::primary_flush_desc_blocks(sb0),
             new_desc_blocks: desc,
             resize,
-            bitmaps: &bitmaps,
+            groups: &body.groups,
         })
     } else {
         (head.data_bytes() + body.data_bytes() + tables::super_and_gdt_bytes(&body.groups.sb)) >> 10

@@ -19,7 +19,9 @@
 //! counts nothing.
 
 use super::files::block_map::{Shape, Slot};
+use super::group_desc::{BG_BLOCK_UNINIT, BG_INODE_UNINIT};
 use super::layout::BlockMapped;
+use super::tables::{self, Groups};
 
 /// Entries in libext2fs's Unix I/O cache.
 const CACHE_SIZE: usize = 8;
@@ -162,7 +164,7 @@ pub enum Journal<'a> {
 }
 
 /// What [`mke2fs`] needs to know of the new filesystem.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct NewFs<'a> {
     pub block_size: u64,
     pub inode_size: u64,
@@ -180,9 +182,8 @@ pub struct NewFs<'a> {
     pub resize: Option<(u64, std::ops::Range<u64>)>,
     /// The journal, if any.
     pub journal: Option<Journal<'a>>,
-    /// The bitmaps written at close, in libext2fs's order (each group's
-    /// block bitmap, then its inode bitmap, the initialized ones).
-    pub bitmaps: &'a [u64],
+    /// The groups, whose initialized bitmaps are written at close.
+    pub groups: &'a dyn Groups,
     pub desc_blocks: u64,
 }
 
@@ -290,14 +291,25 @@ pub fn mke2fs(fs: &NewFs<'_>) -> u64 {
         }
         None => {}
     }
-    for &b in fs.bitmaps {
-        io.write(b, 1);
-    }
+    write_bitmaps(&mut io, fs.groups);
     1 + (io.bytes_written >> 10) + (fs.desc_blocks + 1) / (bs / 1024)
 }
 
+/// libext2fs's `write_bitmaps`: each group's block bitmap, then its inode
+/// bitmap, those not flagged uninitialized.
+fn write_bitmaps(io: &mut WriteCache, groups: &dyn Groups) {
+    tables::each_desc(groups, &mut |_, d| {
+        if !d.has_flag(BG_BLOCK_UNINIT) {
+            io.write(d.bg_block_bitmap, 1);
+        }
+        if !d.has_flag(BG_INODE_UNINIT) {
+            io.write(d.bg_inode_bitmap, 1);
+        }
+    });
+}
+
 /// What [`resize2fs`] needs to know of a grow that moves nothing.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Grow<'a> {
     pub block_size: u64,
     /// Descriptor blocks the first flush writes (the classic table and,
@@ -308,8 +320,9 @@ pub struct Grow<'a> {
     /// The resize inode's inode table block, its double-indirect block
     /// and the primary reserved descriptor blocks after the grow.
     pub resize: Option<(u64, u64, std::ops::Range<u64>)>,
-    /// The new filesystem's bitmaps written at close, in order.
-    pub bitmaps: &'a [u64],
+    /// The new filesystem's groups, whose initialized bitmaps are
+    /// written at close.
+    pub groups: &'a dyn Groups,
 }
 
 /// What resize2fs 1.47.0 adds to `s_kbytes_written` for a grow that
@@ -340,14 +353,14 @@ pub fn resize2fs(g: &Grow<'_>) -> u64 {
             io.write(*inode_block, 1);
         }
     }
-    for &b in g.bitmaps {
-        io.write(b, 1);
-    }
+    write_bitmaps(&mut io, g.groups);
     (io.bytes_written >> 10) + (g.new_desc_blocks + 1) / (bs / 1024)
 }
 
 #[cfg(test)]
 mod tests {
+    use super::super::group_desc::GroupDesc;
+    use super::super::superblock::Superblock;
     use super::*;
 
     #[test]
@@ -369,12 +382,60 @@ mod tests {
         assert_eq!(c.bytes_written, 9 * 4096 + 1024 + 5 * 4096);
     }
 
+    /// Groups with the given initialized bitmaps: each entry is a group's
+    /// (block bitmap, inode bitmap), 0 for one flagged uninitialized.
+    struct Listed {
+        sb: Superblock,
+        descs: Vec<GroupDesc>,
+    }
+
+    impl Listed {
+        fn new(groups: &[(u64, u64)]) -> Listed {
+            let mut sb = Superblock::zeroed();
+            sb.s_blocks_per_group = 32768;
+            sb.s_blocks_count = 32768 * groups.len() as u64;
+            let descs = groups
+                .iter()
+                .map(|&(bb, ib)| GroupDesc {
+                    bg_block_bitmap: bb,
+                    bg_inode_bitmap: ib,
+                    bg_flags: if bb == 0 { BG_BLOCK_UNINIT } else { 0 }
+                        | if ib == 0 { BG_INODE_UNINIT } else { 0 },
+                    ..GroupDesc::default()
+                })
+                .collect();
+            Listed { sb, descs }
+        }
+    }
+
+    impl Groups for Listed {
+        fn sb(&self) -> &Superblock {
+            &self.sb
+        }
+        fn descs(&self, groups: std::ops::Range<u64>, out: &mut Vec<GroupDesc>) {
+            out.extend_from_slice(&self.descs[groups.start as usize..groups.end as usize]);
+        }
+        fn block_bitmap(&self, _: u64) -> Vec<u8> {
+            Vec::new()
+        }
+        fn inode_bitmap(&self, _: u64) -> Option<Vec<u8>> {
+            None
+        }
+    }
+
     /// mke2fs 1.47.0 on a 3 GiB file, defaults: "Lifetime writes: 1561 kB"
-    /// (blocks as dumpe2fs lists them).
+    /// (blocks as dumpe2fs lists them; 24 groups, bitmaps written for
+    /// group 0, the journal's group 11, group 16 holding the second flex
+    /// group's tables, and the last).
     #[test]
     fn mke2fs_3g_defaults() {
         let lpf = [8610, 8611, 8612, 8613];
-        let bitmaps = [385, 401, 396, 524288, 524295];
+        let mut groups = vec![(0, 0); 24];
+        groups[0] = (385, 401);
+        groups[11] = (396, 0);
+        groups[16] = (524288, 0);
+        groups[23] = (524295, 0);
+        let groups = Listed::new(&groups);
         let fs = NewFs {
             block_size: 4096,
             inode_size: 256,
@@ -388,26 +449,32 @@ mod tests {
                 start: 360448,
                 leaf: None,
             }),
-            bitmaps: &bitmaps,
+            groups: &groups,
             desc_blocks: 1,
         };
         assert_eq!(mke2fs(&fs), 1561);
     }
 
     /// resize2fs 1.47.0 growing that mke2fs's 1 GiB filesystem to 20 GiB
-    /// adds 565 KiB (533 kB before, 1098 kB after).
+    /// adds 565 KiB (533 kB before, 1098 kB after): 20 initialized bitmaps
+    /// of 160 groups.
     #[test]
     fn resize2fs_1g_to_20g() {
-        let bitmaps = [
+        let written = [
             129, 137, 133, 136, 4761, 524288, 524297, 524299, 1048576, 1572864, 1572865, 2097152,
             2621440, 2621441, 3145728, 3670016, 3670029, 4194304, 4718592, 4718607,
         ];
+        // Which group each belongs to does not change the count: one
+        // block bitmap per group, in order.
+        let mut groups: Vec<(u64, u64)> = written.iter().map(|&b| (b, 0)).collect();
+        groups.resize(160, (0, 0));
+        let groups = Listed::new(&groups);
         let g = Grow {
             block_size: 4096,
             flushed_desc_blocks: 1,
             new_desc_blocks: 3,
             resize: Some((145, 4246, 4..129)),
-            bitmaps: &bitmaps,
+            groups: &groups,
         };
         assert_eq!(resize2fs(&g), 565);
     }

@@ -788,16 +788,7 @@ pub fn plan(dev_size: u64, opts: &MkfsOptions) -> Result<MkfsPlan, Error> {
     writes.groups.checksum_bitmaps();
     // Lifetime writes: counted by replaying mke2fs's I/O through
     // libext2fs's write cache (see `io_count`).
-    let mut bitmaps = Vec::new();
-    tables::each_desc(&writes.groups, &mut |_, d| {
-        if !d.has_flag(BG_BLOCK_UNINIT) {
-            bitmaps.push(d.bg_block_bitmap);
-        }
-        if !d.has_flag(BG_INODE_UNINIT) {
-            bitmaps.push(d.bg_inode_bitmap);
-        }
-    });
-    let sb = &mut writes.groups.sb;
+    let sb = &writes.groups.sb;
     // mke2fs starts the count (at 1) only on a filesystem with one of the
     // ext4 features flex_bg, huge_file, uninit_bg, dir_nlink,
     // metadata_csum or extra_isize; libext2fs adds to a count of 0 never.
@@ -811,7 +802,7 @@ pub fn plan(dev_size: u64, opts: &MkfsOptions) -> Result<MkfsPlan, Error> {
                 | ro_compat::EXTRA_ISIZE,
         );
     let first_reserved = g.first_data_block + 1 + g.desc_blocks;
-    sb.s_kbytes_written = if ext4ish {
+    let count = ext4ish.then(|| {
         io_count::mke2fs(&io_count::NewFs {
             block_size: bs,
             inode_size: u64::from(g.inode_size),
@@ -831,12 +822,11 @@ pub fn plan(dev_size: u64, opts: &MkfsOptions) -> Result<MkfsPlan, Error> {
                 }),
                 (None, None) => None,
             },
-            bitmaps: &bitmaps,
+            groups: &writes.groups,
             desc_blocks: g.desc_blocks,
         })
-    } else {
-        0
-    };
+    });
+    writes.groups.sb.s_kbytes_written = count.unwrap_or(0);
     Ok(MkfsPlan {
         geometry: g,
         superblock: writes.groups.sb.clone(),
