@@ -243,6 +243,7 @@ fn mkfs_usage_types_groups_journal_and_tunables() {
             GIB,
         ),
         ("-O casefold -E encoding_flags=strict-nostrict", GIB),
+        ("-E orphan_file_size=2m", GIB),
     ] {
         mkfs_matches_real(dir.path(), opts, bytes);
     }
@@ -288,6 +289,9 @@ fn mkfs_feature_refusals() {
     same(&["-q", "-F", "-I", "100"], GIB);
     same(&["-q", "-F", "-E", "resize=100,stride=x,foo,resize"], GIB);
     same(&["-q", "-F", "-E", "resize=x"], GIB);
+    // An orphan file's size is checked even with no orphan file to make.
+    same(&["-q", "-F", "-E", "orphan_file_size=0"], GIB);
+    same(&["-q", "-F", "-E", "orphan_file_size,stride=4"], GIB);
     // The options of mkfs_usage_types_groups_journal_and_tunables, refused
     // as mke2fs refuses them.
     same(&["-q", "-F", "-e", "sometimes"], GIB);

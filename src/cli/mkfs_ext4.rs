@@ -4,7 +4,8 @@
 //!
 //! Supported: -q -v -F -n -V -j -J size= -L -U -M -e -K -D -E (hash_seed,
 //! discard, nodiscard, lazy_itable_init, lazy_journal_init, resize, stride,
-//! stripe_width, root_owner, test_fs) -b 1024/2048/4096 -g -G -m -N -i -I
+//! stripe_width, root_owner, test_fs, encoding, encoding_flags,
+//! orphan_file_size) -b 1024/2048/4096 -g -G -m -N -i -I
 //! -O -t ext4 -T (Debian's mke2fs.conf usage types), and a size operand;
 //! without -b or -T the block size follows mke2fs.conf's size classes (1
 //! KiB below 512 MiB). Other options are refused by name. `-v` (and, in a

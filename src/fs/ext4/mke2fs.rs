@@ -329,6 +329,14 @@ pub fn extended(tokens: &[String], cx: &ExtendedContext) -> Result<Extended, Ext
                 e.root_owner = Some((uid.as_raw(), gid.as_raw()));
             }
             ("test_fs", _) => e.test_fs = true,
+            ("orphan_file_size", None) => bad = Some(k.to_string()),
+            // Only the size of an orphan file, which ebsim does not make
+            // (`-O orphan_file` is refused): checked as mke2fs checks it.
+            ("orphan_file_size", Some(v)) => {
+                if crate::compat::parse_num_blocks2(v, log_block_size) == 0 {
+                    bad_seeds.push(format!("Invalid size of orphan file {v}\n"));
+                }
+            }
             // Without a value mke2fs counts a usage error naming no option.
             ("encoding" | "encoding_flags", None) => {
                 bad.get_or_insert_with(String::new);
