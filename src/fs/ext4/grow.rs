@@ -173,12 +173,7 @@ impl GrowBody {
             sink(b * bs, bytes)?;
         }
         if let Some(r) = &self.reserved {
-            let first = r.first_data_block + 1 + r.desc_blocks;
-            let mut blk = vec![0u8; bs as usize];
-            for k in 0..r.reserved_gdt_blocks {
-                resize_inode::reserved_block(r, k, &mut blk);
-                sink((first + k) * bs, &blk)?;
-            }
+            resize_inode::write_reserved(r, sink)?;
         }
         if let Some((off, bytes)) = &self.resize_inode {
             sink(*off, bytes)?;
@@ -1106,9 +1101,9 @@ fn build<D: BlockDevice>(
     let added = if !req.online && body.reloc.is_none() {
         let resize = match (&body.dind, &body.resize_inode) {
             (Some((dind, _)), Some((off, _))) => {
-                let first = fdb + 1 + desc;
-                let n = body.reserved.map_or(0, |r| r.reserved_gdt_blocks);
-                Some((off / bs, *dind, first..first + n))
+                // No reserve left: no reserved block to write.
+                let reserved = body.reserved.map(|r| r.primary_reserved());
+                Some((off / bs, *dind, reserved.unwrap_or_default()))
             }
             _ => None,
         };

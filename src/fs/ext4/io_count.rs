@@ -261,13 +261,13 @@ pub fn mke2fs(fs: &NewFs<'_>) -> u64 {
             // the path read, the data block written, its indirect block
             // and the inode updated.
             let shape = Shape::new(bs);
+            let block = |s: Slot| m.indirect.get(s).unwrap_or(0);
             let mut first = None;
             for run in m.map.runs() {
                 for k in 0..run.len {
                     let (l, data) = (run.lblk + k, run.pblk + k);
                     first.get_or_insert(data);
                     let chain = shape.chain(l);
-                    let block = |s: Slot| m.indirect.get(s).unwrap_or(0);
                     for (i, &s) in chain.iter().enumerate() {
                         if s.start == l {
                             ino.io.write(block(s), 1);

@@ -274,13 +274,7 @@ impl MkfsWrites {
             sink(*off, bytes)?;
         }
         if let Some(r) = &self.resize {
-            let bs = r.block_size;
-            let first = r.first_data_block + 1 + r.desc_blocks;
-            let mut blk = vec![0u8; bs as usize];
-            for k in 0..r.reserved_gdt_blocks {
-                resize_inode::reserved_block(r, k, &mut blk);
-                sink((first + k) * bs, &blk)?;
-            }
+            resize_inode::write_reserved(r, sink)?;
         }
         tables::write_bitmaps(&self.groups, sink)
     }
@@ -801,7 +795,6 @@ pub fn plan(dev_size: u64, opts: &MkfsOptions) -> Result<MkfsPlan, Error> {
                 | ro_compat::METADATA_CSUM
                 | ro_compat::EXTRA_ISIZE,
         );
-    let first_reserved = g.first_data_block + 1 + g.desc_blocks;
     let count = ext4ish.then(|| {
         io_count::mke2fs(&io_count::NewFs {
             block_size: bs,
@@ -811,9 +804,7 @@ pub fn plan(dev_size: u64, opts: &MkfsOptions) -> Result<MkfsPlan, Error> {
             root_owner: opts.tunables.root_owner != (0, 0),
             root_block: p.root,
             lpf_blocks: &p.lpf,
-            resize: p
-                .dind
-                .map(|d| (d, first_reserved..first_reserved + g.reserved_gdt_blocks)),
+            resize: p.dind.map(|d| (d, resize_geo.primary_reserved())),
             journal: match (&p.journal_map, p.journal.first()) {
                 (Some(m), _) => Some(io_count::Journal::Blocks(m)),
                 (None, Some(&(start, _))) => Some(io_count::Journal::Extents {

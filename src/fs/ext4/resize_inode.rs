@@ -73,11 +73,32 @@ pub fn build(g: &ResizeGeometry) -> ResizeBlocks {
     }
 }
 
+impl ResizeGeometry {
+    /// The primary reserved GDT blocks: right after group 0's descriptors.
+    pub fn primary_reserved(&self) -> std::ops::Range<u64> {
+        let first = self.first_data_block + 1 + self.desc_blocks;
+        first..first + self.reserved_gdt_blocks
+    }
+}
+
+/// Writes every primary reserved GDT block (see [`reserved_block`]).
+pub fn write_reserved(
+    g: &ResizeGeometry,
+    sink: &mut crate::blockdev::Sink<'_>,
+) -> Result<(), crate::blockdev::Error> {
+    let mut blk = vec![0u8; g.block_size as usize];
+    for (k, b) in g.primary_reserved().enumerate() {
+        reserved_block(g, k as u64, &mut blk);
+        sink(b * g.block_size, &blk)?;
+    }
+    Ok(())
+}
+
 /// Fills `out` (one block) with primary reserved GDT block `k`: the list of
 /// its copies in the backup groups.
 pub fn reserved_block(g: &ResizeGeometry, k: u64, out: &mut [u8]) {
     out.fill(0);
-    let gdt_blk = g.first_data_block + 1 + g.desc_blocks + k;
+    let gdt_blk = g.primary_reserved().start + k;
     for (i, grp) in backups(g).enumerate() {
         let expect = gdt_blk + grp * g.blocks_per_group;
         if i * 4 + 4 <= out.len() {
