@@ -193,16 +193,18 @@ pub enum GrowError {
     /// The filesystem must be checked first (real resize2fs's refusal).
     #[error("filesystem needs checking first: {0}")]
     NeedsCheck(&'static str),
-    /// A smaller size than the current one.
-    #[error(
-        "Shrinking is not supported by ebsim (the filesystem has {current} blocks, {requested} requested); only growing is"
-    )]
+    /// A smaller size than the current one, online: the kernel cannot
+    /// shrink a mounted ext4.
+    #[error("On-line shrinking not supported")]
     Shrink {
         /// Current blocks.
         current: u64,
         /// Requested blocks.
         requested: u64,
     },
+    /// A shrink of a filesystem whose inode numbers must not change.
+    #[error("Cannot shrink this filesystem because it has the stable_inodes feature flag.")]
+    StableInodes,
     /// A size below resize2fs's estimate of the minimum, without -f.
     #[error("New size smaller than minimum ({minimum})")]
     BelowMinimum {

@@ -68,7 +68,10 @@ use super::resize_inode::{self, ResizeGeometry};
 use super::superblock::{STATE_ERROR, STATE_VALID, Superblock};
 use super::tables::{self, Groups};
 use crate::blockdev::{BlockDevice, Sink, WriteBatch, WritePlan};
+use std::collections::BTreeMap;
 use std::ops::Range;
+
+mod shrink;
 
 /// What to do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -246,11 +249,35 @@ struct GrowGroups {
     /// The filesystem keeps group descriptor checksums (metadata_csum or
     /// uninit_bg): only then are groups flagged uninitialized.
     csum: bool,
+    /// Old groups whose inode bitmaps change (a shrink moving inodes into
+    /// them): the new bitmaps.
+    inode_maps: BTreeMap<u64, Vec<u8>>,
+    /// What follows the last descriptor in its block (a shrink keeps the
+    /// removed groups' old descriptors there).
+    desc_tail: Vec<u8>,
 }
 
 impl GrowGroups {
     fn groups(&self) -> u64 {
         self.sb.group_count()
+    }
+
+    /// Free blocks and free inodes over every group.
+    fn totals(&self) -> (u64, u64) {
+        let (mut blocks, mut inodes) = (0, 0);
+        let mut batch = Vec::new();
+        let mut g0 = 0;
+        while g0 < self.groups() {
+            let g1 = (g0 + tables::DESC_BATCH).min(self.groups());
+            batch.clear();
+            self.bare(g0..g1, &mut batch);
+            for d in &batch {
+                blocks += u64::from(d.bg_free_blocks_count);
+                inodes += u64::from(d.bg_free_inodes_count);
+            }
+            g0 = g1;
+        }
+        (blocks, inodes)
     }
 
     /// The descriptors of `groups` without checksums of their own.
@@ -350,6 +377,9 @@ impl Groups for GrowGroups {
             if !d.has_flag(BG_BLOCK_UNINIT) && self.sb.has_metadata_csum() {
                 d.bg_block_bitmap_csum = tables::block_bitmap_csum(&self.sb, &self.block_bitmap(g));
             }
+            if let (Some(bm), true) = (self.inode_maps.get(&g), self.sb.has_metadata_csum()) {
+                d.bg_inode_bitmap_csum = tables::inode_bitmap_csum(&self.sb, bm);
+            }
             d.set_checksum(&self.sb, g as u32);
         }
     }
@@ -363,7 +393,14 @@ impl Groups for GrowGroups {
         // them). Without group checksums a new group's inode bitmap is
         // initialized: no inode used, the padding past the group's inodes
         // set.
+        if let Some(bm) = self.inode_maps.get(&g) {
+            return Some(bm.clone());
+        }
         (g >= self.old.len() as u64).then(|| tables::inode_bitmap(&self.sb, 0))
+    }
+
+    fn desc_tail(&self) -> &[u8] {
+        &self.desc_tail
     }
 }
 
@@ -643,6 +680,9 @@ pub fn target<D: BlockDevice>(fs: &Ext4<D>, req: &GrowRequest) -> Result<GrowOut
 pub fn plan<D: BlockDevice>(fs: &Ext4<D>, req: &GrowRequest) -> Result<GrowOutcome, Error> {
     match decide(fs, req)? {
         o @ GrowOutcome::NothingToDo { .. } => Ok(o),
+        GrowOutcome::Grow(p) if p.new_blocks < p.old_blocks => {
+            shrink::build(fs, req, p.new_blocks, p.batch.head)
+        }
         GrowOutcome::Grow(p) => build(fs, req, p.new_blocks, p.batch.head),
     }
 }
@@ -698,12 +738,6 @@ fn decide<D: BlockDevice>(fs: &Ext4<D>, req: &GrowRequest) -> Result<GrowOutcome
     if req.stride.is_some_and(|s| u64::from(s) >= bpg) {
         return Err(Error::Grow(GrowError::InvalidStride));
     }
-    if requested < blocks0 {
-        return Err(Error::Grow(GrowError::Shrink {
-            current: blocks0,
-            requested,
-        }));
-    }
     let mut batch = WriteBatch::new();
     let new_file_size = requested.saturating_mul(bs);
     if req.image_file && !req.online && new_file_size > dev_size {
@@ -732,10 +766,16 @@ fn decide<D: BlockDevice>(fs: &Ext4<D>, req: &GrowRequest) -> Result<GrowOutcome
         });
     }
     if new_blocks < blocks0 {
-        return Err(Error::Grow(GrowError::Shrink {
-            current: blocks0,
-            requested: new_blocks,
-        }));
+        if sb0.has_compat(compat::STABLE_INODES) {
+            return Err(Error::Grow(GrowError::StableInodes));
+        }
+        if req.online {
+            // The kernel cannot shrink; resize2fs refuses (online.c).
+            return Err(Error::Grow(GrowError::Shrink {
+                current: blocks0,
+                requested: new_blocks,
+            }));
+        }
     }
     if req.image_file && !req.online && dev_size > new_file_size && batch.new_len.is_none() {
         // resize2fs truncates a longer image file to the requested size.
@@ -954,6 +994,8 @@ fn build<D: BlockDevice>(
         flushed_csum: None,
         used: alloc.used,
         csum: has_group_csum(sb0),
+        inode_maps: BTreeMap::new(),
+        desc_tail: Vec::new(),
     };
     let flushed = reloc.as_ref().is_some_and(|r| r.itables_moved());
     if flushed && groups.sb.has_metadata_csum() {
@@ -1025,15 +1067,6 @@ fn build<D: BlockDevice>(
             ino.to_bytes(RESIZE_INO, sb.has_metadata_csum().then(|| sb.csum_seed())),
         ));
     } else if resize_inode {
-        let sb = &body.groups.sb;
-        let old = fs.read_inode(RESIZE_INO)?;
-        let dind = resize_inode::dind_of(&old);
-        if dind == 0 || dind >= new_blocks {
-            return Err(Error::BadInode {
-                ino: RESIZE_INO,
-                why: format!("double indirect block {dind} is invalid"),
-            });
-        }
         let geo = ResizeGeometry {
             block_size: bs,
             first_data_block: fdb,
@@ -1042,36 +1075,8 @@ fn build<D: BlockDevice>(
             groups: ng,
             blocks_per_group: bpg,
         };
-        let rb = resize_inode::build(&geo);
-        let now32 = (req.now & 0xFFFF_FFFF) as u32;
-        let raw = fs.read_inode_bytes(RESIZE_INO)?;
-        let ino = if rsv == 0 {
-            // No reserved blocks left: resize2fs only sets i_blocks to the
-            // dind block (ext2fs_write_inode keeps the rest as it was).
-            let mut ino = Inode::from_bytes(&raw);
-            ino.i_blocks = bs / 512;
-            ino
-        } else {
-            // resize2fs reads the 128-byte inode and writes it back as a
-            // new large inode: the extra fields are rebuilt from zero.
-            let mut fresh = vec![0u8; raw.len()];
-            fresh[..128.min(raw.len())].copy_from_slice(&raw[..128.min(raw.len())]);
-            let mut ino = Inode::from_bytes(&fresh);
-            ino.i_blocks = rb.mapped_blocks * (bs / 512);
-            ino.i_atime = now32;
-            ino.i_mtime = now32;
-            if raw.len() > 128 {
-                ino.i_extra_isize = 32;
-                ino.i_crtime = now32;
-            }
-            ino
-        };
-        let mut d0 = Vec::new();
-        body.groups.bare(0..1, &mut d0);
-        let itable0 = d0.first().map_or(0, |d| d.bg_inode_table);
-        let isz = u64::from(sb.inode_size());
-        let off = itable0 * bs + u64::from(RESIZE_INO - 1) * isz;
-        if let Some(r) = body.reloc.as_mut() {
+        if let Some(mut r) = body.reloc.take() {
+            let (ino, dind, _) = resize_inode_fields(fs, &body, req, &geo)?;
             // The double indirect block may have moved; it ends up zeroed
             // (no reserve left), which a hole does.
             let new_dind = r.map_block(dind);
@@ -1080,18 +1085,14 @@ fn build<D: BlockDevice>(
             }
             let mut ino = ino;
             resize_inode::set_dind(&mut ino, new_dind);
+            let sb = &body.groups.sb;
             let ino_bytes =
                 ino.to_bytes(RESIZE_INO, sb.has_metadata_csum().then(|| sb.csum_seed()));
             r.patch_inode(fs, RESIZE_INO, &ino_bytes)?;
             r.zero_block(new_dind);
+            body.reloc = Some(r);
         } else {
-            let ino_bytes =
-                ino.to_bytes(RESIZE_INO, sb.has_metadata_csum().then(|| sb.csum_seed()));
-            body.dind = Some((dind, rb.dind));
-            if rsv > 0 {
-                body.reserved = Some(geo);
-            }
-            body.resize_inode = Some((off, ino_bytes));
+            rebuilt_resize_inode(fs, &mut body, req, geo)?;
         }
     }
 
@@ -1138,6 +1139,101 @@ fn build<D: BlockDevice>(
             body: Some(body),
         },
     })))
+}
+
+/// The resize inode rebuilt for `geo` as resize2fs's `fix_resize_inode`
+/// and `ext2fs_create_resize_inode` leave it (its double indirect block
+/// not yet moved), its double indirect block, and its byte offset.
+fn resize_inode_fields<D: BlockDevice>(
+    fs: &Ext4<D>,
+    body: &GrowBody,
+    req: &GrowRequest,
+    geo: &ResizeGeometry,
+) -> Result<(Inode, u64, u64), Error> {
+    let sb = &body.groups.sb;
+    let bs = geo.block_size;
+    let old = fs.read_inode(RESIZE_INO)?;
+    let dind = resize_inode::dind_of(&old);
+    if dind == 0 || dind >= fs.superblock().s_blocks_count {
+        return Err(Error::BadInode {
+            ino: RESIZE_INO,
+            why: format!("double indirect block {dind} is invalid"),
+        });
+    }
+    let rb = resize_inode::build(geo);
+    let now32 = (req.now & 0xFFFF_FFFF) as u32;
+    let raw = fs.read_inode_bytes(RESIZE_INO)?;
+    let ino = if geo.reserved_gdt_blocks == 0 {
+        // No reserved blocks left: resize2fs only sets i_blocks to the
+        // dind block (ext2fs_write_inode keeps the rest as it was).
+        let mut ino = Inode::from_bytes(&raw);
+        ino.i_blocks = bs / 512;
+        ino
+    } else {
+        // resize2fs reads the 128-byte inode and writes it back as a
+        // new large inode: the extra fields are rebuilt from zero.
+        let mut fresh = vec![0u8; raw.len()];
+        fresh[..128.min(raw.len())].copy_from_slice(&raw[..128.min(raw.len())]);
+        let mut ino = Inode::from_bytes(&fresh);
+        ino.i_blocks = rb.mapped_blocks * (bs / 512);
+        ino.i_atime = now32;
+        ino.i_mtime = now32;
+        if raw.len() > 128 {
+            ino.i_extra_isize = 32;
+            ino.i_crtime = now32;
+        }
+        ino
+    };
+    let mut d0 = Vec::new();
+    body.groups.bare(0..1, &mut d0);
+    let itable0 = d0.first().map_or(0, |d| d.bg_inode_table);
+    let off = itable0 * bs + u64::from(RESIZE_INO - 1) * u64::from(sb.inode_size());
+    Ok((ino, dind, off))
+}
+
+/// Puts the resize inode rebuilt for `geo` into `body`: its double
+/// indirect block's new contents (where the body's relocation put it, if
+/// it moved), the reserved GDT blocks, and the inode. With a relocation,
+/// the inode and the double indirect block go into its whole blocks (a
+/// moved inode may share the inode's table block).
+fn rebuilt_resize_inode<D: BlockDevice>(
+    fs: &Ext4<D>,
+    body: &mut GrowBody,
+    req: &GrowRequest,
+    geo: ResizeGeometry,
+) -> Result<(), Error> {
+    let (mut ino, dind, off) = resize_inode_fields(fs, body, req, &geo)?;
+    let dind = match &body.reloc {
+        Some(r) => {
+            let d = r.map_block(dind);
+            if d != dind {
+                resize_inode::set_dind(&mut ino, d);
+            }
+            d
+        }
+        None => dind,
+    };
+    if dind >= body.groups.sb.s_blocks_count {
+        return Err(Error::Grow(GrowError::BadDindBlock));
+    }
+    let sb = &body.groups.sb;
+    let ino_bytes = ino.to_bytes(RESIZE_INO, sb.has_metadata_csum().then(|| sb.csum_seed()));
+    let dind_bytes = resize_inode::build(&geo).dind;
+    if geo.reserved_gdt_blocks > 0 {
+        body.reserved = Some(geo);
+    }
+    match body.reloc.as_mut() {
+        Some(r) => {
+            r.zeros.remove(dind..dind + 1);
+            r.blocks.insert(dind, dind_bytes);
+            r.patch_inode(fs, RESIZE_INO, &ino_bytes)?;
+        }
+        None => {
+            body.dind = Some((dind, dind_bytes));
+            body.resize_inode = Some((off, ino_bytes));
+        }
+    }
+    Ok(())
 }
 
 /// Writes a planned grow (one commit).

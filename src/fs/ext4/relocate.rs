@@ -81,9 +81,9 @@ pub(super) struct Relocation {
     /// Blocks that must read as zeros afterwards (holes where possible).
     pub zeros: BlockSet,
     /// Moved blocks, (old, new), sorted by old.
-    moves: Vec<(u64, u64)>,
+    pub(super) moves: Vec<(u64, u64)>,
     /// Inode tables: (old, new) first block of every old group.
-    itables: Vec<(u64, u64)>,
+    pub(super) itables: Vec<(u64, u64)>,
     /// The journal inode's new `i_block`, when it changed.
     pub journal_blocks: Option<[u8; 60]>,
 }
@@ -115,7 +115,7 @@ impl Relocation {
         }
     }
 
-    fn moved(&self, b: u64) -> Option<u64> {
+    pub(super) fn moved(&self, b: u64) -> Option<u64> {
         self.moves
             .binary_search_by_key(&b, |m| m.0)
             .ok()
@@ -185,17 +185,17 @@ impl Relocation {
 /// resize2fs's block allocator while it moves things (`get_new_block`):
 /// the first block, from where it last stopped, that neither filesystem
 /// uses.
-struct Mover<'a> {
-    used: &'a mut BlockSet,
-    touched: &'a mut Vec<u64>,
-    cursor: u64,
-    end: u64,
-    fdb: u64,
-    bpg: u64,
+pub(super) struct Mover<'a> {
+    pub used: &'a mut BlockSet,
+    pub touched: &'a mut Vec<u64>,
+    pub cursor: u64,
+    pub end: u64,
+    pub fdb: u64,
+    pub bpg: u64,
 }
 
 impl Mover<'_> {
-    fn next(&mut self) -> Result<u64, Error> {
+    pub(super) fn next(&mut self) -> Result<u64, Error> {
         let b = self
             .used
             .first_free(self.cursor, self.end)
@@ -481,7 +481,7 @@ fn scan_inodes<D: BlockDevice>(
                 if ino == RESIZE_INO || read_u16le(raw, 0x1A) == 0 {
                     continue;
                 }
-                if let Some(new) = fix_inode(fs, r, mover, ino, raw, seed)? {
+                if let Some(new) = fix_inode(fs, r, mover, ino, ino, raw, seed)? {
                     if ino == JOURNAL_INO {
                         let mut ib = [0u8; 60];
                         ib.copy_from_slice(&new[0x28..0x64]);
@@ -501,15 +501,22 @@ const S_IFREG: u16 = 0o100000;
 const S_IFDIR: u16 = 0o040000;
 const EXT4_INLINE_DATA_FL: u32 = 0x1000_0000;
 
-/// One inode: its new bytes when a reference changed.
-fn fix_inode<D: BlockDevice>(
+/// One inode: its new bytes when a reference changed, or when it is to be
+/// written as inode `new_ino` instead of `ino` (a shrink moving it out of
+/// a removed group: its checksum, and with metadata_csum every extent tree
+/// block's, then belong to the new number, as `ext2fs_fix_extents_checksums`
+/// rewrites them).
+pub(super) fn fix_inode<D: BlockDevice>(
     fs: &Ext4<D>,
     r: &mut Relocation,
     mover: &mut Mover<'_>,
     ino: u32,
+    new_ino: u32,
     raw: &[u8],
     seed: Option<u32>,
 ) -> Result<Option<Vec<u8>>, Error> {
+    let renumbered = ino != new_ino;
+    let as_is = || renumbered.then(|| Inode::from_bytes(raw).to_bytes(new_ino, seed));
     let sb = fs.superblock();
     let acl = u64::from(read_u32le(raw, 0x68)) | (u64::from(read_u16le(raw, 0x76)) << 32);
     if acl != 0 && r.moved(acl).is_some() {
@@ -521,24 +528,24 @@ fn fix_inode<D: BlockDevice>(
     let kind = mode & S_IFMT;
     let flags = read_u32le(raw, 0x20);
     if !matches!(kind, S_IFREG | S_IFDIR | S_IFLNK) || flags & EXT4_INLINE_DATA_FL != 0 {
-        return Ok(None);
+        return Ok(as_is());
     }
     if flags & EXT4_EXTENTS_FL == 0 {
         let size = u64::from(read_u32le(raw, 0x04));
         if kind == S_IFLNK && size < 60 {
-            return Ok(None);
+            return Ok(as_is());
         }
         if block_map_moves(fs, r, raw, ino)? {
             return Err(unsupported(format!(
                 "inode {ino} maps blocks that would have to move through indirect blocks; ebsim's resize2fs moves only extent-mapped files"
             )));
         }
-        return Ok(None);
+        return Ok(as_is());
     }
     let generation = read_u32le(raw, 0x64);
-    let tree_seed = seed.map(|s| inode_seed(s, ino, generation));
+    let tree_seed = seed.map(|s| inode_seed(s, new_ino, generation));
     let mut tree = Tree::read(fs, ino, raw)?;
-    if !tree.remap(r, mover, ino)? {
+    if !tree.remap(r, mover, ino)? && !renumbered {
         return Ok(None);
     }
     let bs = u64::from(sb.block_size());
@@ -549,7 +556,7 @@ fn fix_inode<D: BlockDevice>(
             i_block.copy_from_slice(&node.buf[..60]);
             continue;
         }
-        if !node.changed {
+        if !node.changed && !(renumbered && tree_seed.is_some()) {
             continue;
         }
         node.render();
@@ -570,7 +577,72 @@ fn fix_inode<D: BlockDevice>(
     // ext2fs_iblk_add_blocks: one block (in 512-byte units) per tree block
     // a split added.
     ino_s.i_blocks += tree.added * (bs / 512);
-    Ok(Some(ino_s.to_bytes(ino, seed)))
+    Ok(Some(ino_s.to_bytes(new_ino, seed)))
+}
+
+/// Every mapped (logical, physical) block of inode `ino`'s data, in
+/// logical order, from its extent tree or its (indirect) block map as it
+/// is on disk; an inode whose data lives in the inode (inline data, a fast
+/// symlink) has none.
+pub(super) fn mapped_blocks<D: BlockDevice>(
+    fs: &Ext4<D>,
+    ino: u32,
+    raw: &[u8],
+) -> Result<Vec<(u64, u64)>, Error> {
+    let flags = read_u32le(raw, 0x20);
+    if flags & EXT4_INLINE_DATA_FL != 0 {
+        return Ok(Vec::new());
+    }
+    let mut out = Vec::new();
+    if flags & EXT4_EXTENTS_FL != 0 {
+        let tree = Tree::read(fs, ino, raw)?;
+        for &l in &tree.leaves {
+            for e in &tree.nodes[l].entries {
+                out.extend((0..e.len).map(|i| (e.lblk + i, e.pblk + i)));
+            }
+        }
+        return Ok(out);
+    }
+    let bs = u64::from(fs.superblock().block_size());
+    let blocks = fs.superblock().s_blocks_count;
+    let per = bs / 4;
+    let bad = |why: String| Error::BadInode { ino, why };
+    // (block, level, first logical block it maps)
+    let mut stack: Vec<(u64, u32, u64)> = Vec::new();
+    let mut lblk_base = 0u64;
+    for i in 0..15usize {
+        let b = u64::from(read_u32le(raw, 0x28 + i * 4));
+        let level = i.saturating_sub(11) as u32;
+        let span = per.pow(level);
+        if b != 0 {
+            stack.push((b, level, lblk_base));
+        }
+        lblk_base += if i < 12 { 1 } else { span };
+    }
+    stack.reverse();
+    let mut seen = 0u64;
+    while let Some((b, level, lblk)) = stack.pop() {
+        if b >= blocks {
+            return Err(bad(format!("block {b} is beyond the filesystem")));
+        }
+        if level == 0 {
+            out.push((lblk, b));
+            continue;
+        }
+        seen += 1;
+        if seen > 1 << 20 {
+            return Err(bad("too many indirect blocks".into()));
+        }
+        let blk = fs.read_block(b)?;
+        let span = per.pow(level - 1);
+        for i in (0..per).rev() {
+            let c = u64::from(read_u32le(&blk, (i * 4) as usize));
+            if c != 0 {
+                stack.push((c, level - 1, lblk + i * span));
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// True when a block-mapped inode refers to a moved block (data or map).

@@ -38,6 +38,13 @@ pub trait Groups {
     /// (it still counts as written in `s_kbytes_written`, as resize2fs
     /// rewrites it unchanged).
     fn inode_bitmap(&self, g: u64) -> Option<Vec<u8>>;
+    /// The bytes after the last group's descriptor to the end of its
+    /// descriptor block, when they are not zeros: libext2fs writes its
+    /// descriptor memory, read from disk in whole blocks, so a shrink
+    /// leaves the removed groups' old descriptors there.
+    fn desc_tail(&self) -> &[u8] {
+        &[]
+    }
 }
 
 /// The groups holding a superblock copy (group 0 first).
@@ -164,6 +171,13 @@ pub fn write_super_and_gdt(src: &dyn Groups, sink: &mut Sink<'_>) -> Result<(), 
                 d.write_to(&mut chunk[at..at + size], size);
             }
             g = g1;
+        }
+        let tail = src.desc_tail();
+        let tail_at = groups * size as u64;
+        let (from, to) = (tail_at.max(off), (tail_at + tail.len() as u64).min(off + len as u64));
+        if from < to {
+            chunk[(from - off) as usize..(to - off) as usize]
+                .copy_from_slice(&tail[(from - tail_at) as usize..(to - tail_at) as usize]);
         }
         // Chunks are whole blocks; split a chunk at the classic table's end.
         let blocks = (len as u64 / bs).max(1);
