@@ -917,18 +917,6 @@ fn resize2fs_option_answers_match_real() {
     }
 }
 
-/// Shrinking is refused, nothing written.
-#[test]
-fn resize2fs_refuses_shrink() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let img = dir.path().join("img");
-    sparse_file(&img, GIB);
-    ebsim_mkfs(&img, &[]);
-    let before = image_digest(&img);
-    let o = resize2fs_to(true, &img, "100M");
-    assert_refused(&o, "Shrinking is not supported by ebsim", &img, &before);
-}
-
 /// `o` failed with exit code 1 and `text` in its stderr, and `img` is as
 /// it was (`before`, its [`image_digest`]).
 fn assert_refused(o: &std::process::Output, text: &str, img: &Path, before: &str) {

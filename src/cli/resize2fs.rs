@@ -601,6 +601,9 @@ pub fn run_grow<D: BlockDevice>(
             plan.old_groups,
             plan.new_groups,
         ));
+        for &(pass, max) in &plan.passes {
+            out(&pass_progress(pass, max));
+        }
     }
     if let Err(e) = grow::apply(fs.device_mut(), &plan.batch) {
         err(&format!("{prog}: {e} while trying to resize {device}\n"));
@@ -639,9 +642,22 @@ fn extend_itable_progress(
     if ebsim::fs::ext4::group_desc::has_group_csum(sb) || added == 0 {
         return String::new();
     }
+    pass_progress(1, added)
+}
+
+/// resize2fs's `-p` meter for one pass: its banner, the label in 30
+/// columns, a bar of 40 dashes backed over and filled with X's as the
+/// pass goes to `max`, and a newline when done.
+fn pass_progress(pass: u32, max: u64) -> String {
+    let label = match pass {
+        1 => "Extending the inode table",
+        2 => "Relocating blocks",
+        3 => "Scanning inode table",
+        4 => "Updating inode references",
+        _ => "Moving inode table",
+    };
     format!(
-        "Begin pass 1 (max = {added})\n{:<30}{}{}{}\n",
-        "Extending the inode table",
+        "Begin pass {pass} (max = {max})\n{label:<30}{}{}{}\n",
         "-".repeat(40),
         "\u{8}".repeat(40),
         "X".repeat(40)

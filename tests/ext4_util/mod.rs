@@ -34,7 +34,7 @@ pub enum Lifetime {
     Exact,
     /// `s_kbytes_written` (and so the superblock checksum): resize2fs
     /// moving blocks and inode tables out of a growing descriptor table's
-    /// way, where ebsim counts the bytes of its own batch.
+    /// way, or shrinking, where ebsim counts the bytes of its own batch.
     Moved,
 }
 

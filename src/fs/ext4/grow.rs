@@ -133,6 +133,10 @@ pub struct GrowPlan {
     pub old_groups: u64,
     /// Groups after.
     pub new_groups: u64,
+    /// resize2fs's progress passes after the first (`-p`), as (pass, the
+    /// count it goes to): 2 relocating blocks, 3 scanning the inode
+    /// table, 4 updating inode references, 5 moving inode tables.
+    pub passes: Vec<(u32, u64)>,
     /// The new superblock (primary).
     pub superblock: Superblock,
     /// Every write, generated on demand, the superblocks last.
@@ -809,6 +813,7 @@ fn decide<D: BlockDevice>(fs: &Ext4<D>, req: &GrowRequest) -> Result<GrowOutcome
         new_desc_blocks: desc,
         old_groups: ng0,
         new_groups: ng,
+        passes: Vec::new(),
         superblock: sb0.clone(),
         batch: GrowWrites {
             head: batch,
@@ -1125,6 +1130,17 @@ fn build<D: BlockDevice>(
         sb.s_kbytes_written = sb.s_kbytes_written.saturating_add(added);
     }
     let superblock = sb.clone();
+    let mut passes = Vec::new();
+    if let Some(r) = &body.reloc {
+        if !r.moves.is_empty() {
+            passes.push((2, r.moves.len() as u64));
+            passes.push((3, ng0));
+        }
+        let itables = r.itables.iter().filter(|(o, n)| o != n).count() as u64;
+        if itables > 0 {
+            passes.push((5, itables));
+        }
+    }
     Ok(GrowOutcome::Grow(Box::new(GrowPlan {
         old_blocks: blocks0,
         new_blocks,
@@ -1133,6 +1149,7 @@ fn build<D: BlockDevice>(
         new_desc_blocks: desc,
         old_groups: ng0,
         new_groups: ng,
+        passes,
         superblock,
         batch: GrowWrites {
             head,

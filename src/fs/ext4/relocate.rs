@@ -516,14 +516,34 @@ pub(super) fn fix_inode<D: BlockDevice>(
     seed: Option<u32>,
 ) -> Result<Option<Vec<u8>>, Error> {
     let renumbered = ino != new_ino;
-    let as_is = || renumbered.then(|| Inode::from_bytes(raw).to_bytes(new_ino, seed));
     let sb = fs.superblock();
-    let acl = u64::from(read_u32le(raw, 0x68)) | (u64::from(read_u16le(raw, 0x76)) << 32);
-    if acl != 0 && r.moved(acl).is_some() {
-        return Err(unsupported(format!(
-            "the extended attribute block {acl} of inode {ino} would have to move; ebsim's resize2fs does not move those"
-        )));
+    // migrate_ea_block: a moved extended attribute block is referred to
+    // at its new place, its checksum (which covers its block number)
+    // recomputed there.
+    let mut raw = std::borrow::Cow::Borrowed(raw);
+    let acl = u64::from(read_u32le(&raw, 0x68)) | (u64::from(read_u16le(&raw, 0x76)) << 32);
+    let mut acl_moved = false;
+    if let Some(new_acl) = (acl != 0).then(|| r.moved(acl)).flatten() {
+        let b = raw.to_mut();
+        write_u32le(b, 0x68, (new_acl & 0xFFFF_FFFF) as u32);
+        write_u16le(b, 0x76, (new_acl >> 32) as u16);
+        if sb.has_metadata_csum() {
+            let mut blk = match r.blocks.get(&new_acl) {
+                Some(c) => c.clone(),
+                None => fs.read_block(acl)?,
+            };
+            write_u32le(&mut blk, 0x10, 0);
+            let c = super::checksum::crc32c_raw(sb.csum_seed(), &new_acl.to_le_bytes());
+            let c = super::checksum::crc32c_raw(c, &blk);
+            write_u32le(&mut blk, 0x10, c);
+            r.zeros.remove(new_acl..new_acl + 1);
+            r.blocks.insert(new_acl, blk);
+        }
+        acl_moved = true;
     }
+    let raw: &[u8] = &raw;
+    let as_is =
+        || (renumbered || acl_moved).then(|| Inode::from_bytes(raw).to_bytes(new_ino, seed));
     let mode = read_u16le(raw, 0);
     let kind = mode & S_IFMT;
     let flags = read_u32le(raw, 0x20);
@@ -535,18 +555,20 @@ pub(super) fn fix_inode<D: BlockDevice>(
         if kind == S_IFLNK && size < 60 {
             return Ok(as_is());
         }
-        if block_map_moves(fs, r, raw, ino)? {
-            return Err(unsupported(format!(
-                "inode {ino} maps blocks that would have to move through indirect blocks; ebsim's resize2fs moves only extent-mapped files"
-            )));
-        }
-        return Ok(as_is());
+        return match remap_block_map(fs, r, raw, ino)? {
+            Some(i_block) => {
+                let mut ino_s = Inode::from_bytes(raw);
+                ino_s.i_block = i_block;
+                Ok(Some(ino_s.to_bytes(new_ino, seed)))
+            }
+            None => Ok(as_is()),
+        };
     }
     let generation = read_u32le(raw, 0x64);
     let tree_seed = seed.map(|s| inode_seed(s, new_ino, generation));
     let mut tree = Tree::read(fs, ino, raw)?;
     if !tree.remap(r, mover, ino)? && !renumbered {
-        return Ok(None);
+        return Ok(as_is());
     }
     let bs = u64::from(sb.block_size());
     let mut i_block = [0u8; 60];
@@ -556,7 +578,7 @@ pub(super) fn fix_inode<D: BlockDevice>(
             i_block.copy_from_slice(&node.buf[..60]);
             continue;
         }
-        if !node.changed && !(renumbered && tree_seed.is_some()) {
+        if !(node.changed || renumbered && tree_seed.is_some()) {
             continue;
         }
         node.render();
@@ -582,16 +604,16 @@ pub(super) fn fix_inode<D: BlockDevice>(
 
 /// Every mapped (logical, physical) block of inode `ino`'s data, in
 /// logical order, from its extent tree or its (indirect) block map as it
-/// is on disk; an inode whose data lives in the inode (inline data, a fast
-/// symlink) has none.
+/// is on disk, and the number of tree or indirect blocks; an inode whose
+/// data lives in the inode (inline data, a fast symlink) has none.
 pub(super) fn mapped_blocks<D: BlockDevice>(
     fs: &Ext4<D>,
     ino: u32,
     raw: &[u8],
-) -> Result<Vec<(u64, u64)>, Error> {
+) -> Result<(Vec<(u64, u64)>, u64), Error> {
     let flags = read_u32le(raw, 0x20);
     if flags & EXT4_INLINE_DATA_FL != 0 {
-        return Ok(Vec::new());
+        return Ok((Vec::new(), 0));
     }
     let mut out = Vec::new();
     if flags & EXT4_EXTENTS_FL != 0 {
@@ -601,7 +623,8 @@ pub(super) fn mapped_blocks<D: BlockDevice>(
                 out.extend((0..e.len).map(|i| (e.lblk + i, e.pblk + i)));
             }
         }
-        return Ok(out);
+        let meta = tree.nodes.iter().filter(|n| n.loc.is_some()).count() as u64;
+        return Ok((out, meta));
     }
     let bs = u64::from(fs.superblock().block_size());
     let blocks = fs.superblock().s_blocks_count;
@@ -621,6 +644,7 @@ pub(super) fn mapped_blocks<D: BlockDevice>(
     }
     stack.reverse();
     let mut seen = 0u64;
+    let mut meta = 0u64;
     while let Some((b, level, lblk)) = stack.pop() {
         if b >= blocks {
             return Err(bad(format!("block {b} is beyond the filesystem")));
@@ -630,6 +654,7 @@ pub(super) fn mapped_blocks<D: BlockDevice>(
             continue;
         }
         seen += 1;
+        meta += 1;
         if seen > 1 << 20 {
             return Err(bad("too many indirect blocks".into()));
         }
@@ -642,41 +667,33 @@ pub(super) fn mapped_blocks<D: BlockDevice>(
             }
         }
     }
-    Ok(out)
+    Ok((out, meta))
 }
 
-/// True when a block-mapped inode refers to a moved block (data or map).
-fn block_map_moves<D: BlockDevice>(
+/// `ext2fs_block_iterate3` rewriting a block-mapped inode's references to
+/// moved blocks: every pointer, in the inode and in its indirect blocks,
+/// goes to where its block moved; an indirect block whose pointers change
+/// is written at its (possibly new) place. The inode's new block map, or
+/// None when nothing it refers to moved.
+fn remap_block_map<D: BlockDevice>(
     fs: &Ext4<D>,
-    r: &Relocation,
+    r: &mut Relocation,
     raw: &[u8],
     ino: u32,
-) -> Result<bool, Error> {
+) -> Result<Option<[u8; 60]>, Error> {
     struct Walk<'a, D> {
         fs: &'a Ext4<D>,
-        r: &'a Relocation,
         bs: u64,
         blocks: u64,
         seen: u64,
         ino: u32,
+        writes: Vec<(u64, Vec<u8>)>,
     }
     impl<D: BlockDevice> Walk<'_, D> {
-        fn walk(&mut self, b: u64, level: u32) -> Result<bool, Error> {
-            if b == 0 {
-                return Ok(false);
-            }
-            if b >= self.blocks {
-                return Err(Error::BadInode {
-                    ino: self.ino,
-                    why: format!("block {b} is beyond the filesystem"),
-                });
-            }
-            if self.r.moved(b).is_some() {
-                return Ok(true);
-            }
-            if level == 0 {
-                return Ok(false);
-            }
+        /// Remaps the tree under indirect block `b` (at `level` > 0) whose
+        /// contents are read at its old place; writes it at `at` when a
+        /// pointer in it changed.
+        fn walk(&mut self, r: &Relocation, b: u64, at: u64, level: u32) -> Result<(), Error> {
             self.seen += 1;
             if self.seen > 1 << 20 {
                 return Err(Error::BadInode {
@@ -684,32 +701,76 @@ fn block_map_moves<D: BlockDevice>(
                     why: "too many indirect blocks".into(),
                 });
             }
-            let blk = self.fs.read_block(b)?;
+            let mut blk = match r.blocks.get(&at) {
+                Some(c) if at != b => c.clone(),
+                _ => self.fs.read_block(b)?,
+            };
+            let mut changed = false;
             for i in 0..(self.bs / 4) as usize {
                 let c = u64::from(read_u32le(&blk, i * 4));
-                if self.walk(c, level - 1)? {
-                    return Ok(true);
+                if c == 0 {
+                    continue;
+                }
+                if c >= self.blocks {
+                    return Err(Error::BadInode {
+                        ino: self.ino,
+                        why: format!("block {c} is beyond the filesystem"),
+                    });
+                }
+                let n = r.map_block(c);
+                if n != c {
+                    write_u32le(&mut blk, i * 4, n as u32);
+                    changed = true;
+                }
+                if level > 1 {
+                    self.walk(r, c, n, level - 1)?;
                 }
             }
-            Ok(false)
+            if changed {
+                self.writes.push((at, blk));
+            }
+            Ok(())
         }
     }
     let mut w = Walk {
         fs,
-        r,
         bs: u64::from(fs.superblock().block_size()),
         blocks: fs.superblock().s_blocks_count,
         seen: 0,
         ino,
+        writes: Vec::new(),
     };
+    let mut i_block = [0u8; 60];
+    i_block.copy_from_slice(&raw[0x28..0x64]);
+    let mut changed = false;
     for i in 0..15usize {
-        let b = u64::from(read_u32le(raw, 0x28 + i * 4));
+        let b = u64::from(read_u32le(&i_block, i * 4));
+        if b == 0 {
+            continue;
+        }
+        if b >= w.blocks {
+            return Err(Error::BadInode {
+                ino,
+                why: format!("block {b} is beyond the filesystem"),
+            });
+        }
+        let n = r.map_block(b);
+        if n != b {
+            write_u32le(&mut i_block, i * 4, n as u32);
+            changed = true;
+        }
         let level = i.saturating_sub(11) as u32;
-        if w.walk(b, level)? {
-            return Ok(true);
+        if level > 0 {
+            w.walk(r, b, n, level)?;
         }
     }
-    Ok(false)
+    let writes = std::mem::take(&mut w.writes);
+    changed |= !writes.is_empty();
+    for (at, blk) in writes {
+        r.zeros.remove(at..at + 1);
+        r.blocks.insert(at, blk);
+    }
+    Ok(changed.then_some(i_block))
 }
 
 /// One extent (`ext2fs_extent` fields) or index entry.

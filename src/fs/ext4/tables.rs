@@ -174,7 +174,10 @@ pub fn write_super_and_gdt(src: &dyn Groups, sink: &mut Sink<'_>) -> Result<(), 
         }
         let tail = src.desc_tail();
         let tail_at = groups * size as u64;
-        let (from, to) = (tail_at.max(off), (tail_at + tail.len() as u64).min(off + len as u64));
+        let (from, to) = (
+            tail_at.max(off),
+            (tail_at + tail.len() as u64).min(off + len as u64),
+        );
         if from < to {
             chunk[(from - off) as usize..(to - off) as usize]
                 .copy_from_slice(&tail[(from - tail_at) as usize..(to - tail_at) as usize]);

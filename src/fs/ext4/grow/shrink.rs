@@ -92,21 +92,22 @@ struct InodeAlloc {
 
 impl InodeAlloc {
     fn bitmap<D: BlockDevice>(&mut self, fs: &Ext4<D>, g: u64) -> Result<&mut Vec<u8>, Error> {
-        if !self.maps.contains_key(&g) {
-            let sb = fs.superblock();
-            let d = &fs.descriptors()[g as usize];
-            let bm = if has_group_csum(sb) && d.has_flag(BG_INODE_UNINIT) {
-                // check_inode_uninit: an uninitialized group's inodes are
-                // all free.
-                tables::inode_bitmap(sb, 0)
-            } else {
-                // Checksum verified when the groups were loaded.
-                fs.read_block(d.bg_inode_bitmap)?
-            };
-            self.maps.insert(g, bm);
+        match self.maps.entry(g) {
+            std::collections::btree_map::Entry::Occupied(e) => Ok(e.into_mut()),
+            std::collections::btree_map::Entry::Vacant(v) => {
+                let sb = fs.superblock();
+                let d = &fs.descriptors()[g as usize];
+                let bm = if has_group_csum(sb) && d.has_flag(BG_INODE_UNINIT) {
+                    // check_inode_uninit: an uninitialized group's inodes
+                    // are all free.
+                    tables::inode_bitmap(sb, 0)
+                } else {
+                    // Checksum verified when the groups were loaded.
+                    fs.read_block(d.bg_inode_bitmap)?
+                };
+                Ok(v.insert(bm))
+            }
         }
-        // OK to unwrap: inserted above.
-        Ok(self.maps.get_mut(&g).unwrap())
     }
 
     /// The next free inode number (marked used), or None when the new
@@ -435,8 +436,7 @@ pub(super) fn build<D: BlockDevice>(
                     }
                     imap.insert(ino, new_ino);
                 }
-                let fixed =
-                    relocate::fix_inode(fs, &mut r, &mut mover, ino, new_ino, &raw, seed)?;
+                let fixed = relocate::fix_inode(fs, &mut r, &mut mover, ino, new_ino, &raw, seed)?;
                 if let Some(bytes) = fixed {
                     if ino == JOURNAL_INO {
                         let mut ib = [0u8; 60];
@@ -452,15 +452,25 @@ pub(super) fn build<D: BlockDevice>(
         }
     }
 
+    let mut passes = Vec::new();
+    if !r.moves.is_empty() {
+        passes.push((2, r.moves.len() as u64));
+    }
+    passes.push((3, ng0));
     // inode_ref_fix.
     if !imap.is_empty() {
         let renumbered: BTreeSet<u32> = imap.values().copied().collect();
         let mut dblist: Vec<(u64, u32)> = Vec::new();
+        // Its progress counts the directories' tree blocks too.
+        let mut tree_blocks = 0;
         for (dir, raw) in &dirs {
-            for (_, pblk) in relocate::mapped_blocks(fs, *dir, raw)? {
+            let (data, meta) = relocate::mapped_blocks(fs, *dir, raw)?;
+            tree_blocks += meta;
+            for (_, pblk) in data {
                 dblist.push((r.map_block(pblk), *dir));
             }
         }
+        passes.push((4, dblist.len() as u64 + tree_blocks));
         dblist.sort_unstable();
         let mut retimed: BTreeSet<u32> = BTreeSet::new();
         let bsz = bs as usize;
@@ -483,8 +493,11 @@ pub(super) fn build<D: BlockDevice>(
                     });
                 }
                 let inum = read_u32le(&b, off);
-                let is_tail =
-                    inum == 0 && seed.is_some() && off == bsz - 12 && rl == 12 && read_u16le(&b, off + 6) == 0xDE00;
+                let is_tail = inum == 0
+                    && seed.is_some()
+                    && off == bsz - 12
+                    && rl == 12
+                    && read_u16le(&b, off + 6) == 0xDE00;
                 if !is_tail {
                     if rewrite {
                         changed = true;
@@ -579,10 +592,9 @@ pub(super) fn build<D: BlockDevice>(
         };
         rebuilt_resize_inode(fs, &mut body, req, geo)?;
     }
-    let added = (head.data_bytes()
-        + body.data_bytes()
-        + tables::super_and_gdt_bytes(&body.groups.sb))
-        >> 10;
+    let added =
+        (head.data_bytes() + body.data_bytes() + tables::super_and_gdt_bytes(&body.groups.sb))
+            >> 10;
     let sb = &mut body.groups.sb;
     if sb.s_kbytes_written != 0 {
         sb.s_kbytes_written = sb.s_kbytes_written.saturating_add(added);
@@ -596,6 +608,7 @@ pub(super) fn build<D: BlockDevice>(
         new_desc_blocks: desc,
         old_groups: ng0,
         new_groups: ng,
+        passes,
         superblock,
         batch: GrowWrites {
             head,
