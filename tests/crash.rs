@@ -571,6 +571,57 @@ fn sweep_resize2fs_shortening_the_file() {
     assert_eq!(tail(&img), cut, "the cut-off bytes were not restored");
 }
 
+/// A shrink that moves data and renumbers inodes: a 128 MiB ext4 of
+/// 1 KiB blocks (16 groups of 8 inodes, so debugfs's files fill the groups
+/// in turn; twelve removed again leave room early on) shrinks to 48 MiB:
+/// the journal and the files' blocks move, the inodes past the sixth
+/// group are renumbered and the directories naming them rewritten, and
+/// the file is cut.
+#[test]
+fn sweep_resize2fs_shrinking() {
+    let Some((d, t)) = scratch() else {
+        return;
+    };
+    sparse(&t, 128 * M);
+    ok(tool("mkfs.ext4")
+        .env("E2FSPROGS_FAKE_TIME", FAKE_TIME)
+        .args(["-q", "-F", "-b", "1024", "-N", "64", "-U", UUID])
+        .arg(&t));
+    let mut sizes = vec![5usize; 20];
+    sizes[0] = 300_000;
+    sizes[17] = 70_000;
+    debugfs_noise_files(&t, &d.path().join("files"), &sizes, 13);
+    let script = d.path().join("rm.debugfs");
+    let rm: String = (1..=12).map(|i| format!("rm /f{i}\n")).collect();
+    std::fs::write(&script, rm).expect("script");
+    ok(tool("debugfs")
+        .env("E2FSPROGS_FAKE_TIME", FAKE_TIME)
+        .args(["-w", "-f"])
+        .arg(&script)
+        .arg(&t));
+    // A clean run renumbers inodes (resize2fs -p shows pass 4).
+    let probe = d.path().join("probe.img");
+    copy_image(&t, &probe);
+    let out = ok(ebsim("resize2fs")
+        .env("E2FSPROGS_FAKE_TIME", "1700000500")
+        .arg("-p")
+        .arg(&probe)
+        .arg("48M"));
+    assert!(out.contains("Begin pass 4"), "{out}");
+    std::fs::remove_file(&probe).expect("rm");
+    let r = sweep(
+        "resize2fs shrinking",
+        &t,
+        &resize2fs_cmd("48M"),
+        Some(&e2fsck_clean),
+        &|p: &Path| {
+            assert_eq!(std::fs::metadata(p).expect("stat").len(), 48 * M);
+            e2fsck_clean(p);
+        },
+    );
+    assert!(r.writes > 10, "{} write steps", r.writes);
+}
+
 fn xfs_growfs_cmd(img: &Path) -> Command {
     let mut c = ebsim("xfs_growfs");
     c.arg(img);
