@@ -40,9 +40,10 @@
 //!   file is cut to the new size after everything else.
 //!
 //! Refused before anything is written, each by name: meta_bg filesystems,
-//! a surviving group whose tables lie past the new end, and what the
-//! relocation refuses (indirectly mapped files, extended attribute blocks,
-//! or a full extent tree block that would have to split).
+//! a surviving group whose tables lie past the new end, renumbering with
+//! inline-data directories present (their entries live in the inode), and
+//! what the relocation refuses (a full extent tree block that would have
+//! to split).
 
 use super::{
     GrowBody, GrowGroups, GrowOutcome, GrowPlan, GrowRequest, GrowWrites, fs_stride,
@@ -68,6 +69,9 @@ const S_IFDIR: u16 = 0o040000;
 /// `EXT4_EA_INODE_FL`: an inode holding an xattr value keeps a reference
 /// count in `i_ctime`, which a move leaves alone.
 const EXT4_EA_INODE_FL: u32 = 0x0020_0000;
+/// `EXT4_INLINE_DATA_FL`: the file's data (a directory's entries) lives
+/// in the inode.
+const EXT4_INLINE_DATA_FL: u32 = 0x1000_0000;
 
 fn set_bit(bits: &mut [u64], g: u64) {
     if let Some(w) = bits.get_mut((g / 64) as usize) {
@@ -397,6 +401,7 @@ pub(super) fn build<D: BlockDevice>(
     // (number after the shrink, inode as read) of every directory.
     let mut dirs: Vec<(u32, Vec<u8>)> = Vec::new();
     let mut new_dirs = vec![0u32; ng as usize];
+    let mut inline_dir = None;
     let now32 = (req.now & 0xFFFF_FFFF) as u32;
     let isz = u64::from(sb0.inode_size());
     let per_block = bs / isz;
@@ -446,6 +451,9 @@ pub(super) fn build<D: BlockDevice>(
                     patches.insert(new_ino, bytes);
                 }
                 if is_dir {
+                    if read_u32le(&raw, 0x20) & EXT4_INLINE_DATA_FL != 0 {
+                        inline_dir = Some(new_ino);
+                    }
                     dirs.push((new_ino, raw));
                 }
             }
@@ -458,6 +466,11 @@ pub(super) fn build<D: BlockDevice>(
     }
     passes.push((3, ng0));
     // inode_ref_fix.
+    if let (Some(dir), false) = (inline_dir, imap.is_empty()) {
+        return Err(Error::Unsupported(format!(
+            "inodes have to be renumbered, and directory inode {dir} keeps its entries in the inode (inline_data); ebsim's resize2fs does not rewrite those"
+        )));
+    }
     if !imap.is_empty() {
         let renumbered: BTreeSet<u32> = imap.values().copied().collect();
         let mut dblist: Vec<(u64, u32)> = Vec::new();
