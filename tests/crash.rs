@@ -667,6 +667,39 @@ fn sweep_xfs_growfs_short_last_ag() {
     );
 }
 
+/// The kernel's shrink of the last AG's free tail (`xfs_growfs -D`
+/// below the current size): its AGF, AGI, free-space leaves and every
+/// superblock change.
+#[test]
+fn sweep_xfs_growfs_shrinking_the_last_ag() {
+    let Some((_d, t)) = scratch() else {
+        return;
+    };
+    populated_xfs(&t, 320 * M);
+    // 81920 blocks in 4 AGs of 20480: the last AG keeps 15000.
+    sweep(
+        "xfs_growfs shrinking the last AG",
+        &t,
+        &|img: &Path| {
+            let mut c = ebsim("xfs_growfs");
+            c.args(["-D", "76440"]).arg(img);
+            c
+        },
+        Some(&xfs_clean),
+        &|p: &Path| {
+            xfs_clean(p);
+            let o = run(tool("xfs_db")
+                .args(["-r", "-c", "sb 0", "-c", "p dblocks"])
+                .arg(p));
+            let d = stdout(&o);
+            assert!(
+                d.contains("dblocks = 76440") || d.contains("dblocks = 81920"),
+                "{d}"
+            );
+        },
+    );
+}
+
 fn growpart_cmd(part: &'static str) -> impl Fn(&Path) -> Command {
     move |img| {
         let mut c = ebsim("growpart");

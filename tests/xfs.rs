@@ -634,6 +634,9 @@ struct GrowCase {
     /// Extra mkfs.xfs options for the base image (other geometries and
     /// features the offline grow must handle like the kernel).
     mkopts: &'static [&'static str],
+    /// `-D` this many blocks instead of `-d` (a shrink when below the
+    /// current size; the image file keeps its length).
+    data_blocks: Option<u64>,
 }
 
 /// Grows copies of one image with the kernel (loop mount + real
@@ -669,13 +672,20 @@ fn grow_differential(case: GrowCase) {
             .set_len(case.new)
             .expect("grow file");
     }
+    let size_args: Vec<String> = match case.data_blocks {
+        Some(n) => vec!["-D".into(), n.to_string()],
+        None => vec!["-d".into()],
+    };
     let (k, kdev) = {
         let m = LoopMount::mount(&kimg, false);
-        let out = run(real("xfs_growfs").arg("-d").arg(m.path()));
+        let out = run(real("xfs_growfs").args(&size_args).arg(m.path()));
         (out, m.dev.clone())
     };
-    let o = run(ebsim("xfs_growfs").arg("-d").arg(&oimg));
-    let label = format!("{} -> {} {:?}", case.base, case.new, case.mkopts);
+    let o = run(ebsim("xfs_growfs").args(&size_args).arg(&oimg));
+    let label = format!(
+        "{} -> {} {:?} {:?}",
+        case.base, case.new, case.mkopts, case.data_blocks
+    );
     assert_eq!(
         o.status.code(),
         k.status.code(),
@@ -776,6 +786,7 @@ fn grow_differential_1g_to_2g() {
         new: 2 * G,
         used: false,
         mkopts: &[],
+        data_blocks: None,
     });
 }
 
@@ -786,6 +797,7 @@ fn grow_differential_1g_to_1g_plus_100m() {
         new: G + 100 * M,
         used: false,
         mkopts: &[],
+        data_blocks: None,
     });
 }
 
@@ -796,6 +808,7 @@ fn grow_differential_1g_plus_4k_to_2g_extends_last_ag() {
         new: 2 * G,
         used: false,
         mkopts: &[],
+        data_blocks: None,
     });
 }
 
@@ -806,6 +819,7 @@ fn grow_differential_63_block_tail_is_dropped() {
         new: G + 63 * 4 * K,
         used: false,
         mkopts: &[],
+        data_blocks: None,
     });
 }
 
@@ -816,6 +830,7 @@ fn grow_differential_64_block_last_ag() {
         new: G + 64 * 4 * K,
         used: false,
         mkopts: &[],
+        data_blocks: None,
     });
 }
 
@@ -826,6 +841,7 @@ fn grow_differential_used_1g_plus_4k_to_3g() {
         new: 3 * G,
         used: true,
         mkopts: &[],
+        data_blocks: None,
     });
 }
 
@@ -836,6 +852,7 @@ fn grow_differential_1t_to_16t_minus_4k() {
         new: 16 * T - 4 * K,
         used: false,
         mkopts: &[],
+        data_blocks: None,
     });
 }
 
@@ -846,6 +863,7 @@ fn grow_differential_used_rmapbt() {
         new: 3 * G,
         used: true,
         mkopts: &["-m", "rmapbt=1"],
+        data_blocks: None,
     });
 }
 
@@ -856,6 +874,7 @@ fn grow_differential_used_1k_blocks() {
         new: 3 * G,
         used: true,
         mkopts: &["-b", "size=1024"],
+        data_blocks: None,
     });
 }
 
@@ -866,6 +885,7 @@ fn grow_differential_used_4k_sectors_no_reflink_finobt() {
         new: 3 * G,
         used: true,
         mkopts: &["-s", "size=4096", "-m", "reflink=0,finobt=0"],
+        data_blocks: None,
     });
 }
 
@@ -876,7 +896,34 @@ fn grow_differential_used_300m_to_10g() {
         new: 10 * G,
         used: true,
         mkopts: &[],
+        data_blocks: None,
     });
+}
+
+/// The kernel's shrink (xfs_growfs -D below the current size, kernel 5.12
+/// and later): the free tail of the last AG goes, on a fresh and a used
+/// filesystem, 1 KiB blocks and rmapbt; and what it refuses: a shrink
+/// that would remove whole AGs (EINVAL), and one taking more than one
+/// allocation may (ENOSPC: a 131072-block AG gives up at most 130144).
+#[test]
+fn shrink_differential_last_ag() {
+    for (base, blocks, used, mkopts) in [
+        (2 * G, 450_000, true, &[][..]),
+        (2 * G, 394_144, false, &[][..]),
+        (2 * G, 394_143, false, &[][..]),
+        (2 * G, 300_000, false, &[][..]),
+        (2 * G, 1_900_000, true, &["-b", "size=1024"][..]),
+        (2 * G, 500_000, true, &["-m", "rmapbt=1"][..]),
+        (300 * M, 70_000, false, &[][..]),
+    ] {
+        grow_differential(GrowCase {
+            base,
+            new: base,
+            used,
+            mkopts,
+            data_blocks: Some(blocks),
+        });
+    }
 }
 
 /// The messages of xfs_growfs that need a mounted filesystem for the real

@@ -149,5 +149,31 @@ fn each_ami_prints_its_xfsprogs_layout() {
         let grow = guest(&cloud, &inst, &["sudo", "xfs_growfs", "/data"]);
         assert!(grow.starts_with(&info), "{ami} xfs_growfs:\n{grow}");
         assert!(!info.contains("nrext64"), "{ami}");
+        // A smaller size: xfsprogs before 5.12 refuses it itself; later
+        // ones try, and the kernel takes the free tail of the last AG.
+        let o = run(cloud
+            .cmd("sudo")
+            .args(["xfs_growfs", "-D", "2500000", "/data"])
+            .env("EBSIM_INSTANCE", &inst));
+        if version < "5.12" {
+            assert_eq!(o.status.code(), Some(1), "{ami}: {}", stderr(&o));
+            assert_eq!(
+                stderr(&o),
+                "data size 2500000 too small, old size is 2621440\n",
+                "{ami}"
+            );
+        } else {
+            assert_eq!(o.status.code(), Some(0), "{ami}: {}", stderr(&o));
+            assert_eq!(
+                stderr(&o),
+                "[EXPERIMENTAL] try to shrink unused space 2500000, old size is 2621440\n",
+                "{ami}"
+            );
+            assert!(
+                stdout(&o).ends_with("data blocks changed from 2621440 to 2500000\n"),
+                "{ami}: {}",
+                stdout(&o)
+            );
+        }
     }
 }

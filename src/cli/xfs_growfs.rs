@@ -344,6 +344,13 @@ fn grow_fs<D: BlockDevice>(
                 "{prog}: {target}: {e}\n{prog}: XFS_IOC_FSGROWFSDATA xfsctl failed: \
                  Structure needs cleaning\n"
             )),
+            // What the kernel refuses: its errno (a shrink it cannot do).
+            Err(xfs::Error::Invalid(_)) => Err(format!(
+                "{prog}: XFS_IOC_FSGROWFSDATA xfsctl failed: Invalid argument\n"
+            )),
+            Err(xfs::Error::NoSpace(_)) => Err(format!(
+                "{prog}: XFS_IOC_FSGROWFSDATA xfsctl failed: No space left on device\n"
+            )),
             Err(e) => Err(format!("{prog}: cannot grow {target}: {e}\n")),
         }
     })
@@ -398,6 +405,17 @@ fn grow_served(
                 Ok(_) => Err(format!(
                     "{prog}: {target} is not a mounted XFS filesystem\n"
                 )),
+                // The kernel says no more than its errno for what it
+                // refuses (a shrink it cannot do).
+                Err(ebsim::fuse::control::ControlError::Failed { errno, .. })
+                    if errno == nix::errno::Errno::EINVAL as i32
+                        || errno == nix::errno::Errno::ENOSPC as i32 =>
+                {
+                    Err(format!(
+                        "{prog}: XFS_IOC_FSGROWFSDATA xfsctl failed: {}\n",
+                        strerror(&std::io::Error::from_raw_os_error(errno))
+                    ))
+                }
                 Err(ebsim::fuse::control::ControlError::Failed { errno, message }) => Err(format!(
                     "{prog}: {target}: {message}\n{prog}: XFS_IOC_FSGROWFSDATA xfsctl failed: {}\n",
                     strerror(&std::io::Error::from_raw_os_error(errno))
@@ -435,12 +453,42 @@ fn grow_steps(
             err(&format!("data size {blocks} too large, maximum is {max}\n"));
             true
         }
-        DataStep::Shrink { blocks, current } => {
-            err(&format!(
-                "{prog}: shrinking is not supported by ebsim: data size {blocks} is smaller \
-                 than the current size {current}\n"
-            ));
-            true
+        DataStep::Shrink {
+            blocks,
+            current,
+            imaxpct,
+            run,
+        } => {
+            if super::env::release().xfsprogs < ebsim::ec2::release::Version::new(5, 12, 0) {
+                // Before 5.12 xfs_growfs refuses a smaller size itself.
+                err(&format!(
+                    "data size {blocks} too small, old size is {current}\n"
+                ));
+                true
+            } else {
+                err(&format!(
+                    "[EXPERIMENTAL] try to shrink unused space {blocks}, old size is {current}\n"
+                ));
+                match (run, imaxpct) {
+                    (false, _) => false,
+                    (true, None) => {
+                        err(&format!(
+                            "{prog}: XFS_IOC_FSGROWFSDATA xfsctl failed: Invalid argument\n"
+                        ));
+                        true
+                    }
+                    (true, Some(pct)) => match grow_data(u64::try_from(blocks).unwrap_or(0), pct) {
+                        Ok(sb) => {
+                            new_geo = sb;
+                            false
+                        }
+                        Err(lines) => {
+                            err(&lines);
+                            true
+                        }
+                    },
+                }
+            }
         }
         DataStep::Unchanged { data, max_pct } => {
             if data {

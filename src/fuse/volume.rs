@@ -710,6 +710,7 @@ fn grow_xfs(dev: &mut Dev, args: GrowArgs) -> NodeResult<GrowReport> {
     let kind_of = |e: &xfs::Error| match e {
         xfs::Error::Metadata(_) => ErrorKind::Corrupt,
         xfs::Error::Io(_) => ErrorKind::Io,
+        xfs::Error::NoSpace(_) => ErrorKind::NoSpace,
         _ => ErrorKind::InvalidArgument,
     };
     let plan = growfs::plan(

@@ -107,9 +107,13 @@ pub enum Error {
          or run xfs_repair"
     )]
     DirtyLog(String),
-    /// A grow or mkfs request that cannot be satisfied.
+    /// A grow or mkfs request that cannot be satisfied (the kernel's
+    /// EINVAL).
     #[error("{0}")]
     Invalid(String),
+    /// Space a shrink needs free is not (the kernel's ENOSPC).
+    #[error("{0}")]
+    NoSpace(String),
 }
 
 impl Error {

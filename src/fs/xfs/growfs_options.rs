@@ -59,8 +59,16 @@ pub enum DataStep {
     Nothing,
     /// `data size N too large, maximum is M`; an error.
     TooLarge { blocks: i64, max: i64 },
-    /// A size below the current one; an error (ebsim does not shrink).
-    Shrink { blocks: i64, current: i64 },
+    /// A size below the current one: xfsprogs before 5.12 refuses it
+    /// ("data size N too small"); later ones say they try, and (unless
+    /// `-n`, `run` false) ask the kernel to shrink with `imaxpct` (None: a
+    /// percentage over 100, which the kernel refuses).
+    Shrink {
+        blocks: i64,
+        current: i64,
+        imaxpct: Option<u8>,
+        run: bool,
+    },
     /// Nothing changes; which of "data size unchanged, skipping" and
     /// "inode max pct unchanged, skipping" to print.
     Unchanged { data: bool, max_pct: bool },
@@ -175,7 +183,12 @@ impl GrowOptions {
             self.data_blocks
         };
         if blocks < current {
-            return DataStep::Shrink { blocks, current };
+            return DataStep::Shrink {
+                blocks,
+                current,
+                imaxpct: u8::try_from(max_pct).ok().filter(|p| *p <= 100),
+                run: !self.no_change,
+            };
         }
         if blocks == current && max_pct == cur_pct {
             return DataStep::Unchanged {
@@ -269,7 +282,9 @@ mod tests {
             steps(&[O::Data(Some(999))], dev).data,
             D::Shrink {
                 blocks: 999,
-                current: 1000
+                current: 1000,
+                imaxpct: Some(25),
+                run: true,
             }
         );
         // -m alone keeps the data size.

@@ -72,29 +72,45 @@ fn mnr(blocksize: u64, recsize: u64, keyptr: u64) -> [u64; 2] {
     [space / recsize / 2, space / keyptr / 2]
 }
 
-/// Blocks of `ag` the kernel hides from statfs for per-AG reservations
-/// (`xfs_ag_resv_init`): the unused part of the metadata reservation
-/// (refcount + finobt) and the whole rmapbt reservation.
-fn hidden_resv(sb: &Superblock, ag: &AgUsage) -> u64 {
+/// What `xfs_ag_resv_init` asks for an AG of `length` blocks (the log's
+/// blocks not counted in the AG holding it): the metadata reservation
+/// (refcount btree + free inode btree at their largest) and the rmapbt's.
+pub(crate) fn resv_asks(sb: &Superblock, length: u32, holds_log: bool) -> (u64, u64) {
     let bs = u64::from(sb.blocksize);
-    let mut agblocks = u64::from(ag.length);
-    if ag.holds_log {
+    let mut agblocks = u64::from(length);
+    if holds_log {
         agblocks = agblocks.saturating_sub(u64::from(sb.logblocks));
     }
     let mut ask = 0u64;
-    let mut used = 0u64;
     if sb.has_ro_compat(ro_compat::REFLINK) {
         ask += btree_calc_size(mnr(bs, 12, 8), agblocks);
-        used += u64::from(ag.refcount_blocks);
     }
     if sb.has_ro_compat(ro_compat::FINOBT) {
         let records = agblocks * u64::from(sb.inopblock) / 64;
         ask += btree_calc_size(mnr(bs, 16, 8), records);
+    }
+    let rmap = if sb.has_ro_compat(ro_compat::RMAPBT) {
+        (agblocks / 100).max(btree_calc_size(mnr(bs, 24, 44), agblocks))
+    } else {
+        0
+    };
+    (ask, rmap)
+}
+
+/// Blocks of `ag` the kernel hides from statfs for per-AG reservations
+/// (`xfs_ag_resv_init`): the unused part of the metadata reservation
+/// (refcount + finobt) and the whole rmapbt reservation.
+pub(crate) fn hidden_resv(sb: &Superblock, ag: &AgUsage) -> u64 {
+    let (ask, rask) = resv_asks(sb, ag.length, ag.holds_log);
+    let mut used = 0u64;
+    if sb.has_ro_compat(ro_compat::REFLINK) {
+        used += u64::from(ag.refcount_blocks);
+    }
+    if sb.has_ro_compat(ro_compat::FINOBT) {
         used += u64::from(ag.finobt_blocks);
     }
     let mut hidden = ask.max(used) - used;
     if sb.has_ro_compat(ro_compat::RMAPBT) {
-        let rask = (agblocks / 100).max(btree_calc_size(mnr(bs, 24, 44), agblocks));
         hidden += rask.max(u64::from(ag.rmap_blocks));
     }
     hidden
