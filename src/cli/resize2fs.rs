@@ -407,6 +407,18 @@ fn resize_served(
             format!("{prog}: On-line shrinking not supported\n"),
         ));
     }
+    // main.c's device-size check comes before the online resize.
+    let block = 1024u64 << log_block_size.clamp(0, 6);
+    let device_blocks = info.device_size / block;
+    if let Some(n) = size.filter(|&n| !force && n > device_blocks) {
+        return Err(AppletError::new(
+            1,
+            format!(
+                "The containing partition (or device) is only {device_blocks} ({}k) blocks.\nYou requested a new size of {n} blocks.\n\n",
+                block / 1024
+            ),
+        ));
+    }
     let args = ebsim::fuse::GrowArgs {
         blocks: size,
         force,
