@@ -477,16 +477,10 @@ fn grow_steps(
                         ));
                         true
                     }
-                    (true, Some(pct)) => match grow_data(u64::try_from(blocks).unwrap_or(0), pct) {
-                        Ok(sb) => {
-                            new_geo = sb;
-                            false
-                        }
-                        Err(lines) => {
-                            err(&lines);
-                            true
-                        }
-                    },
+                    (true, Some(pct)) => took(
+                        grow_data(u64::try_from(blocks).unwrap_or(0), pct),
+                        &mut new_geo,
+                    ),
                 }
             }
         }
@@ -505,16 +499,7 @@ fn grow_steps(
                 format!("{prog}: XFS_IOC_FSGROWFSDATA xfsctl failed: Invalid argument\n"),
             ));
         }
-        DataStep::Grow { blocks, imaxpct } => match grow_data(blocks, imaxpct) {
-            Ok(sb) => {
-                new_geo = sb;
-                false
-            }
-            Err(lines) => {
-                err(&lines);
-                true
-            }
-        },
+        DataStep::Grow { blocks, imaxpct } => took(grow_data(blocks, imaxpct), &mut new_geo),
     };
 
     // No realtime section (-r and friends were refused above): with no
@@ -545,6 +530,21 @@ fn grow_steps(
         ));
     }
     Ok(i32::from(error))
+}
+
+/// The data section's grow ioctl's outcome: the new geometry into `geo`,
+/// or its lines printed. True on an error.
+fn took(r: Result<xfs::Superblock, String>, geo: &mut xfs::Superblock) -> bool {
+    match r {
+        Ok(sb) => {
+            *geo = sb;
+            false
+        }
+        Err(lines) => {
+            err(&lines);
+            true
+        }
+    }
 }
 
 fn grow<D: BlockDevice>(fs: Xfs<D>, newblocks: u64, imaxpct: u8) -> xfs::Result<xfs::Superblock> {

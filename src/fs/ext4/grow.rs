@@ -1123,13 +1123,6 @@ fn build<D: BlockDevice>(
     } else {
         (head.data_bytes() + body.data_bytes() + tables::super_and_gdt_bytes(&body.groups.sb)) >> 10
     };
-    let sb = &mut body.groups.sb;
-    // libext2fs adds its I/O to the count only once one is kept (mke2fs
-    // leaves it 0 for ext2 and ext3).
-    if sb.s_kbytes_written != 0 {
-        sb.s_kbytes_written = sb.s_kbytes_written.saturating_add(added);
-    }
-    let superblock = sb.clone();
     let mut passes = Vec::new();
     if let Some(r) = &body.reloc {
         if !r.moves.is_empty() {
@@ -1141,21 +1134,41 @@ fn build<D: BlockDevice>(
             passes.push((5, itables));
         }
     }
-    Ok(GrowOutcome::Grow(Box::new(GrowPlan {
-        old_blocks: blocks0,
-        new_blocks,
+    Ok(finish(head, body, added, (blocks0, desc0, ng0), passes))
+}
+
+/// The finished plan of a resize from `old` (blocks, descriptor blocks,
+/// groups) to what `body`'s superblock says, its `added` KiB counted
+/// into the lifetime writes.
+fn finish(
+    head: WriteBatch,
+    mut body: GrowBody,
+    added: u64,
+    old: (u64, u64, u64),
+    passes: Vec<(u32, u64)>,
+) -> GrowOutcome {
+    let sb = &mut body.groups.sb;
+    // libext2fs adds its I/O to the count only once one is kept (mke2fs
+    // leaves it 0 for ext2 and ext3).
+    if sb.s_kbytes_written != 0 {
+        sb.s_kbytes_written = sb.s_kbytes_written.saturating_add(added);
+    }
+    let superblock = sb.clone();
+    GrowOutcome::Grow(Box::new(GrowPlan {
+        old_blocks: old.0,
+        new_blocks: superblock.s_blocks_count,
         block_size: superblock.block_size(),
-        old_desc_blocks: desc0,
-        new_desc_blocks: desc,
-        old_groups: ng0,
-        new_groups: ng,
+        old_desc_blocks: old.1,
+        new_desc_blocks: superblock.desc_blocks(),
+        old_groups: old.2,
+        new_groups: superblock.group_count(),
         passes,
         superblock,
         batch: GrowWrites {
             head,
             body: Some(body),
         },
-    })))
+    }))
 }
 
 /// The resize inode rebuilt for `geo` as resize2fs's `fix_resize_inode`

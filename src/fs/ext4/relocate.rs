@@ -133,6 +133,32 @@ impl Relocation {
         self.blocks.len() as u64 * bs
     }
 
+    /// `block_mover`: each block of `to_move`, in ascending order, to the
+    /// block `mover` gives next, its contents copied (a zero block becomes
+    /// a hole).
+    pub(super) fn move_blocks<D: BlockDevice>(
+        &mut self,
+        fs: &Ext4<D>,
+        mover: &mut Mover<'_>,
+        to_move: &BlockSet,
+    ) -> Result<(), Error> {
+        for run in to_move.runs() {
+            for b in run {
+                let dst = mover.next()?;
+                self.moves.push((b, dst));
+            }
+        }
+        for &(src, dst) in &self.moves {
+            let content = fs.read_block(src)?;
+            if content.iter().all(|&x| x == 0) {
+                self.zeros.insert_block(dst);
+            } else {
+                self.blocks.insert(dst, content);
+            }
+        }
+        Ok(())
+    }
+
     /// Makes block `b` read as zeros (dropping any content planned there).
     pub fn zero_block(&mut self, b: u64) {
         self.blocks.remove(&b);
@@ -373,20 +399,7 @@ pub(super) fn plan<D: BlockDevice>(fs: &Ext4<D>, inp: Input<'_>) -> Result<Reloc
         fdb,
         bpg,
     };
-    for run in to_move.runs() {
-        for b in run {
-            let dst = mover.next()?;
-            r.moves.push((b, dst));
-        }
-    }
-    for &(src, dst) in &r.moves {
-        let content = fs.read_block(src)?;
-        if content.iter().all(|&x| x == 0) {
-            r.zeros.insert_block(dst);
-        } else {
-            r.blocks.insert(dst, content);
-        }
-    }
+    r.move_blocks(fs, &mut mover, &to_move)?;
 
     // inode_scan_and_fix: rewrite the references to moved blocks.
     let mut patches: Vec<(u32, Vec<u8>)> = Vec::new();

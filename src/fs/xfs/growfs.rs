@@ -204,16 +204,7 @@ pub fn plan<D: BlockDevice>(xfs: &Xfs<D>, req: &GrowRequest) -> Result<GrowPlan>
 
     // Every existing AG's headers, checked, for the new counters.
     let layout = AgLayout::new(&old);
-    let mut fdblocks = 0u64;
-    let mut icount = 0u64;
-    let mut ifree = 0u64;
-    for agno in 0..old.agcount {
-        let agf = xfs.read_agf(agno)?;
-        let agi = xfs.read_agi(agno)?;
-        fdblocks += u64::from(agf.freeblks) + u64::from(agf.flcount) + u64::from(agf.btreeblks);
-        icount += u64::from(agi.count);
-        ifree += u64::from(agi.freecount);
-    }
+    let (mut fdblocks, icount, ifree) = ag_counters(xfs)?;
 
     // The old last AG grows first in the kernel's accounting, but its
     // writes go after the new AGs: nothing points at those yet.
@@ -255,6 +246,26 @@ pub fn plan<D: BlockDevice>(xfs: &Xfs<D>, req: &GrowRequest) -> Result<GrowPlan>
     };
     plan.new = new;
     Ok(plan)
+}
+
+/// An AG's blocks the superblock counts free: free space, the free list
+/// and the free-space btrees' blocks beyond their roots.
+fn agf_free(agf: &Agf) -> u64 {
+    u64::from(agf.freeblks) + u64::from(agf.flcount) + u64::from(agf.btreeblks)
+}
+
+/// (free blocks, inodes, free inodes) over every AG, each AG's headers
+/// read (and checked).
+fn ag_counters<D: BlockDevice>(xfs: &Xfs<D>) -> Result<(u64, u64, u64)> {
+    let (mut fdblocks, mut icount, mut ifree) = (0u64, 0u64, 0u64);
+    for agno in 0..xfs.sb().agcount {
+        let agf = xfs.read_agf(agno)?;
+        let agi = xfs.read_agi(agno)?;
+        fdblocks += agf_free(&agf);
+        icount += u64::from(agi.count);
+        ifree += u64::from(agi.freecount);
+    }
+    Ok((fdblocks, icount, ifree))
 }
 
 /// Commits a planned grow (one commit).
@@ -602,18 +613,8 @@ fn plan_shrink<D: BlockDevice>(xfs: &Xfs<D>, req: &GrowRequest) -> Result<GrowPl
     let (writes, _) = ag.finish(&old, last, new_len, free)?;
 
     // Counters over every AG, the last as it will be.
-    let mut fdblocks = 0u64;
-    let mut icount = 0u64;
-    let mut ifree = 0u64;
-    for agno in 0..old.agcount {
-        let agf = xfs.read_agf(agno)?;
-        let agi = xfs.read_agi(agno)?;
-        if agno != last {
-            fdblocks += u64::from(agf.freeblks) + u64::from(agf.flcount) + u64::from(agf.btreeblks);
-        }
-        icount += u64::from(agi.count);
-        ifree += u64::from(agi.freecount);
-    }
+    let (total, icount, ifree) = ag_counters(xfs)?;
+    let fdblocks = total - agf_free(&xfs.read_agf(last)?);
     let hdr = old.ag_byte(last, 0) + u64::from(old.sectsize);
     let agf_new = writes
         .iter()
@@ -621,8 +622,7 @@ fn plan_shrink<D: BlockDevice>(xfs: &Xfs<D>, req: &GrowRequest) -> Result<GrowPl
         .map(|(_, b)| Agf::from_bytes(b, last))
         .transpose()?
         .ok_or_else(|| Error::Invalid("the last AG's AGF went missing".into()))?;
-    fdblocks +=
-        u64::from(agf_new.freeblks) + u64::from(agf_new.flcount) + u64::from(agf_new.btreeblks);
+    let fdblocks = fdblocks + agf_free(&agf_new);
     new.dblocks = nb;
     new.fdblocks = fdblocks;
     new.icount = icount;

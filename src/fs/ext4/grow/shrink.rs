@@ -46,8 +46,8 @@
 //! to split).
 
 use super::{
-    GrowBody, GrowGroups, GrowOutcome, GrowPlan, GrowRequest, GrowWrites, fs_stride,
-    load_block_map, load_inode_groups, rebuilt_resize_inode,
+    GrowBody, GrowGroups, GrowOutcome, GrowRequest, finish, fs_stride, load_block_map,
+    load_inode_groups, rebuilt_resize_inode,
 };
 use crate::blockdev::{BlockDevice, WriteBatch};
 use crate::bytes::{read_u16le, read_u32le, write_u32le};
@@ -370,20 +370,7 @@ pub(super) fn build<D: BlockDevice>(
         fdb,
         bpg,
     };
-    for run in to_move.runs() {
-        for b in run {
-            let dst = mover.next()?;
-            r.moves.push((b, dst));
-        }
-    }
-    for &(src, dst) in &r.moves {
-        let content = fs.read_block(src)?;
-        if content.iter().all(|&x| x == 0) {
-            r.zeros.insert_block(dst);
-        } else {
-            r.blocks.insert(dst, content);
-        }
-    }
+    r.move_blocks(fs, &mut mover, &to_move)?;
 
     // inode_scan_and_fix.
     let seed = sb0.has_metadata_csum().then(|| sb0.csum_seed());
@@ -608,26 +595,7 @@ pub(super) fn build<D: BlockDevice>(
     let added =
         (head.data_bytes() + body.data_bytes() + tables::super_and_gdt_bytes(&body.groups.sb))
             >> 10;
-    let sb = &mut body.groups.sb;
-    if sb.s_kbytes_written != 0 {
-        sb.s_kbytes_written = sb.s_kbytes_written.saturating_add(added);
-    }
-    let superblock = sb.clone();
-    Ok(GrowOutcome::Grow(Box::new(GrowPlan {
-        old_blocks: blocks0,
-        new_blocks,
-        block_size: superblock.block_size(),
-        old_desc_blocks: desc0,
-        new_desc_blocks: desc,
-        old_groups: ng0,
-        new_groups: ng,
-        passes,
-        superblock,
-        batch: GrowWrites {
-            head,
-            body: Some(body),
-        },
-    })))
+    Ok(finish(head, body, added, (blocks0, desc0, ng0), passes))
 }
 
 /// The primary descriptor table's bytes from group `ng`'s descriptor to
