@@ -1347,11 +1347,20 @@ mod tests {
     }
 
     #[test]
-    fn refuses_shrink_and_unclean() {
+    fn refuses_online_shrink_and_unclean() {
         let dev = fresh(16 << 20);
         let mut fs = Ext4::open(dev).unwrap();
+        // Offline a smaller size is a shrink; online the kernel refuses.
         assert!(matches!(
             plan(&fs, &req(Some(8192))),
+            Ok(GrowOutcome::Grow(p)) if p.new_blocks == 8192 && p.old_blocks > 8192
+        ));
+        let online = GrowRequest {
+            online: true,
+            ..req(Some(8192))
+        };
+        assert!(matches!(
+            plan(&fs, &online),
             Err(Error::Grow(GrowError::Shrink { .. }))
         ));
         // Mounted since the last check.
