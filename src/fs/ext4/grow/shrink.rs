@@ -41,9 +41,13 @@
 //!
 //! Refused before anything is written, each by name: meta_bg filesystems,
 //! a surviving group whose tables lie past the new end, renumbering with
-//! inline-data directories present (their entries live in the inode), and
-//! what the relocation refuses (a full extent tree block that would have
-//! to split).
+//! inline-data directories present (their entries live in the inode), more
+//! than 2 GiB of blocks to move (the plan holds what it moves in memory:
+//! the image file is cut before the writes), and what the relocation
+//! refuses (a full extent tree block that would have to split).
+//!
+//! `s_kbytes_written` grows by the bytes of ebsim's own batch, not by
+//! what resize2fs's write cache would count.
 
 use super::{
     GrowBody, GrowGroups, GrowOutcome, GrowRequest, finish, fs_stride, load_block_map,
@@ -72,6 +76,9 @@ const EXT4_EA_INODE_FL: u32 = 0x0020_0000;
 /// `EXT4_INLINE_DATA_FL`: the file's data (a directory's entries) lives
 /// in the inode.
 const EXT4_INLINE_DATA_FL: u32 = 0x1000_0000;
+
+/// The most data a shrink moves (held in memory until written).
+const MAX_MOVED_BYTES: u64 = 2 << 30;
 
 fn set_bit(bits: &mut [u64], g: u64) {
     if let Some(w) = bits.get_mut((g / 64) as usize) {
@@ -370,6 +377,16 @@ pub(super) fn build<D: BlockDevice>(
         fdb,
         bpg,
     };
+    // The plan holds the contents it moves until it is written (the image
+    // file is cut before the writes, so they cannot be read then).
+    let moving = to_move.count_in(0..u64::MAX) * bs;
+    if moving > MAX_MOVED_BYTES {
+        return Err(Error::Unsupported(format!(
+            "shrinking to {new_blocks} blocks moves {} MiB of data; ebsim's resize2fs holds what it moves in memory and stops at {} MiB",
+            moving >> 20,
+            MAX_MOVED_BYTES >> 20
+        )));
+    }
     r.move_blocks(fs, &mut mover, &to_move)?;
 
     // inode_scan_and_fix.
@@ -418,8 +435,10 @@ pub(super) fn build<D: BlockDevice>(
                 if u64::from(ino) > start_to_move {
                     new_ino = alloc.next(fs)?.ok_or(Error::Grow(GrowError::NoSpace))?;
                     let ng_new = u64::from(new_ino - 1) / ipg;
-                    // check_inode_uninit clears both uninit flags.
-                    set_bit(mover.touched, ng_new);
+                    if has_group_csum(sb0) && descs0[ng_new as usize].has_flag(BG_INODE_UNINIT) {
+                        // check_inode_uninit clears both uninit flags.
+                        set_bit(mover.touched, ng_new);
+                    }
                     if is_dir {
                         new_dirs[ng_new as usize] += 1;
                     }
