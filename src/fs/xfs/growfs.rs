@@ -172,7 +172,7 @@ pub fn plan<D: BlockDevice>(xfs: &Xfs<D>, req: &GrowRequest) -> Result<GrowPlan>
     let (nb, nagcount) = effective_size(old.agblocks, req.newblocks);
     let nagcount = u32::try_from(nagcount)
         .map_err(|_| Error::Invalid(format!("{nagcount} AGs are more than XFS allows")))?;
-    let mut new = old.clone();
+    let mut new = kernel_sb(&old);
     if let Some(p) = req.imaxpct {
         new.imax_pct = p;
     }
@@ -184,7 +184,7 @@ pub fn plan<D: BlockDevice>(xfs: &Xfs<D>, req: &GrowRequest) -> Result<GrowPlan>
             new: old.clone(),
             new_ags: 0..0,
             extension: Vec::new(),
-            sector: old.to_bytes(),
+            sector: kernel_sb(&old).to_bytes(),
             old_agcount: 0,
             primary: false,
         },
@@ -246,6 +246,21 @@ pub fn plan<D: BlockDevice>(xfs: &Xfs<D>, req: &GrowRequest) -> Result<GrowPlan>
     };
     plan.new = new;
     Ok(plan)
+}
+
+/// The superblock as the mounted kernel writes it back: a quota inode of
+/// 0 (none) is NULLFSINO in memory (`xfs_sb_quota_from_disk`) and a v5
+/// superblock stores the in-memory values, so every superblock a growfs
+/// writes says "null" there (measured: even a mount and unmount turns
+/// mkfs.xfs's 0 into null in the primary).
+fn kernel_sb(old: &Superblock) -> Superblock {
+    let mut sb = old.clone();
+    for q in [&mut sb.uquotino, &mut sb.gquotino, &mut sb.pquotino] {
+        if *q == 0 {
+            *q = super::superblock::NULLFSINO;
+        }
+    }
+    sb
 }
 
 /// An AG's blocks the superblock counts free: free space, the free list
@@ -500,7 +515,7 @@ fn extend_last_ag<D: BlockDevice>(
 fn plan_shrink<D: BlockDevice>(xfs: &Xfs<D>, req: &GrowRequest) -> Result<GrowPlan> {
     let old = xfs.sb().clone();
     let (nb, nagcount) = effective_size(old.agblocks, req.newblocks);
-    let mut new = old.clone();
+    let mut new = kernel_sb(&old);
     if let Some(p) = req.imaxpct {
         new.imax_pct = p;
     }
