@@ -128,9 +128,16 @@ impl Relocation {
         self.itables.iter().any(|(o, n)| o != n)
     }
 
-    /// Bytes written (for `s_kbytes_written`).
+    /// Bytes resize2fs writes for this (for `s_kbytes_written`): every
+    /// moved block (its block mover copies zero blocks too, where ebsim
+    /// leaves a hole) and every other block rewritten.
     pub fn bytes(&self, bs: u64) -> u64 {
-        self.blocks.len() as u64 * bs
+        let moved_zero = self
+            .moves
+            .iter()
+            .filter(|&&(_, dst)| !self.blocks.contains_key(&dst))
+            .count() as u64;
+        (self.blocks.len() as u64 + moved_zero) * bs
     }
 
     /// `block_mover`: each block of `to_move`, in ascending order, to the
