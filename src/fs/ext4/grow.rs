@@ -886,15 +886,7 @@ fn build<D: BlockDevice>(
             max: 0xFFFF_FFFF,
         })
     })?;
-    #[allow(
-        clippy::cast_precision_loss,
-        clippy::cast_possible_truncation,
-        clippy::cast_sign_loss
-    )]
-    {
-        let percent = sb0.s_r_blocks_count as f64 * 100.0 / blocks0 as f64;
-        sb.s_r_blocks_count = (percent * new_blocks as f64 / 100.0) as u64;
-    }
+    sb.s_r_blocks_count = kept_reserve(sb0, new_blocks);
     sb.s_reserved_gdt_blocks = rsv as u16;
     if convert {
         sb.s_feature_compat &= !compat::RESIZE_INODE;
@@ -1135,6 +1127,18 @@ fn build<D: BlockDevice>(
         }
     }
     Ok(finish(head, body, added, (blocks0, desc0, ng0), passes))
+}
+
+/// `adjust_fs_info`'s reserved blocks at `new_blocks`: the old share of
+/// the blocks, in percent as a C double, applied to the new count.
+#[allow(
+    clippy::cast_precision_loss,
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss
+)]
+fn kept_reserve(sb0: &Superblock, new_blocks: u64) -> u64 {
+    let percent = sb0.s_r_blocks_count as f64 * 100.0 / sb0.s_blocks_count as f64;
+    (percent * new_blocks as f64 / 100.0) as u64
 }
 
 /// The finished plan of a resize from `old` (blocks, descriptor blocks,

@@ -479,16 +479,49 @@ fn scan_inodes<D: BlockDevice>(
     patches: &mut Vec<(u32, Vec<u8>)>,
 ) -> Result<(), Error> {
     let sb = fs.superblock();
+    let seed = sb.has_metadata_csum().then(|| sb.csum_seed());
+    each_inode_in_use(fs, &mut |ino, raw| {
+        if ino == RESIZE_INO {
+            return Ok(());
+        }
+        if let Some(new) = fix_inode(fs, r, mover, ino, ino, raw, seed)? {
+            if ino == JOURNAL_INO {
+                let mut ib = [0u8; 60];
+                ib.copy_from_slice(&new[0x28..0x64]);
+                r.journal_blocks = Some(ib);
+            }
+            patches.push((ino, new));
+        }
+        Ok(())
+    })
+}
+
+/// A callback given an inode's number and bytes.
+pub(super) type InodeVisitor<'a> = dyn FnMut(u32, &[u8]) -> Result<(), Error> + 'a;
+
+/// Calls `f` with the number and bytes of every inode in use (links count
+/// not 0), in inode order, as libext2fs's inode scan finds them: with
+/// group checksums, the initialized part of each initialized inode table;
+/// without, every inode.
+pub(super) fn each_inode_in_use<D: BlockDevice>(
+    fs: &Ext4<D>,
+    f: &mut InodeVisitor<'_>,
+) -> Result<(), Error> {
+    let sb = fs.superblock();
     let bs = u64::from(sb.block_size());
     let ipg = u64::from(sb.s_inodes_per_group);
     let isz = u64::from(sb.inode_size());
     let per_block = bs / isz;
-    let seed = sb.has_metadata_csum().then(|| sb.csum_seed());
+    let lazy = super::group_desc::has_group_csum(sb);
     for (g, d) in fs.descriptors().iter().enumerate() {
-        if d.has_flag(BG_INODE_UNINIT) {
+        if lazy && d.has_flag(BG_INODE_UNINIT) {
             continue;
         }
-        let n = ipg.saturating_sub(u64::from(d.bg_itable_unused));
+        let n = if lazy {
+            ipg.saturating_sub(u64::from(d.bg_itable_unused))
+        } else {
+            ipg
+        };
         let mut k = 0;
         while k < n {
             let blk = fs.read_block(d.bg_inode_table + k / per_block)?;
@@ -498,16 +531,8 @@ fn scan_inodes<D: BlockDevice>(
                 let raw = &blk[off..off + isz as usize];
                 let ino = u32::try_from(g as u64 * ipg + k + 1).unwrap_or(u32::MAX);
                 k += 1;
-                if ino == RESIZE_INO || read_u16le(raw, 0x1A) == 0 {
-                    continue;
-                }
-                if let Some(new) = fix_inode(fs, r, mover, ino, ino, raw, seed)? {
-                    if ino == JOURNAL_INO {
-                        let mut ib = [0u8; 60];
-                        ib.copy_from_slice(&new[0x28..0x64]);
-                        r.journal_blocks = Some(ib);
-                    }
-                    patches.push((ino, new));
+                if read_u16le(raw, 0x1A) != 0 {
+                    f(ino, raw)?;
                 }
             }
         }

@@ -50,8 +50,8 @@
 //! what resize2fs's write cache would count.
 
 use super::{
-    GrowBody, GrowGroups, GrowOutcome, GrowRequest, finish, fs_stride, load_block_map,
-    load_inode_groups, rebuilt_resize_inode,
+    GrowBody, GrowGroups, GrowOutcome, GrowRequest, finish, fs_stride, kept_reserve,
+    load_block_map, load_inode_groups, rebuilt_resize_inode,
 };
 use crate::blockdev::{BlockDevice, WriteBatch};
 use crate::bytes::{read_u16le, read_u32le, write_u32le};
@@ -280,15 +280,7 @@ pub(super) fn build<D: BlockDevice>(
     sb.s_overhead_clusters = 0;
     // OK: at most the old count.
     sb.s_inodes_count = (ipg * ng) as u32;
-    #[allow(
-        clippy::cast_precision_loss,
-        clippy::cast_possible_truncation,
-        clippy::cast_sign_loss
-    )]
-    {
-        let percent = sb0.s_r_blocks_count as f64 * 100.0 / blocks0 as f64;
-        sb.s_r_blocks_count = (percent * new_blocks as f64 / 100.0) as u64;
-    }
+    sb.s_r_blocks_count = kept_reserve(sb0, new_blocks);
     sb.s_reserved_gdt_blocks = rsv as u16;
     sb.s_state &= !STATE_ERROR;
     sb.s_wtime = req.now;
@@ -407,64 +399,45 @@ pub(super) fn build<D: BlockDevice>(
     let mut new_dirs = vec![0u32; ng as usize];
     let mut inline_dir = None;
     let now32 = (req.now & 0xFFFF_FFFF) as u32;
-    let isz = u64::from(sb0.inode_size());
-    let per_block = bs / isz;
-    for (g, d) in descs0.iter().enumerate() {
-        if has_group_csum(sb0) && d.has_flag(BG_INODE_UNINIT) {
-            continue;
+    relocate::each_inode_in_use(fs, &mut |ino, raw| {
+        if ino == RESIZE_INO {
+            return Ok(());
         }
-        let n = if has_group_csum(sb0) {
-            ipg.saturating_sub(u64::from(d.bg_itable_unused))
-        } else {
-            ipg
-        };
-        let mut k = 0;
-        while k < n {
-            let blk = fs.read_block(d.bg_inode_table + k / per_block)?;
-            let end = (k - k % per_block + per_block).min(n);
-            while k < end {
-                let off = ((k % per_block) * isz) as usize;
-                let mut raw = blk[off..off + isz as usize].to_vec();
-                let ino = u32::try_from(g as u64 * ipg + k + 1).unwrap_or(u32::MAX);
-                k += 1;
-                if ino == RESIZE_INO || read_u16le(&raw, 0x1A) == 0 {
-                    continue;
-                }
-                let is_dir = read_u16le(&raw, 0) & S_IFMT == S_IFDIR;
-                let mut new_ino = ino;
-                if u64::from(ino) > start_to_move {
-                    new_ino = alloc.next(fs)?.ok_or(Error::Grow(GrowError::NoSpace))?;
-                    let ng_new = u64::from(new_ino - 1) / ipg;
-                    if has_group_csum(sb0) && descs0[ng_new as usize].has_flag(BG_INODE_UNINIT) {
-                        // check_inode_uninit clears both uninit flags.
-                        set_bit(mover.touched, ng_new);
-                    }
-                    if is_dir {
-                        new_dirs[ng_new as usize] += 1;
-                    }
-                    if read_u32le(&raw, 0x20) & EXT4_EA_INODE_FL == 0 {
-                        write_u32le(&mut raw, 0x0C, now32);
-                    }
-                    imap.insert(ino, new_ino);
-                }
-                let fixed = relocate::fix_inode(fs, &mut r, &mut mover, ino, new_ino, &raw, seed)?;
-                if let Some(bytes) = fixed {
-                    if ino == JOURNAL_INO {
-                        let mut ib = [0u8; 60];
-                        ib.copy_from_slice(&bytes[0x28..0x64]);
-                        r.journal_blocks = Some(ib);
-                    }
-                    patches.insert(new_ino, bytes);
-                }
-                if is_dir {
-                    if read_u32le(&raw, 0x20) & EXT4_INLINE_DATA_FL != 0 {
-                        inline_dir = Some(new_ino);
-                    }
-                    dirs.push((new_ino, raw));
-                }
+        let mut raw = raw.to_vec();
+        let is_dir = read_u16le(&raw, 0) & S_IFMT == S_IFDIR;
+        let mut new_ino = ino;
+        if u64::from(ino) > start_to_move {
+            new_ino = alloc.next(fs)?.ok_or(Error::Grow(GrowError::NoSpace))?;
+            let ng_new = u64::from(new_ino - 1) / ipg;
+            if has_group_csum(sb0) && descs0[ng_new as usize].has_flag(BG_INODE_UNINIT) {
+                // check_inode_uninit clears both uninit flags.
+                set_bit(mover.touched, ng_new);
             }
+            if is_dir {
+                new_dirs[ng_new as usize] += 1;
+            }
+            if read_u32le(&raw, 0x20) & EXT4_EA_INODE_FL == 0 {
+                write_u32le(&mut raw, 0x0C, now32);
+            }
+            imap.insert(ino, new_ino);
         }
-    }
+        if let Some(bytes) = relocate::fix_inode(fs, &mut r, &mut mover, ino, new_ino, &raw, seed)?
+        {
+            if ino == JOURNAL_INO {
+                let mut ib = [0u8; 60];
+                ib.copy_from_slice(&bytes[0x28..0x64]);
+                r.journal_blocks = Some(ib);
+            }
+            patches.insert(new_ino, bytes);
+        }
+        if is_dir {
+            if read_u32le(&raw, 0x20) & EXT4_INLINE_DATA_FL != 0 {
+                inline_dir = Some(new_ino);
+            }
+            dirs.push((new_ino, raw));
+        }
+        Ok(())
+    })?;
 
     let mut passes = Vec::new();
     if !r.moves.is_empty() {
