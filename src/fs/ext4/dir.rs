@@ -1,7 +1,6 @@
 //! Directory blocks of a fresh filesystem (root and lost+found), linear
 //! format with the metadata_csum tail entry.
 
-use super::checksum::crc32c_raw;
 use crate::bytes::{write_u16le, write_u32le};
 
 /// `file_type` of a directory entry that is a directory.
@@ -20,14 +19,9 @@ fn entry(b: &mut [u8], off: usize, ino: u32, rec_len: usize, name: &[u8], ft: u8
 
 /// Adds the checksum tail: {inode 0, rec_len 12, name_len 0, 0xDE, crc}.
 fn finish(b: &mut [u8], csum_seed: Option<u32>) {
-    let Some(seed) = csum_seed else { return };
-    let t = b.len() - TAIL_LEN;
-    write_u32le(b, t, 0);
-    write_u16le(b, t + 4, TAIL_LEN as u16);
-    b[t + 6] = 0;
-    b[t + 7] = 0xDE;
-    let c = crc32c_raw(seed, &b[..t]);
-    write_u32le(b, t + 8, c);
+    if let Some(seed) = csum_seed {
+        super::files::dirent::write_tail(b, seed);
+    }
 }
 
 /// The usable length of a block (the tail excluded when checksummed).

@@ -1042,10 +1042,7 @@ fn build<D: BlockDevice>(
     if let Some(ib) = body.reloc.as_ref().and_then(|r| r.journal_blocks) {
         // fix_sb_journal_backup: the superblock's copy of the journal
         // inode's block map follows it.
-        let sb = &mut body.groups.sb;
-        for (i, w) in sb.s_jnl_blocks.iter_mut().take(15).enumerate() {
-            *w = crate::bytes::read_u32le(&ib, i * 4);
-        }
+        body.groups.sb.set_jnl_blocks(&ib);
     }
     if convert && resize_inode {
         // ext4_convert_meta_bg: the resize inode keeps its mode, size and
@@ -1064,14 +1061,7 @@ fn build<D: BlockDevice>(
             ino.to_bytes(RESIZE_INO, sb.has_metadata_csum().then(|| sb.csum_seed())),
         ));
     } else if resize_inode {
-        let geo = ResizeGeometry {
-            block_size: bs,
-            first_data_block: fdb,
-            desc_blocks: desc,
-            reserved_gdt_blocks: rsv,
-            groups: ng,
-            blocks_per_group: bpg,
-        };
+        let geo = ResizeGeometry::of(&body.groups.sb);
         if let Some(mut r) = body.reloc.take() {
             let (ino, dind, _) = resize_inode_fields(fs, &body, req, &geo)?;
             // The double indirect block may have moved; it ends up zeroed

@@ -684,9 +684,7 @@ pub fn plan(dev_size: u64, opts: &MkfsOptions) -> Result<MkfsPlan, Error> {
             now32,
         );
         put(inode::JOURNAL_INO, &jino);
-        for (i, w) in sb.s_jnl_blocks.iter_mut().take(15).enumerate() {
-            *w = crate::bytes::read_u32le(&jroot, i * 4);
-        }
+        sb.set_jnl_blocks(&jroot);
         sb.s_jnl_blocks[15] = ((g.journal_blocks * bs) >> 32) as u32;
         sb.s_jnl_blocks[16] = ((g.journal_blocks * bs) & 0xFFFF_FFFF) as u32;
     }

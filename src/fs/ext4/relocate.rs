@@ -96,7 +96,8 @@ enum Kind {
     InodeTable,
 }
 
-fn set_bit(bits: &mut [u64], g: u64) {
+/// Sets bit `g` of a group bitmap kept as 64-bit words (out of range: no-op).
+pub(super) fn set_bit(bits: &mut [u64], g: u64) {
     if let Some(w) = bits.get_mut((g / 64) as usize) {
         *w |= 1 << (g % 64);
     }
@@ -240,6 +241,24 @@ impl Mover<'_> {
     }
 }
 
+/// `mark_table_blocks`: every group's superblock and descriptor area,
+/// bitmaps and inode table.
+pub(super) fn mark_table_blocks<D: BlockDevice>(fs: &Ext4<D>) -> BlockSet {
+    let sb = fs.superblock();
+    let fdb = u64::from(sb.s_first_data_block);
+    let bpg = u64::from(sb.s_blocks_per_group);
+    let itb = sb.inode_table_blocks();
+    let mut meta = BlockSet::new();
+    for (g, d) in (0u64..).zip(fs.descriptors()) {
+        let first = fdb + g * bpg;
+        meta.insert(first..first + sb.base_meta_blocks(g));
+        meta.insert_block(d.bg_block_bitmap);
+        meta.insert_block(d.bg_inode_bitmap);
+        meta.insert(d.bg_inode_table..d.bg_inode_table + itb);
+    }
+    meta
+}
+
 /// Plans the relocation. `fs` is the filesystem before the grow.
 pub(super) fn plan<D: BlockDevice>(fs: &Ext4<D>, inp: Input<'_>) -> Result<Relocation, Error> {
     let sb0 = fs.superblock();
@@ -265,14 +284,7 @@ pub(super) fn plan<D: BlockDevice>(fs: &Ext4<D>, inp: Input<'_>) -> Result<Reloc
         .collect();
 
     // The old filesystem's metadata (`mark_table_blocks` on the old one).
-    let mut old_meta = BlockSet::new();
-    for (g, t) in old_locs.iter().enumerate() {
-        let first = first_of(g as u64);
-        old_meta.insert(first..first + sb0.base_meta_blocks(g as u64));
-        old_meta.insert_block(t.block_bitmap);
-        old_meta.insert_block(t.inode_bitmap);
-        old_meta.insert(t.inode_table..t.inode_table + itb);
-    }
+    let old_meta = mark_table_blocks(fs);
     // The reserve map: the new filesystem's metadata where the old
     // groups' tables may be placed again (their flex groups), the old
     // tables included.

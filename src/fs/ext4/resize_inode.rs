@@ -74,6 +74,20 @@ pub fn build(g: &ResizeGeometry) -> ResizeBlocks {
 }
 
 impl ResizeGeometry {
+    /// The geometry a superblock describes (its group count, descriptor
+    /// blocks and reserved GDT blocks), as resize2fs rebuilds the inode
+    /// for the resized filesystem.
+    pub fn of(sb: &super::superblock::Superblock) -> Self {
+        ResizeGeometry {
+            block_size: u64::from(sb.block_size()),
+            first_data_block: u64::from(sb.s_first_data_block),
+            desc_blocks: sb.desc_blocks(),
+            reserved_gdt_blocks: u64::from(sb.s_reserved_gdt_blocks),
+            groups: sb.group_count(),
+            blocks_per_group: u64::from(sb.s_blocks_per_group),
+        }
+    }
+
     /// The primary reserved GDT blocks: right after group 0's descriptors.
     pub fn primary_reserved(&self) -> std::ops::Range<u64> {
         let first = self.first_data_block + 1 + self.desc_blocks;

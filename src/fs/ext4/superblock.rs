@@ -527,6 +527,14 @@ impl Superblock {
         self.has_compat(compat::HAS_JOURNAL)
     }
 
+    /// `s_jnl_blocks[0..15]`: the backup of the journal inode's block
+    /// map (`i_block`, 60 bytes) that e2fsck can restore the journal from.
+    pub fn set_jnl_blocks(&mut self, i_block: &[u8]) {
+        for (i, w) in self.s_jnl_blocks.iter_mut().take(15).enumerate() {
+            *w = crate::bytes::read_u32le(i_block, i * 4);
+        }
+    }
+
     /// The seed metadata checksums start from.
     pub fn csum_seed(&self) -> u32 {
         if self.has_incompat(incompat::CSUM_SEED) {

@@ -52,7 +52,8 @@ fn rec_len_to_disk(len: usize, bs: usize) -> u16 {
     }
 }
 
-fn rec_len_from_disk(v: u16, bs: usize) -> usize {
+/// A rec_len as stored (`ext2fs_get_rec_len`), in bytes.
+pub fn rec_len_from_disk(v: u16, bs: usize) -> usize {
     if bs < 65536 {
         usize::from(v)
     } else if v == 0xFFFF || v == 0 {
@@ -206,15 +207,22 @@ pub fn write_block(entries: &[Entry], bs: usize, seed: Option<u32>) -> Option<Ve
         off += rl;
     }
     if let Some(seed) = seed {
-        let t = bs - TAIL_LEN;
-        write_u32le(&mut b, t, 0);
-        write_u16le(&mut b, t + 4, TAIL_LEN as u16);
-        b[t + 6] = 0;
-        b[t + 7] = TAIL_FT;
-        let c = crc32c_raw(seed, &b[..t]);
-        write_u32le(&mut b, t + 8, c);
+        write_tail(&mut b, seed);
     }
     Some(b)
+}
+
+/// Writes the checksum tail over the last 12 bytes of a leaf block: an
+/// entry of inode 0, rec_len 12, name_len 0 and file type 0xDE, ending in
+/// the CRC32C (from the directory's seed) of everything before it.
+pub fn write_tail(b: &mut [u8], seed: u32) {
+    let t = b.len() - TAIL_LEN;
+    write_u32le(b, t, 0);
+    write_u16le(b, t + 4, TAIL_LEN as u16);
+    b[t + 6] = 0;
+    b[t + 7] = TAIL_FT;
+    let c = crc32c_raw(seed, &b[..t]);
+    write_u32le(b, t + 8, c);
 }
 
 /// Bytes `entries` take in a block.

@@ -59,10 +59,11 @@ use crate::fs::ext4::bitmap::{BlockSet, count_and_last, set_bits, test_bit};
 use crate::fs::ext4::checksum::crc32c_raw;
 use crate::fs::ext4::error::{Error, GrowError};
 use crate::fs::ext4::features::compat;
+use crate::fs::ext4::files::dirent;
 use crate::fs::ext4::fs::Ext4;
 use crate::fs::ext4::group_desc::{BG_BLOCK_UNINIT, BG_INODE_UNINIT, GroupDesc, has_group_csum};
 use crate::fs::ext4::inode::{Inode, JOURNAL_INO, RESIZE_INO, inode_seed};
-use crate::fs::ext4::relocate::{self, Mover, Relocation};
+use crate::fs::ext4::relocate::{self, Mover, Relocation, set_bit};
 use crate::fs::ext4::resize_inode::ResizeGeometry;
 use crate::fs::ext4::superblock::STATE_ERROR;
 use crate::fs::ext4::tables;
@@ -79,12 +80,6 @@ const EXT4_INLINE_DATA_FL: u32 = 0x1000_0000;
 
 /// The most data a shrink moves (held in memory until written).
 const MAX_MOVED_BYTES: u64 = 2 << 30;
-
-fn set_bit(bits: &mut [u64], g: u64) {
-    if let Some(w) = bits.get_mut((g / 64) as usize) {
-        *w |= 1 << (g % 64);
-    }
-}
 
 /// `ext2fs_new_inode(fs, 0, ...)` over the new filesystem's inode bitmaps,
 /// loaded as the search reaches them. Nothing is freed while inodes move,
@@ -148,16 +143,8 @@ impl InodeAlloc {
     }
 }
 
-/// `ext2fs_get_rec_len`.
 fn rec_len(b: &[u8], off: usize, bs: usize) -> usize {
-    let raw = usize::from(read_u16le(b, off + 4));
-    if bs < 65536 {
-        raw
-    } else if raw == 65535 || raw == 0 {
-        bs
-    } else {
-        (raw & 65532) | ((raw & 3) << 16)
-    }
+    dirent::rec_len_from_disk(read_u16le(b, off + 4), bs)
 }
 
 /// True when the block ends in a leaf checksum tail (`__get_dirent_tail`).
@@ -205,8 +192,7 @@ fn dx_count_offset(b: &[u8]) -> Option<usize> {
 fn set_dir_block_csum(b: &mut [u8], dir_seed: u32) {
     let bs = b.len();
     if has_leaf_tail(b) {
-        let c = crc32c_raw(dir_seed, &b[..bs - 12]);
-        write_u32le(b, bs - 4, c);
+        dirent::write_tail(b, dir_seed);
         return;
     }
     let Some(off) = dx_count_offset(b) else {
@@ -290,14 +276,7 @@ pub(super) fn build<D: BlockDevice>(
     // The old filesystem's blocks and metadata.
     let old_used = load_block_map(fs)?;
     let inodes0 = load_inode_groups(fs)?;
-    let mut old_meta = BlockSet::new();
-    for (g, d) in descs0.iter().enumerate() {
-        let first = fdb + g as u64 * bpg;
-        old_meta.insert(first..first + sb0.base_meta_blocks(g as u64));
-        old_meta.insert_block(d.bg_block_bitmap);
-        old_meta.insert_block(d.bg_inode_bitmap);
-        old_meta.insert(d.bg_inode_table..d.bg_inode_table + itb);
-    }
+    let old_meta = relocate::mark_table_blocks(fs);
     let mut touched = vec![0u64; usize::try_from(ng.div_ceil(64)).unwrap_or(0)];
     let group_of = |b: u64| (b - fdb) / bpg;
 
@@ -341,14 +320,13 @@ pub(super) fn build<D: BlockDevice>(
                     .get(g as usize)
                     .is_some_and(|d| d.has_flag(BG_BLOCK_UNINIT));
             if !uninit {
-                for x in b..gend {
-                    if !old_meta.contains(x) {
-                        to_move.insert_block(x);
-                    }
-                }
+                to_move.insert(b..gend);
             }
             b = gend;
         }
+    }
+    for m in old_meta.runs_in(new_blocks..blocks0) {
+        to_move.remove(m);
     }
 
     // block_mover: the allocator avoids everything the old filesystem used.
@@ -562,9 +540,7 @@ pub(super) fn build<D: BlockDevice>(
     groups.sb.s_free_inodes_count = free_inodes as u32;
     if let Some(ib) = r.journal_blocks {
         // fix_sb_journal_backup.
-        for (i, w) in groups.sb.s_jnl_blocks.iter_mut().take(15).enumerate() {
-            *w = read_u32le(&ib, i * 4);
-        }
+        groups.sb.set_jnl_blocks(&ib);
     }
     let mut body = GrowBody {
         groups,
@@ -574,14 +550,7 @@ pub(super) fn build<D: BlockDevice>(
         reloc: Some(r),
     };
     if resize_inode {
-        let geo = ResizeGeometry {
-            block_size: bs,
-            first_data_block: fdb,
-            desc_blocks: desc,
-            reserved_gdt_blocks: rsv,
-            groups: ng,
-            blocks_per_group: bpg,
-        };
+        let geo = ResizeGeometry::of(&body.groups.sb);
         rebuilt_resize_inode(fs, &mut body, req, geo)?;
     }
     let added =
